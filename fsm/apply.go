@@ -1,0 +1,475 @@
+package fsm
+
+import (
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// apply dispatches one command. Each applyXxx validates everything first and mutates only
+// when the whole command is valid, so a failed command leaves no trace.
+func apply(t *tables, index uint64, cmd *statev1.Command) error {
+	if cmd == nil {
+		return invalid("empty command")
+	}
+	now := cmd.GetTime()
+	switch op := cmd.Op.(type) {
+	case *statev1.Command_CreateComponent:
+		return t.createComponent(index, now, op.CreateComponent)
+	case *statev1.Command_UpdateComponentSpec:
+		return t.updateComponentSpec(index, now, op.UpdateComponentSpec)
+	case *statev1.Command_SetComponentDesired:
+		return t.setComponentDesired(index, now, op.SetComponentDesired)
+	case *statev1.Command_ScaleComponent:
+		return t.scaleComponent(index, now, op.ScaleComponent)
+	case *statev1.Command_DeleteComponent:
+		return t.deleteComponent(op.DeleteComponent)
+	case *statev1.Command_RegisterNode:
+		return t.registerNode(index, now, op.RegisterNode)
+	case *statev1.Command_SetNodeStatus:
+		return t.setNodeStatus(index, op.SetNodeStatus)
+	case *statev1.Command_RemoveNode:
+		return t.removeNode(index, op.RemoveNode)
+	case *statev1.Command_CreateDeployment:
+		return t.createDeployment(index, now, op.CreateDeployment)
+	case *statev1.Command_SetDeploymentStatus:
+		return t.setDeploymentStatus(index, now, op.SetDeploymentStatus)
+	case *statev1.Command_ActivateDeployment:
+		return t.activateDeployment(index, now, op.ActivateDeployment)
+	case *statev1.Command_PutPlacements:
+		return t.putPlacements(index, op.PutPlacements)
+	case *statev1.Command_SetPlacementObserved:
+		return t.setPlacementObserved(index, op.SetPlacementObserved)
+	case *statev1.Command_DeletePlacements:
+		return t.deletePlacements(op.DeletePlacements)
+	case *statev1.Command_CreateUser:
+		return t.createUser(now, op.CreateUser)
+	case *statev1.Command_CreateApiToken:
+		return t.createAPIToken(now, op.CreateApiToken)
+	case *statev1.Command_DeleteApiToken:
+		return t.deleteAPIToken(op.DeleteApiToken)
+	case *statev1.Command_PutGithubLink:
+		return t.putGithubLink(op.PutGithubLink)
+	case *statev1.Command_DeleteGithubLink:
+		return t.deleteGithubLink(op.DeleteGithubLink)
+	case nil:
+		if cmd.GetIgnoreIfUnknown() {
+			return nil
+		}
+		return ErrUnknownCommand
+	default:
+		return ErrUnknownCommand
+	}
+}
+
+// ---- components ----
+
+func (t *tables) createComponent(index uint64, now *timestamppb.Timestamp, op *statev1.CreateComponent) error {
+	c := op.GetComponent()
+	if c == nil || c.Id == "" {
+		return invalid("component id is missing")
+	}
+	if err := ValidName(c.Name); err != nil {
+		return err
+	}
+	if _, ok := t.components[c.Id]; ok {
+		return exists("component id", c.Id)
+	}
+	if _, ok := t.byName[c.Name]; ok {
+		return exists("component", c.Name)
+	}
+	if err := validRuntime(c.Runtime); err != nil {
+		return err
+	}
+	if err := validSource(c.Source); err != nil {
+		return err
+	}
+	if err := ValidSpec(c.Runtime, c.Spec); err != nil {
+		return err
+	}
+	if c.Replicas < c.Spec.ScaleMin || c.Replicas > c.Spec.ScaleMax {
+		return invalid("replicas %d outside scale.min..scale.max (%d..%d)", c.Replicas, c.Spec.ScaleMin, c.Spec.ScaleMax)
+	}
+	if c.ActiveDeploymentId != "" {
+		return invalid("a new component has no active deployment")
+	}
+	switch c.Desired {
+	case statev1.DesiredState_DESIRED_STATE_UNSPECIFIED:
+	case statev1.DesiredState_DESIRED_STATE_RUNNING, statev1.DesiredState_DESIRED_STATE_PAUSED:
+	default:
+		return invalid("desired state %d is unknown", c.Desired)
+	}
+	c = clone(c)
+	if c.Desired == statev1.DesiredState_DESIRED_STATE_UNSPECIFIED {
+		c.Desired = statev1.DesiredState_DESIRED_STATE_RUNNING
+	}
+	c.CreateTime, c.UpdateTime = now, now
+	c.CreateIndex, c.ModifyIndex = index, index
+	t.components[c.Id] = c
+	t.byName[c.Name] = c.Id
+	return nil
+}
+
+func (t *tables) component(name string) (*statev1.Component, error) {
+	id, ok := t.byName[name]
+	if !ok {
+		return nil, notFound("component", name)
+	}
+	return t.components[id], nil
+}
+
+func (t *tables) updateComponentSpec(index uint64, now *timestamppb.Timestamp, op *statev1.UpdateComponentSpec) error {
+	c, err := t.component(op.GetName())
+	if err != nil {
+		return err
+	}
+	if err := ValidSpec(c.Runtime, op.GetSpec()); err != nil {
+		return err
+	}
+	c.Spec = clone(op.Spec)
+	c.Replicas = min(max(c.Replicas, c.Spec.ScaleMin), c.Spec.ScaleMax)
+	c.UpdateTime, c.ModifyIndex = now, index
+	return nil
+}
+
+func (t *tables) setComponentDesired(index uint64, now *timestamppb.Timestamp, op *statev1.SetComponentDesired) error {
+	c, err := t.component(op.GetName())
+	if err != nil {
+		return err
+	}
+	switch op.Desired {
+	case statev1.DesiredState_DESIRED_STATE_RUNNING, statev1.DesiredState_DESIRED_STATE_PAUSED:
+	default:
+		return invalid("desired state must be running or paused")
+	}
+	c.Desired = op.Desired
+	c.UpdateTime, c.ModifyIndex = now, index
+	return nil
+}
+
+func (t *tables) scaleComponent(index uint64, now *timestamppb.Timestamp, op *statev1.ScaleComponent) error {
+	c, err := t.component(op.GetName())
+	if err != nil {
+		return err
+	}
+	if op.Replicas < c.Spec.GetScaleMin() || op.Replicas > c.Spec.GetScaleMax() {
+		return invalid("replicas %d outside scale.min..scale.max (%d..%d) of %q", op.Replicas, c.Spec.GetScaleMin(), c.Spec.GetScaleMax(), c.Name)
+	}
+	c.Replicas = op.Replicas
+	c.UpdateTime, c.ModifyIndex = now, index
+	return nil
+}
+
+// deleteComponent removes a component with its deployments, placements and GitHub link.
+func (t *tables) deleteComponent(op *statev1.DeleteComponent) error {
+	c, err := t.component(op.GetName())
+	if err != nil {
+		return err
+	}
+	for id, d := range t.deployments {
+		if d.ComponentId == c.Id {
+			delete(t.deployments, id)
+		}
+	}
+	for id, p := range t.placements {
+		if p.ComponentId == c.Id {
+			delete(t.placements, id)
+		}
+	}
+	delete(t.links, c.Id)
+	delete(t.byName, c.Name)
+	delete(t.components, c.Id)
+	return nil
+}
+
+// ---- nodes ----
+
+func (t *tables) registerNode(index uint64, now *timestamppb.Timestamp, op *statev1.RegisterNode) error {
+	n := op.GetNode()
+	if n == nil || n.Id == "" {
+		return invalid("node id is missing")
+	}
+	if n.RaftAddr == "" || n.ApiAddr == "" {
+		return invalid("node %q needs raft and api addresses", n.Id)
+	}
+	for _, rt := range n.Runtimes {
+		if err := validRuntime(rt); err != nil {
+			return err
+		}
+	}
+	n = clone(n)
+	if n.Status == statev1.NodeStatus_NODE_STATUS_UNSPECIFIED {
+		n.Status = statev1.NodeStatus_NODE_STATUS_READY
+	}
+	if err := validNodeStatus(n.Status); err != nil {
+		return err
+	}
+	n.RegisterTime = now
+	n.CreateIndex, n.ModifyIndex = index, index
+	if old, ok := t.nodes[n.Id]; ok {
+		n.CreateIndex = old.CreateIndex
+	}
+	t.nodes[n.Id] = n
+	return nil
+}
+
+func validNodeStatus(s statev1.NodeStatus) error {
+	switch s {
+	case statev1.NodeStatus_NODE_STATUS_READY, statev1.NodeStatus_NODE_STATUS_DOWN, statev1.NodeStatus_NODE_STATUS_DRAINING:
+		return nil
+	}
+	return invalid("node status %d is unknown", s)
+}
+
+func (t *tables) setNodeStatus(index uint64, op *statev1.SetNodeStatus) error {
+	n, ok := t.nodes[op.GetId()]
+	if !ok {
+		return notFound("node", op.GetId())
+	}
+	if err := validNodeStatus(op.Status); err != nil {
+		return err
+	}
+	n.Status, n.ModifyIndex = op.Status, index
+	return nil
+}
+
+// removeNode forgets a node; its placements are marked lost so the scheduler replaces them.
+func (t *tables) removeNode(index uint64, op *statev1.RemoveNode) error {
+	if _, ok := t.nodes[op.GetId()]; !ok {
+		return notFound("node", op.GetId())
+	}
+	for _, p := range t.placements {
+		if p.NodeId == op.Id {
+			p.Observed, p.Reason, p.ModifyIndex = statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST, "node removed", index
+		}
+	}
+	delete(t.nodes, op.Id)
+	return nil
+}
+
+// ---- deployments ----
+
+func (t *tables) createDeployment(index uint64, now *timestamppb.Timestamp, op *statev1.CreateDeployment) error {
+	d := op.GetDeployment()
+	if d == nil || d.Id == "" {
+		return invalid("deployment id is missing")
+	}
+	if _, ok := t.deployments[d.Id]; ok {
+		return exists("deployment", d.Id)
+	}
+	if _, ok := t.components[d.ComponentId]; !ok {
+		return notFound("component id", d.ComponentId)
+	}
+	d = clone(d)
+	if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_UNSPECIFIED {
+		d.Status = statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING
+	}
+	if d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING && d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
+		return invalid("a new deployment is pending or ready")
+	}
+	if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY && d.ArtifactDigest == "" {
+		return invalid("a ready deployment needs an artifact digest")
+	}
+	d.CreateTime, d.UpdateTime = now, now
+	d.CreateIndex, d.ModifyIndex = index, index
+	t.deployments[d.Id] = d
+	return nil
+}
+
+func terminal(s statev1.DeploymentStatus) bool {
+	return s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY || s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED
+}
+
+func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, op *statev1.SetDeploymentStatus) error {
+	d, ok := t.deployments[op.GetId()]
+	if !ok {
+		return notFound("deployment", op.GetId())
+	}
+	switch op.Status {
+	case statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING, statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY:
+		if terminal(d.Status) {
+			return invalid("deployment %q is already %s", d.Id, d.Status)
+		}
+	case statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED:
+		if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
+			return invalid("deployment %q has already failed", d.Id)
+		}
+	default:
+		return invalid("deployment status can only move to building, ready or failed")
+	}
+	if op.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY && op.ArtifactDigest == "" && d.ArtifactDigest == "" {
+		return invalid("a ready deployment needs an artifact digest")
+	}
+	d.Status, d.Error = op.Status, op.Error
+	if op.ArtifactDigest != "" {
+		d.ArtifactDigest = op.ArtifactDigest
+	}
+	d.UpdateTime, d.ModifyIndex = now, index
+	return nil
+}
+
+func (t *tables) activateDeployment(index uint64, now *timestamppb.Timestamp, op *statev1.ActivateDeployment) error {
+	c, ok := t.components[op.GetComponentId()]
+	if !ok {
+		return notFound("component id", op.GetComponentId())
+	}
+	d, ok := t.deployments[op.GetDeploymentId()]
+	if !ok {
+		return notFound("deployment", op.GetDeploymentId())
+	}
+	if d.ComponentId != c.Id {
+		return invalid("deployment %q belongs to another component", d.Id)
+	}
+	if d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
+		return invalid("deployment %q is %s, not ready", d.Id, d.Status)
+	}
+	c.ActiveDeploymentId = d.Id
+	c.UpdateTime, c.ModifyIndex = now, index
+	return nil
+}
+
+// ---- placements ----
+
+func (t *tables) putPlacements(index uint64, op *statev1.PutPlacements) error {
+	seen := map[string]bool{}
+	for _, p := range op.GetPlacements() {
+		if p.GetId() == "" {
+			return invalid("placement id is missing")
+		}
+		if seen[p.Id] {
+			return invalid("placement %q appears twice", p.Id)
+		}
+		seen[p.Id] = true
+		c, ok := t.components[p.ComponentId]
+		if !ok {
+			return notFound("component id", p.ComponentId)
+		}
+		if d, ok := t.deployments[p.DeploymentId]; !ok || d.ComponentId != c.Id {
+			return invalid("placement %q: deployment %q is not one of component %q", p.Id, p.DeploymentId, c.Name)
+		}
+		if _, ok := t.nodes[p.NodeId]; !ok {
+			return notFound("node", p.NodeId)
+		}
+		switch p.Desired {
+		case statev1.PlacementDesired_PLACEMENT_DESIRED_RUN, statev1.PlacementDesired_PLACEMENT_DESIRED_STOP:
+		default:
+			return invalid("placement %q: desired must be run or stop", p.Id)
+		}
+		if old, ok := t.placements[p.Id]; ok {
+			if old.NodeId != p.NodeId || old.ComponentId != p.ComponentId {
+				return invalid("placement %q cannot move to another node or component", p.Id)
+			}
+			if p.Epoch < old.Epoch {
+				return invalid("placement %q: epoch %d is older than %d", p.Id, p.Epoch, old.Epoch)
+			}
+		}
+	}
+	for _, p := range op.GetPlacements() {
+		p = clone(p)
+		p.CreateIndex, p.ModifyIndex = index, index
+		if old, ok := t.placements[p.Id]; ok {
+			p.CreateIndex = old.CreateIndex
+		}
+		t.placements[p.Id] = p
+	}
+	return nil
+}
+
+func (t *tables) setPlacementObserved(index uint64, op *statev1.SetPlacementObserved) error {
+	p, ok := t.placements[op.GetId()]
+	if !ok {
+		return notFound("placement", op.GetId())
+	}
+	if op.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_UNSPECIFIED || op.Observed > statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST {
+		return invalid("placement observed state %d is unknown", op.Observed)
+	}
+	p.Observed, p.Reason, p.ModifyIndex = op.Observed, op.Reason, index
+	return nil
+}
+
+func (t *tables) deletePlacements(op *statev1.DeletePlacements) error {
+	for _, id := range op.GetIds() {
+		if _, ok := t.placements[id]; !ok {
+			return notFound("placement", id)
+		}
+	}
+	for _, id := range op.GetIds() {
+		delete(t.placements, id)
+	}
+	return nil
+}
+
+// ---- users, tokens, GitHub links ----
+
+func (t *tables) createUser(now *timestamppb.Timestamp, op *statev1.CreateUser) error {
+	u := op.GetUser()
+	if u == nil || u.Id == "" || u.Name == "" {
+		return invalid("user needs an id and a name")
+	}
+	if _, ok := t.users[u.Id]; ok {
+		return exists("user", u.Id)
+	}
+	for _, o := range t.users {
+		if o.Name == u.Name {
+			return exists("user", u.Name)
+		}
+	}
+	u = clone(u)
+	u.CreateTime = now
+	t.users[u.Id] = u
+	return nil
+}
+
+func (t *tables) createAPIToken(now *timestamppb.Timestamp, op *statev1.CreateApiToken) error {
+	k := op.GetToken()
+	if k == nil || k.Id == "" {
+		return invalid("token id is missing")
+	}
+	if len(k.Sha256) != 32 {
+		return invalid("token hash must be 32 bytes of SHA-256")
+	}
+	if _, ok := t.users[k.UserId]; !ok {
+		return notFound("user", k.UserId)
+	}
+	if _, ok := t.tokens[k.Id]; ok {
+		return exists("token", k.Id)
+	}
+	k = clone(k)
+	k.CreateTime = now
+	t.tokens[k.Id] = k
+	return nil
+}
+
+func (t *tables) deleteAPIToken(op *statev1.DeleteApiToken) error {
+	if _, ok := t.tokens[op.GetId()]; !ok {
+		return notFound("token", op.GetId())
+	}
+	delete(t.tokens, op.Id)
+	return nil
+}
+
+func (t *tables) putGithubLink(op *statev1.PutGithubLink) error {
+	l := op.GetLink()
+	if l == nil {
+		return invalid("link is missing")
+	}
+	if _, ok := t.components[l.ComponentId]; !ok {
+		return notFound("component id", l.ComponentId)
+	}
+	if err := validSource(&statev1.Source{GithubRepo: l.Repo, Branch: l.Branch}); err != nil {
+		return err
+	}
+	if l.Repo == "" {
+		return invalid("link needs a repository")
+	}
+	t.links[l.ComponentId] = clone(l)
+	return nil
+}
+
+func (t *tables) deleteGithubLink(op *statev1.DeleteGithubLink) error {
+	if _, ok := t.links[op.GetComponentId()]; !ok {
+		return notFound("github link", op.GetComponentId())
+	}
+	delete(t.links, op.ComponentId)
+	return nil
+}

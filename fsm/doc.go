@@ -1,0 +1,9 @@
+// Package fsm owns v9's replicated state machine: the entities of a cluster (components,
+// deployments, nodes, placements, users, API tokens, GitHub links), the commands that change
+// them, snapshots, and the read queries every other package uses.
+//
+// Apply is pure and deterministic: no clock, randomness or I/O. Times and ids arrive inside the
+// command, stamped by the leader. A bad command never panics; it yields an error value that
+// travels back to the writer through the Raft future's response. Readers get copies, never
+// pointers into the live state, and can block until the state passes a Raft index.
+package fsm

@@ -1,0 +1,32 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by Apply and the read queries. Callers test them with errors.Is.
+var (
+	// ErrNotFound: the named entity does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyExists: an entity with that id or name exists.
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrInvalid: the command breaks a rule of the state (bad name, bad spec, bad reference).
+	ErrInvalid = errors.New("invalid")
+	// ErrUnknownCommand: the command carries no operation this version knows.
+	ErrUnknownCommand = errors.New("unknown command")
+	// ErrDecode: the log entry is not a Command.
+	ErrDecode = errors.New("cannot decode command")
+)
+
+func notFound(kind, key string) error {
+	return fmt.Errorf("%s %q: %w", kind, key, ErrNotFound)
+}
+
+func exists(kind, key string) error {
+	return fmt.Errorf("%s %q: %w", kind, key, ErrAlreadyExists)
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}

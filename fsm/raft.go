@@ -1,0 +1,109 @@
+package fsm
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// maxSnapshot bounds what Restore reads, so a corrupt snapshot cannot exhaust memory.
+const maxSnapshot = 1 << 30
+
+// Result is what FSM.Apply returns through raft's ApplyFuture.Response().
+type Result struct {
+	Index uint64
+	Err   error
+}
+
+// FSM adapts a Store to hashicorp/raft.
+type FSM struct {
+	Store *Store
+}
+
+var _ raft.FSM = (*FSM)(nil)
+
+// New returns an FSM over a fresh Store.
+func New() *FSM { return &FSM{Store: NewStore()} }
+
+// EncodeCommand serializes cmd for the Raft log.
+func EncodeCommand(cmd *statev1.Command) ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(cmd)
+}
+
+// DecodeCommand parses a log entry.
+func DecodeCommand(b []byte) (*statev1.Command, error) {
+	var cmd statev1.Command
+	if err := proto.Unmarshal(b, &cmd); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
+	}
+	return &cmd, nil
+}
+
+// Apply implements raft.FSM. It always returns a *Result.
+func (f *FSM) Apply(l *raft.Log) any {
+	cmd, err := DecodeCommand(l.Data)
+	if err != nil {
+		// Advance the index all the same, so every replica stays in step.
+		_ = f.Store.Apply(l.Index, &statev1.Command{IgnoreIfUnknown: true})
+		return &Result{Index: l.Index, Err: err}
+	}
+	return &Result{Index: l.Index, Err: f.Store.Apply(l.Index, cmd)}
+}
+
+// Snapshot captures the state; Persist does the encoding and I/O.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &snapshot{state: f.Store.State()}, nil
+}
+
+// Restore replaces the whole state with the snapshot in r.
+func (f *FSM) Restore(r io.ReadCloser) error {
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, maxSnapshot+1))
+	if err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
+	if len(b) > maxSnapshot {
+		return fmt.Errorf("snapshot larger than %d bytes", maxSnapshot)
+	}
+	s, err := DecodeSnapshot(b)
+	if err != nil {
+		return err
+	}
+	return f.Store.Restore(s)
+}
+
+// EncodeSnapshot serializes a state deterministically: the same state yields the same bytes.
+func EncodeSnapshot(s *statev1.State) ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(s)
+}
+
+// DecodeSnapshot parses a snapshot.
+func DecodeSnapshot(b []byte) (*statev1.State, error) {
+	var s statev1.State
+	if err := proto.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("decode snapshot: %w", err)
+	}
+	return &s, nil
+}
+
+type snapshot struct {
+	state *statev1.State
+}
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	b, err := EncodeSnapshot(s.state)
+	if err == nil {
+		_, err = sink.Write(b)
+	}
+	if err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() {}

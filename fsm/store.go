@@ -1,0 +1,192 @@
+package fsm
+
+import (
+	"context"
+	"sort"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// Store is the in-memory replicated state. Apply changes it; the read methods return copies.
+// It needs no Raft: the Raft adapter (FSM) and the tests drive it directly.
+type Store struct {
+	mu      sync.RWMutex
+	s       *tables
+	changed chan struct{} // closed and replaced whenever index moves
+}
+
+// tables is the state proper. Only Apply and Restore write it, under Store.mu.
+type tables struct {
+	index       uint64
+	components  map[string]*statev1.Component // by id
+	byName      map[string]string             // component name -> id
+	deployments map[string]*statev1.Deployment
+	nodes       map[string]*statev1.Node
+	placements  map[string]*statev1.Placement
+	users       map[string]*statev1.User
+	tokens      map[string]*statev1.ApiToken
+	links       map[string]*statev1.GithubLink // by component id
+}
+
+func newTables() *tables {
+	return &tables{
+		components:  map[string]*statev1.Component{},
+		byName:      map[string]string{},
+		deployments: map[string]*statev1.Deployment{},
+		nodes:       map[string]*statev1.Node{},
+		placements:  map[string]*statev1.Placement{},
+		users:       map[string]*statev1.User{},
+		tokens:      map[string]*statev1.ApiToken{},
+		links:       map[string]*statev1.GithubLink{},
+	}
+}
+
+// NewStore returns an empty store at index 0.
+func NewStore() *Store {
+	return &Store{s: newTables(), changed: make(chan struct{})}
+}
+
+// Apply applies cmd as the Raft log entry at index. A command that breaks a rule changes
+// nothing and returns the reason; the index still advances, on every replica alike.
+func (st *Store) Apply(index uint64, cmd *statev1.Command) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	err := apply(st.s, index, cmd)
+	if index > st.s.index {
+		st.s.index = index
+	}
+	close(st.changed)
+	st.changed = make(chan struct{})
+	return err
+}
+
+// Index is the Raft index of the last applied entry.
+func (st *Store) Index() uint64 {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.s.index
+}
+
+// WaitForIndex blocks until the store has applied index min or ctx ends. It returns the
+// index reached, which may be below min when ctx ended first (as a blocking query does).
+func (st *Store) WaitForIndex(ctx context.Context, min uint64) (uint64, error) {
+	for {
+		st.mu.RLock()
+		idx, ch := st.s.index, st.changed
+		st.mu.RUnlock()
+		if idx >= min {
+			return idx, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return idx, ctx.Err()
+		}
+	}
+}
+
+// Changed returns a channel closed at the next change, with the index it was taken at.
+// Watchers loop: read state, then wait on the channel.
+func (st *Store) Changed() (<-chan struct{}, uint64) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.changed, st.s.index
+}
+
+// State returns a deep copy of the whole state, lists sorted by id. GitHub link secrets are
+// included: callers that serve it outside the cluster must strip them.
+func (st *Store) State() *statev1.State {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.s.export()
+}
+
+// Restore replaces the whole state with s.
+func (st *Store) Restore(s *statev1.State) error {
+	t, err := importState(s)
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.s = t
+	close(st.changed)
+	st.changed = make(chan struct{})
+	return nil
+}
+
+func (t *tables) export() *statev1.State {
+	out := &statev1.State{Index: t.index}
+	for _, id := range sortedKeys(t.components) {
+		out.Components = append(out.Components, clone(t.components[id]))
+	}
+	for _, id := range sortedKeys(t.deployments) {
+		out.Deployments = append(out.Deployments, clone(t.deployments[id]))
+	}
+	for _, id := range sortedKeys(t.nodes) {
+		out.Nodes = append(out.Nodes, clone(t.nodes[id]))
+	}
+	for _, id := range sortedKeys(t.placements) {
+		out.Placements = append(out.Placements, clone(t.placements[id]))
+	}
+	for _, id := range sortedKeys(t.users) {
+		out.Users = append(out.Users, clone(t.users[id]))
+	}
+	for _, id := range sortedKeys(t.tokens) {
+		out.ApiTokens = append(out.ApiTokens, clone(t.tokens[id]))
+	}
+	for _, id := range sortedKeys(t.links) {
+		out.GithubLinks = append(out.GithubLinks, clone(t.links[id]))
+	}
+	return out
+}
+
+func importState(s *statev1.State) (*tables, error) {
+	t := newTables()
+	t.index = s.GetIndex()
+	for _, c := range s.GetComponents() {
+		if c.GetId() == "" || c.GetName() == "" {
+			return nil, invalid("snapshot holds a component without id or name")
+		}
+		if _, dup := t.byName[c.Name]; dup {
+			return nil, invalid("snapshot holds component name %q twice", c.Name)
+		}
+		t.components[c.Id] = clone(c)
+		t.byName[c.Name] = c.Id
+	}
+	for _, d := range s.GetDeployments() {
+		t.deployments[d.GetId()] = clone(d)
+	}
+	for _, n := range s.GetNodes() {
+		t.nodes[n.GetId()] = clone(n)
+	}
+	for _, p := range s.GetPlacements() {
+		t.placements[p.GetId()] = clone(p)
+	}
+	for _, u := range s.GetUsers() {
+		t.users[u.GetId()] = clone(u)
+	}
+	for _, k := range s.GetApiTokens() {
+		t.tokens[k.GetId()] = clone(k)
+	}
+	for _, l := range s.GetGithubLinks() {
+		t.links[l.GetComponentId()] = clone(l)
+	}
+	return t, nil
+}
+
+func clone[T proto.Message](m T) T {
+	return proto.Clone(m).(T)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
