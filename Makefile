@@ -1,0 +1,156 @@
+# v9 — developer tasks. `make` (or `make help`) lists the targets.
+#
+# Tools are installed pinned into ./bin (gitignored) by `make tools`; nothing is taken from the
+# user's PATH except the Go toolchain, git and a POSIX shell.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+GO  ?= go
+BIN := $(CURDIR)/bin
+
+# Pinned tool versions. Bumping one reinstalls that tool on the next `make tools`.
+BUF_VERSION                   := v1.75.0
+PROTOC_GEN_GO_VERSION         := v1.36.12
+PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
+# staticcheck v0.8.2 is the release named 2026.2.2.
+STATICCHECK_VERSION           := v0.8.2
+
+BUF         := $(BIN)/buf
+STATICCHECK := $(BIN)/staticcheck
+
+# Knobs (override on the command line: make fuzz FUZZTIME=1m).
+TEST_PKGS    ?= ./...
+TEST_TIMEOUT ?= 20m
+TESTFLAGS    ?=
+FUZZTIME     ?= 20s
+FUZZ_PKGS    ?= ./...
+BENCH        ?= .
+BENCHTIME    ?= 1s
+BENCHCOUNT   ?= 1
+BENCH_PKGS   ?= ./...
+DEV_DATA_DIR ?= .v9-dev
+TLA2TOOLS    ?=
+
+# go-tool installs one Go tool at a pinned version into bin/. The stamp file carries the
+# version, so the install runs once per version; a binary already in bin/ built from the same
+# module version (read with `go version -m`) is kept instead of being rebuilt.
+#   $(1) binary name, $(2) package path, $(3) version
+define go-tool
+$(BIN)/.$(1)-$(3).stamp:
+	@mkdir -p $(BIN)
+	@if [ -x $(BIN)/$(1) ] && [ "$$$$($(GO) version -m $(BIN)/$(1) 2>/dev/null | awk '$$$$1 == "mod" { print $$$$3; exit }')" = "$(3)" ]; then \
+		echo "tools: $(1) $(3) already in bin/"; \
+	else \
+		echo "tools: installing $(1) $(3)"; \
+		GOBIN=$(BIN) $(GO) install $(2)@$(3); \
+	fi
+	@touch $$@
+endef
+
+$(eval $(call go-tool,buf,github.com/bufbuild/buf/cmd/buf,$(BUF_VERSION)))
+$(eval $(call go-tool,protoc-gen-go,google.golang.org/protobuf/cmd/protoc-gen-go,$(PROTOC_GEN_GO_VERSION)))
+$(eval $(call go-tool,protoc-gen-connect-go,connectrpc.com/connect/cmd/protoc-gen-connect-go,$(PROTOC_GEN_CONNECT_GO_VERSION)))
+$(eval $(call go-tool,staticcheck,honnef.co/go/tools/cmd/staticcheck,$(STATICCHECK_VERSION)))
+
+BUF_TOOL         := $(BIN)/.buf-$(BUF_VERSION).stamp
+GEN_TOOLS        := $(BUF_TOOL) \
+                    $(BIN)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION).stamp \
+                    $(BIN)/.protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION).stamp
+STATICCHECK_TOOL := $(BIN)/.staticcheck-$(STATICCHECK_VERSION).stamp
+
+.PHONY: help
+help: ## list the targets (the default)
+	@echo "usage: make <target> [VAR=value ...]"
+	@echo
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_-]+:.*## / { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@echo
+	@echo "variables: FUZZTIME=$(FUZZTIME) BENCH=$(BENCH) BENCHTIME=$(BENCHTIME) BENCH_PKGS=$(BENCH_PKGS) TEST_PKGS=$(TEST_PKGS) TLA2TOOLS=$(TLA2TOOLS)"
+
+.PHONY: tools
+tools: $(GEN_TOOLS) $(STATICCHECK_TOOL) ## install pinned buf, protoc-gen-go, protoc-gen-connect-go, staticcheck into bin/
+
+.PHONY: generate
+generate: $(GEN_TOOLS) ## regenerate rpc/gen from rpc/proto with buf (stale generated files are removed)
+	@if [ -d rpc/gen ]; then \
+		find rpc/gen -type f \( -name '*.pb.go' -o -name '*.connect.go' \) -delete; \
+		find rpc/gen -mindepth 1 -type d -empty -delete; \
+	fi
+	PATH="$(BIN):$$PATH" $(BUF) generate
+
+.PHONY: check-generate
+check-generate: generate ## regenerate and fail if rpc/gen differs from git (changed, deleted or untracked files)
+	@if ! git diff --exit-code --stat -- rpc/gen; then \
+		echo "check-generate: rpc/gen is out of date with rpc/proto; run 'make generate' and commit the result" >&2; \
+		exit 1; \
+	fi
+	@untracked="$$(git ls-files --others --exclude-standard -- rpc/gen)"; \
+	if [ -n "$$untracked" ]; then \
+		echo "$$untracked"; \
+		echo "check-generate: untracked generated files under rpc/gen (listed above); commit them" >&2; \
+		exit 1; \
+	fi
+	@echo "check-generate: rpc/gen matches rpc/proto"
+
+.PHONY: lint
+lint: $(BUF_TOOL) $(STATICCHECK_TOOL) ## gofmt -l, go vet, staticcheck, buf lint (runs all; fails if any fails)
+	@status=0; \
+	echo "lint: gofmt -l"; \
+	unformatted="$$(git ls-files --cached --others --exclude-standard -- '*.go' \
+		| while read -r f; do [ ! -f "$$f" ] || echo "$$f"; done | xargs -r gofmt -l)"; \
+	if [ -n "$$unformatted" ]; then echo "$$unformatted"; echo "lint: gofmt: run 'gofmt -w' on the files above"; status=1; fi; \
+	echo "lint: go vet ./..."; \
+	$(GO) vet ./... || status=1; \
+	echo "lint: staticcheck ./..."; \
+	$(STATICCHECK) ./... || status=1; \
+	echo "lint: buf lint"; \
+	$(BUF) lint || status=1; \
+	if [ $$status -eq 0 ]; then echo "lint: ok"; else echo "lint: FAILED" >&2; fi; \
+	exit $$status
+
+.PHONY: test
+test: ## run all tests with the race detector (go test -race -count=1 -timeout 20m ./...)
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT)$(if $(TESTFLAGS), $(TESTFLAGS)) $(TEST_PKGS)
+
+.PHONY: fuzz
+fuzz: ## run every Fuzz* target in the repo for FUZZTIME each (default 20s)
+	@GO="$(GO)" bash scripts/fuzz.sh "$(FUZZTIME)" $(FUZZ_PKGS)
+
+.PHONY: bench
+bench: ## run benchmarks (BENCH=regexp BENCHTIME=1s BENCHCOUNT=1 BENCH_PKGS=./...)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -benchmem $(BENCH_PKGS)
+
+.PHONY: build
+build: ## build bin/v9
+	$(GO) build -o bin/v9 ./cmd/v9
+
+.PHONY: run
+run: build ## build, then start a local three-node cluster: bin/v9 dev --data-dir .v9-dev (Ctrl-C stops it)
+	bin/v9 dev --data-dir $(DEV_DATA_DIR)
+
+.PHONY: tla
+tla: ## model-check the placement protocol with TLC (needs TLA2TOOLS=/path/to/tla2tools.jar)
+	@if [ ! -f tla/Placement.tla ]; then \
+		echo "tla: tla/Placement.tla does not exist yet (the placement spec arrives in a later issue); nothing to check"; \
+		exit 0; \
+	fi; \
+	if [ -z "$(TLA2TOOLS)" ]; then \
+		echo "tla: set TLA2TOOLS to the path of tla2tools.jar, e.g." >&2; \
+		echo "       make tla TLA2TOOLS=\$$HOME/tla2tools.jar" >&2; \
+		echo "     tla2tools.jar is in the TLA+ releases: https://github.com/tlaplus/tlaplus/releases" >&2; \
+		echo "     TLC needs Java 11 or newer (java -version)." >&2; \
+		exit 2; \
+	fi; \
+	echo "java -cp $(TLA2TOOLS) tlc2.TLC -config tla/Placement.cfg tla/Placement.tla"; \
+	java -cp "$(TLA2TOOLS)" tlc2.TLC -config tla/Placement.cfg tla/Placement.tla
+
+.PHONY: clean
+clean: ## remove bin/v9 and the dev cluster's data (.v9-dev); keeps the tools in bin/
+	rm -f bin/v9
+	rm -rf $(DEV_DATA_DIR)
+
+.PHONY: clean-tools
+clean-tools: ## remove all installed tools from bin/ (the next `make tools` reinstalls them)
+	rm -f $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go $(BIN)/staticcheck $(BIN)/.*.stamp

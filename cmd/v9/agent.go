@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/velocity9/v9/node"
+)
+
+// shutdownTimeout bounds a graceful stop after SIGINT or SIGTERM.
+const shutdownTimeout = 10 * time.Second
+
+func newAgentCmd(a *app) *cobra.Command {
+	var cfg node.Config
+	host, _ := os.Hostname()
+	cmd := &cobra.Command{
+		Use:   "agent --data-dir DIR [flags]",
+		Short: "Run one node of a v9 cluster",
+		Long: `Run one node of a v9 cluster until SIGINT or SIGTERM.
+
+A new cluster forms once --bootstrap-expect nodes have found each other through --join;
+a node that already has Raft state in --data-dir rejoins its cluster and never bootstraps
+again. To add a node to a running cluster, give --join and no --bootstrap-expect.`,
+		Example: `  # three machines, each running:
+  v9 agent --id node1 --data-dir /var/lib/v9 --bootstrap-expect 3 \
+      --api-addr 0.0.0.0:7900 --api-advertise 10.0.0.1:7900 \
+      --raft-addr 0.0.0.0:7910 --raft-advertise 10.0.0.1:7910 \
+      --join 10.0.0.2:7900,10.0.0.3:7900`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.BootstrapExpect == 0 && len(cfg.Join) == 0 {
+				a.logger.Warn("neither --bootstrap-expect nor --join given: this node only works if --data-dir already holds its cluster state")
+			}
+			cfg.Logger = a.logger
+			return runAgent(cmd.Context(), a, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.ID, "id", host, "node id, unique in the cluster")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for the Raft log, snapshots and state (required)")
+	f.StringVar(&cfg.APIAddr, "api-addr", "127.0.0.1:7900", "listen address of the API and console")
+	f.StringVar(&cfg.ProxyAddr, "proxy-addr", "127.0.0.1:8080", "listen address of the HTTP proxy to components")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:7910", "listen address of Raft")
+	f.StringVar(&cfg.APIAdvertise, "api-advertise", "", "API address other nodes dial (default: --api-addr)")
+	f.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "Raft address other nodes dial (default: --raft-addr)")
+	f.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "voters to wait for before bootstrapping a new cluster (0: join an existing one)")
+	f.StringSliceVar(&cfg.Join, "join", nil, "API addresses of other nodes, comma-separated or repeated")
+	f.DurationVar(&cfg.Raft.HeartbeatTimeout, "raft-heartbeat-timeout", node.DefaultHeartbeatTimeout, "Raft: silence before a follower starts an election")
+	f.DurationVar(&cfg.Raft.ElectionTimeout, "raft-election-timeout", node.DefaultElectionTimeout, "Raft: silence before a candidate starts a new election")
+	f.DurationVar(&cfg.Raft.LeaderLeaseTimeout, "raft-leader-lease", node.DefaultLeaderLeaseTimeout, "Raft: how long a leader stays without hearing from a quorum")
+	f.Uint64Var(&cfg.Raft.SnapshotThreshold, "raft-snapshot-threshold", 8192, "Raft: log entries between snapshots")
+	_ = cmd.MarkFlagRequired("data-dir")
+	return cmd
+}
+
+// runAgent starts one node, waits for SIGINT or SIGTERM, and shuts it down.
+func runAgent(ctx context.Context, a *app, cfg node.Config) error {
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	n, err := node.Start(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("start node: %w", err)
+	}
+	a.logger.Info("v9 agent started", "id", n.ID(), "api", n.APIAddr(), "proxy", n.ProxyAddr(),
+		"raft", n.RaftAddr(), "data_dir", cfg.DataDir)
+	go func() {
+		if err := n.WaitLeader(sigCtx); err == nil {
+			a.logger.Info("cluster has a leader; ready", "id", n.ID())
+		}
+	}()
+
+	<-sigCtx.Done()
+	stop() // a second signal ends the process at once
+	a.logger.Info("shutting down", "id", n.ID(), "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := n.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown %s: %w", n.ID(), err)
+	}
+	a.logger.Info("stopped", "id", n.ID())
+	return nil
+}

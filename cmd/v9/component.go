@@ -1,0 +1,251 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+
+	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+func newComponentCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "component",
+		Aliases: []string{"components", "c"},
+		Short:   "Create, inspect and change components",
+		Args:    cobra.ArbitraryArgs,
+		RunE:    groupRun,
+	}
+	cmd.AddCommand(
+		newComponentCreateCmd(a),
+		newComponentGetCmd(a),
+		newComponentListCmd(a),
+		newComponentUpdateCmd(a),
+		newComponentPauseCmd(a),
+		newComponentResumeCmd(a),
+		newComponentScaleCmd(a),
+		newComponentDeleteCmd(a),
+	)
+	return cmd
+}
+
+func newComponentCreateCmd(a *app) *cobra.Command {
+	var (
+		runtime, github, branch, owner string
+		spec                           specFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "create NAME --runtime wasm|container [flags]",
+		Short: "Create a component",
+		Long: `Create a component. NAME is a DNS label (lower-case letters, digits and '-').
+Without --min and --max the component runs one replica.`,
+		Example: `  v9 component create hello --runtime wasm --wasm-module hello.wasm --env GREETING=hi
+  v9 component create api --runtime container --image docker.io/library/python:3.12-alpine \
+      --command python --command /app/main.py --min 2 --max 5 --memory 256Mi --timeout 30s
+  v9 component create site --runtime wasm --github owner/site --branch main`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rt, err := parseRuntime(runtime)
+			if err != nil {
+				return usageError{err}
+			}
+			req := &componentv1.CreateRequest{Name: args[0], Owner: owner, Runtime: rt, Spec: &statev1.ComponentSpec{}}
+			switch {
+			case github != "":
+				req.Source = &statev1.Source{GithubRepo: github, Branch: branch}
+			case cmd.Flags().Changed("branch"):
+				return usageError{fmt.Errorf("--branch needs --github")}
+			}
+			if err := spec.apply(cmd.Flags(), rt, req.Spec); err != nil {
+				return err
+			}
+			defaultScale(cmd.Flags(), req.Spec)
+			res, err := a.client().Components.Create(cmd.Context(), connect.NewRequest(req))
+			if err != nil {
+				return err
+			}
+			c := res.Msg.GetComponent()
+			return a.report(cmd, res.Msg, "component %q created (%s, %s)",
+				c.GetName(), runtimeName(c.GetRuntime()), plural(c.GetReplicas(), "replica"))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&runtime, "runtime", "", "how the code runs: wasm or container (required)")
+	f.StringVar(&github, "github", "", "build from this GitHub repository (owner/repo); default: upload")
+	f.StringVar(&branch, "branch", "main", "branch of --github to deploy")
+	f.StringVar(&owner, "owner", "", "owner of the component")
+	spec.register(f)
+	return cmd
+}
+
+func newComponentGetCmd(a *app) *cobra.Command {
+	var consistent bool
+	cmd := &cobra.Command{
+		Use:   "get NAME",
+		Short: "Show one component",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := a.client().Components.Get(cmd.Context(), connect.NewRequest(&componentv1.GetRequest{
+				Name: args[0],
+				Read: readOptions(consistent),
+			}))
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), res.Msg)
+			}
+			return printComponent(cmd.OutOrStdout(), res.Msg.GetComponent(), time.Now())
+		},
+	}
+	cmd.Flags().BoolVar(&consistent, "consistent", false, "read through the leader instead of this node's possibly stale copy")
+	return cmd
+}
+
+func newComponentListCmd(a *app) *cobra.Command {
+	var consistent bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List components",
+		Args:    exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := a.client().Components.List(cmd.Context(), connect.NewRequest(&componentv1.ListRequest{
+				Read: readOptions(consistent),
+			}))
+			if err != nil {
+				return err
+			}
+			cs := res.Msg.GetComponents()
+			if a.json {
+				// An empty list still prints "components": [] so scripts can iterate it.
+				return printJSONWith(cmd.OutOrStdout(), res.Msg, len(cs) == 0)
+			}
+			if len(cs) == 0 {
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), "No components. Create one with `v9 component create NAME --runtime wasm`.")
+				return err
+			}
+			return printComponentTable(cmd.OutOrStdout(), cs, time.Now())
+		},
+	}
+	cmd.Flags().BoolVar(&consistent, "consistent", false, "read through the leader instead of this node's possibly stale copy")
+	return cmd
+}
+
+func newComponentUpdateCmd(a *app) *cobra.Command {
+	var spec specFlags
+	cmd := &cobra.Command{
+		Use:   "update NAME [flags]",
+		Short: "Change a component's spec; flags not given keep their value",
+		Example: `  v9 component update hello --max 3
+  v9 component update hello --env GREETING=hello --unset-env DEBUG --timeout 10s`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().NFlag() == 0 {
+				return usageError{fmt.Errorf("nothing to update: give at least one spec flag")}
+			}
+			c := a.client()
+			cur, err := c.Components.Get(cmd.Context(), connect.NewRequest(&componentv1.GetRequest{
+				Name: args[0],
+				Read: readOptions(true),
+			}))
+			if err != nil {
+				return err
+			}
+			comp := cur.Msg.GetComponent()
+			s := comp.GetSpec()
+			if s == nil {
+				s = &statev1.ComponentSpec{}
+			}
+			if err := spec.apply(cmd.Flags(), comp.GetRuntime(), s); err != nil {
+				return err
+			}
+			res, err := c.Components.UpdateSpec(cmd.Context(), connect.NewRequest(&componentv1.UpdateSpecRequest{Name: args[0], Spec: s}))
+			if err != nil {
+				return err
+			}
+			return a.report(cmd, res.Msg, "component %q updated", args[0])
+		},
+	}
+	spec.register(cmd.Flags())
+	return cmd
+}
+
+func newComponentPauseCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "pause NAME",
+		Short: "Stop serving a component, keeping its spec and deployments",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := a.client().Components.Pause(cmd.Context(), connect.NewRequest(&componentv1.PauseRequest{Name: args[0]}))
+			if err != nil {
+				return err
+			}
+			return a.report(cmd, res.Msg, "component %q paused", args[0])
+		},
+	}
+}
+
+func newComponentResumeCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "resume NAME",
+		Short: "Serve a paused component again",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := a.client().Components.Resume(cmd.Context(), connect.NewRequest(&componentv1.ResumeRequest{Name: args[0]}))
+			if err != nil {
+				return err
+			}
+			return a.report(cmd, res.Msg, "component %q resumed", args[0])
+		},
+	}
+}
+
+func newComponentScaleCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "scale NAME REPLICAS",
+		Short: "Set the wanted number of replicas, within the component's min and max",
+		Args:  exactArgs("NAME", "REPLICAS"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := strconv.ParseUint(args[1], 10, 32)
+			if err != nil {
+				return usageError{fmt.Errorf("replicas %q: want a whole number, 0 or more", args[1])}
+			}
+			res, err := a.client().Components.Scale(cmd.Context(), connect.NewRequest(&componentv1.ScaleRequest{
+				Name:     args[0],
+				Replicas: uint32(n),
+			}))
+			if err != nil {
+				return err
+			}
+			return a.report(cmd, res.Msg, "component %q scaled to %s", args[0], plural(res.Msg.GetComponent().GetReplicas(), "replica"))
+		},
+	}
+}
+
+func newComponentDeleteCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "delete NAME",
+		Aliases: []string{"rm"},
+		Short:   "Delete a component with its deployments and placements",
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := a.client().Components.Delete(cmd.Context(), connect.NewRequest(&componentv1.DeleteRequest{Name: args[0]}))
+			if err != nil {
+				return err
+			}
+			return a.report(cmd, res.Msg, "component %q deleted", args[0])
+		},
+	}
+}
+
+func readOptions(consistent bool) *componentv1.ReadOptions {
+	if !consistent {
+		return nil
+	}
+	return &componentv1.ReadOptions{Consistent: true}
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// printJSON writes m as indented protojson (field names in lowerCamelCase, unset fields left
+// out), followed by a newline.
+func printJSON(w io.Writer, m proto.Message) error {
+	return printJSONWith(w, m, false)
+}
+
+func printJSONWith(w io.Writer, m proto.Message, emitUnpopulated bool) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: emitUnpopulated}.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode json: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// report prints the result of a change: the response as JSON with --json, else one line.
+func (a *app) report(cmd *cobra.Command, res proto.Message, format string, args ...any) error {
+	if a.json {
+		return printJSON(cmd.OutOrStdout(), res)
+	}
+	_, err := fmt.Fprintf(cmd.OutOrStdout(), format+"\n", args...)
+	return err
+}
+
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+func printComponentTable(w io.Writer, cs []*statev1.Component, now time.Time) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NAME\tRUNTIME\tDESIRED\tREPLICAS\tMIN/MAX\tDEPLOYMENT\tUPDATED")
+	for _, c := range cs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d/%d\t%s\t%s\n",
+			c.GetName(), runtimeName(c.GetRuntime()), desiredName(c.GetDesired()), c.GetReplicas(),
+			c.GetSpec().GetScaleMin(), c.GetSpec().GetScaleMax(),
+			orDash(shortID(c.GetActiveDeploymentId())), age(c.GetUpdateTime().AsTime(), now, c.GetUpdateTime() != nil))
+	}
+	return tw.Flush()
+}
+
+// printComponent writes one component as "Key: value" lines.
+func printComponent(w io.Writer, c *statev1.Component, now time.Time) error {
+	tw := newTable(w)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	s := c.GetSpec()
+	row("Name", c.GetName())
+	row("ID", c.GetId())
+	if c.GetOwner() != "" {
+		row("Owner", c.GetOwner())
+	}
+	row("Runtime", runtimeName(c.GetRuntime()))
+	row("Source", sourceString(c.GetSource()))
+	row("Desired", desiredName(c.GetDesired()))
+	row("Replicas", fmt.Sprintf("%d (min %d, max %d)", c.GetReplicas(), s.GetScaleMin(), s.GetScaleMax()))
+	row("Exclusive", fmt.Sprintf("%t", s.GetExclusive()))
+	row("Concurrency", zeroDefault(s.GetConcurrency()))
+	row("Memory", formatMemory(s.GetMemoryBytes()))
+	timeout := "default"
+	if ms := s.GetTimeoutMs(); ms > 0 {
+		timeout = (time.Duration(ms) * time.Millisecond).String()
+	}
+	row("Timeout", timeout)
+	if wasm := s.GetWasm(); wasm != nil {
+		if wasm.GetModule() != "" {
+			row("Wasm module", wasm.GetModule())
+		}
+		if wasm.GetBuild() != "" {
+			row("Wasm build", wasm.GetBuild())
+		}
+	}
+	if ctr := s.GetContainer(); ctr != nil {
+		if ctr.GetImage() != "" {
+			row("Image", ctr.GetImage())
+		}
+		if len(ctr.GetCommand()) > 0 {
+			row("Command", fmt.Sprintf("%q", ctr.GetCommand()))
+		}
+	}
+	row("Deployment", orDash(c.GetActiveDeploymentId()))
+	if len(s.GetEnv()) == 0 {
+		row("Env", "-")
+	} else {
+		keys := make([]string, 0, len(s.GetEnv()))
+		for k := range s.GetEnv() {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for i, k := range keys {
+			label := ""
+			if i == 0 {
+				label = "Env:"
+			}
+			fmt.Fprintf(tw, "%s\t%s=%s\n", label, k, s.GetEnv()[k])
+		}
+	}
+	if c.GetCreateTime() != nil {
+		row("Created", fmt.Sprintf("%s (%s)", c.GetCreateTime().AsTime().Local().Format(time.RFC3339), age(c.GetCreateTime().AsTime(), now, true)))
+	}
+	if c.GetUpdateTime() != nil {
+		row("Updated", fmt.Sprintf("%s (%s)", c.GetUpdateTime().AsTime().Local().Format(time.RFC3339), age(c.GetUpdateTime().AsTime(), now, true)))
+	}
+	row("Index", fmt.Sprintf("created %d, modified %d", c.GetCreateIndex(), c.GetModifyIndex()))
+	return tw.Flush()
+}
+
+func runtimeName(r statev1.Runtime) string {
+	switch r {
+	case statev1.Runtime_RUNTIME_WASM:
+		return "wasm"
+	case statev1.Runtime_RUNTIME_CONTAINER:
+		return "container"
+	}
+	return enumWord(r.String(), "RUNTIME_")
+}
+
+func desiredName(d statev1.DesiredState) string {
+	return enumWord(d.String(), "DESIRED_STATE_")
+}
+
+// enumWord turns "NODE_STATUS_READY" into "ready"; unspecified values print as "-".
+func enumWord(s, prefix string) string {
+	s = strings.ToLower(strings.TrimPrefix(s, prefix))
+	if s == "unspecified" || s == "" {
+		return "-"
+	}
+	return s
+}
+
+func sourceString(s *statev1.Source) string {
+	if s.GetGithubRepo() == "" {
+		return "upload"
+	}
+	return fmt.Sprintf("github.com/%s@%s", s.GetGithubRepo(), s.GetBranch())
+}
+
+func zeroDefault(n uint32) string {
+	if n == 0 {
+		return "default"
+	}
+	return fmt.Sprint(n)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// shortID keeps the first 12 characters of a long id, as docker does.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// age says how long ago t was, in the largest unit: "12s ago", "5m ago", "3h ago", "2d ago".
+func age(t, now time.Time, ok bool) string {
+	if !ok {
+		return "-"
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
+}
+
+func plural(n uint32, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

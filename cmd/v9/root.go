@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+
+	"github.com/velocity9/v9/rpc/client"
+)
+
+// defaultAddr is the API address of the first node of `v9 dev` and of a default agent.
+const defaultAddr = "127.0.0.1:7900"
+
+// app is the state one invocation of the CLI shares between its commands: the global flags
+// and what is built from them. A fresh app and command tree is made for every invocation,
+// so nothing leaks between runs in tests.
+type app struct {
+	addr     string
+	json     bool
+	logLevel string
+	logJSON  bool
+
+	// setDefaultLogger makes the logger slog's default (and so the log package's). Only the
+	// real process does it; in-process tests keep the global logger untouched.
+	setDefaultLogger bool
+	logger           *slog.Logger
+}
+
+// execute runs the CLI with args and returns the process exit code. Errors are printed to
+// stderr as "error: <message>".
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer, setDefaultLogger bool) int {
+	a := &app{setDefaultLogger: setDefaultLogger, logger: slog.New(slog.DiscardHandler)}
+	root := newRootCmd(a)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	printError(stderr, err, cmd, a.addr)
+	return 1
+}
+
+func newRootCmd(a *app) *cobra.Command {
+	addr := os.Getenv("V9_ADDR")
+	if addr == "" {
+		addr = defaultAddr
+	}
+	root := &cobra.Command{
+		Use:   "v9",
+		Short: "v9 runs serverless components on a cluster of nodes replicated with Raft",
+		Long: `v9 runs serverless components (WebAssembly or containers) on a cluster of nodes that
+replicate their control state with Raft.
+
+  v9 dev                     start a three-node cluster on this machine
+  v9 agent --data-dir DIR    run one node of a real cluster
+  v9 cluster status          ask any node about the cluster
+  v9 component list          manage components through any node`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE:          groupRun,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.setupLogging(cmd.ErrOrStderr())
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.addr, "addr", addr, "API address (host:port or URL) of any v9 node; env V9_ADDR")
+	pf.BoolVar(&a.json, "json", false, "print results as JSON (protojson) for scripts")
+	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	pf.BoolVar(&a.logJSON, "log-json", false, "write logs to stderr as JSON lines instead of text")
+
+	root.AddCommand(
+		newAgentCmd(a),
+		newDevCmd(a),
+		newClusterCmd(a),
+		newComponentCmd(a),
+	)
+	return root
+}
+
+// groupRun is the RunE of commands that only group others: it shows help, and rejects an
+// unknown subcommand instead of silently showing help for it.
+func groupRun(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+	}
+	return cmd.Help()
+}
+
+// exactArgs is cobra.ExactArgs with the names of the arguments in its message, as a usage
+// error.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == len(names) {
+			return nil
+		}
+		if len(names) == 0 {
+			return usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
+		}
+		return usageError{fmt.Errorf("%s needs %s, got %d argument(s)", cmd.CommandPath(), strings.Join(names, " and "), len(args))}
+	}
+}
+
+func (a *app) setupLogging(w io.Writer) error {
+	var level slog.Level
+	switch strings.ToLower(a.logLevel) {
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", a.logLevel)}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	if a.logJSON {
+		h = slog.NewJSONHandler(w, opts)
+	} else {
+		h = slog.NewTextHandler(w, opts)
+	}
+	a.logger = slog.New(h)
+	if a.setDefaultLogger {
+		slog.SetDefault(a.logger)
+	}
+	return nil
+}
+
+// client returns an API client of the node at --addr that logs each call at debug level.
+func (a *app) client() *client.Client {
+	return client.New(a.addr, client.WithConnectOptions(connect.WithInterceptors(logCalls(a.logger))))
+}
+
+func logCalls(log *slog.Logger) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			start := time.Now()
+			res, err := next(ctx, req)
+			log.LogAttrs(ctx, slog.LevelDebug, "rpc",
+				slog.String("procedure", req.Spec().Procedure),
+				slog.String("code", codeName(err)),
+				slog.Duration("took", time.Since(start)))
+			return res, err
+		}
+	}
+}
+
+func codeName(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return connect.CodeOf(err).String()
+}
+
+// usageError is a mistake in how the command was called; its message comes with a pointer
+// to --help.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// printError writes err for a person: "error: <message>", then a hint when one helps.
+func printError(w io.Writer, err error, cmd *cobra.Command, addr string) {
+	msg, hint := describeError(err, addr)
+	fmt.Fprintf(w, "error: %s\n", msg)
+	if hint != "" {
+		fmt.Fprintf(w, "hint: %s\n", hint)
+	}
+	var ue usageError
+	if cmd != nil && (errors.As(err, &ue) || isCobraUsage(err)) {
+		fmt.Fprintf(w, "Run '%s --help' for usage.\n", cmd.CommandPath())
+	}
+}
+
+func isCobraUsage(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "unknown command") || strings.HasPrefix(s, "required flag") ||
+		strings.HasPrefix(s, "if any flags in the group") || strings.HasPrefix(s, "accepts ")
+}
+
+// describeError turns an error into a message and an optional hint. A Connect error that
+// came from a node carries a message meant for a user and is shown as is, with its code in
+// words unless the message says it already; one raised on this side (the node could not be
+// reached) says which address was tried.
+func describeError(err error, addr string) (msg, hint string) {
+	var ce *connect.Error
+	if !errors.As(err, &ce) {
+		return err.Error(), ""
+	}
+	code := ce.Code()
+	words := strings.ReplaceAll(code.String(), "_", " ")
+	msg = ce.Message()
+	if !connect.IsWireError(ce) {
+		cause := transportCause(ce)
+		switch code {
+		case connect.CodeUnavailable:
+			return fmt.Sprintf("cannot reach a v9 node at %s: %s", addr, cause),
+				"is a node running there? Start a local cluster with `v9 dev`, or point --addr (or V9_ADDR) at any node"
+		case connect.CodeDeadlineExceeded:
+			return fmt.Sprintf("no answer from %s in time: %s", addr, cause), ""
+		case connect.CodeCanceled:
+			return "canceled", ""
+		}
+		if msg == "" {
+			msg = cause
+		}
+	}
+	switch {
+	case msg == "":
+		msg = words
+	case !strings.Contains(strings.ToLower(msg), words):
+		msg = fmt.Sprintf("%s (%s)", msg, words)
+	}
+	if code == connect.CodeUnavailable {
+		hint = "the cluster may be electing a leader or may have lost its quorum; retry shortly and check `v9 cluster members`"
+	}
+	return msg, hint
+}
+
+// transportCause is the most useful text of a client-side failure: "dial tcp
+// 127.0.0.1:7900: connect: connection refused" rather than the whole URL error.
+func transportCause(ce *connect.Error) string {
+	var opErr *net.OpError
+	if errors.As(ce, &opErr) {
+		return opErr.Error()
+	}
+	var urlErr *url.Error
+	if errors.As(ce, &urlErr) {
+		return urlErr.Err.Error()
+	}
+	return ce.Message()
+}

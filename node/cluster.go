@@ -1,0 +1,202 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/hashicorp/raft"
+
+	"github.com/velocity9/v9/fsm"
+	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// Status reports this node's view of the cluster.
+func (n *Node) Status(_ context.Context) (*clusterv1.StatusResponse, error) {
+	r := n.raft.r
+	_, leader := r.LeaderWithID()
+	resp := &clusterv1.StatusResponse{
+		NodeId:       n.cfg.ID,
+		RaftState:    r.State().String(),
+		LeaderId:     string(leader),
+		AppliedIndex: r.AppliedIndex(),
+		CommitIndex:  r.CommitIndex(),
+		LastIndex:    r.LastIndex(),
+		FsmIndex:     n.fsm.Store.Index(),
+	}
+	if leader != "" {
+		resp.LeaderApiAddr = n.apiAddrOf(string(leader))
+	}
+	if lc := r.LastContact(); !lc.IsZero() {
+		resp.LastContactMs = uint64(time.Since(lc).Milliseconds())
+	}
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("read configuration: %w", err))
+	}
+	for _, s := range f.Configuration().Servers {
+		m := &clusterv1.Member{
+			Id:       string(s.ID),
+			RaftAddr: string(s.Address),
+			Suffrage: suffrage(s.Suffrage),
+			Leader:   s.ID == leader,
+		}
+		if nd, err := n.fsm.Store.Node(string(s.ID)); err == nil {
+			m.ApiAddr, m.ProxyAddr = nd.ApiAddr, nd.ProxyAddr
+			m.Status = nodeStatus(nd.Status)
+		} else {
+			m.ApiAddr = n.disc.apiAddr(string(s.ID))
+		}
+		resp.Members = append(resp.Members, m)
+	}
+	return resp, nil
+}
+
+func suffrage(s raft.ServerSuffrage) string {
+	switch s {
+	case raft.Voter:
+		return "voter"
+	case raft.Nonvoter:
+		return "nonvoter"
+	}
+	return "staging"
+}
+
+func nodeStatus(s statev1.NodeStatus) string {
+	switch s {
+	case statev1.NodeStatus_NODE_STATUS_READY:
+		return "ready"
+	case statev1.NodeStatus_NODE_STATUS_DOWN:
+		return "down"
+	case statev1.NodeStatus_NODE_STATUS_DRAINING:
+		return "draining"
+	}
+	return ""
+}
+
+// leaderCall runs f on this node if it leads, else forwards through call to the leader.
+func (n *Node) leaderCall(ctx context.Context, local func() (uint64, error), remote func(*peerClient) (uint64, error)) (uint64, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultWriteTimeout)
+		defer cancel()
+	}
+	for {
+		var idx uint64
+		var err error
+		if n.IsLeader() {
+			idx, err = local()
+		} else if addr, lerr := n.leaderAPI(); lerr != nil {
+			err = lerr
+		} else {
+			idx, err = remote(n.peers.get(addr))
+		}
+		if !retryable(err) {
+			return idx, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, errNoLeader
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Join adds a node to the Raft configuration (through the leader) and registers it.
+func (n *Node) Join(ctx context.Context, req *clusterv1.JoinRequest) (uint64, error) {
+	return n.leaderCall(ctx, func() (uint64, error) { return n.joinAsLeader(req) },
+		func(p *peerClient) (uint64, error) {
+			resp, err := p.cluster.Join(ctx, connect.NewRequest(req))
+			if err != nil {
+				return 0, err
+			}
+			return resp.Msg.Index, nil
+		})
+}
+
+func (n *Node) joinAsLeader(req *clusterv1.JoinRequest) (uint64, error) {
+	r := n.raft.r
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return 0, leaderErr(err)
+	}
+	id, addr := raft.ServerID(req.NodeId), raft.ServerAddress(req.RaftAddr)
+	member := false
+	for _, s := range f.Configuration().Servers {
+		switch {
+		case s.ID == id && s.Address == addr:
+			member = true
+		case s.ID == id || s.Address == addr:
+			// Same id at a new address, or a new id at an old address: replace the stale entry.
+			if err := r.RemoveServer(s.ID, 0, 10*time.Second).Error(); err != nil {
+				return 0, leaderErr(err)
+			}
+		}
+	}
+	if !member {
+		if err := r.AddVoter(id, addr, 0, 10*time.Second).Error(); err != nil {
+			return 0, leaderErr(err)
+		}
+		n.log.Info("added voter", "id", req.NodeId, "raft", req.RaftAddr)
+	}
+	cmd := &statev1.Command{Op: &statev1.Command_RegisterNode{RegisterNode: &statev1.RegisterNode{Node: &statev1.Node{
+		Id: req.NodeId, ApiAddr: req.ApiAddr, ProxyAddr: req.ProxyAddr, RaftAddr: req.RaftAddr, Runtimes: req.Runtimes,
+	}}}}
+	return n.applyLocal(context.Background(), cmd)
+}
+
+// RemovePeer removes a node from the Raft configuration and the state.
+func (n *Node) RemovePeer(ctx context.Context, id string) (uint64, error) {
+	return n.leaderCall(ctx, func() (uint64, error) { return n.removeAsLeader(id) },
+		func(p *peerClient) (uint64, error) {
+			resp, err := p.cluster.RemovePeer(ctx, connect.NewRequest(&clusterv1.RemovePeerRequest{NodeId: id}))
+			if err != nil {
+				return 0, err
+			}
+			return resp.Msg.Index, nil
+		})
+}
+
+func (n *Node) removeAsLeader(id string) (uint64, error) {
+	r := n.raft.r
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return 0, leaderErr(err)
+	}
+	member := false
+	for _, s := range f.Configuration().Servers {
+		member = member || s.ID == raft.ServerID(id)
+	}
+	_, nodeErr := n.fsm.Store.Node(id)
+	if !member && nodeErr != nil {
+		return 0, connect.NewError(connect.CodeNotFound, fmt.Errorf("node %q is not a member of this cluster", id))
+	}
+	var idx uint64
+	if nodeErr == nil {
+		cmd := &statev1.Command{Op: &statev1.Command_RemoveNode{RemoveNode: &statev1.RemoveNode{Id: id}}}
+		var err error
+		if idx, err = n.applyLocal(context.Background(), cmd); err != nil && !errors.Is(err, fsm.ErrNotFound) {
+			return 0, err
+		}
+	}
+	if member {
+		rf := r.RemoveServer(raft.ServerID(id), 0, 10*time.Second)
+		if err := rf.Error(); err != nil {
+			return 0, leaderErr(err)
+		}
+		idx = max(idx, rf.Index())
+		n.log.Info("removed peer", "id", id)
+	}
+	return idx, nil
+}
+
+// leaderErr maps a Raft membership error to what Apply retries or the user reads.
+func leaderErr(err error) error {
+	if errors.Is(err, raft.ErrNotLeader) {
+		return err
+	}
+	return connect.NewError(connect.CodeUnavailable, fmt.Errorf("membership change: %w", err))
+}

@@ -1,0 +1,216 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/rpc/server"
+)
+
+// Node is one running v9 node.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	fsm    *fsm.FSM
+	raft   *raftParts
+	faults *faults
+	peers  *peerClients
+	disc   discovery
+
+	apiLn, proxyLn   net.Listener
+	apiSrv, proxySrv *http.Server
+	apiAdvertise     string
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// Start opens the node's state, binds its listeners, serves its API and proxy, and starts
+// bootstrap or join in the background. It returns once the node is serving.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.peers = newPeerClients(n.faults)
+	n.disc.known = map[string]peer{}
+
+	var err error
+	fail := func(err error) (*Node, error) {
+		n.kill()
+		return nil, err
+	}
+	if n.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+		return fail(fmt.Errorf("listen api: %w", err))
+	}
+	n.apiAdvertise = n.apiLn.Addr().String()
+	if cfg.APIAdvertise != "" {
+		n.apiAdvertise = cfg.APIAdvertise
+	} else if n.apiLn.Addr().(*net.TCPAddr).IP.IsUnspecified() {
+		return fail(fmt.Errorf("api address %s is not advertisable: set --api-advertise", cfg.APIAddr))
+	}
+	if cfg.ProxyAddr != "" {
+		if n.proxyLn, err = net.Listen("tcp", cfg.ProxyAddr); err != nil {
+			return fail(fmt.Errorf("listen proxy: %w", err))
+		}
+	}
+	if n.raft, err = openRaft(&n.cfg, n.fsm, n.faults); err != nil {
+		return fail(err)
+	}
+	if !n.raft.hasState && cfg.BootstrapExpect == 0 && len(cfg.Join) == 0 {
+		return fail(errors.New("this node has no cluster state yet: give --bootstrap-expect to start a new cluster or --join to join one"))
+	}
+
+	n.apiSrv = newHTTPServer(server.NewMux(n))
+	n.serve(n.apiSrv, n.apiLn, "api")
+	if n.proxyLn != nil {
+		n.proxySrv = newHTTPServer(http.HandlerFunc(n.serveProxy))
+		n.serve(n.proxySrv, n.proxyLn, "proxy")
+	}
+	if !n.raft.hasState {
+		n.goLoop(n.bootstrapOrJoin)
+	}
+	n.goLoop(n.registerSelf)
+	n.log.Info("node started", "api", n.APIAddr(), "proxy", n.ProxyAddr(), "raft", n.RaftAddr(),
+		"data_dir", cfg.DataDir, "existing_state", n.raft.hasState)
+	return n, nil
+}
+
+func newHTTPServer(h http.Handler) *http.Server {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Handler:           h,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		IdleTimeout:       2 * time.Minute,
+	}
+}
+
+func (n *Node) serve(srv *http.Server, ln net.Listener, name string) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("server stopped", "server", name, "err", err)
+		}
+	}()
+}
+
+func (n *Node) goLoop(f func(ctx context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f(n.ctx)
+	}()
+}
+
+// ID is the node's Raft server id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// APIAddr is the advertised API address.
+func (n *Node) APIAddr() string { return n.apiAdvertise }
+
+// ProxyAddr is the bound proxy address, "" when the node runs no proxy.
+func (n *Node) ProxyAddr() string {
+	if n.proxyLn == nil {
+		return ""
+	}
+	return n.proxyLn.Addr().String()
+}
+
+// RaftAddr is the advertised Raft address.
+func (n *Node) RaftAddr() string { return n.raft.stream.Addr().String() }
+
+// DataDir is where the node keeps its state.
+func (n *Node) DataDir() string { return n.cfg.DataDir }
+
+// Store is this node's replica of the state, for local reads.
+func (n *Node) Store() *fsm.Store { return n.fsm.Store }
+
+// WaitLeader blocks until this node knows a leader.
+func (n *Node) WaitLeader(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, id := n.raft.r.LeaderWithID(); id != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for leader: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// IsLeader reports whether this node is the Raft leader.
+func (n *Node) IsLeader() bool { return n.raft.r.State() == raftLeader }
+
+// Shutdown stops the node gracefully: it stops accepting requests, lets in-flight ones end
+// (until ctx ends), then stops Raft and closes the stores.
+func (n *Node) Shutdown(ctx context.Context) error {
+	var err error
+	n.stopOnce.Do(func() {
+		n.cancel()
+		if n.apiSrv != nil {
+			if e := n.apiSrv.Shutdown(ctx); e != nil {
+				n.apiSrv.Close()
+			}
+		}
+		if n.proxySrv != nil {
+			if e := n.proxySrv.Shutdown(ctx); e != nil {
+				n.proxySrv.Close()
+			}
+		}
+		n.peers.close()
+		if n.raft != nil {
+			err = n.raft.close()
+		}
+		n.wg.Wait()
+		n.log.Info("node stopped")
+	})
+	return err
+}
+
+// kill stops the node the way a crash would: connections drop at once, nothing is handed
+// over. The data on disk stays as it is.
+func (n *Node) kill() {
+	n.stopOnce.Do(func() {
+		n.cancel()
+		n.faults.setPartitioned(true)
+		for _, s := range []*http.Server{n.apiSrv, n.proxySrv} {
+			if s != nil {
+				s.Close()
+			}
+		}
+		for _, l := range []net.Listener{n.apiLn, n.proxyLn} {
+			if l != nil {
+				l.Close()
+			}
+		}
+		if n.peers != nil {
+			n.peers.close()
+		}
+		if n.raft != nil {
+			n.raft.close()
+		}
+		n.wg.Wait()
+	})
+}

@@ -1,0 +1,61 @@
+package node
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
+)
+
+// peerClients holds Connect clients to other nodes' APIs, one set per address.
+type peerClients struct {
+	http *http.Client
+	mu   sync.Mutex
+	byID map[string]*peerClient
+}
+
+type peerClient struct {
+	cluster  clusterv1connect.ClusterServiceClient
+	internal clusterv1connect.InternalServiceClient
+}
+
+func newPeerClients(f *faults) *peerClients {
+	d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if f.isPartitioned() {
+				return nil, &net.OpError{Op: "dial", Net: network, Err: errPartitioned}
+			}
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return f.track(c), nil
+		},
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &peerClients{http: &http.Client{Transport: tr}, byID: map[string]*peerClient{}}
+}
+
+func (p *peerClients) get(addr string) *peerClient {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.byID[addr]
+	if !ok {
+		base := "http://" + addr
+		c = &peerClient{
+			cluster:  clusterv1connect.NewClusterServiceClient(p.http, base),
+			internal: clusterv1connect.NewInternalServiceClient(p.http, base),
+		}
+		p.byID[addr] = c
+	}
+	return c
+}
+
+func (p *peerClients) close() {
+	p.http.CloseIdleConnections()
+}

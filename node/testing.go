@@ -1,0 +1,231 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestCluster runs real nodes in one process: real Raft on disk under t.TempDir(), real
+// listeners on 127.0.0.1, fast Raft timeouts. It is for tests only.
+type TestCluster struct {
+	Nodes []*Node // index i holds node "n<i+1>"; a killed node stays in place until restarted
+
+	t    testing.TB
+	dir  string
+	raft RaftConfig
+	cfgs []Config
+	mu   sync.Mutex
+}
+
+// TestRaftConfig is the fast timing tests use.
+var TestRaftConfig = RaftConfig{
+	HeartbeatTimeout:   100 * time.Millisecond,
+	ElectionTimeout:    100 * time.Millisecond,
+	LeaderLeaseTimeout: 50 * time.Millisecond,
+	CommitTimeout:      5 * time.Millisecond,
+}
+
+// NewTestCluster starts n nodes that bootstrap together and waits for a leader.
+func NewTestCluster(t testing.TB, n int) *TestCluster {
+	return NewTestClusterWith(t, n, TestRaftConfig)
+}
+
+// NewTestClusterWith is NewTestCluster with chosen Raft settings.
+func NewTestClusterWith(t testing.TB, n int, rc RaftConfig) *TestCluster {
+	t.Helper()
+	c := &TestCluster{t: t, dir: t.TempDir(), raft: rc}
+	t.Cleanup(c.stopAll)
+	for i := 0; i < n; i++ {
+		cfg := c.config(i)
+		cfg.BootstrapExpect = n
+		if i > 0 {
+			cfg.Join = []string{c.Nodes[0].APIAddr()}
+		}
+		c.start(cfg)
+	}
+	c.Leader(t)
+	return c
+}
+
+func (c *TestCluster) config(i int) Config {
+	id := fmt.Sprintf("n%d", i+1)
+	return Config{
+		ID:        id,
+		DataDir:   filepath.Join(c.dir, id),
+		APIAddr:   "127.0.0.1:0",
+		ProxyAddr: "127.0.0.1:0",
+		RaftAddr:  "127.0.0.1:0",
+		Raft:      c.raft,
+		Logger:    slog.New(&testLogHandler{t: c.t, prefix: id, level: slog.LevelInfo}),
+	}
+}
+
+func (c *TestCluster) start(cfg Config) *Node {
+	c.t.Helper()
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		c.t.Fatalf("start %s: %v", cfg.ID, err)
+	}
+	// Restarts reuse the bound ports: Raft keeps addresses in its configuration.
+	cfg.APIAddr, cfg.ProxyAddr, cfg.RaftAddr = n.APIAddr(), n.ProxyAddr(), n.RaftAddr()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := indexOf(cfg.ID)
+	for len(c.Nodes) <= i {
+		c.Nodes = append(c.Nodes, nil)
+		c.cfgs = append(c.cfgs, Config{})
+	}
+	c.Nodes[i], c.cfgs[i] = n, cfg
+	return n
+}
+
+func indexOf(id string) int {
+	var i int
+	fmt.Sscanf(strings.TrimPrefix(id, "n"), "%d", &i)
+	return i - 1
+}
+
+// AddNode starts one more node that joins the cluster through the given node's API.
+func (c *TestCluster) AddNode(via *Node) *Node {
+	c.t.Helper()
+	cfg := c.config(len(c.Nodes))
+	cfg.Join = []string{via.APIAddr()}
+	return c.start(cfg)
+}
+
+// Live returns the nodes that are running.
+func (c *TestCluster) Live() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*Node
+	for _, n := range c.Nodes {
+		if n != nil && n.ctx.Err() == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Leader waits until exactly one live node leads and returns it.
+func (c *TestCluster) Leader(t testing.TB) *Node {
+	t.Helper()
+	var leader *Node
+	Eventually(t, 10*time.Second, func() error {
+		leader = nil
+		for _, n := range c.Live() {
+			if n.IsLeader() {
+				if leader != nil {
+					return fmt.Errorf("two leaders: %s and %s", leader.ID(), n.ID())
+				}
+				leader = n
+			}
+		}
+		if leader == nil {
+			return fmt.Errorf("no leader")
+		}
+		return nil
+	})
+	return leader
+}
+
+// Follower returns a live node that does not lead.
+func (c *TestCluster) Follower(t testing.TB) *Node {
+	t.Helper()
+	l := c.Leader(t)
+	for _, n := range c.Live() {
+		if n != l {
+			return n
+		}
+	}
+	t.Fatal("no follower")
+	return nil
+}
+
+// Kill stops node i abruptly, as a crash would; its data stays on disk.
+func (c *TestCluster) Kill(i int) { c.Nodes[i].kill() }
+
+// Stop shuts node i down gracefully.
+func (c *TestCluster) Stop(i int) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Nodes[i].Shutdown(ctx); err != nil {
+		c.t.Logf("shutdown %s: %v", c.Nodes[i].ID(), err)
+	}
+}
+
+// Restart starts node i again on the same ports and data dir.
+func (c *TestCluster) Restart(i int) *Node {
+	c.t.Helper()
+	cfg := c.cfgs[i]
+	return c.start(cfg)
+}
+
+// Partition cuts node i off from every other node (Raft and node-to-node API); Heal
+// reconnects it. Clients on the test's side still reach its API.
+func (c *TestCluster) Partition(i int) { c.Nodes[i].faults.setPartitioned(true) }
+
+// Heal undoes Partition.
+func (c *TestCluster) Heal(i int) { c.Nodes[i].faults.setPartitioned(false) }
+
+func (c *TestCluster) stopAll() {
+	for _, n := range c.Live() {
+		n.kill()
+	}
+}
+
+// Eventually polls f until it returns nil or the timeout passes, then fails the test with
+// f's last error.
+func Eventually(t testing.TB, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %v", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testLogHandler sends slog records to t.Log until the test ends.
+type testLogHandler struct {
+	t      testing.TB
+	prefix string
+	level  slog.Level
+	attrs  []slog.Attr
+}
+
+func (h *testLogHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+
+func (h *testLogHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s", r.Time.Format("15:04:05.000"), r.Level, r.Message)
+	for _, a := range h.attrs {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	})
+	defer func() { _ = recover() }() // t.Log after the test ended panics; drop the line
+	h.t.Log(b.String())
+	return nil
+}
+
+func (h *testLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(append([]slog.Attr{}, h.attrs...), as...)
+	return &c
+}
+
+func (h *testLogHandler) WithGroup(string) slog.Handler { return h }

@@ -1,0 +1,100 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"connectrpc.com/connect"
+
+	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
+	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// ClusterBackend is what ClusterService needs from a node.
+type ClusterBackend interface {
+	Status(ctx context.Context) (*clusterv1.StatusResponse, error)
+	Join(ctx context.Context, req *clusterv1.JoinRequest) (uint64, error)
+	RemovePeer(ctx context.Context, id string) (uint64, error)
+}
+
+// Cluster implements ClusterService.
+type Cluster struct {
+	B ClusterBackend
+}
+
+var _ clusterv1connect.ClusterServiceHandler = (*Cluster)(nil)
+
+func (s *Cluster) Status(ctx context.Context, _ *connect.Request[clusterv1.StatusRequest]) (*connect.Response[clusterv1.StatusResponse], error) {
+	st, err := s.B.Status(ctx)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(st), nil
+}
+
+func (s *Cluster) Join(ctx context.Context, req *connect.Request[clusterv1.JoinRequest]) (*connect.Response[clusterv1.JoinResponse], error) {
+	m := req.Msg
+	if m.NodeId == "" || m.RaftAddr == "" || m.ApiAddr == "" {
+		return nil, invalidArg(errors.New("join needs node_id, raft_addr and api_addr"))
+	}
+	idx, err := s.B.Join(ctx, m)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&clusterv1.JoinResponse{Index: idx}), nil
+}
+
+func (s *Cluster) RemovePeer(ctx context.Context, req *connect.Request[clusterv1.RemovePeerRequest]) (*connect.Response[clusterv1.RemovePeerResponse], error) {
+	if req.Msg.NodeId == "" {
+		return nil, invalidArg(errors.New("remove-peer needs a node id"))
+	}
+	idx, err := s.B.RemovePeer(ctx, req.Msg.NodeId)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&clusterv1.RemovePeerResponse{Index: idx}), nil
+}
+
+// InternalBackend is what the node-to-node InternalService needs.
+type InternalBackend interface {
+	Discover(ctx context.Context, req *clusterv1.DiscoverRequest) (*clusterv1.DiscoverResponse, error)
+	// ApplyAsLeader commits cmd if this node leads, and fails with FailedPrecondition if not:
+	// a forwarded write is never forwarded again.
+	ApplyAsLeader(ctx context.Context, cmd *statev1.Command) (uint64, error)
+	ReadIndex(ctx context.Context) (uint64, error)
+}
+
+// Internal implements InternalService.
+type Internal struct {
+	B InternalBackend
+}
+
+var _ clusterv1connect.InternalServiceHandler = (*Internal)(nil)
+
+func (s *Internal) Discover(ctx context.Context, req *connect.Request[clusterv1.DiscoverRequest]) (*connect.Response[clusterv1.DiscoverResponse], error) {
+	resp, err := s.B.Discover(ctx, req.Msg)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *Internal) Apply(ctx context.Context, req *connect.Request[clusterv1.ApplyRequest]) (*connect.Response[clusterv1.ApplyResponse], error) {
+	if req.Msg.Command == nil {
+		return nil, invalidArg(errors.New("apply needs a command"))
+	}
+	idx, err := s.B.ApplyAsLeader(ctx, req.Msg.Command)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&clusterv1.ApplyResponse{Index: idx}), nil
+}
+
+func (s *Internal) ReadIndex(ctx context.Context, _ *connect.Request[clusterv1.ReadIndexRequest]) (*connect.Response[clusterv1.ReadIndexResponse], error) {
+	idx, err := s.B.ReadIndex(ctx)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&clusterv1.ReadIndexResponse{Index: idx}), nil
+}

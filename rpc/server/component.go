@@ -1,0 +1,183 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/velocity9/v9/fsm"
+	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
+	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// Writer commits a command through the Raft leader and returns its log index.
+type Writer interface {
+	Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
+}
+
+// Reader gives access to this node's replica and to read barriers.
+type Reader interface {
+	Store() *fsm.Store
+	// ConsistentBarrier returns once this node's replica holds every write committed before
+	// the call (leadership confirmed by the leader).
+	ConsistentBarrier(ctx context.Context) error
+}
+
+// ComponentBackend is what ComponentService needs from a node.
+type ComponentBackend interface {
+	Writer
+	Reader
+}
+
+// Components implements ComponentService.
+type Components struct {
+	B ComponentBackend
+}
+
+var _ componentv1connect.ComponentServiceHandler = (*Components)(nil)
+
+const (
+	defaultWait = 5 * time.Second
+	maxWait     = 5 * time.Minute
+)
+
+// read applies the caller's read options before a local read.
+func (s *Components) read(ctx context.Context, o *componentv1.ReadOptions) error {
+	if o.GetConsistent() {
+		if err := s.B.ConsistentBarrier(ctx); err != nil {
+			return toConnect(err)
+		}
+	}
+	if o.GetMinIndex() > 0 {
+		wait := defaultWait
+		if o.GetWaitMs() > 0 {
+			wait = min(time.Duration(o.GetWaitMs())*time.Millisecond, maxWait)
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		// A blocking query returns what it has when the wait ends, as Consul's do.
+		_, _ = s.B.Store().WaitForIndex(wctx, o.GetMinIndex())
+		if ctx.Err() != nil {
+			return toConnect(ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (s *Components) Get(ctx context.Context, req *connect.Request[componentv1.GetRequest]) (*connect.Response[componentv1.GetResponse], error) {
+	if err := s.read(ctx, req.Msg.Read); err != nil {
+		return nil, err
+	}
+	st := s.B.Store()
+	idx := st.Index()
+	c, err := st.Component(req.Msg.Name)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&componentv1.GetResponse{Component: c, Index: idx}), nil
+}
+
+func (s *Components) List(ctx context.Context, req *connect.Request[componentv1.ListRequest]) (*connect.Response[componentv1.ListResponse], error) {
+	if err := s.read(ctx, req.Msg.Read); err != nil {
+		return nil, err
+	}
+	st := s.B.Store()
+	idx := st.Index()
+	return connect.NewResponse(&componentv1.ListResponse{Components: st.Components(), Index: idx}), nil
+}
+
+func (s *Components) Create(ctx context.Context, req *connect.Request[componentv1.CreateRequest]) (*connect.Response[componentv1.CreateResponse], error) {
+	m := req.Msg
+	if err := fsm.ValidName(m.Name); err != nil {
+		return nil, invalidArg(err)
+	}
+	spec := m.Spec
+	if spec == nil {
+		spec = &statev1.ComponentSpec{}
+	}
+	if spec.ScaleMax == 0 && spec.ScaleMin == 0 {
+		spec.ScaleMin, spec.ScaleMax = 1, 1
+	}
+	c := &statev1.Component{
+		Name:     m.Name,
+		Owner:    m.Owner,
+		Source:   m.Source,
+		Runtime:  m.Runtime,
+		Spec:     spec,
+		Desired:  statev1.DesiredState_DESIRED_STATE_RUNNING,
+		Replicas: spec.ScaleMin,
+	}
+	cmd := &statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: c}}}
+	idx, c, err := s.writeThenGet(ctx, cmd, m.Name)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&componentv1.CreateResponse{Component: c, Index: idx}), nil
+}
+
+// writeThenGet commits cmd and reads the component back from this node's replica once it
+// has applied the write, so the caller sees its own write wherever it asked.
+func (s *Components) writeThenGet(ctx context.Context, cmd *statev1.Command, name string) (uint64, *statev1.Component, error) {
+	idx, err := s.B.Apply(ctx, cmd)
+	if err != nil {
+		return 0, nil, toConnect(err)
+	}
+	if _, err := s.B.Store().WaitForIndex(ctx, idx); err != nil {
+		return 0, nil, toConnect(err)
+	}
+	c, err := s.B.Store().Component(name)
+	if err != nil {
+		return 0, nil, toConnect(err)
+	}
+	return idx, c, nil
+}
+
+func (s *Components) UpdateSpec(ctx context.Context, req *connect.Request[componentv1.UpdateSpecRequest]) (*connect.Response[componentv1.UpdateSpecResponse], error) {
+	cmd := &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: req.Msg.Name, Spec: req.Msg.Spec}}}
+	idx, c, err := s.writeThenGet(ctx, cmd, req.Msg.Name)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&componentv1.UpdateSpecResponse{Component: c, Index: idx}), nil
+}
+
+func (s *Components) setDesired(ctx context.Context, name string, d statev1.DesiredState) (uint64, *statev1.Component, error) {
+	cmd := &statev1.Command{Op: &statev1.Command_SetComponentDesired{SetComponentDesired: &statev1.SetComponentDesired{Name: name, Desired: d}}}
+	return s.writeThenGet(ctx, cmd, name)
+}
+
+func (s *Components) Pause(ctx context.Context, req *connect.Request[componentv1.PauseRequest]) (*connect.Response[componentv1.PauseResponse], error) {
+	idx, c, err := s.setDesired(ctx, req.Msg.Name, statev1.DesiredState_DESIRED_STATE_PAUSED)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&componentv1.PauseResponse{Component: c, Index: idx}), nil
+}
+
+func (s *Components) Resume(ctx context.Context, req *connect.Request[componentv1.ResumeRequest]) (*connect.Response[componentv1.ResumeResponse], error) {
+	idx, c, err := s.setDesired(ctx, req.Msg.Name, statev1.DesiredState_DESIRED_STATE_RUNNING)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&componentv1.ResumeResponse{Component: c, Index: idx}), nil
+}
+
+func (s *Components) Scale(ctx context.Context, req *connect.Request[componentv1.ScaleRequest]) (*connect.Response[componentv1.ScaleResponse], error) {
+	cmd := &statev1.Command{Op: &statev1.Command_ScaleComponent{ScaleComponent: &statev1.ScaleComponent{Name: req.Msg.Name, Replicas: req.Msg.Replicas}}}
+	idx, c, err := s.writeThenGet(ctx, cmd, req.Msg.Name)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&componentv1.ScaleResponse{Component: c, Index: idx}), nil
+}
+
+func (s *Components) Delete(ctx context.Context, req *connect.Request[componentv1.DeleteRequest]) (*connect.Response[componentv1.DeleteResponse], error) {
+	cmd := &statev1.Command{Op: &statev1.Command_DeleteComponent{DeleteComponent: &statev1.DeleteComponent{Name: req.Msg.Name}}}
+	idx, err := s.B.Apply(ctx, cmd)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&componentv1.DeleteResponse{Index: idx}), nil
+}

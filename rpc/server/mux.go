@@ -1,0 +1,41 @@
+package server
+
+import (
+	"net/http"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+
+	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
+)
+
+// Backend is everything a node offers the API.
+type Backend interface {
+	ComponentBackend
+	ClusterBackend
+	InternalBackend
+}
+
+// MaxMessageBytes bounds one RPC message.
+const MaxMessageBytes = 4 << 20
+
+// NewMux mounts every service, gRPC health and gRPC reflection on one mux.
+func NewMux(b Backend) *http.ServeMux {
+	opts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxMessageBytes)}
+	mux := http.NewServeMux()
+	mux.Handle(componentv1connect.NewComponentServiceHandler(&Components{B: b}, opts...))
+	mux.Handle(clusterv1connect.NewClusterServiceHandler(&Cluster{B: b}, opts...))
+	mux.Handle(clusterv1connect.NewInternalServiceHandler(&Internal{B: b}, opts...))
+	services := []string{
+		componentv1connect.ComponentServiceName,
+		clusterv1connect.ClusterServiceName,
+		clusterv1connect.InternalServiceName,
+	}
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
+	reflector := grpcreflect.NewStaticReflector(services...)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	return mux
+}
