@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -39,8 +40,15 @@ func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if !h.l.Enabled(context.Background(), lv) {
 		return
 	}
-	all := append([]any{"component", h.name}, h.args...)
-	h.l.Log(context.Background(), lv, msg, append(all, args...)...)
+	all := make([]any, 0, 2+len(h.args)+len(args))
+	all = append(all, "component", h.name)
+	for _, a := range append(h.args, args...) {
+		if f, ok := a.(hclog.Format); ok && len(f) > 0 {
+			a = fmt.Sprintf(fmt.Sprint(f[0]), f[1:]...)
+		}
+		all = append(all, a)
+	}
+	h.l.Log(context.Background(), lv, msg, all...)
 }
 
 func (h *hclogAdapter) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }
@@ -110,4 +118,3 @@ func trimNewline(p []byte) []byte {
 	}
 	return p
 }
-

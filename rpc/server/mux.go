@@ -23,7 +23,11 @@ const MaxMessageBytes = 4 << 20
 
 // NewMux mounts every service, gRPC health and gRPC reflection on one mux.
 func NewMux(b Backend) *http.ServeMux {
-	opts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxMessageBytes)}
+	opts := []connect.HandlerOption{
+		connect.WithReadMaxBytes(MaxMessageBytes),
+		// Small messages cost more CPU to gzip than they save on a LAN.
+		connect.WithCompressMinBytes(8 << 10),
+	}
 	mux := http.NewServeMux()
 	mux.Handle(componentv1connect.NewComponentServiceHandler(&Components{B: b}, opts...))
 	mux.Handle(clusterv1connect.NewClusterServiceHandler(&Cluster{B: b}, opts...))
