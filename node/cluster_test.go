@@ -210,6 +210,8 @@ func TestRemovePeer(t *testing.T) {
 			victim = n
 		}
 	}
+	// A dead peer is removed the same way as a live one.
+	c.Kill(indexOf(victim.ID()))
 	if _, err := f.RemovePeer(context.Background(), victim.ID()); err != nil {
 		t.Fatalf("remove %s via %s: %v", victim.ID(), f.ID(), err)
 	}
