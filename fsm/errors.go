@@ -27,6 +27,12 @@ func exists(kind, key string) error {
 	return fmt.Errorf("%s %q: %w", kind, key, ErrAlreadyExists)
 }
 
+// invalidError reads as its message alone and matches ErrInvalid.
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string        { return e.msg }
+func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
+
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return &invalidError{msg: fmt.Sprintf(format, args...)}
 }

@@ -31,7 +31,7 @@ func raftConfig(c *Config) *raft.Config {
 	rc.SnapshotThreshold = c.Raft.SnapshotThreshold
 	rc.SnapshotInterval = c.Raft.SnapshotInterval
 	rc.TrailingLogs = c.Raft.TrailingLogs
-	rc.Logger = newHclog(c.Logger, "raft")
+	rc.Logger = newHclog(c.Logger.With("node", c.ID), "raft")
 	return rc
 }
 
@@ -51,7 +51,7 @@ func openRaft(c *Config, fsm raft.FSM, f *faults) (*raftParts, error) {
 		p.close()
 		return nil, err
 	}
-	p.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, newHclog(c.Logger, "snapshot"))
+	p.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, newHclog(c.Logger.With("node", c.ID), "snapshot"))
 	if err != nil {
 		return fail(fmt.Errorf("open snapshot store: %w", err))
 	}
@@ -83,7 +83,7 @@ func openRaft(c *Config, fsm raft.FSM, f *faults) (*raftParts, error) {
 		Stream:  p.stream,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
-		Logger:  newHclog(c.Logger, "raft-net"),
+		Logger:  newHclog(c.Logger.With("node", c.ID), "raft-net"),
 	})
 
 	p.r, err = raft.NewRaft(raftConfig(c), fsm, logs, p.store, p.snaps, p.transport)

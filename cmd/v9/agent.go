@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -66,7 +67,11 @@ func runAgent(ctx context.Context, a *app, cfg node.Config) error {
 
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("start node: %w", err)
+		err = fmt.Errorf("start node: %w", err)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			err = hintError{err, "another process holds that port; choose others with --api-addr, --proxy-addr and --raft-addr"}
+		}
+		return err
 	}
 	a.logger.Info("v9 agent started", "id", n.ID(), "api", n.APIAddr(), "proxy", n.ProxyAddr(),
 		"raft", n.RaftAddr(), "data_dir", cfg.DataDir)

@@ -71,7 +71,7 @@ func printStatus(w io.Writer, s *clusterv1.StatusResponse) error {
 	row("Last index", fmt.Sprint(s.GetLastIndex()))
 	row("FSM index", fmt.Sprint(s.GetFsmIndex()))
 	if !strings.EqualFold(s.GetRaftState(), "leader") {
-		row("Last contact", (time.Duration(s.GetLastContactMs()) * time.Millisecond).String()+" ago")
+		row("Last contact", (time.Duration(s.GetLastContactMs())*time.Millisecond).String()+" ago")
 	}
 	return tw.Flush()
 }

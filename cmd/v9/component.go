@@ -7,6 +7,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -145,7 +146,7 @@ func newComponentUpdateCmd(a *app) *cobra.Command {
   v9 component update hello --env GREETING=hello --unset-env DEBUG --timeout 10s`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if cmd.Flags().NFlag() == 0 {
+			if !anyChanged(cmd.LocalNonPersistentFlags()) {
 				return usageError{fmt.Errorf("nothing to update: give at least one spec flag")}
 			}
 			c := a.client()
@@ -248,4 +249,11 @@ func readOptions(consistent bool) *componentv1.ReadOptions {
 		return nil
 	}
 	return &componentv1.ReadOptions{Consistent: true}
+}
+
+// anyChanged reports whether any flag of fs was given on the command line.
+func anyChanged(fs *pflag.FlagSet) bool {
+	changed := false
+	fs.VisitAll(func(f *pflag.Flag) { changed = changed || f.Changed })
+	return changed
 }

@@ -86,30 +86,35 @@ func (l devLayout) check() error {
 	return nil
 }
 
-// remember writes the layout on first start and, later, refuses a layout Raft cannot use.
-func (l devLayout) remember(dir string) error {
+// checkSaved refuses a layout that differs from the one the data dir was created with in
+// what Raft cares about. It reports whether a layout was saved before.
+func (l devLayout) checkSaved(dir string) (bool, error) {
 	path := filepath.Join(dir, devLayoutFile)
 	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		b, err = json.MarshalIndent(l, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("record layout: %w", err)
-		}
-		return nil
-	case err != nil:
-		return fmt.Errorf("read layout: %w", err)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read layout: %w", err)
 	}
 	var old devLayout
 	if err := json.Unmarshal(b, &old); err != nil {
-		return fmt.Errorf("read layout %s: %w", path, err)
+		return false, fmt.Errorf("read layout %s: %w", path, err)
 	}
 	if old.Nodes != l.Nodes || old.RaftPort != l.RaftPort {
-		return fmt.Errorf("%s holds a cluster of %d nodes with --raft-port %d; start it with those values, or use another --data-dir",
+		return true, fmt.Errorf("%s holds a cluster of %d nodes with --raft-port %d; start it with those values, or use another --data-dir",
 			dir, old.Nodes, old.RaftPort)
+	}
+	return true, nil
+}
+
+func (l devLayout) save(dir string) error {
+	b, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, devLayoutFile), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("record layout: %w", err)
 	}
 	return nil
 }
@@ -125,7 +130,8 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir string, l devLay
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	if err := l.remember(dir); err != nil {
+	saved, err := l.checkSaved(dir)
+	if err != nil {
 		return err
 	}
 
@@ -143,7 +149,7 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir string, l devLay
 			ProxyAddr:       addr(l.ProxyPort, k),
 			RaftAddr:        addr(l.RaftPort, k),
 			BootstrapExpect: l.Nodes,
-			Logger:          a.logger.With("node", id),
+			Logger:          a.logger, // the node adds node=<id> itself
 		}
 		for j := range l.Nodes {
 			if j != k {
@@ -152,9 +158,19 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir string, l devLay
 		}
 		n, err := node.Start(ctx, cfg)
 		if err != nil {
-			return errors.Join(fmt.Errorf("start %s: %w", id, err), shutdownAll(ctx, nodes))
+			err = fmt.Errorf("start %s: %w", id, err)
+			if errors.Is(err, syscall.EADDRINUSE) {
+				err = hintError{err, "is another v9 dev (or agent) running? Stop it, or choose free ports with --api-port, --proxy-port and --raft-port"}
+			}
+			return errors.Join(err, shutdownAll(ctx, nodes))
 		}
 		nodes = append(nodes, n)
+	}
+	if !saved {
+		// Every port is bound: from here on Raft may record these addresses.
+		if err := l.save(dir); err != nil {
+			return errors.Join(err, shutdownAll(ctx, nodes))
+		}
 	}
 
 	leader, err := waitDevLeader(sigCtx, nodes)

@@ -176,6 +176,15 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// hintError is an error with advice for the person who runs the command.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e hintError) Error() string { return e.err.Error() }
+func (e hintError) Unwrap() error { return e.err }
+
 // printError writes err for a person: "error: <message>", then a hint when one helps.
 func printError(w io.Writer, err error, cmd *cobra.Command, addr string) {
 	msg, hint := describeError(err, addr)
@@ -200,6 +209,10 @@ func isCobraUsage(err error) bool {
 // words unless the message says it already; one raised on this side (the node could not be
 // reached) says which address was tried.
 func describeError(err error, addr string) (msg, hint string) {
+	var he hintError
+	if errors.As(err, &he) {
+		return err.Error(), he.hint
+	}
 	var ce *connect.Error
 	if !errors.As(err, &ce) {
 		return err.Error(), ""
@@ -225,13 +238,26 @@ func describeError(err error, addr string) (msg, hint string) {
 	switch {
 	case msg == "":
 		msg = words
-	case !strings.Contains(strings.ToLower(msg), words):
+	case !saysCode(msg, code):
 		msg = fmt.Sprintf("%s (%s)", msg, words)
 	}
 	if code == connect.CodeUnavailable {
 		hint = "the cluster may be electing a leader or may have lost its quorum; retry shortly and check `v9 cluster members`"
 	}
 	return msg, hint
+}
+
+// saysCode reports whether msg already tells what code says, so "component "x": not found"
+// is not followed by "(not found)".
+func saysCode(msg string, code connect.Code) bool {
+	msg = strings.ToLower(msg)
+	switch code {
+	case connect.CodeInvalidArgument:
+		return strings.Contains(msg, "invalid")
+	case connect.CodeAlreadyExists:
+		return strings.Contains(msg, "exists")
+	}
+	return strings.Contains(msg, strings.ReplaceAll(code.String(), "_", " "))
 }
 
 // transportCause is the most useful text of a client-side failure: "dial tcp

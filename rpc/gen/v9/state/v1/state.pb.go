@@ -759,6 +759,7 @@ type Deployment struct {
 	UpdateTime     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	CreateIndex    uint64                 `protobuf:"varint,11,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
 	ModifyIndex    uint64                 `protobuf:"varint,12,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	ArtifactOrigin string                 `protobuf:"bytes,13,opt,name=artifact_origin,json=artifactOrigin,proto3" json:"artifact_origin,omitempty"` // node id that stored the artifact first; peers fetch from it
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -875,6 +876,13 @@ func (x *Deployment) GetModifyIndex() uint64 {
 		return x.ModifyIndex
 	}
 	return 0
+}
+
+func (x *Deployment) GetArtifactOrigin() string {
+	if x != nil {
+		return x.ArtifactOrigin
+	}
+	return ""
 }
 
 type Resources struct {
@@ -2810,7 +2818,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12!\n" +
 	"\fcreate_index\x18\f \x01(\x04R\vcreateIndex\x12!\n" +
-	"\fmodify_index\x18\r \x01(\x04R\vmodifyIndex\"\xd3\x03\n" +
+	"\fmodify_index\x18\r \x01(\x04R\vmodifyIndex\"\xfc\x03\n" +
 	"\n" +
 	"Deployment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
@@ -2828,7 +2836,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12!\n" +
 	"\fcreate_index\x18\v \x01(\x04R\vcreateIndex\x12!\n" +
-	"\fmodify_index\x18\f \x01(\x04R\vmodifyIndex\"M\n" +
+	"\fmodify_index\x18\f \x01(\x04R\vmodifyIndex\x12'\n" +
+	"\x0fartifact_origin\x18\r \x01(\tR\x0eartifactOrigin\"M\n" +
 	"\tResources\x12!\n" +
 	"\fmemory_bytes\x18\x01 \x01(\x04R\vmemoryBytes\x12\x1d\n" +
 	"\n" +

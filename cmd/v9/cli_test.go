@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/velocity9/v9/node"
+	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
+	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// cliResult is what one in-process run of the CLI printed and returned.
+type cliResult struct {
+	args           []string
+	stdout, stderr string
+	code           int
+}
+
+func (r cliResult) String() string {
+	return fmt.Sprintf("v9 %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.args, " "), r.code, r.stdout, r.stderr)
+}
+
+// runCLI runs the v9 command tree in this process, built afresh for the call.
+func runCLI(t *testing.T, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := execute(ctx, args, &stdout, &stderr, false)
+	return cliResult{args: args, stdout: stdout.String(), stderr: stderr.String(), code: code}
+}
+
+// mustCLI runs the CLI and fails the test unless it exits 0.
+func mustCLI(t *testing.T, args ...string) cliResult {
+	t.Helper()
+	r := runCLI(t, args...)
+	if r.code != 0 {
+		t.Fatalf("want success, got %s", r)
+	}
+	return r
+}
+
+// failCLI runs the CLI, wants exit code 1 and "error: ...<want>..." on stderr.
+func failCLI(t *testing.T, want string, args ...string) cliResult {
+	t.Helper()
+	r := runCLI(t, args...)
+	if r.code != 1 {
+		t.Fatalf("want exit 1, got %s", r)
+	}
+	if !strings.HasPrefix(r.stderr, "error: ") || !strings.Contains(r.stderr, want) {
+		t.Fatalf("want stderr \"error: ...%s...\", got %s", want, r)
+	}
+	return r
+}
+
+// decode parses protojson output into m.
+func decode(t *testing.T, r cliResult, m proto.Message) {
+	t.Helper()
+	if err := protojson.Unmarshal([]byte(r.stdout), m); err != nil {
+		t.Fatalf("parse JSON of %s: %v", r, err)
+	}
+}
+
+func getComponent(t *testing.T, addr, name string) *statev1.Component {
+	t.Helper()
+	var res componentv1.GetResponse
+	decode(t, mustCLI(t, "--addr", addr, "--json", "component", "get", name, "--consistent"), &res)
+	if res.GetComponent().GetName() != name {
+		t.Fatalf("get %s returned %v", name, res.GetComponent())
+	}
+	return res.GetComponent()
+}
+
+// TestCLIComponents drives every component command against a real three-node cluster
+// through a follower, which must forward the writes to the leader.
+func TestCLIComponents(t *testing.T) {
+	c := node.NewTestCluster(t, 3)
+	addr := c.Follower(t).APIAddr()
+	cli := func(args ...string) []string { return append([]string{"--addr", addr}, args...) }
+
+	mustCLI(t, cli("component", "create", "alpha", "--runtime", "wasm", "--env", "GREETING=hi",
+		"--memory", "64Mi", "--timeout", "5s", "--wasm-module", "alpha.wasm")...)
+	var created componentv1.CreateResponse
+	decode(t, mustCLI(t, cli("--json", "component", "create", "beta", "--runtime", "container",
+		"--image", "docker.io/library/python:3.12-alpine", "--command", "python", "--command", "/app/main.py",
+		"--min", "1", "--max", "2")...), &created)
+	if b := created.GetComponent(); b.GetName() != "beta" || b.GetSpec().GetScaleMax() != 2 ||
+		!slices.Equal(b.GetSpec().GetContainer().GetCommand(), []string{"python", "/app/main.py"}) {
+		t.Fatalf("create beta returned %v", b)
+	}
+	failCLI(t, "exists", cli("component", "create", "alpha", "--runtime", "wasm")...)
+
+	// list --json is one protojson object that any JSON parser reads.
+	list := mustCLI(t, cli("--json", "component", "list", "--consistent")...)
+	var plain struct {
+		Components []struct {
+			Name    string `json:"name"`
+			Runtime string `json:"runtime"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal([]byte(list.stdout), &plain); err != nil {
+		t.Fatalf("list --json is not JSON: %v\n%s", err, list)
+	}
+	var names []string
+	for _, comp := range plain.Components {
+		names = append(names, comp.Name+":"+comp.Runtime)
+	}
+	slices.Sort(names)
+	if want := []string{"alpha:RUNTIME_WASM", "beta:RUNTIME_CONTAINER"}; !slices.Equal(names, want) {
+		t.Fatalf("list --json names %v, want %v\n%s", names, want, list)
+	}
+	var listRes componentv1.ListResponse
+	decode(t, list, &listRes)
+	if len(listRes.GetComponents()) != 2 {
+		t.Fatalf("list --json: %d components, want 2", len(listRes.GetComponents()))
+	}
+
+	table := mustCLI(t, cli("component", "list", "--consistent")...)
+	for _, want := range []string{"NAME", "RUNTIME", "DESIRED", "MIN/MAX", "alpha", "beta", "container", "running"} {
+		if !strings.Contains(table.stdout, want) {
+			t.Errorf("list table lacks %q:\n%s", want, table.stdout)
+		}
+	}
+
+	// pause, resume
+	mustCLI(t, cli("component", "pause", "alpha")...)
+	if d := getComponent(t, addr, "alpha").GetDesired(); d != statev1.DesiredState_DESIRED_STATE_PAUSED {
+		t.Fatalf("after pause, desired = %v", d)
+	}
+	get := mustCLI(t, cli("--json", "component", "get", "alpha", "--consistent")...)
+	if !strings.Contains(get.stdout, `"DESIRED_STATE_PAUSED"`) {
+		t.Fatalf("get --json after pause:\n%s", get.stdout)
+	}
+	mustCLI(t, cli("component", "resume", "alpha")...)
+	if d := getComponent(t, addr, "alpha").GetDesired(); d != statev1.DesiredState_DESIRED_STATE_RUNNING {
+		t.Fatalf("after resume, desired = %v", d)
+	}
+
+	// update changes only the flags given; then scale within the new bounds.
+	failCLI(t, "outside", cli("component", "scale", "alpha", "3")...)
+	mustCLI(t, cli("component", "update", "alpha", "--max", "3")...)
+	alpha := getComponent(t, addr, "alpha")
+	s := alpha.GetSpec()
+	if s.GetScaleMax() != 3 || s.GetScaleMin() != 1 || s.GetEnv()["GREETING"] != "hi" ||
+		s.GetMemoryBytes() != 64<<20 || s.GetTimeoutMs() != 5000 || s.GetWasm().GetModule() != "alpha.wasm" {
+		t.Fatalf("after update --max 3, spec = %v", s)
+	}
+	var scaled componentv1.ScaleResponse
+	decode(t, mustCLI(t, cli("--json", "component", "scale", "alpha", "3")...), &scaled)
+	if r := scaled.GetComponent().GetReplicas(); r != 3 {
+		t.Fatalf("scale --json: replicas %d, want 3", r)
+	}
+	if r := getComponent(t, addr, "alpha").GetReplicas(); r != 3 {
+		t.Fatalf("get after scale: replicas %d, want 3", r)
+	}
+	human := mustCLI(t, cli("component", "get", "alpha", "--consistent")...)
+	for _, want := range []string{"alpha", "wasm", "64Mi", "5s", "GREETING=hi", "3 (min 1, max 3)"} {
+		if !strings.Contains(human.stdout, want) {
+			t.Errorf("get lacks %q:\n%s", want, human.stdout)
+		}
+	}
+	failCLI(t, "container components", cli("component", "update", "alpha", "--image", "x")...)
+
+	// delete
+	mustCLI(t, cli("component", "delete", "beta")...)
+	failCLI(t, "not found", cli("component", "get", "beta", "--consistent")...)
+	failCLI(t, "not found", cli("component", "delete", "beta")...)
+	decode(t, mustCLI(t, cli("--json", "component", "list", "--consistent")...), &listRes)
+	if len(listRes.GetComponents()) != 1 || listRes.GetComponents()[0].GetName() != "alpha" {
+		t.Fatalf("after delete, list = %v", listRes.GetComponents())
+	}
+
+	// bad input is refused with a message for a person
+	failCLI(t, "DNS label", cli("component", "create", "Bad_Name", "--runtime", "wasm")...)
+	failCLI(t, "--runtime", cli("component", "create", "gamma")...)
+}
+
+// TestCLIEmptyList checks that an empty list still has a "components" array in JSON.
+func TestCLIEmptyList(t *testing.T) {
+	c := node.NewTestCluster(t, 1)
+	addr := c.Leader(t).APIAddr()
+	r := mustCLI(t, "--addr", addr, "--json", "component", "list")
+	var plain map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(r.stdout), &plain); err != nil || string(plain["components"]) != "[]" {
+		t.Fatalf("empty list --json: %v\n%s", err, r)
+	}
+	if r := mustCLI(t, "--addr", addr, "component", "list"); !strings.Contains(r.stdout, "No components") {
+		t.Fatalf("empty list: %s", r)
+	}
+}
+
+func TestCLICluster(t *testing.T) {
+	c := node.NewTestCluster(t, 3)
+	leader := c.Leader(t)
+	f := c.Follower(t)
+
+	var st clusterv1.StatusResponse
+	decode(t, mustCLI(t, "--addr", f.APIAddr(), "--json", "cluster", "status"), &st)
+	if st.GetNodeId() != f.ID() || len(st.GetMembers()) != 3 {
+		t.Fatalf("status through %s: %v", f.ID(), &st)
+	}
+	human := mustCLI(t, "--addr", f.APIAddr(), "cluster", "status")
+	if !strings.Contains(human.stdout, f.ID()) || !strings.Contains(human.stdout, "Leader:") {
+		t.Fatalf("status:\n%s", human.stdout)
+	}
+	members := mustCLI(t, "--addr", f.APIAddr(), "cluster", "members")
+	for _, n := range c.Nodes {
+		if !strings.Contains(members.stdout, n.ID()) || !strings.Contains(members.stdout, n.RaftAddr()) {
+			t.Fatalf("members lacks %s:\n%s", n.ID(), members.stdout)
+		}
+	}
+
+	// leave: the follower removes itself; the leader's view drops it.
+	r := mustCLI(t, "--addr", f.APIAddr(), "cluster", "leave")
+	if !strings.Contains(r.stdout, f.ID()) {
+		t.Fatalf("leave: %s", r)
+	}
+	node.Eventually(t, 10*time.Second, func() error {
+		var st clusterv1.StatusResponse
+		r := runCLI(t, "--addr", leader.APIAddr(), "--json", "cluster", "status")
+		if r.code != 0 {
+			return fmt.Errorf("%s", r)
+		}
+		if err := protojson.Unmarshal([]byte(r.stdout), &st); err != nil {
+			return err
+		}
+		for _, m := range st.GetMembers() {
+			if m.GetId() == f.ID() {
+				return fmt.Errorf("%s still a member: %v", f.ID(), st.GetMembers())
+			}
+		}
+		return nil
+	})
+	failCLI(t, "", "--addr", leader.APIAddr(), "cluster", "remove-peer", "no-such-node")
+}
+
+func TestCLIUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	r := failCLI(t, "cannot reach a v9 node at "+addr, "--addr", addr, "component", "list")
+	if !strings.Contains(r.stderr, "hint: ") {
+		t.Fatalf("no hint: %s", r)
+	}
+}
+
+func TestCLIUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		want string
+		args []string
+	}{
+		{"needs NAME", []string{"component", "get"}},
+		{"unknown flag", []string{"component", "list", "--bogus"}},
+		{"unknown command", []string{"component", "frobnicate"}},
+		{"unknown command", []string{"frobnicate"}},
+		{"--memory", []string{"component", "create", "x", "--runtime", "wasm", "--memory", "12MB"}},
+		{"--timeout", []string{"component", "create", "x", "--runtime", "wasm", "--timeout", "soon"}},
+		{"KEY=VALUE", []string{"component", "create", "x", "--runtime", "wasm", "--env", "NOVALUE"}},
+		{"wasm components", []string{"component", "create", "x", "--runtime", "container", "--wasm-module", "a.wasm"}},
+		{"--runtime", []string{"component", "create", "x", "--runtime", "java"}},
+		{"--branch needs --github", []string{"component", "create", "x", "--runtime", "wasm", "--branch", "dev"}},
+		{"replicas", []string{"component", "scale", "x", "many"}},
+		{"nothing to update", []string{"component", "update", "x"}},
+		{"--log-level", []string{"--log-level", "loud", "component", "list"}},
+		{"data-dir", []string{"agent"}},
+		{"overlap", []string{"dev", "--api-port", "7900", "--raft-port", "7901"}},
+	} {
+		r := failCLI(t, tc.want, append([]string{"--addr", "127.0.0.1:1"}, tc.args...)...)
+		if !strings.Contains(r.stderr, "--help") {
+			t.Errorf("usage error without a pointer to --help: %s", r)
+		}
+	}
+}
