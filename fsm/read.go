@@ -104,3 +104,25 @@ func (st *Store) TokenBySHA256(sum []byte) (*statev1.ApiToken, error) {
 func sortByIndex(ds []*statev1.Deployment) {
 	sort.SliceStable(ds, func(i, j int) bool { return ds[i].CreateIndex < ds[j].CreateIndex })
 }
+
+// ComponentByID returns a copy of the component with id.
+func (st *Store) ComponentByID(id string) (*statev1.Component, error) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	c, ok := st.s.components[id]
+	if !ok {
+		return nil, notFound("component id", id)
+	}
+	return clone(c), nil
+}
+
+// Deployment returns a copy of the deployment with id.
+func (st *Store) Deployment(id string) (*statev1.Deployment, error) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	d, ok := st.s.deployments[id]
+	if !ok {
+		return nil, notFound("deployment", id)
+	}
+	return clone(d), nil
+}

@@ -9,6 +9,9 @@ import (
 
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
 )
 
 // Backend is everything a node offers the API.
@@ -16,6 +19,8 @@ type Backend interface {
 	ComponentBackend
 	ClusterBackend
 	InternalBackend
+	DeployBackend
+	ObserveBackend
 }
 
 // MaxMessageBytes bounds one RPC message.
@@ -32,10 +37,18 @@ func NewMux(b Backend) *http.ServeMux {
 	mux.Handle(componentv1connect.NewComponentServiceHandler(&Components{B: b}, opts...))
 	mux.Handle(clusterv1connect.NewClusterServiceHandler(&Cluster{B: b}, opts...))
 	mux.Handle(clusterv1connect.NewInternalServiceHandler(&Internal{B: b}, opts...))
+	mux.Handle(deployv1connect.NewDeployServiceHandler(&Deploy{B: b}, connect.WithCompressMinBytes(8<<10)))
+	mux.Handle(deployv1connect.NewArtifactServiceHandler(&Artifacts{B: b}, opts...))
+	mux.Handle(logsv1connect.NewLogServiceHandler(&Logs{B: b}, opts...))
+	mux.Handle(statsv1connect.NewStatsServiceHandler(&Stats{B: b}, opts...))
 	services := []string{
 		componentv1connect.ComponentServiceName,
 		clusterv1connect.ClusterServiceName,
 		clusterv1connect.InternalServiceName,
+		deployv1connect.DeployServiceName,
+		deployv1connect.ArtifactServiceName,
+		logsv1connect.LogServiceName,
+		statsv1connect.StatsServiceName,
 	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
 	reflector := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)

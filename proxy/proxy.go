@@ -1,0 +1,286 @@
+// Package proxy answers HTTP for components on every node. It finds the component from the
+// Host (<name>.<domain>) or the first path segment, then serves the request from an instance
+// on this node or forwards it to a node that runs one, retrying another instance when a
+// connection fails before any byte was sent. It counts requests per component and writes
+// access logs. It reads a routing view through Router and never writes cluster state, so it
+// keeps serving from its last known view when the control plane is down.
+package proxy
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Headers the proxy sets.
+const (
+	// HopHeader marks a request forwarded by another node's proxy: it is served locally or
+	// refused, never forwarded again.
+	HopHeader = "X-V9-Hop"
+	// ScriptNameHeader carries the path prefix the route consumed ("/hello" when routed by
+	// path, "" by host). Executors derive SCRIPT_NAME and PATH_INFO from it.
+	ScriptNameHeader = "X-V9-Script-Name"
+	// ServedByHeader names the node whose instance answered.
+	ServedByHeader = "X-V9-Served-By"
+	// noInstanceHeader marks a 503 from a node that had no instance, so the caller tries
+	// another.
+	noInstanceHeader = "X-V9-No-Instance"
+)
+
+// Target is where a component's requests can go now.
+type Target struct {
+	Found  bool
+	Paused bool
+	// Local holds this node's instances. InProcess says they cost nothing to reach (wasm),
+	// so they are always preferred.
+	Local     []http.Handler
+	InProcess bool
+	// Remote holds proxy addresses of other nodes that run an instance.
+	Remote []string
+}
+
+// Router resolves a component name to its targets. It is called on every request and must
+// be cheap.
+type Router interface {
+	Lookup(component string) Target
+}
+
+// Config configures a Proxy.
+type Config struct {
+	NodeID string
+	Domain string // requests for <name>.<Domain> route by host; default "localhost"
+	Router Router
+	Stats  *Stats // may be nil
+	// Access receives one access-log line per request for the component's log.
+	Access func(component, line string)
+	Logger *slog.Logger
+	// Transport forwards to other nodes; default a pooled http.Transport.
+	Transport http.RoundTripper
+}
+
+// Proxy is an http.Handler for a node's proxy port.
+type Proxy struct {
+	cfg Config
+	rr  sync.Map // component -> *atomic.Uint64
+}
+
+// New returns a Proxy.
+func New(cfg Config) *Proxy {
+	if cfg.Domain == "" {
+		cfg.Domain = "localhost"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+		}
+	}
+	return &Proxy{cfg: cfg}
+}
+
+// Route extracts the component name and the consumed path prefix from a request.
+func Route(r *http.Request, domain string) (name, scriptName string) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(host)
+	if sub, ok := strings.CutSuffix(host, "."+domain); ok && sub != "" && !strings.Contains(sub, ".") {
+		return sub, ""
+	}
+	seg := strings.TrimPrefix(r.URL.Path, "/")
+	if i := strings.IndexByte(seg, '/'); i >= 0 {
+		seg = seg[:i]
+	}
+	if seg == "" {
+		return "", ""
+	}
+	return seg, "/" + seg
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	name, script := Route(r, p.cfg.Domain)
+	rec := &recorder{ResponseWriter: w, status: 0}
+	p.serve(rec, r, name, script)
+	if name == "" {
+		return
+	}
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	d := time.Since(start)
+	if p.cfg.Stats != nil {
+		p.cfg.Stats.Observe(name, status, d)
+	}
+	line := r.Method + " " + r.URL.RequestURI() + " " + strconv.Itoa(status) + " " + strconv.FormatInt(rec.bytes, 10) + "B " + d.Round(time.Microsecond).String()
+	if hop := r.Header.Get(HopHeader); hop != "" {
+		line += " via " + hop
+	}
+	if p.cfg.Access != nil {
+		p.cfg.Access(name, line)
+	}
+	p.cfg.Logger.Debug("request", "component", name, "method", r.Method, "path", r.URL.Path, "status", status, "dur", d)
+}
+
+func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
+	if name == "" {
+		http.Error(w, "v9: no component in the request: use http://<component>."+p.cfg.Domain+"/ or /<component>/", http.StatusNotFound)
+		return
+	}
+	t := p.cfg.Router.Lookup(name)
+	if !t.Found {
+		http.Error(w, "v9: no component \""+name+"\"", http.StatusNotFound)
+		return
+	}
+	if t.Paused {
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, "v9: component \""+name+"\" is paused", http.StatusServiceUnavailable)
+		return
+	}
+	r.Header.Set(ScriptNameHeader, script)
+	hop := r.Header.Get(HopHeader)
+	if hop != "" || (t.InProcess && len(t.Local) > 0) {
+		// Forwarded to us, or in-process instances here: serve locally.
+		if len(t.Local) == 0 {
+			w.Header().Set(noInstanceHeader, "1")
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "v9: no instance of \""+name+"\" on this node", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set(ServedByHeader, p.cfg.NodeID)
+		t.Local[p.next(name)%uint64(len(t.Local))].ServeHTTP(w, r)
+		return
+	}
+	n := len(t.Local) + len(t.Remote)
+	if n == 0 {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "v9: component \""+name+"\" has no running instance", http.StatusServiceUnavailable)
+		return
+	}
+	body := &onceBody{r: r.Body}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = body
+	}
+	first := p.next(name)
+	var lastErr error
+	for i := 0; i < n; i++ {
+		k := int((first + uint64(i)) % uint64(n))
+		if k < len(t.Local) {
+			w.Header().Set(ServedByHeader, p.cfg.NodeID)
+			t.Local[k].ServeHTTP(w, r)
+			return
+		}
+		err := p.forward(w, r, t.Remote[k-len(t.Local)])
+		if err == nil {
+			return
+		}
+		lastErr = err
+		if body.read.Load() {
+			break // the body is gone: no retry
+		}
+	}
+	p.cfg.Logger.Warn("no instance answered", "component", name, "err", lastErr)
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "v9: no instance of \""+name+"\" answered", http.StatusBadGateway)
+}
+
+func (p *Proxy) next(name string) uint64 {
+	v, ok := p.rr.Load(name)
+	if !ok {
+		v, _ = p.rr.LoadOrStore(name, new(atomic.Uint64))
+	}
+	return v.(*atomic.Uint64).Add(1) - 1
+}
+
+// errRetry means the request never reached an instance and may go to another.
+var errRetry = errors.New("retry another instance")
+
+// forward sends r to the proxy at addr. It returns an error, having written nothing, when
+// the request may be retried elsewhere.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, addr string) error {
+	out := r.Clone(r.Context())
+	out.URL.Scheme, out.URL.Host = "http", addr
+	out.RequestURI = ""
+	out.Header.Set(HopHeader, p.cfg.NodeID)
+	removeHopByHop(out.Header)
+	resp, err := p.cfg.Transport.RoundTrip(out)
+	if err != nil {
+		return errors.Join(errRetry, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(noInstanceHeader) != "" {
+		return errRetry
+	}
+	removeHopByHop(resp.Header)
+	h := w.Header()
+	for k, vs := range resp.Header {
+		h[k] = vs
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+	return nil
+}
+
+func removeHopByHop(h http.Header) {
+	for _, k := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
+		h.Del(k)
+	}
+}
+
+// onceBody lets a request body be offered to a second instance as long as nobody read from
+// it; it ignores Close from a transport that failed to connect.
+type onceBody struct {
+	r    io.ReadCloser
+	read atomic.Bool
+}
+
+func (b *onceBody) Read(p []byte) (int, error) {
+	b.read.Store(true)
+	return b.r.Read(p)
+}
+
+func (b *onceBody) Close() error { return nil }
+
+// recorder captures the status and size of a response.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"connectrpc.com/connect"
+
+	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
+	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// DeployBackend is what DeployService and ArtifactService need from a node.
+type DeployBackend interface {
+	// Upload stores the bundle read from body and deploys it.
+	Upload(ctx context.Context, meta *deployv1.UploadMeta, body io.Reader) (*deployv1.UploadResponse, error)
+	// WatchDeployment calls send at every change of a deployment's progress until done.
+	WatchDeployment(ctx context.Context, id string, send func(*deployv1.WatchResponse) error) error
+	// Deployments lists a component's deployments, newest first.
+	Deployments(ctx context.Context, component string) ([]*statev1.Deployment, error)
+	// OpenArtifact opens a stored artifact for a peer.
+	OpenArtifact(digest string) (io.ReadCloser, int64, error)
+}
+
+// Deploy implements DeployService.
+type Deploy struct {
+	B DeployBackend
+}
+
+var _ deployv1connect.DeployServiceHandler = (*Deploy)(nil)
+
+func (s *Deploy) Upload(ctx context.Context, stream *connect.ClientStream[deployv1.UploadRequest]) (*connect.Response[deployv1.UploadResponse], error) {
+	if !stream.Receive() {
+		if err := stream.Err(); err != nil {
+			return nil, toConnect(err)
+		}
+		return nil, invalidArg(errors.New("upload is empty: send the metadata, then the bundle"))
+	}
+	meta := stream.Msg().GetMeta()
+	if meta == nil {
+		return nil, invalidArg(errors.New("the first upload message must carry the metadata"))
+	}
+	resp, err := s.B.Upload(ctx, meta, &chunkReader{stream: stream})
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// chunkReader reads the chunks of an upload stream as one byte stream.
+type chunkReader struct {
+	stream *connect.ClientStream[deployv1.UploadRequest]
+	buf    []byte
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if !r.stream.Receive() {
+			if err := r.stream.Err(); err != nil {
+				return 0, err
+			}
+			return 0, io.EOF
+		}
+		if r.stream.Msg().GetMeta() != nil {
+			return 0, errors.New("metadata sent twice in one upload")
+		}
+		r.buf = r.stream.Msg().GetChunk()
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+func (s *Deploy) Watch(ctx context.Context, req *connect.Request[deployv1.WatchRequest], stream *connect.ServerStream[deployv1.WatchResponse]) error {
+	if req.Msg.DeploymentId == "" {
+		return invalidArg(errors.New("watch needs a deployment id"))
+	}
+	return toConnect(s.B.WatchDeployment(ctx, req.Msg.DeploymentId, stream.Send))
+}
+
+func (s *Deploy) List(ctx context.Context, req *connect.Request[deployv1.ListRequest]) (*connect.Response[deployv1.ListResponse], error) {
+	ds, err := s.B.Deployments(ctx, req.Msg.Component)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&deployv1.ListResponse{Deployments: ds}), nil
+}
+
+// Artifacts implements ArtifactService.
+type Artifacts struct {
+	B DeployBackend
+}
+
+var _ deployv1connect.ArtifactServiceHandler = (*Artifacts)(nil)
+
+const fetchChunk = 256 << 10
+
+func (s *Artifacts) Fetch(ctx context.Context, req *connect.Request[deployv1.FetchRequest], stream *connect.ServerStream[deployv1.FetchResponse]) error {
+	rc, size, err := s.B.OpenArtifact(req.Msg.Digest)
+	if err != nil {
+		return toConnect(err)
+	}
+	defer rc.Close()
+	buf := make([]byte, fetchChunk)
+	first := true
+	for {
+		n, err := io.ReadFull(rc, buf)
+		if n > 0 || first {
+			msg := &deployv1.FetchResponse{Chunk: buf[:n]}
+			if first {
+				msg.Size, first = size, false
+			}
+			if serr := stream.Send(msg); serr != nil {
+				return serr
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		if err != nil {
+			return toConnect(err)
+		}
+		if ctx.Err() != nil {
+			return toConnect(ctx.Err())
+		}
+	}
+}

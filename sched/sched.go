@@ -1,0 +1,196 @@
+// Package sched decides where components run. Schedule is a pure function of the replicated
+// state: no I/O, no clock, no randomness, so the same state always yields the same plan and
+// the leader can run it after every change. The leader commits the plan; nodes act on it.
+//
+// Vocabulary (shared with tla/ and the reconciler): a Placement is desired RUN or STOP on
+// one node; nodes report what they observe (STARTING, RUNNING, FAILED, STOPPED, LOST).
+package sched
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// Plan is what the leader should commit: placements to create or change, ids to delete.
+type Plan struct {
+	Put    []*statev1.Placement
+	Delete []string
+}
+
+// Empty reports whether the plan changes nothing.
+func (p Plan) Empty() bool { return len(p.Put) == 0 && len(p.Delete) == 0 }
+
+const (
+	run     = statev1.PlacementDesired_PLACEMENT_DESIRED_RUN
+	stop    = statev1.PlacementDesired_PLACEMENT_DESIRED_STOP
+	running = statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING
+)
+
+// Schedule computes the plan for the whole state:
+//   - a running component with an active deployment gets `replicas` placements of it, spread
+//     one per eligible node first (ready, able to run its runtime), then doubling up;
+//   - placements of older deployments stop only as the new one's run: a rollout never drops
+//     a component below the instances it had (new first, old stopped after);
+//   - a paused component, or one without an active deployment, has every placement stopped;
+//   - placements on nodes that are gone or not ready are stopped and replaced elsewhere;
+//   - stopped placements that the node reports stopped (or lost) are deleted.
+func Schedule(s *statev1.State) Plan {
+	var plan Plan
+	nodes := map[string]*statev1.Node{}
+	for _, n := range s.Nodes {
+		nodes[n.Id] = n
+	}
+	byComp := map[string][]*statev1.Placement{}
+	load := map[string]int{} // placements wanted running per node, all components
+	for _, p := range s.Placements {
+		byComp[p.ComponentId] = append(byComp[p.ComponentId], p)
+		if p.Desired == run {
+			load[p.NodeId]++
+		}
+	}
+	deps := map[string]*statev1.Deployment{}
+	for _, d := range s.Deployments {
+		deps[d.Id] = d
+	}
+	for _, c := range s.Components { // sorted by id: deterministic
+		scheduleComponent(&plan, c, deps[c.ActiveDeploymentId], byComp[c.Id], s.Nodes, nodes, load)
+	}
+	// Placements whose component is gone are deleted by fsm with the component; placements on
+	// removed nodes are collected here.
+	for _, p := range s.Placements {
+		if _, ok := nodes[p.NodeId]; !ok && p.Desired == stop && !slices.Contains(plan.Delete, p.Id) {
+			plan.Delete = append(plan.Delete, p.Id)
+		}
+	}
+	sort.Strings(plan.Delete)
+	return plan
+}
+
+func eligible(n *statev1.Node, rt statev1.Runtime) bool {
+	return n != nil && n.Status == statev1.NodeStatus_NODE_STATUS_READY && slices.Contains(n.Runtimes, rt)
+}
+
+func setDesired(plan *Plan, p *statev1.Placement, d statev1.PlacementDesired) {
+	if p.Desired == d {
+		return
+	}
+	q := &statev1.Placement{
+		Id: p.Id, ComponentId: p.ComponentId, DeploymentId: p.DeploymentId, NodeId: p.NodeId,
+		Desired: d, Observed: p.Observed, Reason: p.Reason, Epoch: p.Epoch + 1,
+	}
+	plan.Put = append(plan.Put, q)
+}
+
+func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deployment, ps []*statev1.Placement,
+	allNodes []*statev1.Node, nodes map[string]*statev1.Node, load map[string]int) {
+
+	wantRunning := c.Desired == statev1.DesiredState_DESIRED_STATE_RUNNING && active != nil &&
+		active.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY
+	var cur, old []*statev1.Placement // wanted-running placements of the active / older deployments
+	for _, p := range ps {
+		switch {
+		case p.Desired == stop:
+			if p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED || p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST {
+				plan.Delete = append(plan.Delete, p.Id)
+			}
+		case !wantRunning:
+			setDesired(plan, p, stop)
+		case !eligible(nodes[p.NodeId], c.Runtime):
+			setDesired(plan, p, stop)
+			load[p.NodeId]--
+		case p.DeploymentId == active.Id:
+			cur = append(cur, p)
+		default:
+			old = append(old, p)
+		}
+	}
+	if !wantRunning {
+		return
+	}
+	want := int(c.Replicas)
+
+	// Too many: stop the extras on the busiest nodes.
+	if len(cur) > want {
+		sort.SliceStable(cur, func(i, j int) bool {
+			if load[cur[i].NodeId] != load[cur[j].NodeId] {
+				return load[cur[i].NodeId] > load[cur[j].NodeId]
+			}
+			return cur[i].Id > cur[j].Id
+		})
+		for _, p := range cur[:len(cur)-want] {
+			setDesired(plan, p, stop)
+			load[p.NodeId]--
+		}
+		cur = cur[len(cur)-want:]
+	}
+
+	// Too few: place on eligible nodes, fewest of this component first, then least loaded.
+	perNode := map[string]int{}
+	slots := map[string]bool{}
+	for _, p := range ps {
+		slots[p.Id] = true
+	}
+	for _, p := range cur {
+		perNode[p.NodeId]++
+	}
+	var cands []*statev1.Node
+	for _, n := range allNodes {
+		if eligible(n, c.Runtime) {
+			cands = append(cands, n)
+		}
+	}
+	for len(cur) < want && len(cands) > 0 {
+		best := cands[0]
+		for _, n := range cands[1:] {
+			if perNode[n.Id] < perNode[best.Id] || (perNode[n.Id] == perNode[best.Id] && load[n.Id] < load[best.Id]) {
+				best = n
+			}
+		}
+		id := placementID(active.Id, best.Id, slots)
+		slots[id] = true
+		p := &statev1.Placement{Id: id, ComponentId: c.Id, DeploymentId: active.Id, NodeId: best.Id, Desired: run, Epoch: 1}
+		plan.Put = append(plan.Put, p)
+		cur = append(cur, p)
+		perNode[best.Id]++
+		load[best.Id]++
+	}
+
+	// Rollout: old placements stop only once as many new ones run.
+	newRunning := 0
+	for _, p := range cur {
+		if p.Observed == running {
+			newRunning++
+		}
+	}
+	keepOld := max(0, want-newRunning)
+	sort.SliceStable(old, func(i, j int) bool {
+		// Keep the running old ones longest.
+		if (old[i].Observed == running) != (old[j].Observed == running) {
+			return old[i].Observed != running
+		}
+		return old[i].Id < old[j].Id
+	})
+	if len(old) > keepOld {
+		for _, p := range old[:len(old)-keepOld] {
+			setDesired(plan, p, stop)
+		}
+	}
+}
+
+// placementID names a placement after its deployment, node and the first free slot, so the
+// plan needs no randomness.
+func placementID(dep, node string, taken map[string]bool) string {
+	d := dep
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	for slot := 0; ; slot++ {
+		id := fmt.Sprintf("%s-%s-%d", d, node, slot)
+		if !taken[id] {
+			return id
+		}
+	}
+}
