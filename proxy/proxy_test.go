@@ -1,0 +1,134 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type table map[string]Target
+
+func (t table) Lookup(name string) Target { return t[name] }
+
+func echo(tag string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, tag+" "+r.URL.Path+" script="+r.Header.Get(ScriptNameHeader)+" hop="+r.Header.Get(HopHeader))
+	})
+}
+
+func get(t *testing.T, h http.Handler, host, path string) (*httptest.ResponseRecorder, string) {
+	t.Helper()
+	req := httptest.NewRequest("GET", "http://"+host+path, nil)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec, rec.Body.String()
+}
+
+func deadAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestRoutesByHostAndPath(t *testing.T) {
+	p := New(Config{NodeID: "n1", Router: table{"hello": {Found: true, Local: []http.Handler{echo("local")}, InProcess: true}}})
+	rec, body := get(t, p, "hello.localhost:8080", "/a/b?x=1")
+	if rec.Code != 200 || body != "local /a/b script= hop=" || rec.Header().Get(ServedByHeader) != "n1" {
+		t.Fatalf("by host: %d %q %v", rec.Code, body, rec.Header())
+	}
+	_, body = get(t, p, "127.0.0.1:8080", "/hello/a/b")
+	if body != "local /hello/a/b script=/hello hop=" {
+		t.Fatalf("by path: %q", body)
+	}
+}
+
+func TestStatusForUnknownPausedAndNoInstance(t *testing.T) {
+	p := New(Config{NodeID: "n1", Router: table{
+		"paused": {Found: true, Paused: true},
+		"idle":   {Found: true},
+	}})
+	if rec, _ := get(t, p, "x", "/nope/"); rec.Code != 404 {
+		t.Fatalf("unknown: %d", rec.Code)
+	}
+	if rec, _ := get(t, p, "x", "/"); rec.Code != 404 {
+		t.Fatalf("no component: %d", rec.Code)
+	}
+	for _, name := range []string{"paused", "idle"} {
+		rec, _ := get(t, p, name+".localhost", "/")
+		if rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
+			t.Fatalf("%s: %d %v", name, rec.Code, rec.Header())
+		}
+	}
+}
+
+func TestForwardsWithHopAndRetriesDeadNode(t *testing.T) {
+	// Node 2's proxy serves its local instance.
+	n2 := New(Config{NodeID: "n2", Router: table{"hello": {Found: true, Local: []http.Handler{echo("n2")}}}})
+	srv := httptest.NewServer(n2)
+	defer srv.Close()
+	live := strings.TrimPrefix(srv.URL, "http://")
+	p := New(Config{NodeID: "n1", Router: table{"hello": {Found: true, Remote: []string{deadAddr(t), live}}}})
+	for i := 0; i < 4; i++ {
+		rec, body := get(t, p, "hello.localhost", "/x")
+		if rec.Code != 200 || body != "n2 /x script= hop=n1" || rec.Header().Get(ServedByHeader) != "n2" {
+			t.Fatalf("request %d: %d %q", i, rec.Code, body)
+		}
+	}
+}
+
+func TestHopIsServedLocallyOrRefused(t *testing.T) {
+	// A node with no local instance that receives a forwarded request does not forward again.
+	p := New(Config{NodeID: "n2", Router: table{"hello": {Found: true, Remote: []string{"127.0.0.1:1"}}}})
+	req := httptest.NewRequest("GET", "http://hello.localhost/", nil)
+	req.Header.Set(HopHeader, "n1")
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, req)
+	if rec.Code != 503 || rec.Header().Get(noInstanceHeader) == "" {
+		t.Fatalf("hop without local instance: %d %v", rec.Code, rec.Header())
+	}
+}
+
+func TestAllRemotesDeadIs502(t *testing.T) {
+	p := New(Config{NodeID: "n1", Router: table{"hello": {Found: true, Remote: []string{deadAddr(t), deadAddr(t)}}}})
+	if rec, _ := get(t, p, "hello.localhost", "/"); rec.Code != 502 {
+		t.Fatalf("got %d", rec.Code)
+	}
+}
+
+func TestStatsCountRequests(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	st := NewStats(reg)
+	now := time.Unix(1_000_000, 0)
+	st.now = func() time.Time { return now }
+	var lines []string
+	p := New(Config{NodeID: "n1", Stats: st, Access: func(c, l string) { lines = append(lines, c+": "+l) },
+		Router: table{"hello": {Found: true, Local: []http.Handler{echo("x")}, InProcess: true}, "idle": {Found: true}}})
+	get(t, p, "hello.localhost", "/")
+	get(t, p, "hello.localhost", "/")
+	get(t, p, "idle.localhost", "/")
+	s := st.Series("hello", 1)
+	last := s[len(s)-1]
+	if len(s) != 6 || last.Requests != 2 || last.Status[2] != 2 || last.Start != 1_000_000 {
+		t.Fatalf("series: %+v", s)
+	}
+	if idle := st.Series("idle", 1); idle[len(idle)-1].Status[5] != 1 {
+		t.Fatalf("idle 503 not counted: %+v", idle)
+	}
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "hello: GET / 200") {
+		t.Fatalf("access lines: %q", lines)
+	}
+	mfs, _ := reg.Gather()
+	if len(mfs) != 2 {
+		t.Fatalf("metrics: %d families", len(mfs))
+	}
+}
