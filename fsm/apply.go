@@ -13,6 +13,9 @@ func apply(t *tables, index uint64, cmd *statev1.Command) error {
 		return invalid("empty command")
 	}
 	now := cmd.GetTime()
+	if now != nil {
+		now = clone(now) // the state must not share memory with the caller's command
+	}
 	switch op := cmd.Op.(type) {
 	case *statev1.Command_CreateComponent:
 		return t.createComponent(index, now, op.CreateComponent)
@@ -294,6 +297,9 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 		if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
 			return invalid("deployment %q has already failed", d.Id)
 		}
+		if c := t.components[d.ComponentId]; c != nil && c.ActiveDeploymentId == d.Id {
+			return invalid("deployment %q is active: activate another before failing it", d.Id)
+		}
 	default:
 		return invalid("deployment status can only move to building, ready or failed")
 	}
@@ -355,6 +361,9 @@ func (t *tables) putPlacements(index uint64, op *statev1.PutPlacements) error {
 		default:
 			return invalid("placement %q: desired must be run or stop", p.Id)
 		}
+		if p.Observed < statev1.PlacementObserved_PLACEMENT_OBSERVED_UNSPECIFIED || p.Observed > statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST {
+			return invalid("placement %q: observed state %d is unknown", p.Id, p.Observed)
+		}
 		if old, ok := t.placements[p.Id]; ok {
 			if old.NodeId != p.NodeId || old.ComponentId != p.ComponentId {
 				return invalid("placement %q cannot move to another node or component", p.Id)
@@ -380,7 +389,7 @@ func (t *tables) setPlacementObserved(index uint64, op *statev1.SetPlacementObse
 	if !ok {
 		return notFound("placement", op.GetId())
 	}
-	if op.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_UNSPECIFIED || op.Observed > statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST {
+	if op.Observed <= statev1.PlacementObserved_PLACEMENT_OBSERVED_UNSPECIFIED || op.Observed > statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST {
 		return invalid("placement observed state %d is unknown", op.Observed)
 	}
 	p.Observed, p.Reason, p.ModifyIndex = op.Observed, op.Reason, index

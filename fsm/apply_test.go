@@ -6,10 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/hashicorp/raft"
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
@@ -779,7 +778,7 @@ func TestApplyEnvelope(t *testing.T) {
 
 // futureCommand is the encoding of a Command whose op is a oneof field this version does not
 // know (field 999), as a newer leader would write it.
-func futureCommand(t *testing.T, ignore bool) []byte {
+func futureCommand(t testing.TB, ignore bool) []byte {
 	t.Helper()
 	b, err := EncodeCommand(&statev1.Command{Time: at(1), IgnoreIfUnknown: ignore})
 	if err != nil {

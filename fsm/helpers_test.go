@@ -285,9 +285,8 @@ func checkInvariants(st *Store) error {
 			if d.ComponentId != id {
 				return fmt.Errorf("component %q: active deployment %q belongs to %q", id, d.Id, d.ComponentId)
 			}
-			// Only READY deployments can be activated, but apply.go lets a READY deployment
-			// move to FAILED afterwards, so FAILED is tolerated here.
-			if d.Status != stReady && d.Status != stFailed {
+			// Only READY deployments can be activated, and an active one cannot fail.
+			if d.Status != stReady {
 				return fmt.Errorf("component %q: active deployment %q is %s", id, d.Id, d.Status)
 			}
 		}
@@ -360,14 +359,20 @@ func (s *memSink) Cancel() error { s.canceled = true; return nil }
 
 // ---- command generator ----
 
-// chooser supplies the choices of the command generator.
+// chooser supplies the choices of the command generator. The generator never asks for more
+// than 256 choices at once, so that one byte of fuzz input can make any choice.
 type chooser interface {
 	intn(n int) int
 }
 
 type randChooser struct{ r interface{ Intn(int) int } }
 
-func (c randChooser) intn(n int) int { return c.r.Intn(n) }
+func (c randChooser) intn(n int) int {
+	if n > 256 {
+		panic(fmt.Sprintf("generator asked for %d choices; a byte of fuzz input holds 256", n))
+	}
+	return c.r.Intn(n)
+}
 
 // byteChooser draws choices from fuzz input; it answers 0 once the input is spent.
 type byteChooser struct {
@@ -386,156 +391,268 @@ func (c *byteChooser) intn(n int) int {
 
 func (c *byteChooser) done() bool { return c.i >= len(c.b) }
 
-// Pools of field values: small, so that commands often collide, refer to one another, or
-// are valid but wrong (unknown references, out-of-range numbers, empty ids).
+// recordingChooser draws from r and records its choices as bytes that a byteChooser
+// replays: it turns seeded random programs into fuzz seeds.
+type recordingChooser struct {
+	r   interface{ Intn(int) int }
+	out []byte
+}
+
+func (c *recordingChooser) intn(n int) int {
+	if n > 256 {
+		panic(fmt.Sprintf("generator asked for %d choices; a byte of fuzz input holds 256", n))
+	}
+	v := c.r.Intn(n)
+	c.out = append(c.out, byte(v))
+	return v
+}
+
+// Field values come from small pools, so that commands often collide and refer to one
+// another. Most fields are drawn from a pool of good values and, one time in eight, from a
+// pool of bad ones (unknown references, out-of-range numbers, empty ids, bad names), so that
+// many commands are valid but wrong.
 var (
-	poolCompIDs   = []string{"", "c1", "c2", "c3"}
-	poolNames     = []string{"", "web", "api", "db", "Web", "-x", "x-", "a.b"}
-	poolNodes     = []string{"", "n1", "n2", "n3"}
-	poolDeps      = []string{"", "d1", "d2", "d3", "d4", "d5"}
-	poolPlace     = []string{"", "p1", "p2", "p3", "p4"}
-	poolUsers     = []string{"", "u1", "u2"}
-	poolUserNames = []string{"", "alice", "bob"}
-	poolTokens    = []string{"", "k1", "k2", "k3"}
-	poolNums      = []uint32{0, 1, 2, 3, 5, MaxReplicas, MaxReplicas + 1, 1<<32 - 1}
-	poolEpochs    = []uint64{0, 1, 2, 7}
-	poolEnums     = []int32{-1, 0, 1, 2, 3, 4, 5, 99}
-	poolDigests   = []string{"", "sha256:aa", "sha256:bb"}
-	poolRepos     = []string{"", "acme/web", "nope", "a/b/c"}
-	poolBranches  = []string{"", "main"}
-	poolBuilds    = []string{"", "go", "rust"}
-	poolEnv       = []map[string]string{nil, {"A": "1"}, {"A": "1", "B": "2", "C_3": "x"}, {"V9_X": "1"}, {"1BAD": "x"}, {"a-b": "x", "OK": "y"}}
+	goodCompIDs = []string{"c1", "c2", "c3"}
+	goodNames   = []string{"web", "api", "db"}
+	badNames    = []string{"", "Web", "-x", "x-", "a.b", "a_b"}
+	goodNodes   = []string{"n1", "n2", "n3"}
+	goodDeps    = []string{"d1", "d2", "d3", "d4", "d5", "d6"}
+	goodPlace   = []string{"p1", "p2", "p3", "p4"}
+	goodUsers   = []string{"u1", "u2"}
+	goodTokens  = []string{"k1", "k2", "k3"}
+	badIDs      = []string{"", "zz", "c1", "d1", "n1"} // empty, unknown, or an id of another kind
+	goodMins    = []uint32{0, 1, 1, 2}
+	goodMaxes   = []uint32{1, 2, 3, 5}
+	badNums     = []uint32{0, 4, MaxReplicas, MaxReplicas + 1, 1<<32 - 1}
+	goodEpochs  = []uint64{1, 2, 3}
+	badEpochs   = []uint64{0, 1 << 63}
+	badEnums    = []int32{-1, 0, 5, 6, 99}
+	goodDigests = []string{"sha256:aa", "sha256:bb"}
+	goodRepos   = []string{"acme/web", "acme/api"}
+	badRepos    = []string{"", "nope", "a/b/c"}
+	goodEnv     = []map[string]string{nil, {"A": "1"}, {"A": "1", "B": "2", "C_3": "x"}}
+	badEnv      = []map[string]string{{"V9_X": "1"}, {"1BAD": "x"}, {"a-b": "x", "OK": "y"}, {"": "x"}}
 )
 
 func pick[T any](c chooser, pool []T) T { return pool[c.intn(len(pool))] }
 
+// maybe picks from good seven times in eight and from bad otherwise, with a single choice
+// (len(good)*len(bad)*8 must not exceed 256).
+func maybe[T any](c chooser, good, bad []T) T {
+	gb := len(good) * len(bad)
+	if v := c.intn(8 * gb); v < 7*gb {
+		return good[v%len(good)]
+	} else {
+		return bad[v%len(bad)]
+	}
+}
+
+// enum picks a value in [lo, hi], or about once in eight a value out of range.
+func enum(c chooser, lo, hi int32) int32 {
+	good := make([]int32, 0, hi-lo+1)
+	for v := lo; v <= hi; v++ {
+		good = append(good, v)
+	}
+	return maybe(c, good, badEnums)
+}
+
+// nameFor picks a name that usually goes with component id (c1 is web, c2 api, c3 db).
+func nameFor(c chooser, id string) string {
+	for i, cid := range goodCompIDs {
+		if cid == id {
+			return maybe(c, goodNames[i:i+1], append(badNames, goodNames...))
+		}
+	}
+	return maybe(c, goodNames, badNames)
+}
+
+// depFor picks a deployment id that usually goes with component compID (c1 owns d1 and
+// d4, c2 owns d2 and d5, ...), so that commands referring to both are often consistent.
+func depFor(c chooser, compID string) string {
+	for i, id := range goodCompIDs {
+		if id == compID {
+			own := []string{goodDeps[i], goodDeps[i+len(goodCompIDs)]}
+			return maybe(c, own, goodDeps)
+		}
+	}
+	return maybe(c, goodDeps, badIDs)
+}
+
 func genSpec(c chooser) *statev1.ComponentSpec {
-	if c.intn(8) == 0 {
+	if c.intn(16) == 0 {
 		return nil
 	}
 	s := &statev1.ComponentSpec{
-		Env:       pick(c, poolEnv),
-		ScaleMin:  pick(c, poolNums),
-		ScaleMax:  pick(c, poolNums),
-		Exclusive: c.intn(4) == 0,
+		Env:       maybe(c, goodEnv, badEnv),
+		ScaleMax:  maybe(c, goodMaxes, badNums),
+		Exclusive: c.intn(8) == 0,
+	}
+	// Mostly min <= max, and mostly at least 1 so that container specs pass.
+	s.ScaleMin = min(maybe(c, goodMins, badNums), s.ScaleMax)
+	if c.intn(8) == 0 {
+		s.ScaleMin = maybe(c, goodMins, badNums)
 	}
 	if c.intn(2) == 0 {
-		s.Wasm = &statev1.WasmSpec{Module: "m.wasm", Build: pick(c, poolBuilds)}
+		s.Wasm = &statev1.WasmSpec{Module: "m.wasm", Build: maybe(c, []string{"", "go"}, []string{"rust"})}
 	}
 	return s
 }
 
 func genPlacement(c chooser) *statev1.Placement {
+	comp := maybe(c, goodCompIDs, badIDs)
 	return &statev1.Placement{
-		Id:           pick(c, poolPlace),
-		ComponentId:  pick(c, poolCompIDs),
-		DeploymentId: pick(c, poolDeps),
-		NodeId:       pick(c, poolNodes),
-		Desired:      statev1.PlacementDesired(pick(c, poolEnums)),
-		Observed:     statev1.PlacementObserved(pick(c, poolEnums)),
-		Epoch:        pick(c, poolEpochs),
+		Id:           maybe(c, goodPlace, badIDs),
+		ComponentId:  comp,
+		DeploymentId: depFor(c, comp),
+		NodeId:       maybe(c, goodNodes, badIDs),
+		Desired:      statev1.PlacementDesired(enum(c, 1, 2)),
+		Observed:     statev1.PlacementObserved(enum(c, 0, 5)),
+		Epoch:        maybe(c, goodEpochs, badEpochs),
 	}
 }
 
-// numOps is the number of operations genCommand chooses among: the 19 ops of Command and
-// one command without an op.
+// replicasFor picks a replica count, mostly within the range of s.
+func replicasFor(c chooser, s *statev1.ComponentSpec) uint32 {
+	if s == nil || s.ScaleMin > s.ScaleMax || c.intn(8) == 0 {
+		return pick(c, badNums)
+	}
+	span := min(s.ScaleMax-s.ScaleMin, 7)
+	return s.ScaleMin + uint32(c.intn(int(span)+1))
+}
+
+// numOps is the number of operations genOp builds: the 19 ops of Command and one command
+// without an op.
 const numOps = 20
 
-// genCommand builds one command from the choices of c.
+// opWeights says how often genCommand picks each op of genOp, so that entities get created
+// more often than they are deleted and states grow interesting.
+var opWeights = [numOps]int{
+	0: 6, 1: 2, 2: 1, 3: 3, 4: 1, // components
+	5: 3, 6: 2, 7: 1, // nodes
+	8: 6, 9: 6, 10: 4, // deployments
+	11: 5, 12: 3, 13: 1, // placements
+	14: 2, 15: 2, 16: 1, 17: 2, 18: 1, // users, tokens, links
+	19: 1, // no op
+}
+
+var totalOpWeight = func() int {
+	n := 0
+	for _, w := range opWeights {
+		n += w
+	}
+	return n
+}()
+
+// genCommand builds one command from the choices of c. It carries no time: the caller
+// stamps it, as the leader does.
 func genCommand(c chooser) *statev1.Command {
+	r := c.intn(totalOpWeight)
+	op := 0
+	for r >= opWeights[op] {
+		r -= opWeights[op]
+		op++
+	}
+	return genOp(c, op)
+}
+
+// genOp builds a command of op number op (0 to numOps-1).
+func genOp(c chooser, op int) *statev1.Command {
 	var cmd *statev1.Command
-	switch c.intn(numOps) {
+	switch op {
 	case 0:
+		id := maybe(c, goodCompIDs, badIDs)
 		comp := &statev1.Component{
-			Id:       pick(c, poolCompIDs),
-			Name:     pick(c, poolNames),
-			Runtime:  statev1.Runtime(pick(c, poolEnums)),
-			Spec:     genSpec(c),
-			Replicas: pick(c, poolNums),
-			Desired:  statev1.DesiredState(pick(c, poolEnums)),
+			Id:      id,
+			Name:    nameFor(c, id),
+			Runtime: statev1.Runtime(enum(c, 1, 2)),
+			Spec:    genSpec(c),
+			Desired: statev1.DesiredState(enum(c, 0, 2)),
 		}
+		comp.Replicas = replicasFor(c, comp.Spec)
 		if c.intn(4) == 0 {
-			comp.Source = &statev1.Source{GithubRepo: pick(c, poolRepos), Branch: pick(c, poolBranches)}
-		}
-		if c.intn(8) == 0 {
-			comp.ActiveDeploymentId = pick(c, poolDeps)
+			comp.Source = &statev1.Source{GithubRepo: maybe(c, goodRepos, badRepos), Branch: maybe(c, []string{"main"}, []string{""})}
 		}
 		if c.intn(16) == 0 {
+			comp.ActiveDeploymentId = pick(c, goodDeps)
+		}
+		if c.intn(32) == 0 {
 			comp = nil
 		}
 		cmd = cmdCreateComponent(comp)
 	case 1:
-		cmd = cmdUpdateSpec(pick(c, poolNames), genSpec(c))
+		cmd = cmdUpdateSpec(maybe(c, goodNames, badNames), genSpec(c))
 	case 2:
-		cmd = cmdSetDesired(pick(c, poolNames), statev1.DesiredState(pick(c, poolEnums)))
+		cmd = cmdSetDesired(maybe(c, goodNames, badNames), statev1.DesiredState(enum(c, 1, 2)))
 	case 3:
-		cmd = cmdScale(pick(c, poolNames), pick(c, poolNums))
+		cmd = cmdScale(maybe(c, goodNames, badNames), maybe(c, []uint32{0, 1, 2, 3}, badNums))
 	case 4:
-		cmd = cmdDeleteComponent(pick(c, poolNames))
+		cmd = cmdDeleteComponent(maybe(c, goodNames, badNames))
 	case 5:
-		n := testNode(pick(c, poolNodes))
-		n.Status = statev1.NodeStatus(pick(c, poolEnums))
+		n := testNode(maybe(c, goodNodes, badIDs))
+		n.Status = statev1.NodeStatus(enum(c, 0, 3))
 		if c.intn(8) == 0 {
 			n.RaftAddr = ""
 		}
 		if c.intn(8) == 0 {
-			n.Runtimes = append(n.Runtimes, statev1.Runtime(pick(c, poolEnums)))
+			n.Runtimes = append(n.Runtimes, statev1.Runtime(pick(c, badEnums)))
 		}
 		cmd = cmdRegisterNode(n)
 	case 6:
-		cmd = cmdSetNodeStatus(pick(c, poolNodes), statev1.NodeStatus(pick(c, poolEnums)))
+		cmd = cmdSetNodeStatus(maybe(c, goodNodes, badIDs), statev1.NodeStatus(enum(c, 1, 3)))
 	case 7:
-		cmd = cmdRemoveNode(pick(c, poolNodes))
+		cmd = cmdRemoveNode(maybe(c, goodNodes, badIDs))
 	case 8:
+		comp := maybe(c, goodCompIDs, badIDs)
 		cmd = cmdCreateDeployment(&statev1.Deployment{
-			Id:             pick(c, poolDeps),
-			ComponentId:    pick(c, poolCompIDs),
+			Id:             depFor(c, comp),
+			ComponentId:    comp,
 			CommitSha:      "abc",
-			Status:         statev1.DeploymentStatus(pick(c, poolEnums)),
-			ArtifactDigest: pick(c, poolDigests),
+			Status:         statev1.DeploymentStatus(pick(c, []int32{0, 1, 3, 3, 2, 4, -1})),
+			ArtifactDigest: maybe(c, goodDigests, []string{""}),
 		})
 	case 9:
-		cmd = cmdSetDeploymentStatus(pick(c, poolDeps), statev1.DeploymentStatus(pick(c, poolEnums)), pick(c, poolDigests), pick(c, []string{"", "boom"}))
+		cmd = cmdSetDeploymentStatus(maybe(c, goodDeps, badIDs), statev1.DeploymentStatus(enum(c, 2, 4)),
+			maybe(c, goodDigests, []string{""}), pick(c, []string{"", "boom"}))
 	case 10:
-		cmd = cmdActivate(pick(c, poolCompIDs), pick(c, poolDeps))
+		comp := maybe(c, goodCompIDs, badIDs)
+		cmd = cmdActivate(comp, depFor(c, comp))
 	case 11:
-		ps := make([]*statev1.Placement, c.intn(4))
+		ps := make([]*statev1.Placement, pick(c, []int{0, 1, 1, 1, 1, 2, 3}))
 		for i := range ps {
 			ps[i] = genPlacement(c)
 		}
 		cmd = cmdPutPlacements(ps...)
 	case 12:
-		cmd = cmdSetObserved(pick(c, poolPlace), statev1.PlacementObserved(pick(c, poolEnums)), pick(c, []string{"", "oom"}))
+		cmd = cmdSetObserved(maybe(c, goodPlace, badIDs), statev1.PlacementObserved(enum(c, 1, 5)), pick(c, []string{"", "oom"}))
 	case 13:
 		ids := make([]string, c.intn(3))
 		for i := range ids {
-			ids[i] = pick(c, poolPlace)
+			ids[i] = maybe(c, goodPlace, badIDs)
 		}
 		cmd = cmdDeletePlacements(ids...)
 	case 14:
-		cmd = cmdCreateUser(&statev1.User{Id: pick(c, poolUsers), Name: pick(c, poolUserNames)})
+		cmd = cmdCreateUser(&statev1.User{Id: maybe(c, goodUsers, badIDs), Name: maybe(c, []string{"alice", "bob", "carol"}, []string{""})})
 	case 15:
-		k := &statev1.ApiToken{Id: pick(c, poolTokens), UserId: pick(c, poolUsers), Sha256: sha(byte(c.intn(3)))}
+		k := &statev1.ApiToken{Id: maybe(c, goodTokens, badIDs), UserId: maybe(c, goodUsers, badIDs), Sha256: sha(byte(c.intn(3)))}
 		if c.intn(8) == 0 {
 			k.Sha256 = k.Sha256[:31]
 		}
 		cmd = cmdCreateToken(k)
 	case 16:
-		cmd = cmdDeleteToken(pick(c, poolTokens))
+		cmd = cmdDeleteToken(maybe(c, goodTokens, badIDs))
 	case 17:
 		cmd = cmdPutLink(&statev1.GithubLink{
-			ComponentId: pick(c, poolCompIDs),
-			Repo:        pick(c, poolRepos),
-			Branch:      pick(c, poolBranches),
+			ComponentId: maybe(c, goodCompIDs, badIDs),
+			Repo:        maybe(c, goodRepos, badRepos),
+			Branch:      maybe(c, []string{"main"}, []string{""}),
 			HookId:      int64(c.intn(3)),
 			Secret:      []byte("k"),
 		})
 	case 18:
-		cmd = cmdDeleteLink(pick(c, poolCompIDs))
+		cmd = cmdDeleteLink(maybe(c, goodCompIDs, badIDs))
 	default:
 		cmd = &statev1.Command{}
 	}
 	cmd.IgnoreIfUnknown = c.intn(2) == 0
-	cmd.Time = at(uint64(c.intn(1000)))
 	return cmd
 }

@@ -154,28 +154,46 @@ func importState(s *statev1.State) (*tables, error) {
 		if _, dup := t.byName[c.Name]; dup {
 			return nil, invalid("snapshot holds component name %q twice", c.Name)
 		}
+		if _, dup := t.components[c.Id]; dup {
+			return nil, invalid("snapshot holds component id %q twice", c.Id)
+		}
 		t.components[c.Id] = clone(c)
 		t.byName[c.Name] = c.Id
 	}
-	for _, d := range s.GetDeployments() {
-		t.deployments[d.GetId()] = clone(d)
+	if err := load(t.deployments, s.GetDeployments(), (*statev1.Deployment).GetId, "deployment"); err != nil {
+		return nil, err
 	}
-	for _, n := range s.GetNodes() {
-		t.nodes[n.GetId()] = clone(n)
+	if err := load(t.nodes, s.GetNodes(), (*statev1.Node).GetId, "node"); err != nil {
+		return nil, err
 	}
-	for _, p := range s.GetPlacements() {
-		t.placements[p.GetId()] = clone(p)
+	if err := load(t.placements, s.GetPlacements(), (*statev1.Placement).GetId, "placement"); err != nil {
+		return nil, err
 	}
-	for _, u := range s.GetUsers() {
-		t.users[u.GetId()] = clone(u)
+	if err := load(t.users, s.GetUsers(), (*statev1.User).GetId, "user"); err != nil {
+		return nil, err
 	}
-	for _, k := range s.GetApiTokens() {
-		t.tokens[k.GetId()] = clone(k)
+	if err := load(t.tokens, s.GetApiTokens(), (*statev1.ApiToken).GetId, "token"); err != nil {
+		return nil, err
 	}
-	for _, l := range s.GetGithubLinks() {
-		t.links[l.GetComponentId()] = clone(l)
+	if err := load(t.links, s.GetGithubLinks(), (*statev1.GithubLink).GetComponentId, "github link"); err != nil {
+		return nil, err
 	}
 	return t, nil
+}
+
+// load fills a table from a snapshot list, refusing empty and duplicate keys.
+func load[T proto.Message](m map[string]T, items []T, key func(T) string, kind string) error {
+	for _, it := range items {
+		k := key(it)
+		if k == "" {
+			return invalid("snapshot holds a %s without id", kind)
+		}
+		if _, dup := m[k]; dup {
+			return invalid("snapshot holds %s %q twice", kind, k)
+		}
+		m[k] = clone(it)
+	}
+	return nil
 }
 
 func clone[T proto.Message](m T) T {

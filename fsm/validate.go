@@ -45,7 +45,7 @@ func ValidSpec(rt statev1.Runtime, s *statev1.ComponentSpec) error {
 	if rt == statev1.Runtime_RUNTIME_CONTAINER && s.ScaleMin == 0 {
 		return invalid("a container component cannot scale to zero: scale.min must be at least 1")
 	}
-	for k := range s.Env {
+	for _, k := range sortedKeys(s.Env) { // sorted: every replica reports the same key
 		if !envKey.MatchString(k) {
 			return invalid("env key %q is not a valid variable name", k)
 		}
