@@ -74,11 +74,7 @@ tools: $(GEN_TOOLS) $(STATICCHECK_TOOL) ## install pinned buf, protoc-gen-go, pr
 
 .PHONY: generate
 generate: $(GEN_TOOLS) ## regenerate rpc/gen from rpc/proto with buf (stale generated files are removed)
-	@if [ -d rpc/gen ]; then \
-		find rpc/gen -type f \( -name '*.pb.go' -o -name '*.connect.go' \) -delete; \
-		find rpc/gen -mindepth 1 -type d -empty -delete; \
-	fi
-	PATH="$(BIN):$$PATH" $(BUF) generate
+	PATH="$(BIN):$$PATH" BUF=$(BUF) bash scripts/generate.sh
 
 .PHONY: check-generate
 check-generate: generate ## regenerate and fail if rpc/gen differs from git (changed, deleted or untracked files)
