@@ -174,5 +174,6 @@ func (n *Node) joinRequest() *clusterv1.JoinRequest {
 		RaftAddr:  n.RaftAddr(),
 		ApiAddr:   n.APIAddr(),
 		ProxyAddr: n.ProxyAddr(),
+		Runtimes:  n.runtimes,
 	}
 }

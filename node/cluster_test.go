@@ -193,10 +193,13 @@ func TestSnapshotThenNewNodeJoinsBySnapshot(t *testing.T) {
 	if n4.raft.r.Stats()["last_snapshot_index"] == "0" {
 		t.Fatal("new node did not install a snapshot")
 	}
-	st, err := n4.Status(context.Background())
-	if err != nil || len(st.Members) != 4 {
-		t.Fatalf("members after join: %v, %v", st, err)
-	}
+	Eventually(t, 10*time.Second, func() error {
+		st, err := n4.Status(context.Background())
+		if err != nil || len(st.Members) != 4 {
+			return fmt.Errorf("members after join: %v, %v", st, err)
+		}
+		return nil
+	})
 	mustCreate(t, n4, "from-n4")
 	waitComponent(t, c.Nodes[0], "from-n4")
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"time"
 )
 
@@ -31,6 +32,17 @@ type Config struct {
 	Join []string
 
 	Raft RaftConfig
+
+	// Domain routes <component>.<Domain> by host on the proxy port (default "localhost").
+	Domain string
+	// ContainerdSocket is the containerd to run container components with. Empty: this node
+	// runs wasm only and says so in its capabilities.
+	ContainerdSocket string
+	// WasmCacheDir holds compiled wasm modules (default DataDir/wasm-cache). Nodes on one
+	// machine may share it.
+	WasmCacheDir string
+	// LogLines is how many log lines each component keeps on this node (default 2000).
+	LogLines int
 
 	Logger *slog.Logger
 }
@@ -99,6 +111,15 @@ func (c *Config) setDefaults() error {
 	}
 	if r.TrailingLogs == 0 {
 		r.TrailingLogs = 10240
+	}
+	if c.Domain == "" {
+		c.Domain = "localhost"
+	}
+	if c.WasmCacheDir == "" {
+		c.WasmCacheDir = filepath.Join(c.DataDir, "wasm-cache")
+	}
+	if c.LogLines == 0 {
+		c.LogLines = 2000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

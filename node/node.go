@@ -11,8 +11,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/logring"
+	"github.com/velocity9/v9/proxy"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/rpc/server"
+	v9rt "github.com/velocity9/v9/runtime"
+	"github.com/velocity9/v9/runtime/artifact"
 )
 
 // Node is one running v9 node.
@@ -24,6 +32,16 @@ type Node struct {
 	faults *faults
 	peers  *peerClients
 	disc   discovery
+
+	artifacts *artifact.Store
+	fetches   fetchLocks
+	logs      *logring.Ring
+	stats     *proxy.Stats
+	metrics   *prometheus.Registry
+	execs     map[statev1.Runtime]v9rt.Executor
+	runtimes  []statev1.Runtime
+	rec       *reconciler
+	router    *router
 
 	apiLn, proxyLn   net.Listener
 	apiSrv, proxySrv *http.Server
@@ -71,20 +89,31 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if n.raft, err = openRaft(&n.cfg, n.fsm, n.faults); err != nil {
 		return fail(err)
 	}
+	if err := n.openDataPlane(); err != nil {
+		return fail(err)
+	}
 	if !n.raft.hasState && cfg.BootstrapExpect == 0 && len(cfg.Join) == 0 {
 		return fail(errors.New("this node has no cluster state yet: give --bootstrap-expect to start a new cluster or --join to join one"))
 	}
 
-	n.apiSrv = newHTTPServer(server.NewMux(n))
+	mux := server.NewMux(n)
+	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
+	n.apiSrv = newHTTPServer(mux)
 	n.serve(n.apiSrv, n.apiLn, "api")
 	if n.proxyLn != nil {
-		n.proxySrv = newHTTPServer(http.HandlerFunc(n.serveProxy))
+		n.proxySrv = newHTTPServer(proxy.New(proxy.Config{
+			NodeID: cfg.ID, Domain: cfg.Domain, Router: n.router, Stats: n.stats, Logger: n.log,
+			Access: func(component, line string) { n.logs.Append(component, "proxy", "access", line) },
+		}))
 		n.serve(n.proxySrv, n.proxyLn, "proxy")
 	}
 	if !n.raft.hasState {
 		n.goLoop(n.bootstrapOrJoin)
 	}
 	n.goLoop(n.registerSelf)
+	n.goLoop(n.router.loop)
+	n.goLoop(n.rec.loop)
+	n.goLoop(n.scheduleLoop)
 	n.log.Info("node started", "api", n.APIAddr(), "proxy", n.ProxyAddr(), "raft", n.RaftAddr(),
 		"data_dir", cfg.DataDir, "existing_state", n.raft.hasState)
 	return n, nil
@@ -184,6 +213,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			err = n.raft.close()
 		}
 		n.wg.Wait()
+		if n.rec != nil {
+			n.rec.closeAll()
+		}
 		n.log.Info("node stopped")
 	})
 	return err
@@ -212,5 +244,8 @@ func (n *Node) kill() {
 			n.raft.close()
 		}
 		n.wg.Wait()
+		if n.rec != nil {
+			n.rec.closeAll()
+		}
 	})
 }

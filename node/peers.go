@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
 )
 
 // peerClients holds Connect clients to other nodes' APIs, one set per address.
@@ -18,8 +21,11 @@ type peerClients struct {
 }
 
 type peerClient struct {
-	cluster  clusterv1connect.ClusterServiceClient
-	internal clusterv1connect.InternalServiceClient
+	cluster   clusterv1connect.ClusterServiceClient
+	internal  clusterv1connect.InternalServiceClient
+	artifacts deployv1connect.ArtifactServiceClient
+	logs      logsv1connect.LogServiceClient
+	stats     statsv1connect.StatsServiceClient
 }
 
 func newPeerClients(f *faults) *peerClients {
@@ -50,6 +56,10 @@ func (p *peerClients) get(addr string) *peerClient {
 		c = &peerClient{
 			cluster:  clusterv1connect.NewClusterServiceClient(p.http, base),
 			internal: clusterv1connect.NewInternalServiceClient(p.http, base),
+			// Artifacts are compressed already.
+			artifacts: deployv1connect.NewArtifactServiceClient(p.http, base),
+			logs:      logsv1connect.NewLogServiceClient(p.http, base),
+			stats:     statsv1connect.NewStatsServiceClient(p.http, base),
 		}
 		p.byID[addr] = c
 	}

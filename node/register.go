@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -12,12 +13,13 @@ import (
 func (n *Node) registerSelf(ctx context.Context) {
 	for {
 		nd, err := n.fsm.Store.Node(n.cfg.ID)
-		if err == nil && nd.ApiAddr == n.APIAddr() && nd.RaftAddr == n.RaftAddr() && nd.ProxyAddr == n.ProxyAddr() {
+		if err == nil && nd.ApiAddr == n.APIAddr() && nd.RaftAddr == n.RaftAddr() && nd.ProxyAddr == n.ProxyAddr() &&
+			slices.Equal(nd.Runtimes, n.runtimes) {
 			return
 		}
 		if _, id := n.raft.r.LeaderWithID(); id != "" && n.hasConfiguration() {
 			cmd := &statev1.Command{Op: &statev1.Command_RegisterNode{RegisterNode: &statev1.RegisterNode{Node: &statev1.Node{
-				Id: n.cfg.ID, ApiAddr: n.APIAddr(), ProxyAddr: n.ProxyAddr(), RaftAddr: n.RaftAddr(),
+				Id: n.cfg.ID, ApiAddr: n.APIAddr(), ProxyAddr: n.ProxyAddr(), RaftAddr: n.RaftAddr(), Runtimes: n.runtimes,
 			}}}}
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_, err := n.Apply(cctx, cmd)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,10 +25,12 @@ type TestCluster struct {
 }
 
 // TestRaftConfig is the fast timing tests use.
+// They are short enough for quick elections and long enough that a busy 2-core CI machine
+// running -race does not depose leaders by accident.
 var TestRaftConfig = RaftConfig{
-	HeartbeatTimeout:   100 * time.Millisecond,
-	ElectionTimeout:    100 * time.Millisecond,
-	LeaderLeaseTimeout: 50 * time.Millisecond,
+	HeartbeatTimeout:   250 * time.Millisecond,
+	ElectionTimeout:    250 * time.Millisecond,
+	LeaderLeaseTimeout: 150 * time.Millisecond,
 	CommitTimeout:      5 * time.Millisecond,
 }
 
@@ -53,16 +56,27 @@ func NewTestClusterWith(t testing.TB, n int, rc RaftConfig) *TestCluster {
 	return c
 }
 
+// sharedWasmCache lets every test node in this process reuse compiled modules: compiling a
+// Go-built module takes seconds under -race.
+var sharedWasmCache = sync.OnceValue(func() string {
+	dir, err := os.MkdirTemp("", "v9-test-wasm-cache-")
+	if err != nil {
+		return ""
+	}
+	return dir
+})
+
 func (c *TestCluster) config(i int) Config {
 	id := fmt.Sprintf("n%d", i+1)
 	return Config{
-		ID:        id,
-		DataDir:   filepath.Join(c.dir, id),
-		APIAddr:   "127.0.0.1:0",
-		ProxyAddr: "127.0.0.1:0",
-		RaftAddr:  "127.0.0.1:0",
-		Raft:      c.raft,
-		Logger:    slog.New(&testLogHandler{t: c.t, prefix: id, level: slog.LevelInfo}),
+		WasmCacheDir: sharedWasmCache(),
+		ID:           id,
+		DataDir:      filepath.Join(c.dir, id),
+		APIAddr:      "127.0.0.1:0",
+		ProxyAddr:    "127.0.0.1:0",
+		RaftAddr:     "127.0.0.1:0",
+		Raft:         c.raft,
+		Logger:       slog.New(&testLogHandler{t: c.t, prefix: id, level: slog.LevelInfo}),
 	}
 }
 

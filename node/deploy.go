@@ -1,0 +1,248 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/velocity9/v9/deploy"
+	"github.com/velocity9/v9/fsm"
+	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// MaxUploadBytes bounds one uploaded bundle.
+const MaxUploadBytes = 512 << 20
+
+var wasmMagic = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
+
+func invalidArg(format string, args ...any) error {
+	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
+}
+
+// Upload stores an uploaded bundle on this node, creates or updates the component its
+// manifest names, and commits a Deployment that becomes active once it checks out. Peers
+// fetch the artifact from this node (the deployment records it as the origin).
+func (n *Node) Upload(ctx context.Context, meta *deployv1.UploadMeta, body io.Reader) (*deployv1.UploadResponse, error) {
+	lr := &io.LimitedReader{R: body, N: MaxUploadBytes + 1}
+	digest, err := n.artifacts.Put(lr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, invalidArg("receive bundle: %v", err)
+	}
+	if lr.N <= 0 {
+		return nil, invalidArg("bundle is larger than %d MiB", MaxUploadBytes>>20)
+	}
+	dir, err := n.artifacts.Dir(digest)
+	if err != nil {
+		return nil, invalidArg("bundle is not a valid archive: %v", err)
+	}
+	m, err := deploy.LoadManifest(dir)
+	if err != nil {
+		return nil, invalidArg("%v", err)
+	}
+	if err := deploy.CheckFiles(m, dir); err != nil {
+		return nil, invalidArg("%v", err)
+	}
+	if m.Runtime == "wasm" && m.Wasm.Build != "" {
+		return nil, connect.NewError(connect.CodeUnimplemented, fmt.Errorf("wasm.build = %q: builds run on push-to-deploy; upload a prebuilt module (wasm.module)", m.Wasm.Build))
+	}
+	spec := m.Spec()
+	if spec.Container != nil {
+		spec.Container.Archive = m.Container.Archive
+	}
+	if err := n.ConsistentBarrier(ctx); err != nil {
+		return nil, err
+	}
+	c, err := n.ensureComponent(ctx, m.Name, m.RuntimeEnum(), spec)
+	if err != nil {
+		return nil, err
+	}
+	d := &statev1.Deployment{
+		Id: newID(), ComponentId: c.Id, ArtifactDigest: digest, ArtifactOrigin: n.cfg.ID,
+		CommitMessage: meta.GetCommitMessage(), Author: meta.GetAuthor(),
+		Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING,
+	}
+	if _, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateDeployment{CreateDeployment: &statev1.CreateDeployment{Deployment: d}}}); err != nil {
+		return nil, err
+	}
+	// A deployment that cannot run fails here, with the reason, and the running version stays.
+	if verr := checkRunnable(m, dir); verr != nil {
+		n.setDeploymentStatus(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, verr.Error())
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("deployment %s failed: %v", d.Id, verr))
+	}
+	if err := n.setDeploymentStatus(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ""); err != nil {
+		return nil, err
+	}
+	idx, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{
+		ComponentId: c.Id, DeploymentId: d.Id,
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := n.fsm.Store.WaitForIndex(ctx, idx); err != nil {
+		return nil, err
+	}
+	c, _ = n.fsm.Store.Component(m.Name)
+	d, _ = n.fsm.Store.Deployment(d.Id)
+	n.logs.Append(m.Name, "", "system", fmt.Sprintf("deployment %s (%s) activated", d.Id, digest))
+	return &deployv1.UploadResponse{Component: c, Deployment: d, Index: idx}, nil
+}
+
+func (n *Node) setDeploymentStatus(ctx context.Context, id string, s statev1.DeploymentStatus, msg string) error {
+	_, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: id, Status: s, Error: msg,
+	}}})
+	return err
+}
+
+// checkRunnable rejects artifacts that cannot start, before any node tries.
+func checkRunnable(m *deploy.Manifest, dir string) error {
+	if m.Runtime != "wasm" {
+		return nil
+	}
+	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(m.Wasm.Module)))
+	if err != nil {
+		return fmt.Errorf("wasm.module %q: %v", m.Wasm.Module, err)
+	}
+	defer f.Close()
+	head := make([]byte, len(wasmMagic))
+	if _, err := io.ReadFull(f, head); err != nil || !bytes.Equal(head, wasmMagic) {
+		return fmt.Errorf("wasm.module %q is not a WebAssembly module (no \\0asm header)", m.Wasm.Module)
+	}
+	return nil
+}
+
+// ensureComponent creates the component a manifest names, or updates its spec.
+func (n *Node) ensureComponent(ctx context.Context, name string, rt statev1.Runtime, spec *statev1.ComponentSpec) (*statev1.Component, error) {
+	c, err := n.fsm.Store.Component(name)
+	switch {
+	case errors.Is(err, fsm.ErrNotFound):
+		replicas := min(max(spec.ScaleMin, 1), spec.ScaleMax)
+		cmd := &statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: &statev1.Component{
+			Name: name, Runtime: rt, Spec: spec, Replicas: replicas, Source: &statev1.Source{},
+			Desired: statev1.DesiredState_DESIRED_STATE_RUNNING,
+		}}}}
+		idx, err := n.Apply(ctx, cmd)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := n.fsm.Store.WaitForIndex(ctx, idx); err != nil {
+			return nil, err
+		}
+		return n.fsm.Store.Component(name)
+	case err != nil:
+		return nil, err
+	}
+	if c.Runtime != rt {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("component %q runs %s; a deployment cannot change its runtime (delete it first)", name, runtimeName(c.Runtime)))
+	}
+	if proto.Equal(c.Spec, spec) {
+		return c, nil
+	}
+	idx, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: name, Spec: spec}}})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := n.fsm.Store.WaitForIndex(ctx, idx); err != nil {
+		return nil, err
+	}
+	return n.fsm.Store.Component(name)
+}
+
+func runtimeName(rt statev1.Runtime) string {
+	switch rt {
+	case statev1.Runtime_RUNTIME_WASM:
+		return "wasm"
+	case statev1.Runtime_RUNTIME_CONTAINER:
+		return "container"
+	}
+	return "an unknown runtime"
+}
+
+// Deployments lists a component's deployments, newest first.
+func (n *Node) Deployments(_ context.Context, component string) ([]*statev1.Deployment, error) {
+	c, err := n.fsm.Store.Component(component)
+	if err != nil {
+		return nil, err
+	}
+	ds := n.fsm.Store.Deployments(c.Id)
+	slices.Reverse(ds)
+	return ds, nil
+}
+
+// WatchDeployment streams a deployment's progress until it serves on all wanted replicas
+// or fails.
+func (n *Node) WatchDeployment(ctx context.Context, id string, send func(*deployv1.WatchResponse) error) error {
+	var last string
+	for {
+		ch, _ := n.fsm.Store.Changed()
+		d, err := n.fsm.Store.Deployment(id)
+		if err != nil {
+			return err
+		}
+		c, err := n.fsm.Store.ComponentByID(d.ComponentId)
+		if err != nil {
+			return err
+		}
+		resp := &deployv1.WatchResponse{Deployment: d, Wanted: c.Replicas}
+		var failures []string
+		for _, p := range n.fsm.Store.Placements("") {
+			if p.DeploymentId != id {
+				continue
+			}
+			resp.Placements = append(resp.Placements, p)
+			if p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
+				continue
+			}
+			switch p.Observed {
+			case statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING:
+				resp.Running++
+			case statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED:
+				failures = append(failures, p.NodeId+": "+p.Reason)
+			}
+		}
+		active := c.ActiveDeploymentId == id
+		switch {
+		case d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED:
+			resp.Done, resp.Message = true, "deployment failed: "+d.Error
+		case c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED:
+			resp.Done, resp.Message = true, "component is paused"
+		case active && resp.Running >= resp.Wanted:
+			resp.Done, resp.Message = true, fmt.Sprintf("serving: %d/%d instances running", resp.Running, resp.Wanted)
+		case !active && c.ActiveDeploymentId != "":
+			resp.Done, resp.Message = true, "superseded by deployment "+c.ActiveDeploymentId
+		default:
+			resp.Message = fmt.Sprintf("rolling out: %d/%d instances running", resp.Running, resp.Wanted)
+			if len(failures) > 0 {
+				resp.Message += "; failing: " + failures[0]
+			}
+		}
+		if key := resp.Message + fmt.Sprint(len(resp.Placements)); key != last {
+			last = key
+			if err := send(resp); err != nil {
+				return err
+			}
+		}
+		if resp.Done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		case <-time.After(time.Second):
+		}
+	}
+}

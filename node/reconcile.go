@@ -1,0 +1,372 @@
+package node
+
+import (
+	"context"
+		"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/velocity9/v9/proxy"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	v9rt "github.com/velocity9/v9/runtime"
+)
+
+// The reconciler makes this node run what the committed state says it owns: it starts
+// instances of placements desired RUN, stops those desired STOP or gone, restarts crashed
+// ones with backoff, and reports what it observes back through the leader. It works from
+// the local replica, so it keeps instances running while the cluster has no leader.
+type reconciler struct {
+	n     *Node
+	execs map[statev1.Runtime]v9rt.Executor
+
+	mu   sync.Mutex
+	inst map[string]*instance // by placement id
+	kick chan struct{}
+}
+
+type instance struct {
+	id         string
+	component  string
+	rt         statev1.Runtime
+	handler    http.Handler // nil until running
+	run        v9rt.Instance
+	observed   statev1.PlacementObserved
+	reason     string
+	busy       bool // a start or stop is in flight
+	stopping   bool
+	failures   int
+	retryAt    time.Time
+	reportedAt time.Time
+}
+
+const (
+	restartBackoffMin = 500 * time.Millisecond
+	restartBackoffMax = 30 * time.Second
+	reconcileTick     = 500 * time.Millisecond
+	reportEvery       = time.Second // resend a report the state has not taken yet
+)
+
+func newReconciler(n *Node, execs map[statev1.Runtime]v9rt.Executor) *reconciler {
+	return &reconciler{n: n, execs: execs, inst: map[string]*instance{}, kick: make(chan struct{}, 1)}
+}
+
+func (r *reconciler) poke() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// loop runs until ctx ends: once at every change of the state, and on a tick for retries.
+func (r *reconciler) loop(ctx context.Context) {
+	r.adopt(ctx)
+	t := time.NewTicker(reconcileTick)
+	defer t.Stop()
+	for {
+		ch, _ := r.n.fsm.Store.Changed()
+		r.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		case <-t.C:
+		case <-r.kick:
+		}
+	}
+}
+
+// adopt takes over instances an earlier agent left running (containers), once this node
+// has caught up with the cluster; without a leader it adopts what its replica knows and
+// leaves the rest alone until it knows better.
+func (r *reconciler) adopt(ctx context.Context) {
+	for rt, ex := range r.execs {
+		ad, ok := ex.(v9rt.Adopter)
+		if !ok {
+			continue
+		}
+		ids, err := ad.Running(ctx)
+		if err != nil {
+			r.n.log.Warn("list running instances", "runtime", rt, "err", err)
+			continue
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		caughtUp := r.n.ConsistentBarrier(bctx) == nil
+		cancel()
+		mine := map[string]*statev1.Placement{}
+		for _, p := range r.n.fsm.Store.Placements(r.n.cfg.ID) {
+			mine[p.Id] = p
+		}
+		for _, id := range ids {
+			p := mine[id]
+			if p == nil || p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
+				if caughtUp {
+					r.n.log.Info("stopping instance this node no longer owns", "placement", id)
+					_ = ex.Stop(ctx, id)
+				}
+				continue
+			}
+			spec, err := r.spec(p)
+			if err != nil {
+				r.n.log.Warn("adopt", "placement", id, "err", err)
+				continue
+			}
+			run, err := ad.Adopt(ctx, spec)
+			if err != nil {
+				r.n.log.Warn("adopt", "placement", id, "err", err)
+				continue
+			}
+			r.mu.Lock()
+			r.inst[id] = &instance{id: id, component: spec.Component, rt: rt, run: run,
+				handler: r.wrap(rt, run), observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING}
+			r.mu.Unlock()
+			r.n.log.Info("adopted running instance", "placement", id, "component", spec.Component)
+		}
+	}
+}
+
+func (r *reconciler) reconcile(ctx context.Context) {
+	store := r.n.fsm.Store
+	mine := store.Placements(r.n.cfg.ID)
+	now := time.Now()
+	seen := map[string]bool{}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range mine {
+		seen[p.Id] = true
+		in := r.inst[p.Id]
+		switch p.Desired {
+		case statev1.PlacementDesired_PLACEMENT_DESIRED_RUN:
+			if in == nil {
+				c, _ := store.ComponentByID(p.ComponentId)
+				in = &instance{id: p.Id, rt: c.GetRuntime(), component: c.GetName()}
+				r.inst[p.Id] = in
+			}
+			if in.run != nil && !in.busy {
+				select {
+				case <-in.run.Done():
+					in.failures++
+					in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED, errString(in.run.Err(), "instance stopped")
+					in.run, in.handler = nil, nil
+					in.retryAt = now.Add(backoff(in.failures))
+					r.n.logs.Append(in.component, in.id, "system", "instance failed: "+in.reason+"; restarting in "+backoff(in.failures).String())
+				default:
+				}
+			}
+			if in.run == nil && !in.busy && !now.Before(in.retryAt) {
+				in.busy = true
+				if in.observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED {
+					in.observed = statev1.PlacementObserved_PLACEMENT_OBSERVED_STARTING
+				}
+				go r.start(ctx, p)
+			}
+		case statev1.PlacementDesired_PLACEMENT_DESIRED_STOP:
+			if in == nil {
+				in = &instance{id: p.Id, observed: p.Observed}
+				if p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST {
+					in.observed = statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED
+				}
+				r.inst[p.Id] = in
+			}
+			if !in.stopping && (in.run != nil || in.busy) {
+				in.stopping = true
+				go r.stop(ctx, in)
+			}
+		}
+		r.report(ctx, p, in, now)
+	}
+	for id, in := range r.inst {
+		if seen[id] {
+			continue
+		}
+		if in.run != nil && !in.stopping {
+			in.stopping = true
+			go r.stop(ctx, in)
+		} else if in.run == nil && !in.busy {
+			delete(r.inst, id)
+		}
+	}
+}
+
+func backoff(failures int) time.Duration {
+	d := restartBackoffMin
+	for i := 1; i < failures && d < restartBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, restartBackoffMax)
+}
+
+func errString(err error, def string) string {
+	if err == nil {
+		return def
+	}
+	return err.Error()
+}
+
+// report sends the observed state of a placement to the leader when the committed state
+// does not hold it yet. Called with r.mu held.
+func (r *reconciler) report(ctx context.Context, p *statev1.Placement, in *instance, now time.Time) {
+	if in.observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_UNSPECIFIED ||
+		(p.Observed == in.observed && p.Reason == in.reason) || now.Sub(in.reportedAt) < reportEvery/4 {
+		return
+	}
+	in.reportedAt = now
+	cmd := &statev1.Command{Op: &statev1.Command_SetPlacementObserved{SetPlacementObserved: &statev1.SetPlacementObserved{
+		Id: p.Id, Observed: in.observed, Reason: in.reason,
+	}}}
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := r.n.Apply(cctx, cmd); err != nil {
+			r.n.log.Debug("report placement", "placement", p.Id, "err", err)
+		}
+	}()
+}
+
+func (r *reconciler) start(ctx context.Context, p *statev1.Placement) {
+	spec, err := r.spec(p)
+	var run v9rt.Instance
+	var ex v9rt.Executor
+	if err == nil {
+		ex = r.execs[r.runtimeOf(p)]
+		if ex == nil {
+			err = fmt.Errorf("this node cannot run %s components", strings.ToLower(strings.TrimPrefix(r.runtimeOf(p).String(), "RUNTIME_")))
+		}
+	}
+	if err == nil {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		run, err = ex.Start(sctx, spec)
+		cancel()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := r.inst[p.Id]
+	if in == nil {
+		in = &instance{id: p.Id}
+		r.inst[p.Id] = in
+	}
+	in.busy = false
+	if err != nil {
+		in.failures++
+		in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED, err.Error()
+		in.retryAt = time.Now().Add(backoff(in.failures))
+		r.n.log.Warn("instance failed to start", "placement", p.Id, "component", spec.Component, "err", err)
+		r.n.logs.Append(spec.Component, p.Id, "system", "start failed: "+err.Error())
+		r.poke()
+		return
+	}
+	in.run, in.handler = run, r.wrap(in.rt, run)
+	in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, ""
+	if in.stopping {
+		go r.stop(ctx, in)
+	}
+	r.n.logs.Append(spec.Component, p.Id, "system", "instance running on "+r.n.cfg.ID)
+	r.poke()
+}
+
+func (r *reconciler) stop(ctx context.Context, in *instance) {
+	r.mu.Lock()
+	ex := r.execs[in.rt]
+	busy := in.busy
+	r.mu.Unlock()
+	if busy {
+		return // start() sees stopping and calls stop again when it ends
+	}
+	var err error
+	if ex != nil {
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err = ex.Stop(sctx, in.id)
+		cancel()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in.stopping = false
+	if err != nil {
+		in.reason = "stop: " + err.Error()
+		r.n.log.Warn("stop instance", "placement", in.id, "err", err)
+		return
+	}
+	in.run, in.handler = nil, nil
+	in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED, ""
+	r.poke()
+}
+
+func (r *reconciler) runtimeOf(p *statev1.Placement) statev1.Runtime {
+	c, _ := r.n.fsm.Store.ComponentByID(p.ComponentId)
+	return c.GetRuntime()
+}
+
+// spec builds what the executor needs, fetching the artifact from a peer if needed.
+func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
+	store := r.n.fsm.Store
+	c, err := store.ComponentByID(p.ComponentId)
+	if err != nil {
+		return v9rt.Spec{}, err
+	}
+	dep, err := store.Deployment(p.DeploymentId)
+	if err != nil {
+		return v9rt.Spec{Component: c.Name}, err
+	}
+	dir, err := r.n.artifactDir(r.n.ctx, dep)
+	if err != nil {
+		return v9rt.Spec{Component: c.Name}, err
+	}
+	s := c.GetSpec()
+	spec := v9rt.Spec{
+		ID: p.Id, Component: c.Name, ComponentID: c.Id, DeploymentID: dep.Id,
+		Dir: dir, Digest: dep.ArtifactDigest,
+		Env: s.GetEnv(), MemoryBytes: s.GetMemoryBytes(), Timeout: time.Duration(s.GetTimeoutMs()) * time.Millisecond,
+		Wasm:      v9rt.WasmSpec{Module: s.GetWasm().GetModule()},
+		Container: v9rt.ContainerSpec{Image: s.GetContainer().GetImage(), ImageArchive: s.GetContainer().GetArchive(), Command: s.GetContainer().GetCommand()},
+	}
+	comp, inst := c.Name, p.Id
+	spec.Log = func(stream, line string) { r.n.logs.Append(comp, inst, stream, line) }
+	return spec, nil
+}
+
+// wrap adapts an instance to the proxy: container servers expect paths without the route
+// prefix, so it is stripped for them (wasm guests get SCRIPT_NAME and PATH_INFO instead).
+func (r *reconciler) wrap(rt statev1.Runtime, run v9rt.Instance) http.Handler {
+	if rt != statev1.Runtime_RUNTIME_CONTAINER {
+		return run
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if prefix := req.Header.Get(proxy.ScriptNameHeader); prefix != "" {
+			req.Header.Set("X-Forwarded-Prefix", prefix)
+			p := strings.TrimPrefix(req.URL.Path, prefix)
+			if p == "" || p[0] != '/' {
+				p = "/" + p
+			}
+			req.URL.Path, req.URL.RawPath = p, ""
+		}
+		run.ServeHTTP(w, req)
+	})
+}
+
+// local returns this node's running instances of a component.
+func (r *reconciler) local(component string) []http.Handler {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []http.Handler
+	for _, in := range r.inst {
+		if in.component == component && in.handler != nil && !in.stopping {
+			out = append(out, in.handler)
+		}
+	}
+	return out
+}
+
+// stopAll stops every instance that does not outlive the agent (wasm); containers keep
+// running for the next agent to adopt.
+func (r *reconciler) closeAll() {
+	for _, ex := range r.execs {
+		if c, ok := ex.(interface{ Close() error }); ok {
+			_ = c.Close()
+		}
+	}
+}
+

@@ -1,0 +1,80 @@
+package node
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/velocity9/v9/proxy"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// router is the proxy's view of where components run, rebuilt from the local replica at
+// every change. Because it reads only the local replica, the proxy keeps routing with the
+// last known table while the cluster has no leader.
+type router struct {
+	n     *Node
+	table atomic.Pointer[map[string]*route]
+}
+
+type route struct {
+	paused bool
+	rt     statev1.Runtime
+	remote []string // proxy addresses of other nodes running an instance
+}
+
+var _ proxy.Router = (*router)(nil)
+
+func (r *router) Lookup(name string) proxy.Target {
+	t := r.table.Load()
+	if t == nil {
+		return proxy.Target{}
+	}
+	rt, ok := (*t)[name]
+	if !ok {
+		return proxy.Target{}
+	}
+	tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote}
+	if !rt.paused && r.n.rec != nil {
+		tg.Local = r.n.rec.local(name)
+		tg.InProcess = rt.rt == statev1.Runtime_RUNTIME_WASM
+	}
+	return tg
+}
+
+func (r *router) loop(ctx context.Context) {
+	for {
+		ch, _ := r.n.fsm.Store.Changed()
+		r.rebuild()
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+func (r *router) rebuild() {
+	s := r.n.fsm.Store.State()
+	proxyOf := map[string]string{}
+	for _, nd := range s.Nodes {
+		if nd.Id != r.n.cfg.ID && nd.Status != statev1.NodeStatus_NODE_STATUS_DOWN && nd.ProxyAddr != "" {
+			proxyOf[nd.Id] = nd.ProxyAddr
+		}
+	}
+	byID := map[string]*route{}
+	t := map[string]*route{}
+	for _, c := range s.Components {
+		rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime}
+		byID[c.Id], t[c.Name] = rt, rt
+	}
+	for _, p := range s.Placements {
+		rt := byID[p.ComponentId]
+		addr := proxyOf[p.NodeId]
+		if rt == nil || addr == "" || p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN ||
+			p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
+			continue
+		}
+		rt.remote = append(rt.remote, addr)
+	}
+	r.table.Store(&t)
+}
