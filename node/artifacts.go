@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -13,10 +14,28 @@ import (
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
-// fetchLocks makes concurrent starts of one artifact fetch it once.
+// fetchLocks makes concurrent starts of one artifact fetch it once, and pins artifacts that
+// are being fetched or uploaded so garbage collection leaves them alone.
 type fetchLocks struct {
-	mu sync.Mutex
-	m  map[string]*sync.Mutex
+	mu     sync.Mutex
+	m      map[string]*sync.Mutex
+	pinned map[string]int
+}
+
+func (f *fetchLocks) pin(digest string) func() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pinned == nil {
+		f.pinned = map[string]int{}
+	}
+	f.pinned[digest]++
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.pinned[digest]--; f.pinned[digest] <= 0 {
+			delete(f.pinned, digest)
+		}
+	}
 }
 
 func (f *fetchLocks) lock(digest string) func() {
@@ -40,6 +59,7 @@ func (n *Node) artifactDir(ctx context.Context, d *statev1.Deployment) (string, 
 	if d.ArtifactDigest == "" {
 		return "", fmt.Errorf("deployment %s has no artifact", d.Id)
 	}
+	defer n.fetches.pin(d.ArtifactDigest)()
 	unlock := n.fetches.lock(d.ArtifactDigest)
 	defer unlock()
 	if !n.artifacts.Has(d.ArtifactDigest) {
@@ -101,3 +121,41 @@ func (n *Node) OpenArtifact(digest string) (io.ReadCloser, int64, error) {
 	}
 	return n.artifacts.Get(digest)
 }
+
+// gcArtifacts removes stored artifacts that no deployment in the state references and that
+// no fetch or upload is using.
+func (n *Node) gcArtifacts() ([]string, error) {
+	n.fetches.mu.Lock()
+	keep := map[string]bool{}
+	for d := range n.fetches.pinned {
+		keep[d] = true
+	}
+	// Read the state while holding the pins, so an upload that just committed is seen.
+	for _, d := range n.fsm.Store.State().Deployments {
+		keep[d.ArtifactDigest] = true
+	}
+	n.fetches.mu.Unlock()
+	removed, err := n.artifacts.GC(keep)
+	if len(removed) > 0 {
+		n.log.Info("removed unreferenced artifacts", "count", len(removed))
+	}
+	return removed, err
+}
+
+// gcLoop collects unreferenced artifacts every interval.
+func (n *Node) gcLoop(ctx context.Context) {
+	t := time.NewTicker(artifactGCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := n.gcArtifacts(); err != nil {
+				n.log.Warn("artifact gc", "err", err)
+			}
+		}
+	}
+}
+
+const artifactGCInterval = 10 * time.Minute

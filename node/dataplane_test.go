@@ -231,6 +231,30 @@ func TestDataPlaneNewDeploymentReplacesOld(t *testing.T) {
 	if err != nil || len(ds) != 2 || ds[0].Id != second.Deployment.Id {
 		t.Fatalf("history: %v %v", ds, err)
 	}
+
+	// Deleting the component stops it everywhere and frees its artifacts.
+	if _, err := componentClient(c.Nodes[2]).Delete(context.Background(), connect.NewRequest(&componentv1.DeleteRequest{Name: "hello"})); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 10*time.Second, func() error {
+		for _, n := range c.Nodes {
+			if code, _, _, _ := proxyGet(n, "", "/hello/"); code != 404 {
+				return fmt.Errorf("%s still answers %d", n.ID(), code)
+			}
+			if l := n.rec.local("hello"); len(l) != 0 {
+				return fmt.Errorf("%s still runs %d instances", n.ID(), len(l))
+			}
+		}
+		return nil
+	})
+	for _, n := range c.Nodes {
+		if _, err := n.gcArtifacts(); err != nil {
+			t.Fatal(err)
+		}
+		if list, _ := n.artifacts.List(); len(list) != 0 {
+			t.Fatalf("%s keeps artifacts of a deleted component: %v", n.ID(), list)
+		}
+	}
 }
 
 func TestDataPlaneBadUploadsFailClearly(t *testing.T) {

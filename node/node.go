@@ -114,6 +114,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.goLoop(n.router.loop)
 	n.goLoop(n.rec.loop)
 	n.goLoop(n.scheduleLoop)
+	n.goLoop(n.gcLoop)
 	n.log.Info("node started", "api", n.APIAddr(), "proxy", n.ProxyAddr(), "raft", n.RaftAddr(),
 		"data_dir", cfg.DataDir, "existing_state", n.raft.hasState)
 	return n, nil
