@@ -64,4 +64,3 @@ func (n *Node) openDataPlane() error {
 
 // Runtimes lists what this node can run.
 func (n *Node) Runtimes() []statev1.Runtime { return n.runtimes }
-

@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/velocity9/v9/sched"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/sched"
 )
 
 // scheduleLoop runs the scheduler on the leader after every change of the state and commits

@@ -2,7 +2,7 @@ package node
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -369,4 +369,3 @@ func (r *reconciler) closeAll() {
 		}
 	}
 }
-

@@ -66,7 +66,10 @@ replicate their control state with Raft.
   v9 dev                     start a three-node cluster on this machine
   v9 agent --data-dir DIR    run one node of a real cluster
   v9 cluster status          ask any node about the cluster
-  v9 component list          manage components through any node`,
+  v9 component list          manage components through any node
+  v9 deploy [DIR]            deploy a directory holding v9.toml and watch it roll out
+  v9 logs NAME [-f]          show (and follow) a component's logs from every node
+  v9 stats NAME              show a component's request counts and latency`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
@@ -88,6 +91,10 @@ replicate their control state with Raft.
 		newDevCmd(a),
 		newClusterCmd(a),
 		newComponentCmd(a),
+		newDeployCmd(a),
+		newDeploymentsCmd(a),
+		newLogsCmd(a),
+		newStatsCmd(a),
 	)
 	return root
 }
@@ -112,6 +119,16 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 			return usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
 		}
 		return usageError{fmt.Errorf("%s needs %s, got %d argument(s)", cmd.CommandPath(), strings.Join(names, " and "), len(args))}
+	}
+}
+
+// optionalArg accepts zero or one argument, named in the usage error.
+func optionalArg(name string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) <= 1 {
+			return nil
+		}
+		return usageError{fmt.Errorf("%s takes at most one argument, %s, got %q", cmd.CommandPath(), name, args)}
 	}
 }
 
@@ -148,18 +165,32 @@ func (a *app) client() *client.Client {
 	return client.New(a.addr, client.WithConnectOptions(connect.WithInterceptors(logCalls(a.logger))))
 }
 
-func logCalls(log *slog.Logger) connect.UnaryInterceptorFunc {
-	return func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			start := time.Now()
-			res, err := next(ctx, req)
-			log.LogAttrs(ctx, slog.LevelDebug, "rpc",
-				slog.String("procedure", req.Spec().Procedure),
-				slog.String("code", codeName(err)),
-				slog.Duration("took", time.Since(start)))
-			return res, err
-		}
+// logCalls logs each unary call, and the opening of each stream, at debug level.
+func logCalls(log *slog.Logger) connect.Interceptor { return callLogger{log} }
+
+type callLogger struct{ log *slog.Logger }
+
+func (l callLogger) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		start := time.Now()
+		res, err := next(ctx, req)
+		l.log.LogAttrs(ctx, slog.LevelDebug, "rpc",
+			slog.String("procedure", req.Spec().Procedure),
+			slog.String("code", codeName(err)),
+			slog.Duration("took", time.Since(start)))
+		return res, err
 	}
+}
+
+func (l callLogger) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		l.log.LogAttrs(ctx, slog.LevelDebug, "rpc stream", slog.String("procedure", spec.Procedure))
+		return next(ctx, spec)
+	}
+}
+
+func (l callLogger) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
 }
 
 func codeName(err error) string {

@@ -5,9 +5,15 @@
 //
 // The package holds no state beyond its HTTP client and never retries: a caller decides
 // what a failed call means. It must not import anything of v9 but the generated code.
+//
+// Unary calls are bounded by the client's timeout (a context deadline added to each call);
+// streams (Deploy.Upload, Deploy.Watch, Logs.Tail) last as long as the caller's context, so
+// a `v9 logs -f` or a long rollout is never cut off by the client. Client streaming (Upload)
+// works over plain HTTP/1.1 with the Connect protocol: the request body is sent chunked.
 package client
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"strings"
@@ -17,16 +23,23 @@ import (
 
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
 )
 
-// DefaultTimeout bounds one call end to end unless WithTimeout says otherwise. Writes wait
-// for a Raft commit and consistent reads for the leader, so it is generous.
+// DefaultTimeout bounds one unary call end to end unless WithTimeout says otherwise. Writes
+// wait for a Raft commit and consistent reads for the leader, so it is generous. Streams are
+// not bounded by it.
 const DefaultTimeout = 60 * time.Second
 
 // Client reaches the public services of one v9 node.
 type Client struct {
 	Cluster    clusterv1connect.ClusterServiceClient
 	Components componentv1connect.ComponentServiceClient
+	Deploy     deployv1connect.DeployServiceClient
+	Logs       logsv1connect.LogServiceClient
+	Stats      statsv1connect.StatsServiceClient
 
 	baseURL string
 }
@@ -40,13 +53,15 @@ type options struct {
 	connectOpts []connect.ClientOption
 }
 
-// WithHTTPClient makes the client use hc as it is (WithTimeout is then ignored).
+// WithHTTPClient makes the client use hc as it is, for unary calls and streams alike. An
+// hc.Timeout then bounds streams too; WithTimeout still bounds each unary call.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(o *options) { o.httpClient = hc }
 }
 
-// WithTimeout bounds each call, connection included. Zero means no bound beyond the
-// caller's context (for long blocking queries).
+// WithTimeout bounds each unary call, connection included, with a context deadline (an
+// earlier deadline of the caller's wins). Zero means no bound beyond the caller's context
+// (for long blocking queries). Streams are never bounded by it.
 func WithTimeout(d time.Duration) Option {
 	return func(o *options) { o.timeout = d }
 }
@@ -65,13 +80,34 @@ func New(addr string, opts ...Option) *Client {
 	}
 	hc := o.httpClient
 	if hc == nil {
-		hc = newHTTPClient(o.timeout)
+		hc = newHTTPClient()
 	}
 	base := BaseURL(addr)
+	copts := append([]connect.ClientOption{connect.WithInterceptors(unaryTimeout(o.timeout))}, o.connectOpts...)
 	return &Client{
-		Cluster:    clusterv1connect.NewClusterServiceClient(hc, base, o.connectOpts...),
-		Components: componentv1connect.NewComponentServiceClient(hc, base, o.connectOpts...),
+		Cluster:    clusterv1connect.NewClusterServiceClient(hc, base, copts...),
+		Components: componentv1connect.NewComponentServiceClient(hc, base, copts...),
+		Deploy:     deployv1connect.NewDeployServiceClient(hc, base, copts...),
+		Logs:       logsv1connect.NewLogServiceClient(hc, base, copts...),
+		Stats:      statsv1connect.NewStatsServiceClient(hc, base, copts...),
 		baseURL:    base,
+	}
+}
+
+// unaryTimeout bounds each unary call by d (zero: no bound). It wraps only unary calls, so
+// streams keep the caller's context as it is.
+func unaryTimeout(d time.Duration) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		if d <= 0 {
+			return next
+		}
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			// The response is read whole before a unary call returns, so the deadline can
+			// end with the call.
+			ctx, cancel := context.WithTimeout(ctx, d)
+			defer cancel()
+			return next(ctx, req)
+		}
 	}
 }
 
@@ -88,10 +124,11 @@ func BaseURL(addr string) string {
 	return strings.TrimRight(addr, "/")
 }
 
-func newHTTPClient(timeout time.Duration) *http.Client {
+// newHTTPClient has no overall Timeout, which would cut long streams: unary calls get a
+// context deadline from unaryTimeout instead, and connecting is bounded by the dialer.
+func newHTTPClient() *http.Client {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Client{
-		Timeout: timeout,
 		Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           dialer.DialContext,

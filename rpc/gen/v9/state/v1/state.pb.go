@@ -448,6 +448,7 @@ type ContainerSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Image         string                 `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
 	Command       []string               `protobuf:"bytes,2,rep,name=command,proto3" json:"command,omitempty"`
+	Archive       string                 `protobuf:"bytes,3,opt,name=archive,proto3" json:"archive,omitempty"` // an OCI image archive inside the artifact, imported instead of pulled
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -494,6 +495,13 @@ func (x *ContainerSpec) GetCommand() []string {
 		return x.Command
 	}
 	return nil
+}
+
+func (x *ContainerSpec) GetArchive() string {
+	if x != nil {
+		return x.Archive
+	}
+	return ""
 }
 
 // ComponentSpec is the part of v9.toml that the scheduler and executors act on.
@@ -2784,10 +2792,11 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x06branch\x18\x02 \x01(\tR\x06branch\"8\n" +
 	"\bWasmSpec\x12\x16\n" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x14\n" +
-	"\x05build\x18\x02 \x01(\tR\x05build\"?\n" +
+	"\x05build\x18\x02 \x01(\tR\x05build\"Y\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
-	"\acommand\x18\x02 \x03(\tR\acommand\"\x9f\x03\n" +
+	"\acommand\x18\x02 \x03(\tR\acommand\x12\x18\n" +
+	"\aarchive\x18\x03 \x01(\tR\aarchive\"\x9f\x03\n" +
 	"\rComponentSpec\x125\n" +
 	"\x03env\x18\x01 \x03(\v2#.v9.state.v1.ComponentSpec.EnvEntryR\x03env\x12\x1b\n" +
 	"\tscale_min\x18\x02 \x01(\rR\bscaleMin\x12\x1b\n" +
