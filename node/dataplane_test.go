@@ -39,6 +39,11 @@ var (
 // extra manifest lines appended.
 func helloDir(t *testing.T, extra string) string {
 	t.Helper()
+	return helloDirTB(t, extra)
+}
+
+func helloDirTB(t testing.TB, extra string) string {
+	t.Helper()
 	helloOnce.Do(func() {
 		out := filepath.Join(os.TempDir(), fmt.Sprintf("v9-hello-%d.wasm", os.Getpid()))
 		cmd := exec.Command("go", "build", "-o", out, ".")

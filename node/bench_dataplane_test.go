@@ -1,0 +1,168 @@
+//go:build !race
+
+package node
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const (
+	loadConcurrency = 32
+	loadRequests    = 3000
+	loadRounds      = 5
+)
+
+// load sends n GETs to url over conc connections and returns req/s and latencies.
+func load(b *testing.B, client *http.Client, url string, n int) (float64, []time.Duration) {
+	var next atomic.Int64
+	var failed atomic.Int64
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < loadConcurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t0 := time.Now()
+				resp, err := client.Get(url)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						failed.Add(1)
+					}
+				} else {
+					failed.Add(1)
+				}
+				lat[i] = time.Since(t0)
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		b.Fatalf("%d of %d requests failed", f, n)
+	}
+	return float64(n) / time.Since(start).Seconds(), lat
+}
+
+func loadClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: loadConcurrency * 2}, Timeout: 10 * time.Second}
+}
+
+func quiet(c *TestCluster) {
+	for _, n := range c.Nodes {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// BenchmarkProxyWasmVsPlainGo (P1) compares the wasm hello component served through a
+// node's proxy with a plain Go net/http server answering the same body, same load generator
+// and concurrency, rounds interleaved. Run with -benchtime=1x.
+func BenchmarkProxyWasmVsPlainGo(b *testing.B) {
+	c := NewTestClusterWith(b, 1, RaftConfig{})
+	quiet(c)
+	n := c.Nodes[0]
+	dir := helloDirB(b)
+	if _, err := upload(context.Background(), n, dir); err != nil {
+		b.Fatal(err)
+	}
+	waitServingB(b, n)
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "hello from wasm  "+strings.TrimPrefix(r.URL.Path, "/hello")+"\n")
+	}))
+	defer plain.Close()
+	client := loadClient()
+	var ratios []float64
+	var v9Lat, goLat []time.Duration
+	var v9Rates, goRates []float64
+	for i := 0; i < loadRounds; i++ {
+		g, gl := load(b, client, plain.URL+"/hello/x", loadRequests)
+		v, vl := load(b, client, "http://"+n.ProxyAddr()+"/hello/x", loadRequests)
+		goRates, v9Rates = append(goRates, g), append(v9Rates, v)
+		goLat, v9Lat = append(goLat, gl...), append(v9Lat, vl...)
+		ratios = append(ratios, v/g)
+	}
+	b.ReportMetric(median(goRates), "go-req/s")
+	b.ReportMetric(median(v9Rates), "v9-req/s")
+	b.ReportMetric(median(ratios), "v9/go")
+	b.ReportMetric(ms(pct(goLat, 0.5)), "go-p50-ms")
+	b.ReportMetric(ms(pct(goLat, 0.99)), "go-p99-ms")
+	b.ReportMetric(ms(pct(v9Lat, 0.5)), "v9-p50-ms")
+	b.ReportMetric(ms(pct(v9Lat, 0.99)), "v9-p99-ms")
+}
+
+// BenchmarkProxyRemoteHop compares a request through a node without a local instance (one
+// forwarding hop) with the same request through the node that runs the instance.
+func BenchmarkProxyRemoteHop(b *testing.B) {
+	c := NewTestClusterWith(b, 2, RaftConfig{})
+	quiet(c)
+	if _, err := upload(context.Background(), c.Nodes[0], helloDirB(b)); err != nil {
+		b.Fatal(err)
+	}
+	var local, remote *Node
+	deadline := time.Now().Add(30 * time.Second)
+	for local == nil {
+		for _, n := range c.Nodes {
+			if len(n.rec.local("hello")) > 0 {
+				local = n
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("no instance started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, n := range c.Nodes {
+		if n != local {
+			remote = n
+		}
+	}
+	waitServingB(b, remote)
+	client := loadClient()
+	var ratios []float64
+	var lLat, rLat []time.Duration
+	for i := 0; i < loadRounds; i++ {
+		l, ll := load(b, client, "http://"+local.ProxyAddr()+"/hello/x", loadRequests)
+		r, rl := load(b, client, "http://"+remote.ProxyAddr()+"/hello/x", loadRequests)
+		ratios = append(ratios, r/l)
+		lLat, rLat = append(lLat, ll...), append(rLat, rl...)
+	}
+	b.ReportMetric(median(ratios), "remote/local")
+	b.ReportMetric(ms(pct(lLat, 0.5)), "local-p50-ms")
+	b.ReportMetric(ms(pct(rLat, 0.5)), "remote-p50-ms")
+	b.ReportMetric(ms(pct(lLat, 0.99)), "local-p99-ms")
+	b.ReportMetric(ms(pct(rLat, 0.99)), "remote-p99-ms")
+}
+
+func helloDirB(b *testing.B) string { return helloDirTB(b, "") }
+
+func waitServingB(b *testing.B, n *Node) {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, _, _, err := proxyGet(n, "", "/hello/x")
+		if err == nil && code == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s never served: %d %v", n.ID(), code, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,455 @@
+package wasm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/velocity9/v9/runtime"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMemoryBytes      = 128 << 20
+	DefaultTimeout          = 30 * time.Second
+	DefaultMaxRequestBytes  = 10 << 20
+	DefaultMaxResponseBytes = 10 << 20
+)
+
+const (
+	pageSize = 1 << 16 // bytes in a wasm memory page
+	maxPages = 1 << 16 // 4 GiB, the most a 32-bit memory can address
+)
+
+// Errors the executor returns besides runtime.ErrBadArtifact. Callers test them with errors.Is.
+var (
+	// ErrClosed: the executor has been closed.
+	ErrClosed = errors.New("wasm executor closed")
+	// ErrDuplicateID: an instance with that id is already running on this executor.
+	ErrDuplicateID = errors.New("instance id already running")
+)
+
+// Config configures an Executor. The zero value is usable: defaults are filled in.
+type Config struct {
+	// CacheDir holds wazero's compilation cache so a restarted node does not compile its
+	// modules again. Empty: the cache lives in memory only.
+	CacheDir string
+	// DefaultMemoryBytes is an instance's memory limit when its spec names none (128 MiB).
+	DefaultMemoryBytes uint64
+	// DefaultTimeout is a request's wall-clock limit when the spec names none (30 s).
+	DefaultTimeout time.Duration
+	// MaxRequestBytes bounds a request body (10 MiB); a larger one is answered 413.
+	MaxRequestBytes int64
+	// MaxResponseBytes bounds what a guest writes to stdout (10 MiB); more is answered 502.
+	MaxResponseBytes int64
+	// Logger receives the executor's own events; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.DefaultMemoryBytes == 0 {
+		c.DefaultMemoryBytes = DefaultMemoryBytes
+	}
+	if c.DefaultTimeout <= 0 {
+		c.DefaultTimeout = DefaultTimeout
+	}
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.MaxResponseBytes <= 0 {
+		c.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Executor runs wasm components on this node. It is safe for concurrent use.
+type Executor struct {
+	cfg   Config
+	log   *slog.Logger
+	cache wazero.CompilationCache
+
+	mu        sync.Mutex
+	closed    bool
+	starting  sync.WaitGroup // Starts in progress; Close waits for them
+	runtimes  map[uint32]wazero.Runtime
+	modules   map[moduleKey]*module
+	instances map[string]*instance
+}
+
+var _ runtime.Executor = (*Executor)(nil)
+
+// moduleKey names one compiled module: the same bytes compiled for one runtime.
+type moduleKey struct {
+	pages uint32 // the memory limit of the runtime it was compiled in
+	id    string // artifact digest and module path, or the module's own sha256
+}
+
+// module is a compiled module shared by the instances started from it.
+type module struct {
+	ready    chan struct{} // closed once compiled or err is set
+	compiled wazero.CompiledModule
+	rt       wazero.Runtime
+	err      error
+	refs     int // guarded by Executor.mu
+}
+
+// New returns an executor. Close it to release its runtimes, compiled modules and cache.
+func New(cfg Config) (*Executor, error) {
+	cfg = cfg.withDefaults()
+	var cache wazero.CompilationCache
+	if cfg.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wasm compilation cache %s: %w", cfg.CacheDir, err)
+		}
+		cache = c
+	} else {
+		cache = wazero.NewCompilationCache()
+	}
+	return &Executor{
+		cfg:       cfg,
+		log:       cfg.Logger.With("runtime", "wasm"),
+		cache:     cache,
+		runtimes:  make(map[uint32]wazero.Runtime),
+		modules:   make(map[moduleKey]*module),
+		instances: make(map[string]*instance),
+	}, nil
+}
+
+// Runtime implements runtime.Executor.
+func (e *Executor) Runtime() string { return "wasm" }
+
+// Start implements runtime.Executor: it compiles the module (once per artifact digest and
+// memory limit) and returns an instance that runs it once per request. Errors caused by the
+// artifact match runtime.ErrBadArtifact.
+func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instance, error) {
+	if spec.ID == "" {
+		return nil, errors.New("start wasm instance: spec has no id")
+	}
+	modPath, err := cleanModulePath(spec.Wasm.Module)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range spec.Env {
+		if err := checkEnv(k, v); err != nil {
+			return nil, fmt.Errorf("start wasm instance: env %w", err)
+		}
+	}
+
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if _, dup := e.instances[spec.ID]; dup {
+		e.mu.Unlock()
+		return nil, fmt.Errorf("start wasm instance %s: %w", spec.ID, ErrDuplicateID)
+	}
+	e.starting.Add(1)
+	e.mu.Unlock()
+	defer e.starting.Done()
+
+	root, err := os.OpenRoot(spec.Dir)
+	if err != nil {
+		return nil, badArtifact(err, "artifact directory cannot be opened: %v", err)
+	}
+	memBytes := spec.MemoryBytes
+	if memBytes == 0 {
+		memBytes = e.cfg.DefaultMemoryBytes
+	}
+	pages := memoryPages(memBytes)
+
+	var bin []byte
+	key := moduleKey{pages: pages, id: spec.Digest + "\x00" + modPath}
+	if spec.Digest == "" {
+		// Without a digest, the module's own content names it.
+		if bin, err = readModule(root, modPath); err != nil {
+			root.Close()
+			return nil, err
+		}
+		sum := sha256.Sum256(bin)
+		key.id = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	load := func() ([]byte, error) {
+		if bin != nil {
+			return bin, nil
+		}
+		return readModule(root, modPath)
+	}
+
+	m, err := e.acquireModule(ctx, key, modPath, load)
+	if err != nil {
+		root.Close()
+		return nil, err
+	}
+	in := newInstance(e, spec, modPath, key, m, root)
+
+	e.mu.Lock()
+	_, dup := e.instances[spec.ID]
+	if e.closed || dup {
+		e.mu.Unlock()
+		in.release()
+		if dup {
+			return nil, fmt.Errorf("start wasm instance %s: %w", spec.ID, ErrDuplicateID)
+		}
+		return nil, ErrClosed
+	}
+	e.instances[spec.ID] = in
+	e.mu.Unlock()
+	e.log.Info("wasm instance started", "instance", spec.ID, "component", spec.Component,
+		"module", modPath, "memory_bytes", uint64(pages)*pageSize, "timeout", in.timeout)
+	return in, nil
+}
+
+// Stop implements runtime.Executor. New requests are refused at once; requests in flight may
+// finish until ctx is done, then they are cancelled. Stopping an unknown id returns nil.
+func (e *Executor) Stop(ctx context.Context, id string) error {
+	e.mu.Lock()
+	in := e.instances[id]
+	delete(e.instances, id)
+	e.mu.Unlock()
+	if in == nil {
+		return nil
+	}
+	in.stop(ctx)
+	e.log.Info("wasm instance stopped", "instance", id, "component", in.component)
+	return nil
+}
+
+// Close stops every instance at once and releases the compiled modules, the runtimes and the
+// compilation cache. It is idempotent.
+func (e *Executor) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	ins := make([]*instance, 0, len(e.instances))
+	for _, in := range e.instances {
+		ins = append(ins, in)
+	}
+	clear(e.instances)
+	e.mu.Unlock()
+
+	e.starting.Wait()
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, in := range ins {
+		in.stop(cancelled) // cancel in-flight requests at once, wait for them to unwind
+	}
+
+	ctx := context.Background()
+	var errs []error
+	e.mu.Lock()
+	for k, m := range e.modules {
+		if m.compiled != nil {
+			errs = append(errs, m.compiled.Close(ctx))
+		}
+		delete(e.modules, k)
+	}
+	for p, rt := range e.runtimes {
+		errs = append(errs, rt.Close(ctx))
+		delete(e.runtimes, p)
+	}
+	e.mu.Unlock()
+	errs = append(errs, e.cache.Close(ctx))
+	return errors.Join(errs...)
+}
+
+// acquireModule returns the compiled module for key, compiling it on first use, and takes a
+// reference on it that releaseModule gives back.
+func (e *Executor) acquireModule(ctx context.Context, key moduleKey, name string, load func() ([]byte, error)) (*module, error) {
+	e.mu.Lock()
+	if m, ok := e.modules[key]; ok {
+		m.refs++
+		e.mu.Unlock()
+		select {
+		case <-m.ready:
+		case <-ctx.Done():
+			e.releaseModule(key, m)
+			return nil, ctx.Err()
+		}
+		if m.err != nil {
+			e.releaseModule(key, m)
+			return nil, m.err
+		}
+		return m, nil
+	}
+	rt, err := e.runtimeFor(key.pages)
+	if err != nil {
+		e.mu.Unlock()
+		return nil, err
+	}
+	m := &module{ready: make(chan struct{}), rt: rt, refs: 1}
+	e.modules[key] = m
+	e.mu.Unlock()
+
+	m.compiled, m.err = e.compile(ctx, rt, name, load)
+	close(m.ready)
+	if m.err != nil {
+		e.releaseModule(key, m)
+		return nil, m.err
+	}
+	return m, nil
+}
+
+// releaseModule drops a reference; the last one closes the compiled module.
+func (e *Executor) releaseModule(key moduleKey, m *module) {
+	e.mu.Lock()
+	m.refs--
+	last := m.refs == 0
+	if last && e.modules[key] == m {
+		delete(e.modules, key)
+	}
+	e.mu.Unlock()
+	if last && m.compiled != nil {
+		if err := m.compiled.Close(context.Background()); err != nil {
+			e.log.Warn("close compiled wasm module", "error", err)
+		}
+	}
+}
+
+// runtimeFor returns the runtime for a memory limit, creating it on first use. e.mu is held.
+func (e *Executor) runtimeFor(pages uint32) (wazero.Runtime, error) {
+	if rt, ok := e.runtimes[pages]; ok {
+		return rt, nil
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithCompilationCache(e.cache).
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(pages))
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		_ = rt.Close(ctx)
+		return nil, fmt.Errorf("instantiate wasi_snapshot_preview1: %w", err)
+	}
+	e.runtimes[pages] = rt
+	return rt, nil
+}
+
+// compile compiles a module and checks that v9 can run it: a WASI command that imports
+// nothing but wasi_snapshot_preview1.
+func (e *Executor) compile(ctx context.Context, rt wazero.Runtime, name string, load func() ([]byte, error)) (wazero.CompiledModule, error) {
+	bin, err := load()
+	if err != nil {
+		return nil, err
+	}
+	if len(bin) < 8 || string(bin[:4]) != "\x00asm" {
+		return nil, badArtifact(nil, "module %s is not a WebAssembly module: it does not start with the \\0asm magic number (first bytes %q)",
+			name, bin[:min(len(bin), 8)])
+	}
+	// Compilation ignores cancellation; one caller giving up must not fail the others waiting.
+	cctx := experimental.WithCompilationWorkers(context.WithoutCancel(ctx), goruntime.GOMAXPROCS(0))
+	t0 := time.Now()
+	cm, err := rt.CompileModule(cctx, bin)
+	if err != nil {
+		return nil, badArtifact(err, "module %s is not a valid WebAssembly module: %v", name, err)
+	}
+	if err := checkImports(rt, cm, name); err != nil {
+		_ = cm.Close(ctx)
+		return nil, err
+	}
+	e.log.Info("wasm module compiled", "module", name, "bytes", len(bin), "took", time.Since(t0))
+	return cm, nil
+}
+
+// checkImports rejects modules that need what v9 does not give: host functions other than
+// WASI preview1's, an imported memory, or no _start entry point.
+func checkImports(rt wazero.Runtime, cm wazero.CompiledModule, name string) error {
+	wasi := rt.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions()
+	for _, f := range cm.ImportedFunctions() {
+		mod, fn, _ := f.Import()
+		if mod != wasi_snapshot_preview1.ModuleName || wasi[fn] == nil {
+			return badArtifact(nil, "module %s imports %s.%s, which v9 does not provide (only %s)",
+				name, mod, fn, wasi_snapshot_preview1.ModuleName)
+		}
+	}
+	for _, m := range cm.ImportedMemories() {
+		mod, field, _ := m.Import()
+		return badArtifact(nil, "module %s imports its memory (%s.%s); it must define its own", name, mod, field)
+	}
+	if cm.ExportedFunctions()["_start"] == nil {
+		return badArtifact(nil, "module %s exports no _start function: it is not a WASI command module", name)
+	}
+	return nil
+}
+
+// readModule reads the module through root, so neither ".." nor a symbolic link can leave
+// the artifact directory.
+func readModule(root *os.Root, name string) ([]byte, error) {
+	bin, err := root.ReadFile(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, badArtifact(err, "module %s not found in the artifact", name)
+	case err != nil:
+		return nil, badArtifact(err, "module %s cannot be read: %v", name, err)
+	}
+	return bin, nil
+}
+
+// cleanModulePath checks that a manifest's module path names a file inside the artifact.
+func cleanModulePath(p string) (string, error) {
+	if p == "" {
+		return "", badArtifact(nil, "no wasm module named (set [wasm] module in v9.toml)")
+	}
+	slash := filepath.ToSlash(p)
+	if filepath.IsAbs(p) || strings.HasPrefix(slash, "/") || !filepath.IsLocal(p) {
+		return "", badArtifact(nil, "module path %q must be relative and stay inside the artifact", p)
+	}
+	return filepath.Clean(p), nil
+}
+
+// memoryPages turns a byte limit into wasm pages, rounding up, within [1, 65536].
+func memoryPages(b uint64) uint32 {
+	p := (b + pageSize - 1) / pageSize
+	return uint32(min(max(p, 1), maxPages))
+}
+
+// checkEnv rejects what WASI cannot carry in an environment variable.
+func checkEnv(k, v string) error {
+	if k == "" || strings.ContainsAny(k, "=\x00") {
+		return fmt.Errorf("name %q is not a valid environment variable name", k)
+	}
+	if strings.IndexByte(v, 0) >= 0 {
+		return fmt.Errorf("%s: value contains a NUL byte", k)
+	}
+	return nil
+}
+
+// artifactError is a Start failure caused by the artifact. Its message is fit for a
+// deployment's status; it matches runtime.ErrBadArtifact and the underlying cause.
+type artifactError struct {
+	msg   string
+	cause error
+}
+
+func badArtifact(cause error, format string, args ...any) error {
+	return &artifactError{msg: fmt.Sprintf(format, args...), cause: cause}
+}
+
+func (e *artifactError) Error() string { return e.msg }
+
+func (e *artifactError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{runtime.ErrBadArtifact}
+	}
+	return []error{runtime.ErrBadArtifact, e.cause}
+}

@@ -1,0 +1,353 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/velocity9/v9/runtime"
+)
+
+// instance is one started component. It holds no guest state: ServeHTTP instantiates the
+// compiled module afresh for every request.
+type instance struct {
+	ex        *Executor
+	id        string
+	component string
+	timeout   time.Duration
+	env       [][2]string // the manifest's env, sorted for a stable order
+	logFn     runtime.LogFunc
+	log       *slog.Logger
+
+	key  moduleKey
+	mod  *module
+	root *os.Root
+	base wazero.ModuleConfig // everything but the per-request environment and stdio
+
+	stopCtx  context.Context // cancelled to abort requests in flight
+	abort    context.CancelFunc
+	done     chan struct{}
+	mu       sync.Mutex
+	stopped  bool
+	inflight sync.WaitGroup
+	active   atomic.Int64 // requests in flight, for observers (inflight cannot be read)
+	once     sync.Once
+}
+
+var _ runtime.Instance = (*instance)(nil)
+
+func newInstance(e *Executor, spec runtime.Spec, modPath string, key moduleKey, m *module, root *os.Root) *instance {
+	timeout := spec.Timeout
+	if timeout <= 0 {
+		timeout = e.cfg.DefaultTimeout
+	}
+	env := make([][2]string, 0, len(spec.Env))
+	for k, v := range spec.Env {
+		env = append(env, [2]string{k, v})
+	}
+	slices.SortFunc(env, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+
+	// No sleep here: each request gets one its deadline interrupts (see sleeper).
+	// No environment either: wazero's ModuleConfig.WithEnv appends to a slice shared with the
+	// config it was derived from, so concurrent requests deriving from one base config with
+	// a non-empty environment could write into each other's. Each request adds all of it.
+	base := wazero.NewModuleConfig().
+		WithName("").
+		WithArgs(modPath).
+		WithFSConfig(artifactFS(root)).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithRandSource(rand.Reader)
+
+	stopCtx, abort := context.WithCancel(context.Background())
+	return &instance{
+		ex:        e,
+		id:        spec.ID,
+		component: spec.Component,
+		timeout:   timeout,
+		env:       env,
+		logFn:     spec.Log,
+		log:       e.log.With("instance", spec.ID, "component", spec.Component),
+		key:       key,
+		mod:       m,
+		root:      root,
+		base:      base,
+		stopCtx:   stopCtx,
+		abort:     abort,
+		done:      make(chan struct{}),
+	}
+}
+
+// ID implements runtime.Instance.
+func (in *instance) ID() string { return in.id }
+
+// Done implements runtime.Instance. A wasm instance never stops on its own: Done is closed
+// only once it has been stopped.
+func (in *instance) Done() <-chan struct{} { return in.done }
+
+// Err implements runtime.Instance. A wasm instance has no failure of its own to report; a
+// failed request is answered, and logged, on its own.
+func (in *instance) Err() error { return nil }
+
+// acquire registers a request; false once the instance is stopping.
+func (in *instance) acquire() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.stopped {
+		return false
+	}
+	in.inflight.Add(1)
+	in.active.Add(1)
+	return true
+}
+
+// finish ends a request registered by acquire.
+func (in *instance) finish() {
+	in.active.Add(-1)
+	in.inflight.Done()
+}
+
+// stop refuses new requests, lets those in flight finish until ctx is done, cancels the
+// rest, and releases the compiled module once none runs.
+func (in *instance) stop(ctx context.Context) {
+	in.mu.Lock()
+	in.stopped = true
+	in.mu.Unlock()
+	in.once.Do(func() { close(in.done) })
+
+	idle := make(chan struct{})
+	go func() {
+		in.inflight.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		in.abort()
+		<-idle // cancelled guests unwind promptly (WithCloseOnContextDone)
+	}
+	in.abort()
+	in.release()
+}
+
+// release gives back the instance's hold on its compiled module and artifact directory.
+func (in *instance) release() {
+	in.ex.releaseModule(in.key, in.mod)
+	_ = in.root.Close()
+}
+
+// ServeHTTP implements http.Handler: one fresh module instance runs the request.
+func (in *instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !in.acquire() {
+		http.Error(w, "instance stopped", http.StatusServiceUnavailable)
+		return
+	}
+	defer in.finish()
+
+	c := getCall(in.ex.cfg.MaxResponseBytes, in.logFn)
+	defer putCall(c)
+
+	if err := c.readBody(r, in.ex.cfg.MaxRequestBytes); err != nil {
+		if errors.Is(err, errBodyTooLarge) {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "cannot read request body", http.StatusBadRequest)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), in.timeout)
+	defer cancel()
+	stopAbort := context.AfterFunc(in.stopCtx, cancel)
+	defer stopAbort()
+	c.out.onOverflow = cancel // stop a guest that writes past the limit right away
+
+	cfg, err := in.requestConfig(ctx, c, r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+
+	c.start = time.Now()
+	mod, err := in.mod.rt.InstantiateModule(ctx, in.mod.compiled, cfg)
+	if mod != nil {
+		_ = mod.Close(context.Background())
+	}
+	c.errw.flush()
+	in.respond(w, r, c, err)
+}
+
+// respond turns the guest's fate and output into the HTTP response.
+func (in *instance) respond(w http.ResponseWriter, r *http.Request, c *call, err error) {
+	var exit *sys.ExitError
+	code := uint32(0)
+	if err != nil && errors.As(err, &exit) {
+		code = exit.ExitCode()
+	}
+	switch {
+	case c.out.overflow:
+		in.fail(w, http.StatusBadGateway, "response too large",
+			fmt.Sprintf("the component wrote more than %d bytes to stdout", in.ex.cfg.MaxResponseBytes))
+	case err == nil:
+		in.writeCGI(w, c.out.buf, "")
+	case exit == nil:
+		// A trap: unreachable, out-of-bounds access, stack exhaustion, or a failed instantiation.
+		in.fail(w, http.StatusInternalServerError, "component failed", err.Error())
+	case code == sys.ExitCodeDeadlineExceeded:
+		reason := fmt.Sprintf("still running after %s; stopped", in.timeout)
+		if r.Context().Err() != nil { // the caller's deadline came first
+			reason = fmt.Sprintf("still running when the caller's deadline passed after %s; stopped",
+				time.Since(c.start).Round(time.Millisecond))
+		}
+		in.fail(w, http.StatusGatewayTimeout, "component timed out", reason)
+	case code == sys.ExitCodeContextCanceled:
+		if in.stopCtx.Err() != nil {
+			in.fail(w, http.StatusServiceUnavailable, "instance stopped", "the instance was stopped during the request")
+			return
+		}
+		// The client went away; nobody reads this answer.
+		in.log.Debug("wasm request cancelled by the client", "path", r.URL.Path)
+		http.Error(w, "request cancelled", http.StatusServiceUnavailable)
+	case len(c.out.buf) == 0:
+		in.fail(w, http.StatusInternalServerError, "component failed",
+			fmt.Sprintf("exited with code %d without output", code))
+	default:
+		if in.writeCGI(w, c.out.buf, fmt.Sprintf(" (it exited with code %d)", code)) && in.logFn != nil {
+			in.logFn("stderr", fmt.Sprintf("v9: component exited with code %d after writing its response", code))
+		}
+	}
+}
+
+// writeCGI answers with the guest's CGI output, or 502 if it is malformed; it reports which.
+func (in *instance) writeCGI(w http.ResponseWriter, out []byte, exitNote string) bool {
+	res, err := parseCGI(out)
+	if err != nil {
+		in.fail(w, http.StatusBadGateway, "malformed CGI response", err.Error()+exitNote)
+		return false
+	}
+	h := w.Header()
+	for k, vs := range res.header {
+		h[k] = vs
+	}
+	if bodyAllowed(res.status) {
+		h["Content-Length"] = []string{strconv.Itoa(len(res.body))}
+	}
+	w.WriteHeader(res.status)
+	if len(res.body) > 0 && bodyAllowed(res.status) {
+		_, _ = w.Write(res.body)
+	}
+	return true
+}
+
+// fail answers a short error and says why in the component's log and the node's.
+func (in *instance) fail(w http.ResponseWriter, status int, msg, reason string) {
+	in.log.Warn("wasm request failed", "status", status, "error", msg, "reason", reason)
+	if in.logFn != nil {
+		lines := strings.Split(strings.TrimRight(reason, "\n"), "\n")
+		if len(lines) > maxReasonLines {
+			lines = append(lines[:maxReasonLines], "...")
+		}
+		in.logFn("stderr", fmt.Sprintf("v9: %d %s: %s", status, msg, lines[0]))
+		for _, l := range lines[1:] {
+			in.logFn("stderr", "v9:   "+l)
+		}
+	}
+	http.Error(w, msg, status)
+}
+
+// maxReasonLines bounds how much of a wasm stack trace goes to the component's log.
+const maxReasonLines = 20
+
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// call is the per-request scratch state, pooled.
+type call struct {
+	body  []byte
+	stdin bytes.Reader
+	out   limitedBuffer
+	errw  lineWriter
+	env   []string // key, value, key, value...
+	start time.Time
+}
+
+var callPool = sync.Pool{New: func() any { return new(call) }}
+
+// Pooled buffers bigger than this are dropped rather than kept.
+const maxPooledBytes = 1 << 20
+
+func getCall(maxOut int64, logFn runtime.LogFunc) *call {
+	c := callPool.Get().(*call)
+	c.out.limit = int(maxOut)
+	c.errw.log = logFn
+	return c
+}
+
+func putCall(c *call) {
+	if cap(c.body) > maxPooledBytes {
+		c.body = nil
+	}
+	if cap(c.out.buf) > maxPooledBytes {
+		c.out.buf = nil
+	}
+	if cap(c.errw.buf) > maxPooledBytes {
+		c.errw.buf = nil
+	}
+	c.body = c.body[:0]
+	c.stdin.Reset(nil)
+	c.out.reset()
+	c.errw.reset()
+	clear(c.env)
+	c.env = c.env[:0]
+	callPool.Put(c)
+}
+
+// readBody reads the request body whole (CONTENT_LENGTH must be known before the guest
+// starts), refusing more than limit bytes.
+func (c *call) readBody(r *http.Request, limit int64) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	if r.ContentLength > limit {
+		return errBodyTooLarge
+	}
+	if r.ContentLength > 0 && int64(cap(c.body)) <= r.ContentLength {
+		c.body = make([]byte, 0, r.ContentLength+1) // +1: room to read the EOF without growing
+	}
+	for {
+		if len(c.body) == cap(c.body) {
+			c.body = append(c.body, 0)[:len(c.body)]
+		}
+		n, err := r.Body.Read(c.body[len(c.body):cap(c.body)])
+		c.body = c.body[:len(c.body)+n]
+		if int64(len(c.body)) > limit {
+			return errBodyTooLarge
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return errBodyTooLarge
+			}
+			return err
+		}
+	}
+}

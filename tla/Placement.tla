@@ -1,0 +1,450 @@
+----------------------------- MODULE Placement -----------------------------
+(***************************************************************************)
+(* The v9 placement protocol (docs: /tla/README.md, DESIGN "The placement   *)
+(* protocol", issue 5).                                                     *)
+(*                                                                          *)
+(* Three kinds of state, as in the Go code:                                 *)
+(*   - the COMMITTED state (the fsm, replicated by Raft): node status,      *)
+(*     placements (desired RUN/STOP, observed STARTING/RUNNING/FAILED/      *)
+(*     STOPPED/LOST), each component's active deployment (version);         *)
+(*   - the LEADER's volatile state: when it last heard each node (hb);      *)
+(*     a new leader has only the committed state and starts hb afresh;      *)
+(*   - each NODE's local state: whether it is up, whether it can reach the  *)
+(*     leader, its lease (ticks since the leader last answered it), what it *)
+(*     has LEARNED of its own placements (a possibly stale copy of the      *)
+(*     committed state) and its instances (what really runs).              *)
+(*                                                                          *)
+(* A placement is identified by <<component, version, node>>: sched.go      *)
+(* names placements "<deployment>-<node>-<slot>" and spreads one replica   *)
+(* per node, so slot 0 is the only one that matters at these sizes; an id  *)
+(* is reused after its placement is deleted, as in placementID.             *)
+(***************************************************************************)
+EXTENDS Naturals, FiniteSets, TLC
+
+CONSTANTS
+    Nodes,          \* node ids
+    Components,     \* component ids; every component is desired RUNNING
+    Exclusive,      \* components with scale.exclusive = true (one replica)
+    MaxVersion,     \* deployments of each component: 1..MaxVersion (1 is active at start)
+    REPLICAS,       \* Component.replicas of the non-exclusive components
+    LEASE,          \* a node that has not heard the leader for LEASE ticks stops its exclusive instances
+    TTL,            \* the leader marks a node DOWN after TTL ticks without a heartbeat
+    MaxFaults,      \* budget of faults: node crash, partition, instance failure
+    MaxDrains,      \* budget of operator drains (`v9 node drain`)
+    NoNode,         \* a model value: "no leader"
+    BUG_NO_LEASE_WAIT \* TRUE seeds a bug: the leader declares a node down (and re-places
+                      \* its exclusive components) after LEASE ticks instead of TTL > LEASE
+
+ASSUME /\ Exclusive \subseteq Components
+       /\ MaxVersion \in Nat \ {0}
+       /\ REPLICAS \in 1..Cardinality(Nodes)
+       /\ LEASE \in Nat /\ LEASE >= 2        \* a lease survives one tick between heartbeats
+       /\ TTL \in Nat /\ TTL > LEASE          \* THE rule for exclusive components
+       /\ MaxFaults \in Nat /\ MaxDrains \in Nat
+       /\ NoNode \notin Nodes
+       /\ BUG_NO_LEASE_WAIT \in BOOLEAN
+
+Versions == 1..MaxVersion
+Pids     == Components \X Versions \X Nodes
+CompOf(p) == p[1]
+VerOf(p)  == p[2]
+NodeOf(p) == p[3]
+PidsOf(c) == {p \in Pids : p[1] = c}
+PidsOn(n) == {p \in Pids : p[3] = n}
+
+Replicas(c) == IF c \in Exclusive THEN 1 ELSE REPLICAS
+
+\* Enum values, spelled as in rpc/proto/v9/state/v1/state.proto.
+NodeStatus == {"READY", "DOWN", "DRAINING"}
+Desired    == {"NONE", "RUN", "STOP"}          \* NONE: no such placement (deleted / never made)
+Observed   == {"UNSPECIFIED", "STARTING", "RUNNING", "FAILED", "STOPPED", "LOST"}
+Instance   == {"NONE", "STARTING", "RUNNING", "FAILED"}  \* the node's own view of its instance
+
+\* How long the leader waits before it declares a silent node down.
+DownAfter == IF BUG_NO_LEASE_WAIT THEN LEASE ELSE TTL
+
+VARIABLES
+    \* committed (fsm) state
+    status,     \* Node.status
+    desired,    \* Placement.desired ("NONE" = no placement with that id)
+    observed,   \* Placement.observed, as last reported through the leader
+    active,     \* Component.active_deployment_id, as a version number
+    \* leader (volatile, lost on leader change)
+    leader,     \* the Raft leader, or NoNode during an election
+    hb,         \* ticks since the leader last heard each node's heartbeat (capped at TTL)
+    \* node-local state
+    up,         \* the node's process (agent + its instances) is alive
+    reach,      \* the node can talk to the rest of the cluster (FALSE: partitioned away)
+    lease,      \* ticks since the node last got a heartbeat answer (capped at LEASE)
+    learned,    \* the node's copy of desired for its own placements (its fsm replica)
+    inst,       \* what the node's executor really runs
+    \* bookkeeping (history, budgets)
+    faults,     \* faults used so far
+    drains,     \* drains used so far
+    served      \* components that have had a RUNNING instance at least once
+
+committed == <<status, desired, observed, active>>
+leaderVars == <<leader, hb>>
+nodeVars  == <<up, reach, lease, learned, inst>>
+ghost     == <<faults, drains, served>>
+vars == <<committed, leaderVars, nodeVars, ghost>>
+
+Min(a, b) == IF a < b THEN a ELSE b
+
+Alive(p)   == inst[p] \in {"STARTING", "RUNNING"}    \* the instance's code is executing
+Serving(p) == inst[p] = "RUNNING"                    \* the proxy routes requests to it
+ExclusiveAliveOn(n) == \E p \in PidsOn(n) : CompOf(p) \in Exclusive /\ Alive(p)
+
+\* A node can exchange messages with the leader (Raft replication, heartbeats, reports).
+Connected(n) == leader # NoNode /\ up[n] /\ reach[n]
+
+\* Placement.epoch: 1 when created, +1 when desired moves RUN -> STOP (sched.setDesired).
+Epoch(p) == CASE desired[p] = "RUN"  -> 1
+              [] desired[p] = "STOP" -> 2
+              [] OTHER               -> 0
+
+-----------------------------------------------------------------------------
+(* Init: a fresh cluster, every node READY, every component running with    *)
+(* deployment 1 active and no placement yet, no leader elected yet.         *)
+Init ==
+    /\ status   = [n \in Nodes |-> "READY"]
+    /\ desired  = [p \in Pids |-> "NONE"]
+    /\ observed = [p \in Pids |-> "UNSPECIFIED"]
+    /\ active   = [c \in Components |-> 1]
+    /\ leader   = NoNode
+    /\ hb       = [n \in Nodes |-> 0]
+    /\ up       = [n \in Nodes |-> TRUE]
+    /\ reach    = [n \in Nodes |-> TRUE]
+    /\ lease    = [n \in Nodes |-> LEASE]
+    /\ learned  = [p \in Pids |-> "NONE"]
+    /\ inst     = [p \in Pids |-> "NONE"]
+    /\ faults   = 0
+    /\ drains   = 0
+    /\ served   = {}
+
+-----------------------------------------------------------------------------
+(***************************************************************************)
+(* Raft leadership. A new leader knows only the committed state: it forgets *)
+(* when nodes last heartbeated and gives every node a full TTL again.       *)
+(***************************************************************************)
+Elect(n) ==
+    /\ leader = NoNode
+    /\ up[n] /\ reach[n]
+    /\ 2 * Cardinality({m \in Nodes : up[m] /\ reach[m]}) > Cardinality(Nodes)
+    /\ leader' = n
+    /\ hb' = [m \in Nodes |-> 0]
+    /\ UNCHANGED <<committed, nodeVars, ghost>>
+
+(***************************************************************************)
+(* The leader's scheduler (sched.Schedule), one decision per step, each    *)
+(* computed from the committed state only and committed through Raft      *)
+(* (PutPlacements / DeletePlacements).                                     *)
+(***************************************************************************)
+\* Placements of c's active deployment wanted running on READY nodes ("cur" in sched.go).
+Cur(c) == {p \in PidsOf(c) : VerOf(p) = active[c] /\ desired[p] = "RUN" /\ status[NodeOf(p)] = "READY"}
+
+\* A surplus placement: still desired RUN, but of an older deployment or on a draining node.
+Surplus(p) == /\ desired[p] = "RUN"
+              /\ \/ VerOf(p) # active[CompOf(p)]
+                 \/ status[NodeOf(p)] = "DRAINING"
+
+\* An exclusive component may get a new placement only when every other one is known to
+\* be gone: stopped and reported STOPPED by its node, or LOST (its node declared DOWN,
+\* which the leader does only after TTL > LEASE ticks of silence).
+ExclusiveFree(c) ==
+    \A q \in PidsOf(c) : \/ desired[q] = "NONE"
+                         \/ desired[q] = "STOP" /\ observed[q] \in {"STOPPED", "LOST"}
+
+\* PutPlacements: a new placement of the active deployment on a READY node.
+Place(c, n) ==
+    LET p == <<c, active[c], n>> IN
+    /\ leader # NoNode
+    /\ status[n] = "READY"
+    /\ desired[p] = "NONE"
+    /\ Cardinality(Cur(c)) < Replicas(c)
+    /\ c \in Exclusive => ExclusiveFree(c)
+    /\ desired'  = [desired EXCEPT ![p] = "RUN"]
+    /\ observed' = [observed EXCEPT ![p] = "UNSPECIFIED"]
+    /\ UNCHANGED <<status, active, leaderVars, nodeVars, ghost>>
+
+\* PutPlacements with desired STOP (surge, then drain): a surplus placement of a
+\* non-exclusive component stops only while Replicas(c) others are observed RUNNING;
+\* an exclusive one stops at once (its replacement waits for ExclusiveFree).
+StopSurplus(p) ==
+    LET c == CompOf(p) IN
+    /\ leader # NoNode
+    /\ Surplus(p)
+    /\ c \notin Exclusive =>
+          Cardinality({q \in PidsOf(c) \ {p} : desired[q] = "RUN" /\ observed[q] = "RUNNING"})
+              >= Replicas(c)
+    /\ desired' = [desired EXCEPT ![p] = "STOP"]
+    /\ UNCHANGED <<status, observed, active, leaderVars, nodeVars, ghost>>
+
+\* DeletePlacements: a stopped placement its node reported STOPPED, or a LOST one.
+Delete(p) ==
+    /\ leader # NoNode
+    /\ desired[p] = "STOP"
+    /\ observed[p] \in {"STOPPED", "LOST"}
+    /\ desired'  = [desired EXCEPT ![p] = "NONE"]
+    /\ observed' = [observed EXCEPT ![p] = "UNSPECIFIED"]
+    /\ UNCHANGED <<status, active, leaderVars, nodeVars, ghost>>
+
+\* SetNodeStatus DOWN (liveness loop): a node silent for DownAfter ticks is declared
+\* down; in the same command its placements become desired STOP, observed LOST, so the
+\* scheduler replaces them.
+MarkDown(n) ==
+    /\ leader # NoNode
+    /\ n # leader
+    /\ status[n] # "DOWN"
+    /\ hb[n] >= DownAfter
+    /\ status'   = [status EXCEPT ![n] = "DOWN"]
+    /\ desired'  = [p \in Pids |-> IF NodeOf(p) = n /\ desired[p] # "NONE" THEN "STOP" ELSE desired[p]]
+    /\ observed' = [p \in Pids |-> IF NodeOf(p) = n /\ desired[p] # "NONE" THEN "LOST" ELSE observed[p]]
+    /\ UNCHANGED <<active, leaderVars, nodeVars, ghost>>
+
+(***************************************************************************)
+(* Operator actions (not faults, never forced by fairness).                *)
+(***************************************************************************)
+\* A push built and activated: ActivateDeployment. Starts a rollout.
+Deploy(c) ==
+    /\ leader # NoNode
+    /\ active[c] < MaxVersion
+    /\ active' = [active EXCEPT ![c] = active[c] + 1]
+    /\ UNCHANGED <<status, desired, observed, leaderVars, nodeVars, ghost>>
+
+\* `v9 node drain`: SetNodeStatus DRAINING; the scheduler moves placements off.
+Drain(n) ==
+    /\ leader # NoNode
+    /\ drains < MaxDrains
+    /\ status[n] = "READY"
+    /\ status' = [status EXCEPT ![n] = "DRAINING"]
+    /\ drains' = drains + 1
+    /\ UNCHANGED <<desired, observed, active, leaderVars, nodeVars, faults, served>>
+
+(***************************************************************************)
+(* The node: Raft replication into its fsm replica, the reconciler, the    *)
+(* heartbeat loop and the lease.                                           *)
+(***************************************************************************)
+\* The reconciler pass that follows every change of the local replica: the node now knows
+\* the committed desired state of its placements, and takes down every instance it no
+\* longer owns (desired STOP, or deleted) in the same pass (withdrawn from the proxy,
+\* killed).
+LearnAndStop(n) ==
+    /\ learned' = [p \in Pids |-> IF NodeOf(p) = n THEN desired[p] ELSE learned[p]]
+    /\ inst'    = [p \in Pids |-> IF NodeOf(p) = n /\ desired[p] # "RUN" THEN "NONE" ELSE inst[p]]
+
+\* Raft replicates the log to a connected node.
+Learn(n) ==
+    /\ Connected(n)
+    /\ learned # [p \in Pids |-> IF NodeOf(p) = n THEN desired[p] ELSE learned[p]]
+    /\ LearnAndStop(n)
+    /\ UNCHANGED <<committed, leaderVars, up, reach, lease, ghost>>
+
+\* Heartbeat RPC to the leader and its answer. The leader resets its timer for n (and
+\* marks a DOWN node READY again); the node renews its lease only once its replica has
+\* applied the leader's commit index carried in the answer, so a node never holds a
+\* fresh lease with a stale copy of its placements.
+Heartbeat(n) ==
+    /\ Connected(n)
+    /\ hb'    = [hb EXCEPT ![n] = 0]
+    /\ lease' = [lease EXCEPT ![n] = 0]
+    /\ status' = IF status[n] = "DOWN" THEN [status EXCEPT ![n] = "READY"] ELSE status
+    /\ LearnAndStop(n)
+    /\ UNCHANGED <<desired, observed, active, leader, up, reach, ghost>>
+
+\* The reconciler starts an instance of a placement it has learned is desired RUN (again
+\* after a failure: restart with backoff). An exclusive instance needs a valid lease.
+Start(p) ==
+    LET n == NodeOf(p) IN
+    /\ up[n]
+    /\ learned[p] = "RUN"
+    /\ inst[p] \in {"NONE", "FAILED"}
+    /\ CompOf(p) \in Exclusive => lease[n] < LEASE
+    /\ inst' = [inst EXCEPT ![p] = "STARTING"]
+    /\ UNCHANGED <<committed, leaderVars, up, reach, lease, learned, ghost>>
+
+\* The instance becomes ready and the proxy starts routing to it.
+Ready(p) ==
+    /\ up[NodeOf(p)]
+    /\ inst[p] = "STARTING"
+    /\ inst' = [inst EXCEPT ![p] = "RUNNING"]
+    /\ served' = served \cup {CompOf(p)}
+    /\ UNCHANGED <<committed, leaderVars, up, reach, lease, learned, faults, drains>>
+
+\* Lease self-fencing: a node that has not heard the leader for LEASE ticks stops its
+\* exclusive instances by itself (it keeps serving the others: static stability).
+SelfFence(n) ==
+    /\ up[n]
+    /\ lease[n] = LEASE
+    /\ ExclusiveAliveOn(n)
+    /\ inst' = [p \in Pids |-> IF NodeOf(p) = n /\ CompOf(p) \in Exclusive THEN
+                                  (IF Alive(p) THEN "NONE" ELSE inst[p])
+                               ELSE inst[p]]
+    /\ UNCHANGED <<committed, leaderVars, up, reach, lease, learned, ghost>>
+
+\* What the reconciler would report for a placement (reconciler.report).
+ObsOf(p) == CASE inst[p] = "STARTING" -> "STARTING"
+              [] inst[p] = "RUNNING"  -> "RUNNING"
+              [] inst[p] = "FAILED"   -> "FAILED"
+              [] learned[p] = "STOP"  -> "STOPPED"
+              [] OTHER                -> "UNSPECIFIED"   \* nothing to report yet
+
+\* SetPlacementObserved, committed through the leader.
+Report(p) ==
+    /\ Connected(NodeOf(p))
+    /\ desired[p] # "NONE"
+    /\ learned[p] # "NONE"
+    /\ ObsOf(p) # "UNSPECIFIED"
+    /\ observed[p] # ObsOf(p)
+    /\ observed' = [observed EXCEPT ![p] = ObsOf(p)]
+    /\ UNCHANGED <<status, desired, active, leaderVars, nodeVars, ghost>>
+
+(***************************************************************************)
+(* Time. One tick advances every timer. A tick waits for the steps that    *)
+(* the protocol requires to happen within a tick:                          *)
+(*  - a node whose lease has expired has fenced its exclusive instances    *)
+(*    (its local clock and the leader's run at the same rate; the margin   *)
+(*    TTL - LEASE absorbs drift and the time the stop takes);              *)
+(*  - every node connected to a leader has heartbeated since the last      *)
+(*    tick (a node that misses heartbeats is modelled as partitioned).     *)
+(***************************************************************************)
+Tick ==
+    /\ \A n \in Nodes : up[n] /\ lease[n] = LEASE => ~ExclusiveAliveOn(n)
+    /\ \A n \in Nodes : Connected(n) => hb[n] = 0
+    /\ hb'    = IF leader = NoNode THEN hb ELSE [n \in Nodes |-> Min(hb[n] + 1, TTL)]
+    /\ lease' = [n \in Nodes |-> IF up[n] THEN Min(lease[n] + 1, LEASE) ELSE LEASE]
+    /\ <<hb', lease'>> # <<hb, lease>>
+    /\ UNCHANGED <<committed, leader, up, reach, learned, inst, ghost>>
+
+(***************************************************************************)
+(* Faults (a finite budget, so they eventually stop) and recoveries.       *)
+(***************************************************************************)
+\* The machine dies: its instances die with it; its replica (on disk) survives.
+Crash(n) ==
+    /\ faults < MaxFaults
+    /\ up[n]
+    /\ up'     = [up EXCEPT ![n] = FALSE]
+    /\ inst'   = [p \in Pids |-> IF NodeOf(p) = n THEN "NONE" ELSE inst[p]]
+    /\ lease'  = [lease EXCEPT ![n] = LEASE]
+    /\ leader' = IF leader = n THEN NoNode ELSE leader
+    /\ faults' = faults + 1
+    /\ UNCHANGED <<committed, hb, reach, learned, drains, served>>
+
+\* The node restarts with an expired lease; the reconciler acts on its replica (which
+\* may be stale) for non-exclusive components until it hears from the leader.
+Restart(n) ==
+    /\ ~up[n]
+    /\ up' = [up EXCEPT ![n] = TRUE]
+    /\ UNCHANGED <<committed, leaderVars, reach, lease, learned, inst, ghost>>
+
+\* A partition cuts the node off from the others (and so from the leader). A leader cut
+\* off steps down (hashicorp/raft: LeaderLeaseTimeout); it answers no heartbeat after.
+Isolate(n) ==
+    /\ faults < MaxFaults
+    /\ up[n] /\ reach[n]
+    /\ reach'  = [reach EXCEPT ![n] = FALSE]
+    /\ leader' = IF leader = n THEN NoNode ELSE leader
+    /\ faults' = faults + 1
+    /\ UNCHANGED <<committed, hb, up, lease, learned, inst, drains, served>>
+
+Heal(n) ==
+    /\ ~reach[n]
+    /\ reach' = [reach EXCEPT ![n] = TRUE]
+    /\ UNCHANGED <<committed, leaderVars, up, lease, learned, inst, ghost>>
+
+\* The instance's process exits or never gets ready (reported FAILED, restarted).
+InstanceFail(p) ==
+    /\ faults < MaxFaults
+    /\ Alive(p)
+    /\ inst'   = [inst EXCEPT ![p] = "FAILED"]
+    /\ faults' = faults + 1
+    /\ UNCHANGED <<committed, leaderVars, up, reach, lease, learned, drains, served>>
+
+-----------------------------------------------------------------------------
+Next ==
+    \/ \E n \in Nodes : Elect(n) \/ MarkDown(n) \/ Drain(n) \/ Learn(n) \/ Heartbeat(n)
+                        \/ SelfFence(n) \/ Crash(n) \/ Restart(n) \/ Isolate(n) \/ Heal(n)
+    \/ \E c \in Components, n \in Nodes : Place(c, n)
+    \/ \E c \in Components : Deploy(c)
+    \/ \E p \in Pids : StopSurplus(p) \/ Delete(p) \/ Start(p) \/ Ready(p) \/ Report(p)
+                       \/ InstanceFail(p)
+    \/ Tick
+
+\* Everything but faults, operator actions and ticks is weakly fair; recoveries too,
+\* so once the fault budget is spent every node is eventually up and connected.
+Fairness ==
+    /\ \A n \in Nodes : /\ WF_vars(Elect(n)) /\ WF_vars(MarkDown(n)) /\ WF_vars(Learn(n))
+                        /\ WF_vars(Heartbeat(n)) /\ WF_vars(SelfFence(n))
+                        /\ WF_vars(Restart(n)) /\ WF_vars(Heal(n))
+    /\ \A c \in Components, n \in Nodes : WF_vars(Place(c, n))
+    /\ \A p \in Pids : /\ WF_vars(StopSurplus(p)) /\ WF_vars(Delete(p)) /\ WF_vars(Start(p))
+                       /\ WF_vars(Ready(p)) /\ WF_vars(Report(p))
+
+Spec == Init /\ [][Next]_vars /\ Fairness
+
+-----------------------------------------------------------------------------
+(***************************************************************************)
+(* Safety.                                                                 *)
+(***************************************************************************)
+TypeOK ==
+    /\ status   \in [Nodes -> NodeStatus]
+    /\ desired  \in [Pids -> Desired]
+    /\ observed \in [Pids -> Observed]
+    /\ active   \in [Components -> Versions]
+    /\ leader   \in Nodes \cup {NoNode}
+    /\ hb       \in [Nodes -> 0..TTL]
+    /\ up       \in [Nodes -> BOOLEAN]
+    /\ reach    \in [Nodes -> BOOLEAN]
+    /\ lease    \in [Nodes -> 0..LEASE]
+    /\ learned  \in [Pids -> Desired]
+    /\ inst     \in [Pids -> Instance]
+    /\ faults   \in 0..MaxFaults
+    /\ drains   \in 0..MaxDrains
+    /\ served   \subseteq Components
+    \* the leader is a live, connected node
+    /\ leader # NoNode => up[leader] /\ reach[leader]
+    \* a deleted placement carries no observed state
+    /\ \A p \in Pids : desired[p] = "NONE" => observed[p] = "UNSPECIFIED"
+
+\* An exclusive component never has two executing instances, partitions included.
+ExclusiveNeverTwice ==
+    \A c \in Exclusive : Cardinality({p \in PidsOf(c) : Alive(p)}) <= 1
+
+\* A node runs an instance only of a placement that is committed to it as desired RUN,
+\* or that its replica still shows as RUN (it has not yet learned it was stopped).
+RunsOnlyOwned ==
+    \A p \in Pids : Alive(p) => \/ desired[p] = "RUN"
+                                \/ learned[p] = "RUN" /\ learned[p] # desired[p]
+
+\* A node that has learned a placement is stopped, lost (desired STOP) or deleted does not
+\* run it.
+StopsWhatItLearns ==
+    \A p \in Pids : learned[p] # "RUN" => ~Alive(p)
+
+\* With no fault so far, a non-exclusive component that has served once always has a
+\* serving instance: rollouts and drains surge first and stop the old ones after.
+\* (An exclusive component cannot surge: its rollouts stop first and start after.)
+RolloutKeepsServing ==
+    faults = 0 =>
+        \A c \in served \ Exclusive : \E p \in PidsOf(c) : Serving(p)
+
+(***************************************************************************)
+(* Liveness.                                                               *)
+(***************************************************************************)
+\* Instances of c's active deployment serving on live READY nodes as committed.
+ServingActive(c) ==
+    {p \in PidsOf(c) : /\ VerOf(p) = active[c] /\ desired[p] = "RUN" /\ Serving(p)
+                       /\ up[NodeOf(p)] /\ status[NodeOf(p)] = "READY"}
+
+Converged ==
+    \A c \in Components :
+        /\ Cardinality(ServingActive(c)) = Replicas(c)
+        /\ \A p \in PidsOf(c) : Alive(p) => p \in ServingActive(c)
+
+\* Once faults, deploys and drains stop, every component runs its desired replicas of
+\* its active deployment on live nodes, and nothing else of it runs.
+EventuallyConverges == <>[]Converged
+
+\* Symmetry of node ids (only for safety checks; see README).
+NodeSymmetry == Permutations(Nodes)
+=============================================================================
