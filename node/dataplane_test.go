@@ -7,11 +7,8 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,10 +19,7 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/velocity9/v9/deploy"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
-	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
-	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -68,58 +62,6 @@ func helloDirTB(t testing.TB, extra string) string {
 		t.Fatal(err)
 	}
 	return dir
-}
-
-func upload(ctx context.Context, n *Node, dir string) (*deployv1.UploadResponse, error) {
-	var buf bytes.Buffer
-	if _, err := deploy.Pack(dir, &buf); err != nil {
-		return nil, err
-	}
-	cli := deployv1connect.NewDeployServiceClient(http.DefaultClient, "http://"+n.APIAddr())
-	stream := cli.Upload(ctx)
-	if err := stream.Send(&deployv1.UploadRequest{Part: &deployv1.UploadRequest_Meta{Meta: &deployv1.UploadMeta{CommitMessage: "test", Size: int64(buf.Len())}}}); err != nil {
-		return nil, err
-	}
-	for b := buf.Bytes(); len(b) > 0; {
-		k := min(len(b), 64<<10)
-		if err := stream.Send(&deployv1.UploadRequest{Part: &deployv1.UploadRequest_Chunk{Chunk: b[:k]}}); err != nil {
-			break // the server answered early; CloseAndReceive has its error
-		}
-		b = b[k:]
-	}
-	resp, err := stream.CloseAndReceive()
-	if err != nil {
-		return nil, err
-	}
-	return resp.Msg, nil
-}
-
-func mustUpload(t *testing.T, n *Node, dir string) *deployv1.UploadResponse {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := upload(ctx, n, dir)
-	if err != nil {
-		t.Fatalf("upload via %s: %v", n.ID(), err)
-	}
-	return resp
-}
-
-var plainHTTP = &http.Client{Timeout: 10 * time.Second}
-
-// proxyGet sends GET path to a node's proxy with the given Host.
-func proxyGet(n *Node, host, path string) (int, string, http.Header, error) {
-	req, _ := http.NewRequest("GET", "http://"+n.ProxyAddr()+path, nil)
-	if host != "" {
-		req.Host = host
-	}
-	resp, err := plainHTTP.Do(req)
-	if err != nil {
-		return 0, "", nil, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Header, nil
 }
 
 // waitServing waits until every node's proxy answers 200 with a body containing want.

@@ -19,9 +19,18 @@ type TestCluster struct {
 
 	t    testing.TB
 	dir  string
-	raft RaftConfig
+	opts TestOptions
 	cfgs []Config
 	mu   sync.Mutex
+}
+
+// TestOptions tunes NewTestClusterOpts.
+type TestOptions struct {
+	// Raft is the Raft timing; zero means TestRaftConfig.
+	Raft RaftConfig
+	// ContainerdSocket is the containerd every node runs container components with; empty
+	// means the nodes run wasm only.
+	ContainerdSocket string
 }
 
 // TestRaftConfig is the fast timing tests use.
@@ -42,7 +51,16 @@ func NewTestCluster(t testing.TB, n int) *TestCluster {
 // NewTestClusterWith is NewTestCluster with chosen Raft settings.
 func NewTestClusterWith(t testing.TB, n int, rc RaftConfig) *TestCluster {
 	t.Helper()
-	c := &TestCluster{t: t, dir: t.TempDir(), raft: rc}
+	return NewTestClusterOpts(t, n, TestOptions{Raft: rc})
+}
+
+// NewTestClusterOpts is NewTestCluster with chosen options.
+func NewTestClusterOpts(t testing.TB, n int, opts TestOptions) *TestCluster {
+	t.Helper()
+	if opts.Raft == (RaftConfig{}) {
+		opts.Raft = TestRaftConfig
+	}
+	c := &TestCluster{t: t, dir: t.TempDir(), opts: opts}
 	t.Cleanup(c.stopAll)
 	for i := 0; i < n; i++ {
 		cfg := c.config(i)
@@ -69,14 +87,15 @@ var sharedWasmCache = sync.OnceValue(func() string {
 func (c *TestCluster) config(i int) Config {
 	id := fmt.Sprintf("n%d", i+1)
 	return Config{
-		WasmCacheDir: sharedWasmCache(),
-		ID:           id,
-		DataDir:      filepath.Join(c.dir, id),
-		APIAddr:      "127.0.0.1:0",
-		ProxyAddr:    "127.0.0.1:0",
-		RaftAddr:     "127.0.0.1:0",
-		Raft:         c.raft,
-		Logger:       slog.New(&testLogHandler{t: c.t, prefix: id, level: slog.LevelInfo}),
+		WasmCacheDir:     sharedWasmCache(),
+		ID:               id,
+		DataDir:          filepath.Join(c.dir, id),
+		APIAddr:          "127.0.0.1:0",
+		ProxyAddr:        "127.0.0.1:0",
+		RaftAddr:         "127.0.0.1:0",
+		Raft:             c.opts.Raft,
+		ContainerdSocket: c.opts.ContainerdSocket,
+		Logger:           slog.New(&testLogHandler{t: c.t, prefix: id, level: slog.LevelInfo}),
 	}
 }
 

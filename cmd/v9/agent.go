@@ -14,6 +14,9 @@ import (
 	"github.com/velocity9/v9/node"
 )
 
+// defaultContainerdSocket is where Debian's and most distributions' containerd listens.
+const defaultContainerdSocket = "/run/containerd/containerd.sock"
+
 // shutdownTimeout bounds a graceful stop after SIGINT or SIGTERM.
 const shutdownTimeout = 10 * time.Second
 
@@ -56,6 +59,8 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 	f.DurationVar(&cfg.Raft.ElectionTimeout, "raft-election-timeout", node.DefaultElectionTimeout, "Raft: silence before a candidate starts a new election")
 	f.DurationVar(&cfg.Raft.LeaderLeaseTimeout, "raft-leader-lease", node.DefaultLeaderLeaseTimeout, "Raft: how long a leader stays without hearing from a quorum")
 	f.Uint64Var(&cfg.Raft.SnapshotThreshold, "raft-snapshot-threshold", 8192, "Raft: log entries between snapshots")
+	f.StringVar(&cfg.ContainerdSocket, "containerd-socket", defaultContainerdSocket, "containerd to run container components with; empty or unreachable: this node runs wasm only")
+	f.StringVar(&cfg.Domain, "domain", "localhost", "the proxy routes <component>.<domain> by Host")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

@@ -41,6 +41,7 @@ const devLayoutFile = "v9-dev.json"
 func newDevCmd(a *app) *cobra.Command {
 	var (
 		dataDir string
+		ctrd    string
 		l       devLayout
 	)
 	cmd := &cobra.Command{
@@ -53,7 +54,7 @@ Node nK listens on 127.0.0.1 at --api-port+K-1 (API), --proxy-port+K-1 (proxy) a
 --data-dir brings back the same cluster and state.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDev(cmd.Context(), a, cmd.OutOrStdout(), dataDir, l)
+			return runDev(cmd.Context(), a, cmd.OutOrStdout(), dataDir, ctrd, l)
 		},
 	}
 	f := cmd.Flags()
@@ -62,6 +63,7 @@ Node nK listens on 127.0.0.1 at --api-port+K-1 (API), --proxy-port+K-1 (proxy) a
 	f.IntVar(&l.APIPort, "api-port", 7900, "API port of the first node; the others count up")
 	f.IntVar(&l.ProxyPort, "proxy-port", 8080, "proxy port of the first node; the others count up")
 	f.IntVar(&l.RaftPort, "raft-port", 7910, "Raft port of the first node; the others count up")
+	f.StringVar(&ctrd, "containerd-socket", defaultContainerdSocket, "containerd the nodes run container components with; empty or unreachable: wasm only")
 	return cmd
 }
 
@@ -119,7 +121,7 @@ func (l devLayout) save(dir string) error {
 	return nil
 }
 
-func runDev(ctx context.Context, a *app, out io.Writer, dataDir string, l devLayout) error {
+func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l devLayout) error {
 	if err := l.check(); err != nil {
 		return err
 	}
@@ -143,13 +145,15 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir string, l devLay
 	for k := range l.Nodes {
 		id := fmt.Sprintf("n%d", k+1)
 		cfg := node.Config{
-			ID:              id,
-			DataDir:         filepath.Join(dir, id),
-			APIAddr:         addr(l.APIPort, k),
-			ProxyAddr:       addr(l.ProxyPort, k),
-			RaftAddr:        addr(l.RaftPort, k),
-			BootstrapExpect: l.Nodes,
-			Logger:          a.logger, // the node adds node=<id> itself
+			ID:               id,
+			DataDir:          filepath.Join(dir, id),
+			APIAddr:          addr(l.APIPort, k),
+			ProxyAddr:        addr(l.ProxyPort, k),
+			RaftAddr:         addr(l.RaftPort, k),
+			BootstrapExpect:  l.Nodes,
+			ContainerdSocket: ctrd,
+			WasmCacheDir:     filepath.Join(dir, "wasm-cache"), // compile once for all nodes
+			Logger:           a.logger,                         // the node adds node=<id> itself
 		}
 		for j := range l.Nodes {
 			if j != k {

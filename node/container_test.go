@@ -1,0 +1,181 @@
+package node
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/runtime/container/ocitest"
+)
+
+var (
+	ctrBinOnce sync.Once
+	ctrBin     string
+	ctrBinErr  error
+)
+
+// containerDir returns a component directory with examples/hello-container built into an
+// OCI image archive, its manifest given the extra lines, and message.txt holding msg.
+func containerDir(t *testing.T, extra, msg string) string {
+	t.Helper()
+	ctrBinOnce.Do(func() {
+		ctrBin = filepath.Join(os.TempDir(), fmt.Sprintf("v9-hello-ctr-%d", os.Getpid()))
+		ctrBinErr = ocitest.GoBuild(ctrBin, "../examples/hello-container")
+	})
+	if ctrBinErr != nil {
+		t.Fatal(ctrBinErr)
+	}
+	t.Cleanup(func() { os.Remove(ctrBin) })
+	dir := t.TempDir()
+	if err := ocitest.WriteArchiveFile(filepath.Join(dir, "image.tar"), ctrBin, "v9.local/hello-ctr:test"); err != nil {
+		t.Fatal(err)
+	}
+	manifest := "name = \"hello\"\nruntime = \"container\"\n" + extra +
+		"\n[container]\nimage = \"v9.local/hello-ctr:test\"\narchive = \"image.tar\"\n"
+	for name, body := range map[string]string{"v9.toml": manifest, "message.txt": msg + "\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// runningPlacement returns the one RUNNING placement of the active deployment of hello.
+func runningPlacement(c *TestCluster) (*statev1.Placement, error) {
+	n := c.Live()[0]
+	comp, err := n.Store().Component("hello")
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range n.Store().Placements("") {
+		if p.DeploymentId == comp.ActiveDeploymentId && p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("no running placement of %s", comp.ActiveDeploymentId)
+}
+
+// TestContainerServesRestartsAndRollsOver runs a container component on a three-node
+// cluster with a real containerd: it answers through every proxy with its files at /app;
+// its process crashing gets the placement reported failed and the container restarted; a
+// new deployment takes over while a load generator sees no failed request.
+func TestContainerServesRestartsAndRollsOver(t *testing.T) {
+	needContainerd(t)
+	c := NewTestClusterOpts(t, 3, TestOptions{ContainerdSocket: testContainerd})
+	for _, n := range c.Nodes {
+		Eventually(t, 10*time.Second, func() error {
+			nd, err := n.Store().Node(n.ID())
+			if err != nil || len(nd.GetRuntimes()) != 2 {
+				return fmt.Errorf("%s runtimes: %v %v", n.ID(), nd.GetRuntimes(), err)
+			}
+			return nil
+		})
+	}
+	first := mustUpload(t, c.Follower(t), containerDir(t, "[env]\nGREETING = \"v1\"\n", "message one"))
+	if first.Deployment.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
+		t.Fatalf("deployment: %v", first.Deployment)
+	}
+	waitServingBody(t, c.Nodes, "/hello/", "v1", "message one")
+
+	// Files are read-only at /app.
+	if code, body, _, err := proxyGet(c.Nodes[0], "", "/hello/write"); err != nil || code != 200 || !strings.Contains(body, "read-only") {
+		t.Fatalf("/write: %d %q %v", code, body, err)
+	}
+
+	// Crash: the container exits 3; the placement is reported FAILED with the exit status,
+	// then RUNNING again, and every proxy serves again.
+	before, err := runningPlacement(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, _ = proxyGet(c.Nodes[0], "", "/hello/crash")
+	Eventually(t, 10*time.Second, func() error {
+		var p *statev1.Placement
+		for _, q := range c.Nodes[0].Store().Placements("") {
+			if q.Id == before.Id {
+				p = q
+			}
+		}
+		if p == nil {
+			return fmt.Errorf("placement %s is gone", before.Id)
+		}
+		if p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED || !strings.Contains(p.Reason, "3") {
+			return fmt.Errorf("placement %s: %s %q", p.Id, p.Observed, p.Reason)
+		}
+		return nil
+	})
+	waitServingBody(t, c.Nodes, "/hello/", "v1")
+	after, err := runningPlacement(c)
+	if err != nil || after.Id != before.Id {
+		t.Fatalf("after the crash: %v %v (want the same placement %s restarted)", after, err, before.Id)
+	}
+
+	// A new deployment under load: no request fails on the way from v1 to v2.
+	var ok, failed atomic.Int64
+	var lastErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func(n *Node) {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, body, _, err := proxyGet(n, "", "/hello/")
+				if err != nil || code != 200 {
+					failed.Add(1)
+					lastErr.Store(fmt.Sprintf("%s: %d %q %v", n.ID(), code, body, err))
+					continue
+				}
+				ok.Add(1)
+			}
+		}(c.Nodes[i%3])
+	}
+	second := mustUpload(t, c.Leader(t), containerDir(t, "[env]\nGREETING = \"v2\"\n", "message two"))
+	waitServingBody(t, c.Nodes, "/hello/", "v2", "message two")
+	// The old placement is stopped and removed.
+	Eventually(t, 20*time.Second, func() error {
+		for _, p := range c.Nodes[0].Store().Placements("") {
+			if p.DeploymentId != second.Deployment.Id {
+				return fmt.Errorf("old placement %s still present (%s/%s)", p.Id, p.Desired, p.Observed)
+			}
+		}
+		return nil
+	})
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || ok.Load() == 0 {
+		t.Fatalf("during the rollout: %d ok, %d failed; last failure %v", ok.Load(), failed.Load(), lastErr.Load())
+	}
+	t.Logf("rollout under load: %d requests, none failed", ok.Load())
+}
+
+// waitServingBody waits until every node's proxy answers 200 on path with a body holding
+// each of want.
+func waitServingBody(t *testing.T, nodes []*Node, path string, want ...string) {
+	t.Helper()
+	Eventually(t, 30*time.Second, func() error {
+		for _, n := range nodes {
+			code, body, _, err := proxyGet(n, "", path)
+			if err != nil || code != 200 {
+				return fmt.Errorf("%s proxy: %d %q %v", n.ID(), code, body, err)
+			}
+			for _, w := range want {
+				if !strings.Contains(body, w) {
+					return fmt.Errorf("%s proxy: %q lacks %q", n.ID(), body, w)
+				}
+			}
+		}
+		return nil
+	})
+}
