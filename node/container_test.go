@@ -116,6 +116,21 @@ func TestContainerServesRestartsAndRollsOver(t *testing.T) {
 		t.Fatalf("after the crash: %v %v (want the same placement %s restarted)", after, err, before.Id)
 	}
 
+	// The agent of the node running it crashes and comes back: it adopts the running
+	// container (same process, no second instance) instead of starting another.
+	_, startedBefore, _, _ := proxyGet(c.Nodes[0], "", "/hello/started")
+	owner := indexOf(after.NodeId)
+	c.Kill(owner)
+	c.Restart(owner)
+	c.Leader(t)
+	waitServingBody(t, c.Nodes, "/hello/", "v1")
+	if _, startedAfter, _, _ := proxyGet(c.Nodes[owner], "", "/hello/started"); startedAfter != startedBefore || startedBefore == "" {
+		t.Fatalf("after the agent restart the container started at %q, before at %q: not adopted", startedAfter, startedBefore)
+	}
+	if l := c.Nodes[owner].rec.local("hello"); len(l) != 1 {
+		t.Fatalf("%s runs %d instances of hello after the restart, want 1", c.Nodes[owner].ID(), len(l))
+	}
+
 	// A new deployment under load: no request fails on the way from v1 to v2.
 	var ok, failed atomic.Int64
 	var lastErr atomic.Value

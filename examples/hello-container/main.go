@@ -12,6 +12,7 @@
 //	GET /        "hello from container", $GREETING and /app/message.txt if present
 //	GET /crash   exits with status 3
 //	GET /write   tries to write /app/x (v9 mounts the component's files read-only) and reports
+//	GET /started when this process started (Unix nanoseconds): a restart changes it
 //	GET /memory  the memory limit of its cgroup (v2 memory.max or v1 memory.limit_in_bytes)
 //	GET /sleep   answers after ?d= (a Go duration), for timeouts
 //	ANY /echo    the request as it arrived: method, URI, Host, X-Forwarded-*, then the body
@@ -61,6 +62,10 @@ func main() {
 			return
 		}
 		fmt.Fprintln(w, "write /app/x: ok")
+	})
+	started := time.Now().UnixNano()
+	mux.HandleFunc("GET /started", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, started)
 	})
 	mux.HandleFunc("GET /memory", func(w http.ResponseWriter, r *http.Request) {
 		for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
