@@ -211,6 +211,9 @@ func (t *tables) registerNode(index uint64, now *timestamppb.Timestamp, op *stat
 	n.CreateIndex, n.ModifyIndex = index, index
 	if old, ok := t.nodes[n.Id]; ok {
 		n.CreateIndex = old.CreateIndex
+		if op.GetNode().GetStatus() == statev1.NodeStatus_NODE_STATUS_UNSPECIFIED {
+			n.Status = old.Status // re-registering (new addresses) keeps down or draining
+		}
 	}
 	t.nodes[n.Id] = n
 	return nil
@@ -233,6 +236,15 @@ func (t *tables) setNodeStatus(index uint64, op *statev1.SetNodeStatus) error {
 		return err
 	}
 	n.Status, n.ModifyIndex = op.Status, index
+	if op.Status == statev1.NodeStatus_NODE_STATUS_DOWN {
+		// The leader stopped hearing the node for longer than its TTL: everything placed there
+		// is lost (the node has fenced its exclusive instances by then) and gets replaced.
+		for _, p := range t.placements {
+			if p.NodeId == n.Id && p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED {
+				p.Observed, p.Reason, p.ModifyIndex = statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST, "node down", index
+			}
+		}
+	}
 	return nil
 }
 
@@ -377,7 +389,9 @@ func (t *tables) putPlacements(index uint64, op *statev1.PutPlacements) error {
 		p = clone(p)
 		p.CreateIndex, p.ModifyIndex = index, index
 		if old, ok := t.placements[p.Id]; ok {
-			p.CreateIndex = old.CreateIndex
+			// What a node observed (or the leader declared LOST) is not the scheduler's to
+			// change: a plan made from an older view must not undo a later report.
+			p.CreateIndex, p.Observed, p.Reason = old.CreateIndex, old.Observed, old.Reason
 		}
 		t.placements[p.Id] = p
 	}
@@ -391,6 +405,11 @@ func (t *tables) setPlacementObserved(index uint64, op *statev1.SetPlacementObse
 	}
 	if op.Observed <= statev1.PlacementObserved_PLACEMENT_OBSERVED_UNSPECIFIED || op.Observed > statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST {
 		return invalid("placement observed state %d is unknown", op.Observed)
+	}
+	// LOST is the leader's verdict on a placement of a down node; the node, once back, may
+	// only confirm that it stopped it.
+	if p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST && op.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED && op.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST {
+		return invalid("placement %q was declared lost; it can only be reported stopped", p.Id)
 	}
 	p.Observed, p.Reason, p.ModifyIndex = op.Observed, op.Reason, index
 	return nil

@@ -31,7 +31,8 @@ type Config struct {
 	// Join lists API addresses of other nodes, tried until one answers.
 	Join []string
 
-	Raft RaftConfig
+	Raft     RaftConfig
+	Liveness LivenessConfig
 
 	// Domain routes <component>.<Domain> by host on the proxy port (default "localhost").
 	Domain string
@@ -58,6 +59,31 @@ type RaftConfig struct {
 	TrailingLogs       uint64        // entries kept after a snapshot, default 10240
 	NoSync             bool          // skip fsync on the log store: tests only, never production
 }
+
+// LivenessConfig tunes node heartbeats (the placement protocol's TTL and LEASE, tla/).
+type LivenessConfig struct {
+	// HeartbeatInterval is how often a node heartbeats the leader. Default 250ms.
+	HeartbeatInterval time.Duration
+	// Lease is how long a node keeps its exclusive instances running without reaching the
+	// leader. Default 1.5s.
+	Lease time.Duration
+	// TTL is the silence after which the leader marks a node down and replaces its
+	// placements. It must exceed Lease plus the Raft leader lease, so that a cut-off node
+	// has stopped its exclusive instances before any replacement starts. Default 3s.
+	TTL time.Duration
+	// RolloutDeadline is how long a new deployment may take to get its instances running
+	// before it is failed and the previous version kept. Default 2m.
+	RolloutDeadline time.Duration
+}
+
+// Liveness defaults: a dead node's placements are replaced about 3s after its last
+// heartbeat (Nomad's default heartbeat grace is about 20s).
+const (
+	DefaultHeartbeatInterval = 250 * time.Millisecond
+	DefaultLease             = 1500 * time.Millisecond
+	DefaultTTL               = 3 * time.Second
+	DefaultRolloutDeadline   = 2 * time.Minute
+)
 
 // Defaults for a LAN cluster: a leader is detected dead within 0.5-1s and replaced within
 // about a second more (etcd uses 100ms heartbeats and a 1s election timeout; hashicorp/raft
@@ -111,6 +137,25 @@ func (c *Config) setDefaults() error {
 	}
 	if r.TrailingLogs == 0 {
 		r.TrailingLogs = 10240
+	}
+	l := &c.Liveness
+	if l.HeartbeatInterval == 0 {
+		l.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if l.Lease == 0 {
+		l.Lease = DefaultLease
+	}
+	if l.TTL == 0 {
+		l.TTL = DefaultTTL
+	}
+	if l.RolloutDeadline == 0 {
+		l.RolloutDeadline = DefaultRolloutDeadline
+	}
+	if l.Lease < 2*l.HeartbeatInterval {
+		return fmt.Errorf("config: lease %s must be at least two heartbeat intervals (%s)", l.Lease, l.HeartbeatInterval)
+	}
+	if l.TTL <= l.Lease+r.LeaderLeaseTimeout {
+		return fmt.Errorf("config: node TTL %s must exceed the lease %s plus the Raft leader lease %s", l.TTL, l.Lease, r.LeaderLeaseTimeout)
 	}
 	if c.Domain == "" {
 		c.Domain = "localhost"

@@ -27,17 +27,34 @@ const (
 	run     = statev1.PlacementDesired_PLACEMENT_DESIRED_RUN
 	stop    = statev1.PlacementDesired_PLACEMENT_DESIRED_STOP
 	running = statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING
+	lost    = statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST
 )
+
+// Hints are soft facts the leader knows beyond the replicated state. They only break ties:
+// the plan stays correct without them.
+type Hints struct {
+	// Artifacts lists, per node id, the artifact digests the node holds: a node that has a
+	// deployment's artifact starts it without fetching it first (cold-start aware).
+	Artifacts map[string]map[string]bool
+}
 
 // Schedule computes the plan for the whole state:
 //   - a running component with an active deployment gets `replicas` placements of it, spread
-//     one per eligible node first (ready, able to run its runtime), then doubling up;
-//   - placements of older deployments stop only as the new one's run: a rollout never drops
-//     a component below the instances it had (new first, old stopped after);
+//     one per eligible node first (ready, able to run its runtime), then doubling up, and
+//     preferring nodes that hold its artifact;
+//   - placements of older deployments, and those on draining nodes, stop only as
+//     replacements run: a rollout or a drain never drops a component below the instances
+//     it had (new first, old stopped after);
+//   - an exclusive component is never placed while another of its placements may still run:
+//     the old one is stopped first and a new one placed once it is observed stopped or lost;
 //   - a paused component, or one without an active deployment, has every placement stopped;
-//   - placements on nodes that are gone or not ready are stopped and replaced elsewhere;
+//   - placements that are lost or on nodes that are gone, down or unable to run them are
+//     stopped and replaced elsewhere;
 //   - stopped placements that the node reports stopped (or lost) are deleted.
-func Schedule(s *statev1.State) Plan {
+func Schedule(s *statev1.State) Plan { return ScheduleWith(s, Hints{}) }
+
+// ScheduleWith is Schedule with hints.
+func ScheduleWith(s *statev1.State, h Hints) Plan {
 	var plan Plan
 	nodes := map[string]*statev1.Node{}
 	for _, n := range s.Nodes {
@@ -56,7 +73,7 @@ func Schedule(s *statev1.State) Plan {
 		deps[d.Id] = d
 	}
 	for _, c := range s.Components { // sorted by id: deterministic
-		scheduleComponent(&plan, c, deps[c.ActiveDeploymentId], byComp[c.Id], s.Nodes, nodes, load)
+		scheduleComponent(&plan, c, deps[c.ActiveDeploymentId], byComp[c.Id], s.Nodes, nodes, load, h)
 	}
 	// Placements whose component is gone are deleted by fsm with the component; placements on
 	// removed nodes are collected here.
@@ -73,6 +90,16 @@ func eligible(n *statev1.Node, rt statev1.Runtime) bool {
 	return n != nil && n.Status == statev1.NodeStatus_NODE_STATUS_READY && slices.Contains(n.Runtimes, rt)
 }
 
+func draining(n *statev1.Node, rt statev1.Runtime) bool {
+	return n != nil && n.Status == statev1.NodeStatus_NODE_STATUS_DRAINING && slices.Contains(n.Runtimes, rt)
+}
+
+// settled reports whether a placement is certainly not running: its node said it stopped
+// it, or the leader declared it lost (after the node's lease ran out).
+func settled(p *statev1.Placement) bool {
+	return p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED || p.Observed == lost
+}
+
 func setDesired(plan *Plan, p *statev1.Placement, d statev1.PlacementDesired) {
 	if p.Desired == d {
 		return
@@ -85,25 +112,26 @@ func setDesired(plan *Plan, p *statev1.Placement, d statev1.PlacementDesired) {
 }
 
 func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deployment, ps []*statev1.Placement,
-	allNodes []*statev1.Node, nodes map[string]*statev1.Node, load map[string]int) {
+	allNodes []*statev1.Node, nodes map[string]*statev1.Node, load map[string]int, h Hints) {
 
 	wantRunning := c.Desired == statev1.DesiredState_DESIRED_STATE_RUNNING && active != nil &&
 		active.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY
-	var cur, old []*statev1.Placement // wanted-running placements of the active / older deployments
+	exclusive := c.GetSpec().GetExclusive()
+	var cur, old []*statev1.Placement // wanted-running placements of the active deployment / to replace
 	for _, p := range ps {
 		switch {
 		case p.Desired == stop:
-			if p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED || p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST {
+			if settled(p) {
 				plan.Delete = append(plan.Delete, p.Id)
 			}
 		case !wantRunning:
 			setDesired(plan, p, stop)
-		case !eligible(nodes[p.NodeId], c.Runtime):
+		case p.Observed == lost || (!eligible(nodes[p.NodeId], c.Runtime) && !draining(nodes[p.NodeId], c.Runtime)):
 			setDesired(plan, p, stop)
 			load[p.NodeId]--
-		case p.DeploymentId == active.Id:
+		case p.DeploymentId == active.Id && eligible(nodes[p.NodeId], c.Runtime):
 			cur = append(cur, p)
-		default:
+		default: // an older deployment, or on a draining node
 			old = append(old, p)
 		}
 	}
@@ -111,6 +139,9 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 		return
 	}
 	want := int(c.Replicas)
+	if exclusive {
+		want = min(want, 1)
+	}
 
 	// Too many: stop the extras on the busiest nodes.
 	if len(cur) > want {
@@ -127,38 +158,24 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 		cur = cur[len(cur)-want:]
 	}
 
-	// Too few: place on eligible nodes, fewest of this component first, then least loaded.
-	perNode := map[string]int{}
-	slots := map[string]bool{}
-	for _, p := range ps {
-		slots[p.Id] = true
-	}
-	for _, p := range cur {
-		perNode[p.NodeId]++
-	}
-	var cands []*statev1.Node
-	for _, n := range allNodes {
-		if eligible(n, c.Runtime) {
-			cands = append(cands, n)
+	if exclusive {
+		// Stop first, then start: never two at once. The old one stops now; a new one is
+		// placed only once every other placement is settled.
+		for _, p := range old {
+			setDesired(plan, p, stop)
 		}
-	}
-	for len(cur) < want && len(cands) > 0 {
-		best := cands[0]
-		for _, n := range cands[1:] {
-			if perNode[n.Id] < perNode[best.Id] || (perNode[n.Id] == perNode[best.Id] && load[n.Id] < load[best.Id]) {
-				best = n
+		for _, p := range ps {
+			if !slices.Contains(cur, p) && !settled(p) {
+				return
 			}
 		}
-		id := placementID(active.Id, best.Id, slots)
-		slots[id] = true
-		p := &statev1.Placement{Id: id, ComponentId: c.Id, DeploymentId: active.Id, NodeId: best.Id, Desired: run, Epoch: 1}
-		plan.Put = append(plan.Put, p)
-		cur = append(cur, p)
-		perNode[best.Id]++
-		load[best.Id]++
+		place(plan, c, active, ps, cur, want, allNodes, load, h)
+		return
 	}
 
-	// Rollout: old placements stop only once as many new ones run.
+	cur = place(plan, c, active, ps, cur, want, allNodes, load, h)
+
+	// Rollout or drain: old placements stop only once as many new ones run.
 	newRunning := 0
 	for _, p := range cur {
 		if p.Observed == running {
@@ -178,6 +195,55 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 			setDesired(plan, p, stop)
 		}
 	}
+}
+
+// place adds placements of the active deployment on eligible nodes until there are want:
+// nodes with the fewest of this component first, then nodes holding the artifact, then the
+// least loaded. It returns cur with the new placements.
+func place(plan *Plan, c *statev1.Component, active *statev1.Deployment, ps, cur []*statev1.Placement, want int,
+	allNodes []*statev1.Node, load map[string]int, h Hints) []*statev1.Placement {
+	perNode := map[string]int{}
+	slots := map[string]bool{}
+	for _, p := range ps {
+		slots[p.Id] = true
+	}
+	for _, p := range cur {
+		perNode[p.NodeId]++
+	}
+	var cands []*statev1.Node
+	for _, n := range allNodes {
+		if eligible(n, c.Runtime) {
+			cands = append(cands, n)
+		}
+	}
+	has := func(n *statev1.Node) bool {
+		return n.Id == active.ArtifactOrigin || h.Artifacts[n.Id][active.ArtifactDigest]
+	}
+	better := func(n, best *statev1.Node) bool {
+		if perNode[n.Id] != perNode[best.Id] {
+			return perNode[n.Id] < perNode[best.Id]
+		}
+		if has(n) != has(best) {
+			return has(n)
+		}
+		return load[n.Id] < load[best.Id]
+	}
+	for len(cur) < want && len(cands) > 0 {
+		best := cands[0]
+		for _, n := range cands[1:] {
+			if better(n, best) {
+				best = n
+			}
+		}
+		id := placementID(active.Id, best.Id, slots)
+		slots[id] = true
+		p := &statev1.Placement{Id: id, ComponentId: c.Id, DeploymentId: active.Id, NodeId: best.Id, Desired: run, Epoch: 1}
+		plan.Put = append(plan.Put, p)
+		cur = append(cur, p)
+		perNode[best.Id]++
+		load[best.Id]++
+	}
+	return cur
 }
 
 // placementID names a placement after its deployment, node and the first free slot, so the

@@ -166,3 +166,117 @@ func TestDeterministic(t *testing.T) {
 		}
 	}
 }
+
+func exclusiveWorld(nodes ...*statev1.Node) *statev1.State {
+	s := world(1, nodes...)
+	s.Components[0].Spec.Exclusive = true
+	s.Components[0].Spec.ScaleMax = 1
+	return s
+}
+
+func runningOn(s *statev1.State) []string {
+	var out []string
+	for _, p := range s.Placements {
+		if p.Desired == run || !settled(p) {
+			out = append(out, p.NodeId+"/"+p.DeploymentId)
+		}
+	}
+	return out
+}
+
+func TestExclusiveRolloutStopsOldBeforeStartingNew(t *testing.T) {
+	s := exclusiveWorld(node("a", wasm), node("b", wasm))
+	commit(s, Schedule(s))
+	observe(s, running)
+	s.Deployments = append(s.Deployments, &statev1.Deployment{Id: "d2", ComponentId: "c1", Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY})
+	s.Components[0].ActiveDeploymentId = "d2"
+	commit(s, Schedule(s))
+	// The old one is told to stop and nothing new is placed while it may still run.
+	if got := wanted(s, "d2"); len(got) != 0 {
+		t.Fatalf("placed d2 while d1 may still run: %v", got)
+	}
+	if got := wanted(s, "d1"); len(got) != 0 {
+		t.Fatalf("d1 still wanted: %v", got)
+	}
+	// Once the node reports it stopped, the new one is placed.
+	for _, p := range s.Placements {
+		p.Observed = statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED
+	}
+	commit(s, Schedule(s))
+	commit(s, Schedule(s))
+	if got := wanted(s, "d2"); len(got) != 1 {
+		t.Fatalf("d2 placements: %v (state %v)", got, runningOn(s))
+	}
+}
+
+func TestExclusiveWaitsForLostBeforeReplacing(t *testing.T) {
+	s := exclusiveWorld(node("a", wasm), node("b", wasm))
+	commit(s, Schedule(s))
+	observe(s, running)
+	var on string
+	for _, p := range s.Placements {
+		on = p.NodeId
+	}
+	// A draining node: the exclusive placement stops first, no second one meanwhile.
+	for _, n := range s.Nodes {
+		if n.Id == on {
+			n.Status = statev1.NodeStatus_NODE_STATUS_DRAINING
+		}
+	}
+	commit(s, Schedule(s))
+	if got := runningOn(s); len(got) != 1 {
+		t.Fatalf("while the old one may run: %v", got)
+	}
+	// Down: the leader marks it lost; only then is a replacement placed elsewhere.
+	for _, n := range s.Nodes {
+		if n.Id == on {
+			n.Status = statev1.NodeStatus_NODE_STATUS_DOWN
+		}
+	}
+	for _, p := range s.Placements {
+		p.Observed = lost
+	}
+	commit(s, Schedule(s))
+	got := wanted(s, "d1")
+	if len(got) != 1 || got[on] != 0 {
+		t.Fatalf("replacement: %v (old node %s)", got, on)
+	}
+}
+
+func TestDrainKeepsOldUntilReplacementRuns(t *testing.T) {
+	s := world(1, node("a", wasm), node("b", wasm))
+	commit(s, Schedule(s))
+	observe(s, running)
+	var on string
+	for _, p := range s.Placements {
+		on = p.NodeId
+	}
+	for _, n := range s.Nodes {
+		if n.Id == on {
+			n.Status = statev1.NodeStatus_NODE_STATUS_DRAINING
+		}
+	}
+	commit(s, Schedule(s))
+	if got := wanted(s, "d1"); len(got) != 2 || got[on] != 1 {
+		t.Fatalf("during the drain want old and new: %v", got)
+	}
+	observe(s, running)
+	commit(s, Schedule(s))
+	if got := wanted(s, "d1"); len(got) != 1 || got[on] != 0 {
+		t.Fatalf("after the replacement runs: %v", got)
+	}
+}
+
+func TestPrefersNodeWithArtifact(t *testing.T) {
+	s := world(1, node("a", wasm), node("b", wasm), node("c", wasm))
+	s.Deployments[0].ArtifactDigest = "sha256:x"
+	p := ScheduleWith(s, Hints{Artifacts: map[string]map[string]bool{"c": {"sha256:x": true}}})
+	if len(p.Put) != 1 || p.Put[0].NodeId != "c" {
+		t.Fatalf("put %v, want on c", p.Put)
+	}
+	s.Deployments[0].ArtifactOrigin = "b"
+	p = Schedule(s)
+	if len(p.Put) != 1 || p.Put[0].NodeId != "b" {
+		t.Fatalf("put %v, want on the origin b", p.Put)
+	}
+}

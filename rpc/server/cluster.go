@@ -16,6 +16,8 @@ type ClusterBackend interface {
 	Status(ctx context.Context) (*clusterv1.StatusResponse, error)
 	Join(ctx context.Context, req *clusterv1.JoinRequest) (uint64, error)
 	RemovePeer(ctx context.Context, id string) (uint64, error)
+	Nodes(ctx context.Context) (*clusterv1.NodesResponse, error)
+	Drain(ctx context.Context, id string, undo bool) (uint64, error)
 }
 
 // Cluster implements ClusterService.
@@ -56,6 +58,25 @@ func (s *Cluster) RemovePeer(ctx context.Context, req *connect.Request[clusterv1
 	return connect.NewResponse(&clusterv1.RemovePeerResponse{Index: idx}), nil
 }
 
+func (s *Cluster) Nodes(ctx context.Context, _ *connect.Request[clusterv1.NodesRequest]) (*connect.Response[clusterv1.NodesResponse], error) {
+	resp, err := s.B.Nodes(ctx)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *Cluster) Drain(ctx context.Context, req *connect.Request[clusterv1.DrainRequest]) (*connect.Response[clusterv1.DrainResponse], error) {
+	if req.Msg.NodeId == "" {
+		return nil, invalidArg(errors.New("drain needs a node id"))
+	}
+	idx, err := s.B.Drain(ctx, req.Msg.NodeId, req.Msg.Undo)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&clusterv1.DrainResponse{Index: idx}), nil
+}
+
 // InternalBackend is what the node-to-node InternalService needs.
 type InternalBackend interface {
 	Discover(ctx context.Context, req *clusterv1.DiscoverRequest) (*clusterv1.DiscoverResponse, error)
@@ -63,6 +84,9 @@ type InternalBackend interface {
 	// a forwarded write is never forwarded again.
 	ApplyAsLeader(ctx context.Context, cmd *statev1.Command) (uint64, error)
 	ReadIndex(ctx context.Context) (uint64, error)
+	// HeartbeatAsLeader records a node's heartbeat if this node leads, and fails with
+	// FailedPrecondition if not.
+	HeartbeatAsLeader(ctx context.Context, req *clusterv1.HeartbeatRequest) (*clusterv1.HeartbeatResponse, error)
 }
 
 // Internal implements InternalService.
@@ -97,4 +121,15 @@ func (s *Internal) ReadIndex(ctx context.Context, _ *connect.Request[clusterv1.R
 		return nil, toConnect(err)
 	}
 	return connect.NewResponse(&clusterv1.ReadIndexResponse{Index: idx}), nil
+}
+
+func (s *Internal) Heartbeat(ctx context.Context, req *connect.Request[clusterv1.HeartbeatRequest]) (*connect.Response[clusterv1.HeartbeatResponse], error) {
+	if req.Msg.NodeId == "" {
+		return nil, invalidArg(errors.New("heartbeat needs a node id"))
+	}
+	resp, err := s.B.HeartbeatAsLeader(ctx, req.Msg)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(resp), nil
 }

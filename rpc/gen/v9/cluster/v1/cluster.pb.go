@@ -13,6 +13,7 @@ import (
 	v1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -825,11 +826,428 @@ func (x *ReadIndexResponse) GetIndex() uint64 {
 	return 0
 }
 
+// ComponentLoad is one component's load on one node, as its proxy counts it.
+type ComponentLoad struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     string                 `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`                // component name
+	InFlight      uint32                 `protobuf:"varint,2,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"` // requests being served now (peak over the last interval)
+	Rate          float64                `protobuf:"fixed64,3,opt,name=rate,proto3" json:"rate,omitempty"`                        // requests per second over the last interval
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ComponentLoad) Reset() {
+	*x = ComponentLoad{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComponentLoad) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComponentLoad) ProtoMessage() {}
+
+func (x *ComponentLoad) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComponentLoad.ProtoReflect.Descriptor instead.
+func (*ComponentLoad) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ComponentLoad) GetComponent() string {
+	if x != nil {
+		return x.Component
+	}
+	return ""
+}
+
+func (x *ComponentLoad) GetInFlight() uint32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *ComponentLoad) GetRate() float64 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
+type HeartbeatRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Load          []*ComponentLoad       `protobuf:"bytes,2,rep,name=load,proto3" json:"load,omitempty"`
+	Artifacts     []string               `protobuf:"bytes,3,rep,name=artifacts,proto3" json:"artifacts,omitempty"` // artifact digests this node holds (placement prefers them)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatRequest) Reset() {
+	*x = HeartbeatRequest{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatRequest) ProtoMessage() {}
+
+func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
+func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *HeartbeatRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *HeartbeatRequest) GetLoad() []*ComponentLoad {
+	if x != nil {
+		return x.Load
+	}
+	return nil
+}
+
+func (x *HeartbeatRequest) GetArtifacts() []string {
+	if x != nil {
+		return x.Artifacts
+	}
+	return nil
+}
+
+type HeartbeatResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LeaderId      string                 `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatResponse) Reset() {
+	*x = HeartbeatResponse{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatResponse) ProtoMessage() {}
+
+func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
+func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *HeartbeatResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+type NodeInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          *v1.Node               `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Placements    uint32                 `protobuf:"varint,2,opt,name=placements,proto3" json:"placements,omitempty"`                           // placements desired running on it
+	Running       uint32                 `protobuf:"varint,3,opt,name=running,proto3" json:"running,omitempty"`                                 // of those, observed running
+	LastHeartbeat *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_heartbeat,json=lastHeartbeat,proto3" json:"last_heartbeat,omitempty"` // unset when the answering leader has not heard it
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeInfo) Reset() {
+	*x = NodeInfo{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeInfo) ProtoMessage() {}
+
+func (x *NodeInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
+func (*NodeInfo) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *NodeInfo) GetNode() *v1.Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *NodeInfo) GetPlacements() uint32 {
+	if x != nil {
+		return x.Placements
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetRunning() uint32 {
+	if x != nil {
+		return x.Running
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetLastHeartbeat() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastHeartbeat
+	}
+	return nil
+}
+
+type NodesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodesRequest) Reset() {
+	*x = NodesRequest{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodesRequest) ProtoMessage() {}
+
+func (x *NodesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodesRequest.ProtoReflect.Descriptor instead.
+func (*NodesRequest) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{18}
+}
+
+type NodesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nodes         []*NodeInfo            `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	LeaderId      string                 `protobuf:"bytes,2,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"` // the node whose view of heartbeats this is ("" if none)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodesResponse) Reset() {
+	*x = NodesResponse{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodesResponse) ProtoMessage() {}
+
+func (x *NodesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodesResponse.ProtoReflect.Descriptor instead.
+func (*NodesResponse) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *NodesResponse) GetNodes() []*NodeInfo {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *NodesResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+type DrainRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Undo          bool                   `protobuf:"varint,2,opt,name=undo,proto3" json:"undo,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainRequest) Reset() {
+	*x = DrainRequest{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainRequest) ProtoMessage() {}
+
+func (x *DrainRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
+func (*DrainRequest) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *DrainRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *DrainRequest) GetUndo() bool {
+	if x != nil {
+		return x.Undo
+	}
+	return false
+}
+
+type DrainResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainResponse) Reset() {
+	*x = DrainResponse{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainResponse) ProtoMessage() {}
+
+func (x *DrainResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
+func (*DrainResponse) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DrainResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 var File_v9_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_v9_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1bv9/cluster/v1/cluster.proto\x12\rv9.cluster.v1\x1a\x17v9/state/v1/state.proto\"\xbb\x01\n" +
+	"\x1bv9/cluster/v1/cluster.proto\x12\rv9.cluster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17v9/state/v1/state.proto\"\xbb\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -885,16 +1303,45 @@ const file_v9_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index2\xf0\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"^\n" +
+	"\rComponentLoad\x12\x1c\n" +
+	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x1b\n" +
+	"\tin_flight\x18\x02 \x01(\rR\binFlight\x12\x12\n" +
+	"\x04rate\x18\x03 \x01(\x01R\x04rate\"{\n" +
+	"\x10HeartbeatRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x120\n" +
+	"\x04load\x18\x02 \x03(\v2\x1c.v9.cluster.v1.ComponentLoadR\x04load\x12\x1c\n" +
+	"\tartifacts\x18\x03 \x03(\tR\tartifacts\"0\n" +
+	"\x11HeartbeatResponse\x12\x1b\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"\xae\x01\n" +
+	"\bNodeInfo\x12%\n" +
+	"\x04node\x18\x01 \x01(\v2\x11.v9.state.v1.NodeR\x04node\x12\x1e\n" +
+	"\n" +
+	"placements\x18\x02 \x01(\rR\n" +
+	"placements\x12\x18\n" +
+	"\arunning\x18\x03 \x01(\rR\arunning\x12A\n" +
+	"\x0elast_heartbeat\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rlastHeartbeat\"\x0e\n" +
+	"\fNodesRequest\"[\n" +
+	"\rNodesResponse\x12-\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x17.v9.cluster.v1.NodeInfoR\x05nodes\x12\x1b\n" +
+	"\tleader_id\x18\x02 \x01(\tR\bleaderId\";\n" +
+	"\fDrainRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04undo\x18\x02 \x01(\bR\x04undo\"%\n" +
+	"\rDrainResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index2\xfd\x02\n" +
 	"\x0eClusterService\x12J\n" +
 	"\x06Status\x12\x1c.v9.cluster.v1.StatusRequest\x1a\x1d.v9.cluster.v1.StatusResponse\"\x03\x90\x02\x01\x12?\n" +
 	"\x04Join\x12\x1a.v9.cluster.v1.JoinRequest\x1a\x1b.v9.cluster.v1.JoinResponse\x12Q\n" +
 	"\n" +
-	"RemovePeer\x12 .v9.cluster.v1.RemovePeerRequest\x1a!.v9.cluster.v1.RemovePeerResponse2\xf2\x01\n" +
+	"RemovePeer\x12 .v9.cluster.v1.RemovePeerRequest\x1a!.v9.cluster.v1.RemovePeerResponse\x12G\n" +
+	"\x05Nodes\x12\x1b.v9.cluster.v1.NodesRequest\x1a\x1c.v9.cluster.v1.NodesResponse\"\x03\x90\x02\x01\x12B\n" +
+	"\x05Drain\x12\x1b.v9.cluster.v1.DrainRequest\x1a\x1c.v9.cluster.v1.DrainResponse2\xc2\x02\n" +
 	"\x0fInternalService\x12K\n" +
 	"\bDiscover\x12\x1e.v9.cluster.v1.DiscoverRequest\x1a\x1f.v9.cluster.v1.DiscoverResponse\x12B\n" +
 	"\x05Apply\x12\x1b.v9.cluster.v1.ApplyRequest\x1a\x1c.v9.cluster.v1.ApplyResponse\x12N\n" +
-	"\tReadIndex\x12\x1f.v9.cluster.v1.ReadIndexRequest\x1a .v9.cluster.v1.ReadIndexResponseB9Z7github.com/velocity9/v9/rpc/gen/v9/cluster/v1;clusterv1b\x06proto3"
+	"\tReadIndex\x12\x1f.v9.cluster.v1.ReadIndexRequest\x1a .v9.cluster.v1.ReadIndexResponse\x12N\n" +
+	"\tHeartbeat\x12\x1f.v9.cluster.v1.HeartbeatRequest\x1a .v9.cluster.v1.HeartbeatResponseB9Z7github.com/velocity9/v9/rpc/gen/v9/cluster/v1;clusterv1b\x06proto3"
 
 var (
 	file_v9_cluster_v1_cluster_proto_rawDescOnce sync.Once
@@ -908,49 +1355,69 @@ func file_v9_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_v9_cluster_v1_cluster_proto_rawDescData
 }
 
-var file_v9_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_v9_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_v9_cluster_v1_cluster_proto_goTypes = []any{
-	(*Member)(nil),             // 0: v9.cluster.v1.Member
-	(*StatusRequest)(nil),      // 1: v9.cluster.v1.StatusRequest
-	(*StatusResponse)(nil),     // 2: v9.cluster.v1.StatusResponse
-	(*JoinRequest)(nil),        // 3: v9.cluster.v1.JoinRequest
-	(*JoinResponse)(nil),       // 4: v9.cluster.v1.JoinResponse
-	(*RemovePeerRequest)(nil),  // 5: v9.cluster.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil), // 6: v9.cluster.v1.RemovePeerResponse
-	(*Peer)(nil),               // 7: v9.cluster.v1.Peer
-	(*DiscoverRequest)(nil),    // 8: v9.cluster.v1.DiscoverRequest
-	(*DiscoverResponse)(nil),   // 9: v9.cluster.v1.DiscoverResponse
-	(*ApplyRequest)(nil),       // 10: v9.cluster.v1.ApplyRequest
-	(*ApplyResponse)(nil),      // 11: v9.cluster.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),   // 12: v9.cluster.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),  // 13: v9.cluster.v1.ReadIndexResponse
-	(v1.Runtime)(0),            // 14: v9.state.v1.Runtime
-	(*v1.Command)(nil),         // 15: v9.state.v1.Command
+	(*Member)(nil),                // 0: v9.cluster.v1.Member
+	(*StatusRequest)(nil),         // 1: v9.cluster.v1.StatusRequest
+	(*StatusResponse)(nil),        // 2: v9.cluster.v1.StatusResponse
+	(*JoinRequest)(nil),           // 3: v9.cluster.v1.JoinRequest
+	(*JoinResponse)(nil),          // 4: v9.cluster.v1.JoinResponse
+	(*RemovePeerRequest)(nil),     // 5: v9.cluster.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),    // 6: v9.cluster.v1.RemovePeerResponse
+	(*Peer)(nil),                  // 7: v9.cluster.v1.Peer
+	(*DiscoverRequest)(nil),       // 8: v9.cluster.v1.DiscoverRequest
+	(*DiscoverResponse)(nil),      // 9: v9.cluster.v1.DiscoverResponse
+	(*ApplyRequest)(nil),          // 10: v9.cluster.v1.ApplyRequest
+	(*ApplyResponse)(nil),         // 11: v9.cluster.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),      // 12: v9.cluster.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),     // 13: v9.cluster.v1.ReadIndexResponse
+	(*ComponentLoad)(nil),         // 14: v9.cluster.v1.ComponentLoad
+	(*HeartbeatRequest)(nil),      // 15: v9.cluster.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),     // 16: v9.cluster.v1.HeartbeatResponse
+	(*NodeInfo)(nil),              // 17: v9.cluster.v1.NodeInfo
+	(*NodesRequest)(nil),          // 18: v9.cluster.v1.NodesRequest
+	(*NodesResponse)(nil),         // 19: v9.cluster.v1.NodesResponse
+	(*DrainRequest)(nil),          // 20: v9.cluster.v1.DrainRequest
+	(*DrainResponse)(nil),         // 21: v9.cluster.v1.DrainResponse
+	(v1.Runtime)(0),               // 22: v9.state.v1.Runtime
+	(*v1.Command)(nil),            // 23: v9.state.v1.Command
+	(*v1.Node)(nil),               // 24: v9.state.v1.Node
+	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
 }
 var file_v9_cluster_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: v9.cluster.v1.StatusResponse.members:type_name -> v9.cluster.v1.Member
-	14, // 1: v9.cluster.v1.JoinRequest.runtimes:type_name -> v9.state.v1.Runtime
+	22, // 1: v9.cluster.v1.JoinRequest.runtimes:type_name -> v9.state.v1.Runtime
 	7,  // 2: v9.cluster.v1.DiscoverRequest.self:type_name -> v9.cluster.v1.Peer
 	7,  // 3: v9.cluster.v1.DiscoverResponse.self:type_name -> v9.cluster.v1.Peer
 	7,  // 4: v9.cluster.v1.DiscoverResponse.known:type_name -> v9.cluster.v1.Peer
-	15, // 5: v9.cluster.v1.ApplyRequest.command:type_name -> v9.state.v1.Command
-	1,  // 6: v9.cluster.v1.ClusterService.Status:input_type -> v9.cluster.v1.StatusRequest
-	3,  // 7: v9.cluster.v1.ClusterService.Join:input_type -> v9.cluster.v1.JoinRequest
-	5,  // 8: v9.cluster.v1.ClusterService.RemovePeer:input_type -> v9.cluster.v1.RemovePeerRequest
-	8,  // 9: v9.cluster.v1.InternalService.Discover:input_type -> v9.cluster.v1.DiscoverRequest
-	10, // 10: v9.cluster.v1.InternalService.Apply:input_type -> v9.cluster.v1.ApplyRequest
-	12, // 11: v9.cluster.v1.InternalService.ReadIndex:input_type -> v9.cluster.v1.ReadIndexRequest
-	2,  // 12: v9.cluster.v1.ClusterService.Status:output_type -> v9.cluster.v1.StatusResponse
-	4,  // 13: v9.cluster.v1.ClusterService.Join:output_type -> v9.cluster.v1.JoinResponse
-	6,  // 14: v9.cluster.v1.ClusterService.RemovePeer:output_type -> v9.cluster.v1.RemovePeerResponse
-	9,  // 15: v9.cluster.v1.InternalService.Discover:output_type -> v9.cluster.v1.DiscoverResponse
-	11, // 16: v9.cluster.v1.InternalService.Apply:output_type -> v9.cluster.v1.ApplyResponse
-	13, // 17: v9.cluster.v1.InternalService.ReadIndex:output_type -> v9.cluster.v1.ReadIndexResponse
-	12, // [12:18] is the sub-list for method output_type
-	6,  // [6:12] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	23, // 5: v9.cluster.v1.ApplyRequest.command:type_name -> v9.state.v1.Command
+	14, // 6: v9.cluster.v1.HeartbeatRequest.load:type_name -> v9.cluster.v1.ComponentLoad
+	24, // 7: v9.cluster.v1.NodeInfo.node:type_name -> v9.state.v1.Node
+	25, // 8: v9.cluster.v1.NodeInfo.last_heartbeat:type_name -> google.protobuf.Timestamp
+	17, // 9: v9.cluster.v1.NodesResponse.nodes:type_name -> v9.cluster.v1.NodeInfo
+	1,  // 10: v9.cluster.v1.ClusterService.Status:input_type -> v9.cluster.v1.StatusRequest
+	3,  // 11: v9.cluster.v1.ClusterService.Join:input_type -> v9.cluster.v1.JoinRequest
+	5,  // 12: v9.cluster.v1.ClusterService.RemovePeer:input_type -> v9.cluster.v1.RemovePeerRequest
+	18, // 13: v9.cluster.v1.ClusterService.Nodes:input_type -> v9.cluster.v1.NodesRequest
+	20, // 14: v9.cluster.v1.ClusterService.Drain:input_type -> v9.cluster.v1.DrainRequest
+	8,  // 15: v9.cluster.v1.InternalService.Discover:input_type -> v9.cluster.v1.DiscoverRequest
+	10, // 16: v9.cluster.v1.InternalService.Apply:input_type -> v9.cluster.v1.ApplyRequest
+	12, // 17: v9.cluster.v1.InternalService.ReadIndex:input_type -> v9.cluster.v1.ReadIndexRequest
+	15, // 18: v9.cluster.v1.InternalService.Heartbeat:input_type -> v9.cluster.v1.HeartbeatRequest
+	2,  // 19: v9.cluster.v1.ClusterService.Status:output_type -> v9.cluster.v1.StatusResponse
+	4,  // 20: v9.cluster.v1.ClusterService.Join:output_type -> v9.cluster.v1.JoinResponse
+	6,  // 21: v9.cluster.v1.ClusterService.RemovePeer:output_type -> v9.cluster.v1.RemovePeerResponse
+	19, // 22: v9.cluster.v1.ClusterService.Nodes:output_type -> v9.cluster.v1.NodesResponse
+	21, // 23: v9.cluster.v1.ClusterService.Drain:output_type -> v9.cluster.v1.DrainResponse
+	9,  // 24: v9.cluster.v1.InternalService.Discover:output_type -> v9.cluster.v1.DiscoverResponse
+	11, // 25: v9.cluster.v1.InternalService.Apply:output_type -> v9.cluster.v1.ApplyResponse
+	13, // 26: v9.cluster.v1.InternalService.ReadIndex:output_type -> v9.cluster.v1.ReadIndexResponse
+	16, // 27: v9.cluster.v1.InternalService.Heartbeat:output_type -> v9.cluster.v1.HeartbeatResponse
+	19, // [19:28] is the sub-list for method output_type
+	10, // [10:19] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_v9_cluster_v1_cluster_proto_init() }
@@ -964,7 +1431,7 @@ func file_v9_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_cluster_v1_cluster_proto_rawDesc), len(file_v9_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -44,6 +44,10 @@ const (
 	// ClusterServiceRemovePeerProcedure is the fully-qualified name of the ClusterService's RemovePeer
 	// RPC.
 	ClusterServiceRemovePeerProcedure = "/v9.cluster.v1.ClusterService/RemovePeer"
+	// ClusterServiceNodesProcedure is the fully-qualified name of the ClusterService's Nodes RPC.
+	ClusterServiceNodesProcedure = "/v9.cluster.v1.ClusterService/Nodes"
+	// ClusterServiceDrainProcedure is the fully-qualified name of the ClusterService's Drain RPC.
+	ClusterServiceDrainProcedure = "/v9.cluster.v1.ClusterService/Drain"
 	// InternalServiceDiscoverProcedure is the fully-qualified name of the InternalService's Discover
 	// RPC.
 	InternalServiceDiscoverProcedure = "/v9.cluster.v1.InternalService/Discover"
@@ -52,6 +56,9 @@ const (
 	// InternalServiceReadIndexProcedure is the fully-qualified name of the InternalService's ReadIndex
 	// RPC.
 	InternalServiceReadIndexProcedure = "/v9.cluster.v1.InternalService/ReadIndex"
+	// InternalServiceHeartbeatProcedure is the fully-qualified name of the InternalService's Heartbeat
+	// RPC.
+	InternalServiceHeartbeatProcedure = "/v9.cluster.v1.InternalService/Heartbeat"
 )
 
 // ClusterServiceClient is a client for the v9.cluster.v1.ClusterService service.
@@ -62,6 +69,12 @@ type ClusterServiceClient interface {
 	Join(context.Context, *connect.Request[v1.JoinRequest]) (*connect.Response[v1.JoinResponse], error)
 	// RemovePeer removes a node (alive or dead) from the Raft configuration.
 	RemovePeer(context.Context, *connect.Request[v1.RemovePeerRequest]) (*connect.Response[v1.RemovePeerResponse], error)
+	// Nodes lists the registered nodes with their status, runtimes and placements, and when
+	// the leader last heard each one (asked of the leader when there is one).
+	Nodes(context.Context, *connect.Request[v1.NodesRequest]) (*connect.Response[v1.NodesResponse], error)
+	// Drain marks a node draining: its placements move to other nodes (replacements first,
+	// then the node's own stop) and it takes no new ones. undo makes it ready again.
+	Drain(context.Context, *connect.Request[v1.DrainRequest]) (*connect.Response[v1.DrainResponse], error)
 }
 
 // NewClusterServiceClient constructs a client for the v9.cluster.v1.ClusterService service. By
@@ -94,6 +107,19 @@ func NewClusterServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(clusterServiceMethods.ByName("RemovePeer")),
 			connect.WithClientOptions(opts...),
 		),
+		nodes: connect.NewClient[v1.NodesRequest, v1.NodesResponse](
+			httpClient,
+			baseURL+ClusterServiceNodesProcedure,
+			connect.WithSchema(clusterServiceMethods.ByName("Nodes")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		drain: connect.NewClient[v1.DrainRequest, v1.DrainResponse](
+			httpClient,
+			baseURL+ClusterServiceDrainProcedure,
+			connect.WithSchema(clusterServiceMethods.ByName("Drain")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -102,6 +128,8 @@ type clusterServiceClient struct {
 	status     *connect.Client[v1.StatusRequest, v1.StatusResponse]
 	join       *connect.Client[v1.JoinRequest, v1.JoinResponse]
 	removePeer *connect.Client[v1.RemovePeerRequest, v1.RemovePeerResponse]
+	nodes      *connect.Client[v1.NodesRequest, v1.NodesResponse]
+	drain      *connect.Client[v1.DrainRequest, v1.DrainResponse]
 }
 
 // Status calls v9.cluster.v1.ClusterService.Status.
@@ -119,6 +147,16 @@ func (c *clusterServiceClient) RemovePeer(ctx context.Context, req *connect.Requ
 	return c.removePeer.CallUnary(ctx, req)
 }
 
+// Nodes calls v9.cluster.v1.ClusterService.Nodes.
+func (c *clusterServiceClient) Nodes(ctx context.Context, req *connect.Request[v1.NodesRequest]) (*connect.Response[v1.NodesResponse], error) {
+	return c.nodes.CallUnary(ctx, req)
+}
+
+// Drain calls v9.cluster.v1.ClusterService.Drain.
+func (c *clusterServiceClient) Drain(ctx context.Context, req *connect.Request[v1.DrainRequest]) (*connect.Response[v1.DrainResponse], error) {
+	return c.drain.CallUnary(ctx, req)
+}
+
 // ClusterServiceHandler is an implementation of the v9.cluster.v1.ClusterService service.
 type ClusterServiceHandler interface {
 	// Status reports this node's view: the leader, the Raft members, the indexes.
@@ -127,6 +165,12 @@ type ClusterServiceHandler interface {
 	Join(context.Context, *connect.Request[v1.JoinRequest]) (*connect.Response[v1.JoinResponse], error)
 	// RemovePeer removes a node (alive or dead) from the Raft configuration.
 	RemovePeer(context.Context, *connect.Request[v1.RemovePeerRequest]) (*connect.Response[v1.RemovePeerResponse], error)
+	// Nodes lists the registered nodes with their status, runtimes and placements, and when
+	// the leader last heard each one (asked of the leader when there is one).
+	Nodes(context.Context, *connect.Request[v1.NodesRequest]) (*connect.Response[v1.NodesResponse], error)
+	// Drain marks a node draining: its placements move to other nodes (replacements first,
+	// then the node's own stop) and it takes no new ones. undo makes it ready again.
+	Drain(context.Context, *connect.Request[v1.DrainRequest]) (*connect.Response[v1.DrainResponse], error)
 }
 
 // NewClusterServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -155,6 +199,19 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 		connect.WithSchema(clusterServiceMethods.ByName("RemovePeer")),
 		connect.WithHandlerOptions(opts...),
 	)
+	clusterServiceNodesHandler := connect.NewUnaryHandler(
+		ClusterServiceNodesProcedure,
+		svc.Nodes,
+		connect.WithSchema(clusterServiceMethods.ByName("Nodes")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	clusterServiceDrainHandler := connect.NewUnaryHandler(
+		ClusterServiceDrainProcedure,
+		svc.Drain,
+		connect.WithSchema(clusterServiceMethods.ByName("Drain")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/v9.cluster.v1.ClusterService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ClusterServiceStatusProcedure:
@@ -163,6 +220,10 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 			clusterServiceJoinHandler.ServeHTTP(w, r)
 		case ClusterServiceRemovePeerProcedure:
 			clusterServiceRemovePeerHandler.ServeHTTP(w, r)
+		case ClusterServiceNodesProcedure:
+			clusterServiceNodesHandler.ServeHTTP(w, r)
+		case ClusterServiceDrainProcedure:
+			clusterServiceDrainHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -184,6 +245,14 @@ func (UnimplementedClusterServiceHandler) RemovePeer(context.Context, *connect.R
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.cluster.v1.ClusterService.RemovePeer is not implemented"))
 }
 
+func (UnimplementedClusterServiceHandler) Nodes(context.Context, *connect.Request[v1.NodesRequest]) (*connect.Response[v1.NodesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.cluster.v1.ClusterService.Nodes is not implemented"))
+}
+
+func (UnimplementedClusterServiceHandler) Drain(context.Context, *connect.Request[v1.DrainRequest]) (*connect.Response[v1.DrainResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.cluster.v1.ClusterService.Drain is not implemented"))
+}
+
 // InternalServiceClient is a client for the v9.cluster.v1.InternalService service.
 type InternalServiceClient interface {
 	// Discover exchanges identities before the cluster is bootstrapped (bootstrap-expect).
@@ -192,6 +261,9 @@ type InternalServiceClient interface {
 	Apply(context.Context, *connect.Request[v1.ApplyRequest]) (*connect.Response[v1.ApplyResponse], error)
 	// ReadIndex confirms leadership and returns the commit index, for consistent reads.
 	ReadIndex(context.Context, *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error)
+	// Heartbeat tells the leader that a node is alive and what load it carries. A success
+	// renews the node's lease: a node whose lease runs out stops its exclusive instances.
+	Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error)
 }
 
 // NewInternalServiceClient constructs a client for the v9.cluster.v1.InternalService service. By
@@ -223,6 +295,12 @@ func NewInternalServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(internalServiceMethods.ByName("ReadIndex")),
 			connect.WithClientOptions(opts...),
 		),
+		heartbeat: connect.NewClient[v1.HeartbeatRequest, v1.HeartbeatResponse](
+			httpClient,
+			baseURL+InternalServiceHeartbeatProcedure,
+			connect.WithSchema(internalServiceMethods.ByName("Heartbeat")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -231,6 +309,7 @@ type internalServiceClient struct {
 	discover  *connect.Client[v1.DiscoverRequest, v1.DiscoverResponse]
 	apply     *connect.Client[v1.ApplyRequest, v1.ApplyResponse]
 	readIndex *connect.Client[v1.ReadIndexRequest, v1.ReadIndexResponse]
+	heartbeat *connect.Client[v1.HeartbeatRequest, v1.HeartbeatResponse]
 }
 
 // Discover calls v9.cluster.v1.InternalService.Discover.
@@ -248,6 +327,11 @@ func (c *internalServiceClient) ReadIndex(ctx context.Context, req *connect.Requ
 	return c.readIndex.CallUnary(ctx, req)
 }
 
+// Heartbeat calls v9.cluster.v1.InternalService.Heartbeat.
+func (c *internalServiceClient) Heartbeat(ctx context.Context, req *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error) {
+	return c.heartbeat.CallUnary(ctx, req)
+}
+
 // InternalServiceHandler is an implementation of the v9.cluster.v1.InternalService service.
 type InternalServiceHandler interface {
 	// Discover exchanges identities before the cluster is bootstrapped (bootstrap-expect).
@@ -256,6 +340,9 @@ type InternalServiceHandler interface {
 	Apply(context.Context, *connect.Request[v1.ApplyRequest]) (*connect.Response[v1.ApplyResponse], error)
 	// ReadIndex confirms leadership and returns the commit index, for consistent reads.
 	ReadIndex(context.Context, *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error)
+	// Heartbeat tells the leader that a node is alive and what load it carries. A success
+	// renews the node's lease: a node whose lease runs out stops its exclusive instances.
+	Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error)
 }
 
 // NewInternalServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -283,6 +370,12 @@ func NewInternalServiceHandler(svc InternalServiceHandler, opts ...connect.Handl
 		connect.WithSchema(internalServiceMethods.ByName("ReadIndex")),
 		connect.WithHandlerOptions(opts...),
 	)
+	internalServiceHeartbeatHandler := connect.NewUnaryHandler(
+		InternalServiceHeartbeatProcedure,
+		svc.Heartbeat,
+		connect.WithSchema(internalServiceMethods.ByName("Heartbeat")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/v9.cluster.v1.InternalService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case InternalServiceDiscoverProcedure:
@@ -291,6 +384,8 @@ func NewInternalServiceHandler(svc InternalServiceHandler, opts ...connect.Handl
 			internalServiceApplyHandler.ServeHTTP(w, r)
 		case InternalServiceReadIndexProcedure:
 			internalServiceReadIndexHandler.ServeHTTP(w, r)
+		case InternalServiceHeartbeatProcedure:
+			internalServiceHeartbeatHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -310,4 +405,8 @@ func (UnimplementedInternalServiceHandler) Apply(context.Context, *connect.Reque
 
 func (UnimplementedInternalServiceHandler) ReadIndex(context.Context, *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.cluster.v1.InternalService.ReadIndex is not implemented"))
+}
+
+func (UnimplementedInternalServiceHandler) Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.cluster.v1.InternalService.Heartbeat is not implemented"))
 }
