@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -33,6 +34,7 @@ func (n *Node) openDataPlane() error {
 	n.metrics = prometheus.NewRegistry()
 	n.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.stats = proxy.NewStats(n.metrics)
+	n.load = &loadReporter{l: proxy.NewLoad(), last: time.Now()}
 	n.execs = map[statev1.Runtime]v9rt.Executor{}
 
 	w, err := wasm.New(wasm.Config{CacheDir: n.cfg.WasmCacheDir, Logger: n.log})

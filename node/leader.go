@@ -28,7 +28,7 @@ func (n *Node) scheduleLoop(ctx context.Context) {
 }
 
 func (n *Node) scheduleOnce(ctx context.Context) {
-	plan := sched.Schedule(n.fsm.Store.State())
+	plan := sched.ScheduleWith(n.fsm.Store.State(), sched.Hints{Artifacts: n.live.artifactHints()})
 	if plan.Empty() {
 		return
 	}

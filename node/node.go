@@ -42,6 +42,11 @@ type Node struct {
 	runtimes  []statev1.Runtime
 	rec       *reconciler
 	router    *router
+	od        onDemand      // wasm served without a placement
+	live      liveness      // the leader's view of the nodes' heartbeats
+	rollouts  rollouts      // the leader's clock on rollouts under way (livenessLoop only)
+	lease     lease         // this node's lease from the leader
+	load      *loadReporter // requests entering through this node's proxy
 
 	apiLn, proxyLn   net.Listener
 	apiSrv, proxySrv *http.Server
@@ -65,6 +70,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
+	n.od.n = n
 	n.disc.known = map[string]peer{}
 
 	var err error
@@ -102,7 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.serve(n.apiSrv, n.apiLn, "api")
 	if n.proxyLn != nil {
 		n.proxySrv = newHTTPServer(proxy.New(proxy.Config{
-			NodeID: cfg.ID, Domain: cfg.Domain, Router: n.router, Stats: n.stats, Logger: n.log,
+			NodeID: cfg.ID, Domain: cfg.Domain, Router: n.router, Stats: n.stats, Load: n.load.l, Logger: n.log,
 			Access: func(component, line string) { n.logs.Append(component, "proxy", "access", line) },
 		}))
 		n.serve(n.proxySrv, n.proxyLn, "proxy")
@@ -114,7 +120,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.goLoop(n.router.loop)
 	n.goLoop(n.rec.loop)
 	n.goLoop(n.scheduleLoop)
+	n.goLoop(n.heartbeatLoop)
+	n.goLoop(n.livenessLoop)
 	n.goLoop(n.gcLoop)
+	n.goLoop(n.replicateLoop)
+	n.goLoop(n.od.loop)
 	n.log.Info("node started", "api", n.APIAddr(), "proxy", n.ProxyAddr(), "raft", n.RaftAddr(),
 		"data_dir", cfg.DataDir, "existing_state", n.raft.hasState)
 	return n, nil

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/velocity9/v9/proxy"
@@ -36,6 +37,8 @@ type instance struct {
 	reason     string
 	busy       bool // a start or stop is in flight
 	stopping   bool
+	urgent     bool         // stop without waiting for requests in flight (lease fencing)
+	inFlight   atomic.Int64 // requests being served by this instance
 	failures   int
 	retryAt    time.Time
 	reportedAt time.Time
@@ -121,8 +124,10 @@ func (r *reconciler) adopt(ctx context.Context) {
 				continue
 			}
 			r.mu.Lock()
-			r.inst[id] = &instance{id: id, component: spec.Component, rt: rt, run: run,
-				handler: r.wrap(rt, run), observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING}
+			in := &instance{id: id, component: spec.Component, rt: rt, run: run,
+				observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING}
+			in.handler = r.wrap(in, run)
+			r.inst[id] = in
 			r.mu.Unlock()
 			r.n.log.Info("adopted running instance", "placement", id, "component", spec.Component)
 		}
@@ -133,6 +138,7 @@ func (r *reconciler) reconcile(ctx context.Context) {
 	store := r.n.fsm.Store
 	mine := store.Placements(r.n.cfg.ID)
 	now := time.Now()
+	leaseHeld := r.n.leaseHeld()
 	seen := map[string]bool{}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -141,10 +147,25 @@ func (r *reconciler) reconcile(ctx context.Context) {
 		in := r.inst[p.Id]
 		switch p.Desired {
 		case statev1.PlacementDesired_PLACEMENT_DESIRED_RUN:
+			c, _ := store.ComponentByID(p.ComponentId)
 			if in == nil {
-				c, _ := store.ComponentByID(p.ComponentId)
 				in = &instance{id: p.Id, rt: c.GetRuntime(), component: c.GetName()}
 				r.inst[p.Id] = in
+			}
+			// A placement the leader declared lost is not ours any more; an exclusive one
+			// must not run while this node cannot renew its lease (it may be replaced
+			// elsewhere once the leader's TTL runs out).
+			fenced := c.GetSpec().GetExclusive() && !leaseHeld
+			if p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST || fenced {
+				if !in.stopping && (in.run != nil || in.busy) {
+					in.stopping, in.urgent = true, fenced
+					if fenced {
+						r.n.log.Warn("lease lost: stopping exclusive instance", "placement", p.Id, "component", in.component)
+						r.n.logs.Append(in.component, in.id, "system", "lease lost: stopping exclusive instance")
+					}
+					go r.stop(ctx, in)
+				}
+				break
 			}
 			if in.run != nil && !in.busy {
 				select {
@@ -259,7 +280,7 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement) {
 		r.poke()
 		return
 	}
-	in.run, in.handler = run, r.wrap(in.rt, run)
+	in.run, in.handler = run, r.wrap(in, run)
 	in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, ""
 	if in.stopping {
 		go r.stop(ctx, in)
@@ -278,13 +299,20 @@ func (r *reconciler) stop(ctx context.Context, in *instance) {
 	}
 	var err error
 	if ex != nil {
-		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		timeout := time.Minute
+		if in.urgent {
+			// Fencing: the instance must be gone well before the leader's TTL runs out.
+			timeout = (r.n.cfg.Liveness.TTL - r.n.cfg.Liveness.Lease) / 2
+		} else {
+			r.drain(in)
+		}
+		sctx, cancel := context.WithTimeout(ctx, timeout)
 		err = ex.Stop(sctx, in.id)
 		cancel()
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	in.stopping = false
+	in.stopping, in.urgent = false, false
 	if err != nil {
 		in.reason = "stop: " + err.Error()
 		r.n.log.Warn("stop instance", "placement", in.id, "err", err)
@@ -328,14 +356,27 @@ func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
 	return spec, nil
 }
 
-// wrap adapts an instance to the proxy: container servers expect paths without the route
-// prefix, so it is stripped for them (wasm guests get SCRIPT_NAME and PATH_INFO instead).
-func (r *reconciler) wrap(rt statev1.Runtime, run v9rt.Instance) http.Handler {
-	if rt != statev1.Runtime_RUNTIME_CONTAINER {
-		return run
+// drainWait bounds how long a stopping instance may finish the requests it is serving.
+const drainWait = 30 * time.Second
+
+// drain waits until the instance, already out of the routing table, has no request in
+// flight, so that nothing is scaled or rolled away mid-request.
+func (r *reconciler) drain(in *instance) {
+	deadline := time.Now().Add(drainWait)
+	for in.inFlight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// wrap adapts an instance to the proxy and counts its requests in flight. Container servers
+// expect paths without the route prefix, so it is stripped for them (wasm guests get
+// SCRIPT_NAME and PATH_INFO instead).
+func (r *reconciler) wrap(in *instance, run v9rt.Instance) http.Handler {
+	strip := in.rt == statev1.Runtime_RUNTIME_CONTAINER
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if prefix := req.Header.Get(proxy.ScriptNameHeader); prefix != "" {
+		in.inFlight.Add(1)
+		defer in.inFlight.Add(-1)
+		if prefix := req.Header.Get(proxy.ScriptNameHeader); strip && prefix != "" {
 			req.Header.Set("X-Forwarded-Prefix", prefix)
 			p := strings.TrimPrefix(req.URL.Path, prefix)
 			if p == "" || p[0] != '/' {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"net/http"
 	"sync/atomic"
 
 	"github.com/velocity9/v9/proxy"
@@ -17,9 +18,10 @@ type router struct {
 }
 
 type route struct {
-	paused bool
-	rt     statev1.Runtime
-	remote []string // proxy addresses of other nodes running an instance
+	paused   bool
+	rt       statev1.Runtime
+	remote   []string     // proxy addresses of other nodes running an instance
+	onDemand http.Handler // wasm: serve here when no instance is reachable
 }
 
 var _ proxy.Router = (*router)(nil)
@@ -33,7 +35,7 @@ func (r *router) Lookup(name string) proxy.Target {
 	if !ok {
 		return proxy.Target{}
 	}
-	tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote}
+	tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand}
 	if !rt.paused && r.n.rec != nil {
 		tg.Local = r.n.rec.local(name)
 		tg.InProcess = rt.rt == statev1.Runtime_RUNTIME_WASM
@@ -65,6 +67,9 @@ func (r *router) rebuild() {
 	t := map[string]*route{}
 	for _, c := range s.Components {
 		rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime}
+		if c.Runtime == statev1.Runtime_RUNTIME_WASM && c.ActiveDeploymentId != "" && !c.GetSpec().GetExclusive() {
+			rt.onDemand = r.n.od.handler(c.Name) // never for exclusive: that would be a second instance
+		}
 		byID[c.Id], t[c.Name] = rt, rt
 	}
 	for _, p := range s.Placements {

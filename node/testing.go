@@ -28,6 +28,8 @@ type TestCluster struct {
 type TestOptions struct {
 	// Raft is the Raft timing; zero means TestRaftConfig.
 	Raft RaftConfig
+	// Liveness is the heartbeat timing; zero values take the defaults.
+	Liveness LivenessConfig
 	// ContainerdSocket is the containerd every node runs container components with; empty
 	// means the nodes run wasm only.
 	ContainerdSocket string
@@ -95,6 +97,7 @@ func (c *TestCluster) config(i int) Config {
 		RaftAddr:         "127.0.0.1:0",
 		Raft:             c.opts.Raft,
 		ContainerdSocket: c.opts.ContainerdSocket,
+		Liveness:         c.opts.Liveness,
 		Logger:           slog.New(&testLogHandler{t: c.t, prefix: id, level: slog.LevelInfo}),
 	}
 }

@@ -44,6 +44,10 @@ type Target struct {
 	InProcess bool
 	// Remote holds proxy addresses of other nodes that run an instance.
 	Remote []string
+	// OnDemand, when not nil, serves a request on this node without a placement (wasm:
+	// an instance per request is cheap). It is the fallback when no instance runs (a
+	// component scaled to zero) or none answers (its nodes just died).
+	OnDemand http.Handler
 }
 
 // Router resolves a component name to its targets. It is called on every request and must
@@ -58,6 +62,7 @@ type Config struct {
 	Domain string // requests for <name>.<Domain> route by host; default "localhost"
 	Router Router
 	Stats  *Stats // may be nil
+	Load   *Load  // may be nil
 	// Access receives one access-log line per request for the component's log.
 	Access func(component, line string)
 	Logger *slog.Logger
@@ -152,6 +157,9 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 	}
 	r.Header.Set(ScriptNameHeader, script)
 	hop := r.Header.Get(HopHeader)
+	if p.cfg.Load != nil && hop == "" {
+		defer p.cfg.Load.begin(name)()
+	}
 	if hop != "" || (t.InProcess && len(t.Local) > 0) {
 		// Forwarded to us, or in-process instances here: serve locally.
 		if len(t.Local) == 0 {
@@ -165,6 +173,11 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 		return
 	}
 	n := len(t.Local) + len(t.Remote)
+	if n == 0 && t.OnDemand != nil {
+		w.Header().Set(ServedByHeader, p.cfg.NodeID)
+		t.OnDemand.ServeHTTP(w, r)
+		return
+	}
 	if n == 0 {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "v9: component \""+name+"\" has no running instance", http.StatusServiceUnavailable)
@@ -191,6 +204,12 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 		if body.read.Load() {
 			break // the body is gone: no retry
 		}
+	}
+	if t.OnDemand != nil && !body.read.Load() {
+		p.cfg.Logger.Debug("no instance answered; serving on demand", "component", name, "err", lastErr)
+		w.Header().Set(ServedByHeader, p.cfg.NodeID)
+		t.OnDemand.ServeHTTP(w, r)
+		return
 	}
 	p.cfg.Logger.Warn("no instance answered", "component", name, "err", lastErr)
 	w.Header().Set("Retry-After", "1")

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,5 +131,47 @@ func TestStatsCountRequests(t *testing.T) {
 	mfs, _ := reg.Gather()
 	if len(mfs) != 2 {
 		t.Fatalf("metrics: %d families", len(mfs))
+	}
+}
+
+func TestLoadCountsEnteringRequestsOnly(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 8)
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+	})
+	l := NewLoad()
+	p := New(Config{NodeID: "n1", Router: table{"hello": {Found: true, InProcess: true, Local: []http.Handler{slow}}}, Load: l})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/hello/", nil))
+		}()
+	}
+	for range 3 {
+		<-started
+	}
+	// A forwarded request is the entering node's to count.
+	hop := httptest.NewRequest("GET", "/hello/", nil)
+	hop.Header.Set(HopHeader, "n2")
+	wg.Add(1)
+	go func() { defer wg.Done(); p.ServeHTTP(httptest.NewRecorder(), hop) }()
+	<-started
+	// Unknown components are not counted.
+	p.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/nope/", nil))
+	got := l.Take()
+	if len(got) != 1 || got["hello"] != (LoadSample{PeakInFlight: 3, Requests: 3}) {
+		t.Fatalf("load = %+v, want hello with 3 in flight", got)
+	}
+	close(release)
+	wg.Wait()
+	if got := l.Take(); got["hello"] != (LoadSample{PeakInFlight: 3}) {
+		t.Fatalf("next interval = %+v: the peak carries what was in flight when it began", got)
+	}
+	if got := l.Take(); len(got) != 0 {
+		t.Fatalf("idle interval = %+v, want nothing", got)
 	}
 }
