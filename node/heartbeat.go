@@ -32,7 +32,8 @@ func (l *lease) held(now time.Time, d time.Duration) bool {
 func (n *Node) leaseHeld() bool { return n.lease.held(time.Now(), n.cfg.Liveness.Lease) }
 
 // heartbeatLoop sends a heartbeat with this node's load to the leader every interval (to
-// itself when it leads) and renews the lease on each answer. When the lease runs out or
+// itself when it leads) and renews the lease on each answer, once this node has applied
+// the leader's index from the answer. When the lease runs out or
 // comes back, it wakes the reconciler, which stops or restarts exclusive instances.
 func (n *Node) heartbeatLoop(ctx context.Context) {
 	every := n.cfg.Liveness.HeartbeatInterval
@@ -41,10 +42,10 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 	was := false
 	for {
 		sent := time.Now()
-		if err := n.heartbeat(ctx, 2*every); err == nil {
-			n.lease.renew(sent)
-		} else {
+		if idx, err := n.heartbeat(ctx, 2*every); err != nil {
 			n.log.Debug("heartbeat", "err", err)
+		} else if n.fsm.Store.Index() >= idx {
+			n.lease.renew(sent)
 		}
 		if held := n.leaseHeld(); held != was {
 			was = held
@@ -61,20 +62,24 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 	}
 }
 
-func (n *Node) heartbeat(ctx context.Context, timeout time.Duration) error {
+// heartbeat sends one heartbeat and returns the leader's applied index from the answer.
+func (n *Node) heartbeat(ctx context.Context, timeout time.Duration) (uint64, error) {
 	req := &clusterv1.HeartbeatRequest{NodeId: n.cfg.ID, Load: n.load.take(), Artifacts: n.heldArtifacts()}
 	if n.IsLeader() {
-		_, err := n.HeartbeatAsLeader(ctx, req)
-		return err
+		resp, err := n.HeartbeatAsLeader(ctx, req)
+		return resp.GetIndex(), err
 	}
 	addr, err := n.leaderAPI()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, err = n.peers.get(addr).internal.Heartbeat(cctx, connect.NewRequest(req))
-	return err
+	resp, err := n.peers.get(addr).internal.Heartbeat(cctx, connect.NewRequest(req))
+	if err != nil {
+		return 0, err
+	}
+	return resp.Msg.Index, nil
 }
 
 // loadReporter turns the proxy's load counts into per-interval rates for heartbeats. Only

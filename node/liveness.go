@@ -77,7 +77,7 @@ func (n *Node) HeartbeatAsLeader(_ context.Context, req *clusterv1.HeartbeatRequ
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
 	}
 	n.live.record(req, time.Now())
-	return &clusterv1.HeartbeatResponse{LeaderId: n.cfg.ID}, nil
+	return &clusterv1.HeartbeatResponse{LeaderId: n.cfg.ID, Index: n.fsm.Store.Index()}, nil
 }
 
 // livenessLoop runs on every node and acts while it leads: a ready or draining node not

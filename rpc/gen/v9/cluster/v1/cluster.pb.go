@@ -948,8 +948,12 @@ func (x *HeartbeatRequest) GetArtifacts() []string {
 }
 
 type HeartbeatResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaderId      string                 `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	LeaderId string                 `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// index is the leader's applied index when it answered. The node's lease counts only
+	// once the node has applied as much: a node back from a partition must first learn what
+	// was decided without it (its placements declared lost) before it may run them again.
+	Index         uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -989,6 +993,13 @@ func (x *HeartbeatResponse) GetLeaderId() string {
 		return x.LeaderId
 	}
 	return ""
+}
+
+func (x *HeartbeatResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
 }
 
 type NodeInfo struct {
@@ -1311,9 +1322,10 @@ const file_v9_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x10HeartbeatRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x120\n" +
 	"\x04load\x18\x02 \x03(\v2\x1c.v9.cluster.v1.ComponentLoadR\x04load\x12\x1c\n" +
-	"\tartifacts\x18\x03 \x03(\tR\tartifacts\"0\n" +
+	"\tartifacts\x18\x03 \x03(\tR\tartifacts\"F\n" +
 	"\x11HeartbeatResponse\x12\x1b\n" +
-	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"\xae\x01\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\xae\x01\n" +
 	"\bNodeInfo\x12%\n" +
 	"\x04node\x18\x01 \x01(\v2\x11.v9.state.v1.NodeR\x04node\x12\x1e\n" +
 	"\n" +
