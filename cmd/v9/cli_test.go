@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -284,4 +285,33 @@ func TestCLIUsageErrors(t *testing.T) {
 			t.Errorf("usage error without a pointer to --help: %s", r)
 		}
 	}
+}
+
+func TestCLINodes(t *testing.T) {
+	c := node.NewTestCluster(t, 3)
+	addr := c.Follower(t).APIAddr()
+	var list clusterv1.NodesResponse
+	node.Eventually(t, 10*time.Second, func() error {
+		decode(t, mustCLI(t, "--addr", addr, "--json", "nodes", "list"), &list)
+		if len(list.GetNodes()) != 3 || list.GetLeaderId() == "" {
+			return fmt.Errorf("nodes: %v", &list)
+		}
+		for _, info := range list.GetNodes() {
+			if info.GetLastHeartbeat() == nil || info.GetNode().GetStatus() != statev1.NodeStatus_NODE_STATUS_READY {
+				return fmt.Errorf("node %v", info)
+			}
+		}
+		return nil
+	})
+	target := c.Nodes[2].ID()
+	mustCLI(t, "--addr", addr, "nodes", "drain", target)
+	human := mustCLI(t, "--addr", addr, "nodes", "list")
+	if !strings.Contains(human.stdout, "HEARTBEAT") || !regexp.MustCompile(target+`\s+draining`).MatchString(human.stdout) {
+		t.Fatalf("nodes list after drain:\n%s", human.stdout)
+	}
+	mustCLI(t, "--addr", addr, "node", "drain", "--undo", target)
+	if human := mustCLI(t, "--addr", addr, "nodes", "list"); !regexp.MustCompile(target + `\s+ready`).MatchString(human.stdout) {
+		t.Fatalf("nodes list after undo:\n%s", human.stdout)
+	}
+	failCLI(t, "no node", "--addr", addr, "nodes", "drain", "nope")
 }

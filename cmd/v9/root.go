@@ -66,6 +66,7 @@ replicate their control state with Raft.
   v9 dev                     start a three-node cluster on this machine
   v9 agent --data-dir DIR    run one node of a real cluster
   v9 cluster status          ask any node about the cluster
+  v9 nodes list              list nodes with status, placements and heartbeats
   v9 component list          manage components through any node
   v9 deploy [DIR]            deploy a directory holding v9.toml and watch it roll out
   v9 logs NAME [-f]          show (and follow) a component's logs from every node
@@ -90,6 +91,7 @@ replicate their control state with Raft.
 		newAgentCmd(a),
 		newDevCmd(a),
 		newClusterCmd(a),
+		newNodesCmd(a),
 		newComponentCmd(a),
 		newDeployCmd(a),
 		newDeploymentsCmd(a),
