@@ -1,6 +1,8 @@
 package node
 
 import (
+	"github.com/velocity9/v9/sched"
+
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +35,8 @@ type Config struct {
 
 	Raft     RaftConfig
 	Liveness LivenessConfig
+	// Autoscale tunes how the leader moves replicas between scale.min and scale.max.
+	Autoscale sched.Policy
 
 	// Domain routes <component>.<Domain> by host on the proxy port (default "localhost").
 	Domain string

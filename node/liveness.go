@@ -92,13 +92,14 @@ func (n *Node) livenessLoop(ctx context.Context) {
 		case n.IsLeader() && !leading:
 			leading = true
 			n.live.reset(now)
-			n.rollouts.since = nil
+			n.rollouts.since, n.scaled = nil, nil
 		case !n.IsLeader() && leading:
 			leading = false
 			n.live.reset(time.Time{})
 		case leading:
 			n.checkNodes(ctx, now)
 			n.checkRollouts(ctx, now)
+			n.autoscale(ctx, now)
 		}
 		select {
 		case <-ctx.Done():

@@ -42,11 +42,12 @@ type Node struct {
 	runtimes  []statev1.Runtime
 	rec       *reconciler
 	router    *router
-	od        onDemand      // wasm served without a placement
-	live      liveness      // the leader's view of the nodes' heartbeats
-	rollouts  rollouts      // the leader's clock on rollouts under way (livenessLoop only)
-	lease     lease         // this node's lease from the leader
-	load      *loadReporter // requests entering through this node's proxy
+	od        onDemand             // wasm served without a placement
+	live      liveness             // the leader's view of the nodes' heartbeats
+	rollouts  rollouts             // the leader's clock on rollouts under way (livenessLoop only)
+	scaled    map[string]time.Time // the leader's last autoscaling change per component (livenessLoop only)
+	lease     lease                // this node's lease from the leader
+	load      *loadReporter        // requests entering through this node's proxy
 
 	apiLn, proxyLn   net.Listener
 	apiSrv, proxySrv *http.Server

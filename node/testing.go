@@ -1,6 +1,8 @@
 package node
 
 import (
+	"github.com/velocity9/v9/sched"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -30,6 +32,8 @@ type TestOptions struct {
 	Raft RaftConfig
 	// Liveness is the heartbeat timing; zero values take the defaults.
 	Liveness LivenessConfig
+	// Autoscale is the autoscaling policy; zero values take the defaults.
+	Autoscale sched.Policy
 	// ContainerdSocket is the containerd every node runs container components with; empty
 	// means the nodes run wasm only.
 	ContainerdSocket string
@@ -98,6 +102,7 @@ func (c *TestCluster) config(i int) Config {
 		Raft:             c.opts.Raft,
 		ContainerdSocket: c.opts.ContainerdSocket,
 		Liveness:         c.opts.Liveness,
+		Autoscale:        c.opts.Autoscale,
 		Logger:           slog.New(&testLogHandler{t: c.t, prefix: id, level: slog.LevelInfo}),
 	}
 }
