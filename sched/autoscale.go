@@ -58,8 +58,10 @@ const defaultConcurrency = 50
 // changes and now give the same decisions. Only running components with an active
 // deployment, scale.min < scale.max and not exclusive are scaled. A wasm component may go to
 // zero replicas (min 0) once idle: its requests are then served on demand by the proxy of
-// the node they reach. lastChange holds when each component (by name) last changed; a
-// component without an entry has no cool-down to wait for.
+// the node they reach. lastChange holds when the autoscaler last changed each component (by
+// name); the component's own update time counts as a change as well. A manual
+// `v9 component scale` is thus a starting point the autoscaler moves from after its
+// cool-down; min = max pins the replicas.
 func Autoscale(s *statev1.State, load map[string]Load, lastChange map[string]time.Time, now time.Time, p Policy) []Decision {
 	p = p.withDefaults()
 	var out []Decision
@@ -83,9 +85,15 @@ func Autoscale(s *statev1.State, load map[string]Load, lastChange map[string]tim
 			want = 1 // traffic, however light, keeps one instance warm
 		}
 		want = min(max(want, lo), hi)
-		since := now.Sub(lastChange[c.Name])
-		if _, ok := lastChange[c.Name]; !ok {
-			since = math.MaxInt64
+		// A change through the API (a manual scale, a new spec) restarts the cool-down too:
+		// the autoscaler takes over from there, not at once.
+		last, ok := lastChange[c.Name]
+		if ut := c.GetUpdateTime(); ut != nil && ut.AsTime().After(last) {
+			last, ok = ut.AsTime(), true
+		}
+		since := time.Duration(math.MaxInt64)
+		if ok {
+			since = now.Sub(last)
 		}
 		util := l.InFlight / (float64(max(cur, 1)) * conc)
 		switch {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func scaled(replicas, lo, hi, conc uint32, rt statev1.Runtime) *statev1.State {
@@ -75,5 +76,17 @@ func TestAutoscaleSkips(t *testing.T) {
 		if d := Autoscale(s, load, nil, now, Policy{}); len(d) != 0 {
 			t.Errorf("%s: %+v", name, d)
 		}
+	}
+}
+
+func TestAutoscaleManualChangeStartsCooldown(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := scaled(3, 1, 3, 10, wasm)
+	s.Components[0].UpdateTime = timestamppb.New(now.Add(-5 * time.Second))
+	if d := Autoscale(s, nil, nil, now, Policy{}); len(d) != 0 {
+		t.Fatalf("5s after a manual scale: %+v", d)
+	}
+	if d := Autoscale(s, nil, nil, now.Add(time.Minute), Policy{}); len(d) != 1 || d[0].To != 1 {
+		t.Fatalf("a minute later: %+v", d)
 	}
 }
