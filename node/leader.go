@@ -15,7 +15,7 @@ func (n *Node) scheduleLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		ch, _ := n.fsm.Store.Changed()
-		if n.IsLeader() {
+		if n.IsLeader() && !n.schedHold.Load() {
 			n.scheduleOnce(ctx)
 		}
 		select {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,7 @@ type Node struct {
 	live      liveness             // the leader's view of the nodes' heartbeats
 	rollouts  rollouts             // the leader's clock on rollouts under way (livenessLoop only)
 	scaled    map[string]time.Time // the leader's last autoscaling change per component (livenessLoop only)
+	schedHold atomic.Bool          // benchmarks: hold the scheduling loop to time one pass alone
 	lease     lease                // this node's lease from the leader
 	load      *loadReporter        // requests entering through this node's proxy
 
