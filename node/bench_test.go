@@ -89,6 +89,7 @@ func runWrites(b *testing.B, n int, write func(i int) error) (float64, []time.Du
 	lat := make([]time.Duration, n)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
+	var firstErr atomic.Value
 	start := time.Now()
 	for w := 0; w < benchWriters; w++ {
 		wg.Add(1)
@@ -102,6 +103,7 @@ func runWrites(b *testing.B, n int, write func(i int) error) (float64, []time.Du
 				t0 := time.Now()
 				if err := write(i); err != nil {
 					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
 				}
 				lat[i] = time.Since(t0)
 			}
@@ -110,7 +112,7 @@ func runWrites(b *testing.B, n int, write func(i int) error) (float64, []time.Du
 	wg.Wait()
 	el := time.Since(start)
 	if f := failed.Load(); f > 0 {
-		b.Fatalf("%d of %d writes failed", f, n)
+		b.Fatalf("%d of %d writes failed; first: %v", f, n, firstErr.Load())
 	}
 	return float64(n) / el.Seconds(), lat
 }

@@ -163,6 +163,8 @@ func TestDataPlaneNewDeploymentReplacesOld(t *testing.T) {
 	c := NewTestCluster(t, 3)
 	mustUpload(t, c.Leader(t), helloDir(t, "[env]\nGREETING = \"v1\"\n"))
 	waitServing(t, c.Nodes, "hello from wasm v1")
+	// The rollout from v1 to v2 happens under continuous load: no request may fail.
+	g := startLoad(c.Nodes, 6)
 	second := mustUpload(t, c.Follower(t), helloDir(t, "[env]\nGREETING = \"v2\"\n"))
 	waitServing(t, c.Nodes, "hello from wasm v2")
 	// The old deployment's placements are stopped and then removed.
@@ -174,6 +176,7 @@ func TestDataPlaneNewDeploymentReplacesOld(t *testing.T) {
 		}
 		return nil
 	})
+	g.end(t, "requests during the rollout")
 	ds, err := c.Nodes[1].Deployments(context.Background(), "hello")
 	if err != nil || len(ds) != 2 || ds[0].Id != second.Deployment.Id {
 		t.Fatalf("history: %v %v", ds, err)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/velocity9/v9/runtime"
+	"github.com/velocity9/v9/runtime/wasm/wasmtest"
 )
 
 // Guests the tests build from ../../examples, by name; each becomes <name>.wasm.
@@ -346,24 +347,7 @@ func wasmModule(body []byte) []byte {
 //	  (data (i32.const 0) "<iovec: 16, len(out)>")
 //	  (data (i32.const 16) out)
 //	  (func (export "_start") (drop (call 0 (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
-func tinyCGI(out string) []byte {
-	if len(out) > 100 {
-		panic("tinyCGI: output too long for one-byte sizes")
-	}
-	return cat(
-		wasmHeader,
-		section(1, 0x02, 0x60, 0x04, 0x7f, 0x7f, 0x7f, 0x7f, 0x01, 0x7f, 0x60, 0x00, 0x00),
-		section(2, cat([]byte{0x01}, str("wasi_snapshot_preview1"), str("fd_write"), []byte{0x00, 0x00})...),
-		section(3, 0x01, 0x01),
-		section(5, 0x01, 0x00, 0x01),
-		section(7, cat([]byte{0x02}, str("_start"), []byte{0x00, 0x01}, str("memory"), []byte{0x02, 0x00})...),
-		section(10, 0x01, 0x0d, 0x00, 0x41, 0x01, 0x41, 0x00, 0x41, 0x01, 0x41, 0x08, 0x10, 0x00, 0x1a, 0x0b),
-		section(11, cat(
-			[]byte{0x02},
-			[]byte{0x00, 0x41, 0x00, 0x0b, 0x08, 0x10, 0x00, 0x00, 0x00, byte(len(out)), 0x00, 0x00, 0x00},
-			[]byte{0x00, 0x41, 0x10, 0x0b}, str(out))...),
-	)
-}
+func tinyCGI(out string) []byte { return wasmtest.TinyCGI(out) }
 
 // growBy300Pages tries to grow its one-page memory by 300 pages (18.8 MiB in all) and exits
 // 0 if that worked, 1 if not, writing nothing.
@@ -382,21 +366,13 @@ var growBy300Pages = cat(
 	section(10, 0x01, 0x0c, 0x00, 0x41, 0xac, 0x02, 0x40, 0x00, 0x41, 0x7f, 0x46, 0x10, 0x00, 0x0b),
 )
 
-// A tiny assembler: enough for modules whose sections and strings are under 128 bytes.
-var wasmHeader = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
-
-func section(id byte, content ...byte) []byte {
-	return append([]byte{id, byte(len(content))}, content...)
-}
-
-func str(s string) []byte { return append([]byte{byte(len(s))}, s...) }
-
-func cat(parts ...[]byte) (b []byte) {
-	for _, p := range parts {
-		b = append(b, p...)
-	}
-	return b
-}
+// The hand assembler lives in wasmtest; these short names keep the modules above readable.
+var (
+	wasmHeader = wasmtest.Header
+	section    = wasmtest.Section
+	str        = wasmtest.Str
+	cat        = wasmtest.Cat
+)
 
 // rawArtifact writes module bytes as <name> into a fresh artifact directory.
 func rawArtifact(t testing.TB, name string, bin []byte) string {
