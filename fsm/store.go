@@ -118,28 +118,31 @@ func (st *Store) Restore(s *statev1.State) error {
 	return nil
 }
 
-func (t *tables) export() *statev1.State {
+func (t *tables) export() *statev1.State { return t.exportWith(clone[proto.Message]) }
+
+// exportWith lists every table sorted by id, each object passed through cp.
+func (t *tables) exportWith(cp func(proto.Message) proto.Message) *statev1.State {
 	out := &statev1.State{Index: t.index}
 	for _, id := range sortedKeys(t.components) {
-		out.Components = append(out.Components, clone(t.components[id]))
+		out.Components = append(out.Components, cp(t.components[id]).(*statev1.Component))
 	}
 	for _, id := range sortedKeys(t.deployments) {
-		out.Deployments = append(out.Deployments, clone(t.deployments[id]))
+		out.Deployments = append(out.Deployments, cp(t.deployments[id]).(*statev1.Deployment))
 	}
 	for _, id := range sortedKeys(t.nodes) {
-		out.Nodes = append(out.Nodes, clone(t.nodes[id]))
+		out.Nodes = append(out.Nodes, cp(t.nodes[id]).(*statev1.Node))
 	}
 	for _, id := range sortedKeys(t.placements) {
-		out.Placements = append(out.Placements, clone(t.placements[id]))
+		out.Placements = append(out.Placements, cp(t.placements[id]).(*statev1.Placement))
 	}
 	for _, id := range sortedKeys(t.users) {
-		out.Users = append(out.Users, clone(t.users[id]))
+		out.Users = append(out.Users, cp(t.users[id]).(*statev1.User))
 	}
 	for _, id := range sortedKeys(t.tokens) {
-		out.ApiTokens = append(out.ApiTokens, clone(t.tokens[id]))
+		out.ApiTokens = append(out.ApiTokens, cp(t.tokens[id]).(*statev1.ApiToken))
 	}
 	for _, id := range sortedKeys(t.links) {
-		out.GithubLinks = append(out.GithubLinks, clone(t.links[id]))
+		out.GithubLinks = append(out.GithubLinks, cp(t.links[id]).(*statev1.GithubLink))
 	}
 	return out
 }

@@ -8,6 +8,21 @@ import (
 	"github.com/velocity9/v9/sched"
 )
 
+// schedulePause is the least time between two scheduling passes.
+const schedulePause = 20 * time.Millisecond
+
+// sleepCtx waits d, or less if ctx ends first; it reports whether ctx is still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // scheduleLoop runs the scheduler on the leader after every change of the state and commits
 // its plan. Schedule is idempotent, so a plan applied once yields an empty plan next time.
 func (n *Node) scheduleLoop(ctx context.Context) {
@@ -17,6 +32,11 @@ func (n *Node) scheduleLoop(ctx context.Context) {
 		ch, _ := n.fsm.Store.Changed()
 		if n.IsLeader() && !n.schedHold.Load() {
 			n.scheduleOnce(ctx)
+		}
+		// At most one pass per schedulePause: a burst of writes is planned together, in few
+		// Raft entries, instead of one full pass per write.
+		if !sleepCtx(ctx, schedulePause) {
+			return
 		}
 		select {
 		case <-ctx.Done():
@@ -28,7 +48,11 @@ func (n *Node) scheduleLoop(ctx context.Context) {
 }
 
 func (n *Node) scheduleOnce(ctx context.Context) {
-	plan := sched.ScheduleWith(n.fsm.Store.State(), sched.Hints{Artifacts: n.live.artifactHints()})
+	hints := sched.Hints{Artifacts: n.live.artifactHints()}
+	var plan sched.Plan
+	// The scheduler only reads, and its plan holds objects of its own: it runs on the live
+	// state under the read lock instead of on a deep copy per pass.
+	n.fsm.Store.ViewState(func(s *statev1.State) { plan = sched.ScheduleWith(s, hints) })
 	if plan.Empty() {
 		return
 	}

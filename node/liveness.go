@@ -87,7 +87,7 @@ func (n *Node) livenessLoop(ctx context.Context) {
 	t := time.NewTicker(n.cfg.Liveness.HeartbeatInterval)
 	defer t.Stop()
 	leading := false
-	for {
+	for tick := 0; ; tick++ {
 		switch now := time.Now(); {
 		case n.IsLeader() && !leading:
 			leading = true
@@ -98,8 +98,10 @@ func (n *Node) livenessLoop(ctx context.Context) {
 			n.live.reset(time.Time{})
 		case leading:
 			n.checkNodes(ctx, now)
-			n.checkRollouts(ctx, now)
-			n.autoscale(ctx, now)
+			if tick%4 == 0 { // these read the whole state: a few times a second is plenty
+				n.checkRollouts(ctx, now)
+				n.autoscale(ctx, now)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -111,7 +113,7 @@ func (n *Node) livenessLoop(ctx context.Context) {
 
 func (n *Node) checkNodes(ctx context.Context, now time.Time) {
 	ttl := n.cfg.Liveness.TTL
-	for _, nd := range n.fsm.Store.State().Nodes {
+	for _, nd := range n.fsm.Store.Nodes() {
 		last, real := n.live.lastHeard(nd.Id)
 		var to statev1.NodeStatus
 		switch {

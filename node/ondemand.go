@@ -102,8 +102,14 @@ func (o *onDemand) start(od *odInstance, c *statev1.Component) {
 
 // sweep stops on-demand instances that are idle or no longer of an active deployment.
 func (o *onDemand) sweep(now time.Time) {
+	o.mu.Lock()
+	idle := len(o.m) == 0
+	o.mu.Unlock()
+	if idle {
+		return
+	}
 	active := map[string]bool{}
-	for _, c := range o.n.fsm.Store.State().Components {
+	for _, c := range o.n.fsm.Store.Components() {
 		active[c.ActiveDeploymentId] = c.Desired == statev1.DesiredState_DESIRED_STATE_RUNNING
 	}
 	o.mu.Lock()
@@ -142,5 +148,8 @@ func (o *onDemand) loop(ctx context.Context) {
 		case <-t.C:
 		}
 		o.sweep(time.Now())
+		if !sleepCtx(ctx, time.Second) {
+			return
+		}
 	}
 }

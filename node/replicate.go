@@ -15,13 +15,8 @@ func (n *Node) replicateLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		ch, _ := n.fsm.Store.Changed()
-		s := n.fsm.Store.State()
-		deps := map[string]*statev1.Deployment{}
-		for _, d := range s.Deployments {
-			deps[d.Id] = d
-		}
-		for _, c := range s.Components {
-			d := deps[c.ActiveDeploymentId]
+		for _, c := range n.fsm.Store.Components() {
+			d, _ := n.fsm.Store.Deployment(c.ActiveDeploymentId)
 			if d == nil || d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY || d.ArtifactDigest == "" || n.artifacts.Has(d.ArtifactDigest) {
 				continue
 			}
@@ -30,6 +25,9 @@ func (n *Node) replicateLoop(ctx context.Context) {
 				n.log.Debug("replicate artifact", "component", c.Name, "deployment", d.Id, "err", err)
 			}
 			cancel()
+		}
+		if !sleepCtx(ctx, time.Second) { // at most a pass a second, whatever the write rate
+			return
 		}
 		select {
 		case <-ctx.Done():

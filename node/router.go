@@ -3,8 +3,11 @@ package node
 import (
 	"context"
 	"net/http"
+	"slices"
 	"sync/atomic"
+	"time"
 
+	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
@@ -15,6 +18,7 @@ import (
 type router struct {
 	n     *Node
 	table atomic.Pointer[map[string]*route]
+	od    map[string]http.Handler // on-demand handlers by component name (loop only)
 }
 
 type route struct {
@@ -43,10 +47,17 @@ func (r *router) Lookup(name string) proxy.Target {
 	return tg
 }
 
+// routePause is the least time between two rebuilds of the routing table.
+const routePause = 20 * time.Millisecond
+
 func (r *router) loop(ctx context.Context) {
 	for {
 		ch, _ := r.n.fsm.Store.Changed()
 		r.rebuild()
+		// A rebuild reads the whole state: under a burst of writes, one per routePause.
+		if !sleepCtx(ctx, routePause) {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -56,30 +67,46 @@ func (r *router) loop(ctx context.Context) {
 }
 
 func (r *router) rebuild() {
-	s := r.n.fsm.Store.State()
-	proxyOf := map[string]string{}
-	for _, nd := range s.Nodes {
-		if nd.Id != r.n.cfg.ID && nd.Status != statev1.NodeStatus_NODE_STATUS_DOWN && nd.ProxyAddr != "" {
-			proxyOf[nd.Id] = nd.ProxyAddr
-		}
+	if r.od == nil {
+		r.od = map[string]http.Handler{}
 	}
-	byID := map[string]*route{}
 	t := map[string]*route{}
-	for _, c := range s.Components {
-		rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime}
-		if c.Runtime == statev1.Runtime_RUNTIME_WASM && c.ActiveDeploymentId != "" && !c.GetSpec().GetExclusive() {
-			rt.onDemand = r.n.od.handler(c.Name) // never for exclusive: that would be a second instance
-		}
-		byID[c.Id], t[c.Name] = rt, rt
+	r.n.fsm.Store.View(func(v fsm.View) {
+		proxyOf := map[string]string{}
+		v.Nodes(func(nd *statev1.Node) {
+			if nd.Id != r.n.cfg.ID && nd.Status != statev1.NodeStatus_NODE_STATUS_DOWN && nd.ProxyAddr != "" {
+				proxyOf[nd.Id] = nd.ProxyAddr
+			}
+		})
+		byID := map[string]*route{}
+		v.Components(func(c *statev1.Component) {
+			rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime}
+			if c.Runtime == statev1.Runtime_RUNTIME_WASM && c.ActiveDeploymentId != "" && !c.GetSpec().GetExclusive() {
+				rt.onDemand = r.od[c.Name] // never for exclusive: that would be a second instance
+				if rt.onDemand == nil {
+					rt.onDemand = r.n.od.handler(c.Name)
+					r.od[c.Name] = rt.onDemand
+				}
+			}
+			byID[c.Id], t[c.Name] = rt, rt
+		})
+		v.Placements(func(p *statev1.Placement) {
+			rt := byID[p.ComponentId]
+			addr := proxyOf[p.NodeId]
+			if rt == nil || addr == "" || p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN ||
+				p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
+				return
+			}
+			rt.remote = append(rt.remote, addr)
+		})
+	})
+	for _, rt := range t {
+		slices.Sort(rt.remote) // a stable order for round robin
 	}
-	for _, p := range s.Placements {
-		rt := byID[p.ComponentId]
-		addr := proxyOf[p.NodeId]
-		if rt == nil || addr == "" || p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN ||
-			p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
-			continue
+	for name := range r.od {
+		if t[name] == nil {
+			delete(r.od, name)
 		}
-		rt.remote = append(rt.remote, addr)
 	}
 	r.table.Store(&t)
 }
