@@ -189,15 +189,16 @@ func TestSnapshotThenNewNodeJoinsBySnapshot(t *testing.T) {
 		t.Fatalf("log not compacted: first index %d, %v", first, err)
 	}
 	n4 := c.AddNode(c.Follower(t))
+	// The FSM holds the restored state a moment before Raft records the installed snapshot.
 	Eventually(t, 15*time.Second, func() error {
 		if got := len(n4.Store().Components()); got != 40 {
 			return fmt.Errorf("new node has %d components", got)
 		}
+		if n4.raft.r.Stats()["last_snapshot_index"] == "0" {
+			return fmt.Errorf("new node did not install a snapshot")
+		}
 		return nil
 	})
-	if n4.raft.r.Stats()["last_snapshot_index"] == "0" {
-		t.Fatal("new node did not install a snapshot")
-	}
 	Eventually(t, 10*time.Second, func() error {
 		st, err := n4.Status(context.Background())
 		if err != nil || len(st.Members) != 4 {

@@ -156,6 +156,13 @@ func TestContainerServesRestartsAndRollsOver(t *testing.T) {
 			}
 		}(c.Nodes[i%3])
 	}
+	// A slow request in flight on the old version when the rollout stops it still completes:
+	// a stopping instance leaves the routing table and finishes what it is serving first.
+	slow := make(chan string, 1)
+	go func() {
+		code, body, _, err := proxyGet(c.Nodes[0], "", "/hello/sleep?d=3s")
+		slow <- fmt.Sprintf("%d %q %v", code, body, err)
+	}()
 	second := mustUpload(t, c.Leader(t), containerDir(t, "[env]\nGREETING = \"v2\"\n", "message two"))
 	waitServingBody(t, c.Nodes, "/hello/", "v2", "message two")
 	// The old placement is stopped and removed.
@@ -167,6 +174,9 @@ func TestContainerServesRestartsAndRollsOver(t *testing.T) {
 		}
 		return nil
 	})
+	if got := <-slow; got != `200 "slept 3s\n" <nil>` {
+		t.Fatalf("a request in flight during the rollout: %s", got)
+	}
 	close(stop)
 	wg.Wait()
 	if failed.Load() != 0 || ok.Load() == 0 {
