@@ -42,6 +42,7 @@ type Node struct {
 	runtimes  []statev1.Runtime
 	rec       *reconciler
 	router    *router
+	builds    builder
 
 	apiLn, proxyLn   net.Listener
 	apiSrv, proxySrv *http.Server
@@ -63,6 +64,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
+	n.builds.wake = make(chan struct{}, 1)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
 	n.disc.known = map[string]peer{}
@@ -98,6 +100,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 	mux := server.NewMux(n)
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
+	mux.HandleFunc(WebhookPath, n.serveWebhook)
 	n.apiSrv = newHTTPServer(mux)
 	n.serve(n.apiSrv, n.apiLn, "api")
 	if n.proxyLn != nil {
@@ -114,6 +117,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.goLoop(n.router.loop)
 	n.goLoop(n.rec.loop)
 	n.goLoop(n.scheduleLoop)
+	n.goLoop(n.buildLoop)
+	n.goLoop(n.pollLoop)
 	n.goLoop(n.gcLoop)
 	n.log.Info("node started", "api", n.APIAddr(), "proxy", n.ProxyAddr(), "raft", n.RaftAddr(),
 		"data_dir", cfg.DataDir, "existing_state", n.raft.hasState)

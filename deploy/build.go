@@ -1,0 +1,86 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+// BuiltModule is where a `build = "go"` module is written inside the build directory, and
+// so inside the artifact.
+const BuiltModule = ".v9/app.wasm"
+
+// DefaultBuildTimeout bounds one compile.
+const DefaultBuildTimeout = 5 * time.Minute
+
+// ErrBuild: the build command failed; the error carries its output's tail.
+var ErrBuild = errors.New("build failed")
+
+// BuildOptions configure the compile of `build = "go"` components.
+type BuildOptions struct {
+	Go          string        // the go command (default "go" on PATH)
+	CacheDir    string        // GOCACHE shared by builds (default: the go command's own)
+	ModCacheDir string        // GOMODCACHE shared by builds (default: the go command's own)
+	Timeout     time.Duration // default DefaultBuildTimeout
+	// Env is the environment the go command starts from (PATH, HOME, GOPROXY...); the
+	// target and caches above are set on top of it.
+	Env []string
+}
+
+// Build produces what the manifest in dir asks for and returns the module path to run,
+// relative to dir ("" for containers, which run the repository's files as they are).
+// Output of the compiler goes to log.
+func Build(ctx context.Context, dir string, m *Manifest, o BuildOptions, log io.Writer) (string, error) {
+	switch {
+	case m.Runtime != RuntimeWasm:
+		fmt.Fprintf(log, "runtime %s: the repository's files are the artifact; nothing to compile\n", m.Runtime)
+		return "", nil
+	case m.Wasm.Build == "":
+		fmt.Fprintf(log, "prebuilt module %s\n", m.Wasm.Module)
+		return m.Wasm.Module, nil
+	case m.Wasm.Build != "go":
+		return "", fmt.Errorf("%w: wasm.build %q is not supported", ErrBuild, m.Wasm.Build)
+	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = DefaultBuildTimeout
+	}
+	goCmd := o.Go
+	if goCmd == "" {
+		goCmd = "go"
+	}
+	if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(BuiltModule)), 0o755); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBuild, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, goCmd, "build", "-trimpath", "-o", BuiltModule, ".")
+	cmd.Dir = dir
+	cmd.Env = append(append([]string{}, o.Env...), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod")
+	if o.CacheDir != "" {
+		cmd.Env = append(cmd.Env, "GOCACHE="+o.CacheDir)
+	}
+	if o.ModCacheDir != "" {
+		cmd.Env = append(cmd.Env, "GOMODCACHE="+o.ModCacheDir)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.WaitDelay = 5 * time.Second
+	fmt.Fprintf(log, "$ GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go build -trimpath -o %s .\n", BuiltModule)
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			return "", fmt.Errorf("%w: go build did not finish within %s", ErrBuild, timeout)
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("%w: go build: %v", ErrBuild, err)
+	}
+	fmt.Fprintf(log, "compiled in %s\n", time.Since(start).Round(time.Millisecond))
+	return BuiltModule, nil
+}
