@@ -22,6 +22,8 @@ type TestCluster struct {
 	raft RaftConfig
 	cfgs []Config
 	mu   sync.Mutex
+	// configure adjusts each node's Config before it starts (NewTestClusterConfig).
+	configure func(*Config)
 }
 
 // TestRaftConfig is the fast timing tests use.
@@ -41,8 +43,18 @@ func NewTestCluster(t testing.TB, n int) *TestCluster {
 
 // NewTestClusterWith is NewTestCluster with chosen Raft settings.
 func NewTestClusterWith(t testing.TB, n int, rc RaftConfig) *TestCluster {
+	return newTestCluster(t, n, rc, nil)
+}
+
+// NewTestClusterConfig is NewTestCluster with a function that adjusts every node's Config
+// (GitHub settings, build options) before the node starts.
+func NewTestClusterConfig(t testing.TB, n int, configure func(*Config)) *TestCluster {
+	return newTestCluster(t, n, TestRaftConfig, configure)
+}
+
+func newTestCluster(t testing.TB, n int, rc RaftConfig, configure func(*Config)) *TestCluster {
 	t.Helper()
-	c := &TestCluster{t: t, dir: t.TempDir(), raft: rc}
+	c := &TestCluster{t: t, dir: t.TempDir(), raft: rc, configure: configure}
 	t.Cleanup(c.stopAll)
 	for i := 0; i < n; i++ {
 		cfg := c.config(i)
@@ -68,7 +80,7 @@ var sharedWasmCache = sync.OnceValue(func() string {
 
 func (c *TestCluster) config(i int) Config {
 	id := fmt.Sprintf("n%d", i+1)
-	return Config{
+	cfg := Config{
 		WasmCacheDir: sharedWasmCache(),
 		ID:           id,
 		DataDir:      filepath.Join(c.dir, id),
@@ -78,6 +90,10 @@ func (c *TestCluster) config(i int) Config {
 		Raft:         c.raft,
 		Logger:       slog.New(&testLogHandler{t: c.t, prefix: id, level: slog.LevelInfo}),
 	}
+	if c.configure != nil {
+		c.configure(&cfg)
+	}
+	return cfg
 }
 
 func (c *TestCluster) start(cfg Config) *Node {
