@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -68,7 +70,9 @@ func Build(ctx context.Context, dir string, m *Manifest, o BuildOptions, log io.
 	if o.ModCacheDir != "" {
 		cmd.Env = append(cmd.Env, "GOMODCACHE="+o.ModCacheDir)
 	}
-	cmd.Stdout, cmd.Stderr = log, log
+	var out bytes.Buffer
+	w := io.MultiWriter(log, &capped{b: &out, n: 64 << 10})
+	cmd.Stdout, cmd.Stderr = w, w
 	cmd.WaitDelay = 5 * time.Second
 	fmt.Fprintf(log, "$ GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go build -trimpath -o %s .\n", BuiltModule)
 	start := time.Now()
@@ -79,8 +83,35 @@ func Build(ctx context.Context, dir string, m *Manifest, o BuildOptions, log io.
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		return "", fmt.Errorf("%w: go build: %v", ErrBuild, err)
+		return "", fmt.Errorf("%w: go build: %v: %s", ErrBuild, err, firstLines(out.String(), 3))
 	}
 	fmt.Fprintf(log, "compiled in %s\n", time.Since(start).Round(time.Millisecond))
 	return BuiltModule, nil
+}
+
+// firstLines returns the first n lines of s that are not "# package" headers, joined by "; ".
+func firstLines(s string, n int) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if out = append(out, l); len(out) == n {
+			break
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// capped keeps the first n bytes written to it.
+type capped struct {
+	b *bytes.Buffer
+	n int
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.n - c.b.Len(); room > 0 {
+		c.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
@@ -405,13 +406,23 @@ func (n *Node) postStatus(ctx context.Context, d *statev1.Deployment, state, des
 		n.log.Warn("commit status", "err", err)
 		return
 	}
-	if r := []rune(desc); len(r) > 140 { // GitHub's limit
-		desc = string(r[:139]) + "…"
-	}
+	desc = truncate(desc, 140) // GitHub's limit
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	st := &githubStatus{State: state, Description: desc, Context: "v9/" + c.Name}
 	if _, _, err := gh.Repositories.CreateStatus(sctx, owner, repo, d.CommitSha, st.toGitHub()); err != nil {
 		n.log.Warn("commit status", "repo", c.Source.GithubRepo, "sha", shortSHA(d.CommitSha), "state", state, "err", err)
 	}
+}
+
+// truncate cuts s to at most n bytes at a rune boundary, marking the cut with "...".
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
