@@ -39,6 +39,9 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 				a.logger.Warn("neither --bootstrap-expect nor --join given: this node only works if --data-dir already holds its cluster state")
 			}
 			cfg.Logger = a.logger
+			if cfg.GitHub.Token == "" && cfg.GitHub.TokenFile == "" {
+				cfg.GitHub.Token = os.Getenv("V9_GITHUB_TOKEN")
+			}
 			return runAgent(cmd.Context(), a, cfg)
 		},
 	}
@@ -56,6 +59,12 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 	f.DurationVar(&cfg.Raft.ElectionTimeout, "raft-election-timeout", node.DefaultElectionTimeout, "Raft: silence before a candidate starts a new election")
 	f.DurationVar(&cfg.Raft.LeaderLeaseTimeout, "raft-leader-lease", node.DefaultLeaderLeaseTimeout, "Raft: how long a leader stays without hearing from a quorum")
 	f.Uint64Var(&cfg.Raft.SnapshotThreshold, "raft-snapshot-threshold", 8192, "Raft: log entries between snapshots")
+	f.StringVar(&cfg.GitHub.APIURL, "github-api-url", "", "GitHub REST API base URL (default api.github.com; GitHub Enterprise: https://HOST/api/v3/)")
+	f.StringVar(&cfg.GitHub.Token, "github-token", "", "GitHub token for push-to-deploy (a personal access token or an App installation token; default $V9_GITHUB_TOKEN); prefer --github-token-file")
+	f.StringVar(&cfg.GitHub.TokenFile, "github-token-file", "", "file holding the GitHub token, read again at each use (rotated App installation tokens work)")
+	f.StringVar(&cfg.GitHub.WebhookURL, "github-webhook-url", "", "public URL GitHub posts webhooks to, any node's API + /github/webhook (default http://API-ADVERTISE/github/webhook)")
+	f.DurationVar(&cfg.Build.Timeout, "build-timeout", 0, "bound on one `build = \"go\"` compile (default 5m)")
+	f.StringVar(&cfg.Build.CacheDir, "build-cache", "", "GOCACHE for builds (default: the go command's own)")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }
