@@ -230,3 +230,34 @@ func TestDataPlaneGitHubLeaderDiesMidBuild(t *testing.T) {
 	waitServing(t, c.Nodes, "survived the leader")
 	waitStatus(t, gh, v2, "success")
 }
+
+// TestDataPlaneGitHubNewestPushWins: one build per component at a time; pushes that queue
+// up behind it are superseded by the newest, which is built next and serves.
+func TestDataPlaneGitHubNewestPushWins(t *testing.T) {
+	slowGo := filepath.Join(t.TempDir(), "slow-go")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	os.WriteFile(slowGo, []byte("#!/bin/sh\nsleep 2\nexec "+goBin+" \"$@\"\n"), 0o755)
+	c, gh := newGitHubCluster(t, 3, func(cfg *Config) { cfg.Build.Go = slowGo })
+	gh.Commit(testRepo, "main", "v1", goRepo(`"first"`))
+	createLinked(t, c.Leader(t), "hello")
+	leader := c.Leader(t)
+	first := gh.Head(testRepo, "main")
+	waitDeployment(t, leader, "hello", first, statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING)
+	queued, _ := gh.Push(testRepo, "main", "queued", goRepo(`"queued"`))
+	newest, _ := gh.Push(testRepo, "main", "newest", goRepo(`"newest"`))
+
+	skipped := waitDeployment(t, leader, "hello", queued, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED)
+	if !strings.Contains(skipped.Error, "superseded") {
+		t.Fatalf("queued push: %q", skipped.Error)
+	}
+	if st := waitStatus(t, gh, queued, "error"); !strings.Contains(st.Description, "superseded") {
+		t.Fatalf("queued push status: %+v", st)
+	}
+	waitDeployment(t, leader, "hello", first, statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY)
+	waitDeployment(t, leader, "hello", newest, statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY)
+	waitServing(t, c.Nodes, "newest")
+	waitStatus(t, gh, newest, "success")
+}
