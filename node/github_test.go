@@ -24,7 +24,7 @@ const testRepo = "octo/hello"
 
 // newGitHubCluster starts a fake GitHub with an empty repository and a cluster whose nodes
 // talk to it.
-func newGitHubCluster(t *testing.T, n int, configure func(*Config)) (*TestCluster, *githubtest.Server) {
+func newGitHubCluster(t testing.TB, n int, configure func(*Config)) (*TestCluster, *githubtest.Server) {
 	t.Helper()
 	gh := githubtest.New(t)
 	gh.CreateRepo(testRepo, "main")
@@ -41,7 +41,7 @@ func deployClient(n *Node) deployv1connect.DeployServiceClient {
 	return deployv1connect.NewDeployServiceClient(http.DefaultClient, "http://"+n.APIAddr())
 }
 
-func createLinked(t *testing.T, n *Node, name string) *componentv1.CreateResponse {
+func createLinked(t testing.TB, n *Node, name string) *componentv1.CreateResponse {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -248,4 +248,59 @@ func TestGitHubLinkErrors(t *testing.T) {
 	if cs := c.Nodes[0].Store().Components(); len(cs) != 0 {
 		t.Fatalf("failed links left components: %v", cs)
 	}
+}
+
+// FuzzWebhookHandler sends arbitrary deliveries, correctly signed or not, through the
+// handler's verification against two linked repositories: it never accepts a delivery it
+// cannot verify, never refuses a correctly signed one as unauthorized, and never panics.
+// (TestGitHubWebhookIntake checks the same answers through a real cluster.)
+func FuzzWebhookHandler(f *testing.F) {
+	links := []*statev1.GithubLink{
+		{ComponentId: "c1", Repo: "octo/hello", Branch: "main", HookId: 7, Secret: []byte("s3cret")},
+		{ComponentId: "c2", Repo: "octo/other", Branch: "main", HookId: 8, Secret: []byte("other")},
+		{ComponentId: "c3", Repo: "octo/polled", Branch: "main", PollSeconds: 30},
+	}
+	sha := strings.Repeat("ab", 20)
+	push := []byte(`{"ref":"refs/heads/main","after":"` + sha + `","repository":{"full_name":"octo/hello"},"head_commit":{"message":"m","author":{"name":"a"}},"pusher":{"name":"p"}}`)
+	for _, mode := range []uint8{0, 1, 2} {
+		for _, hookID := range []string{"7", "8", "", "x"} {
+			f.Add("push", push, mode, hookID)
+		}
+		f.Add("ping", []byte(`{"zen":"z","repository":{"full_name":"octo/hello"}}`), mode, "7")
+		f.Add("push", []byte(`{"ref":"refs/heads/main","deleted":true,"repository":{"full_name":"octo/hello"}}`), mode, "7")
+		f.Add("issues", []byte(`{"repository":{"full_name":"octo/hello"}}`), mode, "")
+		f.Add("push", []byte(`{"ref":`), mode, "7")
+		f.Add("push", []byte(`{"repository":{"full_name":"octo/polled"}}`), mode, "")
+	}
+	f.Fuzz(func(t *testing.T, event string, body []byte, mode uint8, hookID string) {
+		h := http.Header{}
+		h.Set("Content-Type", "application/json")
+		h.Set("X-GitHub-Event", event)
+		h.Set("X-GitHub-Hook-ID", hookID)
+		switch mode % 3 {
+		case 0:
+			h.Set("X-Hub-Signature-256", githubtest.Sign256([]byte("s3cret"), body))
+		case 1:
+			h.Set("X-Hub-Signature-256", githubtest.Sign256([]byte("wrong"), body))
+		}
+		v := verifyDelivery(links, h, body)
+		switch {
+		case v.code == 0 && (v.event == nil || len(v.links) == 0):
+			t.Fatalf("accepted without an event or a verified link: %+v", v)
+		case v.code != 0 && (v.event != nil || len(v.links) != 0):
+			t.Fatalf("refused (%d) but returned an event or links: %+v", v.code, v)
+		case mode%3 != 0 && v.code == 0:
+			t.Fatalf("unverifiable delivery accepted: %+v", v)
+		case mode%3 == 0 && v.code == http.StatusUnauthorized && (hookID == "7" || deploy.PeekTarget(hookID, body).Repo == "octo/hello"):
+			t.Fatalf("a delivery signed with the linked secret refused: %s", v.msg)
+		}
+		for _, l := range v.links {
+			if l.ComponentId != "c1" {
+				t.Fatalf("verified against the wrong link %s", l.ComponentId)
+			}
+		}
+		if v.event != nil && v.event.Kind == "push" && v.event.Push.Repo == "" {
+			t.Fatalf("push without a repository: %+v", v.event.Push)
+		}
+	})
 }

@@ -48,45 +48,18 @@ func (n *Node) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	delivery := github.DeliveryID(r)
-	target := deploy.PeekTarget(r.Header.Get("X-GitHub-Hook-ID"), body)
-	var candidates []*statev1.GithubLink
-	for _, l := range n.fsm.Store.GithubLinks() {
-		if (target.HookID != 0 && l.HookId == target.HookID) || (target.Repo != "" && strings.EqualFold(l.Repo, target.Repo)) {
-			candidates = append(candidates, l)
-		}
+	v := verifyDelivery(n.fsm.Store.GithubLinks(), r.Header, body)
+	switch {
+	case v.code == http.StatusUnauthorized:
+		n.log.Warn("webhook rejected: bad signature", "delivery", delivery, "repo", v.target.Repo, "hook", v.target.HookID)
+	case v.code == http.StatusNotFound:
+		n.log.Info("webhook for no linked repository", "delivery", delivery, "repo", v.target.Repo, "hook", v.target.HookID)
 	}
-	if len(candidates) == 0 {
-		if !json.Valid(body) {
-			http.Error(w, "malformed payload: not JSON", http.StatusBadRequest)
-			return
-		}
-		n.log.Info("webhook for no linked repository", "delivery", delivery, "repo", target.Repo, "hook", target.HookID)
-		http.Error(w, "no component is linked to this repository or hook", http.StatusNotFound)
+	if v.code != 0 {
+		http.Error(w, v.msg, v.code)
 		return
 	}
-	var payload []byte
-	var verified []*statev1.GithubLink
-	for _, l := range candidates {
-		p, err := deploy.VerifyWebhook(r.Header.Get("Content-Type"), body, r.Header.Get(github.SHA256SignatureHeader), l.Secret)
-		if errors.Is(err, deploy.ErrBadPayload) {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if err == nil {
-			payload = p
-			verified = append(verified, l)
-		}
-	}
-	if len(verified) == 0 {
-		n.log.Warn("webhook rejected: bad signature", "delivery", delivery, "repo", target.Repo, "hook", target.HookID)
-		http.Error(w, "signature missing or wrong (X-Hub-Signature-256)", http.StatusUnauthorized)
-		return
-	}
-	ev, err := deploy.ParseWebhook(github.WebHookType(r), payload)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
+	ev, verified := v.event, v.links
 	switch ev.Kind {
 	case "ping":
 		writeWebhookAnswer(w, http.StatusOK, webhookAnswer{Result: "pong"})
@@ -119,6 +92,60 @@ func (n *Node) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		ans.Deployments = append(ans.Deployments, id)
 	}
 	writeWebhookAnswer(w, http.StatusAccepted, ans)
+}
+
+// verdict is what verifyDelivery decided: an error answer (code != 0), or a verified event
+// and the links whose secret signed it.
+type verdict struct {
+	code   int
+	msg    string
+	target deploy.WebhookTarget
+	event  *deploy.Event
+	links  []*statev1.GithubLink
+}
+
+// verifyDelivery checks a delivery against the links of the state, before anything in it is
+// trusted: the unverified hook id and repository only choose which secrets to try. It is
+// pure, so it can be fuzzed without a cluster.
+func verifyDelivery(links []*statev1.GithubLink, h http.Header, body []byte) verdict {
+	v := verdict{target: deploy.PeekTarget(h.Get("X-GitHub-Hook-ID"), body)}
+	var candidates []*statev1.GithubLink
+	for _, l := range links {
+		if (v.target.HookID != 0 && l.HookId == v.target.HookID) || (v.target.Repo != "" && strings.EqualFold(l.Repo, v.target.Repo)) {
+			candidates = append(candidates, l)
+		}
+	}
+	if len(candidates) == 0 {
+		if !json.Valid(body) {
+			v.code, v.msg = http.StatusBadRequest, "malformed payload: not JSON"
+			return v
+		}
+		v.code, v.msg = http.StatusNotFound, "no component is linked to this repository or hook"
+		return v
+	}
+	var payload []byte
+	for _, l := range candidates {
+		p, err := deploy.VerifyWebhook(h.Get("Content-Type"), body, h.Get(github.SHA256SignatureHeader), l.Secret)
+		if errors.Is(err, deploy.ErrBadPayload) {
+			v.code, v.msg = http.StatusBadRequest, err.Error()
+			return v
+		}
+		if err == nil {
+			payload = p
+			v.links = append(v.links, l)
+		}
+	}
+	if len(v.links) == 0 {
+		v.code, v.msg = http.StatusUnauthorized, "signature missing or wrong (X-Hub-Signature-256)"
+		return v
+	}
+	ev, err := deploy.ParseWebhook(h.Get(github.EventTypeHeader), payload)
+	if err != nil {
+		v.code, v.msg, v.links = http.StatusBadRequest, err.Error(), nil
+		return v
+	}
+	v.event = ev
+	return v
 }
 
 func refName(p *deploy.Push) string {
