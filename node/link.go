@@ -38,17 +38,30 @@ func (n *Node) github() (*github.Client, error) {
 // poll_seconds, none), records the link, and commits a pending deployment of the branch head
 // that its build loop picks up at once. A follower forwards the call to the leader.
 func (n *Node) CreateLinked(ctx context.Context, req *componentv1.CreateRequest) (*componentv1.CreateResponse, error) {
-	if !n.IsLeader() {
-		addr, err := n.leaderAPI()
+	var resp *componentv1.CreateResponse
+	_, err := n.leaderCall(ctx, func() (uint64, error) {
+		var err error
+		resp, err = n.createLinkedAsLeader(ctx, req)
+		return 0, err
+	}, func(p *peerClient) (uint64, error) {
+		r, err := p.component.Create(ctx, connect.NewRequest(req))
 		if err != nil {
-			return nil, errNoLeader
+			return 0, err
 		}
-		resp, err := n.peers.get(addr).component.Create(ctx, connect.NewRequest(req))
-		if err != nil {
-			return nil, err
-		}
-		return resp.Msg, nil
+		resp = r.Msg
+		return 0, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	// Read-your-writes on the node the caller asked.
+	if _, err := n.fsm.Store.WaitForIndex(ctx, resp.Index); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (n *Node) createLinkedAsLeader(ctx context.Context, req *componentv1.CreateRequest) (*componentv1.CreateResponse, error) {
 	src := req.GetSource()
 	owner, repo, err := deploy.SplitRepo(src.GetGithubRepo())
 	if err != nil {
