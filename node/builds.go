@@ -323,6 +323,7 @@ func (n *Node) buildArtifact(ctx context.Context, c *statev1.Component, d *state
 		spec.Container.Archive = m.Container.Archive
 	}
 
+	t2 := time.Now()
 	pr, pw := io.Pipe()
 	go func() {
 		_, err := deploy.Pack(src, pw)
@@ -334,6 +335,7 @@ func (n *Node) buildArtifact(ctx context.Context, c *statev1.Component, d *state
 		return "", nil, nil, fmt.Errorf("store artifact: %w", err)
 	}
 	unpin := n.fetches.pin(digest)
+	log.printf("stored the artifact in %s", time.Since(t2).Round(time.Millisecond))
 	return digest, spec, unpin, nil
 }
 

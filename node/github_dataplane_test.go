@@ -28,7 +28,12 @@ import (
 // helloRepo is a repository tree with the prebuilt hello module and a greeting.
 func helloRepo(t *testing.T, greeting string) map[string]string {
 	t.Helper()
-	dir := helloDir(t, "")
+	return helloRepoTB(t, greeting)
+}
+
+func helloRepoTB(t testing.TB, greeting string) map[string]string {
+	t.Helper()
+	dir := helloDirTB(t, "")
 	wasm, err := os.ReadFile(filepath.Join(dir, "hello.wasm"))
 	if err != nil {
 		t.Fatal(err)
