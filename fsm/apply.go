@@ -275,7 +275,16 @@ func (t *tables) createDeployment(index uint64, now *timestamppb.Timestamp, op *
 	if _, ok := t.components[d.ComponentId]; !ok {
 		return notFound("component id", d.ComponentId)
 	}
+	if d.DeliveryId != "" {
+		// A webhook delivered twice (GitHub redelivers with the same id) deploys once.
+		for _, o := range t.deployments {
+			if o.ComponentId == d.ComponentId && o.DeliveryId == d.DeliveryId {
+				return exists("webhook delivery", d.DeliveryId)
+			}
+		}
+	}
 	d = clone(d)
+	d.BuildLog = tailLog(d.BuildLog)
 	if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_UNSPECIFIED {
 		d.Status = statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING
 	}
@@ -289,6 +298,16 @@ func (t *tables) createDeployment(index uint64, now *timestamppb.Timestamp, op *
 	d.CreateIndex, d.ModifyIndex = index, index
 	t.deployments[d.Id] = d
 	return nil
+}
+
+// MaxBuildLog bounds the build output a deployment keeps; longer logs keep their tail.
+const MaxBuildLog = 64 << 10
+
+func tailLog(s string) string {
+	if len(s) <= MaxBuildLog {
+		return s
+	}
+	return "…" + s[len(s)-MaxBuildLog:]
 }
 
 func terminal(s statev1.DeploymentStatus) bool {
@@ -318,9 +337,23 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 	if op.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY && op.ArtifactDigest == "" && d.ArtifactDigest == "" {
 		return invalid("a ready deployment needs an artifact digest")
 	}
+	if op.Spec != nil {
+		if err := ValidSpec(t.components[d.ComponentId].GetRuntime(), op.Spec); err != nil {
+			return err
+		}
+	}
 	d.Status, d.Error = op.Status, op.Error
 	if op.ArtifactDigest != "" {
 		d.ArtifactDigest = op.ArtifactDigest
+	}
+	if op.BuildLog != "" {
+		d.BuildLog = tailLog(op.BuildLog)
+	}
+	if op.Spec != nil {
+		d.Spec = clone(op.Spec)
+	}
+	if op.ArtifactOrigin != "" {
+		d.ArtifactOrigin = op.ArtifactOrigin
 	}
 	d.UpdateTime, d.ModifyIndex = now, index
 	return nil

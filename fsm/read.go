@@ -126,3 +126,15 @@ func (st *Store) Deployment(id string) (*statev1.Deployment, error) {
 	}
 	return clone(d), nil
 }
+
+// GithubLinks returns copies of every GitHub link, secrets included, sorted by component
+// id: for the webhook verifier and the leader's loops only, never for a read API.
+func (st *Store) GithubLinks() []*statev1.GithubLink {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	out := make([]*statev1.GithubLink, 0, len(st.s.links))
+	for _, id := range sortedKeys(st.s.links) {
+		out = append(out, clone(st.s.links[id]))
+	}
+	return out
+}

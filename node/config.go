@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/velocity9/v9/deploy"
 )
 
 // Config is everything one node needs. The CLI fills it from flags; tests fill it directly.
@@ -48,6 +51,13 @@ type Config struct {
 	WasmCacheDir string
 	// LogLines is how many log lines each component keeps on this node (default 2000).
 	LogLines int
+
+	// GitHub is the token and API URL for push-to-deploy; without a token, components
+	// cannot be linked to repositories.
+	GitHub deploy.GitHubConfig
+	// Build configures `build = "go"` compiles on the leader. Build.Env defaults to this
+	// process's environment; empty cache dirs leave the go command's own (shared) caches.
+	Build deploy.BuildOptions
 
 	Logger *slog.Logger
 }
@@ -172,6 +182,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Build.Env == nil {
+		c.Build.Env = os.Environ()
 	}
 	return nil
 }

@@ -72,7 +72,7 @@ func (n *Node) Upload(ctx context.Context, meta *deployv1.UploadMeta, body io.Re
 	}
 	d := &statev1.Deployment{
 		Id: newID(), ComponentId: c.Id, ArtifactDigest: digest, ArtifactOrigin: n.cfg.ID,
-		CommitMessage: meta.GetCommitMessage(), Author: meta.GetAuthor(),
+		CommitMessage: meta.GetCommitMessage(), Author: meta.GetAuthor(), Spec: spec,
 		Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING,
 	}
 	if _, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateDeployment{CreateDeployment: &statev1.CreateDeployment{Deployment: d}}}); err != nil {
@@ -180,6 +180,9 @@ func (n *Node) Deployments(_ context.Context, component string) ([]*statev1.Depl
 	}
 	ds := n.fsm.Store.Deployments(c.Id)
 	slices.Reverse(ds)
+	for _, d := range ds {
+		stripLog(d) // `v9 deployments logs ID` shows it
+	}
 	return ds, nil
 }
 

@@ -50,6 +50,7 @@ type Node struct {
 	schedHold atomic.Bool          // benchmarks: hold the scheduling loop to time one pass alone
 	lease     lease                // this node's lease from the leader
 	load      *loadReporter        // requests entering through this node's proxy
+	builds    builder
 
 	apiLn, proxyLn   net.Listener
 	apiSrv, proxySrv *http.Server
@@ -71,6 +72,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
+	n.builds.wake = make(chan struct{}, 1)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
 	n.od.n = n
@@ -107,6 +109,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 	mux := server.NewMux(n)
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
+	mux.HandleFunc(WebhookPath, n.serveWebhook)
 	n.apiSrv = newHTTPServer(mux)
 	n.serve(n.apiSrv, n.apiLn, "api")
 	if n.proxyLn != nil {
@@ -125,6 +128,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.goLoop(n.scheduleLoop)
 	n.goLoop(n.heartbeatLoop)
 	n.goLoop(n.livenessLoop)
+	n.goLoop(n.buildLoop)
+	n.goLoop(n.pollLoop)
 	n.goLoop(n.gcLoop)
 	n.goLoop(n.replicateLoop)
 	n.goLoop(n.od.loop)

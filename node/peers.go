@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
@@ -22,6 +23,8 @@ type peerClients struct {
 
 type peerClient struct {
 	cluster   clusterv1connect.ClusterServiceClient
+	component componentv1connect.ComponentServiceClient
+	deploy    deployv1connect.DeployServiceClient
 	internal  clusterv1connect.InternalServiceClient
 	artifacts deployv1connect.ArtifactServiceClient
 	logs      logsv1connect.LogServiceClient
@@ -54,8 +57,10 @@ func (p *peerClients) get(addr string) *peerClient {
 	if !ok {
 		base := "http://" + addr
 		c = &peerClient{
-			cluster:  clusterv1connect.NewClusterServiceClient(p.http, base),
-			internal: clusterv1connect.NewInternalServiceClient(p.http, base),
+			cluster:   clusterv1connect.NewClusterServiceClient(p.http, base),
+			component: componentv1connect.NewComponentServiceClient(p.http, base),
+			deploy:    deployv1connect.NewDeployServiceClient(p.http, base),
+			internal:  clusterv1connect.NewInternalServiceClient(p.http, base),
 			// Artifacts are compressed already.
 			artifacts: deployv1connect.NewArtifactServiceClient(p.http, base),
 			logs:      logsv1connect.NewLogServiceClient(p.http, base),

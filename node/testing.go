@@ -37,6 +37,9 @@ type TestOptions struct {
 	// ContainerdSocket is the containerd every node runs container components with; empty
 	// means the nodes run wasm only.
 	ContainerdSocket string
+	// Configure, when set, adjusts each node's Config before it starts (GitHub settings,
+	// build options).
+	Configure func(*Config)
 }
 
 // TestRaftConfig is the fast timing tests use.
@@ -58,6 +61,13 @@ func NewTestCluster(t testing.TB, n int) *TestCluster {
 func NewTestClusterWith(t testing.TB, n int, rc RaftConfig) *TestCluster {
 	t.Helper()
 	return NewTestClusterOpts(t, n, TestOptions{Raft: rc})
+}
+
+// NewTestClusterConfig is NewTestCluster with a function that adjusts every node's Config
+// (GitHub settings, build options) before the node starts.
+func NewTestClusterConfig(t testing.TB, n int, configure func(*Config)) *TestCluster {
+	t.Helper()
+	return NewTestClusterOpts(t, n, TestOptions{Configure: configure})
 }
 
 // NewTestClusterOpts is NewTestCluster with chosen options.
@@ -92,7 +102,7 @@ var sharedWasmCache = sync.OnceValue(func() string {
 
 func (c *TestCluster) config(i int) Config {
 	id := fmt.Sprintf("n%d", i+1)
-	return Config{
+	cfg := Config{
 		WasmCacheDir:     sharedWasmCache(),
 		ID:               id,
 		DataDir:          filepath.Join(c.dir, id),
@@ -105,6 +115,10 @@ func (c *TestCluster) config(i int) Config {
 		Autoscale:        c.opts.Autoscale,
 		Logger:           slog.New(&testLogHandler{t: c.t, prefix: id, level: slog.LevelInfo}),
 	}
+	if c.opts.Configure != nil {
+		c.opts.Configure(&cfg)
+	}
+	return cfg
 }
 
 func (c *TestCluster) start(cfg Config) *Node {

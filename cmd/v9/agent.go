@@ -42,6 +42,9 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 				a.logger.Warn("neither --bootstrap-expect nor --join given: this node only works if --data-dir already holds its cluster state")
 			}
 			cfg.Logger = a.logger
+			if cfg.GitHub.Token == "" && cfg.GitHub.TokenFile == "" {
+				cfg.GitHub.Token = os.Getenv("V9_GITHUB_TOKEN")
+			}
 			return runAgent(cmd.Context(), a, cfg)
 		},
 	}
@@ -61,6 +64,12 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 	f.Uint64Var(&cfg.Raft.SnapshotThreshold, "raft-snapshot-threshold", 8192, "Raft: log entries between snapshots")
 	f.StringVar(&cfg.ContainerdSocket, "containerd-socket", defaultContainerdSocket, "containerd to run container components with; empty or unreachable: this node runs wasm only")
 	f.StringVar(&cfg.Domain, "domain", "localhost", "the proxy routes <component>.<domain> by Host")
+	f.StringVar(&cfg.GitHub.APIURL, "github-api-url", "", "GitHub REST API base URL (default api.github.com; GitHub Enterprise: https://HOST/api/v3/)")
+	f.StringVar(&cfg.GitHub.Token, "github-token", "", "GitHub token for push-to-deploy (a personal access token or an App installation token; default $V9_GITHUB_TOKEN); prefer --github-token-file")
+	f.StringVar(&cfg.GitHub.TokenFile, "github-token-file", "", "file holding the GitHub token, read again at each use (rotated App installation tokens work)")
+	f.StringVar(&cfg.GitHub.WebhookURL, "github-webhook-url", "", "public URL GitHub posts webhooks to, any node's API + /github/webhook (default http://API-ADVERTISE/github/webhook)")
+	f.DurationVar(&cfg.Build.Timeout, "build-timeout", 0, "bound on one `build = \"go\"` compile (default 5m)")
+	f.StringVar(&cfg.Build.CacheDir, "build-cache", "", "GOCACHE for builds (default: the go command's own)")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

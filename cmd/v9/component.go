@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
+	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -30,6 +31,7 @@ func newComponentCmd(a *app) *cobra.Command {
 		newComponentResumeCmd(a),
 		newComponentScaleCmd(a),
 		newComponentDeleteCmd(a),
+		newComponentRollbackCmd(a),
 	)
 	return cmd
 }
@@ -37,19 +39,30 @@ func newComponentCmd(a *app) *cobra.Command {
 func newComponentCreateCmd(a *app) *cobra.Command {
 	var (
 		runtime, github, branch, owner string
+		poll                           time.Duration
 		spec                           specFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "create NAME --runtime wasm|container [flags]",
 		Short: "Create a component",
 		Long: `Create a component. NAME is a DNS label (lower-case letters, digits and '-').
-Without --min and --max the component runs one replica.`,
+Without --min and --max the component runs one replica.
+
+With --github owner/repo the component is built from that repository (the agents need
+--github-token): the leader creates a push webhook on the repository, deploys the head of
+--branch at once, and then every push to it. The repository's v9.toml gives the spec;
+--runtime defaults to wasm. With --poll the leader checks the branch instead of receiving
+webhooks, for clusters GitHub cannot reach.`,
 		Example: `  v9 component create hello --runtime wasm --wasm-module hello.wasm --env GREETING=hi
   v9 component create api --runtime container --image docker.io/library/python:3.12-alpine \
       --command python --command /app/main.py --min 2 --max 5 --memory 256Mi --timeout 30s
-  v9 component create site --runtime wasm --github owner/site --branch main`,
+  v9 component create site --github owner/site --branch main
+  v9 component create site --github owner/site --poll 30s`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if github != "" && runtime == "" {
+				runtime = "wasm"
+			}
 			rt, err := parseRuntime(runtime)
 			if err != nil {
 				return usageError{err}
@@ -61,6 +74,15 @@ Without --min and --max the component runs one replica.`,
 			case cmd.Flags().Changed("branch"):
 				return usageError{fmt.Errorf("--branch needs --github")}
 			}
+			if poll != 0 {
+				if github == "" {
+					return usageError{fmt.Errorf("--poll needs --github")}
+				}
+				if poll < time.Second {
+					return usageError{fmt.Errorf("--poll %s: want at least 1s", poll)}
+				}
+				req.PollSeconds = uint32(poll.Round(time.Second) / time.Second)
+			}
 			if err := spec.apply(cmd.Flags(), rt, req.Spec); err != nil {
 				return err
 			}
@@ -70,14 +92,19 @@ Without --min and --max the component runs one replica.`,
 				return err
 			}
 			c := res.Msg.GetComponent()
+			if d := res.Msg.GetDeployment(); d != nil {
+				return a.report(cmd, res.Msg, "component %q created from %s@%s; deploying %s (deployment %s; follow with `v9 deployments list %s`)",
+					c.GetName(), c.GetSource().GetGithubRepo(), c.GetSource().GetBranch(), shortID(d.GetCommitSha()), d.GetId(), c.GetName())
+			}
 			return a.report(cmd, res.Msg, "component %q created (%s, %s)",
 				c.GetName(), runtimeName(c.GetRuntime()), plural(c.GetReplicas(), "replica"))
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&runtime, "runtime", "", "how the code runs: wasm or container (required)")
+	f.StringVar(&runtime, "runtime", "", "how the code runs: wasm or container (required, except with --github: wasm)")
 	f.StringVar(&github, "github", "", "build from this GitHub repository (owner/repo); default: upload")
 	f.StringVar(&branch, "branch", "main", "branch of --github to deploy")
+	f.DurationVar(&poll, "poll", 0, "with --github: check the branch this often instead of creating a webhook (e.g. 30s)")
 	f.StringVar(&owner, "owner", "", "owner of the component")
 	spec.register(f)
 	return cmd
@@ -242,6 +269,34 @@ func newComponentDeleteCmd(a *app) *cobra.Command {
 			return a.report(cmd, res.Msg, "component %q deleted", args[0])
 		},
 	}
+}
+
+func newComponentRollbackCmd(a *app) *cobra.Command {
+	var to string
+	cmd := &cobra.Command{
+		Use:   "rollback NAME [--to DEPLOYMENT]",
+		Short: "Serve an earlier ready deployment again",
+		Long: `Make an earlier ready deployment active again, with the spec it was deployed with.
+Without --to, the newest ready deployment older than the active one is taken. The
+deployment history is listed by ` + "`v9 deployments list NAME`" + `.`,
+		Example: `  v9 component rollback hello
+  v9 component rollback hello --to 3f2a9c0d1e4b5a67`,
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := a.client().Deploy.Rollback(cmd.Context(), connect.NewRequest(&deployv1.RollbackRequest{Component: args[0], DeploymentId: to}))
+			if err != nil {
+				return err
+			}
+			d := res.Msg.GetDeployment()
+			what := d.GetId()
+			if d.GetCommitSha() != "" {
+				what += " (" + shortID(d.GetCommitSha()) + ")"
+			}
+			return a.report(cmd, res.Msg, "component %q rolled back to deployment %s", args[0], what)
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "the deployment to activate (default: the ready one before the active one)")
+	return cmd
 }
 
 func readOptions(consistent bool) *componentv1.ReadOptions {

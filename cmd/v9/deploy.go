@@ -335,8 +335,45 @@ func newDeploymentsCmd(a *app) *cobra.Command {
 		Args:    cobra.ArbitraryArgs,
 		RunE:    groupRun,
 	}
-	cmd.AddCommand(newDeploymentsListCmd(a))
+	cmd.AddCommand(newDeploymentsListCmd(a), newDeploymentsLogsCmd(a))
 	return cmd
+}
+
+func newDeploymentsLogsCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "logs DEPLOYMENT",
+		Short: "Show the build log of a deployment (fetch, manifest, compile, artifact)",
+		Args:  exactArgs("DEPLOYMENT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := a.client().Deploy.BuildLog(cmd.Context(), connect.NewRequest(&deployv1.BuildLogRequest{DeploymentId: args[0]}))
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), res.Msg)
+			}
+			w := cmd.OutOrStdout()
+			d := res.Msg.GetDeployment()
+			status := enumWord(d.GetStatus().String(), "DEPLOYMENT_STATUS_")
+			fmt.Fprintf(w, "deployment %s: %s", d.GetId(), status)
+			if d.GetCommitSha() != "" {
+				fmt.Fprintf(w, " (%s on %s)", shortID(d.GetCommitSha()), d.GetBranch())
+			}
+			fmt.Fprintln(w)
+			if d.GetError() != "" {
+				fmt.Fprintf(w, "error: %s\n", d.GetError())
+			}
+			if log := res.Msg.GetLog(); log != "" {
+				fmt.Fprintf(w, "\n%s", log)
+				if !strings.HasSuffix(log, "\n") {
+					fmt.Fprintln(w)
+				}
+			} else if d.GetStatus() == statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING || d.GetStatus() == statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING {
+				fmt.Fprintln(w, "\nthe build has not finished; its log is recorded when it does")
+			}
+			return nil
+		},
+	}
 }
 
 func newDeploymentsListCmd(a *app) *cobra.Command {
@@ -356,7 +393,7 @@ func newDeploymentsListCmd(a *app) *cobra.Command {
 				return printJSONWith(cmd.OutOrStdout(), res.Msg, len(ds) == 0)
 			}
 			if len(ds) == 0 {
-				_, err := fmt.Fprintf(cmd.OutOrStdout(), "No deployments of %s yet. Deploy one with `v9 deploy DIR`.\n", args[0])
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "No deployments of %s yet. Deploy one with `v9 deploy DIR` or a push to its repository.\n", args[0])
 				return err
 			}
 			comp, err := c.Components.Get(cmd.Context(), connect.NewRequest(&componentv1.GetRequest{Name: args[0]}))

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"connectrpc.com/connect"
@@ -29,6 +30,10 @@ type Reader interface {
 type ComponentBackend interface {
 	Writer
 	Reader
+	// CreateLinked creates a component built from the GitHub repository in req.Source.
+	CreateLinked(ctx context.Context, req *componentv1.CreateRequest) (*componentv1.CreateResponse, error)
+	// DeleteComponent deletes a component and the webhook of its repository, if any.
+	DeleteComponent(ctx context.Context, name string) (uint64, error)
 }
 
 // Components implements ComponentService.
@@ -92,6 +97,16 @@ func (s *Components) Create(ctx context.Context, req *connect.Request[componentv
 	m := req.Msg
 	if err := fsm.ValidName(m.Name); err != nil {
 		return nil, invalidArg(err)
+	}
+	if m.Source.GetGithubRepo() != "" {
+		resp, err := s.B.CreateLinked(ctx, m)
+		if err != nil {
+			return nil, toConnect(err)
+		}
+		return connect.NewResponse(resp), nil
+	}
+	if m.PollSeconds != 0 {
+		return nil, invalidArg(errors.New("poll_seconds needs source.github_repo"))
 	}
 	spec := m.Spec
 	if spec == nil {
@@ -174,8 +189,7 @@ func (s *Components) Scale(ctx context.Context, req *connect.Request[componentv1
 }
 
 func (s *Components) Delete(ctx context.Context, req *connect.Request[componentv1.DeleteRequest]) (*connect.Response[componentv1.DeleteResponse], error) {
-	cmd := &statev1.Command{Op: &statev1.Command_DeleteComponent{DeleteComponent: &statev1.DeleteComponent{Name: req.Msg.Name}}}
-	idx, err := s.B.Apply(ctx, cmd)
+	idx, err := s.B.DeleteComponent(ctx, req.Msg.Name)
 	if err != nil {
 		return nil, toConnect(err)
 	}

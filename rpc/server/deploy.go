@@ -22,6 +22,10 @@ type DeployBackend interface {
 	Deployments(ctx context.Context, component string) ([]*statev1.Deployment, error)
 	// OpenArtifact opens a stored artifact for a peer.
 	OpenArtifact(digest string) (io.ReadCloser, int64, error)
+	// BuildLog returns a deployment (without its log) and its build output.
+	BuildLog(ctx context.Context, id string) (*statev1.Deployment, string, error)
+	// Rollback activates an earlier ready deployment ("" for the one before the active one).
+	Rollback(ctx context.Context, component, deploymentID string) (*deployv1.RollbackResponse, error)
 }
 
 // Deploy implements DeployService.
@@ -86,6 +90,28 @@ func (s *Deploy) List(ctx context.Context, req *connect.Request[deployv1.ListReq
 		return nil, toConnect(err)
 	}
 	return connect.NewResponse(&deployv1.ListResponse{Deployments: ds}), nil
+}
+
+func (s *Deploy) BuildLog(ctx context.Context, req *connect.Request[deployv1.BuildLogRequest]) (*connect.Response[deployv1.BuildLogResponse], error) {
+	if req.Msg.DeploymentId == "" {
+		return nil, invalidArg(errors.New("build log needs a deployment id"))
+	}
+	d, log, err := s.B.BuildLog(ctx, req.Msg.DeploymentId)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&deployv1.BuildLogResponse{Deployment: d, Log: log}), nil
+}
+
+func (s *Deploy) Rollback(ctx context.Context, req *connect.Request[deployv1.RollbackRequest]) (*connect.Response[deployv1.RollbackResponse], error) {
+	if req.Msg.Component == "" {
+		return nil, invalidArg(errors.New("rollback needs a component"))
+	}
+	resp, err := s.B.Rollback(ctx, req.Msg.Component, req.Msg.DeploymentId)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(resp), nil
 }
 
 // Artifacts implements ArtifactService.

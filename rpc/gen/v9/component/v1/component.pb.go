@@ -86,12 +86,15 @@ func (x *ReadOptions) GetWaitMs() uint32 {
 }
 
 type CreateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Owner         string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
-	Runtime       v1.Runtime             `protobuf:"varint,3,opt,name=runtime,proto3,enum=v9.state.v1.Runtime" json:"runtime,omitempty"`
-	Source        *v1.Source             `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
-	Spec          *v1.ComponentSpec      `protobuf:"bytes,5,opt,name=spec,proto3" json:"spec,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Owner   string                 `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	Runtime v1.Runtime             `protobuf:"varint,3,opt,name=runtime,proto3,enum=v9.state.v1.Runtime" json:"runtime,omitempty"`
+	Source  *v1.Source             `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	Spec    *v1.ComponentSpec      `protobuf:"bytes,5,opt,name=spec,proto3" json:"spec,omitempty"`
+	// With source.github_repo: check for new commits this often instead of receiving webhooks
+	// (for clusters GitHub cannot reach). 0: create a webhook.
+	PollSeconds   uint32 `protobuf:"varint,6,opt,name=poll_seconds,json=pollSeconds,proto3" json:"poll_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -161,10 +164,19 @@ func (x *CreateRequest) GetSpec() *v1.ComponentSpec {
 	return nil
 }
 
+func (x *CreateRequest) GetPollSeconds() uint32 {
+	if x != nil {
+		return x.PollSeconds
+	}
+	return 0
+}
+
 type CreateResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Component     *v1.Component          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
-	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Component *v1.Component          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	Index     uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// With source.github_repo: the deployment of the branch head, pending its build.
+	Deployment    *v1.Deployment `protobuf:"bytes,3,opt,name=deployment,proto3" json:"deployment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -211,6 +223,13 @@ func (x *CreateResponse) GetIndex() uint64 {
 		return x.Index
 	}
 	return 0
+}
+
+func (x *CreateResponse) GetDeployment() *v1.Deployment {
+	if x != nil {
+		return x.Deployment
+	}
+	return nil
 }
 
 type GetRequest struct {
@@ -911,16 +930,20 @@ const file_v9_component_v1_component_proto_rawDesc = "" +
 	"consistent\x18\x01 \x01(\bR\n" +
 	"consistent\x12\x1b\n" +
 	"\tmin_index\x18\x02 \x01(\x04R\bminIndex\x12\x17\n" +
-	"\await_ms\x18\x03 \x01(\rR\x06waitMs\"\xc6\x01\n" +
+	"\await_ms\x18\x03 \x01(\rR\x06waitMs\"\xe9\x01\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x12.\n" +
 	"\aruntime\x18\x03 \x01(\x0e2\x14.v9.state.v1.RuntimeR\aruntime\x12+\n" +
 	"\x06source\x18\x04 \x01(\v2\x13.v9.state.v1.SourceR\x06source\x12.\n" +
-	"\x04spec\x18\x05 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\"\\\n" +
+	"\x04spec\x18\x05 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\x12!\n" +
+	"\fpoll_seconds\x18\x06 \x01(\rR\vpollSeconds\"\x95\x01\n" +
 	"\x0eCreateResponse\x124\n" +
 	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"R\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x127\n" +
+	"\n" +
+	"deployment\x18\x03 \x01(\v2\x17.v9.state.v1.DeploymentR\n" +
+	"deployment\"R\n" +
 	"\n" +
 	"GetRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x120\n" +
@@ -1007,42 +1030,44 @@ var file_v9_component_v1_component_proto_goTypes = []any{
 	(*v1.Source)(nil),          // 18: v9.state.v1.Source
 	(*v1.ComponentSpec)(nil),   // 19: v9.state.v1.ComponentSpec
 	(*v1.Component)(nil),       // 20: v9.state.v1.Component
+	(*v1.Deployment)(nil),      // 21: v9.state.v1.Deployment
 }
 var file_v9_component_v1_component_proto_depIdxs = []int32{
 	17, // 0: v9.component.v1.CreateRequest.runtime:type_name -> v9.state.v1.Runtime
 	18, // 1: v9.component.v1.CreateRequest.source:type_name -> v9.state.v1.Source
 	19, // 2: v9.component.v1.CreateRequest.spec:type_name -> v9.state.v1.ComponentSpec
 	20, // 3: v9.component.v1.CreateResponse.component:type_name -> v9.state.v1.Component
-	0,  // 4: v9.component.v1.GetRequest.read:type_name -> v9.component.v1.ReadOptions
-	20, // 5: v9.component.v1.GetResponse.component:type_name -> v9.state.v1.Component
-	0,  // 6: v9.component.v1.ListRequest.read:type_name -> v9.component.v1.ReadOptions
-	20, // 7: v9.component.v1.ListResponse.components:type_name -> v9.state.v1.Component
-	19, // 8: v9.component.v1.UpdateSpecRequest.spec:type_name -> v9.state.v1.ComponentSpec
-	20, // 9: v9.component.v1.UpdateSpecResponse.component:type_name -> v9.state.v1.Component
-	20, // 10: v9.component.v1.PauseResponse.component:type_name -> v9.state.v1.Component
-	20, // 11: v9.component.v1.ResumeResponse.component:type_name -> v9.state.v1.Component
-	20, // 12: v9.component.v1.ScaleResponse.component:type_name -> v9.state.v1.Component
-	1,  // 13: v9.component.v1.ComponentService.Create:input_type -> v9.component.v1.CreateRequest
-	3,  // 14: v9.component.v1.ComponentService.Get:input_type -> v9.component.v1.GetRequest
-	5,  // 15: v9.component.v1.ComponentService.List:input_type -> v9.component.v1.ListRequest
-	7,  // 16: v9.component.v1.ComponentService.UpdateSpec:input_type -> v9.component.v1.UpdateSpecRequest
-	9,  // 17: v9.component.v1.ComponentService.Pause:input_type -> v9.component.v1.PauseRequest
-	11, // 18: v9.component.v1.ComponentService.Resume:input_type -> v9.component.v1.ResumeRequest
-	13, // 19: v9.component.v1.ComponentService.Scale:input_type -> v9.component.v1.ScaleRequest
-	15, // 20: v9.component.v1.ComponentService.Delete:input_type -> v9.component.v1.DeleteRequest
-	2,  // 21: v9.component.v1.ComponentService.Create:output_type -> v9.component.v1.CreateResponse
-	4,  // 22: v9.component.v1.ComponentService.Get:output_type -> v9.component.v1.GetResponse
-	6,  // 23: v9.component.v1.ComponentService.List:output_type -> v9.component.v1.ListResponse
-	8,  // 24: v9.component.v1.ComponentService.UpdateSpec:output_type -> v9.component.v1.UpdateSpecResponse
-	10, // 25: v9.component.v1.ComponentService.Pause:output_type -> v9.component.v1.PauseResponse
-	12, // 26: v9.component.v1.ComponentService.Resume:output_type -> v9.component.v1.ResumeResponse
-	14, // 27: v9.component.v1.ComponentService.Scale:output_type -> v9.component.v1.ScaleResponse
-	16, // 28: v9.component.v1.ComponentService.Delete:output_type -> v9.component.v1.DeleteResponse
-	21, // [21:29] is the sub-list for method output_type
-	13, // [13:21] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	21, // 4: v9.component.v1.CreateResponse.deployment:type_name -> v9.state.v1.Deployment
+	0,  // 5: v9.component.v1.GetRequest.read:type_name -> v9.component.v1.ReadOptions
+	20, // 6: v9.component.v1.GetResponse.component:type_name -> v9.state.v1.Component
+	0,  // 7: v9.component.v1.ListRequest.read:type_name -> v9.component.v1.ReadOptions
+	20, // 8: v9.component.v1.ListResponse.components:type_name -> v9.state.v1.Component
+	19, // 9: v9.component.v1.UpdateSpecRequest.spec:type_name -> v9.state.v1.ComponentSpec
+	20, // 10: v9.component.v1.UpdateSpecResponse.component:type_name -> v9.state.v1.Component
+	20, // 11: v9.component.v1.PauseResponse.component:type_name -> v9.state.v1.Component
+	20, // 12: v9.component.v1.ResumeResponse.component:type_name -> v9.state.v1.Component
+	20, // 13: v9.component.v1.ScaleResponse.component:type_name -> v9.state.v1.Component
+	1,  // 14: v9.component.v1.ComponentService.Create:input_type -> v9.component.v1.CreateRequest
+	3,  // 15: v9.component.v1.ComponentService.Get:input_type -> v9.component.v1.GetRequest
+	5,  // 16: v9.component.v1.ComponentService.List:input_type -> v9.component.v1.ListRequest
+	7,  // 17: v9.component.v1.ComponentService.UpdateSpec:input_type -> v9.component.v1.UpdateSpecRequest
+	9,  // 18: v9.component.v1.ComponentService.Pause:input_type -> v9.component.v1.PauseRequest
+	11, // 19: v9.component.v1.ComponentService.Resume:input_type -> v9.component.v1.ResumeRequest
+	13, // 20: v9.component.v1.ComponentService.Scale:input_type -> v9.component.v1.ScaleRequest
+	15, // 21: v9.component.v1.ComponentService.Delete:input_type -> v9.component.v1.DeleteRequest
+	2,  // 22: v9.component.v1.ComponentService.Create:output_type -> v9.component.v1.CreateResponse
+	4,  // 23: v9.component.v1.ComponentService.Get:output_type -> v9.component.v1.GetResponse
+	6,  // 24: v9.component.v1.ComponentService.List:output_type -> v9.component.v1.ListResponse
+	8,  // 25: v9.component.v1.ComponentService.UpdateSpec:output_type -> v9.component.v1.UpdateSpecResponse
+	10, // 26: v9.component.v1.ComponentService.Pause:output_type -> v9.component.v1.PauseResponse
+	12, // 27: v9.component.v1.ComponentService.Resume:output_type -> v9.component.v1.ResumeResponse
+	14, // 28: v9.component.v1.ComponentService.Scale:output_type -> v9.component.v1.ScaleResponse
+	16, // 29: v9.component.v1.ComponentService.Delete:output_type -> v9.component.v1.DeleteResponse
+	22, // [22:30] is the sub-list for method output_type
+	14, // [14:22] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_v9_component_v1_component_proto_init() }

@@ -443,6 +443,214 @@ func (x *ListResponse) GetDeployments() []*v1.Deployment {
 	return nil
 }
 
+type BuildLogRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeploymentId  string                 `protobuf:"bytes,1,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildLogRequest) Reset() {
+	*x = BuildLogRequest{}
+	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildLogRequest) ProtoMessage() {}
+
+func (x *BuildLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildLogRequest.ProtoReflect.Descriptor instead.
+func (*BuildLogRequest) Descriptor() ([]byte, []int) {
+	return file_v9_deploy_v1_deploy_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BuildLogRequest) GetDeploymentId() string {
+	if x != nil {
+		return x.DeploymentId
+	}
+	return ""
+}
+
+type BuildLogResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deployment    *v1.Deployment         `protobuf:"bytes,1,opt,name=deployment,proto3" json:"deployment,omitempty"` // without its build_log
+	Log           string                 `protobuf:"bytes,2,opt,name=log,proto3" json:"log,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BuildLogResponse) Reset() {
+	*x = BuildLogResponse{}
+	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BuildLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BuildLogResponse) ProtoMessage() {}
+
+func (x *BuildLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BuildLogResponse.ProtoReflect.Descriptor instead.
+func (*BuildLogResponse) Descriptor() ([]byte, []int) {
+	return file_v9_deploy_v1_deploy_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *BuildLogResponse) GetDeployment() *v1.Deployment {
+	if x != nil {
+		return x.Deployment
+	}
+	return nil
+}
+
+func (x *BuildLogResponse) GetLog() string {
+	if x != nil {
+		return x.Log
+	}
+	return ""
+}
+
+type RollbackRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     string                 `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	DeploymentId  string                 `protobuf:"bytes,2,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"` // "" for the ready deployment before the active one
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackRequest) Reset() {
+	*x = RollbackRequest{}
+	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackRequest) ProtoMessage() {}
+
+func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackRequest.ProtoReflect.Descriptor instead.
+func (*RollbackRequest) Descriptor() ([]byte, []int) {
+	return file_v9_deploy_v1_deploy_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RollbackRequest) GetComponent() string {
+	if x != nil {
+		return x.Component
+	}
+	return ""
+}
+
+func (x *RollbackRequest) GetDeploymentId() string {
+	if x != nil {
+		return x.DeploymentId
+	}
+	return ""
+}
+
+type RollbackResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     *v1.Component          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	Deployment    *v1.Deployment         `protobuf:"bytes,2,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	Index         uint64                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackResponse) Reset() {
+	*x = RollbackResponse{}
+	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackResponse) ProtoMessage() {}
+
+func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackResponse.ProtoReflect.Descriptor instead.
+func (*RollbackResponse) Descriptor() ([]byte, []int) {
+	return file_v9_deploy_v1_deploy_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RollbackResponse) GetComponent() *v1.Component {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *RollbackResponse) GetDeployment() *v1.Deployment {
+	if x != nil {
+		return x.Deployment
+	}
+	return nil
+}
+
+func (x *RollbackResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 type FetchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Digest        string                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
@@ -452,7 +660,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[7]
+	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +672,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[7]
+	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +685,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_v9_deploy_v1_deploy_proto_rawDescGZIP(), []int{7}
+	return file_v9_deploy_v1_deploy_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FetchRequest) GetDigest() string {
@@ -497,7 +705,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[8]
+	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +717,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[8]
+	mi := &file_v9_deploy_v1_deploy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +730,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_v9_deploy_v1_deploy_proto_rawDescGZIP(), []int{8}
+	return file_v9_deploy_v1_deploy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FetchResponse) GetChunk() []byte {
@@ -575,16 +783,34 @@ const file_v9_deploy_v1_deploy_proto_rawDesc = "" +
 	"\vListRequest\x12\x1c\n" +
 	"\tcomponent\x18\x01 \x01(\tR\tcomponent\"I\n" +
 	"\fListResponse\x129\n" +
-	"\vdeployments\x18\x01 \x03(\v2\x17.v9.state.v1.DeploymentR\vdeployments\"&\n" +
+	"\vdeployments\x18\x01 \x03(\v2\x17.v9.state.v1.DeploymentR\vdeployments\"6\n" +
+	"\x0fBuildLogRequest\x12#\n" +
+	"\rdeployment_id\x18\x01 \x01(\tR\fdeploymentId\"]\n" +
+	"\x10BuildLogResponse\x127\n" +
+	"\n" +
+	"deployment\x18\x01 \x01(\v2\x17.v9.state.v1.DeploymentR\n" +
+	"deployment\x12\x10\n" +
+	"\x03log\x18\x02 \x01(\tR\x03log\"T\n" +
+	"\x0fRollbackRequest\x12\x1c\n" +
+	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12#\n" +
+	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\"\x97\x01\n" +
+	"\x10RollbackResponse\x124\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\x127\n" +
+	"\n" +
+	"deployment\x18\x02 \x01(\v2\x17.v9.state.v1.DeploymentR\n" +
+	"deployment\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\"&\n" +
 	"\fFetchRequest\x12\x16\n" +
 	"\x06digest\x18\x01 \x01(\tR\x06digest\"9\n" +
 	"\rFetchResponse\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\x03R\x04size2\xde\x01\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size2\xf9\x02\n" +
 	"\rDeployService\x12E\n" +
 	"\x06Upload\x12\x1b.v9.deploy.v1.UploadRequest\x1a\x1c.v9.deploy.v1.UploadResponse(\x01\x12B\n" +
 	"\x05Watch\x12\x1a.v9.deploy.v1.WatchRequest\x1a\x1b.v9.deploy.v1.WatchResponse0\x01\x12B\n" +
-	"\x04List\x12\x19.v9.deploy.v1.ListRequest\x1a\x1a.v9.deploy.v1.ListResponse\"\x03\x90\x02\x012U\n" +
+	"\x04List\x12\x19.v9.deploy.v1.ListRequest\x1a\x1a.v9.deploy.v1.ListResponse\"\x03\x90\x02\x01\x12N\n" +
+	"\bBuildLog\x12\x1d.v9.deploy.v1.BuildLogRequest\x1a\x1e.v9.deploy.v1.BuildLogResponse\"\x03\x90\x02\x01\x12I\n" +
+	"\bRollback\x12\x1d.v9.deploy.v1.RollbackRequest\x1a\x1e.v9.deploy.v1.RollbackResponse2U\n" +
 	"\x0fArtifactService\x12B\n" +
 	"\x05Fetch\x12\x1a.v9.deploy.v1.FetchRequest\x1a\x1b.v9.deploy.v1.FetchResponse0\x01B7Z5github.com/velocity9/v9/rpc/gen/v9/deploy/v1;deployv1b\x06proto3"
 
@@ -600,41 +826,52 @@ func file_v9_deploy_v1_deploy_proto_rawDescGZIP() []byte {
 	return file_v9_deploy_v1_deploy_proto_rawDescData
 }
 
-var file_v9_deploy_v1_deploy_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_v9_deploy_v1_deploy_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_v9_deploy_v1_deploy_proto_goTypes = []any{
-	(*UploadMeta)(nil),     // 0: v9.deploy.v1.UploadMeta
-	(*UploadRequest)(nil),  // 1: v9.deploy.v1.UploadRequest
-	(*UploadResponse)(nil), // 2: v9.deploy.v1.UploadResponse
-	(*WatchRequest)(nil),   // 3: v9.deploy.v1.WatchRequest
-	(*WatchResponse)(nil),  // 4: v9.deploy.v1.WatchResponse
-	(*ListRequest)(nil),    // 5: v9.deploy.v1.ListRequest
-	(*ListResponse)(nil),   // 6: v9.deploy.v1.ListResponse
-	(*FetchRequest)(nil),   // 7: v9.deploy.v1.FetchRequest
-	(*FetchResponse)(nil),  // 8: v9.deploy.v1.FetchResponse
-	(*v1.Component)(nil),   // 9: v9.state.v1.Component
-	(*v1.Deployment)(nil),  // 10: v9.state.v1.Deployment
-	(*v1.Placement)(nil),   // 11: v9.state.v1.Placement
+	(*UploadMeta)(nil),       // 0: v9.deploy.v1.UploadMeta
+	(*UploadRequest)(nil),    // 1: v9.deploy.v1.UploadRequest
+	(*UploadResponse)(nil),   // 2: v9.deploy.v1.UploadResponse
+	(*WatchRequest)(nil),     // 3: v9.deploy.v1.WatchRequest
+	(*WatchResponse)(nil),    // 4: v9.deploy.v1.WatchResponse
+	(*ListRequest)(nil),      // 5: v9.deploy.v1.ListRequest
+	(*ListResponse)(nil),     // 6: v9.deploy.v1.ListResponse
+	(*BuildLogRequest)(nil),  // 7: v9.deploy.v1.BuildLogRequest
+	(*BuildLogResponse)(nil), // 8: v9.deploy.v1.BuildLogResponse
+	(*RollbackRequest)(nil),  // 9: v9.deploy.v1.RollbackRequest
+	(*RollbackResponse)(nil), // 10: v9.deploy.v1.RollbackResponse
+	(*FetchRequest)(nil),     // 11: v9.deploy.v1.FetchRequest
+	(*FetchResponse)(nil),    // 12: v9.deploy.v1.FetchResponse
+	(*v1.Component)(nil),     // 13: v9.state.v1.Component
+	(*v1.Deployment)(nil),    // 14: v9.state.v1.Deployment
+	(*v1.Placement)(nil),     // 15: v9.state.v1.Placement
 }
 var file_v9_deploy_v1_deploy_proto_depIdxs = []int32{
 	0,  // 0: v9.deploy.v1.UploadRequest.meta:type_name -> v9.deploy.v1.UploadMeta
-	9,  // 1: v9.deploy.v1.UploadResponse.component:type_name -> v9.state.v1.Component
-	10, // 2: v9.deploy.v1.UploadResponse.deployment:type_name -> v9.state.v1.Deployment
-	10, // 3: v9.deploy.v1.WatchResponse.deployment:type_name -> v9.state.v1.Deployment
-	11, // 4: v9.deploy.v1.WatchResponse.placements:type_name -> v9.state.v1.Placement
-	10, // 5: v9.deploy.v1.ListResponse.deployments:type_name -> v9.state.v1.Deployment
-	1,  // 6: v9.deploy.v1.DeployService.Upload:input_type -> v9.deploy.v1.UploadRequest
-	3,  // 7: v9.deploy.v1.DeployService.Watch:input_type -> v9.deploy.v1.WatchRequest
-	5,  // 8: v9.deploy.v1.DeployService.List:input_type -> v9.deploy.v1.ListRequest
-	7,  // 9: v9.deploy.v1.ArtifactService.Fetch:input_type -> v9.deploy.v1.FetchRequest
-	2,  // 10: v9.deploy.v1.DeployService.Upload:output_type -> v9.deploy.v1.UploadResponse
-	4,  // 11: v9.deploy.v1.DeployService.Watch:output_type -> v9.deploy.v1.WatchResponse
-	6,  // 12: v9.deploy.v1.DeployService.List:output_type -> v9.deploy.v1.ListResponse
-	8,  // 13: v9.deploy.v1.ArtifactService.Fetch:output_type -> v9.deploy.v1.FetchResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	13, // 1: v9.deploy.v1.UploadResponse.component:type_name -> v9.state.v1.Component
+	14, // 2: v9.deploy.v1.UploadResponse.deployment:type_name -> v9.state.v1.Deployment
+	14, // 3: v9.deploy.v1.WatchResponse.deployment:type_name -> v9.state.v1.Deployment
+	15, // 4: v9.deploy.v1.WatchResponse.placements:type_name -> v9.state.v1.Placement
+	14, // 5: v9.deploy.v1.ListResponse.deployments:type_name -> v9.state.v1.Deployment
+	14, // 6: v9.deploy.v1.BuildLogResponse.deployment:type_name -> v9.state.v1.Deployment
+	13, // 7: v9.deploy.v1.RollbackResponse.component:type_name -> v9.state.v1.Component
+	14, // 8: v9.deploy.v1.RollbackResponse.deployment:type_name -> v9.state.v1.Deployment
+	1,  // 9: v9.deploy.v1.DeployService.Upload:input_type -> v9.deploy.v1.UploadRequest
+	3,  // 10: v9.deploy.v1.DeployService.Watch:input_type -> v9.deploy.v1.WatchRequest
+	5,  // 11: v9.deploy.v1.DeployService.List:input_type -> v9.deploy.v1.ListRequest
+	7,  // 12: v9.deploy.v1.DeployService.BuildLog:input_type -> v9.deploy.v1.BuildLogRequest
+	9,  // 13: v9.deploy.v1.DeployService.Rollback:input_type -> v9.deploy.v1.RollbackRequest
+	11, // 14: v9.deploy.v1.ArtifactService.Fetch:input_type -> v9.deploy.v1.FetchRequest
+	2,  // 15: v9.deploy.v1.DeployService.Upload:output_type -> v9.deploy.v1.UploadResponse
+	4,  // 16: v9.deploy.v1.DeployService.Watch:output_type -> v9.deploy.v1.WatchResponse
+	6,  // 17: v9.deploy.v1.DeployService.List:output_type -> v9.deploy.v1.ListResponse
+	8,  // 18: v9.deploy.v1.DeployService.BuildLog:output_type -> v9.deploy.v1.BuildLogResponse
+	10, // 19: v9.deploy.v1.DeployService.Rollback:output_type -> v9.deploy.v1.RollbackResponse
+	12, // 20: v9.deploy.v1.ArtifactService.Fetch:output_type -> v9.deploy.v1.FetchResponse
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_v9_deploy_v1_deploy_proto_init() }
@@ -652,7 +889,7 @@ func file_v9_deploy_v1_deploy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_deploy_v1_deploy_proto_rawDesc), len(file_v9_deploy_v1_deploy_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

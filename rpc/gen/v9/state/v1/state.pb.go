@@ -768,6 +768,11 @@ type Deployment struct {
 	CreateIndex    uint64                 `protobuf:"varint,11,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
 	ModifyIndex    uint64                 `protobuf:"varint,12,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
 	ArtifactOrigin string                 `protobuf:"bytes,13,opt,name=artifact_origin,json=artifactOrigin,proto3" json:"artifact_origin,omitempty"` // node id that stored the artifact first; peers fetch from it
+	Pusher         string                 `protobuf:"bytes,14,opt,name=pusher,proto3" json:"pusher,omitempty"`                                       // GitHub login that pushed the commit
+	DeliveryId     string                 `protobuf:"bytes,15,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`             // X-GitHub-Delivery of the webhook that asked for it; unique per component
+	Branch         string                 `protobuf:"bytes,16,opt,name=branch,proto3" json:"branch,omitempty"`                                       // branch the commit was pushed to
+	Spec           *ComponentSpec         `protobuf:"bytes,17,opt,name=spec,proto3" json:"spec,omitempty"`                                           // the spec its manifest gave, applied again on rollback
+	BuildLog       string                 `protobuf:"bytes,18,opt,name=build_log,json=buildLog,proto3" json:"build_log,omitempty"`                   // the tail of the build's output (at most 64 KiB)
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -889,6 +894,41 @@ func (x *Deployment) GetModifyIndex() uint64 {
 func (x *Deployment) GetArtifactOrigin() string {
 	if x != nil {
 		return x.ArtifactOrigin
+	}
+	return ""
+}
+
+func (x *Deployment) GetPusher() string {
+	if x != nil {
+		return x.Pusher
+	}
+	return ""
+}
+
+func (x *Deployment) GetDeliveryId() string {
+	if x != nil {
+		return x.DeliveryId
+	}
+	return ""
+}
+
+func (x *Deployment) GetBranch() string {
+	if x != nil {
+		return x.Branch
+	}
+	return ""
+}
+
+func (x *Deployment) GetSpec() *ComponentSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *Deployment) GetBuildLog() string {
+	if x != nil {
+		return x.BuildLog
 	}
 	return ""
 }
@@ -1320,8 +1360,9 @@ type GithubLink struct {
 	ComponentId   string                 `protobuf:"bytes,1,opt,name=component_id,json=componentId,proto3" json:"component_id,omitempty"`
 	Repo          string                 `protobuf:"bytes,2,opt,name=repo,proto3" json:"repo,omitempty"`
 	Branch        string                 `protobuf:"bytes,3,opt,name=branch,proto3" json:"branch,omitempty"`
-	HookId        int64                  `protobuf:"varint,4,opt,name=hook_id,json=hookId,proto3" json:"hook_id,omitempty"`
+	HookId        int64                  `protobuf:"varint,4,opt,name=hook_id,json=hookId,proto3" json:"hook_id,omitempty"` // 0 when the link polls instead of receiving webhooks
 	Secret        []byte                 `protobuf:"bytes,5,opt,name=secret,proto3" json:"secret,omitempty"`
+	PollSeconds   uint32                 `protobuf:"varint,6,opt,name=poll_seconds,json=pollSeconds,proto3" json:"poll_seconds,omitempty"` // > 0: the leader checks the branch head this often
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1389,6 +1430,13 @@ func (x *GithubLink) GetSecret() []byte {
 		return x.Secret
 	}
 	return nil
+}
+
+func (x *GithubLink) GetPollSeconds() uint32 {
+	if x != nil {
+		return x.PollSeconds
+	}
+	return 0
 }
 
 // State is the whole replicated state; it is what a snapshot holds. Every list is sorted by id.
@@ -1926,6 +1974,9 @@ type SetDeploymentStatus struct {
 	Status         DeploymentStatus       `protobuf:"varint,2,opt,name=status,proto3,enum=v9.state.v1.DeploymentStatus" json:"status,omitempty"`
 	Error          string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	ArtifactDigest string                 `protobuf:"bytes,4,opt,name=artifact_digest,json=artifactDigest,proto3" json:"artifact_digest,omitempty"`
+	BuildLog       string                 `protobuf:"bytes,5,opt,name=build_log,json=buildLog,proto3" json:"build_log,omitempty"`                   // replaces the deployment's build log when not empty
+	Spec           *ComponentSpec         `protobuf:"bytes,6,opt,name=spec,proto3" json:"spec,omitempty"`                                           // recorded on the deployment when set
+	ArtifactOrigin string                 `protobuf:"bytes,7,opt,name=artifact_origin,json=artifactOrigin,proto3" json:"artifact_origin,omitempty"` // recorded on the deployment when set
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1984,6 +2035,27 @@ func (x *SetDeploymentStatus) GetError() string {
 func (x *SetDeploymentStatus) GetArtifactDigest() string {
 	if x != nil {
 		return x.ArtifactDigest
+	}
+	return ""
+}
+
+func (x *SetDeploymentStatus) GetBuildLog() string {
+	if x != nil {
+		return x.BuildLog
+	}
+	return ""
+}
+
+func (x *SetDeploymentStatus) GetSpec() *ComponentSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *SetDeploymentStatus) GetArtifactOrigin() string {
+	if x != nil {
+		return x.ArtifactOrigin
 	}
 	return ""
 }
@@ -2827,7 +2899,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12!\n" +
 	"\fcreate_index\x18\f \x01(\x04R\vcreateIndex\x12!\n" +
-	"\fmodify_index\x18\r \x01(\x04R\vmodifyIndex\"\xfc\x03\n" +
+	"\fmodify_index\x18\r \x01(\x04R\vmodifyIndex\"\x9a\x05\n" +
 	"\n" +
 	"Deployment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
@@ -2846,7 +2918,13 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"updateTime\x12!\n" +
 	"\fcreate_index\x18\v \x01(\x04R\vcreateIndex\x12!\n" +
 	"\fmodify_index\x18\f \x01(\x04R\vmodifyIndex\x12'\n" +
-	"\x0fartifact_origin\x18\r \x01(\tR\x0eartifactOrigin\"M\n" +
+	"\x0fartifact_origin\x18\r \x01(\tR\x0eartifactOrigin\x12\x16\n" +
+	"\x06pusher\x18\x0e \x01(\tR\x06pusher\x12\x1f\n" +
+	"\vdelivery_id\x18\x0f \x01(\tR\n" +
+	"deliveryId\x12\x16\n" +
+	"\x06branch\x18\x10 \x01(\tR\x06branch\x12.\n" +
+	"\x04spec\x18\x11 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\x12\x1b\n" +
+	"\tbuild_log\x18\x12 \x01(\tR\bbuildLog\"M\n" +
 	"\tResources\x12!\n" +
 	"\fmemory_bytes\x18\x01 \x01(\x04R\vmemoryBytes\x12\x1d\n" +
 	"\n" +
@@ -2887,14 +2965,15 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
 	"\x06sha256\x18\x04 \x01(\fR\x06sha256\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x8c\x01\n" +
+	"createTime\"\xaf\x01\n" +
 	"\n" +
 	"GithubLink\x12!\n" +
 	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\x12\x12\n" +
 	"\x04repo\x18\x02 \x01(\tR\x04repo\x12\x16\n" +
 	"\x06branch\x18\x03 \x01(\tR\x06branch\x12\x17\n" +
 	"\ahook_id\x18\x04 \x01(\x03R\x06hookId\x12\x16\n" +
-	"\x06secret\x18\x05 \x01(\fR\x06secret\"\x8c\x03\n" +
+	"\x06secret\x18\x05 \x01(\fR\x06secret\x12!\n" +
+	"\fpoll_seconds\x18\x06 \x01(\rR\vpollSeconds\"\x8c\x03\n" +
 	"\x05State\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x126\n" +
 	"\n" +
@@ -2933,12 +3012,15 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x10CreateDeployment\x127\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\v2\x17.v9.state.v1.DeploymentR\n" +
-	"deployment\"\x9b\x01\n" +
+	"deployment\"\x91\x02\n" +
 	"\x13SetDeploymentStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1d.v9.state.v1.DeploymentStatusR\x06status\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12'\n" +
-	"\x0fartifact_digest\x18\x04 \x01(\tR\x0eartifactDigest\"\\\n" +
+	"\x0fartifact_digest\x18\x04 \x01(\tR\x0eartifactDigest\x12\x1b\n" +
+	"\tbuild_log\x18\x05 \x01(\tR\bbuildLog\x12.\n" +
+	"\x04spec\x18\x06 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\x12'\n" +
+	"\x0fartifact_origin\x18\a \x01(\tR\x0eartifactOrigin\"\\\n" +
 	"\x12ActivateDeployment\x12!\n" +
 	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\x12#\n" +
 	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\"G\n" +
@@ -3091,58 +3173,60 @@ var file_v9_state_v1_state_proto_depIdxs = []int32{
 	2,  // 9: v9.state.v1.Deployment.status:type_name -> v9.state.v1.DeploymentStatus
 	40, // 10: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
 	40, // 11: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
-	12, // 12: v9.state.v1.Node.capacity:type_name -> v9.state.v1.Resources
-	0,  // 13: v9.state.v1.Node.runtimes:type_name -> v9.state.v1.Runtime
-	3,  // 14: v9.state.v1.Node.status:type_name -> v9.state.v1.NodeStatus
-	40, // 15: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
-	4,  // 16: v9.state.v1.Placement.desired:type_name -> v9.state.v1.PlacementDesired
-	5,  // 17: v9.state.v1.Placement.observed:type_name -> v9.state.v1.PlacementObserved
-	40, // 18: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	40, // 19: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
-	10, // 20: v9.state.v1.State.components:type_name -> v9.state.v1.Component
-	11, // 21: v9.state.v1.State.deployments:type_name -> v9.state.v1.Deployment
-	13, // 22: v9.state.v1.State.nodes:type_name -> v9.state.v1.Node
-	14, // 23: v9.state.v1.State.placements:type_name -> v9.state.v1.Placement
-	15, // 24: v9.state.v1.State.users:type_name -> v9.state.v1.User
-	16, // 25: v9.state.v1.State.api_tokens:type_name -> v9.state.v1.ApiToken
-	17, // 26: v9.state.v1.State.github_links:type_name -> v9.state.v1.GithubLink
-	10, // 27: v9.state.v1.CreateComponent.component:type_name -> v9.state.v1.Component
-	9,  // 28: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
-	1,  // 29: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
-	13, // 30: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
-	3,  // 31: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
-	11, // 32: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
-	2,  // 33: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
-	14, // 34: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
-	5,  // 35: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
-	15, // 36: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
-	16, // 37: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
-	17, // 38: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
-	40, // 39: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
-	19, // 40: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
-	20, // 41: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
-	21, // 42: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
-	22, // 43: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
-	23, // 44: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
-	24, // 45: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
-	25, // 46: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
-	26, // 47: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
-	27, // 48: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
-	28, // 49: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
-	29, // 50: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
-	30, // 51: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
-	31, // 52: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
-	32, // 53: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
-	33, // 54: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
-	34, // 55: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
-	35, // 56: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
-	36, // 57: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
-	37, // 58: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
-	59, // [59:59] is the sub-list for method output_type
-	59, // [59:59] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	9,  // 12: v9.state.v1.Deployment.spec:type_name -> v9.state.v1.ComponentSpec
+	12, // 13: v9.state.v1.Node.capacity:type_name -> v9.state.v1.Resources
+	0,  // 14: v9.state.v1.Node.runtimes:type_name -> v9.state.v1.Runtime
+	3,  // 15: v9.state.v1.Node.status:type_name -> v9.state.v1.NodeStatus
+	40, // 16: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
+	4,  // 17: v9.state.v1.Placement.desired:type_name -> v9.state.v1.PlacementDesired
+	5,  // 18: v9.state.v1.Placement.observed:type_name -> v9.state.v1.PlacementObserved
+	40, // 19: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	40, // 20: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
+	10, // 21: v9.state.v1.State.components:type_name -> v9.state.v1.Component
+	11, // 22: v9.state.v1.State.deployments:type_name -> v9.state.v1.Deployment
+	13, // 23: v9.state.v1.State.nodes:type_name -> v9.state.v1.Node
+	14, // 24: v9.state.v1.State.placements:type_name -> v9.state.v1.Placement
+	15, // 25: v9.state.v1.State.users:type_name -> v9.state.v1.User
+	16, // 26: v9.state.v1.State.api_tokens:type_name -> v9.state.v1.ApiToken
+	17, // 27: v9.state.v1.State.github_links:type_name -> v9.state.v1.GithubLink
+	10, // 28: v9.state.v1.CreateComponent.component:type_name -> v9.state.v1.Component
+	9,  // 29: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
+	1,  // 30: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
+	13, // 31: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
+	3,  // 32: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
+	11, // 33: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
+	2,  // 34: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
+	9,  // 35: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
+	14, // 36: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
+	5,  // 37: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
+	15, // 38: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
+	16, // 39: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
+	17, // 40: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
+	40, // 41: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
+	19, // 42: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
+	20, // 43: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
+	21, // 44: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
+	22, // 45: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
+	23, // 46: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
+	24, // 47: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
+	25, // 48: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
+	26, // 49: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
+	27, // 50: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
+	28, // 51: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
+	29, // 52: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
+	30, // 53: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
+	31, // 54: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
+	32, // 55: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
+	33, // 56: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
+	34, // 57: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
+	35, // 58: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
+	36, // 59: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
+	37, // 60: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
+	61, // [61:61] is the sub-list for method output_type
+	61, // [61:61] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_v9_state_v1_state_proto_init() }

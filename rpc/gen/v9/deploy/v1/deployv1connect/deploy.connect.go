@@ -43,6 +43,10 @@ const (
 	DeployServiceWatchProcedure = "/v9.deploy.v1.DeployService/Watch"
 	// DeployServiceListProcedure is the fully-qualified name of the DeployService's List RPC.
 	DeployServiceListProcedure = "/v9.deploy.v1.DeployService/List"
+	// DeployServiceBuildLogProcedure is the fully-qualified name of the DeployService's BuildLog RPC.
+	DeployServiceBuildLogProcedure = "/v9.deploy.v1.DeployService/BuildLog"
+	// DeployServiceRollbackProcedure is the fully-qualified name of the DeployService's Rollback RPC.
+	DeployServiceRollbackProcedure = "/v9.deploy.v1.DeployService/Rollback"
 	// ArtifactServiceFetchProcedure is the fully-qualified name of the ArtifactService's Fetch RPC.
 	ArtifactServiceFetchProcedure = "/v9.deploy.v1.ArtifactService/Fetch"
 )
@@ -59,6 +63,12 @@ type DeployServiceClient interface {
 	Watch(context.Context, *connect.Request[v1.WatchRequest]) (*connect.ServerStreamForClient[v1.WatchResponse], error)
 	// List returns a component's deployments, newest first.
 	List(context.Context, *connect.Request[v1.ListRequest]) (*connect.Response[v1.ListResponse], error)
+	// BuildLog returns the output of a deployment's build (fetch, extraction, manifest, compile).
+	BuildLog(context.Context, *connect.Request[v1.BuildLogRequest]) (*connect.Response[v1.BuildLogResponse], error)
+	// Rollback makes an earlier ready deployment of a component active again (its artifact
+	// must still be stored). Without a deployment id it takes the ready deployment before the
+	// active one.
+	Rollback(context.Context, *connect.Request[v1.RollbackRequest]) (*connect.Response[v1.RollbackResponse], error)
 }
 
 // NewDeployServiceClient constructs a client for the v9.deploy.v1.DeployService service. By
@@ -91,14 +101,29 @@ func NewDeployServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		buildLog: connect.NewClient[v1.BuildLogRequest, v1.BuildLogResponse](
+			httpClient,
+			baseURL+DeployServiceBuildLogProcedure,
+			connect.WithSchema(deployServiceMethods.ByName("BuildLog")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		rollback: connect.NewClient[v1.RollbackRequest, v1.RollbackResponse](
+			httpClient,
+			baseURL+DeployServiceRollbackProcedure,
+			connect.WithSchema(deployServiceMethods.ByName("Rollback")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // deployServiceClient implements DeployServiceClient.
 type deployServiceClient struct {
-	upload *connect.Client[v1.UploadRequest, v1.UploadResponse]
-	watch  *connect.Client[v1.WatchRequest, v1.WatchResponse]
-	list   *connect.Client[v1.ListRequest, v1.ListResponse]
+	upload   *connect.Client[v1.UploadRequest, v1.UploadResponse]
+	watch    *connect.Client[v1.WatchRequest, v1.WatchResponse]
+	list     *connect.Client[v1.ListRequest, v1.ListResponse]
+	buildLog *connect.Client[v1.BuildLogRequest, v1.BuildLogResponse]
+	rollback *connect.Client[v1.RollbackRequest, v1.RollbackResponse]
 }
 
 // Upload calls v9.deploy.v1.DeployService.Upload.
@@ -116,6 +141,16 @@ func (c *deployServiceClient) List(ctx context.Context, req *connect.Request[v1.
 	return c.list.CallUnary(ctx, req)
 }
 
+// BuildLog calls v9.deploy.v1.DeployService.BuildLog.
+func (c *deployServiceClient) BuildLog(ctx context.Context, req *connect.Request[v1.BuildLogRequest]) (*connect.Response[v1.BuildLogResponse], error) {
+	return c.buildLog.CallUnary(ctx, req)
+}
+
+// Rollback calls v9.deploy.v1.DeployService.Rollback.
+func (c *deployServiceClient) Rollback(ctx context.Context, req *connect.Request[v1.RollbackRequest]) (*connect.Response[v1.RollbackResponse], error) {
+	return c.rollback.CallUnary(ctx, req)
+}
+
 // DeployServiceHandler is an implementation of the v9.deploy.v1.DeployService service.
 type DeployServiceHandler interface {
 	// Upload streams a bundle (tar.gz of a directory holding v9.toml). The first message
@@ -128,6 +163,12 @@ type DeployServiceHandler interface {
 	Watch(context.Context, *connect.Request[v1.WatchRequest], *connect.ServerStream[v1.WatchResponse]) error
 	// List returns a component's deployments, newest first.
 	List(context.Context, *connect.Request[v1.ListRequest]) (*connect.Response[v1.ListResponse], error)
+	// BuildLog returns the output of a deployment's build (fetch, extraction, manifest, compile).
+	BuildLog(context.Context, *connect.Request[v1.BuildLogRequest]) (*connect.Response[v1.BuildLogResponse], error)
+	// Rollback makes an earlier ready deployment of a component active again (its artifact
+	// must still be stored). Without a deployment id it takes the ready deployment before the
+	// active one.
+	Rollback(context.Context, *connect.Request[v1.RollbackRequest]) (*connect.Response[v1.RollbackResponse], error)
 }
 
 // NewDeployServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -156,6 +197,19 @@ func NewDeployServiceHandler(svc DeployServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	deployServiceBuildLogHandler := connect.NewUnaryHandler(
+		DeployServiceBuildLogProcedure,
+		svc.BuildLog,
+		connect.WithSchema(deployServiceMethods.ByName("BuildLog")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	deployServiceRollbackHandler := connect.NewUnaryHandler(
+		DeployServiceRollbackProcedure,
+		svc.Rollback,
+		connect.WithSchema(deployServiceMethods.ByName("Rollback")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/v9.deploy.v1.DeployService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case DeployServiceUploadProcedure:
@@ -164,6 +218,10 @@ func NewDeployServiceHandler(svc DeployServiceHandler, opts ...connect.HandlerOp
 			deployServiceWatchHandler.ServeHTTP(w, r)
 		case DeployServiceListProcedure:
 			deployServiceListHandler.ServeHTTP(w, r)
+		case DeployServiceBuildLogProcedure:
+			deployServiceBuildLogHandler.ServeHTTP(w, r)
+		case DeployServiceRollbackProcedure:
+			deployServiceRollbackHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -183,6 +241,14 @@ func (UnimplementedDeployServiceHandler) Watch(context.Context, *connect.Request
 
 func (UnimplementedDeployServiceHandler) List(context.Context, *connect.Request[v1.ListRequest]) (*connect.Response[v1.ListResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.deploy.v1.DeployService.List is not implemented"))
+}
+
+func (UnimplementedDeployServiceHandler) BuildLog(context.Context, *connect.Request[v1.BuildLogRequest]) (*connect.Response[v1.BuildLogResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.deploy.v1.DeployService.BuildLog is not implemented"))
+}
+
+func (UnimplementedDeployServiceHandler) Rollback(context.Context, *connect.Request[v1.RollbackRequest]) (*connect.Response[v1.RollbackResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.deploy.v1.DeployService.Rollback is not implemented"))
 }
 
 // ArtifactServiceClient is a client for the v9.deploy.v1.ArtifactService service.

@@ -1,0 +1,430 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/velocity9/v9/deploy"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// Builds run on the leader. A push recorded by any node is a pending Deployment in the
+// replicated state; the leader's build loop picks it up, so a new leader resumes what the
+// old one left pending or building. One build per component runs at a time; when several
+// pushes wait, the newest is built and the older ones are marked superseded.
+
+const (
+	// buildTimeout bounds one whole build: download, extraction, compile, store.
+	buildTimeout = 10 * time.Minute
+	// servingTimeout bounds how long the leader waits for a new deployment to serve before
+	// it reports failure on the commit.
+	servingTimeout = 2 * time.Minute
+)
+
+// builder tracks the builds this node runs while it leads.
+type builder struct {
+	mu      sync.Mutex
+	running map[string]*runningBuild // by component id
+	wake    chan struct{}            // a build ended: look for the next one
+}
+
+func (b *builder) kick() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+type runningBuild struct {
+	deployment string
+	cancel     context.CancelFunc
+	done       chan struct{}
+}
+
+// fromGitHub reports whether the leader builds d: deployments from pushes carry a branch,
+// uploads do not.
+func fromGitHub(d *statev1.Deployment) bool { return d.GetBranch() != "" && d.GetCommitSha() != "" }
+
+func pendingOrBuilding(s statev1.DeploymentStatus) bool {
+	return s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING || s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING
+}
+
+// buildLoop starts builds while this node leads and cancels them when it stops leading.
+func (n *Node) buildLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	defer n.builds.cancelAll()
+	for {
+		ch, _ := n.fsm.Store.Changed()
+		if n.IsLeader() {
+			n.startBuilds(ctx)
+		} else {
+			n.builds.cancelAll()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		case <-n.builds.wake:
+		case <-t.C:
+		}
+	}
+}
+
+func (b *builder) cancelAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range b.running {
+		r.cancel()
+	}
+}
+
+// startBuilds starts the newest waiting deployment of every component that has no build
+// running, and marks older waiting ones superseded.
+func (n *Node) startBuilds(ctx context.Context) {
+	waiting := map[string][]*statev1.Deployment{}
+	for _, d := range n.fsm.Store.State().Deployments {
+		if fromGitHub(d) && pendingOrBuilding(d.Status) {
+			waiting[d.ComponentId] = append(waiting[d.ComponentId], d)
+		}
+	}
+	for comp, ds := range waiting {
+		sort.Slice(ds, func(i, j int) bool { return ds[i].CreateIndex < ds[j].CreateIndex })
+		newest := ds[len(ds)-1]
+		n.builds.mu.Lock()
+		if n.builds.running == nil {
+			n.builds.running = map[string]*runningBuild{}
+		}
+		run := n.builds.running[comp]
+		n.builds.mu.Unlock()
+		for _, d := range ds[:len(ds)-1] {
+			if run != nil && run.deployment == d.Id {
+				continue // let the running build finish; the newest follows it
+			}
+			n.supersede(ctx, d, newest)
+		}
+		if run != nil {
+			continue
+		}
+		bctx, cancel := context.WithTimeout(ctx, buildTimeout)
+		rb := &runningBuild{deployment: newest.Id, cancel: cancel, done: make(chan struct{})}
+		n.builds.mu.Lock()
+		n.builds.running[comp] = rb
+		n.builds.mu.Unlock()
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			defer func() {
+				cancel()
+				n.builds.mu.Lock()
+				if n.builds.running[comp] == rb {
+					delete(n.builds.running, comp)
+				}
+				n.builds.mu.Unlock()
+				close(rb.done)
+				n.builds.kick()
+			}()
+			n.build(bctx, newest)
+		}()
+	}
+}
+
+func (n *Node) supersede(ctx context.Context, d, by *statev1.Deployment) {
+	msg := "superseded by a newer push (" + shortSHA(by.CommitSha) + ") before it was built"
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := n.finishDeployment(cctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, msg, ""); err != nil {
+		n.log.Warn("supersede deployment", "deployment", d.Id, "err", err)
+		return
+	}
+	n.postStatus(ctx, d, "error", "not deployed: superseded by "+shortSHA(by.CommitSha))
+}
+
+func (n *Node) finishDeployment(ctx context.Context, id string, s statev1.DeploymentStatus, msg, buildLog string) error {
+	_, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: id, Status: s, Error: msg, BuildLog: buildLog,
+	}}})
+	return err
+}
+
+// buildLog collects a build's output for the deployment record.
+type buildLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *buildLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.buf.Len() > 4<<20 {
+		return len(p), nil // the state keeps only the tail; stop growing
+	}
+	return l.buf.Write(p)
+}
+
+func (l *buildLog) printf(format string, args ...any) { fmt.Fprintf(l, format+"\n", args...) }
+
+func (l *buildLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// build turns one pending deployment into a ready and active one, or a failed one.
+func (n *Node) build(ctx context.Context, d *statev1.Deployment) {
+	start := time.Now()
+	log := &buildLog{}
+	c, err := n.fsm.Store.ComponentByID(d.ComponentId)
+	if err != nil {
+		return // deleted meanwhile
+	}
+	n.log.Info("build started", "component", c.Name, "deployment", d.Id, "sha", shortSHA(d.CommitSha))
+	log.printf("v9 build of %s on %s: %s@%s (%s)", c.Name, n.cfg.ID, c.GetSource().GetGithubRepo(), d.CommitSha, d.Branch)
+	n.postStatus(ctx, d, "pending", "building on v9")
+	if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING {
+		if err := n.finishDeployment(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING, "", ""); err != nil {
+			n.log.Warn("mark building", "deployment", d.Id, "err", err)
+			return
+		}
+	} else {
+		log.printf("resuming a build another leader started")
+	}
+	digest, spec, unpin, err := n.buildArtifact(ctx, c, d, log)
+	if unpin != nil {
+		defer unpin()
+	}
+	if ctx.Err() != nil && n.ctx.Err() == nil && !n.IsLeader() {
+		n.log.Info("build stopped: no longer the leader", "deployment", d.Id)
+		return // the next leader resumes it from the state
+	}
+	if ctx.Err() != nil && n.ctx.Err() != nil {
+		return // shutting down; the next leader resumes it
+	}
+	if err != nil {
+		log.printf("FAILED: %v", err)
+		n.failBuild(d, err.Error(), log.String())
+		return
+	}
+	built := time.Since(start)
+
+	// Commit: the component takes the manifest's spec, the deployment becomes ready with its
+	// artifact and spec, then active unless a newer deployment is active already.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if !proto.Equal(c.Spec, spec) {
+		if _, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: c.Name, Spec: spec}}}); err != nil {
+			log.printf("FAILED: apply the manifest's spec: %v", err)
+			n.failBuild(d, "v9.toml: "+err.Error(), log.String())
+			return
+		}
+	}
+	log.printf("ready: artifact %s (build %s)", digest, built.Round(time.Millisecond))
+	if _, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: d.Id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ArtifactDigest: digest,
+		BuildLog: log.String(), Spec: spec, ArtifactOrigin: n.cfg.ID,
+	}}}); err != nil {
+		n.log.Warn("mark ready", "deployment", d.Id, "err", err)
+		return
+	}
+	cur, err := n.fsm.Store.ComponentByID(c.Id)
+	if err != nil {
+		return
+	}
+	if act, err := n.fsm.Store.Deployment(cur.ActiveDeploymentId); err == nil && act.CreateIndex > d.CreateIndex {
+		n.postStatus(ctx, d, "error", "built, but a newer deployment is active")
+		return
+	}
+	idx, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: c.Id, DeploymentId: d.Id}}})
+	if err != nil {
+		n.log.Warn("activate deployment", "deployment", d.Id, "err", err)
+		return
+	}
+	n.log.Info("deployment activated", "component", c.Name, "deployment", d.Id, "sha", shortSHA(d.CommitSha),
+		"build", built.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
+	n.logs.Append(c.Name, "", "system", fmt.Sprintf("deployment %s (%s) activated", d.Id, shortSHA(d.CommitSha)))
+	// Report success once the new version serves; this does not hold up the next build.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.reportServing(n.ctx, d, idx)
+	}()
+}
+
+func (n *Node) failBuild(d *statev1.Deployment, msg, buildLog string) {
+	ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+	defer cancel()
+	if err := n.finishDeployment(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, msg, buildLog); err != nil {
+		n.log.Warn("mark failed", "deployment", d.Id, "err", err)
+		return
+	}
+	n.log.Info("build failed", "deployment", d.Id, "sha", shortSHA(d.CommitSha), "reason", msg)
+	n.postStatus(ctx, d, "failure", msg)
+}
+
+// buildArtifact downloads, checks and builds a commit and stores the artifact. The returned
+// unpin keeps the artifact from garbage collection until the deployment references it.
+func (n *Node) buildArtifact(ctx context.Context, c *statev1.Component, d *statev1.Deployment, log *buildLog) (string, *statev1.ComponentSpec, func(), error) {
+	repo := c.GetSource().GetGithubRepo()
+	gh, err := deploy.NewGitHubClient(n.cfg.GitHub, nil)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	token, _ := n.cfg.GitHub.ReadToken()
+	work := filepath.Join(n.cfg.DataDir, "builds", d.Id)
+	os.RemoveAll(work)
+	defer os.RemoveAll(work)
+	src := filepath.Join(work, "src")
+
+	t0 := time.Now()
+	if err := deploy.FetchTarball(ctx, gh, repo, d.CommitSha, src, deploy.FetchOptions{Token: token, Limits: n.buildLimits()}); err != nil {
+		return "", nil, nil, fmt.Errorf("fetch %s@%s: %w", repo, shortSHA(d.CommitSha), err)
+	}
+	log.printf("fetched and extracted the tarball in %s", time.Since(t0).Round(time.Millisecond))
+
+	m, err := deploy.LoadManifest(src)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if m.RuntimeEnum() != c.Runtime {
+		return "", nil, nil, fmt.Errorf("v9.toml: runtime %q, but component %q runs %s (delete and re-create it to change its runtime)", m.Runtime, c.Name, runtimeName(c.Runtime))
+	}
+	if m.Name != c.Name {
+		log.printf("note: v9.toml names %q; this repository deploys component %q", m.Name, c.Name)
+	}
+	t1 := time.Now()
+	module, err := deploy.Build(ctx, src, m, n.cfg.Build, log)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if m.Runtime == deploy.RuntimeWasm {
+		mm := *m
+		mm.Wasm.Module = module
+		if err := checkRunnable(&mm, src); err != nil {
+			return "", nil, nil, err
+		}
+	}
+	log.printf("built in %s", time.Since(t1).Round(time.Millisecond))
+	spec := m.Spec()
+	if spec.Wasm != nil && module != "" {
+		spec.Wasm.Module = module
+	}
+	if spec.Container != nil {
+		spec.Container.Archive = m.Container.Archive
+	}
+
+	t2 := time.Now()
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := deploy.Pack(src, pw)
+		pw.CloseWithError(err)
+	}()
+	digest, err := n.artifacts.Put(pr)
+	pr.CloseWithError(errors.New("done"))
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("store artifact: %w", err)
+	}
+	unpin := n.fetches.pin(digest)
+	log.printf("stored the artifact in %s", time.Since(t2).Round(time.Millisecond))
+	return digest, spec, unpin, nil
+}
+
+func (n *Node) buildLimits() deploy.Limits {
+	return deploy.Limits{MaxFiles: deploy.DefaultLimits.MaxFiles, MaxBytes: MaxUploadBytes}
+}
+
+// reportServing posts success on the commit once the deployment runs its wanted replicas,
+// or failure when it does not within servingTimeout.
+func (n *Node) reportServing(ctx context.Context, d *statev1.Deployment, idx uint64) {
+	ctx, cancel := context.WithTimeout(ctx, servingTimeout)
+	defer cancel()
+	n.fsm.Store.WaitForIndex(ctx, idx)
+	var reason string
+	for {
+		ch, _ := n.fsm.Store.Changed()
+		c, err := n.fsm.Store.ComponentByID(d.ComponentId)
+		if err != nil {
+			return
+		}
+		if c.ActiveDeploymentId != d.Id {
+			return // rolled back or superseded; whoever did that reports
+		}
+		running := uint32(0)
+		for _, p := range n.fsm.Store.Placements("") {
+			if p.DeploymentId != d.Id || p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
+				continue
+			}
+			switch p.Observed {
+			case statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING:
+				running++
+			case statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED:
+				reason = p.NodeId + ": " + p.Reason
+			}
+		}
+		if running >= c.Replicas || c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED {
+			n.postStatus(ctx, d, "success", fmt.Sprintf("deployed: %d/%d instances serving", running, c.Replicas))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			if n.ctx.Err() != nil {
+				return
+			}
+			msg := "built, but not serving within " + servingTimeout.String()
+			if reason != "" {
+				msg += ": " + reason
+			}
+			n.postStatus(context.WithoutCancel(ctx), d, "failure", msg)
+			return
+		case <-ch:
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// postStatus sets the commit status of a deployment's commit (best effort: GitHub being
+// unreachable never fails a deployment).
+func (n *Node) postStatus(ctx context.Context, d *statev1.Deployment, state, desc string) {
+	c, err := n.fsm.Store.ComponentByID(d.ComponentId)
+	if err != nil || c.GetSource().GetGithubRepo() == "" {
+		return
+	}
+	owner, repo, err := deploy.SplitRepo(c.Source.GithubRepo)
+	if err != nil {
+		return
+	}
+	gh, err := deploy.NewGitHubClient(n.cfg.GitHub, nil)
+	if err != nil {
+		n.log.Warn("commit status", "err", err)
+		return
+	}
+	desc = truncate(desc, 140) // GitHub's limit
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	st := &githubStatus{State: state, Description: desc, Context: "v9/" + c.Name}
+	if _, _, err := gh.Repositories.CreateStatus(sctx, owner, repo, d.CommitSha, st.toGitHub()); err != nil {
+		n.log.Warn("commit status", "repo", c.Source.GithubRepo, "sha", shortSHA(d.CommitSha), "state", state, "err", err)
+	}
+}
+
+// truncate cuts s to at most n bytes at a rune boundary, marking the cut with "...".
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}

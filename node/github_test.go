@@ -1,0 +1,306 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/velocity9/v9/deploy"
+	"github.com/velocity9/v9/internal/githubtest"
+	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
+	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
+	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+const testRepo = "octo/hello"
+
+// newGitHubCluster starts a fake GitHub with an empty repository and a cluster whose nodes
+// talk to it.
+func newGitHubCluster(t testing.TB, n int, configure func(*Config)) (*TestCluster, *githubtest.Server) {
+	t.Helper()
+	gh := githubtest.New(t)
+	gh.CreateRepo(testRepo, "main")
+	c := NewTestClusterConfig(t, n, func(cfg *Config) {
+		cfg.GitHub = deploy.GitHubConfig{APIURL: gh.APIURL(), Token: gh.Token}
+		if configure != nil {
+			configure(cfg)
+		}
+	})
+	return c, gh
+}
+
+func deployClient(n *Node) deployv1connect.DeployServiceClient {
+	return deployv1connect.NewDeployServiceClient(http.DefaultClient, "http://"+n.APIAddr())
+}
+
+func createLinked(t testing.TB, n *Node, name string) *componentv1.CreateResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := componentClient(n).Create(ctx, connect.NewRequest(&componentv1.CreateRequest{
+		Name: name, Runtime: statev1.Runtime_RUNTIME_WASM,
+		Source: &statev1.Source{GithubRepo: testRepo, Branch: "main"},
+	}))
+	if err != nil {
+		t.Fatalf("create linked component via %s: %v", n.ID(), err)
+	}
+	return resp.Msg
+}
+
+// deploymentsOf reads a component's deployments on n, newest first.
+func deploymentsOf(t *testing.T, n *Node, name string) []*statev1.Deployment {
+	t.Helper()
+	ds, err := n.Deployments(context.Background(), name)
+	if err != nil {
+		t.Fatalf("deployments of %s on %s: %v", name, n.ID(), err)
+	}
+	return ds
+}
+
+// waitDeployment waits until the deployment of sha reaches status on n and returns it.
+func waitDeployment(t *testing.T, n *Node, name, sha string, status statev1.DeploymentStatus) *statev1.Deployment {
+	t.Helper()
+	var found *statev1.Deployment
+	Eventually(t, 60*time.Second, func() error {
+		for _, d := range deploymentsOf(t, n, name) {
+			if d.CommitSha == sha {
+				if d.Status == status {
+					found = d
+					return nil
+				}
+				return fmt.Errorf("deployment of %s is %s (%s)", shortSHA(sha), d.Status, d.Error)
+			}
+		}
+		return fmt.Errorf("no deployment of %s", shortSHA(sha))
+	})
+	return found
+}
+
+// waitStatus waits until the last commit status GitHub holds for sha has state.
+func waitStatus(t *testing.T, gh *githubtest.Server, sha, state string) githubtest.Status {
+	t.Helper()
+	var last githubtest.Status
+	Eventually(t, 60*time.Second, func() error {
+		sts := gh.Statuses(testRepo, sha)
+		if len(sts) == 0 {
+			return fmt.Errorf("no status on %s", shortSHA(sha))
+		}
+		last = sts[len(sts)-1]
+		if last.State != state {
+			return fmt.Errorf("status of %s is %s (%s)", shortSHA(sha), last.State, last.Description)
+		}
+		return nil
+	})
+	return last
+}
+
+func webhookURL(n *Node) string { return "http://" + n.APIAddr() + WebhookPath }
+
+// TestGitHubWebhookIntake checks what the webhook endpoint accepts and records, on any
+// node: signatures, malformed payloads, other branches, redeliveries, pings; and that the
+// link's secret never leaves through the read APIs and deleting the component removes the
+// hook.
+func TestGitHubWebhookIntake(t *testing.T) {
+	c, gh := newGitHubCluster(t, 3, nil)
+	head := gh.Commit(testRepo, "main", "no manifest yet", map[string]string{"README.md": "hello"})
+	follower := c.Follower(t)
+	created := createLinked(t, follower, "hello")
+	if created.Deployment.GetCommitSha() != head || created.Component.GetSource().GetGithubRepo() != testRepo {
+		t.Fatalf("create response: %v", created)
+	}
+	hooks := gh.Hooks(testRepo)
+	if len(hooks) != 1 || hooks[0].ContentType != "json" || len(hooks[0].Secret) < 32 || !hooks[0].Active ||
+		!strings.HasSuffix(hooks[0].URL, WebhookPath) || hooks[0].Events[0] != "push" {
+		t.Fatalf("hooks on GitHub: %+v", hooks)
+	}
+	secret := hooks[0].Secret
+
+	// The secret never leaves through the read APIs.
+	get, err := componentClient(follower).Get(context.Background(), connect.NewRequest(&componentv1.GetRequest{Name: "hello"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := deployClient(follower).List(context.Background(), connect.NewRequest(&deployv1.ListRequest{Component: "hello"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []any{created, get.Msg, list.Msg} {
+		b, _ := json.Marshal(m)
+		pb, _ := protojson.Marshal(get.Msg)
+		if strings.Contains(string(b), secret) || strings.Contains(string(pb), secret) {
+			t.Fatalf("secret leaked through a read API: %s", b)
+		}
+	}
+
+	// The head has no v9.toml: that deployment fails clearly, and the commit says so.
+	failed := waitDeployment(t, c.Nodes[0], "hello", head, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED)
+	if !strings.Contains(failed.Error, "v9.toml") {
+		t.Fatalf("failure without v9.toml: %q", failed.Error)
+	}
+	if st := waitStatus(t, gh, head, "failure"); !strings.Contains(st.Description, "v9.toml") || st.Context != "v9/hello" {
+		t.Fatalf("failure status: %+v", st)
+	}
+
+	count := func() int { return len(deploymentsOf(t, c.Leader(t), "hello")) }
+
+	// A push to the linked branch records one deployment; its redelivery, to another node,
+	// records nothing.
+	sha, ds := gh.Push(testRepo, "main", "second", map[string]string{"README.md": "two"})
+	if len(ds) != 1 || ds[0].Status != http.StatusAccepted || !strings.Contains(ds[0].Answer, `"deployed"`) {
+		t.Fatalf("push delivery: %+v", ds)
+	}
+	waitDeployment(t, c.Nodes[2], "hello", sha, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED)
+	before := count()
+	for _, n := range c.Nodes {
+		again := *ds[0]
+		again.Header = ds[0].Header.Clone()
+		gh.Send(&again, webhookURL(n))
+		if again.Status != http.StatusAccepted || !strings.Contains(again.Answer, "duplicate") {
+			t.Fatalf("redelivery to %s: %d %s", n.ID(), again.Status, again.Answer)
+		}
+	}
+	if got := count(); got != before {
+		t.Fatalf("redelivery recorded %d new deployments", got-before)
+	}
+
+	// Wrong or missing signatures: 401, nothing recorded.
+	body := gh.PushPayload(testRepo, "main", sha)
+	hook := &githubtest.Hook{ID: hooks[0].ID, Secret: "not-the-secret"}
+	forged := gh.NewDelivery(hook, "push", body)
+	unsigned := gh.NewDelivery(&githubtest.Hook{ID: hooks[0].ID}, "push", body)
+	noHookID := gh.NewDelivery(hook, "push", body)
+	noHookID.Header.Del("X-GitHub-Hook-ID")
+	for name, d := range map[string]*githubtest.Delivery{"forged": forged, "unsigned": unsigned, "forged without hook id": noHookID} {
+		gh.Send(d, webhookURL(follower))
+		if d.Status != http.StatusUnauthorized {
+			t.Fatalf("%s delivery: %d %s", name, d.Status, d.Answer)
+		}
+	}
+	// Malformed JSON, even correctly signed: 400.
+	real := &githubtest.Hook{ID: hooks[0].ID, Secret: secret}
+	for name, d := range map[string]*githubtest.Delivery{
+		"signed garbage": gh.NewDelivery(real, "push", []byte(`{"ref": "refs/heads/main", `)),
+		"bad after":      gh.NewDelivery(real, "push", []byte(`{"ref":"refs/heads/main","after":"x","repository":{"full_name":"octo/hello"}}`)),
+	} {
+		gh.Send(d, webhookURL(c.Nodes[0]))
+		if d.Status != http.StatusBadRequest {
+			t.Fatalf("%s: %d %s", name, d.Status, d.Answer)
+		}
+	}
+	garbage := gh.NewDelivery(real, "push", []byte(`not json`))
+	garbage.Header.Del("X-GitHub-Hook-ID")
+	if gh.Send(garbage, webhookURL(c.Nodes[1])); garbage.Status != http.StatusBadRequest {
+		t.Fatalf("unsigned garbage without hook id: %d %s", garbage.Status, garbage.Answer)
+	}
+	// Pushes to other branches and other events: acknowledged, ignored.
+	_, ds = gh.Push(testRepo, "feature", "elsewhere", map[string]string{"README.md": "three"})
+	if len(ds) != 1 || ds[0].Status != http.StatusAccepted || !strings.Contains(ds[0].Answer, "ignored") {
+		t.Fatalf("push to another branch: %+v", ds)
+	}
+	issue := gh.NewDelivery(real, "issues", []byte(`{"action":"opened","repository":{"full_name":"octo/hello"}}`))
+	if gh.Send(issue, webhookURL(follower)); issue.Status != http.StatusAccepted || !strings.Contains(issue.Answer, "ignored") {
+		t.Fatalf("issues event: %d %s", issue.Status, issue.Answer)
+	}
+	ping := gh.NewDelivery(real, "ping", []byte(`{"zen":"z","hook_id":1,"repository":{"full_name":"octo/hello"}}`))
+	if gh.Send(ping, webhookURL(follower)); ping.Status != http.StatusOK || !strings.Contains(ping.Answer, "pong") {
+		t.Fatalf("ping: %d %s", ping.Status, ping.Answer)
+	}
+	if got := count(); got != before {
+		t.Fatalf("rejected or ignored deliveries recorded %d deployments", got-before)
+	}
+	// GET is not a delivery.
+	if resp, err := http.Get(webhookURL(follower)); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET: %v %v", resp, err)
+	}
+
+	// Deleting the component removes its hook.
+	if _, err := componentClient(c.Nodes[2]).Delete(context.Background(), connect.NewRequest(&componentv1.DeleteRequest{Name: "hello"})); err != nil {
+		t.Fatal(err)
+	}
+	if hooks := gh.Hooks(testRepo); len(hooks) != 0 {
+		t.Fatalf("hooks after delete: %+v", hooks)
+	}
+}
+
+// TestGitHubLinkErrors: linking fails clearly, and creates nothing, when GitHub refuses.
+func TestGitHubLinkErrors(t *testing.T) {
+	c, gh := newGitHubCluster(t, 1, nil)
+	gh.Commit(testRepo, "main", "one", map[string]string{"a": "b"})
+	cli := componentClient(c.Nodes[0])
+	ctx := context.Background()
+	for name, src := range map[string]*statev1.Source{
+		"no such repo":   {GithubRepo: "octo/missing", Branch: "main"},
+		"no such branch": {GithubRepo: testRepo, Branch: "nope"},
+	} {
+		_, err := cli.Create(ctx, connect.NewRequest(&componentv1.CreateRequest{Name: "hello", Source: src}))
+		if connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "read branch") {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if cs := c.Nodes[0].Store().Components(); len(cs) != 0 {
+		t.Fatalf("failed links left components: %v", cs)
+	}
+}
+
+// FuzzWebhookHandler sends arbitrary deliveries, correctly signed or not, through the
+// handler's verification against two linked repositories: it never accepts a delivery it
+// cannot verify, never refuses a correctly signed one as unauthorized, and never panics.
+// (TestGitHubWebhookIntake checks the same answers through a real cluster.)
+func FuzzWebhookHandler(f *testing.F) {
+	links := []*statev1.GithubLink{
+		{ComponentId: "c1", Repo: "octo/hello", Branch: "main", HookId: 7, Secret: []byte("s3cret")},
+		{ComponentId: "c2", Repo: "octo/other", Branch: "main", HookId: 8, Secret: []byte("other")},
+		{ComponentId: "c3", Repo: "octo/polled", Branch: "main", PollSeconds: 30},
+	}
+	sha := strings.Repeat("ab", 20)
+	push := []byte(`{"ref":"refs/heads/main","after":"` + sha + `","repository":{"full_name":"octo/hello"},"head_commit":{"message":"m","author":{"name":"a"}},"pusher":{"name":"p"}}`)
+	for _, mode := range []uint8{0, 1, 2} {
+		for _, hookID := range []string{"7", "8", "", "x"} {
+			f.Add("push", push, mode, hookID)
+		}
+		f.Add("ping", []byte(`{"zen":"z","repository":{"full_name":"octo/hello"}}`), mode, "7")
+		f.Add("push", []byte(`{"ref":"refs/heads/main","deleted":true,"repository":{"full_name":"octo/hello"}}`), mode, "7")
+		f.Add("issues", []byte(`{"repository":{"full_name":"octo/hello"}}`), mode, "")
+		f.Add("push", []byte(`{"ref":`), mode, "7")
+		f.Add("push", []byte(`{"repository":{"full_name":"octo/polled"}}`), mode, "")
+	}
+	f.Fuzz(func(t *testing.T, event string, body []byte, mode uint8, hookID string) {
+		h := http.Header{}
+		h.Set("Content-Type", "application/json")
+		h.Set("X-GitHub-Event", event)
+		h.Set("X-GitHub-Hook-ID", hookID)
+		switch mode % 3 {
+		case 0:
+			h.Set("X-Hub-Signature-256", githubtest.Sign256([]byte("s3cret"), body))
+		case 1:
+			h.Set("X-Hub-Signature-256", githubtest.Sign256([]byte("wrong"), body))
+		}
+		v := verifyDelivery(links, h, body)
+		switch {
+		case v.code == 0 && (v.event == nil || len(v.links) == 0):
+			t.Fatalf("accepted without an event or a verified link: %+v", v)
+		case v.code != 0 && (v.event != nil || len(v.links) != 0):
+			t.Fatalf("refused (%d) but returned an event or links: %+v", v.code, v)
+		case mode%3 != 0 && v.code == 0:
+			t.Fatalf("unverifiable delivery accepted: %+v", v)
+		case mode%3 == 0 && v.code == http.StatusUnauthorized && (hookID == "7" || deploy.PeekTarget(hookID, body).Repo == "octo/hello"):
+			t.Fatalf("a delivery signed with the linked secret refused: %s", v.msg)
+		}
+		for _, l := range v.links {
+			if l.ComponentId != "c1" {
+				t.Fatalf("verified against the wrong link %s", l.ComponentId)
+			}
+		}
+		if v.event != nil && v.event.Kind == "push" && v.event.Push.Repo == "" {
+			t.Fatalf("push without a repository: %+v", v.event.Push)
+		}
+	})
+}

@@ -1,0 +1,103 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+
+	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// Rollback makes an earlier ready deployment of a component active again, with the spec it
+// was deployed with. Without a deployment id it picks the newest ready deployment created
+// before the active one. The scheduler then rolls it out like any new deployment.
+func (n *Node) Rollback(ctx context.Context, component, to string) (*deployv1.RollbackResponse, error) {
+	if err := n.ConsistentBarrier(ctx); err != nil {
+		return nil, err
+	}
+	c, err := n.fsm.Store.Component(component)
+	if err != nil {
+		return nil, err
+	}
+	ds := n.fsm.Store.Deployments(c.Id) // oldest first
+	var target, active *statev1.Deployment
+	for _, d := range ds {
+		if d.Id == c.ActiveDeploymentId {
+			active = d
+		}
+	}
+	ready := statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY
+	if to != "" {
+		for _, d := range ds {
+			if d.Id == to {
+				target = d
+			}
+		}
+		switch {
+		case target == nil:
+			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("component %q has no deployment %q (see `v9 deployments list %s`)", component, to, component))
+		case target.Status != ready:
+			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("deployment %s is %s: only a ready deployment can be activated", to, statusWord(target.Status)))
+		case target.Id == c.ActiveDeploymentId:
+			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("deployment %s is already active", to))
+		}
+	} else {
+		if active == nil {
+			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("component %q has no active deployment to roll back from", component))
+		}
+		for _, d := range ds {
+			if d.Status == ready && d.CreateIndex < active.CreateIndex {
+				target = d // the last one wins: the newest before the active one
+			}
+		}
+		if target == nil {
+			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("component %q has no ready deployment older than the active one (%s)", component, active.Id))
+		}
+	}
+	if target.Spec != nil && !proto.Equal(target.Spec, c.Spec) {
+		if _, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: c.Name, Spec: target.Spec}}}); err != nil {
+			return nil, err
+		}
+	}
+	idx, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: c.Id, DeploymentId: target.Id}}})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := n.fsm.Store.WaitForIndex(ctx, idx); err != nil {
+		return nil, err
+	}
+	c, _ = n.fsm.Store.Component(component)
+	n.log.Info("rolled back", "component", component, "deployment", target.Id, "sha", shortSHA(target.CommitSha))
+	n.logs.Append(component, "", "system", fmt.Sprintf("rolled back to deployment %s", target.Id))
+	return &deployv1.RollbackResponse{Component: c, Deployment: stripLog(target), Index: idx}, nil
+}
+
+// BuildLog returns a deployment and its build output.
+func (n *Node) BuildLog(_ context.Context, id string) (*statev1.Deployment, string, error) {
+	d, err := n.fsm.Store.Deployment(id)
+	if err != nil {
+		return nil, "", err
+	}
+	log := d.BuildLog
+	if log == "" && !fromGitHub(d) {
+		log = errNotGitHub.Error() + "\n"
+	}
+	return stripLog(d), log, nil
+}
+
+func statusWord(s statev1.DeploymentStatus) string {
+	switch s {
+	case statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING:
+		return "pending"
+	case statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING:
+		return "building"
+	case statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY:
+		return "ready"
+	case statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED:
+		return "failed"
+	}
+	return "unknown"
+}
