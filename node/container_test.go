@@ -90,10 +90,11 @@ func TestContainerServesRestartsAndRollsOver(t *testing.T) {
 
 	// Crash: the container exits 3; the placement is reported FAILED with the exit status,
 	// then RUNNING again, and every proxy serves again.
-	before, err := runningPlacement(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var before *statev1.Placement
+	Eventually(t, 10*time.Second, func() (err error) {
+		before, err = runningPlacement(c) // this node's replica may lag the one that served
+		return err
+	})
 	_, _, _, _ = proxyGet(c.Nodes[0], "", "/hello/crash")
 	Eventually(t, 10*time.Second, func() error {
 		var p *statev1.Placement
@@ -111,10 +112,13 @@ func TestContainerServesRestartsAndRollsOver(t *testing.T) {
 		return nil
 	})
 	waitServingBody(t, c.Nodes, "/hello/", "v1")
-	after, err := runningPlacement(c)
-	if err != nil || after.Id != before.Id {
-		t.Fatalf("after the crash: %v %v (want the same placement %s restarted)", after, err, before.Id)
-	}
+	var after *statev1.Placement
+	Eventually(t, 10*time.Second, func() (err error) {
+		if after, err = runningPlacement(c); err == nil && after.Id != before.Id {
+			t.Fatalf("after the crash %s runs; want the same placement %s restarted", after.Id, before.Id)
+		}
+		return err
+	})
 
 	// The agent of the node running it crashes and comes back: it adopts the running
 	// container (same process, no second instance) instead of starting another.

@@ -114,7 +114,10 @@ func TestDataPlaneNodeDownIsReplaced(t *testing.T) {
 	mustUpload(t, c.Leader(t), helloDir(t, ""))
 	waitServing(t, c.Nodes, "hello from wasm")
 	o := owner(t, c)
-	old, _ := runningPlacement(c)
+	old, err := runningPlacement(c)
+	if err != nil {
+		t.Fatal(err)
+	}
 	g := startLoad(others(c, o), 4)
 	killed := time.Now()
 	c.Kill(o)
