@@ -140,7 +140,7 @@ func BenchmarkProxyRemoteHop(b *testing.B) {
 	deadline := time.Now().Add(30 * time.Second)
 	for local == nil {
 		for _, n := range c.Nodes {
-			if len(n.rec.local("hello")) > 0 {
+			if n.rec.running("hello") > 0 {
 				local = n
 			}
 		}

@@ -131,8 +131,8 @@ func TestContainerServesRestartsAndRollsOver(t *testing.T) {
 	if _, startedAfter, _, _ := proxyGet(c.Nodes[owner], "", "/hello/started"); startedAfter != startedBefore || startedBefore == "" {
 		t.Fatalf("after the agent restart the container started at %q, before at %q: not adopted", startedAfter, startedBefore)
 	}
-	if l := c.Nodes[owner].rec.local("hello"); len(l) != 1 {
-		t.Fatalf("%s runs %d instances of hello after the restart, want 1", c.Nodes[owner].ID(), len(l))
+	if k := c.Nodes[owner].rec.running("hello"); k != 1 {
+		t.Fatalf("%s runs %d instances of hello after the restart, want 1", c.Nodes[owner].ID(), k)
 	}
 
 	// A new deployment under load: no request fails on the way from v1 to v2.

@@ -191,8 +191,8 @@ func TestDataPlaneNewDeploymentReplacesOld(t *testing.T) {
 			if code, _, _, _ := proxyGet(n, "", "/hello/"); code != 404 {
 				return fmt.Errorf("%s still answers %d", n.ID(), code)
 			}
-			if l := n.rec.local("hello"); len(l) != 0 {
-				return fmt.Errorf("%s still runs %d instances", n.ID(), len(l))
+			if k := n.rec.running("hello"); k != 0 {
+				return fmt.Errorf("%s still runs %d instances", n.ID(), k)
 			}
 		}
 		return nil
@@ -253,7 +253,7 @@ func TestDataPlaneSurvivorServesWithoutQuorum(t *testing.T) {
 	waitServing(t, c.Nodes, "hello from wasm")
 	Eventually(t, 20*time.Second, func() error {
 		for _, n := range c.Nodes {
-			if len(n.rec.local("hello")) == 0 {
+			if n.rec.running("hello") == 0 {
 				return fmt.Errorf("%s runs no instance yet", n.ID())
 			}
 		}

@@ -20,20 +20,6 @@ import (
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
-// running counts this node's instances of a component that are running, stopping ones
-// included: what the exclusivity invariant is about.
-func (r *reconciler) running(component string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	k := 0
-	for _, in := range r.inst {
-		if in.component == component && in.run != nil {
-			k++
-		}
-	}
-	return k
-}
-
 // owner returns the index of the node running the active deployment of hello.
 func owner(t *testing.T, c *TestCluster) int {
 	t.Helper()

@@ -30,6 +30,7 @@ type reconciler struct {
 type instance struct {
 	id         string
 	component  string
+	deployment string
 	rt         statev1.Runtime
 	handler    http.Handler // nil until running
 	run        v9rt.Instance
@@ -149,7 +150,7 @@ func (r *reconciler) reconcile(ctx context.Context) {
 		case statev1.PlacementDesired_PLACEMENT_DESIRED_RUN:
 			c, _ := store.ComponentByID(p.ComponentId)
 			if in == nil {
-				in = &instance{id: p.Id, rt: c.GetRuntime(), component: c.GetName()}
+				in = &instance{id: p.Id, rt: c.GetRuntime(), component: c.GetName(), deployment: p.DeploymentId}
 				r.inst[p.Id] = in
 			}
 			// A placement the leader declared lost is not ours any more; an exclusive one
@@ -388,17 +389,27 @@ func (r *reconciler) wrap(in *instance, run v9rt.Instance) http.Handler {
 	})
 }
 
-// local returns this node's running instances of a component.
-func (r *reconciler) local(component string) []http.Handler {
+// local returns this node's running instances of a component: those of the active
+// deployment when any runs, else the others (an older version still serving during a
+// rollout), so that once the new version answers here the old one never does again.
+func (r *reconciler) local(component, active string) []http.Handler {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []http.Handler
+	var cur, old []http.Handler
 	for _, in := range r.inst {
-		if in.component == component && in.handler != nil && !in.stopping {
-			out = append(out, in.handler)
+		if in.component != component || in.handler == nil || in.stopping {
+			continue
+		}
+		if in.deployment == active {
+			cur = append(cur, in.handler)
+		} else {
+			old = append(old, in.handler)
 		}
 	}
-	return out
+	if len(cur) > 0 {
+		return cur
+	}
+	return old
 }
 
 // stopAll stops every instance that does not outlive the agent (wasm); containers keep

@@ -24,7 +24,9 @@ type router struct {
 type route struct {
 	paused   bool
 	rt       statev1.Runtime
+	active   string       // the active deployment
 	remote   []string     // proxy addresses of other nodes running an instance
+	older    []string     // the same, for older deployments (rebuild only)
 	onDemand http.Handler // wasm: serve here when no instance is reachable
 }
 
@@ -41,7 +43,7 @@ func (r *router) Lookup(name string) proxy.Target {
 	}
 	tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand}
 	if !rt.paused && r.n.rec != nil {
-		tg.Local = r.n.rec.local(name)
+		tg.Local = r.n.rec.local(name, rt.active)
 		tg.InProcess = rt.rt == statev1.Runtime_RUNTIME_WASM
 	}
 	return tg
@@ -80,7 +82,7 @@ func (r *router) rebuild() {
 		})
 		byID := map[string]*route{}
 		v.Components(func(c *statev1.Component) {
-			rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime}
+			rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime, active: c.ActiveDeploymentId}
 			if c.Runtime == statev1.Runtime_RUNTIME_WASM && c.ActiveDeploymentId != "" && !c.GetSpec().GetExclusive() {
 				rt.onDemand = r.od[c.Name] // never for exclusive: that would be a second instance
 				if rt.onDemand == nil {
@@ -97,10 +99,18 @@ func (r *router) rebuild() {
 				p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
 				return
 			}
-			rt.remote = append(rt.remote, addr)
+			if p.DeploymentId == rt.active {
+				rt.remote = append(rt.remote, addr)
+			} else {
+				rt.older = append(rt.older, addr)
+			}
 		})
 	})
 	for _, rt := range t {
+		// Once the active deployment runs somewhere, older ones get no more traffic.
+		if len(rt.remote) == 0 {
+			rt.remote, rt.older = rt.older, nil
+		}
 		slices.Sort(rt.remote) // a stable order for round robin
 	}
 	for name := range r.od {
