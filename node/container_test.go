@@ -22,7 +22,7 @@ var (
 
 // containerDir returns a component directory with examples/hello-container built into an
 // OCI image archive, its manifest given the extra lines, and message.txt holding msg.
-func containerDir(t *testing.T, extra, msg string) string {
+func containerDir(t testing.TB, extra, msg string) string {
 	t.Helper()
 	ctrBinOnce.Do(func() {
 		ctrBin = filepath.Join(os.TempDir(), fmt.Sprintf("v9-hello-ctr-%d", os.Getpid()))
