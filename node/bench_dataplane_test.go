@@ -5,7 +5,6 @@ package node
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -64,12 +63,6 @@ func load(b *testing.B, client *http.Client, url string, n int) (float64, []time
 
 func loadClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: loadConcurrency * 2}, Timeout: 10 * time.Second}
-}
-
-func quiet(c *TestCluster) {
-	for _, n := range c.Nodes {
-		n.log = slog.New(slog.DiscardHandler)
-	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

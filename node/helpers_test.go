@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -78,4 +79,11 @@ func (r *reconciler) running(component string) int {
 		}
 	}
 	return k
+}
+
+// quiet drops the nodes' logs, for benchmarks.
+func quiet(c *TestCluster) {
+	for _, n := range c.Nodes {
+		n.log = slog.New(slog.DiscardHandler)
+	}
 }
