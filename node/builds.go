@@ -13,9 +13,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"google.golang.org/protobuf/proto"
+	"connectrpc.com/connect"
 
 	"github.com/velocity9/v9/deploy"
+	"github.com/velocity9/v9/fsm"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -218,36 +219,31 @@ func (n *Node) build(ctx context.Context, d *statev1.Deployment) {
 	}
 	built := time.Since(start)
 
-	// Commit: the component takes the manifest's spec, the deployment becomes ready with its
-	// artifact and spec, then active unless a newer deployment is active already.
+	// Commit, in one step: the deployment becomes ready with its artifact and spec, and
+	// active with the component taking that spec, unless a newer deployment is active. A
+	// leader change before this commits leaves the deployment building, and the next leader
+	// builds it again; only a refusal by the state machine fails it.
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if !proto.Equal(c.Spec, spec) {
-		if _, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: c.Name, Spec: spec}}}); err != nil {
-			log.printf("FAILED: apply the manifest's spec: %v", err)
+	log.printf("ready: artifact %s (build %s)", digest, built.Round(time.Millisecond))
+	idx, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: d.Id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ArtifactDigest: digest,
+		BuildLog: log.String(), Spec: spec, ArtifactOrigin: n.cfg.ID, Activate: true,
+	}}})
+	if err != nil {
+		if errors.Is(err, fsm.ErrInvalid) || connect.CodeOf(err) == connect.CodeInvalidArgument {
+			log.printf("FAILED: %v", err)
 			n.failBuild(d, "v9.toml: "+err.Error(), log.String())
 			return
 		}
-	}
-	log.printf("ready: artifact %s (build %s)", digest, built.Round(time.Millisecond))
-	if _, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
-		Id: d.Id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ArtifactDigest: digest,
-		BuildLog: log.String(), Spec: spec, ArtifactOrigin: n.cfg.ID,
-	}}}); err != nil {
-		n.log.Warn("mark ready", "deployment", d.Id, "err", err)
+		n.log.Warn("commit the built deployment; the leader retries it", "deployment", d.Id, "err", err)
 		return
 	}
-	cur, err := n.fsm.Store.ComponentByID(c.Id)
-	if err != nil {
-		return
-	}
-	if act, err := n.fsm.Store.Deployment(cur.ActiveDeploymentId); err == nil && act.CreateIndex > d.CreateIndex {
-		n.postStatus(ctx, d, "error", "built, but a newer deployment is active")
-		return
-	}
-	idx, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: c.Id, DeploymentId: d.Id}}})
-	if err != nil {
-		n.log.Warn("activate deployment", "deployment", d.Id, "err", err)
+	n.fsm.Store.WaitForIndex(cctx, idx)
+	if cur, err := n.fsm.Store.ComponentByID(c.Id); err != nil || cur.ActiveDeploymentId != d.Id {
+		if err == nil {
+			n.postStatus(ctx, d, "error", "built, but a newer deployment is active")
+		}
 		return
 	}
 	n.log.Info("deployment activated", "component", c.Name, "deployment", d.Id, "sha", shortSHA(d.CommitSha),
