@@ -499,7 +499,7 @@ func (s *Server) serveCodeload(w http.ResponseWriter, r *http.Request, rest stri
 // with "symlink:" becomes a symbolic link to the rest.
 func Tarball(top, sha string, files map[string]string) []byte {
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	tw := tar.NewWriter(zw)
 	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header", PAXRecords: map[string]string{"comment": sha}})
 	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: top + "/", Mode: 0o775})
