@@ -63,7 +63,7 @@ func Build(ctx context.Context, dir string, m *Manifest, o BuildOptions, log io.
 	defer cancel()
 	cmd := exec.CommandContext(cctx, goCmd, "build", "-trimpath", "-o", BuiltModule, ".")
 	cmd.Dir = dir
-	cmd.Env = append(append([]string{}, o.Env...), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod")
+	cmd.Env = append(append([]string{}, o.Env...), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod -buildvcs=false")
 	if o.CacheDir != "" {
 		cmd.Env = append(cmd.Env, "GOCACHE="+o.CacheDir)
 	}
