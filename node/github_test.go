@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -303,4 +305,38 @@ func FuzzWebhookHandler(f *testing.F) {
 			t.Fatalf("push without a repository: %+v", v.event.Push)
 		}
 	})
+}
+
+// TestGitHubContainerRepo: a container repository's files are its artifact (no compile),
+// and a manifest whose runtime differs from the component's fails the deployment clearly.
+func TestGitHubContainerRepo(t *testing.T) {
+	c, gh := newGitHubCluster(t, 1, nil)
+	manifest := "name = \"api\"\nruntime = \"container\"\n[container]\nimage = \"docker.io/library/python:3.12-alpine\"\ncommand = [\"python\", \"/app/main.py\"]\n"
+	head := gh.Commit(testRepo, "main", "container", map[string]string{"v9.toml": manifest, "main.py": "print('hi')\n"})
+	ctx := context.Background()
+	if _, err := componentClient(c.Nodes[0]).Create(ctx, connect.NewRequest(&componentv1.CreateRequest{
+		Name: "api", Runtime: statev1.Runtime_RUNTIME_CONTAINER, Source: &statev1.Source{GithubRepo: testRepo, Branch: "main"},
+	})); err != nil {
+		t.Fatal(err)
+	}
+	d := waitDeployment(t, c.Nodes[0], "api", head, statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY)
+	comp, _ := c.Nodes[0].Store().Component("api")
+	if !strings.HasPrefix(d.ArtifactDigest, "sha256:") || comp.ActiveDeploymentId != d.Id ||
+		comp.Spec.GetContainer().GetImage() != "docker.io/library/python:3.12-alpine" || d.Spec.GetContainer().GetImage() == "" {
+		t.Fatalf("deployment %v, component %v", d, comp)
+	}
+	dir, err := c.Nodes[0].artifacts.Dir(d.ArtifactDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "main.py")); err != nil {
+		t.Fatalf("the artifact lacks the repository's files: %v", err)
+	}
+
+	// The same repository linked as a wasm component: its runtime does not match.
+	createLinked(t, c.Nodes[0], "hello")
+	failed := waitDeployment(t, c.Nodes[0], "hello", head, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED)
+	if !strings.Contains(failed.Error, `runtime "container"`) {
+		t.Fatalf("runtime mismatch: %q", failed.Error)
+	}
 }
