@@ -250,6 +250,21 @@ func TestGitHubLinkErrors(t *testing.T) {
 	if cs := c.Nodes[0].Store().Components(); len(cs) != 0 {
 		t.Fatalf("failed links left components: %v", cs)
 	}
+
+	// Without a token, and with a token GitHub refuses.
+	for name, cfg := range map[string]deploy.GitHubConfig{
+		"no token":  {APIURL: gh.APIURL()},
+		"bad token": {APIURL: gh.APIURL(), Token: "ghp_revoked"},
+	} {
+		other := NewTestClusterConfig(t, 1, func(c *Config) { c.GitHub = cfg })
+		_, err := componentClient(other.Nodes[0]).Create(ctx, connect.NewRequest(&componentv1.CreateRequest{Name: "hello", Source: &statev1.Source{GithubRepo: testRepo, Branch: "main"}}))
+		if connect.CodeOf(err) != connect.CodeFailedPrecondition || (name == "no token" && !strings.Contains(err.Error(), "--github-token")) {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if cs := other.Nodes[0].Store().Components(); len(cs) != 0 {
+			t.Fatalf("%s: components created: %v", name, cs)
+		}
+	}
 }
 
 // FuzzWebhookHandler sends arbitrary deliveries, correctly signed or not, through the
