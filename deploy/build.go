@@ -32,6 +32,8 @@ type BuildOptions struct {
 	// Env is the environment the go command starts from (PATH, HOME, GOPROXY...); the
 	// target and caches above are set on top of it.
 	Env []string
+	// Limits bound the extracted repository (zero fields: 10,000 entries, 512 MiB).
+	Limits Limits
 }
 
 // Build produces what the manifest in dir asks for and returns the module path to run,

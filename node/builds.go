@@ -336,7 +336,14 @@ func (n *Node) buildArtifact(ctx context.Context, c *statev1.Component, d *state
 }
 
 func (n *Node) buildLimits() deploy.Limits {
-	return deploy.Limits{MaxFiles: deploy.DefaultLimits.MaxFiles, MaxBytes: MaxUploadBytes}
+	lim := n.cfg.Build.Limits
+	if lim.MaxFiles <= 0 {
+		lim.MaxFiles = deploy.DefaultLimits.MaxFiles
+	}
+	if lim.MaxBytes <= 0 {
+		lim.MaxBytes = MaxUploadBytes
+	}
+	return lim
 }
 
 // reportServing posts success on the commit once the deployment runs its wanted replicas,

@@ -355,3 +355,24 @@ func TestGitHubContainerRepo(t *testing.T) {
 		t.Fatalf("runtime mismatch: %q", failed.Error)
 	}
 }
+
+// TestGitHubRepoOverLimits: a repository over the extraction limits fails its deployment.
+func TestGitHubRepoOverLimits(t *testing.T) {
+	c, gh := newGitHubCluster(t, 1, func(cfg *Config) { cfg.Build.Limits = deploy.Limits{MaxFiles: 50, MaxBytes: 4096} })
+	head := gh.Commit(testRepo, "main", "big", map[string]string{"v9.toml": "x", "big.bin": strings.Repeat("x", 5000)})
+	createLinked(t, c.Nodes[0], "hello")
+	d := waitDeployment(t, c.Nodes[0], "hello", head, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED)
+	if !strings.Contains(d.Error, "limit of 4096 bytes") {
+		t.Fatalf("over the size limit: %q", d.Error)
+	}
+	many := map[string]string{}
+	for i := range 60 {
+		many[fmt.Sprintf("f%d", i)] = ""
+	}
+	sha, _ := gh.Push(testRepo, "main", "many", many)
+	d = waitDeployment(t, c.Nodes[0], "hello", sha, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED)
+	if !strings.Contains(d.Error, "limit of 50 entries") {
+		t.Fatalf("over the file limit: %q", d.Error)
+	}
+	waitStatus(t, gh, sha, "failure")
+}
