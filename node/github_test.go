@@ -124,6 +124,18 @@ func TestGitHubWebhookIntake(t *testing.T) {
 		t.Fatalf("hooks on GitHub: %+v", hooks)
 	}
 	secret := hooks[0].Secret
+	// The ping GitHub sends to a new hook is answered.
+	Eventually(t, 10*time.Second, func() error {
+		for _, d := range gh.Deliveries() {
+			if d.Event == "ping" {
+				if d.Status != http.StatusOK || !strings.Contains(d.Answer, "pong") {
+					return fmt.Errorf("ping answered %d %s", d.Status, d.Answer)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no ping yet")
+	})
 
 	// The secret never leaves through the read APIs.
 	get, err := componentClient(follower).Get(context.Background(), connect.NewRequest(&componentv1.GetRequest{Name: "hello"}))

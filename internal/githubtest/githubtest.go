@@ -246,9 +246,11 @@ func (s *Server) Send(d *Delivery, url string) {
 	}
 	req.Header = d.Header.Clone()
 	resp, err := s.client.Do(req)
-	s.mu.Lock()
-	s.deliveries = append(s.deliveries, d)
-	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.deliveries = append(s.deliveries, d)
+		s.mu.Unlock()
+	}()
 	if err != nil {
 		d.Status, d.Answer = 0, err.Error()
 		return
@@ -278,6 +280,17 @@ func Sign1(secret, body []byte) string {
 	m := hmac.New(sha1.New, secret)
 	m.Write(body)
 	return "sha1=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Deliveries returns the deliveries sent so far, oldest first (redeliveries included).
+func (s *Server) Deliveries() []Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Delivery, len(s.deliveries))
+	for i, d := range s.deliveries {
+		out[i] = *d
+	}
+	return out
 }
 
 // Hooks returns copies of a repository's hooks, by id.
