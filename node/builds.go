@@ -395,14 +395,43 @@ func (n *Node) reportServing(ctx context.Context, d *statev1.Deployment, idx uin
 	}
 }
 
-// postStatus sets the commit status of a deployment's commit (best effort: GitHub being
-// unreachable never fails a deployment).
-func (n *Node) postStatus(ctx context.Context, d *statev1.Deployment, state, desc string) {
+// statusPost is one commit status waiting to be sent.
+type statusPost struct {
+	repo, sha string
+	status    githubStatus
+}
+
+// postStatus queues the commit status of a deployment's commit. Statuses are sent in order
+// by statusLoop, so a build never waits for GitHub and "pending" never overtakes "success".
+// Reporting is best effort: GitHub being unreachable never fails a deployment.
+func (n *Node) postStatus(_ context.Context, d *statev1.Deployment, state, desc string) {
 	c, err := n.fsm.Store.ComponentByID(d.ComponentId)
-	if err != nil || c.GetSource().GetGithubRepo() == "" {
+	if err != nil || c.GetSource().GetGithubRepo() == "" || d.CommitSha == "" {
 		return
 	}
-	owner, repo, err := deploy.SplitRepo(c.Source.GithubRepo)
+	p := statusPost{repo: c.Source.GithubRepo, sha: d.CommitSha,
+		status: githubStatus{State: state, Description: truncate(desc, 140), Context: "v9/" + c.Name}}
+	select {
+	case n.statuses <- p:
+	default:
+		n.log.Warn("commit status dropped: queue full", "repo", p.repo, "sha", shortSHA(p.sha), "state", state)
+	}
+}
+
+// statusLoop sends queued commit statuses, one at a time.
+func (n *Node) statusLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-n.statuses:
+			n.sendStatus(ctx, p)
+		}
+	}
+}
+
+func (n *Node) sendStatus(ctx context.Context, p statusPost) {
+	owner, repo, err := deploy.SplitRepo(p.repo)
 	if err != nil {
 		return
 	}
@@ -411,12 +440,10 @@ func (n *Node) postStatus(ctx context.Context, d *statev1.Deployment, state, des
 		n.log.Warn("commit status", "err", err)
 		return
 	}
-	desc = truncate(desc, 140) // GitHub's limit
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	st := &githubStatus{State: state, Description: desc, Context: "v9/" + c.Name}
-	if _, _, err := gh.Repositories.CreateStatus(sctx, owner, repo, d.CommitSha, st.toGitHub()); err != nil {
-		n.log.Warn("commit status", "repo", c.Source.GithubRepo, "sha", shortSHA(d.CommitSha), "state", state, "err", err)
+	if _, _, err := gh.Repositories.CreateStatus(sctx, owner, repo, p.sha, p.status.toGitHub()); err != nil {
+		n.log.Warn("commit status", "repo", p.repo, "sha", shortSHA(p.sha), "state", p.status.State, "err", err)
 	}
 }
 

@@ -43,6 +43,7 @@ type Node struct {
 	rec       *reconciler
 	router    *router
 	builds    builder
+	statuses  chan statusPost
 
 	apiLn, proxyLn   net.Listener
 	apiSrv, proxySrv *http.Server
@@ -65,6 +66,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
 	n.builds.wake = make(chan struct{}, 1)
+	n.statuses = make(chan statusPost, 1024)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
 	n.disc.known = map[string]peer{}
@@ -118,6 +120,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.goLoop(n.rec.loop)
 	n.goLoop(n.scheduleLoop)
 	n.goLoop(n.buildLoop)
+	n.goLoop(n.statusLoop)
 	n.goLoop(n.pollLoop)
 	n.goLoop(n.gcLoop)
 	n.log.Info("node started", "api", n.APIAddr(), "proxy", n.ProxyAddr(), "raft", n.RaftAddr(),
