@@ -32,6 +32,8 @@ type BuildOptions struct {
 	// Env is the environment the go command starts from (PATH, HOME, GOPROXY...); the
 	// target and caches above are set on top of it.
 	Env []string
+	// Limits bound the extracted repository (zero fields: 10,000 entries, 512 MiB).
+	Limits Limits
 }
 
 // Build produces what the manifest in dir asks for and returns the module path to run,
@@ -63,7 +65,7 @@ func Build(ctx context.Context, dir string, m *Manifest, o BuildOptions, log io.
 	defer cancel()
 	cmd := exec.CommandContext(cctx, goCmd, "build", "-trimpath", "-o", BuiltModule, ".")
 	cmd.Dir = dir
-	cmd.Env = append(append([]string{}, o.Env...), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod")
+	cmd.Env = append(append([]string{}, o.Env...), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod -buildvcs=false")
 	if o.CacheDir != "" {
 		cmd.Env = append(cmd.Env, "GOCACHE="+o.CacheDir)
 	}

@@ -73,7 +73,7 @@ func Pack(dir string, w io.Writer) (digest string, err error) {
 	defer root.Close()
 
 	h := sha256.New()
-	zw, err := gzip.NewWriterLevel(io.MultiWriter(w, h), gzip.DefaultCompression)
+	zw, err := gzip.NewWriterLevel(io.MultiWriter(w, h), gzip.BestSpeed)
 	if err != nil {
 		return "", fmt.Errorf("pack: %w", err)
 	}

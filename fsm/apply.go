@@ -342,6 +342,10 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 			return err
 		}
 	}
+	c := t.components[d.ComponentId]
+	if op.Activate && (op.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY || c == nil) {
+		return invalid("only a deployment that becomes ready can be activated with its status")
+	}
 	d.Status, d.Error = op.Status, op.Error
 	if op.ArtifactDigest != "" {
 		d.ArtifactDigest = op.ArtifactDigest
@@ -356,6 +360,17 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 		d.ArtifactOrigin = op.ArtifactOrigin
 	}
 	d.UpdateTime, d.ModifyIndex = now, index
+	if op.Activate {
+		if active, ok := t.deployments[c.ActiveDeploymentId]; ok && active.CreateIndex > d.CreateIndex {
+			return nil // a newer deployment serves already: this one stays ready, inactive
+		}
+		if op.Spec != nil {
+			c.Spec = clone(op.Spec)
+			c.Replicas = min(max(c.Replicas, c.Spec.ScaleMin), c.Spec.ScaleMax)
+		}
+		c.ActiveDeploymentId = d.Id
+		c.UpdateTime, c.ModifyIndex = now, index
+	}
 	return nil
 }
 

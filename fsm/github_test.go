@@ -44,6 +44,43 @@ func TestApplyPushDeployments(t *testing.T) {
 			},
 		},
 		{
+			name: "ready and active in one step, with the spec",
+			pre:  []*statev1.Command{cmdSetDeploymentStatus("d-web-2", building, "", "")},
+			cmd: &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+				Id: "d-web-2", Status: stReady, ArtifactDigest: "sha256:ab", Activate: true,
+				Spec: &statev1.ComponentSpec{ScaleMin: 2, ScaleMax: 4},
+			}}},
+			check: func(t *testing.T, st *Store, _ []byte) {
+				c, _ := st.Component("web")
+				if c.ActiveDeploymentId != "d-web-2" || c.Spec.ScaleMax != 4 || c.Replicas != 2 || c.ModifyIndex != applyIndex {
+					t.Errorf("component = %v", c)
+				}
+			},
+		},
+		{
+			name: "an older deployment becomes ready but not active over a newer active one",
+			pre: []*statev1.Command{
+				cmdCreateDeployment(&statev1.Deployment{Id: "d-web-9", ComponentId: "c-web", Status: stReady, ArtifactDigest: "sha256:09"}),
+				cmdActivate("c-web", "d-web-9"),
+			},
+			cmd: &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+				Id: "d-web-2", Status: stReady, ArtifactDigest: "sha256:ab", Activate: true, Spec: &statev1.ComponentSpec{ScaleMax: 9},
+			}}},
+			check: func(t *testing.T, st *Store, _ []byte) {
+				c, _ := st.Component("web")
+				if d := getDeployment(t, st, "d-web-2"); d.Status != stReady || c.ActiveDeploymentId != "d-web-9" || c.Spec.ScaleMax == 9 {
+					t.Errorf("deployment %v, component %v", d, c)
+				}
+			},
+		},
+		{
+			name: "activate needs ready",
+			cmd: &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+				Id: "d-web-2", Status: building, Activate: true,
+			}}},
+			want: ErrInvalid,
+		},
+		{
 			name: "a spec the runtime cannot take is refused",
 			cmd: &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
 				Id: "d-web-2", Status: stFailed, Spec: &statev1.ComponentSpec{ScaleMax: 0},

@@ -13,9 +13,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"google.golang.org/protobuf/proto"
+	"connectrpc.com/connect"
 
 	"github.com/velocity9/v9/deploy"
+	"github.com/velocity9/v9/fsm"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -218,36 +219,31 @@ func (n *Node) build(ctx context.Context, d *statev1.Deployment) {
 	}
 	built := time.Since(start)
 
-	// Commit: the component takes the manifest's spec, the deployment becomes ready with its
-	// artifact and spec, then active unless a newer deployment is active already.
+	// Commit, in one step: the deployment becomes ready with its artifact and spec, and
+	// active with the component taking that spec, unless a newer deployment is active. A
+	// leader change before this commits leaves the deployment building, and the next leader
+	// builds it again; only a refusal by the state machine fails it.
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if !proto.Equal(c.Spec, spec) {
-		if _, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: c.Name, Spec: spec}}}); err != nil {
-			log.printf("FAILED: apply the manifest's spec: %v", err)
+	log.printf("ready: artifact %s (build %s)", digest, built.Round(time.Millisecond))
+	idx, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: d.Id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ArtifactDigest: digest,
+		BuildLog: log.String(), Spec: spec, ArtifactOrigin: n.cfg.ID, Activate: true,
+	}}})
+	if err != nil {
+		if errors.Is(err, fsm.ErrInvalid) || connect.CodeOf(err) == connect.CodeInvalidArgument {
+			log.printf("FAILED: %v", err)
 			n.failBuild(d, "v9.toml: "+err.Error(), log.String())
 			return
 		}
-	}
-	log.printf("ready: artifact %s (build %s)", digest, built.Round(time.Millisecond))
-	if _, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
-		Id: d.Id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ArtifactDigest: digest,
-		BuildLog: log.String(), Spec: spec, ArtifactOrigin: n.cfg.ID,
-	}}}); err != nil {
-		n.log.Warn("mark ready", "deployment", d.Id, "err", err)
+		n.log.Warn("commit the built deployment; the leader retries it", "deployment", d.Id, "err", err)
 		return
 	}
-	cur, err := n.fsm.Store.ComponentByID(c.Id)
-	if err != nil {
-		return
-	}
-	if act, err := n.fsm.Store.Deployment(cur.ActiveDeploymentId); err == nil && act.CreateIndex > d.CreateIndex {
-		n.postStatus(ctx, d, "error", "built, but a newer deployment is active")
-		return
-	}
-	idx, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: c.Id, DeploymentId: d.Id}}})
-	if err != nil {
-		n.log.Warn("activate deployment", "deployment", d.Id, "err", err)
+	n.fsm.Store.WaitForIndex(cctx, idx)
+	if cur, err := n.fsm.Store.ComponentByID(c.Id); err != nil || cur.ActiveDeploymentId != d.Id {
+		if err == nil {
+			n.postStatus(ctx, d, "error", "built, but a newer deployment is active")
+		}
 		return
 	}
 	n.log.Info("deployment activated", "component", c.Name, "deployment", d.Id, "sha", shortSHA(d.CommitSha),
@@ -340,7 +336,14 @@ func (n *Node) buildArtifact(ctx context.Context, c *statev1.Component, d *state
 }
 
 func (n *Node) buildLimits() deploy.Limits {
-	return deploy.Limits{MaxFiles: deploy.DefaultLimits.MaxFiles, MaxBytes: MaxUploadBytes}
+	lim := n.cfg.Build.Limits
+	if lim.MaxFiles <= 0 {
+		lim.MaxFiles = deploy.DefaultLimits.MaxFiles
+	}
+	if lim.MaxBytes <= 0 {
+		lim.MaxBytes = MaxUploadBytes
+	}
+	return lim
 }
 
 // reportServing posts success on the commit once the deployment runs its wanted replicas,
@@ -392,14 +395,43 @@ func (n *Node) reportServing(ctx context.Context, d *statev1.Deployment, idx uin
 	}
 }
 
-// postStatus sets the commit status of a deployment's commit (best effort: GitHub being
-// unreachable never fails a deployment).
-func (n *Node) postStatus(ctx context.Context, d *statev1.Deployment, state, desc string) {
+// statusPost is one commit status waiting to be sent.
+type statusPost struct {
+	repo, sha string
+	status    githubStatus
+}
+
+// postStatus queues the commit status of a deployment's commit. Statuses are sent in order
+// by statusLoop, so a build never waits for GitHub and "pending" never overtakes "success".
+// Reporting is best effort: GitHub being unreachable never fails a deployment.
+func (n *Node) postStatus(_ context.Context, d *statev1.Deployment, state, desc string) {
 	c, err := n.fsm.Store.ComponentByID(d.ComponentId)
-	if err != nil || c.GetSource().GetGithubRepo() == "" {
+	if err != nil || c.GetSource().GetGithubRepo() == "" || d.CommitSha == "" {
 		return
 	}
-	owner, repo, err := deploy.SplitRepo(c.Source.GithubRepo)
+	p := statusPost{repo: c.Source.GithubRepo, sha: d.CommitSha,
+		status: githubStatus{State: state, Description: truncate(desc, 140), Context: "v9/" + c.Name}}
+	select {
+	case n.statuses <- p:
+	default:
+		n.log.Warn("commit status dropped: queue full", "repo", p.repo, "sha", shortSHA(p.sha), "state", state)
+	}
+}
+
+// statusLoop sends queued commit statuses, one at a time.
+func (n *Node) statusLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-n.statuses:
+			n.sendStatus(ctx, p)
+		}
+	}
+}
+
+func (n *Node) sendStatus(ctx context.Context, p statusPost) {
+	owner, repo, err := deploy.SplitRepo(p.repo)
 	if err != nil {
 		return
 	}
@@ -408,12 +440,10 @@ func (n *Node) postStatus(ctx context.Context, d *statev1.Deployment, state, des
 		n.log.Warn("commit status", "err", err)
 		return
 	}
-	desc = truncate(desc, 140) // GitHub's limit
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	st := &githubStatus{State: state, Description: desc, Context: "v9/" + c.Name}
-	if _, _, err := gh.Repositories.CreateStatus(sctx, owner, repo, d.CommitSha, st.toGitHub()); err != nil {
-		n.log.Warn("commit status", "repo", c.Source.GithubRepo, "sha", shortSHA(d.CommitSha), "state", state, "err", err)
+	if _, _, err := gh.Repositories.CreateStatus(sctx, owner, repo, p.sha, p.status.toGitHub()); err != nil {
+		n.log.Warn("commit status", "repo", p.repo, "sha", shortSHA(p.sha), "state", p.status.State, "err", err)
 	}
 }
 

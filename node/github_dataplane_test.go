@@ -21,6 +21,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/velocity9/v9/internal/githubtest"
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
@@ -80,11 +81,16 @@ func TestDataPlaneGitHubPushToDeploy(t *testing.T) {
 	waitStatus(t, gh, v1, "success")
 	d1 := waitDeployment(t, c.Nodes[1], "hello", v1, statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY)
 
-	// A push rolls out everywhere; the old version never serves again.
+	// A push, delivered to a follower, rolls out everywhere; the old version never serves
+	// again.
 	start := time.Now()
-	v2, ds := gh.Push(testRepo, "main", "v2: new greeting", helloRepo(t, "v2"))
-	if len(ds) != 1 || ds[0].Status != 202 {
-		t.Fatalf("delivery: %+v", ds)
+	v2 := gh.Commit(testRepo, "main", "v2: new greeting", helloRepo(t, "v2"))
+	hook := gh.Hooks(testRepo)[0]
+	delivery := gh.NewDelivery(&hook, "push", gh.PushPayload(testRepo, "main", v2))
+	gh.Send(delivery, webhookURL(c.Follower(t)))
+	ds := []*githubtest.Delivery{delivery}
+	if ds[0].Status != 202 {
+		t.Fatalf("delivery: %+v", ds[0])
 	}
 	waitServing(t, c.Nodes, "hello from wasm v2 /x")
 	t.Logf("push → served by 3 proxies in %s", time.Since(start).Round(time.Millisecond))

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -122,6 +124,18 @@ func TestGitHubWebhookIntake(t *testing.T) {
 		t.Fatalf("hooks on GitHub: %+v", hooks)
 	}
 	secret := hooks[0].Secret
+	// The ping GitHub sends to a new hook is answered.
+	Eventually(t, 10*time.Second, func() error {
+		for _, d := range gh.Deliveries() {
+			if d.Event == "ping" {
+				if d.Status != http.StatusOK || !strings.Contains(d.Answer, "pong") {
+					return fmt.Errorf("ping answered %d %s", d.Status, d.Answer)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no ping yet")
+	})
 
 	// The secret never leaves through the read APIs.
 	get, err := componentClient(follower).Get(context.Background(), connect.NewRequest(&componentv1.GetRequest{Name: "hello"}))
@@ -248,6 +262,21 @@ func TestGitHubLinkErrors(t *testing.T) {
 	if cs := c.Nodes[0].Store().Components(); len(cs) != 0 {
 		t.Fatalf("failed links left components: %v", cs)
 	}
+
+	// Without a token, and with a token GitHub refuses.
+	for name, cfg := range map[string]deploy.GitHubConfig{
+		"no token":  {APIURL: gh.APIURL()},
+		"bad token": {APIURL: gh.APIURL(), Token: "ghp_revoked"},
+	} {
+		other := NewTestClusterConfig(t, 1, func(c *Config) { c.GitHub = cfg })
+		_, err := componentClient(other.Nodes[0]).Create(ctx, connect.NewRequest(&componentv1.CreateRequest{Name: "hello", Source: &statev1.Source{GithubRepo: testRepo, Branch: "main"}}))
+		if connect.CodeOf(err) != connect.CodeFailedPrecondition || (name == "no token" && !strings.Contains(err.Error(), "--github-token")) {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if cs := other.Nodes[0].Store().Components(); len(cs) != 0 {
+			t.Fatalf("%s: components created: %v", name, cs)
+		}
+	}
 }
 
 // FuzzWebhookHandler sends arbitrary deliveries, correctly signed or not, through the
@@ -303,4 +332,59 @@ func FuzzWebhookHandler(f *testing.F) {
 			t.Fatalf("push without a repository: %+v", v.event.Push)
 		}
 	})
+}
+
+// TestGitHubContainerRepo: a container repository's files are its artifact (no compile),
+// and a manifest whose runtime differs from the component's fails the deployment clearly.
+func TestGitHubContainerRepo(t *testing.T) {
+	c, gh := newGitHubCluster(t, 1, nil)
+	manifest := "name = \"api\"\nruntime = \"container\"\n[container]\nimage = \"docker.io/library/python:3.12-alpine\"\ncommand = [\"python\", \"/app/main.py\"]\n"
+	head := gh.Commit(testRepo, "main", "container", map[string]string{"v9.toml": manifest, "main.py": "print('hi')\n"})
+	ctx := context.Background()
+	if _, err := componentClient(c.Nodes[0]).Create(ctx, connect.NewRequest(&componentv1.CreateRequest{
+		Name: "api", Runtime: statev1.Runtime_RUNTIME_CONTAINER, Source: &statev1.Source{GithubRepo: testRepo, Branch: "main"},
+	})); err != nil {
+		t.Fatal(err)
+	}
+	d := waitDeployment(t, c.Nodes[0], "api", head, statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY)
+	comp, _ := c.Nodes[0].Store().Component("api")
+	if !strings.HasPrefix(d.ArtifactDigest, "sha256:") || comp.ActiveDeploymentId != d.Id ||
+		comp.Spec.GetContainer().GetImage() != "docker.io/library/python:3.12-alpine" || d.Spec.GetContainer().GetImage() == "" {
+		t.Fatalf("deployment %v, component %v", d, comp)
+	}
+	dir, err := c.Nodes[0].artifacts.Dir(d.ArtifactDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "main.py")); err != nil {
+		t.Fatalf("the artifact lacks the repository's files: %v", err)
+	}
+
+	// The same repository linked as a wasm component: its runtime does not match.
+	createLinked(t, c.Nodes[0], "hello")
+	failed := waitDeployment(t, c.Nodes[0], "hello", head, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED)
+	if !strings.Contains(failed.Error, `runtime "container"`) {
+		t.Fatalf("runtime mismatch: %q", failed.Error)
+	}
+}
+
+// TestGitHubRepoOverLimits: a repository over the extraction limits fails its deployment.
+func TestGitHubRepoOverLimits(t *testing.T) {
+	c, gh := newGitHubCluster(t, 1, func(cfg *Config) { cfg.Build.Limits = deploy.Limits{MaxFiles: 50, MaxBytes: 4096} })
+	head := gh.Commit(testRepo, "main", "big", map[string]string{"v9.toml": "x", "big.bin": strings.Repeat("x", 5000)})
+	createLinked(t, c.Nodes[0], "hello")
+	d := waitDeployment(t, c.Nodes[0], "hello", head, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED)
+	if !strings.Contains(d.Error, "limit of 4096 bytes") {
+		t.Fatalf("over the size limit: %q", d.Error)
+	}
+	many := map[string]string{}
+	for i := range 60 {
+		many[fmt.Sprintf("f%d", i)] = ""
+	}
+	sha, _ := gh.Push(testRepo, "main", "many", many)
+	d = waitDeployment(t, c.Nodes[0], "hello", sha, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED)
+	if !strings.Contains(d.Error, "limit of 50 entries") {
+		t.Fatalf("over the file limit: %q", d.Error)
+	}
+	waitStatus(t, gh, sha, "failure")
 }

@@ -116,10 +116,20 @@ func (n *Node) createLinkedAsLeader(ctx context.Context, req *componentv1.Create
 	}
 
 	link := &statev1.GithubLink{ComponentId: c.Id, Repo: owner + "/" + repo, Branch: branch, PollSeconds: req.PollSeconds}
+	putLink := func() error {
+		_, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_PutGithubLink{PutGithubLink: &statev1.PutGithubLink{Link: link}}})
+		return err
+	}
 	if req.PollSeconds == 0 {
 		secret := make([]byte, 32)
 		rand.Read(secret)
 		link.Secret = []byte(hex.EncodeToString(secret))
+		// Record the secret before the hook exists, so that the ping GitHub sends to a new
+		// hook at once already verifies (by repository name) on every node.
+		if err := putLink(); err != nil {
+			undo()
+			return nil, err
+		}
 		hook, _, err := gh.Repositories.CreateHook(ctx, owner, repo, &github.Hook{
 			Active: github.Bool(true),
 			// GitHub pings every new hook whatever its events; "ping" is not an event to ask for.
@@ -132,7 +142,7 @@ func (n *Node) createLinkedAsLeader(ctx context.Context, req *componentv1.Create
 		}
 		link.HookId = hook.GetID()
 	}
-	if _, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_PutGithubLink{PutGithubLink: &statev1.PutGithubLink{Link: link}}}); err != nil {
+	if err := putLink(); err != nil {
 		n.deleteHook(ctx, link)
 		undo()
 		return nil, err

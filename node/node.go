@@ -51,6 +51,7 @@ type Node struct {
 	lease     lease                // this node's lease from the leader
 	load      *loadReporter        // requests entering through this node's proxy
 	builds    builder
+	statuses  chan statusPost
 
 	apiLn, proxyLn   net.Listener
 	apiSrv, proxySrv *http.Server
@@ -73,6 +74,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
 	n.builds.wake = make(chan struct{}, 1)
+	n.statuses = make(chan statusPost, 1024)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
 	n.od.n = n
@@ -129,6 +131,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.goLoop(n.heartbeatLoop)
 	n.goLoop(n.livenessLoop)
 	n.goLoop(n.buildLoop)
+	n.goLoop(n.statusLoop)
 	n.goLoop(n.pollLoop)
 	n.goLoop(n.gcLoop)
 	n.goLoop(n.replicateLoop)

@@ -24,7 +24,6 @@ type peerClients struct {
 type peerClient struct {
 	cluster   clusterv1connect.ClusterServiceClient
 	component componentv1connect.ComponentServiceClient
-	deploy    deployv1connect.DeployServiceClient
 	internal  clusterv1connect.InternalServiceClient
 	artifacts deployv1connect.ArtifactServiceClient
 	logs      logsv1connect.LogServiceClient
@@ -59,7 +58,6 @@ func (p *peerClients) get(addr string) *peerClient {
 		c = &peerClient{
 			cluster:   clusterv1connect.NewClusterServiceClient(p.http, base),
 			component: componentv1connect.NewComponentServiceClient(p.http, base),
-			deploy:    deployv1connect.NewDeployServiceClient(p.http, base),
 			internal:  clusterv1connect.NewInternalServiceClient(p.http, base),
 			// Artifacts are compressed already.
 			artifacts: deployv1connect.NewArtifactServiceClient(p.http, base),

@@ -79,6 +79,10 @@ func (n *Node) serveWebhook(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		id, dup, err := n.recordPush(ctx, l, p, delivery)
+		if errors.Is(err, fsm.ErrNotFound) || connect.CodeOf(err) == connect.CodeNotFound {
+			ans.Message = "the linked component was deleted"
+			continue
+		}
 		if err != nil {
 			n.log.Warn("record push", "delivery", delivery, "err", err)
 			http.Error(w, "record the push: "+err.Error(), http.StatusServiceUnavailable)

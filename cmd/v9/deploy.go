@@ -407,15 +407,19 @@ func newDeploymentsListCmd(a *app) *cobra.Command {
 
 func printDeploymentTable(w io.Writer, ds []*statev1.Deployment, active string, now time.Time) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "ID\tSTATUS\tDIGEST\tMESSAGE\tCREATED\tACTIVE")
+	fmt.Fprintln(tw, "ID\tSTATUS\tCOMMIT\tDIGEST\tMESSAGE\tCREATED\tACTIVE")
 	var failures []string
 	for _, d := range ds {
 		mark := ""
 		if d.GetId() == active {
 			mark = "*"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n",
-			d.GetId(), enumWord(d.GetStatus().String(), "DEPLOYMENT_STATUS_"), orDash(shortDigest(d.GetArtifactDigest())),
+		commit := ""
+		if sha := d.GetCommitSha(); len(sha) >= 7 {
+			commit = sha[:7]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			d.GetId(), enumWord(d.GetStatus().String(), "DEPLOYMENT_STATUS_"), orDash(commit), orDash(shortDigest(d.GetArtifactDigest())),
 			orDash(oneLine(d.GetCommitMessage(), 50)), age(d.GetCreateTime().AsTime(), now, d.GetCreateTime() != nil), mark)
 		if d.GetStatus() == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED && d.GetError() != "" {
 			failures = append(failures, fmt.Sprintf("%s failed: %s", d.GetId(), d.GetError()))

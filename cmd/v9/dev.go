@@ -19,6 +19,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
+	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/node"
 	"github.com/velocity9/v9/rpc/client"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
@@ -43,6 +44,7 @@ func newDevCmd(a *app) *cobra.Command {
 		dataDir string
 		ctrd    string
 		l       devLayout
+		gh      deploy.GitHubConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -54,7 +56,10 @@ Node nK listens on 127.0.0.1 at --api-port+K-1 (API), --proxy-port+K-1 (proxy) a
 --data-dir brings back the same cluster and state.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDev(cmd.Context(), a, cmd.OutOrStdout(), dataDir, ctrd, l)
+			if gh.Token == "" && gh.TokenFile == "" {
+				gh.Token = os.Getenv("V9_GITHUB_TOKEN")
+			}
+			return runDev(cmd.Context(), a, cmd.OutOrStdout(), dataDir, ctrd, l, gh)
 		},
 	}
 	f := cmd.Flags()
@@ -64,6 +69,8 @@ Node nK listens on 127.0.0.1 at --api-port+K-1 (API), --proxy-port+K-1 (proxy) a
 	f.IntVar(&l.ProxyPort, "proxy-port", 8080, "proxy port of the first node; the others count up")
 	f.IntVar(&l.RaftPort, "raft-port", 7910, "Raft port of the first node; the others count up")
 	f.StringVar(&ctrd, "containerd-socket", defaultContainerdSocket, "containerd the nodes run container components with; empty or unreachable: wasm only")
+	f.StringVar(&gh.TokenFile, "github-token-file", "", "file holding a GitHub token for push-to-deploy (default $V9_GITHUB_TOKEN); GitHub cannot reach a local cluster, so link repositories with --poll")
+	f.StringVar(&gh.APIURL, "github-api-url", "", "GitHub REST API base URL (GitHub Enterprise)")
 	return cmd
 }
 
@@ -121,7 +128,7 @@ func (l devLayout) save(dir string) error {
 	return nil
 }
 
-func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l devLayout) error {
+func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l devLayout, gh deploy.GitHubConfig) error {
 	if err := l.check(); err != nil {
 		return err
 	}
@@ -153,7 +160,8 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 			BootstrapExpect:  l.Nodes,
 			ContainerdSocket: ctrd,
 			WasmCacheDir:     filepath.Join(dir, "wasm-cache"), // compile once for all nodes
-			Logger:           a.logger,                         // the node adds node=<id> itself
+			GitHub:           gh,
+			Logger:           a.logger, // the node adds node=<id> itself
 		}
 		for j := range l.Nodes {
 			if j != k {

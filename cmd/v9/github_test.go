@@ -43,7 +43,7 @@ func TestCLIGitHub(t *testing.T) {
 		return fmt.Errorf("deployments: %v", res.GetDeployments())
 	})
 	list := mustCLI(t, cli("deployments", "list", "site")...)
-	if !strings.Contains(list.stdout, "v9.toml not found") {
+	if !strings.Contains(list.stdout, "v9.toml not found") || !strings.Contains(list.stdout, head[:7]) {
 		t.Fatalf("list shows no failure reason: %s", list)
 	}
 	logs := mustCLI(t, cli("deployments", "logs", failed.GetId())...)

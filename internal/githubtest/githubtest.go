@@ -246,9 +246,11 @@ func (s *Server) Send(d *Delivery, url string) {
 	}
 	req.Header = d.Header.Clone()
 	resp, err := s.client.Do(req)
-	s.mu.Lock()
-	s.deliveries = append(s.deliveries, d)
-	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.deliveries = append(s.deliveries, d)
+		s.mu.Unlock()
+	}()
 	if err != nil {
 		d.Status, d.Answer = 0, err.Error()
 		return
@@ -278,6 +280,17 @@ func Sign1(secret, body []byte) string {
 	m := hmac.New(sha1.New, secret)
 	m.Write(body)
 	return "sha1=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Deliveries returns the deliveries sent so far, oldest first (redeliveries included).
+func (s *Server) Deliveries() []Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Delivery, len(s.deliveries))
+	for i, d := range s.deliveries {
+		out[i] = *d
+	}
+	return out
 }
 
 // Hooks returns copies of a repository's hooks, by id.
@@ -499,7 +512,7 @@ func (s *Server) serveCodeload(w http.ResponseWriter, r *http.Request, rest stri
 // with "symlink:" becomes a symbolic link to the rest.
 func Tarball(top, sha string, files map[string]string) []byte {
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	tw := tar.NewWriter(zw)
 	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header", PAXRecords: map[string]string{"comment": sha}})
 	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: top + "/", Mode: 0o775})

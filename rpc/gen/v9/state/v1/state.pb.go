@@ -1977,8 +1977,11 @@ type SetDeploymentStatus struct {
 	BuildLog       string                 `protobuf:"bytes,5,opt,name=build_log,json=buildLog,proto3" json:"build_log,omitempty"`                   // replaces the deployment's build log when not empty
 	Spec           *ComponentSpec         `protobuf:"bytes,6,opt,name=spec,proto3" json:"spec,omitempty"`                                           // recorded on the deployment when set
 	ArtifactOrigin string                 `protobuf:"bytes,7,opt,name=artifact_origin,json=artifactOrigin,proto3" json:"artifact_origin,omitempty"` // recorded on the deployment when set
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// With status READY: in the same step make the deployment active and give its component
+	// the spec above, unless a deployment created after it is active already.
+	Activate      bool `protobuf:"varint,8,opt,name=activate,proto3" json:"activate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetDeploymentStatus) Reset() {
@@ -2058,6 +2061,13 @@ func (x *SetDeploymentStatus) GetArtifactOrigin() string {
 		return x.ArtifactOrigin
 	}
 	return ""
+}
+
+func (x *SetDeploymentStatus) GetActivate() bool {
+	if x != nil {
+		return x.Activate
+	}
+	return false
 }
 
 type ActivateDeployment struct {
@@ -3012,7 +3022,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x10CreateDeployment\x127\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\v2\x17.v9.state.v1.DeploymentR\n" +
-	"deployment\"\x91\x02\n" +
+	"deployment\"\xad\x02\n" +
 	"\x13SetDeploymentStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1d.v9.state.v1.DeploymentStatusR\x06status\x12\x14\n" +
@@ -3020,7 +3030,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x0fartifact_digest\x18\x04 \x01(\tR\x0eartifactDigest\x12\x1b\n" +
 	"\tbuild_log\x18\x05 \x01(\tR\bbuildLog\x12.\n" +
 	"\x04spec\x18\x06 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\x12'\n" +
-	"\x0fartifact_origin\x18\a \x01(\tR\x0eartifactOrigin\"\\\n" +
+	"\x0fartifact_origin\x18\a \x01(\tR\x0eartifactOrigin\x12\x1a\n" +
+	"\bactivate\x18\b \x01(\bR\bactivate\"\\\n" +
 	"\x12ActivateDeployment\x12!\n" +
 	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\x12#\n" +
 	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\"G\n" +
