@@ -8,6 +8,7 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -72,8 +73,9 @@ type Config struct {
 
 // Proxy is an http.Handler for a node's proxy port.
 type Proxy struct {
-	cfg Config
-	rr  sync.Map // component -> *atomic.Uint64
+	cfg     Config
+	rr      sync.Map // component -> *atomic.Uint64
+	suspect sync.Map // remote proxy address -> time.Time until which it is tried last
 }
 
 // New returns a Proxy.
@@ -189,16 +191,23 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 	}
 	first := p.next(name)
 	var lastErr error
-	for i := 0; i < n; i++ {
-		k := int((first + uint64(i)) % uint64(n))
+	now := time.Now()
+	for _, k := range p.order(first, len(t.Local), t.Remote, now) {
 		if k < len(t.Local) {
 			w.Header().Set(ServedByHeader, p.cfg.NodeID)
 			t.Local[k].ServeHTTP(w, r)
 			return
 		}
-		err := p.forward(w, r, t.Remote[k-len(t.Local)])
+		addr := t.Remote[k-len(t.Local)]
+		err := p.forward(w, r, addr)
 		if err == nil {
+			p.suspect.Delete(addr)
 			return
+		}
+		if !errors.Is(err, errNoInstance) {
+			// The node did not answer: try it last for a while, so that requests do not
+			// each wait on a dead node until the leader marks it down.
+			p.suspect.Store(addr, now.Add(suspectFor))
 		}
 		lastErr = err
 		if body.read.Load() {
@@ -227,6 +236,31 @@ func (p *Proxy) next(name string) uint64 {
 // errRetry means the request never reached an instance and may go to another.
 var errRetry = errors.New("retry another instance")
 
+// errNoInstance means the node answered but had no instance (any more): retry elsewhere.
+var errNoInstance = fmt.Errorf("%w: the node has no instance", errRetry)
+
+// suspectFor is how long a node whose proxy did not answer is tried after the others.
+const suspectFor = 3 * time.Second
+
+// order returns the instances to try, in round-robin order from first, with remote nodes
+// that recently failed to answer moved to the end.
+func (p *Proxy) order(first uint64, local int, remote []string, now time.Time) []int {
+	n := local + len(remote)
+	out := make([]int, 0, n)
+	var later []int
+	for i := 0; i < n; i++ {
+		k := int((first + uint64(i)) % uint64(n))
+		if k >= local {
+			if until, ok := p.suspect.Load(remote[k-local]); ok && now.Before(until.(time.Time)) {
+				later = append(later, k)
+				continue
+			}
+		}
+		out = append(out, k)
+	}
+	return append(out, later...)
+}
+
 // forward sends r to the proxy at addr. It returns an error, having written nothing, when
 // the request may be retried elsewhere.
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, addr string) error {
@@ -241,7 +275,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, addr string) err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(noInstanceHeader) != "" {
-		return errRetry
+		return errNoInstance
 	}
 	removeHopByHop(resp.Header)
 	h := w.Header()

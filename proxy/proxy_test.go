@@ -175,3 +175,35 @@ func TestLoadCountsEnteringRequestsOnly(t *testing.T) {
 		t.Fatalf("idle interval = %+v, want nothing", got)
 	}
 }
+
+// countingTransport counts round trips per host.
+type countingTransport struct {
+	mu    sync.Mutex
+	tries map[string]int
+	next  http.RoundTripper
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.tries[r.URL.Host]++
+	c.mu.Unlock()
+	return c.next.RoundTrip(r)
+}
+
+func TestDeadNodeIsTriedLast(t *testing.T) {
+	n2 := httptest.NewServer(New(Config{NodeID: "n2", Router: table{"hello": {Found: true, Local: []http.Handler{echo("n2")}}}}))
+	defer n2.Close()
+	live, dead := strings.TrimPrefix(n2.URL, "http://"), deadAddr(t)
+	tr := &countingTransport{tries: map[string]int{}, next: http.DefaultTransport}
+	p := New(Config{NodeID: "n1", Transport: tr, Router: table{"hello": {Found: true, Remote: []string{dead, live}}}})
+	for i := 0; i < 20; i++ {
+		if rec, body := get(t, p, "hello.localhost", "/x"); rec.Code != 200 || !strings.HasPrefix(body, "n2 ") {
+			t.Fatalf("request %d: %d %q", i, rec.Code, body)
+		}
+	}
+	// Round robin would try the dead node first on every other request; after its first
+	// failure it is tried after the live one, which answers.
+	if tr.tries[dead] != 1 || tr.tries[live] != 20 {
+		t.Fatalf("tries %v: want the dead node tried once", tr.tries)
+	}
+}
