@@ -238,9 +238,13 @@ func (t *tables) setNodeStatus(index uint64, op *statev1.SetNodeStatus) error {
 	n.Status, n.ModifyIndex = op.Status, index
 	if op.Status == statev1.NodeStatus_NODE_STATUS_DOWN {
 		// The leader stopped hearing the node for longer than its TTL: everything placed there
-		// is lost (the node has fenced its exclusive instances by then) and gets replaced.
+		// is stopped and lost (the node has fenced its exclusive instances by then) and gets
+		// replaced; the node, when back, stops whatever it still runs of them.
 		for _, p := range t.placements {
-			if p.NodeId == n.Id && p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED {
+			if p.NodeId == n.Id {
+				if p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_STOP {
+					p.Desired, p.Epoch = statev1.PlacementDesired_PLACEMENT_DESIRED_STOP, p.Epoch+1
+				}
 				p.Observed, p.Reason, p.ModifyIndex = statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST, "node down", index
 			}
 		}

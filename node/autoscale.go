@@ -34,7 +34,13 @@ func (n *Node) autoscale(ctx context.Context, now time.Time) {
 	if n.scaled == nil {
 		n.scaled = map[string]time.Time{}
 	}
-	load := n.live.componentLoad(now, n.cfg.Liveness.TTL)
+	if since := n.live.leaderSince(); now.Sub(since) < n.cfg.Liveness.TTL {
+		return // until every node has heartbeated this leader, the load reports are partial
+	}
+	// Decide from the peak over the down cool-down, not the last sample: light or bursty
+	// traffic must not look idle because one interval was quiet.
+	window := max(1, int(n.cfg.Autoscale.DownCooldownOrDefault()/(4*n.cfg.Liveness.HeartbeatInterval)))
+	load := n.loadWin.add(n.live.componentLoad(now, n.cfg.Liveness.TTL), window)
 	for _, d := range sched.Autoscale(n.fsm.Store.State(), load, n.scaled, now, n.cfg.Autoscale) {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_ScaleComponent{ScaleComponent: &statev1.ScaleComponent{Name: d.Component, Replicas: d.To}}})
@@ -48,4 +54,25 @@ func (n *Node) autoscale(ctx context.Context, now time.Time) {
 		n.log.Info("autoscaled", "component", d.Component, "from", d.From, "to", d.To, "in_flight", l.InFlight, "rate", l.Rate)
 		n.logs.Append(d.Component, "", "system", fmt.Sprintf("autoscaled from %d to %d replicas (%.0f requests in flight, %.1f/s)", d.From, d.To, l.InFlight, l.Rate))
 	}
+}
+
+// loadWindow keeps the last samples of the components' load; add returns the peak over them.
+type loadWindow struct {
+	samples []map[string]sched.Load
+}
+
+func (w *loadWindow) add(m map[string]sched.Load, size int) map[string]sched.Load {
+	w.samples = append(w.samples, m)
+	if len(w.samples) > size {
+		w.samples = w.samples[len(w.samples)-size:]
+	}
+	out := map[string]sched.Load{}
+	for _, s := range w.samples {
+		for name, l := range s {
+			o := out[name]
+			o.InFlight, o.Rate = max(o.InFlight, l.InFlight), max(o.Rate, l.Rate)
+			out[name] = o
+		}
+	}
+	return out
 }

@@ -90,6 +90,18 @@ type LivenessConfig struct {
 	RolloutDeadline time.Duration
 }
 
+// minFenceBudget is the least time a node whose lease ran out may take to kill its
+// exclusive instances before the leader may re-place them.
+const minFenceBudget = 200 * time.Millisecond
+
+// fenceBudget is the time left, after a node's lease runs out, before the leader's TTL can:
+// the TTL less the lease, a deposed leader's Raft lease and the two heartbeat intervals a
+// node may take to notice (a heartbeat blocks for up to two). Half of it is given to
+// killing an instance, half kept as margin for clock rate differences.
+func (l LivenessConfig) fenceBudget(leaderLease time.Duration) time.Duration {
+	return l.TTL - l.Lease - leaderLease - 2*l.HeartbeatInterval
+}
+
 // Liveness defaults: a dead node's placements are replaced about 3s after its last
 // heartbeat (Nomad's default heartbeat grace is about 20s).
 const (
@@ -168,8 +180,9 @@ func (c *Config) setDefaults() error {
 	if l.Lease < 2*l.HeartbeatInterval {
 		return fmt.Errorf("config: lease %s must be at least two heartbeat intervals (%s)", l.Lease, l.HeartbeatInterval)
 	}
-	if l.TTL <= l.Lease+r.LeaderLeaseTimeout {
-		return fmt.Errorf("config: node TTL %s must exceed the lease %s plus the Raft leader lease %s", l.TTL, l.Lease, r.LeaderLeaseTimeout)
+	if l.fenceBudget(r.LeaderLeaseTimeout) < minFenceBudget {
+		return fmt.Errorf("config: node TTL %s must exceed the lease %s, the Raft leader lease %s, two heartbeat intervals (%s) and %s to kill an instance",
+			l.TTL, l.Lease, r.LeaderLeaseTimeout, 2*l.HeartbeatInterval, minFenceBudget)
 	}
 	if c.Domain == "" {
 		c.Domain = "localhost"

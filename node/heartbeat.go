@@ -15,17 +15,19 @@ import (
 
 // lease is this node's side of liveness: when the leader last confirmed a heartbeat. The
 // lease counts from when the heartbeat was sent, which is never later than when the leader
-// received it, so the node's lease always runs out before the leader's TTL does.
+// received it, so the node's lease always runs out before the leader's TTL does. Times are
+// kept on the monotonic clock (offsets from base): a wall-clock step must not stretch it.
 type lease struct {
-	renewed atomic.Int64 // unix nanos of the send time of the last answered heartbeat
+	base    time.Time
+	renewed atomic.Int64 // send time of the last answered heartbeat, ns since base; 0: never
 }
 
-func (l *lease) renew(sent time.Time) { l.renewed.Store(sent.UnixNano()) }
+func (l *lease) renew(sent time.Time) { l.renewed.Store(max(int64(sent.Sub(l.base)), 1)) }
 
 // held reports whether the lease still holds at now.
 func (l *lease) held(now time.Time, d time.Duration) bool {
 	r := l.renewed.Load()
-	return r != 0 && now.Sub(time.Unix(0, r)) < d
+	return r != 0 && time.Duration(int64(now.Sub(l.base))-r) < d
 }
 
 // leaseHeld reports whether this node may run exclusive instances now.
@@ -44,8 +46,14 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 		sent := time.Now()
 		if idx, err := n.heartbeat(ctx, 2*every); err != nil {
 			n.log.Debug("heartbeat", "err", err)
-		} else if n.fsm.Store.Index() >= idx {
-			n.lease.renew(sent)
+		} else {
+			// Renew (from the send time) once this node has applied what the leader had:
+			// usually a round trip later under steady writes.
+			wctx, cancel := context.WithTimeout(ctx, every)
+			if got, _ := n.fsm.Store.WaitForIndex(wctx, idx); got >= idx {
+				n.lease.renew(sent)
+			}
+			cancel()
 		}
 		if held := n.leaseHeld(); held != was {
 			was = held

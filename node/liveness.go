@@ -24,6 +24,7 @@ type liveness struct {
 	mu        sync.Mutex
 	since     time.Time            // when this node became leader; zero while it does not lead
 	heard     map[string]time.Time // real heartbeats received while leading
+	downing   map[string]bool      // nodes being marked down: their heartbeats are refused
 	load      map[string][]*clusterv1.ComponentLoad
 	artifacts map[string]map[string]bool
 }
@@ -34,15 +35,21 @@ func (l *liveness) reset(now time.Time) {
 	defer l.mu.Unlock()
 	l.since = now
 	l.heard = map[string]time.Time{}
+	l.downing = map[string]bool{}
 	l.load = map[string][]*clusterv1.ComponentLoad{}
 	l.artifacts = map[string]map[string]bool{}
 }
 
-func (l *liveness) record(req *clusterv1.HeartbeatRequest, now time.Time) {
+func (l *liveness) record(req *clusterv1.HeartbeatRequest, now time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.since.IsZero() {
-		return
+		return connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
+	}
+	if l.downing[req.NodeId] {
+		// Answering now would renew the node's lease with a state that does not hold the
+		// decision yet; once it is committed, the next heartbeat brings the node back.
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("node %s is being marked down", req.NodeId))
 	}
 	l.heard[req.NodeId] = now
 	l.load[req.NodeId] = req.Load
@@ -51,6 +58,34 @@ func (l *liveness) record(req *clusterv1.HeartbeatRequest, now time.Time) {
 		arts[a] = true
 	}
 	l.artifacts[req.NodeId] = arts
+	return nil
+}
+
+// markIfSilent decides, atomically with heartbeat intake, whether a node has been silent
+// for longer than ttl; if so its heartbeats are refused until done is called.
+func (l *liveness) markIfSilent(id string, now time.Time, ttl time.Duration) (done func(), silent bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	last, ok := l.heard[id]
+	if !ok {
+		last = l.since
+	}
+	if l.since.IsZero() || now.Sub(last) <= ttl {
+		return nil, false
+	}
+	l.downing[id] = true
+	return func() {
+		l.mu.Lock()
+		delete(l.downing, id)
+		l.mu.Unlock()
+	}, true
+}
+
+// leaderSince is when this node became leader (zero while it does not lead).
+func (l *liveness) leaderSince() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.since
 }
 
 // lastHeard is when the leader last heard the node (the leadership start if never) and
@@ -76,8 +111,13 @@ func (n *Node) HeartbeatAsLeader(_ context.Context, req *clusterv1.HeartbeatRequ
 	if !n.IsLeader() {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
 	}
-	n.live.record(req, time.Now())
-	return &clusterv1.HeartbeatResponse{LeaderId: n.cfg.ID, Index: n.fsm.Store.Index()}, nil
+	if err := n.live.record(req, time.Now()); err != nil {
+		return nil, err
+	}
+	// The leader's last log index covers every entry a predecessor committed, which this
+	// leader may not have applied yet: the node's lease waits until it has applied them.
+	idx := max(n.fsm.Store.Index(), n.raft.r.LastIndex())
+	return &clusterv1.HeartbeatResponse{LeaderId: n.cfg.ID, Index: idx}, nil
 }
 
 // livenessLoop runs on every node and acts while it leads: a ready or draining node not
@@ -92,7 +132,7 @@ func (n *Node) livenessLoop(ctx context.Context) {
 		case n.IsLeader() && !leading:
 			leading = true
 			n.live.reset(now)
-			n.rollouts.since, n.scaled = nil, nil
+			n.rollouts.since, n.scaled, n.loadWin = nil, nil, loadWindow{}
 		case !n.IsLeader() && leading:
 			leading = false
 			n.live.reset(time.Time{})
@@ -114,21 +154,31 @@ func (n *Node) livenessLoop(ctx context.Context) {
 func (n *Node) checkNodes(ctx context.Context, now time.Time) {
 	ttl := n.cfg.Liveness.TTL
 	for _, nd := range n.fsm.Store.Nodes() {
-		last, real := n.live.lastHeard(nd.Id)
 		var to statev1.NodeStatus
+		var done func()
 		switch {
-		case nd.Status != statev1.NodeStatus_NODE_STATUS_DOWN && now.Sub(last) > ttl:
+		case nd.Status != statev1.NodeStatus_NODE_STATUS_DOWN:
+			var silent bool
+			if done, silent = n.live.markIfSilent(nd.Id, now, ttl); !silent {
+				continue
+			}
 			to = statev1.NodeStatus_NODE_STATUS_DOWN
-			n.log.Warn("node missed its heartbeats: marking it down", "peer", nd.Id, "silent_for", now.Sub(last).Round(time.Millisecond), "ttl", ttl)
-		case nd.Status == statev1.NodeStatus_NODE_STATUS_DOWN && real && now.Sub(last) <= ttl:
+			n.log.Warn("node missed its heartbeats: marking it down", "peer", nd.Id, "ttl", ttl)
+		default:
+			last, real := n.live.lastHeard(nd.Id)
+			if !real || now.Sub(last) > ttl {
+				continue
+			}
 			to = statev1.NodeStatus_NODE_STATUS_READY
 			n.log.Info("node is back: marking it ready", "peer", nd.Id)
-		default:
-			continue
 		}
+		// Only as leader, never forwarded: a deposed leader's view of heartbeats is stale.
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_SetNodeStatus{SetNodeStatus: &statev1.SetNodeStatus{Id: nd.Id, Status: to}}})
+		_, err := n.ApplyAsLeader(cctx, &statev1.Command{Op: &statev1.Command_SetNodeStatus{SetNodeStatus: &statev1.SetNodeStatus{Id: nd.Id, Status: to}}})
 		cancel()
+		if done != nil {
+			done()
+		}
 		if err != nil {
 			n.log.Warn("set node status", "peer", nd.Id, "status", to, "err", err)
 		}

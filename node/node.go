@@ -48,6 +48,7 @@ type Node struct {
 	rollouts  rollouts             // the leader's clock on rollouts under way (livenessLoop only)
 	scaled    map[string]time.Time // the leader's last autoscaling change per component (livenessLoop only)
 	schedHold atomic.Bool          // benchmarks: hold the scheduling loop to time one pass alone
+	loadWin   loadWindow           // the leader's recent load samples (livenessLoop only)
 	lease     lease                // this node's lease from the leader
 	load      *loadReporter        // requests entering through this node's proxy
 	builds    builder
@@ -78,6 +79,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
 	n.od.n = n
+	n.lease.base = time.Now()
 	n.disc.known = map[string]peer{}
 
 	var err error
@@ -236,6 +238,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 		n.wg.Wait()
 		if n.rec != nil {
+			// Containers outlive the agent to be adopted by the next one, but an exclusive
+			// one must not: nothing would fence it while the agent is away.
+			n.rec.stopExclusive(ctx)
 			n.rec.closeAll()
 		}
 		n.log.Info("node stopped")

@@ -28,21 +28,23 @@ type reconciler struct {
 }
 
 type instance struct {
-	id         string
-	component  string
-	deployment string
-	rt         statev1.Runtime
-	handler    http.Handler // nil until running
-	run        v9rt.Instance
-	observed   statev1.PlacementObserved
-	reason     string
-	busy       bool // a start or stop is in flight
-	stopping   bool
-	urgent     bool         // stop without waiting for requests in flight (lease fencing)
-	inFlight   atomic.Int64 // requests being served by this instance
-	failures   int
-	retryAt    time.Time
-	reportedAt time.Time
+	id          string
+	component   string
+	deployment  string
+	rt          statev1.Runtime
+	handler     http.Handler // nil until running
+	run         v9rt.Instance
+	observed    statev1.PlacementObserved
+	reason      string
+	busy        bool // a start or stop is in flight
+	stopping    bool
+	urgent      bool // stop without waiting for requests in flight (exclusive instances)
+	fenced      bool // stopped because the lease ran out: reported FAILED, not STOPPED
+	cancelStart context.CancelFunc
+	inFlight    atomic.Int64 // requests being served by this instance
+	failures    int
+	retryAt     time.Time
+	reportedAt  time.Time
 }
 
 const (
@@ -125,7 +127,7 @@ func (r *reconciler) adopt(ctx context.Context) {
 				continue
 			}
 			r.mu.Lock()
-			in := &instance{id: id, component: spec.Component, rt: rt, run: run,
+			in := &instance{id: id, component: spec.Component, deployment: p.DeploymentId, rt: rt, run: run,
 				observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING}
 			in.handler = r.wrap(in, run)
 			r.inst[id] = in
@@ -137,9 +139,11 @@ func (r *reconciler) adopt(ctx context.Context) {
 
 func (r *reconciler) reconcile(ctx context.Context) {
 	store := r.n.fsm.Store
+	// The lease first, the placements after: a lease renewed after this read comes with a
+	// state at least as new as the placements read below.
+	leaseHeld := r.n.leaseHeld()
 	mine := store.Placements(r.n.cfg.ID)
 	now := time.Now()
-	leaseHeld := r.n.leaseHeld()
 	seen := map[string]bool{}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -156,13 +160,18 @@ func (r *reconciler) reconcile(ctx context.Context) {
 			// A placement the leader declared lost is not ours any more; an exclusive one
 			// must not run while this node cannot renew its lease (it may be replaced
 			// elsewhere once the leader's TTL runs out).
-			fenced := c.GetSpec().GetExclusive() && !leaseHeld
+			exclusive := c.GetSpec().GetExclusive()
+			fenced := exclusive && !leaseHeld
 			if p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST || fenced {
 				if !in.stopping && (in.run != nil || in.busy) {
-					in.stopping, in.urgent = true, fenced
+					// An exclusive instance may be replaced elsewhere: it stops at once.
+					in.stopping, in.urgent, in.fenced = true, exclusive, fenced
 					if fenced {
 						r.n.log.Warn("lease lost: stopping exclusive instance", "placement", p.Id, "component", in.component)
 						r.n.logs.Append(in.component, in.id, "system", "lease lost: stopping exclusive instance")
+					}
+					if in.busy && in.cancelStart != nil {
+						in.cancelStart() // a start under way is abandoned, its container removed
 					}
 					go r.stop(ctx, in)
 				}
@@ -180,11 +189,13 @@ func (r *reconciler) reconcile(ctx context.Context) {
 				}
 			}
 			if in.run == nil && !in.busy && !now.Before(in.retryAt) {
-				in.busy = true
+				in.busy, in.stopping = true, false
 				if in.observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED {
 					in.observed = statev1.PlacementObserved_PLACEMENT_OBSERVED_STARTING
 				}
-				go r.start(ctx, p)
+				sctx, cancel := context.WithCancel(ctx)
+				in.cancelStart = cancel
+				go r.start(sctx, p, exclusive)
 			}
 		case statev1.PlacementDesired_PLACEMENT_DESIRED_STOP:
 			if in == nil {
@@ -197,6 +208,10 @@ func (r *reconciler) reconcile(ctx context.Context) {
 			if !in.stopping && (in.run != nil || in.busy) {
 				in.stopping = true
 				go r.stop(ctx, in)
+			} else if in.run == nil && !in.busy && in.observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST {
+				// Nothing runs (a failed instance waiting out its backoff, or a start that
+				// failed): the placement is stopped as far as this node is concerned.
+				in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED, ""
 			}
 		}
 		r.report(ctx, p, in, now)
@@ -249,7 +264,7 @@ func (r *reconciler) report(ctx context.Context, p *statev1.Placement, in *insta
 	}()
 }
 
-func (r *reconciler) start(ctx context.Context, p *statev1.Placement) {
+func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive bool) {
 	spec, err := r.spec(p)
 	var run v9rt.Instance
 	var ex v9rt.Executor
@@ -271,8 +286,9 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement) {
 		in = &instance{id: p.Id}
 		r.inst[p.Id] = in
 	}
-	in.busy = false
+	in.busy, in.cancelStart = false, nil
 	if err != nil {
+		in.stopping = false
 		in.failures++
 		in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED, err.Error()
 		in.retryAt = time.Now().Add(backoff(in.failures))
@@ -283,8 +299,12 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement) {
 	}
 	in.run, in.handler = run, r.wrap(in, run)
 	in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, ""
+	// The lease may have run out, or the placement been declared lost, while it started.
+	if exclusive && !in.stopping && (!r.n.leaseHeld() || r.lost(p.Id)) {
+		in.stopping, in.urgent, in.fenced = true, true, !r.n.leaseHeld()
+	}
 	if in.stopping {
-		go r.stop(ctx, in)
+		go r.stop(r.n.ctx, in)
 	}
 	r.n.logs.Append(spec.Component, p.Id, "system", "instance running on "+r.n.cfg.ID)
 	r.poke()
@@ -303,7 +323,7 @@ func (r *reconciler) stop(ctx context.Context, in *instance) {
 		timeout := time.Minute
 		if in.urgent {
 			// Fencing: the instance must be gone well before the leader's TTL runs out.
-			timeout = (r.n.cfg.Liveness.TTL - r.n.cfg.Liveness.Lease) / 2
+			timeout = r.n.cfg.Liveness.fenceBudget(r.n.cfg.Raft.LeaderLeaseTimeout) / 2
 		} else {
 			r.drain(in)
 		}
@@ -315,13 +335,30 @@ func (r *reconciler) stop(ctx context.Context, in *instance) {
 	defer r.mu.Unlock()
 	in.stopping, in.urgent = false, false
 	if err != nil {
+		in.fenced = false
 		in.reason = "stop: " + err.Error()
 		r.n.log.Warn("stop instance", "placement", in.id, "err", err)
 		return
 	}
 	in.run, in.handler = nil, nil
 	in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED, ""
+	if in.fenced {
+		// Still desired RUN: not "stopped" (which the scheduler may read as gone for good)
+		// but failed, until the lease comes back and it starts again.
+		in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED, "stopped: lease lost (this node could not reach the leader)"
+		in.fenced = false
+	}
 	r.poke()
+}
+
+// lost reports whether the local replica says placement id was declared lost.
+func (r *reconciler) lost(id string) bool {
+	for _, p := range r.n.fsm.Store.Placements(r.n.cfg.ID) {
+		if p.Id == id {
+			return p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST
+		}
+	}
+	return false
 }
 
 func (r *reconciler) runtimeOf(p *statev1.Placement) statev1.Runtime {
@@ -410,6 +447,29 @@ func (r *reconciler) local(component, active string) []http.Handler {
 		return cur
 	}
 	return old
+}
+
+// stopExclusive stops this node's instances of exclusive components at once, for a
+// graceful agent shutdown.
+func (r *reconciler) stopExclusive(ctx context.Context) {
+	r.mu.Lock()
+	var stop []*instance
+	for _, in := range r.inst {
+		c, err := r.n.fsm.Store.Component(in.component)
+		if err == nil && c.GetSpec().GetExclusive() && in.run != nil {
+			stop = append(stop, in)
+		}
+	}
+	r.mu.Unlock()
+	for _, in := range stop {
+		if ex := r.execs[in.rt]; ex != nil {
+			sctx, cancel := context.WithTimeout(ctx, r.n.cfg.Liveness.fenceBudget(r.n.cfg.Raft.LeaderLeaseTimeout))
+			if err := ex.Stop(sctx, in.id); err != nil {
+				r.n.log.Warn("stop exclusive instance at shutdown", "placement", in.id, "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // stopAll stops every instance that does not outlive the agent (wasm); containers keep

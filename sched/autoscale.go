@@ -26,6 +26,9 @@ type Policy struct {
 	UpCooldown, DownCooldown time.Duration
 }
 
+// DownCooldownOrDefault is DownCooldown with its default applied.
+func (p Policy) DownCooldownOrDefault() time.Duration { return p.withDefaults().DownCooldown }
+
 func (p Policy) withDefaults() Policy {
 	if p.Target <= 0 {
 		p.Target = 0.7

@@ -94,10 +94,12 @@ func draining(n *statev1.Node, rt statev1.Runtime) bool {
 	return n != nil && n.Status == statev1.NodeStatus_NODE_STATUS_DRAINING && slices.Contains(n.Runtimes, rt)
 }
 
-// settled reports whether a placement is certainly not running: its node said it stopped
-// it, or the leader declared it lost (after the node's lease ran out).
+// settled reports whether a placement is certainly not running and will not run again: its
+// node stopped it after learning it is desired STOP, or the leader declared it lost (after
+// the node's lease ran out). A placement still desired RUN that reports STOPPED may start
+// again at any moment.
 func settled(p *statev1.Placement) bool {
-	return p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED || p.Observed == lost
+	return p.Observed == lost || (p.Desired == stop && p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED)
 }
 
 func setDesired(plan *Plan, p *statev1.Placement, d statev1.PlacementDesired) {

@@ -280,3 +280,31 @@ func TestPrefersNodeWithArtifact(t *testing.T) {
 		t.Fatalf("put %v, want on the origin b", p.Put)
 	}
 }
+
+func TestExclusiveRunPlacementReportedStoppedIsNotGone(t *testing.T) {
+	// A fenced exclusive instance may report STOPPED while still desired RUN: it may start
+	// again, so a rollout must not place the new version until its node stopped it for good.
+	s := exclusiveWorld(node("a", wasm), node("b", wasm))
+	commit(s, Schedule(s))
+	for _, p := range s.Placements {
+		p.Observed = statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED // desired still RUN
+	}
+	s.Deployments = append(s.Deployments, &statev1.Deployment{Id: "d2", ComponentId: "c1", Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY})
+	s.Components[0].ActiveDeploymentId = "d2"
+	p := Schedule(s)
+	for _, q := range p.Put {
+		if q.DeploymentId == "d2" {
+			t.Fatalf("placed d2 (%v) while d1's RUN placement only reported STOPPED", q)
+		}
+	}
+	commit(s, p)
+	// Once desired STOP is committed and the node confirms, d2 is placed.
+	for _, q := range s.Placements {
+		q.Observed = statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED
+	}
+	commit(s, Schedule(s))
+	commit(s, Schedule(s))
+	if got := wanted(s, "d2"); len(got) != 1 {
+		t.Fatalf("d2 placements: %v", got)
+	}
+}
