@@ -41,7 +41,7 @@ func newPeerClients(f *faults) *peerClients {
 			if err != nil {
 				return nil, err
 			}
-			return f.track(c), nil
+			return f.track(c)
 		},
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,

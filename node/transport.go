@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -16,31 +17,34 @@ var errPartitioned = errors.New("network partitioned")
 // connections that reach it are dropped. Only tests turn it on; in production it stays off
 // and costs one mutex per dial and accept.
 type faults struct {
+	partitioned atomic.Bool
 	mu          sync.Mutex
-	partitioned bool
 	conns       map[net.Conn]struct{}
 }
 
-func (f *faults) isPartitioned() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.partitioned
-}
+func (f *faults) isPartitioned() bool { return f.partitioned.Load() }
 
-func (f *faults) track(c net.Conn) net.Conn {
+// track registers a connection so that a partition closes it. A connection that arrives
+// while the node is partitioned is closed at once (the check and the registration happen
+// under one lock, so none slips through a partition that starts meanwhile).
+func (f *faults) track(c net.Conn) (net.Conn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.partitioned.Load() {
+		c.Close()
+		return nil, errPartitioned
+	}
 	if f.conns == nil {
 		f.conns = map[net.Conn]struct{}{}
 	}
 	f.conns[c] = struct{}{}
-	return &trackedConn{Conn: c, f: f}
+	return &trackedConn{Conn: c, f: f}, nil
 }
 
 func (f *faults) setPartitioned(on bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.partitioned = on
+	f.partitioned.Store(on)
 	if on {
 		for c := range f.conns {
 			c.Close()
@@ -52,6 +56,21 @@ func (f *faults) setPartitioned(on bool) {
 type trackedConn struct {
 	net.Conn
 	f *faults
+}
+
+// Read and Write fail while partitioned, whatever the connection's history.
+func (c *trackedConn) Read(b []byte) (int, error) {
+	if c.f.partitioned.Load() {
+		return 0, errPartitioned
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	if c.f.partitioned.Load() {
+		return 0, errPartitioned
+	}
+	return c.Conn.Write(b)
 }
 
 func (c *trackedConn) Close() error {
@@ -76,11 +95,11 @@ func (s *streamLayer) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if s.f.isPartitioned() {
-			c.Close()
-			continue
+		tc, err := s.f.track(c)
+		if err != nil {
+			continue // partitioned: dropped
 		}
-		return s.f.track(c), nil
+		return tc, nil
 	}
 }
 
@@ -96,5 +115,5 @@ func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 	if err != nil {
 		return nil, err
 	}
-	return s.f.track(c), nil
+	return s.f.track(c)
 }
