@@ -309,6 +309,10 @@ SelfFence(n) ==
 (*    TTL - LEASE absorbs drift and the time the stop takes);              *)
 (*  - every node connected to a leader has heartbeated since the last      *)
 (*    tick (a node that misses heartbeats is modelled as partitioned).     *)
+(* Time only matters while some node is silent (crashed, partitioned, or  *)
+(* no leader): while every node is connected, each heartbeats within each  *)
+(* tick, no timer can reach LEASE or TTL, and ticks would only add copies  *)
+(* of the same states, so they are not taken then.                         *)
 (***************************************************************************)
 Tick ==
     /\ \E n \in Nodes : ~Connected(n)    \* see above: time only matters for a silent node
@@ -421,6 +425,18 @@ RunsOnlyOwned ==
 \* run it.
 StopsWhatItLearns ==
     \A p \in Pids : learned[p] # "RUN" => ~Alive(p)
+
+\* The same as a step property: in the step where a node learns that a placement it was
+\* running is stopped, lost or deleted (its replica moves off RUN), the instance is gone
+\* after the step (reconciler: stop in the pass that follows the change).
+StopsOnLearning ==
+    [][\A p \in Pids : (learned[p] = "RUN" /\ learned'[p] # "RUN") => ~(inst'[p] = "RUNNING")]_vars
+
+\* The lemma behind ExclusiveNeverTwice: once the leader has declared an exclusive
+\* placement LOST (the only way, besides a STOPPED report, that frees the component for
+\* a replacement), its node no longer runs it.
+LostExclusiveFenced ==
+    \A p \in Pids : CompOf(p) \in Exclusive /\ observed[p] = "LOST" => ~Alive(p)
 
 \* With no fault so far, a non-exclusive component that has served once always has a
 \* serving instance: rollouts and drains surge first and stop the old ones after.
