@@ -148,6 +148,7 @@ tla-check-tools:
 .PHONY: tla
 tla: tla-check-tools ## model-check the placement protocol with TLC (needs TLA2TOOLS=/path/to/tla2tools.jar)
 	$(TLC) -config tla/Placement.cfg tla/Placement.tla
+	$(TLC) -config tla/PlacementDrain.cfg tla/Placement.tla
 
 .PHONY: tla-bug
 tla-bug: tla-check-tools ## check that TLC finds the seeded bug of tla/PlacementBug.cfg (ExclusiveNeverTwice violated)
