@@ -62,7 +62,7 @@ Replicas(c) == IF c \in Exclusive THEN 1 ELSE REPLICAS
 \* Enum values, spelled as in rpc/proto/v9/state/v1/state.proto.
 NodeStatus == {"READY", "DOWN", "DRAINING"}
 Desired    == {"NONE", "RUN", "STOP"}          \* NONE: no such placement (deleted / never made)
-Observed   == {"UNSPECIFIED", "STARTING", "RUNNING", "FAILED", "STOPPED", "LOST"}
+Observed   == {"UNSPECIFIED", "STARTING", "RUNNING", "FAILED", "STOPPED", "LOST"}  \* STARTING: see Start
 Instance   == {"NONE", "RUNNING", "FAILED"}  \* what the node's executor runs (see Start)
 
 \* How long the leader waits before it declares a silent node down.
