@@ -25,17 +25,20 @@ CONSTANTS
     Nodes,          \* node ids
     Components,     \* component ids; every component is desired RUNNING
     Exclusive,      \* components with scale.exclusive = true (one replica)
-    MaxVersion,     \* deployments of each component: 1..MaxVersion (1 is active at start)
+    MaxVersion,     \* deployments of a Deployable component: 1..MaxVersion (1 is active at start)
+    Deployable,     \* components that get new deployments (rollouts); the others keep version 1
     REPLICAS,       \* Component.replicas of the non-exclusive components
     LEASE,          \* a node that has not heard the leader for LEASE ticks stops its exclusive instances
     TTL,            \* the leader marks a node DOWN after TTL ticks without a heartbeat
     MaxFaults,      \* budget of faults: node crash, partition, instance failure
     MaxDrains,      \* budget of operator drains (`v9 node drain`)
     NoNode,         \* a model value: "no leader"
+    INSTANCE_FAULTS, \* TRUE: an instance may also crash on its own (a fault, restarted)
     BUG_NO_LEASE_WAIT \* TRUE seeds a bug: the leader declares a node down (and re-places
                       \* its exclusive components) after LEASE ticks instead of TTL > LEASE
 
 ASSUME /\ Exclusive \subseteq Components
+       /\ Deployable \subseteq Components
        /\ MaxVersion \in Nat \ {0}
        /\ REPLICAS \in 1..Cardinality(Nodes)
        /\ LEASE \in Nat /\ LEASE >= 2        \* a lease survives one tick between heartbeats
@@ -43,9 +46,11 @@ ASSUME /\ Exclusive \subseteq Components
        /\ MaxFaults \in Nat /\ MaxDrains \in Nat
        /\ NoNode \notin Nodes
        /\ BUG_NO_LEASE_WAIT \in BOOLEAN
+       /\ INSTANCE_FAULTS \in BOOLEAN
 
 Versions == 1..MaxVersion
-Pids     == Components \X Versions \X Nodes
+VersionsOf(c) == IF c \in Deployable THEN Versions ELSE {1}
+Pids     == {<<c, v, n>> \in Components \X Versions \X Nodes : v \in VersionsOf(c)}
 CompOf(p) == p[1]
 VerOf(p)  == p[2]
 NodeOf(p) == p[3]
@@ -57,8 +62,8 @@ Replicas(c) == IF c \in Exclusive THEN 1 ELSE REPLICAS
 \* Enum values, spelled as in rpc/proto/v9/state/v1/state.proto.
 NodeStatus == {"READY", "DOWN", "DRAINING"}
 Desired    == {"NONE", "RUN", "STOP"}          \* NONE: no such placement (deleted / never made)
-Observed   == {"UNSPECIFIED", "STARTING", "RUNNING", "FAILED", "STOPPED", "LOST"}
-Instance   == {"NONE", "STARTING", "RUNNING", "FAILED"}  \* the node's own view of its instance
+Observed   == {"UNSPECIFIED", "STARTING", "RUNNING", "FAILED", "STOPPED", "LOST"}  \* STARTING: see Start
+Instance   == {"NONE", "RUNNING", "FAILED"}  \* what the node's executor runs (see Start)
 
 \* How long the leader waits before it declares a silent node down.
 DownAfter == IF BUG_NO_LEASE_WAIT THEN LEASE ELSE TTL
@@ -91,8 +96,8 @@ vars == <<committed, leaderVars, nodeVars, ghost>>
 
 Min(a, b) == IF a < b THEN a ELSE b
 
-Alive(p)   == inst[p] \in {"STARTING", "RUNNING"}    \* the instance's code is executing
-Serving(p) == inst[p] = "RUNNING"                    \* the proxy routes requests to it
+Alive(p)   == inst[p] = "RUNNING"    \* the instance's code is executing
+Serving(p) == inst[p] = "RUNNING"    \* the proxy routes requests to it
 ExclusiveAliveOn(n) == \E p \in PidsOn(n) : CompOf(p) \in Exclusive /\ Alive(p)
 
 \* A node can exchange messages with the leader (Raft replication, heartbeats, reports).
@@ -136,57 +141,70 @@ Elect(n) ==
     /\ UNCHANGED <<committed, nodeVars, ghost>>
 
 (***************************************************************************)
-(* The leader's scheduler (sched.Schedule), one decision per step, each    *)
-(* computed from the committed state only and committed through Raft      *)
-(* (PutPlacements / DeletePlacements).                                     *)
+(* The leader's scheduler. sched.Schedule is a pure function of the        *)
+(* committed state; the leader commits its plan for a component (Put and   *)
+(* Delete) as one Raft entry, so one Schedule(c) step is one such plan.    *)
+(* Where Go picks nodes deterministically (fewest replicas, least load),   *)
+(* the spec lets the scheduler pick any READY node: every choice is        *)
+(* checked.                                                                *)
 (***************************************************************************)
 \* Placements of c's active deployment wanted running on READY nodes ("cur" in sched.go).
 Cur(c) == {p \in PidsOf(c) : VerOf(p) = active[c] /\ desired[p] = "RUN" /\ status[NodeOf(p)] = "READY"}
 
-\* A surplus placement: still desired RUN, but of an older deployment or on a draining node.
-Surplus(p) == /\ desired[p] = "RUN"
-              /\ \/ VerOf(p) # active[CompOf(p)]
-                 \/ status[NodeOf(p)] = "DRAINING"
+\* Of those, the ones their node reported RUNNING ("newRunning").
+CurRunning(c) == {p \in Cur(c) : observed[p] = "RUNNING"}
+
+\* A surplus placement: still desired RUN, but of an older deployment ("old") or on a
+\* node that is not READY (DRAINING; a DOWN node's placements are already STOP).
+Surplus(c) == {p \in PidsOf(c) : /\ desired[p] = "RUN"
+                                 /\ \/ VerOf(p) # active[c]
+                                    \/ status[NodeOf(p)] # "READY"}
+
+\* Surge, then drain: surplus placements of a component stop once its active deployment
+\* has all its replicas reported RUNNING on READY nodes. An exclusive component cannot
+\* surge (two instances at once): its surplus placement stops at once, and the
+\* replacement waits for ExclusiveFree.
+StopNow(c) == IF c \in Exclusive \/ Cardinality(CurRunning(c)) >= Replicas(c)
+              THEN Surplus(c) ELSE {}
+
+\* Stopped placements their node reported STOPPED, or LOST ones: deleted.
+Gone(c) == {p \in PidsOf(c) : desired[p] = "STOP" /\ observed[p] \in {"STOPPED", "LOST"}}
 
 \* An exclusive component may get a new placement only when every other one is known to
 \* be gone: stopped and reported STOPPED by its node, or LOST (its node declared DOWN,
 \* which the leader does only after TTL > LEASE ticks of silence).
-ExclusiveFree(c) ==
-    \A q \in PidsOf(c) : \/ desired[q] = "NONE"
-                         \/ desired[q] = "STOP" /\ observed[q] \in {"STOPPED", "LOST"}
+ExclusiveFree(c) == \A q \in PidsOf(c) : desired[q] = "NONE" \/ q \in Gone(c)
 
-\* PutPlacements: a new placement of the active deployment on a READY node.
-Place(c, n) ==
-    LET p == <<c, active[c], n>> IN
-    /\ leader # NoNode
-    /\ status[n] = "READY"
-    /\ desired[p] = "NONE"
-    /\ Cardinality(Cur(c)) < Replicas(c)
-    /\ c \in Exclusive => ExclusiveFree(c)
-    /\ desired'  = [desired EXCEPT ![p] = "RUN"]
-    /\ observed' = [observed EXCEPT ![p] = "UNSPECIFIED"]
-    /\ UNCHANGED <<status, active, leaderVars, nodeVars, ghost>>
+\* Where a new placement of c's active deployment may go: a READY node without one.
+Cands(c) == {p \in PidsOf(c) : VerOf(p) = active[c] /\ desired[p] = "NONE"
+                               /\ status[NodeOf(p)] = "READY"}
 
-\* PutPlacements with desired STOP (surge, then drain): a surplus placement of a
-\* non-exclusive component stops only while Replicas(c) others are observed RUNNING;
-\* an exclusive one stops at once (its replacement waits for ExclusiveFree).
-StopSurplus(p) ==
-    LET c == CompOf(p) IN
-    /\ leader # NoNode
-    /\ Surplus(p)
-    /\ c \notin Exclusive =>
-          Cardinality({q \in PidsOf(c) \ {p} : desired[q] = "RUN" /\ observed[q] = "RUNNING"})
-              >= Replicas(c)
-    /\ desired' = [desired EXCEPT ![p] = "STOP"]
-    /\ UNCHANGED <<status, observed, active, leaderVars, nodeVars, ghost>>
+\* How many new placements the plan makes (zero for a blocked exclusive component).
+Want(c) == IF c \in Exclusive /\ ~ExclusiveFree(c) THEN 0
+           ELSE Min(Replicas(c) - Cardinality(Cur(c)), Cardinality(Cands(c)))
 
-\* DeletePlacements: a stopped placement its node reported STOPPED, or a LOST one.
-Delete(p) ==
+\* Which ones: like sched.go, deterministically, on the least loaded nodes (load: the
+\* placements desired RUN on the node). Ties are broken by a fixed (CHOOSE) order, where
+\* Go breaks them by node order; faults still put every node in every role.
+Load(n) == Cardinality({p \in PidsOn(n) : desired[p] = "RUN"})
+RECURSIVE Pick(_, _)
+Pick(S, k) == IF k = 0 \/ S = {} THEN {}
+              ELSE LET p == CHOOSE x \in S : \A y \in S : Load(NodeOf(x)) <= Load(NodeOf(y))
+                   IN {p} \cup Pick(S \ {p}, k - 1)
+
+Schedule(c) ==
     /\ leader # NoNode
-    /\ desired[p] = "STOP"
-    /\ observed[p] \in {"STOPPED", "LOST"}
-    /\ desired'  = [desired EXCEPT ![p] = "NONE"]
-    /\ observed' = [observed EXCEPT ![p] = "UNSPECIFIED"]
+    /\ LET new == Pick(Cands(c), Want(c))
+           stop == StopNow(c)
+           gone == Gone(c)
+       IN
+          /\ new \cup stop \cup gone # {}          \* the plan is not Empty()
+          /\ desired' = [p \in Pids |-> CASE p \in new  -> "RUN"
+                                          [] p \in stop -> "STOP"
+                                          [] p \in gone -> "NONE"
+                                          [] OTHER      -> desired[p]]
+          /\ observed' = [p \in Pids |-> IF p \in new \cup gone THEN "UNSPECIFIED"
+                                         ELSE observed[p]]
     /\ UNCHANGED <<status, active, leaderVars, nodeVars, ghost>>
 
 \* SetNodeStatus DOWN (liveness loop): a node silent for DownAfter ticks is declared
@@ -208,6 +226,7 @@ MarkDown(n) ==
 \* A push built and activated: ActivateDeployment. Starts a rollout.
 Deploy(c) ==
     /\ leader # NoNode
+    /\ c \in Deployable
     /\ active[c] < MaxVersion
     /\ active' = [active EXCEPT ![c] = active[c] + 1]
     /\ UNCHANGED <<status, desired, observed, leaderVars, nodeVars, ghost>>
@@ -222,9 +241,15 @@ Drain(n) ==
     /\ UNCHANGED <<desired, observed, active, leaderVars, nodeVars, faults, served>>
 
 (***************************************************************************)
-(* The node: Raft replication into its fsm replica, the reconciler, the    *)
-(* heartbeat loop and the lease.                                           *)
+(* The node: its fsm replica, the reconciler, the heartbeat loop and the   *)
+(* lease.                                                                  *)
 (***************************************************************************)
+\* What the reconciler reports for a placement (reconciler.report).
+ObsOf(p) == CASE inst[p] = "RUNNING"  -> "RUNNING"
+              [] inst[p] = "FAILED"   -> "FAILED"
+              [] learned[p] = "STOP"  -> "STOPPED"
+              [] OTHER                -> "UNSPECIFIED"   \* nothing to report yet
+
 \* The reconciler pass that follows every change of the local replica: the node now knows
 \* the committed desired state of its placements, and takes down every instance it no
 \* longer owns (desired STOP, or deleted) in the same pass (withdrawn from the proxy,
@@ -233,41 +258,36 @@ LearnAndStop(n) ==
     /\ learned' = [p \in Pids |-> IF NodeOf(p) = n THEN desired[p] ELSE learned[p]]
     /\ inst'    = [p \in Pids |-> IF NodeOf(p) = n /\ desired[p] # "RUN" THEN "NONE" ELSE inst[p]]
 
-\* Raft replicates the log to a connected node.
-Learn(n) ==
-    /\ Connected(n)
-    /\ learned # [p \in Pids |-> IF NodeOf(p) = n THEN desired[p] ELSE learned[p]]
-    /\ LearnAndStop(n)
-    /\ UNCHANGED <<committed, leaderVars, up, reach, lease, ghost>>
-
-\* Heartbeat RPC to the leader and its answer. The leader resets its timer for n (and
-\* marks a DOWN node READY again); the node renews its lease only once its replica has
-\* applied the leader's commit index carried in the answer, so a node never holds a
-\* fresh lease with a stale copy of its placements.
+\* Heartbeat RPC to the leader and its answer, one round trip:
+\*  - the request carries the node's reports (SetPlacementObserved for every placement
+\*    whose observed state it has something to say about, committed by the leader);
+\*  - the leader resets its timer for n, and marks a DOWN node READY again;
+\*  - the answer carries the leader's commit index: the node's replica catches up to it
+\*    (the reconciler acts on it at once), and only then is the lease renewed, so a node
+\*    never holds a fresh lease with a stale copy of its placements.
 Heartbeat(n) ==
     /\ Connected(n)
-    /\ hb'    = [hb EXCEPT ![n] = 0]
-    /\ lease' = [lease EXCEPT ![n] = 0]
+    /\ hb'     = [hb EXCEPT ![n] = 0]
+    /\ lease'  = [lease EXCEPT ![n] = 0]
     /\ status' = IF status[n] = "DOWN" THEN [status EXCEPT ![n] = "READY"] ELSE status
+    /\ observed' = [p \in Pids |-> IF NodeOf(p) = n /\ desired[p] # "NONE" /\ ObsOf(p) # "UNSPECIFIED"
+                                   THEN ObsOf(p) ELSE observed[p]]
     /\ LearnAndStop(n)
-    /\ UNCHANGED <<desired, observed, active, leader, up, reach, ghost>>
+    /\ UNCHANGED <<desired, active, leader, up, reach, ghost>>
 
 \* The reconciler starts an instance of a placement it has learned is desired RUN (again
-\* after a failure: restart with backoff). An exclusive instance needs a valid lease.
+\* after a failure: restart with backoff), and once it is ready the proxy routes to it.
+\* Start and readiness are one step here: an instance that is started but not yet ready
+\* counts as running for exclusivity (its code executes) and as not serving for rollouts
+\* (observed STARTING), and one step keeps both checks on the safe side. An exclusive
+\* instance needs a valid lease.
 Start(p) ==
     LET n == NodeOf(p) IN
     /\ up[n]
     /\ learned[p] = "RUN"
     /\ inst[p] \in {"NONE", "FAILED"}
     /\ CompOf(p) \in Exclusive => lease[n] < LEASE
-    /\ inst' = [inst EXCEPT ![p] = "STARTING"]
-    /\ UNCHANGED <<committed, leaderVars, up, reach, lease, learned, ghost>>
-
-\* The instance becomes ready and the proxy starts routing to it.
-Ready(p) ==
-    /\ up[NodeOf(p)]
-    /\ inst[p] = "STARTING"
-    /\ inst' = [inst EXCEPT ![p] = "RUNNING"]
+    /\ inst'   = [inst EXCEPT ![p] = "RUNNING"]
     /\ served' = served \cup {CompOf(p)}
     /\ UNCHANGED <<committed, leaderVars, up, reach, lease, learned, faults, drains>>
 
@@ -277,27 +297,9 @@ SelfFence(n) ==
     /\ up[n]
     /\ lease[n] = LEASE
     /\ ExclusiveAliveOn(n)
-    /\ inst' = [p \in Pids |-> IF NodeOf(p) = n /\ CompOf(p) \in Exclusive THEN
-                                  (IF Alive(p) THEN "NONE" ELSE inst[p])
-                               ELSE inst[p]]
+    /\ inst' = [p \in Pids |-> IF NodeOf(p) = n /\ CompOf(p) \in Exclusive /\ Alive(p)
+                               THEN "NONE" ELSE inst[p]]
     /\ UNCHANGED <<committed, leaderVars, up, reach, lease, learned, ghost>>
-
-\* What the reconciler would report for a placement (reconciler.report).
-ObsOf(p) == CASE inst[p] = "STARTING" -> "STARTING"
-              [] inst[p] = "RUNNING"  -> "RUNNING"
-              [] inst[p] = "FAILED"   -> "FAILED"
-              [] learned[p] = "STOP"  -> "STOPPED"
-              [] OTHER                -> "UNSPECIFIED"   \* nothing to report yet
-
-\* SetPlacementObserved, committed through the leader.
-Report(p) ==
-    /\ Connected(NodeOf(p))
-    /\ desired[p] # "NONE"
-    /\ learned[p] # "NONE"
-    /\ ObsOf(p) # "UNSPECIFIED"
-    /\ observed[p] # ObsOf(p)
-    /\ observed' = [observed EXCEPT ![p] = ObsOf(p)]
-    /\ UNCHANGED <<status, desired, active, leaderVars, nodeVars, ghost>>
 
 (***************************************************************************)
 (* Time. One tick advances every timer. A tick waits for the steps that    *)
@@ -307,8 +309,13 @@ Report(p) ==
 (*    TTL - LEASE absorbs drift and the time the stop takes);              *)
 (*  - every node connected to a leader has heartbeated since the last      *)
 (*    tick (a node that misses heartbeats is modelled as partitioned).     *)
+(* Time only matters while some node is silent (crashed, partitioned, or  *)
+(* no leader): while every node is connected, each heartbeats within each  *)
+(* tick, no timer can reach LEASE or TTL, and ticks would only add copies  *)
+(* of the same states, so they are not taken then.                         *)
 (***************************************************************************)
 Tick ==
+    /\ \E n \in Nodes : ~Connected(n)    \* see above: time only matters for a silent node
     /\ \A n \in Nodes : up[n] /\ lease[n] = LEASE => ~ExclusiveAliveOn(n)
     /\ \A n \in Nodes : Connected(n) => hb[n] = 0
     /\ hb'    = IF leader = NoNode THEN hb ELSE [n \in Nodes |-> Min(hb[n] + 1, TTL)]
@@ -354,6 +361,7 @@ Heal(n) ==
 
 \* The instance's process exits or never gets ready (reported FAILED, restarted).
 InstanceFail(p) ==
+    /\ INSTANCE_FAULTS
     /\ faults < MaxFaults
     /\ Alive(p)
     /\ inst'   = [inst EXCEPT ![p] = "FAILED"]
@@ -362,23 +370,20 @@ InstanceFail(p) ==
 
 -----------------------------------------------------------------------------
 Next ==
-    \/ \E n \in Nodes : Elect(n) \/ MarkDown(n) \/ Drain(n) \/ Learn(n) \/ Heartbeat(n)
+    \/ \E n \in Nodes : Elect(n) \/ MarkDown(n) \/ Drain(n) \/ Heartbeat(n)
                         \/ SelfFence(n) \/ Crash(n) \/ Restart(n) \/ Isolate(n) \/ Heal(n)
-    \/ \E c \in Components, n \in Nodes : Place(c, n)
-    \/ \E c \in Components : Deploy(c)
-    \/ \E p \in Pids : StopSurplus(p) \/ Delete(p) \/ Start(p) \/ Ready(p) \/ Report(p)
-                       \/ InstanceFail(p)
+    \/ \E c \in Components : Schedule(c) \/ Deploy(c)
+    \/ \E p \in Pids : Start(p) \/ InstanceFail(p)
     \/ Tick
 
 \* Everything but faults, operator actions and ticks is weakly fair; recoveries too,
 \* so once the fault budget is spent every node is eventually up and connected.
 Fairness ==
-    /\ \A n \in Nodes : /\ WF_vars(Elect(n)) /\ WF_vars(MarkDown(n)) /\ WF_vars(Learn(n))
+    /\ \A n \in Nodes : /\ WF_vars(Elect(n)) /\ WF_vars(MarkDown(n))
                         /\ WF_vars(Heartbeat(n)) /\ WF_vars(SelfFence(n))
                         /\ WF_vars(Restart(n)) /\ WF_vars(Heal(n))
-    /\ \A c \in Components, n \in Nodes : WF_vars(Place(c, n))
-    /\ \A p \in Pids : /\ WF_vars(StopSurplus(p)) /\ WF_vars(Delete(p)) /\ WF_vars(Start(p))
-                       /\ WF_vars(Ready(p)) /\ WF_vars(Report(p))
+    /\ \A c \in Components : WF_vars(Schedule(c))
+    /\ \A p \in Pids : WF_vars(Start(p))
 
 Spec == Init /\ [][Next]_vars /\ Fairness
 
@@ -420,6 +425,18 @@ RunsOnlyOwned ==
 \* run it.
 StopsWhatItLearns ==
     \A p \in Pids : learned[p] # "RUN" => ~Alive(p)
+
+\* The same as a step property: in the step where a node learns that a placement it was
+\* running is stopped, lost or deleted (its replica moves off RUN), the instance is gone
+\* after the step (reconciler: stop in the pass that follows the change).
+StopsOnLearning ==
+    [][\A p \in Pids : (learned[p] = "RUN" /\ learned'[p] # "RUN") => ~(inst'[p] = "RUNNING")]_vars
+
+\* The lemma behind ExclusiveNeverTwice: once the leader has declared an exclusive
+\* placement LOST (the only way, besides a STOPPED report, that frees the component for
+\* a replacement), its node no longer runs it.
+LostExclusiveFenced ==
+    \A p \in Pids : CompOf(p) \in Exclusive /\ observed[p] = "LOST" => ~Alive(p)
 
 \* With no fault so far, a non-exclusive component that has served once always has a
 \* serving instance: rollouts and drains surge first and stop the old ones after.
