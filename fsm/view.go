@@ -37,6 +37,13 @@ func (v View) Nodes(fn func(*statev1.Node)) {
 	}
 }
 
+// Deployments calls fn for each deployment, in no particular order.
+func (v View) Deployments(fn func(*statev1.Deployment)) {
+	for _, d := range v.t.deployments {
+		fn(d)
+	}
+}
+
 // Placements calls fn for each placement, in no particular order.
 func (v View) Placements(fn func(*statev1.Placement)) {
 	for _, p := range v.t.placements {

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/fsm"
@@ -94,12 +95,16 @@ func (b *builder) cancelAll() {
 // startBuilds starts the newest waiting deployment of every component that has no build
 // running, and marks older waiting ones superseded.
 func (n *Node) startBuilds(ctx context.Context) {
+	// This runs at every change: read through a View and copy only the few waiting ones,
+	// not the whole state.
 	waiting := map[string][]*statev1.Deployment{}
-	for _, d := range n.fsm.Store.State().Deployments {
-		if fromGitHub(d) && pendingOrBuilding(d.Status) {
-			waiting[d.ComponentId] = append(waiting[d.ComponentId], d)
-		}
-	}
+	n.fsm.Store.View(func(v fsm.View) {
+		v.Deployments(func(d *statev1.Deployment) {
+			if fromGitHub(d) && pendingOrBuilding(d.Status) {
+				waiting[d.ComponentId] = append(waiting[d.ComponentId], proto.Clone(d).(*statev1.Deployment))
+			}
+		})
+	})
 	for comp, ds := range waiting {
 		sort.Slice(ds, func(i, j int) bool { return ds[i].CreateIndex < ds[j].CreateIndex })
 		newest := ds[len(ds)-1]
