@@ -88,12 +88,22 @@ func (n *Node) checkRollouts(ctx context.Context, now time.Time) {
 		n.log.Warn("rollout failed; keeping the previous deployment", "component", c.Name, "deployment", active.Id, "previous", prev.Id, "reason", reason)
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: c.Id, DeploymentId: prev.Id}}})
-		if err == nil {
-			err = n.setDeploymentStatus(cctx, active.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, msg)
-		}
 		cancel()
 		if err != nil {
-			n.log.Warn("fail rollout", "component", c.Name, "err", err)
+			n.log.Warn("fail rollout: re-activate the previous deployment", "component", c.Name, "err", err)
+			continue // the next pass tries again
+		}
+		// The old version serves again; the new one must not be left "ready" without a reason.
+		for attempt := 0; ; attempt++ {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err = n.setDeploymentStatus(cctx, active.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, msg)
+			cancel()
+			if err == nil || attempt == 4 || !sleepCtx(ctx, 200*time.Millisecond) {
+				break
+			}
+		}
+		if err != nil {
+			n.log.Warn("fail rollout: mark the new deployment failed", "component", c.Name, "deployment", active.Id, "err", err)
 			continue
 		}
 		n.logs.Append(c.Name, "", "system", msg)
