@@ -236,6 +236,12 @@ func (t *tables) setNodeStatus(index uint64, op *statev1.SetNodeStatus) error {
 		return err
 	}
 	n.Status, n.ModifyIndex = op.Status, index
+	switch op.Status {
+	case statev1.NodeStatus_NODE_STATUS_DRAINING:
+		n.Drain = true
+	case statev1.NodeStatus_NODE_STATUS_READY:
+		n.Drain = false
+	}
 	if op.Status == statev1.NodeStatus_NODE_STATUS_DOWN {
 		// The leader stopped hearing the node for longer than its TTL: everything placed there
 		// is stopped and lost (the node has fenced its exclusive instances by then) and gets

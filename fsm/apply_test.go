@@ -412,6 +412,38 @@ func TestApplyNodes(t *testing.T) {
 				wantIndexes(t, "node", n.CreateIndex, n.ModifyIndex, 4, applyIndex)
 			},
 		},
+		{
+			name: "down marks the node's placements stop and lost",
+			cmd:  cmdSetNodeStatus("n2", statev1.NodeStatus_NODE_STATUS_DOWN),
+			check: func(t *testing.T, st *Store, _ []byte) {
+				for _, p := range st.Placements("") {
+					lost := p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST && p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_STOP
+					if lost != (p.NodeId == "n2") {
+						t.Errorf("placement %s on %s: %s/%s", p.Id, p.NodeId, p.Desired, p.Observed)
+					}
+				}
+			},
+		},
+		{
+			name: "a drain survives the node going down",
+			pre:  []*statev1.Command{cmdSetNodeStatus("n2", statev1.NodeStatus_NODE_STATUS_DRAINING)},
+			cmd:  cmdSetNodeStatus("n2", statev1.NodeStatus_NODE_STATUS_DOWN),
+			check: func(t *testing.T, st *Store, _ []byte) {
+				if n := getNode(t, st, "n2"); !n.Drain {
+					t.Errorf("drain forgotten: %v", n)
+				}
+			},
+		},
+		{
+			name: "ready ends a drain",
+			pre:  []*statev1.Command{cmdSetNodeStatus("n2", statev1.NodeStatus_NODE_STATUS_DRAINING)},
+			cmd:  cmdSetNodeStatus("n2", statev1.NodeStatus_NODE_STATUS_READY),
+			check: func(t *testing.T, st *Store, _ []byte) {
+				if n := getNode(t, st, "n2"); n.Drain {
+					t.Errorf("drain kept: %v", n)
+				}
+			},
+		},
 		{name: "set status of unknown node", cmd: cmdSetNodeStatus("n9", statev1.NodeStatus_NODE_STATUS_DOWN), want: ErrNotFound},
 		{name: "set node status unspecified", cmd: cmdSetNodeStatus("n1", statev1.NodeStatus_NODE_STATUS_UNSPECIFIED), want: ErrInvalid},
 		{name: "set node status out of range", cmd: cmdSetNodeStatus("n1", 4), want: ErrInvalid},

@@ -170,7 +170,10 @@ func (n *Node) checkNodes(ctx context.Context, now time.Time) {
 				continue
 			}
 			to = statev1.NodeStatus_NODE_STATUS_READY
-			n.log.Info("node is back: marking it ready", "peer", nd.Id)
+			if nd.Drain {
+				to = statev1.NodeStatus_NODE_STATUS_DRAINING // the operator's drain still holds
+			}
+			n.log.Info("node is back", "peer", nd.Id, "status", to)
 		}
 		// Only as leader, never forwarded: a deposed leader's view of heartbeats is stale.
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -986,17 +986,20 @@ func (x *Resources) GetCpuMillis() uint32 {
 }
 
 type Node struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	ApiAddr       string                 `protobuf:"bytes,2,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
-	ProxyAddr     string                 `protobuf:"bytes,3,opt,name=proxy_addr,json=proxyAddr,proto3" json:"proxy_addr,omitempty"`
-	RaftAddr      string                 `protobuf:"bytes,4,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
-	Capacity      *Resources             `protobuf:"bytes,5,opt,name=capacity,proto3" json:"capacity,omitempty"`
-	Runtimes      []Runtime              `protobuf:"varint,6,rep,packed,name=runtimes,proto3,enum=v9.state.v1.Runtime" json:"runtimes,omitempty"` // runtimes this node can run
-	Status        NodeStatus             `protobuf:"varint,7,opt,name=status,proto3,enum=v9.state.v1.NodeStatus" json:"status,omitempty"`
-	RegisterTime  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=register_time,json=registerTime,proto3" json:"register_time,omitempty"`
-	CreateIndex   uint64                 `protobuf:"varint,9,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
-	ModifyIndex   uint64                 `protobuf:"varint,10,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ApiAddr      string                 `protobuf:"bytes,2,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
+	ProxyAddr    string                 `protobuf:"bytes,3,opt,name=proxy_addr,json=proxyAddr,proto3" json:"proxy_addr,omitempty"`
+	RaftAddr     string                 `protobuf:"bytes,4,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	Capacity     *Resources             `protobuf:"bytes,5,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	Runtimes     []Runtime              `protobuf:"varint,6,rep,packed,name=runtimes,proto3,enum=v9.state.v1.Runtime" json:"runtimes,omitempty"` // runtimes this node can run
+	Status       NodeStatus             `protobuf:"varint,7,opt,name=status,proto3,enum=v9.state.v1.NodeStatus" json:"status,omitempty"`
+	RegisterTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=register_time,json=registerTime,proto3" json:"register_time,omitempty"`
+	CreateIndex  uint64                 `protobuf:"varint,9,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
+	ModifyIndex  uint64                 `protobuf:"varint,10,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	// drain records an operator's drain, so that a draining node that goes down and comes
+	// back returns draining, not ready. Set by a DRAINING status, cleared by READY.
+	Drain         bool `protobuf:"varint,11,opt,name=drain,proto3" json:"drain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1099,6 +1102,13 @@ func (x *Node) GetModifyIndex() uint64 {
 		return x.ModifyIndex
 	}
 	return 0
+}
+
+func (x *Node) GetDrain() bool {
+	if x != nil {
+		return x.Drain
+	}
+	return false
 }
 
 type Placement struct {
@@ -2938,7 +2948,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\tResources\x12!\n" +
 	"\fmemory_bytes\x18\x01 \x01(\x04R\vmemoryBytes\x12\x1d\n" +
 	"\n" +
-	"cpu_millis\x18\x02 \x01(\rR\tcpuMillis\"\x8b\x03\n" +
+	"cpu_millis\x18\x02 \x01(\rR\tcpuMillis\"\xa1\x03\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bapi_addr\x18\x02 \x01(\tR\aapiAddr\x12\x1d\n" +
@@ -2951,7 +2961,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\rregister_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fregisterTime\x12!\n" +
 	"\fcreate_index\x18\t \x01(\x04R\vcreateIndex\x12!\n" +
 	"\fmodify_index\x18\n" +
-	" \x01(\x04R\vmodifyIndex\"\xe5\x02\n" +
+	" \x01(\x04R\vmodifyIndex\x12\x14\n" +
+	"\x05drain\x18\v \x01(\bR\x05drain\"\xe5\x02\n" +
 	"\tPlacement\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fcomponent_id\x18\x02 \x01(\tR\vcomponentId\x12#\n" +
