@@ -29,7 +29,7 @@ import (
 // with -benchtime=1x.
 func BenchmarkContainerColdStart(b *testing.B) {
 	needContainerd(b)
-	c := NewTestClusterOpts(b, 1, TestOptions{ContainerdSocket: testContainerd})
+	c := NewTestClusterOpts(b, 1, containerOptions())
 	quiet(c)
 	n := c.Nodes[0]
 	ctx := context.Background()

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"os/exec"
+
 	"github.com/velocity9/v9/sched"
 
 	"errors"
@@ -46,6 +48,10 @@ type Config struct {
 	// ContainerdSocket is the containerd to run container components with. Empty: this node
 	// runs wasm only and says so in its capabilities.
 	ContainerdSocket string
+	// ReaperCommand, when set, builds the command of the process that fences this node's
+	// exclusive containers if the agent dies (see container.Reap): cmd/v9 runs its own
+	// binary; without it, exclusive containers outlive a crashed agent unfenced.
+	ReaperCommand func(socket, namespace, nodeID string) *exec.Cmd
 	// WasmCacheDir holds compiled wasm modules (default DataDir/wasm-cache). Nodes on one
 	// machine may share it.
 	WasmCacheDir string

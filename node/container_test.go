@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/namespaces"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/runtime/container"
 	"github.com/velocity9/v9/runtime/container/ocitest"
 )
 
@@ -67,7 +71,7 @@ func runningPlacement(c *TestCluster) (*statev1.Placement, error) {
 // new deployment takes over while a load generator sees no failed request.
 func TestContainerServesRestartsAndRollsOver(t *testing.T) {
 	needContainerd(t)
-	c := NewTestClusterOpts(t, 3, TestOptions{ContainerdSocket: testContainerd})
+	c := NewTestClusterOpts(t, 3, containerOptions())
 	for _, n := range c.Nodes {
 		Eventually(t, 10*time.Second, func() error {
 			nd, err := n.Store().Node(n.ID())
@@ -207,4 +211,77 @@ func waitServingBody(t *testing.T, nodes []*Node, path string, want ...string) {
 		}
 		return nil
 	})
+}
+
+// exclusiveTasks counts, per node id, the running tasks of exclusive containers.
+func exclusiveTasks(t *testing.T, client *containerd.Client) map[string]int {
+	ctx := namespaces.WithNamespace(context.Background(), container.DefaultNamespace)
+	cs, err := client.Containers(ctx, fmt.Sprintf(`labels."%s"==true`, container.LabelExclusive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, c := range cs {
+		task, err := c.Task(ctx, nil)
+		if err != nil {
+			continue
+		}
+		if st, err := task.Status(ctx); err == nil && st.Status == containerd.Running {
+			labels, _ := c.Labels(ctx)
+			out[labels[container.LabelNode]]++
+		}
+	}
+	return out
+}
+
+// TestContainerExclusiveFencedWhenAgentDies crashes the agent of the node running an
+// exclusive container: the container would outlive its agent, but the node's reaper
+// process kills it, so when the leader re-places the component after the TTL it never runs
+// twice. Without the reaper the crashed node's container keeps running beside the new one.
+func TestContainerExclusiveFencedWhenAgentDies(t *testing.T) {
+	needContainerd(t)
+	c := NewTestClusterOpts(t, 3, containerOptions())
+	client, err := containerd.New(testContainerd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	mustUpload(t, c.Leader(t), containerDir(t, "[scale]\nmax = 1\nexclusive = true\n", "only one"))
+	waitServingBody(t, c.Nodes, "/hello/", "only one")
+	var o int
+	Eventually(t, 10*time.Second, func() error {
+		p, err := runningPlacement(c)
+		if err == nil {
+			o = indexOf(p.NodeId)
+		}
+		return err
+	})
+	if got := exclusiveTasks(t, client); got[c.Nodes[o].ID()] != 1 || len(got) != 1 {
+		t.Fatalf("exclusive tasks before the crash: %v", got)
+	}
+	c.Kill(o) // the agent dies; its containers would live on
+	Eventually(t, 5*time.Second, func() error {
+		if got := exclusiveTasks(t, client); got[c.Nodes[o].ID()] != 0 {
+			return fmt.Errorf("the dead agent's exclusive container still runs: %v", got)
+		}
+		return nil
+	})
+	// The leader re-places it after the TTL; at no sample do two run.
+	maxSeen := 0
+	Eventually(t, DefaultTTL+20*time.Second, func() error {
+		got := exclusiveTasks(t, client)
+		total := 0
+		for _, k := range got {
+			total += k
+		}
+		maxSeen = max(maxSeen, total)
+		if total != 1 || got[c.Nodes[o].ID()] != 0 {
+			return fmt.Errorf("exclusive tasks: %v", got)
+		}
+		return nil
+	})
+	if maxSeen > 1 {
+		t.Fatalf("%d exclusive tasks at once", maxSeen)
+	}
+	waitServingBody(t, others(c, o), "/hello/", "only one")
 }

@@ -3,8 +3,10 @@ package node
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +53,9 @@ func (n *Node) openDataPlane() error {
 			n.log.Warn("containerd unavailable: this node runs wasm components only", "socket", n.cfg.ContainerdSocket, "err", err)
 		} else {
 			n.execs[statev1.Runtime_RUNTIME_CONTAINER] = c
+			if err := n.startReaper(); err != nil {
+				return err
+			}
 		}
 	} else {
 		n.log.Info("no containerd socket configured: this node runs wasm components only")
@@ -66,3 +71,40 @@ func (n *Node) openDataPlane() error {
 
 // Runtimes lists what this node can run.
 func (n *Node) Runtimes() []statev1.Runtime { return n.runtimes }
+
+// startReaper starts the process that fences this node's exclusive containers when the
+// agent dies: it holds the read end of a pipe whose write end only this process has, so
+// the kernel closes it however the agent ends (container.Reap).
+func (n *Node) startReaper() error {
+	if n.cfg.ReaperCommand == nil {
+		n.log.Warn("no reaper: exclusive containers would outlive a crashed agent unfenced")
+		return nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("reaper pipe: %w", err)
+	}
+	cmd := n.cfg.ReaperCommand(n.cfg.ContainerdSocket, container.DefaultNamespace, n.cfg.ID)
+	cmd.Stdin = r
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // not killed with the agent's terminal
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return fmt.Errorf("start reaper: %w", err)
+	}
+	r.Close()
+	n.reaper = w
+	go func() {
+		if err := cmd.Wait(); err != nil {
+			n.log.Warn("reaper ended", "err", err)
+		}
+	}()
+	return nil
+}
+
+// closeReaper tells the reaper that the agent is gone.
+func (n *Node) closeReaper() {
+	if n.reaper != nil {
+		n.reaper.Close()
+	}
+}

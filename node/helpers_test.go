@@ -87,3 +87,14 @@ func quiet(c *TestCluster) {
 		n.log = slog.New(slog.DiscardHandler)
 	}
 }
+
+// others returns the cluster's nodes but the one at index skip.
+func others(c *TestCluster, skip int) []*Node {
+	var out []*Node
+	for i, n := range c.Nodes {
+		if i != skip {
+			out = append(out, n)
+		}
+	}
+	return out
+}

@@ -81,16 +81,6 @@ func (g *loadGen) end(t *testing.T, what string) {
 	t.Logf("%s: %d requests, none failed", what, g.ok.Load())
 }
 
-func others(c *TestCluster, skip int) []*Node {
-	var out []*Node
-	for i, n := range c.Nodes {
-		if i != skip {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 // TestDataPlaneNodeDownIsReplaced kills the node running a wasm component's only replica:
 // the leader marks it down after its TTL, the placement lost, and a replacement runs on
 // another node; requests through the surviving proxies keep succeeding throughout. When

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"testing"
 
+	"github.com/velocity9/v9/runtime/container"
 	"github.com/velocity9/v9/runtime/container/ocitest"
 )
 
@@ -14,6 +16,14 @@ import (
 var testContainerd, noContainerd string
 
 func TestMain(m *testing.M) {
+	if os.Getenv("V9_TEST_REAPER") == "1" {
+		// This binary re-executed as a node's reaper (testReaper).
+		if err := container.Reap(os.Stdin, os.Getenv("V9_REAPER_SOCKET"), os.Getenv("V9_REAPER_NAMESPACE"), os.Getenv("V9_REAPER_NODE")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	sock, stop, err := ocitest.Containerd()
 	switch {
 	case err == nil:
@@ -37,4 +47,17 @@ func needContainerd(t testing.TB) {
 	if testContainerd == "" {
 		t.Skip(noContainerd)
 	}
+}
+
+// testReaper is Config.ReaperCommand for tests: this test binary, re-executed.
+func testReaper(socket, namespace, nodeID string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "V9_TEST_REAPER=1", "V9_REAPER_SOCKET="+socket,
+		"V9_REAPER_NAMESPACE="+namespace, "V9_REAPER_NODE="+nodeID)
+	return cmd
+}
+
+// containerOptions runs test nodes with the test containerd and a reaper each.
+func containerOptions() TestOptions {
+	return TestOptions{ContainerdSocket: testContainerd, Configure: func(c *Config) { c.ReaperCommand = testReaper }}
 }

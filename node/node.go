@@ -49,6 +49,7 @@ type Node struct {
 	scaled    map[string]time.Time // the leader's last autoscaling change per component (livenessLoop only)
 	schedHold atomic.Bool          // benchmarks: hold the scheduling loop to time one pass alone
 	loadWin   loadWindow           // the leader's recent load samples (livenessLoop only)
+	reaper    *os.File             // write end of the reaper's pipe (container nodes)
 	lease     lease                // this node's lease from the leader
 	load      *loadReporter        // requests entering through this node's proxy
 	builds    builder
@@ -243,6 +244,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			n.rec.stopExclusive(ctx)
 			n.rec.closeAll()
 		}
+		n.closeReaper()
 		n.log.Info("node stopped")
 	})
 	return err
@@ -274,5 +276,6 @@ func (n *Node) kill() {
 		if n.rec != nil {
 			n.rec.closeAll()
 		}
+		n.closeReaper() // as the kernel would when the process dies
 	})
 }

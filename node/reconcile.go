@@ -383,7 +383,7 @@ func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
 	}
 	s := c.GetSpec()
 	spec := v9rt.Spec{
-		ID: p.Id, Component: c.Name, ComponentID: c.Id, DeploymentID: dep.Id,
+		ID: p.Id, Component: c.Name, ComponentID: c.Id, DeploymentID: dep.Id, Exclusive: c.GetSpec().GetExclusive(),
 		Dir: dir, Digest: dep.ArtifactDigest,
 		Env: s.GetEnv(), MemoryBytes: s.GetMemoryBytes(), Timeout: time.Duration(s.GetTimeoutMs()) * time.Millisecond,
 		Wasm:      v9rt.WasmSpec{Module: s.GetWasm().GetModule()},

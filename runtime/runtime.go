@@ -33,6 +33,10 @@ type Spec struct {
 	Dir    string
 	Digest string
 
+	// Exclusive marks an instance that must never run twice in the cluster: an executor
+	// whose instances can outlive the agent lets them be fenced when it dies.
+	Exclusive bool
+
 	Env         map[string]string
 	MemoryBytes uint64        // 0: executor default
 	Timeout     time.Duration // per request; 0: executor default

@@ -42,6 +42,7 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 				a.logger.Warn("neither --bootstrap-expect nor --join given: this node only works if --data-dir already holds its cluster state")
 			}
 			cfg.Logger = a.logger
+			cfg.ReaperCommand = reaperCommand
 			if cfg.GitHub.Token == "" && cfg.GitHub.TokenFile == "" {
 				cfg.GitHub.Token = os.Getenv("V9_GITHUB_TOKEN")
 			}

@@ -161,6 +161,7 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 			ContainerdSocket: ctrd,
 			WasmCacheDir:     filepath.Join(dir, "wasm-cache"), // compile once for all nodes
 			GitHub:           gh,
+			ReaperCommand:    reaperCommand,
 			Logger:           a.logger, // the node adds node=<id> itself
 		}
 		for j := range l.Nodes {

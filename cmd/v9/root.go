@@ -97,6 +97,7 @@ replicate their control state with Raft.
 		newDeploymentsCmd(a),
 		newLogsCmd(a),
 		newStatsCmd(a),
+		newReaperCmd(),
 	)
 	return root
 }

@@ -35,6 +35,8 @@ const (
 	LabelComponent  = "v9.component"
 	LabelDeployment = "v9.deployment"
 	LabelDigest     = "v9.digest"
+	// LabelExclusive marks an exclusive component's container: Reap kills these.
+	LabelExclusive = "v9.exclusive"
 	// labelArtifact, on an image imported from an archive, is the digest of the artifact it
 	// came from: the next start of the same artifact skips the import.
 	labelArtifact = "v9.artifact"

@@ -233,6 +233,9 @@ func nativeSeccomp(_ context.Context, _ oci.Client, _ *containers.Container, s *
 
 func (e *Executor) labels(spec runtime.Spec) map[string]string {
 	l := map[string]string{LabelPlacement: spec.ID, LabelNode: e.cfg.NodeID}
+	if spec.Exclusive {
+		l[LabelExclusive] = "true"
+	}
 	for k, v := range map[string]string{LabelComponent: spec.Component, LabelDeployment: spec.DeploymentID, LabelDigest: spec.Digest} {
 		if v != "" {
 			l[k] = v
