@@ -35,7 +35,6 @@ func containerDir(t testing.TB, extra, msg string) string {
 	if ctrBinErr != nil {
 		t.Fatal(ctrBinErr)
 	}
-	t.Cleanup(func() { os.Remove(ctrBin) })
 	dir := t.TempDir()
 	if err := ocitest.WriteArchiveFile(filepath.Join(dir, "image.tar"), ctrBin, "v9.local/hello-ctr:test"); err != nil {
 		t.Fatal(err)
@@ -246,8 +245,17 @@ func TestContainerExclusiveFencedWhenAgentDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	mustUpload(t, c.Leader(t), containerDir(t, "[scale]\nmax = 1\nexclusive = true\n", "only one"))
+	up := mustUpload(t, c.Leader(t), containerDir(t, "[scale]\nmax = 1\nexclusive = true\n", "only one"))
 	waitServingBody(t, c.Nodes, "/hello/", "only one")
+	// Every node copies the artifact in the background, long before a failure in real life.
+	Eventually(t, 30*time.Second, func() error {
+		for _, n := range c.Nodes {
+			if !n.artifacts.Has(up.Deployment.ArtifactDigest) {
+				return fmt.Errorf("%s lacks the artifact", n.ID())
+			}
+		}
+		return nil
+	})
 	var o int
 	Eventually(t, 10*time.Second, func() error {
 		p, err := runningPlacement(c)

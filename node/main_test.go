@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 	if stop != nil {
 		stop()
 	}
+	if ctrBin != "" {
+		os.Remove(ctrBin) // built once for all container tests
+	}
 	os.Exit(code)
 }
 
