@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -27,6 +28,8 @@ type odInstance struct {
 	err   error
 	in    *instance // counts requests in flight, like a placement's instance
 	used  time.Time
+	// failedAt is when the start failed (under onDemand.mu); zero if it did not.
+	failedAt time.Time
 }
 
 // odIdle is how long an on-demand instance stays without requests.
@@ -37,7 +40,6 @@ func (o *onDemand) handler(component string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, err := o.get(r.Context(), component)
 		if err != nil {
-			o.n.log.Warn("on-demand instance", "component", component, "err", err)
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "v9: component \""+component+"\" has no running instance", http.StatusServiceUnavailable)
 			return
@@ -46,21 +48,71 @@ func (o *onDemand) handler(component string) http.Handler {
 	})
 }
 
+// odRetry is how long a failed on-demand start is remembered before it is tried again.
+const odRetry = 5 * time.Second
+
+// get returns a handler for the component: an instance of its active deployment or, while
+// that one cannot start (a broken version being rolled out), of the newest older ready
+// deployment that still has placements running, which is what the cluster serves meanwhile.
 func (o *onDemand) get(ctx context.Context, component string) (http.Handler, error) {
 	store := o.n.fsm.Store
 	c, err := store.Component(component)
 	if err != nil {
 		return nil, err
 	}
+	var firstErr error
+	for _, dep := range o.candidates(c) {
+		h, err := o.instance(ctx, c, dep)
+		if err == nil {
+			return h, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr == nil {
+		firstErr = fmt.Errorf("component %s has no deployment to run", c.Name)
+	}
+	return nil, firstErr
+}
+
+// candidates lists the active deployment, then older ready ones still placed, newest first.
+func (o *onDemand) candidates(c *statev1.Component) []string {
+	out := []string{c.ActiveDeploymentId}
+	placed := map[string]bool{}
+	for _, p := range o.n.fsm.Store.Placements("") {
+		if p.ComponentId == c.Id && p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
+			placed[p.DeploymentId] = true
+		}
+	}
+	ds := o.n.fsm.Store.Deployments(c.Id) // oldest first
+	for i := len(ds) - 1; i >= 0; i-- {
+		d := ds[i]
+		if d.Id != c.ActiveDeploymentId && placed[d.Id] && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
+			out = append(out, d.Id)
+		}
+	}
+	return out
+}
+
+// instance returns the on-demand instance of one deployment, starting it if needed. A
+// failed start is remembered for odRetry so that requests do not retry it one by one.
+func (o *onDemand) instance(ctx context.Context, c *statev1.Component, dep string) (http.Handler, error) {
 	o.mu.Lock()
 	if o.m == nil {
 		o.m = map[string]*odInstance{}
 	}
-	od, ok := o.m[c.ActiveDeploymentId]
+	od, ok := o.m[dep]
+	if ok && od.failedAt != (time.Time{}) && time.Since(od.failedAt) > odRetry {
+		ok = false
+	}
 	if !ok {
 		od = &odInstance{ready: make(chan struct{})}
-		o.m[c.ActiveDeploymentId] = od
-		go o.start(od, c)
+		o.m[dep] = od
+		go o.start(od, c, dep)
 	}
 	od.used = time.Now()
 	o.mu.Unlock()
@@ -70,37 +122,36 @@ func (o *onDemand) get(ctx context.Context, component string) (http.Handler, err
 		return nil, ctx.Err()
 	}
 	if od.err != nil {
-		o.mu.Lock()
-		if o.m[c.ActiveDeploymentId] == od {
-			delete(o.m, c.ActiveDeploymentId) // the next request tries again
-		}
-		o.mu.Unlock()
 		return nil, od.err
 	}
 	return od.in.handler, nil
 }
 
-func (o *onDemand) start(od *odInstance, c *statev1.Component) {
+func (o *onDemand) start(od *odInstance, c *statev1.Component, dep string) {
 	defer close(od.ready)
-	p := &statev1.Placement{Id: "ondemand-" + c.ActiveDeploymentId, ComponentId: c.Id, DeploymentId: c.ActiveDeploymentId}
+	p := &statev1.Placement{Id: "ondemand-" + dep, ComponentId: c.Id, DeploymentId: dep}
 	r := o.n.rec
 	spec, err := r.spec(p)
+	if err == nil {
+		ex := r.execs[statev1.Runtime_RUNTIME_WASM]
+		ctx, cancel := context.WithTimeout(o.n.ctx, 2*time.Minute)
+		od.run, err = ex.Start(ctx, spec)
+		cancel()
+	}
 	if err != nil {
 		od.err = err
+		o.mu.Lock()
+		od.failedAt = time.Now()
+		o.mu.Unlock()
+		o.n.log.Warn("on-demand instance", "component", c.Name, "deployment", dep, "err", err)
 		return
 	}
-	ex := r.execs[statev1.Runtime_RUNTIME_WASM]
-	ctx, cancel := context.WithTimeout(o.n.ctx, 2*time.Minute)
-	defer cancel()
-	od.run, od.err = ex.Start(ctx, spec)
-	if od.err == nil {
-		od.in = &instance{id: p.Id, component: c.Name, rt: c.Runtime, run: od.run}
-		od.in.handler = r.wrap(od.in, od.run)
-		o.n.log.Info("on-demand instance started", "component", c.Name, "deployment", c.ActiveDeploymentId)
-	}
+	od.in = &instance{id: p.Id, component: c.Name, deployment: dep, rt: c.Runtime, run: od.run}
+	od.in.handler = r.wrap(od.in, od.run)
+	o.n.log.Info("on-demand instance started", "component", c.Name, "deployment", dep)
 }
 
-// sweep stops on-demand instances that are idle or no longer of an active deployment.
+// sweep stops on-demand instances that are idle or of a deployment neither active nor placed.
 func (o *onDemand) sweep(now time.Time) {
 	o.mu.Lock()
 	idle := len(o.m) == 0
@@ -108,9 +159,14 @@ func (o *onDemand) sweep(now time.Time) {
 	if idle {
 		return
 	}
-	active := map[string]bool{}
+	active := map[string]bool{} // active deployments, and older ones still placed (rollouts)
 	for _, c := range o.n.fsm.Store.Components() {
 		active[c.ActiveDeploymentId] = c.Desired == statev1.DesiredState_DESIRED_STATE_RUNNING
+	}
+	for _, p := range o.n.fsm.Store.Placements("") {
+		if p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
+			active[p.DeploymentId] = true
+		}
 	}
 	o.mu.Lock()
 	var stop []*odInstance
