@@ -43,13 +43,13 @@ type Node struct {
 	runtimes  []statev1.Runtime
 	rec       *reconciler
 	router    *router
-	od        onDemand             // wasm served without a placement
-	owner     *leader.Owner        // starts and stops the leader controllers
-	live      *leader.Liveness     // the leader's view of the nodes' heartbeats
+	od        onDemand         // wasm served without a placement
+	owner     *leader.Owner    // starts and stops the leader controllers
+	live      *leader.Liveness // the leader's view of the nodes' heartbeats
 	scheduler *leader.Scheduler
-	reaper    *os.File             // write end of the reaper's pipe (container nodes)
-	lease     lease                // this node's lease from the leader
-	load      *loadReporter        // requests entering through this node's proxy
+	reaper    *os.File      // write end of the reaper's pipe (container nodes)
+	lease     lease         // this node's lease from the leader
+	load      *loadReporter // requests entering through this node's proxy
 	builds    builder
 	statuses  chan statusPost
 
