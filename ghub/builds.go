@@ -39,6 +39,8 @@ type builder struct {
 	mu      sync.Mutex
 	running map[string]*runningBuild // by component id
 	wake    chan struct{}            // a build ended: look for the next one
+	ctx     context.Context          // the term's: reports of serving end with it
+	wg      sync.WaitGroup           // builds and their reports of this term
 }
 
 func (b *builder) kick() {
@@ -62,21 +64,20 @@ func pendingOrBuilding(s statev1.DeploymentStatus) bool {
 	return s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING || s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING
 }
 
-// BuildLoop starts builds while this node leads and cancels them when it stops leading.
-// It returns when ctx ends, once the builds it started have stopped.
+// BuildLoop is a leader controller: the node runs it for each term of leadership, with a
+// ctx that ends with the term. It starts builds; when the term ends it cancels them and
+// waits for them (and their status reports) to end.
 func (s *Service) BuildLoop(ctx context.Context) {
-	s.root = ctx
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	defer s.wg.Wait()
+	defer s.builds.wg.Wait()
 	defer s.builds.cancelAll()
+	s.builds.mu.Lock()
+	s.builds.ctx = ctx
+	s.builds.mu.Unlock()
 	for {
 		ch, _ := s.state.Changed()
-		if s.cluster.IsLeader() {
-			s.startBuilds(ctx)
-		} else {
-			s.builds.cancelAll()
-		}
+		s.startBuilds(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -85,6 +86,13 @@ func (s *Service) BuildLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// term is the context of the current term of leadership.
+func (s *Service) term() context.Context {
+	s.builds.mu.Lock()
+	defer s.builds.mu.Unlock()
+	return s.builds.ctx
 }
 
 func (b *builder) cancelAll() {
@@ -131,9 +139,9 @@ func (s *Service) startBuilds(ctx context.Context) {
 		s.builds.mu.Lock()
 		s.builds.running[comp] = rb
 		s.builds.mu.Unlock()
-		s.wg.Add(1)
+		s.builds.wg.Add(1)
 		go func() {
-			defer s.wg.Done()
+			defer s.builds.wg.Done()
 			defer func() {
 				cancel()
 				s.builds.mu.Lock()
@@ -213,12 +221,9 @@ func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 	if unpin != nil {
 		defer unpin()
 	}
-	if ctx.Err() != nil && s.root.Err() == nil && !s.cluster.IsLeader() {
-		s.log.Info("build stopped: no longer the leader", "deployment", d.Id)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		s.log.Info("build stopped: leadership ended", "deployment", d.Id)
 		return // the next leader resumes it from the state
-	}
-	if ctx.Err() != nil && s.root.Err() != nil {
-		return // shutting down; the next leader resumes it
 	}
 	if err != nil {
 		log.printf("FAILED: %v", err)
@@ -258,15 +263,16 @@ func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 		"build", built.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	s.o.Logs.Append(c.Name, "", "system", fmt.Sprintf("deployment %s (%s) activated", d.Id, shortSHA(d.CommitSha)))
 	// Report success once the new version serves; this does not hold up the next build.
-	s.wg.Add(1)
+	term := s.term()
+	s.builds.wg.Add(1)
 	go func() {
-		defer s.wg.Done()
-		s.reportServing(s.root, d, idx)
+		defer s.builds.wg.Done()
+		s.reportServing(term, d, idx)
 	}()
 }
 
 func (s *Service) failBuild(d *statev1.Deployment, msg, buildLog string) {
-	ctx, cancel := context.WithTimeout(s.root, 30*time.Second)
+	ctx, cancel := context.WithTimeout(s.term(), 30*time.Second)
 	defer cancel()
 	if err := s.finishDeployment(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, msg, buildLog); err != nil {
 		s.log.Warn("mark failed", "deployment", d.Id, "err", err)
@@ -388,8 +394,8 @@ func (s *Service) reportServing(ctx context.Context, d *statev1.Deployment, idx 
 		}
 		select {
 		case <-ctx.Done():
-			if s.root.Err() != nil {
-				return
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return // leadership ended
 			}
 			msg := "built, but not serving within " + servingTimeout.String()
 			if reason != "" {
@@ -426,14 +432,30 @@ func (s *Service) postStatus(_ context.Context, d *statev1.Deployment, state, de
 	}
 }
 
-// StatusLoop sends queued commit statuses, one at a time.
+// StatusLoop is a leader controller: it sends queued commit statuses, one at a time. When
+// leadership ends, statuses still queued are dropped: the next leader reports on the
+// builds it resumes.
 func (s *Service) StatusLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			s.dropStatuses()
 			return
 		case p := <-s.statuses:
 			s.sendStatus(ctx, p)
+		}
+	}
+}
+
+func (s *Service) dropStatuses() {
+	for dropped := 0; ; dropped++ {
+		select {
+		case <-s.statuses:
+		default:
+			if dropped > 0 {
+				s.log.Info("commit statuses dropped: leadership ended", "statuses", dropped)
+			}
+			return
 		}
 	}
 }

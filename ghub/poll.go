@@ -7,8 +7,8 @@ import (
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
-// PollLoop is the fallback for repositories linked without a webhook (poll_seconds > 0):
-// while this node leads, it reads each such branch's head through the API and records a
+// PollLoop is the fallback for repositories linked without a webhook (poll_seconds > 0).
+// A leader controller, run for each term with a ctx that ends with it: it reads each such branch's head through the API and records a
 // pending deployment for a commit it has not deployed yet.
 func (s *Service) PollLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
@@ -19,10 +19,6 @@ func (s *Service) PollLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if !s.cluster.IsLeader() {
-			clear(last)
-			continue
 		}
 		for _, l := range s.state.GithubLinks() {
 			if l.PollSeconds == 0 || time.Since(last[l.ComponentId]) < time.Duration(l.PollSeconds)*time.Second {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
-	"sync"
 
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/fsm"
@@ -28,13 +27,11 @@ type State interface {
 	WaitForIndex(ctx context.Context, min uint64) (uint64, error)
 }
 
-// Cluster is how the package changes the state and learns whether it leads.
+// Cluster is how the package changes the state.
 type Cluster interface {
 	// Apply commits a command through the Raft leader (forwarded from a follower) and
 	// returns its index, or the error fsm's Apply gave.
 	Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
-	// IsLeader reports whether this node leads: builds, polling and linking run only there.
-	IsLeader() bool
 }
 
 // Artifacts stores what a build produces.
@@ -70,8 +67,9 @@ type Options struct {
 }
 
 // Service is one node's GitHub side: linking, webhook intake, builds, polling and commit
-// statuses. Its loops (BuildLoop, PollLoop, StatusLoop) run for the node's life and act only
-// while the node leads.
+// statuses. Its loops (BuildLoop, PollLoop, StatusLoop) are leader controllers: the node's
+// leadership owner runs each for a term of leadership, with a ctx that ends with the term;
+// CreateLinked runs on the leader (the node forwards it there).
 type Service struct {
 	o        Options
 	state    State
@@ -79,8 +77,6 @@ type Service struct {
 	log      *slog.Logger
 	builds   builder
 	statuses chan statusPost
-	wg       sync.WaitGroup  // builds and serving reports, waited for by BuildLoop
-	root     context.Context // BuildLoop's context: the node's life
 }
 
 // New returns a Service; nothing runs until its loops are started.

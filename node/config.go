@@ -15,6 +15,7 @@ import (
 
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/ghub"
+	"github.com/velocity9/v9/leader"
 )
 
 // Config is everything one node needs. The CLI fills it from flags; tests fill it directly.
@@ -67,6 +68,9 @@ type Config struct {
 	Build deploy.BuildOptions
 
 	Logger *slog.Logger
+
+	// extraControllers are leader controllers tests add to the node's own (TestOptions).
+	extraControllers []leader.Controller
 }
 
 // RaftConfig tunes hashicorp/raft. Zero values take the LAN defaults below.

@@ -7,17 +7,24 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/velocity9/v9/ghub"
+	"github.com/velocity9/v9/leader"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 )
 
-// openGitHub wires the GitHub side (package ghub) to this node: its replica, its write
-// path, its artifact store and its component logs.
+// openGitHub wires the GitHub side (package ghub) to this node (its replica, its write
+// path, its artifact store and its component logs) and registers its loops as leader
+// controllers.
 func (n *Node) openGitHub() {
 	n.gh = ghub.New(ghub.Options{
 		NodeID: n.cfg.ID, DataDir: n.cfg.DataDir, GitHub: n.cfg.GitHub, Build: n.cfg.Build,
 		MaxArtifactBytes: MaxUploadBytes, APIAddr: n.APIAddr,
 		State: n.fsm.Store, Cluster: n, Artifacts: ghArtifacts{n}, Logs: n.logs, Logger: n.log,
 	})
+	n.owner.Register(
+		leader.ControllerFunc("builds", n.gh.BuildLoop),
+		leader.ControllerFunc("poll", n.gh.PollLoop),
+		leader.ControllerFunc("statuses", n.gh.StatusLoop),
+	)
 }
 
 // ghArtifacts lends ghub the artifact store and the pins that keep a fresh build from

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/ghub"
+	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -44,16 +44,14 @@ type Node struct {
 	runtimes  []statev1.Runtime
 	rec       *reconciler
 	router    *router
-	od        onDemand             // wasm served without a placement
-	live      liveness             // the leader's view of the nodes' heartbeats
-	rollouts  rollouts             // the leader's clock on rollouts under way (livenessLoop only)
-	scaled    map[string]time.Time // the leader's last autoscaling change per component (livenessLoop only)
-	schedHold atomic.Bool          // benchmarks: hold the scheduling loop to time one pass alone
-	loadWin   loadWindow           // the leader's recent load samples (livenessLoop only)
-	reaper    *os.File             // write end of the reaper's pipe (container nodes)
-	lease     lease                // this node's lease from the leader
-	load      *loadReporter        // requests entering through this node's proxy
-	gh        *ghub.Service        // linking, webhooks, builds, polling, commit statuses
+	od        onDemand         // wasm served without a placement
+	owner     *leader.Owner    // starts and stops the leader controllers
+	live      *leader.Liveness // the leader's view of the nodes' heartbeats
+	scheduler *leader.Scheduler
+	reaper    *os.File      // write end of the reaper's pipe (container nodes)
+	lease     lease         // this node's lease from the leader
+	load      *loadReporter // requests entering through this node's proxy
+	gh        *ghub.Service // linking, webhooks, builds, polling, commit statuses
 
 	apiLn, proxyLn   net.Listener
 	apiSrv, proxySrv *http.Server
@@ -80,6 +78,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.od.n = n
 	n.lease.base = time.Now()
 	n.disc.known = map[string]peer{}
+	n.setupLeadership()
 
 	var err error
 	fail := func(err error) (*Node, error) {
@@ -129,12 +128,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.goLoop(n.registerSelf)
 	n.goLoop(n.router.loop)
 	n.goLoop(n.rec.loop)
-	n.goLoop(n.scheduleLoop)
 	n.goLoop(n.heartbeatLoop)
-	n.goLoop(n.livenessLoop)
-	n.goLoop(n.gh.BuildLoop)
-	n.goLoop(n.gh.StatusLoop)
-	n.goLoop(n.gh.PollLoop)
+	n.goLoop(n.runLeadership)
 	n.goLoop(n.gcLoop)
 	n.goLoop(n.replicateLoop)
 	n.goLoop(n.od.loop)
