@@ -15,12 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/velocity9/v9/dataplane"
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/rpc/server"
-	v9rt "github.com/velocity9/v9/runtime"
 	"github.com/velocity9/v9/runtime/artifact"
 )
 
@@ -34,24 +34,19 @@ type Node struct {
 	peers  *peerClients
 	disc   discovery
 
-	artifacts *artifact.Store
-	fetches   fetchLocks
+	dp        *dataplane.DataPlane // this node's instances, routing, artifacts and lease
+	artifacts *artifact.Store      // shared with dp
+	fetches   pins                 // pins artifacts against dp's garbage collection
 	logs      *logring.Ring
 	stats     *proxy.Stats
 	metrics   *prometheus.Registry
-	execs     map[statev1.Runtime]v9rt.Executor
 	runtimes  []statev1.Runtime
-	rec       *reconciler
-	router    *router
-	od        onDemand             // wasm served without a placement
 	live      liveness             // the leader's view of the nodes' heartbeats
 	rollouts  rollouts             // the leader's clock on rollouts under way (livenessLoop only)
 	scaled    map[string]time.Time // the leader's last autoscaling change per component (livenessLoop only)
 	schedHold atomic.Bool          // benchmarks: hold the scheduling loop to time one pass alone
 	loadWin   loadWindow           // the leader's recent load samples (livenessLoop only)
-	reaper    *os.File             // write end of the reaper's pipe (container nodes)
-	lease     lease                // this node's lease from the leader
-	load      *loadReporter        // requests entering through this node's proxy
+	reaper    *dataplane.Reaper    // fences exclusive containers if the agent dies
 	builds    builder
 	statuses  chan statusPost
 
@@ -79,8 +74,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.statuses = make(chan statusPost, 1024)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
-	n.od.n = n
-	n.lease.base = time.Now()
 	n.disc.known = map[string]peer{}
 
 	var err error
@@ -119,7 +112,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.serve(n.apiSrv, n.apiLn, "api")
 	if n.proxyLn != nil {
 		n.proxySrv = newHTTPServer(proxy.New(proxy.Config{
-			NodeID: cfg.ID, Domain: cfg.Domain, Router: n.router, Stats: n.stats, Load: n.load.l, Logger: n.log,
+			NodeID: cfg.ID, Domain: cfg.Domain, Router: n.dp.Router(), Stats: n.stats, Load: n.dp.Load(), Logger: n.log,
 			Access: func(component, line string) { n.logs.Append(component, "proxy", "access", line) },
 		}))
 		n.serve(n.proxySrv, n.proxyLn, "proxy")
@@ -128,17 +121,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.goLoop(n.bootstrapOrJoin)
 	}
 	n.goLoop(n.registerSelf)
-	n.goLoop(n.router.loop)
-	n.goLoop(n.rec.loop)
+	for _, loop := range n.dp.Loops() {
+		n.goLoop(loop)
+	}
 	n.goLoop(n.scheduleLoop)
-	n.goLoop(n.heartbeatLoop)
 	n.goLoop(n.livenessLoop)
 	n.goLoop(n.buildLoop)
 	n.goLoop(n.statusLoop)
 	n.goLoop(n.pollLoop)
-	n.goLoop(n.gcLoop)
-	n.goLoop(n.replicateLoop)
-	n.goLoop(n.od.loop)
 	n.log.Info("node started", "api", n.APIAddr(), "proxy", n.ProxyAddr(), "raft", n.RaftAddr(),
 		"data_dir", cfg.DataDir, "existing_state", n.raft.hasState)
 	return n, nil
@@ -238,13 +228,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			err = n.raft.close()
 		}
 		n.wg.Wait()
-		if n.rec != nil {
-			// Containers outlive the agent to be adopted by the next one, but an exclusive
-			// one must not: nothing would fence it while the agent is away.
-			n.rec.stopExclusive(ctx)
-			n.rec.closeAll()
+		if n.dp != nil {
+			n.dp.StopExclusive(ctx)
+			n.dp.Close()
 		}
-		n.closeReaper()
+		n.reaper.Close()
 		n.log.Info("node stopped")
 	})
 	return err
@@ -273,9 +261,9 @@ func (n *Node) kill() {
 			n.raft.close()
 		}
 		n.wg.Wait()
-		if n.rec != nil {
-			n.rec.closeAll()
+		if n.dp != nil {
+			n.dp.Close()
 		}
-		n.closeReaper() // as the kernel would when the process dies
+		n.reaper.Close() // as the kernel would when the process dies
 	})
 }
