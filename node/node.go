@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/velocity9/v9/dataplane"
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -41,12 +41,10 @@ type Node struct {
 	stats     *proxy.Stats
 	metrics   *prometheus.Registry
 	runtimes  []statev1.Runtime
-	live      liveness             // the leader's view of the nodes' heartbeats
-	rollouts  rollouts             // the leader's clock on rollouts under way (livenessLoop only)
-	scaled    map[string]time.Time // the leader's last autoscaling change per component (livenessLoop only)
-	schedHold atomic.Bool          // benchmarks: hold the scheduling loop to time one pass alone
-	loadWin   loadWindow           // the leader's recent load samples (livenessLoop only)
-	reaper    *dataplane.Reaper    // fences exclusive containers if the agent dies
+	owner     *leader.Owner    // starts and stops the leader controllers
+	live      *leader.Liveness // the leader's view of the nodes' heartbeats
+	scheduler *leader.Scheduler
+	reaper    *dataplane.Reaper // fences exclusive containers if the agent dies
 	builds    builder
 	statuses  chan statusPost
 
@@ -75,6 +73,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
 	n.disc.known = map[string]peer{}
+	n.setupLeadership()
 
 	var err error
 	fail := func(err error) (*Node, error) {
@@ -124,11 +123,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	for _, loop := range n.dp.Loops() {
 		n.goLoop(loop)
 	}
-	n.goLoop(n.scheduleLoop)
-	n.goLoop(n.livenessLoop)
-	n.goLoop(n.buildLoop)
-	n.goLoop(n.statusLoop)
-	n.goLoop(n.pollLoop)
+	n.goLoop(n.runLeadership)
 	n.log.Info("node started", "api", n.APIAddr(), "proxy", n.ProxyAddr(), "raft", n.RaftAddr(),
 		"data_dir", cfg.DataDir, "existing_state", n.raft.hasState)
 	return n, nil
