@@ -48,18 +48,12 @@ func (n *Node) openDataPlane() error {
 	if err != nil {
 		return err
 	}
-	n.fetches = pins{n.dp}
 	n.runtimes = n.dp.Runtimes()
 	return nil
 }
 
 // Runtimes lists what this node can run.
 func (n *Node) Runtimes() []statev1.Runtime { return n.runtimes }
-
-// pins keeps artifacts being uploaded or built from the data plane's garbage collection.
-type pins struct{ dp *dataplane.DataPlane }
-
-func (p pins) pin(digest string) func() { return p.dp.Pin(digest) }
 
 // dpHost is what the data plane gets of the node: writes through the leader, a consistent
 // barrier, heartbeats and peers' artifacts.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/velocity9/v9/dataplane"
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/proxy"
@@ -36,7 +37,6 @@ type Node struct {
 
 	dp        *dataplane.DataPlane // this node's instances, routing, artifacts and lease
 	artifacts *artifact.Store      // shared with dp
-	fetches   pins                 // pins artifacts against dp's garbage collection
 	logs      *logring.Ring
 	stats     *proxy.Stats
 	metrics   *prometheus.Registry
@@ -45,8 +45,7 @@ type Node struct {
 	live      *leader.Liveness // the leader's view of the nodes' heartbeats
 	scheduler *leader.Scheduler
 	reaper    *dataplane.Reaper // fences exclusive containers if the agent dies
-	builds    builder
-	statuses  chan statusPost
+	gh        *ghub.Service     // linking, webhooks, builds, polling, commit statuses
 
 	apiLn, proxyLn   net.Listener
 	apiSrv, proxySrv *http.Server
@@ -68,8 +67,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
-	n.builds.wake = make(chan struct{}, 1)
-	n.statuses = make(chan statusPost, 1024)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
 	n.disc.known = map[string]peer{}
@@ -100,13 +97,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.openDataPlane(); err != nil {
 		return fail(err)
 	}
+	n.openGitHub()
 	if !n.raft.hasState && cfg.BootstrapExpect == 0 && len(cfg.Join) == 0 {
 		return fail(errors.New("this node has no cluster state yet: give --bootstrap-expect to start a new cluster or --join to join one"))
 	}
 
 	mux := server.NewMux(n)
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
-	mux.HandleFunc(WebhookPath, n.serveWebhook)
+	mux.HandleFunc(ghub.WebhookPath, n.gh.ServeWebhook)
 	n.apiSrv = newHTTPServer(mux)
 	n.serve(n.apiSrv, n.apiLn, "api")
 	if n.proxyLn != nil {
