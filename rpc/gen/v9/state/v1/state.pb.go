@@ -1594,6 +1594,70 @@ func (x *CreateComponent) GetComponent() *Component {
 	return nil
 }
 
+// CreateLinkedComponent creates a component built from a GitHub repository in one entry:
+// the component, its link (webhook id and secret, or polling) and the pending deployment of
+// the branch head. All three are recorded, or none. The link and the deployment name the
+// component's id.
+type CreateLinkedComponent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     *Component             `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	Link          *GithubLink            `protobuf:"bytes,2,opt,name=link,proto3" json:"link,omitempty"`
+	Deployment    *Deployment            `protobuf:"bytes,3,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateLinkedComponent) Reset() {
+	*x = CreateLinkedComponent{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateLinkedComponent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateLinkedComponent) ProtoMessage() {}
+
+func (x *CreateLinkedComponent) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateLinkedComponent.ProtoReflect.Descriptor instead.
+func (*CreateLinkedComponent) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CreateLinkedComponent) GetComponent() *Component {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *CreateLinkedComponent) GetLink() *GithubLink {
+	if x != nil {
+		return x.Link
+	}
+	return nil
+}
+
+func (x *CreateLinkedComponent) GetDeployment() *Deployment {
+	if x != nil {
+		return x.Deployment
+	}
+	return nil
+}
+
 type UpdateComponentSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1604,7 +1668,7 @@ type UpdateComponentSpec struct {
 
 func (x *UpdateComponentSpec) Reset() {
 	*x = UpdateComponentSpec{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[14]
+	mi := &file_v9_state_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1680,7 @@ func (x *UpdateComponentSpec) String() string {
 func (*UpdateComponentSpec) ProtoMessage() {}
 
 func (x *UpdateComponentSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[14]
+	mi := &file_v9_state_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1693,7 @@ func (x *UpdateComponentSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateComponentSpec.ProtoReflect.Descriptor instead.
 func (*UpdateComponentSpec) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{14}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateComponentSpec) GetName() string {
@@ -1656,7 +1720,7 @@ type SetComponentDesired struct {
 
 func (x *SetComponentDesired) Reset() {
 	*x = SetComponentDesired{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[15]
+	mi := &file_v9_state_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1732,7 @@ func (x *SetComponentDesired) String() string {
 func (*SetComponentDesired) ProtoMessage() {}
 
 func (x *SetComponentDesired) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[15]
+	mi := &file_v9_state_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1745,7 @@ func (x *SetComponentDesired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetComponentDesired.ProtoReflect.Descriptor instead.
 func (*SetComponentDesired) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetComponentDesired) GetName() string {
@@ -1708,7 +1772,7 @@ type ScaleComponent struct {
 
 func (x *ScaleComponent) Reset() {
 	*x = ScaleComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[16]
+	mi := &file_v9_state_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1720,7 +1784,7 @@ func (x *ScaleComponent) String() string {
 func (*ScaleComponent) ProtoMessage() {}
 
 func (x *ScaleComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[16]
+	mi := &file_v9_state_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1733,7 +1797,7 @@ func (x *ScaleComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleComponent.ProtoReflect.Descriptor instead.
 func (*ScaleComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{16}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ScaleComponent) GetName() string {
@@ -1759,7 +1823,7 @@ type DeleteComponent struct {
 
 func (x *DeleteComponent) Reset() {
 	*x = DeleteComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[17]
+	mi := &file_v9_state_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1835,7 @@ func (x *DeleteComponent) String() string {
 func (*DeleteComponent) ProtoMessage() {}
 
 func (x *DeleteComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[17]
+	mi := &file_v9_state_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1848,7 @@ func (x *DeleteComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteComponent.ProtoReflect.Descriptor instead.
 func (*DeleteComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{17}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteComponent) GetName() string {
@@ -1803,7 +1867,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[18]
+	mi := &file_v9_state_v1_state_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1879,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[18]
+	mi := &file_v9_state_v1_state_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1892,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{18}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RegisterNode) GetNode() *Node {
@@ -1848,7 +1912,7 @@ type SetNodeStatus struct {
 
 func (x *SetNodeStatus) Reset() {
 	*x = SetNodeStatus{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[19]
+	mi := &file_v9_state_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +1924,7 @@ func (x *SetNodeStatus) String() string {
 func (*SetNodeStatus) ProtoMessage() {}
 
 func (x *SetNodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[19]
+	mi := &file_v9_state_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +1937,7 @@ func (x *SetNodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNodeStatus.ProtoReflect.Descriptor instead.
 func (*SetNodeStatus) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SetNodeStatus) GetId() string {
@@ -1899,7 +1963,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[20]
+	mi := &file_v9_state_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +1975,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[20]
+	mi := &file_v9_state_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +1988,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -1943,7 +2007,7 @@ type CreateDeployment struct {
 
 func (x *CreateDeployment) Reset() {
 	*x = CreateDeployment{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[21]
+	mi := &file_v9_state_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2019,7 @@ func (x *CreateDeployment) String() string {
 func (*CreateDeployment) ProtoMessage() {}
 
 func (x *CreateDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[21]
+	mi := &file_v9_state_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2032,7 @@ func (x *CreateDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeployment.ProtoReflect.Descriptor instead.
 func (*CreateDeployment) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateDeployment) GetDeployment() *Deployment {
@@ -1996,7 +2060,7 @@ type SetDeploymentStatus struct {
 
 func (x *SetDeploymentStatus) Reset() {
 	*x = SetDeploymentStatus{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[22]
+	mi := &file_v9_state_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2072,7 @@ func (x *SetDeploymentStatus) String() string {
 func (*SetDeploymentStatus) ProtoMessage() {}
 
 func (x *SetDeploymentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[22]
+	mi := &file_v9_state_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2085,7 @@ func (x *SetDeploymentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDeploymentStatus.ProtoReflect.Descriptor instead.
 func (*SetDeploymentStatus) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SetDeploymentStatus) GetId() string {
@@ -2090,7 +2154,7 @@ type ActivateDeployment struct {
 
 func (x *ActivateDeployment) Reset() {
 	*x = ActivateDeployment{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[23]
+	mi := &file_v9_state_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2166,7 @@ func (x *ActivateDeployment) String() string {
 func (*ActivateDeployment) ProtoMessage() {}
 
 func (x *ActivateDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[23]
+	mi := &file_v9_state_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2179,7 @@ func (x *ActivateDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateDeployment.ProtoReflect.Descriptor instead.
 func (*ActivateDeployment) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ActivateDeployment) GetComponentId() string {
@@ -2141,7 +2205,7 @@ type PutPlacements struct {
 
 func (x *PutPlacements) Reset() {
 	*x = PutPlacements{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[24]
+	mi := &file_v9_state_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2217,7 @@ func (x *PutPlacements) String() string {
 func (*PutPlacements) ProtoMessage() {}
 
 func (x *PutPlacements) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[24]
+	mi := &file_v9_state_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2230,7 @@ func (x *PutPlacements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPlacements.ProtoReflect.Descriptor instead.
 func (*PutPlacements) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PutPlacements) GetPlacements() []*Placement {
@@ -2187,7 +2251,7 @@ type SetPlacementObserved struct {
 
 func (x *SetPlacementObserved) Reset() {
 	*x = SetPlacementObserved{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[25]
+	mi := &file_v9_state_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2199,7 +2263,7 @@ func (x *SetPlacementObserved) String() string {
 func (*SetPlacementObserved) ProtoMessage() {}
 
 func (x *SetPlacementObserved) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[25]
+	mi := &file_v9_state_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2212,7 +2276,7 @@ func (x *SetPlacementObserved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPlacementObserved.ProtoReflect.Descriptor instead.
 func (*SetPlacementObserved) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SetPlacementObserved) GetId() string {
@@ -2245,7 +2309,7 @@ type DeletePlacements struct {
 
 func (x *DeletePlacements) Reset() {
 	*x = DeletePlacements{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[26]
+	mi := &file_v9_state_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2257,7 +2321,7 @@ func (x *DeletePlacements) String() string {
 func (*DeletePlacements) ProtoMessage() {}
 
 func (x *DeletePlacements) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[26]
+	mi := &file_v9_state_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2270,7 +2334,7 @@ func (x *DeletePlacements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePlacements.ProtoReflect.Descriptor instead.
 func (*DeletePlacements) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeletePlacements) GetIds() []string {
@@ -2289,7 +2353,7 @@ type CreateUser struct {
 
 func (x *CreateUser) Reset() {
 	*x = CreateUser{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[27]
+	mi := &file_v9_state_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2301,7 +2365,7 @@ func (x *CreateUser) String() string {
 func (*CreateUser) ProtoMessage() {}
 
 func (x *CreateUser) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[27]
+	mi := &file_v9_state_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2314,7 +2378,7 @@ func (x *CreateUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUser.ProtoReflect.Descriptor instead.
 func (*CreateUser) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateUser) GetUser() *User {
@@ -2333,7 +2397,7 @@ type CreateApiToken struct {
 
 func (x *CreateApiToken) Reset() {
 	*x = CreateApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[28]
+	mi := &file_v9_state_v1_state_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2345,7 +2409,7 @@ func (x *CreateApiToken) String() string {
 func (*CreateApiToken) ProtoMessage() {}
 
 func (x *CreateApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[28]
+	mi := &file_v9_state_v1_state_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2358,7 +2422,7 @@ func (x *CreateApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiToken.ProtoReflect.Descriptor instead.
 func (*CreateApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{28}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateApiToken) GetToken() *ApiToken {
@@ -2377,7 +2441,7 @@ type DeleteApiToken struct {
 
 func (x *DeleteApiToken) Reset() {
 	*x = DeleteApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[29]
+	mi := &file_v9_state_v1_state_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +2453,7 @@ func (x *DeleteApiToken) String() string {
 func (*DeleteApiToken) ProtoMessage() {}
 
 func (x *DeleteApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[29]
+	mi := &file_v9_state_v1_state_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +2466,7 @@ func (x *DeleteApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteApiToken.ProtoReflect.Descriptor instead.
 func (*DeleteApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{29}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteApiToken) GetId() string {
@@ -2421,7 +2485,7 @@ type PutGithubLink struct {
 
 func (x *PutGithubLink) Reset() {
 	*x = PutGithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[30]
+	mi := &file_v9_state_v1_state_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2497,7 @@ func (x *PutGithubLink) String() string {
 func (*PutGithubLink) ProtoMessage() {}
 
 func (x *PutGithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[30]
+	mi := &file_v9_state_v1_state_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2510,7 @@ func (x *PutGithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutGithubLink.ProtoReflect.Descriptor instead.
 func (*PutGithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{30}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PutGithubLink) GetLink() *GithubLink {
@@ -2465,7 +2529,7 @@ type DeleteGithubLink struct {
 
 func (x *DeleteGithubLink) Reset() {
 	*x = DeleteGithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	mi := &file_v9_state_v1_state_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2477,7 +2541,7 @@ func (x *DeleteGithubLink) String() string {
 func (*DeleteGithubLink) ProtoMessage() {}
 
 func (x *DeleteGithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	mi := &file_v9_state_v1_state_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2490,7 +2554,7 @@ func (x *DeleteGithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGithubLink.ProtoReflect.Descriptor instead.
 func (*DeleteGithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{31}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteGithubLink) GetComponentId() string {
@@ -2514,6 +2578,7 @@ type Command struct {
 	//	*Command_SetComponentDesired
 	//	*Command_ScaleComponent
 	//	*Command_DeleteComponent
+	//	*Command_CreateLinkedComponent
 	//	*Command_RegisterNode
 	//	*Command_SetNodeStatus
 	//	*Command_RemoveNode
@@ -2535,7 +2600,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	mi := &file_v9_state_v1_state_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +2612,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	mi := &file_v9_state_v1_state_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +2625,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{32}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *Command) GetTime() *timestamppb.Timestamp {
@@ -2624,6 +2689,15 @@ func (x *Command) GetDeleteComponent() *DeleteComponent {
 	if x != nil {
 		if x, ok := x.Op.(*Command_DeleteComponent); ok {
 			return x.DeleteComponent
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetCreateLinkedComponent() *CreateLinkedComponent {
+	if x != nil {
+		if x, ok := x.Op.(*Command_CreateLinkedComponent); ok {
+			return x.CreateLinkedComponent
 		}
 	}
 	return nil
@@ -2779,6 +2853,10 @@ type Command_DeleteComponent struct {
 	DeleteComponent *DeleteComponent `protobuf:"bytes,14,opt,name=delete_component,json=deleteComponent,proto3,oneof"`
 }
 
+type Command_CreateLinkedComponent struct {
+	CreateLinkedComponent *CreateLinkedComponent `protobuf:"bytes,15,opt,name=create_linked_component,json=createLinkedComponent,proto3,oneof"`
+}
+
 type Command_RegisterNode struct {
 	RegisterNode *RegisterNode `protobuf:"bytes,20,opt,name=register_node,json=registerNode,proto3,oneof"`
 }
@@ -2844,6 +2922,8 @@ func (*Command_SetComponentDesired) isCommand_Op() {}
 func (*Command_ScaleComponent) isCommand_Op() {}
 
 func (*Command_DeleteComponent) isCommand_Op() {}
+
+func (*Command_CreateLinkedComponent) isCommand_Op() {}
 
 func (*Command_RegisterNode) isCommand_Op() {}
 
@@ -3010,7 +3090,13 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"api_tokens\x18\a \x03(\v2\x15.v9.state.v1.ApiTokenR\tapiTokens\x12:\n" +
 	"\fgithub_links\x18\b \x03(\v2\x17.v9.state.v1.GithubLinkR\vgithubLinks\"G\n" +
 	"\x0fCreateComponent\x124\n" +
-	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\"Y\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\"\xb3\x01\n" +
+	"\x15CreateLinkedComponent\x124\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\x12+\n" +
+	"\x04link\x18\x02 \x01(\v2\x17.v9.state.v1.GithubLinkR\x04link\x127\n" +
+	"\n" +
+	"deployment\x18\x03 \x01(\v2\x17.v9.state.v1.DeploymentR\n" +
+	"deployment\"Y\n" +
 	"\x13UpdateComponentSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\"^\n" +
@@ -3066,7 +3152,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\rPutGithubLink\x12+\n" +
 	"\x04link\x18\x01 \x01(\v2\x17.v9.state.v1.GithubLinkR\x04link\"5\n" +
 	"\x10DeleteGithubLink\x12!\n" +
-	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\"\x88\f\n" +
+	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\"\xe6\f\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12*\n" +
 	"\x11ignore_if_unknown\x18\x02 \x01(\bR\x0fignoreIfUnknown\x12I\n" +
@@ -3075,7 +3161,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x15update_component_spec\x18\v \x01(\v2 .v9.state.v1.UpdateComponentSpecH\x00R\x13updateComponentSpec\x12V\n" +
 	"\x15set_component_desired\x18\f \x01(\v2 .v9.state.v1.SetComponentDesiredH\x00R\x13setComponentDesired\x12F\n" +
 	"\x0fscale_component\x18\r \x01(\v2\x1b.v9.state.v1.ScaleComponentH\x00R\x0escaleComponent\x12I\n" +
-	"\x10delete_component\x18\x0e \x01(\v2\x1c.v9.state.v1.DeleteComponentH\x00R\x0fdeleteComponent\x12@\n" +
+	"\x10delete_component\x18\x0e \x01(\v2\x1c.v9.state.v1.DeleteComponentH\x00R\x0fdeleteComponent\x12\\\n" +
+	"\x17create_linked_component\x18\x0f \x01(\v2\".v9.state.v1.CreateLinkedComponentH\x00R\x15createLinkedComponent\x12@\n" +
 	"\rregister_node\x18\x14 \x01(\v2\x19.v9.state.v1.RegisterNodeH\x00R\fregisterNode\x12D\n" +
 	"\x0fset_node_status\x18\x15 \x01(\v2\x1a.v9.state.v1.SetNodeStatusH\x00R\rsetNodeStatus\x12:\n" +
 	"\vremove_node\x18\x16 \x01(\v2\x17.v9.state.v1.RemoveNodeH\x00R\n" +
@@ -3138,7 +3225,7 @@ func file_v9_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_v9_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_v9_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_v9_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_v9_state_v1_state_proto_goTypes = []any{
 	(Runtime)(0),                  // 0: v9.state.v1.Runtime
 	(DesiredState)(0),             // 1: v9.state.v1.DesiredState
@@ -3160,50 +3247,51 @@ var file_v9_state_v1_state_proto_goTypes = []any{
 	(*GithubLink)(nil),            // 17: v9.state.v1.GithubLink
 	(*State)(nil),                 // 18: v9.state.v1.State
 	(*CreateComponent)(nil),       // 19: v9.state.v1.CreateComponent
-	(*UpdateComponentSpec)(nil),   // 20: v9.state.v1.UpdateComponentSpec
-	(*SetComponentDesired)(nil),   // 21: v9.state.v1.SetComponentDesired
-	(*ScaleComponent)(nil),        // 22: v9.state.v1.ScaleComponent
-	(*DeleteComponent)(nil),       // 23: v9.state.v1.DeleteComponent
-	(*RegisterNode)(nil),          // 24: v9.state.v1.RegisterNode
-	(*SetNodeStatus)(nil),         // 25: v9.state.v1.SetNodeStatus
-	(*RemoveNode)(nil),            // 26: v9.state.v1.RemoveNode
-	(*CreateDeployment)(nil),      // 27: v9.state.v1.CreateDeployment
-	(*SetDeploymentStatus)(nil),   // 28: v9.state.v1.SetDeploymentStatus
-	(*ActivateDeployment)(nil),    // 29: v9.state.v1.ActivateDeployment
-	(*PutPlacements)(nil),         // 30: v9.state.v1.PutPlacements
-	(*SetPlacementObserved)(nil),  // 31: v9.state.v1.SetPlacementObserved
-	(*DeletePlacements)(nil),      // 32: v9.state.v1.DeletePlacements
-	(*CreateUser)(nil),            // 33: v9.state.v1.CreateUser
-	(*CreateApiToken)(nil),        // 34: v9.state.v1.CreateApiToken
-	(*DeleteApiToken)(nil),        // 35: v9.state.v1.DeleteApiToken
-	(*PutGithubLink)(nil),         // 36: v9.state.v1.PutGithubLink
-	(*DeleteGithubLink)(nil),      // 37: v9.state.v1.DeleteGithubLink
-	(*Command)(nil),               // 38: v9.state.v1.Command
-	nil,                           // 39: v9.state.v1.ComponentSpec.EnvEntry
-	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
+	(*CreateLinkedComponent)(nil), // 20: v9.state.v1.CreateLinkedComponent
+	(*UpdateComponentSpec)(nil),   // 21: v9.state.v1.UpdateComponentSpec
+	(*SetComponentDesired)(nil),   // 22: v9.state.v1.SetComponentDesired
+	(*ScaleComponent)(nil),        // 23: v9.state.v1.ScaleComponent
+	(*DeleteComponent)(nil),       // 24: v9.state.v1.DeleteComponent
+	(*RegisterNode)(nil),          // 25: v9.state.v1.RegisterNode
+	(*SetNodeStatus)(nil),         // 26: v9.state.v1.SetNodeStatus
+	(*RemoveNode)(nil),            // 27: v9.state.v1.RemoveNode
+	(*CreateDeployment)(nil),      // 28: v9.state.v1.CreateDeployment
+	(*SetDeploymentStatus)(nil),   // 29: v9.state.v1.SetDeploymentStatus
+	(*ActivateDeployment)(nil),    // 30: v9.state.v1.ActivateDeployment
+	(*PutPlacements)(nil),         // 31: v9.state.v1.PutPlacements
+	(*SetPlacementObserved)(nil),  // 32: v9.state.v1.SetPlacementObserved
+	(*DeletePlacements)(nil),      // 33: v9.state.v1.DeletePlacements
+	(*CreateUser)(nil),            // 34: v9.state.v1.CreateUser
+	(*CreateApiToken)(nil),        // 35: v9.state.v1.CreateApiToken
+	(*DeleteApiToken)(nil),        // 36: v9.state.v1.DeleteApiToken
+	(*PutGithubLink)(nil),         // 37: v9.state.v1.PutGithubLink
+	(*DeleteGithubLink)(nil),      // 38: v9.state.v1.DeleteGithubLink
+	(*Command)(nil),               // 39: v9.state.v1.Command
+	nil,                           // 40: v9.state.v1.ComponentSpec.EnvEntry
+	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
 }
 var file_v9_state_v1_state_proto_depIdxs = []int32{
-	39, // 0: v9.state.v1.ComponentSpec.env:type_name -> v9.state.v1.ComponentSpec.EnvEntry
+	40, // 0: v9.state.v1.ComponentSpec.env:type_name -> v9.state.v1.ComponentSpec.EnvEntry
 	7,  // 1: v9.state.v1.ComponentSpec.wasm:type_name -> v9.state.v1.WasmSpec
 	8,  // 2: v9.state.v1.ComponentSpec.container:type_name -> v9.state.v1.ContainerSpec
 	6,  // 3: v9.state.v1.Component.source:type_name -> v9.state.v1.Source
 	0,  // 4: v9.state.v1.Component.runtime:type_name -> v9.state.v1.Runtime
 	9,  // 5: v9.state.v1.Component.spec:type_name -> v9.state.v1.ComponentSpec
 	1,  // 6: v9.state.v1.Component.desired:type_name -> v9.state.v1.DesiredState
-	40, // 7: v9.state.v1.Component.create_time:type_name -> google.protobuf.Timestamp
-	40, // 8: v9.state.v1.Component.update_time:type_name -> google.protobuf.Timestamp
+	41, // 7: v9.state.v1.Component.create_time:type_name -> google.protobuf.Timestamp
+	41, // 8: v9.state.v1.Component.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: v9.state.v1.Deployment.status:type_name -> v9.state.v1.DeploymentStatus
-	40, // 10: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
-	40, // 11: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
+	41, // 10: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
+	41, // 11: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
 	9,  // 12: v9.state.v1.Deployment.spec:type_name -> v9.state.v1.ComponentSpec
 	12, // 13: v9.state.v1.Node.capacity:type_name -> v9.state.v1.Resources
 	0,  // 14: v9.state.v1.Node.runtimes:type_name -> v9.state.v1.Runtime
 	3,  // 15: v9.state.v1.Node.status:type_name -> v9.state.v1.NodeStatus
-	40, // 16: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
+	41, // 16: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
 	4,  // 17: v9.state.v1.Placement.desired:type_name -> v9.state.v1.PlacementDesired
 	5,  // 18: v9.state.v1.Placement.observed:type_name -> v9.state.v1.PlacementObserved
-	40, // 19: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	40, // 20: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
+	41, // 19: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	41, // 20: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
 	10, // 21: v9.state.v1.State.components:type_name -> v9.state.v1.Component
 	11, // 22: v9.state.v1.State.deployments:type_name -> v9.state.v1.Deployment
 	13, // 23: v9.state.v1.State.nodes:type_name -> v9.state.v1.Node
@@ -3212,43 +3300,47 @@ var file_v9_state_v1_state_proto_depIdxs = []int32{
 	16, // 26: v9.state.v1.State.api_tokens:type_name -> v9.state.v1.ApiToken
 	17, // 27: v9.state.v1.State.github_links:type_name -> v9.state.v1.GithubLink
 	10, // 28: v9.state.v1.CreateComponent.component:type_name -> v9.state.v1.Component
-	9,  // 29: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
-	1,  // 30: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
-	13, // 31: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
-	3,  // 32: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
-	11, // 33: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
-	2,  // 34: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
-	9,  // 35: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
-	14, // 36: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
-	5,  // 37: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
-	15, // 38: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
-	16, // 39: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
-	17, // 40: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
-	40, // 41: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
-	19, // 42: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
-	20, // 43: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
-	21, // 44: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
-	22, // 45: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
-	23, // 46: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
-	24, // 47: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
-	25, // 48: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
-	26, // 49: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
-	27, // 50: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
-	28, // 51: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
-	29, // 52: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
-	30, // 53: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
-	31, // 54: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
-	32, // 55: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
-	33, // 56: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
-	34, // 57: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
-	35, // 58: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
-	36, // 59: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
-	37, // 60: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
-	61, // [61:61] is the sub-list for method output_type
-	61, // [61:61] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	10, // 29: v9.state.v1.CreateLinkedComponent.component:type_name -> v9.state.v1.Component
+	17, // 30: v9.state.v1.CreateLinkedComponent.link:type_name -> v9.state.v1.GithubLink
+	11, // 31: v9.state.v1.CreateLinkedComponent.deployment:type_name -> v9.state.v1.Deployment
+	9,  // 32: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
+	1,  // 33: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
+	13, // 34: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
+	3,  // 35: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
+	11, // 36: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
+	2,  // 37: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
+	9,  // 38: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
+	14, // 39: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
+	5,  // 40: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
+	15, // 41: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
+	16, // 42: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
+	17, // 43: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
+	41, // 44: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
+	19, // 45: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
+	21, // 46: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
+	22, // 47: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
+	23, // 48: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
+	24, // 49: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
+	20, // 50: v9.state.v1.Command.create_linked_component:type_name -> v9.state.v1.CreateLinkedComponent
+	25, // 51: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
+	26, // 52: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
+	27, // 53: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
+	28, // 54: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
+	29, // 55: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
+	30, // 56: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
+	31, // 57: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
+	32, // 58: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
+	33, // 59: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
+	34, // 60: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
+	35, // 61: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
+	36, // 62: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
+	37, // 63: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
+	38, // 64: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
+	65, // [65:65] is the sub-list for method output_type
+	65, // [65:65] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_v9_state_v1_state_proto_init() }
@@ -3256,12 +3348,13 @@ func file_v9_state_v1_state_proto_init() {
 	if File_v9_state_v1_state_proto != nil {
 		return
 	}
-	file_v9_state_v1_state_proto_msgTypes[32].OneofWrappers = []any{
+	file_v9_state_v1_state_proto_msgTypes[33].OneofWrappers = []any{
 		(*Command_CreateComponent)(nil),
 		(*Command_UpdateComponentSpec)(nil),
 		(*Command_SetComponentDesired)(nil),
 		(*Command_ScaleComponent)(nil),
 		(*Command_DeleteComponent)(nil),
+		(*Command_CreateLinkedComponent)(nil),
 		(*Command_RegisterNode)(nil),
 		(*Command_SetNodeStatus)(nil),
 		(*Command_RemoveNode)(nil),
@@ -3283,7 +3376,7 @@ func file_v9_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_state_v1_state_proto_rawDesc), len(file_v9_state_v1_state_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file v9/state/v1/state.proto.
  */
 export const file_v9_state_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("Chd2OS9zdGF0ZS92MS9zdGF0ZS5wcm90bxILdjkuc3RhdGUudjEiLQoGU291cmNlEhMKC2dpdGh1Yl9yZXBvGAEgASgJEg4KBmJyYW5jaBgCIAEoCSIpCghXYXNtU3BlYxIOCgZtb2R1bGUYASABKAkSDQoFYnVpbGQYAiABKAkiQAoNQ29udGFpbmVyU3BlYxINCgVpbWFnZRgBIAEoCRIPCgdjb21tYW5kGAIgAygJEg8KB2FyY2hpdmUYAyABKAkiuQIKDUNvbXBvbmVudFNwZWMSMAoDZW52GAEgAygLMiMudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYy5FbnZFbnRyeRIRCglzY2FsZV9taW4YAiABKA0SEQoJc2NhbGVfbWF4GAMgASgNEhEKCWV4Y2x1c2l2ZRgEIAEoCBITCgtjb25jdXJyZW5jeRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKdGltZW91dF9tcxgHIAEoDRIjCgR3YXNtGAggASgLMhUudjkuc3RhdGUudjEuV2FzbVNwZWMSLQoJY29udGFpbmVyGAkgASgLMhoudjkuc3RhdGUudjEuQ29udGFpbmVyU3BlYxoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpQDCglDb21wb25lbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgVvd25lchgDIAEoCRIjCgZzb3VyY2UYBCABKAsyEy52OS5zdGF0ZS52MS5Tb3VyY2USJQoHcnVudGltZRgFIAEoDjIULnY5LnN0YXRlLnYxLlJ1bnRpbWUSKAoEc3BlYxgGIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSKgoHZGVzaXJlZBgHIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZRIcChRhY3RpdmVfZGVwbG95bWVudF9pZBgIIAEoCRIQCghyZXBsaWNhcxgJIAEoDRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgMIAEoBBIUCgxtb2RpZnlfaW5kZXgYDSABKAQi2gMKCkRlcGxveW1lbnQSCgoCaWQYASABKAkSFAoMY29tcG9uZW50X2lkGAIgASgJEhIKCmNvbW1pdF9zaGEYAyABKAkSFgoOY29tbWl0X21lc3NhZ2UYBCABKAkSDgoGYXV0aG9yGAUgASgJEhcKD2FydGlmYWN0X2RpZ2VzdBgGIAEoCRItCgZzdGF0dXMYByABKA4yHS52OS5zdGF0ZS52MS5EZXBsb3ltZW50U3RhdHVzEg0KBWVycm9yGAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY3JlYXRlX2luZGV4GAsgASgEEhQKDG1vZGlmeV9pbmRleBgMIAEoBBIXCg9hcnRpZmFjdF9vcmlnaW4YDSABKAkSDgoGcHVzaGVyGA4gASgJEhMKC2RlbGl2ZXJ5X2lkGA8gASgJEg4KBmJyYW5jaBgQIAEoCRIoCgRzcGVjGBEgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIRCglidWlsZF9sb2cYEiABKAkiNQoJUmVzb3VyY2VzEhQKDG1lbW9yeV9ieXRlcxgBIAEoBBISCgpjcHVfbWlsbGlzGAIgASgNIrQCCgROb2RlEgoKAmlkGAEgASgJEhAKCGFwaV9hZGRyGAIgASgJEhIKCnByb3h5X2FkZHIYAyABKAkSEQoJcmFmdF9hZGRyGAQgASgJEigKCGNhcGFjaXR5GAUgASgLMhYudjkuc3RhdGUudjEuUmVzb3VyY2VzEiYKCHJ1bnRpbWVzGAYgAygOMhQudjkuc3RhdGUudjEuUnVudGltZRInCgZzdGF0dXMYByABKA4yFy52OS5zdGF0ZS52MS5Ob2RlU3RhdHVzEjEKDXJlZ2lzdGVyX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQSDQoFZHJhaW4YCyABKAgiggIKCVBsYWNlbWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSFQoNZGVwbG95bWVudF9pZBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEi4KB2Rlc2lyZWQYBSABKA4yHS52OS5zdGF0ZS52MS5QbGFjZW1lbnREZXNpcmVkEjAKCG9ic2VydmVkGAYgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAcgASgJEg0KBWVwb2NoGAggASgEEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQiUQoEVXNlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ2CghBcGlUb2tlbhIKCgJpZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc2hhMjU2GAQgASgMEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ3CgpHaXRodWJMaW5rEhQKDGNvbXBvbmVudF9pZBgBIAEoCRIMCgRyZXBvGAIgASgJEg4KBmJyYW5jaBgDIAEoCRIPCgdob29rX2lkGAQgASgDEg4KBnNlY3JldBgFIAEoDBIUCgxwb2xsX3NlY29uZHMYBiABKA0iugIKBVN0YXRlEg0KBWluZGV4GAEgASgEEioKCmNvbXBvbmVudHMYAiADKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSLAoLZGVwbG95bWVudHMYAyADKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50EiAKBW5vZGVzGAQgAygLMhEudjkuc3RhdGUudjEuTm9kZRIqCgpwbGFjZW1lbnRzGAUgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50EiAKBXVzZXJzGAYgAygLMhEudjkuc3RhdGUudjEuVXNlchIpCgphcGlfdG9rZW5zGAcgAygLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4SLQoMZ2l0aHViX2xpbmtzGAggAygLMhcudjkuc3RhdGUudjEuR2l0aHViTGluayI8Cg9DcmVhdGVDb21wb25lbnQSKQoJY29tcG9uZW50GAEgASgLMhYudjkuc3RhdGUudjEuQ29tcG9uZW50Ik0KE1VwZGF0ZUNvbXBvbmVudFNwZWMSDAoEbmFtZRgBIAEoCRIoCgRzcGVjGAIgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYyJPChNTZXRDb21wb25lbnREZXNpcmVkEgwKBG5hbWUYASABKAkSKgoHZGVzaXJlZBgCIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZSIwCg5TY2FsZUNvbXBvbmVudBIMCgRuYW1lGAEgASgJEhAKCHJlcGxpY2FzGAIgASgNIh8KD0RlbGV0ZUNvbXBvbmVudBIMCgRuYW1lGAEgASgJIi8KDFJlZ2lzdGVyTm9kZRIfCgRub2RlGAEgASgLMhEudjkuc3RhdGUudjEuTm9kZSJECg1TZXROb2RlU3RhdHVzEgoKAmlkGAEgASgJEicKBnN0YXR1cxgCIAEoDjIXLnY5LnN0YXRlLnYxLk5vZGVTdGF0dXMiGAoKUmVtb3ZlTm9kZRIKCgJpZBgBIAEoCSI/ChBDcmVhdGVEZXBsb3ltZW50EisKCmRlcGxveW1lbnQYASABKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50IuABChNTZXREZXBsb3ltZW50U3RhdHVzEgoKAmlkGAEgASgJEi0KBnN0YXR1cxgCIAEoDjIdLnY5LnN0YXRlLnYxLkRlcGxveW1lbnRTdGF0dXMSDQoFZXJyb3IYAyABKAkSFwoPYXJ0aWZhY3RfZGlnZXN0GAQgASgJEhEKCWJ1aWxkX2xvZxgFIAEoCRIoCgRzcGVjGAYgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIXCg9hcnRpZmFjdF9vcmlnaW4YByABKAkSEAoIYWN0aXZhdGUYCCABKAgiQQoSQWN0aXZhdGVEZXBsb3ltZW50EhQKDGNvbXBvbmVudF9pZBgBIAEoCRIVCg1kZXBsb3ltZW50X2lkGAIgASgJIjsKDVB1dFBsYWNlbWVudHMSKgoKcGxhY2VtZW50cxgBIAMoCzIWLnY5LnN0YXRlLnYxLlBsYWNlbWVudCJkChRTZXRQbGFjZW1lbnRPYnNlcnZlZBIKCgJpZBgBIAEoCRIwCghvYnNlcnZlZBgCIAEoDjIeLnY5LnN0YXRlLnYxLlBsYWNlbWVudE9ic2VydmVkEg4KBnJlYXNvbhgDIAEoCSIfChBEZWxldGVQbGFjZW1lbnRzEgsKA2lkcxgBIAMoCSItCgpDcmVhdGVVc2VyEh8KBHVzZXIYASABKAsyES52OS5zdGF0ZS52MS5Vc2VyIjYKDkNyZWF0ZUFwaVRva2VuEiQKBXRva2VuGAEgASgLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4iHAoORGVsZXRlQXBpVG9rZW4SCgoCaWQYASABKAkiNgoNUHV0R2l0aHViTGluaxIlCgRsaW5rGAEgASgLMhcudjkuc3RhdGUudjEuR2l0aHViTGluayIoChBEZWxldGVHaXRodWJMaW5rEhQKDGNvbXBvbmVudF9pZBgBIAEoCSKtCQoHQ29tbWFuZBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFpZ25vcmVfaWZfdW5rbm93bhgCIAEoCBI4ChBjcmVhdGVfY29tcG9uZW50GAogASgLMhwudjkuc3RhdGUudjEuQ3JlYXRlQ29tcG9uZW50SAASQQoVdXBkYXRlX2NvbXBvbmVudF9zcGVjGAsgASgLMiAudjkuc3RhdGUudjEuVXBkYXRlQ29tcG9uZW50U3BlY0gAEkEKFXNldF9jb21wb25lbnRfZGVzaXJlZBgMIAEoCzIgLnY5LnN0YXRlLnYxLlNldENvbXBvbmVudERlc2lyZWRIABI2Cg9zY2FsZV9jb21wb25lbnQYDSABKAsyGy52OS5zdGF0ZS52MS5TY2FsZUNvbXBvbmVudEgAEjgKEGRlbGV0ZV9jb21wb25lbnQYDiABKAsyHC52OS5zdGF0ZS52MS5EZWxldGVDb21wb25lbnRIABIyCg1yZWdpc3Rlcl9ub2RlGBQgASgLMhkudjkuc3RhdGUudjEuUmVnaXN0ZXJOb2RlSAASNQoPc2V0X25vZGVfc3RhdHVzGBUgASgLMhoudjkuc3RhdGUudjEuU2V0Tm9kZVN0YXR1c0gAEi4KC3JlbW92ZV9ub2RlGBYgASgLMhcudjkuc3RhdGUudjEuUmVtb3ZlTm9kZUgAEjoKEWNyZWF0ZV9kZXBsb3ltZW50GB4gASgLMh0udjkuc3RhdGUudjEuQ3JlYXRlRGVwbG95bWVudEgAEkEKFXNldF9kZXBsb3ltZW50X3N0YXR1cxgfIAEoCzIgLnY5LnN0YXRlLnYxLlNldERlcGxveW1lbnRTdGF0dXNIABI+ChNhY3RpdmF0ZV9kZXBsb3ltZW50GCAgASgLMh8udjkuc3RhdGUudjEuQWN0aXZhdGVEZXBsb3ltZW50SAASNAoOcHV0X3BsYWNlbWVudHMYKCABKAsyGi52OS5zdGF0ZS52MS5QdXRQbGFjZW1lbnRzSAASQwoWc2V0X3BsYWNlbWVudF9vYnNlcnZlZBgpIAEoCzIhLnY5LnN0YXRlLnYxLlNldFBsYWNlbWVudE9ic2VydmVkSAASOgoRZGVsZXRlX3BsYWNlbWVudHMYKiABKAsyHS52OS5zdGF0ZS52MS5EZWxldGVQbGFjZW1lbnRzSAASLgoLY3JlYXRlX3VzZXIYMiABKAsyFy52OS5zdGF0ZS52MS5DcmVhdGVVc2VySAASNwoQY3JlYXRlX2FwaV90b2tlbhgzIAEoCzIbLnY5LnN0YXRlLnYxLkNyZWF0ZUFwaVRva2VuSAASNwoQZGVsZXRlX2FwaV90b2tlbhg0IAEoCzIbLnY5LnN0YXRlLnYxLkRlbGV0ZUFwaVRva2VuSAASNQoPcHV0X2dpdGh1Yl9saW5rGDUgASgLMhoudjkuc3RhdGUudjEuUHV0R2l0aHViTGlua0gAEjsKEmRlbGV0ZV9naXRodWJfbGluaxg2IAEoCzIdLnY5LnN0YXRlLnYxLkRlbGV0ZUdpdGh1YkxpbmtIAEIECgJvcCpLCgdSdW50aW1lEhcKE1JVTlRJTUVfVU5TUEVDSUZJRUQQABIQCgxSVU5USU1FX1dBU00QARIVChFSVU5USU1FX0NPTlRBSU5FUhACKmIKDERlc2lyZWRTdGF0ZRIdChlERVNJUkVEX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVREVTSVJFRF9TVEFURV9SVU5OSU5HEAESGAoUREVTSVJFRF9TVEFURV9QQVVTRUQQAiqvAQoQRGVwbG95bWVudFN0YXR1cxIhCh1ERVBMT1lNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGURFUExPWU1FTlRfU1RBVFVTX1BFTkRJTkcQARIeChpERVBMT1lNRU5UX1NUQVRVU19CVUlMRElORxACEhsKF0RFUExPWU1FTlRfU1RBVFVTX1JFQURZEAMSHAoYREVQTE9ZTUVOVF9TVEFUVVNfRkFJTEVEEAQqcAoKTm9kZVN0YXR1cxIbChdOT0RFX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEU5PREVfU1RBVFVTX1JFQURZEAESFAoQTk9ERV9TVEFUVVNfRE9XThACEhgKFE5PREVfU1RBVFVTX0RSQUlOSU5HEAMqbAoQUGxhY2VtZW50RGVzaXJlZBIhCh1QTEFDRU1FTlRfREVTSVJFRF9VTlNQRUNJRklFRBAAEhkKFVBMQUNFTUVOVF9ERVNJUkVEX1JVThABEhoKFlBMQUNFTUVOVF9ERVNJUkVEX1NUT1AQAirUAQoRUGxhY2VtZW50T2JzZXJ2ZWQSIgoeUExBQ0VNRU5UX09CU0VSVkVEX1VOU1BFQ0lGSUVEEAASHwobUExBQ0VNRU5UX09CU0VSVkVEX1NUQVJUSU5HEAESHgoaUExBQ0VNRU5UX09CU0VSVkVEX1JVTk5JTkcQAhIdChlQTEFDRU1FTlRfT0JTRVJWRURfRkFJTEVEEAMSHgoaUExBQ0VNRU5UX09CU0VSVkVEX1NUT1BQRUQQBBIbChdQTEFDRU1FTlRfT0JTRVJWRURfTE9TVBAFQjVaM2dpdGh1Yi5jb20vdmVsb2NpdHk5L3Y5L3JwYy9nZW4vdjkvc3RhdGUvdjE7c3RhdGV2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Chd2OS9zdGF0ZS92MS9zdGF0ZS5wcm90bxILdjkuc3RhdGUudjEiLQoGU291cmNlEhMKC2dpdGh1Yl9yZXBvGAEgASgJEg4KBmJyYW5jaBgCIAEoCSIpCghXYXNtU3BlYxIOCgZtb2R1bGUYASABKAkSDQoFYnVpbGQYAiABKAkiQAoNQ29udGFpbmVyU3BlYxINCgVpbWFnZRgBIAEoCRIPCgdjb21tYW5kGAIgAygJEg8KB2FyY2hpdmUYAyABKAkiuQIKDUNvbXBvbmVudFNwZWMSMAoDZW52GAEgAygLMiMudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYy5FbnZFbnRyeRIRCglzY2FsZV9taW4YAiABKA0SEQoJc2NhbGVfbWF4GAMgASgNEhEKCWV4Y2x1c2l2ZRgEIAEoCBITCgtjb25jdXJyZW5jeRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKdGltZW91dF9tcxgHIAEoDRIjCgR3YXNtGAggASgLMhUudjkuc3RhdGUudjEuV2FzbVNwZWMSLQoJY29udGFpbmVyGAkgASgLMhoudjkuc3RhdGUudjEuQ29udGFpbmVyU3BlYxoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpQDCglDb21wb25lbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgVvd25lchgDIAEoCRIjCgZzb3VyY2UYBCABKAsyEy52OS5zdGF0ZS52MS5Tb3VyY2USJQoHcnVudGltZRgFIAEoDjIULnY5LnN0YXRlLnYxLlJ1bnRpbWUSKAoEc3BlYxgGIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSKgoHZGVzaXJlZBgHIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZRIcChRhY3RpdmVfZGVwbG95bWVudF9pZBgIIAEoCRIQCghyZXBsaWNhcxgJIAEoDRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgMIAEoBBIUCgxtb2RpZnlfaW5kZXgYDSABKAQi2gMKCkRlcGxveW1lbnQSCgoCaWQYASABKAkSFAoMY29tcG9uZW50X2lkGAIgASgJEhIKCmNvbW1pdF9zaGEYAyABKAkSFgoOY29tbWl0X21lc3NhZ2UYBCABKAkSDgoGYXV0aG9yGAUgASgJEhcKD2FydGlmYWN0X2RpZ2VzdBgGIAEoCRItCgZzdGF0dXMYByABKA4yHS52OS5zdGF0ZS52MS5EZXBsb3ltZW50U3RhdHVzEg0KBWVycm9yGAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY3JlYXRlX2luZGV4GAsgASgEEhQKDG1vZGlmeV9pbmRleBgMIAEoBBIXCg9hcnRpZmFjdF9vcmlnaW4YDSABKAkSDgoGcHVzaGVyGA4gASgJEhMKC2RlbGl2ZXJ5X2lkGA8gASgJEg4KBmJyYW5jaBgQIAEoCRIoCgRzcGVjGBEgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIRCglidWlsZF9sb2cYEiABKAkiNQoJUmVzb3VyY2VzEhQKDG1lbW9yeV9ieXRlcxgBIAEoBBISCgpjcHVfbWlsbGlzGAIgASgNIrQCCgROb2RlEgoKAmlkGAEgASgJEhAKCGFwaV9hZGRyGAIgASgJEhIKCnByb3h5X2FkZHIYAyABKAkSEQoJcmFmdF9hZGRyGAQgASgJEigKCGNhcGFjaXR5GAUgASgLMhYudjkuc3RhdGUudjEuUmVzb3VyY2VzEiYKCHJ1bnRpbWVzGAYgAygOMhQudjkuc3RhdGUudjEuUnVudGltZRInCgZzdGF0dXMYByABKA4yFy52OS5zdGF0ZS52MS5Ob2RlU3RhdHVzEjEKDXJlZ2lzdGVyX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQSDQoFZHJhaW4YCyABKAgiggIKCVBsYWNlbWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSFQoNZGVwbG95bWVudF9pZBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEi4KB2Rlc2lyZWQYBSABKA4yHS52OS5zdGF0ZS52MS5QbGFjZW1lbnREZXNpcmVkEjAKCG9ic2VydmVkGAYgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAcgASgJEg0KBWVwb2NoGAggASgEEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQiUQoEVXNlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ2CghBcGlUb2tlbhIKCgJpZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc2hhMjU2GAQgASgMEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ3CgpHaXRodWJMaW5rEhQKDGNvbXBvbmVudF9pZBgBIAEoCRIMCgRyZXBvGAIgASgJEg4KBmJyYW5jaBgDIAEoCRIPCgdob29rX2lkGAQgASgDEg4KBnNlY3JldBgFIAEoDBIUCgxwb2xsX3NlY29uZHMYBiABKA0iugIKBVN0YXRlEg0KBWluZGV4GAEgASgEEioKCmNvbXBvbmVudHMYAiADKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSLAoLZGVwbG95bWVudHMYAyADKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50EiAKBW5vZGVzGAQgAygLMhEudjkuc3RhdGUudjEuTm9kZRIqCgpwbGFjZW1lbnRzGAUgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50EiAKBXVzZXJzGAYgAygLMhEudjkuc3RhdGUudjEuVXNlchIpCgphcGlfdG9rZW5zGAcgAygLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4SLQoMZ2l0aHViX2xpbmtzGAggAygLMhcudjkuc3RhdGUudjEuR2l0aHViTGluayI8Cg9DcmVhdGVDb21wb25lbnQSKQoJY29tcG9uZW50GAEgASgLMhYudjkuc3RhdGUudjEuQ29tcG9uZW50IpYBChVDcmVhdGVMaW5rZWRDb21wb25lbnQSKQoJY29tcG9uZW50GAEgASgLMhYudjkuc3RhdGUudjEuQ29tcG9uZW50EiUKBGxpbmsYAiABKAsyFy52OS5zdGF0ZS52MS5HaXRodWJMaW5rEisKCmRlcGxveW1lbnQYAyABKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50Ik0KE1VwZGF0ZUNvbXBvbmVudFNwZWMSDAoEbmFtZRgBIAEoCRIoCgRzcGVjGAIgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYyJPChNTZXRDb21wb25lbnREZXNpcmVkEgwKBG5hbWUYASABKAkSKgoHZGVzaXJlZBgCIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZSIwCg5TY2FsZUNvbXBvbmVudBIMCgRuYW1lGAEgASgJEhAKCHJlcGxpY2FzGAIgASgNIh8KD0RlbGV0ZUNvbXBvbmVudBIMCgRuYW1lGAEgASgJIi8KDFJlZ2lzdGVyTm9kZRIfCgRub2RlGAEgASgLMhEudjkuc3RhdGUudjEuTm9kZSJECg1TZXROb2RlU3RhdHVzEgoKAmlkGAEgASgJEicKBnN0YXR1cxgCIAEoDjIXLnY5LnN0YXRlLnYxLk5vZGVTdGF0dXMiGAoKUmVtb3ZlTm9kZRIKCgJpZBgBIAEoCSI/ChBDcmVhdGVEZXBsb3ltZW50EisKCmRlcGxveW1lbnQYASABKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50IuABChNTZXREZXBsb3ltZW50U3RhdHVzEgoKAmlkGAEgASgJEi0KBnN0YXR1cxgCIAEoDjIdLnY5LnN0YXRlLnYxLkRlcGxveW1lbnRTdGF0dXMSDQoFZXJyb3IYAyABKAkSFwoPYXJ0aWZhY3RfZGlnZXN0GAQgASgJEhEKCWJ1aWxkX2xvZxgFIAEoCRIoCgRzcGVjGAYgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIXCg9hcnRpZmFjdF9vcmlnaW4YByABKAkSEAoIYWN0aXZhdGUYCCABKAgiQQoSQWN0aXZhdGVEZXBsb3ltZW50EhQKDGNvbXBvbmVudF9pZBgBIAEoCRIVCg1kZXBsb3ltZW50X2lkGAIgASgJIjsKDVB1dFBsYWNlbWVudHMSKgoKcGxhY2VtZW50cxgBIAMoCzIWLnY5LnN0YXRlLnYxLlBsYWNlbWVudCJkChRTZXRQbGFjZW1lbnRPYnNlcnZlZBIKCgJpZBgBIAEoCRIwCghvYnNlcnZlZBgCIAEoDjIeLnY5LnN0YXRlLnYxLlBsYWNlbWVudE9ic2VydmVkEg4KBnJlYXNvbhgDIAEoCSIfChBEZWxldGVQbGFjZW1lbnRzEgsKA2lkcxgBIAMoCSItCgpDcmVhdGVVc2VyEh8KBHVzZXIYASABKAsyES52OS5zdGF0ZS52MS5Vc2VyIjYKDkNyZWF0ZUFwaVRva2VuEiQKBXRva2VuGAEgASgLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4iHAoORGVsZXRlQXBpVG9rZW4SCgoCaWQYASABKAkiNgoNUHV0R2l0aHViTGluaxIlCgRsaW5rGAEgASgLMhcudjkuc3RhdGUudjEuR2l0aHViTGluayIoChBEZWxldGVHaXRodWJMaW5rEhQKDGNvbXBvbmVudF9pZBgBIAEoCSL0CQoHQ29tbWFuZBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFpZ25vcmVfaWZfdW5rbm93bhgCIAEoCBI4ChBjcmVhdGVfY29tcG9uZW50GAogASgLMhwudjkuc3RhdGUudjEuQ3JlYXRlQ29tcG9uZW50SAASQQoVdXBkYXRlX2NvbXBvbmVudF9zcGVjGAsgASgLMiAudjkuc3RhdGUudjEuVXBkYXRlQ29tcG9uZW50U3BlY0gAEkEKFXNldF9jb21wb25lbnRfZGVzaXJlZBgMIAEoCzIgLnY5LnN0YXRlLnYxLlNldENvbXBvbmVudERlc2lyZWRIABI2Cg9zY2FsZV9jb21wb25lbnQYDSABKAsyGy52OS5zdGF0ZS52MS5TY2FsZUNvbXBvbmVudEgAEjgKEGRlbGV0ZV9jb21wb25lbnQYDiABKAsyHC52OS5zdGF0ZS52MS5EZWxldGVDb21wb25lbnRIABJFChdjcmVhdGVfbGlua2VkX2NvbXBvbmVudBgPIAEoCzIiLnY5LnN0YXRlLnYxLkNyZWF0ZUxpbmtlZENvbXBvbmVudEgAEjIKDXJlZ2lzdGVyX25vZGUYFCABKAsyGS52OS5zdGF0ZS52MS5SZWdpc3Rlck5vZGVIABI1Cg9zZXRfbm9kZV9zdGF0dXMYFSABKAsyGi52OS5zdGF0ZS52MS5TZXROb2RlU3RhdHVzSAASLgoLcmVtb3ZlX25vZGUYFiABKAsyFy52OS5zdGF0ZS52MS5SZW1vdmVOb2RlSAASOgoRY3JlYXRlX2RlcGxveW1lbnQYHiABKAsyHS52OS5zdGF0ZS52MS5DcmVhdGVEZXBsb3ltZW50SAASQQoVc2V0X2RlcGxveW1lbnRfc3RhdHVzGB8gASgLMiAudjkuc3RhdGUudjEuU2V0RGVwbG95bWVudFN0YXR1c0gAEj4KE2FjdGl2YXRlX2RlcGxveW1lbnQYICABKAsyHy52OS5zdGF0ZS52MS5BY3RpdmF0ZURlcGxveW1lbnRIABI0Cg5wdXRfcGxhY2VtZW50cxgoIAEoCzIaLnY5LnN0YXRlLnYxLlB1dFBsYWNlbWVudHNIABJDChZzZXRfcGxhY2VtZW50X29ic2VydmVkGCkgASgLMiEudjkuc3RhdGUudjEuU2V0UGxhY2VtZW50T2JzZXJ2ZWRIABI6ChFkZWxldGVfcGxhY2VtZW50cxgqIAEoCzIdLnY5LnN0YXRlLnYxLkRlbGV0ZVBsYWNlbWVudHNIABIuCgtjcmVhdGVfdXNlchgyIAEoCzIXLnY5LnN0YXRlLnYxLkNyZWF0ZVVzZXJIABI3ChBjcmVhdGVfYXBpX3Rva2VuGDMgASgLMhsudjkuc3RhdGUudjEuQ3JlYXRlQXBpVG9rZW5IABI3ChBkZWxldGVfYXBpX3Rva2VuGDQgASgLMhsudjkuc3RhdGUudjEuRGVsZXRlQXBpVG9rZW5IABI1Cg9wdXRfZ2l0aHViX2xpbmsYNSABKAsyGi52OS5zdGF0ZS52MS5QdXRHaXRodWJMaW5rSAASOwoSZGVsZXRlX2dpdGh1Yl9saW5rGDYgASgLMh0udjkuc3RhdGUudjEuRGVsZXRlR2l0aHViTGlua0gAQgQKAm9wKksKB1J1bnRpbWUSFwoTUlVOVElNRV9VTlNQRUNJRklFRBAAEhAKDFJVTlRJTUVfV0FTTRABEhUKEVJVTlRJTUVfQ09OVEFJTkVSEAIqYgoMRGVzaXJlZFN0YXRlEh0KGURFU0lSRURfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVERVNJUkVEX1NUQVRFX1JVTk5JTkcQARIYChRERVNJUkVEX1NUQVRFX1BBVVNFRBACKq8BChBEZXBsb3ltZW50U3RhdHVzEiEKHURFUExPWU1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHQoZREVQTE9ZTUVOVF9TVEFUVVNfUEVORElORxABEh4KGkRFUExPWU1FTlRfU1RBVFVTX0JVSUxESU5HEAISGwoXREVQTE9ZTUVOVF9TVEFUVVNfUkVBRFkQAxIcChhERVBMT1lNRU5UX1NUQVRVU19GQUlMRUQQBCpwCgpOb2RlU3RhdHVzEhsKF05PREVfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRTk9ERV9TVEFUVVNfUkVBRFkQARIUChBOT0RFX1NUQVRVU19ET1dOEAISGAoUTk9ERV9TVEFUVVNfRFJBSU5JTkcQAypsChBQbGFjZW1lbnREZXNpcmVkEiEKHVBMQUNFTUVOVF9ERVNJUkVEX1VOU1BFQ0lGSUVEEAASGQoVUExBQ0VNRU5UX0RFU0lSRURfUlVOEAESGgoWUExBQ0VNRU5UX0RFU0lSRURfU1RPUBACKtQBChFQbGFjZW1lbnRPYnNlcnZlZBIiCh5QTEFDRU1FTlRfT0JTRVJWRURfVU5TUEVDSUZJRUQQABIfChtQTEFDRU1FTlRfT0JTRVJWRURfU1RBUlRJTkcQARIeChpQTEFDRU1FTlRfT0JTRVJWRURfUlVOTklORxACEh0KGVBMQUNFTUVOVF9PQlNFUlZFRF9GQUlMRUQQAxIeChpQTEFDRU1FTlRfT0JTRVJWRURfU1RPUFBFRBAEEhsKF1BMQUNFTUVOVF9PQlNFUlZFRF9MT1NUEAVCNVozZ2l0aHViLmNvbS92ZWxvY2l0eTkvdjkvcnBjL2dlbi92OS9zdGF0ZS92MTtzdGF0ZXYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Source says where a component's code comes from. An empty github_repo means "upload".
@@ -700,6 +700,38 @@ export const CreateComponentSchema: GenMessage<CreateComponent> = /*@__PURE__*/
   messageDesc(file_v9_state_v1_state, 13);
 
 /**
+ * CreateLinkedComponent creates a component built from a GitHub repository in one entry:
+ * the component, its link (webhook id and secret, or polling) and the pending deployment of
+ * the branch head. All three are recorded, or none. The link and the deployment name the
+ * component's id.
+ *
+ * @generated from message v9.state.v1.CreateLinkedComponent
+ */
+export type CreateLinkedComponent = Message<"v9.state.v1.CreateLinkedComponent"> & {
+  /**
+   * @generated from field: v9.state.v1.Component component = 1;
+   */
+  component?: Component | undefined;
+
+  /**
+   * @generated from field: v9.state.v1.GithubLink link = 2;
+   */
+  link?: GithubLink | undefined;
+
+  /**
+   * @generated from field: v9.state.v1.Deployment deployment = 3;
+   */
+  deployment?: Deployment | undefined;
+};
+
+/**
+ * Describes the message v9.state.v1.CreateLinkedComponent.
+ * Use `create(CreateLinkedComponentSchema)` to create a new message.
+ */
+export const CreateLinkedComponentSchema: GenMessage<CreateLinkedComponent> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 14);
+
+/**
  * @generated from message v9.state.v1.UpdateComponentSpec
  */
 export type UpdateComponentSpec = Message<"v9.state.v1.UpdateComponentSpec"> & {
@@ -719,7 +751,7 @@ export type UpdateComponentSpec = Message<"v9.state.v1.UpdateComponentSpec"> & {
  * Use `create(UpdateComponentSpecSchema)` to create a new message.
  */
 export const UpdateComponentSpecSchema: GenMessage<UpdateComponentSpec> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 14);
+  messageDesc(file_v9_state_v1_state, 15);
 
 /**
  * @generated from message v9.state.v1.SetComponentDesired
@@ -741,7 +773,7 @@ export type SetComponentDesired = Message<"v9.state.v1.SetComponentDesired"> & {
  * Use `create(SetComponentDesiredSchema)` to create a new message.
  */
 export const SetComponentDesiredSchema: GenMessage<SetComponentDesired> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 15);
+  messageDesc(file_v9_state_v1_state, 16);
 
 /**
  * @generated from message v9.state.v1.ScaleComponent
@@ -763,7 +795,7 @@ export type ScaleComponent = Message<"v9.state.v1.ScaleComponent"> & {
  * Use `create(ScaleComponentSchema)` to create a new message.
  */
 export const ScaleComponentSchema: GenMessage<ScaleComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 16);
+  messageDesc(file_v9_state_v1_state, 17);
 
 /**
  * @generated from message v9.state.v1.DeleteComponent
@@ -780,7 +812,7 @@ export type DeleteComponent = Message<"v9.state.v1.DeleteComponent"> & {
  * Use `create(DeleteComponentSchema)` to create a new message.
  */
 export const DeleteComponentSchema: GenMessage<DeleteComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 17);
+  messageDesc(file_v9_state_v1_state, 18);
 
 /**
  * @generated from message v9.state.v1.RegisterNode
@@ -797,7 +829,7 @@ export type RegisterNode = Message<"v9.state.v1.RegisterNode"> & {
  * Use `create(RegisterNodeSchema)` to create a new message.
  */
 export const RegisterNodeSchema: GenMessage<RegisterNode> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 18);
+  messageDesc(file_v9_state_v1_state, 19);
 
 /**
  * @generated from message v9.state.v1.SetNodeStatus
@@ -819,7 +851,7 @@ export type SetNodeStatus = Message<"v9.state.v1.SetNodeStatus"> & {
  * Use `create(SetNodeStatusSchema)` to create a new message.
  */
 export const SetNodeStatusSchema: GenMessage<SetNodeStatus> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 19);
+  messageDesc(file_v9_state_v1_state, 20);
 
 /**
  * @generated from message v9.state.v1.RemoveNode
@@ -836,7 +868,7 @@ export type RemoveNode = Message<"v9.state.v1.RemoveNode"> & {
  * Use `create(RemoveNodeSchema)` to create a new message.
  */
 export const RemoveNodeSchema: GenMessage<RemoveNode> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 20);
+  messageDesc(file_v9_state_v1_state, 21);
 
 /**
  * @generated from message v9.state.v1.CreateDeployment
@@ -853,7 +885,7 @@ export type CreateDeployment = Message<"v9.state.v1.CreateDeployment"> & {
  * Use `create(CreateDeploymentSchema)` to create a new message.
  */
 export const CreateDeploymentSchema: GenMessage<CreateDeployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 21);
+  messageDesc(file_v9_state_v1_state, 22);
 
 /**
  * @generated from message v9.state.v1.SetDeploymentStatus
@@ -914,7 +946,7 @@ export type SetDeploymentStatus = Message<"v9.state.v1.SetDeploymentStatus"> & {
  * Use `create(SetDeploymentStatusSchema)` to create a new message.
  */
 export const SetDeploymentStatusSchema: GenMessage<SetDeploymentStatus> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 22);
+  messageDesc(file_v9_state_v1_state, 23);
 
 /**
  * @generated from message v9.state.v1.ActivateDeployment
@@ -936,7 +968,7 @@ export type ActivateDeployment = Message<"v9.state.v1.ActivateDeployment"> & {
  * Use `create(ActivateDeploymentSchema)` to create a new message.
  */
 export const ActivateDeploymentSchema: GenMessage<ActivateDeployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 23);
+  messageDesc(file_v9_state_v1_state, 24);
 
 /**
  * @generated from message v9.state.v1.PutPlacements
@@ -953,7 +985,7 @@ export type PutPlacements = Message<"v9.state.v1.PutPlacements"> & {
  * Use `create(PutPlacementsSchema)` to create a new message.
  */
 export const PutPlacementsSchema: GenMessage<PutPlacements> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 24);
+  messageDesc(file_v9_state_v1_state, 25);
 
 /**
  * @generated from message v9.state.v1.SetPlacementObserved
@@ -980,7 +1012,7 @@ export type SetPlacementObserved = Message<"v9.state.v1.SetPlacementObserved"> &
  * Use `create(SetPlacementObservedSchema)` to create a new message.
  */
 export const SetPlacementObservedSchema: GenMessage<SetPlacementObserved> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 25);
+  messageDesc(file_v9_state_v1_state, 26);
 
 /**
  * @generated from message v9.state.v1.DeletePlacements
@@ -997,7 +1029,7 @@ export type DeletePlacements = Message<"v9.state.v1.DeletePlacements"> & {
  * Use `create(DeletePlacementsSchema)` to create a new message.
  */
 export const DeletePlacementsSchema: GenMessage<DeletePlacements> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 26);
+  messageDesc(file_v9_state_v1_state, 27);
 
 /**
  * @generated from message v9.state.v1.CreateUser
@@ -1014,7 +1046,7 @@ export type CreateUser = Message<"v9.state.v1.CreateUser"> & {
  * Use `create(CreateUserSchema)` to create a new message.
  */
 export const CreateUserSchema: GenMessage<CreateUser> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 27);
+  messageDesc(file_v9_state_v1_state, 28);
 
 /**
  * @generated from message v9.state.v1.CreateApiToken
@@ -1031,7 +1063,7 @@ export type CreateApiToken = Message<"v9.state.v1.CreateApiToken"> & {
  * Use `create(CreateApiTokenSchema)` to create a new message.
  */
 export const CreateApiTokenSchema: GenMessage<CreateApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 28);
+  messageDesc(file_v9_state_v1_state, 29);
 
 /**
  * @generated from message v9.state.v1.DeleteApiToken
@@ -1048,7 +1080,7 @@ export type DeleteApiToken = Message<"v9.state.v1.DeleteApiToken"> & {
  * Use `create(DeleteApiTokenSchema)` to create a new message.
  */
 export const DeleteApiTokenSchema: GenMessage<DeleteApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 29);
+  messageDesc(file_v9_state_v1_state, 30);
 
 /**
  * @generated from message v9.state.v1.PutGithubLink
@@ -1065,7 +1097,7 @@ export type PutGithubLink = Message<"v9.state.v1.PutGithubLink"> & {
  * Use `create(PutGithubLinkSchema)` to create a new message.
  */
 export const PutGithubLinkSchema: GenMessage<PutGithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 30);
+  messageDesc(file_v9_state_v1_state, 31);
 
 /**
  * @generated from message v9.state.v1.DeleteGithubLink
@@ -1082,7 +1114,7 @@ export type DeleteGithubLink = Message<"v9.state.v1.DeleteGithubLink"> & {
  * Use `create(DeleteGithubLinkSchema)` to create a new message.
  */
 export const DeleteGithubLinkSchema: GenMessage<DeleteGithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 31);
+  messageDesc(file_v9_state_v1_state, 32);
 
 /**
  * Command is the one entry type of the Raft log. The leader stamps time (and ids inside the
@@ -1135,6 +1167,12 @@ export type Command = Message<"v9.state.v1.Command"> & {
      */
     value: DeleteComponent;
     case: "deleteComponent";
+  } | {
+    /**
+     * @generated from field: v9.state.v1.CreateLinkedComponent create_linked_component = 15;
+     */
+    value: CreateLinkedComponent;
+    case: "createLinkedComponent";
   } | {
     /**
      * @generated from field: v9.state.v1.RegisterNode register_node = 20;
@@ -1227,7 +1265,7 @@ export type Command = Message<"v9.state.v1.Command"> & {
  * Use `create(CommandSchema)` to create a new message.
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 32);
+  messageDesc(file_v9_state_v1_state, 33);
 
 /**
  * Runtime is how a component's code runs.
