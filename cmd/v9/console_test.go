@@ -18,8 +18,8 @@ import (
 
 // TestNoRaceConsoleBrowser drives the web console in a real Chromium (Debian's chromium,
 // driven by playwright-core from webui/node_modules; never a downloaded browser) against a
-// three-node cluster with examples/hello-wasm deployed: the components page lists it, its
-// page pauses it (the proxy answers 503) and resumes it (200), the live logs show a request's
+// three-node cluster with examples/hello-wasm deployed twice: the components page lists it,
+// its page rolls back to the first deployment, pauses it (the proxy answers 503) and resumes it (200), the live logs show a request's
 // line, a status change committed through the API shows within a second, and the nodes page
 // shows the three nodes. Screenshots of each page go to $V9_TEST_ARTIFACTS (default
 // webui/e2e/out), printed at the end with the measured budgets.
@@ -47,6 +47,7 @@ func TestNoRaceConsoleBrowser(t *testing.T) {
 	c := node.NewTestCluster(t, 3)
 	f := c.Follower(t)
 	mustCLI(t, "--addr", f.APIAddr(), "deploy", dir, "-m", "first deploy", "--author", "tester")
+	mustCLI(t, "--addr", f.APIAddr(), "deploy", dir, "-m", "second deploy", "--author", "tester")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
