@@ -115,36 +115,65 @@ func (st *Store) tableIndexLocked(s tableSet) uint64 {
 
 // WaitTables is the blocking query (Nomad's state.BlockingQuery): it returns once one of
 // the tables has changed at an index above min, with the tables' index, or when ctx ends,
-// with the index reached and ctx's error. A write to other tables does not wake it.
+// with the index reached and ctx's error. A write to other tables does not wake it. No
+// tables means any table.
 // Watchers loop: idx := TableIndex(ts...); read; idx, err = WaitTables(ctx, idx, ts...).
 func (st *Store) WaitTables(ctx context.Context, min uint64, tables ...Table) (uint64, error) {
+	return st.wait(ctx, newWaiter(min, tables))
+}
+
+// WatchTables is WaitTables for a select: the channel is closed once one of the tables has
+// changed above min. Call stop when done waiting.
+func (st *Store) WatchTables(min uint64, tables ...Table) (ch <-chan struct{}, stop func()) {
+	w := newWaiter(min, tables)
+	if !st.register(w) {
+		return closedCh, func() {}
+	}
+	return w.ch, func() { st.unregister(w) }
+}
+
+var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func newWaiter(min uint64, tables []Table) *waiter {
 	s := setOf(tables...)
 	if s == 0 {
 		s = allTables
 	}
-	return st.wait(ctx, &waiter{tables: s, min: min})
+	return &waiter{tables: s, min: min}
 }
 
-func (st *Store) wait(ctx context.Context, w *waiter) (uint64, error) {
+// register adds w unless it is satisfied already (then it returns false).
+func (st *Store) register(w *waiter) bool {
 	st.mu.Lock()
-	if idx := st.reachedLocked(w); idx > 0 {
-		st.mu.Unlock()
-		return idx, nil
+	defer st.mu.Unlock()
+	if st.reachedLocked(w) > 0 {
+		return false
 	}
 	w.ch = make(chan struct{})
 	st.waiters[w] = struct{}{}
-	st.mu.Unlock()
-	select {
-	case <-w.ch:
-		st.mu.RLock()
-		defer st.mu.RUnlock()
-		return st.reachedOrIndexLocked(w), nil
-	case <-ctx.Done():
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		delete(st.waiters, w)
-		return st.reachedOrIndexLocked(w), ctx.Err()
+	return true
+}
+
+func (st *Store) unregister(w *waiter) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.waiters, w)
+}
+
+func (st *Store) wait(ctx context.Context, w *waiter) (uint64, error) {
+	if st.register(w) {
+		select {
+		case <-w.ch:
+		case <-ctx.Done():
+			st.unregister(w)
+			st.mu.RLock()
+			defer st.mu.RUnlock()
+			return st.reachedOrIndexLocked(w), ctx.Err()
+		}
 	}
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.reachedOrIndexLocked(w), nil
 }
 
 // reachedLocked returns the index that satisfies w, or 0 when w must wait.

@@ -170,7 +170,9 @@ func TestWaitTablesWakesOnlyWatchersOfChangedTables(t *testing.T) {
 		t.Fatalf("%d waiters left", n)
 	}
 	// Restore changes every table.
-	users := watch(0, func(ctx context.Context) (uint64, error) { return st.WaitTables(ctx, st.TableIndex(TableUsers), TableUsers) })
+	users := watch(0, func(ctx context.Context) (uint64, error) {
+		return st.WaitTables(ctx, st.TableIndex(TableUsers), TableUsers)
+	})
 	waitWaiters(t, st, 1)
 	s := st.State()
 	s.Index = idx + 10
@@ -196,5 +198,43 @@ func waitWaiters(t *testing.T, st *Store, n int) {
 			t.Fatalf("%d waiters registered, want %d", waiters(st), n)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestWatchTablesInSelect: the channel form closes on a change of its tables only, and
+// stop unregisters it.
+func TestWatchTablesInSelect(t *testing.T) {
+	st := fixture(t)
+	idx := st.TableIndex(TablePlacements)
+	ch, stop := st.WatchTables(idx, TablePlacements)
+	if err := st.Apply(fixtureIndex+1, cmdScale("web", 3)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+		t.Fatal("placements watch closed by a component write")
+	default:
+	}
+	if err := st.Apply(fixtureIndex+2, cmdDeletePlacements("p-web-1")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	default:
+		t.Fatal("placements watch still open after a placement write")
+	}
+	stop()
+	// Already past: closed at once. Stopped watches leave no waiter.
+	ch, stop = st.WatchTables(idx, TablePlacements)
+	select {
+	case <-ch:
+	default:
+		t.Fatal("watch from an old index not closed")
+	}
+	stop()
+	_, stop = st.WatchTables(st.TableIndex(TableUsers), TableUsers)
+	stop()
+	if n := waiters(st); n != 0 {
+		t.Fatalf("%d waiters left", n)
 	}
 }
