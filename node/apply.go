@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/fsm"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -32,6 +33,9 @@ var errNoLeader = connect.NewError(connect.CodeUnavailable,
 // leader otherwise. It returns the command's log index, or the error Apply gave (a domain
 // error from fsm, or a Connect error).
 func (n *Node) Apply(ctx context.Context, cmd *statev1.Command) (uint64, error) {
+	if cmd.Actor == "" {
+		cmd.Actor = auth.ActorFrom(ctx) // who asked, from the API call this write serves
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultWriteTimeout)

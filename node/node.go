@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/proxy"
@@ -31,6 +32,7 @@ type Node struct {
 	fsm    *fsm.FSM
 	raft   *raftParts
 	faults *faults
+	authz  *auth.Authorizer
 	peers  *peerClients
 	disc   discovery
 
@@ -79,6 +81,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.statuses = make(chan statusPost, 1024)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
+	n.authz = &auth.Authorizer{Tokens: n.fsm.Store, CatchUp: n.ConsistentBarrier, Insecure: true}
 	n.od.n = n
 	n.lease.base = time.Now()
 	n.disc.known = map[string]peer{}
@@ -112,8 +115,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(errors.New("this node has no cluster state yet: give --bootstrap-expect to start a new cluster or --join to join one"))
 	}
 
-	mux := server.NewMux(n)
-	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
+	mux := server.NewMux(n, n.authz)
+	mux.Handle("/metrics", n.authz.RequireHTTP(auth.RoleViewer, promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{})))
 	mux.HandleFunc(WebhookPath, n.serveWebhook)
 	n.apiSrv = newHTTPServer(mux)
 	n.serve(n.apiSrv, n.apiLn, "api")
@@ -139,6 +142,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.goLoop(n.gcLoop)
 	n.goLoop(n.replicateLoop)
 	n.goLoop(n.od.loop)
+	n.goLoop(n.tokenUseLoop)
 	n.log.Info("node started", "api", n.APIAddr(), "proxy", n.ProxyAddr(), "raft", n.RaftAddr(),
 		"data_dir", cfg.DataDir, "existing_state", n.raft.hasState)
 	return n, nil
