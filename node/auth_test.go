@@ -137,4 +137,3 @@ func h2cClientNoToken() *http.Client {
 	p.SetUnencryptedHTTP2(true)
 	return &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 10 * time.Second}
 }
-

@@ -41,9 +41,9 @@ offline; it signs node certificates). It refuses to overwrite an existing CA.`,
 	ca.AddCommand(caCreate)
 
 	var (
-		id    string
-		dns   []string
-		ips   []net.IP
+		id  string
+		dns []string
+		ips []net.IP
 	)
 	cert := &cobra.Command{
 		Use:   "cert",
