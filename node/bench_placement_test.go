@@ -123,7 +123,7 @@ func BenchmarkScheduleBurst(b *testing.B) {
 
 	// Make the nodes ready with the scheduling loop held, then time one scheduling pass:
 	// the plan for 1,000 components and its commit.
-	l.schedHold.Store(true)
+	l.scheduler.Hold(true)
 	for _, n := range c.Nodes {
 		if _, err := l.Drain(ctx, n.ID(), true); err != nil {
 			b.Fatal(err)
@@ -132,10 +132,10 @@ func BenchmarkScheduleBurst(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	before := l.Store().Index()
-	l.scheduleOnce(ctx)
+	l.scheduler.Pass(ctx)
 	d := time.Since(start)
 	entries := l.Store().Index() - before
-	l.schedHold.Store(false)
+	l.scheduler.Hold(false)
 	k := 0
 	perNode := map[string]int{}
 	for _, p := range l.Store().Placements("") {

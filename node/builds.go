@@ -39,6 +39,8 @@ type builder struct {
 	mu      sync.Mutex
 	running map[string]*runningBuild // by component id
 	wake    chan struct{}            // a build ended: look for the next one
+	ctx     context.Context          // the term's: reports of serving end with it
+	wg      sync.WaitGroup           // builds and their reports of this term
 }
 
 func (b *builder) kick() {
@@ -62,18 +64,19 @@ func pendingOrBuilding(s statev1.DeploymentStatus) bool {
 	return s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING || s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING
 }
 
-// buildLoop starts builds while this node leads and cancels them when it stops leading.
+// buildLoop is a leader controller: it starts builds while this node leads; when
+// leadership ends it cancels them and waits for them (and their status reports) to end.
 func (n *Node) buildLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	defer n.builds.wg.Wait()
 	defer n.builds.cancelAll()
+	n.builds.mu.Lock()
+	n.builds.ctx = ctx
+	n.builds.mu.Unlock()
 	for {
 		ch, _ := n.fsm.Store.Changed()
-		if n.IsLeader() {
-			n.startBuilds(ctx)
-		} else {
-			n.builds.cancelAll()
-		}
+		n.startBuilds(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -128,9 +131,9 @@ func (n *Node) startBuilds(ctx context.Context) {
 		n.builds.mu.Lock()
 		n.builds.running[comp] = rb
 		n.builds.mu.Unlock()
-		n.wg.Add(1)
+		n.builds.wg.Add(1)
 		go func() {
-			defer n.wg.Done()
+			defer n.builds.wg.Done()
 			defer func() {
 				cancel()
 				n.builds.mu.Lock()
@@ -210,12 +213,9 @@ func (n *Node) build(ctx context.Context, d *statev1.Deployment) {
 	if unpin != nil {
 		defer unpin()
 	}
-	if ctx.Err() != nil && n.ctx.Err() == nil && !n.IsLeader() {
-		n.log.Info("build stopped: no longer the leader", "deployment", d.Id)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		n.log.Info("build stopped: leadership ended", "deployment", d.Id)
 		return // the next leader resumes it from the state
-	}
-	if ctx.Err() != nil && n.ctx.Err() != nil {
-		return // shutting down; the next leader resumes it
 	}
 	if err != nil {
 		log.printf("FAILED: %v", err)
@@ -255,10 +255,13 @@ func (n *Node) build(ctx context.Context, d *statev1.Deployment) {
 		"build", built.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	n.logs.Append(c.Name, "", "system", fmt.Sprintf("deployment %s (%s) activated", d.Id, shortSHA(d.CommitSha)))
 	// Report success once the new version serves; this does not hold up the next build.
-	n.wg.Add(1)
+	n.builds.mu.Lock()
+	term := n.builds.ctx
+	n.builds.mu.Unlock()
+	n.builds.wg.Add(1)
 	go func() {
-		defer n.wg.Done()
-		n.reportServing(n.ctx, d, idx)
+		defer n.builds.wg.Done()
+		n.reportServing(term, d, idx)
 	}()
 }
 
@@ -385,8 +388,8 @@ func (n *Node) reportServing(ctx context.Context, d *statev1.Deployment, idx uin
 		}
 		select {
 		case <-ctx.Done():
-			if n.ctx.Err() != nil {
-				return
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return // leadership ended
 			}
 			msg := "built, but not serving within " + servingTimeout.String()
 			if reason != "" {
@@ -423,14 +426,30 @@ func (n *Node) postStatus(_ context.Context, d *statev1.Deployment, state, desc 
 	}
 }
 
-// statusLoop sends queued commit statuses, one at a time.
+// statusLoop is a leader controller: it sends queued commit statuses, one at a time. When
+// leadership ends, statuses still queued are dropped: the next leader reports on the
+// builds it resumes.
 func (n *Node) statusLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			n.dropStatuses()
 			return
 		case p := <-n.statuses:
 			n.sendStatus(ctx, p)
+		}
+	}
+}
+
+func (n *Node) dropStatuses() {
+	for dropped := 0; ; dropped++ {
+		select {
+		case <-n.statuses:
+		default:
+			if dropped > 0 {
+				n.log.Info("commit statuses dropped: leadership ended", "statuses", dropped)
+			}
+			return
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/velocity9/v9/deploy"
+	"github.com/velocity9/v9/leader"
 )
 
 // Config is everything one node needs. The CLI fills it from flags; tests fill it directly.
@@ -66,6 +67,9 @@ type Config struct {
 	Build deploy.BuildOptions
 
 	Logger *slog.Logger
+
+	// extraControllers are leader controllers tests add to the node's own (TestOptions).
+	extraControllers []leader.Controller
 }
 
 // RaftConfig tunes hashicorp/raft. Zero values take the LAN defaults below.

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -45,15 +45,13 @@ type Node struct {
 	runtimes  []statev1.Runtime
 	rec       *reconciler
 	router    *router
-	od        onDemand             // wasm served without a placement
-	live      liveness             // the leader's view of the nodes' heartbeats
-	rollouts  rollouts             // the leader's clock on rollouts under way (livenessLoop only)
-	scaled    map[string]time.Time // the leader's last autoscaling change per component (livenessLoop only)
-	schedHold atomic.Bool          // benchmarks: hold the scheduling loop to time one pass alone
-	loadWin   loadWindow           // the leader's recent load samples (livenessLoop only)
-	reaper    *os.File             // write end of the reaper's pipe (container nodes)
-	lease     lease                // this node's lease from the leader
-	load      *loadReporter        // requests entering through this node's proxy
+	od        onDemand         // wasm served without a placement
+	owner     *leader.Owner    // starts and stops the leader controllers
+	live      *leader.Liveness // the leader's view of the nodes' heartbeats
+	scheduler *leader.Scheduler
+	reaper    *os.File      // write end of the reaper's pipe (container nodes)
+	lease     lease         // this node's lease from the leader
+	load      *loadReporter // requests entering through this node's proxy
 	builds    builder
 	statuses  chan statusPost
 
@@ -85,6 +83,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.od.n = n
 	n.lease.base = time.Now()
 	n.disc.known = map[string]peer{}
+	n.setupLeadership()
 
 	var err error
 	fail := func(err error) (*Node, error) {
@@ -133,12 +132,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.goLoop(n.registerSelf)
 	n.goLoop(n.router.loop)
 	n.goLoop(n.rec.loop)
-	n.goLoop(n.scheduleLoop)
 	n.goLoop(n.heartbeatLoop)
-	n.goLoop(n.livenessLoop)
-	n.goLoop(n.buildLoop)
-	n.goLoop(n.statusLoop)
-	n.goLoop(n.pollLoop)
+	n.goLoop(n.runLeadership)
 	n.goLoop(n.gcLoop)
 	n.goLoop(n.replicateLoop)
 	n.goLoop(n.od.loop)

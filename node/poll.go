@@ -8,8 +8,8 @@ import (
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
-// pollLoop is the fallback for repositories linked without a webhook (poll_seconds > 0):
-// while this node leads, it reads each such branch's head through the API and records a
+// pollLoop is the fallback for repositories linked without a webhook (poll_seconds > 0).
+// A leader controller: while this node leads, it reads each such branch's head through the API and records a
 // pending deployment for a commit it has not deployed yet.
 func (n *Node) pollLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
@@ -20,10 +20,6 @@ func (n *Node) pollLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if !n.IsLeader() {
-			clear(last)
-			continue
 		}
 		for _, l := range n.fsm.Store.GithubLinks() {
 			if l.PollSeconds == 0 || time.Since(last[l.ComponentId]) < time.Duration(l.PollSeconds)*time.Second {

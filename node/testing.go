@@ -1,6 +1,7 @@
 package node
 
 import (
+	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/sched"
 
 	"context"
@@ -41,6 +42,9 @@ type TestOptions struct {
 	// Configure, when set, adjusts each node's Config before it starts (GitHub settings,
 	// build options).
 	Configure func(*Config)
+	// Controllers, when set, gives leader controllers to run on node id beside its own,
+	// started and stopped with them.
+	Controllers func(id string) []leader.Controller
 }
 
 // TestRaftConfig is the fast timing tests use.
@@ -143,6 +147,9 @@ func (c *TestCluster) config(i int) Config {
 		Liveness:         c.opts.Liveness,
 		Autoscale:        c.opts.Autoscale,
 		Logger:           slog.New(&testLogHandler{t: c.t, prefix: id, level: slog.LevelInfo}),
+	}
+	if c.opts.Controllers != nil {
+		cfg.extraControllers = c.opts.Controllers(id)
 	}
 	if c.opts.Configure != nil {
 		c.opts.Configure(&cfg)

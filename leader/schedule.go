@@ -1,0 +1,112 @@
+package leader
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/sched"
+)
+
+// ScheduleStore is what the Scheduler reads and writes.
+type ScheduleStore interface {
+	// ViewState calls f with the live state under the store's read lock; f must not keep
+	// or change it.
+	ViewState(f func(*statev1.State))
+	// Changed returns a channel closed when the state the scheduler reads changes.
+	Changed() <-chan struct{}
+	Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
+}
+
+// ArtifactHinter tells which nodes hold which artifacts (Liveness does, from heartbeats).
+type ArtifactHinter interface {
+	ArtifactHints() map[string]map[string]bool
+}
+
+// schedulePause is the least time between two scheduling passes: a burst of writes is
+// planned together, in few Raft entries, instead of one full pass per write.
+const schedulePause = 20 * time.Millisecond
+
+// Scheduler runs sched.ScheduleWith after every change of the state and commits its plan.
+// Scheduling is idempotent, so a plan applied once yields an empty plan next time; the
+// scheduler keeps no soft state.
+type Scheduler struct {
+	store ScheduleStore
+	hints ArtifactHinter
+	log   *slog.Logger
+	hold  atomic.Bool
+}
+
+// NewScheduler returns the scheduling controller.
+func NewScheduler(store ScheduleStore, hints ArtifactHinter, log *slog.Logger) *Scheduler {
+	return &Scheduler{store: store, hints: hints, log: log}
+}
+
+// Hold pauses (true) or resumes scheduling passes; benchmarks time one pass alone with it.
+func (s *Scheduler) Hold(on bool) { s.hold.Store(on) }
+
+// Name implements Controller.
+func (s *Scheduler) Name() string { return "schedule" }
+
+// Run schedules after every change, and at least once a second.
+func (s *Scheduler) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		ch := s.store.Changed()
+		if !s.hold.Load() {
+			s.Pass(ctx)
+		}
+		if !sleepCtx(ctx, schedulePause) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		case <-t.C:
+		}
+	}
+}
+
+// Pass plans once and commits the plan.
+func (s *Scheduler) Pass(ctx context.Context) {
+	var h sched.Hints
+	if s.hints != nil {
+		h.Artifacts = s.hints.ArtifactHints()
+	}
+	var plan sched.Plan
+	// The scheduler only reads, and its plan holds objects of its own: it runs on the live
+	// state under the read lock instead of on a deep copy per pass.
+	s.store.ViewState(func(st *statev1.State) { plan = sched.ScheduleWith(st, h) })
+	if plan.Empty() {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if len(plan.Put) > 0 {
+		if _, err := s.store.Apply(cctx, &statev1.Command{Op: &statev1.Command_PutPlacements{PutPlacements: &statev1.PutPlacements{Placements: plan.Put}}}); err != nil {
+			s.log.Warn("commit placements", "err", err)
+			return
+		}
+	}
+	if len(plan.Delete) > 0 {
+		if _, err := s.store.Apply(cctx, &statev1.Command{Op: &statev1.Command_DeletePlacements{DeletePlacements: &statev1.DeletePlacements{Ids: plan.Delete}}}); err != nil {
+			s.log.Warn("delete placements", "err", err)
+		}
+	}
+}
+
+// sleepCtx waits d, or less if ctx ends first; it reports whether ctx is still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

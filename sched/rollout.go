@@ -1,0 +1,96 @@
+package sched
+
+import (
+	"fmt"
+	"time"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// RolloutFailure is a rollout to abandon: the component's active deployment did not get its
+// instances running within the deadline while an older deployment still serves.
+type RolloutFailure struct {
+	ComponentID, Component string // id and name
+	Deployment             string // the failed (active) deployment
+	Previous               string // the older deployment still serving, to activate again
+	Running, Replicas      uint32
+	Reason                 string // the last placement failure seen, or "no instance became ready"
+	Message                string // what the deployment and the component's log say
+}
+
+// Rollouts decides which rollouts have failed. began is when each rollout under way was
+// first seen short of running instances (by active deployment id); Rollouts returns the
+// rollouts to fail and the new clock: rollouts seen for the first time start at now, and
+// rollouts no longer under way are forgotten. It is pure: began is not changed.
+//
+// A rollout is under way while a running component's active deployment runs fewer than its
+// replicas and an older ready deployment still has an instance running; it fails once it
+// has been under way for deadline.
+func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadline time.Duration) ([]RolloutFailure, map[string]time.Time) {
+	type tally struct {
+		running int
+		failure string
+	}
+	byDep := map[string]*tally{}
+	for _, p := range s.Placements {
+		if p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
+			continue
+		}
+		t := byDep[p.DeploymentId]
+		if t == nil {
+			t = &tally{}
+			byDep[p.DeploymentId] = t
+		}
+		switch p.Observed {
+		case statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING:
+			t.running++
+		case statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED:
+			t.failure = p.NodeId + ": " + p.Reason
+		}
+	}
+	deps := map[string]*statev1.Deployment{}
+	for _, d := range s.Deployments {
+		deps[d.Id] = d
+	}
+	next := map[string]time.Time{}
+	var out []RolloutFailure
+	for _, c := range s.Components {
+		active := deps[c.ActiveDeploymentId]
+		if active == nil || c.Desired != statev1.DesiredState_DESIRED_STATE_RUNNING {
+			continue
+		}
+		// The previous version: the newest older deployment with an instance running.
+		var prev *statev1.Deployment
+		for _, d := range s.Deployments {
+			if d.ComponentId == c.Id && d.Id != active.Id && byDep[d.Id] != nil && byDep[d.Id].running > 0 &&
+				d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY && (prev == nil || d.CreateIndex > prev.CreateIndex) {
+				prev = d
+			}
+		}
+		cur := byDep[active.Id]
+		if prev == nil || (cur != nil && cur.running >= int(c.Replicas)) {
+			continue // nothing to fall back on, or the rollout is done
+		}
+		start, ok := began[active.Id]
+		if !ok {
+			next[active.Id] = now
+			continue
+		}
+		next[active.Id] = start
+		if now.Sub(start) < deadline {
+			continue
+		}
+		f := RolloutFailure{ComponentID: c.Id, Component: c.Name, Deployment: active.Id, Previous: prev.Id,
+			Replicas: c.Replicas, Reason: "no instance became ready"}
+		if cur != nil {
+			f.Running = uint32(cur.running)
+			if cur.failure != "" {
+				f.Reason = cur.failure
+			}
+		}
+		f.Message = fmt.Sprintf("rollout failed: %d/%d instances running after %s (%s); deployment %s keeps serving",
+			f.Running, f.Replicas, deadline, f.Reason, prev.Id)
+		out = append(out, f)
+	}
+	return out, next
+}
