@@ -114,6 +114,15 @@ test: ## run all tests with the race detector, then the few too slow under it (/
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT)$(if $(TESTFLAGS), $(TESTFLAGS)) $(TEST_PKGS)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '$(NORACE_TESTS)'$(if $(TESTFLAGS), $(TESTFLAGS)) $(TEST_PKGS)
 
+JEPSEN_DURATION ?= 5m
+JEPSEN_OUT      ?= $(CURDIR)/jepsen-out
+
+.PHONY: jepsen
+jepsen: build ## crash storm: 3 agents, kill -9 every 2-4s, porcupine per name (JEPSEN_DURATION=5m; logs, failing histories in jepsen-out/)
+	@mkdir -p $(JEPSEN_OUT)
+	$(GO) test -count=1 -timeout 60m -run '^TestNoRaceJepsen$$' -v ./internal/jepsen/ \
+		-jepsen.long -jepsen.duration $(JEPSEN_DURATION) -jepsen.bin $(CURDIR)/bin/v9 -jepsen.out $(JEPSEN_OUT)
+
 .PHONY: fuzz
 fuzz: ## run every Fuzz* target in the repo for FUZZTIME each (default 20s)
 	@GO="$(GO)" bash scripts/fuzz.sh "$(FUZZTIME)" $(FUZZ_PKGS)

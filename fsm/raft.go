@@ -16,7 +16,10 @@ const maxSnapshot = 1 << 30
 // Result is what FSM.Apply returns through raft's ApplyFuture.Response().
 type Result struct {
 	Index uint64
-	Err   error
+	Err   error // the domain error of a command that broke a rule
+	// Component is the component the command created or changed, as it stood right after
+	// the command applied (nil for other commands).
+	Component *statev1.Component
 }
 
 // FSM adapts a Store to hashicorp/raft.
@@ -51,7 +54,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		_ = f.Store.Apply(l.Index, &statev1.Command{IgnoreIfUnknown: true})
 		return &Result{Index: l.Index, Err: err}
 	}
-	return &Result{Index: l.Index, Err: f.Store.Apply(l.Index, cmd)}
+	return f.Store.ApplyResult(l.Index, cmd)
 }
 
 // Snapshot captures the state; Persist does the encoding and I/O.

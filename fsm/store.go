@@ -57,15 +57,48 @@ func NewStore() *Store {
 // Apply applies cmd as the Raft log entry at index. A command that breaks a rule changes
 // nothing and returns the reason; the index still advances, on every replica alike.
 func (st *Store) Apply(index uint64, cmd *statev1.Command) error {
+	return st.ApplyResult(index, cmd).Err
+}
+
+// ApplyResult is Apply, also returning what the command wrote as it stood right after this
+// entry applied (Result.Component). Writers answer from it rather than from a later read,
+// which a concurrent write may already have changed.
+func (st *Store) ApplyResult(index uint64, cmd *statev1.Command) *Result {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	err := apply(st.s, index, cmd)
+	res := &Result{Index: index, Err: apply(st.s, index, cmd)}
+	if res.Err == nil {
+		res.Component = st.s.written(cmd)
+	}
 	if index > st.s.index {
 		st.s.index = index
 	}
 	close(st.changed)
 	st.changed = make(chan struct{})
-	return err
+	return res
+}
+
+// written returns a copy of the component cmd created or changed, or nil for commands of
+// other entities and for deletes.
+func (t *tables) written(cmd *statev1.Command) *statev1.Component {
+	var name string
+	switch op := cmd.Op.(type) {
+	case *statev1.Command_CreateComponent:
+		name = op.CreateComponent.GetComponent().GetName()
+	case *statev1.Command_UpdateComponentSpec:
+		name = op.UpdateComponentSpec.GetName()
+	case *statev1.Command_SetComponentDesired:
+		name = op.SetComponentDesired.GetName()
+	case *statev1.Command_ScaleComponent:
+		name = op.ScaleComponent.GetName()
+	default:
+		return nil
+	}
+	c, err := t.component(name)
+	if err != nil {
+		return nil
+	}
+	return clone(c)
 }
 
 // Index is the Raft index of the last applied entry.

@@ -460,3 +460,36 @@ func TestConcurrentReadsAndApplies(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyResultIsTheWrite: a write's result is the component as that write left it,
+// whatever later writes do, and nothing for failed commands, deletes and other entities.
+func TestApplyResultIsTheWrite(t *testing.T) {
+	st := NewStore()
+	c := webComponent()
+	res := st.ApplyResult(1, cmdCreateComponent(c))
+	if res.Err != nil || res.Index != 1 || res.Component.GetName() != c.Name || res.Component.CreateIndex != 1 {
+		t.Fatalf("create result = %+v, want the component created at 1", res)
+	}
+	spec := wasmSpec()
+	spec.Env = map[string]string{"K": "v2"}
+	upd := st.ApplyResult(2, cmdUpdateSpec(c.Name, spec))
+	if upd.Err != nil || upd.Component.GetSpec().GetEnv()["K"] != "v2" || upd.Component.ModifyIndex != 2 {
+		t.Fatalf("update result = %+v, want env K=v2 at 2", upd)
+	}
+	if del := st.ApplyResult(3, cmdDeleteComponent(c.Name)); del.Err != nil || del.Component != nil {
+		t.Fatalf("delete result = %+v, want no component", del)
+	}
+	// The results are copies: later writes do not reach them.
+	if res.Component.GetSpec().GetEnv()["K"] == "v2" {
+		t.Fatal("the create's result changed with the later update")
+	}
+	if r := st.ApplyResult(4, cmdUpdateSpec(c.Name, spec)); !errors.Is(r.Err, ErrNotFound) || r.Component != nil {
+		t.Fatalf("update of a deleted component = %+v, want ErrNotFound and no component", r)
+	}
+	if r := st.ApplyResult(5, cmdScale(c.Name, 1)); r.Err == nil || r.Index != 5 || st.Index() != 5 {
+		t.Fatalf("failed command result = %+v, index %d; want an error and index 5", r, st.Index())
+	}
+	if r := st.ApplyResult(6, cmdRegisterNode(testNode("n1"))); r.Err != nil || r.Component != nil {
+		t.Fatalf("register node result = %+v, want no component", r)
+	}
+}

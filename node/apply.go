@@ -29,10 +29,34 @@ const (
 var errNoLeader = connect.NewError(connect.CodeUnavailable,
 	errors.New("no cluster leader: the cluster is electing one or has lost quorum (fewer than half of its voters reachable); retry in a few seconds"))
 
+// What a failed write tells its caller (docs/architecture.md, "Writes"). Every error of a
+// write that may have reached the Raft log says maybeApplied; one that certainly did not
+// says notApplied, and retrying it is safe. Domain errors (NotFound, AlreadyExists,
+// InvalidArgument, ...) are the command's own result: it was applied and changed nothing.
+const (
+	notApplied   = "the write was not applied"
+	maybeApplied = "the write may or may not have been applied; read before retrying"
+)
+
+var errNoLeaderWrite = connect.NewError(connect.CodeUnavailable,
+	errors.New("no cluster leader: the cluster is electing one or has lost quorum (fewer than half of its voters reachable); "+notApplied+"; retry in a few seconds"))
+
 // Apply commits cmd through the Raft leader: locally when this node leads, forwarded to the
 // leader otherwise. It returns the command's log index, or the error Apply gave (a domain
-// error from fsm, or a Connect error).
+// error from fsm, or a Connect error worded as above).
 func (n *Node) Apply(ctx context.Context, cmd *statev1.Command) (uint64, error) {
+	res, err := n.ApplyResult(ctx, cmd)
+	if err != nil {
+		return 0, err
+	}
+	return res.Index, nil
+}
+
+// ApplyResult is Apply returning the FSM's result: the index and the component the command
+// wrote as it stood right after the command applied, so a handler answers from the write
+// itself and never from a later read that a concurrent write may have changed. The
+// result's Err is always nil: a domain error is returned as the error.
+func (n *Node) ApplyResult(ctx context.Context, cmd *statev1.Command) (*fsm.Result, error) {
 	if cmd.Actor == "" {
 		cmd.Actor = auth.ActorFrom(ctx) // who asked, from the API call this write serves
 	}
@@ -43,22 +67,25 @@ func (n *Node) Apply(ctx context.Context, cmd *statev1.Command) (uint64, error) 
 	}
 	backoff := 10 * time.Millisecond
 	for {
-		var idx uint64
+		if ctx.Err() != nil {
+			return nil, connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("%s: %w", notApplied, ctx.Err()))
+		}
+		var res *fsm.Result
 		var err error
 		if n.IsLeader() {
-			idx, err = n.applyLocal(ctx, cmd)
+			res, err = n.applyLocalResult(ctx, cmd)
 		} else {
-			idx, err = n.forwardApply(ctx, cmd)
+			res, err = n.forwardApply(ctx, cmd)
 		}
 		if !retryable(err) {
-			return idx, err
+			return res, err
 		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(err, errLeaderUnknown) {
-				return 0, errNoLeader
+				return nil, errNoLeaderWrite
 			}
-			return 0, connect.NewError(connect.CodeUnavailable, fmt.Errorf("write not committed: %w", err))
+			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("%s: %w", notApplied, err))
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
@@ -83,65 +110,111 @@ func retryable(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-func (n *Node) forwardApply(ctx context.Context, cmd *statev1.Command) (uint64, error) {
+func (n *Node) forwardApply(ctx context.Context, cmd *statev1.Command) (*fsm.Result, error) {
 	addr, err := n.leaderAPI()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	resp, err := n.peers.get(addr).internal.Apply(ctx, connect.NewRequest(&clusterv1.ApplyRequest{Command: cmd}))
 	if err != nil {
+		return nil, forwardError(ctx, err)
+	}
+	return &fsm.Result{Index: resp.Msg.Index, Component: resp.Msg.Component}, nil
+}
+
+// forwardError words the failure of a forwarded write for the caller. The leader's own
+// answers pass as they are (they follow the wording above); a failure to reach it before
+// sending (a refused dial) stays retryable. Anything else, a connection lost mid-call (the
+// leader crashed) or this call's deadline, leaves the write in doubt: the leader may have
+// committed it, so it must never reach the caller as a bare "canceled" or "EOF".
+func forwardError(ctx context.Context, err error) error {
+	if retryable(err) {
+		return err
+	}
+	if connect.IsWireError(err) {
+		switch connect.CodeOf(err) {
+		case connect.CodeCanceled, connect.CodeDeadlineExceeded, connect.CodeUnknown:
+			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("the leader gave up on the write (%v): %s", err, maybeApplied))
+		}
+		return err
+	}
+	if ctx.Err() != nil {
+		return connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("timed out waiting for the leader to commit: %s", maybeApplied))
+	}
+	return connect.NewError(connect.CodeUnavailable, fmt.Errorf("lost the connection to the leader during the write (%v): %s", err, maybeApplied))
+}
+
+// ApplyAsLeader commits a command on this node as the leader; it never forwards. It fails
+// with FailedPrecondition (not applied) when this node does not lead.
+func (n *Node) ApplyAsLeader(ctx context.Context, cmd *statev1.Command) (uint64, error) {
+	res, err := n.ApplyResultAsLeader(ctx, cmd)
+	if err != nil {
 		return 0, err
 	}
-	return resp.Msg.Index, nil
+	return res.Index, nil
 }
 
-// ApplyAsLeader commits a forwarded command; it never forwards again.
-func (n *Node) ApplyAsLeader(ctx context.Context, cmd *statev1.Command) (uint64, error) {
+// ApplyResultAsLeader is ApplyAsLeader returning the FSM's result (see ApplyResult); the
+// internal service answers forwarded writes with it.
+func (n *Node) ApplyResultAsLeader(ctx context.Context, cmd *statev1.Command) (*fsm.Result, error) {
 	if !n.IsLeader() {
-		return 0, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
 	}
-	idx, err := n.applyLocal(ctx, cmd)
+	res, err := n.applyLocalResult(ctx, cmd)
 	if errors.Is(err, raft.ErrNotLeader) {
-		return 0, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
 	}
-	return idx, err
+	return res, err
 }
 
-// applyLocal stamps cmd with the leader's clock and ids, commits it, and checks both the
-// future's error and the FSM's response (Consul and Nomad both shipped bugs checking one).
+// applyLocal is applyLocalResult returning the index only.
 func (n *Node) applyLocal(ctx context.Context, cmd *statev1.Command) (uint64, error) {
+	res, err := n.applyLocalResult(ctx, cmd)
+	if err != nil {
+		return 0, err
+	}
+	return res.Index, nil
+}
+
+// applyLocalResult stamps cmd with the leader's clock and ids, commits it, and checks both
+// the future's error and the FSM's response (Consul and Nomad both shipped bugs checking
+// one).
+func (n *Node) applyLocalResult(ctx context.Context, cmd *statev1.Command) (*fsm.Result, error) {
 	stamp(cmd)
 	b, err := fsm.EncodeCommand(cmd)
 	if err != nil {
-		return 0, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("encode command: %w", err))
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("encode command: %w; %s", err, notApplied))
 	}
 	timeout := defaultWriteTimeout
 	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
+		timeout = max(time.Until(d), time.Millisecond)
 	}
 	f := n.raft.r.Apply(b, timeout)
 	return n.result(f)
 }
 
-func (n *Node) result(f raft.ApplyFuture) (uint64, error) {
+func (n *Node) result(f raft.ApplyFuture) (*fsm.Result, error) {
 	if err := f.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):
-			return 0, err
+			return nil, err
 		case errors.Is(err, raft.ErrLeadershipLost):
-			return 0, connect.NewError(connect.CodeUnavailable, errors.New("leadership was lost while committing: the write may or may not have been applied; read before retrying"))
+			return nil, connect.NewError(connect.CodeUnavailable, errors.New("leadership was lost while committing: "+maybeApplied))
 		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return 0, connect.NewError(connect.CodeUnavailable, errors.New("the leader is overloaded: write timed out before it was sent"))
+			return nil, connect.NewError(connect.CodeUnavailable, errors.New("the leader is overloaded: the write timed out before it was sent; "+notApplied))
 		case errors.Is(err, raft.ErrRaftShutdown):
-			return 0, connect.NewError(connect.CodeUnavailable, errors.New("this node is shutting down"))
+			return nil, connect.NewError(connect.CodeUnavailable, errors.New("the leader is shutting down: "+maybeApplied))
 		}
-		return 0, connect.NewError(connect.CodeUnavailable, fmt.Errorf("commit: %w", err))
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("commit: %v: %s", err, maybeApplied))
 	}
 	res, ok := f.Response().(*fsm.Result)
 	if !ok {
-		return 0, connect.NewError(connect.CodeInternal, fmt.Errorf("unexpected apply response %T", f.Response()))
+		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("unexpected apply response %T", f.Response()))
 	}
-	return res.Index, res.Err
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res, nil
 }
 
 // stamp sets what only the leader may decide: the time, and ids of new entities.
@@ -188,15 +261,29 @@ func (n *Node) apiAddrOf(id string) string {
 	return n.disc.apiAddr(id)
 }
 
-// ReadIndex serves a follower's consistent read: it commits a barrier (which proves
-// leadership to a quorum and applies every earlier write) and returns the applied index.
+// ReadIndex serves a consistent read: it returns an index that the asking node's FSM must
+// reach before it reads, such that the read sees every write acknowledged before ReadIndex
+// was called.
+//
+// It commits a Barrier, which proves that this node still leads (a quorum accepted an entry
+// of its term after the call began, so no other leader can have acknowledged a write this
+// one lacks) and which hashicorp/raft answers from its FSM goroutine only after every
+// earlier entry has been applied. So once the barrier returns, this node's FSM (fsm.Store)
+// holds every acknowledged write, and the index to return is the FSM's own applied index.
+//
+// Not raft's AppliedIndex(): raft advances that when it hands entries to the FSM goroutine,
+// before the FSM has applied them (a restarted follower was seen 819 entries behind it), and
+// it counts barrier, no-op and configuration entries, which never reach the FSM. The FSM's
+// index is always the index of a command entry (or of the snapshot a replica restored, which
+// is the last command in it), so every replica's FSM reaches exactly that index, and a
+// follower waiting for it (waitApplied) never waits for an entry it will not see.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	if !n.IsLeader() {
 		return 0, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
 	}
 	timeout := 5 * time.Second
 	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
+		timeout = max(time.Until(d), time.Millisecond)
 	}
 	if err := n.raft.r.Barrier(timeout).Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
@@ -204,7 +291,7 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 		}
 		return 0, connect.NewError(connect.CodeUnavailable, fmt.Errorf("read barrier: %w", err))
 	}
-	return n.raft.r.AppliedIndex(), nil
+	return n.fsm.Store.Index(), nil
 }
 
 // ConsistentBarrier returns once this node has applied every write committed before the
@@ -243,16 +330,11 @@ func (n *Node) ConsistentBarrier(ctx context.Context) error {
 	}
 }
 
-// waitApplied waits until Raft has applied idx on this node.
+// waitApplied waits until this node's FSM has applied idx, an index ReadIndex returned
+// (the FSM's index on the leader, which this replica's FSM reaches exactly; see ReadIndex).
 func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
-	t := time.NewTicker(2 * time.Millisecond)
-	defer t.Stop()
-	for n.raft.r.AppliedIndex() < idx {
-		select {
-		case <-ctx.Done():
-			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("this node has not caught up with the leader (applied %d of %d)", n.raft.r.AppliedIndex(), idx))
-		case <-t.C:
-		}
+	if got, err := n.fsm.Store.WaitForIndex(ctx, idx); err != nil {
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("this node has not caught up with the leader (applied %d of %d)", got, idx))
 	}
 	return nil
 }

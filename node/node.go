@@ -16,6 +16,7 @@ import (
 
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/proxy"
@@ -52,8 +53,7 @@ type Node struct {
 	reaper    *os.File      // write end of the reaper's pipe (container nodes)
 	lease     lease         // this node's lease from the leader
 	load      *loadReporter // requests entering through this node's proxy
-	builds    builder
-	statuses  chan statusPost
+	gh        *ghub.Service // linking, webhooks, builds, polling, commit statuses
 
 	apiLn, proxyLn   net.Listener
 	apiSrv, proxySrv *http.Server
@@ -75,8 +75,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
-	n.builds.wake = make(chan struct{}, 1)
-	n.statuses = make(chan statusPost, 1024)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
 	n.authz = &auth.Authorizer{Tokens: n.fsm.Store, CatchUp: n.ConsistentBarrier, Insecure: true}
@@ -110,13 +108,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.openDataPlane(); err != nil {
 		return fail(err)
 	}
+	n.openGitHub()
 	if !n.raft.hasState && cfg.BootstrapExpect == 0 && len(cfg.Join) == 0 {
 		return fail(errors.New("this node has no cluster state yet: give --bootstrap-expect to start a new cluster or --join to join one"))
 	}
 
 	mux := server.NewMux(n, n.authz)
 	mux.Handle("/metrics", n.authz.RequireHTTP(auth.RoleViewer, promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{})))
-	mux.HandleFunc(WebhookPath, n.serveWebhook)
+	mux.HandleFunc(ghub.WebhookPath, n.gh.ServeWebhook)
 	n.apiSrv = newHTTPServer(mux)
 	n.serve(n.apiSrv, n.apiLn, "api")
 	if n.proxyLn != nil {

@@ -6,6 +6,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/velocity9/v9/fsm"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -80,9 +81,10 @@ func (s *Cluster) Drain(ctx context.Context, req *connect.Request[clusterv1.Drai
 // InternalBackend is what the node-to-node InternalService needs.
 type InternalBackend interface {
 	Discover(ctx context.Context, req *clusterv1.DiscoverRequest) (*clusterv1.DiscoverResponse, error)
-	// ApplyAsLeader commits cmd if this node leads, and fails with FailedPrecondition if not:
-	// a forwarded write is never forwarded again.
-	ApplyAsLeader(ctx context.Context, cmd *statev1.Command) (uint64, error)
+	// ApplyResultAsLeader commits cmd if this node leads, and fails with FailedPrecondition
+	// if not: a forwarded write is never forwarded again. The result carries the component
+	// the command wrote, as it stood right after the command applied.
+	ApplyResultAsLeader(ctx context.Context, cmd *statev1.Command) (*fsm.Result, error)
 	ReadIndex(ctx context.Context) (uint64, error)
 	// HeartbeatAsLeader records a node's heartbeat if this node leads, and fails with
 	// FailedPrecondition if not.
@@ -108,11 +110,11 @@ func (s *Internal) Apply(ctx context.Context, req *connect.Request[clusterv1.App
 	if req.Msg.Command == nil {
 		return nil, invalidArg(errors.New("apply needs a command"))
 	}
-	idx, err := s.B.ApplyAsLeader(ctx, req.Msg.Command)
+	res, err := s.B.ApplyResultAsLeader(ctx, req.Msg.Command)
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&clusterv1.ApplyResponse{Index: idx}), nil
+	return connect.NewResponse(&clusterv1.ApplyResponse{Index: res.Index, Component: res.Component}), nil
 }
 
 func (s *Internal) ReadIndex(ctx context.Context, _ *connect.Request[clusterv1.ReadIndexRequest]) (*connect.Response[clusterv1.ReadIndexResponse], error) {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"connectrpc.com/connect"
@@ -13,9 +14,13 @@ import (
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
-// Writer commits a command through the Raft leader and returns its log index.
+// Writer commits a command through the Raft leader.
 type Writer interface {
+	// Apply returns the command's log index.
 	Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
+	// ApplyResult returns the FSM's result: the index and the component the command wrote,
+	// as it stood right after the command applied.
+	ApplyResult(ctx context.Context, cmd *statev1.Command) (*fsm.Result, error)
 }
 
 // Reader gives access to this node's replica and to read barriers.
@@ -132,21 +137,25 @@ func (s *Components) Create(ctx context.Context, req *connect.Request[componentv
 	return connect.NewResponse(&componentv1.CreateResponse{Component: c, Index: idx}), nil
 }
 
-// writeThenGet commits cmd and reads the component back from this node's replica once it
-// has applied the write, so the caller sees its own write wherever it asked.
+// writeThenGet commits cmd and answers with the component as the command left it: the
+// FSM's result, never a later read, which a concurrent write (a delete landing between the
+// commit and the read) may already have changed. It then waits, as far as ctx allows, until
+// this node's replica has applied the write, so the caller's next read here sees it.
 func (s *Components) writeThenGet(ctx context.Context, cmd *statev1.Command, name string) (uint64, *statev1.Component, error) {
-	idx, err := s.B.Apply(ctx, cmd)
+	res, err := s.B.ApplyResult(ctx, cmd)
 	if err != nil {
 		return 0, nil, toConnect(err)
 	}
-	if _, err := s.B.Store().WaitForIndex(ctx, idx); err != nil {
-		return 0, nil, toConnect(err)
+	// The write is applied: a failed wait must not turn it into an error.
+	_, _ = s.B.Store().WaitForIndex(ctx, res.Index)
+	c := res.Component
+	if c == nil {
+		// A leader older than this node returns no component: read it back, as they did.
+		if c, err = s.B.Store().Component(name); err != nil {
+			return 0, nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("the write to component %s was applied at index %d, but a later write changed it before it could be read back: %w", name, res.Index, err))
+		}
 	}
-	c, err := s.B.Store().Component(name)
-	if err != nil {
-		return 0, nil, toConnect(err)
-	}
-	return idx, c, nil
+	return res.Index, c, nil
 }
 
 func (s *Components) UpdateSpec(ctx context.Context, req *connect.Request[componentv1.UpdateSpecRequest]) (*connect.Response[componentv1.UpdateSpecResponse], error) {

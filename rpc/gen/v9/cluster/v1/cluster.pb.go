@@ -703,8 +703,11 @@ func (x *ApplyRequest) GetCommand() *v1.Command {
 }
 
 type ApplyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The component the command created or changed, as it stood right after the command
+	// applied (unset for other commands): the follower answers its caller from it.
+	Component     *v1.Component `protobuf:"bytes,2,opt,name=component,proto3" json:"component,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -744,6 +747,13 @@ func (x *ApplyResponse) GetIndex() uint64 {
 		return x.Index
 	}
 	return 0
+}
+
+func (x *ApplyResponse) GetComponent() *v1.Component {
+	if x != nil {
+		return x.Component
+	}
+	return nil
 }
 
 type ReadIndexRequest struct {
@@ -1309,9 +1319,10 @@ const file_v9_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x05known\x18\x04 \x03(\v2\x13.v9.cluster.v1.PeerR\x05known\x12)\n" +
 	"\x10bootstrap_expect\x18\x05 \x01(\rR\x0fbootstrapExpect\">\n" +
 	"\fApplyRequest\x12.\n" +
-	"\acommand\x18\x01 \x01(\v2\x14.v9.state.v1.CommandR\acommand\"%\n" +
+	"\acommand\x18\x01 \x01(\v2\x14.v9.state.v1.CommandR\acommand\"[\n" +
 	"\rApplyResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\x12\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x124\n" +
+	"\tcomponent\x18\x02 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"^\n" +
@@ -1393,8 +1404,9 @@ var file_v9_cluster_v1_cluster_proto_goTypes = []any{
 	(*DrainResponse)(nil),         // 21: v9.cluster.v1.DrainResponse
 	(v1.Runtime)(0),               // 22: v9.state.v1.Runtime
 	(*v1.Command)(nil),            // 23: v9.state.v1.Command
-	(*v1.Node)(nil),               // 24: v9.state.v1.Node
-	(*timestamppb.Timestamp)(nil), // 25: google.protobuf.Timestamp
+	(*v1.Component)(nil),          // 24: v9.state.v1.Component
+	(*v1.Node)(nil),               // 25: v9.state.v1.Node
+	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
 }
 var file_v9_cluster_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: v9.cluster.v1.StatusResponse.members:type_name -> v9.cluster.v1.Member
@@ -1403,33 +1415,34 @@ var file_v9_cluster_v1_cluster_proto_depIdxs = []int32{
 	7,  // 3: v9.cluster.v1.DiscoverResponse.self:type_name -> v9.cluster.v1.Peer
 	7,  // 4: v9.cluster.v1.DiscoverResponse.known:type_name -> v9.cluster.v1.Peer
 	23, // 5: v9.cluster.v1.ApplyRequest.command:type_name -> v9.state.v1.Command
-	14, // 6: v9.cluster.v1.HeartbeatRequest.load:type_name -> v9.cluster.v1.ComponentLoad
-	24, // 7: v9.cluster.v1.NodeInfo.node:type_name -> v9.state.v1.Node
-	25, // 8: v9.cluster.v1.NodeInfo.last_heartbeat:type_name -> google.protobuf.Timestamp
-	17, // 9: v9.cluster.v1.NodesResponse.nodes:type_name -> v9.cluster.v1.NodeInfo
-	1,  // 10: v9.cluster.v1.ClusterService.Status:input_type -> v9.cluster.v1.StatusRequest
-	3,  // 11: v9.cluster.v1.ClusterService.Join:input_type -> v9.cluster.v1.JoinRequest
-	5,  // 12: v9.cluster.v1.ClusterService.RemovePeer:input_type -> v9.cluster.v1.RemovePeerRequest
-	18, // 13: v9.cluster.v1.ClusterService.Nodes:input_type -> v9.cluster.v1.NodesRequest
-	20, // 14: v9.cluster.v1.ClusterService.Drain:input_type -> v9.cluster.v1.DrainRequest
-	8,  // 15: v9.cluster.v1.InternalService.Discover:input_type -> v9.cluster.v1.DiscoverRequest
-	10, // 16: v9.cluster.v1.InternalService.Apply:input_type -> v9.cluster.v1.ApplyRequest
-	12, // 17: v9.cluster.v1.InternalService.ReadIndex:input_type -> v9.cluster.v1.ReadIndexRequest
-	15, // 18: v9.cluster.v1.InternalService.Heartbeat:input_type -> v9.cluster.v1.HeartbeatRequest
-	2,  // 19: v9.cluster.v1.ClusterService.Status:output_type -> v9.cluster.v1.StatusResponse
-	4,  // 20: v9.cluster.v1.ClusterService.Join:output_type -> v9.cluster.v1.JoinResponse
-	6,  // 21: v9.cluster.v1.ClusterService.RemovePeer:output_type -> v9.cluster.v1.RemovePeerResponse
-	19, // 22: v9.cluster.v1.ClusterService.Nodes:output_type -> v9.cluster.v1.NodesResponse
-	21, // 23: v9.cluster.v1.ClusterService.Drain:output_type -> v9.cluster.v1.DrainResponse
-	9,  // 24: v9.cluster.v1.InternalService.Discover:output_type -> v9.cluster.v1.DiscoverResponse
-	11, // 25: v9.cluster.v1.InternalService.Apply:output_type -> v9.cluster.v1.ApplyResponse
-	13, // 26: v9.cluster.v1.InternalService.ReadIndex:output_type -> v9.cluster.v1.ReadIndexResponse
-	16, // 27: v9.cluster.v1.InternalService.Heartbeat:output_type -> v9.cluster.v1.HeartbeatResponse
-	19, // [19:28] is the sub-list for method output_type
-	10, // [10:19] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	24, // 6: v9.cluster.v1.ApplyResponse.component:type_name -> v9.state.v1.Component
+	14, // 7: v9.cluster.v1.HeartbeatRequest.load:type_name -> v9.cluster.v1.ComponentLoad
+	25, // 8: v9.cluster.v1.NodeInfo.node:type_name -> v9.state.v1.Node
+	26, // 9: v9.cluster.v1.NodeInfo.last_heartbeat:type_name -> google.protobuf.Timestamp
+	17, // 10: v9.cluster.v1.NodesResponse.nodes:type_name -> v9.cluster.v1.NodeInfo
+	1,  // 11: v9.cluster.v1.ClusterService.Status:input_type -> v9.cluster.v1.StatusRequest
+	3,  // 12: v9.cluster.v1.ClusterService.Join:input_type -> v9.cluster.v1.JoinRequest
+	5,  // 13: v9.cluster.v1.ClusterService.RemovePeer:input_type -> v9.cluster.v1.RemovePeerRequest
+	18, // 14: v9.cluster.v1.ClusterService.Nodes:input_type -> v9.cluster.v1.NodesRequest
+	20, // 15: v9.cluster.v1.ClusterService.Drain:input_type -> v9.cluster.v1.DrainRequest
+	8,  // 16: v9.cluster.v1.InternalService.Discover:input_type -> v9.cluster.v1.DiscoverRequest
+	10, // 17: v9.cluster.v1.InternalService.Apply:input_type -> v9.cluster.v1.ApplyRequest
+	12, // 18: v9.cluster.v1.InternalService.ReadIndex:input_type -> v9.cluster.v1.ReadIndexRequest
+	15, // 19: v9.cluster.v1.InternalService.Heartbeat:input_type -> v9.cluster.v1.HeartbeatRequest
+	2,  // 20: v9.cluster.v1.ClusterService.Status:output_type -> v9.cluster.v1.StatusResponse
+	4,  // 21: v9.cluster.v1.ClusterService.Join:output_type -> v9.cluster.v1.JoinResponse
+	6,  // 22: v9.cluster.v1.ClusterService.RemovePeer:output_type -> v9.cluster.v1.RemovePeerResponse
+	19, // 23: v9.cluster.v1.ClusterService.Nodes:output_type -> v9.cluster.v1.NodesResponse
+	21, // 24: v9.cluster.v1.ClusterService.Drain:output_type -> v9.cluster.v1.DrainResponse
+	9,  // 25: v9.cluster.v1.InternalService.Discover:output_type -> v9.cluster.v1.DiscoverResponse
+	11, // 26: v9.cluster.v1.InternalService.Apply:output_type -> v9.cluster.v1.ApplyResponse
+	13, // 27: v9.cluster.v1.InternalService.ReadIndex:output_type -> v9.cluster.v1.ReadIndexResponse
+	16, // 28: v9.cluster.v1.InternalService.Heartbeat:output_type -> v9.cluster.v1.HeartbeatResponse
+	20, // [20:29] is the sub-list for method output_type
+	11, // [11:20] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_v9_cluster_v1_cluster_proto_init() }

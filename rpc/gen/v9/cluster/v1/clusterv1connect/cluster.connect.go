@@ -259,7 +259,8 @@ type InternalServiceClient interface {
 	Discover(context.Context, *connect.Request[v1.DiscoverRequest]) (*connect.Response[v1.DiscoverResponse], error)
 	// Apply commits a command on the leader; followers forward writes with it.
 	Apply(context.Context, *connect.Request[v1.ApplyRequest]) (*connect.Response[v1.ApplyResponse], error)
-	// ReadIndex confirms leadership and returns the commit index, for consistent reads.
+	// ReadIndex confirms leadership and returns an index covering every write committed
+	// before the call, for consistent reads (see Node.ReadIndex).
 	ReadIndex(context.Context, *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error)
 	// Heartbeat tells the leader that a node is alive and what load it carries. A success
 	// renews the node's lease: a node whose lease runs out stops its exclusive instances.
@@ -338,7 +339,8 @@ type InternalServiceHandler interface {
 	Discover(context.Context, *connect.Request[v1.DiscoverRequest]) (*connect.Response[v1.DiscoverResponse], error)
 	// Apply commits a command on the leader; followers forward writes with it.
 	Apply(context.Context, *connect.Request[v1.ApplyRequest]) (*connect.Response[v1.ApplyResponse], error)
-	// ReadIndex confirms leadership and returns the commit index, for consistent reads.
+	// ReadIndex confirms leadership and returns an index covering every write committed
+	// before the call, for consistent reads (see Node.ReadIndex).
 	ReadIndex(context.Context, *connect.Request[v1.ReadIndexRequest]) (*connect.Response[v1.ReadIndexResponse], error)
 	// Heartbeat tells the leader that a node is alive and what load it carries. A success
 	// renews the node's lease: a node whose lease runs out stops its exclusive instances.
