@@ -14,6 +14,7 @@ import (
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
+	"github.com/velocity9/v9/webui"
 )
 
 // Backend is everything a node offers the API.
@@ -29,8 +30,8 @@ type Backend interface {
 // MaxMessageBytes bounds one RPC message.
 const MaxMessageBytes = 4 << 20
 
-// NewMux mounts every service, gRPC health and gRPC reflection on one mux, each call
-// checked by authz (auth.Procedures says what every procedure needs).
+// NewMux mounts every service, gRPC health, gRPC reflection and the web console (at /) on one
+// mux, each call checked by authz (auth.Procedures says what every procedure needs).
 func NewMux(b Backend, authz *auth.Authorizer) *http.ServeMux {
 	guard := connect.WithInterceptors(authz.Interceptor())
 	opts := []connect.HandlerOption{
@@ -62,5 +63,8 @@ func NewMux(b Backend, authz *auth.Authorizer) *http.ServeMux {
 	reflector := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector, guard))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, guard))
+	// The web console, on the same origin as the API; the services' paths are more specific.
+	// Its files are public; every call it makes carries a token.
+	mux.Handle("/", webui.Handler())
 	return mux
 }
