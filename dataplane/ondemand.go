@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/velocity9/v9/fsm"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
 )
@@ -171,17 +172,23 @@ func (o *onDemand) sweep(now time.Time) {
 	}
 }
 
-// loop sweeps every minute and at every change of the state.
+// sweepTables are the tables sweep reads.
+var sweepTables = []fsm.Table{fsm.TableComponents, fsm.TablePlacements}
+
+// loop sweeps every minute and at every change of the tables sweep reads.
 func (o *onDemand) loop(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
-		ch, _ := o.dp.store.Changed()
+		ch, stop := o.dp.store.WatchTables(o.dp.store.TableIndex(sweepTables...), sweepTables...)
 		select {
 		case <-ctx.Done():
-			return
 		case <-ch:
 		case <-t.C:
+		}
+		stop()
+		if ctx.Err() != nil {
+			return
 		}
 		o.sweep(time.Now())
 		if !sleepCtx(ctx, time.Second) {
