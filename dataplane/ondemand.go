@@ -141,14 +141,16 @@ func (o *onDemand) sweep(now time.Time) {
 		return
 	}
 	active := map[string]bool{} // active deployments, and older ones still placed (rollouts)
-	for _, c := range o.dp.store.Components() {
-		active[c.ActiveDeploymentId] = c.Desired == statev1.DesiredState_DESIRED_STATE_RUNNING
-	}
-	for _, p := range o.dp.store.Placements("") {
-		if p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
-			active[p.DeploymentId] = true
-		}
-	}
+	o.dp.store.View(func(v fsm.View) {
+		v.Components(func(c *statev1.Component) {
+			active[c.ActiveDeploymentId] = c.Desired == statev1.DesiredState_DESIRED_STATE_RUNNING
+		})
+		v.Placements(func(p *statev1.Placement) {
+			if p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
+				active[p.DeploymentId] = true
+			}
+		})
+	})
 	o.mu.Lock()
 	var stop []*odInstance
 	for dep, od := range o.m {
@@ -175,12 +177,14 @@ func (o *onDemand) sweep(now time.Time) {
 // sweepTables are the tables sweep reads.
 var sweepTables = []fsm.Table{fsm.TableComponents, fsm.TablePlacements}
 
-// loop sweeps every minute and at every change of the tables sweep reads.
+// loop sweeps every minute and at every change of the tables sweep reads (at most once a
+// second).
 func (o *onDemand) loop(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
+	idx := o.dp.store.TableIndex(sweepTables...)
 	for {
-		ch, stop := o.dp.store.WatchTables(o.dp.store.TableIndex(sweepTables...), sweepTables...)
+		ch, stop := o.dp.store.WatchTables(idx, sweepTables...)
 		select {
 		case <-ctx.Done():
 		case <-ch:
@@ -190,6 +194,9 @@ func (o *onDemand) loop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		// Watch from before the sweep, so that a change during it or the pause below
+		// brings another sweep.
+		idx = o.dp.store.TableIndex(sweepTables...)
 		o.sweep(time.Now())
 		if !sleepCtx(ctx, time.Second) {
 			return
