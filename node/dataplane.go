@@ -47,10 +47,11 @@ func (n *Node) openDataPlane() error {
 	if n.cfg.ContainerdSocket != "" {
 		c, err := container.New(container.Config{
 			Socket: n.cfg.ContainerdSocket, NodeID: n.cfg.ID,
-			StateDir: filepath.Join(n.cfg.DataDir, "containers"), Logger: n.log,
+			StateDir: filepath.Join(n.cfg.DataDir, "containers"), Network: n.cfg.ContainerNetwork,
+			Logger: n.log,
 		})
 		if err != nil {
-			n.log.Warn("containerd unavailable: this node runs wasm components only", "socket", n.cfg.ContainerdSocket, "err", err)
+			n.log.Warn("container executor unavailable: this node runs wasm components only", "socket", n.cfg.ContainerdSocket, "err", err)
 		} else {
 			n.execs[statev1.Runtime_RUNTIME_CONTAINER] = c
 			if err := n.startReaper(); err != nil {

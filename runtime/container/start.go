@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,7 +61,6 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	}()
 	if old != nil {
 		old.setStopping()
-		e.releasePort(old.port, old.id)
 		if err := e.remove(ctx, cid, old); err != nil {
 			return nil, fmt.Errorf("remove the earlier container %s: %w", cid, err)
 		}
@@ -73,13 +73,8 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	if len(spec.Container.Command) == 0 && !ri.runnable {
 		return nil, fmt.Errorf("%w: image %s has no entrypoint or command; set [container] command", runtime.ErrBadArtifact, ri.img.Name())
 	}
-	port, err := e.allocPort(spec.ID)
+	inst, err := e.create(ctx, spec, ri, cid)
 	if err != nil {
-		return nil, err
-	}
-	inst, err := e.create(ctx, spec, ri, cid, port)
-	if err != nil {
-		e.releasePort(port, spec.ID)
 		return nil, err
 	}
 	e.mu.Lock()
@@ -88,9 +83,15 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	return inst, nil
 }
 
-// create creates the container and its task, starts it and waits until it is ready.
-func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage, cid string, port int) (_ *instance, err error) {
-	container, err := e.newContainer(ctx, spec, ri.img, cid, port)
+// create gives the container its network namespace, creates the container and its task,
+// starts it and waits until it is ready.
+func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage, cid string) (_ *instance, err error) {
+	nsPath, ip, err := e.net.attach(ctx)
+	if err != nil {
+		return nil, err
+	}
+	addr := netip.AddrPortFrom(ip, Port).String()
+	container, err := e.newContainer(ctx, spec, ri.img, cid, nsPath, addr)
 	switch {
 	case errdefs.IsAlreadyExists(err):
 		// Left by an earlier agent or a failed start: replace it.
@@ -101,19 +102,22 @@ func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage,
 		if err := e.client.SnapshotService(e.snapshotter).Remove(ctx, cid); err != nil && !errdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("remove the earlier snapshot %s: %w", cid, err)
 		}
-		container, err = e.newContainer(ctx, spec, ri.img, cid, port)
+		container, err = e.newContainer(ctx, spec, ri.img, cid, nsPath, addr)
 	case err != nil && ri.cached:
 		// The image may have been removed behind the executor's back: look again.
 		e.forgetImage(ri.img)
-		if ri, err = e.image(ctx, spec); err != nil {
-			return nil, err
+		if ri, err = e.image(ctx, spec); err == nil {
+			container, err = e.newContainer(ctx, spec, ri.img, cid, nsPath, addr)
 		}
-		container, err = e.newContainer(ctx, spec, ri.img, cid, port)
 	}
 	if err != nil {
+		if derr := e.net.detach(context.WithoutCancel(ctx), nsPath); derr != nil {
+			e.log.Warn("tear down the network namespace of a container not created", "container", cid, "err", derr)
+		}
 		return nil, fmt.Errorf("create container: %w", err)
 	}
-	inst := e.newInstance(spec, cid, port)
+	// From here on, removing the container tears its namespace down (LabelNetNS).
+	inst := e.newInstance(spec, cid, addr)
 	defer func() {
 		if err != nil {
 			inst.setStopping()
@@ -141,26 +145,28 @@ func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage,
 	if err := e.waitReady(ctx, inst); err != nil {
 		return inst, err
 	}
-	inst.log.Info("container ready", "port", port, "pid", task.Pid())
+	inst.log.Info("container ready", "addr", addr, "pid", task.Pid())
 	return inst, nil
 }
 
-func (e *Executor) newContainer(ctx context.Context, spec runtime.Spec, img containerd.Image, cid string, port int) (containerd.Container, error) {
-	opts, err := e.specOpts(spec, img, port)
+func (e *Executor) newContainer(ctx context.Context, spec runtime.Spec, img containerd.Image, cid, nsPath, addr string) (containerd.Container, error) {
+	opts, err := e.specOpts(spec, img, Port, nsPath)
 	if err != nil {
 		return nil, err
 	}
+	labels := e.labels(spec)
+	labels[LabelNetNS], labels[LabelAddr] = nsPath, addr
 	return e.client.NewContainer(ctx, cid,
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(e.snapshotter),
 		containerd.WithNewSnapshot(cid, img),
 		containerd.WithNewSpec(opts...),
-		containerd.WithContainerLabels(e.labels(spec)),
+		containerd.WithContainerLabels(labels),
 	)
 }
 
 // specOpts composes the container's OCI runtime spec.
-func (e *Executor) specOpts(spec runtime.Spec, img containerd.Image, port int) ([]oci.SpecOpts, error) {
+func (e *Executor) specOpts(spec runtime.Spec, img containerd.Image, port int, nsPath string) ([]oci.SpecOpts, error) {
 	env := make([]string, 0, len(spec.Env)+1)
 	for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
 		if k == "" || strings.Contains(k, "=") {
@@ -184,8 +190,9 @@ func (e *Executor) specOpts(spec runtime.Spec, img containerd.Image, port int) (
 	opts = append(opts,
 		oci.WithEnv(env),
 		oci.WithHostname(strings.ToLower(cleanID(spec.Component, 63))),
-		// Host networking: the container listens on the host's loopback at $PORT.
-		oci.WithHostNamespace(specs.NetworkNamespace),
+		// Its own network namespace, set up by e.net: the container listens on its
+		// address at $PORT, and reaches out through the bridge's firewall.
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: nsPath}),
 		oci.WithMemoryLimit(memory),
 		oci.WithNoNewPrivileges,
 		seccomp.WithDefaultProfile(),
@@ -275,8 +282,8 @@ func (e *Executor) waitReady(ctx context.Context, inst *instance) error {
 			default:
 			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("container not ready within %s: nothing answered HTTP on port %d%s",
-					e.cfg.ReadyTimeout, inst.port, lastLines(inst))
+				return fmt.Errorf("container not ready within %s: nothing answered HTTP at %s ($PORT)%s",
+					e.cfg.ReadyTimeout, inst.addr, lastLines(inst))
 			}
 			return ctx.Err()
 		case <-tick.C:
