@@ -102,10 +102,15 @@ func (e *Executor) Adopt(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	// The container keeps its network namespace and address. One from before v9 gave
 	// containers their own (host networking) is not adopted: the reconciler starts the
 	// placement again, which replaces it.
-	addr := info.Labels[LabelAddr]
-	if _, err := netip.ParseAddrPort(addr); err != nil || info.Labels[LabelNetNS] == "" {
+	nsPath := info.Labels[LabelNetNS]
+	if nsPath == "" {
 		return nil, fmt.Errorf("adopt %s: container %s has no network namespace of its own: %w", spec.ID, cid, runtime.ErrNotFound)
 	}
+	ip, err := e.net.addr(nsPath)
+	if err != nil {
+		return nil, fmt.Errorf("adopt %s: %w", spec.ID, err)
+	}
+	addr := netip.AddrPortFrom(ip, Port).String()
 
 	inst := e.newInstance(spec, cid, addr)
 	task, err := c.Task(ctx, cio.NewAttach(cio.WithStreams(nil, inst.stdout, inst.stderr)))

@@ -39,10 +39,9 @@ const (
 	LabelDigest     = "v9.digest"
 	// LabelExclusive marks an exclusive component's container: Reap kills these.
 	LabelExclusive = "v9.exclusive"
-	// LabelNetNS is the path of the container's network namespace, LabelAddr its address
-	// and port: an adopted container keeps both, and Stop tears the namespace down.
+	// LabelNetNS is the path of the container's network namespace: an adopted container
+	// keeps it (and its address in it), and removing the container tears it down.
 	LabelNetNS = "v9.netns"
-	LabelAddr  = "v9.addr"
 	// labelArtifact, on an image imported from an archive, is the digest of the artifact it
 	// came from: the next start of the same artifact skips the import.
 	labelArtifact = "v9.artifact"

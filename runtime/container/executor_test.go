@@ -116,7 +116,7 @@ func TestStartServeStop(t *testing.T) {
 	if _, err := os.Stat(labels[LabelNetNS]); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("network namespace %q still there after Stop: %v", labels[LabelNetNS], err)
 	}
-	lease := filepath.Join(e.net.cfg.StateDir, "ipam", "v9-"+e.net.cfg.Bridge, strings.Split(labels[LabelAddr], ":")[0])
+	lease := filepath.Join(e.net.cfg.StateDir, "ipam", "v9-"+e.net.cfg.Bridge, strings.Split(inst.(*instance).addr, ":")[0])
 	if _, err := os.Stat(lease); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("address lease %s still there after Stop: %v", lease, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/containerd/containerd/pkg/netns"
 	gocni "github.com/containerd/go-cni"
+	cnins "github.com/containernetworking/plugins/pkg/ns"
 )
 
 // Defaults of Network's zero values.
@@ -171,35 +173,75 @@ func (n *network) confList() ([]byte, error) {
 	})
 }
 
-// attach creates a network namespace for a container and connects it to the bridge. It
-// returns the namespace's path and the container's address. The namespace's name (a
-// random cni-UUID) is its CNI container id: unique, and all detach needs.
-func (n *network) attach(ctx context.Context) (string, netip.Addr, error) {
+// newNS creates a network namespace for a container, not yet connected, and returns its
+// path. Its name (a random cni-UUID) is its CNI container id: unique, and all detach needs.
+func (n *network) newNS() (string, error) {
 	ns, err := netns.NewNetNS(n.nsDir)
 	if err != nil {
-		return "", netip.Addr{}, fmt.Errorf("create network namespace: %w", err)
+		return "", fmt.Errorf("create network namespace: %w", err)
 	}
-	res, err := n.cni.Setup(ctx, filepath.Base(ns.GetPath()), ns.GetPath())
-	if err == nil {
-		var ip netip.Addr
-		if eth := res.Interfaces["eth0"]; eth != nil {
-			for _, c := range eth.IPConfigs {
-				if a, ok := netip.AddrFromSlice(c.IP); ok && a.Unmap().Is4() {
-					ip = a.Unmap()
-					break
-				}
+	return ns.GetPath(), nil
+}
+
+// setup connects the namespace at nsPath to the bridge and returns the container's
+// address. After an error the caller still detaches.
+func (n *network) setup(ctx context.Context, nsPath string) (netip.Addr, error) {
+	res, err := n.cni.Setup(ctx, filepath.Base(nsPath), nsPath)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("connect the container to %s: %w", n.cfg.Bridge, err)
+	}
+	if eth := res.Interfaces["eth0"]; eth != nil {
+		for _, c := range eth.IPConfigs {
+			if a, ok := netip.AddrFromSlice(c.IP); ok && a.Unmap().Is4() {
+				n.bridgeOnce.Do(n.bridgeSysctls)
+				return a.Unmap(), nil
 			}
 		}
-		if ip.IsValid() {
-			n.bridgeOnce.Do(n.bridgeSysctls)
-			return ns.GetPath(), ip, nil
+	}
+	return netip.Addr{}, fmt.Errorf("connect the container to %s: the bridge plugin gave eth0 no IPv4 address", n.cfg.Bridge)
+}
+
+// attach is newNS and setup in one, undone on failure.
+func (n *network) attach(ctx context.Context) (string, netip.Addr, error) {
+	nsPath, err := n.newNS()
+	if err != nil {
+		return "", netip.Addr{}, err
+	}
+	ip, err := n.setup(ctx, nsPath)
+	if err != nil {
+		if derr := n.detach(context.WithoutCancel(ctx), nsPath); derr != nil {
+			n.log.Warn("tear down a network namespace after a failed setup", "netns", nsPath, "err", derr)
 		}
-		err = errors.New("the bridge plugin gave eth0 no IPv4 address")
+		return "", netip.Addr{}, err
 	}
-	if derr := n.detach(context.WithoutCancel(ctx), ns.GetPath()); derr != nil {
-		n.log.Warn("tear down a network namespace after a failed setup", "netns", ns.GetPath(), "err", derr)
+	return nsPath, ip, nil
+}
+
+// addr reads the IPv4 address of eth0 inside the namespace at nsPath: how an adopted
+// container's address is found again.
+func (n *network) addr(nsPath string) (netip.Addr, error) {
+	var ip netip.Addr
+	err := netns.LoadNetNS(nsPath).Do(func(cnins.NetNS) error {
+		eth, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		addrs, err := eth.Addrs()
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Is4() {
+				ip = p.Addr()
+				return nil
+			}
+		}
+		return errors.New("eth0 has no IPv4 address")
+	})
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("address in network namespace %s: %w", nsPath, err)
 	}
-	return "", netip.Addr{}, fmt.Errorf("connect the container to %s: %w", n.cfg.Bridge, err)
+	return ip, nil
 }
 
 // detach disconnects the namespace at nsPath from the bridge, frees its address and

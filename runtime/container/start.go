@@ -84,42 +84,66 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 }
 
 // create gives the container its network namespace, creates the container and its task,
-// starts it and waits until it is ready.
+// starts it and waits until it is ready. The namespace is connected to the bridge (CNI
+// ADD) while containerd creates the container and the task, off the cold start's path.
 func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage, cid string) (_ *instance, err error) {
-	nsPath, ip, err := e.net.attach(ctx)
+	nsPath, err := e.net.newNS()
 	if err != nil {
 		return nil, err
 	}
-	addr := netip.AddrPortFrom(ip, Port).String()
-	container, err := e.newContainer(ctx, spec, ri.img, cid, nsPath, addr)
+	type netResult struct {
+		ip  netip.Addr
+		err error
+	}
+	netc := make(chan netResult, 1)
+	go func() {
+		ip, err := e.net.setup(ctx, nsPath)
+		netc <- netResult{ip, err}
+	}()
+	var connected *netResult
+	// awaitNet waits for the CNI ADD; every way out waits for it, so that nothing tears
+	// the namespace down while the plugins still work on it.
+	awaitNet := func() netResult {
+		if connected == nil {
+			r := <-netc
+			connected = &r
+		}
+		return *connected
+	}
+
+	container, err := e.newContainer(ctx, spec, ri.img, cid, nsPath)
 	switch {
 	case errdefs.IsAlreadyExists(err):
 		// Left by an earlier agent or a failed start: replace it.
-		if err := e.remove(ctx, cid, nil); err != nil {
-			return nil, fmt.Errorf("remove the earlier container %s: %w", cid, err)
+		if err = e.remove(ctx, cid, nil); err != nil {
+			err = fmt.Errorf("remove the earlier container %s: %w", cid, err)
+			break
 		}
 		// A snapshot without its container: left by a create that failed half way.
-		if err := e.client.SnapshotService(e.snapshotter).Remove(ctx, cid); err != nil && !errdefs.IsNotFound(err) {
-			return nil, fmt.Errorf("remove the earlier snapshot %s: %w", cid, err)
+		if err = e.client.SnapshotService(e.snapshotter).Remove(ctx, cid); err != nil && !errdefs.IsNotFound(err) {
+			err = fmt.Errorf("remove the earlier snapshot %s: %w", cid, err)
+			break
 		}
-		container, err = e.newContainer(ctx, spec, ri.img, cid, nsPath, addr)
+		container, err = e.newContainer(ctx, spec, ri.img, cid, nsPath)
 	case err != nil && ri.cached:
 		// The image may have been removed behind the executor's back: look again.
 		e.forgetImage(ri.img)
 		if ri, err = e.image(ctx, spec); err == nil {
-			container, err = e.newContainer(ctx, spec, ri.img, cid, nsPath, addr)
+			container, err = e.newContainer(ctx, spec, ri.img, cid, nsPath)
 		}
 	}
 	if err != nil {
+		awaitNet()
 		if derr := e.net.detach(context.WithoutCancel(ctx), nsPath); derr != nil {
 			e.log.Warn("tear down the network namespace of a container not created", "container", cid, "err", derr)
 		}
 		return nil, fmt.Errorf("create container: %w", err)
 	}
 	// From here on, removing the container tears its namespace down (LabelNetNS).
-	inst := e.newInstance(spec, cid, addr)
+	inst := e.newInstance(spec, cid, "")
 	defer func() {
 		if err != nil {
+			awaitNet()
 			inst.setStopping()
 			cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
@@ -139,23 +163,28 @@ func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage,
 	if err := inst.watch(ctx, task); err != nil {
 		return inst, err
 	}
+	net := awaitNet()
+	if net.err != nil {
+		return inst, net.err
+	}
+	inst.addr = netip.AddrPortFrom(net.ip, Port).String()
 	if err := task.Start(ctx); err != nil {
 		return inst, fmt.Errorf("start task: %w", err)
 	}
 	if err := e.waitReady(ctx, inst); err != nil {
 		return inst, err
 	}
-	inst.log.Info("container ready", "addr", addr, "pid", task.Pid())
+	inst.log.Info("container ready", "addr", inst.addr, "pid", task.Pid())
 	return inst, nil
 }
 
-func (e *Executor) newContainer(ctx context.Context, spec runtime.Spec, img containerd.Image, cid, nsPath, addr string) (containerd.Container, error) {
+func (e *Executor) newContainer(ctx context.Context, spec runtime.Spec, img containerd.Image, cid, nsPath string) (containerd.Container, error) {
 	opts, err := e.specOpts(spec, img, Port, nsPath)
 	if err != nil {
 		return nil, err
 	}
 	labels := e.labels(spec)
-	labels[LabelNetNS], labels[LabelAddr] = nsPath, addr
+	labels[LabelNetNS] = nsPath
 	return e.client.NewContainer(ctx, cid,
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(e.snapshotter),
