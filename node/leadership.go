@@ -4,12 +4,14 @@ import (
 	"context"
 	"time"
 
+	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/leader"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
 // setupLeadership builds the leadership owner and registers every leader controller: the
-// control plane's (package leader) and the GitHub loops (builds, polling, commit statuses).
+// control plane's (package leader); openGitHub registers the GitHub loops (builds, polling,
+// commit statuses).
 func (n *Node) setupLeadership() {
 	env := leaderEnv{n}
 	lc := n.cfg.Liveness
@@ -23,9 +25,6 @@ func (n *Node) setupLeadership() {
 		n.live,
 		leader.NewRollouts(env, every, lc.RolloutDeadline, n.log),
 		leader.NewAutoscaler(env, n.live, leader.AutoscaleConfig{Every: every, Warmup: lc.TTL, Policy: n.cfg.Autoscale}, n.log),
-		leader.ControllerFunc("builds", n.buildLoop),
-		leader.ControllerFunc("poll", n.pollLoop),
-		leader.ControllerFunc("statuses", n.statusLoop),
 	)
 	n.owner.Register(n.cfg.extraControllers...)
 }
@@ -69,9 +68,10 @@ func (e leaderEnv) ViewState(f func(*statev1.State)) { e.n.fsm.Store.ViewState(f
 func (e leaderEnv) State() *statev1.State            { return e.n.fsm.Store.State() }
 func (e leaderEnv) Nodes() []*statev1.Node           { return e.n.fsm.Store.Nodes() }
 
-func (e leaderEnv) Changed() <-chan struct{} {
-	ch, _ := e.n.fsm.Store.Changed()
-	return ch
+func (e leaderEnv) TableIndex(ts ...fsm.Table) uint64 { return e.n.fsm.Store.TableIndex(ts...) }
+
+func (e leaderEnv) WaitTables(ctx context.Context, min uint64, ts ...fsm.Table) (uint64, error) {
+	return e.n.fsm.Store.WaitTables(ctx, min, ts...)
 }
 
 func (e leaderEnv) SystemLog(component, line string) { e.n.logs.Append(component, "", "system", line) }

@@ -14,13 +14,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/velocity9/v9/dataplane"
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/rpc/server"
-	v9rt "github.com/velocity9/v9/runtime"
 	"github.com/velocity9/v9/runtime/artifact"
 )
 
@@ -34,24 +35,17 @@ type Node struct {
 	peers  *peerClients
 	disc   discovery
 
-	artifacts *artifact.Store
-	fetches   fetchLocks
+	dp        *dataplane.DataPlane // this node's instances, routing, artifacts and lease
+	artifacts *artifact.Store      // shared with dp
 	logs      *logring.Ring
 	stats     *proxy.Stats
 	metrics   *prometheus.Registry
-	execs     map[statev1.Runtime]v9rt.Executor
 	runtimes  []statev1.Runtime
-	rec       *reconciler
-	router    *router
-	od        onDemand         // wasm served without a placement
 	owner     *leader.Owner    // starts and stops the leader controllers
 	live      *leader.Liveness // the leader's view of the nodes' heartbeats
 	scheduler *leader.Scheduler
-	reaper    *os.File      // write end of the reaper's pipe (container nodes)
-	lease     lease         // this node's lease from the leader
-	load      *loadReporter // requests entering through this node's proxy
-	builds    builder
-	statuses  chan statusPost
+	reaper    *dataplane.Reaper // fences exclusive containers if the agent dies
+	gh        *ghub.Service     // linking, webhooks, builds, polling, commit statuses
 
 	apiLn, proxyLn   net.Listener
 	apiSrv, proxySrv *http.Server
@@ -73,12 +67,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
-	n.builds.wake = make(chan struct{}, 1)
-	n.statuses = make(chan statusPost, 1024)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
-	n.od.n = n
-	n.lease.base = time.Now()
 	n.disc.known = map[string]peer{}
 	n.setupLeadership()
 
@@ -107,18 +97,19 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.openDataPlane(); err != nil {
 		return fail(err)
 	}
+	n.openGitHub()
 	if !n.raft.hasState && cfg.BootstrapExpect == 0 && len(cfg.Join) == 0 {
 		return fail(errors.New("this node has no cluster state yet: give --bootstrap-expect to start a new cluster or --join to join one"))
 	}
 
 	mux := server.NewMux(n)
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
-	mux.HandleFunc(WebhookPath, n.serveWebhook)
+	mux.HandleFunc(ghub.WebhookPath, n.gh.ServeWebhook)
 	n.apiSrv = newHTTPServer(mux)
 	n.serve(n.apiSrv, n.apiLn, "api")
 	if n.proxyLn != nil {
 		n.proxySrv = newHTTPServer(proxy.New(proxy.Config{
-			NodeID: cfg.ID, Domain: cfg.Domain, Router: n.router, Stats: n.stats, Load: n.load.l, Logger: n.log,
+			NodeID: cfg.ID, Domain: cfg.Domain, Router: n.dp.Router(), Stats: n.stats, Load: n.dp.Load(), Logger: n.log,
 			Access: func(component, line string) { n.logs.Append(component, "proxy", "access", line) },
 		}))
 		n.serve(n.proxySrv, n.proxyLn, "proxy")
@@ -127,13 +118,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.goLoop(n.bootstrapOrJoin)
 	}
 	n.goLoop(n.registerSelf)
-	n.goLoop(n.router.loop)
-	n.goLoop(n.rec.loop)
-	n.goLoop(n.heartbeatLoop)
+	for _, loop := range n.dp.Loops() {
+		n.goLoop(loop)
+	}
 	n.goLoop(n.runLeadership)
-	n.goLoop(n.gcLoop)
-	n.goLoop(n.replicateLoop)
-	n.goLoop(n.od.loop)
 	n.log.Info("node started", "api", n.APIAddr(), "proxy", n.ProxyAddr(), "raft", n.RaftAddr(),
 		"data_dir", cfg.DataDir, "existing_state", n.raft.hasState)
 	return n, nil
@@ -233,13 +221,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			err = n.raft.close()
 		}
 		n.wg.Wait()
-		if n.rec != nil {
-			// Containers outlive the agent to be adopted by the next one, but an exclusive
-			// one must not: nothing would fence it while the agent is away.
-			n.rec.stopExclusive(ctx)
-			n.rec.closeAll()
+		if n.dp != nil {
+			n.dp.StopExclusive(ctx)
+			n.dp.Close()
 		}
-		n.closeReaper()
+		n.reaper.Close()
 		n.log.Info("node stopped")
 	})
 	return err
@@ -268,9 +254,9 @@ func (n *Node) kill() {
 			n.raft.close()
 		}
 		n.wg.Wait()
-		if n.rec != nil {
-			n.rec.closeAll()
+		if n.dp != nil {
+			n.dp.Close()
 		}
-		n.closeReaper() // as the kernel would when the process dies
+		n.reaper.Close() // as the kernel would when the process dies
 	})
 }

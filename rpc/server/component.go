@@ -12,6 +12,7 @@ import (
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	v9spec "github.com/velocity9/v9/spec"
 )
 
 // Writer commits a command through the Raft leader.
@@ -80,22 +81,24 @@ func (s *Components) Get(ctx context.Context, req *connect.Request[componentv1.G
 	if err := s.read(ctx, req.Msg.Read); err != nil {
 		return nil, err
 	}
-	st := s.B.Store()
-	idx := st.Index()
-	c, err := st.Component(req.Msg.Name)
-	if err != nil {
+	idx, comps, statuses := componentStatuses(s.B.Store(), req.Msg.Name, true)
+	if len(comps) == 0 {
+		// The store's own error names what is missing, as the other reads do.
+		_, err := s.B.Store().Component(req.Msg.Name)
+		if err == nil {
+			err = fmt.Errorf("component %q: %w", req.Msg.Name, fsm.ErrNotFound)
+		}
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&componentv1.GetResponse{Component: c, Index: idx}), nil
+	return connect.NewResponse(&componentv1.GetResponse{Component: comps[0], Index: idx, Status: statuses[req.Msg.Name]}), nil
 }
 
 func (s *Components) List(ctx context.Context, req *connect.Request[componentv1.ListRequest]) (*connect.Response[componentv1.ListResponse], error) {
 	if err := s.read(ctx, req.Msg.Read); err != nil {
 		return nil, err
 	}
-	st := s.B.Store()
-	idx := st.Index()
-	return connect.NewResponse(&componentv1.ListResponse{Components: st.Components(), Index: idx}), nil
+	idx, comps, statuses := componentStatuses(s.B.Store(), "", false)
+	return connect.NewResponse(&componentv1.ListResponse{Components: comps, Index: idx, Statuses: statuses}), nil
 }
 
 func (s *Components) Create(ctx context.Context, req *connect.Request[componentv1.CreateRequest]) (*connect.Response[componentv1.CreateResponse], error) {
@@ -113,13 +116,7 @@ func (s *Components) Create(ctx context.Context, req *connect.Request[componentv
 	if m.PollSeconds != 0 {
 		return nil, invalidArg(errors.New("poll_seconds needs source.github_repo"))
 	}
-	spec := m.Spec
-	if spec == nil {
-		spec = &statev1.ComponentSpec{}
-	}
-	if spec.ScaleMax == 0 && spec.ScaleMin == 0 {
-		spec.ScaleMin, spec.ScaleMax = 1, 1
-	}
+	spec := v9spec.Defaulted(m.Spec)
 	c := &statev1.Component{
 		Name:     m.Name,
 		Owner:    m.Owner,
@@ -127,7 +124,7 @@ func (s *Components) Create(ctx context.Context, req *connect.Request[componentv
 		Runtime:  m.Runtime,
 		Spec:     spec,
 		Desired:  statev1.DesiredState_DESIRED_STATE_RUNNING,
-		Replicas: spec.ScaleMin,
+		Replicas: v9spec.InitialReplicas(spec),
 	}
 	cmd := &statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: c}}}
 	idx, c, err := s.writeThenGet(ctx, cmd, m.Name)

@@ -1,0 +1,191 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	v9rt "github.com/velocity9/v9/runtime"
+)
+
+// onDemand serves wasm components on this node without a placement. When the proxy finds
+// no instance to reach (a component scaled to zero, or its nodes just died and their
+// replacements are not running yet), it serves the request from a local instance of the
+// active deployment. A wasm "instance" is a compiled module that instantiates a fresh guest
+// per request, so keeping one costs little; idle ones are closed by sweep.
+type onDemand struct {
+	dp *DataPlane
+	mu sync.Mutex
+	m  map[string]*odInstance // by deployment id
+}
+
+type odInstance struct {
+	ready chan struct{} // closed once run or err is set
+	run   v9rt.Instance
+	err   error
+	in    *instance // counts requests in flight, like a placement's instance
+	used  time.Time
+	// failedAt is when the start failed (under onDemand.mu); zero if it did not.
+	failedAt time.Time
+}
+
+// odIdle is how long an on-demand instance stays without requests.
+const odIdle = 5 * time.Minute
+
+// handler returns the on-demand handler of a component.
+func (o *onDemand) handler(component string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, err := o.get(r.Context(), component)
+		if err != nil {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "v9: component \""+component+"\" has no running instance", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// odRetry is how long a failed on-demand start is remembered before it is tried again.
+const odRetry = 5 * time.Second
+
+// get returns a handler for the component: an instance of its active deployment or, while
+// that one cannot start (a broken version being rolled out), of the newest older ready
+// deployment that still has placements running, which is what the cluster serves meanwhile.
+func (o *onDemand) get(ctx context.Context, component string) (http.Handler, error) {
+	c := o.dp.router.onDemand(component)
+	if c == nil {
+		return nil, fmt.Errorf("component %s not found", component)
+	}
+	var firstErr error
+	for _, dep := range c.candidates {
+		h, err := o.instance(ctx, c, dep)
+		if err == nil {
+			return h, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr == nil {
+		firstErr = fmt.Errorf("component %s has no deployment to run", c.name)
+	}
+	return nil, firstErr
+}
+
+// instance returns the on-demand instance of one deployment, starting it if needed. A
+// failed start is remembered for odRetry so that requests do not retry it one by one.
+func (o *onDemand) instance(ctx context.Context, c *onDemandTarget, dep string) (http.Handler, error) {
+	o.mu.Lock()
+	if o.m == nil {
+		o.m = map[string]*odInstance{}
+	}
+	od, ok := o.m[dep]
+	if ok && od.failedAt != (time.Time{}) && time.Since(od.failedAt) > odRetry {
+		ok = false
+	}
+	if !ok {
+		od = &odInstance{ready: make(chan struct{})}
+		o.m[dep] = od
+		go o.start(od, c, dep)
+	}
+	od.used = time.Now()
+	o.mu.Unlock()
+	select {
+	case <-od.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if od.err != nil {
+		return nil, od.err
+	}
+	return od.in.handler, nil
+}
+
+func (o *onDemand) start(od *odInstance, c *onDemandTarget, dep string) {
+	defer close(od.ready)
+	p := &statev1.Placement{Id: "ondemand-" + dep, ComponentId: c.id, DeploymentId: dep}
+	r := o.dp.rec
+	spec, err := r.spec(p)
+	if err == nil {
+		ex := r.execs[statev1.Runtime_RUNTIME_WASM]
+		ctx, cancel := context.WithTimeout(o.dp.ctx, 2*time.Minute)
+		od.run, err = ex.Start(ctx, spec)
+		cancel()
+	}
+	if err != nil {
+		od.err = err
+		o.mu.Lock()
+		od.failedAt = time.Now()
+		o.mu.Unlock()
+		o.dp.log.Warn("on-demand instance", "component", c.name, "deployment", dep, "err", err)
+		return
+	}
+	od.in = &instance{id: p.Id, component: c.name, deployment: dep, rt: c.rt, run: od.run}
+	od.in.handler = r.wrap(od.in, od.run)
+	o.dp.log.Info("on-demand instance started", "component", c.name, "deployment", dep)
+}
+
+// sweep stops on-demand instances that are idle or of a deployment neither active nor placed.
+func (o *onDemand) sweep(now time.Time) {
+	o.mu.Lock()
+	idle := len(o.m) == 0
+	o.mu.Unlock()
+	if idle {
+		return
+	}
+	active := map[string]bool{} // active deployments, and older ones still placed (rollouts)
+	for _, c := range o.dp.store.Components() {
+		active[c.ActiveDeploymentId] = c.Desired == statev1.DesiredState_DESIRED_STATE_RUNNING
+	}
+	for _, p := range o.dp.store.Placements("") {
+		if p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
+			active[p.DeploymentId] = true
+		}
+	}
+	o.mu.Lock()
+	var stop []*odInstance
+	for dep, od := range o.m {
+		select {
+		case <-od.ready:
+		default:
+			continue // still starting
+		}
+		if !active[dep] || now.Sub(od.used) > odIdle {
+			delete(o.m, dep)
+			if od.run != nil {
+				stop = append(stop, od)
+			}
+		}
+	}
+	o.mu.Unlock()
+	ex := o.dp.rec.execs[statev1.Runtime_RUNTIME_WASM]
+	for _, od := range stop {
+		o.dp.rec.drain(od.in)
+		_ = ex.Stop(context.Background(), od.in.id)
+	}
+}
+
+// loop sweeps every minute and at every change of the state.
+func (o *onDemand) loop(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		ch, _ := o.dp.store.Changed()
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		case <-t.C:
+		}
+		o.sweep(time.Now())
+		if !sleepCtx(ctx, time.Second) {
+			return
+		}
+	}
+}

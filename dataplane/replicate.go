@@ -1,0 +1,39 @@
+package dataplane
+
+import (
+	"context"
+	"time"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// replicateLoop copies to this node the artifact of every component's active deployment,
+// whether or not this node runs it, so that a replacement can start anywhere when the node
+// that stored the artifact is gone. Fetch failures are retried at the next change or tick.
+func (dp *DataPlane) replicateLoop(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		ch, _ := dp.store.Changed()
+		for _, c := range dp.store.Components() {
+			d, _ := dp.store.Deployment(c.ActiveDeploymentId)
+			if d == nil || d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY || d.ArtifactDigest == "" || dp.cfg.Artifacts.Has(d.ArtifactDigest) {
+				continue
+			}
+			fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			if _, err := dp.artifactDir(fctx, d); err != nil && ctx.Err() == nil {
+				dp.log.Debug("replicate artifact", "component", c.Name, "deployment", d.Id, "err", err)
+			}
+			cancel()
+		}
+		if !sleepCtx(ctx, time.Second) { // at most a pass a second, whatever the write rate
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,490 @@
+package ghub
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/velocity9/v9/deploy"
+	"github.com/velocity9/v9/fsm"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// Builds run on the leader. A push recorded by any node is a pending Deployment in the
+// replicated state; the leader's build loop picks it up, so a new leader resumes what the
+// old one left pending or building. One build per component runs at a time; when several
+// pushes wait, the newest is built and the older ones are marked superseded.
+
+const (
+	// buildTimeout bounds one whole build: download, extraction, compile, store.
+	buildTimeout = 10 * time.Minute
+	// servingTimeout bounds how long the leader waits for a new deployment to serve before
+	// it reports failure on the commit.
+	servingTimeout = 2 * time.Minute
+)
+
+// builder tracks the builds this node runs while it leads.
+type builder struct {
+	mu      sync.Mutex
+	running map[string]*runningBuild // by component id
+	wake    chan struct{}            // a build ended: look for the next one
+	ctx     context.Context          // the term's: reports of serving end with it
+	wg      sync.WaitGroup           // builds and their reports of this term
+}
+
+func (b *builder) kick() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+type runningBuild struct {
+	deployment string
+	cancel     context.CancelFunc
+	done       chan struct{}
+}
+
+// FromGitHub reports whether the leader builds d: deployments from pushes carry a branch,
+// uploads do not.
+func FromGitHub(d *statev1.Deployment) bool { return d.GetBranch() != "" && d.GetCommitSha() != "" }
+
+func pendingOrBuilding(s statev1.DeploymentStatus) bool {
+	return s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING || s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING
+}
+
+// BuildLoop is a leader controller: the node runs it for each term of leadership, with a
+// ctx that ends with the term. It starts builds; when the term ends it cancels them and
+// waits for them (and their status reports) to end.
+func (s *Service) BuildLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	defer s.builds.wg.Wait()
+	defer s.builds.cancelAll()
+	s.builds.mu.Lock()
+	s.builds.ctx = ctx
+	s.builds.mu.Unlock()
+	for {
+		ch, _ := s.state.Changed()
+		s.startBuilds(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		case <-s.builds.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// term is the context of the current term of leadership.
+func (s *Service) term() context.Context {
+	s.builds.mu.Lock()
+	defer s.builds.mu.Unlock()
+	return s.builds.ctx
+}
+
+func (b *builder) cancelAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range b.running {
+		r.cancel()
+	}
+}
+
+// startBuilds starts the newest waiting deployment of every component that has no build
+// running, and marks older waiting ones superseded.
+func (s *Service) startBuilds(ctx context.Context) {
+	// This runs at every change: read through a View and copy only the few waiting ones,
+	// not the whole state.
+	waiting := map[string][]*statev1.Deployment{}
+	s.state.View(func(v fsm.View) {
+		v.Deployments(func(d *statev1.Deployment) {
+			if FromGitHub(d) && pendingOrBuilding(d.Status) {
+				waiting[d.ComponentId] = append(waiting[d.ComponentId], proto.Clone(d).(*statev1.Deployment))
+			}
+		})
+	})
+	for comp, ds := range waiting {
+		sort.Slice(ds, func(i, j int) bool { return ds[i].CreateIndex < ds[j].CreateIndex })
+		newest := ds[len(ds)-1]
+		s.builds.mu.Lock()
+		if s.builds.running == nil {
+			s.builds.running = map[string]*runningBuild{}
+		}
+		run := s.builds.running[comp]
+		s.builds.mu.Unlock()
+		for _, d := range ds[:len(ds)-1] {
+			if run != nil && run.deployment == d.Id {
+				continue // let the running build finish; the newest follows it
+			}
+			s.supersede(ctx, d, newest)
+		}
+		if run != nil {
+			continue
+		}
+		bctx, cancel := context.WithTimeout(ctx, buildTimeout)
+		rb := &runningBuild{deployment: newest.Id, cancel: cancel, done: make(chan struct{})}
+		s.builds.mu.Lock()
+		s.builds.running[comp] = rb
+		s.builds.mu.Unlock()
+		s.builds.wg.Add(1)
+		go func() {
+			defer s.builds.wg.Done()
+			defer func() {
+				cancel()
+				s.builds.mu.Lock()
+				if s.builds.running[comp] == rb {
+					delete(s.builds.running, comp)
+				}
+				s.builds.mu.Unlock()
+				close(rb.done)
+				s.builds.kick()
+			}()
+			s.build(bctx, newest)
+		}()
+	}
+}
+
+func (s *Service) supersede(ctx context.Context, d, by *statev1.Deployment) {
+	msg := "superseded by a newer push (" + shortSHA(by.CommitSha) + ") before it was built"
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.finishDeployment(cctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, msg, ""); err != nil {
+		s.log.Warn("supersede deployment", "deployment", d.Id, "err", err)
+		return
+	}
+	s.postStatus(ctx, d, "error", "not deployed: superseded by "+shortSHA(by.CommitSha))
+}
+
+func (s *Service) finishDeployment(ctx context.Context, id string, st statev1.DeploymentStatus, msg, buildLog string) error {
+	_, err := s.cluster.Apply(ctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: id, Status: st, Error: msg, BuildLog: buildLog,
+	}}})
+	return err
+}
+
+// buildLog collects a build's output for the deployment record.
+type buildLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *buildLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.buf.Len() > 4<<20 {
+		return len(p), nil // the state keeps only the tail; stop growing
+	}
+	return l.buf.Write(p)
+}
+
+func (l *buildLog) printf(format string, args ...any) { fmt.Fprintf(l, format+"\n", args...) }
+
+func (l *buildLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// build turns one pending deployment into a ready and active one, or a failed one.
+func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
+	start := time.Now()
+	log := &buildLog{}
+	c, err := s.state.ComponentByID(d.ComponentId)
+	if err != nil {
+		return // deleted meanwhile
+	}
+	s.log.Info("build started", "component", c.Name, "deployment", d.Id, "sha", shortSHA(d.CommitSha))
+	log.printf("v9 build of %s on %s: %s@%s (%s)", c.Name, s.o.NodeID, c.GetSource().GetGithubRepo(), d.CommitSha, d.Branch)
+	s.postStatus(ctx, d, "pending", "building on v9")
+	if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING {
+		if err := s.finishDeployment(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING, "", ""); err != nil {
+			s.log.Warn("mark building", "deployment", d.Id, "err", err)
+			return
+		}
+	} else {
+		log.printf("resuming a build another leader started")
+	}
+	digest, spec, unpin, err := s.buildArtifact(ctx, c, d, log)
+	if unpin != nil {
+		defer unpin()
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		s.log.Info("build stopped: leadership ended", "deployment", d.Id)
+		return // the next leader resumes it from the state
+	}
+	if err != nil {
+		log.printf("FAILED: %v", err)
+		s.failBuild(d, err.Error(), log.String())
+		return
+	}
+	built := time.Since(start)
+
+	// Commit, in one step: the deployment becomes ready with its artifact and spec, and
+	// active with the component taking that spec, unless a newer deployment is active. A
+	// leader change before this commits leaves the deployment building, and the next leader
+	// builds it again; only a refusal by the state machine fails it.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	log.printf("ready: artifact %s (build %s)", digest, built.Round(time.Millisecond))
+	idx, err := s.cluster.Apply(cctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: d.Id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ArtifactDigest: digest,
+		BuildLog: log.String(), Spec: spec, ArtifactOrigin: s.o.NodeID, Activate: true,
+	}}})
+	if err != nil {
+		if errors.Is(err, fsm.ErrInvalid) || connect.CodeOf(err) == connect.CodeInvalidArgument {
+			log.printf("FAILED: %v", err)
+			s.failBuild(d, "v9.toml: "+err.Error(), log.String())
+			return
+		}
+		s.log.Warn("commit the built deployment; the leader retries it", "deployment", d.Id, "err", err)
+		return
+	}
+	s.state.WaitForIndex(cctx, idx)
+	if cur, err := s.state.ComponentByID(c.Id); err != nil || cur.ActiveDeploymentId != d.Id {
+		if err == nil {
+			s.postStatus(ctx, d, "error", "built, but a newer deployment is active")
+		}
+		return
+	}
+	s.log.Info("deployment activated", "component", c.Name, "deployment", d.Id, "sha", shortSHA(d.CommitSha),
+		"build", built.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
+	s.o.Logs.Append(c.Name, "", "system", fmt.Sprintf("deployment %s (%s) activated", d.Id, shortSHA(d.CommitSha)))
+	// Report success once the new version serves; this does not hold up the next build.
+	term := s.term()
+	s.builds.wg.Add(1)
+	go func() {
+		defer s.builds.wg.Done()
+		s.reportServing(term, d, idx)
+	}()
+}
+
+func (s *Service) failBuild(d *statev1.Deployment, msg, buildLog string) {
+	ctx, cancel := context.WithTimeout(s.term(), 30*time.Second)
+	defer cancel()
+	if err := s.finishDeployment(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, msg, buildLog); err != nil {
+		s.log.Warn("mark failed", "deployment", d.Id, "err", err)
+		return
+	}
+	s.log.Info("build failed", "deployment", d.Id, "sha", shortSHA(d.CommitSha), "reason", msg)
+	s.postStatus(ctx, d, "failure", msg)
+}
+
+// buildArtifact downloads, checks and builds a commit and stores the artifact. The returned
+// unpin keeps the artifact from garbage collection until the deployment references it.
+func (s *Service) buildArtifact(ctx context.Context, c *statev1.Component, d *statev1.Deployment, log *buildLog) (string, *statev1.ComponentSpec, func(), error) {
+	repo := c.GetSource().GetGithubRepo()
+	gh, err := NewClient(s.o.GitHub, nil)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	token, _ := s.o.GitHub.ReadToken()
+	work := filepath.Join(s.o.DataDir, "builds", d.Id)
+	os.RemoveAll(work)
+	defer os.RemoveAll(work)
+	src := filepath.Join(work, "src")
+
+	t0 := time.Now()
+	if err := FetchTarball(ctx, gh, repo, d.CommitSha, src, FetchOptions{Token: token, Limits: s.buildLimits()}); err != nil {
+		return "", nil, nil, fmt.Errorf("fetch %s@%s: %w", repo, shortSHA(d.CommitSha), err)
+	}
+	log.printf("fetched and extracted the tarball in %s", time.Since(t0).Round(time.Millisecond))
+
+	m, err := deploy.LoadManifest(src)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if m.RuntimeEnum() != c.Runtime {
+		return "", nil, nil, fmt.Errorf("v9.toml: runtime %q, but component %q runs %s (delete and re-create it to change its runtime)", m.Runtime, c.Name, deploy.RuntimeName(c.Runtime))
+	}
+	if m.Name != c.Name {
+		log.printf("note: v9.toml names %q; this repository deploys component %q", m.Name, c.Name)
+	}
+	t1 := time.Now()
+	module, err := deploy.Build(ctx, src, m, s.o.Build, log)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if m.Runtime == deploy.RuntimeWasm {
+		mm := *m
+		mm.Wasm.Module = module
+		if err := deploy.CheckRunnable(&mm, src); err != nil {
+			return "", nil, nil, err
+		}
+	}
+	log.printf("built in %s", time.Since(t1).Round(time.Millisecond))
+	spec := m.Spec()
+	if spec.Wasm != nil && module != "" {
+		spec.Wasm.Module = module
+	}
+	if spec.Container != nil {
+		spec.Container.Archive = m.Container.Archive
+	}
+
+	t2 := time.Now()
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := deploy.Pack(src, pw)
+		pw.CloseWithError(err)
+	}()
+	digest, err := s.o.Artifacts.Put(pr)
+	pr.CloseWithError(errors.New("done"))
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("store artifact: %w", err)
+	}
+	unpin := s.o.Artifacts.Pin(digest)
+	log.printf("stored the artifact in %s", time.Since(t2).Round(time.Millisecond))
+	return digest, spec, unpin, nil
+}
+
+func (s *Service) buildLimits() deploy.Limits {
+	lim := s.o.Build.Limits
+	if lim.MaxFiles <= 0 {
+		lim.MaxFiles = deploy.DefaultLimits.MaxFiles
+	}
+	if lim.MaxBytes <= 0 {
+		lim.MaxBytes = s.o.MaxArtifactBytes
+	}
+	return lim
+}
+
+// reportServing posts success on the commit once the deployment runs its wanted replicas,
+// or failure when it does not within servingTimeout.
+func (s *Service) reportServing(ctx context.Context, d *statev1.Deployment, idx uint64) {
+	ctx, cancel := context.WithTimeout(ctx, servingTimeout)
+	defer cancel()
+	s.state.WaitForIndex(ctx, idx)
+	var reason string
+	for {
+		ch, _ := s.state.Changed()
+		c, err := s.state.ComponentByID(d.ComponentId)
+		if err != nil {
+			return
+		}
+		if c.ActiveDeploymentId != d.Id {
+			return // rolled back or superseded; whoever did that reports
+		}
+		running := uint32(0)
+		for _, p := range s.state.Placements("") {
+			if p.DeploymentId != d.Id || p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
+				continue
+			}
+			switch p.Observed {
+			case statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING:
+				running++
+			case statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED:
+				reason = p.NodeId + ": " + p.Reason
+			}
+		}
+		if running >= c.Replicas || c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED {
+			s.postStatus(ctx, d, "success", fmt.Sprintf("deployed: %d/%d instances serving", running, c.Replicas))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return // leadership ended
+			}
+			msg := "built, but not serving within " + servingTimeout.String()
+			if reason != "" {
+				msg += ": " + reason
+			}
+			s.postStatus(context.WithoutCancel(ctx), d, "failure", msg)
+			return
+		case <-ch:
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// statusPost is one commit status waiting to be sent.
+type statusPost struct {
+	repo, sha string
+	status    githubStatus
+}
+
+// postStatus queues the commit status of a deployment's commit. Statuses are sent in order
+// by StatusLoop, so a build never waits for GitHub and "pending" never overtakes "success".
+// Reporting is best effort: GitHub being unreachable never fails a deployment.
+func (s *Service) postStatus(_ context.Context, d *statev1.Deployment, state, desc string) {
+	c, err := s.state.ComponentByID(d.ComponentId)
+	if err != nil || c.GetSource().GetGithubRepo() == "" || d.CommitSha == "" {
+		return
+	}
+	p := statusPost{repo: c.Source.GithubRepo, sha: d.CommitSha,
+		status: githubStatus{State: state, Description: truncate(desc, 140), Context: "v9/" + c.Name}}
+	select {
+	case s.statuses <- p:
+	default:
+		s.log.Warn("commit status dropped: queue full", "repo", p.repo, "sha", shortSHA(p.sha), "state", state)
+	}
+}
+
+// StatusLoop is a leader controller: it sends queued commit statuses, one at a time. When
+// leadership ends, statuses still queued are dropped: the next leader reports on the
+// builds it resumes.
+func (s *Service) StatusLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			s.dropStatuses()
+			return
+		case p := <-s.statuses:
+			s.sendStatus(ctx, p)
+		}
+	}
+}
+
+func (s *Service) dropStatuses() {
+	for dropped := 0; ; dropped++ {
+		select {
+		case <-s.statuses:
+		default:
+			if dropped > 0 {
+				s.log.Info("commit statuses dropped: leadership ended", "statuses", dropped)
+			}
+			return
+		}
+	}
+}
+
+func (s *Service) sendStatus(ctx context.Context, p statusPost) {
+	owner, repo, err := SplitRepo(p.repo)
+	if err != nil {
+		return
+	}
+	gh, err := NewClient(s.o.GitHub, nil)
+	if err != nil {
+		s.log.Warn("commit status", "err", err)
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if _, _, err := gh.Repositories.CreateStatus(sctx, owner, repo, p.sha, p.status.toGitHub()); err != nil {
+		s.log.Warn("commit status", "repo", p.repo, "sha", shortSHA(p.sha), "state", p.status.State, "err", err)
+	}
+}
+
+// truncate cuts s to at most n bytes at a rune boundary, marking the cut with "...".
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}

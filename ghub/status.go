@@ -1,0 +1,16 @@
+package ghub
+
+import "github.com/google/go-github/v60/github"
+
+// githubStatus is a commit status before it becomes go-github's RepoStatus.
+type githubStatus struct {
+	State, Description, Context, TargetURL string
+}
+
+func (s *githubStatus) toGitHub() *github.RepoStatus {
+	st := &github.RepoStatus{State: &s.State, Description: &s.Description, Context: &s.Context}
+	if s.TargetURL != "" {
+		st.TargetURL = &s.TargetURL
+	}
+	return st
+}
