@@ -21,8 +21,8 @@ import (
 type peerClients struct {
 	http   *http.Client
 	scheme string // "https" with node certificates, "http" without
-	mu   sync.Mutex
-	byID map[string]*peerClient
+	mu     sync.Mutex
+	byID   map[string]*peerClient
 }
 
 type peerClient struct {
