@@ -116,7 +116,7 @@ func TestRaftPortRefusesStrangers(t *testing.T) {
 	before := term()
 	req := &raft.AppendEntriesRequest{
 		RPCHeader: raft.RPCHeader{ID: []byte("evil"), Addr: []byte("127.0.0.1:1")},
-		Term:      1_000_000, Leader: []byte("127.0.0.1:1"),
+		Term:      1_000_000,
 	}
 
 	plain, err := raft.NewTCPTransport("127.0.0.1:0", nil, 1, 2*time.Second, io.Discard)
