@@ -1,6 +1,7 @@
-// Package deploy turns a repository into something a v9 cluster can run: it reads and
+// Package deploy turns a directory into something a v9 cluster can run: it reads and
 // validates the component manifest (v9.toml), bundles a directory into a deterministic
-// tar.gz, and extracts bundles and GitHub tarballs safely.
+// tar.gz, extracts bundles and tarballs safely, and builds a manifest's module (`build =
+// "go"`). Fetching from GitHub is package ghub's.
 //
 // It imports nothing of v9's except the generated state types. Every manifest and archive
 // is hostile input: parsing never panics, and extraction never writes outside the

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/velocity9/v9/deploy"
+	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
 )
 
@@ -61,7 +62,7 @@ type Config struct {
 
 	// GitHub is the token and API URL for push-to-deploy; without a token, components
 	// cannot be linked to repositories.
-	GitHub deploy.GitHubConfig
+	GitHub ghub.Config
 	// Build configures `build = "go"` compiles on the leader. Build.Env defaults to this
 	// process's environment; empty cache dirs leave the go command's own (shared) caches.
 	Build deploy.BuildOptions

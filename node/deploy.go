@@ -1,13 +1,10 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -22,8 +19,6 @@ import (
 
 // MaxUploadBytes bounds one uploaded bundle.
 const MaxUploadBytes = 512 << 20
-
-var wasmMagic = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
 
 func invalidArg(format string, args ...any) error {
 	return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
@@ -79,7 +74,7 @@ func (n *Node) Upload(ctx context.Context, meta *deployv1.UploadMeta, body io.Re
 		return nil, err
 	}
 	// A deployment that cannot run fails here, with the reason, and the running version stays.
-	if verr := checkRunnable(m, dir); verr != nil {
+	if verr := deploy.CheckRunnable(m, dir); verr != nil {
 		n.setDeploymentStatus(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, verr.Error())
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("deployment %s failed: %v", d.Id, verr))
 	}
@@ -108,23 +103,6 @@ func (n *Node) setDeploymentStatus(ctx context.Context, id string, s statev1.Dep
 	return err
 }
 
-// checkRunnable rejects artifacts that cannot start, before any node tries.
-func checkRunnable(m *deploy.Manifest, dir string) error {
-	if m.Runtime != "wasm" {
-		return nil
-	}
-	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(m.Wasm.Module)))
-	if err != nil {
-		return fmt.Errorf("wasm.module %q: %v", m.Wasm.Module, err)
-	}
-	defer f.Close()
-	head := make([]byte, len(wasmMagic))
-	if _, err := io.ReadFull(f, head); err != nil || !bytes.Equal(head, wasmMagic) {
-		return fmt.Errorf("wasm.module %q is not a WebAssembly module (no \\0asm header)", m.Wasm.Module)
-	}
-	return nil
-}
-
 // ensureComponent creates the component a manifest names, or updates its spec.
 func (n *Node) ensureComponent(ctx context.Context, name string, rt statev1.Runtime, spec *statev1.ComponentSpec) (*statev1.Component, error) {
 	c, err := n.fsm.Store.Component(name)
@@ -147,7 +125,7 @@ func (n *Node) ensureComponent(ctx context.Context, name string, rt statev1.Runt
 		return nil, err
 	}
 	if c.Runtime != rt {
-		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("component %q runs %s; a deployment cannot change its runtime (delete it first)", name, runtimeName(c.Runtime)))
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("component %q runs %s; a deployment cannot change its runtime (delete it first)", name, deploy.RuntimeName(c.Runtime)))
 	}
 	if proto.Equal(c.Spec, spec) {
 		return c, nil
@@ -160,16 +138,6 @@ func (n *Node) ensureComponent(ctx context.Context, name string, rt statev1.Runt
 		return nil, err
 	}
 	return n.fsm.Store.Component(name)
-}
-
-func runtimeName(rt statev1.Runtime) string {
-	switch rt {
-	case statev1.Runtime_RUNTIME_WASM:
-		return "wasm"
-	case statev1.Runtime_RUNTIME_CONTAINER:
-		return "container"
-	}
-	return "an unknown runtime"
 }
 
 // Deployments lists a component's deployments, newest first.

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/velocity9/v9/deploy"
+	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/internal/githubtest"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
@@ -31,7 +32,7 @@ func newGitHubCluster(t testing.TB, n int, configure func(*Config)) (*TestCluste
 	gh := githubtest.New(t)
 	gh.CreateRepo(testRepo, "main")
 	c := NewTestClusterConfig(t, n, func(cfg *Config) {
-		cfg.GitHub = deploy.GitHubConfig{APIURL: gh.APIURL(), Token: gh.Token}
+		cfg.GitHub = ghub.Config{APIURL: gh.APIURL(), Token: gh.Token}
 		if configure != nil {
 			configure(cfg)
 		}
@@ -78,10 +79,10 @@ func waitDeployment(t *testing.T, n *Node, name, sha string, status statev1.Depl
 					found = d
 					return nil
 				}
-				return fmt.Errorf("deployment of %s is %s (%s)", shortSHA(sha), d.Status, d.Error)
+				return fmt.Errorf("deployment of %s is %s (%s)", sha[:7], d.Status, d.Error)
 			}
 		}
-		return fmt.Errorf("no deployment of %s", shortSHA(sha))
+		return fmt.Errorf("no deployment of %s", sha[:7])
 	})
 	return found
 }
@@ -93,18 +94,18 @@ func waitStatus(t *testing.T, gh *githubtest.Server, sha, state string) githubte
 	Eventually(t, 60*time.Second, func() error {
 		sts := gh.Statuses(testRepo, sha)
 		if len(sts) == 0 {
-			return fmt.Errorf("no status on %s", shortSHA(sha))
+			return fmt.Errorf("no status on %s", sha[:7])
 		}
 		last = sts[len(sts)-1]
 		if last.State != state {
-			return fmt.Errorf("status of %s is %s (%s)", shortSHA(sha), last.State, last.Description)
+			return fmt.Errorf("status of %s is %s (%s)", sha[:7], last.State, last.Description)
 		}
 		return nil
 	})
 	return last
 }
 
-func webhookURL(n *Node) string { return "http://" + n.APIAddr() + WebhookPath }
+func webhookURL(n *Node) string { return "http://" + n.APIAddr() + ghub.WebhookPath }
 
 // TestGitHubWebhookIntake checks what the webhook endpoint accepts and records, on any
 // node: signatures, malformed payloads, other branches, redeliveries, pings; and that the
@@ -120,7 +121,7 @@ func TestGitHubWebhookIntake(t *testing.T) {
 	}
 	hooks := gh.Hooks(testRepo)
 	if len(hooks) != 1 || hooks[0].ContentType != "json" || len(hooks[0].Secret) < 32 || !hooks[0].Active ||
-		!strings.HasSuffix(hooks[0].URL, WebhookPath) || hooks[0].Events[0] != "push" {
+		!strings.HasSuffix(hooks[0].URL, ghub.WebhookPath) || hooks[0].Events[0] != "push" {
 		t.Fatalf("hooks on GitHub: %+v", hooks)
 	}
 	secret := hooks[0].Secret
@@ -264,7 +265,7 @@ func TestGitHubLinkErrors(t *testing.T) {
 	}
 
 	// Without a token, and with a token GitHub refuses.
-	for name, cfg := range map[string]deploy.GitHubConfig{
+	for name, cfg := range map[string]ghub.Config{
 		"no token":  {APIURL: gh.APIURL()},
 		"bad token": {APIURL: gh.APIURL(), Token: "ghp_revoked"},
 	} {
@@ -277,61 +278,6 @@ func TestGitHubLinkErrors(t *testing.T) {
 			t.Fatalf("%s: components created: %v", name, cs)
 		}
 	}
-}
-
-// FuzzWebhookHandler sends arbitrary deliveries, correctly signed or not, through the
-// handler's verification against two linked repositories: it never accepts a delivery it
-// cannot verify, never refuses a correctly signed one as unauthorized, and never panics.
-// (TestGitHubWebhookIntake checks the same answers through a real cluster.)
-func FuzzWebhookHandler(f *testing.F) {
-	links := []*statev1.GithubLink{
-		{ComponentId: "c1", Repo: "octo/hello", Branch: "main", HookId: 7, Secret: []byte("s3cret")},
-		{ComponentId: "c2", Repo: "octo/other", Branch: "main", HookId: 8, Secret: []byte("other")},
-		{ComponentId: "c3", Repo: "octo/polled", Branch: "main", PollSeconds: 30},
-	}
-	sha := strings.Repeat("ab", 20)
-	push := []byte(`{"ref":"refs/heads/main","after":"` + sha + `","repository":{"full_name":"octo/hello"},"head_commit":{"message":"m","author":{"name":"a"}},"pusher":{"name":"p"}}`)
-	for _, mode := range []uint8{0, 1, 2} {
-		for _, hookID := range []string{"7", "8", "", "x"} {
-			f.Add("push", push, mode, hookID)
-		}
-		f.Add("ping", []byte(`{"zen":"z","repository":{"full_name":"octo/hello"}}`), mode, "7")
-		f.Add("push", []byte(`{"ref":"refs/heads/main","deleted":true,"repository":{"full_name":"octo/hello"}}`), mode, "7")
-		f.Add("issues", []byte(`{"repository":{"full_name":"octo/hello"}}`), mode, "")
-		f.Add("push", []byte(`{"ref":`), mode, "7")
-		f.Add("push", []byte(`{"repository":{"full_name":"octo/polled"}}`), mode, "")
-	}
-	f.Fuzz(func(t *testing.T, event string, body []byte, mode uint8, hookID string) {
-		h := http.Header{}
-		h.Set("Content-Type", "application/json")
-		h.Set("X-GitHub-Event", event)
-		h.Set("X-GitHub-Hook-ID", hookID)
-		switch mode % 3 {
-		case 0:
-			h.Set("X-Hub-Signature-256", githubtest.Sign256([]byte("s3cret"), body))
-		case 1:
-			h.Set("X-Hub-Signature-256", githubtest.Sign256([]byte("wrong"), body))
-		}
-		v := verifyDelivery(links, h, body)
-		switch {
-		case v.code == 0 && (v.event == nil || len(v.links) == 0):
-			t.Fatalf("accepted without an event or a verified link: %+v", v)
-		case v.code != 0 && (v.event != nil || len(v.links) != 0):
-			t.Fatalf("refused (%d) but returned an event or links: %+v", v.code, v)
-		case mode%3 != 0 && v.code == 0:
-			t.Fatalf("unverifiable delivery accepted: %+v", v)
-		case mode%3 == 0 && v.code == http.StatusUnauthorized && (hookID == "7" || deploy.PeekTarget(hookID, body).Repo == "octo/hello"):
-			t.Fatalf("a delivery signed with the linked secret refused: %s", v.msg)
-		}
-		for _, l := range v.links {
-			if l.ComponentId != "c1" {
-				t.Fatalf("verified against the wrong link %s", l.ComponentId)
-			}
-		}
-		if v.event != nil && v.event.Kind == "push" && v.event.Push.Repo == "" {
-			t.Fatalf("push without a repository: %+v", v.event.Push)
-		}
-	})
 }
 
 // TestGitHubContainerRepo: a container repository's files are its artifact (no compile),

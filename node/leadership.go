@@ -9,7 +9,8 @@ import (
 )
 
 // setupLeadership builds the leadership owner and registers every leader controller: the
-// control plane's (package leader) and the GitHub loops (builds, polling, commit statuses).
+// control plane's (package leader); openGitHub registers the GitHub loops (builds, polling,
+// commit statuses).
 func (n *Node) setupLeadership() {
 	env := leaderEnv{n}
 	lc := n.cfg.Liveness
@@ -23,9 +24,6 @@ func (n *Node) setupLeadership() {
 		n.live,
 		leader.NewRollouts(env, every, lc.RolloutDeadline, n.log),
 		leader.NewAutoscaler(env, n.live, leader.AutoscaleConfig{Every: every, Warmup: lc.TTL, Policy: n.cfg.Autoscale}, n.log),
-		leader.ControllerFunc("builds", n.buildLoop),
-		leader.ControllerFunc("poll", n.pollLoop),
-		leader.ControllerFunc("statuses", n.statusLoop),
 	)
 	n.owner.Register(n.cfg.extraControllers...)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/proxy"
@@ -50,8 +51,7 @@ type Node struct {
 	reaper    *os.File      // write end of the reaper's pipe (container nodes)
 	lease     lease         // this node's lease from the leader
 	load      *loadReporter // requests entering through this node's proxy
-	builds    builder
-	statuses  chan statusPost
+	gh        *ghub.Service // linking, webhooks, builds, polling, commit statuses
 
 	apiLn, proxyLn   net.Listener
 	apiSrv, proxySrv *http.Server
@@ -73,8 +73,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
-	n.builds.wake = make(chan struct{}, 1)
-	n.statuses = make(chan statusPost, 1024)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
 	n.od.n = n
@@ -107,13 +105,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := n.openDataPlane(); err != nil {
 		return fail(err)
 	}
+	n.openGitHub()
 	if !n.raft.hasState && cfg.BootstrapExpect == 0 && len(cfg.Join) == 0 {
 		return fail(errors.New("this node has no cluster state yet: give --bootstrap-expect to start a new cluster or --join to join one"))
 	}
 
 	mux := server.NewMux(n)
 	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
-	mux.HandleFunc(WebhookPath, n.serveWebhook)
+	mux.HandleFunc(ghub.WebhookPath, n.gh.ServeWebhook)
 	n.apiSrv = newHTTPServer(mux)
 	n.serve(n.apiSrv, n.apiLn, "api")
 	if n.proxyLn != nil {

@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/velocity9/v9/ghub"
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
@@ -70,7 +72,7 @@ func (n *Node) Rollback(ctx context.Context, component, to string) (*deployv1.Ro
 		return nil, err
 	}
 	c, _ = n.fsm.Store.Component(component)
-	n.log.Info("rolled back", "component", component, "deployment", target.Id, "sha", shortSHA(target.CommitSha))
+	n.log.Info("rolled back", "component", component, "deployment", target.Id, "sha", target.CommitSha)
 	n.logs.Append(component, "", "system", fmt.Sprintf("rolled back to deployment %s", target.Id))
 	return &deployv1.RollbackResponse{Component: c, Deployment: stripLog(target), Index: idx}, nil
 }
@@ -82,7 +84,7 @@ func (n *Node) BuildLog(_ context.Context, id string) (*statev1.Deployment, stri
 		return nil, "", err
 	}
 	log := d.BuildLog
-	if log == "" && !fromGitHub(d) {
+	if log == "" && !ghub.FromGitHub(d) {
 		log = errNotGitHub.Error() + "\n"
 	}
 	return stripLog(d), log, nil
@@ -101,3 +103,13 @@ func statusWord(s statev1.DeploymentStatus) string {
 	}
 	return "unknown"
 }
+
+func stripLog(d *statev1.Deployment) *statev1.Deployment {
+	if d != nil {
+		d.BuildLog = ""
+	}
+	return d
+}
+
+// errNotGitHub is returned for build logs of uploads.
+var errNotGitHub = errors.New("this deployment was uploaded, not built: it has no build log")

@@ -19,7 +19,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
-	"github.com/velocity9/v9/deploy"
+	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/node"
 	"github.com/velocity9/v9/rpc/client"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
@@ -44,7 +44,7 @@ func newDevCmd(a *app) *cobra.Command {
 		dataDir string
 		ctrd    string
 		l       devLayout
-		gh      deploy.GitHubConfig
+		gh      ghub.Config
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -128,7 +128,7 @@ func (l devLayout) save(dir string) error {
 	return nil
 }
 
-func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l devLayout, gh deploy.GitHubConfig) error {
+func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l devLayout, gh ghub.Config) error {
 	if err := l.check(); err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/velocity9/v9/deploy"
+	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/internal/githubtest"
 	"github.com/velocity9/v9/node"
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
@@ -20,7 +20,7 @@ func TestCLIGitHub(t *testing.T) {
 	gh.CreateRepo("octo/site", "main")
 	head := gh.Commit("octo/site", "main", "first", map[string]string{"README.md": "no manifest"})
 	c := node.NewTestClusterConfig(t, 3, func(cfg *node.Config) {
-		cfg.GitHub = deploy.GitHubConfig{APIURL: gh.APIURL(), Token: gh.Token}
+		cfg.GitHub = ghub.Config{APIURL: gh.APIURL(), Token: gh.Token}
 	})
 	addr := c.Follower(t).APIAddr()
 	cli := func(args ...string) []string { return append([]string{"--addr", addr}, args...) }

@@ -1,4 +1,4 @@
-package node
+package ghub
 
 import (
 	"bytes"
@@ -56,35 +56,43 @@ type runningBuild struct {
 	done       chan struct{}
 }
 
-// fromGitHub reports whether the leader builds d: deployments from pushes carry a branch,
+// FromGitHub reports whether the leader builds d: deployments from pushes carry a branch,
 // uploads do not.
-func fromGitHub(d *statev1.Deployment) bool { return d.GetBranch() != "" && d.GetCommitSha() != "" }
+func FromGitHub(d *statev1.Deployment) bool { return d.GetBranch() != "" && d.GetCommitSha() != "" }
 
 func pendingOrBuilding(s statev1.DeploymentStatus) bool {
 	return s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING || s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING
 }
 
-// buildLoop is a leader controller: it starts builds while this node leads; when
-// leadership ends it cancels them and waits for them (and their status reports) to end.
-func (n *Node) buildLoop(ctx context.Context) {
+// BuildLoop is a leader controller: the node runs it for each term of leadership, with a
+// ctx that ends with the term. It starts builds; when the term ends it cancels them and
+// waits for them (and their status reports) to end.
+func (s *Service) BuildLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	defer n.builds.wg.Wait()
-	defer n.builds.cancelAll()
-	n.builds.mu.Lock()
-	n.builds.ctx = ctx
-	n.builds.mu.Unlock()
+	defer s.builds.wg.Wait()
+	defer s.builds.cancelAll()
+	s.builds.mu.Lock()
+	s.builds.ctx = ctx
+	s.builds.mu.Unlock()
 	for {
-		ch, _ := n.fsm.Store.Changed()
-		n.startBuilds(ctx)
+		ch, _ := s.state.Changed()
+		s.startBuilds(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-ch:
-		case <-n.builds.wake:
+		case <-s.builds.wake:
 		case <-t.C:
 		}
 	}
+}
+
+// term is the context of the current term of leadership.
+func (s *Service) term() context.Context {
+	s.builds.mu.Lock()
+	defer s.builds.mu.Unlock()
+	return s.builds.ctx
 }
 
 func (b *builder) cancelAll() {
@@ -97,13 +105,13 @@ func (b *builder) cancelAll() {
 
 // startBuilds starts the newest waiting deployment of every component that has no build
 // running, and marks older waiting ones superseded.
-func (n *Node) startBuilds(ctx context.Context) {
+func (s *Service) startBuilds(ctx context.Context) {
 	// This runs at every change: read through a View and copy only the few waiting ones,
 	// not the whole state.
 	waiting := map[string][]*statev1.Deployment{}
-	n.fsm.Store.View(func(v fsm.View) {
+	s.state.View(func(v fsm.View) {
 		v.Deployments(func(d *statev1.Deployment) {
-			if fromGitHub(d) && pendingOrBuilding(d.Status) {
+			if FromGitHub(d) && pendingOrBuilding(d.Status) {
 				waiting[d.ComponentId] = append(waiting[d.ComponentId], proto.Clone(d).(*statev1.Deployment))
 			}
 		})
@@ -111,58 +119,58 @@ func (n *Node) startBuilds(ctx context.Context) {
 	for comp, ds := range waiting {
 		sort.Slice(ds, func(i, j int) bool { return ds[i].CreateIndex < ds[j].CreateIndex })
 		newest := ds[len(ds)-1]
-		n.builds.mu.Lock()
-		if n.builds.running == nil {
-			n.builds.running = map[string]*runningBuild{}
+		s.builds.mu.Lock()
+		if s.builds.running == nil {
+			s.builds.running = map[string]*runningBuild{}
 		}
-		run := n.builds.running[comp]
-		n.builds.mu.Unlock()
+		run := s.builds.running[comp]
+		s.builds.mu.Unlock()
 		for _, d := range ds[:len(ds)-1] {
 			if run != nil && run.deployment == d.Id {
 				continue // let the running build finish; the newest follows it
 			}
-			n.supersede(ctx, d, newest)
+			s.supersede(ctx, d, newest)
 		}
 		if run != nil {
 			continue
 		}
 		bctx, cancel := context.WithTimeout(ctx, buildTimeout)
 		rb := &runningBuild{deployment: newest.Id, cancel: cancel, done: make(chan struct{})}
-		n.builds.mu.Lock()
-		n.builds.running[comp] = rb
-		n.builds.mu.Unlock()
-		n.builds.wg.Add(1)
+		s.builds.mu.Lock()
+		s.builds.running[comp] = rb
+		s.builds.mu.Unlock()
+		s.builds.wg.Add(1)
 		go func() {
-			defer n.builds.wg.Done()
+			defer s.builds.wg.Done()
 			defer func() {
 				cancel()
-				n.builds.mu.Lock()
-				if n.builds.running[comp] == rb {
-					delete(n.builds.running, comp)
+				s.builds.mu.Lock()
+				if s.builds.running[comp] == rb {
+					delete(s.builds.running, comp)
 				}
-				n.builds.mu.Unlock()
+				s.builds.mu.Unlock()
 				close(rb.done)
-				n.builds.kick()
+				s.builds.kick()
 			}()
-			n.build(bctx, newest)
+			s.build(bctx, newest)
 		}()
 	}
 }
 
-func (n *Node) supersede(ctx context.Context, d, by *statev1.Deployment) {
+func (s *Service) supersede(ctx context.Context, d, by *statev1.Deployment) {
 	msg := "superseded by a newer push (" + shortSHA(by.CommitSha) + ") before it was built"
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := n.finishDeployment(cctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, msg, ""); err != nil {
-		n.log.Warn("supersede deployment", "deployment", d.Id, "err", err)
+	if err := s.finishDeployment(cctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, msg, ""); err != nil {
+		s.log.Warn("supersede deployment", "deployment", d.Id, "err", err)
 		return
 	}
-	n.postStatus(ctx, d, "error", "not deployed: superseded by "+shortSHA(by.CommitSha))
+	s.postStatus(ctx, d, "error", "not deployed: superseded by "+shortSHA(by.CommitSha))
 }
 
-func (n *Node) finishDeployment(ctx context.Context, id string, s statev1.DeploymentStatus, msg, buildLog string) error {
-	_, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
-		Id: id, Status: s, Error: msg, BuildLog: buildLog,
+func (s *Service) finishDeployment(ctx context.Context, id string, st statev1.DeploymentStatus, msg, buildLog string) error {
+	_, err := s.cluster.Apply(ctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: id, Status: st, Error: msg, BuildLog: buildLog,
 	}}})
 	return err
 }
@@ -191,35 +199,35 @@ func (l *buildLog) String() string {
 }
 
 // build turns one pending deployment into a ready and active one, or a failed one.
-func (n *Node) build(ctx context.Context, d *statev1.Deployment) {
+func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 	start := time.Now()
 	log := &buildLog{}
-	c, err := n.fsm.Store.ComponentByID(d.ComponentId)
+	c, err := s.state.ComponentByID(d.ComponentId)
 	if err != nil {
 		return // deleted meanwhile
 	}
-	n.log.Info("build started", "component", c.Name, "deployment", d.Id, "sha", shortSHA(d.CommitSha))
-	log.printf("v9 build of %s on %s: %s@%s (%s)", c.Name, n.cfg.ID, c.GetSource().GetGithubRepo(), d.CommitSha, d.Branch)
-	n.postStatus(ctx, d, "pending", "building on v9")
+	s.log.Info("build started", "component", c.Name, "deployment", d.Id, "sha", shortSHA(d.CommitSha))
+	log.printf("v9 build of %s on %s: %s@%s (%s)", c.Name, s.o.NodeID, c.GetSource().GetGithubRepo(), d.CommitSha, d.Branch)
+	s.postStatus(ctx, d, "pending", "building on v9")
 	if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING {
-		if err := n.finishDeployment(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING, "", ""); err != nil {
-			n.log.Warn("mark building", "deployment", d.Id, "err", err)
+		if err := s.finishDeployment(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING, "", ""); err != nil {
+			s.log.Warn("mark building", "deployment", d.Id, "err", err)
 			return
 		}
 	} else {
 		log.printf("resuming a build another leader started")
 	}
-	digest, spec, unpin, err := n.buildArtifact(ctx, c, d, log)
+	digest, spec, unpin, err := s.buildArtifact(ctx, c, d, log)
 	if unpin != nil {
 		defer unpin()
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {
-		n.log.Info("build stopped: leadership ended", "deployment", d.Id)
+		s.log.Info("build stopped: leadership ended", "deployment", d.Id)
 		return // the next leader resumes it from the state
 	}
 	if err != nil {
 		log.printf("FAILED: %v", err)
-		n.failBuild(d, err.Error(), log.String())
+		s.failBuild(d, err.Error(), log.String())
 		return
 	}
 	built := time.Since(start)
@@ -231,67 +239,65 @@ func (n *Node) build(ctx context.Context, d *statev1.Deployment) {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	log.printf("ready: artifact %s (build %s)", digest, built.Round(time.Millisecond))
-	idx, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+	idx, err := s.cluster.Apply(cctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
 		Id: d.Id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ArtifactDigest: digest,
-		BuildLog: log.String(), Spec: spec, ArtifactOrigin: n.cfg.ID, Activate: true,
+		BuildLog: log.String(), Spec: spec, ArtifactOrigin: s.o.NodeID, Activate: true,
 	}}})
 	if err != nil {
 		if errors.Is(err, fsm.ErrInvalid) || connect.CodeOf(err) == connect.CodeInvalidArgument {
 			log.printf("FAILED: %v", err)
-			n.failBuild(d, "v9.toml: "+err.Error(), log.String())
+			s.failBuild(d, "v9.toml: "+err.Error(), log.String())
 			return
 		}
-		n.log.Warn("commit the built deployment; the leader retries it", "deployment", d.Id, "err", err)
+		s.log.Warn("commit the built deployment; the leader retries it", "deployment", d.Id, "err", err)
 		return
 	}
-	n.fsm.Store.WaitForIndex(cctx, idx)
-	if cur, err := n.fsm.Store.ComponentByID(c.Id); err != nil || cur.ActiveDeploymentId != d.Id {
+	s.state.WaitForIndex(cctx, idx)
+	if cur, err := s.state.ComponentByID(c.Id); err != nil || cur.ActiveDeploymentId != d.Id {
 		if err == nil {
-			n.postStatus(ctx, d, "error", "built, but a newer deployment is active")
+			s.postStatus(ctx, d, "error", "built, but a newer deployment is active")
 		}
 		return
 	}
-	n.log.Info("deployment activated", "component", c.Name, "deployment", d.Id, "sha", shortSHA(d.CommitSha),
+	s.log.Info("deployment activated", "component", c.Name, "deployment", d.Id, "sha", shortSHA(d.CommitSha),
 		"build", built.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
-	n.logs.Append(c.Name, "", "system", fmt.Sprintf("deployment %s (%s) activated", d.Id, shortSHA(d.CommitSha)))
+	s.o.Logs.Append(c.Name, "", "system", fmt.Sprintf("deployment %s (%s) activated", d.Id, shortSHA(d.CommitSha)))
 	// Report success once the new version serves; this does not hold up the next build.
-	n.builds.mu.Lock()
-	term := n.builds.ctx
-	n.builds.mu.Unlock()
-	n.builds.wg.Add(1)
+	term := s.term()
+	s.builds.wg.Add(1)
 	go func() {
-		defer n.builds.wg.Done()
-		n.reportServing(term, d, idx)
+		defer s.builds.wg.Done()
+		s.reportServing(term, d, idx)
 	}()
 }
 
-func (n *Node) failBuild(d *statev1.Deployment, msg, buildLog string) {
-	ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+func (s *Service) failBuild(d *statev1.Deployment, msg, buildLog string) {
+	ctx, cancel := context.WithTimeout(s.term(), 30*time.Second)
 	defer cancel()
-	if err := n.finishDeployment(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, msg, buildLog); err != nil {
-		n.log.Warn("mark failed", "deployment", d.Id, "err", err)
+	if err := s.finishDeployment(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, msg, buildLog); err != nil {
+		s.log.Warn("mark failed", "deployment", d.Id, "err", err)
 		return
 	}
-	n.log.Info("build failed", "deployment", d.Id, "sha", shortSHA(d.CommitSha), "reason", msg)
-	n.postStatus(ctx, d, "failure", msg)
+	s.log.Info("build failed", "deployment", d.Id, "sha", shortSHA(d.CommitSha), "reason", msg)
+	s.postStatus(ctx, d, "failure", msg)
 }
 
 // buildArtifact downloads, checks and builds a commit and stores the artifact. The returned
 // unpin keeps the artifact from garbage collection until the deployment references it.
-func (n *Node) buildArtifact(ctx context.Context, c *statev1.Component, d *statev1.Deployment, log *buildLog) (string, *statev1.ComponentSpec, func(), error) {
+func (s *Service) buildArtifact(ctx context.Context, c *statev1.Component, d *statev1.Deployment, log *buildLog) (string, *statev1.ComponentSpec, func(), error) {
 	repo := c.GetSource().GetGithubRepo()
-	gh, err := deploy.NewGitHubClient(n.cfg.GitHub, nil)
+	gh, err := NewClient(s.o.GitHub, nil)
 	if err != nil {
 		return "", nil, nil, err
 	}
-	token, _ := n.cfg.GitHub.ReadToken()
-	work := filepath.Join(n.cfg.DataDir, "builds", d.Id)
+	token, _ := s.o.GitHub.ReadToken()
+	work := filepath.Join(s.o.DataDir, "builds", d.Id)
 	os.RemoveAll(work)
 	defer os.RemoveAll(work)
 	src := filepath.Join(work, "src")
 
 	t0 := time.Now()
-	if err := deploy.FetchTarball(ctx, gh, repo, d.CommitSha, src, deploy.FetchOptions{Token: token, Limits: n.buildLimits()}); err != nil {
+	if err := FetchTarball(ctx, gh, repo, d.CommitSha, src, FetchOptions{Token: token, Limits: s.buildLimits()}); err != nil {
 		return "", nil, nil, fmt.Errorf("fetch %s@%s: %w", repo, shortSHA(d.CommitSha), err)
 	}
 	log.printf("fetched and extracted the tarball in %s", time.Since(t0).Round(time.Millisecond))
@@ -301,20 +307,20 @@ func (n *Node) buildArtifact(ctx context.Context, c *statev1.Component, d *state
 		return "", nil, nil, err
 	}
 	if m.RuntimeEnum() != c.Runtime {
-		return "", nil, nil, fmt.Errorf("v9.toml: runtime %q, but component %q runs %s (delete and re-create it to change its runtime)", m.Runtime, c.Name, runtimeName(c.Runtime))
+		return "", nil, nil, fmt.Errorf("v9.toml: runtime %q, but component %q runs %s (delete and re-create it to change its runtime)", m.Runtime, c.Name, deploy.RuntimeName(c.Runtime))
 	}
 	if m.Name != c.Name {
 		log.printf("note: v9.toml names %q; this repository deploys component %q", m.Name, c.Name)
 	}
 	t1 := time.Now()
-	module, err := deploy.Build(ctx, src, m, n.cfg.Build, log)
+	module, err := deploy.Build(ctx, src, m, s.o.Build, log)
 	if err != nil {
 		return "", nil, nil, err
 	}
 	if m.Runtime == deploy.RuntimeWasm {
 		mm := *m
 		mm.Wasm.Module = module
-		if err := checkRunnable(&mm, src); err != nil {
+		if err := deploy.CheckRunnable(&mm, src); err != nil {
 			return "", nil, nil, err
 		}
 	}
@@ -333,37 +339,37 @@ func (n *Node) buildArtifact(ctx context.Context, c *statev1.Component, d *state
 		_, err := deploy.Pack(src, pw)
 		pw.CloseWithError(err)
 	}()
-	digest, err := n.artifacts.Put(pr)
+	digest, err := s.o.Artifacts.Put(pr)
 	pr.CloseWithError(errors.New("done"))
 	if err != nil {
 		return "", nil, nil, fmt.Errorf("store artifact: %w", err)
 	}
-	unpin := n.fetches.pin(digest)
+	unpin := s.o.Artifacts.Pin(digest)
 	log.printf("stored the artifact in %s", time.Since(t2).Round(time.Millisecond))
 	return digest, spec, unpin, nil
 }
 
-func (n *Node) buildLimits() deploy.Limits {
-	lim := n.cfg.Build.Limits
+func (s *Service) buildLimits() deploy.Limits {
+	lim := s.o.Build.Limits
 	if lim.MaxFiles <= 0 {
 		lim.MaxFiles = deploy.DefaultLimits.MaxFiles
 	}
 	if lim.MaxBytes <= 0 {
-		lim.MaxBytes = MaxUploadBytes
+		lim.MaxBytes = s.o.MaxArtifactBytes
 	}
 	return lim
 }
 
 // reportServing posts success on the commit once the deployment runs its wanted replicas,
 // or failure when it does not within servingTimeout.
-func (n *Node) reportServing(ctx context.Context, d *statev1.Deployment, idx uint64) {
+func (s *Service) reportServing(ctx context.Context, d *statev1.Deployment, idx uint64) {
 	ctx, cancel := context.WithTimeout(ctx, servingTimeout)
 	defer cancel()
-	n.fsm.Store.WaitForIndex(ctx, idx)
+	s.state.WaitForIndex(ctx, idx)
 	var reason string
 	for {
-		ch, _ := n.fsm.Store.Changed()
-		c, err := n.fsm.Store.ComponentByID(d.ComponentId)
+		ch, _ := s.state.Changed()
+		c, err := s.state.ComponentByID(d.ComponentId)
 		if err != nil {
 			return
 		}
@@ -371,7 +377,7 @@ func (n *Node) reportServing(ctx context.Context, d *statev1.Deployment, idx uin
 			return // rolled back or superseded; whoever did that reports
 		}
 		running := uint32(0)
-		for _, p := range n.fsm.Store.Placements("") {
+		for _, p := range s.state.Placements("") {
 			if p.DeploymentId != d.Id || p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
 				continue
 			}
@@ -383,7 +389,7 @@ func (n *Node) reportServing(ctx context.Context, d *statev1.Deployment, idx uin
 			}
 		}
 		if running >= c.Replicas || c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED {
-			n.postStatus(ctx, d, "success", fmt.Sprintf("deployed: %d/%d instances serving", running, c.Replicas))
+			s.postStatus(ctx, d, "success", fmt.Sprintf("deployed: %d/%d instances serving", running, c.Replicas))
 			return
 		}
 		select {
@@ -395,7 +401,7 @@ func (n *Node) reportServing(ctx context.Context, d *statev1.Deployment, idx uin
 			if reason != "" {
 				msg += ": " + reason
 			}
-			n.postStatus(context.WithoutCancel(ctx), d, "failure", msg)
+			s.postStatus(context.WithoutCancel(ctx), d, "failure", msg)
 			return
 		case <-ch:
 		case <-time.After(500 * time.Millisecond):
@@ -410,64 +416,64 @@ type statusPost struct {
 }
 
 // postStatus queues the commit status of a deployment's commit. Statuses are sent in order
-// by statusLoop, so a build never waits for GitHub and "pending" never overtakes "success".
+// by StatusLoop, so a build never waits for GitHub and "pending" never overtakes "success".
 // Reporting is best effort: GitHub being unreachable never fails a deployment.
-func (n *Node) postStatus(_ context.Context, d *statev1.Deployment, state, desc string) {
-	c, err := n.fsm.Store.ComponentByID(d.ComponentId)
+func (s *Service) postStatus(_ context.Context, d *statev1.Deployment, state, desc string) {
+	c, err := s.state.ComponentByID(d.ComponentId)
 	if err != nil || c.GetSource().GetGithubRepo() == "" || d.CommitSha == "" {
 		return
 	}
 	p := statusPost{repo: c.Source.GithubRepo, sha: d.CommitSha,
 		status: githubStatus{State: state, Description: truncate(desc, 140), Context: "v9/" + c.Name}}
 	select {
-	case n.statuses <- p:
+	case s.statuses <- p:
 	default:
-		n.log.Warn("commit status dropped: queue full", "repo", p.repo, "sha", shortSHA(p.sha), "state", state)
+		s.log.Warn("commit status dropped: queue full", "repo", p.repo, "sha", shortSHA(p.sha), "state", state)
 	}
 }
 
-// statusLoop is a leader controller: it sends queued commit statuses, one at a time. When
+// StatusLoop is a leader controller: it sends queued commit statuses, one at a time. When
 // leadership ends, statuses still queued are dropped: the next leader reports on the
 // builds it resumes.
-func (n *Node) statusLoop(ctx context.Context) {
+func (s *Service) StatusLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			n.dropStatuses()
+			s.dropStatuses()
 			return
-		case p := <-n.statuses:
-			n.sendStatus(ctx, p)
+		case p := <-s.statuses:
+			s.sendStatus(ctx, p)
 		}
 	}
 }
 
-func (n *Node) dropStatuses() {
+func (s *Service) dropStatuses() {
 	for dropped := 0; ; dropped++ {
 		select {
-		case <-n.statuses:
+		case <-s.statuses:
 		default:
 			if dropped > 0 {
-				n.log.Info("commit statuses dropped: leadership ended", "statuses", dropped)
+				s.log.Info("commit statuses dropped: leadership ended", "statuses", dropped)
 			}
 			return
 		}
 	}
 }
 
-func (n *Node) sendStatus(ctx context.Context, p statusPost) {
-	owner, repo, err := deploy.SplitRepo(p.repo)
+func (s *Service) sendStatus(ctx context.Context, p statusPost) {
+	owner, repo, err := SplitRepo(p.repo)
 	if err != nil {
 		return
 	}
-	gh, err := deploy.NewGitHubClient(n.cfg.GitHub, nil)
+	gh, err := NewClient(s.o.GitHub, nil)
 	if err != nil {
-		n.log.Warn("commit status", "err", err)
+		s.log.Warn("commit status", "err", err)
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if _, _, err := gh.Repositories.CreateStatus(sctx, owner, repo, p.sha, p.status.toGitHub()); err != nil {
-		n.log.Warn("commit status", "repo", p.repo, "sha", shortSHA(p.sha), "state", p.status.State, "err", err)
+		s.log.Warn("commit status", "repo", p.repo, "sha", shortSHA(p.sha), "state", p.status.State, "err", err)
 	}
 }
 

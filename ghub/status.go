@@ -1,4 +1,4 @@
-package node
+package ghub
 
 import "github.com/google/go-github/v60/github"
 

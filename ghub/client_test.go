@@ -1,4 +1,4 @@
-package deploy
+package ghub
 
 import (
 	"archive/tar"
@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/internal/githubtest"
 )
 
@@ -103,16 +104,16 @@ func FuzzParseWebhook(f *testing.F) {
 	})
 }
 
-func newFakeClient(t *testing.T, gh *githubtest.Server) GitHubConfig {
+func newFakeClient(t *testing.T, gh *githubtest.Server) Config {
 	t.Helper()
-	return GitHubConfig{APIURL: gh.APIURL(), Token: gh.Token}
+	return Config{APIURL: gh.APIURL(), Token: gh.Token}
 }
 
 func TestFetchTarball(t *testing.T) {
 	gh := githubtest.New(t)
 	gh.CreateRepo("octo/site", "main")
 	cfg := newFakeClient(t, gh)
-	cli, err := NewGitHubClient(cfg, nil)
+	cli, err := NewClient(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestFetchTarball(t *testing.T) {
 	}
 
 	// A wrong token is refused by the API.
-	bad, _ := NewGitHubClient(GitHubConfig{APIURL: gh.APIURL(), Token: "nope"}, nil)
+	bad, _ := NewClient(Config{APIURL: gh.APIURL(), Token: "nope"}, nil)
 	if err := FetchTarball(ctx, bad, "octo/site", sha, t.TempDir(), FetchOptions{}); !errors.Is(err, ErrFetch) {
 		t.Fatalf("bad token: %v", err)
 	}
@@ -136,14 +137,14 @@ func TestFetchTarball(t *testing.T) {
 	outside := t.TempDir()
 	for name, c := range map[string]struct {
 		tarball []byte
-		lim     Limits
+		lim     deploy.Limits
 		want    error
 	}{
-		"dotdot":          {evilTar(t, "o-r-1/../../escaped", "", []byte("x")), Limits{}, ErrUnsafeArchive},
-		"absolute":        {evilTar(t, "/tmp/escaped", "", []byte("x")), Limits{}, ErrUnsafeArchive},
-		"escaping link":   {evilTar(t, "o-r-1/l", "../../../../etc", nil), Limits{}, ErrUnsafeArchive},
-		"over size limit": {githubtest.Tarball("o-r-1", "1", map[string]string{"big": strings.Repeat("a", 5000)}), Limits{MaxBytes: 4096}, ErrArchiveTooLarge},
-		"too many files":  {githubtest.Tarball("o-r-1", "1", map[string]string{"a": "", "b": "", "c": ""}), Limits{MaxFiles: 3}, ErrArchiveTooLarge},
+		"dotdot":          {evilTar(t, "o-r-1/../../escaped", "", []byte("x")), deploy.Limits{}, deploy.ErrUnsafeArchive},
+		"absolute":        {evilTar(t, "/tmp/escaped", "", []byte("x")), deploy.Limits{}, deploy.ErrUnsafeArchive},
+		"escaping link":   {evilTar(t, "o-r-1/l", "../../../../etc", nil), deploy.Limits{}, deploy.ErrUnsafeArchive},
+		"over size limit": {githubtest.Tarball("o-r-1", "1", map[string]string{"big": strings.Repeat("a", 5000)}), deploy.Limits{MaxBytes: 4096}, deploy.ErrArchiveTooLarge},
+		"too many files":  {githubtest.Tarball("o-r-1", "1", map[string]string{"a": "", "b": "", "c": ""}), deploy.Limits{MaxFiles: 3}, deploy.ErrArchiveTooLarge},
 	} {
 		sha := gh.CommitTarball("octo/site", "main", name, c.tarball)
 		dest := filepath.Join(outside, "build-"+strings.ReplaceAll(name, " ", "-"))
@@ -178,48 +179,17 @@ func evilTar(t *testing.T, name, link string, content []byte) []byte {
 	return buf.Bytes()
 }
 
-func TestGitHubConfigToken(t *testing.T) {
-	if _, err := (GitHubConfig{}).ReadToken(); !errors.Is(err, ErrNoGitHubToken) {
+func TestConfigToken(t *testing.T) {
+	if _, err := (Config{}).ReadToken(); !errors.Is(err, ErrNoToken) {
 		t.Fatalf("no token: %v", err)
 	}
 	f := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(f, []byte("ghs_installation\n"), 0o600)
-	if tok, err := (GitHubConfig{TokenFile: f, Token: "ignored"}).ReadToken(); err != nil || tok != "ghs_installation" {
+	if tok, err := (Config{TokenFile: f, Token: "ignored"}).ReadToken(); err != nil || tok != "ghs_installation" {
 		t.Fatalf("token file: %q %v", tok, err)
 	}
 	os.WriteFile(f, []byte("ghs_rotated"), 0o600)
-	if tok, _ := (GitHubConfig{TokenFile: f}).ReadToken(); tok != "ghs_rotated" {
+	if tok, _ := (Config{TokenFile: f}).ReadToken(); tok != "ghs_rotated" {
 		t.Fatalf("rotated token file: %q", tok)
-	}
-}
-
-func TestBuildGo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("compiles a wasm module")
-	}
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module hello\n\ngo 1.22\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { println(\"hi\") }\n"), 0o644)
-	m := &Manifest{Name: "hello", Runtime: RuntimeWasm, Wasm: ManifestWasm{Build: "go"}}
-	var log bytes.Buffer
-	opts := BuildOptions{Env: os.Environ()}
-	mod, err := Build(context.Background(), dir, m, opts, &log)
-	if err != nil {
-		t.Fatalf("build: %v\n%s", err, log.String())
-	}
-	b, err := os.ReadFile(filepath.Join(dir, mod))
-	if err != nil || !bytes.HasPrefix(b, []byte("\x00asm")) {
-		t.Fatalf("module %s: %d bytes, %v", mod, len(b), err)
-	}
-
-	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { undefinedThing() }\n"), 0o644)
-	log.Reset()
-	if _, err := Build(context.Background(), dir, m, opts, &log); !errors.Is(err, ErrBuild) || !strings.Contains(log.String(), "undefinedThing") {
-		t.Fatalf("compile error: %v\n%s", err, log.String())
-	}
-
-	prebuilt := &Manifest{Name: "hello", Runtime: RuntimeWasm, Wasm: ManifestWasm{Module: "x.wasm"}}
-	if mod, err := Build(context.Background(), dir, prebuilt, opts, &log); err != nil || mod != "x.wasm" {
-		t.Fatalf("prebuilt: %q %v", mod, err)
 	}
 }

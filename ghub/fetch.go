@@ -1,4 +1,4 @@
-package deploy
+package ghub
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"net/url"
 
 	"github.com/google/go-github/v60/github"
+
+	"github.com/velocity9/v9/deploy"
 )
 
 // ErrFetch: the commit's tarball could not be downloaded.
@@ -16,8 +18,8 @@ var ErrFetch = errors.New("fetch archive")
 
 // FetchOptions bound a tarball download and its extraction.
 type FetchOptions struct {
-	// Limits bound the extracted tree (files, content bytes); zero fields take DefaultLimits.
-	Limits Limits
+	// Limits bound the extracted tree (files, content bytes); zero fields take deploy.DefaultLimits.
+	Limits deploy.Limits
 	// MaxDownloadBytes bounds the compressed download (default Limits.MaxBytes).
 	MaxDownloadBytes int64
 	// HTTP downloads the archive (default http.DefaultClient). It should not follow
@@ -31,7 +33,7 @@ type FetchOptions struct {
 // (GetArchiveLink, then a streaming GET of the link) and extracts it into dest with its
 // top-level "owner-repo-sha/" directory stripped. Nothing is written outside dest; an
 // archive over the limits, with ".." names, absolute paths or escaping links fails with an
-// error matching ErrUnsafeArchive or ErrArchiveTooLarge.
+// error matching deploy.ErrUnsafeArchive or deploy.ErrArchiveTooLarge.
 func FetchTarball(ctx context.Context, gh *github.Client, repo, ref, dest string, o FetchOptions) error {
 	owner, name, err := SplitRepo(repo)
 	if err != nil {
@@ -62,16 +64,16 @@ func FetchTarball(ctx context.Context, gh *github.Client, repo, ref, dest string
 	}
 	lim := o.Limits
 	if lim.MaxBytes <= 0 {
-		lim.MaxBytes = DefaultLimits.MaxBytes
+		lim.MaxBytes = deploy.DefaultLimits.MaxBytes
 	}
 	maxDownload := o.MaxDownloadBytes
 	if maxDownload <= 0 {
 		maxDownload = lim.MaxBytes
 	}
 	body := &limitedReader{r: resp.Body, n: maxDownload}
-	if err := UnpackStripTop(body, dest, lim); err != nil {
+	if err := deploy.UnpackStripTop(body, dest, lim); err != nil {
 		if body.over {
-			return fmt.Errorf("%w: the download is larger than %d bytes", ErrArchiveTooLarge, maxDownload)
+			return fmt.Errorf("%w: the download is larger than %d bytes", deploy.ErrArchiveTooLarge, maxDownload)
 		}
 		return err
 	}
@@ -92,7 +94,7 @@ type limitedReader struct {
 func (l *limitedReader) Read(p []byte) (int, error) {
 	if l.n < 0 {
 		l.over = true
-		return 0, ErrArchiveTooLarge
+		return 0, deploy.ErrArchiveTooLarge
 	}
 	if int64(len(p)) > l.n+1 {
 		p = p[:l.n+1]
@@ -101,7 +103,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	l.n -= int64(k)
 	if l.n < 0 {
 		l.over = true
-		return k, ErrArchiveTooLarge
+		return k, deploy.ErrArchiveTooLarge
 	}
 	return k, err
 }

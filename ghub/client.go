@@ -1,4 +1,4 @@
-package deploy
+package ghub
 
 import (
 	"errors"
@@ -10,9 +10,9 @@ import (
 	"github.com/google/go-github/v60/github"
 )
 
-// GitHubConfig says how a node talks to GitHub. The token is read again from TokenFile at
+// Config says how a node talks to GitHub. The token is read again from TokenFile at
 // every client construction, so a rotated GitHub App installation token is picked up.
-type GitHubConfig struct {
+type Config struct {
 	// APIURL is the REST API's base URL: "" for api.github.com, or a GitHub Enterprise
 	// (or test) server such as "https://github.example.com/api/v3/".
 	APIURL string
@@ -25,14 +25,14 @@ type GitHubConfig struct {
 	WebhookURL string
 }
 
-// ErrNoGitHubToken: the cluster has no GitHub token configured.
-var ErrNoGitHubToken = errors.New("no GitHub token configured: start the agents with --github-token or --github-token-file")
+// ErrNoToken: the cluster has no GitHub token configured.
+var ErrNoToken = errors.New("no GitHub token configured: start the agents with --github-token or --github-token-file")
 
 // Configured reports whether a token is set up.
-func (c GitHubConfig) Configured() bool { return c.Token != "" || c.TokenFile != "" }
+func (c Config) Configured() bool { return c.Token != "" || c.TokenFile != "" }
 
 // ReadToken returns the token, from TokenFile when one is given.
-func (c GitHubConfig) ReadToken() (string, error) {
+func (c Config) ReadToken() (string, error) {
 	if c.TokenFile != "" {
 		b, err := os.ReadFile(c.TokenFile)
 		if err != nil {
@@ -44,14 +44,14 @@ func (c GitHubConfig) ReadToken() (string, error) {
 		return "", fmt.Errorf("github token file %s is empty", c.TokenFile)
 	}
 	if c.Token == "" {
-		return "", ErrNoGitHubToken
+		return "", ErrNoToken
 	}
 	return c.Token, nil
 }
 
-// NewGitHubClient returns a go-github client authenticated with the configured token and
+// NewClient returns a go-github client authenticated with the configured token and
 // pointed at APIURL. hc may be nil.
-func NewGitHubClient(c GitHubConfig, hc *http.Client) (*github.Client, error) {
+func NewClient(c Config, hc *http.Client) (*github.Client, error) {
 	token, err := c.ReadToken()
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package node
+package ghub
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/go-github/v60/github"
 
-	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/fsm"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
@@ -28,16 +27,16 @@ type webhookAnswer struct {
 	Deployments []string `json:"deployments,omitempty"`
 }
 
-// serveWebhook receives a GitHub webhook on any node. It verifies the signature against the
+// ServeWebhook receives a GitHub webhook on any node. It verifies the signature against the
 // secret of the linked repository before it trusts anything in the delivery, then records a
 // pending deployment for a push to a linked branch; the leader's build loop does the rest.
-func (n *Node) serveWebhook(w http.ResponseWriter, r *http.Request) {
+func (s *Service) ServeWebhook(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "webhooks are POSTed", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, deploy.MaxWebhookBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -48,12 +47,12 @@ func (n *Node) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	delivery := github.DeliveryID(r)
-	v := verifyDelivery(n.fsm.Store.GithubLinks(), r.Header, body)
+	v := verifyDelivery(s.state.GithubLinks(), r.Header, body)
 	switch {
 	case v.code == http.StatusUnauthorized:
-		n.log.Warn("webhook rejected: bad signature", "delivery", delivery, "repo", v.target.Repo, "hook", v.target.HookID)
+		s.log.Warn("webhook rejected: bad signature", "delivery", delivery, "repo", v.target.Repo, "hook", v.target.HookID)
 	case v.code == http.StatusNotFound:
-		n.log.Info("webhook for no linked repository", "delivery", delivery, "repo", v.target.Repo, "hook", v.target.HookID)
+		s.log.Info("webhook for no linked repository", "delivery", delivery, "repo", v.target.Repo, "hook", v.target.HookID)
 	}
 	if v.code != 0 {
 		http.Error(w, v.msg, v.code)
@@ -78,13 +77,13 @@ func (n *Node) serveWebhook(w http.ResponseWriter, r *http.Request) {
 			ans.Message = "push to " + p.Repo + " " + refName(p) + " is not the linked branch " + l.Branch
 			continue
 		}
-		id, dup, err := n.recordPush(ctx, l, p, delivery)
+		id, dup, err := s.recordPush(ctx, l, p, delivery)
 		if errors.Is(err, fsm.ErrNotFound) || connect.CodeOf(err) == connect.CodeNotFound {
 			ans.Message = "the linked component was deleted"
 			continue
 		}
 		if err != nil {
-			n.log.Warn("record push", "delivery", delivery, "err", err)
+			s.log.Warn("record push", "delivery", delivery, "err", err)
 			http.Error(w, "record the push: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -103,8 +102,8 @@ func (n *Node) serveWebhook(w http.ResponseWriter, r *http.Request) {
 type verdict struct {
 	code   int
 	msg    string
-	target deploy.WebhookTarget
-	event  *deploy.Event
+	target WebhookTarget
+	event  *Event
 	links  []*statev1.GithubLink
 }
 
@@ -112,7 +111,7 @@ type verdict struct {
 // trusted: the unverified hook id and repository only choose which secrets to try. It is
 // pure, so it can be fuzzed without a cluster.
 func verifyDelivery(links []*statev1.GithubLink, h http.Header, body []byte) verdict {
-	v := verdict{target: deploy.PeekTarget(h.Get("X-GitHub-Hook-ID"), body)}
+	v := verdict{target: PeekTarget(h.Get("X-GitHub-Hook-ID"), body)}
 	var candidates []*statev1.GithubLink
 	for _, l := range links {
 		if (v.target.HookID != 0 && l.HookId == v.target.HookID) || (v.target.Repo != "" && strings.EqualFold(l.Repo, v.target.Repo)) {
@@ -129,8 +128,8 @@ func verifyDelivery(links []*statev1.GithubLink, h http.Header, body []byte) ver
 	}
 	var payload []byte
 	for _, l := range candidates {
-		p, err := deploy.VerifyWebhook(h.Get("Content-Type"), body, h.Get(github.SHA256SignatureHeader), l.Secret)
-		if errors.Is(err, deploy.ErrBadPayload) {
+		p, err := VerifyWebhook(h.Get("Content-Type"), body, h.Get(github.SHA256SignatureHeader), l.Secret)
+		if errors.Is(err, ErrBadPayload) {
 			v.code, v.msg = http.StatusBadRequest, err.Error()
 			return v
 		}
@@ -143,7 +142,7 @@ func verifyDelivery(links []*statev1.GithubLink, h http.Header, body []byte) ver
 		v.code, v.msg = http.StatusUnauthorized, "signature missing or wrong (X-Hub-Signature-256)"
 		return v
 	}
-	ev, err := deploy.ParseWebhook(h.Get(github.EventTypeHeader), payload)
+	ev, err := ParseWebhook(h.Get(github.EventTypeHeader), payload)
 	if err != nil {
 		v.code, v.msg, v.links = http.StatusBadRequest, err.Error(), nil
 		return v
@@ -152,7 +151,7 @@ func verifyDelivery(links []*statev1.GithubLink, h http.Header, body []byte) ver
 	return v
 }
 
-func refName(p *deploy.Push) string {
+func refName(p *Push) string {
 	if p.Deleted {
 		return "(branch deleted)"
 	}
@@ -164,19 +163,19 @@ func refName(p *deploy.Push) string {
 
 // recordPush commits a pending deployment for a push. A delivery recorded before (GitHub
 // redelivers with the same X-GitHub-Delivery) reports dup and records nothing.
-func (n *Node) recordPush(ctx context.Context, l *statev1.GithubLink, p *deploy.Push, delivery string) (id string, dup bool, err error) {
+func (s *Service) recordPush(ctx context.Context, l *statev1.GithubLink, p *Push, delivery string) (id string, dup bool, err error) {
 	d := &statev1.Deployment{
 		Id: newID(), ComponentId: l.ComponentId, CommitSha: p.SHA, CommitMessage: p.Message,
 		Author: p.Author, Pusher: p.Pusher, Branch: l.Branch, DeliveryId: delivery,
 		Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING,
 	}
-	if _, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateDeployment{CreateDeployment: &statev1.CreateDeployment{Deployment: d}}}); err != nil {
+	if _, err := s.cluster.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateDeployment{CreateDeployment: &statev1.CreateDeployment{Deployment: d}}}); err != nil {
 		if errors.Is(err, fsm.ErrAlreadyExists) || connect.CodeOf(err) == connect.CodeAlreadyExists {
 			return "", true, nil
 		}
 		return "", false, err
 	}
-	n.log.Info("push recorded", "component_id", l.ComponentId, "deployment", d.Id, "sha", shortSHA(p.SHA), "delivery", delivery)
+	s.log.Info("push recorded", "component_id", l.ComponentId, "deployment", d.Id, "sha", shortSHA(p.SHA), "delivery", delivery)
 	return d.Id, false, nil
 }
 
@@ -184,11 +183,4 @@ func writeWebhookAnswer(w http.ResponseWriter, code int, a webhookAnswer) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(a)
-}
-
-func shortSHA(s string) string {
-	if len(s) > 7 {
-		return s[:7]
-	}
-	return s
 }

@@ -1,0 +1,105 @@
+package ghub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+
+	"github.com/velocity9/v9/deploy"
+	"github.com/velocity9/v9/fsm"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// State is what the package reads of the replicated state: this node's replica, possibly
+// stale. *fsm.Store satisfies it.
+type State interface {
+	Component(name string) (*statev1.Component, error)
+	ComponentByID(id string) (*statev1.Component, error)
+	Deployment(id string) (*statev1.Deployment, error)
+	Deployments(componentID string) []*statev1.Deployment
+	Placements(nodeID string) []*statev1.Placement
+	GithubLink(componentID string) (*statev1.GithubLink, error)
+	GithubLinks() []*statev1.GithubLink
+	View(f func(fsm.View))
+	Changed() (<-chan struct{}, uint64)
+	WaitForIndex(ctx context.Context, min uint64) (uint64, error)
+}
+
+// Cluster is how the package changes the state.
+type Cluster interface {
+	// Apply commits a command through the Raft leader (forwarded from a follower) and
+	// returns its index, or the error fsm's Apply gave.
+	Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
+}
+
+// Artifacts stores what a build produces.
+type Artifacts interface {
+	// Put stores a bundle and returns its digest ("sha256:...").
+	Put(r io.Reader) (digest string, err error)
+	// Pin keeps an artifact from garbage collection until the returned func is called.
+	Pin(digest string) (unpin func())
+}
+
+// LogSink receives the system lines a component's log shows ("deployment ... activated").
+type LogSink interface {
+	Append(component, instance, stream, text string)
+}
+
+// Options is everything a Service needs; the node fills it.
+type Options struct {
+	NodeID  string // this node's id, recorded as the artifact origin of its builds
+	DataDir string // builds run under DataDir/builds
+	GitHub  Config
+	Build   deploy.BuildOptions
+	// MaxArtifactBytes bounds an extracted repository when Build.Limits.MaxBytes is zero.
+	MaxArtifactBytes int64
+	// APIAddr returns this node's advertised API address; the webhook URL defaults to
+	// http://APIAddr()/github/webhook.
+	APIAddr func() string
+
+	State     State
+	Cluster   Cluster
+	Artifacts Artifacts
+	Logs      LogSink
+	Logger    *slog.Logger
+}
+
+// Service is one node's GitHub side: linking, webhook intake, builds, polling and commit
+// statuses. Its loops (BuildLoop, PollLoop, StatusLoop) are leader controllers: the node's
+// leadership owner runs each for a term of leadership, with a ctx that ends with the term;
+// CreateLinked runs on the leader (the node forwards it there).
+type Service struct {
+	o        Options
+	state    State
+	cluster  Cluster
+	log      *slog.Logger
+	builds   builder
+	statuses chan statusPost
+}
+
+// New returns a Service; nothing runs until its loops are started.
+func New(o Options) *Service {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		o: o, state: o.State, cluster: o.Cluster, log: o.Logger,
+		builds:   builder{wake: make(chan struct{}, 1)},
+		statuses: make(chan statusPost, 1024),
+	}
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func shortSHA(s string) string {
+	if len(s) > 7 {
+		return s[:7]
+	}
+	return s
+}
