@@ -64,6 +64,20 @@ GEN_TOOLS        := $(BUF_TOOL) \
                     $(BIN)/.protoc-gen-connect-go-$(PROTOC_GEN_CONNECT_GO_VERSION).stamp
 STATICCHECK_TOOL := $(BIN)/.staticcheck-$(STATICCHECK_VERSION).stamp
 
+# The console's Node.js packages (pinned in webui/package-lock.json), protoc-gen-es among them.
+# npm ci runs again whenever the lockfile changes.
+NPM       ?= npm
+WEBUI_NPM := webui/node_modules/.package-lock.json
+GEN_TOOLS += $(WEBUI_NPM)
+GEN_DIRS  := rpc/gen webui/src/gen
+
+$(WEBUI_NPM): webui/package-lock.json webui/package.json
+	cd webui && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+# Sources the console's build depends on (its output, webui/dist, is embedded by webui/embed.go).
+WEBUI_SRC := $(shell find webui/src webui/index.html webui/vite.config.ts webui/tsconfig.json -type f 2>/dev/null)
+
 .PHONY: help
 help: ## list the targets (the default)
 	@echo "usage: make <target> [VAR=value ...]"
@@ -73,25 +87,25 @@ help: ## list the targets (the default)
 	@echo "variables: FUZZTIME=$(FUZZTIME) BENCH=$(BENCH) BENCHTIME=$(BENCHTIME) BENCH_PKGS=$(BENCH_PKGS) TEST_PKGS=$(TEST_PKGS) TLA2TOOLS=$(TLA2TOOLS)"
 
 .PHONY: tools
-tools: $(GEN_TOOLS) $(STATICCHECK_TOOL) ## install pinned buf, protoc-gen-go, protoc-gen-connect-go, staticcheck into bin/
+tools: $(GEN_TOOLS) $(STATICCHECK_TOOL) ## install pinned buf, protoc-gen-go, protoc-gen-connect-go, staticcheck into bin/, and webui's npm packages
 
 .PHONY: generate
-generate: $(GEN_TOOLS) ## regenerate rpc/gen from rpc/proto with buf (stale generated files are removed)
+generate: $(GEN_TOOLS) ## regenerate rpc/gen (Go) and webui/src/gen (TypeScript) from rpc/proto with buf (stale generated files are removed)
 	PATH="$(BIN):$$PATH" BUF=$(BUF) bash scripts/generate.sh
 
 .PHONY: check-generate
-check-generate: generate ## regenerate and fail if rpc/gen differs from git (changed, deleted or untracked files)
-	@if ! git diff --exit-code --stat -- rpc/gen; then \
-		echo "check-generate: rpc/gen is out of date with rpc/proto; run 'make generate' and commit the result" >&2; \
+check-generate: generate ## regenerate and fail if rpc/gen or webui/src/gen differs from git (changed, deleted or untracked files)
+	@if ! git diff --exit-code --stat -- $(GEN_DIRS); then \
+		echo "check-generate: $(GEN_DIRS) is out of date with rpc/proto; run 'make generate' and commit the result" >&2; \
 		exit 1; \
 	fi
-	@untracked="$$(git ls-files --others --exclude-standard -- rpc/gen)"; \
+	@untracked="$$(git ls-files --others --exclude-standard -- $(GEN_DIRS))"; \
 	if [ -n "$$untracked" ]; then \
 		echo "$$untracked"; \
-		echo "check-generate: untracked generated files under rpc/gen (listed above); commit them" >&2; \
+		echo "check-generate: untracked generated files under $(GEN_DIRS) (listed above); commit them" >&2; \
 		exit 1; \
 	fi
-	@echo "check-generate: rpc/gen matches rpc/proto"
+	@echo "check-generate: $(GEN_DIRS) match rpc/proto"
 
 .PHONY: lint
 lint: $(BUF_TOOL) $(STATICCHECK_TOOL) ## gofmt -l, go vet, staticcheck, buf lint (runs all; fails if any fails)
@@ -131,8 +145,18 @@ fuzz: ## run every Fuzz* target in the repo for FUZZTIME each (default 20s)
 bench: ## run benchmarks (BENCH=regexp BENCHTIME=1s BENCHCOUNT=1 BENCH_PKGS=./...)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -benchmem $(BENCH_PKGS)
 
+webui/dist/index.html: $(WEBUI_NPM) $(WEBUI_SRC)
+	cd webui && $(NPM) run build
+
+.PHONY: console
+console: webui/dist/index.html ## build the web console into webui/dist (npm ci from the lockfile first); the next Go build embeds it
+
+.PHONY: console-test
+console-test: $(WEBUI_NPM) ## type-check the console and run its unit tests (Vitest)
+	cd webui && $(NPM) run typecheck && $(NPM) test
+
 .PHONY: build
-build: ## build bin/v9
+build: console ## build bin/v9 with the console embedded
 	$(GO) build -o bin/v9 ./cmd/v9
 
 .PHONY: run
@@ -171,10 +195,12 @@ tla-bug: tla-check-tools ## check that TLC finds the seeded bug of tla/Placement
 	fi
 
 .PHONY: clean
-clean: ## remove bin/v9 and the dev cluster's data (.v9-dev); keeps the tools in bin/
+clean: ## remove bin/v9, the built console (webui/dist) and the dev cluster's data (.v9-dev); keeps the tools in bin/
 	rm -f bin/v9
+	find webui/dist -mindepth 1 ! -name .gitkeep -delete 2>/dev/null || true
 	rm -rf $(DEV_DATA_DIR)
 
 .PHONY: clean-tools
 clean-tools: ## remove all installed tools from bin/ (the next `make tools` reinstalls them)
 	rm -f $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go $(BIN)/staticcheck $(BIN)/.*.stamp
+	rm -rf webui/node_modules

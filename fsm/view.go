@@ -44,6 +44,9 @@ func (v View) Deployments(fn func(*statev1.Deployment)) {
 	}
 }
 
+// Deployment returns the deployment with id, nil if there is none.
+func (v View) Deployment(id string) *statev1.Deployment { return v.t.deployments[id] }
+
 // Placements calls fn for each placement, in no particular order.
 func (v View) Placements(fn func(*statev1.Placement)) {
 	for _, p := range v.t.placements {

@@ -10,13 +10,32 @@ import (
 	"github.com/velocity9/v9/sched"
 )
 
-func replicas(t *testing.T, c *TestCluster) uint32 {
-	t.Helper()
-	comp, err := c.Live()[0].Store().Component("hello")
+// replicas reads the component's replica count on node n. It returns an error rather than
+// failing the test: it is called inside Eventually polls.
+func replicas(n *Node) (uint32, error) {
+	comp, err := n.Store().Component("hello")
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
-	return comp.Replicas
+	return comp.Replicas, nil
+}
+
+// wantReplicas checks the replica count the leader committed, as read on the leader.
+func wantReplicas(c *TestCluster, ok func(uint32) bool) error {
+	for _, n := range c.Live() {
+		if !n.IsLeader() {
+			continue
+		}
+		r, err := replicas(n)
+		if err != nil {
+			return err
+		}
+		if !ok(r) {
+			return fmt.Errorf("%d replicas on the leader %s", r, n.ID())
+		}
+		return nil
+	}
+	return fmt.Errorf("no leader")
 }
 
 // TestDataPlaneAutoscale drives a wasm component with a load generator: it scales up toward
@@ -28,10 +47,7 @@ func TestDataPlaneAutoscale(t *testing.T) {
 	waitServing(t, c.Nodes, "hello from wasm")
 	g := startLoad(c.Nodes, 12)
 	Eventually(t, 30*time.Second, func() error {
-		if r := replicas(t, c); r != 3 {
-			return fmt.Errorf("replicas under load: %d", r)
-		}
-		return nil
+		return wantReplicas(c, func(r uint32) bool { return r == 3 })
 	})
 	Eventually(t, 30*time.Second, func() error {
 		if k := len(c.Nodes[0].Store().Placements("")); k != 3 {
@@ -42,37 +58,38 @@ func TestDataPlaneAutoscale(t *testing.T) {
 	})
 	g.end(t, "requests while scaling up")
 	Eventually(t, 30*time.Second, func() error {
-		if r := replicas(t, c); r != 1 {
-			return fmt.Errorf("replicas when idle: %d", r)
-		}
-		return nil
+		return wantReplicas(c, func(r uint32) bool { return r == 1 })
 	})
 }
 
 func TestDataPlaneScaleToZero(t *testing.T) {
 	c := NewTestClusterOpts(t, 3, TestOptions{Autoscale: sched.Policy{DownCooldown: time.Second}})
 	mustUpload(t, c.Leader(t), helloDir(t, "[scale]\nmin = 0\nmax = 2\n"))
+	// Every node must have seen the scale-down: the one asked below routes from its own
+	// replica.
 	Eventually(t, 30*time.Second, func() error {
-		if r := replicas(t, c); r != 0 {
-			return fmt.Errorf("replicas when idle: %d", r)
-		}
-		if k := len(c.Nodes[0].Store().Placements("")); k != 0 {
-			return fmt.Errorf("%d placements left", k)
+		for _, n := range c.Nodes {
+			if r, err := replicas(n); err != nil || r != 0 {
+				return fmt.Errorf("%s: %d replicas when idle (%v)", n.ID(), r, err)
+			}
+			if k := len(n.Store().Placements("")); k != 0 {
+				return fmt.Errorf("%s: %d placements left", n.ID(), k)
+			}
 		}
 		return nil
 	})
 	// Scaled to zero: the first request is served on demand by the node it reaches.
-	code, body, h, err := proxyGet(c.Nodes[1], "", "/hello/first")
-	if err != nil || code != 200 || h.Get("X-V9-Served-By") != c.Nodes[1].ID() {
-		t.Fatalf("first request at zero replicas: %d %q %v %v", code, body, h, err)
-	}
+	Eventually(t, 5*time.Second, func() error {
+		code, body, h, err := proxyGet(c.Nodes[1], "", "/hello/first")
+		if err != nil || code != 200 || h.Get("X-V9-Served-By") != c.Nodes[1].ID() {
+			return fmt.Errorf("first request at zero replicas: %d %q %v %v", code, body, h, err)
+		}
+		return nil
+	})
 	// Traffic brings a replica back.
 	g := startLoad(c.Nodes, 2)
 	Eventually(t, 20*time.Second, func() error {
-		if r := replicas(t, c); r < 1 {
-			return fmt.Errorf("replicas with traffic: %d", r)
-		}
-		return nil
+		return wantReplicas(c, func(r uint32) bool { return r >= 1 })
 	})
 	g.end(t, "requests while scaling from zero")
 }

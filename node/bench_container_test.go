@@ -55,7 +55,7 @@ func BenchmarkContainerColdStart(b *testing.B) {
 	proxyURL := "http://" + n.ProxyAddr() + "/hello/"
 	untilOK(proxyURL, time.Now())
 
-	ex := n.execs[statev1.Runtime_RUNTIME_CONTAINER].(*container.Executor)
+	ex := n.dp.Executor(statev1.Runtime_RUNTIME_CONTAINER).(*container.Executor)
 	client, err := containerd.New(testContainerd, containerd.WithDefaultNamespace(container.DefaultNamespace))
 	if err != nil {
 		b.Fatal(err)
@@ -103,7 +103,7 @@ func BenchmarkContainerColdStart(b *testing.B) {
 		if _, err := cli.Pause(ctx, connect.NewRequest(&componentv1.PauseRequest{Name: "hello"})); err != nil {
 			b.Fatal(err)
 		}
-		for deadline := time.Now().Add(30 * time.Second); n.rec.running("hello") > 0 || len(n.Store().Placements("")) > 0; {
+		for deadline := time.Now().Add(30 * time.Second); n.dp.Running("hello") > 0 || len(n.Store().Placements("")) > 0; {
 			if time.Now().After(deadline) {
 				b.Fatal("pause did not stop the instance")
 			}

@@ -133,7 +133,7 @@ func BenchmarkProxyRemoteHop(b *testing.B) {
 	deadline := time.Now().Add(30 * time.Second)
 	for local == nil {
 		for _, n := range c.Nodes {
-			if n.rec.running("hello") > 0 {
+			if n.dp.Running("hello") > 0 {
 				local = n
 			}
 		}

@@ -134,7 +134,7 @@ func TestContainerServesRestartsAndRollsOver(t *testing.T) {
 	if _, startedAfter, _, _ := proxyGet(c.Nodes[owner], "", "/hello/started"); startedAfter != startedBefore || startedBefore == "" {
 		t.Fatalf("after the agent restart the container started at %q, before at %q: not adopted", startedAfter, startedBefore)
 	}
-	if k := c.Nodes[owner].rec.running("hello"); k != 1 {
+	if k := c.Nodes[owner].dp.Running("hello"); k != 1 {
 		t.Fatalf("%s runs %d instances of hello after the restart, want 1", c.Nodes[owner].ID(), k)
 	}
 

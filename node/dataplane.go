@@ -1,110 +1,131 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"slices"
-	"syscall"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/velocity9/v9/deploy"
+	"github.com/velocity9/v9/dataplane"
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/proxy"
+	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
+	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
-	v9rt "github.com/velocity9/v9/runtime"
-	"github.com/velocity9/v9/runtime/artifact"
-	"github.com/velocity9/v9/runtime/container"
-	"github.com/velocity9/v9/runtime/wasm"
 )
 
-// openDataPlane opens the artifact store and the executors, and builds the proxy's router,
-// the log ring and the metrics.
+// openDataPlane opens the artifact store and the executors and builds the data plane, the
+// log ring and the metrics.
 func (n *Node) openDataPlane() error {
 	var err error
-	n.artifacts, err = artifact.Open(filepath.Join(n.cfg.DataDir, "artifacts"), func(r io.Reader, dest string) error {
-		return deploy.Unpack(r, dest, deploy.DefaultLimits)
-	})
-	if err != nil {
-		return fmt.Errorf("open artifact store: %w", err)
+	if n.artifacts, err = dataplane.OpenArtifacts(filepath.Join(n.cfg.DataDir, "artifacts")); err != nil {
+		return err
 	}
 	n.logs = logring.New(n.cfg.LogLines)
 	n.metrics = prometheus.NewRegistry()
 	n.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.stats = proxy.NewStats(n.metrics)
-	n.load = &loadReporter{l: proxy.NewLoad(), last: time.Now()}
-	n.execs = map[statev1.Runtime]v9rt.Executor{}
-
-	w, err := wasm.New(wasm.Config{CacheDir: n.cfg.WasmCacheDir, Logger: n.log})
+	execs, reaper, err := dataplane.OpenExecutors(dataplane.ExecutorConfig{
+		NodeID: n.cfg.ID, DataDir: n.cfg.DataDir, WasmCacheDir: n.cfg.WasmCacheDir,
+		ContainerdSocket: n.cfg.ContainerdSocket, ReaperCommand: n.cfg.ReaperCommand, Logger: n.log,
+	})
 	if err != nil {
-		return fmt.Errorf("start wasm executor: %w", err)
+		return err
 	}
-	n.execs[statev1.Runtime_RUNTIME_WASM] = w
-	if n.cfg.ContainerdSocket != "" {
-		c, err := container.New(container.Config{
-			Socket: n.cfg.ContainerdSocket, NodeID: n.cfg.ID,
-			StateDir: filepath.Join(n.cfg.DataDir, "containers"), Logger: n.log,
-		})
-		if err != nil {
-			n.log.Warn("containerd unavailable: this node runs wasm components only", "socket", n.cfg.ContainerdSocket, "err", err)
-		} else {
-			n.execs[statev1.Runtime_RUNTIME_CONTAINER] = c
-			if err := n.startReaper(); err != nil {
-				return err
-			}
-		}
-	} else {
-		n.log.Info("no containerd socket configured: this node runs wasm components only")
+	n.reaper = reaper
+	n.dp, err = dataplane.New(n.ctx, dataplane.Config{
+		NodeID: n.cfg.ID, Store: n.fsm.Store, Cluster: dpHost{n}, Peers: dpHost{n},
+		Artifacts: n.artifacts, Executors: execs, Logs: n.logs, Logger: n.log,
+		HeartbeatInterval: n.cfg.Liveness.HeartbeatInterval, Lease: n.cfg.Liveness.Lease,
+		FenceBudget: n.cfg.Liveness.fenceBudget(n.cfg.Raft.LeaderLeaseTimeout),
+	})
+	if err != nil {
+		return err
 	}
-	for rt := range n.execs {
-		n.runtimes = append(n.runtimes, rt)
-	}
-	slices.Sort(n.runtimes)
-	n.rec = newReconciler(n, n.execs)
-	n.router = &router{n: n}
+	n.runtimes = n.dp.Runtimes()
 	return nil
 }
 
 // Runtimes lists what this node can run.
 func (n *Node) Runtimes() []statev1.Runtime { return n.runtimes }
 
-// startReaper starts the process that fences this node's exclusive containers when the
-// agent dies: it holds the read end of a pipe whose write end only this process has, so
-// the kernel closes it however the agent ends (container.Reap).
-func (n *Node) startReaper() error {
-	if n.cfg.ReaperCommand == nil {
-		n.log.Warn("no reaper: exclusive containers would outlive a crashed agent unfenced")
-		return nil
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return fmt.Errorf("reaper pipe: %w", err)
-	}
-	cmd := n.cfg.ReaperCommand(n.cfg.ContainerdSocket, container.DefaultNamespace, n.cfg.ID)
-	cmd.Stdin = r
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // not killed with the agent's terminal
-	if err := cmd.Start(); err != nil {
-		r.Close()
-		w.Close()
-		return fmt.Errorf("start reaper: %w", err)
-	}
-	r.Close()
-	n.reaper = w
-	go func() {
-		if err := cmd.Wait(); err != nil {
-			n.log.Warn("reaper ended", "err", err)
-		}
-	}()
-	return nil
+// dpHost is what the data plane gets of the node: writes through the leader, a consistent
+// barrier, heartbeats and peers' artifacts.
+type dpHost struct{ n *Node }
+
+var (
+	_ dataplane.Cluster = dpHost{}
+	_ dataplane.Peers   = dpHost{}
+)
+
+func (h dpHost) Apply(ctx context.Context, cmd *statev1.Command) (uint64, error) {
+	return h.n.Apply(ctx, cmd)
 }
 
-// closeReaper tells the reaper that the agent is gone.
-func (n *Node) closeReaper() {
-	if n.reaper != nil {
-		n.reaper.Close()
+func (h dpHost) Barrier(ctx context.Context) error { return h.n.ConsistentBarrier(ctx) }
+
+func (h dpHost) APIAddr(id string) string { return h.n.apiAddrOf(id) }
+
+// Heartbeat sends one heartbeat to the leader (to this node's own liveness table when it
+// leads) and returns the leader's applied index from the answer.
+func (h dpHost) Heartbeat(ctx context.Context, req *clusterv1.HeartbeatRequest, timeout time.Duration) (uint64, error) {
+	n := h.n
+	if n.IsLeader() {
+		resp, err := n.HeartbeatAsLeader(ctx, req)
+		return resp.GetIndex(), err
 	}
+	addr, err := n.leaderAPI()
+	if err != nil {
+		return 0, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := n.peers.get(addr).internal.Heartbeat(cctx, connect.NewRequest(req))
+	if err != nil {
+		return 0, err
+	}
+	return resp.Msg.Index, nil
+}
+
+// OpenArtifact streams an artifact from the peer at addr.
+func (h dpHost) OpenArtifact(ctx context.Context, addr, digest string) (io.ReadCloser, error) {
+	stream, err := h.n.peers.get(addr).artifacts.Fetch(ctx, connect.NewRequest(&deployv1.FetchRequest{Digest: digest}))
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		for stream.Receive() {
+			if _, err := pw.Write(stream.Msg().Chunk); err != nil {
+				return
+			}
+		}
+		pw.CloseWithError(stream.Err()) // nil → EOF
+	}()
+	return &fetchReader{PipeReader: pr, close: stream.Close}, nil
+}
+
+// fetchReader ends the pipe, then the stream, when the reader is done.
+type fetchReader struct {
+	*io.PipeReader
+	close func() error
+}
+
+func (f *fetchReader) Close() error {
+	f.PipeReader.CloseWithError(errors.New("fetch ended"))
+	return f.close()
+}
+
+// OpenArtifact serves a stored artifact to a peer.
+func (n *Node) OpenArtifact(digest string) (io.ReadCloser, int64, error) {
+	if !n.artifacts.Has(digest) {
+		return nil, 0, connect.NewError(connect.CodeNotFound, fmt.Errorf("artifact %s is not stored on %s", digest, n.cfg.ID))
+	}
+	return n.artifacts.Get(digest)
 }

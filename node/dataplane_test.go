@@ -191,14 +191,14 @@ func TestDataPlaneNewDeploymentReplacesOld(t *testing.T) {
 			if code, _, _, _ := proxyGet(n, "", "/hello/"); code != 404 {
 				return fmt.Errorf("%s still answers %d", n.ID(), code)
 			}
-			if k := n.rec.running("hello"); k != 0 {
+			if k := n.dp.Running("hello"); k != 0 {
 				return fmt.Errorf("%s still runs %d instances", n.ID(), k)
 			}
 		}
 		return nil
 	})
 	for _, n := range c.Nodes {
-		if _, err := n.gcArtifacts(); err != nil {
+		if _, err := n.dp.GC(); err != nil {
 			t.Fatal(err)
 		}
 		if list, _ := n.artifacts.List(); len(list) != 0 {
@@ -253,7 +253,7 @@ func TestDataPlaneSurvivorServesWithoutQuorum(t *testing.T) {
 	waitServing(t, c.Nodes, "hello from wasm")
 	Eventually(t, 20*time.Second, func() error {
 		for _, n := range c.Nodes {
-			if n.rec.running("hello") == 0 {
+			if n.dp.Running("hello") == 0 {
 				return fmt.Errorf("%s runs no instance yet", n.ID())
 			}
 		}

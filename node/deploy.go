@@ -36,7 +36,7 @@ func (n *Node) Upload(ctx context.Context, meta *deployv1.UploadMeta, body io.Re
 		}
 		return nil, invalidArg("receive bundle: %v", err)
 	}
-	defer n.fetches.pin(digest)()
+	defer n.dp.Pin(digest)()
 	if lr.N <= 0 {
 		return nil, invalidArg("bundle is larger than %d MiB", MaxUploadBytes>>20)
 	}

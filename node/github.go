@@ -32,7 +32,7 @@ func (n *Node) openGitHub() {
 type ghArtifacts struct{ n *Node }
 
 func (a ghArtifacts) Put(r io.Reader) (string, error) { return a.n.artifacts.Put(r) }
-func (a ghArtifacts) Pin(digest string) func()        { return a.n.fetches.pin(digest) }
+func (a ghArtifacts) Pin(digest string) func()        { return a.n.dp.Pin(digest) }
 
 // CreateLinked creates a component built from a GitHub repository, on the leader: a
 // follower forwards the call.

@@ -67,20 +67,6 @@ func proxyGet(n *Node, host, path string) (int, string, http.Header, error) {
 	return resp.StatusCode, string(b), resp.Header, nil
 }
 
-// running counts this node's instances of a component that are running, stopping ones
-// included: what the exclusivity invariant is about.
-func (r *reconciler) running(component string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	k := 0
-	for _, in := range r.inst {
-		if in.component == component && in.run != nil {
-			k++
-		}
-	}
-	return k
-}
-
 // quiet drops the nodes' logs, for benchmarks.
 func quiet(c *TestCluster) {
 	for _, n := range c.Nodes {

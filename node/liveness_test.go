@@ -128,7 +128,7 @@ func TestDataPlaneNodeDownIsReplaced(t *testing.T) {
 		}
 		return nil
 	})
-	if k := c.Nodes[o].rec.running("hello"); k != 0 {
+	if k := c.Nodes[o].dp.Running("hello"); k != 0 {
 		t.Fatalf("the restarted node runs %d instances of hello", k)
 	}
 }
@@ -157,7 +157,7 @@ func TestDataPlaneExclusiveNeverTwiceAcrossPartition(t *testing.T) {
 			}
 			k := 0
 			for _, n := range c.Nodes {
-				if n.rec.running("hello") > 0 {
+				if n.dp.Running("hello") > 0 {
 					k++
 				}
 			}
@@ -170,20 +170,20 @@ func TestDataPlaneExclusiveNeverTwiceAcrossPartition(t *testing.T) {
 	c.Partition(o)
 	Eventually(t, DefaultTTL+15*time.Second, func() error {
 		for i, n := range c.Nodes {
-			if i != o && n.rec.running("hello") > 0 {
+			if i != o && n.dp.Running("hello") > 0 {
 				return nil
 			}
 		}
 		return fmt.Errorf("no replacement yet")
 	})
-	if c.Nodes[o].rec.running("hello") != 0 {
+	if c.Nodes[o].dp.Running("hello") != 0 {
 		t.Fatalf("the partitioned node still runs the exclusive instance")
 	}
 	c.Heal(o)
 	Eventually(t, 15*time.Second, func() error {
 		total := 0
 		for _, n := range c.Nodes {
-			total += n.rec.running("hello")
+			total += n.dp.Running("hello")
 		}
 		if total != 1 {
 			return fmt.Errorf("%d instances after healing", total)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/velocity9/v9/dataplane"
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
@@ -21,7 +22,6 @@ import (
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/rpc/server"
-	v9rt "github.com/velocity9/v9/runtime"
 	"github.com/velocity9/v9/runtime/artifact"
 )
 
@@ -35,23 +35,17 @@ type Node struct {
 	peers  *peerClients
 	disc   discovery
 
-	artifacts *artifact.Store
-	fetches   fetchLocks
+	dp        *dataplane.DataPlane // this node's instances, routing, artifacts and lease
+	artifacts *artifact.Store      // shared with dp
 	logs      *logring.Ring
 	stats     *proxy.Stats
 	metrics   *prometheus.Registry
-	execs     map[statev1.Runtime]v9rt.Executor
 	runtimes  []statev1.Runtime
-	rec       *reconciler
-	router    *router
-	od        onDemand         // wasm served without a placement
 	owner     *leader.Owner    // starts and stops the leader controllers
 	live      *leader.Liveness // the leader's view of the nodes' heartbeats
 	scheduler *leader.Scheduler
-	reaper    *os.File      // write end of the reaper's pipe (container nodes)
-	lease     lease         // this node's lease from the leader
-	load      *loadReporter // requests entering through this node's proxy
-	gh        *ghub.Service // linking, webhooks, builds, polling, commit statuses
+	reaper    *dataplane.Reaper // fences exclusive containers if the agent dies
+	gh        *ghub.Service     // linking, webhooks, builds, polling, commit statuses
 
 	apiLn, proxyLn   net.Listener
 	apiSrv, proxySrv *http.Server
@@ -75,8 +69,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
-	n.od.n = n
-	n.lease.base = time.Now()
 	n.disc.known = map[string]peer{}
 	n.setupLeadership()
 
@@ -117,7 +109,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.serve(n.apiSrv, n.apiLn, "api")
 	if n.proxyLn != nil {
 		n.proxySrv = newHTTPServer(proxy.New(proxy.Config{
-			NodeID: cfg.ID, Domain: cfg.Domain, Router: n.router, Stats: n.stats, Load: n.load.l, Logger: n.log,
+			NodeID: cfg.ID, Domain: cfg.Domain, Router: n.dp.Router(), Stats: n.stats, Load: n.dp.Load(), Logger: n.log,
 			Access: func(component, line string) { n.logs.Append(component, "proxy", "access", line) },
 		}))
 		n.serve(n.proxySrv, n.proxyLn, "proxy")
@@ -126,13 +118,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.goLoop(n.bootstrapOrJoin)
 	}
 	n.goLoop(n.registerSelf)
-	n.goLoop(n.router.loop)
-	n.goLoop(n.rec.loop)
-	n.goLoop(n.heartbeatLoop)
+	for _, loop := range n.dp.Loops() {
+		n.goLoop(loop)
+	}
 	n.goLoop(n.runLeadership)
-	n.goLoop(n.gcLoop)
-	n.goLoop(n.replicateLoop)
-	n.goLoop(n.od.loop)
 	n.log.Info("node started", "api", n.APIAddr(), "proxy", n.ProxyAddr(), "raft", n.RaftAddr(),
 		"data_dir", cfg.DataDir, "existing_state", n.raft.hasState)
 	return n, nil
@@ -232,13 +221,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			err = n.raft.close()
 		}
 		n.wg.Wait()
-		if n.rec != nil {
-			// Containers outlive the agent to be adopted by the next one, but an exclusive
-			// one must not: nothing would fence it while the agent is away.
-			n.rec.stopExclusive(ctx)
-			n.rec.closeAll()
+		if n.dp != nil {
+			n.dp.StopExclusive(ctx)
+			n.dp.Close()
 		}
-		n.closeReaper()
+		n.reaper.Close()
 		n.log.Info("node stopped")
 	})
 	return err
@@ -267,9 +254,9 @@ func (n *Node) kill() {
 			n.raft.close()
 		}
 		n.wg.Wait()
-		if n.rec != nil {
-			n.rec.closeAll()
+		if n.dp != nil {
+			n.dp.Close()
 		}
-		n.closeReaper() // as the kernel would when the process dies
+		n.reaper.Close() // as the kernel would when the process dies
 	})
 }

@@ -80,22 +80,24 @@ func (s *Components) Get(ctx context.Context, req *connect.Request[componentv1.G
 	if err := s.read(ctx, req.Msg.Read); err != nil {
 		return nil, err
 	}
-	st := s.B.Store()
-	idx := st.Index()
-	c, err := st.Component(req.Msg.Name)
-	if err != nil {
+	idx, comps, statuses := componentStatuses(s.B.Store(), req.Msg.Name, true)
+	if len(comps) == 0 {
+		// The store's own error names what is missing, as the other reads do.
+		_, err := s.B.Store().Component(req.Msg.Name)
+		if err == nil {
+			err = fmt.Errorf("component %q: %w", req.Msg.Name, fsm.ErrNotFound)
+		}
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&componentv1.GetResponse{Component: c, Index: idx}), nil
+	return connect.NewResponse(&componentv1.GetResponse{Component: comps[0], Index: idx, Status: statuses[req.Msg.Name]}), nil
 }
 
 func (s *Components) List(ctx context.Context, req *connect.Request[componentv1.ListRequest]) (*connect.Response[componentv1.ListResponse], error) {
 	if err := s.read(ctx, req.Msg.Read); err != nil {
 		return nil, err
 	}
-	st := s.B.Store()
-	idx := st.Index()
-	return connect.NewResponse(&componentv1.ListResponse{Components: st.Components(), Index: idx}), nil
+	idx, comps, statuses := componentStatuses(s.B.Store(), "", false)
+	return connect.NewResponse(&componentv1.ListResponse{Components: comps, Index: idx, Statuses: statuses}), nil
 }
 
 func (s *Components) Create(ctx context.Context, req *connect.Request[componentv1.CreateRequest]) (*connect.Response[componentv1.CreateResponse], error) {

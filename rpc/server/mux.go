@@ -12,6 +12,7 @@ import (
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
+	"github.com/velocity9/v9/webui"
 )
 
 // Backend is everything a node offers the API.
@@ -26,7 +27,8 @@ type Backend interface {
 // MaxMessageBytes bounds one RPC message.
 const MaxMessageBytes = 4 << 20
 
-// NewMux mounts every service, gRPC health and gRPC reflection on one mux.
+// NewMux mounts every service, gRPC health, gRPC reflection and the web console (at /) on one
+// mux.
 func NewMux(b Backend) *http.ServeMux {
 	opts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(MaxMessageBytes),
@@ -54,5 +56,7 @@ func NewMux(b Backend) *http.ServeMux {
 	reflector := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	// The web console, on the same origin as the API; the services' paths are more specific.
+	mux.Handle("/", webui.Handler())
 	return mux
 }

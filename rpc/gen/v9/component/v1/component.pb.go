@@ -288,6 +288,7 @@ type GetResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Component     *v1.Component          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
 	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Status        *ComponentStatus       `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"` // with placements
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -336,6 +337,13 @@ func (x *GetResponse) GetIndex() uint64 {
 	return 0
 }
 
+func (x *GetResponse) GetStatus() *ComponentStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 type ListRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Read          *ReadOptions           `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
@@ -381,9 +389,10 @@ func (x *ListRequest) GetRead() *ReadOptions {
 }
 
 type ListResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Components    []*v1.Component        `protobuf:"bytes,1,rep,name=components,proto3" json:"components,omitempty"`
-	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	state         protoimpl.MessageState      `protogen:"open.v1"`
+	Components    []*v1.Component             `protobuf:"bytes,1,rep,name=components,proto3" json:"components,omitempty"`
+	Index         uint64                      `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Statuses      map[string]*ComponentStatus `protobuf:"bytes,3,rep,name=statuses,proto3" json:"statuses,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // by component name, without placements
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -432,6 +441,91 @@ func (x *ListResponse) GetIndex() uint64 {
 	return 0
 }
 
+func (x *ListResponse) GetStatuses() map[string]*ComponentStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+// ComponentStatus is what a component's placements and active deployment say about it, at
+// the same index as the component: what the console and `v9 component list` show.
+type ComponentStatus struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Running          uint32                 `protobuf:"varint,1,opt,name=running,proto3" json:"running,omitempty"`                                          // placements desired running and observed running
+	Wanted           uint32                 `protobuf:"varint,2,opt,name=wanted,proto3" json:"wanted,omitempty"`                                            // replicas wanted: 0 while paused
+	Failed           uint32                 `protobuf:"varint,3,opt,name=failed,proto3" json:"failed,omitempty"`                                            // placements desired running that failed to start
+	ActiveDeployment *v1.Deployment         `protobuf:"bytes,4,opt,name=active_deployment,json=activeDeployment,proto3" json:"active_deployment,omitempty"` // without its build log; unset if none
+	Placements       []*v1.Placement        `protobuf:"bytes,5,rep,name=placements,proto3" json:"placements,omitempty"`                                     // Get only: every placement of the component
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ComponentStatus) Reset() {
+	*x = ComponentStatus{}
+	mi := &file_v9_component_v1_component_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComponentStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComponentStatus) ProtoMessage() {}
+
+func (x *ComponentStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_component_v1_component_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComponentStatus.ProtoReflect.Descriptor instead.
+func (*ComponentStatus) Descriptor() ([]byte, []int) {
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ComponentStatus) GetRunning() uint32 {
+	if x != nil {
+		return x.Running
+	}
+	return 0
+}
+
+func (x *ComponentStatus) GetWanted() uint32 {
+	if x != nil {
+		return x.Wanted
+	}
+	return 0
+}
+
+func (x *ComponentStatus) GetFailed() uint32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *ComponentStatus) GetActiveDeployment() *v1.Deployment {
+	if x != nil {
+		return x.ActiveDeployment
+	}
+	return nil
+}
+
+func (x *ComponentStatus) GetPlacements() []*v1.Placement {
+	if x != nil {
+		return x.Placements
+	}
+	return nil
+}
+
 type UpdateSpecRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -442,7 +536,7 @@ type UpdateSpecRequest struct {
 
 func (x *UpdateSpecRequest) Reset() {
 	*x = UpdateSpecRequest{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[7]
+	mi := &file_v9_component_v1_component_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -454,7 +548,7 @@ func (x *UpdateSpecRequest) String() string {
 func (*UpdateSpecRequest) ProtoMessage() {}
 
 func (x *UpdateSpecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[7]
+	mi := &file_v9_component_v1_component_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -467,7 +561,7 @@ func (x *UpdateSpecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSpecRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSpecRequest) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{7}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UpdateSpecRequest) GetName() string {
@@ -494,7 +588,7 @@ type UpdateSpecResponse struct {
 
 func (x *UpdateSpecResponse) Reset() {
 	*x = UpdateSpecResponse{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[8]
+	mi := &file_v9_component_v1_component_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +600,7 @@ func (x *UpdateSpecResponse) String() string {
 func (*UpdateSpecResponse) ProtoMessage() {}
 
 func (x *UpdateSpecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[8]
+	mi := &file_v9_component_v1_component_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +613,7 @@ func (x *UpdateSpecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSpecResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSpecResponse) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{8}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UpdateSpecResponse) GetComponent() *v1.Component {
@@ -545,7 +639,7 @@ type PauseRequest struct {
 
 func (x *PauseRequest) Reset() {
 	*x = PauseRequest{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[9]
+	mi := &file_v9_component_v1_component_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +651,7 @@ func (x *PauseRequest) String() string {
 func (*PauseRequest) ProtoMessage() {}
 
 func (x *PauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[9]
+	mi := &file_v9_component_v1_component_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +664,7 @@ func (x *PauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRequest.ProtoReflect.Descriptor instead.
 func (*PauseRequest) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{9}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PauseRequest) GetName() string {
@@ -590,7 +684,7 @@ type PauseResponse struct {
 
 func (x *PauseResponse) Reset() {
 	*x = PauseResponse{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[10]
+	mi := &file_v9_component_v1_component_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +696,7 @@ func (x *PauseResponse) String() string {
 func (*PauseResponse) ProtoMessage() {}
 
 func (x *PauseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[10]
+	mi := &file_v9_component_v1_component_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +709,7 @@ func (x *PauseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseResponse.ProtoReflect.Descriptor instead.
 func (*PauseResponse) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{10}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PauseResponse) GetComponent() *v1.Component {
@@ -641,7 +735,7 @@ type ResumeRequest struct {
 
 func (x *ResumeRequest) Reset() {
 	*x = ResumeRequest{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[11]
+	mi := &file_v9_component_v1_component_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +747,7 @@ func (x *ResumeRequest) String() string {
 func (*ResumeRequest) ProtoMessage() {}
 
 func (x *ResumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[11]
+	mi := &file_v9_component_v1_component_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +760,7 @@ func (x *ResumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRequest) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{11}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ResumeRequest) GetName() string {
@@ -686,7 +780,7 @@ type ResumeResponse struct {
 
 func (x *ResumeResponse) Reset() {
 	*x = ResumeResponse{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[12]
+	mi := &file_v9_component_v1_component_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +792,7 @@ func (x *ResumeResponse) String() string {
 func (*ResumeResponse) ProtoMessage() {}
 
 func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[12]
+	mi := &file_v9_component_v1_component_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +805,7 @@ func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeResponse.ProtoReflect.Descriptor instead.
 func (*ResumeResponse) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{12}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ResumeResponse) GetComponent() *v1.Component {
@@ -738,7 +832,7 @@ type ScaleRequest struct {
 
 func (x *ScaleRequest) Reset() {
 	*x = ScaleRequest{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[13]
+	mi := &file_v9_component_v1_component_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +844,7 @@ func (x *ScaleRequest) String() string {
 func (*ScaleRequest) ProtoMessage() {}
 
 func (x *ScaleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[13]
+	mi := &file_v9_component_v1_component_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +857,7 @@ func (x *ScaleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleRequest.ProtoReflect.Descriptor instead.
 func (*ScaleRequest) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{13}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ScaleRequest) GetName() string {
@@ -790,7 +884,7 @@ type ScaleResponse struct {
 
 func (x *ScaleResponse) Reset() {
 	*x = ScaleResponse{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[14]
+	mi := &file_v9_component_v1_component_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +896,7 @@ func (x *ScaleResponse) String() string {
 func (*ScaleResponse) ProtoMessage() {}
 
 func (x *ScaleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[14]
+	mi := &file_v9_component_v1_component_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +909,7 @@ func (x *ScaleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleResponse.ProtoReflect.Descriptor instead.
 func (*ScaleResponse) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{14}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ScaleResponse) GetComponent() *v1.Component {
@@ -841,7 +935,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[15]
+	mi := &file_v9_component_v1_component_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +947,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[15]
+	mi := &file_v9_component_v1_component_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +960,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{15}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteRequest) GetName() string {
@@ -885,7 +979,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[16]
+	mi := &file_v9_component_v1_component_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +991,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[16]
+	mi := &file_v9_component_v1_component_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1004,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{16}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteResponse) GetIndex() uint64 {
@@ -947,17 +1041,30 @@ const file_v9_component_v1_component_proto_rawDesc = "" +
 	"\n" +
 	"GetRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x120\n" +
-	"\x04read\x18\x02 \x01(\v2\x1c.v9.component.v1.ReadOptionsR\x04read\"Y\n" +
+	"\x04read\x18\x02 \x01(\v2\x1c.v9.component.v1.ReadOptionsR\x04read\"\x93\x01\n" +
 	"\vGetResponse\x124\n" +
 	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"?\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x128\n" +
+	"\x06status\x18\x03 \x01(\v2 .v9.component.v1.ComponentStatusR\x06status\"?\n" +
 	"\vListRequest\x120\n" +
-	"\x04read\x18\x01 \x01(\v2\x1c.v9.component.v1.ReadOptionsR\x04read\"\\\n" +
+	"\x04read\x18\x01 \x01(\v2\x1c.v9.component.v1.ReadOptionsR\x04read\"\x84\x02\n" +
 	"\fListResponse\x126\n" +
 	"\n" +
 	"components\x18\x01 \x03(\v2\x16.v9.state.v1.ComponentR\n" +
 	"components\x12\x14\n" +
-	"\x05index\x18\x02 \x01(\x04R\x05index\"W\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12G\n" +
+	"\bstatuses\x18\x03 \x03(\v2+.v9.component.v1.ListResponse.StatusesEntryR\bstatuses\x1a]\n" +
+	"\rStatusesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x126\n" +
+	"\x05value\x18\x02 \x01(\v2 .v9.component.v1.ComponentStatusR\x05value:\x028\x01\"\xd9\x01\n" +
+	"\x0fComponentStatus\x12\x18\n" +
+	"\arunning\x18\x01 \x01(\rR\arunning\x12\x16\n" +
+	"\x06wanted\x18\x02 \x01(\rR\x06wanted\x12\x16\n" +
+	"\x06failed\x18\x03 \x01(\rR\x06failed\x12D\n" +
+	"\x11active_deployment\x18\x04 \x01(\v2\x17.v9.state.v1.DeploymentR\x10activeDeployment\x126\n" +
+	"\n" +
+	"placements\x18\x05 \x03(\v2\x16.v9.state.v1.PlacementR\n" +
+	"placements\"W\n" +
 	"\x11UpdateSpecRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\"`\n" +
@@ -1007,7 +1114,7 @@ func file_v9_component_v1_component_proto_rawDescGZIP() []byte {
 	return file_v9_component_v1_component_proto_rawDescData
 }
 
-var file_v9_component_v1_component_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_v9_component_v1_component_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_v9_component_v1_component_proto_goTypes = []any{
 	(*ReadOptions)(nil),        // 0: v9.component.v1.ReadOptions
 	(*CreateRequest)(nil),      // 1: v9.component.v1.CreateRequest
@@ -1016,58 +1123,66 @@ var file_v9_component_v1_component_proto_goTypes = []any{
 	(*GetResponse)(nil),        // 4: v9.component.v1.GetResponse
 	(*ListRequest)(nil),        // 5: v9.component.v1.ListRequest
 	(*ListResponse)(nil),       // 6: v9.component.v1.ListResponse
-	(*UpdateSpecRequest)(nil),  // 7: v9.component.v1.UpdateSpecRequest
-	(*UpdateSpecResponse)(nil), // 8: v9.component.v1.UpdateSpecResponse
-	(*PauseRequest)(nil),       // 9: v9.component.v1.PauseRequest
-	(*PauseResponse)(nil),      // 10: v9.component.v1.PauseResponse
-	(*ResumeRequest)(nil),      // 11: v9.component.v1.ResumeRequest
-	(*ResumeResponse)(nil),     // 12: v9.component.v1.ResumeResponse
-	(*ScaleRequest)(nil),       // 13: v9.component.v1.ScaleRequest
-	(*ScaleResponse)(nil),      // 14: v9.component.v1.ScaleResponse
-	(*DeleteRequest)(nil),      // 15: v9.component.v1.DeleteRequest
-	(*DeleteResponse)(nil),     // 16: v9.component.v1.DeleteResponse
-	(v1.Runtime)(0),            // 17: v9.state.v1.Runtime
-	(*v1.Source)(nil),          // 18: v9.state.v1.Source
-	(*v1.ComponentSpec)(nil),   // 19: v9.state.v1.ComponentSpec
-	(*v1.Component)(nil),       // 20: v9.state.v1.Component
-	(*v1.Deployment)(nil),      // 21: v9.state.v1.Deployment
+	(*ComponentStatus)(nil),    // 7: v9.component.v1.ComponentStatus
+	(*UpdateSpecRequest)(nil),  // 8: v9.component.v1.UpdateSpecRequest
+	(*UpdateSpecResponse)(nil), // 9: v9.component.v1.UpdateSpecResponse
+	(*PauseRequest)(nil),       // 10: v9.component.v1.PauseRequest
+	(*PauseResponse)(nil),      // 11: v9.component.v1.PauseResponse
+	(*ResumeRequest)(nil),      // 12: v9.component.v1.ResumeRequest
+	(*ResumeResponse)(nil),     // 13: v9.component.v1.ResumeResponse
+	(*ScaleRequest)(nil),       // 14: v9.component.v1.ScaleRequest
+	(*ScaleResponse)(nil),      // 15: v9.component.v1.ScaleResponse
+	(*DeleteRequest)(nil),      // 16: v9.component.v1.DeleteRequest
+	(*DeleteResponse)(nil),     // 17: v9.component.v1.DeleteResponse
+	nil,                        // 18: v9.component.v1.ListResponse.StatusesEntry
+	(v1.Runtime)(0),            // 19: v9.state.v1.Runtime
+	(*v1.Source)(nil),          // 20: v9.state.v1.Source
+	(*v1.ComponentSpec)(nil),   // 21: v9.state.v1.ComponentSpec
+	(*v1.Component)(nil),       // 22: v9.state.v1.Component
+	(*v1.Deployment)(nil),      // 23: v9.state.v1.Deployment
+	(*v1.Placement)(nil),       // 24: v9.state.v1.Placement
 }
 var file_v9_component_v1_component_proto_depIdxs = []int32{
-	17, // 0: v9.component.v1.CreateRequest.runtime:type_name -> v9.state.v1.Runtime
-	18, // 1: v9.component.v1.CreateRequest.source:type_name -> v9.state.v1.Source
-	19, // 2: v9.component.v1.CreateRequest.spec:type_name -> v9.state.v1.ComponentSpec
-	20, // 3: v9.component.v1.CreateResponse.component:type_name -> v9.state.v1.Component
-	21, // 4: v9.component.v1.CreateResponse.deployment:type_name -> v9.state.v1.Deployment
+	19, // 0: v9.component.v1.CreateRequest.runtime:type_name -> v9.state.v1.Runtime
+	20, // 1: v9.component.v1.CreateRequest.source:type_name -> v9.state.v1.Source
+	21, // 2: v9.component.v1.CreateRequest.spec:type_name -> v9.state.v1.ComponentSpec
+	22, // 3: v9.component.v1.CreateResponse.component:type_name -> v9.state.v1.Component
+	23, // 4: v9.component.v1.CreateResponse.deployment:type_name -> v9.state.v1.Deployment
 	0,  // 5: v9.component.v1.GetRequest.read:type_name -> v9.component.v1.ReadOptions
-	20, // 6: v9.component.v1.GetResponse.component:type_name -> v9.state.v1.Component
-	0,  // 7: v9.component.v1.ListRequest.read:type_name -> v9.component.v1.ReadOptions
-	20, // 8: v9.component.v1.ListResponse.components:type_name -> v9.state.v1.Component
-	19, // 9: v9.component.v1.UpdateSpecRequest.spec:type_name -> v9.state.v1.ComponentSpec
-	20, // 10: v9.component.v1.UpdateSpecResponse.component:type_name -> v9.state.v1.Component
-	20, // 11: v9.component.v1.PauseResponse.component:type_name -> v9.state.v1.Component
-	20, // 12: v9.component.v1.ResumeResponse.component:type_name -> v9.state.v1.Component
-	20, // 13: v9.component.v1.ScaleResponse.component:type_name -> v9.state.v1.Component
-	1,  // 14: v9.component.v1.ComponentService.Create:input_type -> v9.component.v1.CreateRequest
-	3,  // 15: v9.component.v1.ComponentService.Get:input_type -> v9.component.v1.GetRequest
-	5,  // 16: v9.component.v1.ComponentService.List:input_type -> v9.component.v1.ListRequest
-	7,  // 17: v9.component.v1.ComponentService.UpdateSpec:input_type -> v9.component.v1.UpdateSpecRequest
-	9,  // 18: v9.component.v1.ComponentService.Pause:input_type -> v9.component.v1.PauseRequest
-	11, // 19: v9.component.v1.ComponentService.Resume:input_type -> v9.component.v1.ResumeRequest
-	13, // 20: v9.component.v1.ComponentService.Scale:input_type -> v9.component.v1.ScaleRequest
-	15, // 21: v9.component.v1.ComponentService.Delete:input_type -> v9.component.v1.DeleteRequest
-	2,  // 22: v9.component.v1.ComponentService.Create:output_type -> v9.component.v1.CreateResponse
-	4,  // 23: v9.component.v1.ComponentService.Get:output_type -> v9.component.v1.GetResponse
-	6,  // 24: v9.component.v1.ComponentService.List:output_type -> v9.component.v1.ListResponse
-	8,  // 25: v9.component.v1.ComponentService.UpdateSpec:output_type -> v9.component.v1.UpdateSpecResponse
-	10, // 26: v9.component.v1.ComponentService.Pause:output_type -> v9.component.v1.PauseResponse
-	12, // 27: v9.component.v1.ComponentService.Resume:output_type -> v9.component.v1.ResumeResponse
-	14, // 28: v9.component.v1.ComponentService.Scale:output_type -> v9.component.v1.ScaleResponse
-	16, // 29: v9.component.v1.ComponentService.Delete:output_type -> v9.component.v1.DeleteResponse
-	22, // [22:30] is the sub-list for method output_type
-	14, // [14:22] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	22, // 6: v9.component.v1.GetResponse.component:type_name -> v9.state.v1.Component
+	7,  // 7: v9.component.v1.GetResponse.status:type_name -> v9.component.v1.ComponentStatus
+	0,  // 8: v9.component.v1.ListRequest.read:type_name -> v9.component.v1.ReadOptions
+	22, // 9: v9.component.v1.ListResponse.components:type_name -> v9.state.v1.Component
+	18, // 10: v9.component.v1.ListResponse.statuses:type_name -> v9.component.v1.ListResponse.StatusesEntry
+	23, // 11: v9.component.v1.ComponentStatus.active_deployment:type_name -> v9.state.v1.Deployment
+	24, // 12: v9.component.v1.ComponentStatus.placements:type_name -> v9.state.v1.Placement
+	21, // 13: v9.component.v1.UpdateSpecRequest.spec:type_name -> v9.state.v1.ComponentSpec
+	22, // 14: v9.component.v1.UpdateSpecResponse.component:type_name -> v9.state.v1.Component
+	22, // 15: v9.component.v1.PauseResponse.component:type_name -> v9.state.v1.Component
+	22, // 16: v9.component.v1.ResumeResponse.component:type_name -> v9.state.v1.Component
+	22, // 17: v9.component.v1.ScaleResponse.component:type_name -> v9.state.v1.Component
+	7,  // 18: v9.component.v1.ListResponse.StatusesEntry.value:type_name -> v9.component.v1.ComponentStatus
+	1,  // 19: v9.component.v1.ComponentService.Create:input_type -> v9.component.v1.CreateRequest
+	3,  // 20: v9.component.v1.ComponentService.Get:input_type -> v9.component.v1.GetRequest
+	5,  // 21: v9.component.v1.ComponentService.List:input_type -> v9.component.v1.ListRequest
+	8,  // 22: v9.component.v1.ComponentService.UpdateSpec:input_type -> v9.component.v1.UpdateSpecRequest
+	10, // 23: v9.component.v1.ComponentService.Pause:input_type -> v9.component.v1.PauseRequest
+	12, // 24: v9.component.v1.ComponentService.Resume:input_type -> v9.component.v1.ResumeRequest
+	14, // 25: v9.component.v1.ComponentService.Scale:input_type -> v9.component.v1.ScaleRequest
+	16, // 26: v9.component.v1.ComponentService.Delete:input_type -> v9.component.v1.DeleteRequest
+	2,  // 27: v9.component.v1.ComponentService.Create:output_type -> v9.component.v1.CreateResponse
+	4,  // 28: v9.component.v1.ComponentService.Get:output_type -> v9.component.v1.GetResponse
+	6,  // 29: v9.component.v1.ComponentService.List:output_type -> v9.component.v1.ListResponse
+	9,  // 30: v9.component.v1.ComponentService.UpdateSpec:output_type -> v9.component.v1.UpdateSpecResponse
+	11, // 31: v9.component.v1.ComponentService.Pause:output_type -> v9.component.v1.PauseResponse
+	13, // 32: v9.component.v1.ComponentService.Resume:output_type -> v9.component.v1.ResumeResponse
+	15, // 33: v9.component.v1.ComponentService.Scale:output_type -> v9.component.v1.ScaleResponse
+	17, // 34: v9.component.v1.ComponentService.Delete:output_type -> v9.component.v1.DeleteResponse
+	27, // [27:35] is the sub-list for method output_type
+	19, // [19:27] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_v9_component_v1_component_proto_init() }
@@ -1081,7 +1196,7 @@ func file_v9_component_v1_component_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_component_v1_component_proto_rawDesc), len(file_v9_component_v1_component_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

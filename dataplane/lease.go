@@ -1,4 +1,4 @@
-package node
+package dataplane
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"connectrpc.com/connect"
 
 	"github.com/velocity9/v9/proxy"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
@@ -31,36 +29,37 @@ func (l *lease) held(now time.Time, d time.Duration) bool {
 }
 
 // leaseHeld reports whether this node may run exclusive instances now.
-func (n *Node) leaseHeld() bool { return n.lease.held(time.Now(), n.cfg.Liveness.Lease) }
+func (dp *DataPlane) leaseHeld() bool { return dp.lease.held(time.Now(), dp.cfg.Lease) }
 
 // heartbeatLoop sends a heartbeat with this node's load to the leader every interval (to
 // itself when it leads) and renews the lease on each answer, once this node has applied
-// the leader's index from the answer. When the lease runs out or
-// comes back, it wakes the reconciler, which stops or restarts exclusive instances.
-func (n *Node) heartbeatLoop(ctx context.Context) {
-	every := n.cfg.Liveness.HeartbeatInterval
+// the leader's index from the answer. When the lease runs out or comes back, it wakes the
+// reconciler, which stops or restarts exclusive instances.
+func (dp *DataPlane) heartbeatLoop(ctx context.Context) {
+	every := dp.cfg.HeartbeatInterval
 	t := time.NewTicker(every)
 	defer t.Stop()
 	was := false
 	for {
 		sent := time.Now()
-		if idx, err := n.heartbeat(ctx, 2*every); err != nil {
-			n.log.Debug("heartbeat", "err", err)
+		req := &clusterv1.HeartbeatRequest{NodeId: dp.cfg.NodeID, Load: dp.load.take(), Artifacts: dp.Held()}
+		if idx, err := dp.cfg.Cluster.Heartbeat(ctx, req, 2*every); err != nil {
+			dp.log.Debug("heartbeat", "err", err)
 		} else {
 			// Renew (from the send time) once this node has applied what the leader had:
 			// usually a round trip later under steady writes.
 			wctx, cancel := context.WithTimeout(ctx, every)
-			if got, _ := n.fsm.Store.WaitForIndex(wctx, idx); got >= idx {
-				n.lease.renew(sent)
+			if got, _ := dp.store.WaitForIndex(wctx, idx); got >= idx {
+				dp.lease.renew(sent)
 			}
 			cancel()
 		}
-		if held := n.leaseHeld(); held != was {
+		if held := dp.leaseHeld(); held != was {
 			was = held
 			if !held {
-				n.log.Warn("lease lost: cannot reach the leader; exclusive instances stop", "lease", n.cfg.Liveness.Lease)
+				dp.log.Warn("lease lost: cannot reach the leader; exclusive instances stop", "lease", dp.cfg.Lease)
 			}
-			n.rec.poke()
+			dp.rec.poke()
 		}
 		select {
 		case <-ctx.Done():
@@ -68,26 +67,6 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// heartbeat sends one heartbeat and returns the leader's applied index from the answer.
-func (n *Node) heartbeat(ctx context.Context, timeout time.Duration) (uint64, error) {
-	req := &clusterv1.HeartbeatRequest{NodeId: n.cfg.ID, Load: n.load.take(), Artifacts: n.heldArtifacts()}
-	if n.IsLeader() {
-		resp, err := n.HeartbeatAsLeader(ctx, req)
-		return resp.GetIndex(), err
-	}
-	addr, err := n.leaderAPI()
-	if err != nil {
-		return 0, err
-	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	resp, err := n.peers.get(addr).internal.Heartbeat(cctx, connect.NewRequest(req))
-	if err != nil {
-		return 0, err
-	}
-	return resp.Msg.Index, nil
 }
 
 // loadReporter turns the proxy's load counts into per-interval rates for heartbeats. Only
@@ -111,13 +90,4 @@ func (r *loadReporter) take() []*clusterv1.ComponentLoad {
 	}
 	slices.SortFunc(out, func(a, b *clusterv1.ComponentLoad) int { return strings.Compare(a.Component, b.Component) })
 	return out
-}
-
-// heldArtifacts lists the artifacts in this node's store, for placement preferences.
-func (n *Node) heldArtifacts() []string {
-	list, err := n.artifacts.List()
-	if err != nil {
-		return nil
-	}
-	return list
 }

@@ -1,4 +1,4 @@
-package node
+package dataplane
 
 import (
 	"context"
@@ -19,12 +19,13 @@ import (
 // ones with backoff, and reports what it observes back through the leader. It works from
 // the local replica, so it keeps instances running while the cluster has no leader.
 type reconciler struct {
-	n     *Node
+	dp    *DataPlane
 	execs map[statev1.Runtime]v9rt.Executor
 
-	mu   sync.Mutex
-	inst map[string]*instance // by placement id
-	kick chan struct{}
+	mu    sync.Mutex
+	inst  map[string]*instance // by placement id
+	dirty bool                 // an instance became routable or stopped being so: publish
+	kick  chan struct{}
 }
 
 type instance struct {
@@ -54,8 +55,8 @@ const (
 	reportEvery       = time.Second // resend a report the state has not taken yet
 )
 
-func newReconciler(n *Node, execs map[statev1.Runtime]v9rt.Executor) *reconciler {
-	return &reconciler{n: n, execs: execs, inst: map[string]*instance{}, kick: make(chan struct{}, 1)}
+func newReconciler(dp *DataPlane, execs map[statev1.Runtime]v9rt.Executor) *reconciler {
+	return &reconciler{dp: dp, execs: execs, inst: map[string]*instance{}, kick: make(chan struct{}, 1)}
 }
 
 func (r *reconciler) poke() {
@@ -71,7 +72,7 @@ func (r *reconciler) loop(ctx context.Context) {
 	t := time.NewTicker(reconcileTick)
 	defer t.Stop()
 	for {
-		ch, _ := r.n.fsm.Store.Changed()
+		ch, _ := r.dp.store.Changed()
 		r.reconcile(ctx)
 		select {
 		case <-ctx.Done():
@@ -94,36 +95,36 @@ func (r *reconciler) adopt(ctx context.Context) {
 		}
 		ids, err := ad.Running(ctx)
 		if err != nil {
-			r.n.log.Warn("list running instances", "runtime", rt, "err", err)
+			r.dp.log.Warn("list running instances", "runtime", rt, "err", err)
 			continue
 		}
 		if len(ids) == 0 {
 			continue
 		}
 		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		caughtUp := r.n.ConsistentBarrier(bctx) == nil
+		caughtUp := r.dp.cfg.Cluster.Barrier(bctx) == nil
 		cancel()
 		mine := map[string]*statev1.Placement{}
-		for _, p := range r.n.fsm.Store.Placements(r.n.cfg.ID) {
+		for _, p := range r.dp.store.Placements(r.dp.cfg.NodeID) {
 			mine[p.Id] = p
 		}
 		for _, id := range ids {
 			p := mine[id]
 			if p == nil || p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
 				if caughtUp {
-					r.n.log.Info("stopping instance this node no longer owns", "placement", id)
+					r.dp.log.Info("stopping instance this node no longer owns", "placement", id)
 					_ = ex.Stop(ctx, id)
 				}
 				continue
 			}
 			spec, err := r.spec(p)
 			if err != nil {
-				r.n.log.Warn("adopt", "placement", id, "err", err)
+				r.dp.log.Warn("adopt", "placement", id, "err", err)
 				continue
 			}
 			run, err := ad.Adopt(ctx, spec)
 			if err != nil {
-				r.n.log.Warn("adopt", "placement", id, "err", err)
+				r.dp.log.Warn("adopt", "placement", id, "err", err)
 				continue
 			}
 			r.mu.Lock()
@@ -131,22 +132,25 @@ func (r *reconciler) adopt(ctx context.Context) {
 				observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING}
 			in.handler = r.wrap(in, run)
 			r.inst[id] = in
+			r.dirty = true
+			r.publish()
 			r.mu.Unlock()
-			r.n.log.Info("adopted running instance", "placement", id, "component", spec.Component)
+			r.dp.log.Info("adopted running instance", "placement", id, "component", spec.Component)
 		}
 	}
 }
 
 func (r *reconciler) reconcile(ctx context.Context) {
-	store := r.n.fsm.Store
+	store := r.dp.store
 	// The lease first, the placements after: a lease renewed after this read comes with a
 	// state at least as new as the placements read below.
-	leaseHeld := r.n.leaseHeld()
-	mine := store.Placements(r.n.cfg.ID)
+	leaseHeld := r.dp.leaseHeld()
+	mine := store.Placements(r.dp.cfg.NodeID)
 	now := time.Now()
 	seen := map[string]bool{}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.publish() // before the unlock: a stopping instance leaves the table before it drains
 	for _, p := range mine {
 		seen[p.Id] = true
 		in := r.inst[p.Id]
@@ -166,9 +170,10 @@ func (r *reconciler) reconcile(ctx context.Context) {
 				if !in.stopping && (in.run != nil || in.busy) {
 					// An exclusive instance may be replaced elsewhere: it stops at once.
 					in.stopping, in.urgent, in.fenced = true, exclusive, fenced
+					r.dirty = true
 					if fenced {
-						r.n.log.Warn("lease lost: stopping exclusive instance", "placement", p.Id, "component", in.component)
-						r.n.logs.Append(in.component, in.id, "system", "lease lost: stopping exclusive instance")
+						r.dp.log.Warn("lease lost: stopping exclusive instance", "placement", p.Id, "component", in.component)
+						r.dp.cfg.Logs.Append(in.component, in.id, "system", "lease lost: stopping exclusive instance")
 					}
 					if in.busy && in.cancelStart != nil {
 						in.cancelStart() // a start under way is abandoned, its container removed
@@ -183,8 +188,9 @@ func (r *reconciler) reconcile(ctx context.Context) {
 					in.failures++
 					in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED, errString(in.run.Err(), "instance stopped")
 					in.run, in.handler = nil, nil
+					r.dirty = true
 					in.retryAt = now.Add(backoff(in.failures))
-					r.n.logs.Append(in.component, in.id, "system", "instance failed: "+in.reason+"; restarting in "+backoff(in.failures).String())
+					r.dp.cfg.Logs.Append(in.component, in.id, "system", "instance failed: "+in.reason+"; restarting in "+backoff(in.failures).String())
 				default:
 				}
 			}
@@ -206,7 +212,7 @@ func (r *reconciler) reconcile(ctx context.Context) {
 				r.inst[p.Id] = in
 			}
 			if !in.stopping && (in.run != nil || in.busy) {
-				in.stopping = true
+				in.stopping, r.dirty = true, true
 				go r.stop(ctx, in)
 			} else if in.run == nil && !in.busy && in.observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST {
 				// Nothing runs (a failed instance waiting out its backoff, or a start that
@@ -221,7 +227,7 @@ func (r *reconciler) reconcile(ctx context.Context) {
 			continue
 		}
 		if in.run != nil && !in.stopping {
-			in.stopping = true
+			in.stopping, r.dirty = true, true
 			go r.stop(ctx, in)
 		} else if in.run == nil && !in.busy {
 			delete(r.inst, id)
@@ -258,8 +264,8 @@ func (r *reconciler) report(ctx context.Context, p *statev1.Placement, in *insta
 	go func() {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		if _, err := r.n.Apply(cctx, cmd); err != nil {
-			r.n.log.Debug("report placement", "placement", p.Id, "err", err)
+		if _, err := r.dp.cfg.Cluster.Apply(cctx, cmd); err != nil {
+			r.dp.log.Debug("report placement", "placement", p.Id, "err", err)
 		}
 	}()
 }
@@ -281,6 +287,7 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive 
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.publish()
 	in := r.inst[p.Id]
 	if in == nil {
 		in = &instance{id: p.Id}
@@ -292,21 +299,22 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive 
 		in.failures++
 		in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED, err.Error()
 		in.retryAt = time.Now().Add(backoff(in.failures))
-		r.n.log.Warn("instance failed to start", "placement", p.Id, "component", spec.Component, "err", err)
-		r.n.logs.Append(spec.Component, p.Id, "system", "start failed: "+err.Error())
+		r.dp.log.Warn("instance failed to start", "placement", p.Id, "component", spec.Component, "err", err)
+		r.dp.cfg.Logs.Append(spec.Component, p.Id, "system", "start failed: "+err.Error())
 		r.poke()
 		return
 	}
 	in.run, in.handler = run, r.wrap(in, run)
+	r.dirty = true
 	in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, ""
 	// The lease may have run out, or the placement been declared lost, while it started.
-	if exclusive && !in.stopping && (!r.n.leaseHeld() || r.lost(p.Id)) {
-		in.stopping, in.urgent, in.fenced = true, true, !r.n.leaseHeld()
+	if exclusive && !in.stopping && (!r.dp.leaseHeld() || r.lost(p.Id)) {
+		in.stopping, in.urgent, in.fenced = true, true, !r.dp.leaseHeld()
 	}
 	if in.stopping {
-		go r.stop(r.n.ctx, in)
+		go r.stop(r.dp.ctx, in)
 	}
-	r.n.logs.Append(spec.Component, p.Id, "system", "instance running on "+r.n.cfg.ID)
+	r.dp.cfg.Logs.Append(spec.Component, p.Id, "system", "instance running on "+r.dp.cfg.NodeID)
 	r.poke()
 }
 
@@ -323,7 +331,7 @@ func (r *reconciler) stop(ctx context.Context, in *instance) {
 		timeout := time.Minute
 		if in.urgent {
 			// Fencing: the instance must be gone well before the leader's TTL runs out.
-			timeout = r.n.cfg.Liveness.fenceBudget(r.n.cfg.Raft.LeaderLeaseTimeout) / 2
+			timeout = r.dp.cfg.FenceBudget / 2
 		} else {
 			r.drain(in)
 		}
@@ -333,11 +341,12 @@ func (r *reconciler) stop(ctx context.Context, in *instance) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	in.stopping, in.urgent = false, false
+	defer r.publish()
+	in.stopping, in.urgent, r.dirty = false, false, true
 	if err != nil {
 		in.fenced = false
 		in.reason = "stop: " + err.Error()
-		r.n.log.Warn("stop instance", "placement", in.id, "err", err)
+		r.dp.log.Warn("stop instance", "placement", in.id, "err", err)
 		return
 	}
 	in.run, in.handler = nil, nil
@@ -353,7 +362,7 @@ func (r *reconciler) stop(ctx context.Context, in *instance) {
 
 // lost reports whether the local replica says placement id was declared lost.
 func (r *reconciler) lost(id string) bool {
-	for _, p := range r.n.fsm.Store.Placements(r.n.cfg.ID) {
+	for _, p := range r.dp.store.Placements(r.dp.cfg.NodeID) {
 		if p.Id == id {
 			return p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST
 		}
@@ -362,13 +371,13 @@ func (r *reconciler) lost(id string) bool {
 }
 
 func (r *reconciler) runtimeOf(p *statev1.Placement) statev1.Runtime {
-	c, _ := r.n.fsm.Store.ComponentByID(p.ComponentId)
+	c, _ := r.dp.store.ComponentByID(p.ComponentId)
 	return c.GetRuntime()
 }
 
 // spec builds what the executor needs, fetching the artifact from a peer if needed.
 func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
-	store := r.n.fsm.Store
+	store := r.dp.store
 	c, err := store.ComponentByID(p.ComponentId)
 	if err != nil {
 		return v9rt.Spec{}, err
@@ -377,7 +386,7 @@ func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
 	if err != nil {
 		return v9rt.Spec{Component: c.Name}, err
 	}
-	dir, err := r.n.artifactDir(r.n.ctx, dep)
+	dir, err := r.dp.artifactDir(r.dp.ctx, dep)
 	if err != nil {
 		return v9rt.Spec{Component: c.Name}, err
 	}
@@ -390,7 +399,7 @@ func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
 		Container: v9rt.ContainerSpec{Image: s.GetContainer().GetImage(), ImageArchive: s.GetContainer().GetArchive(), Command: s.GetContainer().GetCommand()},
 	}
 	comp, inst := c.Name, p.Id
-	spec.Log = func(stream, line string) { r.n.logs.Append(comp, inst, stream, line) }
+	spec.Log = func(stream, line string) { r.dp.cfg.Logs.Append(comp, inst, stream, line) }
 	return spec, nil
 }
 
@@ -426,27 +435,21 @@ func (r *reconciler) wrap(in *instance, run v9rt.Instance) http.Handler {
 	})
 }
 
-// local returns this node's running instances of a component: those of the active
-// deployment when any runs, else the others (an older version still serving during a
-// rollout), so that once the new version answers here the old one never does again.
-func (r *reconciler) local(component, active string) []http.Handler {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var cur, old []http.Handler
+// publish hands the router this node's routable instances (running, not stopping) by
+// component, when they changed. Called with r.mu held, so that an instance told to stop
+// leaves the routing table before it drains.
+func (r *reconciler) publish() {
+	if !r.dirty {
+		return
+	}
+	r.dirty = false
+	m := map[string][]localInstance{}
 	for _, in := range r.inst {
-		if in.component != component || in.handler == nil || in.stopping {
-			continue
-		}
-		if in.deployment == active {
-			cur = append(cur, in.handler)
-		} else {
-			old = append(old, in.handler)
+		if in.handler != nil && !in.stopping {
+			m[in.component] = append(m[in.component], localInstance{id: in.id, deployment: in.deployment, handler: in.handler})
 		}
 	}
-	if len(cur) > 0 {
-		return cur
-	}
-	return old
+	r.dp.router.setLocal(m)
 }
 
 // stopExclusive stops this node's instances of exclusive components at once, for a
@@ -455,7 +458,7 @@ func (r *reconciler) stopExclusive(ctx context.Context) {
 	r.mu.Lock()
 	var stop []*instance
 	for _, in := range r.inst {
-		c, err := r.n.fsm.Store.Component(in.component)
+		c, err := r.dp.store.Component(in.component)
 		if err == nil && c.GetSpec().GetExclusive() && in.run != nil {
 			stop = append(stop, in)
 		}
@@ -463,9 +466,9 @@ func (r *reconciler) stopExclusive(ctx context.Context) {
 	r.mu.Unlock()
 	for _, in := range stop {
 		if ex := r.execs[in.rt]; ex != nil {
-			sctx, cancel := context.WithTimeout(ctx, r.n.cfg.Liveness.fenceBudget(r.n.cfg.Raft.LeaderLeaseTimeout))
+			sctx, cancel := context.WithTimeout(ctx, r.dp.cfg.FenceBudget)
 			if err := ex.Stop(sctx, in.id); err != nil {
-				r.n.log.Warn("stop exclusive instance at shutdown", "placement", in.id, "err", err)
+				r.dp.log.Warn("stop exclusive instance at shutdown", "placement", in.id, "err", err)
 			}
 			cancel()
 		}
@@ -480,4 +483,17 @@ func (r *reconciler) closeAll() {
 			_ = c.Close()
 		}
 	}
+}
+
+// running counts the instances of a component that are running, stopping ones included.
+func (r *reconciler) running(component string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := 0
+	for _, in := range r.inst {
+		if in.component == component && in.run != nil {
+			k++
+		}
+	}
+	return k
 }

@@ -1,4 +1,4 @@
-package node
+package dataplane
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // active deployment. A wasm "instance" is a compiled module that instantiates a fresh guest
 // per request, so keeping one costs little; idle ones are closed by sweep.
 type onDemand struct {
-	n  *Node
+	dp *DataPlane
 	mu sync.Mutex
 	m  map[string]*odInstance // by deployment id
 }
@@ -55,13 +55,12 @@ const odRetry = 5 * time.Second
 // that one cannot start (a broken version being rolled out), of the newest older ready
 // deployment that still has placements running, which is what the cluster serves meanwhile.
 func (o *onDemand) get(ctx context.Context, component string) (http.Handler, error) {
-	store := o.n.fsm.Store
-	c, err := store.Component(component)
-	if err != nil {
-		return nil, err
+	c := o.dp.router.onDemand(component)
+	if c == nil {
+		return nil, fmt.Errorf("component %s not found", component)
 	}
 	var firstErr error
-	for _, dep := range o.candidates(c) {
+	for _, dep := range c.candidates {
 		h, err := o.instance(ctx, c, dep)
 		if err == nil {
 			return h, nil
@@ -74,33 +73,14 @@ func (o *onDemand) get(ctx context.Context, component string) (http.Handler, err
 		}
 	}
 	if firstErr == nil {
-		firstErr = fmt.Errorf("component %s has no deployment to run", c.Name)
+		firstErr = fmt.Errorf("component %s has no deployment to run", c.name)
 	}
 	return nil, firstErr
 }
 
-// candidates lists the active deployment, then older ready ones still placed, newest first.
-func (o *onDemand) candidates(c *statev1.Component) []string {
-	out := []string{c.ActiveDeploymentId}
-	placed := map[string]bool{}
-	for _, p := range o.n.fsm.Store.Placements("") {
-		if p.ComponentId == c.Id && p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
-			placed[p.DeploymentId] = true
-		}
-	}
-	ds := o.n.fsm.Store.Deployments(c.Id) // oldest first
-	for i := len(ds) - 1; i >= 0; i-- {
-		d := ds[i]
-		if d.Id != c.ActiveDeploymentId && placed[d.Id] && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
-			out = append(out, d.Id)
-		}
-	}
-	return out
-}
-
 // instance returns the on-demand instance of one deployment, starting it if needed. A
 // failed start is remembered for odRetry so that requests do not retry it one by one.
-func (o *onDemand) instance(ctx context.Context, c *statev1.Component, dep string) (http.Handler, error) {
+func (o *onDemand) instance(ctx context.Context, c *onDemandTarget, dep string) (http.Handler, error) {
 	o.mu.Lock()
 	if o.m == nil {
 		o.m = map[string]*odInstance{}
@@ -127,14 +107,14 @@ func (o *onDemand) instance(ctx context.Context, c *statev1.Component, dep strin
 	return od.in.handler, nil
 }
 
-func (o *onDemand) start(od *odInstance, c *statev1.Component, dep string) {
+func (o *onDemand) start(od *odInstance, c *onDemandTarget, dep string) {
 	defer close(od.ready)
-	p := &statev1.Placement{Id: "ondemand-" + dep, ComponentId: c.Id, DeploymentId: dep}
-	r := o.n.rec
+	p := &statev1.Placement{Id: "ondemand-" + dep, ComponentId: c.id, DeploymentId: dep}
+	r := o.dp.rec
 	spec, err := r.spec(p)
 	if err == nil {
 		ex := r.execs[statev1.Runtime_RUNTIME_WASM]
-		ctx, cancel := context.WithTimeout(o.n.ctx, 2*time.Minute)
+		ctx, cancel := context.WithTimeout(o.dp.ctx, 2*time.Minute)
 		od.run, err = ex.Start(ctx, spec)
 		cancel()
 	}
@@ -143,12 +123,12 @@ func (o *onDemand) start(od *odInstance, c *statev1.Component, dep string) {
 		o.mu.Lock()
 		od.failedAt = time.Now()
 		o.mu.Unlock()
-		o.n.log.Warn("on-demand instance", "component", c.Name, "deployment", dep, "err", err)
+		o.dp.log.Warn("on-demand instance", "component", c.name, "deployment", dep, "err", err)
 		return
 	}
-	od.in = &instance{id: p.Id, component: c.Name, deployment: dep, rt: c.Runtime, run: od.run}
+	od.in = &instance{id: p.Id, component: c.name, deployment: dep, rt: c.rt, run: od.run}
 	od.in.handler = r.wrap(od.in, od.run)
-	o.n.log.Info("on-demand instance started", "component", c.Name, "deployment", dep)
+	o.dp.log.Info("on-demand instance started", "component", c.name, "deployment", dep)
 }
 
 // sweep stops on-demand instances that are idle or of a deployment neither active nor placed.
@@ -160,10 +140,10 @@ func (o *onDemand) sweep(now time.Time) {
 		return
 	}
 	active := map[string]bool{} // active deployments, and older ones still placed (rollouts)
-	for _, c := range o.n.fsm.Store.Components() {
+	for _, c := range o.dp.store.Components() {
 		active[c.ActiveDeploymentId] = c.Desired == statev1.DesiredState_DESIRED_STATE_RUNNING
 	}
-	for _, p := range o.n.fsm.Store.Placements("") {
+	for _, p := range o.dp.store.Placements("") {
 		if p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
 			active[p.DeploymentId] = true
 		}
@@ -184,9 +164,9 @@ func (o *onDemand) sweep(now time.Time) {
 		}
 	}
 	o.mu.Unlock()
-	ex := o.n.rec.execs[statev1.Runtime_RUNTIME_WASM]
+	ex := o.dp.rec.execs[statev1.Runtime_RUNTIME_WASM]
 	for _, od := range stop {
-		o.n.rec.drain(od.in)
+		o.dp.rec.drain(od.in)
 		_ = ex.Stop(context.Background(), od.in.id)
 	}
 }
@@ -196,7 +176,7 @@ func (o *onDemand) loop(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
-		ch, _ := o.n.fsm.Store.Changed()
+		ch, _ := o.dp.store.Changed()
 		select {
 		case <-ctx.Done():
 			return

@@ -1,0 +1,152 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/proxy"
+	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	v9rt "github.com/velocity9/v9/runtime"
+	"github.com/velocity9/v9/runtime/artifact"
+)
+
+// Cluster is what the data plane asks of the control plane.
+type Cluster interface {
+	// Apply commits a command through the leader and returns its index.
+	Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
+	// Barrier returns once the local replica holds every write committed before the call,
+	// as confirmed by the leader.
+	Barrier(ctx context.Context) error
+	// Heartbeat sends one heartbeat to the leader (within timeout) and returns the leader's
+	// applied index from its answer.
+	Heartbeat(ctx context.Context, req *clusterv1.HeartbeatRequest, timeout time.Duration) (uint64, error)
+}
+
+// Peers reaches other nodes for their artifacts.
+type Peers interface {
+	// APIAddr is the API address of node id, "" if unknown.
+	APIAddr(id string) string
+	// OpenArtifact streams the artifact with digest from the node at API address addr.
+	OpenArtifact(ctx context.Context, addr, digest string) (io.ReadCloser, error)
+}
+
+// LogSink receives the lines of components' logs (logring.Ring is one).
+type LogSink interface {
+	Append(component, instance, stream, line string)
+}
+
+// Config is what one node's data plane needs. Every field but Peers and Logger is required.
+type Config struct {
+	NodeID    string
+	Store     *fsm.Store // the local replica, read only
+	Cluster   Cluster
+	Peers     Peers
+	Artifacts *artifact.Store
+	Executors map[statev1.Runtime]v9rt.Executor
+	Logs      LogSink
+	Logger    *slog.Logger
+
+	// HeartbeatInterval is how often the node heartbeats the leader.
+	HeartbeatInterval time.Duration
+	// Lease is how long exclusive instances keep running without an answered heartbeat.
+	Lease time.Duration
+	// FenceBudget is how long this node may take, once its lease ran out, to kill its
+	// exclusive instances before the leader may place them elsewhere.
+	FenceBudget time.Duration
+}
+
+// DataPlane is one node's data plane. Build it with New, run its Loops, and Close it.
+type DataPlane struct {
+	cfg      Config
+	log      *slog.Logger
+	ctx      context.Context // the node's lifetime: starts and stops in the background use it
+	store    *fsm.Store
+	runtimes []statev1.Runtime
+
+	rec     *reconciler
+	router  *router
+	od      onDemand
+	fetches fetchLocks
+	lease   lease
+	load    *loadReporter
+}
+
+// New builds the data plane. ctx bounds the work it does in the background (starts, stops,
+// fetches); its loops take their own context.
+func New(ctx context.Context, cfg Config) (*DataPlane, error) {
+	if cfg.NodeID == "" || cfg.Store == nil || cfg.Cluster == nil || cfg.Artifacts == nil || cfg.Logs == nil {
+		return nil, errors.New("dataplane: node id, store, cluster, artifacts and log sink are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Peers == nil {
+		cfg.Peers = noPeers{}
+	}
+	dp := &DataPlane{cfg: cfg, log: cfg.Logger, ctx: ctx, store: cfg.Store}
+	for rt := range cfg.Executors {
+		dp.runtimes = append(dp.runtimes, rt)
+	}
+	slices.Sort(dp.runtimes)
+	dp.lease.base = time.Now()
+	dp.load = &loadReporter{l: proxy.NewLoad(), last: time.Now()}
+	dp.router = &router{dp: dp}
+	dp.rec = newReconciler(dp, cfg.Executors)
+	dp.od.dp = dp
+	return dp, nil
+}
+
+// Loops are the data plane's loops; each runs until its context ends.
+func (dp *DataPlane) Loops() []func(context.Context) {
+	return []func(context.Context){dp.router.loop, dp.rec.loop, dp.heartbeatLoop, dp.gcLoop, dp.replicateLoop, dp.od.loop}
+}
+
+// Router is the proxy's view of where components run.
+func (dp *DataPlane) Router() proxy.Router { return dp.router }
+
+// Load counts the requests entering through this node's proxy, for heartbeats.
+func (dp *DataPlane) Load() *proxy.Load { return dp.load.l }
+
+// Runtimes lists what this node can run, sorted.
+func (dp *DataPlane) Runtimes() []statev1.Runtime { return dp.runtimes }
+
+// Running counts this node's instances of a component that are running, stopping ones
+// included: what the exclusivity invariant is about.
+func (dp *DataPlane) Running(component string) int { return dp.rec.running(component) }
+
+// StopExclusive stops this node's instances of exclusive components at once, for a graceful
+// agent shutdown: containers outlive the agent to be adopted by the next one, but an
+// exclusive one must not, since nothing would fence it while the agent is away.
+func (dp *DataPlane) StopExclusive(ctx context.Context) { dp.rec.stopExclusive(ctx) }
+
+// Close closes the executors (wasm instances end; containers keep running for the next
+// agent to adopt).
+func (dp *DataPlane) Close() { dp.rec.closeAll() }
+
+type noPeers struct{}
+
+func (noPeers) APIAddr(string) string { return "" }
+func (noPeers) OpenArtifact(context.Context, string, string) (io.ReadCloser, error) {
+	return nil, errors.New("no peers")
+}
+
+// sleepCtx waits d, or less if ctx ends first; it reports whether ctx is still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Executor returns the executor of a runtime, nil if this node has none.
+func (dp *DataPlane) Executor(rt statev1.Runtime) v9rt.Executor { return dp.rec.execs[rt] }

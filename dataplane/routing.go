@@ -1,0 +1,226 @@
+package dataplane
+
+import (
+	"cmp"
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/proxy"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// router is the proxy's view of where components run: an immutable snapshot, swapped
+// atomically when the local replica or this node's instances change, so that a request
+// takes no lock, scans nothing and copies nothing. Because it reads only the local
+// replica, the proxy keeps routing with the last known snapshot while the cluster has no
+// leader.
+type router struct {
+	dp   *DataPlane
+	snap atomic.Pointer[snapshot] // what requests read
+
+	// Writers (the rebuild loop and the reconciler) combine their halves under mu. The
+	// reconciler holds its own lock when it takes mu; the loop never takes the
+	// reconciler's, so the order is always reconciler, then router.
+	mu    sync.Mutex
+	state map[string]*route          // from the replica, by component name
+	local map[string][]localInstance // this node's routable instances, by component name
+	od    map[string]http.Handler    // on-demand handlers by component name (kept across rebuilds)
+	ods   map[string]*onDemandTarget // what on-demand starts need, by component name
+}
+
+// snapshot is one immutable routing table. Nothing in it changes after it is stored.
+type snapshot struct {
+	targets  map[string]proxy.Target
+	onDemand map[string]*onDemandTarget
+}
+
+// route is the part of a component's routing that comes from the replicated state.
+type route struct {
+	paused   bool
+	rt       statev1.Runtime
+	active   string       // the active deployment
+	remote   []string     // proxy addresses of other nodes running an instance
+	older    []string     // the same, for older deployments (rebuild only)
+	onDemand http.Handler // wasm: serve here when no instance is reachable
+}
+
+// onDemandTarget is what an on-demand start needs of a component, taken from the state at
+// the last rebuild.
+type onDemandTarget struct {
+	id, name string
+	rt       statev1.Runtime
+	// candidates are the deployments to try: the active one, then older ready ones still
+	// placed (a rollout under way), newest first.
+	candidates []string
+}
+
+// localInstance is one of this node's routable instances.
+type localInstance struct {
+	id, deployment string
+	handler        http.Handler
+}
+
+var _ proxy.Router = (*router)(nil)
+
+// Lookup is the proxy's per-request read: one atomic load and one map read.
+func (r *router) Lookup(name string) proxy.Target {
+	if s := r.snap.Load(); s != nil {
+		return s.targets[name]
+	}
+	return proxy.Target{}
+}
+
+// onDemand returns what an on-demand start of a component needs, nil if unknown.
+func (r *router) onDemand(name string) *onDemandTarget {
+	if s := r.snap.Load(); s != nil {
+		return s.onDemand[name]
+	}
+	return nil
+}
+
+// setLocal takes this node's routable instances from the reconciler and publishes.
+func (r *router) setLocal(m map[string][]localInstance) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.local = m
+	r.publishLocked()
+}
+
+// publishLocked combines the state's routes with the local instances into a new snapshot.
+func (r *router) publishLocked() {
+	s := &snapshot{targets: make(map[string]proxy.Target, len(r.state)), onDemand: r.ods}
+	for name, rt := range r.state {
+		tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand}
+		if !rt.paused {
+			tg.Local = pickLocal(r.local[name], rt.active)
+			tg.InProcess = rt.rt == statev1.Runtime_RUNTIME_WASM
+		}
+		s.targets[name] = tg
+	}
+	r.snap.Store(s)
+}
+
+// pickLocal returns the handlers of the active deployment's instances when any runs here,
+// else the others (an older version still serving during a rollout), so that once the new
+// version answers here the old one never does again.
+func pickLocal(ins []localInstance, active string) []http.Handler {
+	var cur, old []http.Handler
+	for _, in := range ins {
+		if in.deployment == active {
+			cur = append(cur, in.handler)
+		} else {
+			old = append(old, in.handler)
+		}
+	}
+	if len(cur) > 0 {
+		return cur
+	}
+	return old
+}
+
+// routePause is the least time between two rebuilds of the routing table.
+const routePause = 20 * time.Millisecond
+
+func (r *router) loop(ctx context.Context) {
+	for {
+		ch, _ := r.dp.store.Changed()
+		r.rebuild()
+		// A rebuild reads the whole state: under a burst of writes, one per routePause.
+		if !sleepCtx(ctx, routePause) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+// rebuild derives the routes from the replica and publishes them.
+func (r *router) rebuild() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.od == nil {
+		r.od = map[string]http.Handler{}
+	}
+	t := map[string]*route{}
+	ods := map[string]*onDemandTarget{}
+	self := r.dp.cfg.NodeID
+	r.dp.store.View(func(v fsm.View) {
+		proxyOf := map[string]string{}
+		v.Nodes(func(nd *statev1.Node) {
+			if nd.Id != self && nd.Status != statev1.NodeStatus_NODE_STATUS_DOWN && nd.ProxyAddr != "" {
+				proxyOf[nd.Id] = nd.ProxyAddr
+			}
+		})
+		byID := map[string]*route{}
+		odByID := map[string]*onDemandTarget{}
+		v.Components(func(c *statev1.Component) {
+			rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime, active: c.ActiveDeploymentId}
+			if c.Runtime == statev1.Runtime_RUNTIME_WASM && c.ActiveDeploymentId != "" && !c.GetSpec().GetExclusive() {
+				rt.onDemand = r.od[c.Name] // never for exclusive: that would be a second instance
+				if rt.onDemand == nil {
+					rt.onDemand = r.dp.od.handler(c.Name)
+					r.od[c.Name] = rt.onDemand
+				}
+				od := &onDemandTarget{id: c.Id, name: c.Name, rt: c.Runtime, candidates: []string{c.ActiveDeploymentId}}
+				ods[c.Name], odByID[c.Id] = od, od
+			}
+			byID[c.Id], t[c.Name] = rt, rt
+		})
+		placed := map[string]bool{} // deployments of on-demand components still desired to run
+		v.Placements(func(p *statev1.Placement) {
+			if p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
+				return
+			}
+			if od := odByID[p.ComponentId]; od != nil && p.DeploymentId != od.candidates[0] {
+				placed[p.DeploymentId] = true
+			}
+			rt := byID[p.ComponentId]
+			addr := proxyOf[p.NodeId]
+			if rt == nil || addr == "" || p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
+				return
+			}
+			if p.DeploymentId == rt.active {
+				rt.remote = append(rt.remote, addr)
+			} else {
+				rt.older = append(rt.older, addr)
+			}
+		})
+		// On demand falls back to older ready deployments still placed, newest first.
+		var older []*statev1.Deployment
+		for id := range placed {
+			if d := v.Deployment(id); d != nil && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY && odByID[d.ComponentId] != nil {
+				older = append(older, d)
+			}
+		}
+		slices.SortFunc(older, func(a, b *statev1.Deployment) int {
+			return cmp.Or(cmp.Compare(b.CreateIndex, a.CreateIndex), strings.Compare(b.Id, a.Id))
+		})
+		for _, d := range older {
+			od := odByID[d.ComponentId]
+			od.candidates = append(od.candidates, d.Id)
+		}
+	})
+	for _, rt := range t {
+		// Once the active deployment runs somewhere, older ones get no more traffic.
+		if len(rt.remote) == 0 {
+			rt.remote, rt.older = rt.older, nil
+		}
+		slices.Sort(rt.remote) // a stable order for round robin
+	}
+	for name := range r.od {
+		if t[name] == nil {
+			delete(r.od, name)
+		}
+	}
+	r.state, r.ods = t, ods
+	r.publishLocked()
+}

@@ -1,0 +1,102 @@
+package dataplane
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	v9rt "github.com/velocity9/v9/runtime"
+	"github.com/velocity9/v9/runtime/wasm"
+)
+
+// A placement on this node serves through the routing snapshot with the real wasm
+// executor; other nodes' running instances appear as remote targets; a paused component
+// routes nowhere.
+func TestRoutingSnapshotWithWasm(t *testing.T) {
+	w, err := wasm.New(wasm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, map[statev1.Runtime]v9rt.Executor{statev1.Runtime_RUNTIME_WASM: w})
+	h.component(false, "hello from wasm\n")
+	h.apply(registerNode("n2", "10.0.0.2:8080"), registerNode("n3", "10.0.0.3:8080"))
+	h.place("p1", "d1", self, run, 1)
+	h.place("p2", "d1", "n2", run, 1)
+	h.place("p3", "d1", "n3", run, 1)
+	h.apply(setObserved("p2", running))
+	h.waitObserved("p1", running)
+	waitFor(t, 5*time.Second, func() error {
+		tg := h.dp.Router().Lookup("hello")
+		if !tg.Found || len(tg.Local) != 1 || !tg.InProcess || !slices.Equal(tg.Remote, []string{"10.0.0.2:8080"}) {
+			return fmt.Errorf("target %+v", tg)
+		}
+		return nil
+	})
+	if code, body := h.get(); code != 200 || body != "hello from wasm\n" {
+		t.Fatalf("request through the snapshot: %d %q", code, body)
+	}
+	if tg := h.dp.Router().Lookup("nope"); tg.Found {
+		t.Fatalf("unknown component found: %+v", tg)
+	}
+
+	h.apply(&statev1.Command{Op: &statev1.Command_SetComponentDesired{SetComponentDesired: &statev1.SetComponentDesired{
+		Name: "hello", Desired: statev1.DesiredState_DESIRED_STATE_PAUSED,
+	}}})
+	waitFor(t, 5*time.Second, func() error {
+		if tg := h.dp.Router().Lookup("hello"); !tg.Paused || len(tg.Local) != 0 {
+			return fmt.Errorf("paused target %+v", tg)
+		}
+		return nil
+	})
+}
+
+// The proxy's lookup neither locks nor copies: it allocates nothing.
+func TestLookupAllocatesNothing(t *testing.T) {
+	h, _ := fakeHarness(t)
+	h.component(false, "v1")
+	h.place("p1", "d1", self, run, 1)
+	h.waitObserved("p1", running)
+	waitFor(t, 5*time.Second, func() error {
+		if tg := h.dp.Router().Lookup("hello"); len(tg.Local) != 1 {
+			return fmt.Errorf("target %+v", tg)
+		}
+		return nil
+	})
+	r := h.dp.Router()
+	if a := testing.AllocsPerRun(1000, func() { r.Lookup("hello") }); a != 0 {
+		t.Fatalf("Lookup allocates %.1f times per call", a)
+	}
+}
+
+// With no instance anywhere, a wasm component is served on demand from its active
+// deployment; while that one cannot start (a broken rollout), from the older ready
+// deployment still placed.
+func TestOnDemandFallsBackToPlacedDeployment(t *testing.T) {
+	h, ex := fakeHarness(t)
+	h.component(false, "v1")
+	waitFor(t, 5*time.Second, func() error {
+		if code, body := h.get(); code != 200 || body != "fake d1" {
+			return fmt.Errorf("on demand at zero replicas: %d %q", code, body)
+		}
+		return nil
+	})
+
+	ex.mu.Lock()
+	ex.failDeploy = "d2"
+	ex.mu.Unlock()
+	h.apply(registerNode("n2", "10.0.0.2:8080"))
+	h.place("p2", "d1", "n2", run, 1) // the old version, still placed (not running yet)
+	h.deployment("d2", "v2")
+	h.apply(activate("c1", "d2"))
+	waitFor(t, 5*time.Second, func() error {
+		if c := h.dp.router.onDemand("hello"); c == nil || !slices.Equal(c.candidates, []string{"d2", "d1"}) {
+			return fmt.Errorf("candidates %+v", c)
+		}
+		return nil
+	})
+	if code, body := h.get(); code != 200 || body != "fake d1" {
+		t.Fatalf("on demand during a broken rollout: %d %q", code, body)
+	}
+}

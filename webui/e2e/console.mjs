@@ -1,0 +1,202 @@
+// End-to-end test of the console in a real Chromium (Debian's, never a downloaded one),
+// driven by playwright-core. Run by cmd/v9's TestNoRaceConsoleBrowser against a real
+// three-node cluster with the hello-wasm example deployed; it can also run against `v9 dev`:
+//
+//   V9_CONSOLE=http://127.0.0.1:7900 V9_PROXY=http://127.0.0.1:8080 V9_COMPONENT=hello \
+//   V9_NODES=3 V9_OUT=/tmp/shots node webui/e2e/console.mjs
+//
+// It prints one "measure NAME VALUE" line per budget and saves a screenshot per page in V9_OUT.
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const base = need("V9_CONSOLE");
+const proxy = need("V9_PROXY");
+const component = process.env.V9_COMPONENT ?? "hello";
+const nodes = Number(process.env.V9_NODES ?? "3");
+const out = need("V9_OUT");
+const chromiumPath = process.env.V9_CHROMIUM ?? "/usr/bin/chromium";
+const timeout = 15_000;
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) {
+    console.error(`console.mjs: set ${name}`);
+    process.exit(2);
+  }
+  return v;
+}
+
+function step(s) {
+  console.log(`step ${s}`);
+}
+
+async function proxyStatus(path = "") {
+  const r = await fetch(`${proxy}/${component}/${path}`);
+  await r.arrayBuffer();
+  return r.status;
+}
+
+async function waitFor(what, f, ms = timeout) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try {
+      last = await f();
+      if (last === true) return;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${last})`);
+}
+
+// A Connect unary call in JSON, as any client may make; resolves once the write is committed.
+async function call(service, method, body) {
+  const r = await fetch(`${base}/${service}/${method}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!r.ok) throw new Error(`${method}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+const profile = mkdtempSync(join(tmpdir(), "v9-chromium-"));
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: chromiumPath,
+  headless: true,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+  viewport: { width: 1280, height: 860 },
+});
+const problems = [];
+let failed = false;
+try {
+  const page = browser.pages()[0] ?? (await browser.newPage());
+  page.setDefaultTimeout(timeout);
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(`console error: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("requestfailed", (r) => {
+    // Streams and blocking reads cut short by a navigation are not failures.
+    if (!/ERR_ABORTED/.test(r.failure()?.errorText ?? "")) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+  });
+  page.on("response", (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
+  });
+
+  step("components page lists the component");
+  await page.goto(`${base}/`);
+  const row = page.locator(`tr[data-component="${component}"]`);
+  await row.waitFor();
+  const interactive = await page.evaluate(() => performance.now());
+  console.log(`measure first_page_interactive_ms ${interactive.toFixed(0)}`);
+  await row.getByText("running").waitFor();
+  await page.locator(`tr[data-component="${component}"] svg.spark`).waitFor();
+  await page.screenshot({ path: join(out, "components.png"), fullPage: true });
+
+  step("component page opens from the list");
+  await row.getByRole("link", { name: component }).click();
+  await page.getByRole("heading", { level: 1, name: new RegExp(component) }).waitFor();
+  await page.getByRole("heading", { name: "Deployments" }).waitFor();
+  await page.locator("tr[data-deployment]").first().waitFor();
+
+  step("pause: the proxy answers 503");
+  await page.getByRole("button", { name: "Pause", exact: true }).click();
+  await page.getByRole("button", { name: "Resume" }).waitFor();
+  await page.locator("h1 .badge", { hasText: "paused" }).waitFor();
+  await waitFor("the proxy to answer 503", async () => (await proxyStatus()) === 503);
+
+  step("resume: the proxy answers 200");
+  await page.getByRole("button", { name: "Resume" }).click();
+  await page.getByRole("button", { name: "Pause", exact: true }).waitFor();
+  await waitFor("the proxy to answer 200", async () => (await proxyStatus()) === 200);
+
+  step("logs stream a request's line");
+  await page.locator(".conn-live").waitFor();
+  const marker = `console-e2e-${Date.now()}`;
+  await waitFor("the request's log line", async () => {
+    await proxyStatus(marker);
+    return (await page.locator(".logs li", { hasText: marker }).count()) > 0;
+  });
+
+  step("hits graph counts requests");
+  await page.locator(".summary strong").first().waitFor();
+  await waitFor("requests in the graph", async () => {
+    const t = await page.locator(".summary strong").first().innerText();
+    return Number.parseFloat(t) > 0;
+  }, 20_000);
+  await page.screenshot({ path: join(out, "component.png"), fullPage: true });
+
+  step("a status change committed elsewhere shows within a second");
+  const samples = [];
+  for (let i = 0; i < 3; i++) {
+    for (const [method, want] of [
+      ["Pause", "paused"],
+      ["Resume", "running"],
+    ]) {
+      await call("v9.component.v1.ComponentService", method, { name: component });
+      const t0 = Date.now();
+      await page.locator("h1 .badge", { hasText: want }).waitFor();
+      samples.push(Date.now() - t0);
+    }
+  }
+  samples.sort((a, b) => a - b);
+  console.log(`measure status_change_visible_ms_max ${samples[samples.length - 1]}`);
+  console.log(`measure status_change_visible_ms_median ${samples[Math.floor(samples.length / 2)]}`);
+
+  step("narrow screen (375 px) and dark mode render");
+  await page.setViewportSize({ width: 375, height: 800 });
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.screenshot({ path: join(out, "component-375-dark.png"), fullPage: true });
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.setViewportSize({ width: 1280, height: 860 });
+
+  step(`nodes page shows ${nodes} nodes`);
+  await page.getByRole("link", { name: "Nodes" }).click();
+  await page.getByRole("heading", { level: 1, name: "Nodes" }).waitFor();
+  await waitFor(`${nodes} ready nodes`, async () => (await page.locator("tr[data-node] .badge", { hasText: "ready" }).count()) === nodes);
+  await page.locator(".tag", { hasText: "leader" }).waitFor();
+  await page.screenshot({ path: join(out, "nodes.png"), fullPage: true });
+
+  step("sign-in page");
+  await page.goto(`${base}/signin?next=%2Fnodes`);
+  await page.getByLabel("API token").waitFor();
+  await page.screenshot({ path: join(out, "signin.png"), fullPage: true });
+
+  step("an unknown component says so");
+  await page.goto(`${base}/components/no-such-component`);
+  await page.locator("[role=alert] strong", { hasText: "Not found" }).waitFor();
+  // The 404 of that read (and Chromium's console line about it) is expected here.
+  for (let i = problems.length - 1; i >= 0; i--) if (/HTTP 404: .*ComponentService\/Get|status of 404/.test(problems[i])) problems.splice(i, 1);
+  await page.screenshot({ path: join(out, "not-found.png"), fullPage: true });
+
+  if (problems.length > 0) {
+    failed = true;
+    console.error(`problems seen in the browser:\n  ${problems.join("\n  ")}`);
+  }
+} catch (e) {
+  failed = true;
+  console.error(`FAIL: ${e.stack ?? e}`);
+  try {
+    const page = browser.pages()[0];
+    await page?.screenshot({ path: join(out, "failure.png"), fullPage: true });
+    console.error(`failure screenshot: ${join(out, "failure.png")}; problems so far:\n  ${problems.join("\n  ")}`);
+  } catch {}
+} finally {
+  await browser.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

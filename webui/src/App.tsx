@@ -1,0 +1,95 @@
+import { useEffect, useRef } from "react";
+import { Link, Route, Switch, useLocation } from "wouter";
+import { clearToken, getToken, tokenHint } from "./auth";
+import { ComponentPage } from "./pages/Component";
+import { ComponentsPage } from "./pages/Components";
+import { NodesPage } from "./pages/Nodes";
+import { SignInPage } from "./pages/SignIn";
+import { Empty } from "./ui/Notice";
+
+const titles: [RegExp, (m: RegExpMatchArray) => string][] = [
+  [/^\/$/, () => "Components"],
+  [/^\/components\/([^/]+)/, (m) => decodeURIComponent(m[1])],
+  [/^\/nodes/, () => "Nodes"],
+  [/^\/signin/, () => "Sign in"],
+];
+
+export function App() {
+  const [location, setLocation] = useLocation();
+  const main = useRef<HTMLElement>(null);
+  const token = getToken();
+
+  // Each page sets the document title and, after a client-side navigation, moves focus to the
+  // main region so that screen readers announce the new page.
+  const first = useRef(true);
+  useEffect(() => {
+    const t = titles.find(([re]) => re.test(location));
+    document.title = `${t ? t[1](location.match(t[0])!) : "Not found"} · v9`;
+    if (first.current) first.current = false;
+    else main.current?.focus();
+  }, [location]);
+
+  return (
+    <>
+      <a href="#main" className="skip">
+        Skip to content
+      </a>
+      <header className="top">
+        <Link href="/" className="brand" aria-label="v9 console, components">
+          <span className="logo" aria-hidden="true">
+            9
+          </span>
+          <span>v9</span>
+        </Link>
+        <nav aria-label="Main">
+          <Link href="/" className={(active) => (active || location.startsWith("/components") ? "nav active" : "nav")} aria-current={location === "/" || location.startsWith("/components") ? "page" : undefined}>
+            Components
+          </Link>
+          <Link href="/nodes" className={(active) => (active ? "nav active" : "nav")} aria-current={location === "/nodes" ? "page" : undefined}>
+            Nodes
+          </Link>
+        </nav>
+        <div className="who">
+          {token ? (
+            <>
+              <span className="sub" title="The API token this tab signed in with">
+                token {tokenHint(token)}
+              </span>
+              <button
+                type="button"
+                className="btn btn-small"
+                onClick={() => {
+                  clearToken();
+                  setLocation("/signin");
+                }}
+              >
+                Sign out
+              </button>
+            </>
+          ) : (
+            location !== "/signin" && (
+              <Link href={`/signin?next=${encodeURIComponent(location)}`} className="btn btn-small">
+                Sign in
+              </Link>
+            )
+          )}
+        </div>
+      </header>
+      <main id="main" ref={main} tabIndex={-1}>
+        <Switch>
+          <Route path="/" component={ComponentsPage} />
+          <Route path="/components/:name">{(p) => <ComponentPage key={p.name} name={decodeURIComponent(p.name)} />}</Route>
+          <Route path="/nodes" component={NodesPage} />
+          <Route path="/signin" component={SignInPage} />
+          <Route>
+            <Empty title="This page does not exist">
+              <p>
+                <Link href="/">Go to the components</Link>
+              </p>
+            </Empty>
+          </Route>
+        </Switch>
+      </main>
+    </>
+  );
+}

@@ -1,0 +1,417 @@
+import { clone, create } from "@bufbuild/protobuf";
+import { useMutation, useQuery } from "@connectrpc/connect-query";
+import { useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { Link } from "wouter";
+import { api } from "../api";
+import { explain } from "../errors";
+import { ago, absTime, bytes, componentHealth, enumName, millis, shortSha, sourceLabel, tsSeconds } from "../format";
+import { ClusterService } from "../gen/v9/cluster/v1/cluster_pb";
+import { ComponentService } from "../gen/v9/component/v1/component_pb";
+import type { ComponentStatus } from "../gen/v9/component/v1/component_pb";
+import { DeployService } from "../gen/v9/deploy/v1/deploy_pb";
+import {
+  ComponentSpecSchema,
+  DeploymentStatus,
+  DesiredState,
+  PlacementDesired,
+  PlacementObserved,
+  Runtime,
+} from "../gen/v9/state/v1/state_pb";
+import type { Component, Deployment } from "../gen/v9/state/v1/state_pb";
+import { onApiError, useBlocking, useNow, waitMs } from "../live";
+import { Badge } from "../ui/Badge";
+import { Logs } from "../ui/Logs";
+import { Empty, ErrorNotice, Loading } from "../ui/Notice";
+import { Stats } from "../ui/Stats";
+import { firstLine } from "./Components";
+
+export function ComponentPage({ name }: { name: string }) {
+  const live = useBlocking(
+    (minIndex, signal) => api.components.get({ name, read: { minIndex, waitMs } }, { signal, timeoutMs: waitMs + 10_000 }),
+    [name],
+  );
+  const c = live.data?.component;
+  return (
+    <section aria-labelledby="component-h">
+      <nav aria-label="Breadcrumb" className="crumbs">
+        <Link href="/">Components</Link> <span aria-hidden="true">/</span> <span aria-current="page">{name}</span>
+      </nav>
+      {live.error !== undefined && <ErrorNotice error={live.error} retrying={live.retrying} />}
+      {!c && live.error === undefined && <Loading what={name} />}
+      {c && live.data && <Loaded c={c} s={live.data.status} />}
+    </section>
+  );
+}
+
+function Loaded({ c, s }: { c: Component; s?: ComponentStatus }) {
+  const paused = c.desired === DesiredState.PAUSED;
+  const h = componentHealth(paused, s?.running ?? 0, s?.wanted ?? 0, s?.failed ?? 0, !!c.activeDeploymentId);
+  return (
+    <>
+      <div className="page-head">
+        <h1 id="component-h">
+          {c.name} <Badge tone={h.tone}>{h.label}</Badge>
+        </h1>
+        <Actions c={c} />
+      </div>
+      <dl className="facts">
+        <div>
+          <dt>Runtime</dt>
+          <dd>{enumName(Runtime, c.runtime, "RUNTIME_")}</dd>
+        </div>
+        <div>
+          <dt>Replicas</dt>
+          <dd>
+            {s?.running ?? 0} running of {s?.wanted ?? 0} wanted
+          </dd>
+        </div>
+        <div>
+          <dt>Source</dt>
+          <dd>{sourceLabel(c.source)}</dd>
+        </div>
+        <div>
+          <dt>URL</dt>
+          <dd>
+            <ProxyLink name={c.name} />
+          </dd>
+        </div>
+      </dl>
+      <Stats component={c.name} />
+      <Deployments c={c} />
+      <Placements s={s} />
+      <Settings c={c} />
+      <Logs component={c.name} />
+    </>
+  );
+}
+
+function Actions({ c }: { c: Component }) {
+  const paused = c.desired === DesiredState.PAUSED;
+  const pause = useMutation(ComponentService.method.pause, { onError: onApiError });
+  const resume = useMutation(ComponentService.method.resume, { onError: onApiError });
+  const scale = useMutation(ComponentService.method.scale, { onError: onApiError });
+  const spec = c.spec;
+  const [replicas, setReplicas] = useState(String(c.replicas));
+  const busy = pause.isPending || resume.isPending || scale.isPending;
+  const err = pause.error ?? resume.error ?? scale.error;
+  const fixed = !!spec && spec.scaleMin === spec.scaleMax;
+  return (
+    <div className="actions">
+      {paused ? (
+        <button type="button" className="btn btn-primary" disabled={busy} onClick={() => resume.mutate({ name: c.name })}>
+          {resume.isPending ? "Resuming…" : "Resume"}
+        </button>
+      ) : (
+        <button type="button" className="btn" disabled={busy} onClick={() => pause.mutate({ name: c.name })}>
+          {pause.isPending ? "Pausing…" : "Pause"}
+        </button>
+      )}
+      <form
+        className="inline-form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          scale.mutate({ name: c.name, replicas: Number(replicas) });
+        }}
+      >
+        <label htmlFor="replicas">Replicas</label>
+        <input
+          id="replicas"
+          className="input input-num"
+          type="number"
+          min={spec?.scaleMin ?? 0}
+          max={spec?.scaleMax ?? 1}
+          value={replicas}
+          disabled={fixed || busy}
+          aria-describedby="replicas-range"
+          onChange={(e) => setReplicas(e.target.value)}
+        />
+        <button type="submit" className="btn" disabled={fixed || busy || replicas === String(c.replicas)}>
+          Scale
+        </button>
+        <span id="replicas-range" className="sub">
+          {spec ? `${spec.scaleMin}–${spec.scaleMax}${spec.exclusive ? ", exclusive" : ""}` : ""}
+        </span>
+      </form>
+      {err && (
+        <div className="notice notice-bad" role="alert">
+          <strong>{explain(err).title}.</strong> {explain(err).detail}. {explain(err).action}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function ProxyLink({ name }: { name: string }) {
+  const q = useQuery(ClusterService.method.status, {}, { staleTime: 60_000 });
+  const me = q.data?.members.find((m) => m.id === q.data?.nodeId);
+  if (!me?.proxyAddr) return <span className="sub">—</span>;
+  const [host, port] = splitHostPort(me.proxyAddr);
+  const h = !host || host === "0.0.0.0" || host === "::" ? window.location.hostname : host;
+  const url = `${window.location.protocol}//${h.includes(":") ? `[${h}]` : h}:${port}/${name}/`;
+  return (
+    <a href={url} target="_blank" rel="noreferrer">
+      {url}
+    </a>
+  );
+}
+
+function splitHostPort(a: string): [string, string] {
+  const i = a.lastIndexOf(":");
+  if (i < 0) return [a, ""];
+  return [a.slice(0, i).replace(/^\[|\]$/g, ""), a.slice(i + 1)];
+}
+
+function Deployments({ c }: { c: Component }) {
+  // Refetched whenever the component changes (its modify index moves with a new deployment).
+  const q = useQuery(DeployService.method.list, { component: c.name }, { refetchInterval: 5_000 });
+  const rollback = useMutation(DeployService.method.rollback, { onError: onApiError });
+  const qc = useQueryClient();
+  const now = useNow();
+  const list = [...(q.data?.deployments ?? [])].reverse();
+  return (
+    <section aria-labelledby="deployments-h" className="card" data-modify-index={String(c.modifyIndex)}>
+      <div className="card-head">
+        <h2 id="deployments-h">Deployments</h2>
+      </div>
+      {q.error && <ErrorNotice error={q.error} />}
+      {rollback.error && <ErrorNotice error={rollback.error} />}
+      {!q.data && !q.error && <Loading what="deployments" />}
+      {q.data && list.length === 0 && (
+        <Empty title="No deployments yet">
+          <p>
+            Push to the linked branch, or run <code>v9 deploy</code> in the component's directory.
+          </p>
+        </Empty>
+      )}
+      {list.length > 0 && (
+        <div className="table-wrap">
+          <table className="table">
+            <thead>
+              <tr>
+                <th scope="col">Commit</th>
+                <th scope="col">Status</th>
+                <th scope="col" className="hide-narrow">
+                  Author
+                </th>
+                <th scope="col">Created</th>
+                <th scope="col">
+                  <span className="sr-only">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.slice(0, 50).map((d) => (
+                <DeploymentRow
+                  key={d.id}
+                  c={c}
+                  d={d}
+                  now={now}
+                  pending={rollback.isPending && rollback.variables?.deploymentId === d.id}
+                  onRollback={() =>
+                    rollback.mutate({ component: c.name, deploymentId: d.id }, { onSuccess: () => qc.invalidateQueries() })
+                  }
+                />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function DeploymentRow({ c, d, now, pending, onRollback }: { c: Component; d: Deployment; now: number; pending: boolean; onRollback: () => void }) {
+  const active = c.activeDeploymentId === d.id;
+  const st = enumName(DeploymentStatus, d.status, "DEPLOYMENT_STATUS_");
+  const tone = d.status === DeploymentStatus.READY ? "ok" : d.status === DeploymentStatus.FAILED ? "bad" : "warn";
+  const created = tsSeconds(d.createTime);
+  const commitURL = c.source?.githubRepo && /^[0-9a-f]{40}$/.test(d.commitSha) ? `https://github.com/${c.source.githubRepo}/commit/${d.commitSha}` : "";
+  return (
+    <tr data-deployment={d.id}>
+      <td>
+        {commitURL ? (
+          <a href={commitURL} target="_blank" rel="noreferrer">
+            <code>{shortSha(d.commitSha)}</code>
+          </a>
+        ) : (
+          <code>{shortSha(d.commitSha) || d.id.slice(0, 8)}</code>
+        )}{" "}
+        <span className="msg">{firstLine(d.commitMessage)}</span>
+        {active && <span className="tag">active</span>}
+        {d.error && <div className="sub bad-text">{d.error}</div>}
+      </td>
+      <td>
+        <Badge tone={tone}>{st}</Badge>
+      </td>
+      <td className="hide-narrow">{d.author || d.pusher || "—"}</td>
+      <td title={absTime(created)}>{ago(created, now)}</td>
+      <td>
+        {!active && d.status === DeploymentStatus.READY && (
+          <button type="button" className="btn btn-small" disabled={pending} onClick={onRollback} aria-label={`Roll back to ${shortSha(d.commitSha) || d.id}`}>
+            {pending ? "Rolling back…" : "Rollback"}
+          </button>
+        )}
+      </td>
+    </tr>
+  );
+}
+
+function Placements({ s }: { s?: ComponentStatus }) {
+  const ps = s?.placements ?? [];
+  return (
+    <section aria-labelledby="placements-h" className="card">
+      <div className="card-head">
+        <h2 id="placements-h">Placements</h2>
+      </div>
+      {ps.length === 0 ? (
+        <Empty title="No placements">
+          <p>Paused components, and wasm components scaled to zero, run nowhere until a request comes.</p>
+        </Empty>
+      ) : (
+        <div className="table-wrap">
+          <table className="table">
+            <thead>
+              <tr>
+                <th scope="col">Node</th>
+                <th scope="col">Wanted</th>
+                <th scope="col">Observed</th>
+                <th scope="col" className="hide-narrow">
+                  Deployment
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {ps.map((p) => {
+                const obs = enumName(PlacementObserved, p.observed, "PLACEMENT_OBSERVED_");
+                const tone =
+                  p.observed === PlacementObserved.RUNNING ? "ok" : p.observed === PlacementObserved.FAILED || p.observed === PlacementObserved.LOST ? "bad" : "muted";
+                return (
+                  <tr key={p.id}>
+                    <td>{p.nodeId}</td>
+                    <td>{enumName(PlacementDesired, p.desired, "PLACEMENT_DESIRED_")}</td>
+                    <td>
+                      <Badge tone={tone}>{obs === "unknown" ? "pending" : obs}</Badge>
+                      {p.reason && <div className="sub">{p.reason}</div>}
+                    </td>
+                    <td className="hide-narrow">
+                      <code>{p.deploymentId.slice(0, 8)}</code>
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function Settings({ c }: { c: Component }) {
+  const spec = c.spec;
+  const update = useMutation(ComponentService.method.updateSpec, { onError: onApiError });
+  const [env, setEnv] = useState<[string, string][] | null>(null);
+  const rows = env ?? Object.entries(spec?.env ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  const editing = env !== null;
+  const save = () => {
+    const next = spec ? clone(ComponentSpecSchema, spec) : create(ComponentSpecSchema);
+    next.env = Object.fromEntries(rows.filter(([k]) => k.trim() !== "").map(([k, v]) => [k.trim(), v]));
+    update.mutate({ name: c.name, spec: next }, { onSuccess: () => setEnv(null) });
+  };
+  return (
+    <section aria-labelledby="settings-h" className="card">
+      <div className="card-head">
+        <h2 id="settings-h">Settings</h2>
+      </div>
+      <dl className="facts">
+        <div>
+          <dt>Scale</dt>
+          <dd>
+            {spec?.scaleMin ?? 0}–{spec?.scaleMax ?? 0}
+            {spec?.exclusive ? " (exclusive: never two instances at once)" : ""}
+          </dd>
+        </div>
+        <div>
+          <dt>Memory</dt>
+          <dd>{bytes(spec?.memoryBytes ?? 0n)}</dd>
+        </div>
+        <div>
+          <dt>Timeout</dt>
+          <dd>{millis(spec?.timeoutMs ?? 0)}</dd>
+        </div>
+        <div>
+          <dt>Concurrency</dt>
+          <dd>{spec?.concurrency || "—"}</dd>
+        </div>
+      </dl>
+      <h3>Environment</h3>
+      {update.error && <ErrorNotice error={update.error} />}
+      {rows.length === 0 && !editing && <p className="sub">No variables.</p>}
+      {(rows.length > 0 || editing) && (
+        <table className="table env-table">
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Value</th>
+              {editing && (
+                <th scope="col">
+                  <span className="sr-only">Remove</span>
+                </th>
+              )}
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map(([k, v], i) => (
+              <tr key={i}>
+                <td>
+                  {editing ? (
+                    <input className="input" aria-label={`Name of variable ${i + 1}`} value={k} onChange={(e) => setEnv(rows.map((r, j) => (j === i ? [e.target.value, r[1]] : r)))} />
+                  ) : (
+                    <code>{k}</code>
+                  )}
+                </td>
+                <td>
+                  {editing ? (
+                    <input className="input" aria-label={`Value of ${k || `variable ${i + 1}`}`} value={v} onChange={(e) => setEnv(rows.map((r, j) => (j === i ? [r[0], e.target.value] : r)))} />
+                  ) : (
+                    <code>{v}</code>
+                  )}
+                </td>
+                {editing && (
+                  <td>
+                    <button type="button" className="btn btn-small" aria-label={`Remove ${k || `variable ${i + 1}`}`} onClick={() => setEnv(rows.filter((_, j) => j !== i))}>
+                      Remove
+                    </button>
+                  </td>
+                )}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <div className="toolbar">
+        {editing ? (
+          <>
+            <button type="button" className="btn btn-small" onClick={() => setEnv([...rows, ["", ""]])}>
+              Add variable
+            </button>
+            <button type="button" className="btn btn-small btn-primary" disabled={update.isPending} onClick={save}>
+              {update.isPending ? "Saving…" : "Save"}
+            </button>
+            <button type="button" className="btn btn-small" onClick={() => setEnv(null)}>
+              Cancel
+            </button>
+          </>
+        ) : (
+          <button type="button" className="btn btn-small" onClick={() => setEnv(rows)}>
+            Edit environment
+          </button>
+        )}
+      </div>
+      <p className="sub">
+        The CLI does the same: <code>v9 component update {c.name} --env NAME=value --unset-env NAME</code>.
+      </p>
+    </section>
+  );
+}
