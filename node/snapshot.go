@@ -34,18 +34,16 @@ func (n *Node) SnapshotSave(ctx context.Context, w io.Writer) error {
 	for _, d := range st.Deployments {
 		origin[d.ArtifactDigest] = d.ArtifactOrigin
 	}
+	if n.dp == nil {
+		return connect.NewError(connect.CodeUnavailable, errors.New("snapshot: this node is still starting"))
+	}
 	digests := snapshot.Referenced(st)
 	for _, d := range digests {
-		defer n.fetches.pin(d)()
-		unlock := n.fetches.lock(d)
-		var err error
-		if !n.artifacts.Has(d) {
-			err = n.fetchArtifact(ctx, d, origin[d])
-		}
-		unlock()
+		unpin, err := n.dp.Ensure(ctx, d, origin[d])
 		if err != nil {
 			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("snapshot: %w", err))
 		}
+		defer unpin()
 	}
 	if err := snapshot.Write(w, st, time.Now(), n.artifacts.Get); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
@@ -68,6 +66,9 @@ func (n *Node) SnapshotRestore(ctx context.Context, r io.Reader) (*clusterv1.Sna
 		}
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(msg))
 	}
+	if n.dp == nil {
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("restore: this node is still starting"))
+	}
 	var unpin []func()
 	defer func() {
 		for _, f := range unpin {
@@ -75,7 +76,7 @@ func (n *Node) SnapshotRestore(ctx context.Context, r io.Reader) (*clusterv1.Sna
 		}
 	}()
 	m, st, err := snapshot.Read(r, func(d string, r io.Reader) error {
-		unpin = append(unpin, n.fetches.pin(d))
+		unpin = append(unpin, n.dp.Pin(d))
 		if n.artifacts.Has(d) {
 			_, err := io.Copy(io.Discard, r)
 			return err
