@@ -21,12 +21,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/spec"
 )
 
 // ManifestFile is the manifest's name at the root of a repository or bundle.
@@ -41,21 +41,14 @@ const (
 	RuntimeContainer = "container"
 )
 
-// Defaults applied to keys the manifest leaves out.
-const (
-	DefaultMemory      = "128Mi"
-	DefaultTimeout     = "30s"
-	DefaultConcurrency = 50
+// Defaults applied to keys the manifest leaves out; the bounds are package spec's.
+var (
+	DefaultMemory  = spec.FormatMemory(spec.DefaultMemory)
+	DefaultTimeout = spec.DefaultTimeout.String()
 )
 
-// Bounds the manifest is checked against.
-const (
-	MinMemory      = 16 << 20 // 16Mi
-	MaxMemory      = 64 << 30 // 64Gi
-	MaxTimeout     = 15 * time.Minute
-	MaxScale       = 1000
-	MaxConcurrency = 10000
-)
+// DefaultConcurrency is limits.concurrency when the manifest leaves it out.
+const DefaultConcurrency = spec.DefaultConcurrency
 
 // Manifest errors. ParseManifest, CheckFiles and LoadManifest return a *ManifestError,
 // which matches ErrBadManifest with errors.Is; LoadManifest returns an error matching
@@ -101,7 +94,7 @@ type ManifestScale struct {
 
 // ManifestLimits is the [limits] table.
 type ManifestLimits struct {
-	Memory      string `toml:"memory"`      // bytes, or a number with Ki, Mi or Gi
+	Memory      string `toml:"memory"`      // bytes, or a number with Ki, Mi, Gi or Ti (spec.ParseMemory)
 	Timeout     string `toml:"timeout"`     // a Go duration: "30s", "1m30s"
 	Concurrency int    `toml:"concurrency"` // in-flight requests per instance; 0: the node's default
 }
@@ -254,18 +247,24 @@ func resolve(raw *rawManifest) (*Manifest, []Problem) {
 		Runtime:   raw.Runtime,
 		Wasm:      raw.Wasm,
 		Container: raw.Container,
-		Scale:     ManifestScale{Min: 1, Max: 1, Exclusive: raw.Scale.Exclusive},
+		Scale:     ManifestScale{Exclusive: raw.Scale.Exclusive},
 		Limits:    ManifestLimits{Memory: DefaultMemory, Timeout: DefaultTimeout, Concurrency: DefaultConcurrency},
 		Env:       raw.Env,
 	}
+	var lo, hi int
 	if raw.Scale.Min != nil {
-		m.Scale.Min = clampInt(*raw.Scale.Min)
+		lo = clampInt(*raw.Scale.Min)
 	}
-	switch {
-	case raw.Scale.Max != nil:
-		m.Scale.Max = clampInt(*raw.Scale.Max)
-	case m.Scale.Min > 1:
-		m.Scale.Max = m.Scale.Min
+	if raw.Scale.Max != nil {
+		hi = clampInt(*raw.Scale.Max)
+	}
+	dlo, dhi := spec.DefaultScale(raw.Scale.Min != nil, raw.Scale.Max != nil, toUint32(lo), toUint32(hi))
+	m.Scale.Min, m.Scale.Max = int(dlo), int(dhi)
+	if raw.Scale.Min != nil {
+		m.Scale.Min = lo // a negative one stays negative, and is reported
+	}
+	if raw.Scale.Max != nil {
+		m.Scale.Max = hi
 	}
 	switch v := raw.Limits.Memory.(type) {
 	case nil:
@@ -348,58 +347,45 @@ func (m *Manifest) problems() []Problem {
 		add("runtime", `runtime %q is unknown (want "wasm" or "container")`, m.Runtime)
 	}
 
-	s := m.Scale
-	switch {
-	case s.Min < 0:
-		add("scale.min", "scale.min %d is negative", s.Min)
-	case s.Min == 0 && m.Runtime == RuntimeContainer:
-		add("scale.min", "scale.min = 0 (scale to zero) is only for wasm; a container component needs at least 1")
+	// What only a manifest can get wrong: numbers out of range before they become the
+	// spec's, and text that is not a size or a duration. The rest is package spec's.
+	if m.Scale.Min < 0 {
+		add("scale.min", "scale.min %d is negative", m.Scale.Min)
 	}
-	switch {
-	case s.Max < 1:
-		add("scale.max", "scale.max %d is below 1", s.Max)
-	case s.Max > MaxScale:
-		add("scale.max", "scale.max %d is above the limit of %d", s.Max, MaxScale)
-	case s.Min > s.Max:
-		add("scale.min", "scale.min %d is greater than scale.max %d", s.Min, s.Max)
-	case s.Exclusive && s.Max > 1:
-		add("scale.exclusive", "scale.exclusive needs scale.max = 1 (it is %d)", s.Max)
+	if m.Scale.Max < 0 {
+		add("scale.max", "scale.max %d is below 1", m.Scale.Max)
 	}
-
 	l := m.Limits
-	if n, err := ParseMemory(l.Memory); err != nil {
-		add("limits.memory", `limits.memory %q is not a size: want bytes or a number with Ki, Mi or Gi, like "128Mi"`, l.Memory)
-	} else if n < MinMemory || n > MaxMemory {
-		add("limits.memory", "limits.memory %q is outside 16Mi..64Gi", l.Memory)
+	if _, err := spec.ParseMemory(l.Memory); err != nil {
+		add("limits.memory", "limits.memory %v", err)
 	}
-	if d, err := time.ParseDuration(l.Timeout); err != nil {
-		add("limits.timeout", `limits.timeout %q is not a duration like "30s" or "1m30s"`, l.Timeout)
-	} else if d <= 0 {
-		add("limits.timeout", "limits.timeout %q must be positive", l.Timeout)
-	} else if d < time.Millisecond {
-		add("limits.timeout", "limits.timeout %q is below 1ms", l.Timeout)
-	} else if d > MaxTimeout {
-		add("limits.timeout", "limits.timeout %q is above the limit of 15m", l.Timeout)
+	if _, err := spec.ParseTimeout(l.Timeout); err != nil {
+		add("limits.timeout", "limits.timeout %v", err)
 	}
-	switch {
-	case l.Concurrency < 0:
+	if l.Concurrency < 0 {
 		add("limits.concurrency", "limits.concurrency %d is negative", l.Concurrency)
-	case l.Concurrency > MaxConcurrency:
-		add("limits.concurrency", "limits.concurrency %d is above the limit of %d", l.Concurrency, MaxConcurrency)
 	}
-
-	for _, k := range slices.Sorted(maps.Keys(m.Env)) {
-		key := "env." + k
-		switch {
-		case !isEnvName(k):
-			add(key, "env key %q is not a variable name ([A-Za-z_][A-Za-z0-9_]*)", k)
-		case strings.HasPrefix(strings.ToUpper(k), "V9_"):
-			add(key, "env key %q is reserved: names starting with V9_ belong to v9", k)
-		case strings.IndexByte(m.Env[k], 0) >= 0:
-			add(key, "env.%s contains a NUL byte", k)
+	rt := m.RuntimeEnum()
+	if rt == statev1.Runtime_RUNTIME_UNSPECIFIED {
+		rt = statev1.Runtime_RUNTIME_WASM // reported above; check the rest as wasm
+	}
+	for _, p := range spec.Check(rt, m.Spec()) {
+		if !slices.ContainsFunc(ps, func(q Problem) bool { return q.Key == p.Key }) {
+			ps = append(ps, Problem{Key: p.Key, Msg: p.Msg})
 		}
 	}
+	slices.SortStableFunc(ps, func(a, b Problem) int { return keyRank(a.Key) - keyRank(b.Key) })
 	return ps
+}
+
+// keyRank orders problems as the keys appear in the example manifest.
+func keyRank(key string) int {
+	for i, prefix := range []string{"name", "runtime", "wasm", "container", "scale", "limits", "env"} {
+		if key == prefix || strings.HasPrefix(key, prefix+".") {
+			return i
+		}
+	}
+	return 100
 }
 
 // RuntimeEnum is the manifest's runtime as the state's enum.
@@ -417,28 +403,28 @@ func (m *Manifest) RuntimeEnum() statev1.Runtime {
 // runtime is carried over. Container.Archive has no field there: callers read it from the
 // Manifest. Values out of range (possible only in a manifest that fails Validate) become 0.
 func (m *Manifest) Spec() *statev1.ComponentSpec {
-	spec := &statev1.ComponentSpec{
+	s := &statev1.ComponentSpec{
 		ScaleMin:    toUint32(m.Scale.Min),
 		ScaleMax:    toUint32(m.Scale.Max),
 		Exclusive:   m.Scale.Exclusive,
 		Concurrency: toUint32(m.Limits.Concurrency),
 	}
 	if len(m.Env) > 0 {
-		spec.Env = maps.Clone(m.Env)
+		s.Env = maps.Clone(m.Env)
 	}
-	if n, err := ParseMemory(m.Limits.Memory); err == nil {
-		spec.MemoryBytes = n
+	if n, err := spec.ParseMemory(m.Limits.Memory); err == nil {
+		s.MemoryBytes = n
 	}
-	if d, err := time.ParseDuration(m.Limits.Timeout); err == nil && d > 0 && d.Milliseconds() <= math.MaxUint32 {
-		spec.TimeoutMs = uint32(d.Milliseconds())
+	if ms, err := spec.ParseTimeout(m.Limits.Timeout); err == nil {
+		s.TimeoutMs = ms
 	}
 	switch m.Runtime {
 	case RuntimeWasm:
-		spec.Wasm = &statev1.WasmSpec{Module: m.Wasm.Module, Build: m.Wasm.Build}
+		s.Wasm = &statev1.WasmSpec{Module: m.Wasm.Module, Build: m.Wasm.Build}
 	case RuntimeContainer:
-		spec.Container = &statev1.ContainerSpec{Image: m.Container.Image, Command: slices.Clone(m.Container.Command)}
+		s.Container = &statev1.ContainerSpec{Image: m.Container.Image, Command: slices.Clone(m.Container.Command)}
 	}
-	return spec
+	return s
 }
 
 func toUint32(v int) uint32 {
@@ -446,25 +432,6 @@ func toUint32(v int) uint32 {
 		return 0
 	}
 	return uint32(v)
-}
-
-// ParseMemory reads a size: a number of bytes, or a number followed by Ki, Mi or Gi.
-func ParseMemory(s string) (uint64, error) {
-	num, shift := s, 0
-	for i, suffix := range []string{"Ki", "Mi", "Gi"} {
-		if strings.HasSuffix(s, suffix) {
-			num, shift = strings.TrimSuffix(s, suffix), 10*(i+1)
-			break
-		}
-	}
-	if num == "" || strings.Trim(num, "0123456789") != "" {
-		return 0, fmt.Errorf("size %q: want bytes or a number with Ki, Mi or Gi", s)
-	}
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || n > math.MaxUint64>>shift {
-		return 0, fmt.Errorf("size %q is out of range", s)
-	}
-	return n << shift, nil
 }
 
 // CheckFiles checks the files m names against the repository in dir: the wasm module or
@@ -550,20 +517,6 @@ func isDNSLabel(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-func isEnvName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		letter := c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_'
-		if !letter && (i == 0 || c < '0' || c > '9') {
 			return false
 		}
 	}

@@ -120,6 +120,9 @@ func TestParseManifestAccepts(t *testing.T) {
 		"memory Ki":             wasmHead + "[limits]\nmemory = \"16384Ki\"\n",
 		"memory 64Gi":           wasmHead + "[limits]\nmemory = \"64Gi\"\n",
 		"timeout 15m":           wasmHead + "[limits]\ntimeout = \"15m\"\n",
+		"timeout 0: the node's": wasmHead + "[limits]\ntimeout = \"0s\"\n",
+		"memory 0: the node's":  wasmHead + "[limits]\nmemory = \"0\"\n",
+		"memory Ti":             wasmHead + "[limits]\nmemory = \"0Ti\"\n",
 		"concurrency 0":         wasmHead + "[limits]\nconcurrency = 0\n",
 		"container no cmd":      containerHead,
 		"scale max 1000":        wasmHead + "[scale]\nmax = 1000\n",
@@ -181,7 +184,7 @@ func TestParseManifestErrors(t *testing.T) {
 		{"max too big", wasmHead + "[scale]\nmax = 1001\n", `v9.toml: scale.max 1001 is above the limit of 1000 (line 6)`},
 		{"max huge", wasmHead + "[scale]\nmax = 9223372036854775807\n", `scale.max 2147483647 is above the limit of 1000`},
 		{"exclusive max 2", wasmHead + "[scale]\nmax = 2\nexclusive = true\n", `v9.toml: scale.exclusive needs scale.max = 1 (it is 2) (line 7)`},
-		{"memory unit", wasmHead + "[limits]\nmemory = \"128MB\"\n", `v9.toml: limits.memory "128MB" is not a size: want bytes or a number with Ki, Mi or Gi, like "128Mi" (line 6)`},
+		{"memory unit", wasmHead + "[limits]\nmemory = \"128MB\"\n", `v9.toml: limits.memory "128MB" is not a size: want bytes or a whole number with Ki, Mi, Gi or Ti, like "128Mi" (line 6)`},
 		{"memory fraction", wasmHead + "[limits]\nmemory = \"1.5Gi\"\n", `limits.memory "1.5Gi" is not a size`},
 		{"memory negative", wasmHead + "[limits]\nmemory = -5\n", `limits.memory "-5" is not a size`},
 		{"memory overflow", wasmHead + "[limits]\nmemory = \"99999999999999999999Gi\"\n", `is not a size`},
@@ -190,10 +193,9 @@ func TestParseManifestErrors(t *testing.T) {
 		{"memory bool", wasmHead + "[limits]\nmemory = true\n", `v9.toml: limits.memory must be a size like "128Mi" or a number of bytes (line 6)`},
 		{"timeout unit", wasmHead + "[limits]\ntimeout = \"30\"\n", `v9.toml: limits.timeout "30" is not a duration like "30s" or "1m30s" (line 6)`},
 		{"timeout int", wasmHead + "[limits]\ntimeout = 30\n", `v9.toml: limits.timeout must be a duration string like "30s" (line 6)`},
-		{"timeout zero", wasmHead + "[limits]\ntimeout = \"0s\"\n", `v9.toml: limits.timeout "0s" must be positive (line 6)`},
-		{"timeout negative", wasmHead + "[limits]\ntimeout = \"-1s\"\n", `limits.timeout "-1s" must be positive`},
+		{"timeout negative", wasmHead + "[limits]\ntimeout = \"-1s\"\n", `limits.timeout "-1s" is negative`},
 		{"timeout tiny", wasmHead + "[limits]\ntimeout = \"10us\"\n", `limits.timeout "10us" is below 1ms`},
-		{"timeout long", wasmHead + "[limits]\ntimeout = \"16m\"\n", `v9.toml: limits.timeout "16m" is above the limit of 15m (line 6)`},
+		{"timeout long", wasmHead + "[limits]\ntimeout = \"16m\"\n", `v9.toml: limits.timeout "16m0s" is above the limit of 15m (line 6)`},
 		{"concurrency negative", wasmHead + "[limits]\nconcurrency = -1\n", `v9.toml: limits.concurrency -1 is negative (line 6)`},
 		{"concurrency big", wasmHead + "[limits]\nconcurrency = 10001\n", `limits.concurrency 10001 is above the limit of 10000`},
 		{"env bad name", wasmHead + "[env]\n\"1A\" = \"x\"\n", `v9.toml: env key "1A" is not a variable name ([A-Za-z_][A-Za-z0-9_]*) (line 6)`},
@@ -238,20 +240,6 @@ func TestManifestErrorProblems(t *testing.T) {
 	want := []Problem{{Key: "scale.maxx", Line: 6, Msg: `unknown key "scale.maxx"`}}
 	if !reflect.DeepEqual(me.Problems, want) {
 		t.Fatalf("problems %+v", me.Problems)
-	}
-}
-
-func TestParseMemory(t *testing.T) {
-	for in, want := range map[string]uint64{"0": 0, "1": 1, "1Ki": 1024, "128Mi": 128 << 20, "2Gi": 2 << 30} {
-		got, err := ParseMemory(in)
-		if err != nil || got != want {
-			t.Errorf("ParseMemory(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "Mi", "1 Mi", " 1", "1mi", "1M", "1Ti", "+1", "-1", "0x10", "18446744073709551616", "17179869184Gi"} {
-		if got, err := ParseMemory(in); err == nil {
-			t.Errorf("ParseMemory(%q) = %d, want an error", in, got)
-		}
 	}
 }
 

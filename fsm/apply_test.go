@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/spec"
 )
 
 // applyIndex is the index at which each case's command is applied, after the fixture and
@@ -218,7 +219,7 @@ func TestApplyComponents(t *testing.T) {
 			c.Spec = withSpec(func(s *statev1.ComponentSpec) { s.ScaleMin, s.ScaleMax = 0, 0 })
 		})), want: ErrInvalid},
 		{name: "create spec max above limit", cmd: cmdCreateComponent(newComponent(func(c *statev1.Component) {
-			c.Spec = withSpec(func(s *statev1.ComponentSpec) { s.ScaleMax = MaxReplicas + 1 })
+			c.Spec = withSpec(func(s *statev1.ComponentSpec) { s.ScaleMax = spec.MaxScale + 1 })
 		})), want: ErrInvalid},
 		{name: "create spec exclusive with max 2", cmd: cmdCreateComponent(newComponent(func(c *statev1.Component) {
 			c.Spec = withSpec(func(s *statev1.ComponentSpec) { s.ScaleMax, s.Exclusive = 2, true })
@@ -236,6 +237,18 @@ func TestApplyComponents(t *testing.T) {
 		{name: "create env key empty", cmd: cmdCreateComponent(newComponent(func(c *statev1.Component) {
 			c.Spec = withSpec(func(s *statev1.ComponentSpec) { s.Env[""] = "x" })
 		})), want: ErrInvalid},
+		{name: "create env key v9_ prefix in lower case", cmd: cmdCreateComponent(newComponent(func(c *statev1.Component) {
+			c.Spec = withSpec(func(s *statev1.ComponentSpec) { s.Env["v9_node"] = "x" })
+		})), want: ErrInvalid},
+		{name: "create spec memory below bound", cmd: cmdCreateComponent(newComponent(func(c *statev1.Component) {
+			c.Spec = withSpec(func(s *statev1.ComponentSpec) { s.MemoryBytes = spec.MinMemory - 1 })
+		})), want: ErrInvalid},
+		{name: "create spec timeout above bound", cmd: cmdCreateComponent(newComponent(func(c *statev1.Component) {
+			c.Spec = withSpec(func(s *statev1.ComponentSpec) { s.TimeoutMs = 15*60*1000 + 1 })
+		})), want: ErrInvalid},
+		{name: "update spec memory above bound", cmd: &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{
+			Name: "web", Spec: withSpec(func(s *statev1.ComponentSpec) { s.MemoryBytes = spec.MaxMemory + 1 }),
+		}}}, want: ErrInvalid},
 		{name: "create env key V9_ prefix", cmd: cmdCreateComponent(newComponent(func(c *statev1.Component) {
 			c.Spec = withSpec(func(s *statev1.ComponentSpec) { s.Env["V9_NODE"] = "x" })
 		})), want: ErrInvalid},

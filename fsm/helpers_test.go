@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/spec"
 )
 
 // Helpers shared by the tests of this package: command builders, a populated fixture store,
@@ -423,7 +424,7 @@ var (
 	badIDs      = []string{"", "zz", "c1", "d1", "n1"} // empty, unknown, or an id of another kind
 	goodMins    = []uint32{0, 1, 1, 2}
 	goodMaxes   = []uint32{1, 2, 3, 5}
-	badNums     = []uint32{0, 4, MaxReplicas, MaxReplicas + 1, 1<<32 - 1}
+	badNums     = []uint32{0, 4, spec.MaxScale, spec.MaxScale + 1, 1<<32 - 1}
 	goodEpochs  = []uint64{1, 2, 3}
 	badEpochs   = []uint64{0, 1 << 63}
 	badEnums    = []int32{-1, 0, 5, 6, 99}

@@ -2,17 +2,13 @@ package fsm
 
 import (
 	"regexp"
-	"strings"
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/spec"
 )
-
-// MaxReplicas bounds scale.max so a typo cannot ask for a million instances.
-const MaxReplicas = 1000
 
 var (
 	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	envKey   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	repoName = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 )
 
@@ -25,36 +21,11 @@ func ValidName(name string) error {
 	return nil
 }
 
-// ValidSpec checks a component spec for the given runtime.
+// ValidSpec checks a component spec for the given runtime with package spec's rules, the
+// same the manifest, the CLI and the API check.
 func ValidSpec(rt statev1.Runtime, s *statev1.ComponentSpec) error {
-	if s == nil {
-		return invalid("spec is missing")
-	}
-	if s.ScaleMax == 0 {
-		return invalid("scale.max must be at least 1")
-	}
-	if s.ScaleMax > MaxReplicas {
-		return invalid("scale.max %d exceeds the limit of %d", s.ScaleMax, MaxReplicas)
-	}
-	if s.ScaleMin > s.ScaleMax {
-		return invalid("scale.min %d is greater than scale.max %d", s.ScaleMin, s.ScaleMax)
-	}
-	if s.Exclusive && s.ScaleMax > 1 {
-		return invalid("an exclusive component runs at most one instance: scale.max must be 1, not %d", s.ScaleMax)
-	}
-	if rt == statev1.Runtime_RUNTIME_CONTAINER && s.ScaleMin == 0 {
-		return invalid("a container component cannot scale to zero: scale.min must be at least 1")
-	}
-	for _, k := range sortedKeys(s.Env) { // sorted: every replica reports the same key
-		if !envKey.MatchString(k) {
-			return invalid("env key %q is not a valid variable name", k)
-		}
-		if strings.HasPrefix(k, "V9_") {
-			return invalid("env key %q: the V9_ prefix is reserved", k)
-		}
-	}
-	if s.Wasm != nil && s.Wasm.Build != "" && s.Wasm.Build != "go" {
-		return invalid("wasm.build %q is not supported (only \"go\")", s.Wasm.Build)
+	if ps := spec.Check(rt, s); len(ps) > 0 {
+		return invalid("%s", spec.Error(ps))
 	}
 	return nil
 }

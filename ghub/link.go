@@ -13,6 +13,7 @@ import (
 	"github.com/velocity9/v9/fsm"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	v9spec "github.com/velocity9/v9/spec"
 )
 
 // webhookURL is where GitHub is told to post webhooks.
@@ -65,15 +66,9 @@ func (s *Service) CreateLinked(ctx context.Context, req *componentv1.CreateReque
 	if rt == statev1.Runtime_RUNTIME_UNSPECIFIED {
 		rt = statev1.Runtime_RUNTIME_WASM
 	}
-	spec := req.Spec
-	if spec == nil {
-		spec = &statev1.ComponentSpec{}
-	}
-	if spec.ScaleMax == 0 && spec.ScaleMin == 0 {
-		spec.ScaleMin, spec.ScaleMax = 1, 1
-	}
+	spec := v9spec.Defaulted(req.Spec)
 	c := &statev1.Component{
-		Name: req.Name, Owner: req.Owner, Runtime: rt, Spec: spec, Replicas: spec.ScaleMin,
+		Name: req.Name, Owner: req.Owner, Runtime: rt, Spec: spec, Replicas: v9spec.InitialReplicas(spec),
 		Source:  &statev1.Source{GithubRepo: owner + "/" + repo, Branch: branch},
 		Desired: statev1.DesiredState_DESIRED_STATE_RUNNING,
 	}

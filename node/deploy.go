@@ -15,6 +15,7 @@ import (
 	"github.com/velocity9/v9/fsm"
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	v9spec "github.com/velocity9/v9/spec"
 )
 
 // MaxUploadBytes bounds one uploaded bundle.
@@ -108,7 +109,7 @@ func (n *Node) ensureComponent(ctx context.Context, name string, rt statev1.Runt
 	c, err := n.fsm.Store.Component(name)
 	switch {
 	case errors.Is(err, fsm.ErrNotFound):
-		replicas := min(max(spec.ScaleMin, 1), spec.ScaleMax)
+		replicas := v9spec.InitialReplicas(spec)
 		cmd := &statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: &statev1.Component{
 			Name: name, Runtime: rt, Spec: spec, Replicas: replicas, Source: &statev1.Source{},
 			Desired: statev1.DesiredState_DESIRED_STATE_RUNNING,

@@ -174,6 +174,25 @@ func TestCLIComponents(t *testing.T) {
 	}
 	failCLI(t, "container components", cli("component", "update", "alpha", "--image", "x")...)
 
+	// update goes through the same spec rules as a manifest (package spec), enforced by the
+	// state machine: no flag bypasses a bound, and the spec is left as it was.
+	failCLI(t, `limits.memory "1Mi" is outside 16Mi..64Gi`, cli("component", "update", "alpha", "--memory", "1Mi")...)
+	failCLI(t, `limits.memory "65Gi" is outside 16Mi..64Gi`, cli("component", "update", "alpha", "--memory", "65Gi")...)
+	failCLI(t, `limits.memory "1Ti" is outside`, cli("component", "update", "alpha", "--memory", "1Ti")...)
+	failCLI(t, "above the limit of 15m", cli("component", "update", "alpha", "--timeout", "16m")...)
+	failCLI(t, "above the limit of 10000", cli("component", "update", "alpha", "--concurrency", "10001")...)
+	failCLI(t, "above the limit of 1000", cli("component", "update", "alpha", "--max", "1001")...)
+	failCLI(t, `env key "v9_token" is reserved`, cli("component", "update", "alpha", "--env", "v9_token=x")...)
+	failCLI(t, `env key "v9_token" is reserved`, cli("component", "create", "delta", "--runtime", "wasm", "--env", "v9_token=x")...)
+	failCLI(t, "outside 16Mi..64Gi", cli("component", "create", "delta", "--runtime", "wasm", "--memory", "8Mi")...)
+	if s := getComponent(t, addr, "alpha").GetSpec(); s.GetMemoryBytes() != 64<<20 || s.GetTimeoutMs() != 5000 || s.GetScaleMax() != 3 || len(s.GetEnv()) != 1 {
+		t.Fatalf("refused updates changed the spec: %v", s)
+	}
+	mustCLI(t, cli("component", "update", "alpha", "--memory", "0", "--timeout", "0")...) // the node's defaults
+	if s := getComponent(t, addr, "alpha").GetSpec(); s.GetMemoryBytes() != 0 || s.GetTimeoutMs() != 0 {
+		t.Fatalf("update to the node's defaults: %v", s)
+	}
+
 	// delete
 	mustCLI(t, cli("component", "delete", "beta")...)
 	failCLI(t, "not found", cli("component", "get", "beta", "--consistent")...)

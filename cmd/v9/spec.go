@@ -2,14 +2,12 @@ package main
 
 import (
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/pflag"
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	v9spec "github.com/velocity9/v9/spec"
 )
 
 // specFlags are the flags that set a component's spec, shared by `create` and `update`.
@@ -33,8 +31,8 @@ func (f *specFlags) register(fs *pflag.FlagSet) {
 	fs.Uint32Var(&f.max, "max", 0, "most replicas; default max(1, --min)")
 	fs.BoolVar(&f.exclusive, "exclusive", false, "never run two instances at once, even under partitions (needs --max 1)")
 	fs.Uint32Var(&f.concurrency, "concurrency", 0, "in-flight requests per instance before the proxy prefers another (0: node default)")
-	fs.StringVar(&f.memory, "memory", "", "memory limit per instance: bytes or with Ki, Mi, Gi (e.g. 128Mi; 0: node default)")
-	fs.StringVar(&f.timeout, "timeout", "", "wall-clock limit per request, e.g. 30s or 1m30s (0: node default)")
+	fs.StringVar(&f.memory, "memory", "", "memory limit per instance: bytes or with Ki, Mi, Gi, Ti (e.g. 128Mi; 16Mi..64Gi; 0: node default)")
+	fs.StringVar(&f.timeout, "timeout", "", "wall-clock limit per request, e.g. 30s or 1m30s (at most 15m; 0: node default)")
 	fs.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE (repeatable)")
 	fs.StringArrayVar(&f.unsetEnv, "unset-env", nil, "remove environment variable KEY (repeatable)")
 	fs.StringVar(&f.wasmModule, "wasm-module", "", "wasm: path of the prebuilt module inside the artifact")
@@ -65,14 +63,14 @@ func (f *specFlags) apply(fs *pflag.FlagSet, rt statev1.Runtime, spec *statev1.C
 		spec.Concurrency = f.concurrency
 	}
 	if changed("memory") {
-		b, err := parseMemory(f.memory)
+		b, err := v9spec.ParseMemory(f.memory)
 		if err != nil {
 			return usageError{fmt.Errorf("--memory: %w", err)}
 		}
 		spec.MemoryBytes = b
 	}
 	if changed("timeout") {
-		ms, err := parseTimeout(f.timeout)
+		ms, err := v9spec.ParseTimeout(f.timeout)
 		if err != nil {
 			return usageError{fmt.Errorf("--timeout: %w", err)}
 		}
@@ -121,16 +119,9 @@ func (f *specFlags) apply(fs *pflag.FlagSet, rt statev1.Runtime, spec *statev1.C
 }
 
 // defaultScale fills scale.min and scale.max for a new component when the flags left them
-// out: one replica unless told otherwise.
+// out, by package spec's rule.
 func defaultScale(fs *pflag.FlagSet, spec *statev1.ComponentSpec) {
-	switch {
-	case !fs.Changed("min") && !fs.Changed("max"):
-		spec.ScaleMin, spec.ScaleMax = 1, 1
-	case !fs.Changed("min"):
-		spec.ScaleMin = min(1, spec.ScaleMax)
-	case !fs.Changed("max"):
-		spec.ScaleMax = max(1, spec.ScaleMin)
-	}
+	spec.ScaleMin, spec.ScaleMax = v9spec.DefaultScale(fs.Changed("min"), fs.Changed("max"), spec.ScaleMin, spec.ScaleMax)
 }
 
 func parseRuntime(s string) (statev1.Runtime, error) {
@@ -145,65 +136,10 @@ func parseRuntime(s string) (statev1.Runtime, error) {
 	return 0, fmt.Errorf("--runtime %q: want wasm or container", s)
 }
 
-var memoryUnits = []struct {
-	suffix string
-	mult   uint64
-}{
-	{"Ki", 1 << 10},
-	{"Mi", 1 << 20},
-	{"Gi", 1 << 30},
-	{"Ti", 1 << 40},
-}
-
-// parseMemory reads a size in bytes: "134217728", "128Mi", "1Gi", "512Ki".
-func parseMemory(s string) (uint64, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, fmt.Errorf("empty size: want bytes or a number with Ki, Mi or Gi, e.g. 128Mi")
-	}
-	num, mult := s, uint64(1)
-	for _, u := range memoryUnits {
-		if strings.HasSuffix(s, u.suffix) {
-			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a size: want bytes or a whole number with Ki, Mi or Gi, e.g. 128Mi", s)
-	}
-	if n > math.MaxUint64/mult {
-		return 0, fmt.Errorf("%q is too large", s)
-	}
-	return n * mult, nil
-}
-
-// parseTimeout reads a Go duration and returns it in whole milliseconds.
-func parseTimeout(s string) (uint32, error) {
-	d, err := time.ParseDuration(strings.TrimSpace(s))
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration: want e.g. 500ms, 30s or 2m", s)
-	}
-	switch {
-	case d < 0:
-		return 0, fmt.Errorf("%q is negative", s)
-	case d > 0 && d < time.Millisecond:
-		return 0, fmt.Errorf("%q is below the 1ms resolution", s)
-	case d/time.Millisecond > math.MaxUint32:
-		return 0, fmt.Errorf("%q is too long", s)
-	}
-	return uint32(d / time.Millisecond), nil
-}
-
-// formatMemory prints bytes in the largest binary unit that divides them.
+// formatMemory prints a memory limit; 0 is the node's default.
 func formatMemory(b uint64) string {
 	if b == 0 {
 		return "default"
 	}
-	for i := len(memoryUnits) - 1; i >= 0; i-- {
-		if u := memoryUnits[i]; b%u.mult == 0 {
-			return fmt.Sprintf("%d%s", b/u.mult, u.suffix)
-		}
-	}
-	return fmt.Sprintf("%d", b)
+	return v9spec.FormatMemory(b)
 }

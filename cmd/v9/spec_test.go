@@ -10,37 +10,10 @@ import (
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
-func TestParseMemory(t *testing.T) {
-	for in, want := range map[string]uint64{
-		"0": 0, "1048576": 1 << 20, "512Ki": 512 << 10, "128Mi": 128 << 20, "2Gi": 2 << 30, " 1Ti ": 1 << 40,
-	} {
-		got, err := parseMemory(in)
-		if err != nil || got != want {
-			t.Errorf("parseMemory(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for b, want := range map[uint64]string{0: "default", 1000: "1000", 1 << 20: "1Mi", 1536 << 10: "1536Ki", 3 << 30: "3Gi"} {
+func TestFormatMemory(t *testing.T) {
+	for b, want := range map[uint64]string{0: "default", 1 << 20: "1Mi", 1 << 40: "1Ti"} {
 		if got := formatMemory(b); got != want {
 			t.Errorf("formatMemory(%d) = %q, want %q", b, got, want)
-		}
-	}
-	for _, in := range []string{"", "128M", "128MB", "1.5Gi", "-1", "Mi", "99999999999999Ti"} {
-		if _, err := parseMemory(in); err == nil {
-			t.Errorf("parseMemory(%q) accepted", in)
-		}
-	}
-}
-
-func TestParseTimeout(t *testing.T) {
-	for in, want := range map[string]uint32{"0": 0, "30s": 30000, "1m30s": 90000, "250ms": 250} {
-		got, err := parseTimeout(in)
-		if err != nil || got != want {
-			t.Errorf("parseTimeout(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "30", "-1s", "10us", "2000h", "soon"} {
-		if _, err := parseTimeout(in); err == nil {
-			t.Errorf("parseTimeout(%q) accepted", in)
 		}
 	}
 }

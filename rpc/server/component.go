@@ -12,6 +12,7 @@ import (
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	v9spec "github.com/velocity9/v9/spec"
 )
 
 // Writer commits a command through the Raft leader.
@@ -115,13 +116,7 @@ func (s *Components) Create(ctx context.Context, req *connect.Request[componentv
 	if m.PollSeconds != 0 {
 		return nil, invalidArg(errors.New("poll_seconds needs source.github_repo"))
 	}
-	spec := m.Spec
-	if spec == nil {
-		spec = &statev1.ComponentSpec{}
-	}
-	if spec.ScaleMax == 0 && spec.ScaleMin == 0 {
-		spec.ScaleMin, spec.ScaleMax = 1, 1
-	}
+	spec := v9spec.Defaulted(m.Spec)
 	c := &statev1.Component{
 		Name:     m.Name,
 		Owner:    m.Owner,
@@ -129,7 +124,7 @@ func (s *Components) Create(ctx context.Context, req *connect.Request[componentv
 		Runtime:  m.Runtime,
 		Spec:     spec,
 		Desired:  statev1.DesiredState_DESIRED_STATE_RUNNING,
-		Replicas: spec.ScaleMin,
+		Replicas: v9spec.InitialReplicas(spec),
 	}
 	cmd := &statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: c}}}
 	idx, c, err := s.writeThenGet(ctx, cmd, m.Name)
