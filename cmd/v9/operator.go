@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
@@ -94,38 +97,71 @@ func newSnapshotRestoreCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer f.Close()
-			// Only the leader restores: send the file there.
-			st, err := a.client().Cluster.Status(cmd.Context(), connect.NewRequest(&clusterv1.StatusRequest{}))
-			if err != nil {
-				return err
-			}
-			c := a.client()
-			if l := st.Msg.GetLeaderApiAddr(); l != "" && st.Msg.GetRaftState() != "Leader" {
-				c = client.New(l, client.WithConnectOptions(connect.WithInterceptors(logCalls(a.logger))))
-			}
-			stream := c.Cluster.SnapshotRestore(cmd.Context())
-			buf := make([]byte, 256<<10)
+			// Only the leader restores: send the file there, asking again while the
+			// cluster elects one or leadership moves.
+			deadline := time.Now().Add(restoreLeaderWait)
 			for {
-				k, rerr := f.Read(buf)
-				if k > 0 {
-					if err := stream.Send(&clusterv1.SnapshotRestoreRequest{Chunk: buf[:k]}); err != nil {
-						break // the server answered early; CloseAndReceive has its error
-					}
+				res, err := restoreOnce(cmd.Context(), a, f)
+				if err == nil {
+					m := res.Msg
+					return a.report(cmd, m, "restored %d components, %d deployments and %d artifacts (saved at index %d) at index %d",
+						m.GetComponents(), m.GetDeployments(), m.GetArtifacts(), m.GetSavedIndex(), m.GetIndex())
 				}
-				if errors.Is(rerr, io.EOF) {
-					break
+				if !errors.Is(err, errNotLeader) || time.Now().After(deadline) {
+					return err
 				}
-				if rerr != nil {
-					return rerr
+				select {
+				case <-cmd.Context().Done():
+					return err
+				case <-time.After(200 * time.Millisecond):
 				}
 			}
-			res, err := stream.CloseAndReceive()
-			if err != nil {
-				return err
-			}
-			m := res.Msg
-			return a.report(cmd, m, "restored %d components, %d deployments and %d artifacts (saved at index %d) at index %d",
-				m.GetComponents(), m.GetDeployments(), m.GetArtifacts(), m.GetSavedIndex(), m.GetIndex())
 		},
 	}
+}
+
+// restoreLeaderWait bounds how long restore looks for the leader.
+const restoreLeaderWait = 15 * time.Second
+
+var errNotLeader = errors.New("not the leader")
+
+// restoreOnce sends the snapshot in f, from its start, to the leader the node at --addr
+// names. It fails with errNotLeader when no leader is known or the one asked no longer leads.
+func restoreOnce(ctx context.Context, a *app, f *os.File) (*connect.Response[clusterv1.SnapshotRestoreResponse], error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	st, err := a.client().Cluster.Status(ctx, connect.NewRequest(&clusterv1.StatusRequest{}))
+	if err != nil {
+		return nil, err
+	}
+	c := a.client()
+	switch {
+	case st.Msg.GetRaftState() == "Leader":
+	case st.Msg.GetLeaderApiAddr() != "":
+		c = client.New(st.Msg.GetLeaderApiAddr(), client.WithConnectOptions(connect.WithInterceptors(logCalls(a.logger))))
+	default:
+		return nil, fmt.Errorf("%w: no leader known yet", errNotLeader)
+	}
+	stream := c.Cluster.SnapshotRestore(ctx)
+	buf := make([]byte, 256<<10)
+	for {
+		k, rerr := f.Read(buf)
+		if k > 0 {
+			if err := stream.Send(&clusterv1.SnapshotRestoreRequest{Chunk: buf[:k]}); err != nil {
+				break // the server answered early; CloseAndReceive has its error
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			return nil, rerr
+		}
+	}
+	res, err := stream.CloseAndReceive()
+	if connect.CodeOf(err) == connect.CodeFailedPrecondition && strings.Contains(err.Error(), "not the leader") {
+		return nil, fmt.Errorf("%w: %w", errNotLeader, err)
+	}
+	return res, err
 }
