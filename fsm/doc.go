@@ -5,5 +5,7 @@
 // Apply is pure and deterministic: no clock, randomness or I/O. Times and ids arrive inside the
 // command, stamped by the leader. A bad command never panics; it yields an error value that
 // travels back to the writer through the Raft future's response. Readers get copies, never
-// pointers into the live state, and can block until the state passes a Raft index.
+// pointers into the live state, and can block until the state passes a Raft index or until
+// one of the tables they read changes (WaitTables over per-table indexes), so that a write
+// wakes only the watchers of the tables it changed.
 package fsm

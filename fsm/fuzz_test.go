@@ -132,8 +132,10 @@ func FuzzApplySequence(f *testing.F) {
 			cmd.Time = at(i)
 			data := mustEncode(t, cmd)
 			before := stateBytes(t, fs.Store)
+			beforeTables := tableBytes(t, other)
 			res := applyLog(t, fs, i, data)
 			otherErr := other.Apply(i, cmd)
+			checkTables(t, other, beforeTables, cmd, i, otherErr)
 			if errClass(res.Err) != errClass(otherErr) {
 				t.Fatalf("command %d (%v): FSM.Apply %v, Store.Apply %v", i, cmd, res.Err, otherErr)
 			}

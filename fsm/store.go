@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/proto"
 
@@ -16,6 +17,11 @@ type Store struct {
 	mu      sync.RWMutex
 	s       *tables
 	changed chan struct{} // closed and replaced whenever index moves
+	takers  atomic.Uint64 // callers of Changed since changed was made
+
+	tableIdx [numTables]uint64    // index of each table's last change
+	waiters  map[*waiter]struct{} // blocking queries (WaitTables, WaitForIndex)
+	woken    atomic.Uint64        // watchers woken so far (Wakeups)
 }
 
 // tables is the state proper. Only Apply and Restore write it, under Store.mu.
@@ -46,7 +52,7 @@ func newTables() *tables {
 
 // NewStore returns an empty store at index 0.
 func NewStore() *Store {
-	return &Store{s: newTables(), changed: make(chan struct{})}
+	return &Store{s: newTables(), changed: make(chan struct{}), waiters: map[*waiter]struct{}{}}
 }
 
 // Apply applies cmd as the Raft log entry at index. A command that breaks a rule changes
@@ -68,9 +74,19 @@ func (st *Store) ApplyResult(index uint64, cmd *statev1.Command) *Result {
 	if index > st.s.index {
 		st.s.index = index
 	}
+	var changed tableSet
+	if res.Err == nil { // a refused command changes nothing
+		changed = tablesOf(cmd)
+	}
+	st.wakeLocked(changed, index)
+	st.closeChangedLocked()
+	return res
+}
+
+func (st *Store) closeChangedLocked() {
 	close(st.changed)
 	st.changed = make(chan struct{})
-	return res
+	st.woken.Add(st.takers.Swap(0))
 }
 
 // written returns a copy of the component cmd created or changed, or nil for commands of
@@ -105,27 +121,18 @@ func (st *Store) Index() uint64 {
 
 // WaitForIndex blocks until the store has applied index min or ctx ends. It returns the
 // index reached, which may be below min when ctx ended first (as a blocking query does).
+// It is woken once, when min is reached, not at every write before.
 func (st *Store) WaitForIndex(ctx context.Context, min uint64) (uint64, error) {
-	for {
-		st.mu.RLock()
-		idx, ch := st.s.index, st.changed
-		st.mu.RUnlock()
-		if idx >= min {
-			return idx, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return idx, ctx.Err()
-		}
-	}
+	return st.wait(ctx, &waiter{min: min})
 }
 
-// Changed returns a channel closed at the next change, with the index it was taken at.
-// Watchers loop: read state, then wait on the channel.
+// Changed returns a channel closed at the next change of any table, with the index it was
+// taken at. Watchers loop: read state, then wait on the channel. Every write wakes every
+// such watcher: loops that read a few tables wait with WaitTables instead.
 func (st *Store) Changed() (<-chan struct{}, uint64) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
+	st.takers.Add(1)
 	return st.changed, st.s.index
 }
 
@@ -146,8 +153,8 @@ func (st *Store) Restore(s *statev1.State) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.s = t
-	close(st.changed)
-	st.changed = make(chan struct{})
+	st.wakeLocked(allTables, t.index)
+	st.closeChangedLocked()
 	return nil
 }
 

@@ -54,9 +54,9 @@ func (f *fakeStore) ApplyAsLeader(ctx context.Context, cmd *statev1.Command) (ui
 func (f *fakeStore) ViewState(fn func(*statev1.State)) { f.st.ViewState(fn) }
 func (f *fakeStore) State() *statev1.State             { return f.st.State() }
 func (f *fakeStore) Nodes() []*statev1.Node            { return f.st.Nodes() }
-func (f *fakeStore) Changed() <-chan struct{} {
-	ch, _ := f.st.Changed()
-	return ch
+func (f *fakeStore) TableIndex(ts ...fsm.Table) uint64 { return f.st.TableIndex(ts...) }
+func (f *fakeStore) WaitTables(ctx context.Context, min uint64, ts ...fsm.Table) (uint64, error) {
+	return f.st.WaitTables(ctx, min, ts...)
 }
 
 func (f *fakeStore) SystemLog(component, line string) {

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/velocity9/v9/fsm"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/sched"
 )
@@ -15,8 +16,9 @@ type ScheduleStore interface {
 	// ViewState calls f with the live state under the store's read lock; f must not keep
 	// or change it.
 	ViewState(f func(*statev1.State))
-	// Changed returns a channel closed when the state the scheduler reads changes.
-	Changed() <-chan struct{}
+	// TableIndex and WaitTables are the store's blocking query (fsm.Store).
+	TableIndex(tables ...fsm.Table) uint64
+	WaitTables(ctx context.Context, min uint64, tables ...fsm.Table) (uint64, error)
 	Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
 }
 
@@ -50,23 +52,26 @@ func (s *Scheduler) Hold(on bool) { s.hold.Store(on) }
 // Name implements Controller.
 func (s *Scheduler) Name() string { return "schedule" }
 
-// Run schedules after every change, and at least once a second.
+// scheduleTables are the tables a plan depends on; writes to others do not wake the
+// scheduler.
+var scheduleTables = []fsm.Table{fsm.TableComponents, fsm.TableDeployments, fsm.TableNodes, fsm.TablePlacements}
+
+// Run schedules after every change of the tables it reads, and at least once a second (the
+// artifact hints come from heartbeats, not from the state).
 func (s *Scheduler) Run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
 	for {
-		ch := s.store.Changed()
+		idx := s.store.TableIndex(scheduleTables...)
 		if !s.hold.Load() {
 			s.Pass(ctx)
 		}
 		if !sleepCtx(ctx, schedulePause) {
 			return
 		}
-		select {
-		case <-ctx.Done():
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, _ = s.store.WaitTables(wctx, idx, scheduleTables...)
+		cancel()
+		if ctx.Err() != nil {
 			return
-		case <-ch:
-		case <-t.C:
 		}
 	}
 }

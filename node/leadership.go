@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/leader"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
@@ -67,9 +68,10 @@ func (e leaderEnv) ViewState(f func(*statev1.State)) { e.n.fsm.Store.ViewState(f
 func (e leaderEnv) State() *statev1.State            { return e.n.fsm.Store.State() }
 func (e leaderEnv) Nodes() []*statev1.Node           { return e.n.fsm.Store.Nodes() }
 
-func (e leaderEnv) Changed() <-chan struct{} {
-	ch, _ := e.n.fsm.Store.Changed()
-	return ch
+func (e leaderEnv) TableIndex(ts ...fsm.Table) uint64 { return e.n.fsm.Store.TableIndex(ts...) }
+
+func (e leaderEnv) WaitTables(ctx context.Context, min uint64, ts ...fsm.Table) (uint64, error) {
+	return e.n.fsm.Store.WaitTables(ctx, min, ts...)
 }
 
 func (e leaderEnv) SystemLog(component, line string) { e.n.logs.Append(component, "", "system", line) }

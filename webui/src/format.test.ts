@@ -9,6 +9,7 @@ describe("ago", () => {
     expect(ago(now / 1000 - 300, now)).toBe("5m ago");
     expect(ago(now / 1000 - 3 * 3600, now)).toBe("3h ago");
     expect(ago(now / 1000 - 2 * 86400, now)).toBe("2d ago");
+    expect(ago(now / 1000 - 3.4, now, true)).toBe("3s ago");
   });
   it("shows a dash for unknown times and never a negative age", () => {
     expect(ago(undefined, now)).toBe("—");

@@ -7,11 +7,14 @@ export function tsSeconds(ts?: { seconds: bigint; nanos: number }): number | und
   return Number(ts.seconds) + ts.nanos / 1e9;
 }
 
-/** "just now", "42s ago", "5m ago", "3h ago", "2d ago"; "—" when unknown. */
-export function ago(seconds: number | undefined, nowMs: number): string {
+/**
+ * "just now", "42s ago", "5m ago", "3h ago", "2d ago"; "—" when unknown. precise counts every
+ * second ("0s ago", "3s ago"), for heartbeats.
+ */
+export function ago(seconds: number | undefined, nowMs: number, precise = false): string {
   if (seconds === undefined || seconds <= 0) return "—";
   const d = Math.max(0, nowMs / 1000 - seconds);
-  if (d < 5) return "just now";
+  if (d < 5 && !precise) return "just now";
   if (d < 60) return `${Math.floor(d)}s ago`;
   if (d < 3600) return `${Math.floor(d / 60)}m ago`;
   if (d < 86400) return `${Math.floor(d / 3600)}h ago`;

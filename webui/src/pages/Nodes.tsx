@@ -90,7 +90,7 @@ export function NodesPage() {
                       <span className="sr-only"> running of wanted</span>
                     </td>
                     <td className="hide-narrow" title={absTime(hb)}>
-                      {ago(hb, now)}
+                      {ago(hb, now, true)}
                     </td>
                     <td>
                       {n &&
