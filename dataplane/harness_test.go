@@ -198,17 +198,23 @@ func (h *harness) placement(id string) *statev1.Placement {
 	return nil
 }
 
-// waitObserved waits until the store holds the observed state the data plane reported.
+// waitObserved waits until the store holds the observed state the data plane reported. It
+// wakes on the store's writes, not on a timer: a report is a write.
 func (h *harness) waitObserved(id string, want statev1.PlacementObserved) *statev1.Placement {
 	h.t.Helper()
-	var p *statev1.Placement
-	waitFor(h.t, 10*time.Second, func() error {
-		if p = h.placement(id); p == nil || p.Observed != want {
-			return fmt.Errorf("placement %s: %v, want %s", id, p, want)
+	deadline := time.After(10 * time.Second)
+	for {
+		ch, _ := h.store.Changed()
+		p := h.placement(id)
+		if p != nil && p.Observed == want {
+			return p
 		}
-		return nil
-	})
-	return p
+		select {
+		case <-ch:
+		case <-deadline:
+			h.t.Fatalf("placement %s: %v, want %s", id, p, want)
+		}
+	}
 }
 
 // get serves one request through the routing snapshot, the way the proxy picks a handler.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/velocity9/v9/fsm"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
 )
@@ -140,14 +141,16 @@ func (o *onDemand) sweep(now time.Time) {
 		return
 	}
 	active := map[string]bool{} // active deployments, and older ones still placed (rollouts)
-	for _, c := range o.dp.store.Components() {
-		active[c.ActiveDeploymentId] = c.Desired == statev1.DesiredState_DESIRED_STATE_RUNNING
-	}
-	for _, p := range o.dp.store.Placements("") {
-		if p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
-			active[p.DeploymentId] = true
-		}
-	}
+	o.dp.store.View(func(v fsm.View) {
+		v.Components(func(c *statev1.Component) {
+			active[c.ActiveDeploymentId] = c.Desired == statev1.DesiredState_DESIRED_STATE_RUNNING
+		})
+		v.Placements(func(p *statev1.Placement) {
+			if p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
+				active[p.DeploymentId] = true
+			}
+		})
+	})
 	o.mu.Lock()
 	var stop []*odInstance
 	for dep, od := range o.m {
@@ -171,18 +174,21 @@ func (o *onDemand) sweep(now time.Time) {
 	}
 }
 
-// loop sweeps every minute and at every change of the state.
+// loop sweeps every minute and at every change of the state (at most once a second).
 func (o *onDemand) loop(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
+	ch, _ := o.dp.store.Changed()
 	for {
-		ch, _ := o.dp.store.Changed()
 		select {
 		case <-ctx.Done():
 			return
 		case <-ch:
 		case <-t.C:
 		}
+		// Watch from before the sweep, so that a change during it or the pause below
+		// brings another sweep.
+		ch, _ = o.dp.store.Changed()
 		o.sweep(time.Now())
 		if !sleepCtx(ctx, time.Second) {
 			return

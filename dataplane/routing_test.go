@@ -72,7 +72,7 @@ func TestLookupAllocatesNothing(t *testing.T) {
 
 // With no instance anywhere, a wasm component is served on demand from its active
 // deployment; while that one cannot start (a broken rollout), from the older ready
-// deployment still placed.
+// deployment still placed; the sweep stops on-demand instances of deployments gone.
 func TestOnDemandFallsBackToPlacedDeployment(t *testing.T) {
 	h, ex := fakeHarness(t)
 	h.component(false, "v1")
@@ -99,4 +99,16 @@ func TestOnDemandFallsBackToPlacedDeployment(t *testing.T) {
 	if code, body := h.get(); code != 200 || body != "fake d1" {
 		t.Fatalf("on demand during a broken rollout: %d %q", code, body)
 	}
+
+	// Once the old version is neither active nor placed, its on-demand instance is stopped.
+	if !ex.isRunning("ondemand-d1") {
+		t.Fatal("no on-demand instance of d1")
+	}
+	h.apply(deletePlacements("p2"))
+	waitFor(t, 10*time.Second, func() error {
+		if ex.isRunning("ondemand-d1") {
+			return fmt.Errorf("on-demand instance of d1 still runs")
+		}
+		return nil
+	})
 }

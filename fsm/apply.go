@@ -6,9 +6,18 @@ import (
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
-// apply dispatches one command. Each applyXxx validates everything first and mutates only
-// when the whole command is valid, so a failed command leaves no trace.
+// apply applies one command and, when it succeeds, records it in the audit log.
 func apply(t *tables, index uint64, cmd *statev1.Command) error {
+	err := applyOp(t, index, cmd)
+	if err == nil {
+		t.audit(index, cmd.GetTime(), cmd)
+	}
+	return err
+}
+
+// applyOp dispatches one command. Each applyXxx validates everything first and mutates only
+// when the whole command is valid, so a failed command leaves no trace.
+func applyOp(t *tables, index uint64, cmd *statev1.Command) error {
 	if cmd == nil {
 		return invalid("empty command")
 	}
@@ -34,7 +43,7 @@ func apply(t *tables, index uint64, cmd *statev1.Command) error {
 	case *statev1.Command_RemoveNode:
 		return t.removeNode(index, op.RemoveNode)
 	case *statev1.Command_CreateDeployment:
-		return t.createDeployment(index, now, op.CreateDeployment)
+		return t.createDeployment(index, now, op.CreateDeployment, cmd.GetActor())
 	case *statev1.Command_SetDeploymentStatus:
 		return t.setDeploymentStatus(index, now, op.SetDeploymentStatus)
 	case *statev1.Command_ActivateDeployment:
@@ -55,6 +64,12 @@ func apply(t *tables, index uint64, cmd *statev1.Command) error {
 		return t.putGithubLink(op.PutGithubLink)
 	case *statev1.Command_DeleteGithubLink:
 		return t.deleteGithubLink(op.DeleteGithubLink)
+	case *statev1.Command_AclBootstrap:
+		return t.aclBootstrap(now, op.AclBootstrap)
+	case *statev1.Command_RevokeApiToken:
+		return t.revokeAPIToken(now, op.RevokeApiToken)
+	case *statev1.Command_TouchApiTokens:
+		return t.touchAPITokens(op.TouchApiTokens)
 	case nil:
 		if cmd.GetIgnoreIfUnknown() {
 			return nil
@@ -274,7 +289,7 @@ func (t *tables) removeNode(index uint64, op *statev1.RemoveNode) error {
 
 // ---- deployments ----
 
-func (t *tables) createDeployment(index uint64, now *timestamppb.Timestamp, op *statev1.CreateDeployment) error {
+func (t *tables) createDeployment(index uint64, now *timestamppb.Timestamp, op *statev1.CreateDeployment, actor string) error {
 	d := op.GetDeployment()
 	if d == nil || d.Id == "" {
 		return invalid("deployment id is missing")
@@ -305,6 +320,9 @@ func (t *tables) createDeployment(index uint64, now *timestamppb.Timestamp, op *
 		return invalid("a ready deployment needs an artifact digest")
 	}
 	d.CreateTime, d.UpdateTime = now, now
+	if d.Actor == "" {
+		d.Actor = actor
+	}
 	d.CreateIndex, d.ModifyIndex = index, index
 	t.deployments[d.Id] = d
 	return nil
@@ -503,34 +521,6 @@ func (t *tables) createUser(now *timestamppb.Timestamp, op *statev1.CreateUser) 
 	u = clone(u)
 	u.CreateTime = now
 	t.users[u.Id] = u
-	return nil
-}
-
-func (t *tables) createAPIToken(now *timestamppb.Timestamp, op *statev1.CreateApiToken) error {
-	k := op.GetToken()
-	if k == nil || k.Id == "" {
-		return invalid("token id is missing")
-	}
-	if len(k.Sha256) != 32 {
-		return invalid("token hash must be 32 bytes of SHA-256")
-	}
-	if _, ok := t.users[k.UserId]; !ok {
-		return notFound("user", k.UserId)
-	}
-	if _, ok := t.tokens[k.Id]; ok {
-		return exists("token", k.Id)
-	}
-	k = clone(k)
-	k.CreateTime = now
-	t.tokens[k.Id] = k
-	return nil
-}
-
-func (t *tables) deleteAPIToken(op *statev1.DeleteApiToken) error {
-	if _, ok := t.tokens[op.GetId()]; !ok {
-		return notFound("token", op.GetId())
-	}
-	delete(t.tokens, op.Id)
 	return nil
 }
 

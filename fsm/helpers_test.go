@@ -321,9 +321,18 @@ func checkInvariants(st *Store) error {
 		}
 	}
 	for id, k := range t.tokens {
-		if _, ok := t.users[k.UserId]; !ok {
+		if _, ok := t.users[k.UserId]; k.UserId != "" && !ok {
 			return fmt.Errorf("token %q: user %q does not exist", id, k.UserId)
 		}
+		if t.tokenByHash[string(k.Sha256)] != id {
+			return fmt.Errorf("token %q: not indexed by its hash", id)
+		}
+	}
+	if len(t.tokenByHash) != len(t.tokens) {
+		return fmt.Errorf("%d token hashes indexed for %d tokens", len(t.tokenByHash), len(t.tokens))
+	}
+	if len(t.auditLog) > AuditSize {
+		return fmt.Errorf("audit log holds %d entries", len(t.auditLog))
 	}
 	for id, l := range t.links {
 		if _, ok := t.components[id]; !ok {

@@ -93,12 +93,56 @@ func (st *Store) GithubLink(componentID string) (*statev1.GithubLink, error) {
 func (st *Store) TokenBySHA256(sum []byte) (*statev1.ApiToken, error) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	for _, id := range sortedKeys(st.s.tokens) {
-		if t := st.s.tokens[id]; string(t.Sha256) == string(sum) {
-			return clone(t), nil
-		}
+	if id, ok := st.s.tokenByHash[string(sum)]; ok {
+		return clone(st.s.tokens[id]), nil
 	}
 	return nil, notFound("token", "")
+}
+
+// Token returns a copy of the token with accessor id (its hash included: never for a read
+// API as it is).
+func (st *Store) Token(id string) (*statev1.ApiToken, error) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	k, ok := st.s.tokens[id]
+	if !ok {
+		return nil, notFound("token", id)
+	}
+	return clone(k), nil
+}
+
+// Tokens returns copies of every token, sorted by accessor id.
+func (st *Store) Tokens() []*statev1.ApiToken {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	out := make([]*statev1.ApiToken, 0, len(st.s.tokens))
+	for _, id := range sortedKeys(st.s.tokens) {
+		out = append(out, clone(st.s.tokens[id]))
+	}
+	return out
+}
+
+// ACLBootstrapped reports whether the first management token was created.
+func (st *Store) ACLBootstrapped() bool {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.s.aclBootstrapped
+}
+
+// Audit returns copies of the last limit audit entries (all kept when limit is 0), oldest
+// first.
+func (st *Store) Audit(limit int) []*statev1.AuditEntry {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	es := st.s.auditLog
+	if limit > 0 && len(es) > limit {
+		es = es[len(es)-limit:]
+	}
+	out := make([]*statev1.AuditEntry, 0, len(es))
+	for _, e := range es {
+		out = append(out, clone(e))
+	}
+	return out
 }
 
 func sortByIndex(ds []*statev1.Deployment) {

@@ -34,7 +34,11 @@ type tables struct {
 	placements  map[string]*statev1.Placement
 	users       map[string]*statev1.User
 	tokens      map[string]*statev1.ApiToken
+	tokenByHash map[string]string              // sha256 of the secret -> token id
 	links       map[string]*statev1.GithubLink // by component id
+
+	aclBootstrapped bool
+	auditLog        []*statev1.AuditEntry // oldest first, at most AuditSize
 }
 
 func newTables() *tables {
@@ -46,6 +50,7 @@ func newTables() *tables {
 		placements:  map[string]*statev1.Placement{},
 		users:       map[string]*statev1.User{},
 		tokens:      map[string]*statev1.ApiToken{},
+		tokenByHash: map[string]string{},
 		links:       map[string]*statev1.GithubLink{},
 	}
 }
@@ -184,6 +189,10 @@ func (t *tables) exportWith(cp func(proto.Message) proto.Message) *statev1.State
 	for _, id := range sortedKeys(t.links) {
 		out.GithubLinks = append(out.GithubLinks, cp(t.links[id]).(*statev1.GithubLink))
 	}
+	out.AclBootstrapped = t.aclBootstrapped
+	for _, e := range t.auditLog {
+		out.Audit = append(out.Audit, cp(e).(*statev1.AuditEntry))
+	}
 	return out
 }
 
@@ -217,6 +226,22 @@ func importState(s *statev1.State) (*tables, error) {
 	}
 	if err := load(t.tokens, s.GetApiTokens(), (*statev1.ApiToken).GetId, "token"); err != nil {
 		return nil, err
+	}
+	for id, k := range t.tokens {
+		if len(k.Sha256) != 32 {
+			return nil, invalid("snapshot holds token %q without a hash", id)
+		}
+		if _, dup := t.tokenByHash[string(k.Sha256)]; dup {
+			return nil, invalid("snapshot holds a token hash twice")
+		}
+		t.tokenByHash[string(k.Sha256)] = id
+	}
+	t.aclBootstrapped = s.GetAclBootstrapped()
+	for _, e := range s.GetAudit() {
+		t.auditLog = append(t.auditLog, clone(e))
+	}
+	if len(t.auditLog) > AuditSize {
+		t.auditLog = t.auditLog[len(t.auditLog)-AuditSize:]
 	}
 	if err := load(t.links, s.GetGithubLinks(), (*statev1.GithubLink).GetComponentId, "github link"); err != nil {
 		return nil, err

@@ -19,7 +19,7 @@ import (
 func h2cClient() *http.Client {
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
-	return &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 10 * time.Second}
+	return &http.Client{Transport: bearerTransport{token: TestToken, next: &http.Transport{Protocols: &p}}, Timeout: 10 * time.Second}
 }
 
 // TestGRPCReflectionAndProtocolOverH2C checks what grpcurl and buf curl rely on: gRPC

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/fsm"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -56,6 +57,9 @@ func (n *Node) Apply(ctx context.Context, cmd *statev1.Command) (uint64, error) 
 // itself and never from a later read that a concurrent write may have changed. The
 // result's Err is always nil: a domain error is returned as the error.
 func (n *Node) ApplyResult(ctx context.Context, cmd *statev1.Command) (*fsm.Result, error) {
+	if cmd.Actor == "" {
+		cmd.Actor = auth.ActorFrom(ctx) // who asked, from the API call this write serves
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultWriteTimeout)

@@ -16,7 +16,7 @@ import (
 )
 
 func componentClient(n *Node) componentv1connect.ComponentServiceClient {
-	return componentv1connect.NewComponentServiceClient(n.peers.http, "http://"+n.APIAddr())
+	return componentv1connect.NewComponentServiceClient(TestHTTPClient, "http://"+n.APIAddr())
 }
 
 func createComponent(ctx context.Context, n *Node, name string) (*componentv1.CreateResponse, error) {

@@ -41,7 +41,7 @@ func newGitHubCluster(t testing.TB, n int, configure func(*Config)) (*TestCluste
 }
 
 func deployClient(n *Node) deployv1connect.DeployServiceClient {
-	return deployv1connect.NewDeployServiceClient(http.DefaultClient, "http://"+n.APIAddr())
+	return deployv1connect.NewDeployServiceClient(TestHTTPClient, "http://"+n.APIAddr())
 }
 
 func createLinked(t testing.TB, n *Node, name string) *componentv1.CreateResponse {

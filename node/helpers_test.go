@@ -20,7 +20,7 @@ func upload(ctx context.Context, n *Node, dir string) (*deployv1.UploadResponse,
 	if _, err := deploy.Pack(dir, &buf); err != nil {
 		return nil, err
 	}
-	cli := deployv1connect.NewDeployServiceClient(http.DefaultClient, "http://"+n.APIAddr())
+	cli := deployv1connect.NewDeployServiceClient(TestHTTPClient, "http://"+n.APIAddr())
 	stream := cli.Upload(ctx)
 	if err := stream.Send(&deployv1.UploadRequest{Part: &deployv1.UploadRequest_Meta{Meta: &deployv1.UploadMeta{CommitMessage: "test", Size: int64(buf.Len())}}}); err != nil {
 		return nil, err

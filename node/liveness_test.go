@@ -211,7 +211,7 @@ func TestDataPlaneDrainMovesPlacementsWithoutFailures(t *testing.T) {
 	waitServing(t, c.Nodes, "hello from wasm")
 	o := owner(t, c)
 	g := startLoad(c.Nodes, 6)
-	cli := clusterv1connect.NewClusterServiceClient(plainHTTP, "http://"+c.Nodes[(o+1)%3].APIAddr())
+	cli := clusterv1connect.NewClusterServiceClient(TestHTTPClient, "http://"+c.Nodes[(o+1)%3].APIAddr())
 	if _, err := cli.Drain(context.Background(), connect.NewRequest(&clusterv1.DrainRequest{NodeId: c.Nodes[o].ID()})); err != nil {
 		t.Fatal(err)
 	}

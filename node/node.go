@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/dataplane"
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/ghub"
@@ -32,6 +33,7 @@ type Node struct {
 	fsm    *fsm.FSM
 	raft   *raftParts
 	faults *faults
+	authz  *auth.Authorizer
 	peers  *peerClients
 	disc   discovery
 
@@ -69,6 +71,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults)
+	n.authz = &auth.Authorizer{Tokens: n.fsm.Store, CatchUp: n.ConsistentBarrier, Insecure: true}
 	n.disc.known = map[string]peer{}
 	n.setupLeadership()
 
@@ -102,8 +105,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(errors.New("this node has no cluster state yet: give --bootstrap-expect to start a new cluster or --join to join one"))
 	}
 
-	mux := server.NewMux(n)
-	mux.Handle("/metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
+	mux := server.NewMux(n, n.authz)
+	mux.Handle("/metrics", n.authz.RequireHTTP(auth.RoleViewer, promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{})))
 	mux.HandleFunc(ghub.WebhookPath, n.gh.ServeWebhook)
 	n.apiSrv = newHTTPServer(mux)
 	n.serve(n.apiSrv, n.apiLn, "api")
@@ -122,6 +125,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.goLoop(loop)
 	}
 	n.goLoop(n.runLeadership)
+	n.goLoop(n.tokenUseLoop)
 	n.log.Info("node started", "api", n.APIAddr(), "proxy", n.ProxyAddr(), "raft", n.RaftAddr(),
 		"data_dir", cfg.DataDir, "existing_state", n.raft.hasState)
 	return n, nil

@@ -7,6 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"connectrpc.com/connect"
+
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
@@ -55,14 +58,16 @@ func (p *peerClients) get(addr string) *peerClient {
 	c, ok := p.byID[addr]
 	if !ok {
 		base := "http://" + addr
+		// Calls made on a caller's behalf carry the caller's token on.
+		fwd := connect.WithInterceptors(auth.Forward())
 		c = &peerClient{
-			cluster:   clusterv1connect.NewClusterServiceClient(p.http, base),
-			component: componentv1connect.NewComponentServiceClient(p.http, base),
-			internal:  clusterv1connect.NewInternalServiceClient(p.http, base),
+			cluster:   clusterv1connect.NewClusterServiceClient(p.http, base, fwd),
+			component: componentv1connect.NewComponentServiceClient(p.http, base, fwd),
+			internal:  clusterv1connect.NewInternalServiceClient(p.http, base, fwd),
 			// Artifacts are compressed already.
-			artifacts: deployv1connect.NewArtifactServiceClient(p.http, base),
-			logs:      logsv1connect.NewLogServiceClient(p.http, base),
-			stats:     statsv1connect.NewStatsServiceClient(p.http, base),
+			artifacts: deployv1connect.NewArtifactServiceClient(p.http, base, fwd),
+			logs:      logsv1connect.NewLogServiceClient(p.http, base, fwd),
+			stats:     statsv1connect.NewStatsServiceClient(p.http, base, fwd),
 		}
 		p.byID[addr] = c
 	}

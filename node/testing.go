@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,7 +92,35 @@ func NewTestClusterOpts(t testing.TB, n int, opts TestOptions) *TestCluster {
 		c.start(cfg)
 	}
 	c.Leader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Nodes[0].Bootstrap(ctx, TestToken); err != nil {
+		t.Fatalf("bootstrap the ACL: %v", err)
+	}
 	return c
+}
+
+// TestToken is the admin token every test cluster is bootstrapped with.
+const TestToken = "v9s_test-cluster-admin-token-0123456789abcdef"
+
+// TestHTTPClient is an HTTP client that sends TestToken with every request.
+var TestHTTPClient = TokenHTTPClient(TestToken)
+
+// TokenHTTPClient returns an HTTP client (HTTP/1.1 and h2c) that sends the token with every
+// request.
+func TokenHTTPClient(token string) *http.Client {
+	return &http.Client{Transport: bearerTransport{token: token, next: http.DefaultTransport}}
+}
+
+type bearerTransport struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
 }
 
 // sharedWasmCache lets every test node in this process reuse compiled modules: compiling a

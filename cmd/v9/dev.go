@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,9 +20,11 @@ import (
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/node"
 	"github.com/velocity9/v9/rpc/client"
+	aclv1 "github.com/velocity9/v9/rpc/gen/v9/acl/v1"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 )
 
@@ -144,6 +147,11 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 		return err
 	}
 
+	secret, err := devSecret(dir)
+	if err != nil {
+		return err
+	}
+
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -186,7 +194,7 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 		}
 	}
 
-	leader, err := waitDevLeader(sigCtx, nodes)
+	leader, tokenPath, err := waitDevLeader(sigCtx, nodes, secret)
 	if err != nil {
 		if sigCtx.Err() != nil && ctx.Err() == nil {
 			err = nil // interrupted while starting: just stop
@@ -204,13 +212,14 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 		return errors.Join(err, shutdownAll(ctx, nodes))
 	}
 	fmt.Fprintf(out, `
+An admin token is in %s (and %s), where the CLI finds it.
 Use it from another terminal:
   export V9_ADDR=%s
   v9 cluster status
   v9 component create hello --runtime wasm
 Any node answers; writes go through the leader. Ctrl-C stops the cluster, and
 'v9 dev --data-dir %s' brings it back with its state.
-`, nodes[0].APIAddr(), dataDir)
+`, tokenPath, filepath.Join(dataDir, devTokenFile), nodes[0].APIAddr(), dataDir)
 
 	<-sigCtx.Done()
 	stop() // a second signal ends the process at once
@@ -222,24 +231,64 @@ Any node answers; writes go through the leader. Ctrl-C stops the cluster, and
 	return nil
 }
 
-// waitDevLeader waits until every node knows a leader and returns the leader's id.
-func waitDevLeader(ctx context.Context, nodes []*node.Node) (string, error) {
+// devTokenFile holds the dev cluster's admin token secret, in its data dir (0600). The
+// cluster keeps only its hash, so a restart reads the secret back from here.
+const devTokenFile = "admin-token"
+
+// devSecret returns the dev cluster's admin secret, chosen and saved on first start.
+func devSecret(dir string) (string, error) {
+	path := filepath.Join(dir, devTokenFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read the dev token: %w", err)
+	}
+	s := auth.NewSecret()
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save the dev token: %w", err)
+	}
+	return s, nil
+}
+
+// devLogin bootstraps the dev cluster's ACL with its secret on first start (later starts
+// find it done) and keeps the secret where the CLI looks, as `v9 login` would.
+func devLogin(ctx context.Context, addr, secret string) (string, error) {
+	cli := client.New(addr, client.WithToken(secret))
+	_, err := cli.ACL.Bootstrap(ctx, connect.NewRequest(&aclv1.BootstrapRequest{Secret: secret}))
+	if err != nil && connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		return "", fmt.Errorf("bootstrap the ACL: %w", err)
+	}
+	if _, err := cli.ACL.WhoAmI(ctx, connect.NewRequest(&aclv1.WhoAmIRequest{})); err != nil {
+		return "", fmt.Errorf("the dev token was refused (was %s replaced?): %w", devTokenFile, err)
+	}
+	return writeTokenFile(secret)
+}
+
+// waitDevLeader waits until every node knows a leader, bootstraps the ACL (devLogin), and
+// returns the leader's id and where the token was kept.
+func waitDevLeader(ctx context.Context, nodes []*node.Node, secret string) (string, string, error) {
 	wctx, cancel := context.WithTimeout(ctx, devLeaderTimeout)
 	defer cancel()
 	for _, n := range nodes {
 		if err := n.WaitLeader(wctx); err != nil {
 			if ctx.Err() != nil {
-				return "", ctx.Err()
+				return "", "", ctx.Err()
 			}
-			return "", fmt.Errorf("no leader elected within %s (node %s: %v); see the log above", devLeaderTimeout, n.ID(), err)
+			return "", "", fmt.Errorf("no leader elected within %s (node %s: %v); see the log above", devLeaderTimeout, n.ID(), err)
 		}
 	}
-	// Ask through the API, as a user would: it also proves the API answers.
-	res, err := client.New(nodes[0].APIAddr()).Cluster.Status(wctx, connect.NewRequest(&clusterv1.StatusRequest{}))
+	tokenPath, err := devLogin(wctx, nodes[0].APIAddr(), secret)
 	if err != nil {
-		return "", fmt.Errorf("ask %s for the cluster status: %w", nodes[0].ID(), err)
+		return "", "", err
 	}
-	return orDash(res.Msg.GetLeaderId()), nil
+	// Ask through the API, as a user would: it also proves the API answers.
+	res, err := client.New(nodes[0].APIAddr(), client.WithToken(secret)).Cluster.Status(wctx, connect.NewRequest(&clusterv1.StatusRequest{}))
+	if err != nil {
+		return "", "", fmt.Errorf("ask %s for the cluster status: %w", nodes[0].ID(), err)
+	}
+	return orDash(res.Msg.GetLeaderId()), tokenPath, nil
 }
 
 // shutdownAll stops the nodes in parallel, each within shutdownTimeout.

@@ -81,7 +81,7 @@ func startDev(t *testing.T, bin string, args []string) *devProcess {
 	t.Helper()
 	d := &devProcess{cmd: exec.Command(bin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
-	d.cmd.Env = append(os.Environ(), "V9_ADDR=")
+	d.cmd.Env = append(os.Environ(), "V9_ADDR=", "V9_TOKEN=")
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start v9 dev: %v", err)
 	}
@@ -154,6 +154,8 @@ func runBin(t *testing.T, bin string, args ...string) string {
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, args...)
+	// The binary finds the token the way a user's shell would: in the file v9 dev wrote.
+	cmd.Env = append(os.Environ(), "V9_TOKEN=")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("v9 %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, &stdout, &stderr)

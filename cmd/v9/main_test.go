@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/velocity9/v9/node"
 )
 
 // TestMain gives the tests a private temporary directory, removed at the end: everything
@@ -17,6 +19,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Setenv("TMPDIR", tmp)
+	// The CLI's token file (v9 login, v9 dev) goes to the private directory, never the
+	// user's; in-process runs against test clusters send the test cluster's admin token.
+	os.Setenv("XDG_CONFIG_HOME", tmp)
+	os.Setenv("V9_TOKEN", node.TestToken)
 	code := m.Run()
 	os.RemoveAll(tmp)
 	os.Exit(code)

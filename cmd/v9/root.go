@@ -26,6 +26,7 @@ const defaultAddr = "127.0.0.1:7900"
 // so nothing leaks between runs in tests.
 type app struct {
 	addr     string
+	token    string // --token; V9_TOKEN and the login file are read when a client is made
 	json     bool
 	logLevel string
 	logJSON  bool
@@ -83,6 +84,7 @@ replicate their control state with Raft.
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.addr, "addr", addr, "API address (host:port or URL) of any v9 node; env V9_ADDR")
+	pf.StringVar(&a.token, "token", "", "API token (default $V9_TOKEN, else the file `v9 login` writes)")
 	pf.BoolVar(&a.json, "json", false, "print results as JSON (protojson) for scripts")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	pf.BoolVar(&a.logJSON, "log-json", false, "write logs to stderr as JSON lines instead of text")
@@ -98,6 +100,11 @@ replicate their control state with Raft.
 		newDeploymentsCmd(a),
 		newLogsCmd(a),
 		newStatsCmd(a),
+		newACLCmd(a),
+		newTokenCmd(a),
+		newLoginCmd(a),
+		newAuditCmd(a),
+		newTLSCmd(),
 		newReaperCmd(),
 	)
 	return root
@@ -164,9 +171,10 @@ func (a *app) setupLogging(w io.Writer) error {
 	return nil
 }
 
-// client returns an API client of the node at --addr that logs each call at debug level.
+// client returns an API client of the node at --addr that sends the caller's token and
+// logs each call at debug level.
 func (a *app) client() *client.Client {
-	return client.New(a.addr, client.WithConnectOptions(connect.WithInterceptors(logCalls(a.logger))))
+	return client.New(a.addr, client.WithToken(a.secret()), client.WithConnectOptions(connect.WithInterceptors(logCalls(a.logger))))
 }
 
 // logCalls logs each unary call, and the opening of each stream, at debug level.
@@ -276,8 +284,11 @@ func describeError(err error, addr string) (msg, hint string) {
 	case !saysCode(msg, code):
 		msg = fmt.Sprintf("%s (%s)", msg, words)
 	}
-	if code == connect.CodeUnavailable {
+	switch code {
+	case connect.CodeUnavailable:
 		hint = "the cluster may be electing a leader or may have lost its quorum; retry shortly and check `v9 cluster members`"
+	case connect.CodeUnauthenticated:
+		hint = "get a token from an admin (`v9 token create`), then `v9 login --token SECRET` or set V9_TOKEN"
 	}
 	return msg, hint
 }

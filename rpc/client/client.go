@@ -21,6 +21,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/velocity9/v9/rpc/gen/v9/acl/v1/aclv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
@@ -35,6 +36,7 @@ const DefaultTimeout = 60 * time.Second
 
 // Client reaches the public services of one v9 node.
 type Client struct {
+	ACL        aclv1connect.ACLServiceClient
 	Cluster    clusterv1connect.ClusterServiceClient
 	Components componentv1connect.ComponentServiceClient
 	Deploy     deployv1connect.DeployServiceClient
@@ -50,7 +52,13 @@ type Option func(*options)
 type options struct {
 	httpClient  *http.Client
 	timeout     time.Duration
+	token       string
 	connectOpts []connect.ClientOption
+}
+
+// WithToken sends secret as "Authorization: Bearer <secret>" with every call.
+func WithToken(secret string) Option {
+	return func(o *options) { o.token = secret }
 }
 
 // WithHTTPClient makes the client use hc as it is, for unary calls and streams alike. An
@@ -84,7 +92,11 @@ func New(addr string, opts ...Option) *Client {
 	}
 	base := BaseURL(addr)
 	copts := append([]connect.ClientOption{connect.WithInterceptors(unaryTimeout(o.timeout))}, o.connectOpts...)
+	if o.token != "" {
+		copts = append(copts, connect.WithInterceptors(bearer("Bearer "+o.token)))
+	}
 	return &Client{
+		ACL:        aclv1connect.NewACLServiceClient(hc, base, copts...),
 		Cluster:    clusterv1connect.NewClusterServiceClient(hc, base, copts...),
 		Components: componentv1connect.NewComponentServiceClient(hc, base, copts...),
 		Deploy:     deployv1connect.NewDeployServiceClient(hc, base, copts...),
@@ -109,6 +121,28 @@ func unaryTimeout(d time.Duration) connect.UnaryInterceptorFunc {
 			return next(ctx, req)
 		}
 	}
+}
+
+// bearer sets the Authorization header of every call.
+type bearer string
+
+func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		req.Header().Set("Authorization", string(b))
+		return next(ctx, req)
+	}
+}
+
+func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		conn.RequestHeader().Set("Authorization", string(b))
+		return conn
+	}
+}
+
+func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
 }
 
 // BaseURL is the URL the client sends requests to.

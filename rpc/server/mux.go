@@ -7,6 +7,8 @@ import (
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
 
+	"github.com/velocity9/v9/auth"
+	"github.com/velocity9/v9/rpc/gen/v9/acl/v1/aclv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
@@ -22,15 +24,18 @@ type Backend interface {
 	InternalBackend
 	DeployBackend
 	ObserveBackend
+	ACLBackend
 }
 
 // MaxMessageBytes bounds one RPC message.
 const MaxMessageBytes = 4 << 20
 
 // NewMux mounts every service, gRPC health, gRPC reflection and the web console (at /) on one
-// mux.
-func NewMux(b Backend) *http.ServeMux {
+// mux, each call checked by authz (auth.Procedures says what every procedure needs).
+func NewMux(b Backend, authz *auth.Authorizer) *http.ServeMux {
+	guard := connect.WithInterceptors(authz.Interceptor())
 	opts := []connect.HandlerOption{
+		guard,
 		connect.WithReadMaxBytes(MaxMessageBytes),
 		// Small messages cost more CPU to gzip than they save on a LAN.
 		connect.WithCompressMinBytes(8 << 10),
@@ -39,7 +44,8 @@ func NewMux(b Backend) *http.ServeMux {
 	mux.Handle(componentv1connect.NewComponentServiceHandler(&Components{B: b}, opts...))
 	mux.Handle(clusterv1connect.NewClusterServiceHandler(&Cluster{B: b}, opts...))
 	mux.Handle(clusterv1connect.NewInternalServiceHandler(&Internal{B: b}, opts...))
-	mux.Handle(deployv1connect.NewDeployServiceHandler(&Deploy{B: b}, connect.WithCompressMinBytes(8<<10)))
+	mux.Handle(deployv1connect.NewDeployServiceHandler(&Deploy{B: b}, guard, connect.WithCompressMinBytes(8<<10)))
+	mux.Handle(aclv1connect.NewACLServiceHandler(&ACL{B: b}, opts...))
 	mux.Handle(deployv1connect.NewArtifactServiceHandler(&Artifacts{B: b}, opts...))
 	mux.Handle(logsv1connect.NewLogServiceHandler(&Logs{B: b}, opts...))
 	mux.Handle(statsv1connect.NewStatsServiceHandler(&Stats{B: b}, opts...))
@@ -51,12 +57,14 @@ func NewMux(b Backend) *http.ServeMux {
 		deployv1connect.ArtifactServiceName,
 		logsv1connect.LogServiceName,
 		statsv1connect.StatsServiceName,
+		aclv1connect.ACLServiceName,
 	}
-	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)))
+	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...), guard))
 	reflector := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)
-	mux.Handle(grpcreflect.NewHandlerV1(reflector))
-	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
+	mux.Handle(grpcreflect.NewHandlerV1(reflector, guard))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, guard))
 	// The web console, on the same origin as the API; the services' paths are more specific.
+	// Its files are public; every call it makes carries a token.
 	mux.Handle("/", webui.Handler())
 	return mux
 }

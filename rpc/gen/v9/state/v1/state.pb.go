@@ -773,6 +773,7 @@ type Deployment struct {
 	Branch         string                 `protobuf:"bytes,16,opt,name=branch,proto3" json:"branch,omitempty"`                                       // branch the commit was pushed to
 	Spec           *ComponentSpec         `protobuf:"bytes,17,opt,name=spec,proto3" json:"spec,omitempty"`                                           // the spec its manifest gave, applied again on rollback
 	BuildLog       string                 `protobuf:"bytes,18,opt,name=build_log,json=buildLog,proto3" json:"build_log,omitempty"`                   // the tail of the build's output (at most 64 KiB)
+	Actor          string                 `protobuf:"bytes,19,opt,name=actor,proto3" json:"actor,omitempty"`                                         // who asked for it (the write's actor), "" for a push
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -929,6 +930,13 @@ func (x *Deployment) GetSpec() *ComponentSpec {
 func (x *Deployment) GetBuildLog() string {
 	if x != nil {
 		return x.BuildLog
+	}
+	return ""
+}
+
+func (x *Deployment) GetActor() string {
+	if x != nil {
+		return x.Actor
 	}
 	return ""
 }
@@ -1287,14 +1295,20 @@ func (x *User) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// ApiToken stores only the SHA-256 of the secret token.
+// ApiToken stores only the SHA-256 of the secret token. id is the public accessor id; the
+// secret is shown once, when the token is created.
 type ApiToken struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"` // "" for a token that belongs to no user (bootstrap, CI)
 	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	Sha256        []byte                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	Role          string                 `protobuf:"bytes,6,opt,name=role,proto3" json:"role,omitempty"`                                       // "viewer", "developer" or "admin"
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`         // unset: never expires
+	Creator       string                 `protobuf:"bytes,8,opt,name=creator,proto3" json:"creator,omitempty"`                                 // actor that created it ("token:<accessor>", "" for bootstrap)
+	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"` // approximate (recorded at most once a minute)
+	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`        // set once revoked; a revoked token is refused
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1364,6 +1378,119 @@ func (x *ApiToken) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ApiToken) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *ApiToken) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *ApiToken) GetCreator() string {
+	if x != nil {
+		return x.Creator
+	}
+	return ""
+}
+
+func (x *ApiToken) GetLastUsedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsedTime
+	}
+	return nil
+}
+
+func (x *ApiToken) GetRevokeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokeTime
+	}
+	return nil
+}
+
+// AuditEntry records one successful write made by a user or token (writes the nodes make by
+// themselves are not audited).
+type AuditEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"` // Raft index of the write
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`   // "token:<accessor> (<name>)" or "user:<login>"
+	Op            string                 `protobuf:"bytes,4,opt,name=op,proto3" json:"op,omitempty"`         // the command, e.g. "create_component"
+	Target        string                 `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"` // what it changed, e.g. the component name
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntry) Reset() {
+	*x = AuditEntry{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntry) ProtoMessage() {}
+
+func (x *AuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
+func (*AuditEntry) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AuditEntry) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditEntry) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetOp() string {
+	if x != nil {
+		return x.Op
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
 // GithubLink ties a component to a repository webhook. secret never leaves through read APIs.
 type GithubLink struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1379,7 +1506,7 @@ type GithubLink struct {
 
 func (x *GithubLink) Reset() {
 	*x = GithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[11]
+	mi := &file_v9_state_v1_state_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1518,7 @@ func (x *GithubLink) String() string {
 func (*GithubLink) ProtoMessage() {}
 
 func (x *GithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[11]
+	mi := &file_v9_state_v1_state_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1531,7 @@ func (x *GithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GithubLink.ProtoReflect.Descriptor instead.
 func (*GithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{11}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GithubLink) GetComponentId() string {
@@ -1451,22 +1578,24 @@ func (x *GithubLink) GetPollSeconds() uint32 {
 
 // State is the whole replicated state; it is what a snapshot holds. Every list is sorted by id.
 type State struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"` // Raft index of the last applied command
-	Components    []*Component           `protobuf:"bytes,2,rep,name=components,proto3" json:"components,omitempty"`
-	Deployments   []*Deployment          `protobuf:"bytes,3,rep,name=deployments,proto3" json:"deployments,omitempty"`
-	Nodes         []*Node                `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	Placements    []*Placement           `protobuf:"bytes,5,rep,name=placements,proto3" json:"placements,omitempty"`
-	Users         []*User                `protobuf:"bytes,6,rep,name=users,proto3" json:"users,omitempty"`
-	ApiTokens     []*ApiToken            `protobuf:"bytes,7,rep,name=api_tokens,json=apiTokens,proto3" json:"api_tokens,omitempty"`
-	GithubLinks   []*GithubLink          `protobuf:"bytes,8,rep,name=github_links,json=githubLinks,proto3" json:"github_links,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Index           uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"` // Raft index of the last applied command
+	Components      []*Component           `protobuf:"bytes,2,rep,name=components,proto3" json:"components,omitempty"`
+	Deployments     []*Deployment          `protobuf:"bytes,3,rep,name=deployments,proto3" json:"deployments,omitempty"`
+	Nodes           []*Node                `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Placements      []*Placement           `protobuf:"bytes,5,rep,name=placements,proto3" json:"placements,omitempty"`
+	Users           []*User                `protobuf:"bytes,6,rep,name=users,proto3" json:"users,omitempty"`
+	ApiTokens       []*ApiToken            `protobuf:"bytes,7,rep,name=api_tokens,json=apiTokens,proto3" json:"api_tokens,omitempty"`
+	GithubLinks     []*GithubLink          `protobuf:"bytes,8,rep,name=github_links,json=githubLinks,proto3" json:"github_links,omitempty"`
+	AclBootstrapped bool                   `protobuf:"varint,9,opt,name=acl_bootstrapped,json=aclBootstrapped,proto3" json:"acl_bootstrapped,omitempty"` // AclBootstrap happened; it never happens again
+	Audit           []*AuditEntry          `protobuf:"bytes,10,rep,name=audit,proto3" json:"audit,omitempty"`                                            // the last writes by users and tokens, oldest first (bounded)
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *State) Reset() {
 	*x = State{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[12]
+	mi := &file_v9_state_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1607,7 @@ func (x *State) String() string {
 func (*State) ProtoMessage() {}
 
 func (x *State) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[12]
+	mi := &file_v9_state_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1620,7 @@ func (x *State) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use State.ProtoReflect.Descriptor instead.
 func (*State) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{12}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *State) GetIndex() uint64 {
@@ -1550,6 +1679,20 @@ func (x *State) GetGithubLinks() []*GithubLink {
 	return nil
 }
 
+func (x *State) GetAclBootstrapped() bool {
+	if x != nil {
+		return x.AclBootstrapped
+	}
+	return false
+}
+
+func (x *State) GetAudit() []*AuditEntry {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
 type CreateComponent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Component     *Component             `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
@@ -1559,7 +1702,7 @@ type CreateComponent struct {
 
 func (x *CreateComponent) Reset() {
 	*x = CreateComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[13]
+	mi := &file_v9_state_v1_state_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1571,7 +1714,7 @@ func (x *CreateComponent) String() string {
 func (*CreateComponent) ProtoMessage() {}
 
 func (x *CreateComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[13]
+	mi := &file_v9_state_v1_state_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1584,7 +1727,7 @@ func (x *CreateComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateComponent.ProtoReflect.Descriptor instead.
 func (*CreateComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{13}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateComponent) GetComponent() *Component {
@@ -1604,7 +1747,7 @@ type UpdateComponentSpec struct {
 
 func (x *UpdateComponentSpec) Reset() {
 	*x = UpdateComponentSpec{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[14]
+	mi := &file_v9_state_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1759,7 @@ func (x *UpdateComponentSpec) String() string {
 func (*UpdateComponentSpec) ProtoMessage() {}
 
 func (x *UpdateComponentSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[14]
+	mi := &file_v9_state_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1772,7 @@ func (x *UpdateComponentSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateComponentSpec.ProtoReflect.Descriptor instead.
 func (*UpdateComponentSpec) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{14}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateComponentSpec) GetName() string {
@@ -1656,7 +1799,7 @@ type SetComponentDesired struct {
 
 func (x *SetComponentDesired) Reset() {
 	*x = SetComponentDesired{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[15]
+	mi := &file_v9_state_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1811,7 @@ func (x *SetComponentDesired) String() string {
 func (*SetComponentDesired) ProtoMessage() {}
 
 func (x *SetComponentDesired) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[15]
+	mi := &file_v9_state_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1824,7 @@ func (x *SetComponentDesired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetComponentDesired.ProtoReflect.Descriptor instead.
 func (*SetComponentDesired) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetComponentDesired) GetName() string {
@@ -1708,7 +1851,7 @@ type ScaleComponent struct {
 
 func (x *ScaleComponent) Reset() {
 	*x = ScaleComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[16]
+	mi := &file_v9_state_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1720,7 +1863,7 @@ func (x *ScaleComponent) String() string {
 func (*ScaleComponent) ProtoMessage() {}
 
 func (x *ScaleComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[16]
+	mi := &file_v9_state_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1733,7 +1876,7 @@ func (x *ScaleComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleComponent.ProtoReflect.Descriptor instead.
 func (*ScaleComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{16}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ScaleComponent) GetName() string {
@@ -1759,7 +1902,7 @@ type DeleteComponent struct {
 
 func (x *DeleteComponent) Reset() {
 	*x = DeleteComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[17]
+	mi := &file_v9_state_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1914,7 @@ func (x *DeleteComponent) String() string {
 func (*DeleteComponent) ProtoMessage() {}
 
 func (x *DeleteComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[17]
+	mi := &file_v9_state_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1927,7 @@ func (x *DeleteComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteComponent.ProtoReflect.Descriptor instead.
 func (*DeleteComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{17}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteComponent) GetName() string {
@@ -1803,7 +1946,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[18]
+	mi := &file_v9_state_v1_state_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +1958,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[18]
+	mi := &file_v9_state_v1_state_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +1971,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{18}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RegisterNode) GetNode() *Node {
@@ -1848,7 +1991,7 @@ type SetNodeStatus struct {
 
 func (x *SetNodeStatus) Reset() {
 	*x = SetNodeStatus{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[19]
+	mi := &file_v9_state_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +2003,7 @@ func (x *SetNodeStatus) String() string {
 func (*SetNodeStatus) ProtoMessage() {}
 
 func (x *SetNodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[19]
+	mi := &file_v9_state_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2016,7 @@ func (x *SetNodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNodeStatus.ProtoReflect.Descriptor instead.
 func (*SetNodeStatus) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SetNodeStatus) GetId() string {
@@ -1899,7 +2042,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[20]
+	mi := &file_v9_state_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +2054,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[20]
+	mi := &file_v9_state_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +2067,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -1943,7 +2086,7 @@ type CreateDeployment struct {
 
 func (x *CreateDeployment) Reset() {
 	*x = CreateDeployment{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[21]
+	mi := &file_v9_state_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1955,7 +2098,7 @@ func (x *CreateDeployment) String() string {
 func (*CreateDeployment) ProtoMessage() {}
 
 func (x *CreateDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[21]
+	mi := &file_v9_state_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1968,7 +2111,7 @@ func (x *CreateDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeployment.ProtoReflect.Descriptor instead.
 func (*CreateDeployment) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreateDeployment) GetDeployment() *Deployment {
@@ -1996,7 +2139,7 @@ type SetDeploymentStatus struct {
 
 func (x *SetDeploymentStatus) Reset() {
 	*x = SetDeploymentStatus{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[22]
+	mi := &file_v9_state_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2151,7 @@ func (x *SetDeploymentStatus) String() string {
 func (*SetDeploymentStatus) ProtoMessage() {}
 
 func (x *SetDeploymentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[22]
+	mi := &file_v9_state_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2164,7 @@ func (x *SetDeploymentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDeploymentStatus.ProtoReflect.Descriptor instead.
 func (*SetDeploymentStatus) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SetDeploymentStatus) GetId() string {
@@ -2090,7 +2233,7 @@ type ActivateDeployment struct {
 
 func (x *ActivateDeployment) Reset() {
 	*x = ActivateDeployment{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[23]
+	mi := &file_v9_state_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2245,7 @@ func (x *ActivateDeployment) String() string {
 func (*ActivateDeployment) ProtoMessage() {}
 
 func (x *ActivateDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[23]
+	mi := &file_v9_state_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2258,7 @@ func (x *ActivateDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateDeployment.ProtoReflect.Descriptor instead.
 func (*ActivateDeployment) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ActivateDeployment) GetComponentId() string {
@@ -2141,7 +2284,7 @@ type PutPlacements struct {
 
 func (x *PutPlacements) Reset() {
 	*x = PutPlacements{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[24]
+	mi := &file_v9_state_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2296,7 @@ func (x *PutPlacements) String() string {
 func (*PutPlacements) ProtoMessage() {}
 
 func (x *PutPlacements) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[24]
+	mi := &file_v9_state_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2309,7 @@ func (x *PutPlacements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPlacements.ProtoReflect.Descriptor instead.
 func (*PutPlacements) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PutPlacements) GetPlacements() []*Placement {
@@ -2187,7 +2330,7 @@ type SetPlacementObserved struct {
 
 func (x *SetPlacementObserved) Reset() {
 	*x = SetPlacementObserved{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[25]
+	mi := &file_v9_state_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2199,7 +2342,7 @@ func (x *SetPlacementObserved) String() string {
 func (*SetPlacementObserved) ProtoMessage() {}
 
 func (x *SetPlacementObserved) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[25]
+	mi := &file_v9_state_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2212,7 +2355,7 @@ func (x *SetPlacementObserved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPlacementObserved.ProtoReflect.Descriptor instead.
 func (*SetPlacementObserved) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SetPlacementObserved) GetId() string {
@@ -2245,7 +2388,7 @@ type DeletePlacements struct {
 
 func (x *DeletePlacements) Reset() {
 	*x = DeletePlacements{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[26]
+	mi := &file_v9_state_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2257,7 +2400,7 @@ func (x *DeletePlacements) String() string {
 func (*DeletePlacements) ProtoMessage() {}
 
 func (x *DeletePlacements) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[26]
+	mi := &file_v9_state_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2270,7 +2413,7 @@ func (x *DeletePlacements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePlacements.ProtoReflect.Descriptor instead.
 func (*DeletePlacements) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeletePlacements) GetIds() []string {
@@ -2289,7 +2432,7 @@ type CreateUser struct {
 
 func (x *CreateUser) Reset() {
 	*x = CreateUser{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[27]
+	mi := &file_v9_state_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2301,7 +2444,7 @@ func (x *CreateUser) String() string {
 func (*CreateUser) ProtoMessage() {}
 
 func (x *CreateUser) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[27]
+	mi := &file_v9_state_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2314,7 +2457,7 @@ func (x *CreateUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUser.ProtoReflect.Descriptor instead.
 func (*CreateUser) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateUser) GetUser() *User {
@@ -2333,7 +2476,7 @@ type CreateApiToken struct {
 
 func (x *CreateApiToken) Reset() {
 	*x = CreateApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[28]
+	mi := &file_v9_state_v1_state_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2345,7 +2488,7 @@ func (x *CreateApiToken) String() string {
 func (*CreateApiToken) ProtoMessage() {}
 
 func (x *CreateApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[28]
+	mi := &file_v9_state_v1_state_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2358,7 +2501,7 @@ func (x *CreateApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiToken.ProtoReflect.Descriptor instead.
 func (*CreateApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{28}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateApiToken) GetToken() *ApiToken {
@@ -2377,7 +2520,7 @@ type DeleteApiToken struct {
 
 func (x *DeleteApiToken) Reset() {
 	*x = DeleteApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[29]
+	mi := &file_v9_state_v1_state_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +2532,7 @@ func (x *DeleteApiToken) String() string {
 func (*DeleteApiToken) ProtoMessage() {}
 
 func (x *DeleteApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[29]
+	mi := &file_v9_state_v1_state_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +2545,7 @@ func (x *DeleteApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteApiToken.ProtoReflect.Descriptor instead.
 func (*DeleteApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{29}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteApiToken) GetId() string {
@@ -2410,6 +2553,141 @@ func (x *DeleteApiToken) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+// AclBootstrap creates the first management token; it fails once the cluster has one.
+type AclBootstrap struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *ApiToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AclBootstrap) Reset() {
+	*x = AclBootstrap{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AclBootstrap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AclBootstrap) ProtoMessage() {}
+
+func (x *AclBootstrap) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AclBootstrap.ProtoReflect.Descriptor instead.
+func (*AclBootstrap) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *AclBootstrap) GetToken() *ApiToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+// RevokeApiToken marks a token revoked (kept, so that its use is refused as "revoked").
+type RevokeApiToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeApiToken) Reset() {
+	*x = RevokeApiToken{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeApiToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeApiToken) ProtoMessage() {}
+
+func (x *RevokeApiToken) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeApiToken.ProtoReflect.Descriptor instead.
+func (*RevokeApiToken) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RevokeApiToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// TouchApiTokens records when tokens were last used (approximate).
+type TouchApiTokens struct {
+	state         protoimpl.MessageState            `protogen:"open.v1"`
+	LastUsed      map[string]*timestamppb.Timestamp `protobuf:"bytes,1,rep,name=last_used,json=lastUsed,proto3" json:"last_used,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TouchApiTokens) Reset() {
+	*x = TouchApiTokens{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TouchApiTokens) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TouchApiTokens) ProtoMessage() {}
+
+func (x *TouchApiTokens) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TouchApiTokens.ProtoReflect.Descriptor instead.
+func (*TouchApiTokens) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *TouchApiTokens) GetLastUsed() map[string]*timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUsed
+	}
+	return nil
 }
 
 type PutGithubLink struct {
@@ -2421,7 +2699,7 @@ type PutGithubLink struct {
 
 func (x *PutGithubLink) Reset() {
 	*x = PutGithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[30]
+	mi := &file_v9_state_v1_state_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2711,7 @@ func (x *PutGithubLink) String() string {
 func (*PutGithubLink) ProtoMessage() {}
 
 func (x *PutGithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[30]
+	mi := &file_v9_state_v1_state_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2724,7 @@ func (x *PutGithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutGithubLink.ProtoReflect.Descriptor instead.
 func (*PutGithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{30}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PutGithubLink) GetLink() *GithubLink {
@@ -2465,7 +2743,7 @@ type DeleteGithubLink struct {
 
 func (x *DeleteGithubLink) Reset() {
 	*x = DeleteGithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	mi := &file_v9_state_v1_state_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2477,7 +2755,7 @@ func (x *DeleteGithubLink) String() string {
 func (*DeleteGithubLink) ProtoMessage() {}
 
 func (x *DeleteGithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	mi := &file_v9_state_v1_state_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2490,7 +2768,7 @@ func (x *DeleteGithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGithubLink.ProtoReflect.Descriptor instead.
 func (*DeleteGithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{31}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeleteGithubLink) GetComponentId() string {
@@ -2507,6 +2785,9 @@ type Command struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Time            *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
 	IgnoreIfUnknown bool                   `protobuf:"varint,2,opt,name=ignore_if_unknown,json=ignoreIfUnknown,proto3" json:"ignore_if_unknown,omitempty"`
+	// actor is who asked for the write ("token:<accessor> (<name>)", "user:<login>"), stamped
+	// by the API layer of the node that received the request; "" for the nodes' own writes.
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Types that are valid to be assigned to Op:
 	//
 	//	*Command_CreateComponent
@@ -2528,6 +2809,9 @@ type Command struct {
 	//	*Command_DeleteApiToken
 	//	*Command_PutGithubLink
 	//	*Command_DeleteGithubLink
+	//	*Command_AclBootstrap
+	//	*Command_RevokeApiToken
+	//	*Command_TouchApiTokens
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2535,7 +2819,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	mi := &file_v9_state_v1_state_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +2831,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	mi := &file_v9_state_v1_state_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +2844,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{32}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Command) GetTime() *timestamppb.Timestamp {
@@ -2575,6 +2859,13 @@ func (x *Command) GetIgnoreIfUnknown() bool {
 		return x.IgnoreIfUnknown
 	}
 	return false
+}
+
+func (x *Command) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
 }
 
 func (x *Command) GetOp() isCommand_Op {
@@ -2755,6 +3046,33 @@ func (x *Command) GetDeleteGithubLink() *DeleteGithubLink {
 	return nil
 }
 
+func (x *Command) GetAclBootstrap() *AclBootstrap {
+	if x != nil {
+		if x, ok := x.Op.(*Command_AclBootstrap); ok {
+			return x.AclBootstrap
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetRevokeApiToken() *RevokeApiToken {
+	if x != nil {
+		if x, ok := x.Op.(*Command_RevokeApiToken); ok {
+			return x.RevokeApiToken
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetTouchApiTokens() *TouchApiTokens {
+	if x != nil {
+		if x, ok := x.Op.(*Command_TouchApiTokens); ok {
+			return x.TouchApiTokens
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -2835,6 +3153,18 @@ type Command_DeleteGithubLink struct {
 	DeleteGithubLink *DeleteGithubLink `protobuf:"bytes,54,opt,name=delete_github_link,json=deleteGithubLink,proto3,oneof"`
 }
 
+type Command_AclBootstrap struct {
+	AclBootstrap *AclBootstrap `protobuf:"bytes,55,opt,name=acl_bootstrap,json=aclBootstrap,proto3,oneof"`
+}
+
+type Command_RevokeApiToken struct {
+	RevokeApiToken *RevokeApiToken `protobuf:"bytes,56,opt,name=revoke_api_token,json=revokeApiToken,proto3,oneof"`
+}
+
+type Command_TouchApiTokens struct {
+	TouchApiTokens *TouchApiTokens `protobuf:"bytes,57,opt,name=touch_api_tokens,json=touchApiTokens,proto3,oneof"`
+}
+
 func (*Command_CreateComponent) isCommand_Op() {}
 
 func (*Command_UpdateComponentSpec) isCommand_Op() {}
@@ -2872,6 +3202,12 @@ func (*Command_DeleteApiToken) isCommand_Op() {}
 func (*Command_PutGithubLink) isCommand_Op() {}
 
 func (*Command_DeleteGithubLink) isCommand_Op() {}
+
+func (*Command_AclBootstrap) isCommand_Op() {}
+
+func (*Command_RevokeApiToken) isCommand_Op() {}
+
+func (*Command_TouchApiTokens) isCommand_Op() {}
 
 var File_v9_state_v1_state_proto protoreflect.FileDescriptor
 
@@ -2919,7 +3255,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12!\n" +
 	"\fcreate_index\x18\f \x01(\x04R\vcreateIndex\x12!\n" +
-	"\fmodify_index\x18\r \x01(\x04R\vmodifyIndex\"\x9a\x05\n" +
+	"\fmodify_index\x18\r \x01(\x04R\vmodifyIndex\"\xb0\x05\n" +
 	"\n" +
 	"Deployment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
@@ -2944,7 +3280,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"deliveryId\x12\x16\n" +
 	"\x06branch\x18\x10 \x01(\tR\x06branch\x12.\n" +
 	"\x04spec\x18\x11 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\x12\x1b\n" +
-	"\tbuild_log\x18\x12 \x01(\tR\bbuildLog\"M\n" +
+	"\tbuild_log\x18\x12 \x01(\tR\bbuildLog\x12\x14\n" +
+	"\x05actor\x18\x13 \x01(\tR\x05actor\"M\n" +
 	"\tResources\x12!\n" +
 	"\fmemory_bytes\x18\x01 \x01(\x04R\vmemoryBytes\x12\x1d\n" +
 	"\n" +
@@ -2979,14 +3316,29 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12;\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x9c\x01\n" +
+	"createTime\"\x86\x03\n" +
 	"\bApiToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
 	"\x06sha256\x18\x04 \x01(\fR\x06sha256\x12;\n" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xaf\x01\n" +
+	"createTime\x12\x12\n" +
+	"\x04role\x18\x06 \x01(\tR\x04role\x12;\n" +
+	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x18\n" +
+	"\acreator\x18\b \x01(\tR\acreator\x12@\n" +
+	"\x0elast_used_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\x12;\n" +
+	"\vrevoke_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"revokeTime\"\x90\x01\n" +
+	"\n" +
+	"AuditEntry\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x0e\n" +
+	"\x02op\x18\x04 \x01(\tR\x02op\x12\x16\n" +
+	"\x06target\x18\x05 \x01(\tR\x06target\"\xaf\x01\n" +
 	"\n" +
 	"GithubLink\x12!\n" +
 	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\x12\x12\n" +
@@ -2994,7 +3346,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x06branch\x18\x03 \x01(\tR\x06branch\x12\x17\n" +
 	"\ahook_id\x18\x04 \x01(\x03R\x06hookId\x12\x16\n" +
 	"\x06secret\x18\x05 \x01(\fR\x06secret\x12!\n" +
-	"\fpoll_seconds\x18\x06 \x01(\rR\vpollSeconds\"\x8c\x03\n" +
+	"\fpoll_seconds\x18\x06 \x01(\rR\vpollSeconds\"\xe6\x03\n" +
 	"\x05State\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x126\n" +
 	"\n" +
@@ -3008,7 +3360,10 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x05users\x18\x06 \x03(\v2\x11.v9.state.v1.UserR\x05users\x124\n" +
 	"\n" +
 	"api_tokens\x18\a \x03(\v2\x15.v9.state.v1.ApiTokenR\tapiTokens\x12:\n" +
-	"\fgithub_links\x18\b \x03(\v2\x17.v9.state.v1.GithubLinkR\vgithubLinks\"G\n" +
+	"\fgithub_links\x18\b \x03(\v2\x17.v9.state.v1.GithubLinkR\vgithubLinks\x12)\n" +
+	"\x10acl_bootstrapped\x18\t \x01(\bR\x0faclBootstrapped\x12-\n" +
+	"\x05audit\x18\n" +
+	" \x03(\v2\x17.v9.state.v1.AuditEntryR\x05audit\"G\n" +
 	"\x0fCreateComponent\x124\n" +
 	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\"Y\n" +
 	"\x13UpdateComponentSpec\x12\x12\n" +
@@ -3062,14 +3417,24 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x0eCreateApiToken\x12+\n" +
 	"\x05token\x18\x01 \x01(\v2\x15.v9.state.v1.ApiTokenR\x05token\" \n" +
 	"\x0eDeleteApiToken\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"<\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\";\n" +
+	"\fAclBootstrap\x12+\n" +
+	"\x05token\x18\x01 \x01(\v2\x15.v9.state.v1.ApiTokenR\x05token\" \n" +
+	"\x0eRevokeApiToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xb1\x01\n" +
+	"\x0eTouchApiTokens\x12F\n" +
+	"\tlast_used\x18\x01 \x03(\v2).v9.state.v1.TouchApiTokens.LastUsedEntryR\blastUsed\x1aW\n" +
+	"\rLastUsedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x120\n" +
+	"\x05value\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05value:\x028\x01\"<\n" +
 	"\rPutGithubLink\x12+\n" +
 	"\x04link\x18\x01 \x01(\v2\x17.v9.state.v1.GithubLinkR\x04link\"5\n" +
 	"\x10DeleteGithubLink\x12!\n" +
-	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\"\x88\f\n" +
+	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\"\xf2\r\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12*\n" +
-	"\x11ignore_if_unknown\x18\x02 \x01(\bR\x0fignoreIfUnknown\x12I\n" +
+	"\x11ignore_if_unknown\x18\x02 \x01(\bR\x0fignoreIfUnknown\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12I\n" +
 	"\x10create_component\x18\n" +
 	" \x01(\v2\x1c.v9.state.v1.CreateComponentH\x00R\x0fcreateComponent\x12V\n" +
 	"\x15update_component_spec\x18\v \x01(\v2 .v9.state.v1.UpdateComponentSpecH\x00R\x13updateComponentSpec\x12V\n" +
@@ -3091,7 +3456,10 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x10create_api_token\x183 \x01(\v2\x1b.v9.state.v1.CreateApiTokenH\x00R\x0ecreateApiToken\x12G\n" +
 	"\x10delete_api_token\x184 \x01(\v2\x1b.v9.state.v1.DeleteApiTokenH\x00R\x0edeleteApiToken\x12D\n" +
 	"\x0fput_github_link\x185 \x01(\v2\x1a.v9.state.v1.PutGithubLinkH\x00R\rputGithubLink\x12M\n" +
-	"\x12delete_github_link\x186 \x01(\v2\x1d.v9.state.v1.DeleteGithubLinkH\x00R\x10deleteGithubLinkB\x04\n" +
+	"\x12delete_github_link\x186 \x01(\v2\x1d.v9.state.v1.DeleteGithubLinkH\x00R\x10deleteGithubLink\x12@\n" +
+	"\racl_bootstrap\x187 \x01(\v2\x19.v9.state.v1.AclBootstrapH\x00R\faclBootstrap\x12G\n" +
+	"\x10revoke_api_token\x188 \x01(\v2\x1b.v9.state.v1.RevokeApiTokenH\x00R\x0erevokeApiToken\x12G\n" +
+	"\x10touch_api_tokens\x189 \x01(\v2\x1b.v9.state.v1.TouchApiTokensH\x00R\x0etouchApiTokensB\x04\n" +
 	"\x02op*K\n" +
 	"\aRuntime\x12\x17\n" +
 	"\x13RUNTIME_UNSPECIFIED\x10\x00\x12\x10\n" +
@@ -3138,7 +3506,7 @@ func file_v9_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_v9_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_v9_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_v9_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_v9_state_v1_state_proto_goTypes = []any{
 	(Runtime)(0),                  // 0: v9.state.v1.Runtime
 	(DesiredState)(0),             // 1: v9.state.v1.DesiredState
@@ -3157,98 +3525,114 @@ var file_v9_state_v1_state_proto_goTypes = []any{
 	(*Placement)(nil),             // 14: v9.state.v1.Placement
 	(*User)(nil),                  // 15: v9.state.v1.User
 	(*ApiToken)(nil),              // 16: v9.state.v1.ApiToken
-	(*GithubLink)(nil),            // 17: v9.state.v1.GithubLink
-	(*State)(nil),                 // 18: v9.state.v1.State
-	(*CreateComponent)(nil),       // 19: v9.state.v1.CreateComponent
-	(*UpdateComponentSpec)(nil),   // 20: v9.state.v1.UpdateComponentSpec
-	(*SetComponentDesired)(nil),   // 21: v9.state.v1.SetComponentDesired
-	(*ScaleComponent)(nil),        // 22: v9.state.v1.ScaleComponent
-	(*DeleteComponent)(nil),       // 23: v9.state.v1.DeleteComponent
-	(*RegisterNode)(nil),          // 24: v9.state.v1.RegisterNode
-	(*SetNodeStatus)(nil),         // 25: v9.state.v1.SetNodeStatus
-	(*RemoveNode)(nil),            // 26: v9.state.v1.RemoveNode
-	(*CreateDeployment)(nil),      // 27: v9.state.v1.CreateDeployment
-	(*SetDeploymentStatus)(nil),   // 28: v9.state.v1.SetDeploymentStatus
-	(*ActivateDeployment)(nil),    // 29: v9.state.v1.ActivateDeployment
-	(*PutPlacements)(nil),         // 30: v9.state.v1.PutPlacements
-	(*SetPlacementObserved)(nil),  // 31: v9.state.v1.SetPlacementObserved
-	(*DeletePlacements)(nil),      // 32: v9.state.v1.DeletePlacements
-	(*CreateUser)(nil),            // 33: v9.state.v1.CreateUser
-	(*CreateApiToken)(nil),        // 34: v9.state.v1.CreateApiToken
-	(*DeleteApiToken)(nil),        // 35: v9.state.v1.DeleteApiToken
-	(*PutGithubLink)(nil),         // 36: v9.state.v1.PutGithubLink
-	(*DeleteGithubLink)(nil),      // 37: v9.state.v1.DeleteGithubLink
-	(*Command)(nil),               // 38: v9.state.v1.Command
-	nil,                           // 39: v9.state.v1.ComponentSpec.EnvEntry
-	(*timestamppb.Timestamp)(nil), // 40: google.protobuf.Timestamp
+	(*AuditEntry)(nil),            // 17: v9.state.v1.AuditEntry
+	(*GithubLink)(nil),            // 18: v9.state.v1.GithubLink
+	(*State)(nil),                 // 19: v9.state.v1.State
+	(*CreateComponent)(nil),       // 20: v9.state.v1.CreateComponent
+	(*UpdateComponentSpec)(nil),   // 21: v9.state.v1.UpdateComponentSpec
+	(*SetComponentDesired)(nil),   // 22: v9.state.v1.SetComponentDesired
+	(*ScaleComponent)(nil),        // 23: v9.state.v1.ScaleComponent
+	(*DeleteComponent)(nil),       // 24: v9.state.v1.DeleteComponent
+	(*RegisterNode)(nil),          // 25: v9.state.v1.RegisterNode
+	(*SetNodeStatus)(nil),         // 26: v9.state.v1.SetNodeStatus
+	(*RemoveNode)(nil),            // 27: v9.state.v1.RemoveNode
+	(*CreateDeployment)(nil),      // 28: v9.state.v1.CreateDeployment
+	(*SetDeploymentStatus)(nil),   // 29: v9.state.v1.SetDeploymentStatus
+	(*ActivateDeployment)(nil),    // 30: v9.state.v1.ActivateDeployment
+	(*PutPlacements)(nil),         // 31: v9.state.v1.PutPlacements
+	(*SetPlacementObserved)(nil),  // 32: v9.state.v1.SetPlacementObserved
+	(*DeletePlacements)(nil),      // 33: v9.state.v1.DeletePlacements
+	(*CreateUser)(nil),            // 34: v9.state.v1.CreateUser
+	(*CreateApiToken)(nil),        // 35: v9.state.v1.CreateApiToken
+	(*DeleteApiToken)(nil),        // 36: v9.state.v1.DeleteApiToken
+	(*AclBootstrap)(nil),          // 37: v9.state.v1.AclBootstrap
+	(*RevokeApiToken)(nil),        // 38: v9.state.v1.RevokeApiToken
+	(*TouchApiTokens)(nil),        // 39: v9.state.v1.TouchApiTokens
+	(*PutGithubLink)(nil),         // 40: v9.state.v1.PutGithubLink
+	(*DeleteGithubLink)(nil),      // 41: v9.state.v1.DeleteGithubLink
+	(*Command)(nil),               // 42: v9.state.v1.Command
+	nil,                           // 43: v9.state.v1.ComponentSpec.EnvEntry
+	nil,                           // 44: v9.state.v1.TouchApiTokens.LastUsedEntry
+	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
 }
 var file_v9_state_v1_state_proto_depIdxs = []int32{
-	39, // 0: v9.state.v1.ComponentSpec.env:type_name -> v9.state.v1.ComponentSpec.EnvEntry
+	43, // 0: v9.state.v1.ComponentSpec.env:type_name -> v9.state.v1.ComponentSpec.EnvEntry
 	7,  // 1: v9.state.v1.ComponentSpec.wasm:type_name -> v9.state.v1.WasmSpec
 	8,  // 2: v9.state.v1.ComponentSpec.container:type_name -> v9.state.v1.ContainerSpec
 	6,  // 3: v9.state.v1.Component.source:type_name -> v9.state.v1.Source
 	0,  // 4: v9.state.v1.Component.runtime:type_name -> v9.state.v1.Runtime
 	9,  // 5: v9.state.v1.Component.spec:type_name -> v9.state.v1.ComponentSpec
 	1,  // 6: v9.state.v1.Component.desired:type_name -> v9.state.v1.DesiredState
-	40, // 7: v9.state.v1.Component.create_time:type_name -> google.protobuf.Timestamp
-	40, // 8: v9.state.v1.Component.update_time:type_name -> google.protobuf.Timestamp
+	45, // 7: v9.state.v1.Component.create_time:type_name -> google.protobuf.Timestamp
+	45, // 8: v9.state.v1.Component.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: v9.state.v1.Deployment.status:type_name -> v9.state.v1.DeploymentStatus
-	40, // 10: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
-	40, // 11: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
+	45, // 10: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
+	45, // 11: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
 	9,  // 12: v9.state.v1.Deployment.spec:type_name -> v9.state.v1.ComponentSpec
 	12, // 13: v9.state.v1.Node.capacity:type_name -> v9.state.v1.Resources
 	0,  // 14: v9.state.v1.Node.runtimes:type_name -> v9.state.v1.Runtime
 	3,  // 15: v9.state.v1.Node.status:type_name -> v9.state.v1.NodeStatus
-	40, // 16: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
+	45, // 16: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
 	4,  // 17: v9.state.v1.Placement.desired:type_name -> v9.state.v1.PlacementDesired
 	5,  // 18: v9.state.v1.Placement.observed:type_name -> v9.state.v1.PlacementObserved
-	40, // 19: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	40, // 20: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
-	10, // 21: v9.state.v1.State.components:type_name -> v9.state.v1.Component
-	11, // 22: v9.state.v1.State.deployments:type_name -> v9.state.v1.Deployment
-	13, // 23: v9.state.v1.State.nodes:type_name -> v9.state.v1.Node
-	14, // 24: v9.state.v1.State.placements:type_name -> v9.state.v1.Placement
-	15, // 25: v9.state.v1.State.users:type_name -> v9.state.v1.User
-	16, // 26: v9.state.v1.State.api_tokens:type_name -> v9.state.v1.ApiToken
-	17, // 27: v9.state.v1.State.github_links:type_name -> v9.state.v1.GithubLink
-	10, // 28: v9.state.v1.CreateComponent.component:type_name -> v9.state.v1.Component
-	9,  // 29: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
-	1,  // 30: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
-	13, // 31: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
-	3,  // 32: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
-	11, // 33: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
-	2,  // 34: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
-	9,  // 35: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
-	14, // 36: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
-	5,  // 37: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
-	15, // 38: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
-	16, // 39: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
-	17, // 40: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
-	40, // 41: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
-	19, // 42: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
-	20, // 43: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
-	21, // 44: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
-	22, // 45: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
-	23, // 46: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
-	24, // 47: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
-	25, // 48: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
-	26, // 49: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
-	27, // 50: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
-	28, // 51: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
-	29, // 52: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
-	30, // 53: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
-	31, // 54: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
-	32, // 55: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
-	33, // 56: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
-	34, // 57: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
-	35, // 58: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
-	36, // 59: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
-	37, // 60: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
-	61, // [61:61] is the sub-list for method output_type
-	61, // [61:61] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	45, // 19: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	45, // 20: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
+	45, // 21: v9.state.v1.ApiToken.expire_time:type_name -> google.protobuf.Timestamp
+	45, // 22: v9.state.v1.ApiToken.last_used_time:type_name -> google.protobuf.Timestamp
+	45, // 23: v9.state.v1.ApiToken.revoke_time:type_name -> google.protobuf.Timestamp
+	45, // 24: v9.state.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	10, // 25: v9.state.v1.State.components:type_name -> v9.state.v1.Component
+	11, // 26: v9.state.v1.State.deployments:type_name -> v9.state.v1.Deployment
+	13, // 27: v9.state.v1.State.nodes:type_name -> v9.state.v1.Node
+	14, // 28: v9.state.v1.State.placements:type_name -> v9.state.v1.Placement
+	15, // 29: v9.state.v1.State.users:type_name -> v9.state.v1.User
+	16, // 30: v9.state.v1.State.api_tokens:type_name -> v9.state.v1.ApiToken
+	18, // 31: v9.state.v1.State.github_links:type_name -> v9.state.v1.GithubLink
+	17, // 32: v9.state.v1.State.audit:type_name -> v9.state.v1.AuditEntry
+	10, // 33: v9.state.v1.CreateComponent.component:type_name -> v9.state.v1.Component
+	9,  // 34: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
+	1,  // 35: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
+	13, // 36: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
+	3,  // 37: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
+	11, // 38: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
+	2,  // 39: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
+	9,  // 40: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
+	14, // 41: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
+	5,  // 42: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
+	15, // 43: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
+	16, // 44: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
+	16, // 45: v9.state.v1.AclBootstrap.token:type_name -> v9.state.v1.ApiToken
+	44, // 46: v9.state.v1.TouchApiTokens.last_used:type_name -> v9.state.v1.TouchApiTokens.LastUsedEntry
+	18, // 47: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
+	45, // 48: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
+	20, // 49: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
+	21, // 50: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
+	22, // 51: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
+	23, // 52: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
+	24, // 53: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
+	25, // 54: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
+	26, // 55: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
+	27, // 56: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
+	28, // 57: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
+	29, // 58: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
+	30, // 59: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
+	31, // 60: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
+	32, // 61: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
+	33, // 62: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
+	34, // 63: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
+	35, // 64: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
+	36, // 65: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
+	40, // 66: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
+	41, // 67: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
+	37, // 68: v9.state.v1.Command.acl_bootstrap:type_name -> v9.state.v1.AclBootstrap
+	38, // 69: v9.state.v1.Command.revoke_api_token:type_name -> v9.state.v1.RevokeApiToken
+	39, // 70: v9.state.v1.Command.touch_api_tokens:type_name -> v9.state.v1.TouchApiTokens
+	45, // 71: v9.state.v1.TouchApiTokens.LastUsedEntry.value:type_name -> google.protobuf.Timestamp
+	72, // [72:72] is the sub-list for method output_type
+	72, // [72:72] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_v9_state_v1_state_proto_init() }
@@ -3256,7 +3640,7 @@ func file_v9_state_v1_state_proto_init() {
 	if File_v9_state_v1_state_proto != nil {
 		return
 	}
-	file_v9_state_v1_state_proto_msgTypes[32].OneofWrappers = []any{
+	file_v9_state_v1_state_proto_msgTypes[36].OneofWrappers = []any{
 		(*Command_CreateComponent)(nil),
 		(*Command_UpdateComponentSpec)(nil),
 		(*Command_SetComponentDesired)(nil),
@@ -3276,6 +3660,9 @@ func file_v9_state_v1_state_proto_init() {
 		(*Command_DeleteApiToken)(nil),
 		(*Command_PutGithubLink)(nil),
 		(*Command_DeleteGithubLink)(nil),
+		(*Command_AclBootstrap)(nil),
+		(*Command_RevokeApiToken)(nil),
+		(*Command_TouchApiTokens)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3283,7 +3670,7 @@ func file_v9_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_state_v1_state_proto_rawDesc), len(file_v9_state_v1_state_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   34,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

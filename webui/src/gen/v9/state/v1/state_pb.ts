@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file v9/state/v1/state.proto.
  */
 export const file_v9_state_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("Chd2OS9zdGF0ZS92MS9zdGF0ZS5wcm90bxILdjkuc3RhdGUudjEiLQoGU291cmNlEhMKC2dpdGh1Yl9yZXBvGAEgASgJEg4KBmJyYW5jaBgCIAEoCSIpCghXYXNtU3BlYxIOCgZtb2R1bGUYASABKAkSDQoFYnVpbGQYAiABKAkiQAoNQ29udGFpbmVyU3BlYxINCgVpbWFnZRgBIAEoCRIPCgdjb21tYW5kGAIgAygJEg8KB2FyY2hpdmUYAyABKAkiuQIKDUNvbXBvbmVudFNwZWMSMAoDZW52GAEgAygLMiMudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYy5FbnZFbnRyeRIRCglzY2FsZV9taW4YAiABKA0SEQoJc2NhbGVfbWF4GAMgASgNEhEKCWV4Y2x1c2l2ZRgEIAEoCBITCgtjb25jdXJyZW5jeRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKdGltZW91dF9tcxgHIAEoDRIjCgR3YXNtGAggASgLMhUudjkuc3RhdGUudjEuV2FzbVNwZWMSLQoJY29udGFpbmVyGAkgASgLMhoudjkuc3RhdGUudjEuQ29udGFpbmVyU3BlYxoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpQDCglDb21wb25lbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgVvd25lchgDIAEoCRIjCgZzb3VyY2UYBCABKAsyEy52OS5zdGF0ZS52MS5Tb3VyY2USJQoHcnVudGltZRgFIAEoDjIULnY5LnN0YXRlLnYxLlJ1bnRpbWUSKAoEc3BlYxgGIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSKgoHZGVzaXJlZBgHIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZRIcChRhY3RpdmVfZGVwbG95bWVudF9pZBgIIAEoCRIQCghyZXBsaWNhcxgJIAEoDRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgMIAEoBBIUCgxtb2RpZnlfaW5kZXgYDSABKAQi2gMKCkRlcGxveW1lbnQSCgoCaWQYASABKAkSFAoMY29tcG9uZW50X2lkGAIgASgJEhIKCmNvbW1pdF9zaGEYAyABKAkSFgoOY29tbWl0X21lc3NhZ2UYBCABKAkSDgoGYXV0aG9yGAUgASgJEhcKD2FydGlmYWN0X2RpZ2VzdBgGIAEoCRItCgZzdGF0dXMYByABKA4yHS52OS5zdGF0ZS52MS5EZXBsb3ltZW50U3RhdHVzEg0KBWVycm9yGAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY3JlYXRlX2luZGV4GAsgASgEEhQKDG1vZGlmeV9pbmRleBgMIAEoBBIXCg9hcnRpZmFjdF9vcmlnaW4YDSABKAkSDgoGcHVzaGVyGA4gASgJEhMKC2RlbGl2ZXJ5X2lkGA8gASgJEg4KBmJyYW5jaBgQIAEoCRIoCgRzcGVjGBEgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIRCglidWlsZF9sb2cYEiABKAkiNQoJUmVzb3VyY2VzEhQKDG1lbW9yeV9ieXRlcxgBIAEoBBISCgpjcHVfbWlsbGlzGAIgASgNIrQCCgROb2RlEgoKAmlkGAEgASgJEhAKCGFwaV9hZGRyGAIgASgJEhIKCnByb3h5X2FkZHIYAyABKAkSEQoJcmFmdF9hZGRyGAQgASgJEigKCGNhcGFjaXR5GAUgASgLMhYudjkuc3RhdGUudjEuUmVzb3VyY2VzEiYKCHJ1bnRpbWVzGAYgAygOMhQudjkuc3RhdGUudjEuUnVudGltZRInCgZzdGF0dXMYByABKA4yFy52OS5zdGF0ZS52MS5Ob2RlU3RhdHVzEjEKDXJlZ2lzdGVyX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQSDQoFZHJhaW4YCyABKAgiggIKCVBsYWNlbWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSFQoNZGVwbG95bWVudF9pZBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEi4KB2Rlc2lyZWQYBSABKA4yHS52OS5zdGF0ZS52MS5QbGFjZW1lbnREZXNpcmVkEjAKCG9ic2VydmVkGAYgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAcgASgJEg0KBWVwb2NoGAggASgEEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQiUQoEVXNlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ2CghBcGlUb2tlbhIKCgJpZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc2hhMjU2GAQgASgMEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ3CgpHaXRodWJMaW5rEhQKDGNvbXBvbmVudF9pZBgBIAEoCRIMCgRyZXBvGAIgASgJEg4KBmJyYW5jaBgDIAEoCRIPCgdob29rX2lkGAQgASgDEg4KBnNlY3JldBgFIAEoDBIUCgxwb2xsX3NlY29uZHMYBiABKA0iugIKBVN0YXRlEg0KBWluZGV4GAEgASgEEioKCmNvbXBvbmVudHMYAiADKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSLAoLZGVwbG95bWVudHMYAyADKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50EiAKBW5vZGVzGAQgAygLMhEudjkuc3RhdGUudjEuTm9kZRIqCgpwbGFjZW1lbnRzGAUgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50EiAKBXVzZXJzGAYgAygLMhEudjkuc3RhdGUudjEuVXNlchIpCgphcGlfdG9rZW5zGAcgAygLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4SLQoMZ2l0aHViX2xpbmtzGAggAygLMhcudjkuc3RhdGUudjEuR2l0aHViTGluayI8Cg9DcmVhdGVDb21wb25lbnQSKQoJY29tcG9uZW50GAEgASgLMhYudjkuc3RhdGUudjEuQ29tcG9uZW50Ik0KE1VwZGF0ZUNvbXBvbmVudFNwZWMSDAoEbmFtZRgBIAEoCRIoCgRzcGVjGAIgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYyJPChNTZXRDb21wb25lbnREZXNpcmVkEgwKBG5hbWUYASABKAkSKgoHZGVzaXJlZBgCIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZSIwCg5TY2FsZUNvbXBvbmVudBIMCgRuYW1lGAEgASgJEhAKCHJlcGxpY2FzGAIgASgNIh8KD0RlbGV0ZUNvbXBvbmVudBIMCgRuYW1lGAEgASgJIi8KDFJlZ2lzdGVyTm9kZRIfCgRub2RlGAEgASgLMhEudjkuc3RhdGUudjEuTm9kZSJECg1TZXROb2RlU3RhdHVzEgoKAmlkGAEgASgJEicKBnN0YXR1cxgCIAEoDjIXLnY5LnN0YXRlLnYxLk5vZGVTdGF0dXMiGAoKUmVtb3ZlTm9kZRIKCgJpZBgBIAEoCSI/ChBDcmVhdGVEZXBsb3ltZW50EisKCmRlcGxveW1lbnQYASABKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50IuABChNTZXREZXBsb3ltZW50U3RhdHVzEgoKAmlkGAEgASgJEi0KBnN0YXR1cxgCIAEoDjIdLnY5LnN0YXRlLnYxLkRlcGxveW1lbnRTdGF0dXMSDQoFZXJyb3IYAyABKAkSFwoPYXJ0aWZhY3RfZGlnZXN0GAQgASgJEhEKCWJ1aWxkX2xvZxgFIAEoCRIoCgRzcGVjGAYgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIXCg9hcnRpZmFjdF9vcmlnaW4YByABKAkSEAoIYWN0aXZhdGUYCCABKAgiQQoSQWN0aXZhdGVEZXBsb3ltZW50EhQKDGNvbXBvbmVudF9pZBgBIAEoCRIVCg1kZXBsb3ltZW50X2lkGAIgASgJIjsKDVB1dFBsYWNlbWVudHMSKgoKcGxhY2VtZW50cxgBIAMoCzIWLnY5LnN0YXRlLnYxLlBsYWNlbWVudCJkChRTZXRQbGFjZW1lbnRPYnNlcnZlZBIKCgJpZBgBIAEoCRIwCghvYnNlcnZlZBgCIAEoDjIeLnY5LnN0YXRlLnYxLlBsYWNlbWVudE9ic2VydmVkEg4KBnJlYXNvbhgDIAEoCSIfChBEZWxldGVQbGFjZW1lbnRzEgsKA2lkcxgBIAMoCSItCgpDcmVhdGVVc2VyEh8KBHVzZXIYASABKAsyES52OS5zdGF0ZS52MS5Vc2VyIjYKDkNyZWF0ZUFwaVRva2VuEiQKBXRva2VuGAEgASgLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4iHAoORGVsZXRlQXBpVG9rZW4SCgoCaWQYASABKAkiNgoNUHV0R2l0aHViTGluaxIlCgRsaW5rGAEgASgLMhcudjkuc3RhdGUudjEuR2l0aHViTGluayIoChBEZWxldGVHaXRodWJMaW5rEhQKDGNvbXBvbmVudF9pZBgBIAEoCSKtCQoHQ29tbWFuZBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFpZ25vcmVfaWZfdW5rbm93bhgCIAEoCBI4ChBjcmVhdGVfY29tcG9uZW50GAogASgLMhwudjkuc3RhdGUudjEuQ3JlYXRlQ29tcG9uZW50SAASQQoVdXBkYXRlX2NvbXBvbmVudF9zcGVjGAsgASgLMiAudjkuc3RhdGUudjEuVXBkYXRlQ29tcG9uZW50U3BlY0gAEkEKFXNldF9jb21wb25lbnRfZGVzaXJlZBgMIAEoCzIgLnY5LnN0YXRlLnYxLlNldENvbXBvbmVudERlc2lyZWRIABI2Cg9zY2FsZV9jb21wb25lbnQYDSABKAsyGy52OS5zdGF0ZS52MS5TY2FsZUNvbXBvbmVudEgAEjgKEGRlbGV0ZV9jb21wb25lbnQYDiABKAsyHC52OS5zdGF0ZS52MS5EZWxldGVDb21wb25lbnRIABIyCg1yZWdpc3Rlcl9ub2RlGBQgASgLMhkudjkuc3RhdGUudjEuUmVnaXN0ZXJOb2RlSAASNQoPc2V0X25vZGVfc3RhdHVzGBUgASgLMhoudjkuc3RhdGUudjEuU2V0Tm9kZVN0YXR1c0gAEi4KC3JlbW92ZV9ub2RlGBYgASgLMhcudjkuc3RhdGUudjEuUmVtb3ZlTm9kZUgAEjoKEWNyZWF0ZV9kZXBsb3ltZW50GB4gASgLMh0udjkuc3RhdGUudjEuQ3JlYXRlRGVwbG95bWVudEgAEkEKFXNldF9kZXBsb3ltZW50X3N0YXR1cxgfIAEoCzIgLnY5LnN0YXRlLnYxLlNldERlcGxveW1lbnRTdGF0dXNIABI+ChNhY3RpdmF0ZV9kZXBsb3ltZW50GCAgASgLMh8udjkuc3RhdGUudjEuQWN0aXZhdGVEZXBsb3ltZW50SAASNAoOcHV0X3BsYWNlbWVudHMYKCABKAsyGi52OS5zdGF0ZS52MS5QdXRQbGFjZW1lbnRzSAASQwoWc2V0X3BsYWNlbWVudF9vYnNlcnZlZBgpIAEoCzIhLnY5LnN0YXRlLnYxLlNldFBsYWNlbWVudE9ic2VydmVkSAASOgoRZGVsZXRlX3BsYWNlbWVudHMYKiABKAsyHS52OS5zdGF0ZS52MS5EZWxldGVQbGFjZW1lbnRzSAASLgoLY3JlYXRlX3VzZXIYMiABKAsyFy52OS5zdGF0ZS52MS5DcmVhdGVVc2VySAASNwoQY3JlYXRlX2FwaV90b2tlbhgzIAEoCzIbLnY5LnN0YXRlLnYxLkNyZWF0ZUFwaVRva2VuSAASNwoQZGVsZXRlX2FwaV90b2tlbhg0IAEoCzIbLnY5LnN0YXRlLnYxLkRlbGV0ZUFwaVRva2VuSAASNQoPcHV0X2dpdGh1Yl9saW5rGDUgASgLMhoudjkuc3RhdGUudjEuUHV0R2l0aHViTGlua0gAEjsKEmRlbGV0ZV9naXRodWJfbGluaxg2IAEoCzIdLnY5LnN0YXRlLnYxLkRlbGV0ZUdpdGh1YkxpbmtIAEIECgJvcCpLCgdSdW50aW1lEhcKE1JVTlRJTUVfVU5TUEVDSUZJRUQQABIQCgxSVU5USU1FX1dBU00QARIVChFSVU5USU1FX0NPTlRBSU5FUhACKmIKDERlc2lyZWRTdGF0ZRIdChlERVNJUkVEX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVREVTSVJFRF9TVEFURV9SVU5OSU5HEAESGAoUREVTSVJFRF9TVEFURV9QQVVTRUQQAiqvAQoQRGVwbG95bWVudFN0YXR1cxIhCh1ERVBMT1lNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGURFUExPWU1FTlRfU1RBVFVTX1BFTkRJTkcQARIeChpERVBMT1lNRU5UX1NUQVRVU19CVUlMRElORxACEhsKF0RFUExPWU1FTlRfU1RBVFVTX1JFQURZEAMSHAoYREVQTE9ZTUVOVF9TVEFUVVNfRkFJTEVEEAQqcAoKTm9kZVN0YXR1cxIbChdOT0RFX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEU5PREVfU1RBVFVTX1JFQURZEAESFAoQTk9ERV9TVEFUVVNfRE9XThACEhgKFE5PREVfU1RBVFVTX0RSQUlOSU5HEAMqbAoQUGxhY2VtZW50RGVzaXJlZBIhCh1QTEFDRU1FTlRfREVTSVJFRF9VTlNQRUNJRklFRBAAEhkKFVBMQUNFTUVOVF9ERVNJUkVEX1JVThABEhoKFlBMQUNFTUVOVF9ERVNJUkVEX1NUT1AQAirUAQoRUGxhY2VtZW50T2JzZXJ2ZWQSIgoeUExBQ0VNRU5UX09CU0VSVkVEX1VOU1BFQ0lGSUVEEAASHwobUExBQ0VNRU5UX09CU0VSVkVEX1NUQVJUSU5HEAESHgoaUExBQ0VNRU5UX09CU0VSVkVEX1JVTk5JTkcQAhIdChlQTEFDRU1FTlRfT0JTRVJWRURfRkFJTEVEEAMSHgoaUExBQ0VNRU5UX09CU0VSVkVEX1NUT1BQRUQQBBIbChdQTEFDRU1FTlRfT0JTRVJWRURfTE9TVBAFQjVaM2dpdGh1Yi5jb20vdmVsb2NpdHk5L3Y5L3JwYy9nZW4vdjkvc3RhdGUvdjE7c3RhdGV2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Chd2OS9zdGF0ZS92MS9zdGF0ZS5wcm90bxILdjkuc3RhdGUudjEiLQoGU291cmNlEhMKC2dpdGh1Yl9yZXBvGAEgASgJEg4KBmJyYW5jaBgCIAEoCSIpCghXYXNtU3BlYxIOCgZtb2R1bGUYASABKAkSDQoFYnVpbGQYAiABKAkiQAoNQ29udGFpbmVyU3BlYxINCgVpbWFnZRgBIAEoCRIPCgdjb21tYW5kGAIgAygJEg8KB2FyY2hpdmUYAyABKAkiuQIKDUNvbXBvbmVudFNwZWMSMAoDZW52GAEgAygLMiMudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYy5FbnZFbnRyeRIRCglzY2FsZV9taW4YAiABKA0SEQoJc2NhbGVfbWF4GAMgASgNEhEKCWV4Y2x1c2l2ZRgEIAEoCBITCgtjb25jdXJyZW5jeRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKdGltZW91dF9tcxgHIAEoDRIjCgR3YXNtGAggASgLMhUudjkuc3RhdGUudjEuV2FzbVNwZWMSLQoJY29udGFpbmVyGAkgASgLMhoudjkuc3RhdGUudjEuQ29udGFpbmVyU3BlYxoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpQDCglDb21wb25lbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgVvd25lchgDIAEoCRIjCgZzb3VyY2UYBCABKAsyEy52OS5zdGF0ZS52MS5Tb3VyY2USJQoHcnVudGltZRgFIAEoDjIULnY5LnN0YXRlLnYxLlJ1bnRpbWUSKAoEc3BlYxgGIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSKgoHZGVzaXJlZBgHIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZRIcChRhY3RpdmVfZGVwbG95bWVudF9pZBgIIAEoCRIQCghyZXBsaWNhcxgJIAEoDRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgMIAEoBBIUCgxtb2RpZnlfaW5kZXgYDSABKAQi6QMKCkRlcGxveW1lbnQSCgoCaWQYASABKAkSFAoMY29tcG9uZW50X2lkGAIgASgJEhIKCmNvbW1pdF9zaGEYAyABKAkSFgoOY29tbWl0X21lc3NhZ2UYBCABKAkSDgoGYXV0aG9yGAUgASgJEhcKD2FydGlmYWN0X2RpZ2VzdBgGIAEoCRItCgZzdGF0dXMYByABKA4yHS52OS5zdGF0ZS52MS5EZXBsb3ltZW50U3RhdHVzEg0KBWVycm9yGAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY3JlYXRlX2luZGV4GAsgASgEEhQKDG1vZGlmeV9pbmRleBgMIAEoBBIXCg9hcnRpZmFjdF9vcmlnaW4YDSABKAkSDgoGcHVzaGVyGA4gASgJEhMKC2RlbGl2ZXJ5X2lkGA8gASgJEg4KBmJyYW5jaBgQIAEoCRIoCgRzcGVjGBEgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIRCglidWlsZF9sb2cYEiABKAkSDQoFYWN0b3IYEyABKAkiNQoJUmVzb3VyY2VzEhQKDG1lbW9yeV9ieXRlcxgBIAEoBBISCgpjcHVfbWlsbGlzGAIgASgNIrQCCgROb2RlEgoKAmlkGAEgASgJEhAKCGFwaV9hZGRyGAIgASgJEhIKCnByb3h5X2FkZHIYAyABKAkSEQoJcmFmdF9hZGRyGAQgASgJEigKCGNhcGFjaXR5GAUgASgLMhYudjkuc3RhdGUudjEuUmVzb3VyY2VzEiYKCHJ1bnRpbWVzGAYgAygOMhQudjkuc3RhdGUudjEuUnVudGltZRInCgZzdGF0dXMYByABKA4yFy52OS5zdGF0ZS52MS5Ob2RlU3RhdHVzEjEKDXJlZ2lzdGVyX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQSDQoFZHJhaW4YCyABKAgiggIKCVBsYWNlbWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSFQoNZGVwbG95bWVudF9pZBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEi4KB2Rlc2lyZWQYBSABKA4yHS52OS5zdGF0ZS52MS5QbGFjZW1lbnREZXNpcmVkEjAKCG9ic2VydmVkGAYgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAcgASgJEg0KBWVwb2NoGAggASgEEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQiUQoEVXNlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKrAgoIQXBpVG9rZW4SCgoCaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNoYTI1NhgEIAEoDBIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEcm9sZRgGIAEoCRIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHY3JlYXRvchgIIAEoCRIyCg5sYXN0X3VzZWRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInAKCkF1ZGl0RW50cnkSDQoFaW5kZXgYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSCgoCb3AYBCABKAkSDgoGdGFyZ2V0GAUgASgJIncKCkdpdGh1YkxpbmsSFAoMY29tcG9uZW50X2lkGAEgASgJEgwKBHJlcG8YAiABKAkSDgoGYnJhbmNoGAMgASgJEg8KB2hvb2tfaWQYBCABKAMSDgoGc2VjcmV0GAUgASgMEhQKDHBvbGxfc2Vjb25kcxgGIAEoDSL8AgoFU3RhdGUSDQoFaW5kZXgYASABKAQSKgoKY29tcG9uZW50cxgCIAMoCzIWLnY5LnN0YXRlLnYxLkNvbXBvbmVudBIsCgtkZXBsb3ltZW50cxgDIAMoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQSIAoFbm9kZXMYBCADKAsyES52OS5zdGF0ZS52MS5Ob2RlEioKCnBsYWNlbWVudHMYBSADKAsyFi52OS5zdGF0ZS52MS5QbGFjZW1lbnQSIAoFdXNlcnMYBiADKAsyES52OS5zdGF0ZS52MS5Vc2VyEikKCmFwaV90b2tlbnMYByADKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbhItCgxnaXRodWJfbGlua3MYCCADKAsyFy52OS5zdGF0ZS52MS5HaXRodWJMaW5rEhgKEGFjbF9ib290c3RyYXBwZWQYCSABKAgSJgoFYXVkaXQYCiADKAsyFy52OS5zdGF0ZS52MS5BdWRpdEVudHJ5IjwKD0NyZWF0ZUNvbXBvbmVudBIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQiTQoTVXBkYXRlQ29tcG9uZW50U3BlYxIMCgRuYW1lGAEgASgJEigKBHNwZWMYAiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjIk8KE1NldENvbXBvbmVudERlc2lyZWQSDAoEbmFtZRgBIAEoCRIqCgdkZXNpcmVkGAIgASgOMhkudjkuc3RhdGUudjEuRGVzaXJlZFN0YXRlIjAKDlNjYWxlQ29tcG9uZW50EgwKBG5hbWUYASABKAkSEAoIcmVwbGljYXMYAiABKA0iHwoPRGVsZXRlQ29tcG9uZW50EgwKBG5hbWUYASABKAkiLwoMUmVnaXN0ZXJOb2RlEh8KBG5vZGUYASABKAsyES52OS5zdGF0ZS52MS5Ob2RlIkQKDVNldE5vZGVTdGF0dXMSCgoCaWQYASABKAkSJwoGc3RhdHVzGAIgASgOMhcudjkuc3RhdGUudjEuTm9kZVN0YXR1cyIYCgpSZW1vdmVOb2RlEgoKAmlkGAEgASgJIj8KEENyZWF0ZURlcGxveW1lbnQSKwoKZGVwbG95bWVudBgBIAEoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQi4AEKE1NldERlcGxveW1lbnRTdGF0dXMSCgoCaWQYASABKAkSLQoGc3RhdHVzGAIgASgOMh0udjkuc3RhdGUudjEuRGVwbG95bWVudFN0YXR1cxINCgVlcnJvchgDIAEoCRIXCg9hcnRpZmFjdF9kaWdlc3QYBCABKAkSEQoJYnVpbGRfbG9nGAUgASgJEigKBHNwZWMYBiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEhcKD2FydGlmYWN0X29yaWdpbhgHIAEoCRIQCghhY3RpdmF0ZRgIIAEoCCJBChJBY3RpdmF0ZURlcGxveW1lbnQSFAoMY29tcG9uZW50X2lkGAEgASgJEhUKDWRlcGxveW1lbnRfaWQYAiABKAkiOwoNUHV0UGxhY2VtZW50cxIqCgpwbGFjZW1lbnRzGAEgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50ImQKFFNldFBsYWNlbWVudE9ic2VydmVkEgoKAmlkGAEgASgJEjAKCG9ic2VydmVkGAIgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAMgASgJIh8KEERlbGV0ZVBsYWNlbWVudHMSCwoDaWRzGAEgAygJIi0KCkNyZWF0ZVVzZXISHwoEdXNlchgBIAEoCzIRLnY5LnN0YXRlLnYxLlVzZXIiNgoOQ3JlYXRlQXBpVG9rZW4SJAoFdG9rZW4YASABKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbiIcCg5EZWxldGVBcGlUb2tlbhIKCgJpZBgBIAEoCSI0CgxBY2xCb290c3RyYXASJAoFdG9rZW4YASABKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbiIcCg5SZXZva2VBcGlUb2tlbhIKCgJpZBgBIAEoCSKbAQoOVG91Y2hBcGlUb2tlbnMSPAoJbGFzdF91c2VkGAEgAygLMikudjkuc3RhdGUudjEuVG91Y2hBcGlUb2tlbnMuTGFzdFVzZWRFbnRyeRpLCg1MYXN0VXNlZEVudHJ5EgsKA2tleRgBIAEoCRIpCgV2YWx1ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXA6AjgBIjYKDVB1dEdpdGh1YkxpbmsSJQoEbGluaxgBIAEoCzIXLnY5LnN0YXRlLnYxLkdpdGh1YkxpbmsiKAoQRGVsZXRlR2l0aHViTGluaxIUCgxjb21wb25lbnRfaWQYASABKAki4goKB0NvbW1hbmQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRaWdub3JlX2lmX3Vua25vd24YAiABKAgSDQoFYWN0b3IYAyABKAkSOAoQY3JlYXRlX2NvbXBvbmVudBgKIAEoCzIcLnY5LnN0YXRlLnYxLkNyZWF0ZUNvbXBvbmVudEgAEkEKFXVwZGF0ZV9jb21wb25lbnRfc3BlYxgLIAEoCzIgLnY5LnN0YXRlLnYxLlVwZGF0ZUNvbXBvbmVudFNwZWNIABJBChVzZXRfY29tcG9uZW50X2Rlc2lyZWQYDCABKAsyIC52OS5zdGF0ZS52MS5TZXRDb21wb25lbnREZXNpcmVkSAASNgoPc2NhbGVfY29tcG9uZW50GA0gASgLMhsudjkuc3RhdGUudjEuU2NhbGVDb21wb25lbnRIABI4ChBkZWxldGVfY29tcG9uZW50GA4gASgLMhwudjkuc3RhdGUudjEuRGVsZXRlQ29tcG9uZW50SAASMgoNcmVnaXN0ZXJfbm9kZRgUIAEoCzIZLnY5LnN0YXRlLnYxLlJlZ2lzdGVyTm9kZUgAEjUKD3NldF9ub2RlX3N0YXR1cxgVIAEoCzIaLnY5LnN0YXRlLnYxLlNldE5vZGVTdGF0dXNIABIuCgtyZW1vdmVfbm9kZRgWIAEoCzIXLnY5LnN0YXRlLnYxLlJlbW92ZU5vZGVIABI6ChFjcmVhdGVfZGVwbG95bWVudBgeIAEoCzIdLnY5LnN0YXRlLnYxLkNyZWF0ZURlcGxveW1lbnRIABJBChVzZXRfZGVwbG95bWVudF9zdGF0dXMYHyABKAsyIC52OS5zdGF0ZS52MS5TZXREZXBsb3ltZW50U3RhdHVzSAASPgoTYWN0aXZhdGVfZGVwbG95bWVudBggIAEoCzIfLnY5LnN0YXRlLnYxLkFjdGl2YXRlRGVwbG95bWVudEgAEjQKDnB1dF9wbGFjZW1lbnRzGCggASgLMhoudjkuc3RhdGUudjEuUHV0UGxhY2VtZW50c0gAEkMKFnNldF9wbGFjZW1lbnRfb2JzZXJ2ZWQYKSABKAsyIS52OS5zdGF0ZS52MS5TZXRQbGFjZW1lbnRPYnNlcnZlZEgAEjoKEWRlbGV0ZV9wbGFjZW1lbnRzGCogASgLMh0udjkuc3RhdGUudjEuRGVsZXRlUGxhY2VtZW50c0gAEi4KC2NyZWF0ZV91c2VyGDIgASgLMhcudjkuc3RhdGUudjEuQ3JlYXRlVXNlckgAEjcKEGNyZWF0ZV9hcGlfdG9rZW4YMyABKAsyGy52OS5zdGF0ZS52MS5DcmVhdGVBcGlUb2tlbkgAEjcKEGRlbGV0ZV9hcGlfdG9rZW4YNCABKAsyGy52OS5zdGF0ZS52MS5EZWxldGVBcGlUb2tlbkgAEjUKD3B1dF9naXRodWJfbGluaxg1IAEoCzIaLnY5LnN0YXRlLnYxLlB1dEdpdGh1YkxpbmtIABI7ChJkZWxldGVfZ2l0aHViX2xpbmsYNiABKAsyHS52OS5zdGF0ZS52MS5EZWxldGVHaXRodWJMaW5rSAASMgoNYWNsX2Jvb3RzdHJhcBg3IAEoCzIZLnY5LnN0YXRlLnYxLkFjbEJvb3RzdHJhcEgAEjcKEHJldm9rZV9hcGlfdG9rZW4YOCABKAsyGy52OS5zdGF0ZS52MS5SZXZva2VBcGlUb2tlbkgAEjcKEHRvdWNoX2FwaV90b2tlbnMYOSABKAsyGy52OS5zdGF0ZS52MS5Ub3VjaEFwaVRva2Vuc0gAQgQKAm9wKksKB1J1bnRpbWUSFwoTUlVOVElNRV9VTlNQRUNJRklFRBAAEhAKDFJVTlRJTUVfV0FTTRABEhUKEVJVTlRJTUVfQ09OVEFJTkVSEAIqYgoMRGVzaXJlZFN0YXRlEh0KGURFU0lSRURfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVERVNJUkVEX1NUQVRFX1JVTk5JTkcQARIYChRERVNJUkVEX1NUQVRFX1BBVVNFRBACKq8BChBEZXBsb3ltZW50U3RhdHVzEiEKHURFUExPWU1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHQoZREVQTE9ZTUVOVF9TVEFUVVNfUEVORElORxABEh4KGkRFUExPWU1FTlRfU1RBVFVTX0JVSUxESU5HEAISGwoXREVQTE9ZTUVOVF9TVEFUVVNfUkVBRFkQAxIcChhERVBMT1lNRU5UX1NUQVRVU19GQUlMRUQQBCpwCgpOb2RlU3RhdHVzEhsKF05PREVfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRTk9ERV9TVEFUVVNfUkVBRFkQARIUChBOT0RFX1NUQVRVU19ET1dOEAISGAoUTk9ERV9TVEFUVVNfRFJBSU5JTkcQAypsChBQbGFjZW1lbnREZXNpcmVkEiEKHVBMQUNFTUVOVF9ERVNJUkVEX1VOU1BFQ0lGSUVEEAASGQoVUExBQ0VNRU5UX0RFU0lSRURfUlVOEAESGgoWUExBQ0VNRU5UX0RFU0lSRURfU1RPUBACKtQBChFQbGFjZW1lbnRPYnNlcnZlZBIiCh5QTEFDRU1FTlRfT0JTRVJWRURfVU5TUEVDSUZJRUQQABIfChtQTEFDRU1FTlRfT0JTRVJWRURfU1RBUlRJTkcQARIeChpQTEFDRU1FTlRfT0JTRVJWRURfUlVOTklORxACEh0KGVBMQUNFTUVOVF9PQlNFUlZFRF9GQUlMRUQQAxIeChpQTEFDRU1FTlRfT0JTRVJWRURfU1RPUFBFRBAEEhsKF1BMQUNFTUVOVF9PQlNFUlZFRF9MT1NUEAVCNVozZ2l0aHViLmNvbS92ZWxvY2l0eTkvdjkvcnBjL2dlbi92OS9zdGF0ZS92MTtzdGF0ZXYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Source says where a component's code comes from. An empty github_repo means "upload".
@@ -345,6 +345,13 @@ export type Deployment = Message<"v9.state.v1.Deployment"> & {
    * @generated from field: string build_log = 18;
    */
   buildLog: string;
+
+  /**
+   * who asked for it (the write's actor), "" for a push
+   *
+   * @generated from field: string actor = 19;
+   */
+  actor: string;
 };
 
 /**
@@ -540,7 +547,8 @@ export const UserSchema: GenMessage<User> = /*@__PURE__*/
   messageDesc(file_v9_state_v1_state, 9);
 
 /**
- * ApiToken stores only the SHA-256 of the secret token.
+ * ApiToken stores only the SHA-256 of the secret token. id is the public accessor id; the
+ * secret is shown once, when the token is created.
  *
  * @generated from message v9.state.v1.ApiToken
  */
@@ -551,6 +559,8 @@ export type ApiToken = Message<"v9.state.v1.ApiToken"> & {
   id: string;
 
   /**
+   * "" for a token that belongs to no user (bootstrap, CI)
+   *
    * @generated from field: string user_id = 2;
    */
   userId: string;
@@ -569,6 +579,41 @@ export type ApiToken = Message<"v9.state.v1.ApiToken"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 5;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * "viewer", "developer" or "admin"
+   *
+   * @generated from field: string role = 6;
+   */
+  role: string;
+
+  /**
+   * unset: never expires
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 7;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * actor that created it ("token:<accessor>", "" for bootstrap)
+   *
+   * @generated from field: string creator = 8;
+   */
+  creator: string;
+
+  /**
+   * approximate (recorded at most once a minute)
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_time = 9;
+   */
+  lastUsedTime?: Timestamp | undefined;
+
+  /**
+   * set once revoked; a revoked token is refused
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 10;
+   */
+  revokeTime?: Timestamp | undefined;
 };
 
 /**
@@ -577,6 +622,54 @@ export type ApiToken = Message<"v9.state.v1.ApiToken"> & {
  */
 export const ApiTokenSchema: GenMessage<ApiToken> = /*@__PURE__*/
   messageDesc(file_v9_state_v1_state, 10);
+
+/**
+ * AuditEntry records one successful write made by a user or token (writes the nodes make by
+ * themselves are not audited).
+ *
+ * @generated from message v9.state.v1.AuditEntry
+ */
+export type AuditEntry = Message<"v9.state.v1.AuditEntry"> & {
+  /**
+   * Raft index of the write
+   *
+   * @generated from field: uint64 index = 1;
+   */
+  index: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 2;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * "token:<accessor> (<name>)" or "user:<login>"
+   *
+   * @generated from field: string actor = 3;
+   */
+  actor: string;
+
+  /**
+   * the command, e.g. "create_component"
+   *
+   * @generated from field: string op = 4;
+   */
+  op: string;
+
+  /**
+   * what it changed, e.g. the component name
+   *
+   * @generated from field: string target = 5;
+   */
+  target: string;
+};
+
+/**
+ * Describes the message v9.state.v1.AuditEntry.
+ * Use `create(AuditEntrySchema)` to create a new message.
+ */
+export const AuditEntrySchema: GenMessage<AuditEntry> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 11);
 
 /**
  * GithubLink ties a component to a repository webhook. secret never leaves through read APIs.
@@ -624,7 +717,7 @@ export type GithubLink = Message<"v9.state.v1.GithubLink"> & {
  * Use `create(GithubLinkSchema)` to create a new message.
  */
 export const GithubLinkSchema: GenMessage<GithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 11);
+  messageDesc(file_v9_state_v1_state, 12);
 
 /**
  * State is the whole replicated state; it is what a snapshot holds. Every list is sorted by id.
@@ -673,6 +766,20 @@ export type State = Message<"v9.state.v1.State"> & {
    * @generated from field: repeated v9.state.v1.GithubLink github_links = 8;
    */
   githubLinks: GithubLink[];
+
+  /**
+   * AclBootstrap happened; it never happens again
+   *
+   * @generated from field: bool acl_bootstrapped = 9;
+   */
+  aclBootstrapped: boolean;
+
+  /**
+   * the last writes by users and tokens, oldest first (bounded)
+   *
+   * @generated from field: repeated v9.state.v1.AuditEntry audit = 10;
+   */
+  audit: AuditEntry[];
 };
 
 /**
@@ -680,7 +787,7 @@ export type State = Message<"v9.state.v1.State"> & {
  * Use `create(StateSchema)` to create a new message.
  */
 export const StateSchema: GenMessage<State> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 12);
+  messageDesc(file_v9_state_v1_state, 13);
 
 /**
  * @generated from message v9.state.v1.CreateComponent
@@ -697,7 +804,7 @@ export type CreateComponent = Message<"v9.state.v1.CreateComponent"> & {
  * Use `create(CreateComponentSchema)` to create a new message.
  */
 export const CreateComponentSchema: GenMessage<CreateComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 13);
+  messageDesc(file_v9_state_v1_state, 14);
 
 /**
  * @generated from message v9.state.v1.UpdateComponentSpec
@@ -719,7 +826,7 @@ export type UpdateComponentSpec = Message<"v9.state.v1.UpdateComponentSpec"> & {
  * Use `create(UpdateComponentSpecSchema)` to create a new message.
  */
 export const UpdateComponentSpecSchema: GenMessage<UpdateComponentSpec> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 14);
+  messageDesc(file_v9_state_v1_state, 15);
 
 /**
  * @generated from message v9.state.v1.SetComponentDesired
@@ -741,7 +848,7 @@ export type SetComponentDesired = Message<"v9.state.v1.SetComponentDesired"> & {
  * Use `create(SetComponentDesiredSchema)` to create a new message.
  */
 export const SetComponentDesiredSchema: GenMessage<SetComponentDesired> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 15);
+  messageDesc(file_v9_state_v1_state, 16);
 
 /**
  * @generated from message v9.state.v1.ScaleComponent
@@ -763,7 +870,7 @@ export type ScaleComponent = Message<"v9.state.v1.ScaleComponent"> & {
  * Use `create(ScaleComponentSchema)` to create a new message.
  */
 export const ScaleComponentSchema: GenMessage<ScaleComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 16);
+  messageDesc(file_v9_state_v1_state, 17);
 
 /**
  * @generated from message v9.state.v1.DeleteComponent
@@ -780,7 +887,7 @@ export type DeleteComponent = Message<"v9.state.v1.DeleteComponent"> & {
  * Use `create(DeleteComponentSchema)` to create a new message.
  */
 export const DeleteComponentSchema: GenMessage<DeleteComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 17);
+  messageDesc(file_v9_state_v1_state, 18);
 
 /**
  * @generated from message v9.state.v1.RegisterNode
@@ -797,7 +904,7 @@ export type RegisterNode = Message<"v9.state.v1.RegisterNode"> & {
  * Use `create(RegisterNodeSchema)` to create a new message.
  */
 export const RegisterNodeSchema: GenMessage<RegisterNode> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 18);
+  messageDesc(file_v9_state_v1_state, 19);
 
 /**
  * @generated from message v9.state.v1.SetNodeStatus
@@ -819,7 +926,7 @@ export type SetNodeStatus = Message<"v9.state.v1.SetNodeStatus"> & {
  * Use `create(SetNodeStatusSchema)` to create a new message.
  */
 export const SetNodeStatusSchema: GenMessage<SetNodeStatus> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 19);
+  messageDesc(file_v9_state_v1_state, 20);
 
 /**
  * @generated from message v9.state.v1.RemoveNode
@@ -836,7 +943,7 @@ export type RemoveNode = Message<"v9.state.v1.RemoveNode"> & {
  * Use `create(RemoveNodeSchema)` to create a new message.
  */
 export const RemoveNodeSchema: GenMessage<RemoveNode> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 20);
+  messageDesc(file_v9_state_v1_state, 21);
 
 /**
  * @generated from message v9.state.v1.CreateDeployment
@@ -853,7 +960,7 @@ export type CreateDeployment = Message<"v9.state.v1.CreateDeployment"> & {
  * Use `create(CreateDeploymentSchema)` to create a new message.
  */
 export const CreateDeploymentSchema: GenMessage<CreateDeployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 21);
+  messageDesc(file_v9_state_v1_state, 22);
 
 /**
  * @generated from message v9.state.v1.SetDeploymentStatus
@@ -914,7 +1021,7 @@ export type SetDeploymentStatus = Message<"v9.state.v1.SetDeploymentStatus"> & {
  * Use `create(SetDeploymentStatusSchema)` to create a new message.
  */
 export const SetDeploymentStatusSchema: GenMessage<SetDeploymentStatus> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 22);
+  messageDesc(file_v9_state_v1_state, 23);
 
 /**
  * @generated from message v9.state.v1.ActivateDeployment
@@ -936,7 +1043,7 @@ export type ActivateDeployment = Message<"v9.state.v1.ActivateDeployment"> & {
  * Use `create(ActivateDeploymentSchema)` to create a new message.
  */
 export const ActivateDeploymentSchema: GenMessage<ActivateDeployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 23);
+  messageDesc(file_v9_state_v1_state, 24);
 
 /**
  * @generated from message v9.state.v1.PutPlacements
@@ -953,7 +1060,7 @@ export type PutPlacements = Message<"v9.state.v1.PutPlacements"> & {
  * Use `create(PutPlacementsSchema)` to create a new message.
  */
 export const PutPlacementsSchema: GenMessage<PutPlacements> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 24);
+  messageDesc(file_v9_state_v1_state, 25);
 
 /**
  * @generated from message v9.state.v1.SetPlacementObserved
@@ -980,7 +1087,7 @@ export type SetPlacementObserved = Message<"v9.state.v1.SetPlacementObserved"> &
  * Use `create(SetPlacementObservedSchema)` to create a new message.
  */
 export const SetPlacementObservedSchema: GenMessage<SetPlacementObserved> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 25);
+  messageDesc(file_v9_state_v1_state, 26);
 
 /**
  * @generated from message v9.state.v1.DeletePlacements
@@ -997,7 +1104,7 @@ export type DeletePlacements = Message<"v9.state.v1.DeletePlacements"> & {
  * Use `create(DeletePlacementsSchema)` to create a new message.
  */
 export const DeletePlacementsSchema: GenMessage<DeletePlacements> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 26);
+  messageDesc(file_v9_state_v1_state, 27);
 
 /**
  * @generated from message v9.state.v1.CreateUser
@@ -1014,7 +1121,7 @@ export type CreateUser = Message<"v9.state.v1.CreateUser"> & {
  * Use `create(CreateUserSchema)` to create a new message.
  */
 export const CreateUserSchema: GenMessage<CreateUser> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 27);
+  messageDesc(file_v9_state_v1_state, 28);
 
 /**
  * @generated from message v9.state.v1.CreateApiToken
@@ -1031,7 +1138,7 @@ export type CreateApiToken = Message<"v9.state.v1.CreateApiToken"> & {
  * Use `create(CreateApiTokenSchema)` to create a new message.
  */
 export const CreateApiTokenSchema: GenMessage<CreateApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 28);
+  messageDesc(file_v9_state_v1_state, 29);
 
 /**
  * @generated from message v9.state.v1.DeleteApiToken
@@ -1048,7 +1155,64 @@ export type DeleteApiToken = Message<"v9.state.v1.DeleteApiToken"> & {
  * Use `create(DeleteApiTokenSchema)` to create a new message.
  */
 export const DeleteApiTokenSchema: GenMessage<DeleteApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 29);
+  messageDesc(file_v9_state_v1_state, 30);
+
+/**
+ * AclBootstrap creates the first management token; it fails once the cluster has one.
+ *
+ * @generated from message v9.state.v1.AclBootstrap
+ */
+export type AclBootstrap = Message<"v9.state.v1.AclBootstrap"> & {
+  /**
+   * @generated from field: v9.state.v1.ApiToken token = 1;
+   */
+  token?: ApiToken | undefined;
+};
+
+/**
+ * Describes the message v9.state.v1.AclBootstrap.
+ * Use `create(AclBootstrapSchema)` to create a new message.
+ */
+export const AclBootstrapSchema: GenMessage<AclBootstrap> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 31);
+
+/**
+ * RevokeApiToken marks a token revoked (kept, so that its use is refused as "revoked").
+ *
+ * @generated from message v9.state.v1.RevokeApiToken
+ */
+export type RevokeApiToken = Message<"v9.state.v1.RevokeApiToken"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message v9.state.v1.RevokeApiToken.
+ * Use `create(RevokeApiTokenSchema)` to create a new message.
+ */
+export const RevokeApiTokenSchema: GenMessage<RevokeApiToken> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 32);
+
+/**
+ * TouchApiTokens records when tokens were last used (approximate).
+ *
+ * @generated from message v9.state.v1.TouchApiTokens
+ */
+export type TouchApiTokens = Message<"v9.state.v1.TouchApiTokens"> & {
+  /**
+   * @generated from field: map<string, google.protobuf.Timestamp> last_used = 1;
+   */
+  lastUsed: { [key: string]: Timestamp };
+};
+
+/**
+ * Describes the message v9.state.v1.TouchApiTokens.
+ * Use `create(TouchApiTokensSchema)` to create a new message.
+ */
+export const TouchApiTokensSchema: GenMessage<TouchApiTokens> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 33);
 
 /**
  * @generated from message v9.state.v1.PutGithubLink
@@ -1065,7 +1229,7 @@ export type PutGithubLink = Message<"v9.state.v1.PutGithubLink"> & {
  * Use `create(PutGithubLinkSchema)` to create a new message.
  */
 export const PutGithubLinkSchema: GenMessage<PutGithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 30);
+  messageDesc(file_v9_state_v1_state, 34);
 
 /**
  * @generated from message v9.state.v1.DeleteGithubLink
@@ -1082,7 +1246,7 @@ export type DeleteGithubLink = Message<"v9.state.v1.DeleteGithubLink"> & {
  * Use `create(DeleteGithubLinkSchema)` to create a new message.
  */
 export const DeleteGithubLinkSchema: GenMessage<DeleteGithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 31);
+  messageDesc(file_v9_state_v1_state, 35);
 
 /**
  * Command is the one entry type of the Raft log. The leader stamps time (and ids inside the
@@ -1101,6 +1265,14 @@ export type Command = Message<"v9.state.v1.Command"> & {
    * @generated from field: bool ignore_if_unknown = 2;
    */
   ignoreIfUnknown: boolean;
+
+  /**
+   * actor is who asked for the write ("token:<accessor> (<name>)", "user:<login>"), stamped
+   * by the API layer of the node that received the request; "" for the nodes' own writes.
+   *
+   * @generated from field: string actor = 3;
+   */
+  actor: string;
 
   /**
    * @generated from oneof v9.state.v1.Command.op
@@ -1219,6 +1391,24 @@ export type Command = Message<"v9.state.v1.Command"> & {
      */
     value: DeleteGithubLink;
     case: "deleteGithubLink";
+  } | {
+    /**
+     * @generated from field: v9.state.v1.AclBootstrap acl_bootstrap = 55;
+     */
+    value: AclBootstrap;
+    case: "aclBootstrap";
+  } | {
+    /**
+     * @generated from field: v9.state.v1.RevokeApiToken revoke_api_token = 56;
+     */
+    value: RevokeApiToken;
+    case: "revokeApiToken";
+  } | {
+    /**
+     * @generated from field: v9.state.v1.TouchApiTokens touch_api_tokens = 57;
+     */
+    value: TouchApiTokens;
+    case: "touchApiTokens";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1227,7 +1417,7 @@ export type Command = Message<"v9.state.v1.Command"> & {
  * Use `create(CommandSchema)` to create a new message.
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 32);
+  messageDesc(file_v9_state_v1_state, 36);
 
 /**
  * Runtime is how a component's code runs.

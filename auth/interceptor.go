@@ -1,0 +1,261 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// TokenStore finds a token by the SHA-256 of its secret (fsm.Store does).
+type TokenStore interface {
+	TokenBySHA256(sum []byte) (*statev1.ApiToken, error)
+}
+
+// UseInterval is how stale a token's recorded last use may get before a use is reported.
+const UseInterval = time.Minute
+
+// NoTokenHint ends the message of a call that carried no token.
+const NoTokenHint = "run `v9 login` or set V9_TOKEN"
+
+// Authorizer checks every call against Procedures.
+type Authorizer struct {
+	Tokens TokenStore
+	// CatchUp, when set, brings the local replica up to date with the leader; it is tried
+	// once before a token is declared unknown (a token created a moment ago on another node).
+	CatchUp func(ctx context.Context) error
+	// Insecure means nodes talk without TLS (--insecure-no-tls): node procedures are then
+	// open to whoever reaches the port. Never in production.
+	Insecure bool
+	// Now is the clock for expiry; nil means time.Now.
+	Now func() time.Time
+
+	mu   sync.Mutex
+	used map[string]time.Time
+}
+
+func (a *Authorizer) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// Authorize decides whether a call of procedure with the given Authorization header may
+// proceed, and returns the context it runs with (its Principal set).
+func (a *Authorizer) Authorize(ctx context.Context, procedure, authorization string) (context.Context, error) {
+	need, ok := Procedures[procedure]
+	if !ok {
+		return ctx, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s is not in the access table: refused", procedure))
+	}
+	if authorization != "" {
+		ctx = withCredentials(ctx, authorization)
+	}
+	if need.Open {
+		return ctx, nil
+	}
+	peer := PeerNode(ctx)
+	if need.Node {
+		if peer == "" && !a.Insecure {
+			return ctx, connect.NewError(connect.CodePermissionDenied,
+				fmt.Errorf("%s is for the nodes of the cluster only: it needs a node certificate of the cluster CA", procedure))
+		}
+		return WithPrincipal(ctx, &Principal{Kind: KindNode, ID: peer, Role: RoleAdmin}), nil
+	}
+	secret := BearerSecret(authorization)
+	if secret == "" {
+		if peer != "" {
+			return WithPrincipal(ctx, &Principal{Kind: KindNode, ID: peer, Role: RoleAdmin}), nil
+		}
+		return ctx, connect.NewError(connect.CodeUnauthenticated,
+			fmt.Errorf("no token: %s needs the %s role; %s", procedure, need.Role, NoTokenHint))
+	}
+	p, err := a.tokenPrincipal(ctx, secret)
+	if err != nil {
+		return ctx, err
+	}
+	if p.Role < need.Role {
+		return ctx, connect.NewError(connect.CodePermissionDenied,
+			fmt.Errorf("%s needs the %s role; token %s has the %s role", procedure, need.Role, p.ID, p.Role))
+	}
+	return WithPrincipal(ctx, p), nil
+}
+
+// tokenPrincipal checks a secret against the state: known, not revoked, not expired.
+func (a *Authorizer) tokenPrincipal(ctx context.Context, secret string) (*Principal, error) {
+	sum := Hash(secret)
+	k, err := a.Tokens.TokenBySHA256(sum)
+	if err != nil && a.CatchUp != nil {
+		if a.CatchUp(ctx) == nil {
+			k, err = a.Tokens.TokenBySHA256(sum)
+		}
+	}
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnauthenticated,
+			errors.New("this token is not known to the cluster: "+NoTokenHint+" with a valid token"))
+	}
+	name := k.Id
+	if k.Name != "" {
+		name = fmt.Sprintf("%s (%s)", k.Id, k.Name)
+	}
+	if rt := k.GetRevokeTime(); rt != nil {
+		return nil, connect.NewError(connect.CodeUnauthenticated,
+			fmt.Errorf("token %s was revoked at %s: %s with another token", name, rt.AsTime().UTC().Format(time.RFC3339), NoTokenHint))
+	}
+	now := a.now()
+	if et := k.GetExpireTime(); et != nil && !now.Before(et.AsTime()) {
+		return nil, connect.NewError(connect.CodeUnauthenticated,
+			fmt.Errorf("token %s expired at %s: %s with another token", name, et.AsTime().UTC().Format(time.RFC3339), NoTokenHint))
+	}
+	role, err := ParseRole(k.Role)
+	if err != nil {
+		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("token %s: %w", name, err))
+	}
+	if lu := k.GetLastUsedTime(); lu == nil || now.Sub(lu.AsTime()) > UseInterval {
+		a.mu.Lock()
+		if a.used == nil {
+			a.used = map[string]time.Time{}
+		}
+		a.used[k.Id] = now
+		a.mu.Unlock()
+	}
+	return &Principal{Kind: KindToken, ID: k.Id, Name: k.Name, Role: role}, nil
+}
+
+// TakeUsed returns the tokens used since the last call whose recorded last use is stale,
+// with when, and forgets them.
+func (a *Authorizer) TakeUsed() map[string]time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	u := a.used
+	a.used = nil
+	return u
+}
+
+// Interceptor enforces Authorize on every unary and streaming call a handler serves.
+func (a *Authorizer) Interceptor() connect.Interceptor { return interceptor{a} }
+
+type interceptor struct{ a *Authorizer }
+
+func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if req.Spec().IsClient {
+			return next(ctx, req)
+		}
+		ctx, err := i.a.Authorize(ctx, req.Spec().Procedure, req.Header().Get("Authorization"))
+		if err != nil {
+			return nil, err
+		}
+		return next(ctx, req)
+	}
+}
+
+func (i interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		ctx, err := i.a.Authorize(ctx, conn.Spec().Procedure, conn.RequestHeader().Get("Authorization"))
+		if err != nil {
+			return err
+		}
+		return next(ctx, conn)
+	}
+}
+
+// RequireHTTP guards a plain HTTP handler (metrics) with a role, as the interceptor guards
+// procedures: a token of that role, or a node certificate.
+func (a *Authorizer) RequireHTTP(role Role, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if PeerNode(ctx) == "" {
+			secret := BearerSecret(r.Header.Get("Authorization"))
+			if secret == "" {
+				http.Error(w, "no token: "+NoTokenHint, http.StatusUnauthorized)
+				return
+			}
+			p, err := a.tokenPrincipal(ctx, secret)
+			if err != nil {
+				http.Error(w, connect.CodeOf(err).String()+": "+errMessage(err), http.StatusUnauthorized)
+				return
+			}
+			if p.Role < role {
+				http.Error(w, fmt.Sprintf("needs the %s role; token %s has the %s role", role, p.ID, p.Role), http.StatusForbidden)
+				return
+			}
+			ctx = WithPrincipal(ctx, p)
+		}
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func errMessage(err error) string {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce.Message()
+	}
+	return err.Error()
+}
+
+// Forward is a client interceptor for calls a node makes on a caller's behalf (fan-out,
+// forwarding to the leader): it passes the caller's Authorization header on, so that the
+// other node checks the same identity and records the same actor.
+func Forward() connect.Interceptor { return forward{} }
+
+type forward struct{}
+
+func (forward) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if c := credentials(ctx); c != "" && req.Spec().IsClient && req.Header().Get("Authorization") == "" {
+			req.Header().Set("Authorization", c)
+		}
+		return next(ctx, req)
+	}
+}
+
+func (forward) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		if c := credentials(ctx); c != "" && conn.RequestHeader().Get("Authorization") == "" {
+			conn.RequestHeader().Set("Authorization", c)
+		}
+		return conn
+	}
+}
+
+func (forward) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}
+
+// Bearer is a client interceptor that sends a fixed token (the CLI, tests).
+func Bearer(secret string) connect.Interceptor { return bearer("Bearer " + secret) }
+
+type bearer string
+
+func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if req.Spec().IsClient {
+			req.Header().Set("Authorization", string(b))
+		}
+		return next(ctx, req)
+	}
+}
+
+func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		conn.RequestHeader().Set("Authorization", string(b))
+		return conn
+	}
+}
+
+func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
+}

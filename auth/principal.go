@@ -1,0 +1,88 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+)
+
+// Kind is what a principal is.
+type Kind string
+
+const (
+	// KindToken is a caller holding an API token.
+	KindToken Kind = "token"
+	// KindNode is another node of the cluster, known by its certificate.
+	KindNode Kind = "node"
+	// KindUser is a person signed in (GitHub sessions; not built yet).
+	KindUser Kind = "user"
+)
+
+// Principal is who a request acts as. Tokens make one today; a console session will make
+// the same kind of value.
+type Principal struct {
+	Kind Kind
+	ID   string // token accessor id, node id or user login
+	Name string // token name
+	Role Role
+}
+
+// Actor names the principal in the audit log and on what it writes; nodes writing on
+// their own account are not actors ("").
+func (p *Principal) Actor() string {
+	if p == nil {
+		return ""
+	}
+	switch p.Kind {
+	case KindToken:
+		if p.Name != "" {
+			return fmt.Sprintf("token:%s (%s)", p.ID, p.Name)
+		}
+		return "token:" + p.ID
+	case KindUser:
+		return "user:" + p.ID
+	}
+	return ""
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the principal of the request ctx belongs to, nil if none.
+func FromContext(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}
+
+// ActorFrom is FromContext(ctx).Actor().
+func ActorFrom(ctx context.Context) string { return FromContext(ctx).Actor() }
+
+type credentialsKey struct{}
+
+// withCredentials keeps the caller's Authorization header so that a node acting on the
+// caller's behalf (fan-out, forwarding to the leader) passes it on.
+func withCredentials(ctx context.Context, authorization string) context.Context {
+	return context.WithValue(ctx, credentialsKey{}, authorization)
+}
+
+func credentials(ctx context.Context) string {
+	s, _ := ctx.Value(credentialsKey{}).(string)
+	return s
+}
+
+type peerNodeKey struct{}
+
+// WithPeerNode records that the connection of a request presented a verified node
+// certificate of the cluster CA for node id.
+func WithPeerNode(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, peerNodeKey{}, id)
+}
+
+// PeerNode returns the node id of a verified peer certificate, "" if none.
+func PeerNode(ctx context.Context) string {
+	s, _ := ctx.Value(peerNodeKey{}).(string)
+	return s
+}

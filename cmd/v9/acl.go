@@ -1,0 +1,271 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	aclv1 "github.com/velocity9/v9/rpc/gen/v9/acl/v1"
+)
+
+// tokenFileName is the file under the user's config dir (os.UserConfigDir()/v9) where
+// `v9 login` keeps the token.
+const tokenFileName = "token"
+
+// tokenFile is where `v9 login` writes the token: $XDG_CONFIG_HOME/v9/token on Linux.
+func tokenFile() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("find the config dir: %w", err)
+	}
+	return filepath.Join(dir, "v9", tokenFileName), nil
+}
+
+// secret is the token this invocation sends: --token, else $V9_TOKEN, else the login file.
+func (a *app) secret() string {
+	if a.token != "" {
+		return a.token
+	}
+	if s := strings.TrimSpace(os.Getenv("V9_TOKEN")); s != "" {
+		return s
+	}
+	path, err := tokenFile()
+	if err != nil {
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			a.logger.Warn("read the token file", "path", path, "err", err)
+		}
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// writeTokenFile stores secret where the CLI finds it, readable by the user only.
+func writeTokenFile(secret string) (string, error) {
+	path, err := tokenFile()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write token file: %w", err)
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("write token file: %w", err)
+	}
+	return path, nil
+}
+
+func newACLCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "acl",
+		Short: "Bootstrap the cluster's access control",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRun,
+	}
+	var login bool
+	boot := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Create the cluster's first token (admin role); works once per cluster",
+		Long: `Create the cluster's first token, with the admin role. It works once per cluster: a
+second call fails. The secret is shown once; keep it (v9 login --token SECRET). v9 dev
+bootstraps by itself.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := a.client().ACL.Bootstrap(cmd.Context(), connect.NewRequest(&aclv1.BootstrapRequest{}))
+			if err != nil {
+				return err
+			}
+			if login {
+				if _, err := writeTokenFile(res.Msg.Secret); err != nil {
+					return err
+				}
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), res.Msg)
+			}
+			return printNewToken(cmd.OutOrStdout(), res.Msg.Token, res.Msg.Secret)
+		},
+	}
+	boot.Flags().BoolVar(&login, "login", false, "also keep the token where the CLI finds it (as v9 login does)")
+	cmd.AddCommand(boot)
+	return cmd
+}
+
+func printNewToken(w io.Writer, k *aclv1.Token, secret string) error {
+	tw := newTable(w)
+	fmt.Fprintf(tw, "Accessor ID:\t%s\n", k.GetAccessorId())
+	fmt.Fprintf(tw, "Secret:\t%s\n", secret)
+	fmt.Fprintf(tw, "Name:\t%s\n", k.GetName())
+	fmt.Fprintf(tw, "Role:\t%s\n", k.GetRole())
+	fmt.Fprintf(tw, "Expires:\t%s\n", when(k.GetExpireTime(), "never"))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, "The secret is shown only now. Use it with `v9 login --token SECRET` or V9_TOKEN.")
+	return err
+}
+
+func when(t *timestamppb.Timestamp, none string) string {
+	if t == nil {
+		return none
+	}
+	return t.AsTime().Local().Format(time.DateTime)
+}
+
+func newTokenCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Create, list and revoke API tokens",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRun,
+	}
+	var (
+		name, role string
+		ttl        time.Duration
+	)
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create a token (its role no higher than yours); the secret is shown once",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ttl < 0 {
+				return usageError{errors.New("--ttl cannot be negative")}
+			}
+			res, err := a.client().ACL.CreateToken(cmd.Context(), connect.NewRequest(&aclv1.CreateTokenRequest{
+				Name: name, Role: role, TtlSeconds: uint64(ttl / time.Second),
+			}))
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), res.Msg)
+			}
+			return printNewToken(cmd.OutOrStdout(), res.Msg.Token, res.Msg.Secret)
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&name, "name", "", "what the token is for (required)")
+	f.StringVar(&role, "role", "developer", "viewer, developer or admin")
+	f.DurationVar(&ttl, "ttl", 0, "lifetime, e.g. 720h; 0: never expires")
+	_ = create.MarkFlagRequired("name")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List tokens (yours and those you created; every token for an admin)",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := a.client().ACL.ListTokens(cmd.Context(), connect.NewRequest(&aclv1.ListTokensRequest{}))
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), res.Msg)
+			}
+			tw := newTable(cmd.OutOrStdout())
+			fmt.Fprintln(tw, "ACCESSOR\tNAME\tROLE\tCREATED\tEXPIRES\tLAST USED\tSTATUS")
+			for _, k := range res.Msg.Tokens {
+				status := "active"
+				switch {
+				case k.RevokeTime != nil:
+					status = "revoked"
+				case k.ExpireTime != nil && !k.ExpireTime.AsTime().After(time.Now()):
+					status = "expired"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.AccessorId, k.Name, k.Role,
+					when(k.CreateTime, "-"), when(k.ExpireTime, "never"), when(k.LastUsedTime, "-"), status)
+			}
+			return tw.Flush()
+		},
+	}
+	revoke := &cobra.Command{
+		Use:   "revoke ACCESSOR",
+		Short: "Revoke a token: it is refused from then on",
+		Args:  exactArgs("ACCESSOR"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := a.client().ACL.RevokeToken(cmd.Context(), connect.NewRequest(&aclv1.RevokeTokenRequest{AccessorId: args[0]}))
+			if err != nil {
+				return err
+			}
+			return a.report(cmd, res.Msg, "token %s revoked\n", args[0])
+		},
+	}
+	cmd.AddCommand(create, list, revoke)
+	return cmd
+}
+
+func newLoginCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "login --token SECRET",
+		Short: "Check a token against the cluster and keep it for the next commands",
+		Long: `Check a token against the cluster at --addr and keep it, readable by you only, in
+the v9 directory of your config dir (~/.config/v9/token on Linux), where every command finds
+it. --token or V9_TOKEN, when given, take precedence over that file.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			secret := a.token
+			if secret == "" {
+				return usageError{errors.New("login needs --token SECRET (GitHub sign-in is not built yet)")}
+			}
+			res, err := a.client().ACL.WhoAmI(cmd.Context(), connect.NewRequest(&aclv1.WhoAmIRequest{}))
+			if err != nil {
+				return err
+			}
+			path, err := writeTokenFile(secret)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), res.Msg)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "logged in as %s %s (%s, role %s); token kept in %s\n",
+				res.Msg.Kind, res.Msg.Id, res.Msg.Name, res.Msg.Role, path)
+			return err
+		},
+	}
+	return cmd
+}
+
+func newAuditCmd(a *app) *cobra.Command {
+	var limit uint32
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Show who changed what and when (the last writes by users and tokens)",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := a.client().ACL.Audit(cmd.Context(), connect.NewRequest(&aclv1.AuditRequest{Limit: limit}))
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), res.Msg)
+			}
+			tw := newTable(cmd.OutOrStdout())
+			fmt.Fprintln(tw, "TIME\tINDEX\tACTOR\tOPERATION\tTARGET")
+			for _, e := range res.Msg.Entries {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", when(e.Time, "-"), e.Index, e.Actor, e.Op, orDash(e.Target))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().Uint32Var(&limit, "limit", 50, "entries to show, newest last (0: all kept)")
+	return cmd
+}

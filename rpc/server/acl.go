@@ -1,0 +1,179 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/velocity9/v9/auth"
+	"github.com/velocity9/v9/fsm"
+	aclv1 "github.com/velocity9/v9/rpc/gen/v9/acl/v1"
+	"github.com/velocity9/v9/rpc/gen/v9/acl/v1/aclv1connect"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// ACLBackend is what ACLService needs from a node: writes through Raft and reads of the
+// local replica.
+type ACLBackend interface {
+	Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
+	ACLBootstrapped() bool
+	Tokens() []*statev1.ApiToken
+	Token(id string) (*statev1.ApiToken, error)
+	Audit(limit int) []*statev1.AuditEntry
+	// WaitIndex waits until the local replica has applied idx.
+	WaitIndex(ctx context.Context, idx uint64) error
+}
+
+// ACL implements ACLService.
+type ACL struct {
+	B ACLBackend
+}
+
+var _ aclv1connect.ACLServiceHandler = (*ACL)(nil)
+
+// MaxTokenNameLen bounds a token's name.
+const MaxTokenNameLen = 128
+
+func (s *ACL) Bootstrap(ctx context.Context, req *connect.Request[aclv1.BootstrapRequest]) (*connect.Response[aclv1.BootstrapResponse], error) {
+	if s.B.ACLBootstrapped() {
+		return nil, errBootstrapped
+	}
+	secret := req.Msg.Secret
+	if secret == "" {
+		secret = auth.NewSecret()
+	} else if err := auth.CheckChosenSecret(secret); err != nil {
+		return nil, invalidArg(err)
+	}
+	k := &statev1.ApiToken{Id: auth.NewAccessorID(), Name: "bootstrap", Role: auth.RoleAdmin.String(), Sha256: auth.Hash(secret)}
+	_, err := s.B.Apply(ctx, &statev1.Command{Op: &statev1.Command_AclBootstrap{AclBootstrap: &statev1.AclBootstrap{Token: k}}})
+	if errors.Is(err, fsm.ErrAlreadyExists) || connect.CodeOf(err) == connect.CodeAlreadyExists {
+		return nil, errBootstrapped // raced another bootstrap, or this replica was behind
+	}
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	k, err = s.B.Token(k.Id)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&aclv1.BootstrapResponse{Token: publicToken(k), Secret: secret}), nil
+}
+
+var errBootstrapped = connect.NewError(connect.CodeFailedPrecondition,
+	errors.New("this cluster's ACL is already bootstrapped: its first token exists; ask an admin for a token (v9 token create)"))
+
+func (s *ACL) WhoAmI(ctx context.Context, _ *connect.Request[aclv1.WhoAmIRequest]) (*connect.Response[aclv1.WhoAmIResponse], error) {
+	p := auth.FromContext(ctx)
+	if p == nil {
+		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("no identity"))
+	}
+	resp := &aclv1.WhoAmIResponse{Kind: string(p.Kind), Id: p.ID, Name: p.Name, Role: p.Role.String()}
+	if p.Kind == auth.KindToken {
+		if k, err := s.B.Token(p.ID); err == nil {
+			resp.Token = publicToken(k)
+		}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *ACL) CreateToken(ctx context.Context, req *connect.Request[aclv1.CreateTokenRequest]) (*connect.Response[aclv1.CreateTokenResponse], error) {
+	p := auth.FromContext(ctx)
+	m := req.Msg
+	role, err := auth.ParseRole(m.Role)
+	if err != nil {
+		return nil, invalidArg(err)
+	}
+	if p == nil || p.Role < role {
+		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("a token with the %s role needs a caller with that role; you have %s", role, callerRole(p)))
+	}
+	name := strings.TrimSpace(m.Name)
+	if name == "" || len(name) > MaxTokenNameLen {
+		return nil, invalidArg(fmt.Errorf("a token needs a name of 1 to %d characters", MaxTokenNameLen))
+	}
+	secret := auth.NewSecret()
+	k := &statev1.ApiToken{Id: auth.NewAccessorID(), Name: name, Role: role.String(), Sha256: auth.Hash(secret), Creator: p.Actor()}
+	if m.TtlSeconds > 0 {
+		if m.TtlSeconds > uint64(100*365*24*time.Hour/time.Second) {
+			return nil, invalidArg(errors.New("ttl is too long"))
+		}
+		k.ExpireTime = timestamppb.New(time.Now().Add(time.Duration(m.TtlSeconds) * time.Second))
+	}
+	if _, err := s.B.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: k}}}); err != nil {
+		return nil, toConnect(err)
+	}
+	out := publicToken(k)
+	if got, err := s.B.Token(k.Id); err == nil {
+		out = publicToken(got)
+	}
+	return connect.NewResponse(&aclv1.CreateTokenResponse{Token: out, Secret: secret}), nil
+}
+
+func callerRole(p *auth.Principal) string {
+	if p == nil {
+		return "none"
+	}
+	return p.Role.String()
+}
+
+// mayManage reports whether p may see and revoke token k: an admin any, others their own
+// and those they created.
+func mayManage(p *auth.Principal, k *statev1.ApiToken) bool {
+	if p == nil {
+		return false
+	}
+	if p.Role >= auth.RoleAdmin {
+		return true
+	}
+	return p.Kind == auth.KindToken && (k.Id == p.ID || (k.Creator != "" && k.Creator == p.Actor()))
+}
+
+func (s *ACL) ListTokens(ctx context.Context, _ *connect.Request[aclv1.ListTokensRequest]) (*connect.Response[aclv1.ListTokensResponse], error) {
+	p := auth.FromContext(ctx)
+	resp := &aclv1.ListTokensResponse{}
+	for _, k := range s.B.Tokens() {
+		if mayManage(p, k) {
+			resp.Tokens = append(resp.Tokens, publicToken(k))
+		}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *ACL) RevokeToken(ctx context.Context, req *connect.Request[aclv1.RevokeTokenRequest]) (*connect.Response[aclv1.RevokeTokenResponse], error) {
+	id := req.Msg.AccessorId
+	if id == "" {
+		return nil, invalidArg(errors.New("revoke needs an accessor id"))
+	}
+	k, err := s.B.Token(id)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	if !mayManage(auth.FromContext(ctx), k) {
+		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("token %s is not yours: revoking others' tokens needs the admin role", id))
+	}
+	idx, err := s.B.Apply(ctx, &statev1.Command{Op: &statev1.Command_RevokeApiToken{RevokeApiToken: &statev1.RevokeApiToken{Id: id}}})
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	// This node refuses the token from the answer on (others as soon as they apply it).
+	if err := s.B.WaitIndex(ctx, idx); err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(&aclv1.RevokeTokenResponse{Index: idx}), nil
+}
+
+func (s *ACL) Audit(_ context.Context, req *connect.Request[aclv1.AuditRequest]) (*connect.Response[aclv1.AuditResponse], error) {
+	return connect.NewResponse(&aclv1.AuditResponse{Entries: s.B.Audit(int(req.Msg.Limit))}), nil
+}
+
+// publicToken is a token without its hash.
+func publicToken(k *statev1.ApiToken) *aclv1.Token {
+	return &aclv1.Token{
+		AccessorId: k.Id, Name: k.Name, Role: k.Role, CreateTime: k.CreateTime, ExpireTime: k.ExpireTime,
+		Creator: k.Creator, LastUsedTime: k.LastUsedTime, RevokeTime: k.RevokeTime,
+	}
+}
