@@ -34,7 +34,7 @@ func TestDataPlaneSnapshotSaveWipeRestore(t *testing.T) {
 	waitServing(t, old.Nodes, "hello from wasm saved /x")
 
 	var archive bytes.Buffer
-	stream, err := client.New(old.Follower(t).APIAddr()).Cluster.SnapshotSave(ctx, connect.NewRequest(&clusterv1.SnapshotSaveRequest{}))
+	stream, err := client.New(old.Follower(t).APIAddr(), client.WithToken(TestToken)).Cluster.SnapshotSave(ctx, connect.NewRequest(&clusterv1.SnapshotSaveRequest{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestDataPlaneSnapshotSaveWipeRestore(t *testing.T) {
 		t.Fatalf("new cluster: get hello = %v, want NotFound", err)
 	}
 	restore := func(n *Node) (*clusterv1.SnapshotRestoreResponse, error) {
-		s := client.New(n.APIAddr()).Cluster.SnapshotRestore(ctx)
+		s := client.New(n.APIAddr(), client.WithToken(TestToken)).Cluster.SnapshotRestore(ctx)
 		for b := archive.Bytes(); len(b) > 0; {
 			k := min(len(b), 256<<10)
 			if err := s.Send(&clusterv1.SnapshotRestoreRequest{Chunk: b[:k]}); err != nil {

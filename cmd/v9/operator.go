@@ -139,7 +139,7 @@ func restoreOnce(ctx context.Context, a *app, f *os.File) (*connect.Response[clu
 	switch {
 	case st.Msg.GetRaftState() == "Leader":
 	case st.Msg.GetLeaderApiAddr() != "":
-		c = client.New(st.Msg.GetLeaderApiAddr(), client.WithConnectOptions(connect.WithInterceptors(logCalls(a.logger))))
+		c = client.New(st.Msg.GetLeaderApiAddr(), client.WithToken(a.secret()), client.WithConnectOptions(connect.WithInterceptors(logCalls(a.logger))))
 	default:
 		return nil, fmt.Errorf("%w: no leader known yet", errNotLeader)
 	}
