@@ -174,21 +174,29 @@ func (o *onDemand) sweep(now time.Time) {
 	}
 }
 
-// loop sweeps every minute and at every change of the state (at most once a second).
+// sweepTables are the tables sweep reads.
+var sweepTables = []fsm.Table{fsm.TableComponents, fsm.TablePlacements}
+
+// loop sweeps every minute and at every change of the tables sweep reads (at most once a
+// second).
 func (o *onDemand) loop(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
-	ch, _ := o.dp.store.Changed()
+	idx := o.dp.store.TableIndex(sweepTables...)
 	for {
+		ch, stop := o.dp.store.WatchTables(idx, sweepTables...)
 		select {
 		case <-ctx.Done():
-			return
 		case <-ch:
 		case <-t.C:
 		}
+		stop()
+		if ctx.Err() != nil {
+			return
+		}
 		// Watch from before the sweep, so that a change during it or the pause below
 		// brings another sweep.
-		ch, _ = o.dp.store.Changed()
+		idx = o.dp.store.TableIndex(sweepTables...)
 		o.sweep(time.Now())
 		if !sleepCtx(ctx, time.Second) {
 			return

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
@@ -72,17 +73,24 @@ func (r *reconciler) loop(ctx context.Context) {
 	t := time.NewTicker(reconcileTick)
 	defer t.Stop()
 	for {
-		ch, _ := r.dp.store.Changed()
+		idx := r.dp.store.TableIndex(reconcileTables...)
 		r.reconcile(ctx)
+		ch, stop := r.dp.store.WatchTables(idx, reconcileTables...)
 		select {
 		case <-ctx.Done():
-			return
 		case <-ch:
 		case <-t.C:
 		case <-r.kick:
 		}
+		stop()
+		if ctx.Err() != nil {
+			return
+		}
 	}
 }
+
+// reconcileTables are the tables the reconciler reads: its placements and what they run.
+var reconcileTables = []fsm.Table{fsm.TablePlacements, fsm.TableComponents, fsm.TableDeployments}
 
 // adopt takes over instances an earlier agent left running (containers), once this node
 // has caught up with the cluster; without a leader it adopts what its replica knows and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/velocity9/v9/fsm"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -14,7 +15,7 @@ func (dp *DataPlane) replicateLoop(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		ch, _ := dp.store.Changed()
+		idx := dp.store.TableIndex(replicateTables...)
 		for _, c := range dp.store.Components() {
 			d, _ := dp.store.Deployment(c.ActiveDeploymentId)
 			if d == nil || d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY || d.ArtifactDigest == "" || dp.cfg.Artifacts.Has(d.ArtifactDigest) {
@@ -29,11 +30,18 @@ func (dp *DataPlane) replicateLoop(ctx context.Context) {
 		if !sleepCtx(ctx, time.Second) { // at most a pass a second, whatever the write rate
 			return
 		}
+		ch, stop := dp.store.WatchTables(idx, replicateTables...)
 		select {
 		case <-ctx.Done():
-			return
 		case <-ch:
 		case <-t.C:
 		}
+		stop()
+		if ctx.Err() != nil {
+			return
+		}
 	}
 }
+
+// replicateTables are the tables replicateLoop reads: active deployments and their artifacts.
+var replicateTables = []fsm.Table{fsm.TableComponents, fsm.TableDeployments}

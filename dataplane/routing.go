@@ -129,19 +129,21 @@ const routePause = 20 * time.Millisecond
 
 func (r *router) loop(ctx context.Context) {
 	for {
-		ch, _ := r.dp.store.Changed()
+		idx := r.dp.store.TableIndex(routeTables...)
 		r.rebuild()
 		// A rebuild reads the whole state: under a burst of writes, one per routePause.
 		if !sleepCtx(ctx, routePause) {
 			return
 		}
-		select {
-		case <-ctx.Done():
+		if _, err := r.dp.store.WaitTables(ctx, idx, routeTables...); err != nil {
 			return
-		case <-ch:
 		}
 	}
 }
+
+// routeTables are the tables the routes derive from; users, tokens and links do not wake
+// the router.
+var routeTables = []fsm.Table{fsm.TableComponents, fsm.TableDeployments, fsm.TableNodes, fsm.TablePlacements}
 
 // rebuild derives the routes from the replica and publishes them.
 func (r *router) rebuild() {

@@ -76,14 +76,18 @@ func (s *Service) BuildLoop(ctx context.Context) {
 	s.builds.ctx = ctx
 	s.builds.mu.Unlock()
 	for {
-		ch, _ := s.state.Changed()
+		idx := s.state.TableIndex(fsm.TableDeployments)
 		s.startBuilds(ctx)
+		ch, stop := s.state.WatchTables(idx, fsm.TableDeployments)
 		select {
 		case <-ctx.Done():
-			return
 		case <-ch:
 		case <-s.builds.wake:
 		case <-t.C:
+		}
+		stop()
+		if ctx.Err() != nil {
+			return
 		}
 	}
 }
@@ -368,7 +372,7 @@ func (s *Service) reportServing(ctx context.Context, d *statev1.Deployment, idx 
 	s.state.WaitForIndex(ctx, idx)
 	var reason string
 	for {
-		ch, _ := s.state.Changed()
+		idx := s.state.TableIndex(servingTables...)
 		c, err := s.state.ComponentByID(d.ComponentId)
 		if err != nil {
 			return
@@ -392,8 +396,10 @@ func (s *Service) reportServing(ctx context.Context, d *statev1.Deployment, idx 
 			s.postStatus(ctx, d, "success", fmt.Sprintf("deployed: %d/%d instances serving", running, c.Replicas))
 			return
 		}
+		ch, stop := s.state.WatchTables(idx, servingTables...)
 		select {
 		case <-ctx.Done():
+			stop()
 			if errors.Is(ctx.Err(), context.Canceled) {
 				return // leadership ended
 			}
@@ -406,8 +412,12 @@ func (s *Service) reportServing(ctx context.Context, d *statev1.Deployment, idx 
 		case <-ch:
 		case <-time.After(500 * time.Millisecond):
 		}
+		stop()
 	}
 }
+
+// servingTables are the tables reportServing reads.
+var servingTables = []fsm.Table{fsm.TableComponents, fsm.TablePlacements}
 
 // statusPost is one commit status waiting to be sent.
 type statusPost struct {

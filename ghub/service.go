@@ -23,7 +23,9 @@ type State interface {
 	GithubLink(componentID string) (*statev1.GithubLink, error)
 	GithubLinks() []*statev1.GithubLink
 	View(f func(fsm.View))
-	Changed() (<-chan struct{}, uint64)
+	// TableIndex and WatchTables are the blocking query over the state's tables.
+	TableIndex(tables ...fsm.Table) uint64
+	WatchTables(min uint64, tables ...fsm.Table) (ch <-chan struct{}, stop func())
 	WaitForIndex(ctx context.Context, min uint64) (uint64, error)
 }
 

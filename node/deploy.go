@@ -160,7 +160,7 @@ func (n *Node) Deployments(_ context.Context, component string) ([]*statev1.Depl
 func (n *Node) WatchDeployment(ctx context.Context, id string, send func(*deployv1.WatchResponse) error) error {
 	var last string
 	for {
-		ch, _ := n.fsm.Store.Changed()
+		idx := n.fsm.Store.TableIndex(watchDeploymentTables...)
 		d, err := n.fsm.Store.Deployment(id)
 		if err != nil {
 			return err
@@ -211,11 +211,14 @@ func (n *Node) WatchDeployment(ctx context.Context, id string, send func(*deploy
 		if resp.Done {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, _ = n.fsm.Store.WaitTables(wctx, idx, watchDeploymentTables...)
+		cancel()
+		if ctx.Err() != nil {
 			return ctx.Err()
-		case <-ch:
-		case <-time.After(time.Second):
 		}
 	}
 }
+
+// watchDeploymentTables are the tables WatchDeployment reads.
+var watchDeploymentTables = []fsm.Table{fsm.TableDeployments, fsm.TableComponents, fsm.TablePlacements}
