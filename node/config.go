@@ -16,6 +16,7 @@ import (
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
+	"github.com/velocity9/v9/runtime/container"
 )
 
 // Config is everything one node needs. The CLI fills it from flags; tests fill it directly.
@@ -50,6 +51,10 @@ type Config struct {
 	// ContainerdSocket is the containerd to run container components with. Empty: this node
 	// runs wasm only and says so in its capabilities.
 	ContainerdSocket string
+	// ContainerNetwork is the containers' network: a namespace each on a bridge, fenced off
+	// the host and each other. Zero: container.Network's defaults. Without the CNI plugins
+	// or iptables, this node runs wasm only; containers never get the host's network.
+	ContainerNetwork container.Network
 	// ReaperCommand, when set, builds the command of the process that fences this node's
 	// exclusive containers if the agent dies (see container.Reap): cmd/v9 runs its own
 	// binary; without it, exclusive containers outlive a crashed agent unfenced.

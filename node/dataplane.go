@@ -33,7 +33,8 @@ func (n *Node) openDataPlane() error {
 	n.stats = proxy.NewStats(n.metrics)
 	execs, reaper, err := dataplane.OpenExecutors(dataplane.ExecutorConfig{
 		NodeID: n.cfg.ID, DataDir: n.cfg.DataDir, WasmCacheDir: n.cfg.WasmCacheDir,
-		ContainerdSocket: n.cfg.ContainerdSocket, ReaperCommand: n.cfg.ReaperCommand, Logger: n.log,
+		ContainerdSocket: n.cfg.ContainerdSocket, ContainerNetwork: n.cfg.ContainerNetwork,
+		ReaperCommand: n.cfg.ReaperCommand, Logger: n.log,
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/velocity9/v9/node"
+	"github.com/velocity9/v9/runtime/container"
 )
 
 // defaultContainerdSocket is where Debian's and most distributions' containerd listens.
@@ -22,6 +24,8 @@ const shutdownTimeout = 10 * time.Second
 
 func newAgentCmd(a *app) *cobra.Command {
 	var cfg node.Config
+	var subnet string
+	var deny []string
 	host, _ := os.Hostname()
 	cmd := &cobra.Command{
 		Use:   "agent --data-dir DIR [flags]",
@@ -40,6 +44,9 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.BootstrapExpect == 0 && len(cfg.Join) == 0 {
 				a.logger.Warn("neither --bootstrap-expect nor --join given: this node only works if --data-dir already holds its cluster state")
+			}
+			if err := containerNetwork(&cfg.ContainerNetwork, subnet, deny); err != nil {
+				return err
 			}
 			cfg.Logger = a.logger
 			cfg.ReaperCommand = reaperCommand
@@ -64,6 +71,9 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 	f.DurationVar(&cfg.Raft.LeaderLeaseTimeout, "raft-leader-lease", node.DefaultLeaderLeaseTimeout, "Raft: how long a leader stays without hearing from a quorum")
 	f.Uint64Var(&cfg.Raft.SnapshotThreshold, "raft-snapshot-threshold", 8192, "Raft: log entries between snapshots")
 	f.StringVar(&cfg.ContainerdSocket, "containerd-socket", defaultContainerdSocket, "containerd to run container components with; empty or unreachable: this node runs wasm only")
+	f.StringVar(&cfg.ContainerNetwork.Bridge, "container-bridge", container.DefaultBridge, "Linux bridge v9 creates for the containers' network namespaces")
+	f.StringVar(&subnet, "container-subnet", container.DefaultSubnet.String(), "IPv4 subnet of the containers on --container-bridge (only on this machine)")
+	f.StringSliceVar(&deny, "container-deny", nil, "more CIDRs containers may not reach, e.g. the other nodes' network (the host, other containers and 169.254.0.0/16 always are)")
 	f.StringVar(&cfg.Domain, "domain", "localhost", "the proxy routes <component>.<domain> by Host")
 	f.StringVar(&cfg.GitHub.APIURL, "github-api-url", "", "GitHub REST API base URL (default api.github.com; GitHub Enterprise: https://HOST/api/v3/)")
 	f.StringVar(&cfg.GitHub.Token, "github-token", "", "GitHub token for push-to-deploy (a personal access token or an App installation token; default $V9_GITHUB_TOKEN); prefer --github-token-file")
@@ -73,6 +83,23 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 	f.StringVar(&cfg.Build.CacheDir, "build-cache", "", "GOCACHE for builds (default: the go command's own)")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
+}
+
+// containerNetwork parses the container network flags into n.
+func containerNetwork(n *container.Network, subnet string, deny []string) error {
+	p, err := netip.ParsePrefix(subnet)
+	if err != nil {
+		return usageError{fmt.Errorf("--container-subnet: %w", err)}
+	}
+	n.Subnet = p
+	for _, d := range deny {
+		p, err := netip.ParsePrefix(d)
+		if err != nil {
+			return usageError{fmt.Errorf("--container-deny: %w", err)}
+		}
+		n.Deny = append(n.Deny, p)
+	}
+	return nil
 }
 
 // runAgent starts one node, waits for SIGINT or SIGTERM, and shuts it down.
