@@ -64,6 +64,8 @@ func tablesOf(cmd *statev1.Command) tableSet {
 		return setOf(TableComponents)
 	case *statev1.Command_DeleteComponent:
 		return setOf(TableComponents, TableDeployments, TablePlacements, TableLinks)
+	case *statev1.Command_CreateLinkedComponent:
+		return setOf(TableComponents, TableLinks, TableDeployments)
 	case *statev1.Command_RegisterNode:
 		return setOf(TableNodes)
 	case *statev1.Command_SetNodeStatus, *statev1.Command_RemoveNode:
