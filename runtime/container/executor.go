@@ -153,7 +153,7 @@ func New(cfg Config) (*Executor, error) {
 		client.Close()
 		return nil, fmt.Errorf("container executor: %w", err)
 	}
-	nw, err := newNetwork(cfg.Network, cfg.Logger)
+	nw, err := newNetwork(cfg.Network, cfg.NodeID, cfg.Logger)
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("container executor: %w", err)
@@ -178,6 +178,11 @@ func New(cfg Config) (*Executor, error) {
 		starting:  make(map[string]bool),
 		images:    make(map[string]readyImage),
 	}
+	if err := e.collectNetNS(ctx); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("container executor: %w", err)
+	}
+	nw.refill()
 	e.log.Info("containerd executor ready", "containerd", version.Version, "socket", cfg.Socket,
 		"namespace", cfg.Namespace, "snapshotter", snapshotter, "node", cfg.NodeID,
 		"bridge", nw.cfg.Bridge, "subnet", nw.cfg.Subnet)
@@ -229,6 +234,7 @@ func (e *Executor) Close() error {
 	for _, inst := range insts {
 		inst.detach()
 	}
+	e.net.close()
 	e.transport.CloseIdleConnections()
 	return e.client.Close()
 }
@@ -240,3 +246,24 @@ func (e *Executor) ctx(ctx context.Context) context.Context {
 
 // containerID names the container of placement id on this node.
 func (e *Executor) containerID(id string) string { return containerID(e.cfg.NodeID, id) }
+
+// collectNetNS tears down this node's network namespaces that none of its containers
+// names: pooled ones, or ones of a start cut short, left by an agent that died.
+func (e *Executor) collectNetNS(ctx context.Context) error {
+	cs, err := e.client.Containers(ctx, `labels."`+LabelNode+`"==`+e.cfg.NodeID)
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	inUse := map[string]bool{}
+	for _, c := range cs {
+		info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
+		if err != nil {
+			return fmt.Errorf("container %s: %w", c.ID(), err)
+		}
+		if info.Labels[LabelNode] == e.cfg.NodeID && info.Labels[LabelNetNS] != "" {
+			inUse[info.Labels[LabelNetNS]] = true
+		}
+	}
+	e.net.gc(ctx, inUse)
+	return nil
+}

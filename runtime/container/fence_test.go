@@ -1,6 +1,7 @@
 package container
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,4 +167,36 @@ func outsideServer(t *testing.T) string {
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + l.Addr().String() + "/"
+}
+
+// TestLeakedNamespacesCollected: a namespace that an agent left connected (pooled, or of a
+// start cut short by a crash) is disconnected and removed when the node's next executor
+// starts, and its address lease is freed; the pool is refilled and emptied on Close.
+func TestLeakedNamespacesCollected(t *testing.T) {
+	e1 := newExecutor(t, "node-gc")
+	ctx := t.Context()
+	leaked, ip, err := e1.net.attach(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1.net.waitRefill()
+	if n := len(e1.net.pool); n != DefaultNetPool {
+		t.Errorf("pool holds %d namespaces, want %d", n, DefaultNetPool)
+	}
+	e1.Close()
+	if n := len(e1.net.pool); n != 0 {
+		t.Errorf("pool holds %d namespaces after Close", n)
+	}
+	lease := filepath.Join(e1.net.cfg.StateDir, "ipam", "v9-"+e1.net.cfg.Bridge, ip.String())
+	if _, err := os.Stat(lease); err != nil {
+		t.Fatalf("the leaked namespace has no lease: %v", err)
+	}
+	e2 := newExecutor(t, "node-gc")
+	if _, err := os.Stat(leaked); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("leaked namespace %s still there: %v", leaked, err)
+	}
+	if _, err := os.Stat(lease); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lease %s of the leaked namespace still there: %v", lease, err)
+	}
+	e2.net.waitRefill()
 }

@@ -88,6 +88,11 @@ func (i *instance) Err() error {
 
 // ServeHTTP forwards the request to the container's address.
 func (i *instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if i.exited() {
+		// Its address is gone with its namespace: a dial would wait for ARP to give up.
+		i.proxyError(w, r, errors.New("instance ended"))
+		return
+	}
 	if i.timeout > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), i.timeout)
 		defer cancel()

@@ -52,6 +52,9 @@ type Network struct {
 	// StateDir holds the network namespaces' mount points and the address leases. Several
 	// executors (nodes) that share a bridge must share it. Default /run/v9/net.
 	StateDir string
+	// Pool is how many namespaces, connected to the bridge, each executor keeps ready for
+	// its next starts (netpool.go). 0: DefaultNetPool; negative: none.
+	Pool int
 	// Deny are more destinations the containers may not reach, beyond the host, the other
 	// containers and link-local addresses (169.254.0.0/16): the other nodes' network, for
 	// example.
@@ -80,6 +83,10 @@ func (n Network) withDefaults() (Network, error) {
 	if n.StateDir == "" {
 		n.StateDir = DefaultNetState
 	}
+	if n.Pool == 0 {
+		n.Pool = DefaultNetPool
+	}
+	n.Pool = max(n.Pool, 0)
 	return n, nil
 }
 
@@ -93,11 +100,17 @@ type network struct {
 	log     *slog.Logger
 
 	bridgeOnce sync.Once
+
+	pool       chan pooledNS
+	poolMu     sync.Mutex
+	refilling  bool
+	refillDone chan struct{}
+	closed     bool
 }
 
 // newNetwork checks that the CNI plugins are there, installs the firewall and returns the
 // network. Errors wrap ErrNoNetwork.
-func newNetwork(cfg Network, log *slog.Logger) (*network, error) {
+func newNetwork(cfg Network, nodeID string, log *slog.Logger) (*network, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -113,8 +126,10 @@ func newNetwork(cfg Network, log *slog.Logger) (*network, error) {
 	n := &network{
 		cfg:     cfg,
 		gateway: cfg.Subnet.Addr().Next(),
-		nsDir:   filepath.Join(cfg.StateDir, "netns"),
-		log:     log,
+		// One directory per node: a node collects only its own leftovers (gc).
+		nsDir: filepath.Join(cfg.StateDir, "netns", containerID(nodeID, "netns")),
+		log:   log,
+		pool:  make(chan pooledNS, cfg.Pool),
 	}
 	for _, d := range []string{n.nsDir, filepath.Join(cfg.StateDir, "ipam")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

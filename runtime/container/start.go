@@ -74,6 +74,7 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 		return nil, fmt.Errorf("%w: image %s has no entrypoint or command; set [container] command", runtime.ErrBadArtifact, ri.img.Name())
 	}
 	inst, err := e.create(ctx, spec, ri, cid)
+	e.net.refill()
 	if err != nil {
 		return nil, err
 	}
@@ -84,22 +85,28 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 }
 
 // create gives the container its network namespace, creates the container and its task,
-// starts it and waits until it is ready. The namespace is connected to the bridge (CNI
-// ADD) while containerd creates the container and the task, off the cold start's path.
+// starts it and waits until it is ready. The namespace comes from the pool, connected
+// already; when the pool is empty it is connected to the bridge (CNI ADD) while containerd
+// creates the container and the task. The pool refills once the start is done.
 func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage, cid string) (_ *instance, err error) {
-	nsPath, err := e.net.newNS()
-	if err != nil {
-		return nil, err
-	}
 	type netResult struct {
 		ip  netip.Addr
 		err error
 	}
 	netc := make(chan netResult, 1)
-	go func() {
-		ip, err := e.net.setup(ctx, nsPath)
-		netc <- netResult{ip, err}
-	}()
+	var nsPath string
+	if ns, ok := e.net.take(); ok {
+		nsPath = ns.path
+		netc <- netResult{ip: ns.ip}
+	} else {
+		if nsPath, err = e.net.newNS(); err != nil {
+			return nil, err
+		}
+		go func() {
+			ip, err := e.net.setup(ctx, nsPath)
+			netc <- netResult{ip, err}
+		}()
+	}
 	var connected *netResult
 	// awaitNet waits for the CNI ADD; every way out waits for it, so that nothing tears
 	// the namespace down while the plugins still work on it.

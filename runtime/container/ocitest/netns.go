@@ -11,10 +11,11 @@ import (
 // that tests made, unmounting first the network namespaces that containers a failed test
 // left behind kept mounted in it.
 func RemoveNetState(dir string) {
-	nsDir := filepath.Join(dir, "netns")
-	if entries, err := os.ReadDir(nsDir); err == nil {
+	nodes, _ := filepath.Glob(filepath.Join(dir, "netns", "*"))
+	for _, nodeDir := range nodes {
+		entries, _ := os.ReadDir(nodeDir)
 		for _, de := range entries {
-			netns.LoadNetNS(filepath.Join(nsDir, de.Name())).Remove()
+			netns.LoadNetNS(filepath.Join(nodeDir, de.Name())).Remove()
 		}
 	}
 	os.RemoveAll(dir)
