@@ -78,7 +78,8 @@ func tablesOf(cmd *statev1.Command) tableSet {
 		return setOf(TablePlacements)
 	case *statev1.Command_CreateUser:
 		return setOf(TableUsers)
-	case *statev1.Command_CreateApiToken, *statev1.Command_DeleteApiToken:
+	case *statev1.Command_CreateApiToken, *statev1.Command_DeleteApiToken, *statev1.Command_AclBootstrap,
+		*statev1.Command_RevokeApiToken, *statev1.Command_TouchApiTokens:
 		return setOf(TableTokens)
 	case *statev1.Command_PutGithubLink, *statev1.Command_DeleteGithubLink:
 		return setOf(TableLinks)
