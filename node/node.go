@@ -20,6 +20,7 @@ import (
 	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/logring"
+	"github.com/velocity9/v9/observe"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/rpc/server"
@@ -40,6 +41,7 @@ type Node struct {
 	dp        *dataplane.DataPlane // this node's instances, routing, artifacts and lease
 	artifacts *artifact.Store      // shared with dp
 	logs      *logring.Ring
+	observe   *observe.Service // logs and stats across the cluster
 	stats     *proxy.Stats
 	metrics   *prometheus.Registry
 	runtimes  []statev1.Runtime
