@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
@@ -73,6 +74,15 @@ type Config struct {
 	Build deploy.BuildOptions
 
 	Logger *slog.Logger
+
+	// TLS holds this node's certificate, key and cluster CA (reloaded from disk when they
+	// change). Raft and every call between nodes then use mutual TLS, and the internal
+	// procedures answer only callers with a node certificate of that CA. Without it the
+	// node refuses to start unless InsecureNoTLS is set.
+	TLS *auth.NodeTLS
+	// InsecureNoTLS runs without TLS between nodes: anyone who reaches the API or Raft port
+	// can act as a node. For throwaway local clusters and benchmarks only.
+	InsecureNoTLS bool
 
 	// extraControllers are leader controllers tests add to the node's own (TestOptions).
 	extraControllers []leader.Controller
@@ -149,6 +159,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RaftAddr == "" {
 		return errors.New("config: raft address is required")
+	}
+	if c.TLS == nil && !c.InsecureNoTLS {
+		return errors.New("config: no TLS certificates for this node: give --tls-dir (create them with `v9 tls ca create` and `v9 tls cert create --node ID`), or --insecure-no-tls for a throwaway cluster")
 	}
 	if c.BootstrapExpect < 0 {
 		return fmt.Errorf("config: bootstrap-expect %d is negative", c.BootstrapExpect)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/velocity9/v9/dataplane"
 	"github.com/velocity9/v9/logring"
+	"github.com/velocity9/v9/observe"
 	"github.com/velocity9/v9/proxy"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
@@ -50,6 +51,7 @@ func (n *Node) openDataPlane() error {
 		return err
 	}
 	n.runtimes = n.dp.Runtimes()
+	n.observe = observe.New(observe.Config{NodeID: n.cfg.ID, Store: n.fsm.Store, Logs: n.logs, Stats: n.stats, Peers: observePeers{n}})
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/node"
 	"github.com/velocity9/v9/runtime/container"
 )
@@ -23,9 +24,13 @@ const defaultContainerdSocket = "/run/containerd/containerd.sock"
 const shutdownTimeout = 10 * time.Second
 
 func newAgentCmd(a *app) *cobra.Command {
-	var cfg node.Config
-	var subnet string
-	var deny []string
+	var (
+		cfg     node.Config
+		tlsDir  string
+		tlsFile auth.TLSFiles
+		subnet  string
+		deny    []string
+	)
 	host, _ := os.Hostname()
 	cmd := &cobra.Command{
 		Use:   "agent --data-dir DIR [flags]",
@@ -49,6 +54,9 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 				return err
 			}
 			cfg.Logger = a.logger
+			if err := agentTLS(&cfg, tlsDir, tlsFile); err != nil {
+				return err
+			}
 			cfg.ReaperCommand = reaperCommand
 			if cfg.GitHub.Token == "" && cfg.GitHub.TokenFile == "" {
 				cfg.GitHub.Token = os.Getenv("V9_GITHUB_TOKEN")
@@ -80,6 +88,11 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 	f.StringVar(&cfg.GitHub.TokenFile, "github-token-file", "", "file holding the GitHub token, read again at each use (rotated App installation tokens work)")
 	f.StringVar(&cfg.GitHub.WebhookURL, "github-webhook-url", "", "public URL GitHub posts webhooks to, any node's API + /github/webhook (default http://API-ADVERTISE/github/webhook)")
 	f.DurationVar(&cfg.Build.Timeout, "build-timeout", 0, "bound on one `build = \"go\"` compile (default 5m)")
+	f.StringVar(&tlsDir, "tls-dir", "", "directory holding ca.pem, node-<id>.pem and node-<id>-key.pem (v9 tls ca create, v9 tls cert create --node ID)")
+	f.StringVar(&tlsFile.CA, "tls-ca", "", "the cluster CA certificate (instead of --tls-dir)")
+	f.StringVar(&tlsFile.Cert, "tls-cert", "", "this node's certificate (instead of --tls-dir)")
+	f.StringVar(&tlsFile.Key, "tls-key", "", "this node's private key (instead of --tls-dir)")
+	f.BoolVar(&cfg.InsecureNoTLS, "insecure-no-tls", false, "run without TLS between nodes: anyone reaching the API or Raft port can act as a node (throwaway clusters only)")
 	f.StringVar(&cfg.Build.CacheDir, "build-cache", "", "GOCACHE for builds (default: the go command's own)")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
@@ -99,6 +112,34 @@ func containerNetwork(n *container.Network, subnet string, deny []string) error 
 		}
 		n.Deny = append(n.Deny, p)
 	}
+	return nil
+}
+
+// agentTLS loads the node's certificates from --tls-dir or --tls-ca/--tls-cert/--tls-key.
+// Without them the agent refuses to start unless --insecure-no-tls says otherwise.
+func agentTLS(cfg *node.Config, dir string, files auth.TLSFiles) error {
+	explicit := files.CA != "" || files.Cert != "" || files.Key != ""
+	switch {
+	case dir != "" && explicit:
+		return usageError{errors.New("give --tls-dir or --tls-ca, --tls-cert and --tls-key, not both")}
+	case dir != "":
+		files = auth.TLSDirFiles(dir, cfg.ID)
+	case explicit && (files.CA == "" || files.Cert == "" || files.Key == ""):
+		return usageError{errors.New("--tls-ca, --tls-cert and --tls-key go together")}
+	case !explicit:
+		if cfg.InsecureNoTLS {
+			return nil
+		}
+		return usageError{errors.New("no TLS certificates: give --tls-dir (make them with `v9 tls ca create` and `v9 tls cert create --node ID`), or --insecure-no-tls for a throwaway cluster")}
+	}
+	if cfg.InsecureNoTLS {
+		return usageError{errors.New("--insecure-no-tls with certificates: choose one")}
+	}
+	nt, err := auth.LoadNodeTLS(files)
+	if err != nil {
+		return fmt.Errorf("load the node's TLS files: %w", err)
+	}
+	cfg.TLS = nt
 	return nil
 }
 

@@ -80,6 +80,9 @@ func TestNoRaceJepsen(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
+	if err := c.bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.waitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +126,7 @@ func TestNoRaceJepsen(t *testing.T) {
 	if err := c.waitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	final := client.New(c.agents[0].api, client.WithTimeout(10*time.Second))
+	final := client.New(c.agents[0].api, client.WithToken(adminSecret), client.WithTimeout(10*time.Second))
 	for _, k := range keys {
 		do(ctx, h, &unclassified, final, c.agents[0].id, h.ClientID(), Input{Key: k, Kind: Read})
 	}
@@ -193,7 +196,7 @@ func nemesis(ctx context.Context, c *cluster, rnd *rand.Rand, cycles, leaderKill
 
 // runClient issues random operations against one node until ctx ends.
 func runClient(ctx context.Context, h *History, uncl *errorLog, a *agent, keys []string, n int, rnd *rand.Rand) {
-	cl := client.New(a.api, client.WithTimeout(opTimeout))
+	cl := client.New(a.api, client.WithToken(adminSecret), client.WithTimeout(opTimeout))
 	id := h.ClientID()
 	for seq := 0; ctx.Err() == nil; seq++ {
 		in := Input{Key: keys[rnd.IntN(len(keys))]}
