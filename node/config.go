@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
@@ -63,6 +64,9 @@ type Config struct {
 	// GitHub is the token and API URL for push-to-deploy; without a token, components
 	// cannot be linked to repositories.
 	GitHub ghub.Config
+	// SignIn is how users sign in with GitHub (the console's web flow, `v9 login`'s device
+	// flow); no client id: they sign in with tokens only.
+	SignIn auth.GitHubConfig
 	// Build configures `build = "go"` compiles on the leader. Build.Env defaults to this
 	// process's environment; empty cache dirs leave the go command's own (shared) caches.
 	Build deploy.BuildOptions
@@ -144,6 +148,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RaftAddr == "" {
 		return errors.New("config: raft address is required")
+	}
+	if err := c.SignIn.Check(); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	if c.BootstrapExpect < 0 {
 		return fmt.Errorf("config: bootstrap-expect %d is negative", c.BootstrapExpect)
