@@ -17,6 +17,8 @@ import (
 // deviceLoginTimeout bounds the whole device flow (GitHub's codes last 15 minutes).
 const deviceLoginTimeout = 20 * time.Minute
 
+var errExpiredCode = errors.New("the code expired before it was entered at GitHub: run `v9 login` again")
+
 // githubLogin signs the user in with GitHub's device flow and exchanges the GitHub token
 // for a v9 token (ACLService.GitHubLogin), which it keeps in the token file.
 func githubLogin(cmd *cobra.Command, a *app) error {
@@ -46,12 +48,16 @@ func githubLogin(cmd *cobra.Command, a *app) error {
 		if errors.As(err, &re) {
 			switch re.ErrorCode {
 			case "expired_token":
-				return errors.New("the code expired before it was entered at GitHub: run `v9 login` again")
+				return errExpiredCode
 			case "access_denied":
 				return errors.New("the sign-in was cancelled at GitHub: run `v9 login` again to retry")
 			}
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
+			// oauth2 stops polling at the code's expiry by itself.
+			if !da.Expiry.IsZero() && !time.Now().Before(da.Expiry) {
+				return errExpiredCode
+			}
 			return errors.New("gave up waiting for GitHub: run `v9 login` again")
 		}
 		return fmt.Errorf("sign in with GitHub: %w", err)
