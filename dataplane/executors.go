@@ -26,6 +26,9 @@ type ExecutorConfig struct {
 	WasmCacheDir string
 	// ContainerdSocket, when set, adds the container executor (if containerd answers).
 	ContainerdSocket string
+	// ContainerNetwork is the containers' fenced network (container.Network; zero: its
+	// defaults). Without CNI or iptables the container executor is not added.
+	ContainerNetwork container.Network
 	// ReaperCommand builds the command of the process that fences this node's exclusive
 	// containers if the agent dies (see container.Reap); nil: no reaper.
 	ReaperCommand func(socket, namespace, nodeID string) *exec.Cmd
@@ -71,11 +74,11 @@ func OpenExecutors(cfg ExecutorConfig) (map[statev1.Runtime]v9rt.Executor, *Reap
 	var reaper *Reaper
 	if cfg.ContainerdSocket != "" {
 		c, err := container.New(container.Config{
-			Socket: cfg.ContainerdSocket, NodeID: cfg.NodeID,
+			Socket: cfg.ContainerdSocket, NodeID: cfg.NodeID, Network: cfg.ContainerNetwork,
 			StateDir: filepath.Join(cfg.DataDir, "containers"), Logger: log,
 		})
 		if err != nil {
-			log.Warn("containerd unavailable: this node runs wasm components only", "socket", cfg.ContainerdSocket, "err", err)
+			log.Warn("container executor unavailable: this node runs wasm components only", "socket", cfg.ContainerdSocket, "err", err)
 		} else {
 			execs[statev1.Runtime_RUNTIME_CONTAINER] = c
 			if reaper, err = startReaper(cfg, log); err != nil {

@@ -28,6 +28,8 @@ func applyOp(t *tables, index uint64, cmd *statev1.Command) error {
 	switch op := cmd.Op.(type) {
 	case *statev1.Command_CreateComponent:
 		return t.createComponent(index, now, op.CreateComponent)
+	case *statev1.Command_CreateLinkedComponent:
+		return t.createLinkedComponent(index, now, op.CreateLinkedComponent, cmd.GetActor())
 	case *statev1.Command_UpdateComponentSpec:
 		return t.updateComponentSpec(index, now, op.UpdateComponentSpec)
 	case *statev1.Command_SetComponentDesired:
@@ -84,6 +86,15 @@ func applyOp(t *tables, index uint64, cmd *statev1.Command) error {
 
 func (t *tables) createComponent(index uint64, now *timestamppb.Timestamp, op *statev1.CreateComponent) error {
 	c := op.GetComponent()
+	if err := t.checkNewComponent(c); err != nil {
+		return err
+	}
+	t.insertComponent(index, now, c)
+	return nil
+}
+
+// checkNewComponent checks a component to be created against the state.
+func (t *tables) checkNewComponent(c *statev1.Component) error {
 	if c == nil || c.Id == "" {
 		return invalid("component id is missing")
 	}
@@ -117,6 +128,11 @@ func (t *tables) createComponent(index uint64, now *timestamppb.Timestamp, op *s
 	default:
 		return invalid("desired state %d is unknown", c.Desired)
 	}
+	return nil
+}
+
+// insertComponent records a component checkNewComponent accepted.
+func (t *tables) insertComponent(index uint64, now *timestamppb.Timestamp, c *statev1.Component) {
 	c = clone(c)
 	if c.Desired == statev1.DesiredState_DESIRED_STATE_UNSPECIFIED {
 		c.Desired = statev1.DesiredState_DESIRED_STATE_RUNNING
@@ -125,6 +141,34 @@ func (t *tables) createComponent(index uint64, now *timestamppb.Timestamp, op *s
 	c.CreateIndex, c.ModifyIndex = index, index
 	t.components[c.Id] = c
 	t.byName[c.Name] = c.Id
+}
+
+// createLinkedComponent creates a component linked to a GitHub repository, its link and the
+// pending deployment of the branch head, all or nothing: everything is checked before
+// anything is written.
+func (t *tables) createLinkedComponent(index uint64, now *timestamppb.Timestamp, op *statev1.CreateLinkedComponent, actor string) error {
+	c, l, d := op.GetComponent(), op.GetLink(), op.GetDeployment()
+	if c == nil || l == nil || d == nil {
+		return invalid("a linked create needs a component, a link and a deployment")
+	}
+	if err := t.checkNewComponent(c); err != nil {
+		return err
+	}
+	if l.ComponentId != c.Id || d.ComponentId != c.Id {
+		return invalid("the link and the deployment must name the new component %q", c.Id)
+	}
+	if err := checkLink(l); err != nil {
+		return err
+	}
+	if c.GetSource().GetGithubRepo() != l.Repo || c.GetSource().GetBranch() != l.Branch {
+		return invalid("the component's source %s@%s is not the linked %s@%s", c.GetSource().GetGithubRepo(), c.GetSource().GetBranch(), l.Repo, l.Branch)
+	}
+	if err := t.checkNewDeployment(d, true); err != nil {
+		return err
+	}
+	t.insertComponent(index, now, c)
+	t.links[l.ComponentId] = clone(l)
+	t.insertDeployment(index, now, d, actor)
 	return nil
 }
 
@@ -291,13 +335,23 @@ func (t *tables) removeNode(index uint64, op *statev1.RemoveNode) error {
 
 func (t *tables) createDeployment(index uint64, now *timestamppb.Timestamp, op *statev1.CreateDeployment, actor string) error {
 	d := op.GetDeployment()
+	if err := t.checkNewDeployment(d, false); err != nil {
+		return err
+	}
+	t.insertDeployment(index, now, d, actor)
+	return nil
+}
+
+// checkNewDeployment checks a deployment to be created; newComponent says its component is
+// created by the same command (and so is not in the state yet).
+func (t *tables) checkNewDeployment(d *statev1.Deployment, newComponent bool) error {
 	if d == nil || d.Id == "" {
 		return invalid("deployment id is missing")
 	}
 	if _, ok := t.deployments[d.Id]; ok {
 		return exists("deployment", d.Id)
 	}
-	if _, ok := t.components[d.ComponentId]; !ok {
+	if _, ok := t.components[d.ComponentId]; !ok && !newComponent {
 		return notFound("component id", d.ComponentId)
 	}
 	if d.DeliveryId != "" {
@@ -308,16 +362,24 @@ func (t *tables) createDeployment(index uint64, now *timestamppb.Timestamp, op *
 			}
 		}
 	}
+	switch d.Status {
+	case statev1.DeploymentStatus_DEPLOYMENT_STATUS_UNSPECIFIED, statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING:
+	case statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY:
+		if d.ArtifactDigest == "" {
+			return invalid("a ready deployment needs an artifact digest")
+		}
+	default:
+		return invalid("a new deployment is pending or ready")
+	}
+	return nil
+}
+
+// insertDeployment records a deployment checkNewDeployment accepted.
+func (t *tables) insertDeployment(index uint64, now *timestamppb.Timestamp, d *statev1.Deployment, actor string) {
 	d = clone(d)
 	d.BuildLog = tailLog(d.BuildLog)
 	if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_UNSPECIFIED {
 		d.Status = statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING
-	}
-	if d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING && d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
-		return invalid("a new deployment is pending or ready")
-	}
-	if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY && d.ArtifactDigest == "" {
-		return invalid("a ready deployment needs an artifact digest")
 	}
 	d.CreateTime, d.UpdateTime = now, now
 	if d.Actor == "" {
@@ -325,7 +387,6 @@ func (t *tables) createDeployment(index uint64, now *timestamppb.Timestamp, op *
 	}
 	d.CreateIndex, d.ModifyIndex = index, index
 	t.deployments[d.Id] = d
-	return nil
 }
 
 // MaxBuildLog bounds the build output a deployment keeps; longer logs keep their tail.
@@ -532,13 +593,20 @@ func (t *tables) putGithubLink(op *statev1.PutGithubLink) error {
 	if _, ok := t.components[l.ComponentId]; !ok {
 		return notFound("component id", l.ComponentId)
 	}
+	if err := checkLink(l); err != nil {
+		return err
+	}
+	t.links[l.ComponentId] = clone(l)
+	return nil
+}
+
+func checkLink(l *statev1.GithubLink) error {
 	if err := validSource(&statev1.Source{GithubRepo: l.Repo, Branch: l.Branch}); err != nil {
 		return err
 	}
 	if l.Repo == "" {
 		return invalid("link needs a repository")
 	}
-	t.links[l.ComponentId] = clone(l)
 	return nil
 }
 

@@ -8,4 +8,8 @@
 // pointers into the live state, and can block until the state passes a Raft index or until
 // one of the tables they read changes (WaitTables over per-table indexes), so that a write
 // wakes only the watchers of the tables it changed.
+//
+// A component spec is checked by package spec (ValidSpec delegates to spec.Check), the same
+// rules the manifest, the CLI and the API use; spec is pure, so Apply stays deterministic.
+// fsm imports nothing else of v9's but the generated types.
 package fsm

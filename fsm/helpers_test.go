@@ -530,9 +530,9 @@ func replicasFor(c chooser, s *statev1.ComponentSpec) uint32 {
 	return s.ScaleMin + uint32(c.intn(int(span)+1))
 }
 
-// numOps is the number of operations genOp builds: the 19 ops of Command and one command
+// numOps is the number of operations genOp builds: the 20 ops of Command and one command
 // without an op.
-const numOps = 20
+const numOps = 21
 
 // opWeights says how often genCommand picks each op of genOp, so that entities get created
 // more often than they are deleted and states grow interesting.
@@ -542,7 +542,8 @@ var opWeights = [numOps]int{
 	8: 6, 9: 6, 10: 4, // deployments
 	11: 5, 12: 3, 13: 1, // placements
 	14: 2, 15: 2, 16: 1, 17: 2, 18: 1, // users, tokens, links
-	19: 1, // no op
+	19: 2, // linked create
+	20: 1, // no op
 }
 
 var totalOpWeight = func() int {
@@ -660,6 +661,24 @@ func genOp(c chooser, op int) *statev1.Command {
 		})
 	case 18:
 		cmd = cmdDeleteLink(maybe(c, goodCompIDs, badIDs))
+	case 19:
+		id := maybe(c, goodCompIDs, badIDs)
+		repo := maybe(c, goodRepos, badRepos)
+		comp := &statev1.Component{
+			Id: id, Name: nameFor(c, id), Runtime: statev1.Runtime(enum(c, 1, 2)), Spec: genSpec(c),
+			Source: &statev1.Source{GithubRepo: repo, Branch: "main"},
+		}
+		comp.Replicas = replicasFor(c, comp.Spec)
+		linkOf, depOf := id, id
+		if c.intn(8) == 0 {
+			linkOf = maybe(c, goodCompIDs, badIDs)
+		}
+		if c.intn(8) == 0 {
+			depOf = maybe(c, goodCompIDs, badIDs)
+		}
+		cmd = cmdCreateLinked(comp,
+			&statev1.GithubLink{ComponentId: linkOf, Repo: repo, Branch: "main", HookId: int64(c.intn(3)), Secret: []byte("k")},
+			&statev1.Deployment{Id: depFor(c, id), ComponentId: depOf, CommitSha: "abc", Branch: "main"})
 	default:
 		cmd = &statev1.Command{}
 	}

@@ -101,6 +101,8 @@ func (t *tables) written(cmd *statev1.Command) *statev1.Component {
 	switch op := cmd.Op.(type) {
 	case *statev1.Command_CreateComponent:
 		name = op.CreateComponent.GetComponent().GetName()
+	case *statev1.Command_CreateLinkedComponent:
+		name = op.CreateLinkedComponent.GetComponent().GetName()
 	case *statev1.Command_UpdateComponentSpec:
 		name = op.UpdateComponentSpec.GetName()
 	case *statev1.Command_SetComponentDesired:

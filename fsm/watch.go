@@ -64,6 +64,8 @@ func tablesOf(cmd *statev1.Command) tableSet {
 		return setOf(TableComponents)
 	case *statev1.Command_DeleteComponent:
 		return setOf(TableComponents, TableDeployments, TablePlacements, TableLinks)
+	case *statev1.Command_CreateLinkedComponent:
+		return setOf(TableComponents, TableLinks, TableDeployments)
 	case *statev1.Command_RegisterNode:
 		return setOf(TableNodes)
 	case *statev1.Command_SetNodeStatus, *statev1.Command_RemoveNode:
@@ -76,7 +78,8 @@ func tablesOf(cmd *statev1.Command) tableSet {
 		return setOf(TablePlacements)
 	case *statev1.Command_CreateUser:
 		return setOf(TableUsers)
-	case *statev1.Command_CreateApiToken, *statev1.Command_DeleteApiToken:
+	case *statev1.Command_CreateApiToken, *statev1.Command_DeleteApiToken, *statev1.Command_AclBootstrap,
+		*statev1.Command_RevokeApiToken, *statev1.Command_TouchApiTokens:
 		return setOf(TableTokens)
 	case *statev1.Command_PutGithubLink, *statev1.Command_DeleteGithubLink:
 		return setOf(TableLinks)

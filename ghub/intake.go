@@ -54,6 +54,12 @@ func (s *Service) ServeWebhook(w http.ResponseWriter, r *http.Request) {
 	case v.code == http.StatusNotFound:
 		s.log.Info("webhook for no linked repository", "delivery", delivery, "repo", v.target.Repo, "hook", v.target.HookID)
 	}
+	if v.code == http.StatusNotFound && github.WebHookType(r) == "ping" {
+		// A new hook's ping can arrive before its link is committed (CreateLinked creates
+		// the hook first). A ping asks for nothing, so it is answered without being verified.
+		writeWebhookAnswer(w, http.StatusOK, webhookAnswer{Result: "pong", Message: "no component is linked to this hook yet"})
+		return
+	}
 	if v.code != 0 {
 		http.Error(w, v.msg, v.code)
 		return

@@ -67,58 +67,15 @@ func (s *Service) CreateLinked(ctx context.Context, req *componentv1.CreateReque
 		rt = statev1.Runtime_RUNTIME_WASM
 	}
 	spec := v9spec.Defaulted(req.Spec)
+	if err := fsm.ValidSpec(rt, spec); err != nil {
+		return nil, err // refused before anything is created on GitHub
+	}
 	c := &statev1.Component{
-		Name: req.Name, Owner: req.Owner, Runtime: rt, Spec: spec, Replicas: v9spec.InitialReplicas(spec),
+		Id: newID(), Name: req.Name, Owner: req.Owner, Runtime: rt, Spec: spec, Replicas: v9spec.InitialReplicas(spec),
 		Source:  &statev1.Source{GithubRepo: owner + "/" + repo, Branch: branch},
 		Desired: statev1.DesiredState_DESIRED_STATE_RUNNING,
 	}
-	if _, err := s.cluster.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: c}}}); err != nil {
-		return nil, err
-	}
-	c, err = s.state.Component(req.Name)
-	if err != nil {
-		return nil, err
-	}
-	undo := func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		s.cluster.Apply(dctx, &statev1.Command{Op: &statev1.Command_DeleteComponent{DeleteComponent: &statev1.DeleteComponent{Name: req.Name}}})
-	}
-
 	link := &statev1.GithubLink{ComponentId: c.Id, Repo: owner + "/" + repo, Branch: branch, PollSeconds: req.PollSeconds}
-	putLink := func() error {
-		_, err := s.cluster.Apply(ctx, &statev1.Command{Op: &statev1.Command_PutGithubLink{PutGithubLink: &statev1.PutGithubLink{Link: link}}})
-		return err
-	}
-	if req.PollSeconds == 0 {
-		secret := make([]byte, 32)
-		rand.Read(secret)
-		link.Secret = []byte(hex.EncodeToString(secret))
-		// Record the secret before the hook exists, so that the ping GitHub sends to a new
-		// hook at once already verifies (by repository name) on every node.
-		if err := putLink(); err != nil {
-			undo()
-			return nil, err
-		}
-		hook, _, err := gh.Repositories.CreateHook(ctx, owner, repo, &github.Hook{
-			Active: github.Bool(true),
-			// GitHub pings every new hook whatever its events; "ping" is not an event to ask for.
-			Events: []string{"push"},
-			Config: &github.HookConfig{URL: github.String(s.webhookURL()), ContentType: github.String("json"), Secret: github.String(string(link.Secret))},
-		})
-		if err != nil {
-			undo()
-			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("create the webhook on %s/%s (the token needs admin:repo_hook or the repository's webhooks permission; --poll avoids webhooks): %w", owner, repo, err))
-		}
-		link.HookId = hook.GetID()
-	}
-	if err := putLink(); err != nil {
-		s.deleteHook(ctx, link)
-		undo()
-		return nil, err
-	}
-	s.log.Info("component linked to github", "component", c.Name, "repo", link.Repo, "branch", branch, "hook", link.HookId, "poll_seconds", link.PollSeconds)
-
 	// Press start: deploy the branch head now.
 	commit := head.GetCommit()
 	d := &statev1.Deployment{
@@ -126,8 +83,37 @@ func (s *Service) CreateLinked(ctx context.Context, req *componentv1.CreateReque
 		Author: commit.GetCommit().GetAuthor().GetName(), Branch: branch,
 		Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING,
 	}
-	idx, err := s.cluster.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateDeployment{CreateDeployment: &statev1.CreateDeployment{Deployment: d}}})
+	if req.PollSeconds == 0 {
+		secret := make([]byte, 32)
+		rand.Read(secret)
+		link.Secret = []byte(hex.EncodeToString(secret))
+		// The hook exists before its link is committed: the ping GitHub sends to a new hook
+		// may arrive first, and is answered "pong" without acting (ServeWebhook).
+		hook, _, err := gh.Repositories.CreateHook(ctx, owner, repo, &github.Hook{
+			Active: github.Bool(true),
+			// GitHub pings every new hook whatever its events; "ping" is not an event to ask for.
+			Events: []string{"push"},
+			Config: &github.HookConfig{URL: github.String(s.webhookURL()), ContentType: github.String("json"), Secret: github.String(string(link.Secret))},
+		})
+		if err != nil {
+			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("create the webhook on %s/%s (the token needs admin:repo_hook or the repository's webhooks permission; --poll avoids webhooks): %w", owner, repo, err))
+		}
+		link.HookId = hook.GetID()
+	}
+	// One entry: the component, its link and its first deployment, or nothing.
+	idx, err := s.cluster.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateLinkedComponent{CreateLinkedComponent: &statev1.CreateLinkedComponent{
+		Component: c, Link: link, Deployment: d,
+	}}})
 	if err != nil {
+		// A write whose fate is unknown (leadership lost while committing) may have created
+		// the component: its hook stays then, and goes with the component.
+		if _, gerr := s.state.ComponentByID(c.Id); gerr != nil {
+			s.deleteHook(ctx, link)
+		}
+		return nil, err
+	}
+	s.log.Info("component linked to github", "component", c.Name, "repo", link.Repo, "branch", branch, "hook", link.HookId, "poll_seconds", link.PollSeconds)
+	if _, err := s.state.WaitForIndex(ctx, idx); err != nil {
 		return nil, err
 	}
 	c, _ = s.state.Component(req.Name)

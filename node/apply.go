@@ -229,6 +229,22 @@ func stamp(cmd *statev1.Command) {
 		if d := op.CreateDeployment.GetDeployment(); d != nil && d.Id == "" {
 			d.Id = newID()
 		}
+	case *statev1.Command_CreateLinkedComponent:
+		// One id ties the three together.
+		if c := op.CreateLinkedComponent.GetComponent(); c != nil {
+			if c.Id == "" {
+				c.Id = newID()
+			}
+			if l := op.CreateLinkedComponent.GetLink(); l != nil {
+				l.ComponentId = c.Id
+			}
+			if d := op.CreateLinkedComponent.GetDeployment(); d != nil {
+				d.ComponentId = c.Id
+				if d.Id == "" {
+					d.Id = newID()
+				}
+			}
+		}
 	}
 }
 

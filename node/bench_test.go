@@ -48,7 +48,7 @@ func rawCluster(b *testing.B) (leader *raft.Raft, stop func()) {
 	var parts []*raftParts
 	var conf raft.Configuration
 	for i := 0; i < 3; i++ {
-		cfg := Config{ID: fmt.Sprintf("r%d", i), DataDir: filepath.Join(dir, fmt.Sprint(i)), APIAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", BootstrapExpect: 3, Logger: quiet}
+		cfg := Config{ID: fmt.Sprintf("r%d", i), DataDir: filepath.Join(dir, fmt.Sprint(i)), APIAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", BootstrapExpect: 3, Logger: quiet, InsecureNoTLS: true}
 		if err := cfg.setDefaults(); err != nil {
 			b.Fatal(err)
 		}

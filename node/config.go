@@ -17,6 +17,7 @@ import (
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
+	"github.com/velocity9/v9/runtime/container"
 )
 
 // Config is everything one node needs. The CLI fills it from flags; tests fill it directly.
@@ -51,6 +52,10 @@ type Config struct {
 	// ContainerdSocket is the containerd to run container components with. Empty: this node
 	// runs wasm only and says so in its capabilities.
 	ContainerdSocket string
+	// ContainerNetwork is the containers' network: a namespace each on a bridge, fenced off
+	// the host and each other. Zero: container.Network's defaults. Without the CNI plugins
+	// or iptables, this node runs wasm only; containers never get the host's network.
+	ContainerNetwork container.Network
 	// ReaperCommand, when set, builds the command of the process that fences this node's
 	// exclusive containers if the agent dies (see container.Reap): cmd/v9 runs its own
 	// binary; without it, exclusive containers outlive a crashed agent unfenced.
@@ -72,6 +77,15 @@ type Config struct {
 	Build deploy.BuildOptions
 
 	Logger *slog.Logger
+
+	// TLS holds this node's certificate, key and cluster CA (reloaded from disk when they
+	// change). Raft and every call between nodes then use mutual TLS, and the internal
+	// procedures answer only callers with a node certificate of that CA. Without it the
+	// node refuses to start unless InsecureNoTLS is set.
+	TLS *auth.NodeTLS
+	// InsecureNoTLS runs without TLS between nodes: anyone who reaches the API or Raft port
+	// can act as a node. For throwaway local clusters and benchmarks only.
+	InsecureNoTLS bool
 
 	// extraControllers are leader controllers tests add to the node's own (TestOptions).
 	extraControllers []leader.Controller
@@ -151,6 +165,9 @@ func (c *Config) setDefaults() error {
 	}
 	if err := c.SignIn.Check(); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if c.TLS == nil && !c.InsecureNoTLS {
+		return errors.New("config: no TLS certificates for this node: give --tls-dir (create them with `v9 tls ca create` and `v9 tls cert create --node ID`), or --insecure-no-tls for a throwaway cluster")
 	}
 	if c.BootstrapExpect < 0 {
 		return fmt.Errorf("config: bootstrap-expect %d is negative", c.BootstrapExpect)

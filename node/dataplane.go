@@ -14,6 +14,7 @@ import (
 
 	"github.com/velocity9/v9/dataplane"
 	"github.com/velocity9/v9/logring"
+	"github.com/velocity9/v9/observe"
 	"github.com/velocity9/v9/proxy"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
@@ -33,7 +34,8 @@ func (n *Node) openDataPlane() error {
 	n.stats = proxy.NewStats(n.metrics)
 	execs, reaper, err := dataplane.OpenExecutors(dataplane.ExecutorConfig{
 		NodeID: n.cfg.ID, DataDir: n.cfg.DataDir, WasmCacheDir: n.cfg.WasmCacheDir,
-		ContainerdSocket: n.cfg.ContainerdSocket, ReaperCommand: n.cfg.ReaperCommand, Logger: n.log,
+		ContainerdSocket: n.cfg.ContainerdSocket, ContainerNetwork: n.cfg.ContainerNetwork,
+		ReaperCommand: n.cfg.ReaperCommand, Logger: n.log,
 	})
 	if err != nil {
 		return err
@@ -49,6 +51,7 @@ func (n *Node) openDataPlane() error {
 		return err
 	}
 	n.runtimes = n.dp.Runtimes()
+	n.observe = observe.New(observe.Config{NodeID: n.cfg.ID, Store: n.fsm.Store, Logs: n.logs, Stats: n.stats, Peers: observePeers{n}})
 	return nil
 }
 

@@ -280,6 +280,53 @@ func TestGitHubLinkErrors(t *testing.T) {
 	}
 }
 
+// TestGitHubFailedLinkLeavesNothing: a linked create is one Raft entry, so one that fails
+// after GitHub has been touched leaves no component, link or deployment in the state, and
+// no hook on GitHub.
+func TestGitHubFailedLinkLeavesNothing(t *testing.T) {
+	c, gh := newGitHubCluster(t, 3, nil)
+	gh.Commit(testRepo, "main", "one", map[string]string{"a": "b"})
+	// A name fsm refuses (it is not owner/repo to the state machine) but GitHub serves: the
+	// hook is created, then the entry is refused.
+	const odd = "octo/hello!"
+	gh.CreateRepo(odd, "main")
+	gh.Commit(odd, "main", "one", map[string]string{"a": "b"})
+	ctx := context.Background()
+	cli := componentClient(c.Follower(t))
+	_, err := cli.Create(ctx, connect.NewRequest(&componentv1.CreateRequest{Name: "odd", Source: &statev1.Source{GithubRepo: odd, Branch: "main"}}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "owner/repo") {
+		t.Fatalf("link of %s: %v", odd, err)
+	}
+	if hooks := gh.Hooks(odd); len(hooks) != 0 {
+		t.Fatalf("the refused link left hooks on GitHub: %+v", hooks)
+	}
+	// GitHub refuses the hook: nothing is written at all.
+	gh.RefuseHooks(testRepo, true)
+	_, err = cli.Create(ctx, connect.NewRequest(&componentv1.CreateRequest{Name: "hello", Source: &statev1.Source{GithubRepo: testRepo, Branch: "main"}}))
+	if connect.CodeOf(err) != connect.CodeFailedPrecondition || !strings.Contains(err.Error(), "create the webhook") {
+		t.Fatalf("hook refused: %v", err)
+	}
+	for _, n := range c.Nodes {
+		st := n.Store().State()
+		if len(st.Components) != 0 || len(st.GithubLinks) != 0 || len(st.Deployments) != 0 {
+			t.Fatalf("%s: failed links left %d components, %d links, %d deployments", n.ID(), len(st.Components), len(st.GithubLinks), len(st.Deployments))
+		}
+	}
+
+	// The same create once GitHub allows the hook: one entry holds all three.
+	gh.RefuseHooks(testRepo, false)
+	created := createLinked(t, c.Follower(t), "hello")
+	l := c.Leader(t)
+	link, err := l.Store().GithubLink(created.Component.Id)
+	if err != nil || link.HookId == 0 || created.Deployment.GetComponentId() != created.Component.Id {
+		t.Fatalf("linked create: link %v %v, response %v", link, err, created)
+	}
+	d, _ := l.Store().Deployment(created.Deployment.Id)
+	if d.CreateIndex != created.Component.CreateIndex {
+		t.Fatalf("component (index %d) and deployment (index %d) written by different entries", created.Component.CreateIndex, d.CreateIndex)
+	}
+}
+
 // TestGitHubContainerRepo: a container repository's files are its artifact (no compile),
 // and a manifest whose runtime differs from the component's fails the deployment clearly.
 func TestGitHubContainerRepo(t *testing.T) {

@@ -3,8 +3,10 @@ package node
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/velocity9/v9/runtime/container"
@@ -39,6 +41,7 @@ func TestMain(m *testing.M) {
 	if stop != nil {
 		stop()
 	}
+	ocitest.RemoveNetState(testNetState)
 	if ctrBin != "" {
 		os.Remove(ctrBin) // built once for all container tests
 	}
@@ -62,5 +65,20 @@ func testReaper(socket, namespace, nodeID string) *exec.Cmd {
 
 // containerOptions runs test nodes with the test containerd and a reaper each.
 func containerOptions() TestOptions {
-	return TestOptions{ContainerdSocket: testContainerd, Configure: func(c *Config) { c.ReaperCommand = testReaper }}
+	return TestOptions{ContainerdSocket: testContainerd, Configure: func(c *Config) {
+		c.ReaperCommand = testReaper
+		c.ContainerNetwork = testNetwork
+	}}
+}
+
+// testNetState holds the network namespaces and address leases of the tests' containers,
+// shared by every node of a test cluster as the nodes of one machine share them.
+var testNetState = filepath.Join(os.TempDir(), fmt.Sprintf("v9-node-net-%d", os.Getpid()))
+
+// testNetwork is the tests' container network: a bridge and subnet of their own (the
+// container executor's tests use another pair), never v9br0.
+var testNetwork = container.Network{
+	Bridge:   "v9t-node0",
+	Subnet:   netip.MustParsePrefix("10.210.2.0/24"),
+	StateDir: testNetState,
 }

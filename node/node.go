@@ -20,6 +20,7 @@ import (
 	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/logring"
+	"github.com/velocity9/v9/observe"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/rpc/server"
@@ -40,6 +41,7 @@ type Node struct {
 	dp        *dataplane.DataPlane // this node's instances, routing, artifacts and lease
 	artifacts *artifact.Store      // shared with dp
 	logs      *logring.Ring
+	observe   *observe.Service // logs and stats across the cluster
 	stats     *proxy.Stats
 	metrics   *prometheus.Registry
 	runtimes  []statev1.Runtime
@@ -70,8 +72,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.peers = newPeerClients(n.faults)
-	n.authz = &auth.Authorizer{Tokens: n.fsm.Store, CatchUp: n.ConsistentBarrier, Insecure: true}
+	n.peers = newPeerClients(n.faults, cfg.TLS)
+	n.authz = &auth.Authorizer{Tokens: n.fsm.Store, CatchUp: n.ConsistentBarrier, Insecure: cfg.TLS == nil}
 	n.disc.known = map[string]peer{}
 	n.setupLeadership()
 
@@ -111,8 +113,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log}).Register(mux)
 	// Browsers' cross-origin writes are refused (a signed-in console's cookie must not
 	// serve another site); the CLI, nodes and GitHub's webhooks send no Origin and pass.
-	n.apiSrv = newHTTPServer(http.NewCrossOriginProtection().Handler(mux))
-	n.serve(n.apiSrv, n.apiLn, "api")
+	n.apiSrv = newHTTPServer(auth.PeerIdentity(http.NewCrossOriginProtection().Handler(mux)))
+	if cfg.TLS != nil {
+		// Users speak plain HTTP (or TLS); nodes speak mutual TLS, on the same port.
+		n.serve(n.apiSrv, newSniffListener(n.apiLn, cfg.TLS.ServerConfig(false, "h2", "http/1.1")), "api")
+	} else {
+		n.serve(n.apiSrv, n.apiLn, "api")
+	}
 	if n.proxyLn != nil {
 		n.proxySrv = newHTTPServer(proxy.New(proxy.Config{
 			NodeID: cfg.ID, Domain: cfg.Domain, Router: n.dp.Router(), Stats: n.stats, Load: n.dp.Load(), Logger: n.log,
@@ -137,6 +144,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 func newHTTPServer(h http.Handler) *http.Server {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
 	protocols.SetUnencryptedHTTP2(true)
 	return &http.Server{
 		Handler:           h,

@@ -19,9 +19,10 @@ import (
 
 // peerClients holds Connect clients to other nodes' APIs, one set per address.
 type peerClients struct {
-	http *http.Client
-	mu   sync.Mutex
-	byID map[string]*peerClient
+	http   *http.Client
+	scheme string // "https" with node certificates, "http" without
+	mu     sync.Mutex
+	byID   map[string]*peerClient
 }
 
 type peerClient struct {
@@ -33,7 +34,7 @@ type peerClient struct {
 	stats     statsv1connect.StatsServiceClient
 }
 
-func newPeerClients(f *faults) *peerClients {
+func newPeerClients(f *faults, nodeTLS *auth.NodeTLS) *peerClients {
 	d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -49,7 +50,14 @@ func newPeerClients(f *faults) *peerClients {
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return &peerClients{http: &http.Client{Transport: tr}, byID: map[string]*peerClient{}}
+	scheme := "http"
+	if nodeTLS != nil {
+		scheme = "https"
+		tr.TLSClientConfig = nodeTLS.ClientConfig("h2", "http/1.1")
+		tr.ForceAttemptHTTP2 = true
+		tr.TLSHandshakeTimeout = 5 * time.Second
+	}
+	return &peerClients{http: &http.Client{Transport: tr}, scheme: scheme, byID: map[string]*peerClient{}}
 }
 
 func (p *peerClients) get(addr string) *peerClient {
@@ -57,7 +65,7 @@ func (p *peerClients) get(addr string) *peerClient {
 	defer p.mu.Unlock()
 	c, ok := p.byID[addr]
 	if !ok {
-		base := "http://" + addr
+		base := p.scheme + "://" + addr
 		// Calls made on a caller's behalf carry the caller's token on.
 		fwd := connect.WithInterceptors(auth.Forward())
 		c = &peerClient{

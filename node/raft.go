@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -78,7 +79,10 @@ func openRaft(c *Config, fsm raft.FSM, f *faults) (*raftParts, error) {
 		ln.Close()
 		return fail(fmt.Errorf("raft address %s is not advertisable: set --raft-advertise", c.RaftAddr))
 	}
-	p.stream = &streamLayer{ln: ln, advertise: adv, f: f}
+	if c.TLS != nil {
+		ln = tls.NewListener(ln, c.TLS.ServerConfig(true, raftALPN))
+	}
+	p.stream = &streamLayer{ln: ln, advertise: adv, f: f, tls: c.TLS}
 	p.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  p.stream,
 		MaxPool: 3,

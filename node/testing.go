@@ -1,6 +1,7 @@
 package node
 
 import (
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/sched"
 
@@ -26,6 +27,8 @@ type TestCluster struct {
 	opts TestOptions
 	cfgs []Config
 	mu   sync.Mutex
+
+	tlsOnce sync.Once
 }
 
 // TestOptions tunes NewTestClusterOpts.
@@ -42,6 +45,8 @@ type TestOptions struct {
 	// Configure, when set, adjusts each node's Config before it starts (GitHub settings,
 	// build options).
 	Configure func(*Config)
+	// NoTLS runs the nodes without TLS between them (InsecureNoTLS), for comparisons.
+	NoTLS bool
 	// Controllers, when set, gives leader controllers to run on node id beside its own,
 	// started and stopped with them.
 	Controllers func(id string) []leader.Controller
@@ -148,6 +153,11 @@ func (c *TestCluster) config(i int) Config {
 		Autoscale:        c.opts.Autoscale,
 		Logger:           slog.New(&testLogHandler{t: c.t, prefix: id, level: slog.LevelInfo}),
 	}
+	if c.opts.NoTLS {
+		cfg.InsecureNoTLS = true
+	} else {
+		cfg.TLS = c.NodeTLS(id)
+	}
 	if c.opts.Controllers != nil {
 		cfg.extraControllers = c.opts.Controllers(id)
 	}
@@ -155,6 +165,35 @@ func (c *TestCluster) config(i int) Config {
 		c.opts.Configure(&cfg)
 	}
 	return cfg
+}
+
+// TLSDir holds the test cluster's CA and node certificates (made on first use).
+func (c *TestCluster) TLSDir() string {
+	c.t.Helper()
+	dir := filepath.Join(c.dir, "tls")
+	c.tlsOnce.Do(func() {
+		if err := auth.CreateCA(dir); err != nil {
+			c.t.Fatalf("create test CA: %v", err)
+		}
+	})
+	return dir
+}
+
+// NodeTLS makes (or loads) node id's certificate of the test cluster's CA.
+func (c *TestCluster) NodeTLS(id string) *auth.NodeTLS {
+	c.t.Helper()
+	dir := c.TLSDir()
+	files := auth.TLSDirFiles(dir, id)
+	if _, err := os.Stat(files.Cert); err != nil {
+		if err := auth.CreateNodeCert(dir, id, auth.NodeCertOptions{}); err != nil {
+			c.t.Fatalf("create node certificate: %v", err)
+		}
+	}
+	nt, err := auth.LoadNodeTLS(files)
+	if err != nil {
+		c.t.Fatalf("load node certificate: %v", err)
+	}
+	return nt
 }
 
 func (c *TestCluster) start(cfg Config) *Node {

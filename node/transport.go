@@ -1,13 +1,17 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/velocity9/v9/auth"
 )
 
 // errPartitioned is what a dial returns while the node is cut off (tests only).
@@ -80,12 +84,18 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// streamLayer is a TCP raft.StreamLayer with fault injection.
+// streamLayer is a TCP raft.StreamLayer with fault injection, over mutual TLS when the node
+// has certificates (Nomad's RaftLayer is the model): both sides must show a node
+// certificate of the cluster CA, so nothing else can speak Raft to a node.
 type streamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
 	f         *faults
+	tls       *auth.NodeTLS // nil: plain TCP (InsecureNoTLS)
 }
+
+// raftALPN names the Raft protocol in TLS handshakes.
+const raftALPN = "v9-raft"
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
 
@@ -114,6 +124,16 @@ func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 	c, err := net.DialTimeout("tcp", string(addr), timeout)
 	if err != nil {
 		return nil, err
+	}
+	if s.tls != nil {
+		tc := tls.Client(c, s.tls.ClientConfig(raftALPN))
+		_ = tc.SetDeadline(time.Now().Add(timeout))
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("raft tls handshake with %s: %w", addr, err)
+		}
+		_ = tc.SetDeadline(time.Time{})
+		c = tc
 	}
 	return s.f.track(c)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/node"
+	"github.com/velocity9/v9/runtime/container"
 )
 
 // defaultContainerdSocket is where Debian's and most distributions' containerd listens.
@@ -22,8 +24,14 @@ const defaultContainerdSocket = "/run/containerd/containerd.sock"
 const shutdownTimeout = 10 * time.Second
 
 func newAgentCmd(a *app) *cobra.Command {
-	var cfg node.Config
-	var defaultRole string
+	var (
+		cfg         node.Config
+		tlsDir      string
+		tlsFile     auth.TLSFiles
+		subnet      string
+		deny        []string
+		defaultRole string
+	)
 	host, _ := os.Hostname()
 	cmd := &cobra.Command{
 		Use:   "agent --data-dir DIR [flags]",
@@ -43,7 +51,13 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 			if cfg.BootstrapExpect == 0 && len(cfg.Join) == 0 {
 				a.logger.Warn("neither --bootstrap-expect nor --join given: this node only works if --data-dir already holds its cluster state")
 			}
+			if err := containerNetwork(&cfg.ContainerNetwork, subnet, deny); err != nil {
+				return err
+			}
 			cfg.Logger = a.logger
+			if err := agentTLS(&cfg, tlsDir, tlsFile); err != nil {
+				return err
+			}
 			cfg.ReaperCommand = reaperCommand
 			if cfg.GitHub.Token == "" && cfg.GitHub.TokenFile == "" {
 				cfg.GitHub.Token = os.Getenv("V9_GITHUB_TOKEN")
@@ -75,6 +89,9 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 	f.DurationVar(&cfg.Raft.LeaderLeaseTimeout, "raft-leader-lease", node.DefaultLeaderLeaseTimeout, "Raft: how long a leader stays without hearing from a quorum")
 	f.Uint64Var(&cfg.Raft.SnapshotThreshold, "raft-snapshot-threshold", 8192, "Raft: log entries between snapshots")
 	f.StringVar(&cfg.ContainerdSocket, "containerd-socket", defaultContainerdSocket, "containerd to run container components with; empty or unreachable: this node runs wasm only")
+	f.StringVar(&cfg.ContainerNetwork.Bridge, "container-bridge", container.DefaultBridge, "Linux bridge v9 creates for the containers' network namespaces")
+	f.StringVar(&subnet, "container-subnet", container.DefaultSubnet.String(), "IPv4 subnet of the containers on --container-bridge (only on this machine)")
+	f.StringSliceVar(&deny, "container-deny", nil, "more CIDRs containers may not reach, e.g. the other nodes' network (the host, other containers and 169.254.0.0/16 always are)")
 	f.StringVar(&cfg.Domain, "domain", "localhost", "the proxy routes <component>.<domain> by Host")
 	f.StringVar(&cfg.GitHub.APIURL, "github-api-url", "", "GitHub REST API base URL (default api.github.com; GitHub Enterprise: https://HOST/api/v3/)")
 	f.StringVar(&cfg.GitHub.Token, "github-token", "", "GitHub token for push-to-deploy (a personal access token or an App installation token; default $V9_GITHUB_TOKEN); prefer --github-token-file")
@@ -90,9 +107,59 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 	f.StringVar(&cfg.SignIn.PublicURL, "public-url", "", "base URL users reach the console at (https://v9.example.com); the OAuth callback is PUBLIC-URL/auth/github/callback (default: the request's host)")
 	f.DurationVar(&cfg.SignIn.SessionTTL, "session-ttl", auth.DefaultSessionTTL, "how long a console session lasts")
 	f.DurationVar(&cfg.Build.Timeout, "build-timeout", 0, "bound on one `build = \"go\"` compile (default 5m)")
+	f.StringVar(&tlsDir, "tls-dir", "", "directory holding ca.pem, node-<id>.pem and node-<id>-key.pem (v9 tls ca create, v9 tls cert create --node ID)")
+	f.StringVar(&tlsFile.CA, "tls-ca", "", "the cluster CA certificate (instead of --tls-dir)")
+	f.StringVar(&tlsFile.Cert, "tls-cert", "", "this node's certificate (instead of --tls-dir)")
+	f.StringVar(&tlsFile.Key, "tls-key", "", "this node's private key (instead of --tls-dir)")
+	f.BoolVar(&cfg.InsecureNoTLS, "insecure-no-tls", false, "run without TLS between nodes: anyone reaching the API or Raft port can act as a node (throwaway clusters only)")
 	f.StringVar(&cfg.Build.CacheDir, "build-cache", "", "GOCACHE for builds (default: the go command's own)")
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
+}
+
+// containerNetwork parses the container network flags into n.
+func containerNetwork(n *container.Network, subnet string, deny []string) error {
+	p, err := netip.ParsePrefix(subnet)
+	if err != nil {
+		return usageError{fmt.Errorf("--container-subnet: %w", err)}
+	}
+	n.Subnet = p
+	for _, d := range deny {
+		p, err := netip.ParsePrefix(d)
+		if err != nil {
+			return usageError{fmt.Errorf("--container-deny: %w", err)}
+		}
+		n.Deny = append(n.Deny, p)
+	}
+	return nil
+}
+
+// agentTLS loads the node's certificates from --tls-dir or --tls-ca/--tls-cert/--tls-key.
+// Without them the agent refuses to start unless --insecure-no-tls says otherwise.
+func agentTLS(cfg *node.Config, dir string, files auth.TLSFiles) error {
+	explicit := files.CA != "" || files.Cert != "" || files.Key != ""
+	switch {
+	case dir != "" && explicit:
+		return usageError{errors.New("give --tls-dir or --tls-ca, --tls-cert and --tls-key, not both")}
+	case dir != "":
+		files = auth.TLSDirFiles(dir, cfg.ID)
+	case explicit && (files.CA == "" || files.Cert == "" || files.Key == ""):
+		return usageError{errors.New("--tls-ca, --tls-cert and --tls-key go together")}
+	case !explicit:
+		if cfg.InsecureNoTLS {
+			return nil
+		}
+		return usageError{errors.New("no TLS certificates: give --tls-dir (make them with `v9 tls ca create` and `v9 tls cert create --node ID`), or --insecure-no-tls for a throwaway cluster")}
+	}
+	if cfg.InsecureNoTLS {
+		return usageError{errors.New("--insecure-no-tls with certificates: choose one")}
+	}
+	nt, err := auth.LoadNodeTLS(files)
+	if err != nil {
+		return fmt.Errorf("load the node's TLS files: %w", err)
+	}
+	cfg.TLS = nt
+	return nil
 }
 
 // runAgent starts one node, waits for SIGINT or SIGTERM, and shuts it down.

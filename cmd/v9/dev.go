@@ -151,6 +151,10 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 	if err != nil {
 		return err
 	}
+	tlsDir := filepath.Join(dir, "tls")
+	if err := devCerts(tlsDir, l.Nodes); err != nil {
+		return err
+	}
 
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -171,6 +175,9 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 			GitHub:           gh,
 			ReaperCommand:    reaperCommand,
 			Logger:           a.logger, // the node adds node=<id> itself
+		}
+		if cfg.TLS, err = auth.LoadNodeTLS(auth.TLSDirFiles(tlsDir, id)); err != nil {
+			return errors.Join(fmt.Errorf("load %s's certificate: %w", id, err), shutdownAll(ctx, nodes))
 		}
 		for j := range l.Nodes {
 			if j != k {
@@ -228,6 +235,24 @@ Any node answers; writes go through the leader. Ctrl-C stops the cluster, and
 		return err
 	}
 	a.logger.Info("stopped")
+	return nil
+}
+
+// devCerts makes the dev cluster's CA and one certificate per node under dir, once.
+func devCerts(dir string, nodes int) error {
+	if _, err := os.Stat(filepath.Join(dir, auth.CACertFile)); errors.Is(err, fs.ErrNotExist) {
+		if err := auth.CreateCA(dir); err != nil {
+			return fmt.Errorf("create the dev CA: %w", err)
+		}
+	}
+	for k := range nodes {
+		id := fmt.Sprintf("n%d", k+1)
+		if _, err := os.Stat(filepath.Join(dir, auth.NodeCertFile(id))); errors.Is(err, fs.ErrNotExist) {
+			if err := auth.CreateNodeCert(dir, id, auth.NodeCertOptions{}); err != nil {
+				return fmt.Errorf("create %s's certificate: %w", id, err)
+			}
+		}
+	}
 	return nil
 }
 

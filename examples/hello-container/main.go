@@ -16,6 +16,9 @@
 //	GET /memory  the memory limit of its cgroup (v2 memory.max or v1 memory.limit_in_bytes)
 //	GET /sleep   answers after ?d= (a Go duration), for timeouts
 //	ANY /echo    the request as it arrived: method, URI, Host, X-Forwarded-*, then the body
+//	GET /dial    opens a TCP connection to ?addr= (host:port, 1s timeout): 200 "connected",
+//	             or 502 with the error (v9's network fence tests)
+//	GET /fetch   GETs ?url= (2s timeout): 200 with its status line and body, or 502
 //
 // Each request is logged on stdout. SIGTERM shuts it down gracefully with status 0.
 // `hello -exit N` exits with status N at once after a line on stderr (an image that never
@@ -91,6 +94,27 @@ func main() {
 			fmt.Fprintf(w, "%s=%s\n", strings.ToLower(h), r.Header.Get(h))
 		}
 		io.Copy(w, r.Body)
+	})
+
+	mux.HandleFunc("GET /dial", func(w http.ResponseWriter, r *http.Request) {
+		c, err := net.DialTimeout("tcp", r.URL.Query().Get("addr"), time.Second)
+		if err != nil {
+			http.Error(w, "dial: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		c.Close()
+		fmt.Fprintln(w, "connected")
+	})
+	mux.HandleFunc("GET /fetch", func(w http.ResponseWriter, r *http.Request) {
+		client := &http.Client{Timeout: 2 * time.Second}
+		resp, err := client.Get(r.URL.Query().Get("url"))
+		if err != nil {
+			http.Error(w, "fetch: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		fmt.Fprintln(w, resp.Status)
+		io.Copy(w, io.LimitReader(resp.Body, 64<<10))
 	})
 
 	logged := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

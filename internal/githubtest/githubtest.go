@@ -59,6 +59,8 @@ type Repo struct {
 	Commits       map[string]*Commit // sha -> commit
 	Hooks         map[int64]*Hook
 	Statuses      map[string][]Status // sha -> statuses, oldest first
+	// RefuseHooks makes hook creation fail as it does for a token without admin rights.
+	RefuseHooks bool
 }
 
 // Commit is one commit: a whole tree, or a raw tarball that replaces the generated one
@@ -299,6 +301,13 @@ func (s *Server) Deliveries() []Delivery {
 	return out
 }
 
+// RefuseHooks makes hook creation on a repository fail (or work again).
+func (s *Server) RefuseHooks(fullName string, refuse bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.repo(fullName).RefuseHooks = refuse
+}
+
 // Hooks returns copies of a repository's hooks, by id.
 func (s *Server) Hooks(fullName string) []Hook {
 	s.mu.Lock()
@@ -370,6 +379,8 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request, fullName stri
 		return
 	}
 	switch {
+	case len(rest) == 1 && rest[0] == "hooks" && r.Method == http.MethodPost && repo.RefuseHooks:
+		notFound(w)
 	case len(rest) == 1 && rest[0] == "hooks" && r.Method == http.MethodPost:
 		var in struct {
 			Name   string   `json:"name"`

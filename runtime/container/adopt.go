@@ -3,8 +3,7 @@ package container
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
+	"net/netip"
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
@@ -74,8 +73,8 @@ func taskRunning(ctx context.Context, c containerd.Container) (bool, error) {
 
 // Adopt takes over the placement's running container without restarting it: it watches
 // the task again, reattaches to its stdout and stderr FIFOs (when they are still in
-// StateDir; else the container runs on without logs) and forwards to the port recorded in
-// the container's environment. Adopting an instance this executor already holds returns it.
+// StateDir; else the container runs on without logs) and forwards to the address recorded
+// in the container's labels, in the network namespace it keeps. Adopting an instance this executor already holds returns it.
 func (e *Executor) Adopt(ctx context.Context, spec runtime.Spec) (runtime.Instance, error) {
 	ctx = e.ctx(ctx)
 	e.mu.Lock()
@@ -100,23 +99,20 @@ func (e *Executor) Adopt(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	if info.Labels[LabelNode] != e.cfg.NodeID || info.Labels[LabelPlacement] != spec.ID {
 		return nil, fmt.Errorf("adopt %s: container %s belongs to node %q, placement %q", spec.ID, cid, info.Labels[LabelNode], info.Labels[LabelPlacement])
 	}
-	ociSpec, err := c.Spec(ctx)
+	// The container keeps its network namespace and address. One from before v9 gave
+	// containers their own (host networking) is not adopted: the reconciler starts the
+	// placement again, which replaces it.
+	nsPath := info.Labels[LabelNetNS]
+	if nsPath == "" {
+		return nil, fmt.Errorf("adopt %s: container %s has no network namespace of its own: %w", spec.ID, cid, runtime.ErrNotFound)
+	}
+	ip, err := e.net.addr(nsPath)
 	if err != nil {
-		return nil, fmt.Errorf("adopt %s: read spec: %w", spec.ID, err)
+		return nil, fmt.Errorf("adopt %s: %w", spec.ID, err)
 	}
-	port := 0
-	if ociSpec.Process != nil {
-		for _, kv := range ociSpec.Process.Env {
-			if v, ok := strings.CutPrefix(kv, "PORT="); ok {
-				port, _ = strconv.Atoi(v)
-			}
-		}
-	}
-	if port <= 0 || port > 65535 {
-		return nil, fmt.Errorf("adopt %s: container %s has no PORT in its environment", spec.ID, cid)
-	}
+	addr := netip.AddrPortFrom(ip, Port).String()
 
-	inst := e.newInstance(spec, cid, port)
+	inst := e.newInstance(spec, cid, addr)
 	task, err := c.Task(ctx, cio.NewAttach(cio.WithStreams(nil, inst.stdout, inst.stderr)))
 	if err != nil && !errdefs.IsNotFound(err) {
 		inst.log.Warn("cannot reattach to the container's output; it runs on without logs", "err", err)
@@ -143,12 +139,8 @@ func (e *Executor) Adopt(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	}
 
 	e.mu.Lock()
-	if other := e.ports[port]; other != "" && other != spec.ID {
-		inst.log.Warn("adopted container's port is also handed to another instance", "port", port, "other", other)
-	}
-	e.ports[port] = spec.ID
 	e.instances[spec.ID] = inst
 	e.mu.Unlock()
-	inst.log.Info("adopted container", "port", port, "pid", task.Pid())
+	inst.log.Info("adopted container", "addr", addr, "pid", task.Pid())
 	return inst, nil
 }

@@ -26,6 +26,8 @@ const (
 	DefaultStopGrace    = 10 * time.Second
 	DefaultReadyTimeout = 30 * time.Second
 	DefaultMemoryBytes  = 256 << 20
+	// Port is the PORT every container listens on, in its own network namespace.
+	Port = 8080
 )
 
 // Labels v9 keeps on its containers.
@@ -37,6 +39,9 @@ const (
 	LabelDigest     = "v9.digest"
 	// LabelExclusive marks an exclusive component's container: Reap kills these.
 	LabelExclusive = "v9.exclusive"
+	// LabelNetNS is the path of the container's network namespace: an adopted container
+	// keeps it (and its address in it), and removing the container tears it down.
+	LabelNetNS = "v9.netns"
 	// labelArtifact, on an image imported from an archive, is the digest of the artifact it
 	// came from: the next start of the same artifact skips the import.
 	labelArtifact = "v9.artifact"
@@ -68,6 +73,10 @@ type Config struct {
 	StopGrace time.Duration
 	// ReadyTimeout bounds how long Start waits for the port to answer. Default 30s.
 	ReadyTimeout time.Duration
+	// Network is the containers' network: a namespace each on a bridge v9 owns, fenced
+	// off the host and each other (see Network). Without the CNI plugins and iptables
+	// New fails: containers never fall back to the host's network.
+	Network Network
 	// Logger receives the executor's own logs (not the containers'). Default slog.Default().
 	Logger *slog.Logger
 }
@@ -81,13 +90,13 @@ type Executor struct {
 	fifoDir     string
 	log         *slog.Logger
 	transport   *http.Transport
+	net         *network
 
 	importMu sync.Mutex // one import at a time: concurrent starts of one artifact import once
 
 	mu        sync.Mutex
 	instances map[string]*instance  // by placement id
 	starting  map[string]bool       // placement ids with a Start under way
-	ports     map[int]string        // ports handed to live instances, to their placement ids
 	images    map[string]readyImage // by image name
 }
 
@@ -144,14 +153,20 @@ func New(cfg Config) (*Executor, error) {
 		client.Close()
 		return nil, fmt.Errorf("container executor: %w", err)
 	}
+	nw, err := newNetwork(cfg.Network, cfg.NodeID, cfg.Logger)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("container executor: %w", err)
+	}
 	e := &Executor{
 		cfg:         cfg,
 		client:      client,
 		snapshotter: snapshotter,
 		fifoDir:     fifoDir,
+		net:         nw,
 		log:         cfg.Logger.With("runtime", "container"),
 		transport: &http.Transport{
-			Proxy:                 nil, // never an HTTP proxy from the environment for loopback
+			Proxy:                 nil, // never an HTTP proxy from the environment for the bridge
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConns:          1024,
 			MaxIdleConnsPerHost:   64,
@@ -161,11 +176,16 @@ func New(cfg Config) (*Executor, error) {
 		},
 		instances: make(map[string]*instance),
 		starting:  make(map[string]bool),
-		ports:     make(map[int]string),
 		images:    make(map[string]readyImage),
 	}
+	if err := e.collectNetNS(ctx); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("container executor: %w", err)
+	}
+	nw.refill()
 	e.log.Info("containerd executor ready", "containerd", version.Version, "socket", cfg.Socket,
-		"namespace", cfg.Namespace, "snapshotter", snapshotter, "node", cfg.NodeID)
+		"namespace", cfg.Namespace, "snapshotter", snapshotter, "node", cfg.NodeID,
+		"bridge", nw.cfg.Bridge, "subnet", nw.cfg.Subnet)
 	return e, nil
 }
 
@@ -210,11 +230,11 @@ func (e *Executor) Close() error {
 		insts = append(insts, inst)
 	}
 	e.instances = make(map[string]*instance)
-	e.ports = make(map[int]string)
 	e.mu.Unlock()
 	for _, inst := range insts {
 		inst.detach()
 	}
+	e.net.close()
 	e.transport.CloseIdleConnections()
 	return e.client.Close()
 }
@@ -227,32 +247,23 @@ func (e *Executor) ctx(ctx context.Context) context.Context {
 // containerID names the container of placement id on this node.
 func (e *Executor) containerID(id string) string { return containerID(e.cfg.NodeID, id) }
 
-// allocPort finds a TCP port that is free on every address and not handed to another live
-// instance. Binding port 0 and closing leaves a short race with other programs; a start
-// that loses it fails and is retried by the reconciler.
-func (e *Executor) allocPort(id string) (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", ":0")
+// collectNetNS tears down this node's network namespaces that none of its containers
+// names: pooled ones, or ones of a start cut short, left by an agent that died.
+func (e *Executor) collectNetNS(ctx context.Context) error {
+	cs, err := e.client.Containers(ctx, `labels."`+LabelNode+`"==`+e.cfg.NodeID)
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	inUse := map[string]bool{}
+	for _, c := range cs {
+		info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
 		if err != nil {
-			return 0, fmt.Errorf("find a free port: %w", err)
+			return fmt.Errorf("container %s: %w", c.ID(), err)
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		e.mu.Lock()
-		if _, used := e.ports[port]; !used {
-			e.ports[port] = id
-			e.mu.Unlock()
-			return port, nil
+		if info.Labels[LabelNode] == e.cfg.NodeID && info.Labels[LabelNetNS] != "" {
+			inUse[info.Labels[LabelNetNS]] = true
 		}
-		e.mu.Unlock()
 	}
-	return 0, errors.New("find a free port: every port offered is in use")
-}
-
-func (e *Executor) releasePort(port int, id string) {
-	e.mu.Lock()
-	if e.ports[port] == id {
-		delete(e.ports, port)
-	}
-	e.mu.Unlock()
+	e.net.gc(ctx, inUse)
+	return nil
 }

@@ -70,10 +70,11 @@ func TestStartServeStop(t *testing.T) {
 	if s.Linux.Seccomp == nil || s.Linux.Seccomp.DefaultAction != specs.ActErrno {
 		t.Errorf("seccomp = %+v, want the default profile", s.Linux.Seccomp)
 	}
-	for _, ns := range s.Linux.Namespaces {
-		if ns.Type == specs.NetworkNamespace {
-			t.Error("the container has its own network namespace; want the host's")
-		}
+	// Its own network namespace, the one its labels name, under the executor's state dir.
+	if !slices.ContainsFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
+		return ns.Type == specs.NetworkNamespace && ns.Path != "" && filepath.Dir(ns.Path) == e.net.nsDir
+	}) {
+		t.Errorf("the container has no network namespace of v9's: %+v", s.Linux.Namespaces)
 	}
 	if !slices.ContainsFunc(s.Mounts, func(m specs.Mount) bool {
 		return m.Destination == "/app" && slices.Contains(m.Options, "ro")
@@ -110,6 +111,14 @@ func TestStartServeStop(t *testing.T) {
 	}
 	if _, err := e.client.LoadContainer(e.ctx(ctx), e.containerID(spec.ID)); !errdefs.IsNotFound(err) {
 		t.Errorf("container still there after Stop: %v", err)
+	}
+	// Its network namespace and its address lease went with it.
+	if _, err := os.Stat(labels[LabelNetNS]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("network namespace %q still there after Stop: %v", labels[LabelNetNS], err)
+	}
+	lease := filepath.Join(e.net.cfg.StateDir, "ipam", "v9-"+e.net.cfg.Bridge, strings.Split(inst.(*instance).addr, ":")[0])
+	if _, err := os.Stat(lease); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("address lease %s still there after Stop: %v", lease, err)
 	}
 	// Idempotent, and unknown ids are fine.
 	if err := e.Stop(ctx, spec.ID); err != nil {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
-	"strconv"
 	"sync"
 	"time"
 
@@ -20,8 +19,7 @@ import (
 type instance struct {
 	id      string // placement id
 	cid     string // container id
-	port    int
-	addr    string // 127.0.0.1:port
+	addr    string // the container's address and port, on the bridge
 	timeout time.Duration
 	proxy   *httputil.ReverseProxy
 	stdout  *lineWriter
@@ -41,12 +39,11 @@ type instance struct {
 
 var _ runtime.Instance = (*instance)(nil)
 
-func (e *Executor) newInstance(spec runtime.Spec, cid string, port int) *instance {
+func (e *Executor) newInstance(spec runtime.Spec, cid, addr string) *instance {
 	inst := &instance{
 		id:      spec.ID,
 		cid:     cid,
-		port:    port,
-		addr:    "127.0.0.1:" + strconv.Itoa(port),
+		addr:    addr,
 		timeout: spec.Timeout,
 		stdout:  newLineWriter("stdout", spec.Log),
 		stderr:  newLineWriter("stderr", spec.Log),
@@ -89,8 +86,13 @@ func (i *instance) Err() error {
 	return i.err
 }
 
-// ServeHTTP forwards the request to the container's port.
+// ServeHTTP forwards the request to the container's address.
 func (i *instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if i.exited() {
+		// Its address is gone with its namespace: a dial would wait for ARP to give up.
+		i.proxyError(w, r, errors.New("instance ended"))
+		return
+	}
 	if i.timeout > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), i.timeout)
 		defer cancel()

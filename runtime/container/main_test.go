@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,6 +57,7 @@ func TestMain(m *testing.M) {
 	if stop != nil {
 		stop()
 	}
+	ocitest.RemoveNetState(filepath.Join(tempRoot, "net"))
 	os.RemoveAll(tempRoot)
 	os.Exit(code)
 }
@@ -115,6 +117,7 @@ func newExecutor(t testing.TB, node string) *Executor {
 		StateDir:     filepath.Join(tempRoot, "state", node),
 		StopGrace:    5 * time.Second,
 		ReadyTimeout: 20 * time.Second,
+		Network:      testNetwork(),
 		Logger:       testLogger(),
 	})
 	if err != nil {
@@ -122,6 +125,16 @@ func newExecutor(t testing.TB, node string) *Executor {
 	}
 	t.Cleanup(func() { e.Close() })
 	return e
+}
+
+// testNetwork is the tests' container network: a bridge and subnet of their own (node's
+// tests use another pair), never v9br0, and leases and namespaces under tempRoot.
+func testNetwork() Network {
+	return Network{
+		Bridge:   "v9t-rc0",
+		Subnet:   netip.MustParsePrefix("10.210.1.0/24"),
+		StateDir: filepath.Join(tempRoot, "net"),
+	}
 }
 
 // logs collects an instance's output lines.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,7 +61,6 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	}()
 	if old != nil {
 		old.setStopping()
-		e.releasePort(old.port, old.id)
 		if err := e.remove(ctx, cid, old); err != nil {
 			return nil, fmt.Errorf("remove the earlier container %s: %w", cid, err)
 		}
@@ -73,13 +73,9 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	if len(spec.Container.Command) == 0 && !ri.runnable {
 		return nil, fmt.Errorf("%w: image %s has no entrypoint or command; set [container] command", runtime.ErrBadArtifact, ri.img.Name())
 	}
-	port, err := e.allocPort(spec.ID)
+	inst, err := e.create(ctx, spec, ri, cid)
+	e.net.refill()
 	if err != nil {
-		return nil, err
-	}
-	inst, err := e.create(ctx, spec, ri, cid, port)
-	if err != nil {
-		e.releasePort(port, spec.ID)
 		return nil, err
 	}
 	e.mu.Lock()
@@ -88,34 +84,73 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	return inst, nil
 }
 
-// create creates the container and its task, starts it and waits until it is ready.
-func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage, cid string, port int) (_ *instance, err error) {
-	container, err := e.newContainer(ctx, spec, ri.img, cid, port)
+// create gives the container its network namespace, creates the container and its task,
+// starts it and waits until it is ready. The namespace comes from the pool, connected
+// already; when the pool is empty it is connected to the bridge (CNI ADD) while containerd
+// creates the container and the task. The pool refills once the start is done.
+func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage, cid string) (_ *instance, err error) {
+	type netResult struct {
+		ip  netip.Addr
+		err error
+	}
+	netc := make(chan netResult, 1)
+	var nsPath string
+	if ns, ok := e.net.take(); ok {
+		nsPath = ns.path
+		netc <- netResult{ip: ns.ip}
+	} else {
+		if nsPath, err = e.net.newNS(); err != nil {
+			return nil, err
+		}
+		go func() {
+			ip, err := e.net.setup(ctx, nsPath)
+			netc <- netResult{ip, err}
+		}()
+	}
+	var connected *netResult
+	// awaitNet waits for the CNI ADD; every way out waits for it, so that nothing tears
+	// the namespace down while the plugins still work on it.
+	awaitNet := func() netResult {
+		if connected == nil {
+			r := <-netc
+			connected = &r
+		}
+		return *connected
+	}
+
+	container, err := e.newContainer(ctx, spec, ri.img, cid, nsPath)
 	switch {
 	case errdefs.IsAlreadyExists(err):
 		// Left by an earlier agent or a failed start: replace it.
-		if err := e.remove(ctx, cid, nil); err != nil {
-			return nil, fmt.Errorf("remove the earlier container %s: %w", cid, err)
+		if err = e.remove(ctx, cid, nil); err != nil {
+			err = fmt.Errorf("remove the earlier container %s: %w", cid, err)
+			break
 		}
 		// A snapshot without its container: left by a create that failed half way.
-		if err := e.client.SnapshotService(e.snapshotter).Remove(ctx, cid); err != nil && !errdefs.IsNotFound(err) {
-			return nil, fmt.Errorf("remove the earlier snapshot %s: %w", cid, err)
+		if err = e.client.SnapshotService(e.snapshotter).Remove(ctx, cid); err != nil && !errdefs.IsNotFound(err) {
+			err = fmt.Errorf("remove the earlier snapshot %s: %w", cid, err)
+			break
 		}
-		container, err = e.newContainer(ctx, spec, ri.img, cid, port)
+		container, err = e.newContainer(ctx, spec, ri.img, cid, nsPath)
 	case err != nil && ri.cached:
 		// The image may have been removed behind the executor's back: look again.
 		e.forgetImage(ri.img)
-		if ri, err = e.image(ctx, spec); err != nil {
-			return nil, err
+		if ri, err = e.image(ctx, spec); err == nil {
+			container, err = e.newContainer(ctx, spec, ri.img, cid, nsPath)
 		}
-		container, err = e.newContainer(ctx, spec, ri.img, cid, port)
 	}
 	if err != nil {
+		awaitNet()
+		if derr := e.net.detach(context.WithoutCancel(ctx), nsPath); derr != nil {
+			e.log.Warn("tear down the network namespace of a container not created", "container", cid, "err", derr)
+		}
 		return nil, fmt.Errorf("create container: %w", err)
 	}
-	inst := e.newInstance(spec, cid, port)
+	// From here on, removing the container tears its namespace down (LabelNetNS).
+	inst := e.newInstance(spec, cid, "")
 	defer func() {
 		if err != nil {
+			awaitNet()
 			inst.setStopping()
 			cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer cancel()
@@ -135,32 +170,39 @@ func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage,
 	if err := inst.watch(ctx, task); err != nil {
 		return inst, err
 	}
+	net := awaitNet()
+	if net.err != nil {
+		return inst, net.err
+	}
+	inst.addr = netip.AddrPortFrom(net.ip, Port).String()
 	if err := task.Start(ctx); err != nil {
 		return inst, fmt.Errorf("start task: %w", err)
 	}
 	if err := e.waitReady(ctx, inst); err != nil {
 		return inst, err
 	}
-	inst.log.Info("container ready", "port", port, "pid", task.Pid())
+	inst.log.Info("container ready", "addr", inst.addr, "pid", task.Pid())
 	return inst, nil
 }
 
-func (e *Executor) newContainer(ctx context.Context, spec runtime.Spec, img containerd.Image, cid string, port int) (containerd.Container, error) {
-	opts, err := e.specOpts(spec, img, port)
+func (e *Executor) newContainer(ctx context.Context, spec runtime.Spec, img containerd.Image, cid, nsPath string) (containerd.Container, error) {
+	opts, err := e.specOpts(spec, img, Port, nsPath)
 	if err != nil {
 		return nil, err
 	}
+	labels := e.labels(spec)
+	labels[LabelNetNS] = nsPath
 	return e.client.NewContainer(ctx, cid,
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(e.snapshotter),
 		containerd.WithNewSnapshot(cid, img),
 		containerd.WithNewSpec(opts...),
-		containerd.WithContainerLabels(e.labels(spec)),
+		containerd.WithContainerLabels(labels),
 	)
 }
 
 // specOpts composes the container's OCI runtime spec.
-func (e *Executor) specOpts(spec runtime.Spec, img containerd.Image, port int) ([]oci.SpecOpts, error) {
+func (e *Executor) specOpts(spec runtime.Spec, img containerd.Image, port int, nsPath string) ([]oci.SpecOpts, error) {
 	env := make([]string, 0, len(spec.Env)+1)
 	for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
 		if k == "" || strings.Contains(k, "=") {
@@ -184,8 +226,9 @@ func (e *Executor) specOpts(spec runtime.Spec, img containerd.Image, port int) (
 	opts = append(opts,
 		oci.WithEnv(env),
 		oci.WithHostname(strings.ToLower(cleanID(spec.Component, 63))),
-		// Host networking: the container listens on the host's loopback at $PORT.
-		oci.WithHostNamespace(specs.NetworkNamespace),
+		// Its own network namespace, set up by e.net: the container listens on its
+		// address at $PORT, and reaches out through the bridge's firewall.
+		oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: nsPath}),
 		oci.WithMemoryLimit(memory),
 		oci.WithNoNewPrivileges,
 		seccomp.WithDefaultProfile(),
@@ -275,8 +318,8 @@ func (e *Executor) waitReady(ctx context.Context, inst *instance) error {
 			default:
 			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("container not ready within %s: nothing answered HTTP on port %d%s",
-					e.cfg.ReadyTimeout, inst.port, lastLines(inst))
+				return fmt.Errorf("container not ready within %s: nothing answered HTTP at %s ($PORT)%s",
+					e.cfg.ReadyTimeout, inst.addr, lastLines(inst))
 			}
 			return ctx.Err()
 		case <-tick.C:

@@ -26,7 +26,6 @@ func (e *Executor) Stop(ctx context.Context, id string) error {
 	e.mu.Unlock()
 	if inst != nil {
 		inst.setStopping()
-		defer e.releasePort(inst.port, inst.id)
 	}
 	if err := e.remove(ctx, e.containerID(id), inst); err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
@@ -34,7 +33,8 @@ func (e *Executor) Stop(ctx context.Context, id string) error {
 	return nil
 }
 
-// remove stops and deletes container cid. inst, when not nil, is the instance watching it.
+// remove stops and deletes container cid, then tears its network namespace down. inst,
+// when not nil, is the instance watching it.
 func (e *Executor) remove(ctx context.Context, cid string, inst *instance) error {
 	container, err := e.client.LoadContainer(ctx, cid)
 	if errdefs.IsNotFound(err) {
@@ -42,6 +42,10 @@ func (e *Executor) remove(ctx context.Context, cid string, inst *instance) error
 	}
 	if err != nil {
 		return fmt.Errorf("load container: %w", err)
+	}
+	var nsPath string
+	if info, err := container.Info(ctx, containerd.WithoutRefreshedMetadata); err == nil {
+		nsPath = info.Labels[LabelNetNS]
 	}
 
 	var task containerd.Task
@@ -70,6 +74,9 @@ func (e *Executor) remove(ctx context.Context, cid string, inst *instance) error
 	}
 	if err := container.Delete(cleanupCtx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container: %w", err)
+	}
+	if err := e.net.detach(cleanupCtx, nsPath); err != nil {
+		return err
 	}
 	return nil
 }

@@ -55,10 +55,10 @@ async function waitFor(what, f, ms = timeout) {
 }
 
 // A Connect unary call in JSON, as any client may make; resolves once the write is committed.
-async function call(service, method, body) {
+async function call(service, method, body, as = token) {
   const r = await fetch(`${base}/${service}/${method}`, {
     method: "POST",
-    headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    headers: { "Content-Type": "application/json", ...(as ? { Authorization: `Bearer ${as}` } : {}) },
     body: JSON.stringify(body),
   });
   if (!r.ok) throw new Error(`${method}: ${r.status} ${await r.text()}`);
@@ -114,8 +114,7 @@ try {
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.waitForURL(/\/nodes$/);
     await page.getByRole("heading", { level: 1, name: "Nodes" }).waitFor();
-    // Later pages of this tab keep the token (sessionStorage); new tabs get it this way.
-    await browser.addInitScript((t) => sessionStorage.setItem("v9.token", t), token);
+    // The token stays in this tab's sessionStorage across the navigations below.
   }
 
   step("components page lists the component");
@@ -220,6 +219,38 @@ try {
     // Reads that reached the killed node's peers while it was gone may have failed; the page
     // retried them, which is the point.
     for (let i = problems.length - 1; i >= 0; i--) if (/ClusterService\/(Nodes|Status)|status of 50\d/.test(problems[i])) problems.splice(i, 1);
+  }
+
+  if (token) {
+    step("tokens and audit pages (admin)");
+    await page.getByRole("link", { name: "Tokens" }).click();
+    await page.getByRole("heading", { level: 1, name: "API tokens" }).waitFor();
+    await page.getByLabel("Name").fill("e2e-viewer");
+    await page.getByLabel("Role").selectOption("viewer");
+    await page.getByRole("button", { name: "Create token" }).click();
+    const viewerSecret = (await page.getByTestId("new-secret").innerText()).trim();
+    await page.locator('tr[data-token="e2e-viewer"]').waitFor();
+    await page.screenshot({ path: join(out, "tokens.png"), fullPage: true });
+    await page.getByRole("link", { name: "Audit" }).click();
+    await page.getByRole("heading", { level: 1, name: "Audit log" }).waitFor();
+    await page.locator("td code", { hasText: "create_api_token" }).first().waitFor();
+    await page.screenshot({ path: join(out, "audit.png"), fullPage: true });
+
+    step("a viewer sees no buttons it cannot use, and the server refuses it anyway");
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("API token").fill(viewerSecret);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL((u) => !u.pathname.startsWith("/signin"));
+    await page.goto(`${base}/components/${component}`);
+    await page.getByText("can look but not change").waitFor();
+    if ((await page.getByRole("button", { name: /^(Pause|Resume|Scale|Rollback)$/ }).count()) > 0) throw new Error("a viewer sees a button it cannot use");
+    await page.screenshot({ path: join(out, "component-viewer.png"), fullPage: true });
+    const refused = await fetch(`${base}/v9.component.v1.ComponentService/Pause`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${viewerSecret}` },
+      body: JSON.stringify({ name: component }),
+    });
+    if (refused.status !== 403) throw new Error(`a viewer's Pause answered ${refused.status}, want 403`);
   }
 
   step("sign-in page");

@@ -1,10 +1,12 @@
 import { useEffect, useRef } from "react";
 import { Link, Route, Switch, useLocation } from "wouter";
 import { clearToken, getToken, tokenHint } from "./auth";
+import { useIdentity } from "./identity";
 import { ComponentPage } from "./pages/Component";
 import { ComponentsPage } from "./pages/Components";
 import { NodesPage } from "./pages/Nodes";
 import { SignInPage } from "./pages/SignIn";
+import { AuditPage, TokensPage } from "./pages/Tokens";
 import { Empty } from "./ui/Notice";
 
 const titles: [RegExp, (m: RegExpMatchArray) => string][] = [
@@ -12,12 +14,15 @@ const titles: [RegExp, (m: RegExpMatchArray) => string][] = [
   [/^\/components\/([^/]+)/, (m) => decodeURIComponent(m[1])],
   [/^\/nodes/, () => "Nodes"],
   [/^\/signin/, () => "Sign in"],
+  [/^\/tokens/, () => "API tokens"],
+  [/^\/audit/, () => "Audit log"],
 ];
 
 export function App() {
   const [location, setLocation] = useLocation();
   const main = useRef<HTMLElement>(null);
   const token = getToken();
+  const me = useIdentity();
 
   // Each page sets the document title and, after a client-side navigation, moves focus to the
   // main region so that screen readers announce the new page.
@@ -48,12 +53,22 @@ export function App() {
           <Link href="/nodes" className={(active) => (active ? "nav active" : "nav")} aria-current={location === "/nodes" ? "page" : undefined}>
             Nodes
           </Link>
+          {me?.enforced && (
+            <Link href="/tokens" className={(active) => (active ? "nav active" : "nav")} aria-current={location === "/tokens" ? "page" : undefined}>
+              Tokens
+            </Link>
+          )}
+          {me?.enforced && me.role === "admin" && (
+            <Link href="/audit" className={(active) => (active ? "nav active" : "nav")} aria-current={location === "/audit" ? "page" : undefined}>
+              Audit
+            </Link>
+          )}
         </nav>
         <div className="who">
           {token ? (
             <>
               <span className="sub" title="The API token this tab signed in with">
-                token {tokenHint(token)}
+                {me?.enforced ? `${me.name} (${me.role})` : `token ${tokenHint(token)}`}
               </span>
               <button
                 type="button"
@@ -81,6 +96,8 @@ export function App() {
           <Route path="/components/:name">{(p) => <ComponentPage key={p.name} name={decodeURIComponent(p.name)} />}</Route>
           <Route path="/nodes" component={NodesPage} />
           <Route path="/signin" component={SignInPage} />
+          <Route path="/tokens" component={TokensPage} />
+          <Route path="/audit" component={AuditPage} />
           <Route>
             <Empty title="This page does not exist">
               <p>

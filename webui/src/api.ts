@@ -3,6 +3,7 @@
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { bearer } from "./auth";
+import { ACLService } from "./gen/v9/acl/v1/acl_pb";
 import { ClusterService } from "./gen/v9/cluster/v1/cluster_pb";
 import { ComponentService } from "./gen/v9/component/v1/component_pb";
 import { DeployService } from "./gen/v9/deploy/v1/deploy_pb";
@@ -16,6 +17,7 @@ export const transport = createConnectTransport({
 });
 
 export const api = {
+  acl: createClient(ACLService, transport),
   components: createClient(ComponentService, transport),
   cluster: createClient(ClusterService, transport),
   deploy: createClient(DeployService, transport),

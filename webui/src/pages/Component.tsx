@@ -19,6 +19,7 @@ import {
   Runtime,
 } from "../gen/v9/state/v1/state_pb";
 import type { Component, Deployment } from "../gen/v9/state/v1/state_pb";
+import { can, useIdentity } from "../identity";
 import { onApiError, useBlocking, useNow, waitMs } from "../live";
 import { Badge } from "../ui/Badge";
 import { Logs } from "../ui/Logs";
@@ -87,6 +88,7 @@ function Loaded({ c, s }: { c: Component; s?: ComponentStatus }) {
 }
 
 function Actions({ c }: { c: Component }) {
+  const me = useIdentity();
   const paused = c.desired === DesiredState.PAUSED;
   const pause = useMutation(ComponentService.method.pause, { onError: onApiError });
   const resume = useMutation(ComponentService.method.resume, { onError: onApiError });
@@ -96,6 +98,9 @@ function Actions({ c }: { c: Component }) {
   const busy = pause.isPending || resume.isPending || scale.isPending;
   const err = pause.error ?? resume.error ?? scale.error;
   const fixed = !!spec && spec.scaleMin === spec.scaleMax;
+  if (!can(me, "developer")) {
+    return me ? <p className="sub">Your role ({me.role || "none"}) can look but not change components.</p> : null;
+  }
   return (
     <div className="actions">
       {paused ? (
@@ -167,6 +172,7 @@ function Deployments({ c }: { c: Component }) {
   const q = useQuery(DeployService.method.list, { component: c.name }, { refetchInterval: 5_000 });
   const rollback = useMutation(DeployService.method.rollback, { onError: onApiError });
   const qc = useQueryClient();
+  const mayRollback = can(useIdentity(), "developer");
   const now = useNow();
   const list = [...(q.data?.deployments ?? [])].reverse();
   return (
@@ -207,6 +213,7 @@ function Deployments({ c }: { c: Component }) {
                   c={c}
                   d={d}
                   now={now}
+                  mayRollback={mayRollback}
                   pending={rollback.isPending && rollback.variables?.deploymentId === d.id}
                   onRollback={() =>
                     rollback.mutate({ component: c.name, deploymentId: d.id }, { onSuccess: () => qc.invalidateQueries() })
@@ -221,7 +228,21 @@ function Deployments({ c }: { c: Component }) {
   );
 }
 
-function DeploymentRow({ c, d, now, pending, onRollback }: { c: Component; d: Deployment; now: number; pending: boolean; onRollback: () => void }) {
+function DeploymentRow({
+  c,
+  d,
+  now,
+  mayRollback,
+  pending,
+  onRollback,
+}: {
+  c: Component;
+  d: Deployment;
+  now: number;
+  mayRollback: boolean;
+  pending: boolean;
+  onRollback: () => void;
+}) {
   const active = c.activeDeploymentId === d.id;
   const st = enumName(DeploymentStatus, d.status, "DEPLOYMENT_STATUS_");
   const tone = d.status === DeploymentStatus.READY ? "ok" : d.status === DeploymentStatus.FAILED ? "bad" : "warn";
@@ -247,7 +268,7 @@ function DeploymentRow({ c, d, now, pending, onRollback }: { c: Component; d: De
       <td className="hide-narrow">{d.author || d.pusher || "—"}</td>
       <td title={absTime(created)}>{ago(created, now)}</td>
       <td>
-        {!active && d.status === DeploymentStatus.READY && (
+        {mayRollback && !active && d.status === DeploymentStatus.READY && (
           <button type="button" className="btn btn-small" disabled={pending} onClick={onRollback} aria-label={`Roll back to ${shortSha(d.commitSha) || d.id}`}>
             {pending ? "Rolling back…" : "Rollback"}
           </button>
@@ -311,6 +332,7 @@ function Placements({ s }: { s?: ComponentStatus }) {
 function Settings({ c }: { c: Component }) {
   const spec = c.spec;
   const update = useMutation(ComponentService.method.updateSpec, { onError: onApiError });
+  const mayEdit = can(useIdentity(), "developer");
   const [env, setEnv] = useState<[string, string][] | null>(null);
   const rows = env ?? Object.entries(spec?.env ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
   const editing = env !== null;
@@ -404,9 +426,11 @@ function Settings({ c }: { c: Component }) {
             </button>
           </>
         ) : (
-          <button type="button" className="btn btn-small" onClick={() => setEnv(rows)}>
-            Edit environment
-          </button>
+          mayEdit && (
+            <button type="button" className="btn btn-small" onClick={() => setEnv(rows)}>
+              Edit environment
+            </button>
+          )
         )}
       </div>
       <p className="sub">

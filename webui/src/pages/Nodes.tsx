@@ -6,6 +6,7 @@ import type { Tone } from "../format";
 import { ClusterService } from "../gen/v9/cluster/v1/cluster_pb";
 import type { Member, NodeInfo } from "../gen/v9/cluster/v1/cluster_pb";
 import { NodeStatus, Runtime } from "../gen/v9/state/v1/state_pb";
+import { can, useIdentity } from "../identity";
 import { onApiError, useNow } from "../live";
 import { Badge } from "../ui/Badge";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
@@ -17,6 +18,7 @@ export function NodesPage() {
   const drain = useMutation(ClusterService.method.drain, { onError: onApiError });
   const qc = useQueryClient();
   const [confirm, setConfirm] = useState("");
+  const mayDrain = can(useIdentity(), "admin");
   const now = useNow(1000);
   const byId = new Map<string, Member>((status.data?.members ?? []).map((m) => [m.id, m]));
   const list = nodes.data?.nodes ?? [];
@@ -94,6 +96,7 @@ export function NodesPage() {
                     </td>
                     <td>
                       {n &&
+                        mayDrain &&
                         (confirm === id ? (
                           <span className="confirm">
                             <button

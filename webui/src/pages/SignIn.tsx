@@ -70,7 +70,7 @@ export function SignInPage() {
           onChange={(e) => setValue(e.target.value)}
         />
         <p id="token-help" className="sub">
-          The first token comes from <code>v9 acl bootstrap</code>; an admin can create more. It
+          The first token comes from <code>v9 acl bootstrap</code>; an admin creates more with <code>v9 token create</code> or on the Tokens page. It
           is kept in this tab only and sent with every request.
         </p>
         {error && (

@@ -1753,6 +1753,70 @@ func (x *CreateComponent) GetComponent() *Component {
 	return nil
 }
 
+// CreateLinkedComponent creates a component built from a GitHub repository in one entry:
+// the component, its link (webhook id and secret, or polling) and the pending deployment of
+// the branch head. All three are recorded, or none. The link and the deployment name the
+// component's id.
+type CreateLinkedComponent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     *Component             `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	Link          *GithubLink            `protobuf:"bytes,2,opt,name=link,proto3" json:"link,omitempty"`
+	Deployment    *Deployment            `protobuf:"bytes,3,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateLinkedComponent) Reset() {
+	*x = CreateLinkedComponent{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateLinkedComponent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateLinkedComponent) ProtoMessage() {}
+
+func (x *CreateLinkedComponent) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateLinkedComponent.ProtoReflect.Descriptor instead.
+func (*CreateLinkedComponent) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CreateLinkedComponent) GetComponent() *Component {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *CreateLinkedComponent) GetLink() *GithubLink {
+	if x != nil {
+		return x.Link
+	}
+	return nil
+}
+
+func (x *CreateLinkedComponent) GetDeployment() *Deployment {
+	if x != nil {
+		return x.Deployment
+	}
+	return nil
+}
+
 type UpdateComponentSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1763,7 +1827,7 @@ type UpdateComponentSpec struct {
 
 func (x *UpdateComponentSpec) Reset() {
 	*x = UpdateComponentSpec{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[15]
+	mi := &file_v9_state_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1775,7 +1839,7 @@ func (x *UpdateComponentSpec) String() string {
 func (*UpdateComponentSpec) ProtoMessage() {}
 
 func (x *UpdateComponentSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[15]
+	mi := &file_v9_state_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1788,7 +1852,7 @@ func (x *UpdateComponentSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateComponentSpec.ProtoReflect.Descriptor instead.
 func (*UpdateComponentSpec) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateComponentSpec) GetName() string {
@@ -1815,7 +1879,7 @@ type SetComponentDesired struct {
 
 func (x *SetComponentDesired) Reset() {
 	*x = SetComponentDesired{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[16]
+	mi := &file_v9_state_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1827,7 +1891,7 @@ func (x *SetComponentDesired) String() string {
 func (*SetComponentDesired) ProtoMessage() {}
 
 func (x *SetComponentDesired) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[16]
+	mi := &file_v9_state_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1840,7 +1904,7 @@ func (x *SetComponentDesired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetComponentDesired.ProtoReflect.Descriptor instead.
 func (*SetComponentDesired) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{16}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetComponentDesired) GetName() string {
@@ -1867,7 +1931,7 @@ type ScaleComponent struct {
 
 func (x *ScaleComponent) Reset() {
 	*x = ScaleComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[17]
+	mi := &file_v9_state_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1879,7 +1943,7 @@ func (x *ScaleComponent) String() string {
 func (*ScaleComponent) ProtoMessage() {}
 
 func (x *ScaleComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[17]
+	mi := &file_v9_state_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1892,7 +1956,7 @@ func (x *ScaleComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleComponent.ProtoReflect.Descriptor instead.
 func (*ScaleComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{17}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ScaleComponent) GetName() string {
@@ -1918,7 +1982,7 @@ type DeleteComponent struct {
 
 func (x *DeleteComponent) Reset() {
 	*x = DeleteComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[18]
+	mi := &file_v9_state_v1_state_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +1994,7 @@ func (x *DeleteComponent) String() string {
 func (*DeleteComponent) ProtoMessage() {}
 
 func (x *DeleteComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[18]
+	mi := &file_v9_state_v1_state_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2007,7 @@ func (x *DeleteComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteComponent.ProtoReflect.Descriptor instead.
 func (*DeleteComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{18}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteComponent) GetName() string {
@@ -1962,7 +2026,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[19]
+	mi := &file_v9_state_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2038,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[19]
+	mi := &file_v9_state_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2051,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RegisterNode) GetNode() *Node {
@@ -2007,7 +2071,7 @@ type SetNodeStatus struct {
 
 func (x *SetNodeStatus) Reset() {
 	*x = SetNodeStatus{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[20]
+	mi := &file_v9_state_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2019,7 +2083,7 @@ func (x *SetNodeStatus) String() string {
 func (*SetNodeStatus) ProtoMessage() {}
 
 func (x *SetNodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[20]
+	mi := &file_v9_state_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2032,7 +2096,7 @@ func (x *SetNodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNodeStatus.ProtoReflect.Descriptor instead.
 func (*SetNodeStatus) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SetNodeStatus) GetId() string {
@@ -2058,7 +2122,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[21]
+	mi := &file_v9_state_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2070,7 +2134,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[21]
+	mi := &file_v9_state_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2083,7 +2147,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -2102,7 +2166,7 @@ type CreateDeployment struct {
 
 func (x *CreateDeployment) Reset() {
 	*x = CreateDeployment{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[22]
+	mi := &file_v9_state_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2178,7 @@ func (x *CreateDeployment) String() string {
 func (*CreateDeployment) ProtoMessage() {}
 
 func (x *CreateDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[22]
+	mi := &file_v9_state_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2191,7 @@ func (x *CreateDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeployment.ProtoReflect.Descriptor instead.
 func (*CreateDeployment) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateDeployment) GetDeployment() *Deployment {
@@ -2155,7 +2219,7 @@ type SetDeploymentStatus struct {
 
 func (x *SetDeploymentStatus) Reset() {
 	*x = SetDeploymentStatus{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[23]
+	mi := &file_v9_state_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2231,7 @@ func (x *SetDeploymentStatus) String() string {
 func (*SetDeploymentStatus) ProtoMessage() {}
 
 func (x *SetDeploymentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[23]
+	mi := &file_v9_state_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2244,7 @@ func (x *SetDeploymentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDeploymentStatus.ProtoReflect.Descriptor instead.
 func (*SetDeploymentStatus) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetDeploymentStatus) GetId() string {
@@ -2249,7 +2313,7 @@ type ActivateDeployment struct {
 
 func (x *ActivateDeployment) Reset() {
 	*x = ActivateDeployment{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[24]
+	mi := &file_v9_state_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +2325,7 @@ func (x *ActivateDeployment) String() string {
 func (*ActivateDeployment) ProtoMessage() {}
 
 func (x *ActivateDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[24]
+	mi := &file_v9_state_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +2338,7 @@ func (x *ActivateDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateDeployment.ProtoReflect.Descriptor instead.
 func (*ActivateDeployment) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ActivateDeployment) GetComponentId() string {
@@ -2300,7 +2364,7 @@ type PutPlacements struct {
 
 func (x *PutPlacements) Reset() {
 	*x = PutPlacements{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[25]
+	mi := &file_v9_state_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2312,7 +2376,7 @@ func (x *PutPlacements) String() string {
 func (*PutPlacements) ProtoMessage() {}
 
 func (x *PutPlacements) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[25]
+	mi := &file_v9_state_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2325,7 +2389,7 @@ func (x *PutPlacements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPlacements.ProtoReflect.Descriptor instead.
 func (*PutPlacements) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PutPlacements) GetPlacements() []*Placement {
@@ -2346,7 +2410,7 @@ type SetPlacementObserved struct {
 
 func (x *SetPlacementObserved) Reset() {
 	*x = SetPlacementObserved{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[26]
+	mi := &file_v9_state_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2358,7 +2422,7 @@ func (x *SetPlacementObserved) String() string {
 func (*SetPlacementObserved) ProtoMessage() {}
 
 func (x *SetPlacementObserved) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[26]
+	mi := &file_v9_state_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2371,7 +2435,7 @@ func (x *SetPlacementObserved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPlacementObserved.ProtoReflect.Descriptor instead.
 func (*SetPlacementObserved) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetPlacementObserved) GetId() string {
@@ -2404,7 +2468,7 @@ type DeletePlacements struct {
 
 func (x *DeletePlacements) Reset() {
 	*x = DeletePlacements{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[27]
+	mi := &file_v9_state_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2480,7 @@ func (x *DeletePlacements) String() string {
 func (*DeletePlacements) ProtoMessage() {}
 
 func (x *DeletePlacements) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[27]
+	mi := &file_v9_state_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2493,7 @@ func (x *DeletePlacements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePlacements.ProtoReflect.Descriptor instead.
 func (*DeletePlacements) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeletePlacements) GetIds() []string {
@@ -2448,7 +2512,7 @@ type CreateUser struct {
 
 func (x *CreateUser) Reset() {
 	*x = CreateUser{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[28]
+	mi := &file_v9_state_v1_state_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2460,7 +2524,7 @@ func (x *CreateUser) String() string {
 func (*CreateUser) ProtoMessage() {}
 
 func (x *CreateUser) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[28]
+	mi := &file_v9_state_v1_state_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2537,7 @@ func (x *CreateUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUser.ProtoReflect.Descriptor instead.
 func (*CreateUser) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{28}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateUser) GetUser() *User {
@@ -2492,7 +2556,7 @@ type CreateApiToken struct {
 
 func (x *CreateApiToken) Reset() {
 	*x = CreateApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[29]
+	mi := &file_v9_state_v1_state_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2504,7 +2568,7 @@ func (x *CreateApiToken) String() string {
 func (*CreateApiToken) ProtoMessage() {}
 
 func (x *CreateApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[29]
+	mi := &file_v9_state_v1_state_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2517,7 +2581,7 @@ func (x *CreateApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiToken.ProtoReflect.Descriptor instead.
 func (*CreateApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{29}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateApiToken) GetToken() *ApiToken {
@@ -2536,7 +2600,7 @@ type DeleteApiToken struct {
 
 func (x *DeleteApiToken) Reset() {
 	*x = DeleteApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[30]
+	mi := &file_v9_state_v1_state_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2548,7 +2612,7 @@ func (x *DeleteApiToken) String() string {
 func (*DeleteApiToken) ProtoMessage() {}
 
 func (x *DeleteApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[30]
+	mi := &file_v9_state_v1_state_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2561,7 +2625,7 @@ func (x *DeleteApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteApiToken.ProtoReflect.Descriptor instead.
 func (*DeleteApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{30}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeleteApiToken) GetId() string {
@@ -2581,7 +2645,7 @@ type AclBootstrap struct {
 
 func (x *AclBootstrap) Reset() {
 	*x = AclBootstrap{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	mi := &file_v9_state_v1_state_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2593,7 +2657,7 @@ func (x *AclBootstrap) String() string {
 func (*AclBootstrap) ProtoMessage() {}
 
 func (x *AclBootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	mi := &file_v9_state_v1_state_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2606,7 +2670,7 @@ func (x *AclBootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AclBootstrap.ProtoReflect.Descriptor instead.
 func (*AclBootstrap) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{31}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AclBootstrap) GetToken() *ApiToken {
@@ -2626,7 +2690,7 @@ type RevokeApiToken struct {
 
 func (x *RevokeApiToken) Reset() {
 	*x = RevokeApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	mi := &file_v9_state_v1_state_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2702,7 @@ func (x *RevokeApiToken) String() string {
 func (*RevokeApiToken) ProtoMessage() {}
 
 func (x *RevokeApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	mi := &file_v9_state_v1_state_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +2715,7 @@ func (x *RevokeApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiToken.ProtoReflect.Descriptor instead.
 func (*RevokeApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{32}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RevokeApiToken) GetId() string {
@@ -2671,7 +2735,7 @@ type TouchApiTokens struct {
 
 func (x *TouchApiTokens) Reset() {
 	*x = TouchApiTokens{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[33]
+	mi := &file_v9_state_v1_state_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2683,7 +2747,7 @@ func (x *TouchApiTokens) String() string {
 func (*TouchApiTokens) ProtoMessage() {}
 
 func (x *TouchApiTokens) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[33]
+	mi := &file_v9_state_v1_state_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2696,7 +2760,7 @@ func (x *TouchApiTokens) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TouchApiTokens.ProtoReflect.Descriptor instead.
 func (*TouchApiTokens) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{33}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TouchApiTokens) GetLastUsed() map[string]*timestamppb.Timestamp {
@@ -2715,7 +2779,7 @@ type PutGithubLink struct {
 
 func (x *PutGithubLink) Reset() {
 	*x = PutGithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[34]
+	mi := &file_v9_state_v1_state_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2727,7 +2791,7 @@ func (x *PutGithubLink) String() string {
 func (*PutGithubLink) ProtoMessage() {}
 
 func (x *PutGithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[34]
+	mi := &file_v9_state_v1_state_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2740,7 +2804,7 @@ func (x *PutGithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutGithubLink.ProtoReflect.Descriptor instead.
 func (*PutGithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{34}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PutGithubLink) GetLink() *GithubLink {
@@ -2759,7 +2823,7 @@ type DeleteGithubLink struct {
 
 func (x *DeleteGithubLink) Reset() {
 	*x = DeleteGithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[35]
+	mi := &file_v9_state_v1_state_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2771,7 +2835,7 @@ func (x *DeleteGithubLink) String() string {
 func (*DeleteGithubLink) ProtoMessage() {}
 
 func (x *DeleteGithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[35]
+	mi := &file_v9_state_v1_state_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2784,7 +2848,7 @@ func (x *DeleteGithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGithubLink.ProtoReflect.Descriptor instead.
 func (*DeleteGithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{35}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeleteGithubLink) GetComponentId() string {
@@ -2811,6 +2875,7 @@ type Command struct {
 	//	*Command_SetComponentDesired
 	//	*Command_ScaleComponent
 	//	*Command_DeleteComponent
+	//	*Command_CreateLinkedComponent
 	//	*Command_RegisterNode
 	//	*Command_SetNodeStatus
 	//	*Command_RemoveNode
@@ -2835,7 +2900,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[36]
+	mi := &file_v9_state_v1_state_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2847,7 +2912,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[36]
+	mi := &file_v9_state_v1_state_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2860,7 +2925,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{36}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Command) GetTime() *timestamppb.Timestamp {
@@ -2931,6 +2996,15 @@ func (x *Command) GetDeleteComponent() *DeleteComponent {
 	if x != nil {
 		if x, ok := x.Op.(*Command_DeleteComponent); ok {
 			return x.DeleteComponent
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetCreateLinkedComponent() *CreateLinkedComponent {
+	if x != nil {
+		if x, ok := x.Op.(*Command_CreateLinkedComponent); ok {
+			return x.CreateLinkedComponent
 		}
 	}
 	return nil
@@ -3113,6 +3187,10 @@ type Command_DeleteComponent struct {
 	DeleteComponent *DeleteComponent `protobuf:"bytes,14,opt,name=delete_component,json=deleteComponent,proto3,oneof"`
 }
 
+type Command_CreateLinkedComponent struct {
+	CreateLinkedComponent *CreateLinkedComponent `protobuf:"bytes,15,opt,name=create_linked_component,json=createLinkedComponent,proto3,oneof"`
+}
+
 type Command_RegisterNode struct {
 	RegisterNode *RegisterNode `protobuf:"bytes,20,opt,name=register_node,json=registerNode,proto3,oneof"`
 }
@@ -3190,6 +3268,8 @@ func (*Command_SetComponentDesired) isCommand_Op() {}
 func (*Command_ScaleComponent) isCommand_Op() {}
 
 func (*Command_DeleteComponent) isCommand_Op() {}
+
+func (*Command_CreateLinkedComponent) isCommand_Op() {}
 
 func (*Command_RegisterNode) isCommand_Op() {}
 
@@ -3383,7 +3463,13 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x05audit\x18\n" +
 	" \x03(\v2\x17.v9.state.v1.AuditEntryR\x05audit\"G\n" +
 	"\x0fCreateComponent\x124\n" +
-	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\"Y\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\"\xb3\x01\n" +
+	"\x15CreateLinkedComponent\x124\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\x12+\n" +
+	"\x04link\x18\x02 \x01(\v2\x17.v9.state.v1.GithubLinkR\x04link\x127\n" +
+	"\n" +
+	"deployment\x18\x03 \x01(\v2\x17.v9.state.v1.DeploymentR\n" +
+	"deployment\"Y\n" +
 	"\x13UpdateComponentSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\"^\n" +
@@ -3448,7 +3534,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\rPutGithubLink\x12+\n" +
 	"\x04link\x18\x01 \x01(\v2\x17.v9.state.v1.GithubLinkR\x04link\"5\n" +
 	"\x10DeleteGithubLink\x12!\n" +
-	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\"\xf2\r\n" +
+	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\"\xd0\x0e\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12*\n" +
 	"\x11ignore_if_unknown\x18\x02 \x01(\bR\x0fignoreIfUnknown\x12\x14\n" +
@@ -3458,7 +3544,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x15update_component_spec\x18\v \x01(\v2 .v9.state.v1.UpdateComponentSpecH\x00R\x13updateComponentSpec\x12V\n" +
 	"\x15set_component_desired\x18\f \x01(\v2 .v9.state.v1.SetComponentDesiredH\x00R\x13setComponentDesired\x12F\n" +
 	"\x0fscale_component\x18\r \x01(\v2\x1b.v9.state.v1.ScaleComponentH\x00R\x0escaleComponent\x12I\n" +
-	"\x10delete_component\x18\x0e \x01(\v2\x1c.v9.state.v1.DeleteComponentH\x00R\x0fdeleteComponent\x12@\n" +
+	"\x10delete_component\x18\x0e \x01(\v2\x1c.v9.state.v1.DeleteComponentH\x00R\x0fdeleteComponent\x12\\\n" +
+	"\x17create_linked_component\x18\x0f \x01(\v2\".v9.state.v1.CreateLinkedComponentH\x00R\x15createLinkedComponent\x12@\n" +
 	"\rregister_node\x18\x14 \x01(\v2\x19.v9.state.v1.RegisterNodeH\x00R\fregisterNode\x12D\n" +
 	"\x0fset_node_status\x18\x15 \x01(\v2\x1a.v9.state.v1.SetNodeStatusH\x00R\rsetNodeStatus\x12:\n" +
 	"\vremove_node\x18\x16 \x01(\v2\x17.v9.state.v1.RemoveNodeH\x00R\n" +
@@ -3524,7 +3611,7 @@ func file_v9_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_v9_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_v9_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_v9_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_v9_state_v1_state_proto_goTypes = []any{
 	(Runtime)(0),                  // 0: v9.state.v1.Runtime
 	(DesiredState)(0),             // 1: v9.state.v1.DesiredState
@@ -3547,58 +3634,59 @@ var file_v9_state_v1_state_proto_goTypes = []any{
 	(*GithubLink)(nil),            // 18: v9.state.v1.GithubLink
 	(*State)(nil),                 // 19: v9.state.v1.State
 	(*CreateComponent)(nil),       // 20: v9.state.v1.CreateComponent
-	(*UpdateComponentSpec)(nil),   // 21: v9.state.v1.UpdateComponentSpec
-	(*SetComponentDesired)(nil),   // 22: v9.state.v1.SetComponentDesired
-	(*ScaleComponent)(nil),        // 23: v9.state.v1.ScaleComponent
-	(*DeleteComponent)(nil),       // 24: v9.state.v1.DeleteComponent
-	(*RegisterNode)(nil),          // 25: v9.state.v1.RegisterNode
-	(*SetNodeStatus)(nil),         // 26: v9.state.v1.SetNodeStatus
-	(*RemoveNode)(nil),            // 27: v9.state.v1.RemoveNode
-	(*CreateDeployment)(nil),      // 28: v9.state.v1.CreateDeployment
-	(*SetDeploymentStatus)(nil),   // 29: v9.state.v1.SetDeploymentStatus
-	(*ActivateDeployment)(nil),    // 30: v9.state.v1.ActivateDeployment
-	(*PutPlacements)(nil),         // 31: v9.state.v1.PutPlacements
-	(*SetPlacementObserved)(nil),  // 32: v9.state.v1.SetPlacementObserved
-	(*DeletePlacements)(nil),      // 33: v9.state.v1.DeletePlacements
-	(*CreateUser)(nil),            // 34: v9.state.v1.CreateUser
-	(*CreateApiToken)(nil),        // 35: v9.state.v1.CreateApiToken
-	(*DeleteApiToken)(nil),        // 36: v9.state.v1.DeleteApiToken
-	(*AclBootstrap)(nil),          // 37: v9.state.v1.AclBootstrap
-	(*RevokeApiToken)(nil),        // 38: v9.state.v1.RevokeApiToken
-	(*TouchApiTokens)(nil),        // 39: v9.state.v1.TouchApiTokens
-	(*PutGithubLink)(nil),         // 40: v9.state.v1.PutGithubLink
-	(*DeleteGithubLink)(nil),      // 41: v9.state.v1.DeleteGithubLink
-	(*Command)(nil),               // 42: v9.state.v1.Command
-	nil,                           // 43: v9.state.v1.ComponentSpec.EnvEntry
-	nil,                           // 44: v9.state.v1.TouchApiTokens.LastUsedEntry
-	(*timestamppb.Timestamp)(nil), // 45: google.protobuf.Timestamp
+	(*CreateLinkedComponent)(nil), // 21: v9.state.v1.CreateLinkedComponent
+	(*UpdateComponentSpec)(nil),   // 22: v9.state.v1.UpdateComponentSpec
+	(*SetComponentDesired)(nil),   // 23: v9.state.v1.SetComponentDesired
+	(*ScaleComponent)(nil),        // 24: v9.state.v1.ScaleComponent
+	(*DeleteComponent)(nil),       // 25: v9.state.v1.DeleteComponent
+	(*RegisterNode)(nil),          // 26: v9.state.v1.RegisterNode
+	(*SetNodeStatus)(nil),         // 27: v9.state.v1.SetNodeStatus
+	(*RemoveNode)(nil),            // 28: v9.state.v1.RemoveNode
+	(*CreateDeployment)(nil),      // 29: v9.state.v1.CreateDeployment
+	(*SetDeploymentStatus)(nil),   // 30: v9.state.v1.SetDeploymentStatus
+	(*ActivateDeployment)(nil),    // 31: v9.state.v1.ActivateDeployment
+	(*PutPlacements)(nil),         // 32: v9.state.v1.PutPlacements
+	(*SetPlacementObserved)(nil),  // 33: v9.state.v1.SetPlacementObserved
+	(*DeletePlacements)(nil),      // 34: v9.state.v1.DeletePlacements
+	(*CreateUser)(nil),            // 35: v9.state.v1.CreateUser
+	(*CreateApiToken)(nil),        // 36: v9.state.v1.CreateApiToken
+	(*DeleteApiToken)(nil),        // 37: v9.state.v1.DeleteApiToken
+	(*AclBootstrap)(nil),          // 38: v9.state.v1.AclBootstrap
+	(*RevokeApiToken)(nil),        // 39: v9.state.v1.RevokeApiToken
+	(*TouchApiTokens)(nil),        // 40: v9.state.v1.TouchApiTokens
+	(*PutGithubLink)(nil),         // 41: v9.state.v1.PutGithubLink
+	(*DeleteGithubLink)(nil),      // 42: v9.state.v1.DeleteGithubLink
+	(*Command)(nil),               // 43: v9.state.v1.Command
+	nil,                           // 44: v9.state.v1.ComponentSpec.EnvEntry
+	nil,                           // 45: v9.state.v1.TouchApiTokens.LastUsedEntry
+	(*timestamppb.Timestamp)(nil), // 46: google.protobuf.Timestamp
 }
 var file_v9_state_v1_state_proto_depIdxs = []int32{
-	43, // 0: v9.state.v1.ComponentSpec.env:type_name -> v9.state.v1.ComponentSpec.EnvEntry
+	44, // 0: v9.state.v1.ComponentSpec.env:type_name -> v9.state.v1.ComponentSpec.EnvEntry
 	7,  // 1: v9.state.v1.ComponentSpec.wasm:type_name -> v9.state.v1.WasmSpec
 	8,  // 2: v9.state.v1.ComponentSpec.container:type_name -> v9.state.v1.ContainerSpec
 	6,  // 3: v9.state.v1.Component.source:type_name -> v9.state.v1.Source
 	0,  // 4: v9.state.v1.Component.runtime:type_name -> v9.state.v1.Runtime
 	9,  // 5: v9.state.v1.Component.spec:type_name -> v9.state.v1.ComponentSpec
 	1,  // 6: v9.state.v1.Component.desired:type_name -> v9.state.v1.DesiredState
-	45, // 7: v9.state.v1.Component.create_time:type_name -> google.protobuf.Timestamp
-	45, // 8: v9.state.v1.Component.update_time:type_name -> google.protobuf.Timestamp
+	46, // 7: v9.state.v1.Component.create_time:type_name -> google.protobuf.Timestamp
+	46, // 8: v9.state.v1.Component.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: v9.state.v1.Deployment.status:type_name -> v9.state.v1.DeploymentStatus
-	45, // 10: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
-	45, // 11: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
+	46, // 10: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
+	46, // 11: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
 	9,  // 12: v9.state.v1.Deployment.spec:type_name -> v9.state.v1.ComponentSpec
 	12, // 13: v9.state.v1.Node.capacity:type_name -> v9.state.v1.Resources
 	0,  // 14: v9.state.v1.Node.runtimes:type_name -> v9.state.v1.Runtime
 	3,  // 15: v9.state.v1.Node.status:type_name -> v9.state.v1.NodeStatus
-	45, // 16: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
+	46, // 16: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
 	4,  // 17: v9.state.v1.Placement.desired:type_name -> v9.state.v1.PlacementDesired
 	5,  // 18: v9.state.v1.Placement.observed:type_name -> v9.state.v1.PlacementObserved
-	45, // 19: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	45, // 20: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
-	45, // 21: v9.state.v1.ApiToken.expire_time:type_name -> google.protobuf.Timestamp
-	45, // 22: v9.state.v1.ApiToken.last_used_time:type_name -> google.protobuf.Timestamp
-	45, // 23: v9.state.v1.ApiToken.revoke_time:type_name -> google.protobuf.Timestamp
-	45, // 24: v9.state.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	46, // 19: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	46, // 20: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
+	46, // 21: v9.state.v1.ApiToken.expire_time:type_name -> google.protobuf.Timestamp
+	46, // 22: v9.state.v1.ApiToken.last_used_time:type_name -> google.protobuf.Timestamp
+	46, // 23: v9.state.v1.ApiToken.revoke_time:type_name -> google.protobuf.Timestamp
+	46, // 24: v9.state.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
 	10, // 25: v9.state.v1.State.components:type_name -> v9.state.v1.Component
 	11, // 26: v9.state.v1.State.deployments:type_name -> v9.state.v1.Deployment
 	13, // 27: v9.state.v1.State.nodes:type_name -> v9.state.v1.Node
@@ -3608,49 +3696,53 @@ var file_v9_state_v1_state_proto_depIdxs = []int32{
 	18, // 31: v9.state.v1.State.github_links:type_name -> v9.state.v1.GithubLink
 	17, // 32: v9.state.v1.State.audit:type_name -> v9.state.v1.AuditEntry
 	10, // 33: v9.state.v1.CreateComponent.component:type_name -> v9.state.v1.Component
-	9,  // 34: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
-	1,  // 35: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
-	13, // 36: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
-	3,  // 37: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
-	11, // 38: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
-	2,  // 39: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
-	9,  // 40: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
-	14, // 41: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
-	5,  // 42: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
-	15, // 43: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
-	16, // 44: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
-	16, // 45: v9.state.v1.AclBootstrap.token:type_name -> v9.state.v1.ApiToken
-	44, // 46: v9.state.v1.TouchApiTokens.last_used:type_name -> v9.state.v1.TouchApiTokens.LastUsedEntry
-	18, // 47: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
-	45, // 48: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
-	20, // 49: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
-	21, // 50: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
-	22, // 51: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
-	23, // 52: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
-	24, // 53: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
-	25, // 54: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
-	26, // 55: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
-	27, // 56: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
-	28, // 57: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
-	29, // 58: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
-	30, // 59: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
-	31, // 60: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
-	32, // 61: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
-	33, // 62: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
-	34, // 63: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
-	35, // 64: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
-	36, // 65: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
-	40, // 66: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
-	41, // 67: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
-	37, // 68: v9.state.v1.Command.acl_bootstrap:type_name -> v9.state.v1.AclBootstrap
-	38, // 69: v9.state.v1.Command.revoke_api_token:type_name -> v9.state.v1.RevokeApiToken
-	39, // 70: v9.state.v1.Command.touch_api_tokens:type_name -> v9.state.v1.TouchApiTokens
-	45, // 71: v9.state.v1.TouchApiTokens.LastUsedEntry.value:type_name -> google.protobuf.Timestamp
-	72, // [72:72] is the sub-list for method output_type
-	72, // [72:72] is the sub-list for method input_type
-	72, // [72:72] is the sub-list for extension type_name
-	72, // [72:72] is the sub-list for extension extendee
-	0,  // [0:72] is the sub-list for field type_name
+	10, // 34: v9.state.v1.CreateLinkedComponent.component:type_name -> v9.state.v1.Component
+	18, // 35: v9.state.v1.CreateLinkedComponent.link:type_name -> v9.state.v1.GithubLink
+	11, // 36: v9.state.v1.CreateLinkedComponent.deployment:type_name -> v9.state.v1.Deployment
+	9,  // 37: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
+	1,  // 38: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
+	13, // 39: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
+	3,  // 40: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
+	11, // 41: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
+	2,  // 42: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
+	9,  // 43: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
+	14, // 44: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
+	5,  // 45: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
+	15, // 46: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
+	16, // 47: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
+	16, // 48: v9.state.v1.AclBootstrap.token:type_name -> v9.state.v1.ApiToken
+	45, // 49: v9.state.v1.TouchApiTokens.last_used:type_name -> v9.state.v1.TouchApiTokens.LastUsedEntry
+	18, // 50: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
+	46, // 51: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
+	20, // 52: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
+	22, // 53: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
+	23, // 54: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
+	24, // 55: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
+	25, // 56: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
+	21, // 57: v9.state.v1.Command.create_linked_component:type_name -> v9.state.v1.CreateLinkedComponent
+	26, // 58: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
+	27, // 59: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
+	28, // 60: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
+	29, // 61: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
+	30, // 62: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
+	31, // 63: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
+	32, // 64: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
+	33, // 65: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
+	34, // 66: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
+	35, // 67: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
+	36, // 68: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
+	37, // 69: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
+	41, // 70: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
+	42, // 71: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
+	38, // 72: v9.state.v1.Command.acl_bootstrap:type_name -> v9.state.v1.AclBootstrap
+	39, // 73: v9.state.v1.Command.revoke_api_token:type_name -> v9.state.v1.RevokeApiToken
+	40, // 74: v9.state.v1.Command.touch_api_tokens:type_name -> v9.state.v1.TouchApiTokens
+	46, // 75: v9.state.v1.TouchApiTokens.LastUsedEntry.value:type_name -> google.protobuf.Timestamp
+	76, // [76:76] is the sub-list for method output_type
+	76, // [76:76] is the sub-list for method input_type
+	76, // [76:76] is the sub-list for extension type_name
+	76, // [76:76] is the sub-list for extension extendee
+	0,  // [0:76] is the sub-list for field type_name
 }
 
 func init() { file_v9_state_v1_state_proto_init() }
@@ -3658,12 +3750,13 @@ func file_v9_state_v1_state_proto_init() {
 	if File_v9_state_v1_state_proto != nil {
 		return
 	}
-	file_v9_state_v1_state_proto_msgTypes[36].OneofWrappers = []any{
+	file_v9_state_v1_state_proto_msgTypes[37].OneofWrappers = []any{
 		(*Command_CreateComponent)(nil),
 		(*Command_UpdateComponentSpec)(nil),
 		(*Command_SetComponentDesired)(nil),
 		(*Command_ScaleComponent)(nil),
 		(*Command_DeleteComponent)(nil),
+		(*Command_CreateLinkedComponent)(nil),
 		(*Command_RegisterNode)(nil),
 		(*Command_SetNodeStatus)(nil),
 		(*Command_RemoveNode)(nil),
@@ -3688,7 +3781,7 @@ func file_v9_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_state_v1_state_proto_rawDesc), len(file_v9_state_v1_state_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

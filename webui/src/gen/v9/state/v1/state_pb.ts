@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file v9/state/v1/state.proto.
  */
 export const file_v9_state_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("Chd2OS9zdGF0ZS92MS9zdGF0ZS5wcm90bxILdjkuc3RhdGUudjEiLQoGU291cmNlEhMKC2dpdGh1Yl9yZXBvGAEgASgJEg4KBmJyYW5jaBgCIAEoCSIpCghXYXNtU3BlYxIOCgZtb2R1bGUYASABKAkSDQoFYnVpbGQYAiABKAkiQAoNQ29udGFpbmVyU3BlYxINCgVpbWFnZRgBIAEoCRIPCgdjb21tYW5kGAIgAygJEg8KB2FyY2hpdmUYAyABKAkiuQIKDUNvbXBvbmVudFNwZWMSMAoDZW52GAEgAygLMiMudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYy5FbnZFbnRyeRIRCglzY2FsZV9taW4YAiABKA0SEQoJc2NhbGVfbWF4GAMgASgNEhEKCWV4Y2x1c2l2ZRgEIAEoCBITCgtjb25jdXJyZW5jeRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKdGltZW91dF9tcxgHIAEoDRIjCgR3YXNtGAggASgLMhUudjkuc3RhdGUudjEuV2FzbVNwZWMSLQoJY29udGFpbmVyGAkgASgLMhoudjkuc3RhdGUudjEuQ29udGFpbmVyU3BlYxoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpQDCglDb21wb25lbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgVvd25lchgDIAEoCRIjCgZzb3VyY2UYBCABKAsyEy52OS5zdGF0ZS52MS5Tb3VyY2USJQoHcnVudGltZRgFIAEoDjIULnY5LnN0YXRlLnYxLlJ1bnRpbWUSKAoEc3BlYxgGIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSKgoHZGVzaXJlZBgHIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZRIcChRhY3RpdmVfZGVwbG95bWVudF9pZBgIIAEoCRIQCghyZXBsaWNhcxgJIAEoDRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgMIAEoBBIUCgxtb2RpZnlfaW5kZXgYDSABKAQi6QMKCkRlcGxveW1lbnQSCgoCaWQYASABKAkSFAoMY29tcG9uZW50X2lkGAIgASgJEhIKCmNvbW1pdF9zaGEYAyABKAkSFgoOY29tbWl0X21lc3NhZ2UYBCABKAkSDgoGYXV0aG9yGAUgASgJEhcKD2FydGlmYWN0X2RpZ2VzdBgGIAEoCRItCgZzdGF0dXMYByABKA4yHS52OS5zdGF0ZS52MS5EZXBsb3ltZW50U3RhdHVzEg0KBWVycm9yGAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY3JlYXRlX2luZGV4GAsgASgEEhQKDG1vZGlmeV9pbmRleBgMIAEoBBIXCg9hcnRpZmFjdF9vcmlnaW4YDSABKAkSDgoGcHVzaGVyGA4gASgJEhMKC2RlbGl2ZXJ5X2lkGA8gASgJEg4KBmJyYW5jaBgQIAEoCRIoCgRzcGVjGBEgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIRCglidWlsZF9sb2cYEiABKAkSDQoFYWN0b3IYEyABKAkiNQoJUmVzb3VyY2VzEhQKDG1lbW9yeV9ieXRlcxgBIAEoBBISCgpjcHVfbWlsbGlzGAIgASgNIrQCCgROb2RlEgoKAmlkGAEgASgJEhAKCGFwaV9hZGRyGAIgASgJEhIKCnByb3h5X2FkZHIYAyABKAkSEQoJcmFmdF9hZGRyGAQgASgJEigKCGNhcGFjaXR5GAUgASgLMhYudjkuc3RhdGUudjEuUmVzb3VyY2VzEiYKCHJ1bnRpbWVzGAYgAygOMhQudjkuc3RhdGUudjEuUnVudGltZRInCgZzdGF0dXMYByABKA4yFy52OS5zdGF0ZS52MS5Ob2RlU3RhdHVzEjEKDXJlZ2lzdGVyX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQSDQoFZHJhaW4YCyABKAgiggIKCVBsYWNlbWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSFQoNZGVwbG95bWVudF9pZBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEi4KB2Rlc2lyZWQYBSABKA4yHS52OS5zdGF0ZS52MS5QbGFjZW1lbnREZXNpcmVkEjAKCG9ic2VydmVkGAYgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAcgASgJEg0KBWVwb2NoGAggASgEEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQiUQoEVXNlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSAgoIQXBpVG9rZW4SCgoCaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNoYTI1NhgEIAEoDBIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEcm9sZRgGIAEoCRIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHY3JlYXRvchgIIAEoCRIyCg5sYXN0X3VzZWRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGdpdGh1Yl9sb2dpbhgLIAEoCRIPCgdzZXNzaW9uGAwgASgIInAKCkF1ZGl0RW50cnkSDQoFaW5kZXgYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSCgoCb3AYBCABKAkSDgoGdGFyZ2V0GAUgASgJIncKCkdpdGh1YkxpbmsSFAoMY29tcG9uZW50X2lkGAEgASgJEgwKBHJlcG8YAiABKAkSDgoGYnJhbmNoGAMgASgJEg8KB2hvb2tfaWQYBCABKAMSDgoGc2VjcmV0GAUgASgMEhQKDHBvbGxfc2Vjb25kcxgGIAEoDSL8AgoFU3RhdGUSDQoFaW5kZXgYASABKAQSKgoKY29tcG9uZW50cxgCIAMoCzIWLnY5LnN0YXRlLnYxLkNvbXBvbmVudBIsCgtkZXBsb3ltZW50cxgDIAMoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQSIAoFbm9kZXMYBCADKAsyES52OS5zdGF0ZS52MS5Ob2RlEioKCnBsYWNlbWVudHMYBSADKAsyFi52OS5zdGF0ZS52MS5QbGFjZW1lbnQSIAoFdXNlcnMYBiADKAsyES52OS5zdGF0ZS52MS5Vc2VyEikKCmFwaV90b2tlbnMYByADKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbhItCgxnaXRodWJfbGlua3MYCCADKAsyFy52OS5zdGF0ZS52MS5HaXRodWJMaW5rEhgKEGFjbF9ib290c3RyYXBwZWQYCSABKAgSJgoFYXVkaXQYCiADKAsyFy52OS5zdGF0ZS52MS5BdWRpdEVudHJ5IjwKD0NyZWF0ZUNvbXBvbmVudBIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQiTQoTVXBkYXRlQ29tcG9uZW50U3BlYxIMCgRuYW1lGAEgASgJEigKBHNwZWMYAiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjIk8KE1NldENvbXBvbmVudERlc2lyZWQSDAoEbmFtZRgBIAEoCRIqCgdkZXNpcmVkGAIgASgOMhkudjkuc3RhdGUudjEuRGVzaXJlZFN0YXRlIjAKDlNjYWxlQ29tcG9uZW50EgwKBG5hbWUYASABKAkSEAoIcmVwbGljYXMYAiABKA0iHwoPRGVsZXRlQ29tcG9uZW50EgwKBG5hbWUYASABKAkiLwoMUmVnaXN0ZXJOb2RlEh8KBG5vZGUYASABKAsyES52OS5zdGF0ZS52MS5Ob2RlIkQKDVNldE5vZGVTdGF0dXMSCgoCaWQYASABKAkSJwoGc3RhdHVzGAIgASgOMhcudjkuc3RhdGUudjEuTm9kZVN0YXR1cyIYCgpSZW1vdmVOb2RlEgoKAmlkGAEgASgJIj8KEENyZWF0ZURlcGxveW1lbnQSKwoKZGVwbG95bWVudBgBIAEoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQi4AEKE1NldERlcGxveW1lbnRTdGF0dXMSCgoCaWQYASABKAkSLQoGc3RhdHVzGAIgASgOMh0udjkuc3RhdGUudjEuRGVwbG95bWVudFN0YXR1cxINCgVlcnJvchgDIAEoCRIXCg9hcnRpZmFjdF9kaWdlc3QYBCABKAkSEQoJYnVpbGRfbG9nGAUgASgJEigKBHNwZWMYBiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEhcKD2FydGlmYWN0X29yaWdpbhgHIAEoCRIQCghhY3RpdmF0ZRgIIAEoCCJBChJBY3RpdmF0ZURlcGxveW1lbnQSFAoMY29tcG9uZW50X2lkGAEgASgJEhUKDWRlcGxveW1lbnRfaWQYAiABKAkiOwoNUHV0UGxhY2VtZW50cxIqCgpwbGFjZW1lbnRzGAEgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50ImQKFFNldFBsYWNlbWVudE9ic2VydmVkEgoKAmlkGAEgASgJEjAKCG9ic2VydmVkGAIgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAMgASgJIh8KEERlbGV0ZVBsYWNlbWVudHMSCwoDaWRzGAEgAygJIi0KCkNyZWF0ZVVzZXISHwoEdXNlchgBIAEoCzIRLnY5LnN0YXRlLnYxLlVzZXIiNgoOQ3JlYXRlQXBpVG9rZW4SJAoFdG9rZW4YASABKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbiIcCg5EZWxldGVBcGlUb2tlbhIKCgJpZBgBIAEoCSI0CgxBY2xCb290c3RyYXASJAoFdG9rZW4YASABKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbiIcCg5SZXZva2VBcGlUb2tlbhIKCgJpZBgBIAEoCSKbAQoOVG91Y2hBcGlUb2tlbnMSPAoJbGFzdF91c2VkGAEgAygLMikudjkuc3RhdGUudjEuVG91Y2hBcGlUb2tlbnMuTGFzdFVzZWRFbnRyeRpLCg1MYXN0VXNlZEVudHJ5EgsKA2tleRgBIAEoCRIpCgV2YWx1ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXA6AjgBIjYKDVB1dEdpdGh1YkxpbmsSJQoEbGluaxgBIAEoCzIXLnY5LnN0YXRlLnYxLkdpdGh1YkxpbmsiKAoQRGVsZXRlR2l0aHViTGluaxIUCgxjb21wb25lbnRfaWQYASABKAki4goKB0NvbW1hbmQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRaWdub3JlX2lmX3Vua25vd24YAiABKAgSDQoFYWN0b3IYAyABKAkSOAoQY3JlYXRlX2NvbXBvbmVudBgKIAEoCzIcLnY5LnN0YXRlLnYxLkNyZWF0ZUNvbXBvbmVudEgAEkEKFXVwZGF0ZV9jb21wb25lbnRfc3BlYxgLIAEoCzIgLnY5LnN0YXRlLnYxLlVwZGF0ZUNvbXBvbmVudFNwZWNIABJBChVzZXRfY29tcG9uZW50X2Rlc2lyZWQYDCABKAsyIC52OS5zdGF0ZS52MS5TZXRDb21wb25lbnREZXNpcmVkSAASNgoPc2NhbGVfY29tcG9uZW50GA0gASgLMhsudjkuc3RhdGUudjEuU2NhbGVDb21wb25lbnRIABI4ChBkZWxldGVfY29tcG9uZW50GA4gASgLMhwudjkuc3RhdGUudjEuRGVsZXRlQ29tcG9uZW50SAASMgoNcmVnaXN0ZXJfbm9kZRgUIAEoCzIZLnY5LnN0YXRlLnYxLlJlZ2lzdGVyTm9kZUgAEjUKD3NldF9ub2RlX3N0YXR1cxgVIAEoCzIaLnY5LnN0YXRlLnYxLlNldE5vZGVTdGF0dXNIABIuCgtyZW1vdmVfbm9kZRgWIAEoCzIXLnY5LnN0YXRlLnYxLlJlbW92ZU5vZGVIABI6ChFjcmVhdGVfZGVwbG95bWVudBgeIAEoCzIdLnY5LnN0YXRlLnYxLkNyZWF0ZURlcGxveW1lbnRIABJBChVzZXRfZGVwbG95bWVudF9zdGF0dXMYHyABKAsyIC52OS5zdGF0ZS52MS5TZXREZXBsb3ltZW50U3RhdHVzSAASPgoTYWN0aXZhdGVfZGVwbG95bWVudBggIAEoCzIfLnY5LnN0YXRlLnYxLkFjdGl2YXRlRGVwbG95bWVudEgAEjQKDnB1dF9wbGFjZW1lbnRzGCggASgLMhoudjkuc3RhdGUudjEuUHV0UGxhY2VtZW50c0gAEkMKFnNldF9wbGFjZW1lbnRfb2JzZXJ2ZWQYKSABKAsyIS52OS5zdGF0ZS52MS5TZXRQbGFjZW1lbnRPYnNlcnZlZEgAEjoKEWRlbGV0ZV9wbGFjZW1lbnRzGCogASgLMh0udjkuc3RhdGUudjEuRGVsZXRlUGxhY2VtZW50c0gAEi4KC2NyZWF0ZV91c2VyGDIgASgLMhcudjkuc3RhdGUudjEuQ3JlYXRlVXNlckgAEjcKEGNyZWF0ZV9hcGlfdG9rZW4YMyABKAsyGy52OS5zdGF0ZS52MS5DcmVhdGVBcGlUb2tlbkgAEjcKEGRlbGV0ZV9hcGlfdG9rZW4YNCABKAsyGy52OS5zdGF0ZS52MS5EZWxldGVBcGlUb2tlbkgAEjUKD3B1dF9naXRodWJfbGluaxg1IAEoCzIaLnY5LnN0YXRlLnYxLlB1dEdpdGh1YkxpbmtIABI7ChJkZWxldGVfZ2l0aHViX2xpbmsYNiABKAsyHS52OS5zdGF0ZS52MS5EZWxldGVHaXRodWJMaW5rSAASMgoNYWNsX2Jvb3RzdHJhcBg3IAEoCzIZLnY5LnN0YXRlLnYxLkFjbEJvb3RzdHJhcEgAEjcKEHJldm9rZV9hcGlfdG9rZW4YOCABKAsyGy52OS5zdGF0ZS52MS5SZXZva2VBcGlUb2tlbkgAEjcKEHRvdWNoX2FwaV90b2tlbnMYOSABKAsyGy52OS5zdGF0ZS52MS5Ub3VjaEFwaVRva2Vuc0gAQgQKAm9wKksKB1J1bnRpbWUSFwoTUlVOVElNRV9VTlNQRUNJRklFRBAAEhAKDFJVTlRJTUVfV0FTTRABEhUKEVJVTlRJTUVfQ09OVEFJTkVSEAIqYgoMRGVzaXJlZFN0YXRlEh0KGURFU0lSRURfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVERVNJUkVEX1NUQVRFX1JVTk5JTkcQARIYChRERVNJUkVEX1NUQVRFX1BBVVNFRBACKq8BChBEZXBsb3ltZW50U3RhdHVzEiEKHURFUExPWU1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHQoZREVQTE9ZTUVOVF9TVEFUVVNfUEVORElORxABEh4KGkRFUExPWU1FTlRfU1RBVFVTX0JVSUxESU5HEAISGwoXREVQTE9ZTUVOVF9TVEFUVVNfUkVBRFkQAxIcChhERVBMT1lNRU5UX1NUQVRVU19GQUlMRUQQBCpwCgpOb2RlU3RhdHVzEhsKF05PREVfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRTk9ERV9TVEFUVVNfUkVBRFkQARIUChBOT0RFX1NUQVRVU19ET1dOEAISGAoUTk9ERV9TVEFUVVNfRFJBSU5JTkcQAypsChBQbGFjZW1lbnREZXNpcmVkEiEKHVBMQUNFTUVOVF9ERVNJUkVEX1VOU1BFQ0lGSUVEEAASGQoVUExBQ0VNRU5UX0RFU0lSRURfUlVOEAESGgoWUExBQ0VNRU5UX0RFU0lSRURfU1RPUBACKtQBChFQbGFjZW1lbnRPYnNlcnZlZBIiCh5QTEFDRU1FTlRfT0JTRVJWRURfVU5TUEVDSUZJRUQQABIfChtQTEFDRU1FTlRfT0JTRVJWRURfU1RBUlRJTkcQARIeChpQTEFDRU1FTlRfT0JTRVJWRURfUlVOTklORxACEh0KGVBMQUNFTUVOVF9PQlNFUlZFRF9GQUlMRUQQAxIeChpQTEFDRU1FTlRfT0JTRVJWRURfU1RPUFBFRBAEEhsKF1BMQUNFTUVOVF9PQlNFUlZFRF9MT1NUEAVCNVozZ2l0aHViLmNvbS92ZWxvY2l0eTkvdjkvcnBjL2dlbi92OS9zdGF0ZS92MTtzdGF0ZXYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Chd2OS9zdGF0ZS92MS9zdGF0ZS5wcm90bxILdjkuc3RhdGUudjEiLQoGU291cmNlEhMKC2dpdGh1Yl9yZXBvGAEgASgJEg4KBmJyYW5jaBgCIAEoCSIpCghXYXNtU3BlYxIOCgZtb2R1bGUYASABKAkSDQoFYnVpbGQYAiABKAkiQAoNQ29udGFpbmVyU3BlYxINCgVpbWFnZRgBIAEoCRIPCgdjb21tYW5kGAIgAygJEg8KB2FyY2hpdmUYAyABKAkiuQIKDUNvbXBvbmVudFNwZWMSMAoDZW52GAEgAygLMiMudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYy5FbnZFbnRyeRIRCglzY2FsZV9taW4YAiABKA0SEQoJc2NhbGVfbWF4GAMgASgNEhEKCWV4Y2x1c2l2ZRgEIAEoCBITCgtjb25jdXJyZW5jeRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKdGltZW91dF9tcxgHIAEoDRIjCgR3YXNtGAggASgLMhUudjkuc3RhdGUudjEuV2FzbVNwZWMSLQoJY29udGFpbmVyGAkgASgLMhoudjkuc3RhdGUudjEuQ29udGFpbmVyU3BlYxoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpQDCglDb21wb25lbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgVvd25lchgDIAEoCRIjCgZzb3VyY2UYBCABKAsyEy52OS5zdGF0ZS52MS5Tb3VyY2USJQoHcnVudGltZRgFIAEoDjIULnY5LnN0YXRlLnYxLlJ1bnRpbWUSKAoEc3BlYxgGIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSKgoHZGVzaXJlZBgHIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZRIcChRhY3RpdmVfZGVwbG95bWVudF9pZBgIIAEoCRIQCghyZXBsaWNhcxgJIAEoDRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgMIAEoBBIUCgxtb2RpZnlfaW5kZXgYDSABKAQi6QMKCkRlcGxveW1lbnQSCgoCaWQYASABKAkSFAoMY29tcG9uZW50X2lkGAIgASgJEhIKCmNvbW1pdF9zaGEYAyABKAkSFgoOY29tbWl0X21lc3NhZ2UYBCABKAkSDgoGYXV0aG9yGAUgASgJEhcKD2FydGlmYWN0X2RpZ2VzdBgGIAEoCRItCgZzdGF0dXMYByABKA4yHS52OS5zdGF0ZS52MS5EZXBsb3ltZW50U3RhdHVzEg0KBWVycm9yGAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY3JlYXRlX2luZGV4GAsgASgEEhQKDG1vZGlmeV9pbmRleBgMIAEoBBIXCg9hcnRpZmFjdF9vcmlnaW4YDSABKAkSDgoGcHVzaGVyGA4gASgJEhMKC2RlbGl2ZXJ5X2lkGA8gASgJEg4KBmJyYW5jaBgQIAEoCRIoCgRzcGVjGBEgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIRCglidWlsZF9sb2cYEiABKAkSDQoFYWN0b3IYEyABKAkiNQoJUmVzb3VyY2VzEhQKDG1lbW9yeV9ieXRlcxgBIAEoBBISCgpjcHVfbWlsbGlzGAIgASgNIrQCCgROb2RlEgoKAmlkGAEgASgJEhAKCGFwaV9hZGRyGAIgASgJEhIKCnByb3h5X2FkZHIYAyABKAkSEQoJcmFmdF9hZGRyGAQgASgJEigKCGNhcGFjaXR5GAUgASgLMhYudjkuc3RhdGUudjEuUmVzb3VyY2VzEiYKCHJ1bnRpbWVzGAYgAygOMhQudjkuc3RhdGUudjEuUnVudGltZRInCgZzdGF0dXMYByABKA4yFy52OS5zdGF0ZS52MS5Ob2RlU3RhdHVzEjEKDXJlZ2lzdGVyX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQSDQoFZHJhaW4YCyABKAgiggIKCVBsYWNlbWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSFQoNZGVwbG95bWVudF9pZBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEi4KB2Rlc2lyZWQYBSABKA4yHS52OS5zdGF0ZS52MS5QbGFjZW1lbnREZXNpcmVkEjAKCG9ic2VydmVkGAYgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAcgASgJEg0KBWVwb2NoGAggASgEEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQiUQoEVXNlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSAgoIQXBpVG9rZW4SCgoCaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNoYTI1NhgEIAEoDBIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEcm9sZRgGIAEoCRIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHY3JlYXRvchgIIAEoCRIyCg5sYXN0X3VzZWRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGdpdGh1Yl9sb2dpbhgLIAEoCRIPCgdzZXNzaW9uGAwgASgIInAKCkF1ZGl0RW50cnkSDQoFaW5kZXgYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSCgoCb3AYBCABKAkSDgoGdGFyZ2V0GAUgASgJIncKCkdpdGh1YkxpbmsSFAoMY29tcG9uZW50X2lkGAEgASgJEgwKBHJlcG8YAiABKAkSDgoGYnJhbmNoGAMgASgJEg8KB2hvb2tfaWQYBCABKAMSDgoGc2VjcmV0GAUgASgMEhQKDHBvbGxfc2Vjb25kcxgGIAEoDSL8AgoFU3RhdGUSDQoFaW5kZXgYASABKAQSKgoKY29tcG9uZW50cxgCIAMoCzIWLnY5LnN0YXRlLnYxLkNvbXBvbmVudBIsCgtkZXBsb3ltZW50cxgDIAMoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQSIAoFbm9kZXMYBCADKAsyES52OS5zdGF0ZS52MS5Ob2RlEioKCnBsYWNlbWVudHMYBSADKAsyFi52OS5zdGF0ZS52MS5QbGFjZW1lbnQSIAoFdXNlcnMYBiADKAsyES52OS5zdGF0ZS52MS5Vc2VyEikKCmFwaV90b2tlbnMYByADKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbhItCgxnaXRodWJfbGlua3MYCCADKAsyFy52OS5zdGF0ZS52MS5HaXRodWJMaW5rEhgKEGFjbF9ib290c3RyYXBwZWQYCSABKAgSJgoFYXVkaXQYCiADKAsyFy52OS5zdGF0ZS52MS5BdWRpdEVudHJ5IjwKD0NyZWF0ZUNvbXBvbmVudBIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQilgEKFUNyZWF0ZUxpbmtlZENvbXBvbmVudBIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSJQoEbGluaxgCIAEoCzIXLnY5LnN0YXRlLnYxLkdpdGh1YkxpbmsSKwoKZGVwbG95bWVudBgDIAEoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQiTQoTVXBkYXRlQ29tcG9uZW50U3BlYxIMCgRuYW1lGAEgASgJEigKBHNwZWMYAiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjIk8KE1NldENvbXBvbmVudERlc2lyZWQSDAoEbmFtZRgBIAEoCRIqCgdkZXNpcmVkGAIgASgOMhkudjkuc3RhdGUudjEuRGVzaXJlZFN0YXRlIjAKDlNjYWxlQ29tcG9uZW50EgwKBG5hbWUYASABKAkSEAoIcmVwbGljYXMYAiABKA0iHwoPRGVsZXRlQ29tcG9uZW50EgwKBG5hbWUYASABKAkiLwoMUmVnaXN0ZXJOb2RlEh8KBG5vZGUYASABKAsyES52OS5zdGF0ZS52MS5Ob2RlIkQKDVNldE5vZGVTdGF0dXMSCgoCaWQYASABKAkSJwoGc3RhdHVzGAIgASgOMhcudjkuc3RhdGUudjEuTm9kZVN0YXR1cyIYCgpSZW1vdmVOb2RlEgoKAmlkGAEgASgJIj8KEENyZWF0ZURlcGxveW1lbnQSKwoKZGVwbG95bWVudBgBIAEoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQi4AEKE1NldERlcGxveW1lbnRTdGF0dXMSCgoCaWQYASABKAkSLQoGc3RhdHVzGAIgASgOMh0udjkuc3RhdGUudjEuRGVwbG95bWVudFN0YXR1cxINCgVlcnJvchgDIAEoCRIXCg9hcnRpZmFjdF9kaWdlc3QYBCABKAkSEQoJYnVpbGRfbG9nGAUgASgJEigKBHNwZWMYBiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEhcKD2FydGlmYWN0X29yaWdpbhgHIAEoCRIQCghhY3RpdmF0ZRgIIAEoCCJBChJBY3RpdmF0ZURlcGxveW1lbnQSFAoMY29tcG9uZW50X2lkGAEgASgJEhUKDWRlcGxveW1lbnRfaWQYAiABKAkiOwoNUHV0UGxhY2VtZW50cxIqCgpwbGFjZW1lbnRzGAEgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50ImQKFFNldFBsYWNlbWVudE9ic2VydmVkEgoKAmlkGAEgASgJEjAKCG9ic2VydmVkGAIgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAMgASgJIh8KEERlbGV0ZVBsYWNlbWVudHMSCwoDaWRzGAEgAygJIi0KCkNyZWF0ZVVzZXISHwoEdXNlchgBIAEoCzIRLnY5LnN0YXRlLnYxLlVzZXIiNgoOQ3JlYXRlQXBpVG9rZW4SJAoFdG9rZW4YASABKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbiIcCg5EZWxldGVBcGlUb2tlbhIKCgJpZBgBIAEoCSI0CgxBY2xCb290c3RyYXASJAoFdG9rZW4YASABKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbiIcCg5SZXZva2VBcGlUb2tlbhIKCgJpZBgBIAEoCSKbAQoOVG91Y2hBcGlUb2tlbnMSPAoJbGFzdF91c2VkGAEgAygLMikudjkuc3RhdGUudjEuVG91Y2hBcGlUb2tlbnMuTGFzdFVzZWRFbnRyeRpLCg1MYXN0VXNlZEVudHJ5EgsKA2tleRgBIAEoCRIpCgV2YWx1ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXA6AjgBIjYKDVB1dEdpdGh1YkxpbmsSJQoEbGluaxgBIAEoCzIXLnY5LnN0YXRlLnYxLkdpdGh1YkxpbmsiKAoQRGVsZXRlR2l0aHViTGluaxIUCgxjb21wb25lbnRfaWQYASABKAkiqQsKB0NvbW1hbmQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRaWdub3JlX2lmX3Vua25vd24YAiABKAgSDQoFYWN0b3IYAyABKAkSOAoQY3JlYXRlX2NvbXBvbmVudBgKIAEoCzIcLnY5LnN0YXRlLnYxLkNyZWF0ZUNvbXBvbmVudEgAEkEKFXVwZGF0ZV9jb21wb25lbnRfc3BlYxgLIAEoCzIgLnY5LnN0YXRlLnYxLlVwZGF0ZUNvbXBvbmVudFNwZWNIABJBChVzZXRfY29tcG9uZW50X2Rlc2lyZWQYDCABKAsyIC52OS5zdGF0ZS52MS5TZXRDb21wb25lbnREZXNpcmVkSAASNgoPc2NhbGVfY29tcG9uZW50GA0gASgLMhsudjkuc3RhdGUudjEuU2NhbGVDb21wb25lbnRIABI4ChBkZWxldGVfY29tcG9uZW50GA4gASgLMhwudjkuc3RhdGUudjEuRGVsZXRlQ29tcG9uZW50SAASRQoXY3JlYXRlX2xpbmtlZF9jb21wb25lbnQYDyABKAsyIi52OS5zdGF0ZS52MS5DcmVhdGVMaW5rZWRDb21wb25lbnRIABIyCg1yZWdpc3Rlcl9ub2RlGBQgASgLMhkudjkuc3RhdGUudjEuUmVnaXN0ZXJOb2RlSAASNQoPc2V0X25vZGVfc3RhdHVzGBUgASgLMhoudjkuc3RhdGUudjEuU2V0Tm9kZVN0YXR1c0gAEi4KC3JlbW92ZV9ub2RlGBYgASgLMhcudjkuc3RhdGUudjEuUmVtb3ZlTm9kZUgAEjoKEWNyZWF0ZV9kZXBsb3ltZW50GB4gASgLMh0udjkuc3RhdGUudjEuQ3JlYXRlRGVwbG95bWVudEgAEkEKFXNldF9kZXBsb3ltZW50X3N0YXR1cxgfIAEoCzIgLnY5LnN0YXRlLnYxLlNldERlcGxveW1lbnRTdGF0dXNIABI+ChNhY3RpdmF0ZV9kZXBsb3ltZW50GCAgASgLMh8udjkuc3RhdGUudjEuQWN0aXZhdGVEZXBsb3ltZW50SAASNAoOcHV0X3BsYWNlbWVudHMYKCABKAsyGi52OS5zdGF0ZS52MS5QdXRQbGFjZW1lbnRzSAASQwoWc2V0X3BsYWNlbWVudF9vYnNlcnZlZBgpIAEoCzIhLnY5LnN0YXRlLnYxLlNldFBsYWNlbWVudE9ic2VydmVkSAASOgoRZGVsZXRlX3BsYWNlbWVudHMYKiABKAsyHS52OS5zdGF0ZS52MS5EZWxldGVQbGFjZW1lbnRzSAASLgoLY3JlYXRlX3VzZXIYMiABKAsyFy52OS5zdGF0ZS52MS5DcmVhdGVVc2VySAASNwoQY3JlYXRlX2FwaV90b2tlbhgzIAEoCzIbLnY5LnN0YXRlLnYxLkNyZWF0ZUFwaVRva2VuSAASNwoQZGVsZXRlX2FwaV90b2tlbhg0IAEoCzIbLnY5LnN0YXRlLnYxLkRlbGV0ZUFwaVRva2VuSAASNQoPcHV0X2dpdGh1Yl9saW5rGDUgASgLMhoudjkuc3RhdGUudjEuUHV0R2l0aHViTGlua0gAEjsKEmRlbGV0ZV9naXRodWJfbGluaxg2IAEoCzIdLnY5LnN0YXRlLnYxLkRlbGV0ZUdpdGh1YkxpbmtIABIyCg1hY2xfYm9vdHN0cmFwGDcgASgLMhkudjkuc3RhdGUudjEuQWNsQm9vdHN0cmFwSAASNwoQcmV2b2tlX2FwaV90b2tlbhg4IAEoCzIbLnY5LnN0YXRlLnYxLlJldm9rZUFwaVRva2VuSAASNwoQdG91Y2hfYXBpX3Rva2Vucxg5IAEoCzIbLnY5LnN0YXRlLnYxLlRvdWNoQXBpVG9rZW5zSABCBAoCb3AqSwoHUnVudGltZRIXChNSVU5USU1FX1VOU1BFQ0lGSUVEEAASEAoMUlVOVElNRV9XQVNNEAESFQoRUlVOVElNRV9DT05UQUlORVIQAipiCgxEZXNpcmVkU3RhdGUSHQoZREVTSVJFRF9TVEFURV9VTlNQRUNJRklFRBAAEhkKFURFU0lSRURfU1RBVEVfUlVOTklORxABEhgKFERFU0lSRURfU1RBVEVfUEFVU0VEEAIqrwEKEERlcGxveW1lbnRTdGF0dXMSIQodREVQTE9ZTUVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIdChlERVBMT1lNRU5UX1NUQVRVU19QRU5ESU5HEAESHgoaREVQTE9ZTUVOVF9TVEFUVVNfQlVJTERJTkcQAhIbChdERVBMT1lNRU5UX1NUQVRVU19SRUFEWRADEhwKGERFUExPWU1FTlRfU1RBVFVTX0ZBSUxFRBAEKnAKCk5vZGVTdGF0dXMSGwoXTk9ERV9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFOT0RFX1NUQVRVU19SRUFEWRABEhQKEE5PREVfU1RBVFVTX0RPV04QAhIYChROT0RFX1NUQVRVU19EUkFJTklORxADKmwKEFBsYWNlbWVudERlc2lyZWQSIQodUExBQ0VNRU5UX0RFU0lSRURfVU5TUEVDSUZJRUQQABIZChVQTEFDRU1FTlRfREVTSVJFRF9SVU4QARIaChZQTEFDRU1FTlRfREVTSVJFRF9TVE9QEAIq1AEKEVBsYWNlbWVudE9ic2VydmVkEiIKHlBMQUNFTUVOVF9PQlNFUlZFRF9VTlNQRUNJRklFRBAAEh8KG1BMQUNFTUVOVF9PQlNFUlZFRF9TVEFSVElORxABEh4KGlBMQUNFTUVOVF9PQlNFUlZFRF9SVU5OSU5HEAISHQoZUExBQ0VNRU5UX09CU0VSVkVEX0ZBSUxFRBADEh4KGlBMQUNFTUVOVF9PQlNFUlZFRF9TVE9QUEVEEAQSGwoXUExBQ0VNRU5UX09CU0VSVkVEX0xPU1QQBUI1WjNnaXRodWIuY29tL3ZlbG9jaXR5OS92OS9ycGMvZ2VuL3Y5L3N0YXRlL3YxO3N0YXRldjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Source says where a component's code comes from. An empty github_repo means "upload".
@@ -821,6 +821,38 @@ export const CreateComponentSchema: GenMessage<CreateComponent> = /*@__PURE__*/
   messageDesc(file_v9_state_v1_state, 14);
 
 /**
+ * CreateLinkedComponent creates a component built from a GitHub repository in one entry:
+ * the component, its link (webhook id and secret, or polling) and the pending deployment of
+ * the branch head. All three are recorded, or none. The link and the deployment name the
+ * component's id.
+ *
+ * @generated from message v9.state.v1.CreateLinkedComponent
+ */
+export type CreateLinkedComponent = Message<"v9.state.v1.CreateLinkedComponent"> & {
+  /**
+   * @generated from field: v9.state.v1.Component component = 1;
+   */
+  component?: Component | undefined;
+
+  /**
+   * @generated from field: v9.state.v1.GithubLink link = 2;
+   */
+  link?: GithubLink | undefined;
+
+  /**
+   * @generated from field: v9.state.v1.Deployment deployment = 3;
+   */
+  deployment?: Deployment | undefined;
+};
+
+/**
+ * Describes the message v9.state.v1.CreateLinkedComponent.
+ * Use `create(CreateLinkedComponentSchema)` to create a new message.
+ */
+export const CreateLinkedComponentSchema: GenMessage<CreateLinkedComponent> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 15);
+
+/**
  * @generated from message v9.state.v1.UpdateComponentSpec
  */
 export type UpdateComponentSpec = Message<"v9.state.v1.UpdateComponentSpec"> & {
@@ -840,7 +872,7 @@ export type UpdateComponentSpec = Message<"v9.state.v1.UpdateComponentSpec"> & {
  * Use `create(UpdateComponentSpecSchema)` to create a new message.
  */
 export const UpdateComponentSpecSchema: GenMessage<UpdateComponentSpec> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 15);
+  messageDesc(file_v9_state_v1_state, 16);
 
 /**
  * @generated from message v9.state.v1.SetComponentDesired
@@ -862,7 +894,7 @@ export type SetComponentDesired = Message<"v9.state.v1.SetComponentDesired"> & {
  * Use `create(SetComponentDesiredSchema)` to create a new message.
  */
 export const SetComponentDesiredSchema: GenMessage<SetComponentDesired> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 16);
+  messageDesc(file_v9_state_v1_state, 17);
 
 /**
  * @generated from message v9.state.v1.ScaleComponent
@@ -884,7 +916,7 @@ export type ScaleComponent = Message<"v9.state.v1.ScaleComponent"> & {
  * Use `create(ScaleComponentSchema)` to create a new message.
  */
 export const ScaleComponentSchema: GenMessage<ScaleComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 17);
+  messageDesc(file_v9_state_v1_state, 18);
 
 /**
  * @generated from message v9.state.v1.DeleteComponent
@@ -901,7 +933,7 @@ export type DeleteComponent = Message<"v9.state.v1.DeleteComponent"> & {
  * Use `create(DeleteComponentSchema)` to create a new message.
  */
 export const DeleteComponentSchema: GenMessage<DeleteComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 18);
+  messageDesc(file_v9_state_v1_state, 19);
 
 /**
  * @generated from message v9.state.v1.RegisterNode
@@ -918,7 +950,7 @@ export type RegisterNode = Message<"v9.state.v1.RegisterNode"> & {
  * Use `create(RegisterNodeSchema)` to create a new message.
  */
 export const RegisterNodeSchema: GenMessage<RegisterNode> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 19);
+  messageDesc(file_v9_state_v1_state, 20);
 
 /**
  * @generated from message v9.state.v1.SetNodeStatus
@@ -940,7 +972,7 @@ export type SetNodeStatus = Message<"v9.state.v1.SetNodeStatus"> & {
  * Use `create(SetNodeStatusSchema)` to create a new message.
  */
 export const SetNodeStatusSchema: GenMessage<SetNodeStatus> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 20);
+  messageDesc(file_v9_state_v1_state, 21);
 
 /**
  * @generated from message v9.state.v1.RemoveNode
@@ -957,7 +989,7 @@ export type RemoveNode = Message<"v9.state.v1.RemoveNode"> & {
  * Use `create(RemoveNodeSchema)` to create a new message.
  */
 export const RemoveNodeSchema: GenMessage<RemoveNode> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 21);
+  messageDesc(file_v9_state_v1_state, 22);
 
 /**
  * @generated from message v9.state.v1.CreateDeployment
@@ -974,7 +1006,7 @@ export type CreateDeployment = Message<"v9.state.v1.CreateDeployment"> & {
  * Use `create(CreateDeploymentSchema)` to create a new message.
  */
 export const CreateDeploymentSchema: GenMessage<CreateDeployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 22);
+  messageDesc(file_v9_state_v1_state, 23);
 
 /**
  * @generated from message v9.state.v1.SetDeploymentStatus
@@ -1035,7 +1067,7 @@ export type SetDeploymentStatus = Message<"v9.state.v1.SetDeploymentStatus"> & {
  * Use `create(SetDeploymentStatusSchema)` to create a new message.
  */
 export const SetDeploymentStatusSchema: GenMessage<SetDeploymentStatus> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 23);
+  messageDesc(file_v9_state_v1_state, 24);
 
 /**
  * @generated from message v9.state.v1.ActivateDeployment
@@ -1057,7 +1089,7 @@ export type ActivateDeployment = Message<"v9.state.v1.ActivateDeployment"> & {
  * Use `create(ActivateDeploymentSchema)` to create a new message.
  */
 export const ActivateDeploymentSchema: GenMessage<ActivateDeployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 24);
+  messageDesc(file_v9_state_v1_state, 25);
 
 /**
  * @generated from message v9.state.v1.PutPlacements
@@ -1074,7 +1106,7 @@ export type PutPlacements = Message<"v9.state.v1.PutPlacements"> & {
  * Use `create(PutPlacementsSchema)` to create a new message.
  */
 export const PutPlacementsSchema: GenMessage<PutPlacements> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 25);
+  messageDesc(file_v9_state_v1_state, 26);
 
 /**
  * @generated from message v9.state.v1.SetPlacementObserved
@@ -1101,7 +1133,7 @@ export type SetPlacementObserved = Message<"v9.state.v1.SetPlacementObserved"> &
  * Use `create(SetPlacementObservedSchema)` to create a new message.
  */
 export const SetPlacementObservedSchema: GenMessage<SetPlacementObserved> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 26);
+  messageDesc(file_v9_state_v1_state, 27);
 
 /**
  * @generated from message v9.state.v1.DeletePlacements
@@ -1118,7 +1150,7 @@ export type DeletePlacements = Message<"v9.state.v1.DeletePlacements"> & {
  * Use `create(DeletePlacementsSchema)` to create a new message.
  */
 export const DeletePlacementsSchema: GenMessage<DeletePlacements> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 27);
+  messageDesc(file_v9_state_v1_state, 28);
 
 /**
  * @generated from message v9.state.v1.CreateUser
@@ -1135,7 +1167,7 @@ export type CreateUser = Message<"v9.state.v1.CreateUser"> & {
  * Use `create(CreateUserSchema)` to create a new message.
  */
 export const CreateUserSchema: GenMessage<CreateUser> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 28);
+  messageDesc(file_v9_state_v1_state, 29);
 
 /**
  * @generated from message v9.state.v1.CreateApiToken
@@ -1152,7 +1184,7 @@ export type CreateApiToken = Message<"v9.state.v1.CreateApiToken"> & {
  * Use `create(CreateApiTokenSchema)` to create a new message.
  */
 export const CreateApiTokenSchema: GenMessage<CreateApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 29);
+  messageDesc(file_v9_state_v1_state, 30);
 
 /**
  * @generated from message v9.state.v1.DeleteApiToken
@@ -1169,7 +1201,7 @@ export type DeleteApiToken = Message<"v9.state.v1.DeleteApiToken"> & {
  * Use `create(DeleteApiTokenSchema)` to create a new message.
  */
 export const DeleteApiTokenSchema: GenMessage<DeleteApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 30);
+  messageDesc(file_v9_state_v1_state, 31);
 
 /**
  * AclBootstrap creates the first management token; it fails once the cluster has one.
@@ -1188,7 +1220,7 @@ export type AclBootstrap = Message<"v9.state.v1.AclBootstrap"> & {
  * Use `create(AclBootstrapSchema)` to create a new message.
  */
 export const AclBootstrapSchema: GenMessage<AclBootstrap> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 31);
+  messageDesc(file_v9_state_v1_state, 32);
 
 /**
  * RevokeApiToken marks a token revoked (kept, so that its use is refused as "revoked").
@@ -1207,7 +1239,7 @@ export type RevokeApiToken = Message<"v9.state.v1.RevokeApiToken"> & {
  * Use `create(RevokeApiTokenSchema)` to create a new message.
  */
 export const RevokeApiTokenSchema: GenMessage<RevokeApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 32);
+  messageDesc(file_v9_state_v1_state, 33);
 
 /**
  * TouchApiTokens records when tokens were last used (approximate).
@@ -1226,7 +1258,7 @@ export type TouchApiTokens = Message<"v9.state.v1.TouchApiTokens"> & {
  * Use `create(TouchApiTokensSchema)` to create a new message.
  */
 export const TouchApiTokensSchema: GenMessage<TouchApiTokens> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 33);
+  messageDesc(file_v9_state_v1_state, 34);
 
 /**
  * @generated from message v9.state.v1.PutGithubLink
@@ -1243,7 +1275,7 @@ export type PutGithubLink = Message<"v9.state.v1.PutGithubLink"> & {
  * Use `create(PutGithubLinkSchema)` to create a new message.
  */
 export const PutGithubLinkSchema: GenMessage<PutGithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 34);
+  messageDesc(file_v9_state_v1_state, 35);
 
 /**
  * @generated from message v9.state.v1.DeleteGithubLink
@@ -1260,7 +1292,7 @@ export type DeleteGithubLink = Message<"v9.state.v1.DeleteGithubLink"> & {
  * Use `create(DeleteGithubLinkSchema)` to create a new message.
  */
 export const DeleteGithubLinkSchema: GenMessage<DeleteGithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 35);
+  messageDesc(file_v9_state_v1_state, 36);
 
 /**
  * Command is the one entry type of the Raft log. The leader stamps time (and ids inside the
@@ -1321,6 +1353,12 @@ export type Command = Message<"v9.state.v1.Command"> & {
      */
     value: DeleteComponent;
     case: "deleteComponent";
+  } | {
+    /**
+     * @generated from field: v9.state.v1.CreateLinkedComponent create_linked_component = 15;
+     */
+    value: CreateLinkedComponent;
+    case: "createLinkedComponent";
   } | {
     /**
      * @generated from field: v9.state.v1.RegisterNode register_node = 20;
@@ -1431,7 +1469,7 @@ export type Command = Message<"v9.state.v1.Command"> & {
  * Use `create(CommandSchema)` to create a new message.
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 36);
+  messageDesc(file_v9_state_v1_state, 37);
 
 /**
  * Runtime is how a component's code runs.

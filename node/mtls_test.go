@@ -1,0 +1,203 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/hashicorp/raft"
+
+	"github.com/velocity9/v9/auth"
+	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
+	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
+	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
+	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// TestInternalCallsNeedNodeCertificate: a client with the admin token but no node
+// certificate cannot apply a command, join a voter or fetch an artifact, over plain HTTP
+// or over TLS without a client certificate; a node certificate of another CA does not
+// even complete the handshake.
+func TestInternalCallsNeedNodeCertificate(t *testing.T) {
+	c := NewTestCluster(t, 3)
+	n := c.Follower(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	tlsNoCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	foreign := t.TempDir()
+	if err := auth.CreateCA(foreign); err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.CreateNodeCert(foreign, "n9", auth.NodeCertOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := auth.LoadNodeTLS(auth.TLSDirFiles(foreign, "n9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCA := &http.Client{Transport: &http.Transport{TLSClientConfig: other.ClientConfig()}}
+
+	forged := &statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: &statev1.Component{
+		Id: "forged", Name: "forged", Runtime: statev1.Runtime_RUNTIME_WASM, Replicas: 1,
+		Spec: &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 1},
+	}}}}
+	for _, tc := range []struct {
+		name, scheme string
+		hc           *http.Client
+		handshake    bool // refused at the TLS handshake rather than by the interceptor
+	}{
+		{"plain http with admin token", "http", TestHTTPClient, false},
+		{"tls without client certificate", "https", tlsNoCert, false},
+		{"certificate of another CA", "https", otherCA, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := tc.scheme + "://" + n.APIAddr()
+			opts := connect.WithInterceptors(auth.Bearer(TestToken))
+			check := func(what string, err error) {
+				t.Helper()
+				if err == nil {
+					t.Fatalf("%s: accepted", what)
+				}
+				if !tc.handshake && connect.CodeOf(err) != connect.CodePermissionDenied {
+					t.Fatalf("%s: %v, want PermissionDenied", what, err)
+				}
+			}
+			internal := clusterv1connect.NewInternalServiceClient(tc.hc, base, opts)
+			_, err := internal.Apply(ctx, connect.NewRequest(&clusterv1.ApplyRequest{Command: forged}))
+			check("InternalService.Apply", err)
+			_, err = internal.Heartbeat(ctx, connect.NewRequest(&clusterv1.HeartbeatRequest{NodeId: n.ID()}))
+			check("InternalService.Heartbeat", err)
+			_, err = clusterv1connect.NewClusterServiceClient(tc.hc, base, opts).Join(ctx, connect.NewRequest(&clusterv1.JoinRequest{
+				NodeId: "ghost", RaftAddr: "127.0.0.1:1", ApiAddr: "127.0.0.1:2"}))
+			check("ClusterService.Join", err)
+			s, err := deployv1connect.NewArtifactServiceClient(tc.hc, base, opts).Fetch(ctx, connect.NewRequest(&deployv1.FetchRequest{Digest: "sha256:00"}))
+			if err == nil {
+				s.Receive()
+				err = s.Err()
+				s.Close()
+			}
+			check("ArtifactService.Fetch", err)
+		})
+	}
+	if _, err := n.Store().Component("forged"); err == nil {
+		t.Fatal("the forged command was applied")
+	}
+	for _, m := range n.raft.r.GetConfiguration().Configuration().Servers {
+		if m.ID == "ghost" || m.ID == "n9" {
+			t.Fatalf("%s joined the cluster", m.ID)
+		}
+	}
+
+	// A node of the cluster does get through (its peer clients present its certificate).
+	if _, err := n.peers.get(c.Leader(t).APIAddr()).internal.ReadIndex(ctx, connect.NewRequest(&clusterv1.ReadIndexRequest{})); err != nil {
+		t.Fatalf("a node's own internal call: %v", err)
+	}
+}
+
+// TestRaftPortRefusesStrangers: hashicorp/raft's own transport over plain TCP, and over TLS
+// with a certificate of another CA, cannot get an AppendEntries with a huge term accepted.
+func TestRaftPortRefusesStrangers(t *testing.T) {
+	c := NewTestCluster(t, 3)
+	target := c.Follower(t)
+	term := func() uint64 {
+		v, _ := strconv.ParseUint(target.raft.r.Stats()["term"], 10, 64)
+		return v
+	}
+	before := term()
+	req := &raft.AppendEntriesRequest{
+		RPCHeader: raft.RPCHeader{ID: []byte("evil"), Addr: []byte("127.0.0.1:1")},
+		Term:      1_000_000,
+	}
+
+	plain, err := raft.NewTCPTransport("127.0.0.1:0", nil, 1, 2*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	var resp raft.AppendEntriesResponse
+	if err := plain.AppendEntries(raft.ServerID(target.ID()), raft.ServerAddress(target.RaftAddr()), req, &resp); err == nil {
+		t.Fatalf("plain TCP AppendEntries accepted: %+v", resp)
+	}
+
+	foreign := t.TempDir()
+	if err := auth.CreateCA(foreign); err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.CreateNodeCert(foreign, "n9", auth.NodeCertOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := auth.LoadNodeTLS(auth.TLSDirFiles(foreign, "n9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := &streamLayer{ln: ln, advertise: ln.Addr(), f: &faults{}, tls: other}
+	if _, err := stream.Dial(raft.ServerAddress(target.RaftAddr()), 2*time.Second); err == nil {
+		t.Fatal("a certificate of another CA completed the Raft handshake")
+	}
+	ln.Close()
+	if after := term(); after >= 1_000_000 || after > before+5 {
+		t.Fatalf("term moved from %d to %d", before, after)
+	}
+}
+
+// TestNodeCertificateReloads: a node's certificate replaced on disk is served by the next
+// handshake, without a restart, and the cluster keeps working across the change.
+func TestNodeCertificateReloads(t *testing.T) {
+	c := NewTestCluster(t, 3)
+	n := c.Nodes[0]
+	peerTLS := c.NodeTLS("n2")
+	serial := func() string {
+		conn, err := tls.Dial("tcp", n.APIAddr(), peerTLS.ClientConfig())
+		if err != nil {
+			return "dial: " + err.Error()
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	first := serial()
+	if err := auth.CreateNodeCert(c.TLSDir(), "n1", auth.NodeCertOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	files := auth.TLSDirFiles(c.TLSDir(), "n1")
+	b, err := readCert(files.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := b.SerialNumber.String()
+	if want == first {
+		t.Fatal("the new certificate has the old serial")
+	}
+	Eventually(t, 5*time.Second, func() error {
+		if got := serial(); got != want {
+			return fmt.Errorf("n1 serves certificate %s, want the new %s", got, want)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := createComponent(ctx, c.Follower(t), "after-rotation"); err != nil {
+		t.Fatalf("write after rotation: %v", err)
+	}
+}
+
+func readCert(path string) (*x509.Certificate, error) {
+	kp, err := tls.LoadX509KeyPair(path, path[:len(path)-len(".pem")]+"-key.pem")
+	if err != nil {
+		return nil, err
+	}
+	return kp.Leaf, nil
+}

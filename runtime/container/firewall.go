@@ -1,0 +1,146 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/coreos/go-iptables/iptables"
+)
+
+// The firewall keeps containers off the control plane. For a bridge BR and subnet S, in
+// chains of v9's own that the built-in chains jump to first:
+//
+//	filter INPUT        -i BR → V9-IN-BR
+//	  V9-IN-BR          replies (ESTABLISHED,RELATED) accepted; everything else dropped:
+//	                    no container reaches any port of the host on any of its addresses,
+//	                    the bridge's gateway address included (API, Raft, proxy, SSH...).
+//	filter FORWARD      → V9-FWD-BR
+//	  V9-FWD-BR         -o BR: replies accepted, everything else dropped (nobody else opens
+//	                    a connection to a container, and no container to another: with
+//	                    br_netfilter, bridged traffic passes here as -i BR -o BR);
+//	                    -i BR to 169.254.0.0/16 (cloud metadata) and to Network.Deny
+//	                    dropped; -i BR to anywhere else accepted (outbound).
+//	nat POSTROUTING     → V9-NAT-BR: -s S ! -o BR masquerade.
+//	ip6tables           INPUT and FORWARD drop everything from and to BR (containers get
+//	                    no IPv6; the bridge has it turned off too).
+//
+// The host itself reaches the containers (OUTPUT, not FORWARD): that is how the executor's
+// proxy forwards to a container's address.
+var firewallMu sync.Mutex
+
+type rule struct {
+	table, chain string
+	spec         []string
+}
+
+// firewallRules returns the jumps into v9's chains and the rules of those chains.
+func firewallRules(cfg Network) (jumps, rules []rule) {
+	br := cfg.Bridge
+	in, fwd, nat := "V9-IN-"+br, "V9-FWD-"+br, "V9-NAT-"+br
+	est := []string{"-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"}
+	jumps = []rule{
+		{"filter", "INPUT", []string{"-i", br, "-j", in}},
+		{"filter", "FORWARD", []string{"-j", fwd}},
+		{"nat", "POSTROUTING", []string{"-j", nat}},
+	}
+	rules = []rule{
+		{"filter", in, est},
+		{"filter", in, []string{"-j", "DROP"}},
+		{"filter", fwd, append([]string{"-o", br}, est...)},
+		{"filter", fwd, []string{"-o", br, "-j", "DROP"}},
+		{"filter", fwd, []string{"-d", "169.254.0.0/16", "-i", br, "-j", "DROP"}},
+	}
+	for _, p := range cfg.Deny {
+		rules = append(rules, rule{"filter", fwd, []string{"-d", p.Masked().String(), "-i", br, "-j", "DROP"}})
+	}
+	rules = append(rules,
+		rule{"filter", fwd, []string{"-i", br, "-j", "ACCEPT"}},
+		rule{"nat", nat, []string{"-s", cfg.Subnet.String(), "!", "-o", br, "-j", "MASQUERADE"}},
+	)
+	return jumps, rules
+}
+
+// installFirewall sets the kernel switches the fence needs and installs its rules. Chains
+// that already hold exactly the wanted rules are left alone, so an agent restart never
+// opens a gap; otherwise they are rewritten.
+func installFirewall(cfg Network) error {
+	firewallMu.Lock()
+	defer firewallMu.Unlock()
+	// Bridged traffic between containers must pass iptables' FORWARD to be dropped there.
+	if _, err := os.Stat("/proc/sys/net/bridge/bridge-nf-call-iptables"); err != nil {
+		return errors.New("bridge netfilter is off: load the br_netfilter module (modprobe br_netfilter)")
+	}
+	for _, s := range []string{"/proc/sys/net/bridge/bridge-nf-call-iptables", "/proc/sys/net/ipv4/ip_forward"} {
+		if err := os.WriteFile(s, []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("set %s: %w", s, err)
+		}
+	}
+	ipt, err := iptables.NewWithProtocol(iptables.ProtocolIPv4)
+	if err != nil {
+		return fmt.Errorf("iptables: %w (apt-get install iptables)", err)
+	}
+	jumps, rules := firewallRules(cfg)
+	chains := map[[2]string][][]string{}
+	var order [][2]string
+	for _, r := range rules {
+		k := [2]string{r.table, r.chain}
+		if _, ok := chains[k]; !ok {
+			order = append(order, k)
+		}
+		chains[k] = append(chains[k], r.spec)
+	}
+	for _, k := range order {
+		if err := ensureChain(ipt, k[0], k[1], chains[k]); err != nil {
+			return err
+		}
+	}
+	for _, j := range jumps {
+		if err := ipt.InsertUnique(j.table, j.chain, 1, j.spec...); err != nil {
+			return fmt.Errorf("iptables: jump to v9's chain from %s %s: %w", j.table, j.chain, err)
+		}
+	}
+	return installFirewall6(cfg.Bridge)
+}
+
+// ensureChain makes chain hold exactly specs, in order. The specs are written the way
+// iptables -S prints them, so a chain already right compares equal and is left alone.
+func ensureChain(ipt *iptables.IPTables, table, chain string, specs [][]string) error {
+	want := []string{"-N " + chain}
+	for _, spec := range specs {
+		want = append(want, "-A "+chain+" "+strings.Join(spec, " "))
+	}
+	if got, err := ipt.List(table, chain); err == nil && slices.Equal(got, want) {
+		return nil
+	}
+	if err := ipt.ClearChain(table, chain); err != nil { // creates it when missing
+		return fmt.Errorf("iptables: %w", err)
+	}
+	for _, spec := range specs {
+		if err := ipt.Append(table, chain, spec...); err != nil {
+			return fmt.Errorf("iptables: %s %s %v: %w", table, chain, spec, err)
+		}
+	}
+	return nil
+}
+
+// installFirewall6 drops all IPv6 from and to the bridge, when the host has ip6tables.
+func installFirewall6(br string) error {
+	ipt, err := iptables.NewWithProtocol(iptables.ProtocolIPv6)
+	if err != nil {
+		return nil // no ip6tables: no IPv6 firewall to add to; the bridge has IPv6 off
+	}
+	for _, r := range []rule{
+		{"filter", "INPUT", []string{"-i", br, "-j", "DROP"}},
+		{"filter", "FORWARD", []string{"-i", br, "-j", "DROP"}},
+		{"filter", "FORWARD", []string{"-o", br, "-j", "DROP"}},
+	} {
+		if err := ipt.InsertUnique(r.table, r.chain, 1, r.spec...); err != nil {
+			return fmt.Errorf("ip6tables: %s %s: %w", r.table, r.chain, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,37 @@
+// Who the signed-in caller is and what their role lets them do, so that the console shows no
+// button the caller cannot use (the server refuses them anyway: this is only courtesy).
+import { Code, ConnectError } from "@connectrpc/connect";
+import { useQuery } from "@tanstack/react-query";
+import { useLocation } from "wouter";
+import { api } from "./api";
+import { getToken } from "./auth";
+import type { Identity, Role } from "./roles";
+
+export type { Identity, Role } from "./roles";
+export { can } from "./roles";
+
+export async function whoAmI(): Promise<Identity> {
+  try {
+    const r = await api.acl.whoAmI({});
+    return { enforced: true, name: r.name || r.id, role: (r.role as Role) || "" };
+  } catch (err) {
+    // A cluster without the ACL service accepts every caller.
+    if (err instanceof ConnectError && (err.code === Code.Unimplemented || err.code === Code.NotFound)) {
+      return { enforced: false, name: "", role: "" };
+    }
+    throw err;
+  }
+}
+
+/** The caller's identity; not asked on the sign-in page, where there is nobody yet. */
+export function useIdentity(): Identity | undefined {
+  const [location] = useLocation();
+  const q = useQuery({
+    queryKey: ["whoami", getToken()],
+    queryFn: whoAmI,
+    staleTime: 60_000,
+    retry: 1,
+    enabled: location !== "/signin",
+  });
+  return q.data;
+}
