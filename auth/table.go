@@ -62,6 +62,10 @@ var Procedures = map[string]Access{
 	clusterv1connect.ClusterServiceJoinProcedure:       nodeOnly,
 	clusterv1connect.ClusterServiceRemovePeerProcedure: admin,
 	clusterv1connect.ClusterServiceDrainProcedure:      admin,
+	// an operator snapshot holds every secret of the state (hashed tokens, webhook
+	// secrets), and a restore replaces the whole state
+	clusterv1connect.ClusterServiceSnapshotSaveProcedure:    admin,
+	clusterv1connect.ClusterServiceSnapshotRestoreProcedure: admin,
 
 	clusterv1connect.InternalServiceDiscoverProcedure:  nodeOnly,
 	clusterv1connect.InternalServiceApplyProcedure:     nodeOnly,

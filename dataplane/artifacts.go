@@ -53,6 +53,22 @@ func (f *fetchLocks) lock(digest string) func() {
 // returned function is called.
 func (dp *DataPlane) Pin(digest string) func() { return dp.fetches.pin(digest) }
 
+// Ensure makes this node's store hold an artifact, fetching it from origin or any peer when
+// it lacks it, and pins it until the returned function is called (an operator snapshot
+// reads it meanwhile).
+func (dp *DataPlane) Ensure(ctx context.Context, digest, origin string) (unpin func(), err error) {
+	unpin = dp.fetches.pin(digest)
+	unlock := dp.fetches.lock(digest)
+	defer unlock()
+	if !dp.cfg.Artifacts.Has(digest) {
+		if err := dp.fetchArtifact(ctx, digest, origin); err != nil {
+			unpin()
+			return nil, err
+		}
+	}
+	return unpin, nil
+}
+
 // Held lists the artifacts in this node's store, for placement preferences.
 func (dp *DataPlane) Held() []string {
 	list, err := dp.cfg.Artifacts.List()

@@ -75,6 +75,7 @@ func (s *Service) BuildLoop(ctx context.Context) {
 	s.builds.mu.Lock()
 	s.builds.ctx = ctx
 	s.builds.mu.Unlock()
+	s.resumeReports(ctx)
 	for {
 		idx := s.state.TableIndex(fsm.TableDeployments)
 		s.startBuilds(ctx)
@@ -421,8 +422,9 @@ var servingTables = []fsm.Table{fsm.TableComponents, fsm.TablePlacements}
 
 // statusPost is one commit status waiting to be sent.
 type statusPost struct {
-	repo, sha string
-	status    githubStatus
+	repo, sha  string
+	deployment string
+	status     githubStatus
 }
 
 // postStatus queues the commit status of a deployment's commit. Statuses are sent in order
@@ -433,7 +435,7 @@ func (s *Service) postStatus(_ context.Context, d *statev1.Deployment, state, de
 	if err != nil || c.GetSource().GetGithubRepo() == "" || d.CommitSha == "" {
 		return
 	}
-	p := statusPost{repo: c.Source.GithubRepo, sha: d.CommitSha,
+	p := statusPost{repo: c.Source.GithubRepo, sha: d.CommitSha, deployment: d.Id,
 		status: githubStatus{State: state, Description: truncate(desc, 140), Context: "v9/" + c.Name}}
 	select {
 	case s.statuses <- p:
@@ -484,6 +486,62 @@ func (s *Service) sendStatus(ctx context.Context, p statusPost) {
 	defer cancel()
 	if _, _, err := gh.Repositories.CreateStatus(sctx, owner, repo, p.sha, p.status.toGitHub()); err != nil {
 		s.log.Warn("commit status", "repo", p.repo, "sha", shortSHA(p.sha), "state", p.status.State, "err", err)
+		return
+	}
+	if p.status.State == "success" || p.status.State == "failure" {
+		s.reports.done(p.deployment)
+	}
+}
+
+// reported remembers, on this node, the deployments whose final commit status (success or
+// failure) was posted, so that a new term does not post it again.
+type reported struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func (r *reported) done(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ids == nil || len(r.ids) > 4096 {
+		r.ids = map[string]bool{}
+	}
+	r.ids[id] = true
+}
+
+func (r *reported) has(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ids[id]
+}
+
+// resumeReports takes over, at the start of a term, the serving reports a previous term (of
+// this node or another leader) may have left unposted: those of active GitHub deployments
+// made ready less than servingTimeout ago whose final status this node has not posted. A
+// status posted twice (by two leaders) is harmless: GitHub shows the latest.
+func (s *Service) resumeReports(ctx context.Context) {
+	now := time.Now()
+	var ds []*statev1.Deployment
+	s.state.View(func(v fsm.View) {
+		active := map[string]bool{}
+		v.Components(func(c *statev1.Component) {
+			if c.ActiveDeploymentId != "" {
+				active[c.ActiveDeploymentId] = true
+			}
+		})
+		v.Deployments(func(d *statev1.Deployment) {
+			if active[d.Id] && FromGitHub(d) && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY &&
+				now.Sub(d.GetUpdateTime().AsTime()) < servingTimeout && !s.reports.has(d.Id) {
+				ds = append(ds, proto.Clone(d).(*statev1.Deployment))
+			}
+		})
+	})
+	for _, d := range ds {
+		s.builds.wg.Add(1)
+		go func() {
+			defer s.builds.wg.Done()
+			s.reportServing(ctx, d, 0)
+		}()
 	}
 }
 

@@ -79,6 +79,7 @@ type Service struct {
 	log      *slog.Logger
 	builds   builder
 	statuses chan statusPost
+	reports  reported // deployments whose final status this node posted
 }
 
 // New returns a Service; nothing runs until its loops are started.

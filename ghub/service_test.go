@@ -103,13 +103,19 @@ func TestServiceWithoutRaft(t *testing.T) {
 	})
 	srv = httptest.NewServer(http.HandlerFunc(s.ServeWebhook))
 	defer srv.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	var loops sync.WaitGroup
-	for _, loop := range []func(context.Context){s.BuildLoop, s.StatusLoop} {
-		loops.Add(1)
-		go func() { defer loops.Done(); loop(ctx) }()
+	// startTerm runs the leader controllers for one term of leadership, as leader.Owner does.
+	startTerm := func() (stop func()) {
+		tctx, cancel := context.WithCancel(context.Background())
+		var loops sync.WaitGroup
+		for _, loop := range []func(context.Context){s.BuildLoop, s.StatusLoop} {
+			loops.Add(1)
+			go func() { defer loops.Done(); loop(tctx) }()
+		}
+		return func() { cancel(); loops.Wait() }
 	}
-	defer func() { cancel(); loops.Wait() }()
+	endTerm := startTerm()
+	defer func() { endTerm() }()
+	ctx := context.Background()
 
 	resp, err := s.CreateLinked(ctx, &componentv1.CreateRequest{Name: "site", Source: &statev1.Source{GithubRepo: repo, Branch: "main"}})
 	if err != nil {
@@ -167,6 +173,23 @@ func TestServiceWithoutRaft(t *testing.T) {
 	eventually(t, "the failure status is posted", func() error {
 		sts := gh.Statuses(repo, bad)
 		if len(sts) == 0 || sts[len(sts)-1].State != "failure" {
+			return fmt.Errorf("statuses %+v", sts)
+		}
+		return nil
+	})
+
+	// The term ends before the pushed version serves; the next term takes over its report
+	// (here it "serves" by being paused, which needs no instance).
+	endTerm()
+	endTerm = startTerm()
+	if _, err := cl.Apply(ctx, &statev1.Command{Op: &statev1.Command_SetComponentDesired{SetComponentDesired: &statev1.SetComponentDesired{
+		Name: "site", Desired: statev1.DesiredState_DESIRED_STATE_PAUSED,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the next term posts success", func() error {
+		sts := gh.Statuses(repo, second)
+		if len(sts) == 0 || sts[len(sts)-1].State != "success" {
 			return fmt.Errorf("statuses %+v", sts)
 		}
 		return nil

@@ -86,9 +86,13 @@ func TestDataPlaneScaleToZero(t *testing.T) {
 		}
 		return nil
 	})
-	// Traffic brings a replica back.
+	// Traffic brings a replica back (the first request may have done so already: wait for
+	// the load to have been served too).
 	g := startLoad(c.Nodes, 2)
 	Eventually(t, 20*time.Second, func() error {
+		if g.ok.Load() == 0 {
+			return fmt.Errorf("no request of the load served yet")
+		}
 		return wantReplicas(c, func(r uint32) bool { return r >= 1 })
 	})
 	g.end(t, "requests while scaling from zero")

@@ -93,6 +93,7 @@ replicate their control state with Raft.
 		newAgentCmd(a),
 		newDevCmd(a),
 		newClusterCmd(a),
+		newOperatorCmd(a),
 		newNodesCmd(a),
 		newComponentCmd(a),
 		newDeployCmd(a),

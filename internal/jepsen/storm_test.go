@@ -27,6 +27,7 @@ var (
 	flagClients  = flag.Int("jepsen.clients", 6, "concurrent clients, spread over the nodes")
 	flagKeys     = flag.Int("jepsen.keys", 4, "component names the clients share")
 	flagSeed     = flag.Uint64("jepsen.seed", 0, "random seed (0: from the clock; the seed used is logged)")
+	flagSnapshot = flag.Uint64("jepsen.snapshot-threshold", 1_000_000, "the agents' --raft-snapshot-threshold: by default no snapshot is taken during a short storm, so every restart replays the whole log and a restarted follower's FSM trails Raft for longest (0: the agent's default)")
 	flagBin      = flag.String("jepsen.bin", "", "the v9 binary to run (default: built from this tree by the test)")
 	flagOut      = flag.String("jepsen.out", "", "directory for agent logs and porcupine's HTML of failing histories (default: the test's artifact dir, kept with go test -artifacts)")
 )
@@ -72,7 +73,7 @@ func TestNoRaceJepsen(t *testing.T) {
 	if bin == "" {
 		bin = buildV9(t)
 	}
-	c := newCluster(t, bin, out, 3)
+	c := newCluster(t, bin, out, 3, *flagSnapshot)
 	for _, a := range c.agents {
 		if err := a.start(c.bin); err != nil {
 			t.Fatal(err)
@@ -80,6 +81,9 @@ func TestNoRaceJepsen(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
+	if err := c.bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.waitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +127,7 @@ func TestNoRaceJepsen(t *testing.T) {
 	if err := c.waitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	final := client.New(c.agents[0].api, client.WithTimeout(10*time.Second))
+	final := client.New(c.agents[0].api, client.WithToken(adminSecret), client.WithTimeout(10*time.Second))
 	for _, k := range keys {
 		do(ctx, h, &unclassified, final, c.agents[0].id, h.ClientID(), Input{Key: k, Kind: Read})
 	}
@@ -193,7 +197,7 @@ func nemesis(ctx context.Context, c *cluster, rnd *rand.Rand, cycles, leaderKill
 
 // runClient issues random operations against one node until ctx ends.
 func runClient(ctx context.Context, h *History, uncl *errorLog, a *agent, keys []string, n int, rnd *rand.Rand) {
-	cl := client.New(a.api, client.WithTimeout(opTimeout))
+	cl := client.New(a.api, client.WithToken(adminSecret), client.WithTimeout(opTimeout))
 	id := h.ClientID()
 	for seq := 0; ctx.Err() == nil; seq++ {
 		in := Input{Key: keys[rnd.IntN(len(keys))]}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 
 	"connectrpc.com/connect"
 
@@ -18,6 +19,10 @@ type ClusterBackend interface {
 	Join(ctx context.Context, req *clusterv1.JoinRequest) (uint64, error)
 	RemovePeer(ctx context.Context, id string) (uint64, error)
 	Nodes(ctx context.Context) (*clusterv1.NodesResponse, error)
+	// SnapshotSave writes an operator snapshot (the whole state and its artifacts) to w.
+	SnapshotSave(ctx context.Context, w io.Writer) error
+	// SnapshotRestore replaces the whole state with the operator snapshot in r (leader only).
+	SnapshotRestore(ctx context.Context, r io.Reader) (*clusterv1.SnapshotRestoreResponse, error)
 	Drain(ctx context.Context, id string, undo bool) (uint64, error)
 }
 
@@ -134,4 +139,70 @@ func (s *Internal) Heartbeat(ctx context.Context, req *connect.Request[clusterv1
 		return nil, toConnect(err)
 	}
 	return connect.NewResponse(resp), nil
+}
+
+// snapshotChunk is the size of the chunks a snapshot is streamed in.
+const snapshotChunk = 256 << 10
+
+func (s *Cluster) SnapshotSave(ctx context.Context, _ *connect.Request[clusterv1.SnapshotSaveRequest], stream *connect.ServerStream[clusterv1.SnapshotSaveResponse]) error {
+	w := &chunkWriter{send: func(b []byte) error { return stream.Send(&clusterv1.SnapshotSaveResponse{Chunk: b}) }}
+	if err := s.B.SnapshotSave(ctx, w); err != nil {
+		return toConnect(err)
+	}
+	return toConnect(w.flush())
+}
+
+func (s *Cluster) SnapshotRestore(ctx context.Context, stream *connect.ClientStream[clusterv1.SnapshotRestoreRequest]) (*connect.Response[clusterv1.SnapshotRestoreResponse], error) {
+	resp, err := s.B.SnapshotRestore(ctx, &snapshotReader{stream: stream})
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// chunkWriter turns writes into stream messages of snapshotChunk bytes.
+type chunkWriter struct {
+	buf  []byte
+	send func([]byte) error
+}
+
+func (w *chunkWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for len(w.buf) >= snapshotChunk {
+		if err := w.send(w.buf[:snapshotChunk]); err != nil {
+			return 0, err
+		}
+		w.buf = append([]byte(nil), w.buf[snapshotChunk:]...)
+	}
+	return len(p), nil
+}
+
+func (w *chunkWriter) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	err := w.send(w.buf)
+	w.buf = nil
+	return err
+}
+
+// snapshotReader reads the chunks of a restore stream as one byte stream.
+type snapshotReader struct {
+	stream *connect.ClientStream[clusterv1.SnapshotRestoreRequest]
+	buf    []byte
+}
+
+func (r *snapshotReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if !r.stream.Receive() {
+			if err := r.stream.Err(); err != nil {
+				return 0, err
+			}
+			return 0, io.EOF
+		}
+		r.buf = r.stream.Msg().Chunk
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
 }

@@ -1264,6 +1264,206 @@ func (x *DrainResponse) GetIndex() uint64 {
 	return 0
 }
 
+type SnapshotSaveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSaveRequest) Reset() {
+	*x = SnapshotSaveRequest{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSaveRequest) ProtoMessage() {}
+
+func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{22}
+}
+
+type SnapshotSaveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chunk         []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"` // the next bytes of the archive
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSaveResponse) Reset() {
+	*x = SnapshotSaveResponse{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSaveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSaveResponse) ProtoMessage() {}
+
+func (x *SnapshotSaveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSaveResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotSaveResponse) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SnapshotSaveResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+type SnapshotRestoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Chunk         []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"` // the next bytes of the archive
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRestoreRequest) Reset() {
+	*x = SnapshotRestoreRequest{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRestoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRestoreRequest) ProtoMessage() {}
+
+func (x *SnapshotRestoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRestoreRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotRestoreRequest) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SnapshotRestoreRequest) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+type SnapshotRestoreResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"` // the Raft index the state was restored at
+	Components    uint32                 `protobuf:"varint,2,opt,name=components,proto3" json:"components,omitempty"`
+	Deployments   uint32                 `protobuf:"varint,3,opt,name=deployments,proto3" json:"deployments,omitempty"`
+	Artifacts     uint32                 `protobuf:"varint,4,opt,name=artifacts,proto3" json:"artifacts,omitempty"`                     // artifacts in the archive, now stored on the leader
+	SavedIndex    uint64                 `protobuf:"varint,5,opt,name=saved_index,json=savedIndex,proto3" json:"saved_index,omitempty"` // the index of the state when it was saved
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRestoreResponse) Reset() {
+	*x = SnapshotRestoreResponse{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRestoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRestoreResponse) ProtoMessage() {}
+
+func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRestoreResponse.ProtoReflect.Descriptor instead.
+func (*SnapshotRestoreResponse) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SnapshotRestoreResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *SnapshotRestoreResponse) GetComponents() uint32 {
+	if x != nil {
+		return x.Components
+	}
+	return 0
+}
+
+func (x *SnapshotRestoreResponse) GetDeployments() uint32 {
+	if x != nil {
+		return x.Deployments
+	}
+	return 0
+}
+
+func (x *SnapshotRestoreResponse) GetArtifacts() uint32 {
+	if x != nil {
+		return x.Artifacts
+	}
+	return 0
+}
+
+func (x *SnapshotRestoreResponse) GetSavedIndex() uint64 {
+	if x != nil {
+		return x.SavedIndex
+	}
+	return 0
+}
+
 var File_v9_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_v9_cluster_v1_cluster_proto_rawDesc = "" +
@@ -1352,14 +1552,30 @@ const file_v9_cluster_v1_cluster_proto_rawDesc = "" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04undo\x18\x02 \x01(\bR\x04undo\"%\n" +
 	"\rDrainResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index2\xfd\x02\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\x15\n" +
+	"\x13SnapshotSaveRequest\",\n" +
+	"\x14SnapshotSaveResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\".\n" +
+	"\x16SnapshotRestoreRequest\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"\xb0\x01\n" +
+	"\x17SnapshotRestoreResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1e\n" +
+	"\n" +
+	"components\x18\x02 \x01(\rR\n" +
+	"components\x12 \n" +
+	"\vdeployments\x18\x03 \x01(\rR\vdeployments\x12\x1c\n" +
+	"\tartifacts\x18\x04 \x01(\rR\tartifacts\x12\x1f\n" +
+	"\vsaved_index\x18\x05 \x01(\x04R\n" +
+	"savedIndex2\xbc\x04\n" +
 	"\x0eClusterService\x12J\n" +
 	"\x06Status\x12\x1c.v9.cluster.v1.StatusRequest\x1a\x1d.v9.cluster.v1.StatusResponse\"\x03\x90\x02\x01\x12?\n" +
 	"\x04Join\x12\x1a.v9.cluster.v1.JoinRequest\x1a\x1b.v9.cluster.v1.JoinResponse\x12Q\n" +
 	"\n" +
 	"RemovePeer\x12 .v9.cluster.v1.RemovePeerRequest\x1a!.v9.cluster.v1.RemovePeerResponse\x12G\n" +
 	"\x05Nodes\x12\x1b.v9.cluster.v1.NodesRequest\x1a\x1c.v9.cluster.v1.NodesResponse\"\x03\x90\x02\x01\x12B\n" +
-	"\x05Drain\x12\x1b.v9.cluster.v1.DrainRequest\x1a\x1c.v9.cluster.v1.DrainResponse2\xc2\x02\n" +
+	"\x05Drain\x12\x1b.v9.cluster.v1.DrainRequest\x1a\x1c.v9.cluster.v1.DrainResponse\x12Y\n" +
+	"\fSnapshotSave\x12\".v9.cluster.v1.SnapshotSaveRequest\x1a#.v9.cluster.v1.SnapshotSaveResponse0\x01\x12b\n" +
+	"\x0fSnapshotRestore\x12%.v9.cluster.v1.SnapshotRestoreRequest\x1a&.v9.cluster.v1.SnapshotRestoreResponse(\x012\xc2\x02\n" +
 	"\x0fInternalService\x12K\n" +
 	"\bDiscover\x12\x1e.v9.cluster.v1.DiscoverRequest\x1a\x1f.v9.cluster.v1.DiscoverResponse\x12B\n" +
 	"\x05Apply\x12\x1b.v9.cluster.v1.ApplyRequest\x1a\x1c.v9.cluster.v1.ApplyResponse\x12N\n" +
@@ -1378,68 +1594,76 @@ func file_v9_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_v9_cluster_v1_cluster_proto_rawDescData
 }
 
-var file_v9_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_v9_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_v9_cluster_v1_cluster_proto_goTypes = []any{
-	(*Member)(nil),                // 0: v9.cluster.v1.Member
-	(*StatusRequest)(nil),         // 1: v9.cluster.v1.StatusRequest
-	(*StatusResponse)(nil),        // 2: v9.cluster.v1.StatusResponse
-	(*JoinRequest)(nil),           // 3: v9.cluster.v1.JoinRequest
-	(*JoinResponse)(nil),          // 4: v9.cluster.v1.JoinResponse
-	(*RemovePeerRequest)(nil),     // 5: v9.cluster.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),    // 6: v9.cluster.v1.RemovePeerResponse
-	(*Peer)(nil),                  // 7: v9.cluster.v1.Peer
-	(*DiscoverRequest)(nil),       // 8: v9.cluster.v1.DiscoverRequest
-	(*DiscoverResponse)(nil),      // 9: v9.cluster.v1.DiscoverResponse
-	(*ApplyRequest)(nil),          // 10: v9.cluster.v1.ApplyRequest
-	(*ApplyResponse)(nil),         // 11: v9.cluster.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),      // 12: v9.cluster.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),     // 13: v9.cluster.v1.ReadIndexResponse
-	(*ComponentLoad)(nil),         // 14: v9.cluster.v1.ComponentLoad
-	(*HeartbeatRequest)(nil),      // 15: v9.cluster.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),     // 16: v9.cluster.v1.HeartbeatResponse
-	(*NodeInfo)(nil),              // 17: v9.cluster.v1.NodeInfo
-	(*NodesRequest)(nil),          // 18: v9.cluster.v1.NodesRequest
-	(*NodesResponse)(nil),         // 19: v9.cluster.v1.NodesResponse
-	(*DrainRequest)(nil),          // 20: v9.cluster.v1.DrainRequest
-	(*DrainResponse)(nil),         // 21: v9.cluster.v1.DrainResponse
-	(v1.Runtime)(0),               // 22: v9.state.v1.Runtime
-	(*v1.Command)(nil),            // 23: v9.state.v1.Command
-	(*v1.Component)(nil),          // 24: v9.state.v1.Component
-	(*v1.Node)(nil),               // 25: v9.state.v1.Node
-	(*timestamppb.Timestamp)(nil), // 26: google.protobuf.Timestamp
+	(*Member)(nil),                  // 0: v9.cluster.v1.Member
+	(*StatusRequest)(nil),           // 1: v9.cluster.v1.StatusRequest
+	(*StatusResponse)(nil),          // 2: v9.cluster.v1.StatusResponse
+	(*JoinRequest)(nil),             // 3: v9.cluster.v1.JoinRequest
+	(*JoinResponse)(nil),            // 4: v9.cluster.v1.JoinResponse
+	(*RemovePeerRequest)(nil),       // 5: v9.cluster.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),      // 6: v9.cluster.v1.RemovePeerResponse
+	(*Peer)(nil),                    // 7: v9.cluster.v1.Peer
+	(*DiscoverRequest)(nil),         // 8: v9.cluster.v1.DiscoverRequest
+	(*DiscoverResponse)(nil),        // 9: v9.cluster.v1.DiscoverResponse
+	(*ApplyRequest)(nil),            // 10: v9.cluster.v1.ApplyRequest
+	(*ApplyResponse)(nil),           // 11: v9.cluster.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),        // 12: v9.cluster.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),       // 13: v9.cluster.v1.ReadIndexResponse
+	(*ComponentLoad)(nil),           // 14: v9.cluster.v1.ComponentLoad
+	(*HeartbeatRequest)(nil),        // 15: v9.cluster.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),       // 16: v9.cluster.v1.HeartbeatResponse
+	(*NodeInfo)(nil),                // 17: v9.cluster.v1.NodeInfo
+	(*NodesRequest)(nil),            // 18: v9.cluster.v1.NodesRequest
+	(*NodesResponse)(nil),           // 19: v9.cluster.v1.NodesResponse
+	(*DrainRequest)(nil),            // 20: v9.cluster.v1.DrainRequest
+	(*DrainResponse)(nil),           // 21: v9.cluster.v1.DrainResponse
+	(*SnapshotSaveRequest)(nil),     // 22: v9.cluster.v1.SnapshotSaveRequest
+	(*SnapshotSaveResponse)(nil),    // 23: v9.cluster.v1.SnapshotSaveResponse
+	(*SnapshotRestoreRequest)(nil),  // 24: v9.cluster.v1.SnapshotRestoreRequest
+	(*SnapshotRestoreResponse)(nil), // 25: v9.cluster.v1.SnapshotRestoreResponse
+	(v1.Runtime)(0),                 // 26: v9.state.v1.Runtime
+	(*v1.Command)(nil),              // 27: v9.state.v1.Command
+	(*v1.Component)(nil),            // 28: v9.state.v1.Component
+	(*v1.Node)(nil),                 // 29: v9.state.v1.Node
+	(*timestamppb.Timestamp)(nil),   // 30: google.protobuf.Timestamp
 }
 var file_v9_cluster_v1_cluster_proto_depIdxs = []int32{
 	0,  // 0: v9.cluster.v1.StatusResponse.members:type_name -> v9.cluster.v1.Member
-	22, // 1: v9.cluster.v1.JoinRequest.runtimes:type_name -> v9.state.v1.Runtime
+	26, // 1: v9.cluster.v1.JoinRequest.runtimes:type_name -> v9.state.v1.Runtime
 	7,  // 2: v9.cluster.v1.DiscoverRequest.self:type_name -> v9.cluster.v1.Peer
 	7,  // 3: v9.cluster.v1.DiscoverResponse.self:type_name -> v9.cluster.v1.Peer
 	7,  // 4: v9.cluster.v1.DiscoverResponse.known:type_name -> v9.cluster.v1.Peer
-	23, // 5: v9.cluster.v1.ApplyRequest.command:type_name -> v9.state.v1.Command
-	24, // 6: v9.cluster.v1.ApplyResponse.component:type_name -> v9.state.v1.Component
+	27, // 5: v9.cluster.v1.ApplyRequest.command:type_name -> v9.state.v1.Command
+	28, // 6: v9.cluster.v1.ApplyResponse.component:type_name -> v9.state.v1.Component
 	14, // 7: v9.cluster.v1.HeartbeatRequest.load:type_name -> v9.cluster.v1.ComponentLoad
-	25, // 8: v9.cluster.v1.NodeInfo.node:type_name -> v9.state.v1.Node
-	26, // 9: v9.cluster.v1.NodeInfo.last_heartbeat:type_name -> google.protobuf.Timestamp
+	29, // 8: v9.cluster.v1.NodeInfo.node:type_name -> v9.state.v1.Node
+	30, // 9: v9.cluster.v1.NodeInfo.last_heartbeat:type_name -> google.protobuf.Timestamp
 	17, // 10: v9.cluster.v1.NodesResponse.nodes:type_name -> v9.cluster.v1.NodeInfo
 	1,  // 11: v9.cluster.v1.ClusterService.Status:input_type -> v9.cluster.v1.StatusRequest
 	3,  // 12: v9.cluster.v1.ClusterService.Join:input_type -> v9.cluster.v1.JoinRequest
 	5,  // 13: v9.cluster.v1.ClusterService.RemovePeer:input_type -> v9.cluster.v1.RemovePeerRequest
 	18, // 14: v9.cluster.v1.ClusterService.Nodes:input_type -> v9.cluster.v1.NodesRequest
 	20, // 15: v9.cluster.v1.ClusterService.Drain:input_type -> v9.cluster.v1.DrainRequest
-	8,  // 16: v9.cluster.v1.InternalService.Discover:input_type -> v9.cluster.v1.DiscoverRequest
-	10, // 17: v9.cluster.v1.InternalService.Apply:input_type -> v9.cluster.v1.ApplyRequest
-	12, // 18: v9.cluster.v1.InternalService.ReadIndex:input_type -> v9.cluster.v1.ReadIndexRequest
-	15, // 19: v9.cluster.v1.InternalService.Heartbeat:input_type -> v9.cluster.v1.HeartbeatRequest
-	2,  // 20: v9.cluster.v1.ClusterService.Status:output_type -> v9.cluster.v1.StatusResponse
-	4,  // 21: v9.cluster.v1.ClusterService.Join:output_type -> v9.cluster.v1.JoinResponse
-	6,  // 22: v9.cluster.v1.ClusterService.RemovePeer:output_type -> v9.cluster.v1.RemovePeerResponse
-	19, // 23: v9.cluster.v1.ClusterService.Nodes:output_type -> v9.cluster.v1.NodesResponse
-	21, // 24: v9.cluster.v1.ClusterService.Drain:output_type -> v9.cluster.v1.DrainResponse
-	9,  // 25: v9.cluster.v1.InternalService.Discover:output_type -> v9.cluster.v1.DiscoverResponse
-	11, // 26: v9.cluster.v1.InternalService.Apply:output_type -> v9.cluster.v1.ApplyResponse
-	13, // 27: v9.cluster.v1.InternalService.ReadIndex:output_type -> v9.cluster.v1.ReadIndexResponse
-	16, // 28: v9.cluster.v1.InternalService.Heartbeat:output_type -> v9.cluster.v1.HeartbeatResponse
-	20, // [20:29] is the sub-list for method output_type
-	11, // [11:20] is the sub-list for method input_type
+	22, // 16: v9.cluster.v1.ClusterService.SnapshotSave:input_type -> v9.cluster.v1.SnapshotSaveRequest
+	24, // 17: v9.cluster.v1.ClusterService.SnapshotRestore:input_type -> v9.cluster.v1.SnapshotRestoreRequest
+	8,  // 18: v9.cluster.v1.InternalService.Discover:input_type -> v9.cluster.v1.DiscoverRequest
+	10, // 19: v9.cluster.v1.InternalService.Apply:input_type -> v9.cluster.v1.ApplyRequest
+	12, // 20: v9.cluster.v1.InternalService.ReadIndex:input_type -> v9.cluster.v1.ReadIndexRequest
+	15, // 21: v9.cluster.v1.InternalService.Heartbeat:input_type -> v9.cluster.v1.HeartbeatRequest
+	2,  // 22: v9.cluster.v1.ClusterService.Status:output_type -> v9.cluster.v1.StatusResponse
+	4,  // 23: v9.cluster.v1.ClusterService.Join:output_type -> v9.cluster.v1.JoinResponse
+	6,  // 24: v9.cluster.v1.ClusterService.RemovePeer:output_type -> v9.cluster.v1.RemovePeerResponse
+	19, // 25: v9.cluster.v1.ClusterService.Nodes:output_type -> v9.cluster.v1.NodesResponse
+	21, // 26: v9.cluster.v1.ClusterService.Drain:output_type -> v9.cluster.v1.DrainResponse
+	23, // 27: v9.cluster.v1.ClusterService.SnapshotSave:output_type -> v9.cluster.v1.SnapshotSaveResponse
+	25, // 28: v9.cluster.v1.ClusterService.SnapshotRestore:output_type -> v9.cluster.v1.SnapshotRestoreResponse
+	9,  // 29: v9.cluster.v1.InternalService.Discover:output_type -> v9.cluster.v1.DiscoverResponse
+	11, // 30: v9.cluster.v1.InternalService.Apply:output_type -> v9.cluster.v1.ApplyResponse
+	13, // 31: v9.cluster.v1.InternalService.ReadIndex:output_type -> v9.cluster.v1.ReadIndexResponse
+	16, // 32: v9.cluster.v1.InternalService.Heartbeat:output_type -> v9.cluster.v1.HeartbeatResponse
+	22, // [22:33] is the sub-list for method output_type
+	11, // [11:22] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
 	11, // [11:11] is the sub-list for extension extendee
 	0,  // [0:11] is the sub-list for field type_name
@@ -1456,7 +1680,7 @@ func file_v9_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_cluster_v1_cluster_proto_rawDesc), len(file_v9_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

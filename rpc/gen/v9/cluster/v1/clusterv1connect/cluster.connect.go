@@ -48,6 +48,12 @@ const (
 	ClusterServiceNodesProcedure = "/v9.cluster.v1.ClusterService/Nodes"
 	// ClusterServiceDrainProcedure is the fully-qualified name of the ClusterService's Drain RPC.
 	ClusterServiceDrainProcedure = "/v9.cluster.v1.ClusterService/Drain"
+	// ClusterServiceSnapshotSaveProcedure is the fully-qualified name of the ClusterService's
+	// SnapshotSave RPC.
+	ClusterServiceSnapshotSaveProcedure = "/v9.cluster.v1.ClusterService/SnapshotSave"
+	// ClusterServiceSnapshotRestoreProcedure is the fully-qualified name of the ClusterService's
+	// SnapshotRestore RPC.
+	ClusterServiceSnapshotRestoreProcedure = "/v9.cluster.v1.ClusterService/SnapshotRestore"
 	// InternalServiceDiscoverProcedure is the fully-qualified name of the InternalService's Discover
 	// RPC.
 	InternalServiceDiscoverProcedure = "/v9.cluster.v1.InternalService/Discover"
@@ -75,6 +81,13 @@ type ClusterServiceClient interface {
 	// Drain marks a node draining: its placements move to other nodes (replacements first,
 	// then the node's own stop) and it takes no new ones. undo makes it ready again.
 	Drain(context.Context, *connect.Request[v1.DrainRequest]) (*connect.Response[v1.DrainResponse], error)
+	// SnapshotSave streams an operator snapshot: an archive of the whole replicated state (read
+	// consistently) and of every artifact it references (`v9 operator snapshot save`).
+	SnapshotSave(context.Context, *connect.Request[v1.SnapshotSaveRequest]) (*connect.ServerStreamForClient[v1.SnapshotSaveResponse], error)
+	// SnapshotRestore replaces the whole replicated state with an archive SnapshotSave wrote,
+	// keeping the cluster's own members (`v9 operator snapshot restore`). Only the leader
+	// accepts it (FailedPrecondition elsewhere, naming the leader).
+	SnapshotRestore(context.Context) *connect.ClientStreamForClient[v1.SnapshotRestoreRequest, v1.SnapshotRestoreResponse]
 }
 
 // NewClusterServiceClient constructs a client for the v9.cluster.v1.ClusterService service. By
@@ -120,16 +133,30 @@ func NewClusterServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(clusterServiceMethods.ByName("Drain")),
 			connect.WithClientOptions(opts...),
 		),
+		snapshotSave: connect.NewClient[v1.SnapshotSaveRequest, v1.SnapshotSaveResponse](
+			httpClient,
+			baseURL+ClusterServiceSnapshotSaveProcedure,
+			connect.WithSchema(clusterServiceMethods.ByName("SnapshotSave")),
+			connect.WithClientOptions(opts...),
+		),
+		snapshotRestore: connect.NewClient[v1.SnapshotRestoreRequest, v1.SnapshotRestoreResponse](
+			httpClient,
+			baseURL+ClusterServiceSnapshotRestoreProcedure,
+			connect.WithSchema(clusterServiceMethods.ByName("SnapshotRestore")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // clusterServiceClient implements ClusterServiceClient.
 type clusterServiceClient struct {
-	status     *connect.Client[v1.StatusRequest, v1.StatusResponse]
-	join       *connect.Client[v1.JoinRequest, v1.JoinResponse]
-	removePeer *connect.Client[v1.RemovePeerRequest, v1.RemovePeerResponse]
-	nodes      *connect.Client[v1.NodesRequest, v1.NodesResponse]
-	drain      *connect.Client[v1.DrainRequest, v1.DrainResponse]
+	status          *connect.Client[v1.StatusRequest, v1.StatusResponse]
+	join            *connect.Client[v1.JoinRequest, v1.JoinResponse]
+	removePeer      *connect.Client[v1.RemovePeerRequest, v1.RemovePeerResponse]
+	nodes           *connect.Client[v1.NodesRequest, v1.NodesResponse]
+	drain           *connect.Client[v1.DrainRequest, v1.DrainResponse]
+	snapshotSave    *connect.Client[v1.SnapshotSaveRequest, v1.SnapshotSaveResponse]
+	snapshotRestore *connect.Client[v1.SnapshotRestoreRequest, v1.SnapshotRestoreResponse]
 }
 
 // Status calls v9.cluster.v1.ClusterService.Status.
@@ -157,6 +184,16 @@ func (c *clusterServiceClient) Drain(ctx context.Context, req *connect.Request[v
 	return c.drain.CallUnary(ctx, req)
 }
 
+// SnapshotSave calls v9.cluster.v1.ClusterService.SnapshotSave.
+func (c *clusterServiceClient) SnapshotSave(ctx context.Context, req *connect.Request[v1.SnapshotSaveRequest]) (*connect.ServerStreamForClient[v1.SnapshotSaveResponse], error) {
+	return c.snapshotSave.CallServerStream(ctx, req)
+}
+
+// SnapshotRestore calls v9.cluster.v1.ClusterService.SnapshotRestore.
+func (c *clusterServiceClient) SnapshotRestore(ctx context.Context) *connect.ClientStreamForClient[v1.SnapshotRestoreRequest, v1.SnapshotRestoreResponse] {
+	return c.snapshotRestore.CallClientStream(ctx)
+}
+
 // ClusterServiceHandler is an implementation of the v9.cluster.v1.ClusterService service.
 type ClusterServiceHandler interface {
 	// Status reports this node's view: the leader, the Raft members, the indexes.
@@ -171,6 +208,13 @@ type ClusterServiceHandler interface {
 	// Drain marks a node draining: its placements move to other nodes (replacements first,
 	// then the node's own stop) and it takes no new ones. undo makes it ready again.
 	Drain(context.Context, *connect.Request[v1.DrainRequest]) (*connect.Response[v1.DrainResponse], error)
+	// SnapshotSave streams an operator snapshot: an archive of the whole replicated state (read
+	// consistently) and of every artifact it references (`v9 operator snapshot save`).
+	SnapshotSave(context.Context, *connect.Request[v1.SnapshotSaveRequest], *connect.ServerStream[v1.SnapshotSaveResponse]) error
+	// SnapshotRestore replaces the whole replicated state with an archive SnapshotSave wrote,
+	// keeping the cluster's own members (`v9 operator snapshot restore`). Only the leader
+	// accepts it (FailedPrecondition elsewhere, naming the leader).
+	SnapshotRestore(context.Context, *connect.ClientStream[v1.SnapshotRestoreRequest]) (*connect.Response[v1.SnapshotRestoreResponse], error)
 }
 
 // NewClusterServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -212,6 +256,18 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 		connect.WithSchema(clusterServiceMethods.ByName("Drain")),
 		connect.WithHandlerOptions(opts...),
 	)
+	clusterServiceSnapshotSaveHandler := connect.NewServerStreamHandler(
+		ClusterServiceSnapshotSaveProcedure,
+		svc.SnapshotSave,
+		connect.WithSchema(clusterServiceMethods.ByName("SnapshotSave")),
+		connect.WithHandlerOptions(opts...),
+	)
+	clusterServiceSnapshotRestoreHandler := connect.NewClientStreamHandler(
+		ClusterServiceSnapshotRestoreProcedure,
+		svc.SnapshotRestore,
+		connect.WithSchema(clusterServiceMethods.ByName("SnapshotRestore")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/v9.cluster.v1.ClusterService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ClusterServiceStatusProcedure:
@@ -224,6 +280,10 @@ func NewClusterServiceHandler(svc ClusterServiceHandler, opts ...connect.Handler
 			clusterServiceNodesHandler.ServeHTTP(w, r)
 		case ClusterServiceDrainProcedure:
 			clusterServiceDrainHandler.ServeHTTP(w, r)
+		case ClusterServiceSnapshotSaveProcedure:
+			clusterServiceSnapshotSaveHandler.ServeHTTP(w, r)
+		case ClusterServiceSnapshotRestoreProcedure:
+			clusterServiceSnapshotRestoreHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -251,6 +311,14 @@ func (UnimplementedClusterServiceHandler) Nodes(context.Context, *connect.Reques
 
 func (UnimplementedClusterServiceHandler) Drain(context.Context, *connect.Request[v1.DrainRequest]) (*connect.Response[v1.DrainResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.cluster.v1.ClusterService.Drain is not implemented"))
+}
+
+func (UnimplementedClusterServiceHandler) SnapshotSave(context.Context, *connect.Request[v1.SnapshotSaveRequest], *connect.ServerStream[v1.SnapshotSaveResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("v9.cluster.v1.ClusterService.SnapshotSave is not implemented"))
+}
+
+func (UnimplementedClusterServiceHandler) SnapshotRestore(context.Context, *connect.ClientStream[v1.SnapshotRestoreRequest]) (*connect.Response[v1.SnapshotRestoreResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.cluster.v1.ClusterService.SnapshotRestore is not implemented"))
 }
 
 // InternalServiceClient is a client for the v9.cluster.v1.InternalService service.
