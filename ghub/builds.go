@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -163,7 +164,7 @@ func (s *Service) startBuilds(ctx context.Context) {
 }
 
 func (s *Service) supersede(ctx context.Context, d, by *statev1.Deployment) {
-	msg := "superseded by a newer push (" + shortSHA(by.CommitSha) + ") before it was built"
+	msg := supersededPrefix + " (" + shortSHA(by.CommitSha) + ") before it was built"
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := s.finishDeployment(cctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, msg, ""); err != nil {
@@ -257,7 +258,11 @@ func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 		s.log.Warn("commit the built deployment; the leader retries it", "deployment", d.Id, "err", err)
 		return
 	}
-	s.state.WaitForIndex(cctx, idx)
+	if _, err := s.state.WaitForIndex(cctx, idx); err != nil {
+		// The term ended before this replica caught up: the deployment is ready and
+		// active, and the next term's resumeReports reports on it.
+		return
+	}
 	if cur, err := s.state.ComponentByID(c.Id); err != nil || cur.ActiveDeploymentId != d.Id {
 		if err == nil {
 			s.postStatus(ctx, d, "error", "built, but a newer deployment is active")
@@ -445,8 +450,10 @@ func (s *Service) postStatus(_ context.Context, d *statev1.Deployment, state, de
 }
 
 // StatusLoop is a leader controller: it sends queued commit statuses, one at a time. When
-// leadership ends, statuses still queued are dropped: the next leader reports on the
-// builds it resumes.
+// leadership ends, statuses still queued are dropped: a final one (success, failure,
+// error) is not lost, because the next term, here or on another node, posts again the final
+// status of every recent GitHub deployment (resumeReports); a "pending" one is posted again
+// by the build the next leader resumes.
 func (s *Service) StatusLoop(ctx context.Context) {
 	for {
 		select {
@@ -488,9 +495,25 @@ func (s *Service) sendStatus(ctx context.Context, p statusPost) {
 		s.log.Warn("commit status", "repo", p.repo, "sha", shortSHA(p.sha), "state", p.status.State, "err", err)
 		return
 	}
-	if p.status.State == "success" || p.status.State == "failure" {
+	if finalState(p.status.State) {
 		s.reports.done(p.deployment)
 	}
+}
+
+// finalState reports whether a commit status state is a deployment's last word.
+func finalState(state string) bool {
+	return state == "success" || state == "failure" || state == "error"
+}
+
+// supersededPrefix starts the error of a deployment superseded before it was built.
+const supersededPrefix = "superseded by a newer push"
+
+// failedStatus is the commit status of a failed GitHub deployment, from its recorded error.
+func failedStatus(d *statev1.Deployment) (state, desc string) {
+	if strings.HasPrefix(d.Error, supersededPrefix) {
+		return "error", "not deployed: " + d.Error
+	}
+	return "failure", d.Error
 }
 
 // reported remembers, on this node, the deployments whose final commit status (success or
@@ -515,13 +538,15 @@ func (r *reported) has(id string) bool {
 	return r.ids[id]
 }
 
-// resumeReports takes over, at the start of a term, the serving reports a previous term (of
-// this node or another leader) may have left unposted: those of active GitHub deployments
-// made ready less than servingTimeout ago whose final status this node has not posted. A
-// status posted twice (by two leaders) is harmless: GitHub shows the latest.
+// resumeReports takes over, at the start of a term, the final commit statuses a previous
+// term (of this node or another leader) may have left unposted (queued statuses are
+// dropped when a term ends): among the GitHub deployments changed less than servingTimeout
+// ago whose final status this node has not posted, it reports again on the serving of the
+// active ready ones and posts the failure of the failed ones. A status posted twice (by two
+// leaders) is harmless: GitHub shows the latest.
 func (s *Service) resumeReports(ctx context.Context) {
 	now := time.Now()
-	var ds []*statev1.Deployment
+	var ds, failed []*statev1.Deployment
 	s.state.View(func(v fsm.View) {
 		active := map[string]bool{}
 		v.Components(func(c *statev1.Component) {
@@ -530,12 +555,21 @@ func (s *Service) resumeReports(ctx context.Context) {
 			}
 		})
 		v.Deployments(func(d *statev1.Deployment) {
-			if active[d.Id] && FromGitHub(d) && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY &&
-				now.Sub(d.GetUpdateTime().AsTime()) < servingTimeout && !s.reports.has(d.Id) {
+			if !FromGitHub(d) || now.Sub(d.GetUpdateTime().AsTime()) >= servingTimeout || s.reports.has(d.Id) {
+				return
+			}
+			switch {
+			case active[d.Id] && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY:
 				ds = append(ds, proto.Clone(d).(*statev1.Deployment))
+			case d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED:
+				failed = append(failed, proto.Clone(d).(*statev1.Deployment))
 			}
 		})
 	})
+	for _, d := range failed {
+		state, desc := failedStatus(d)
+		s.postStatus(ctx, d, state, desc)
+	}
 	for _, d := range ds {
 		s.builds.wg.Add(1)
 		go func() {
