@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-github/v60/github"
 
 	"github.com/velocity9/v9/fsm"
+	ids "github.com/velocity9/v9/internal/id"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -171,7 +172,7 @@ func refName(p *Push) string {
 // redelivers with the same X-GitHub-Delivery) reports dup and records nothing.
 func (s *Service) recordPush(ctx context.Context, l *statev1.GithubLink, p *Push, delivery string) (id string, dup bool, err error) {
 	d := &statev1.Deployment{
-		Id: newID(), ComponentId: l.ComponentId, CommitSha: p.SHA, CommitMessage: p.Message,
+		Id: ids.New(), ComponentId: l.ComponentId, CommitSha: p.SHA, CommitMessage: p.Message,
 		Author: p.Author, Pusher: p.Pusher, Branch: l.Branch, DeliveryId: delivery,
 		Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING,
 	}

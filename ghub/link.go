@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-github/v60/github"
 
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/id"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9spec "github.com/velocity9/v9/spec"
@@ -71,7 +72,7 @@ func (s *Service) CreateLinked(ctx context.Context, req *componentv1.CreateReque
 		return nil, err // refused before anything is created on GitHub
 	}
 	c := &statev1.Component{
-		Id: newID(), Name: req.Name, Owner: req.Owner, Runtime: rt, Spec: spec, Replicas: v9spec.InitialReplicas(spec),
+		Id: id.New(), Name: req.Name, Owner: req.Owner, Runtime: rt, Spec: spec, Replicas: v9spec.InitialReplicas(spec),
 		Source:  &statev1.Source{GithubRepo: owner + "/" + repo, Branch: branch},
 		Desired: statev1.DesiredState_DESIRED_STATE_RUNNING,
 	}
@@ -79,7 +80,7 @@ func (s *Service) CreateLinked(ctx context.Context, req *componentv1.CreateReque
 	// Press start: deploy the branch head now.
 	commit := head.GetCommit()
 	d := &statev1.Deployment{
-		Id: newID(), ComponentId: c.Id, CommitSha: commit.GetSHA(), CommitMessage: commit.GetCommit().GetMessage(),
+		Id: id.New(), ComponentId: c.Id, CommitSha: commit.GetSHA(), CommitMessage: commit.GetCommit().GetMessage(),
 		Author: commit.GetCommit().GetAuthor().GetName(), Branch: branch,
 		Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING,
 	}

@@ -2,8 +2,6 @@ package ghub
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 
@@ -92,12 +90,6 @@ func New(o Options) *Service {
 		builds:   builder{wake: make(chan struct{}, 1)},
 		statuses: make(chan statusPost, 1024),
 	}
-}
-
-func newID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 func shortSHA(s string) string {

@@ -2,8 +2,7 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/id"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
@@ -223,17 +223,17 @@ func stamp(cmd *statev1.Command) {
 	switch op := cmd.Op.(type) {
 	case *statev1.Command_CreateComponent:
 		if c := op.CreateComponent.GetComponent(); c != nil && c.Id == "" {
-			c.Id = newID()
+			c.Id = id.New()
 		}
 	case *statev1.Command_CreateDeployment:
 		if d := op.CreateDeployment.GetDeployment(); d != nil && d.Id == "" {
-			d.Id = newID()
+			d.Id = id.New()
 		}
 	case *statev1.Command_CreateLinkedComponent:
 		// One id ties the three together.
 		if c := op.CreateLinkedComponent.GetComponent(); c != nil {
 			if c.Id == "" {
-				c.Id = newID()
+				c.Id = id.New()
 			}
 			if l := op.CreateLinkedComponent.GetLink(); l != nil {
 				l.ComponentId = c.Id
@@ -241,17 +241,11 @@ func stamp(cmd *statev1.Command) {
 			if d := op.CreateLinkedComponent.GetDeployment(); d != nil {
 				d.ComponentId = c.Id
 				if d.Id == "" {
-					d.Id = newID()
+					d.Id = id.New()
 				}
 			}
 		}
 	}
-}
-
-func newID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // leaderAPI returns the API address of the current leader, or errLeaderUnknown.

@@ -6,6 +6,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/velocity9/v9/deployments"
 	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
@@ -17,7 +18,7 @@ import (
 func (n *Node) openGitHub() {
 	n.gh = ghub.New(ghub.Options{
 		NodeID: n.cfg.ID, DataDir: n.cfg.DataDir, GitHub: n.cfg.GitHub, Build: n.cfg.Build,
-		MaxArtifactBytes: MaxUploadBytes, APIAddr: n.APIAddr,
+		MaxArtifactBytes: deployments.MaxUploadBytes, APIAddr: n.APIAddr,
 		State: n.fsm.Store, Cluster: n, Artifacts: ghArtifacts{n}, Logs: n.logs, Logger: n.log,
 	})
 	n.owner.Register(

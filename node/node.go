@@ -16,6 +16,7 @@ import (
 
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/dataplane"
+	"github.com/velocity9/v9/deployments"
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
@@ -50,6 +51,9 @@ type Node struct {
 	scheduler *leader.Scheduler
 	reaper    *dataplane.Reaper // fences exclusive containers if the agent dies
 	gh        *ghub.Service     // linking, webhooks, builds, polling, commit statuses
+
+	// The deployment procedures (upload, history, watch, rollback, build logs).
+	*deployments.Service
 
 	apiLn, proxyLn   net.Listener
 	apiSrv, proxySrv *http.Server
@@ -103,6 +107,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	n.openGitHub()
+	n.Service = deployments.New(deployments.Config{
+		NodeID: cfg.ID, State: n.fsm.Store, Writer: n, Artifacts: n.artifacts, Pin: n.dp.Pin, Logs: n.logs, Logger: n.log,
+	})
 	if !n.raft.hasState && cfg.BootstrapExpect == 0 && len(cfg.Join) == 0 {
 		return fail(errors.New("this node has no cluster state yet: give --bootstrap-expect to start a new cluster or --join to join one"))
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"crypto/tls"
 	"fmt"
+	"github.com/velocity9/v9/internal/raftlog"
 	"net"
 	"os"
 	"path/filepath"
@@ -32,7 +33,7 @@ func raftConfig(c *Config) *raft.Config {
 	rc.SnapshotThreshold = c.Raft.SnapshotThreshold
 	rc.SnapshotInterval = c.Raft.SnapshotInterval
 	rc.TrailingLogs = c.Raft.TrailingLogs
-	rc.Logger = newHclog(c.Logger.With("node", c.ID), "raft")
+	rc.Logger = raftlog.New(c.Logger.With("node", c.ID), "raft")
 	return rc
 }
 
@@ -52,7 +53,7 @@ func openRaft(c *Config, fsm raft.FSM, f *faults) (*raftParts, error) {
 		p.close()
 		return nil, err
 	}
-	p.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, newHclog(c.Logger.With("node", c.ID), "snapshot"))
+	p.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, raftlog.New(c.Logger.With("node", c.ID), "snapshot"))
 	if err != nil {
 		return fail(fmt.Errorf("open snapshot store: %w", err))
 	}
@@ -87,7 +88,7 @@ func openRaft(c *Config, fsm raft.FSM, f *faults) (*raftParts, error) {
 		Stream:  p.stream,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
-		Logger:  newHclog(c.Logger.With("node", c.ID), "raft-net"),
+		Logger:  raftlog.New(c.Logger.With("node", c.ID), "raft-net"),
 	})
 
 	p.r, err = raft.NewRaft(raftConfig(c), fsm, logs, p.store, p.snaps, p.transport)

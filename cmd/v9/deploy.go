@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/velocity9/v9/deploy"
-	"github.com/velocity9/v9/node"
+	"github.com/velocity9/v9/deployments"
 	"github.com/velocity9/v9/rpc/client"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
@@ -131,8 +131,8 @@ func (d *deployer) upload(ctx context.Context, dir string, meta *deployv1.Upload
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", dir, err)
 	}
-	if size > node.MaxUploadBytes {
-		return nil, hintError{fmt.Errorf("the bundle of %s is %s, more than the %s a node accepts", dir, formatBytes(size), formatBytes(node.MaxUploadBytes)),
+	if size > deployments.MaxUploadBytes {
+		return nil, hintError{fmt.Errorf("the bundle of %s is %s, more than the %s a node accepts", dir, formatBytes(size), formatBytes(deployments.MaxUploadBytes)),
 			"leave build outputs and dependencies out of the directory, or deploy from GitHub"}
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {

@@ -73,7 +73,7 @@ type cluster struct {
 	agents []*agent
 }
 
-func newCluster(t *testing.T, bin, logDir string, n int) *cluster {
+func newCluster(t *testing.T, bin, logDir string, n int, snapshotThreshold uint64) *cluster {
 	t.Helper()
 	c := &cluster{bin: bin}
 	var held []net.Listener
@@ -101,7 +101,13 @@ func newCluster(t *testing.T, bin, logDir string, n int) *cluster {
 		a.args = []string{"agent", "--id", a.id, "--data-dir", a.dataDir,
 			"--bootstrap-expect", fmt.Sprint(n), "--join", strings.Join(join, ","),
 			"--api-addr", a.api, "--proxy-addr", a.proxy, "--raft-addr", a.raft,
-			"--containerd-socket", ""}
+			"--containerd-socket", "",
+			// The storm tests Raft and the API under crashes, not TLS: plain HTTP keeps the
+			// harness's clients simple (tokens are still checked).
+			"--insecure-no-tls"}
+		if snapshotThreshold > 0 {
+			a.args = append(a.args, "--raft-snapshot-threshold", fmt.Sprint(snapshotThreshold))
+		}
 	}
 	t.Cleanup(func() {
 		for _, a := range c.agents {

@@ -27,6 +27,7 @@ var (
 	flagClients  = flag.Int("jepsen.clients", 6, "concurrent clients, spread over the nodes")
 	flagKeys     = flag.Int("jepsen.keys", 4, "component names the clients share")
 	flagSeed     = flag.Uint64("jepsen.seed", 0, "random seed (0: from the clock; the seed used is logged)")
+	flagSnapshot = flag.Uint64("jepsen.snapshot-threshold", 1_000_000, "the agents' --raft-snapshot-threshold: by default no snapshot is taken during a short storm, so every restart replays the whole log and a restarted follower's FSM trails Raft for longest (0: the agent's default)")
 	flagBin      = flag.String("jepsen.bin", "", "the v9 binary to run (default: built from this tree by the test)")
 	flagOut      = flag.String("jepsen.out", "", "directory for agent logs and porcupine's HTML of failing histories (default: the test's artifact dir, kept with go test -artifacts)")
 )
@@ -72,7 +73,7 @@ func TestNoRaceJepsen(t *testing.T) {
 	if bin == "" {
 		bin = buildV9(t)
 	}
-	c := newCluster(t, bin, out, 3)
+	c := newCluster(t, bin, out, 3, *flagSnapshot)
 	for _, a := range c.agents {
 		if err := a.start(c.bin); err != nil {
 			t.Fatal(err)

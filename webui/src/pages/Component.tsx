@@ -174,7 +174,8 @@ function Deployments({ c }: { c: Component }) {
   const qc = useQueryClient();
   const mayRollback = can(useIdentity(), "developer");
   const now = useNow();
-  const list = [...(q.data?.deployments ?? [])].reverse();
+  // Newest first, whatever order the API sends.
+  const list = [...(q.data?.deployments ?? [])].sort((a, b) => (a.createIndex < b.createIndex ? 1 : a.createIndex > b.createIndex ? -1 : 0));
   return (
     <section aria-labelledby="deployments-h" className="card" data-modify-index={String(c.modifyIndex)}>
       <div className="card-head">

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file v9/cluster/v1/cluster.proto.
  */
 export const file_v9_cluster_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Cht2OS9jbHVzdGVyL3YxL2NsdXN0ZXIucHJvdG8SDXY5LmNsdXN0ZXIudjEifwoGTWVtYmVyEgoKAmlkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCRISCgpwcm94eV9hZGRyGAQgASgJEhAKCHN1ZmZyYWdlGAUgASgJEg4KBmxlYWRlchgGIAEoCBIOCgZzdGF0dXMYByABKAkiDwoNU3RhdHVzUmVxdWVzdCL2AQoOU3RhdHVzUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoCRISCgpyYWZ0X3N0YXRlGAIgASgJEhEKCWxlYWRlcl9pZBgDIAEoCRIXCg9sZWFkZXJfYXBpX2FkZHIYBCABKAkSJgoHbWVtYmVycxgFIAMoCzIVLnY5LmNsdXN0ZXIudjEuTWVtYmVyEhUKDWFwcGxpZWRfaW5kZXgYBiABKAQSFAoMY29tbWl0X2luZGV4GAcgASgEEhIKCmxhc3RfaW5kZXgYCCABKAQSEQoJZnNtX2luZGV4GAkgASgEEhcKD2xhc3RfY29udGFjdF9tcxgKIAEoBCJ/CgtKb2luUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCRISCgpwcm94eV9hZGRyGAQgASgJEiYKCHJ1bnRpbWVzGAUgAygOMhQudjkuc3RhdGUudjEuUnVudGltZSIdCgxKb2luUmVzcG9uc2USDQoFaW5kZXgYASABKAQiJAoRUmVtb3ZlUGVlclJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoCSIjChJSZW1vdmVQZWVyUmVzcG9uc2USDQoFaW5kZXgYASABKAQiPAoEUGVlchIPCgdub2RlX2lkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCSI0Cg9EaXNjb3ZlclJlcXVlc3QSIQoEc2VsZhgBIAEoCzITLnY5LmNsdXN0ZXIudjEuUGVlciKZAQoQRGlzY292ZXJSZXNwb25zZRIhCgRzZWxmGAEgASgLMhMudjkuY2x1c3Rlci52MS5QZWVyEhEKCWhhc19zdGF0ZRgCIAEoCBIRCglsZWFkZXJfaWQYAyABKAkSIgoFa25vd24YBCADKAsyEy52OS5jbHVzdGVyLnYxLlBlZXISGAoQYm9vdHN0cmFwX2V4cGVjdBgFIAEoDSI1CgxBcHBseVJlcXVlc3QSJQoHY29tbWFuZBgBIAEoCzIULnY5LnN0YXRlLnYxLkNvbW1hbmQiSQoNQXBwbHlSZXNwb25zZRINCgVpbmRleBgBIAEoBBIpCgljb21wb25lbnQYAiABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQiEgoQUmVhZEluZGV4UmVxdWVzdCIiChFSZWFkSW5kZXhSZXNwb25zZRINCgVpbmRleBgBIAEoBCJDCg1Db21wb25lbnRMb2FkEhEKCWNvbXBvbmVudBgBIAEoCRIRCglpbl9mbGlnaHQYAiABKA0SDAoEcmF0ZRgDIAEoASJiChBIZWFydGJlYXRSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSKgoEbG9hZBgCIAMoCzIcLnY5LmNsdXN0ZXIudjEuQ29tcG9uZW50TG9hZBIRCglhcnRpZmFjdHMYAyADKAkiNQoRSGVhcnRiZWF0UmVzcG9uc2USEQoJbGVhZGVyX2lkGAEgASgJEg0KBWluZGV4GAIgASgEIoQBCghOb2RlSW5mbxIfCgRub2RlGAEgASgLMhEudjkuc3RhdGUudjEuTm9kZRISCgpwbGFjZW1lbnRzGAIgASgNEg8KB3J1bm5pbmcYAyABKA0SMgoObGFzdF9oZWFydGJlYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIg4KDE5vZGVzUmVxdWVzdCJKCg1Ob2Rlc1Jlc3BvbnNlEiYKBW5vZGVzGAEgAygLMhcudjkuY2x1c3Rlci52MS5Ob2RlSW5mbxIRCglsZWFkZXJfaWQYAiABKAkiLQoMRHJhaW5SZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSDAoEdW5kbxgCIAEoCCIeCg1EcmFpblJlc3BvbnNlEg0KBWluZGV4GAEgASgEMv0CCg5DbHVzdGVyU2VydmljZRJKCgZTdGF0dXMSHC52OS5jbHVzdGVyLnYxLlN0YXR1c1JlcXVlc3QaHS52OS5jbHVzdGVyLnYxLlN0YXR1c1Jlc3BvbnNlIgOQAgESPwoESm9pbhIaLnY5LmNsdXN0ZXIudjEuSm9pblJlcXVlc3QaGy52OS5jbHVzdGVyLnYxLkpvaW5SZXNwb25zZRJRCgpSZW1vdmVQZWVyEiAudjkuY2x1c3Rlci52MS5SZW1vdmVQZWVyUmVxdWVzdBohLnY5LmNsdXN0ZXIudjEuUmVtb3ZlUGVlclJlc3BvbnNlEkcKBU5vZGVzEhsudjkuY2x1c3Rlci52MS5Ob2Rlc1JlcXVlc3QaHC52OS5jbHVzdGVyLnYxLk5vZGVzUmVzcG9uc2UiA5ACARJCCgVEcmFpbhIbLnY5LmNsdXN0ZXIudjEuRHJhaW5SZXF1ZXN0GhwudjkuY2x1c3Rlci52MS5EcmFpblJlc3BvbnNlMsICCg9JbnRlcm5hbFNlcnZpY2USSwoIRGlzY292ZXISHi52OS5jbHVzdGVyLnYxLkRpc2NvdmVyUmVxdWVzdBofLnY5LmNsdXN0ZXIudjEuRGlzY292ZXJSZXNwb25zZRJCCgVBcHBseRIbLnY5LmNsdXN0ZXIudjEuQXBwbHlSZXF1ZXN0GhwudjkuY2x1c3Rlci52MS5BcHBseVJlc3BvbnNlEk4KCVJlYWRJbmRleBIfLnY5LmNsdXN0ZXIudjEuUmVhZEluZGV4UmVxdWVzdBogLnY5LmNsdXN0ZXIudjEuUmVhZEluZGV4UmVzcG9uc2USTgoJSGVhcnRiZWF0Eh8udjkuY2x1c3Rlci52MS5IZWFydGJlYXRSZXF1ZXN0GiAudjkuY2x1c3Rlci52MS5IZWFydGJlYXRSZXNwb25zZUI5WjdnaXRodWIuY29tL3ZlbG9jaXR5OS92OS9ycGMvZ2VuL3Y5L2NsdXN0ZXIvdjE7Y2x1c3RlcnYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_v9_state_v1_state]);
+  fileDesc("Cht2OS9jbHVzdGVyL3YxL2NsdXN0ZXIucHJvdG8SDXY5LmNsdXN0ZXIudjEifwoGTWVtYmVyEgoKAmlkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCRISCgpwcm94eV9hZGRyGAQgASgJEhAKCHN1ZmZyYWdlGAUgASgJEg4KBmxlYWRlchgGIAEoCBIOCgZzdGF0dXMYByABKAkiDwoNU3RhdHVzUmVxdWVzdCL2AQoOU3RhdHVzUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoCRISCgpyYWZ0X3N0YXRlGAIgASgJEhEKCWxlYWRlcl9pZBgDIAEoCRIXCg9sZWFkZXJfYXBpX2FkZHIYBCABKAkSJgoHbWVtYmVycxgFIAMoCzIVLnY5LmNsdXN0ZXIudjEuTWVtYmVyEhUKDWFwcGxpZWRfaW5kZXgYBiABKAQSFAoMY29tbWl0X2luZGV4GAcgASgEEhIKCmxhc3RfaW5kZXgYCCABKAQSEQoJZnNtX2luZGV4GAkgASgEEhcKD2xhc3RfY29udGFjdF9tcxgKIAEoBCJ/CgtKb2luUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCRISCgpwcm94eV9hZGRyGAQgASgJEiYKCHJ1bnRpbWVzGAUgAygOMhQudjkuc3RhdGUudjEuUnVudGltZSIdCgxKb2luUmVzcG9uc2USDQoFaW5kZXgYASABKAQiJAoRUmVtb3ZlUGVlclJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoCSIjChJSZW1vdmVQZWVyUmVzcG9uc2USDQoFaW5kZXgYASABKAQiPAoEUGVlchIPCgdub2RlX2lkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCSI0Cg9EaXNjb3ZlclJlcXVlc3QSIQoEc2VsZhgBIAEoCzITLnY5LmNsdXN0ZXIudjEuUGVlciKZAQoQRGlzY292ZXJSZXNwb25zZRIhCgRzZWxmGAEgASgLMhMudjkuY2x1c3Rlci52MS5QZWVyEhEKCWhhc19zdGF0ZRgCIAEoCBIRCglsZWFkZXJfaWQYAyABKAkSIgoFa25vd24YBCADKAsyEy52OS5jbHVzdGVyLnYxLlBlZXISGAoQYm9vdHN0cmFwX2V4cGVjdBgFIAEoDSI1CgxBcHBseVJlcXVlc3QSJQoHY29tbWFuZBgBIAEoCzIULnY5LnN0YXRlLnYxLkNvbW1hbmQiSQoNQXBwbHlSZXNwb25zZRINCgVpbmRleBgBIAEoBBIpCgljb21wb25lbnQYAiABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQiEgoQUmVhZEluZGV4UmVxdWVzdCIiChFSZWFkSW5kZXhSZXNwb25zZRINCgVpbmRleBgBIAEoBCJDCg1Db21wb25lbnRMb2FkEhEKCWNvbXBvbmVudBgBIAEoCRIRCglpbl9mbGlnaHQYAiABKA0SDAoEcmF0ZRgDIAEoASJiChBIZWFydGJlYXRSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSKgoEbG9hZBgCIAMoCzIcLnY5LmNsdXN0ZXIudjEuQ29tcG9uZW50TG9hZBIRCglhcnRpZmFjdHMYAyADKAkiNQoRSGVhcnRiZWF0UmVzcG9uc2USEQoJbGVhZGVyX2lkGAEgASgJEg0KBWluZGV4GAIgASgEIoQBCghOb2RlSW5mbxIfCgRub2RlGAEgASgLMhEudjkuc3RhdGUudjEuTm9kZRISCgpwbGFjZW1lbnRzGAIgASgNEg8KB3J1bm5pbmcYAyABKA0SMgoObGFzdF9oZWFydGJlYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIg4KDE5vZGVzUmVxdWVzdCJKCg1Ob2Rlc1Jlc3BvbnNlEiYKBW5vZGVzGAEgAygLMhcudjkuY2x1c3Rlci52MS5Ob2RlSW5mbxIRCglsZWFkZXJfaWQYAiABKAkiLQoMRHJhaW5SZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSDAoEdW5kbxgCIAEoCCIeCg1EcmFpblJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhUKE1NuYXBzaG90U2F2ZVJlcXVlc3QiJQoUU25hcHNob3RTYXZlUmVzcG9uc2USDQoFY2h1bmsYASABKAwiJwoWU25hcHNob3RSZXN0b3JlUmVxdWVzdBINCgVjaHVuaxgBIAEoDCJ5ChdTbmFwc2hvdFJlc3RvcmVSZXNwb25zZRINCgVpbmRleBgBIAEoBBISCgpjb21wb25lbnRzGAIgASgNEhMKC2RlcGxveW1lbnRzGAMgASgNEhEKCWFydGlmYWN0cxgEIAEoDRITCgtzYXZlZF9pbmRleBgFIAEoBDK8BAoOQ2x1c3RlclNlcnZpY2USSgoGU3RhdHVzEhwudjkuY2x1c3Rlci52MS5TdGF0dXNSZXF1ZXN0Gh0udjkuY2x1c3Rlci52MS5TdGF0dXNSZXNwb25zZSIDkAIBEj8KBEpvaW4SGi52OS5jbHVzdGVyLnYxLkpvaW5SZXF1ZXN0GhsudjkuY2x1c3Rlci52MS5Kb2luUmVzcG9uc2USUQoKUmVtb3ZlUGVlchIgLnY5LmNsdXN0ZXIudjEuUmVtb3ZlUGVlclJlcXVlc3QaIS52OS5jbHVzdGVyLnYxLlJlbW92ZVBlZXJSZXNwb25zZRJHCgVOb2RlcxIbLnY5LmNsdXN0ZXIudjEuTm9kZXNSZXF1ZXN0GhwudjkuY2x1c3Rlci52MS5Ob2Rlc1Jlc3BvbnNlIgOQAgESQgoFRHJhaW4SGy52OS5jbHVzdGVyLnYxLkRyYWluUmVxdWVzdBocLnY5LmNsdXN0ZXIudjEuRHJhaW5SZXNwb25zZRJZCgxTbmFwc2hvdFNhdmUSIi52OS5jbHVzdGVyLnYxLlNuYXBzaG90U2F2ZVJlcXVlc3QaIy52OS5jbHVzdGVyLnYxLlNuYXBzaG90U2F2ZVJlc3BvbnNlMAESYgoPU25hcHNob3RSZXN0b3JlEiUudjkuY2x1c3Rlci52MS5TbmFwc2hvdFJlc3RvcmVSZXF1ZXN0GiYudjkuY2x1c3Rlci52MS5TbmFwc2hvdFJlc3RvcmVSZXNwb25zZSgBMsICCg9JbnRlcm5hbFNlcnZpY2USSwoIRGlzY292ZXISHi52OS5jbHVzdGVyLnYxLkRpc2NvdmVyUmVxdWVzdBofLnY5LmNsdXN0ZXIudjEuRGlzY292ZXJSZXNwb25zZRJCCgVBcHBseRIbLnY5LmNsdXN0ZXIudjEuQXBwbHlSZXF1ZXN0GhwudjkuY2x1c3Rlci52MS5BcHBseVJlc3BvbnNlEk4KCVJlYWRJbmRleBIfLnY5LmNsdXN0ZXIudjEuUmVhZEluZGV4UmVxdWVzdBogLnY5LmNsdXN0ZXIudjEuUmVhZEluZGV4UmVzcG9uc2USTgoJSGVhcnRiZWF0Eh8udjkuY2x1c3Rlci52MS5IZWFydGJlYXRSZXF1ZXN0GiAudjkuY2x1c3Rlci52MS5IZWFydGJlYXRSZXNwb25zZUI5WjdnaXRodWIuY29tL3ZlbG9jaXR5OS92OS9ycGMvZ2VuL3Y5L2NsdXN0ZXIvdjE7Y2x1c3RlcnYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_v9_state_v1_state]);
 
 /**
  * @generated from message v9.cluster.v1.Member
@@ -603,6 +603,100 @@ export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
   messageDesc(file_v9_cluster_v1_cluster, 21);
 
 /**
+ * @generated from message v9.cluster.v1.SnapshotSaveRequest
+ */
+export type SnapshotSaveRequest = Message<"v9.cluster.v1.SnapshotSaveRequest"> & {
+};
+
+/**
+ * Describes the message v9.cluster.v1.SnapshotSaveRequest.
+ * Use `create(SnapshotSaveRequestSchema)` to create a new message.
+ */
+export const SnapshotSaveRequestSchema: GenMessage<SnapshotSaveRequest> = /*@__PURE__*/
+  messageDesc(file_v9_cluster_v1_cluster, 22);
+
+/**
+ * @generated from message v9.cluster.v1.SnapshotSaveResponse
+ */
+export type SnapshotSaveResponse = Message<"v9.cluster.v1.SnapshotSaveResponse"> & {
+  /**
+   * the next bytes of the archive
+   *
+   * @generated from field: bytes chunk = 1;
+   */
+  chunk: Uint8Array;
+};
+
+/**
+ * Describes the message v9.cluster.v1.SnapshotSaveResponse.
+ * Use `create(SnapshotSaveResponseSchema)` to create a new message.
+ */
+export const SnapshotSaveResponseSchema: GenMessage<SnapshotSaveResponse> = /*@__PURE__*/
+  messageDesc(file_v9_cluster_v1_cluster, 23);
+
+/**
+ * @generated from message v9.cluster.v1.SnapshotRestoreRequest
+ */
+export type SnapshotRestoreRequest = Message<"v9.cluster.v1.SnapshotRestoreRequest"> & {
+  /**
+   * the next bytes of the archive
+   *
+   * @generated from field: bytes chunk = 1;
+   */
+  chunk: Uint8Array;
+};
+
+/**
+ * Describes the message v9.cluster.v1.SnapshotRestoreRequest.
+ * Use `create(SnapshotRestoreRequestSchema)` to create a new message.
+ */
+export const SnapshotRestoreRequestSchema: GenMessage<SnapshotRestoreRequest> = /*@__PURE__*/
+  messageDesc(file_v9_cluster_v1_cluster, 24);
+
+/**
+ * @generated from message v9.cluster.v1.SnapshotRestoreResponse
+ */
+export type SnapshotRestoreResponse = Message<"v9.cluster.v1.SnapshotRestoreResponse"> & {
+  /**
+   * the Raft index the state was restored at
+   *
+   * @generated from field: uint64 index = 1;
+   */
+  index: bigint;
+
+  /**
+   * @generated from field: uint32 components = 2;
+   */
+  components: number;
+
+  /**
+   * @generated from field: uint32 deployments = 3;
+   */
+  deployments: number;
+
+  /**
+   * artifacts in the archive, now stored on the leader
+   *
+   * @generated from field: uint32 artifacts = 4;
+   */
+  artifacts: number;
+
+  /**
+   * the index of the state when it was saved
+   *
+   * @generated from field: uint64 saved_index = 5;
+   */
+  savedIndex: bigint;
+};
+
+/**
+ * Describes the message v9.cluster.v1.SnapshotRestoreResponse.
+ * Use `create(SnapshotRestoreResponseSchema)` to create a new message.
+ */
+export const SnapshotRestoreResponseSchema: GenMessage<SnapshotRestoreResponse> = /*@__PURE__*/
+  messageDesc(file_v9_cluster_v1_cluster, 25);
+
+/**
  * @generated from service v9.cluster.v1.ClusterService
  */
 export const ClusterService: GenService<{
@@ -657,6 +751,29 @@ export const ClusterService: GenService<{
     methodKind: "unary";
     input: typeof DrainRequestSchema;
     output: typeof DrainResponseSchema;
+  },
+  /**
+   * SnapshotSave streams an operator snapshot: an archive of the whole replicated state (read
+   * consistently) and of every artifact it references (`v9 operator snapshot save`).
+   *
+   * @generated from rpc v9.cluster.v1.ClusterService.SnapshotSave
+   */
+  snapshotSave: {
+    methodKind: "server_streaming";
+    input: typeof SnapshotSaveRequestSchema;
+    output: typeof SnapshotSaveResponseSchema;
+  },
+  /**
+   * SnapshotRestore replaces the whole replicated state with an archive SnapshotSave wrote,
+   * keeping the cluster's own members (`v9 operator snapshot restore`). Only the leader
+   * accepts it (FailedPrecondition elsewhere, naming the leader).
+   *
+   * @generated from rpc v9.cluster.v1.ClusterService.SnapshotRestore
+   */
+  snapshotRestore: {
+    methodKind: "client_streaming";
+    input: typeof SnapshotRestoreRequestSchema;
+    output: typeof SnapshotRestoreResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_v9_cluster_v1_cluster, 0);

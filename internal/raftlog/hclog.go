@@ -1,4 +1,6 @@
-package node
+// Package raftlog routes hashicorp/raft's hclog output into log/slog. It only adapts
+// loggers; it never changes levels or drops attributes.
+package raftlog
 
 import (
 	"context"
@@ -19,7 +21,8 @@ type hclogAdapter struct {
 
 var _ hclog.Logger = (*hclogAdapter)(nil)
 
-func newHclog(l *slog.Logger, name string) hclog.Logger {
+// New returns an hclog.Logger named name that writes to l.
+func New(l *slog.Logger, name string) hclog.Logger {
 	return &hclogAdapter{l: l, name: name}
 }
 

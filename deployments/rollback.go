@@ -1,4 +1,4 @@
-package node
+package deployments
 
 import (
 	"context"
@@ -16,15 +16,15 @@ import (
 // Rollback makes an earlier ready deployment of a component active again, with the spec it
 // was deployed with. Without a deployment id it picks the newest ready deployment created
 // before the active one. The scheduler then rolls it out like any new deployment.
-func (n *Node) Rollback(ctx context.Context, component, to string) (*deployv1.RollbackResponse, error) {
-	if err := n.ConsistentBarrier(ctx); err != nil {
+func (s *Service) Rollback(ctx context.Context, component, to string) (*deployv1.RollbackResponse, error) {
+	if err := s.c.Writer.ConsistentBarrier(ctx); err != nil {
 		return nil, err
 	}
-	c, err := n.fsm.Store.Component(component)
+	c, err := s.c.State.Component(component)
 	if err != nil {
 		return nil, err
 	}
-	ds := n.fsm.Store.Deployments(c.Id) // oldest first
+	ds := s.c.State.Deployments(c.Id) // oldest first
 	var target, active *statev1.Deployment
 	for _, d := range ds {
 		if d.Id == c.ActiveDeploymentId {
@@ -60,26 +60,26 @@ func (n *Node) Rollback(ctx context.Context, component, to string) (*deployv1.Ro
 		}
 	}
 	if target.Spec != nil && !proto.Equal(target.Spec, c.Spec) {
-		if _, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: c.Name, Spec: target.Spec}}}); err != nil {
+		if _, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: c.Name, Spec: target.Spec}}}); err != nil {
 			return nil, err
 		}
 	}
-	idx, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: c.Id, DeploymentId: target.Id}}})
+	idx, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: c.Id, DeploymentId: target.Id}}})
 	if err != nil {
 		return nil, err
 	}
-	if _, err := n.fsm.Store.WaitForIndex(ctx, idx); err != nil {
+	if _, err := s.c.State.WaitForIndex(ctx, idx); err != nil {
 		return nil, err
 	}
-	c, _ = n.fsm.Store.Component(component)
-	n.log.Info("rolled back", "component", component, "deployment", target.Id, "sha", target.CommitSha)
-	n.logs.Append(component, "", "system", fmt.Sprintf("rolled back to deployment %s", target.Id))
+	c, _ = s.c.State.Component(component)
+	s.c.Logger.Info("rolled back", "component", component, "deployment", target.Id, "sha", target.CommitSha)
+	s.c.Logs.Append(component, "", "system", fmt.Sprintf("rolled back to deployment %s", target.Id))
 	return &deployv1.RollbackResponse{Component: c, Deployment: stripLog(target), Index: idx}, nil
 }
 
 // BuildLog returns a deployment and its build output.
-func (n *Node) BuildLog(_ context.Context, id string) (*statev1.Deployment, string, error) {
-	d, err := n.fsm.Store.Deployment(id)
+func (s *Service) BuildLog(_ context.Context, id string) (*statev1.Deployment, string, error) {
+	d, err := s.c.State.Deployment(id)
 	if err != nil {
 		return nil, "", err
 	}

@@ -1,0 +1,98 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+type fakeTokens map[string]*statev1.ApiToken // by hash
+
+func (f fakeTokens) TokenBySHA256(sum []byte) (*statev1.ApiToken, error) {
+	if k, ok := f[string(sum)]; ok {
+		return k, nil
+	}
+	return nil, errors.New("not found")
+}
+
+const (
+	getProc    = "/v9.component.v1.ComponentService/Get"
+	createProc = "/v9.component.v1.ComponentService/Create"
+	applyProc  = "/v9.cluster.v1.InternalService/Apply"
+)
+
+func testAuthorizer(now time.Time) (*Authorizer, map[string]string) {
+	secrets := map[string]string{"dev": NewSecret(), "viewer": NewSecret(), "expired": NewSecret(), "revoked": NewSecret()}
+	past := timestamppb.New(now.Add(-time.Hour))
+	tokens := fakeTokens{
+		string(Hash(secrets["dev"])):     {Id: "a1", Name: "ci", Role: "developer"},
+		string(Hash(secrets["viewer"])):  {Id: "a2", Role: "viewer", ExpireTime: timestamppb.New(now.Add(time.Hour))},
+		string(Hash(secrets["expired"])): {Id: "a3", Role: "admin", ExpireTime: past},
+		string(Hash(secrets["revoked"])): {Id: "a4", Role: "admin", RevokeTime: past},
+	}
+	return &Authorizer{Tokens: tokens, Now: func() time.Time { return now }}, secrets
+}
+
+// TestAuthorizeErrors: each refusal has its code and says why.
+func TestAuthorizeErrors(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	a, s := testAuthorizer(now)
+	for _, tc := range []struct {
+		name, proc, header string
+		code               connect.Code
+		says               string
+	}{
+		{"no token", getProc, "", connect.CodeUnauthenticated, "run `v9 login` or set V9_TOKEN"},
+		{"not bearer", getProc, "Basic abc", connect.CodeUnauthenticated, "v9 login"},
+		{"unknown", getProc, "Bearer " + NewSecret(), connect.CodeUnauthenticated, "not known"},
+		{"expired", getProc, "Bearer " + s["expired"], connect.CodeUnauthenticated, "a3 expired at 2026-01-02T02:04:05Z"},
+		{"revoked", getProc, "Bearer " + s["revoked"], connect.CodeUnauthenticated, "a4 was revoked"},
+		{"low role", createProc, "Bearer " + s["viewer"], connect.CodePermissionDenied, "needs the developer role; token a2 has the viewer role"},
+		{"token on node procedure", applyProc, "Bearer " + s["dev"], connect.CodePermissionDenied, "node certificate"},
+		{"unlisted procedure", "/v9.nope.v1.X/Y", "Bearer " + s["dev"], connect.CodePermissionDenied, "not in the access table"},
+	} {
+		_, err := a.Authorize(context.Background(), tc.proc, tc.header)
+		if connect.CodeOf(err) != tc.code || err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: %v, want %s saying %q", tc.name, err, tc.code, tc.says)
+		}
+	}
+	ctx, err := a.Authorize(context.Background(), createProc, "bearer "+s["dev"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := FromContext(ctx); p == nil || p.Actor() != "token:a1 (ci)" || p.Role != RoleDeveloper {
+		t.Fatalf("principal %+v", p)
+	}
+	if used := a.TakeUsed(); !used["a1"].Equal(now) {
+		t.Fatalf("use not recorded: %v", used)
+	}
+	// A verified node certificate passes node procedures and any role; nothing else does.
+	ctx, err = a.Authorize(WithPeerNode(context.Background(), "n2"), applyProc, "")
+	if err != nil || FromContext(ctx).Kind != KindNode || FromContext(ctx).Actor() != "" {
+		t.Fatalf("node: %v", err)
+	}
+}
+
+// FuzzAuthorize: any header on any procedure never panics, and only the one secret is
+// accepted.
+func FuzzAuthorize(f *testing.F) {
+	now := time.Now()
+	a, s := testAuthorizer(now)
+	f.Add("Bearer " + s["dev"])
+	f.Add("Bearer ")
+	f.Add("bearer  x ")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, header string) {
+		_, err := a.Authorize(context.Background(), createProc, header)
+		if err == nil && BearerSecret(header) != s["dev"] {
+			t.Fatalf("accepted %q", header)
+		}
+	})
+}

@@ -1,0 +1,94 @@
+package deployments
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/velocity9/v9/fsm"
+	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// Deployments lists a component's deployments, newest first.
+func (s *Service) Deployments(_ context.Context, component string) ([]*statev1.Deployment, error) {
+	c, err := s.c.State.Component(component)
+	if err != nil {
+		return nil, err
+	}
+	ds := s.c.State.Deployments(c.Id)
+	slices.Reverse(ds)
+	for _, d := range ds {
+		stripLog(d) // `v9 deployments logs ID` shows it
+	}
+	return ds, nil
+}
+
+// WatchDeployment streams a deployment's progress until it serves on all wanted replicas
+// or fails.
+func (s *Service) WatchDeployment(ctx context.Context, id string, send func(*deployv1.WatchResponse) error) error {
+	var last string
+	for {
+		idx := s.c.State.TableIndex(watchDeploymentTables...)
+		d, err := s.c.State.Deployment(id)
+		if err != nil {
+			return err
+		}
+		c, err := s.c.State.ComponentByID(d.ComponentId)
+		if err != nil {
+			return err
+		}
+		resp := &deployv1.WatchResponse{Deployment: d, Wanted: c.Replicas}
+		var failures []string
+		for _, p := range s.c.State.Placements("") {
+			if p.DeploymentId != id {
+				continue
+			}
+			resp.Placements = append(resp.Placements, p)
+			if p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
+				continue
+			}
+			switch p.Observed {
+			case statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING:
+				resp.Running++
+			case statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED:
+				failures = append(failures, p.NodeId+": "+p.Reason)
+			}
+		}
+		active := c.ActiveDeploymentId == id
+		switch {
+		case d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED:
+			resp.Done, resp.Message = true, "deployment failed: "+d.Error
+		case c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED:
+			resp.Done, resp.Message = true, "component is paused"
+		case active && resp.Running >= resp.Wanted:
+			resp.Done, resp.Message = true, fmt.Sprintf("serving: %d/%d instances running", resp.Running, resp.Wanted)
+		case !active && c.ActiveDeploymentId != "":
+			resp.Done, resp.Message = true, "superseded by deployment "+c.ActiveDeploymentId
+		default:
+			resp.Message = fmt.Sprintf("rolling out: %d/%d instances running", resp.Running, resp.Wanted)
+			if len(failures) > 0 {
+				resp.Message += "; failing: " + failures[0]
+			}
+		}
+		if key := resp.Message + fmt.Sprint(len(resp.Placements)); key != last {
+			last = key
+			if err := send(resp); err != nil {
+				return err
+			}
+		}
+		if resp.Done {
+			return nil
+		}
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, _ = s.c.State.WaitTables(wctx, idx, watchDeploymentTables...)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// watchDeploymentTables are the tables WatchDeployment reads.
+var watchDeploymentTables = []fsm.Table{fsm.TableDeployments, fsm.TableComponents, fsm.TablePlacements}
