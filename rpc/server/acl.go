@@ -50,11 +50,15 @@ func (s *ACL) Bootstrap(ctx context.Context, req *connect.Request[aclv1.Bootstra
 		return nil, invalidArg(err)
 	}
 	k := &statev1.ApiToken{Id: auth.NewAccessorID(), Name: "bootstrap", Role: auth.RoleAdmin.String(), Sha256: auth.Hash(secret)}
-	_, err := s.B.Apply(ctx, &statev1.Command{Op: &statev1.Command_AclBootstrap{AclBootstrap: &statev1.AclBootstrap{Token: k}}})
+	idx, err := s.B.Apply(ctx, &statev1.Command{Op: &statev1.Command_AclBootstrap{AclBootstrap: &statev1.AclBootstrap{Token: k}}})
 	if errors.Is(err, fsm.ErrAlreadyExists) || connect.CodeOf(err) == connect.CodeAlreadyExists {
 		return nil, errBootstrapped // raced another bootstrap, or this replica was behind
 	}
 	if err != nil {
+		return nil, toConnect(err)
+	}
+	// Read it back once this node (perhaps a follower) has applied it.
+	if err := s.B.WaitIndex(ctx, idx); err != nil {
 		return nil, toConnect(err)
 	}
 	k, err = s.B.Token(k.Id)
@@ -103,7 +107,12 @@ func (s *ACL) CreateToken(ctx context.Context, req *connect.Request[aclv1.Create
 		}
 		k.ExpireTime = timestamppb.New(time.Now().Add(time.Duration(m.TtlSeconds) * time.Second))
 	}
-	if _, err := s.B.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: k}}}); err != nil {
+	idx, err := s.B.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: k}}})
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	// The token works on this node from the answer on.
+	if err := s.B.WaitIndex(ctx, idx); err != nil {
 		return nil, toConnect(err)
 	}
 	out := publicToken(k)
