@@ -2,6 +2,7 @@ package leader
 
 import (
 	"context"
+	"github.com/velocity9/v9/internal/tick"
 	"log/slog"
 	"time"
 
@@ -43,16 +44,7 @@ func (r *Rollouts) Name() string { return "rollouts" }
 func (r *Rollouts) Run(ctx context.Context) {
 	r.began = nil
 	defer func() { r.began = nil }()
-	t := time.NewTicker(r.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		r.Check(ctx, r.now())
-	}
+	tick.Every(ctx, r.every, func() { r.Check(ctx, r.now()) })
 }
 
 // Check fails the rollouts that missed their deadline.
