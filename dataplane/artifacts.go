@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/velocity9/v9/internal/tick"
 	"sync"
 	"time"
 
@@ -160,18 +161,11 @@ func (dp *DataPlane) GC() ([]string, error) {
 
 // gcLoop collects unreferenced artifacts every interval.
 func (dp *DataPlane) gcLoop(ctx context.Context) {
-	t := time.NewTicker(artifactGCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := dp.GC(); err != nil {
-				dp.log.Warn("artifact gc", "err", err)
-			}
+	tick.Every(ctx, artifactGCInterval, func() {
+		if _, err := dp.GC(); err != nil {
+			dp.log.Warn("artifact gc", "err", err)
 		}
-	}
+	})
 }
 
 const artifactGCInterval = 10 * time.Minute

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -41,6 +42,23 @@ type builder struct {
 	wake    chan struct{}            // a build ended: look for the next one
 	ctx     context.Context          // the term's: reports of serving end with it
 	wg      sync.WaitGroup           // builds and their reports of this term
+	// claimed holds the deployments whose final status this term reports (or reported):
+	// each is reported once per term, by its build or by resumeReports, not by both.
+	claimed map[string]bool
+}
+
+// claim reports whether the caller is the first of the term to report on deployment id.
+func (b *builder) claim(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.claimed[id] {
+		return false
+	}
+	if b.claimed == nil {
+		b.claimed = map[string]bool{}
+	}
+	b.claimed[id] = true
+	return true
 }
 
 func (b *builder) kick() {
@@ -74,12 +92,13 @@ func (s *Service) BuildLoop(ctx context.Context) {
 	defer s.builds.cancelAll()
 	s.builds.mu.Lock()
 	s.builds.ctx = ctx
+	s.builds.claimed = nil
 	s.builds.mu.Unlock()
-	s.resumeReports(ctx)
 	for {
-		idx := s.state.TableIndex(fsm.TableDeployments)
+		idx := s.state.TableIndex(fsm.TableDeployments, fsm.TableComponents)
 		s.startBuilds(ctx)
-		ch, stop := s.state.WatchTables(idx, fsm.TableDeployments)
+		s.resumeReports(ctx)
+		ch, stop := s.state.WatchTables(idx, fsm.TableDeployments, fsm.TableComponents)
 		select {
 		case <-ctx.Done():
 		case <-ch:
@@ -163,11 +182,14 @@ func (s *Service) startBuilds(ctx context.Context) {
 }
 
 func (s *Service) supersede(ctx context.Context, d, by *statev1.Deployment) {
-	msg := "superseded by a newer push (" + shortSHA(by.CommitSha) + ") before it was built"
+	msg := supersededPrefix + " (" + shortSHA(by.CommitSha) + ") before it was built"
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := s.finishDeployment(cctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, msg, ""); err != nil {
 		s.log.Warn("supersede deployment", "deployment", d.Id, "err", err)
+		return
+	}
+	if !s.builds.claim(d.Id) {
 		return
 	}
 	s.postStatus(ctx, d, "error", "not deployed: superseded by "+shortSHA(by.CommitSha))
@@ -257,7 +279,11 @@ func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 		s.log.Warn("commit the built deployment; the leader retries it", "deployment", d.Id, "err", err)
 		return
 	}
-	s.state.WaitForIndex(cctx, idx)
+	if _, err := s.state.WaitForIndex(cctx, idx); err != nil {
+		// The term ended before this replica caught up: the deployment is ready and
+		// active, and the next term's resumeReports reports on it.
+		return
+	}
 	if cur, err := s.state.ComponentByID(c.Id); err != nil || cur.ActiveDeploymentId != d.Id {
 		if err == nil {
 			s.postStatus(ctx, d, "error", "built, but a newer deployment is active")
@@ -268,11 +294,18 @@ func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 		"build", built.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	s.o.Logs.Append(c.Name, "", "system", fmt.Sprintf("deployment %s (%s) activated", d.Id, shortSHA(d.CommitSha)))
 	// Report success once the new version serves; this does not hold up the next build.
-	term := s.term()
+	s.startReport(s.term(), d, idx)
+}
+
+// startReport starts the report of d's serving, unless this term reports on it already.
+func (s *Service) startReport(ctx context.Context, d *statev1.Deployment, idx uint64) {
+	if !s.builds.claim(d.Id) {
+		return
+	}
 	s.builds.wg.Add(1)
 	go func() {
 		defer s.builds.wg.Done()
-		s.reportServing(term, d, idx)
+		s.reportServing(ctx, d, idx)
 	}()
 }
 
@@ -284,7 +317,9 @@ func (s *Service) failBuild(d *statev1.Deployment, msg, buildLog string) {
 		return
 	}
 	s.log.Info("build failed", "deployment", d.Id, "sha", shortSHA(d.CommitSha), "reason", msg)
-	s.postStatus(ctx, d, "failure", msg)
+	if s.builds.claim(d.Id) {
+		s.postStatus(ctx, d, "failure", msg)
+	}
 }
 
 // buildArtifact downloads, checks and builds a commit and stores the artifact. The returned
@@ -379,7 +414,13 @@ func (s *Service) reportServing(ctx context.Context, d *statev1.Deployment, idx 
 			return
 		}
 		if c.ActiveDeploymentId != d.Id {
-			return // rolled back or superseded; whoever did that reports
+			// Rolled back or superseded: whoever did that reports. A rollout the leader
+			// failed is reported here, as its failure.
+			if cur, err := s.state.Deployment(d.Id); err == nil && cur.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
+				state, desc := failedStatus(cur)
+				s.postStatus(ctx, cur, state, desc)
+			}
+			return
 		}
 		running := uint32(0)
 		for _, p := range s.state.Placements("") {
@@ -445,8 +486,10 @@ func (s *Service) postStatus(_ context.Context, d *statev1.Deployment, state, de
 }
 
 // StatusLoop is a leader controller: it sends queued commit statuses, one at a time. When
-// leadership ends, statuses still queued are dropped: the next leader reports on the
-// builds it resumes.
+// leadership ends, statuses still queued are dropped: a final one (success, failure,
+// error) is not lost, because the next term, here or on another node, posts again the final
+// status of every recent GitHub deployment (resumeReports); a "pending" one is posted again
+// by the build the next leader resumes.
 func (s *Service) StatusLoop(ctx context.Context) {
 	for {
 		select {
@@ -488,9 +531,25 @@ func (s *Service) sendStatus(ctx context.Context, p statusPost) {
 		s.log.Warn("commit status", "repo", p.repo, "sha", shortSHA(p.sha), "state", p.status.State, "err", err)
 		return
 	}
-	if p.status.State == "success" || p.status.State == "failure" {
+	if finalState(p.status.State) {
 		s.reports.done(p.deployment)
 	}
+}
+
+// finalState reports whether a commit status state is a deployment's last word.
+func finalState(state string) bool {
+	return state == "success" || state == "failure" || state == "error"
+}
+
+// supersededPrefix starts the error of a deployment superseded before it was built.
+const supersededPrefix = "superseded by a newer push"
+
+// failedStatus is the commit status of a failed GitHub deployment, from its recorded error.
+func failedStatus(d *statev1.Deployment) (state, desc string) {
+	if strings.HasPrefix(d.Error, supersededPrefix) {
+		return "error", "not deployed: " + d.Error
+	}
+	return "failure", d.Error
 }
 
 // reported remembers, on this node, the deployments whose final commit status (success or
@@ -515,13 +574,17 @@ func (r *reported) has(id string) bool {
 	return r.ids[id]
 }
 
-// resumeReports takes over, at the start of a term, the serving reports a previous term (of
-// this node or another leader) may have left unposted: those of active GitHub deployments
-// made ready less than servingTimeout ago whose final status this node has not posted. A
-// status posted twice (by two leaders) is harmless: GitHub shows the latest.
+// resumeReports takes over, at every pass of the build loop, the final commit statuses
+// nobody in this term reports on, which a previous term (of this node or another leader)
+// may have left unposted (queued statuses are dropped when a term ends, and a deposed
+// leader may still commit a build the new leader already looked at): among the GitHub
+// deployments changed less than servingTimeout ago whose final status this node has not
+// posted, it reports on the serving of the active ready ones and posts the failure of the
+// failed ones (a build failure, a superseded push, a failed rollout), once per term. A status
+// posted twice (by two leaders) is harmless: GitHub shows the latest.
 func (s *Service) resumeReports(ctx context.Context) {
 	now := time.Now()
-	var ds []*statev1.Deployment
+	var ds, failed []*statev1.Deployment
 	s.state.View(func(v fsm.View) {
 		active := map[string]bool{}
 		v.Components(func(c *statev1.Component) {
@@ -530,18 +593,25 @@ func (s *Service) resumeReports(ctx context.Context) {
 			}
 		})
 		v.Deployments(func(d *statev1.Deployment) {
-			if active[d.Id] && FromGitHub(d) && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY &&
-				now.Sub(d.GetUpdateTime().AsTime()) < servingTimeout && !s.reports.has(d.Id) {
+			if !FromGitHub(d) || now.Sub(d.GetUpdateTime().AsTime()) >= servingTimeout || s.reports.has(d.Id) {
+				return
+			}
+			switch {
+			case active[d.Id] && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY:
 				ds = append(ds, proto.Clone(d).(*statev1.Deployment))
+			case d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED:
+				failed = append(failed, proto.Clone(d).(*statev1.Deployment))
 			}
 		})
 	})
+	for _, d := range failed {
+		if s.builds.claim(d.Id) {
+			state, desc := failedStatus(d)
+			s.postStatus(ctx, d, state, desc)
+		}
+	}
 	for _, d := range ds {
-		s.builds.wg.Add(1)
-		go func() {
-			defer s.builds.wg.Done()
-			s.reportServing(ctx, d, 0)
-		}()
+		s.startReport(ctx, d, 0)
 	}
 }
 

@@ -195,6 +195,29 @@ func TestServiceWithoutRaft(t *testing.T) {
 		return nil
 	})
 
+	// Another node's term (it never posted anything) takes over the final statuses of the
+	// recent deployments: the failure a term's end may have dropped from the queue is posted
+	// again, and not lost.
+	endTerm()
+	before := len(gh.Statuses(repo, bad))
+	s2 := New(s.o)
+	ctx2, cancel2 := context.WithCancel(ctx)
+	var loops2 sync.WaitGroup
+	for _, loop := range []func(context.Context){s2.BuildLoop, s2.StatusLoop} {
+		loops2.Add(1)
+		go func() { defer loops2.Done(); loop(ctx2) }()
+	}
+	eventually(t, "the next leader posts the failure again", func() error {
+		sts := gh.Statuses(repo, bad)
+		if len(sts) <= before || sts[len(sts)-1].State != "failure" || !strings.Contains(sts[len(sts)-1].Description, "16Mi..64Gi") {
+			return fmt.Errorf("statuses %+v", sts)
+		}
+		return nil
+	})
+	cancel2()
+	loops2.Wait()
+	endTerm = startTerm()
+
 	// Deleting the component deletes its hook.
 	if _, err := s.DeleteComponent(ctx, "site"); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package leader
 import (
 	"context"
 	"fmt"
+	"github.com/velocity9/v9/internal/tick"
 	"log/slog"
 	"time"
 
@@ -59,16 +60,7 @@ func (a *Autoscaler) Name() string { return "autoscale" }
 func (a *Autoscaler) Run(ctx context.Context) {
 	a.begin(a.now())
 	defer a.begin(time.Time{})
-	t := time.NewTicker(a.cfg.Every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		a.Pass(ctx, a.now())
-	}
+	tick.Every(ctx, a.cfg.Every, func() { a.Pass(ctx, a.now()) })
 }
 
 // begin starts a term's soft state at now (or drops it, with a zero time).

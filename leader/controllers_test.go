@@ -231,3 +231,43 @@ func TestAutoscalerScalesAfterWarmup(t *testing.T) {
 		t.Fatal("soft state kept after the term")
 	}
 }
+
+// termEndsStore is a fakeStore whose Apply fails once its ctx ends, as a real Apply does,
+// and which ends the term right after the first command it applies.
+type termEndsStore struct {
+	*fakeStore
+	endTerm context.CancelFunc
+}
+
+func (s termEndsStore) Apply(ctx context.Context, cmd *statev1.Command) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	defer s.endTerm()
+	return s.fakeStore.Apply(ctx, cmd)
+}
+
+// TestRolloutsFailFinishesAcrossTermEnd: the term ends between the two writes of a failed
+// rollout (re-activate the previous deployment, fail the new one); the second is still
+// written, or the new deployment would stay "ready" with no reason: the next leader only
+// looks at active deployments.
+func TestRolloutsFailFinishesAcrossTermEnd(t *testing.T) {
+	f := newFake(t, rolloutState())
+	term, endTerm := context.WithCancel(context.Background())
+	defer endTerm()
+	clk := newClock()
+	r := NewRollouts(termEndsStore{f, endTerm}, time.Second, 10*time.Second, quiet())
+	r.Check(term, clk.now())
+	clk.add(10 * time.Second)
+	r.Check(term, clk.now())
+	if term.Err() == nil {
+		t.Fatal("the term did not end")
+	}
+	cmds := f.commands()
+	if len(cmds) != 2 || cmds[1].GetSetDeploymentStatus().GetStatus() != statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
+		t.Fatalf("commands: %v", cmds)
+	}
+	if d, _ := f.st.Deployment("d2"); d.GetStatus() != statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
+		t.Fatalf("the new deployment is %v", d.GetStatus())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/velocity9/v9/internal/tick"
 	"log/slog"
 	"maps"
 	"sync"
@@ -67,16 +68,7 @@ func (l *Liveness) Name() string { return "liveness" }
 func (l *Liveness) Run(ctx context.Context) {
 	l.reset(l.now())
 	defer l.reset(time.Time{})
-	t := time.NewTicker(l.cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		l.Check(ctx, l.now())
-	}
+	tick.Every(ctx, l.cfg.Interval, func() { l.Check(ctx, l.now()) })
 }
 
 // reset starts a term at now (or ends it, with a zero time).

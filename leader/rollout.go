@@ -2,6 +2,7 @@ package leader
 
 import (
 	"context"
+	"github.com/velocity9/v9/internal/tick"
 	"log/slog"
 	"time"
 
@@ -43,16 +44,7 @@ func (r *Rollouts) Name() string { return "rollouts" }
 func (r *Rollouts) Run(ctx context.Context) {
 	r.began = nil
 	defer func() { r.began = nil }()
-	t := time.NewTicker(r.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		r.Check(ctx, r.now())
-	}
+	tick.Every(ctx, r.every, func() { r.Check(ctx, r.now()) })
 }
 
 // Check fails the rollouts that missed their deadline.
@@ -64,8 +56,18 @@ func (r *Rollouts) Check(ctx context.Context, now time.Time) {
 	}
 }
 
+// failBudget bounds how long a failing rollout's two writes may outlive the term.
+const failBudget = 15 * time.Second
+
 func (r *Rollouts) fail(ctx context.Context, f sched.RolloutFailure) {
 	r.log.Warn("rollout failed; keeping the previous deployment", "component", f.Component, "deployment", f.Deployment, "previous", f.Previous, "reason", f.Reason)
+	// The decision is two writes (re-activate the previous deployment, then fail the new
+	// one), and only the first is visible to the next leader's sched.Rollouts, which looks
+	// at active deployments: once begun it is finished even if the term ends meanwhile
+	// (Apply forwards to whoever leads), or the new deployment would stay "ready" with no
+	// reason; failBudget bounds how long it holds up the end of the term.
+	ctx, stop := context.WithTimeout(context.WithoutCancel(ctx), failBudget)
+	defer stop()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	_, err := r.store.Apply(cctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: f.ComponentID, DeploymentId: f.Previous}}})
 	cancel()

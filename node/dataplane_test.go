@@ -67,7 +67,8 @@ func helloDirTB(t testing.TB, extra string) string {
 // waitServing waits until every node's proxy answers 200 with a body containing want.
 func waitServing(t *testing.T, nodes []*Node, want string) {
 	t.Helper()
-	Eventually(t, 20*time.Second, func() error {
+	// Generous: compiling the Go-built module takes seconds per node on a busy machine.
+	Eventually(t, 60*time.Second, func() error {
 		for _, n := range nodes {
 			code, body, _, err := proxyGet(n, "", "/hello/x")
 			if err != nil || code != 200 || !strings.Contains(body, want) {

@@ -226,8 +226,10 @@ func TestDataPlaneGitHubLeaderDiesMidBuild(t *testing.T) {
 	// The new leader resumes the build from the replicated state and activates it.
 	next := c.Leader(t)
 	d := waitDeployment(t, next, "hello", v2, statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY)
-	if d.ArtifactOrigin != next.ID() {
-		t.Fatalf("built by %q, want the new leader %s", d.ArtifactOrigin, next.ID())
+	// Under load leadership may move again between the survivors: whichever of them leads
+	// builds it, never the dead one.
+	if d.ArtifactOrigin == "" || d.ArtifactOrigin == c.Nodes[dead].ID() {
+		t.Fatalf("built by %q, want a surviving leader (%s was killed)", d.ArtifactOrigin, c.Nodes[dead].ID())
 	}
 	Eventually(t, 10*time.Second, func() error {
 		if cur, _ := next.Store().Component("hello"); cur.GetActiveDeploymentId() != d.Id {

@@ -1,0 +1,26 @@
+// Package tick runs periodic work: the loops of the leader's controllers and of the data
+// plane that act every interval until their context ends. It never runs work concurrently
+// with itself and never runs it after the context is done.
+package tick
+
+import (
+	"context"
+	"time"
+)
+
+// Every calls f every d until ctx is done. The first call comes after d, not at once.
+func Every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if ctx.Err() != nil {
+				return
+			}
+			f()
+		}
+	}
+}
