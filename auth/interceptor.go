@@ -47,15 +47,19 @@ func (a *Authorizer) now() time.Time {
 	return time.Now()
 }
 
-// Authorize decides whether a call of procedure with the given Authorization header may
-// proceed, and returns the context it runs with (its Principal set).
-func (a *Authorizer) Authorize(ctx context.Context, procedure, authorization string) (context.Context, error) {
+// Authorize decides whether a call of procedure with the given request headers may
+// proceed — a Bearer token, else a console session cookie, else a node certificate — and
+// returns the context it runs with (its Principal set).
+func (a *Authorizer) Authorize(ctx context.Context, procedure string, h http.Header) (context.Context, error) {
 	need, ok := Procedures[procedure]
 	if !ok {
 		return ctx, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s is not in the access table: refused", procedure))
 	}
-	if authorization != "" {
-		ctx = withCredentials(ctx, authorization)
+	secret := requestSecret(h)
+	if secret != "" {
+		// A node acting on the caller's behalf passes the same secret on, as a Bearer
+		// token (a session is looked up like any token).
+		ctx = withCredentials(ctx, "Bearer "+secret)
 	}
 	if need.Open {
 		return ctx, nil
@@ -68,7 +72,6 @@ func (a *Authorizer) Authorize(ctx context.Context, procedure, authorization str
 		}
 		return WithPrincipal(ctx, &Principal{Kind: KindNode, ID: peer, Role: RoleAdmin}), nil
 	}
-	secret := BearerSecret(authorization)
 	if secret == "" {
 		if peer != "" {
 			return WithPrincipal(ctx, &Principal{Kind: KindNode, ID: peer, Role: RoleAdmin}), nil
@@ -82,7 +85,7 @@ func (a *Authorizer) Authorize(ctx context.Context, procedure, authorization str
 	}
 	if p.Role < need.Role {
 		return ctx, connect.NewError(connect.CodePermissionDenied,
-			fmt.Errorf("%s needs the %s role; token %s has the %s role", procedure, need.Role, p.ID, p.Role))
+			fmt.Errorf("%s needs the %s role; %s has the %s role", procedure, need.Role, p.Describe(), p.Role))
 	}
 	return WithPrincipal(ctx, p), nil
 }
@@ -98,20 +101,24 @@ func (a *Authorizer) tokenPrincipal(ctx context.Context, secret string) (*Princi
 	}
 	if err != nil {
 		return nil, connect.NewError(connect.CodeUnauthenticated,
-			errors.New("this token is not known to the cluster: "+NoTokenHint+" with a valid token"))
+			errors.New("this token or session is not known to the cluster (signed out?): "+NoTokenHint+" with a valid token, or sign in again"))
 	}
 	name := k.Id
 	if k.Name != "" {
 		name = fmt.Sprintf("%s (%s)", k.Id, k.Name)
 	}
+	what, again := "token "+name, NoTokenHint+" with another token"
+	if k.Session {
+		what, again = "the console session of "+k.GithubLogin, "sign in again"
+	}
 	if rt := k.GetRevokeTime(); rt != nil {
 		return nil, connect.NewError(connect.CodeUnauthenticated,
-			fmt.Errorf("token %s was revoked at %s: %s with another token", name, rt.AsTime().UTC().Format(time.RFC3339), NoTokenHint))
+			fmt.Errorf("%s was revoked at %s: %s", what, rt.AsTime().UTC().Format(time.RFC3339), again))
 	}
 	now := a.now()
 	if et := k.GetExpireTime(); et != nil && !now.Before(et.AsTime()) {
 		return nil, connect.NewError(connect.CodeUnauthenticated,
-			fmt.Errorf("token %s expired at %s: %s with another token", name, et.AsTime().UTC().Format(time.RFC3339), NoTokenHint))
+			fmt.Errorf("%s expired at %s: %s", what, et.AsTime().UTC().Format(time.RFC3339), again))
 	}
 	role, err := ParseRole(k.Role)
 	if err != nil {
@@ -125,7 +132,10 @@ func (a *Authorizer) tokenPrincipal(ctx context.Context, secret string) (*Princi
 		a.used[k.Id] = now
 		a.mu.Unlock()
 	}
-	return &Principal{Kind: KindToken, ID: k.Id, Name: k.Name, Role: role}, nil
+	if k.GithubLogin != "" {
+		return &Principal{Kind: KindUser, ID: k.GithubLogin, Name: k.Name, Role: role, Token: k.Id, Session: k.Session}, nil
+	}
+	return &Principal{Kind: KindToken, ID: k.Id, Name: k.Name, Role: role, Token: k.Id}, nil
 }
 
 // TakeUsed returns the tokens used since the last call whose recorded last use is stale,
@@ -148,7 +158,7 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		if req.Spec().IsClient {
 			return next(ctx, req)
 		}
-		ctx, err := i.a.Authorize(ctx, req.Spec().Procedure, req.Header().Get("Authorization"))
+		ctx, err := i.a.Authorize(ctx, req.Spec().Procedure, req.Header())
 		if err != nil {
 			return nil, err
 		}
@@ -162,7 +172,7 @@ func (i interceptor) WrapStreamingClient(next connect.StreamingClientFunc) conne
 
 func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		ctx, err := i.a.Authorize(ctx, conn.Spec().Procedure, conn.RequestHeader().Get("Authorization"))
+		ctx, err := i.a.Authorize(ctx, conn.Spec().Procedure, conn.RequestHeader())
 		if err != nil {
 			return err
 		}
@@ -176,7 +186,7 @@ func (a *Authorizer) RequireHTTP(role Role, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		if PeerNode(ctx) == "" {
-			secret := BearerSecret(r.Header.Get("Authorization"))
+			secret := requestSecret(r.Header)
 			if secret == "" {
 				http.Error(w, "no token: "+NoTokenHint, http.StatusUnauthorized)
 				return
@@ -187,7 +197,7 @@ func (a *Authorizer) RequireHTTP(role Role, h http.Handler) http.Handler {
 				return
 			}
 			if p.Role < role {
-				http.Error(w, fmt.Sprintf("needs the %s role; token %s has the %s role", role, p.ID, p.Role), http.StatusForbidden)
+				http.Error(w, fmt.Sprintf("needs the %s role; %s has the %s role", role, p.Describe(), p.Role), http.StatusForbidden)
 				return
 			}
 			ctx = WithPrincipal(ctx, p)

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,15 @@ import (
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
+
+// authHeader is a request header with that Authorization value.
+func authHeader(v string) http.Header {
+	h := http.Header{}
+	if v != "" {
+		h.Set("Authorization", v)
+	}
+	return h
+}
 
 type fakeTokens map[string]*statev1.ApiToken // by hash
 
@@ -58,12 +68,12 @@ func TestAuthorizeErrors(t *testing.T) {
 		{"token on node procedure", applyProc, "Bearer " + s["dev"], connect.CodePermissionDenied, "node certificate"},
 		{"unlisted procedure", "/v9.nope.v1.X/Y", "Bearer " + s["dev"], connect.CodePermissionDenied, "not in the access table"},
 	} {
-		_, err := a.Authorize(context.Background(), tc.proc, tc.header)
+		_, err := a.Authorize(context.Background(), tc.proc, authHeader(tc.header))
 		if connect.CodeOf(err) != tc.code || err == nil || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%s: %v, want %s saying %q", tc.name, err, tc.code, tc.says)
 		}
 	}
-	ctx, err := a.Authorize(context.Background(), createProc, "bearer "+s["dev"])
+	ctx, err := a.Authorize(context.Background(), createProc, authHeader("bearer "+s["dev"]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +84,7 @@ func TestAuthorizeErrors(t *testing.T) {
 		t.Fatalf("use not recorded: %v", used)
 	}
 	// A verified node certificate passes node procedures and any role; nothing else does.
-	ctx, err = a.Authorize(WithPeerNode(context.Background(), "n2"), applyProc, "")
+	ctx, err = a.Authorize(WithPeerNode(context.Background(), "n2"), applyProc, http.Header{})
 	if err != nil || FromContext(ctx).Kind != KindNode || FromContext(ctx).Actor() != "" {
 		t.Fatalf("node: %v", err)
 	}
@@ -90,9 +100,38 @@ func FuzzAuthorize(f *testing.F) {
 	f.Add("bearer  x ")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, header string) {
-		_, err := a.Authorize(context.Background(), createProc, header)
+		_, err := a.Authorize(context.Background(), createProc, authHeader(header))
 		if err == nil && BearerSecret(header) != s["dev"] {
 			t.Fatalf("accepted %q", header)
 		}
 	})
+}
+
+// TestAuthorizeSession: a console session cookie is a GitHub user's principal; an expired
+// one says to sign in again; a Bearer token wins over a cookie.
+func TestAuthorizeSession(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	a, s := testAuthorizer(now)
+	live, old := NewSecret(), NewSecret()
+	tokens := a.Tokens.(fakeTokens)
+	tokens[string(Hash(live))] = &statev1.ApiToken{Id: "s1", Role: "admin", GithubLogin: "octo", Session: true, ExpireTime: timestamppb.New(now.Add(time.Hour))}
+	tokens[string(Hash(old))] = &statev1.ApiToken{Id: "s2", Role: "admin", GithubLogin: "octo", Session: true, ExpireTime: timestamppb.New(now.Add(-time.Second))}
+	for _, name := range []string{SessionCookie, PlainSessionCookie} {
+		ctx, err := a.Authorize(context.Background(), createProc, http.Header{"Cookie": {"x=y; " + name + "=" + live}})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if p := FromContext(ctx); p.Kind != KindUser || p.ID != "octo" || p.Actor() != "user:octo" || !p.Session || p.Token != "s1" {
+			t.Fatalf("%s: principal %+v", name, p)
+		}
+	}
+	_, err := a.Authorize(context.Background(), getProc, http.Header{"Cookie": {PlainSessionCookie + "=" + old}})
+	if connect.CodeOf(err) != connect.CodeUnauthenticated || !strings.Contains(err.Error(), "console session of octo expired") || !strings.Contains(err.Error(), "sign in again") {
+		t.Fatalf("expired session: %v", err)
+	}
+	h := authHeader("Bearer " + s["viewer"])
+	h.Set("Cookie", PlainSessionCookie+"="+live)
+	if _, err := a.Authorize(context.Background(), createProc, h); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("bearer and cookie: the viewer token should decide: %v", err)
+	}
 }

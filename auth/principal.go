@@ -13,17 +13,32 @@ const (
 	KindToken Kind = "token"
 	// KindNode is another node of the cluster, known by its certificate.
 	KindNode Kind = "node"
-	// KindUser is a person signed in (GitHub sessions; not built yet).
+	// KindUser is a person signed in with GitHub (a console session, or a token `v9 login`
+	// made through GitHub).
 	KindUser Kind = "user"
 )
 
-// Principal is who a request acts as. Tokens make one today; a console session will make
-// the same kind of value.
+// Principal is who a request acts as: a token, a user signed in with GitHub, or a node.
 type Principal struct {
 	Kind Kind
 	ID   string // token accessor id, node id or user login
 	Name string // token name
 	Role Role
+	// Token is the accessor id of the token or session the request came with ("" for a
+	// node); Session says it is a console session.
+	Token   string
+	Session bool
+}
+
+// Describe names the principal in an error message.
+func (p *Principal) Describe() string {
+	switch p.Kind {
+	case KindUser:
+		return "GitHub user " + p.ID
+	case KindNode:
+		return "node " + p.ID
+	}
+	return "token " + p.ID
 }
 
 // Actor names the principal in the audit log and on what it writes; nodes writing on

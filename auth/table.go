@@ -52,6 +52,10 @@ var Procedures = map[string]Access{
 	aclv1connect.ACLServiceListTokensProcedure:  viewer, // others' tokens: admin only
 	aclv1connect.ACLServiceRevokeTokenProcedure: viewer, // others' tokens: admin only
 	aclv1connect.ACLServiceAuditProcedure:       admin,
+	// how to sign in, asked before anyone is signed in
+	aclv1connect.ACLServiceAuthMethodsProcedure: open,
+	// verifies the GitHub token with GitHub itself and checks the allowed users and orgs
+	aclv1connect.ACLServiceGitHubLoginProcedure: open,
 
 	clusterv1connect.ClusterServiceStatusProcedure:     viewer,
 	clusterv1connect.ClusterServiceNodesProcedure:      viewer,

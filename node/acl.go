@@ -22,6 +22,9 @@ func (n *Node) Token(id string) (*statev1.ApiToken, error) { return n.fsm.Store.
 // Audit returns the last limit audit entries of the local replica.
 func (n *Node) Audit(limit int) []*statev1.AuditEntry { return n.fsm.Store.Audit(limit) }
 
+// GitHubSignIn is how users sign in with GitHub on this cluster.
+func (n *Node) GitHubSignIn() *auth.GitHubConfig { return &n.cfg.SignIn }
+
 // WaitIndex waits until this node's replica has applied idx.
 func (n *Node) WaitIndex(ctx context.Context, idx uint64) error {
 	_, err := n.fsm.Store.WaitForIndex(ctx, idx)

@@ -69,6 +69,9 @@ type Config struct {
 	// GitHub is the token and API URL for push-to-deploy; without a token, components
 	// cannot be linked to repositories.
 	GitHub ghub.Config
+	// SignIn is how users sign in with GitHub (the console's web flow, `v9 login`'s device
+	// flow); no client id: they sign in with tokens only.
+	SignIn auth.GitHubConfig
 	// Build configures `build = "go"` compiles on the leader. Build.Env defaults to this
 	// process's environment; empty cache dirs leave the go command's own (shared) caches.
 	Build deploy.BuildOptions
@@ -159,6 +162,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RaftAddr == "" {
 		return errors.New("config: raft address is required")
+	}
+	if err := c.SignIn.Check(); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	if c.TLS == nil && !c.InsecureNoTLS {
 		return errors.New("config: no TLS certificates for this node: give --tls-dir (create them with `v9 tls ca create` and `v9 tls cert create --node ID`), or --insecure-no-tls for a throwaway cluster")

@@ -214,16 +214,22 @@ func newTokenCmd(a *app) *cobra.Command {
 
 func newLoginCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "login --token SECRET",
-		Short: "Check a token against the cluster and keep it for the next commands",
-		Long: `Check a token against the cluster at --addr and keep it, readable by you only, in
-the v9 directory of your config dir (~/.config/v9/token on Linux), where every command finds
-it. --token or V9_TOKEN, when given, take precedence over that file.`,
+		Use:   "login [--token SECRET]",
+		Short: "Sign in (with GitHub, or a token) and keep the token for the next commands",
+		Long: `Without --token, sign in with GitHub's device flow: v9 prints a URL and a code to enter
+there, waits until you have approved it, and exchanges your GitHub identity for a v9 token
+(the cluster checks with GitHub who you are and whether it lets you in).
+
+With --token, check that token against the cluster at --addr instead.
+
+Either way the token is kept, readable by you only, in the v9 directory of your config dir
+(~/.config/v9/token on Linux), where every command finds it. --token or V9_TOKEN, when given,
+take precedence over that file.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			secret := a.token
 			if secret == "" {
-				return usageError{errors.New("login needs --token SECRET (GitHub sign-in is not built yet)")}
+				return githubLogin(cmd, a)
 			}
 			res, err := a.client().ACL.WhoAmI(cmd.Context(), connect.NewRequest(&aclv1.WhoAmIRequest{}))
 			if err != nil {

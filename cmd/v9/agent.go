@@ -25,11 +25,12 @@ const shutdownTimeout = 10 * time.Second
 
 func newAgentCmd(a *app) *cobra.Command {
 	var (
-		cfg     node.Config
-		tlsDir  string
-		tlsFile auth.TLSFiles
-		subnet  string
-		deny    []string
+		cfg         node.Config
+		tlsDir      string
+		tlsFile     auth.TLSFiles
+		subnet      string
+		deny        []string
+		defaultRole string
 	)
 	host, _ := os.Hostname()
 	cmd := &cobra.Command{
@@ -61,6 +62,15 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 			if cfg.GitHub.Token == "" && cfg.GitHub.TokenFile == "" {
 				cfg.GitHub.Token = os.Getenv("V9_GITHUB_TOKEN")
 			}
+			if cfg.SignIn.ClientSecret == "" {
+				cfg.SignIn.ClientSecret = os.Getenv("V9_GITHUB_CLIENT_SECRET")
+			}
+			cfg.SignIn.APIURL = cfg.GitHub.APIURL
+			role, err := auth.ParseRole(defaultRole)
+			if err != nil || role == auth.RoleAdmin {
+				return usageError{fmt.Errorf("--github-default-role %q: want developer or viewer (admins are named by --admins)", defaultRole)}
+			}
+			cfg.SignIn.DefaultRole = role
 			return runAgent(cmd.Context(), a, cfg)
 		},
 	}
@@ -87,6 +97,15 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 	f.StringVar(&cfg.GitHub.Token, "github-token", "", "GitHub token for push-to-deploy (a personal access token or an App installation token; default $V9_GITHUB_TOKEN); prefer --github-token-file")
 	f.StringVar(&cfg.GitHub.TokenFile, "github-token-file", "", "file holding the GitHub token, read again at each use (rotated App installation tokens work)")
 	f.StringVar(&cfg.GitHub.WebhookURL, "github-webhook-url", "", "public URL GitHub posts webhooks to, any node's API + /github/webhook (default http://API-ADVERTISE/github/webhook)")
+	f.StringVar(&cfg.SignIn.ClientID, "github-client-id", "", "GitHub OAuth app client id: users sign in with GitHub (console and `v9 login`)")
+	f.StringVar(&cfg.SignIn.ClientSecret, "github-client-secret", "", "GitHub OAuth app client secret (default $V9_GITHUB_CLIENT_SECRET; prefer the variable)")
+	f.StringVar(&cfg.SignIn.WebURL, "github-url", auth.DefaultGitHubWebURL, "GitHub's web host for sign-in (GitHub Enterprise: https://HOST)")
+	f.StringSliceVar(&cfg.SignIn.AllowedUsers, "github-allowed-users", nil, "GitHub logins that may sign in (comma-separated or repeated)")
+	f.StringSliceVar(&cfg.SignIn.AllowedOrgs, "github-allowed-orgs", nil, "GitHub organizations whose members may sign in")
+	f.StringSliceVar(&cfg.SignIn.Admins, "admins", nil, "GitHub logins that get the admin role (and may always sign in)")
+	f.StringVar(&defaultRole, "github-default-role", "developer", "role of a signed-in user not in --admins: developer or viewer")
+	f.StringVar(&cfg.SignIn.PublicURL, "public-url", "", "base URL users reach the console at (https://v9.example.com); the OAuth callback is PUBLIC-URL/auth/github/callback (default: the request's host)")
+	f.DurationVar(&cfg.SignIn.SessionTTL, "session-ttl", auth.DefaultSessionTTL, "how long a console session lasts")
 	f.DurationVar(&cfg.Build.Timeout, "build-timeout", 0, "bound on one `build = \"go\"` compile (default 5m)")
 	f.StringVar(&tlsDir, "tls-dir", "", "directory holding ca.pem, node-<id>.pem and node-<id>-key.pem (v9 tls ca create, v9 tls cert create --node ID)")
 	f.StringVar(&tlsFile.CA, "tls-ca", "", "the cluster CA certificate (instead of --tls-dir)")

@@ -1,6 +1,8 @@
 // Package githubtest is a fake GitHub for tests: an httptest server speaking the REST
 // endpoints v9 calls through go-github (repository hooks, branches, tarball links and
-// downloads, commit statuses, the authenticated user), with repositories held in memory.
+// downloads, commit statuses, the authenticated user), with repositories held in memory,
+// and GitHub's OAuth endpoints (web flow with PKCE, device flow, /user and /user/orgs for
+// the user tokens they issue; oauth.go).
 // Push makes a new commit and delivers a push webhook signed exactly as github.com signs it.
 //
 // It is for tests only; the product never imports it.
@@ -36,6 +38,8 @@ type Server struct {
 	Token string
 	// Login is what GET /user answers.
 	Login string
+	// ClientID and ClientSecret are those of the fake's one OAuth app (oauth.go).
+	ClientID, ClientSecret string
 
 	t      testing.TB
 	mu     sync.Mutex
@@ -44,6 +48,7 @@ type Server struct {
 	// deliveries in the order they were sent
 	deliveries []*Delivery
 	client     *http.Client
+	oauth      oauthState
 }
 
 // Repo is one repository held in memory.
@@ -101,7 +106,8 @@ type Delivery struct {
 
 // New starts a fake GitHub, closed when the test ends.
 func New(t testing.TB) *Server {
-	s := &Server{Token: "ghp_test_" + randHex(8), Login: "octocat", t: t, repos: map[string]*Repo{}, nextID: 1000,
+	s := &Server{Token: "ghp_test_" + randHex(8), Login: "octocat", t: t,
+		ClientID: "Iv1." + randHex(8), ClientSecret: randHex(20), repos: map[string]*Repo{}, nextID: 1000,
 		client: &http.Client{Timeout: 30 * time.Second}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
@@ -331,7 +337,15 @@ func (s *Server) Head(fullName, branch string) string {
 // ---- the REST API ----
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/login/") {
+		s.serveOAuth(w, r)
+		return
+	}
 	p := strings.TrimPrefix(r.URL.Path, "/api/v3")
+	if login, ok := s.userOfToken(r); ok && r.Method == http.MethodGet {
+		s.serveUser(w, strings.Trim(p, "/"), login)
+		return
+	}
 	if strings.HasPrefix(p, "/_codeload/") {
 		s.serveCodeload(w, r, strings.TrimPrefix(p, "/_codeload/"))
 		return

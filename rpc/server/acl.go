@@ -27,6 +27,9 @@ type ACLBackend interface {
 	Audit(limit int) []*statev1.AuditEntry
 	// WaitIndex waits until the local replica has applied idx.
 	WaitIndex(ctx context.Context, idx uint64) error
+	// GitHubSignIn is how the cluster signs users in with GitHub (nil or no client id: it
+	// does not).
+	GitHubSignIn() *auth.GitHubConfig
 }
 
 // ACL implements ACLService.
@@ -77,8 +80,8 @@ func (s *ACL) WhoAmI(ctx context.Context, _ *connect.Request[aclv1.WhoAmIRequest
 		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("no identity"))
 	}
 	resp := &aclv1.WhoAmIResponse{Kind: string(p.Kind), Id: p.ID, Name: p.Name, Role: p.Role.String()}
-	if p.Kind == auth.KindToken {
-		if k, err := s.B.Token(p.ID); err == nil {
+	if p.Token != "" {
+		if k, err := s.B.Token(p.Token); err == nil {
 			resp.Token = publicToken(k)
 		}
 	}
@@ -138,7 +141,13 @@ func mayManage(p *auth.Principal, k *statev1.ApiToken) bool {
 	if p.Role >= auth.RoleAdmin {
 		return true
 	}
-	return p.Kind == auth.KindToken && (k.Id == p.ID || (k.Creator != "" && k.Creator == p.Actor()))
+	switch p.Kind {
+	case auth.KindToken:
+		return k.Id == p.ID || (k.Creator != "" && k.Creator == p.Actor())
+	case auth.KindUser:
+		return k.GithubLogin == p.ID || (k.Creator != "" && k.Creator == p.Actor())
+	}
+	return false
 }
 
 func (s *ACL) ListTokens(ctx context.Context, _ *connect.Request[aclv1.ListTokensRequest]) (*connect.Response[aclv1.ListTokensResponse], error) {
@@ -184,5 +193,48 @@ func publicToken(k *statev1.ApiToken) *aclv1.Token {
 	return &aclv1.Token{
 		AccessorId: k.Id, Name: k.Name, Role: k.Role, CreateTime: k.CreateTime, ExpireTime: k.ExpireTime,
 		Creator: k.Creator, LastUsedTime: k.LastUsedTime, RevokeTime: k.RevokeTime,
+		GithubLogin: k.GithubLogin, Session: k.Session,
 	}
+}
+
+func (s *ACL) AuthMethods(context.Context, *connect.Request[aclv1.AuthMethodsRequest]) (*connect.Response[aclv1.AuthMethodsResponse], error) {
+	resp := &aclv1.AuthMethodsResponse{}
+	if gh := s.B.GitHubSignIn(); gh.Enabled() {
+		resp.Github = &aclv1.GitHubAuth{ClientId: gh.ClientID, WebUrl: gh.WebBase(), LoginPath: auth.LoginPath, Scopes: auth.GitHubScopes}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *ACL) GitHubLogin(ctx context.Context, req *connect.Request[aclv1.GitHubLoginRequest]) (*connect.Response[aclv1.GitHubLoginResponse], error) {
+	gh := s.B.GitHubSignIn()
+	if !gh.Enabled() {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("this cluster does not sign users in with GitHub (no --github-client-id): sign in with `v9 login --token SECRET`"))
+	}
+	if req.Msg.GithubToken == "" {
+		return nil, invalidArg(errors.New("GitHub sign-in needs a GitHub user access token"))
+	}
+	name := strings.TrimSpace(req.Msg.Name)
+	if name == "" {
+		name = "v9 login"
+	}
+	if len(name) > MaxTokenNameLen {
+		return nil, invalidArg(fmt.Errorf("a token needs a name of 1 to %d characters", MaxTokenNameLen))
+	}
+	id, err := gh.Identify(ctx, req.Msg.GithubToken)
+	var refused *auth.RefusedError
+	if errors.As(err, &refused) {
+		return nil, connect.NewError(connect.CodePermissionDenied, err)
+	}
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnauthenticated, fmt.Errorf("GitHub did not accept the token: %w", err))
+	}
+	secret, k, err := auth.IssueUserToken(ctx, s.B, id, name, gh.UserTokenTTL(), false)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	out := publicToken(k)
+	if got, err := s.B.Token(k.Id); err == nil {
+		out = publicToken(got)
+	}
+	return connect.NewResponse(&aclv1.GitHubLoginResponse{Token: out, Secret: secret, Login: id.Login}), nil
 }

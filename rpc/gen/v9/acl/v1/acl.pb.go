@@ -37,6 +37,8 @@ type Token struct {
 	Creator       string                 `protobuf:"bytes,6,opt,name=creator,proto3" json:"creator,omitempty"`
 	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
 	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
+	GithubLogin   string                 `protobuf:"bytes,9,opt,name=github_login,json=githubLogin,proto3" json:"github_login,omitempty"` // the GitHub user it was issued to by a sign-in
+	Session       bool                   `protobuf:"varint,10,opt,name=session,proto3" json:"session,omitempty"`                          // a console session
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -125,6 +127,20 @@ func (x *Token) GetRevokeTime() *timestamppb.Timestamp {
 		return x.RevokeTime
 	}
 	return nil
+}
+
+func (x *Token) GetGithubLogin() string {
+	if x != nil {
+		return x.GithubLogin
+	}
+	return ""
+}
+
+func (x *Token) GetSession() bool {
+	if x != nil {
+		return x.Session
+	}
+	return false
 }
 
 type BootstrapRequest struct {
@@ -263,8 +279,8 @@ func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
 
 type WhoAmIResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"` // "token" or "node"
-	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`     // accessor id or node id
+	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"` // "token", "user" (signed in with GitHub) or "node"
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`     // accessor id, GitHub login or node id
 	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	Role          string                 `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
 	Token         *Token                 `protobuf:"bytes,5,opt,name=token,proto3" json:"token,omitempty"` // for a token
@@ -705,11 +721,272 @@ func (x *AuditResponse) GetEntries() []*v1.AuditEntry {
 	return nil
 }
 
+type AuthMethodsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthMethodsRequest) Reset() {
+	*x = AuthMethodsRequest{}
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthMethodsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthMethodsRequest) ProtoMessage() {}
+
+func (x *AuthMethodsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthMethodsRequest.ProtoReflect.Descriptor instead.
+func (*AuthMethodsRequest) Descriptor() ([]byte, []int) {
+	return file_v9_acl_v1_acl_proto_rawDescGZIP(), []int{13}
+}
+
+type AuthMethodsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// github is set when the cluster signs users in with GitHub.
+	Github        *GitHubAuth `protobuf:"bytes,1,opt,name=github,proto3" json:"github,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthMethodsResponse) Reset() {
+	*x = AuthMethodsResponse{}
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthMethodsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthMethodsResponse) ProtoMessage() {}
+
+func (x *AuthMethodsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthMethodsResponse.ProtoReflect.Descriptor instead.
+func (*AuthMethodsResponse) Descriptor() ([]byte, []int) {
+	return file_v9_acl_v1_acl_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AuthMethodsResponse) GetGithub() *GitHubAuth {
+	if x != nil {
+		return x.Github
+	}
+	return nil
+}
+
+type GitHubAuth struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientId      string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`    // the OAuth app's client id (public), for the device flow
+	WebUrl        string                 `protobuf:"bytes,2,opt,name=web_url,json=webUrl,proto3" json:"web_url,omitempty"`          // GitHub's web host, e.g. https://github.com
+	LoginPath     string                 `protobuf:"bytes,3,opt,name=login_path,json=loginPath,proto3" json:"login_path,omitempty"` // where the console starts the web flow, e.g. /auth/github/login
+	Scopes        []string               `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GitHubAuth) Reset() {
+	*x = GitHubAuth{}
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GitHubAuth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GitHubAuth) ProtoMessage() {}
+
+func (x *GitHubAuth) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GitHubAuth.ProtoReflect.Descriptor instead.
+func (*GitHubAuth) Descriptor() ([]byte, []int) {
+	return file_v9_acl_v1_acl_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GitHubAuth) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *GitHubAuth) GetWebUrl() string {
+	if x != nil {
+		return x.WebUrl
+	}
+	return ""
+}
+
+func (x *GitHubAuth) GetLoginPath() string {
+	if x != nil {
+		return x.LoginPath
+	}
+	return ""
+}
+
+func (x *GitHubAuth) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+type GitHubLoginRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GithubToken   string                 `protobuf:"bytes,1,opt,name=github_token,json=githubToken,proto3" json:"github_token,omitempty"` // a GitHub user access token; used once, never stored
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`                                  // a name for the v9 token (default "v9 login")
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GitHubLoginRequest) Reset() {
+	*x = GitHubLoginRequest{}
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GitHubLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GitHubLoginRequest) ProtoMessage() {}
+
+func (x *GitHubLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GitHubLoginRequest.ProtoReflect.Descriptor instead.
+func (*GitHubLoginRequest) Descriptor() ([]byte, []int) {
+	return file_v9_acl_v1_acl_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GitHubLoginRequest) GetGithubToken() string {
+	if x != nil {
+		return x.GithubToken
+	}
+	return ""
+}
+
+func (x *GitHubLoginRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type GitHubLoginResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         *Token                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Secret        string                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"` // shown once
+	Login         string                 `protobuf:"bytes,3,opt,name=login,proto3" json:"login,omitempty"`   // the GitHub user
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GitHubLoginResponse) Reset() {
+	*x = GitHubLoginResponse{}
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GitHubLoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GitHubLoginResponse) ProtoMessage() {}
+
+func (x *GitHubLoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GitHubLoginResponse.ProtoReflect.Descriptor instead.
+func (*GitHubLoginResponse) Descriptor() ([]byte, []int) {
+	return file_v9_acl_v1_acl_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GitHubLoginResponse) GetToken() *Token {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *GitHubLoginResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *GitHubLoginResponse) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
 var File_v9_acl_v1_acl_proto protoreflect.FileDescriptor
 
 const file_v9_acl_v1_acl_proto_rawDesc = "" +
 	"\n" +
-	"\x13v9/acl/v1/acl.proto\x12\tv9.acl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17v9/state/v1/state.proto\"\xe3\x02\n" +
+	"\x13v9/acl/v1/acl.proto\x12\tv9.acl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17v9/state/v1/state.proto\"\xa0\x03\n" +
 	"\x05Token\x12\x1f\n" +
 	"\vaccessor_id\x18\x01 \x01(\tR\n" +
 	"accessorId\x12\x12\n" +
@@ -722,7 +999,10 @@ const file_v9_acl_v1_acl_proto_rawDesc = "" +
 	"\acreator\x18\x06 \x01(\tR\acreator\x12@\n" +
 	"\x0elast_used_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\x12;\n" +
 	"\vrevoke_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"revokeTime\"*\n" +
+	"revokeTime\x12!\n" +
+	"\fgithub_login\x18\t \x01(\tR\vgithubLogin\x12\x18\n" +
+	"\asession\x18\n" +
+	" \x01(\bR\asession\"*\n" +
 	"\x10BootstrapRequest\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\"S\n" +
 	"\x11BootstrapResponse\x12&\n" +
@@ -754,7 +1034,24 @@ const file_v9_acl_v1_acl_proto_rawDesc = "" +
 	"\fAuditRequest\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\rR\x05limit\"B\n" +
 	"\rAuditResponse\x121\n" +
-	"\aentries\x18\x01 \x03(\v2\x17.v9.state.v1.AuditEntryR\aentries2\xc5\x03\n" +
+	"\aentries\x18\x01 \x03(\v2\x17.v9.state.v1.AuditEntryR\aentries\"\x14\n" +
+	"\x12AuthMethodsRequest\"D\n" +
+	"\x13AuthMethodsResponse\x12-\n" +
+	"\x06github\x18\x01 \x01(\v2\x15.v9.acl.v1.GitHubAuthR\x06github\"y\n" +
+	"\n" +
+	"GitHubAuth\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x17\n" +
+	"\aweb_url\x18\x02 \x01(\tR\x06webUrl\x12\x1d\n" +
+	"\n" +
+	"login_path\x18\x03 \x01(\tR\tloginPath\x12\x16\n" +
+	"\x06scopes\x18\x04 \x03(\tR\x06scopes\"K\n" +
+	"\x12GitHubLoginRequest\x12!\n" +
+	"\fgithub_token\x18\x01 \x01(\tR\vgithubToken\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"k\n" +
+	"\x13GitHubLoginResponse\x12&\n" +
+	"\x05token\x18\x01 \x01(\v2\x10.v9.acl.v1.TokenR\x05token\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x14\n" +
+	"\x05login\x18\x03 \x01(\tR\x05login2\xe6\x04\n" +
 	"\n" +
 	"ACLService\x12F\n" +
 	"\tBootstrap\x12\x1b.v9.acl.v1.BootstrapRequest\x1a\x1c.v9.acl.v1.BootstrapResponse\x12B\n" +
@@ -762,7 +1059,9 @@ const file_v9_acl_v1_acl_proto_rawDesc = "" +
 	"\vCreateToken\x12\x1d.v9.acl.v1.CreateTokenRequest\x1a\x1e.v9.acl.v1.CreateTokenResponse\x12N\n" +
 	"\n" +
 	"ListTokens\x12\x1c.v9.acl.v1.ListTokensRequest\x1a\x1d.v9.acl.v1.ListTokensResponse\"\x03\x90\x02\x01\x12L\n" +
-	"\vRevokeToken\x12\x1d.v9.acl.v1.RevokeTokenRequest\x1a\x1e.v9.acl.v1.RevokeTokenResponse\x12?\n" +
+	"\vRevokeToken\x12\x1d.v9.acl.v1.RevokeTokenRequest\x1a\x1e.v9.acl.v1.RevokeTokenResponse\x12Q\n" +
+	"\vAuthMethods\x12\x1d.v9.acl.v1.AuthMethodsRequest\x1a\x1e.v9.acl.v1.AuthMethodsResponse\"\x03\x90\x02\x01\x12L\n" +
+	"\vGitHubLogin\x12\x1d.v9.acl.v1.GitHubLoginRequest\x1a\x1e.v9.acl.v1.GitHubLoginResponse\x12?\n" +
 	"\x05Audit\x12\x17.v9.acl.v1.AuditRequest\x1a\x18.v9.acl.v1.AuditResponse\"\x03\x90\x02\x01B1Z/github.com/velocity9/v9/rpc/gen/v9/acl/v1;aclv1b\x06proto3"
 
 var (
@@ -777,7 +1076,7 @@ func file_v9_acl_v1_acl_proto_rawDescGZIP() []byte {
 	return file_v9_acl_v1_acl_proto_rawDescData
 }
 
-var file_v9_acl_v1_acl_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_v9_acl_v1_acl_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_v9_acl_v1_acl_proto_goTypes = []any{
 	(*Token)(nil),                 // 0: v9.acl.v1.Token
 	(*BootstrapRequest)(nil),      // 1: v9.acl.v1.BootstrapRequest
@@ -792,36 +1091,47 @@ var file_v9_acl_v1_acl_proto_goTypes = []any{
 	(*RevokeTokenResponse)(nil),   // 10: v9.acl.v1.RevokeTokenResponse
 	(*AuditRequest)(nil),          // 11: v9.acl.v1.AuditRequest
 	(*AuditResponse)(nil),         // 12: v9.acl.v1.AuditResponse
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*v1.AuditEntry)(nil),         // 14: v9.state.v1.AuditEntry
+	(*AuthMethodsRequest)(nil),    // 13: v9.acl.v1.AuthMethodsRequest
+	(*AuthMethodsResponse)(nil),   // 14: v9.acl.v1.AuthMethodsResponse
+	(*GitHubAuth)(nil),            // 15: v9.acl.v1.GitHubAuth
+	(*GitHubLoginRequest)(nil),    // 16: v9.acl.v1.GitHubLoginRequest
+	(*GitHubLoginResponse)(nil),   // 17: v9.acl.v1.GitHubLoginResponse
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*v1.AuditEntry)(nil),         // 19: v9.state.v1.AuditEntry
 }
 var file_v9_acl_v1_acl_proto_depIdxs = []int32{
-	13, // 0: v9.acl.v1.Token.create_time:type_name -> google.protobuf.Timestamp
-	13, // 1: v9.acl.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	13, // 2: v9.acl.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
-	13, // 3: v9.acl.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
+	18, // 0: v9.acl.v1.Token.create_time:type_name -> google.protobuf.Timestamp
+	18, // 1: v9.acl.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	18, // 2: v9.acl.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
+	18, // 3: v9.acl.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: v9.acl.v1.BootstrapResponse.token:type_name -> v9.acl.v1.Token
 	0,  // 5: v9.acl.v1.WhoAmIResponse.token:type_name -> v9.acl.v1.Token
 	0,  // 6: v9.acl.v1.CreateTokenResponse.token:type_name -> v9.acl.v1.Token
 	0,  // 7: v9.acl.v1.ListTokensResponse.tokens:type_name -> v9.acl.v1.Token
-	14, // 8: v9.acl.v1.AuditResponse.entries:type_name -> v9.state.v1.AuditEntry
-	1,  // 9: v9.acl.v1.ACLService.Bootstrap:input_type -> v9.acl.v1.BootstrapRequest
-	3,  // 10: v9.acl.v1.ACLService.WhoAmI:input_type -> v9.acl.v1.WhoAmIRequest
-	5,  // 11: v9.acl.v1.ACLService.CreateToken:input_type -> v9.acl.v1.CreateTokenRequest
-	7,  // 12: v9.acl.v1.ACLService.ListTokens:input_type -> v9.acl.v1.ListTokensRequest
-	9,  // 13: v9.acl.v1.ACLService.RevokeToken:input_type -> v9.acl.v1.RevokeTokenRequest
-	11, // 14: v9.acl.v1.ACLService.Audit:input_type -> v9.acl.v1.AuditRequest
-	2,  // 15: v9.acl.v1.ACLService.Bootstrap:output_type -> v9.acl.v1.BootstrapResponse
-	4,  // 16: v9.acl.v1.ACLService.WhoAmI:output_type -> v9.acl.v1.WhoAmIResponse
-	6,  // 17: v9.acl.v1.ACLService.CreateToken:output_type -> v9.acl.v1.CreateTokenResponse
-	8,  // 18: v9.acl.v1.ACLService.ListTokens:output_type -> v9.acl.v1.ListTokensResponse
-	10, // 19: v9.acl.v1.ACLService.RevokeToken:output_type -> v9.acl.v1.RevokeTokenResponse
-	12, // 20: v9.acl.v1.ACLService.Audit:output_type -> v9.acl.v1.AuditResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	19, // 8: v9.acl.v1.AuditResponse.entries:type_name -> v9.state.v1.AuditEntry
+	15, // 9: v9.acl.v1.AuthMethodsResponse.github:type_name -> v9.acl.v1.GitHubAuth
+	0,  // 10: v9.acl.v1.GitHubLoginResponse.token:type_name -> v9.acl.v1.Token
+	1,  // 11: v9.acl.v1.ACLService.Bootstrap:input_type -> v9.acl.v1.BootstrapRequest
+	3,  // 12: v9.acl.v1.ACLService.WhoAmI:input_type -> v9.acl.v1.WhoAmIRequest
+	5,  // 13: v9.acl.v1.ACLService.CreateToken:input_type -> v9.acl.v1.CreateTokenRequest
+	7,  // 14: v9.acl.v1.ACLService.ListTokens:input_type -> v9.acl.v1.ListTokensRequest
+	9,  // 15: v9.acl.v1.ACLService.RevokeToken:input_type -> v9.acl.v1.RevokeTokenRequest
+	13, // 16: v9.acl.v1.ACLService.AuthMethods:input_type -> v9.acl.v1.AuthMethodsRequest
+	16, // 17: v9.acl.v1.ACLService.GitHubLogin:input_type -> v9.acl.v1.GitHubLoginRequest
+	11, // 18: v9.acl.v1.ACLService.Audit:input_type -> v9.acl.v1.AuditRequest
+	2,  // 19: v9.acl.v1.ACLService.Bootstrap:output_type -> v9.acl.v1.BootstrapResponse
+	4,  // 20: v9.acl.v1.ACLService.WhoAmI:output_type -> v9.acl.v1.WhoAmIResponse
+	6,  // 21: v9.acl.v1.ACLService.CreateToken:output_type -> v9.acl.v1.CreateTokenResponse
+	8,  // 22: v9.acl.v1.ACLService.ListTokens:output_type -> v9.acl.v1.ListTokensResponse
+	10, // 23: v9.acl.v1.ACLService.RevokeToken:output_type -> v9.acl.v1.RevokeTokenResponse
+	14, // 24: v9.acl.v1.ACLService.AuthMethods:output_type -> v9.acl.v1.AuthMethodsResponse
+	17, // 25: v9.acl.v1.ACLService.GitHubLogin:output_type -> v9.acl.v1.GitHubLoginResponse
+	12, // 26: v9.acl.v1.ACLService.Audit:output_type -> v9.acl.v1.AuditResponse
+	19, // [19:27] is the sub-list for method output_type
+	11, // [11:19] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_v9_acl_v1_acl_proto_init() }
@@ -835,7 +1145,7 @@ func file_v9_acl_v1_acl_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_acl_v1_acl_proto_rawDesc), len(file_v9_acl_v1_acl_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

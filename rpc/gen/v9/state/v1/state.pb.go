@@ -1309,6 +1309,8 @@ type ApiToken struct {
 	Creator       string                 `protobuf:"bytes,8,opt,name=creator,proto3" json:"creator,omitempty"`                                 // actor that created it ("token:<accessor>", "" for bootstrap)
 	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"` // approximate (recorded at most once a minute)
 	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`        // set once revoked; a revoked token is refused
+	GithubLogin   string                 `protobuf:"bytes,11,opt,name=github_login,json=githubLogin,proto3" json:"github_login,omitempty"`     // the GitHub user it was issued to by a sign-in ("" otherwise)
+	Session       bool                   `protobuf:"varint,12,opt,name=session,proto3" json:"session,omitempty"`                               // a console session (sent as a cookie); deleted at sign-out
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1411,6 +1413,20 @@ func (x *ApiToken) GetRevokeTime() *timestamppb.Timestamp {
 		return x.RevokeTime
 	}
 	return nil
+}
+
+func (x *ApiToken) GetGithubLogin() string {
+	if x != nil {
+		return x.GithubLogin
+	}
+	return ""
+}
+
+func (x *ApiToken) GetSession() bool {
+	if x != nil {
+		return x.Session
+	}
+	return false
 }
 
 // AuditEntry records one successful write made by a user or token (writes the nodes make by
@@ -3396,7 +3412,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12;\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x86\x03\n" +
+	"createTime\"\xc3\x03\n" +
 	"\bApiToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x12\n" +
@@ -3411,7 +3427,9 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x0elast_used_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\flastUsedTime\x12;\n" +
 	"\vrevoke_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"revokeTime\"\x90\x01\n" +
+	"revokeTime\x12!\n" +
+	"\fgithub_login\x18\v \x01(\tR\vgithubLogin\x12\x18\n" +
+	"\asession\x18\f \x01(\bR\asession\"\x90\x01\n" +
 	"\n" +
 	"AuditEntry\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12.\n" +

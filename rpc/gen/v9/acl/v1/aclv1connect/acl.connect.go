@@ -45,6 +45,10 @@ const (
 	ACLServiceListTokensProcedure = "/v9.acl.v1.ACLService/ListTokens"
 	// ACLServiceRevokeTokenProcedure is the fully-qualified name of the ACLService's RevokeToken RPC.
 	ACLServiceRevokeTokenProcedure = "/v9.acl.v1.ACLService/RevokeToken"
+	// ACLServiceAuthMethodsProcedure is the fully-qualified name of the ACLService's AuthMethods RPC.
+	ACLServiceAuthMethodsProcedure = "/v9.acl.v1.ACLService/AuthMethods"
+	// ACLServiceGitHubLoginProcedure is the fully-qualified name of the ACLService's GitHubLogin RPC.
+	ACLServiceGitHubLoginProcedure = "/v9.acl.v1.ACLService/GitHubLogin"
 	// ACLServiceAuditProcedure is the fully-qualified name of the ACLService's Audit RPC.
 	ACLServiceAuditProcedure = "/v9.acl.v1.ACLService/Audit"
 )
@@ -65,6 +69,13 @@ type ACLServiceClient interface {
 	// RevokeToken revokes a token by accessor id: an admin any token, others only their own
 	// and those they created.
 	RevokeToken(context.Context, *connect.Request[v1.RevokeTokenRequest]) (*connect.Response[v1.RevokeTokenResponse], error)
+	// AuthMethods says how one may sign in to this cluster (open: the console's sign-in page
+	// and `v9 login` ask it before anyone is signed in).
+	AuthMethods(context.Context, *connect.Request[v1.AuthMethodsRequest]) (*connect.Response[v1.AuthMethodsResponse], error)
+	// GitHubLogin exchanges a GitHub user access token (from GitHub's device flow, `v9
+	// login`) for a v9 token. Open: the node reads the user from GitHub's /user with that
+	// token itself and checks the cluster's allowed users and organizations.
+	GitHubLogin(context.Context, *connect.Request[v1.GitHubLoginRequest]) (*connect.Response[v1.GitHubLoginResponse], error)
 	// Audit lists the most recent writes by users and tokens, newest last.
 	Audit(context.Context, *connect.Request[v1.AuditRequest]) (*connect.Response[v1.AuditResponse], error)
 }
@@ -112,6 +123,19 @@ func NewACLServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(aCLServiceMethods.ByName("RevokeToken")),
 			connect.WithClientOptions(opts...),
 		),
+		authMethods: connect.NewClient[v1.AuthMethodsRequest, v1.AuthMethodsResponse](
+			httpClient,
+			baseURL+ACLServiceAuthMethodsProcedure,
+			connect.WithSchema(aCLServiceMethods.ByName("AuthMethods")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		gitHubLogin: connect.NewClient[v1.GitHubLoginRequest, v1.GitHubLoginResponse](
+			httpClient,
+			baseURL+ACLServiceGitHubLoginProcedure,
+			connect.WithSchema(aCLServiceMethods.ByName("GitHubLogin")),
+			connect.WithClientOptions(opts...),
+		),
 		audit: connect.NewClient[v1.AuditRequest, v1.AuditResponse](
 			httpClient,
 			baseURL+ACLServiceAuditProcedure,
@@ -129,6 +153,8 @@ type aCLServiceClient struct {
 	createToken *connect.Client[v1.CreateTokenRequest, v1.CreateTokenResponse]
 	listTokens  *connect.Client[v1.ListTokensRequest, v1.ListTokensResponse]
 	revokeToken *connect.Client[v1.RevokeTokenRequest, v1.RevokeTokenResponse]
+	authMethods *connect.Client[v1.AuthMethodsRequest, v1.AuthMethodsResponse]
+	gitHubLogin *connect.Client[v1.GitHubLoginRequest, v1.GitHubLoginResponse]
 	audit       *connect.Client[v1.AuditRequest, v1.AuditResponse]
 }
 
@@ -157,6 +183,16 @@ func (c *aCLServiceClient) RevokeToken(ctx context.Context, req *connect.Request
 	return c.revokeToken.CallUnary(ctx, req)
 }
 
+// AuthMethods calls v9.acl.v1.ACLService.AuthMethods.
+func (c *aCLServiceClient) AuthMethods(ctx context.Context, req *connect.Request[v1.AuthMethodsRequest]) (*connect.Response[v1.AuthMethodsResponse], error) {
+	return c.authMethods.CallUnary(ctx, req)
+}
+
+// GitHubLogin calls v9.acl.v1.ACLService.GitHubLogin.
+func (c *aCLServiceClient) GitHubLogin(ctx context.Context, req *connect.Request[v1.GitHubLoginRequest]) (*connect.Response[v1.GitHubLoginResponse], error) {
+	return c.gitHubLogin.CallUnary(ctx, req)
+}
+
 // Audit calls v9.acl.v1.ACLService.Audit.
 func (c *aCLServiceClient) Audit(ctx context.Context, req *connect.Request[v1.AuditRequest]) (*connect.Response[v1.AuditResponse], error) {
 	return c.audit.CallUnary(ctx, req)
@@ -178,6 +214,13 @@ type ACLServiceHandler interface {
 	// RevokeToken revokes a token by accessor id: an admin any token, others only their own
 	// and those they created.
 	RevokeToken(context.Context, *connect.Request[v1.RevokeTokenRequest]) (*connect.Response[v1.RevokeTokenResponse], error)
+	// AuthMethods says how one may sign in to this cluster (open: the console's sign-in page
+	// and `v9 login` ask it before anyone is signed in).
+	AuthMethods(context.Context, *connect.Request[v1.AuthMethodsRequest]) (*connect.Response[v1.AuthMethodsResponse], error)
+	// GitHubLogin exchanges a GitHub user access token (from GitHub's device flow, `v9
+	// login`) for a v9 token. Open: the node reads the user from GitHub's /user with that
+	// token itself and checks the cluster's allowed users and organizations.
+	GitHubLogin(context.Context, *connect.Request[v1.GitHubLoginRequest]) (*connect.Response[v1.GitHubLoginResponse], error)
 	// Audit lists the most recent writes by users and tokens, newest last.
 	Audit(context.Context, *connect.Request[v1.AuditRequest]) (*connect.Response[v1.AuditResponse], error)
 }
@@ -221,6 +264,19 @@ func NewACLServiceHandler(svc ACLServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(aCLServiceMethods.ByName("RevokeToken")),
 		connect.WithHandlerOptions(opts...),
 	)
+	aCLServiceAuthMethodsHandler := connect.NewUnaryHandler(
+		ACLServiceAuthMethodsProcedure,
+		svc.AuthMethods,
+		connect.WithSchema(aCLServiceMethods.ByName("AuthMethods")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	aCLServiceGitHubLoginHandler := connect.NewUnaryHandler(
+		ACLServiceGitHubLoginProcedure,
+		svc.GitHubLogin,
+		connect.WithSchema(aCLServiceMethods.ByName("GitHubLogin")),
+		connect.WithHandlerOptions(opts...),
+	)
 	aCLServiceAuditHandler := connect.NewUnaryHandler(
 		ACLServiceAuditProcedure,
 		svc.Audit,
@@ -240,6 +296,10 @@ func NewACLServiceHandler(svc ACLServiceHandler, opts ...connect.HandlerOption) 
 			aCLServiceListTokensHandler.ServeHTTP(w, r)
 		case ACLServiceRevokeTokenProcedure:
 			aCLServiceRevokeTokenHandler.ServeHTTP(w, r)
+		case ACLServiceAuthMethodsProcedure:
+			aCLServiceAuthMethodsHandler.ServeHTTP(w, r)
+		case ACLServiceGitHubLoginProcedure:
+			aCLServiceGitHubLoginHandler.ServeHTTP(w, r)
 		case ACLServiceAuditProcedure:
 			aCLServiceAuditHandler.ServeHTTP(w, r)
 		default:
@@ -269,6 +329,14 @@ func (UnimplementedACLServiceHandler) ListTokens(context.Context, *connect.Reque
 
 func (UnimplementedACLServiceHandler) RevokeToken(context.Context, *connect.Request[v1.RevokeTokenRequest]) (*connect.Response[v1.RevokeTokenResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.acl.v1.ACLService.RevokeToken is not implemented"))
+}
+
+func (UnimplementedACLServiceHandler) AuthMethods(context.Context, *connect.Request[v1.AuthMethodsRequest]) (*connect.Response[v1.AuthMethodsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.acl.v1.ACLService.AuthMethods is not implemented"))
+}
+
+func (UnimplementedACLServiceHandler) GitHubLogin(context.Context, *connect.Request[v1.GitHubLoginRequest]) (*connect.Response[v1.GitHubLoginResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.acl.v1.ACLService.GitHubLogin is not implemented"))
 }
 
 func (UnimplementedACLServiceHandler) Audit(context.Context, *connect.Request[v1.AuditRequest]) (*connect.Response[v1.AuditResponse], error) {

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file v9/acl/v1/acl.proto.
  */
 export const file_v9_acl_v1_acl: GenFile = /*@__PURE__*/
-  fileDesc("ChN2OS9hY2wvdjEvYWNsLnByb3RvEgl2OS5hY2wudjEikAIKBVRva2VuEhMKC2FjY2Vzc29yX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEcm9sZRgDIAEoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2NyZWF0b3IYBiABKAkSMgoObGFzdF91c2VkX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIiChBCb290c3RyYXBSZXF1ZXN0Eg4KBnNlY3JldBgBIAEoCSJEChFCb290c3RyYXBSZXNwb25zZRIfCgV0b2tlbhgBIAEoCzIQLnY5LmFjbC52MS5Ub2tlbhIOCgZzZWNyZXQYAiABKAkiDwoNV2hvQW1JUmVxdWVzdCJnCg5XaG9BbUlSZXNwb25zZRIMCgRraW5kGAEgASgJEgoKAmlkGAIgASgJEgwKBG5hbWUYAyABKAkSDAoEcm9sZRgEIAEoCRIfCgV0b2tlbhgFIAEoCzIQLnY5LmFjbC52MS5Ub2tlbiJFChJDcmVhdGVUb2tlblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIMCgRyb2xlGAIgASgJEhMKC3R0bF9zZWNvbmRzGAMgASgEIkYKE0NyZWF0ZVRva2VuUmVzcG9uc2USHwoFdG9rZW4YASABKAsyEC52OS5hY2wudjEuVG9rZW4SDgoGc2VjcmV0GAIgASgJIhMKEUxpc3RUb2tlbnNSZXF1ZXN0IjYKEkxpc3RUb2tlbnNSZXNwb25zZRIgCgZ0b2tlbnMYASADKAsyEC52OS5hY2wudjEuVG9rZW4iKQoSUmV2b2tlVG9rZW5SZXF1ZXN0EhMKC2FjY2Vzc29yX2lkGAEgASgJIiQKE1Jldm9rZVRva2VuUmVzcG9uc2USDQoFaW5kZXgYASABKAQiHQoMQXVkaXRSZXF1ZXN0Eg0KBWxpbWl0GAEgASgNIjkKDUF1ZGl0UmVzcG9uc2USKAoHZW50cmllcxgBIAMoCzIXLnY5LnN0YXRlLnYxLkF1ZGl0RW50cnkyxQMKCkFDTFNlcnZpY2USRgoJQm9vdHN0cmFwEhsudjkuYWNsLnYxLkJvb3RzdHJhcFJlcXVlc3QaHC52OS5hY2wudjEuQm9vdHN0cmFwUmVzcG9uc2USQgoGV2hvQW1JEhgudjkuYWNsLnYxLldob0FtSVJlcXVlc3QaGS52OS5hY2wudjEuV2hvQW1JUmVzcG9uc2UiA5ACARJMCgtDcmVhdGVUb2tlbhIdLnY5LmFjbC52MS5DcmVhdGVUb2tlblJlcXVlc3QaHi52OS5hY2wudjEuQ3JlYXRlVG9rZW5SZXNwb25zZRJOCgpMaXN0VG9rZW5zEhwudjkuYWNsLnYxLkxpc3RUb2tlbnNSZXF1ZXN0Gh0udjkuYWNsLnYxLkxpc3RUb2tlbnNSZXNwb25zZSIDkAIBEkwKC1Jldm9rZVRva2VuEh0udjkuYWNsLnYxLlJldm9rZVRva2VuUmVxdWVzdBoeLnY5LmFjbC52MS5SZXZva2VUb2tlblJlc3BvbnNlEj8KBUF1ZGl0EhcudjkuYWNsLnYxLkF1ZGl0UmVxdWVzdBoYLnY5LmFjbC52MS5BdWRpdFJlc3BvbnNlIgOQAgFCMVovZ2l0aHViLmNvbS92ZWxvY2l0eTkvdjkvcnBjL2dlbi92OS9hY2wvdjE7YWNsdjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_v9_state_v1_state]);
+  fileDesc("ChN2OS9hY2wvdjEvYWNsLnByb3RvEgl2OS5hY2wudjEitwIKBVRva2VuEhMKC2FjY2Vzc29yX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEcm9sZRgDIAEoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2NyZWF0b3IYBiABKAkSMgoObGFzdF91c2VkX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxnaXRodWJfbG9naW4YCSABKAkSDwoHc2Vzc2lvbhgKIAEoCCIiChBCb290c3RyYXBSZXF1ZXN0Eg4KBnNlY3JldBgBIAEoCSJEChFCb290c3RyYXBSZXNwb25zZRIfCgV0b2tlbhgBIAEoCzIQLnY5LmFjbC52MS5Ub2tlbhIOCgZzZWNyZXQYAiABKAkiDwoNV2hvQW1JUmVxdWVzdCJnCg5XaG9BbUlSZXNwb25zZRIMCgRraW5kGAEgASgJEgoKAmlkGAIgASgJEgwKBG5hbWUYAyABKAkSDAoEcm9sZRgEIAEoCRIfCgV0b2tlbhgFIAEoCzIQLnY5LmFjbC52MS5Ub2tlbiJFChJDcmVhdGVUb2tlblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIMCgRyb2xlGAIgASgJEhMKC3R0bF9zZWNvbmRzGAMgASgEIkYKE0NyZWF0ZVRva2VuUmVzcG9uc2USHwoFdG9rZW4YASABKAsyEC52OS5hY2wudjEuVG9rZW4SDgoGc2VjcmV0GAIgASgJIhMKEUxpc3RUb2tlbnNSZXF1ZXN0IjYKEkxpc3RUb2tlbnNSZXNwb25zZRIgCgZ0b2tlbnMYASADKAsyEC52OS5hY2wudjEuVG9rZW4iKQoSUmV2b2tlVG9rZW5SZXF1ZXN0EhMKC2FjY2Vzc29yX2lkGAEgASgJIiQKE1Jldm9rZVRva2VuUmVzcG9uc2USDQoFaW5kZXgYASABKAQiHQoMQXVkaXRSZXF1ZXN0Eg0KBWxpbWl0GAEgASgNIjkKDUF1ZGl0UmVzcG9uc2USKAoHZW50cmllcxgBIAMoCzIXLnY5LnN0YXRlLnYxLkF1ZGl0RW50cnkiFAoSQXV0aE1ldGhvZHNSZXF1ZXN0IjwKE0F1dGhNZXRob2RzUmVzcG9uc2USJQoGZ2l0aHViGAEgASgLMhUudjkuYWNsLnYxLkdpdEh1YkF1dGgiVAoKR2l0SHViQXV0aBIRCgljbGllbnRfaWQYASABKAkSDwoHd2ViX3VybBgCIAEoCRISCgpsb2dpbl9wYXRoGAMgASgJEg4KBnNjb3BlcxgEIAMoCSI4ChJHaXRIdWJMb2dpblJlcXVlc3QSFAoMZ2l0aHViX3Rva2VuGAEgASgJEgwKBG5hbWUYAiABKAkiVQoTR2l0SHViTG9naW5SZXNwb25zZRIfCgV0b2tlbhgBIAEoCzIQLnY5LmFjbC52MS5Ub2tlbhIOCgZzZWNyZXQYAiABKAkSDQoFbG9naW4YAyABKAky5gQKCkFDTFNlcnZpY2USRgoJQm9vdHN0cmFwEhsudjkuYWNsLnYxLkJvb3RzdHJhcFJlcXVlc3QaHC52OS5hY2wudjEuQm9vdHN0cmFwUmVzcG9uc2USQgoGV2hvQW1JEhgudjkuYWNsLnYxLldob0FtSVJlcXVlc3QaGS52OS5hY2wudjEuV2hvQW1JUmVzcG9uc2UiA5ACARJMCgtDcmVhdGVUb2tlbhIdLnY5LmFjbC52MS5DcmVhdGVUb2tlblJlcXVlc3QaHi52OS5hY2wudjEuQ3JlYXRlVG9rZW5SZXNwb25zZRJOCgpMaXN0VG9rZW5zEhwudjkuYWNsLnYxLkxpc3RUb2tlbnNSZXF1ZXN0Gh0udjkuYWNsLnYxLkxpc3RUb2tlbnNSZXNwb25zZSIDkAIBEkwKC1Jldm9rZVRva2VuEh0udjkuYWNsLnYxLlJldm9rZVRva2VuUmVxdWVzdBoeLnY5LmFjbC52MS5SZXZva2VUb2tlblJlc3BvbnNlElEKC0F1dGhNZXRob2RzEh0udjkuYWNsLnYxLkF1dGhNZXRob2RzUmVxdWVzdBoeLnY5LmFjbC52MS5BdXRoTWV0aG9kc1Jlc3BvbnNlIgOQAgESTAoLR2l0SHViTG9naW4SHS52OS5hY2wudjEuR2l0SHViTG9naW5SZXF1ZXN0Gh4udjkuYWNsLnYxLkdpdEh1YkxvZ2luUmVzcG9uc2USPwoFQXVkaXQSFy52OS5hY2wudjEuQXVkaXRSZXF1ZXN0GhgudjkuYWNsLnYxLkF1ZGl0UmVzcG9uc2UiA5ACAUIxWi9naXRodWIuY29tL3ZlbG9jaXR5OS92OS9ycGMvZ2VuL3Y5L2FjbC92MTthY2x2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_v9_state_v1_state]);
 
 /**
  * Token is a token as read APIs show it: never its secret or hash.
@@ -64,6 +64,20 @@ export type Token = Message<"v9.acl.v1.Token"> & {
    * @generated from field: google.protobuf.Timestamp revoke_time = 8;
    */
   revokeTime?: Timestamp | undefined;
+
+  /**
+   * the GitHub user it was issued to by a sign-in
+   *
+   * @generated from field: string github_login = 9;
+   */
+  githubLogin: string;
+
+  /**
+   * a console session
+   *
+   * @generated from field: bool session = 10;
+   */
+  session: boolean;
 };
 
 /**
@@ -135,14 +149,14 @@ export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
  */
 export type WhoAmIResponse = Message<"v9.acl.v1.WhoAmIResponse"> & {
   /**
-   * "token" or "node"
+   * "token", "user" (signed in with GitHub) or "node"
    *
    * @generated from field: string kind = 1;
    */
   kind: string;
 
   /**
-   * accessor id or node id
+   * accessor id, GitHub login or node id
    *
    * @generated from field: string id = 2;
    */
@@ -329,6 +343,133 @@ export const AuditResponseSchema: GenMessage<AuditResponse> = /*@__PURE__*/
   messageDesc(file_v9_acl_v1_acl, 12);
 
 /**
+ * @generated from message v9.acl.v1.AuthMethodsRequest
+ */
+export type AuthMethodsRequest = Message<"v9.acl.v1.AuthMethodsRequest"> & {
+};
+
+/**
+ * Describes the message v9.acl.v1.AuthMethodsRequest.
+ * Use `create(AuthMethodsRequestSchema)` to create a new message.
+ */
+export const AuthMethodsRequestSchema: GenMessage<AuthMethodsRequest> = /*@__PURE__*/
+  messageDesc(file_v9_acl_v1_acl, 13);
+
+/**
+ * @generated from message v9.acl.v1.AuthMethodsResponse
+ */
+export type AuthMethodsResponse = Message<"v9.acl.v1.AuthMethodsResponse"> & {
+  /**
+   * github is set when the cluster signs users in with GitHub.
+   *
+   * @generated from field: v9.acl.v1.GitHubAuth github = 1;
+   */
+  github?: GitHubAuth | undefined;
+};
+
+/**
+ * Describes the message v9.acl.v1.AuthMethodsResponse.
+ * Use `create(AuthMethodsResponseSchema)` to create a new message.
+ */
+export const AuthMethodsResponseSchema: GenMessage<AuthMethodsResponse> = /*@__PURE__*/
+  messageDesc(file_v9_acl_v1_acl, 14);
+
+/**
+ * @generated from message v9.acl.v1.GitHubAuth
+ */
+export type GitHubAuth = Message<"v9.acl.v1.GitHubAuth"> & {
+  /**
+   * the OAuth app's client id (public), for the device flow
+   *
+   * @generated from field: string client_id = 1;
+   */
+  clientId: string;
+
+  /**
+   * GitHub's web host, e.g. https://github.com
+   *
+   * @generated from field: string web_url = 2;
+   */
+  webUrl: string;
+
+  /**
+   * where the console starts the web flow, e.g. /auth/github/login
+   *
+   * @generated from field: string login_path = 3;
+   */
+  loginPath: string;
+
+  /**
+   * @generated from field: repeated string scopes = 4;
+   */
+  scopes: string[];
+};
+
+/**
+ * Describes the message v9.acl.v1.GitHubAuth.
+ * Use `create(GitHubAuthSchema)` to create a new message.
+ */
+export const GitHubAuthSchema: GenMessage<GitHubAuth> = /*@__PURE__*/
+  messageDesc(file_v9_acl_v1_acl, 15);
+
+/**
+ * @generated from message v9.acl.v1.GitHubLoginRequest
+ */
+export type GitHubLoginRequest = Message<"v9.acl.v1.GitHubLoginRequest"> & {
+  /**
+   * a GitHub user access token; used once, never stored
+   *
+   * @generated from field: string github_token = 1;
+   */
+  githubToken: string;
+
+  /**
+   * a name for the v9 token (default "v9 login")
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message v9.acl.v1.GitHubLoginRequest.
+ * Use `create(GitHubLoginRequestSchema)` to create a new message.
+ */
+export const GitHubLoginRequestSchema: GenMessage<GitHubLoginRequest> = /*@__PURE__*/
+  messageDesc(file_v9_acl_v1_acl, 16);
+
+/**
+ * @generated from message v9.acl.v1.GitHubLoginResponse
+ */
+export type GitHubLoginResponse = Message<"v9.acl.v1.GitHubLoginResponse"> & {
+  /**
+   * @generated from field: v9.acl.v1.Token token = 1;
+   */
+  token?: Token | undefined;
+
+  /**
+   * shown once
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+
+  /**
+   * the GitHub user
+   *
+   * @generated from field: string login = 3;
+   */
+  login: string;
+};
+
+/**
+ * Describes the message v9.acl.v1.GitHubLoginResponse.
+ * Use `create(GitHubLoginResponseSchema)` to create a new message.
+ */
+export const GitHubLoginResponseSchema: GenMessage<GitHubLoginResponse> = /*@__PURE__*/
+  messageDesc(file_v9_acl_v1_acl, 17);
+
+/**
  * @generated from service v9.acl.v1.ACLService
  */
 export const ACLService: GenService<{
@@ -385,6 +526,29 @@ export const ACLService: GenService<{
     methodKind: "unary";
     input: typeof RevokeTokenRequestSchema;
     output: typeof RevokeTokenResponseSchema;
+  },
+  /**
+   * AuthMethods says how one may sign in to this cluster (open: the console's sign-in page
+   * and `v9 login` ask it before anyone is signed in).
+   *
+   * @generated from rpc v9.acl.v1.ACLService.AuthMethods
+   */
+  authMethods: {
+    methodKind: "unary";
+    input: typeof AuthMethodsRequestSchema;
+    output: typeof AuthMethodsResponseSchema;
+  },
+  /**
+   * GitHubLogin exchanges a GitHub user access token (from GitHub's device flow, `v9
+   * login`) for a v9 token. Open: the node reads the user from GitHub's /user with that
+   * token itself and checks the cluster's allowed users and organizations.
+   *
+   * @generated from rpc v9.acl.v1.ACLService.GitHubLogin
+   */
+  gitHubLogin: {
+    methodKind: "unary";
+    input: typeof GitHubLoginRequestSchema;
+    output: typeof GitHubLoginResponseSchema;
   },
   /**
    * Audit lists the most recent writes by users and tokens, newest last.
