@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -89,8 +90,18 @@ func FuzzParseWebhook(f *testing.F) {
 	f.Add("ping", []byte(`{"zen":"z"}`))
 	f.Add("issues", []byte(`{}`))
 	f.Add("push", []byte(`{"deleted":true,"repository":{"full_name":"a/b"}}`))
+	f.Add("push", []byte(`null`))
+	f.Add("package", []byte(`{"package":{"package_version":{"metadata":[]}}}`))
 	f.Fuzz(func(t *testing.T, typ string, body []byte) {
 		ev, err := ParseWebhook(typ, body)
+		if typ != "" && typ != "ping" && typ != "push" && json.Valid(body) != (err == nil) {
+			t.Fatalf("%s event, JSON %v: %+v %v", typ, json.Valid(body), ev, err)
+		}
+		if err == nil && (typ == "ping" || typ == "push") {
+			if tb := bytes.TrimSpace(body); len(tb) == 0 || tb[0] != '{' {
+				t.Fatalf("%s that is not a JSON object accepted: %q", typ, body)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrBadPayload) {
 				t.Fatalf("error %v does not match ErrBadPayload", err)

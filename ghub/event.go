@@ -69,7 +69,7 @@ func VerifyWebhook(contentType string, body []byte, signature256 string, secret 
 
 // Event is a parsed webhook delivery v9 acts on.
 type Event struct {
-	Kind string // "ping", "push", or "ignored" for every other event
+	Kind string // "ping", "push", or "ignored" for every other event (not decoded)
 	Push *Push  // set when Kind is "push"
 	Repo string // "owner/repo" when the payload names it
 }
@@ -85,20 +85,25 @@ type Push struct {
 	Deleted bool // the branch was deleted: nothing to build
 }
 
-// ParseWebhook parses a verified payload of the given X-GitHub-Event type with go-github.
+// ParseWebhook parses a verified payload of the given X-GitHub-Event type. Only "ping" and
+// "push" are decoded (with go-github); every other event is "ignored" once it is JSON, so a
+// field go-github types differently from GitHub's payload of an event v9 does not act on
+// never refuses the delivery. A ping or push must be a JSON object: `null` is malformed.
 func ParseWebhook(eventType string, payload []byte) (*Event, error) {
 	if eventType == "" {
 		return nil, fmt.Errorf("%w: no X-GitHub-Event header", ErrBadPayload)
 	}
+	if !json.Valid(payload) {
+		return nil, fmt.Errorf("%w: %s payload is not JSON", ErrBadPayload, eventType)
+	}
+	if eventType != "ping" && eventType != "push" {
+		return &Event{Kind: "ignored"}, nil
+	}
+	if t := bytes.TrimLeft(payload, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, fmt.Errorf("%w: %s payload is not a JSON object", ErrBadPayload, eventType)
+	}
 	ev, err := github.ParseWebHook(eventType, payload)
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "unknown X-Github-Event") {
-			// An event type go-github does not know: still well-formed JSON?
-			if !json.Valid(payload) {
-				return nil, fmt.Errorf("%w: %v", ErrBadPayload, err)
-			}
-			return &Event{Kind: "ignored"}, nil
-		}
 		return nil, fmt.Errorf("%w: %v", ErrBadPayload, err)
 	}
 	switch e := ev.(type) {
@@ -127,7 +132,7 @@ func ParseWebhook(eventType string, payload []byte) (*Event, error) {
 		}
 		return &Event{Kind: "push", Push: p, Repo: p.Repo}, nil
 	}
-	return &Event{Kind: "ignored"}, nil
+	return nil, fmt.Errorf("%w: %s payload decoded to %T", ErrBadPayload, eventType, ev)
 }
 
 func isSHA(s string) bool {

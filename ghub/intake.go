@@ -49,11 +49,17 @@ func (s *Service) ServeWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	delivery := github.DeliveryID(r)
 	v := verifyDelivery(s.state.GithubLinks(), r.Header, body)
-	switch {
-	case v.code == http.StatusUnauthorized:
-		s.log.Warn("webhook rejected: bad signature", "delivery", delivery, "repo", v.target.Repo, "hook", v.target.HookID)
-	case v.code == http.StatusNotFound:
-		s.log.Info("webhook for no linked repository", "delivery", delivery, "repo", v.target.Repo, "hook", v.target.HookID)
+	// Anyone can send these two, so they are logged at most once per kind per
+	// webhookLogEvery, with the number of deliveries held back since the last line.
+	switch v.code {
+	case http.StatusUnauthorized:
+		if ok, n := s.webhookLogs.allow("bad signature"); ok {
+			s.log.Warn("webhook rejected: bad signature", "delivery", delivery, "repo", v.target.Repo, "hook", v.target.HookID, "suppressed", n)
+		}
+	case http.StatusNotFound:
+		if ok, n := s.webhookLogs.allow("no link"); ok {
+			s.log.Info("webhook for no linked repository", "delivery", delivery, "repo", v.target.Repo, "hook", v.target.HookID, "suppressed", n)
+		}
 	}
 	if v.code == http.StatusNotFound && github.WebHookType(r) == "ping" {
 		// A new hook's ping can arrive before its link is committed (CreateLinked creates

@@ -1,7 +1,10 @@
 package ghub
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -30,6 +33,15 @@ func FuzzWebhookHandler(f *testing.F) {
 		f.Add("issues", []byte(`{"repository":{"full_name":"octo/hello"}}`), mode, "")
 		f.Add("push", []byte(`{"ref":`), mode, "7")
 		f.Add("push", []byte(`{"repository":{"full_name":"octo/polled"}}`), mode, "")
+		f.Add("push", []byte(`null`), mode, "7")
+		f.Add("ping", []byte(`[]`), mode, "7")
+		for event, file := range map[string]string{"check_run": "check_run.created.json", "discussion": "discussion.created.json", "package": "package.published.json"} {
+			body, err := os.ReadFile("testdata/" + file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(event, body, mode, "7")
+		}
 	}
 	f.Fuzz(func(t *testing.T, event string, body []byte, mode uint8, hookID string) {
 		h := http.Header{}
@@ -60,6 +72,19 @@ func FuzzWebhookHandler(f *testing.F) {
 		}
 		if v.event != nil && v.event.Kind == "push" && v.event.Push.Repo == "" {
 			t.Fatalf("push without a repository: %+v", v.event.Push)
+		}
+		// A delivery signed by the linked secret of an event v9 does not act on is accepted
+		// as ignored exactly when it is JSON; a ping or push must be a JSON object.
+		signed := mode%3 == 0 && (hookID == "7" || PeekTarget(hookID, body).Repo == "octo/hello")
+		if signed && event != "" && event != "ping" && event != "push" {
+			if json.Valid(body) != (v.code == 0) || (v.code == 0 && v.event.Kind != "ignored") {
+				t.Fatalf("signed %s event (JSON: %v) answered %d %+v", event, json.Valid(body), v.code, v.event)
+			}
+		}
+		if v.code == 0 && (event == "ping" || event == "push") {
+			if tb := bytes.TrimSpace(body); len(tb) == 0 || tb[0] != '{' {
+				t.Fatalf("%s that is not a JSON object accepted: %q", event, body)
+			}
 		}
 	})
 }

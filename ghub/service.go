@@ -78,6 +78,8 @@ type Service struct {
 	builds   builder
 	statuses chan statusPost
 	reports  reported // deployments whose final status this node posted
+	// webhookLogs limits the log lines of refused webhook deliveries.
+	webhookLogs *logLimiter
 }
 
 // New returns a Service; nothing runs until its loops are started.
@@ -87,8 +89,9 @@ func New(o Options) *Service {
 	}
 	return &Service{
 		o: o, state: o.State, cluster: o.Cluster, log: o.Logger,
-		builds:   builder{wake: make(chan struct{}, 1)},
-		statuses: make(chan statusPost, 1024),
+		builds:      builder{wake: make(chan struct{}, 1)},
+		statuses:    make(chan statusPost, 1024),
+		webhookLogs: newLogLimiter(webhookLogEvery, nil),
 	}
 }
 

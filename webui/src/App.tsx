@@ -1,6 +1,6 @@
 import { useEffect, useRef } from "react";
 import { Link, Route, Switch, useLocation } from "wouter";
-import { clearToken, getToken, tokenHint } from "./auth";
+import { clearToken, getToken, signOutSession, tokenHint } from "./auth";
 import { useIdentity } from "./identity";
 import { ComponentPage } from "./pages/Component";
 import { ComponentsPage } from "./pages/Components";
@@ -19,7 +19,7 @@ const titles: [RegExp, (m: RegExpMatchArray) => string][] = [
 ];
 
 export function App() {
-  const [location, setLocation] = useLocation();
+  const [location] = useLocation();
   const main = useRef<HTMLElement>(null);
   const token = getToken();
   const me = useIdentity();
@@ -65,17 +65,26 @@ export function App() {
           )}
         </nav>
         <div className="who">
-          {token ? (
+          {token || me?.kind === "user" ? (
             <>
-              <span className="sub" title="The API token this tab signed in with">
+              <span className="sub" title={token ? "The API token this tab signed in with" : "Signed in with GitHub"}>
                 {me?.enforced ? `${me.name} (${me.role})` : `token ${tokenHint(token)}`}
               </span>
               <button
                 type="button"
                 className="btn btn-small"
-                onClick={() => {
-                  clearToken();
-                  setLocation("/signin");
+                onClick={async () => {
+                  if (token) clearToken();
+                  else {
+                    try {
+                      await signOutSession();
+                    } catch (err) {
+                      window.alert(String(err));
+                      return;
+                    }
+                  }
+                  // A full load drops every cached answer of the signed-out user.
+                  window.location.assign("/signin");
                 }}
               >
                 Sign out

@@ -4,7 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { useQuery } from "@tanstack/react-query";
 import { useLocation } from "wouter";
 import { api } from "./api";
-import { getToken } from "./auth";
+import { getToken, markSession } from "./auth";
 import type { Identity, Role } from "./roles";
 
 export type { Identity, Role } from "./roles";
@@ -13,7 +13,8 @@ export { can } from "./roles";
 export async function whoAmI(): Promise<Identity> {
   try {
     const r = await api.acl.whoAmI({});
-    return { enforced: true, name: r.name || r.id, role: (r.role as Role) || "" };
+    if (r.kind === "user") markSession();
+    return { enforced: true, name: r.kind === "user" ? r.id : r.name || r.id, role: (r.role as Role) || "", kind: r.kind };
   } catch (err) {
     // A cluster without the ACL service accepts every caller.
     if (err instanceof ConnectError && (err.code === Code.Unimplemented || err.code === Code.NotFound)) {

@@ -7,6 +7,8 @@ export interface Identity {
   enforced: boolean;
   name: string;
   role: Role | "";
+  /** "user" for someone signed in with GitHub (a session cookie), "token" for a pasted token. */
+  kind?: string;
 }
 
 const rank: Record<string, number> = { viewer: 1, developer: 2, admin: 3 };

@@ -1,12 +1,14 @@
 import { useState } from "react";
 import { useLocation, useSearch } from "wouter";
 import { api } from "../api";
-import { clearToken, getToken, safeNext, setToken } from "../auth";
+import { useQuery } from "@tanstack/react-query";
+import { clearToken, getToken, githubSignInURL, hadSession, safeNext, setToken } from "../auth";
 import { explain } from "../errors";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /**
- * Sign in by pasting an API token (`v9 acl bootstrap` prints the first one; an admin creates
+ * Sign in with GitHub when the cluster offers it (a full-page trip through GitHub that ends
+ * with a session cookie and back on the page the user came from), or by pasting an API token (`v9 acl bootstrap` prints the first one; an admin creates
  * more). The token is checked with a read before it is kept; then the user goes back to the
  * page that sent them here.
  */
@@ -17,7 +19,9 @@ export function SignInPage() {
   const [value, setValue] = useState("");
   const [error, setError] = useState<string>("");
   const [busy, setBusy] = useState(false);
-  const expired = new URLSearchParams(search).has("next") && getToken() !== "";
+  const expired = new URLSearchParams(search).has("next") && (getToken() !== "" || hadSession());
+  const methods = useQuery({ queryKey: ["authMethods"], queryFn: () => api.acl.authMethods({}), staleTime: 300_000, retry: 1 });
+  const github = methods.data?.github;
 
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();
@@ -55,6 +59,14 @@ export function SignInPage() {
           Your session has ended or your token was refused. Sign in again to go back to <code>{next}</code>.
         </p>
       )}
+      {github && (
+        <div className="signin-github">
+          <a className="btn btn-primary" href={githubSignInURL(github.loginPath, next)}>
+            Sign in with GitHub
+          </a>
+          <p className="sub">Or paste an API token:</p>
+        </div>
+      )}
       <form onSubmit={submit} noValidate>
         <label htmlFor="token">API token</label>
         <input
@@ -63,7 +75,7 @@ export function SignInPage() {
           type="password"
           autoComplete="off"
           spellCheck={false}
-          autoFocus
+          autoFocus={!github}
           value={value}
           aria-invalid={error !== ""}
           aria-describedby={error ? "token-help token-error" : "token-help"}
@@ -78,7 +90,7 @@ export function SignInPage() {
             {error}
           </p>
         )}
-        <button type="submit" className="btn btn-primary" disabled={busy}>
+        <button type="submit" className={github ? "btn" : "btn btn-primary"} disabled={busy}>
           {busy ? "Checking…" : "Sign in"}
         </button>
       </form>
