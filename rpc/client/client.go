@@ -27,6 +27,7 @@ import (
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/secret/v1/secretv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
 )
 
@@ -43,6 +44,7 @@ type Client struct {
 	Deploy     deployv1connect.DeployServiceClient
 	Logs       logsv1connect.LogServiceClient
 	Stats      statsv1connect.StatsServiceClient
+	Secrets    secretv1connect.SecretServiceClient
 
 	baseURL string
 }
@@ -103,6 +105,7 @@ func New(addr string, opts ...Option) *Client {
 		Deploy:     deployv1connect.NewDeployServiceClient(hc, base, copts...),
 		Logs:       logsv1connect.NewLogServiceClient(hc, base, copts...),
 		Stats:      statsv1connect.NewStatsServiceClient(hc, base, copts...),
+		Secrets:    secretv1connect.NewSecretServiceClient(hc, base, copts...),
 		baseURL:    base,
 	}
 }
