@@ -14,6 +14,7 @@ package client
 
 import (
 	"context"
+	"github.com/velocity9/v9/auth"
 	"net"
 	"net/http"
 	"strings"
@@ -95,7 +96,7 @@ func New(addr string, opts ...Option) *Client {
 	base := BaseURL(addr)
 	copts := append([]connect.ClientOption{connect.WithInterceptors(unaryTimeout(o.timeout))}, o.connectOpts...)
 	if o.token != "" {
-		copts = append(copts, connect.WithInterceptors(bearer("Bearer "+o.token)))
+		copts = append(copts, connect.WithInterceptors(auth.Bearer(o.token)))
 	}
 	return &Client{
 		ACL:        aclv1connect.NewACLServiceClient(hc, base, copts...),
@@ -124,28 +125,6 @@ func unaryTimeout(d time.Duration) connect.UnaryInterceptorFunc {
 			return next(ctx, req)
 		}
 	}
-}
-
-// bearer sets the Authorization header of every call.
-type bearer string
-
-func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		req.Header().Set("Authorization", string(b))
-		return next(ctx, req)
-	}
-}
-
-func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
-		conn := next(ctx, spec)
-		conn.RequestHeader().Set("Authorization", string(b))
-		return conn
-	}
-}
-
-func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
 }
 
 // BaseURL is the URL the client sends requests to.
