@@ -48,7 +48,7 @@ func (s *Service) ServeWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	delivery := github.DeliveryID(r)
-	v := verifyDelivery(s.state.GithubLinks(), r.Header, body)
+	v := verifyDelivery(s.openLinks(r.Context(), s.state.GithubLinks()), r.Header, body)
 	// Anyone can send these two, so they are logged at most once per kind per
 	// webhookLogEvery, with the number of deliveries held back since the last line.
 	switch v.code {

@@ -100,6 +100,13 @@ func (s *Service) CreateLinked(ctx context.Context, req *componentv1.CreateReque
 			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("create the webhook on %s/%s (the token needs admin:repo_hook or the repository's webhooks permission; --poll avoids webhooks): %w", owner, repo, err))
 		}
 		link.HookId = hook.GetID()
+		if s.o.Sealer != nil {
+			// Sealed before it enters Raft: the state holds ciphertext only.
+			if link.SecretKeyId, link.SecretNonce, link.Secret, err = s.o.Sealer.SealSecret(ctx, c.Id, webhookSecretName, link.Secret); err != nil {
+				s.deleteHook(ctx, link)
+				return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("seal the webhook secret: %w", err))
+			}
+		}
 	}
 	// One entry: the component, its link and its first deployment, or nothing.
 	idx, err := s.cluster.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateLinkedComponent{CreateLinkedComponent: &statev1.CreateLinkedComponent{

@@ -2,6 +2,7 @@ package ghub
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 
@@ -64,6 +65,45 @@ type Options struct {
 	Artifacts Artifacts
 	Logs      LogSink
 	Logger    *slog.Logger
+	// Sealer seals webhook secrets with the cluster keyring before they enter the state, and
+	// opens them to check deliveries; nil stores them plain.
+	Sealer Sealer
+}
+
+// Sealer seals and opens secrets with the cluster keyring (the node implements it).
+type Sealer interface {
+	SealSecret(ctx context.Context, componentID, name string, value []byte) (keyID string, nonce, ciphertext []byte, err error)
+	OpenSecret(ctx context.Context, s *statev1.Secret) ([]byte, error)
+}
+
+// webhookSecretName is the name a link's webhook secret is sealed under (not a valid
+// environment variable name, so no component secret shares its additional data).
+const webhookSecretName = "github-webhook"
+
+// openLinks returns the links with their webhook secrets opened. A secret that does not
+// open (tampered, or its key lost) leaves the link without one: no delivery verifies
+// against it, and the reason is logged.
+func (s *Service) openLinks(ctx context.Context, links []*statev1.GithubLink) []*statev1.GithubLink {
+	for _, l := range links {
+		if l.SecretKeyId == "" {
+			continue
+		}
+		var v []byte
+		err := errors.New("this node has no keyring")
+		if s.o.Sealer != nil {
+			v, err = s.o.Sealer.OpenSecret(ctx, &statev1.Secret{
+				ComponentId: l.ComponentId, Name: webhookSecretName, KeyId: l.SecretKeyId, Nonce: l.SecretNonce, Ciphertext: l.Secret,
+			})
+		}
+		if err != nil {
+			if ok, n := s.webhookLogs.allow("unreadable secret"); ok {
+				s.log.Warn("webhook secret of a link is unreadable", "repo", l.Repo, "err", err, "suppressed", n)
+			}
+			v = nil
+		}
+		l.Secret, l.SecretKeyId, l.SecretNonce = v, "", nil
+	}
+	return links
 }
 
 // Service is one node's GitHub side: linking, webhook intake, builds, polling and commit

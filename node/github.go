@@ -20,6 +20,7 @@ func (n *Node) openGitHub() {
 		NodeID: n.cfg.ID, DataDir: n.cfg.DataDir, GitHub: n.cfg.GitHub, Build: n.cfg.Build,
 		MaxArtifactBytes: deployments.MaxUploadBytes, APIAddr: n.APIAddr,
 		State: n.fsm.Store, Cluster: n, Artifacts: ghArtifacts{n}, Logs: n.logs, Logger: n.log,
+		Sealer: n,
 	})
 	n.owner.Register(
 		leader.ControllerFunc("builds", n.gh.BuildLoop),

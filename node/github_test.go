@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -125,6 +126,14 @@ func TestGitHubWebhookIntake(t *testing.T) {
 		t.Fatalf("hooks on GitHub: %+v", hooks)
 	}
 	secret := hooks[0].Secret
+	// The state holds the webhook secret sealed with the cluster keyring, never in plain.
+	for _, n := range c.Live() {
+		for _, l := range n.fsm.Store.GithubLinks() {
+			if l.SecretKeyId == "" || len(l.SecretNonce) == 0 || bytes.Contains(l.Secret, []byte(secret)) {
+				t.Fatalf("link on %s holds its webhook secret unsealed: key %q", n.ID(), l.SecretKeyId)
+			}
+		}
+	}
 	// The ping GitHub sends to a new hook is answered.
 	Eventually(t, 10*time.Second, func() error {
 		for _, d := range gh.Deliveries() {

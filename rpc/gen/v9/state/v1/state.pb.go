@@ -1519,13 +1519,17 @@ func (x *AuditEntry) GetTarget() string {
 
 // GithubLink ties a component to a repository webhook. secret never leaves through read APIs.
 type GithubLink struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ComponentId   string                 `protobuf:"bytes,1,opt,name=component_id,json=componentId,proto3" json:"component_id,omitempty"`
-	Repo          string                 `protobuf:"bytes,2,opt,name=repo,proto3" json:"repo,omitempty"`
-	Branch        string                 `protobuf:"bytes,3,opt,name=branch,proto3" json:"branch,omitempty"`
-	HookId        int64                  `protobuf:"varint,4,opt,name=hook_id,json=hookId,proto3" json:"hook_id,omitempty"` // 0 when the link polls instead of receiving webhooks
-	Secret        []byte                 `protobuf:"bytes,5,opt,name=secret,proto3" json:"secret,omitempty"`
-	PollSeconds   uint32                 `protobuf:"varint,6,opt,name=poll_seconds,json=pollSeconds,proto3" json:"poll_seconds,omitempty"` // > 0: the leader checks the branch head this often
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ComponentId string                 `protobuf:"bytes,1,opt,name=component_id,json=componentId,proto3" json:"component_id,omitempty"`
+	Repo        string                 `protobuf:"bytes,2,opt,name=repo,proto3" json:"repo,omitempty"`
+	Branch      string                 `protobuf:"bytes,3,opt,name=branch,proto3" json:"branch,omitempty"`
+	HookId      int64                  `protobuf:"varint,4,opt,name=hook_id,json=hookId,proto3" json:"hook_id,omitempty"` // 0 when the link polls instead of receiving webhooks
+	Secret      []byte                 `protobuf:"bytes,5,opt,name=secret,proto3" json:"secret,omitempty"`
+	PollSeconds uint32                 `protobuf:"varint,6,opt,name=poll_seconds,json=pollSeconds,proto3" json:"poll_seconds,omitempty"` // > 0: the leader checks the branch head this often
+	// With secret_key_id set, secret is sealed with that root key of the cluster keyring
+	// (additional data "COMPONENT_ID/github-webhook"); links made before the keyring hold it plain.
+	SecretKeyId   string `protobuf:"bytes,7,opt,name=secret_key_id,json=secretKeyId,proto3" json:"secret_key_id,omitempty"`
+	SecretNonce   []byte `protobuf:"bytes,8,opt,name=secret_nonce,json=secretNonce,proto3" json:"secret_nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1600,6 +1604,20 @@ func (x *GithubLink) GetPollSeconds() uint32 {
 		return x.PollSeconds
 	}
 	return 0
+}
+
+func (x *GithubLink) GetSecretKeyId() string {
+	if x != nil {
+		return x.SecretKeyId
+	}
+	return ""
+}
+
+func (x *GithubLink) GetSecretNonce() []byte {
+	if x != nil {
+		return x.SecretNonce
+	}
+	return nil
 }
 
 // State is the whole replicated state; it is what a snapshot holds. Every list is sorted by id.
@@ -3711,7 +3729,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x0e\n" +
 	"\x02op\x18\x04 \x01(\tR\x02op\x12\x16\n" +
-	"\x06target\x18\x05 \x01(\tR\x06target\"\xaf\x01\n" +
+	"\x06target\x18\x05 \x01(\tR\x06target\"\xf6\x01\n" +
 	"\n" +
 	"GithubLink\x12!\n" +
 	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\x12\x12\n" +
@@ -3719,7 +3737,9 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x06branch\x18\x03 \x01(\tR\x06branch\x12\x17\n" +
 	"\ahook_id\x18\x04 \x01(\x03R\x06hookId\x12\x16\n" +
 	"\x06secret\x18\x05 \x01(\fR\x06secret\x12!\n" +
-	"\fpoll_seconds\x18\x06 \x01(\rR\vpollSeconds\"\x95\x04\n" +
+	"\fpoll_seconds\x18\x06 \x01(\rR\vpollSeconds\x12\"\n" +
+	"\rsecret_key_id\x18\a \x01(\tR\vsecretKeyId\x12!\n" +
+	"\fsecret_nonce\x18\b \x01(\fR\vsecretNonce\"\x95\x04\n" +
 	"\x05State\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x126\n" +
 	"\n" +
