@@ -8,6 +8,7 @@ import (
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/secret/v1/secretv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
 )
 
@@ -71,6 +72,8 @@ var Procedures = map[string]Access{
 	clusterv1connect.InternalServiceApplyProcedure:     nodeOnly,
 	clusterv1connect.InternalServiceReadIndexProcedure: nodeOnly,
 	clusterv1connect.InternalServiceHeartbeatProcedure: nodeOnly,
+	// the keyring's root keys: node certificates only, never a token of any role
+	clusterv1connect.InternalServiceKeysProcedure: nodeOnly,
 
 	componentv1connect.ComponentServiceGetProcedure:        viewer,
 	componentv1connect.ComponentServiceListProcedure:       viewer,
@@ -90,4 +93,9 @@ var Procedures = map[string]Access{
 
 	logsv1connect.LogServiceTailProcedure:      viewer,
 	statsv1connect.StatsServiceSeriesProcedure: viewer,
+
+	// values go in and never come out; listing names them only
+	secretv1connect.SecretServiceSetProcedure:    developer,
+	secretv1connect.SecretServiceListProcedure:   developer,
+	secretv1connect.SecretServiceDeleteProcedure: developer,
 }

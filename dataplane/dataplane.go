@@ -51,6 +51,9 @@ type Config struct {
 	Executors map[statev1.Runtime]v9rt.Executor
 	Logs      LogSink
 	Logger    *slog.Logger
+	// Secrets opens the component secrets of the state for instance environments; nil
+	// starts components that have secrets with an error, never without them.
+	Secrets SecretOpener
 
 	// HeartbeatInterval is how often the node heartbeats the leader.
 	HeartbeatInterval time.Duration

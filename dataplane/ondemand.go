@@ -29,6 +29,8 @@ type odInstance struct {
 	err   error
 	in    *instance // counts requests in flight, like a placement's instance
 	used  time.Time
+	// secrets is the component's secrets_index it started with: a newer one replaces it.
+	secrets uint64
 	// failedAt is when the start failed (under onDemand.mu); zero if it did not.
 	failedAt time.Time
 }
@@ -86,12 +88,18 @@ func (o *onDemand) instance(ctx context.Context, c *onDemandTarget, dep string) 
 	if o.m == nil {
 		o.m = map[string]*odInstance{}
 	}
+	secrets := o.secretsIndex(c.id)
 	od, ok := o.m[dep]
 	if ok && od.failedAt != (time.Time{}) && time.Since(od.failedAt) > odRetry {
 		ok = false
 	}
+	if ok && od.secrets != secrets {
+		// Its environment is out of date: it never serves again, and stops once started.
+		ok = false
+		go o.stopStale(od)
+	}
 	if !ok {
-		od = &odInstance{ready: make(chan struct{})}
+		od = &odInstance{ready: make(chan struct{}), secrets: secrets}
 		o.m[dep] = od
 		go o.start(od, c, dep)
 	}
@@ -110,7 +118,11 @@ func (o *onDemand) instance(ctx context.Context, c *onDemandTarget, dep string) 
 
 func (o *onDemand) start(od *odInstance, c *onDemandTarget, dep string) {
 	defer close(od.ready)
-	p := &statev1.Placement{Id: "ondemand-" + dep, ComponentId: c.id, DeploymentId: dep}
+	id := "ondemand-" + dep
+	if od.secrets != 0 { // one id per environment: stopping a stale one leaves its successor be
+		id = fmt.Sprintf("%s-s%d", id, od.secrets)
+	}
+	p := &statev1.Placement{Id: id, ComponentId: c.id, DeploymentId: dep}
 	r := o.dp.rec
 	spec, err := r.spec(p)
 	if err == nil {
@@ -130,6 +142,20 @@ func (o *onDemand) start(od *odInstance, c *onDemandTarget, dep string) {
 	od.in = &instance{id: p.Id, component: c.name, deployment: dep, rt: c.rt, run: od.run}
 	od.in.handler = r.wrap(od.in, od.run)
 	o.dp.log.Info("on-demand instance started", "component", c.name, "deployment", dep)
+}
+
+func (o *onDemand) secretsIndex(componentID string) uint64 {
+	c, _ := o.dp.store.ComponentByID(componentID)
+	return c.GetSecretsIndex()
+}
+
+func (o *onDemand) stopStale(od *odInstance) {
+	<-od.ready
+	if od.run == nil {
+		return
+	}
+	o.dp.rec.drain(od.in)
+	_ = o.dp.rec.execs[statev1.Runtime_RUNTIME_WASM].Stop(context.Background(), od.in.id)
 }
 
 // sweep stops on-demand instances that are idle or of a deployment neither active nor placed.

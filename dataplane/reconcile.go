@@ -45,6 +45,7 @@ type instance struct {
 	cancelStart context.CancelFunc
 	inFlight    atomic.Int64 // requests being served by this instance
 	failures    int
+	secrets     uint64 // the component's secrets_index when it started: restarted when it moves
 	retryAt     time.Time
 	reportedAt  time.Time
 }
@@ -137,7 +138,7 @@ func (r *reconciler) adopt(ctx context.Context) {
 			}
 			r.mu.Lock()
 			in := &instance{id: id, component: spec.Component, deployment: p.DeploymentId, rt: rt, run: run,
-				observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING}
+				observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, secrets: r.secretsIndex(p)}
 			in.handler = r.wrap(in, run)
 			r.inst[id] = in
 			r.dirty = true
@@ -201,6 +202,13 @@ func (r *reconciler) reconcile(ctx context.Context) {
 					r.dp.cfg.Logs.Append(in.component, in.id, "system", "instance failed: "+in.reason+"; restarting in "+backoff(in.failures).String())
 				default:
 				}
+			}
+			if in.run != nil && !in.busy && !in.stopping && c.GetSecretsIndex() != in.secrets {
+				// Its secrets changed: it restarts with the new environment.
+				r.dp.cfg.Logs.Append(in.component, in.id, "system", "secrets changed: restarting")
+				in.stopping, r.dirty = true, true
+				go r.stop(ctx, in)
+				break
 			}
 			if in.run == nil && !in.busy && !now.Before(in.retryAt) {
 				in.busy, in.stopping = true, false
@@ -279,6 +287,7 @@ func (r *reconciler) report(ctx context.Context, p *statev1.Placement, in *insta
 }
 
 func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive bool) {
+	secrets := r.secretsIndex(p) // read before the secrets: a change in between restarts it again
 	spec, err := r.spec(p)
 	var run v9rt.Instance
 	var ex v9rt.Executor
@@ -312,7 +321,7 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive 
 		r.poke()
 		return
 	}
-	in.run, in.handler = run, r.wrap(in, run)
+	in.run, in.handler, in.secrets = run, r.wrap(in, run), secrets
 	r.dirty = true
 	in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, ""
 	// The lease may have run out, or the placement been declared lost, while it started.
@@ -378,6 +387,11 @@ func (r *reconciler) lost(id string) bool {
 	return false
 }
 
+func (r *reconciler) secretsIndex(p *statev1.Placement) uint64 {
+	c, _ := r.dp.store.ComponentByID(p.ComponentId)
+	return c.GetSecretsIndex()
+}
+
 func (r *reconciler) runtimeOf(p *statev1.Placement) statev1.Runtime {
 	c, _ := r.dp.store.ComponentByID(p.ComponentId)
 	return c.GetRuntime()
@@ -399,10 +413,14 @@ func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
 		return v9rt.Spec{Component: c.Name}, err
 	}
 	s := c.GetSpec()
+	env, err := r.dp.env(r.dp.ctx, c)
+	if err != nil {
+		return v9rt.Spec{Component: c.Name}, err
+	}
 	spec := v9rt.Spec{
 		ID: p.Id, Component: c.Name, ComponentID: c.Id, DeploymentID: dep.Id, Exclusive: c.GetSpec().GetExclusive(),
 		Dir: dir, Digest: dep.ArtifactDigest,
-		Env: s.GetEnv(), MemoryBytes: s.GetMemoryBytes(), Timeout: time.Duration(s.GetTimeoutMs()) * time.Millisecond,
+		Env: env, MemoryBytes: s.GetMemoryBytes(), Timeout: time.Duration(s.GetTimeoutMs()) * time.Millisecond,
 		Wasm:      v9rt.WasmSpec{Module: s.GetWasm().GetModule()},
 		Container: v9rt.ContainerSpec{Image: s.GetContainer().GetImage(), ImageArchive: s.GetContainer().GetArchive(), Command: s.GetContainer().GetCommand()},
 	}

@@ -70,6 +70,10 @@ func applyOp(t *tables, index uint64, cmd *statev1.Command) error {
 		return t.aclBootstrap(now, op.AclBootstrap)
 	case *statev1.Command_RevokeApiToken:
 		return t.revokeAPIToken(now, op.RevokeApiToken)
+	case *statev1.Command_PutSecret:
+		return t.putSecret(index, now, op.PutSecret)
+	case *statev1.Command_DeleteSecret:
+		return t.deleteSecret(index, op.DeleteSecret)
 	case *statev1.Command_TouchApiTokens:
 		return t.touchAPITokens(op.TouchApiTokens)
 	case nil:
@@ -239,6 +243,11 @@ func (t *tables) deleteComponent(op *statev1.DeleteComponent) error {
 		}
 	}
 	delete(t.links, c.Id)
+	for k, s := range t.secrets {
+		if s.ComponentId == c.Id {
+			delete(t.secrets, k)
+		}
+	}
 	delete(t.byName, c.Name)
 	delete(t.components, c.Id)
 	return nil

@@ -36,6 +36,7 @@ type tables struct {
 	tokens      map[string]*statev1.ApiToken
 	tokenByHash map[string]string              // sha256 of the secret -> token id
 	links       map[string]*statev1.GithubLink // by component id
+	secrets     map[string]*statev1.Secret     // by secretKey(component id, name)
 
 	aclBootstrapped bool
 	auditLog        []*statev1.AuditEntry // oldest first, at most AuditSize
@@ -52,6 +53,7 @@ func newTables() *tables {
 		tokens:      map[string]*statev1.ApiToken{},
 		tokenByHash: map[string]string{},
 		links:       map[string]*statev1.GithubLink{},
+		secrets:     map[string]*statev1.Secret{},
 	}
 }
 
@@ -191,6 +193,9 @@ func (t *tables) exportWith(cp func(proto.Message) proto.Message) *statev1.State
 	for _, id := range sortedKeys(t.links) {
 		out.GithubLinks = append(out.GithubLinks, cp(t.links[id]).(*statev1.GithubLink))
 	}
+	for _, k := range sortedKeys(t.secrets) {
+		out.Secrets = append(out.Secrets, cp(t.secrets[k]).(*statev1.Secret))
+	}
 	out.AclBootstrapped = t.aclBootstrapped
 	for _, e := range t.auditLog {
 		out.Audit = append(out.Audit, cp(e).(*statev1.AuditEntry))
@@ -246,6 +251,14 @@ func importState(s *statev1.State) (*tables, error) {
 		t.auditLog = t.auditLog[len(t.auditLog)-AuditSize:]
 	}
 	if err := load(t.links, s.GetGithubLinks(), (*statev1.GithubLink).GetComponentId, "github link"); err != nil {
+		return nil, err
+	}
+	if err := load(t.secrets, s.GetSecrets(), func(s *statev1.Secret) string {
+		if s.GetComponentId() == "" || s.GetName() == "" {
+			return ""
+		}
+		return secretKey(s.GetComponentId(), s.GetName())
+	}, "secret"); err != nil {
 		return nil, err
 	}
 	return t, nil

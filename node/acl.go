@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"github.com/velocity9/v9/internal/tick"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -41,26 +42,22 @@ func (n *Node) Bootstrap(ctx context.Context, secret string) error {
 
 // tokenUseLoop records, about once a minute, which tokens this node saw in use.
 func (n *Node) tokenUseLoop(ctx context.Context) {
-	t := time.NewTicker(auth.UseInterval / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		used := n.authz.TakeUsed()
-		if len(used) == 0 {
-			continue
-		}
-		op := &statev1.TouchApiTokens{LastUsed: map[string]*timestamppb.Timestamp{}}
-		for id, at := range used {
-			op.LastUsed[id] = timestamppb.New(at)
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if _, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_TouchApiTokens{TouchApiTokens: op}}); err != nil {
-			n.log.Debug("record token use", "err", err)
-		}
-		cancel()
+	tick.Every(ctx, auth.UseInterval/2, func() { n.recordTokenUse(ctx) })
+}
+
+// recordTokenUse commits the token uses seen since the last call, if any.
+func (n *Node) recordTokenUse(ctx context.Context) {
+	used := n.authz.TakeUsed()
+	if len(used) == 0 {
+		return
+	}
+	op := &statev1.TouchApiTokens{LastUsed: map[string]*timestamppb.Timestamp{}}
+	for id, at := range used {
+		op.LastUsed[id] = timestamppb.New(at)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_TouchApiTokens{TouchApiTokens: op}}); err != nil {
+		n.log.Debug("record token use", "err", err)
 	}
 }

@@ -43,7 +43,7 @@ func (n *Node) openDataPlane() error {
 	n.reaper = reaper
 	n.dp, err = dataplane.New(n.ctx, dataplane.Config{
 		NodeID: n.cfg.ID, Store: n.fsm.Store, Cluster: dpHost{n}, Peers: dpHost{n},
-		Artifacts: n.artifacts, Executors: execs, Logs: n.logs, Logger: n.log,
+		Artifacts: n.artifacts, Executors: execs, Logs: n.logs, Logger: n.log, Secrets: n,
 		HeartbeatInterval: n.cfg.Liveness.HeartbeatInterval, Lease: n.cfg.Liveness.Lease,
 		FenceBudget: n.cfg.Liveness.fenceBudget(n.cfg.Raft.LeaderLeaseTimeout),
 	})

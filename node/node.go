@@ -19,6 +19,7 @@ import (
 	"github.com/velocity9/v9/deployments"
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/ghub"
+	"github.com/velocity9/v9/keyring"
 	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/observe"
@@ -39,6 +40,8 @@ type Node struct {
 	peers  *peerClients
 	disc   discovery
 
+	keys      *keyring.Keyring     // the cluster keyring's root keys this node holds (secrets.go)
+	keyMu     sync.Mutex           // serialises root key creation
 	dp        *dataplane.DataPlane // this node's instances, routing, artifacts and lease
 	artifacts *artifact.Store      // shared with dp
 	logs      *logring.Ring
@@ -101,6 +104,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 	}
 	if n.raft, err = openRaft(&n.cfg, n.fsm, n.faults); err != nil {
+		return fail(err)
+	}
+	if n.keys, err = openKeyring(cfg.DataDir); err != nil {
 		return fail(err)
 	}
 	if err := n.openDataPlane(); err != nil {

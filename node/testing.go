@@ -359,3 +359,6 @@ func (h *testLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (h *testLogHandler) WithGroup(string) slog.Handler { return h }
+
+// RaftSnapshot makes the node write a Raft snapshot of its state now (tests read the file).
+func (n *Node) RaftSnapshot() error { return n.raft.r.Snapshot().Error() }

@@ -102,6 +102,7 @@ replicate their control state with Raft.
 		newStatsCmd(a),
 		newACLCmd(a),
 		newTokenCmd(a),
+		newSecretCmd(a),
 		newLoginCmd(a),
 		newAuditCmd(a),
 		newTLSCmd(),

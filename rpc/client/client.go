@@ -14,6 +14,7 @@ package client
 
 import (
 	"context"
+	"github.com/velocity9/v9/auth"
 	"net"
 	"net/http"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/secret/v1/secretv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
 )
 
@@ -42,6 +44,7 @@ type Client struct {
 	Deploy     deployv1connect.DeployServiceClient
 	Logs       logsv1connect.LogServiceClient
 	Stats      statsv1connect.StatsServiceClient
+	Secrets    secretv1connect.SecretServiceClient
 
 	baseURL string
 }
@@ -93,7 +96,7 @@ func New(addr string, opts ...Option) *Client {
 	base := BaseURL(addr)
 	copts := append([]connect.ClientOption{connect.WithInterceptors(unaryTimeout(o.timeout))}, o.connectOpts...)
 	if o.token != "" {
-		copts = append(copts, connect.WithInterceptors(bearer("Bearer "+o.token)))
+		copts = append(copts, connect.WithInterceptors(auth.Bearer(o.token)))
 	}
 	return &Client{
 		ACL:        aclv1connect.NewACLServiceClient(hc, base, copts...),
@@ -102,6 +105,7 @@ func New(addr string, opts ...Option) *Client {
 		Deploy:     deployv1connect.NewDeployServiceClient(hc, base, copts...),
 		Logs:       logsv1connect.NewLogServiceClient(hc, base, copts...),
 		Stats:      statsv1connect.NewStatsServiceClient(hc, base, copts...),
+		Secrets:    secretv1connect.NewSecretServiceClient(hc, base, copts...),
 		baseURL:    base,
 	}
 }
@@ -121,28 +125,6 @@ func unaryTimeout(d time.Duration) connect.UnaryInterceptorFunc {
 			return next(ctx, req)
 		}
 	}
-}
-
-// bearer sets the Authorization header of every call.
-type bearer string
-
-func (b bearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
-	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		req.Header().Set("Authorization", string(b))
-		return next(ctx, req)
-	}
-}
-
-func (b bearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
-	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
-		conn := next(ctx, spec)
-		conn.RequestHeader().Set("Authorization", string(b))
-		return conn
-	}
-}
-
-func (b bearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
-	return next
 }
 
 // BaseURL is the URL the client sends requests to.

@@ -94,6 +94,9 @@ type InternalBackend interface {
 	// HeartbeatAsLeader records a node's heartbeat if this node leads, and fails with
 	// FailedPrecondition if not.
 	HeartbeatAsLeader(ctx context.Context, req *clusterv1.HeartbeatRequest) (*clusterv1.HeartbeatResponse, error)
+	// RootKeys returns the keyring's root keys this node holds; with create, the leader
+	// makes the first one if the cluster has none.
+	RootKeys(ctx context.Context, create bool) (*clusterv1.KeysResponse, error)
 }
 
 // Internal implements InternalService.
@@ -135,6 +138,14 @@ func (s *Internal) Heartbeat(ctx context.Context, req *connect.Request[clusterv1
 		return nil, invalidArg(errors.New("heartbeat needs a node id"))
 	}
 	resp, err := s.B.HeartbeatAsLeader(ctx, req.Msg)
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(resp), nil
+}
+
+func (s *Internal) Keys(ctx context.Context, req *connect.Request[clusterv1.KeysRequest]) (*connect.Response[clusterv1.KeysResponse], error) {
+	resp, err := s.B.RootKeys(ctx, req.Msg.Create)
 	if err != nil {
 		return nil, toConnect(err)
 	}

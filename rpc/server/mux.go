@@ -13,6 +13,7 @@ import (
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/secret/v1/secretv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
 	"github.com/velocity9/v9/webui"
 )
@@ -25,6 +26,7 @@ type Backend interface {
 	DeployBackend
 	ObserveBackend
 	ACLBackend
+	SecretBackend
 }
 
 // MaxMessageBytes bounds one RPC message.
@@ -49,6 +51,7 @@ func NewMux(b Backend, authz *auth.Authorizer) *http.ServeMux {
 	mux.Handle(deployv1connect.NewArtifactServiceHandler(&Artifacts{B: b}, opts...))
 	mux.Handle(logsv1connect.NewLogServiceHandler(&Logs{B: b}, opts...))
 	mux.Handle(statsv1connect.NewStatsServiceHandler(&Stats{B: b}, opts...))
+	mux.Handle(secretv1connect.NewSecretServiceHandler(&Secrets{B: b}, opts...))
 	services := []string{
 		componentv1connect.ComponentServiceName,
 		clusterv1connect.ClusterServiceName,
@@ -58,6 +61,7 @@ func NewMux(b Backend, authz *auth.Authorizer) *http.ServeMux {
 		logsv1connect.LogServiceName,
 		statsv1connect.StatsServiceName,
 		aclv1connect.ACLServiceName,
+		secretv1connect.SecretServiceName,
 	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...), guard))
 	reflector := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)

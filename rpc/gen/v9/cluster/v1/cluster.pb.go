@@ -26,6 +26,162 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type KeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Create        bool                   `protobuf:"varint,1,opt,name=create,proto3" json:"create,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeysRequest) Reset() {
+	*x = KeysRequest{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeysRequest) ProtoMessage() {}
+
+func (x *KeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeysRequest.ProtoReflect.Descriptor instead.
+func (*KeysRequest) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *KeysRequest) GetCreate() bool {
+	if x != nil {
+		return x.Create
+	}
+	return false
+}
+
+type RootKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"` // 32 bytes, AES-256
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RootKey) Reset() {
+	*x = RootKey{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RootKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RootKey) ProtoMessage() {}
+
+func (x *RootKey) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RootKey.ProtoReflect.Descriptor instead.
+func (*RootKey) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RootKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RootKey) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *RootKey) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+type KeysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*RootKey             `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	ActiveId      string                 `protobuf:"bytes,2,opt,name=active_id,json=activeId,proto3" json:"active_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeysResponse) Reset() {
+	*x = KeysResponse{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeysResponse) ProtoMessage() {}
+
+func (x *KeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeysResponse.ProtoReflect.Descriptor instead.
+func (*KeysResponse) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *KeysResponse) GetKeys() []*RootKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *KeysResponse) GetActiveId() string {
+	if x != nil {
+		return x.ActiveId
+	}
+	return ""
+}
+
 type Member struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -41,7 +197,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[0]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -53,7 +209,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[0]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -66,7 +222,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Member) GetId() string {
@@ -126,7 +282,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[1]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -138,7 +294,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[1]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -151,7 +307,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 type StatusResponse struct {
@@ -172,7 +328,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[2]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +340,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[2]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +353,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -283,7 +439,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[3]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -295,7 +451,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[3]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -308,7 +464,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JoinRequest) GetNodeId() string {
@@ -355,7 +511,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[4]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -367,7 +523,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[4]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -380,7 +536,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *JoinResponse) GetIndex() uint64 {
@@ -399,7 +555,7 @@ type RemovePeerRequest struct {
 
 func (x *RemovePeerRequest) Reset() {
 	*x = RemovePeerRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[5]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -411,7 +567,7 @@ func (x *RemovePeerRequest) String() string {
 func (*RemovePeerRequest) ProtoMessage() {}
 
 func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[5]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -424,7 +580,7 @@ func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
 func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RemovePeerRequest) GetNodeId() string {
@@ -443,7 +599,7 @@ type RemovePeerResponse struct {
 
 func (x *RemovePeerResponse) Reset() {
 	*x = RemovePeerResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[6]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +611,7 @@ func (x *RemovePeerResponse) String() string {
 func (*RemovePeerResponse) ProtoMessage() {}
 
 func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[6]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +624,7 @@ func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
 func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RemovePeerResponse) GetIndex() uint64 {
@@ -489,7 +645,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[7]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +657,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[7]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +670,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Peer) GetNodeId() string {
@@ -547,7 +703,7 @@ type DiscoverRequest struct {
 
 func (x *DiscoverRequest) Reset() {
 	*x = DiscoverRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[8]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +715,7 @@ func (x *DiscoverRequest) String() string {
 func (*DiscoverRequest) ProtoMessage() {}
 
 func (x *DiscoverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[8]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +728,7 @@ func (x *DiscoverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscoverRequest.ProtoReflect.Descriptor instead.
 func (*DiscoverRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DiscoverRequest) GetSelf() *Peer {
@@ -595,7 +751,7 @@ type DiscoverResponse struct {
 
 func (x *DiscoverResponse) Reset() {
 	*x = DiscoverResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[9]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +763,7 @@ func (x *DiscoverResponse) String() string {
 func (*DiscoverResponse) ProtoMessage() {}
 
 func (x *DiscoverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[9]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +776,7 @@ func (x *DiscoverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscoverResponse.ProtoReflect.Descriptor instead.
 func (*DiscoverResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DiscoverResponse) GetSelf() *Peer {
@@ -667,7 +823,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[10]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +835,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[10]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +848,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ApplyRequest) GetCommand() *v1.Command {
@@ -714,7 +870,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[11]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +882,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[11]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +895,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -764,7 +920,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[12]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +932,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[12]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +945,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 type ReadIndexResponse struct {
@@ -801,7 +957,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[13]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +969,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[13]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +982,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -848,7 +1004,7 @@ type ComponentLoad struct {
 
 func (x *ComponentLoad) Reset() {
 	*x = ComponentLoad{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[14]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +1016,7 @@ func (x *ComponentLoad) String() string {
 func (*ComponentLoad) ProtoMessage() {}
 
 func (x *ComponentLoad) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[14]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +1029,7 @@ func (x *ComponentLoad) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ComponentLoad.ProtoReflect.Descriptor instead.
 func (*ComponentLoad) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ComponentLoad) GetComponent() string {
@@ -908,7 +1064,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[15]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1076,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[15]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1089,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HeartbeatRequest) GetNodeId() string {
@@ -970,7 +1126,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[16]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -982,7 +1138,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[16]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -995,7 +1151,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HeartbeatResponse) GetLeaderId() string {
@@ -1024,7 +1180,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[17]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1036,7 +1192,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[17]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1049,7 +1205,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{17}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NodeInfo) GetNode() *v1.Node {
@@ -1088,7 +1244,7 @@ type NodesRequest struct {
 
 func (x *NodesRequest) Reset() {
 	*x = NodesRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[18]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1256,7 @@ func (x *NodesRequest) String() string {
 func (*NodesRequest) ProtoMessage() {}
 
 func (x *NodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[18]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1269,7 @@ func (x *NodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesRequest.ProtoReflect.Descriptor instead.
 func (*NodesRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{18}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 type NodesResponse struct {
@@ -1126,7 +1282,7 @@ type NodesResponse struct {
 
 func (x *NodesResponse) Reset() {
 	*x = NodesResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[19]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +1294,7 @@ func (x *NodesResponse) String() string {
 func (*NodesResponse) ProtoMessage() {}
 
 func (x *NodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[19]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +1307,7 @@ func (x *NodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesResponse.ProtoReflect.Descriptor instead.
 func (*NodesResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{19}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *NodesResponse) GetNodes() []*NodeInfo {
@@ -1178,7 +1334,7 @@ type DrainRequest struct {
 
 func (x *DrainRequest) Reset() {
 	*x = DrainRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[20]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1346,7 @@ func (x *DrainRequest) String() string {
 func (*DrainRequest) ProtoMessage() {}
 
 func (x *DrainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[20]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1359,7 @@ func (x *DrainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
 func (*DrainRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{20}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DrainRequest) GetNodeId() string {
@@ -1229,7 +1385,7 @@ type DrainResponse struct {
 
 func (x *DrainResponse) Reset() {
 	*x = DrainResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[21]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1397,7 @@ func (x *DrainResponse) String() string {
 func (*DrainResponse) ProtoMessage() {}
 
 func (x *DrainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[21]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1410,7 @@ func (x *DrainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
 func (*DrainResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{21}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DrainResponse) GetIndex() uint64 {
@@ -1272,7 +1428,7 @@ type SnapshotSaveRequest struct {
 
 func (x *SnapshotSaveRequest) Reset() {
 	*x = SnapshotSaveRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[22]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1440,7 @@ func (x *SnapshotSaveRequest) String() string {
 func (*SnapshotSaveRequest) ProtoMessage() {}
 
 func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[22]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1453,7 @@ func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{22}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 type SnapshotSaveResponse struct {
@@ -1309,7 +1465,7 @@ type SnapshotSaveResponse struct {
 
 func (x *SnapshotSaveResponse) Reset() {
 	*x = SnapshotSaveResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[23]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1477,7 @@ func (x *SnapshotSaveResponse) String() string {
 func (*SnapshotSaveResponse) ProtoMessage() {}
 
 func (x *SnapshotSaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[23]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1490,7 @@ func (x *SnapshotSaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSaveResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotSaveResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{23}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SnapshotSaveResponse) GetChunk() []byte {
@@ -1353,7 +1509,7 @@ type SnapshotRestoreRequest struct {
 
 func (x *SnapshotRestoreRequest) Reset() {
 	*x = SnapshotRestoreRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[24]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1521,7 @@ func (x *SnapshotRestoreRequest) String() string {
 func (*SnapshotRestoreRequest) ProtoMessage() {}
 
 func (x *SnapshotRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[24]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1534,7 @@ func (x *SnapshotRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRestoreRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{24}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SnapshotRestoreRequest) GetChunk() []byte {
@@ -1401,7 +1557,7 @@ type SnapshotRestoreResponse struct {
 
 func (x *SnapshotRestoreResponse) Reset() {
 	*x = SnapshotRestoreResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[25]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1569,7 @@ func (x *SnapshotRestoreResponse) String() string {
 func (*SnapshotRestoreResponse) ProtoMessage() {}
 
 func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[25]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1582,7 @@ func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRestoreResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{25}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SnapshotRestoreResponse) GetIndex() uint64 {
@@ -1468,7 +1624,17 @@ var File_v9_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_v9_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1bv9/cluster/v1/cluster.proto\x12\rv9.cluster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17v9/state/v1/state.proto\"\xbb\x01\n" +
+	"\x1bv9/cluster/v1/cluster.proto\x12\rv9.cluster.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17v9/state/v1/state.proto\"%\n" +
+	"\vKeysRequest\x12\x16\n" +
+	"\x06create\x18\x01 \x01(\bR\x06create\"h\n" +
+	"\aRootKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"W\n" +
+	"\fKeysResponse\x12*\n" +
+	"\x04keys\x18\x01 \x03(\v2\x16.v9.cluster.v1.RootKeyR\x04keys\x12\x1b\n" +
+	"\tactive_id\x18\x02 \x01(\tR\bactiveId\"\xbb\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -1575,12 +1741,13 @@ const file_v9_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x05Nodes\x12\x1b.v9.cluster.v1.NodesRequest\x1a\x1c.v9.cluster.v1.NodesResponse\"\x03\x90\x02\x01\x12B\n" +
 	"\x05Drain\x12\x1b.v9.cluster.v1.DrainRequest\x1a\x1c.v9.cluster.v1.DrainResponse\x12Y\n" +
 	"\fSnapshotSave\x12\".v9.cluster.v1.SnapshotSaveRequest\x1a#.v9.cluster.v1.SnapshotSaveResponse0\x01\x12b\n" +
-	"\x0fSnapshotRestore\x12%.v9.cluster.v1.SnapshotRestoreRequest\x1a&.v9.cluster.v1.SnapshotRestoreResponse(\x012\xc2\x02\n" +
+	"\x0fSnapshotRestore\x12%.v9.cluster.v1.SnapshotRestoreRequest\x1a&.v9.cluster.v1.SnapshotRestoreResponse(\x012\x83\x03\n" +
 	"\x0fInternalService\x12K\n" +
 	"\bDiscover\x12\x1e.v9.cluster.v1.DiscoverRequest\x1a\x1f.v9.cluster.v1.DiscoverResponse\x12B\n" +
 	"\x05Apply\x12\x1b.v9.cluster.v1.ApplyRequest\x1a\x1c.v9.cluster.v1.ApplyResponse\x12N\n" +
 	"\tReadIndex\x12\x1f.v9.cluster.v1.ReadIndexRequest\x1a .v9.cluster.v1.ReadIndexResponse\x12N\n" +
-	"\tHeartbeat\x12\x1f.v9.cluster.v1.HeartbeatRequest\x1a .v9.cluster.v1.HeartbeatResponseB9Z7github.com/velocity9/v9/rpc/gen/v9/cluster/v1;clusterv1b\x06proto3"
+	"\tHeartbeat\x12\x1f.v9.cluster.v1.HeartbeatRequest\x1a .v9.cluster.v1.HeartbeatResponse\x12?\n" +
+	"\x04Keys\x12\x1a.v9.cluster.v1.KeysRequest\x1a\x1b.v9.cluster.v1.KeysResponseB9Z7github.com/velocity9/v9/rpc/gen/v9/cluster/v1;clusterv1b\x06proto3"
 
 var (
 	file_v9_cluster_v1_cluster_proto_rawDescOnce sync.Once
@@ -1594,79 +1761,86 @@ func file_v9_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_v9_cluster_v1_cluster_proto_rawDescData
 }
 
-var file_v9_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_v9_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_v9_cluster_v1_cluster_proto_goTypes = []any{
-	(*Member)(nil),                  // 0: v9.cluster.v1.Member
-	(*StatusRequest)(nil),           // 1: v9.cluster.v1.StatusRequest
-	(*StatusResponse)(nil),          // 2: v9.cluster.v1.StatusResponse
-	(*JoinRequest)(nil),             // 3: v9.cluster.v1.JoinRequest
-	(*JoinResponse)(nil),            // 4: v9.cluster.v1.JoinResponse
-	(*RemovePeerRequest)(nil),       // 5: v9.cluster.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),      // 6: v9.cluster.v1.RemovePeerResponse
-	(*Peer)(nil),                    // 7: v9.cluster.v1.Peer
-	(*DiscoverRequest)(nil),         // 8: v9.cluster.v1.DiscoverRequest
-	(*DiscoverResponse)(nil),        // 9: v9.cluster.v1.DiscoverResponse
-	(*ApplyRequest)(nil),            // 10: v9.cluster.v1.ApplyRequest
-	(*ApplyResponse)(nil),           // 11: v9.cluster.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),        // 12: v9.cluster.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),       // 13: v9.cluster.v1.ReadIndexResponse
-	(*ComponentLoad)(nil),           // 14: v9.cluster.v1.ComponentLoad
-	(*HeartbeatRequest)(nil),        // 15: v9.cluster.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),       // 16: v9.cluster.v1.HeartbeatResponse
-	(*NodeInfo)(nil),                // 17: v9.cluster.v1.NodeInfo
-	(*NodesRequest)(nil),            // 18: v9.cluster.v1.NodesRequest
-	(*NodesResponse)(nil),           // 19: v9.cluster.v1.NodesResponse
-	(*DrainRequest)(nil),            // 20: v9.cluster.v1.DrainRequest
-	(*DrainResponse)(nil),           // 21: v9.cluster.v1.DrainResponse
-	(*SnapshotSaveRequest)(nil),     // 22: v9.cluster.v1.SnapshotSaveRequest
-	(*SnapshotSaveResponse)(nil),    // 23: v9.cluster.v1.SnapshotSaveResponse
-	(*SnapshotRestoreRequest)(nil),  // 24: v9.cluster.v1.SnapshotRestoreRequest
-	(*SnapshotRestoreResponse)(nil), // 25: v9.cluster.v1.SnapshotRestoreResponse
-	(v1.Runtime)(0),                 // 26: v9.state.v1.Runtime
-	(*v1.Command)(nil),              // 27: v9.state.v1.Command
-	(*v1.Component)(nil),            // 28: v9.state.v1.Component
-	(*v1.Node)(nil),                 // 29: v9.state.v1.Node
-	(*timestamppb.Timestamp)(nil),   // 30: google.protobuf.Timestamp
+	(*KeysRequest)(nil),             // 0: v9.cluster.v1.KeysRequest
+	(*RootKey)(nil),                 // 1: v9.cluster.v1.RootKey
+	(*KeysResponse)(nil),            // 2: v9.cluster.v1.KeysResponse
+	(*Member)(nil),                  // 3: v9.cluster.v1.Member
+	(*StatusRequest)(nil),           // 4: v9.cluster.v1.StatusRequest
+	(*StatusResponse)(nil),          // 5: v9.cluster.v1.StatusResponse
+	(*JoinRequest)(nil),             // 6: v9.cluster.v1.JoinRequest
+	(*JoinResponse)(nil),            // 7: v9.cluster.v1.JoinResponse
+	(*RemovePeerRequest)(nil),       // 8: v9.cluster.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),      // 9: v9.cluster.v1.RemovePeerResponse
+	(*Peer)(nil),                    // 10: v9.cluster.v1.Peer
+	(*DiscoverRequest)(nil),         // 11: v9.cluster.v1.DiscoverRequest
+	(*DiscoverResponse)(nil),        // 12: v9.cluster.v1.DiscoverResponse
+	(*ApplyRequest)(nil),            // 13: v9.cluster.v1.ApplyRequest
+	(*ApplyResponse)(nil),           // 14: v9.cluster.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),        // 15: v9.cluster.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),       // 16: v9.cluster.v1.ReadIndexResponse
+	(*ComponentLoad)(nil),           // 17: v9.cluster.v1.ComponentLoad
+	(*HeartbeatRequest)(nil),        // 18: v9.cluster.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),       // 19: v9.cluster.v1.HeartbeatResponse
+	(*NodeInfo)(nil),                // 20: v9.cluster.v1.NodeInfo
+	(*NodesRequest)(nil),            // 21: v9.cluster.v1.NodesRequest
+	(*NodesResponse)(nil),           // 22: v9.cluster.v1.NodesResponse
+	(*DrainRequest)(nil),            // 23: v9.cluster.v1.DrainRequest
+	(*DrainResponse)(nil),           // 24: v9.cluster.v1.DrainResponse
+	(*SnapshotSaveRequest)(nil),     // 25: v9.cluster.v1.SnapshotSaveRequest
+	(*SnapshotSaveResponse)(nil),    // 26: v9.cluster.v1.SnapshotSaveResponse
+	(*SnapshotRestoreRequest)(nil),  // 27: v9.cluster.v1.SnapshotRestoreRequest
+	(*SnapshotRestoreResponse)(nil), // 28: v9.cluster.v1.SnapshotRestoreResponse
+	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
+	(v1.Runtime)(0),                 // 30: v9.state.v1.Runtime
+	(*v1.Command)(nil),              // 31: v9.state.v1.Command
+	(*v1.Component)(nil),            // 32: v9.state.v1.Component
+	(*v1.Node)(nil),                 // 33: v9.state.v1.Node
 }
 var file_v9_cluster_v1_cluster_proto_depIdxs = []int32{
-	0,  // 0: v9.cluster.v1.StatusResponse.members:type_name -> v9.cluster.v1.Member
-	26, // 1: v9.cluster.v1.JoinRequest.runtimes:type_name -> v9.state.v1.Runtime
-	7,  // 2: v9.cluster.v1.DiscoverRequest.self:type_name -> v9.cluster.v1.Peer
-	7,  // 3: v9.cluster.v1.DiscoverResponse.self:type_name -> v9.cluster.v1.Peer
-	7,  // 4: v9.cluster.v1.DiscoverResponse.known:type_name -> v9.cluster.v1.Peer
-	27, // 5: v9.cluster.v1.ApplyRequest.command:type_name -> v9.state.v1.Command
-	28, // 6: v9.cluster.v1.ApplyResponse.component:type_name -> v9.state.v1.Component
-	14, // 7: v9.cluster.v1.HeartbeatRequest.load:type_name -> v9.cluster.v1.ComponentLoad
-	29, // 8: v9.cluster.v1.NodeInfo.node:type_name -> v9.state.v1.Node
-	30, // 9: v9.cluster.v1.NodeInfo.last_heartbeat:type_name -> google.protobuf.Timestamp
-	17, // 10: v9.cluster.v1.NodesResponse.nodes:type_name -> v9.cluster.v1.NodeInfo
-	1,  // 11: v9.cluster.v1.ClusterService.Status:input_type -> v9.cluster.v1.StatusRequest
-	3,  // 12: v9.cluster.v1.ClusterService.Join:input_type -> v9.cluster.v1.JoinRequest
-	5,  // 13: v9.cluster.v1.ClusterService.RemovePeer:input_type -> v9.cluster.v1.RemovePeerRequest
-	18, // 14: v9.cluster.v1.ClusterService.Nodes:input_type -> v9.cluster.v1.NodesRequest
-	20, // 15: v9.cluster.v1.ClusterService.Drain:input_type -> v9.cluster.v1.DrainRequest
-	22, // 16: v9.cluster.v1.ClusterService.SnapshotSave:input_type -> v9.cluster.v1.SnapshotSaveRequest
-	24, // 17: v9.cluster.v1.ClusterService.SnapshotRestore:input_type -> v9.cluster.v1.SnapshotRestoreRequest
-	8,  // 18: v9.cluster.v1.InternalService.Discover:input_type -> v9.cluster.v1.DiscoverRequest
-	10, // 19: v9.cluster.v1.InternalService.Apply:input_type -> v9.cluster.v1.ApplyRequest
-	12, // 20: v9.cluster.v1.InternalService.ReadIndex:input_type -> v9.cluster.v1.ReadIndexRequest
-	15, // 21: v9.cluster.v1.InternalService.Heartbeat:input_type -> v9.cluster.v1.HeartbeatRequest
-	2,  // 22: v9.cluster.v1.ClusterService.Status:output_type -> v9.cluster.v1.StatusResponse
-	4,  // 23: v9.cluster.v1.ClusterService.Join:output_type -> v9.cluster.v1.JoinResponse
-	6,  // 24: v9.cluster.v1.ClusterService.RemovePeer:output_type -> v9.cluster.v1.RemovePeerResponse
-	19, // 25: v9.cluster.v1.ClusterService.Nodes:output_type -> v9.cluster.v1.NodesResponse
-	21, // 26: v9.cluster.v1.ClusterService.Drain:output_type -> v9.cluster.v1.DrainResponse
-	23, // 27: v9.cluster.v1.ClusterService.SnapshotSave:output_type -> v9.cluster.v1.SnapshotSaveResponse
-	25, // 28: v9.cluster.v1.ClusterService.SnapshotRestore:output_type -> v9.cluster.v1.SnapshotRestoreResponse
-	9,  // 29: v9.cluster.v1.InternalService.Discover:output_type -> v9.cluster.v1.DiscoverResponse
-	11, // 30: v9.cluster.v1.InternalService.Apply:output_type -> v9.cluster.v1.ApplyResponse
-	13, // 31: v9.cluster.v1.InternalService.ReadIndex:output_type -> v9.cluster.v1.ReadIndexResponse
-	16, // 32: v9.cluster.v1.InternalService.Heartbeat:output_type -> v9.cluster.v1.HeartbeatResponse
-	22, // [22:33] is the sub-list for method output_type
-	11, // [11:22] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	29, // 0: v9.cluster.v1.RootKey.create_time:type_name -> google.protobuf.Timestamp
+	1,  // 1: v9.cluster.v1.KeysResponse.keys:type_name -> v9.cluster.v1.RootKey
+	3,  // 2: v9.cluster.v1.StatusResponse.members:type_name -> v9.cluster.v1.Member
+	30, // 3: v9.cluster.v1.JoinRequest.runtimes:type_name -> v9.state.v1.Runtime
+	10, // 4: v9.cluster.v1.DiscoverRequest.self:type_name -> v9.cluster.v1.Peer
+	10, // 5: v9.cluster.v1.DiscoverResponse.self:type_name -> v9.cluster.v1.Peer
+	10, // 6: v9.cluster.v1.DiscoverResponse.known:type_name -> v9.cluster.v1.Peer
+	31, // 7: v9.cluster.v1.ApplyRequest.command:type_name -> v9.state.v1.Command
+	32, // 8: v9.cluster.v1.ApplyResponse.component:type_name -> v9.state.v1.Component
+	17, // 9: v9.cluster.v1.HeartbeatRequest.load:type_name -> v9.cluster.v1.ComponentLoad
+	33, // 10: v9.cluster.v1.NodeInfo.node:type_name -> v9.state.v1.Node
+	29, // 11: v9.cluster.v1.NodeInfo.last_heartbeat:type_name -> google.protobuf.Timestamp
+	20, // 12: v9.cluster.v1.NodesResponse.nodes:type_name -> v9.cluster.v1.NodeInfo
+	4,  // 13: v9.cluster.v1.ClusterService.Status:input_type -> v9.cluster.v1.StatusRequest
+	6,  // 14: v9.cluster.v1.ClusterService.Join:input_type -> v9.cluster.v1.JoinRequest
+	8,  // 15: v9.cluster.v1.ClusterService.RemovePeer:input_type -> v9.cluster.v1.RemovePeerRequest
+	21, // 16: v9.cluster.v1.ClusterService.Nodes:input_type -> v9.cluster.v1.NodesRequest
+	23, // 17: v9.cluster.v1.ClusterService.Drain:input_type -> v9.cluster.v1.DrainRequest
+	25, // 18: v9.cluster.v1.ClusterService.SnapshotSave:input_type -> v9.cluster.v1.SnapshotSaveRequest
+	27, // 19: v9.cluster.v1.ClusterService.SnapshotRestore:input_type -> v9.cluster.v1.SnapshotRestoreRequest
+	11, // 20: v9.cluster.v1.InternalService.Discover:input_type -> v9.cluster.v1.DiscoverRequest
+	13, // 21: v9.cluster.v1.InternalService.Apply:input_type -> v9.cluster.v1.ApplyRequest
+	15, // 22: v9.cluster.v1.InternalService.ReadIndex:input_type -> v9.cluster.v1.ReadIndexRequest
+	18, // 23: v9.cluster.v1.InternalService.Heartbeat:input_type -> v9.cluster.v1.HeartbeatRequest
+	0,  // 24: v9.cluster.v1.InternalService.Keys:input_type -> v9.cluster.v1.KeysRequest
+	5,  // 25: v9.cluster.v1.ClusterService.Status:output_type -> v9.cluster.v1.StatusResponse
+	7,  // 26: v9.cluster.v1.ClusterService.Join:output_type -> v9.cluster.v1.JoinResponse
+	9,  // 27: v9.cluster.v1.ClusterService.RemovePeer:output_type -> v9.cluster.v1.RemovePeerResponse
+	22, // 28: v9.cluster.v1.ClusterService.Nodes:output_type -> v9.cluster.v1.NodesResponse
+	24, // 29: v9.cluster.v1.ClusterService.Drain:output_type -> v9.cluster.v1.DrainResponse
+	26, // 30: v9.cluster.v1.ClusterService.SnapshotSave:output_type -> v9.cluster.v1.SnapshotSaveResponse
+	28, // 31: v9.cluster.v1.ClusterService.SnapshotRestore:output_type -> v9.cluster.v1.SnapshotRestoreResponse
+	12, // 32: v9.cluster.v1.InternalService.Discover:output_type -> v9.cluster.v1.DiscoverResponse
+	14, // 33: v9.cluster.v1.InternalService.Apply:output_type -> v9.cluster.v1.ApplyResponse
+	16, // 34: v9.cluster.v1.InternalService.ReadIndex:output_type -> v9.cluster.v1.ReadIndexResponse
+	19, // 35: v9.cluster.v1.InternalService.Heartbeat:output_type -> v9.cluster.v1.HeartbeatResponse
+	2,  // 36: v9.cluster.v1.InternalService.Keys:output_type -> v9.cluster.v1.KeysResponse
+	25, // [25:37] is the sub-list for method output_type
+	13, // [13:25] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_v9_cluster_v1_cluster_proto_init() }
@@ -1680,7 +1854,7 @@ func file_v9_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_cluster_v1_cluster_proto_rawDesc), len(file_v9_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

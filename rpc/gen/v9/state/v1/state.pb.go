@@ -628,8 +628,11 @@ type Component struct {
 	UpdateTime         *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	CreateIndex        uint64                 `protobuf:"varint,12,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
 	ModifyIndex        uint64                 `protobuf:"varint,13,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// secrets_index is the index of the last change to the component's secrets: instances
+	// started before it restart with the new environment.
+	SecretsIndex  uint64 `protobuf:"varint,14,opt,name=secrets_index,json=secretsIndex,proto3" json:"secrets_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Component) Reset() {
@@ -749,6 +752,13 @@ func (x *Component) GetCreateIndex() uint64 {
 func (x *Component) GetModifyIndex() uint64 {
 	if x != nil {
 		return x.ModifyIndex
+	}
+	return 0
+}
+
+func (x *Component) GetSecretsIndex() uint64 {
+	if x != nil {
+		return x.SecretsIndex
 	}
 	return 0
 }
@@ -1605,6 +1615,7 @@ type State struct {
 	GithubLinks     []*GithubLink          `protobuf:"bytes,8,rep,name=github_links,json=githubLinks,proto3" json:"github_links,omitempty"`
 	AclBootstrapped bool                   `protobuf:"varint,9,opt,name=acl_bootstrapped,json=aclBootstrapped,proto3" json:"acl_bootstrapped,omitempty"` // AclBootstrap happened; it never happens again
 	Audit           []*AuditEntry          `protobuf:"bytes,10,rep,name=audit,proto3" json:"audit,omitempty"`                                            // the last writes by users and tokens, oldest first (bounded)
+	Secrets         []*Secret              `protobuf:"bytes,11,rep,name=secrets,proto3" json:"secrets,omitempty"`                                        // sorted by component id, then name
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1709,6 +1720,108 @@ func (x *State) GetAudit() []*AuditEntry {
 	return nil
 }
 
+func (x *State) GetSecrets() []*Secret {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+// Secret is one secret of a component, sealed with a root key of the cluster keyring
+// (AES-256-GCM) before its command entered Raft. The key itself never enters Raft; nodes
+// hold it on disk and fetch it from each other over mTLS. Never returned by a read API.
+type Secret struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ComponentId   string                 `protobuf:"bytes,1,opt,name=component_id,json=componentId,proto3" json:"component_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`                // environment variable name
+	KeyId         string                 `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"` // root key that sealed it
+	Nonce         []byte                 `protobuf:"bytes,4,opt,name=nonce,proto3" json:"nonce,omitempty"`              // GCM nonce
+	Ciphertext    []byte                 `protobuf:"bytes,5,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`    // sealed value with its tag; component id and name are its additional data
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	ModifyIndex   uint64                 `protobuf:"varint,7,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Secret) Reset() {
+	*x = Secret{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Secret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Secret) ProtoMessage() {}
+
+func (x *Secret) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Secret.ProtoReflect.Descriptor instead.
+func (*Secret) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Secret) GetComponentId() string {
+	if x != nil {
+		return x.ComponentId
+	}
+	return ""
+}
+
+func (x *Secret) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Secret) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *Secret) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *Secret) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+func (x *Secret) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *Secret) GetModifyIndex() uint64 {
+	if x != nil {
+		return x.ModifyIndex
+	}
+	return 0
+}
+
 type CreateComponent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Component     *Component             `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
@@ -1718,7 +1831,7 @@ type CreateComponent struct {
 
 func (x *CreateComponent) Reset() {
 	*x = CreateComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[14]
+	mi := &file_v9_state_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +1843,7 @@ func (x *CreateComponent) String() string {
 func (*CreateComponent) ProtoMessage() {}
 
 func (x *CreateComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[14]
+	mi := &file_v9_state_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +1856,7 @@ func (x *CreateComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateComponent.ProtoReflect.Descriptor instead.
 func (*CreateComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{14}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateComponent) GetComponent() *Component {
@@ -1751,6 +1864,135 @@ func (x *CreateComponent) GetComponent() *Component {
 		return x.Component
 	}
 	return nil
+}
+
+// PutSecret sets a component's secret, already sealed by the node that took the request.
+type PutSecret struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     string                 `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	KeyId         string                 `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Nonce         []byte                 `protobuf:"bytes,4,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Ciphertext    []byte                 `protobuf:"bytes,5,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutSecret) Reset() {
+	*x = PutSecret{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutSecret) ProtoMessage() {}
+
+func (x *PutSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutSecret.ProtoReflect.Descriptor instead.
+func (*PutSecret) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PutSecret) GetComponent() string {
+	if x != nil {
+		return x.Component
+	}
+	return ""
+}
+
+func (x *PutSecret) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PutSecret) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *PutSecret) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *PutSecret) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+type DeleteSecret struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     string                 `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSecret) Reset() {
+	*x = DeleteSecret{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSecret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSecret) ProtoMessage() {}
+
+func (x *DeleteSecret) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSecret.ProtoReflect.Descriptor instead.
+func (*DeleteSecret) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DeleteSecret) GetComponent() string {
+	if x != nil {
+		return x.Component
+	}
+	return ""
+}
+
+func (x *DeleteSecret) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
 }
 
 // CreateLinkedComponent creates a component built from a GitHub repository in one entry:
@@ -1768,7 +2010,7 @@ type CreateLinkedComponent struct {
 
 func (x *CreateLinkedComponent) Reset() {
 	*x = CreateLinkedComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[15]
+	mi := &file_v9_state_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +2022,7 @@ func (x *CreateLinkedComponent) String() string {
 func (*CreateLinkedComponent) ProtoMessage() {}
 
 func (x *CreateLinkedComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[15]
+	mi := &file_v9_state_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +2035,7 @@ func (x *CreateLinkedComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLinkedComponent.ProtoReflect.Descriptor instead.
 func (*CreateLinkedComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateLinkedComponent) GetComponent() *Component {
@@ -1827,7 +2069,7 @@ type UpdateComponentSpec struct {
 
 func (x *UpdateComponentSpec) Reset() {
 	*x = UpdateComponentSpec{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[16]
+	mi := &file_v9_state_v1_state_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +2081,7 @@ func (x *UpdateComponentSpec) String() string {
 func (*UpdateComponentSpec) ProtoMessage() {}
 
 func (x *UpdateComponentSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[16]
+	mi := &file_v9_state_v1_state_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +2094,7 @@ func (x *UpdateComponentSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateComponentSpec.ProtoReflect.Descriptor instead.
 func (*UpdateComponentSpec) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{16}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateComponentSpec) GetName() string {
@@ -1879,7 +2121,7 @@ type SetComponentDesired struct {
 
 func (x *SetComponentDesired) Reset() {
 	*x = SetComponentDesired{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[17]
+	mi := &file_v9_state_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +2133,7 @@ func (x *SetComponentDesired) String() string {
 func (*SetComponentDesired) ProtoMessage() {}
 
 func (x *SetComponentDesired) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[17]
+	mi := &file_v9_state_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2146,7 @@ func (x *SetComponentDesired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetComponentDesired.ProtoReflect.Descriptor instead.
 func (*SetComponentDesired) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{17}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SetComponentDesired) GetName() string {
@@ -1931,7 +2173,7 @@ type ScaleComponent struct {
 
 func (x *ScaleComponent) Reset() {
 	*x = ScaleComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[18]
+	mi := &file_v9_state_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1943,7 +2185,7 @@ func (x *ScaleComponent) String() string {
 func (*ScaleComponent) ProtoMessage() {}
 
 func (x *ScaleComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[18]
+	mi := &file_v9_state_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1956,7 +2198,7 @@ func (x *ScaleComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleComponent.ProtoReflect.Descriptor instead.
 func (*ScaleComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{18}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ScaleComponent) GetName() string {
@@ -1982,7 +2224,7 @@ type DeleteComponent struct {
 
 func (x *DeleteComponent) Reset() {
 	*x = DeleteComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[19]
+	mi := &file_v9_state_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1994,7 +2236,7 @@ func (x *DeleteComponent) String() string {
 func (*DeleteComponent) ProtoMessage() {}
 
 func (x *DeleteComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[19]
+	mi := &file_v9_state_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2007,7 +2249,7 @@ func (x *DeleteComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteComponent.ProtoReflect.Descriptor instead.
 func (*DeleteComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteComponent) GetName() string {
@@ -2026,7 +2268,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[20]
+	mi := &file_v9_state_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2280,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[20]
+	mi := &file_v9_state_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2293,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RegisterNode) GetNode() *Node {
@@ -2071,7 +2313,7 @@ type SetNodeStatus struct {
 
 func (x *SetNodeStatus) Reset() {
 	*x = SetNodeStatus{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[21]
+	mi := &file_v9_state_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2083,7 +2325,7 @@ func (x *SetNodeStatus) String() string {
 func (*SetNodeStatus) ProtoMessage() {}
 
 func (x *SetNodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[21]
+	mi := &file_v9_state_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2096,7 +2338,7 @@ func (x *SetNodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNodeStatus.ProtoReflect.Descriptor instead.
 func (*SetNodeStatus) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetNodeStatus) GetId() string {
@@ -2122,7 +2364,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[22]
+	mi := &file_v9_state_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2134,7 +2376,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[22]
+	mi := &file_v9_state_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2147,7 +2389,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -2166,7 +2408,7 @@ type CreateDeployment struct {
 
 func (x *CreateDeployment) Reset() {
 	*x = CreateDeployment{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[23]
+	mi := &file_v9_state_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2178,7 +2420,7 @@ func (x *CreateDeployment) String() string {
 func (*CreateDeployment) ProtoMessage() {}
 
 func (x *CreateDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[23]
+	mi := &file_v9_state_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2191,7 +2433,7 @@ func (x *CreateDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeployment.ProtoReflect.Descriptor instead.
 func (*CreateDeployment) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateDeployment) GetDeployment() *Deployment {
@@ -2219,7 +2461,7 @@ type SetDeploymentStatus struct {
 
 func (x *SetDeploymentStatus) Reset() {
 	*x = SetDeploymentStatus{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[24]
+	mi := &file_v9_state_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2231,7 +2473,7 @@ func (x *SetDeploymentStatus) String() string {
 func (*SetDeploymentStatus) ProtoMessage() {}
 
 func (x *SetDeploymentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[24]
+	mi := &file_v9_state_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2244,7 +2486,7 @@ func (x *SetDeploymentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDeploymentStatus.ProtoReflect.Descriptor instead.
 func (*SetDeploymentStatus) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetDeploymentStatus) GetId() string {
@@ -2313,7 +2555,7 @@ type ActivateDeployment struct {
 
 func (x *ActivateDeployment) Reset() {
 	*x = ActivateDeployment{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[25]
+	mi := &file_v9_state_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2325,7 +2567,7 @@ func (x *ActivateDeployment) String() string {
 func (*ActivateDeployment) ProtoMessage() {}
 
 func (x *ActivateDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[25]
+	mi := &file_v9_state_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2338,7 +2580,7 @@ func (x *ActivateDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateDeployment.ProtoReflect.Descriptor instead.
 func (*ActivateDeployment) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ActivateDeployment) GetComponentId() string {
@@ -2364,7 +2606,7 @@ type PutPlacements struct {
 
 func (x *PutPlacements) Reset() {
 	*x = PutPlacements{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[26]
+	mi := &file_v9_state_v1_state_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +2618,7 @@ func (x *PutPlacements) String() string {
 func (*PutPlacements) ProtoMessage() {}
 
 func (x *PutPlacements) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[26]
+	mi := &file_v9_state_v1_state_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2389,7 +2631,7 @@ func (x *PutPlacements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPlacements.ProtoReflect.Descriptor instead.
 func (*PutPlacements) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PutPlacements) GetPlacements() []*Placement {
@@ -2410,7 +2652,7 @@ type SetPlacementObserved struct {
 
 func (x *SetPlacementObserved) Reset() {
 	*x = SetPlacementObserved{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[27]
+	mi := &file_v9_state_v1_state_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2422,7 +2664,7 @@ func (x *SetPlacementObserved) String() string {
 func (*SetPlacementObserved) ProtoMessage() {}
 
 func (x *SetPlacementObserved) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[27]
+	mi := &file_v9_state_v1_state_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2435,7 +2677,7 @@ func (x *SetPlacementObserved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPlacementObserved.ProtoReflect.Descriptor instead.
 func (*SetPlacementObserved) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetPlacementObserved) GetId() string {
@@ -2468,7 +2710,7 @@ type DeletePlacements struct {
 
 func (x *DeletePlacements) Reset() {
 	*x = DeletePlacements{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[28]
+	mi := &file_v9_state_v1_state_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2480,7 +2722,7 @@ func (x *DeletePlacements) String() string {
 func (*DeletePlacements) ProtoMessage() {}
 
 func (x *DeletePlacements) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[28]
+	mi := &file_v9_state_v1_state_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2493,7 +2735,7 @@ func (x *DeletePlacements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePlacements.ProtoReflect.Descriptor instead.
 func (*DeletePlacements) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{28}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeletePlacements) GetIds() []string {
@@ -2512,7 +2754,7 @@ type CreateUser struct {
 
 func (x *CreateUser) Reset() {
 	*x = CreateUser{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[29]
+	mi := &file_v9_state_v1_state_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2766,7 @@ func (x *CreateUser) String() string {
 func (*CreateUser) ProtoMessage() {}
 
 func (x *CreateUser) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[29]
+	mi := &file_v9_state_v1_state_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2779,7 @@ func (x *CreateUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUser.ProtoReflect.Descriptor instead.
 func (*CreateUser) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{29}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateUser) GetUser() *User {
@@ -2556,7 +2798,7 @@ type CreateApiToken struct {
 
 func (x *CreateApiToken) Reset() {
 	*x = CreateApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[30]
+	mi := &file_v9_state_v1_state_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2568,7 +2810,7 @@ func (x *CreateApiToken) String() string {
 func (*CreateApiToken) ProtoMessage() {}
 
 func (x *CreateApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[30]
+	mi := &file_v9_state_v1_state_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2581,7 +2823,7 @@ func (x *CreateApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiToken.ProtoReflect.Descriptor instead.
 func (*CreateApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{30}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateApiToken) GetToken() *ApiToken {
@@ -2600,7 +2842,7 @@ type DeleteApiToken struct {
 
 func (x *DeleteApiToken) Reset() {
 	*x = DeleteApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	mi := &file_v9_state_v1_state_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2612,7 +2854,7 @@ func (x *DeleteApiToken) String() string {
 func (*DeleteApiToken) ProtoMessage() {}
 
 func (x *DeleteApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	mi := &file_v9_state_v1_state_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +2867,7 @@ func (x *DeleteApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteApiToken.ProtoReflect.Descriptor instead.
 func (*DeleteApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{31}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeleteApiToken) GetId() string {
@@ -2645,7 +2887,7 @@ type AclBootstrap struct {
 
 func (x *AclBootstrap) Reset() {
 	*x = AclBootstrap{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	mi := &file_v9_state_v1_state_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2657,7 +2899,7 @@ func (x *AclBootstrap) String() string {
 func (*AclBootstrap) ProtoMessage() {}
 
 func (x *AclBootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	mi := &file_v9_state_v1_state_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2670,7 +2912,7 @@ func (x *AclBootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AclBootstrap.ProtoReflect.Descriptor instead.
 func (*AclBootstrap) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{32}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AclBootstrap) GetToken() *ApiToken {
@@ -2690,7 +2932,7 @@ type RevokeApiToken struct {
 
 func (x *RevokeApiToken) Reset() {
 	*x = RevokeApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[33]
+	mi := &file_v9_state_v1_state_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2702,7 +2944,7 @@ func (x *RevokeApiToken) String() string {
 func (*RevokeApiToken) ProtoMessage() {}
 
 func (x *RevokeApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[33]
+	mi := &file_v9_state_v1_state_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2715,7 +2957,7 @@ func (x *RevokeApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiToken.ProtoReflect.Descriptor instead.
 func (*RevokeApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{33}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RevokeApiToken) GetId() string {
@@ -2735,7 +2977,7 @@ type TouchApiTokens struct {
 
 func (x *TouchApiTokens) Reset() {
 	*x = TouchApiTokens{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[34]
+	mi := &file_v9_state_v1_state_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +2989,7 @@ func (x *TouchApiTokens) String() string {
 func (*TouchApiTokens) ProtoMessage() {}
 
 func (x *TouchApiTokens) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[34]
+	mi := &file_v9_state_v1_state_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +3002,7 @@ func (x *TouchApiTokens) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TouchApiTokens.ProtoReflect.Descriptor instead.
 func (*TouchApiTokens) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{34}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TouchApiTokens) GetLastUsed() map[string]*timestamppb.Timestamp {
@@ -2779,7 +3021,7 @@ type PutGithubLink struct {
 
 func (x *PutGithubLink) Reset() {
 	*x = PutGithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[35]
+	mi := &file_v9_state_v1_state_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +3033,7 @@ func (x *PutGithubLink) String() string {
 func (*PutGithubLink) ProtoMessage() {}
 
 func (x *PutGithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[35]
+	mi := &file_v9_state_v1_state_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2804,7 +3046,7 @@ func (x *PutGithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutGithubLink.ProtoReflect.Descriptor instead.
 func (*PutGithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{35}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PutGithubLink) GetLink() *GithubLink {
@@ -2823,7 +3065,7 @@ type DeleteGithubLink struct {
 
 func (x *DeleteGithubLink) Reset() {
 	*x = DeleteGithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[36]
+	mi := &file_v9_state_v1_state_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2835,7 +3077,7 @@ func (x *DeleteGithubLink) String() string {
 func (*DeleteGithubLink) ProtoMessage() {}
 
 func (x *DeleteGithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[36]
+	mi := &file_v9_state_v1_state_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2848,7 +3090,7 @@ func (x *DeleteGithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGithubLink.ProtoReflect.Descriptor instead.
 func (*DeleteGithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{36}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteGithubLink) GetComponentId() string {
@@ -2893,6 +3135,8 @@ type Command struct {
 	//	*Command_AclBootstrap
 	//	*Command_RevokeApiToken
 	//	*Command_TouchApiTokens
+	//	*Command_PutSecret
+	//	*Command_DeleteSecret
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2900,7 +3144,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[37]
+	mi := &file_v9_state_v1_state_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2912,7 +3156,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[37]
+	mi := &file_v9_state_v1_state_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2925,7 +3169,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{37}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Command) GetTime() *timestamppb.Timestamp {
@@ -3163,6 +3407,24 @@ func (x *Command) GetTouchApiTokens() *TouchApiTokens {
 	return nil
 }
 
+func (x *Command) GetPutSecret() *PutSecret {
+	if x != nil {
+		if x, ok := x.Op.(*Command_PutSecret); ok {
+			return x.PutSecret
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDeleteSecret() *DeleteSecret {
+	if x != nil {
+		if x, ok := x.Op.(*Command_DeleteSecret); ok {
+			return x.DeleteSecret
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -3259,6 +3521,14 @@ type Command_TouchApiTokens struct {
 	TouchApiTokens *TouchApiTokens `protobuf:"bytes,57,opt,name=touch_api_tokens,json=touchApiTokens,proto3,oneof"`
 }
 
+type Command_PutSecret struct {
+	PutSecret *PutSecret `protobuf:"bytes,58,opt,name=put_secret,json=putSecret,proto3,oneof"`
+}
+
+type Command_DeleteSecret struct {
+	DeleteSecret *DeleteSecret `protobuf:"bytes,59,opt,name=delete_secret,json=deleteSecret,proto3,oneof"`
+}
+
 func (*Command_CreateComponent) isCommand_Op() {}
 
 func (*Command_UpdateComponentSpec) isCommand_Op() {}
@@ -3305,6 +3575,10 @@ func (*Command_RevokeApiToken) isCommand_Op() {}
 
 func (*Command_TouchApiTokens) isCommand_Op() {}
 
+func (*Command_PutSecret) isCommand_Op() {}
+
+func (*Command_DeleteSecret) isCommand_Op() {}
+
 var File_v9_state_v1_state_proto protoreflect.FileDescriptor
 
 const file_v9_state_v1_state_proto_rawDesc = "" +
@@ -3334,7 +3608,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\tcontainer\x18\t \x01(\v2\x1a.v9.state.v1.ContainerSpecR\tcontainer\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x95\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xba\x04\n" +
 	"\tComponent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -3351,7 +3625,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12!\n" +
 	"\fcreate_index\x18\f \x01(\x04R\vcreateIndex\x12!\n" +
-	"\fmodify_index\x18\r \x01(\x04R\vmodifyIndex\"\xb0\x05\n" +
+	"\fmodify_index\x18\r \x01(\x04R\vmodifyIndex\x12#\n" +
+	"\rsecrets_index\x18\x0e \x01(\x04R\fsecretsIndex\"\xb0\x05\n" +
 	"\n" +
 	"Deployment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
@@ -3444,7 +3719,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x06branch\x18\x03 \x01(\tR\x06branch\x12\x17\n" +
 	"\ahook_id\x18\x04 \x01(\x03R\x06hookId\x12\x16\n" +
 	"\x06secret\x18\x05 \x01(\fR\x06secret\x12!\n" +
-	"\fpoll_seconds\x18\x06 \x01(\rR\vpollSeconds\"\xe6\x03\n" +
+	"\fpoll_seconds\x18\x06 \x01(\rR\vpollSeconds\"\x95\x04\n" +
 	"\x05State\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x126\n" +
 	"\n" +
@@ -3461,9 +3736,32 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\fgithub_links\x18\b \x03(\v2\x17.v9.state.v1.GithubLinkR\vgithubLinks\x12)\n" +
 	"\x10acl_bootstrapped\x18\t \x01(\bR\x0faclBootstrapped\x12-\n" +
 	"\x05audit\x18\n" +
-	" \x03(\v2\x17.v9.state.v1.AuditEntryR\x05audit\"G\n" +
+	" \x03(\v2\x17.v9.state.v1.AuditEntryR\x05audit\x12-\n" +
+	"\asecrets\x18\v \x03(\v2\x13.v9.state.v1.SecretR\asecrets\"\xec\x01\n" +
+	"\x06Secret\x12!\n" +
+	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
+	"\x06key_id\x18\x03 \x01(\tR\x05keyId\x12\x14\n" +
+	"\x05nonce\x18\x04 \x01(\fR\x05nonce\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x05 \x01(\fR\n" +
+	"ciphertext\x12;\n" +
+	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12!\n" +
+	"\fmodify_index\x18\a \x01(\x04R\vmodifyIndex\"G\n" +
 	"\x0fCreateComponent\x124\n" +
-	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\"\xb3\x01\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\"\x8a\x01\n" +
+	"\tPutSecret\x12\x1c\n" +
+	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
+	"\x06key_id\x18\x03 \x01(\tR\x05keyId\x12\x14\n" +
+	"\x05nonce\x18\x04 \x01(\fR\x05nonce\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x05 \x01(\fR\n" +
+	"ciphertext\"@\n" +
+	"\fDeleteSecret\x12\x1c\n" +
+	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\xb3\x01\n" +
 	"\x15CreateLinkedComponent\x124\n" +
 	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\x12+\n" +
 	"\x04link\x18\x02 \x01(\v2\x17.v9.state.v1.GithubLinkR\x04link\x127\n" +
@@ -3534,7 +3832,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\rPutGithubLink\x12+\n" +
 	"\x04link\x18\x01 \x01(\v2\x17.v9.state.v1.GithubLinkR\x04link\"5\n" +
 	"\x10DeleteGithubLink\x12!\n" +
-	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\"\xd0\x0e\n" +
+	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\"\xcb\x0f\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12*\n" +
 	"\x11ignore_if_unknown\x18\x02 \x01(\bR\x0fignoreIfUnknown\x12\x14\n" +
@@ -3564,7 +3862,10 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x12delete_github_link\x186 \x01(\v2\x1d.v9.state.v1.DeleteGithubLinkH\x00R\x10deleteGithubLink\x12@\n" +
 	"\racl_bootstrap\x187 \x01(\v2\x19.v9.state.v1.AclBootstrapH\x00R\faclBootstrap\x12G\n" +
 	"\x10revoke_api_token\x188 \x01(\v2\x1b.v9.state.v1.RevokeApiTokenH\x00R\x0erevokeApiToken\x12G\n" +
-	"\x10touch_api_tokens\x189 \x01(\v2\x1b.v9.state.v1.TouchApiTokensH\x00R\x0etouchApiTokensB\x04\n" +
+	"\x10touch_api_tokens\x189 \x01(\v2\x1b.v9.state.v1.TouchApiTokensH\x00R\x0etouchApiTokens\x127\n" +
+	"\n" +
+	"put_secret\x18: \x01(\v2\x16.v9.state.v1.PutSecretH\x00R\tputSecret\x12@\n" +
+	"\rdelete_secret\x18; \x01(\v2\x19.v9.state.v1.DeleteSecretH\x00R\fdeleteSecretB\x04\n" +
 	"\x02op*K\n" +
 	"\aRuntime\x12\x17\n" +
 	"\x13RUNTIME_UNSPECIFIED\x10\x00\x12\x10\n" +
@@ -3611,7 +3912,7 @@ func file_v9_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_v9_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_v9_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_v9_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_v9_state_v1_state_proto_goTypes = []any{
 	(Runtime)(0),                  // 0: v9.state.v1.Runtime
 	(DesiredState)(0),             // 1: v9.state.v1.DesiredState
@@ -3633,60 +3934,63 @@ var file_v9_state_v1_state_proto_goTypes = []any{
 	(*AuditEntry)(nil),            // 17: v9.state.v1.AuditEntry
 	(*GithubLink)(nil),            // 18: v9.state.v1.GithubLink
 	(*State)(nil),                 // 19: v9.state.v1.State
-	(*CreateComponent)(nil),       // 20: v9.state.v1.CreateComponent
-	(*CreateLinkedComponent)(nil), // 21: v9.state.v1.CreateLinkedComponent
-	(*UpdateComponentSpec)(nil),   // 22: v9.state.v1.UpdateComponentSpec
-	(*SetComponentDesired)(nil),   // 23: v9.state.v1.SetComponentDesired
-	(*ScaleComponent)(nil),        // 24: v9.state.v1.ScaleComponent
-	(*DeleteComponent)(nil),       // 25: v9.state.v1.DeleteComponent
-	(*RegisterNode)(nil),          // 26: v9.state.v1.RegisterNode
-	(*SetNodeStatus)(nil),         // 27: v9.state.v1.SetNodeStatus
-	(*RemoveNode)(nil),            // 28: v9.state.v1.RemoveNode
-	(*CreateDeployment)(nil),      // 29: v9.state.v1.CreateDeployment
-	(*SetDeploymentStatus)(nil),   // 30: v9.state.v1.SetDeploymentStatus
-	(*ActivateDeployment)(nil),    // 31: v9.state.v1.ActivateDeployment
-	(*PutPlacements)(nil),         // 32: v9.state.v1.PutPlacements
-	(*SetPlacementObserved)(nil),  // 33: v9.state.v1.SetPlacementObserved
-	(*DeletePlacements)(nil),      // 34: v9.state.v1.DeletePlacements
-	(*CreateUser)(nil),            // 35: v9.state.v1.CreateUser
-	(*CreateApiToken)(nil),        // 36: v9.state.v1.CreateApiToken
-	(*DeleteApiToken)(nil),        // 37: v9.state.v1.DeleteApiToken
-	(*AclBootstrap)(nil),          // 38: v9.state.v1.AclBootstrap
-	(*RevokeApiToken)(nil),        // 39: v9.state.v1.RevokeApiToken
-	(*TouchApiTokens)(nil),        // 40: v9.state.v1.TouchApiTokens
-	(*PutGithubLink)(nil),         // 41: v9.state.v1.PutGithubLink
-	(*DeleteGithubLink)(nil),      // 42: v9.state.v1.DeleteGithubLink
-	(*Command)(nil),               // 43: v9.state.v1.Command
-	nil,                           // 44: v9.state.v1.ComponentSpec.EnvEntry
-	nil,                           // 45: v9.state.v1.TouchApiTokens.LastUsedEntry
-	(*timestamppb.Timestamp)(nil), // 46: google.protobuf.Timestamp
+	(*Secret)(nil),                // 20: v9.state.v1.Secret
+	(*CreateComponent)(nil),       // 21: v9.state.v1.CreateComponent
+	(*PutSecret)(nil),             // 22: v9.state.v1.PutSecret
+	(*DeleteSecret)(nil),          // 23: v9.state.v1.DeleteSecret
+	(*CreateLinkedComponent)(nil), // 24: v9.state.v1.CreateLinkedComponent
+	(*UpdateComponentSpec)(nil),   // 25: v9.state.v1.UpdateComponentSpec
+	(*SetComponentDesired)(nil),   // 26: v9.state.v1.SetComponentDesired
+	(*ScaleComponent)(nil),        // 27: v9.state.v1.ScaleComponent
+	(*DeleteComponent)(nil),       // 28: v9.state.v1.DeleteComponent
+	(*RegisterNode)(nil),          // 29: v9.state.v1.RegisterNode
+	(*SetNodeStatus)(nil),         // 30: v9.state.v1.SetNodeStatus
+	(*RemoveNode)(nil),            // 31: v9.state.v1.RemoveNode
+	(*CreateDeployment)(nil),      // 32: v9.state.v1.CreateDeployment
+	(*SetDeploymentStatus)(nil),   // 33: v9.state.v1.SetDeploymentStatus
+	(*ActivateDeployment)(nil),    // 34: v9.state.v1.ActivateDeployment
+	(*PutPlacements)(nil),         // 35: v9.state.v1.PutPlacements
+	(*SetPlacementObserved)(nil),  // 36: v9.state.v1.SetPlacementObserved
+	(*DeletePlacements)(nil),      // 37: v9.state.v1.DeletePlacements
+	(*CreateUser)(nil),            // 38: v9.state.v1.CreateUser
+	(*CreateApiToken)(nil),        // 39: v9.state.v1.CreateApiToken
+	(*DeleteApiToken)(nil),        // 40: v9.state.v1.DeleteApiToken
+	(*AclBootstrap)(nil),          // 41: v9.state.v1.AclBootstrap
+	(*RevokeApiToken)(nil),        // 42: v9.state.v1.RevokeApiToken
+	(*TouchApiTokens)(nil),        // 43: v9.state.v1.TouchApiTokens
+	(*PutGithubLink)(nil),         // 44: v9.state.v1.PutGithubLink
+	(*DeleteGithubLink)(nil),      // 45: v9.state.v1.DeleteGithubLink
+	(*Command)(nil),               // 46: v9.state.v1.Command
+	nil,                           // 47: v9.state.v1.ComponentSpec.EnvEntry
+	nil,                           // 48: v9.state.v1.TouchApiTokens.LastUsedEntry
+	(*timestamppb.Timestamp)(nil), // 49: google.protobuf.Timestamp
 }
 var file_v9_state_v1_state_proto_depIdxs = []int32{
-	44, // 0: v9.state.v1.ComponentSpec.env:type_name -> v9.state.v1.ComponentSpec.EnvEntry
+	47, // 0: v9.state.v1.ComponentSpec.env:type_name -> v9.state.v1.ComponentSpec.EnvEntry
 	7,  // 1: v9.state.v1.ComponentSpec.wasm:type_name -> v9.state.v1.WasmSpec
 	8,  // 2: v9.state.v1.ComponentSpec.container:type_name -> v9.state.v1.ContainerSpec
 	6,  // 3: v9.state.v1.Component.source:type_name -> v9.state.v1.Source
 	0,  // 4: v9.state.v1.Component.runtime:type_name -> v9.state.v1.Runtime
 	9,  // 5: v9.state.v1.Component.spec:type_name -> v9.state.v1.ComponentSpec
 	1,  // 6: v9.state.v1.Component.desired:type_name -> v9.state.v1.DesiredState
-	46, // 7: v9.state.v1.Component.create_time:type_name -> google.protobuf.Timestamp
-	46, // 8: v9.state.v1.Component.update_time:type_name -> google.protobuf.Timestamp
+	49, // 7: v9.state.v1.Component.create_time:type_name -> google.protobuf.Timestamp
+	49, // 8: v9.state.v1.Component.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: v9.state.v1.Deployment.status:type_name -> v9.state.v1.DeploymentStatus
-	46, // 10: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
-	46, // 11: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
+	49, // 10: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
+	49, // 11: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
 	9,  // 12: v9.state.v1.Deployment.spec:type_name -> v9.state.v1.ComponentSpec
 	12, // 13: v9.state.v1.Node.capacity:type_name -> v9.state.v1.Resources
 	0,  // 14: v9.state.v1.Node.runtimes:type_name -> v9.state.v1.Runtime
 	3,  // 15: v9.state.v1.Node.status:type_name -> v9.state.v1.NodeStatus
-	46, // 16: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
+	49, // 16: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
 	4,  // 17: v9.state.v1.Placement.desired:type_name -> v9.state.v1.PlacementDesired
 	5,  // 18: v9.state.v1.Placement.observed:type_name -> v9.state.v1.PlacementObserved
-	46, // 19: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	46, // 20: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
-	46, // 21: v9.state.v1.ApiToken.expire_time:type_name -> google.protobuf.Timestamp
-	46, // 22: v9.state.v1.ApiToken.last_used_time:type_name -> google.protobuf.Timestamp
-	46, // 23: v9.state.v1.ApiToken.revoke_time:type_name -> google.protobuf.Timestamp
-	46, // 24: v9.state.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	49, // 19: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	49, // 20: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
+	49, // 21: v9.state.v1.ApiToken.expire_time:type_name -> google.protobuf.Timestamp
+	49, // 22: v9.state.v1.ApiToken.last_used_time:type_name -> google.protobuf.Timestamp
+	49, // 23: v9.state.v1.ApiToken.revoke_time:type_name -> google.protobuf.Timestamp
+	49, // 24: v9.state.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
 	10, // 25: v9.state.v1.State.components:type_name -> v9.state.v1.Component
 	11, // 26: v9.state.v1.State.deployments:type_name -> v9.state.v1.Deployment
 	13, // 27: v9.state.v1.State.nodes:type_name -> v9.state.v1.Node
@@ -3695,54 +3999,58 @@ var file_v9_state_v1_state_proto_depIdxs = []int32{
 	16, // 30: v9.state.v1.State.api_tokens:type_name -> v9.state.v1.ApiToken
 	18, // 31: v9.state.v1.State.github_links:type_name -> v9.state.v1.GithubLink
 	17, // 32: v9.state.v1.State.audit:type_name -> v9.state.v1.AuditEntry
-	10, // 33: v9.state.v1.CreateComponent.component:type_name -> v9.state.v1.Component
-	10, // 34: v9.state.v1.CreateLinkedComponent.component:type_name -> v9.state.v1.Component
-	18, // 35: v9.state.v1.CreateLinkedComponent.link:type_name -> v9.state.v1.GithubLink
-	11, // 36: v9.state.v1.CreateLinkedComponent.deployment:type_name -> v9.state.v1.Deployment
-	9,  // 37: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
-	1,  // 38: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
-	13, // 39: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
-	3,  // 40: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
-	11, // 41: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
-	2,  // 42: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
-	9,  // 43: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
-	14, // 44: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
-	5,  // 45: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
-	15, // 46: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
-	16, // 47: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
-	16, // 48: v9.state.v1.AclBootstrap.token:type_name -> v9.state.v1.ApiToken
-	45, // 49: v9.state.v1.TouchApiTokens.last_used:type_name -> v9.state.v1.TouchApiTokens.LastUsedEntry
-	18, // 50: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
-	46, // 51: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
-	20, // 52: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
-	22, // 53: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
-	23, // 54: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
-	24, // 55: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
-	25, // 56: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
-	21, // 57: v9.state.v1.Command.create_linked_component:type_name -> v9.state.v1.CreateLinkedComponent
-	26, // 58: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
-	27, // 59: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
-	28, // 60: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
-	29, // 61: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
-	30, // 62: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
-	31, // 63: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
-	32, // 64: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
-	33, // 65: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
-	34, // 66: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
-	35, // 67: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
-	36, // 68: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
-	37, // 69: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
-	41, // 70: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
-	42, // 71: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
-	38, // 72: v9.state.v1.Command.acl_bootstrap:type_name -> v9.state.v1.AclBootstrap
-	39, // 73: v9.state.v1.Command.revoke_api_token:type_name -> v9.state.v1.RevokeApiToken
-	40, // 74: v9.state.v1.Command.touch_api_tokens:type_name -> v9.state.v1.TouchApiTokens
-	46, // 75: v9.state.v1.TouchApiTokens.LastUsedEntry.value:type_name -> google.protobuf.Timestamp
-	76, // [76:76] is the sub-list for method output_type
-	76, // [76:76] is the sub-list for method input_type
-	76, // [76:76] is the sub-list for extension type_name
-	76, // [76:76] is the sub-list for extension extendee
-	0,  // [0:76] is the sub-list for field type_name
+	20, // 33: v9.state.v1.State.secrets:type_name -> v9.state.v1.Secret
+	49, // 34: v9.state.v1.Secret.update_time:type_name -> google.protobuf.Timestamp
+	10, // 35: v9.state.v1.CreateComponent.component:type_name -> v9.state.v1.Component
+	10, // 36: v9.state.v1.CreateLinkedComponent.component:type_name -> v9.state.v1.Component
+	18, // 37: v9.state.v1.CreateLinkedComponent.link:type_name -> v9.state.v1.GithubLink
+	11, // 38: v9.state.v1.CreateLinkedComponent.deployment:type_name -> v9.state.v1.Deployment
+	9,  // 39: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
+	1,  // 40: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
+	13, // 41: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
+	3,  // 42: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
+	11, // 43: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
+	2,  // 44: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
+	9,  // 45: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
+	14, // 46: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
+	5,  // 47: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
+	15, // 48: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
+	16, // 49: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
+	16, // 50: v9.state.v1.AclBootstrap.token:type_name -> v9.state.v1.ApiToken
+	48, // 51: v9.state.v1.TouchApiTokens.last_used:type_name -> v9.state.v1.TouchApiTokens.LastUsedEntry
+	18, // 52: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
+	49, // 53: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
+	21, // 54: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
+	25, // 55: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
+	26, // 56: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
+	27, // 57: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
+	28, // 58: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
+	24, // 59: v9.state.v1.Command.create_linked_component:type_name -> v9.state.v1.CreateLinkedComponent
+	29, // 60: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
+	30, // 61: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
+	31, // 62: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
+	32, // 63: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
+	33, // 64: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
+	34, // 65: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
+	35, // 66: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
+	36, // 67: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
+	37, // 68: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
+	38, // 69: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
+	39, // 70: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
+	40, // 71: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
+	44, // 72: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
+	45, // 73: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
+	41, // 74: v9.state.v1.Command.acl_bootstrap:type_name -> v9.state.v1.AclBootstrap
+	42, // 75: v9.state.v1.Command.revoke_api_token:type_name -> v9.state.v1.RevokeApiToken
+	43, // 76: v9.state.v1.Command.touch_api_tokens:type_name -> v9.state.v1.TouchApiTokens
+	22, // 77: v9.state.v1.Command.put_secret:type_name -> v9.state.v1.PutSecret
+	23, // 78: v9.state.v1.Command.delete_secret:type_name -> v9.state.v1.DeleteSecret
+	49, // 79: v9.state.v1.TouchApiTokens.LastUsedEntry.value:type_name -> google.protobuf.Timestamp
+	80, // [80:80] is the sub-list for method output_type
+	80, // [80:80] is the sub-list for method input_type
+	80, // [80:80] is the sub-list for extension type_name
+	80, // [80:80] is the sub-list for extension extendee
+	0,  // [0:80] is the sub-list for field type_name
 }
 
 func init() { file_v9_state_v1_state_proto_init() }
@@ -3750,7 +4058,7 @@ func file_v9_state_v1_state_proto_init() {
 	if File_v9_state_v1_state_proto != nil {
 		return
 	}
-	file_v9_state_v1_state_proto_msgTypes[37].OneofWrappers = []any{
+	file_v9_state_v1_state_proto_msgTypes[40].OneofWrappers = []any{
 		(*Command_CreateComponent)(nil),
 		(*Command_UpdateComponentSpec)(nil),
 		(*Command_SetComponentDesired)(nil),
@@ -3774,6 +4082,8 @@ func file_v9_state_v1_state_proto_init() {
 		(*Command_AclBootstrap)(nil),
 		(*Command_RevokeApiToken)(nil),
 		(*Command_TouchApiTokens)(nil),
+		(*Command_PutSecret)(nil),
+		(*Command_DeleteSecret)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3781,7 +4091,7 @@ func file_v9_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_state_v1_state_proto_rawDesc), len(file_v9_state_v1_state_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   40,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

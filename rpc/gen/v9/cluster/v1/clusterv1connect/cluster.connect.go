@@ -65,6 +65,8 @@ const (
 	// InternalServiceHeartbeatProcedure is the fully-qualified name of the InternalService's Heartbeat
 	// RPC.
 	InternalServiceHeartbeatProcedure = "/v9.cluster.v1.InternalService/Heartbeat"
+	// InternalServiceKeysProcedure is the fully-qualified name of the InternalService's Keys RPC.
+	InternalServiceKeysProcedure = "/v9.cluster.v1.InternalService/Keys"
 )
 
 // ClusterServiceClient is a client for the v9.cluster.v1.ClusterService service.
@@ -333,6 +335,10 @@ type InternalServiceClient interface {
 	// Heartbeat tells the leader that a node is alive and what load it carries. A success
 	// renews the node's lease: a node whose lease runs out stops its exclusive instances.
 	Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error)
+	// Keys returns the cluster keyring's root keys this node holds, creating the first one
+	// when create is set and this node leads. Node certificates only: it is the one way key
+	// material moves between nodes (never through Raft).
+	Keys(context.Context, *connect.Request[v1.KeysRequest]) (*connect.Response[v1.KeysResponse], error)
 }
 
 // NewInternalServiceClient constructs a client for the v9.cluster.v1.InternalService service. By
@@ -370,6 +376,12 @@ func NewInternalServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(internalServiceMethods.ByName("Heartbeat")),
 			connect.WithClientOptions(opts...),
 		),
+		keys: connect.NewClient[v1.KeysRequest, v1.KeysResponse](
+			httpClient,
+			baseURL+InternalServiceKeysProcedure,
+			connect.WithSchema(internalServiceMethods.ByName("Keys")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -379,6 +391,7 @@ type internalServiceClient struct {
 	apply     *connect.Client[v1.ApplyRequest, v1.ApplyResponse]
 	readIndex *connect.Client[v1.ReadIndexRequest, v1.ReadIndexResponse]
 	heartbeat *connect.Client[v1.HeartbeatRequest, v1.HeartbeatResponse]
+	keys      *connect.Client[v1.KeysRequest, v1.KeysResponse]
 }
 
 // Discover calls v9.cluster.v1.InternalService.Discover.
@@ -401,6 +414,11 @@ func (c *internalServiceClient) Heartbeat(ctx context.Context, req *connect.Requ
 	return c.heartbeat.CallUnary(ctx, req)
 }
 
+// Keys calls v9.cluster.v1.InternalService.Keys.
+func (c *internalServiceClient) Keys(ctx context.Context, req *connect.Request[v1.KeysRequest]) (*connect.Response[v1.KeysResponse], error) {
+	return c.keys.CallUnary(ctx, req)
+}
+
 // InternalServiceHandler is an implementation of the v9.cluster.v1.InternalService service.
 type InternalServiceHandler interface {
 	// Discover exchanges identities before the cluster is bootstrapped (bootstrap-expect).
@@ -413,6 +431,10 @@ type InternalServiceHandler interface {
 	// Heartbeat tells the leader that a node is alive and what load it carries. A success
 	// renews the node's lease: a node whose lease runs out stops its exclusive instances.
 	Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error)
+	// Keys returns the cluster keyring's root keys this node holds, creating the first one
+	// when create is set and this node leads. Node certificates only: it is the one way key
+	// material moves between nodes (never through Raft).
+	Keys(context.Context, *connect.Request[v1.KeysRequest]) (*connect.Response[v1.KeysResponse], error)
 }
 
 // NewInternalServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -446,6 +468,12 @@ func NewInternalServiceHandler(svc InternalServiceHandler, opts ...connect.Handl
 		connect.WithSchema(internalServiceMethods.ByName("Heartbeat")),
 		connect.WithHandlerOptions(opts...),
 	)
+	internalServiceKeysHandler := connect.NewUnaryHandler(
+		InternalServiceKeysProcedure,
+		svc.Keys,
+		connect.WithSchema(internalServiceMethods.ByName("Keys")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/v9.cluster.v1.InternalService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case InternalServiceDiscoverProcedure:
@@ -456,6 +484,8 @@ func NewInternalServiceHandler(svc InternalServiceHandler, opts ...connect.Handl
 			internalServiceReadIndexHandler.ServeHTTP(w, r)
 		case InternalServiceHeartbeatProcedure:
 			internalServiceHeartbeatHandler.ServeHTTP(w, r)
+		case InternalServiceKeysProcedure:
+			internalServiceKeysHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -479,4 +509,8 @@ func (UnimplementedInternalServiceHandler) ReadIndex(context.Context, *connect.R
 
 func (UnimplementedInternalServiceHandler) Heartbeat(context.Context, *connect.Request[v1.HeartbeatRequest]) (*connect.Response[v1.HeartbeatResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.cluster.v1.InternalService.Heartbeat is not implemented"))
+}
+
+func (UnimplementedInternalServiceHandler) Keys(context.Context, *connect.Request[v1.KeysRequest]) (*connect.Response[v1.KeysResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.cluster.v1.InternalService.Keys is not implemented"))
 }

@@ -17,7 +17,75 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file v9/cluster/v1/cluster.proto.
  */
 export const file_v9_cluster_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Cht2OS9jbHVzdGVyL3YxL2NsdXN0ZXIucHJvdG8SDXY5LmNsdXN0ZXIudjEifwoGTWVtYmVyEgoKAmlkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCRISCgpwcm94eV9hZGRyGAQgASgJEhAKCHN1ZmZyYWdlGAUgASgJEg4KBmxlYWRlchgGIAEoCBIOCgZzdGF0dXMYByABKAkiDwoNU3RhdHVzUmVxdWVzdCL2AQoOU3RhdHVzUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoCRISCgpyYWZ0X3N0YXRlGAIgASgJEhEKCWxlYWRlcl9pZBgDIAEoCRIXCg9sZWFkZXJfYXBpX2FkZHIYBCABKAkSJgoHbWVtYmVycxgFIAMoCzIVLnY5LmNsdXN0ZXIudjEuTWVtYmVyEhUKDWFwcGxpZWRfaW5kZXgYBiABKAQSFAoMY29tbWl0X2luZGV4GAcgASgEEhIKCmxhc3RfaW5kZXgYCCABKAQSEQoJZnNtX2luZGV4GAkgASgEEhcKD2xhc3RfY29udGFjdF9tcxgKIAEoBCJ/CgtKb2luUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCRISCgpwcm94eV9hZGRyGAQgASgJEiYKCHJ1bnRpbWVzGAUgAygOMhQudjkuc3RhdGUudjEuUnVudGltZSIdCgxKb2luUmVzcG9uc2USDQoFaW5kZXgYASABKAQiJAoRUmVtb3ZlUGVlclJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoCSIjChJSZW1vdmVQZWVyUmVzcG9uc2USDQoFaW5kZXgYASABKAQiPAoEUGVlchIPCgdub2RlX2lkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCSI0Cg9EaXNjb3ZlclJlcXVlc3QSIQoEc2VsZhgBIAEoCzITLnY5LmNsdXN0ZXIudjEuUGVlciKZAQoQRGlzY292ZXJSZXNwb25zZRIhCgRzZWxmGAEgASgLMhMudjkuY2x1c3Rlci52MS5QZWVyEhEKCWhhc19zdGF0ZRgCIAEoCBIRCglsZWFkZXJfaWQYAyABKAkSIgoFa25vd24YBCADKAsyEy52OS5jbHVzdGVyLnYxLlBlZXISGAoQYm9vdHN0cmFwX2V4cGVjdBgFIAEoDSI1CgxBcHBseVJlcXVlc3QSJQoHY29tbWFuZBgBIAEoCzIULnY5LnN0YXRlLnYxLkNvbW1hbmQiSQoNQXBwbHlSZXNwb25zZRINCgVpbmRleBgBIAEoBBIpCgljb21wb25lbnQYAiABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQiEgoQUmVhZEluZGV4UmVxdWVzdCIiChFSZWFkSW5kZXhSZXNwb25zZRINCgVpbmRleBgBIAEoBCJDCg1Db21wb25lbnRMb2FkEhEKCWNvbXBvbmVudBgBIAEoCRIRCglpbl9mbGlnaHQYAiABKA0SDAoEcmF0ZRgDIAEoASJiChBIZWFydGJlYXRSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSKgoEbG9hZBgCIAMoCzIcLnY5LmNsdXN0ZXIudjEuQ29tcG9uZW50TG9hZBIRCglhcnRpZmFjdHMYAyADKAkiNQoRSGVhcnRiZWF0UmVzcG9uc2USEQoJbGVhZGVyX2lkGAEgASgJEg0KBWluZGV4GAIgASgEIoQBCghOb2RlSW5mbxIfCgRub2RlGAEgASgLMhEudjkuc3RhdGUudjEuTm9kZRISCgpwbGFjZW1lbnRzGAIgASgNEg8KB3J1bm5pbmcYAyABKA0SMgoObGFzdF9oZWFydGJlYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIg4KDE5vZGVzUmVxdWVzdCJKCg1Ob2Rlc1Jlc3BvbnNlEiYKBW5vZGVzGAEgAygLMhcudjkuY2x1c3Rlci52MS5Ob2RlSW5mbxIRCglsZWFkZXJfaWQYAiABKAkiLQoMRHJhaW5SZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSDAoEdW5kbxgCIAEoCCIeCg1EcmFpblJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhUKE1NuYXBzaG90U2F2ZVJlcXVlc3QiJQoUU25hcHNob3RTYXZlUmVzcG9uc2USDQoFY2h1bmsYASABKAwiJwoWU25hcHNob3RSZXN0b3JlUmVxdWVzdBINCgVjaHVuaxgBIAEoDCJ5ChdTbmFwc2hvdFJlc3RvcmVSZXNwb25zZRINCgVpbmRleBgBIAEoBBISCgpjb21wb25lbnRzGAIgASgNEhMKC2RlcGxveW1lbnRzGAMgASgNEhEKCWFydGlmYWN0cxgEIAEoDRITCgtzYXZlZF9pbmRleBgFIAEoBDK8BAoOQ2x1c3RlclNlcnZpY2USSgoGU3RhdHVzEhwudjkuY2x1c3Rlci52MS5TdGF0dXNSZXF1ZXN0Gh0udjkuY2x1c3Rlci52MS5TdGF0dXNSZXNwb25zZSIDkAIBEj8KBEpvaW4SGi52OS5jbHVzdGVyLnYxLkpvaW5SZXF1ZXN0GhsudjkuY2x1c3Rlci52MS5Kb2luUmVzcG9uc2USUQoKUmVtb3ZlUGVlchIgLnY5LmNsdXN0ZXIudjEuUmVtb3ZlUGVlclJlcXVlc3QaIS52OS5jbHVzdGVyLnYxLlJlbW92ZVBlZXJSZXNwb25zZRJHCgVOb2RlcxIbLnY5LmNsdXN0ZXIudjEuTm9kZXNSZXF1ZXN0GhwudjkuY2x1c3Rlci52MS5Ob2Rlc1Jlc3BvbnNlIgOQAgESQgoFRHJhaW4SGy52OS5jbHVzdGVyLnYxLkRyYWluUmVxdWVzdBocLnY5LmNsdXN0ZXIudjEuRHJhaW5SZXNwb25zZRJZCgxTbmFwc2hvdFNhdmUSIi52OS5jbHVzdGVyLnYxLlNuYXBzaG90U2F2ZVJlcXVlc3QaIy52OS5jbHVzdGVyLnYxLlNuYXBzaG90U2F2ZVJlc3BvbnNlMAESYgoPU25hcHNob3RSZXN0b3JlEiUudjkuY2x1c3Rlci52MS5TbmFwc2hvdFJlc3RvcmVSZXF1ZXN0GiYudjkuY2x1c3Rlci52MS5TbmFwc2hvdFJlc3RvcmVSZXNwb25zZSgBMsICCg9JbnRlcm5hbFNlcnZpY2USSwoIRGlzY292ZXISHi52OS5jbHVzdGVyLnYxLkRpc2NvdmVyUmVxdWVzdBofLnY5LmNsdXN0ZXIudjEuRGlzY292ZXJSZXNwb25zZRJCCgVBcHBseRIbLnY5LmNsdXN0ZXIudjEuQXBwbHlSZXF1ZXN0GhwudjkuY2x1c3Rlci52MS5BcHBseVJlc3BvbnNlEk4KCVJlYWRJbmRleBIfLnY5LmNsdXN0ZXIudjEuUmVhZEluZGV4UmVxdWVzdBogLnY5LmNsdXN0ZXIudjEuUmVhZEluZGV4UmVzcG9uc2USTgoJSGVhcnRiZWF0Eh8udjkuY2x1c3Rlci52MS5IZWFydGJlYXRSZXF1ZXN0GiAudjkuY2x1c3Rlci52MS5IZWFydGJlYXRSZXNwb25zZUI5WjdnaXRodWIuY29tL3ZlbG9jaXR5OS92OS9ycGMvZ2VuL3Y5L2NsdXN0ZXIvdjE7Y2x1c3RlcnYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_v9_state_v1_state]);
+  fileDesc("Cht2OS9jbHVzdGVyL3YxL2NsdXN0ZXIucHJvdG8SDXY5LmNsdXN0ZXIudjEiHQoLS2V5c1JlcXVlc3QSDgoGY3JlYXRlGAEgASgIIlMKB1Jvb3RLZXkSCgoCaWQYASABKAkSCwoDa2V5GAIgASgMEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJHCgxLZXlzUmVzcG9uc2USJAoEa2V5cxgBIAMoCzIWLnY5LmNsdXN0ZXIudjEuUm9vdEtleRIRCglhY3RpdmVfaWQYAiABKAkifwoGTWVtYmVyEgoKAmlkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCRISCgpwcm94eV9hZGRyGAQgASgJEhAKCHN1ZmZyYWdlGAUgASgJEg4KBmxlYWRlchgGIAEoCBIOCgZzdGF0dXMYByABKAkiDwoNU3RhdHVzUmVxdWVzdCL2AQoOU3RhdHVzUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoCRISCgpyYWZ0X3N0YXRlGAIgASgJEhEKCWxlYWRlcl9pZBgDIAEoCRIXCg9sZWFkZXJfYXBpX2FkZHIYBCABKAkSJgoHbWVtYmVycxgFIAMoCzIVLnY5LmNsdXN0ZXIudjEuTWVtYmVyEhUKDWFwcGxpZWRfaW5kZXgYBiABKAQSFAoMY29tbWl0X2luZGV4GAcgASgEEhIKCmxhc3RfaW5kZXgYCCABKAQSEQoJZnNtX2luZGV4GAkgASgEEhcKD2xhc3RfY29udGFjdF9tcxgKIAEoBCJ/CgtKb2luUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCRISCgpwcm94eV9hZGRyGAQgASgJEiYKCHJ1bnRpbWVzGAUgAygOMhQudjkuc3RhdGUudjEuUnVudGltZSIdCgxKb2luUmVzcG9uc2USDQoFaW5kZXgYASABKAQiJAoRUmVtb3ZlUGVlclJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoCSIjChJSZW1vdmVQZWVyUmVzcG9uc2USDQoFaW5kZXgYASABKAQiPAoEUGVlchIPCgdub2RlX2lkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCSI0Cg9EaXNjb3ZlclJlcXVlc3QSIQoEc2VsZhgBIAEoCzITLnY5LmNsdXN0ZXIudjEuUGVlciKZAQoQRGlzY292ZXJSZXNwb25zZRIhCgRzZWxmGAEgASgLMhMudjkuY2x1c3Rlci52MS5QZWVyEhEKCWhhc19zdGF0ZRgCIAEoCBIRCglsZWFkZXJfaWQYAyABKAkSIgoFa25vd24YBCADKAsyEy52OS5jbHVzdGVyLnYxLlBlZXISGAoQYm9vdHN0cmFwX2V4cGVjdBgFIAEoDSI1CgxBcHBseVJlcXVlc3QSJQoHY29tbWFuZBgBIAEoCzIULnY5LnN0YXRlLnYxLkNvbW1hbmQiSQoNQXBwbHlSZXNwb25zZRINCgVpbmRleBgBIAEoBBIpCgljb21wb25lbnQYAiABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQiEgoQUmVhZEluZGV4UmVxdWVzdCIiChFSZWFkSW5kZXhSZXNwb25zZRINCgVpbmRleBgBIAEoBCJDCg1Db21wb25lbnRMb2FkEhEKCWNvbXBvbmVudBgBIAEoCRIRCglpbl9mbGlnaHQYAiABKA0SDAoEcmF0ZRgDIAEoASJiChBIZWFydGJlYXRSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSKgoEbG9hZBgCIAMoCzIcLnY5LmNsdXN0ZXIudjEuQ29tcG9uZW50TG9hZBIRCglhcnRpZmFjdHMYAyADKAkiNQoRSGVhcnRiZWF0UmVzcG9uc2USEQoJbGVhZGVyX2lkGAEgASgJEg0KBWluZGV4GAIgASgEIoQBCghOb2RlSW5mbxIfCgRub2RlGAEgASgLMhEudjkuc3RhdGUudjEuTm9kZRISCgpwbGFjZW1lbnRzGAIgASgNEg8KB3J1bm5pbmcYAyABKA0SMgoObGFzdF9oZWFydGJlYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIg4KDE5vZGVzUmVxdWVzdCJKCg1Ob2Rlc1Jlc3BvbnNlEiYKBW5vZGVzGAEgAygLMhcudjkuY2x1c3Rlci52MS5Ob2RlSW5mbxIRCglsZWFkZXJfaWQYAiABKAkiLQoMRHJhaW5SZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSDAoEdW5kbxgCIAEoCCIeCg1EcmFpblJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhUKE1NuYXBzaG90U2F2ZVJlcXVlc3QiJQoUU25hcHNob3RTYXZlUmVzcG9uc2USDQoFY2h1bmsYASABKAwiJwoWU25hcHNob3RSZXN0b3JlUmVxdWVzdBINCgVjaHVuaxgBIAEoDCJ5ChdTbmFwc2hvdFJlc3RvcmVSZXNwb25zZRINCgVpbmRleBgBIAEoBBISCgpjb21wb25lbnRzGAIgASgNEhMKC2RlcGxveW1lbnRzGAMgASgNEhEKCWFydGlmYWN0cxgEIAEoDRITCgtzYXZlZF9pbmRleBgFIAEoBDK8BAoOQ2x1c3RlclNlcnZpY2USSgoGU3RhdHVzEhwudjkuY2x1c3Rlci52MS5TdGF0dXNSZXF1ZXN0Gh0udjkuY2x1c3Rlci52MS5TdGF0dXNSZXNwb25zZSIDkAIBEj8KBEpvaW4SGi52OS5jbHVzdGVyLnYxLkpvaW5SZXF1ZXN0GhsudjkuY2x1c3Rlci52MS5Kb2luUmVzcG9uc2USUQoKUmVtb3ZlUGVlchIgLnY5LmNsdXN0ZXIudjEuUmVtb3ZlUGVlclJlcXVlc3QaIS52OS5jbHVzdGVyLnYxLlJlbW92ZVBlZXJSZXNwb25zZRJHCgVOb2RlcxIbLnY5LmNsdXN0ZXIudjEuTm9kZXNSZXF1ZXN0GhwudjkuY2x1c3Rlci52MS5Ob2Rlc1Jlc3BvbnNlIgOQAgESQgoFRHJhaW4SGy52OS5jbHVzdGVyLnYxLkRyYWluUmVxdWVzdBocLnY5LmNsdXN0ZXIudjEuRHJhaW5SZXNwb25zZRJZCgxTbmFwc2hvdFNhdmUSIi52OS5jbHVzdGVyLnYxLlNuYXBzaG90U2F2ZVJlcXVlc3QaIy52OS5jbHVzdGVyLnYxLlNuYXBzaG90U2F2ZVJlc3BvbnNlMAESYgoPU25hcHNob3RSZXN0b3JlEiUudjkuY2x1c3Rlci52MS5TbmFwc2hvdFJlc3RvcmVSZXF1ZXN0GiYudjkuY2x1c3Rlci52MS5TbmFwc2hvdFJlc3RvcmVSZXNwb25zZSgBMoMDCg9JbnRlcm5hbFNlcnZpY2USSwoIRGlzY292ZXISHi52OS5jbHVzdGVyLnYxLkRpc2NvdmVyUmVxdWVzdBofLnY5LmNsdXN0ZXIudjEuRGlzY292ZXJSZXNwb25zZRJCCgVBcHBseRIbLnY5LmNsdXN0ZXIudjEuQXBwbHlSZXF1ZXN0GhwudjkuY2x1c3Rlci52MS5BcHBseVJlc3BvbnNlEk4KCVJlYWRJbmRleBIfLnY5LmNsdXN0ZXIudjEuUmVhZEluZGV4UmVxdWVzdBogLnY5LmNsdXN0ZXIudjEuUmVhZEluZGV4UmVzcG9uc2USTgoJSGVhcnRiZWF0Eh8udjkuY2x1c3Rlci52MS5IZWFydGJlYXRSZXF1ZXN0GiAudjkuY2x1c3Rlci52MS5IZWFydGJlYXRSZXNwb25zZRI/CgRLZXlzEhoudjkuY2x1c3Rlci52MS5LZXlzUmVxdWVzdBobLnY5LmNsdXN0ZXIudjEuS2V5c1Jlc3BvbnNlQjlaN2dpdGh1Yi5jb20vdmVsb2NpdHk5L3Y5L3JwYy9nZW4vdjkvY2x1c3Rlci92MTtjbHVzdGVydjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_v9_state_v1_state]);
+
+/**
+ * @generated from message v9.cluster.v1.KeysRequest
+ */
+export type KeysRequest = Message<"v9.cluster.v1.KeysRequest"> & {
+  /**
+   * @generated from field: bool create = 1;
+   */
+  create: boolean;
+};
+
+/**
+ * Describes the message v9.cluster.v1.KeysRequest.
+ * Use `create(KeysRequestSchema)` to create a new message.
+ */
+export const KeysRequestSchema: GenMessage<KeysRequest> = /*@__PURE__*/
+  messageDesc(file_v9_cluster_v1_cluster, 0);
+
+/**
+ * @generated from message v9.cluster.v1.RootKey
+ */
+export type RootKey = Message<"v9.cluster.v1.RootKey"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * 32 bytes, AES-256
+   *
+   * @generated from field: bytes key = 2;
+   */
+  key: Uint8Array;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 3;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message v9.cluster.v1.RootKey.
+ * Use `create(RootKeySchema)` to create a new message.
+ */
+export const RootKeySchema: GenMessage<RootKey> = /*@__PURE__*/
+  messageDesc(file_v9_cluster_v1_cluster, 1);
+
+/**
+ * @generated from message v9.cluster.v1.KeysResponse
+ */
+export type KeysResponse = Message<"v9.cluster.v1.KeysResponse"> & {
+  /**
+   * @generated from field: repeated v9.cluster.v1.RootKey keys = 1;
+   */
+  keys: RootKey[];
+
+  /**
+   * @generated from field: string active_id = 2;
+   */
+  activeId: string;
+};
+
+/**
+ * Describes the message v9.cluster.v1.KeysResponse.
+ * Use `create(KeysResponseSchema)` to create a new message.
+ */
+export const KeysResponseSchema: GenMessage<KeysResponse> = /*@__PURE__*/
+  messageDesc(file_v9_cluster_v1_cluster, 2);
 
 /**
  * @generated from message v9.cluster.v1.Member
@@ -68,7 +136,7 @@ export type Member = Message<"v9.cluster.v1.Member"> & {
  * Use `create(MemberSchema)` to create a new message.
  */
 export const MemberSchema: GenMessage<Member> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 0);
+  messageDesc(file_v9_cluster_v1_cluster, 3);
 
 /**
  * @generated from message v9.cluster.v1.StatusRequest
@@ -81,7 +149,7 @@ export type StatusRequest = Message<"v9.cluster.v1.StatusRequest"> & {
  * Use `create(StatusRequestSchema)` to create a new message.
  */
 export const StatusRequestSchema: GenMessage<StatusRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 1);
+  messageDesc(file_v9_cluster_v1_cluster, 4);
 
 /**
  * @generated from message v9.cluster.v1.StatusResponse
@@ -149,7 +217,7 @@ export type StatusResponse = Message<"v9.cluster.v1.StatusResponse"> & {
  * Use `create(StatusResponseSchema)` to create a new message.
  */
 export const StatusResponseSchema: GenMessage<StatusResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 2);
+  messageDesc(file_v9_cluster_v1_cluster, 5);
 
 /**
  * @generated from message v9.cluster.v1.JoinRequest
@@ -186,7 +254,7 @@ export type JoinRequest = Message<"v9.cluster.v1.JoinRequest"> & {
  * Use `create(JoinRequestSchema)` to create a new message.
  */
 export const JoinRequestSchema: GenMessage<JoinRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 3);
+  messageDesc(file_v9_cluster_v1_cluster, 6);
 
 /**
  * @generated from message v9.cluster.v1.JoinResponse
@@ -203,7 +271,7 @@ export type JoinResponse = Message<"v9.cluster.v1.JoinResponse"> & {
  * Use `create(JoinResponseSchema)` to create a new message.
  */
 export const JoinResponseSchema: GenMessage<JoinResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 4);
+  messageDesc(file_v9_cluster_v1_cluster, 7);
 
 /**
  * @generated from message v9.cluster.v1.RemovePeerRequest
@@ -220,7 +288,7 @@ export type RemovePeerRequest = Message<"v9.cluster.v1.RemovePeerRequest"> & {
  * Use `create(RemovePeerRequestSchema)` to create a new message.
  */
 export const RemovePeerRequestSchema: GenMessage<RemovePeerRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 5);
+  messageDesc(file_v9_cluster_v1_cluster, 8);
 
 /**
  * @generated from message v9.cluster.v1.RemovePeerResponse
@@ -237,7 +305,7 @@ export type RemovePeerResponse = Message<"v9.cluster.v1.RemovePeerResponse"> & {
  * Use `create(RemovePeerResponseSchema)` to create a new message.
  */
 export const RemovePeerResponseSchema: GenMessage<RemovePeerResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 6);
+  messageDesc(file_v9_cluster_v1_cluster, 9);
 
 /**
  * @generated from message v9.cluster.v1.Peer
@@ -264,7 +332,7 @@ export type Peer = Message<"v9.cluster.v1.Peer"> & {
  * Use `create(PeerSchema)` to create a new message.
  */
 export const PeerSchema: GenMessage<Peer> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 7);
+  messageDesc(file_v9_cluster_v1_cluster, 10);
 
 /**
  * @generated from message v9.cluster.v1.DiscoverRequest
@@ -281,7 +349,7 @@ export type DiscoverRequest = Message<"v9.cluster.v1.DiscoverRequest"> & {
  * Use `create(DiscoverRequestSchema)` to create a new message.
  */
 export const DiscoverRequestSchema: GenMessage<DiscoverRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 8);
+  messageDesc(file_v9_cluster_v1_cluster, 11);
 
 /**
  * @generated from message v9.cluster.v1.DiscoverResponse
@@ -324,7 +392,7 @@ export type DiscoverResponse = Message<"v9.cluster.v1.DiscoverResponse"> & {
  * Use `create(DiscoverResponseSchema)` to create a new message.
  */
 export const DiscoverResponseSchema: GenMessage<DiscoverResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 9);
+  messageDesc(file_v9_cluster_v1_cluster, 12);
 
 /**
  * @generated from message v9.cluster.v1.ApplyRequest
@@ -341,7 +409,7 @@ export type ApplyRequest = Message<"v9.cluster.v1.ApplyRequest"> & {
  * Use `create(ApplyRequestSchema)` to create a new message.
  */
 export const ApplyRequestSchema: GenMessage<ApplyRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 10);
+  messageDesc(file_v9_cluster_v1_cluster, 13);
 
 /**
  * @generated from message v9.cluster.v1.ApplyResponse
@@ -366,7 +434,7 @@ export type ApplyResponse = Message<"v9.cluster.v1.ApplyResponse"> & {
  * Use `create(ApplyResponseSchema)` to create a new message.
  */
 export const ApplyResponseSchema: GenMessage<ApplyResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 11);
+  messageDesc(file_v9_cluster_v1_cluster, 14);
 
 /**
  * @generated from message v9.cluster.v1.ReadIndexRequest
@@ -379,7 +447,7 @@ export type ReadIndexRequest = Message<"v9.cluster.v1.ReadIndexRequest"> & {
  * Use `create(ReadIndexRequestSchema)` to create a new message.
  */
 export const ReadIndexRequestSchema: GenMessage<ReadIndexRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 12);
+  messageDesc(file_v9_cluster_v1_cluster, 15);
 
 /**
  * @generated from message v9.cluster.v1.ReadIndexResponse
@@ -396,7 +464,7 @@ export type ReadIndexResponse = Message<"v9.cluster.v1.ReadIndexResponse"> & {
  * Use `create(ReadIndexResponseSchema)` to create a new message.
  */
 export const ReadIndexResponseSchema: GenMessage<ReadIndexResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 13);
+  messageDesc(file_v9_cluster_v1_cluster, 16);
 
 /**
  * ComponentLoad is one component's load on one node, as its proxy counts it.
@@ -431,7 +499,7 @@ export type ComponentLoad = Message<"v9.cluster.v1.ComponentLoad"> & {
  * Use `create(ComponentLoadSchema)` to create a new message.
  */
 export const ComponentLoadSchema: GenMessage<ComponentLoad> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 14);
+  messageDesc(file_v9_cluster_v1_cluster, 17);
 
 /**
  * @generated from message v9.cluster.v1.HeartbeatRequest
@@ -460,7 +528,7 @@ export type HeartbeatRequest = Message<"v9.cluster.v1.HeartbeatRequest"> & {
  * Use `create(HeartbeatRequestSchema)` to create a new message.
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 15);
+  messageDesc(file_v9_cluster_v1_cluster, 18);
 
 /**
  * @generated from message v9.cluster.v1.HeartbeatResponse
@@ -486,7 +554,7 @@ export type HeartbeatResponse = Message<"v9.cluster.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 16);
+  messageDesc(file_v9_cluster_v1_cluster, 19);
 
 /**
  * @generated from message v9.cluster.v1.NodeInfo
@@ -524,7 +592,7 @@ export type NodeInfo = Message<"v9.cluster.v1.NodeInfo"> & {
  * Use `create(NodeInfoSchema)` to create a new message.
  */
 export const NodeInfoSchema: GenMessage<NodeInfo> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 17);
+  messageDesc(file_v9_cluster_v1_cluster, 20);
 
 /**
  * @generated from message v9.cluster.v1.NodesRequest
@@ -537,7 +605,7 @@ export type NodesRequest = Message<"v9.cluster.v1.NodesRequest"> & {
  * Use `create(NodesRequestSchema)` to create a new message.
  */
 export const NodesRequestSchema: GenMessage<NodesRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 18);
+  messageDesc(file_v9_cluster_v1_cluster, 21);
 
 /**
  * @generated from message v9.cluster.v1.NodesResponse
@@ -561,7 +629,7 @@ export type NodesResponse = Message<"v9.cluster.v1.NodesResponse"> & {
  * Use `create(NodesResponseSchema)` to create a new message.
  */
 export const NodesResponseSchema: GenMessage<NodesResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 19);
+  messageDesc(file_v9_cluster_v1_cluster, 22);
 
 /**
  * @generated from message v9.cluster.v1.DrainRequest
@@ -583,7 +651,7 @@ export type DrainRequest = Message<"v9.cluster.v1.DrainRequest"> & {
  * Use `create(DrainRequestSchema)` to create a new message.
  */
 export const DrainRequestSchema: GenMessage<DrainRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 20);
+  messageDesc(file_v9_cluster_v1_cluster, 23);
 
 /**
  * @generated from message v9.cluster.v1.DrainResponse
@@ -600,7 +668,7 @@ export type DrainResponse = Message<"v9.cluster.v1.DrainResponse"> & {
  * Use `create(DrainResponseSchema)` to create a new message.
  */
 export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 21);
+  messageDesc(file_v9_cluster_v1_cluster, 24);
 
 /**
  * @generated from message v9.cluster.v1.SnapshotSaveRequest
@@ -613,7 +681,7 @@ export type SnapshotSaveRequest = Message<"v9.cluster.v1.SnapshotSaveRequest"> &
  * Use `create(SnapshotSaveRequestSchema)` to create a new message.
  */
 export const SnapshotSaveRequestSchema: GenMessage<SnapshotSaveRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 22);
+  messageDesc(file_v9_cluster_v1_cluster, 25);
 
 /**
  * @generated from message v9.cluster.v1.SnapshotSaveResponse
@@ -632,7 +700,7 @@ export type SnapshotSaveResponse = Message<"v9.cluster.v1.SnapshotSaveResponse">
  * Use `create(SnapshotSaveResponseSchema)` to create a new message.
  */
 export const SnapshotSaveResponseSchema: GenMessage<SnapshotSaveResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 23);
+  messageDesc(file_v9_cluster_v1_cluster, 26);
 
 /**
  * @generated from message v9.cluster.v1.SnapshotRestoreRequest
@@ -651,7 +719,7 @@ export type SnapshotRestoreRequest = Message<"v9.cluster.v1.SnapshotRestoreReque
  * Use `create(SnapshotRestoreRequestSchema)` to create a new message.
  */
 export const SnapshotRestoreRequestSchema: GenMessage<SnapshotRestoreRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 24);
+  messageDesc(file_v9_cluster_v1_cluster, 27);
 
 /**
  * @generated from message v9.cluster.v1.SnapshotRestoreResponse
@@ -694,7 +762,7 @@ export type SnapshotRestoreResponse = Message<"v9.cluster.v1.SnapshotRestoreResp
  * Use `create(SnapshotRestoreResponseSchema)` to create a new message.
  */
 export const SnapshotRestoreResponseSchema: GenMessage<SnapshotRestoreResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 25);
+  messageDesc(file_v9_cluster_v1_cluster, 28);
 
 /**
  * @generated from service v9.cluster.v1.ClusterService
@@ -825,6 +893,18 @@ export const InternalService: GenService<{
     methodKind: "unary";
     input: typeof HeartbeatRequestSchema;
     output: typeof HeartbeatResponseSchema;
+  },
+  /**
+   * Keys returns the cluster keyring's root keys this node holds, creating the first one
+   * when create is set and this node leads. Node certificates only: it is the one way key
+   * material moves between nodes (never through Raft).
+   *
+   * @generated from rpc v9.cluster.v1.InternalService.Keys
+   */
+  keys: {
+    methodKind: "unary";
+    input: typeof KeysRequestSchema;
+    output: typeof KeysResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_v9_cluster_v1_cluster, 1);

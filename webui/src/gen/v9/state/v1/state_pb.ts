@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file v9/state/v1/state.proto.
  */
 export const file_v9_state_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("Chd2OS9zdGF0ZS92MS9zdGF0ZS5wcm90bxILdjkuc3RhdGUudjEiLQoGU291cmNlEhMKC2dpdGh1Yl9yZXBvGAEgASgJEg4KBmJyYW5jaBgCIAEoCSIpCghXYXNtU3BlYxIOCgZtb2R1bGUYASABKAkSDQoFYnVpbGQYAiABKAkiQAoNQ29udGFpbmVyU3BlYxINCgVpbWFnZRgBIAEoCRIPCgdjb21tYW5kGAIgAygJEg8KB2FyY2hpdmUYAyABKAkiuQIKDUNvbXBvbmVudFNwZWMSMAoDZW52GAEgAygLMiMudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYy5FbnZFbnRyeRIRCglzY2FsZV9taW4YAiABKA0SEQoJc2NhbGVfbWF4GAMgASgNEhEKCWV4Y2x1c2l2ZRgEIAEoCBITCgtjb25jdXJyZW5jeRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKdGltZW91dF9tcxgHIAEoDRIjCgR3YXNtGAggASgLMhUudjkuc3RhdGUudjEuV2FzbVNwZWMSLQoJY29udGFpbmVyGAkgASgLMhoudjkuc3RhdGUudjEuQ29udGFpbmVyU3BlYxoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpQDCglDb21wb25lbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgVvd25lchgDIAEoCRIjCgZzb3VyY2UYBCABKAsyEy52OS5zdGF0ZS52MS5Tb3VyY2USJQoHcnVudGltZRgFIAEoDjIULnY5LnN0YXRlLnYxLlJ1bnRpbWUSKAoEc3BlYxgGIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSKgoHZGVzaXJlZBgHIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZRIcChRhY3RpdmVfZGVwbG95bWVudF9pZBgIIAEoCRIQCghyZXBsaWNhcxgJIAEoDRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgMIAEoBBIUCgxtb2RpZnlfaW5kZXgYDSABKAQi6QMKCkRlcGxveW1lbnQSCgoCaWQYASABKAkSFAoMY29tcG9uZW50X2lkGAIgASgJEhIKCmNvbW1pdF9zaGEYAyABKAkSFgoOY29tbWl0X21lc3NhZ2UYBCABKAkSDgoGYXV0aG9yGAUgASgJEhcKD2FydGlmYWN0X2RpZ2VzdBgGIAEoCRItCgZzdGF0dXMYByABKA4yHS52OS5zdGF0ZS52MS5EZXBsb3ltZW50U3RhdHVzEg0KBWVycm9yGAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY3JlYXRlX2luZGV4GAsgASgEEhQKDG1vZGlmeV9pbmRleBgMIAEoBBIXCg9hcnRpZmFjdF9vcmlnaW4YDSABKAkSDgoGcHVzaGVyGA4gASgJEhMKC2RlbGl2ZXJ5X2lkGA8gASgJEg4KBmJyYW5jaBgQIAEoCRIoCgRzcGVjGBEgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIRCglidWlsZF9sb2cYEiABKAkSDQoFYWN0b3IYEyABKAkiNQoJUmVzb3VyY2VzEhQKDG1lbW9yeV9ieXRlcxgBIAEoBBISCgpjcHVfbWlsbGlzGAIgASgNIrQCCgROb2RlEgoKAmlkGAEgASgJEhAKCGFwaV9hZGRyGAIgASgJEhIKCnByb3h5X2FkZHIYAyABKAkSEQoJcmFmdF9hZGRyGAQgASgJEigKCGNhcGFjaXR5GAUgASgLMhYudjkuc3RhdGUudjEuUmVzb3VyY2VzEiYKCHJ1bnRpbWVzGAYgAygOMhQudjkuc3RhdGUudjEuUnVudGltZRInCgZzdGF0dXMYByABKA4yFy52OS5zdGF0ZS52MS5Ob2RlU3RhdHVzEjEKDXJlZ2lzdGVyX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQSDQoFZHJhaW4YCyABKAgiggIKCVBsYWNlbWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSFQoNZGVwbG95bWVudF9pZBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEi4KB2Rlc2lyZWQYBSABKA4yHS52OS5zdGF0ZS52MS5QbGFjZW1lbnREZXNpcmVkEjAKCG9ic2VydmVkGAYgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAcgASgJEg0KBWVwb2NoGAggASgEEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQiUQoEVXNlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSAgoIQXBpVG9rZW4SCgoCaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNoYTI1NhgEIAEoDBIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEcm9sZRgGIAEoCRIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHY3JlYXRvchgIIAEoCRIyCg5sYXN0X3VzZWRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGdpdGh1Yl9sb2dpbhgLIAEoCRIPCgdzZXNzaW9uGAwgASgIInAKCkF1ZGl0RW50cnkSDQoFaW5kZXgYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSCgoCb3AYBCABKAkSDgoGdGFyZ2V0GAUgASgJIncKCkdpdGh1YkxpbmsSFAoMY29tcG9uZW50X2lkGAEgASgJEgwKBHJlcG8YAiABKAkSDgoGYnJhbmNoGAMgASgJEg8KB2hvb2tfaWQYBCABKAMSDgoGc2VjcmV0GAUgASgMEhQKDHBvbGxfc2Vjb25kcxgGIAEoDSL8AgoFU3RhdGUSDQoFaW5kZXgYASABKAQSKgoKY29tcG9uZW50cxgCIAMoCzIWLnY5LnN0YXRlLnYxLkNvbXBvbmVudBIsCgtkZXBsb3ltZW50cxgDIAMoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQSIAoFbm9kZXMYBCADKAsyES52OS5zdGF0ZS52MS5Ob2RlEioKCnBsYWNlbWVudHMYBSADKAsyFi52OS5zdGF0ZS52MS5QbGFjZW1lbnQSIAoFdXNlcnMYBiADKAsyES52OS5zdGF0ZS52MS5Vc2VyEikKCmFwaV90b2tlbnMYByADKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbhItCgxnaXRodWJfbGlua3MYCCADKAsyFy52OS5zdGF0ZS52MS5HaXRodWJMaW5rEhgKEGFjbF9ib290c3RyYXBwZWQYCSABKAgSJgoFYXVkaXQYCiADKAsyFy52OS5zdGF0ZS52MS5BdWRpdEVudHJ5IjwKD0NyZWF0ZUNvbXBvbmVudBIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQilgEKFUNyZWF0ZUxpbmtlZENvbXBvbmVudBIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSJQoEbGluaxgCIAEoCzIXLnY5LnN0YXRlLnYxLkdpdGh1YkxpbmsSKwoKZGVwbG95bWVudBgDIAEoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQiTQoTVXBkYXRlQ29tcG9uZW50U3BlYxIMCgRuYW1lGAEgASgJEigKBHNwZWMYAiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjIk8KE1NldENvbXBvbmVudERlc2lyZWQSDAoEbmFtZRgBIAEoCRIqCgdkZXNpcmVkGAIgASgOMhkudjkuc3RhdGUudjEuRGVzaXJlZFN0YXRlIjAKDlNjYWxlQ29tcG9uZW50EgwKBG5hbWUYASABKAkSEAoIcmVwbGljYXMYAiABKA0iHwoPRGVsZXRlQ29tcG9uZW50EgwKBG5hbWUYASABKAkiLwoMUmVnaXN0ZXJOb2RlEh8KBG5vZGUYASABKAsyES52OS5zdGF0ZS52MS5Ob2RlIkQKDVNldE5vZGVTdGF0dXMSCgoCaWQYASABKAkSJwoGc3RhdHVzGAIgASgOMhcudjkuc3RhdGUudjEuTm9kZVN0YXR1cyIYCgpSZW1vdmVOb2RlEgoKAmlkGAEgASgJIj8KEENyZWF0ZURlcGxveW1lbnQSKwoKZGVwbG95bWVudBgBIAEoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQi4AEKE1NldERlcGxveW1lbnRTdGF0dXMSCgoCaWQYASABKAkSLQoGc3RhdHVzGAIgASgOMh0udjkuc3RhdGUudjEuRGVwbG95bWVudFN0YXR1cxINCgVlcnJvchgDIAEoCRIXCg9hcnRpZmFjdF9kaWdlc3QYBCABKAkSEQoJYnVpbGRfbG9nGAUgASgJEigKBHNwZWMYBiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEhcKD2FydGlmYWN0X29yaWdpbhgHIAEoCRIQCghhY3RpdmF0ZRgIIAEoCCJBChJBY3RpdmF0ZURlcGxveW1lbnQSFAoMY29tcG9uZW50X2lkGAEgASgJEhUKDWRlcGxveW1lbnRfaWQYAiABKAkiOwoNUHV0UGxhY2VtZW50cxIqCgpwbGFjZW1lbnRzGAEgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50ImQKFFNldFBsYWNlbWVudE9ic2VydmVkEgoKAmlkGAEgASgJEjAKCG9ic2VydmVkGAIgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAMgASgJIh8KEERlbGV0ZVBsYWNlbWVudHMSCwoDaWRzGAEgAygJIi0KCkNyZWF0ZVVzZXISHwoEdXNlchgBIAEoCzIRLnY5LnN0YXRlLnYxLlVzZXIiNgoOQ3JlYXRlQXBpVG9rZW4SJAoFdG9rZW4YASABKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbiIcCg5EZWxldGVBcGlUb2tlbhIKCgJpZBgBIAEoCSI0CgxBY2xCb290c3RyYXASJAoFdG9rZW4YASABKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbiIcCg5SZXZva2VBcGlUb2tlbhIKCgJpZBgBIAEoCSKbAQoOVG91Y2hBcGlUb2tlbnMSPAoJbGFzdF91c2VkGAEgAygLMikudjkuc3RhdGUudjEuVG91Y2hBcGlUb2tlbnMuTGFzdFVzZWRFbnRyeRpLCg1MYXN0VXNlZEVudHJ5EgsKA2tleRgBIAEoCRIpCgV2YWx1ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXA6AjgBIjYKDVB1dEdpdGh1YkxpbmsSJQoEbGluaxgBIAEoCzIXLnY5LnN0YXRlLnYxLkdpdGh1YkxpbmsiKAoQRGVsZXRlR2l0aHViTGluaxIUCgxjb21wb25lbnRfaWQYASABKAkiqQsKB0NvbW1hbmQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRaWdub3JlX2lmX3Vua25vd24YAiABKAgSDQoFYWN0b3IYAyABKAkSOAoQY3JlYXRlX2NvbXBvbmVudBgKIAEoCzIcLnY5LnN0YXRlLnYxLkNyZWF0ZUNvbXBvbmVudEgAEkEKFXVwZGF0ZV9jb21wb25lbnRfc3BlYxgLIAEoCzIgLnY5LnN0YXRlLnYxLlVwZGF0ZUNvbXBvbmVudFNwZWNIABJBChVzZXRfY29tcG9uZW50X2Rlc2lyZWQYDCABKAsyIC52OS5zdGF0ZS52MS5TZXRDb21wb25lbnREZXNpcmVkSAASNgoPc2NhbGVfY29tcG9uZW50GA0gASgLMhsudjkuc3RhdGUudjEuU2NhbGVDb21wb25lbnRIABI4ChBkZWxldGVfY29tcG9uZW50GA4gASgLMhwudjkuc3RhdGUudjEuRGVsZXRlQ29tcG9uZW50SAASRQoXY3JlYXRlX2xpbmtlZF9jb21wb25lbnQYDyABKAsyIi52OS5zdGF0ZS52MS5DcmVhdGVMaW5rZWRDb21wb25lbnRIABIyCg1yZWdpc3Rlcl9ub2RlGBQgASgLMhkudjkuc3RhdGUudjEuUmVnaXN0ZXJOb2RlSAASNQoPc2V0X25vZGVfc3RhdHVzGBUgASgLMhoudjkuc3RhdGUudjEuU2V0Tm9kZVN0YXR1c0gAEi4KC3JlbW92ZV9ub2RlGBYgASgLMhcudjkuc3RhdGUudjEuUmVtb3ZlTm9kZUgAEjoKEWNyZWF0ZV9kZXBsb3ltZW50GB4gASgLMh0udjkuc3RhdGUudjEuQ3JlYXRlRGVwbG95bWVudEgAEkEKFXNldF9kZXBsb3ltZW50X3N0YXR1cxgfIAEoCzIgLnY5LnN0YXRlLnYxLlNldERlcGxveW1lbnRTdGF0dXNIABI+ChNhY3RpdmF0ZV9kZXBsb3ltZW50GCAgASgLMh8udjkuc3RhdGUudjEuQWN0aXZhdGVEZXBsb3ltZW50SAASNAoOcHV0X3BsYWNlbWVudHMYKCABKAsyGi52OS5zdGF0ZS52MS5QdXRQbGFjZW1lbnRzSAASQwoWc2V0X3BsYWNlbWVudF9vYnNlcnZlZBgpIAEoCzIhLnY5LnN0YXRlLnYxLlNldFBsYWNlbWVudE9ic2VydmVkSAASOgoRZGVsZXRlX3BsYWNlbWVudHMYKiABKAsyHS52OS5zdGF0ZS52MS5EZWxldGVQbGFjZW1lbnRzSAASLgoLY3JlYXRlX3VzZXIYMiABKAsyFy52OS5zdGF0ZS52MS5DcmVhdGVVc2VySAASNwoQY3JlYXRlX2FwaV90b2tlbhgzIAEoCzIbLnY5LnN0YXRlLnYxLkNyZWF0ZUFwaVRva2VuSAASNwoQZGVsZXRlX2FwaV90b2tlbhg0IAEoCzIbLnY5LnN0YXRlLnYxLkRlbGV0ZUFwaVRva2VuSAASNQoPcHV0X2dpdGh1Yl9saW5rGDUgASgLMhoudjkuc3RhdGUudjEuUHV0R2l0aHViTGlua0gAEjsKEmRlbGV0ZV9naXRodWJfbGluaxg2IAEoCzIdLnY5LnN0YXRlLnYxLkRlbGV0ZUdpdGh1YkxpbmtIABIyCg1hY2xfYm9vdHN0cmFwGDcgASgLMhkudjkuc3RhdGUudjEuQWNsQm9vdHN0cmFwSAASNwoQcmV2b2tlX2FwaV90b2tlbhg4IAEoCzIbLnY5LnN0YXRlLnYxLlJldm9rZUFwaVRva2VuSAASNwoQdG91Y2hfYXBpX3Rva2Vucxg5IAEoCzIbLnY5LnN0YXRlLnYxLlRvdWNoQXBpVG9rZW5zSABCBAoCb3AqSwoHUnVudGltZRIXChNSVU5USU1FX1VOU1BFQ0lGSUVEEAASEAoMUlVOVElNRV9XQVNNEAESFQoRUlVOVElNRV9DT05UQUlORVIQAipiCgxEZXNpcmVkU3RhdGUSHQoZREVTSVJFRF9TVEFURV9VTlNQRUNJRklFRBAAEhkKFURFU0lSRURfU1RBVEVfUlVOTklORxABEhgKFERFU0lSRURfU1RBVEVfUEFVU0VEEAIqrwEKEERlcGxveW1lbnRTdGF0dXMSIQodREVQTE9ZTUVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIdChlERVBMT1lNRU5UX1NUQVRVU19QRU5ESU5HEAESHgoaREVQTE9ZTUVOVF9TVEFUVVNfQlVJTERJTkcQAhIbChdERVBMT1lNRU5UX1NUQVRVU19SRUFEWRADEhwKGERFUExPWU1FTlRfU1RBVFVTX0ZBSUxFRBAEKnAKCk5vZGVTdGF0dXMSGwoXTk9ERV9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFOT0RFX1NUQVRVU19SRUFEWRABEhQKEE5PREVfU1RBVFVTX0RPV04QAhIYChROT0RFX1NUQVRVU19EUkFJTklORxADKmwKEFBsYWNlbWVudERlc2lyZWQSIQodUExBQ0VNRU5UX0RFU0lSRURfVU5TUEVDSUZJRUQQABIZChVQTEFDRU1FTlRfREVTSVJFRF9SVU4QARIaChZQTEFDRU1FTlRfREVTSVJFRF9TVE9QEAIq1AEKEVBsYWNlbWVudE9ic2VydmVkEiIKHlBMQUNFTUVOVF9PQlNFUlZFRF9VTlNQRUNJRklFRBAAEh8KG1BMQUNFTUVOVF9PQlNFUlZFRF9TVEFSVElORxABEh4KGlBMQUNFTUVOVF9PQlNFUlZFRF9SVU5OSU5HEAISHQoZUExBQ0VNRU5UX09CU0VSVkVEX0ZBSUxFRBADEh4KGlBMQUNFTUVOVF9PQlNFUlZFRF9TVE9QUEVEEAQSGwoXUExBQ0VNRU5UX09CU0VSVkVEX0xPU1QQBUI1WjNnaXRodWIuY29tL3ZlbG9jaXR5OS92OS9ycGMvZ2VuL3Y5L3N0YXRlL3YxO3N0YXRldjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Chd2OS9zdGF0ZS92MS9zdGF0ZS5wcm90bxILdjkuc3RhdGUudjEiLQoGU291cmNlEhMKC2dpdGh1Yl9yZXBvGAEgASgJEg4KBmJyYW5jaBgCIAEoCSIpCghXYXNtU3BlYxIOCgZtb2R1bGUYASABKAkSDQoFYnVpbGQYAiABKAkiQAoNQ29udGFpbmVyU3BlYxINCgVpbWFnZRgBIAEoCRIPCgdjb21tYW5kGAIgAygJEg8KB2FyY2hpdmUYAyABKAkiuQIKDUNvbXBvbmVudFNwZWMSMAoDZW52GAEgAygLMiMudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYy5FbnZFbnRyeRIRCglzY2FsZV9taW4YAiABKA0SEQoJc2NhbGVfbWF4GAMgASgNEhEKCWV4Y2x1c2l2ZRgEIAEoCBITCgtjb25jdXJyZW5jeRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKdGltZW91dF9tcxgHIAEoDRIjCgR3YXNtGAggASgLMhUudjkuc3RhdGUudjEuV2FzbVNwZWMSLQoJY29udGFpbmVyGAkgASgLMhoudjkuc3RhdGUudjEuQ29udGFpbmVyU3BlYxoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqsDCglDb21wb25lbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgVvd25lchgDIAEoCRIjCgZzb3VyY2UYBCABKAsyEy52OS5zdGF0ZS52MS5Tb3VyY2USJQoHcnVudGltZRgFIAEoDjIULnY5LnN0YXRlLnYxLlJ1bnRpbWUSKAoEc3BlYxgGIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSKgoHZGVzaXJlZBgHIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZRIcChRhY3RpdmVfZGVwbG95bWVudF9pZBgIIAEoCRIQCghyZXBsaWNhcxgJIAEoDRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgMIAEoBBIUCgxtb2RpZnlfaW5kZXgYDSABKAQSFQoNc2VjcmV0c19pbmRleBgOIAEoBCLpAwoKRGVwbG95bWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSEgoKY29tbWl0X3NoYRgDIAEoCRIWCg5jb21taXRfbWVzc2FnZRgEIAEoCRIOCgZhdXRob3IYBSABKAkSFwoPYXJ0aWZhY3RfZGlnZXN0GAYgASgJEi0KBnN0YXR1cxgHIAEoDjIdLnY5LnN0YXRlLnYxLkRlcGxveW1lbnRTdGF0dXMSDQoFZXJyb3IYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxjcmVhdGVfaW5kZXgYCyABKAQSFAoMbW9kaWZ5X2luZGV4GAwgASgEEhcKD2FydGlmYWN0X29yaWdpbhgNIAEoCRIOCgZwdXNoZXIYDiABKAkSEwoLZGVsaXZlcnlfaWQYDyABKAkSDgoGYnJhbmNoGBAgASgJEigKBHNwZWMYESABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEhEKCWJ1aWxkX2xvZxgSIAEoCRINCgVhY3RvchgTIAEoCSI1CglSZXNvdXJjZXMSFAoMbWVtb3J5X2J5dGVzGAEgASgEEhIKCmNwdV9taWxsaXMYAiABKA0itAIKBE5vZGUSCgoCaWQYASABKAkSEAoIYXBpX2FkZHIYAiABKAkSEgoKcHJveHlfYWRkchgDIAEoCRIRCglyYWZ0X2FkZHIYBCABKAkSKAoIY2FwYWNpdHkYBSABKAsyFi52OS5zdGF0ZS52MS5SZXNvdXJjZXMSJgoIcnVudGltZXMYBiADKA4yFC52OS5zdGF0ZS52MS5SdW50aW1lEicKBnN0YXR1cxgHIAEoDjIXLnY5LnN0YXRlLnYxLk5vZGVTdGF0dXMSMQoNcmVnaXN0ZXJfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY3JlYXRlX2luZGV4GAkgASgEEhQKDG1vZGlmeV9pbmRleBgKIAEoBBINCgVkcmFpbhgLIAEoCCKCAgoJUGxhY2VtZW50EgoKAmlkGAEgASgJEhQKDGNvbXBvbmVudF9pZBgCIAEoCRIVCg1kZXBsb3ltZW50X2lkGAMgASgJEg8KB25vZGVfaWQYBCABKAkSLgoHZGVzaXJlZBgFIAEoDjIdLnY5LnN0YXRlLnYxLlBsYWNlbWVudERlc2lyZWQSMAoIb2JzZXJ2ZWQYBiABKA4yHi52OS5zdGF0ZS52MS5QbGFjZW1lbnRPYnNlcnZlZBIOCgZyZWFzb24YByABKAkSDQoFZXBvY2gYCCABKAQSFAoMY3JlYXRlX2luZGV4GAkgASgEEhQKDG1vZGlmeV9pbmRleBgKIAEoBCJRCgRVc2VyEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItICCghBcGlUb2tlbhIKCgJpZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc2hhMjU2GAQgASgMEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRyb2xlGAYgASgJEi8KC2V4cGlyZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdjcmVhdG9yGAggASgJEjIKDmxhc3RfdXNlZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMZ2l0aHViX2xvZ2luGAsgASgJEg8KB3Nlc3Npb24YDCABKAgicAoKQXVkaXRFbnRyeRINCgVpbmRleBgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhY3RvchgDIAEoCRIKCgJvcBgEIAEoCRIOCgZ0YXJnZXQYBSABKAkidwoKR2l0aHViTGluaxIUCgxjb21wb25lbnRfaWQYASABKAkSDAoEcmVwbxgCIAEoCRIOCgZicmFuY2gYAyABKAkSDwoHaG9va19pZBgEIAEoAxIOCgZzZWNyZXQYBSABKAwSFAoMcG9sbF9zZWNvbmRzGAYgASgNIqIDCgVTdGF0ZRINCgVpbmRleBgBIAEoBBIqCgpjb21wb25lbnRzGAIgAygLMhYudjkuc3RhdGUudjEuQ29tcG9uZW50EiwKC2RlcGxveW1lbnRzGAMgAygLMhcudjkuc3RhdGUudjEuRGVwbG95bWVudBIgCgVub2RlcxgEIAMoCzIRLnY5LnN0YXRlLnYxLk5vZGUSKgoKcGxhY2VtZW50cxgFIAMoCzIWLnY5LnN0YXRlLnYxLlBsYWNlbWVudBIgCgV1c2VycxgGIAMoCzIRLnY5LnN0YXRlLnYxLlVzZXISKQoKYXBpX3Rva2VucxgHIAMoCzIVLnY5LnN0YXRlLnYxLkFwaVRva2VuEi0KDGdpdGh1Yl9saW5rcxgIIAMoCzIXLnY5LnN0YXRlLnYxLkdpdGh1YkxpbmsSGAoQYWNsX2Jvb3RzdHJhcHBlZBgJIAEoCBImCgVhdWRpdBgKIAMoCzIXLnY5LnN0YXRlLnYxLkF1ZGl0RW50cnkSJAoHc2VjcmV0cxgLIAMoCzITLnY5LnN0YXRlLnYxLlNlY3JldCKmAQoGU2VjcmV0EhQKDGNvbXBvbmVudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBmtleV9pZBgDIAEoCRINCgVub25jZRgEIAEoDBISCgpjaXBoZXJ0ZXh0GAUgASgMEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxtb2RpZnlfaW5kZXgYByABKAQiPAoPQ3JlYXRlQ29tcG9uZW50EikKCWNvbXBvbmVudBgBIAEoCzIWLnY5LnN0YXRlLnYxLkNvbXBvbmVudCJfCglQdXRTZWNyZXQSEQoJY29tcG9uZW50GAEgASgJEgwKBG5hbWUYAiABKAkSDgoGa2V5X2lkGAMgASgJEg0KBW5vbmNlGAQgASgMEhIKCmNpcGhlcnRleHQYBSABKAwiLwoMRGVsZXRlU2VjcmV0EhEKCWNvbXBvbmVudBgBIAEoCRIMCgRuYW1lGAIgASgJIpYBChVDcmVhdGVMaW5rZWRDb21wb25lbnQSKQoJY29tcG9uZW50GAEgASgLMhYudjkuc3RhdGUudjEuQ29tcG9uZW50EiUKBGxpbmsYAiABKAsyFy52OS5zdGF0ZS52MS5HaXRodWJMaW5rEisKCmRlcGxveW1lbnQYAyABKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50Ik0KE1VwZGF0ZUNvbXBvbmVudFNwZWMSDAoEbmFtZRgBIAEoCRIoCgRzcGVjGAIgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYyJPChNTZXRDb21wb25lbnREZXNpcmVkEgwKBG5hbWUYASABKAkSKgoHZGVzaXJlZBgCIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZSIwCg5TY2FsZUNvbXBvbmVudBIMCgRuYW1lGAEgASgJEhAKCHJlcGxpY2FzGAIgASgNIh8KD0RlbGV0ZUNvbXBvbmVudBIMCgRuYW1lGAEgASgJIi8KDFJlZ2lzdGVyTm9kZRIfCgRub2RlGAEgASgLMhEudjkuc3RhdGUudjEuTm9kZSJECg1TZXROb2RlU3RhdHVzEgoKAmlkGAEgASgJEicKBnN0YXR1cxgCIAEoDjIXLnY5LnN0YXRlLnYxLk5vZGVTdGF0dXMiGAoKUmVtb3ZlTm9kZRIKCgJpZBgBIAEoCSI/ChBDcmVhdGVEZXBsb3ltZW50EisKCmRlcGxveW1lbnQYASABKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50IuABChNTZXREZXBsb3ltZW50U3RhdHVzEgoKAmlkGAEgASgJEi0KBnN0YXR1cxgCIAEoDjIdLnY5LnN0YXRlLnYxLkRlcGxveW1lbnRTdGF0dXMSDQoFZXJyb3IYAyABKAkSFwoPYXJ0aWZhY3RfZGlnZXN0GAQgASgJEhEKCWJ1aWxkX2xvZxgFIAEoCRIoCgRzcGVjGAYgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIXCg9hcnRpZmFjdF9vcmlnaW4YByABKAkSEAoIYWN0aXZhdGUYCCABKAgiQQoSQWN0aXZhdGVEZXBsb3ltZW50EhQKDGNvbXBvbmVudF9pZBgBIAEoCRIVCg1kZXBsb3ltZW50X2lkGAIgASgJIjsKDVB1dFBsYWNlbWVudHMSKgoKcGxhY2VtZW50cxgBIAMoCzIWLnY5LnN0YXRlLnYxLlBsYWNlbWVudCJkChRTZXRQbGFjZW1lbnRPYnNlcnZlZBIKCgJpZBgBIAEoCRIwCghvYnNlcnZlZBgCIAEoDjIeLnY5LnN0YXRlLnYxLlBsYWNlbWVudE9ic2VydmVkEg4KBnJlYXNvbhgDIAEoCSIfChBEZWxldGVQbGFjZW1lbnRzEgsKA2lkcxgBIAMoCSItCgpDcmVhdGVVc2VyEh8KBHVzZXIYASABKAsyES52OS5zdGF0ZS52MS5Vc2VyIjYKDkNyZWF0ZUFwaVRva2VuEiQKBXRva2VuGAEgASgLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4iHAoORGVsZXRlQXBpVG9rZW4SCgoCaWQYASABKAkiNAoMQWNsQm9vdHN0cmFwEiQKBXRva2VuGAEgASgLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4iHAoOUmV2b2tlQXBpVG9rZW4SCgoCaWQYASABKAkimwEKDlRvdWNoQXBpVG9rZW5zEjwKCWxhc3RfdXNlZBgBIAMoCzIpLnY5LnN0YXRlLnYxLlRvdWNoQXBpVG9rZW5zLkxhc3RVc2VkRW50cnkaSwoNTGFzdFVzZWRFbnRyeRILCgNrZXkYASABKAkSKQoFdmFsdWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wOgI4ASI2Cg1QdXRHaXRodWJMaW5rEiUKBGxpbmsYASABKAsyFy52OS5zdGF0ZS52MS5HaXRodWJMaW5rIigKEERlbGV0ZUdpdGh1YkxpbmsSFAoMY29tcG9uZW50X2lkGAEgASgJIosMCgdDb21tYW5kEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKEWlnbm9yZV9pZl91bmtub3duGAIgASgIEg0KBWFjdG9yGAMgASgJEjgKEGNyZWF0ZV9jb21wb25lbnQYCiABKAsyHC52OS5zdGF0ZS52MS5DcmVhdGVDb21wb25lbnRIABJBChV1cGRhdGVfY29tcG9uZW50X3NwZWMYCyABKAsyIC52OS5zdGF0ZS52MS5VcGRhdGVDb21wb25lbnRTcGVjSAASQQoVc2V0X2NvbXBvbmVudF9kZXNpcmVkGAwgASgLMiAudjkuc3RhdGUudjEuU2V0Q29tcG9uZW50RGVzaXJlZEgAEjYKD3NjYWxlX2NvbXBvbmVudBgNIAEoCzIbLnY5LnN0YXRlLnYxLlNjYWxlQ29tcG9uZW50SAASOAoQZGVsZXRlX2NvbXBvbmVudBgOIAEoCzIcLnY5LnN0YXRlLnYxLkRlbGV0ZUNvbXBvbmVudEgAEkUKF2NyZWF0ZV9saW5rZWRfY29tcG9uZW50GA8gASgLMiIudjkuc3RhdGUudjEuQ3JlYXRlTGlua2VkQ29tcG9uZW50SAASMgoNcmVnaXN0ZXJfbm9kZRgUIAEoCzIZLnY5LnN0YXRlLnYxLlJlZ2lzdGVyTm9kZUgAEjUKD3NldF9ub2RlX3N0YXR1cxgVIAEoCzIaLnY5LnN0YXRlLnYxLlNldE5vZGVTdGF0dXNIABIuCgtyZW1vdmVfbm9kZRgWIAEoCzIXLnY5LnN0YXRlLnYxLlJlbW92ZU5vZGVIABI6ChFjcmVhdGVfZGVwbG95bWVudBgeIAEoCzIdLnY5LnN0YXRlLnYxLkNyZWF0ZURlcGxveW1lbnRIABJBChVzZXRfZGVwbG95bWVudF9zdGF0dXMYHyABKAsyIC52OS5zdGF0ZS52MS5TZXREZXBsb3ltZW50U3RhdHVzSAASPgoTYWN0aXZhdGVfZGVwbG95bWVudBggIAEoCzIfLnY5LnN0YXRlLnYxLkFjdGl2YXRlRGVwbG95bWVudEgAEjQKDnB1dF9wbGFjZW1lbnRzGCggASgLMhoudjkuc3RhdGUudjEuUHV0UGxhY2VtZW50c0gAEkMKFnNldF9wbGFjZW1lbnRfb2JzZXJ2ZWQYKSABKAsyIS52OS5zdGF0ZS52MS5TZXRQbGFjZW1lbnRPYnNlcnZlZEgAEjoKEWRlbGV0ZV9wbGFjZW1lbnRzGCogASgLMh0udjkuc3RhdGUudjEuRGVsZXRlUGxhY2VtZW50c0gAEi4KC2NyZWF0ZV91c2VyGDIgASgLMhcudjkuc3RhdGUudjEuQ3JlYXRlVXNlckgAEjcKEGNyZWF0ZV9hcGlfdG9rZW4YMyABKAsyGy52OS5zdGF0ZS52MS5DcmVhdGVBcGlUb2tlbkgAEjcKEGRlbGV0ZV9hcGlfdG9rZW4YNCABKAsyGy52OS5zdGF0ZS52MS5EZWxldGVBcGlUb2tlbkgAEjUKD3B1dF9naXRodWJfbGluaxg1IAEoCzIaLnY5LnN0YXRlLnYxLlB1dEdpdGh1YkxpbmtIABI7ChJkZWxldGVfZ2l0aHViX2xpbmsYNiABKAsyHS52OS5zdGF0ZS52MS5EZWxldGVHaXRodWJMaW5rSAASMgoNYWNsX2Jvb3RzdHJhcBg3IAEoCzIZLnY5LnN0YXRlLnYxLkFjbEJvb3RzdHJhcEgAEjcKEHJldm9rZV9hcGlfdG9rZW4YOCABKAsyGy52OS5zdGF0ZS52MS5SZXZva2VBcGlUb2tlbkgAEjcKEHRvdWNoX2FwaV90b2tlbnMYOSABKAsyGy52OS5zdGF0ZS52MS5Ub3VjaEFwaVRva2Vuc0gAEiwKCnB1dF9zZWNyZXQYOiABKAsyFi52OS5zdGF0ZS52MS5QdXRTZWNyZXRIABIyCg1kZWxldGVfc2VjcmV0GDsgASgLMhkudjkuc3RhdGUudjEuRGVsZXRlU2VjcmV0SABCBAoCb3AqSwoHUnVudGltZRIXChNSVU5USU1FX1VOU1BFQ0lGSUVEEAASEAoMUlVOVElNRV9XQVNNEAESFQoRUlVOVElNRV9DT05UQUlORVIQAipiCgxEZXNpcmVkU3RhdGUSHQoZREVTSVJFRF9TVEFURV9VTlNQRUNJRklFRBAAEhkKFURFU0lSRURfU1RBVEVfUlVOTklORxABEhgKFERFU0lSRURfU1RBVEVfUEFVU0VEEAIqrwEKEERlcGxveW1lbnRTdGF0dXMSIQodREVQTE9ZTUVOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIdChlERVBMT1lNRU5UX1NUQVRVU19QRU5ESU5HEAESHgoaREVQTE9ZTUVOVF9TVEFUVVNfQlVJTERJTkcQAhIbChdERVBMT1lNRU5UX1NUQVRVU19SRUFEWRADEhwKGERFUExPWU1FTlRfU1RBVFVTX0ZBSUxFRBAEKnAKCk5vZGVTdGF0dXMSGwoXTk9ERV9TVEFUVVNfVU5TUEVDSUZJRUQQABIVChFOT0RFX1NUQVRVU19SRUFEWRABEhQKEE5PREVfU1RBVFVTX0RPV04QAhIYChROT0RFX1NUQVRVU19EUkFJTklORxADKmwKEFBsYWNlbWVudERlc2lyZWQSIQodUExBQ0VNRU5UX0RFU0lSRURfVU5TUEVDSUZJRUQQABIZChVQTEFDRU1FTlRfREVTSVJFRF9SVU4QARIaChZQTEFDRU1FTlRfREVTSVJFRF9TVE9QEAIq1AEKEVBsYWNlbWVudE9ic2VydmVkEiIKHlBMQUNFTUVOVF9PQlNFUlZFRF9VTlNQRUNJRklFRBAAEh8KG1BMQUNFTUVOVF9PQlNFUlZFRF9TVEFSVElORxABEh4KGlBMQUNFTUVOVF9PQlNFUlZFRF9SVU5OSU5HEAISHQoZUExBQ0VNRU5UX09CU0VSVkVEX0ZBSUxFRBADEh4KGlBMQUNFTUVOVF9PQlNFUlZFRF9TVE9QUEVEEAQSGwoXUExBQ0VNRU5UX09CU0VSVkVEX0xPU1QQBUI1WjNnaXRodWIuY29tL3ZlbG9jaXR5OS92OS9ycGMvZ2VuL3Y5L3N0YXRlL3YxO3N0YXRldjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Source says where a component's code comes from. An empty github_repo means "upload".
@@ -229,6 +229,14 @@ export type Component = Message<"v9.state.v1.Component"> & {
    * @generated from field: uint64 modify_index = 13;
    */
   modifyIndex: bigint;
+
+  /**
+   * secrets_index is the index of the last change to the component's secrets: instances
+   * started before it restart with the new environment.
+   *
+   * @generated from field: uint64 secrets_index = 14;
+   */
+  secretsIndex: bigint;
 };
 
 /**
@@ -794,6 +802,13 @@ export type State = Message<"v9.state.v1.State"> & {
    * @generated from field: repeated v9.state.v1.AuditEntry audit = 10;
    */
   audit: AuditEntry[];
+
+  /**
+   * sorted by component id, then name
+   *
+   * @generated from field: repeated v9.state.v1.Secret secrets = 11;
+   */
+  secrets: Secret[];
 };
 
 /**
@@ -802,6 +817,65 @@ export type State = Message<"v9.state.v1.State"> & {
  */
 export const StateSchema: GenMessage<State> = /*@__PURE__*/
   messageDesc(file_v9_state_v1_state, 13);
+
+/**
+ * Secret is one secret of a component, sealed with a root key of the cluster keyring
+ * (AES-256-GCM) before its command entered Raft. The key itself never enters Raft; nodes
+ * hold it on disk and fetch it from each other over mTLS. Never returned by a read API.
+ *
+ * @generated from message v9.state.v1.Secret
+ */
+export type Secret = Message<"v9.state.v1.Secret"> & {
+  /**
+   * @generated from field: string component_id = 1;
+   */
+  componentId: string;
+
+  /**
+   * environment variable name
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * root key that sealed it
+   *
+   * @generated from field: string key_id = 3;
+   */
+  keyId: string;
+
+  /**
+   * GCM nonce
+   *
+   * @generated from field: bytes nonce = 4;
+   */
+  nonce: Uint8Array;
+
+  /**
+   * sealed value with its tag; component id and name are its additional data
+   *
+   * @generated from field: bytes ciphertext = 5;
+   */
+  ciphertext: Uint8Array;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp update_time = 6;
+   */
+  updateTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: uint64 modify_index = 7;
+   */
+  modifyIndex: bigint;
+};
+
+/**
+ * Describes the message v9.state.v1.Secret.
+ * Use `create(SecretSchema)` to create a new message.
+ */
+export const SecretSchema: GenMessage<Secret> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 14);
 
 /**
  * @generated from message v9.state.v1.CreateComponent
@@ -818,7 +892,68 @@ export type CreateComponent = Message<"v9.state.v1.CreateComponent"> & {
  * Use `create(CreateComponentSchema)` to create a new message.
  */
 export const CreateComponentSchema: GenMessage<CreateComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 14);
+  messageDesc(file_v9_state_v1_state, 15);
+
+/**
+ * PutSecret sets a component's secret, already sealed by the node that took the request.
+ *
+ * @generated from message v9.state.v1.PutSecret
+ */
+export type PutSecret = Message<"v9.state.v1.PutSecret"> & {
+  /**
+   * @generated from field: string component = 1;
+   */
+  component: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string key_id = 3;
+   */
+  keyId: string;
+
+  /**
+   * @generated from field: bytes nonce = 4;
+   */
+  nonce: Uint8Array;
+
+  /**
+   * @generated from field: bytes ciphertext = 5;
+   */
+  ciphertext: Uint8Array;
+};
+
+/**
+ * Describes the message v9.state.v1.PutSecret.
+ * Use `create(PutSecretSchema)` to create a new message.
+ */
+export const PutSecretSchema: GenMessage<PutSecret> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 16);
+
+/**
+ * @generated from message v9.state.v1.DeleteSecret
+ */
+export type DeleteSecret = Message<"v9.state.v1.DeleteSecret"> & {
+  /**
+   * @generated from field: string component = 1;
+   */
+  component: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message v9.state.v1.DeleteSecret.
+ * Use `create(DeleteSecretSchema)` to create a new message.
+ */
+export const DeleteSecretSchema: GenMessage<DeleteSecret> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 17);
 
 /**
  * CreateLinkedComponent creates a component built from a GitHub repository in one entry:
@@ -850,7 +985,7 @@ export type CreateLinkedComponent = Message<"v9.state.v1.CreateLinkedComponent">
  * Use `create(CreateLinkedComponentSchema)` to create a new message.
  */
 export const CreateLinkedComponentSchema: GenMessage<CreateLinkedComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 15);
+  messageDesc(file_v9_state_v1_state, 18);
 
 /**
  * @generated from message v9.state.v1.UpdateComponentSpec
@@ -872,7 +1007,7 @@ export type UpdateComponentSpec = Message<"v9.state.v1.UpdateComponentSpec"> & {
  * Use `create(UpdateComponentSpecSchema)` to create a new message.
  */
 export const UpdateComponentSpecSchema: GenMessage<UpdateComponentSpec> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 16);
+  messageDesc(file_v9_state_v1_state, 19);
 
 /**
  * @generated from message v9.state.v1.SetComponentDesired
@@ -894,7 +1029,7 @@ export type SetComponentDesired = Message<"v9.state.v1.SetComponentDesired"> & {
  * Use `create(SetComponentDesiredSchema)` to create a new message.
  */
 export const SetComponentDesiredSchema: GenMessage<SetComponentDesired> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 17);
+  messageDesc(file_v9_state_v1_state, 20);
 
 /**
  * @generated from message v9.state.v1.ScaleComponent
@@ -916,7 +1051,7 @@ export type ScaleComponent = Message<"v9.state.v1.ScaleComponent"> & {
  * Use `create(ScaleComponentSchema)` to create a new message.
  */
 export const ScaleComponentSchema: GenMessage<ScaleComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 18);
+  messageDesc(file_v9_state_v1_state, 21);
 
 /**
  * @generated from message v9.state.v1.DeleteComponent
@@ -933,7 +1068,7 @@ export type DeleteComponent = Message<"v9.state.v1.DeleteComponent"> & {
  * Use `create(DeleteComponentSchema)` to create a new message.
  */
 export const DeleteComponentSchema: GenMessage<DeleteComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 19);
+  messageDesc(file_v9_state_v1_state, 22);
 
 /**
  * @generated from message v9.state.v1.RegisterNode
@@ -950,7 +1085,7 @@ export type RegisterNode = Message<"v9.state.v1.RegisterNode"> & {
  * Use `create(RegisterNodeSchema)` to create a new message.
  */
 export const RegisterNodeSchema: GenMessage<RegisterNode> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 20);
+  messageDesc(file_v9_state_v1_state, 23);
 
 /**
  * @generated from message v9.state.v1.SetNodeStatus
@@ -972,7 +1107,7 @@ export type SetNodeStatus = Message<"v9.state.v1.SetNodeStatus"> & {
  * Use `create(SetNodeStatusSchema)` to create a new message.
  */
 export const SetNodeStatusSchema: GenMessage<SetNodeStatus> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 21);
+  messageDesc(file_v9_state_v1_state, 24);
 
 /**
  * @generated from message v9.state.v1.RemoveNode
@@ -989,7 +1124,7 @@ export type RemoveNode = Message<"v9.state.v1.RemoveNode"> & {
  * Use `create(RemoveNodeSchema)` to create a new message.
  */
 export const RemoveNodeSchema: GenMessage<RemoveNode> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 22);
+  messageDesc(file_v9_state_v1_state, 25);
 
 /**
  * @generated from message v9.state.v1.CreateDeployment
@@ -1006,7 +1141,7 @@ export type CreateDeployment = Message<"v9.state.v1.CreateDeployment"> & {
  * Use `create(CreateDeploymentSchema)` to create a new message.
  */
 export const CreateDeploymentSchema: GenMessage<CreateDeployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 23);
+  messageDesc(file_v9_state_v1_state, 26);
 
 /**
  * @generated from message v9.state.v1.SetDeploymentStatus
@@ -1067,7 +1202,7 @@ export type SetDeploymentStatus = Message<"v9.state.v1.SetDeploymentStatus"> & {
  * Use `create(SetDeploymentStatusSchema)` to create a new message.
  */
 export const SetDeploymentStatusSchema: GenMessage<SetDeploymentStatus> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 24);
+  messageDesc(file_v9_state_v1_state, 27);
 
 /**
  * @generated from message v9.state.v1.ActivateDeployment
@@ -1089,7 +1224,7 @@ export type ActivateDeployment = Message<"v9.state.v1.ActivateDeployment"> & {
  * Use `create(ActivateDeploymentSchema)` to create a new message.
  */
 export const ActivateDeploymentSchema: GenMessage<ActivateDeployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 25);
+  messageDesc(file_v9_state_v1_state, 28);
 
 /**
  * @generated from message v9.state.v1.PutPlacements
@@ -1106,7 +1241,7 @@ export type PutPlacements = Message<"v9.state.v1.PutPlacements"> & {
  * Use `create(PutPlacementsSchema)` to create a new message.
  */
 export const PutPlacementsSchema: GenMessage<PutPlacements> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 26);
+  messageDesc(file_v9_state_v1_state, 29);
 
 /**
  * @generated from message v9.state.v1.SetPlacementObserved
@@ -1133,7 +1268,7 @@ export type SetPlacementObserved = Message<"v9.state.v1.SetPlacementObserved"> &
  * Use `create(SetPlacementObservedSchema)` to create a new message.
  */
 export const SetPlacementObservedSchema: GenMessage<SetPlacementObserved> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 27);
+  messageDesc(file_v9_state_v1_state, 30);
 
 /**
  * @generated from message v9.state.v1.DeletePlacements
@@ -1150,7 +1285,7 @@ export type DeletePlacements = Message<"v9.state.v1.DeletePlacements"> & {
  * Use `create(DeletePlacementsSchema)` to create a new message.
  */
 export const DeletePlacementsSchema: GenMessage<DeletePlacements> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 28);
+  messageDesc(file_v9_state_v1_state, 31);
 
 /**
  * @generated from message v9.state.v1.CreateUser
@@ -1167,7 +1302,7 @@ export type CreateUser = Message<"v9.state.v1.CreateUser"> & {
  * Use `create(CreateUserSchema)` to create a new message.
  */
 export const CreateUserSchema: GenMessage<CreateUser> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 29);
+  messageDesc(file_v9_state_v1_state, 32);
 
 /**
  * @generated from message v9.state.v1.CreateApiToken
@@ -1184,7 +1319,7 @@ export type CreateApiToken = Message<"v9.state.v1.CreateApiToken"> & {
  * Use `create(CreateApiTokenSchema)` to create a new message.
  */
 export const CreateApiTokenSchema: GenMessage<CreateApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 30);
+  messageDesc(file_v9_state_v1_state, 33);
 
 /**
  * @generated from message v9.state.v1.DeleteApiToken
@@ -1201,7 +1336,7 @@ export type DeleteApiToken = Message<"v9.state.v1.DeleteApiToken"> & {
  * Use `create(DeleteApiTokenSchema)` to create a new message.
  */
 export const DeleteApiTokenSchema: GenMessage<DeleteApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 31);
+  messageDesc(file_v9_state_v1_state, 34);
 
 /**
  * AclBootstrap creates the first management token; it fails once the cluster has one.
@@ -1220,7 +1355,7 @@ export type AclBootstrap = Message<"v9.state.v1.AclBootstrap"> & {
  * Use `create(AclBootstrapSchema)` to create a new message.
  */
 export const AclBootstrapSchema: GenMessage<AclBootstrap> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 32);
+  messageDesc(file_v9_state_v1_state, 35);
 
 /**
  * RevokeApiToken marks a token revoked (kept, so that its use is refused as "revoked").
@@ -1239,7 +1374,7 @@ export type RevokeApiToken = Message<"v9.state.v1.RevokeApiToken"> & {
  * Use `create(RevokeApiTokenSchema)` to create a new message.
  */
 export const RevokeApiTokenSchema: GenMessage<RevokeApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 33);
+  messageDesc(file_v9_state_v1_state, 36);
 
 /**
  * TouchApiTokens records when tokens were last used (approximate).
@@ -1258,7 +1393,7 @@ export type TouchApiTokens = Message<"v9.state.v1.TouchApiTokens"> & {
  * Use `create(TouchApiTokensSchema)` to create a new message.
  */
 export const TouchApiTokensSchema: GenMessage<TouchApiTokens> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 34);
+  messageDesc(file_v9_state_v1_state, 37);
 
 /**
  * @generated from message v9.state.v1.PutGithubLink
@@ -1275,7 +1410,7 @@ export type PutGithubLink = Message<"v9.state.v1.PutGithubLink"> & {
  * Use `create(PutGithubLinkSchema)` to create a new message.
  */
 export const PutGithubLinkSchema: GenMessage<PutGithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 35);
+  messageDesc(file_v9_state_v1_state, 38);
 
 /**
  * @generated from message v9.state.v1.DeleteGithubLink
@@ -1292,7 +1427,7 @@ export type DeleteGithubLink = Message<"v9.state.v1.DeleteGithubLink"> & {
  * Use `create(DeleteGithubLinkSchema)` to create a new message.
  */
 export const DeleteGithubLinkSchema: GenMessage<DeleteGithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 36);
+  messageDesc(file_v9_state_v1_state, 39);
 
 /**
  * Command is the one entry type of the Raft log. The leader stamps time (and ids inside the
@@ -1461,6 +1596,18 @@ export type Command = Message<"v9.state.v1.Command"> & {
      */
     value: TouchApiTokens;
     case: "touchApiTokens";
+  } | {
+    /**
+     * @generated from field: v9.state.v1.PutSecret put_secret = 58;
+     */
+    value: PutSecret;
+    case: "putSecret";
+  } | {
+    /**
+     * @generated from field: v9.state.v1.DeleteSecret delete_secret = 59;
+     */
+    value: DeleteSecret;
+    case: "deleteSecret";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1469,7 +1616,7 @@ export type Command = Message<"v9.state.v1.Command"> & {
  * Use `create(CommandSchema)` to create a new message.
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 37);
+  messageDesc(file_v9_state_v1_state, 40);
 
 /**
  * Runtime is how a component's code runs.

@@ -1,0 +1,235 @@
+package keyring
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// KeySize is the size of a root key: AES-256.
+const KeySize = 32
+
+// ErrNoKey reports that the keyring has no active key to seal with, or lacks the key a
+// ciphertext names.
+var ErrNoKey = errors.New("keyring: key not held by this node")
+
+// ErrUnreadable reports a ciphertext that does not open: tampered, truncated, or sealed for
+// other additional data.
+var ErrUnreadable = errors.New("keyring: ciphertext does not authenticate (tampered or corrupt)")
+
+// Key is one root key.
+type Key struct {
+	ID      string    `json:"id"`
+	Key     []byte    `json:"key"`
+	Created time.Time `json:"created"`
+}
+
+// Sealed is a value sealed by Seal: the key id and nonce travel with it.
+type Sealed struct {
+	KeyID      string
+	Nonce      []byte
+	Ciphertext []byte
+}
+
+// Keyring is a node's set of root keys, saved to a file on every change.
+type Keyring struct {
+	path string
+
+	mu     sync.RWMutex
+	keys   map[string]Key
+	active string // the newest key: Seal uses it
+}
+
+type file struct {
+	Active string `json:"active"`
+	Keys   []Key  `json:"keys"`
+}
+
+// Open loads the keyring kept at path, or returns an empty one when the file does not exist.
+func Open(path string) (*Keyring, error) {
+	k := &Keyring{path: path, keys: map[string]Key{}}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return k, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	var f file
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("keyring: %s: %w", path, err)
+	}
+	for _, key := range f.Keys {
+		if len(key.Key) != KeySize || key.ID == "" {
+			return nil, fmt.Errorf("keyring: %s holds a malformed key", path)
+		}
+		k.keys[key.ID] = key
+	}
+	if _, ok := k.keys[f.Active]; f.Active != "" && !ok {
+		return nil, fmt.Errorf("keyring: %s names an active key it does not hold", path)
+	}
+	k.active = f.Active
+	return k, nil
+}
+
+// Generate makes a new root key from crypto/rand.
+func Generate(now time.Time) (Key, error) {
+	key := Key{Key: make([]byte, KeySize), Created: now.UTC()}
+	id := make([]byte, 8)
+	if _, err := rand.Read(key.Key); err != nil {
+		return Key{}, err
+	}
+	if _, err := rand.Read(id); err != nil {
+		return Key{}, err
+	}
+	key.ID = hex.EncodeToString(id)
+	return key, nil
+}
+
+// Active returns the id of the key Seal uses, "" when the keyring is empty.
+func (k *Keyring) Active() string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.active
+}
+
+// Has reports whether the keyring holds key id.
+func (k *Keyring) Has(id string) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	_, ok := k.keys[id]
+	return ok
+}
+
+// Keys returns copies of every key and the active key's id.
+func (k *Keyring) Keys() ([]Key, string) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	out := make([]Key, 0, len(k.keys))
+	for _, key := range k.keys {
+		key.Key = append([]byte(nil), key.Key...)
+		out = append(out, key)
+	}
+	return out, k.active
+}
+
+// Add stores keys (those it already holds are kept as they are) and makes active the
+// active key, if given and held; it saves the file when anything changed.
+func (k *Keyring) Add(keys []Key, active string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	changed := false
+	for _, key := range keys {
+		if len(key.Key) != KeySize || key.ID == "" {
+			return errors.New("keyring: malformed key")
+		}
+		if _, ok := k.keys[key.ID]; !ok {
+			key.Key = append([]byte(nil), key.Key...)
+			k.keys[key.ID] = key
+			changed = true
+		}
+	}
+	if _, ok := k.keys[active]; ok && active != k.active {
+		k.active, changed = active, true
+	}
+	if !changed {
+		return nil
+	}
+	return k.saveLocked()
+}
+
+func (k *Keyring) saveLocked() error {
+	f := file{Active: k.active}
+	for _, key := range k.keys {
+		f.Keys = append(f.Keys, key)
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(k.path), 0o700); err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(k.path), ".keyring-*")
+	if err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("keyring: %w", err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("keyring: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("keyring: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), k.path); err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	return nil
+}
+
+func aead(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+// Seal encrypts plaintext with the active key; aad binds it to where it is stored.
+func (k *Keyring) Seal(plaintext, aad []byte) (Sealed, error) {
+	k.mu.RLock()
+	key, ok := k.keys[k.active]
+	k.mu.RUnlock()
+	if !ok {
+		return Sealed{}, ErrNoKey
+	}
+	g, err := aead(key.Key)
+	if err != nil {
+		return Sealed{}, err
+	}
+	nonce := make([]byte, g.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return Sealed{}, err
+	}
+	return Sealed{KeyID: key.ID, Nonce: nonce, Ciphertext: g.Seal(nil, nonce, plaintext, aad)}, nil
+}
+
+// Open decrypts s. It returns ErrNoKey (wrapped) when the key is not held here and
+// ErrUnreadable when the ciphertext does not authenticate; never unauthenticated bytes.
+func (k *Keyring) Open(s Sealed, aad []byte) ([]byte, error) {
+	k.mu.RLock()
+	key, ok := k.keys[s.KeyID]
+	k.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("%w (key id %q)", ErrNoKey, s.KeyID)
+	}
+	g, err := aead(key.Key)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.Nonce) != g.NonceSize() {
+		return nil, ErrUnreadable
+	}
+	out, err := g.Open(nil, s.Nonce, s.Ciphertext, aad)
+	if err != nil {
+		return nil, ErrUnreadable
+	}
+	return out, nil
+}
