@@ -30,6 +30,10 @@ func secretAAD(componentID, name string) []byte { return []byte(componentID + "/
 
 // RootKeys serves InternalService.Keys.
 func (n *Node) RootKeys(_ context.Context, create bool) (*clusterv1.KeysResponse, error) {
+	if n.cfg.TLS == nil {
+		// Without mTLS anyone reaching the port would pass as a node: keys stay home.
+		return nil, connect.NewError(connect.CodePermissionDenied, errors.New("root keys move only between nodes over mutual TLS; this cluster runs --insecure-no-tls"))
+	}
 	if create && n.keys.Active() == "" {
 		if !n.IsLeader() {
 			return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
