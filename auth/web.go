@@ -45,8 +45,14 @@ const (
 type WebSignIn struct {
 	GitHub *GitHubConfig
 	W      Writer
-	Tokens TokenStore
+	Tokens SessionStore
 	Log    *slog.Logger
+}
+
+// SessionStore reads tokens and sessions of the local replica (fsm.Store).
+type SessionStore interface {
+	TokenStore
+	Tokens() []*statev1.ApiToken
 }
 
 // Register mounts the sign-in paths on mux.
@@ -195,8 +201,25 @@ func (s *WebSignIn) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log().Info("signed in with GitHub", "login", id.Login, "role", id.Role.String(), "session", k.Id)
+	s.pruneSessions(ctx, id.Login)
 	http.SetCookie(w, sessionCookie(s.secure(r), secret, k.ExpireTime.AsTime()))
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// pruneSessions deletes the user's expired sessions (best effort), so that the sessions
+// of a user who never signs out stay as few as the sign-ins of one session lifetime.
+func (s *WebSignIn) pruneSessions(ctx context.Context, login string) {
+	now := time.Now()
+	for _, k := range s.Tokens.Tokens() {
+		if !k.Session || k.GithubLogin != login || k.ExpireTime == nil || now.Before(k.ExpireTime.AsTime()) {
+			continue
+		}
+		cmd := &statev1.Command{Actor: "user:" + login,
+			Op: &statev1.Command_DeleteApiToken{DeleteApiToken: &statev1.DeleteApiToken{Id: k.Id}}}
+		if _, err := s.W.Apply(ctx, cmd); err != nil {
+			s.log().Debug("delete an expired session", "session", k.Id, "err", err)
+		}
+	}
 }
 
 func (s *WebSignIn) signOut(w http.ResponseWriter, r *http.Request) {

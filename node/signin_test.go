@@ -266,6 +266,26 @@ func TestGitHubSessionExpires(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Signing in again deletes the expired session from the state.
+	if code, _, body := newBrowser(t).signIn(t, c.Nodes[0].APIAddr(), "/"); code != http.StatusOK {
+		t.Fatalf("second sign-in: %d %s", code, body)
+	}
+	Eventually(t, 10*time.Second, func() error {
+		sessions := 0
+		for _, k := range c.Nodes[0].Tokens() {
+			if k.Session {
+				sessions++
+				if k.Sha256 != nil && string(k.Sha256) == string(auth.Hash(secret)) {
+					return errors.New("the expired session is still in the state")
+				}
+			}
+		}
+		if sessions != 1 {
+			return fmt.Errorf("%d sessions in the state, want the new one only", sessions)
+		}
+		return nil
+	})
 }
 
 var errStillValid = errors.New("the session is still accepted")
