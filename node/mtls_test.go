@@ -24,7 +24,8 @@ import (
 )
 
 // TestInternalCallsNeedNodeCertificate: a client with the admin token but no node
-// certificate cannot apply a command, join a voter or fetch an artifact, over plain HTTP
+// certificate cannot apply a command, join a voter, fetch an artifact or a root key of the
+// keyring, over plain HTTP
 // or over TLS without a client certificate; a node certificate of another CA does not
 // even complete the handshake.
 func TestInternalCallsNeedNodeCertificate(t *testing.T) {
@@ -77,6 +78,9 @@ func TestInternalCallsNeedNodeCertificate(t *testing.T) {
 			check("InternalService.Apply", err)
 			_, err = internal.Heartbeat(ctx, connect.NewRequest(&clusterv1.HeartbeatRequest{NodeId: n.ID()}))
 			check("InternalService.Heartbeat", err)
+			// nor the keyring's root keys, even asking the leader to make one
+			_, err = internal.Keys(ctx, connect.NewRequest(&clusterv1.KeysRequest{Create: true}))
+			check("InternalService.Keys", err)
 			_, err = clusterv1connect.NewClusterServiceClient(tc.hc, base, opts).Join(ctx, connect.NewRequest(&clusterv1.JoinRequest{
 				NodeId: "ghost", RaftAddr: "127.0.0.1:1", ApiAddr: "127.0.0.1:2"}))
 			check("ClusterService.Join", err)

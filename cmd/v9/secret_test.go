@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -129,6 +130,30 @@ func TestCLISecrets(t *testing.T) {
 		t.Fatalf("grepped %d raft.db, %d snapshot files, %d keyrings; want 3, >= 3, 3 (one per node): %v", sawRaftDB, sawSnap, sawKeyring, files)
 	}
 
+	// A new value from stdin rolls every replica onto it.
+	const value2 = "second-Value-77"
+	root := newRootCmd(&app{logger: slog.New(slog.DiscardHandler)})
+	root.SetArgs(cli("secret", "set", "hello", "GREETING"))
+	root.SetIn(strings.NewReader(value2 + "\n"))
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("secret set from stdin: %v\n%s", err, out.String())
+	}
+	for _, n := range c.Live() {
+		url := "http://" + n.ProxyAddr() + "/hello/"
+		node.Eventually(t, 30*time.Second, func() error {
+			for range 6 {
+				code, body, err := httpGet(url)
+				if err != nil || code != http.StatusOK || !strings.Contains(body, "hello from wasm "+value2) {
+					return fmt.Errorf("GET %s: %d %q %v", url, code, body, err)
+				}
+			}
+			return nil
+		})
+	}
+
 	// A tampered ciphertext: the secret is reported unreadable, nothing runs with garbage.
 	sec := f.Store().Secrets(mustComponentID(t, f, "hello"))[0]
 	sec.Ciphertext[0] ^= 0xff
@@ -169,7 +194,7 @@ func TestCLISecrets(t *testing.T) {
 	failCLI(t, "not found", cli("secret", "delete", "hello", "GREETING")...)
 	node.Eventually(t, 30*time.Second, func() error {
 		code, body, err := httpGet("http://" + f.ProxyAddr() + "/hello/")
-		if err != nil || code != http.StatusOK || strings.Contains(body, value) {
+		if err != nil || code != http.StatusOK || strings.Contains(body, value) || strings.Contains(body, value2) {
 			return fmt.Errorf("after delete: %d %q %v", code, body, err)
 		}
 		return nil
