@@ -3,6 +3,8 @@ package fsm
 import (
 	"bytes"
 	"errors"
+	"regexp"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -78,4 +80,19 @@ func TestSecrets(t *testing.T) {
 	if n := len(st.State().Secrets); n != 0 {
 		t.Fatalf("%d secrets outlive their component", n)
 	}
+}
+
+// FuzzSecretName: a name is accepted exactly when it is an environment variable name
+// ([A-Za-z_][A-Za-z0-9_]*, at most 128 bytes), and the check never panics.
+func FuzzSecretName(f *testing.F) {
+	for _, s := range []string{"DB_PASSWORD", "_x", "1A", "A-B", "", "é", "A\x00", strings.Repeat("A", 129)} {
+		f.Add(s)
+	}
+	re := regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	f.Fuzz(func(t *testing.T, name string) {
+		want := len(name) <= 128 && re.MatchString(name)
+		if got := ValidSecretName(name) == nil; got != want {
+			t.Fatalf("ValidSecretName(%q) accepted=%v, want %v", name, got, want)
+		}
+	})
 }
