@@ -477,7 +477,8 @@ func (s *Service) postStatus(_ context.Context, d *statev1.Deployment, state, de
 		return
 	}
 	p := statusPost{repo: c.Source.GithubRepo, sha: d.CommitSha, deployment: d.Id,
-		status: githubStatus{State: state, Description: truncate(desc, 140), Context: "v9/" + c.Name}}
+		status: githubStatus{State: state, Description: truncate(desc, 140), Context: "v9/" + c.Name,
+			TargetURL: consolePage(s.o.PublicURL, c.Name)}}
 	select {
 	case s.statuses <- p:
 	default:

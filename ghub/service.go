@@ -59,6 +59,9 @@ type Options struct {
 	// APIAddr returns this node's advertised API address; the webhook URL defaults to
 	// http://APIAddr()/github/webhook.
 	APIAddr func() string
+	// PublicURL is the base URL users reach the console at (the agent's --public-url); when
+	// set, commit statuses link to the component's console page. Empty: no link.
+	PublicURL string
 
 	State     State
 	Cluster   Cluster

@@ -1,6 +1,11 @@
 package ghub
 
-import "github.com/google/go-github/v60/github"
+import (
+	"net/url"
+	"strings"
+
+	"github.com/google/go-github/v60/github"
+)
 
 // githubStatus is a commit status before it becomes go-github's RepoStatus.
 type githubStatus struct {
@@ -13,4 +18,13 @@ func (s *githubStatus) toGitHub() *github.RepoStatus {
 		st.TargetURL = &s.TargetURL
 	}
 	return st
+}
+
+// consolePage is the console's page of component name under publicURL (the web console's
+// route /components/:name), "" without a public URL.
+func consolePage(publicURL, name string) string {
+	if publicURL == "" {
+		return ""
+	}
+	return strings.TrimRight(publicURL, "/") + "/components/" + url.PathEscape(name)
 }

@@ -18,7 +18,7 @@ import (
 func (n *Node) openGitHub() {
 	n.gh = ghub.New(ghub.Options{
 		NodeID: n.cfg.ID, DataDir: n.cfg.DataDir, GitHub: n.cfg.GitHub, Build: n.cfg.Build,
-		MaxArtifactBytes: deployments.MaxUploadBytes, APIAddr: n.APIAddr,
+		MaxArtifactBytes: deployments.MaxUploadBytes, APIAddr: n.APIAddr, PublicURL: n.cfg.SignIn.PublicURL,
 		State: n.fsm.Store, Cluster: n, Artifacts: ghArtifacts{n}, Logs: n.logs, Logger: n.log,
 		Sealer: n,
 	})
