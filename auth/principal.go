@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"fmt"
+
+	"connectrpc.com/connect"
 )
 
 // Kind is what a principal is.
@@ -100,4 +102,16 @@ func WithPeerNode(ctx context.Context, id string) context.Context {
 func PeerNode(ctx context.Context) string {
 	s, _ := ctx.Value(peerNodeKey{}).(string)
 	return s
+}
+
+// CallerIs refuses a request that names node id as its subject when the caller's verified
+// node certificate names another node: a node speaks only for itself. A request without a
+// peer certificate (a local call, or an insecure dev cluster) is not checked here.
+func CallerIs(ctx context.Context, id, what string) error {
+	peer := PeerNode(ctx)
+	if peer == "" || peer == id {
+		return nil
+	}
+	return connect.NewError(connect.CodePermissionDenied,
+		fmt.Errorf("%s for node %q refused: the caller's certificate names node %q", what, id, peer))
 }

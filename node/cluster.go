@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/hashicorp/raft"
 
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/fsm"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -107,6 +108,9 @@ func (n *Node) leaderCall(ctx context.Context, local func() (uint64, error), rem
 
 // Join adds a node to the Raft configuration (through the leader) and registers it.
 func (n *Node) Join(ctx context.Context, req *clusterv1.JoinRequest) (uint64, error) {
+	if err := n.joinCallerMayAsk(ctx, req); err != nil {
+		return 0, err
+	}
 	return n.leaderCall(ctx, func() (uint64, error) { return n.joinAsLeader(req) },
 		func(p *peerClient) (uint64, error) {
 			resp, err := p.cluster.Join(ctx, connect.NewRequest(req))
@@ -115,6 +119,34 @@ func (n *Node) Join(ctx context.Context, req *clusterv1.JoinRequest) (uint64, er
 			}
 			return resp.Msg.Index, nil
 		})
+}
+
+// joinCallerMayAsk refuses a Join whose node id is not the caller's own certificate's,
+// unless the caller is a member of the cluster forwarding a newcomer's Join to the leader
+// (followers forward with their own certificate). A forwarded Join may add a new node or
+// repeat a member's own address, never move an existing member to another address: a
+// node's certificate does not let it re-address another node.
+func (n *Node) joinCallerMayAsk(ctx context.Context, req *clusterv1.JoinRequest) error {
+	peer := auth.PeerNode(ctx)
+	if peer == "" || peer == req.NodeId {
+		return nil
+	}
+	deny := auth.CallerIs(ctx, req.NodeId, "join")
+	f := n.raft.r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return deny
+	}
+	forwarder := false
+	for _, s := range f.Configuration().Servers {
+		if s.ID == raft.ServerID(req.NodeId) && s.Address != raft.ServerAddress(req.RaftAddr) {
+			return deny
+		}
+		forwarder = forwarder || s.ID == raft.ServerID(peer)
+	}
+	if !forwarder {
+		return deny
+	}
+	return nil
 }
 
 func (n *Node) joinAsLeader(req *clusterv1.JoinRequest) (uint64, error) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -204,4 +205,52 @@ func readCert(path string) (*x509.Certificate, error) {
 		return nil, err
 	}
 	return kp.Leaf, nil
+}
+
+// TestNodeSpeaksOnlyForItself: a valid cluster certificate for n2 cannot heartbeat as n1,
+// announce itself as n1 in Discover, or move member n1 to another address through Join; a
+// certificate of the cluster CA for a node that is not a member cannot join a ghost. A node
+// heartbeating as itself still gets through.
+func TestNodeSpeaksOnlyForItself(t *testing.T) {
+	c := NewTestCluster(t, 3)
+	l := c.Leader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := func(id string) *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: c.NodeTLS(id).ClientConfig()}}
+	}
+	base := "https://" + l.APIAddr()
+	denied := func(what string, err error, ids ...string) {
+		t.Helper()
+		if connect.CodeOf(err) != connect.CodePermissionDenied {
+			t.Fatalf("%s: %v, want PermissionDenied", what, err)
+		}
+		for _, id := range ids {
+			if !strings.Contains(err.Error(), strconv.Quote(id)) {
+				t.Fatalf("%s: %q does not name %s", what, err, id)
+			}
+		}
+	}
+	asN2 := clusterv1connect.NewInternalServiceClient(client("n2"), base)
+	_, err := asN2.Heartbeat(ctx, connect.NewRequest(&clusterv1.HeartbeatRequest{NodeId: "n1"}))
+	denied("heartbeat as n1 with n2's certificate", err, "n1", "n2")
+	if _, err := asN2.Heartbeat(ctx, connect.NewRequest(&clusterv1.HeartbeatRequest{NodeId: "n2"})); err != nil {
+		t.Fatalf("n2's own heartbeat: %v", err)
+	}
+	_, err = asN2.Discover(ctx, connect.NewRequest(&clusterv1.DiscoverRequest{Self: &clusterv1.Peer{NodeId: "n1", RaftAddr: "127.0.0.1:1", ApiAddr: "127.0.0.1:2"}}))
+	denied("discover announcing n1 with n2's certificate", err, "n1", "n2")
+
+	for _, target := range []*Node{l, c.Follower(t)} {
+		_, err = clusterv1connect.NewClusterServiceClient(client("n2"), "https://"+target.APIAddr()).Join(ctx, connect.NewRequest(&clusterv1.JoinRequest{
+			NodeId: "n1", RaftAddr: "127.0.0.1:1", ApiAddr: "127.0.0.1:2"}))
+		denied("join moving n1 with n2's certificate at "+target.ID(), err, "n1", "n2")
+		_, err = clusterv1connect.NewClusterServiceClient(client("n9"), "https://"+target.APIAddr()).Join(ctx, connect.NewRequest(&clusterv1.JoinRequest{
+			NodeId: "ghost", RaftAddr: "127.0.0.1:1", ApiAddr: "127.0.0.1:2"}))
+		denied("join as ghost with non-member n9's certificate at "+target.ID(), err, "ghost", "n9")
+	}
+	for _, m := range l.raft.r.GetConfiguration().Configuration().Servers {
+		if m.ID == "ghost" || (m.ID == "n1" && string(m.Address) == "127.0.0.1:1") {
+			t.Fatalf("forged join took effect: %+v", m)
+		}
+	}
 }

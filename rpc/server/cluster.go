@@ -7,6 +7,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/fsm"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
@@ -107,6 +108,11 @@ type Internal struct {
 var _ clusterv1connect.InternalServiceHandler = (*Internal)(nil)
 
 func (s *Internal) Discover(ctx context.Context, req *connect.Request[clusterv1.DiscoverRequest]) (*connect.Response[clusterv1.DiscoverResponse], error) {
+	if self := req.Msg.Self; self != nil {
+		if err := auth.CallerIs(ctx, self.NodeId, "discover announcement"); err != nil {
+			return nil, err
+		}
+	}
 	resp, err := s.B.Discover(ctx, req.Msg)
 	if err != nil {
 		return nil, toConnect(err)
@@ -136,6 +142,10 @@ func (s *Internal) ReadIndex(ctx context.Context, _ *connect.Request[clusterv1.R
 func (s *Internal) Heartbeat(ctx context.Context, req *connect.Request[clusterv1.HeartbeatRequest]) (*connect.Response[clusterv1.HeartbeatResponse], error) {
 	if req.Msg.NodeId == "" {
 		return nil, invalidArg(errors.New("heartbeat needs a node id"))
+	}
+	// Heartbeats go straight to the leader, never forwarded: the sender is the subject.
+	if err := auth.CallerIs(ctx, req.Msg.NodeId, "heartbeat"); err != nil {
+		return nil, err
 	}
 	resp, err := s.B.HeartbeatAsLeader(ctx, req.Msg)
 	if err != nil {
