@@ -326,13 +326,18 @@ func (t *tables) setNodeStatus(index uint64, op *statev1.SetNodeStatus) error {
 	return nil
 }
 
-// removeNode forgets a node; its placements are marked lost so the scheduler replaces them.
+// removeNode forgets a node. In the same entry its placements are desired stopped and
+// declared lost, the same verdict as a node marked down: the scheduler only has to delete
+// them and place replacements, and never writes a placement on a node that is gone.
 func (t *tables) removeNode(index uint64, op *statev1.RemoveNode) error {
 	if _, ok := t.nodes[op.GetId()]; !ok {
 		return notFound("node", op.GetId())
 	}
 	for _, p := range t.placements {
 		if p.NodeId == op.Id {
+			if p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_STOP {
+				p.Desired, p.Epoch = statev1.PlacementDesired_PLACEMENT_DESIRED_STOP, p.Epoch+1
+			}
 			p.Observed, p.Reason, p.ModifyIndex = statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST, "node removed", index
 		}
 	}

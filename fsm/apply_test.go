@@ -462,7 +462,7 @@ func TestApplyNodes(t *testing.T) {
 		{name: "set node status out of range", cmd: cmdSetNodeStatus("n1", 4), want: ErrInvalid},
 
 		{
-			name: "remove node marks its placements lost",
+			name: "remove node stops its placements and marks them lost in the same entry",
 			cmd:  cmdRemoveNode("n1"),
 			check: func(t *testing.T, st *Store, _ []byte) {
 				if _, err := st.Node("n1"); !errors.Is(err, ErrNotFound) {
@@ -472,6 +472,9 @@ func TestApplyNodes(t *testing.T) {
 					p := getPlacement(t, st, id)
 					if p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST || p.Reason != "node removed" {
 						t.Errorf("placement %s = %v, want lost", id, p)
+					}
+					if p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_STOP || p.Epoch != 2 {
+						t.Errorf("placement %s = %v, want desired stop at epoch 2", id, p)
 					}
 					wantIndexes(t, id, p.CreateIndex, p.ModifyIndex, 11, applyIndex)
 				}

@@ -48,8 +48,9 @@ type Hints struct {
 //   - an exclusive component is never placed while another of its placements may still run:
 //     the old one is stopped first and a new one placed once it is observed stopped or lost;
 //   - a paused component, or one without an active deployment, has every placement stopped;
-//   - placements that are lost or on nodes that are gone, down or unable to run them are
-//     stopped and replaced elsewhere;
+//   - placements that are lost or on nodes that are down or unable to run them are stopped
+//     and replaced elsewhere; those on nodes removed from the state are deleted (no write
+//     may name a removed node) and replaced;
 //   - stopped placements that the node reports stopped (or lost) are deleted.
 func Schedule(s *statev1.State) Plan { return ScheduleWith(s, Hints{}) }
 
@@ -78,7 +79,7 @@ func ScheduleWith(s *statev1.State, h Hints) Plan {
 	// Placements whose component is gone are deleted by fsm with the component; placements on
 	// removed nodes are collected here.
 	for _, p := range s.Placements {
-		if _, ok := nodes[p.NodeId]; !ok && p.Desired == stop && !slices.Contains(plan.Delete, p.Id) {
+		if _, ok := nodes[p.NodeId]; !ok && !slices.Contains(plan.Delete, p.Id) {
 			plan.Delete = append(plan.Delete, p.Id)
 		}
 	}
@@ -122,6 +123,13 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 	var cur, old []*statev1.Placement // wanted-running placements of the active deployment / to replace
 	for _, p := range ps {
 		switch {
+		case nodes[p.NodeId] == nil:
+			// Its node was removed: no write may name it again (fsm refuses), so the
+			// placement is deleted, never changed, and replaced below.
+			plan.Delete = append(plan.Delete, p.Id)
+			if p.Desired == run {
+				load[p.NodeId]--
+			}
 		case p.Desired == stop:
 			if settled(p) {
 				plan.Delete = append(plan.Delete, p.Id)

@@ -308,3 +308,39 @@ func TestExclusiveRunPlacementReportedStoppedIsNotGone(t *testing.T) {
 		t.Fatalf("d2 placements: %v", got)
 	}
 }
+
+// A node removed from the state (cluster remove-peer) may leave placements that name it,
+// still desired RUN (removed before fsm stopped them) or not: the plan never puts a placement
+// on it — fsm would refuse it and the leader would retry forever — but deletes them and
+// places replacements on the remaining nodes.
+func TestRemovedNodeIsNeverWrittenAndIsReplaced(t *testing.T) {
+	for _, lostByFSM := range []bool{false, true} {
+		s := world(3, node("a", wasm), node("b", wasm), node("c", wasm))
+		commit(s, Schedule(s))
+		observe(s, running)
+		s.Nodes = s.Nodes[:2] // "c" removed
+		for _, p := range s.Placements {
+			if p.NodeId == "c" && lostByFSM {
+				p.Desired, p.Observed, p.Epoch = stop, lost, p.Epoch+1
+			}
+		}
+		plan := Schedule(s)
+		for _, p := range plan.Put {
+			if p.NodeId == "c" {
+				t.Fatalf("lost=%v: plan writes a placement on the removed node: %v", lostByFSM, p)
+			}
+		}
+		commit(s, plan)
+		for _, p := range s.Placements {
+			if p.NodeId == "c" {
+				t.Fatalf("lost=%v: placement on the removed node kept: %v", lostByFSM, p)
+			}
+		}
+		if got := wanted(s, "d1"); got["a"]+got["b"] != 3 || got["c"] != 0 {
+			t.Fatalf("lost=%v: not replaced on a and b: %v", lostByFSM, got)
+		}
+		if p := Schedule(s); !p.Empty() {
+			t.Fatalf("lost=%v: not idempotent: %+v", lostByFSM, p)
+		}
+	}
+}
