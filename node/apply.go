@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 
 	"connectrpc.com/connect"
@@ -160,11 +161,39 @@ func (n *Node) ApplyResultAsLeader(ctx context.Context, cmd *statev1.Command) (*
 	if !n.IsLeader() {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
 	}
+	if err := n.observerIsCaller(ctx, cmd); err != nil {
+		return nil, err
+	}
 	res, err := n.applyLocalResult(ctx, cmd)
 	if errors.Is(err, raft.ErrNotLeader) {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
 	}
 	return res, err
+}
+
+// observerIsCaller refuses an observed-state report of a placement that is not on the
+// calling node: only a placement's own node reports what runs there, and sends the report
+// straight to the leader with its own certificate (a forwarded write is never forwarded
+// again). Local calls (no peer certificate) are not checked.
+func (n *Node) observerIsCaller(ctx context.Context, cmd *statev1.Command) error {
+	obs := cmd.GetSetPlacementObserved()
+	peer := auth.PeerNode(ctx)
+	if obs == nil || peer == "" {
+		return nil
+	}
+	for _, p := range n.fsm.Store.Placements(peer) {
+		if p.Id == obs.Id {
+			return nil
+		}
+	}
+	owner := "no node"
+	for _, p := range n.fsm.Store.Placements("") {
+		if p.Id == obs.Id {
+			owner = strconv.Quote(p.NodeId)
+		}
+	}
+	return connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
+		"observed state of placement %s refused: it is on %s, the caller's certificate names node %q", obs.Id, owner, peer))
 }
 
 // applyLocal is applyLocalResult returning the index only.
