@@ -123,7 +123,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	mux := server.NewMux(n, n.authz)
 	mux.Handle("/metrics", n.authz.RequireHTTP(auth.RoleViewer, promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{})))
 	mux.HandleFunc(ghub.WebhookPath, n.gh.ServeWebhook)
-	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log}).Register(mux)
+	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log, Grants: n}).Register(mux)
 	// Browsers' cross-origin writes are refused (a signed-in console's cookie must not
 	// serve another site); the CLI, nodes and GitHub's webhooks send no Origin and pass.
 	n.apiSrv = newHTTPServer(auth.PeerIdentity(http.NewCrossOriginProtection().Handler(mux)))

@@ -23,6 +23,7 @@ import { can, useIdentity } from "../identity";
 import { onApiError, useBlocking, useNow, waitMs } from "../live";
 import { Badge } from "../ui/Badge";
 import { Logs } from "../ui/Logs";
+import { Secrets } from "../ui/Secrets";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
 import { Stats } from "../ui/Stats";
 import { firstLine } from "./Components";
@@ -82,6 +83,7 @@ function Loaded({ c, s }: { c: Component; s?: ComponentStatus }) {
       <Deployments c={c} />
       <Placements s={s} />
       <Settings c={c} />
+      <Secrets component={c.name} />
       <Logs component={c.name} />
     </>
   );
@@ -201,7 +203,9 @@ function Deployments({ c }: { c: Component }) {
                 <th scope="col" className="hide-narrow">
                   Author
                 </th>
-                <th scope="col">Created</th>
+                <th scope="col" className="hide-narrow">
+                  Created
+                </th>
                 <th scope="col">
                   <span className="sr-only">Actions</span>
                 </th>
@@ -262,13 +266,18 @@ function DeploymentRow({
         <span className="msg">{firstLine(d.commitMessage)}</span>
         {active && <span className="tag">active</span>}
         {d.error && <div className="sub bad-text">{d.error}</div>}
+        <div className="sub show-narrow" title={absTime(created)}>
+          {ago(created, now)}
+        </div>
       </td>
       <td>
         <Badge tone={tone}>{st}</Badge>
       </td>
       <td className="hide-narrow">{d.author || d.pusher || "—"}</td>
-      <td title={absTime(created)}>{ago(created, now)}</td>
-      <td>
+      <td className="hide-narrow" title={absTime(created)}>
+        {ago(created, now)}
+      </td>
+      <td className="actions-cell">
         {mayRollback && !active && d.status === DeploymentStatus.READY && (
           <button type="button" className="btn btn-small" disabled={pending} onClick={onRollback} aria-label={`Roll back to ${shortSha(d.commitSha) || d.id}`}>
             {pending ? "Rolling back…" : "Rollback"}
