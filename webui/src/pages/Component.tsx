@@ -25,6 +25,7 @@ import { Badge } from "../ui/Badge";
 import { Logs } from "../ui/Logs";
 import { Secrets } from "../ui/Secrets";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
+import { proxyURL } from "../start";
 import { Stats } from "../ui/Stats";
 import { firstLine } from "./Components";
 
@@ -149,24 +150,21 @@ function Actions({ c }: { c: Component }) {
   );
 }
 
-function ProxyLink({ name }: { name: string }) {
+/** The URL the component answers at through the proxy of the node serving this page. */
+export function useProxyURL(name: string): string {
   const q = useQuery(ClusterService.method.status, {}, { staleTime: 60_000 });
   const me = q.data?.members.find((m) => m.id === q.data?.nodeId);
-  if (!me?.proxyAddr) return <span className="sub">—</span>;
-  const [host, port] = splitHostPort(me.proxyAddr);
-  const h = !host || host === "0.0.0.0" || host === "::" ? window.location.hostname : host;
-  const url = `${window.location.protocol}//${h.includes(":") ? `[${h}]` : h}:${port}/${name}/`;
+  return proxyURL(me?.proxyAddr ?? "", window.location, name);
+}
+
+function ProxyLink({ name }: { name: string }) {
+  const url = useProxyURL(name);
+  if (!url) return <span className="sub">—</span>;
   return (
     <a href={url} target="_blank" rel="noreferrer">
       {url}
     </a>
   );
-}
-
-function splitHostPort(a: string): [string, string] {
-  const i = a.lastIndexOf(":");
-  if (i < 0) return [a, ""];
-  return [a.slice(0, i).replace(/^\[|\]$/g, ""), a.slice(i + 1)];
 }
 
 function Deployments({ c }: { c: Component }) {
