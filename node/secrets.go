@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/velocity9/v9/keyring"
+	"github.com/velocity9/v9/replica"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
@@ -36,7 +37,7 @@ func (n *Node) RootKeys(_ context.Context, create bool) (*clusterv1.KeysResponse
 	}
 	if create && n.keys.Active() == "" {
 		if !n.IsLeader() {
-			return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
+			return nil, replica.NotLeader()
 		}
 		if err := n.createRootKey(); err != nil {
 			return nil, err
@@ -88,7 +89,7 @@ func (n *Node) ensureSealKey(ctx context.Context) error {
 	if n.IsLeader() {
 		return n.createRootKey()
 	}
-	addr, err := n.leaderAPI()
+	addr, err := n.LeaderAPI()
 	if err != nil {
 		return err
 	}
@@ -126,7 +127,7 @@ func (n *Node) OpenSecret(ctx context.Context, s *statev1.Secret) ([]byte, error
 
 func (n *Node) findKey(ctx context.Context, id string) {
 	var addrs []string
-	if a, err := n.leaderAPI(); err == nil && a != n.APIAddr() {
+	if a, err := n.LeaderAPI(); err == nil && a != n.APIAddr() {
 		addrs = append(addrs, a)
 	}
 	for _, nd := range n.fsm.Store.Nodes() {

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/replica"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	"github.com/velocity9/v9/snapshot"
 )
@@ -60,8 +61,8 @@ func (n *Node) SnapshotSave(ctx context.Context, w io.Writer) error {
 // placements are dropped, so the scheduler places every component afresh on these nodes.
 func (n *Node) SnapshotRestore(ctx context.Context, r io.Reader) (*clusterv1.SnapshotRestoreResponse, error) {
 	if !n.IsLeader() {
-		msg := notLeaderMsg + ": send the snapshot to the leader"
-		if addr, err := n.leaderAPI(); err == nil {
+		msg := replica.NotLeaderMsg + ": send the snapshot to the leader"
+		if addr, err := n.LeaderAPI(); err == nil {
 			msg += " (" + addr + ")"
 		}
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(msg))
