@@ -42,8 +42,7 @@ type Node struct {
 	peers  *peerClients
 	disc   discovery
 
-	keys      *keyring.Keyring     // the cluster keyring's root keys this node holds (secrets.go)
-	keyMu     sync.Mutex           // serialises root key creation
+	keys      *keyring.Cluster     // the cluster keyring's root keys this node holds (secrets.go)
 	dp        *dataplane.DataPlane // this node's instances, routing, artifacts and lease
 	artifacts *artifact.Store      // shared with dp
 	logs      *logring.Ring
@@ -113,7 +112,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	n.Replica.Raft = n.raft.r
-	if n.keys, err = openKeyring(cfg.DataDir); err != nil {
+	if err := n.openKeyring(); err != nil {
 		return fail(err)
 	}
 	if err := n.openDataPlane(); err != nil {
