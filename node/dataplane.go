@@ -73,7 +73,7 @@ func (h dpHost) Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
 
 func (h dpHost) Barrier(ctx context.Context) error { return h.n.ConsistentBarrier(ctx) }
 
-func (h dpHost) APIAddr(id string) string { return replicaPeers{h.n}.APIAddrOf(id) }
+func (h dpHost) APIAddr(id string) string { return replicaPeers(h).APIAddrOf(id) }
 
 // Heartbeat sends one heartbeat to the leader (to this node's own liveness table when it
 // leads) and returns the leader's applied index from the answer.
