@@ -9,21 +9,48 @@ import (
 
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/replica"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
 // The write and read paths are package replica's (embedded in Node); node gives it the
-// peers to forward to (replica.Peers) and checks who may report observed state.
+// peers to forward to (replica.Peers) and checks who may apply a forwarded write.
 
 // ApplyResultAsLeader commits a forwarded write on this node as the leader (see
-// replica.Replica.ApplyResultAsLeader), refusing an observed-state report from a node that
-// does not run the placement.
+// replica.Replica.ApplyResultAsLeader), after the checks of forwardedMayApply.
 func (n *Node) ApplyResultAsLeader(ctx context.Context, cmd *statev1.Command) (*fsm.Result, error) {
-	if err := n.observerIsCaller(ctx, cmd); err != nil {
+	if !n.IsLeader() {
+		return nil, replica.NotLeader()
+	}
+	if err := n.forwardedMayApply(ctx, cmd); err != nil {
 		return nil, err
 	}
 	return n.Replica.ApplyResultAsLeader(ctx, cmd)
+}
+
+// forwardedMayApply checks a command another node forwarded (auth.CheckForwarded): the
+// original caller's credentials, passed on by the forwarding node, are authenticated again
+// here and need the role the command's kind asks; a node alone writes only on its own
+// account. Local calls (no peer certificate) are not checked: the API handler did.
+func (n *Node) forwardedMayApply(ctx context.Context, cmd *statev1.Command) error {
+	peer := auth.PeerNode(ctx)
+	if peer == "" {
+		return nil
+	}
+	p, err := n.authz.ForwardedPrincipal(ctx)
+	if err != nil {
+		return err
+	}
+	if err := auth.CheckForwarded(cmd, peer, p, n.fsm.Store); err != nil {
+		return err
+	}
+	if reg := cmd.GetRegisterNode(); reg != nil && p == nil {
+		if err := auth.CallerIs(ctx, reg.GetNode().GetId(), "registration"); err != nil {
+			return err
+		}
+	}
+	return n.observerIsCaller(ctx, cmd)
 }
 
 // observerIsCaller refuses an observed-state report of a placement that is not on the
