@@ -123,6 +123,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	mux := server.NewMux(n, n.authz)
 	mux.Handle("/metrics", n.authz.RequireHTTP(auth.RoleViewer, promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{})))
 	mux.HandleFunc(ghub.WebhookPath, n.gh.ServeWebhook)
+	if cfg.TLS != nil {
+		mux.Handle(auth.JoinPathPrefix, n.joinIssuer().Handler())
+	}
 	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log}).Register(mux)
 	// Browsers' cross-origin writes are refused (a signed-in console's cookie must not
 	// serve another site); the CLI, nodes and GitHub's webhooks send no Origin and pass.
