@@ -202,6 +202,9 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 	}
 
 	leader, tokenPath, err := waitDevLeader(sigCtx, nodes, secret)
+	if err == nil {
+		err = devCA(tlsDir)
+	}
 	if err != nil {
 		if sigCtx.Err() != nil && ctx.Err() == nil {
 			err = nil // interrupted while starting: just stop
@@ -220,13 +223,14 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 	}
 	fmt.Fprintf(out, `
 An admin token is in %s (and %s), where the CLI finds it.
+The CLI also reaches the API over TLS (https://%s), with the CA kept beside the token.
 Use it from another terminal:
   export V9_ADDR=%s
   v9 cluster status
   v9 component create hello --runtime wasm
 Any node answers; writes go through the leader. Ctrl-C stops the cluster, and
 'v9 dev --data-dir %s' brings it back with its state.
-`, tokenPath, filepath.Join(dataDir, devTokenFile), nodes[0].APIAddr(), dataDir)
+`, tokenPath, filepath.Join(dataDir, devTokenFile), nodes[0].APIAddr(), nodes[0].APIAddr(), dataDir)
 
 	<-sigCtx.Done()
 	stop() // a second signal ends the process at once
@@ -289,6 +293,15 @@ func devLogin(ctx context.Context, addr, secret string) (string, error) {
 		return "", fmt.Errorf("the dev token was refused (was %s replaced?): %w", devTokenFile, err)
 	}
 	return writeTokenFile(secret)
+}
+
+// devCA keeps the dev CA certificate where the CLI finds it for https:// addresses.
+func devCA(tlsDir string) error {
+	b, err := os.ReadFile(filepath.Join(tlsDir, auth.CACertFile))
+	if err != nil {
+		return err
+	}
+	return writeCAFile(b)
 }
 
 // waitDevLeader waits until every node knows a leader, bootstraps the ACL (devLogin), and
