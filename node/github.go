@@ -40,12 +40,12 @@ func (a ghArtifacts) Pin(digest string) func()        { return a.n.dp.Pin(digest
 // follower forwards the call.
 func (n *Node) CreateLinked(ctx context.Context, req *componentv1.CreateRequest) (*componentv1.CreateResponse, error) {
 	var resp *componentv1.CreateResponse
-	_, err := n.leaderCall(ctx, func() (uint64, error) {
+	_, err := n.OnLeader(ctx, func() (uint64, error) {
 		var err error
 		resp, err = n.gh.CreateLinked(ctx, req)
 		return 0, err
-	}, func(p *peerClient) (uint64, error) {
-		r, err := p.component.Create(ctx, connect.NewRequest(req))
+	}, func(addr string) (uint64, error) {
+		r, err := n.peers.get(addr).component.Create(ctx, connect.NewRequest(req))
 		if err != nil {
 			return 0, err
 		}
