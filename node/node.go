@@ -132,7 +132,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.TLS != nil {
 		mux.Handle(auth.JoinPathPrefix, n.joinIssuer().Handler())
 	}
-	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log}).Register(mux)
+	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log, Grants: n}).Register(mux)
 	// Browsers' cross-origin writes are refused (a signed-in console's cookie must not
 	// serve another site); the CLI, nodes and GitHub's webhooks send no Origin and pass.
 	n.apiSrv = newHTTPServer(auth.PeerIdentity(http.NewCrossOriginProtection().Handler(mux)))
