@@ -114,6 +114,7 @@ replicate their control state with Raft.
 		newAuditCmd(a),
 		newTLSCmd(),
 		newReaperCmd(),
+		newImageCmd(a),
 		newGenDocsCmd(),
 	)
 	return root
