@@ -161,7 +161,7 @@ func (n *Node) ApplyResultAsLeader(ctx context.Context, cmd *statev1.Command) (*
 	if !n.IsLeader() {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
 	}
-	if err := n.observerIsCaller(ctx, cmd); err != nil {
+	if err := n.forwardedMayApply(ctx, cmd); err != nil {
 		return nil, err
 	}
 	res, err := n.applyLocalResult(ctx, cmd)
@@ -169,6 +169,30 @@ func (n *Node) ApplyResultAsLeader(ctx context.Context, cmd *statev1.Command) (*
 		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
 	}
 	return res, err
+}
+
+// forwardedMayApply checks a command another node forwarded (auth.CheckForwarded): the
+// original caller's credentials, passed on by the forwarding node, are authenticated again
+// here and need the role the command's kind asks; a node alone writes only on its own
+// account. Local calls (no peer certificate) are not checked: the API handler did.
+func (n *Node) forwardedMayApply(ctx context.Context, cmd *statev1.Command) error {
+	peer := auth.PeerNode(ctx)
+	if peer == "" {
+		return nil
+	}
+	p, err := n.authz.ForwardedPrincipal(ctx)
+	if err != nil {
+		return err
+	}
+	if err := auth.CheckForwarded(cmd, peer, p, n.fsm.Store); err != nil {
+		return err
+	}
+	if reg := cmd.GetRegisterNode(); reg != nil && p == nil {
+		if err := auth.CallerIs(ctx, reg.GetNode().GetId(), "registration"); err != nil {
+			return err
+		}
+	}
+	return n.observerIsCaller(ctx, cmd)
 }
 
 // observerIsCaller refuses an observed-state report of a placement that is not on the

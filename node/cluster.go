@@ -106,47 +106,28 @@ func (n *Node) leaderCall(ctx context.Context, local func() (uint64, error), rem
 	}
 }
 
-// Join adds a node to the Raft configuration (through the leader) and registers it.
+// LeaderAPIHeader carries the leader's API address on a Join refused by a follower, so the
+// joining node asks the leader itself.
+const LeaderAPIHeader = "V9-Leader-Api"
+
+// Join adds a node to the Raft configuration and registers it. Only the node itself asks,
+// with its own certificate (a manual one, or one issued for a join token), and only the
+// leader answers: a follower never forwards a Join (it would vouch for the newcomer with
+// its own certificate); it refuses with the leader's API address in LeaderAPIHeader.
 func (n *Node) Join(ctx context.Context, req *clusterv1.JoinRequest) (uint64, error) {
-	if err := n.joinCallerMayAsk(ctx, req); err != nil {
+	if err := auth.CallerIs(ctx, req.NodeId, "join"); err != nil {
 		return 0, err
 	}
-	return n.leaderCall(ctx, func() (uint64, error) { return n.joinAsLeader(req) },
-		func(p *peerClient) (uint64, error) {
-			resp, err := p.cluster.Join(ctx, connect.NewRequest(req))
-			if err != nil {
-				return 0, err
-			}
-			return resp.Msg.Index, nil
-		})
-}
-
-// joinCallerMayAsk refuses a Join whose node id is not the caller's own certificate's,
-// unless the caller is a member of the cluster forwarding a newcomer's Join to the leader
-// (followers forward with their own certificate). A forwarded Join may add a new node or
-// repeat a member's own address, never move an existing member to another address: a
-// node's certificate does not let it re-address another node.
-func (n *Node) joinCallerMayAsk(ctx context.Context, req *clusterv1.JoinRequest) error {
-	peer := auth.PeerNode(ctx)
-	if peer == "" || peer == req.NodeId {
-		return nil
-	}
-	deny := auth.CallerIs(ctx, req.NodeId, "join")
-	f := n.raft.r.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return deny
-	}
-	forwarder := false
-	for _, s := range f.Configuration().Servers {
-		if s.ID == raft.ServerID(req.NodeId) && s.Address != raft.ServerAddress(req.RaftAddr) {
-			return deny
+	if !n.IsLeader() {
+		addr, err := n.leaderAPI()
+		if err != nil {
+			return 0, errNoLeader
 		}
-		forwarder = forwarder || s.ID == raft.ServerID(peer)
+		ce := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s: join through the leader at %s", notLeaderMsg, addr))
+		ce.Meta().Set(LeaderAPIHeader, addr)
+		return 0, ce
 	}
-	if !forwarder {
-		return deny
-	}
-	return nil
+	return n.joinAsLeader(req)
 }
 
 func (n *Node) joinAsLeader(req *clusterv1.JoinRequest) (uint64, error) {
