@@ -120,45 +120,37 @@ var devNodeLine = regexp.MustCompile(`(?m)^(n\d+)\s+(\S+:\d+)\s+(\S+:\d+)\s+(\S+
 // waitReady waits until v9 dev has printed its node table and returns id → API address.
 func (d *devProcess) waitReady(t *testing.T, timeout time.Duration) map[string]string {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		out := d.stdout.String()
-		if strings.Contains(out, "V9_ADDR=") {
-			nodes := map[string]string{}
-			for _, m := range devNodeLine.FindAllStringSubmatch(out, -1) {
-				nodes[m[1]] = m[2]
-			}
-			return nodes
-		}
-		select {
-		case <-d.done:
-			t.Fatalf("v9 dev exited before it was ready: %v", d.err)
-		case <-deadline.C:
-			t.Fatalf("v9 dev not ready within %s", timeout)
-		case <-tick.C:
-		}
+	out := d.waitOutput(t, timeout, "its node table", func(out string) bool { return strings.Contains(out, "V9_ADDR=") })
+	nodes := map[string]string{}
+	for _, m := range devNodeLine.FindAllStringSubmatch(out, -1) {
+		nodes[m[1]] = m[2]
 	}
+	return nodes
 }
 
 // waitExampleURL waits for the line v9 dev prints last on a new data dir, the example's URL.
 func (d *devProcess) waitExampleURL(t *testing.T, timeout time.Duration) string {
 	t.Helper()
+	out := d.waitOutput(t, timeout, "the example's URL", devExampleLine.MatchString)
+	return devExampleLine.FindStringSubmatch(out)[1]
+}
+
+// waitOutput polls v9 dev's stdout until done says it holds what is awaited, and returns it.
+func (d *devProcess) waitOutput(t *testing.T, timeout time.Duration, what string, done func(string) bool) string {
+	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if m := devExampleLine.FindStringSubmatch(d.stdout.String()); m != nil {
-			return m[1]
+		if out := d.stdout.String(); done(out) {
+			return out
 		}
 		select {
 		case <-d.done:
-			t.Fatalf("v9 dev exited before printing the example's URL: %v", d.err)
+			t.Fatalf("v9 dev exited before printing %s: %v", what, d.err)
 		case <-deadline.C:
-			t.Fatalf("v9 dev printed no example URL within %s", timeout)
+			t.Fatalf("v9 dev did not print %s within %s", what, timeout)
 		case <-tick.C:
 		}
 	}
