@@ -50,6 +50,8 @@ type Client struct {
 	Secrets    secretv1connect.SecretServiceClient
 
 	baseURL string
+	hc      *http.Client
+	token   string
 }
 
 // Option changes how New builds a Client.
@@ -122,6 +124,8 @@ func New(addr string, opts ...Option) *Client {
 		Stats:      statsv1connect.NewStatsServiceClient(hc, base, copts...),
 		Secrets:    secretv1connect.NewSecretServiceClient(hc, base, copts...),
 		baseURL:    base,
+		hc:         hc,
+		token:      o.token,
 	}
 }
 
@@ -140,6 +144,19 @@ func unaryTimeout(d time.Duration) connect.UnaryInterceptorFunc {
 			return next(ctx, req)
 		}
 	}
+}
+
+// Do sends a plain HTTP request for path (the node's non-Connect endpoints, such as the
+// keyring's administration) with the client's token and TLS settings.
+func (c *Client) Do(ctx context.Context, method, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return c.hc.Do(req)
 }
 
 // BaseURL is the URL the client sends requests to.
