@@ -15,6 +15,7 @@ import (
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
+	"github.com/velocity9/v9/rpc/client"
 )
 
 // peerClients holds Connect clients to other nodes' APIs, one set per address.
@@ -67,7 +68,7 @@ func (p *peerClients) get(addr string) *peerClient {
 	if !ok {
 		base := p.scheme + "://" + addr
 		// Calls made on a caller's behalf carry the caller's token on.
-		fwd := connect.WithInterceptors(auth.Forward())
+		fwd := connect.WithClientOptions(connect.WithInterceptors(auth.Forward()), connect.WithReadMaxBytes(client.MaxResponseBytes))
 		c = &peerClient{
 			cluster:   clusterv1connect.NewClusterServiceClient(p.http, base, fwd),
 			component: componentv1connect.NewComponentServiceClient(p.http, base, fwd),
