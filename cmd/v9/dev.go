@@ -22,7 +22,9 @@ import (
 
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/ghub"
+	"github.com/velocity9/v9/internal/bounds"
 	"github.com/velocity9/v9/node"
+	"github.com/velocity9/v9/proxy"
 	"github.com/velocity9/v9/rpc/client"
 	aclv1 "github.com/velocity9/v9/rpc/gen/v9/acl/v1"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
@@ -38,6 +40,10 @@ type devLayout struct {
 	APIPort   int `json:"api_port"`
 	ProxyPort int `json:"proxy_port"`
 	RaftPort  int `json:"raft_port"`
+
+	// The nodes' doors (flags, not recorded: they may change between starts).
+	Doors    bounds.Doors `json:"-"`
+	Requests proxy.Bounds `json:"-"`
 }
 
 const devLayoutFile = "v9-dev.json"
@@ -74,6 +80,7 @@ Node nK listens on 127.0.0.1 at --api-port+K-1 (API), --proxy-port+K-1 (proxy) a
 	f.StringVar(&ctrd, "containerd-socket", defaultContainerdSocket, "containerd the nodes run container components with; empty or unreachable: wasm only")
 	f.StringVar(&gh.TokenFile, "github-token-file", "", "file holding a GitHub token for push-to-deploy (default $V9_GITHUB_TOKEN); GitHub cannot reach a local cluster, so link repositories with --poll")
 	f.StringVar(&gh.APIURL, "github-api-url", "", "GitHub REST API base URL (GitHub Enterprise)")
+	registerDoorFlags(f, &l.Doors, &l.Requests)
 	return cmd
 }
 
@@ -175,6 +182,8 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 			GitHub:           gh,
 			ReaperCommand:    reaperCommand,
 			Logger:           a.logger, // the node adds node=<id> itself
+			Doors:            l.Doors,
+			Requests:         l.Requests,
 		}
 		if cfg.TLS, err = auth.LoadNodeTLS(auth.TLSDirFiles(tlsDir, id)); err != nil {
 			return errors.Join(fmt.Errorf("load %s's certificate: %w", id, err), shutdownAll(ctx, nodes))

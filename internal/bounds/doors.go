@@ -1,6 +1,9 @@
 package bounds
 
-import "time"
+import (
+	"cmp"
+	"time"
+)
 
 // Doors are the bounds of a node's three listeners. Zero fields take DefaultDoors.
 type Doors struct {
@@ -35,29 +38,13 @@ func (d Doors) WithDefaults() Doors {
 
 // fill takes c's non-zero fields over def's.
 func fill(c, def Config) Config {
-	if c.MaxConns == 0 {
-		c.MaxConns = def.MaxConns
-	}
-	if c.MaxConnsPerAddr == 0 {
-		c.MaxConnsPerAddr = def.MaxConnsPerAddr
-	}
-	if c.ReadHeaderTimeout == 0 {
-		c.ReadHeaderTimeout = def.ReadHeaderTimeout
-	}
-	if c.BodyTimeout == 0 {
-		c.BodyTimeout = def.BodyTimeout
-	}
-	if c.BodyIdle == 0 {
-		c.BodyIdle = def.BodyIdle
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = def.IdleTimeout
-	}
-	if c.MaxHeaderBytes == 0 {
-		c.MaxHeaderBytes = def.MaxHeaderBytes
-	}
-	if c.RetryAfter == 0 {
-		c.RetryAfter = def.RetryAfter
-	}
+	c.MaxConns = cmp.Or(c.MaxConns, def.MaxConns)
+	c.MaxConnsPerAddr = cmp.Or(c.MaxConnsPerAddr, def.MaxConnsPerAddr)
+	c.ReadHeaderTimeout = cmp.Or(c.ReadHeaderTimeout, def.ReadHeaderTimeout)
+	c.BodyTimeout = cmp.Or(c.BodyTimeout, def.BodyTimeout)
+	c.BodyIdle = cmp.Or(c.BodyIdle, def.BodyIdle)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, def.IdleTimeout)
+	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, def.MaxHeaderBytes)
+	c.RetryAfter = cmp.Or(c.RetryAfter, def.RetryAfter)
 	return c
 }

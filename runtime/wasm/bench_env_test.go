@@ -27,6 +27,9 @@ func BenchmarkEnv10k(b *testing.B) {
 		Dir:  rawArtifact(b, "tiny.wasm", tinyCGI("Content-Type: text/plain\n\nhello from wasm\n")),
 		Wasm: runtime.WasmSpec{Module: "tiny.wasm"},
 		Env:  env,
+		// Before the fix one request took seconds of CPU: far from the default deadline
+		// on a quiet machine, not on a busy one.
+		Timeout: 10 * time.Minute,
 	})
 	req := httptest.NewRequest(http.MethodGet, "/env10k/bench", nil)
 	w := &benchWriter{h: make(http.Header)}

@@ -170,6 +170,10 @@ func (in *instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
 			return
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) { // the door's body deadline (internal/bounds)
+			http.Error(w, "request body not received in time", http.StatusRequestTimeout)
+			return
+		}
 		http.Error(w, "cannot read request body", http.StatusBadRequest)
 		return
 	}
