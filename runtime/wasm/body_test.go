@@ -13,8 +13,7 @@ import (
 // costs a small buffer, not the declared length (the slow-body flood of issue 14 grew an
 // agent by gigabytes); a body over the limit is refused however it is announced.
 func TestReadBodyGrowsWithWhatArrives(t *testing.T) {
-	c := getCall(1<<20, nil)
-	defer putCall(c)
+	c := new(call)
 	req := httptest.NewRequest("POST", "/", io.MultiReader(strings.NewReader("x"), errReader{}))
 	req.ContentLength = 10 << 20
 	if err := c.readBody(req, 10<<20); err == nil || errors.Is(err, errBodyTooLarge) {
