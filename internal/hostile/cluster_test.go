@@ -32,7 +32,7 @@ var floodSize = flag.Int("hostile.flood", 200, "slow-body connections of the flo
 // The doors of the test node: short deadlines so that the suite is quick, the rest at
 // their defaults.
 var testDoors = bounds.Doors{
-	API:   bounds.Config{MaxConnsPerAddr: 64, BodyTimeout: 5 * time.Second, BodyIdle: time.Second, ReadHeaderTimeout: time.Second},
+	API:   bounds.Config{MaxConnsPerAddr: 64, BodyTimeout: 20 * time.Second, BodyIdle: 3 * time.Second, ReadHeaderTimeout: time.Second},
 	Proxy: bounds.Config{MaxConnsPerAddr: 64, BodyTimeout: 3 * time.Second, BodyIdle: 2 * time.Second, ReadHeaderTimeout: time.Second},
 	Raft:  bounds.Config{MaxConnsPerAddr: 16},
 }
