@@ -299,6 +299,9 @@ func runDev(cmd *cobra.Command, a *app, o devOptions) error {
 	}
 
 	leader, tokenPath, err := waitDevLeader(sigCtx, nodes, secret)
+	if err == nil {
+		err = devCA(tlsDir)
+	}
 	if err != nil {
 		if sigCtx.Err() != nil && ctx.Err() == nil {
 			err = nil // interrupted while starting: just stop
@@ -333,6 +336,7 @@ func runDev(cmd *cobra.Command, a *app, o devOptions) error {
 	}
 	fmt.Fprintf(out, `
 An admin token is in %s (and %s), where the CLI finds it.
+The CLI also reaches the API over TLS (https://%s), with the CA kept beside the token.
 Use it from another terminal:
   export V9_ADDR=%s
   v9 cluster status
@@ -341,7 +345,7 @@ Any node answers; writes go through the leader. Ctrl-C stops the cluster, and
 'v9 dev --data-dir %s' brings it back with its state, on the same ports.
 
 Console: http://%s/
-`, tokenPath, filepath.Join(dataDir, devTokenFile), nodes[0].APIAddr(), dataDir, nodes[0].APIAddr())
+`, tokenPath, filepath.Join(dataDir, devTokenFile), nodes[0].APIAddr(), nodes[0].APIAddr(), dataDir, nodes[0].APIAddr())
 	if exampleURL != "" {
 		// Last, so that the first `make run` ends on a link that answers.
 		fmt.Fprintf(out, "The example %q is served at (any node's proxy answers):\n%s\n", devExampleName, exampleURL)
@@ -408,6 +412,15 @@ func devLogin(ctx context.Context, addr, secret string) (string, error) {
 		return "", fmt.Errorf("the dev token was refused (was %s replaced?): %w", devTokenFile, err)
 	}
 	return writeTokenFile(secret)
+}
+
+// devCA keeps the dev CA certificate where the CLI finds it for https:// addresses.
+func devCA(tlsDir string) error {
+	b, err := os.ReadFile(filepath.Join(tlsDir, auth.CACertFile))
+	if err != nil {
+		return err
+	}
+	return writeCAFile(b)
 }
 
 // waitDevLeader waits until every node knows a leader, bootstraps the ACL (devLogin), and
