@@ -403,13 +403,27 @@ func devSecret(dir string) (string, error) {
 // devLogin bootstraps the dev cluster's ACL with its secret on first start (later starts
 // find it done) and keeps the secret where the CLI looks, as `v9 login` would.
 func devLogin(ctx context.Context, addr, secret string) (string, error) {
-	cli := client.New(addr, client.WithToken(secret))
-	_, err := cli.ACL.Bootstrap(ctx, connect.NewRequest(&aclv1.BootstrapRequest{Secret: secret}))
+	// Bootstrap carries no credentials: a follower forwards it to the leader, which would
+	// refuse a token it does not know yet.
+	_, err := client.New(addr).ACL.Bootstrap(ctx, connect.NewRequest(&aclv1.BootstrapRequest{Secret: secret}))
 	if err != nil && connect.CodeOf(err) != connect.CodeFailedPrecondition {
 		return "", fmt.Errorf("bootstrap the ACL: %w", err)
 	}
-	if _, err := cli.ACL.WhoAmI(ctx, connect.NewRequest(&aclv1.WhoAmIRequest{})); err != nil {
-		return "", fmt.Errorf("the dev token was refused (was %s replaced?): %w", devTokenFile, err)
+	// The node may answer before it has applied the bootstrap (reads are local): ask again
+	// until it knows the token or ctx ends.
+	cli := client.New(addr, client.WithToken(secret))
+	for {
+		_, err := cli.ACL.WhoAmI(ctx, connect.NewRequest(&aclv1.WhoAmIRequest{}))
+		if err == nil {
+			break
+		}
+		if connect.CodeOf(err) != connect.CodeUnauthenticated || ctx.Err() != nil {
+			return "", fmt.Errorf("the dev token was refused (was %s replaced?): %w", devTokenFile, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	return writeTokenFile(secret)
 }
