@@ -12,7 +12,8 @@ import (
 
 // RolloutStore is what Rollouts reads and writes.
 type RolloutStore interface {
-	State() *statev1.State
+	// ViewState calls f with the live state under the store's read lock (fsm.Store).
+	ViewState(f func(*statev1.State))
 	Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
 	// SystemLog appends a line to a component's log.
 	SystemLog(component, line string)
@@ -49,7 +50,11 @@ func (r *Rollouts) Run(ctx context.Context) {
 
 // Check fails the rollouts that missed their deadline.
 func (r *Rollouts) Check(ctx context.Context, now time.Time) {
-	failed, began := sched.Rollouts(r.store.State(), r.began, now, r.deadline)
+	var failed []sched.RolloutFailure
+	var began map[string]time.Time
+	// A pure read of the live state (no deep copy per tick): the decisions hold no pointer
+	// into it.
+	r.store.ViewState(func(st *statev1.State) { failed, began = sched.Rollouts(st, r.began, now, r.deadline) })
 	r.began = began
 	for _, f := range failed {
 		r.fail(ctx, f)
