@@ -2,10 +2,10 @@ package leader
 
 import (
 	"context"
-	"github.com/velocity9/v9/internal/tick"
 	"log/slog"
 	"time"
 
+	"github.com/velocity9/v9/internal/tick"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/sched"
 )
@@ -87,7 +87,7 @@ func (r *Rollouts) fail(ctx context.Context, f sched.RolloutFailure) {
 			Id: f.Deployment, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, Error: f.Message,
 		}}})
 		cancel()
-		if err == nil || attempt == 4 || !sleepCtx(ctx, 200*time.Millisecond) {
+		if err == nil || attempt == 4 || !tick.Sleep(ctx, 200*time.Millisecond) {
 			break
 		}
 	}

@@ -42,8 +42,9 @@ func (noopSnap) Persist(s raft.SnapshotSink) error { return s.Close() }
 func (noopSnap) Release()                          {}
 
 // rawCluster is three bare hashicorp/raft replicas with v9's stores (raft-boltdb/v2 with
-// fsync, file snapshots, TCP transport), v9's default timings and a no-op FSM.
-func rawCluster(b *testing.B) (leader *raft.Raft, stop func()) {
+// fsync, file snapshots, TCP transport), v9's default timings and a no-op FSM. It returns
+// the Raft configuration it used (production defaults), for the v9 side to use too.
+func rawCluster(b *testing.B) (leader *raft.Raft, rc RaftConfig, stop func()) {
 	dir := b.TempDir()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var parts []*raftParts
@@ -53,6 +54,7 @@ func rawCluster(b *testing.B) (leader *raft.Raft, stop func()) {
 		if err := cfg.setDefaults(); err != nil {
 			b.Fatal(err)
 		}
+		rc = cfg.Raft
 		p, err := openRaft(&cfg, noopFSM{}, &transport.Faults{})
 		if err != nil {
 			b.Fatal(err)
@@ -77,7 +79,7 @@ func rawCluster(b *testing.B) (leader *raft.Raft, stop func()) {
 	if leader == nil {
 		b.Fatal("raw cluster elected no leader")
 	}
-	return leader, func() {
+	return leader, rc, func() {
 		for _, p := range parts {
 			p.close()
 		}
@@ -141,9 +143,11 @@ func benchCommand(name string) *statev1.Command {
 // three-node cluster (fsync on, default timings) with raw hashicorp/raft applies of a
 // command of the same size to a no-op FSM over the same stores. Run with -benchtime=1x.
 func BenchmarkWriteThroughput(b *testing.B) {
-	rawLeader, stopRaw := rawCluster(b)
+	// Both sides run the same Raft configuration, the production defaults (a zero
+	// RaftConfig would give the test cluster TestRaftConfig's 50-250 ms timings instead), the
+	// same stores with fsync on the same disk, and benchWriters concurrent writers each.
+	rawLeader, rc, stopRaw := rawCluster(b)
 	defer stopRaw()
-	rc := RaftConfig{} // production defaults
 	c := NewTestClusterWith(b, 3, rc)
 	for _, n := range c.Nodes {
 		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
