@@ -11,14 +11,8 @@ import (
 	"github.com/velocity9/v9/sched"
 )
 
-// AutoscaleStore is what the Autoscaler reads and writes.
-type AutoscaleStore interface {
-	// ViewState calls f with the live state under the store's read lock (fsm.Store).
-	ViewState(f func(*statev1.State))
-	Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
-	// SystemLog appends a line to a component's log.
-	SystemLog(component, line string)
-}
+// AutoscaleStore is what the Autoscaler reads and writes: the same as Rollouts.
+type AutoscaleStore = RolloutStore
 
 // LoadSource gives the components' load summed over the nodes' latest reports (Liveness
 // does, from heartbeats).
