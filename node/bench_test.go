@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,11 @@ const (
 	benchRounds  = 5
 )
 
+// benchLoaded gives both sides of BenchmarkWriteThroughput the same slower Raft timeouts
+// (2 s heartbeat and election, 1 s leader lease), so that a heavily loaded machine does not
+// depose the leader in the middle of a run; without it both run the production defaults.
+var benchLoaded = flag.Bool("bench.loaded", false, "BenchmarkWriteThroughput: slower Raft timeouts on both sides, for a loaded machine")
+
 type noopFSM struct{}
 
 func (noopFSM) Apply(*raft.Log) any                 { return nil }
@@ -53,6 +59,9 @@ func rawCluster(b *testing.B) (leader *raft.Raft, rc RaftConfig, stop func()) {
 		cfg := Config{ID: fmt.Sprintf("r%d", i), DataDir: filepath.Join(dir, fmt.Sprint(i)), APIAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", BootstrapExpect: 3, Logger: quiet, InsecureNoTLS: true}
 		if err := cfg.setDefaults(); err != nil {
 			b.Fatal(err)
+		}
+		if *benchLoaded {
+			cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.LeaderLeaseTimeout = 2*time.Second, 2*time.Second, time.Second
 		}
 		rc = cfg.Raft
 		p, err := openRaft(&cfg, noopFSM{}, &transport.Faults{})
@@ -148,7 +157,11 @@ func BenchmarkWriteThroughput(b *testing.B) {
 	// same stores with fsync on the same disk, and benchWriters concurrent writers each.
 	rawLeader, rc, stopRaw := rawCluster(b)
 	defer stopRaw()
-	c := NewTestClusterWith(b, 3, rc)
+	opts := TestOptions{Raft: rc}
+	if *benchLoaded {
+		opts.Liveness.TTL = 10 * time.Second // above the slower leader lease
+	}
+	c := NewTestClusterOpts(b, 3, opts)
 	for _, n := range c.Nodes {
 		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
