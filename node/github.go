@@ -6,10 +6,12 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/deployments"
 	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
+	"github.com/velocity9/v9/rpc/gen/v9/github/v1/githubv1connect"
 )
 
 // openGitHub wires the GitHub side (package ghub) to this node (its replica, its write
@@ -27,6 +29,13 @@ func (n *Node) openGitHub() {
 		leader.ControllerFunc("poll", n.gh.PollLoop),
 		leader.ControllerFunc("statuses", n.gh.StatusLoop),
 	)
+}
+
+// UserGitHub serves GitHubService: the caller's repositories, read with the GitHub grant
+// their console session keeps (sealed with the cluster keyring).
+func (n *Node) UserGitHub() githubv1connect.GitHubServiceHandler {
+	return &ghub.Repos{APIURL: n.cfg.GitHub.APIURL, HTTPClient: n.cfg.SignIn.HTTPClient,
+		Grant: func(ctx context.Context) (string, error) { return auth.CallerGitHubToken(ctx, n.fsm.Store, n) }}
 }
 
 // ghArtifacts lends ghub the artifact store and the pins that keep a fresh build from

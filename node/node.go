@@ -131,8 +131,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	mux.HandleFunc(ghub.WebhookPath, n.gh.ServeWebhook)
 	if cfg.TLS != nil {
 		mux.Handle(auth.JoinPathPrefix, n.joinIssuer().Handler())
+		mux.Handle(server.KeyringPath+"/", server.KeyringHandler(n, n.authz))
+		mux.Handle(server.KeyringPath, server.KeyringHandler(n, n.authz))
 	}
-	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log}).Register(mux)
+	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log, Grants: n}).Register(mux)
 	// Browsers' cross-origin writes are refused (a signed-in console's cookie must not
 	// serve another site); the CLI, nodes and GitHub's webhooks send no Origin and pass.
 	n.apiSrv = newHTTPServer(auth.PeerIdentity(http.NewCrossOriginProtection().Handler(mux)))
