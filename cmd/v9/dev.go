@@ -22,7 +22,9 @@ import (
 
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/ghub"
+	"github.com/velocity9/v9/internal/bounds"
 	"github.com/velocity9/v9/node"
+	"github.com/velocity9/v9/proxy"
 	"github.com/velocity9/v9/rpc/client"
 	aclv1 "github.com/velocity9/v9/rpc/gen/v9/acl/v1"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
@@ -38,6 +40,10 @@ type devLayout struct {
 	APIPort   int `json:"api_port"`
 	ProxyPort int `json:"proxy_port"`
 	RaftPort  int `json:"raft_port"`
+
+	// The nodes' doors (flags, not recorded: they may change between starts).
+	Doors    bounds.Doors `json:"-"`
+	Requests proxy.Bounds `json:"-"`
 }
 
 const devLayoutFile = "v9-dev.json"
@@ -111,6 +117,7 @@ On a new data dir, v9 dev also deploys the example component "hello"
 	f.StringVar(&ctrd, "containerd-socket", defaultContainerdSocket, "containerd the nodes run container components with; empty or unreachable: wasm only")
 	f.StringVar(&gh.TokenFile, "github-token-file", "", "file holding a GitHub token for push-to-deploy (default $V9_GITHUB_TOKEN); GitHub cannot reach a local cluster, so link repositories with --poll")
 	f.StringVar(&gh.APIURL, "github-api-url", "", "GitHub REST API base URL (GitHub Enterprise)")
+	registerDoorFlags(f, &l.Doors, &l.Requests)
 	return cmd
 }
 
@@ -264,6 +271,8 @@ func runDev(cmd *cobra.Command, a *app, o devOptions) error {
 			GitHub:           o.gh,
 			ReaperCommand:    reaperCommand,
 			Logger:           a.logger, // the node adds node=<id> itself
+			Doors:            l.Doors,
+			Requests:         l.Requests,
 		}
 		if cfg.TLS, err = auth.LoadNodeTLS(auth.TLSDirFiles(tlsDir, id)); err != nil {
 			return errors.Join(fmt.Errorf("load %s's certificate: %w", id, err), shutdownAll(ctx, nodes))
@@ -394,13 +403,27 @@ func devSecret(dir string) (string, error) {
 // devLogin bootstraps the dev cluster's ACL with its secret on first start (later starts
 // find it done) and keeps the secret where the CLI looks, as `v9 login` would.
 func devLogin(ctx context.Context, addr, secret string) (string, error) {
-	cli := client.New(addr, client.WithToken(secret))
-	_, err := cli.ACL.Bootstrap(ctx, connect.NewRequest(&aclv1.BootstrapRequest{Secret: secret}))
+	// Bootstrap carries no credentials: a follower forwards it to the leader, which would
+	// refuse a token it does not know yet.
+	_, err := client.New(addr).ACL.Bootstrap(ctx, connect.NewRequest(&aclv1.BootstrapRequest{Secret: secret}))
 	if err != nil && connect.CodeOf(err) != connect.CodeFailedPrecondition {
 		return "", fmt.Errorf("bootstrap the ACL: %w", err)
 	}
-	if _, err := cli.ACL.WhoAmI(ctx, connect.NewRequest(&aclv1.WhoAmIRequest{})); err != nil {
-		return "", fmt.Errorf("the dev token was refused (was %s replaced?): %w", devTokenFile, err)
+	// The node may answer before it has applied the bootstrap (reads are local): ask again
+	// until it knows the token or ctx ends.
+	cli := client.New(addr, client.WithToken(secret))
+	for {
+		_, err := cli.ACL.WhoAmI(ctx, connect.NewRequest(&aclv1.WhoAmIRequest{}))
+		if err == nil {
+			break
+		}
+		if connect.CodeOf(err) != connect.CodeUnauthenticated || ctx.Err() != nil {
+			return "", fmt.Errorf("the dev token was refused (was %s replaced?): %w", devTokenFile, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	return writeTokenFile(secret)
 }
