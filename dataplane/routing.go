@@ -134,9 +134,12 @@ const routePause = 20 * time.Millisecond
 func (r *router) loop(ctx context.Context) {
 	for {
 		idx := r.dp.store.TableIndex(routeTables...)
+		t0 := time.Now()
 		r.rebuild()
-		// A rebuild reads the whole state: under a burst of writes, one per routePause.
-		if !tick.Sleep(ctx, routePause) {
+		// A rebuild reads the whole state under the store's read lock: under a burst of
+		// writes, one per routePause, and never more than a fifth of the time, so that a
+		// large state does not starve the writes (and their FSM applies) it locks out.
+		if !tick.Sleep(ctx, tick.Pause(routePause, time.Since(t0))) {
 			return
 		}
 		if _, err := r.dp.store.WaitTables(ctx, idx, routeTables...); err != nil {

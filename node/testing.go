@@ -114,7 +114,11 @@ var TestHTTPClient = TokenHTTPClient(TestToken)
 // TokenHTTPClient returns an HTTP client (HTTP/1.1 and h2c) that sends the token with every
 // request.
 func TokenHTTPClient(token string) *http.Client {
-	return &http.Client{Transport: bearerTransport{token: token, next: http.DefaultTransport}}
+	// Keep a connection per concurrent caller alive: the default keeps two per host, so
+	// tests and benchmarks with more concurrent writers would dial for nearly every call.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	return &http.Client{Transport: bearerTransport{token: token, next: tr}}
 }
 
 type bearerTransport struct {
