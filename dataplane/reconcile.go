@@ -13,6 +13,7 @@ import (
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
+	v9spec "github.com/velocity9/v9/spec"
 )
 
 // The reconciler makes this node run what the committed state says it owns: it starts
@@ -421,6 +422,7 @@ func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
 		ID: p.Id, Component: c.Name, ComponentID: c.Id, DeploymentID: dep.Id, Exclusive: c.GetSpec().GetExclusive(),
 		Dir: dir, Digest: dep.ArtifactDigest,
 		Env: env, MemoryBytes: s.GetMemoryBytes(), Timeout: time.Duration(s.GetTimeoutMs()) * time.Millisecond,
+		MaxBody:   int64(min(s.GetBodyBytes(), v9spec.MaxBody)),
 		Wasm:      v9rt.WasmSpec{Module: s.GetWasm().GetModule()},
 		Container: v9rt.ContainerSpec{Image: s.GetContainer().GetImage(), ImageArchive: s.GetContainer().GetArchive(), Command: s.GetContainer().GetCommand()},
 	}

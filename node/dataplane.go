@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/velocity9/v9/dataplane"
+	"github.com/velocity9/v9/internal/loglimit"
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/observe"
 	"github.com/velocity9/v9/proxy"
@@ -32,10 +33,11 @@ func (n *Node) openDataPlane() error {
 	n.metrics = prometheus.NewRegistry()
 	n.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.stats = proxy.NewStats(n.metrics)
+	n.logDrops = loglimit.NewDropped(n.metrics)
 	execs, reaper, err := dataplane.OpenExecutors(dataplane.ExecutorConfig{
 		NodeID: n.cfg.ID, DataDir: n.cfg.DataDir, WasmCacheDir: n.cfg.WasmCacheDir,
 		ContainerdSocket: n.cfg.ContainerdSocket, ContainerNetwork: n.cfg.ContainerNetwork,
-		ReaperCommand: n.cfg.ReaperCommand, Logger: n.log,
+		ReaperCommand: n.cfg.ReaperCommand, Logger: n.log, FailLogs: n.logDrops.Limiter("wasm", loglimit.DefaultEvery),
 	})
 	if err != nil {
 		return err
