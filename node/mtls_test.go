@@ -291,8 +291,10 @@ func TestForwardedWritesNeedTheCaller(t *testing.T) {
 		"mark a node down":    {Op: &statev1.Command_SetNodeStatus{SetNodeStatus: &statev1.SetNodeStatus{Id: "n3", Status: statev1.NodeStatus_NODE_STATUS_DOWN}}},
 		"remove a node":       {Op: &statev1.Command_RemoveNode{RemoveNode: &statev1.RemoveNode{Id: "n3"}}},
 		"mint an admin token": {Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: admin}}},
-		"register a ghost":    {Op: &statev1.Command_RegisterNode{RegisterNode: &statev1.RegisterNode{Node: &statev1.Node{Id: "ghost", ApiAddr: "127.0.0.1:1"}}}},
-		"write placements":    {Op: &statev1.Command_DeletePlacements{DeletePlacements: &statev1.DeletePlacements{Ids: []string{"x"}}}},
+		"mint a GitHub session": {Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: &statev1.ApiToken{
+			Id: auth.NewAccessorID(), Name: "s", Role: "admin", Sha256: auth.Hash(auth.NewSecret()), GithubLogin: "octocat", Session: true}}}},
+		"register a ghost": {Op: &statev1.Command_RegisterNode{RegisterNode: &statev1.RegisterNode{Node: &statev1.Node{Id: "ghost", ApiAddr: "127.0.0.1:1"}}}},
+		"write placements": {Op: &statev1.Command_DeletePlacements{DeletePlacements: &statev1.DeletePlacements{Ids: []string{"x"}}}},
 	} {
 		_, err := internal("").Apply(ctx, connect.NewRequest(&clusterv1.ApplyRequest{Command: cmd}))
 		if connect.CodeOf(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), `"n2"`) {
