@@ -9,11 +9,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/examples/hello-http/hello"
 	"github.com/velocity9/v9/runtime/wasm/wasmtest"
 )
 
@@ -178,4 +180,62 @@ func waitServingB(b *testing.B, n *Node) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// BenchmarkProxyWarmVsNative (P1b, P0) serves examples/hello-http, an ordinary http.Handler
+// built as a reactor (wasm.abi = "http"), warm through the proxy of the node that runs it in a
+// three-node cluster with production Raft timings, against the very same handler served by
+// plain net/http; rounds interleaved. "elections" is how much the Raft term grew over the
+// load (0: no election). Run with -benchtime=1x.
+func BenchmarkProxyWarmVsNative(b *testing.B) {
+	c := NewTestClusterWith(b, 3, RaftConfig{
+		HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond, CommitTimeout: 20 * time.Millisecond,
+	})
+	quiet(c)
+	if _, err := upload(context.Background(), c.Nodes[0], warmDirTB(b, "", "")); err != nil {
+		b.Fatal(err)
+	}
+	var local *Node
+	deadline := time.Now().Add(60 * time.Second)
+	for local == nil {
+		for _, n := range c.Nodes {
+			if n.dp.Running("hello") > 0 {
+				local = n
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("no instance started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitServingB(b, local)
+	native := httptest.NewServer(http.HandlerFunc(hello.Handler))
+	defer native.Close()
+	client := loadClient()
+	term := func() (t uint64) {
+		for _, n := range c.Nodes {
+			v, _ := strconv.ParseUint(n.raft.r.Stats()["term"], 10, 64)
+			t = max(t, v)
+		}
+		return t
+	}
+	term0 := term()
+	var ratios, goRates, v9Rates []float64
+	var goLat, v9Lat []time.Duration
+	for i := 0; i < loadRounds; i++ {
+		g, gl := load(b, client, native.URL+"/hello/x", loadRequests)
+		v, vl := load(b, client, "http://"+local.ProxyAddr()+"/hello/x", loadRequests)
+		goRates, v9Rates = append(goRates, g), append(v9Rates, v)
+		goLat, v9Lat = append(goLat, gl...), append(v9Lat, vl...)
+		ratios = append(ratios, v/g)
+	}
+	b.ReportMetric(median(goRates), "go-req/s")
+	b.ReportMetric(median(v9Rates), "v9-req/s")
+	b.ReportMetric(median(ratios), "v9/go")
+	b.ReportMetric(ms(pct(goLat, 0.5)), "go-p50-ms")
+	b.ReportMetric(ms(pct(goLat, 0.99)), "go-p99-ms")
+	b.ReportMetric(ms(pct(v9Lat, 0.5)), "v9-p50-ms")
+	b.ReportMetric(ms(pct(v9Lat, 0.99)), "v9-p99-ms")
+	b.ReportMetric(float64(term()-term0), "elections")
 }
