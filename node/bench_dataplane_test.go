@@ -186,7 +186,8 @@ func waitServingB(b *testing.B, n *Node) {
 // built as a reactor (wasm.abi = "http"), warm through the proxy of the node that runs it in a
 // three-node cluster with production Raft timings, against the very same handler served by
 // plain net/http; rounds interleaved. "elections" is how much the Raft term grew over the
-// load (0: no election). Run with -benchtime=1x.
+// load (0: no election), "elections-idle" the same over an idle period as long as one round.
+// Run with -benchtime=1x.
 func BenchmarkProxyWarmVsNative(b *testing.B) {
 	c := NewTestClusterWith(b, 3, RaftConfig{
 		HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
@@ -220,6 +221,15 @@ func BenchmarkProxyWarmVsNative(b *testing.B) {
 		}
 		return t
 	}
+	// The same cluster left idle first, as long as one round of load, says how many elections
+	// the machine causes without any request.
+	t0 := time.Now()
+	load(b, client, native.URL+"/hello/x", loadRequests)
+	load(b, client, "http://"+local.ProxyAddr()+"/hello/x", loadRequests)
+	idle := time.Since(t0)
+	term1 := term()
+	time.Sleep(idle)
+	b.ReportMetric(float64(term()-term1), "elections-idle")
 	term0 := term()
 	var ratios, goRates, v9Rates []float64
 	var goLat, v9Lat []time.Duration

@@ -63,6 +63,10 @@ type Config struct {
 	WarmIdle time.Duration
 	// DefaultConcurrency sizes a warm pool when the spec names no concurrency (50).
 	DefaultConcurrency int
+	// MaxWarm caps one warm pool whatever the concurrency (2 × GOMAXPROCS): guests compute,
+	// so more instances than cores add memory and garbage collection, not throughput, and
+	// requests past the cap wait for a free instance.
+	MaxWarm int
 	// Logger receives the executor's own events; nil discards them.
 	Logger *slog.Logger
 }
@@ -82,6 +86,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WarmIdle <= 0 {
 		c.WarmIdle = DefaultWarmIdle
+	}
+	if c.MaxWarm <= 0 {
+		c.MaxWarm = 2 * goruntime.GOMAXPROCS(0)
 	}
 	if c.DefaultConcurrency <= 0 {
 		c.DefaultConcurrency = DefaultConcurrency

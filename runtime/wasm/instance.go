@@ -106,7 +106,7 @@ func newInstance(e *Executor, spec runtime.Spec, modPath string, key moduleKey, 
 		if size <= 0 {
 			size = e.cfg.DefaultConcurrency
 		}
-		in.warm = newWarmPool(in, size, spec.Wasm.Reuse)
+		in.warm = newWarmPool(in, min(size, e.cfg.MaxWarm), spec.Wasm.Reuse)
 		in.warm.prewarm() // initialized in the background, ready for the first request
 		go in.warm.reaper(e.cfg.WarmIdle)
 	}
