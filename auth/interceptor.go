@@ -55,14 +55,17 @@ func (a *Authorizer) Authorize(ctx context.Context, procedure string, h http.Hea
 	if !ok {
 		return ctx, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s is not in the access table: refused", procedure))
 	}
+	if need.Open {
+		// Whatever token came along is not passed on: an open procedure's writes (the
+		// bootstrap, a GitHub sign-in) are the node's own, and a stale token must not
+		// spoil them.
+		return ctx, nil
+	}
 	secret := requestSecret(h)
 	if secret != "" {
 		// A node acting on the caller's behalf passes the same secret on, as a Bearer
 		// token (a session is looked up like any token).
 		ctx = withCredentials(ctx, "Bearer "+secret)
-	}
-	if need.Open {
-		return ctx, nil
 	}
 	peer := PeerNode(ctx)
 	if need.Node {

@@ -99,6 +99,8 @@ func (t *tables) revokeAPIToken(now *timestamppb.Timestamp, op *statev1.RevokeAp
 		}
 		k.RevokeTime = now
 	}
+	// A revoked session keeps no GitHub grant.
+	k.GithubToken, k.GithubTokenKeyId, k.GithubTokenNonce = nil, "", nil
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/replica"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
@@ -29,7 +30,7 @@ func (n *Node) Status(_ context.Context) (*clusterv1.StatusResponse, error) {
 		FsmIndex:     n.fsm.Store.Index(),
 	}
 	if leader != "" {
-		resp.LeaderApiAddr = n.apiAddrOf(string(leader))
+		resp.LeaderApiAddr = replicaPeers{n}.APIAddrOf(string(leader))
 	}
 	if lc := r.LastContact(); !lc.IsZero() {
 		resp.LastContactMs = uint64(time.Since(lc).Milliseconds())
@@ -78,34 +79,6 @@ func nodeStatus(s statev1.NodeStatus) string {
 	return ""
 }
 
-// leaderCall runs f on this node if it leads, else forwards through call to the leader.
-func (n *Node) leaderCall(ctx context.Context, local func() (uint64, error), remote func(*peerClient) (uint64, error)) (uint64, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, defaultWriteTimeout)
-		defer cancel()
-	}
-	for {
-		var idx uint64
-		var err error
-		if n.IsLeader() {
-			idx, err = local()
-		} else if addr, lerr := n.leaderAPI(); lerr != nil {
-			err = lerr
-		} else {
-			idx, err = remote(n.peers.get(addr))
-		}
-		if !retryable(err) {
-			return idx, err
-		}
-		select {
-		case <-ctx.Done():
-			return 0, errNoLeader
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 // LeaderAPIHeader carries the leader's API address on a Join refused by a follower, so the
 // joining node asks the leader itself.
 const LeaderAPIHeader = "V9-Leader-Api"
@@ -119,11 +92,11 @@ func (n *Node) Join(ctx context.Context, req *clusterv1.JoinRequest) (uint64, er
 		return 0, err
 	}
 	if !n.IsLeader() {
-		addr, err := n.leaderAPI()
+		addr, err := n.LeaderAPI()
 		if err != nil {
-			return 0, errNoLeader
+			return 0, replica.ErrNoLeader
 		}
-		ce := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s: join through the leader at %s", notLeaderMsg, addr))
+		ce := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s: join through the leader at %s", replica.NotLeaderMsg, addr))
 		ce.Meta().Set(LeaderAPIHeader, addr)
 		return 0, ce
 	}
@@ -158,14 +131,14 @@ func (n *Node) joinAsLeader(req *clusterv1.JoinRequest) (uint64, error) {
 	cmd := &statev1.Command{Op: &statev1.Command_RegisterNode{RegisterNode: &statev1.RegisterNode{Node: &statev1.Node{
 		Id: req.NodeId, ApiAddr: req.ApiAddr, ProxyAddr: req.ProxyAddr, RaftAddr: req.RaftAddr, Runtimes: req.Runtimes,
 	}}}}
-	return n.applyLocal(context.Background(), cmd)
+	return n.ApplyLocal(context.Background(), cmd)
 }
 
 // RemovePeer removes a node from the Raft configuration and the state.
 func (n *Node) RemovePeer(ctx context.Context, id string) (uint64, error) {
-	return n.leaderCall(ctx, func() (uint64, error) { return n.removeAsLeader(id) },
-		func(p *peerClient) (uint64, error) {
-			resp, err := p.cluster.RemovePeer(ctx, connect.NewRequest(&clusterv1.RemovePeerRequest{NodeId: id}))
+	return n.OnLeader(ctx, func() (uint64, error) { return n.removeAsLeader(id) },
+		func(addr string) (uint64, error) {
+			resp, err := n.peers.get(addr).cluster.RemovePeer(ctx, connect.NewRequest(&clusterv1.RemovePeerRequest{NodeId: id}))
 			if err != nil {
 				return 0, err
 			}
@@ -191,7 +164,7 @@ func (n *Node) removeAsLeader(id string) (uint64, error) {
 	if nodeErr == nil {
 		cmd := &statev1.Command{Op: &statev1.Command_RemoveNode{RemoveNode: &statev1.RemoveNode{Id: id}}}
 		var err error
-		if idx, err = n.applyLocal(context.Background(), cmd); err != nil && !errors.Is(err, fsm.ErrNotFound) {
+		if idx, err = n.ApplyLocal(context.Background(), cmd); err != nil && !errors.Is(err, fsm.ErrNotFound) {
 			return 0, err
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/transport"
 )
 
 // TestInternalCallsNeedNodeCertificate: a client with the admin token but no node
@@ -150,7 +151,7 @@ func TestRaftPortRefusesStrangers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream := &streamLayer{ln: ln, advertise: ln.Addr(), f: &faults{}, tls: other}
+	stream := &transport.StreamLayer{Listener: ln, Advertise: ln.Addr(), F: &transport.Faults{}, TLS: other}
 	if _, err := stream.Dial(raft.ServerAddress(target.RaftAddr()), 2*time.Second); err == nil {
 		t.Fatal("a certificate of another CA completed the Raft handshake")
 	}

@@ -53,6 +53,47 @@ func (a *app) secret() string {
 	return strings.TrimSpace(string(b))
 }
 
+// caFileName is the cluster CA certificate `v9 dev` keeps next to the token, for
+// https:// addresses.
+const caFileName = "ca.pem"
+
+// caPEM returns the CA certificate the CLI trusts for TLS to the API: --ca, else $V9_CA
+// (explicit: an address without a scheme then means https), else the one `v9 dev` wrote.
+func (a *app) caPEM() (pem []byte, explicit bool) {
+	path := a.caFile
+	if path == "" {
+		path = os.Getenv("V9_CA")
+	}
+	explicit = path != ""
+	if !explicit {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return nil, false
+		}
+		path = filepath.Join(dir, "v9", caFileName)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if explicit || !errors.Is(err, fs.ErrNotExist) {
+			a.logger.Warn("read the CA certificate", "path", path, "err", err)
+		}
+		return nil, explicit
+	}
+	return b, explicit
+}
+
+// writeCAFile keeps the dev cluster's CA certificate where the CLI finds it.
+func writeCAFile(caPEM []byte) error {
+	path, err := tokenFile()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(filepath.Dir(path), caFileName), caPEM, 0o644)
+}
+
 // writeTokenFile stores secret where the CLI finds it, readable by the user only.
 func writeTokenFile(secret string) (string, error) {
 	path, err := tokenFile()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -79,7 +80,7 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 				return usageError{fmt.Errorf("--github-default-role %q: want developer or viewer (admins are named by --admins)", defaultRole)}
 			}
 			cfg.SignIn.DefaultRole = role
-			return runAgent(cmd.Context(), a, cfg)
+			return runAgent(cmd.Context(), a, cmd.ErrOrStderr(), cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -210,10 +211,13 @@ func agentTLS(cfg *node.Config, dir string, files auth.TLSFiles) error {
 }
 
 // runAgent starts one node, waits for SIGINT or SIGTERM, and shuts it down.
-func runAgent(ctx context.Context, a *app, cfg node.Config) error {
+func runAgent(ctx context.Context, a *app, stderr io.Writer, cfg node.Config) error {
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if advice := containerdAdvice(cfg.ContainerdSocket, false); advice != "" {
+		fmt.Fprintf(stderr, "v9 agent: %s\n\n", advice)
+	}
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		err = fmt.Errorf("start node: %w", err)

@@ -272,7 +272,7 @@ func (s *ACL) GitHubLogin(ctx context.Context, req *connect.Request[aclv1.GitHub
 	if err != nil {
 		return nil, connect.NewError(connect.CodeUnauthenticated, fmt.Errorf("GitHub did not accept the token: %w", err))
 	}
-	secret, k, err := auth.IssueUserToken(ctx, s.B, id, name, gh.UserTokenTTL(), false)
+	secret, k, err := auth.IssueUserToken(ctx, s.B, id, name, gh.UserTokenTTL(), false, nil)
 	if err != nil {
 		return nil, toConnect(err)
 	}
