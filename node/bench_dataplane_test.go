@@ -104,12 +104,17 @@ func benchProxyVsPlain(b *testing.B, dir, body string) {
 	}))
 	defer plain.Close()
 	client := loadClient()
-	var ratios []float64
-	var v9Lat, goLat []time.Duration
-	var v9Rates, goRates []float64
+	compareLoad(b, client, plain.URL+"/hello/x", "http://"+n.ProxyAddr()+"/hello/x")
+}
+
+// compareLoad runs loadRounds interleaved rounds against a plain Go server and v9 and
+// reports rates, their ratio and latencies.
+func compareLoad(b *testing.B, client *http.Client, goURL, v9URL string) {
+	var ratios, goRates, v9Rates []float64
+	var goLat, v9Lat []time.Duration
 	for i := 0; i < loadRounds; i++ {
-		g, gl := load(b, client, plain.URL+"/hello/x", loadRequests)
-		v, vl := load(b, client, "http://"+n.ProxyAddr()+"/hello/x", loadRequests)
+		g, gl := load(b, client, goURL, loadRequests)
+		v, vl := load(b, client, v9URL, loadRequests)
 		goRates, v9Rates = append(goRates, g), append(v9Rates, v)
 		goLat, v9Lat = append(goLat, gl...), append(v9Lat, vl...)
 		ratios = append(ratios, v/g)
@@ -231,21 +236,6 @@ func BenchmarkProxyWarmVsNative(b *testing.B) {
 	time.Sleep(idle)
 	b.ReportMetric(float64(term()-term1), "elections-idle")
 	term0 := term()
-	var ratios, goRates, v9Rates []float64
-	var goLat, v9Lat []time.Duration
-	for i := 0; i < loadRounds; i++ {
-		g, gl := load(b, client, native.URL+"/hello/x", loadRequests)
-		v, vl := load(b, client, "http://"+local.ProxyAddr()+"/hello/x", loadRequests)
-		goRates, v9Rates = append(goRates, g), append(v9Rates, v)
-		goLat, v9Lat = append(goLat, gl...), append(v9Lat, vl...)
-		ratios = append(ratios, v/g)
-	}
-	b.ReportMetric(median(goRates), "go-req/s")
-	b.ReportMetric(median(v9Rates), "v9-req/s")
-	b.ReportMetric(median(ratios), "v9/go")
-	b.ReportMetric(ms(pct(goLat, 0.5)), "go-p50-ms")
-	b.ReportMetric(ms(pct(goLat, 0.99)), "go-p99-ms")
-	b.ReportMetric(ms(pct(v9Lat, 0.5)), "v9-p50-ms")
-	b.ReportMetric(ms(pct(v9Lat, 0.99)), "v9-p99-ms")
+	compareLoad(b, client, native.URL+"/hello/x", "http://"+local.ProxyAddr()+"/hello/x")
 	b.ReportMetric(float64(term()-term0), "elections")
 }

@@ -8,7 +8,6 @@ package node
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,16 +28,7 @@ var (
 func warmDirTB(t testing.TB, extra, wasmExtra string) string {
 	t.Helper()
 	warmOnce.Do(func() {
-		out := filepath.Join(os.TempDir(), fmt.Sprintf("v9-hello-http-%d.wasm", os.Getpid()))
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, ".")
-		cmd.Dir = "../examples/hello-http"
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			warmErr = fmt.Errorf("build hello-http: %v\n%s", err, b)
-			return
-		}
-		warmWasm, warmErr = os.ReadFile(out)
-		os.Remove(out)
+		warmWasm, warmErr = buildExample("../examples/hello-http", "-buildmode=c-shared")
 	})
 	if warmErr != nil {
 		t.Fatal(warmErr)
