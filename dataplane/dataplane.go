@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg Config) (*DataPlane, error) {
 
 // Loops are the data plane's loops; each runs until its context ends.
 func (dp *DataPlane) Loops() []func(context.Context) {
-	return []func(context.Context){dp.router.loop, dp.rec.loop, dp.heartbeatLoop, dp.gcLoop, dp.replicateLoop, dp.od.loop}
+	return []func(context.Context){dp.router.loop, dp.rec.loop, dp.heartbeatLoop, dp.gcLoop, dp.replicateLoop, dp.od.loop, dp.fenceLoop}
 }
 
 // Router is the proxy's view of where components run.

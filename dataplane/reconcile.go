@@ -13,6 +13,7 @@ import (
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
+	v9spec "github.com/velocity9/v9/spec"
 )
 
 // The reconciler makes this node run what the committed state says it owns: it starts
@@ -422,6 +423,7 @@ func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
 		Dir: dir, Digest: dep.ArtifactDigest,
 		Env: env, MemoryBytes: s.GetMemoryBytes(), Timeout: time.Duration(s.GetTimeoutMs()) * time.Millisecond,
 		Concurrency: int(s.GetConcurrency()),
+		MaxBody:     int64(min(s.GetBodyBytes(), v9spec.MaxBody)),
 		Wasm:        v9rt.WasmSpec{Module: s.GetWasm().GetModule(), ABI: s.GetWasm().GetAbi(), Reuse: int(s.GetWasm().GetReuse())},
 		Container:   v9rt.ContainerSpec{Image: s.GetContainer().GetImage(), ImageArchive: s.GetContainer().GetArchive(), Command: s.GetContainer().GetCommand()},
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	v9spec "github.com/velocity9/v9/spec"
 )
 
 // router is the proxy's view of where components run: an immutable snapshot, swapped
@@ -48,6 +49,8 @@ type route struct {
 	remote   []string     // proxy addresses of other nodes running an instance
 	older    []string     // the same, for older deployments (rebuild only)
 	onDemand http.Handler // wasm: serve here when no instance is reachable
+	maxBody  int64        // limits.body (0: the proxy's default)
+	conc     int          // limits.concurrency (0: the proxy's default)
 }
 
 // onDemandTarget is what an on-demand start needs of a component, taken from the state at
@@ -96,7 +99,7 @@ func (r *router) setLocal(m map[string][]localInstance) {
 func (r *router) publishLocked() {
 	s := &snapshot{targets: make(map[string]proxy.Target, len(r.state)), onDemand: r.ods}
 	for name, rt := range r.state {
-		tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand}
+		tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand, MaxBody: rt.maxBody, Concurrency: rt.conc}
 		if !rt.paused {
 			tg.Local = pickLocal(r.local[name], rt.active)
 			tg.InProcess = rt.rt == statev1.Runtime_RUNTIME_WASM
@@ -165,7 +168,8 @@ func (r *router) rebuild() {
 		byID := map[string]*route{}
 		odByID := map[string]*onDemandTarget{}
 		v.Components(func(c *statev1.Component) {
-			rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime, active: c.ActiveDeploymentId}
+			rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime, active: c.ActiveDeploymentId,
+				maxBody: int64(min(c.GetSpec().GetBodyBytes(), v9spec.MaxBody)), conc: int(c.GetSpec().GetConcurrency())}
 			if c.Runtime == statev1.Runtime_RUNTIME_WASM && c.ActiveDeploymentId != "" && !c.GetSpec().GetExclusive() {
 				rt.onDemand = r.od[c.Name] // never for exclusive: that would be a second instance
 				if rt.onDemand == nil {

@@ -16,7 +16,9 @@ import (
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/ghub"
+	"github.com/velocity9/v9/internal/bounds"
 	"github.com/velocity9/v9/leader"
+	"github.com/velocity9/v9/proxy"
 	"github.com/velocity9/v9/runtime/container"
 )
 
@@ -65,6 +67,11 @@ type Config struct {
 	WasmCacheDir string
 	// LogLines is how many log lines each component keeps on this node (default 2000).
 	LogLines int
+	// Doors bound the API, proxy and Raft listeners (connections, timeouts, headers, body
+	// deadlines); zero fields take bounds.DefaultDoors. Requests bounds each proxied
+	// request (headers, default body, per-component queue); zero: proxy.DefaultBounds.
+	Doors    bounds.Doors
+	Requests proxy.Bounds
 
 	// GitHub is the token and API URL for push-to-deploy; without a token, components
 	// cannot be linked to repositories.
@@ -177,6 +184,7 @@ func (c *Config) setDefaults() error {
 			return fmt.Errorf("config: address %q: %w", a, err)
 		}
 	}
+	c.Doors = c.Doors.WithDefaults()
 	r := &c.Raft
 	if r.HeartbeatTimeout == 0 {
 		r.HeartbeatTimeout = DefaultHeartbeatTimeout

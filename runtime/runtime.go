@@ -41,6 +41,7 @@ type Spec struct {
 	MemoryBytes uint64        // 0: executor default
 	Timeout     time.Duration // per request; 0: executor default
 	Concurrency int           // requests one instance serves at once; 0: executor default
+	MaxBody     int64         // largest request body (limits.body); 0: executor default
 
 	Wasm      WasmSpec
 	Container ContainerSpec

@@ -22,7 +22,9 @@ import (
 
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/ghub"
+	"github.com/velocity9/v9/internal/bounds"
 	"github.com/velocity9/v9/node"
+	"github.com/velocity9/v9/proxy"
 	"github.com/velocity9/v9/rpc/client"
 	aclv1 "github.com/velocity9/v9/rpc/gen/v9/acl/v1"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
@@ -38,6 +40,10 @@ type devLayout struct {
 	APIPort   int `json:"api_port"`
 	ProxyPort int `json:"proxy_port"`
 	RaftPort  int `json:"raft_port"`
+
+	// The nodes' doors (flags, not recorded: they may change between starts).
+	Doors    bounds.Doors `json:"-"`
+	Requests proxy.Bounds `json:"-"`
 }
 
 const devLayoutFile = "v9-dev.json"
@@ -111,6 +117,7 @@ On a new data dir, v9 dev also deploys the example component "hello"
 	f.StringVar(&ctrd, "containerd-socket", defaultContainerdSocket, "containerd the nodes run container components with; empty or unreachable: wasm only")
 	f.StringVar(&gh.TokenFile, "github-token-file", "", "file holding a GitHub token for push-to-deploy (default $V9_GITHUB_TOKEN); GitHub cannot reach a local cluster, so link repositories with --poll")
 	f.StringVar(&gh.APIURL, "github-api-url", "", "GitHub REST API base URL (GitHub Enterprise)")
+	registerDoorFlags(f, &l.Doors, &l.Requests)
 	return cmd
 }
 
@@ -264,6 +271,8 @@ func runDev(cmd *cobra.Command, a *app, o devOptions) error {
 			GitHub:           o.gh,
 			ReaperCommand:    reaperCommand,
 			Logger:           a.logger, // the node adds node=<id> itself
+			Doors:            l.Doors,
+			Requests:         l.Requests,
 		}
 		if cfg.TLS, err = auth.LoadNodeTLS(auth.TLSDirFiles(tlsDir, id)); err != nil {
 			return errors.Join(fmt.Errorf("load %s's certificate: %w", id, err), shutdownAll(ctx, nodes))

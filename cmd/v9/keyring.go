@@ -62,7 +62,9 @@ nothing sealed with it is left ('list' shows each key's uses).`,
 		&cobra.Command{Use: "list", Short: "List the root keys with what each seals", Args: exactArgs(),
 			RunE: func(cmd *cobra.Command, _ []string) error { return call(cmd, http.MethodGet, server.KeyringPath) }},
 		&cobra.Command{Use: "rotate", Short: "Make a new active root key on every node", Args: exactArgs(),
-			RunE: func(cmd *cobra.Command, _ []string) error { return call(cmd, http.MethodPost, server.KeyringRotatePath) }},
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return call(cmd, http.MethodPost, server.KeyringRotatePath)
+			}},
 		&cobra.Command{Use: "remove ID", Short: "Forget an old root key once nothing uses it", Args: exactArgs("ID"),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return call(cmd, http.MethodDelete, server.KeyringKeyPath+args[0])

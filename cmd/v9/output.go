@@ -73,6 +73,7 @@ func printComponent(w io.Writer, c *statev1.Component, now time.Time) error {
 	row("Exclusive", fmt.Sprintf("%t", s.GetExclusive()))
 	row("Concurrency", zeroDefault(s.GetConcurrency()))
 	row("Memory", formatMemory(s.GetMemoryBytes()))
+	row("Body", formatMemory(s.GetBodyBytes()))
 	timeout := "default"
 	if ms := s.GetTimeoutMs(); ms > 0 {
 		timeout = (time.Duration(ms) * time.Millisecond).String()

@@ -99,6 +99,11 @@ func WithConnectOptions(opts ...connect.ClientOption) Option {
 	return func(o *options) { o.connectOpts = append(o.connectOpts, opts...) }
 }
 
+// MaxResponseBytes bounds one RPC message a client (the CLI, another node) reads: a node's
+// answers are larger than its requests (a component list, a log tail, a status), but a
+// confused or hostile server still cannot make its client buffer without end.
+const MaxResponseBytes = 64 << 20
+
 // New returns a client of the node at addr, either "host:port" (plain http is assumed) or a
 // URL such as "http://10.0.0.5:7900" or "https://v9.example.com".
 func New(addr string, opts ...Option) *Client {
@@ -111,7 +116,7 @@ func New(addr string, opts ...Option) *Client {
 		hc = newHTTPClient(o.roots)
 	}
 	base := BaseURL(addr)
-	copts := append([]connect.ClientOption{connect.WithInterceptors(unaryTimeout(o.timeout))}, o.connectOpts...)
+	copts := append([]connect.ClientOption{connect.WithInterceptors(unaryTimeout(o.timeout)), connect.WithReadMaxBytes(MaxResponseBytes)}, o.connectOpts...)
 	if o.token != "" {
 		copts = append(copts, connect.WithInterceptors(auth.Bearer(o.token)))
 	}

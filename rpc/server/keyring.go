@@ -20,7 +20,7 @@ const (
 	KeyringPath       = "/v9/keyring"
 	KeyringRotatePath = KeyringPath + "/rotate"
 	KeyringKeyPath    = KeyringPath + "/keys/" // + id (DELETE)
-	keyringPullPath   = KeyringPath + "/pull"   // ?from=ADDR, node to node
+	keyringPullPath   = KeyringPath + "/pull"  // ?from=ADDR, node to node
 	keyringForgetPath = KeyringPath + "/forget/"
 )
 

@@ -19,6 +19,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/velocity9/v9/internal/loglimit"
 	"github.com/velocity9/v9/runtime"
 )
 
@@ -69,6 +70,10 @@ type Config struct {
 	MaxWarm int
 	// Logger receives the executor's own events; nil discards them.
 	Logger *slog.Logger
+	// FailLogs limits the node log's lines about failed requests (any client can make a
+	// component fail); nil: one per kind every loglimit.DefaultEvery. The component's own
+	// log gets every failure.
+	FailLogs *loglimit.Limiter
 }
 
 func (c Config) withDefaults() Config {
@@ -95,6 +100,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.FailLogs == nil {
+		c.FailLogs = loglimit.New(loglimit.DefaultEvery, nil, nil)
 	}
 	return c
 }

@@ -525,16 +525,18 @@ func (x *ContainerSpec) GetArchive() string {
 
 // ComponentSpec is the part of v9.toml that the scheduler and executors act on.
 type ComponentSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Env           map[string]string      `protobuf:"bytes,1,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	ScaleMin      uint32                 `protobuf:"varint,2,opt,name=scale_min,json=scaleMin,proto3" json:"scale_min,omitempty"`
-	ScaleMax      uint32                 `protobuf:"varint,3,opt,name=scale_max,json=scaleMax,proto3" json:"scale_max,omitempty"`
-	Exclusive     bool                   `protobuf:"varint,4,opt,name=exclusive,proto3" json:"exclusive,omitempty"`
-	Concurrency   uint32                 `protobuf:"varint,5,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
-	MemoryBytes   uint64                 `protobuf:"varint,6,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
-	TimeoutMs     uint32                 `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
-	Wasm          *WasmSpec              `protobuf:"bytes,8,opt,name=wasm,proto3" json:"wasm,omitempty"`
-	Container     *ContainerSpec         `protobuf:"bytes,9,opt,name=container,proto3" json:"container,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Env         map[string]string      `protobuf:"bytes,1,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ScaleMin    uint32                 `protobuf:"varint,2,opt,name=scale_min,json=scaleMin,proto3" json:"scale_min,omitempty"`
+	ScaleMax    uint32                 `protobuf:"varint,3,opt,name=scale_max,json=scaleMax,proto3" json:"scale_max,omitempty"`
+	Exclusive   bool                   `protobuf:"varint,4,opt,name=exclusive,proto3" json:"exclusive,omitempty"`
+	Concurrency uint32                 `protobuf:"varint,5,opt,name=concurrency,proto3" json:"concurrency,omitempty"`
+	MemoryBytes uint64                 `protobuf:"varint,6,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	TimeoutMs   uint32                 `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	Wasm        *WasmSpec              `protobuf:"bytes,8,opt,name=wasm,proto3" json:"wasm,omitempty"`
+	Container   *ContainerSpec         `protobuf:"bytes,9,opt,name=container,proto3" json:"container,omitempty"`
+	// body_bytes bounds a request body (limits.body); 0: the default (10Mi).
+	BodyBytes     uint64 `protobuf:"varint,10,opt,name=body_bytes,json=bodyBytes,proto3" json:"body_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -630,6 +632,13 @@ func (x *ComponentSpec) GetContainer() *ContainerSpec {
 		return x.Container
 	}
 	return nil
+}
+
+func (x *ComponentSpec) GetBodyBytes() uint64 {
+	if x != nil {
+		return x.BodyBytes
+	}
+	return 0
 }
 
 type Component struct {
@@ -3660,7 +3669,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x18\n" +
-	"\aarchive\x18\x03 \x01(\tR\aarchive\"\x9f\x03\n" +
+	"\aarchive\x18\x03 \x01(\tR\aarchive\"\xbe\x03\n" +
 	"\rComponentSpec\x125\n" +
 	"\x03env\x18\x01 \x03(\v2#.v9.state.v1.ComponentSpec.EnvEntryR\x03env\x12\x1b\n" +
 	"\tscale_min\x18\x02 \x01(\rR\bscaleMin\x12\x1b\n" +
@@ -3671,7 +3680,10 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\a \x01(\rR\ttimeoutMs\x12)\n" +
 	"\x04wasm\x18\b \x01(\v2\x15.v9.state.v1.WasmSpecR\x04wasm\x128\n" +
-	"\tcontainer\x18\t \x01(\v2\x1a.v9.state.v1.ContainerSpecR\tcontainer\x1a6\n" +
+	"\tcontainer\x18\t \x01(\v2\x1a.v9.state.v1.ContainerSpecR\tcontainer\x12\x1d\n" +
+	"\n" +
+	"body_bytes\x18\n" +
+	" \x01(\x04R\tbodyBytes\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xba\x04\n" +
