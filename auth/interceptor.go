@@ -69,6 +69,9 @@ func (a *Authorizer) Authorize(ctx context.Context, procedure string, h http.Hea
 	}
 	peer := PeerNode(ctx)
 	if need.Node {
+		if proof := h.Get(GitHubProofHeader); proof != "" {
+			ctx = withGitHubProof(ctx, proof)
+		}
 		if peer == "" && !a.Insecure {
 			return ctx, connect.NewError(connect.CodePermissionDenied,
 				fmt.Errorf("%s is for the nodes of the cluster only: it needs a node certificate of the cluster CA", procedure))
@@ -232,6 +235,9 @@ func (forward) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		if c := credentials(ctx); c != "" && req.Spec().IsClient && req.Header().Get("Authorization") == "" {
 			req.Header().Set("Authorization", c)
+		}
+		if p := githubProof(ctx); p != "" && req.Spec().IsClient {
+			req.Header().Set(GitHubProofHeader, p)
 		}
 		return next(ctx, req)
 	}

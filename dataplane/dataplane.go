@@ -139,17 +139,5 @@ func (noPeers) OpenArtifact(context.Context, string, string) (io.ReadCloser, err
 	return nil, errors.New("no peers")
 }
 
-// sleepCtx waits d, or less if ctx ends first; it reports whether ctx is still live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // Executor returns the executor of a runtime, nil if this node has none.
 func (dp *DataPlane) Executor(rt statev1.Runtime) v9rt.Executor { return dp.rec.execs[rt] }

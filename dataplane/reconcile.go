@@ -77,15 +77,7 @@ func (r *reconciler) loop(ctx context.Context) {
 	for {
 		idx := r.dp.store.TableIndex(reconcileTables...)
 		r.reconcile(ctx)
-		ch, stop := r.dp.store.WatchTables(idx, reconcileTables...)
-		select {
-		case <-ctx.Done():
-		case <-ch:
-		case <-t.C:
-		case <-r.kick:
-		}
-		stop()
-		if ctx.Err() != nil {
+		if !r.dp.waitTables(ctx, idx, reconcileTables, t.C, r.kick) {
 			return
 		}
 	}

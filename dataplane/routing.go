@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/tick"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9spec "github.com/velocity9/v9/spec"
@@ -135,7 +136,7 @@ func (r *router) loop(ctx context.Context) {
 		idx := r.dp.store.TableIndex(routeTables...)
 		r.rebuild()
 		// A rebuild reads the whole state: under a burst of writes, one per routePause.
-		if !sleepCtx(ctx, routePause) {
+		if !tick.Sleep(ctx, routePause) {
 			return
 		}
 		if _, err := r.dp.store.WaitTables(ctx, idx, routeTables...); err != nil {

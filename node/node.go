@@ -136,7 +136,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		mux.Handle(server.KeyringPath+"/", server.KeyringHandler(n, n.authz))
 		mux.Handle(server.KeyringPath, server.KeyringHandler(n, n.authz))
 	}
-	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log, Grants: n}).Register(mux)
+	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log, Grants: n,
+		Logs: n.logDrops.Limiter("signin", loglimit.DefaultEvery)}).Register(mux)
 	// Browsers' cross-origin writes are refused (a signed-in console's cookie must not
 	// serve another site); the CLI, nodes and GitHub's webhooks send no Origin and pass.
 	n.apiSrv = n.httpServer(n.cfg.Doors.API, auth.PeerIdentity(http.NewCrossOriginProtection().Handler(mux)))

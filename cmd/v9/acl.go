@@ -204,11 +204,8 @@ func newTokenCmd(a *app) *cobra.Command {
 			res, err := a.client().ACL.CreateToken(cmd.Context(), connect.NewRequest(&aclv1.CreateTokenRequest{
 				Name: name, Role: role, TtlSeconds: uint64(ttl / time.Second),
 			}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			if join {
 				_, err := fmt.Fprintf(cmd.OutOrStdout(), "join token %s (one use, expires %s):\n%s\n\nOn the new machine: v9 agent --id ID --tls-dir DIR --join %s --join-token TOKEN\n",
@@ -230,11 +227,8 @@ func newTokenCmd(a *app) *cobra.Command {
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := a.client().ACL.ListTokens(cmd.Context(), connect.NewRequest(&aclv1.ListTokensRequest{}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "ACCESSOR\tNAME\tROLE\tCREATED\tEXPIRES\tLAST USED\tSTATUS")
@@ -292,11 +286,8 @@ take precedence over that file.`,
 				return err
 			}
 			path, err := writeTokenFile(secret)
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "logged in as %s %s (%s, role %s); token kept in %s\n",
 				res.Msg.Kind, res.Msg.Id, res.Msg.Name, res.Msg.Role, path)
@@ -314,11 +305,8 @@ func newAuditCmd(a *app) *cobra.Command {
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := a.client().ACL.Audit(cmd.Context(), connect.NewRequest(&aclv1.AuditRequest{Limit: limit}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "TIME\tINDEX\tACTOR\tOPERATION\tTARGET")
