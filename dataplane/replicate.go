@@ -15,9 +15,10 @@ func (dp *DataPlane) replicateLoop(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		idx := dp.store.TableIndex(replicateTables...)
-		for _, c := range dp.store.Components() {
-			d, _ := dp.store.Deployment(c.ActiveDeploymentId)
+		st := dp.state() // watch the store read: the view wakes its waiters when left
+		idx := st.TableIndex(replicateTables...)
+		for _, c := range st.Components() {
+			d, _ := st.Deployment(c.ActiveDeploymentId)
 			if d == nil || d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY || d.ArtifactDigest == "" || dp.cfg.Artifacts.Has(d.ArtifactDigest) {
 				continue
 			}
@@ -30,7 +31,7 @@ func (dp *DataPlane) replicateLoop(ctx context.Context) {
 		if !sleepCtx(ctx, time.Second) { // at most a pass a second, whatever the write rate
 			return
 		}
-		ch, stop := dp.store.WatchTables(idx, replicateTables...)
+		ch, stop := st.WatchTables(idx, replicateTables...)
 		select {
 		case <-ctx.Done():
 		case <-ch:

@@ -49,6 +49,10 @@ type Target struct {
 	// an instance per request is cheap). It is the fallback when no instance runs (a
 	// component scaled to zero) or none answers (its nodes just died).
 	OnDemand http.Handler
+	// Unavailable, when set, says why this node serves nothing now (it is starting and
+	// does not know the component yet, or it was removed from the cluster): the answer
+	// is 503 with Retry-After, never 404, and a forwarding node tries another.
+	Unavailable string
 }
 
 // Router resolves a component name to its targets. It is called on every request and must
@@ -148,6 +152,12 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 		return
 	}
 	t := p.cfg.Router.Lookup(name)
+	if t.Unavailable != "" {
+		w.Header().Set(noInstanceHeader, "1")
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "v9: "+t.Unavailable, http.StatusServiceUnavailable)
+		return
+	}
 	if !t.Found {
 		http.Error(w, "v9: no component \""+name+"\"", http.StatusNotFound)
 		return
