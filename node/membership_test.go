@@ -42,7 +42,9 @@ func (h msgHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	return msgHandler{h.Handler.WithAttrs(as), h.word, h.hits}
 }
 
-func (h msgHandler) WithGroup(g string) slog.Handler { return msgHandler{h.Handler.WithGroup(g), h.word, h.hits} }
+func (h msgHandler) WithGroup(g string) slog.Handler {
+	return msgHandler{h.Handler.WithGroup(g), h.word, h.hits}
+}
 
 // traffic sends requests to the proxies of nodes until stopped, and counts the failures.
 type traffic struct {
