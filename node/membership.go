@@ -29,12 +29,17 @@ func (n *Node) membership() (member, known bool) {
 
 // watchMembership notices when the cluster removes this node (its Raft configuration no
 // longer lists it): the data plane stops its instances and its proxy refuses requests, and
-// the log says so. Given --join addresses, the node asks to be added again (a removed node
-// that restarts rejoins); once listed again it serves again.
+// the log says so. A node removed while it runs stays out (its --join flags must not undo
+// a remove-peer); a node that starts removed (restarted after a leave or remove-peer, or
+// removed while it was down) asks its --join addresses to add it again, and serves again
+// once listed.
 func (n *Node) watchMembership(ctx context.Context) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	var lastJoin, silentSince time.Time
+	// mayRejoin: this process started removed (or learned it was removed while it was
+	// away), so --join may add it again. A removal it sees while a member is final.
+	var mayRejoin, seen, sawLeader bool
 	for {
 		select {
 		case <-ctx.Done():
@@ -42,23 +47,30 @@ func (n *Node) watchMembership(ctx context.Context) {
 		case <-t.C:
 		}
 		member, known := n.membership()
-		if member && len(n.cfg.Join) > 0 && n.leaderless(ctx, &silentSince) {
-			member = false // removed while it was away: the cluster's leader does not list it
+		if known && !seen {
+			seen, mayRejoin = true, !member
 		}
+		if member && !sawLeader && len(n.cfg.Join) > 0 && n.leaderless(ctx, &silentSince) {
+			member, mayRejoin = false, true // removed while it was away: the leader does not list it
+		}
+		rejoin := mayRejoin && len(n.cfg.Join) > 0
 		switch {
 		case !known:
 		case member:
+			if _, id := n.raft.r.LeaderWithID(); id != "" {
+				sawLeader, mayRejoin = true, false
+			}
 			if n.dp.IsRemoved() {
 				n.dp.Rejoined()
 				go n.registerSelf(ctx)
 			}
 		default:
 			hint := "restart it with --join <address of a member> to rejoin, or wipe its data dir"
-			if len(n.cfg.Join) > 0 {
+			if rejoin {
 				hint = "asking to rejoin through " + strings.Join(n.cfg.Join, ", ")
 			}
 			n.dp.Removed(fmt.Sprintf("node %s was removed from the cluster; %s", n.cfg.ID, hint))
-			if len(n.cfg.Join) > 0 && time.Since(lastJoin) > 2*time.Second {
+			if rejoin && time.Since(lastJoin) > 2*time.Second {
 				lastJoin = time.Now()
 				for _, addr := range n.cfg.Join {
 					if n.joinVia(ctx, addr) {

@@ -1,4 +1,4 @@
-// Uses the Go-built hello.wasm: see dataplane_test.go for why it runs without -race.
+// Compiles wasm (a tiny hand-assembled module): runs without -race, as dataplane_test.go.
 
 //go:build !race
 
@@ -21,7 +21,23 @@ import (
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/runtime/wasm/wasmtest"
 )
+
+// tinyHelloDir is a component "hello" whose module (hand-assembled, compiled in
+// milliseconds even on a loaded machine) answers "hello from wasm".
+func tinyHelloDir(t *testing.T, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	mod := wasmtest.TinyCGI("Content-Type: text/plain\n\nhello from wasm\n")
+	manifest := "name = \"hello\"\nruntime = \"wasm\"\n" + extra + "\n[wasm]\nmodule = \"hello.wasm\"\n"
+	for name, b := range map[string][]byte{"hello.wasm": mod, "v9.toml": []byte(manifest)} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
 
 // msgHandler records the messages logged through it that contain a word, and passes every
 // record on.
@@ -120,7 +136,7 @@ func TestDataPlaneMembershipChangesUnderTraffic(t *testing.T) {
 		mu.Unlock()
 		cfg.Logger = slog.New(msgHandler{cfg.Logger.Handler(), "was removed from the cluster", k})
 	})
-	mustUpload(t, c.Leader(t), helloDir(t, "[scale]\nmin = 3\nmax = 3\n"))
+	mustUpload(t, c.Leader(t), tinyHelloDir(t, "[scale]\nmin = 3\nmax = 3\n"))
 	waitServing(t, c.Nodes, "hello from wasm")
 	Eventually(t, 60*time.Second, func() error {
 		if k := runningOn(c.Nodes[0], "n1", "n2", "n3"); k != 3 {
@@ -193,7 +209,7 @@ func TestDataPlaneMembershipChangesUnderTraffic(t *testing.T) {
 // cluster restarted) and no proxy ever answers 404 for the component.
 func TestDataPlaneLoneRestartServesFromView(t *testing.T) {
 	c := NewTestCluster(t, 3)
-	mustUpload(t, c.Leader(t), helloDir(t, "[scale]\nmin = 3\nmax = 3\n"))
+	mustUpload(t, c.Leader(t), tinyHelloDir(t, "[scale]\nmin = 3\nmax = 3\n"))
 	waitServing(t, c.Nodes, "hello from wasm")
 	Eventually(t, 60*time.Second, func() error {
 		if k := runningOn(c.Nodes[0], "n1", "n2", "n3"); k != 3 {
