@@ -474,7 +474,9 @@ Next ==
     \/ Tick
 
 \* Everything but faults, operator actions and ticks is weakly fair; recoveries too,
-\* so once the fault budget is spent every node is eventually up and connected.
+\* so once the fault budget is spent every node is eventually up and connected. Time
+\* passes (Tick is strongly fair: it is enabled again and again, between heartbeats),
+\* which only a removed node's lease needs: nothing else waits for ticks to converge.
 Fairness ==
     /\ \A n \in Nodes : /\ WF_vars(Elect(n)) /\ WF_vars(MarkDown(n))
                         /\ WF_vars(Heartbeat(n)) /\ WF_vars(SelfFence(n))
@@ -482,6 +484,7 @@ Fairness ==
                         /\ WF_vars(LearnRemoved(n))
     /\ \A c \in Components : WF_vars(Schedule(c)) /\ WF_vars(Promote(c)) /\ WF_vars(RollBack(c))
     /\ \A p \in Pids : WF_vars(Start(p))
+    /\ SF_vars(Tick)
 
 Spec == Init /\ [][Next]_vars /\ Fairness
 
