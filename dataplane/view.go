@@ -243,7 +243,10 @@ func (dp *DataPlane) caughtUp(why string) {
 // viewLoop switches to the replica once it has applied the view's index, and from then on
 // persists the view at most once every viewEvery when the routes' tables change.
 func (dp *DataPlane) viewLoop(ctx context.Context) {
-	if view := dp.src.view; view != nil {
+	dp.src.mu.Lock()
+	view := dp.src.view
+	dp.src.mu.Unlock()
+	if view != nil {
 		if got, _ := dp.cfg.Store.WaitForIndex(ctx, view.Index()); got < view.Index() {
 			return
 		}
