@@ -55,9 +55,10 @@ const (
 	SignOutPath  = "/auth/signout"
 )
 
-// GitHubScopes are what sign-in asks of GitHub: the profile, and organization membership
-// (private memberships are visible only with read:org).
-var GitHubScopes = []string{"read:user", "read:org"}
+// GitHubScopes are what sign-in asks of GitHub: the profile, organization membership
+// (private memberships are visible only with read:org), and the user's repositories (the
+// console's Start page lists them, and reads their branches and v9.toml, with this grant).
+var GitHubScopes = []string{"read:user", "read:org", "repo"}
 
 // Enabled reports whether GitHub sign-in is configured.
 func (c *GitHubConfig) Enabled() bool { return c != nil && c.ClientID != "" }
@@ -140,6 +141,9 @@ func GitHubOAuth2(clientID, clientSecret, web, redirect string) *oauth2.Config {
 type Identity struct {
 	Login string
 	Role  Role
+	// token is the GitHub access token Identify read the login with: a follower passes it
+	// to the leader with the sign-in's write, so the leader checks it with GitHub itself.
+	token string
 }
 
 // RefusedError says that GitHub knows the user but the cluster does not let them in.
@@ -168,7 +172,7 @@ func (c *GitHubConfig) Identify(ctx context.Context, token string) (*Identity, e
 	if login == "" {
 		return nil, errors.New("GitHub answered /user without a login")
 	}
-	id := &Identity{Login: login, Role: c.DefaultRole}
+	id := &Identity{Login: login, Role: c.DefaultRole, token: token}
 	if id.Role == RoleNone {
 		id.Role = RoleDeveloper
 	}

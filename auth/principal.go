@@ -85,6 +85,13 @@ func withCredentials(ctx context.Context, authorization string) context.Context 
 	return context.WithValue(ctx, credentialsKey{}, authorization)
 }
 
+// AsCaller returns ctx carrying a token secret as the interceptor keeps a caller's: calls a
+// node makes from it (a write forwarded to the leader) act for that token. For work a node
+// does for a user outside an API call, and tests.
+func AsCaller(ctx context.Context, secret string) context.Context {
+	return withCredentials(ctx, "Bearer "+secret)
+}
+
 func credentials(ctx context.Context) string {
 	s, _ := ctx.Value(credentialsKey{}).(string)
 	return s
@@ -114,4 +121,22 @@ func CallerIs(ctx context.Context, id, what string) error {
 	}
 	return connect.NewError(connect.CodePermissionDenied,
 		fmt.Errorf("%s for node %q refused: the caller's certificate names node %q", what, id, peer))
+}
+
+// GitHubProofHeader carries, from a follower to the leader, the GitHub access token a
+// sign-in was verified with (over mutual TLS only; never logged).
+const GitHubProofHeader = "V9-Github-Proof"
+
+type githubProofKey struct{}
+
+func withGitHubProof(ctx context.Context, token string) context.Context {
+	if token == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, githubProofKey{}, token)
+}
+
+func githubProof(ctx context.Context) string {
+	s, _ := ctx.Value(githubProofKey{}).(string)
+	return s
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/velocity9/v9/internal/tick"
 	"github.com/velocity9/v9/proxy"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 )
@@ -43,7 +44,7 @@ func (dp *DataPlane) heartbeatLoop(ctx context.Context) {
 	for {
 		sent := time.Now()
 		if dp.IsRemoved() {
-			if !sleepCtx(ctx, every) {
+			if !tick.Sleep(ctx, every) {
 				return
 			}
 			continue

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/tick"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
 )
@@ -211,14 +212,7 @@ func (o *onDemand) loop(ctx context.Context) {
 	st := o.dp.state() // watch the store read: the view wakes its waiters when left
 	idx := st.TableIndex(sweepTables...)
 	for {
-		ch, stop := st.WatchTables(idx, sweepTables...)
-		select {
-		case <-ctx.Done():
-		case <-ch:
-		case <-t.C:
-		}
-		stop()
-		if ctx.Err() != nil {
+		if !o.dp.waitTables(ctx, st, idx, sweepTables, t.C, nil) {
 			return
 		}
 		// Watch from before the sweep, so that a change during it or the pause below
@@ -226,7 +220,7 @@ func (o *onDemand) loop(ctx context.Context) {
 		st = o.dp.state()
 		idx = st.TableIndex(sweepTables...)
 		o.sweep(time.Now())
-		if !sleepCtx(ctx, time.Second) {
+		if !tick.Sleep(ctx, time.Second) {
 			return
 		}
 	}

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/tick"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	v9spec "github.com/velocity9/v9/spec"
 )
 
 // router is the proxy's view of where components run: an immutable snapshot, swapped
@@ -56,6 +58,8 @@ type route struct {
 	remote   []string     // proxy addresses of other nodes running an instance
 	older    []string     // the same, for older deployments (rebuild only)
 	onDemand http.Handler // wasm: serve here when no instance is reachable
+	maxBody  int64        // limits.body (0: the proxy's default)
+	conc     int          // limits.concurrency (0: the proxy's default)
 }
 
 // onDemandTarget is what an on-demand start needs of a component, taken from the state at
@@ -115,7 +119,7 @@ func (r *router) publishLocked() {
 		s.refuse = *why
 	}
 	for name, rt := range r.state {
-		tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand}
+		tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand, MaxBody: rt.maxBody, Concurrency: rt.conc}
 		if !rt.paused {
 			tg.Local = pickLocal(r.local[name], rt.active)
 			tg.InProcess = rt.rt == statev1.Runtime_RUNTIME_WASM
@@ -152,7 +156,7 @@ func (r *router) loop(ctx context.Context) {
 		idx := st.TableIndex(routeTables...)
 		r.rebuild()
 		// A rebuild reads the whole state: under a burst of writes, one per routePause.
-		if !sleepCtx(ctx, routePause) {
+		if !tick.Sleep(ctx, routePause) {
 			return
 		}
 		if _, err := st.WaitTables(ctx, idx, routeTables...); err != nil {
@@ -185,7 +189,8 @@ func (r *router) rebuild() {
 		byID := map[string]*route{}
 		odByID := map[string]*onDemandTarget{}
 		v.Components(func(c *statev1.Component) {
-			rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime, active: c.ActiveDeploymentId}
+			rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime, active: c.ActiveDeploymentId,
+				maxBody: int64(min(c.GetSpec().GetBodyBytes(), v9spec.MaxBody)), conc: int(c.GetSpec().GetConcurrency())}
 			if c.Runtime == statev1.Runtime_RUNTIME_WASM && c.ActiveDeploymentId != "" && !c.GetSpec().GetExclusive() {
 				rt.onDemand = r.od[c.Name] // never for exclusive: that would be a second instance
 				if rt.onDemand == nil {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/tick"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -270,7 +271,7 @@ func (dp *DataPlane) viewLoop(ctx context.Context) {
 				dp.log.Debug("persisted routing view", "index", at, "bytes", len(b))
 			}
 		}
-		if !sleepCtx(ctx, viewEvery) {
+		if !tick.Sleep(ctx, viewEvery) {
 			return
 		}
 		if _, err := dp.cfg.Store.WaitTables(ctx, written, viewTables...); err != nil {

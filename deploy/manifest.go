@@ -44,6 +44,7 @@ const (
 // Defaults applied to keys the manifest leaves out; the bounds are package spec's.
 var (
 	DefaultMemory  = spec.FormatMemory(spec.DefaultMemory)
+	DefaultBody    = spec.FormatMemory(spec.DefaultBody)
 	DefaultTimeout = spec.DefaultTimeout.String()
 )
 
@@ -95,6 +96,7 @@ type ManifestScale struct {
 // ManifestLimits is the [limits] table.
 type ManifestLimits struct {
 	Memory      string `toml:"memory"`      // bytes, or a number with Ki, Mi, Gi or Ti (spec.ParseMemory)
+	Body        string `toml:"body"`        // the largest request body, a size like Memory
 	Timeout     string `toml:"timeout"`     // a Go duration: "30s", "1m30s"
 	Concurrency int    `toml:"concurrency"` // in-flight requests per instance; 0: the node's default
 }
@@ -148,6 +150,7 @@ type rawManifest struct {
 	} `toml:"scale"`
 	Limits struct {
 		Memory      any     `toml:"memory"` // a string, or an integer number of bytes
+		Body        any     `toml:"body"`   // the same
 		Timeout     *string `toml:"timeout"`
 		Concurrency *int64  `toml:"concurrency"`
 	} `toml:"limits"`
@@ -171,6 +174,7 @@ var keyTypes = map[string]string{
 	"scale.exclusive":    "a boolean",
 	"limits":             "a table",
 	"limits.memory":      `a size like "128Mi" or a number of bytes`,
+	"limits.body":        `a size like "10Mi" or a number of bytes`,
 	"limits.timeout":     `a duration string like "30s"`,
 	"limits.concurrency": "an integer",
 	"env":                "a table of strings",
@@ -248,7 +252,7 @@ func resolve(raw *rawManifest) (*Manifest, []Problem) {
 		Wasm:      raw.Wasm,
 		Container: raw.Container,
 		Scale:     ManifestScale{Exclusive: raw.Scale.Exclusive},
-		Limits:    ManifestLimits{Memory: DefaultMemory, Timeout: DefaultTimeout, Concurrency: DefaultConcurrency},
+		Limits:    ManifestLimits{Memory: DefaultMemory, Body: DefaultBody, Timeout: DefaultTimeout, Concurrency: DefaultConcurrency},
 		Env:       raw.Env,
 	}
 	var lo, hi int
@@ -266,14 +270,20 @@ func resolve(raw *rawManifest) (*Manifest, []Problem) {
 	if raw.Scale.Max != nil {
 		m.Scale.Max = hi
 	}
-	switch v := raw.Limits.Memory.(type) {
-	case nil:
-	case string:
-		m.Limits.Memory = v
-	case int64:
-		m.Limits.Memory = strconv.FormatInt(v, 10)
-	default:
-		problems = append(problems, Problem{Key: "limits.memory", Msg: "limits.memory must be " + keyTypes["limits.memory"]})
+	for _, sz := range []struct {
+		key string
+		raw any
+		dst *string
+	}{{"limits.memory", raw.Limits.Memory, &m.Limits.Memory}, {"limits.body", raw.Limits.Body, &m.Limits.Body}} {
+		switch v := sz.raw.(type) {
+		case nil:
+		case string:
+			*sz.dst = v
+		case int64:
+			*sz.dst = strconv.FormatInt(v, 10)
+		default:
+			problems = append(problems, Problem{Key: sz.key, Msg: sz.key + " must be " + keyTypes[sz.key]})
+		}
 	}
 	if raw.Limits.Timeout != nil {
 		m.Limits.Timeout = *raw.Limits.Timeout
@@ -359,6 +369,9 @@ func (m *Manifest) problems() []Problem {
 	if _, err := spec.ParseMemory(l.Memory); err != nil {
 		add("limits.memory", "limits.memory %v", err)
 	}
+	if _, err := spec.ParseMemory(l.Body); err != nil && l.Body != "" { // "": the default
+		add("limits.body", "limits.body %v", err)
+	}
 	if _, err := spec.ParseTimeout(l.Timeout); err != nil {
 		add("limits.timeout", "limits.timeout %v", err)
 	}
@@ -414,6 +427,9 @@ func (m *Manifest) Spec() *statev1.ComponentSpec {
 	}
 	if n, err := spec.ParseMemory(m.Limits.Memory); err == nil {
 		s.MemoryBytes = n
+	}
+	if n, err := spec.ParseMemory(m.Limits.Body); err == nil {
+		s.BodyBytes = n
 	}
 	if ms, err := spec.ParseTimeout(m.Limits.Timeout); err == nil {
 		s.TimeoutMs = ms

@@ -2,17 +2,18 @@ package leader
 
 import (
 	"context"
-	"github.com/velocity9/v9/internal/tick"
 	"log/slog"
 	"time"
 
+	"github.com/velocity9/v9/internal/tick"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/sched"
 )
 
 // RolloutStore is what Rollouts reads and writes.
 type RolloutStore interface {
-	State() *statev1.State
+	// ViewState calls f with the live state under the store's read lock (fsm.Store).
+	ViewState(f func(*statev1.State))
 	Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
 	// SystemLog appends a line to a component's log.
 	SystemLog(component, line string)
@@ -49,7 +50,11 @@ func (r *Rollouts) Run(ctx context.Context) {
 
 // Check fails the rollouts that missed their deadline.
 func (r *Rollouts) Check(ctx context.Context, now time.Time) {
-	failed, began := sched.Rollouts(r.store.State(), r.began, now, r.deadline)
+	var failed []sched.RolloutFailure
+	var began map[string]time.Time
+	// A pure read of the live state (no deep copy per tick): the decisions hold no pointer
+	// into it.
+	r.store.ViewState(func(st *statev1.State) { failed, began = sched.Rollouts(st, r.began, now, r.deadline) })
 	r.began = began
 	for _, f := range failed {
 		r.fail(ctx, f)
@@ -82,7 +87,7 @@ func (r *Rollouts) fail(ctx context.Context, f sched.RolloutFailure) {
 			Id: f.Deployment, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, Error: f.Message,
 		}}})
 		cancel()
-		if err == nil || attempt == 4 || !sleepCtx(ctx, 200*time.Millisecond) {
+		if err == nil || attempt == 4 || !tick.Sleep(ctx, 200*time.Millisecond) {
 			break
 		}
 	}

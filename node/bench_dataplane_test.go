@@ -4,13 +4,12 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,47 +17,25 @@ import (
 )
 
 const (
-	loadConcurrency = 32
+	loadConcurrency = benchWriters
 	loadRequests    = 3000
 	loadRounds      = 5
 )
 
-// load sends n GETs to url over conc connections and returns req/s and latencies.
+// load sends n GETs to url over benchWriters connections and returns req/s and latencies.
 func load(b *testing.B, client *http.Client, url string, n int) (float64, []time.Duration) {
-	var next atomic.Int64
-	var failed atomic.Int64
-	lat := make([]time.Duration, n)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := 0; w < loadConcurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				t0 := time.Now()
-				resp, err := client.Get(url)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						failed.Add(1)
-					}
-				} else {
-					failed.Add(1)
-				}
-				lat[i] = time.Since(t0)
-			}
-		}()
-	}
-	wg.Wait()
-	if f := failed.Load(); f > 0 {
-		b.Fatalf("%d of %d requests failed", f, n)
-	}
-	return float64(n) / time.Since(start).Seconds(), lat
+	return runWrites(b, n, func(int) error {
+		resp, err := client.Get(url)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
 }
 
 func loadClient() *http.Client {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -19,14 +18,18 @@ import (
 	"github.com/velocity9/v9/deployments"
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/ghub"
+	"github.com/velocity9/v9/internal/bounds"
+	"github.com/velocity9/v9/internal/loglimit"
 	"github.com/velocity9/v9/keyring"
 	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/observe"
 	"github.com/velocity9/v9/proxy"
+	"github.com/velocity9/v9/replica"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/rpc/server"
 	"github.com/velocity9/v9/runtime/artifact"
+	"github.com/velocity9/v9/transport"
 )
 
 // Node is one running v9 node.
@@ -35,25 +38,28 @@ type Node struct {
 	log    *slog.Logger
 	fsm    *fsm.FSM
 	raft   *raftParts
-	faults *faults
+	faults *transport.Faults
 	authz  *auth.Authorizer
 	peers  *peerClients
 	disc   discovery
 
-	keys      *keyring.Keyring     // the cluster keyring's root keys this node holds (secrets.go)
-	keyMu     sync.Mutex           // serialises root key creation
+	keys      *keyring.Cluster     // the cluster keyring's root keys this node holds (secrets.go)
 	dp        *dataplane.DataPlane // this node's instances, routing, artifacts and lease
 	artifacts *artifact.Store      // shared with dp
 	logs      *logring.Ring
 	observe   *observe.Service // logs and stats across the cluster
 	stats     *proxy.Stats
 	metrics   *prometheus.Registry
+	logDrops  *loglimit.Dropped // counts log lines held back (v9_log_lines_dropped_total)
 	runtimes  []statev1.Runtime
 	owner     *leader.Owner    // starts and stops the leader controllers
 	live      *leader.Liveness // the leader's view of the nodes' heartbeats
 	scheduler *leader.Scheduler
 	reaper    *dataplane.Reaper // fences exclusive containers if the agent dies
 	gh        *ghub.Service     // linking, webhooks, builds, polling, commit statuses
+
+	// The write and read paths over the Raft replica (Apply, ReadIndex, ConsistentBarrier...).
+	*replica.Replica
 
 	// The deployment procedures (upload, history, watch, rollback, build logs).
 	*deployments.Service
@@ -77,9 +83,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &transport.Faults{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults, cfg.TLS)
+	n.Replica = &replica.Replica{Store: n.fsm.Store, Peers: replicaPeers{n}}
 	n.authz = &auth.Authorizer{Tokens: n.fsm.Store, CatchUp: n.ConsistentBarrier, Insecure: cfg.TLS == nil}
 	n.disc.known = map[string]peer{}
 	n.setupLeadership()
@@ -89,7 +96,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.kill()
 		return nil, err
 	}
-	if n.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+	if n.apiLn, err = n.listen(cfg.APIAddr, n.cfg.Doors.API); err != nil {
 		return fail(fmt.Errorf("listen api: %w", err))
 	}
 	n.apiAdvertise = n.apiLn.Addr().String()
@@ -99,14 +106,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("api address %s is not advertisable: set --api-advertise", cfg.APIAddr))
 	}
 	if cfg.ProxyAddr != "" {
-		if n.proxyLn, err = net.Listen("tcp", cfg.ProxyAddr); err != nil {
+		if n.proxyLn, err = n.listen(cfg.ProxyAddr, n.cfg.Doors.Proxy); err != nil {
 			return fail(fmt.Errorf("listen proxy: %w", err))
 		}
 	}
 	if n.raft, err = openRaft(&n.cfg, n.fsm, n.faults); err != nil {
 		return fail(err)
 	}
-	if n.keys, err = openKeyring(cfg.DataDir); err != nil {
+	n.Replica.Raft = n.raft.r
+	if err := n.openKeyring(); err != nil {
 		return fail(err)
 	}
 	if err := n.openDataPlane(); err != nil {
@@ -123,20 +131,27 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	mux := server.NewMux(n, n.authz)
 	mux.Handle("/metrics", n.authz.RequireHTTP(auth.RoleViewer, promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{})))
 	mux.HandleFunc(ghub.WebhookPath, n.gh.ServeWebhook)
-	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log}).Register(mux)
+	if cfg.TLS != nil {
+		mux.Handle(auth.JoinPathPrefix, n.joinIssuer().Handler())
+		mux.Handle(server.KeyringPath+"/", server.KeyringHandler(n, n.authz))
+		mux.Handle(server.KeyringPath, server.KeyringHandler(n, n.authz))
+	}
+	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log, Grants: n,
+		Logs: n.logDrops.Limiter("signin", loglimit.DefaultEvery)}).Register(mux)
 	// Browsers' cross-origin writes are refused (a signed-in console's cookie must not
 	// serve another site); the CLI, nodes and GitHub's webhooks send no Origin and pass.
-	n.apiSrv = newHTTPServer(auth.PeerIdentity(http.NewCrossOriginProtection().Handler(mux)))
+	n.apiSrv = n.httpServer(n.cfg.Doors.API, auth.PeerIdentity(http.NewCrossOriginProtection().Handler(mux)))
 	if cfg.TLS != nil {
 		// Users speak plain HTTP (or TLS); nodes speak mutual TLS, on the same port.
-		n.serve(n.apiSrv, newSniffListener(n.apiLn, cfg.TLS.ServerConfig(false, "h2", "http/1.1")), "api")
+		n.serve(n.apiSrv, transport.NewSniffListener(n.apiLn, cfg.TLS.ServerConfig(false, "h2", "http/1.1")), "api")
 	} else {
 		n.serve(n.apiSrv, n.apiLn, "api")
 	}
 	if n.proxyLn != nil {
-		n.proxySrv = newHTTPServer(proxy.New(proxy.Config{
+		n.proxySrv = n.httpServer(n.cfg.Doors.Proxy, proxy.New(proxy.Config{
 			NodeID: cfg.ID, Domain: cfg.Domain, Router: n.dp.Router(), Stats: n.stats, Load: n.dp.Load(), Logger: n.log,
 			Access: func(component, line string) { n.logs.Append(component, "proxy", "access", line) },
+			Bounds: cfg.Requests, Logs: n.logDrops.Limiter("proxy", loglimit.DefaultEvery),
 		}))
 		n.serve(n.proxySrv, n.proxyLn, "proxy")
 	}
@@ -155,18 +170,22 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
-func newHTTPServer(h http.Handler) *http.Server {
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	protocols.SetHTTP2(true)
-	protocols.SetUnencryptedHTTP2(true)
-	return &http.Server{
-		Handler:           h,
-		Protocols:         &protocols,
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    1 << 20,
-		IdleTimeout:       2 * time.Minute,
+// listen opens a listener within its door's connection bounds; those over them get a 429
+// or 503 with Retry-After.
+func (n *Node) listen(addr string, door bounds.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
 	}
+	return door.Listen(ln, bounds.RejectHTTP(door.RetryAfter)), nil
+}
+
+// httpServer serves h within its door's bounds; the server's own error lines (a failed TLS
+// handshake, anyone can cause one) go to the node's log at a bounded rate.
+func (n *Node) httpServer(door bounds.Config, h http.Handler) *http.Server {
+	srv := door.Server(h)
+	srv.ErrorLog = n.logDrops.Limiter("http", loglimit.DefaultEvery).StdLogger(n.log, "http server")
+	return srv
 }
 
 func (n *Node) serve(srv *http.Server, ln net.Listener, name string) {
@@ -210,25 +229,6 @@ func (n *Node) DataDir() string { return n.cfg.DataDir }
 // Store is this node's replica of the state, for local reads.
 func (n *Node) Store() *fsm.Store { return n.fsm.Store }
 
-// WaitLeader blocks until this node knows a leader.
-func (n *Node) WaitLeader(ctx context.Context) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if _, id := n.raft.r.LeaderWithID(); id != "" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for leader: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
-}
-
-// IsLeader reports whether this node is the Raft leader.
-func (n *Node) IsLeader() bool { return n.raft.r.State() == raftLeader }
-
 // Shutdown stops the node gracefully: it stops accepting requests, lets in-flight ones end
 // (until ctx ends), then stops Raft and closes the stores.
 func (n *Node) Shutdown(ctx context.Context) error {
@@ -265,7 +265,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) kill() {
 	n.stopOnce.Do(func() {
 		n.cancel()
-		n.faults.setPartitioned(true)
+		n.faults.SetPartitioned(true)
 		for _, s := range []*http.Server{n.apiSrv, n.proxySrv} {
 			if s != nil {
 				s.Close()

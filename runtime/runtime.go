@@ -40,6 +40,7 @@ type Spec struct {
 	Env         map[string]string
 	MemoryBytes uint64        // 0: executor default
 	Timeout     time.Duration // per request; 0: executor default
+	MaxBody     int64         // largest request body (limits.body); 0: executor default
 
 	Wasm      WasmSpec
 	Container ContainerSpec

@@ -6,7 +6,7 @@
 // It is pure: no I/O, clock or randomness, and it imports nothing of v9's but the
 // generated state types, so fsm may use it.
 //
-// Zero means "the node's default" for memory, timeout and concurrency: the executor fills
+// Zero means "the node's default" for memory, timeout, concurrency and body: the executor fills
 // it in (wasm: 128Mi and 30s). The V9_ prefix of environment names is reserved whatever
 // its case ("v9_x" is refused too), because environments are case-insensitive on some
 // platforms and a component must never shadow what v9 sets.
@@ -31,6 +31,7 @@ const (
 	MaxTimeout     = 15 * time.Minute
 	MaxScale       = 1000
 	MaxConcurrency = 10000
+	MaxBody        = 1 << 30 // 1Gi: a body is held in memory whole by a wasm instance
 	// ReservedEnvPrefix starts the names v9 sets in a component's environment; compared
 	// without regard to case.
 	ReservedEnvPrefix = "V9_"
@@ -41,6 +42,7 @@ const (
 	DefaultMemory      = 128 << 20
 	DefaultTimeout     = 30 * time.Second
 	DefaultConcurrency = 50
+	DefaultBody        = 10 << 20 // 10Mi
 )
 
 // Problem is one rule a spec breaks. Key names the manifest key ("scale.max",
@@ -90,6 +92,9 @@ func Check(rt statev1.Runtime, s *statev1.ComponentSpec) []Problem {
 	}
 	if d := time.Duration(s.TimeoutMs) * time.Millisecond; d > MaxTimeout {
 		add("limits.timeout", "limits.timeout %q is above the limit of 15m", d)
+	}
+	if b := s.BodyBytes; b > MaxBody {
+		add("limits.body", "limits.body %q is above the limit of 1Gi", FormatMemory(b))
 	}
 	if s.Concurrency > MaxConcurrency {
 		add("limits.concurrency", "limits.concurrency %d is above the limit of %d", s.Concurrency, MaxConcurrency)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/velocity9/v9/auth"
 	aclv1 "github.com/velocity9/v9/rpc/gen/v9/acl/v1"
 )
 
@@ -50,6 +51,47 @@ func (a *app) secret() string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// caFileName is the cluster CA certificate `v9 dev` keeps next to the token, for
+// https:// addresses.
+const caFileName = "ca.pem"
+
+// caPEM returns the CA certificate the CLI trusts for TLS to the API: --ca, else $V9_CA
+// (explicit: an address without a scheme then means https), else the one `v9 dev` wrote.
+func (a *app) caPEM() (pem []byte, explicit bool) {
+	path := a.caFile
+	if path == "" {
+		path = os.Getenv("V9_CA")
+	}
+	explicit = path != ""
+	if !explicit {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return nil, false
+		}
+		path = filepath.Join(dir, "v9", caFileName)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if explicit || !errors.Is(err, fs.ErrNotExist) {
+			a.logger.Warn("read the CA certificate", "path", path, "err", err)
+		}
+		return nil, explicit
+	}
+	return b, explicit
+}
+
+// writeCAFile keeps the dev cluster's CA certificate where the CLI finds it.
+func writeCAFile(caPEM []byte) error {
+	path, err := tokenFile()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(filepath.Dir(path), caFileName), caPEM, 0o644)
 }
 
 // writeTokenFile stores secret where the CLI finds it, readable by the user only.
@@ -141,6 +183,7 @@ func newTokenCmd(a *app) *cobra.Command {
 	var (
 		name, role string
 		ttl        time.Duration
+		join       bool
 	)
 	create := &cobra.Command{
 		Use:   "create",
@@ -150,23 +193,33 @@ func newTokenCmd(a *app) *cobra.Command {
 			if ttl < 0 {
 				return usageError{errors.New("--ttl cannot be negative")}
 			}
+			if join {
+				if cmd.Flags().Changed("role") {
+					return usageError{errors.New("--join makes a join token: no --role")}
+				}
+				role = auth.JoinRole
+			} else if name == "" {
+				return usageError{errors.New("--name is required (what the token is for)")}
+			}
 			res, err := a.client().ACL.CreateToken(cmd.Context(), connect.NewRequest(&aclv1.CreateTokenRequest{
 				Name: name, Role: role, TtlSeconds: uint64(ttl / time.Second),
 			}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
 			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
+			if join {
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "join token %s (one use, expires %s):\n%s\n\nOn the new machine: v9 agent --id ID --tls-dir DIR --join %s --join-token TOKEN\n",
+					res.Msg.Token.GetAccessorId(), res.Msg.Token.GetExpireTime().AsTime().UTC().Format(time.RFC3339), res.Msg.Secret, a.addr)
+				return err
 			}
 			return printNewToken(cmd.OutOrStdout(), res.Msg.Token, res.Msg.Secret)
 		},
 	}
 	f := create.Flags()
-	f.StringVar(&name, "name", "", "what the token is for (required)")
+	f.StringVar(&name, "name", "", "what the token is for (required, except with --join)")
 	f.StringVar(&role, "role", "developer", "viewer, developer or admin")
-	f.DurationVar(&ttl, "ttl", 0, "lifetime, e.g. 720h; 0: never expires")
-	_ = create.MarkFlagRequired("name")
+	f.DurationVar(&ttl, "ttl", 0, "lifetime, e.g. 720h; 0: never expires (--join: default 1h, at most 168h)")
+	f.BoolVar(&join, "join", false, "a one-time join token for a new node (admin): v9 agent --join-token")
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -174,11 +227,8 @@ func newTokenCmd(a *app) *cobra.Command {
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := a.client().ACL.ListTokens(cmd.Context(), connect.NewRequest(&aclv1.ListTokensRequest{}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "ACCESSOR\tNAME\tROLE\tCREATED\tEXPIRES\tLAST USED\tSTATUS")
@@ -236,11 +286,8 @@ take precedence over that file.`,
 				return err
 			}
 			path, err := writeTokenFile(secret)
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "logged in as %s %s (%s, role %s); token kept in %s\n",
 				res.Msg.Kind, res.Msg.Id, res.Msg.Name, res.Msg.Role, path)
@@ -258,11 +305,8 @@ func newAuditCmd(a *app) *cobra.Command {
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := a.client().ACL.Audit(cmd.Context(), connect.NewRequest(&aclv1.AuditRequest{Limit: limit}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "TIME\tINDEX\tACTOR\tOPERATION\tTARGET")

@@ -17,6 +17,7 @@ type specFlags struct {
 	exclusive   bool
 	concurrency uint32
 	memory      string
+	body        string
 	timeout     string
 	env         []string
 	unsetEnv    []string
@@ -32,6 +33,7 @@ func (f *specFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.exclusive, "exclusive", false, "never run two instances at once, even under partitions (needs --max 1)")
 	fs.Uint32Var(&f.concurrency, "concurrency", 0, "in-flight requests per instance before the proxy prefers another (0: node default)")
 	fs.StringVar(&f.memory, "memory", "", "memory limit per instance: bytes or with Ki, Mi, Gi, Ti (e.g. 128Mi; 16Mi..64Gi; 0: node default)")
+	fs.StringVar(&f.body, "body", "", "largest request body: bytes or with Ki, Mi, Gi (e.g. 10Mi; at most 1Gi; 0: default 10Mi); more is answered 413")
 	fs.StringVar(&f.timeout, "timeout", "", "wall-clock limit per request, e.g. 30s or 1m30s (at most 15m; 0: node default)")
 	fs.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE (repeatable)")
 	fs.StringArrayVar(&f.unsetEnv, "unset-env", nil, "remove environment variable KEY (repeatable)")
@@ -68,6 +70,13 @@ func (f *specFlags) apply(fs *pflag.FlagSet, rt statev1.Runtime, spec *statev1.C
 			return usageError{fmt.Errorf("--memory: %w", err)}
 		}
 		spec.MemoryBytes = b
+	}
+	if changed("body") {
+		b, err := v9spec.ParseMemory(f.body)
+		if err != nil {
+			return usageError{fmt.Errorf("--body: %w", err)}
+		}
+		spec.BodyBytes = b
 	}
 	if changed("timeout") {
 		ms, err := v9spec.ParseTimeout(f.timeout)

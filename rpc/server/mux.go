@@ -12,6 +12,7 @@ import (
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/github/v1/githubv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/secret/v1/secretv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
@@ -27,9 +28,12 @@ type Backend interface {
 	ObserveBackend
 	ACLBackend
 	SecretBackend
+	// UserGitHub serves GitHubService (package ghub, with the caller's own GitHub grant).
+	UserGitHub() githubv1connect.GitHubServiceHandler
 }
 
-// MaxMessageBytes bounds one RPC message.
+// MaxMessageBytes bounds one RPC message a node reads (an upload chunk is 256 KiB). A
+// larger one is refused before it is buffered.
 const MaxMessageBytes = 4 << 20
 
 // NewMux mounts every service, gRPC health, gRPC reflection and the web console (at /) on one
@@ -46,12 +50,13 @@ func NewMux(b Backend, authz *auth.Authorizer) *http.ServeMux {
 	mux.Handle(componentv1connect.NewComponentServiceHandler(&Components{B: b}, opts...))
 	mux.Handle(clusterv1connect.NewClusterServiceHandler(&Cluster{B: b}, opts...))
 	mux.Handle(clusterv1connect.NewInternalServiceHandler(&Internal{B: b}, opts...))
-	mux.Handle(deployv1connect.NewDeployServiceHandler(&Deploy{B: b}, guard, connect.WithCompressMinBytes(8<<10)))
+	mux.Handle(deployv1connect.NewDeployServiceHandler(&Deploy{B: b}, opts...))
 	mux.Handle(aclv1connect.NewACLServiceHandler(&ACL{B: b}, opts...))
 	mux.Handle(deployv1connect.NewArtifactServiceHandler(&Artifacts{B: b}, opts...))
 	mux.Handle(logsv1connect.NewLogServiceHandler(&Logs{B: b}, opts...))
 	mux.Handle(statsv1connect.NewStatsServiceHandler(&Stats{B: b}, opts...))
 	mux.Handle(secretv1connect.NewSecretServiceHandler(&Secrets{B: b}, opts...))
+	mux.Handle(githubv1connect.NewGitHubServiceHandler(b.UserGitHub(), opts...))
 	services := []string{
 		componentv1connect.ComponentServiceName,
 		clusterv1connect.ClusterServiceName,
@@ -62,6 +67,7 @@ func NewMux(b Backend, authz *auth.Authorizer) *http.ServeMux {
 		statsv1connect.StatsServiceName,
 		aclv1connect.ACLServiceName,
 		secretv1connect.SecretServiceName,
+		githubv1connect.GitHubServiceName,
 	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...), guard))
 	reflector := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)

@@ -9,7 +9,11 @@
 // artifact digest and memory limit and shared, reference-counted, by every instance started
 // from it; the last Stop closes it. An Instance is not a running process: every request gets
 // a fresh, anonymously named module instance with that request's stdin, stdout and
-// environment, so no state survives from one request to the next.
+// environment, so no state survives from one request to the next. The environment reaches
+// the guest through v9's own environ_get and environ_sizes_get (the WASI preview1 functions,
+// built once per request in one pass instead of through wazero's per-variable ModuleConfig
+// copies), and linear memories are recycled, zeroed, from one instance to the next through
+// wazero's experimental allocator hook.
 //
 // Start refuses, with an error matching runtime.ErrBadArtifact, a module path that leaves the
 // artifact, a missing file, a file that is not WebAssembly or does not compile (for example
@@ -21,7 +25,8 @@
 // The guest's _start runs once per request. It receives:
 //
 //   - args: [module], the module path as named in the manifest (for example "hello.wasm");
-//   - stdin: the request body, at most Config.MaxRequestBytes (more is 413);
+//   - stdin: the request body, at most Spec.MaxBody or else Config.MaxRequestBytes (more is
+//     413), read as it arrives (never reserved ahead from Content-Length);
 //   - environment: the component's env from the manifest, then per request
 //     REQUEST_METHOD, SCRIPT_NAME, PATH_INFO, PATH_TRANSLATED, QUERY_STRING, SERVER_NAME,
 //     SERVER_PORT, SERVER_PROTOCOL, SERVER_SOFTWARE ("v9"), GATEWAY_INTERFACE ("CGI/1.1"),

@@ -19,6 +19,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/velocity9/v9/internal/loglimit"
 	"github.com/velocity9/v9/runtime"
 )
 
@@ -58,6 +59,10 @@ type Config struct {
 	MaxResponseBytes int64
 	// Logger receives the executor's own events; nil discards them.
 	Logger *slog.Logger
+	// FailLogs limits the node log's lines about failed requests (any client can make a
+	// component fail); nil: one per kind every loglimit.DefaultEvery. The component's own
+	// log gets every failure.
+	FailLogs *loglimit.Limiter
 }
 
 func (c Config) withDefaults() Config {
@@ -76,6 +81,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.FailLogs == nil {
+		c.FailLogs = loglimit.New(loglimit.DefaultEvery, nil, nil)
+	}
 	return c
 }
 
@@ -84,6 +92,7 @@ type Executor struct {
 	cfg   Config
 	log   *slog.Logger
 	cache wazero.CompilationCache
+	mem   *memoryPool // recycled linear memories
 
 	mu        sync.Mutex
 	closed    bool
@@ -127,6 +136,7 @@ func New(cfg Config) (*Executor, error) {
 		cfg:       cfg,
 		log:       cfg.Logger.With("runtime", "wasm"),
 		cache:     cache,
+		mem:       &memoryPool{},
 		runtimes:  make(map[uint32]wazero.Runtime),
 		modules:   make(map[moduleKey]*module),
 		instances: make(map[string]*instance),
@@ -337,7 +347,7 @@ func (e *Executor) runtimeFor(pages uint32) (wazero.Runtime, error) {
 		WithCompilationCache(e.cache).
 		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(pages))
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+	if err := instantiateWASI(ctx, rt); err != nil {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("instantiate wasi_snapshot_preview1: %w", err)
 	}
