@@ -148,9 +148,17 @@ func TestDataPlaneMembershipChangesUnderTraffic(t *testing.T) {
 	remove := func(id string) {
 		t.Helper()
 		cli := clusterv1connect.NewClusterServiceClient(TestHTTPClient, "http://"+c.Nodes[0].APIAddr())
-		if _, err := cli.RemovePeer(context.Background(), connect.NewRequest(&clusterv1.RemovePeerRequest{NodeId: id})); err != nil {
-			t.Fatalf("remove %s: %v", id, err)
-		}
+		tried := false
+		// Retried when leadership moves mid-write (a loaded machine); NotFound once it
+		// went through.
+		Eventually(t, 30*time.Second, func() error {
+			_, err := cli.RemovePeer(context.Background(), connect.NewRequest(&clusterv1.RemovePeerRequest{NodeId: id}))
+			if err == nil || (tried && connect.CodeOf(err) == connect.CodeNotFound) {
+				return nil
+			}
+			tried = true
+			return fmt.Errorf("remove %s: %w", id, err)
+		})
 	}
 
 	// Add n4.
