@@ -418,9 +418,10 @@ func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
 		ID: p.Id, Component: c.Name, ComponentID: c.Id, DeploymentID: dep.Id, Exclusive: c.GetSpec().GetExclusive(),
 		Dir: dir, Digest: dep.ArtifactDigest,
 		Env: env, MemoryBytes: s.GetMemoryBytes(), Timeout: time.Duration(s.GetTimeoutMs()) * time.Millisecond,
-		MaxBody:   int64(min(s.GetBodyBytes(), v9spec.MaxBody)),
-		Wasm:      v9rt.WasmSpec{Module: s.GetWasm().GetModule()},
-		Container: v9rt.ContainerSpec{Image: s.GetContainer().GetImage(), ImageArchive: s.GetContainer().GetArchive(), Command: s.GetContainer().GetCommand()},
+		Concurrency: int(s.GetConcurrency()),
+		MaxBody:     int64(min(s.GetBodyBytes(), v9spec.MaxBody)),
+		Wasm:        v9rt.WasmSpec{Module: s.GetWasm().GetModule(), ABI: s.GetWasm().GetAbi(), Reuse: int(s.GetWasm().GetReuse())},
+		Container:   v9rt.ContainerSpec{Image: s.GetContainer().GetImage(), ImageArchive: s.GetContainer().GetArchive(), Command: s.GetContainer().GetCommand()},
 	}
 	comp, inst := c.Name, p.Id
 	spec.Log = func(stream, line string) { r.dp.cfg.Logs.Append(comp, inst, stream, line) }

@@ -75,6 +75,8 @@ type Manifest struct {
 type ManifestWasm struct {
 	Module string `toml:"module,omitempty"` // slash path relative to the repository root
 	Build  string `toml:"build,omitempty"`  // "" or "go"
+	ABI    string `toml:"abi,omitempty"`    // "" (WAGI) or "http" (warm; spec.WasmABIHTTP)
+	Reuse  int    `toml:"reuse,omitempty"`  // with abi "http": requests per warm instance
 }
 
 // ManifestContainer is the [container] table.
@@ -164,6 +166,8 @@ var keyTypes = map[string]string{
 	"wasm":               "a table",
 	"wasm.module":        "a string",
 	"wasm.build":         "a string",
+	"wasm.abi":           `a string ("" or "http")`,
+	"wasm.reuse":         "an integer",
 	"container":          "a table",
 	"container.image":    "a string",
 	"container.command":  "an array of strings",
@@ -335,6 +339,9 @@ func (m *Manifest) problems() []Problem {
 		case w.Module != "" && !isLocalPath(w.Module):
 			add("wasm.module", "wasm.module %q must be a relative path inside the repository", w.Module)
 		}
+		if w.Reuse < 0 || int64(w.Reuse) > math.MaxUint32 {
+			add("wasm.reuse", "wasm.reuse %d is out of range", w.Reuse)
+		}
 	case RuntimeContainer:
 		c := m.Container
 		switch {
@@ -436,7 +443,7 @@ func (m *Manifest) Spec() *statev1.ComponentSpec {
 	}
 	switch m.Runtime {
 	case RuntimeWasm:
-		s.Wasm = &statev1.WasmSpec{Module: m.Wasm.Module, Build: m.Wasm.Build}
+		s.Wasm = &statev1.WasmSpec{Module: m.Wasm.Module, Build: m.Wasm.Build, Abi: m.Wasm.ABI, Reuse: toUint32(m.Wasm.Reuse)}
 	case RuntimeContainer:
 		s.Container = &statev1.ContainerSpec{Image: m.Container.Image, Command: slices.Clone(m.Container.Command)}
 	}

@@ -310,18 +310,10 @@ func runDev(cmd *cobra.Command, a *app, o devOptions) error {
 	}
 
 	exampleURL := ""
-	if !saved && o.example {
-		if err := deployDevExample(sigCtx, cmd, a, progress, nodes[0].APIAddr(), secret); err != nil {
-			if sigCtx.Err() != nil {
-				return shutdownAll(ctx, nodes)
-			}
-			msg, hint := describeError(err, nodes[0].APIAddr())
-			fmt.Fprintf(progress, "v9 dev: the example was not deployed: %s\n", msg)
-			if hint != "" {
-				fmt.Fprintf(progress, "hint: %s\n", hint)
-			}
-		} else {
-			exampleURL = fmt.Sprintf("http://%s/%s/", nodes[0].ProxyAddr(), devExampleName)
+	if o.example {
+		exampleURL = devExample(sigCtx, cmd, a, progress, nodes[0], secret, !saved)
+		if sigCtx.Err() != nil {
+			return shutdownAll(ctx, nodes)
 		}
 	}
 
@@ -347,7 +339,7 @@ Any node answers; writes go through the leader. Ctrl-C stops the cluster, and
 Console: http://%s/
 `, tokenPath, filepath.Join(dataDir, devTokenFile), nodes[0].APIAddr(), nodes[0].APIAddr(), dataDir, nodes[0].APIAddr())
 	if exampleURL != "" {
-		// Last, so that the first `make run` ends on a link that answers.
+		// Last, so that `make run` ends on a link that answers.
 		fmt.Fprintf(out, "The example %q is served at (any node's proxy answers):\n%s\n", devExampleName, exampleURL)
 	}
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -97,6 +98,12 @@ func printComponent(w io.Writer, c *statev1.Component, now time.Time) error {
 		}
 		if wasm.GetBuild() != "" {
 			row("Wasm build", wasm.GetBuild())
+		}
+		if wasm.GetAbi() != "" {
+			row("Wasm ABI", wasm.GetAbi())
+		}
+		if wasm.GetReuse() != 0 {
+			row("Wasm reuse", strconv.FormatUint(uint64(wasm.GetReuse()), 10))
 		}
 	}
 	if ctr := s.GetContainer(); ctr != nil {

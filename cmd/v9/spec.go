@@ -23,6 +23,8 @@ type specFlags struct {
 	unsetEnv    []string
 	wasmModule  string
 	wasmBuild   string
+	wasmABI     string
+	wasmReuse   uint32
 	image       string
 	command     []string
 }
@@ -39,6 +41,8 @@ func (f *specFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.unsetEnv, "unset-env", nil, "remove environment variable KEY (repeatable)")
 	fs.StringVar(&f.wasmModule, "wasm-module", "", "wasm: path of the prebuilt module inside the artifact")
 	fs.StringVar(&f.wasmBuild, "wasm-build", "", `wasm: build the module from source ("go")`)
+	fs.StringVar(&f.wasmABI, "wasm-abi", "", `wasm: "http" for warm instances of a reactor built with the v9 guest package ("" : WAGI, a fresh instance per request)`)
+	fs.Uint32Var(&f.wasmReuse, "wasm-reuse", 0, `wasm: with --wasm-abi http, requests a warm instance serves before it is replaced (0: node default; 1: fresh per request)`)
 	fs.StringVar(&f.image, "image", "", "container: OCI image reference")
 	fs.StringArrayVar(&f.command, "command", nil, "container: command, one argument per flag (--command python --command /app/main.py)")
 }
@@ -49,8 +53,8 @@ func (f *specFlags) apply(fs *pflag.FlagSet, rt statev1.Runtime, spec *statev1.C
 	if rt == statev1.Runtime_RUNTIME_WASM && (changed("image") || changed("command")) {
 		return usageError{fmt.Errorf("--image and --command are for container components, this one runs wasm")}
 	}
-	if rt == statev1.Runtime_RUNTIME_CONTAINER && (changed("wasm-module") || changed("wasm-build")) {
-		return usageError{fmt.Errorf("--wasm-module and --wasm-build are for wasm components, this one runs in a container")}
+	if rt == statev1.Runtime_RUNTIME_CONTAINER && (changed("wasm-module") || changed("wasm-build") || changed("wasm-abi") || changed("wasm-reuse")) {
+		return usageError{fmt.Errorf("--wasm-module, --wasm-build, --wasm-abi and --wasm-reuse are for wasm components, this one runs in a container")}
 	}
 	if changed("min") {
 		spec.ScaleMin = f.min
@@ -102,7 +106,7 @@ func (f *specFlags) apply(fs *pflag.FlagSet, rt statev1.Runtime, spec *statev1.C
 		}
 		spec.Env = env
 	}
-	if changed("wasm-module") || changed("wasm-build") {
+	if changed("wasm-module") || changed("wasm-build") || changed("wasm-abi") || changed("wasm-reuse") {
 		if spec.Wasm == nil {
 			spec.Wasm = &statev1.WasmSpec{}
 		}
@@ -111,6 +115,12 @@ func (f *specFlags) apply(fs *pflag.FlagSet, rt statev1.Runtime, spec *statev1.C
 		}
 		if changed("wasm-build") {
 			spec.Wasm.Build = f.wasmBuild
+		}
+		if changed("wasm-abi") {
+			spec.Wasm.Abi = f.wasmABI
+		}
+		if changed("wasm-reuse") {
+			spec.Wasm.Reuse = f.wasmReuse
 		}
 	}
 	if changed("image") || changed("command") {

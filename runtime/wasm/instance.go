@@ -42,6 +42,7 @@ type instance struct {
 	root  *os.Root
 	base  wazero.ModuleConfig // everything but the per-request environment and stdio
 	calls sync.Pool           // of *call, each with its module configuration built once
+	warm  *warmPool           // warm instances ("http" ABI); nil for WAGI
 
 	stopCtx  context.Context // cancelled to abort requests in flight
 	abort    context.CancelFunc
@@ -85,7 +86,7 @@ func newInstance(e *Executor, spec runtime.Spec, modPath string, key moduleKey, 
 		WithRandSource(rand.Reader)
 
 	stopCtx, abort := context.WithCancel(context.Background())
-	return &instance{
+	in := &instance{
 		ex:        e,
 		id:        spec.ID,
 		component: spec.Component,
@@ -103,6 +104,16 @@ func newInstance(e *Executor, spec runtime.Spec, modPath string, key moduleKey, 
 		abort:     abort,
 		done:      make(chan struct{}),
 	}
+	if spec.Wasm.ABI == ABIHTTP {
+		size := spec.Concurrency
+		if size <= 0 {
+			size = e.cfg.DefaultConcurrency
+		}
+		in.warm = newWarmPool(in, min(size, e.cfg.MaxWarm), spec.Wasm.Reuse)
+		in.warm.prewarm() // initialized in the background, ready for the first request
+		go in.warm.reaper(e.cfg.WarmIdle)
+	}
+	return in
 }
 
 // ID implements runtime.Instance.
@@ -154,6 +165,9 @@ func (in *instance) stop(ctx context.Context) {
 		<-idle // cancelled guests unwind promptly (WithCloseOnContextDone)
 	}
 	in.abort()
+	if in.warm != nil {
+		in.warm.close()
+	}
 	in.release()
 }
 
@@ -191,6 +205,10 @@ func (in *instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stopAbort := context.AfterFunc(in.stopCtx, cancel)
 	defer stopAbort()
+	if in.warm != nil {
+		in.serveWarm(w, r, ctx, cancel, c.body)
+		return
+	}
 	c.out.onOverflow = cancel // stop a guest that writes past the limit right away
 
 	ictx, err := in.requestConfig(ctx, c, r)

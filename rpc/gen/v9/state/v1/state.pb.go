@@ -393,9 +393,14 @@ func (x *Source) GetBranch() string {
 }
 
 type WasmSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Module        string                 `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"` // path of a prebuilt module inside the artifact
-	Build         string                 `protobuf:"bytes,2,opt,name=build,proto3" json:"build,omitempty"`   // "" or "go"
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Module string                 `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"` // path of a prebuilt module inside the artifact
+	Build  string                 `protobuf:"bytes,2,opt,name=build,proto3" json:"build,omitempty"`   // "" or "go"
+	// How the module answers: "" (WAGI: a fresh instance of a WASI command per request) or
+	// "http" (warm instances of a WASI reactor built with the v9 guest package).
+	Abi string `protobuf:"bytes,3,opt,name=abi,proto3" json:"abi,omitempty"`
+	// With abi "http": requests a warm instance serves before it is replaced (0: default).
+	Reuse         uint32 `protobuf:"varint,4,opt,name=reuse,proto3" json:"reuse,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -442,6 +447,20 @@ func (x *WasmSpec) GetBuild() string {
 		return x.Build
 	}
 	return ""
+}
+
+func (x *WasmSpec) GetAbi() string {
+	if x != nil {
+		return x.Abi
+	}
+	return ""
+}
+
+func (x *WasmSpec) GetReuse() uint32 {
+	if x != nil {
+		return x.Reuse
+	}
+	return 0
 }
 
 type ContainerSpec struct {
@@ -3641,10 +3660,12 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x06Source\x12\x1f\n" +
 	"\vgithub_repo\x18\x01 \x01(\tR\n" +
 	"githubRepo\x12\x16\n" +
-	"\x06branch\x18\x02 \x01(\tR\x06branch\"8\n" +
+	"\x06branch\x18\x02 \x01(\tR\x06branch\"`\n" +
 	"\bWasmSpec\x12\x16\n" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x14\n" +
-	"\x05build\x18\x02 \x01(\tR\x05build\"Y\n" +
+	"\x05build\x18\x02 \x01(\tR\x05build\x12\x10\n" +
+	"\x03abi\x18\x03 \x01(\tR\x03abi\x12\x14\n" +
+	"\x05reuse\x18\x04 \x01(\rR\x05reuse\"Y\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x18\n" +
