@@ -18,12 +18,13 @@ func (dp *DataPlane) replicateLoop(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		idx := dp.store.TableIndex(replicateTables...)
+		st := dp.state() // watch the store read: the view wakes its waiters when left
+		idx := st.TableIndex(replicateTables...)
 		// Copy only the active ready deployments, not every component (the loop runs on every
 		// node, whatever the number of components).
 		var ready []*statev1.Deployment
 		var names []string
-		dp.store.View(func(v fsm.View) {
+		st.View(func(v fsm.View) {
 			v.Components(func(c *statev1.Component) {
 				d := v.Deployment(c.ActiveDeploymentId)
 				if d == nil || d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY || d.ArtifactDigest == "" {
@@ -45,7 +46,7 @@ func (dp *DataPlane) replicateLoop(ctx context.Context) {
 		if !tick.Sleep(ctx, time.Second) { // at most a pass a second, whatever the write rate
 			return
 		}
-		if !dp.waitTables(ctx, idx, replicateTables, t.C, nil) {
+		if !dp.waitTables(ctx, st, idx, replicateTables, t.C, nil) {
 			return
 		}
 	}
@@ -56,8 +57,8 @@ var replicateTables = []fsm.Table{fsm.TableComponents, fsm.TableDeployments}
 
 // waitTables waits until one of tables changes after idx, tick or kick fires (a nil channel
 // never does), or ctx ends; it reports whether ctx is still live.
-func (dp *DataPlane) waitTables(ctx context.Context, idx uint64, tables []fsm.Table, tick <-chan time.Time, kick <-chan struct{}) bool {
-	ch, stop := dp.store.WatchTables(idx, tables...)
+func (dp *DataPlane) waitTables(ctx context.Context, st *fsm.Store, idx uint64, tables []fsm.Table, tick <-chan time.Time, kick <-chan struct{}) bool {
+	ch, stop := st.WatchTables(idx, tables...)
 	defer stop()
 	select {
 	case <-ctx.Done():

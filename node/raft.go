@@ -28,6 +28,9 @@ type raftParts struct {
 func raftConfig(c *Config) *raft.Config {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(c.ID)
+	// A removed node keeps its Raft running (the leader hands leadership over before it
+	// is removed): it learns of its removal, stops serving, and may be added again.
+	rc.ShutdownOnRemove = false
 	rc.HeartbeatTimeout = c.Raft.HeartbeatTimeout
 	rc.ElectionTimeout = c.Raft.ElectionTimeout
 	rc.LeaderLeaseTimeout = c.Raft.LeaderLeaseTimeout
@@ -86,7 +89,7 @@ func openRaft(c *Config, fsm raft.FSM, f *transport.Faults) (*raftParts, error) 
 	if c.TLS != nil {
 		ln = tls.NewListener(ln, c.TLS.ServerConfig(true, transport.RaftALPN))
 	}
-	p.stream = &transport.StreamLayer{Listener: ln, Advertise: adv, F: f, TLS: c.TLS}
+	p.stream = &transport.StreamLayer{Listener: ln, Advertise: adv, F: f, TLS: c.TLS, HandshakeTimeout: c.Doors.Raft.HandshakeTimeout}
 	p.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  p.stream,
 		MaxPool: 3,
