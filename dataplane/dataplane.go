@@ -76,8 +76,9 @@ type DataPlane struct {
 	router  *router
 	od      onDemand
 	fetches fetchLocks
-	lease   lease
-	load    *loadReporter
+	lease    lease
+	load     *loadReporter
+	versions proxy.Versions // what each deployment's instances here answered (canary verdicts)
 }
 
 // New builds the data plane. ctx bounds the work it does in the background (starts, stops,

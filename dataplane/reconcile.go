@@ -300,6 +300,15 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive 
 	if err == nil {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		run, err = ex.Start(sctx, spec)
+		if err == nil {
+			// Serving only once ready: a version that cannot answer never takes traffic.
+			if rerr := ready(sctx, r.runtimeOf(p), r.healthPath(p), run); rerr != nil {
+				if serr := ex.Stop(context.WithoutCancel(sctx), p.Id); serr != nil {
+					r.dp.log.Warn("stop instance that failed its readiness check", "placement", p.Id, "err", serr)
+				}
+				run, err = nil, rerr
+			}
+		}
 		cancel()
 	}
 	r.mu.Lock()
@@ -392,6 +401,11 @@ func (r *reconciler) secretsIndex(p *statev1.Placement) uint64 {
 	return c.GetSecretsIndex()
 }
 
+func (r *reconciler) healthPath(p *statev1.Placement) string {
+	c, _ := r.dp.store.ComponentByID(p.ComponentId)
+	return c.GetSpec().GetHealthPath()
+}
+
 func (r *reconciler) runtimeOf(p *statev1.Placement) statev1.Runtime {
 	c, _ := r.dp.store.ComponentByID(p.ComponentId)
 	return c.GetRuntime()
@@ -446,7 +460,7 @@ func (r *reconciler) drain(in *instance) {
 // SCRIPT_NAME and PATH_INFO instead).
 func (r *reconciler) wrap(in *instance, run v9rt.Instance) http.Handler {
 	strip := in.rt == statev1.Runtime_RUNTIME_CONTAINER
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	return r.dp.versions.Count(in.deployment, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		in.inFlight.Add(1)
 		defer in.inFlight.Add(-1)
 		if prefix := req.Header.Get(proxy.ScriptNameHeader); strip && prefix != "" {
@@ -458,7 +472,7 @@ func (r *reconciler) wrap(in *instance, run v9rt.Instance) http.Handler {
 			req.URL.Path, req.URL.RawPath = p, ""
 		}
 		run.ServeHTTP(w, req)
-	})
+	}))
 }
 
 // publish hands the router this node's routable instances (running, not stopping) by

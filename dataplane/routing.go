@@ -13,6 +13,7 @@ import (
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/spec"
 )
 
 // router is the proxy's view of where components run: an immutable snapshot, swapped
@@ -45,8 +46,9 @@ type route struct {
 	paused   bool
 	rt       statev1.Runtime
 	active   string       // the active deployment
+	canary   uint32       // the active deployment's share of requests while in its canary, else 0
 	remote   []string     // proxy addresses of other nodes running an instance
-	older    []string     // the same, for older deployments (rebuild only)
+	older    []string     // the same, for older deployments
 	onDemand http.Handler // wasm: serve here when no instance is reachable
 }
 
@@ -97,20 +99,33 @@ func (r *router) publishLocked() {
 	s := &snapshot{targets: make(map[string]proxy.Target, len(r.state)), onDemand: r.ods}
 	for name, rt := range r.state {
 		tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand}
+		if len(tg.Remote) == 0 {
+			// Once the active deployment runs somewhere, older ones get no more traffic.
+			tg.Remote = rt.older
+		}
 		if !rt.paused {
-			tg.Local = pickLocal(r.local[name], rt.active)
+			cur, old := splitLocal(r.local[name], rt.active)
+			tg.Local = cur
+			if len(cur) == 0 {
+				tg.Local = old
+			}
 			tg.InProcess = rt.rt == statev1.Runtime_RUNTIME_WASM
+			if rt.canary > 0 && len(old)+len(rt.older) > 0 {
+				// In its canary: the older versions keep the traffic the canary does not get.
+				tg.Local, tg.Remote = old, rt.older
+				tg.Canary = &proxy.Canary{Percent: rt.canary, Local: cur, Remote: rt.remote}
+			}
 		}
 		s.targets[name] = tg
 	}
 	r.snap.Store(s)
 }
 
-// pickLocal returns the handlers of the active deployment's instances when any runs here,
-// else the others (an older version still serving during a rollout), so that once the new
-// version answers here the old one never does again.
-func pickLocal(ins []localInstance, active string) []http.Handler {
-	var cur, old []http.Handler
+// splitLocal splits this node's instances into the active deployment's and the others (an
+// older version still serving during a rollout). Outside a canary the active ones serve
+// when there are any, so that once the new version answers here the old one never does
+// again.
+func splitLocal(ins []localInstance, active string) (cur, old []http.Handler) {
 	for _, in := range ins {
 		if in.deployment == active {
 			cur = append(cur, in.handler)
@@ -118,10 +133,7 @@ func pickLocal(ins []localInstance, active string) []http.Handler {
 			old = append(old, in.handler)
 		}
 	}
-	if len(cur) > 0 {
-		return cur
-	}
-	return old
+	return cur, old
 }
 
 // routePause is the least time between two rebuilds of the routing table.
@@ -166,6 +178,9 @@ func (r *router) rebuild() {
 		odByID := map[string]*onDemandTarget{}
 		v.Components(func(c *statev1.Component) {
 			rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime, active: c.ActiveDeploymentId}
+			if d := v.Deployment(c.ActiveDeploymentId); d != nil && d.Canary {
+				rt.canary, _ = spec.Canary(c.Spec)
+			}
 			if c.Runtime == statev1.Runtime_RUNTIME_WASM && c.ActiveDeploymentId != "" && !c.GetSpec().GetExclusive() {
 				rt.onDemand = r.od[c.Name] // never for exclusive: that would be a second instance
 				if rt.onDemand == nil {
@@ -212,11 +227,8 @@ func (r *router) rebuild() {
 		}
 	})
 	for _, rt := range t {
-		// Once the active deployment runs somewhere, older ones get no more traffic.
-		if len(rt.remote) == 0 {
-			rt.remote, rt.older = rt.older, nil
-		}
 		slices.Sort(rt.remote) // a stable order for round robin
+		slices.Sort(rt.older)
 	}
 	for name := range r.od {
 		if t[name] == nil {

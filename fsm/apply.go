@@ -4,6 +4,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/spec"
 )
 
 // apply applies one command and, when it succeeds, records it in the audit log.
@@ -50,6 +51,8 @@ func applyOp(t *tables, index uint64, cmd *statev1.Command) error {
 		return t.setDeploymentStatus(index, now, op.SetDeploymentStatus)
 	case *statev1.Command_ActivateDeployment:
 		return t.activateDeployment(index, now, op.ActivateDeployment)
+	case *statev1.Command_EndCanary:
+		return t.endCanary(index, now, op.EndCanary)
 	case *statev1.Command_PutPlacements:
 		return t.putPlacements(index, op.PutPlacements)
 	case *statev1.Command_SetPlacementObserved:
@@ -431,7 +434,17 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 		if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
 			return invalid("deployment %q has already failed", d.Id)
 		}
-		if c := t.components[d.ComponentId]; c != nil && c.ActiveDeploymentId == d.Id {
+		if fb := op.GetFallback(); fb != "" {
+			f, ok := t.deployments[fb]
+			switch {
+			case !ok:
+				return notFound("deployment", fb)
+			case f.ComponentId != d.ComponentId || f.Id == d.Id:
+				return invalid("fallback deployment %q is not another deployment of the same component", fb)
+			case f.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY:
+				return invalid("fallback deployment %q is %s, not ready", fb, f.Status)
+			}
+		} else if c := t.components[d.ComponentId]; c != nil && c.ActiveDeploymentId == d.Id && !op.Deactivate {
 			return invalid("deployment %q is active: activate another before failing it", d.Id)
 		}
 	default:
@@ -450,6 +463,17 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 		return invalid("only a deployment that becomes ready can be activated with its status")
 	}
 	d.Status, d.Error = op.Status, op.Error
+	if op.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
+		d.Canary = false
+		if c != nil && c.ActiveDeploymentId == d.Id { // op.Fallback or op.Deactivate, checked above
+			if fb := t.deployments[op.GetFallback()]; fb != nil {
+				t.activate(index, now, c, fb)
+			} else {
+				c.ActiveDeploymentId = ""
+				c.UpdateTime, c.ModifyIndex = now, index
+			}
+		}
+	}
 	if op.ArtifactDigest != "" {
 		d.ArtifactDigest = op.ArtifactDigest
 	}
@@ -471,9 +495,52 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 			c.Spec = clone(op.Spec)
 			c.Replicas = min(max(c.Replicas, c.Spec.ScaleMin), c.Spec.ScaleMax)
 		}
-		c.ActiveDeploymentId = d.Id
-		c.UpdateTime, c.ModifyIndex = now, index
+		t.activate(index, now, c, d)
 	}
+	return nil
+}
+
+// activate makes d its component's active deployment. A new version (created after the one
+// it replaces) starts in its canary phase when the component has a canary and the version
+// it replaces has an instance running; a rollback, a re-activation or a first deployment
+// takes all the traffic at once. A version superseded during its own canary leaves it.
+func (t *tables) activate(index uint64, now *timestamppb.Timestamp, c *statev1.Component, d *statev1.Deployment) {
+	prev := t.deployments[c.ActiveDeploymentId]
+	c.ActiveDeploymentId = d.Id
+	c.UpdateTime, c.ModifyIndex = now, index
+	if prev == nil || prev.Id == d.Id {
+		return
+	}
+	if prev.Canary {
+		prev.Canary = false
+		prev.UpdateTime, prev.ModifyIndex = now, index
+	}
+	canary := false
+	if pct, _ := spec.Canary(c.Spec); pct > 0 && d.CreateIndex > prev.CreateIndex {
+		for _, p := range t.placements {
+			if p.DeploymentId == prev.Id && p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN &&
+				p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
+				canary = true
+				break
+			}
+		}
+	}
+	if d.Canary != canary {
+		d.Canary = canary
+		d.UpdateTime, d.ModifyIndex = now, index
+	}
+}
+
+func (t *tables) endCanary(index uint64, now *timestamppb.Timestamp, op *statev1.EndCanary) error {
+	d, ok := t.deployments[op.GetDeploymentId()]
+	if !ok {
+		return notFound("deployment", op.GetDeploymentId())
+	}
+	if !d.Canary {
+		return invalid("deployment %q is not in a canary", d.Id)
+	}
+	d.Canary = false
+	d.UpdateTime, d.ModifyIndex = now, index
 	return nil
 }
 
@@ -492,8 +559,7 @@ func (t *tables) activateDeployment(index uint64, now *timestamppb.Timestamp, op
 	if d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
 		return invalid("deployment %q is %s, not ready", d.Id, d.Status)
 	}
-	c.ActiveDeploymentId = d.Id
-	c.UpdateTime, c.ModifyIndex = now, index
+	t.activate(index, now, c, d)
 	return nil
 }
 
@@ -563,6 +629,9 @@ func (t *tables) setPlacementObserved(index uint64, op *statev1.SetPlacementObse
 		return invalid("placement %q was declared lost; it can only be reported stopped", p.Id)
 	}
 	p.Observed, p.Reason, p.ModifyIndex = op.Observed, op.Reason, index
+	if d := t.deployments[p.DeploymentId]; d != nil && !d.Served && op.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
+		d.Served, d.ModifyIndex = true, index
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package leader
 
 import (
 	"context"
+	"fmt"
 	"github.com/velocity9/v9/internal/tick"
 	"log/slog"
 	"time"
@@ -18,23 +19,53 @@ type RolloutStore interface {
 	SystemLog(component, line string)
 }
 
+// VersionCounter gives what the proxies counted per deployment, summed over the nodes
+// (Liveness, from the heartbeats).
+type VersionCounter interface {
+	VersionCounts() map[string]sched.Counts
+}
+
 // Rollouts fails a rollout whose new instances are not all running Deadline after it began
-// while an older deployment still serves (sched.Rollouts decides): the older one is
-// activated again (it never stopped serving) and the new one is marked failed with the
-// reason. Its soft state is the clock of each rollout under way; a new term starts it again.
+// while an older deployment still serves, or at once when every new instance failed or no
+// node can run it (sched.Rollouts decides): the older one is activated again (it never
+// stopped serving) and the new one is marked failed with the reason; a first deployment
+// that never served is failed and deactivated. It also judges canaries (sched.Canaries,
+// sched.JudgeCanary): once a canary's instances are all ready its window starts, and at its
+// end (or at once when it errs badly) it is promoted (EndCanary) or failed like a rollout,
+// with the proxies' figures as the reason. Its soft state is the clock of each rollout
+// and canary under way, with the canary's counts at its start; a new term starts them
+// again (a canary's window restarts under a new leader).
 type Rollouts struct {
 	store    RolloutStore
+	counts   VersionCounter
 	every    time.Duration
 	deadline time.Duration
+	maxWin   time.Duration
 	log      *slog.Logger
 	now      func() time.Time
 
-	began map[string]time.Time // by deployment id; only Run's goroutine touches it
+	// Only Run's goroutine touches these.
+	began    map[string]time.Time  // by deployment id
+	canaries map[string]*canaryRun // by deployment id
 }
 
-// NewRollouts returns the rollout controller, which checks every interval.
-func NewRollouts(store RolloutStore, every, deadline time.Duration, log *slog.Logger) *Rollouts {
-	return &Rollouts{store: store, every: every, deadline: deadline, log: log, now: time.Now}
+// canaryRun is a canary whose window has begun.
+type canaryRun struct {
+	start         time.Time
+	baseNew, base sched.Counts // the new and the older versions' counts at the start
+}
+
+// RolloutConfig tunes Rollouts.
+type RolloutConfig struct {
+	Every    time.Duration // how often it checks
+	Deadline time.Duration // how long a rollout may take to get its instances running
+	// CanaryWindowMax, when set, caps every canary's window (test clusters).
+	CanaryWindowMax time.Duration
+}
+
+// NewRollouts returns the rollout controller. counts may be nil (no figures: canaries pass).
+func NewRollouts(store RolloutStore, counts VersionCounter, cfg RolloutConfig, log *slog.Logger) *Rollouts {
+	return &Rollouts{store: store, counts: counts, every: cfg.Every, deadline: cfg.Deadline, maxWin: cfg.CanaryWindowMax, log: log, now: time.Now}
 }
 
 // Name implements Controller.
@@ -42,17 +73,77 @@ func (r *Rollouts) Name() string { return "rollouts" }
 
 // Run checks the rollouts every interval for the term.
 func (r *Rollouts) Run(ctx context.Context) {
-	r.began = nil
-	defer func() { r.began = nil }()
+	r.began, r.canaries = nil, nil
+	defer func() { r.began, r.canaries = nil, nil }()
 	tick.Every(ctx, r.every, func() { r.Check(ctx, r.now()) })
 }
 
-// Check fails the rollouts that missed their deadline.
+// Check fails the rollouts that missed their deadline or cannot succeed, and judges the
+// canaries.
 func (r *Rollouts) Check(ctx context.Context, now time.Time) {
-	failed, began := sched.Rollouts(r.store.State(), r.began, now, r.deadline)
+	s := r.store.State()
+	failed, began := sched.Rollouts(s, r.began, now, r.deadline)
 	r.began = began
 	for _, f := range failed {
 		r.fail(ctx, f)
+	}
+	r.judgeCanaries(ctx, s, now)
+}
+
+func (r *Rollouts) judgeCanaries(ctx context.Context, s *statev1.State, now time.Time) {
+	if r.canaries == nil {
+		r.canaries = map[string]*canaryRun{}
+	}
+	var counts map[string]sched.Counts
+	if r.counts != nil {
+		counts = r.counts.VersionCounts()
+	}
+	seen := map[string]bool{}
+	for _, k := range sched.Canaries(s) {
+		seen[k.Deployment] = true
+		if r.maxWin > 0 {
+			k.Window = min(k.Window, r.maxWin)
+		}
+		if !k.Ready {
+			continue // the rollout deadline watches it meanwhile
+		}
+		fresh, old := counts[k.Deployment], sched.Counts{}
+		for _, o := range k.Older {
+			old = old.Add(counts[o])
+		}
+		run := r.canaries[k.Deployment]
+		if run == nil {
+			r.canaries[k.Deployment] = &canaryRun{start: now, baseNew: fresh, base: old}
+			line := fmt.Sprintf("canary: deployment %s takes %d%% of the requests for %s", k.Deployment, k.Percent, k.Window)
+			r.log.Info("canary started", "component", k.Component, "deployment", k.Deployment, "percent", k.Percent, "window", k.Window)
+			r.store.SystemLog(k.Component, line)
+			continue
+		}
+		verdict, figures := sched.JudgeCanary(k, fresh.Since(run.baseNew), old.Since(run.base), now.Sub(run.start))
+		switch {
+		case verdict == sched.Wait:
+			continue
+		case verdict == sched.Fail && k.Previous != "":
+			r.fail(ctx, sched.RolloutFailure{ComponentID: k.ComponentID, Component: k.Component, Deployment: k.Deployment,
+				Previous: k.Previous, Reason: figures,
+				Message: fmt.Sprintf("canary failed: %s; deployment %s keeps serving", figures, k.Previous)})
+		default: // promoted (or failed with nothing older left to serve)
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := r.store.Apply(cctx, &statev1.Command{Op: &statev1.Command_EndCanary{EndCanary: &statev1.EndCanary{DeploymentId: k.Deployment}}})
+			cancel()
+			if err != nil {
+				r.log.Warn("end canary", "component", k.Component, "deployment", k.Deployment, "err", err)
+				continue // the next pass tries again
+			}
+			r.log.Info("canary passed", "component", k.Component, "deployment", k.Deployment, "figures", figures)
+			r.store.SystemLog(k.Component, "canary passed: "+figures)
+		}
+		delete(r.canaries, k.Deployment)
+	}
+	for id := range r.canaries {
+		if !seen[id] {
+			delete(r.canaries, id)
+		}
 	}
 }
 
@@ -61,25 +152,18 @@ const failBudget = 15 * time.Second
 
 func (r *Rollouts) fail(ctx context.Context, f sched.RolloutFailure) {
 	r.log.Warn("rollout failed; keeping the previous deployment", "component", f.Component, "deployment", f.Deployment, "previous", f.Previous, "reason", f.Reason)
-	// The decision is two writes (re-activate the previous deployment, then fail the new
-	// one), and only the first is visible to the next leader's sched.Rollouts, which looks
-	// at active deployments: once begun it is finished even if the term ends meanwhile
-	// (Apply forwards to whoever leads), or the new deployment would stay "ready" with no
-	// reason; failBudget bounds how long it holds up the end of the term.
+	// One entry fails the new deployment and activates the previous one again (or, for a
+	// first deployment, leaves none active): nobody sees one without the other. Once begun it
+	// is finished even if the term ends meanwhile (Apply forwards to whoever leads);
+	// failBudget bounds how long it holds up the end of the term.
 	ctx, stop := context.WithTimeout(context.WithoutCancel(ctx), failBudget)
 	defer stop()
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	_, err := r.store.Apply(cctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: f.ComponentID, DeploymentId: f.Previous}}})
-	cancel()
-	if err != nil {
-		r.log.Warn("fail rollout: re-activate the previous deployment", "component", f.Component, "err", err)
-		return // the next pass tries again
-	}
-	// The old version serves again; the new one must not be left "ready" without a reason.
+	var err error
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err = r.store.Apply(cctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
 			Id: f.Deployment, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, Error: f.Message,
+			Fallback: f.Previous, Deactivate: f.Deactivate,
 		}}})
 		cancel()
 		if err == nil || attempt == 4 || !sleepCtx(ctx, 200*time.Millisecond) {
@@ -87,8 +171,8 @@ func (r *Rollouts) fail(ctx context.Context, f sched.RolloutFailure) {
 		}
 	}
 	if err != nil {
-		r.log.Warn("fail rollout: mark the new deployment failed", "component", f.Component, "deployment", f.Deployment, "err", err)
-		return
+		r.log.Warn("fail rollout", "component", f.Component, "deployment", f.Deployment, "err", err)
+		return // the next pass decides again
 	}
 	r.store.SystemLog(f.Component, f.Message)
 }

@@ -54,9 +54,23 @@ func goRepo(body string) map[string]string {
 	}
 }
 
-// neverServes checks, a number of times on every node, that body is not served.
+// neverServes checks, a number of times on every node, that body is not served, once every
+// node knows the active deployment's canary is over (during a canary the old version keeps
+// a share of the requests).
 func neverServes(t *testing.T, nodes []*Node, old string) {
 	t.Helper()
+	Eventually(t, 30*time.Second, func() error {
+		for _, n := range nodes {
+			c, err := n.Store().Component("hello")
+			if err != nil {
+				return err
+			}
+			if d, err := n.Store().Deployment(c.ActiveDeploymentId); err != nil || d.Canary {
+				return fmt.Errorf("%s: deployment %s still in its canary (%v)", n.ID(), c.ActiveDeploymentId, err)
+			}
+		}
+		return nil
+	})
 	for i := 0; i < 10; i++ {
 		for _, n := range nodes {
 			if _, body, _, _ := proxyGet(n, "", "/hello/x"); strings.Contains(body, old) {

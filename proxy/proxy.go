@@ -49,6 +49,16 @@ type Target struct {
 	// an instance per request is cheap). It is the fallback when no instance runs (a
 	// component scaled to zero) or none answers (its nodes just died).
 	OnDemand http.Handler
+	// Canary, when set, is a new version in its canary phase: it gets Percent of the
+	// requests entering here, and Local and Remote (the older versions) the rest.
+	Canary *Canary
+}
+
+// Canary is the new version's share of a component's traffic and where it runs.
+type Canary struct {
+	Percent uint32
+	Local   []http.Handler
+	Remote  []string
 }
 
 // Router resolves a component name to its targets. It is called on every request and must
@@ -159,6 +169,19 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 	}
 	r.Header.Set(ScriptNameHeader, script)
 	hop := r.Header.Get(HopHeader)
+	if c := t.Canary; c != nil {
+		// The proxy a request enters chooses the version; the one it forwards to serves
+		// that version (VersionHeader).
+		canary := r.Header.Get(VersionHeader) == "canary"
+		if hop == "" {
+			stable := len(t.Local) + len(t.Remote)
+			canary = len(c.Local)+len(c.Remote) > 0 && (stable == 0 || uint32(p.next(name+"\x00canary")%100) < c.Percent)
+			r.Header.Set(VersionHeader, map[bool]string{true: "canary", false: "stable"}[canary])
+		}
+		if canary {
+			t.Local, t.Remote = c.Local, c.Remote
+		}
+	}
 	if p.cfg.Load != nil && hop == "" {
 		defer p.cfg.Load.begin(name)()
 	}

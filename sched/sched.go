@@ -44,7 +44,8 @@ type Hints struct {
 //     preferring nodes that hold its artifact;
 //   - placements of older deployments, and those on draining nodes, stop only as
 //     replacements run: a rollout or a drain never drops a component below the instances
-//     it had (new first, old stopped after);
+//     it had (new first, old stopped after); while the active deployment is in its canary,
+//     the older ones keep all their instances;
 //   - an exclusive component is never placed while another of its placements may still run:
 //     the old one is stopped first and a new one placed once it is observed stopped or lost;
 //   - a paused component, or one without an active deployment, has every placement stopped;
@@ -193,6 +194,11 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 		}
 	}
 	keepOld := max(0, want-newRunning)
+	if active.Canary {
+		// In its canary the new version takes only a share of the requests: the old one
+		// keeps every instance until the canary ends (promoted or failed).
+		keepOld = len(old)
+	}
 	sort.SliceStable(old, func(i, j int) bool {
 		// Keep the running old ones longest.
 		if (old[i].Observed == running) != (old[j].Observed == running) {

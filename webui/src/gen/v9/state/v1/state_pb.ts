@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file v9/state/v1/state.proto.
  */
 export const file_v9_state_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("Chd2OS9zdGF0ZS92MS9zdGF0ZS5wcm90bxILdjkuc3RhdGUudjEiLQoGU291cmNlEhMKC2dpdGh1Yl9yZXBvGAEgASgJEg4KBmJyYW5jaBgCIAEoCSIpCghXYXNtU3BlYxIOCgZtb2R1bGUYASABKAkSDQoFYnVpbGQYAiABKAkiQAoNQ29udGFpbmVyU3BlYxINCgVpbWFnZRgBIAEoCRIPCgdjb21tYW5kGAIgAygJEg8KB2FyY2hpdmUYAyABKAkiuQIKDUNvbXBvbmVudFNwZWMSMAoDZW52GAEgAygLMiMudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYy5FbnZFbnRyeRIRCglzY2FsZV9taW4YAiABKA0SEQoJc2NhbGVfbWF4GAMgASgNEhEKCWV4Y2x1c2l2ZRgEIAEoCBITCgtjb25jdXJyZW5jeRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKdGltZW91dF9tcxgHIAEoDRIjCgR3YXNtGAggASgLMhUudjkuc3RhdGUudjEuV2FzbVNwZWMSLQoJY29udGFpbmVyGAkgASgLMhoudjkuc3RhdGUudjEuQ29udGFpbmVyU3BlYxoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqsDCglDb21wb25lbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgVvd25lchgDIAEoCRIjCgZzb3VyY2UYBCABKAsyEy52OS5zdGF0ZS52MS5Tb3VyY2USJQoHcnVudGltZRgFIAEoDjIULnY5LnN0YXRlLnYxLlJ1bnRpbWUSKAoEc3BlYxgGIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSKgoHZGVzaXJlZBgHIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZRIcChRhY3RpdmVfZGVwbG95bWVudF9pZBgIIAEoCRIQCghyZXBsaWNhcxgJIAEoDRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgMIAEoBBIUCgxtb2RpZnlfaW5kZXgYDSABKAQSFQoNc2VjcmV0c19pbmRleBgOIAEoBCLpAwoKRGVwbG95bWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSEgoKY29tbWl0X3NoYRgDIAEoCRIWCg5jb21taXRfbWVzc2FnZRgEIAEoCRIOCgZhdXRob3IYBSABKAkSFwoPYXJ0aWZhY3RfZGlnZXN0GAYgASgJEi0KBnN0YXR1cxgHIAEoDjIdLnY5LnN0YXRlLnYxLkRlcGxveW1lbnRTdGF0dXMSDQoFZXJyb3IYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxjcmVhdGVfaW5kZXgYCyABKAQSFAoMbW9kaWZ5X2luZGV4GAwgASgEEhcKD2FydGlmYWN0X29yaWdpbhgNIAEoCRIOCgZwdXNoZXIYDiABKAkSEwoLZGVsaXZlcnlfaWQYDyABKAkSDgoGYnJhbmNoGBAgASgJEigKBHNwZWMYESABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEhEKCWJ1aWxkX2xvZxgSIAEoCRINCgVhY3RvchgTIAEoCSI1CglSZXNvdXJjZXMSFAoMbWVtb3J5X2J5dGVzGAEgASgEEhIKCmNwdV9taWxsaXMYAiABKA0itAIKBE5vZGUSCgoCaWQYASABKAkSEAoIYXBpX2FkZHIYAiABKAkSEgoKcHJveHlfYWRkchgDIAEoCRIRCglyYWZ0X2FkZHIYBCABKAkSKAoIY2FwYWNpdHkYBSABKAsyFi52OS5zdGF0ZS52MS5SZXNvdXJjZXMSJgoIcnVudGltZXMYBiADKA4yFC52OS5zdGF0ZS52MS5SdW50aW1lEicKBnN0YXR1cxgHIAEoDjIXLnY5LnN0YXRlLnYxLk5vZGVTdGF0dXMSMQoNcmVnaXN0ZXJfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY3JlYXRlX2luZGV4GAkgASgEEhQKDG1vZGlmeV9pbmRleBgKIAEoBBINCgVkcmFpbhgLIAEoCCKCAgoJUGxhY2VtZW50EgoKAmlkGAEgASgJEhQKDGNvbXBvbmVudF9pZBgCIAEoCRIVCg1kZXBsb3ltZW50X2lkGAMgASgJEg8KB25vZGVfaWQYBCABKAkSLgoHZGVzaXJlZBgFIAEoDjIdLnY5LnN0YXRlLnYxLlBsYWNlbWVudERlc2lyZWQSMAoIb2JzZXJ2ZWQYBiABKA4yHi52OS5zdGF0ZS52MS5QbGFjZW1lbnRPYnNlcnZlZBIOCgZyZWFzb24YByABKAkSDQoFZXBvY2gYCCABKAQSFAoMY3JlYXRlX2luZGV4GAkgASgEEhQKDG1vZGlmeV9pbmRleBgKIAEoBCJRCgRVc2VyEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItICCghBcGlUb2tlbhIKCgJpZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc2hhMjU2GAQgASgMEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRyb2xlGAYgASgJEi8KC2V4cGlyZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdjcmVhdG9yGAggASgJEjIKDmxhc3RfdXNlZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMZ2l0aHViX2xvZ2luGAsgASgJEg8KB3Nlc3Npb24YDCABKAgicAoKQXVkaXRFbnRyeRINCgVpbmRleBgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVhY3RvchgDIAEoCRIKCgJvcBgEIAEoCRIOCgZ0YXJnZXQYBSABKAkipAEKCkdpdGh1YkxpbmsSFAoMY29tcG9uZW50X2lkGAEgASgJEgwKBHJlcG8YAiABKAkSDgoGYnJhbmNoGAMgASgJEg8KB2hvb2tfaWQYBCABKAMSDgoGc2VjcmV0GAUgASgMEhQKDHBvbGxfc2Vjb25kcxgGIAEoDRIVCg1zZWNyZXRfa2V5X2lkGAcgASgJEhQKDHNlY3JldF9ub25jZRgIIAEoDCKiAwoFU3RhdGUSDQoFaW5kZXgYASABKAQSKgoKY29tcG9uZW50cxgCIAMoCzIWLnY5LnN0YXRlLnYxLkNvbXBvbmVudBIsCgtkZXBsb3ltZW50cxgDIAMoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQSIAoFbm9kZXMYBCADKAsyES52OS5zdGF0ZS52MS5Ob2RlEioKCnBsYWNlbWVudHMYBSADKAsyFi52OS5zdGF0ZS52MS5QbGFjZW1lbnQSIAoFdXNlcnMYBiADKAsyES52OS5zdGF0ZS52MS5Vc2VyEikKCmFwaV90b2tlbnMYByADKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbhItCgxnaXRodWJfbGlua3MYCCADKAsyFy52OS5zdGF0ZS52MS5HaXRodWJMaW5rEhgKEGFjbF9ib290c3RyYXBwZWQYCSABKAgSJgoFYXVkaXQYCiADKAsyFy52OS5zdGF0ZS52MS5BdWRpdEVudHJ5EiQKB3NlY3JldHMYCyADKAsyEy52OS5zdGF0ZS52MS5TZWNyZXQipgEKBlNlY3JldBIUCgxjb21wb25lbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZrZXlfaWQYAyABKAkSDQoFbm9uY2UYBCABKAwSEgoKY2lwaGVydGV4dBgFIAEoDBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbW9kaWZ5X2luZGV4GAcgASgEIjwKD0NyZWF0ZUNvbXBvbmVudBIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQiXwoJUHV0U2VjcmV0EhEKCWNvbXBvbmVudBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBmtleV9pZBgDIAEoCRINCgVub25jZRgEIAEoDBISCgpjaXBoZXJ0ZXh0GAUgASgMIi8KDERlbGV0ZVNlY3JldBIRCgljb21wb25lbnQYASABKAkSDAoEbmFtZRgCIAEoCSKWAQoVQ3JlYXRlTGlua2VkQ29tcG9uZW50EikKCWNvbXBvbmVudBgBIAEoCzIWLnY5LnN0YXRlLnYxLkNvbXBvbmVudBIlCgRsaW5rGAIgASgLMhcudjkuc3RhdGUudjEuR2l0aHViTGluaxIrCgpkZXBsb3ltZW50GAMgASgLMhcudjkuc3RhdGUudjEuRGVwbG95bWVudCJNChNVcGRhdGVDb21wb25lbnRTcGVjEgwKBG5hbWUYASABKAkSKAoEc3BlYxgCIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMiTwoTU2V0Q29tcG9uZW50RGVzaXJlZBIMCgRuYW1lGAEgASgJEioKB2Rlc2lyZWQYAiABKA4yGS52OS5zdGF0ZS52MS5EZXNpcmVkU3RhdGUiMAoOU2NhbGVDb21wb25lbnQSDAoEbmFtZRgBIAEoCRIQCghyZXBsaWNhcxgCIAEoDSIfCg9EZWxldGVDb21wb25lbnQSDAoEbmFtZRgBIAEoCSIvCgxSZWdpc3Rlck5vZGUSHwoEbm9kZRgBIAEoCzIRLnY5LnN0YXRlLnYxLk5vZGUiRAoNU2V0Tm9kZVN0YXR1cxIKCgJpZBgBIAEoCRInCgZzdGF0dXMYAiABKA4yFy52OS5zdGF0ZS52MS5Ob2RlU3RhdHVzIhgKClJlbW92ZU5vZGUSCgoCaWQYASABKAkiPwoQQ3JlYXRlRGVwbG95bWVudBIrCgpkZXBsb3ltZW50GAEgASgLMhcudjkuc3RhdGUudjEuRGVwbG95bWVudCLgAQoTU2V0RGVwbG95bWVudFN0YXR1cxIKCgJpZBgBIAEoCRItCgZzdGF0dXMYAiABKA4yHS52OS5zdGF0ZS52MS5EZXBsb3ltZW50U3RhdHVzEg0KBWVycm9yGAMgASgJEhcKD2FydGlmYWN0X2RpZ2VzdBgEIAEoCRIRCglidWlsZF9sb2cYBSABKAkSKAoEc3BlYxgGIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSFwoPYXJ0aWZhY3Rfb3JpZ2luGAcgASgJEhAKCGFjdGl2YXRlGAggASgIIkEKEkFjdGl2YXRlRGVwbG95bWVudBIUCgxjb21wb25lbnRfaWQYASABKAkSFQoNZGVwbG95bWVudF9pZBgCIAEoCSI7Cg1QdXRQbGFjZW1lbnRzEioKCnBsYWNlbWVudHMYASADKAsyFi52OS5zdGF0ZS52MS5QbGFjZW1lbnQiZAoUU2V0UGxhY2VtZW50T2JzZXJ2ZWQSCgoCaWQYASABKAkSMAoIb2JzZXJ2ZWQYAiABKA4yHi52OS5zdGF0ZS52MS5QbGFjZW1lbnRPYnNlcnZlZBIOCgZyZWFzb24YAyABKAkiHwoQRGVsZXRlUGxhY2VtZW50cxILCgNpZHMYASADKAkiLQoKQ3JlYXRlVXNlchIfCgR1c2VyGAEgASgLMhEudjkuc3RhdGUudjEuVXNlciI2Cg5DcmVhdGVBcGlUb2tlbhIkCgV0b2tlbhgBIAEoCzIVLnY5LnN0YXRlLnYxLkFwaVRva2VuIhwKDkRlbGV0ZUFwaVRva2VuEgoKAmlkGAEgASgJIjQKDEFjbEJvb3RzdHJhcBIkCgV0b2tlbhgBIAEoCzIVLnY5LnN0YXRlLnYxLkFwaVRva2VuIhwKDlJldm9rZUFwaVRva2VuEgoKAmlkGAEgASgJIpsBCg5Ub3VjaEFwaVRva2VucxI8CglsYXN0X3VzZWQYASADKAsyKS52OS5zdGF0ZS52MS5Ub3VjaEFwaVRva2Vucy5MYXN0VXNlZEVudHJ5GksKDUxhc3RVc2VkRW50cnkSCwoDa2V5GAEgASgJEikKBXZhbHVlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDoCOAEiNgoNUHV0R2l0aHViTGluaxIlCgRsaW5rGAEgASgLMhcudjkuc3RhdGUudjEuR2l0aHViTGluayIoChBEZWxldGVHaXRodWJMaW5rEhQKDGNvbXBvbmVudF9pZBgBIAEoCSKLDAoHQ29tbWFuZBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFpZ25vcmVfaWZfdW5rbm93bhgCIAEoCBINCgVhY3RvchgDIAEoCRI4ChBjcmVhdGVfY29tcG9uZW50GAogASgLMhwudjkuc3RhdGUudjEuQ3JlYXRlQ29tcG9uZW50SAASQQoVdXBkYXRlX2NvbXBvbmVudF9zcGVjGAsgASgLMiAudjkuc3RhdGUudjEuVXBkYXRlQ29tcG9uZW50U3BlY0gAEkEKFXNldF9jb21wb25lbnRfZGVzaXJlZBgMIAEoCzIgLnY5LnN0YXRlLnYxLlNldENvbXBvbmVudERlc2lyZWRIABI2Cg9zY2FsZV9jb21wb25lbnQYDSABKAsyGy52OS5zdGF0ZS52MS5TY2FsZUNvbXBvbmVudEgAEjgKEGRlbGV0ZV9jb21wb25lbnQYDiABKAsyHC52OS5zdGF0ZS52MS5EZWxldGVDb21wb25lbnRIABJFChdjcmVhdGVfbGlua2VkX2NvbXBvbmVudBgPIAEoCzIiLnY5LnN0YXRlLnYxLkNyZWF0ZUxpbmtlZENvbXBvbmVudEgAEjIKDXJlZ2lzdGVyX25vZGUYFCABKAsyGS52OS5zdGF0ZS52MS5SZWdpc3Rlck5vZGVIABI1Cg9zZXRfbm9kZV9zdGF0dXMYFSABKAsyGi52OS5zdGF0ZS52MS5TZXROb2RlU3RhdHVzSAASLgoLcmVtb3ZlX25vZGUYFiABKAsyFy52OS5zdGF0ZS52MS5SZW1vdmVOb2RlSAASOgoRY3JlYXRlX2RlcGxveW1lbnQYHiABKAsyHS52OS5zdGF0ZS52MS5DcmVhdGVEZXBsb3ltZW50SAASQQoVc2V0X2RlcGxveW1lbnRfc3RhdHVzGB8gASgLMiAudjkuc3RhdGUudjEuU2V0RGVwbG95bWVudFN0YXR1c0gAEj4KE2FjdGl2YXRlX2RlcGxveW1lbnQYICABKAsyHy52OS5zdGF0ZS52MS5BY3RpdmF0ZURlcGxveW1lbnRIABI0Cg5wdXRfcGxhY2VtZW50cxgoIAEoCzIaLnY5LnN0YXRlLnYxLlB1dFBsYWNlbWVudHNIABJDChZzZXRfcGxhY2VtZW50X29ic2VydmVkGCkgASgLMiEudjkuc3RhdGUudjEuU2V0UGxhY2VtZW50T2JzZXJ2ZWRIABI6ChFkZWxldGVfcGxhY2VtZW50cxgqIAEoCzIdLnY5LnN0YXRlLnYxLkRlbGV0ZVBsYWNlbWVudHNIABIuCgtjcmVhdGVfdXNlchgyIAEoCzIXLnY5LnN0YXRlLnYxLkNyZWF0ZVVzZXJIABI3ChBjcmVhdGVfYXBpX3Rva2VuGDMgASgLMhsudjkuc3RhdGUudjEuQ3JlYXRlQXBpVG9rZW5IABI3ChBkZWxldGVfYXBpX3Rva2VuGDQgASgLMhsudjkuc3RhdGUudjEuRGVsZXRlQXBpVG9rZW5IABI1Cg9wdXRfZ2l0aHViX2xpbmsYNSABKAsyGi52OS5zdGF0ZS52MS5QdXRHaXRodWJMaW5rSAASOwoSZGVsZXRlX2dpdGh1Yl9saW5rGDYgASgLMh0udjkuc3RhdGUudjEuRGVsZXRlR2l0aHViTGlua0gAEjIKDWFjbF9ib290c3RyYXAYNyABKAsyGS52OS5zdGF0ZS52MS5BY2xCb290c3RyYXBIABI3ChByZXZva2VfYXBpX3Rva2VuGDggASgLMhsudjkuc3RhdGUudjEuUmV2b2tlQXBpVG9rZW5IABI3ChB0b3VjaF9hcGlfdG9rZW5zGDkgASgLMhsudjkuc3RhdGUudjEuVG91Y2hBcGlUb2tlbnNIABIsCgpwdXRfc2VjcmV0GDogASgLMhYudjkuc3RhdGUudjEuUHV0U2VjcmV0SAASMgoNZGVsZXRlX3NlY3JldBg7IAEoCzIZLnY5LnN0YXRlLnYxLkRlbGV0ZVNlY3JldEgAQgQKAm9wKksKB1J1bnRpbWUSFwoTUlVOVElNRV9VTlNQRUNJRklFRBAAEhAKDFJVTlRJTUVfV0FTTRABEhUKEVJVTlRJTUVfQ09OVEFJTkVSEAIqYgoMRGVzaXJlZFN0YXRlEh0KGURFU0lSRURfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVERVNJUkVEX1NUQVRFX1JVTk5JTkcQARIYChRERVNJUkVEX1NUQVRFX1BBVVNFRBACKq8BChBEZXBsb3ltZW50U3RhdHVzEiEKHURFUExPWU1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHQoZREVQTE9ZTUVOVF9TVEFUVVNfUEVORElORxABEh4KGkRFUExPWU1FTlRfU1RBVFVTX0JVSUxESU5HEAISGwoXREVQTE9ZTUVOVF9TVEFUVVNfUkVBRFkQAxIcChhERVBMT1lNRU5UX1NUQVRVU19GQUlMRUQQBCpwCgpOb2RlU3RhdHVzEhsKF05PREVfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRTk9ERV9TVEFUVVNfUkVBRFkQARIUChBOT0RFX1NUQVRVU19ET1dOEAISGAoUTk9ERV9TVEFUVVNfRFJBSU5JTkcQAypsChBQbGFjZW1lbnREZXNpcmVkEiEKHVBMQUNFTUVOVF9ERVNJUkVEX1VOU1BFQ0lGSUVEEAASGQoVUExBQ0VNRU5UX0RFU0lSRURfUlVOEAESGgoWUExBQ0VNRU5UX0RFU0lSRURfU1RPUBACKtQBChFQbGFjZW1lbnRPYnNlcnZlZBIiCh5QTEFDRU1FTlRfT0JTRVJWRURfVU5TUEVDSUZJRUQQABIfChtQTEFDRU1FTlRfT0JTRVJWRURfU1RBUlRJTkcQARIeChpQTEFDRU1FTlRfT0JTRVJWRURfUlVOTklORxACEh0KGVBMQUNFTUVOVF9PQlNFUlZFRF9GQUlMRUQQAxIeChpQTEFDRU1FTlRfT0JTRVJWRURfU1RPUFBFRBAEEhsKF1BMQUNFTUVOVF9PQlNFUlZFRF9MT1NUEAVCNVozZ2l0aHViLmNvbS92ZWxvY2l0eTkvdjkvcnBjL2dlbi92OS9zdGF0ZS92MTtzdGF0ZXYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Chd2OS9zdGF0ZS92MS9zdGF0ZS5wcm90bxILdjkuc3RhdGUudjEiLQoGU291cmNlEhMKC2dpdGh1Yl9yZXBvGAEgASgJEg4KBmJyYW5jaBgCIAEoCSIpCghXYXNtU3BlYxIOCgZtb2R1bGUYASABKAkSDQoFYnVpbGQYAiABKAkiQAoNQ29udGFpbmVyU3BlYxINCgVpbWFnZRgBIAEoCRIPCgdjb21tYW5kGAIgAygJEg8KB2FyY2hpdmUYAyABKAki+QIKDUNvbXBvbmVudFNwZWMSMAoDZW52GAEgAygLMiMudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYy5FbnZFbnRyeRIRCglzY2FsZV9taW4YAiABKA0SEQoJc2NhbGVfbWF4GAMgASgNEhEKCWV4Y2x1c2l2ZRgEIAEoCBITCgtjb25jdXJyZW5jeRgFIAEoDRIUCgxtZW1vcnlfYnl0ZXMYBiABKAQSEgoKdGltZW91dF9tcxgHIAEoDRIjCgR3YXNtGAggASgLMhUudjkuc3RhdGUudjEuV2FzbVNwZWMSLQoJY29udGFpbmVyGAkgASgLMhoudjkuc3RhdGUudjEuQ29udGFpbmVyU3BlYxITCgtoZWFsdGhfcGF0aBgKIAEoCRIpCgdyb2xsb3V0GAsgASgLMhgudjkuc3RhdGUudjEuUm9sbG91dFNwZWMaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI4CgtSb2xsb3V0U3BlYxIWCg5jYW5hcnlfcGVyY2VudBgBIAEoDRIRCgl3aW5kb3dfbXMYAiABKA0iqwMKCUNvbXBvbmVudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBW93bmVyGAMgASgJEiMKBnNvdXJjZRgEIAEoCzITLnY5LnN0YXRlLnYxLlNvdXJjZRIlCgdydW50aW1lGAUgASgOMhQudjkuc3RhdGUudjEuUnVudGltZRIoCgRzcGVjGAYgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIqCgdkZXNpcmVkGAcgASgOMhkudjkuc3RhdGUudjEuRGVzaXJlZFN0YXRlEhwKFGFjdGl2ZV9kZXBsb3ltZW50X2lkGAggASgJEhAKCHJlcGxpY2FzGAkgASgNEi8KC2NyZWF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY3JlYXRlX2luZGV4GAwgASgEEhQKDG1vZGlmeV9pbmRleBgNIAEoBBIVCg1zZWNyZXRzX2luZGV4GA4gASgEIokECgpEZXBsb3ltZW50EgoKAmlkGAEgASgJEhQKDGNvbXBvbmVudF9pZBgCIAEoCRISCgpjb21taXRfc2hhGAMgASgJEhYKDmNvbW1pdF9tZXNzYWdlGAQgASgJEg4KBmF1dGhvchgFIAEoCRIXCg9hcnRpZmFjdF9kaWdlc3QYBiABKAkSLQoGc3RhdHVzGAcgASgOMh0udjkuc3RhdGUudjEuRGVwbG95bWVudFN0YXR1cxINCgVlcnJvchgIIAEoCRIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgLIAEoBBIUCgxtb2RpZnlfaW5kZXgYDCABKAQSFwoPYXJ0aWZhY3Rfb3JpZ2luGA0gASgJEg4KBnB1c2hlchgOIAEoCRITCgtkZWxpdmVyeV9pZBgPIAEoCRIOCgZicmFuY2gYECABKAkSKAoEc3BlYxgRIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSEQoJYnVpbGRfbG9nGBIgASgJEg0KBWFjdG9yGBMgASgJEg4KBmNhbmFyeRgUIAEoCBIOCgZzZXJ2ZWQYFSABKAgiNQoJUmVzb3VyY2VzEhQKDG1lbW9yeV9ieXRlcxgBIAEoBBISCgpjcHVfbWlsbGlzGAIgASgNIrQCCgROb2RlEgoKAmlkGAEgASgJEhAKCGFwaV9hZGRyGAIgASgJEhIKCnByb3h5X2FkZHIYAyABKAkSEQoJcmFmdF9hZGRyGAQgASgJEigKCGNhcGFjaXR5GAUgASgLMhYudjkuc3RhdGUudjEuUmVzb3VyY2VzEiYKCHJ1bnRpbWVzGAYgAygOMhQudjkuc3RhdGUudjEuUnVudGltZRInCgZzdGF0dXMYByABKA4yFy52OS5zdGF0ZS52MS5Ob2RlU3RhdHVzEjEKDXJlZ2lzdGVyX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQSDQoFZHJhaW4YCyABKAgiggIKCVBsYWNlbWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSFQoNZGVwbG95bWVudF9pZBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEi4KB2Rlc2lyZWQYBSABKA4yHS52OS5zdGF0ZS52MS5QbGFjZW1lbnREZXNpcmVkEjAKCG9ic2VydmVkGAYgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAcgASgJEg0KBWVwb2NoGAggASgEEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQiUQoEVXNlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLSAgoIQXBpVG9rZW4SCgoCaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNoYTI1NhgEIAEoDBIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEcm9sZRgGIAEoCRIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHY3JlYXRvchgIIAEoCRIyCg5sYXN0X3VzZWRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGdpdGh1Yl9sb2dpbhgLIAEoCRIPCgdzZXNzaW9uGAwgASgIInAKCkF1ZGl0RW50cnkSDQoFaW5kZXgYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSCgoCb3AYBCABKAkSDgoGdGFyZ2V0GAUgASgJIqQBCgpHaXRodWJMaW5rEhQKDGNvbXBvbmVudF9pZBgBIAEoCRIMCgRyZXBvGAIgASgJEg4KBmJyYW5jaBgDIAEoCRIPCgdob29rX2lkGAQgASgDEg4KBnNlY3JldBgFIAEoDBIUCgxwb2xsX3NlY29uZHMYBiABKA0SFQoNc2VjcmV0X2tleV9pZBgHIAEoCRIUCgxzZWNyZXRfbm9uY2UYCCABKAwiogMKBVN0YXRlEg0KBWluZGV4GAEgASgEEioKCmNvbXBvbmVudHMYAiADKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSLAoLZGVwbG95bWVudHMYAyADKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50EiAKBW5vZGVzGAQgAygLMhEudjkuc3RhdGUudjEuTm9kZRIqCgpwbGFjZW1lbnRzGAUgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50EiAKBXVzZXJzGAYgAygLMhEudjkuc3RhdGUudjEuVXNlchIpCgphcGlfdG9rZW5zGAcgAygLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4SLQoMZ2l0aHViX2xpbmtzGAggAygLMhcudjkuc3RhdGUudjEuR2l0aHViTGluaxIYChBhY2xfYm9vdHN0cmFwcGVkGAkgASgIEiYKBWF1ZGl0GAogAygLMhcudjkuc3RhdGUudjEuQXVkaXRFbnRyeRIkCgdzZWNyZXRzGAsgAygLMhMudjkuc3RhdGUudjEuU2VjcmV0IqYBCgZTZWNyZXQSFAoMY29tcG9uZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGa2V5X2lkGAMgASgJEg0KBW5vbmNlGAQgASgMEhIKCmNpcGhlcnRleHQYBSABKAwSLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDG1vZGlmeV9pbmRleBgHIAEoBCI8Cg9DcmVhdGVDb21wb25lbnQSKQoJY29tcG9uZW50GAEgASgLMhYudjkuc3RhdGUudjEuQ29tcG9uZW50Il8KCVB1dFNlY3JldBIRCgljb21wb25lbnQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZrZXlfaWQYAyABKAkSDQoFbm9uY2UYBCABKAwSEgoKY2lwaGVydGV4dBgFIAEoDCIvCgxEZWxldGVTZWNyZXQSEQoJY29tcG9uZW50GAEgASgJEgwKBG5hbWUYAiABKAkilgEKFUNyZWF0ZUxpbmtlZENvbXBvbmVudBIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSJQoEbGluaxgCIAEoCzIXLnY5LnN0YXRlLnYxLkdpdGh1YkxpbmsSKwoKZGVwbG95bWVudBgDIAEoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQiTQoTVXBkYXRlQ29tcG9uZW50U3BlYxIMCgRuYW1lGAEgASgJEigKBHNwZWMYAiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjIk8KE1NldENvbXBvbmVudERlc2lyZWQSDAoEbmFtZRgBIAEoCRIqCgdkZXNpcmVkGAIgASgOMhkudjkuc3RhdGUudjEuRGVzaXJlZFN0YXRlIjAKDlNjYWxlQ29tcG9uZW50EgwKBG5hbWUYASABKAkSEAoIcmVwbGljYXMYAiABKA0iHwoPRGVsZXRlQ29tcG9uZW50EgwKBG5hbWUYASABKAkiLwoMUmVnaXN0ZXJOb2RlEh8KBG5vZGUYASABKAsyES52OS5zdGF0ZS52MS5Ob2RlIkQKDVNldE5vZGVTdGF0dXMSCgoCaWQYASABKAkSJwoGc3RhdHVzGAIgASgOMhcudjkuc3RhdGUudjEuTm9kZVN0YXR1cyIYCgpSZW1vdmVOb2RlEgoKAmlkGAEgASgJIj8KEENyZWF0ZURlcGxveW1lbnQSKwoKZGVwbG95bWVudBgBIAEoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQihgIKE1NldERlcGxveW1lbnRTdGF0dXMSCgoCaWQYASABKAkSLQoGc3RhdHVzGAIgASgOMh0udjkuc3RhdGUudjEuRGVwbG95bWVudFN0YXR1cxINCgVlcnJvchgDIAEoCRIXCg9hcnRpZmFjdF9kaWdlc3QYBCABKAkSEQoJYnVpbGRfbG9nGAUgASgJEigKBHNwZWMYBiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEhcKD2FydGlmYWN0X29yaWdpbhgHIAEoCRIQCghhY3RpdmF0ZRgIIAEoCBISCgpkZWFjdGl2YXRlGAkgASgIEhAKCGZhbGxiYWNrGAogASgJIiIKCUVuZENhbmFyeRIVCg1kZXBsb3ltZW50X2lkGAEgASgJIkEKEkFjdGl2YXRlRGVwbG95bWVudBIUCgxjb21wb25lbnRfaWQYASABKAkSFQoNZGVwbG95bWVudF9pZBgCIAEoCSI7Cg1QdXRQbGFjZW1lbnRzEioKCnBsYWNlbWVudHMYASADKAsyFi52OS5zdGF0ZS52MS5QbGFjZW1lbnQiZAoUU2V0UGxhY2VtZW50T2JzZXJ2ZWQSCgoCaWQYASABKAkSMAoIb2JzZXJ2ZWQYAiABKA4yHi52OS5zdGF0ZS52MS5QbGFjZW1lbnRPYnNlcnZlZBIOCgZyZWFzb24YAyABKAkiHwoQRGVsZXRlUGxhY2VtZW50cxILCgNpZHMYASADKAkiLQoKQ3JlYXRlVXNlchIfCgR1c2VyGAEgASgLMhEudjkuc3RhdGUudjEuVXNlciI2Cg5DcmVhdGVBcGlUb2tlbhIkCgV0b2tlbhgBIAEoCzIVLnY5LnN0YXRlLnYxLkFwaVRva2VuIhwKDkRlbGV0ZUFwaVRva2VuEgoKAmlkGAEgASgJIjQKDEFjbEJvb3RzdHJhcBIkCgV0b2tlbhgBIAEoCzIVLnY5LnN0YXRlLnYxLkFwaVRva2VuIhwKDlJldm9rZUFwaVRva2VuEgoKAmlkGAEgASgJIpsBCg5Ub3VjaEFwaVRva2VucxI8CglsYXN0X3VzZWQYASADKAsyKS52OS5zdGF0ZS52MS5Ub3VjaEFwaVRva2Vucy5MYXN0VXNlZEVudHJ5GksKDUxhc3RVc2VkRW50cnkSCwoDa2V5GAEgASgJEikKBXZhbHVlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDoCOAEiNgoNUHV0R2l0aHViTGluaxIlCgRsaW5rGAEgASgLMhcudjkuc3RhdGUudjEuR2l0aHViTGluayIoChBEZWxldGVHaXRodWJMaW5rEhQKDGNvbXBvbmVudF9pZBgBIAEoCSK5DAoHQ29tbWFuZBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFpZ25vcmVfaWZfdW5rbm93bhgCIAEoCBINCgVhY3RvchgDIAEoCRI4ChBjcmVhdGVfY29tcG9uZW50GAogASgLMhwudjkuc3RhdGUudjEuQ3JlYXRlQ29tcG9uZW50SAASQQoVdXBkYXRlX2NvbXBvbmVudF9zcGVjGAsgASgLMiAudjkuc3RhdGUudjEuVXBkYXRlQ29tcG9uZW50U3BlY0gAEkEKFXNldF9jb21wb25lbnRfZGVzaXJlZBgMIAEoCzIgLnY5LnN0YXRlLnYxLlNldENvbXBvbmVudERlc2lyZWRIABI2Cg9zY2FsZV9jb21wb25lbnQYDSABKAsyGy52OS5zdGF0ZS52MS5TY2FsZUNvbXBvbmVudEgAEjgKEGRlbGV0ZV9jb21wb25lbnQYDiABKAsyHC52OS5zdGF0ZS52MS5EZWxldGVDb21wb25lbnRIABJFChdjcmVhdGVfbGlua2VkX2NvbXBvbmVudBgPIAEoCzIiLnY5LnN0YXRlLnYxLkNyZWF0ZUxpbmtlZENvbXBvbmVudEgAEjIKDXJlZ2lzdGVyX25vZGUYFCABKAsyGS52OS5zdGF0ZS52MS5SZWdpc3Rlck5vZGVIABI1Cg9zZXRfbm9kZV9zdGF0dXMYFSABKAsyGi52OS5zdGF0ZS52MS5TZXROb2RlU3RhdHVzSAASLgoLcmVtb3ZlX25vZGUYFiABKAsyFy52OS5zdGF0ZS52MS5SZW1vdmVOb2RlSAASOgoRY3JlYXRlX2RlcGxveW1lbnQYHiABKAsyHS52OS5zdGF0ZS52MS5DcmVhdGVEZXBsb3ltZW50SAASQQoVc2V0X2RlcGxveW1lbnRfc3RhdHVzGB8gASgLMiAudjkuc3RhdGUudjEuU2V0RGVwbG95bWVudFN0YXR1c0gAEj4KE2FjdGl2YXRlX2RlcGxveW1lbnQYICABKAsyHy52OS5zdGF0ZS52MS5BY3RpdmF0ZURlcGxveW1lbnRIABIsCgplbmRfY2FuYXJ5GCEgASgLMhYudjkuc3RhdGUudjEuRW5kQ2FuYXJ5SAASNAoOcHV0X3BsYWNlbWVudHMYKCABKAsyGi52OS5zdGF0ZS52MS5QdXRQbGFjZW1lbnRzSAASQwoWc2V0X3BsYWNlbWVudF9vYnNlcnZlZBgpIAEoCzIhLnY5LnN0YXRlLnYxLlNldFBsYWNlbWVudE9ic2VydmVkSAASOgoRZGVsZXRlX3BsYWNlbWVudHMYKiABKAsyHS52OS5zdGF0ZS52MS5EZWxldGVQbGFjZW1lbnRzSAASLgoLY3JlYXRlX3VzZXIYMiABKAsyFy52OS5zdGF0ZS52MS5DcmVhdGVVc2VySAASNwoQY3JlYXRlX2FwaV90b2tlbhgzIAEoCzIbLnY5LnN0YXRlLnYxLkNyZWF0ZUFwaVRva2VuSAASNwoQZGVsZXRlX2FwaV90b2tlbhg0IAEoCzIbLnY5LnN0YXRlLnYxLkRlbGV0ZUFwaVRva2VuSAASNQoPcHV0X2dpdGh1Yl9saW5rGDUgASgLMhoudjkuc3RhdGUudjEuUHV0R2l0aHViTGlua0gAEjsKEmRlbGV0ZV9naXRodWJfbGluaxg2IAEoCzIdLnY5LnN0YXRlLnYxLkRlbGV0ZUdpdGh1YkxpbmtIABIyCg1hY2xfYm9vdHN0cmFwGDcgASgLMhkudjkuc3RhdGUudjEuQWNsQm9vdHN0cmFwSAASNwoQcmV2b2tlX2FwaV90b2tlbhg4IAEoCzIbLnY5LnN0YXRlLnYxLlJldm9rZUFwaVRva2VuSAASNwoQdG91Y2hfYXBpX3Rva2Vucxg5IAEoCzIbLnY5LnN0YXRlLnYxLlRvdWNoQXBpVG9rZW5zSAASLAoKcHV0X3NlY3JldBg6IAEoCzIWLnY5LnN0YXRlLnYxLlB1dFNlY3JldEgAEjIKDWRlbGV0ZV9zZWNyZXQYOyABKAsyGS52OS5zdGF0ZS52MS5EZWxldGVTZWNyZXRIAEIECgJvcCpLCgdSdW50aW1lEhcKE1JVTlRJTUVfVU5TUEVDSUZJRUQQABIQCgxSVU5USU1FX1dBU00QARIVChFSVU5USU1FX0NPTlRBSU5FUhACKmIKDERlc2lyZWRTdGF0ZRIdChlERVNJUkVEX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVREVTSVJFRF9TVEFURV9SVU5OSU5HEAESGAoUREVTSVJFRF9TVEFURV9QQVVTRUQQAiqvAQoQRGVwbG95bWVudFN0YXR1cxIhCh1ERVBMT1lNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGURFUExPWU1FTlRfU1RBVFVTX1BFTkRJTkcQARIeChpERVBMT1lNRU5UX1NUQVRVU19CVUlMRElORxACEhsKF0RFUExPWU1FTlRfU1RBVFVTX1JFQURZEAMSHAoYREVQTE9ZTUVOVF9TVEFUVVNfRkFJTEVEEAQqcAoKTm9kZVN0YXR1cxIbChdOT0RFX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEU5PREVfU1RBVFVTX1JFQURZEAESFAoQTk9ERV9TVEFUVVNfRE9XThACEhgKFE5PREVfU1RBVFVTX0RSQUlOSU5HEAMqbAoQUGxhY2VtZW50RGVzaXJlZBIhCh1QTEFDRU1FTlRfREVTSVJFRF9VTlNQRUNJRklFRBAAEhkKFVBMQUNFTUVOVF9ERVNJUkVEX1JVThABEhoKFlBMQUNFTUVOVF9ERVNJUkVEX1NUT1AQAirUAQoRUGxhY2VtZW50T2JzZXJ2ZWQSIgoeUExBQ0VNRU5UX09CU0VSVkVEX1VOU1BFQ0lGSUVEEAASHwobUExBQ0VNRU5UX09CU0VSVkVEX1NUQVJUSU5HEAESHgoaUExBQ0VNRU5UX09CU0VSVkVEX1JVTk5JTkcQAhIdChlQTEFDRU1FTlRfT0JTRVJWRURfRkFJTEVEEAMSHgoaUExBQ0VNRU5UX09CU0VSVkVEX1NUT1BQRUQQBBIbChdQTEFDRU1FTlRfT0JTRVJWRURfTE9TVBAFQjVaM2dpdGh1Yi5jb20vdmVsb2NpdHk5L3Y5L3JwYy9nZW4vdjkvc3RhdGUvdjE7c3RhdGV2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Source says where a component's code comes from. An empty github_repo means "upload".
@@ -148,6 +148,21 @@ export type ComponentSpec = Message<"v9.state.v1.ComponentSpec"> & {
    * @generated from field: v9.state.v1.ContainerSpec container = 9;
    */
   container?: ContainerSpec | undefined;
+
+  /**
+   * health_path is the path of the readiness request a new instance must answer with a
+   * non-5xx before it takes traffic ("" means "/").
+   *
+   * @generated from field: string health_path = 10;
+   */
+  healthPath: string;
+
+  /**
+   * unset: the defaults of package spec (a 10% canary for 30s)
+   *
+   * @generated from field: v9.state.v1.RolloutSpec rollout = 11;
+   */
+  rollout?: RolloutSpec | undefined;
 };
 
 /**
@@ -156,6 +171,34 @@ export type ComponentSpec = Message<"v9.state.v1.ComponentSpec"> & {
  */
 export const ComponentSpecSchema: GenMessage<ComponentSpec> = /*@__PURE__*/
   messageDesc(file_v9_state_v1_state, 3);
+
+/**
+ * RolloutSpec is how a new version takes over: after its instances pass their readiness
+ * check it gets canary_percent of the requests for window_ms; if its 5xx rate exceeds the
+ * old version's by a margin it is failed and the old version keeps serving.
+ *
+ * @generated from message v9.state.v1.RolloutSpec
+ */
+export type RolloutSpec = Message<"v9.state.v1.RolloutSpec"> & {
+  /**
+   * 0 disables the canary
+   *
+   * @generated from field: uint32 canary_percent = 1;
+   */
+  canaryPercent: number;
+
+  /**
+   * @generated from field: uint32 window_ms = 2;
+   */
+  windowMs: number;
+};
+
+/**
+ * Describes the message v9.state.v1.RolloutSpec.
+ * Use `create(RolloutSpecSchema)` to create a new message.
+ */
+export const RolloutSpecSchema: GenMessage<RolloutSpec> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 4);
 
 /**
  * @generated from message v9.state.v1.Component
@@ -244,7 +287,7 @@ export type Component = Message<"v9.state.v1.Component"> & {
  * Use `create(ComponentSchema)` to create a new message.
  */
 export const ComponentSchema: GenMessage<Component> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 4);
+  messageDesc(file_v9_state_v1_state, 5);
 
 /**
  * @generated from message v9.state.v1.Deployment
@@ -360,6 +403,23 @@ export type Deployment = Message<"v9.state.v1.Deployment"> & {
    * @generated from field: string actor = 19;
    */
   actor: string;
+
+  /**
+   * canary is set while the active deployment is in its canary phase: the proxies send it
+   * spec.rollout.canary_percent of the requests and the older version the rest, and the
+   * scheduler keeps the older version's instances. EndCanary clears it.
+   *
+   * @generated from field: bool canary = 20;
+   */
+  canary: boolean;
+
+  /**
+   * served is set once an instance of it has passed its readiness check (reported
+   * RUNNING): a deployment that never served has nothing of its own to keep running.
+   *
+   * @generated from field: bool served = 21;
+   */
+  served: boolean;
 };
 
 /**
@@ -367,7 +427,7 @@ export type Deployment = Message<"v9.state.v1.Deployment"> & {
  * Use `create(DeploymentSchema)` to create a new message.
  */
 export const DeploymentSchema: GenMessage<Deployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 5);
+  messageDesc(file_v9_state_v1_state, 6);
 
 /**
  * @generated from message v9.state.v1.Resources
@@ -389,7 +449,7 @@ export type Resources = Message<"v9.state.v1.Resources"> & {
  * Use `create(ResourcesSchema)` to create a new message.
  */
 export const ResourcesSchema: GenMessage<Resources> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 6);
+  messageDesc(file_v9_state_v1_state, 7);
 
 /**
  * @generated from message v9.state.v1.Node
@@ -461,7 +521,7 @@ export type Node = Message<"v9.state.v1.Node"> & {
  * Use `create(NodeSchema)` to create a new message.
  */
 export const NodeSchema: GenMessage<Node> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 7);
+  messageDesc(file_v9_state_v1_state, 8);
 
 /**
  * @generated from message v9.state.v1.Placement
@@ -525,7 +585,7 @@ export type Placement = Message<"v9.state.v1.Placement"> & {
  * Use `create(PlacementSchema)` to create a new message.
  */
 export const PlacementSchema: GenMessage<Placement> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 8);
+  messageDesc(file_v9_state_v1_state, 9);
 
 /**
  * @generated from message v9.state.v1.User
@@ -552,7 +612,7 @@ export type User = Message<"v9.state.v1.User"> & {
  * Use `create(UserSchema)` to create a new message.
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 9);
+  messageDesc(file_v9_state_v1_state, 10);
 
 /**
  * ApiToken stores only the SHA-256 of the secret token. id is the public accessor id; the
@@ -643,7 +703,7 @@ export type ApiToken = Message<"v9.state.v1.ApiToken"> & {
  * Use `create(ApiTokenSchema)` to create a new message.
  */
 export const ApiTokenSchema: GenMessage<ApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 10);
+  messageDesc(file_v9_state_v1_state, 11);
 
 /**
  * AuditEntry records one successful write made by a user or token (writes the nodes make by
@@ -691,7 +751,7 @@ export type AuditEntry = Message<"v9.state.v1.AuditEntry"> & {
  * Use `create(AuditEntrySchema)` to create a new message.
  */
 export const AuditEntrySchema: GenMessage<AuditEntry> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 11);
+  messageDesc(file_v9_state_v1_state, 12);
 
 /**
  * GithubLink ties a component to a repository webhook. secret never leaves through read APIs.
@@ -752,7 +812,7 @@ export type GithubLink = Message<"v9.state.v1.GithubLink"> & {
  * Use `create(GithubLinkSchema)` to create a new message.
  */
 export const GithubLinkSchema: GenMessage<GithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 12);
+  messageDesc(file_v9_state_v1_state, 13);
 
 /**
  * State is the whole replicated state; it is what a snapshot holds. Every list is sorted by id.
@@ -829,7 +889,7 @@ export type State = Message<"v9.state.v1.State"> & {
  * Use `create(StateSchema)` to create a new message.
  */
 export const StateSchema: GenMessage<State> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 13);
+  messageDesc(file_v9_state_v1_state, 14);
 
 /**
  * Secret is one secret of a component, sealed with a root key of the cluster keyring
@@ -888,7 +948,7 @@ export type Secret = Message<"v9.state.v1.Secret"> & {
  * Use `create(SecretSchema)` to create a new message.
  */
 export const SecretSchema: GenMessage<Secret> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 14);
+  messageDesc(file_v9_state_v1_state, 15);
 
 /**
  * @generated from message v9.state.v1.CreateComponent
@@ -905,7 +965,7 @@ export type CreateComponent = Message<"v9.state.v1.CreateComponent"> & {
  * Use `create(CreateComponentSchema)` to create a new message.
  */
 export const CreateComponentSchema: GenMessage<CreateComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 15);
+  messageDesc(file_v9_state_v1_state, 16);
 
 /**
  * PutSecret sets a component's secret, already sealed by the node that took the request.
@@ -944,7 +1004,7 @@ export type PutSecret = Message<"v9.state.v1.PutSecret"> & {
  * Use `create(PutSecretSchema)` to create a new message.
  */
 export const PutSecretSchema: GenMessage<PutSecret> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 16);
+  messageDesc(file_v9_state_v1_state, 17);
 
 /**
  * @generated from message v9.state.v1.DeleteSecret
@@ -966,7 +1026,7 @@ export type DeleteSecret = Message<"v9.state.v1.DeleteSecret"> & {
  * Use `create(DeleteSecretSchema)` to create a new message.
  */
 export const DeleteSecretSchema: GenMessage<DeleteSecret> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 17);
+  messageDesc(file_v9_state_v1_state, 18);
 
 /**
  * CreateLinkedComponent creates a component built from a GitHub repository in one entry:
@@ -998,7 +1058,7 @@ export type CreateLinkedComponent = Message<"v9.state.v1.CreateLinkedComponent">
  * Use `create(CreateLinkedComponentSchema)` to create a new message.
  */
 export const CreateLinkedComponentSchema: GenMessage<CreateLinkedComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 18);
+  messageDesc(file_v9_state_v1_state, 19);
 
 /**
  * @generated from message v9.state.v1.UpdateComponentSpec
@@ -1020,7 +1080,7 @@ export type UpdateComponentSpec = Message<"v9.state.v1.UpdateComponentSpec"> & {
  * Use `create(UpdateComponentSpecSchema)` to create a new message.
  */
 export const UpdateComponentSpecSchema: GenMessage<UpdateComponentSpec> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 19);
+  messageDesc(file_v9_state_v1_state, 20);
 
 /**
  * @generated from message v9.state.v1.SetComponentDesired
@@ -1042,7 +1102,7 @@ export type SetComponentDesired = Message<"v9.state.v1.SetComponentDesired"> & {
  * Use `create(SetComponentDesiredSchema)` to create a new message.
  */
 export const SetComponentDesiredSchema: GenMessage<SetComponentDesired> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 20);
+  messageDesc(file_v9_state_v1_state, 21);
 
 /**
  * @generated from message v9.state.v1.ScaleComponent
@@ -1064,7 +1124,7 @@ export type ScaleComponent = Message<"v9.state.v1.ScaleComponent"> & {
  * Use `create(ScaleComponentSchema)` to create a new message.
  */
 export const ScaleComponentSchema: GenMessage<ScaleComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 21);
+  messageDesc(file_v9_state_v1_state, 22);
 
 /**
  * @generated from message v9.state.v1.DeleteComponent
@@ -1081,7 +1141,7 @@ export type DeleteComponent = Message<"v9.state.v1.DeleteComponent"> & {
  * Use `create(DeleteComponentSchema)` to create a new message.
  */
 export const DeleteComponentSchema: GenMessage<DeleteComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 22);
+  messageDesc(file_v9_state_v1_state, 23);
 
 /**
  * @generated from message v9.state.v1.RegisterNode
@@ -1098,7 +1158,7 @@ export type RegisterNode = Message<"v9.state.v1.RegisterNode"> & {
  * Use `create(RegisterNodeSchema)` to create a new message.
  */
 export const RegisterNodeSchema: GenMessage<RegisterNode> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 23);
+  messageDesc(file_v9_state_v1_state, 24);
 
 /**
  * @generated from message v9.state.v1.SetNodeStatus
@@ -1120,7 +1180,7 @@ export type SetNodeStatus = Message<"v9.state.v1.SetNodeStatus"> & {
  * Use `create(SetNodeStatusSchema)` to create a new message.
  */
 export const SetNodeStatusSchema: GenMessage<SetNodeStatus> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 24);
+  messageDesc(file_v9_state_v1_state, 25);
 
 /**
  * @generated from message v9.state.v1.RemoveNode
@@ -1137,7 +1197,7 @@ export type RemoveNode = Message<"v9.state.v1.RemoveNode"> & {
  * Use `create(RemoveNodeSchema)` to create a new message.
  */
 export const RemoveNodeSchema: GenMessage<RemoveNode> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 25);
+  messageDesc(file_v9_state_v1_state, 26);
 
 /**
  * @generated from message v9.state.v1.CreateDeployment
@@ -1154,7 +1214,7 @@ export type CreateDeployment = Message<"v9.state.v1.CreateDeployment"> & {
  * Use `create(CreateDeploymentSchema)` to create a new message.
  */
 export const CreateDeploymentSchema: GenMessage<CreateDeployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 26);
+  messageDesc(file_v9_state_v1_state, 27);
 
 /**
  * @generated from message v9.state.v1.SetDeploymentStatus
@@ -1208,6 +1268,23 @@ export type SetDeploymentStatus = Message<"v9.state.v1.SetDeploymentStatus"> & {
    * @generated from field: bool activate = 8;
    */
   activate: boolean;
+
+  /**
+   * With status FAILED on the component's active deployment: the component is left with no
+   * active deployment (a first deployment that never served has nothing to fall back on).
+   *
+   * @generated from field: bool deactivate = 9;
+   */
+  deactivate: boolean;
+
+  /**
+   * With status FAILED on the component's active deployment: in the same step make this
+   * older ready deployment active again (a failed rollout or canary: the old version keeps
+   * serving, and nobody ever sees the failed one inactive but not failed).
+   *
+   * @generated from field: string fallback = 10;
+   */
+  fallback: string;
 };
 
 /**
@@ -1215,7 +1292,26 @@ export type SetDeploymentStatus = Message<"v9.state.v1.SetDeploymentStatus"> & {
  * Use `create(SetDeploymentStatusSchema)` to create a new message.
  */
 export const SetDeploymentStatusSchema: GenMessage<SetDeploymentStatus> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 27);
+  messageDesc(file_v9_state_v1_state, 28);
+
+/**
+ * EndCanary ends the canary phase of a deployment: it takes all the traffic.
+ *
+ * @generated from message v9.state.v1.EndCanary
+ */
+export type EndCanary = Message<"v9.state.v1.EndCanary"> & {
+  /**
+   * @generated from field: string deployment_id = 1;
+   */
+  deploymentId: string;
+};
+
+/**
+ * Describes the message v9.state.v1.EndCanary.
+ * Use `create(EndCanarySchema)` to create a new message.
+ */
+export const EndCanarySchema: GenMessage<EndCanary> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 29);
 
 /**
  * @generated from message v9.state.v1.ActivateDeployment
@@ -1237,7 +1333,7 @@ export type ActivateDeployment = Message<"v9.state.v1.ActivateDeployment"> & {
  * Use `create(ActivateDeploymentSchema)` to create a new message.
  */
 export const ActivateDeploymentSchema: GenMessage<ActivateDeployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 28);
+  messageDesc(file_v9_state_v1_state, 30);
 
 /**
  * @generated from message v9.state.v1.PutPlacements
@@ -1254,7 +1350,7 @@ export type PutPlacements = Message<"v9.state.v1.PutPlacements"> & {
  * Use `create(PutPlacementsSchema)` to create a new message.
  */
 export const PutPlacementsSchema: GenMessage<PutPlacements> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 29);
+  messageDesc(file_v9_state_v1_state, 31);
 
 /**
  * @generated from message v9.state.v1.SetPlacementObserved
@@ -1281,7 +1377,7 @@ export type SetPlacementObserved = Message<"v9.state.v1.SetPlacementObserved"> &
  * Use `create(SetPlacementObservedSchema)` to create a new message.
  */
 export const SetPlacementObservedSchema: GenMessage<SetPlacementObserved> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 30);
+  messageDesc(file_v9_state_v1_state, 32);
 
 /**
  * @generated from message v9.state.v1.DeletePlacements
@@ -1298,7 +1394,7 @@ export type DeletePlacements = Message<"v9.state.v1.DeletePlacements"> & {
  * Use `create(DeletePlacementsSchema)` to create a new message.
  */
 export const DeletePlacementsSchema: GenMessage<DeletePlacements> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 31);
+  messageDesc(file_v9_state_v1_state, 33);
 
 /**
  * @generated from message v9.state.v1.CreateUser
@@ -1315,7 +1411,7 @@ export type CreateUser = Message<"v9.state.v1.CreateUser"> & {
  * Use `create(CreateUserSchema)` to create a new message.
  */
 export const CreateUserSchema: GenMessage<CreateUser> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 32);
+  messageDesc(file_v9_state_v1_state, 34);
 
 /**
  * @generated from message v9.state.v1.CreateApiToken
@@ -1332,7 +1428,7 @@ export type CreateApiToken = Message<"v9.state.v1.CreateApiToken"> & {
  * Use `create(CreateApiTokenSchema)` to create a new message.
  */
 export const CreateApiTokenSchema: GenMessage<CreateApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 33);
+  messageDesc(file_v9_state_v1_state, 35);
 
 /**
  * @generated from message v9.state.v1.DeleteApiToken
@@ -1349,7 +1445,7 @@ export type DeleteApiToken = Message<"v9.state.v1.DeleteApiToken"> & {
  * Use `create(DeleteApiTokenSchema)` to create a new message.
  */
 export const DeleteApiTokenSchema: GenMessage<DeleteApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 34);
+  messageDesc(file_v9_state_v1_state, 36);
 
 /**
  * AclBootstrap creates the first management token; it fails once the cluster has one.
@@ -1368,7 +1464,7 @@ export type AclBootstrap = Message<"v9.state.v1.AclBootstrap"> & {
  * Use `create(AclBootstrapSchema)` to create a new message.
  */
 export const AclBootstrapSchema: GenMessage<AclBootstrap> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 35);
+  messageDesc(file_v9_state_v1_state, 37);
 
 /**
  * RevokeApiToken marks a token revoked (kept, so that its use is refused as "revoked").
@@ -1387,7 +1483,7 @@ export type RevokeApiToken = Message<"v9.state.v1.RevokeApiToken"> & {
  * Use `create(RevokeApiTokenSchema)` to create a new message.
  */
 export const RevokeApiTokenSchema: GenMessage<RevokeApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 36);
+  messageDesc(file_v9_state_v1_state, 38);
 
 /**
  * TouchApiTokens records when tokens were last used (approximate).
@@ -1406,7 +1502,7 @@ export type TouchApiTokens = Message<"v9.state.v1.TouchApiTokens"> & {
  * Use `create(TouchApiTokensSchema)` to create a new message.
  */
 export const TouchApiTokensSchema: GenMessage<TouchApiTokens> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 37);
+  messageDesc(file_v9_state_v1_state, 39);
 
 /**
  * @generated from message v9.state.v1.PutGithubLink
@@ -1423,7 +1519,7 @@ export type PutGithubLink = Message<"v9.state.v1.PutGithubLink"> & {
  * Use `create(PutGithubLinkSchema)` to create a new message.
  */
 export const PutGithubLinkSchema: GenMessage<PutGithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 38);
+  messageDesc(file_v9_state_v1_state, 40);
 
 /**
  * @generated from message v9.state.v1.DeleteGithubLink
@@ -1440,7 +1536,7 @@ export type DeleteGithubLink = Message<"v9.state.v1.DeleteGithubLink"> & {
  * Use `create(DeleteGithubLinkSchema)` to create a new message.
  */
 export const DeleteGithubLinkSchema: GenMessage<DeleteGithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 39);
+  messageDesc(file_v9_state_v1_state, 41);
 
 /**
  * Command is the one entry type of the Raft log. The leader stamps time (and ids inside the
@@ -1545,6 +1641,12 @@ export type Command = Message<"v9.state.v1.Command"> & {
     case: "activateDeployment";
   } | {
     /**
+     * @generated from field: v9.state.v1.EndCanary end_canary = 33;
+     */
+    value: EndCanary;
+    case: "endCanary";
+  } | {
+    /**
      * @generated from field: v9.state.v1.PutPlacements put_placements = 40;
      */
     value: PutPlacements;
@@ -1629,7 +1731,7 @@ export type Command = Message<"v9.state.v1.Command"> & {
  * Use `create(CommandSchema)` to create a new message.
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 40);
+  messageDesc(file_v9_state_v1_state, 42);
 
 /**
  * Runtime is how a component's code runs.
