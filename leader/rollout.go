@@ -45,8 +45,9 @@ type Rollouts struct {
 	now      func() time.Time
 
 	// Only Run's goroutine touches these.
-	began    map[string]time.Time  // by deployment id
-	canaries map[string]*canaryRun // by deployment id
+	termStart time.Time
+	began     map[string]time.Time  // by deployment id
+	canaries  map[string]*canaryRun // by deployment id
 }
 
 // canaryRun is a canary whose window has begun.
@@ -73,7 +74,7 @@ func (r *Rollouts) Name() string { return "rollouts" }
 
 // Run checks the rollouts every interval for the term.
 func (r *Rollouts) Run(ctx context.Context) {
-	r.began, r.canaries = nil, nil
+	r.began, r.canaries, r.termStart = nil, nil, r.now()
 	defer func() { r.began, r.canaries = nil, nil }()
 	tick.Every(ctx, r.every, func() { r.Check(ctx, r.now()) })
 }
@@ -112,6 +113,9 @@ func (r *Rollouts) judgeCanaries(ctx context.Context, s *statev1.State, now time
 			old = old.Add(counts[o])
 		}
 		run := r.canaries[k.Deployment]
+		if run == nil && now.Sub(r.termStart) < 2*r.every {
+			continue // a new term: let every node's counts arrive first
+		}
 		if run == nil {
 			r.canaries[k.Deployment] = &canaryRun{start: now, baseNew: fresh, base: old}
 			line := fmt.Sprintf("canary: deployment %s takes %d%% of the requests for %s", k.Deployment, k.Percent, k.Window)

@@ -175,7 +175,7 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 		canary := r.Header.Get(VersionHeader) == "canary"
 		if hop == "" {
 			stable := len(t.Local) + len(t.Remote)
-			canary = len(c.Local)+len(c.Remote) > 0 && (stable == 0 || uint32(p.next(name+"\x00canary")%100) < c.Percent)
+			canary = len(c.Local)+len(c.Remote) > 0 && (stable == 0 || canaryTurn(p.next(name+"\x00canary"), c.Percent))
 			r.Header.Set(VersionHeader, map[bool]string{true: "canary", false: "stable"}[canary])
 		}
 		if canary {
@@ -254,6 +254,13 @@ func (p *Proxy) next(name string) uint64 {
 		v, _ = p.rr.LoadOrStore(name, new(atomic.Uint64))
 	}
 	return v.(*atomic.Uint64).Add(1) - 1
+}
+
+// canaryTurn reports whether the k-th request goes to a canary of percent: evenly spread,
+// exactly percent of every 100 requests.
+func canaryTurn(k uint64, percent uint32) bool {
+	k %= 100
+	return (k+1)*uint64(percent)/100 > k*uint64(percent)/100
 }
 
 // errRetry means the request never reached an instance and may go to another.
