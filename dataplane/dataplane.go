@@ -72,10 +72,10 @@ type DataPlane struct {
 	store    *fsm.Store
 	runtimes []statev1.Runtime
 
-	rec     *reconciler
-	router  *router
-	od      onDemand
-	fetches fetchLocks
+	rec      *reconciler
+	router   *router
+	od       onDemand
+	fetches  fetchLocks
 	lease    lease
 	load     *loadReporter
 	versions proxy.Versions // what each deployment's instances here answered (canary verdicts)

@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/velocity9/v9/runtime/wasm"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/runtime/wasm"
 )
 
 // CheckRunnable rejects an artifact that cannot start, before any node tries: for wasm,
