@@ -6,7 +6,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -29,11 +28,7 @@ import (
 // waits its window, longer on a loaded machine.
 func deployCLI(t *testing.T, args ...string) cliResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	code := execute(ctx, args, &stdout, &stderr, false)
-	return cliResult{args: args, stdout: stdout.String(), stderr: stderr.String(), code: code}
+	return runCLIWithin(t, 2*time.Minute, args...)
 }
 
 // writeDir writes files into a new temporary directory.
