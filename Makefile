@@ -35,6 +35,16 @@ BENCHTIME    ?= 1s
 BENCHCOUNT   ?= 1
 BENCH_PKGS   ?= ./...
 DEV_DATA_DIR ?= .v9-dev
+# make run PORTS=17900: API ports 17900-17902, Raft 17910-17912, proxies 18080-18082. Empty: the
+# ports DEV_DATA_DIR recorded on its first run, else 7900/7910/8080.
+PORTS             ?=
+# A containerd for container components (make containerd starts a private one there).
+CONTAINERD_DIR    ?= /tmp/v9-containerd
+CONTAINERD_SOCKET ?=
+# make install: into $(GOBIN) when set, else $(PREFIX)/bin.
+PREFIX ?= /usr/local
+GOBIN  ?= $(shell $(GO) env GOBIN)
+INSTALL_DIR := $(if $(GOBIN),$(GOBIN),$(PREFIX)/bin)
 TLA2TOOLS    ?=
 
 # go-tool installs one Go tool at a pinned version into bin/. The stamp file carries the
@@ -157,11 +167,50 @@ console-test: $(WEBUI_NPM) ## type-check the console and run its unit tests (Vit
 
 .PHONY: build
 build: console ## build bin/v9 with the console embedded
-	$(GO) build -o bin/v9 ./cmd/v9
+	@# go build -v names each package it compiles: show a count instead, and every other line
+	@# (errors) as it is. A first build downloads the modules and compiles ~400 packages.
+	@if [ -x bin/v9 ]; then echo "build: go build -o bin/v9 ./cmd/v9"; \
+	else echo "build: go build -o bin/v9 ./cmd/v9 (first build: downloads the Go modules, then compiles ~400 packages; minutes on 2 cores, seconds afterwards)"; fi
+	@$(GO) build -v -o bin/v9 ./cmd/v9 2>&1 | awk '/^[A-Za-z0-9._~\/-]+$$/ { n++; if (n % 50 == 0) { printf "build: %d packages compiled\n", n; fflush() } next } { print; fflush() }'
+	@echo "build: bin/v9 ready"
 
 .PHONY: run
-run: build ## build, then start a local three-node cluster: bin/v9 dev --data-dir .v9-dev (Ctrl-C stops it)
-	bin/v9 dev --data-dir $(DEV_DATA_DIR)
+run: build ## build, then start a local three-node cluster and deploy the example (PORTS=17900, DEV_DATA_DIR=.v9-dev, CONTAINERD_SOCKET=...; Ctrl-C stops it)
+	bin/v9 dev --data-dir $(DEV_DATA_DIR)$(if $(PORTS), --ports $(PORTS))$(if $(CONTAINERD_SOCKET), --containerd-socket $(CONTAINERD_SOCKET))
+
+.PHONY: install
+install: build ## copy bin/v9 to $$GOBIN, else $(PREFIX)/bin (PREFIX=/usr/local; may need sudo)
+	@mkdir -p $(DESTDIR)$(INSTALL_DIR)
+	install -m 0755 bin/v9 $(DESTDIR)$(INSTALL_DIR)/v9
+	@case ":$$PATH:" in *":$(INSTALL_DIR):"*) echo "install: $(INSTALL_DIR)/v9 (on your PATH: run v9)";; \
+	*) echo "install: $(INSTALL_DIR)/v9; $(INSTALL_DIR) is not on your PATH: add it (export PATH=\"$(INSTALL_DIR):\$$PATH\")";; esac
+
+.PHONY: containerd
+containerd: ## start a private containerd for container components (root; CONTAINERD_DIR=/tmp/v9-containerd), as the tests do
+	@bash scripts/containerd-test.sh start $(CONTAINERD_DIR) >/dev/null
+	@echo "containerd: running with everything under $(CONTAINERD_DIR) (log: $(CONTAINERD_DIR)/containerd.log)"
+	@echo "containerd: now  make run CONTAINERD_SOCKET=$(CONTAINERD_DIR)/containerd.sock"
+	@echo "containerd: stop it with  make containerd-stop"
+
+.PHONY: containerd-stop
+containerd-stop: ## stop the private containerd of make containerd, and what it runs
+	bash scripts/containerd-test.sh stop $(CONTAINERD_DIR)
+
+.PHONY: docs
+docs: ## regenerate the CLI reference in docs/cli from the commands' help (cobra)
+	$(GO) run ./cmd/v9 gen-docs docs/cli
+
+.PHONY: check-docs
+check-docs: docs ## regenerate docs/cli and fail if it differs from git (CI runs this)
+	@if ! git diff --exit-code --stat -- docs/cli || [ -n "$$(git ls-files --others --exclude-standard -- docs/cli)" ]; then \
+		echo "check-docs: docs/cli is out of date with the commands; run 'make docs' and commit the result" >&2; \
+		exit 1; \
+	fi
+	@echo "check-docs: docs/cli matches the commands"
+
+.PHONY: readme-test
+readme-test: build ## do what the README's quick start says against a fresh cluster (scripts/readme-test.sh)
+	bash scripts/readme-test.sh
 
 # TLC's working files (fingerprints, the liveness graph) go to TLA_METADIR, not the repository.
 TLA_METADIR ?= $(or $(TMPDIR),/tmp)/v9-tlc-states

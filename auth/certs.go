@@ -93,6 +93,15 @@ func CreateNodeCert(dir, id string, o NodeCertOptions) error {
 	if err != nil {
 		return err
 	}
+	der, err := signNode(caCert, caKey, id, &key.PublicKey, o)
+	if err != nil {
+		return err
+	}
+	return writePair(dir, NodeCertFile(id), NodeKeyFile(id), der, key)
+}
+
+// signNode makes the certificate of node id for public key pub, signed by the CA.
+func signNode(caCert *x509.Certificate, caKey *ecdsa.PrivateKey, id string, pub any, o NodeCertOptions) ([]byte, error) {
 	validity := o.Validity
 	if validity == 0 {
 		validity = NodeValidity
@@ -108,11 +117,11 @@ func CreateNodeCert(dir, id string, o NodeCertOptions) error {
 		DNSNames:     append([]string{NodeDNSName, id + "." + NodeDNSName, "localhost"}, o.DNSNames...),
 		IPAddresses:  append([]net.IP{net.IPv4(127, 0, 0, 1)}, o.IPs...),
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, pub, caKey)
 	if err != nil {
-		return fmt.Errorf("create node certificate: %w", err)
+		return nil, fmt.Errorf("create node certificate: %w", err)
 	}
-	return writePair(dir, NodeCertFile(id), NodeKeyFile(id), der, key)
+	return der, nil
 }
 
 func loadCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {

@@ -55,9 +55,10 @@ const (
 	SignOutPath  = "/auth/signout"
 )
 
-// GitHubScopes are what sign-in asks of GitHub: the profile, and organization membership
-// (private memberships are visible only with read:org).
-var GitHubScopes = []string{"read:user", "read:org"}
+// GitHubScopes are what sign-in asks of GitHub: the profile, organization membership
+// (private memberships are visible only with read:org), and the user's repositories (the
+// console's Start page lists them, and reads their branches and v9.toml, with this grant).
+var GitHubScopes = []string{"read:user", "read:org", "repo"}
 
 // Enabled reports whether GitHub sign-in is configured.
 func (c *GitHubConfig) Enabled() bool { return c != nil && c.ClientID != "" }

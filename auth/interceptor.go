@@ -120,6 +120,10 @@ func (a *Authorizer) tokenPrincipal(ctx context.Context, secret string) (*Princi
 		return nil, connect.NewError(connect.CodeUnauthenticated,
 			fmt.Errorf("%s expired at %s: %s", what, et.AsTime().UTC().Format(time.RFC3339), again))
 	}
+	if k.Role == JoinRole {
+		return nil, connect.NewError(connect.CodePermissionDenied,
+			fmt.Errorf("token %s is a join token: it only lets a new node get its certificate (v9 agent --join-token), never calls the API", name))
+	}
 	role, err := ParseRole(k.Role)
 	if err != nil {
 		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("token %s: %w", name, err))

@@ -85,6 +85,13 @@ func withCredentials(ctx context.Context, authorization string) context.Context 
 	return context.WithValue(ctx, credentialsKey{}, authorization)
 }
 
+// AsCaller returns ctx carrying a token secret as the interceptor keeps a caller's: calls a
+// node makes from it (a write forwarded to the leader) act for that token. For work a node
+// does for a user outside an API call, and tests.
+func AsCaller(ctx context.Context, secret string) context.Context {
+	return withCredentials(ctx, "Bearer "+secret)
+}
+
 func credentials(ctx context.Context) string {
 	s, _ := ctx.Value(credentialsKey{}).(string)
 	return s

@@ -33,12 +33,17 @@ type Writer interface {
 // IssueUserToken records a token for a signed-in GitHub user — a console session when
 // session is set — valid for ttl, and returns its secret. The local replica knows it when
 // this returns; other nodes find it through Authorizer.CatchUp.
-func IssueUserToken(ctx context.Context, w Writer, id *Identity, name string, ttl time.Duration, session bool) (string, *statev1.ApiToken, error) {
+//
+// keep, when not nil, may add to the record before it is written (the sealed GitHub grant).
+func IssueUserToken(ctx context.Context, w Writer, id *Identity, name string, ttl time.Duration, session bool, keep func(*statev1.ApiToken)) (string, *statev1.ApiToken, error) {
 	secret := NewSecret()
 	k := &statev1.ApiToken{
 		Id: NewAccessorID(), Name: name, Role: id.Role.String(), Sha256: Hash(secret),
 		Creator: "user:" + id.Login, GithubLogin: id.Login, Session: session,
 		ExpireTime: timestamppb.New(time.Now().Add(ttl)),
+	}
+	if keep != nil {
+		keep(k)
 	}
 	cmd := &statev1.Command{Actor: "user:" + id.Login,
 		Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: k}}}

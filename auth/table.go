@@ -8,6 +8,7 @@ import (
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/github/v1/githubv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/secret/v1/secretv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
 )
@@ -98,4 +99,10 @@ var Procedures = map[string]Access{
 	secretv1connect.SecretServiceSetProcedure:    developer,
 	secretv1connect.SecretServiceListProcedure:   developer,
 	secretv1connect.SecretServiceDeleteProcedure: developer,
+
+	// read with the caller's own GitHub grant (what the caller can see on GitHub anyway); a
+	// viewer cannot link what it would list, so the Start page is for developers
+	githubv1connect.GitHubServiceListRepositoriesProcedure: developer,
+	githubv1connect.GitHubServiceListBranchesProcedure:     developer,
+	githubv1connect.GitHubServiceCheckManifestProcedure:    developer,
 }

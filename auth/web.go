@@ -30,7 +30,9 @@ import (
 //	POST /auth/signout                  deletes the session and clears the cookie
 //
 // The flow keeps nothing in memory, so the callback may reach another node than the login.
-// The user's GitHub token is used for the sign-in only and never stored.
+// The user's GitHub token is kept with the session, sealed with the cluster keyring
+// (Grants), for the console's Start page to list the user's repositories; no read API
+// returns it, and it goes with the session at sign-out.
 
 // StateCookie is the cookie that binds an OAuth state to the browser that started the
 // flow (PlainStateCookie on plain HTTP, like the session cookie).
@@ -47,7 +49,22 @@ type WebSignIn struct {
 	W      Writer
 	Tokens SessionStore
 	Log    *slog.Logger
+	// Grants seals the user's GitHub token into the session; nil keeps none.
+	Grants GrantSealer
 }
+
+// GrantSealer seals a user's GitHub OAuth token with the cluster keyring before it enters
+// the replicated state (the node implements it).
+type GrantSealer interface {
+	SealSecret(ctx context.Context, owner, name string, value []byte) (keyID string, nonce, ciphertext []byte, err error)
+}
+
+// GitHubGrantName names the sealed GitHub token of a session; GrantOwner(id) is its owner,
+// together the additional data it is sealed with.
+const GitHubGrantName = "github-oauth"
+
+// GrantOwner is the owner a session's GitHub token is sealed for.
+func GrantOwner(tokenID string) string { return "token:" + tokenID }
 
 // SessionStore reads tokens and sessions of the local replica (fsm.Store).
 type SessionStore interface {
@@ -194,7 +211,18 @@ func (s *WebSignIn) callback(w http.ResponseWriter, r *http.Request) {
 		page(w, http.StatusBadGateway, "GitHub did not say who you are", err.Error()+". Try again later.")
 		return
 	}
-	secret, k, err := IssueUserToken(ctx, s.W, id, "console session", s.GitHub.sessionTTL(), true)
+	keep := func(k *statev1.ApiToken) {
+		if s.Grants == nil {
+			return
+		}
+		var err error
+		if k.GithubTokenKeyId, k.GithubTokenNonce, k.GithubToken, err = s.Grants.SealSecret(ctx, GrantOwner(k.Id), GitHubGrantName, []byte(tok.AccessToken)); err != nil {
+			// Signing in still works; only the Start page will ask to sign in again.
+			s.log().Warn("GitHub sign-in: sealing the user's GitHub grant failed; the session keeps none", "login", id.Login, "err", err)
+			k.GithubTokenKeyId, k.GithubTokenNonce, k.GithubToken = "", nil, nil
+		}
+	}
+	secret, k, err := IssueUserToken(ctx, s.W, id, "console session", s.GitHub.sessionTTL(), true, keep)
 	if err != nil {
 		s.log().Error("GitHub sign-in: recording the session failed", "login", id.Login, "err", err)
 		page(w, http.StatusServiceUnavailable, "The cluster could not record your sign-in", err.Error()+". Try again in a moment.")

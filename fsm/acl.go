@@ -12,7 +12,8 @@ const AuditSize = 1000
 
 // Roles a token may hold, lowest first. The fsm only checks that a token names one; what
 // each may do is the auth package's business.
-var validRoles = map[string]bool{"viewer": true, "developer": true, "admin": true}
+// validRoles are the roles a token may hold; "join" is a one-time join token (auth.JoinRole).
+var validRoles = map[string]bool{"viewer": true, "developer": true, "admin": true, "join": true}
 
 // ---- tokens ----
 
@@ -33,7 +34,7 @@ func (t *tables) checkNewToken(k *statev1.ApiToken) error {
 		return invalid("token hash must be 32 bytes of SHA-256")
 	}
 	if k.Role != "" && !validRoles[k.Role] {
-		return invalid("token role %q is not viewer, developer or admin", k.Role)
+		return invalid("token role %q is not viewer, developer, admin or join", k.Role)
 	}
 	if k.UserId != "" {
 		if _, ok := t.users[k.UserId]; !ok {
@@ -88,12 +89,18 @@ func (t *tables) revokeAPIToken(now *timestamppb.Timestamp, op *statev1.RevokeAp
 	if !ok {
 		return notFound("token", op.GetId())
 	}
+	if k.RevokeTime != nil && k.Role == "join" {
+		// A join token is used by revoking it: the second use of one must fail.
+		return exists("use of join token", k.Id)
+	}
 	if k.RevokeTime == nil {
 		if now == nil {
 			now = &timestamppb.Timestamp{}
 		}
 		k.RevokeTime = now
 	}
+	// A revoked session keeps no GitHub grant.
+	k.GithubToken, k.GithubTokenKeyId, k.GithubTokenNonce = nil, "", nil
 	return nil
 }
 

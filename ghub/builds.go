@@ -202,17 +202,41 @@ func (s *Service) finishDeployment(ctx context.Context, id string, st statev1.De
 	return err
 }
 
-// buildLog collects a build's output for the deployment record.
+// buildLog collects a build's output for the deployment record and, as each line
+// completes, shows it live in the component's log (stream "build"), where the console's
+// Start page and `v9 logs` follow it.
 type buildLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	line []byte             // the incomplete last line
+	live func(line string) // nil: nothing shown live
 }
+
+// maxLiveLine bounds one live line; longer ones are cut.
+const maxLiveLine = 4 << 10
 
 func (l *buildLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.buf.Len() > 4<<20 {
 		return len(p), nil // the state keeps only the tail; stop growing
+	}
+	if l.live != nil {
+		rest := p
+		for {
+			i := bytes.IndexByte(rest, '\n')
+			if i < 0 {
+				if len(l.line) < maxLiveLine {
+					l.line = append(l.line, rest[:min(len(rest), maxLiveLine-len(l.line))]...)
+				}
+				break
+			}
+			if len(l.line) < maxLiveLine {
+				l.line = append(l.line, rest[:min(i, maxLiveLine-len(l.line))]...)
+			}
+			l.live(string(l.line))
+			l.line, rest = l.line[:0], rest[i+1:]
+		}
 	}
 	return l.buf.Write(p)
 }
@@ -228,11 +252,11 @@ func (l *buildLog) String() string {
 // build turns one pending deployment into a ready and active one, or a failed one.
 func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 	start := time.Now()
-	log := &buildLog{}
 	c, err := s.state.ComponentByID(d.ComponentId)
 	if err != nil {
 		return // deleted meanwhile
 	}
+	log := &buildLog{live: func(line string) { s.o.Logs.Append(c.Name, d.Id, "build", line) }}
 	s.log.Info("build started", "component", c.Name, "deployment", d.Id, "sha", shortSHA(d.CommitSha))
 	log.printf("v9 build of %s on %s: %s@%s (%s)", c.Name, s.o.NodeID, c.GetSource().GetGithubRepo(), d.CommitSha, d.Branch)
 	s.postStatus(ctx, d, "pending", "building on v9")

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"github.com/velocity9/v9/internal/tick"
 	"time"
 
@@ -60,4 +61,41 @@ func (n *Node) recordTokenUse(ctx context.Context) {
 	if _, err := n.Apply(cctx, &statev1.Command{Op: &statev1.Command_TouchApiTokens{TouchApiTokens: op}}); err != nil {
 		n.log.Debug("record token use", "err", err)
 	}
+}
+
+// ClusterCA is the cluster CA certificate (PEM) this node trusts.
+func (n *Node) ClusterCA() ([]byte, error) {
+	if n.cfg.TLS == nil {
+		return nil, errors.New("this node runs without TLS (--insecure-no-tls)")
+	}
+	return n.cfg.TLS.CAPEM()
+}
+
+// joinIssuer signs node certificates for join tokens when this node holds the CA key.
+func (n *Node) joinIssuer() *auth.JoinIssuer {
+	return &auth.JoinIssuer{
+		Tokens: n.fsm.Store, CatchUp: n.ConsistentBarrier, CADir: n.cfg.TLS.CADir(), Node: n.cfg.ID, Log: n.log,
+		Consume: func(ctx context.Context, id string) error {
+			_, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_RevokeApiToken{RevokeApiToken: &statev1.RevokeApiToken{Id: id}}})
+			return err
+		},
+		Member: func(id string) bool {
+			_, err := n.fsm.Store.Node(id)
+			return err == nil || n.isVoter(id)
+		},
+	}
+}
+
+// isVoter reports whether id is in this node's Raft configuration.
+func (n *Node) isVoter(id string) bool {
+	f := n.raft.r.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id {
+			return true
+		}
+	}
+	return false
 }

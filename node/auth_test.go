@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ func roleTokens(t *testing.T, n *Node) map[auth.Role]string {
 	for _, r := range []auth.Role{auth.RoleViewer, auth.RoleDeveloper, auth.RoleAdmin} {
 		secret := auth.NewSecret()
 		k := &statev1.ApiToken{Id: auth.NewAccessorID(), Name: r.String(), Role: r.String(), Sha256: auth.Hash(secret)}
-		if _, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: k}}}); err != nil {
+		if _, err := n.Apply(auth.AsCaller(ctx, TestToken), &statev1.Command{Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: k}}}); err != nil {
 			t.Fatalf("create %s token: %v", r, err)
 		}
 		out[r] = secret
@@ -136,4 +137,36 @@ func h2cClientNoToken() *http.Client {
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
 	return &http.Client{Transport: &http.Transport{Protocols: &p}, Timeout: 10 * time.Second}
+}
+
+// TestMetricsNeedAViewerToken: /metrics is for Prometheus scraping with a viewer token
+// (`authorization` in the scrape config, docs/security.md): refused without a token or
+// with an unknown one, served to a viewer token and to a node certificate.
+func TestMetricsNeedAViewerToken(t *testing.T) {
+	c := NewTestCluster(t, 1)
+	n := c.Leader(t)
+	tokens := roleTokens(t, n)
+	get := func(hc *http.Client, scheme string) (int, string) {
+		t.Helper()
+		resp, err := hc.Get(scheme + "://" + n.APIAddr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(http.DefaultClient, "http"); code != http.StatusUnauthorized || !strings.Contains(body, auth.NoTokenHint) {
+		t.Fatalf("no token: %d %q", code, body)
+	}
+	if code, _ := get(TokenHTTPClient(auth.NewSecret()), "http"); code != http.StatusUnauthorized {
+		t.Fatalf("unknown token: %d", code)
+	}
+	if code, body := get(TokenHTTPClient(tokens[auth.RoleViewer]), "http"); code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("viewer token: %d %.200q", code, body)
+	}
+	asNode := &http.Client{Transport: &http.Transport{TLSClientConfig: c.NodeTLS("n1").ClientConfig()}}
+	if code, _ := get(asNode, "https"); code != http.StatusOK {
+		t.Fatalf("node certificate: %d", code)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/velocity9/v9/fsm"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/transport"
 )
 
 // Benchmarks here measure; they assert nothing about speed. Both sides of a comparison run
@@ -52,7 +53,7 @@ func rawCluster(b *testing.B) (leader *raft.Raft, stop func()) {
 		if err := cfg.setDefaults(); err != nil {
 			b.Fatal(err)
 		}
-		p, err := openRaft(&cfg, noopFSM{}, &faults{})
+		p, err := openRaft(&cfg, noopFSM{}, &transport.Faults{})
 		if err != nil {
 			b.Fatal(err)
 		}

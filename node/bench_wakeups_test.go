@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/auth"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -23,7 +24,7 @@ func BenchmarkWakeupsPerComponentWrite(b *testing.B) {
 		b.Fatal(err)
 	}
 	waitServingB(b, n)
-	ctx := context.Background()
+	ctx := auth.AsCaller(context.Background(), TestToken)
 	const writes = 40
 	cmd := &statev1.Command{Op: &statev1.Command_SetComponentDesired{SetComponentDesired: &statev1.SetComponentDesired{
 		Name: "hello", Desired: statev1.DesiredState_DESIRED_STATE_RUNNING}}}

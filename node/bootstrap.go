@@ -160,6 +160,11 @@ func (n *Node) joinVia(ctx context.Context, addr string) bool {
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	_, err := n.peers.get(addr).cluster.Join(cctx, connect.NewRequest(n.joinRequest()))
+	var ce *connect.Error
+	if errors.As(err, &ce) && ce.Meta().Get(LeaderAPIHeader) != "" {
+		addr = ce.Meta().Get(LeaderAPIHeader) // a follower: ask the leader itself
+		_, err = n.peers.get(addr).cluster.Join(cctx, connect.NewRequest(n.joinRequest()))
+	}
 	if err != nil {
 		n.log.Info("join attempt failed; will retry", "via", addr, "err", err)
 		return false

@@ -11,6 +11,7 @@ import (
 
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/replica"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
@@ -29,7 +30,7 @@ func (n *Node) Status(_ context.Context) (*clusterv1.StatusResponse, error) {
 		FsmIndex:     n.fsm.Store.Index(),
 	}
 	if leader != "" {
-		resp.LeaderApiAddr = n.apiAddrOf(string(leader))
+		resp.LeaderApiAddr = replicaPeers{n}.APIAddrOf(string(leader))
 	}
 	if lc := r.LastContact(); !lc.IsZero() {
 		resp.LastContactMs = uint64(time.Since(lc).Milliseconds())
@@ -78,75 +79,28 @@ func nodeStatus(s statev1.NodeStatus) string {
 	return ""
 }
 
-// leaderCall runs f on this node if it leads, else forwards through call to the leader.
-func (n *Node) leaderCall(ctx context.Context, local func() (uint64, error), remote func(*peerClient) (uint64, error)) (uint64, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, defaultWriteTimeout)
-		defer cancel()
-	}
-	for {
-		var idx uint64
-		var err error
-		if n.IsLeader() {
-			idx, err = local()
-		} else if addr, lerr := n.leaderAPI(); lerr != nil {
-			err = lerr
-		} else {
-			idx, err = remote(n.peers.get(addr))
-		}
-		if !retryable(err) {
-			return idx, err
-		}
-		select {
-		case <-ctx.Done():
-			return 0, errNoLeader
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
+// LeaderAPIHeader carries the leader's API address on a Join refused by a follower, so the
+// joining node asks the leader itself.
+const LeaderAPIHeader = "V9-Leader-Api"
 
-// Join adds a node to the Raft configuration (through the leader) and registers it.
+// Join adds a node to the Raft configuration and registers it. Only the node itself asks,
+// with its own certificate (a manual one, or one issued for a join token), and only the
+// leader answers: a follower never forwards a Join (it would vouch for the newcomer with
+// its own certificate); it refuses with the leader's API address in LeaderAPIHeader.
 func (n *Node) Join(ctx context.Context, req *clusterv1.JoinRequest) (uint64, error) {
-	if err := n.joinCallerMayAsk(ctx, req); err != nil {
+	if err := auth.CallerIs(ctx, req.NodeId, "join"); err != nil {
 		return 0, err
 	}
-	return n.leaderCall(ctx, func() (uint64, error) { return n.joinAsLeader(req) },
-		func(p *peerClient) (uint64, error) {
-			resp, err := p.cluster.Join(ctx, connect.NewRequest(req))
-			if err != nil {
-				return 0, err
-			}
-			return resp.Msg.Index, nil
-		})
-}
-
-// joinCallerMayAsk refuses a Join whose node id is not the caller's own certificate's,
-// unless the caller is a member of the cluster forwarding a newcomer's Join to the leader
-// (followers forward with their own certificate). A forwarded Join may add a new node or
-// repeat a member's own address, never move an existing member to another address: a
-// node's certificate does not let it re-address another node.
-func (n *Node) joinCallerMayAsk(ctx context.Context, req *clusterv1.JoinRequest) error {
-	peer := auth.PeerNode(ctx)
-	if peer == "" || peer == req.NodeId {
-		return nil
-	}
-	deny := auth.CallerIs(ctx, req.NodeId, "join")
-	f := n.raft.r.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return deny
-	}
-	forwarder := false
-	for _, s := range f.Configuration().Servers {
-		if s.ID == raft.ServerID(req.NodeId) && s.Address != raft.ServerAddress(req.RaftAddr) {
-			return deny
+	if !n.IsLeader() {
+		addr, err := n.LeaderAPI()
+		if err != nil {
+			return 0, replica.ErrNoLeader
 		}
-		forwarder = forwarder || s.ID == raft.ServerID(peer)
+		ce := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%s: join through the leader at %s", replica.NotLeaderMsg, addr))
+		ce.Meta().Set(LeaderAPIHeader, addr)
+		return 0, ce
 	}
-	if !forwarder {
-		return deny
-	}
-	return nil
+	return n.joinAsLeader(req)
 }
 
 func (n *Node) joinAsLeader(req *clusterv1.JoinRequest) (uint64, error) {
@@ -177,14 +131,14 @@ func (n *Node) joinAsLeader(req *clusterv1.JoinRequest) (uint64, error) {
 	cmd := &statev1.Command{Op: &statev1.Command_RegisterNode{RegisterNode: &statev1.RegisterNode{Node: &statev1.Node{
 		Id: req.NodeId, ApiAddr: req.ApiAddr, ProxyAddr: req.ProxyAddr, RaftAddr: req.RaftAddr, Runtimes: req.Runtimes,
 	}}}}
-	return n.applyLocal(context.Background(), cmd)
+	return n.ApplyLocal(context.Background(), cmd)
 }
 
 // RemovePeer removes a node from the Raft configuration and the state.
 func (n *Node) RemovePeer(ctx context.Context, id string) (uint64, error) {
-	return n.leaderCall(ctx, func() (uint64, error) { return n.removeAsLeader(id) },
-		func(p *peerClient) (uint64, error) {
-			resp, err := p.cluster.RemovePeer(ctx, connect.NewRequest(&clusterv1.RemovePeerRequest{NodeId: id}))
+	return n.OnLeader(ctx, func() (uint64, error) { return n.removeAsLeader(id) },
+		func(addr string) (uint64, error) {
+			resp, err := n.peers.get(addr).cluster.RemovePeer(ctx, connect.NewRequest(&clusterv1.RemovePeerRequest{NodeId: id}))
 			if err != nil {
 				return 0, err
 			}
@@ -210,7 +164,7 @@ func (n *Node) removeAsLeader(id string) (uint64, error) {
 	if nodeErr == nil {
 		cmd := &statev1.Command{Op: &statev1.Command_RemoveNode{RemoveNode: &statev1.RemoveNode{Id: id}}}
 		var err error
-		if idx, err = n.applyLocal(context.Background(), cmd); err != nil && !errors.Is(err, fsm.ErrNotFound) {
+		if idx, err = n.ApplyLocal(context.Background(), cmd); err != nil && !errors.Is(err, fsm.ErrNotFound) {
 			return 0, err
 		}
 	}

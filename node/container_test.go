@@ -15,7 +15,7 @@ import (
 	"github.com/containerd/containerd/namespaces"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/runtime/container"
-	"github.com/velocity9/v9/runtime/container/ocitest"
+	"github.com/velocity9/v9/runtime/container/ociimage"
 )
 
 var (
@@ -30,13 +30,13 @@ func containerDir(t testing.TB, extra, msg string) string {
 	t.Helper()
 	ctrBinOnce.Do(func() {
 		ctrBin = filepath.Join(os.TempDir(), fmt.Sprintf("v9-hello-ctr-%d", os.Getpid()))
-		ctrBinErr = ocitest.GoBuild(ctrBin, "../examples/hello-container")
+		ctrBinErr = ociimage.GoBuild(ctrBin, "../examples/hello-container")
 	})
 	if ctrBinErr != nil {
 		t.Fatal(ctrBinErr)
 	}
 	dir := t.TempDir()
-	if err := ocitest.WriteArchiveFile(filepath.Join(dir, "image.tar"), ctrBin, "v9.local/hello-ctr:test"); err != nil {
+	if err := ociimage.WriteArchiveFile(filepath.Join(dir, "image.tar"), ctrBin, "hello", "v9.local/hello-ctr:test"); err != nil {
 		t.Fatal(err)
 	}
 	manifest := "name = \"hello\"\nruntime = \"container\"\n" + extra +

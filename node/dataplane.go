@@ -73,7 +73,7 @@ func (h dpHost) Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
 
 func (h dpHost) Barrier(ctx context.Context) error { return h.n.ConsistentBarrier(ctx) }
 
-func (h dpHost) APIAddr(id string) string { return h.n.apiAddrOf(id) }
+func (h dpHost) APIAddr(id string) string { return replicaPeers(h).APIAddrOf(id) }
 
 // Heartbeat sends one heartbeat to the leader (to this node's own liveness table when it
 // leads) and returns the leader's applied index from the answer.
@@ -83,7 +83,7 @@ func (h dpHost) Heartbeat(ctx context.Context, req *clusterv1.HeartbeatRequest, 
 		resp, err := n.HeartbeatAsLeader(ctx, req)
 		return resp.GetIndex(), err
 	}
-	addr, err := n.leaderAPI()
+	addr, err := n.LeaderAPI()
 	if err != nil {
 		return 0, err
 	}

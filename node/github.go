@@ -6,10 +6,12 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/deployments"
 	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/leader"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
+	"github.com/velocity9/v9/rpc/gen/v9/github/v1/githubv1connect"
 )
 
 // openGitHub wires the GitHub side (package ghub) to this node (its replica, its write
@@ -29,6 +31,13 @@ func (n *Node) openGitHub() {
 	)
 }
 
+// UserGitHub serves GitHubService: the caller's repositories, read with the GitHub grant
+// their console session keeps (sealed with the cluster keyring).
+func (n *Node) UserGitHub() githubv1connect.GitHubServiceHandler {
+	return &ghub.Repos{APIURL: n.cfg.GitHub.APIURL, HTTPClient: n.cfg.SignIn.HTTPClient,
+		Grant: func(ctx context.Context) (string, error) { return auth.CallerGitHubToken(ctx, n.fsm.Store, n) }}
+}
+
 // ghArtifacts lends ghub the artifact store and the pins that keep a fresh build from
 // garbage collection.
 type ghArtifacts struct{ n *Node }
@@ -40,12 +49,12 @@ func (a ghArtifacts) Pin(digest string) func()        { return a.n.dp.Pin(digest
 // follower forwards the call.
 func (n *Node) CreateLinked(ctx context.Context, req *componentv1.CreateRequest) (*componentv1.CreateResponse, error) {
 	var resp *componentv1.CreateResponse
-	_, err := n.leaderCall(ctx, func() (uint64, error) {
+	_, err := n.OnLeader(ctx, func() (uint64, error) {
 		var err error
 		resp, err = n.gh.CreateLinked(ctx, req)
 		return 0, err
-	}, func(p *peerClient) (uint64, error) {
-		r, err := p.component.Create(ctx, connect.NewRequest(req))
+	}, func(addr string) (uint64, error) {
+		r, err := n.peers.get(addr).component.Create(ctx, connect.NewRequest(req))
 		if err != nil {
 			return 0, err
 		}

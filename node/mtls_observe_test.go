@@ -24,8 +24,6 @@ import (
 func TestObservedStateOnlyFromItsNode(t *testing.T) {
 	c := NewTestCluster(t, 3)
 	l := c.Leader(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	client := func(id string) *http.Client {
 		return &http.Client{Transport: &http.Transport{TLSClientConfig: c.NodeTLS(id).ClientConfig()}}
 	}
@@ -59,6 +57,9 @@ func TestObservedStateOnlyFromItsNode(t *testing.T) {
 		victim = ps[0]
 		return nil
 	})
+	// The deadline starts here: building and placing the module may take most of a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	caller := "n1"
 	if victim.NodeId == caller {
 		caller = "n2"

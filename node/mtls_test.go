@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +23,7 @@ import (
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/transport"
 )
 
 // TestInternalCallsNeedNodeCertificate: a client with the admin token but no node
@@ -149,7 +151,7 @@ func TestRaftPortRefusesStrangers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream := &streamLayer{ln: ln, advertise: ln.Addr(), f: &faults{}, tls: other}
+	stream := &transport.StreamLayer{Listener: ln, Advertise: ln.Addr(), F: &transport.Faults{}, TLS: other}
 	if _, err := stream.Dial(raft.ServerAddress(target.RaftAddr()), 2*time.Second); err == nil {
 		t.Fatal("a certificate of another CA completed the Raft handshake")
 	}
@@ -255,4 +257,104 @@ func TestNodeSpeaksOnlyForItself(t *testing.T) {
 		}
 	}
 
+}
+
+// TestForwardedWritesNeedTheCaller: a client holding a valid node certificate (n2's) but
+// no user token, speaking straight to the leader's InternalService.Apply as a forwarding
+// follower would, cannot create a component, mark a node down, remove one, mint a token or
+// write placements, nor join a new node id anywhere; with a forwarded viewer token a
+// developer write is refused naming the role, with a developer token it is applied and the
+// audit names that token, not the actor the forwarder wrote. A user's write through a
+// follower still works.
+func TestForwardedWritesNeedTheCaller(t *testing.T) {
+	c := NewTestCluster(t, 3)
+	l := c.Leader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tokens := roleTokens(t, l)
+	asNode := &http.Client{Transport: &http.Transport{TLSClientConfig: c.NodeTLS("n2").ClientConfig()}}
+	internal := func(token string) clusterv1connect.InternalServiceClient {
+		var opts []connect.ClientOption
+		if token != "" {
+			opts = append(opts, connect.WithInterceptors(auth.Bearer(token)))
+		}
+		return clusterv1connect.NewInternalServiceClient(asNode, "https://"+l.APIAddr(), opts...)
+	}
+	component := func(name string) *statev1.Command {
+		return &statev1.Command{Actor: "user:someone-else", Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: &statev1.Component{
+			Id: name, Name: name, Runtime: statev1.Runtime_RUNTIME_WASM, Replicas: 1, Spec: &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 1},
+		}}}}
+	}
+	admin := &statev1.ApiToken{Id: auth.NewAccessorID(), Name: "minted", Role: "admin", Sha256: auth.Hash(auth.NewSecret())}
+	for name, cmd := range map[string]*statev1.Command{
+		"create a component":  component("forged"),
+		"mark a node down":    {Op: &statev1.Command_SetNodeStatus{SetNodeStatus: &statev1.SetNodeStatus{Id: "n3", Status: statev1.NodeStatus_NODE_STATUS_DOWN}}},
+		"remove a node":       {Op: &statev1.Command_RemoveNode{RemoveNode: &statev1.RemoveNode{Id: "n3"}}},
+		"mint an admin token": {Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: admin}}},
+		"register a ghost":    {Op: &statev1.Command_RegisterNode{RegisterNode: &statev1.RegisterNode{Node: &statev1.Node{Id: "ghost", ApiAddr: "127.0.0.1:1"}}}},
+		"write placements":    {Op: &statev1.Command_DeletePlacements{DeletePlacements: &statev1.DeletePlacements{Ids: []string{"x"}}}},
+	} {
+		_, err := internal("").Apply(ctx, connect.NewRequest(&clusterv1.ApplyRequest{Command: cmd}))
+		if connect.CodeOf(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), `"n2"`) {
+			t.Fatalf("%s with only n2's certificate: %v, want PermissionDenied naming n2", name, err)
+		}
+	}
+	_, err := internal(tokens[auth.RoleViewer]).Apply(ctx, connect.NewRequest(&clusterv1.ApplyRequest{Command: component("forged")}))
+	if connect.CodeOf(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), "developer") {
+		t.Fatalf("create with a forwarded viewer token: %v, want PermissionDenied naming developer", err)
+	}
+	if _, err := l.Store().Component("forged"); err == nil {
+		t.Fatal("a forged create was applied")
+	}
+	if _, err := l.Store().Token(admin.Id); err == nil {
+		t.Fatal("a minted token was applied")
+	}
+	if nd, err := l.Store().Node("n3"); err == nil && nd.Status == statev1.NodeStatus_NODE_STATUS_DOWN {
+		t.Fatalf("n3 marked down by a forged write: %v", nd)
+	}
+	if _, err := internal(tokens[auth.RoleDeveloper]).Apply(ctx, connect.NewRequest(&clusterv1.ApplyRequest{Command: component("real")})); err != nil {
+		t.Fatalf("create with a forwarded developer token: %v", err)
+	}
+	found := false
+	for _, e := range l.Store().Audit(10) {
+		if strings.Contains(e.Actor, "someone-else") {
+			t.Fatalf("audit kept the forwarder's actor: %+v", e)
+		}
+		found = found || strings.Contains(e.Actor, "(developer)")
+	}
+	if !found {
+		t.Fatalf("the audit does not name the developer token: %v", l.Store().Audit(10))
+	}
+
+	// Join: never for another id, at the leader or a follower; a follower sends even a
+	// newcomer's own Join to the leader instead of vouching for it.
+	f := c.Follower(t)
+	for _, target := range []*Node{l, f} {
+		_, err := clusterv1connect.NewClusterServiceClient(asNode, "https://"+target.APIAddr()).Join(ctx, connect.NewRequest(&clusterv1.JoinRequest{
+			NodeId: "ghost", RaftAddr: "127.0.0.1:1", ApiAddr: "127.0.0.1:2"}))
+		if connect.CodeOf(err) != connect.CodePermissionDenied {
+			t.Fatalf("join of a new id with n2's certificate at %s: %v", target.ID(), err)
+		}
+	}
+	asN9 := &http.Client{Transport: &http.Transport{TLSClientConfig: c.NodeTLS("n9").ClientConfig()}}
+	_, err = clusterv1connect.NewClusterServiceClient(asN9, "https://"+f.APIAddr()).Join(ctx, connect.NewRequest(&clusterv1.JoinRequest{
+		NodeId: "n9", RaftAddr: "127.0.0.1:1", ApiAddr: "127.0.0.1:2"}))
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Meta().Get(LeaderAPIHeader) != l.APIAddr() {
+		t.Fatalf("a newcomer's join at a follower: %v, want a refusal pointing at the leader %s", err, l.APIAddr())
+	}
+	for _, m := range l.raft.r.GetConfiguration().Configuration().Servers {
+		if m.ID == "ghost" || m.ID == "n9" {
+			t.Fatalf("%s joined the cluster", m.ID)
+		}
+	}
+
+	// A user's write through a follower: forwarded with the user's token, applied.
+	dev := auth.AsCaller(ctx, tokens[auth.RoleDeveloper])
+	if _, err := f.Apply(dev, component("via-follower")); err != nil {
+		t.Fatalf("a developer's write through a follower: %v", err)
+	}
+	if _, err := f.Apply(ctx, component("no-caller")); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("a follower's write without a caller: %v, want PermissionDenied", err)
+	}
 }

@@ -24,9 +24,11 @@ import (
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/observe"
 	"github.com/velocity9/v9/proxy"
+	"github.com/velocity9/v9/replica"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/rpc/server"
 	"github.com/velocity9/v9/runtime/artifact"
+	"github.com/velocity9/v9/transport"
 )
 
 // Node is one running v9 node.
@@ -35,13 +37,12 @@ type Node struct {
 	log    *slog.Logger
 	fsm    *fsm.FSM
 	raft   *raftParts
-	faults *faults
+	faults *transport.Faults
 	authz  *auth.Authorizer
 	peers  *peerClients
 	disc   discovery
 
-	keys      *keyring.Keyring     // the cluster keyring's root keys this node holds (secrets.go)
-	keyMu     sync.Mutex           // serialises root key creation
+	keys      *keyring.Cluster     // the cluster keyring's root keys this node holds (secrets.go)
 	dp        *dataplane.DataPlane // this node's instances, routing, artifacts and lease
 	artifacts *artifact.Store      // shared with dp
 	logs      *logring.Ring
@@ -54,6 +55,9 @@ type Node struct {
 	scheduler *leader.Scheduler
 	reaper    *dataplane.Reaper // fences exclusive containers if the agent dies
 	gh        *ghub.Service     // linking, webhooks, builds, polling, commit statuses
+
+	// The write and read paths over the Raft replica (Apply, ReadIndex, ConsistentBarrier...).
+	*replica.Replica
 
 	// The deployment procedures (upload, history, watch, rollback, build logs).
 	*deployments.Service
@@ -77,9 +81,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &faults{}}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: fsm.New(), faults: &transport.Faults{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.peers = newPeerClients(n.faults, cfg.TLS)
+	n.Replica = &replica.Replica{Store: n.fsm.Store, Peers: replicaPeers{n}}
 	n.authz = &auth.Authorizer{Tokens: n.fsm.Store, CatchUp: n.ConsistentBarrier, Insecure: cfg.TLS == nil}
 	n.disc.known = map[string]peer{}
 	n.setupLeadership()
@@ -106,7 +111,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if n.raft, err = openRaft(&n.cfg, n.fsm, n.faults); err != nil {
 		return fail(err)
 	}
-	if n.keys, err = openKeyring(cfg.DataDir); err != nil {
+	n.Replica.Raft = n.raft.r
+	if err := n.openKeyring(); err != nil {
 		return fail(err)
 	}
 	if err := n.openDataPlane(); err != nil {
@@ -123,13 +129,16 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	mux := server.NewMux(n, n.authz)
 	mux.Handle("/metrics", n.authz.RequireHTTP(auth.RoleViewer, promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{})))
 	mux.HandleFunc(ghub.WebhookPath, n.gh.ServeWebhook)
-	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log}).Register(mux)
+	if cfg.TLS != nil {
+		mux.Handle(auth.JoinPathPrefix, n.joinIssuer().Handler())
+	}
+	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log, Grants: n}).Register(mux)
 	// Browsers' cross-origin writes are refused (a signed-in console's cookie must not
 	// serve another site); the CLI, nodes and GitHub's webhooks send no Origin and pass.
 	n.apiSrv = newHTTPServer(auth.PeerIdentity(http.NewCrossOriginProtection().Handler(mux)))
 	if cfg.TLS != nil {
 		// Users speak plain HTTP (or TLS); nodes speak mutual TLS, on the same port.
-		n.serve(n.apiSrv, newSniffListener(n.apiLn, cfg.TLS.ServerConfig(false, "h2", "http/1.1")), "api")
+		n.serve(n.apiSrv, transport.NewSniffListener(n.apiLn, cfg.TLS.ServerConfig(false, "h2", "http/1.1")), "api")
 	} else {
 		n.serve(n.apiSrv, n.apiLn, "api")
 	}
@@ -209,25 +218,6 @@ func (n *Node) DataDir() string { return n.cfg.DataDir }
 // Store is this node's replica of the state, for local reads.
 func (n *Node) Store() *fsm.Store { return n.fsm.Store }
 
-// WaitLeader blocks until this node knows a leader.
-func (n *Node) WaitLeader(ctx context.Context) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if _, id := n.raft.r.LeaderWithID(); id != "" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for leader: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
-}
-
-// IsLeader reports whether this node is the Raft leader.
-func (n *Node) IsLeader() bool { return n.raft.r.State() == raftLeader }
-
 // Shutdown stops the node gracefully: it stops accepting requests, lets in-flight ones end
 // (until ctx ends), then stops Raft and closes the stores.
 func (n *Node) Shutdown(ctx context.Context) error {
@@ -264,7 +254,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) kill() {
 	n.stopOnce.Do(func() {
 		n.cancel()
-		n.faults.setPartitioned(true)
+		n.faults.SetPartitioned(true)
 		for _, s := range []*http.Server{n.apiSrv, n.proxySrv} {
 			if s != nil {
 				s.Close()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/leader"
+	"github.com/velocity9/v9/replica"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
@@ -18,12 +19,12 @@ import (
 // HeartbeatAsLeader records a node's heartbeat on the leader.
 func (n *Node) HeartbeatAsLeader(_ context.Context, req *clusterv1.HeartbeatRequest) (*clusterv1.HeartbeatResponse, error) {
 	if !n.IsLeader() {
-		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
+		return nil, replica.NotLeader()
 	}
 	if err := n.live.Record(req); err != nil {
 		switch {
 		case errors.Is(err, leader.ErrNotLeading):
-			return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(notLeaderMsg))
+			return nil, replica.NotLeader()
 		case errors.Is(err, leader.ErrMarkingDown):
 			return nil, connect.NewError(connect.CodeUnavailable, err)
 		}
@@ -39,7 +40,7 @@ func (n *Node) HeartbeatAsLeader(_ context.Context, req *clusterv1.HeartbeatRequ
 // node last heartbeated; without a leader it answers from its own replica.
 func (n *Node) Nodes(ctx context.Context) (*clusterv1.NodesResponse, error) {
 	if !n.IsLeader() {
-		if addr, err := n.leaderAPI(); err == nil {
+		if addr, err := n.LeaderAPI(); err == nil {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			resp, err := n.peers.get(addr).cluster.Nodes(cctx, connect.NewRequest(&clusterv1.NodesRequest{}))
 			cancel()

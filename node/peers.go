@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
+	"github.com/velocity9/v9/transport"
 )
 
 // peerClients holds Connect clients to other nodes' APIs, one set per address.
@@ -34,19 +34,10 @@ type peerClient struct {
 	stats     statsv1connect.StatsServiceClient
 }
 
-func newPeerClients(f *faults, nodeTLS *auth.NodeTLS) *peerClients {
+func newPeerClients(f *transport.Faults, nodeTLS *auth.NodeTLS) *peerClients {
 	d := &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if f.isPartitioned() {
-				return nil, &net.OpError{Op: "dial", Net: network, Err: errPartitioned}
-			}
-			c, err := d.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return f.track(c)
-		},
+		DialContext:         f.DialContext(d),
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 	}

@@ -3,7 +3,6 @@ package node
 import (
 	"crypto/tls"
 	"fmt"
-	"github.com/velocity9/v9/internal/raftlog"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +10,9 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/velocity9/v9/internal/raftlog"
+	"github.com/velocity9/v9/transport"
 )
 
 // raftParts are the pieces of a Raft replica a node owns and closes.
@@ -19,7 +21,7 @@ type raftParts struct {
 	store     *raftboltdb.BoltStore
 	transport *raft.NetworkTransport
 	snaps     raft.SnapshotStore
-	stream    *streamLayer
+	stream    *transport.StreamLayer
 	hasState  bool
 }
 
@@ -38,7 +40,7 @@ func raftConfig(c *Config) *raft.Config {
 }
 
 // openRaft opens the stores in DataDir/raft and starts the replica. It does not bootstrap.
-func openRaft(c *Config, fsm raft.FSM, f *faults) (*raftParts, error) {
+func openRaft(c *Config, fsm raft.FSM, f *transport.Faults) (*raftParts, error) {
 	dir := filepath.Join(c.DataDir, "raft")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create raft dir: %w", err)
@@ -81,9 +83,9 @@ func openRaft(c *Config, fsm raft.FSM, f *faults) (*raftParts, error) {
 		return fail(fmt.Errorf("raft address %s is not advertisable: set --raft-advertise", c.RaftAddr))
 	}
 	if c.TLS != nil {
-		ln = tls.NewListener(ln, c.TLS.ServerConfig(true, raftALPN))
+		ln = tls.NewListener(ln, c.TLS.ServerConfig(true, transport.RaftALPN))
 	}
-	p.stream = &streamLayer{ln: ln, advertise: adv, f: f, tls: c.TLS}
+	p.stream = &transport.StreamLayer{Listener: ln, Advertise: adv, F: f, TLS: c.TLS}
 	p.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  p.stream,
 		MaxPool: 3,

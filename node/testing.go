@@ -306,10 +306,10 @@ func (c *TestCluster) Restart(i int) *Node {
 
 // Partition cuts node i off from every other node (Raft and node-to-node API); Heal
 // reconnects it. Clients on the test's side still reach its API.
-func (c *TestCluster) Partition(i int) { c.Nodes[i].faults.setPartitioned(true) }
+func (c *TestCluster) Partition(i int) { c.Nodes[i].faults.SetPartitioned(true) }
 
 // Heal undoes Partition.
-func (c *TestCluster) Heal(i int) { c.Nodes[i].faults.setPartitioned(false) }
+func (c *TestCluster) Heal(i int) { c.Nodes[i].faults.SetPartitioned(false) }
 
 func (c *TestCluster) stopAll() {
 	for _, n := range c.Live() {

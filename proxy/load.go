@@ -1,18 +1,23 @@
 package proxy
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Load counts, per component, the requests that enter the cluster through this proxy, for
 // the heartbeats that feed autoscaling. Requests forwarded here by another node's proxy are
 // not counted again: the node they entered through counts them.
+//
+// Counting is on every request's path, so it takes no lock and allocates nothing once a
+// component has been seen: a lock-free map lookup and three atomic operations.
 type Load struct {
-	mu sync.Mutex
-	m  map[string]*compLoad
+	m sync.Map // component name → *compLoad
 }
 
 type compLoad struct {
-	inFlight, peak int64
-	requests       uint64
+	inFlight, peak atomic.Int64
+	requests       atomic.Uint64
 }
 
 // LoadSample is one component's load over one interval.
@@ -22,42 +27,40 @@ type LoadSample struct {
 }
 
 // NewLoad returns an empty Load.
-func NewLoad() *Load { return &Load{m: map[string]*compLoad{}} }
+func NewLoad() *Load { return &Load{} }
 
-// begin counts a request in flight until the returned func is called.
-func (l *Load) begin(component string) func() {
-	l.mu.Lock()
-	c := l.m[component]
-	if c == nil {
-		c = &compLoad{}
-		l.m[component] = c
+// begin counts a request in flight until end is called on what it returns.
+func (l *Load) begin(component string) *compLoad {
+	v, ok := l.m.Load(component)
+	if !ok {
+		v, _ = l.m.LoadOrStore(component, new(compLoad))
 	}
-	c.inFlight++
-	c.requests++
-	c.peak = max(c.peak, c.inFlight)
-	l.mu.Unlock()
-	return func() {
-		l.mu.Lock()
-		c.inFlight--
-		l.mu.Unlock()
+	c := v.(*compLoad)
+	n := c.inFlight.Add(1)
+	c.requests.Add(1)
+	for p := c.peak.Load(); n > p && !c.peak.CompareAndSwap(p, n); p = c.peak.Load() {
 	}
+	return c
 }
 
+// end ends a request counted by begin.
+func (c *compLoad) end() { c.inFlight.Add(-1) }
+
 // Take returns each component's load since the last Take and starts a new interval.
-// Components idle over the whole interval are left out.
+// Components idle over the whole interval are left out. A component's counter is kept once
+// seen (one small entry per routed component name), so a request counted concurrently with
+// Take is never lost.
 func (l *Load) Take() map[string]LoadSample {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	out := map[string]LoadSample{}
-	for name, c := range l.m {
-		if c.requests == 0 && c.peak == 0 {
-			if c.inFlight == 0 {
-				delete(l.m, name)
-			}
-			continue
+	l.m.Range(func(k, v any) bool {
+		c := v.(*compLoad)
+		reqs := c.requests.Swap(0)
+		peak := c.peak.Swap(c.inFlight.Load())
+		if reqs == 0 && peak == 0 {
+			return true
 		}
-		out[name] = LoadSample{PeakInFlight: c.peak, Requests: c.requests}
-		c.peak, c.requests = c.inFlight, 0
-	}
+		out[k.(string)] = LoadSample{PeakInFlight: peak, Requests: reqs}
+		return true
+	})
 	return out
 }

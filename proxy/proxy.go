@@ -183,7 +183,7 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 		}
 	}
 	if p.cfg.Load != nil && hop == "" {
-		defer p.cfg.Load.begin(name)()
+		defer p.cfg.Load.begin(name).end()
 	}
 	if hop != "" || (t.InProcess && len(t.Local) > 0) {
 		// Forwarded to us, or in-process instances here: serve locally.

@@ -79,7 +79,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Type", ctype)
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	if name == "index.html" {
-		hdr.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+		// frame-src: the Start page shows a started component's answer (from a node's proxy,
+		// another origin) in a sandboxed frame.
+		hdr.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-src http: https:; frame-ancestors 'none'")
 		hdr.Set("Referrer-Policy", "same-origin")
 	}
 	hdr.Add("Vary", "Accept-Encoding")

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/velocity9/v9/auth"
 	aclv1 "github.com/velocity9/v9/rpc/gen/v9/acl/v1"
 )
 
@@ -141,6 +142,7 @@ func newTokenCmd(a *app) *cobra.Command {
 	var (
 		name, role string
 		ttl        time.Duration
+		join       bool
 	)
 	create := &cobra.Command{
 		Use:   "create",
@@ -149,6 +151,14 @@ func newTokenCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ttl < 0 {
 				return usageError{errors.New("--ttl cannot be negative")}
+			}
+			if join {
+				if cmd.Flags().Changed("role") {
+					return usageError{errors.New("--join makes a join token: no --role")}
+				}
+				role = auth.JoinRole
+			} else if name == "" {
+				return usageError{errors.New("--name is required (what the token is for)")}
 			}
 			res, err := a.client().ACL.CreateToken(cmd.Context(), connect.NewRequest(&aclv1.CreateTokenRequest{
 				Name: name, Role: role, TtlSeconds: uint64(ttl / time.Second),
@@ -159,14 +169,19 @@ func newTokenCmd(a *app) *cobra.Command {
 			if a.json {
 				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
+			if join {
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "join token %s (one use, expires %s):\n%s\n\nOn the new machine: v9 agent --id ID --tls-dir DIR --join %s --join-token TOKEN\n",
+					res.Msg.Token.GetAccessorId(), res.Msg.Token.GetExpireTime().AsTime().UTC().Format(time.RFC3339), res.Msg.Secret, a.addr)
+				return err
+			}
 			return printNewToken(cmd.OutOrStdout(), res.Msg.Token, res.Msg.Secret)
 		},
 	}
 	f := create.Flags()
-	f.StringVar(&name, "name", "", "what the token is for (required)")
+	f.StringVar(&name, "name", "", "what the token is for (required, except with --join)")
 	f.StringVar(&role, "role", "developer", "viewer, developer or admin")
-	f.DurationVar(&ttl, "ttl", 0, "lifetime, e.g. 720h; 0: never expires")
-	_ = create.MarkFlagRequired("name")
+	f.DurationVar(&ttl, "ttl", 0, "lifetime, e.g. 720h; 0: never expires (--join: default 1h, at most 168h)")
+	f.BoolVar(&join, "join", false, "a one-time join token for a new node (admin): v9 agent --join-token")
 
 	list := &cobra.Command{
 		Use:   "list",

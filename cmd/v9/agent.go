@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -31,6 +33,7 @@ func newAgentCmd(a *app) *cobra.Command {
 		subnet      string
 		deny        []string
 		defaultRole string
+		joinToken   string
 	)
 	host, _ := os.Hostname()
 	cmd := &cobra.Command{
@@ -55,6 +58,12 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 				return err
 			}
 			cfg.Logger = a.logger
+			if joinToken == "" {
+				joinToken = os.Getenv("V9_JOIN_TOKEN")
+			}
+			if err := joinForCertificate(cmd.Context(), &cfg, tlsDir, joinToken); err != nil {
+				return err
+			}
 			if err := agentTLS(&cfg, tlsDir, tlsFile); err != nil {
 				return err
 			}
@@ -71,7 +80,7 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 				return usageError{fmt.Errorf("--github-default-role %q: want developer or viewer (admins are named by --admins)", defaultRole)}
 			}
 			cfg.SignIn.DefaultRole = role
-			return runAgent(cmd.Context(), a, cfg)
+			return runAgent(cmd.Context(), a, cmd.ErrOrStderr(), cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -111,6 +120,7 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 	f.StringVar(&tlsFile.CA, "tls-ca", "", "the cluster CA certificate (instead of --tls-dir)")
 	f.StringVar(&tlsFile.Cert, "tls-cert", "", "this node's certificate (instead of --tls-dir)")
 	f.StringVar(&tlsFile.Key, "tls-key", "", "this node's private key (instead of --tls-dir)")
+	f.StringVar(&joinToken, "join-token", "", "one-time join token (v9 token create --join; default $V9_JOIN_TOKEN): get this node's certificate from the --join node into --tls-dir")
 	f.BoolVar(&cfg.InsecureNoTLS, "insecure-no-tls", false, "run without TLS between nodes: anyone reaching the API or Raft port can act as a node (throwaway clusters only)")
 	f.StringVar(&cfg.Build.CacheDir, "build-cache", "", "GOCACHE for builds (default: the go command's own)")
 	_ = cmd.MarkFlagRequired("data-dir")
@@ -132,6 +142,44 @@ func containerNetwork(n *container.Network, subnet string, deny []string) error 
 		n.Deny = append(n.Deny, p)
 	}
 	return nil
+}
+
+// joinForCertificate gets this node's certificate with a join token into dir, unless dir
+// already holds one: the first --join address that answers signs it.
+func joinForCertificate(ctx context.Context, cfg *node.Config, dir, token string) error {
+	if token == "" {
+		return nil
+	}
+	if dir == "" || len(cfg.Join) == 0 {
+		return usageError{errors.New("--join-token needs --tls-dir (where the certificate goes) and --join (a node holding the CA key)")}
+	}
+	files := auth.TLSDirFiles(dir, cfg.ID)
+	if _, err := os.Stat(files.Cert); err == nil {
+		cfg.Logger.Info("node certificate exists; the join token is not used", "cert", files.Cert)
+		return nil
+	}
+	var o auth.NodeCertOptions
+	for _, a := range []string{cfg.APIAdvertise, cfg.APIAddr} {
+		if host, _, err := net.SplitHostPort(a); err == nil && host != "" {
+			if ip := net.ParseIP(host); ip != nil {
+				if !ip.IsUnspecified() {
+					o.IPs = append(o.IPs, ip)
+				}
+			} else {
+				o.DNSNames = append(o.DNSNames, host)
+			}
+		}
+	}
+	var errs []error
+	for _, addr := range cfg.Join {
+		err := auth.JoinWithToken(ctx, addr, token, dir, cfg.ID, o)
+		if err == nil {
+			cfg.Logger.Info("received this node's certificate with the join token", "via", addr, "cert", files.Cert)
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+	}
+	return fmt.Errorf("get a node certificate with the join token: %w", errors.Join(errs...))
 }
 
 // agentTLS loads the node's certificates from --tls-dir or --tls-ca/--tls-cert/--tls-key.
@@ -163,10 +211,13 @@ func agentTLS(cfg *node.Config, dir string, files auth.TLSFiles) error {
 }
 
 // runAgent starts one node, waits for SIGINT or SIGTERM, and shuts it down.
-func runAgent(ctx context.Context, a *app, cfg node.Config) error {
+func runAgent(ctx context.Context, a *app, stderr io.Writer, cfg node.Config) error {
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if advice := containerdAdvice(cfg.ContainerdSocket, false); advice != "" {
+		fmt.Fprintf(stderr, "v9 agent: %s\n\n", advice)
+	}
 	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		err = fmt.Errorf("start node: %w", err)

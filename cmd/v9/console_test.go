@@ -15,17 +15,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/auth"
+	"github.com/velocity9/v9/ghub"
+	"github.com/velocity9/v9/internal/githubtest"
 	"github.com/velocity9/v9/node"
 	"github.com/velocity9/v9/webui"
 )
 
 // TestNoRaceConsoleBrowser drives the web console in a real Chromium (Debian's chromium,
 // driven by playwright-core from webui/node_modules; never a downloaded browser) against a
-// three-node cluster with examples/hello-wasm deployed twice: the components page lists it,
-// its page rolls back to the first deployment, pauses it (the proxy answers 503) and resumes it (200), the live logs show a request's
-// line, a status change committed through the API shows within a second, and the nodes page
-// shows the three nodes, one of them down while the test has killed it and ready again after
-// its restart. Screenshots of each page go to $V9_TEST_ARTIFACTS (default
+// three-node cluster and the fake GitHub (internal/githubtest), the issue's scenario: sign in
+// with GitHub (the OAuth web flow), Start a repository from the user's list (the webhook is
+// created, the build log streams live, the page ends on the component answering through a
+// proxy), the hits graph counts requests, the logs stream a request's line, a pushed commit
+// (the fake GitHub's webhook) shows in the history, Rollback, pause (the proxy answers 503)
+// and resume (200), a status change committed through the API shows within a second, an
+// upload deploy is listed the same way, 1,000 components stay responsive, the nodes page
+// shows a killed node down and back, tokens, audit, a viewer cannot pause, secrets are
+// set and deleted write-only. Screenshots of each page go to $V9_TEST_ARTIFACTS (default
 // webui/e2e/out), printed at the end with the measured budgets.
 //
 // It needs the console built into the test binary (make console), chromium and webui's npm
@@ -48,10 +55,42 @@ func TestNoRaceConsoleBrowser(t *testing.T) {
 	}
 
 	dir := helloCopy(t)
-	c := node.NewTestCluster(t, 3)
+	gh := githubtest.New(t)
+	const repo = "octocat/hello-v9"
+	gh.CreateRepo(repo, "main")
+	gh.CreateRepo("octocat/dotfiles", "main")
+	gh.Commit("octocat/dotfiles", "main", "init", map[string]string{"README.md": "no v9.toml here"})
+	files := map[string]string{}
+	for _, name := range []string{"v9.toml", "hello.wasm"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = string(b)
+	}
+	gh.Commit(repo, "main", "first commit", files)
+	gh.SignInAs("octocat")
+	clientID, clientSecret := gh.OAuthApp()
+	c := node.NewTestClusterConfig(t, 3, func(cfg *node.Config) {
+		cfg.GitHub = ghub.Config{APIURL: gh.APIURL(), Token: gh.Token}
+		cfg.SignIn = auth.GitHubConfig{ClientID: clientID, ClientSecret: clientSecret, WebURL: gh.WebURL(), APIURL: gh.APIURL(),
+			AllowedUsers: []string{"octocat"}, SessionTTL: time.Hour}
+	})
 	f := c.Follower(t)
-	mustCLI(t, "--addr", f.APIAddr(), "deploy", dir, "-m", "first deploy", "--author", "tester")
-	mustCLI(t, "--addr", f.APIAddr(), "deploy", dir, "-m", "second deploy", "--author", "tester")
+	// An upload deploy, listed the same way as the GitHub one the browser starts.
+	upload := filepath.Join(t.TempDir(), "upload")
+	if err := os.MkdirAll(upload, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range files {
+		if name == "v9.toml" {
+			body = strings.Replace(body, `name = "hello"`, `name = "uploaded"`, 1)
+		}
+		if err := os.WriteFile(filepath.Join(upload, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustCLI(t, "--addr", f.APIAddr(), "deploy", upload, "-m", "upload deploy", "--author", "tester")
 
 	// The script asks, through this control server, for a node to be killed and restarted
 	// while the nodes page is open; the test goroutine does it.
@@ -73,6 +112,8 @@ func TestNoRaceConsoleBrowser(t *testing.T) {
 		"V9_CONSOLE=http://"+f.APIAddr(),
 		"V9_PROXY=http://"+f.ProxyAddr(),
 		"V9_COMPONENT=hello",
+		"V9_REPO="+repo,
+		"V9_UPLOADED=uploaded",
 		"V9_NODES=3",
 		"V9_OUT="+out,
 		"V9_CONTROL="+control.URL,
@@ -107,6 +148,14 @@ wait:
 			case req.op == "restart" && killed >= 0:
 				c.Restart(killed)
 				req.reply <- c.Nodes[killed].ID()
+			case req.op == "push":
+				// A new commit on the linked branch; the fake GitHub delivers the webhook.
+				sha, ds := gh.Push(repo, "main", "second commit", files)
+				if len(ds) == 0 {
+					req.reply <- "no webhook delivered"
+					break
+				}
+				req.reply <- sha
 			default:
 				req.reply <- "unknown request " + req.op
 			}
@@ -116,7 +165,8 @@ wait:
 	if err != nil {
 		t.Fatalf("the browser test failed: %v (screenshots in %s)", err, out)
 	}
-	for _, shot := range []string{"components.png", "component.png", "component-375-dark.png", "nodes.png", "nodes-down.png", "signin.png", "not-found.png"} {
+	for _, shot := range []string{"signin.png", "start.png", "start-building.png", "start-done.png", "components.png", "component.png",
+		"component-375-dark.png", "nodes.png", "nodes-down.png", "tokens.png", "audit.png", "component-viewer.png", "not-found.png", "components-1000.png"} {
 		if _, err := os.Stat(filepath.Join(out, shot)); err != nil {
 			t.Errorf("screenshot %s: %v", shot, err)
 		}

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+
 	"io/fs"
 	"net"
 	"os"
@@ -42,12 +42,31 @@ type devLayout struct {
 
 const devLayoutFile = "v9-dev.json"
 
+// --ports P puts the Raft ports at P+devRaftOffset and the proxies at P+devProxyOffset, as the
+// defaults 7900, 7910 and 8080 are.
+const (
+	devRaftOffset  = 10
+	devProxyOffset = 180
+)
+
+// devOptions is what the flags of `v9 dev` ask for.
+type devOptions struct {
+	dataDir  string
+	ctrd     string
+	layout   devLayout
+	explicit bool // ports or node count given on the command line, rather than defaults
+	example  bool
+	gh       ghub.Config
+}
+
 func newDevCmd(a *app) *cobra.Command {
 	var (
 		dataDir string
 		ctrd    string
 		l       devLayout
 		gh      ghub.Config
+		ports   int
+		example bool
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -55,22 +74,40 @@ func newDevCmd(a *app) *cobra.Command {
 		Long: `Run a local v9 cluster in this one process, until Ctrl-C.
 
 Node nK listens on 127.0.0.1 at --api-port+K-1 (API), --proxy-port+K-1 (proxy) and
---raft-port+K-1 (Raft), and keeps its data in <data-dir>/nK. Starting again with the same
---data-dir brings back the same cluster and state.`,
+--raft-port+K-1 (Raft), and keeps its data in <data-dir>/nK. --ports P sets all three at
+once: API P, Raft P+10, proxy P+180 (the defaults are 7900, 7910 and 8080). The ports are
+recorded in the data dir: starting again with the same --data-dir and no port flags brings
+back the same cluster, on the same ports, with its state.
+
+On a new data dir, v9 dev also deploys the example component "hello"
+(examples/hello-wasm, built with the go command) and prints its URL last.`,
+		Example: `  v9 dev
+  v9 dev --ports 17900 --data-dir /tmp/v9-dev   # a second cluster beside the first
+  v9 dev --example=false                          # an empty cluster`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if gh.Token == "" && gh.TokenFile == "" {
 				gh.Token = os.Getenv("V9_GITHUB_TOKEN")
 			}
-			return runDev(cmd.Context(), a, cmd.OutOrStdout(), dataDir, ctrd, l, gh)
+			f := cmd.Flags()
+			if ports != 0 {
+				if f.Changed("api-port") || f.Changed("proxy-port") || f.Changed("raft-port") {
+					return usageError{errors.New("--ports sets --api-port, --proxy-port and --raft-port: give it alone")}
+				}
+				l.APIPort, l.RaftPort, l.ProxyPort = ports, ports+devRaftOffset, ports+devProxyOffset
+			}
+			explicit := ports != 0 || f.Changed("api-port") || f.Changed("proxy-port") || f.Changed("raft-port") || f.Changed("nodes")
+			return runDev(cmd, a, devOptions{dataDir: dataDir, ctrd: ctrd, layout: l, explicit: explicit, example: example, gh: gh})
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&dataDir, "data-dir", ".v9-dev", "directory holding one data dir per node")
+	f.StringVar(&dataDir, "data-dir", ".v9-dev", "directory holding one data dir per node, the certificates, the admin token and the ports")
 	f.IntVar(&l.Nodes, "nodes", 3, "number of nodes")
+	f.IntVar(&ports, "ports", 0, "first port of the cluster: API P, Raft P+10, proxy P+180 (default 7900, or the ports the data dir recorded)")
 	f.IntVar(&l.APIPort, "api-port", 7900, "API port of the first node; the others count up")
 	f.IntVar(&l.ProxyPort, "proxy-port", 8080, "proxy port of the first node; the others count up")
 	f.IntVar(&l.RaftPort, "raft-port", 7910, "Raft port of the first node; the others count up")
+	f.BoolVar(&example, "example", true, "on a new data dir, build and deploy the example component hello (needs the go command)")
 	f.StringVar(&ctrd, "containerd-socket", defaultContainerdSocket, "containerd the nodes run container components with; empty or unreachable: wasm only")
 	f.StringVar(&gh.TokenFile, "github-token-file", "", "file holding a GitHub token for push-to-deploy (default $V9_GITHUB_TOKEN); GitHub cannot reach a local cluster, so link repositories with --poll")
 	f.StringVar(&gh.APIURL, "github-api-url", "", "GitHub REST API base URL (GitHub Enterprise)")
@@ -98,26 +135,58 @@ func (l devLayout) check() error {
 	return nil
 }
 
-// checkSaved refuses a layout that differs from the one the data dir was created with in
-// what Raft cares about. It reports whether a layout was saved before.
-func (l devLayout) checkSaved(dir string) (bool, error) {
+// loadLayout reads the layout the data dir was created with, if any.
+func loadLayout(dir string) (devLayout, bool, error) {
 	path := filepath.Join(dir, devLayoutFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return devLayout{}, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read layout: %w", err)
+		return devLayout{}, false, fmt.Errorf("read layout: %w", err)
 	}
 	var old devLayout
 	if err := json.Unmarshal(b, &old); err != nil {
-		return false, fmt.Errorf("read layout %s: %w", path, err)
+		return devLayout{}, false, fmt.Errorf("read layout %s: %w", path, err)
 	}
+	return old, true, nil
+}
+
+// checkSaved refuses a layout that differs from the one the data dir was created with in
+// what Raft cares about.
+func (l devLayout) checkSaved(dir string, old devLayout) error {
 	if old.Nodes != l.Nodes || old.RaftPort != l.RaftPort {
-		return true, fmt.Errorf("%s holds a cluster of %d nodes with --raft-port %d; start it with those values, or use another --data-dir",
-			dir, old.Nodes, old.RaftPort)
+		return usageError{fmt.Errorf("%s holds a cluster of %d nodes with --raft-port %d; start it with those values, or use another --data-dir (make run DEV_DATA_DIR=...)",
+			dir, old.Nodes, old.RaftPort)}
 	}
-	return true, nil
+	return nil
+}
+
+// checkFree tries each port of the layout and names the first one taken, with the knobs
+// that choose others.
+func (l devLayout) checkFree(saved bool) error {
+	for _, r := range []struct {
+		what  string
+		first int
+	}{{"API", l.APIPort}, {"proxy", l.ProxyPort}, {"Raft", l.RaftPort}} {
+		for k := range l.Nodes {
+			port := r.first + k
+			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+			if err != nil {
+				other := l.APIPort + 10000
+				if other+devProxyOffset+l.Nodes > 65535 {
+					other = 17900
+				}
+				hint := fmt.Sprintf("is another v9 dev (or agent) running? Stop it, or choose other ports: `make run PORTS=%d` or `v9 dev --ports %d` (API P, Raft P+10, proxy P+180)", other, other)
+				if saved && r.what == "Raft" {
+					hint = "this data dir's cluster keeps its Raft ports; stop what holds the port, or start a new cluster elsewhere: `make run DEV_DATA_DIR=/tmp/v9-dev2 PORTS=17900`"
+				}
+				return hintError{fmt.Errorf("port %d (%s port of n%d) is taken: %w", port, r.what, k+1, errors.Unwrap(err)), hint}
+			}
+			ln.Close()
+		}
+	}
+	return nil
 }
 
 func (l devLayout) save(dir string) error {
@@ -131,7 +200,9 @@ func (l devLayout) save(dir string) error {
 	return nil
 }
 
-func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l devLayout, gh ghub.Config) error {
+func runDev(cmd *cobra.Command, a *app, o devOptions) error {
+	ctx, out, progress := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+	dataDir, l := o.dataDir, o.layout
 	if err := l.check(); err != nil {
 		return err
 	}
@@ -142,9 +213,26 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	saved, err := l.checkSaved(dir)
+	old, saved, err := loadLayout(dir)
 	if err != nil {
 		return err
+	}
+	if saved && !o.explicit {
+		l = old // the ports this data dir was started with last
+	}
+	if saved {
+		if err := l.checkSaved(dir, old); err != nil {
+			return err
+		}
+	}
+	if err := l.checkFree(saved); err != nil {
+		return err
+	}
+	if advice := containerdAdvice(o.ctrd, true); advice != "" {
+		fmt.Fprintf(progress, "v9 dev: %s\n\n", advice)
+	}
+	if !saved {
+		fmt.Fprintf(progress, "v9 dev: new cluster in %s: making its TLS certificates and admin token\n", dataDir)
 	}
 
 	secret, err := devSecret(dir)
@@ -159,6 +247,7 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	fmt.Fprintf(progress, "v9 dev: starting %d nodes (API ports %d-%d) and electing a leader\n", l.Nodes, l.APIPort, l.APIPort+l.Nodes-1)
 	addr := func(port, k int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port+k)) }
 	var nodes []*node.Node
 	for k := range l.Nodes {
@@ -170,9 +259,9 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 			ProxyAddr:        addr(l.ProxyPort, k),
 			RaftAddr:         addr(l.RaftPort, k),
 			BootstrapExpect:  l.Nodes,
-			ContainerdSocket: ctrd,
+			ContainerdSocket: o.ctrd,
 			WasmCacheDir:     filepath.Join(dir, "wasm-cache"), // compile once for all nodes
-			GitHub:           gh,
+			GitHub:           o.gh,
 			ReaperCommand:    reaperCommand,
 			Logger:           a.logger, // the node adds node=<id> itself
 		}
@@ -188,17 +277,16 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 		if err != nil {
 			err = fmt.Errorf("start %s: %w", id, err)
 			if errors.Is(err, syscall.EADDRINUSE) {
-				err = hintError{err, "is another v9 dev (or agent) running? Stop it, or choose free ports with --api-port, --proxy-port and --raft-port"}
+				err = hintError{err, "is another v9 dev (or agent) running? Stop it, or choose other ports: `make run PORTS=17900` or `v9 dev --ports 17900`"}
 			}
 			return errors.Join(err, shutdownAll(ctx, nodes))
 		}
 		nodes = append(nodes, n)
 	}
-	if !saved {
-		// Every port is bound: from here on Raft may record these addresses.
-		if err := l.save(dir); err != nil {
-			return errors.Join(err, shutdownAll(ctx, nodes))
-		}
+	// Every port is bound: from here on Raft may record these addresses, and the next start
+	// takes the same ports.
+	if err := l.save(dir); err != nil {
+		return errors.Join(err, shutdownAll(ctx, nodes))
 	}
 
 	leader, tokenPath, err := waitDevLeader(sigCtx, nodes, secret)
@@ -207,6 +295,22 @@ func runDev(ctx context.Context, a *app, out io.Writer, dataDir, ctrd string, l 
 			err = nil // interrupted while starting: just stop
 		}
 		return errors.Join(err, shutdownAll(ctx, nodes))
+	}
+
+	exampleURL := ""
+	if !saved && o.example {
+		if err := deployDevExample(sigCtx, cmd, a, progress, nodes[0].APIAddr(), secret); err != nil {
+			if sigCtx.Err() != nil {
+				return shutdownAll(ctx, nodes)
+			}
+			msg, hint := describeError(err, nodes[0].APIAddr())
+			fmt.Fprintf(progress, "v9 dev: the example was not deployed: %s\n", msg)
+			if hint != "" {
+				fmt.Fprintf(progress, "hint: %s\n", hint)
+			}
+		} else {
+			exampleURL = fmt.Sprintf("http://%s/%s/", nodes[0].ProxyAddr(), devExampleName)
+		}
 	}
 
 	tw := newTable(out)
@@ -223,10 +327,16 @@ An admin token is in %s (and %s), where the CLI finds it.
 Use it from another terminal:
   export V9_ADDR=%s
   v9 cluster status
-  v9 component create hello --runtime wasm
+  v9 component list
 Any node answers; writes go through the leader. Ctrl-C stops the cluster, and
-'v9 dev --data-dir %s' brings it back with its state.
-`, tokenPath, filepath.Join(dataDir, devTokenFile), nodes[0].APIAddr(), dataDir)
+'v9 dev --data-dir %s' brings it back with its state, on the same ports.
+
+Console: http://%s/
+`, tokenPath, filepath.Join(dataDir, devTokenFile), nodes[0].APIAddr(), dataDir, nodes[0].APIAddr())
+	if exampleURL != "" {
+		// Last, so that the first `make run` ends on a link that answers.
+		fmt.Fprintf(out, "The example %q is served at (any node's proxy answers):\n%s\n", devExampleName, exampleURL)
+	}
 
 	<-sigCtx.Done()
 	stop() // a second signal ends the process at once

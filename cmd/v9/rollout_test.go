@@ -97,7 +97,7 @@ func TestNoRaceRolloutBrokenVersionNeverServes(t *testing.T) {
 		"http-example.wasm": wasmtest.ImportsUnknown("wasi_experimental_http", "req"),
 	})
 	r := runCLI(t, cli("deploy", wagi)...)
-	if r.code != 1 || !strings.Contains(r.stderr, "imports wasi_experimental_http.req, which v9 does not provide") {
+	if r.code != exitPrecondition || !strings.Contains(r.stderr, "imports wasi_experimental_http.req, which v9 does not provide") {
 		t.Fatalf("deploy of a module importing an unknown host function: %s", r)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,8 +38,9 @@ type app struct {
 	logger           *slog.Logger
 }
 
-// execute runs the CLI with args and returns the process exit code. Errors are printed to
-// stderr as "error: <message>".
+// execute runs the CLI with args and returns the process exit code (exitcode.go: one per
+// class of error). Errors are printed to stderr as "error: <message>", or as one JSON object
+// with --json.
 func execute(ctx context.Context, args []string, stdout, stderr io.Writer, setDefaultLogger bool) int {
 	a := &app{setDefaultLogger: setDefaultLogger, logger: slog.New(slog.DiscardHandler)}
 	root := newRootCmd(a)
@@ -49,8 +51,13 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer, setDe
 	if err == nil {
 		return 0
 	}
-	printError(stderr, err, cmd, a.addr)
-	return 1
+	// A flag error stops parsing before --json is seen: look for it among the arguments.
+	if a.json || slices.Contains(args, "--json") {
+		printJSONError(stderr, err, a.addr)
+	} else {
+		printError(stderr, err, cmd, a.addr)
+	}
+	return classify(err).exit
 }
 
 func newRootCmd(a *app) *cobra.Command {
@@ -107,6 +114,8 @@ replicate their control state with Raft.
 		newAuditCmd(a),
 		newTLSCmd(),
 		newReaperCmd(),
+		newImageCmd(a),
+		newGenDocsCmd(),
 	)
 	return root
 }

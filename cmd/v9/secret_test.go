@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/node"
 	secretv1 "github.com/velocity9/v9/rpc/gen/v9/secret/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -159,7 +160,7 @@ func TestCLISecrets(t *testing.T) {
 	sec.Ciphertext[0] ^= 0xff
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := f.Apply(ctx, &statev1.Command{Op: &statev1.Command_PutSecret{PutSecret: &statev1.PutSecret{
+	if _, err := f.Apply(auth.AsCaller(ctx, node.TestToken), &statev1.Command{Op: &statev1.Command_PutSecret{PutSecret: &statev1.PutSecret{
 		Component: "hello", Name: "GREETING", KeyId: sec.KeyId, Nonce: sec.Nonce, Ciphertext: sec.Ciphertext,
 	}}}); err != nil {
 		t.Fatal(err)

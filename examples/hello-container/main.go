@@ -1,11 +1,11 @@
 // Command hello is the smallest v9 container component: a static HTTP server that listens on
-// $PORT, as v9 asks of every container. Make its image, with no Docker or registry, from the
-// repository's root:
+// $PORT, as v9 asks of every container. Make its image, with no Docker or registry:
 //
-//	go run ./runtime/container/ocitest/mkimage examples/hello-container
+//	v9 image build examples/hello-container
 //
-// which builds it with CGO_ENABLED=0 and saves an OCI image archive whose entrypoint is
-// /hello as image.tar beside v9.toml (v9's tests do the same with runtime/container/ocitest).
+// which builds it with CGO_ENABLED=0 and saves an OCI image archive whose entrypoint is the
+// binary as image.tar beside v9.toml, named as v9.toml says (v9's tests do the same with
+// package ociimage). See README.md.
 //
 // Endpoints, for v9's tests:
 //

@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -343,7 +344,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	p := strings.TrimPrefix(r.URL.Path, "/api/v3")
 	if login, ok := s.userOfToken(r); ok && r.Method == http.MethodGet {
-		s.serveUser(w, strings.Trim(p, "/"), login)
+		s.serveUser(w, r, strings.Trim(p, "/"), login)
 		return
 	}
 	if strings.HasPrefix(p, "/_codeload/") {
@@ -434,6 +435,41 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request, fullName stri
 				"author": map[string]any{"login": s.Login},
 			},
 		})
+	case len(rest) == 1 && rest[0] == "branches" && r.Method == http.MethodGet:
+		names := make([]string, 0, len(repo.Branches))
+		for b := range repo.Branches {
+			names = append(names, b)
+		}
+		sort.Strings(names)
+		out := []map[string]any{}
+		for _, b := range names {
+			out = append(out, map[string]any{"name": b, "protected": false,
+				"commit": map[string]any{"sha": repo.Branches[b], "url": s.URL + "/api/v3/repos/" + fullName + "/commits/" + repo.Branches[b]}})
+		}
+		writeJSON(w, http.StatusOK, out)
+	case len(rest) >= 2 && rest[0] == "contents" && r.Method == http.MethodGet:
+		ref := r.URL.Query().Get("ref")
+		if ref == "" {
+			ref = repo.DefaultBranch
+		}
+		sha := ref
+		if b, ok := repo.Branches[ref]; ok {
+			sha = b
+		}
+		c, ok := repo.Commits[sha]
+		name := strings.Join(rest[1:], "/")
+		body, found := "", false
+		if ok {
+			body, found = c.Files[name]
+		}
+		if !found || strings.HasPrefix(body, "symlink:") {
+			notFound(w)
+			return
+		}
+		sum := sha1.Sum([]byte("blob " + strconv.Itoa(len(body)) + "\x00" + body))
+		writeJSON(w, http.StatusOK, map[string]any{"type": "file", "encoding": "base64", "size": len(body),
+			"name": path.Base(name), "path": name, "sha": hex.EncodeToString(sum[:]),
+			"content": base64.StdEncoding.EncodeToString([]byte(body))})
 	case len(rest) >= 1 && rest[0] == "tarball" && r.Method == http.MethodGet:
 		ref := strings.Join(rest[1:], "/")
 		if ref == "" {
@@ -484,6 +520,44 @@ func (s *Server) serveRepo(w http.ResponseWriter, r *http.Request, fullName stri
 	default:
 		notFound(w)
 	}
+}
+
+// userRepos answers GET /user/repos: every repository held, by name, paged as GitHub does
+// (page, per_page up to 100, a Link header with rel="next" while more follow).
+func (s *Server) userRepos(w http.ResponseWriter, r *http.Request) {
+	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	per, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
+	if page < 1 {
+		page = 1
+	}
+	if per < 1 || per > 100 {
+		per = 30
+	}
+	s.mu.Lock()
+	names := make([]string, 0, len(s.repos))
+	for n := range s.repos {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := []map[string]any{}
+	for i := (page - 1) * per; i < len(names) && i < page*per; i++ {
+		repo := s.repos[names[i]]
+		var pushed time.Time
+		for _, c := range repo.Commits {
+			if c.Time.After(pushed) {
+				pushed = c.Time
+			}
+		}
+		out = append(out, map[string]any{"id": idOf(repo.FullName), "full_name": repo.FullName, "name": path.Base(repo.FullName),
+			"private": false, "default_branch": repo.DefaultBranch, "html_url": s.URL + "/" + repo.FullName,
+			"pushed_at": pushed.Format(time.RFC3339), "permissions": map[string]any{"admin": true, "push": true, "pull": true}})
+	}
+	more := page*per < len(names)
+	s.mu.Unlock()
+	if more {
+		w.Header().Set("Link", fmt.Sprintf(`<%s/api/v3/user/repos?page=%d&per_page=%d>; rel="next"`, s.URL, page+1, per))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) hookJSON(fullName string, h *Hook) map[string]any {

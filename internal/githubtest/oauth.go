@@ -129,9 +129,22 @@ func (s *Server) userOfToken(r *http.Request) (string, bool) {
 	return login, ok
 }
 
-// serveUser answers the API endpoints a user token may call: /user and /user/orgs.
-func (s *Server) serveUser(w http.ResponseWriter, p, login string) {
+// serveUser answers the API endpoints a user token may call: /user, /user/orgs,
+// /user/repos (every repository held, as if the user could push to all), and the GET
+// endpoints of a repository (branches, contents, ...).
+func (s *Server) serveUser(w http.ResponseWriter, r *http.Request, p, login string) {
+	if rest, ok := strings.CutPrefix(p, "repos/"); ok {
+		parts := strings.Split(rest, "/")
+		if len(parts) < 2 {
+			notFound(w)
+			return
+		}
+		s.serveRepo(w, r, parts[0]+"/"+parts[1], parts[2:])
+		return
+	}
 	switch p {
+	case "user/repos":
+		s.userRepos(w, r)
 	case "user":
 		writeJSON(w, http.StatusOK, map[string]any{"login": login, "id": idOf(login), "type": "User"})
 	case "user/orgs":

@@ -30,6 +30,9 @@ type ACLBackend interface {
 	// GitHubSignIn is how the cluster signs users in with GitHub (nil or no client id: it
 	// does not).
 	GitHubSignIn() *auth.GitHubConfig
+	// ClusterCA is the cluster CA certificate (PEM), which join tokens are bound to; an
+	// error when the cluster runs without TLS.
+	ClusterCA() ([]byte, error)
 }
 
 // ACL implements ACLService.
@@ -91,6 +94,9 @@ func (s *ACL) WhoAmI(ctx context.Context, _ *connect.Request[aclv1.WhoAmIRequest
 func (s *ACL) CreateToken(ctx context.Context, req *connect.Request[aclv1.CreateTokenRequest]) (*connect.Response[aclv1.CreateTokenResponse], error) {
 	p := auth.FromContext(ctx)
 	m := req.Msg
+	if m.Role == auth.JoinRole {
+		return s.createJoinToken(ctx, p, m)
+	}
 	role, err := auth.ParseRole(m.Role)
 	if err != nil {
 		return nil, invalidArg(err)
@@ -110,6 +116,44 @@ func (s *ACL) CreateToken(ctx context.Context, req *connect.Request[aclv1.Create
 		}
 		k.ExpireTime = timestamppb.New(time.Now().Add(time.Duration(m.TtlSeconds) * time.Second))
 	}
+	return s.recordToken(ctx, k, secret)
+}
+
+// createJoinToken makes a one-time join token (admin only), bound to the cluster's CA.
+func (s *ACL) createJoinToken(ctx context.Context, p *auth.Principal, m *aclv1.CreateTokenRequest) (*connect.Response[aclv1.CreateTokenResponse], error) {
+	if p == nil || p.Role < auth.RoleAdmin {
+		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("a join token needs the admin role; you have %s", callerRole(p)))
+	}
+	ca, err := s.B.ClusterCA()
+	if err != nil {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("join tokens need a cluster with TLS: %w", err))
+	}
+	der, err := auth.CADER(ca)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	ttl := auth.DefaultJoinTokenTTL
+	if m.TtlSeconds > 0 {
+		ttl = time.Duration(m.TtlSeconds) * time.Second
+	}
+	if ttl > auth.MaxJoinTokenTTL {
+		return nil, invalidArg(fmt.Errorf("a join token lives at most %s", auth.MaxJoinTokenTTL))
+	}
+	name := strings.TrimSpace(m.Name)
+	if name == "" {
+		name = "join"
+	}
+	if len(name) > MaxTokenNameLen {
+		return nil, invalidArg(fmt.Errorf("a token needs a name of 1 to %d characters", MaxTokenNameLen))
+	}
+	secret := auth.NewJoinSecret(der)
+	k := &statev1.ApiToken{Id: auth.NewAccessorID(), Name: name, Role: auth.JoinRole, Sha256: auth.Hash(secret), Creator: p.Actor(),
+		ExpireTime: timestamppb.New(time.Now().Add(ttl))}
+	return s.recordToken(ctx, k, secret)
+}
+
+// recordToken writes a new token and answers with it once this node knows it.
+func (s *ACL) recordToken(ctx context.Context, k *statev1.ApiToken, secret string) (*connect.Response[aclv1.CreateTokenResponse], error) {
 	idx, err := s.B.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: k}}})
 	if err != nil {
 		return nil, toConnect(err)
@@ -228,7 +272,7 @@ func (s *ACL) GitHubLogin(ctx context.Context, req *connect.Request[aclv1.GitHub
 	if err != nil {
 		return nil, connect.NewError(connect.CodeUnauthenticated, fmt.Errorf("GitHub did not accept the token: %w", err))
 	}
-	secret, k, err := auth.IssueUserToken(ctx, s.B, id, name, gh.UserTokenTTL(), false)
+	secret, k, err := auth.IssueUserToken(ctx, s.B, id, name, gh.UserTokenTTL(), false, nil)
 	if err != nil {
 		return nil, toConnect(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/github/v1/githubv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/secret/v1/secretv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
@@ -27,6 +28,8 @@ type Backend interface {
 	ObserveBackend
 	ACLBackend
 	SecretBackend
+	// UserGitHub serves GitHubService (package ghub, with the caller's own GitHub grant).
+	UserGitHub() githubv1connect.GitHubServiceHandler
 }
 
 // MaxMessageBytes bounds one RPC message.
@@ -52,6 +55,7 @@ func NewMux(b Backend, authz *auth.Authorizer) *http.ServeMux {
 	mux.Handle(logsv1connect.NewLogServiceHandler(&Logs{B: b}, opts...))
 	mux.Handle(statsv1connect.NewStatsServiceHandler(&Stats{B: b}, opts...))
 	mux.Handle(secretv1connect.NewSecretServiceHandler(&Secrets{B: b}, opts...))
+	mux.Handle(githubv1connect.NewGitHubServiceHandler(b.UserGitHub(), opts...))
 	services := []string{
 		componentv1connect.ComponentServiceName,
 		clusterv1connect.ClusterServiceName,
@@ -62,6 +66,7 @@ func NewMux(b Backend, authz *auth.Authorizer) *http.ServeMux {
 		statsv1connect.StatsServiceName,
 		aclv1connect.ACLServiceName,
 		secretv1connect.SecretServiceName,
+		githubv1connect.GitHubServiceName,
 	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(services...), guard))
 	reflector := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/velocity9/v9/runtime"
+	"github.com/velocity9/v9/runtime/container/ociimage"
 	"github.com/velocity9/v9/runtime/container/ocitest"
 )
 
@@ -79,10 +80,10 @@ func testApp(t testing.TB) string {
 			return
 		}
 		bin := filepath.Join(tempRoot, "hello")
-		if appErr = ocitest.GoBuild(bin, filepath.Join("..", "..", "examples", "hello-container")); appErr != nil {
+		if appErr = ociimage.GoBuild(bin, filepath.Join("..", "..", "examples", "hello-container")); appErr != nil {
 			return
 		}
-		if appErr = ocitest.WriteArchiveFile(filepath.Join(dir, "image.tar"), bin, testImage); appErr != nil {
+		if appErr = ociimage.WriteArchiveFile(filepath.Join(dir, "image.tar"), bin, "hello", testImage); appErr != nil {
 			return
 		}
 		var archive []byte

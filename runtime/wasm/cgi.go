@@ -12,8 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/sys"
+	"github.com/tetratelabs/wazero/experimental"
 )
 
 // ScriptNameHeader is the request header in which the proxy names the path prefix it routed
@@ -30,26 +29,42 @@ var (
 	errResponseTooLarge = errors.New("response too large")
 )
 
-// requestConfig derives the module configuration for one request: the component's env, the
-// CGI variables and the request's stdio.
-func (in *instance) requestConfig(ctx context.Context, c *call, r *http.Request) (wazero.ModuleConfig, error) {
-	env := c.env[:0]
+// requestConfig prepares c for one request: it builds the environment in one pass (the
+// component's env, the request headers, the CGI variables), points stdin at the body and
+// returns the context to instantiate with, which carries the environment to environ_get.
+// The module configuration itself is c.cfg, built once when c was made.
+func (in *instance) requestConfig(ctx context.Context, c *call, r *http.Request) (context.Context, error) {
+	e := &c.env
+	e.reset()
 	for _, kv := range in.env {
-		env = append(env, kv[0], kv[1])
+		if err := e.add(kv[0], kv[1]); err != nil {
+			return nil, err
+		}
 	}
 	for name, vals := range r.Header {
 		key, ok := headerEnvName(name)
-		if !ok || len(vals) == 0 {
+		if !ok || len(vals) == 0 || key == "HTTP_HOST" && r.Host != "" {
 			continue
 		}
 		v := vals[0]
 		if len(vals) > 1 {
 			v = strings.Join(vals, ", ")
 		}
-		env = append(env, key, v)
+		if err := e.add(key, v); err != nil {
+			return nil, err
+		}
 	}
 	if r.Host != "" {
-		env = append(env, "HTTP_HOST", r.Host)
+		if err := e.add("HTTP_HOST", r.Host); err != nil {
+			return nil, err
+		}
+	}
+	for _, kv := range in.httpEnv { // the manifest's HTTP_* variables no request header set
+		if !e.has(kv[0]) {
+			if err := e.add(kv[0], kv[1]); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	script := scriptName(r.Header.Get(ScriptNameHeader))
@@ -68,58 +83,63 @@ func (in *instance) requestConfig(ctx context.Context, c *call, r *http.Request)
 	if proto == "" {
 		proto = "HTTP/1.1"
 	}
-
-	env = append(env,
-		"GATEWAY_INTERFACE", "CGI/1.1",
-		"SERVER_SOFTWARE", "v9",
-		"SERVER_PROTOCOL", proto,
-		"SERVER_NAME", serverName,
-		"SERVER_PORT", serverPort,
-		"REQUEST_METHOD", r.Method,
-		"SCRIPT_NAME", script,
-		"PATH_INFO", pathInfo,
-		"PATH_TRANSLATED", pathInfo,
-		"QUERY_STRING", r.URL.RawQuery,
-		"REMOTE_ADDR", remote,
-		"REMOTE_HOST", remote,
-		"AUTH_TYPE", "",
-		"REMOTE_USER", "",
-		"CONTENT_TYPE", r.Header.Get("Content-Type"),
-		"CONTENT_LENGTH", strconv.Itoa(len(c.body)),
-		"X_FULL_URL", scheme+"://"+r.Host+r.URL.RequestURI(),
-		"X_RAW_PATH_INFO", rawPathInfo,
-		"X_MATCHED_ROUTE", script+"/...",
-	)
-	c.env = env
-	for i := 1; i < len(env); i += 2 {
-		if strings.IndexByte(env[i], 0) >= 0 {
-			return nil, fmt.Errorf("bad request: NUL byte in %s", env[i-1])
+	cgi := [...][2]string{
+		{"GATEWAY_INTERFACE", "CGI/1.1"},
+		{"SERVER_SOFTWARE", "v9"},
+		{"SERVER_PROTOCOL", proto},
+		{"SERVER_NAME", serverName},
+		{"SERVER_PORT", serverPort},
+		{"REQUEST_METHOD", r.Method},
+		{"SCRIPT_NAME", script},
+		{"PATH_INFO", pathInfo},
+		{"PATH_TRANSLATED", pathInfo},
+		{"QUERY_STRING", r.URL.RawQuery},
+		{"REMOTE_ADDR", remote},
+		{"REMOTE_HOST", remote},
+		{"AUTH_TYPE", ""},
+		{"REMOTE_USER", ""},
+		{"CONTENT_TYPE", r.Header.Get("Content-Type")},
+		{"CONTENT_LENGTH", strconv.Itoa(len(c.body))},
+		{"X_FULL_URL", scheme + "://" + r.Host + r.URL.RequestURI()},
+		{"X_RAW_PATH_INFO", rawPathInfo},
+		{"X_MATCHED_ROUTE", script + "/..."},
+	}
+	for _, kv := range cgi {
+		if err := e.add(kv[0], kv[1]); err != nil {
+			return nil, err
 		}
 	}
 
 	c.stdin.Reset(c.body)
-	cfg := in.base.WithStdin(&c.stdin).WithStdout(&c.out).WithStderr(&c.errw).WithNanosleep(sleeper(ctx))
-	for i := 0; i < len(env); i += 2 {
-		cfg = cfg.WithEnv(env[i], env[i+1])
-	}
-	return cfg, nil
+	c.ctx = ctx
+	ctx = withEnviron(ctx, e)
+	return experimental.WithMemoryAllocator(ctx, in.ex.mem), nil
 }
 
-// sleeper is the guest's sleep (WASI poll_oneoff on a clock), cut short when ctx is done.
-// wazero's WithSysNanosleep is a plain time.Sleep, and WithCloseOnContextDone only acts when
-// the guest runs wasm code again, so a guest sleeping for an hour would otherwise hold its
-// request, and a Stop, for that hour.
-func sleeper(ctx context.Context) sys.Nanosleep {
-	return func(ns int64) {
-		if ns <= 0 {
-			return
-		}
-		t := time.NewTimer(time.Duration(ns))
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
+// cgiNames are the variables v9 sets for every request; a manifest variable of the same name
+// is overridden.
+var cgiNames = map[string]bool{
+	"GATEWAY_INTERFACE": true, "SERVER_SOFTWARE": true, "SERVER_PROTOCOL": true,
+	"SERVER_NAME": true, "SERVER_PORT": true, "REQUEST_METHOD": true, "SCRIPT_NAME": true,
+	"PATH_INFO": true, "PATH_TRANSLATED": true, "QUERY_STRING": true, "REMOTE_ADDR": true,
+	"REMOTE_HOST": true, "AUTH_TYPE": true, "REMOTE_USER": true, "CONTENT_TYPE": true,
+	"CONTENT_LENGTH": true, "X_FULL_URL": true, "X_RAW_PATH_INFO": true, "X_MATCHED_ROUTE": true,
+}
+
+// sleep is the guest's sleep (WASI poll_oneoff on a clock), cut short when the request's
+// context is done. wazero's WithSysNanosleep is a plain time.Sleep, and
+// WithCloseOnContextDone only acts when the guest runs wasm code again, so a guest sleeping
+// for an hour would otherwise hold its request, and a Stop, for that hour.
+func (c *call) sleep(ns int64) {
+	if ns <= 0 {
+		return
+	}
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	done := c.ctx.Done()
+	select {
+	case <-t.C:
+	case <-done:
 	}
 }
 

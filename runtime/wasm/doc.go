@@ -9,7 +9,11 @@
 // artifact digest and memory limit and shared, reference-counted, by every instance started
 // from it; the last Stop closes it. An Instance is not a running process: every request gets
 // a fresh, anonymously named module instance with that request's stdin, stdout and
-// environment, so no state survives from one request to the next.
+// environment, so no state survives from one request to the next. The environment reaches
+// the guest through v9's own environ_get and environ_sizes_get (the WASI preview1 functions,
+// built once per request in one pass instead of through wazero's per-variable ModuleConfig
+// copies), and linear memories are recycled, zeroed, from one instance to the next through
+// wazero's experimental allocator hook.
 //
 // Start refuses, with an error matching runtime.ErrBadArtifact, a module path that leaves the
 // artifact, a missing file, a file that is not WebAssembly or does not compile (for example

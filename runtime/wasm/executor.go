@@ -84,6 +84,7 @@ type Executor struct {
 	cfg   Config
 	log   *slog.Logger
 	cache wazero.CompilationCache
+	mem   *memoryPool // recycled linear memories
 
 	mu        sync.Mutex
 	closed    bool
@@ -127,6 +128,7 @@ func New(cfg Config) (*Executor, error) {
 		cfg:       cfg,
 		log:       cfg.Logger.With("runtime", "wasm"),
 		cache:     cache,
+		mem:       &memoryPool{},
 		runtimes:  make(map[uint32]wazero.Runtime),
 		modules:   make(map[moduleKey]*module),
 		instances: make(map[string]*instance),
@@ -337,7 +339,7 @@ func (e *Executor) runtimeFor(pages uint32) (wazero.Runtime, error) {
 		WithCompilationCache(e.cache).
 		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(pages))
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+	if err := instantiateWASI(ctx, rt); err != nil {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("instantiate wasi_snapshot_preview1: %w", err)
 	}

@@ -30,14 +30,16 @@ type instance struct {
 	id        string
 	component string
 	timeout   time.Duration
-	env       [][2]string // the manifest's env, sorted for a stable order
+	env       [][2]string // the manifest's env, sorted, less what every request overrides
+	httpEnv   [][2]string // the manifest's HTTP_* variables, set unless a request header does
 	logFn     runtime.LogFunc
 	log       *slog.Logger
 
-	key  moduleKey
-	mod  *module
-	root *os.Root
-	base wazero.ModuleConfig // everything but the per-request environment and stdio
+	key   moduleKey
+	mod   *module
+	root  *os.Root
+	base  wazero.ModuleConfig // everything but the per-request environment and stdio
+	calls sync.Pool           // of *call, each with its module configuration built once
 
 	stopCtx  context.Context // cancelled to abort requests in flight
 	abort    context.CancelFunc
@@ -56,16 +58,22 @@ func newInstance(e *Executor, spec runtime.Spec, modPath string, key moduleKey, 
 	if timeout <= 0 {
 		timeout = e.cfg.DefaultTimeout
 	}
-	env := make([][2]string, 0, len(spec.Env))
+	var env, httpEnv [][2]string
 	for k, v := range spec.Env {
-		env = append(env, [2]string{k, v})
+		switch {
+		case cgiNames[k]:
+		case strings.HasPrefix(k, "HTTP_"):
+			httpEnv = append(httpEnv, [2]string{k, v})
+		default:
+			env = append(env, [2]string{k, v})
+		}
 	}
-	slices.SortFunc(env, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	byName := func(a, b [2]string) int { return strings.Compare(a[0], b[0]) }
+	slices.SortFunc(env, byName)
+	slices.SortFunc(httpEnv, byName)
 
-	// No sleep here: each request gets one its deadline interrupts (see sleeper).
-	// No environment either: wazero's ModuleConfig.WithEnv appends to a slice shared with the
-	// config it was derived from, so concurrent requests deriving from one base config with
-	// a non-empty environment could write into each other's. Each request adds all of it.
+	// No environment here: v9's environ_get hands each request its own (see environ.go).
+	// No sleep either: each request gets one its deadline interrupts (call.sleep).
 	base := wazero.NewModuleConfig().
 		WithName("").
 		WithArgs(modPath).
@@ -81,6 +89,7 @@ func newInstance(e *Executor, spec runtime.Spec, modPath string, key moduleKey, 
 		component: spec.Component,
 		timeout:   timeout,
 		env:       env,
+		httpEnv:   httpEnv,
 		logFn:     spec.Log,
 		log:       e.log.With("instance", spec.ID, "component", spec.Component),
 		key:       key,
@@ -159,8 +168,8 @@ func (in *instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer in.finish()
 
-	c := getCall(in.ex.cfg.MaxResponseBytes, in.logFn)
-	defer putCall(c)
+	c := in.getCall()
+	defer in.putCall(c)
 
 	if err := c.readBody(r, in.ex.cfg.MaxRequestBytes); err != nil {
 		if errors.Is(err, errBodyTooLarge) {
@@ -177,14 +186,14 @@ func (in *instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer stopAbort()
 	c.out.onOverflow = cancel // stop a guest that writes past the limit right away
 
-	cfg, err := in.requestConfig(ctx, c, r)
+	ictx, err := in.requestConfig(ctx, c, r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 
 	c.start = time.Now()
-	mod, err := in.mod.rt.InstantiateModule(ctx, in.mod.compiled, cfg)
+	mod, err := in.mod.rt.InstantiateModule(ictx, in.mod.compiled, c.cfg)
 	if mod != nil {
 		_ = mod.Close(context.Background())
 	}
@@ -277,29 +286,35 @@ func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
-// call is the per-request scratch state, pooled.
+// call is the per-request scratch state, pooled per instance: cfg, the module configuration
+// pointing at its stdio and sleep, is built once with it and reused by every request it
+// serves.
 type call struct {
 	body  []byte
 	stdin bytes.Reader
 	out   limitedBuffer
 	errw  lineWriter
-	env   []string // key, value, key, value...
+	env   environ
+	ctx   context.Context // the request's, for sleep
+	cfg   wazero.ModuleConfig
 	start time.Time
 }
-
-var callPool = sync.Pool{New: func() any { return new(call) }}
 
 // Pooled buffers bigger than this are dropped rather than kept.
 const maxPooledBytes = 1 << 20
 
-func getCall(maxOut int64, logFn runtime.LogFunc) *call {
-	c := callPool.Get().(*call)
-	c.out.limit = int(maxOut)
-	c.errw.log = logFn
+func (in *instance) getCall() *call {
+	c, _ := in.calls.Get().(*call)
+	if c == nil {
+		c = new(call)
+		c.cfg = in.base.WithStdin(&c.stdin).WithStdout(&c.out).WithStderr(&c.errw).WithNanosleep(c.sleep)
+	}
+	c.out.limit = int(in.ex.cfg.MaxResponseBytes)
+	c.errw.log = in.logFn
 	return c
 }
 
-func putCall(c *call) {
+func (in *instance) putCall(c *call) {
 	if cap(c.body) > maxPooledBytes {
 		c.body = nil
 	}
@@ -313,9 +328,12 @@ func putCall(c *call) {
 	c.stdin.Reset(nil)
 	c.out.reset()
 	c.errw.reset()
-	clear(c.env)
-	c.env = c.env[:0]
-	callPool.Put(c)
+	if cap(c.env.buf) > maxPooledBytes {
+		c.env = environ{}
+	}
+	c.env.reset()
+	c.ctx = nil
+	in.calls.Put(c)
 }
 
 // readBody reads the request body whole (CONTENT_LENGTH must be known before the guest

@@ -1,9 +1,11 @@
 // End-to-end test of the console in a real Chromium (Debian's, never a downloaded one),
 // driven by playwright-core. Run by cmd/v9's TestNoRaceConsoleBrowser against a real
-// three-node cluster with the hello-wasm example deployed; it can also run against `v9 dev`:
+// three-node cluster and the fake GitHub: V9_REPO (a repository of octocat holding the
+// hello-wasm example) is started from the Start page after a GitHub sign-in, V9_UPLOADED was
+// deployed by upload, and V9_CONTROL asks the test to kill/restart a node or push a commit.
 //
 //   V9_CONSOLE=http://127.0.0.1:7900 V9_PROXY=http://127.0.0.1:8080 V9_COMPONENT=hello \
-//   V9_NODES=3 V9_OUT=/tmp/shots node webui/e2e/console.mjs
+//   V9_REPO=octocat/hello-v9 V9_NODES=3 V9_OUT=/tmp/shots V9_TOKEN=... node webui/e2e/console.mjs
 //
 // It prints one "measure NAME VALUE" line per budget and saves a screenshot per page in V9_OUT.
 import { chromium } from "playwright-core";
@@ -17,7 +19,10 @@ const component = process.env.V9_COMPONENT ?? "hello";
 const nodes = Number(process.env.V9_NODES ?? "3");
 const out = need("V9_OUT");
 const chromiumPath = process.env.V9_CHROMIUM ?? "/usr/bin/chromium";
-const token = process.env.V9_TOKEN ?? ""; // set when the cluster enforces API tokens
+const token = need("V9_TOKEN"); // an admin token of the cluster
+const repo = need("V9_REPO");
+const uploaded = process.env.V9_UPLOADED ?? "";
+const control = process.env.V9_CONTROL;
 const timeout = 15_000;
 
 function need(name) {
@@ -99,37 +104,52 @@ try {
   });
 
   const row = page.locator(`tr[data-component="${component}"]`);
-  if (token) {
-    step("signed out: the console sends the user to sign in, then back");
-    await page.goto(`${base}/nodes`);
-    await page.waitForURL(/\/signin\?next=%2Fnodes/);
-    // The refused read that sent us here is expected.
-    problems.length = 0;
-    await page.getByLabel("API token").fill("v9s_not-a-token");
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.locator("#token-error").waitFor();
-    problems.length = 0;
-    await page.screenshot({ path: join(out, "signin-refused.png"), fullPage: true });
-    await page.getByLabel("API token").fill(token);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.waitForURL(/\/nodes$/);
-    await page.getByRole("heading", { level: 1, name: "Nodes" }).waitFor();
-    // The token stays in this tab's sessionStorage across the navigations below.
-  }
+
+  step("signed out: the Start page sends the user to sign in with GitHub, and back");
+  await page.goto(`${base}/start`);
+  await page.waitForURL(/\/signin\?next=%2Fstart/);
+  // The refused reads that sent us here are expected.
+  await page.getByRole("link", { name: "Sign in with GitHub" }).waitFor();
+  console.log(`load average while measuring: ${loadavg().map((x) => x.toFixed(1)).join(" ")} on the machine's cores`);
+  const cold = await page.evaluate(() => performance.now());
+  console.log(`measure first_page_interactive_ms ${cold.toFixed(0)} (cold cache: the sign-in page after the redirect from /start)`);
+  problems.length = 0;
+  await page.screenshot({ path: join(out, "signin.png"), fullPage: true });
+  await page.getByRole("link", { name: "Sign in with GitHub" }).click();
+  await page.waitForURL(/\/start$/);
+  await page.getByText("octocat (developer)").waitFor();
+
+  step("Start: the user's repositories, a branch, whether it has a v9.toml");
+  await page.locator('[data-repo="octocat/dotfiles"]').click();
+  await page.getByTestId("manifest").getByText("No v9.toml on main").waitFor();
+  if (await page.getByRole("button", { name: "Start", exact: true }).isEnabled()) throw new Error("Start is enabled for a branch without v9.toml");
+  await page.locator(`[data-repo="${repo}"]`).click();
+  await page.getByLabel("Branch").waitFor();
+  await page.getByTestId("manifest").getByText("v9.toml found").waitFor();
+  if ((await page.getByLabel("Component name").inputValue()) !== component) throw new Error("the component name is not the manifest's");
+  await page.screenshot({ path: join(out, "start.png"), fullPage: true });
+
+  step("press Start: webhook, build log streaming, the component answering");
+  const t0 = Date.now();
+  await page.getByRole("button", { name: "Start", exact: true }).click();
+  await page.getByText(`Linked ${repo}@main`).waitFor();
+  await page.locator(".logs li.log-build").first().waitFor({ timeout: 30_000 });
+  await page.screenshot({ path: join(out, "start-building.png"), fullPage: true });
+  await page.getByTestId("live-url").waitFor({ timeout: 60_000 });
+  await page.frameLocator("iframe.answer").locator("body", { hasText: "hello from wasm" }).waitFor();
+  console.log(`measure start_to_answering_ms ${Date.now() - t0}`);
+  await page.locator(".logs li.log-build", { hasText: "ready: artifact" }).waitFor();
+  await page.screenshot({ path: join(out, "start-done.png"), fullPage: true });
+  if ((await proxyStatus()) !== 200) throw new Error("the started component does not answer through the proxy");
 
   step("components page lists the component");
-  console.log(`load average while measuring: ${loadavg().map((x) => x.toFixed(1)).join(" ")} on the machine's cores`);
   await page.goto(`${base}/`);
   await row.waitFor();
   const interactive = await page.evaluate(() => performance.now());
-  const dcl = await page.evaluate(() => performance.getEntriesByType("navigation")[0].domContentLoadedEventEnd);
-  console.log(`measure first_page_interactive_ms ${interactive.toFixed(0)} (cold cache; DOMContentLoaded at ${dcl.toFixed(0)})`);
-  // Again with the hashed assets cached, as a returning user loads it.
-  await page.reload();
-  await row.waitFor();
-  const warm = await page.evaluate(() => performance.now());
-  console.log(`measure first_page_interactive_warm_ms ${warm.toFixed(0)}`);
+  console.log(`measure components_page_interactive_ms ${interactive.toFixed(0)} (assets cached)`);
   await row.getByText("running").waitFor();
+  await row.getByText(`${repo}@main`).waitFor();
+  if (uploaded) await page.locator(`tr[data-component="${uploaded}"]`).getByText("upload", { exact: true }).waitFor();
   await page.locator(`tr[data-component="${component}"] svg.spark`).waitFor();
   await page.screenshot({ path: join(out, "components.png"), fullPage: true });
 
@@ -139,10 +159,16 @@ try {
   await page.getByRole("heading", { name: "Deployments" }).waitFor();
   await page.locator("tr[data-deployment]").first().waitFor();
 
-  step("rollback to the first deployment");
-  const first = page.locator("tr[data-deployment]", { hasText: "first deploy" });
-  const second = page.locator("tr[data-deployment]", { hasText: "second deploy" });
-  await second.locator(".tag", { hasText: "active" }).waitFor();
+  step("push a new commit: the fake GitHub's webhook deploys it, the history shows it");
+  const first = page.locator("tr[data-deployment]", { hasText: "first commit" });
+  const second = page.locator("tr[data-deployment]", { hasText: "second commit" });
+  await first.locator(".tag", { hasText: "active" }).waitFor();
+  const pushed = await (await fetch(`${control}/push`)).text();
+  if (!/^[0-9a-f]{40}$/.test(pushed)) throw new Error(`push: ${pushed}`);
+  await second.locator(".tag", { hasText: "active" }).waitFor({ timeout: 60_000 });
+  await second.locator(`a[href$="${pushed}"]`).waitFor();
+
+  step("rollback to the first commit");
   await first.getByRole("button", { name: /Roll back/ }).click();
   await first.locator(".tag", { hasText: "active" }).waitFor();
   await second.getByRole("button", { name: /Roll back/ }).waitFor();
@@ -175,6 +201,19 @@ try {
   }, 20_000);
   await page.screenshot({ path: join(out, "component.png"), fullPage: true });
 
+  step("secrets: set and delete, values write-only");
+  const secretValue = `s3cret-${Date.now()}`;
+  await page.getByLabel("Name", { exact: true }).fill("API_KEY");
+  await page.getByLabel("Value", { exact: true }).fill(secretValue);
+  await page.getByRole("button", { name: "Set secret" }).click();
+  await page.locator('tr[data-secret="API_KEY"]').waitFor();
+  if ((await page.getByLabel("Value", { exact: true }).inputValue()) !== "") throw new Error("the secret value stays in the form");
+  if ((await page.content()).includes(secretValue)) throw new Error("the page shows a secret's value");
+  await page.screenshot({ path: join(out, "secrets.png"), fullPage: true });
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Delete secret API_KEY" }).click();
+  await page.locator('tr[data-secret="API_KEY"]').waitFor({ state: "detached" });
+
   step("a status change committed elsewhere shows within a second");
   const samples = [];
   for (let i = 0; i < 3; i++) {
@@ -195,6 +234,8 @@ try {
   step("narrow screen (375 px) and dark mode render");
   await page.setViewportSize({ width: 375, height: 800 });
   await page.emulateMedia({ colorScheme: "dark" });
+  const rb = await page.getByRole("button", { name: /Roll back/ }).first().boundingBox();
+  if (!rb || rb.x < 0 || rb.x + rb.width > 375) throw new Error(`at 375 px the Rollback button is cut off: ${JSON.stringify(rb)}`);
   await page.screenshot({ path: join(out, "component-375-dark.png"), fullPage: true });
   await page.locator(".logs").screenshot({ path: join(out, "logs-375-dark.png") });
   console.log(`logs: ${await page.locator(".logs li").count()} lines shown`);
@@ -208,7 +249,6 @@ try {
   await page.locator(".tag", { hasText: "leader" }).waitFor();
   await page.screenshot({ path: join(out, "nodes.png"), fullPage: true });
 
-  const control = process.env.V9_CONTROL;
   if (control) {
     step("a killed node shows as down, then ready after its restart");
     const id = await (await fetch(`${control}/kill`)).text();
@@ -221,7 +261,23 @@ try {
     for (let i = problems.length - 1; i >= 0; i--) if (/ClusterService\/(Nodes|Status)|status of 50\d/.test(problems[i])) problems.splice(i, 1);
   }
 
-  if (token) {
+  step("sign out of GitHub; an API token signs in, a wrong one is refused");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/signin/);
+  await page.goto(`${base}/nodes`);
+  await page.waitForURL(/\/signin\?next=%2Fnodes/);
+  problems.length = 0;
+  await page.getByLabel("API token").fill("v9s_not-a-token");
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.locator("#token-error").waitFor();
+  problems.length = 0;
+  await page.screenshot({ path: join(out, "signin-refused.png"), fullPage: true });
+  await page.getByLabel("API token").fill(token);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.waitForURL(/\/nodes$/);
+  await page.getByRole("heading", { level: 1, name: "Nodes" }).waitFor();
+
+  {
     step("tokens and audit pages (admin)");
     await page.getByRole("link", { name: "Tokens" }).click();
     await page.getByRole("heading", { level: 1, name: "API tokens" }).waitFor();
@@ -253,10 +309,40 @@ try {
     if (refused.status !== 403) throw new Error(`a viewer's Pause answered ${refused.status}, want 403`);
   }
 
-  step("sign-in page");
-  await page.goto(`${base}/signin?next=%2Fnodes`);
-  await page.getByLabel("API token").waitFor();
-  await page.screenshot({ path: join(out, "signin.png"), fullPage: true });
+  step("1,000 components: the list pages and stays live");
+  const bulk = Array.from({ length: 1000 }, (_, i) => `bulk-${String(i).padStart(4, "0")}`);
+  const tc = Date.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 24 }, async () => {
+      while (next < bulk.length) {
+        const name = bulk[next++];
+        await call("v9.component.v1.ComponentService", "Create", { name, runtime: "RUNTIME_WASM" });
+      }
+    }),
+  );
+  console.log(`created ${bulk.length} components through the API in ${Date.now() - tc} ms`);
+  await page.goto(`${base}/`);
+  await page.locator('tr[data-component="bulk-0000"]').waitFor();
+  await page.getByText(/Page 1 of \d+/).waitFor();
+  const listMs = await page.evaluate(() => performance.now());
+  const listBytes = await page.evaluate(() =>
+    Math.max(0, ...performance.getEntriesByType("resource").filter((e) => e.name.includes("ComponentService/List")).map((e) => e.encodedBodySize)),
+  );
+  console.log(`measure components_1000_list_interactive_ms ${listMs.toFixed(0)} (largest List answer ${listBytes} bytes)`);
+  const bulkSamples = [];
+  for (const [method, want] of [
+    ["Pause", "paused"],
+    ["Resume", "no deployment"],
+    ["Pause", "paused"],
+  ]) {
+    await call("v9.component.v1.ComponentService", method, { name: "bulk-0001" });
+    const t1 = Date.now();
+    await page.locator('tr[data-component="bulk-0001"] .badge', { hasText: want }).waitFor();
+    bulkSamples.push(Date.now() - t1);
+  }
+  console.log(`measure components_1000_status_change_visible_ms_max ${Math.max(...bulkSamples)} (samples ${bulkSamples.join(", ")})`);
+  await page.screenshot({ path: join(out, "components-1000.png"), fullPage: true });
 
   step("an unknown component says so");
   await page.goto(`${base}/components/no-such-component`);

@@ -6,6 +6,7 @@ import { ComponentPage } from "./pages/Component";
 import { ComponentsPage } from "./pages/Components";
 import { NodesPage } from "./pages/Nodes";
 import { SignInPage } from "./pages/SignIn";
+import { StartPage } from "./pages/Start";
 import { AuditPage, TokensPage } from "./pages/Tokens";
 import { Empty } from "./ui/Notice";
 
@@ -13,6 +14,7 @@ const titles: [RegExp, (m: RegExpMatchArray) => string][] = [
   [/^\/$/, () => "Components"],
   [/^\/components\/([^/]+)/, (m) => decodeURIComponent(m[1])],
   [/^\/nodes/, () => "Nodes"],
+  [/^\/start/, () => "Start"],
   [/^\/signin/, () => "Sign in"],
   [/^\/tokens/, () => "API tokens"],
   [/^\/audit/, () => "Audit log"],
@@ -50,6 +52,11 @@ export function App() {
           <Link href="/" className={(active) => (active || location.startsWith("/components") ? "nav active" : "nav")} aria-current={location === "/" || location.startsWith("/components") ? "page" : undefined}>
             Components
           </Link>
+          {(!me?.enforced || me.role === "developer" || me.role === "admin") && (
+            <Link href="/start" className={(active) => (active ? "nav active" : "nav")} aria-current={location === "/start" ? "page" : undefined}>
+              Start
+            </Link>
+          )}
           <Link href="/nodes" className={(active) => (active ? "nav active" : "nav")} aria-current={location === "/nodes" ? "page" : undefined}>
             Nodes
           </Link>
@@ -104,6 +111,7 @@ export function App() {
           <Route path="/" component={ComponentsPage} />
           <Route path="/components/:name">{(p) => <ComponentPage key={p.name} name={decodeURIComponent(p.name)} />}</Route>
           <Route path="/nodes" component={NodesPage} />
+          <Route path="/start" component={StartPage} />
           <Route path="/signin" component={SignInPage} />
           <Route path="/tokens" component={TokensPage} />
           <Route path="/audit" component={AuditPage} />

@@ -31,7 +31,8 @@ export function useIdentity(): Identity | undefined {
     queryKey: ["whoami", getToken()],
     queryFn: whoAmI,
     staleTime: 60_000,
-    retry: 1,
+    // A refused sign-in is final; anything else is tried once more.
+    retry: (n, err) => n < 1 && !(err instanceof ConnectError && [Code.Unauthenticated, Code.PermissionDenied].includes(err.code)),
     enabled: location !== "/signin",
   });
   return q.data;

@@ -23,7 +23,9 @@ import { can, useIdentity } from "../identity";
 import { onApiError, useBlocking, useNow, waitMs } from "../live";
 import { Badge } from "../ui/Badge";
 import { Logs } from "../ui/Logs";
+import { Secrets } from "../ui/Secrets";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
+import { proxyURL } from "../start";
 import { Stats } from "../ui/Stats";
 import { firstLine } from "./Components";
 
@@ -82,6 +84,7 @@ function Loaded({ c, s }: { c: Component; s?: ComponentStatus }) {
       <Deployments c={c} />
       <Placements s={s} />
       <Settings c={c} />
+      <Secrets component={c.name} />
       <Logs component={c.name} />
     </>
   );
@@ -147,24 +150,21 @@ function Actions({ c }: { c: Component }) {
   );
 }
 
-function ProxyLink({ name }: { name: string }) {
+/** The URL the component answers at through the proxy of the node serving this page. */
+export function useProxyURL(name: string): string {
   const q = useQuery(ClusterService.method.status, {}, { staleTime: 60_000 });
   const me = q.data?.members.find((m) => m.id === q.data?.nodeId);
-  if (!me?.proxyAddr) return <span className="sub">—</span>;
-  const [host, port] = splitHostPort(me.proxyAddr);
-  const h = !host || host === "0.0.0.0" || host === "::" ? window.location.hostname : host;
-  const url = `${window.location.protocol}//${h.includes(":") ? `[${h}]` : h}:${port}/${name}/`;
+  return proxyURL(me?.proxyAddr ?? "", window.location, name);
+}
+
+function ProxyLink({ name }: { name: string }) {
+  const url = useProxyURL(name);
+  if (!url) return <span className="sub">—</span>;
   return (
     <a href={url} target="_blank" rel="noreferrer">
       {url}
     </a>
   );
-}
-
-function splitHostPort(a: string): [string, string] {
-  const i = a.lastIndexOf(":");
-  if (i < 0) return [a, ""];
-  return [a.slice(0, i).replace(/^\[|\]$/g, ""), a.slice(i + 1)];
 }
 
 function Deployments({ c }: { c: Component }) {
@@ -201,7 +201,9 @@ function Deployments({ c }: { c: Component }) {
                 <th scope="col" className="hide-narrow">
                   Author
                 </th>
-                <th scope="col">Created</th>
+                <th scope="col" className="hide-narrow">
+                  Created
+                </th>
                 <th scope="col">
                   <span className="sr-only">Actions</span>
                 </th>
@@ -262,13 +264,18 @@ function DeploymentRow({
         <span className="msg">{firstLine(d.commitMessage)}</span>
         {active && <span className="tag">active</span>}
         {d.error && <div className="sub bad-text">{d.error}</div>}
+        <div className="sub show-narrow" title={absTime(created)}>
+          {ago(created, now)}
+        </div>
       </td>
       <td>
         <Badge tone={tone}>{st}</Badge>
       </td>
       <td className="hide-narrow">{d.author || d.pusher || "—"}</td>
-      <td title={absTime(created)}>{ago(created, now)}</td>
-      <td>
+      <td className="hide-narrow" title={absTime(created)}>
+        {ago(created, now)}
+      </td>
+      <td className="actions-cell">
         {mayRollback && !active && d.status === DeploymentStatus.READY && (
           <button type="button" className="btn btn-small" disabled={pending} onClick={onRollback} aria-label={`Roll back to ${shortSha(d.commitSha) || d.id}`}>
             {pending ? "Rolling back…" : "Rollback"}

@@ -55,7 +55,12 @@ export function ComponentsPage() {
       {live.data && live.data.components.length === 0 && (
         <Empty title="No components yet">
           <p>
-            Deploy one from a directory holding a <code>v9.toml</code>: <code>v9 deploy ./examples/hello-wasm</code>, or link a
+            <Link href="/start" className="btn btn-primary">
+              Start from a GitHub repository
+            </Link>
+          </p>
+          <p>
+            Or deploy one from a directory holding a <code>v9.toml</code>: <code>v9 deploy ./examples/hello-wasm</code>, or link a
             GitHub repository with <code>v9 component create NAME --repo owner/repo</code>.
           </p>
         </Empty>

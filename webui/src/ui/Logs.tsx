@@ -16,7 +16,7 @@ type Conn = { state: "connecting" | "live" | "retrying" | "stopped"; note?: stri
  * that drops reconnects with backoff and says so; lines already shown are not repeated.
  * Pausing keeps the stream and counts what arrives until the user resumes.
  */
-export function Logs({ component }: { component: string }) {
+export function Logs({ component, title = "Logs", only }: { component: string; title?: string; only?: string[] }) {
   const [lines, setLines] = useState<LogLine[]>([]);
   const [conn, setConn] = useState<Conn>({ state: "connecting" });
   const [paused, setPaused] = useState(false);
@@ -39,13 +39,14 @@ export function Logs({ component }: { component: string }) {
         setConn({ state: connectedBefore ? "retrying" : "connecting", note: connectedBefore ? "Reconnecting…" : undefined });
         try {
           const res = api.logs.tail({ component, lines: 200, follow: true }, { signal: ctl.signal });
-          for await (const msg of res) {
+          for await (const raw of res) {
+            const msg = only ? { lines: raw.lines.filter((l) => only.includes(l.stream)) } : raw;
             if (failures > 0 || !connectedBefore) {
               setConn({ state: "live", note: connectedBefore ? "Reconnected; lines missed while disconnected are shown if nodes still hold them." : undefined });
             }
             failures = 0;
             connectedBefore = true;
-            if (msg.lines.length === 0) continue; // keepalive
+            if (msg.lines.length === 0) continue; // keepalive, or no line of the streams shown
             if (pausedRef.current) {
               pending.current = mergeLines(pending.current, msg.lines, keep);
               setPendingCount(pending.current.length);
@@ -70,7 +71,8 @@ export function Logs({ component }: { component: string }) {
       }
     })();
     return () => ctl.abort();
-  }, [component]);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [component, only?.join()]);
 
   const resume = () => {
     setLines((old) => mergeLines(old, pending.current, keep));
@@ -88,9 +90,9 @@ export function Logs({ component }: { component: string }) {
   }, [shown.length, paused]);
 
   return (
-    <section aria-labelledby="logs-h" className="card">
+    <section aria-labelledby={`logs-h-${title.toLowerCase().replace(/\W+/g, "-")}`} className="card">
       <div className="card-head">
-        <h2 id="logs-h">Logs</h2>
+        <h2 id={`logs-h-${title.toLowerCase().replace(/\W+/g, "-")}`}>{title}</h2>
         <span className={`conn conn-${conn.state}`} role="status" aria-live="polite">
           {conn.state === "live" ? "● live" : conn.state === "connecting" ? "connecting…" : conn.state === "retrying" ? "reconnecting…" : "stopped"}
         </span>
@@ -120,7 +122,7 @@ export function Logs({ component }: { component: string }) {
       </div>
       {conn.note && <p className="sub conn-note">{conn.note}</p>}
       <ol className="logs" ref={box} aria-label={`Log lines of ${component}`} tabIndex={0}>
-        {shown.length === 0 && <li className="sub">{conn.state === "live" ? "No log lines yet. Send the component a request." : "Waiting for the log stream…"}</li>}
+        {shown.length === 0 && <li className="sub">{conn.state === "live" ? (only ? "Waiting for the first line…" : "No log lines yet. Send the component a request.") : "Waiting for the log stream…"}</li>}
         {shown.map((l) => (
           <li key={`${l.nodeId}/${l.seq}`} className={`log log-${l.stream}`}>
             <time className="log-time">{fmtTime(tsSeconds(l.time))}</time> <span className="log-node">{l.nodeId}</span>{" "}

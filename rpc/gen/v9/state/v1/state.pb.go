@@ -1402,21 +1402,27 @@ func (x *User) GetCreateTime() *timestamppb.Timestamp {
 // ApiToken stores only the SHA-256 of the secret token. id is the public accessor id; the
 // secret is shown once, when the token is created.
 type ApiToken struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"` // "" for a token that belongs to no user (bootstrap, CI)
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Sha256        []byte                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	Role          string                 `protobuf:"bytes,6,opt,name=role,proto3" json:"role,omitempty"`                                       // "viewer", "developer" or "admin"
-	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`         // unset: never expires
-	Creator       string                 `protobuf:"bytes,8,opt,name=creator,proto3" json:"creator,omitempty"`                                 // actor that created it ("token:<accessor>", "" for bootstrap)
-	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"` // approximate (recorded at most once a minute)
-	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`        // set once revoked; a revoked token is refused
-	GithubLogin   string                 `protobuf:"bytes,11,opt,name=github_login,json=githubLogin,proto3" json:"github_login,omitempty"`     // the GitHub user it was issued to by a sign-in ("" otherwise)
-	Session       bool                   `protobuf:"varint,12,opt,name=session,proto3" json:"session,omitempty"`                               // a console session (sent as a cookie); deleted at sign-out
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	UserId       string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"` // "" for a token that belongs to no user (bootstrap, CI)
+	Name         string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Sha256       []byte                 `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	CreateTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	Role         string                 `protobuf:"bytes,6,opt,name=role,proto3" json:"role,omitempty"`                                       // "viewer", "developer" or "admin"
+	ExpireTime   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`         // unset: never expires
+	Creator      string                 `protobuf:"bytes,8,opt,name=creator,proto3" json:"creator,omitempty"`                                 // actor that created it ("token:<accessor>", "" for bootstrap)
+	LastUsedTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"` // approximate (recorded at most once a minute)
+	RevokeTime   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`        // set once revoked; a revoked token is refused
+	GithubLogin  string                 `protobuf:"bytes,11,opt,name=github_login,json=githubLogin,proto3" json:"github_login,omitempty"`     // the GitHub user it was issued to by a sign-in ("" otherwise)
+	Session      bool                   `protobuf:"varint,12,opt,name=session,proto3" json:"session,omitempty"`                               // a console session (sent as a cookie); deleted at sign-out
+	// The GitHub OAuth token the sign-in obtained, sealed with the cluster keyring (additional
+	// data "token:<id>/github-oauth"): the console lists the user's repositories with it. It
+	// never leaves through a read API.
+	GithubToken      []byte `protobuf:"bytes,13,opt,name=github_token,json=githubToken,proto3" json:"github_token,omitempty"`
+	GithubTokenKeyId string `protobuf:"bytes,14,opt,name=github_token_key_id,json=githubTokenKeyId,proto3" json:"github_token_key_id,omitempty"`
+	GithubTokenNonce []byte `protobuf:"bytes,15,opt,name=github_token_nonce,json=githubTokenNonce,proto3" json:"github_token_nonce,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ApiToken) Reset() {
@@ -1531,6 +1537,27 @@ func (x *ApiToken) GetSession() bool {
 		return x.Session
 	}
 	return false
+}
+
+func (x *ApiToken) GetGithubToken() []byte {
+	if x != nil {
+		return x.GithubToken
+	}
+	return nil
+}
+
+func (x *ApiToken) GetGithubTokenKeyId() string {
+	if x != nil {
+		return x.GithubTokenKeyId
+	}
+	return ""
+}
+
+func (x *ApiToken) GetGithubTokenNonce() []byte {
+	if x != nil {
+		return x.GithubTokenNonce
+	}
+	return nil
 }
 
 // AuditEntry records one successful write made by a user or token (writes the nodes make by
@@ -3890,7 +3917,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12;\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xc3\x03\n" +
+	"createTime\"\xc3\x04\n" +
 	"\bApiToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x12\n" +
@@ -3907,7 +3934,10 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"revokeTime\x12!\n" +
 	"\fgithub_login\x18\v \x01(\tR\vgithubLogin\x12\x18\n" +
-	"\asession\x18\f \x01(\bR\asession\"\x90\x01\n" +
+	"\asession\x18\f \x01(\bR\asession\x12!\n" +
+	"\fgithub_token\x18\r \x01(\fR\vgithubToken\x12-\n" +
+	"\x13github_token_key_id\x18\x0e \x01(\tR\x10githubTokenKeyId\x12,\n" +
+	"\x12github_token_nonce\x18\x0f \x01(\fR\x10githubTokenNonce\"\x90\x01\n" +
 	"\n" +
 	"AuditEntry\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12.\n" +

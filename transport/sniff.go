@@ -1,4 +1,4 @@
-package node
+package transport
 
 import (
 	"crypto/tls"
@@ -15,10 +15,10 @@ const tlsHandshakeByte = 0x16
 // sniffTimeout bounds how long a new connection may stay silent before its first byte.
 const sniffTimeout = 10 * time.Second
 
-// sniffListener serves plain and TLS connections on one port: the API port answers users
+// SniffListener serves plain and TLS connections on one port: the API port answers users
 // in plain HTTP (or TLS) and other nodes in mutual TLS. It reads the first byte of each
 // connection, off the Accept path, and hands TLS connections out wrapped in tls.Server.
-type sniffListener struct {
+type SniffListener struct {
 	ln    net.Listener
 	cfg   *tls.Config
 	conns chan net.Conn
@@ -26,13 +26,14 @@ type sniffListener struct {
 	once  sync.Once
 }
 
-func newSniffListener(ln net.Listener, cfg *tls.Config) *sniffListener {
-	l := &sniffListener{ln: ln, cfg: cfg, conns: make(chan net.Conn), done: make(chan struct{})}
+// NewSniffListener serves ln's connections, TLS ones through cfg.
+func NewSniffListener(ln net.Listener, cfg *tls.Config) *SniffListener {
+	l := &SniffListener{ln: ln, cfg: cfg, conns: make(chan net.Conn), done: make(chan struct{})}
 	go l.loop()
 	return l
 }
 
-func (l *sniffListener) loop() {
+func (l *SniffListener) loop() {
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
@@ -47,7 +48,7 @@ func (l *sniffListener) loop() {
 	}
 }
 
-func (l *sniffListener) classify(c net.Conn) {
+func (l *SniffListener) classify(c net.Conn) {
 	var b [1]byte
 	_ = c.SetReadDeadline(time.Now().Add(sniffTimeout))
 	if _, err := io.ReadFull(c, b[:]); err != nil {
@@ -66,7 +67,8 @@ func (l *sniffListener) classify(c net.Conn) {
 	}
 }
 
-func (l *sniffListener) Accept() (net.Conn, error) {
+// Accept returns the next connection, TLS ones already wrapped.
+func (l *SniffListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
 		return c, nil
@@ -75,13 +77,15 @@ func (l *sniffListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *sniffListener) Close() error {
+// Close closes the listener.
+func (l *SniffListener) Close() error {
 	err := l.ln.Close()
 	l.once.Do(func() { close(l.done) })
 	return err
 }
 
-func (l *sniffListener) Addr() net.Addr { return l.ln.Addr() }
+// Addr is the listener's address.
+func (l *SniffListener) Addr() net.Addr { return l.ln.Addr() }
 
 // peekedConn gives back the byte the listener read first.
 type peekedConn struct {

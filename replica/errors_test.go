@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"context"
@@ -31,21 +31,21 @@ func TestForwardErrorWording(t *testing.T) {
 		code connect.Code
 		want string
 	}{
-		{"connection reset", live, reset, connect.CodeUnavailable, maybeApplied},
-		{"canceled by a lost connection", live, canceled, connect.CodeUnavailable, maybeApplied},
-		{"own deadline", done, canceled, connect.CodeDeadlineExceeded, maybeApplied},
-		{"leader canceled", live, leaderCanceled, connect.CodeUnavailable, maybeApplied},
+		{"connection reset", live, reset, connect.CodeUnavailable, MaybeApplied},
+		{"canceled by a lost connection", live, canceled, connect.CodeUnavailable, MaybeApplied},
+		{"own deadline", done, canceled, connect.CodeDeadlineExceeded, MaybeApplied},
+		{"leader canceled", live, leaderCanceled, connect.CodeUnavailable, MaybeApplied},
 		{"leader's domain answer", live, notFound, connect.CodeNotFound, "not found"},
 	} {
-		got := forwardError(c.ctx, c.err)
+		got := ForwardError(c.ctx, c.err)
 		if connect.CodeOf(got) != c.code || !strings.Contains(got.Error(), c.want) {
 			t.Errorf("%s: forwardError = %v (%v), want %v containing %q", c.name, got, connect.CodeOf(got), c.code, c.want)
 		}
-		if retryable(got) {
+		if Retryable(got) {
 			t.Errorf("%s: %v is retryable, but the write may have been applied", c.name, got)
 		}
 	}
-	if got := forwardError(live, dial); !retryable(got) {
+	if got := ForwardError(live, dial); !Retryable(got) {
 		t.Errorf("refused dial: forwardError = %v, want it retryable (nothing was sent)", got)
 	}
 }

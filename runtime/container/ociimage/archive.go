@@ -1,7 +1,8 @@
-// Package ocitest builds what tests of containers need without Docker or a registry: a
-// static Go binary, an OCI image archive holding it, and a private containerd to run it.
-// Tests of runtime/container and the node's integration tests share it.
-package ocitest
+// Package ociimage makes an OCI image archive (the layout `docker save --format oci` writes
+// and containerd imports) from one static binary, and builds such a binary from a Go main
+// package, with no Docker, daemon or registry. `v9 image build` and the container tests
+// use it. It only writes files; it never talks to containerd.
+package ociimage
 
 import (
 	"archive/tar"
@@ -12,9 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	goruntime "runtime"
-	"testing"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -26,40 +25,30 @@ import (
 // the same digests (a re-import is then a no-op for containerd's content store).
 var epoch = time.Unix(0, 0).UTC()
 
-// BuildArchive writes an OCI image archive (the layout of `docker save --format oci`, as
-// containerd's Import reads it) to a file in t.TempDir() and returns its path. The image has
-// one layer holding binary as /hello, entrypoint ["/hello"], and is named ref by the
-// index's org.opencontainers.image.ref.name annotation.
-func BuildArchive(t testing.TB, binary, ref string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "image.tar")
-	if err := WriteArchiveFile(path, binary, ref); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// WriteArchiveFile is BuildArchive for callers without a testing.TB.
-func WriteArchiveFile(path, binary, ref string) error {
+// WriteArchiveFile writes the archive of WriteArchive to the file path.
+func WriteArchiveFile(path, binary, name, ref string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := WriteArchive(f, binary, ref); err != nil {
+	if err := WriteArchive(f, binary, name, ref); err != nil {
 		f.Close()
 		return err
 	}
 	return f.Close()
 }
 
-// WriteArchive writes the OCI image archive BuildArchive describes to w.
-func WriteArchive(w io.Writer, binary, ref string) error {
+// WriteArchive writes an OCI image archive to w: one layer holding binary as /NAME (and the
+// directories /app and /tmp), entrypoint ["/NAME"], for linux on this machine's
+// architecture, named ref by the index's org.opencontainers.image.ref.name annotation. The
+// same binary gives the same bytes (every time is the epoch), so a re-import is a no-op.
+func WriteArchive(w io.Writer, binary, name, ref string) error {
 	bin, err := os.ReadFile(binary)
 	if err != nil {
 		return fmt.Errorf("read binary: %w", err)
 	}
 
-	// The layer: the binary as /hello, and the directories a container expects.
+	// The layer: the binary as /NAME, and the directories a container expects.
 	var layer bytes.Buffer
 	lt := tar.NewWriter(&layer)
 	for _, d := range []struct {
@@ -70,7 +59,7 @@ func WriteArchive(w io.Writer, binary, ref string) error {
 			return err
 		}
 	}
-	if err := lt.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "hello", Mode: 0o755, Size: int64(len(bin)), ModTime: epoch, Format: tar.FormatPAX}); err != nil {
+	if err := lt.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(bin)), ModTime: epoch, Format: tar.FormatPAX}); err != nil {
 		return err
 	}
 	if _, err := lt.Write(bin); err != nil {
@@ -93,7 +82,7 @@ func WriteArchive(w io.Writer, binary, ref string) error {
 		Created:  &epoch,
 		Platform: ocispec.Platform{Architecture: goruntime.GOARCH, OS: "linux"},
 		Config: ocispec.ImageConfig{
-			Entrypoint: []string{"/hello"},
+			Entrypoint: []string{"/" + name},
 			Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 			WorkingDir: "/",
 		},

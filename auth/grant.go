@@ -1,0 +1,43 @@
+package auth
+
+import (
+	"context"
+	"errors"
+
+	"connectrpc.com/connect"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// GrantStore finds a token or session by accessor id (fsm.Store).
+type GrantStore interface {
+	Token(id string) (*statev1.ApiToken, error)
+}
+
+// GrantOpener opens a value sealed with the cluster keyring (the node implements it).
+type GrantOpener interface {
+	OpenSecret(ctx context.Context, s *statev1.Secret) ([]byte, error)
+}
+
+// ErrNoGrant: the caller's credentials keep no GitHub grant.
+var ErrNoGrant = errors.New("this sign-in keeps no GitHub grant: sign in to the console with GitHub (API tokens cannot list your repositories)")
+
+// CallerGitHubToken returns the GitHub OAuth token kept, sealed, with the session the
+// request ctx came with (WebSignIn.Grants). A caller without one gets FailedPrecondition
+// saying to sign in with GitHub.
+func CallerGitHubToken(ctx context.Context, tokens GrantStore, open GrantOpener) (string, error) {
+	p := FromContext(ctx)
+	if p == nil || p.Token == "" {
+		return "", connect.NewError(connect.CodeFailedPrecondition, ErrNoGrant)
+	}
+	k, err := tokens.Token(p.Token)
+	if err != nil || len(k.GithubToken) == 0 {
+		return "", connect.NewError(connect.CodeFailedPrecondition, ErrNoGrant)
+	}
+	b, err := open.OpenSecret(ctx, &statev1.Secret{ComponentId: GrantOwner(k.Id), Name: GitHubGrantName,
+		KeyId: k.GithubTokenKeyId, Nonce: k.GithubTokenNonce, Ciphertext: k.GithubToken})
+	if err != nil {
+		return "", connect.NewError(connect.CodeUnavailable, errors.New("the GitHub grant of this session cannot be opened on this node: "+err.Error()))
+	}
+	return string(b), nil
+}

@@ -1,0 +1,3 @@
+module example.com/hello-github
+
+go 1.24

@@ -1,0 +1,3 @@
+module example.com/hello-container
+
+go 1.24
