@@ -45,7 +45,6 @@ type instance struct {
 	cancelStart context.CancelFunc
 	inFlight    atomic.Int64 // requests being served by this instance
 	failures    int
-	secrets     uint64 // the component's secrets_index when it started: restarted when it moves
 	retryAt     time.Time
 	reportedAt  time.Time
 }
@@ -138,7 +137,7 @@ func (r *reconciler) adopt(ctx context.Context) {
 			}
 			r.mu.Lock()
 			in := &instance{id: id, component: spec.Component, deployment: p.DeploymentId, rt: rt, run: run,
-				observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, secrets: r.secretsIndex(p)}
+				observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING}
 			in.handler = r.wrap(in, run)
 			r.inst[id] = in
 			r.dirty = true
@@ -202,13 +201,6 @@ func (r *reconciler) reconcile(ctx context.Context) {
 					r.dp.cfg.Logs.Append(in.component, in.id, "system", "instance failed: "+in.reason+"; restarting in "+backoff(in.failures).String())
 				default:
 				}
-			}
-			if in.run != nil && !in.busy && !in.stopping && c.GetSecretsIndex() != in.secrets {
-				// Its secrets changed: it restarts with the new environment.
-				r.dp.cfg.Logs.Append(in.component, in.id, "system", "secrets changed: restarting")
-				in.stopping, r.dirty = true, true
-				go r.stop(ctx, in)
-				break
 			}
 			if in.run == nil && !in.busy && !now.Before(in.retryAt) {
 				in.busy, in.stopping = true, false
@@ -287,7 +279,6 @@ func (r *reconciler) report(ctx context.Context, p *statev1.Placement, in *insta
 }
 
 func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive bool) {
-	secrets := r.secretsIndex(p) // read before the secrets: a change in between restarts it again
 	spec, err := r.spec(p)
 	var run v9rt.Instance
 	var ex v9rt.Executor
@@ -330,7 +321,7 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive 
 		r.poke()
 		return
 	}
-	in.run, in.handler, in.secrets = run, r.wrap(in, run), secrets
+	in.run, in.handler = run, r.wrap(in, run)
 	r.dirty = true
 	in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, ""
 	// The lease may have run out, or the placement been declared lost, while it started.
@@ -394,11 +385,6 @@ func (r *reconciler) lost(id string) bool {
 		}
 	}
 	return false
-}
-
-func (r *reconciler) secretsIndex(p *statev1.Placement) uint64 {
-	c, _ := r.dp.store.ComponentByID(p.ComponentId)
-	return c.GetSecretsIndex()
 }
 
 func (r *reconciler) healthPath(p *statev1.Placement) string {

@@ -49,6 +49,7 @@ type route struct {
 	canary   uint32       // the active deployment's share of requests while in its canary, else 0
 	remote   []string     // proxy addresses of other nodes running an instance
 	older    []string     // the same, for older deployments
+	failed   map[string]bool // deployments failed: their instances never serve, even here
 	onDemand http.Handler // wasm: serve here when no instance is reachable
 }
 
@@ -104,7 +105,7 @@ func (r *router) publishLocked() {
 			tg.Remote = rt.older
 		}
 		if !rt.paused {
-			cur, old := splitLocal(r.local[name], rt.active)
+			cur, old := splitLocal(r.local[name], rt.active, rt.failed)
 			tg.Local = cur
 			if len(cur) == 0 {
 				tg.Local = old
@@ -125,11 +126,11 @@ func (r *router) publishLocked() {
 // older version still serving during a rollout). Outside a canary the active ones serve
 // when there are any, so that once the new version answers here the old one never does
 // again.
-func splitLocal(ins []localInstance, active string) (cur, old []http.Handler) {
+func splitLocal(ins []localInstance, active string, failed map[string]bool) (cur, old []http.Handler) {
 	for _, in := range ins {
 		if in.deployment == active {
 			cur = append(cur, in.handler)
-		} else {
+		} else if !failed[in.deployment] { // a failed version (a failed canary) never answers again
 			old = append(old, in.handler)
 		}
 	}
@@ -201,8 +202,18 @@ func (r *router) rebuild() {
 				placed[p.DeploymentId] = true
 			}
 			rt := byID[p.ComponentId]
+			if rt == nil {
+				return
+			}
+			if d := v.Deployment(p.DeploymentId); d != nil && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
+				if rt.failed == nil {
+					rt.failed = map[string]bool{}
+				}
+				rt.failed[p.DeploymentId] = true
+				return
+			}
 			addr := proxyOf[p.NodeId]
-			if rt == nil || addr == "" || p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
+			if addr == "" || p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
 				return
 			}
 			if p.DeploymentId == rt.active {

@@ -148,7 +148,7 @@ func (s *Service) ensureComponent(ctx context.Context, name string, rt statev1.R
 	case errors.Is(err, fsm.ErrNotFound):
 		replicas := v9spec.InitialReplicas(spec)
 		cmd := &statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: &statev1.Component{
-			Name: name, Runtime: rt, Spec: spec, Replicas: replicas, Source: &statev1.Source{},
+			Name: name, Runtime: rt, Spec: spec, ManifestSpec: spec, Replicas: replicas, Source: &statev1.Source{},
 			Desired: statev1.DesiredState_DESIRED_STATE_RUNNING,
 		}}}}
 		idx, err := s.c.Writer.Apply(ctx, cmd)
@@ -165,10 +165,11 @@ func (s *Service) ensureComponent(ctx context.Context, name string, rt statev1.R
 	if c.Runtime != rt {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("component %q runs %s; a deployment cannot change its runtime (delete it first)", name, deploy.RuntimeName(c.Runtime)))
 	}
-	if proto.Equal(c.Spec, spec) {
+	if proto.Equal(c.ManifestSpec, spec) {
 		return c, nil
 	}
-	idx, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: name, Spec: spec}}})
+	// The manifest's spec, with the user's settings kept over it.
+	idx, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: name, Spec: spec, FromManifest: true}}})
 	if err != nil {
 		return nil, err
 	}

@@ -53,6 +53,8 @@ func applyOp(t *tables, index uint64, cmd *statev1.Command) error {
 		return t.activateDeployment(index, now, op.ActivateDeployment)
 	case *statev1.Command_EndCanary:
 		return t.endCanary(index, now, op.EndCanary)
+	case *statev1.Command_StartCanary:
+		return t.startCanary(index, now, op.StartCanary)
 	case *statev1.Command_PutPlacements:
 		return t.putPlacements(index, op.PutPlacements)
 	case *statev1.Command_SetPlacementObserved:
@@ -195,10 +197,38 @@ func (t *tables) updateComponentSpec(index uint64, now *timestamppb.Timestamp, o
 	if err := ValidSpec(c.Runtime, op.GetSpec()); err != nil {
 		return err
 	}
-	c.Spec = clone(op.Spec)
-	c.Replicas = min(max(c.Replicas, c.Spec.ScaleMin), c.Spec.ScaleMax)
+	if op.FromManifest {
+		t.setManifestSpec(index, c, op.Spec)
+	} else {
+		// What a user wants: its differences from the manifest are the user's settings.
+		c.User = spec.UserChanges(c.ManifestSpec, op.Spec)
+		t.setSpec(index, c, clone(op.Spec))
+	}
 	c.UpdateTime, c.ModifyIndex = now, index
 	return nil
+}
+
+// setManifestSpec records a manifest's spec and gives the component that spec with the
+// user's settings over it. Settings the new manifest makes invalid (a user's scale.max below
+// the manifest's new scale.min) give way to the manifest until the user changes them.
+func (t *tables) setManifestSpec(index uint64, c *statev1.Component, m *statev1.ComponentSpec) {
+	c.ManifestSpec = clone(m)
+	eff := spec.WithUser(m, c.User)
+	if ValidSpec(c.Runtime, eff) != nil {
+		eff = clone(m)
+	}
+	t.setSpec(index, c, eff)
+}
+
+// setSpec gives a component a new spec: replicas stay within its bounds, and a change that
+// affects instances moves spec_index, so that the scheduler replaces every instance (new
+// ones first); a change of scale alone restarts nothing.
+func (t *tables) setSpec(index uint64, c *statev1.Component, s *statev1.ComponentSpec) {
+	if spec.RestartsInstances(c.Spec, s) {
+		c.SpecIndex = index
+	}
+	c.Spec = s
+	c.Replicas = min(max(c.Replicas, c.Spec.ScaleMin), c.Spec.ScaleMax)
 }
 
 func (t *tables) setComponentDesired(index uint64, now *timestamppb.Timestamp, op *statev1.SetComponentDesired) error {
@@ -464,7 +494,7 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 	}
 	d.Status, d.Error = op.Status, op.Error
 	if op.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
-		d.Canary = false
+		d.Canary, d.CanaryStart = false, nil
 		if c != nil && c.ActiveDeploymentId == d.Id { // op.Fallback or op.Deactivate, checked above
 			if fb := t.deployments[op.GetFallback()]; fb != nil {
 				t.activate(index, now, c, fb)
@@ -492,8 +522,7 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 			return nil // a newer deployment serves already: this one stays ready, inactive
 		}
 		if op.Spec != nil {
-			c.Spec = clone(op.Spec)
-			c.Replicas = min(max(c.Replicas, c.Spec.ScaleMin), c.Spec.ScaleMax)
+			t.setManifestSpec(index, c, op.Spec)
 		}
 		t.activate(index, now, c, d)
 	}
@@ -512,7 +541,7 @@ func (t *tables) activate(index uint64, now *timestamppb.Timestamp, c *statev1.C
 		return
 	}
 	if prev.Canary {
-		prev.Canary = false
+		prev.Canary, prev.CanaryStart = false, nil
 		prev.UpdateTime, prev.ModifyIndex = now, index
 	}
 	canary := false
@@ -525,10 +554,26 @@ func (t *tables) activate(index uint64, now *timestamppb.Timestamp, c *statev1.C
 			}
 		}
 	}
-	if d.Canary != canary {
-		d.Canary = canary
+	if d.Canary != canary || d.CanaryStart != nil {
+		d.Canary, d.CanaryStart = canary, nil
 		d.UpdateTime, d.ModifyIndex = now, index
 	}
+}
+
+func (t *tables) startCanary(index uint64, now *timestamppb.Timestamp, op *statev1.StartCanary) error {
+	d, ok := t.deployments[op.GetDeploymentId()]
+	if !ok {
+		return notFound("deployment", op.GetDeploymentId())
+	}
+	if !d.Canary || d.CanaryStart != nil {
+		return invalid("deployment %q is not in a canary waiting to start", d.Id)
+	}
+	if now == nil {
+		return invalid("starting a canary needs the command's time")
+	}
+	d.CanaryStart = now
+	d.UpdateTime, d.ModifyIndex = now, index
+	return nil
 }
 
 func (t *tables) endCanary(index uint64, now *timestamppb.Timestamp, op *statev1.EndCanary) error {
@@ -539,7 +584,7 @@ func (t *tables) endCanary(index uint64, now *timestamppb.Timestamp, op *statev1
 	if !d.Canary {
 		return invalid("deployment %q is not in a canary", d.Id)
 	}
-	d.Canary = false
+	d.Canary, d.CanaryStart = false, nil
 	d.UpdateTime, d.ModifyIndex = now, index
 	return nil
 }

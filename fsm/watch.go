@@ -71,7 +71,7 @@ func tablesOf(cmd *statev1.Command) tableSet {
 		return setOf(TableNodes)
 	case *statev1.Command_SetNodeStatus, *statev1.Command_RemoveNode:
 		return setOf(TableNodes, TablePlacements) // a node down or removed loses its placements
-	case *statev1.Command_CreateDeployment, *statev1.Command_EndCanary:
+	case *statev1.Command_CreateDeployment, *statev1.Command_EndCanary, *statev1.Command_StartCanary:
 		return setOf(TableDeployments)
 	case *statev1.Command_SetDeploymentStatus, *statev1.Command_ActivateDeployment:
 		return setOf(TableDeployments, TableComponents) // ready may activate; activation changes the component

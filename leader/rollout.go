@@ -30,11 +30,11 @@ type VersionCounter interface {
 // node can run it (sched.Rollouts decides): the older one is activated again (it never
 // stopped serving) and the new one is marked failed with the reason; a first deployment
 // that never served is failed and deactivated. It also judges canaries (sched.Canaries,
-// sched.JudgeCanary): once a canary's instances are all ready its window starts, and at its
-// end (or at once when it errs badly) it is promoted (EndCanary) or failed like a rollout,
-// with the proxies' figures as the reason. Its soft state is the clock of each rollout
-// and canary under way, with the canary's counts at its start; a new term starts them
-// again (a canary's window restarts under a new leader).
+// sched.JudgeCanary): once a canary's instances are all ready its window starts
+// (StartCanary, in the state, so a new leader continues it), and at its end (or at once
+// when it errs badly) it is promoted (EndCanary) or failed like a rollout, with the
+// proxies' figures as the reason. Its soft state is the clock of each rollout under way; a
+// new term starts it again.
 type Rollouts struct {
 	store    RolloutStore
 	counts   VersionCounter
@@ -74,8 +74,8 @@ func (r *Rollouts) Name() string { return "rollouts" }
 
 // Run checks the rollouts every interval for the term.
 func (r *Rollouts) Run(ctx context.Context) {
-	r.began, r.canaries, r.termStart = nil, nil, r.now()
-	defer func() { r.began, r.canaries = nil, nil }()
+	r.began, r.termStart = nil, r.now()
+	defer func() { r.began = nil }()
 	tick.Every(ctx, r.every, func() { r.Check(ctx, r.now()) })
 }
 
@@ -92,63 +92,59 @@ func (r *Rollouts) Check(ctx context.Context, now time.Time) {
 }
 
 func (r *Rollouts) judgeCanaries(ctx context.Context, s *statev1.State, now time.Time) {
-	if r.canaries == nil {
-		r.canaries = map[string]*canaryRun{}
+	if now.Sub(r.termStart) < 2*r.every {
+		return // a new term: let every node's counts arrive first
 	}
 	var counts map[string]sched.Counts
 	if r.counts != nil {
 		counts = r.counts.VersionCounts()
 	}
-	seen := map[string]bool{}
 	for _, k := range sched.Canaries(s) {
-		seen[k.Deployment] = true
 		if r.maxWin > 0 {
 			k.Window = min(k.Window, r.maxWin)
 		}
 		if !k.Ready {
 			continue // the rollout deadline watches it meanwhile
 		}
+		if k.Start.IsZero() {
+			// The window starts now, in the state: a new leader continues it.
+			if err := r.apply(ctx, &statev1.Command{Op: &statev1.Command_StartCanary{StartCanary: &statev1.StartCanary{DeploymentId: k.Deployment}}}); err != nil {
+				r.log.Warn("start canary", "component", k.Component, "deployment", k.Deployment, "err", err)
+				continue
+			}
+			r.log.Info("canary started", "component", k.Component, "deployment", k.Deployment, "percent", k.Percent, "window", k.Window)
+			r.store.SystemLog(k.Component, fmt.Sprintf("canary: deployment %s takes %d%% of the requests for %s", k.Deployment, k.Percent, k.Window))
+			continue
+		}
+		// The new version's counts are all from its canary (readiness requests are not
+		// counted); the older versions' cover their lifetime, the baseline.
 		fresh, old := counts[k.Deployment], sched.Counts{}
 		for _, o := range k.Older {
 			old = old.Add(counts[o])
 		}
-		run := r.canaries[k.Deployment]
-		if run == nil && now.Sub(r.termStart) < 2*r.every {
-			continue // a new term: let every node's counts arrive first
-		}
-		if run == nil {
-			r.canaries[k.Deployment] = &canaryRun{start: now, baseNew: fresh, base: old}
-			line := fmt.Sprintf("canary: deployment %s takes %d%% of the requests for %s", k.Deployment, k.Percent, k.Window)
-			r.log.Info("canary started", "component", k.Component, "deployment", k.Deployment, "percent", k.Percent, "window", k.Window)
-			r.store.SystemLog(k.Component, line)
-			continue
-		}
-		verdict, figures := sched.JudgeCanary(k, fresh.Since(run.baseNew), old.Since(run.base), now.Sub(run.start))
+		verdict, figures := sched.JudgeCanary(k, fresh, old, now.Sub(k.Start))
 		switch {
 		case verdict == sched.Wait:
-			continue
 		case verdict == sched.Fail && k.Previous != "":
 			r.fail(ctx, sched.RolloutFailure{ComponentID: k.ComponentID, Component: k.Component, Deployment: k.Deployment,
 				Previous: k.Previous, Reason: figures,
 				Message: fmt.Sprintf("canary failed: %s; deployment %s keeps serving", figures, k.Previous)})
 		default: // promoted (or failed with nothing older left to serve)
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err := r.store.Apply(cctx, &statev1.Command{Op: &statev1.Command_EndCanary{EndCanary: &statev1.EndCanary{DeploymentId: k.Deployment}}})
-			cancel()
-			if err != nil {
+			if err := r.apply(ctx, &statev1.Command{Op: &statev1.Command_EndCanary{EndCanary: &statev1.EndCanary{DeploymentId: k.Deployment}}}); err != nil {
 				r.log.Warn("end canary", "component", k.Component, "deployment", k.Deployment, "err", err)
 				continue // the next pass tries again
 			}
 			r.log.Info("canary passed", "component", k.Component, "deployment", k.Deployment, "figures", figures)
 			r.store.SystemLog(k.Component, "canary passed: "+figures)
 		}
-		delete(r.canaries, k.Deployment)
 	}
-	for id := range r.canaries {
-		if !seen[id] {
-			delete(r.canaries, id)
-		}
-	}
+}
+
+func (r *Rollouts) apply(ctx context.Context, cmd *statev1.Command) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := r.store.Apply(cctx, cmd)
+	return err
 }
 
 // failBudget bounds how long a failing rollout's two writes may outlive the term.

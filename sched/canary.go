@@ -58,6 +58,8 @@ type Canary struct {
 	// Ready: every wanted instance of the new version runs (passed its readiness check);
 	// the window counts from then.
 	Ready bool
+	// Start is when its window began (StartCanary), zero before.
+	Start time.Time
 }
 
 // Canaries lists the canaries under way, in component order.
@@ -93,6 +95,9 @@ func Canaries(s *statev1.State) []Canary {
 			Ready: nRunning[active.Id] >= int(c.Replicas)}
 		if prev != nil {
 			k.Previous = prev.Id
+		}
+		if active.CanaryStart != nil {
+			k.Start = active.CanaryStart.AsTime()
 		}
 		out = append(out, k)
 	}

@@ -195,7 +195,9 @@ func TestNoRaceRolloutCanary(t *testing.T) {
 	f := c.Follower(t)
 	cli := func(args ...string) []string { return append([]string{"--addr", f.APIAddr()}, args...) }
 	rollout := "[rollout]\ncanary = \"50%\"\nwindow = \"2s\"\n"
-	mustCLI(t, cli("deploy", versionsDir(t, module, rollout+"[env]\nVERSION = \"1\"\n"))...)
+	if r := deployCLI(t, cli("deploy", versionsDir(t, module, rollout+"[env]\nVERSION = \"1\"\n"))...); r.code != 0 {
+		t.Fatalf("first deploy: %s", r)
+	}
 
 	// A bad release under traffic: failed by its canary.
 	stop := traffic(t, c, "/versions/x")
