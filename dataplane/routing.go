@@ -45,12 +45,12 @@ type snapshot struct {
 type route struct {
 	paused   bool
 	rt       statev1.Runtime
-	active   string       // the active deployment
-	canary   uint32       // the active deployment's share of requests while in its canary, else 0
-	remote   []string     // proxy addresses of other nodes running an instance
-	older    []string     // the same, for older deployments
+	active   string          // the active deployment
+	canary   uint32          // the active deployment's share of requests while in its canary, else 0
+	remote   []string        // proxy addresses of other nodes running an instance
+	older    []string        // the same, for older deployments
 	failed   map[string]bool // deployments failed: their instances never serve, even here
-	onDemand http.Handler // wasm: serve here when no instance is reachable
+	onDemand http.Handler    // wasm: serve here when no instance is reachable
 }
 
 // onDemandTarget is what an on-demand start needs of a component, taken from the state at
