@@ -9,6 +9,7 @@ import (
 
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/sched"
 	"github.com/velocity9/v9/spec"
 )
 
@@ -45,7 +46,7 @@ func ready(ctx context.Context, rt statev1.Runtime, path string, h http.Handler)
 		}
 		// wasm answers the same way every time; a container may still be booting.
 		if rt != statev1.Runtime_RUNTIME_CONTAINER || !sleepCtx(ctx, readyRetry) {
-			return fmt.Errorf("readiness check failed: %w", err)
+			return fmt.Errorf("%s: %w", sched.ReadinessFailure, err)
 		}
 	}
 }

@@ -46,14 +46,7 @@ type Rollouts struct {
 
 	// Only Run's goroutine touches these.
 	termStart time.Time
-	began     map[string]time.Time  // by deployment id
-	canaries  map[string]*canaryRun // by deployment id
-}
-
-// canaryRun is a canary whose window has begun.
-type canaryRun struct {
-	start         time.Time
-	baseNew, base sched.Counts // the new and the older versions' counts at the start
+	began     map[string]time.Time // by deployment id
 }
 
 // RolloutConfig tunes Rollouts.

@@ -2,6 +2,7 @@ package sched
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -21,6 +22,10 @@ type RolloutFailure struct {
 	Deactivate bool
 }
 
+// ReadinessFailure starts the reason of a placement whose instance started but failed its
+// readiness check: the version answers 5xx (or nothing), which retrying will not change.
+const ReadinessFailure = "readiness check failed"
+
 // NoNodeReason is why a component of runtime rt cannot be placed anywhere.
 func NoNodeReason(rt statev1.Runtime) string {
 	if rt == statev1.Runtime_RUNTIME_CONTAINER {
@@ -37,9 +42,10 @@ func NoNodeReason(rt statev1.Runtime) string {
 // A rollout is under way while a running component's active deployment runs fewer than its
 // replicas and an older ready deployment still has an instance running; it fails once it
 // has been under way for deadline. A deployment that never served fails at once, whether
-// or not an older one serves, when no ready node can run its runtime, or when every one of
-// its placements has failed (to start, or its readiness check) and none runs or starts:
-// the nodes' own verdicts are the outcome, not a deadline.
+// or not an older one serves, when ready nodes exist and none can run its runtime, or when
+// every one of its placements has failed its readiness check and none runs or starts: the
+// nodes' own verdicts are the outcome, not a deadline. Other start failures (an artifact
+// fetch, a busy node) may pass: the deadline decides those.
 func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadline time.Duration) ([]RolloutFailure, map[string]time.Time) {
 	type tally struct {
 		running, failed, placed int
@@ -60,7 +66,9 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 		case statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING:
 			t.running++
 		case statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED:
-			t.failed++
+			if strings.HasPrefix(p.Reason, ReadinessFailure) {
+				t.failed++ // a verdict on the version itself, not a passing trouble of the node
+			}
 			t.failure = p.NodeId + ": " + p.Reason
 		}
 	}
@@ -88,7 +96,7 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 		if !active.Served {
 			reason := ""
 			switch {
-			case !runnable(s.Nodes, c.Runtime):
+			case anyReady(s.Nodes) && !runnable(s.Nodes, c.Runtime):
 				reason = NoNodeReason(c.Runtime)
 			case cur != nil && cur.running == 0 && cur.failed > 0 && cur.failed == cur.placed:
 				reason = fmt.Sprintf("every instance failed (%d of %d); last: %s", cur.failed, cur.placed, cur.failure)
@@ -131,6 +139,16 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 		out = append(out, f)
 	}
 	return out, next
+}
+
+// anyReady reports whether a node is ready: until one is, nothing can be said of runtimes.
+func anyReady(nodes []*statev1.Node) bool {
+	for _, n := range nodes {
+		if n.Status == statev1.NodeStatus_NODE_STATUS_READY {
+			return true
+		}
+	}
+	return false
 }
 
 // runnable reports whether a ready node can run runtime rt.
