@@ -198,7 +198,7 @@ func (t *tables) updateComponentSpec(index uint64, now *timestamppb.Timestamp, o
 		return err
 	}
 	if op.FromManifest {
-		t.setManifestSpec(index, c, op.Spec)
+		t.setManifestSpec(index, c, op.Spec, true)
 	} else {
 		// What a user wants: its differences from the manifest are the user's settings.
 		c.User = spec.UserChanges(c.ManifestSpec, op.Spec)
@@ -211,11 +211,20 @@ func (t *tables) updateComponentSpec(index uint64, now *timestamppb.Timestamp, o
 // setManifestSpec records a manifest's spec and gives the component that spec with the
 // user's settings over it. Settings the new manifest makes invalid (a user's scale.max below
 // the manifest's new scale.min) give way to the manifest until the user changes them.
-func (t *tables) setManifestSpec(index uint64, c *statev1.Component, m *statev1.ComponentSpec) {
+//
+// roll is false when the spec comes with a change of the active deployment (an activation, a
+// failed rollout's fallback): instances of another deployment are replaced anyway, and the
+// fallback's own instances already run with its spec.
+func (t *tables) setManifestSpec(index uint64, c *statev1.Component, m *statev1.ComponentSpec, roll bool) {
 	c.ManifestSpec = clone(m)
 	eff := spec.WithUser(m, c.User)
 	if ValidSpec(c.Runtime, eff) != nil {
 		eff = clone(m)
+	}
+	if !roll {
+		c.Spec = eff
+		c.Replicas = min(max(c.Replicas, c.Spec.ScaleMin), c.Spec.ScaleMax)
+		return
 	}
 	t.setSpec(index, c, eff)
 }
@@ -497,6 +506,9 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 		d.Canary, d.CanaryStart = false, nil
 		if c != nil && c.ActiveDeploymentId == d.Id { // op.Fallback or op.Deactivate, checked above
 			if fb := t.deployments[op.GetFallback()]; fb != nil {
+				if fb.Spec != nil {
+					t.setManifestSpec(index, c, fb.Spec, false) // the spec it serves with
+				}
 				t.activate(index, now, c, fb)
 			} else {
 				c.ActiveDeploymentId = ""
@@ -522,7 +534,7 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 			return nil // a newer deployment serves already: this one stays ready, inactive
 		}
 		if op.Spec != nil {
-			t.setManifestSpec(index, c, op.Spec)
+			t.setManifestSpec(index, c, op.Spec, false)
 		}
 		t.activate(index, now, c, d)
 	}
