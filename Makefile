@@ -138,6 +138,12 @@ test: ## run all tests with the race detector, then the few too slow under it (/
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT)$(if $(TESTFLAGS), $(TESTFLAGS)) $(TEST_PKGS)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '$(NORACE_TESTS)'$(if $(TESTFLAGS), $(TESTFLAGS)) $(TEST_PKGS)
 
+HOSTILE_FLOOD ?= 2000
+
+.PHONY: hostile
+hostile: ## the hostile-input suite with its full slow-body flood (HOSTILE_FLOOD=2000 connections; CI runs 200)
+	$(GO) test -count=1 -timeout 10m -v -run '^TestHostile' ./internal/hostile/ -hostile.flood $(HOSTILE_FLOOD)
+
 JEPSEN_DURATION ?= 5m
 JEPSEN_OUT      ?= $(CURDIR)/jepsen-out
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"connectrpc.com/connect"
 
@@ -68,7 +69,7 @@ func CheckForwarded(cmd *statev1.Command, peer string, p *Principal, tokens Toke
 		return nil
 	case *statev1.Command_CreateApiToken:
 		if k := op.CreateApiToken.GetToken(); k.GetGithubLogin() != "" && k.GetRole() != JoinRole {
-			return nil // a GitHub sign-in the node verified with GitHub (docs/security.md)
+			return nil // a GitHub sign-in: the caller checks it with GitHub (VouchSignIn)
 		}
 		return deny("creating a token needs the caller's token")
 	case *statev1.Command_DeleteApiToken:
@@ -137,4 +138,31 @@ func commandName(cmd *statev1.Command) string {
 		return "an empty command"
 	}
 	return string(cmd.ProtoReflect().WhichOneof(cmd.ProtoReflect().Descriptor().Oneofs().ByName("op")).Message().Name())
+}
+
+// VouchSignIn checks, on the leader, a GitHub sign-in's token that another node forwarded
+// without a user's credentials: the GitHub access token it passed on (GitHubProofHeader)
+// must belong, by GitHub's own answer, to the login the token is for, who must be let in
+// with at least the token's role. A node certificate alone thus mints no session.
+func (c *GitHubConfig) VouchSignIn(ctx context.Context, cmd *statev1.Command, peer string) error {
+	k := cmd.GetCreateApiToken().GetToken()
+	if k.GetGithubLogin() == "" {
+		return nil
+	}
+	deny := func(why string) error {
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("sign-in of GitHub user %s forwarded by node %q refused: %s", k.GithubLogin, peer, why))
+	}
+	proof := githubProof(ctx)
+	if proof == "" || !c.Enabled() {
+		return deny("no GitHub token came with it")
+	}
+	id, err := c.Identify(ctx, proof)
+	if err != nil {
+		return deny(err.Error())
+	}
+	role, err := ParseRole(k.Role)
+	if !strings.EqualFold(id.Login, k.GithubLogin) || err != nil || role > id.Role {
+		return deny(fmt.Sprintf("GitHub says the token is %s's, with the %s role here", id.Login, id.Role))
+	}
+	return nil
 }

@@ -141,6 +141,9 @@ func GitHubOAuth2(clientID, clientSecret, web, redirect string) *oauth2.Config {
 type Identity struct {
 	Login string
 	Role  Role
+	// token is the GitHub access token Identify read the login with: a follower passes it
+	// to the leader with the sign-in's write, so the leader checks it with GitHub itself.
+	token string
 }
 
 // RefusedError says that GitHub knows the user but the cluster does not let them in.
@@ -169,7 +172,7 @@ func (c *GitHubConfig) Identify(ctx context.Context, token string) (*Identity, e
 	if login == "" {
 		return nil, errors.New("GitHub answered /user without a login")
 	}
-	id := &Identity{Login: login, Role: c.DefaultRole}
+	id := &Identity{Login: login, Role: c.DefaultRole, token: token}
 	if id.Role == RoleNone {
 		id.Role = RoleDeveloper
 	}

@@ -55,17 +55,23 @@ func (a *Authorizer) Authorize(ctx context.Context, procedure string, h http.Hea
 	if !ok {
 		return ctx, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s is not in the access table: refused", procedure))
 	}
+	if need.Open {
+		// Whatever token came along is not passed on: an open procedure's writes (the
+		// bootstrap, a GitHub sign-in) are the node's own, and a stale token must not
+		// spoil them.
+		return ctx, nil
+	}
 	secret := requestSecret(h)
 	if secret != "" {
 		// A node acting on the caller's behalf passes the same secret on, as a Bearer
 		// token (a session is looked up like any token).
 		ctx = withCredentials(ctx, "Bearer "+secret)
 	}
-	if need.Open {
-		return ctx, nil
-	}
 	peer := PeerNode(ctx)
 	if need.Node {
+		if proof := h.Get(GitHubProofHeader); proof != "" {
+			ctx = withGitHubProof(ctx, proof)
+		}
 		if peer == "" && !a.Insecure {
 			return ctx, connect.NewError(connect.CodePermissionDenied,
 				fmt.Errorf("%s is for the nodes of the cluster only: it needs a node certificate of the cluster CA", procedure))
@@ -229,6 +235,9 @@ func (forward) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		if c := credentials(ctx); c != "" && req.Spec().IsClient && req.Header().Get("Authorization") == "" {
 			req.Header().Set("Authorization", c)
+		}
+		if p := githubProof(ctx); p != "" && req.Spec().IsClient {
+			req.Header().Set(GitHubProofHeader, p)
 		}
 		return next(ctx, req)
 	}

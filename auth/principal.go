@@ -122,3 +122,21 @@ func CallerIs(ctx context.Context, id, what string) error {
 	return connect.NewError(connect.CodePermissionDenied,
 		fmt.Errorf("%s for node %q refused: the caller's certificate names node %q", what, id, peer))
 }
+
+// GitHubProofHeader carries, from a follower to the leader, the GitHub access token a
+// sign-in was verified with (over mutual TLS only; never logged).
+const GitHubProofHeader = "V9-Github-Proof"
+
+type githubProofKey struct{}
+
+func withGitHubProof(ctx context.Context, token string) context.Context {
+	if token == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, githubProofKey{}, token)
+}
+
+func githubProof(ctx context.Context) string {
+	s, _ := ctx.Value(githubProofKey{}).(string)
+	return s
+}

@@ -47,7 +47,7 @@ func IssueUserToken(ctx context.Context, w Writer, id *Identity, name string, tt
 	}
 	cmd := &statev1.Command{Actor: "user:" + id.Login,
 		Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: k}}}
-	idx, err := w.Apply(ctx, cmd)
+	idx, err := w.Apply(withGitHubProof(ctx, id.token), cmd)
 	if err != nil {
 		return "", nil, fmt.Errorf("record the sign-in: %w", err)
 	}

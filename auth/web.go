@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/velocity9/v9/internal/loglimit"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -51,6 +52,9 @@ type WebSignIn struct {
 	Log    *slog.Logger
 	// Grants seals the user's GitHub token into the session; nil keeps none.
 	Grants GrantSealer
+	// Logs limits the lines about refused callbacks (anyone can send one); nil: every one
+	// is logged.
+	Logs *loglimit.Limiter
 }
 
 // GrantSealer seals a user's GitHub OAuth token with the cluster keyring before it enters
@@ -174,13 +178,17 @@ func (s *WebSignIn) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		s.log().Warn("GitHub sign-in callback without a started sign-in (expired, replayed or forged)")
+		if ok, n := s.Logs.Allow("no sign-in"); ok {
+			s.log().Warn("GitHub sign-in callback without a started sign-in (expired, replayed or forged)", "suppressed", n)
+		}
 		page(w, http.StatusBadRequest, "This sign-in is not valid",
 			"This browser did not start this sign-in, it took longer than 10 minutes, or it was already used. No session was created. Start again from the sign-in page.")
 		return
 	}
 	if got := q.Get("state"); got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(state)) != 1 {
-		s.log().Warn("GitHub sign-in callback with a state that does not match its cookie (forged)")
+		if ok, n := s.Logs.Allow("state mismatch"); ok {
+			s.log().Warn("GitHub sign-in callback with a state that does not match its cookie (forged)", "suppressed", n)
+		}
 		page(w, http.StatusBadRequest, "This sign-in is not valid",
 			"The sign-in answer does not match the sign-in this browser started (its state differs): it may be forged. No session was created. Start again from the sign-in page.")
 		return
@@ -195,7 +203,9 @@ func (s *WebSignIn) callback(w http.ResponseWriter, r *http.Request) {
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, s.GitHub.httpClient())
 	tok, err := s.GitHub.OAuth2(s.callbackURL(r)).Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
-		s.log().Warn("GitHub sign-in: code exchange failed", "err", err)
+		if ok, n := s.Logs.Allow("code exchange"); ok {
+			s.log().Warn("GitHub sign-in: code exchange failed", "err", err, "suppressed", n)
+		}
 		page(w, http.StatusBadGateway, "GitHub did not confirm the sign-in", "Exchanging GitHub's code failed: "+err.Error()+". Start again from the sign-in page.")
 		return
 	}

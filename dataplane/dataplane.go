@@ -108,7 +108,7 @@ func New(ctx context.Context, cfg Config) (*DataPlane, error) {
 
 // Loops are the data plane's loops; each runs until its context ends.
 func (dp *DataPlane) Loops() []func(context.Context) {
-	return []func(context.Context){dp.router.loop, dp.rec.loop, dp.heartbeatLoop, dp.gcLoop, dp.replicateLoop, dp.od.loop}
+	return []func(context.Context){dp.router.loop, dp.rec.loop, dp.heartbeatLoop, dp.gcLoop, dp.replicateLoop, dp.od.loop, dp.fenceLoop}
 }
 
 // Router is the proxy's view of where components run.
@@ -138,18 +138,6 @@ type noPeers struct{}
 func (noPeers) APIAddr(string) string { return "" }
 func (noPeers) OpenArtifact(context.Context, string, string) (io.ReadCloser, error) {
 	return nil, errors.New("no peers")
-}
-
-// sleepCtx waits d, or less if ctx ends first; it reports whether ctx is still live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // Executor returns the executor of a runtime, nil if this node has none.

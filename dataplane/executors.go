@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/velocity9/v9/deploy"
+	"github.com/velocity9/v9/internal/loglimit"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
 	"github.com/velocity9/v9/runtime/artifact"
@@ -33,6 +34,9 @@ type ExecutorConfig struct {
 	// containers if the agent dies (see container.Reap); nil: no reaper.
 	ReaperCommand func(socket, namespace, nodeID string) *exec.Cmd
 	Logger        *slog.Logger
+	// FailLogs limits the node log's lines about failed wasm requests (nil: the executor's
+	// default).
+	FailLogs *loglimit.Limiter
 }
 
 // OpenArtifacts opens the node's artifact store under dir; artifacts unpack with the
@@ -66,7 +70,7 @@ func OpenExecutors(cfg ExecutorConfig) (map[statev1.Runtime]v9rt.Executor, *Reap
 		log = slog.New(slog.DiscardHandler)
 	}
 	execs := map[statev1.Runtime]v9rt.Executor{}
-	w, err := wasm.New(wasm.Config{CacheDir: cfg.WasmCacheDir, Logger: log})
+	w, err := wasm.New(wasm.Config{CacheDir: cfg.WasmCacheDir, Logger: log, FailLogs: cfg.FailLogs})
 	if err != nil {
 		return nil, nil, fmt.Errorf("start wasm executor: %w", err)
 	}

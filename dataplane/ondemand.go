@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/tick"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
 )
@@ -210,21 +211,14 @@ func (o *onDemand) loop(ctx context.Context) {
 	defer t.Stop()
 	idx := o.dp.store.TableIndex(sweepTables...)
 	for {
-		ch, stop := o.dp.store.WatchTables(idx, sweepTables...)
-		select {
-		case <-ctx.Done():
-		case <-ch:
-		case <-t.C:
-		}
-		stop()
-		if ctx.Err() != nil {
+		if !o.dp.waitTables(ctx, idx, sweepTables, t.C, nil) {
 			return
 		}
 		// Watch from before the sweep, so that a change during it or the pause below
 		// brings another sweep.
 		idx = o.dp.store.TableIndex(sweepTables...)
 		o.sweep(time.Now())
-		if !sleepCtx(ctx, time.Second) {
+		if !tick.Sleep(ctx, time.Second) {
 			return
 		}
 	}

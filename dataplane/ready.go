@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/velocity9/v9/internal/tick"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/sched"
@@ -45,7 +46,7 @@ func ready(ctx context.Context, rt statev1.Runtime, path string, h http.Handler)
 			}
 		}
 		// wasm answers the same way every time; a container may still be booting.
-		if rt != statev1.Runtime_RUNTIME_CONTAINER || !sleepCtx(ctx, readyRetry) {
+		if rt != statev1.Runtime_RUNTIME_CONTAINER || !tick.Sleep(ctx, readyRetry) {
 			return fmt.Errorf("%s: %w", sched.ReadinessFailure, err)
 		}
 	}

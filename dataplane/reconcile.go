@@ -13,6 +13,7 @@ import (
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
+	v9spec "github.com/velocity9/v9/spec"
 )
 
 // The reconciler makes this node run what the committed state says it owns: it starts
@@ -75,15 +76,7 @@ func (r *reconciler) loop(ctx context.Context) {
 	for {
 		idx := r.dp.store.TableIndex(reconcileTables...)
 		r.reconcile(ctx)
-		ch, stop := r.dp.store.WatchTables(idx, reconcileTables...)
-		select {
-		case <-ctx.Done():
-		case <-ch:
-		case <-t.C:
-		case <-r.kick:
-		}
-		stop()
-		if ctx.Err() != nil {
+		if !r.dp.waitTables(ctx, idx, reconcileTables, t.C, r.kick) {
 			return
 		}
 	}
@@ -421,8 +414,10 @@ func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
 		ID: p.Id, Component: c.Name, ComponentID: c.Id, DeploymentID: dep.Id, Exclusive: c.GetSpec().GetExclusive(),
 		Dir: dir, Digest: dep.ArtifactDigest,
 		Env: env, MemoryBytes: s.GetMemoryBytes(), Timeout: time.Duration(s.GetTimeoutMs()) * time.Millisecond,
-		Wasm:      v9rt.WasmSpec{Module: s.GetWasm().GetModule()},
-		Container: v9rt.ContainerSpec{Image: s.GetContainer().GetImage(), ImageArchive: s.GetContainer().GetArchive(), Command: s.GetContainer().GetCommand()},
+		Concurrency: int(s.GetConcurrency()),
+		MaxBody:     int64(min(s.GetBodyBytes(), v9spec.MaxBody)),
+		Wasm:        v9rt.WasmSpec{Module: s.GetWasm().GetModule(), ABI: s.GetWasm().GetAbi(), Reuse: int(s.GetWasm().GetReuse())},
+		Container:   v9rt.ContainerSpec{Image: s.GetContainer().GetImage(), ImageArchive: s.GetContainer().GetArchive(), Command: s.GetContainer().GetCommand()},
 	}
 	comp, inst := c.Name, p.Id
 	spec.Log = func(stream, line string) { r.dp.cfg.Logs.Append(comp, inst, stream, line) }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/tick"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -27,17 +28,10 @@ func (dp *DataPlane) replicateLoop(ctx context.Context) {
 			}
 			cancel()
 		}
-		if !sleepCtx(ctx, time.Second) { // at most a pass a second, whatever the write rate
+		if !tick.Sleep(ctx, time.Second) { // at most a pass a second, whatever the write rate
 			return
 		}
-		ch, stop := dp.store.WatchTables(idx, replicateTables...)
-		select {
-		case <-ctx.Done():
-		case <-ch:
-		case <-t.C:
-		}
-		stop()
-		if ctx.Err() != nil {
+		if !dp.waitTables(ctx, idx, replicateTables, t.C, nil) {
 			return
 		}
 	}
@@ -45,3 +39,17 @@ func (dp *DataPlane) replicateLoop(ctx context.Context) {
 
 // replicateTables are the tables replicateLoop reads: active deployments and their artifacts.
 var replicateTables = []fsm.Table{fsm.TableComponents, fsm.TableDeployments}
+
+// waitTables waits until one of tables changes after idx, tick or kick fires (a nil channel
+// never does), or ctx ends; it reports whether ctx is still live.
+func (dp *DataPlane) waitTables(ctx context.Context, idx uint64, tables []fsm.Table, tick <-chan time.Time, kick <-chan struct{}) bool {
+	ch, stop := dp.store.WatchTables(idx, tables...)
+	defer stop()
+	select {
+	case <-ctx.Done():
+	case <-ch:
+	case <-tick:
+	case <-kick:
+	}
+	return ctx.Err() == nil
+}

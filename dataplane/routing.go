@@ -11,9 +11,10 @@ import (
 	"time"
 
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/tick"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
-	"github.com/velocity9/v9/spec"
+	v9spec "github.com/velocity9/v9/spec"
 )
 
 // router is the proxy's view of where components run: an immutable snapshot, swapped
@@ -51,6 +52,8 @@ type route struct {
 	older    []string        // the same, for older deployments
 	failed   map[string]bool // deployments failed: their instances never serve, even here
 	onDemand http.Handler    // wasm: serve here when no instance is reachable
+	maxBody  int64           // limits.body (0: the proxy's default)
+	conc     int             // limits.concurrency (0: the proxy's default)
 }
 
 // onDemandTarget is what an on-demand start needs of a component, taken from the state at
@@ -99,7 +102,7 @@ func (r *router) setLocal(m map[string][]localInstance) {
 func (r *router) publishLocked() {
 	s := &snapshot{targets: make(map[string]proxy.Target, len(r.state)), onDemand: r.ods}
 	for name, rt := range r.state {
-		tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand}
+		tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand, MaxBody: rt.maxBody, Concurrency: rt.conc}
 		if len(tg.Remote) == 0 {
 			// Once the active deployment runs somewhere, older ones get no more traffic.
 			tg.Remote = rt.older
@@ -145,7 +148,7 @@ func (r *router) loop(ctx context.Context) {
 		idx := r.dp.store.TableIndex(routeTables...)
 		r.rebuild()
 		// A rebuild reads the whole state: under a burst of writes, one per routePause.
-		if !sleepCtx(ctx, routePause) {
+		if !tick.Sleep(ctx, routePause) {
 			return
 		}
 		if _, err := r.dp.store.WaitTables(ctx, idx, routeTables...); err != nil {
@@ -178,9 +181,10 @@ func (r *router) rebuild() {
 		byID := map[string]*route{}
 		odByID := map[string]*onDemandTarget{}
 		v.Components(func(c *statev1.Component) {
-			rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime, active: c.ActiveDeploymentId}
+			rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime, active: c.ActiveDeploymentId,
+				maxBody: int64(min(c.GetSpec().GetBodyBytes(), v9spec.MaxBody)), conc: int(c.GetSpec().GetConcurrency())}
 			if d := v.Deployment(c.ActiveDeploymentId); d != nil && d.Canary {
-				rt.canary, _ = spec.Canary(c.Spec)
+				rt.canary, _ = v9spec.Canary(c.Spec)
 			}
 			if c.Runtime == statev1.Runtime_RUNTIME_WASM && c.ActiveDeploymentId != "" && !c.GetSpec().GetExclusive() {
 				rt.onDemand = r.od[c.Name] // never for exclusive: that would be a second instance

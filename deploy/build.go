@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/velocity9/v9/spec"
 )
 
 // BuiltModule is where a `build = "go"` module is written inside the build directory, and
@@ -63,7 +65,11 @@ func Build(ctx context.Context, dir string, m *Manifest, o BuildOptions, log io.
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, goCmd, "build", "-trimpath", "-o", BuiltModule, ".")
+	args := []string{"build", "-trimpath"}
+	if m.Wasm.ABI == spec.WasmABIHTTP {
+		args = append(args, "-buildmode=c-shared") // a WASI reactor: initialized once, then called per request
+	}
+	cmd := exec.CommandContext(cctx, goCmd, append(args, "-o", BuiltModule, ".")...)
 	cmd.Dir = dir
 	cmd.Env = append(append([]string{}, o.Env...), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod -buildvcs=false")
 	if o.CacheDir != "" {
@@ -76,7 +82,7 @@ func Build(ctx context.Context, dir string, m *Manifest, o BuildOptions, log io.
 	w := io.MultiWriter(log, &capped{b: &out, n: 64 << 10})
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.WaitDelay = 5 * time.Second
-	fmt.Fprintf(log, "$ GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go build -trimpath -o %s .\n", BuiltModule)
+	fmt.Fprintf(log, "$ GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go %s -o %s .\n", strings.Join(args, " "), BuiltModule)
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		if cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {

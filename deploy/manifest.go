@@ -45,6 +45,7 @@ const (
 // Defaults applied to keys the manifest leaves out; the bounds are package spec's.
 var (
 	DefaultMemory  = spec.FormatMemory(spec.DefaultMemory)
+	DefaultBody    = spec.FormatMemory(spec.DefaultBody)
 	DefaultTimeout = spec.DefaultTimeout.String()
 )
 
@@ -89,6 +90,8 @@ type ManifestRollout struct {
 type ManifestWasm struct {
 	Module string `toml:"module,omitempty"` // slash path relative to the repository root
 	Build  string `toml:"build,omitempty"`  // "" or "go"
+	ABI    string `toml:"abi,omitempty"`    // "" (WAGI) or "http" (warm; spec.WasmABIHTTP)
+	Reuse  int    `toml:"reuse,omitempty"`  // with abi "http": requests per warm instance
 }
 
 // ManifestContainer is the [container] table.
@@ -110,6 +113,7 @@ type ManifestScale struct {
 // ManifestLimits is the [limits] table.
 type ManifestLimits struct {
 	Memory      string `toml:"memory"`      // bytes, or a number with Ki, Mi, Gi or Ti (spec.ParseMemory)
+	Body        string `toml:"body"`        // the largest request body, a size like Memory
 	Timeout     string `toml:"timeout"`     // a Go duration: "30s", "1m30s"
 	Concurrency int    `toml:"concurrency"` // in-flight requests per instance; 0: the node's default
 }
@@ -163,6 +167,7 @@ type rawManifest struct {
 	} `toml:"scale"`
 	Limits struct {
 		Memory      any     `toml:"memory"` // a string, or an integer number of bytes
+		Body        any     `toml:"body"`   // the same
 		Timeout     *string `toml:"timeout"`
 		Concurrency *int64  `toml:"concurrency"`
 	} `toml:"limits"`
@@ -181,6 +186,8 @@ var keyTypes = map[string]string{
 	"wasm":               "a table",
 	"wasm.module":        "a string",
 	"wasm.build":         "a string",
+	"wasm.abi":           `a string ("" or "http")`,
+	"wasm.reuse":         "an integer",
 	"container":          "a table",
 	"container.image":    "a string",
 	"container.command":  "an array of strings",
@@ -191,6 +198,7 @@ var keyTypes = map[string]string{
 	"scale.exclusive":    "a boolean",
 	"limits":             "a table",
 	"limits.memory":      `a size like "128Mi" or a number of bytes`,
+	"limits.body":        `a size like "10Mi" or a number of bytes`,
 	"limits.timeout":     `a duration string like "30s"`,
 	"limits.concurrency": "an integer",
 	"env":                "a table of strings",
@@ -273,7 +281,7 @@ func resolve(raw *rawManifest) (*Manifest, []Problem) {
 		Wasm:      raw.Wasm,
 		Container: raw.Container,
 		Scale:     ManifestScale{Exclusive: raw.Scale.Exclusive},
-		Limits:    ManifestLimits{Memory: DefaultMemory, Timeout: DefaultTimeout, Concurrency: DefaultConcurrency},
+		Limits:    ManifestLimits{Memory: DefaultMemory, Body: DefaultBody, Timeout: DefaultTimeout, Concurrency: DefaultConcurrency},
 		Env:       raw.Env,
 		Health:    raw.Health,
 		Rollout:   ManifestRollout{Canary: fmt.Sprintf("%d%%", spec.DefaultCanaryPercent), Window: spec.DefaultCanaryWindow.String()},
@@ -299,14 +307,20 @@ func resolve(raw *rawManifest) (*Manifest, []Problem) {
 	if raw.Scale.Max != nil {
 		m.Scale.Max = hi
 	}
-	switch v := raw.Limits.Memory.(type) {
-	case nil:
-	case string:
-		m.Limits.Memory = v
-	case int64:
-		m.Limits.Memory = strconv.FormatInt(v, 10)
-	default:
-		problems = append(problems, Problem{Key: "limits.memory", Msg: "limits.memory must be " + keyTypes["limits.memory"]})
+	for _, sz := range []struct {
+		key string
+		raw any
+		dst *string
+	}{{"limits.memory", raw.Limits.Memory, &m.Limits.Memory}, {"limits.body", raw.Limits.Body, &m.Limits.Body}} {
+		switch v := sz.raw.(type) {
+		case nil:
+		case string:
+			*sz.dst = v
+		case int64:
+			*sz.dst = strconv.FormatInt(v, 10)
+		default:
+			problems = append(problems, Problem{Key: sz.key, Msg: sz.key + " must be " + keyTypes[sz.key]})
+		}
 	}
 	if raw.Limits.Timeout != nil {
 		m.Limits.Timeout = *raw.Limits.Timeout
@@ -358,6 +372,9 @@ func (m *Manifest) problems() []Problem {
 		case w.Module != "" && !isLocalPath(w.Module):
 			add("wasm.module", "wasm.module %q must be a relative path inside the repository", w.Module)
 		}
+		if w.Reuse < 0 || int64(w.Reuse) > math.MaxUint32 {
+			add("wasm.reuse", "wasm.reuse %d is out of range", w.Reuse)
+		}
 	case RuntimeContainer:
 		c := m.Container
 		switch {
@@ -391,6 +408,9 @@ func (m *Manifest) problems() []Problem {
 	l := m.Limits
 	if _, err := spec.ParseMemory(l.Memory); err != nil {
 		add("limits.memory", "limits.memory %v", err)
+	}
+	if _, err := spec.ParseMemory(l.Body); err != nil && l.Body != "" { // "": the default
+		add("limits.body", "limits.body %v", err)
 	}
 	if _, err := spec.ParseTimeout(l.Timeout); err != nil {
 		add("limits.timeout", "limits.timeout %v", err)
@@ -454,6 +474,9 @@ func (m *Manifest) Spec() *statev1.ComponentSpec {
 	if n, err := spec.ParseMemory(m.Limits.Memory); err == nil {
 		s.MemoryBytes = n
 	}
+	if n, err := spec.ParseMemory(m.Limits.Body); err == nil {
+		s.BodyBytes = n
+	}
 	if ms, err := spec.ParseTimeout(m.Limits.Timeout); err == nil {
 		s.TimeoutMs = ms
 	}
@@ -467,7 +490,7 @@ func (m *Manifest) Spec() *statev1.ComponentSpec {
 	}
 	switch m.Runtime {
 	case RuntimeWasm:
-		s.Wasm = &statev1.WasmSpec{Module: m.Wasm.Module, Build: m.Wasm.Build}
+		s.Wasm = &statev1.WasmSpec{Module: m.Wasm.Module, Build: m.Wasm.Build, Abi: m.Wasm.ABI, Reuse: toUint32(m.Wasm.Reuse)}
 	case RuntimeContainer:
 		s.Container = &statev1.ContainerSpec{Image: m.Container.Image, Command: slices.Clone(m.Container.Command)}
 	}

@@ -32,6 +32,7 @@ max = 5
 exclusive = false
 [limits]
 memory = "256Mi"
+body = "1Mi"
 timeout = "1m30s"
 concurrency = 20
 [env]
@@ -53,7 +54,7 @@ window = "5s"
 		Wasm:      ManifestWasm{Module: "hello.wasm"},
 		Container: ManifestContainer{Image: "docker.io/library/python:3.12-alpine", Command: []string{"python", "/app/main.py"}, Archive: "image.tar"},
 		Scale:     ManifestScale{Min: 1, Max: 5},
-		Limits:    ManifestLimits{Memory: "256Mi", Timeout: "1m30s", Concurrency: 20},
+		Limits:    ManifestLimits{Memory: "256Mi", Body: "1Mi", Timeout: "1m30s", Concurrency: 20},
 		Env:       map[string]string{"GREETING": "hi", "_under": ""},
 		Health:    ManifestHealth{Path: "/healthz"},
 		Rollout:   ManifestRollout{Canary: "25%", Window: "5s"},
@@ -102,7 +103,7 @@ func TestParseManifestDefaults(t *testing.T) {
 			if m.Scale != tt.want {
 				t.Fatalf("scale %+v, want %+v", m.Scale, tt.want)
 			}
-			if m.Limits != (ManifestLimits{Memory: "128Mi", Timeout: "30s", Concurrency: 50}) {
+			if m.Limits != (ManifestLimits{Memory: "128Mi", Body: "10Mi", Timeout: "30s", Concurrency: 50}) {
 				t.Fatalf("limits %+v", m.Limits)
 			}
 			spec := m.Spec()

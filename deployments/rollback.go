@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -91,17 +92,10 @@ func (s *Service) BuildLog(_ context.Context, id string) (*statev1.Deployment, s
 }
 
 func statusWord(s statev1.DeploymentStatus) string {
-	switch s {
-	case statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING:
-		return "pending"
-	case statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING:
-		return "building"
-	case statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY:
-		return "ready"
-	case statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED:
-		return "failed"
+	if s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_UNSPECIFIED {
+		return "unknown"
 	}
-	return "unknown"
+	return strings.ToLower(strings.TrimPrefix(s.String(), "DEPLOYMENT_STATUS_"))
 }
 
 func stripLog(d *statev1.Deployment) *statev1.Deployment {

@@ -71,6 +71,9 @@ func (s *Service) Upload(ctx context.Context, meta *deployv1.UploadMeta, body io
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if code := connect.CodeOf(err); code == connect.CodeResourceExhausted || code == connect.CodeDeadlineExceeded {
+			return nil, connect.NewError(code, fmt.Errorf("receive bundle: %w", err)) // a message over the bound, a stalled stream
+		}
 		return nil, invalidArg("receive bundle: %v", err)
 	}
 	defer s.c.Pin(digest)()

@@ -172,30 +172,14 @@ func (t *tables) export() *statev1.State { return t.exportWith(clone[proto.Messa
 // exportWith lists every table sorted by id, each object passed through cp.
 func (t *tables) exportWith(cp func(proto.Message) proto.Message) *statev1.State {
 	out := &statev1.State{Index: t.index}
-	for _, id := range sortedKeys(t.components) {
-		out.Components = append(out.Components, cp(t.components[id]).(*statev1.Component))
-	}
-	for _, id := range sortedKeys(t.deployments) {
-		out.Deployments = append(out.Deployments, cp(t.deployments[id]).(*statev1.Deployment))
-	}
-	for _, id := range sortedKeys(t.nodes) {
-		out.Nodes = append(out.Nodes, cp(t.nodes[id]).(*statev1.Node))
-	}
-	for _, id := range sortedKeys(t.placements) {
-		out.Placements = append(out.Placements, cp(t.placements[id]).(*statev1.Placement))
-	}
-	for _, id := range sortedKeys(t.users) {
-		out.Users = append(out.Users, cp(t.users[id]).(*statev1.User))
-	}
-	for _, id := range sortedKeys(t.tokens) {
-		out.ApiTokens = append(out.ApiTokens, cp(t.tokens[id]).(*statev1.ApiToken))
-	}
-	for _, id := range sortedKeys(t.links) {
-		out.GithubLinks = append(out.GithubLinks, cp(t.links[id]).(*statev1.GithubLink))
-	}
-	for _, k := range sortedKeys(t.secrets) {
-		out.Secrets = append(out.Secrets, cp(t.secrets[k]).(*statev1.Secret))
-	}
+	out.Components = exportTable(t.components, cp)
+	out.Deployments = exportTable(t.deployments, cp)
+	out.Nodes = exportTable(t.nodes, cp)
+	out.Placements = exportTable(t.placements, cp)
+	out.Users = exportTable(t.users, cp)
+	out.ApiTokens = exportTable(t.tokens, cp)
+	out.GithubLinks = exportTable(t.links, cp)
+	out.Secrets = exportTable(t.secrets, cp)
 	out.AclBootstrapped = t.aclBootstrapped
 	for _, e := range t.auditLog {
 		out.Audit = append(out.Audit, cp(e).(*statev1.AuditEntry))
@@ -281,6 +265,15 @@ func load[T proto.Message](m map[string]T, items []T, key func(T) string, kind s
 
 func clone[T proto.Message](m T) T {
 	return proto.Clone(m).(T)
+}
+
+// exportTable lists m's objects sorted by key, each passed through cp.
+func exportTable[V proto.Message](m map[string]V, cp func(proto.Message) proto.Message) []V {
+	var out []V // nil when empty, as before
+	for _, k := range sortedKeys(m) {
+		out = append(out, cp(m[k]).(V))
+	}
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {

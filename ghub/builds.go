@@ -208,7 +208,7 @@ func (s *Service) finishDeployment(ctx context.Context, id string, st statev1.De
 type buildLog struct {
 	mu   sync.Mutex
 	buf  bytes.Buffer
-	line []byte             // the incomplete last line
+	line []byte            // the incomplete last line
 	live func(line string) // nil: nothing shown live
 }
 

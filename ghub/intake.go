@@ -50,14 +50,14 @@ func (s *Service) ServeWebhook(w http.ResponseWriter, r *http.Request) {
 	delivery := github.DeliveryID(r)
 	v := verifyDelivery(s.openLinks(r.Context(), s.state.GithubLinks()), r.Header, body)
 	// Anyone can send these two, so they are logged at most once per kind per
-	// webhookLogEvery, with the number of deliveries held back since the last line.
+	// loglimit interval, with the number of deliveries held back since the last line.
 	switch v.code {
 	case http.StatusUnauthorized:
-		if ok, n := s.webhookLogs.allow("bad signature"); ok {
+		if ok, n := s.webhookLogs.Allow("bad signature"); ok {
 			s.log.Warn("webhook rejected: bad signature", "delivery", delivery, "repo", v.target.Repo, "hook", v.target.HookID, "suppressed", n)
 		}
 	case http.StatusNotFound:
-		if ok, n := s.webhookLogs.allow("no link"); ok {
+		if ok, n := s.webhookLogs.Allow("no link"); ok {
 			s.log.Info("webhook for no linked repository", "delivery", delivery, "repo", v.target.Repo, "hook", v.target.HookID, "suppressed", n)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/internal/githubtest"
+	"github.com/velocity9/v9/internal/loglimit"
 	"github.com/velocity9/v9/internal/wasmtest"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -150,36 +151,11 @@ func TestWebhookRefusalsLogRateLimited(t *testing.T) {
 			t.Fatalf("no link %d: %d %s", i, d.Status, d.Answer)
 		}
 	}
-	// One line per kind per webhookLogEvery, plus the first.
-	bound := 1 + int(time.Since(start)/webhookLogEvery)
+	// One line per kind per loglimit.DefaultEvery, plus the first.
+	bound := 1 + int(time.Since(start)/loglimit.DefaultEvery)
 	for _, kind := range []string{"bad signature", "no linked repository"} {
 		if got := len(f.logs.lines(kind)); got == 0 || got > bound {
 			t.Errorf("%d deliveries (%s) logged %d lines, want 1..%d", n, kind, got, bound)
 		}
-	}
-}
-
-// TestLogLimiter: one line per kind per interval, and the next line allowed carries the
-// count of the ones held back.
-func TestLogLimiter(t *testing.T) {
-	now := time.Unix(1000, 0)
-	l := newLogLimiter(10*time.Second, func() time.Time { return now })
-	if ok, n := l.allow("a"); !ok || n != 0 {
-		t.Fatalf("first: %v %d", ok, n)
-	}
-	for i := 0; i < 5; i++ {
-		if ok, _ := l.allow("a"); ok {
-			t.Fatalf("line %d within the interval allowed", i)
-		}
-	}
-	if ok, _ := l.allow("b"); !ok {
-		t.Fatal("another kind held back")
-	}
-	now = now.Add(10 * time.Second)
-	if ok, n := l.allow("a"); !ok || n != 5 {
-		t.Fatalf("after the interval: %v %d, want true 5", ok, n)
-	}
-	if ok, _ := l.allow("a"); ok {
-		t.Fatal("a second line right after allowed")
 	}
 }

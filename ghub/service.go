@@ -8,6 +8,7 @@ import (
 
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/loglimit"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -71,6 +72,9 @@ type Options struct {
 	// Sealer seals webhook secrets with the cluster keyring before they enter the state, and
 	// opens them to check deliveries; nil stores them plain.
 	Sealer Sealer
+	// WebhookLogs limits the log lines of refused webhook deliveries (anyone can send
+	// those); nil: one line per kind every loglimit.DefaultEvery, not counted.
+	WebhookLogs *loglimit.Limiter
 }
 
 // Sealer seals and opens secrets with the cluster keyring (the node implements it).
@@ -99,7 +103,7 @@ func (s *Service) openLinks(ctx context.Context, links []*statev1.GithubLink) []
 			})
 		}
 		if err != nil {
-			if ok, n := s.webhookLogs.allow("unreadable secret"); ok {
+			if ok, n := s.webhookLogs.Allow("unreadable secret"); ok {
 				s.log.Warn("webhook secret of a link is unreadable", "repo", l.Repo, "err", err, "suppressed", n)
 			}
 			v = nil
@@ -122,7 +126,7 @@ type Service struct {
 	statuses chan statusPost
 	reports  reported // deployments whose final status this node posted
 	// webhookLogs limits the log lines of refused webhook deliveries.
-	webhookLogs *logLimiter
+	webhookLogs *loglimit.Limiter
 }
 
 // New returns a Service; nothing runs until its loops are started.
@@ -130,11 +134,14 @@ func New(o Options) *Service {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.WebhookLogs == nil {
+		o.WebhookLogs = loglimit.New(loglimit.DefaultEvery, nil, nil)
+	}
 	return &Service{
 		o: o, state: o.State, cluster: o.Cluster, log: o.Logger,
 		builds:      builder{wake: make(chan struct{}, 1)},
 		statuses:    make(chan statusPost, 1024),
-		webhookLogs: newLogLimiter(webhookLogEvery, nil),
+		webhookLogs: o.WebhookLogs,
 	}
 }
 

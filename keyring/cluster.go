@@ -77,17 +77,30 @@ func (c *Cluster) fetch(ctx context.Context, addr string, create bool) error {
 	return c.Keys.Add(keys, active)
 }
 
-// ensureSealKey makes sure this node holds the cluster's active key.
+// ensureSealKey makes sure this node holds the cluster's active key. A follower asks the
+// leader each time (sealing is rare), so a rotation it missed is picked up; if the leader
+// does not answer, a key it already holds will do.
 func (c *Cluster) ensureSealKey(ctx context.Context) error {
-	if c.Keys.Active() != "" {
-		return nil
-	}
 	if c.Peers.IsLeader() {
+		if c.Keys.Active() != "" {
+			return nil
+		}
 		return c.create()
 	}
 	addr, err := c.Peers.LeaderAPI()
 	if err != nil {
+		if c.Keys.Active() != "" {
+			return nil
+		}
 		return err
+	}
+	if c.Keys.Active() != "" {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := c.fetch(cctx, addr, false); err != nil {
+			c.Log.Debug("keyring: refresh keys from the leader", "err", err)
+		}
+		return nil
 	}
 	if err := c.fetch(ctx, addr, true); err != nil {
 		return fmt.Errorf("keyring: fetch keys from the leader: %w", err)

@@ -122,7 +122,8 @@ func (k *Keyring) Keys() ([]Key, string) {
 }
 
 // Add stores keys (those it already holds are kept as they are) and makes active the
-// active key, if given and held; it saves the file when anything changed.
+// active key, if given, held and newer than the current one; it saves the file when
+// anything changed.
 func (k *Keyring) Add(keys []Key, active string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -137,7 +138,9 @@ func (k *Keyring) Add(keys []Key, active string) error {
 			changed = true
 		}
 	}
-	if _, ok := k.keys[active]; ok && active != k.active {
+	// The active key only moves forward: a node that pulls from a peer that missed a
+	// rotation keeps the newer key it has.
+	if a, ok := k.keys[active]; ok && active != k.active && (k.active == "" || a.Created.After(k.keys[k.active].Created)) {
 		k.active, changed = active, true
 	}
 	if !changed {
@@ -232,4 +235,22 @@ func (k *Keyring) Open(s Sealed, aad []byte) ([]byte, error) {
 		return nil, ErrUnreadable
 	}
 	return out, nil
+}
+
+// ErrActive refuses to remove the key Seal uses.
+var ErrActive = errors.New("keyring: the active key cannot be removed (rotate first)")
+
+// Remove forgets key id (never the active one) and saves the file; removing a key not
+// held is no error.
+func (k *Keyring) Remove(id string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if id == k.active {
+		return ErrActive
+	}
+	if _, ok := k.keys[id]; !ok {
+		return nil
+	}
+	delete(k.keys, id)
+	return k.saveLocked()
 }

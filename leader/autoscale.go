@@ -11,13 +11,8 @@ import (
 	"github.com/velocity9/v9/sched"
 )
 
-// AutoscaleStore is what the Autoscaler reads and writes.
-type AutoscaleStore interface {
-	State() *statev1.State
-	Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
-	// SystemLog appends a line to a component's log.
-	SystemLog(component, line string)
-}
+// AutoscaleStore is what the Autoscaler reads and writes: the same as Rollouts.
+type AutoscaleStore = RolloutStore
 
 // LoadSource gives the components' load summed over the nodes' latest reports (Liveness
 // does, from heartbeats).
@@ -80,7 +75,10 @@ func (a *Autoscaler) Pass(ctx context.Context, now time.Time) {
 	// traffic must not look idle because one interval was quiet.
 	window := max(1, int(a.cfg.Policy.DownCooldownOrDefault()/a.cfg.Every))
 	load := a.win.add(a.load.ComponentLoad(now), window)
-	for _, d := range sched.Autoscale(a.store.State(), load, a.scaled, now, a.cfg.Policy) {
+	var decisions []sched.Decision
+	// A pure read of the live state (no deep copy per tick): decisions hold no pointer into it.
+	a.store.ViewState(func(st *statev1.State) { decisions = sched.Autoscale(st, load, a.scaled, now, a.cfg.Policy) })
+	for _, d := range decisions {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := a.store.Apply(cctx, &statev1.Command{Op: &statev1.Command_ScaleComponent{ScaleComponent: &statev1.ScaleComponent{Name: d.Component, Replicas: d.To}}})
 		cancel()

@@ -3,17 +3,18 @@ package leader
 import (
 	"context"
 	"fmt"
-	"github.com/velocity9/v9/internal/tick"
 	"log/slog"
 	"time"
 
+	"github.com/velocity9/v9/internal/tick"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/sched"
 )
 
 // RolloutStore is what Rollouts reads and writes.
 type RolloutStore interface {
-	State() *statev1.State
+	// ViewState calls f with the live state under the store's read lock (fsm.Store).
+	ViewState(f func(*statev1.State))
 	Apply(ctx context.Context, cmd *statev1.Command) (uint64, error)
 	// SystemLog appends a line to a component's log.
 	SystemLog(component, line string)
@@ -75,16 +76,23 @@ func (r *Rollouts) Run(ctx context.Context) {
 // Check fails the rollouts that missed their deadline or cannot succeed, and judges the
 // canaries.
 func (r *Rollouts) Check(ctx context.Context, now time.Time) {
-	s := r.store.State()
-	failed, began := sched.Rollouts(s, r.began, now, r.deadline)
+	var failed []sched.RolloutFailure
+	var began map[string]time.Time
+	var canaries []sched.Canary
+	// A pure read of the live state (no deep copy per tick): the decisions hold no pointer
+	// into it.
+	r.store.ViewState(func(st *statev1.State) {
+		failed, began = sched.Rollouts(st, r.began, now, r.deadline)
+		canaries = sched.Canaries(st)
+	})
 	r.began = began
 	for _, f := range failed {
 		r.fail(ctx, f)
 	}
-	r.judgeCanaries(ctx, s, now)
+	r.judgeCanaries(ctx, canaries, now)
 }
 
-func (r *Rollouts) judgeCanaries(ctx context.Context, s *statev1.State, now time.Time) {
+func (r *Rollouts) judgeCanaries(ctx context.Context, canaries []sched.Canary, now time.Time) {
 	if now.Sub(r.termStart) < 2*r.every {
 		return // a new term: let every node's counts arrive first
 	}
@@ -92,7 +100,7 @@ func (r *Rollouts) judgeCanaries(ctx context.Context, s *statev1.State, now time
 	if r.counts != nil {
 		counts = r.counts.VersionCounts()
 	}
-	for _, k := range sched.Canaries(s) {
+	for _, k := range canaries {
 		if r.maxWin > 0 {
 			k.Window = min(k.Window, r.maxWin)
 		}
@@ -159,7 +167,7 @@ func (r *Rollouts) fail(ctx context.Context, f sched.RolloutFailure) {
 			Fallback: f.Previous, Deactivate: f.Deactivate,
 		}}})
 		cancel()
-		if err == nil || attempt == 4 || !sleepCtx(ctx, 200*time.Millisecond) {
+		if err == nil || attempt == 4 || !tick.Sleep(ctx, 200*time.Millisecond) {
 			break
 		}
 	}

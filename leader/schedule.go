@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/tick"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/sched"
 )
@@ -64,7 +65,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		if !s.hold.Load() {
 			s.Pass(ctx)
 		}
-		if !sleepCtx(ctx, schedulePause) {
+		if !tick.Sleep(ctx, schedulePause) {
 			return
 		}
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -101,17 +102,5 @@ func (s *Scheduler) Pass(ctx context.Context) {
 		if _, err := s.store.Apply(cctx, &statev1.Command{Op: &statev1.Command_DeletePlacements{DeletePlacements: &statev1.DeletePlacements{Ids: plan.Delete}}}); err != nil {
 			s.log.Warn("delete placements", "err", err)
 		}
-	}
-}
-
-// sleepCtx waits d, or less if ctx ends first; it reports whether ctx is still live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -45,6 +45,11 @@ func (n *Node) forwardedMayApply(ctx context.Context, cmd *statev1.Command) erro
 	if err := auth.CheckForwarded(cmd, peer, p, n.fsm.Store); err != nil {
 		return err
 	}
+	if p == nil && cmd.GetCreateApiToken() != nil {
+		if err := n.cfg.SignIn.VouchSignIn(ctx, cmd, peer); err != nil {
+			return err
+		}
+	}
 	if reg := cmd.GetRegisterNode(); reg != nil && p == nil {
 		if err := auth.CallerIs(ctx, reg.GetNode().GetId(), "registration"); err != nil {
 			return err

@@ -4,61 +4,40 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/examples/hello-http/hello"
 	"github.com/velocity9/v9/runtime/wasm/wasmtest"
 )
 
 const (
-	loadConcurrency = 32
+	loadConcurrency = benchWriters
 	loadRequests    = 3000
 	loadRounds      = 5
 )
 
-// load sends n GETs to url over conc connections and returns req/s and latencies.
+// load sends n GETs to url over benchWriters connections and returns req/s and latencies.
 func load(b *testing.B, client *http.Client, url string, n int) (float64, []time.Duration) {
-	var next atomic.Int64
-	var failed atomic.Int64
-	lat := make([]time.Duration, n)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := 0; w < loadConcurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				t0 := time.Now()
-				resp, err := client.Get(url)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						failed.Add(1)
-					}
-				} else {
-					failed.Add(1)
-				}
-				lat[i] = time.Since(t0)
-			}
-		}()
-	}
-	wg.Wait()
-	if f := failed.Load(); f > 0 {
-		b.Fatalf("%d of %d requests failed", f, n)
-	}
-	return float64(n) / time.Since(start).Seconds(), lat
+	return runWrites(b, n, func(int) error {
+		resp, err := client.Get(url)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
 }
 
 func loadClient() *http.Client {
@@ -102,12 +81,17 @@ func benchProxyVsPlain(b *testing.B, dir, body string) {
 	}))
 	defer plain.Close()
 	client := loadClient()
-	var ratios []float64
-	var v9Lat, goLat []time.Duration
-	var v9Rates, goRates []float64
+	compareLoad(b, client, plain.URL+"/hello/x", "http://"+n.ProxyAddr()+"/hello/x")
+}
+
+// compareLoad runs loadRounds interleaved rounds against a plain Go server and v9 and
+// reports rates, their ratio and latencies.
+func compareLoad(b *testing.B, client *http.Client, goURL, v9URL string) {
+	var ratios, goRates, v9Rates []float64
+	var goLat, v9Lat []time.Duration
 	for i := 0; i < loadRounds; i++ {
-		g, gl := load(b, client, plain.URL+"/hello/x", loadRequests)
-		v, vl := load(b, client, "http://"+n.ProxyAddr()+"/hello/x", loadRequests)
+		g, gl := load(b, client, goURL, loadRequests)
+		v, vl := load(b, client, v9URL, loadRequests)
 		goRates, v9Rates = append(goRates, g), append(v9Rates, v)
 		goLat, v9Lat = append(goLat, gl...), append(v9Lat, vl...)
 		ratios = append(ratios, v/g)
@@ -178,4 +162,57 @@ func waitServingB(b *testing.B, n *Node) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// BenchmarkProxyWarmVsNative (P1b, P0) serves examples/hello-http, an ordinary http.Handler
+// built as a reactor (wasm.abi = "http"), warm through the proxy of the node that runs it in a
+// three-node cluster with production Raft timings, against the very same handler served by
+// plain net/http; rounds interleaved. "elections" is how much the Raft term grew over the
+// load (0: no election), "elections-idle" the same over an idle period as long as one round.
+// Run with -benchtime=1x.
+func BenchmarkProxyWarmVsNative(b *testing.B) {
+	c := NewTestClusterWith(b, 3, RaftConfig{
+		HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond, CommitTimeout: 20 * time.Millisecond,
+	})
+	quiet(c)
+	if _, err := upload(context.Background(), c.Nodes[0], warmDirTB(b, "", "")); err != nil {
+		b.Fatal(err)
+	}
+	var local *Node
+	deadline := time.Now().Add(60 * time.Second)
+	for local == nil {
+		for _, n := range c.Nodes {
+			if n.dp.Running("hello") > 0 {
+				local = n
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("no instance started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitServingB(b, local)
+	native := httptest.NewServer(http.HandlerFunc(hello.Handler))
+	defer native.Close()
+	client := loadClient()
+	term := func() (t uint64) {
+		for _, n := range c.Nodes {
+			v, _ := strconv.ParseUint(n.raft.r.Stats()["term"], 10, 64)
+			t = max(t, v)
+		}
+		return t
+	}
+	// The same cluster left idle first, as long as one round of load, says how many elections
+	// the machine causes without any request.
+	t0 := time.Now()
+	load(b, client, native.URL+"/hello/x", loadRequests)
+	load(b, client, "http://"+local.ProxyAddr()+"/hello/x", loadRequests)
+	idle := time.Since(t0)
+	term1 := term()
+	time.Sleep(idle)
+	b.ReportMetric(float64(term()-term1), "elections-idle")
+	term0 := term()
+	compareLoad(b, client, native.URL+"/hello/x", "http://"+local.ProxyAddr()+"/hello/x")
+	b.ReportMetric(float64(term()-term0), "elections")
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,11 @@ const (
 	benchRounds  = 5
 )
 
+// benchLoaded gives both sides of BenchmarkWriteThroughput the same slower Raft timeouts
+// (2 s heartbeat and election, 1 s leader lease), so that a heavily loaded machine does not
+// depose the leader in the middle of a run; without it both run the production defaults.
+var benchLoaded = flag.Bool("bench.loaded", false, "BenchmarkWriteThroughput: slower Raft timeouts on both sides, for a loaded machine")
+
 type noopFSM struct{}
 
 func (noopFSM) Apply(*raft.Log) any                 { return nil }
@@ -42,8 +48,9 @@ func (noopSnap) Persist(s raft.SnapshotSink) error { return s.Close() }
 func (noopSnap) Release()                          {}
 
 // rawCluster is three bare hashicorp/raft replicas with v9's stores (raft-boltdb/v2 with
-// fsync, file snapshots, TCP transport), v9's default timings and a no-op FSM.
-func rawCluster(b *testing.B) (leader *raft.Raft, stop func()) {
+// fsync, file snapshots, TCP transport), v9's default timings and a no-op FSM. It returns
+// the Raft configuration it used (production defaults), for the v9 side to use too.
+func rawCluster(b *testing.B) (leader *raft.Raft, rc RaftConfig, stop func()) {
 	dir := b.TempDir()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var parts []*raftParts
@@ -53,6 +60,10 @@ func rawCluster(b *testing.B) (leader *raft.Raft, stop func()) {
 		if err := cfg.setDefaults(); err != nil {
 			b.Fatal(err)
 		}
+		if *benchLoaded {
+			cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.LeaderLeaseTimeout = 2*time.Second, 2*time.Second, time.Second
+		}
+		rc = cfg.Raft
 		p, err := openRaft(&cfg, noopFSM{}, &transport.Faults{})
 		if err != nil {
 			b.Fatal(err)
@@ -77,7 +88,7 @@ func rawCluster(b *testing.B) (leader *raft.Raft, stop func()) {
 	if leader == nil {
 		b.Fatal("raw cluster elected no leader")
 	}
-	return leader, func() {
+	return leader, rc, func() {
 		for _, p := range parts {
 			p.close()
 		}
@@ -141,10 +152,16 @@ func benchCommand(name string) *statev1.Command {
 // three-node cluster (fsync on, default timings) with raw hashicorp/raft applies of a
 // command of the same size to a no-op FSM over the same stores. Run with -benchtime=1x.
 func BenchmarkWriteThroughput(b *testing.B) {
-	rawLeader, stopRaw := rawCluster(b)
+	// Both sides run the same Raft configuration, the production defaults (a zero
+	// RaftConfig would give the test cluster TestRaftConfig's 50-250 ms timings instead), the
+	// same stores with fsync on the same disk, and benchWriters concurrent writers each.
+	rawLeader, rc, stopRaw := rawCluster(b)
 	defer stopRaw()
-	rc := RaftConfig{} // production defaults
-	c := NewTestClusterWith(b, 3, rc)
+	opts := TestOptions{Raft: rc}
+	if *benchLoaded {
+		opts.Liveness.TTL = 10 * time.Second // above the slower leader lease
+	}
+	c := NewTestClusterOpts(b, 3, opts)
 	for _, n := range c.Nodes {
 		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

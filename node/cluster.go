@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -43,7 +44,7 @@ func (n *Node) Status(_ context.Context) (*clusterv1.StatusResponse, error) {
 		m := &clusterv1.Member{
 			Id:       string(s.ID),
 			RaftAddr: string(s.Address),
-			Suffrage: suffrage(s.Suffrage),
+			Suffrage: strings.ToLower(s.Suffrage.String()), // voter, nonvoter, staging
 			Leader:   s.ID == leader,
 		}
 		if nd, err := n.fsm.Store.Node(string(s.ID)); err == nil {
@@ -57,26 +58,11 @@ func (n *Node) Status(_ context.Context) (*clusterv1.StatusResponse, error) {
 	return resp, nil
 }
 
-func suffrage(s raft.ServerSuffrage) string {
-	switch s {
-	case raft.Voter:
-		return "voter"
-	case raft.Nonvoter:
-		return "nonvoter"
-	}
-	return "staging"
-}
-
 func nodeStatus(s statev1.NodeStatus) string {
-	switch s {
-	case statev1.NodeStatus_NODE_STATUS_READY:
-		return "ready"
-	case statev1.NodeStatus_NODE_STATUS_DOWN:
-		return "down"
-	case statev1.NodeStatus_NODE_STATUS_DRAINING:
-		return "draining"
+	if s == statev1.NodeStatus_NODE_STATUS_UNSPECIFIED {
+		return ""
 	}
-	return ""
+	return strings.ToLower(strings.TrimPrefix(s.String(), "NODE_STATUS_"))
 }
 
 // LeaderAPIHeader carries the leader's API address on a Join refused by a follower, so the

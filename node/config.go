@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"os/exec"
 
 	"github.com/velocity9/v9/sched"
@@ -16,7 +17,9 @@ import (
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/ghub"
+	"github.com/velocity9/v9/internal/bounds"
 	"github.com/velocity9/v9/leader"
+	"github.com/velocity9/v9/proxy"
 	"github.com/velocity9/v9/runtime/container"
 )
 
@@ -65,6 +68,11 @@ type Config struct {
 	WasmCacheDir string
 	// LogLines is how many log lines each component keeps on this node (default 2000).
 	LogLines int
+	// Doors bound the API, proxy and Raft listeners (connections, timeouts, headers, body
+	// deadlines); zero fields take bounds.DefaultDoors. Requests bounds each proxied
+	// request (headers, default body, per-component queue); zero: proxy.DefaultBounds.
+	Doors    bounds.Doors
+	Requests proxy.Bounds
 
 	// GitHub is the token and API URL for push-to-deploy; without a token, components
 	// cannot be linked to repositories.
@@ -180,41 +188,20 @@ func (c *Config) setDefaults() error {
 			return fmt.Errorf("config: address %q: %w", a, err)
 		}
 	}
+	c.Doors = c.Doors.WithDefaults()
 	r := &c.Raft
-	if r.HeartbeatTimeout == 0 {
-		r.HeartbeatTimeout = DefaultHeartbeatTimeout
-	}
-	if r.ElectionTimeout == 0 {
-		r.ElectionTimeout = DefaultElectionTimeout
-	}
-	if r.LeaderLeaseTimeout == 0 {
-		r.LeaderLeaseTimeout = DefaultLeaderLeaseTimeout
-	}
-	if r.CommitTimeout == 0 {
-		r.CommitTimeout = DefaultCommitTimeout
-	}
-	if r.SnapshotThreshold == 0 {
-		r.SnapshotThreshold = 8192
-	}
-	if r.SnapshotInterval == 0 {
-		r.SnapshotInterval = 30 * time.Second
-	}
-	if r.TrailingLogs == 0 {
-		r.TrailingLogs = 10240
-	}
+	r.HeartbeatTimeout = cmp.Or(r.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	r.ElectionTimeout = cmp.Or(r.ElectionTimeout, DefaultElectionTimeout)
+	r.LeaderLeaseTimeout = cmp.Or(r.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout)
+	r.CommitTimeout = cmp.Or(r.CommitTimeout, DefaultCommitTimeout)
+	r.SnapshotThreshold = cmp.Or(r.SnapshotThreshold, 8192)
+	r.SnapshotInterval = cmp.Or(r.SnapshotInterval, 30*time.Second)
+	r.TrailingLogs = cmp.Or(r.TrailingLogs, 10240)
 	l := &c.Liveness
-	if l.HeartbeatInterval == 0 {
-		l.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if l.Lease == 0 {
-		l.Lease = DefaultLease
-	}
-	if l.TTL == 0 {
-		l.TTL = DefaultTTL
-	}
-	if l.RolloutDeadline == 0 {
-		l.RolloutDeadline = DefaultRolloutDeadline
-	}
+	l.HeartbeatInterval = cmp.Or(l.HeartbeatInterval, DefaultHeartbeatInterval)
+	l.Lease = cmp.Or(l.Lease, DefaultLease)
+	l.TTL = cmp.Or(l.TTL, DefaultTTL)
+	l.RolloutDeadline = cmp.Or(l.RolloutDeadline, DefaultRolloutDeadline)
 	if l.Lease < 2*l.HeartbeatInterval {
 		return fmt.Errorf("config: lease %s must be at least two heartbeat intervals (%s)", l.Lease, l.HeartbeatInterval)
 	}
@@ -222,18 +209,10 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("config: node TTL %s must exceed the lease %s, the Raft leader lease %s, two heartbeat intervals (%s) and %s to kill an instance",
 			l.TTL, l.Lease, r.LeaderLeaseTimeout, 2*l.HeartbeatInterval, minFenceBudget)
 	}
-	if c.Domain == "" {
-		c.Domain = "localhost"
-	}
-	if c.WasmCacheDir == "" {
-		c.WasmCacheDir = filepath.Join(c.DataDir, "wasm-cache")
-	}
-	if c.LogLines == 0 {
-		c.LogLines = 2000
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	c.Domain = cmp.Or(c.Domain, "localhost")
+	c.WasmCacheDir = cmp.Or(c.WasmCacheDir, filepath.Join(c.DataDir, "wasm-cache"))
+	c.LogLines = cmp.Or(c.LogLines, 2000)
+	c.Logger = cmp.Or(c.Logger, slog.Default())
 	if c.Build.Env == nil {
 		c.Build.Env = os.Environ()
 	}

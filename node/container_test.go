@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/namespaces"
+	"github.com/coreos/go-iptables/iptables"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/runtime/container"
 	"github.com/velocity9/v9/runtime/container/ociimage"
@@ -80,6 +83,29 @@ func TestContainerServesRestartsAndRollsOver(t *testing.T) {
 			return nil
 		})
 	}
+	// Every member's node ports are fenced from the containers (the members' chain follows
+	// the replicated node list).
+	ipt, err := iptables.NewWithProtocol(iptables.ProtocolIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 10*time.Second, func() error {
+		rules, err := ipt.List("filter", "V9-MBR-"+testNetwork.Bridge)
+		if err != nil {
+			return err
+		}
+		for _, n := range c.Nodes {
+			for _, a := range []string{n.APIAddr(), n.RaftAddr(), n.ProxyAddr()} {
+				host, port, _ := net.SplitHostPort(a)
+				if !slices.ContainsFunc(rules, func(r string) bool {
+					return strings.Contains(r, "-d "+host+"/32 ") && strings.Contains(r, "--dport "+port+" -j DROP")
+				}) {
+					return fmt.Errorf("%s of %s is not fenced: %v", a, n.ID(), rules)
+				}
+			}
+		}
+		return nil
+	})
 	first := mustUpload(t, c.Follower(t), containerDir(t, "[env]\nGREETING = \"v1\"\n", "message one"))
 	if first.Deployment.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
 		t.Fatalf("deployment: %v", first.Deployment)

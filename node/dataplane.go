@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/velocity9/v9/dataplane"
+	"github.com/velocity9/v9/internal/loglimit"
 	"github.com/velocity9/v9/logring"
 	"github.com/velocity9/v9/observe"
 	"github.com/velocity9/v9/proxy"
@@ -31,11 +32,18 @@ func (n *Node) openDataPlane() error {
 	n.logs = logring.New(n.cfg.LogLines)
 	n.metrics = prometheus.NewRegistry()
 	n.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	n.stats = proxy.NewStats(n.metrics)
+	// Request history for the console, on disk across restarts (observe owns it).
+	rollups, err := observe.OpenRollups(filepath.Join(n.cfg.DataDir, "stats", "rollups.json"), nil)
+	if err != nil {
+		n.log.Warn("stats history", "err", err)
+	}
+	n.goLoop(func(ctx context.Context) { rollups.Run(ctx, n.log.Warn) })
+	n.stats = proxy.NewStats(n.metrics, rollups)
+	n.logDrops = loglimit.NewDropped(n.metrics)
 	execs, reaper, err := dataplane.OpenExecutors(dataplane.ExecutorConfig{
 		NodeID: n.cfg.ID, DataDir: n.cfg.DataDir, WasmCacheDir: n.cfg.WasmCacheDir,
 		ContainerdSocket: n.cfg.ContainerdSocket, ContainerNetwork: n.cfg.ContainerNetwork,
-		ReaperCommand: n.cfg.ReaperCommand, Logger: n.log,
+		ReaperCommand: n.cfg.ReaperCommand, Logger: n.log, FailLogs: n.logDrops.Limiter("wasm", loglimit.DefaultEvery),
 	})
 	if err != nil {
 		return err
@@ -51,7 +59,7 @@ func (n *Node) openDataPlane() error {
 		return err
 	}
 	n.runtimes = n.dp.Runtimes()
-	n.observe = observe.New(observe.Config{NodeID: n.cfg.ID, Store: n.fsm.Store, Logs: n.logs, Stats: n.stats, Peers: observePeers{n}})
+	n.observe = observe.New(observe.Config{NodeID: n.cfg.ID, Store: n.fsm.Store, Logs: n.logs, Rollups: rollups, Peers: observePeers{n}})
 	return nil
 }
 

@@ -38,18 +38,7 @@ func helloDir(t *testing.T, extra string) string {
 
 func helloDirTB(t testing.TB, extra string) string {
 	t.Helper()
-	helloOnce.Do(func() {
-		out := filepath.Join(os.TempDir(), fmt.Sprintf("v9-hello-%d.wasm", os.Getpid()))
-		cmd := exec.Command("go", "build", "-o", out, ".")
-		cmd.Dir = "../examples/hello-wasm"
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			helloErr = fmt.Errorf("build hello.wasm: %v\n%s", err, b)
-			return
-		}
-		helloWasm, helloErr = os.ReadFile(out)
-		os.Remove(out)
-	})
+	helloOnce.Do(func() { helloWasm, helloErr = buildExample("../examples/hello-wasm") })
 	if helloErr != nil {
 		t.Fatal(helloErr)
 	}
@@ -62,6 +51,19 @@ func helloDirTB(t testing.TB, extra string) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// buildExample builds an example's module for wasip1 with the given extra go build flags.
+func buildExample(dir string, flags ...string) ([]byte, error) {
+	out := filepath.Join(os.TempDir(), fmt.Sprintf("v9-%s-%d.wasm", filepath.Base(dir), os.Getpid()))
+	defer os.Remove(out)
+	cmd := exec.Command("go", append(append([]string{"build"}, flags...), "-o", out, ".")...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build %s: %v\n%s", dir, err, b)
+	}
+	return os.ReadFile(out)
 }
 
 // waitServing waits until every node's proxy answers 200 with a body containing want.

@@ -9,6 +9,7 @@ import (
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/deployments"
 	"github.com/velocity9/v9/ghub"
+	"github.com/velocity9/v9/internal/loglimit"
 	"github.com/velocity9/v9/leader"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	"github.com/velocity9/v9/rpc/gen/v9/github/v1/githubv1connect"
@@ -22,7 +23,7 @@ func (n *Node) openGitHub() {
 		NodeID: n.cfg.ID, DataDir: n.cfg.DataDir, GitHub: n.cfg.GitHub, Build: n.cfg.Build,
 		MaxArtifactBytes: deployments.MaxUploadBytes, APIAddr: n.APIAddr, PublicURL: n.cfg.SignIn.PublicURL,
 		State: n.fsm.Store, Cluster: n, Artifacts: ghArtifacts{n}, Logs: n.logs, Logger: n.log,
-		Sealer: n,
+		Sealer: n, WebhookLogs: n.logDrops.Limiter("webhook", loglimit.DefaultEvery),
 	})
 	n.owner.Register(
 		leader.ControllerFunc("builds", n.gh.BuildLoop),

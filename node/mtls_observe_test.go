@@ -5,9 +5,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,21 +21,7 @@ import (
 func TestObservedStateOnlyFromItsNode(t *testing.T) {
 	c := NewTestCluster(t, 3)
 	l := c.Leader(t)
-	client := func(id string) *http.Client {
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: c.NodeTLS(id).ClientConfig()}}
-	}
 	base := "https://" + l.APIAddr()
-	denied := func(what string, err error, ids ...string) {
-		t.Helper()
-		if connect.CodeOf(err) != connect.CodePermissionDenied {
-			t.Fatalf("%s: %v, want PermissionDenied", what, err)
-		}
-		for _, id := range ids {
-			if !strings.Contains(err.Error(), strconv.Quote(id)) {
-				t.Fatalf("%s: %q does not name %s", what, err, id)
-			}
-		}
-	}
 	var err error
 	// Observed state: a node cannot report a placement of another node; each node's own
 	// reports (a follower's forwarded to the leader) still get through.
@@ -64,9 +47,9 @@ func TestObservedStateOnlyFromItsNode(t *testing.T) {
 	if victim.NodeId == caller {
 		caller = "n2"
 	}
-	_, err = clusterv1connect.NewInternalServiceClient(client(caller), base).Apply(ctx, connect.NewRequest(&clusterv1.ApplyRequest{Command: &statev1.Command{Op: &statev1.Command_SetPlacementObserved{
+	_, err = clusterv1connect.NewInternalServiceClient(nodeClient(c, caller), base).Apply(ctx, connect.NewRequest(&clusterv1.ApplyRequest{Command: &statev1.Command{Op: &statev1.Command_SetPlacementObserved{
 		SetPlacementObserved: &statev1.SetPlacementObserved{Id: victim.Id, Observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED, Reason: "forged"}}}}))
-	denied("observed state of "+victim.NodeId+"'s placement with "+caller+"'s certificate", err, victim.NodeId, caller)
+	wantDenied(t, "observed state of "+victim.NodeId+"'s placement with "+caller+"'s certificate", err, victim.NodeId, caller)
 	for _, p := range l.Store().Placements("") {
 		if p.Reason == "forged" {
 			t.Fatalf("forged report applied: %+v", p)

@@ -38,17 +38,7 @@ func TestInternalCallsNeedNodeCertificate(t *testing.T) {
 	defer cancel()
 
 	tlsNoCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	foreign := t.TempDir()
-	if err := auth.CreateCA(foreign); err != nil {
-		t.Fatal(err)
-	}
-	if err := auth.CreateNodeCert(foreign, "n9", auth.NodeCertOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	other, err := auth.LoadNodeTLS(auth.TLSDirFiles(foreign, "n9"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := foreignNodeTLS(t)
 	otherCA := &http.Client{Transport: &http.Transport{TLSClientConfig: other.ClientConfig()}}
 
 	forged := &statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: &statev1.Component{
@@ -136,17 +126,7 @@ func TestRaftPortRefusesStrangers(t *testing.T) {
 		t.Fatalf("plain TCP AppendEntries accepted: %+v", resp)
 	}
 
-	foreign := t.TempDir()
-	if err := auth.CreateCA(foreign); err != nil {
-		t.Fatal(err)
-	}
-	if err := auth.CreateNodeCert(foreign, "n9", auth.NodeCertOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	other, err := auth.LoadNodeTLS(auth.TLSDirFiles(foreign, "n9"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := foreignNodeTLS(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -219,21 +199,9 @@ func TestNodeSpeaksOnlyForItself(t *testing.T) {
 	l := c.Leader(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client := func(id string) *http.Client {
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: c.NodeTLS(id).ClientConfig()}}
-	}
+	client := func(id string) *http.Client { return nodeClient(c, id) }
 	base := "https://" + l.APIAddr()
-	denied := func(what string, err error, ids ...string) {
-		t.Helper()
-		if connect.CodeOf(err) != connect.CodePermissionDenied {
-			t.Fatalf("%s: %v, want PermissionDenied", what, err)
-		}
-		for _, id := range ids {
-			if !strings.Contains(err.Error(), strconv.Quote(id)) {
-				t.Fatalf("%s: %q does not name %s", what, err, id)
-			}
-		}
-	}
+	denied := func(what string, err error, ids ...string) { t.Helper(); wantDenied(t, what, err, ids...) }
 	asN2 := clusterv1connect.NewInternalServiceClient(client("n2"), base)
 	_, err := asN2.Heartbeat(ctx, connect.NewRequest(&clusterv1.HeartbeatRequest{NodeId: "n1"}))
 	denied("heartbeat as n1 with n2's certificate", err, "n1", "n2")
@@ -291,8 +259,10 @@ func TestForwardedWritesNeedTheCaller(t *testing.T) {
 		"mark a node down":    {Op: &statev1.Command_SetNodeStatus{SetNodeStatus: &statev1.SetNodeStatus{Id: "n3", Status: statev1.NodeStatus_NODE_STATUS_DOWN}}},
 		"remove a node":       {Op: &statev1.Command_RemoveNode{RemoveNode: &statev1.RemoveNode{Id: "n3"}}},
 		"mint an admin token": {Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: admin}}},
-		"register a ghost":    {Op: &statev1.Command_RegisterNode{RegisterNode: &statev1.RegisterNode{Node: &statev1.Node{Id: "ghost", ApiAddr: "127.0.0.1:1"}}}},
-		"write placements":    {Op: &statev1.Command_DeletePlacements{DeletePlacements: &statev1.DeletePlacements{Ids: []string{"x"}}}},
+		"mint a GitHub session": {Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: &statev1.ApiToken{
+			Id: auth.NewAccessorID(), Name: "s", Role: "admin", Sha256: auth.Hash(auth.NewSecret()), GithubLogin: "octocat", Session: true}}}},
+		"register a ghost": {Op: &statev1.Command_RegisterNode{RegisterNode: &statev1.RegisterNode{Node: &statev1.Node{Id: "ghost", ApiAddr: "127.0.0.1:1"}}}},
+		"write placements": {Op: &statev1.Command_DeletePlacements{DeletePlacements: &statev1.DeletePlacements{Ids: []string{"x"}}}},
 	} {
 		_, err := internal("").Apply(ctx, connect.NewRequest(&clusterv1.ApplyRequest{Command: cmd}))
 		if connect.CodeOf(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), `"n2"`) {
@@ -357,4 +327,38 @@ func TestForwardedWritesNeedTheCaller(t *testing.T) {
 	if _, err := f.Apply(ctx, component("no-caller")); connect.CodeOf(err) != connect.CodePermissionDenied {
 		t.Fatalf("a follower's write without a caller: %v, want PermissionDenied", err)
 	}
+}
+
+// nodeClient is an HTTP client that shows node id's certificate.
+func nodeClient(c *TestCluster, id string) *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: c.NodeTLS(id).ClientConfig()}}
+}
+
+// wantDenied fails unless err is PermissionDenied naming every one of ids.
+func wantDenied(t *testing.T, what string, err error, ids ...string) {
+	t.Helper()
+	if connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("%s: %v, want PermissionDenied", what, err)
+	}
+	for _, id := range ids {
+		if !strings.Contains(err.Error(), strconv.Quote(id)) {
+			t.Fatalf("%s: %q does not name %s", what, err, id)
+		}
+	}
+}
+
+// foreignNodeTLS is node n9's TLS identity under a CA of its own, not the cluster's.
+func foreignNodeTLS(t *testing.T) *auth.NodeTLS {
+	foreign := t.TempDir()
+	if err := auth.CreateCA(foreign); err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.CreateNodeCert(foreign, "n9", auth.NodeCertOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := auth.LoadNodeTLS(auth.TLSDirFiles(foreign, "n9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return other
 }

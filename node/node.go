@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -19,6 +18,8 @@ import (
 	"github.com/velocity9/v9/deployments"
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/ghub"
+	"github.com/velocity9/v9/internal/bounds"
+	"github.com/velocity9/v9/internal/loglimit"
 	"github.com/velocity9/v9/keyring"
 	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/logring"
@@ -49,6 +50,7 @@ type Node struct {
 	observe   *observe.Service // logs and stats across the cluster
 	stats     *proxy.Stats
 	metrics   *prometheus.Registry
+	logDrops  *loglimit.Dropped // counts log lines held back (v9_log_lines_dropped_total)
 	runtimes  []statev1.Runtime
 	owner     *leader.Owner    // starts and stops the leader controllers
 	live      *leader.Liveness // the leader's view of the nodes' heartbeats
@@ -94,7 +96,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.kill()
 		return nil, err
 	}
-	if n.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+	if n.apiLn, err = n.listen(cfg.APIAddr, n.cfg.Doors.API); err != nil {
 		return fail(fmt.Errorf("listen api: %w", err))
 	}
 	n.apiAdvertise = n.apiLn.Addr().String()
@@ -104,7 +106,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("api address %s is not advertisable: set --api-advertise", cfg.APIAddr))
 	}
 	if cfg.ProxyAddr != "" {
-		if n.proxyLn, err = net.Listen("tcp", cfg.ProxyAddr); err != nil {
+		if n.proxyLn, err = n.listen(cfg.ProxyAddr, n.cfg.Doors.Proxy); err != nil {
 			return fail(fmt.Errorf("listen proxy: %w", err))
 		}
 	}
@@ -131,11 +133,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	mux.HandleFunc(ghub.WebhookPath, n.gh.ServeWebhook)
 	if cfg.TLS != nil {
 		mux.Handle(auth.JoinPathPrefix, n.joinIssuer().Handler())
+		mux.Handle(server.KeyringPath+"/", server.KeyringHandler(n, n.authz))
+		mux.Handle(server.KeyringPath, server.KeyringHandler(n, n.authz))
 	}
-	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log, Grants: n}).Register(mux)
+	(&auth.WebSignIn{GitHub: &n.cfg.SignIn, W: n, Tokens: n.fsm.Store, Log: n.log, Grants: n,
+		Logs: n.logDrops.Limiter("signin", loglimit.DefaultEvery)}).Register(mux)
 	// Browsers' cross-origin writes are refused (a signed-in console's cookie must not
 	// serve another site); the CLI, nodes and GitHub's webhooks send no Origin and pass.
-	n.apiSrv = newHTTPServer(auth.PeerIdentity(http.NewCrossOriginProtection().Handler(mux)))
+	n.apiSrv = n.httpServer(n.cfg.Doors.API, auth.PeerIdentity(http.NewCrossOriginProtection().Handler(mux)))
 	if cfg.TLS != nil {
 		// Users speak plain HTTP (or TLS); nodes speak mutual TLS, on the same port.
 		n.serve(n.apiSrv, transport.NewSniffListener(n.apiLn, cfg.TLS.ServerConfig(false, "h2", "http/1.1")), "api")
@@ -143,9 +148,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.serve(n.apiSrv, n.apiLn, "api")
 	}
 	if n.proxyLn != nil {
-		n.proxySrv = newHTTPServer(proxy.New(proxy.Config{
+		n.proxySrv = n.httpServer(n.cfg.Doors.Proxy, proxy.New(proxy.Config{
 			NodeID: cfg.ID, Domain: cfg.Domain, Router: n.dp.Router(), Stats: n.stats, Load: n.dp.Load(), Logger: n.log,
 			Access: func(component, line string) { n.logs.Append(component, "proxy", "access", line) },
+			Bounds: cfg.Requests, Logs: n.logDrops.Limiter("proxy", loglimit.DefaultEvery),
 		}))
 		n.serve(n.proxySrv, n.proxyLn, "proxy")
 	}
@@ -163,18 +169,22 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	return n, nil
 }
 
-func newHTTPServer(h http.Handler) *http.Server {
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	protocols.SetHTTP2(true)
-	protocols.SetUnencryptedHTTP2(true)
-	return &http.Server{
-		Handler:           h,
-		Protocols:         &protocols,
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    1 << 20,
-		IdleTimeout:       2 * time.Minute,
+// listen opens a listener within its door's connection bounds; those over them get a 429
+// or 503 with Retry-After.
+func (n *Node) listen(addr string, door bounds.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
 	}
+	return door.Listen(ln, bounds.RejectHTTP(door.RetryAfter)), nil
+}
+
+// httpServer serves h within its door's bounds; the server's own error lines (a failed TLS
+// handshake, anyone can cause one) go to the node's log at a bounded rate.
+func (n *Node) httpServer(door bounds.Config, h http.Handler) *http.Server {
+	srv := door.Server(h)
+	srv.ErrorLog = n.logDrops.Limiter("http", loglimit.DefaultEvery).StdLogger(n.log, "http server")
+	return srv
 }
 
 func (n *Node) serve(srv *http.Server, ln net.Listener, name string) {

@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/velocity9/v9/auth"
+	"github.com/velocity9/v9/rpc/client"
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
@@ -58,7 +59,7 @@ func (p *peerClients) get(addr string) *peerClient {
 	if !ok {
 		base := p.scheme + "://" + addr
 		// Calls made on a caller's behalf carry the caller's token on.
-		fwd := connect.WithInterceptors(auth.Forward())
+		fwd := connect.WithClientOptions(connect.WithInterceptors(auth.Forward()), connect.WithReadMaxBytes(client.MaxResponseBytes))
 		c = &peerClient{
 			cluster:   clusterv1connect.NewClusterServiceClient(p.http, base, fwd),
 			component: componentv1connect.NewComponentServiceClient(p.http, base, fwd),

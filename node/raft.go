@@ -82,6 +82,7 @@ func openRaft(c *Config, fsm raft.FSM, f *transport.Faults) (*raftParts, error) 
 		ln.Close()
 		return fail(fmt.Errorf("raft address %s is not advertisable: set --raft-advertise", c.RaftAddr))
 	}
+	ln = c.Doors.Raft.Listen(ln, nil) // over the bounds: closed (only nodes dial this port)
 	if c.TLS != nil {
 		ln = tls.NewListener(ln, c.TLS.ServerConfig(true, transport.RaftALPN))
 	}

@@ -3,7 +3,11 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
+	"strings"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -82,4 +86,49 @@ func (p keyPeers) FetchKeys(ctx context.Context, addr string, create bool) ([]ke
 		keys = append(keys, keyring.Key{ID: k.Id, Key: k.Key, Created: k.CreateTime.AsTime()})
 	}
 	return keys, resp.Msg.ActiveId, nil
+}
+
+// Keyring is this node's part of the cluster keyring (server.KeyringBackend).
+func (n *Node) Keyring() *keyring.Cluster { return n.keys }
+
+// KeyUses counts what each root key seals in the replicated state, read after catching up.
+func (n *Node) KeyUses(ctx context.Context) (map[string]int, error) {
+	if err := n.ConsistentBarrier(ctx); err != nil {
+		return nil, err
+	}
+	uses := map[string]int{}
+	for _, c := range n.fsm.Store.Components() {
+		for _, s := range n.fsm.Store.Secrets(c.Id) {
+			uses[s.KeyId]++
+		}
+	}
+	for _, l := range n.fsm.Store.GithubLinks() {
+		if l.SecretKeyId != "" {
+			uses[l.SecretKeyId]++
+		}
+	}
+	for _, k := range n.fsm.Store.Tokens() {
+		if k.GithubTokenKeyId != "" {
+			uses[k.GithubTokenKeyId]++
+		}
+	}
+	return uses, nil
+}
+
+// CallNode calls path on another node's API with this node's certificate.
+func (n *Node) CallNode(ctx context.Context, addr, method, path string) error {
+	req, err := http.NewRequestWithContext(ctx, method, n.peers.scheme+"://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := n.peers.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("%s %s: %s: %s", method, addr, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return nil
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/logring"
-	"github.com/velocity9/v9/proxy"
 	logsv1 "github.com/velocity9/v9/rpc/gen/v9/logs/v1"
 	statsv1 "github.com/velocity9/v9/rpc/gen/v9/stats/v1"
 )
@@ -24,14 +23,15 @@ type Peers interface {
 	Series(ctx context.Context, addr string, req *statsv1.SeriesRequest) (*statsv1.SeriesResponse, error)
 }
 
-// Config is what the service reads: this node's log ring and proxy stats, the local
+// Config is what the service reads: this node's log ring and stats rollups, the local
 // replica for the component and the nodes, and the peers.
 type Config struct {
 	NodeID string
 	Store  *fsm.Store
 	Logs   *logring.Ring
-	Stats  *proxy.Stats
-	Peers  Peers
+	// Rollups are this node's request statistics, which its proxy records into.
+	Rollups *Rollups
+	Peers   Peers
 }
 
 // Service answers LogService.Tail and StatsService.Series for one node.
@@ -185,13 +185,19 @@ func (s *Service) Series(ctx context.Context, req *statsv1.SeriesRequest) (*stat
 		minutes = 60
 	}
 	minutes = min(minutes, 24*60)
-	resp := &statsv1.SeriesResponse{Component: req.Component, BucketSeconds: proxy.BucketSeconds}
+	resp := &statsv1.SeriesResponse{Component: req.Component, BucketSeconds: uint32(Tiers[TierFor(minutes)].Seconds), LatencyBoundsMs: LatencyBoundsMs}
 	if req.Local {
-		for _, b := range s.cfg.Stats.Series(req.Component, minutes) {
-			resp.Buckets = append(resp.Buckets, &statsv1.Bucket{
+		_, buckets := s.cfg.Rollups.Series(req.Component, minutes)
+		for _, b := range buckets {
+			pb := &statsv1.Bucket{
 				StartUnix: b.Start, Requests: b.Requests, Status_2Xx: b.Status[2], Status_3Xx: b.Status[3],
 				Status_4Xx: b.Status[4], Status_5Xx: b.Status[5], LatencySumMs: b.LatencySumMs, LatencyMaxMs: b.LatencyMaxMs,
-			})
+			}
+			if b.Requests > 0 {
+				pb.LatencyHistogram = b.Hist
+				pb.LatencyP50Ms, pb.LatencyP99Ms = Percentile(b.Hist, 0.5, b.LatencyMaxMs), Percentile(b.Hist, 0.99, b.LatencyMaxMs)
+			}
+			resp.Buckets = append(resp.Buckets, pb)
 		}
 		resp.Nodes = []string{s.cfg.NodeID}
 		return resp, nil
@@ -240,9 +246,21 @@ func (s *Service) Series(ctx context.Context, req *statsv1.SeriesRequest) (*stat
 			acc.Status_5Xx += b.Status_5Xx
 			acc.LatencySumMs += b.LatencySumMs
 			acc.LatencyMaxMs = max(acc.LatencyMaxMs, b.LatencyMaxMs)
+			// A peer with other histogram bounds (another version) adds no percentiles.
+			if len(b.LatencyHistogram) == len(LatencyBoundsMs)+1 {
+				if acc.LatencyHistogram == nil {
+					acc.LatencyHistogram = make([]uint64, len(LatencyBoundsMs)+1)
+				}
+				for i, c := range b.LatencyHistogram {
+					acc.LatencyHistogram[i] += c
+				}
+			}
 		}
 	}
 	for _, b := range byStart {
+		if b.LatencyHistogram != nil {
+			b.LatencyP50Ms, b.LatencyP99Ms = Percentile(b.LatencyHistogram, 0.5, b.LatencyMaxMs), Percentile(b.LatencyHistogram, 0.99, b.LatencyMaxMs)
+		}
 		resp.Buckets = append(resp.Buckets, b)
 	}
 	sort.Slice(resp.Buckets, func(i, j int) bool { return resp.Buckets[i].StartUnix < resp.Buckets[j].StartUnix })

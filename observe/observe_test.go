@@ -7,12 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/logring"
-	"github.com/velocity9/v9/proxy"
 	logsv1 "github.com/velocity9/v9/rpc/gen/v9/logs/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	statsv1 "github.com/velocity9/v9/rpc/gen/v9/stats/v1"
@@ -32,10 +30,13 @@ func (f fakePeers) Series(_ context.Context, addr string, req *statsv1.SeriesReq
 	if addr != "n2:7900" || !req.Local {
 		return nil, errors.New("unreachable")
 	}
-	return &statsv1.SeriesResponse{Nodes: []string{"n2"}, Buckets: []*statsv1.Bucket{{StartUnix: f.bucket, Requests: 2, Status_2Xx: 2, LatencyMaxMs: 7}}}, nil
+	// Two requests of 7 ms, in the histogram's 7.5 ms bucket.
+	h := make([]uint64, len(LatencyBoundsMs)+1)
+	h[6] = 2
+	return &statsv1.SeriesResponse{Nodes: []string{"n2"}, Buckets: []*statsv1.Bucket{{StartUnix: f.bucket, Requests: 2, Status_2Xx: 2, LatencyMaxMs: 7, LatencyHistogram: h}}}, nil
 }
 
-func service(t *testing.T, peers Peers) (*Service, *logring.Ring, *proxy.Stats) {
+func service(t *testing.T, peers Peers) (*Service, *logring.Ring, *Rollups) {
 	t.Helper()
 	st := fsm.NewStore()
 	cmds := []*statev1.Command{
@@ -50,14 +51,18 @@ func service(t *testing.T, peers Peers) (*Service, *logring.Ring, *proxy.Stats) 
 			t.Fatal(err)
 		}
 	}
-	logs, stats := logring.New(10), proxy.NewStats(prometheus.NewRegistry())
-	return New(Config{NodeID: "n1", Store: st, Logs: logs, Stats: stats, Peers: peers}), logs, stats
+	logs := logring.New(10)
+	rollups, err := OpenRollups("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(Config{NodeID: "n1", Store: st, Logs: logs, Rollups: rollups, Peers: peers}), logs, rollups
 }
 
 // Series sums this node's buckets with the peers' that answer, and names who answered.
 func TestSeriesMergesNodes(t *testing.T) {
 	s, _, stats := service(t, nil)
-	stats.Observe("hello", 200, 3*time.Millisecond)
+	stats.Record("hello", 200, 3*time.Millisecond)
 	local, err := s.Series(context.Background(), &statsv1.SeriesRequest{Component: "hello", Local: true})
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +76,8 @@ func TestSeriesMergesNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := busy(all); !slices.Equal(all.Nodes, []string{"n1", "n2"}) || m == nil || m.Requests != 3 || m.Status_2Xx != 3 || m.LatencyMaxMs != 7 {
+	if m := busy(all); !slices.Equal(all.Nodes, []string{"n1", "n2"}) || m == nil || m.Requests != 3 || m.Status_2Xx != 3 || m.LatencyMaxMs != 7 ||
+		m.LatencyP50Ms <= 5 || m.LatencyP50Ms > 7 || m.LatencyP99Ms <= 5 || m.LatencyP99Ms > 7 {
 		t.Fatalf("merged series: nodes %v, busy bucket %v", all.Nodes, m)
 	}
 	if _, err := s.Series(context.Background(), &statsv1.SeriesRequest{Component: "nope"}); err == nil {

@@ -4,9 +4,15 @@
 // connection fails before any byte was sent. It counts requests per component and writes
 // access logs. It reads a routing view through Router and never writes cluster state, so it
 // keeps serving from its last known view when the control plane is down.
+//
+// It bounds what one client can make it do: headers (431), each component's request body
+// (413, counted while reading, never reserved ahead), and each component's requests in
+// flight on this node with a bounded queue in front (429 with Retry-After), so a flooded
+// component does not slow the others. What anyone can trigger is logged at a bounded rate.
 package proxy
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +24,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/velocity9/v9/internal/loglimit"
 )
 
 // Headers the proxy sets.
@@ -52,13 +60,26 @@ type Target struct {
 	// Canary, when set, is a new version in its canary phase: it gets Percent of the
 	// requests entering here, and Local and Remote (the older versions) the rest.
 	Canary *Canary
+	// MaxBody bounds a request body (the manifest's limits.body); 0: Bounds.MaxBody.
+	MaxBody int64
+	// Concurrency is the component's requests in flight per instance (limits.concurrency);
+	// 0: Bounds.Concurrency.
+	Concurrency int
 }
 
-// Canary is the new version's share of a component's traffic and where it runs.
-type Canary struct {
-	Percent uint32
-	Local   []http.Handler
-	Remote  []string
+// Bounds are the proxy's per-request bounds. Zero fields take DefaultBounds.
+type Bounds struct {
+	MaxHeaders     int           // header fields in one request (431 past it)
+	MaxHeaderBytes int           // names and values of all header fields together (431)
+	MaxBody        int64         // a request body, when the component sets none (413)
+	Concurrency    int           // requests in flight per instance, when the component sets none
+	QueueWait      time.Duration // the longest a request waits for a place in flight (429 after)
+}
+
+// DefaultBounds: 100 headers and 32 KiB of them (browsers send some 20 and 2 KiB), the
+// spec's default body (10 MiB) and concurrency (50), and a second in the queue.
+func DefaultBounds() Bounds {
+	return Bounds{MaxHeaders: 100, MaxHeaderBytes: 32 << 10, MaxBody: 10 << 20, Concurrency: 50, QueueWait: time.Second}
 }
 
 // Router resolves a component name to its targets. It is called on every request and must
@@ -79,6 +100,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Transport forwards to other nodes; default a pooled http.Transport.
 	Transport http.RoundTripper
+	Bounds    Bounds
+	// Logs limits the log lines requests can trigger (nil: one per kind every
+	// loglimit.DefaultEvery, not counted).
+	Logs *loglimit.Limiter
 }
 
 // Proxy is an http.Handler for a node's proxy port.
@@ -86,6 +111,7 @@ type Proxy struct {
 	cfg     Config
 	rr      sync.Map // component -> *atomic.Uint64
 	suspect sync.Map // remote proxy address -> time.Time until which it is tried last
+	gates   gates
 }
 
 // New returns a Proxy.
@@ -103,7 +129,17 @@ func New(cfg Config) *Proxy {
 			IdleConnTimeout:     90 * time.Second,
 		}
 	}
-	return &Proxy{cfg: cfg}
+	d := DefaultBounds()
+	b := &cfg.Bounds
+	b.MaxHeaders = cmp.Or(b.MaxHeaders, d.MaxHeaders)
+	b.MaxHeaderBytes = cmp.Or(b.MaxHeaderBytes, d.MaxHeaderBytes)
+	b.MaxBody = cmp.Or(b.MaxBody, d.MaxBody)
+	b.Concurrency = cmp.Or(b.Concurrency, d.Concurrency)
+	b.QueueWait = cmp.Or(b.QueueWait, d.QueueWait)
+	if cfg.Logs == nil {
+		cfg.Logs = loglimit.New(loglimit.DefaultEvery, nil, nil)
+	}
+	return &Proxy{cfg: cfg, gates: gates{wait: b.QueueWait}}
 }
 
 // Route extracts the component name and the consumed path prefix from a request.
@@ -153,6 +189,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
+	if n, size := headerSize(r.Header); n > p.cfg.Bounds.MaxHeaders || size > p.cfg.Bounds.MaxHeaderBytes {
+		http.Error(w, fmt.Sprintf("v9: request headers too large (%d fields, %d bytes; the limit is %d fields, %d bytes)",
+			n, size, p.cfg.Bounds.MaxHeaders, p.cfg.Bounds.MaxHeaderBytes), http.StatusRequestHeaderFieldsTooLarge)
+		return
+	}
 	if name == "" {
 		http.Error(w, "v9: no component in the request: use http://<component>."+p.cfg.Domain+"/ or /<component>/", http.StatusNotFound)
 		return
@@ -167,6 +208,22 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 		http.Error(w, "v9: component \""+name+"\" is paused", http.StatusServiceUnavailable)
 		return
 	}
+	maxBody := cmp.Or(t.MaxBody, p.cfg.Bounds.MaxBody)
+	if r.ContentLength > maxBody {
+		http.Error(w, fmt.Sprintf("v9: request body too large (the limit of %q is %d bytes)", name, maxBody), http.StatusRequestEntityTooLarge)
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	}
+	size := cmp.Or(t.Concurrency, p.cfg.Bounds.Concurrency) * max(1, len(t.Local)+len(t.Remote))
+	release, ok := p.gates.get(name, size).enter(r.Context(), p.gates.wait)
+	if !ok {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, fmt.Sprintf("v9: %q has %d requests in flight on this node and as many waiting; retry later", name, size), http.StatusTooManyRequests)
+		return
+	}
+	defer release()
 	r.Header.Set(ScriptNameHeader, script)
 	hop := r.Header.Get(HopHeader)
 	if c := t.Canary; c != nil {
@@ -227,6 +284,10 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 			p.suspect.Delete(addr)
 			return
 		}
+		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+			http.Error(w, fmt.Sprintf("v9: request body too large (the limit of %q is %d bytes)", name, mbe.Limit), http.StatusRequestEntityTooLarge)
+			return
+		}
 		if !errors.Is(err, errNoInstance) {
 			// The node did not answer: try it last for a while, so that requests do not
 			// each wait on a dead node until the leader marks it down.
@@ -243,7 +304,9 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 		t.OnDemand.ServeHTTP(w, r)
 		return
 	}
-	p.cfg.Logger.Warn("no instance answered", "component", name, "err", lastErr)
+	if ok, n := p.cfg.Logs.Allow("no instance answered"); ok {
+		p.cfg.Logger.Warn("no instance answered", "component", name, "err", lastErr, "suppressed", n)
+	}
 	w.Header().Set("Retry-After", "1")
 	http.Error(w, "v9: no instance of \""+name+"\" answered", http.StatusBadGateway)
 }
@@ -317,6 +380,17 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, addr string) err
 	return nil
 }
 
+// headerSize counts a request's header fields and the bytes of their names and values.
+func headerSize(h http.Header) (fields, bytes int) {
+	for k, vs := range h {
+		fields += len(vs)
+		for _, v := range vs {
+			bytes += len(k) + len(v)
+		}
+	}
+	return fields, bytes
+}
+
 func removeHopByHop(h http.Header) {
 	for _, k := range []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
 		h.Del(k)
@@ -367,3 +441,10 @@ func (r *recorder) Flush() {
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Canary is the new version's share of a component's traffic and where it runs.
+type Canary struct {
+	Percent uint32
+	Local   []http.Handler
+	Remote  []string
+}

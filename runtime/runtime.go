@@ -40,6 +40,8 @@ type Spec struct {
 	Env         map[string]string
 	MemoryBytes uint64        // 0: executor default
 	Timeout     time.Duration // per request; 0: executor default
+	Concurrency int           // requests one instance serves at once; 0: executor default
+	MaxBody     int64         // largest request body (limits.body); 0: executor default
 
 	Wasm      WasmSpec
 	Container ContainerSpec
@@ -50,6 +52,12 @@ type Spec struct {
 // WasmSpec names the module inside Dir.
 type WasmSpec struct {
 	Module string // path relative to Dir
+	// ABI is how the module answers requests: "" for WAGI (a fresh instance of a WASI
+	// command per request), "http" for warm instances of a WASI reactor (see runtime/wasm).
+	ABI string
+	// Reuse is how many requests a warm instance serves before it is replaced (0: the
+	// executor's default; 1: a fresh instance per request).
+	Reuse int
 }
 
 // ContainerSpec names the image and how to run it.

@@ -100,7 +100,15 @@ while IFS= read -r line; do
 		dev_pid=$!
 		deadline=$(( $(now_ms) + ${READMETEST_TIMEOUT:-240} * 1000 ))
 		url=""
+		shown=0
 		while [ -z "$url" ]; do
+			# make run's own progress (not the nodes' log lines), timed as it appears.
+			total=$(wc -l <"$work/run.log")
+			if [ "$total" -gt "$shown" ]; then
+				tail -n "+$((shown + 1))" "$work/run.log" | head -n "$((total - shown))" | grep -E '^(build: |v9 dev: |go: downloading |serving: )' |
+					while IFS= read -r l; do say "  | $l"; done || true
+				shown=$total
+			fi
 			if ! kill -0 "$dev_pid" 2>/dev/null; then
 				echo "readme-test: make run exited before printing the example's URL" >&2
 				exit 1

@@ -6,7 +6,7 @@
 // It is pure: no I/O, clock or randomness, and it imports nothing of v9's but the
 // generated state types, so fsm may use it.
 //
-// Zero means "the node's default" for memory, timeout and concurrency: the executor fills
+// Zero means "the node's default" for memory, timeout, concurrency and body: the executor fills
 // it in (wasm: 128Mi and 30s). The V9_ prefix of environment names is reserved whatever
 // its case ("v9_x" is refused too), because environments are case-insensitive on some
 // platforms and a component must never shadow what v9 sets.
@@ -31,16 +31,25 @@ const (
 	MaxTimeout     = 15 * time.Minute
 	MaxScale       = 1000
 	MaxConcurrency = 10000
+	// MaxReuse bounds wasm.reuse, the requests one warm instance serves.
+	MaxReuse = 1_000_000
+	MaxBody  = 1 << 30 // 1Gi: a body is held in memory whole by a wasm instance
 	// ReservedEnvPrefix starts the names v9 sets in a component's environment; compared
 	// without regard to case.
 	ReservedEnvPrefix = "V9_"
 )
+
+// WasmABIHTTP is wasm.abi for warm instances: a WASI reactor that exports a request handler
+// (the v9 guest package), initialized once and reused for wasm.reuse requests (0: the node's
+// default; 1: a fresh instance per request, as isolated as WAGI).
+const WasmABIHTTP = "http"
 
 // Defaults a manifest gets for the keys it leaves out.
 const (
 	DefaultMemory      = 128 << 20
 	DefaultTimeout     = 30 * time.Second
 	DefaultConcurrency = 50
+	DefaultBody        = 10 << 20 // 10Mi
 	// A new version's canary: its share of the requests and how long it lasts.
 	DefaultCanaryPercent = 10
 	DefaultCanaryWindow  = 30 * time.Second
@@ -76,6 +85,16 @@ func Check(rt statev1.Runtime, s *statev1.ComponentSpec) []Problem {
 	if w := s.Wasm; w != nil && w.Build != "" && w.Build != "go" {
 		add("wasm.build", `wasm.build %q is not supported (only "go")`, w.Build)
 	}
+	if w := s.Wasm; w != nil {
+		switch {
+		case w.Abi != "" && w.Abi != WasmABIHTTP:
+			add("wasm.abi", `wasm.abi %q is not supported ("" for WAGI, or %q for warm instances)`, w.Abi, WasmABIHTTP)
+		case w.Reuse != 0 && w.Abi != WasmABIHTTP:
+			add("wasm.reuse", `wasm.reuse is for warm instances: it needs wasm.abi = %q`, WasmABIHTTP)
+		case w.Reuse > MaxReuse:
+			add("wasm.reuse", "wasm.reuse %d is above the limit of %d", w.Reuse, MaxReuse)
+		}
+	}
 	if rt == statev1.Runtime_RUNTIME_CONTAINER && s.ScaleMin == 0 {
 		add("scale.min", "scale.min = 0 (scale to zero) is only for wasm; a container component needs at least 1")
 	}
@@ -94,6 +113,9 @@ func Check(rt statev1.Runtime, s *statev1.ComponentSpec) []Problem {
 	}
 	if d := time.Duration(s.TimeoutMs) * time.Millisecond; d > MaxTimeout {
 		add("limits.timeout", "limits.timeout %q is above the limit of 15m", d)
+	}
+	if b := s.BodyBytes; b > MaxBody {
+		add("limits.body", "limits.body %q is above the limit of 1Gi", FormatMemory(b))
 	}
 	if s.Concurrency > MaxConcurrency {
 		add("limits.concurrency", "limits.concurrency %d is above the limit of %d", s.Concurrency, MaxConcurrency)

@@ -53,6 +53,47 @@ func (a *app) secret() string {
 	return strings.TrimSpace(string(b))
 }
 
+// caFileName is the cluster CA certificate `v9 dev` keeps next to the token, for
+// https:// addresses.
+const caFileName = "ca.pem"
+
+// caPEM returns the CA certificate the CLI trusts for TLS to the API: --ca, else $V9_CA
+// (explicit: an address without a scheme then means https), else the one `v9 dev` wrote.
+func (a *app) caPEM() (pem []byte, explicit bool) {
+	path := a.caFile
+	if path == "" {
+		path = os.Getenv("V9_CA")
+	}
+	explicit = path != ""
+	if !explicit {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return nil, false
+		}
+		path = filepath.Join(dir, "v9", caFileName)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if explicit || !errors.Is(err, fs.ErrNotExist) {
+			a.logger.Warn("read the CA certificate", "path", path, "err", err)
+		}
+		return nil, explicit
+	}
+	return b, explicit
+}
+
+// writeCAFile keeps the dev cluster's CA certificate where the CLI finds it.
+func writeCAFile(caPEM []byte) error {
+	path, err := tokenFile()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(filepath.Dir(path), caFileName), caPEM, 0o644)
+}
+
 // writeTokenFile stores secret where the CLI finds it, readable by the user only.
 func writeTokenFile(secret string) (string, error) {
 	path, err := tokenFile()
@@ -163,11 +204,8 @@ func newTokenCmd(a *app) *cobra.Command {
 			res, err := a.client().ACL.CreateToken(cmd.Context(), connect.NewRequest(&aclv1.CreateTokenRequest{
 				Name: name, Role: role, TtlSeconds: uint64(ttl / time.Second),
 			}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			if join {
 				_, err := fmt.Fprintf(cmd.OutOrStdout(), "join token %s (one use, expires %s):\n%s\n\nOn the new machine: v9 agent --id ID --tls-dir DIR --join %s --join-token TOKEN\n",
@@ -189,11 +227,8 @@ func newTokenCmd(a *app) *cobra.Command {
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := a.client().ACL.ListTokens(cmd.Context(), connect.NewRequest(&aclv1.ListTokensRequest{}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "ACCESSOR\tNAME\tROLE\tCREATED\tEXPIRES\tLAST USED\tSTATUS")
@@ -251,11 +286,8 @@ take precedence over that file.`,
 				return err
 			}
 			path, err := writeTokenFile(secret)
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "logged in as %s %s (%s, role %s); token kept in %s\n",
 				res.Msg.Kind, res.Msg.Id, res.Msg.Name, res.Msg.Role, path)
@@ -273,11 +305,8 @@ func newAuditCmd(a *app) *cobra.Command {
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := a.client().ACL.Audit(cmd.Context(), connect.NewRequest(&aclv1.AuditRequest{Limit: limit}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "TIME\tINDEX\tACTOR\tOPERATION\tTARGET")

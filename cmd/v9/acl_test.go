@@ -64,3 +64,38 @@ func TestCLITokens(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	failCLI(t, "run `v9 login` or set V9_TOKEN", cli("component", "get", "tok")...)
 }
+
+// TestCLIOverTLS: the CLI reaches the API over TLS, verifying the node's certificate
+// against the cluster CA given by --ca, by V9_CA, or kept in the config dir as `v9 dev`
+// does; without the CA it fails with a hint. An admin makes a join token with
+// `v9 token create --join`.
+func TestCLIOverTLS(t *testing.T) {
+	c := node.NewTestCluster(t, 1)
+	addr := c.Leader(t).APIAddr()
+	ca := filepath.Join(c.TLSDir(), "ca.pem")
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+
+	r := failCLI(t, "TLS to the v9 node", "--addr", "https://"+addr, "cluster", "status")
+	if !strings.Contains(r.stderr, "--ca") {
+		t.Fatalf("no hint about --ca:\n%s", r)
+	}
+	mustCLI(t, "--addr", "https://"+addr, "--ca", ca, "cluster", "status")
+	mustCLI(t, "--addr", addr, "--ca", ca, "cluster", "status") // --ca without a scheme means https
+	t.Setenv("V9_CA", ca)
+	mustCLI(t, "--addr", "https://"+addr, "cluster", "status")
+	t.Setenv("V9_CA", "")
+	b, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeCAFile(b); err != nil { // as v9 dev does
+		t.Fatal(err)
+	}
+	mustCLI(t, "--addr", "https://"+addr, "cluster", "status")
+	mustCLI(t, "--addr", addr, "cluster", "status") // and plain HTTP still works
+
+	out := mustCLI(t, "--addr", "https://"+addr, "token", "create", "--join")
+	if !strings.Contains(out.stdout, "v9j_") || !strings.Contains(out.stdout, "--join-token") {
+		t.Fatalf("token create --join printed:\n%s", out)
+	}
+}

@@ -123,6 +123,7 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 	f.StringVar(&joinToken, "join-token", "", "one-time join token (v9 token create --join; default $V9_JOIN_TOKEN): get this node's certificate from the --join node into --tls-dir")
 	f.BoolVar(&cfg.InsecureNoTLS, "insecure-no-tls", false, "run without TLS between nodes: anyone reaching the API or Raft port can act as a node (throwaway clusters only)")
 	f.StringVar(&cfg.Build.CacheDir, "build-cache", "", "GOCACHE for builds (default: the go command's own)")
+	registerDoorFlags(f, &cfg.Doors, &cfg.Requests)
 	_ = cmd.MarkFlagRequired("data-dir")
 	return cmd
 }

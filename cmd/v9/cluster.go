@@ -35,11 +35,8 @@ func newClusterStatusCmd(a *app) *cobra.Command {
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := a.client().Cluster.Status(cmd.Context(), connect.NewRequest(&clusterv1.StatusRequest{}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			return printStatus(cmd.OutOrStdout(), res.Msg)
 		},
@@ -84,11 +81,8 @@ func newClusterMembersCmd(a *app) *cobra.Command {
 		Args:    exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := a.client().Cluster.Status(cmd.Context(), connect.NewRequest(&clusterv1.StatusRequest{}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "ID\tROLE\tLEADER\tRAFT ADDR\tAPI ADDR\tSTATUS")

@@ -121,11 +121,8 @@ func newComponentGetCmd(a *app) *cobra.Command {
 				Name: args[0],
 				Read: readOptions(consistent),
 			}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			return printComponent(cmd.OutOrStdout(), res.Msg.GetComponent(), time.Now())
 		},

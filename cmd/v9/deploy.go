@@ -356,11 +356,8 @@ func newDeploymentsLogsCmd(a *app) *cobra.Command {
 		Args:  exactArgs("DEPLOYMENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := a.client().Deploy.BuildLog(cmd.Context(), connect.NewRequest(&deployv1.BuildLogRequest{DeploymentId: args[0]}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			w := cmd.OutOrStdout()
 			d := res.Msg.GetDeployment()

@@ -22,7 +22,9 @@ import (
 
 	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/ghub"
+	"github.com/velocity9/v9/internal/bounds"
 	"github.com/velocity9/v9/node"
+	"github.com/velocity9/v9/proxy"
 	"github.com/velocity9/v9/rpc/client"
 	aclv1 "github.com/velocity9/v9/rpc/gen/v9/acl/v1"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
@@ -38,6 +40,10 @@ type devLayout struct {
 	APIPort   int `json:"api_port"`
 	ProxyPort int `json:"proxy_port"`
 	RaftPort  int `json:"raft_port"`
+
+	// The nodes' doors (flags, not recorded: they may change between starts).
+	Doors    bounds.Doors `json:"-"`
+	Requests proxy.Bounds `json:"-"`
 }
 
 const devLayoutFile = "v9-dev.json"
@@ -111,6 +117,7 @@ On a new data dir, v9 dev also deploys the example component "hello"
 	f.StringVar(&ctrd, "containerd-socket", defaultContainerdSocket, "containerd the nodes run container components with; empty or unreachable: wasm only")
 	f.StringVar(&gh.TokenFile, "github-token-file", "", "file holding a GitHub token for push-to-deploy (default $V9_GITHUB_TOKEN); GitHub cannot reach a local cluster, so link repositories with --poll")
 	f.StringVar(&gh.APIURL, "github-api-url", "", "GitHub REST API base URL (GitHub Enterprise)")
+	registerDoorFlags(f, &l.Doors, &l.Requests)
 	return cmd
 }
 
@@ -264,6 +271,8 @@ func runDev(cmd *cobra.Command, a *app, o devOptions) error {
 			GitHub:           o.gh,
 			ReaperCommand:    reaperCommand,
 			Logger:           a.logger, // the node adds node=<id> itself
+			Doors:            l.Doors,
+			Requests:         l.Requests,
 		}
 		if cfg.TLS, err = auth.LoadNodeTLS(auth.TLSDirFiles(tlsDir, id)); err != nil {
 			return errors.Join(fmt.Errorf("load %s's certificate: %w", id, err), shutdownAll(ctx, nodes))
@@ -290,6 +299,9 @@ func runDev(cmd *cobra.Command, a *app, o devOptions) error {
 	}
 
 	leader, tokenPath, err := waitDevLeader(sigCtx, nodes, secret)
+	if err == nil {
+		err = devCA(tlsDir)
+	}
 	if err != nil {
 		if sigCtx.Err() != nil && ctx.Err() == nil {
 			err = nil // interrupted while starting: just stop
@@ -298,18 +310,10 @@ func runDev(cmd *cobra.Command, a *app, o devOptions) error {
 	}
 
 	exampleURL := ""
-	if !saved && o.example {
-		if err := deployDevExample(sigCtx, cmd, a, progress, nodes[0].APIAddr(), secret); err != nil {
-			if sigCtx.Err() != nil {
-				return shutdownAll(ctx, nodes)
-			}
-			msg, hint := describeError(err, nodes[0].APIAddr())
-			fmt.Fprintf(progress, "v9 dev: the example was not deployed: %s\n", msg)
-			if hint != "" {
-				fmt.Fprintf(progress, "hint: %s\n", hint)
-			}
-		} else {
-			exampleURL = fmt.Sprintf("http://%s/%s/", nodes[0].ProxyAddr(), devExampleName)
+	if o.example {
+		exampleURL = devExample(sigCtx, cmd, a, progress, nodes[0], secret, !saved)
+		if sigCtx.Err() != nil {
+			return shutdownAll(ctx, nodes)
 		}
 	}
 
@@ -324,6 +328,7 @@ func runDev(cmd *cobra.Command, a *app, o devOptions) error {
 	}
 	fmt.Fprintf(out, `
 An admin token is in %s (and %s), where the CLI finds it.
+The CLI also reaches the API over TLS (https://%s), with the CA kept beside the token.
 Use it from another terminal:
   export V9_ADDR=%s
   v9 cluster status
@@ -332,9 +337,9 @@ Any node answers; writes go through the leader. Ctrl-C stops the cluster, and
 'v9 dev --data-dir %s' brings it back with its state, on the same ports.
 
 Console: http://%s/
-`, tokenPath, filepath.Join(dataDir, devTokenFile), nodes[0].APIAddr(), dataDir, nodes[0].APIAddr())
+`, tokenPath, filepath.Join(dataDir, devTokenFile), nodes[0].APIAddr(), nodes[0].APIAddr(), dataDir, nodes[0].APIAddr())
 	if exampleURL != "" {
-		// Last, so that the first `make run` ends on a link that answers.
+		// Last, so that `make run` ends on a link that answers.
 		fmt.Fprintf(out, "The example %q is served at (any node's proxy answers):\n%s\n", devExampleName, exampleURL)
 	}
 
@@ -390,15 +395,38 @@ func devSecret(dir string) (string, error) {
 // devLogin bootstraps the dev cluster's ACL with its secret on first start (later starts
 // find it done) and keeps the secret where the CLI looks, as `v9 login` would.
 func devLogin(ctx context.Context, addr, secret string) (string, error) {
-	cli := client.New(addr, client.WithToken(secret))
-	_, err := cli.ACL.Bootstrap(ctx, connect.NewRequest(&aclv1.BootstrapRequest{Secret: secret}))
+	// Bootstrap carries no credentials: a follower forwards it to the leader, which would
+	// refuse a token it does not know yet.
+	_, err := client.New(addr).ACL.Bootstrap(ctx, connect.NewRequest(&aclv1.BootstrapRequest{Secret: secret}))
 	if err != nil && connect.CodeOf(err) != connect.CodeFailedPrecondition {
 		return "", fmt.Errorf("bootstrap the ACL: %w", err)
 	}
-	if _, err := cli.ACL.WhoAmI(ctx, connect.NewRequest(&aclv1.WhoAmIRequest{})); err != nil {
-		return "", fmt.Errorf("the dev token was refused (was %s replaced?): %w", devTokenFile, err)
+	// The node may answer before it has applied the bootstrap (reads are local): ask again
+	// until it knows the token or ctx ends.
+	cli := client.New(addr, client.WithToken(secret))
+	for {
+		_, err := cli.ACL.WhoAmI(ctx, connect.NewRequest(&aclv1.WhoAmIRequest{}))
+		if err == nil {
+			break
+		}
+		if connect.CodeOf(err) != connect.CodeUnauthenticated || ctx.Err() != nil {
+			return "", fmt.Errorf("the dev token was refused (was %s replaced?): %w", devTokenFile, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	return writeTokenFile(secret)
+}
+
+// devCA keeps the dev CA certificate where the CLI finds it for https:// addresses.
+func devCA(tlsDir string) error {
+	b, err := os.ReadFile(filepath.Join(tlsDir, auth.CACertFile))
+	if err != nil {
+		return err
+	}
+	return writeCAFile(b)
 }
 
 // waitDevLeader waits until every node knows a leader, bootstraps the ACL (devLogin), and

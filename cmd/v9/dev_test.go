@@ -70,6 +70,9 @@ func TestDevBinary(t *testing.T) {
 	if want := fmt.Sprintf("127.0.0.1:%d", firsts[0]); nodes["n1"] != want {
 		t.Fatalf("restart without port flags: n1 API %q, want the recorded %q", nodes["n1"], want)
 	}
+	if again := dev.waitExampleURL(t, time.Minute); again != url {
+		t.Fatalf("after restart, example URL %q, want %q", again, url)
+	}
 	out := runBin(t, bin, "--addr", nodes["n3"], "--json", "component", "get", "greeter", "--consistent")
 	var res componentv1.GetResponse
 	if err := protojson.Unmarshal([]byte(out), &res); err != nil {

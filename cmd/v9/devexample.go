@@ -13,11 +13,14 @@ import (
 	"strings"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/examples"
+	"github.com/velocity9/v9/node"
 	"github.com/velocity9/v9/rpc/client"
+	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
 )
 
@@ -27,6 +30,31 @@ const devExampleName = "hello"
 // devExampleTimeout bounds the example's compile and rollout: the first compile builds Go's
 // runtime for wasm, which takes a minute on a slow machine.
 const devExampleTimeout = 5 * time.Minute
+
+// devExample deploys the example on a new cluster (isNew), or finds it on a restarted one,
+// and returns its URL on n's proxy: "" when it is not there. Failures are reported on
+// progress; the cluster runs on without the example.
+func devExample(ctx context.Context, cmd *cobra.Command, a *app, progress io.Writer, n *node.Node, secret string, isNew bool) string {
+	url := fmt.Sprintf("http://%s/%s/", n.ProxyAddr(), devExampleName)
+	if !isNew {
+		c := client.New(n.APIAddr(), client.WithToken(secret))
+		if _, err := c.Components.Get(ctx, connect.NewRequest(&componentv1.GetRequest{Name: devExampleName})); err != nil {
+			return ""
+		}
+		return url
+	}
+	if err := deployDevExample(ctx, cmd, a, progress, n.APIAddr(), secret); err != nil {
+		if ctx.Err() == nil {
+			msg, hint := describeError(err, n.APIAddr())
+			fmt.Fprintf(progress, "v9 dev: the example was not deployed: %s\n", msg)
+			if hint != "" {
+				fmt.Fprintf(progress, "hint: %s\n", hint)
+			}
+		}
+		return ""
+	}
+	return url
+}
 
 // deployDevExample builds the embedded examples/hello-wasm with the go command and deploys it
 // through the API at addr, as `v9 deploy` would. Progress goes to progress; the "serving:"

@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"connectrpc.com/connect"
+
+	"github.com/velocity9/v9/deploy"
 )
 
 // Exit codes of the CLI, one per class of error, so that scripts can tell "not found" from
@@ -54,6 +56,9 @@ func classify(err error) exitClass {
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		return exitClass{"usage", exitUsage}
+	}
+	if errors.Is(err, deploy.ErrBadManifest) { // checked here before any call
+		return exitClasses[connect.CodeInvalidArgument]
 	}
 	var ce *connect.Error
 	if errors.As(err, &ce) {

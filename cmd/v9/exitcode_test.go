@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,6 +23,11 @@ func TestCLIJSONErrors(t *testing.T) {
 	var viewer aclv1.CreateTokenResponse
 	decode(t, mustCLI(t, "--addr", addr, "--json", "token", "create", "--name", "ro", "--role", "viewer"), &viewer)
 
+	badManifest := t.TempDir()
+	if err := os.WriteFile(filepath.Join(badManifest, "v9.toml"), []byte("name = \"x\"\nruntime = \"wasm\"\nbogus = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	cases := []struct {
 		name string
 		args []string
@@ -32,6 +38,7 @@ func TestCLIJSONErrors(t *testing.T) {
 		{"unknown flag", []string{"component", "list", "--bogus"}, "usage", exitUsage},
 		{"not found", []string{"component", "get", "nosuch"}, "not_found", exitNotFound},
 		{"invalid", []string{"component", "create", "Bad_Name", "--runtime", "wasm"}, "invalid_argument", exitInvalidArgument},
+		{"bad manifest", []string{"deploy", badManifest}, "invalid_argument", exitInvalidArgument},
 		{"unauthenticated", []string{"--token", "v9s_wrong", "component", "list"}, "unauthenticated", exitUnauthenticated},
 		{"permission", []string{"--token", viewer.GetSecret(), "component", "create", "x", "--runtime", "wasm"}, "permission_denied", exitPermission},
 		{"exists", []string{"acl", "bootstrap"}, "failed_precondition", exitPrecondition},

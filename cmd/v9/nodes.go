@@ -31,11 +31,8 @@ func newNodesListCmd(a *app) *cobra.Command {
 		Args:    exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := a.client().Cluster.Nodes(cmd.Context(), connect.NewRequest(&clusterv1.NodesRequest{}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			now := time.Now()
 			tw := newTable(cmd.OutOrStdout())

@@ -128,11 +128,8 @@ empty buckets included.`,
 				Component: args[0],
 				Minutes:   uint32(minutes),
 			}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			return printStats(cmd.OutOrStdout(), res.Msg, minutes, time.Now())
 		},

@@ -35,7 +35,7 @@ the cluster keeps its own members, and the scheduler places every component afre
 		RunE: groupRun,
 	}
 	snap.AddCommand(newSnapshotSaveCmd(a), newSnapshotRestoreCmd(a))
-	cmd.AddCommand(snap)
+	cmd.AddCommand(snap, newKeyringCmd(a))
 	return cmd
 }
 

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -19,6 +21,18 @@ import (
 // out), followed by a newline.
 func printJSON(w io.Writer, m proto.Message) error {
 	return printJSONWith(w, m, false)
+}
+
+// printed ends a command on an RPC's error, or with --json by printing its answer; else
+// (done false) the command goes on to print the answer as text.
+func (a *app) printed(cmd *cobra.Command, res connect.AnyResponse, err error) (done bool, _ error) {
+	if err != nil {
+		return true, err
+	}
+	if a.json {
+		return true, printJSON(cmd.OutOrStdout(), res.Any().(proto.Message))
+	}
+	return false, nil
 }
 
 func printJSONWith(w io.Writer, m proto.Message, emitUnpopulated bool) error {
@@ -86,6 +100,7 @@ func printComponent(w io.Writer, c *statev1.Component, now time.Time) error {
 	row("Exclusive", fmt.Sprintf("%t", s.GetExclusive()))
 	row("Concurrency", zeroDefault(s.GetConcurrency())+from(u.Concurrency != nil))
 	row("Memory", formatMemory(s.GetMemoryBytes())+from(u.MemoryBytes != nil))
+	row("Body", formatMemory(s.GetBodyBytes()))
 	timeout := "default"
 	if ms := s.GetTimeoutMs(); ms > 0 {
 		timeout = (time.Duration(ms) * time.Millisecond).String()
@@ -97,6 +112,12 @@ func printComponent(w io.Writer, c *statev1.Component, now time.Time) error {
 		}
 		if wasm.GetBuild() != "" {
 			row("Wasm build", wasm.GetBuild())
+		}
+		if wasm.GetAbi() != "" {
+			row("Wasm ABI", wasm.GetAbi())
+		}
+		if wasm.GetReuse() != 0 {
+			row("Wasm reuse", strconv.FormatUint(uint64(wasm.GetReuse()), 10))
 		}
 	}
 	if ctr := s.GetContainer(); ctr != nil {
@@ -136,12 +157,6 @@ func printComponent(w io.Writer, c *statev1.Component, now time.Time) error {
 }
 
 func runtimeName(r statev1.Runtime) string {
-	switch r {
-	case statev1.Runtime_RUNTIME_WASM:
-		return "wasm"
-	case statev1.Runtime_RUNTIME_CONTAINER:
-		return "container"
-	}
 	return enumWord(r.String(), "RUNTIME_")
 }
 

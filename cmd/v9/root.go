@@ -28,6 +28,7 @@ const defaultAddr = "127.0.0.1:7900"
 type app struct {
 	addr     string
 	token    string // --token; V9_TOKEN and the login file are read when a client is made
+	caFile   string // --ca; V9_CA and the file `v9 dev` writes are read when a client is made
 	json     bool
 	logLevel string
 	logJSON  bool
@@ -91,6 +92,7 @@ replicate their control state with Raft.
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.addr, "addr", addr, "API address (host:port or URL) of any v9 node; env V9_ADDR")
+	pf.StringVar(&a.caFile, "ca", "", "the cluster's CA certificate, to reach the API over TLS (https://ADDR, or ADDR with --ca); default $V9_CA, else the one `v9 dev` wrote")
 	pf.StringVar(&a.token, "token", "", "API token (default $V9_TOKEN, else the file `v9 login` writes)")
 	pf.BoolVar(&a.json, "json", false, "print results as JSON (protojson) for scripts")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -184,7 +186,20 @@ func (a *app) setupLogging(w io.Writer) error {
 // client returns an API client of the node at --addr that sends the caller's token and
 // logs each call at debug level.
 func (a *app) client() *client.Client {
-	return client.New(a.addr, client.WithToken(a.secret()), client.WithConnectOptions(connect.WithInterceptors(logCalls(a.logger))))
+	opts := []client.Option{client.WithToken(a.secret()), client.WithConnectOptions(connect.WithInterceptors(logCalls(a.logger)))}
+	addr := a.addr
+	if ca, explicit := a.caPEM(); ca != nil {
+		o, err := client.WithCA(ca)
+		if err != nil {
+			a.logger.Warn("the CA file is not usable", "err", err)
+		} else {
+			opts = append(opts, o)
+		}
+		if explicit && !strings.Contains(addr, "://") {
+			addr = "https://" + addr // a CA given for this call means TLS
+		}
+	}
+	return client.New(addr, opts...)
 }
 
 // logCalls logs each unary call, and the opening of each stream, at debug level.
@@ -275,6 +290,10 @@ func describeError(err error, addr string) (msg, hint string) {
 	msg = ce.Message()
 	if !connect.IsWireError(ce) {
 		cause := transportCause(ce)
+		if strings.Contains(cause, "x509:") || strings.Contains(cause, "tls:") {
+			return fmt.Sprintf("TLS to the v9 node at %s failed: %s", addr, cause),
+				"give the cluster's CA certificate with --ca FILE (or V9_CA), and dial an address the node's certificate names (v9 tls cert create --ip/--dns)"
+		}
 		switch code {
 		case connect.CodeUnavailable:
 			return fmt.Sprintf("cannot reach a v9 node at %s: %s", addr, cause),

@@ -60,11 +60,8 @@ func newSecretCmd(a *app) *cobra.Command {
 		Args:  exactArgs("COMPONENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := a.client().Secrets.List(cmd.Context(), connect.NewRequest(&secretv1.ListRequest{Component: args[0]}))
-			if err != nil {
+			if done, err := a.printed(cmd, res, err); done {
 				return err
-			}
-			if a.json {
-				return printJSON(cmd.OutOrStdout(), res.Msg)
 			}
 			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "NAME\tUPDATED")

@@ -17,11 +17,14 @@ type specFlags struct {
 	exclusive   bool
 	concurrency uint32
 	memory      string
+	body        string
 	timeout     string
 	env         []string
 	unsetEnv    []string
 	wasmModule  string
 	wasmBuild   string
+	wasmABI     string
+	wasmReuse   uint32
 	image       string
 	command     []string
 }
@@ -32,11 +35,14 @@ func (f *specFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.exclusive, "exclusive", false, "never run two instances at once, even under partitions (needs --max 1)")
 	fs.Uint32Var(&f.concurrency, "concurrency", 0, "in-flight requests per instance before the proxy prefers another (0: node default)")
 	fs.StringVar(&f.memory, "memory", "", "memory limit per instance: bytes or with Ki, Mi, Gi, Ti (e.g. 128Mi; 16Mi..64Gi; 0: node default)")
+	fs.StringVar(&f.body, "body", "", "largest request body: bytes or with Ki, Mi, Gi (e.g. 10Mi; at most 1Gi; 0: default 10Mi); more is answered 413")
 	fs.StringVar(&f.timeout, "timeout", "", "wall-clock limit per request, e.g. 30s or 1m30s (at most 15m; 0: node default)")
 	fs.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE (repeatable)")
 	fs.StringArrayVar(&f.unsetEnv, "unset-env", nil, "remove environment variable KEY (repeatable)")
 	fs.StringVar(&f.wasmModule, "wasm-module", "", "wasm: path of the prebuilt module inside the artifact")
 	fs.StringVar(&f.wasmBuild, "wasm-build", "", `wasm: build the module from source ("go")`)
+	fs.StringVar(&f.wasmABI, "wasm-abi", "", `wasm: "http" for warm instances of a reactor built with the v9 guest package ("" : WAGI, a fresh instance per request)`)
+	fs.Uint32Var(&f.wasmReuse, "wasm-reuse", 0, `wasm: with --wasm-abi http, requests a warm instance serves before it is replaced (0: node default; 1: fresh per request)`)
 	fs.StringVar(&f.image, "image", "", "container: OCI image reference")
 	fs.StringArrayVar(&f.command, "command", nil, "container: command, one argument per flag (--command python --command /app/main.py)")
 }
@@ -47,8 +53,8 @@ func (f *specFlags) apply(fs *pflag.FlagSet, rt statev1.Runtime, spec *statev1.C
 	if rt == statev1.Runtime_RUNTIME_WASM && (changed("image") || changed("command")) {
 		return usageError{fmt.Errorf("--image and --command are for container components, this one runs wasm")}
 	}
-	if rt == statev1.Runtime_RUNTIME_CONTAINER && (changed("wasm-module") || changed("wasm-build")) {
-		return usageError{fmt.Errorf("--wasm-module and --wasm-build are for wasm components, this one runs in a container")}
+	if rt == statev1.Runtime_RUNTIME_CONTAINER && (changed("wasm-module") || changed("wasm-build") || changed("wasm-abi") || changed("wasm-reuse")) {
+		return usageError{fmt.Errorf("--wasm-module, --wasm-build, --wasm-abi and --wasm-reuse are for wasm components, this one runs in a container")}
 	}
 	if changed("min") {
 		spec.ScaleMin = f.min
@@ -68,6 +74,13 @@ func (f *specFlags) apply(fs *pflag.FlagSet, rt statev1.Runtime, spec *statev1.C
 			return usageError{fmt.Errorf("--memory: %w", err)}
 		}
 		spec.MemoryBytes = b
+	}
+	if changed("body") {
+		b, err := v9spec.ParseMemory(f.body)
+		if err != nil {
+			return usageError{fmt.Errorf("--body: %w", err)}
+		}
+		spec.BodyBytes = b
 	}
 	if changed("timeout") {
 		ms, err := v9spec.ParseTimeout(f.timeout)
@@ -93,7 +106,7 @@ func (f *specFlags) apply(fs *pflag.FlagSet, rt statev1.Runtime, spec *statev1.C
 		}
 		spec.Env = env
 	}
-	if changed("wasm-module") || changed("wasm-build") {
+	if changed("wasm-module") || changed("wasm-build") || changed("wasm-abi") || changed("wasm-reuse") {
 		if spec.Wasm == nil {
 			spec.Wasm = &statev1.WasmSpec{}
 		}
@@ -102,6 +115,12 @@ func (f *specFlags) apply(fs *pflag.FlagSet, rt statev1.Runtime, spec *statev1.C
 		}
 		if changed("wasm-build") {
 			spec.Wasm.Build = f.wasmBuild
+		}
+		if changed("wasm-abi") {
+			spec.Wasm.Abi = f.wasmABI
+		}
+		if changed("wasm-reuse") {
+			spec.Wasm.Reuse = f.wasmReuse
 		}
 	}
 	if changed("image") || changed("command") {

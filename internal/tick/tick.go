@@ -24,3 +24,15 @@ func Every(ctx context.Context, d time.Duration, f func()) {
 		}
 	}
 }
+
+// Sleep waits d, or less if ctx ends first; it reports whether ctx is still live.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -14,7 +14,9 @@ package client
 
 import (
 	"context"
-	"github.com/velocity9/v9/auth"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -22,6 +24,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/velocity9/v9/auth"
 	"github.com/velocity9/v9/rpc/gen/v9/acl/v1/aclv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
@@ -47,6 +50,8 @@ type Client struct {
 	Secrets    secretv1connect.SecretServiceClient
 
 	baseURL string
+	hc      *http.Client
+	token   string
 }
 
 // Option changes how New builds a Client.
@@ -54,6 +59,7 @@ type Option func(*options)
 
 type options struct {
 	httpClient  *http.Client
+	roots       *x509.CertPool
 	timeout     time.Duration
 	token       string
 	connectOpts []connect.ClientOption
@@ -62,6 +68,17 @@ type options struct {
 // WithToken sends secret as "Authorization: Bearer <secret>" with every call.
 func WithToken(secret string) Option {
 	return func(o *options) { o.token = secret }
+}
+
+// WithCA trusts the CA certificates in caPEM (the cluster CA, which signs every node's
+// certificate) for https:// addresses, instead of the system's roots. It fails if caPEM
+// holds no certificate.
+func WithCA(caPEM []byte) (Option, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the CA file holds no PEM certificate")
+	}
+	return func(o *options) { o.roots = pool }, nil
 }
 
 // WithHTTPClient makes the client use hc as it is, for unary calls and streams alike. An
@@ -82,6 +99,11 @@ func WithConnectOptions(opts ...connect.ClientOption) Option {
 	return func(o *options) { o.connectOpts = append(o.connectOpts, opts...) }
 }
 
+// MaxResponseBytes bounds one RPC message a client (the CLI, another node) reads: a node's
+// answers are larger than its requests (a component list, a log tail, a status), but a
+// confused or hostile server still cannot make its client buffer without end.
+const MaxResponseBytes = 64 << 20
+
 // New returns a client of the node at addr, either "host:port" (plain http is assumed) or a
 // URL such as "http://10.0.0.5:7900" or "https://v9.example.com".
 func New(addr string, opts ...Option) *Client {
@@ -91,10 +113,10 @@ func New(addr string, opts ...Option) *Client {
 	}
 	hc := o.httpClient
 	if hc == nil {
-		hc = newHTTPClient()
+		hc = newHTTPClient(o.roots)
 	}
 	base := BaseURL(addr)
-	copts := append([]connect.ClientOption{connect.WithInterceptors(unaryTimeout(o.timeout))}, o.connectOpts...)
+	copts := append([]connect.ClientOption{connect.WithInterceptors(unaryTimeout(o.timeout)), connect.WithReadMaxBytes(MaxResponseBytes)}, o.connectOpts...)
 	if o.token != "" {
 		copts = append(copts, connect.WithInterceptors(auth.Bearer(o.token)))
 	}
@@ -107,6 +129,8 @@ func New(addr string, opts ...Option) *Client {
 		Stats:      statsv1connect.NewStatsServiceClient(hc, base, copts...),
 		Secrets:    secretv1connect.NewSecretServiceClient(hc, base, copts...),
 		baseURL:    base,
+		hc:         hc,
+		token:      o.token,
 	}
 }
 
@@ -127,6 +151,19 @@ func unaryTimeout(d time.Duration) connect.UnaryInterceptorFunc {
 	}
 }
 
+// Do sends a plain HTTP request for path (the node's non-Connect endpoints, such as the
+// keyring's administration) with the client's token and TLS settings.
+func (c *Client) Do(ctx context.Context, method, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return c.hc.Do(req)
+}
+
 // BaseURL is the URL the client sends requests to.
 func (c *Client) BaseURL() string { return c.baseURL }
 
@@ -142,8 +179,12 @@ func BaseURL(addr string) string {
 
 // newHTTPClient has no overall Timeout, which would cut long streams: unary calls get a
 // context deadline from unaryTimeout instead, and connecting is bounded by the dialer.
-func newHTTPClient() *http.Client {
+func newHTTPClient(roots *x509.CertPool) *http.Client {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	var tc *tls.Config
+	if roots != nil {
+		tc = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
@@ -153,6 +194,7 @@ func newHTTPClient() *http.Client {
 			MaxIdleConnsPerHost:   8,
 			IdleConnTimeout:       90 * time.Second,
 			ForceAttemptHTTP2:     true,
+			TLSClientConfig:       tc,
 		},
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -98,7 +100,32 @@ func (s *Components) List(ctx context.Context, req *connect.Request[componentv1.
 		return nil, err
 	}
 	idx, comps, statuses := componentStatuses(s.B.Store(), "", false)
-	return connect.NewResponse(&componentv1.ListResponse{Components: comps, Index: idx, Statuses: statuses}), nil
+	comps, total := pageComponents(comps, req.Msg.Filter, req.Msg.Offset, req.Msg.Limit)
+	if uint32(len(comps)) != total || req.Msg.Offset > 0 {
+		shown := make(map[string]*componentv1.ComponentStatus, len(comps))
+		for _, c := range comps {
+			shown[c.Name] = statuses[c.Name]
+		}
+		statuses = shown
+	}
+	return connect.NewResponse(&componentv1.ListResponse{Components: comps, Index: idx, Statuses: statuses, Total: total}), nil
+}
+
+// pageComponents sorts comps by name, keeps those whose name or repository contains filter
+// (case-insensitive), and returns limit of them (0: all) from offset, with how many matched.
+func pageComponents(comps []*statev1.Component, filter string, offset, limit uint32) ([]*statev1.Component, uint32) {
+	slices.SortFunc(comps, func(a, b *statev1.Component) int { return strings.Compare(a.Name, b.Name) })
+	if f := strings.ToLower(strings.TrimSpace(filter)); f != "" {
+		comps = slices.DeleteFunc(comps, func(c *statev1.Component) bool {
+			return !strings.Contains(c.Name, f) && !strings.Contains(strings.ToLower(c.GetSource().GetGithubRepo()), f)
+		})
+	}
+	total := uint32(len(comps))
+	comps = comps[min(offset, total):]
+	if limit > 0 && uint32(len(comps)) > limit {
+		comps = comps[:limit]
+	}
+	return comps, total
 }
 
 func (s *Components) Create(ctx context.Context, req *connect.Request[componentv1.CreateRequest]) (*connect.Response[componentv1.CreateResponse], error) {

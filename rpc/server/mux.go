@@ -32,7 +32,8 @@ type Backend interface {
 	UserGitHub() githubv1connect.GitHubServiceHandler
 }
 
-// MaxMessageBytes bounds one RPC message.
+// MaxMessageBytes bounds one RPC message a node reads (an upload chunk is 256 KiB). A
+// larger one is refused before it is buffered.
 const MaxMessageBytes = 4 << 20
 
 // NewMux mounts every service, gRPC health, gRPC reflection and the web console (at /) on one
@@ -49,7 +50,7 @@ func NewMux(b Backend, authz *auth.Authorizer) *http.ServeMux {
 	mux.Handle(componentv1connect.NewComponentServiceHandler(&Components{B: b}, opts...))
 	mux.Handle(clusterv1connect.NewClusterServiceHandler(&Cluster{B: b}, opts...))
 	mux.Handle(clusterv1connect.NewInternalServiceHandler(&Internal{B: b}, opts...))
-	mux.Handle(deployv1connect.NewDeployServiceHandler(&Deploy{B: b}, guard, connect.WithCompressMinBytes(8<<10)))
+	mux.Handle(deployv1connect.NewDeployServiceHandler(&Deploy{B: b}, opts...))
 	mux.Handle(aclv1connect.NewACLServiceHandler(&ACL{B: b}, opts...))
 	mux.Handle(deployv1connect.NewArtifactServiceHandler(&Artifacts{B: b}, opts...))
 	mux.Handle(logsv1connect.NewLogServiceHandler(&Logs{B: b}, opts...))

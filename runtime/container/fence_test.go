@@ -200,3 +200,60 @@ func TestLeakedNamespacesCollected(t *testing.T) {
 	}
 	e2.net.waitRefill()
 }
+
+// TestNetworkFenceMembers: the node ports of cluster members on other machines — stood in
+// for by listeners in a network namespace of the test's own, reached over a veth pair —
+// are fenced as the member list says: a port of a member cannot be reached from a
+// container, another port on the same address can, and once the member is gone from the
+// list its port is reachable again.
+func TestNetworkFenceMembers(t *testing.T) {
+	e := newExecutor(t, "node-members")
+	a := startInstance(t, e, testSpec(t, "p-members", nil))
+	srvURL := outsideServer(t) // http://198.18.7.2:PORT/: the member's API
+	u, err := url.Parse(srvURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	member := netip.MustParseAddrPort(u.Host)
+	name := fmt.Sprintf("v9t-out-%d", os.Getpid()%1000000)
+	var other net.Listener // a port of the same machine that is no node port
+	if err := netns.LoadNetNS("/var/run/netns/" + name).Do(func(ns.NetNS) error {
+		other, err = net.Listen("tcp4", "198.18.7.2:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	go func() {
+		for {
+			c, err := other.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("other\n"))
+			c.Close()
+		}
+	}()
+	dial := func(addr string) int {
+		code, _ := get(a, "/dial?addr="+url.QueryEscape(addr))
+		return code
+	}
+	if code := dial(member.String()); code != http.StatusOK {
+		t.Fatalf("control: before the fence the member port answers %d", code)
+	}
+	if err := e.FenceMembers([]netip.AddrPort{member, netip.MustParseAddrPort("10.0.0.9:7900")}); err != nil {
+		t.Fatal(err)
+	}
+	if code := dial(member.String()); code != http.StatusBadGateway {
+		t.Errorf("a member's node port reached from a container: %d", code)
+	}
+	if code := dial(other.Addr().String()); code != http.StatusOK {
+		t.Errorf("another port of the member's machine: %d, want reachable", code)
+	}
+	if err := e.FenceMembers(nil); err != nil { // the member left the cluster
+		t.Fatal(err)
+	}
+	if code := dial(member.String()); code != http.StatusOK {
+		t.Errorf("after the member left, its port answers %d", code)
+	}
+}

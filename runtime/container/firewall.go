@@ -3,8 +3,11 @@ package container
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -23,7 +26,11 @@ import (
 //	                    a connection to a container, and no container to another: with
 //	                    br_netfilter, bridged traffic passes here as -i BR -o BR);
 //	                    -i BR to 169.254.0.0/16 (cloud metadata) and to Network.Deny
-//	                    dropped; -i BR to anywhere else accepted (outbound).
+//	                    dropped; -i BR → V9-MBR-BR; -i BR to anywhere else accepted
+//	                    (outbound).
+//	  V9-MBR-BR         the API, Raft and proxy ports of every member of the cluster
+//	                    (FenceMembers, kept in step with the replicated node list)
+//	                    dropped: a container reaches no other machine's node either.
 //	nat POSTROUTING     → V9-NAT-BR: -s S ! -o BR masquerade.
 //	ip6tables           INPUT and FORWARD drop everything from and to BR (containers get
 //	                    no IPv6; the bridge has it turned off too).
@@ -58,6 +65,7 @@ func firewallRules(cfg Network) (jumps, rules []rule) {
 		rules = append(rules, rule{"filter", fwd, []string{"-d", p.Masked().String(), "-i", br, "-j", "DROP"}})
 	}
 	rules = append(rules,
+		rule{"filter", fwd, []string{"-i", br, "-j", membersChain(br)}},
 		rule{"filter", fwd, []string{"-i", br, "-j", "ACCEPT"}},
 		rule{"nat", nat, []string{"-s", cfg.Subnet.String(), "!", "-o", br, "-j", "MASQUERADE"}},
 	)
@@ -92,6 +100,14 @@ func installFirewall(cfg Network) error {
 			order = append(order, k)
 		}
 		chains[k] = append(chains[k], r.spec)
+	}
+	// The members' chain is filled by FenceMembers; a restart keeps what it holds.
+	if ok, err := ipt.ChainExists("filter", membersChain(cfg.Bridge)); err != nil {
+		return fmt.Errorf("iptables: %w", err)
+	} else if !ok {
+		if err := ipt.NewChain("filter", membersChain(cfg.Bridge)); err != nil {
+			return fmt.Errorf("iptables: %w", err)
+		}
 	}
 	for _, k := range order {
 		if err := ensureChain(ipt, k[0], k[1], chains[k]); err != nil {
@@ -143,4 +159,35 @@ func installFirewall6(br string) error {
 		}
 	}
 	return nil
+}
+
+func membersChain(br string) string { return "V9-MBR-" + br }
+
+// fenceMembers makes the members' chain drop exactly the TCP ports addrs (IPv4) from the
+// bridge; it is left alone when it already does.
+func fenceMembers(br string, addrs []netip.AddrPort) error {
+	firewallMu.Lock()
+	defer firewallMu.Unlock()
+	ipt, err := iptables.NewWithProtocol(iptables.ProtocolIPv4)
+	if err != nil {
+		return fmt.Errorf("iptables: %w", err)
+	}
+	seen := map[netip.AddrPort]bool{}
+	var specs [][]string
+	for _, a := range addrs {
+		if !a.Addr().Unmap().Is4() || seen[a] {
+			continue
+		}
+		seen[a] = true
+		specs = append(specs, []string{"-d", a.Addr().Unmap().String() + "/32", "-i", br, "-p", "tcp", "-m", "tcp", "--dport", strconv.Itoa(int(a.Port())), "-j", "DROP"})
+	}
+	sort.Slice(specs, func(i, j int) bool { return strings.Join(specs[i], " ") < strings.Join(specs[j], " ") })
+	return ensureChain(ipt, "filter", membersChain(br), specs)
+}
+
+// FenceMembers keeps the containers off the node ports (API, Raft, proxy) of the cluster's
+// members on other machines: addrs is their full list, from the replicated node list; the
+// previous list is replaced. Names that are not IPv4 addresses are skipped.
+func (e *Executor) FenceMembers(addrs []netip.AddrPort) error {
+	return fenceMembers(e.net.cfg.Bridge, addrs)
 }

@@ -25,7 +25,8 @@
 // The guest's _start runs once per request. It receives:
 //
 //   - args: [module], the module path as named in the manifest (for example "hello.wasm");
-//   - stdin: the request body, at most Config.MaxRequestBytes (more is 413);
+//   - stdin: the request body, at most Spec.MaxBody or else Config.MaxRequestBytes (more is
+//     413), read as it arrives (never reserved ahead from Content-Length);
 //   - environment: the component's env from the manifest, then per request
 //     REQUEST_METHOD, SCRIPT_NAME, PATH_INFO, PATH_TRANSLATED, QUERY_STRING, SERVER_NAME,
 //     SERVER_PORT, SERVER_PROTOCOL, SERVER_SOFTWARE ("v9"), GATEWAY_INTERFACE ("CGI/1.1"),

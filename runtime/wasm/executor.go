@@ -19,6 +19,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/velocity9/v9/internal/loglimit"
 	"github.com/velocity9/v9/runtime"
 )
 
@@ -28,6 +29,8 @@ const (
 	DefaultTimeout          = 30 * time.Second
 	DefaultMaxRequestBytes  = 10 << 20
 	DefaultMaxResponseBytes = 10 << 20
+	DefaultWarmIdle         = 2 * time.Minute
+	DefaultConcurrency      = 50
 )
 
 const (
@@ -56,8 +59,21 @@ type Config struct {
 	MaxRequestBytes int64
 	// MaxResponseBytes bounds what a guest writes to stdout (10 MiB); more is answered 502.
 	MaxResponseBytes int64
+	// WarmIdle is how long a warm instance ("http" ABI) may stay idle before it is closed,
+	// so that an unused component's pool shrinks to zero (2 minutes).
+	WarmIdle time.Duration
+	// DefaultConcurrency sizes a warm pool when the spec names no concurrency (50).
+	DefaultConcurrency int
+	// MaxWarm caps one warm pool whatever the concurrency (2 × GOMAXPROCS): guests compute,
+	// so more instances than cores add memory and garbage collection, not throughput, and
+	// requests past the cap wait for a free instance.
+	MaxWarm int
 	// Logger receives the executor's own events; nil discards them.
 	Logger *slog.Logger
+	// FailLogs limits the node log's lines about failed requests (any client can make a
+	// component fail); nil: one per kind every loglimit.DefaultEvery. The component's own
+	// log gets every failure.
+	FailLogs *loglimit.Limiter
 }
 
 func (c Config) withDefaults() Config {
@@ -73,8 +89,20 @@ func (c Config) withDefaults() Config {
 	if c.MaxResponseBytes <= 0 {
 		c.MaxResponseBytes = DefaultMaxResponseBytes
 	}
+	if c.WarmIdle <= 0 {
+		c.WarmIdle = DefaultWarmIdle
+	}
+	if c.MaxWarm <= 0 {
+		c.MaxWarm = 2 * goruntime.GOMAXPROCS(0)
+	}
+	if c.DefaultConcurrency <= 0 {
+		c.DefaultConcurrency = DefaultConcurrency
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.FailLogs == nil {
+		c.FailLogs = loglimit.New(loglimit.DefaultEvery, nil, nil)
 	}
 	return c
 }
@@ -149,6 +177,9 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	if err != nil {
 		return nil, err
 	}
+	if a := spec.Wasm.ABI; a != "" && a != ABIHTTP {
+		return nil, badArtifact(nil, "wasm ABI %q is not supported (\"\" or %q)", a, ABIHTTP)
+	}
 	for k, v := range spec.Env {
 		if err := checkEnv(k, v); err != nil {
 			return nil, fmt.Errorf("start wasm instance: env %w", err)
@@ -201,6 +232,11 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 		root.Close()
 		return nil, err
 	}
+	if err := checkEntry(m, modPath, spec.Wasm.ABI); err != nil {
+		e.releaseModule(key, m)
+		root.Close()
+		return nil, err
+	}
 	in := newInstance(e, spec, modPath, key, m, root)
 
 	e.mu.Lock()
@@ -216,7 +252,7 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	e.instances[spec.ID] = in
 	e.mu.Unlock()
 	e.log.Info("wasm instance started", "instance", spec.ID, "component", spec.Component,
-		"module", modPath, "memory_bytes", uint64(pages)*pageSize, "timeout", in.timeout)
+		"module", modPath, "memory_bytes", uint64(pages)*pageSize, "timeout", in.timeout, "abi", spec.Wasm.ABI)
 	return in, nil
 }
 
@@ -374,7 +410,7 @@ func (e *Executor) compile(ctx context.Context, rt wazero.Runtime, name string, 
 }
 
 // checkImports rejects modules that need what v9 does not give: host functions other than
-// WASI preview1's, an imported memory, or no _start entry point.
+// WASI preview1's or an imported memory.
 func checkImports(rt wazero.Runtime, cm wazero.CompiledModule, name string) error {
 	wasi := rt.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions()
 	for _, f := range cm.ImportedFunctions() {
@@ -388,8 +424,17 @@ func checkImports(rt wazero.Runtime, cm wazero.CompiledModule, name string) erro
 		mod, field, _ := m.Import()
 		return badArtifact(nil, "module %s imports its memory (%s.%s); it must define its own", name, mod, field)
 	}
-	if cm.ExportedFunctions()["_start"] == nil {
-		return badArtifact(nil, "module %s exports no _start function: it is not a WASI command module", name)
+	return nil
+}
+
+// checkEntry checks that a module has what its ABI calls: _start for WAGI, or the warm
+// exports.
+func checkEntry(m *module, name, abi string) error {
+	if abi == ABIHTTP {
+		return checkWarmExports(m, name)
+	}
+	if m.compiled.ExportedFunctions()["_start"] == nil {
+		return badArtifact(nil, "module %s exports no _start function: it is not a WASI command module (a reactor needs wasm.abi = %q)", name, ABIHTTP)
 	}
 	return nil
 }

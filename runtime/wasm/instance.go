@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -30,6 +31,7 @@ type instance struct {
 	id        string
 	component string
 	timeout   time.Duration
+	maxBody   int64       // request body bound (413 past it)
 	env       [][2]string // the manifest's env, sorted, less what every request overrides
 	httpEnv   [][2]string // the manifest's HTTP_* variables, set unless a request header does
 	logFn     runtime.LogFunc
@@ -40,6 +42,7 @@ type instance struct {
 	root  *os.Root
 	base  wazero.ModuleConfig // everything but the per-request environment and stdio
 	calls sync.Pool           // of *call, each with its module configuration built once
+	warm  *warmPool           // warm instances ("http" ABI); nil for WAGI
 
 	stopCtx  context.Context // cancelled to abort requests in flight
 	abort    context.CancelFunc
@@ -83,11 +86,12 @@ func newInstance(e *Executor, spec runtime.Spec, modPath string, key moduleKey, 
 		WithRandSource(rand.Reader)
 
 	stopCtx, abort := context.WithCancel(context.Background())
-	return &instance{
+	in := &instance{
 		ex:        e,
 		id:        spec.ID,
 		component: spec.Component,
 		timeout:   timeout,
+		maxBody:   cmp.Or(spec.MaxBody, e.cfg.MaxRequestBytes),
 		env:       env,
 		httpEnv:   httpEnv,
 		logFn:     spec.Log,
@@ -100,6 +104,16 @@ func newInstance(e *Executor, spec runtime.Spec, modPath string, key moduleKey, 
 		abort:     abort,
 		done:      make(chan struct{}),
 	}
+	if spec.Wasm.ABI == ABIHTTP {
+		size := spec.Concurrency
+		if size <= 0 {
+			size = e.cfg.DefaultConcurrency
+		}
+		in.warm = newWarmPool(in, min(size, e.cfg.MaxWarm), spec.Wasm.Reuse)
+		in.warm.prewarm() // initialized in the background, ready for the first request
+		go in.warm.reaper(e.cfg.WarmIdle)
+	}
+	return in
 }
 
 // ID implements runtime.Instance.
@@ -151,6 +165,9 @@ func (in *instance) stop(ctx context.Context) {
 		<-idle // cancelled guests unwind promptly (WithCloseOnContextDone)
 	}
 	in.abort()
+	if in.warm != nil {
+		in.warm.close()
+	}
 	in.release()
 }
 
@@ -171,9 +188,13 @@ func (in *instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := in.getCall()
 	defer in.putCall(c)
 
-	if err := c.readBody(r, in.ex.cfg.MaxRequestBytes); err != nil {
+	if err := c.readBody(r, in.maxBody); err != nil {
 		if errors.Is(err, errBodyTooLarge) {
 			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) { // the door's body deadline (internal/bounds)
+			http.Error(w, "request body not received in time", http.StatusRequestTimeout)
 			return
 		}
 		http.Error(w, "cannot read request body", http.StatusBadRequest)
@@ -184,6 +205,10 @@ func (in *instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stopAbort := context.AfterFunc(in.stopCtx, cancel)
 	defer stopAbort()
+	if in.warm != nil {
+		in.serveWarm(w, r, ctx, cancel, c.body)
+		return
+	}
 	c.out.onOverflow = cancel // stop a guest that writes past the limit right away
 
 	ictx, err := in.requestConfig(ctx, c, r)
@@ -265,7 +290,9 @@ func (in *instance) writeCGI(w http.ResponseWriter, out []byte, exitNote string)
 
 // fail answers a short error and says why in the component's log and the node's.
 func (in *instance) fail(w http.ResponseWriter, status int, msg, reason string) {
-	in.log.Warn("wasm request failed", "status", status, "error", msg, "reason", reason)
+	if ok, n := in.ex.cfg.FailLogs.Allow(msg); ok {
+		in.log.Warn("wasm request failed", "status", status, "error", msg, "reason", reason, "suppressed", n)
+	}
 	if in.logFn != nil {
 		lines := strings.Split(strings.TrimRight(reason, "\n"), "\n")
 		if len(lines) > maxReasonLines {
@@ -337,7 +364,9 @@ func (in *instance) putCall(c *call) {
 }
 
 // readBody reads the request body whole (CONTENT_LENGTH must be known before the guest
-// starts), refusing more than limit bytes.
+// starts), refusing more than limit bytes. Memory grows with the bytes that arrive, never
+// with the length the client declares: a request that announces 10 MiB and sends one byte
+// costs one read buffer, not 10 MiB.
 func (c *call) readBody(r *http.Request, limit int64) error {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
@@ -345,27 +374,15 @@ func (c *call) readBody(r *http.Request, limit int64) error {
 	if r.ContentLength > limit {
 		return errBodyTooLarge
 	}
-	if r.ContentLength > 0 && int64(cap(c.body)) <= r.ContentLength {
-		c.body = make([]byte, 0, r.ContentLength+1) // +1: room to read the EOF without growing
+	buf := bytes.NewBuffer(c.body[:0])
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	c.body = buf.Bytes()
+	var mbe *http.MaxBytesError
+	switch {
+	case int64(len(c.body)) > limit, errors.As(err, &mbe):
+		return errBodyTooLarge
+	case err != nil:
+		return err
 	}
-	for {
-		if len(c.body) == cap(c.body) {
-			c.body = append(c.body, 0)[:len(c.body)]
-		}
-		n, err := r.Body.Read(c.body[len(c.body):cap(c.body)])
-		c.body = c.body[:len(c.body)+n]
-		if int64(len(c.body)) > limit {
-			return errBodyTooLarge
-		}
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return errBodyTooLarge
-			}
-			return err
-		}
-	}
+	return nil
 }

@@ -34,6 +34,11 @@ var guestPkgs = map[string]string{
 	"cgi":     "../../examples/wasm-guests/cgi",
 }
 
+// Reactors the tests build (GOOS=wasip1 -buildmode=c-shared) for the "http" ABI.
+var reactorPkgs = map[string]string{
+	"hellohttp": "../../examples/hello-http",
+}
+
 var (
 	guestDir     string            // <guestDir>/<name>.wasm
 	guestDigests map[string]string // name → "sha256:..."
@@ -107,6 +112,16 @@ func buildGuests(dir string) error {
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build guests: %v\n%s", err, out)
+	}
+	for n, pkg := range reactorPkgs {
+		cmd := exec.Command(goTool(), "build", "-trimpath", "-ldflags=-s -w", "-buildmode=c-shared",
+			"-o", filepath.Join(dir, filepath.Base(pkg)), pkg)
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build reactor %s: %v\n%s", n, err, out)
+		}
+		names = append(names, n)
+		guestPkgs[n] = pkg // so that the loop below and precompile find it
 	}
 	guestDigests = make(map[string]string)
 	for _, n := range names {

@@ -314,10 +314,21 @@ try {
   const tc = Date.now();
   let next = 0;
   await Promise.all(
-    Array.from({ length: 24 }, async () => {
+    Array.from({ length: 48 }, async () => {
       while (next < bulk.length) {
         const name = bulk[next++];
-        await call("v9.component.v1.ComponentService", "Create", { name, runtime: "RUNTIME_WASM" });
+        // A write in doubt (leadership lost under load) is tried again; "already exists"
+        // then means the first try was applied.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await call("v9.component.v1.ComponentService", "Create", { name, runtime: "RUNTIME_WASM" });
+            break;
+          } catch (e) {
+            if (/already_exists/.test(String(e))) break;
+            if (attempt >= 10 || !/unavailable|503|504/.test(String(e))) throw e;
+            await new Promise((r) => setTimeout(r, 300));
+          }
+        }
       }
     }),
   );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { areaPath, downsample, figures, linePath, niceMax, points, regroup, totals } from "./series";
+import { areaPath, downsample, figures, linePath, mergeHist, niceMax, percentile, points, regroup, totals } from "./series";
 
 describe("niceMax", () => {
   it("rounds up to 1, 2 or 5 times a power of ten", () => {
@@ -87,16 +87,35 @@ describe("regroup", () => {
     serverErrors: 0,
     avgMs,
     maxMs,
+    hist: requests > 0 ? [requests, 0] : [],
   });
-  it("merges buckets, weighting the mean and keeping the max", () => {
+  it("merges buckets, weighting the mean, keeping the max and adding histograms", () => {
     const got = regroup([f(0, 1, 10, 10), f(10, 3, 2, 5), f(20, 0, 0, 0), f(30, 2, 1, 1)], 2);
     expect(got).toEqual([
-      { start: 0, requests: 4, ok: 4, clientErrors: 0, serverErrors: 0, avgMs: 4, maxMs: 10 },
-      { start: 20, requests: 2, ok: 2, clientErrors: 0, serverErrors: 0, avgMs: 1, maxMs: 1 },
+      { start: 0, requests: 4, ok: 4, clientErrors: 0, serverErrors: 0, avgMs: 4, maxMs: 10, hist: [4, 0] },
+      { start: 20, requests: 2, ok: 2, clientErrors: 0, serverErrors: 0, avgMs: 1, maxMs: 1, hist: [2, 0] },
     ]);
   });
   it("leaves short series alone", () => {
     const s = [f(0, 1, 1, 1)];
     expect(regroup(s, 10)).toBe(s);
+  });
+});
+
+describe("percentile", () => {
+  const bounds = [1, 2, 5, 10];
+  it("interpolates within the bucket the rank falls in", () => {
+    // 50 requests ≤ 1 ms, 50 in (2, 5].
+    const h = [50, 0, 50, 0, 0];
+    expect(percentile(h, bounds, 0.5, 4)).toBe(1);
+    expect(percentile(h, bounds, 0.6, 4)).toBeCloseTo(2.6);
+    expect(percentile(h, bounds, 0.99, 4)).toBe(4); // capped at the max seen
+  });
+  it("uses the max for the overflow bucket and 0 for no requests", () => {
+    expect(percentile([0, 0, 0, 0, 3], bounds, 0.99, 40)).toBeCloseTo(10 + 30 * (2.97 / 3));
+    expect(percentile([], bounds, 0.5, 0)).toBe(0);
+  });
+  it("merges histograms of many nodes or buckets", () => {
+    expect(mergeHist([[1, 2], [3, 4, 5], []])).toEqual([4, 6, 5]);
   });
 });

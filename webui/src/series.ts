@@ -71,6 +71,7 @@ export interface BucketLike {
   status5xx: bigint;
   latencySumMs: number;
   latencyMaxMs: number;
+  latencyHistogram?: bigint[];
 }
 
 /** Figures of one bucket that the graphs draw. */
@@ -82,6 +83,7 @@ export interface BucketFigures {
   serverErrors: number; // 5xx
   avgMs: number; // mean latency, 0 without requests
   maxMs: number;
+  hist: number[]; // requests per latency bucket (SeriesResponse.latencyBoundsMs), [] without
 }
 
 export function figures(b: BucketLike): BucketFigures {
@@ -94,7 +96,40 @@ export function figures(b: BucketLike): BucketFigures {
     serverErrors: Number(b.status5xx),
     avgMs: requests > 0 ? b.latencySumMs / requests : 0,
     maxMs: b.latencyMaxMs,
+    hist: (b.latencyHistogram ?? []).map(Number),
   };
+}
+
+/** Histograms of the same bounds added up ([] for none). */
+export function mergeHist(hs: number[][]): number[] {
+  const out: number[] = [];
+  for (const h of hs) for (let i = 0; i < h.length; i++) out[i] = (out[i] ?? 0) + h[i];
+  return out;
+}
+
+/**
+ * The q-quantile (0 < q <= 1) of the latencies a histogram counts, in ms: linear within the
+ * bucket it falls in (bounds are the buckets' upper bounds; one more bucket holds slower
+ * ones), never above maxMs when maxMs > 0; 0 without counts. The server computes it the same
+ * way (observe.Percentile).
+ */
+export function percentile(hist: number[], bounds: number[], q: number, maxMs: number): number {
+  const total = hist.reduce((a, c) => a + c, 0);
+  if (total === 0) return 0;
+  const rank = q * total;
+  let cum = 0;
+  for (let i = 0; i < hist.length; i++) {
+    const c = hist[i];
+    if (c === 0) continue;
+    if (cum + c >= rank) {
+      const lo = i > 0 ? bounds[i - 1] : 0;
+      const hi = i < bounds.length ? bounds[i] : maxMs;
+      const v = lo + ((hi - lo) * Math.max(0, rank - cum)) / c;
+      return maxMs > 0 ? Math.min(v, maxMs) : v;
+    }
+    cum += c;
+  }
+  return maxMs;
 }
 
 /** Totals over a window: requests, the share of 5xx, and the mean latency. */
@@ -134,6 +169,7 @@ export function regroup(fs: BucketFigures[], n: number): BucketFigures[] {
       serverErrors: g.reduce((a, f) => a + f.serverErrors, 0),
       avgMs: t.avgMs,
       maxMs: Math.max(...g.map((f) => f.maxMs)),
+      hist: mergeHist(g.map((f) => f.hist)),
     });
   }
   return out;

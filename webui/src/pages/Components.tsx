@@ -1,5 +1,5 @@
 import { useQuery } from "@connectrpc/connect-query";
-import { useMemo, useState } from "react";
+import { useEffect, useState } from "react";
 import { Link } from "wouter";
 import { api } from "../api";
 import { ago, absTime, componentHealth, enumName, shortSha, sourceLabel, tsSeconds } from "../format";
@@ -16,27 +16,30 @@ import { Sparkline } from "../ui/Sparkline";
 const pageSize = 50;
 
 export function ComponentsPage() {
-  const live = useBlocking(
-    (minIndex, signal) => api.components.list({ read: { minIndex, waitMs } }, { signal, timeoutMs: waitMs + 10_000 }),
-    [],
-  );
   const [filter, setFilter] = useState("");
   const [page, setPage] = useState(0);
+  const query = useDebounced(filter.trim().toLowerCase(), 200);
+  // The server pages and filters: a change anywhere sends this page again, never the whole
+  // list (1,000 components stay responsive).
+  const live = useBlocking(
+    (minIndex, signal) =>
+      api.components.list({ read: { minIndex, waitMs }, limit: pageSize, offset: page * pageSize, filter: query }, { signal, timeoutMs: waitMs + 10_000 }),
+    [page, query],
+  );
   const now = useNow();
-
-  const rows = useMemo(() => {
-    const all = live.data?.components ?? [];
-    const f = filter.trim().toLowerCase();
-    return f ? all.filter((c) => c.name.includes(f) || sourceLabel(c.source).toLowerCase().includes(f)) : all;
-  }, [live.data, filter]);
-  const pages = Math.max(1, Math.ceil(rows.length / pageSize));
-  const shown = rows.slice(Math.min(page, pages - 1) * pageSize, (Math.min(page, pages - 1) + 1) * pageSize);
+  const total = live.data?.total ?? 0;
+  const pages = Math.max(1, Math.ceil(total / pageSize));
+  const shown = live.data?.components ?? [];
+  // A page that emptied (components deleted) goes back to the last one.
+  useEffect(() => {
+    if (live.data && page > 0 && page >= pages) setPage(pages - 1);
+  }, [live.data, page, pages]);
 
   return (
     <section aria-labelledby="components-h">
       <div className="page-head">
         <h1 id="components-h">Components</h1>
-        {live.data && (
+        {(live.data || filter) && (
           <input
             type="search"
             className="input"
@@ -52,7 +55,7 @@ export function ComponentsPage() {
       </div>
       {live.error !== undefined && <ErrorNotice error={live.error} retrying={live.retrying} />}
       {!live.data && live.error === undefined && <Loading what="components" />}
-      {live.data && live.data.components.length === 0 && (
+      {live.data && total === 0 && !query && (
         <Empty title="No components yet">
           <p>
             <Link href="/start" className="btn btn-primary">
@@ -65,7 +68,7 @@ export function ComponentsPage() {
           </p>
         </Empty>
       )}
-      {live.data && live.data.components.length > 0 && rows.length === 0 && <Empty title={`No component matches “${filter}”`} />}
+      {live.data && total === 0 && query && <Empty title={`No component matches “${filter}”`} />}
       {shown.length > 0 && (
         <div className="table-wrap">
           <table className="table components-table">
@@ -92,6 +95,12 @@ export function ComponentsPage() {
         </div>
       )}
       <Pager page={Math.min(page, pages - 1)} pages={pages} onPage={setPage} label="Components pages" />
+      {total > 0 && (
+        <p className="sub list-count">
+          {total} component{total === 1 ? "" : "s"}
+          {query ? ` matching “${query}”` : ""}
+        </p>
+      )}
     </section>
   );
 }
@@ -153,4 +162,14 @@ function Hits({ name }: { name: string }) {
 export function firstLine(s: string): string {
   const l = s.split("\n", 1)[0];
   return l.length > 60 ? `${l.slice(0, 59)}…` : l;
+}
+
+/** value, once it has stopped changing for ms. */
+function useDebounced<T>(value: T, ms: number): T {
+  const [v, setV] = useState(value);
+  useEffect(() => {
+    const t = setTimeout(() => setV(value), ms);
+    return () => clearTimeout(t);
+  }, [value, ms]);
+  return v;
 }

@@ -2,7 +2,7 @@ import { useQuery } from "@connectrpc/connect-query";
 import { useState } from "react";
 import { count, latency } from "../format";
 import { StatsService } from "../gen/v9/stats/v1/stats_pb";
-import { figures, regroup, totals } from "../series";
+import { figures, mergeHist, percentile, regroup, totals } from "../series";
 import { BarChart } from "./Chart";
 import { ErrorNotice, Loading } from "./Notice";
 
@@ -11,13 +11,19 @@ const windows = [
   { minutes: 1440, label: "24 hours", bars: 144, refetch: 30_000 },
 ];
 
-/** Hits, status classes and latency of a component from every node, over 1 h or 24 h. */
+/**
+ * Hits, status classes and latency percentiles of a component from every node, over 1 h
+ * (10 s buckets) or 24 h (1 min buckets), from each node's on-disk rollups.
+ */
 export function Stats({ component }: { component: string }) {
   const [w, setW] = useState(0);
   const win = windows[w];
   const q = useQuery(StatsService.method.series, { component, minutes: win.minutes }, { refetchInterval: win.refetch });
   const fs = regroup((q.data?.buckets ?? []).map(figures), win.bars);
   const t = totals(fs);
+  const bounds = q.data?.latencyBoundsMs ?? [];
+  const p = (f: { hist: number[]; maxMs: number }, x: number) => percentile(f.hist, bounds, x, f.maxMs);
+  const all = { hist: mergeHist(fs.map((f) => f.hist)), maxMs: Math.max(0, ...fs.map((f) => f.maxMs)) };
   return (
     <section aria-labelledby="stats-h" className="card">
       <div className="card-head">
@@ -36,7 +42,7 @@ export function Stats({ component }: { component: string }) {
         <>
           <p className="summary">
             <strong>{count(t.requests)}</strong> requests in the last {win.label}, <strong>{(t.errorRate * 100).toFixed(1)}%</strong> server
-            errors, mean latency <strong>{latency(t.avgMs)}</strong>
+            errors, latency p50 <strong>{latency(p(all, 0.5))}</strong> p99 <strong>{latency(p(all, 0.99))}</strong>
             <span className="sub"> · from {q.data.nodes.length} node{q.data.nodes.length === 1 ? "" : "s"}</span>
           </p>
           <div className="charts">
@@ -51,13 +57,13 @@ export function Stats({ component }: { component: string }) {
               ]}
             />
             <BarChart
-              title="Latency (mean and max)"
+              title="Latency (p50 and p99)"
               starts={fs.map((f) => f.start)}
               format={latency}
               stacked={false}
               series={[
-                { name: "max", values: fs.map((f) => f.maxMs), className: "c-muted" },
-                { name: "mean", values: fs.map((f) => f.avgMs), className: "c-accent" },
+                { name: "p99", values: fs.map((f) => p(f, 0.99)), className: "c-muted" },
+                { name: "p50", values: fs.map((f) => p(f, 0.5)), className: "c-accent" },
               ]}
             />
           </div>

@@ -51,14 +51,18 @@ func main() {
 				errs[i] = err
 				return
 			}
-			id := "precompile-" + strconv.Itoa(i)
-			_, err = ex.Start(ctx, runtime.Spec{
-				ID:   id,
-				Dir:  filepath.Dir(abs),
-				Wasm: runtime.WasmSpec{Module: filepath.Base(abs)},
-			})
-			if err == nil {
-				err = ex.Stop(ctx, id)
+			// A WASI command, or else a reactor for warm instances.
+			for _, abi := range []string{"", wasm.ABIHTTP} {
+				id := "precompile-" + strconv.Itoa(i) + abi
+				_, err = ex.Start(ctx, runtime.Spec{
+					ID:   id,
+					Dir:  filepath.Dir(abs),
+					Wasm: runtime.WasmSpec{Module: filepath.Base(abs), ABI: abi},
+				})
+				if err == nil {
+					err = ex.Stop(ctx, id)
+					break
+				}
 			}
 			errs[i] = err
 		})

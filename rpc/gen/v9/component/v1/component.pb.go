@@ -345,8 +345,14 @@ func (x *GetResponse) GetStatus() *ComponentStatus {
 }
 
 type ListRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Read          *ReadOptions           `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Read  *ReadOptions           `protobuf:"bytes,1,opt,name=read,proto3" json:"read,omitempty"`
+	// Server-side paging, by name: at most limit components (0: all) from offset among those
+	// whose name or repository contains filter (case-insensitive; "": all). The console pages
+	// 1,000 components 50 at a time instead of receiving them all at every change.
+	Limit         uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	Offset        uint32 `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	Filter        string `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -388,11 +394,33 @@ func (x *ListRequest) GetRead() *ReadOptions {
 	return nil
 }
 
+func (x *ListRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListRequest) GetOffset() uint32 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ListRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
 type ListResponse struct {
 	state         protoimpl.MessageState      `protogen:"open.v1"`
 	Components    []*v1.Component             `protobuf:"bytes,1,rep,name=components,proto3" json:"components,omitempty"`
 	Index         uint64                      `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
 	Statuses      map[string]*ComponentStatus `protobuf:"bytes,3,rep,name=statuses,proto3" json:"statuses,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // by component name, without placements
+	Total         uint32                      `protobuf:"varint,4,opt,name=total,proto3" json:"total,omitempty"`                                                                                // components matching filter, all pages together
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -446,6 +474,13 @@ func (x *ListResponse) GetStatuses() map[string]*ComponentStatus {
 		return x.Statuses
 	}
 	return nil
+}
+
+func (x *ListResponse) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
 }
 
 // ComponentStatus is what a component's placements and active deployment say about it, at
@@ -1045,15 +1080,19 @@ const file_v9_component_v1_component_proto_rawDesc = "" +
 	"\vGetResponse\x124\n" +
 	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x128\n" +
-	"\x06status\x18\x03 \x01(\v2 .v9.component.v1.ComponentStatusR\x06status\"?\n" +
+	"\x06status\x18\x03 \x01(\v2 .v9.component.v1.ComponentStatusR\x06status\"\x85\x01\n" +
 	"\vListRequest\x120\n" +
-	"\x04read\x18\x01 \x01(\v2\x1c.v9.component.v1.ReadOptionsR\x04read\"\x84\x02\n" +
+	"\x04read\x18\x01 \x01(\v2\x1c.v9.component.v1.ReadOptionsR\x04read\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\rR\x06offset\x12\x16\n" +
+	"\x06filter\x18\x04 \x01(\tR\x06filter\"\x9a\x02\n" +
 	"\fListResponse\x126\n" +
 	"\n" +
 	"components\x18\x01 \x03(\v2\x16.v9.state.v1.ComponentR\n" +
 	"components\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\x12G\n" +
-	"\bstatuses\x18\x03 \x03(\v2+.v9.component.v1.ListResponse.StatusesEntryR\bstatuses\x1a]\n" +
+	"\bstatuses\x18\x03 \x03(\v2+.v9.component.v1.ListResponse.StatusesEntryR\bstatuses\x12\x14\n" +
+	"\x05total\x18\x04 \x01(\rR\x05total\x1a]\n" +
 	"\rStatusesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x126\n" +
 	"\x05value\x18\x02 \x01(\v2 .v9.component.v1.ComponentStatusR\x05value:\x028\x01\"\xd9\x01\n" +

@@ -393,9 +393,14 @@ func (x *Source) GetBranch() string {
 }
 
 type WasmSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Module        string                 `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"` // path of a prebuilt module inside the artifact
-	Build         string                 `protobuf:"bytes,2,opt,name=build,proto3" json:"build,omitempty"`   // "" or "go"
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Module string                 `protobuf:"bytes,1,opt,name=module,proto3" json:"module,omitempty"` // path of a prebuilt module inside the artifact
+	Build  string                 `protobuf:"bytes,2,opt,name=build,proto3" json:"build,omitempty"`   // "" or "go"
+	// How the module answers: "" (WAGI: a fresh instance of a WASI command per request) or
+	// "http" (warm instances of a WASI reactor built with the v9 guest package).
+	Abi string `protobuf:"bytes,3,opt,name=abi,proto3" json:"abi,omitempty"`
+	// With abi "http": requests a warm instance serves before it is replaced (0: default).
+	Reuse         uint32 `protobuf:"varint,4,opt,name=reuse,proto3" json:"reuse,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -442,6 +447,20 @@ func (x *WasmSpec) GetBuild() string {
 		return x.Build
 	}
 	return ""
+}
+
+func (x *WasmSpec) GetAbi() string {
+	if x != nil {
+		return x.Abi
+	}
+	return ""
+}
+
+func (x *WasmSpec) GetReuse() uint32 {
+	if x != nil {
+		return x.Reuse
+	}
+	return 0
 }
 
 type ContainerSpec struct {
@@ -516,10 +535,12 @@ type ComponentSpec struct {
 	TimeoutMs   uint32                 `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	Wasm        *WasmSpec              `protobuf:"bytes,8,opt,name=wasm,proto3" json:"wasm,omitempty"`
 	Container   *ContainerSpec         `protobuf:"bytes,9,opt,name=container,proto3" json:"container,omitempty"`
+	// body_bytes bounds a request body (limits.body); 0: the default (10Mi).
+	BodyBytes uint64 `protobuf:"varint,10,opt,name=body_bytes,json=bodyBytes,proto3" json:"body_bytes,omitempty"`
 	// health_path is the path of the readiness request a new instance must answer with a
 	// non-5xx before it takes traffic ("" means "/").
-	HealthPath    string       `protobuf:"bytes,10,opt,name=health_path,json=healthPath,proto3" json:"health_path,omitempty"`
-	Rollout       *RolloutSpec `protobuf:"bytes,11,opt,name=rollout,proto3" json:"rollout,omitempty"` // unset: the defaults of package spec (a 10% canary for 30s)
+	HealthPath    string       `protobuf:"bytes,11,opt,name=health_path,json=healthPath,proto3" json:"health_path,omitempty"`
+	Rollout       *RolloutSpec `protobuf:"bytes,12,opt,name=rollout,proto3" json:"rollout,omitempty"` // unset: the defaults of package spec (a 10% canary for 30s)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -615,6 +636,13 @@ func (x *ComponentSpec) GetContainer() *ContainerSpec {
 		return x.Container
 	}
 	return nil
+}
+
+func (x *ComponentSpec) GetBodyBytes() uint64 {
+	if x != nil {
+		return x.BodyBytes
+	}
+	return 0
 }
 
 func (x *ComponentSpec) GetHealthPath() string {
@@ -4021,14 +4049,16 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x06Source\x12\x1f\n" +
 	"\vgithub_repo\x18\x01 \x01(\tR\n" +
 	"githubRepo\x12\x16\n" +
-	"\x06branch\x18\x02 \x01(\tR\x06branch\"8\n" +
+	"\x06branch\x18\x02 \x01(\tR\x06branch\"`\n" +
 	"\bWasmSpec\x12\x16\n" +
 	"\x06module\x18\x01 \x01(\tR\x06module\x12\x14\n" +
-	"\x05build\x18\x02 \x01(\tR\x05build\"Y\n" +
+	"\x05build\x18\x02 \x01(\tR\x05build\x12\x10\n" +
+	"\x03abi\x18\x03 \x01(\tR\x03abi\x12\x14\n" +
+	"\x05reuse\x18\x04 \x01(\rR\x05reuse\"Y\n" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x18\n" +
-	"\aarchive\x18\x03 \x01(\tR\aarchive\"\xf4\x03\n" +
+	"\aarchive\x18\x03 \x01(\tR\aarchive\"\x93\x04\n" +
 	"\rComponentSpec\x125\n" +
 	"\x03env\x18\x01 \x03(\v2#.v9.state.v1.ComponentSpec.EnvEntryR\x03env\x12\x1b\n" +
 	"\tscale_min\x18\x02 \x01(\rR\bscaleMin\x12\x1b\n" +
@@ -4039,11 +4069,13 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"timeout_ms\x18\a \x01(\rR\ttimeoutMs\x12)\n" +
 	"\x04wasm\x18\b \x01(\v2\x15.v9.state.v1.WasmSpecR\x04wasm\x128\n" +
-	"\tcontainer\x18\t \x01(\v2\x1a.v9.state.v1.ContainerSpecR\tcontainer\x12\x1f\n" +
-	"\vhealth_path\x18\n" +
-	" \x01(\tR\n" +
+	"\tcontainer\x18\t \x01(\v2\x1a.v9.state.v1.ContainerSpecR\tcontainer\x12\x1d\n" +
+	"\n" +
+	"body_bytes\x18\n" +
+	" \x01(\x04R\tbodyBytes\x12\x1f\n" +
+	"\vhealth_path\x18\v \x01(\tR\n" +
 	"healthPath\x122\n" +
-	"\arollout\x18\v \x01(\v2\x18.v9.state.v1.RolloutSpecR\arollout\x1a6\n" +
+	"\arollout\x18\f \x01(\v2\x18.v9.state.v1.RolloutSpecR\arollout\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +

@@ -85,17 +85,22 @@ func (x *SeriesRequest) GetLocal() bool {
 }
 
 type Bucket struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StartUnix     int64                  `protobuf:"varint,1,opt,name=start_unix,json=startUnix,proto3" json:"start_unix,omitempty"` // bucket start, seconds
-	Requests      uint64                 `protobuf:"varint,2,opt,name=requests,proto3" json:"requests,omitempty"`
-	Status_2Xx    uint64                 `protobuf:"varint,3,opt,name=status_2xx,json=status2xx,proto3" json:"status_2xx,omitempty"`
-	Status_3Xx    uint64                 `protobuf:"varint,4,opt,name=status_3xx,json=status3xx,proto3" json:"status_3xx,omitempty"`
-	Status_4Xx    uint64                 `protobuf:"varint,5,opt,name=status_4xx,json=status4xx,proto3" json:"status_4xx,omitempty"`
-	Status_5Xx    uint64                 `protobuf:"varint,6,opt,name=status_5xx,json=status5xx,proto3" json:"status_5xx,omitempty"`
-	LatencySumMs  float64                `protobuf:"fixed64,7,opt,name=latency_sum_ms,json=latencySumMs,proto3" json:"latency_sum_ms,omitempty"`
-	LatencyMaxMs  float64                `protobuf:"fixed64,8,opt,name=latency_max_ms,json=latencyMaxMs,proto3" json:"latency_max_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	StartUnix    int64                  `protobuf:"varint,1,opt,name=start_unix,json=startUnix,proto3" json:"start_unix,omitempty"` // bucket start, seconds
+	Requests     uint64                 `protobuf:"varint,2,opt,name=requests,proto3" json:"requests,omitempty"`
+	Status_2Xx   uint64                 `protobuf:"varint,3,opt,name=status_2xx,json=status2xx,proto3" json:"status_2xx,omitempty"`
+	Status_3Xx   uint64                 `protobuf:"varint,4,opt,name=status_3xx,json=status3xx,proto3" json:"status_3xx,omitempty"`
+	Status_4Xx   uint64                 `protobuf:"varint,5,opt,name=status_4xx,json=status4xx,proto3" json:"status_4xx,omitempty"`
+	Status_5Xx   uint64                 `protobuf:"varint,6,opt,name=status_5xx,json=status5xx,proto3" json:"status_5xx,omitempty"`
+	LatencySumMs float64                `protobuf:"fixed64,7,opt,name=latency_sum_ms,json=latencySumMs,proto3" json:"latency_sum_ms,omitempty"`
+	LatencyMaxMs float64                `protobuf:"fixed64,8,opt,name=latency_max_ms,json=latencyMaxMs,proto3" json:"latency_max_ms,omitempty"`
+	// Requests per latency bucket (bounds in SeriesResponse.latency_bounds_ms, one more for
+	// slower ones); empty without requests. Histograms add up across nodes and buckets.
+	LatencyHistogram []uint64 `protobuf:"varint,9,rep,packed,name=latency_histogram,json=latencyHistogram,proto3" json:"latency_histogram,omitempty"`
+	LatencyP50Ms     float64  `protobuf:"fixed64,10,opt,name=latency_p50_ms,json=latencyP50Ms,proto3" json:"latency_p50_ms,omitempty"` // from the histogram; 0 without requests
+	LatencyP99Ms     float64  `protobuf:"fixed64,11,opt,name=latency_p99_ms,json=latencyP99Ms,proto3" json:"latency_p99_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Bucket) Reset() {
@@ -184,14 +189,36 @@ func (x *Bucket) GetLatencyMaxMs() float64 {
 	return 0
 }
 
+func (x *Bucket) GetLatencyHistogram() []uint64 {
+	if x != nil {
+		return x.LatencyHistogram
+	}
+	return nil
+}
+
+func (x *Bucket) GetLatencyP50Ms() float64 {
+	if x != nil {
+		return x.LatencyP50Ms
+	}
+	return 0
+}
+
+func (x *Bucket) GetLatencyP99Ms() float64 {
+	if x != nil {
+		return x.LatencyP99Ms
+	}
+	return 0
+}
+
 type SeriesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Component     string                 `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
-	BucketSeconds uint32                 `protobuf:"varint,2,opt,name=bucket_seconds,json=bucketSeconds,proto3" json:"bucket_seconds,omitempty"`
-	Buckets       []*Bucket              `protobuf:"bytes,3,rep,name=buckets,proto3" json:"buckets,omitempty"` // oldest first, empty buckets included
-	Nodes         []string               `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`     // nodes that answered
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Component       string                 `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	BucketSeconds   uint32                 `protobuf:"varint,2,opt,name=bucket_seconds,json=bucketSeconds,proto3" json:"bucket_seconds,omitempty"`
+	Buckets         []*Bucket              `protobuf:"bytes,3,rep,name=buckets,proto3" json:"buckets,omitempty"`                                                   // oldest first, empty buckets included
+	Nodes           []string               `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`                                                       // nodes that answered
+	LatencyBoundsMs []float64              `protobuf:"fixed64,5,rep,packed,name=latency_bounds_ms,json=latencyBoundsMs,proto3" json:"latency_bounds_ms,omitempty"` // upper bounds of the latency histogram's buckets
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SeriesResponse) Reset() {
@@ -252,6 +279,13 @@ func (x *SeriesResponse) GetNodes() []string {
 	return nil
 }
 
+func (x *SeriesResponse) GetLatencyBoundsMs() []float64 {
+	if x != nil {
+		return x.LatencyBoundsMs
+	}
+	return nil
+}
+
 var File_v9_stats_v1_stats_proto protoreflect.FileDescriptor
 
 const file_v9_stats_v1_stats_proto_rawDesc = "" +
@@ -260,7 +294,7 @@ const file_v9_stats_v1_stats_proto_rawDesc = "" +
 	"\rSeriesRequest\x12\x1c\n" +
 	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x18\n" +
 	"\aminutes\x18\x02 \x01(\rR\aminutes\x12\x14\n" +
-	"\x05local\x18\x03 \x01(\bR\x05local\"\x8b\x02\n" +
+	"\x05local\x18\x03 \x01(\bR\x05local\"\x84\x03\n" +
 	"\x06Bucket\x12\x1d\n" +
 	"\n" +
 	"start_unix\x18\x01 \x01(\x03R\tstartUnix\x12\x1a\n" +
@@ -274,12 +308,17 @@ const file_v9_stats_v1_stats_proto_rawDesc = "" +
 	"\n" +
 	"status_5xx\x18\x06 \x01(\x04R\tstatus5xx\x12$\n" +
 	"\x0elatency_sum_ms\x18\a \x01(\x01R\flatencySumMs\x12$\n" +
-	"\x0elatency_max_ms\x18\b \x01(\x01R\flatencyMaxMs\"\x9a\x01\n" +
+	"\x0elatency_max_ms\x18\b \x01(\x01R\flatencyMaxMs\x12+\n" +
+	"\x11latency_histogram\x18\t \x03(\x04R\x10latencyHistogram\x12$\n" +
+	"\x0elatency_p50_ms\x18\n" +
+	" \x01(\x01R\flatencyP50Ms\x12$\n" +
+	"\x0elatency_p99_ms\x18\v \x01(\x01R\flatencyP99Ms\"\xc6\x01\n" +
 	"\x0eSeriesResponse\x12\x1c\n" +
 	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12%\n" +
 	"\x0ebucket_seconds\x18\x02 \x01(\rR\rbucketSeconds\x12-\n" +
 	"\abuckets\x18\x03 \x03(\v2\x13.v9.stats.v1.BucketR\abuckets\x12\x14\n" +
-	"\x05nodes\x18\x04 \x03(\tR\x05nodes2V\n" +
+	"\x05nodes\x18\x04 \x03(\tR\x05nodes\x12*\n" +
+	"\x11latency_bounds_ms\x18\x05 \x03(\x01R\x0flatencyBoundsMs2V\n" +
 	"\fStatsService\x12F\n" +
 	"\x06Series\x12\x1a.v9.stats.v1.SeriesRequest\x1a\x1b.v9.stats.v1.SeriesResponse\"\x03\x90\x02\x01B5Z3github.com/velocity9/v9/rpc/gen/v9/stats/v1;statsv1b\x06proto3"
 

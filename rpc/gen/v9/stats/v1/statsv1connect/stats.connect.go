@@ -41,8 +41,9 @@ const (
 
 // StatsServiceClient is a client for the v9.stats.v1.StatsService service.
 type StatsServiceClient interface {
-	// Series returns a component's request counts in 10-second buckets, summed over every
-	// node (or this node only with local).
+	// Series returns a component's request counts, summed over every node (or this node only
+	// with local): 10-second buckets for a window up to an hour, 1-minute buckets up to 24
+	// hours, kept by each node on disk across restarts.
 	Series(context.Context, *connect.Request[v1.SeriesRequest]) (*connect.Response[v1.SeriesResponse], error)
 }
 
@@ -79,8 +80,9 @@ func (c *statsServiceClient) Series(ctx context.Context, req *connect.Request[v1
 
 // StatsServiceHandler is an implementation of the v9.stats.v1.StatsService service.
 type StatsServiceHandler interface {
-	// Series returns a component's request counts in 10-second buckets, summed over every
-	// node (or this node only with local).
+	// Series returns a component's request counts, summed over every node (or this node only
+	// with local): 10-second buckets for a window up to an hour, 1-minute buckets up to 24
+	// hours, kept by each node on disk across restarts.
 	Series(context.Context, *connect.Request[v1.SeriesRequest]) (*connect.Response[v1.SeriesResponse], error)
 }
 

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file v9/stats/v1/stats.proto.
  */
 export const file_v9_stats_v1_stats: GenFile = /*@__PURE__*/
-  fileDesc("Chd2OS9zdGF0cy92MS9zdGF0cy5wcm90bxILdjkuc3RhdHMudjEiQgoNU2VyaWVzUmVxdWVzdBIRCgljb21wb25lbnQYASABKAkSDwoHbWludXRlcxgCIAEoDRINCgVsb2NhbBgDIAEoCCKuAQoGQnVja2V0EhIKCnN0YXJ0X3VuaXgYASABKAMSEAoIcmVxdWVzdHMYAiABKAQSEgoKc3RhdHVzXzJ4eBgDIAEoBBISCgpzdGF0dXNfM3h4GAQgASgEEhIKCnN0YXR1c180eHgYBSABKAQSEgoKc3RhdHVzXzV4eBgGIAEoBBIWCg5sYXRlbmN5X3N1bV9tcxgHIAEoARIWCg5sYXRlbmN5X21heF9tcxgIIAEoASJwCg5TZXJpZXNSZXNwb25zZRIRCgljb21wb25lbnQYASABKAkSFgoOYnVja2V0X3NlY29uZHMYAiABKA0SJAoHYnVja2V0cxgDIAMoCzITLnY5LnN0YXRzLnYxLkJ1Y2tldBINCgVub2RlcxgEIAMoCTJWCgxTdGF0c1NlcnZpY2USRgoGU2VyaWVzEhoudjkuc3RhdHMudjEuU2VyaWVzUmVxdWVzdBobLnY5LnN0YXRzLnYxLlNlcmllc1Jlc3BvbnNlIgOQAgFCNVozZ2l0aHViLmNvbS92ZWxvY2l0eTkvdjkvcnBjL2dlbi92OS9zdGF0cy92MTtzdGF0c3YxYgZwcm90bzM");
+  fileDesc("Chd2OS9zdGF0cy92MS9zdGF0cy5wcm90bxILdjkuc3RhdHMudjEiQgoNU2VyaWVzUmVxdWVzdBIRCgljb21wb25lbnQYASABKAkSDwoHbWludXRlcxgCIAEoDRINCgVsb2NhbBgDIAEoCCL5AQoGQnVja2V0EhIKCnN0YXJ0X3VuaXgYASABKAMSEAoIcmVxdWVzdHMYAiABKAQSEgoKc3RhdHVzXzJ4eBgDIAEoBBISCgpzdGF0dXNfM3h4GAQgASgEEhIKCnN0YXR1c180eHgYBSABKAQSEgoKc3RhdHVzXzV4eBgGIAEoBBIWCg5sYXRlbmN5X3N1bV9tcxgHIAEoARIWCg5sYXRlbmN5X21heF9tcxgIIAEoARIZChFsYXRlbmN5X2hpc3RvZ3JhbRgJIAMoBBIWCg5sYXRlbmN5X3A1MF9tcxgKIAEoARIWCg5sYXRlbmN5X3A5OV9tcxgLIAEoASKLAQoOU2VyaWVzUmVzcG9uc2USEQoJY29tcG9uZW50GAEgASgJEhYKDmJ1Y2tldF9zZWNvbmRzGAIgASgNEiQKB2J1Y2tldHMYAyADKAsyEy52OS5zdGF0cy52MS5CdWNrZXQSDQoFbm9kZXMYBCADKAkSGQoRbGF0ZW5jeV9ib3VuZHNfbXMYBSADKAEyVgoMU3RhdHNTZXJ2aWNlEkYKBlNlcmllcxIaLnY5LnN0YXRzLnYxLlNlcmllc1JlcXVlc3QaGy52OS5zdGF0cy52MS5TZXJpZXNSZXNwb25zZSIDkAIBQjVaM2dpdGh1Yi5jb20vdmVsb2NpdHk5L3Y5L3JwYy9nZW4vdjkvc3RhdHMvdjE7c3RhdHN2MWIGcHJvdG8z");
 
 /**
  * @generated from message v9.stats.v1.SeriesRequest
@@ -89,6 +89,26 @@ export type Bucket = Message<"v9.stats.v1.Bucket"> & {
    * @generated from field: double latency_max_ms = 8;
    */
   latencyMaxMs: number;
+
+  /**
+   * Requests per latency bucket (bounds in SeriesResponse.latency_bounds_ms, one more for
+   * slower ones); empty without requests. Histograms add up across nodes and buckets.
+   *
+   * @generated from field: repeated uint64 latency_histogram = 9;
+   */
+  latencyHistogram: bigint[];
+
+  /**
+   * from the histogram; 0 without requests
+   *
+   * @generated from field: double latency_p50_ms = 10;
+   */
+  latencyP50Ms: number;
+
+  /**
+   * @generated from field: double latency_p99_ms = 11;
+   */
+  latencyP99Ms: number;
 };
 
 /**
@@ -125,6 +145,13 @@ export type SeriesResponse = Message<"v9.stats.v1.SeriesResponse"> & {
    * @generated from field: repeated string nodes = 4;
    */
   nodes: string[];
+
+  /**
+   * upper bounds of the latency histogram's buckets
+   *
+   * @generated from field: repeated double latency_bounds_ms = 5;
+   */
+  latencyBoundsMs: number[];
 };
 
 /**
@@ -139,8 +166,9 @@ export const SeriesResponseSchema: GenMessage<SeriesResponse> = /*@__PURE__*/
  */
 export const StatsService: GenService<{
   /**
-   * Series returns a component's request counts in 10-second buckets, summed over every
-   * node (or this node only with local).
+   * Series returns a component's request counts, summed over every node (or this node only
+   * with local): 10-second buckets for a window up to an hour, 1-minute buckets up to 24
+   * hours, kept by each node on disk across restarts.
    *
    * @generated from rpc v9.stats.v1.StatsService.Series
    */

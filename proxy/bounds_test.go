@@ -1,0 +1,137 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestHeaderBounds: too many header fields, or too many bytes of them, is 431; within
+// both, the request goes through.
+func TestHeaderBounds(t *testing.T) {
+	p := New(Config{NodeID: "n1", Router: table{"hello": {Found: true, Local: []http.Handler{echo("local")}, InProcess: true}},
+		Bounds: Bounds{MaxHeaders: 10, MaxHeaderBytes: 200}})
+	for _, tc := range []struct {
+		name   string
+		header func(http.Header)
+		want   int
+	}{
+		{"few", func(h http.Header) { h.Set("A", "b") }, 200},
+		{"many fields", func(h http.Header) {
+			for i := range 11 {
+				h.Add(fmt.Sprintf("X-%d", i), "v")
+			}
+		}, 431},
+		{"one name repeated", func(h http.Header) {
+			for range 11 {
+				h.Add("X", "v")
+			}
+		}, 431},
+		{"long value", func(h http.Header) { h.Set("X", strings.Repeat("v", 201)) }, 431},
+	} {
+		req := httptest.NewRequest("GET", "http://hello.localhost/", nil)
+		tc.header(req.Header)
+		rec := httptest.NewRecorder()
+		p.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, rec.Code, tc.want)
+		}
+	}
+}
+
+// TestBodyBound: a body declared over the component's limit is 413 before anything reads
+// it; one that grows past it while being read is 413 too; the component's own limit wins
+// over the proxy's default.
+func TestBodyBound(t *testing.T) {
+	reader := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		fmt.Fprintf(w, "%d", n)
+	})
+	p := New(Config{NodeID: "n1", Router: table{
+		"small": {Found: true, Local: []http.Handler{reader}, InProcess: true, MaxBody: 10},
+		"big":   {Found: true, Local: []http.Handler{reader}, InProcess: true},
+	}, Bounds: Bounds{MaxBody: 100}})
+	post := func(host string, body io.Reader, length int64) (int, string) {
+		req := httptest.NewRequest("POST", "http://"+host+".localhost/", body)
+		req.ContentLength = length
+		rec := httptest.NewRecorder()
+		p.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	if code, _ := post("small", strings.NewReader("0123456789x"), 11); code != 413 {
+		t.Errorf("declared 11 > 10: %d", code)
+	}
+	if code, _ := post("small", strings.NewReader("0123456789x"), -1); code != 413 {
+		t.Errorf("streamed 11 > 10: %d", code)
+	}
+	if code, body := post("small", strings.NewReader("0123456789"), 10); code != 200 || body != "10" {
+		t.Errorf("10 bytes: %d %q", code, body)
+	}
+	if code, body := post("big", strings.NewReader(strings.Repeat("x", 100)), -1); code != 200 || body != "100" {
+		t.Errorf("default limit, 100 bytes: %d %q", code, body)
+	}
+	if code, _ := post("big", strings.NewReader(strings.Repeat("x", 101)), -1); code != 413 {
+		t.Errorf("default limit, 101 bytes: %d", code)
+	}
+}
+
+// TestComponentQueue: a component with concurrency 2 holds 2 requests in flight and 2
+// waiting; the next gets 429 with Retry-After at once, and another component on the same
+// proxy is answered meanwhile.
+func TestComponentQueue(t *testing.T) {
+	release := make(chan struct{})
+	var entered sync.WaitGroup
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered.Done()
+		<-release
+	})
+	p := New(Config{NodeID: "n1", Router: table{
+		"flooded": {Found: true, Local: []http.Handler{slow}, InProcess: true, Concurrency: 2},
+		"other":   {Found: true, Local: []http.Handler{echo("other")}, InProcess: true, Concurrency: 2},
+	}, Bounds: Bounds{QueueWait: 30 * time.Second}})
+	entered.Add(4)
+	done := make(chan int, 4)
+	for range 4 {
+		go func() {
+			rec, _ := get(t, p, "flooded.localhost", "/")
+			done <- rec.Code
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g := p.gates.get("flooded", 2)
+		g.mu.Lock()
+		q := g.queue
+		g.mu.Unlock()
+		if len(g.slots) == 2 && q == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("in flight %d, queued %d", len(g.slots), q)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	rec, _ := get(t, p, "flooded.localhost", "/")
+	if rec.Code != 429 || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("fifth request: %d %v", rec.Code, rec.Header())
+	}
+	if rec, body := get(t, p, "other.localhost", "/"); rec.Code != 200 || !strings.HasPrefix(body, "other") {
+		t.Fatalf("other component: %d %q", rec.Code, body)
+	}
+	close(release)
+	for range 4 {
+		if code := <-done; code != 200 {
+			t.Fatalf("a queued request got %d", code)
+		}
+	}
+	entered.Wait()
+}

@@ -1,0 +1,92 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/velocity9/v9/runtime"
+)
+
+// BenchmarkWarm measures warm instances (wasm.abi = "http") with examples/hello-http:
+// "ratio" is P2 for warm mode, v9's per-request cost (Instance.ServeHTTP on a warm pool)
+// over a raw wazero call of the same export on an instance initialized once, with the same
+// request bytes on stdin; "at-zero" (P1c) is a request to a pool emptied first, so that it
+// waits for one initialization. Run with -benchtime 2s.
+func BenchmarkWarm(b *testing.B) {
+	ex := newExecutor(b, Config{Logger: nopLogger()})
+	inst, _ := startGuest(b, ex, "hellohttp", func(s *runtime.Spec) {
+		s.Wasm.ABI = ABIHTTP
+		s.Concurrency = 1
+	})
+	in := inst.(*instance)
+	req := httptest.NewRequest(http.MethodGet, "/hello/bench", nil)
+	req.Header.Set(ScriptNameHeader, "/hello")
+	req.Header.Set("User-Agent", "bench")
+	req.Header.Set("Accept", "*/*")
+
+	ctx := context.Background()
+	var stdin bytes.Reader
+	var stdout bytes.Buffer
+	wire := appendWireRequest(nil, req, nil)
+	mod, err := in.mod.rt.InstantiateModule(ctx, in.mod.compiled, wazero.NewModuleConfig().WithName("").
+		WithStdin(&stdin).WithStdout(&stdout).WithStartFunctions("_initialize"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mod.Close(ctx)
+	serve := mod.ExportedFunction(serveExport)
+	raw := func() {
+		stdin.Reset(wire)
+		stdout.Reset()
+		if _, err := serve.Call(ctx); err != nil || stdout.Len() == 0 {
+			b.Fatalf("raw call: %v, %d bytes", err, stdout.Len())
+		}
+	}
+	w := &benchWriter{h: make(http.Header)}
+	v9 := func() {
+		w.reset()
+		in.ServeHTTP(w, req)
+		if w.code != http.StatusOK || w.n == 0 {
+			b.Fatalf("status %d, %d bytes", w.code, w.n)
+		}
+	}
+	b.Run("raw", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			raw()
+		}
+	})
+	b.Run("v9", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v9()
+		}
+	})
+	b.Run("ratio", func(b *testing.B) { benchRatio(b, raw, v9) })
+	b.Run("at-zero", func(b *testing.B) {
+		var total time.Duration
+		n := 0
+		for b.Loop() {
+			b.StopTimer()
+			for deadline := time.Now().Add(30 * time.Second); in.warm.size() > 0; {
+				in.warm.reap(0)
+				if time.Now().After(deadline) {
+					b.Fatal("pool never emptied")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			b.StartTimer()
+			t0 := time.Now()
+			v9()
+			total += time.Since(t0)
+			n++
+		}
+		b.ReportMetric(float64(total.Microseconds())/1000/float64(n), "first-ms")
+	})
+}

@@ -1,0 +1,108 @@
+package wasm
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/velocity9/v9/runtime"
+)
+
+// startWarm starts hello-http with a pool of one instance, so that tests know which serves.
+func startWarm(t *testing.T, ex *Executor, reuse int) (*instance, *logSink) {
+	t.Helper()
+	in, sink := startGuest(t, ex, "hellohttp", func(s *runtime.Spec) {
+		s.Wasm.ABI = ABIHTTP
+		s.Wasm.Reuse = reuse
+		s.Concurrency = 1
+		s.Env = map[string]string{"GREETING": "warm"}
+	})
+	return in.(*instance), sink
+}
+
+func getWarm(t *testing.T, in *instance, target string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	w := httptest.NewRecorder()
+	in.ServeHTTP(w, req)
+	return w
+}
+
+// An ordinary http.Handler served warm: the same instance answers request after request,
+// keeping its state, with the manifest's env, the request's path and its stderr in the log.
+func TestWarmServesHandler(t *testing.T) {
+	in, sink := startWarm(t, sharedExecutor(t), 0)
+	for i := 1; i <= 3; i++ {
+		w := getWarm(t, in, "/hello/x?do=log")
+		body, _ := io.ReadAll(w.Result().Body)
+		if w.Code != 200 || string(body) != "hello from wasm warm /hello/x\n" {
+			t.Fatalf("request %d: %d %q", i, w.Code, body)
+		}
+		if got := w.Header().Get("X-Served"); got != strconv.Itoa(i) {
+			t.Fatalf("request %d: served %s by this instance, want %d (not reused?)", i, got, i)
+		}
+	}
+	sink.wantContains(t, "stderr: hello-http: log line")
+}
+
+// A trap (the handler panics) discards the instance; the next request gets a new one.
+func TestWarmTrapDiscards(t *testing.T) {
+	in, _ := startWarm(t, sharedExecutor(t), 0)
+	if w := getWarm(t, in, "/x"); w.Code != 200 || w.Header().Get("X-Served") != "1" {
+		t.Fatalf("first: %d %s", w.Code, w.Header().Get("X-Served"))
+	}
+	if w := getWarm(t, in, "/x?do=trap"); w.Code != http.StatusInternalServerError {
+		t.Fatalf("trap: %d, want 500", w.Code)
+	}
+	w := getWarm(t, in, "/x")
+	if w.Code != 200 || w.Header().Get("X-Served") != "1" {
+		t.Fatalf("after the trap: %d, served %q; want 200 from a fresh instance (1)", w.Code, w.Header().Get("X-Served"))
+	}
+}
+
+// With reuse = 1 no state survives from one request to the next, as with WAGI.
+func TestWarmReuseOneIsolates(t *testing.T) {
+	in, _ := startWarm(t, sharedExecutor(t), 1)
+	for i := 0; i < 3; i++ {
+		if w := getWarm(t, in, "/x"); w.Code != 200 || w.Header().Get("X-Served") != "1" {
+			t.Fatalf("request %d: %d, served %q, want 1", i, w.Code, w.Header().Get("X-Served"))
+		}
+	}
+}
+
+// An idle pool shrinks to zero; the next request waits for one initialization and succeeds.
+func TestWarmShrinksToZero(t *testing.T) {
+	ex := newExecutor(t, Config{WarmIdle: 50 * time.Millisecond})
+	in, _ := startWarm(t, ex, 0)
+	if w := getWarm(t, in, "/x"); w.Code != 200 {
+		t.Fatalf("first: %d", w.Code)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for in.warm.size() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pool still holds %d instances", in.warm.size())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if w := getWarm(t, in, "/x"); w.Code != 200 || !strings.Contains(w.Body.String(), "hello from wasm") {
+		t.Fatalf("at zero: %d %q", w.Code, w.Body.String())
+	}
+}
+
+// A WAGI command started with the "http" ABI, or a reactor without it, is a bad artifact.
+func TestWarmABIMismatch(t *testing.T) {
+	ex := sharedExecutor(t)
+	for _, tc := range []struct{ guest, abi string }{{"hello", ABIHTTP}, {"hellohttp", ""}} {
+		_, err := ex.Start(t.Context(), runtime.Spec{
+			ID: t.Name() + tc.guest, Dir: artifact(t, tc.guest, nil), Digest: guestDigests[tc.guest],
+			Wasm: runtime.WasmSpec{Module: tc.guest + ".wasm", ABI: tc.abi},
+		})
+		if err == nil {
+			t.Errorf("%s with abi %q started", tc.guest, tc.abi)
+		}
+	}
+}
