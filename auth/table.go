@@ -7,8 +7,8 @@ import (
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/deploy/v1/deployv1connect"
-	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/github/v1/githubv1connect"
+	"github.com/velocity9/v9/rpc/gen/v9/logs/v1/logsv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/secret/v1/secretv1connect"
 	"github.com/velocity9/v9/rpc/gen/v9/stats/v1/statsv1connect"
 )

@@ -104,7 +104,7 @@ func (dp *DataPlane) fetchArtifact(ctx context.Context, digest, origin string) e
 	var addrs []string
 	if origin != "" && origin != self {
 		a := ""
-		if nd, err := dp.store.Node(origin); err == nil {
+		if nd, err := dp.state().Node(origin); err == nil {
 			a = nd.ApiAddr
 		} else {
 			a = dp.cfg.Peers.APIAddr(origin)
@@ -113,7 +113,7 @@ func (dp *DataPlane) fetchArtifact(ctx context.Context, digest, origin string) e
 			addrs = append(addrs, a)
 		}
 	}
-	for _, nd := range dp.store.Nodes() {
+	for _, nd := range dp.state().Nodes() {
 		if nd.Id != self && nd.Id != origin {
 			addrs = append(addrs, nd.ApiAddr)
 		}
@@ -148,7 +148,7 @@ func (dp *DataPlane) GC() ([]string, error) {
 		keep[d] = true
 	}
 	// Read the state while holding the pins, so an upload that just committed is seen.
-	for _, d := range dp.store.State().Deployments {
+	for _, d := range dp.cfg.Store.State().Deployments {
 		keep[d.ArtifactDigest] = true
 	}
 	dp.fetches.mu.Unlock()
@@ -162,6 +162,9 @@ func (dp *DataPlane) GC() ([]string, error) {
 // gcLoop collects unreferenced artifacts every interval.
 func (dp *DataPlane) gcLoop(ctx context.Context) {
 	tick.Every(ctx, artifactGCInterval, func() {
+		if !dp.src.onReplica() {
+			return // a stale replica may not know the deployments that need an artifact
+		}
 		if _, err := dp.GC(); err != nil {
 			dp.log.Warn("artifact gc", "err", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/velocity9/v9/fsm"
@@ -62,6 +63,9 @@ type Config struct {
 	// FenceBudget is how long this node may take, once its lease ran out, to kill its
 	// exclusive instances before the leader may place them elsewhere.
 	FenceBudget time.Duration
+	// ViewPath is the file that keeps the routing view across restarts (see view.go); ""
+	// keeps none.
+	ViewPath string
 }
 
 // DataPlane is one node's data plane. Build it with New, run its Loops, and Close it.
@@ -69,8 +73,9 @@ type DataPlane struct {
 	cfg      Config
 	log      *slog.Logger
 	ctx      context.Context // the node's lifetime: starts and stops in the background use it
-	store    *fsm.Store
+	src      source          // the state it reads: the persisted view, then the replica
 	runtimes []statev1.Runtime
+	removed  atomic.Pointer[string] // why this node serves nothing: it was removed (membership.go)
 
 	rec      *reconciler
 	router   *router
@@ -93,7 +98,18 @@ func New(ctx context.Context, cfg Config) (*DataPlane, error) {
 	if cfg.Peers == nil {
 		cfg.Peers = noPeers{}
 	}
-	dp := &DataPlane{cfg: cfg, log: cfg.Logger, ctx: ctx, store: cfg.Store}
+	dp := &DataPlane{cfg: cfg, log: cfg.Logger, ctx: ctx}
+	dp.src.live, dp.src.cur = cfg.Store, cfg.Store
+	if cfg.ViewPath != "" {
+		if v := loadView(cfg.ViewPath, dp.log); v != nil {
+			dp.src.known = true
+			if v.Index() > cfg.Store.Index() {
+				dp.src.view, dp.src.cur = v, v
+				dp.log.Info("serving from the routing view until the replica catches up",
+					"view_index", v.Index(), "replica_index", cfg.Store.Index(), "components", len(v.Components()))
+			}
+		}
+	}
 	for rt := range cfg.Executors {
 		dp.runtimes = append(dp.runtimes, rt)
 	}
@@ -103,13 +119,18 @@ func New(ctx context.Context, cfg Config) (*DataPlane, error) {
 	dp.router = &router{dp: dp}
 	dp.rec = newReconciler(dp, cfg.Executors)
 	dp.od.dp = dp
+	dp.router.rebuild() // routes from the view (or "starting") before the first request
 	return dp, nil
 }
 
 // Loops are the data plane's loops; each runs until its context ends.
 func (dp *DataPlane) Loops() []func(context.Context) {
-	return []func(context.Context){dp.router.loop, dp.rec.loop, dp.heartbeatLoop, dp.gcLoop, dp.replicateLoop, dp.od.loop, dp.fenceLoop}
+	return []func(context.Context){dp.router.loop, dp.rec.loop, dp.heartbeatLoop, dp.gcLoop, dp.replicateLoop, dp.od.loop, dp.fenceLoop, dp.viewLoop}
 }
+
+// state is the store the data plane reads now: the routing view persisted at the last run
+// until the replica has caught up, then the replica.
+func (dp *DataPlane) state() *fsm.Store { return dp.src.store() }
 
 // Router is the proxy's view of where components run.
 func (dp *DataPlane) Router() proxy.Router { return dp.router }

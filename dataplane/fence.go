@@ -34,8 +34,8 @@ func (dp *DataPlane) fenceLoop(ctx context.Context) {
 	defer t.Stop()
 	var last []netip.AddrPort
 	for {
-		idx := dp.store.TableIndex(fsm.TableNodes)
-		addrs := MemberAddrs(ctx, dp.store.Nodes())
+		idx := dp.cfg.Store.TableIndex(fsm.TableNodes)
+		addrs := MemberAddrs(ctx, dp.cfg.Store.Nodes())
 		if !slices.Equal(addrs, last) {
 			ok := true
 			for _, f := range fencers {
@@ -49,7 +49,7 @@ func (dp *DataPlane) fenceLoop(ctx context.Context) {
 				last = addrs
 			}
 		}
-		ch, stop := dp.store.WatchTables(idx, fsm.TableNodes)
+		ch, stop := dp.cfg.Store.WatchTables(idx, fsm.TableNodes)
 		select {
 		case <-ctx.Done():
 		case <-ch:

@@ -75,7 +75,7 @@ func (h *harness) apply(cmds ...*statev1.Command) {
 
 // newHarness starts a data plane for node n1 with the given executors; its loops end with
 // the test.
-func newHarness(t *testing.T, execs map[statev1.Runtime]v9rt.Executor) *harness {
+func newHarness(t *testing.T, execs map[statev1.Runtime]v9rt.Executor, opts ...func(*harness, *Config)) *harness {
 	t.Helper()
 	arts, err := OpenArtifacts(t.TempDir())
 	if err != nil {
@@ -83,11 +83,15 @@ func newHarness(t *testing.T, execs map[statev1.Runtime]v9rt.Executor) *harness 
 	}
 	h := &harness{t: t, store: fsm.NewStore(), logs: logring.New(100)}
 	ctx, cancel := context.WithCancel(context.Background())
-	h.dp, err = New(ctx, Config{
+	cfg := Config{
 		NodeID: self, Store: h.store, Cluster: h, Artifacts: arts, Executors: execs, Logs: h.logs,
 		Logger:            slog.New(slog.DiscardHandler),
 		HeartbeatInterval: 10 * time.Millisecond, Lease: 60 * time.Millisecond, FenceBudget: 200 * time.Millisecond,
-	})
+	}
+	for _, o := range opts {
+		o(h, &cfg)
+	}
+	h.dp, err = New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/velocity9/v9/internal/tick"
 	"github.com/velocity9/v9/proxy"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 )
@@ -42,6 +43,12 @@ func (dp *DataPlane) heartbeatLoop(ctx context.Context) {
 	was := false
 	for {
 		sent := time.Now()
+		if dp.IsRemoved() {
+			if !tick.Sleep(ctx, every) {
+				return
+			}
+			continue
+		}
 		req := &clusterv1.HeartbeatRequest{NodeId: dp.cfg.NodeID, Load: dp.load.take(), Artifacts: dp.Held()}
 		for _, v := range dp.versions.Counts() {
 			req.Versions = append(req.Versions, &clusterv1.VersionCounts{DeploymentId: v.Deployment, Requests: v.Requests, Errors: v.Errors})
@@ -52,8 +59,9 @@ func (dp *DataPlane) heartbeatLoop(ctx context.Context) {
 			// Renew (from the send time) once this node has applied what the leader had:
 			// usually a round trip later under steady writes.
 			wctx, cancel := context.WithTimeout(ctx, every)
-			if got, _ := dp.store.WaitForIndex(wctx, idx); got >= idx {
+			if got, _ := dp.cfg.Store.WaitForIndex(wctx, idx); got >= idx {
 				dp.lease.renew(sent)
+				dp.caughtUp("leader's heartbeat answer")
 			}
 			cancel()
 		}

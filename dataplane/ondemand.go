@@ -146,7 +146,7 @@ func (o *onDemand) start(od *odInstance, c *onDemandTarget, dep string) {
 }
 
 func (o *onDemand) secretsIndex(componentID string) uint64 {
-	c, _ := o.dp.store.ComponentByID(componentID)
+	c, _ := o.dp.state().ComponentByID(componentID)
 	return c.GetSecretsIndex()
 }
 
@@ -168,7 +168,7 @@ func (o *onDemand) sweep(now time.Time) {
 		return
 	}
 	active := map[string]bool{} // active deployments, and older ones still placed (rollouts)
-	o.dp.store.View(func(v fsm.View) {
+	o.dp.state().View(func(v fsm.View) {
 		v.Components(func(c *statev1.Component) {
 			active[c.ActiveDeploymentId] = c.Desired == statev1.DesiredState_DESIRED_STATE_RUNNING
 		})
@@ -209,14 +209,16 @@ var sweepTables = []fsm.Table{fsm.TableComponents, fsm.TablePlacements}
 func (o *onDemand) loop(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
-	idx := o.dp.store.TableIndex(sweepTables...)
+	st := o.dp.state() // watch the store read: the view wakes its waiters when left
+	idx := st.TableIndex(sweepTables...)
 	for {
-		if !o.dp.waitTables(ctx, idx, sweepTables, t.C, nil) {
+		if !o.dp.waitTables(ctx, st, idx, sweepTables, t.C, nil) {
 			return
 		}
 		// Watch from before the sweep, so that a change during it or the pause below
 		// brings another sweep.
-		idx = o.dp.store.TableIndex(sweepTables...)
+		st = o.dp.state()
+		idx = st.TableIndex(sweepTables...)
 		o.sweep(time.Now())
 		if !tick.Sleep(ctx, time.Second) {
 			return

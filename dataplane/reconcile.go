@@ -74,9 +74,10 @@ func (r *reconciler) loop(ctx context.Context) {
 	t := time.NewTicker(reconcileTick)
 	defer t.Stop()
 	for {
-		idx := r.dp.store.TableIndex(reconcileTables...)
+		st := r.dp.state() // watch the store read: the view wakes its waiters when left
+		idx := st.TableIndex(reconcileTables...)
 		r.reconcile(ctx)
-		if !r.dp.waitTables(ctx, idx, reconcileTables, t.C, r.kick) {
+		if !r.dp.waitTables(ctx, st, idx, reconcileTables, t.C, r.kick) {
 			return
 		}
 	}
@@ -106,7 +107,7 @@ func (r *reconciler) adopt(ctx context.Context) {
 		caughtUp := r.dp.cfg.Cluster.Barrier(bctx) == nil
 		cancel()
 		mine := map[string]*statev1.Placement{}
-		for _, p := range r.dp.store.Placements(r.dp.cfg.NodeID) {
+		for _, p := range r.dp.state().Placements(r.dp.cfg.NodeID) {
 			mine[p.Id] = p
 		}
 		for _, id := range ids {
@@ -142,11 +143,14 @@ func (r *reconciler) adopt(ctx context.Context) {
 }
 
 func (r *reconciler) reconcile(ctx context.Context) {
-	store := r.dp.store
+	store := r.dp.state()
 	// The lease first, the placements after: a lease renewed after this read comes with a
 	// state at least as new as the placements read below.
 	leaseHeld := r.dp.leaseHeld()
 	mine := store.Placements(r.dp.cfg.NodeID)
+	if r.dp.IsRemoved() {
+		mine = nil // a removed node owns nothing: everything stops
+	}
 	now := time.Now()
 	seen := map[string]bool{}
 	r.mu.Lock()
@@ -372,7 +376,7 @@ func (r *reconciler) stop(ctx context.Context, in *instance) {
 
 // lost reports whether the local replica says placement id was declared lost.
 func (r *reconciler) lost(id string) bool {
-	for _, p := range r.dp.store.Placements(r.dp.cfg.NodeID) {
+	for _, p := range r.dp.state().Placements(r.dp.cfg.NodeID) {
 		if p.Id == id {
 			return p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST
 		}
@@ -381,18 +385,18 @@ func (r *reconciler) lost(id string) bool {
 }
 
 func (r *reconciler) healthPath(p *statev1.Placement) string {
-	c, _ := r.dp.store.ComponentByID(p.ComponentId)
+	c, _ := r.dp.state().ComponentByID(p.ComponentId)
 	return c.GetSpec().GetHealthPath()
 }
 
 func (r *reconciler) runtimeOf(p *statev1.Placement) statev1.Runtime {
-	c, _ := r.dp.store.ComponentByID(p.ComponentId)
+	c, _ := r.dp.state().ComponentByID(p.ComponentId)
 	return c.GetRuntime()
 }
 
 // spec builds what the executor needs, fetching the artifact from a peer if needed.
 func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
-	store := r.dp.store
+	store := r.dp.state()
 	c, err := store.ComponentByID(p.ComponentId)
 	if err != nil {
 		return v9rt.Spec{}, err
@@ -479,7 +483,7 @@ func (r *reconciler) stopExclusive(ctx context.Context) {
 	r.mu.Lock()
 	var stop []*instance
 	for _, in := range r.inst {
-		c, err := r.dp.store.Component(in.component)
+		c, err := r.dp.state().Component(in.component)
 		if err == nil && c.GetSpec().GetExclusive() && in.run != nil {
 			stop = append(stop, in)
 		}

@@ -16,9 +16,10 @@ func (dp *DataPlane) replicateLoop(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		idx := dp.store.TableIndex(replicateTables...)
-		for _, c := range dp.store.Components() {
-			d, _ := dp.store.Deployment(c.ActiveDeploymentId)
+		st := dp.state() // watch the store read: the view wakes its waiters when left
+		idx := st.TableIndex(replicateTables...)
+		for _, c := range st.Components() {
+			d, _ := st.Deployment(c.ActiveDeploymentId)
 			if d == nil || d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY || d.ArtifactDigest == "" || dp.cfg.Artifacts.Has(d.ArtifactDigest) {
 				continue
 			}
@@ -31,7 +32,7 @@ func (dp *DataPlane) replicateLoop(ctx context.Context) {
 		if !tick.Sleep(ctx, time.Second) { // at most a pass a second, whatever the write rate
 			return
 		}
-		if !dp.waitTables(ctx, idx, replicateTables, t.C, nil) {
+		if !dp.waitTables(ctx, st, idx, replicateTables, t.C, nil) {
 			return
 		}
 	}
@@ -42,8 +43,8 @@ var replicateTables = []fsm.Table{fsm.TableComponents, fsm.TableDeployments}
 
 // waitTables waits until one of tables changes after idx, tick or kick fires (a nil channel
 // never does), or ctx ends; it reports whether ctx is still live.
-func (dp *DataPlane) waitTables(ctx context.Context, idx uint64, tables []fsm.Table, tick <-chan time.Time, kick <-chan struct{}) bool {
-	ch, stop := dp.store.WatchTables(idx, tables...)
+func (dp *DataPlane) waitTables(ctx context.Context, st *fsm.Store, idx uint64, tables []fsm.Table, tick <-chan time.Time, kick <-chan struct{}) bool {
+	ch, stop := st.WatchTables(idx, tables...)
 	defer stop()
 	select {
 	case <-ctx.Done():

@@ -40,7 +40,15 @@ type router struct {
 type snapshot struct {
 	targets  map[string]proxy.Target
 	onDemand map[string]*onDemandTarget
+	// starting: the data plane has no view of the state yet (no persisted view, replica
+	// not caught up): a component it does not know may exist, so it is not "not found".
+	starting bool
+	// refuse, when set, answers every request: this node was removed from the cluster.
+	refuse string
 }
+
+// starting answers for a component the node cannot know yet.
+var starting = proxy.Target{Unavailable: "node starting: it has not learned the cluster's components yet"}
 
 // route is the part of a component's routing that comes from the replicated state.
 type route struct {
@@ -76,10 +84,18 @@ var _ proxy.Router = (*router)(nil)
 
 // Lookup is the proxy's per-request read: one atomic load and one map read.
 func (r *router) Lookup(name string) proxy.Target {
-	if s := r.snap.Load(); s != nil {
-		return s.targets[name]
+	s := r.snap.Load()
+	if s == nil {
+		return starting
 	}
-	return proxy.Target{}
+	if s.refuse != "" {
+		return proxy.Target{Unavailable: s.refuse}
+	}
+	t, ok := s.targets[name]
+	if !ok && s.starting {
+		return starting
+	}
+	return t
 }
 
 // onDemand returns what an on-demand start of a component needs, nil if unknown.
@@ -100,7 +116,10 @@ func (r *router) setLocal(m map[string][]localInstance) {
 
 // publishLocked combines the state's routes with the local instances into a new snapshot.
 func (r *router) publishLocked() {
-	s := &snapshot{targets: make(map[string]proxy.Target, len(r.state)), onDemand: r.ods}
+	s := &snapshot{targets: make(map[string]proxy.Target, len(r.state)), onDemand: r.ods, starting: !r.dp.src.hasView()}
+	if why := r.dp.removed.Load(); why != nil {
+		s.refuse = *why
+	}
 	for name, rt := range r.state {
 		tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand, MaxBody: rt.maxBody, Concurrency: rt.conc}
 		if len(tg.Remote) == 0 {
@@ -145,13 +164,14 @@ const routePause = 20 * time.Millisecond
 
 func (r *router) loop(ctx context.Context) {
 	for {
-		idx := r.dp.store.TableIndex(routeTables...)
+		st := r.dp.state() // watch the store read: the view wakes its waiters when left
+		idx := st.TableIndex(routeTables...)
 		r.rebuild()
 		// A rebuild reads the whole state: under a burst of writes, one per routePause.
 		if !tick.Sleep(ctx, routePause) {
 			return
 		}
-		if _, err := r.dp.store.WaitTables(ctx, idx, routeTables...); err != nil {
+		if _, err := st.WaitTables(ctx, idx, routeTables...); err != nil {
 			return
 		}
 	}
@@ -171,7 +191,7 @@ func (r *router) rebuild() {
 	t := map[string]*route{}
 	ods := map[string]*onDemandTarget{}
 	self := r.dp.cfg.NodeID
-	r.dp.store.View(func(v fsm.View) {
+	r.dp.state().View(func(v fsm.View) {
 		proxyOf := map[string]string{}
 		v.Nodes(func(nd *statev1.Node) {
 			if nd.Id != self && nd.Status != statev1.NodeStatus_NODE_STATUS_DOWN && nd.ProxyAddr != "" {

@@ -19,7 +19,7 @@ type SecretOpener interface {
 // the start: an instance never runs with a missing or garbled secret. The values are
 // never logged; errors name the secret, not its value.
 func (dp *DataPlane) env(ctx context.Context, c *statev1.Component) (map[string]string, error) {
-	secrets := dp.store.Secrets(c.Id)
+	secrets := dp.state().Secrets(c.Id)
 	if len(secrets) == 0 {
 		return c.GetSpec().GetEnv(), nil
 	}

@@ -111,6 +111,43 @@ func (l *Liveness) Record(req *clusterv1.HeartbeatRequest) error {
 	return nil
 }
 
+// Fence refuses node id's heartbeats from now on and returns once it has been silent
+// for longer than the TTL, so that its lease has surely run out and its exclusive
+// instances are fenced: what removing a live node waits for before its placements are
+// declared lost (tla/Placement.tla, LeaseOver). done lets its heartbeats in again.
+func (l *Liveness) Fence(ctx context.Context, id string) (done func(), err error) {
+	l.mu.Lock()
+	if l.since.IsZero() {
+		l.mu.Unlock()
+		return nil, ErrNotLeading
+	}
+	l.downing[id] = true
+	l.mu.Unlock()
+	done = func() {
+		l.mu.Lock()
+		delete(l.downing, id)
+		l.mu.Unlock()
+	}
+	for {
+		l.mu.Lock()
+		last, ok := l.heard[id]
+		if !ok {
+			last = l.since
+		}
+		wait := l.cfg.TTL - l.now().Sub(last)
+		l.mu.Unlock()
+		if wait < 0 {
+			return done, nil
+		}
+		select {
+		case <-ctx.Done():
+			done()
+			return nil, ctx.Err()
+		case <-time.After(wait + time.Millisecond):
+		}
+	}
+}
+
 // markIfSilent decides, atomically with heartbeat intake, whether a node has been silent
 // for longer than ttl; if so its heartbeats are refused until done is called.
 func (l *Liveness) markIfSilent(id string, now time.Time) (done func(), silent bool) {

@@ -142,11 +142,32 @@ func (n *Node) removeAsLeader(id string) (uint64, error) {
 	for _, s := range f.Configuration().Servers {
 		member = member || s.ID == raft.ServerID(id)
 	}
-	_, nodeErr := n.fsm.Store.Node(id)
+	nd, nodeErr := n.fsm.Store.Node(id)
 	if !member && nodeErr != nil {
 		return 0, connect.NewError(connect.CodeNotFound, fmt.Errorf("node %q is not a member of this cluster", id))
 	}
+	if id == n.cfg.ID && member && len(f.Configuration().Servers) > 1 {
+		// The leader leaves: it hands leadership over first, and the new leader removes
+		// it (leaderCall forwards there), so that no Raft is shut down under a live API.
+		n.log.Info("removing this node, the leader: transferring leadership first")
+		if err := r.LeadershipTransfer().Error(); err != nil {
+			return 0, leaderErr(err)
+		}
+		return 0, raft.ErrNotLeader
+	}
 	var idx uint64
+	if nodeErr == nil && nd.Status != statev1.NodeStatus_NODE_STATUS_DOWN && n.holdsExclusive(id) {
+		// Its exclusive instances may still run: refuse its heartbeats and wait out its
+		// lease before they are declared lost and placed elsewhere.
+		n.log.Info("removing a live node with exclusive instances: waiting out its lease", "id", id)
+		ctx, cancel := context.WithTimeout(n.ctx, 4*n.cfg.Liveness.TTL+10*time.Second)
+		done, err := n.live.Fence(ctx, id)
+		cancel()
+		if err != nil {
+			return 0, leaderErr(err)
+		}
+		defer done()
+	}
 	if nodeErr == nil {
 		cmd := &statev1.Command{Op: &statev1.Command_RemoveNode{RemoveNode: &statev1.RemoveNode{Id: id}}}
 		var err error
@@ -163,6 +184,21 @@ func (n *Node) removeAsLeader(id string) (uint64, error) {
 		n.log.Info("removed peer", "id", id)
 	}
 	return idx, nil
+}
+
+// holdsExclusive reports whether node id has a placement of an exclusive component that
+// may still run (not settled as stopped or lost).
+func (n *Node) holdsExclusive(id string) bool {
+	for _, p := range n.fsm.Store.Placements(id) {
+		if p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_LOST ||
+			(p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_STOP && p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED) {
+			continue
+		}
+		if c, err := n.fsm.Store.ComponentByID(p.ComponentId); err == nil && c.GetSpec().GetExclusive() {
+			return true
+		}
+	}
+	return false
 }
 
 // leaderErr maps a Raft membership error to what Apply retries or the user reads.

@@ -159,6 +159,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.goLoop(n.bootstrapOrJoin)
 	}
 	n.goLoop(n.registerSelf)
+	n.goLoop(n.watchMembership)
 	for _, loop := range n.dp.Loops() {
 		n.goLoop(loop)
 	}

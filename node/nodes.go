@@ -21,6 +21,11 @@ func (n *Node) HeartbeatAsLeader(_ context.Context, req *clusterv1.HeartbeatRequ
 	if !n.IsLeader() {
 		return nil, replica.NotLeader()
 	}
+	if _, err := n.fsm.Store.Node(req.NodeId); err != nil {
+		// A node removed from the state (or not yet registered) gets no answer, so its
+		// lease runs out and it fences its exclusive instances.
+		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("node %q is not a member of this cluster", req.NodeId))
+	}
 	if err := n.live.Record(req); err != nil {
 		switch {
 		case errors.Is(err, leader.ErrNotLeading):

@@ -28,6 +28,9 @@ type raftParts struct {
 func raftConfig(c *Config) *raft.Config {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(c.ID)
+	// A removed node keeps its Raft running (the leader hands leadership over before it
+	// is removed): it learns of its removal, stops serving, and may be added again.
+	rc.ShutdownOnRemove = false
 	rc.HeartbeatTimeout = c.Raft.HeartbeatTimeout
 	rc.ElectionTimeout = c.Raft.ElectionTimeout
 	rc.LeaderLeaseTimeout = c.Raft.LeaderLeaseTimeout

@@ -52,7 +52,7 @@ func TestRemoveLivePeerReplacesItsPlacements(t *testing.T) {
 		errs[cfg.ID] = n
 		cfg.Logger = slog.New(countingHandler{cfg.Logger.Handler(), n})
 	})
-	mustUpload(t, c.Leader(t), helloDir(t, "[scale]\nmin = 3\nmax = 3\n"))
+	mustUpload(t, c.Leader(t), tinyHelloDir(t, "[scale]\nmin = 3\nmax = 3\n"))
 	running := func(n *Node) map[string]int {
 		out := map[string]int{}
 		for _, p := range n.Store().Placements("") {
@@ -78,6 +78,7 @@ func TestRemoveLivePeerReplacesItsPlacements(t *testing.T) {
 		}
 	}
 	cli := clusterv1connect.NewClusterServiceClient(TestHTTPClient, "http://"+rest[0].APIAddr())
+	start := time.Now()
 	if _, err := cli.RemovePeer(context.Background(), connect.NewRequest(&clusterv1.RemovePeerRequest{NodeId: victim.ID()})); err != nil {
 		t.Fatalf("remove live %s: %v", victim.ID(), err)
 	}
@@ -96,6 +97,7 @@ func TestRemoveLivePeerReplacesItsPlacements(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("remove-peer of live %s → its replicas running on the other nodes: %v", victim.ID(), time.Since(start).Round(time.Millisecond))
 	waitServing(t, rest, "hello from wasm")
 	for i := 0; i < 20; i++ {
 		for _, n := range rest {

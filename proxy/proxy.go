@@ -60,6 +60,10 @@ type Target struct {
 	// Canary, when set, is a new version in its canary phase: it gets Percent of the
 	// requests entering here, and Local and Remote (the older versions) the rest.
 	Canary *Canary
+	// Unavailable, when set, says why this node serves nothing now (it is starting and
+	// does not know the component yet, or it was removed from the cluster): the answer
+	// is 503 with Retry-After, never 404, and a forwarding node tries another.
+	Unavailable string
 	// MaxBody bounds a request body (the manifest's limits.body); 0: Bounds.MaxBody.
 	MaxBody int64
 	// Concurrency is the component's requests in flight per instance (limits.concurrency);
@@ -199,6 +203,12 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 		return
 	}
 	t := p.cfg.Router.Lookup(name)
+	if t.Unavailable != "" {
+		w.Header().Set(noInstanceHeader, "1")
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "v9: "+t.Unavailable, http.StatusServiceUnavailable)
+		return
+	}
 	if !t.Found {
 		http.Error(w, "v9: no component \""+name+"\"", http.StatusNotFound)
 		return

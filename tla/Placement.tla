@@ -34,8 +34,19 @@ CONSTANTS
     MaxDrains,      \* budget of operator drains (`v9 node drain`)
     NoNode,         \* a model value: "no leader"
     INSTANCE_FAULTS, \* TRUE: an instance may also crash on its own (a fault, restarted)
-    BUG_NO_LEASE_WAIT \* TRUE seeds a bug: the leader declares a node down (and re-places
+    BUG_NO_LEASE_WAIT, \* TRUE seeds a bug: the leader declares a node down (and re-places
                       \* its exclusive components) after LEASE ticks instead of TTL > LEASE
+    MaxRemovals,    \* budget of `v9 cluster remove-peer` / `leave` (of any node, live or not)
+    NEVER_READY,    \* versions (of Deployable components) whose instances never pass readiness
+    CANARY_BAD,     \* versions that pass readiness but fail their canary (5xx on real traffic)
+    CANARY,         \* TRUE: a ready new version is a canary until promoted (rollout.canary)
+    BUG_REMOVE_KEEPS_PLACEMENTS, \* TRUE seeds a bug: removal leaves the node's placements as they were
+    BUG_REMOVE_NO_WAIT,          \* TRUE seeds a bug: an exclusive component lost on a removed
+                                 \* node is re-placed at once, without waiting out its lease
+    BUG_DRAIN_BEFORE_READY,      \* TRUE seeds a bug: a rollout stops the old version once the
+                                 \* new one is placed, before it is ready
+    BUG_NO_CANARY_HOLD           \* TRUE seeds a bug: the old version stops once the new one is
+                                 \* ready, before its canary has passed
 
 ASSUME /\ Exclusive \subseteq Components
        /\ Deployable \subseteq Components
@@ -47,6 +58,10 @@ ASSUME /\ Exclusive \subseteq Components
        /\ NoNode \notin Nodes
        /\ BUG_NO_LEASE_WAIT \in BOOLEAN
        /\ INSTANCE_FAULTS \in BOOLEAN
+       /\ MaxRemovals \in Nat /\ MaxRemovals < Cardinality(Nodes)
+       /\ NEVER_READY \subseteq 2..MaxVersion /\ CANARY_BAD \subseteq 2..MaxVersion  \* version 1 is good
+       /\ CANARY \in BOOLEAN
+       /\ {BUG_REMOVE_KEEPS_PLACEMENTS, BUG_REMOVE_NO_WAIT, BUG_DRAIN_BEFORE_READY, BUG_NO_CANARY_HOLD} \subseteq BOOLEAN
 
 Versions == 1..MaxVersion
 VersionsOf(c) == IF c \in Deployable THEN Versions ELSE {1}
@@ -60,7 +75,7 @@ PidsOn(n) == {p \in Pids : p[3] = n}
 Replicas(c) == IF c \in Exclusive THEN 1 ELSE REPLICAS
 
 \* Enum values, spelled as in rpc/proto/v9/state/v1/state.proto.
-NodeStatus == {"READY", "DOWN", "DRAINING"}
+NodeStatus == {"READY", "DOWN", "DRAINING", "REMOVED"}   \* REMOVED: no longer in the state (RemoveNode)
 Desired    == {"NONE", "RUN", "STOP"}          \* NONE: no such placement (deleted / never made)
 Observed   == {"UNSPECIFIED", "STARTING", "RUNNING", "FAILED", "STOPPED", "LOST"}  \* STARTING: see Start
 Instance   == {"NONE", "RUNNING", "FAILED"}  \* what the node's executor runs (see Start)
@@ -74,6 +89,9 @@ VARIABLES
     desired,    \* Placement.desired ("NONE" = no placement with that id)
     observed,   \* Placement.observed, as last reported through the leader
     active,     \* Component.active_deployment_id, as a version number
+    stable,     \* the version a failed rollout returns to (the last promoted one)
+    latest,     \* the newest version deployed (versions only grow; a failed one is never retried)
+    promoted,   \* the active version has passed readiness and its canary (or CANARY = FALSE)
     \* leader (volatile, lost on leader change)
     leader,     \* the Raft leader, or NoNode during an election
     hb,         \* ticks since the leader last heard each node's heartbeat (capped at TTL)
@@ -86,12 +104,13 @@ VARIABLES
     \* bookkeeping (history, budgets)
     faults,     \* faults used so far
     drains,     \* drains used so far
-    served      \* components that have had a RUNNING instance at least once
+    served,     \* components that have had a RUNNING instance of a good version at least once
+    removals    \* removals used so far
 
-committed == <<status, desired, observed, active>>
+committed == <<status, desired, observed, active, stable, latest, promoted>>
 leaderVars == <<leader, hb>>
 nodeVars  == <<up, reach, lease, learned, inst>>
-ghost     == <<faults, drains, served>>
+ghost     == <<faults, drains, served, removals>>
 vars == <<committed, leaderVars, nodeVars, ghost>>
 
 Min(a, b) == IF a < b THEN a ELSE b
@@ -101,7 +120,11 @@ Serving(p) == inst[p] = "RUNNING"    \* the proxy routes requests to it
 ExclusiveAliveOn(n) == \E p \in PidsOn(n) : CompOf(p) \in Exclusive /\ Alive(p)
 
 \* A node can exchange messages with the leader (Raft replication, heartbeats, reports).
-Connected(n) == leader # NoNode /\ up[n] /\ reach[n]
+\* A removed node is not: the leader neither replicates to it nor answers its heartbeats.
+Connected(n) == leader # NoNode /\ up[n] /\ reach[n] /\ status[n] # "REMOVED"
+
+\* The Raft voters: every node not removed.
+Members == {n \in Nodes : status[n] # "REMOVED"}
 
 \* Placement.epoch: 1 when created, +1 when desired moves RUN -> STOP (sched.setDesired).
 Epoch(p) == CASE desired[p] = "RUN"  -> 1
@@ -116,6 +139,9 @@ Init ==
     /\ desired  = [p \in Pids |-> "NONE"]
     /\ observed = [p \in Pids |-> "UNSPECIFIED"]
     /\ active   = [c \in Components |-> 1]
+    /\ stable   = [c \in Components |-> 1]
+    /\ latest   = [c \in Components |-> 1]
+    /\ promoted = [c \in Components |-> TRUE]
     /\ leader   = NoNode
     /\ hb       = [n \in Nodes |-> 0]
     /\ up       = [n \in Nodes |-> TRUE]
@@ -126,6 +152,7 @@ Init ==
     /\ faults   = 0
     /\ drains   = 0
     /\ served   = {}
+    /\ removals = 0
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
@@ -134,8 +161,8 @@ Init ==
 (***************************************************************************)
 Elect(n) ==
     /\ leader = NoNode
-    /\ up[n] /\ reach[n]
-    /\ 2 * Cardinality({m \in Nodes : up[m] /\ reach[m]}) > Cardinality(Nodes)
+    /\ up[n] /\ reach[n] /\ n \in Members
+    /\ 2 * Cardinality({m \in Members : up[m] /\ reach[m]}) > Cardinality(Members)
     /\ leader' = n
     /\ hb' = [m \in Nodes |-> 0]
     /\ UNCHANGED <<committed, nodeVars, ghost>>
@@ -161,18 +188,27 @@ Surplus(c) == {p \in PidsOf(c) : /\ desired[p] = "RUN"
                                     \/ status[NodeOf(p)] # "READY"}
 
 \* Surge, then drain: surplus placements of a component stop once its active deployment
-\* has all its replicas reported RUNNING on READY nodes. An exclusive component cannot
-\* surge (two instances at once): its surplus placement stops at once, and the
-\* replacement waits for ExclusiveFree.
-StopNow(c) == IF c \in Exclusive \/ Cardinality(CurRunning(c)) >= Replicas(c)
-              THEN Surplus(c) ELSE {}
+\* has all its replicas reported RUNNING (ready) on READY nodes, and has passed its canary
+\* (promoted). An exclusive component cannot surge (two instances at once): its surplus
+\* placement stops at once, and the replacement waits for ExclusiveFree.
+DrainOld(c) == CASE BUG_DRAIN_BEFORE_READY -> Cardinality(Cur(c)) >= Replicas(c)
+                 [] BUG_NO_CANARY_HOLD     -> Cardinality(CurRunning(c)) >= Replicas(c)
+                 [] OTHER -> Cardinality(CurRunning(c)) >= Replicas(c) /\ promoted[c]
+StopNow(c) == IF c \in Exclusive \/ DrainOld(c) THEN Surplus(c) ELSE {}
+
+\* A placement lost with its removed node counts as gone for an exclusive component only
+\* once the node's lease has surely run out: the leader answers no heartbeat of a removed
+\* node, and waits TTL > LEASE ticks of its silence, as MarkDown does.
+LeaseOver(p) == status[NodeOf(p)] = "REMOVED" /\ CompOf(p) \in Exclusive
+                => BUG_REMOVE_NO_WAIT \/ hb[NodeOf(p)] >= TTL
 
 \* Stopped placements their node reported STOPPED, or LOST ones: deleted.
-Gone(c) == {p \in PidsOf(c) : desired[p] = "STOP" /\ observed[p] \in {"STOPPED", "LOST"}}
+Gone(c) == {p \in PidsOf(c) : desired[p] = "STOP" /\ observed[p] \in {"STOPPED", "LOST"} /\ LeaseOver(p)}
 
 \* An exclusive component may get a new placement only when every other one is known to
 \* be gone: stopped and reported STOPPED by its node, or LOST (its node declared DOWN,
-\* which the leader does only after TTL > LEASE ticks of silence).
+\* which the leader does only after TTL > LEASE ticks of silence, or removed, see
+\* LeaseOver).
 ExclusiveFree(c) == \A q \in PidsOf(c) : desired[q] = "NONE" \/ q \in Gone(c)
 
 \* Where a new placement of c's active deployment may go: a READY node without one.
@@ -205,7 +241,7 @@ Schedule(c) ==
                                           [] OTHER      -> desired[p]]
           /\ observed' = [p \in Pids |-> IF p \in new \cup gone THEN "UNSPECIFIED"
                                          ELSE observed[p]]
-    /\ UNCHANGED <<status, active, leaderVars, nodeVars, ghost>>
+    /\ UNCHANGED <<status, active, stable, latest, promoted, leaderVars, nodeVars, ghost>>
 
 \* SetNodeStatus DOWN (liveness loop): a node silent for DownAfter ticks is declared
 \* down; in the same command its placements become desired STOP, observed LOST, so the
@@ -213,22 +249,77 @@ Schedule(c) ==
 MarkDown(n) ==
     /\ leader # NoNode
     /\ n # leader
-    /\ status[n] # "DOWN"
+    /\ status[n] \notin {"DOWN", "REMOVED"}
     /\ hb[n] >= DownAfter
     /\ status'   = [status EXCEPT ![n] = "DOWN"]
     /\ desired'  = [p \in Pids |-> IF NodeOf(p) = n /\ desired[p] # "NONE" THEN "STOP" ELSE desired[p]]
     /\ observed' = [p \in Pids |-> IF NodeOf(p) = n /\ desired[p] # "NONE" THEN "LOST" ELSE observed[p]]
-    /\ UNCHANGED <<active, leaderVars, nodeVars, ghost>>
+    /\ UNCHANGED <<active, stable, latest, promoted, leaderVars, nodeVars, ghost>>
+
+\* Readiness and the canary (issue 11 part 1). A rollout's new version serves only once
+\* ready (Start: a NEVER_READY version's instances fail their readiness check and are
+\* reported FAILED, never RUNNING). Ready, it is a canary: it takes a share of the traffic
+\* beside the old version, which keeps running (DrainOld) until the proxies' counts
+\* promote the new one. A version that fails readiness or its canary is failed, and the
+\* component returns to the version it ran before (stable), which never stopped serving.
+Promote(c) ==
+    /\ leader # NoNode
+    /\ ~promoted[c]
+    /\ active[c] \notin CANARY_BAD
+    /\ Cardinality(CurRunning(c)) >= Replicas(c)
+    /\ promoted' = [promoted EXCEPT ![c] = TRUE]
+    /\ UNCHANGED <<status, desired, observed, active, stable, latest, leaderVars, nodeVars, ghost>>
+
+RollBack(c) ==
+    /\ leader # NoNode
+    /\ active[c] # stable[c]
+    /\ \/ active[c] \in NEVER_READY /\ \E p \in Cur(c) : observed[p] = "FAILED"
+       \/ active[c] \in CANARY_BAD /\ ~promoted[c] /\ CurRunning(c) # {}   \* its canary got traffic
+    /\ active'   = [active EXCEPT ![c] = stable[c]]
+    /\ promoted' = [promoted EXCEPT ![c] = TRUE]
+    /\ UNCHANGED <<status, desired, observed, stable, latest, leaderVars, nodeVars, ghost>>
+
+\* `v9 cluster remove-peer` / `leave` (RemoveNode, then the Raft configuration change): the
+\* node leaves the state and the voters, and in the same command its placements become
+\* desired STOP, observed LOST, so the scheduler replaces them (an exclusive one only once
+\* LeaseOver). Removing the leader: it hands leadership over first (here: steps down in
+\* the same step).
+Remove(n) ==
+    /\ leader # NoNode
+    /\ removals < MaxRemovals
+    /\ status[n] # "REMOVED"
+    /\ status'  = [status EXCEPT ![n] = "REMOVED"]
+    /\ IF BUG_REMOVE_KEEPS_PLACEMENTS THEN UNCHANGED <<desired, observed>>
+       ELSE /\ desired'  = [p \in Pids |-> IF NodeOf(p) = n /\ desired[p] # "NONE" THEN "STOP" ELSE desired[p]]
+            /\ observed' = [p \in Pids |-> IF NodeOf(p) = n /\ desired[p] # "NONE" THEN "LOST" ELSE observed[p]]
+    /\ leader'  = IF leader = n THEN NoNode ELSE leader
+    /\ removals' = removals + 1
+    /\ UNCHANGED <<active, stable, latest, promoted, hb, nodeVars, faults, drains, served>>
+
+\* A removed node that still runs learns it was removed (the leader replicates up to the
+\* configuration change that removes it; the node watches its configuration): it stops
+\* every instance and serves nothing more.
+LearnRemoved(n) ==
+    /\ status[n] = "REMOVED"
+    /\ up[n] /\ reach[n]
+    /\ \E p \in PidsOn(n) : learned[p] # "NONE" \/ inst[p] # "NONE"
+    /\ learned' = [p \in Pids |-> IF NodeOf(p) = n THEN "NONE" ELSE learned[p]]
+    /\ inst'    = [p \in Pids |-> IF NodeOf(p) = n THEN "NONE" ELSE inst[p]]
+    /\ UNCHANGED <<committed, leaderVars, up, reach, lease, ghost>>
 
 (***************************************************************************)
 (* Operator actions (not faults, never forced by fairness).                *)
 (***************************************************************************)
-\* A push built and activated: ActivateDeployment. Starts a rollout.
+\* A push built and activated: ActivateDeployment. Starts a rollout (one at a time).
 Deploy(c) ==
     /\ leader # NoNode
     /\ c \in Deployable
-    /\ active[c] < MaxVersion
-    /\ active' = [active EXCEPT ![c] = active[c] + 1]
+    /\ promoted[c]
+    /\ latest[c] < MaxVersion
+    /\ active'   = [active EXCEPT ![c] = latest[c] + 1]
+    /\ latest'   = [latest EXCEPT ![c] = latest[c] + 1]
+    /\ stable'   = [stable EXCEPT ![c] = active[c]]
+    /\ promoted' = [promoted EXCEPT ![c] = ~CANARY]
     /\ UNCHANGED <<status, desired, observed, leaderVars, nodeVars, ghost>>
 
 \* `v9 node drain`: SetNodeStatus DRAINING; the scheduler moves placements off.
@@ -238,7 +329,7 @@ Drain(n) ==
     /\ status[n] = "READY"
     /\ status' = [status EXCEPT ![n] = "DRAINING"]
     /\ drains' = drains + 1
-    /\ UNCHANGED <<desired, observed, active, leaderVars, nodeVars, faults, served>>
+    /\ UNCHANGED <<desired, observed, active, stable, latest, promoted, leaderVars, nodeVars, faults, served, removals>>
 
 (***************************************************************************)
 (* The node: its fsm replica, the reconciler, the heartbeat loop and the   *)
@@ -273,7 +364,7 @@ Heartbeat(n) ==
     /\ observed' = [p \in Pids |-> IF NodeOf(p) = n /\ desired[p] # "NONE" /\ ObsOf(p) # "UNSPECIFIED"
                                    THEN ObsOf(p) ELSE observed[p]]
     /\ LearnAndStop(n)
-    /\ UNCHANGED <<desired, active, leader, up, reach, ghost>>
+    /\ UNCHANGED <<desired, active, stable, latest, promoted, leader, up, reach, ghost>>
 
 \* The reconciler starts an instance of a placement it has learned is desired RUN (again
 \* after a failure: restart with backoff), and once it is ready the proxy routes to it.
@@ -287,9 +378,14 @@ Start(p) ==
     /\ learned[p] = "RUN"
     /\ inst[p] \in {"NONE", "FAILED"}
     /\ CompOf(p) \in Exclusive => lease[n] < LEASE
-    /\ inst'   = [inst EXCEPT ![p] = "RUNNING"]
-    /\ served' = served \cup {CompOf(p)}
-    /\ UNCHANGED <<committed, leaderVars, up, reach, lease, learned, faults, drains>>
+    /\ IF VerOf(p) \in NEVER_READY /\ CompOf(p) \in Deployable
+       THEN /\ inst[p] = "NONE"                   \* started, readiness failed: never routed to
+            /\ inst' = [inst EXCEPT ![p] = "FAILED"]
+            /\ UNCHANGED served
+       ELSE /\ inst'   = [inst EXCEPT ![p] = "RUNNING"]
+            /\ served' = IF VerOf(p) \in CANARY_BAD /\ CompOf(p) \in Deployable THEN served
+                          ELSE served \cup {CompOf(p)}     \* a good version has served
+    /\ UNCHANGED <<committed, leaderVars, up, reach, lease, learned, faults, drains, removals>>
 
 \* Lease self-fencing: a node that has not heard the leader for LEASE ticks stops its
 \* exclusive instances by itself (it keeps serving the others: static stability).
@@ -335,7 +431,7 @@ Crash(n) ==
     /\ lease'  = [lease EXCEPT ![n] = LEASE]
     /\ leader' = IF leader = n THEN NoNode ELSE leader
     /\ faults' = faults + 1
-    /\ UNCHANGED <<committed, hb, reach, learned, drains, served>>
+    /\ UNCHANGED <<committed, hb, reach, learned, drains, served, removals>>
 
 \* The node restarts with an expired lease; the reconciler acts on its replica (which
 \* may be stale) for non-exclusive components until it hears from the leader.
@@ -352,7 +448,7 @@ Isolate(n) ==
     /\ reach'  = [reach EXCEPT ![n] = FALSE]
     /\ leader' = IF leader = n THEN NoNode ELSE leader
     /\ faults' = faults + 1
-    /\ UNCHANGED <<committed, hb, up, lease, learned, inst, drains, served>>
+    /\ UNCHANGED <<committed, hb, up, lease, learned, inst, drains, served, removals>>
 
 Heal(n) ==
     /\ ~reach[n]
@@ -366,24 +462,29 @@ InstanceFail(p) ==
     /\ Alive(p)
     /\ inst'   = [inst EXCEPT ![p] = "FAILED"]
     /\ faults' = faults + 1
-    /\ UNCHANGED <<committed, leaderVars, up, reach, lease, learned, drains, served>>
+    /\ UNCHANGED <<committed, leaderVars, up, reach, lease, learned, drains, served, removals>>
 
 -----------------------------------------------------------------------------
 Next ==
     \/ \E n \in Nodes : Elect(n) \/ MarkDown(n) \/ Drain(n) \/ Heartbeat(n)
                         \/ SelfFence(n) \/ Crash(n) \/ Restart(n) \/ Isolate(n) \/ Heal(n)
-    \/ \E c \in Components : Schedule(c) \/ Deploy(c)
+                        \/ Remove(n) \/ LearnRemoved(n)
+    \/ \E c \in Components : Schedule(c) \/ Deploy(c) \/ Promote(c) \/ RollBack(c)
     \/ \E p \in Pids : Start(p) \/ InstanceFail(p)
     \/ Tick
 
 \* Everything but faults, operator actions and ticks is weakly fair; recoveries too,
-\* so once the fault budget is spent every node is eventually up and connected.
+\* so once the fault budget is spent every node is eventually up and connected. Time
+\* passes (Tick is strongly fair: it is enabled again and again, between heartbeats),
+\* which only a removed node's lease needs: nothing else waits for ticks to converge.
 Fairness ==
     /\ \A n \in Nodes : /\ WF_vars(Elect(n)) /\ WF_vars(MarkDown(n))
                         /\ WF_vars(Heartbeat(n)) /\ WF_vars(SelfFence(n))
                         /\ WF_vars(Restart(n)) /\ WF_vars(Heal(n))
-    /\ \A c \in Components : WF_vars(Schedule(c))
+                        /\ WF_vars(LearnRemoved(n))
+    /\ \A c \in Components : WF_vars(Schedule(c)) /\ WF_vars(Promote(c)) /\ WF_vars(RollBack(c))
     /\ \A p \in Pids : WF_vars(Start(p))
+    /\ SF_vars(Tick)
 
 Spec == Init /\ [][Next]_vars /\ Fairness
 
@@ -396,6 +497,9 @@ TypeOK ==
     /\ desired  \in [Pids -> Desired]
     /\ observed \in [Pids -> Observed]
     /\ active   \in [Components -> Versions]
+    /\ stable   \in [Components -> Versions]
+    /\ latest   \in [Components -> Versions]
+    /\ promoted \in [Components -> BOOLEAN]
     /\ leader   \in Nodes \cup {NoNode}
     /\ hb       \in [Nodes -> 0..TTL]
     /\ up       \in [Nodes -> BOOLEAN]
@@ -406,6 +510,7 @@ TypeOK ==
     /\ faults   \in 0..MaxFaults
     /\ drains   \in 0..MaxDrains
     /\ served   \subseteq Components
+    /\ removals \in 0..MaxRemovals
     \* the leader is a live, connected node
     /\ leader # NoNode => up[leader] /\ reach[leader]
     \* a deleted placement carries no observed state
@@ -436,13 +541,37 @@ StopsOnLearning ==
 \* placement LOST (the only way, besides a STOPPED report, that frees the component for
 \* a replacement), its node no longer runs it.
 LostExclusiveFenced ==
-    \A p \in Pids : CompOf(p) \in Exclusive /\ observed[p] = "LOST" => ~Alive(p)
+    \A p \in Pids : CompOf(p) \in Exclusive /\ observed[p] = "LOST" /\ LeaseOver(p) => ~Alive(p)
+
+\* Removal: in the step that removes a node, its placements are lost (desired STOP,
+\* observed LOST), so none of them is still wanted there and the scheduler replaces them.
+RemovedHoldsNothing ==
+    \A p \in Pids : status[NodeOf(p)] = "REMOVED" /\ desired[p] # "NONE"
+                   => desired[p] = "STOP" /\ observed[p] = "LOST"
+
+\* Health-gated rollout: with no fault and no removal, a non-exclusive component that has
+\* served once always has an instance serving of a version that is not bad: a version
+\* that never becomes ready never takes traffic (it never is RUNNING) and the old one
+\* keeps serving; a failed canary leaves the old version serving, and the component
+\* returns to it.
+AGoodVersionServes ==
+    faults = 0 /\ removals = 0 =>
+        \A c \in served \ Exclusive :
+            \E p \in PidsOf(c) : Serving(p) /\ ~(CompOf(p) \in Deployable /\ VerOf(p) \in CANARY_BAD)
+
+\* A version that never passes readiness never takes traffic.
+NeverReadyNeverServes ==
+    \A p \in Pids : CompOf(p) \in Deployable /\ VerOf(p) \in NEVER_READY => ~Serving(p)
+
+\* A failed version is never active once rolled back, and never taken up again.
+FailedStaysFailed ==
+    \A c \in Components : promoted[c] => active[c] \notin NEVER_READY \cup CANARY_BAD
 
 \* With no fault so far, a non-exclusive component that has served once always has a
 \* serving instance: rollouts and drains surge first and stop the old ones after.
 \* (An exclusive component cannot surge: its rollouts stop first and start after.)
 RolloutKeepsServing ==
-    faults = 0 =>
+    faults = 0 /\ removals = 0 =>
         \A c \in served \ Exclusive : \E p \in PidsOf(c) : Serving(p)
 
 (***************************************************************************)

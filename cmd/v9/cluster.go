@@ -103,8 +103,11 @@ func newClusterRemovePeerCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "remove-peer ID",
 		Short: "Remove a node, alive or dead, from the Raft configuration",
-		Long: `Remove a node, alive or dead, from the Raft configuration. Use it for a node that is
-gone for good; a removed node that comes back must join again.`,
+		Long: `Remove a node, alive or dead, from the Raft configuration and the state. Its instances
+are replaced on the other nodes at once (an exclusive one once the node's lease has run out).
+Removing the leader hands leadership over first. A removed node that still runs stops its
+instances, its proxy answers 503, and its log says it was removed; restarted with --join it
+is added again.`,
 		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := a.client().Cluster.RemovePeer(cmd.Context(), connect.NewRequest(&clusterv1.RemovePeerRequest{NodeId: args[0]}))

@@ -81,6 +81,26 @@ func TestDevBinary(t *testing.T) {
 	if c := res.GetComponent(); c.GetSpec().GetEnv()["GREETING"] != "hi" || c.GetSpec().GetScaleMax() != 2 {
 		t.Fatalf("after restart, component = %v", c)
 	}
+
+	// n3 leaves; the next `v9 dev` still starts, and n3 is a member again (issue 11).
+	runBin(t, bin, "--addr", nodes["n3"], "cluster", "leave")
+	dev.interrupt(t)
+	dev = startDev(t, bin, args)
+	nodes = dev.waitReady(t, 60*time.Second)
+	waitFor := time.Now().Add(30 * time.Second)
+	for {
+		out := runBin(t, bin, "--addr", nodes["n1"], "cluster", "status")
+		if regexp.MustCompile(`(?m)^n3\s`).MatchString(out) {
+			break
+		}
+		if time.Now().After(waitFor) {
+			t.Fatalf("n3 not a member again after leave and restart:\n%s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(dev.stderr.String(), "asking to rejoin") {
+		t.Fatalf("no message that n3 rejoins:\n%s", dev.stderr.String())
+	}
 	dev.interrupt(t)
 }
 
