@@ -237,17 +237,25 @@ tla-check-tools:
 tla: tla-check-tools ## model-check the placement protocol with TLC (needs TLA2TOOLS=/path/to/tla2tools.jar)
 	$(TLC) -config tla/Placement.cfg tla/Placement.tla
 	$(TLC) -config tla/PlacementDrain.cfg tla/Placement.tla
+	$(TLC) -config tla/PlacementRemove.cfg tla/Placement.tla
+	$(TLC) -config tla/PlacementRollout.cfg tla/Placement.tla
+
+# Each seeded-bug config and the invariant TLC must report violated.
+TLA_BUGS = PlacementBug:ExclusiveNeverTwice PlacementRemoveBug:ExclusiveNeverTwice \
+	PlacementRemoveKeepBug:RemovedHoldsNothing PlacementRolloutBug:AGoodVersionServes \
+	PlacementCanaryBug:AGoodVersionServes
 
 .PHONY: tla-bug
-tla-bug: tla-check-tools ## check that TLC finds the seeded bug of tla/PlacementBug.cfg (ExclusiveNeverTwice violated)
-	@echo '$(TLC) -config tla/PlacementBug.cfg tla/Placement.tla'; \
-	out=$$($(TLC) -config tla/PlacementBug.cfg tla/Placement.tla 2>&1) || true; \
-	echo "$$out"; \
-	if echo "$$out" | grep -q 'Invariant ExclusiveNeverTwice is violated'; then \
-		echo "tla-bug: OK, TLC reports the seeded bug as an ExclusiveNeverTwice violation"; \
-	else \
-		echo "tla-bug: FAIL, TLC did not report ExclusiveNeverTwice violated" >&2; exit 1; \
-	fi
+tla-bug: tla-check-tools ## check that TLC finds each seeded bug of tla/Placement*Bug.cfg
+	@for b in $(TLA_BUGS); do cfg=$${b%%:*}; inv=$${b##*:}; \
+		echo "$(TLC) -config tla/$$cfg.cfg tla/Placement.tla"; \
+		out=$$($(TLC) -config tla/$$cfg.cfg tla/Placement.tla 2>&1) || true; \
+		if echo "$$out" | grep -q "Invariant $$inv is violated"; then \
+			echo "tla-bug: OK, $$cfg: TLC reports $$inv violated"; \
+		else \
+			echo "$$out"; echo "tla-bug: FAIL, $$cfg: TLC did not report $$inv violated" >&2; exit 1; \
+		fi; \
+	done
 
 .PHONY: clean
 clean: ## remove bin/v9, the built console (webui/dist) and the dev cluster's data (.v9-dev); keeps the tools in bin/

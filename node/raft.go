@@ -89,7 +89,7 @@ func openRaft(c *Config, fsm raft.FSM, f *transport.Faults) (*raftParts, error) 
 	if c.TLS != nil {
 		ln = tls.NewListener(ln, c.TLS.ServerConfig(true, transport.RaftALPN))
 	}
-	p.stream = &transport.StreamLayer{Listener: ln, Advertise: adv, F: f, TLS: c.TLS}
+	p.stream = &transport.StreamLayer{Listener: ln, Advertise: adv, F: f, TLS: c.TLS, HandshakeTimeout: c.Doors.Raft.HandshakeTimeout}
 	p.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  p.stream,
 		MaxPool: 3,

@@ -95,6 +95,9 @@ type StreamLayer struct {
 	Advertise net.Addr
 	F         *Faults
 	TLS       *auth.NodeTLS // nil: plain TCP (InsecureNoTLS)
+	// HandshakeTimeout bounds an accepted connection's TLS handshake (its first bytes
+	// without TLS); <= 0: unbounded.
+	HandshakeTimeout time.Duration
 }
 
 // RaftALPN names the Raft protocol in TLS handshakes.
@@ -109,7 +112,7 @@ func (s *StreamLayer) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		tc, err := s.F.Track(c)
+		tc, err := s.F.Track(withHandshakeDeadline(c, s.HandshakeTimeout))
 		if err != nil {
 			continue // partitioned: dropped
 		}

@@ -28,6 +28,7 @@ func registerDoorFlags(f *pflag.FlagSet, d *bounds.Doors, r *proxy.Bounds) {
 		f.DurationVar(&door.c.IdleTimeout, door.name+"-idle-timeout", door.c.IdleTimeout, door.name+" port: how long an idle keep-alive connection stays open")
 		f.IntVar(&door.c.MaxHeaderBytes, door.name+"-max-header-bytes", door.c.MaxHeaderBytes, door.name+" port: size of a request's header section (431 past it)")
 	}
+	f.DurationVar(&d.Raft.HandshakeTimeout, "raft-handshake-timeout", d.Raft.HandshakeTimeout, "raft port: time for a connection's TLS handshake (its first bytes without TLS); a silent connection is closed after it")
 	f.IntVar(&r.MaxHeaders, "proxy-max-headers", r.MaxHeaders, "proxy: header fields in one request (431 past it)")
 	f.DurationVar(&r.QueueWait, "proxy-queue-wait", r.QueueWait, "proxy: longest wait for a place among a component's requests in flight (limits.concurrency per instance, as many queued; 429 after)")
 }

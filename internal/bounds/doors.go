@@ -17,7 +17,8 @@ type Doors struct {
 //     more than 20s of silence;
 //   - the API: 1,024 connections (256 from one address), a body (an upload, a snapshot
 //     restore) read within 10m with no more than 30s of silence;
-//   - Raft: 256 connections (64 from one address: each peer keeps a few).
+//   - Raft: 256 connections (64 from one address: each peer keeps a few), each closed
+//     unless its TLS handshake ends within 10s.
 //
 // One address often stands for many clients (a NAT, a load balancer): raise the per-address
 // bounds behind one.
@@ -46,5 +47,6 @@ func fill(c, def Config) Config {
 	c.IdleTimeout = cmp.Or(c.IdleTimeout, def.IdleTimeout)
 	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, def.MaxHeaderBytes)
 	c.RetryAfter = cmp.Or(c.RetryAfter, def.RetryAfter)
+	c.HandshakeTimeout = cmp.Or(c.HandshakeTimeout, def.HandshakeTimeout)
 	return c
 }

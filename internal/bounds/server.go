@@ -25,6 +25,9 @@ type Config struct {
 	MaxHeaderBytes int
 	// RetryAfter is the Retry-After, in seconds, of the refusals over a bound.
 	RetryAfter int
+	// HandshakeTimeout (the Raft door) bounds a new connection's TLS handshake, or its first
+	// bytes without TLS: a connection silent past it is closed, so it holds no slot.
+	HandshakeTimeout time.Duration
 }
 
 // Defaults are sized for a 2-core node with 1 GiB to spare: each open connection costs some
@@ -40,6 +43,7 @@ func Defaults() Config {
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		RetryAfter:        1,
+		HandshakeTimeout:  10 * time.Second,
 	}
 }
 
