@@ -469,7 +469,12 @@ func (s *Service) reportServing(ctx context.Context, d *statev1.Deployment, idx 
 				reason = p.NodeId + ": " + p.Reason
 			}
 		}
-		if running >= c.Replicas || c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED {
+		cur, err := s.state.Deployment(d.Id)
+		if err != nil {
+			return
+		}
+		// A canary is not success yet: the proxies' figures may still fail it.
+		if (running >= c.Replicas && !cur.Canary) || c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED {
 			s.postStatus(ctx, d, "success", fmt.Sprintf("deployed: %d/%d instances serving", running, c.Replicas))
 			return
 		}
@@ -494,7 +499,7 @@ func (s *Service) reportServing(ctx context.Context, d *statev1.Deployment, idx 
 }
 
 // servingTables are the tables reportServing reads.
-var servingTables = []fsm.Table{fsm.TableComponents, fsm.TablePlacements}
+var servingTables = []fsm.Table{fsm.TableComponents, fsm.TablePlacements, fsm.TableDeployments}
 
 // statusPost is one commit status waiting to be sent.
 type statusPost struct {

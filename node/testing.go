@@ -31,6 +31,10 @@ type TestCluster struct {
 	tlsOnce sync.Once
 }
 
+// TestCanaryWindowMax caps a test cluster's canary windows unless TestOptions.Liveness sets
+// CanaryWindowMax: a redeploy in a test waits this long for its canary, not 30s.
+const TestCanaryWindowMax = time.Second
+
 // TestOptions tunes NewTestClusterOpts.
 type TestOptions struct {
 	// Raft is the Raft timing; zero means TestRaftConfig.
@@ -156,6 +160,9 @@ func (c *TestCluster) config(i int) Config {
 		Liveness:         c.opts.Liveness,
 		Autoscale:        c.opts.Autoscale,
 		Logger:           slog.New(&testLogHandler{t: c.t, prefix: id, level: slog.LevelInfo}),
+	}
+	if cfg.Liveness.CanaryWindowMax == 0 {
+		cfg.Liveness.CanaryWindowMax = TestCanaryWindowMax
 	}
 	if c.opts.NoTLS {
 		cfg.InsecureNoTLS = true
