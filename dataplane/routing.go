@@ -191,7 +191,7 @@ func (r *router) rebuild() {
 	if r.od == nil {
 		r.od = map[string]http.Handler{}
 	}
-	t := map[string]*route{}
+	var t map[string]*route
 	ods := map[string]*onDemandTarget{}
 	self := r.dp.cfg.NodeID
 	r.dp.state().View(func(v fsm.View) {
@@ -201,10 +201,15 @@ func (r *router) rebuild() {
 				proxyOf[nd.Id] = nd.ProxyAddr
 			}
 		})
-		byID := map[string]*route{}
+		// Sized once and filled from one array: a rebuild runs over every component.
+		n := v.NumComponents()
+		t = make(map[string]*route, n)
+		byID := make(map[string]*route, n)
+		routes := make([]route, n)
 		odByID := map[string]*onDemandTarget{}
 		v.Components(func(c *statev1.Component) {
-			rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime, active: c.ActiveDeploymentId,
+			rt := &routes[len(byID)] // no two components share an id
+			*rt = route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime, active: c.ActiveDeploymentId,
 				maxBody: int64(min(c.GetSpec().GetBodyBytes(), v9spec.MaxBody)), conc: int(c.GetSpec().GetConcurrency())}
 			if d := v.Deployment(c.ActiveDeploymentId); d != nil && d.Canary {
 				rt.canary, _ = v9spec.Canary(c.Spec)

@@ -23,6 +23,9 @@ func (st *Store) View(f func(View)) {
 // Index is the index of the last applied entry.
 func (v View) Index() uint64 { return v.t.index }
 
+// NumComponents is the number of components, for callers that size what they build.
+func (v View) NumComponents() int { return len(v.t.components) }
+
 // Components calls fn for each component, in no particular order.
 func (v View) Components(fn func(*statev1.Component)) {
 	for _, c := range v.t.components {
