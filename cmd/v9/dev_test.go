@@ -90,7 +90,7 @@ func TestDevBinary(t *testing.T) {
 	waitFor := time.Now().Add(30 * time.Second)
 	for {
 		out := runBin(t, bin, "--addr", nodes["n1"], "cluster", "status")
-		if regexp.MustCompile(`(?m)^n3\s`).MatchString(out) {
+		if regexp.MustCompile(`Members:\s+3 \(3 voters\)`).MatchString(out) {
 			break
 		}
 		if time.Now().After(waitFor) {
