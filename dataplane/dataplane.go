@@ -77,12 +77,13 @@ type DataPlane struct {
 	runtimes []statev1.Runtime
 	removed  atomic.Pointer[string] // why this node serves nothing: it was removed (membership.go)
 
-	rec     *reconciler
-	router  *router
-	od      onDemand
-	fetches fetchLocks
-	lease   lease
-	load    *loadReporter
+	rec      *reconciler
+	router   *router
+	od       onDemand
+	fetches  fetchLocks
+	lease    lease
+	load     *loadReporter
+	versions proxy.Versions // what each deployment's instances here answered (canary verdicts)
 }
 
 // New builds the data plane. ctx bounds the work it does in the background (starts, stops,

@@ -50,6 +50,9 @@ func (dp *DataPlane) heartbeatLoop(ctx context.Context) {
 			continue
 		}
 		req := &clusterv1.HeartbeatRequest{NodeId: dp.cfg.NodeID, Load: dp.load.take(), Artifacts: dp.Held()}
+		for _, v := range dp.versions.Counts() {
+			req.Versions = append(req.Versions, &clusterv1.VersionCounts{DeploymentId: v.Deployment, Requests: v.Requests, Errors: v.Errors})
+		}
 		if idx, err := dp.cfg.Cluster.Heartbeat(ctx, req, 2*every); err != nil {
 			dp.log.Debug("heartbeat", "err", err)
 		} else {

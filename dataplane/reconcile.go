@@ -46,7 +46,6 @@ type instance struct {
 	cancelStart context.CancelFunc
 	inFlight    atomic.Int64 // requests being served by this instance
 	failures    int
-	secrets     uint64 // the component's secrets_index when it started: restarted when it moves
 	retryAt     time.Time
 	reportedAt  time.Time
 }
@@ -132,7 +131,7 @@ func (r *reconciler) adopt(ctx context.Context) {
 			}
 			r.mu.Lock()
 			in := &instance{id: id, component: spec.Component, deployment: p.DeploymentId, rt: rt, run: run,
-				observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, secrets: r.secretsIndex(p)}
+				observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING}
 			in.handler = r.wrap(in, run)
 			r.inst[id] = in
 			r.dirty = true
@@ -199,13 +198,6 @@ func (r *reconciler) reconcile(ctx context.Context) {
 					r.dp.cfg.Logs.Append(in.component, in.id, "system", "instance failed: "+in.reason+"; restarting in "+backoff(in.failures).String())
 				default:
 				}
-			}
-			if in.run != nil && !in.busy && !in.stopping && c.GetSecretsIndex() != in.secrets {
-				// Its secrets changed: it restarts with the new environment.
-				r.dp.cfg.Logs.Append(in.component, in.id, "system", "secrets changed: restarting")
-				in.stopping, r.dirty = true, true
-				go r.stop(ctx, in)
-				break
 			}
 			if in.run == nil && !in.busy && !now.Before(in.retryAt) {
 				in.busy, in.stopping = true, false
@@ -284,7 +276,6 @@ func (r *reconciler) report(ctx context.Context, p *statev1.Placement, in *insta
 }
 
 func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive bool) {
-	secrets := r.secretsIndex(p) // read before the secrets: a change in between restarts it again
 	spec, err := r.spec(p)
 	var run v9rt.Instance
 	var ex v9rt.Executor
@@ -297,6 +288,15 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive 
 	if err == nil {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		run, err = ex.Start(sctx, spec)
+		if err == nil {
+			// Serving only once ready: a version that cannot answer never takes traffic.
+			if rerr := ready(sctx, r.runtimeOf(p), r.healthPath(p), run); rerr != nil {
+				if serr := ex.Stop(context.WithoutCancel(sctx), p.Id); serr != nil {
+					r.dp.log.Warn("stop instance that failed its readiness check", "placement", p.Id, "err", serr)
+				}
+				run, err = nil, rerr
+			}
+		}
 		cancel()
 	}
 	r.mu.Lock()
@@ -318,7 +318,7 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive 
 		r.poke()
 		return
 	}
-	in.run, in.handler, in.secrets = run, r.wrap(in, run), secrets
+	in.run, in.handler = run, r.wrap(in, run)
 	r.dirty = true
 	in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, ""
 	// The lease may have run out, or the placement been declared lost, while it started.
@@ -384,9 +384,9 @@ func (r *reconciler) lost(id string) bool {
 	return false
 }
 
-func (r *reconciler) secretsIndex(p *statev1.Placement) uint64 {
+func (r *reconciler) healthPath(p *statev1.Placement) string {
 	c, _ := r.dp.state().ComponentByID(p.ComponentId)
-	return c.GetSecretsIndex()
+	return c.GetSpec().GetHealthPath()
 }
 
 func (r *reconciler) runtimeOf(p *statev1.Placement) statev1.Runtime {
@@ -445,7 +445,7 @@ func (r *reconciler) drain(in *instance) {
 // SCRIPT_NAME and PATH_INFO instead).
 func (r *reconciler) wrap(in *instance, run v9rt.Instance) http.Handler {
 	strip := in.rt == statev1.Runtime_RUNTIME_CONTAINER
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	return r.dp.versions.Count(in.deployment, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		in.inFlight.Add(1)
 		defer in.inFlight.Add(-1)
 		if prefix := req.Header.Get(proxy.ScriptNameHeader); strip && prefix != "" {
@@ -457,7 +457,7 @@ func (r *reconciler) wrap(in *instance, run v9rt.Instance) http.Handler {
 			req.URL.Path, req.URL.RawPath = p, ""
 		}
 		run.ServeHTTP(w, req)
-	})
+	}))
 }
 
 // publish hands the router this node's routable instances (running, not stopping) by

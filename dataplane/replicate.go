@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/internal/tick"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -18,14 +20,26 @@ func (dp *DataPlane) replicateLoop(ctx context.Context) {
 	for {
 		st := dp.state() // watch the store read: the view wakes its waiters when left
 		idx := st.TableIndex(replicateTables...)
-		for _, c := range st.Components() {
-			d, _ := st.Deployment(c.ActiveDeploymentId)
-			if d == nil || d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY || d.ArtifactDigest == "" || dp.cfg.Artifacts.Has(d.ArtifactDigest) {
+		// Copy only the active ready deployments, not every component (the loop runs on every
+		// node, whatever the number of components).
+		var ready []*statev1.Deployment
+		var names []string
+		st.View(func(v fsm.View) {
+			v.Components(func(c *statev1.Component) {
+				d := v.Deployment(c.ActiveDeploymentId)
+				if d == nil || d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY || d.ArtifactDigest == "" {
+					return
+				}
+				ready, names = append(ready, proto.Clone(d).(*statev1.Deployment)), append(names, c.Name)
+			})
+		})
+		for i, d := range ready {
+			if dp.cfg.Artifacts.Has(d.ArtifactDigest) { // a stat: outside the store's lock
 				continue
 			}
 			fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			if _, err := dp.artifactDir(fctx, d); err != nil && ctx.Err() == nil {
-				dp.log.Debug("replicate artifact", "component", c.Name, "deployment", d.Id, "err", err)
+				dp.log.Debug("replicate artifact", "component", names[i], "deployment", d.Id, "err", err)
 			}
 			cancel()
 		}

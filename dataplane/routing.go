@@ -54,12 +54,14 @@ var starting = proxy.Target{Unavailable: "node starting: it has not learned the 
 type route struct {
 	paused   bool
 	rt       statev1.Runtime
-	active   string       // the active deployment
-	remote   []string     // proxy addresses of other nodes running an instance
-	older    []string     // the same, for older deployments (rebuild only)
-	onDemand http.Handler // wasm: serve here when no instance is reachable
-	maxBody  int64        // limits.body (0: the proxy's default)
-	conc     int          // limits.concurrency (0: the proxy's default)
+	active   string          // the active deployment
+	canary   uint32          // the active deployment's share of requests while in its canary, else 0
+	remote   []string        // proxy addresses of other nodes running an instance
+	older    []string        // the same, for older deployments
+	failed   map[string]bool // deployments failed: their instances never serve, even here
+	onDemand http.Handler    // wasm: serve here when no instance is reachable
+	maxBody  int64           // limits.body (0: the proxy's default)
+	conc     int             // limits.concurrency (0: the proxy's default)
 }
 
 // onDemandTarget is what an on-demand start needs of a component, taken from the state at
@@ -120,31 +122,41 @@ func (r *router) publishLocked() {
 	}
 	for name, rt := range r.state {
 		tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand, MaxBody: rt.maxBody, Concurrency: rt.conc}
+		if len(tg.Remote) == 0 {
+			// Once the active deployment runs somewhere, older ones get no more traffic.
+			tg.Remote = rt.older
+		}
 		if !rt.paused {
-			tg.Local = pickLocal(r.local[name], rt.active)
+			cur, old := splitLocal(r.local[name], rt.active, rt.failed)
+			tg.Local = cur
+			if len(cur) == 0 {
+				tg.Local = old
+			}
 			tg.InProcess = rt.rt == statev1.Runtime_RUNTIME_WASM
+			if rt.canary > 0 && len(old)+len(rt.older) > 0 {
+				// In its canary: the older versions keep the traffic the canary does not get.
+				tg.Local, tg.Remote = old, rt.older
+				tg.Canary = &proxy.Canary{Percent: rt.canary, Local: cur, Remote: rt.remote}
+			}
 		}
 		s.targets[name] = tg
 	}
 	r.snap.Store(s)
 }
 
-// pickLocal returns the handlers of the active deployment's instances when any runs here,
-// else the others (an older version still serving during a rollout), so that once the new
-// version answers here the old one never does again.
-func pickLocal(ins []localInstance, active string) []http.Handler {
-	var cur, old []http.Handler
+// splitLocal splits this node's instances into the active deployment's and the others (an
+// older version still serving during a rollout). Outside a canary the active ones serve
+// when there are any, so that once the new version answers here the old one never does
+// again.
+func splitLocal(ins []localInstance, active string, failed map[string]bool) (cur, old []http.Handler) {
 	for _, in := range ins {
 		if in.deployment == active {
 			cur = append(cur, in.handler)
-		} else {
+		} else if !failed[in.deployment] { // a failed version (a failed canary) never answers again
 			old = append(old, in.handler)
 		}
 	}
-	if len(cur) > 0 {
-		return cur
-	}
-	return old
+	return cur, old
 }
 
 // routePause is the least time between two rebuilds of the routing table.
@@ -154,9 +166,12 @@ func (r *router) loop(ctx context.Context) {
 	for {
 		st := r.dp.state() // watch the store read: the view wakes its waiters when left
 		idx := st.TableIndex(routeTables...)
+		t0 := time.Now()
 		r.rebuild()
-		// A rebuild reads the whole state: under a burst of writes, one per routePause.
-		if !tick.Sleep(ctx, routePause) {
+		// A rebuild reads the whole state under the store's read lock: under a burst of
+		// writes, one per routePause, and never more than a fifth of the time, so that a
+		// large state does not starve the writes (and their FSM applies) it locks out.
+		if !tick.Sleep(ctx, tick.Pause(routePause, time.Since(t0))) {
 			return
 		}
 		if _, err := st.WaitTables(ctx, idx, routeTables...); err != nil {
@@ -191,6 +206,9 @@ func (r *router) rebuild() {
 		v.Components(func(c *statev1.Component) {
 			rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime, active: c.ActiveDeploymentId,
 				maxBody: int64(min(c.GetSpec().GetBodyBytes(), v9spec.MaxBody)), conc: int(c.GetSpec().GetConcurrency())}
+			if d := v.Deployment(c.ActiveDeploymentId); d != nil && d.Canary {
+				rt.canary, _ = v9spec.Canary(c.Spec)
+			}
 			if c.Runtime == statev1.Runtime_RUNTIME_WASM && c.ActiveDeploymentId != "" && !c.GetSpec().GetExclusive() {
 				rt.onDemand = r.od[c.Name] // never for exclusive: that would be a second instance
 				if rt.onDemand == nil {
@@ -211,8 +229,18 @@ func (r *router) rebuild() {
 				placed[p.DeploymentId] = true
 			}
 			rt := byID[p.ComponentId]
+			if rt == nil {
+				return
+			}
+			if d := v.Deployment(p.DeploymentId); d != nil && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
+				if rt.failed == nil {
+					rt.failed = map[string]bool{}
+				}
+				rt.failed[p.DeploymentId] = true
+				return
+			}
 			addr := proxyOf[p.NodeId]
-			if rt == nil || addr == "" || p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
+			if addr == "" || p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
 				return
 			}
 			if p.DeploymentId == rt.active {
@@ -237,11 +265,8 @@ func (r *router) rebuild() {
 		}
 	})
 	for _, rt := range t {
-		// Once the active deployment runs somewhere, older ones get no more traffic.
-		if len(rt.remote) == 0 {
-			rt.remote, rt.older = rt.older, nil
-		}
 		slices.Sort(rt.remote) // a stable order for round robin
+		slices.Sort(rt.older)
 	}
 	for name := range r.od {
 		if t[name] == nil {

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -69,6 +70,20 @@ type Manifest struct {
 	Scale     ManifestScale     `toml:"scale"`
 	Limits    ManifestLimits    `toml:"limits"`
 	Env       map[string]string `toml:"env,omitempty"`
+	Health    ManifestHealth    `toml:"health"`
+	Rollout   ManifestRollout   `toml:"rollout"`
+}
+
+// ManifestHealth is the [health] table: the readiness request a new instance must answer
+// with a non-5xx before it takes traffic.
+type ManifestHealth struct {
+	Path string `toml:"path,omitempty"` // default "/"
+}
+
+// ManifestRollout is the [rollout] table: a new version's canary.
+type ManifestRollout struct {
+	Canary string `toml:"canary"` // share of requests, "10%"; "0%" disables the canary
+	Window string `toml:"window"` // how long the canary lasts, "30s"
 }
 
 // ManifestWasm is the [wasm] table: a prebuilt module in the repository, or a build.
@@ -156,7 +171,12 @@ type rawManifest struct {
 		Timeout     *string `toml:"timeout"`
 		Concurrency *int64  `toml:"concurrency"`
 	} `toml:"limits"`
-	Env map[string]string `toml:"env"`
+	Env     map[string]string `toml:"env"`
+	Health  ManifestHealth    `toml:"health"`
+	Rollout struct {
+		Canary *string `toml:"canary"`
+		Window *string `toml:"window"`
+	} `toml:"rollout"`
 }
 
 // keyTypes says what each known key holds, for type errors.
@@ -182,6 +202,11 @@ var keyTypes = map[string]string{
 	"limits.timeout":     `a duration string like "30s"`,
 	"limits.concurrency": "an integer",
 	"env":                "a table of strings",
+	"health":             "a table",
+	"health.path":        "a string",
+	"rollout":            "a table",
+	"rollout.canary":     `a percentage string like "10%"`,
+	"rollout.window":     `a duration string like "30s"`,
 }
 
 // ParseManifest decodes and validates a v9.toml and fills in the defaults. Its errors are
@@ -258,6 +283,14 @@ func resolve(raw *rawManifest) (*Manifest, []Problem) {
 		Scale:     ManifestScale{Exclusive: raw.Scale.Exclusive},
 		Limits:    ManifestLimits{Memory: DefaultMemory, Body: DefaultBody, Timeout: DefaultTimeout, Concurrency: DefaultConcurrency},
 		Env:       raw.Env,
+		Health:    raw.Health,
+		Rollout:   ManifestRollout{Canary: fmt.Sprintf("%d%%", spec.DefaultCanaryPercent), Window: spec.DefaultCanaryWindow.String()},
+	}
+	if raw.Rollout.Canary != nil {
+		m.Rollout.Canary = *raw.Rollout.Canary
+	}
+	if raw.Rollout.Window != nil {
+		m.Rollout.Window = *raw.Rollout.Window
 	}
 	var lo, hi int
 	if raw.Scale.Min != nil {
@@ -385,6 +418,12 @@ func (m *Manifest) problems() []Problem {
 	if l.Concurrency < 0 {
 		add("limits.concurrency", "limits.concurrency %d is negative", l.Concurrency)
 	}
+	if _, err := spec.ParsePercent(m.Rollout.Canary); err != nil {
+		add("rollout.canary", "rollout.canary %v", err)
+	}
+	if _, err := spec.ParseTimeout(m.Rollout.Window); err != nil {
+		add("rollout.window", "rollout.window %v", err)
+	}
 	rt := m.RuntimeEnum()
 	if rt == statev1.Runtime_RUNTIME_UNSPECIFIED {
 		rt = statev1.Runtime_RUNTIME_WASM // reported above; check the rest as wasm
@@ -400,7 +439,7 @@ func (m *Manifest) problems() []Problem {
 
 // keyRank orders problems as the keys appear in the example manifest.
 func keyRank(key string) int {
-	for i, prefix := range []string{"name", "runtime", "wasm", "container", "scale", "limits", "env"} {
+	for i, prefix := range []string{"name", "runtime", "wasm", "container", "scale", "limits", "env", "health", "rollout"} {
 		if key == prefix || strings.HasPrefix(key, prefix+".") {
 			return i
 		}
@@ -440,6 +479,14 @@ func (m *Manifest) Spec() *statev1.ComponentSpec {
 	}
 	if ms, err := spec.ParseTimeout(m.Limits.Timeout); err == nil {
 		s.TimeoutMs = ms
+	}
+	s.HealthPath = m.Health.Path
+	s.Rollout = &statev1.RolloutSpec{CanaryPercent: spec.DefaultCanaryPercent, WindowMs: uint32(spec.DefaultCanaryWindow / time.Millisecond)}
+	if p, err := spec.ParsePercent(m.Rollout.Canary); err == nil {
+		s.Rollout.CanaryPercent = p
+	}
+	if ms, err := spec.ParseTimeout(m.Rollout.Window); err == nil && ms > 0 {
+		s.Rollout.WindowMs = ms
 	}
 	switch m.Runtime {
 	case RuntimeWasm:

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -73,6 +74,8 @@ func TestManifestReference(t *testing.T) {
 		"env":                {"`" + spec.ReservedEnvPrefix + "`"},
 		"wasm.build":         {"`\"go\"`"},
 		"runtime":            {"`\"" + RuntimeWasm + "\"`", "`\"" + RuntimeContainer + "\"`"},
+		"rollout.canary":     {fmt.Sprintf("`\"%d%%\"`", spec.DefaultCanaryPercent)},
+		"rollout.window":     {"`\"" + spec.DefaultCanaryWindow.String() + "\"`", "`" + shortDuration(spec.MaxCanaryWindow) + "`"},
 	}
 	for k, subs := range want {
 		for _, s := range subs {

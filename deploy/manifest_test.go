@@ -38,6 +38,11 @@ concurrency = 20
 [env]
 GREETING = "hi"
 _under = ""
+[health]
+path = "/healthz"
+[rollout]
+canary = "25%"
+window = "5s"
 `
 	m, err := ParseManifest([]byte(data))
 	if err != nil {
@@ -51,6 +56,8 @@ _under = ""
 		Scale:     ManifestScale{Min: 1, Max: 5},
 		Limits:    ManifestLimits{Memory: "256Mi", Body: "1Mi", Timeout: "1m30s", Concurrency: 20},
 		Env:       map[string]string{"GREETING": "hi", "_under": ""},
+		Health:    ManifestHealth{Path: "/healthz"},
+		Rollout:   ManifestRollout{Canary: "25%", Window: "5s"},
 	}
 	if !reflect.DeepEqual(m, want) {
 		t.Fatalf("got %+v\nwant %+v", m, want)
@@ -378,4 +385,30 @@ func FuzzParseManifest(f *testing.F) {
 			t.Fatalf("round trip\n got %+v\nwant %+v\ntoml %s", again, m, out)
 		}
 	})
+}
+
+func TestManifestRollout(t *testing.T) {
+	base := "name = \"h\"\nruntime = \"wasm\"\n[wasm]\nmodule = \"h.wasm\"\n"
+	m, err := ParseManifest([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := m.Spec().GetRollout(); r.GetCanaryPercent() != 10 || r.GetWindowMs() != 30000 || m.Spec().GetHealthPath() != "" {
+		t.Fatalf("defaults: %v health %q", r, m.Spec().GetHealthPath())
+	}
+	m, err = ParseManifest([]byte(base + "[rollout]\ncanary = \"0%\"\nwindow = \"2s\"\n[health]\npath = \"/ready\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := m.Spec().GetRollout(); r.GetCanaryPercent() != 0 || r.GetWindowMs() != 2000 || m.Spec().GetHealthPath() != "/ready" {
+		t.Fatalf("set: %v health %q", r, m.Spec().GetHealthPath())
+	}
+	for _, bad := range []string{
+		"[rollout]\ncanary = \"150%\"\n", "[rollout]\ncanary = \"ten\"\n", "[rollout]\nwindow = \"2h\"\n",
+		"[rollout]\nwindow = \"soon\"\n", "[health]\npath = \"ready\"\n",
+	} {
+		if _, err := ParseManifest([]byte(base + bad)); err == nil {
+			t.Errorf("%q: accepted", bad)
+		}
+	}
 }

@@ -1,32 +1,29 @@
 package deploy
 
 import (
-	"bytes"
+	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/runtime/wasm"
 )
 
-var wasmMagic = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
-
 // CheckRunnable rejects an artifact that cannot start, before any node tries: for wasm,
-// the module must exist in dir and begin with the WebAssembly header. Uploads and builds
-// both call it.
+// the module must exist in dir and be one v9 can run (wasm.CheckModule: valid WebAssembly
+// that imports nothing but WASI preview1, so a module importing another host's functions
+// fails here with the import named). Uploads and builds both call it.
 func CheckRunnable(m *Manifest, dir string) error {
 	if m.Runtime != RuntimeWasm {
 		return nil
 	}
-	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(m.Wasm.Module)))
+	bin, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(m.Wasm.Module)))
 	if err != nil {
 		return fmt.Errorf("wasm.module %q: %v", m.Wasm.Module, err)
 	}
-	defer f.Close()
-	head := make([]byte, len(wasmMagic))
-	if _, err := io.ReadFull(f, head); err != nil || !bytes.Equal(head, wasmMagic) {
-		return fmt.Errorf("wasm.module %q is not a WebAssembly module (no \\0asm header)", m.Wasm.Module)
+	if err := wasm.CheckModule(context.Background(), m.Wasm.Module, bin); err != nil {
+		return fmt.Errorf("wasm.module: %w", err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/velocity9/v9/fsm"
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	v9spec "github.com/velocity9/v9/spec"
 )
 
 // Deployments lists a component's deployments, newest first.
@@ -62,6 +63,9 @@ func (s *Service) WatchDeployment(ctx context.Context, id string, send func(*dep
 			resp.Done, resp.Message = true, "deployment failed: "+d.Error
 		case c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED:
 			resp.Done, resp.Message = true, "component is paused"
+		case active && resp.Running >= resp.Wanted && d.Canary:
+			pct, window := v9spec.Canary(c.Spec)
+			resp.Message = fmt.Sprintf("canary: %d/%d instances running, taking %d%% of the requests for %s", resp.Running, resp.Wanted, pct, window)
 		case active && resp.Running >= resp.Wanted:
 			resp.Done, resp.Message = true, fmt.Sprintf("serving: %d/%d instances running", resp.Running, resp.Wanted)
 		case !active && c.ActiveDeploymentId != "":

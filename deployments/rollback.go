@@ -60,8 +60,8 @@ func (s *Service) Rollback(ctx context.Context, component, to string) (*deployv1
 			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("component %q has no ready deployment older than the active one (%s)", component, active.Id))
 		}
 	}
-	if target.Spec != nil && !proto.Equal(target.Spec, c.Spec) {
-		if _, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: c.Name, Spec: target.Spec}}}); err != nil {
+	if target.Spec != nil && !proto.Equal(target.Spec, c.ManifestSpec) {
+		if _, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: c.Name, Spec: target.Spec, FromManifest: true}}}); err != nil {
 			return nil, err
 		}
 	}

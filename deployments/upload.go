@@ -8,7 +8,6 @@ import (
 	"log/slog"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/fsm"
@@ -119,11 +118,10 @@ func (s *Service) Upload(ctx context.Context, meta *deployv1.UploadMeta, body io
 		s.setDeploymentStatus(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, verr.Error())
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("deployment %s failed: %v", d.Id, verr))
 	}
-	if err := s.setDeploymentStatus(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ""); err != nil {
-		return nil, err
-	}
-	idx, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{
-		ComponentId: c.Id, DeploymentId: d.Id,
+	// Ready and active in one step, with the manifest's spec (the user's settings kept over
+	// it): the running version's instances keep theirs until the new ones replace them.
+	idx, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: d.Id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, Spec: spec, Activate: true,
 	}}})
 	if err != nil {
 		return nil, err
@@ -151,7 +149,7 @@ func (s *Service) ensureComponent(ctx context.Context, name string, rt statev1.R
 	case errors.Is(err, fsm.ErrNotFound):
 		replicas := v9spec.InitialReplicas(spec)
 		cmd := &statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: &statev1.Component{
-			Name: name, Runtime: rt, Spec: spec, Replicas: replicas, Source: &statev1.Source{},
+			Name: name, Runtime: rt, Spec: spec, ManifestSpec: spec, Replicas: replicas, Source: &statev1.Source{},
 			Desired: statev1.DesiredState_DESIRED_STATE_RUNNING,
 		}}}}
 		idx, err := s.c.Writer.Apply(ctx, cmd)
@@ -168,15 +166,5 @@ func (s *Service) ensureComponent(ctx context.Context, name string, rt statev1.R
 	if c.Runtime != rt {
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("component %q runs %s; a deployment cannot change its runtime (delete it first)", name, deploy.RuntimeName(c.Runtime)))
 	}
-	if proto.Equal(c.Spec, spec) {
-		return c, nil
-	}
-	idx, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: name, Spec: spec}}})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.c.State.WaitForIndex(ctx, idx); err != nil {
-		return nil, err
-	}
-	return s.c.State.Component(name)
+	return c, nil // its spec changes with the activation of the new deployment
 }

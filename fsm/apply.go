@@ -4,6 +4,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/spec"
 )
 
 // apply applies one command and, when it succeeds, records it in the audit log.
@@ -50,6 +51,10 @@ func applyOp(t *tables, index uint64, cmd *statev1.Command) error {
 		return t.setDeploymentStatus(index, now, op.SetDeploymentStatus)
 	case *statev1.Command_ActivateDeployment:
 		return t.activateDeployment(index, now, op.ActivateDeployment)
+	case *statev1.Command_EndCanary:
+		return t.endCanary(index, now, op.EndCanary)
+	case *statev1.Command_StartCanary:
+		return t.startCanary(index, now, op.StartCanary)
 	case *statev1.Command_PutPlacements:
 		return t.putPlacements(index, op.PutPlacements)
 	case *statev1.Command_SetPlacementObserved:
@@ -192,10 +197,47 @@ func (t *tables) updateComponentSpec(index uint64, now *timestamppb.Timestamp, o
 	if err := ValidSpec(c.Runtime, op.GetSpec()); err != nil {
 		return err
 	}
-	c.Spec = clone(op.Spec)
-	c.Replicas = min(max(c.Replicas, c.Spec.ScaleMin), c.Spec.ScaleMax)
+	if op.FromManifest {
+		t.setManifestSpec(index, c, op.Spec, true)
+	} else {
+		// What a user wants: its differences from the manifest are the user's settings.
+		c.User = spec.UserChanges(c.ManifestSpec, op.Spec)
+		t.setSpec(index, c, clone(op.Spec))
+	}
 	c.UpdateTime, c.ModifyIndex = now, index
 	return nil
+}
+
+// setManifestSpec records a manifest's spec and gives the component that spec with the
+// user's settings over it. Settings the new manifest makes invalid (a user's scale.max below
+// the manifest's new scale.min) give way to the manifest until the user changes them.
+//
+// roll is false when the spec comes with a change of the active deployment (an activation, a
+// failed rollout's fallback): instances of another deployment are replaced anyway, and the
+// fallback's own instances already run with its spec.
+func (t *tables) setManifestSpec(index uint64, c *statev1.Component, m *statev1.ComponentSpec, roll bool) {
+	c.ManifestSpec = clone(m)
+	eff := spec.WithUser(m, c.User)
+	if ValidSpec(c.Runtime, eff) != nil {
+		eff = clone(m)
+	}
+	if !roll {
+		c.Spec = eff
+		c.Replicas = min(max(c.Replicas, c.Spec.ScaleMin), c.Spec.ScaleMax)
+		return
+	}
+	t.setSpec(index, c, eff)
+}
+
+// setSpec gives a component a new spec: replicas stay within its bounds, and a change that
+// affects instances moves spec_index, so that the scheduler replaces every instance (new
+// ones first); a change of scale alone restarts nothing.
+func (t *tables) setSpec(index uint64, c *statev1.Component, s *statev1.ComponentSpec) {
+	if spec.RestartsInstances(c.Spec, s) {
+		c.SpecIndex = index
+	}
+	c.Spec = s
+	c.Replicas = min(max(c.Replicas, c.Spec.ScaleMin), c.Spec.ScaleMax)
 }
 
 func (t *tables) setComponentDesired(index uint64, now *timestamppb.Timestamp, op *statev1.SetComponentDesired) error {
@@ -431,7 +473,17 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 		if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
 			return invalid("deployment %q has already failed", d.Id)
 		}
-		if c := t.components[d.ComponentId]; c != nil && c.ActiveDeploymentId == d.Id {
+		if fb := op.GetFallback(); fb != "" {
+			f, ok := t.deployments[fb]
+			switch {
+			case !ok:
+				return notFound("deployment", fb)
+			case f.ComponentId != d.ComponentId || f.Id == d.Id:
+				return invalid("fallback deployment %q is not another deployment of the same component", fb)
+			case f.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY:
+				return invalid("fallback deployment %q is %s, not ready", fb, f.Status)
+			}
+		} else if c := t.components[d.ComponentId]; c != nil && c.ActiveDeploymentId == d.Id && !op.Deactivate {
 			return invalid("deployment %q is active: activate another before failing it", d.Id)
 		}
 	default:
@@ -450,6 +502,20 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 		return invalid("only a deployment that becomes ready can be activated with its status")
 	}
 	d.Status, d.Error = op.Status, op.Error
+	if op.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
+		d.Canary, d.CanaryStart = false, nil
+		if c != nil && c.ActiveDeploymentId == d.Id { // op.Fallback or op.Deactivate, checked above
+			if fb := t.deployments[op.GetFallback()]; fb != nil {
+				if fb.Spec != nil {
+					t.setManifestSpec(index, c, fb.Spec, false) // the spec it serves with
+				}
+				t.activate(index, now, c, fb)
+			} else {
+				c.ActiveDeploymentId = ""
+				c.UpdateTime, c.ModifyIndex = now, index
+			}
+		}
+	}
 	if op.ArtifactDigest != "" {
 		d.ArtifactDigest = op.ArtifactDigest
 	}
@@ -468,12 +534,70 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 			return nil // a newer deployment serves already: this one stays ready, inactive
 		}
 		if op.Spec != nil {
-			c.Spec = clone(op.Spec)
-			c.Replicas = min(max(c.Replicas, c.Spec.ScaleMin), c.Spec.ScaleMax)
+			t.setManifestSpec(index, c, op.Spec, false)
 		}
-		c.ActiveDeploymentId = d.Id
-		c.UpdateTime, c.ModifyIndex = now, index
+		t.activate(index, now, c, d)
 	}
+	return nil
+}
+
+// activate makes d its component's active deployment. A new version (created after the one
+// it replaces) starts in its canary phase when the component has a canary and the version
+// it replaces has an instance running; a rollback, a re-activation or a first deployment
+// takes all the traffic at once. A version superseded during its own canary leaves it.
+func (t *tables) activate(index uint64, now *timestamppb.Timestamp, c *statev1.Component, d *statev1.Deployment) {
+	prev := t.deployments[c.ActiveDeploymentId]
+	c.ActiveDeploymentId = d.Id
+	c.UpdateTime, c.ModifyIndex = now, index
+	if prev == nil || prev.Id == d.Id {
+		return
+	}
+	if prev.Canary {
+		prev.Canary, prev.CanaryStart = false, nil
+		prev.UpdateTime, prev.ModifyIndex = now, index
+	}
+	canary := false
+	if pct, _ := spec.Canary(c.Spec); pct > 0 && d.CreateIndex > prev.CreateIndex {
+		for _, p := range t.placements {
+			if p.DeploymentId == prev.Id && p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN &&
+				p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
+				canary = true
+				break
+			}
+		}
+	}
+	if d.Canary != canary || d.CanaryStart != nil {
+		d.Canary, d.CanaryStart = canary, nil
+		d.UpdateTime, d.ModifyIndex = now, index
+	}
+}
+
+func (t *tables) startCanary(index uint64, now *timestamppb.Timestamp, op *statev1.StartCanary) error {
+	d, ok := t.deployments[op.GetDeploymentId()]
+	if !ok {
+		return notFound("deployment", op.GetDeploymentId())
+	}
+	if !d.Canary || d.CanaryStart != nil {
+		return invalid("deployment %q is not in a canary waiting to start", d.Id)
+	}
+	if now == nil {
+		return invalid("starting a canary needs the command's time")
+	}
+	d.CanaryStart = now
+	d.UpdateTime, d.ModifyIndex = now, index
+	return nil
+}
+
+func (t *tables) endCanary(index uint64, now *timestamppb.Timestamp, op *statev1.EndCanary) error {
+	d, ok := t.deployments[op.GetDeploymentId()]
+	if !ok {
+		return notFound("deployment", op.GetDeploymentId())
+	}
+	if !d.Canary {
+		return invalid("deployment %q is not in a canary", d.Id)
+	}
+	d.Canary, d.CanaryStart = false, nil
+	d.UpdateTime, d.ModifyIndex = now, index
 	return nil
 }
 
@@ -492,8 +616,7 @@ func (t *tables) activateDeployment(index uint64, now *timestamppb.Timestamp, op
 	if d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
 		return invalid("deployment %q is %s, not ready", d.Id, d.Status)
 	}
-	c.ActiveDeploymentId = d.Id
-	c.UpdateTime, c.ModifyIndex = now, index
+	t.activate(index, now, c, d)
 	return nil
 }
 
@@ -563,6 +686,9 @@ func (t *tables) setPlacementObserved(index uint64, op *statev1.SetPlacementObse
 		return invalid("placement %q was declared lost; it can only be reported stopped", p.Id)
 	}
 	p.Observed, p.Reason, p.ModifyIndex = op.Observed, op.Reason, index
+	if d := t.deployments[p.DeploymentId]; d != nil && !d.Served && op.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
+		d.Served, d.ModifyIndex = true, index
+	}
 	return nil
 }
 

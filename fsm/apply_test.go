@@ -989,3 +989,82 @@ func TestCommandRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestCanaryAndFallback: activating a newer deployment while the active one runs starts a
+// canary (not with a 0% canary, not on a rollback); EndCanary ends it; a failed rollout's
+// one entry fails the new deployment and activates the fallback; a first deployment that
+// fails is deactivated; the first RUNNING report marks a deployment served.
+func TestCanaryAndFallback(t *testing.T) {
+	st := fixture(t)
+	idx := uint64(100)
+	apply := func(cmd *statev1.Command) error {
+		idx++
+		return st.Apply(idx, cmd)
+	}
+	must := func(cmd *statev1.Command) {
+		t.Helper()
+		if err := apply(cmd); err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+	}
+	run := statev1.PlacementDesired_PLACEMENT_DESIRED_RUN
+	running := statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING
+	ready := func(id string) {
+		must(cmdCreateDeployment(&statev1.Deployment{Id: id, ComponentId: "c-api"}))
+		must(cmdSetDeploymentStatus(id, stReady, "sha256:"+id, ""))
+	}
+	ready("d1")
+	must(cmdActivate("c-api", "d1"))
+	must(cmdPutPlacements(&statev1.Placement{Id: "p1", ComponentId: "c-api", DeploymentId: "d1", NodeId: "n1", Desired: run, Epoch: 1}))
+	must(cmdSetObserved("p1", running, ""))
+	if !getDeployment(t, st, "d1").Served {
+		t.Fatal("a RUNNING report did not mark its deployment served")
+	}
+	ready("d2")
+	must(cmdActivate("c-api", "d2"))
+	if !getDeployment(t, st, "d2").Canary {
+		t.Fatal("a newer deployment replacing a running one is not in a canary")
+	}
+	// A failed canary: one entry fails d2 and activates d1 again.
+	if err := apply(cmdSetDeploymentStatus("d2", stFailed, "", "canary failed")); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("failing the active deployment without a fallback: %v", err)
+	}
+	must(&statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: "d2", Status: stFailed, Error: "canary failed", Fallback: "d1"}}})
+	if c := getComponent(t, st, "api"); c.ActiveDeploymentId != "d1" || getDeployment(t, st, "d2").Canary || getDeployment(t, st, "d1").Canary {
+		t.Fatalf("after the failed canary: active %q, d1 %v, d2 %v", c.ActiveDeploymentId, getDeployment(t, st, "d1"), getDeployment(t, st, "d2"))
+	}
+	// A good canary ends with EndCanary; a rollback to an older one has none.
+	ready("d3")
+	must(cmdActivate("c-api", "d3"))
+	must(&statev1.Command{Op: &statev1.Command_EndCanary{EndCanary: &statev1.EndCanary{DeploymentId: "d3"}}})
+	if getDeployment(t, st, "d3").Canary {
+		t.Fatal("EndCanary left the canary on")
+	}
+	if err := apply(&statev1.Command{Op: &statev1.Command_EndCanary{EndCanary: &statev1.EndCanary{DeploymentId: "d3"}}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("EndCanary twice: %v", err)
+	}
+	must(cmdActivate("c-api", "d1"))
+	if getDeployment(t, st, "d1").Canary {
+		t.Fatal("a rollback started a canary")
+	}
+	// 0%: no canary.
+	c := getComponent(t, st, "api")
+	sp := c.Spec
+	sp.Rollout = &statev1.RolloutSpec{CanaryPercent: 0, WindowMs: 1000}
+	must(cmdUpdateSpec("api", sp))
+	ready("d4")
+	must(cmdActivate("c-api", "d4"))
+	if getDeployment(t, st, "d4").Canary {
+		t.Fatal("a 0% canary started")
+	}
+	// A deployment of a component with nothing else to fall back on is deactivated.
+	must(&statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: "d4", Status: stFailed, Error: "every instance failed", Deactivate: true}}})
+	if c := getComponent(t, st, "api"); c.ActiveDeploymentId != "" {
+		t.Fatalf("a deactivated deployment is still active: %q", c.ActiveDeploymentId)
+	}
+	if err := checkInvariants(st); err != nil {
+		t.Error(err)
+	}
+}

@@ -46,6 +46,7 @@ func (t *tables) putSecret(index uint64, now *timestamppb.Timestamp, op *statev1
 		UpdateTime: now, ModifyIndex: index,
 	}
 	c.SecretsIndex = index
+	c.SpecIndex = index // its instances are replaced with the new environment
 	return nil
 }
 
@@ -60,6 +61,7 @@ func (t *tables) deleteSecret(index uint64, op *statev1.DeleteSecret) error {
 	}
 	delete(t.secrets, k)
 	c.SecretsIndex = index
+	c.SpecIndex = index // its instances are replaced with the new environment
 	return nil
 }
 

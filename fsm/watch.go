@@ -71,11 +71,13 @@ func tablesOf(cmd *statev1.Command) tableSet {
 		return setOf(TableNodes)
 	case *statev1.Command_SetNodeStatus, *statev1.Command_RemoveNode:
 		return setOf(TableNodes, TablePlacements) // a node down or removed loses its placements
-	case *statev1.Command_CreateDeployment:
+	case *statev1.Command_CreateDeployment, *statev1.Command_EndCanary, *statev1.Command_StartCanary:
 		return setOf(TableDeployments)
 	case *statev1.Command_SetDeploymentStatus, *statev1.Command_ActivateDeployment:
 		return setOf(TableDeployments, TableComponents) // ready may activate; activation changes the component
-	case *statev1.Command_PutPlacements, *statev1.Command_SetPlacementObserved, *statev1.Command_DeletePlacements:
+	case *statev1.Command_SetPlacementObserved:
+		return setOf(TablePlacements, TableDeployments) // the first RUNNING marks its deployment served
+	case *statev1.Command_PutPlacements, *statev1.Command_DeletePlacements:
 		return setOf(TablePlacements)
 	case *statev1.Command_CreateUser:
 		return setOf(TableUsers)

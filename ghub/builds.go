@@ -19,6 +19,7 @@ import (
 
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/tick"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -82,6 +83,9 @@ func pendingOrBuilding(s statev1.DeploymentStatus) bool {
 	return s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING || s == statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING
 }
 
+// buildPause is the least time between two passes of BuildLoop.
+const buildPause = 20 * time.Millisecond
+
 // BuildLoop is a leader controller: the node runs it for each term of leadership, with a
 // ctx that ends with the term. It starts builds; when the term ends it cancels them and
 // waits for them (and their status reports) to end.
@@ -96,8 +100,15 @@ func (s *Service) BuildLoop(ctx context.Context) {
 	s.builds.mu.Unlock()
 	for {
 		idx := s.state.TableIndex(fsm.TableDeployments, fsm.TableComponents)
+		t0 := time.Now()
 		s.startBuilds(ctx)
 		s.resumeReports(ctx)
+		// Both read every deployment and component under the store's read lock: under a
+		// burst of component writes, a pass per buildPause at most, and at most a fifth of
+		// the time however large the state.
+		if !tick.Sleep(ctx, min(tick.Pause(buildPause, time.Since(t0)), time.Second)) {
+			return
+		}
 		ch, stop := s.state.WatchTables(idx, fsm.TableDeployments, fsm.TableComponents)
 		select {
 		case <-ctx.Done():
@@ -458,7 +469,12 @@ func (s *Service) reportServing(ctx context.Context, d *statev1.Deployment, idx 
 				reason = p.NodeId + ": " + p.Reason
 			}
 		}
-		if running >= c.Replicas || c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED {
+		cur, err := s.state.Deployment(d.Id)
+		if err != nil {
+			return
+		}
+		// A canary is not success yet: the proxies' figures may still fail it.
+		if (running >= c.Replicas && !cur.Canary) || c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED {
 			s.postStatus(ctx, d, "success", fmt.Sprintf("deployed: %d/%d instances serving", running, c.Replicas))
 			return
 		}
@@ -483,7 +499,7 @@ func (s *Service) reportServing(ctx context.Context, d *statev1.Deployment, idx 
 }
 
 // servingTables are the tables reportServing reads.
-var servingTables = []fsm.Table{fsm.TableComponents, fsm.TablePlacements}
+var servingTables = []fsm.Table{fsm.TableComponents, fsm.TablePlacements, fsm.TableDeployments}
 
 // statusPost is one commit status waiting to be sent.
 type statusPost struct {

@@ -15,6 +15,7 @@ import (
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/internal/githubtest"
 	"github.com/velocity9/v9/internal/loglimit"
+	"github.com/velocity9/v9/internal/wasmtest"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
@@ -58,7 +59,7 @@ func newIntakeFixture(t *testing.T) *intakeFixture {
 	gh := githubtest.New(t)
 	const repo = "octo/hello"
 	gh.CreateRepo(repo, "main")
-	gh.Commit(repo, "main", "first", map[string]string{"v9.toml": "name = \"hello\"\nruntime = \"wasm\"\n[wasm]\nmodule = \"app.wasm\"\n", "app.wasm": "\x00asm\x01\x00\x00\x00"})
+	gh.Commit(repo, "main", "first", map[string]string{"v9.toml": "name = \"hello\"\nruntime = \"wasm\"\n[wasm]\nmodule = \"app.wasm\"\n", "app.wasm": string(wasmtest.Trap())})
 	st := fsm.NewStore()
 	logs := &lockedBuffer{}
 	var srv *httptest.Server

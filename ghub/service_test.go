@@ -19,6 +19,7 @@ import (
 
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/internal/githubtest"
+	"github.com/velocity9/v9/internal/wasmtest"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
@@ -86,7 +87,7 @@ func TestServiceWithoutRaft(t *testing.T) {
 	gh := githubtest.New(t)
 	const repo = "octo/site"
 	gh.CreateRepo(repo, "main")
-	module := "\x00asm\x01\x00\x00\x00"
+	module := string(wasmtest.Trap()) // runnable as far as the upload check sees
 	files := func(greeting string) map[string]string {
 		return map[string]string{"app.wasm": module,
 			"v9.toml": "name = \"site\"\nruntime = \"wasm\"\n[wasm]\nmodule = \"app.wasm\"\n[env]\nGREETING = \"" + greeting + "\"\n"}

@@ -149,6 +149,8 @@ func rolloutState() *statev1.State {
 	s.Placements = []*statev1.Placement{
 		{Id: "p1", ComponentId: "c1", DeploymentId: "d1", NodeId: "a", Desired: run, Observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING},
 		{Id: "p2", ComponentId: "c1", DeploymentId: "d2", NodeId: "a", Desired: run, Observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED, Reason: "compile: bad module"},
+		// Still starting: not every new instance has failed, so the deadline decides.
+		{Id: "p3", ComponentId: "c1", DeploymentId: "d2", NodeId: "a", Desired: run, Observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_STARTING},
 	}
 	return s
 }
@@ -159,7 +161,7 @@ func rolloutState() *statev1.State {
 func TestRolloutsFailAfterDeadline(t *testing.T) {
 	f := newFake(t, rolloutState())
 	clk := newClock()
-	r := NewRollouts(f, time.Second, 10*time.Second, quiet())
+	r := NewRollouts(f, nil, RolloutConfig{Every: time.Second, Deadline: 10 * time.Second}, quiet())
 	r.Check(context.Background(), clk.now())
 	clk.add(9 * time.Second)
 	r.Check(context.Background(), clk.now())
@@ -177,10 +179,13 @@ func TestRolloutsFailAfterDeadline(t *testing.T) {
 	clk.add(time.Second)
 	r.Check(context.Background(), clk.now())
 	cmds := f.commands()
-	if len(cmds) != 2 || cmds[0].GetActivateDeployment().GetDeploymentId() != "d1" || cmds[1].GetSetDeploymentStatus().GetStatus() != statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
+	if len(cmds) != 1 || cmds[0].GetSetDeploymentStatus().GetFallback() != "d1" || cmds[0].GetSetDeploymentStatus().GetStatus() != statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
 		t.Fatalf("at the deadline: %v", cmds)
 	}
-	if msg := cmds[1].GetSetDeploymentStatus().GetError(); !strings.Contains(msg, "compile: bad module") || !strings.Contains(msg, "deployment d1 keeps serving") {
+	if c, _ := f.st.Component("hello"); c.GetActiveDeploymentId() != "d1" {
+		t.Fatalf("active after the failed rollout: %q", c.GetActiveDeploymentId())
+	}
+	if msg := cmds[0].GetSetDeploymentStatus().GetError(); !strings.Contains(msg, "compile: bad module") || !strings.Contains(msg, "deployment d1 keeps serving") {
 		t.Fatalf("failure message %q", msg)
 	}
 	if len(f.logs) != 1 {
@@ -247,16 +252,15 @@ func (s termEndsStore) Apply(ctx context.Context, cmd *statev1.Command) (uint64,
 	return s.fakeStore.Apply(ctx, cmd)
 }
 
-// TestRolloutsFailFinishesAcrossTermEnd: the term ends between the two writes of a failed
-// rollout (re-activate the previous deployment, fail the new one); the second is still
-// written, or the new deployment would stay "ready" with no reason: the next leader only
-// looks at active deployments.
+// TestRolloutsFailFinishesAcrossTermEnd: the term ends as the failed rollout's one entry
+// (fail the new deployment, activate the previous one) is written; it is written all the
+// same, or the new deployment would stay active with no reason.
 func TestRolloutsFailFinishesAcrossTermEnd(t *testing.T) {
 	f := newFake(t, rolloutState())
 	term, endTerm := context.WithCancel(context.Background())
 	defer endTerm()
 	clk := newClock()
-	r := NewRollouts(termEndsStore{f, endTerm}, time.Second, 10*time.Second, quiet())
+	r := NewRollouts(termEndsStore{f, endTerm}, nil, RolloutConfig{Every: time.Second, Deadline: 10 * time.Second}, quiet())
 	r.Check(term, clk.now())
 	clk.add(10 * time.Second)
 	r.Check(term, clk.now())
@@ -264,7 +268,7 @@ func TestRolloutsFailFinishesAcrossTermEnd(t *testing.T) {
 		t.Fatal("the term did not end")
 	}
 	cmds := f.commands()
-	if len(cmds) != 2 || cmds[1].GetSetDeploymentStatus().GetStatus() != statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
+	if len(cmds) != 1 || cmds[0].GetSetDeploymentStatus().GetStatus() != statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
 		t.Fatalf("commands: %v", cmds)
 	}
 	if d, _ := f.st.Deployment("d2"); d.GetStatus() != statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {

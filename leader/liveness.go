@@ -54,6 +54,7 @@ type Liveness struct {
 	downing   map[string]bool      // nodes being marked down: their heartbeats are refused
 	load      map[string][]*clusterv1.ComponentLoad
 	artifacts map[string]map[string]bool
+	versions  map[string][]*clusterv1.VersionCounts // by node: cumulative counts per deployment
 }
 
 // NewLiveness returns the liveness controller.
@@ -80,6 +81,7 @@ func (l *Liveness) reset(now time.Time) {
 	l.downing = map[string]bool{}
 	l.load = map[string][]*clusterv1.ComponentLoad{}
 	l.artifacts = map[string]map[string]bool{}
+	l.versions = map[string][]*clusterv1.VersionCounts{}
 }
 
 // Record takes a node's heartbeat. It fails with ErrNotLeading outside a term and with
@@ -98,6 +100,9 @@ func (l *Liveness) Record(req *clusterv1.HeartbeatRequest) error {
 	}
 	l.heard[req.NodeId] = now
 	l.load[req.NodeId] = req.Load
+	if req.Versions != nil {
+		l.versions[req.NodeId] = req.Versions
+	}
 	arts := make(map[string]bool, len(req.Artifacts))
 	for _, a := range req.Artifacts {
 		arts[a] = true
@@ -186,6 +191,20 @@ func (l *Liveness) ArtifactHints() map[string]map[string]bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return maps.Clone(l.artifacts) // the inner maps are replaced, never changed
+}
+
+// VersionCounts sums what every node's instances of each deployment answered, from each
+// node's latest report (cumulative since the node started), for canary verdicts.
+func (l *Liveness) VersionCounts() map[string]sched.Counts {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]sched.Counts{}
+	for _, vs := range l.versions {
+		for _, v := range vs {
+			out[v.DeploymentId] = out[v.DeploymentId].Add(sched.Counts{Requests: v.Requests, Errors: v.Errors})
+		}
+	}
+	return out
 }
 
 // ComponentLoad sums the components' load over the latest report of each node heard within

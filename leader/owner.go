@@ -94,7 +94,14 @@ func (o *Owner) Run(ctx context.Context, leaderCh <-chan bool) {
 		for backoff := barrierBackoff; ; {
 			err := o.barrier.Barrier(ctx)
 			if err == nil {
-				term = o.establish(ctx)
+				// A change of leadership that arrived during the barrier wins: never start
+				// controllers for a term already over.
+				select {
+				case v := <-leaderCh:
+					pending = &v
+				default:
+					term = o.establish(ctx)
+				}
 				break
 			}
 			o.log.Warn("leadership: barrier failed; retrying", "err", err)

@@ -2,6 +2,7 @@ package leader
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -19,23 +20,47 @@ type RolloutStore interface {
 	SystemLog(component, line string)
 }
 
+// VersionCounter gives what the proxies counted per deployment, summed over the nodes
+// (Liveness, from the heartbeats).
+type VersionCounter interface {
+	VersionCounts() map[string]sched.Counts
+}
+
 // Rollouts fails a rollout whose new instances are not all running Deadline after it began
-// while an older deployment still serves (sched.Rollouts decides): the older one is
-// activated again (it never stopped serving) and the new one is marked failed with the
-// reason. Its soft state is the clock of each rollout under way; a new term starts it again.
+// while an older deployment still serves, or at once when every new instance failed or no
+// node can run it (sched.Rollouts decides): the older one is activated again (it never
+// stopped serving) and the new one is marked failed with the reason; a first deployment
+// that never served is failed and deactivated. It also judges canaries (sched.Canaries,
+// sched.JudgeCanary): once a canary's instances are all ready its window starts
+// (StartCanary, in the state, so a new leader continues it), and at its end (or at once
+// when it errs badly) it is promoted (EndCanary) or failed like a rollout, with the
+// proxies' figures as the reason. Its soft state is the clock of each rollout under way; a
+// new term starts it again.
 type Rollouts struct {
 	store    RolloutStore
+	counts   VersionCounter
 	every    time.Duration
 	deadline time.Duration
+	maxWin   time.Duration
 	log      *slog.Logger
 	now      func() time.Time
 
-	began map[string]time.Time // by deployment id; only Run's goroutine touches it
+	// Only Run's goroutine touches these.
+	termStart time.Time
+	began     map[string]time.Time // by deployment id
 }
 
-// NewRollouts returns the rollout controller, which checks every interval.
-func NewRollouts(store RolloutStore, every, deadline time.Duration, log *slog.Logger) *Rollouts {
-	return &Rollouts{store: store, every: every, deadline: deadline, log: log, now: time.Now}
+// RolloutConfig tunes Rollouts.
+type RolloutConfig struct {
+	Every    time.Duration // how often it checks
+	Deadline time.Duration // how long a rollout may take to get its instances running
+	// CanaryWindowMax, when set, caps every canary's window (test clusters).
+	CanaryWindowMax time.Duration
+}
+
+// NewRollouts returns the rollout controller. counts may be nil (no figures: canaries pass).
+func NewRollouts(store RolloutStore, counts VersionCounter, cfg RolloutConfig, log *slog.Logger) *Rollouts {
+	return &Rollouts{store: store, counts: counts, every: cfg.Every, deadline: cfg.Deadline, maxWin: cfg.CanaryWindowMax, log: log, now: time.Now}
 }
 
 // Name implements Controller.
@@ -43,22 +68,84 @@ func (r *Rollouts) Name() string { return "rollouts" }
 
 // Run checks the rollouts every interval for the term.
 func (r *Rollouts) Run(ctx context.Context) {
-	r.began = nil
+	r.began, r.termStart = nil, r.now()
 	defer func() { r.began = nil }()
 	tick.Every(ctx, r.every, func() { r.Check(ctx, r.now()) })
 }
 
-// Check fails the rollouts that missed their deadline.
+// Check fails the rollouts that missed their deadline or cannot succeed, and judges the
+// canaries.
 func (r *Rollouts) Check(ctx context.Context, now time.Time) {
 	var failed []sched.RolloutFailure
 	var began map[string]time.Time
+	var canaries []sched.Canary
 	// A pure read of the live state (no deep copy per tick): the decisions hold no pointer
 	// into it.
-	r.store.ViewState(func(st *statev1.State) { failed, began = sched.Rollouts(st, r.began, now, r.deadline) })
+	r.store.ViewState(func(st *statev1.State) {
+		failed, began = sched.Rollouts(st, r.began, now, r.deadline)
+		canaries = sched.Canaries(st)
+	})
 	r.began = began
 	for _, f := range failed {
 		r.fail(ctx, f)
 	}
+	r.judgeCanaries(ctx, canaries, now)
+}
+
+func (r *Rollouts) judgeCanaries(ctx context.Context, canaries []sched.Canary, now time.Time) {
+	if now.Sub(r.termStart) < 2*r.every {
+		return // a new term: let every node's counts arrive first
+	}
+	var counts map[string]sched.Counts
+	if r.counts != nil {
+		counts = r.counts.VersionCounts()
+	}
+	for _, k := range canaries {
+		if r.maxWin > 0 {
+			k.Window = min(k.Window, r.maxWin)
+		}
+		if !k.Ready {
+			continue // the rollout deadline watches it meanwhile
+		}
+		if k.Start.IsZero() {
+			// The window starts now, in the state: a new leader continues it.
+			if err := r.apply(ctx, &statev1.Command{Op: &statev1.Command_StartCanary{StartCanary: &statev1.StartCanary{DeploymentId: k.Deployment}}}); err != nil {
+				r.log.Warn("start canary", "component", k.Component, "deployment", k.Deployment, "err", err)
+				continue
+			}
+			r.log.Info("canary started", "component", k.Component, "deployment", k.Deployment, "percent", k.Percent, "window", k.Window)
+			r.store.SystemLog(k.Component, fmt.Sprintf("canary: deployment %s takes %d%% of the requests for %s", k.Deployment, k.Percent, k.Window))
+			continue
+		}
+		// The new version's counts are all from its canary (readiness requests are not
+		// counted); the older versions' cover their lifetime, the baseline.
+		fresh, old := counts[k.Deployment], sched.Counts{}
+		for _, o := range k.Older {
+			old = old.Add(counts[o])
+		}
+		verdict, figures := sched.JudgeCanary(k, fresh, old, now.Sub(k.Start))
+		switch {
+		case verdict == sched.Wait:
+		case verdict == sched.Fail && k.Previous != "":
+			r.fail(ctx, sched.RolloutFailure{ComponentID: k.ComponentID, Component: k.Component, Deployment: k.Deployment,
+				Previous: k.Previous, Reason: figures,
+				Message: fmt.Sprintf("canary failed: %s; deployment %s keeps serving", figures, k.Previous)})
+		default: // promoted (or failed with nothing older left to serve)
+			if err := r.apply(ctx, &statev1.Command{Op: &statev1.Command_EndCanary{EndCanary: &statev1.EndCanary{DeploymentId: k.Deployment}}}); err != nil {
+				r.log.Warn("end canary", "component", k.Component, "deployment", k.Deployment, "err", err)
+				continue // the next pass tries again
+			}
+			r.log.Info("canary passed", "component", k.Component, "deployment", k.Deployment, "figures", figures)
+			r.store.SystemLog(k.Component, "canary passed: "+figures)
+		}
+	}
+}
+
+func (r *Rollouts) apply(ctx context.Context, cmd *statev1.Command) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := r.store.Apply(cctx, cmd)
+	return err
 }
 
 // failBudget bounds how long a failing rollout's two writes may outlive the term.
@@ -66,25 +153,18 @@ const failBudget = 15 * time.Second
 
 func (r *Rollouts) fail(ctx context.Context, f sched.RolloutFailure) {
 	r.log.Warn("rollout failed; keeping the previous deployment", "component", f.Component, "deployment", f.Deployment, "previous", f.Previous, "reason", f.Reason)
-	// The decision is two writes (re-activate the previous deployment, then fail the new
-	// one), and only the first is visible to the next leader's sched.Rollouts, which looks
-	// at active deployments: once begun it is finished even if the term ends meanwhile
-	// (Apply forwards to whoever leads), or the new deployment would stay "ready" with no
-	// reason; failBudget bounds how long it holds up the end of the term.
+	// One entry fails the new deployment and activates the previous one again (or, for a
+	// first deployment, leaves none active): nobody sees one without the other. Once begun it
+	// is finished even if the term ends meanwhile (Apply forwards to whoever leads);
+	// failBudget bounds how long it holds up the end of the term.
 	ctx, stop := context.WithTimeout(context.WithoutCancel(ctx), failBudget)
 	defer stop()
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	_, err := r.store.Apply(cctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: f.ComponentID, DeploymentId: f.Previous}}})
-	cancel()
-	if err != nil {
-		r.log.Warn("fail rollout: re-activate the previous deployment", "component", f.Component, "err", err)
-		return // the next pass tries again
-	}
-	// The old version serves again; the new one must not be left "ready" without a reason.
+	var err error
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err = r.store.Apply(cctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
 			Id: f.Deployment, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, Error: f.Message,
+			Fallback: f.Previous, Deactivate: f.Deactivate,
 		}}})
 		cancel()
 		if err == nil || attempt == 4 || !tick.Sleep(ctx, 200*time.Millisecond) {
@@ -92,8 +172,8 @@ func (r *Rollouts) fail(ctx context.Context, f sched.RolloutFailure) {
 		}
 	}
 	if err != nil {
-		r.log.Warn("fail rollout: mark the new deployment failed", "component", f.Component, "deployment", f.Deployment, "err", err)
-		return
+		r.log.Warn("fail rollout", "component", f.Component, "deployment", f.Deployment, "err", err)
+		return // the next pass decides again
 	}
 	r.store.SystemLog(f.Component, f.Message)
 }

@@ -40,6 +40,8 @@ type Scheduler struct {
 	hints ArtifactHinter
 	log   *slog.Logger
 	hold  atomic.Bool
+	// planTook is how long the last plan read the state (ns); Run spaces passes by it.
+	planTook atomic.Int64
 }
 
 // NewScheduler returns the scheduling controller.
@@ -65,7 +67,8 @@ func (s *Scheduler) Run(ctx context.Context) {
 		if !s.hold.Load() {
 			s.Pass(ctx)
 		}
-		if !tick.Sleep(ctx, schedulePause) {
+		// Planning reads the whole state under the read lock: a large state spaces passes out.
+		if !tick.Sleep(ctx, tick.Pause(schedulePause, time.Duration(s.planTook.Load()))) {
 			return
 		}
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -86,7 +89,9 @@ func (s *Scheduler) Pass(ctx context.Context) {
 	var plan sched.Plan
 	// The scheduler only reads, and its plan holds objects of its own: it runs on the live
 	// state under the read lock instead of on a deep copy per pass.
+	t0 := time.Now()
 	s.store.ViewState(func(st *statev1.State) { plan = sched.ScheduleWith(st, h) })
+	s.planTook.Store(int64(time.Since(t0)))
 	if plan.Empty() {
 		return
 	}

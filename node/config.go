@@ -127,6 +127,9 @@ type LivenessConfig struct {
 	// RolloutDeadline is how long a new deployment may take to get its instances running
 	// before it is failed and the previous version kept. Default 2m.
 	RolloutDeadline time.Duration
+	// CanaryWindowMax, when set, shortens every canary window (rollout.window) to at most
+	// this: test clusters use it so that a redeploy does not wait 30s. 0 keeps the spec's.
+	CanaryWindowMax time.Duration
 }
 
 // minFenceBudget is the least time a node whose lease ran out may take to kill its

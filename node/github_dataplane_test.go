@@ -22,6 +22,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/velocity9/v9/internal/githubtest"
+	"github.com/velocity9/v9/internal/wasmtest"
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
@@ -54,9 +55,23 @@ func goRepo(body string) map[string]string {
 	}
 }
 
-// neverServes checks, a number of times on every node, that body is not served.
+// neverServes checks, a number of times on every node, that body is not served, once every
+// node knows the active deployment's canary is over (during a canary the old version keeps
+// a share of the requests).
 func neverServes(t *testing.T, nodes []*Node, old string) {
 	t.Helper()
+	Eventually(t, 30*time.Second, func() error {
+		for _, n := range nodes {
+			c, err := n.Store().Component("hello")
+			if err != nil {
+				return err
+			}
+			if d, err := n.Store().Deployment(c.ActiveDeploymentId); err != nil || d.Canary {
+				return fmt.Errorf("%s: deployment %s still in its canary (%v)", n.ID(), c.ActiveDeploymentId, err)
+			}
+		}
+		return nil
+	})
 	for i := 0; i < 10; i++ {
 		for _, n := range nodes {
 			if _, body, _, _ := proxyGet(n, "", "/hello/x"); strings.Contains(body, old) {
@@ -273,4 +288,46 @@ func TestDataPlaneGitHubNewestPushWins(t *testing.T) {
 	waitDeployment(t, leader, "hello", newest, statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY)
 	waitServing(t, c.Nodes, "newest")
 	waitStatus(t, gh, newest, "success")
+}
+
+// TestDataPlaneGitHubTrappingPushFails: a push of a module whose _start traps on every
+// request fails its readiness check on every node; the commit status says failure with
+// the reason, and the version that served before answers every request meanwhile.
+func TestDataPlaneGitHubTrappingPushFails(t *testing.T) {
+	c, gh := newGitHubCluster(t, 3, nil)
+	v1 := gh.Commit(testRepo, "main", "v1", helloRepo(t, "v1"))
+	createLinked(t, c.Follower(t), "hello")
+	waitServing(t, c.Nodes, "hello from wasm v1 /x")
+	waitStatus(t, gh, v1, "success")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var bad []string
+	var ok int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			code, body, _, err := proxyGet(c.Nodes[i%3], "", "/hello/x")
+			if err != nil || code != 200 || !strings.Contains(body, "v1") {
+				bad = append(bad, fmt.Sprintf("%s: %d %q %v", c.Nodes[i%3].ID(), code, body, err))
+			} else {
+				ok++
+			}
+		}
+	}()
+	trap := helloRepo(t, "v2")
+	trap["hello.wasm"] = string(wasmtest.Trap())
+	start := time.Now()
+	v2, _ := gh.Push(testRepo, "main", "v2: traps", trap)
+	st := waitStatus(t, gh, v2, "failure")
+	took := time.Since(start)
+	cancel()
+	<-done
+	t.Logf("push of a trapping module → failure commit status in %s (%d requests answered by v1 meanwhile)", took.Round(time.Millisecond), ok)
+	if !strings.Contains(st.Description, "readiness check failed") {
+		t.Fatalf("failure status: %+v", st)
+	}
+	if len(bad) > 0 || ok == 0 {
+		t.Fatalf("during the failed rollout: %d ok, bad: %v", ok, bad)
+	}
 }

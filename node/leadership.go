@@ -23,7 +23,7 @@ func (n *Node) setupLeadership() {
 	n.owner.Register(
 		n.scheduler,
 		n.live,
-		leader.NewRollouts(env, every, lc.RolloutDeadline, n.log),
+		leader.NewRollouts(env, n.live, leader.RolloutConfig{Every: every, Deadline: lc.RolloutDeadline, CanaryWindowMax: lc.CanaryWindowMax}, n.log),
 		leader.NewAutoscaler(env, n.live, leader.AutoscaleConfig{Every: every, Warmup: lc.TTL, Policy: n.cfg.Autoscale}, n.log),
 	)
 	n.owner.Register(n.cfg.extraControllers...)

@@ -15,6 +15,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/velocity9/v9/internal/wasmtest"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -242,17 +243,18 @@ func TestDataPlaneDrainMovesPlacementsWithoutFailures(t *testing.T) {
 	}
 }
 
-// TestDataPlaneBrokenRolloutKeepsOldVersion deploys a version whose module cannot be
-// compiled: its instances never run, so after the rollout deadline the deployment is
-// failed with the reason and the old version, which never stopped serving, is active again.
+// TestDataPlaneBrokenRolloutKeepsOldVersion deploys a version whose module traps: its
+// instances fail their readiness check on every node and never take traffic, so the
+// deployment is failed with the reason and the old version, which never stopped serving,
+// is active again.
 func TestDataPlaneBrokenRolloutKeepsOldVersion(t *testing.T) {
 	c := NewTestClusterOpts(t, 3, TestOptions{Liveness: LivenessConfig{RolloutDeadline: 3 * time.Second}})
 	first := mustUpload(t, c.Leader(t), helloDir(t, "[env]\nGREETING = \"v1\"\n"))
 	waitServing(t, c.Nodes, "hello from wasm v1")
 	g := startLoad(c.Nodes, 3)
 	bad := helloDir(t, "[env]\nGREETING = \"v2\"\n")
-	// A wasm header followed by garbage: it passes the upload check, and fails to compile.
-	if err := os.WriteFile(filepath.Join(bad, "hello.wasm"), append([]byte("\x00asm\x01\x00\x00\x00"), []byte("garbage section")...), 0o644); err != nil {
+	// A module that passes the upload check and traps on every request.
+	if err := os.WriteFile(filepath.Join(bad, "hello.wasm"), wasmtest.Trap(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	second := mustUpload(t, c.Follower(t), bad)

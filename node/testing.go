@@ -31,6 +31,10 @@ type TestCluster struct {
 	tlsOnce sync.Once
 }
 
+// TestCanaryWindowMax caps a test cluster's canary windows unless TestOptions.Liveness sets
+// CanaryWindowMax: a redeploy in a test waits this long for its canary, not 30s.
+const TestCanaryWindowMax = time.Second
+
 // TestOptions tunes NewTestClusterOpts.
 type TestOptions struct {
 	// Raft is the Raft timing; zero means TestRaftConfig.
@@ -114,7 +118,11 @@ var TestHTTPClient = TokenHTTPClient(TestToken)
 // TokenHTTPClient returns an HTTP client (HTTP/1.1 and h2c) that sends the token with every
 // request.
 func TokenHTTPClient(token string) *http.Client {
-	return &http.Client{Transport: bearerTransport{token: token, next: http.DefaultTransport}}
+	// Keep a connection per concurrent caller alive: the default keeps two per host, so
+	// tests and benchmarks with more concurrent writers would dial for nearly every call.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	return &http.Client{Transport: bearerTransport{token: token, next: tr}}
 }
 
 type bearerTransport struct {
@@ -152,6 +160,9 @@ func (c *TestCluster) config(i int) Config {
 		Liveness:         c.opts.Liveness,
 		Autoscale:        c.opts.Autoscale,
 		Logger:           slog.New(&testLogHandler{t: c.t, prefix: id, level: slog.LevelInfo}),
+	}
+	if cfg.Liveness.CanaryWindowMax == 0 {
+		cfg.Liveness.CanaryWindowMax = TestCanaryWindowMax
 	}
 	if c.opts.NoTLS {
 		cfg.InsecureNoTLS = true

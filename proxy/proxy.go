@@ -57,6 +57,9 @@ type Target struct {
 	// an instance per request is cheap). It is the fallback when no instance runs (a
 	// component scaled to zero) or none answers (its nodes just died).
 	OnDemand http.Handler
+	// Canary, when set, is a new version in its canary phase: it gets Percent of the
+	// requests entering here, and Local and Remote (the older versions) the rest.
+	Canary *Canary
 	// Unavailable, when set, says why this node serves nothing now (it is starting and
 	// does not know the component yet, or it was removed from the cluster): the answer
 	// is 503 with Retry-After, never 404, and a forwarding node tries another.
@@ -233,6 +236,19 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 	defer release()
 	r.Header.Set(ScriptNameHeader, script)
 	hop := r.Header.Get(HopHeader)
+	if c := t.Canary; c != nil {
+		// The proxy a request enters chooses the version; the one it forwards to serves
+		// that version (VersionHeader).
+		canary := r.Header.Get(VersionHeader) == "canary"
+		if hop == "" {
+			stable := len(t.Local) + len(t.Remote)
+			canary = len(c.Local)+len(c.Remote) > 0 && (stable == 0 || canaryTurn(p.next(name+"\x00canary"), c.Percent))
+			r.Header.Set(VersionHeader, map[bool]string{true: "canary", false: "stable"}[canary])
+		}
+		if canary {
+			t.Local, t.Remote = c.Local, c.Remote
+		}
+	}
 	if p.cfg.Load != nil && hop == "" {
 		defer p.cfg.Load.begin(name).end()
 	}
@@ -311,6 +327,13 @@ func (p *Proxy) next(name string) uint64 {
 		v, _ = p.rr.LoadOrStore(name, new(atomic.Uint64))
 	}
 	return v.(*atomic.Uint64).Add(1) - 1
+}
+
+// canaryTurn reports whether the k-th request goes to a canary of percent: evenly spread,
+// exactly percent of every 100 requests.
+func canaryTurn(k uint64, percent uint32) bool {
+	k %= 100
+	return (k+1)*uint64(percent)/100 > k*uint64(percent)/100
 }
 
 // errRetry means the request never reached an instance and may go to another.
@@ -428,3 +451,10 @@ func (r *recorder) Flush() {
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Canary is the new version's share of a component's traffic and where it runs.
+type Canary struct {
+	Percent uint32
+	Local   []http.Handler
+	Remote  []string
+}

@@ -203,6 +203,24 @@ func TestDeadNodeIsTriedLast(t *testing.T) {
 	}
 }
 
+func TestCanaryTurnSpreadsEvenly(t *testing.T) {
+	for _, pct := range []uint32{0, 1, 10, 50, 99, 100} {
+		n, run, longest := 0, 0, 0
+		for k := uint64(0); k < 100; k++ {
+			if canaryTurn(k, pct) {
+				n++
+				run++
+				longest = max(longest, run)
+			} else {
+				run = 0
+			}
+		}
+		if n != int(pct) || (pct <= 50 && longest > 1) {
+			t.Errorf("%d%%: %d of 100 to the canary, longest run %d", pct, n, longest)
+		}
+	}
+}
+
 type recorded struct {
 	mu  sync.Mutex
 	got []string

@@ -2,6 +2,7 @@ package sched
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -16,6 +17,21 @@ type RolloutFailure struct {
 	Running, Replicas      uint32
 	Reason                 string // the last placement failure seen, or "no instance became ready"
 	Message                string // what the deployment and the component's log say
+	// Deactivate: nothing older serves (a first deployment that never served), so the
+	// component is left without an active deployment rather than retried forever.
+	Deactivate bool
+}
+
+// ReadinessFailure starts the reason of a placement whose instance started but failed its
+// readiness check: the version answers 5xx (or nothing), which retrying will not change.
+const ReadinessFailure = "readiness check failed"
+
+// NoNodeReason is why a component of runtime rt cannot be placed anywhere.
+func NoNodeReason(rt statev1.Runtime) string {
+	if rt == statev1.Runtime_RUNTIME_CONTAINER {
+		return "no node can run containers (containerd not reachable on any node)"
+	}
+	return "no node can run wasm components"
 }
 
 // Rollouts decides which rollouts have failed. began is when each rollout under way was
@@ -25,11 +41,15 @@ type RolloutFailure struct {
 //
 // A rollout is under way while a running component's active deployment runs fewer than its
 // replicas and an older ready deployment still has an instance running; it fails once it
-// has been under way for deadline.
+// has been under way for deadline. A deployment that never served fails at once, whether
+// or not an older one serves, when ready nodes exist and none can run its runtime, or when
+// every one of its placements has failed its readiness check and none runs or starts: the
+// nodes' own verdicts are the outcome, not a deadline. Other start failures (an artifact
+// fetch, a busy node) may pass: the deadline decides those.
 func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadline time.Duration) ([]RolloutFailure, map[string]time.Time) {
 	type tally struct {
-		running int
-		failure string
+		running, failed, placed int
+		failure                 string
 	}
 	byDep := map[string]*tally{}
 	for _, p := range s.Placements {
@@ -41,10 +61,14 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 			t = &tally{}
 			byDep[p.DeploymentId] = t
 		}
+		t.placed++
 		switch p.Observed {
 		case statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING:
 			t.running++
 		case statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED:
+			if strings.HasPrefix(p.Reason, ReadinessFailure) {
+				t.failed++ // a verdict on the version itself, not a passing trouble of the node
+			}
 			t.failure = p.NodeId + ": " + p.Reason
 		}
 	}
@@ -56,7 +80,8 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 	var out []RolloutFailure
 	for _, c := range s.Components {
 		active := deps[c.ActiveDeploymentId]
-		if active == nil || c.Desired != statev1.DesiredState_DESIRED_STATE_RUNNING {
+		if active == nil || c.Desired != statev1.DesiredState_DESIRED_STATE_RUNNING ||
+			active.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
 			continue
 		}
 		// The previous version: the newest older deployment with an instance running.
@@ -68,6 +93,27 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 			}
 		}
 		cur := byDep[active.Id]
+		if !active.Served {
+			reason := ""
+			switch {
+			case anyReady(s.Nodes) && !runnable(s.Nodes, c.Runtime):
+				reason = NoNodeReason(c.Runtime)
+			case cur != nil && cur.running == 0 && cur.failed > 0 && cur.failed == cur.placed:
+				reason = fmt.Sprintf("every instance failed (%d of %d); last: %s", cur.failed, cur.placed, cur.failure)
+			}
+			if reason != "" {
+				f := RolloutFailure{ComponentID: c.Id, Component: c.Name, Deployment: active.Id, Replicas: c.Replicas, Reason: reason}
+				if prev == nil {
+					f.Deactivate = true
+					f.Message = "deployment failed: " + reason + "; nothing else serves"
+				} else {
+					f.Previous = prev.Id
+					f.Message = fmt.Sprintf("rollout failed: %s; deployment %s keeps serving", reason, prev.Id)
+				}
+				out = append(out, f)
+				continue
+			}
+		}
 		if prev == nil || (cur != nil && cur.running >= int(c.Replicas)) {
 			continue // nothing to fall back on, or the rollout is done
 		}
@@ -93,4 +139,24 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 		out = append(out, f)
 	}
 	return out, next
+}
+
+// anyReady reports whether a node is ready: until one is, nothing can be said of runtimes.
+func anyReady(nodes []*statev1.Node) bool {
+	for _, n := range nodes {
+		if n.Status == statev1.NodeStatus_NODE_STATUS_READY {
+			return true
+		}
+	}
+	return false
+}
+
+// runnable reports whether a ready node can run runtime rt.
+func runnable(nodes []*statev1.Node, rt statev1.Runtime) bool {
+	for _, n := range nodes {
+		if eligible(n, rt) {
+			return true
+		}
+	}
+	return false
 }

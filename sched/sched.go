@@ -42,9 +42,10 @@ type Hints struct {
 //   - a running component with an active deployment gets `replicas` placements of it, spread
 //     one per eligible node first (ready, able to run its runtime), then doubling up, and
 //     preferring nodes that hold its artifact;
-//   - placements of older deployments, and those on draining nodes, stop only as
-//     replacements run: a rollout or a drain never drops a component below the instances
-//     it had (new first, old stopped after);
+//   - placements of older deployments or made for an older spec (spec_index: env, secrets,
+//     limits changed), and those on draining nodes, stop only as replacements run: a rollout or a drain never drops a component below the instances
+//     it had (new first, old stopped after); while the active deployment is in its canary,
+//     the older ones keep all their instances;
 //   - an exclusive component is never placed while another of its placements may still run:
 //     the old one is stopped first and a new one placed once it is observed stopped or lost;
 //   - a paused component, or one without an active deployment, has every placement stopped;
@@ -109,7 +110,7 @@ func setDesired(plan *Plan, p *statev1.Placement, d statev1.PlacementDesired) {
 	}
 	q := &statev1.Placement{
 		Id: p.Id, ComponentId: p.ComponentId, DeploymentId: p.DeploymentId, NodeId: p.NodeId,
-		Desired: d, Observed: p.Observed, Reason: p.Reason, Epoch: p.Epoch + 1,
+		Desired: d, Observed: p.Observed, Reason: p.Reason, Epoch: p.Epoch + 1, SpecIndex: p.SpecIndex,
 	}
 	plan.Put = append(plan.Put, q)
 }
@@ -139,9 +140,9 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 		case p.Observed == lost || (!eligible(nodes[p.NodeId], c.Runtime) && !draining(nodes[p.NodeId], c.Runtime)):
 			setDesired(plan, p, stop)
 			load[p.NodeId]--
-		case p.DeploymentId == active.Id && eligible(nodes[p.NodeId], c.Runtime):
+		case p.DeploymentId == active.Id && p.SpecIndex >= c.SpecIndex && eligible(nodes[p.NodeId], c.Runtime):
 			cur = append(cur, p)
-		default: // an older deployment, or on a draining node
+		default: // an older deployment or spec, or on a draining node
 			old = append(old, p)
 		}
 	}
@@ -193,6 +194,11 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 		}
 	}
 	keepOld := max(0, want-newRunning)
+	if active.Canary {
+		// In its canary the new version takes only a share of the requests: the old one
+		// keeps every instance until the canary ends (promoted or failed).
+		keepOld = len(old)
+	}
 	sort.SliceStable(old, func(i, j int) bool {
 		// Keep the running old ones longest.
 		if (old[i].Observed == running) != (old[j].Observed == running) {
@@ -247,7 +253,7 @@ func place(plan *Plan, c *statev1.Component, active *statev1.Deployment, ps, cur
 		}
 		id := placementID(active.Id, best.Id, slots)
 		slots[id] = true
-		p := &statev1.Placement{Id: id, ComponentId: c.Id, DeploymentId: active.Id, NodeId: best.Id, Desired: run, Epoch: 1}
+		p := &statev1.Placement{Id: id, ComponentId: c.Id, DeploymentId: active.Id, NodeId: best.Id, Desired: run, Epoch: 1, SpecIndex: c.SpecIndex}
 		plan.Put = append(plan.Put, p)
 		cur = append(cur, p)
 		perNode[best.Id]++

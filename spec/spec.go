@@ -50,6 +50,10 @@ const (
 	DefaultTimeout     = 30 * time.Second
 	DefaultConcurrency = 50
 	DefaultBody        = 10 << 20 // 10Mi
+	// A new version's canary: its share of the requests and how long it lasts.
+	DefaultCanaryPercent = 10
+	DefaultCanaryWindow  = 30 * time.Second
+	MaxCanaryWindow      = time.Hour
 )
 
 // Problem is one rule a spec breaks. Key names the manifest key ("scale.max",
@@ -116,12 +120,55 @@ func Check(rt statev1.Runtime, s *statev1.ComponentSpec) []Problem {
 	if s.Concurrency > MaxConcurrency {
 		add("limits.concurrency", "limits.concurrency %d is above the limit of %d", s.Concurrency, MaxConcurrency)
 	}
+	if p := s.HealthPath; p != "" && (p[0] != '/' || strings.ContainsAny(p, " \t\r\n\x00#")) {
+		add("health.path", "health.path %q must be a path starting with / (no spaces or #)", p)
+	}
+	if r := s.Rollout; r != nil {
+		if r.CanaryPercent > 100 {
+			add("rollout.canary", "rollout.canary %d%% is above 100%%", r.CanaryPercent)
+		}
+		if w := time.Duration(r.WindowMs) * time.Millisecond; w > MaxCanaryWindow {
+			add("rollout.window", "rollout.window %q is above the limit of 1h", w)
+		}
+	}
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) { // sorted: every replica reports the same key
 		if p := CheckEnv(k, s.Env[k]); p != "" {
 			add("env."+k, "%s", p)
 		}
 	}
 	return ps
+}
+
+// Canary is a spec's canary: the share of requests (percent, 0 for none) a new version gets
+// after its readiness checks pass, and for how long, with the defaults for an unset rollout.
+func Canary(s *statev1.ComponentSpec) (percent uint32, window time.Duration) {
+	r := s.GetRollout()
+	if r == nil {
+		return DefaultCanaryPercent, DefaultCanaryWindow
+	}
+	window = time.Duration(r.WindowMs) * time.Millisecond
+	if window <= 0 {
+		window = DefaultCanaryWindow
+	}
+	return r.CanaryPercent, window
+}
+
+// ParsePercent reads a share of traffic: "10%" or "10", a whole number from 0 to 100.
+func ParsePercent(s string) (uint32, error) {
+	t := strings.TrimSuffix(strings.TrimSpace(s), "%")
+	n, err := strconv.ParseUint(strings.TrimSpace(t), 10, 32)
+	if err != nil || n > 100 {
+		return 0, fmt.Errorf("%q is not a percentage: want a whole number from 0%% to 100%%, like \"10%%\"", s)
+	}
+	return uint32(n), nil
+}
+
+// HealthPath is the path of an instance's readiness request.
+func HealthPath(s *statev1.ComponentSpec) string {
+	if p := s.GetHealthPath(); p != "" {
+		return p
+	}
+	return "/"
 }
 
 // CheckEnv checks one environment variable; "" means it is fine.

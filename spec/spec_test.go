@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -144,7 +145,7 @@ func TestDefaultScale(t *testing.T) {
 // FuzzParse: the size and duration parsers never panic, and what they accept prints back to
 // the same value.
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"128Mi", "0", "1Ti", "30s", "1m30s", "-1s", "99999999999999Ti", " 5Ki"} {
+	for _, s := range []string{"128Mi", "0", "1Ti", "30s", "1m30s", "-1s", "99999999999999Ti", " 5Ki", "10%", "100%", "101%", "0 %"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -159,5 +160,27 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("%q: %dms prints as %q, parsed back %d %v", s, ms, d, back, err)
 			}
 		}
+		if p, err := ParsePercent(s); err == nil {
+			if back, err := ParsePercent(fmt.Sprintf("%d%%", p)); err != nil || back != p || p > 100 {
+				t.Fatalf("%q: %d%% parsed back %d %v", s, p, back, err)
+			}
+		}
 	})
+}
+
+func TestCanaryDefaults(t *testing.T) {
+	if p, w := Canary(nil); p != DefaultCanaryPercent || w != DefaultCanaryWindow {
+		t.Fatalf("unset: %d %s", p, w)
+	}
+	if p, w := Canary(&statev1.ComponentSpec{Rollout: &statev1.RolloutSpec{CanaryPercent: 0, WindowMs: 2000}}); p != 0 || w != 2*time.Second {
+		t.Fatalf("0%%, 2s: %d %s", p, w)
+	}
+	for _, bad := range []string{"", "x", "-1%", "101%", "10.5%"} {
+		if _, err := ParsePercent(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if HealthPath(nil) != "/" {
+		t.Fatal("default health path")
+	}
 }

@@ -36,7 +36,13 @@ func (r cliResult) String() string {
 // runCLI runs the v9 command tree in this process, built afresh for the call.
 func runCLI(t *testing.T, args ...string) cliResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return runCLIWithin(t, 30*time.Second, args...)
+}
+
+// runCLIWithin is runCLI with a time limit of d.
+func runCLIWithin(t *testing.T, d time.Duration, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	code := execute(ctx, args, &stdout, &stderr, false)

@@ -203,37 +203,47 @@ func checkDeployDir(dir string) (*deploy.Manifest, error) {
 	return m, nil
 }
 
-// watch follows the deployment until it is done, printing each new progress line.
+// watch follows the deployment until it is done, printing each new progress line. A watch
+// the node ends early (its own deadline, a restart, a lost connection) is opened again, on
+// the same or the next try, until the outcome is known or --timeout passes; the timeout's
+// message says what the rollout was doing last.
 func (d *deployer) watch(ctx context.Context, cmd *cobra.Command, name, id string) error {
-	stream, err := d.c.Deploy.Watch(ctx, connect.NewRequest(&deployv1.WatchRequest{DeploymentId: id}))
-	if err != nil {
-		return d.deadline(ctx, err, "deployment "+id+" did not serve")
-	}
-	defer stream.Close()
 	var last *deployv1.WatchResponse
 	printed := ""
-	for stream.Receive() {
-		last = stream.Msg()
-		if msg := last.GetMessage(); msg != "" && msg != printed {
-			fmt.Fprintln(d.stderr, msg)
-			printed = msg
+	for last == nil || !last.GetDone() {
+		stream, err := d.c.Deploy.Watch(ctx, connect.NewRequest(&deployv1.WatchRequest{DeploymentId: id}))
+		if err == nil {
+			for stream.Receive() {
+				last = stream.Msg()
+				if msg := last.GetMessage(); msg != "" && msg != printed {
+					fmt.Fprintln(d.stderr, msg)
+					printed = msg
+				}
+				if last.GetDone() {
+					break
+				}
+			}
+			err = stream.Err()
+			stream.Close()
 		}
-		if last.GetDone() {
+		if last.GetDone() || ctx.Err() != nil {
 			break
+		}
+		switch connect.CodeOf(err) {
+		case connect.CodeNotFound, connect.CodePermissionDenied, connect.CodeUnauthenticated, connect.CodeInvalidArgument:
+			return err
+		}
+		select { // the node ended the watch before the outcome: watch again
+		case <-ctx.Done():
+		case <-time.After(300 * time.Millisecond):
 		}
 	}
 	if last == nil || !last.GetDone() {
-		if errors.Is(context.Cause(ctx), errDeployTimeout) {
-			msg := fmt.Sprintf("deployment %s of %s did not serve within --timeout %s", id, name, d.timeout)
-			if last != nil {
-				msg += " (last: " + last.GetMessage() + ")"
-			}
-			return hintError{errors.New(msg), fmt.Sprintf("it may still roll out: see `v9 deployments list %s` and `v9 logs %s`, or raise --timeout", name, name)}
+		msg := fmt.Sprintf("deployment %s of %s did not serve within --timeout %s", id, name, d.timeout)
+		if last != nil {
+			msg += " (last: " + last.GetMessage() + ")"
 		}
-		if err := stream.Err(); err != nil {
-			return err
-		}
-		return fmt.Errorf("the node ended the watch of deployment %s before it finished", id)
+		return hintError{errors.New(msg), fmt.Sprintf("it may still roll out: see `v9 deployments list %s` and `v9 logs %s`, or raise --timeout", name, name)}
 	}
 	if d.a.json {
 		if err := printJSON(cmd.OutOrStdout(), last); err != nil {
@@ -264,7 +274,7 @@ func (d *deployer) watch(ctx context.Context, cmd *cobra.Command, name, id strin
 	if d.a.json {
 		return nil
 	}
-	_, err = fmt.Fprintf(cmd.OutOrStdout(), "serving: %s (deployment %s)\n", name, id)
+	_, err := fmt.Fprintf(cmd.OutOrStdout(), "serving: %s (deployment %s)\n", name, id)
 	return err
 }
 

@@ -82,16 +82,30 @@ func printComponent(w io.Writer, c *statev1.Component, now time.Time) error {
 	row("Runtime", runtimeName(c.GetRuntime()))
 	row("Source", sourceString(c.GetSource()))
 	row("Desired", desiredName(c.GetDesired()))
-	row("Replicas", fmt.Sprintf("%d (min %d, max %d)", c.GetReplicas(), s.GetScaleMin(), s.GetScaleMax()))
+	// Where each setting comes from: the manifest, or a user's change (which deploys keep).
+	u := c.GetUser()
+	if u == nil {
+		u = &statev1.UserSettings{}
+	}
+	from := func(user bool) string {
+		switch {
+		case user:
+			return " (user)"
+		case c.GetManifestSpec() != nil:
+			return " (manifest)"
+		}
+		return ""
+	}
+	row("Replicas", fmt.Sprintf("%d (min %d%s, max %d%s)", c.GetReplicas(), s.GetScaleMin(), from(u.ScaleMin != nil), s.GetScaleMax(), from(u.ScaleMax != nil)))
 	row("Exclusive", fmt.Sprintf("%t", s.GetExclusive()))
-	row("Concurrency", zeroDefault(s.GetConcurrency()))
-	row("Memory", formatMemory(s.GetMemoryBytes()))
+	row("Concurrency", zeroDefault(s.GetConcurrency())+from(u.Concurrency != nil))
+	row("Memory", formatMemory(s.GetMemoryBytes())+from(u.MemoryBytes != nil))
 	row("Body", formatMemory(s.GetBodyBytes()))
 	timeout := "default"
 	if ms := s.GetTimeoutMs(); ms > 0 {
 		timeout = (time.Duration(ms) * time.Millisecond).String()
 	}
-	row("Timeout", timeout)
+	row("Timeout", timeout+from(u.TimeoutMs != nil))
 	if wasm := s.GetWasm(); wasm != nil {
 		if wasm.GetModule() != "" {
 			row("Wasm module", wasm.GetModule())
@@ -128,7 +142,8 @@ func printComponent(w io.Writer, c *statev1.Component, now time.Time) error {
 			if i == 0 {
 				label = "Env:"
 			}
-			fmt.Fprintf(tw, "%s\t%s=%s\n", label, k, s.GetEnv()[k])
+			_, user := u.GetEnv()[k]
+			fmt.Fprintf(tw, "%s\t%s=%s%s\n", label, k, s.GetEnv()[k], from(user))
 		}
 	}
 	if c.GetCreateTime() != nil {

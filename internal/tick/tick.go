@@ -36,3 +36,11 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// Pause returns how long a loop that just spent took on one pass over the whole state should
+// wait before the next: at least least, and four times took, so that however large the
+// state grows (or however slow a loaded machine makes a pass) the loop takes at most a fifth
+// of the time, and the writes its passes hold a read lock against keep four fifths.
+func Pause(least, took time.Duration) time.Duration {
+	return max(least, 4*took)
+}

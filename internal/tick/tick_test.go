@@ -28,3 +28,12 @@ func TestEveryRunsUntilCancelled(t *testing.T) {
 		t.Fatalf("f ran %d times, want 3 (never after cancel)", calls)
 	}
 }
+
+func TestPauseGrowsWithTheWork(t *testing.T) {
+	if got := Pause(20*time.Millisecond, time.Millisecond); got != 20*time.Millisecond {
+		t.Fatalf("quick pass: pause %v, want the least 20ms", got)
+	}
+	if got := Pause(20*time.Millisecond, 30*time.Millisecond); got != 120*time.Millisecond {
+		t.Fatalf("slow pass: pause %v, want 4 × 30ms", got)
+	}
+}

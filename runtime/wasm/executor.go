@@ -500,3 +500,26 @@ func (e *artifactError) Unwrap() []error {
 	}
 	return []error{runtime.ErrBadArtifact, e.cause}
 }
+
+// CheckModule reports whether v9 can run a module, without running it: valid WebAssembly,
+// importing only WASI preview1's host functions, with its own memory and a _start. Uploads
+// and builds call it (through deploy.CheckRunnable), so that a module needing a host
+// function v9 lacks fails before any node tries it, with the error naming the import. The
+// executor applies the same rules when it compiles.
+func CheckModule(ctx context.Context, name string, bin []byte) error {
+	if len(bin) < 8 || string(bin[:4]) != "\x00asm" {
+		return badArtifact(nil, "module %s is not a WebAssembly module: it does not start with the \\0asm magic number", name)
+	}
+	// The interpreter only decodes and validates here: nothing is compiled to machine code.
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	defer rt.Close(context.WithoutCancel(ctx))
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return fmt.Errorf("instantiate wasi_snapshot_preview1: %w", err)
+	}
+	cm, err := rt.CompileModule(ctx, bin)
+	if err != nil {
+		return badArtifact(err, "module %s is not a valid WebAssembly module: %v", name, err)
+	}
+	defer cm.Close(context.WithoutCancel(ctx))
+	return checkImports(rt, cm, name)
+}

@@ -1058,6 +1058,7 @@ type HeartbeatRequest struct {
 	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	Load          []*ComponentLoad       `protobuf:"bytes,2,rep,name=load,proto3" json:"load,omitempty"`
 	Artifacts     []string               `protobuf:"bytes,3,rep,name=artifacts,proto3" json:"artifacts,omitempty"` // artifact digests this node holds (placement prefers them)
+	Versions      []*VersionCounts       `protobuf:"bytes,4,rep,name=versions,proto3" json:"versions,omitempty"`   // requests served per deployment (canary verdicts)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1113,6 +1114,75 @@ func (x *HeartbeatRequest) GetArtifacts() []string {
 	return nil
 }
 
+func (x *HeartbeatRequest) GetVersions() []*VersionCounts {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+// VersionCounts is what one node's instances of one deployment answered since the node
+// started: cumulative, so a lost heartbeat loses nothing.
+type VersionCounts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeploymentId  string                 `protobuf:"bytes,1,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	Requests      uint64                 `protobuf:"varint,2,opt,name=requests,proto3" json:"requests,omitempty"`
+	Errors        uint64                 `protobuf:"varint,3,opt,name=errors,proto3" json:"errors,omitempty"` // 5xx answers
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionCounts) Reset() {
+	*x = VersionCounts{}
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionCounts) ProtoMessage() {}
+
+func (x *VersionCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionCounts.ProtoReflect.Descriptor instead.
+func (*VersionCounts) Descriptor() ([]byte, []int) {
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *VersionCounts) GetDeploymentId() string {
+	if x != nil {
+		return x.DeploymentId
+	}
+	return ""
+}
+
+func (x *VersionCounts) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *VersionCounts) GetErrors() uint64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
 type HeartbeatResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	LeaderId string                 `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
@@ -1126,7 +1196,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[19]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1138,7 +1208,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[19]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1151,7 +1221,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{19}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HeartbeatResponse) GetLeaderId() string {
@@ -1180,7 +1250,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[20]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1192,7 +1262,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[20]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1205,7 +1275,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{20}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *NodeInfo) GetNode() *v1.Node {
@@ -1244,7 +1314,7 @@ type NodesRequest struct {
 
 func (x *NodesRequest) Reset() {
 	*x = NodesRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[21]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1326,7 @@ func (x *NodesRequest) String() string {
 func (*NodesRequest) ProtoMessage() {}
 
 func (x *NodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[21]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1339,7 @@ func (x *NodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesRequest.ProtoReflect.Descriptor instead.
 func (*NodesRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{21}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{22}
 }
 
 type NodesResponse struct {
@@ -1282,7 +1352,7 @@ type NodesResponse struct {
 
 func (x *NodesResponse) Reset() {
 	*x = NodesResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[22]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1364,7 @@ func (x *NodesResponse) String() string {
 func (*NodesResponse) ProtoMessage() {}
 
 func (x *NodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[22]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1377,7 @@ func (x *NodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesResponse.ProtoReflect.Descriptor instead.
 func (*NodesResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{22}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *NodesResponse) GetNodes() []*NodeInfo {
@@ -1334,7 +1404,7 @@ type DrainRequest struct {
 
 func (x *DrainRequest) Reset() {
 	*x = DrainRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[23]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1416,7 @@ func (x *DrainRequest) String() string {
 func (*DrainRequest) ProtoMessage() {}
 
 func (x *DrainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[23]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1429,7 @@ func (x *DrainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainRequest.ProtoReflect.Descriptor instead.
 func (*DrainRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{23}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DrainRequest) GetNodeId() string {
@@ -1385,7 +1455,7 @@ type DrainResponse struct {
 
 func (x *DrainResponse) Reset() {
 	*x = DrainResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[24]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1397,7 +1467,7 @@ func (x *DrainResponse) String() string {
 func (*DrainResponse) ProtoMessage() {}
 
 func (x *DrainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[24]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1410,7 +1480,7 @@ func (x *DrainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainResponse.ProtoReflect.Descriptor instead.
 func (*DrainResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{24}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DrainResponse) GetIndex() uint64 {
@@ -1428,7 +1498,7 @@ type SnapshotSaveRequest struct {
 
 func (x *SnapshotSaveRequest) Reset() {
 	*x = SnapshotSaveRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[25]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1510,7 @@ func (x *SnapshotSaveRequest) String() string {
 func (*SnapshotSaveRequest) ProtoMessage() {}
 
 func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[25]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1523,7 @@ func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{25}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{26}
 }
 
 type SnapshotSaveResponse struct {
@@ -1465,7 +1535,7 @@ type SnapshotSaveResponse struct {
 
 func (x *SnapshotSaveResponse) Reset() {
 	*x = SnapshotSaveResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[26]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1547,7 @@ func (x *SnapshotSaveResponse) String() string {
 func (*SnapshotSaveResponse) ProtoMessage() {}
 
 func (x *SnapshotSaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[26]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1560,7 @@ func (x *SnapshotSaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSaveResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotSaveResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{26}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SnapshotSaveResponse) GetChunk() []byte {
@@ -1509,7 +1579,7 @@ type SnapshotRestoreRequest struct {
 
 func (x *SnapshotRestoreRequest) Reset() {
 	*x = SnapshotRestoreRequest{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[27]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1591,7 @@ func (x *SnapshotRestoreRequest) String() string {
 func (*SnapshotRestoreRequest) ProtoMessage() {}
 
 func (x *SnapshotRestoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[27]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1604,7 @@ func (x *SnapshotRestoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRestoreRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRestoreRequest) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{27}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SnapshotRestoreRequest) GetChunk() []byte {
@@ -1557,7 +1627,7 @@ type SnapshotRestoreResponse struct {
 
 func (x *SnapshotRestoreResponse) Reset() {
 	*x = SnapshotRestoreResponse{}
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[28]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1639,7 @@ func (x *SnapshotRestoreResponse) String() string {
 func (*SnapshotRestoreResponse) ProtoMessage() {}
 
 func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[28]
+	mi := &file_v9_cluster_v1_cluster_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1652,7 @@ func (x *SnapshotRestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRestoreResponse.ProtoReflect.Descriptor instead.
 func (*SnapshotRestoreResponse) Descriptor() ([]byte, []int) {
-	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{28}
+	return file_v9_cluster_v1_cluster_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SnapshotRestoreResponse) GetIndex() uint64 {
@@ -1695,11 +1765,16 @@ const file_v9_cluster_v1_cluster_proto_rawDesc = "" +
 	"\rComponentLoad\x12\x1c\n" +
 	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x1b\n" +
 	"\tin_flight\x18\x02 \x01(\rR\binFlight\x12\x12\n" +
-	"\x04rate\x18\x03 \x01(\x01R\x04rate\"{\n" +
+	"\x04rate\x18\x03 \x01(\x01R\x04rate\"\xb5\x01\n" +
 	"\x10HeartbeatRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x120\n" +
 	"\x04load\x18\x02 \x03(\v2\x1c.v9.cluster.v1.ComponentLoadR\x04load\x12\x1c\n" +
-	"\tartifacts\x18\x03 \x03(\tR\tartifacts\"F\n" +
+	"\tartifacts\x18\x03 \x03(\tR\tartifacts\x128\n" +
+	"\bversions\x18\x04 \x03(\v2\x1c.v9.cluster.v1.VersionCountsR\bversions\"h\n" +
+	"\rVersionCounts\x12#\n" +
+	"\rdeployment_id\x18\x01 \x01(\tR\fdeploymentId\x12\x1a\n" +
+	"\brequests\x18\x02 \x01(\x04R\brequests\x12\x16\n" +
+	"\x06errors\x18\x03 \x01(\x04R\x06errors\"F\n" +
 	"\x11HeartbeatResponse\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\"\xae\x01\n" +
@@ -1761,7 +1836,7 @@ func file_v9_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_v9_cluster_v1_cluster_proto_rawDescData
 }
 
-var file_v9_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_v9_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_v9_cluster_v1_cluster_proto_goTypes = []any{
 	(*KeysRequest)(nil),             // 0: v9.cluster.v1.KeysRequest
 	(*RootKey)(nil),                 // 1: v9.cluster.v1.RootKey
@@ -1782,65 +1857,67 @@ var file_v9_cluster_v1_cluster_proto_goTypes = []any{
 	(*ReadIndexResponse)(nil),       // 16: v9.cluster.v1.ReadIndexResponse
 	(*ComponentLoad)(nil),           // 17: v9.cluster.v1.ComponentLoad
 	(*HeartbeatRequest)(nil),        // 18: v9.cluster.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),       // 19: v9.cluster.v1.HeartbeatResponse
-	(*NodeInfo)(nil),                // 20: v9.cluster.v1.NodeInfo
-	(*NodesRequest)(nil),            // 21: v9.cluster.v1.NodesRequest
-	(*NodesResponse)(nil),           // 22: v9.cluster.v1.NodesResponse
-	(*DrainRequest)(nil),            // 23: v9.cluster.v1.DrainRequest
-	(*DrainResponse)(nil),           // 24: v9.cluster.v1.DrainResponse
-	(*SnapshotSaveRequest)(nil),     // 25: v9.cluster.v1.SnapshotSaveRequest
-	(*SnapshotSaveResponse)(nil),    // 26: v9.cluster.v1.SnapshotSaveResponse
-	(*SnapshotRestoreRequest)(nil),  // 27: v9.cluster.v1.SnapshotRestoreRequest
-	(*SnapshotRestoreResponse)(nil), // 28: v9.cluster.v1.SnapshotRestoreResponse
-	(*timestamppb.Timestamp)(nil),   // 29: google.protobuf.Timestamp
-	(v1.Runtime)(0),                 // 30: v9.state.v1.Runtime
-	(*v1.Command)(nil),              // 31: v9.state.v1.Command
-	(*v1.Component)(nil),            // 32: v9.state.v1.Component
-	(*v1.Node)(nil),                 // 33: v9.state.v1.Node
+	(*VersionCounts)(nil),           // 19: v9.cluster.v1.VersionCounts
+	(*HeartbeatResponse)(nil),       // 20: v9.cluster.v1.HeartbeatResponse
+	(*NodeInfo)(nil),                // 21: v9.cluster.v1.NodeInfo
+	(*NodesRequest)(nil),            // 22: v9.cluster.v1.NodesRequest
+	(*NodesResponse)(nil),           // 23: v9.cluster.v1.NodesResponse
+	(*DrainRequest)(nil),            // 24: v9.cluster.v1.DrainRequest
+	(*DrainResponse)(nil),           // 25: v9.cluster.v1.DrainResponse
+	(*SnapshotSaveRequest)(nil),     // 26: v9.cluster.v1.SnapshotSaveRequest
+	(*SnapshotSaveResponse)(nil),    // 27: v9.cluster.v1.SnapshotSaveResponse
+	(*SnapshotRestoreRequest)(nil),  // 28: v9.cluster.v1.SnapshotRestoreRequest
+	(*SnapshotRestoreResponse)(nil), // 29: v9.cluster.v1.SnapshotRestoreResponse
+	(*timestamppb.Timestamp)(nil),   // 30: google.protobuf.Timestamp
+	(v1.Runtime)(0),                 // 31: v9.state.v1.Runtime
+	(*v1.Command)(nil),              // 32: v9.state.v1.Command
+	(*v1.Component)(nil),            // 33: v9.state.v1.Component
+	(*v1.Node)(nil),                 // 34: v9.state.v1.Node
 }
 var file_v9_cluster_v1_cluster_proto_depIdxs = []int32{
-	29, // 0: v9.cluster.v1.RootKey.create_time:type_name -> google.protobuf.Timestamp
+	30, // 0: v9.cluster.v1.RootKey.create_time:type_name -> google.protobuf.Timestamp
 	1,  // 1: v9.cluster.v1.KeysResponse.keys:type_name -> v9.cluster.v1.RootKey
 	3,  // 2: v9.cluster.v1.StatusResponse.members:type_name -> v9.cluster.v1.Member
-	30, // 3: v9.cluster.v1.JoinRequest.runtimes:type_name -> v9.state.v1.Runtime
+	31, // 3: v9.cluster.v1.JoinRequest.runtimes:type_name -> v9.state.v1.Runtime
 	10, // 4: v9.cluster.v1.DiscoverRequest.self:type_name -> v9.cluster.v1.Peer
 	10, // 5: v9.cluster.v1.DiscoverResponse.self:type_name -> v9.cluster.v1.Peer
 	10, // 6: v9.cluster.v1.DiscoverResponse.known:type_name -> v9.cluster.v1.Peer
-	31, // 7: v9.cluster.v1.ApplyRequest.command:type_name -> v9.state.v1.Command
-	32, // 8: v9.cluster.v1.ApplyResponse.component:type_name -> v9.state.v1.Component
+	32, // 7: v9.cluster.v1.ApplyRequest.command:type_name -> v9.state.v1.Command
+	33, // 8: v9.cluster.v1.ApplyResponse.component:type_name -> v9.state.v1.Component
 	17, // 9: v9.cluster.v1.HeartbeatRequest.load:type_name -> v9.cluster.v1.ComponentLoad
-	33, // 10: v9.cluster.v1.NodeInfo.node:type_name -> v9.state.v1.Node
-	29, // 11: v9.cluster.v1.NodeInfo.last_heartbeat:type_name -> google.protobuf.Timestamp
-	20, // 12: v9.cluster.v1.NodesResponse.nodes:type_name -> v9.cluster.v1.NodeInfo
-	4,  // 13: v9.cluster.v1.ClusterService.Status:input_type -> v9.cluster.v1.StatusRequest
-	6,  // 14: v9.cluster.v1.ClusterService.Join:input_type -> v9.cluster.v1.JoinRequest
-	8,  // 15: v9.cluster.v1.ClusterService.RemovePeer:input_type -> v9.cluster.v1.RemovePeerRequest
-	21, // 16: v9.cluster.v1.ClusterService.Nodes:input_type -> v9.cluster.v1.NodesRequest
-	23, // 17: v9.cluster.v1.ClusterService.Drain:input_type -> v9.cluster.v1.DrainRequest
-	25, // 18: v9.cluster.v1.ClusterService.SnapshotSave:input_type -> v9.cluster.v1.SnapshotSaveRequest
-	27, // 19: v9.cluster.v1.ClusterService.SnapshotRestore:input_type -> v9.cluster.v1.SnapshotRestoreRequest
-	11, // 20: v9.cluster.v1.InternalService.Discover:input_type -> v9.cluster.v1.DiscoverRequest
-	13, // 21: v9.cluster.v1.InternalService.Apply:input_type -> v9.cluster.v1.ApplyRequest
-	15, // 22: v9.cluster.v1.InternalService.ReadIndex:input_type -> v9.cluster.v1.ReadIndexRequest
-	18, // 23: v9.cluster.v1.InternalService.Heartbeat:input_type -> v9.cluster.v1.HeartbeatRequest
-	0,  // 24: v9.cluster.v1.InternalService.Keys:input_type -> v9.cluster.v1.KeysRequest
-	5,  // 25: v9.cluster.v1.ClusterService.Status:output_type -> v9.cluster.v1.StatusResponse
-	7,  // 26: v9.cluster.v1.ClusterService.Join:output_type -> v9.cluster.v1.JoinResponse
-	9,  // 27: v9.cluster.v1.ClusterService.RemovePeer:output_type -> v9.cluster.v1.RemovePeerResponse
-	22, // 28: v9.cluster.v1.ClusterService.Nodes:output_type -> v9.cluster.v1.NodesResponse
-	24, // 29: v9.cluster.v1.ClusterService.Drain:output_type -> v9.cluster.v1.DrainResponse
-	26, // 30: v9.cluster.v1.ClusterService.SnapshotSave:output_type -> v9.cluster.v1.SnapshotSaveResponse
-	28, // 31: v9.cluster.v1.ClusterService.SnapshotRestore:output_type -> v9.cluster.v1.SnapshotRestoreResponse
-	12, // 32: v9.cluster.v1.InternalService.Discover:output_type -> v9.cluster.v1.DiscoverResponse
-	14, // 33: v9.cluster.v1.InternalService.Apply:output_type -> v9.cluster.v1.ApplyResponse
-	16, // 34: v9.cluster.v1.InternalService.ReadIndex:output_type -> v9.cluster.v1.ReadIndexResponse
-	19, // 35: v9.cluster.v1.InternalService.Heartbeat:output_type -> v9.cluster.v1.HeartbeatResponse
-	2,  // 36: v9.cluster.v1.InternalService.Keys:output_type -> v9.cluster.v1.KeysResponse
-	25, // [25:37] is the sub-list for method output_type
-	13, // [13:25] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	19, // 10: v9.cluster.v1.HeartbeatRequest.versions:type_name -> v9.cluster.v1.VersionCounts
+	34, // 11: v9.cluster.v1.NodeInfo.node:type_name -> v9.state.v1.Node
+	30, // 12: v9.cluster.v1.NodeInfo.last_heartbeat:type_name -> google.protobuf.Timestamp
+	21, // 13: v9.cluster.v1.NodesResponse.nodes:type_name -> v9.cluster.v1.NodeInfo
+	4,  // 14: v9.cluster.v1.ClusterService.Status:input_type -> v9.cluster.v1.StatusRequest
+	6,  // 15: v9.cluster.v1.ClusterService.Join:input_type -> v9.cluster.v1.JoinRequest
+	8,  // 16: v9.cluster.v1.ClusterService.RemovePeer:input_type -> v9.cluster.v1.RemovePeerRequest
+	22, // 17: v9.cluster.v1.ClusterService.Nodes:input_type -> v9.cluster.v1.NodesRequest
+	24, // 18: v9.cluster.v1.ClusterService.Drain:input_type -> v9.cluster.v1.DrainRequest
+	26, // 19: v9.cluster.v1.ClusterService.SnapshotSave:input_type -> v9.cluster.v1.SnapshotSaveRequest
+	28, // 20: v9.cluster.v1.ClusterService.SnapshotRestore:input_type -> v9.cluster.v1.SnapshotRestoreRequest
+	11, // 21: v9.cluster.v1.InternalService.Discover:input_type -> v9.cluster.v1.DiscoverRequest
+	13, // 22: v9.cluster.v1.InternalService.Apply:input_type -> v9.cluster.v1.ApplyRequest
+	15, // 23: v9.cluster.v1.InternalService.ReadIndex:input_type -> v9.cluster.v1.ReadIndexRequest
+	18, // 24: v9.cluster.v1.InternalService.Heartbeat:input_type -> v9.cluster.v1.HeartbeatRequest
+	0,  // 25: v9.cluster.v1.InternalService.Keys:input_type -> v9.cluster.v1.KeysRequest
+	5,  // 26: v9.cluster.v1.ClusterService.Status:output_type -> v9.cluster.v1.StatusResponse
+	7,  // 27: v9.cluster.v1.ClusterService.Join:output_type -> v9.cluster.v1.JoinResponse
+	9,  // 28: v9.cluster.v1.ClusterService.RemovePeer:output_type -> v9.cluster.v1.RemovePeerResponse
+	23, // 29: v9.cluster.v1.ClusterService.Nodes:output_type -> v9.cluster.v1.NodesResponse
+	25, // 30: v9.cluster.v1.ClusterService.Drain:output_type -> v9.cluster.v1.DrainResponse
+	27, // 31: v9.cluster.v1.ClusterService.SnapshotSave:output_type -> v9.cluster.v1.SnapshotSaveResponse
+	29, // 32: v9.cluster.v1.ClusterService.SnapshotRestore:output_type -> v9.cluster.v1.SnapshotRestoreResponse
+	12, // 33: v9.cluster.v1.InternalService.Discover:output_type -> v9.cluster.v1.DiscoverResponse
+	14, // 34: v9.cluster.v1.InternalService.Apply:output_type -> v9.cluster.v1.ApplyResponse
+	16, // 35: v9.cluster.v1.InternalService.ReadIndex:output_type -> v9.cluster.v1.ReadIndexResponse
+	20, // 36: v9.cluster.v1.InternalService.Heartbeat:output_type -> v9.cluster.v1.HeartbeatResponse
+	2,  // 37: v9.cluster.v1.InternalService.Keys:output_type -> v9.cluster.v1.KeysResponse
+	26, // [26:38] is the sub-list for method output_type
+	14, // [14:26] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_v9_cluster_v1_cluster_proto_init() }
@@ -1854,7 +1931,7 @@ func file_v9_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_cluster_v1_cluster_proto_rawDesc), len(file_v9_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

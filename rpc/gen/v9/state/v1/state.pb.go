@@ -536,7 +536,11 @@ type ComponentSpec struct {
 	Wasm        *WasmSpec              `protobuf:"bytes,8,opt,name=wasm,proto3" json:"wasm,omitempty"`
 	Container   *ContainerSpec         `protobuf:"bytes,9,opt,name=container,proto3" json:"container,omitempty"`
 	// body_bytes bounds a request body (limits.body); 0: the default (10Mi).
-	BodyBytes     uint64 `protobuf:"varint,10,opt,name=body_bytes,json=bodyBytes,proto3" json:"body_bytes,omitempty"`
+	BodyBytes uint64 `protobuf:"varint,10,opt,name=body_bytes,json=bodyBytes,proto3" json:"body_bytes,omitempty"`
+	// health_path is the path of the readiness request a new instance must answer with a
+	// non-5xx before it takes traffic ("" means "/").
+	HealthPath    string       `protobuf:"bytes,11,opt,name=health_path,json=healthPath,proto3" json:"health_path,omitempty"`
+	Rollout       *RolloutSpec `protobuf:"bytes,12,opt,name=rollout,proto3" json:"rollout,omitempty"` // unset: the defaults of package spec (a 10% canary for 30s)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -641,6 +645,75 @@ func (x *ComponentSpec) GetBodyBytes() uint64 {
 	return 0
 }
 
+func (x *ComponentSpec) GetHealthPath() string {
+	if x != nil {
+		return x.HealthPath
+	}
+	return ""
+}
+
+func (x *ComponentSpec) GetRollout() *RolloutSpec {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+// RolloutSpec is how a new version takes over: after its instances pass their readiness
+// check it gets canary_percent of the requests for window_ms; if its 5xx rate exceeds the
+// old version's by a margin it is failed and the old version keeps serving.
+type RolloutSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CanaryPercent uint32                 `protobuf:"varint,1,opt,name=canary_percent,json=canaryPercent,proto3" json:"canary_percent,omitempty"` // 0 disables the canary
+	WindowMs      uint32                 `protobuf:"varint,2,opt,name=window_ms,json=windowMs,proto3" json:"window_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutSpec) Reset() {
+	*x = RolloutSpec{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutSpec) ProtoMessage() {}
+
+func (x *RolloutSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutSpec.ProtoReflect.Descriptor instead.
+func (*RolloutSpec) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RolloutSpec) GetCanaryPercent() uint32 {
+	if x != nil {
+		return x.CanaryPercent
+	}
+	return 0
+}
+
+func (x *RolloutSpec) GetWindowMs() uint32 {
+	if x != nil {
+		return x.WindowMs
+	}
+	return 0
+}
+
 type Component struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	Id                 string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -658,14 +731,23 @@ type Component struct {
 	ModifyIndex        uint64                 `protobuf:"varint,13,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
 	// secrets_index is the index of the last change to the component's secrets: instances
 	// started before it restart with the new environment.
-	SecretsIndex  uint64 `protobuf:"varint,14,opt,name=secrets_index,json=secretsIndex,proto3" json:"secrets_index,omitempty"`
+	SecretsIndex uint64 `protobuf:"varint,14,opt,name=secrets_index,json=secretsIndex,proto3" json:"secrets_index,omitempty"`
+	// manifest_spec is the spec the active deployment's manifest gave (unset for a component
+	// made through the API without one); user is what users changed through the API, CLI or
+	// console. spec is manifest_spec with user's settings over it (package spec): the manifest
+	// gives defaults, the user's changes survive deploys.
+	ManifestSpec *ComponentSpec `protobuf:"bytes,15,opt,name=manifest_spec,json=manifestSpec,proto3" json:"manifest_spec,omitempty"`
+	User         *UserSettings  `protobuf:"bytes,16,opt,name=user,proto3" json:"user,omitempty"`
+	// spec_index is the index of the last change that affects instances (env, secrets,
+	// limits, the module): placements made for an older one are replaced, new ones first.
+	SpecIndex     uint64 `protobuf:"varint,17,opt,name=spec_index,json=specIndex,proto3" json:"spec_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Component) Reset() {
 	*x = Component{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[4]
+	mi := &file_v9_state_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +759,7 @@ func (x *Component) String() string {
 func (*Component) ProtoMessage() {}
 
 func (x *Component) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[4]
+	mi := &file_v9_state_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +772,7 @@ func (x *Component) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Component.ProtoReflect.Descriptor instead.
 func (*Component) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Component) GetId() string {
@@ -791,6 +873,120 @@ func (x *Component) GetSecretsIndex() uint64 {
 	return 0
 }
 
+func (x *Component) GetManifestSpec() *ComponentSpec {
+	if x != nil {
+		return x.ManifestSpec
+	}
+	return nil
+}
+
+func (x *Component) GetUser() *UserSettings {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *Component) GetSpecIndex() uint64 {
+	if x != nil {
+		return x.SpecIndex
+	}
+	return 0
+}
+
+// UserSettings are the settings a user changed, each overriding the manifest's value.
+type UserSettings struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Env           map[string]string      `protobuf:"bytes,1,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // variables set (or changed) by a user
+	EnvRemoved    []string               `protobuf:"bytes,2,rep,name=env_removed,json=envRemoved,proto3" json:"env_removed,omitempty"`                                           // the manifest's variables a user removed, sorted
+	ScaleMin      *uint32                `protobuf:"varint,3,opt,name=scale_min,json=scaleMin,proto3,oneof" json:"scale_min,omitempty"`
+	ScaleMax      *uint32                `protobuf:"varint,4,opt,name=scale_max,json=scaleMax,proto3,oneof" json:"scale_max,omitempty"`
+	Concurrency   *uint32                `protobuf:"varint,5,opt,name=concurrency,proto3,oneof" json:"concurrency,omitempty"`
+	MemoryBytes   *uint64                `protobuf:"varint,6,opt,name=memory_bytes,json=memoryBytes,proto3,oneof" json:"memory_bytes,omitempty"`
+	TimeoutMs     *uint32                `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3,oneof" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserSettings) Reset() {
+	*x = UserSettings{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserSettings) ProtoMessage() {}
+
+func (x *UserSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserSettings.ProtoReflect.Descriptor instead.
+func (*UserSettings) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UserSettings) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *UserSettings) GetEnvRemoved() []string {
+	if x != nil {
+		return x.EnvRemoved
+	}
+	return nil
+}
+
+func (x *UserSettings) GetScaleMin() uint32 {
+	if x != nil && x.ScaleMin != nil {
+		return *x.ScaleMin
+	}
+	return 0
+}
+
+func (x *UserSettings) GetScaleMax() uint32 {
+	if x != nil && x.ScaleMax != nil {
+		return *x.ScaleMax
+	}
+	return 0
+}
+
+func (x *UserSettings) GetConcurrency() uint32 {
+	if x != nil && x.Concurrency != nil {
+		return *x.Concurrency
+	}
+	return 0
+}
+
+func (x *UserSettings) GetMemoryBytes() uint64 {
+	if x != nil && x.MemoryBytes != nil {
+		return *x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *UserSettings) GetTimeoutMs() uint32 {
+	if x != nil && x.TimeoutMs != nil {
+		return *x.TimeoutMs
+	}
+	return 0
+}
+
 type Deployment struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -812,13 +1008,23 @@ type Deployment struct {
 	Spec           *ComponentSpec         `protobuf:"bytes,17,opt,name=spec,proto3" json:"spec,omitempty"`                                           // the spec its manifest gave, applied again on rollback
 	BuildLog       string                 `protobuf:"bytes,18,opt,name=build_log,json=buildLog,proto3" json:"build_log,omitempty"`                   // the tail of the build's output (at most 64 KiB)
 	Actor          string                 `protobuf:"bytes,19,opt,name=actor,proto3" json:"actor,omitempty"`                                         // who asked for it (the write's actor), "" for a push
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// canary is set while the active deployment is in its canary phase: the proxies send it
+	// spec.rollout.canary_percent of the requests and the older version the rest, and the
+	// scheduler keeps the older version's instances. EndCanary clears it.
+	Canary bool `protobuf:"varint,20,opt,name=canary,proto3" json:"canary,omitempty"`
+	// served is set once an instance of it has passed its readiness check (reported
+	// RUNNING): a deployment that never served has nothing of its own to keep running.
+	Served bool `protobuf:"varint,21,opt,name=served,proto3" json:"served,omitempty"`
+	// canary_start is when the canary's window began (StartCanary, stamped by the leader once
+	// every wanted instance of it runs), so that a new leader continues the same window.
+	CanaryStart   *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=canary_start,json=canaryStart,proto3" json:"canary_start,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Deployment) Reset() {
 	*x = Deployment{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[5]
+	mi := &file_v9_state_v1_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1036,7 @@ func (x *Deployment) String() string {
 func (*Deployment) ProtoMessage() {}
 
 func (x *Deployment) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[5]
+	mi := &file_v9_state_v1_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1049,7 @@ func (x *Deployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deployment.ProtoReflect.Descriptor instead.
 func (*Deployment) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Deployment) GetId() string {
@@ -979,6 +1185,27 @@ func (x *Deployment) GetActor() string {
 	return ""
 }
 
+func (x *Deployment) GetCanary() bool {
+	if x != nil {
+		return x.Canary
+	}
+	return false
+}
+
+func (x *Deployment) GetServed() bool {
+	if x != nil {
+		return x.Served
+	}
+	return false
+}
+
+func (x *Deployment) GetCanaryStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CanaryStart
+	}
+	return nil
+}
+
 type Resources struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MemoryBytes   uint64                 `protobuf:"varint,1,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
@@ -989,7 +1216,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[6]
+	mi := &file_v9_state_v1_state_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1228,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[6]
+	mi := &file_v9_state_v1_state_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1241,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Resources) GetMemoryBytes() uint64 {
@@ -1052,7 +1279,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[7]
+	mi := &file_v9_state_v1_state_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1291,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[7]
+	mi := &file_v9_state_v1_state_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1304,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{7}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Node) GetId() string {
@@ -1169,13 +1396,14 @@ type Placement struct {
 	Epoch         uint64                 `protobuf:"varint,8,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	CreateIndex   uint64                 `protobuf:"varint,9,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
 	ModifyIndex   uint64                 `protobuf:"varint,10,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	SpecIndex     uint64                 `protobuf:"varint,11,opt,name=spec_index,json=specIndex,proto3" json:"spec_index,omitempty"` // the component's spec_index it was made for
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Placement) Reset() {
 	*x = Placement{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[8]
+	mi := &file_v9_state_v1_state_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1415,7 @@ func (x *Placement) String() string {
 func (*Placement) ProtoMessage() {}
 
 func (x *Placement) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[8]
+	mi := &file_v9_state_v1_state_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1428,7 @@ func (x *Placement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Placement.ProtoReflect.Descriptor instead.
 func (*Placement) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{8}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Placement) GetId() string {
@@ -1273,6 +1501,13 @@ func (x *Placement) GetModifyIndex() uint64 {
 	return 0
 }
 
+func (x *Placement) GetSpecIndex() uint64 {
+	if x != nil {
+		return x.SpecIndex
+	}
+	return 0
+}
+
 type User struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1284,7 +1519,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[9]
+	mi := &file_v9_state_v1_state_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1531,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[9]
+	mi := &file_v9_state_v1_state_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1544,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{9}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *User) GetId() string {
@@ -1361,7 +1596,7 @@ type ApiToken struct {
 
 func (x *ApiToken) Reset() {
 	*x = ApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[10]
+	mi := &file_v9_state_v1_state_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1608,7 @@ func (x *ApiToken) String() string {
 func (*ApiToken) ProtoMessage() {}
 
 func (x *ApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[10]
+	mi := &file_v9_state_v1_state_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1621,7 @@ func (x *ApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiToken.ProtoReflect.Descriptor instead.
 func (*ApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{10}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ApiToken) GetId() string {
@@ -1509,7 +1744,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[11]
+	mi := &file_v9_state_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1756,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[11]
+	mi := &file_v9_state_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1769,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{11}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AuditEntry) GetIndex() uint64 {
@@ -1591,7 +1826,7 @@ type GithubLink struct {
 
 func (x *GithubLink) Reset() {
 	*x = GithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[12]
+	mi := &file_v9_state_v1_state_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1838,7 @@ func (x *GithubLink) String() string {
 func (*GithubLink) ProtoMessage() {}
 
 func (x *GithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[12]
+	mi := &file_v9_state_v1_state_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1851,7 @@ func (x *GithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GithubLink.ProtoReflect.Descriptor instead.
 func (*GithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{12}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GithubLink) GetComponentId() string {
@@ -1695,7 +1930,7 @@ type State struct {
 
 func (x *State) Reset() {
 	*x = State{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[13]
+	mi := &file_v9_state_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1942,7 @@ func (x *State) String() string {
 func (*State) ProtoMessage() {}
 
 func (x *State) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[13]
+	mi := &file_v9_state_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1955,7 @@ func (x *State) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use State.ProtoReflect.Descriptor instead.
 func (*State) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{13}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *State) GetIndex() uint64 {
@@ -1818,7 +2053,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[14]
+	mi := &file_v9_state_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1830,7 +2065,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[14]
+	mi := &file_v9_state_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1843,7 +2078,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{14}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Secret) GetComponentId() string {
@@ -1904,7 +2139,7 @@ type CreateComponent struct {
 
 func (x *CreateComponent) Reset() {
 	*x = CreateComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[15]
+	mi := &file_v9_state_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +2151,7 @@ func (x *CreateComponent) String() string {
 func (*CreateComponent) ProtoMessage() {}
 
 func (x *CreateComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[15]
+	mi := &file_v9_state_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +2164,7 @@ func (x *CreateComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateComponent.ProtoReflect.Descriptor instead.
 func (*CreateComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateComponent) GetComponent() *Component {
@@ -1953,7 +2188,7 @@ type PutSecret struct {
 
 func (x *PutSecret) Reset() {
 	*x = PutSecret{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[16]
+	mi := &file_v9_state_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2200,7 @@ func (x *PutSecret) String() string {
 func (*PutSecret) ProtoMessage() {}
 
 func (x *PutSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[16]
+	mi := &file_v9_state_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2213,7 @@ func (x *PutSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSecret.ProtoReflect.Descriptor instead.
 func (*PutSecret) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{16}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PutSecret) GetComponent() string {
@@ -2026,7 +2261,7 @@ type DeleteSecret struct {
 
 func (x *DeleteSecret) Reset() {
 	*x = DeleteSecret{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[17]
+	mi := &file_v9_state_v1_state_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2038,7 +2273,7 @@ func (x *DeleteSecret) String() string {
 func (*DeleteSecret) ProtoMessage() {}
 
 func (x *DeleteSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[17]
+	mi := &file_v9_state_v1_state_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2051,7 +2286,7 @@ func (x *DeleteSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSecret.ProtoReflect.Descriptor instead.
 func (*DeleteSecret) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{17}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteSecret) GetComponent() string {
@@ -2083,7 +2318,7 @@ type CreateLinkedComponent struct {
 
 func (x *CreateLinkedComponent) Reset() {
 	*x = CreateLinkedComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[18]
+	mi := &file_v9_state_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2095,7 +2330,7 @@ func (x *CreateLinkedComponent) String() string {
 func (*CreateLinkedComponent) ProtoMessage() {}
 
 func (x *CreateLinkedComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[18]
+	mi := &file_v9_state_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2108,7 +2343,7 @@ func (x *CreateLinkedComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLinkedComponent.ProtoReflect.Descriptor instead.
 func (*CreateLinkedComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{18}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateLinkedComponent) GetComponent() *Component {
@@ -2133,16 +2368,20 @@ func (x *CreateLinkedComponent) GetDeployment() *Deployment {
 }
 
 type UpdateComponentSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Spec          *ComponentSpec         `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Spec  *ComponentSpec         `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	// from_manifest: spec is a manifest's (a deploy, a rollback), recorded as manifest_spec
+	// with the user's settings kept over it; otherwise it is what a user wants now, and the
+	// user's settings become its differences from manifest_spec.
+	FromManifest  bool `protobuf:"varint,3,opt,name=from_manifest,json=fromManifest,proto3" json:"from_manifest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateComponentSpec) Reset() {
 	*x = UpdateComponentSpec{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[19]
+	mi := &file_v9_state_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2393,7 @@ func (x *UpdateComponentSpec) String() string {
 func (*UpdateComponentSpec) ProtoMessage() {}
 
 func (x *UpdateComponentSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[19]
+	mi := &file_v9_state_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2406,7 @@ func (x *UpdateComponentSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateComponentSpec.ProtoReflect.Descriptor instead.
 func (*UpdateComponentSpec) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateComponentSpec) GetName() string {
@@ -2184,6 +2423,13 @@ func (x *UpdateComponentSpec) GetSpec() *ComponentSpec {
 	return nil
 }
 
+func (x *UpdateComponentSpec) GetFromManifest() bool {
+	if x != nil {
+		return x.FromManifest
+	}
+	return false
+}
+
 type SetComponentDesired struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2194,7 +2440,7 @@ type SetComponentDesired struct {
 
 func (x *SetComponentDesired) Reset() {
 	*x = SetComponentDesired{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[20]
+	mi := &file_v9_state_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2206,7 +2452,7 @@ func (x *SetComponentDesired) String() string {
 func (*SetComponentDesired) ProtoMessage() {}
 
 func (x *SetComponentDesired) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[20]
+	mi := &file_v9_state_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2219,7 +2465,7 @@ func (x *SetComponentDesired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetComponentDesired.ProtoReflect.Descriptor instead.
 func (*SetComponentDesired) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SetComponentDesired) GetName() string {
@@ -2246,7 +2492,7 @@ type ScaleComponent struct {
 
 func (x *ScaleComponent) Reset() {
 	*x = ScaleComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[21]
+	mi := &file_v9_state_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2258,7 +2504,7 @@ func (x *ScaleComponent) String() string {
 func (*ScaleComponent) ProtoMessage() {}
 
 func (x *ScaleComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[21]
+	mi := &file_v9_state_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2271,7 +2517,7 @@ func (x *ScaleComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleComponent.ProtoReflect.Descriptor instead.
 func (*ScaleComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ScaleComponent) GetName() string {
@@ -2297,7 +2543,7 @@ type DeleteComponent struct {
 
 func (x *DeleteComponent) Reset() {
 	*x = DeleteComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[22]
+	mi := &file_v9_state_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2309,7 +2555,7 @@ func (x *DeleteComponent) String() string {
 func (*DeleteComponent) ProtoMessage() {}
 
 func (x *DeleteComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[22]
+	mi := &file_v9_state_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2322,7 +2568,7 @@ func (x *DeleteComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteComponent.ProtoReflect.Descriptor instead.
 func (*DeleteComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DeleteComponent) GetName() string {
@@ -2341,7 +2587,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[23]
+	mi := &file_v9_state_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2353,7 +2599,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[23]
+	mi := &file_v9_state_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2366,7 +2612,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RegisterNode) GetNode() *Node {
@@ -2386,7 +2632,7 @@ type SetNodeStatus struct {
 
 func (x *SetNodeStatus) Reset() {
 	*x = SetNodeStatus{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[24]
+	mi := &file_v9_state_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2398,7 +2644,7 @@ func (x *SetNodeStatus) String() string {
 func (*SetNodeStatus) ProtoMessage() {}
 
 func (x *SetNodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[24]
+	mi := &file_v9_state_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2411,7 +2657,7 @@ func (x *SetNodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNodeStatus.ProtoReflect.Descriptor instead.
 func (*SetNodeStatus) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SetNodeStatus) GetId() string {
@@ -2437,7 +2683,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[25]
+	mi := &file_v9_state_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2449,7 +2695,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[25]
+	mi := &file_v9_state_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2462,7 +2708,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -2481,7 +2727,7 @@ type CreateDeployment struct {
 
 func (x *CreateDeployment) Reset() {
 	*x = CreateDeployment{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[26]
+	mi := &file_v9_state_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +2739,7 @@ func (x *CreateDeployment) String() string {
 func (*CreateDeployment) ProtoMessage() {}
 
 func (x *CreateDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[26]
+	mi := &file_v9_state_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +2752,7 @@ func (x *CreateDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeployment.ProtoReflect.Descriptor instead.
 func (*CreateDeployment) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateDeployment) GetDeployment() *Deployment {
@@ -2527,14 +2773,21 @@ type SetDeploymentStatus struct {
 	ArtifactOrigin string                 `protobuf:"bytes,7,opt,name=artifact_origin,json=artifactOrigin,proto3" json:"artifact_origin,omitempty"` // recorded on the deployment when set
 	// With status READY: in the same step make the deployment active and give its component
 	// the spec above, unless a deployment created after it is active already.
-	Activate      bool `protobuf:"varint,8,opt,name=activate,proto3" json:"activate,omitempty"`
+	Activate bool `protobuf:"varint,8,opt,name=activate,proto3" json:"activate,omitempty"`
+	// With status FAILED on the component's active deployment: the component is left with no
+	// active deployment (a first deployment that never served has nothing to fall back on).
+	Deactivate bool `protobuf:"varint,9,opt,name=deactivate,proto3" json:"deactivate,omitempty"`
+	// With status FAILED on the component's active deployment: in the same step make this
+	// older ready deployment active again (a failed rollout or canary: the old version keeps
+	// serving, and nobody ever sees the failed one inactive but not failed).
+	Fallback      string `protobuf:"bytes,10,opt,name=fallback,proto3" json:"fallback,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetDeploymentStatus) Reset() {
 	*x = SetDeploymentStatus{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[27]
+	mi := &file_v9_state_v1_state_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2546,7 +2799,7 @@ func (x *SetDeploymentStatus) String() string {
 func (*SetDeploymentStatus) ProtoMessage() {}
 
 func (x *SetDeploymentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[27]
+	mi := &file_v9_state_v1_state_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2559,7 +2812,7 @@ func (x *SetDeploymentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDeploymentStatus.ProtoReflect.Descriptor instead.
 func (*SetDeploymentStatus) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetDeploymentStatus) GetId() string {
@@ -2618,6 +2871,110 @@ func (x *SetDeploymentStatus) GetActivate() bool {
 	return false
 }
 
+func (x *SetDeploymentStatus) GetDeactivate() bool {
+	if x != nil {
+		return x.Deactivate
+	}
+	return false
+}
+
+func (x *SetDeploymentStatus) GetFallback() string {
+	if x != nil {
+		return x.Fallback
+	}
+	return ""
+}
+
+// StartCanary starts the window of a deployment's canary, at the command's time.
+type StartCanary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeploymentId  string                 `protobuf:"bytes,1,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartCanary) Reset() {
+	*x = StartCanary{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartCanary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartCanary) ProtoMessage() {}
+
+func (x *StartCanary) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartCanary.ProtoReflect.Descriptor instead.
+func (*StartCanary) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *StartCanary) GetDeploymentId() string {
+	if x != nil {
+		return x.DeploymentId
+	}
+	return ""
+}
+
+// EndCanary ends the canary phase of a deployment: it takes all the traffic.
+type EndCanary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeploymentId  string                 `protobuf:"bytes,1,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndCanary) Reset() {
+	*x = EndCanary{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndCanary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndCanary) ProtoMessage() {}
+
+func (x *EndCanary) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndCanary.ProtoReflect.Descriptor instead.
+func (*EndCanary) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *EndCanary) GetDeploymentId() string {
+	if x != nil {
+		return x.DeploymentId
+	}
+	return ""
+}
+
 type ActivateDeployment struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ComponentId   string                 `protobuf:"bytes,1,opt,name=component_id,json=componentId,proto3" json:"component_id,omitempty"`
@@ -2628,7 +2985,7 @@ type ActivateDeployment struct {
 
 func (x *ActivateDeployment) Reset() {
 	*x = ActivateDeployment{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[28]
+	mi := &file_v9_state_v1_state_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2640,7 +2997,7 @@ func (x *ActivateDeployment) String() string {
 func (*ActivateDeployment) ProtoMessage() {}
 
 func (x *ActivateDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[28]
+	mi := &file_v9_state_v1_state_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2653,7 +3010,7 @@ func (x *ActivateDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateDeployment.ProtoReflect.Descriptor instead.
 func (*ActivateDeployment) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{28}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ActivateDeployment) GetComponentId() string {
@@ -2679,7 +3036,7 @@ type PutPlacements struct {
 
 func (x *PutPlacements) Reset() {
 	*x = PutPlacements{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[29]
+	mi := &file_v9_state_v1_state_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2691,7 +3048,7 @@ func (x *PutPlacements) String() string {
 func (*PutPlacements) ProtoMessage() {}
 
 func (x *PutPlacements) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[29]
+	mi := &file_v9_state_v1_state_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2704,7 +3061,7 @@ func (x *PutPlacements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPlacements.ProtoReflect.Descriptor instead.
 func (*PutPlacements) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{29}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PutPlacements) GetPlacements() []*Placement {
@@ -2725,7 +3082,7 @@ type SetPlacementObserved struct {
 
 func (x *SetPlacementObserved) Reset() {
 	*x = SetPlacementObserved{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[30]
+	mi := &file_v9_state_v1_state_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +3094,7 @@ func (x *SetPlacementObserved) String() string {
 func (*SetPlacementObserved) ProtoMessage() {}
 
 func (x *SetPlacementObserved) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[30]
+	mi := &file_v9_state_v1_state_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +3107,7 @@ func (x *SetPlacementObserved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPlacementObserved.ProtoReflect.Descriptor instead.
 func (*SetPlacementObserved) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{30}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SetPlacementObserved) GetId() string {
@@ -2783,7 +3140,7 @@ type DeletePlacements struct {
 
 func (x *DeletePlacements) Reset() {
 	*x = DeletePlacements{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	mi := &file_v9_state_v1_state_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +3152,7 @@ func (x *DeletePlacements) String() string {
 func (*DeletePlacements) ProtoMessage() {}
 
 func (x *DeletePlacements) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	mi := &file_v9_state_v1_state_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +3165,7 @@ func (x *DeletePlacements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePlacements.ProtoReflect.Descriptor instead.
 func (*DeletePlacements) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{31}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DeletePlacements) GetIds() []string {
@@ -2827,7 +3184,7 @@ type CreateUser struct {
 
 func (x *CreateUser) Reset() {
 	*x = CreateUser{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	mi := &file_v9_state_v1_state_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2839,7 +3196,7 @@ func (x *CreateUser) String() string {
 func (*CreateUser) ProtoMessage() {}
 
 func (x *CreateUser) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	mi := &file_v9_state_v1_state_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2852,7 +3209,7 @@ func (x *CreateUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUser.ProtoReflect.Descriptor instead.
 func (*CreateUser) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{32}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CreateUser) GetUser() *User {
@@ -2871,7 +3228,7 @@ type CreateApiToken struct {
 
 func (x *CreateApiToken) Reset() {
 	*x = CreateApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[33]
+	mi := &file_v9_state_v1_state_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2883,7 +3240,7 @@ func (x *CreateApiToken) String() string {
 func (*CreateApiToken) ProtoMessage() {}
 
 func (x *CreateApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[33]
+	mi := &file_v9_state_v1_state_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2896,7 +3253,7 @@ func (x *CreateApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiToken.ProtoReflect.Descriptor instead.
 func (*CreateApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{33}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateApiToken) GetToken() *ApiToken {
@@ -2915,7 +3272,7 @@ type DeleteApiToken struct {
 
 func (x *DeleteApiToken) Reset() {
 	*x = DeleteApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[34]
+	mi := &file_v9_state_v1_state_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3284,7 @@ func (x *DeleteApiToken) String() string {
 func (*DeleteApiToken) ProtoMessage() {}
 
 func (x *DeleteApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[34]
+	mi := &file_v9_state_v1_state_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3297,7 @@ func (x *DeleteApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteApiToken.ProtoReflect.Descriptor instead.
 func (*DeleteApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{34}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteApiToken) GetId() string {
@@ -2960,7 +3317,7 @@ type AclBootstrap struct {
 
 func (x *AclBootstrap) Reset() {
 	*x = AclBootstrap{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[35]
+	mi := &file_v9_state_v1_state_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2972,7 +3329,7 @@ func (x *AclBootstrap) String() string {
 func (*AclBootstrap) ProtoMessage() {}
 
 func (x *AclBootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[35]
+	mi := &file_v9_state_v1_state_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2985,7 +3342,7 @@ func (x *AclBootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AclBootstrap.ProtoReflect.Descriptor instead.
 func (*AclBootstrap) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{35}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AclBootstrap) GetToken() *ApiToken {
@@ -3005,7 +3362,7 @@ type RevokeApiToken struct {
 
 func (x *RevokeApiToken) Reset() {
 	*x = RevokeApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[36]
+	mi := &file_v9_state_v1_state_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3017,7 +3374,7 @@ func (x *RevokeApiToken) String() string {
 func (*RevokeApiToken) ProtoMessage() {}
 
 func (x *RevokeApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[36]
+	mi := &file_v9_state_v1_state_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3030,7 +3387,7 @@ func (x *RevokeApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiToken.ProtoReflect.Descriptor instead.
 func (*RevokeApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{36}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RevokeApiToken) GetId() string {
@@ -3050,7 +3407,7 @@ type TouchApiTokens struct {
 
 func (x *TouchApiTokens) Reset() {
 	*x = TouchApiTokens{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[37]
+	mi := &file_v9_state_v1_state_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3062,7 +3419,7 @@ func (x *TouchApiTokens) String() string {
 func (*TouchApiTokens) ProtoMessage() {}
 
 func (x *TouchApiTokens) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[37]
+	mi := &file_v9_state_v1_state_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3075,7 +3432,7 @@ func (x *TouchApiTokens) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TouchApiTokens.ProtoReflect.Descriptor instead.
 func (*TouchApiTokens) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{37}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *TouchApiTokens) GetLastUsed() map[string]*timestamppb.Timestamp {
@@ -3094,7 +3451,7 @@ type PutGithubLink struct {
 
 func (x *PutGithubLink) Reset() {
 	*x = PutGithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[38]
+	mi := &file_v9_state_v1_state_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3106,7 +3463,7 @@ func (x *PutGithubLink) String() string {
 func (*PutGithubLink) ProtoMessage() {}
 
 func (x *PutGithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[38]
+	mi := &file_v9_state_v1_state_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3119,7 +3476,7 @@ func (x *PutGithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutGithubLink.ProtoReflect.Descriptor instead.
 func (*PutGithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{38}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PutGithubLink) GetLink() *GithubLink {
@@ -3138,7 +3495,7 @@ type DeleteGithubLink struct {
 
 func (x *DeleteGithubLink) Reset() {
 	*x = DeleteGithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[39]
+	mi := &file_v9_state_v1_state_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3150,7 +3507,7 @@ func (x *DeleteGithubLink) String() string {
 func (*DeleteGithubLink) ProtoMessage() {}
 
 func (x *DeleteGithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[39]
+	mi := &file_v9_state_v1_state_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3163,7 +3520,7 @@ func (x *DeleteGithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGithubLink.ProtoReflect.Descriptor instead.
 func (*DeleteGithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{39}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeleteGithubLink) GetComponentId() string {
@@ -3197,6 +3554,8 @@ type Command struct {
 	//	*Command_CreateDeployment
 	//	*Command_SetDeploymentStatus
 	//	*Command_ActivateDeployment
+	//	*Command_EndCanary
+	//	*Command_StartCanary
 	//	*Command_PutPlacements
 	//	*Command_SetPlacementObserved
 	//	*Command_DeletePlacements
@@ -3217,7 +3576,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[40]
+	mi := &file_v9_state_v1_state_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3229,7 +3588,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[40]
+	mi := &file_v9_state_v1_state_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3242,7 +3601,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{40}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Command) GetTime() *timestamppb.Timestamp {
@@ -3376,6 +3735,24 @@ func (x *Command) GetActivateDeployment() *ActivateDeployment {
 	if x != nil {
 		if x, ok := x.Op.(*Command_ActivateDeployment); ok {
 			return x.ActivateDeployment
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetEndCanary() *EndCanary {
+	if x != nil {
+		if x, ok := x.Op.(*Command_EndCanary); ok {
+			return x.EndCanary
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetStartCanary() *StartCanary {
+	if x != nil {
+		if x, ok := x.Op.(*Command_StartCanary); ok {
+			return x.StartCanary
 		}
 	}
 	return nil
@@ -3550,6 +3927,14 @@ type Command_ActivateDeployment struct {
 	ActivateDeployment *ActivateDeployment `protobuf:"bytes,32,opt,name=activate_deployment,json=activateDeployment,proto3,oneof"`
 }
 
+type Command_EndCanary struct {
+	EndCanary *EndCanary `protobuf:"bytes,33,opt,name=end_canary,json=endCanary,proto3,oneof"`
+}
+
+type Command_StartCanary struct {
+	StartCanary *StartCanary `protobuf:"bytes,34,opt,name=start_canary,json=startCanary,proto3,oneof"`
+}
+
 type Command_PutPlacements struct {
 	PutPlacements *PutPlacements `protobuf:"bytes,40,opt,name=put_placements,json=putPlacements,proto3,oneof"`
 }
@@ -3626,6 +4011,10 @@ func (*Command_SetDeploymentStatus) isCommand_Op() {}
 
 func (*Command_ActivateDeployment) isCommand_Op() {}
 
+func (*Command_EndCanary) isCommand_Op() {}
+
+func (*Command_StartCanary) isCommand_Op() {}
+
 func (*Command_PutPlacements) isCommand_Op() {}
 
 func (*Command_SetPlacementObserved) isCommand_Op() {}
@@ -3669,7 +4058,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\rContainerSpec\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x12\x18\n" +
-	"\aarchive\x18\x03 \x01(\tR\aarchive\"\xbe\x03\n" +
+	"\aarchive\x18\x03 \x01(\tR\aarchive\"\x93\x04\n" +
 	"\rComponentSpec\x125\n" +
 	"\x03env\x18\x01 \x03(\v2#.v9.state.v1.ComponentSpec.EnvEntryR\x03env\x12\x1b\n" +
 	"\tscale_min\x18\x02 \x01(\rR\bscaleMin\x12\x1b\n" +
@@ -3683,10 +4072,16 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\tcontainer\x18\t \x01(\v2\x1a.v9.state.v1.ContainerSpecR\tcontainer\x12\x1d\n" +
 	"\n" +
 	"body_bytes\x18\n" +
-	" \x01(\x04R\tbodyBytes\x1a6\n" +
+	" \x01(\x04R\tbodyBytes\x12\x1f\n" +
+	"\vhealth_path\x18\v \x01(\tR\n" +
+	"healthPath\x122\n" +
+	"\arollout\x18\f \x01(\v2\x18.v9.state.v1.RolloutSpecR\arollout\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xba\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
+	"\vRolloutSpec\x12%\n" +
+	"\x0ecanary_percent\x18\x01 \x01(\rR\rcanaryPercent\x12\x1b\n" +
+	"\twindow_ms\x18\x02 \x01(\rR\bwindowMs\"\xc9\x05\n" +
 	"\tComponent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -3704,7 +4099,31 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"updateTime\x12!\n" +
 	"\fcreate_index\x18\f \x01(\x04R\vcreateIndex\x12!\n" +
 	"\fmodify_index\x18\r \x01(\x04R\vmodifyIndex\x12#\n" +
-	"\rsecrets_index\x18\x0e \x01(\x04R\fsecretsIndex\"\xb0\x05\n" +
+	"\rsecrets_index\x18\x0e \x01(\x04R\fsecretsIndex\x12?\n" +
+	"\rmanifest_spec\x18\x0f \x01(\v2\x1a.v9.state.v1.ComponentSpecR\fmanifestSpec\x12-\n" +
+	"\x04user\x18\x10 \x01(\v2\x19.v9.state.v1.UserSettingsR\x04user\x12\x1d\n" +
+	"\n" +
+	"spec_index\x18\x11 \x01(\x04R\tspecIndex\"\xa0\x03\n" +
+	"\fUserSettings\x124\n" +
+	"\x03env\x18\x01 \x03(\v2\".v9.state.v1.UserSettings.EnvEntryR\x03env\x12\x1f\n" +
+	"\venv_removed\x18\x02 \x03(\tR\n" +
+	"envRemoved\x12 \n" +
+	"\tscale_min\x18\x03 \x01(\rH\x00R\bscaleMin\x88\x01\x01\x12 \n" +
+	"\tscale_max\x18\x04 \x01(\rH\x01R\bscaleMax\x88\x01\x01\x12%\n" +
+	"\vconcurrency\x18\x05 \x01(\rH\x02R\vconcurrency\x88\x01\x01\x12&\n" +
+	"\fmemory_bytes\x18\x06 \x01(\x04H\x03R\vmemoryBytes\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"timeout_ms\x18\a \x01(\rH\x04R\ttimeoutMs\x88\x01\x01\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\f\n" +
+	"\n" +
+	"_scale_minB\f\n" +
+	"\n" +
+	"_scale_maxB\x0e\n" +
+	"\f_concurrencyB\x0f\n" +
+	"\r_memory_bytesB\r\n" +
+	"\v_timeout_ms\"\x9f\x06\n" +
 	"\n" +
 	"Deployment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
@@ -3730,7 +4149,10 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x06branch\x18\x10 \x01(\tR\x06branch\x12.\n" +
 	"\x04spec\x18\x11 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\x12\x1b\n" +
 	"\tbuild_log\x18\x12 \x01(\tR\bbuildLog\x12\x14\n" +
-	"\x05actor\x18\x13 \x01(\tR\x05actor\"M\n" +
+	"\x05actor\x18\x13 \x01(\tR\x05actor\x12\x16\n" +
+	"\x06canary\x18\x14 \x01(\bR\x06canary\x12\x16\n" +
+	"\x06served\x18\x15 \x01(\bR\x06served\x12=\n" +
+	"\fcanary_start\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\vcanaryStart\"M\n" +
 	"\tResources\x12!\n" +
 	"\fmemory_bytes\x18\x01 \x01(\x04R\vmemoryBytes\x12\x1d\n" +
 	"\n" +
@@ -3748,7 +4170,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\fcreate_index\x18\t \x01(\x04R\vcreateIndex\x12!\n" +
 	"\fmodify_index\x18\n" +
 	" \x01(\x04R\vmodifyIndex\x12\x14\n" +
-	"\x05drain\x18\v \x01(\bR\x05drain\"\xe5\x02\n" +
+	"\x05drain\x18\v \x01(\bR\x05drain\"\x84\x03\n" +
 	"\tPlacement\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fcomponent_id\x18\x02 \x01(\tR\vcomponentId\x12#\n" +
@@ -3760,7 +4182,9 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x05epoch\x18\b \x01(\x04R\x05epoch\x12!\n" +
 	"\fcreate_index\x18\t \x01(\x04R\vcreateIndex\x12!\n" +
 	"\fmodify_index\x18\n" +
-	" \x01(\x04R\vmodifyIndex\"g\n" +
+	" \x01(\x04R\vmodifyIndex\x12\x1d\n" +
+	"\n" +
+	"spec_index\x18\v \x01(\x04R\tspecIndex\"g\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12;\n" +
@@ -3850,10 +4274,11 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x04link\x18\x02 \x01(\v2\x17.v9.state.v1.GithubLinkR\x04link\x127\n" +
 	"\n" +
 	"deployment\x18\x03 \x01(\v2\x17.v9.state.v1.DeploymentR\n" +
-	"deployment\"Y\n" +
+	"deployment\"~\n" +
 	"\x13UpdateComponentSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
-	"\x04spec\x18\x02 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\"^\n" +
+	"\x04spec\x18\x02 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\x12#\n" +
+	"\rfrom_manifest\x18\x03 \x01(\bR\ffromManifest\"^\n" +
 	"\x13SetComponentDesired\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
 	"\adesired\x18\x02 \x01(\x0e2\x19.v9.state.v1.DesiredStateR\adesired\"@\n" +
@@ -3873,7 +4298,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x10CreateDeployment\x127\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\v2\x17.v9.state.v1.DeploymentR\n" +
-	"deployment\"\xad\x02\n" +
+	"deployment\"\xe9\x02\n" +
 	"\x13SetDeploymentStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1d.v9.state.v1.DeploymentStatusR\x06status\x12\x14\n" +
@@ -3882,7 +4307,16 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\tbuild_log\x18\x05 \x01(\tR\bbuildLog\x12.\n" +
 	"\x04spec\x18\x06 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\x12'\n" +
 	"\x0fartifact_origin\x18\a \x01(\tR\x0eartifactOrigin\x12\x1a\n" +
-	"\bactivate\x18\b \x01(\bR\bactivate\"\\\n" +
+	"\bactivate\x18\b \x01(\bR\bactivate\x12\x1e\n" +
+	"\n" +
+	"deactivate\x18\t \x01(\bR\n" +
+	"deactivate\x12\x1a\n" +
+	"\bfallback\x18\n" +
+	" \x01(\tR\bfallback\"2\n" +
+	"\vStartCanary\x12#\n" +
+	"\rdeployment_id\x18\x01 \x01(\tR\fdeploymentId\"0\n" +
+	"\tEndCanary\x12#\n" +
+	"\rdeployment_id\x18\x01 \x01(\tR\fdeploymentId\"\\\n" +
 	"\x12ActivateDeployment\x12!\n" +
 	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\x12#\n" +
 	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\"G\n" +
@@ -3915,7 +4349,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\rPutGithubLink\x12+\n" +
 	"\x04link\x18\x01 \x01(\v2\x17.v9.state.v1.GithubLinkR\x04link\"5\n" +
 	"\x10DeleteGithubLink\x12!\n" +
-	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\"\xcb\x0f\n" +
+	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\"\xc3\x10\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12*\n" +
 	"\x11ignore_if_unknown\x18\x02 \x01(\bR\x0fignoreIfUnknown\x12\x14\n" +
@@ -3933,7 +4367,10 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"removeNode\x12L\n" +
 	"\x11create_deployment\x18\x1e \x01(\v2\x1d.v9.state.v1.CreateDeploymentH\x00R\x10createDeployment\x12V\n" +
 	"\x15set_deployment_status\x18\x1f \x01(\v2 .v9.state.v1.SetDeploymentStatusH\x00R\x13setDeploymentStatus\x12R\n" +
-	"\x13activate_deployment\x18  \x01(\v2\x1f.v9.state.v1.ActivateDeploymentH\x00R\x12activateDeployment\x12C\n" +
+	"\x13activate_deployment\x18  \x01(\v2\x1f.v9.state.v1.ActivateDeploymentH\x00R\x12activateDeployment\x127\n" +
+	"\n" +
+	"end_canary\x18! \x01(\v2\x16.v9.state.v1.EndCanaryH\x00R\tendCanary\x12=\n" +
+	"\fstart_canary\x18\" \x01(\v2\x18.v9.state.v1.StartCanaryH\x00R\vstartCanary\x12C\n" +
 	"\x0eput_placements\x18( \x01(\v2\x1a.v9.state.v1.PutPlacementsH\x00R\rputPlacements\x12Y\n" +
 	"\x16set_placement_observed\x18) \x01(\v2!.v9.state.v1.SetPlacementObservedH\x00R\x14setPlacementObserved\x12L\n" +
 	"\x11delete_placements\x18* \x01(\v2\x1d.v9.state.v1.DeletePlacementsH\x00R\x10deletePlacements\x12:\n" +
@@ -3995,7 +4432,7 @@ func file_v9_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_v9_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_v9_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_v9_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_v9_state_v1_state_proto_goTypes = []any{
 	(Runtime)(0),                  // 0: v9.state.v1.Runtime
 	(DesiredState)(0),             // 1: v9.state.v1.DesiredState
@@ -4007,133 +4444,145 @@ var file_v9_state_v1_state_proto_goTypes = []any{
 	(*WasmSpec)(nil),              // 7: v9.state.v1.WasmSpec
 	(*ContainerSpec)(nil),         // 8: v9.state.v1.ContainerSpec
 	(*ComponentSpec)(nil),         // 9: v9.state.v1.ComponentSpec
-	(*Component)(nil),             // 10: v9.state.v1.Component
-	(*Deployment)(nil),            // 11: v9.state.v1.Deployment
-	(*Resources)(nil),             // 12: v9.state.v1.Resources
-	(*Node)(nil),                  // 13: v9.state.v1.Node
-	(*Placement)(nil),             // 14: v9.state.v1.Placement
-	(*User)(nil),                  // 15: v9.state.v1.User
-	(*ApiToken)(nil),              // 16: v9.state.v1.ApiToken
-	(*AuditEntry)(nil),            // 17: v9.state.v1.AuditEntry
-	(*GithubLink)(nil),            // 18: v9.state.v1.GithubLink
-	(*State)(nil),                 // 19: v9.state.v1.State
-	(*Secret)(nil),                // 20: v9.state.v1.Secret
-	(*CreateComponent)(nil),       // 21: v9.state.v1.CreateComponent
-	(*PutSecret)(nil),             // 22: v9.state.v1.PutSecret
-	(*DeleteSecret)(nil),          // 23: v9.state.v1.DeleteSecret
-	(*CreateLinkedComponent)(nil), // 24: v9.state.v1.CreateLinkedComponent
-	(*UpdateComponentSpec)(nil),   // 25: v9.state.v1.UpdateComponentSpec
-	(*SetComponentDesired)(nil),   // 26: v9.state.v1.SetComponentDesired
-	(*ScaleComponent)(nil),        // 27: v9.state.v1.ScaleComponent
-	(*DeleteComponent)(nil),       // 28: v9.state.v1.DeleteComponent
-	(*RegisterNode)(nil),          // 29: v9.state.v1.RegisterNode
-	(*SetNodeStatus)(nil),         // 30: v9.state.v1.SetNodeStatus
-	(*RemoveNode)(nil),            // 31: v9.state.v1.RemoveNode
-	(*CreateDeployment)(nil),      // 32: v9.state.v1.CreateDeployment
-	(*SetDeploymentStatus)(nil),   // 33: v9.state.v1.SetDeploymentStatus
-	(*ActivateDeployment)(nil),    // 34: v9.state.v1.ActivateDeployment
-	(*PutPlacements)(nil),         // 35: v9.state.v1.PutPlacements
-	(*SetPlacementObserved)(nil),  // 36: v9.state.v1.SetPlacementObserved
-	(*DeletePlacements)(nil),      // 37: v9.state.v1.DeletePlacements
-	(*CreateUser)(nil),            // 38: v9.state.v1.CreateUser
-	(*CreateApiToken)(nil),        // 39: v9.state.v1.CreateApiToken
-	(*DeleteApiToken)(nil),        // 40: v9.state.v1.DeleteApiToken
-	(*AclBootstrap)(nil),          // 41: v9.state.v1.AclBootstrap
-	(*RevokeApiToken)(nil),        // 42: v9.state.v1.RevokeApiToken
-	(*TouchApiTokens)(nil),        // 43: v9.state.v1.TouchApiTokens
-	(*PutGithubLink)(nil),         // 44: v9.state.v1.PutGithubLink
-	(*DeleteGithubLink)(nil),      // 45: v9.state.v1.DeleteGithubLink
-	(*Command)(nil),               // 46: v9.state.v1.Command
-	nil,                           // 47: v9.state.v1.ComponentSpec.EnvEntry
-	nil,                           // 48: v9.state.v1.TouchApiTokens.LastUsedEntry
-	(*timestamppb.Timestamp)(nil), // 49: google.protobuf.Timestamp
+	(*RolloutSpec)(nil),           // 10: v9.state.v1.RolloutSpec
+	(*Component)(nil),             // 11: v9.state.v1.Component
+	(*UserSettings)(nil),          // 12: v9.state.v1.UserSettings
+	(*Deployment)(nil),            // 13: v9.state.v1.Deployment
+	(*Resources)(nil),             // 14: v9.state.v1.Resources
+	(*Node)(nil),                  // 15: v9.state.v1.Node
+	(*Placement)(nil),             // 16: v9.state.v1.Placement
+	(*User)(nil),                  // 17: v9.state.v1.User
+	(*ApiToken)(nil),              // 18: v9.state.v1.ApiToken
+	(*AuditEntry)(nil),            // 19: v9.state.v1.AuditEntry
+	(*GithubLink)(nil),            // 20: v9.state.v1.GithubLink
+	(*State)(nil),                 // 21: v9.state.v1.State
+	(*Secret)(nil),                // 22: v9.state.v1.Secret
+	(*CreateComponent)(nil),       // 23: v9.state.v1.CreateComponent
+	(*PutSecret)(nil),             // 24: v9.state.v1.PutSecret
+	(*DeleteSecret)(nil),          // 25: v9.state.v1.DeleteSecret
+	(*CreateLinkedComponent)(nil), // 26: v9.state.v1.CreateLinkedComponent
+	(*UpdateComponentSpec)(nil),   // 27: v9.state.v1.UpdateComponentSpec
+	(*SetComponentDesired)(nil),   // 28: v9.state.v1.SetComponentDesired
+	(*ScaleComponent)(nil),        // 29: v9.state.v1.ScaleComponent
+	(*DeleteComponent)(nil),       // 30: v9.state.v1.DeleteComponent
+	(*RegisterNode)(nil),          // 31: v9.state.v1.RegisterNode
+	(*SetNodeStatus)(nil),         // 32: v9.state.v1.SetNodeStatus
+	(*RemoveNode)(nil),            // 33: v9.state.v1.RemoveNode
+	(*CreateDeployment)(nil),      // 34: v9.state.v1.CreateDeployment
+	(*SetDeploymentStatus)(nil),   // 35: v9.state.v1.SetDeploymentStatus
+	(*StartCanary)(nil),           // 36: v9.state.v1.StartCanary
+	(*EndCanary)(nil),             // 37: v9.state.v1.EndCanary
+	(*ActivateDeployment)(nil),    // 38: v9.state.v1.ActivateDeployment
+	(*PutPlacements)(nil),         // 39: v9.state.v1.PutPlacements
+	(*SetPlacementObserved)(nil),  // 40: v9.state.v1.SetPlacementObserved
+	(*DeletePlacements)(nil),      // 41: v9.state.v1.DeletePlacements
+	(*CreateUser)(nil),            // 42: v9.state.v1.CreateUser
+	(*CreateApiToken)(nil),        // 43: v9.state.v1.CreateApiToken
+	(*DeleteApiToken)(nil),        // 44: v9.state.v1.DeleteApiToken
+	(*AclBootstrap)(nil),          // 45: v9.state.v1.AclBootstrap
+	(*RevokeApiToken)(nil),        // 46: v9.state.v1.RevokeApiToken
+	(*TouchApiTokens)(nil),        // 47: v9.state.v1.TouchApiTokens
+	(*PutGithubLink)(nil),         // 48: v9.state.v1.PutGithubLink
+	(*DeleteGithubLink)(nil),      // 49: v9.state.v1.DeleteGithubLink
+	(*Command)(nil),               // 50: v9.state.v1.Command
+	nil,                           // 51: v9.state.v1.ComponentSpec.EnvEntry
+	nil,                           // 52: v9.state.v1.UserSettings.EnvEntry
+	nil,                           // 53: v9.state.v1.TouchApiTokens.LastUsedEntry
+	(*timestamppb.Timestamp)(nil), // 54: google.protobuf.Timestamp
 }
 var file_v9_state_v1_state_proto_depIdxs = []int32{
-	47, // 0: v9.state.v1.ComponentSpec.env:type_name -> v9.state.v1.ComponentSpec.EnvEntry
+	51, // 0: v9.state.v1.ComponentSpec.env:type_name -> v9.state.v1.ComponentSpec.EnvEntry
 	7,  // 1: v9.state.v1.ComponentSpec.wasm:type_name -> v9.state.v1.WasmSpec
 	8,  // 2: v9.state.v1.ComponentSpec.container:type_name -> v9.state.v1.ContainerSpec
-	6,  // 3: v9.state.v1.Component.source:type_name -> v9.state.v1.Source
-	0,  // 4: v9.state.v1.Component.runtime:type_name -> v9.state.v1.Runtime
-	9,  // 5: v9.state.v1.Component.spec:type_name -> v9.state.v1.ComponentSpec
-	1,  // 6: v9.state.v1.Component.desired:type_name -> v9.state.v1.DesiredState
-	49, // 7: v9.state.v1.Component.create_time:type_name -> google.protobuf.Timestamp
-	49, // 8: v9.state.v1.Component.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 9: v9.state.v1.Deployment.status:type_name -> v9.state.v1.DeploymentStatus
-	49, // 10: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
-	49, // 11: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
-	9,  // 12: v9.state.v1.Deployment.spec:type_name -> v9.state.v1.ComponentSpec
-	12, // 13: v9.state.v1.Node.capacity:type_name -> v9.state.v1.Resources
-	0,  // 14: v9.state.v1.Node.runtimes:type_name -> v9.state.v1.Runtime
-	3,  // 15: v9.state.v1.Node.status:type_name -> v9.state.v1.NodeStatus
-	49, // 16: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
-	4,  // 17: v9.state.v1.Placement.desired:type_name -> v9.state.v1.PlacementDesired
-	5,  // 18: v9.state.v1.Placement.observed:type_name -> v9.state.v1.PlacementObserved
-	49, // 19: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	49, // 20: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
-	49, // 21: v9.state.v1.ApiToken.expire_time:type_name -> google.protobuf.Timestamp
-	49, // 22: v9.state.v1.ApiToken.last_used_time:type_name -> google.protobuf.Timestamp
-	49, // 23: v9.state.v1.ApiToken.revoke_time:type_name -> google.protobuf.Timestamp
-	49, // 24: v9.state.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	10, // 25: v9.state.v1.State.components:type_name -> v9.state.v1.Component
-	11, // 26: v9.state.v1.State.deployments:type_name -> v9.state.v1.Deployment
-	13, // 27: v9.state.v1.State.nodes:type_name -> v9.state.v1.Node
-	14, // 28: v9.state.v1.State.placements:type_name -> v9.state.v1.Placement
-	15, // 29: v9.state.v1.State.users:type_name -> v9.state.v1.User
-	16, // 30: v9.state.v1.State.api_tokens:type_name -> v9.state.v1.ApiToken
-	18, // 31: v9.state.v1.State.github_links:type_name -> v9.state.v1.GithubLink
-	17, // 32: v9.state.v1.State.audit:type_name -> v9.state.v1.AuditEntry
-	20, // 33: v9.state.v1.State.secrets:type_name -> v9.state.v1.Secret
-	49, // 34: v9.state.v1.Secret.update_time:type_name -> google.protobuf.Timestamp
-	10, // 35: v9.state.v1.CreateComponent.component:type_name -> v9.state.v1.Component
-	10, // 36: v9.state.v1.CreateLinkedComponent.component:type_name -> v9.state.v1.Component
-	18, // 37: v9.state.v1.CreateLinkedComponent.link:type_name -> v9.state.v1.GithubLink
-	11, // 38: v9.state.v1.CreateLinkedComponent.deployment:type_name -> v9.state.v1.Deployment
-	9,  // 39: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
-	1,  // 40: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
-	13, // 41: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
-	3,  // 42: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
-	11, // 43: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
-	2,  // 44: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
-	9,  // 45: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
-	14, // 46: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
-	5,  // 47: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
-	15, // 48: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
-	16, // 49: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
-	16, // 50: v9.state.v1.AclBootstrap.token:type_name -> v9.state.v1.ApiToken
-	48, // 51: v9.state.v1.TouchApiTokens.last_used:type_name -> v9.state.v1.TouchApiTokens.LastUsedEntry
-	18, // 52: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
-	49, // 53: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
-	21, // 54: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
-	25, // 55: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
-	26, // 56: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
-	27, // 57: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
-	28, // 58: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
-	24, // 59: v9.state.v1.Command.create_linked_component:type_name -> v9.state.v1.CreateLinkedComponent
-	29, // 60: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
-	30, // 61: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
-	31, // 62: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
-	32, // 63: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
-	33, // 64: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
-	34, // 65: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
-	35, // 66: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
-	36, // 67: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
-	37, // 68: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
-	38, // 69: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
-	39, // 70: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
-	40, // 71: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
-	44, // 72: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
-	45, // 73: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
-	41, // 74: v9.state.v1.Command.acl_bootstrap:type_name -> v9.state.v1.AclBootstrap
-	42, // 75: v9.state.v1.Command.revoke_api_token:type_name -> v9.state.v1.RevokeApiToken
-	43, // 76: v9.state.v1.Command.touch_api_tokens:type_name -> v9.state.v1.TouchApiTokens
-	22, // 77: v9.state.v1.Command.put_secret:type_name -> v9.state.v1.PutSecret
-	23, // 78: v9.state.v1.Command.delete_secret:type_name -> v9.state.v1.DeleteSecret
-	49, // 79: v9.state.v1.TouchApiTokens.LastUsedEntry.value:type_name -> google.protobuf.Timestamp
-	80, // [80:80] is the sub-list for method output_type
-	80, // [80:80] is the sub-list for method input_type
-	80, // [80:80] is the sub-list for extension type_name
-	80, // [80:80] is the sub-list for extension extendee
-	0,  // [0:80] is the sub-list for field type_name
+	10, // 3: v9.state.v1.ComponentSpec.rollout:type_name -> v9.state.v1.RolloutSpec
+	6,  // 4: v9.state.v1.Component.source:type_name -> v9.state.v1.Source
+	0,  // 5: v9.state.v1.Component.runtime:type_name -> v9.state.v1.Runtime
+	9,  // 6: v9.state.v1.Component.spec:type_name -> v9.state.v1.ComponentSpec
+	1,  // 7: v9.state.v1.Component.desired:type_name -> v9.state.v1.DesiredState
+	54, // 8: v9.state.v1.Component.create_time:type_name -> google.protobuf.Timestamp
+	54, // 9: v9.state.v1.Component.update_time:type_name -> google.protobuf.Timestamp
+	9,  // 10: v9.state.v1.Component.manifest_spec:type_name -> v9.state.v1.ComponentSpec
+	12, // 11: v9.state.v1.Component.user:type_name -> v9.state.v1.UserSettings
+	52, // 12: v9.state.v1.UserSettings.env:type_name -> v9.state.v1.UserSettings.EnvEntry
+	2,  // 13: v9.state.v1.Deployment.status:type_name -> v9.state.v1.DeploymentStatus
+	54, // 14: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
+	54, // 15: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
+	9,  // 16: v9.state.v1.Deployment.spec:type_name -> v9.state.v1.ComponentSpec
+	54, // 17: v9.state.v1.Deployment.canary_start:type_name -> google.protobuf.Timestamp
+	14, // 18: v9.state.v1.Node.capacity:type_name -> v9.state.v1.Resources
+	0,  // 19: v9.state.v1.Node.runtimes:type_name -> v9.state.v1.Runtime
+	3,  // 20: v9.state.v1.Node.status:type_name -> v9.state.v1.NodeStatus
+	54, // 21: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
+	4,  // 22: v9.state.v1.Placement.desired:type_name -> v9.state.v1.PlacementDesired
+	5,  // 23: v9.state.v1.Placement.observed:type_name -> v9.state.v1.PlacementObserved
+	54, // 24: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	54, // 25: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
+	54, // 26: v9.state.v1.ApiToken.expire_time:type_name -> google.protobuf.Timestamp
+	54, // 27: v9.state.v1.ApiToken.last_used_time:type_name -> google.protobuf.Timestamp
+	54, // 28: v9.state.v1.ApiToken.revoke_time:type_name -> google.protobuf.Timestamp
+	54, // 29: v9.state.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	11, // 30: v9.state.v1.State.components:type_name -> v9.state.v1.Component
+	13, // 31: v9.state.v1.State.deployments:type_name -> v9.state.v1.Deployment
+	15, // 32: v9.state.v1.State.nodes:type_name -> v9.state.v1.Node
+	16, // 33: v9.state.v1.State.placements:type_name -> v9.state.v1.Placement
+	17, // 34: v9.state.v1.State.users:type_name -> v9.state.v1.User
+	18, // 35: v9.state.v1.State.api_tokens:type_name -> v9.state.v1.ApiToken
+	20, // 36: v9.state.v1.State.github_links:type_name -> v9.state.v1.GithubLink
+	19, // 37: v9.state.v1.State.audit:type_name -> v9.state.v1.AuditEntry
+	22, // 38: v9.state.v1.State.secrets:type_name -> v9.state.v1.Secret
+	54, // 39: v9.state.v1.Secret.update_time:type_name -> google.protobuf.Timestamp
+	11, // 40: v9.state.v1.CreateComponent.component:type_name -> v9.state.v1.Component
+	11, // 41: v9.state.v1.CreateLinkedComponent.component:type_name -> v9.state.v1.Component
+	20, // 42: v9.state.v1.CreateLinkedComponent.link:type_name -> v9.state.v1.GithubLink
+	13, // 43: v9.state.v1.CreateLinkedComponent.deployment:type_name -> v9.state.v1.Deployment
+	9,  // 44: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
+	1,  // 45: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
+	15, // 46: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
+	3,  // 47: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
+	13, // 48: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
+	2,  // 49: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
+	9,  // 50: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
+	16, // 51: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
+	5,  // 52: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
+	17, // 53: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
+	18, // 54: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
+	18, // 55: v9.state.v1.AclBootstrap.token:type_name -> v9.state.v1.ApiToken
+	53, // 56: v9.state.v1.TouchApiTokens.last_used:type_name -> v9.state.v1.TouchApiTokens.LastUsedEntry
+	20, // 57: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
+	54, // 58: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
+	23, // 59: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
+	27, // 60: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
+	28, // 61: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
+	29, // 62: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
+	30, // 63: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
+	26, // 64: v9.state.v1.Command.create_linked_component:type_name -> v9.state.v1.CreateLinkedComponent
+	31, // 65: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
+	32, // 66: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
+	33, // 67: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
+	34, // 68: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
+	35, // 69: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
+	38, // 70: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
+	37, // 71: v9.state.v1.Command.end_canary:type_name -> v9.state.v1.EndCanary
+	36, // 72: v9.state.v1.Command.start_canary:type_name -> v9.state.v1.StartCanary
+	39, // 73: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
+	40, // 74: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
+	41, // 75: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
+	42, // 76: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
+	43, // 77: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
+	44, // 78: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
+	48, // 79: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
+	49, // 80: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
+	45, // 81: v9.state.v1.Command.acl_bootstrap:type_name -> v9.state.v1.AclBootstrap
+	46, // 82: v9.state.v1.Command.revoke_api_token:type_name -> v9.state.v1.RevokeApiToken
+	47, // 83: v9.state.v1.Command.touch_api_tokens:type_name -> v9.state.v1.TouchApiTokens
+	24, // 84: v9.state.v1.Command.put_secret:type_name -> v9.state.v1.PutSecret
+	25, // 85: v9.state.v1.Command.delete_secret:type_name -> v9.state.v1.DeleteSecret
+	54, // 86: v9.state.v1.TouchApiTokens.LastUsedEntry.value:type_name -> google.protobuf.Timestamp
+	87, // [87:87] is the sub-list for method output_type
+	87, // [87:87] is the sub-list for method input_type
+	87, // [87:87] is the sub-list for extension type_name
+	87, // [87:87] is the sub-list for extension extendee
+	0,  // [0:87] is the sub-list for field type_name
 }
 
 func init() { file_v9_state_v1_state_proto_init() }
@@ -4141,7 +4590,8 @@ func file_v9_state_v1_state_proto_init() {
 	if File_v9_state_v1_state_proto != nil {
 		return
 	}
-	file_v9_state_v1_state_proto_msgTypes[40].OneofWrappers = []any{
+	file_v9_state_v1_state_proto_msgTypes[6].OneofWrappers = []any{}
+	file_v9_state_v1_state_proto_msgTypes[44].OneofWrappers = []any{
 		(*Command_CreateComponent)(nil),
 		(*Command_UpdateComponentSpec)(nil),
 		(*Command_SetComponentDesired)(nil),
@@ -4154,6 +4604,8 @@ func file_v9_state_v1_state_proto_init() {
 		(*Command_CreateDeployment)(nil),
 		(*Command_SetDeploymentStatus)(nil),
 		(*Command_ActivateDeployment)(nil),
+		(*Command_EndCanary)(nil),
+		(*Command_StartCanary)(nil),
 		(*Command_PutPlacements)(nil),
 		(*Command_SetPlacementObserved)(nil),
 		(*Command_DeletePlacements)(nil),
@@ -4174,7 +4626,7 @@ func file_v9_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_state_v1_state_proto_rawDesc), len(file_v9_state_v1_state_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   43,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

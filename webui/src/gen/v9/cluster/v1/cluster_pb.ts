@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file v9/cluster/v1/cluster.proto.
  */
 export const file_v9_cluster_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Cht2OS9jbHVzdGVyL3YxL2NsdXN0ZXIucHJvdG8SDXY5LmNsdXN0ZXIudjEiHQoLS2V5c1JlcXVlc3QSDgoGY3JlYXRlGAEgASgIIlMKB1Jvb3RLZXkSCgoCaWQYASABKAkSCwoDa2V5GAIgASgMEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJHCgxLZXlzUmVzcG9uc2USJAoEa2V5cxgBIAMoCzIWLnY5LmNsdXN0ZXIudjEuUm9vdEtleRIRCglhY3RpdmVfaWQYAiABKAkifwoGTWVtYmVyEgoKAmlkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCRISCgpwcm94eV9hZGRyGAQgASgJEhAKCHN1ZmZyYWdlGAUgASgJEg4KBmxlYWRlchgGIAEoCBIOCgZzdGF0dXMYByABKAkiDwoNU3RhdHVzUmVxdWVzdCL2AQoOU3RhdHVzUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoCRISCgpyYWZ0X3N0YXRlGAIgASgJEhEKCWxlYWRlcl9pZBgDIAEoCRIXCg9sZWFkZXJfYXBpX2FkZHIYBCABKAkSJgoHbWVtYmVycxgFIAMoCzIVLnY5LmNsdXN0ZXIudjEuTWVtYmVyEhUKDWFwcGxpZWRfaW5kZXgYBiABKAQSFAoMY29tbWl0X2luZGV4GAcgASgEEhIKCmxhc3RfaW5kZXgYCCABKAQSEQoJZnNtX2luZGV4GAkgASgEEhcKD2xhc3RfY29udGFjdF9tcxgKIAEoBCJ/CgtKb2luUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCRISCgpwcm94eV9hZGRyGAQgASgJEiYKCHJ1bnRpbWVzGAUgAygOMhQudjkuc3RhdGUudjEuUnVudGltZSIdCgxKb2luUmVzcG9uc2USDQoFaW5kZXgYASABKAQiJAoRUmVtb3ZlUGVlclJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoCSIjChJSZW1vdmVQZWVyUmVzcG9uc2USDQoFaW5kZXgYASABKAQiPAoEUGVlchIPCgdub2RlX2lkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCSI0Cg9EaXNjb3ZlclJlcXVlc3QSIQoEc2VsZhgBIAEoCzITLnY5LmNsdXN0ZXIudjEuUGVlciKZAQoQRGlzY292ZXJSZXNwb25zZRIhCgRzZWxmGAEgASgLMhMudjkuY2x1c3Rlci52MS5QZWVyEhEKCWhhc19zdGF0ZRgCIAEoCBIRCglsZWFkZXJfaWQYAyABKAkSIgoFa25vd24YBCADKAsyEy52OS5jbHVzdGVyLnYxLlBlZXISGAoQYm9vdHN0cmFwX2V4cGVjdBgFIAEoDSI1CgxBcHBseVJlcXVlc3QSJQoHY29tbWFuZBgBIAEoCzIULnY5LnN0YXRlLnYxLkNvbW1hbmQiSQoNQXBwbHlSZXNwb25zZRINCgVpbmRleBgBIAEoBBIpCgljb21wb25lbnQYAiABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQiEgoQUmVhZEluZGV4UmVxdWVzdCIiChFSZWFkSW5kZXhSZXNwb25zZRINCgVpbmRleBgBIAEoBCJDCg1Db21wb25lbnRMb2FkEhEKCWNvbXBvbmVudBgBIAEoCRIRCglpbl9mbGlnaHQYAiABKA0SDAoEcmF0ZRgDIAEoASJiChBIZWFydGJlYXRSZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSKgoEbG9hZBgCIAMoCzIcLnY5LmNsdXN0ZXIudjEuQ29tcG9uZW50TG9hZBIRCglhcnRpZmFjdHMYAyADKAkiNQoRSGVhcnRiZWF0UmVzcG9uc2USEQoJbGVhZGVyX2lkGAEgASgJEg0KBWluZGV4GAIgASgEIoQBCghOb2RlSW5mbxIfCgRub2RlGAEgASgLMhEudjkuc3RhdGUudjEuTm9kZRISCgpwbGFjZW1lbnRzGAIgASgNEg8KB3J1bm5pbmcYAyABKA0SMgoObGFzdF9oZWFydGJlYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIg4KDE5vZGVzUmVxdWVzdCJKCg1Ob2Rlc1Jlc3BvbnNlEiYKBW5vZGVzGAEgAygLMhcudjkuY2x1c3Rlci52MS5Ob2RlSW5mbxIRCglsZWFkZXJfaWQYAiABKAkiLQoMRHJhaW5SZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSDAoEdW5kbxgCIAEoCCIeCg1EcmFpblJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhUKE1NuYXBzaG90U2F2ZVJlcXVlc3QiJQoUU25hcHNob3RTYXZlUmVzcG9uc2USDQoFY2h1bmsYASABKAwiJwoWU25hcHNob3RSZXN0b3JlUmVxdWVzdBINCgVjaHVuaxgBIAEoDCJ5ChdTbmFwc2hvdFJlc3RvcmVSZXNwb25zZRINCgVpbmRleBgBIAEoBBISCgpjb21wb25lbnRzGAIgASgNEhMKC2RlcGxveW1lbnRzGAMgASgNEhEKCWFydGlmYWN0cxgEIAEoDRITCgtzYXZlZF9pbmRleBgFIAEoBDK8BAoOQ2x1c3RlclNlcnZpY2USSgoGU3RhdHVzEhwudjkuY2x1c3Rlci52MS5TdGF0dXNSZXF1ZXN0Gh0udjkuY2x1c3Rlci52MS5TdGF0dXNSZXNwb25zZSIDkAIBEj8KBEpvaW4SGi52OS5jbHVzdGVyLnYxLkpvaW5SZXF1ZXN0GhsudjkuY2x1c3Rlci52MS5Kb2luUmVzcG9uc2USUQoKUmVtb3ZlUGVlchIgLnY5LmNsdXN0ZXIudjEuUmVtb3ZlUGVlclJlcXVlc3QaIS52OS5jbHVzdGVyLnYxLlJlbW92ZVBlZXJSZXNwb25zZRJHCgVOb2RlcxIbLnY5LmNsdXN0ZXIudjEuTm9kZXNSZXF1ZXN0GhwudjkuY2x1c3Rlci52MS5Ob2Rlc1Jlc3BvbnNlIgOQAgESQgoFRHJhaW4SGy52OS5jbHVzdGVyLnYxLkRyYWluUmVxdWVzdBocLnY5LmNsdXN0ZXIudjEuRHJhaW5SZXNwb25zZRJZCgxTbmFwc2hvdFNhdmUSIi52OS5jbHVzdGVyLnYxLlNuYXBzaG90U2F2ZVJlcXVlc3QaIy52OS5jbHVzdGVyLnYxLlNuYXBzaG90U2F2ZVJlc3BvbnNlMAESYgoPU25hcHNob3RSZXN0b3JlEiUudjkuY2x1c3Rlci52MS5TbmFwc2hvdFJlc3RvcmVSZXF1ZXN0GiYudjkuY2x1c3Rlci52MS5TbmFwc2hvdFJlc3RvcmVSZXNwb25zZSgBMoMDCg9JbnRlcm5hbFNlcnZpY2USSwoIRGlzY292ZXISHi52OS5jbHVzdGVyLnYxLkRpc2NvdmVyUmVxdWVzdBofLnY5LmNsdXN0ZXIudjEuRGlzY292ZXJSZXNwb25zZRJCCgVBcHBseRIbLnY5LmNsdXN0ZXIudjEuQXBwbHlSZXF1ZXN0GhwudjkuY2x1c3Rlci52MS5BcHBseVJlc3BvbnNlEk4KCVJlYWRJbmRleBIfLnY5LmNsdXN0ZXIudjEuUmVhZEluZGV4UmVxdWVzdBogLnY5LmNsdXN0ZXIudjEuUmVhZEluZGV4UmVzcG9uc2USTgoJSGVhcnRiZWF0Eh8udjkuY2x1c3Rlci52MS5IZWFydGJlYXRSZXF1ZXN0GiAudjkuY2x1c3Rlci52MS5IZWFydGJlYXRSZXNwb25zZRI/CgRLZXlzEhoudjkuY2x1c3Rlci52MS5LZXlzUmVxdWVzdBobLnY5LmNsdXN0ZXIudjEuS2V5c1Jlc3BvbnNlQjlaN2dpdGh1Yi5jb20vdmVsb2NpdHk5L3Y5L3JwYy9nZW4vdjkvY2x1c3Rlci92MTtjbHVzdGVydjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_v9_state_v1_state]);
+  fileDesc("Cht2OS9jbHVzdGVyL3YxL2NsdXN0ZXIucHJvdG8SDXY5LmNsdXN0ZXIudjEiHQoLS2V5c1JlcXVlc3QSDgoGY3JlYXRlGAEgASgIIlMKB1Jvb3RLZXkSCgoCaWQYASABKAkSCwoDa2V5GAIgASgMEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJHCgxLZXlzUmVzcG9uc2USJAoEa2V5cxgBIAMoCzIWLnY5LmNsdXN0ZXIudjEuUm9vdEtleRIRCglhY3RpdmVfaWQYAiABKAkifwoGTWVtYmVyEgoKAmlkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCRISCgpwcm94eV9hZGRyGAQgASgJEhAKCHN1ZmZyYWdlGAUgASgJEg4KBmxlYWRlchgGIAEoCBIOCgZzdGF0dXMYByABKAkiDwoNU3RhdHVzUmVxdWVzdCL2AQoOU3RhdHVzUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoCRISCgpyYWZ0X3N0YXRlGAIgASgJEhEKCWxlYWRlcl9pZBgDIAEoCRIXCg9sZWFkZXJfYXBpX2FkZHIYBCABKAkSJgoHbWVtYmVycxgFIAMoCzIVLnY5LmNsdXN0ZXIudjEuTWVtYmVyEhUKDWFwcGxpZWRfaW5kZXgYBiABKAQSFAoMY29tbWl0X2luZGV4GAcgASgEEhIKCmxhc3RfaW5kZXgYCCABKAQSEQoJZnNtX2luZGV4GAkgASgEEhcKD2xhc3RfY29udGFjdF9tcxgKIAEoBCJ/CgtKb2luUmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCRISCgpwcm94eV9hZGRyGAQgASgJEiYKCHJ1bnRpbWVzGAUgAygOMhQudjkuc3RhdGUudjEuUnVudGltZSIdCgxKb2luUmVzcG9uc2USDQoFaW5kZXgYASABKAQiJAoRUmVtb3ZlUGVlclJlcXVlc3QSDwoHbm9kZV9pZBgBIAEoCSIjChJSZW1vdmVQZWVyUmVzcG9uc2USDQoFaW5kZXgYASABKAQiPAoEUGVlchIPCgdub2RlX2lkGAEgASgJEhEKCXJhZnRfYWRkchgCIAEoCRIQCghhcGlfYWRkchgDIAEoCSI0Cg9EaXNjb3ZlclJlcXVlc3QSIQoEc2VsZhgBIAEoCzITLnY5LmNsdXN0ZXIudjEuUGVlciKZAQoQRGlzY292ZXJSZXNwb25zZRIhCgRzZWxmGAEgASgLMhMudjkuY2x1c3Rlci52MS5QZWVyEhEKCWhhc19zdGF0ZRgCIAEoCBIRCglsZWFkZXJfaWQYAyABKAkSIgoFa25vd24YBCADKAsyEy52OS5jbHVzdGVyLnYxLlBlZXISGAoQYm9vdHN0cmFwX2V4cGVjdBgFIAEoDSI1CgxBcHBseVJlcXVlc3QSJQoHY29tbWFuZBgBIAEoCzIULnY5LnN0YXRlLnYxLkNvbW1hbmQiSQoNQXBwbHlSZXNwb25zZRINCgVpbmRleBgBIAEoBBIpCgljb21wb25lbnQYAiABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQiEgoQUmVhZEluZGV4UmVxdWVzdCIiChFSZWFkSW5kZXhSZXNwb25zZRINCgVpbmRleBgBIAEoBCJDCg1Db21wb25lbnRMb2FkEhEKCWNvbXBvbmVudBgBIAEoCRIRCglpbl9mbGlnaHQYAiABKA0SDAoEcmF0ZRgDIAEoASKSAQoQSGVhcnRiZWF0UmVxdWVzdBIPCgdub2RlX2lkGAEgASgJEioKBGxvYWQYAiADKAsyHC52OS5jbHVzdGVyLnYxLkNvbXBvbmVudExvYWQSEQoJYXJ0aWZhY3RzGAMgAygJEi4KCHZlcnNpb25zGAQgAygLMhwudjkuY2x1c3Rlci52MS5WZXJzaW9uQ291bnRzIkgKDVZlcnNpb25Db3VudHMSFQoNZGVwbG95bWVudF9pZBgBIAEoCRIQCghyZXF1ZXN0cxgCIAEoBBIOCgZlcnJvcnMYAyABKAQiNQoRSGVhcnRiZWF0UmVzcG9uc2USEQoJbGVhZGVyX2lkGAEgASgJEg0KBWluZGV4GAIgASgEIoQBCghOb2RlSW5mbxIfCgRub2RlGAEgASgLMhEudjkuc3RhdGUudjEuTm9kZRISCgpwbGFjZW1lbnRzGAIgASgNEg8KB3J1bm5pbmcYAyABKA0SMgoObGFzdF9oZWFydGJlYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIg4KDE5vZGVzUmVxdWVzdCJKCg1Ob2Rlc1Jlc3BvbnNlEiYKBW5vZGVzGAEgAygLMhcudjkuY2x1c3Rlci52MS5Ob2RlSW5mbxIRCglsZWFkZXJfaWQYAiABKAkiLQoMRHJhaW5SZXF1ZXN0Eg8KB25vZGVfaWQYASABKAkSDAoEdW5kbxgCIAEoCCIeCg1EcmFpblJlc3BvbnNlEg0KBWluZGV4GAEgASgEIhUKE1NuYXBzaG90U2F2ZVJlcXVlc3QiJQoUU25hcHNob3RTYXZlUmVzcG9uc2USDQoFY2h1bmsYASABKAwiJwoWU25hcHNob3RSZXN0b3JlUmVxdWVzdBINCgVjaHVuaxgBIAEoDCJ5ChdTbmFwc2hvdFJlc3RvcmVSZXNwb25zZRINCgVpbmRleBgBIAEoBBISCgpjb21wb25lbnRzGAIgASgNEhMKC2RlcGxveW1lbnRzGAMgASgNEhEKCWFydGlmYWN0cxgEIAEoDRITCgtzYXZlZF9pbmRleBgFIAEoBDK8BAoOQ2x1c3RlclNlcnZpY2USSgoGU3RhdHVzEhwudjkuY2x1c3Rlci52MS5TdGF0dXNSZXF1ZXN0Gh0udjkuY2x1c3Rlci52MS5TdGF0dXNSZXNwb25zZSIDkAIBEj8KBEpvaW4SGi52OS5jbHVzdGVyLnYxLkpvaW5SZXF1ZXN0GhsudjkuY2x1c3Rlci52MS5Kb2luUmVzcG9uc2USUQoKUmVtb3ZlUGVlchIgLnY5LmNsdXN0ZXIudjEuUmVtb3ZlUGVlclJlcXVlc3QaIS52OS5jbHVzdGVyLnYxLlJlbW92ZVBlZXJSZXNwb25zZRJHCgVOb2RlcxIbLnY5LmNsdXN0ZXIudjEuTm9kZXNSZXF1ZXN0GhwudjkuY2x1c3Rlci52MS5Ob2Rlc1Jlc3BvbnNlIgOQAgESQgoFRHJhaW4SGy52OS5jbHVzdGVyLnYxLkRyYWluUmVxdWVzdBocLnY5LmNsdXN0ZXIudjEuRHJhaW5SZXNwb25zZRJZCgxTbmFwc2hvdFNhdmUSIi52OS5jbHVzdGVyLnYxLlNuYXBzaG90U2F2ZVJlcXVlc3QaIy52OS5jbHVzdGVyLnYxLlNuYXBzaG90U2F2ZVJlc3BvbnNlMAESYgoPU25hcHNob3RSZXN0b3JlEiUudjkuY2x1c3Rlci52MS5TbmFwc2hvdFJlc3RvcmVSZXF1ZXN0GiYudjkuY2x1c3Rlci52MS5TbmFwc2hvdFJlc3RvcmVSZXNwb25zZSgBMoMDCg9JbnRlcm5hbFNlcnZpY2USSwoIRGlzY292ZXISHi52OS5jbHVzdGVyLnYxLkRpc2NvdmVyUmVxdWVzdBofLnY5LmNsdXN0ZXIudjEuRGlzY292ZXJSZXNwb25zZRJCCgVBcHBseRIbLnY5LmNsdXN0ZXIudjEuQXBwbHlSZXF1ZXN0GhwudjkuY2x1c3Rlci52MS5BcHBseVJlc3BvbnNlEk4KCVJlYWRJbmRleBIfLnY5LmNsdXN0ZXIudjEuUmVhZEluZGV4UmVxdWVzdBogLnY5LmNsdXN0ZXIudjEuUmVhZEluZGV4UmVzcG9uc2USTgoJSGVhcnRiZWF0Eh8udjkuY2x1c3Rlci52MS5IZWFydGJlYXRSZXF1ZXN0GiAudjkuY2x1c3Rlci52MS5IZWFydGJlYXRSZXNwb25zZRI/CgRLZXlzEhoudjkuY2x1c3Rlci52MS5LZXlzUmVxdWVzdBobLnY5LmNsdXN0ZXIudjEuS2V5c1Jlc3BvbnNlQjlaN2dpdGh1Yi5jb20vdmVsb2NpdHk5L3Y5L3JwYy9nZW4vdjkvY2x1c3Rlci92MTtjbHVzdGVydjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_v9_state_v1_state]);
 
 /**
  * @generated from message v9.cluster.v1.KeysRequest
@@ -521,6 +521,13 @@ export type HeartbeatRequest = Message<"v9.cluster.v1.HeartbeatRequest"> & {
    * @generated from field: repeated string artifacts = 3;
    */
   artifacts: string[];
+
+  /**
+   * requests served per deployment (canary verdicts)
+   *
+   * @generated from field: repeated v9.cluster.v1.VersionCounts versions = 4;
+   */
+  versions: VersionCounts[];
 };
 
 /**
@@ -529,6 +536,38 @@ export type HeartbeatRequest = Message<"v9.cluster.v1.HeartbeatRequest"> & {
  */
 export const HeartbeatRequestSchema: GenMessage<HeartbeatRequest> = /*@__PURE__*/
   messageDesc(file_v9_cluster_v1_cluster, 18);
+
+/**
+ * VersionCounts is what one node's instances of one deployment answered since the node
+ * started: cumulative, so a lost heartbeat loses nothing.
+ *
+ * @generated from message v9.cluster.v1.VersionCounts
+ */
+export type VersionCounts = Message<"v9.cluster.v1.VersionCounts"> & {
+  /**
+   * @generated from field: string deployment_id = 1;
+   */
+  deploymentId: string;
+
+  /**
+   * @generated from field: uint64 requests = 2;
+   */
+  requests: bigint;
+
+  /**
+   * 5xx answers
+   *
+   * @generated from field: uint64 errors = 3;
+   */
+  errors: bigint;
+};
+
+/**
+ * Describes the message v9.cluster.v1.VersionCounts.
+ * Use `create(VersionCountsSchema)` to create a new message.
+ */
+export const VersionCountsSchema: GenMessage<VersionCounts> = /*@__PURE__*/
+  messageDesc(file_v9_cluster_v1_cluster, 19);
 
 /**
  * @generated from message v9.cluster.v1.HeartbeatResponse
@@ -554,7 +593,7 @@ export type HeartbeatResponse = Message<"v9.cluster.v1.HeartbeatResponse"> & {
  * Use `create(HeartbeatResponseSchema)` to create a new message.
  */
 export const HeartbeatResponseSchema: GenMessage<HeartbeatResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 19);
+  messageDesc(file_v9_cluster_v1_cluster, 20);
 
 /**
  * @generated from message v9.cluster.v1.NodeInfo
@@ -592,7 +631,7 @@ export type NodeInfo = Message<"v9.cluster.v1.NodeInfo"> & {
  * Use `create(NodeInfoSchema)` to create a new message.
  */
 export const NodeInfoSchema: GenMessage<NodeInfo> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 20);
+  messageDesc(file_v9_cluster_v1_cluster, 21);
 
 /**
  * @generated from message v9.cluster.v1.NodesRequest
@@ -605,7 +644,7 @@ export type NodesRequest = Message<"v9.cluster.v1.NodesRequest"> & {
  * Use `create(NodesRequestSchema)` to create a new message.
  */
 export const NodesRequestSchema: GenMessage<NodesRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 21);
+  messageDesc(file_v9_cluster_v1_cluster, 22);
 
 /**
  * @generated from message v9.cluster.v1.NodesResponse
@@ -629,7 +668,7 @@ export type NodesResponse = Message<"v9.cluster.v1.NodesResponse"> & {
  * Use `create(NodesResponseSchema)` to create a new message.
  */
 export const NodesResponseSchema: GenMessage<NodesResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 22);
+  messageDesc(file_v9_cluster_v1_cluster, 23);
 
 /**
  * @generated from message v9.cluster.v1.DrainRequest
@@ -651,7 +690,7 @@ export type DrainRequest = Message<"v9.cluster.v1.DrainRequest"> & {
  * Use `create(DrainRequestSchema)` to create a new message.
  */
 export const DrainRequestSchema: GenMessage<DrainRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 23);
+  messageDesc(file_v9_cluster_v1_cluster, 24);
 
 /**
  * @generated from message v9.cluster.v1.DrainResponse
@@ -668,7 +707,7 @@ export type DrainResponse = Message<"v9.cluster.v1.DrainResponse"> & {
  * Use `create(DrainResponseSchema)` to create a new message.
  */
 export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 24);
+  messageDesc(file_v9_cluster_v1_cluster, 25);
 
 /**
  * @generated from message v9.cluster.v1.SnapshotSaveRequest
@@ -681,7 +720,7 @@ export type SnapshotSaveRequest = Message<"v9.cluster.v1.SnapshotSaveRequest"> &
  * Use `create(SnapshotSaveRequestSchema)` to create a new message.
  */
 export const SnapshotSaveRequestSchema: GenMessage<SnapshotSaveRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 25);
+  messageDesc(file_v9_cluster_v1_cluster, 26);
 
 /**
  * @generated from message v9.cluster.v1.SnapshotSaveResponse
@@ -700,7 +739,7 @@ export type SnapshotSaveResponse = Message<"v9.cluster.v1.SnapshotSaveResponse">
  * Use `create(SnapshotSaveResponseSchema)` to create a new message.
  */
 export const SnapshotSaveResponseSchema: GenMessage<SnapshotSaveResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 26);
+  messageDesc(file_v9_cluster_v1_cluster, 27);
 
 /**
  * @generated from message v9.cluster.v1.SnapshotRestoreRequest
@@ -719,7 +758,7 @@ export type SnapshotRestoreRequest = Message<"v9.cluster.v1.SnapshotRestoreReque
  * Use `create(SnapshotRestoreRequestSchema)` to create a new message.
  */
 export const SnapshotRestoreRequestSchema: GenMessage<SnapshotRestoreRequest> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 27);
+  messageDesc(file_v9_cluster_v1_cluster, 28);
 
 /**
  * @generated from message v9.cluster.v1.SnapshotRestoreResponse
@@ -762,7 +801,7 @@ export type SnapshotRestoreResponse = Message<"v9.cluster.v1.SnapshotRestoreResp
  * Use `create(SnapshotRestoreResponseSchema)` to create a new message.
  */
 export const SnapshotRestoreResponseSchema: GenMessage<SnapshotRestoreResponse> = /*@__PURE__*/
-  messageDesc(file_v9_cluster_v1_cluster, 28);
+  messageDesc(file_v9_cluster_v1_cluster, 29);
 
 /**
  * @generated from service v9.cluster.v1.ClusterService

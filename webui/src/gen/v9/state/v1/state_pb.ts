@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file v9/state/v1/state.proto.
  */
 export const file_v9_state_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("Chd2OS9zdGF0ZS92MS9zdGF0ZS5wcm90bxILdjkuc3RhdGUudjEiLQoGU291cmNlEhMKC2dpdGh1Yl9yZXBvGAEgASgJEg4KBmJyYW5jaBgCIAEoCSJFCghXYXNtU3BlYxIOCgZtb2R1bGUYASABKAkSDQoFYnVpbGQYAiABKAkSCwoDYWJpGAMgASgJEg0KBXJldXNlGAQgASgNIkAKDUNvbnRhaW5lclNwZWMSDQoFaW1hZ2UYASABKAkSDwoHY29tbWFuZBgCIAMoCRIPCgdhcmNoaXZlGAMgASgJIs0CCg1Db21wb25lbnRTcGVjEjAKA2VudhgBIAMoCzIjLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMuRW52RW50cnkSEQoJc2NhbGVfbWluGAIgASgNEhEKCXNjYWxlX21heBgDIAEoDRIRCglleGNsdXNpdmUYBCABKAgSEwoLY29uY3VycmVuY3kYBSABKA0SFAoMbWVtb3J5X2J5dGVzGAYgASgEEhIKCnRpbWVvdXRfbXMYByABKA0SIwoEd2FzbRgIIAEoCzIVLnY5LnN0YXRlLnYxLldhc21TcGVjEi0KCWNvbnRhaW5lchgJIAEoCzIaLnY5LnN0YXRlLnYxLkNvbnRhaW5lclNwZWMSEgoKYm9keV9ieXRlcxgKIAEoBBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqsDCglDb21wb25lbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRINCgVvd25lchgDIAEoCRIjCgZzb3VyY2UYBCABKAsyEy52OS5zdGF0ZS52MS5Tb3VyY2USJQoHcnVudGltZRgFIAEoDjIULnY5LnN0YXRlLnYxLlJ1bnRpbWUSKAoEc3BlYxgGIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSKgoHZGVzaXJlZBgHIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZRIcChRhY3RpdmVfZGVwbG95bWVudF9pZBgIIAEoCRIQCghyZXBsaWNhcxgJIAEoDRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgMIAEoBBIUCgxtb2RpZnlfaW5kZXgYDSABKAQSFQoNc2VjcmV0c19pbmRleBgOIAEoBCLpAwoKRGVwbG95bWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSEgoKY29tbWl0X3NoYRgDIAEoCRIWCg5jb21taXRfbWVzc2FnZRgEIAEoCRIOCgZhdXRob3IYBSABKAkSFwoPYXJ0aWZhY3RfZGlnZXN0GAYgASgJEi0KBnN0YXR1cxgHIAEoDjIdLnY5LnN0YXRlLnYxLkRlcGxveW1lbnRTdGF0dXMSDQoFZXJyb3IYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxjcmVhdGVfaW5kZXgYCyABKAQSFAoMbW9kaWZ5X2luZGV4GAwgASgEEhcKD2FydGlmYWN0X29yaWdpbhgNIAEoCRIOCgZwdXNoZXIYDiABKAkSEwoLZGVsaXZlcnlfaWQYDyABKAkSDgoGYnJhbmNoGBAgASgJEigKBHNwZWMYESABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEhEKCWJ1aWxkX2xvZxgSIAEoCRINCgVhY3RvchgTIAEoCSI1CglSZXNvdXJjZXMSFAoMbWVtb3J5X2J5dGVzGAEgASgEEhIKCmNwdV9taWxsaXMYAiABKA0itAIKBE5vZGUSCgoCaWQYASABKAkSEAoIYXBpX2FkZHIYAiABKAkSEgoKcHJveHlfYWRkchgDIAEoCRIRCglyYWZ0X2FkZHIYBCABKAkSKAoIY2FwYWNpdHkYBSABKAsyFi52OS5zdGF0ZS52MS5SZXNvdXJjZXMSJgoIcnVudGltZXMYBiADKA4yFC52OS5zdGF0ZS52MS5SdW50aW1lEicKBnN0YXR1cxgHIAEoDjIXLnY5LnN0YXRlLnYxLk5vZGVTdGF0dXMSMQoNcmVnaXN0ZXJfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY3JlYXRlX2luZGV4GAkgASgEEhQKDG1vZGlmeV9pbmRleBgKIAEoBBINCgVkcmFpbhgLIAEoCCKCAgoJUGxhY2VtZW50EgoKAmlkGAEgASgJEhQKDGNvbXBvbmVudF9pZBgCIAEoCRIVCg1kZXBsb3ltZW50X2lkGAMgASgJEg8KB25vZGVfaWQYBCABKAkSLgoHZGVzaXJlZBgFIAEoDjIdLnY5LnN0YXRlLnYxLlBsYWNlbWVudERlc2lyZWQSMAoIb2JzZXJ2ZWQYBiABKA4yHi52OS5zdGF0ZS52MS5QbGFjZW1lbnRPYnNlcnZlZBIOCgZyZWFzb24YByABKAkSDQoFZXBvY2gYCCABKAQSFAoMY3JlYXRlX2luZGV4GAkgASgEEhQKDG1vZGlmeV9pbmRleBgKIAEoBCJRCgRVc2VyEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqEDCghBcGlUb2tlbhIKCgJpZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc2hhMjU2GAQgASgMEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRyb2xlGAYgASgJEi8KC2V4cGlyZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdjcmVhdG9yGAggASgJEjIKDmxhc3RfdXNlZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMZ2l0aHViX2xvZ2luGAsgASgJEg8KB3Nlc3Npb24YDCABKAgSFAoMZ2l0aHViX3Rva2VuGA0gASgMEhsKE2dpdGh1Yl90b2tlbl9rZXlfaWQYDiABKAkSGgoSZ2l0aHViX3Rva2VuX25vbmNlGA8gASgMInAKCkF1ZGl0RW50cnkSDQoFaW5kZXgYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSCgoCb3AYBCABKAkSDgoGdGFyZ2V0GAUgASgJIqQBCgpHaXRodWJMaW5rEhQKDGNvbXBvbmVudF9pZBgBIAEoCRIMCgRyZXBvGAIgASgJEg4KBmJyYW5jaBgDIAEoCRIPCgdob29rX2lkGAQgASgDEg4KBnNlY3JldBgFIAEoDBIUCgxwb2xsX3NlY29uZHMYBiABKA0SFQoNc2VjcmV0X2tleV9pZBgHIAEoCRIUCgxzZWNyZXRfbm9uY2UYCCABKAwiogMKBVN0YXRlEg0KBWluZGV4GAEgASgEEioKCmNvbXBvbmVudHMYAiADKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSLAoLZGVwbG95bWVudHMYAyADKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50EiAKBW5vZGVzGAQgAygLMhEudjkuc3RhdGUudjEuTm9kZRIqCgpwbGFjZW1lbnRzGAUgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50EiAKBXVzZXJzGAYgAygLMhEudjkuc3RhdGUudjEuVXNlchIpCgphcGlfdG9rZW5zGAcgAygLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4SLQoMZ2l0aHViX2xpbmtzGAggAygLMhcudjkuc3RhdGUudjEuR2l0aHViTGluaxIYChBhY2xfYm9vdHN0cmFwcGVkGAkgASgIEiYKBWF1ZGl0GAogAygLMhcudjkuc3RhdGUudjEuQXVkaXRFbnRyeRIkCgdzZWNyZXRzGAsgAygLMhMudjkuc3RhdGUudjEuU2VjcmV0IqYBCgZTZWNyZXQSFAoMY29tcG9uZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGa2V5X2lkGAMgASgJEg0KBW5vbmNlGAQgASgMEhIKCmNpcGhlcnRleHQYBSABKAwSLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDG1vZGlmeV9pbmRleBgHIAEoBCI8Cg9DcmVhdGVDb21wb25lbnQSKQoJY29tcG9uZW50GAEgASgLMhYudjkuc3RhdGUudjEuQ29tcG9uZW50Il8KCVB1dFNlY3JldBIRCgljb21wb25lbnQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZrZXlfaWQYAyABKAkSDQoFbm9uY2UYBCABKAwSEgoKY2lwaGVydGV4dBgFIAEoDCIvCgxEZWxldGVTZWNyZXQSEQoJY29tcG9uZW50GAEgASgJEgwKBG5hbWUYAiABKAkilgEKFUNyZWF0ZUxpbmtlZENvbXBvbmVudBIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSJQoEbGluaxgCIAEoCzIXLnY5LnN0YXRlLnYxLkdpdGh1YkxpbmsSKwoKZGVwbG95bWVudBgDIAEoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQiTQoTVXBkYXRlQ29tcG9uZW50U3BlYxIMCgRuYW1lGAEgASgJEigKBHNwZWMYAiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjIk8KE1NldENvbXBvbmVudERlc2lyZWQSDAoEbmFtZRgBIAEoCRIqCgdkZXNpcmVkGAIgASgOMhkudjkuc3RhdGUudjEuRGVzaXJlZFN0YXRlIjAKDlNjYWxlQ29tcG9uZW50EgwKBG5hbWUYASABKAkSEAoIcmVwbGljYXMYAiABKA0iHwoPRGVsZXRlQ29tcG9uZW50EgwKBG5hbWUYASABKAkiLwoMUmVnaXN0ZXJOb2RlEh8KBG5vZGUYASABKAsyES52OS5zdGF0ZS52MS5Ob2RlIkQKDVNldE5vZGVTdGF0dXMSCgoCaWQYASABKAkSJwoGc3RhdHVzGAIgASgOMhcudjkuc3RhdGUudjEuTm9kZVN0YXR1cyIYCgpSZW1vdmVOb2RlEgoKAmlkGAEgASgJIj8KEENyZWF0ZURlcGxveW1lbnQSKwoKZGVwbG95bWVudBgBIAEoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQi4AEKE1NldERlcGxveW1lbnRTdGF0dXMSCgoCaWQYASABKAkSLQoGc3RhdHVzGAIgASgOMh0udjkuc3RhdGUudjEuRGVwbG95bWVudFN0YXR1cxINCgVlcnJvchgDIAEoCRIXCg9hcnRpZmFjdF9kaWdlc3QYBCABKAkSEQoJYnVpbGRfbG9nGAUgASgJEigKBHNwZWMYBiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEhcKD2FydGlmYWN0X29yaWdpbhgHIAEoCRIQCghhY3RpdmF0ZRgIIAEoCCJBChJBY3RpdmF0ZURlcGxveW1lbnQSFAoMY29tcG9uZW50X2lkGAEgASgJEhUKDWRlcGxveW1lbnRfaWQYAiABKAkiOwoNUHV0UGxhY2VtZW50cxIqCgpwbGFjZW1lbnRzGAEgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50ImQKFFNldFBsYWNlbWVudE9ic2VydmVkEgoKAmlkGAEgASgJEjAKCG9ic2VydmVkGAIgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAMgASgJIh8KEERlbGV0ZVBsYWNlbWVudHMSCwoDaWRzGAEgAygJIi0KCkNyZWF0ZVVzZXISHwoEdXNlchgBIAEoCzIRLnY5LnN0YXRlLnYxLlVzZXIiNgoOQ3JlYXRlQXBpVG9rZW4SJAoFdG9rZW4YASABKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbiIcCg5EZWxldGVBcGlUb2tlbhIKCgJpZBgBIAEoCSI0CgxBY2xCb290c3RyYXASJAoFdG9rZW4YASABKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbiIcCg5SZXZva2VBcGlUb2tlbhIKCgJpZBgBIAEoCSKbAQoOVG91Y2hBcGlUb2tlbnMSPAoJbGFzdF91c2VkGAEgAygLMikudjkuc3RhdGUudjEuVG91Y2hBcGlUb2tlbnMuTGFzdFVzZWRFbnRyeRpLCg1MYXN0VXNlZEVudHJ5EgsKA2tleRgBIAEoCRIpCgV2YWx1ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXA6AjgBIjYKDVB1dEdpdGh1YkxpbmsSJQoEbGluaxgBIAEoCzIXLnY5LnN0YXRlLnYxLkdpdGh1YkxpbmsiKAoQRGVsZXRlR2l0aHViTGluaxIUCgxjb21wb25lbnRfaWQYASABKAkiiwwKB0NvbW1hbmQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRaWdub3JlX2lmX3Vua25vd24YAiABKAgSDQoFYWN0b3IYAyABKAkSOAoQY3JlYXRlX2NvbXBvbmVudBgKIAEoCzIcLnY5LnN0YXRlLnYxLkNyZWF0ZUNvbXBvbmVudEgAEkEKFXVwZGF0ZV9jb21wb25lbnRfc3BlYxgLIAEoCzIgLnY5LnN0YXRlLnYxLlVwZGF0ZUNvbXBvbmVudFNwZWNIABJBChVzZXRfY29tcG9uZW50X2Rlc2lyZWQYDCABKAsyIC52OS5zdGF0ZS52MS5TZXRDb21wb25lbnREZXNpcmVkSAASNgoPc2NhbGVfY29tcG9uZW50GA0gASgLMhsudjkuc3RhdGUudjEuU2NhbGVDb21wb25lbnRIABI4ChBkZWxldGVfY29tcG9uZW50GA4gASgLMhwudjkuc3RhdGUudjEuRGVsZXRlQ29tcG9uZW50SAASRQoXY3JlYXRlX2xpbmtlZF9jb21wb25lbnQYDyABKAsyIi52OS5zdGF0ZS52MS5DcmVhdGVMaW5rZWRDb21wb25lbnRIABIyCg1yZWdpc3Rlcl9ub2RlGBQgASgLMhkudjkuc3RhdGUudjEuUmVnaXN0ZXJOb2RlSAASNQoPc2V0X25vZGVfc3RhdHVzGBUgASgLMhoudjkuc3RhdGUudjEuU2V0Tm9kZVN0YXR1c0gAEi4KC3JlbW92ZV9ub2RlGBYgASgLMhcudjkuc3RhdGUudjEuUmVtb3ZlTm9kZUgAEjoKEWNyZWF0ZV9kZXBsb3ltZW50GB4gASgLMh0udjkuc3RhdGUudjEuQ3JlYXRlRGVwbG95bWVudEgAEkEKFXNldF9kZXBsb3ltZW50X3N0YXR1cxgfIAEoCzIgLnY5LnN0YXRlLnYxLlNldERlcGxveW1lbnRTdGF0dXNIABI+ChNhY3RpdmF0ZV9kZXBsb3ltZW50GCAgASgLMh8udjkuc3RhdGUudjEuQWN0aXZhdGVEZXBsb3ltZW50SAASNAoOcHV0X3BsYWNlbWVudHMYKCABKAsyGi52OS5zdGF0ZS52MS5QdXRQbGFjZW1lbnRzSAASQwoWc2V0X3BsYWNlbWVudF9vYnNlcnZlZBgpIAEoCzIhLnY5LnN0YXRlLnYxLlNldFBsYWNlbWVudE9ic2VydmVkSAASOgoRZGVsZXRlX3BsYWNlbWVudHMYKiABKAsyHS52OS5zdGF0ZS52MS5EZWxldGVQbGFjZW1lbnRzSAASLgoLY3JlYXRlX3VzZXIYMiABKAsyFy52OS5zdGF0ZS52MS5DcmVhdGVVc2VySAASNwoQY3JlYXRlX2FwaV90b2tlbhgzIAEoCzIbLnY5LnN0YXRlLnYxLkNyZWF0ZUFwaVRva2VuSAASNwoQZGVsZXRlX2FwaV90b2tlbhg0IAEoCzIbLnY5LnN0YXRlLnYxLkRlbGV0ZUFwaVRva2VuSAASNQoPcHV0X2dpdGh1Yl9saW5rGDUgASgLMhoudjkuc3RhdGUudjEuUHV0R2l0aHViTGlua0gAEjsKEmRlbGV0ZV9naXRodWJfbGluaxg2IAEoCzIdLnY5LnN0YXRlLnYxLkRlbGV0ZUdpdGh1YkxpbmtIABIyCg1hY2xfYm9vdHN0cmFwGDcgASgLMhkudjkuc3RhdGUudjEuQWNsQm9vdHN0cmFwSAASNwoQcmV2b2tlX2FwaV90b2tlbhg4IAEoCzIbLnY5LnN0YXRlLnYxLlJldm9rZUFwaVRva2VuSAASNwoQdG91Y2hfYXBpX3Rva2Vucxg5IAEoCzIbLnY5LnN0YXRlLnYxLlRvdWNoQXBpVG9rZW5zSAASLAoKcHV0X3NlY3JldBg6IAEoCzIWLnY5LnN0YXRlLnYxLlB1dFNlY3JldEgAEjIKDWRlbGV0ZV9zZWNyZXQYOyABKAsyGS52OS5zdGF0ZS52MS5EZWxldGVTZWNyZXRIAEIECgJvcCpLCgdSdW50aW1lEhcKE1JVTlRJTUVfVU5TUEVDSUZJRUQQABIQCgxSVU5USU1FX1dBU00QARIVChFSVU5USU1FX0NPTlRBSU5FUhACKmIKDERlc2lyZWRTdGF0ZRIdChlERVNJUkVEX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVREVTSVJFRF9TVEFURV9SVU5OSU5HEAESGAoUREVTSVJFRF9TVEFURV9QQVVTRUQQAiqvAQoQRGVwbG95bWVudFN0YXR1cxIhCh1ERVBMT1lNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGURFUExPWU1FTlRfU1RBVFVTX1BFTkRJTkcQARIeChpERVBMT1lNRU5UX1NUQVRVU19CVUlMRElORxACEhsKF0RFUExPWU1FTlRfU1RBVFVTX1JFQURZEAMSHAoYREVQTE9ZTUVOVF9TVEFUVVNfRkFJTEVEEAQqcAoKTm9kZVN0YXR1cxIbChdOT0RFX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEU5PREVfU1RBVFVTX1JFQURZEAESFAoQTk9ERV9TVEFUVVNfRE9XThACEhgKFE5PREVfU1RBVFVTX0RSQUlOSU5HEAMqbAoQUGxhY2VtZW50RGVzaXJlZBIhCh1QTEFDRU1FTlRfREVTSVJFRF9VTlNQRUNJRklFRBAAEhkKFVBMQUNFTUVOVF9ERVNJUkVEX1JVThABEhoKFlBMQUNFTUVOVF9ERVNJUkVEX1NUT1AQAirUAQoRUGxhY2VtZW50T2JzZXJ2ZWQSIgoeUExBQ0VNRU5UX09CU0VSVkVEX1VOU1BFQ0lGSUVEEAASHwobUExBQ0VNRU5UX09CU0VSVkVEX1NUQVJUSU5HEAESHgoaUExBQ0VNRU5UX09CU0VSVkVEX1JVTk5JTkcQAhIdChlQTEFDRU1FTlRfT0JTRVJWRURfRkFJTEVEEAMSHgoaUExBQ0VNRU5UX09CU0VSVkVEX1NUT1BQRUQQBBIbChdQTEFDRU1FTlRfT0JTRVJWRURfTE9TVBAFQjVaM2dpdGh1Yi5jb20vdmVsb2NpdHk5L3Y5L3JwYy9nZW4vdjkvc3RhdGUvdjE7c3RhdGV2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Chd2OS9zdGF0ZS92MS9zdGF0ZS5wcm90bxILdjkuc3RhdGUudjEiLQoGU291cmNlEhMKC2dpdGh1Yl9yZXBvGAEgASgJEg4KBmJyYW5jaBgCIAEoCSJFCghXYXNtU3BlYxIOCgZtb2R1bGUYASABKAkSDQoFYnVpbGQYAiABKAkSCwoDYWJpGAMgASgJEg0KBXJldXNlGAQgASgNIkAKDUNvbnRhaW5lclNwZWMSDQoFaW1hZ2UYASABKAkSDwoHY29tbWFuZBgCIAMoCRIPCgdhcmNoaXZlGAMgASgJIo0DCg1Db21wb25lbnRTcGVjEjAKA2VudhgBIAMoCzIjLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMuRW52RW50cnkSEQoJc2NhbGVfbWluGAIgASgNEhEKCXNjYWxlX21heBgDIAEoDRIRCglleGNsdXNpdmUYBCABKAgSEwoLY29uY3VycmVuY3kYBSABKA0SFAoMbWVtb3J5X2J5dGVzGAYgASgEEhIKCnRpbWVvdXRfbXMYByABKA0SIwoEd2FzbRgIIAEoCzIVLnY5LnN0YXRlLnYxLldhc21TcGVjEi0KCWNvbnRhaW5lchgJIAEoCzIaLnY5LnN0YXRlLnYxLkNvbnRhaW5lclNwZWMSEgoKYm9keV9ieXRlcxgKIAEoBBITCgtoZWFsdGhfcGF0aBgLIAEoCRIpCgdyb2xsb3V0GAwgASgLMhgudjkuc3RhdGUudjEuUm9sbG91dFNwZWMaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI4CgtSb2xsb3V0U3BlYxIWCg5jYW5hcnlfcGVyY2VudBgBIAEoDRIRCgl3aW5kb3dfbXMYAiABKA0imwQKCUNvbXBvbmVudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBW93bmVyGAMgASgJEiMKBnNvdXJjZRgEIAEoCzITLnY5LnN0YXRlLnYxLlNvdXJjZRIlCgdydW50aW1lGAUgASgOMhQudjkuc3RhdGUudjEuUnVudGltZRIoCgRzcGVjGAYgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIqCgdkZXNpcmVkGAcgASgOMhkudjkuc3RhdGUudjEuRGVzaXJlZFN0YXRlEhwKFGFjdGl2ZV9kZXBsb3ltZW50X2lkGAggASgJEhAKCHJlcGxpY2FzGAkgASgNEi8KC2NyZWF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY3JlYXRlX2luZGV4GAwgASgEEhQKDG1vZGlmeV9pbmRleBgNIAEoBBIVCg1zZWNyZXRzX2luZGV4GA4gASgEEjEKDW1hbmlmZXN0X3NwZWMYDyABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEicKBHVzZXIYECABKAsyGS52OS5zdGF0ZS52MS5Vc2VyU2V0dGluZ3MSEgoKc3BlY19pbmRleBgRIAEoBCLKAgoMVXNlclNldHRpbmdzEi8KA2VudhgBIAMoCzIiLnY5LnN0YXRlLnYxLlVzZXJTZXR0aW5ncy5FbnZFbnRyeRITCgtlbnZfcmVtb3ZlZBgCIAMoCRIWCglzY2FsZV9taW4YAyABKA1IAIgBARIWCglzY2FsZV9tYXgYBCABKA1IAYgBARIYCgtjb25jdXJyZW5jeRgFIAEoDUgCiAEBEhkKDG1lbW9yeV9ieXRlcxgGIAEoBEgDiAEBEhcKCnRpbWVvdXRfbXMYByABKA1IBIgBARoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9zY2FsZV9taW5CDAoKX3NjYWxlX21heEIOCgxfY29uY3VycmVuY3lCDwoNX21lbW9yeV9ieXRlc0INCgtfdGltZW91dF9tcyK7BAoKRGVwbG95bWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSEgoKY29tbWl0X3NoYRgDIAEoCRIWCg5jb21taXRfbWVzc2FnZRgEIAEoCRIOCgZhdXRob3IYBSABKAkSFwoPYXJ0aWZhY3RfZGlnZXN0GAYgASgJEi0KBnN0YXR1cxgHIAEoDjIdLnY5LnN0YXRlLnYxLkRlcGxveW1lbnRTdGF0dXMSDQoFZXJyb3IYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxjcmVhdGVfaW5kZXgYCyABKAQSFAoMbW9kaWZ5X2luZGV4GAwgASgEEhcKD2FydGlmYWN0X29yaWdpbhgNIAEoCRIOCgZwdXNoZXIYDiABKAkSEwoLZGVsaXZlcnlfaWQYDyABKAkSDgoGYnJhbmNoGBAgASgJEigKBHNwZWMYESABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEhEKCWJ1aWxkX2xvZxgSIAEoCRINCgVhY3RvchgTIAEoCRIOCgZjYW5hcnkYFCABKAgSDgoGc2VydmVkGBUgASgIEjAKDGNhbmFyeV9zdGFydBgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiNQoJUmVzb3VyY2VzEhQKDG1lbW9yeV9ieXRlcxgBIAEoBBISCgpjcHVfbWlsbGlzGAIgASgNIrQCCgROb2RlEgoKAmlkGAEgASgJEhAKCGFwaV9hZGRyGAIgASgJEhIKCnByb3h5X2FkZHIYAyABKAkSEQoJcmFmdF9hZGRyGAQgASgJEigKCGNhcGFjaXR5GAUgASgLMhYudjkuc3RhdGUudjEuUmVzb3VyY2VzEiYKCHJ1bnRpbWVzGAYgAygOMhQudjkuc3RhdGUudjEuUnVudGltZRInCgZzdGF0dXMYByABKA4yFy52OS5zdGF0ZS52MS5Ob2RlU3RhdHVzEjEKDXJlZ2lzdGVyX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQSDQoFZHJhaW4YCyABKAgilgIKCVBsYWNlbWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSFQoNZGVwbG95bWVudF9pZBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEi4KB2Rlc2lyZWQYBSABKA4yHS52OS5zdGF0ZS52MS5QbGFjZW1lbnREZXNpcmVkEjAKCG9ic2VydmVkGAYgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAcgASgJEg0KBWVwb2NoGAggASgEEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQSEgoKc3BlY19pbmRleBgLIAEoBCJRCgRVc2VyEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqEDCghBcGlUb2tlbhIKCgJpZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc2hhMjU2GAQgASgMEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRyb2xlGAYgASgJEi8KC2V4cGlyZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdjcmVhdG9yGAggASgJEjIKDmxhc3RfdXNlZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMZ2l0aHViX2xvZ2luGAsgASgJEg8KB3Nlc3Npb24YDCABKAgSFAoMZ2l0aHViX3Rva2VuGA0gASgMEhsKE2dpdGh1Yl90b2tlbl9rZXlfaWQYDiABKAkSGgoSZ2l0aHViX3Rva2VuX25vbmNlGA8gASgMInAKCkF1ZGl0RW50cnkSDQoFaW5kZXgYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSCgoCb3AYBCABKAkSDgoGdGFyZ2V0GAUgASgJIqQBCgpHaXRodWJMaW5rEhQKDGNvbXBvbmVudF9pZBgBIAEoCRIMCgRyZXBvGAIgASgJEg4KBmJyYW5jaBgDIAEoCRIPCgdob29rX2lkGAQgASgDEg4KBnNlY3JldBgFIAEoDBIUCgxwb2xsX3NlY29uZHMYBiABKA0SFQoNc2VjcmV0X2tleV9pZBgHIAEoCRIUCgxzZWNyZXRfbm9uY2UYCCABKAwiogMKBVN0YXRlEg0KBWluZGV4GAEgASgEEioKCmNvbXBvbmVudHMYAiADKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSLAoLZGVwbG95bWVudHMYAyADKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50EiAKBW5vZGVzGAQgAygLMhEudjkuc3RhdGUudjEuTm9kZRIqCgpwbGFjZW1lbnRzGAUgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50EiAKBXVzZXJzGAYgAygLMhEudjkuc3RhdGUudjEuVXNlchIpCgphcGlfdG9rZW5zGAcgAygLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4SLQoMZ2l0aHViX2xpbmtzGAggAygLMhcudjkuc3RhdGUudjEuR2l0aHViTGluaxIYChBhY2xfYm9vdHN0cmFwcGVkGAkgASgIEiYKBWF1ZGl0GAogAygLMhcudjkuc3RhdGUudjEuQXVkaXRFbnRyeRIkCgdzZWNyZXRzGAsgAygLMhMudjkuc3RhdGUudjEuU2VjcmV0IqYBCgZTZWNyZXQSFAoMY29tcG9uZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGa2V5X2lkGAMgASgJEg0KBW5vbmNlGAQgASgMEhIKCmNpcGhlcnRleHQYBSABKAwSLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDG1vZGlmeV9pbmRleBgHIAEoBCI8Cg9DcmVhdGVDb21wb25lbnQSKQoJY29tcG9uZW50GAEgASgLMhYudjkuc3RhdGUudjEuQ29tcG9uZW50Il8KCVB1dFNlY3JldBIRCgljb21wb25lbnQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZrZXlfaWQYAyABKAkSDQoFbm9uY2UYBCABKAwSEgoKY2lwaGVydGV4dBgFIAEoDCIvCgxEZWxldGVTZWNyZXQSEQoJY29tcG9uZW50GAEgASgJEgwKBG5hbWUYAiABKAkilgEKFUNyZWF0ZUxpbmtlZENvbXBvbmVudBIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSJQoEbGluaxgCIAEoCzIXLnY5LnN0YXRlLnYxLkdpdGh1YkxpbmsSKwoKZGVwbG95bWVudBgDIAEoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQiZAoTVXBkYXRlQ29tcG9uZW50U3BlYxIMCgRuYW1lGAEgASgJEigKBHNwZWMYAiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEhUKDWZyb21fbWFuaWZlc3QYAyABKAgiTwoTU2V0Q29tcG9uZW50RGVzaXJlZBIMCgRuYW1lGAEgASgJEioKB2Rlc2lyZWQYAiABKA4yGS52OS5zdGF0ZS52MS5EZXNpcmVkU3RhdGUiMAoOU2NhbGVDb21wb25lbnQSDAoEbmFtZRgBIAEoCRIQCghyZXBsaWNhcxgCIAEoDSIfCg9EZWxldGVDb21wb25lbnQSDAoEbmFtZRgBIAEoCSIvCgxSZWdpc3Rlck5vZGUSHwoEbm9kZRgBIAEoCzIRLnY5LnN0YXRlLnYxLk5vZGUiRAoNU2V0Tm9kZVN0YXR1cxIKCgJpZBgBIAEoCRInCgZzdGF0dXMYAiABKA4yFy52OS5zdGF0ZS52MS5Ob2RlU3RhdHVzIhgKClJlbW92ZU5vZGUSCgoCaWQYASABKAkiPwoQQ3JlYXRlRGVwbG95bWVudBIrCgpkZXBsb3ltZW50GAEgASgLMhcudjkuc3RhdGUudjEuRGVwbG95bWVudCKGAgoTU2V0RGVwbG95bWVudFN0YXR1cxIKCgJpZBgBIAEoCRItCgZzdGF0dXMYAiABKA4yHS52OS5zdGF0ZS52MS5EZXBsb3ltZW50U3RhdHVzEg0KBWVycm9yGAMgASgJEhcKD2FydGlmYWN0X2RpZ2VzdBgEIAEoCRIRCglidWlsZF9sb2cYBSABKAkSKAoEc3BlYxgGIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSFwoPYXJ0aWZhY3Rfb3JpZ2luGAcgASgJEhAKCGFjdGl2YXRlGAggASgIEhIKCmRlYWN0aXZhdGUYCSABKAgSEAoIZmFsbGJhY2sYCiABKAkiJAoLU3RhcnRDYW5hcnkSFQoNZGVwbG95bWVudF9pZBgBIAEoCSIiCglFbmRDYW5hcnkSFQoNZGVwbG95bWVudF9pZBgBIAEoCSJBChJBY3RpdmF0ZURlcGxveW1lbnQSFAoMY29tcG9uZW50X2lkGAEgASgJEhUKDWRlcGxveW1lbnRfaWQYAiABKAkiOwoNUHV0UGxhY2VtZW50cxIqCgpwbGFjZW1lbnRzGAEgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50ImQKFFNldFBsYWNlbWVudE9ic2VydmVkEgoKAmlkGAEgASgJEjAKCG9ic2VydmVkGAIgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAMgASgJIh8KEERlbGV0ZVBsYWNlbWVudHMSCwoDaWRzGAEgAygJIi0KCkNyZWF0ZVVzZXISHwoEdXNlchgBIAEoCzIRLnY5LnN0YXRlLnYxLlVzZXIiNgoOQ3JlYXRlQXBpVG9rZW4SJAoFdG9rZW4YASABKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbiIcCg5EZWxldGVBcGlUb2tlbhIKCgJpZBgBIAEoCSI0CgxBY2xCb290c3RyYXASJAoFdG9rZW4YASABKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbiIcCg5SZXZva2VBcGlUb2tlbhIKCgJpZBgBIAEoCSKbAQoOVG91Y2hBcGlUb2tlbnMSPAoJbGFzdF91c2VkGAEgAygLMikudjkuc3RhdGUudjEuVG91Y2hBcGlUb2tlbnMuTGFzdFVzZWRFbnRyeRpLCg1MYXN0VXNlZEVudHJ5EgsKA2tleRgBIAEoCRIpCgV2YWx1ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXA6AjgBIjYKDVB1dEdpdGh1YkxpbmsSJQoEbGluaxgBIAEoCzIXLnY5LnN0YXRlLnYxLkdpdGh1YkxpbmsiKAoQRGVsZXRlR2l0aHViTGluaxIUCgxjb21wb25lbnRfaWQYASABKAki6wwKB0NvbW1hbmQSKAoEdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRaWdub3JlX2lmX3Vua25vd24YAiABKAgSDQoFYWN0b3IYAyABKAkSOAoQY3JlYXRlX2NvbXBvbmVudBgKIAEoCzIcLnY5LnN0YXRlLnYxLkNyZWF0ZUNvbXBvbmVudEgAEkEKFXVwZGF0ZV9jb21wb25lbnRfc3BlYxgLIAEoCzIgLnY5LnN0YXRlLnYxLlVwZGF0ZUNvbXBvbmVudFNwZWNIABJBChVzZXRfY29tcG9uZW50X2Rlc2lyZWQYDCABKAsyIC52OS5zdGF0ZS52MS5TZXRDb21wb25lbnREZXNpcmVkSAASNgoPc2NhbGVfY29tcG9uZW50GA0gASgLMhsudjkuc3RhdGUudjEuU2NhbGVDb21wb25lbnRIABI4ChBkZWxldGVfY29tcG9uZW50GA4gASgLMhwudjkuc3RhdGUudjEuRGVsZXRlQ29tcG9uZW50SAASRQoXY3JlYXRlX2xpbmtlZF9jb21wb25lbnQYDyABKAsyIi52OS5zdGF0ZS52MS5DcmVhdGVMaW5rZWRDb21wb25lbnRIABIyCg1yZWdpc3Rlcl9ub2RlGBQgASgLMhkudjkuc3RhdGUudjEuUmVnaXN0ZXJOb2RlSAASNQoPc2V0X25vZGVfc3RhdHVzGBUgASgLMhoudjkuc3RhdGUudjEuU2V0Tm9kZVN0YXR1c0gAEi4KC3JlbW92ZV9ub2RlGBYgASgLMhcudjkuc3RhdGUudjEuUmVtb3ZlTm9kZUgAEjoKEWNyZWF0ZV9kZXBsb3ltZW50GB4gASgLMh0udjkuc3RhdGUudjEuQ3JlYXRlRGVwbG95bWVudEgAEkEKFXNldF9kZXBsb3ltZW50X3N0YXR1cxgfIAEoCzIgLnY5LnN0YXRlLnYxLlNldERlcGxveW1lbnRTdGF0dXNIABI+ChNhY3RpdmF0ZV9kZXBsb3ltZW50GCAgASgLMh8udjkuc3RhdGUudjEuQWN0aXZhdGVEZXBsb3ltZW50SAASLAoKZW5kX2NhbmFyeRghIAEoCzIWLnY5LnN0YXRlLnYxLkVuZENhbmFyeUgAEjAKDHN0YXJ0X2NhbmFyeRgiIAEoCzIYLnY5LnN0YXRlLnYxLlN0YXJ0Q2FuYXJ5SAASNAoOcHV0X3BsYWNlbWVudHMYKCABKAsyGi52OS5zdGF0ZS52MS5QdXRQbGFjZW1lbnRzSAASQwoWc2V0X3BsYWNlbWVudF9vYnNlcnZlZBgpIAEoCzIhLnY5LnN0YXRlLnYxLlNldFBsYWNlbWVudE9ic2VydmVkSAASOgoRZGVsZXRlX3BsYWNlbWVudHMYKiABKAsyHS52OS5zdGF0ZS52MS5EZWxldGVQbGFjZW1lbnRzSAASLgoLY3JlYXRlX3VzZXIYMiABKAsyFy52OS5zdGF0ZS52MS5DcmVhdGVVc2VySAASNwoQY3JlYXRlX2FwaV90b2tlbhgzIAEoCzIbLnY5LnN0YXRlLnYxLkNyZWF0ZUFwaVRva2VuSAASNwoQZGVsZXRlX2FwaV90b2tlbhg0IAEoCzIbLnY5LnN0YXRlLnYxLkRlbGV0ZUFwaVRva2VuSAASNQoPcHV0X2dpdGh1Yl9saW5rGDUgASgLMhoudjkuc3RhdGUudjEuUHV0R2l0aHViTGlua0gAEjsKEmRlbGV0ZV9naXRodWJfbGluaxg2IAEoCzIdLnY5LnN0YXRlLnYxLkRlbGV0ZUdpdGh1YkxpbmtIABIyCg1hY2xfYm9vdHN0cmFwGDcgASgLMhkudjkuc3RhdGUudjEuQWNsQm9vdHN0cmFwSAASNwoQcmV2b2tlX2FwaV90b2tlbhg4IAEoCzIbLnY5LnN0YXRlLnYxLlJldm9rZUFwaVRva2VuSAASNwoQdG91Y2hfYXBpX3Rva2Vucxg5IAEoCzIbLnY5LnN0YXRlLnYxLlRvdWNoQXBpVG9rZW5zSAASLAoKcHV0X3NlY3JldBg6IAEoCzIWLnY5LnN0YXRlLnYxLlB1dFNlY3JldEgAEjIKDWRlbGV0ZV9zZWNyZXQYOyABKAsyGS52OS5zdGF0ZS52MS5EZWxldGVTZWNyZXRIAEIECgJvcCpLCgdSdW50aW1lEhcKE1JVTlRJTUVfVU5TUEVDSUZJRUQQABIQCgxSVU5USU1FX1dBU00QARIVChFSVU5USU1FX0NPTlRBSU5FUhACKmIKDERlc2lyZWRTdGF0ZRIdChlERVNJUkVEX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVREVTSVJFRF9TVEFURV9SVU5OSU5HEAESGAoUREVTSVJFRF9TVEFURV9QQVVTRUQQAiqvAQoQRGVwbG95bWVudFN0YXR1cxIhCh1ERVBMT1lNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGURFUExPWU1FTlRfU1RBVFVTX1BFTkRJTkcQARIeChpERVBMT1lNRU5UX1NUQVRVU19CVUlMRElORxACEhsKF0RFUExPWU1FTlRfU1RBVFVTX1JFQURZEAMSHAoYREVQTE9ZTUVOVF9TVEFUVVNfRkFJTEVEEAQqcAoKTm9kZVN0YXR1cxIbChdOT0RFX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEU5PREVfU1RBVFVTX1JFQURZEAESFAoQTk9ERV9TVEFUVVNfRE9XThACEhgKFE5PREVfU1RBVFVTX0RSQUlOSU5HEAMqbAoQUGxhY2VtZW50RGVzaXJlZBIhCh1QTEFDRU1FTlRfREVTSVJFRF9VTlNQRUNJRklFRBAAEhkKFVBMQUNFTUVOVF9ERVNJUkVEX1JVThABEhoKFlBMQUNFTUVOVF9ERVNJUkVEX1NUT1AQAirUAQoRUGxhY2VtZW50T2JzZXJ2ZWQSIgoeUExBQ0VNRU5UX09CU0VSVkVEX1VOU1BFQ0lGSUVEEAASHwobUExBQ0VNRU5UX09CU0VSVkVEX1NUQVJUSU5HEAESHgoaUExBQ0VNRU5UX09CU0VSVkVEX1JVTk5JTkcQAhIdChlQTEFDRU1FTlRfT0JTRVJWRURfRkFJTEVEEAMSHgoaUExBQ0VNRU5UX09CU0VSVkVEX1NUT1BQRUQQBBIbChdQTEFDRU1FTlRfT0JTRVJWRURfTE9TVBAFQjVaM2dpdGh1Yi5jb20vdmVsb2NpdHk5L3Y5L3JwYy9nZW4vdjkvc3RhdGUvdjE7c3RhdGV2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Source says where a component's code comes from. An empty github_repo means "upload".
@@ -170,6 +170,21 @@ export type ComponentSpec = Message<"v9.state.v1.ComponentSpec"> & {
    * @generated from field: uint64 body_bytes = 10;
    */
   bodyBytes: bigint;
+
+  /**
+   * health_path is the path of the readiness request a new instance must answer with a
+   * non-5xx before it takes traffic ("" means "/").
+   *
+   * @generated from field: string health_path = 11;
+   */
+  healthPath: string;
+
+  /**
+   * unset: the defaults of package spec (a 10% canary for 30s)
+   *
+   * @generated from field: v9.state.v1.RolloutSpec rollout = 12;
+   */
+  rollout?: RolloutSpec | undefined;
 };
 
 /**
@@ -178,6 +193,34 @@ export type ComponentSpec = Message<"v9.state.v1.ComponentSpec"> & {
  */
 export const ComponentSpecSchema: GenMessage<ComponentSpec> = /*@__PURE__*/
   messageDesc(file_v9_state_v1_state, 3);
+
+/**
+ * RolloutSpec is how a new version takes over: after its instances pass their readiness
+ * check it gets canary_percent of the requests for window_ms; if its 5xx rate exceeds the
+ * old version's by a margin it is failed and the old version keeps serving.
+ *
+ * @generated from message v9.state.v1.RolloutSpec
+ */
+export type RolloutSpec = Message<"v9.state.v1.RolloutSpec"> & {
+  /**
+   * 0 disables the canary
+   *
+   * @generated from field: uint32 canary_percent = 1;
+   */
+  canaryPercent: number;
+
+  /**
+   * @generated from field: uint32 window_ms = 2;
+   */
+  windowMs: number;
+};
+
+/**
+ * Describes the message v9.state.v1.RolloutSpec.
+ * Use `create(RolloutSpecSchema)` to create a new message.
+ */
+export const RolloutSpecSchema: GenMessage<RolloutSpec> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 4);
 
 /**
  * @generated from message v9.state.v1.Component
@@ -259,6 +302,29 @@ export type Component = Message<"v9.state.v1.Component"> & {
    * @generated from field: uint64 secrets_index = 14;
    */
   secretsIndex: bigint;
+
+  /**
+   * manifest_spec is the spec the active deployment's manifest gave (unset for a component
+   * made through the API without one); user is what users changed through the API, CLI or
+   * console. spec is manifest_spec with user's settings over it (package spec): the manifest
+   * gives defaults, the user's changes survive deploys.
+   *
+   * @generated from field: v9.state.v1.ComponentSpec manifest_spec = 15;
+   */
+  manifestSpec?: ComponentSpec | undefined;
+
+  /**
+   * @generated from field: v9.state.v1.UserSettings user = 16;
+   */
+  user?: UserSettings | undefined;
+
+  /**
+   * spec_index is the index of the last change that affects instances (env, secrets,
+   * limits, the module): placements made for an older one are replaced, new ones first.
+   *
+   * @generated from field: uint64 spec_index = 17;
+   */
+  specIndex: bigint;
 };
 
 /**
@@ -266,7 +332,60 @@ export type Component = Message<"v9.state.v1.Component"> & {
  * Use `create(ComponentSchema)` to create a new message.
  */
 export const ComponentSchema: GenMessage<Component> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 4);
+  messageDesc(file_v9_state_v1_state, 5);
+
+/**
+ * UserSettings are the settings a user changed, each overriding the manifest's value.
+ *
+ * @generated from message v9.state.v1.UserSettings
+ */
+export type UserSettings = Message<"v9.state.v1.UserSettings"> & {
+  /**
+   * variables set (or changed) by a user
+   *
+   * @generated from field: map<string, string> env = 1;
+   */
+  env: { [key: string]: string };
+
+  /**
+   * the manifest's variables a user removed, sorted
+   *
+   * @generated from field: repeated string env_removed = 2;
+   */
+  envRemoved: string[];
+
+  /**
+   * @generated from field: optional uint32 scale_min = 3;
+   */
+  scaleMin?: number | undefined;
+
+  /**
+   * @generated from field: optional uint32 scale_max = 4;
+   */
+  scaleMax?: number | undefined;
+
+  /**
+   * @generated from field: optional uint32 concurrency = 5;
+   */
+  concurrency?: number | undefined;
+
+  /**
+   * @generated from field: optional uint64 memory_bytes = 6;
+   */
+  memoryBytes?: bigint | undefined;
+
+  /**
+   * @generated from field: optional uint32 timeout_ms = 7;
+   */
+  timeoutMs?: number | undefined;
+};
+
+/**
+ * Describes the message v9.state.v1.UserSettings.
+ * Use `create(UserSettingsSchema)` to create a new message.
+ */
+export const UserSettingsSchema: GenMessage<UserSettings> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 6);
 
 /**
  * @generated from message v9.state.v1.Deployment
@@ -382,6 +501,31 @@ export type Deployment = Message<"v9.state.v1.Deployment"> & {
    * @generated from field: string actor = 19;
    */
   actor: string;
+
+  /**
+   * canary is set while the active deployment is in its canary phase: the proxies send it
+   * spec.rollout.canary_percent of the requests and the older version the rest, and the
+   * scheduler keeps the older version's instances. EndCanary clears it.
+   *
+   * @generated from field: bool canary = 20;
+   */
+  canary: boolean;
+
+  /**
+   * served is set once an instance of it has passed its readiness check (reported
+   * RUNNING): a deployment that never served has nothing of its own to keep running.
+   *
+   * @generated from field: bool served = 21;
+   */
+  served: boolean;
+
+  /**
+   * canary_start is when the canary's window began (StartCanary, stamped by the leader once
+   * every wanted instance of it runs), so that a new leader continues the same window.
+   *
+   * @generated from field: google.protobuf.Timestamp canary_start = 22;
+   */
+  canaryStart?: Timestamp | undefined;
 };
 
 /**
@@ -389,7 +533,7 @@ export type Deployment = Message<"v9.state.v1.Deployment"> & {
  * Use `create(DeploymentSchema)` to create a new message.
  */
 export const DeploymentSchema: GenMessage<Deployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 5);
+  messageDesc(file_v9_state_v1_state, 7);
 
 /**
  * @generated from message v9.state.v1.Resources
@@ -411,7 +555,7 @@ export type Resources = Message<"v9.state.v1.Resources"> & {
  * Use `create(ResourcesSchema)` to create a new message.
  */
 export const ResourcesSchema: GenMessage<Resources> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 6);
+  messageDesc(file_v9_state_v1_state, 8);
 
 /**
  * @generated from message v9.state.v1.Node
@@ -483,7 +627,7 @@ export type Node = Message<"v9.state.v1.Node"> & {
  * Use `create(NodeSchema)` to create a new message.
  */
 export const NodeSchema: GenMessage<Node> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 7);
+  messageDesc(file_v9_state_v1_state, 9);
 
 /**
  * @generated from message v9.state.v1.Placement
@@ -540,6 +684,13 @@ export type Placement = Message<"v9.state.v1.Placement"> & {
    * @generated from field: uint64 modify_index = 10;
    */
   modifyIndex: bigint;
+
+  /**
+   * the component's spec_index it was made for
+   *
+   * @generated from field: uint64 spec_index = 11;
+   */
+  specIndex: bigint;
 };
 
 /**
@@ -547,7 +698,7 @@ export type Placement = Message<"v9.state.v1.Placement"> & {
  * Use `create(PlacementSchema)` to create a new message.
  */
 export const PlacementSchema: GenMessage<Placement> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 8);
+  messageDesc(file_v9_state_v1_state, 10);
 
 /**
  * @generated from message v9.state.v1.User
@@ -574,7 +725,7 @@ export type User = Message<"v9.state.v1.User"> & {
  * Use `create(UserSchema)` to create a new message.
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 9);
+  messageDesc(file_v9_state_v1_state, 11);
 
 /**
  * ApiToken stores only the SHA-256 of the secret token. id is the public accessor id; the
@@ -684,7 +835,7 @@ export type ApiToken = Message<"v9.state.v1.ApiToken"> & {
  * Use `create(ApiTokenSchema)` to create a new message.
  */
 export const ApiTokenSchema: GenMessage<ApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 10);
+  messageDesc(file_v9_state_v1_state, 12);
 
 /**
  * AuditEntry records one successful write made by a user or token (writes the nodes make by
@@ -732,7 +883,7 @@ export type AuditEntry = Message<"v9.state.v1.AuditEntry"> & {
  * Use `create(AuditEntrySchema)` to create a new message.
  */
 export const AuditEntrySchema: GenMessage<AuditEntry> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 11);
+  messageDesc(file_v9_state_v1_state, 13);
 
 /**
  * GithubLink ties a component to a repository webhook. secret never leaves through read APIs.
@@ -793,7 +944,7 @@ export type GithubLink = Message<"v9.state.v1.GithubLink"> & {
  * Use `create(GithubLinkSchema)` to create a new message.
  */
 export const GithubLinkSchema: GenMessage<GithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 12);
+  messageDesc(file_v9_state_v1_state, 14);
 
 /**
  * State is the whole replicated state; it is what a snapshot holds. Every list is sorted by id.
@@ -870,7 +1021,7 @@ export type State = Message<"v9.state.v1.State"> & {
  * Use `create(StateSchema)` to create a new message.
  */
 export const StateSchema: GenMessage<State> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 13);
+  messageDesc(file_v9_state_v1_state, 15);
 
 /**
  * Secret is one secret of a component, sealed with a root key of the cluster keyring
@@ -929,7 +1080,7 @@ export type Secret = Message<"v9.state.v1.Secret"> & {
  * Use `create(SecretSchema)` to create a new message.
  */
 export const SecretSchema: GenMessage<Secret> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 14);
+  messageDesc(file_v9_state_v1_state, 16);
 
 /**
  * @generated from message v9.state.v1.CreateComponent
@@ -946,7 +1097,7 @@ export type CreateComponent = Message<"v9.state.v1.CreateComponent"> & {
  * Use `create(CreateComponentSchema)` to create a new message.
  */
 export const CreateComponentSchema: GenMessage<CreateComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 15);
+  messageDesc(file_v9_state_v1_state, 17);
 
 /**
  * PutSecret sets a component's secret, already sealed by the node that took the request.
@@ -985,7 +1136,7 @@ export type PutSecret = Message<"v9.state.v1.PutSecret"> & {
  * Use `create(PutSecretSchema)` to create a new message.
  */
 export const PutSecretSchema: GenMessage<PutSecret> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 16);
+  messageDesc(file_v9_state_v1_state, 18);
 
 /**
  * @generated from message v9.state.v1.DeleteSecret
@@ -1007,7 +1158,7 @@ export type DeleteSecret = Message<"v9.state.v1.DeleteSecret"> & {
  * Use `create(DeleteSecretSchema)` to create a new message.
  */
 export const DeleteSecretSchema: GenMessage<DeleteSecret> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 17);
+  messageDesc(file_v9_state_v1_state, 19);
 
 /**
  * CreateLinkedComponent creates a component built from a GitHub repository in one entry:
@@ -1039,7 +1190,7 @@ export type CreateLinkedComponent = Message<"v9.state.v1.CreateLinkedComponent">
  * Use `create(CreateLinkedComponentSchema)` to create a new message.
  */
 export const CreateLinkedComponentSchema: GenMessage<CreateLinkedComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 18);
+  messageDesc(file_v9_state_v1_state, 20);
 
 /**
  * @generated from message v9.state.v1.UpdateComponentSpec
@@ -1054,6 +1205,15 @@ export type UpdateComponentSpec = Message<"v9.state.v1.UpdateComponentSpec"> & {
    * @generated from field: v9.state.v1.ComponentSpec spec = 2;
    */
   spec?: ComponentSpec | undefined;
+
+  /**
+   * from_manifest: spec is a manifest's (a deploy, a rollback), recorded as manifest_spec
+   * with the user's settings kept over it; otherwise it is what a user wants now, and the
+   * user's settings become its differences from manifest_spec.
+   *
+   * @generated from field: bool from_manifest = 3;
+   */
+  fromManifest: boolean;
 };
 
 /**
@@ -1061,7 +1221,7 @@ export type UpdateComponentSpec = Message<"v9.state.v1.UpdateComponentSpec"> & {
  * Use `create(UpdateComponentSpecSchema)` to create a new message.
  */
 export const UpdateComponentSpecSchema: GenMessage<UpdateComponentSpec> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 19);
+  messageDesc(file_v9_state_v1_state, 21);
 
 /**
  * @generated from message v9.state.v1.SetComponentDesired
@@ -1083,7 +1243,7 @@ export type SetComponentDesired = Message<"v9.state.v1.SetComponentDesired"> & {
  * Use `create(SetComponentDesiredSchema)` to create a new message.
  */
 export const SetComponentDesiredSchema: GenMessage<SetComponentDesired> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 20);
+  messageDesc(file_v9_state_v1_state, 22);
 
 /**
  * @generated from message v9.state.v1.ScaleComponent
@@ -1105,7 +1265,7 @@ export type ScaleComponent = Message<"v9.state.v1.ScaleComponent"> & {
  * Use `create(ScaleComponentSchema)` to create a new message.
  */
 export const ScaleComponentSchema: GenMessage<ScaleComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 21);
+  messageDesc(file_v9_state_v1_state, 23);
 
 /**
  * @generated from message v9.state.v1.DeleteComponent
@@ -1122,7 +1282,7 @@ export type DeleteComponent = Message<"v9.state.v1.DeleteComponent"> & {
  * Use `create(DeleteComponentSchema)` to create a new message.
  */
 export const DeleteComponentSchema: GenMessage<DeleteComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 22);
+  messageDesc(file_v9_state_v1_state, 24);
 
 /**
  * @generated from message v9.state.v1.RegisterNode
@@ -1139,7 +1299,7 @@ export type RegisterNode = Message<"v9.state.v1.RegisterNode"> & {
  * Use `create(RegisterNodeSchema)` to create a new message.
  */
 export const RegisterNodeSchema: GenMessage<RegisterNode> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 23);
+  messageDesc(file_v9_state_v1_state, 25);
 
 /**
  * @generated from message v9.state.v1.SetNodeStatus
@@ -1161,7 +1321,7 @@ export type SetNodeStatus = Message<"v9.state.v1.SetNodeStatus"> & {
  * Use `create(SetNodeStatusSchema)` to create a new message.
  */
 export const SetNodeStatusSchema: GenMessage<SetNodeStatus> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 24);
+  messageDesc(file_v9_state_v1_state, 26);
 
 /**
  * @generated from message v9.state.v1.RemoveNode
@@ -1178,7 +1338,7 @@ export type RemoveNode = Message<"v9.state.v1.RemoveNode"> & {
  * Use `create(RemoveNodeSchema)` to create a new message.
  */
 export const RemoveNodeSchema: GenMessage<RemoveNode> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 25);
+  messageDesc(file_v9_state_v1_state, 27);
 
 /**
  * @generated from message v9.state.v1.CreateDeployment
@@ -1195,7 +1355,7 @@ export type CreateDeployment = Message<"v9.state.v1.CreateDeployment"> & {
  * Use `create(CreateDeploymentSchema)` to create a new message.
  */
 export const CreateDeploymentSchema: GenMessage<CreateDeployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 26);
+  messageDesc(file_v9_state_v1_state, 28);
 
 /**
  * @generated from message v9.state.v1.SetDeploymentStatus
@@ -1249,6 +1409,23 @@ export type SetDeploymentStatus = Message<"v9.state.v1.SetDeploymentStatus"> & {
    * @generated from field: bool activate = 8;
    */
   activate: boolean;
+
+  /**
+   * With status FAILED on the component's active deployment: the component is left with no
+   * active deployment (a first deployment that never served has nothing to fall back on).
+   *
+   * @generated from field: bool deactivate = 9;
+   */
+  deactivate: boolean;
+
+  /**
+   * With status FAILED on the component's active deployment: in the same step make this
+   * older ready deployment active again (a failed rollout or canary: the old version keeps
+   * serving, and nobody ever sees the failed one inactive but not failed).
+   *
+   * @generated from field: string fallback = 10;
+   */
+  fallback: string;
 };
 
 /**
@@ -1256,7 +1433,45 @@ export type SetDeploymentStatus = Message<"v9.state.v1.SetDeploymentStatus"> & {
  * Use `create(SetDeploymentStatusSchema)` to create a new message.
  */
 export const SetDeploymentStatusSchema: GenMessage<SetDeploymentStatus> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 27);
+  messageDesc(file_v9_state_v1_state, 29);
+
+/**
+ * StartCanary starts the window of a deployment's canary, at the command's time.
+ *
+ * @generated from message v9.state.v1.StartCanary
+ */
+export type StartCanary = Message<"v9.state.v1.StartCanary"> & {
+  /**
+   * @generated from field: string deployment_id = 1;
+   */
+  deploymentId: string;
+};
+
+/**
+ * Describes the message v9.state.v1.StartCanary.
+ * Use `create(StartCanarySchema)` to create a new message.
+ */
+export const StartCanarySchema: GenMessage<StartCanary> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 30);
+
+/**
+ * EndCanary ends the canary phase of a deployment: it takes all the traffic.
+ *
+ * @generated from message v9.state.v1.EndCanary
+ */
+export type EndCanary = Message<"v9.state.v1.EndCanary"> & {
+  /**
+   * @generated from field: string deployment_id = 1;
+   */
+  deploymentId: string;
+};
+
+/**
+ * Describes the message v9.state.v1.EndCanary.
+ * Use `create(EndCanarySchema)` to create a new message.
+ */
+export const EndCanarySchema: GenMessage<EndCanary> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 31);
 
 /**
  * @generated from message v9.state.v1.ActivateDeployment
@@ -1278,7 +1493,7 @@ export type ActivateDeployment = Message<"v9.state.v1.ActivateDeployment"> & {
  * Use `create(ActivateDeploymentSchema)` to create a new message.
  */
 export const ActivateDeploymentSchema: GenMessage<ActivateDeployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 28);
+  messageDesc(file_v9_state_v1_state, 32);
 
 /**
  * @generated from message v9.state.v1.PutPlacements
@@ -1295,7 +1510,7 @@ export type PutPlacements = Message<"v9.state.v1.PutPlacements"> & {
  * Use `create(PutPlacementsSchema)` to create a new message.
  */
 export const PutPlacementsSchema: GenMessage<PutPlacements> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 29);
+  messageDesc(file_v9_state_v1_state, 33);
 
 /**
  * @generated from message v9.state.v1.SetPlacementObserved
@@ -1322,7 +1537,7 @@ export type SetPlacementObserved = Message<"v9.state.v1.SetPlacementObserved"> &
  * Use `create(SetPlacementObservedSchema)` to create a new message.
  */
 export const SetPlacementObservedSchema: GenMessage<SetPlacementObserved> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 30);
+  messageDesc(file_v9_state_v1_state, 34);
 
 /**
  * @generated from message v9.state.v1.DeletePlacements
@@ -1339,7 +1554,7 @@ export type DeletePlacements = Message<"v9.state.v1.DeletePlacements"> & {
  * Use `create(DeletePlacementsSchema)` to create a new message.
  */
 export const DeletePlacementsSchema: GenMessage<DeletePlacements> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 31);
+  messageDesc(file_v9_state_v1_state, 35);
 
 /**
  * @generated from message v9.state.v1.CreateUser
@@ -1356,7 +1571,7 @@ export type CreateUser = Message<"v9.state.v1.CreateUser"> & {
  * Use `create(CreateUserSchema)` to create a new message.
  */
 export const CreateUserSchema: GenMessage<CreateUser> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 32);
+  messageDesc(file_v9_state_v1_state, 36);
 
 /**
  * @generated from message v9.state.v1.CreateApiToken
@@ -1373,7 +1588,7 @@ export type CreateApiToken = Message<"v9.state.v1.CreateApiToken"> & {
  * Use `create(CreateApiTokenSchema)` to create a new message.
  */
 export const CreateApiTokenSchema: GenMessage<CreateApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 33);
+  messageDesc(file_v9_state_v1_state, 37);
 
 /**
  * @generated from message v9.state.v1.DeleteApiToken
@@ -1390,7 +1605,7 @@ export type DeleteApiToken = Message<"v9.state.v1.DeleteApiToken"> & {
  * Use `create(DeleteApiTokenSchema)` to create a new message.
  */
 export const DeleteApiTokenSchema: GenMessage<DeleteApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 34);
+  messageDesc(file_v9_state_v1_state, 38);
 
 /**
  * AclBootstrap creates the first management token; it fails once the cluster has one.
@@ -1409,7 +1624,7 @@ export type AclBootstrap = Message<"v9.state.v1.AclBootstrap"> & {
  * Use `create(AclBootstrapSchema)` to create a new message.
  */
 export const AclBootstrapSchema: GenMessage<AclBootstrap> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 35);
+  messageDesc(file_v9_state_v1_state, 39);
 
 /**
  * RevokeApiToken marks a token revoked (kept, so that its use is refused as "revoked").
@@ -1428,7 +1643,7 @@ export type RevokeApiToken = Message<"v9.state.v1.RevokeApiToken"> & {
  * Use `create(RevokeApiTokenSchema)` to create a new message.
  */
 export const RevokeApiTokenSchema: GenMessage<RevokeApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 36);
+  messageDesc(file_v9_state_v1_state, 40);
 
 /**
  * TouchApiTokens records when tokens were last used (approximate).
@@ -1447,7 +1662,7 @@ export type TouchApiTokens = Message<"v9.state.v1.TouchApiTokens"> & {
  * Use `create(TouchApiTokensSchema)` to create a new message.
  */
 export const TouchApiTokensSchema: GenMessage<TouchApiTokens> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 37);
+  messageDesc(file_v9_state_v1_state, 41);
 
 /**
  * @generated from message v9.state.v1.PutGithubLink
@@ -1464,7 +1679,7 @@ export type PutGithubLink = Message<"v9.state.v1.PutGithubLink"> & {
  * Use `create(PutGithubLinkSchema)` to create a new message.
  */
 export const PutGithubLinkSchema: GenMessage<PutGithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 38);
+  messageDesc(file_v9_state_v1_state, 42);
 
 /**
  * @generated from message v9.state.v1.DeleteGithubLink
@@ -1481,7 +1696,7 @@ export type DeleteGithubLink = Message<"v9.state.v1.DeleteGithubLink"> & {
  * Use `create(DeleteGithubLinkSchema)` to create a new message.
  */
 export const DeleteGithubLinkSchema: GenMessage<DeleteGithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 39);
+  messageDesc(file_v9_state_v1_state, 43);
 
 /**
  * Command is the one entry type of the Raft log. The leader stamps time (and ids inside the
@@ -1586,6 +1801,18 @@ export type Command = Message<"v9.state.v1.Command"> & {
     case: "activateDeployment";
   } | {
     /**
+     * @generated from field: v9.state.v1.EndCanary end_canary = 33;
+     */
+    value: EndCanary;
+    case: "endCanary";
+  } | {
+    /**
+     * @generated from field: v9.state.v1.StartCanary start_canary = 34;
+     */
+    value: StartCanary;
+    case: "startCanary";
+  } | {
+    /**
      * @generated from field: v9.state.v1.PutPlacements put_placements = 40;
      */
     value: PutPlacements;
@@ -1670,7 +1897,7 @@ export type Command = Message<"v9.state.v1.Command"> & {
  * Use `create(CommandSchema)` to create a new message.
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 40);
+  messageDesc(file_v9_state_v1_state, 44);
 
 /**
  * Runtime is how a component's code runs.

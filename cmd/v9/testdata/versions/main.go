@@ -1,0 +1,18 @@
+// Command versions is a test component: it answers "version $VERSION", except that with
+// FAIL_PATHS set it answers 500 to every path but "/" (so it passes its readiness check and
+// fails real traffic, as a bad release does).
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if p := os.Getenv("PATH_INFO"); os.Getenv("FAIL_PATHS") != "" && p != "" && p != "/" {
+		fmt.Print("Status: 500 Internal Server Error\nContent-Type: text/plain\n\nbroken release\n")
+		return
+	}
+	fmt.Print("Content-Type: text/plain\n\n")
+	fmt.Println("version", os.Getenv("VERSION"))
+}
