@@ -30,6 +30,8 @@ type ExecutorConfig struct {
 	// ContainerNetwork is the containers' fenced network (container.Network; zero: its
 	// defaults). Without CNI or iptables the container executor is not added.
 	ContainerNetwork container.Network
+	// ContainerRuntime is the OCI runtime of the runc shim (container.Config.RuntimeBinary).
+	ContainerRuntime string
 	// ReaperCommand builds the command of the process that fences this node's exclusive
 	// containers if the agent dies (see container.Reap); nil: no reaper.
 	ReaperCommand func(socket, namespace, nodeID string) *exec.Cmd
@@ -79,7 +81,8 @@ func OpenExecutors(cfg ExecutorConfig) (map[statev1.Runtime]v9rt.Executor, *Reap
 	if cfg.ContainerdSocket != "" {
 		c, err := container.New(container.Config{
 			Socket: cfg.ContainerdSocket, NodeID: cfg.NodeID, Network: cfg.ContainerNetwork,
-			StateDir: filepath.Join(cfg.DataDir, "containers"), Logger: log,
+			RuntimeBinary: cfg.ContainerRuntime,
+			StateDir:      filepath.Join(cfg.DataDir, "containers"), Logger: log,
 		})
 		if err != nil {
 			log.Warn("container executor unavailable: this node runs wasm components only", "socket", cfg.ContainerdSocket, "err", err)

@@ -98,6 +98,7 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 	f.DurationVar(&cfg.Raft.LeaderLeaseTimeout, "raft-leader-lease", node.DefaultLeaderLeaseTimeout, "Raft: how long a leader stays without hearing from a quorum")
 	f.Uint64Var(&cfg.Raft.SnapshotThreshold, "raft-snapshot-threshold", 8192, "Raft: log entries between snapshots")
 	f.StringVar(&cfg.ContainerdSocket, "containerd-socket", defaultContainerdSocket, "containerd to run container components with; empty or unreachable: this node runs wasm only")
+	f.StringVar(&cfg.ContainerRuntime, "container-runtime", "", "OCI runtime the containerd runc shim runs (its BinaryName), such as crun; empty: runc")
 	f.StringVar(&cfg.ContainerNetwork.Bridge, "container-bridge", container.DefaultBridge, "Linux bridge v9 creates for the containers' network namespaces")
 	f.StringVar(&subnet, "container-subnet", container.DefaultSubnet.String(), "IPv4 subnet of the containers on --container-bridge (only on this machine)")
 	f.StringSliceVar(&deny, "container-deny", nil, "more CIDRs containers may not reach, e.g. the other nodes' network (the host, other containers and 169.254.0.0/16 always are)")

@@ -156,7 +156,8 @@ func coldStartRaw(b *testing.B, e *Executor, img containerd.Image, client *http.
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(e.snapshotter),
 		containerd.WithNewSnapshot(id, img),
-		containerd.WithNewSpec(opts...))
+		containerd.WithNewSpec(opts...),
+		e.withRuntime())
 	if err != nil {
 		b.Fatal(err)
 	}

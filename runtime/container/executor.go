@@ -69,6 +69,9 @@ type Config struct {
 	// sixth of a cold start) and refuses the 32-bit syscall entry points, at the price of
 	// 32-bit binaries in images.
 	CompatSyscalls bool
+	// RuntimeBinary is the OCI runtime the runc shim runs (its BinaryName): "runc" or
+	// "crun", a name on the shim's PATH or a path. Default: the shim's own (runc).
+	RuntimeBinary string
 	// StopGrace is how long Stop waits after SIGTERM before SIGKILL. Default 10s.
 	StopGrace time.Duration
 	// ReadyTimeout bounds how long Start waits for the port to answer. Default 30s.

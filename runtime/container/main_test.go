@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +24,10 @@ import (
 )
 
 const testImage = "v9.local/hello-ctr:test"
+
+// runtimeBinary is the OCI runtime of the tests' executors (Config.RuntimeBinary), such as
+// -container.runtime=crun to compare it with runc in BenchmarkColdStart.
+var runtimeBinary = flag.String("container.runtime", "", "OCI runtime the runc shim runs (default runc)")
 
 var (
 	// testSocket is the containerd the tests use; skipReason says why there is none.
@@ -113,13 +118,14 @@ func newExecutor(t testing.TB, node string) *Executor {
 	t.Helper()
 	needContainerd(t)
 	e, err := New(Config{
-		Socket:       testSocket,
-		NodeID:       node,
-		StateDir:     filepath.Join(tempRoot, "state", node),
-		StopGrace:    5 * time.Second,
-		ReadyTimeout: 20 * time.Second,
-		Network:      testNetwork(),
-		Logger:       testLogger(),
+		Socket:        testSocket,
+		NodeID:        node,
+		StateDir:      filepath.Join(tempRoot, "state", node),
+		StopGrace:     5 * time.Second,
+		ReadyTimeout:  20 * time.Second,
+		RuntimeBinary: *runtimeBinary,
+		Network:       testNetwork(),
+		Logger:        testLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)

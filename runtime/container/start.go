@@ -16,11 +16,13 @@ import (
 	"time"
 
 	"github.com/containerd/containerd"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/contrib/seccomp"
 	"github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/oci"
+	"github.com/containerd/containerd/plugin"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/velocity9/v9/runtime"
@@ -198,7 +200,17 @@ func (e *Executor) newContainer(ctx context.Context, spec runtime.Spec, img cont
 		containerd.WithNewSnapshot(cid, img),
 		containerd.WithNewSpec(opts...),
 		containerd.WithContainerLabels(labels),
+		e.withRuntime(),
 	)
+}
+
+// withRuntime has the runc shim run Config.RuntimeBinary when set (containerd's default
+// runtime otherwise).
+func (e *Executor) withRuntime() containerd.NewContainerOpts {
+	if e.cfg.RuntimeBinary == "" {
+		return func(context.Context, *containerd.Client, *containers.Container) error { return nil }
+	}
+	return containerd.WithRuntime(plugin.RuntimeRuncV2, &runcoptions.Options{BinaryName: e.cfg.RuntimeBinary})
 }
 
 // specOpts composes the container's OCI runtime spec.
