@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -36,6 +37,14 @@ func TestMain(m *testing.M) {
 		// Under CI containerd must be there: a skipped test would hide a broken setup.
 		fmt.Fprintln(os.Stderr, "node tests:", err)
 		os.Exit(1)
+	}
+	if testContainerd != "" {
+		// The test bridge outlives this process, and so can containers an earlier run left
+		// (a shim whose delete failed at shutdown): their addresses stay on the bridge
+		// while this run's address leases (testNetState, per process) start empty, so a
+		// new container could get an address a stale one still answers ARP for, and never
+		// be reached. A fresh bridge cuts the leftovers off; CNI creates it again.
+		_ = exec.Command("ip", "link", "del", testNetwork.Bridge).Run()
 	}
 	code := m.Run()
 	if stop != nil {

@@ -236,6 +236,12 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 	defer release()
 	r.Header.Set(ScriptNameHeader, script)
 	hop := r.Header.Get(HopHeader)
+	// other is the other version's instances during a canary, and otherVersion its
+	// VersionHeader: a fallback when the chosen version has no instance left. The nodes'
+	// routing views move at slightly different times (a canary passing, an old instance
+	// stopping), so the version a request was sent for may be gone where it lands.
+	var other *Canary
+	var otherVersion string
 	if c := t.Canary; c != nil {
 		// The proxy a request enters chooses the version; the one it forwards to serves
 		// that version (VersionHeader).
@@ -245,7 +251,9 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 			canary = len(c.Local)+len(c.Remote) > 0 && (stable == 0 || canaryTurn(p.next(name+"\x00canary"), c.Percent))
 			r.Header.Set(VersionHeader, map[bool]string{true: "canary", false: "stable"}[canary])
 		}
+		other, otherVersion = &Canary{Local: c.Local, Remote: c.Remote}, "canary"
 		if canary {
+			other, otherVersion = &Canary{Local: t.Local, Remote: t.Remote}, "stable"
 			t.Local, t.Remote = c.Local, c.Remote
 		}
 	}
@@ -254,6 +262,9 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 	}
 	if hop != "" || (t.InProcess && len(t.Local) > 0) {
 		// Forwarded to us, or in-process instances here: serve locally.
+		if len(t.Local) == 0 && other != nil {
+			t.Local = other.Local // the version asked for has no instance here (any more)
+		}
 		if len(t.Local) == 0 {
 			w.Header().Set(noInstanceHeader, "1")
 			w.Header().Set("Retry-After", "1")
@@ -306,6 +317,26 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 		lastErr = err
 		if body.read.Load() {
 			break // the body is gone: no retry
+		}
+	}
+	if other != nil && errors.Is(lastErr, errNoInstance) && !body.read.Load() {
+		// Every instance of the chosen version is gone: the other version serves it.
+		r.Header.Set(VersionHeader, otherVersion)
+		if len(other.Local) > 0 {
+			in := other.Local[p.next(name)%uint64(len(other.Local))]
+			w.Header().Set(ServedByHeader, p.cfg.NodeID)
+			in.ServeHTTP(w, r)
+			return
+		}
+		for _, addr := range other.Remote {
+			err := p.forward(w, r, addr)
+			if err == nil {
+				return
+			}
+			lastErr = err
+			if body.read.Load() {
+				break
+			}
 		}
 	}
 	if t.OnDemand != nil && !body.read.Load() {
