@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
