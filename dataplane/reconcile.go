@@ -320,13 +320,16 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive 
 	}
 	in.run, in.handler = run, r.wrap(in, run)
 	r.dirty = true
-	in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, ""
 	// The lease may have run out, or the placement been declared lost, while it started.
 	if exclusive && !in.stopping && (!r.dp.leaseHeld() || r.lost(p.Id)) {
 		in.stopping, in.urgent, in.fenced = true, true, !r.dp.leaseHeld()
 	}
 	if in.stopping {
+		// Never reported RUNNING: a reconcile pass before stop ends would tell the leader
+		// it runs while it is being stopped (fenced, lost or no longer wanted).
 		go r.stop(r.dp.ctx, in)
+	} else {
+		in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, ""
 	}
 	r.dp.cfg.Logs.Append(spec.Component, p.Id, "system", "instance running on "+r.dp.cfg.NodeID)
 	r.poke()

@@ -203,6 +203,13 @@ func TestNodeSpeaksOnlyForItself(t *testing.T) {
 	base := "https://" + l.APIAddr()
 	denied := func(what string, err error, ids ...string) { t.Helper(); wantDenied(t, what, err, ids...) }
 	asN2 := clusterv1connect.NewInternalServiceClient(client("n2"), base)
+	// The leader answers no heartbeat of a node that is not in the state (a removed node's
+	// lease must run out), and a bootstrapped node registers itself only once it sees a
+	// leader: wait until the leader has applied n2's registration.
+	Eventually(t, 20*time.Second, func() error {
+		_, err := l.fsm.Store.Node("n2")
+		return err
+	})
 	_, err := asN2.Heartbeat(ctx, connect.NewRequest(&clusterv1.HeartbeatRequest{NodeId: "n1"}))
 	denied("heartbeat as n1 with n2's certificate", err, "n1", "n2")
 	if _, err := asN2.Heartbeat(ctx, connect.NewRequest(&clusterv1.HeartbeatRequest{NodeId: "n2"})); err != nil {
