@@ -125,6 +125,20 @@ func loadView(path string, log interface{ Warn(string, ...any) }) *fsm.Store {
 	return st
 }
 
+// ViewIndex reads the view file at path and returns the replica index it was taken at.
+// Operators and tests use it to see how fresh a node's persisted routing view is.
+func ViewIndex(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	st, err := decodeView(b)
+	if err != nil {
+		return 0, err
+	}
+	return st.Index(), nil
+}
+
 // viewOf takes the routing view out of the replica: components and their secrets, the
 // deployments that are active or still placed, the nodes and the placements; not users,
 // tokens, links or the audit log, which routing does not need.

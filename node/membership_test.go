@@ -18,6 +18,8 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/velocity9/v9/dataplane"
+	"github.com/velocity9/v9/fsm"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -225,13 +227,14 @@ func TestDataPlaneLoneRestartServesFromView(t *testing.T) {
 		}
 		return nil
 	})
-	// The view holds the running placements once written after the last change.
-	settled := time.Now()
+	// The view holds the running placements once written at or after the last change of the
+	// tables it keeps.
 	Eventually(t, 20*time.Second, func() error {
 		for _, n := range c.Nodes {
-			fi, err := os.Stat(filepath.Join(n.DataDir(), "routing-view"))
-			if err != nil || !fi.ModTime().After(settled) {
-				return fmt.Errorf("%s: routing view not written since %v: %v", n.ID(), settled, err)
+			want := n.Store().TableIndex(fsm.TableComponents, fsm.TableDeployments, fsm.TableNodes, fsm.TablePlacements)
+			got, err := dataplane.ViewIndex(filepath.Join(n.DataDir(), "routing-view"))
+			if err != nil || got < want {
+				return fmt.Errorf("%s: routing view at index %d, routes changed at %d (%v)", n.ID(), got, want, err)
 			}
 		}
 		return nil
