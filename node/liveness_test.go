@@ -41,9 +41,9 @@ func owner(t *testing.T, c *TestCluster) int {
 // told to expect: it is counted apart (shed) and the worker backs off, not a failure.
 type loadGen struct {
 	ok, failed, shed atomic.Int64
-	last       atomic.Value
-	stop       chan struct{}
-	wg         sync.WaitGroup
+	last             atomic.Value
+	stop             chan struct{}
+	wg               sync.WaitGroup
 }
 
 func startLoad(nodes []*Node, workers int) *loadGen {
