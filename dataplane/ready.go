@@ -24,8 +24,8 @@ const (
 	// DefaultReadyTimeout is how long a started instance may take to pass its readiness
 	// check unless Config.ReadyTimeout says otherwise.
 	DefaultReadyTimeout = 30 * time.Second
-	readyRetry       = 250 * time.Millisecond
-	readyBodyExcerpt = 200
+	readyRetry          = 250 * time.Millisecond
+	readyBodyExcerpt    = 200
 )
 
 // ready runs the readiness check of a started instance.

@@ -188,6 +188,18 @@ func buildGuest(t *testing.T, name, dir string) {
 	}
 }
 
+// versionsModule builds testdata/versions and returns the module.
+func versionsModule(t *testing.T) []byte {
+	t.Helper()
+	build := t.TempDir()
+	buildGuest(t, "versions", build)
+	module, err := os.ReadFile(filepath.Join(build, "versions.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return module
+}
+
 // versionsDir is a deployable directory of the versions guest with the given manifest
 // tail (env and rollout tables).
 func versionsDir(t *testing.T, module []byte, tail string) string {
@@ -202,12 +214,7 @@ func versionsDir(t *testing.T, module []byte, tail string) string {
 // of its window, `v9 deploy` ends with the figures, and the old version serves everything
 // again; a good version passes its canary and takes all the traffic; "0%" skips the canary.
 func TestNoRaceRolloutCanary(t *testing.T) {
-	build := t.TempDir()
-	buildGuest(t, "versions", build)
-	module, err := os.ReadFile(filepath.Join(build, "versions.wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	module := versionsModule(t)
 	// The manifests' own 2s windows, not the test clusters' 1s cap.
 	c := node.NewTestClusterOpts(t, 3, node.TestOptions{Liveness: node.LivenessConfig{CanaryWindowMax: time.Hour}})
 	f := c.Follower(t)
@@ -361,12 +368,7 @@ func TestNoRaceRolloutSettingsSurvive(t *testing.T) {
 // fails, the old instances keep serving, the change is undone and `v9 component get` says
 // why; the next good change rolls and clears it.
 func TestNoRaceRolloutConfigChangeFails(t *testing.T) {
-	build := t.TempDir()
-	buildGuest(t, "versions", build)
-	module, err := os.ReadFile(filepath.Join(build, "versions.wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	module := versionsModule(t)
 	c := node.NewTestCluster(t, 3)
 	f := c.Follower(t)
 	cli := func(args ...string) []string { return append([]string{"--addr", f.APIAddr()}, args...) }
