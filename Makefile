@@ -243,6 +243,10 @@ tla: tla-check-tools ## model-check the placement protocol with TLC (needs TLA2T
 	$(TLC) -config tla/PlacementRemove.cfg tla/Placement.tla
 	$(TLC) -config tla/PlacementRollout.cfg tla/Placement.tla
 
+.PHONY: tla-full
+tla-full: tla-check-tools ## model-check the larger placement model (tla/PlacementFull.cfg; longer than make tla)
+	$(TLC) -config tla/PlacementFull.cfg tla/Placement.tla
+
 # Each seeded-bug config and the invariant TLC must report violated.
 TLA_BUGS = PlacementBug:ExclusiveNeverTwice PlacementRemoveBug:ExclusiveNeverTwice \
 	PlacementRemoveKeepBug:RemovedHoldsNothing PlacementRolloutBug:AGoodVersionServes \
