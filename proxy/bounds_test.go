@@ -135,3 +135,51 @@ func TestComponentQueue(t *testing.T) {
 	}
 	entered.Wait()
 }
+
+// TestHeldFromZeroBound: a component at zero (no instance, an on-demand start) holds as many
+// requests as its gate takes while the instance starts; past that bound the next one gets
+// 503 with Retry-After and the reason at once, and the held ones are served once it runs.
+func TestHeldFromZeroBound(t *testing.T) {
+	started := make(chan struct{})
+	var entered sync.WaitGroup
+	starting := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered.Done()
+		<-started // the instance is starting: the request is held
+		io.WriteString(w, "cold")
+	})
+	p := New(Config{NodeID: "n1", Router: table{"zero": {Found: true, OnDemand: starting, Concurrency: 1}},
+		Bounds: Bounds{QueueWait: 30 * time.Second}})
+	entered.Add(2)
+	done := make(chan int, 2)
+	for range 2 {
+		go func() {
+			rec, _ := get(t, p, "zero.localhost", "/")
+			done <- rec.Code
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g := p.gates.get("zero", 1)
+		g.mu.Lock()
+		q := g.queue
+		g.mu.Unlock()
+		if len(g.slots) == 1 && q == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("held %d, queued %d", len(g.slots), q)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	rec, body := get(t, p, "zero.localhost", "/")
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || !strings.Contains(body, "starting an instance and already holds 2 requests") {
+		t.Fatalf("third request at zero: %d %v %q", rec.Code, rec.Header(), body)
+	}
+	close(started)
+	for range 2 {
+		if code := <-done; code != 200 {
+			t.Fatalf("a held request got %d", code)
+		}
+	}
+	entered.Wait()
+}
