@@ -106,20 +106,7 @@ func TestComponentQueue(t *testing.T) {
 			done <- rec.Code
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		g := p.gates.get("flooded", 2)
-		g.mu.Lock()
-		q := g.queue
-		g.mu.Unlock()
-		if len(g.slots) == 2 && q == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("in flight %d, queued %d", len(g.slots), q)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitGate(t, p, "flooded", 2)
 	rec, _ := get(t, p, "flooded.localhost", "/")
 	if rec.Code != 429 || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("fifth request: %d %v", rec.Code, rec.Header())
@@ -157,20 +144,7 @@ func TestHeldFromZeroBound(t *testing.T) {
 			done <- rec.Code
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		g := p.gates.get("zero", 1)
-		g.mu.Lock()
-		q := g.queue
-		g.mu.Unlock()
-		if len(g.slots) == 1 && q == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("held %d, queued %d", len(g.slots), q)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitGate(t, p, "zero", 1)
 	rec, body := get(t, p, "zero.localhost", "/")
 	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || !strings.Contains(body, "starting an instance and already holds 2 requests") {
 		t.Fatalf("third request at zero: %d %v %q", rec.Code, rec.Header(), body)
@@ -182,4 +156,24 @@ func TestHeldFromZeroBound(t *testing.T) {
 		}
 	}
 	entered.Wait()
+}
+
+// waitGate waits until a component's gate of size has size requests in flight and as many
+// queued.
+func waitGate(t *testing.T, p *Proxy, component string, size int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g := p.gates.get(component, size)
+		g.mu.Lock()
+		q := g.queue
+		g.mu.Unlock()
+		if len(g.slots) == size && q == size {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: in flight %d, queued %d", component, len(g.slots), q)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
