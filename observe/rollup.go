@@ -12,6 +12,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/google/renameio/v2"
 )
 
 // Rollups keep one node's request statistics per component in two tiers of time buckets,
@@ -221,23 +223,7 @@ func (r *Rollups) Save() error {
 	if err := os.MkdirAll(filepath.Dir(r.path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(r.path), ".rollups-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), r.path); err != nil {
+	if err := renameio.WriteFile(r.path, b, 0o644); err != nil {
 		r.mu.Lock()
 		r.dirty = true
 		r.mu.Unlock()
