@@ -12,6 +12,7 @@ export const waitMs = 25_000;
 export function toSignIn(): void {
   const here = window.location.pathname + window.location.search;
   if (window.location.pathname === "/signin") return;
+  performance.mark("v9:to-signin");
   navigate(`/signin?next=${encodeURIComponent(here)}`, { replace: true });
 }
 
@@ -62,6 +63,46 @@ export function useBlocking<T extends { index: bigint }>(
           setState((s) => ({ ...s, error: err, retrying: true }));
           await sleep(Math.min(500 * 2 ** (failures - 1), 8000), ctl.signal);
         }
+      }
+    })();
+    return () => ctl.abort();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, deps);
+  return state;
+}
+
+/**
+ * Keeps data fresh from a server stream: open(signal) starts the stream, apply folds each
+ * message into the data (the stream's first message must stand alone). A stream that ends or
+ * fails is opened again, with backoff; errors are shown until the next message. deps restart it.
+ */
+export function useStream<S, M>(open: (signal: AbortSignal) => AsyncIterable<M>, apply: (data: S | undefined, msg: M) => S, deps: unknown[]): Live<S> {
+  const [state, setState] = useState<Live<S>>({ retrying: false });
+  useEffect(() => {
+    const ctl = new AbortController();
+    let failures = 0;
+    setState({ retrying: false });
+    (async () => {
+      while (!ctl.signal.aborted) {
+        try {
+          for await (const msg of open(ctl.signal)) {
+            if (ctl.signal.aborted) return;
+            failures = 0;
+            setState((s) => ({ data: apply(s.data, msg), retrying: false }));
+          }
+          if (ctl.signal.aborted) return;
+          failures++; // the stream ended (its node stopping): open it again
+        } catch (err) {
+          if (ctl.signal.aborted) return;
+          onApiError(err);
+          if (err instanceof ConnectError && (err.code === Code.Unauthenticated || err.code === Code.PermissionDenied || err.code === Code.NotFound)) {
+            setState((s) => ({ ...s, error: err, retrying: false }));
+            return;
+          }
+          failures++;
+          setState((s) => ({ ...s, error: err, retrying: true }));
+        }
+        await sleep(Math.min(500 * 2 ** (failures - 1), 8000), ctl.signal);
       }
     })();
     return () => ctl.abort();
