@@ -63,9 +63,15 @@ type Config struct {
 	// FenceBudget is how long this node may take, once its lease ran out, to kill its
 	// exclusive instances before the leader may place them elsewhere.
 	FenceBudget time.Duration
+	// ColdStartWait bounds how long a request waits for an on-demand instance to start (a
+	// container component at zero, ondemand.go); zero: DefaultColdStartWait.
+	ColdStartWait time.Duration
 	// ViewPath is the file that keeps the routing view across restarts (see view.go); ""
 	// keeps none.
 	ViewPath string
+	// ReadyTimeout is how long a started instance may take to pass its readiness check
+	// (containers retry it while they boot); 0 takes DefaultReadyTimeout.
+	ReadyTimeout time.Duration
 }
 
 // DataPlane is one node's data plane. Build it with New, run its Loops, and Close it.

@@ -264,6 +264,7 @@ type fakeExec struct {
 	starts     []time.Time
 	running    map[string]*fakeInstance
 	stops      int
+	block      chan struct{} // when set, a start waits until it is closed
 }
 
 var _ v9rt.Executor = (*fakeExec)(nil)
@@ -272,7 +273,17 @@ func newFakeExec() *fakeExec { return &fakeExec{running: map[string]*fakeInstanc
 
 func (e *fakeExec) Runtime() string { return "wasm" }
 
-func (e *fakeExec) Start(_ context.Context, spec v9rt.Spec) (v9rt.Instance, error) {
+func (e *fakeExec) Start(ctx context.Context, spec v9rt.Spec) (v9rt.Instance, error) {
+	e.mu.Lock()
+	block := e.block
+	e.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.starts = append(e.starts, time.Now())

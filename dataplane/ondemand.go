@@ -2,8 +2,10 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -13,11 +15,16 @@ import (
 	v9rt "github.com/velocity9/v9/runtime"
 )
 
-// onDemand serves wasm components on this node without a placement. When the proxy finds
-// no instance to reach (a component scaled to zero, or its nodes just died and their
+// onDemand serves components on this node without a placement. When the proxy finds no
+// instance to reach (a component scaled to zero, or its nodes just died and their
 // replacements are not running yet), it serves the request from a local instance of the
 // active deployment. A wasm "instance" is a compiled module that instantiates a fresh guest
-// per request, so keeping one costs little; idle ones are closed by sweep.
+// per request, so keeping one costs little. A container component that may scale to zero
+// (scale.min 0) gets one too: its first request is held, like Knative's activator, while
+// the container starts and passes its readiness check, for at most Config.ColdStartWait
+// (then 503 with Retry-After); the proxy's per-component gate bounds how many are held. The
+// load those requests report brings a placement back through the autoscaler; idle
+// on-demand instances are stopped by sweep.
 type onDemand struct {
 	dp *DataPlane
 	mu sync.Mutex
@@ -39,13 +46,51 @@ type odInstance struct {
 // odIdle is how long an on-demand instance stays without requests.
 const odIdle = 5 * time.Minute
 
-// handler returns the on-demand handler of a component.
+// DefaultColdStartWait is how long a request waits for an on-demand start when
+// Config.ColdStartWait is zero.
+const DefaultColdStartWait = 30 * time.Second
+
+// serves reports whether a component gets on-demand instances on this node: a wasm one
+// always, a container one when it may scale to zero and this node runs containers; never
+// an exclusive one (that would be a second instance).
+func (o *onDemand) serves(c *statev1.Component) bool {
+	if c.ActiveDeploymentId == "" || c.GetSpec().GetExclusive() {
+		return false
+	}
+	switch c.Runtime {
+	case statev1.Runtime_RUNTIME_WASM:
+		return true
+	case statev1.Runtime_RUNTIME_CONTAINER:
+		return c.GetSpec().GetScaleMin() == 0 && o.dp.rec.execs[c.Runtime] != nil
+	}
+	return false
+}
+
+// errStart wraps the error of a failed on-demand start.
+var errStart = errors.New("start failed")
+
+// handler returns the on-demand handler of a component. A request waits for the instance
+// at most the cold-start wait; past it, or when the start failed, it gets a 503 with
+// Retry-After that says which.
 func (o *onDemand) handler(component string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, err := o.get(r.Context(), component)
+		wait := o.dp.cfg.ColdStartWait
+		if wait <= 0 {
+			wait = DefaultColdStartWait
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		h, err := o.get(ctx, component)
+		cancel()
 		if err != nil {
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "v9: component \""+component+"\" has no running instance", http.StatusServiceUnavailable)
+			retry, msg := 1, "v9: component \""+component+"\" has no running instance"
+			switch {
+			case errors.Is(err, errStart):
+				retry, msg = int(odRetry/time.Second), msg+": starting one here failed (see its logs)"
+			case r.Context().Err() == nil && errors.Is(err, context.DeadlineExceeded):
+				msg += fmt.Sprintf(": one is starting here but was not ready within %s", wait)
+			}
+			w.Header().Set("Retry-After", strconv.Itoa(retry))
+			http.Error(w, msg, http.StatusServiceUnavailable)
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -126,18 +171,31 @@ func (o *onDemand) start(od *odInstance, c *onDemandTarget, dep string) {
 	p := &statev1.Placement{Id: id, ComponentId: c.id, DeploymentId: dep}
 	r := o.dp.rec
 	spec, err := r.spec(p)
+	ex := r.execs[c.rt]
+	if err == nil && ex == nil {
+		err = fmt.Errorf("this node has no executor for %s", c.rt)
+	}
 	if err == nil {
-		ex := r.execs[statev1.Runtime_RUNTIME_WASM]
 		ctx, cancel := context.WithTimeout(o.dp.ctx, 2*time.Minute)
 		od.run, err = ex.Start(ctx, spec)
+		if err == nil && c.rt == statev1.Runtime_RUNTIME_CONTAINER {
+			// A container takes traffic once it answers, as a placement's does.
+			if err = ready(ctx, c.rt, r.healthPath(p), od.run, o.dp.cfg.ReadyTimeout); err != nil {
+				if serr := ex.Stop(context.WithoutCancel(ctx), id); serr != nil {
+					o.dp.log.Warn("stop on-demand instance that failed its readiness check", "instance", id, "err", serr)
+				}
+				od.run = nil
+			}
+		}
 		cancel()
 	}
 	if err != nil {
-		od.err = err
+		od.err = fmt.Errorf("%w: %w", errStart, err)
 		o.mu.Lock()
 		od.failedAt = time.Now()
 		o.mu.Unlock()
 		o.dp.log.Warn("on-demand instance", "component", c.name, "deployment", dep, "err", err)
+		o.dp.cfg.Logs.Append(c.name, id, "system", "on-demand start failed: "+err.Error())
 		return
 	}
 	od.in = &instance{id: p.Id, component: c.name, deployment: dep, rt: c.rt, run: od.run}
@@ -155,8 +213,19 @@ func (o *onDemand) stopStale(od *odInstance) {
 	if od.run == nil {
 		return
 	}
+	o.stop(od)
+}
+
+// stop drains an on-demand instance, already out of the map, and stops it.
+func (o *onDemand) stop(od *odInstance) {
 	o.dp.rec.drain(od.in)
-	_ = o.dp.rec.execs[statev1.Runtime_RUNTIME_WASM].Stop(context.Background(), od.in.id)
+	if ex := o.dp.rec.execs[od.in.rt]; ex != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := ex.Stop(ctx, od.in.id); err != nil {
+			o.dp.log.Warn("stop on-demand instance", "instance", od.in.id, "err", err)
+		}
+	}
 }
 
 // sweep stops on-demand instances that are idle or of a deployment neither active nor placed.
@@ -194,10 +263,8 @@ func (o *onDemand) sweep(now time.Time) {
 		}
 	}
 	o.mu.Unlock()
-	ex := o.dp.rec.execs[statev1.Runtime_RUNTIME_WASM]
 	for _, od := range stop {
-		o.dp.rec.drain(od.in)
-		_ = ex.Stop(context.Background(), od.in.id)
+		o.stop(od)
 	}
 }
 

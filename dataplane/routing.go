@@ -59,7 +59,7 @@ type route struct {
 	remote   []string        // proxy addresses of other nodes running an instance
 	older    []string        // the same, for older deployments
 	failed   map[string]bool // deployments failed: their instances never serve, even here
-	onDemand http.Handler    // wasm: serve here when no instance is reachable
+	onDemand http.Handler    // serve here when no instance is reachable (ondemand.go)
 	maxBody  int64           // limits.body (0: the proxy's default)
 	conc     int             // limits.concurrency (0: the proxy's default)
 }
@@ -214,7 +214,7 @@ func (r *router) rebuild() {
 			if d := v.Deployment(c.ActiveDeploymentId); d != nil && d.Canary {
 				rt.canary, _ = v9spec.Canary(c.Spec)
 			}
-			if c.Runtime == statev1.Runtime_RUNTIME_WASM && c.ActiveDeploymentId != "" && !c.GetSpec().GetExclusive() {
+			if r.dp.od.serves(c) {
 				rt.onDemand = r.od[c.Name] // never for exclusive: that would be a second instance
 				if rt.onDemand == nil {
 					rt.onDemand = r.dp.od.handler(c.Name)

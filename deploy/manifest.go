@@ -105,7 +105,7 @@ type ManifestContainer struct {
 
 // ManifestScale is the [scale] table.
 type ManifestScale struct {
-	Min       int  `toml:"min"` // 0 (scale to zero) only for wasm
+	Min       int  `toml:"min"` // 0: scale to zero when idle
 	Max       int  `toml:"max"`
 	Exclusive bool `toml:"exclusive"` // never two instances at once; needs Max == 1
 }

@@ -185,7 +185,6 @@ func TestParseManifestErrors(t *testing.T) {
 		{"container no image", "name = \"a\"\nruntime = \"container\"\n[container]\ncommand = [\"x\"]\n", `v9.toml: runtime "container" needs container.image (line 3)`},
 		{"container bad image", "name = \"a\"\nruntime = \"container\"\n[container]\nimage = \"a b\"\n", `container.image "a b" is not an image reference (line 4)`},
 		{"container archive escapes", containerHead + "archive = \"../image.tar\"\n", `container.archive "../image.tar" must be a relative path inside the repository (line 5)`},
-		{"container min 0", containerHead + "[scale]\nmin = 0\n", `v9.toml: scale.min = 0 (scale to zero) is only for wasm; a container component needs at least 1 (line 6)`},
 		{"min > max", wasmHead + "[scale]\nmin = 3\nmax = 2\n", `v9.toml: scale.min 3 is greater than scale.max 2 (line 6)`},
 		{"min negative", wasmHead + "[scale]\nmin = -1\n", `v9.toml: scale.min -1 is negative (line 6)`},
 		{"max 0", wasmHead + "[scale]\nmin = 0\nmax = 0\n", `v9.toml: scale.max 0 is below 1 (line 7)`},

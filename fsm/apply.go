@@ -55,6 +55,8 @@ func applyOp(t *tables, index uint64, cmd *statev1.Command) error {
 		return t.endCanary(index, now, op.EndCanary)
 	case *statev1.Command_StartCanary:
 		return t.startCanary(index, now, op.StartCanary)
+	case *statev1.Command_FailSpecRoll:
+		return t.failSpecRoll(index, now, op.FailSpecRoll)
 	case *statev1.Command_PutPlacements:
 		return t.putPlacements(index, op.PutPlacements)
 	case *statev1.Command_SetPlacementObserved:
@@ -197,6 +199,7 @@ func (t *tables) updateComponentSpec(index uint64, now *timestamppb.Timestamp, o
 	if err := ValidSpec(c.Runtime, op.GetSpec()); err != nil {
 		return err
 	}
+	defer remember(c)(index)
 	if op.FromManifest {
 		t.setManifestSpec(index, c, op.Spec, true)
 	} else {
@@ -227,6 +230,38 @@ func (t *tables) setManifestSpec(index uint64, c *statev1.Component, m *statev1.
 		return
 	}
 	t.setSpec(index, c, eff)
+}
+
+// remember returns what to call after a change of c at index: when the change rolls c's
+// instances (moves spec_index), c keeps what it was before (prev_spec, prev_user,
+// prev_spec_index: what FailSpecRoll returns to) and its last roll's error is cleared.
+func remember(c *statev1.Component) func(index uint64) {
+	s, u, si := clone(c.Spec), clone(c.User), c.SpecIndex
+	return func(index uint64) {
+		if c.SpecIndex == index && si != index {
+			c.PrevSpec, c.PrevUser, c.PrevSpecIndex, c.SpecError = s, u, si, ""
+		}
+	}
+}
+
+// failSpecRoll undoes a change that rolled the component's instances, whose new instances
+// failed: the component returns to its spec and user settings from before, and to their
+// spec_index, so that the instances made for it (still serving) are the current ones again
+// and the failed ones are stopped. A component changed since is left alone.
+func (t *tables) failSpecRoll(index uint64, now *timestamppb.Timestamp, op *statev1.FailSpecRoll) error {
+	c, ok := t.components[op.GetComponentId()]
+	if !ok {
+		return notFound("component id", op.GetComponentId())
+	}
+	if c.SpecIndex != op.GetSpecIndex() || c.PrevSpec == nil {
+		return nil // changed again since (or nothing to return to): nothing to undo
+	}
+	c.Spec, c.User, c.SpecIndex = c.PrevSpec, c.PrevUser, c.PrevSpecIndex
+	c.PrevSpec, c.PrevUser, c.PrevSpecIndex = nil, nil, 0
+	c.Replicas = min(max(c.Replicas, c.Spec.ScaleMin), c.Spec.ScaleMax)
+	c.SpecError = op.GetError()
+	c.UpdateTime, c.ModifyIndex = now, index
+	return nil
 }
 
 // setSpec gives a component a new spec: replicas stay within its bounds, and a change that

@@ -224,10 +224,10 @@ func TestApplyComponents(t *testing.T) {
 		{name: "create spec exclusive with max 2", cmd: cmdCreateComponent(newComponent(func(c *statev1.Component) {
 			c.Spec = withSpec(func(s *statev1.ComponentSpec) { s.ScaleMax, s.Exclusive = 2, true })
 		})), want: ErrInvalid},
-		{name: "create container with min 0", cmd: cmdCreateComponent(newComponent(func(c *statev1.Component) {
+		{name: "create container with min 0 (scale to zero)", cmd: cmdCreateComponent(newComponent(func(c *statev1.Component) {
 			c.Runtime, c.Spec = rtContainer, containerSpec()
 			c.Spec.ScaleMin = 0
-		})), want: ErrInvalid},
+		}))},
 		{name: "create env key with dash", cmd: cmdCreateComponent(newComponent(func(c *statev1.Component) {
 			c.Spec = withSpec(func(s *statev1.ComponentSpec) { s.Env["BAD-KEY"] = "x" })
 		})), want: ErrInvalid},
@@ -293,7 +293,7 @@ func TestApplyComponents(t *testing.T) {
 		{name: "update spec min above max", cmd: cmdUpdateSpec("web", withSpec(func(s *statev1.ComponentSpec) { s.ScaleMin, s.ScaleMax = 5, 4 })), want: ErrInvalid},
 		{name: "update spec exclusive with max 2", cmd: cmdUpdateSpec("web", withSpec(func(s *statev1.ComponentSpec) { s.ScaleMax, s.Exclusive = 2, true })), want: ErrInvalid},
 		{name: "update spec V9_ env key", cmd: cmdUpdateSpec("web", withSpec(func(s *statev1.ComponentSpec) { s.Env["V9_X"] = "" })), want: ErrInvalid},
-		{name: "update container spec to min 0", cmd: cmdUpdateSpec("api", &statev1.ComponentSpec{ScaleMin: 0, ScaleMax: 2}), want: ErrInvalid},
+		{name: "update container spec to min 0 (scale to zero)", cmd: cmdUpdateSpec("api", &statev1.ComponentSpec{ScaleMin: 0, ScaleMax: 2})},
 
 		{
 			name: "set desired paused",

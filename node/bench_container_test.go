@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/runtime/container"
+	"github.com/velocity9/v9/sched"
 )
 
 // BenchmarkContainerColdStart (P3) compares a container component's cold start through v9,
@@ -28,77 +30,9 @@ import (
 // until it answers 200. The image is imported beforehand for both; rounds alternate. Run
 // with -benchtime=1x.
 func BenchmarkContainerColdStart(b *testing.B) {
-	needContainerd(b)
-	c := NewTestClusterOpts(b, 1, containerOptions())
-	quiet(c)
-	n := c.Nodes[0]
-	ctx := context.Background()
-	if _, err := upload(ctx, n, containerDir(b, "", "bench")); err != nil {
-		b.Fatal(err)
-	}
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
-	untilOK := func(url string, since time.Time) time.Duration {
-		for {
-			if resp, err := hc.Get(url); err == nil {
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return time.Since(since)
-				}
-			}
-			if time.Since(since) > 60*time.Second {
-				b.Fatalf("%s never answered 200", url)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}
-	proxyURL := "http://" + n.ProxyAddr() + "/hello/"
-	untilOK(proxyURL, time.Now())
-
-	ex := n.dp.Executor(statev1.Runtime_RUNTIME_CONTAINER).(*container.Executor)
-	client, err := containerd.New(testContainerd, containerd.WithDefaultNamespace(container.DefaultNamespace))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer client.Close()
-	img, err := client.GetImage(ctx, "v9.local/hello-ctr:test")
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := newColdStartRig(b, "", sched.Policy{})
+	n, ctx, proxyURL, untilOK := r.n, context.Background(), r.proxyURL(), r.untilOK
 	cli := componentClient(n)
-	raw := func(i int) time.Duration {
-		id := fmt.Sprintf("p3-raw-%d", i)
-		start := time.Now()
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ctr, err := client.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithSnapshotter(ex.Snapshotter()),
-			containerd.WithNewSnapshot(id, img), containerd.WithNewSpec(oci.WithImageConfig(img),
-				oci.WithEnv([]string{fmt.Sprintf("PORT=%d", port)}), oci.WithHostNamespace(specs.NetworkNamespace)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		task, err := ctr.NewTask(ctx, cio.NullIO)
-		if err != nil {
-			b.Fatal(err)
-		}
-		exited, err := task.Wait(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := task.Start(ctx); err != nil {
-			b.Fatal(err)
-		}
-		d := untilOK(fmt.Sprintf("http://127.0.0.1:%d/", port), start)
-		task.Kill(ctx, syscall.SIGKILL)
-		<-exited
-		task.Delete(ctx)
-		ctr.Delete(ctx, containerd.WithSnapshotCleanup)
-		return d
-	}
 	v9 := func() time.Duration {
 		if _, err := cli.Pause(ctx, connect.NewRequest(&componentv1.PauseRequest{Name: "hello"})); err != nil {
 			b.Fatal(err)
@@ -115,13 +49,167 @@ func BenchmarkContainerColdStart(b *testing.B) {
 		}
 		return untilOK(proxyURL, start)
 	}
+	r.compare(v9)
+}
+
+// BenchmarkContainerFromZero (P3 through the proxy) compares the first request to a
+// container component at zero replicas (scale.min 0), held by the proxy while an on-demand
+// instance starts, from the request sent to its 200, with the raw containerd baseline of
+// BenchmarkContainerColdStart, rounds alternating. Between rounds a pause stops the
+// on-demand instance, and a resume brings the component back at zero; the autoscaler is
+// held off (hour-long cool-downs), so nothing else starts an instance. Run with
+// -benchtime=1x.
+func BenchmarkContainerFromZero(b *testing.B) {
+	r := newColdStartRig(b, "[scale]\nmin = 0\nmax = 1\n", sched.Policy{UpCooldown: time.Hour, DownCooldown: time.Hour})
+	n, ctx := r.n, context.Background()
+	cli := componentClient(n)
+	if _, err := cli.Scale(ctx, connect.NewRequest(&componentv1.ScaleRequest{Name: "hello", Replicas: 0})); err != nil {
+		b.Fatal(err)
+	}
+	held := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Minute}
+	v9 := func() time.Duration {
+		if _, err := cli.Pause(ctx, connect.NewRequest(&componentv1.PauseRequest{Name: "hello"})); err != nil {
+			b.Fatal(err)
+		}
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			ids, err := runningContainers(n)
+			if err == nil && len(ids) == 0 && len(n.Store().Placements("")) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("pause did not stop every instance: %v %v", ids, err)
+			}
+		}
+		if _, err := cli.Resume(ctx, connect.NewRequest(&componentv1.ResumeRequest{Name: "hello"})); err != nil {
+			b.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			if t := n.dp.Router().Lookup("hello"); !t.Paused && t.OnDemand != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("resumed component not routed on demand")
+			}
+		}
+		start := time.Now()
+		resp, err := held.Get(r.proxyURL())
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("first request at zero: %d %q", resp.StatusCode, body)
+		}
+		return time.Since(start)
+	}
+	r.compare(v9)
+}
+
+// coldStartRig is what both cold-start benchmarks share: a one-node cluster with the
+// container component hello uploaded (extra: its manifest lines) and serving, an HTTP
+// poller, and the raw containerd baseline.
+type coldStartRig struct {
+	b      *testing.B
+	n      *Node
+	client *containerd.Client
+	img    containerd.Image
+	ex     *container.Executor
+	hc     *http.Client
+}
+
+func newColdStartRig(b *testing.B, extra string, policy sched.Policy) *coldStartRig {
+	needContainerd(b)
+	opts := containerOptions()
+	opts.Autoscale = policy
+	c := NewTestClusterOpts(b, 1, opts)
+	quiet(c)
+	n := c.Nodes[0]
+	ctx := context.Background()
+	if _, err := upload(ctx, n, containerDir(b, extra, "bench")); err != nil {
+		b.Fatal(err)
+	}
+	r := &coldStartRig{b: b, n: n, hc: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}}
+	r.untilOK(r.proxyURL(), time.Now())
+	r.ex = n.dp.Executor(statev1.Runtime_RUNTIME_CONTAINER).(*container.Executor)
+	client, err := containerd.New(testContainerd, containerd.WithDefaultNamespace(container.DefaultNamespace))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { client.Close() })
+	r.client = client
+	if r.img, err = client.GetImage(ctx, "v9.local/hello-ctr:test"); err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+func (r *coldStartRig) proxyURL() string { return "http://" + r.n.ProxyAddr() + "/hello/" }
+
+// untilOK polls url until it answers 200 and returns the time since since.
+func (r *coldStartRig) untilOK(url string, since time.Time) time.Duration {
+	for {
+		if resp, err := r.hc.Get(url); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(since)
+			}
+		}
+		if time.Since(since) > 60*time.Second {
+			r.b.Fatalf("%s never answered 200", url)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// compare alternates five rounds of the raw baseline and of v9 and reports the medians.
+func (r *coldStartRig) compare(v9 func() time.Duration) {
 	var v9s, raws, ratios []float64
 	for i := range 5 {
-		r := raw(i).Seconds() * 1000
+		w := r.raw(i).Seconds() * 1000
 		v := v9().Seconds() * 1000
-		v9s, raws, ratios = append(v9s, v), append(raws, r), append(ratios, v/r)
+		v9s, raws, ratios = append(v9s, v), append(raws, w), append(ratios, v/w)
 	}
-	b.ReportMetric(median(v9s), "v9-ms")
-	b.ReportMetric(median(raws), "raw-ms")
-	b.ReportMetric(median(ratios), "v9/raw")
+	r.b.ReportMetric(median(v9s), "v9-ms")
+	r.b.ReportMetric(median(raws), "raw-ms")
+	r.b.ReportMetric(median(ratios), "v9/raw")
+}
+
+// raw is the baseline: raw containerd client calls for the same image on the same
+// containerd (create a container and a task, start it, poll its port until it answers
+// 200), then the container removed.
+func (r *coldStartRig) raw(i int) time.Duration {
+	b, ctx, client, img, ex := r.b, context.Background(), r.client, r.img, r.ex
+	id := fmt.Sprintf("p3-raw-%d-%d", os.Getpid(), i)
+	start := time.Now()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	ctr, err := client.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithSnapshotter(ex.Snapshotter()),
+		containerd.WithNewSnapshot(id, img), containerd.WithNewSpec(oci.WithImageConfig(img),
+			oci.WithEnv([]string{fmt.Sprintf("PORT=%d", port)}), oci.WithHostNamespace(specs.NetworkNamespace)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		b.Fatal(err)
+	}
+	exited, err := task.Wait(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := task.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	d := r.untilOK(fmt.Sprintf("http://127.0.0.1:%d/", port), start)
+	task.Kill(ctx, syscall.SIGKILL)
+	<-exited
+	task.Delete(ctx)
+	ctr.Delete(ctx, containerd.WithSnapshotCleanup)
+	return d
 }

@@ -50,7 +50,7 @@ func (noopSnap) Release()                          {}
 // rawCluster is three bare hashicorp/raft replicas with v9's stores (raft-boltdb/v2 with
 // fsync, file snapshots, TCP transport), v9's default timings and a no-op FSM. It returns
 // the Raft configuration it used (production defaults), for the v9 side to use too.
-func rawCluster(b *testing.B) (leader *raft.Raft, rc RaftConfig, stop func()) {
+func rawCluster(b testing.TB) (leader *raft.Raft, rc RaftConfig, stop func()) {
 	dir := b.TempDir()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var parts []*raftParts
@@ -96,7 +96,7 @@ func rawCluster(b *testing.B) (leader *raft.Raft, rc RaftConfig, stop func()) {
 }
 
 // runWrites runs n writes over benchWriters goroutines and returns writes/s and latencies.
-func runWrites(b *testing.B, n int, write func(i int) error) (float64, []time.Duration) {
+func runWrites(b testing.TB, n int, write func(i int) error) (float64, []time.Duration) {
 	var next atomic.Int64
 	lat := make([]time.Duration, n)
 	var wg sync.WaitGroup
@@ -161,7 +161,7 @@ func benchCommand(name string) *statev1.Command {
 // applied index, and the CPU the nodes' own loops (routing, scheduling, builds) take.
 func BenchmarkWriteThroughput(b *testing.B) {
 	// Both sides run the same Raft configuration, the production defaults (a zero
-	// RaftConfig would give the test cluster TestRaftConfig's 50-250 ms timings instead), the
+	// RaftConfig would give the test cluster TestRaftConfig's shorter timings instead), the
 	// same stores with fsync on the same disk, and benchWriters concurrent writers each.
 	rawLeader, rc, stopRaw := rawCluster(b)
 	defer stopRaw()

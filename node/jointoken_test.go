@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,15 +87,12 @@ func TestJoinTokenIssuesNodeCertificate(t *testing.T) {
 	cfg := c.config(3)
 	cfg.TLS, cfg.Join = nt, []string{f.APIAddr()}
 	n4 := c.start(cfg)
-	for {
-		if _, err := c.Leader(t).Store().Node("n4"); err == nil && n4.hasConfiguration() {
-			break
+	Eventually(t, 30*time.Second, func() error {
+		if _, err := c.Leader(t).Store().Node("n4"); err != nil || !n4.hasConfiguration() {
+			return fmt.Errorf("n4 did not join with its issued certificate: %v", err)
 		}
-		if ctx.Err() != nil {
-			t.Fatal("n4 did not join with its issued certificate")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func mustCADER(t *testing.T, c *TestCluster) []byte {

@@ -106,20 +106,7 @@ func TestComponentQueue(t *testing.T) {
 			done <- rec.Code
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		g := p.gates.get("flooded", 2)
-		g.mu.Lock()
-		q := g.queue
-		g.mu.Unlock()
-		if len(g.slots) == 2 && q == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("in flight %d, queued %d", len(g.slots), q)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitGate(t, p, "flooded", 2)
 	rec, _ := get(t, p, "flooded.localhost", "/")
 	if rec.Code != 429 || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("fifth request: %d %v", rec.Code, rec.Header())
@@ -134,4 +121,59 @@ func TestComponentQueue(t *testing.T) {
 		}
 	}
 	entered.Wait()
+}
+
+// TestHeldFromZeroBound: a component at zero (no instance, an on-demand start) holds as many
+// requests as its gate takes while the instance starts; past that bound the next one gets
+// 503 with Retry-After and the reason at once, and the held ones are served once it runs.
+func TestHeldFromZeroBound(t *testing.T) {
+	started := make(chan struct{})
+	var entered sync.WaitGroup
+	starting := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered.Done()
+		<-started // the instance is starting: the request is held
+		io.WriteString(w, "cold")
+	})
+	p := New(Config{NodeID: "n1", Router: table{"zero": {Found: true, OnDemand: starting, Concurrency: 1}},
+		Bounds: Bounds{QueueWait: 30 * time.Second}})
+	entered.Add(2)
+	done := make(chan int, 2)
+	for range 2 {
+		go func() {
+			rec, _ := get(t, p, "zero.localhost", "/")
+			done <- rec.Code
+		}()
+	}
+	waitGate(t, p, "zero", 1)
+	rec, body := get(t, p, "zero.localhost", "/")
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || !strings.Contains(body, "starting an instance and already holds 2 requests") {
+		t.Fatalf("third request at zero: %d %v %q", rec.Code, rec.Header(), body)
+	}
+	close(started)
+	for range 2 {
+		if code := <-done; code != 200 {
+			t.Fatalf("a held request got %d", code)
+		}
+	}
+	entered.Wait()
+}
+
+// waitGate waits until a component's gate of size has size requests in flight and as many
+// queued.
+func waitGate(t *testing.T, p *Proxy, component string, size int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g := p.gates.get(component, size)
+		g.mu.Lock()
+		q := g.queue
+		g.mu.Unlock()
+		if len(g.slots) == size && q == size {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: in flight %d, queued %d", component, len(g.slots), q)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

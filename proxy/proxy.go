@@ -8,7 +8,8 @@
 // It bounds what one client can make it do: headers (431), each component's request body
 // (413, counted while reading, never reserved ahead), and each component's requests in
 // flight on this node with a bounded queue in front (429 with Retry-After), so a flooded
-// component does not slow the others. What anyone can trigger is logged at a bounded rate.
+// component does not slow the others. The same gate bounds the requests held while a
+// component at zero starts an instance on demand (503 with Retry-After past it). What anyone can trigger is logged at a bounded rate.
 package proxy
 
 import (
@@ -53,9 +54,9 @@ type Target struct {
 	InProcess bool
 	// Remote holds proxy addresses of other nodes that run an instance.
 	Remote []string
-	// OnDemand, when not nil, serves a request on this node without a placement (wasm:
-	// an instance per request is cheap). It is the fallback when no instance runs (a
-	// component scaled to zero) or none answers (its nodes just died).
+	// OnDemand, when not nil, serves a request on this node without a placement, starting
+	// an instance if need be while the request waits (bounded). It is the fallback when no
+	// instance runs (a component scaled to zero) or none answers (its nodes just died).
 	OnDemand http.Handler
 	// Canary, when set, is a new version in its canary phase: it gets Percent of the
 	// requests entering here, and Local and Remote (the older versions) the rest.
@@ -230,6 +231,11 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 	release, ok := p.gates.get(name, size).enter(r.Context(), p.gates.wait)
 	if !ok {
 		w.Header().Set("Retry-After", "1")
+		if len(t.Local)+len(t.Remote) == 0 && t.OnDemand != nil {
+			// At zero: the held requests are the bound, not the component's load.
+			http.Error(w, fmt.Sprintf("v9: %q is starting an instance and already holds %d requests on this node; retry later", name, 2*size), http.StatusServiceUnavailable)
+			return
+		}
 		http.Error(w, fmt.Sprintf("v9: %q has %d requests in flight on this node and as many waiting; retry later", name, size), http.StatusTooManyRequests)
 		return
 	}

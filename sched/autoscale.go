@@ -59,9 +59,9 @@ const defaultConcurrency = 50
 
 // Autoscale decides replica changes from load. It is pure: the same state, load, last
 // changes and now give the same decisions. Only running components with an active
-// deployment, scale.min < scale.max and not exclusive are scaled. A wasm component may go to
-// zero replicas (min 0) once idle: its requests are then served on demand by the proxy of
-// the node they reach. lastChange holds when the autoscaler last changed each component (by
+// deployment, scale.min < scale.max and not exclusive are scaled. A component may go to zero
+// replicas (min 0) once idle: its requests are then served on demand by the proxy of the
+// node they reach (wasm at once, a container once started while the proxy holds them). lastChange holds when the autoscaler last changed each component (by
 // name); the component's own update time counts as a change as well. A manual
 // `v9 component scale` is thus a starting point the autoscaler moves from after its
 // cool-down; min = max pins the replicas.
@@ -73,9 +73,6 @@ func Autoscale(s *statev1.State, load map[string]Load, lastChange map[string]tim
 		lo, hi := spec.GetScaleMin(), spec.GetScaleMax()
 		if c.Desired != statev1.DesiredState_DESIRED_STATE_RUNNING || c.ActiveDeploymentId == "" || spec.GetExclusive() || lo >= hi {
 			continue
-		}
-		if c.Runtime != statev1.Runtime_RUNTIME_WASM {
-			lo = max(lo, 1) // a container needs an instance to answer at all
 		}
 		conc := float64(spec.GetConcurrency())
 		if conc <= 0 {

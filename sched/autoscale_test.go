@@ -48,7 +48,7 @@ func TestAutoscaleUpWithLoadDownWhenIdle(t *testing.T) {
 	}
 }
 
-func TestAutoscaleToZeroOnlyForWasm(t *testing.T) {
+func TestAutoscaleToZero(t *testing.T) {
 	now := time.Unix(1000, 0)
 	s := scaled(1, 0, 3, 10, wasm)
 	if d := Autoscale(s, nil, nil, now, Policy{}); len(d) != 1 || d[0].To != 0 {
@@ -59,8 +59,8 @@ func TestAutoscaleToZeroOnlyForWasm(t *testing.T) {
 		t.Fatalf("a request to a wasm component at zero: %+v", d)
 	}
 	c := scaled(1, 0, 3, 10, statev1.Runtime_RUNTIME_CONTAINER)
-	if d := Autoscale(c, nil, nil, now, Policy{}); len(d) != 0 {
-		t.Fatalf("idle container at min 0 must keep one instance: %+v", d)
+	if d := Autoscale(c, nil, nil, now, Policy{}); len(d) != 1 || d[0].To != 0 {
+		t.Fatalf("idle container at min 0: %+v", d)
 	}
 }
 

@@ -95,9 +95,6 @@ func Check(rt statev1.Runtime, s *statev1.ComponentSpec) []Problem {
 			add("wasm.reuse", "wasm.reuse %d is above the limit of %d", w.Reuse, MaxReuse)
 		}
 	}
-	if rt == statev1.Runtime_RUNTIME_CONTAINER && s.ScaleMin == 0 {
-		add("scale.min", "scale.min = 0 (scale to zero) is only for wasm; a container component needs at least 1")
-	}
 	switch {
 	case s.ScaleMax < 1:
 		add("scale.max", "scale.max %d is below 1", s.ScaleMax)
@@ -232,7 +229,7 @@ func Defaulted(s *statev1.ComponentSpec) *statev1.ComponentSpec {
 
 // InitialReplicas is how many replicas a new component starts with: scale.min, but at least
 // one when scale.max allows it, so that a new component serves from a warm instance at once
-// (autoscaling takes a wasm component with scale.min 0 down to zero when idle).
+// (autoscaling takes a component with scale.min 0 down to zero when idle).
 func InitialReplicas(s *statev1.ComponentSpec) uint32 {
 	return min(max(s.GetScaleMin(), 1), s.GetScaleMax())
 }

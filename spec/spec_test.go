@@ -60,8 +60,10 @@ func TestCheck(t *testing.T) {
 	}
 	zero := valid()
 	zero.MemoryBytes, zero.TimeoutMs, zero.Concurrency, zero.ScaleMin = 0, 0, 0, 0
-	if ps := Check(wasm, zero); len(ps) != 0 {
-		t.Fatalf("zeros (node defaults, wasm scale to zero): %v", ps)
+	for _, rt := range []statev1.Runtime{wasm, ctr} {
+		if ps := Check(rt, zero); len(ps) != 0 {
+			t.Fatalf("zeros (node defaults, scale to zero) for %s: %v", rt, ps)
+		}
 	}
 	edges := valid()
 	edges.MemoryBytes, edges.TimeoutMs, edges.Concurrency, edges.ScaleMax = MinMemory, uint32(MaxTimeout/time.Millisecond), MaxConcurrency, MaxScale
@@ -85,7 +87,6 @@ func TestCheck(t *testing.T) {
 		{"max above", wasm, func(s *statev1.ComponentSpec) { s.ScaleMax = MaxScale + 1 }, "scale.max", "above the limit of 1000"},
 		{"min above max", wasm, func(s *statev1.ComponentSpec) { s.ScaleMin = 3 }, "scale.min", "greater than scale.max"},
 		{"exclusive", wasm, func(s *statev1.ComponentSpec) { s.Exclusive = true }, "scale.exclusive", "scale.max = 1"},
-		{"container to zero", ctr, func(s *statev1.ComponentSpec) { s.ScaleMin = 0 }, "scale.min", "only for wasm"},
 		{"env name", wasm, func(s *statev1.ComponentSpec) { s.Env = map[string]string{"1X": ""} }, "env.1X", "not a variable name"},
 		{"env V9_", wasm, func(s *statev1.ComponentSpec) { s.Env = map[string]string{"V9_NODE": ""} }, "env.V9_NODE", "reserved"},
 		{"env v9_ lower", wasm, func(s *statev1.ComponentSpec) { s.Env = map[string]string{"v9_node": ""} }, "env.v9_node", "reserved"},

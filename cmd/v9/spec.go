@@ -30,7 +30,7 @@ type specFlags struct {
 }
 
 func (f *specFlags) register(fs *pflag.FlagSet) {
-	fs.Uint32Var(&f.min, "min", 0, "fewest replicas (wasm may be 0: scale to zero); default 1")
+	fs.Uint32Var(&f.min, "min", 0, "fewest replicas (0: scale to zero when idle); default 1")
 	fs.Uint32Var(&f.max, "max", 0, "most replicas; default max(1, --min)")
 	fs.BoolVar(&f.exclusive, "exclusive", false, "never run two instances at once, even under partitions (needs --max 1)")
 	fs.Uint32Var(&f.concurrency, "concurrency", 0, "in-flight requests per instance before the proxy prefers another (0: node default)")
