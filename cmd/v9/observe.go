@@ -120,7 +120,7 @@ func newStatsCmd(a *app) *cobra.Command {
 		Long: `Show a component's requests in 10-second buckets, summed over every node that answers:
 the buckets that saw requests, then the totals, with latency average, p50, p99 and maximum
 (p50 and p99 estimated from the nodes' latency histograms). With --json, print the whole
-series, empty buckets included. Also "v9 component stats".`,
+series, empty buckets included. The same command is "v9 stats" and "v9 component stats".`,
 		Args: exactArgs("COMPONENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if minutes < 1 || minutes > 24*60 {

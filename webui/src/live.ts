@@ -30,45 +30,26 @@ export interface Live<T> {
 /**
  * Keeps data fresh with blocking reads. fetch(minIndex, signal) must return once the state
  * index reaches minIndex (or its wait ends) with the index it read at. deps restart the loop.
+ * A loop of blocking reads is a stream of answers: useStream retries it.
  */
 export function useBlocking<T extends { index: bigint }>(
   fetch: (minIndex: bigint, signal: AbortSignal) => Promise<T>,
   deps: unknown[],
 ): Live<T> {
-  const [state, setState] = useState<Live<T>>({ retrying: false });
-  useEffect(() => {
-    const ctl = new AbortController();
-    let index = 0n;
-    let failures = 0;
-    setState({ retrying: false });
-    (async () => {
-      while (!ctl.signal.aborted) {
-        try {
-          const r = await fetch(index === 0n ? 0n : index + 1n, ctl.signal);
-          if (ctl.signal.aborted) return;
-          const recovered = failures > 0;
-          failures = 0;
-          if (r.index > index || index === 0n || recovered) {
-            index = r.index;
-            setState({ data: r, retrying: false });
-          }
-        } catch (err) {
-          if (ctl.signal.aborted) return;
-          onApiError(err);
-          if (err instanceof ConnectError && (err.code === Code.Unauthenticated || err.code === Code.PermissionDenied || err.code === Code.NotFound)) {
-            setState((s) => ({ ...s, error: err, retrying: false }));
-            return;
-          }
-          failures++;
-          setState((s) => ({ ...s, error: err, retrying: true }));
-          await sleep(Math.min(500 * 2 ** (failures - 1), 8000), ctl.signal);
+  return useStream<T, T>(
+    async function* (signal) {
+      let index = 0n;
+      while (!signal.aborted) {
+        const r = await fetch(index === 0n ? 0n : index + 1n, signal);
+        if (r.index > index || index === 0n) {
+          index = r.index;
+          yield r;
         }
       }
-    })();
-    return () => ctl.abort();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, deps);
-  return state;
+    },
+    (_, r) => r,
+    deps,
+  );
 }
 
 /**
