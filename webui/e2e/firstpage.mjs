@@ -89,7 +89,13 @@ export async function measureColdLoads(base, { executablePath, args, runs = 3, t
 
 /** The budget's lines: the median run's breakdown, then every run's figure. */
 export function describeCold({ all, median }) {
-  return `${describe(median)}\n  runs (each in a new empty context): ${all.map((m) => `${m.interactive} ms`).join(", ")}; the median is the figure`;
+  const js = (m) => Math.max(0, ...m.resources.filter((e) => e.name.endsWith(".js")).map((e) => e.end));
+  const runs = all.map(
+    (m, i) =>
+      `  run ${i + 1}: ${m.interactive} ms (html sent ${m.html.request}, script fetched ${js(m)}, evaluated ${m.marks["v9:modules-evaluated"]}, ` +
+      `redirect ${m.marks["v9:to-signin"]}, interactive ${m.interactive})`,
+  );
+  return `${describe(median)}\n  runs, each in a new empty context (the first is also the browser's first page); the median is the figure:\n${runs.join("\n")}`;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
