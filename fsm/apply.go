@@ -38,7 +38,7 @@ func applyOp(t *tables, index uint64, cmd *statev1.Command) error {
 	case *statev1.Command_ScaleComponent:
 		return t.scaleComponent(index, now, op.ScaleComponent)
 	case *statev1.Command_DeleteComponent:
-		return t.deleteComponent(op.DeleteComponent)
+		return t.deleteComponent(index, op.DeleteComponent)
 	case *statev1.Command_RegisterNode:
 		return t.registerNode(index, now, op.RegisterNode)
 	case *statev1.Command_SetNodeStatus:
@@ -62,7 +62,7 @@ func applyOp(t *tables, index uint64, cmd *statev1.Command) error {
 	case *statev1.Command_SetPlacementObserved:
 		return t.setPlacementObserved(index, op.SetPlacementObserved)
 	case *statev1.Command_DeletePlacements:
-		return t.deletePlacements(op.DeletePlacements)
+		return t.deletePlacements(index, op.DeletePlacements)
 	case *statev1.Command_CreateUser:
 		return t.createUser(now, op.CreateUser)
 	case *statev1.Command_CreateApiToken:
@@ -309,11 +309,12 @@ func (t *tables) scaleComponent(index uint64, now *timestamppb.Timestamp, op *st
 }
 
 // deleteComponent removes a component with its deployments, placements and GitHub link.
-func (t *tables) deleteComponent(op *statev1.DeleteComponent) error {
+func (t *tables) deleteComponent(index uint64, op *statev1.DeleteComponent) error {
 	c, err := t.component(op.GetName())
 	if err != nil {
 		return err
 	}
+	t.removed.add(index, c.Id)
 	for id, d := range t.deployments {
 		if d.ComponentId == c.Id {
 			delete(t.deployments, id)
@@ -732,14 +733,17 @@ func (t *tables) setPlacementObserved(index uint64, op *statev1.SetPlacementObse
 	return nil
 }
 
-func (t *tables) deletePlacements(op *statev1.DeletePlacements) error {
+func (t *tables) deletePlacements(index uint64, op *statev1.DeletePlacements) error {
 	for _, id := range op.GetIds() {
 		if _, ok := t.placements[id]; !ok {
 			return notFound("placement", id)
 		}
 	}
 	for _, id := range op.GetIds() {
-		delete(t.placements, id)
+		if p := t.placements[id]; p != nil { // an id may be listed twice
+			t.removed.add(index, p.ComponentId)
+			delete(t.placements, id)
+		}
 	}
 	return nil
 }
