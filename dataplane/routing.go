@@ -15,6 +15,7 @@ import (
 	"github.com/velocity9/v9/internal/tick"
 	"github.com/velocity9/v9/proxy"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/sched"
 	v9spec "github.com/velocity9/v9/spec"
 )
 
@@ -72,7 +73,8 @@ type onDemandTarget struct {
 	id, name string
 	rt       statev1.Runtime
 	// candidates are the deployments to try: the active one, then older ready ones still
-	// placed (a rollout under way), newest first.
+	// placed (a rollout under way), newest first; while the active one has not served, the
+	// newest older one that served comes first (unprovedLast).
 	candidates []string
 }
 
@@ -406,7 +408,7 @@ func (r *router) derive(v fsm.View, only map[string]bool, state map[string]*rout
 		if rt == nil || p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
 			return
 		}
-		if od := odByID[p.ComponentId]; od != nil && p.DeploymentId != od.candidates[0] {
+		if od := odByID[p.ComponentId]; od != nil && p.DeploymentId != rt.active {
 			placed[p.DeploymentId] = true
 		}
 		if d := v.Deployment(p.DeploymentId); d != nil && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
@@ -440,9 +442,39 @@ func (r *router) derive(v fsm.View, only map[string]bool, state map[string]*rout
 		od := odByID[d.ComponentId]
 		od.candidates = append(od.candidates, d.Id)
 	}
+	unprovedLast(v, odByID)
 	for _, rt := range byID {
 		slices.Sort(rt.remote) // a stable order for round robin
 		slices.Sort(rt.older)
 	}
 	return names
+}
+
+// unprovedLast puts first, for each on-demand component whose active deployment has not
+// served yet (its readiness probe has not run, sched.Schedule), the newest older version
+// that served: no on-demand request reaches the unproved version, which is tried only if
+// the older one cannot start. The route depends only on deployment rows of the component,
+// whose modify_index touches it (touchedSince).
+func unprovedLast(v fsm.View, odByID map[string]*onDemandTarget) {
+	fallback := map[string]*statev1.Deployment{} // by component id
+	for id, od := range odByID {
+		if d := v.Deployment(od.candidates[0]); d != nil && !d.Served {
+			fallback[id] = nil
+		}
+	}
+	if len(fallback) == 0 {
+		return
+	}
+	v.Deployments(func(d *statev1.Deployment) {
+		if last, ok := fallback[d.ComponentId]; ok && sched.BetterFallback(d, last, d.ComponentId, odByID[d.ComponentId].candidates[0]) {
+			fallback[d.ComponentId] = d
+		}
+	})
+	for id, d := range fallback {
+		if d == nil {
+			continue
+		}
+		od := odByID[id]
+		od.candidates = append([]string{d.Id}, slices.DeleteFunc(od.candidates, func(c string) bool { return c == d.Id })...)
+	}
 }

@@ -51,7 +51,9 @@ type tally struct {
 //
 // A rollout is under way while a running component's active deployment runs fewer than its
 // replicas and an older ready deployment still has an instance running; it fails once it
-// has been under way for deadline. A deployment that never served fails at once, whether
+// has been under way for deadline. A component scaled to zero (replicas 0) whose active
+// deployment never served is judged against one instance, the readiness probe Schedule
+// places, its older version being the newest that served (on-demand starts run it). A deployment that never served fails at once, whether
 // or not an older one serves, when ready nodes exist and none can run its runtime, or when
 // every one of its placements has failed its readiness check and none runs or starts: the
 // nodes' own verdicts are the outcome, not a deadline. Other start failures (an artifact
@@ -107,6 +109,12 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 				prev = d
 			}
 		}
+		want := int(c.Replicas)
+		if want == 0 && !active.Served {
+			// Scaled to zero: the new deployment is proved by one instance (Schedule) while
+			// the older served one is what on-demand starts run meanwhile.
+			want, prev = 1, lastServed(s.Deployments, c.Id, active.Id)
+		}
 		cur := byDep[active.Id]
 		if active.Served && prev == nil {
 			// A change of env, secrets or limits rolls the active deployment's instances:
@@ -137,7 +145,7 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 				continue
 			}
 		}
-		if prev == nil || (cur != nil && cur.running >= int(c.Replicas)) {
+		if prev == nil || (cur != nil && cur.running >= want) {
 			continue // nothing to fall back on, or the rollout is done
 		}
 		start, ok := began[active.Id]
@@ -150,7 +158,7 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 			continue
 		}
 		f := RolloutFailure{ComponentID: c.Id, Component: c.Name, Deployment: active.Id, Previous: prev.Id,
-			Replicas: c.Replicas, Reason: "no instance became ready"}
+			Replicas: uint32(want), Reason: "no instance became ready"}
 		if cur != nil {
 			f.Running = uint32(cur.running)
 			if cur.failure != "" {
@@ -162,6 +170,26 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 		out = append(out, f)
 	}
 	return out, next
+}
+
+// lastServed is the newest ready deployment of a component, other than active, that served:
+// the version a component scaled to zero runs on demand while active is not yet proved.
+func lastServed(deps []*statev1.Deployment, component, active string) *statev1.Deployment {
+	var last *statev1.Deployment
+	for _, d := range deps {
+		if BetterFallback(d, last, component, active) {
+			last = d
+		}
+	}
+	return last
+}
+
+// BetterFallback reports whether d, a deployment, is a better version than last (nil: none
+// yet) to serve component on demand while its active deployment has not served: one that
+// served and is ready, the newest.
+func BetterFallback(d, last *statev1.Deployment, component, active string) bool {
+	return d.ComponentId == component && d.Id != active && d.Served && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY &&
+		(last == nil || d.CreateIndex > last.CreateIndex)
 }
 
 // anyReady reports whether a node is ready: until one is, nothing can be said of runtimes.

@@ -39,7 +39,8 @@ type Hints struct {
 }
 
 // Schedule computes the plan for the whole state:
-//   - a running component with an active deployment gets `replicas` placements of it, spread
+//   - a running component with an active deployment gets `replicas` placements of it (one,
+//     a readiness probe, while it is scaled to zero and the deployment never served), spread
 //     one per eligible node first (ready, able to run its runtime), then doubling up, and
 //     preferring nodes that hold its artifact;
 //   - placements of older deployments or made for an older spec (spec_index: env, secrets,
@@ -153,6 +154,12 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 		return
 	}
 	want := int(c.Replicas)
+	if want == 0 && !active.Served {
+		// Scaled to zero, a new deployment would be served on demand with no readiness
+		// check: one instance proves it first (a readiness probe); once it served, the
+		// component goes back to zero.
+		want = 1
+	}
 	if exclusive {
 		want = min(want, 1)
 	}
