@@ -9,6 +9,7 @@ import (
 	"github.com/velocity9/v9/fsm"
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/sched"
 	v9spec "github.com/velocity9/v9/spec"
 )
 
@@ -40,7 +41,7 @@ func (s *Service) WatchDeployment(ctx context.Context, id string, send func(*dep
 		if err != nil {
 			return err
 		}
-		resp := &deployv1.WatchResponse{Deployment: d, Wanted: c.Replicas}
+		resp := &deployv1.WatchResponse{Deployment: d, Wanted: sched.Wanted(c, d)}
 		var failures []string
 		for _, p := range s.c.State.Placements("") {
 			if p.DeploymentId != id {

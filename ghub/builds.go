@@ -21,6 +21,7 @@ import (
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/internal/tick"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/sched"
 )
 
 // Builds run on the leader. A push recorded by any node is a pending Deployment in the
@@ -474,8 +475,9 @@ func (s *Service) reportServing(ctx context.Context, d *statev1.Deployment, idx 
 			return
 		}
 		// A canary is not success yet: the proxies' figures may still fail it.
-		if (running >= c.Replicas && !cur.Canary) || c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED {
-			s.postStatus(ctx, d, "success", fmt.Sprintf("deployed: %d/%d instances serving", running, c.Replicas))
+		wanted := sched.Wanted(c, cur) // at zero replicas, one proves a new version first
+		if (running >= wanted && !cur.Canary) || c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED {
+			s.postStatus(ctx, d, "success", fmt.Sprintf("deployed: %d/%d instances serving", running, wanted))
 			return
 		}
 		ch, stop := s.state.WatchTables(idx, servingTables...)

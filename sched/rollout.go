@@ -109,11 +109,11 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 				prev = d
 			}
 		}
-		want := int(c.Replicas)
-		if want == 0 && !active.Served {
-			// Scaled to zero: the new deployment is proved by one instance (Schedule) while
-			// the older served one is what on-demand starts run meanwhile.
-			want, prev = 1, lastServed(s.Deployments, c.Id, active.Id)
+		want := int(Wanted(c, active))
+		if !active.Served && c.GetSpec().GetScaleMin() == 0 && prev == nil {
+			// A component that scales to zero may have no instance of its older version
+			// running: on-demand starts run the newest one that served (dataplane).
+			prev = lastServed(s.Deployments, c.Id, active.Id)
 		}
 		cur := byDep[active.Id]
 		if active.Served && prev == nil {

@@ -89,6 +89,17 @@ func ScheduleWith(s *statev1.State, h Hints) Plan {
 	return plan
 }
 
+// Wanted is how many instances of deployment d component c wants running: its replicas,
+// or, scaled to zero while d never served, one. Served on demand, a new deployment would
+// get no readiness check: that one instance (a readiness probe) proves it first, then the
+// component goes back to zero. A rollout, `v9 deploy` and the commit status wait for it.
+func Wanted(c *statev1.Component, d *statev1.Deployment) uint32 {
+	if c.Replicas == 0 && d != nil && !d.Served {
+		return 1
+	}
+	return c.Replicas
+}
+
 func eligible(n *statev1.Node, rt statev1.Runtime) bool {
 	return n != nil && n.Status == statev1.NodeStatus_NODE_STATUS_READY && slices.Contains(n.Runtimes, rt)
 }
@@ -153,13 +164,7 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 	if !wantRunning {
 		return
 	}
-	want := int(c.Replicas)
-	if want == 0 && !active.Served {
-		// Scaled to zero, a new deployment would be served on demand with no readiness
-		// check: one instance proves it first (a readiness probe); once it served, the
-		// component goes back to zero.
-		want = 1
-	}
+	want := int(Wanted(c, active))
 	if exclusive {
 		want = min(want, 1)
 	}

@@ -1,0 +1,78 @@
+//go:build !race
+
+package node
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/velocity9/v9/internal/wasmtest"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/sched"
+)
+
+// TestDataPlaneScaledToZeroTrappingDeployFails: a component scaled to zero gets a version
+// whose module traps on every request. Its one readiness probe fails, so the deployment is
+// failed with the reason and the previous one is active again; meanwhile on-demand requests
+// are answered by the previous version (no 500). A good version then rolls out and serves.
+func TestDataPlaneScaledToZeroTrappingDeployFails(t *testing.T) {
+	c := NewTestClusterOpts(t, 3, TestOptions{Autoscale: sched.Policy{DownCooldown: time.Second},
+		Liveness: LivenessConfig{RolloutDeadline: 15 * time.Second}})
+	scale := "[scale]\nmin = 0\nmax = 2\n"
+	first := mustUpload(t, c.Leader(t), helloDir(t, scale+"[env]\nGREETING = \"v1\"\n"))
+	Eventually(t, 30*time.Second, func() error {
+		for _, n := range c.Nodes {
+			if r, err := replicas(n); err != nil || r != 0 {
+				return fmt.Errorf("%s: %d replicas when idle (%v)", n.ID(), r, err)
+			}
+			if k := len(n.Store().Placements("")); k != 0 {
+				return fmt.Errorf("%s: %d placements left", n.ID(), k)
+			}
+		}
+		return nil
+	})
+
+	bad := helloDir(t, scale+"[env]\nGREETING = \"v1\"\n") // env is the component's: v1 answers "v1"
+	if err := os.WriteFile(filepath.Join(bad, "hello.wasm"), wasmtest.Trap(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second := mustUpload(t, c.Follower(t), bad)
+	ok, fails, i := 0, []string{}, 0
+	Eventually(t, 30*time.Second, func() error {
+		i++
+		n := c.Nodes[i%len(c.Nodes)]
+		code, body, _, err := proxyGet(n, "", "/hello/during")
+		switch {
+		case err == nil && code == 200 && strings.Contains(body, "hello from wasm v1"):
+			ok++
+		default:
+			fails = append(fails, fmt.Sprintf("%s: %d %q %v", n.ID(), code, body, err))
+		}
+		d, err := c.Nodes[0].Store().Deployment(second.Deployment.Id)
+		if err != nil {
+			return err
+		}
+		if d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED || !strings.Contains(d.Error, "rollout failed") {
+			return fmt.Errorf("new deployment is %s (%q)", d.Status, d.Error)
+		}
+		if comp, _ := c.Nodes[0].Store().Component("hello"); comp.ActiveDeploymentId != first.Deployment.Id {
+			return fmt.Errorf("active is %s, want the first %s", comp.ActiveDeploymentId, first.Deployment.Id)
+		}
+		return nil
+	})
+	d, _ := c.Nodes[0].Store().Deployment(second.Deployment.Id)
+	t.Logf("failed deployment: %s; %d requests answered by v1 meanwhile", d.Error, ok)
+	if len(fails) > 0 || ok == 0 {
+		t.Fatalf("during the broken deployment: %d ok, failures %v", ok, fails)
+	}
+
+	third := mustUpload(t, c.Leader(t), helloDir(t, scale+"[env]\nGREETING = \"v3\"\n"))
+	waitServing(t, c.Nodes, "hello from wasm v3")
+	if d, err := c.Nodes[0].Store().Deployment(third.Deployment.Id); err != nil || !d.Served || d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
+		t.Fatalf("good deployment: %+v %v", d, err)
+	}
+}
