@@ -68,6 +68,9 @@ type Config struct {
 	// so more instances than cores add memory and garbage collection, not throughput, and
 	// requests past the cap wait for a free instance.
 	MaxWarm int
+	// MaxRunning bounds the guests executing at once, over every component (default
+	// GOMAXPROCS-1, at least 1; run.go). Requests past it wait, parked.
+	MaxRunning int
 	// Logger receives the executor's own events; nil discards them.
 	Logger *slog.Logger
 	// FailLogs limits the node log's lines about failed requests (any client can make a
@@ -95,6 +98,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxWarm <= 0 {
 		c.MaxWarm = 2 * goruntime.GOMAXPROCS(0)
 	}
+	if c.MaxRunning <= 0 {
+		c.MaxRunning = max(1, goruntime.GOMAXPROCS(0)-1)
+	}
 	if c.DefaultConcurrency <= 0 {
 		c.DefaultConcurrency = DefaultConcurrency
 	}
@@ -112,7 +118,8 @@ type Executor struct {
 	cfg   Config
 	log   *slog.Logger
 	cache wazero.CompilationCache
-	mem   *memoryPool // recycled linear memories
+	mem   *memoryPool   // recycled linear memories
+	run   chan struct{} // one token per guest executing (run.go)
 
 	mu        sync.Mutex
 	closed    bool
@@ -157,6 +164,7 @@ func New(cfg Config) (*Executor, error) {
 		log:       cfg.Logger.With("runtime", "wasm"),
 		cache:     cache,
 		mem:       &memoryPool{},
+		run:       make(chan struct{}, cfg.MaxRunning),
 		runtimes:  make(map[uint32]wazero.Runtime),
 		modules:   make(map[moduleKey]*module),
 		instances: make(map[string]*instance),
