@@ -68,8 +68,9 @@ type Config struct {
 	// so more instances than cores add memory and garbage collection, not throughput, and
 	// requests past the cap wait for a free instance.
 	MaxWarm int
-	// MaxRunning bounds the guests executing at once, over every component (default
-	// GOMAXPROCS-1, at least 1; run.go). Requests past it wait, parked.
+	// MaxRunning bounds the guests executing at once, over every component (run.go).
+	// Zero: GOMAXPROCS-1, at least 1, shared by every executor of the process that leaves
+	// it zero (the nodes of `v9 dev` and of tests share the Ps). Requests past it wait.
 	MaxRunning int
 	// Logger receives the executor's own events; nil discards them.
 	Logger *slog.Logger
@@ -97,9 +98,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxWarm <= 0 {
 		c.MaxWarm = 2 * goruntime.GOMAXPROCS(0)
-	}
-	if c.MaxRunning <= 0 {
-		c.MaxRunning = max(1, goruntime.GOMAXPROCS(0)-1)
 	}
 	if c.DefaultConcurrency <= 0 {
 		c.DefaultConcurrency = DefaultConcurrency
@@ -164,7 +162,7 @@ func New(cfg Config) (*Executor, error) {
 		log:       cfg.Logger.With("runtime", "wasm"),
 		cache:     cache,
 		mem:       &memoryPool{},
-		run:       make(chan struct{}, cfg.MaxRunning),
+		run:       runSlots(cfg.MaxRunning),
 		runtimes:  make(map[uint32]wazero.Runtime),
 		modules:   make(map[moduleKey]*module),
 		instances: make(map[string]*instance),

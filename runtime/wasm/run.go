@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	goruntime "runtime"
+	"sync"
 	"time"
 )
 
@@ -15,6 +17,19 @@ import (
 // election timers among them, and a late heartbeat is an election. With one P always free
 // of guests, the control plane, the proxy and the timers keep running on time under any
 // request load; requests past the bound wait, parked, within their own deadline.
+
+// sharedRun is the process's bound, for executors with no MaxRunning of their own.
+var sharedRun = sync.OnceValue(func() chan struct{} {
+	return make(chan struct{}, max(1, goruntime.GOMAXPROCS(0)-1))
+})
+
+// runSlots returns a bound of n places, or the process's shared one for n <= 0.
+func runSlots(n int) chan struct{} {
+	if n > 0 {
+		return make(chan struct{}, n)
+	}
+	return sharedRun()
+}
 
 // enter takes a place to execute a guest, waiting until ctx ends; release gives it back.
 func (e *Executor) enter(ctx context.Context) (release func(), err error) {
