@@ -69,6 +69,9 @@ type Config struct {
 	// ViewPath is the file that keeps the routing view across restarts (see view.go); ""
 	// keeps none.
 	ViewPath string
+	// ReadyTimeout is how long a started instance may take to pass its readiness check
+	// (containers retry it while they boot); 0 takes DefaultReadyTimeout.
+	ReadyTimeout time.Duration
 }
 
 // DataPlane is one node's data plane. Build it with New, run its Loops, and Close it.

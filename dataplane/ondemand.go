@@ -180,7 +180,7 @@ func (o *onDemand) start(od *odInstance, c *onDemandTarget, dep string) {
 		od.run, err = ex.Start(ctx, spec)
 		if err == nil && c.rt == statev1.Runtime_RUNTIME_CONTAINER {
 			// A container takes traffic once it answers, as a placement's does.
-			if err = ready(ctx, c.rt, r.healthPath(p), od.run); err != nil {
+			if err = ready(ctx, c.rt, r.healthPath(p), od.run, o.dp.cfg.ReadyTimeout); err != nil {
 				if serr := ex.Stop(context.WithoutCancel(ctx), id); serr != nil {
 					o.dp.log.Warn("stop on-demand instance that failed its readiness check", "instance", id, "err", serr)
 				}

@@ -21,18 +21,23 @@ import (
 // and with a health path set it must also answer that with a non-5xx, retried while it
 // boots.
 const (
-	readyTimeout     = 30 * time.Second
-	readyRetry       = 250 * time.Millisecond
-	readyBodyExcerpt = 200
+	// DefaultReadyTimeout is how long a started instance may take to pass its readiness
+	// check unless Config.ReadyTimeout says otherwise.
+	DefaultReadyTimeout = 30 * time.Second
+	readyRetry          = 250 * time.Millisecond
+	readyBodyExcerpt    = 200
 )
 
 // ready runs the readiness check of a started instance.
-func ready(ctx context.Context, rt statev1.Runtime, path string, h http.Handler) error {
+func ready(ctx context.Context, rt statev1.Runtime, path string, h http.Handler, timeout time.Duration) error {
 	if rt == statev1.Runtime_RUNTIME_CONTAINER && path == "" {
 		return nil // the executor waited for its port
 	}
 	path = spec.HealthPath(&statev1.ComponentSpec{HealthPath: path})
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	if timeout <= 0 {
+		timeout = DefaultReadyTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
 		status, body, err := probe(ctx, path, h)

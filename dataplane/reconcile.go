@@ -290,7 +290,7 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive 
 		run, err = ex.Start(sctx, spec)
 		if err == nil {
 			// Serving only once ready: a version that cannot answer never takes traffic.
-			if rerr := ready(sctx, r.runtimeOf(p), r.healthPath(p), run); rerr != nil {
+			if rerr := ready(sctx, r.runtimeOf(p), r.healthPath(p), run, r.dp.cfg.ReadyTimeout); rerr != nil {
 				if serr := ex.Stop(context.WithoutCancel(sctx), p.Id); serr != nil {
 					r.dp.log.Warn("stop instance that failed its readiness check", "placement", p.Id, "err", serr)
 				}

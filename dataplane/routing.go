@@ -3,6 +3,7 @@ package dataplane
 import (
 	"cmp"
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -30,6 +31,7 @@ type router struct {
 	// reconciler holds its own lock when it takes mu; the loop never takes the
 	// reconciler's, so the order is always reconciler, then router.
 	mu    sync.Mutex
+	base  *builtFrom                 // what state was derived from
 	state map[string]*route          // from the replica, by component name
 	local map[string][]localInstance // this node's routable instances, by component name
 	od    map[string]http.Handler    // on-demand handlers by component name (kept across rebuilds)
@@ -38,7 +40,7 @@ type router struct {
 
 // snapshot is one immutable routing table. Nothing in it changes after it is stored.
 type snapshot struct {
-	targets  map[string]proxy.Target
+	targets  map[string]*proxy.Target
 	onDemand map[string]*onDemandTarget
 	// starting: the data plane has no view of the state yet (no persisted view, replica
 	// not caught up): a component it does not know may exist, so it is not "not found".
@@ -92,10 +94,13 @@ func (r *router) Lookup(name string) proxy.Target {
 		return proxy.Target{Unavailable: s.refuse}
 	}
 	t, ok := s.targets[name]
-	if !ok && s.starting {
-		return starting
+	if !ok {
+		if s.starting {
+			return starting
+		}
+		return proxy.Target{}
 	}
-	return t
+	return *t
 }
 
 // onDemand returns what an on-demand start of a component needs, nil if unknown.
@@ -106,42 +111,100 @@ func (r *router) onDemand(name string) *onDemandTarget {
 	return nil
 }
 
-// setLocal takes this node's routable instances from the reconciler and publishes.
+// setLocal takes this node's routable instances from the reconciler and publishes the
+// routes of the components whose instances changed.
 func (r *router) setLocal(m map[string][]localInstance) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var changed []string
+	for name, ins := range m {
+		if !sameInstances(ins, r.local[name]) {
+			changed = append(changed, name)
+		}
+	}
+	for name := range r.local {
+		if _, ok := m[name]; !ok {
+			changed = append(changed, name)
+		}
+	}
 	r.local = m
-	r.publishLocked()
+	if r.snap.Load() == nil {
+		r.publishLocked()
+	} else if len(changed) > 0 {
+		r.republishLocked(changed)
+	}
 }
 
-// publishLocked combines the state's routes with the local instances into a new snapshot.
+func sameInstances(a, b []localInstance) bool {
+	return slices.EqualFunc(a, b, func(x, y localInstance) bool { return x.id == y.id && x.deployment == y.deployment })
+}
+
+// publishLocked combines every route with the local instances into a new snapshot.
 func (r *router) publishLocked() {
-	s := &snapshot{targets: make(map[string]proxy.Target, len(r.state)), onDemand: r.ods, starting: !r.dp.src.hasView()}
+	targets := make(map[string]*proxy.Target, len(r.state))
+	for name := range r.state {
+		targets[name] = r.targetLocked(name)
+	}
+	r.storeLocked(targets)
+}
+
+// republishLocked publishes a snapshot in which only the named components' targets are
+// made again; the others are shared with the previous snapshot (targets never change once
+// published).
+func (r *router) republishLocked(names []string) {
+	prev := r.snap.Load()
+	if prev == nil {
+		r.publishLocked()
+		return
+	}
+	targets := prev.targets
+	if len(names) > 0 {
+		targets = maps.Clone(prev.targets)
+	}
+	for _, name := range names {
+		if tg := r.targetLocked(name); tg != nil {
+			targets[name] = tg
+		} else {
+			delete(targets, name)
+		}
+	}
+	r.storeLocked(targets)
+}
+
+func (r *router) storeLocked(targets map[string]*proxy.Target) {
+	s := &snapshot{targets: targets, onDemand: r.ods, starting: !r.dp.src.hasView()}
 	if why := r.dp.removed.Load(); why != nil {
 		s.refuse = *why
 	}
-	for name, rt := range r.state {
-		tg := proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand, MaxBody: rt.maxBody, Concurrency: rt.conc}
-		if len(tg.Remote) == 0 {
-			// Once the active deployment runs somewhere, older ones get no more traffic.
-			tg.Remote = rt.older
-		}
-		if !rt.paused {
-			cur, old := splitLocal(r.local[name], rt.active, rt.failed)
-			tg.Local = cur
-			if len(cur) == 0 {
-				tg.Local = old
-			}
-			tg.InProcess = rt.rt == statev1.Runtime_RUNTIME_WASM
-			if rt.canary > 0 && len(old)+len(rt.older) > 0 {
-				// In its canary: the older versions keep the traffic the canary does not get.
-				tg.Local, tg.Remote = old, rt.older
-				tg.Canary = &proxy.Canary{Percent: rt.canary, Local: cur, Remote: rt.remote}
-			}
-		}
-		s.targets[name] = tg
-	}
 	r.snap.Store(s)
+}
+
+// targetLocked is what the proxy gets for a component: its route from the state and this
+// node's instances of it; nil for a component the state does not hold.
+func (r *router) targetLocked(name string) *proxy.Target {
+	rt := r.state[name]
+	if rt == nil {
+		return nil
+	}
+	tg := &proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand, MaxBody: rt.maxBody, Concurrency: rt.conc}
+	if len(tg.Remote) == 0 {
+		// Once the active deployment runs somewhere, older ones get no more traffic.
+		tg.Remote = rt.older
+	}
+	if !rt.paused {
+		cur, old := splitLocal(r.local[name], rt.active, rt.failed)
+		tg.Local = cur
+		if len(cur) == 0 {
+			tg.Local = old
+		}
+		tg.InProcess = rt.rt == statev1.Runtime_RUNTIME_WASM
+		if rt.canary > 0 && len(old)+len(rt.older) > 0 {
+			// In its canary: the older versions keep the traffic the canary does not get.
+			tg.Local, tg.Remote = old, rt.older
+			tg.Canary = &proxy.Canary{Percent: rt.canary, Local: cur, Remote: rt.remote}
+		}
+	}
+	return tg
 }
 
 // splitLocal splits this node's instances into the active deployment's and the others (an
@@ -184,100 +247,204 @@ func (r *router) loop(ctx context.Context) {
 // the router.
 var routeTables = []fsm.Table{fsm.TableComponents, fsm.TableDeployments, fsm.TableNodes, fsm.TablePlacements}
 
-// rebuild derives the routes from the replica and publishes them.
+// rebuild derives the routes from the replica and publishes them. After the first build
+// it derives again only the components a change touched since (their own row, a
+// deployment or a placement of theirs carries a newer modify_index, or lost a row): a
+// write costs the proxy's table what it changed, not the size of the state. It derives
+// everything again when the nodes changed (proxy addresses and down nodes touch every
+// route), when the state was replaced, or when it switched stores.
 func (r *router) rebuild() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.od == nil {
 		r.od = map[string]http.Handler{}
 	}
-	var t map[string]*route
-	ods := map[string]*onDemandTarget{}
-	self := r.dp.cfg.NodeID
-	r.dp.state().View(func(v fsm.View) {
-		proxyOf := map[string]string{}
-		v.Nodes(func(nd *statev1.Node) {
-			if nd.Id != self && nd.Status != statev1.NodeStatus_NODE_STATUS_DOWN && nd.ProxyAddr != "" {
-				proxyOf[nd.Id] = nd.ProxyAddr
-			}
-		})
-		// Sized once and filled from one array: a rebuild runs over every component.
-		n := v.NumComponents()
-		t = make(map[string]*route, n)
-		byID := make(map[string]*route, n)
-		routes := make([]route, n)
-		odByID := map[string]*onDemandTarget{}
-		v.Components(func(c *statev1.Component) {
-			rt := &routes[len(byID)] // no two components share an id
-			*rt = route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime, active: c.ActiveDeploymentId,
-				maxBody: int64(min(c.GetSpec().GetBodyBytes(), v9spec.MaxBody)), conc: int(c.GetSpec().GetConcurrency())}
-			if d := v.Deployment(c.ActiveDeploymentId); d != nil && d.Canary {
-				rt.canary, _ = v9spec.Canary(c.Spec)
-			}
-			if r.dp.od.serves(c) {
-				rt.onDemand = r.od[c.Name] // never for exclusive: that would be a second instance
-				if rt.onDemand == nil {
-					rt.onDemand = r.dp.od.handler(c.Name)
-					r.od[c.Name] = rt.onDemand
-				}
-				od := &onDemandTarget{id: c.Id, name: c.Name, rt: c.Runtime, candidates: []string{c.ActiveDeploymentId}}
-				ods[c.Name], odByID[c.Id] = od, od
-			}
-			byID[c.Id], t[c.Name] = rt, rt
-		})
-		placed := map[string]bool{} // deployments of on-demand components still desired to run
-		v.Placements(func(p *statev1.Placement) {
-			if p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
-				return
-			}
-			if od := odByID[p.ComponentId]; od != nil && p.DeploymentId != od.candidates[0] {
-				placed[p.DeploymentId] = true
-			}
-			rt := byID[p.ComponentId]
-			if rt == nil {
-				return
-			}
-			if d := v.Deployment(p.DeploymentId); d != nil && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
-				if rt.failed == nil {
-					rt.failed = map[string]bool{}
-				}
-				rt.failed[p.DeploymentId] = true
-				return
-			}
-			addr := proxyOf[p.NodeId]
-			if addr == "" || p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
-				return
-			}
-			if p.DeploymentId == rt.active {
-				rt.remote = append(rt.remote, addr)
-			} else {
-				rt.older = append(rt.older, addr)
-			}
-		})
-		// On demand falls back to older ready deployments still placed, newest first.
-		var older []*statev1.Deployment
-		for id := range placed {
-			if d := v.Deployment(id); d != nil && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY && odByID[d.ComponentId] != nil {
-				older = append(older, d)
-			}
+	st := r.dp.state()
+	var changed []string // names whose routes changed; nil: all
+	st.View(func(v fsm.View) {
+		b := r.base
+		if b == nil || b.store != st || b.epoch != v.Epoch() || b.nodes != v.TableIndex(fsm.TableNodes) {
+			r.deriveAll(st, v)
+			return
 		}
-		slices.SortFunc(older, func(a, b *statev1.Deployment) int {
-			return cmp.Or(cmp.Compare(b.CreateIndex, a.CreateIndex), strings.Compare(b.Id, a.Id))
-		})
-		for _, d := range older {
-			od := odByID[d.ComponentId]
-			od.candidates = append(od.candidates, d.Id)
+		dirty, ok := touchedSince(v, b.index)
+		if !ok {
+			r.deriveAll(st, v)
+			return
+		}
+		changed = r.deriveSome(v, dirty)
+		b.index = v.Index()
+	})
+	if changed == nil {
+		r.publishLocked()
+	} else {
+		r.republishLocked(changed) // with none changed, still the node's flags (starting, removed)
+	}
+}
+
+// builtFrom is what the routes were derived from, to tell what a later change touched.
+type builtFrom struct {
+	store        *fsm.Store
+	epoch        uint64
+	index, nodes uint64            // the state's and the nodes table's index then
+	proxyOf      map[string]string // proxy address of every other node up, by id
+	names        map[string]string // component id -> name, of the routes derived
+}
+
+// touchedSince lists the components a change above idx touched, by id.
+func touchedSince(v fsm.View, idx uint64) (map[string]bool, bool) {
+	dirty := map[string]bool{}
+	if !v.RemovedSince(idx, func(id string) { dirty[id] = true }) {
+		return nil, false
+	}
+	v.Components(func(c *statev1.Component) {
+		if c.ModifyIndex > idx {
+			dirty[c.Id] = true
 		}
 	})
-	for _, rt := range t {
-		slices.Sort(rt.remote) // a stable order for round robin
-		slices.Sort(rt.older)
-	}
+	v.Deployments(func(d *statev1.Deployment) {
+		if d.ModifyIndex > idx {
+			dirty[d.ComponentId] = true
+		}
+	})
+	v.Placements(func(p *statev1.Placement) {
+		if p.ModifyIndex > idx {
+			dirty[p.ComponentId] = true
+		}
+	})
+	return dirty, true
+}
+
+// deriveAll derives every route from scratch.
+func (r *router) deriveAll(st *fsm.Store, v fsm.View) {
+	b := &builtFrom{store: st, epoch: v.Epoch(), index: v.Index(), nodes: v.TableIndex(fsm.TableNodes),
+		proxyOf: map[string]string{}, names: make(map[string]string, v.NumComponents())}
+	self := r.dp.cfg.NodeID
+	v.Nodes(func(nd *statev1.Node) {
+		if nd.Id != self && nd.Status != statev1.NodeStatus_NODE_STATUS_DOWN && nd.ProxyAddr != "" {
+			b.proxyOf[nd.Id] = nd.ProxyAddr
+		}
+	})
+	r.base = b
+	state, ods := make(map[string]*route, v.NumComponents()), map[string]*onDemandTarget{}
+	r.derive(v, nil, state, ods)
 	for name := range r.od {
-		if t[name] == nil {
+		if state[name] == nil {
 			delete(r.od, name)
 		}
 	}
-	r.state, r.ods = t, ods
-	r.publishLocked()
+	r.state, r.ods = state, ods
+}
+
+// deriveSome derives again the routes of the components with the given ids into copies of
+// the route maps (a published snapshot holds the old ones) and returns the names changed.
+func (r *router) deriveSome(v fsm.View, dirty map[string]bool) []string {
+	if len(dirty) == 0 {
+		return []string{}
+	}
+	b := r.base
+	state, ods := maps.Clone(r.state), maps.Clone(r.ods)
+	var names []string
+	for id := range dirty {
+		if name, ok := b.names[id]; ok { // drop what the component had; derive puts back what it has
+			delete(state, name)
+			delete(ods, name)
+			delete(b.names, id)
+			names = append(names, name)
+		}
+	}
+	for _, name := range r.derive(v, dirty, state, ods) {
+		names = append(names, name)
+	}
+	for _, name := range names {
+		if state[name] == nil {
+			delete(r.od, name)
+		}
+	}
+	r.state, r.ods = state, ods
+	return names
+}
+
+// derive puts into state and ods the routes of the components with the given ids (nil:
+// all) and returns their names.
+func (r *router) derive(v fsm.View, only map[string]bool, state map[string]*route, ods map[string]*onDemandTarget) []string {
+	b := r.base
+	byID := map[string]*route{}
+	odByID := map[string]*onDemandTarget{}
+	var names []string
+	add := func(c *statev1.Component) {
+		rt := &route{paused: c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED, rt: c.Runtime, active: c.ActiveDeploymentId,
+			maxBody: int64(min(c.GetSpec().GetBodyBytes(), v9spec.MaxBody)), conc: int(c.GetSpec().GetConcurrency())}
+		if d := v.Deployment(c.ActiveDeploymentId); d != nil && d.Canary {
+			rt.canary, _ = v9spec.Canary(c.Spec)
+		}
+		if r.dp.od.serves(c) {
+			rt.onDemand = r.od[c.Name] // never for exclusive: that would be a second instance
+			if rt.onDemand == nil {
+				rt.onDemand = r.dp.od.handler(c.Name)
+				r.od[c.Name] = rt.onDemand
+			}
+			od := &onDemandTarget{id: c.Id, name: c.Name, rt: c.Runtime, candidates: []string{c.ActiveDeploymentId}}
+			ods[c.Name], odByID[c.Id] = od, od
+		}
+		byID[c.Id], state[c.Name], b.names[c.Id] = rt, rt, c.Name
+		names = append(names, c.Name)
+	}
+	if only == nil {
+		v.Components(add)
+	} else {
+		for id := range only {
+			if c := v.Component(id); c != nil {
+				add(c)
+			}
+		}
+	}
+	if len(byID) == 0 {
+		return names
+	}
+	placed := map[string]bool{} // deployments of on-demand components still desired to run
+	v.Placements(func(p *statev1.Placement) {
+		rt := byID[p.ComponentId]
+		if rt == nil || p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
+			return
+		}
+		if od := odByID[p.ComponentId]; od != nil && p.DeploymentId != od.candidates[0] {
+			placed[p.DeploymentId] = true
+		}
+		if d := v.Deployment(p.DeploymentId); d != nil && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
+			if rt.failed == nil {
+				rt.failed = map[string]bool{}
+			}
+			rt.failed[p.DeploymentId] = true
+			return
+		}
+		addr := b.proxyOf[p.NodeId]
+		if addr == "" || p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
+			return
+		}
+		if p.DeploymentId == rt.active {
+			rt.remote = append(rt.remote, addr)
+		} else {
+			rt.older = append(rt.older, addr)
+		}
+	})
+	// On demand falls back to older ready deployments still placed, newest first.
+	var older []*statev1.Deployment
+	for id := range placed {
+		if d := v.Deployment(id); d != nil && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY && odByID[d.ComponentId] != nil {
+			older = append(older, d)
+		}
+	}
+	slices.SortFunc(older, func(a, b *statev1.Deployment) int {
+		return cmp.Or(cmp.Compare(b.CreateIndex, a.CreateIndex), strings.Compare(b.Id, a.Id))
+	})
+	for _, d := range older {
+		od := odByID[d.ComponentId]
+		od.candidates = append(od.candidates, d.Id)
+	}
+	for _, rt := range byID {
+		slices.Sort(rt.remote) // a stable order for round robin
+		slices.Sort(rt.older)
+	}
+	return names
 }

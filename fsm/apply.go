@@ -38,7 +38,7 @@ func applyOp(t *tables, index uint64, cmd *statev1.Command) error {
 	case *statev1.Command_ScaleComponent:
 		return t.scaleComponent(index, now, op.ScaleComponent)
 	case *statev1.Command_DeleteComponent:
-		return t.deleteComponent(op.DeleteComponent)
+		return t.deleteComponent(index, op.DeleteComponent)
 	case *statev1.Command_RegisterNode:
 		return t.registerNode(index, now, op.RegisterNode)
 	case *statev1.Command_SetNodeStatus:
@@ -55,12 +55,14 @@ func applyOp(t *tables, index uint64, cmd *statev1.Command) error {
 		return t.endCanary(index, now, op.EndCanary)
 	case *statev1.Command_StartCanary:
 		return t.startCanary(index, now, op.StartCanary)
+	case *statev1.Command_FailSpecRoll:
+		return t.failSpecRoll(index, now, op.FailSpecRoll)
 	case *statev1.Command_PutPlacements:
 		return t.putPlacements(index, op.PutPlacements)
 	case *statev1.Command_SetPlacementObserved:
 		return t.setPlacementObserved(index, op.SetPlacementObserved)
 	case *statev1.Command_DeletePlacements:
-		return t.deletePlacements(op.DeletePlacements)
+		return t.deletePlacements(index, op.DeletePlacements)
 	case *statev1.Command_CreateUser:
 		return t.createUser(now, op.CreateUser)
 	case *statev1.Command_CreateApiToken:
@@ -197,6 +199,7 @@ func (t *tables) updateComponentSpec(index uint64, now *timestamppb.Timestamp, o
 	if err := ValidSpec(c.Runtime, op.GetSpec()); err != nil {
 		return err
 	}
+	defer remember(c)(index)
 	if op.FromManifest {
 		t.setManifestSpec(index, c, op.Spec, true)
 	} else {
@@ -227,6 +230,38 @@ func (t *tables) setManifestSpec(index uint64, c *statev1.Component, m *statev1.
 		return
 	}
 	t.setSpec(index, c, eff)
+}
+
+// remember returns what to call after a change of c at index: when the change rolls c's
+// instances (moves spec_index), c keeps what it was before (prev_spec, prev_user,
+// prev_spec_index: what FailSpecRoll returns to) and its last roll's error is cleared.
+func remember(c *statev1.Component) func(index uint64) {
+	s, u, si := clone(c.Spec), clone(c.User), c.SpecIndex
+	return func(index uint64) {
+		if c.SpecIndex == index && si != index {
+			c.PrevSpec, c.PrevUser, c.PrevSpecIndex, c.SpecError = s, u, si, ""
+		}
+	}
+}
+
+// failSpecRoll undoes a change that rolled the component's instances, whose new instances
+// failed: the component returns to its spec and user settings from before, and to their
+// spec_index, so that the instances made for it (still serving) are the current ones again
+// and the failed ones are stopped. A component changed since is left alone.
+func (t *tables) failSpecRoll(index uint64, now *timestamppb.Timestamp, op *statev1.FailSpecRoll) error {
+	c, ok := t.components[op.GetComponentId()]
+	if !ok {
+		return notFound("component id", op.GetComponentId())
+	}
+	if c.SpecIndex != op.GetSpecIndex() || c.PrevSpec == nil {
+		return nil // changed again since (or nothing to return to): nothing to undo
+	}
+	c.Spec, c.User, c.SpecIndex = c.PrevSpec, c.PrevUser, c.PrevSpecIndex
+	c.PrevSpec, c.PrevUser, c.PrevSpecIndex = nil, nil, 0
+	c.Replicas = min(max(c.Replicas, c.Spec.ScaleMin), c.Spec.ScaleMax)
+	c.SpecError = op.GetError()
+	c.UpdateTime, c.ModifyIndex = now, index
+	return nil
 }
 
 // setSpec gives a component a new spec: replicas stay within its bounds, and a change that
@@ -269,11 +304,12 @@ func (t *tables) scaleComponent(index uint64, now *timestamppb.Timestamp, op *st
 }
 
 // deleteComponent removes a component with its deployments, placements and GitHub link.
-func (t *tables) deleteComponent(op *statev1.DeleteComponent) error {
+func (t *tables) deleteComponent(index uint64, op *statev1.DeleteComponent) error {
 	c, err := t.component(op.GetName())
 	if err != nil {
 		return err
 	}
+	t.removed.add(index, c.Id)
 	for id, d := range t.deployments {
 		if d.ComponentId == c.Id {
 			delete(t.deployments, id)
@@ -692,14 +728,17 @@ func (t *tables) setPlacementObserved(index uint64, op *statev1.SetPlacementObse
 	return nil
 }
 
-func (t *tables) deletePlacements(op *statev1.DeletePlacements) error {
+func (t *tables) deletePlacements(index uint64, op *statev1.DeletePlacements) error {
 	for _, id := range op.GetIds() {
 		if _, ok := t.placements[id]; !ok {
 			return notFound("placement", id)
 		}
 	}
 	for _, id := range op.GetIds() {
-		delete(t.placements, id)
+		if p := t.placements[id]; p != nil { // an id may be listed twice
+			t.removed.add(index, p.ComponentId)
+			delete(t.placements, id)
+		}
 	}
 	return nil
 }

@@ -45,6 +45,7 @@ func (t *tables) putSecret(index uint64, now *timestamppb.Timestamp, op *statev1
 		Nonce: clone(op).Nonce, Ciphertext: clone(op).Ciphertext,
 		UpdateTime: now, ModifyIndex: index,
 	}
+	defer remember(c)(index)
 	c.SecretsIndex = index
 	c.SpecIndex = index // its instances are replaced with the new environment
 	return nil
@@ -60,6 +61,7 @@ func (t *tables) deleteSecret(index uint64, op *statev1.DeleteSecret) error {
 		return notFound("secret", op.GetComponent()+" "+op.GetName())
 	}
 	delete(t.secrets, k)
+	defer remember(c)(index)
 	c.SecretsIndex = index
 	c.SpecIndex = index // its instances are replaced with the new environment
 	return nil

@@ -40,6 +40,11 @@ type tables struct {
 
 	aclBootstrapped bool
 	auditLog        []*statev1.AuditEntry // oldest first, at most AuditSize
+
+	// removed remembers which components lost rows lately, for readers that derive
+	// structures incrementally (View.RemovedSince). Not part of the replicated state.
+	removed removals
+	epoch   uint64 // moves when Restore replaces the tables
 }
 
 func newTables() *tables {
@@ -161,6 +166,8 @@ func (st *Store) Restore(s *statev1.State) error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	t.epoch = st.s.epoch + 1
+	t.removed.floor = t.index // what was removed before the snapshot is not known
 	st.s = t
 	st.wakeLocked(allTables, t.index)
 	st.closeChangedLocked()

@@ -11,17 +11,39 @@ import (
 // every node; a deep copy of the whole state each time costs more than the writes). The
 // objects it hands out belong to the store: a reader must not change them, keep them, or
 // use them after its View callback returns.
-type View struct{ t *tables }
+type View struct {
+	t  *tables
+	st *Store
+}
 
 // View calls f with the state under the read lock. f must not call the Store.
 func (st *Store) View(f func(View)) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	f(View{st.s})
+	f(View{st.s, st})
 }
 
 // Index is the index of the last applied entry.
 func (v View) Index() uint64 { return v.t.index }
+
+// TableIndex is the highest index at which one of the tables changed (the state's index
+// when no table is given).
+func (v View) TableIndex(tables ...Table) uint64 { return v.st.tableIndexLocked(setOf(tables...)) }
+
+// Epoch changes whenever the whole state is replaced (a snapshot restored): what a reader
+// derived from an earlier epoch must be derived again from scratch.
+func (v View) Epoch() uint64 { return v.t.epoch }
+
+// Component returns the component with id, nil if there is none.
+func (v View) Component(id string) *statev1.Component { return v.t.components[id] }
+
+// RemovedSince calls fn with the id of each component that lost its row or one of its
+// deployments or placements at an index above idx, and reports whether it could: false
+// when removals that old are no longer remembered (derive everything again then).
+// Everything else a change touches carries its index as modify_index.
+func (v View) RemovedSince(idx uint64, fn func(componentID string)) bool {
+	return v.t.removed.since(idx, fn)
+}
 
 // NumComponents is the number of components, for callers that size what they build.
 func (v View) NumComponents() int { return len(v.t.components) }
@@ -65,4 +87,37 @@ func (st *Store) ViewState(f func(*statev1.State)) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	f(st.s.exportWith(func(m proto.Message) proto.Message { return m }))
+}
+
+// removalLog is how many removals a View remembers: more between two reads of an
+// incremental reader make it derive everything again.
+const removalLog = 4096
+
+// removals is a bounded log of (index, component id) for rows removed from the state.
+type removals struct {
+	log   []removal // oldest first
+	floor uint64    // removals at or below this index may be forgotten
+}
+
+type removal struct {
+	index       uint64
+	componentID string
+}
+
+func (r *removals) add(index uint64, componentID string) {
+	if len(r.log) == removalLog {
+		r.floor = r.log[len(r.log)/2].index
+		r.log = append(r.log[:0], r.log[len(r.log)/2+1:]...)
+	}
+	r.log = append(r.log, removal{index, componentID})
+}
+
+func (r *removals) since(idx uint64, fn func(string)) bool {
+	if idx < r.floor {
+		return false
+	}
+	for i := len(r.log) - 1; i >= 0 && r.log[i].index > idx; i-- {
+		fn(r.log[i].componentID)
+	}
+	return true
 }

@@ -61,7 +61,8 @@ func tablesOf(cmd *statev1.Command) tableSet {
 	switch cmd.GetOp().(type) {
 	case *statev1.Command_CreateComponent, *statev1.Command_UpdateComponentSpec,
 		*statev1.Command_SetComponentDesired, *statev1.Command_ScaleComponent,
-		*statev1.Command_PutSecret, *statev1.Command_DeleteSecret: // secrets move the component's secrets_index
+		*statev1.Command_PutSecret, *statev1.Command_DeleteSecret, // secrets move the component's secrets_index
+		*statev1.Command_FailSpecRoll:
 		return setOf(TableComponents)
 	case *statev1.Command_DeleteComponent:
 		return setOf(TableComponents, TableDeployments, TablePlacements, TableLinks)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -237,4 +239,50 @@ func TestWatchTablesInSelect(t *testing.T) {
 	if n := waiters(st); n != 0 {
 		t.Fatalf("%d waiters left", n)
 	}
+}
+
+// RemovedSince names the components that lost rows after an index, forgets the oldest half
+// once its log is full (and says so), and knows nothing from before a restore.
+func TestViewRemovedSince(t *testing.T) {
+	var r removals
+	for i := uint64(1); i <= removalLog; i++ {
+		r.add(i, fmt.Sprintf("c%d", i))
+	}
+	var got []string
+	if !r.since(removalLog-2, func(id string) { got = append(got, id) }) || !slices.Equal(got, []string{fmt.Sprintf("c%d", removalLog), fmt.Sprintf("c%d", removalLog-1)}) {
+		t.Fatalf("since %d: %v", removalLog-2, got)
+	}
+	r.add(removalLog+1, "last")
+	if r.since(10, func(string) {}) {
+		t.Fatal("a full log still claims to remember index 10")
+	}
+	if !r.since(removalLog, func(id string) { got = append(got, id) }) || got[len(got)-1] != "last" {
+		t.Fatalf("after the log was cut: %v", got)
+	}
+
+	st := NewStore()
+	for i, c := range []*statev1.Command{
+		cmdCreateComponent(&statev1.Component{Id: "c1", Name: "a", Replicas: 1, Runtime: statev1.Runtime_RUNTIME_WASM, Spec: &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 1}}),
+		cmdDeleteComponent("a"),
+	} {
+		if err := st.Apply(uint64(i+1), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var removed []string
+	st.View(func(v View) {
+		if !v.RemovedSince(1, func(id string) { removed = append(removed, id) }) || !slices.Equal(removed, []string{"c1"}) {
+			t.Fatalf("removed since 1: %v", removed)
+		}
+	})
+	epoch := uint64(0)
+	st.View(func(v View) { epoch = v.Epoch() })
+	if err := st.Restore(st.State()); err != nil {
+		t.Fatal(err)
+	}
+	st.View(func(v View) {
+		if v.Epoch() == epoch || v.RemovedSince(1, func(string) {}) {
+			t.Fatal("a restored store claims to know removals from before the restore")
+		}
+	})
 }

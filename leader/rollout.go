@@ -35,7 +35,9 @@ type VersionCounter interface {
 // (StartCanary, in the state, so a new leader continues it), and at its end (or at once
 // when it errs badly) it is promoted (EndCanary) or failed like a rollout, with the
 // proxies' figures as the reason. Its soft state is the clock of each rollout under way; a
-// new term starts it again.
+// new term starts it again. A change of env, secrets or limits that rolls the instances is
+// judged the same way, and a failed one is undone (FailSpecRoll), the instances made before
+// it serving on.
 type Rollouts struct {
 	store    RolloutStore
 	counts   VersionCounter
@@ -151,8 +153,24 @@ func (r *Rollouts) apply(ctx context.Context, cmd *statev1.Command) error {
 // failBudget bounds how long a failing rollout's two writes may outlive the term.
 const failBudget = 15 * time.Second
 
+// failCommand is the one entry that records f: a failed change of env, secrets or limits
+// is undone (FailSpecRoll); a failed deployment is failed and the previous one activated
+// again.
+func failCommand(f sched.RolloutFailure) *statev1.Command {
+	if f.SpecIndex != 0 {
+		return &statev1.Command{Op: &statev1.Command_FailSpecRoll{FailSpecRoll: &statev1.FailSpecRoll{
+			ComponentId: f.ComponentID, SpecIndex: f.SpecIndex, Error: f.Message,
+		}}}
+	}
+	return &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: f.Deployment, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, Error: f.Message,
+		Fallback: f.Previous, Deactivate: f.Deactivate,
+	}}}
+}
+
 func (r *Rollouts) fail(ctx context.Context, f sched.RolloutFailure) {
-	r.log.Warn("rollout failed; keeping the previous deployment", "component", f.Component, "deployment", f.Deployment, "previous", f.Previous, "reason", f.Reason)
+	r.log.Warn("rollout failed; keeping the previous version", "component", f.Component, "deployment", f.Deployment, "previous", f.Previous,
+		"spec_index", f.SpecIndex, "reason", f.Reason)
 	// One entry fails the new deployment and activates the previous one again (or, for a
 	// first deployment, leaves none active): nobody sees one without the other. Once begun it
 	// is finished even if the term ends meanwhile (Apply forwards to whoever leads);
@@ -162,10 +180,7 @@ func (r *Rollouts) fail(ctx context.Context, f sched.RolloutFailure) {
 	var err error
 	for attempt := 0; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = r.store.Apply(cctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
-			Id: f.Deployment, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, Error: f.Message,
-			Fallback: f.Previous, Deactivate: f.Deactivate,
-		}}})
+		_, err = r.store.Apply(cctx, failCommand(f))
 		cancel()
 		if err == nil || attempt == 4 || !tick.Sleep(ctx, 200*time.Millisecond) {
 			break

@@ -133,6 +133,9 @@ type LivenessConfig struct {
 	// CanaryWindowMax, when set, shortens every canary window (rollout.window) to at most
 	// this: test clusters use it so that a redeploy does not wait 30s. 0 keeps the spec's.
 	CanaryWindowMax time.Duration
+	// ReadyTimeout is how long a new container instance may take to pass its readiness
+	// check (health.path) before it is failed. 0: dataplane's default (30s).
+	ReadyTimeout time.Duration
 }
 
 // minFenceBudget is the least time a node whose lease ran out may take to kill its

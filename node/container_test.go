@@ -319,3 +319,64 @@ func TestContainerExclusiveFencedWhenAgentDies(t *testing.T) {
 	}
 	waitServingBody(t, others(c, o), "/hello/", "only one")
 }
+
+// TestContainerHealthPathGatesTraffic: with a real containerd, a container version whose
+// health.path answers 5xx never takes traffic: the version before it answers every request
+// meanwhile, and it is failed with the status it answered; a version whose health.path
+// answers 200 takes over.
+func TestContainerHealthPathGatesTraffic(t *testing.T) {
+	needContainerd(t)
+	opts := containerOptions()
+	opts.Liveness.ReadyTimeout = 3 * time.Second // a sick version is failed after this
+	c := NewTestClusterOpts(t, 1, opts)
+	n := c.Nodes[0]
+	Eventually(t, 10*time.Second, func() error {
+		if nd, err := n.Store().Node(n.ID()); err != nil || len(nd.GetRuntimes()) != 2 {
+			return fmt.Errorf("runtimes: %v %v", nd.GetRuntimes(), err)
+		}
+		return nil
+	})
+	mustUpload(t, n, containerDir(t, "[health]\npath = \"/started\"\n[env]\nGREETING = \"v1\"\n", "one"))
+	waitServingBody(t, c.Nodes, "/hello/", "v1")
+
+	var answered atomic.Int64
+	var wrong atomic.Pointer[string]
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			code, body, _, err := proxyGet(n, "", "/hello/")
+			if err != nil || code != 200 || !strings.Contains(body, "v1") {
+				s := fmt.Sprintf("%d %q %v", code, body, err)
+				wrong.CompareAndSwap(nil, &s)
+			}
+			answered.Add(1)
+		}
+	}()
+	// /dial to a closed port answers 502: the health check of this version never passes.
+	sick := mustUpload(t, n, containerDir(t, "[health]\npath = \"/dial?addr=127.0.0.1:1\"\n[env]\nGREETING = \"v2\"\n", "two"))
+	Eventually(t, 30*time.Second, func() error {
+		d, err := n.Store().Deployment(sick.Deployment.Id)
+		if err != nil || d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
+			return fmt.Errorf("sick deployment not failed yet: %v %v", d.GetStatus(), err)
+		}
+		if !strings.Contains(d.Error, "readiness check failed: GET /dial?addr=127.0.0.1:1 answered 502") {
+			t.Fatalf("sick deployment failed for another reason: %s", d.Error)
+		}
+		return nil
+	})
+	cancel()
+	<-done
+	if w := wrong.Load(); w != nil {
+		t.Fatalf("while the sick version started, of %d requests one answered %s", answered.Load(), *w)
+	}
+	if answered.Load() == 0 {
+		t.Fatal("no request answered while the sick version started")
+	}
+	t.Logf("sick version failed; %d requests meanwhile, all answered by v1", answered.Load())
+
+	// A health path that answers 200: the new version takes over.
+	mustUpload(t, n, containerDir(t, "[health]\npath = \"/started\"\n[env]\nGREETING = \"v3\"\n", "three"))
+	waitServingBody(t, c.Nodes, "/hello/", "v3")
+}

@@ -55,7 +55,7 @@ func (n *Node) openDataPlane() error {
 		Artifacts: n.artifacts, Executors: execs, Logs: n.logs, Logger: n.log, Secrets: n,
 		HeartbeatInterval: n.cfg.Liveness.HeartbeatInterval, Lease: n.cfg.Liveness.Lease,
 		FenceBudget: n.cfg.Liveness.fenceBudget(n.cfg.Raft.LeaderLeaseTimeout),
-		ViewPath:    filepath.Join(n.cfg.DataDir, "routing-view"),
+		ViewPath:    filepath.Join(n.cfg.DataDir, "routing-view"), ReadyTimeout: n.cfg.Liveness.ReadyTimeout,
 	})
 	if err != nil {
 		return err

@@ -107,6 +107,16 @@ func NewTestClusterOpts(t testing.TB, n int, opts TestOptions) *TestCluster {
 	if err := c.Nodes[0].Bootstrap(ctx, TestToken); err != nil {
 		t.Fatalf("bootstrap the ACL: %v", err)
 	}
+	// Every node registered before the test places anything: a component created first
+	// would be placed on the nodes registered so far only.
+	Eventually(t, 30*time.Second, func() error {
+		for _, nd := range c.Nodes {
+			if _, err := c.Leader(t).Store().Node(nd.ID()); err != nil {
+				return fmt.Errorf("%s not registered yet: %v", nd.ID(), err)
+			}
+		}
+		return nil
+	})
 	return c
 }
 

@@ -20,6 +20,10 @@ type RolloutFailure struct {
 	// Deactivate: nothing older serves (a first deployment that never served), so the
 	// component is left without an active deployment rather than retried forever.
 	Deactivate bool
+	// SpecIndex, when set, says the failure is of a change of env, secrets or limits (the
+	// component's spec_index then), not of a deployment: the change is undone
+	// (FailSpecRoll) and the instances made before it keep serving.
+	SpecIndex uint64
 }
 
 // ReadinessFailure starts the reason of a placement whose instance started but failed its
@@ -34,6 +38,12 @@ func NoNodeReason(rt statev1.Runtime) string {
 	return "no node can run wasm components"
 }
 
+// tally counts placements desired RUN: running, failed their readiness check, in all.
+type tally struct {
+	running, failed, placed int
+	failure                 string // the last failure seen: "<node>: <reason>"
+}
+
 // Rollouts decides which rollouts have failed. began is when each rollout under way was
 // first seen short of running instances (by active deployment id); Rollouts returns the
 // rollouts to fail and the new clock: rollouts seen for the first time start at now, and
@@ -46,30 +56,35 @@ func NoNodeReason(rt statev1.Runtime) string {
 // every one of its placements has failed its readiness check and none runs or starts: the
 // nodes' own verdicts are the outcome, not a deadline. Other start failures (an artifact
 // fetch, a busy node) may pass: the deadline decides those.
+//
+// A change of env, secrets or limits that rolls a served deployment's instances (its
+// spec_index moves) is judged the same way, the instances made for the previous spec_index
+// being the older version (specRoll); its failure carries SpecIndex.
 func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadline time.Duration) ([]RolloutFailure, map[string]time.Time) {
-	type tally struct {
-		running, failed, placed int
-		failure                 string
-	}
 	byDep := map[string]*tally{}
+	bySpec := map[specKey]*tally{} // the same, per deployment and spec_index
 	for _, p := range s.Placements {
 		if p.Desired != statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
 			continue
 		}
-		t := byDep[p.DeploymentId]
-		if t == nil {
-			t = &tally{}
-			byDep[p.DeploymentId] = t
+		k := specKey{p.DeploymentId, p.SpecIndex}
+		if byDep[p.DeploymentId] == nil {
+			byDep[p.DeploymentId] = &tally{}
 		}
-		t.placed++
-		switch p.Observed {
-		case statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING:
-			t.running++
-		case statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED:
-			if strings.HasPrefix(p.Reason, ReadinessFailure) {
-				t.failed++ // a verdict on the version itself, not a passing trouble of the node
+		if bySpec[k] == nil {
+			bySpec[k] = &tally{}
+		}
+		for _, t := range []*tally{byDep[p.DeploymentId], bySpec[k]} {
+			t.placed++
+			switch p.Observed {
+			case statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING:
+				t.running++
+			case statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED:
+				if strings.HasPrefix(p.Reason, ReadinessFailure) {
+					t.failed++ // a verdict on the version itself, not a passing trouble of the node
+				}
+				t.failure = p.NodeId + ": " + p.Reason
 			}
-			t.failure = p.NodeId + ": " + p.Reason
 		}
 	}
 	deps := map[string]*statev1.Deployment{}
@@ -93,6 +108,14 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 			}
 		}
 		cur := byDep[active.Id]
+		if active.Served && prev == nil {
+			// A change of env, secrets or limits rolls the active deployment's instances:
+			// judged like a rollout, the instances made before it being the older version.
+			if f, ok := specRoll(c, active, bySpec, began, next, now, deadline); ok {
+				out = append(out, f)
+			}
+			continue
+		}
 		if !active.Served {
 			reason := ""
 			switch {
@@ -159,4 +182,59 @@ func runnable(nodes []*statev1.Node, rt statev1.Runtime) bool {
 		}
 	}
 	return false
+}
+
+// specKey names the placements of a deployment made for one spec_index of its component.
+type specKey struct {
+	deployment string
+	index      uint64
+}
+
+// specRoll judges the roll of c's instances after a change of env, secrets or limits: under
+// way while placements made for an older spec_index of the active deployment still run and
+// fewer than the replicas run for the current one. It fails at once when every new
+// placement failed its readiness check, and after deadline otherwise. Its clock is kept in
+// next under "spec/<component id>/<spec_index>".
+func specRoll(c *statev1.Component, active *statev1.Deployment, bySpec map[specKey]*tally, began, next map[string]time.Time,
+	now time.Time, deadline time.Duration) (RolloutFailure, bool) {
+	if c.SpecIndex == 0 || c.PrevSpec == nil {
+		return RolloutFailure{}, false // no change to undo
+	}
+	oldRunning := 0
+	for k, t := range bySpec {
+		if k.deployment == active.Id && k.index < c.SpecIndex {
+			oldRunning += t.running
+		}
+	}
+	cur := bySpec[specKey{active.Id, c.SpecIndex}]
+	if oldRunning == 0 || (cur != nil && cur.running >= int(c.Replicas)) {
+		return RolloutFailure{}, false // nothing older serves, or the roll is done
+	}
+	f := RolloutFailure{ComponentID: c.Id, Component: c.Name, Deployment: active.Id, Replicas: c.Replicas, SpecIndex: c.SpecIndex}
+	keep := "the instances of the previous configuration keep serving"
+	if cur != nil && cur.running == 0 && cur.failed > 0 && cur.failed == cur.placed {
+		f.Reason = fmt.Sprintf("every new instance failed (%d of %d); last: %s", cur.failed, cur.placed, cur.failure)
+		f.Message = "configuration change undone: " + f.Reason + "; " + keep
+		return f, true
+	}
+	key := fmt.Sprintf("spec/%s/%d", c.Id, c.SpecIndex)
+	start, ok := began[key]
+	if !ok {
+		next[key] = now
+		return RolloutFailure{}, false
+	}
+	next[key] = start
+	if now.Sub(start) < deadline {
+		return RolloutFailure{}, false
+	}
+	f.Reason = "no instance became ready"
+	if cur != nil {
+		f.Running = uint32(cur.running)
+		if cur.failure != "" {
+			f.Reason = cur.failure
+		}
+	}
+	f.Message = fmt.Sprintf("configuration change undone: %d/%d new instances running after %s (%s); %s",
+		f.Running, f.Replicas, deadline, f.Reason, keep)
+	return f, true
 }

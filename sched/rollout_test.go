@@ -82,3 +82,67 @@ func TestRolloutsFailAtOnce(t *testing.T) {
 		t.Fatalf("no container node: %+v", failed)
 	}
 }
+
+// A change of env, secrets or limits rolls the instances; when every new one fails its
+// readiness check while the old ones serve, the change is failed at once (and at the
+// deadline when the new ones only never get ready); once undone (spec_index back), the
+// scheduler keeps the old instances and stops the failed ones.
+func TestRolloutsSpecRoll(t *testing.T) {
+	run := statev1.PlacementDesired_PLACEMENT_DESIRED_RUN
+	running := statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING
+	failedObs := statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED
+	s := world(2, node("a", wasm), node("b", wasm))
+	s.Deployments[0].Served = true
+	c := s.Components[0]
+	c.SpecIndex, c.PrevSpecIndex, c.PrevSpec = 9, 4, &statev1.ComponentSpec{ScaleMax: 10}
+	s.Placements = []*statev1.Placement{
+		{Id: "old-a", ComponentId: "c1", DeploymentId: "d1", NodeId: "a", Desired: run, Observed: running, SpecIndex: 4},
+		{Id: "old-b", ComponentId: "c1", DeploymentId: "d1", NodeId: "b", Desired: run, Observed: running, SpecIndex: 4},
+		{Id: "new-a", ComponentId: "c1", DeploymentId: "d1", NodeId: "a", Desired: run, Observed: failedObs, SpecIndex: 9, Reason: "readiness check failed: GET / answered 500"},
+		{Id: "new-b", ComponentId: "c1", DeploymentId: "d1", NodeId: "b", Desired: run, Observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_STARTING, SpecIndex: 9},
+	}
+	now := time.Unix(1000, 0)
+	failed, began := Rollouts(s, nil, now, time.Minute)
+	if len(failed) != 0 || !began["spec/c1/9"].Equal(now) {
+		t.Fatalf("one new instance still starting: %+v %v", failed, began)
+	}
+	failed, _ = Rollouts(s, began, now.Add(time.Minute), time.Minute)
+	if len(failed) != 1 || failed[0].SpecIndex != 9 || failed[0].Previous != "" || failed[0].Deactivate ||
+		!strings.Contains(failed[0].Message, "0/2 new instances running after 1m0s") {
+		t.Fatalf("at the deadline: %+v", failed)
+	}
+	s.Placements[3].Observed, s.Placements[3].Reason = failedObs, "readiness check failed: GET / answered 500"
+	failed, _ = Rollouts(s, nil, now, time.Minute)
+	if len(failed) != 1 || failed[0].SpecIndex != 9 || !strings.Contains(failed[0].Message, "every new instance failed (2 of 2)") ||
+		!strings.Contains(failed[0].Message, "previous configuration keep serving") {
+		t.Fatalf("every new instance failed: %+v", failed)
+	}
+	// Without old instances serving there is nothing to fall back on: no verdict.
+	for _, p := range s.Placements[:2] {
+		p.Observed = failedObs
+	}
+	if failed, _ := Rollouts(s, nil, now, time.Minute); len(failed) != 0 {
+		t.Fatalf("nothing old serves: %+v", failed)
+	}
+	for _, p := range s.Placements[:2] {
+		p.Observed = running
+	}
+
+	// Undone (FailSpecRoll): the old placements are the current ones, the failed ones stop.
+	c.SpecIndex, c.PrevSpec = 4, nil
+	if failed, _ := Rollouts(s, nil, now, time.Minute); len(failed) != 0 {
+		t.Fatalf("after the undo: %+v", failed)
+	}
+	plan := Schedule(s)
+	stopped := map[string]bool{}
+	for _, p := range plan.Put {
+		if p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_STOP {
+			stopped[p.Id] = true
+		} else {
+			t.Fatalf("after the undo the plan starts %s", p.Id)
+		}
+	}
+	if len(stopped) != 2 || !stopped["new-a"] || !stopped["new-b"] {
+		t.Fatalf("after the undo the plan stops %v", stopped)
+	}
+}

@@ -140,7 +140,10 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 		case p.Observed == lost || (!eligible(nodes[p.NodeId], c.Runtime) && !draining(nodes[p.NodeId], c.Runtime)):
 			setDesired(plan, p, stop)
 			load[p.NodeId]--
-		case p.DeploymentId == active.Id && p.SpecIndex >= c.SpecIndex && eligible(nodes[p.NodeId], c.Runtime):
+		case p.DeploymentId == active.Id && p.SpecIndex == c.SpecIndex && eligible(nodes[p.NodeId], c.Runtime):
+			// Made for the current spec (spec_index only grows, except when FailSpecRoll
+			// returns a component to its previous one: the failed change's placements,
+			// made for a later one, are then old).
 			cur = append(cur, p)
 		default: // an older deployment or spec, or on a draining node
 			old = append(old, p)

@@ -129,6 +129,9 @@ func printComponent(w io.Writer, c *statev1.Component, now time.Time) error {
 		}
 	}
 	row("Deployment", orDash(c.GetActiveDeploymentId()))
+	if e := c.GetSpecError(); e != "" {
+		row("Last change", "FAILED: "+e)
+	}
 	if len(s.GetEnv()) == 0 {
 		row("Env", "-")
 	} else {

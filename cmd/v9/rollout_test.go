@@ -188,6 +188,18 @@ func buildGuest(t *testing.T, name, dir string) {
 	}
 }
 
+// versionsModule builds testdata/versions and returns the module.
+func versionsModule(t *testing.T) []byte {
+	t.Helper()
+	build := t.TempDir()
+	buildGuest(t, "versions", build)
+	module, err := os.ReadFile(filepath.Join(build, "versions.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return module
+}
+
 // versionsDir is a deployable directory of the versions guest with the given manifest
 // tail (env and rollout tables).
 func versionsDir(t *testing.T, module []byte, tail string) string {
@@ -202,12 +214,7 @@ func versionsDir(t *testing.T, module []byte, tail string) string {
 // of its window, `v9 deploy` ends with the figures, and the old version serves everything
 // again; a good version passes its canary and takes all the traffic; "0%" skips the canary.
 func TestNoRaceRolloutCanary(t *testing.T) {
-	build := t.TempDir()
-	buildGuest(t, "versions", build)
-	module, err := os.ReadFile(filepath.Join(build, "versions.wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	module := versionsModule(t)
 	// The manifests' own 2s windows, not the test clusters' 1s cap.
 	c := node.NewTestClusterOpts(t, 3, node.TestOptions{Liveness: node.LivenessConfig{CanaryWindowMax: time.Hour}})
 	f := c.Follower(t)
@@ -353,5 +360,77 @@ func TestNoRaceRolloutSettingsSurvive(t *testing.T) {
 		if !strings.Contains(get.stdout, want) {
 			t.Errorf("component get lacks %q:\n%s", want, get.stdout)
 		}
+	}
+}
+
+// TestNoRaceRolloutConfigChangeFails: a change of env whose new instances all fail their
+// readiness check is gated like a deployment: under traffic on every proxy no request
+// fails, the old instances keep serving, the change is undone and `v9 component get` says
+// why; the next good change rolls and clears it.
+func TestNoRaceRolloutConfigChangeFails(t *testing.T) {
+	module := versionsModule(t)
+	c := node.NewTestCluster(t, 3)
+	f := c.Follower(t)
+	cli := func(args ...string) []string { return append([]string{"--addr", f.APIAddr()}, args...) }
+	if r := deployCLI(t, cli("deploy", versionsDir(t, module, "[env]\nVERSION = \"1\"\n"))...); r.code != 0 {
+		t.Fatalf("deploy: %s", r)
+	}
+	everyProxy := func(want string) {
+		t.Helper()
+		node.Eventually(t, 60*time.Second, func() error {
+			for _, n := range c.Nodes {
+				for i := 0; i < 4; i++ {
+					if code, body, err := httpGet("http://" + n.ProxyAddr() + "/versions/x"); code != 200 || !strings.Contains(body, want) {
+						return fmt.Errorf("%s: %d %q %v", n.ID(), code, body, err)
+					}
+				}
+			}
+			return nil
+		})
+	}
+	everyProxy("version 1")
+
+	stop := traffic(t, c, "/versions/x")
+	start := time.Now()
+	updateCLI(t, cli("component", "update", "versions", "--env", "BROKEN=1")...)
+	var get cliResult
+	node.Eventually(t, 60*time.Second, func() error {
+		get = mustCLI(t, cli("component", "get", "versions")...)
+		if !strings.Contains(get.stdout, "FAILED: configuration change undone") {
+			return fmt.Errorf("not failed yet:\n%s", get.stdout)
+		}
+		return nil
+	})
+	took := time.Since(start)
+	ok, bad := stop()
+	t.Logf("failed env change recorded after %s; meanwhile %d requests answered 200, %d not", took.Round(time.Millisecond), ok, len(bad))
+	if len(bad) > 0 || ok == 0 {
+		t.Fatalf("during the failed change: %d ok, not ok: %v", ok, bad)
+	}
+	for _, want := range []string{"every new instance failed", "readiness check failed: GET / answered 500", "previous configuration keep serving"} {
+		if !strings.Contains(get.stdout, want) {
+			t.Fatalf("component get lacks %q:\n%s", want, get.stdout)
+		}
+	}
+	comp := getComponent(t, f.APIAddr(), "versions")
+	if _, ok := comp.GetSpec().GetEnv()["BROKEN"]; ok || comp.GetSpec().GetEnv()["VERSION"] != "1" || comp.GetSpecError() == "" {
+		t.Fatalf("after the failed change: env %v, spec_error %q", comp.GetSpec().GetEnv(), comp.GetSpecError())
+	}
+	// The failed instances are stopped; the old ones serve on.
+	node.Eventually(t, 30*time.Second, func() error {
+		for _, p := range f.Store().Placements("") {
+			if p.ComponentId == comp.GetId() && p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN && p.SpecIndex != comp.GetSpecIndex() {
+				return fmt.Errorf("placement %s of the failed change still wanted running", p.Id)
+			}
+		}
+		return nil
+	})
+	everyProxy("version 1")
+
+	// A good change rolls and clears the failure.
+	updateCLI(t, cli("component", "update", "versions", "--env", "VERSION=2")...)
+	everyProxy("version 2")
+	if get := mustCLI(t, cli("component", "get", "versions")...); strings.Contains(get.stdout, "FAILED") {
+		t.Fatalf("a good change left the failure shown:\n%s", get.stdout)
 	}
 }

@@ -375,6 +375,11 @@ function Settings({ c }: { c: Component }) {
           <dd>{spec?.concurrency || "—"}</dd>
         </div>
       </dl>
+      {c.specError && (
+        <div className="notice notice-bad" role="alert">
+          Last change of settings failed and was undone: {c.specError}
+        </div>
+      )}
       <h3>Environment</h3>
       {update.error && <ErrorNotice error={update.error} />}
       {rows.length === 0 && !editing && <p className="sub">No variables.</p>}

@@ -740,7 +740,17 @@ type Component struct {
 	User         *UserSettings  `protobuf:"bytes,16,opt,name=user,proto3" json:"user,omitempty"`
 	// spec_index is the index of the last change that affects instances (env, secrets,
 	// limits, the module): placements made for an older one are replaced, new ones first.
-	SpecIndex     uint64 `protobuf:"varint,17,opt,name=spec_index,json=specIndex,proto3" json:"spec_index,omitempty"`
+	SpecIndex uint64 `protobuf:"varint,17,opt,name=spec_index,json=specIndex,proto3" json:"spec_index,omitempty"`
+	// prev_spec, prev_user and prev_spec_index are what the component was before the last
+	// change that rolled its instances: what FailSpecRoll returns it to.
+	PrevSpec      *ComponentSpec `protobuf:"bytes,18,opt,name=prev_spec,json=prevSpec,proto3" json:"prev_spec,omitempty"`
+	PrevUser      *UserSettings  `protobuf:"bytes,19,opt,name=prev_user,json=prevUser,proto3" json:"prev_user,omitempty"`
+	PrevSpecIndex uint64         `protobuf:"varint,20,opt,name=prev_spec_index,json=prevSpecIndex,proto3" json:"prev_spec_index,omitempty"`
+	// spec_error says why the last change of env, secrets or limits was undone (its new
+	// instances failed their readiness check, or too few ran within the rollout deadline,
+	// while the instances of the previous configuration kept serving). The next change that
+	// rolls the instances clears it.
+	SpecError     string `protobuf:"bytes,21,opt,name=spec_error,json=specError,proto3" json:"spec_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -892,6 +902,34 @@ func (x *Component) GetSpecIndex() uint64 {
 		return x.SpecIndex
 	}
 	return 0
+}
+
+func (x *Component) GetPrevSpec() *ComponentSpec {
+	if x != nil {
+		return x.PrevSpec
+	}
+	return nil
+}
+
+func (x *Component) GetPrevUser() *UserSettings {
+	if x != nil {
+		return x.PrevUser
+	}
+	return nil
+}
+
+func (x *Component) GetPrevSpecIndex() uint64 {
+	if x != nil {
+		return x.PrevSpecIndex
+	}
+	return 0
+}
+
+func (x *Component) GetSpecError() string {
+	if x != nil {
+		return x.SpecError
+	}
+	return ""
 }
 
 // UserSettings are the settings a user changed, each overriding the manifest's value.
@@ -2975,6 +3013,71 @@ func (x *EndCanary) GetDeploymentId() string {
 	return ""
 }
 
+// FailSpecRoll undoes a change of env, secrets or limits whose new instances failed (the
+// leader's rollout controller): the component gets back its previous spec and user settings
+// (secrets stay as set: v9 keeps no old value), the instances of the previous configuration
+// keep serving and the new ones are stopped; error is recorded as spec_error. It does
+// nothing when the component has changed since (spec_index differs).
+type FailSpecRoll struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ComponentId   string                 `protobuf:"bytes,1,opt,name=component_id,json=componentId,proto3" json:"component_id,omitempty"`
+	SpecIndex     uint64                 `protobuf:"varint,2,opt,name=spec_index,json=specIndex,proto3" json:"spec_index,omitempty"` // the failed change's spec_index
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FailSpecRoll) Reset() {
+	*x = FailSpecRoll{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FailSpecRoll) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FailSpecRoll) ProtoMessage() {}
+
+func (x *FailSpecRoll) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FailSpecRoll.ProtoReflect.Descriptor instead.
+func (*FailSpecRoll) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *FailSpecRoll) GetComponentId() string {
+	if x != nil {
+		return x.ComponentId
+	}
+	return ""
+}
+
+func (x *FailSpecRoll) GetSpecIndex() uint64 {
+	if x != nil {
+		return x.SpecIndex
+	}
+	return 0
+}
+
+func (x *FailSpecRoll) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type ActivateDeployment struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ComponentId   string                 `protobuf:"bytes,1,opt,name=component_id,json=componentId,proto3" json:"component_id,omitempty"`
@@ -2985,7 +3088,7 @@ type ActivateDeployment struct {
 
 func (x *ActivateDeployment) Reset() {
 	*x = ActivateDeployment{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	mi := &file_v9_state_v1_state_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2997,7 +3100,7 @@ func (x *ActivateDeployment) String() string {
 func (*ActivateDeployment) ProtoMessage() {}
 
 func (x *ActivateDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	mi := &file_v9_state_v1_state_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3010,7 +3113,7 @@ func (x *ActivateDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateDeployment.ProtoReflect.Descriptor instead.
 func (*ActivateDeployment) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{32}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ActivateDeployment) GetComponentId() string {
@@ -3036,7 +3139,7 @@ type PutPlacements struct {
 
 func (x *PutPlacements) Reset() {
 	*x = PutPlacements{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[33]
+	mi := &file_v9_state_v1_state_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3048,7 +3151,7 @@ func (x *PutPlacements) String() string {
 func (*PutPlacements) ProtoMessage() {}
 
 func (x *PutPlacements) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[33]
+	mi := &file_v9_state_v1_state_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3061,7 +3164,7 @@ func (x *PutPlacements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPlacements.ProtoReflect.Descriptor instead.
 func (*PutPlacements) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{33}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PutPlacements) GetPlacements() []*Placement {
@@ -3082,7 +3185,7 @@ type SetPlacementObserved struct {
 
 func (x *SetPlacementObserved) Reset() {
 	*x = SetPlacementObserved{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[34]
+	mi := &file_v9_state_v1_state_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3094,7 +3197,7 @@ func (x *SetPlacementObserved) String() string {
 func (*SetPlacementObserved) ProtoMessage() {}
 
 func (x *SetPlacementObserved) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[34]
+	mi := &file_v9_state_v1_state_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3107,7 +3210,7 @@ func (x *SetPlacementObserved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPlacementObserved.ProtoReflect.Descriptor instead.
 func (*SetPlacementObserved) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{34}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SetPlacementObserved) GetId() string {
@@ -3140,7 +3243,7 @@ type DeletePlacements struct {
 
 func (x *DeletePlacements) Reset() {
 	*x = DeletePlacements{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[35]
+	mi := &file_v9_state_v1_state_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3152,7 +3255,7 @@ func (x *DeletePlacements) String() string {
 func (*DeletePlacements) ProtoMessage() {}
 
 func (x *DeletePlacements) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[35]
+	mi := &file_v9_state_v1_state_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3165,7 +3268,7 @@ func (x *DeletePlacements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePlacements.ProtoReflect.Descriptor instead.
 func (*DeletePlacements) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{35}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeletePlacements) GetIds() []string {
@@ -3184,7 +3287,7 @@ type CreateUser struct {
 
 func (x *CreateUser) Reset() {
 	*x = CreateUser{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[36]
+	mi := &file_v9_state_v1_state_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3196,7 +3299,7 @@ func (x *CreateUser) String() string {
 func (*CreateUser) ProtoMessage() {}
 
 func (x *CreateUser) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[36]
+	mi := &file_v9_state_v1_state_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3209,7 +3312,7 @@ func (x *CreateUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUser.ProtoReflect.Descriptor instead.
 func (*CreateUser) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{36}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateUser) GetUser() *User {
@@ -3228,7 +3331,7 @@ type CreateApiToken struct {
 
 func (x *CreateApiToken) Reset() {
 	*x = CreateApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[37]
+	mi := &file_v9_state_v1_state_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3240,7 +3343,7 @@ func (x *CreateApiToken) String() string {
 func (*CreateApiToken) ProtoMessage() {}
 
 func (x *CreateApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[37]
+	mi := &file_v9_state_v1_state_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3253,7 +3356,7 @@ func (x *CreateApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiToken.ProtoReflect.Descriptor instead.
 func (*CreateApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{37}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateApiToken) GetToken() *ApiToken {
@@ -3272,7 +3375,7 @@ type DeleteApiToken struct {
 
 func (x *DeleteApiToken) Reset() {
 	*x = DeleteApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[38]
+	mi := &file_v9_state_v1_state_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3284,7 +3387,7 @@ func (x *DeleteApiToken) String() string {
 func (*DeleteApiToken) ProtoMessage() {}
 
 func (x *DeleteApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[38]
+	mi := &file_v9_state_v1_state_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3297,7 +3400,7 @@ func (x *DeleteApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteApiToken.ProtoReflect.Descriptor instead.
 func (*DeleteApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{38}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteApiToken) GetId() string {
@@ -3317,7 +3420,7 @@ type AclBootstrap struct {
 
 func (x *AclBootstrap) Reset() {
 	*x = AclBootstrap{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[39]
+	mi := &file_v9_state_v1_state_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3329,7 +3432,7 @@ func (x *AclBootstrap) String() string {
 func (*AclBootstrap) ProtoMessage() {}
 
 func (x *AclBootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[39]
+	mi := &file_v9_state_v1_state_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3342,7 +3445,7 @@ func (x *AclBootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AclBootstrap.ProtoReflect.Descriptor instead.
 func (*AclBootstrap) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{39}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AclBootstrap) GetToken() *ApiToken {
@@ -3362,7 +3465,7 @@ type RevokeApiToken struct {
 
 func (x *RevokeApiToken) Reset() {
 	*x = RevokeApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[40]
+	mi := &file_v9_state_v1_state_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3374,7 +3477,7 @@ func (x *RevokeApiToken) String() string {
 func (*RevokeApiToken) ProtoMessage() {}
 
 func (x *RevokeApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[40]
+	mi := &file_v9_state_v1_state_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3387,7 +3490,7 @@ func (x *RevokeApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiToken.ProtoReflect.Descriptor instead.
 func (*RevokeApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{40}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RevokeApiToken) GetId() string {
@@ -3407,7 +3510,7 @@ type TouchApiTokens struct {
 
 func (x *TouchApiTokens) Reset() {
 	*x = TouchApiTokens{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[41]
+	mi := &file_v9_state_v1_state_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3419,7 +3522,7 @@ func (x *TouchApiTokens) String() string {
 func (*TouchApiTokens) ProtoMessage() {}
 
 func (x *TouchApiTokens) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[41]
+	mi := &file_v9_state_v1_state_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3432,7 +3535,7 @@ func (x *TouchApiTokens) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TouchApiTokens.ProtoReflect.Descriptor instead.
 func (*TouchApiTokens) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{41}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *TouchApiTokens) GetLastUsed() map[string]*timestamppb.Timestamp {
@@ -3451,7 +3554,7 @@ type PutGithubLink struct {
 
 func (x *PutGithubLink) Reset() {
 	*x = PutGithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[42]
+	mi := &file_v9_state_v1_state_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3463,7 +3566,7 @@ func (x *PutGithubLink) String() string {
 func (*PutGithubLink) ProtoMessage() {}
 
 func (x *PutGithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[42]
+	mi := &file_v9_state_v1_state_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3476,7 +3579,7 @@ func (x *PutGithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutGithubLink.ProtoReflect.Descriptor instead.
 func (*PutGithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{42}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PutGithubLink) GetLink() *GithubLink {
@@ -3495,7 +3598,7 @@ type DeleteGithubLink struct {
 
 func (x *DeleteGithubLink) Reset() {
 	*x = DeleteGithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[43]
+	mi := &file_v9_state_v1_state_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3507,7 +3610,7 @@ func (x *DeleteGithubLink) String() string {
 func (*DeleteGithubLink) ProtoMessage() {}
 
 func (x *DeleteGithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[43]
+	mi := &file_v9_state_v1_state_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3520,7 +3623,7 @@ func (x *DeleteGithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGithubLink.ProtoReflect.Descriptor instead.
 func (*DeleteGithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{43}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeleteGithubLink) GetComponentId() string {
@@ -3556,6 +3659,7 @@ type Command struct {
 	//	*Command_ActivateDeployment
 	//	*Command_EndCanary
 	//	*Command_StartCanary
+	//	*Command_FailSpecRoll
 	//	*Command_PutPlacements
 	//	*Command_SetPlacementObserved
 	//	*Command_DeletePlacements
@@ -3576,7 +3680,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[44]
+	mi := &file_v9_state_v1_state_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3588,7 +3692,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[44]
+	mi := &file_v9_state_v1_state_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3601,7 +3705,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{44}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Command) GetTime() *timestamppb.Timestamp {
@@ -3753,6 +3857,15 @@ func (x *Command) GetStartCanary() *StartCanary {
 	if x != nil {
 		if x, ok := x.Op.(*Command_StartCanary); ok {
 			return x.StartCanary
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetFailSpecRoll() *FailSpecRoll {
+	if x != nil {
+		if x, ok := x.Op.(*Command_FailSpecRoll); ok {
+			return x.FailSpecRoll
 		}
 	}
 	return nil
@@ -3935,6 +4048,10 @@ type Command_StartCanary struct {
 	StartCanary *StartCanary `protobuf:"bytes,34,opt,name=start_canary,json=startCanary,proto3,oneof"`
 }
 
+type Command_FailSpecRoll struct {
+	FailSpecRoll *FailSpecRoll `protobuf:"bytes,35,opt,name=fail_spec_roll,json=failSpecRoll,proto3,oneof"`
+}
+
 type Command_PutPlacements struct {
 	PutPlacements *PutPlacements `protobuf:"bytes,40,opt,name=put_placements,json=putPlacements,proto3,oneof"`
 }
@@ -4015,6 +4132,8 @@ func (*Command_EndCanary) isCommand_Op() {}
 
 func (*Command_StartCanary) isCommand_Op() {}
 
+func (*Command_FailSpecRoll) isCommand_Op() {}
+
 func (*Command_PutPlacements) isCommand_Op() {}
 
 func (*Command_SetPlacementObserved) isCommand_Op() {}
@@ -4081,7 +4200,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
 	"\vRolloutSpec\x12%\n" +
 	"\x0ecanary_percent\x18\x01 \x01(\rR\rcanaryPercent\x12\x1b\n" +
-	"\twindow_ms\x18\x02 \x01(\rR\bwindowMs\"\xc9\x05\n" +
+	"\twindow_ms\x18\x02 \x01(\rR\bwindowMs\"\x81\a\n" +
 	"\tComponent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -4103,7 +4222,12 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\rmanifest_spec\x18\x0f \x01(\v2\x1a.v9.state.v1.ComponentSpecR\fmanifestSpec\x12-\n" +
 	"\x04user\x18\x10 \x01(\v2\x19.v9.state.v1.UserSettingsR\x04user\x12\x1d\n" +
 	"\n" +
-	"spec_index\x18\x11 \x01(\x04R\tspecIndex\"\xa0\x03\n" +
+	"spec_index\x18\x11 \x01(\x04R\tspecIndex\x127\n" +
+	"\tprev_spec\x18\x12 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\bprevSpec\x126\n" +
+	"\tprev_user\x18\x13 \x01(\v2\x19.v9.state.v1.UserSettingsR\bprevUser\x12&\n" +
+	"\x0fprev_spec_index\x18\x14 \x01(\x04R\rprevSpecIndex\x12\x1d\n" +
+	"\n" +
+	"spec_error\x18\x15 \x01(\tR\tspecError\"\xa0\x03\n" +
 	"\fUserSettings\x124\n" +
 	"\x03env\x18\x01 \x03(\v2\".v9.state.v1.UserSettings.EnvEntryR\x03env\x12\x1f\n" +
 	"\venv_removed\x18\x02 \x03(\tR\n" +
@@ -4316,7 +4440,12 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\vStartCanary\x12#\n" +
 	"\rdeployment_id\x18\x01 \x01(\tR\fdeploymentId\"0\n" +
 	"\tEndCanary\x12#\n" +
-	"\rdeployment_id\x18\x01 \x01(\tR\fdeploymentId\"\\\n" +
+	"\rdeployment_id\x18\x01 \x01(\tR\fdeploymentId\"f\n" +
+	"\fFailSpecRoll\x12!\n" +
+	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\x12\x1d\n" +
+	"\n" +
+	"spec_index\x18\x02 \x01(\x04R\tspecIndex\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\\\n" +
 	"\x12ActivateDeployment\x12!\n" +
 	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\x12#\n" +
 	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\"G\n" +
@@ -4349,7 +4478,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\rPutGithubLink\x12+\n" +
 	"\x04link\x18\x01 \x01(\v2\x17.v9.state.v1.GithubLinkR\x04link\"5\n" +
 	"\x10DeleteGithubLink\x12!\n" +
-	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\"\xc3\x10\n" +
+	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\"\x86\x11\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12*\n" +
 	"\x11ignore_if_unknown\x18\x02 \x01(\bR\x0fignoreIfUnknown\x12\x14\n" +
@@ -4370,7 +4499,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x13activate_deployment\x18  \x01(\v2\x1f.v9.state.v1.ActivateDeploymentH\x00R\x12activateDeployment\x127\n" +
 	"\n" +
 	"end_canary\x18! \x01(\v2\x16.v9.state.v1.EndCanaryH\x00R\tendCanary\x12=\n" +
-	"\fstart_canary\x18\" \x01(\v2\x18.v9.state.v1.StartCanaryH\x00R\vstartCanary\x12C\n" +
+	"\fstart_canary\x18\" \x01(\v2\x18.v9.state.v1.StartCanaryH\x00R\vstartCanary\x12A\n" +
+	"\x0efail_spec_roll\x18# \x01(\v2\x19.v9.state.v1.FailSpecRollH\x00R\ffailSpecRoll\x12C\n" +
 	"\x0eput_placements\x18( \x01(\v2\x1a.v9.state.v1.PutPlacementsH\x00R\rputPlacements\x12Y\n" +
 	"\x16set_placement_observed\x18) \x01(\v2!.v9.state.v1.SetPlacementObservedH\x00R\x14setPlacementObserved\x12L\n" +
 	"\x11delete_placements\x18* \x01(\v2\x1d.v9.state.v1.DeletePlacementsH\x00R\x10deletePlacements\x12:\n" +
@@ -4432,7 +4562,7 @@ func file_v9_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_v9_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_v9_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_v9_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_v9_state_v1_state_proto_goTypes = []any{
 	(Runtime)(0),                  // 0: v9.state.v1.Runtime
 	(DesiredState)(0),             // 1: v9.state.v1.DesiredState
@@ -4472,26 +4602,27 @@ var file_v9_state_v1_state_proto_goTypes = []any{
 	(*SetDeploymentStatus)(nil),   // 35: v9.state.v1.SetDeploymentStatus
 	(*StartCanary)(nil),           // 36: v9.state.v1.StartCanary
 	(*EndCanary)(nil),             // 37: v9.state.v1.EndCanary
-	(*ActivateDeployment)(nil),    // 38: v9.state.v1.ActivateDeployment
-	(*PutPlacements)(nil),         // 39: v9.state.v1.PutPlacements
-	(*SetPlacementObserved)(nil),  // 40: v9.state.v1.SetPlacementObserved
-	(*DeletePlacements)(nil),      // 41: v9.state.v1.DeletePlacements
-	(*CreateUser)(nil),            // 42: v9.state.v1.CreateUser
-	(*CreateApiToken)(nil),        // 43: v9.state.v1.CreateApiToken
-	(*DeleteApiToken)(nil),        // 44: v9.state.v1.DeleteApiToken
-	(*AclBootstrap)(nil),          // 45: v9.state.v1.AclBootstrap
-	(*RevokeApiToken)(nil),        // 46: v9.state.v1.RevokeApiToken
-	(*TouchApiTokens)(nil),        // 47: v9.state.v1.TouchApiTokens
-	(*PutGithubLink)(nil),         // 48: v9.state.v1.PutGithubLink
-	(*DeleteGithubLink)(nil),      // 49: v9.state.v1.DeleteGithubLink
-	(*Command)(nil),               // 50: v9.state.v1.Command
-	nil,                           // 51: v9.state.v1.ComponentSpec.EnvEntry
-	nil,                           // 52: v9.state.v1.UserSettings.EnvEntry
-	nil,                           // 53: v9.state.v1.TouchApiTokens.LastUsedEntry
-	(*timestamppb.Timestamp)(nil), // 54: google.protobuf.Timestamp
+	(*FailSpecRoll)(nil),          // 38: v9.state.v1.FailSpecRoll
+	(*ActivateDeployment)(nil),    // 39: v9.state.v1.ActivateDeployment
+	(*PutPlacements)(nil),         // 40: v9.state.v1.PutPlacements
+	(*SetPlacementObserved)(nil),  // 41: v9.state.v1.SetPlacementObserved
+	(*DeletePlacements)(nil),      // 42: v9.state.v1.DeletePlacements
+	(*CreateUser)(nil),            // 43: v9.state.v1.CreateUser
+	(*CreateApiToken)(nil),        // 44: v9.state.v1.CreateApiToken
+	(*DeleteApiToken)(nil),        // 45: v9.state.v1.DeleteApiToken
+	(*AclBootstrap)(nil),          // 46: v9.state.v1.AclBootstrap
+	(*RevokeApiToken)(nil),        // 47: v9.state.v1.RevokeApiToken
+	(*TouchApiTokens)(nil),        // 48: v9.state.v1.TouchApiTokens
+	(*PutGithubLink)(nil),         // 49: v9.state.v1.PutGithubLink
+	(*DeleteGithubLink)(nil),      // 50: v9.state.v1.DeleteGithubLink
+	(*Command)(nil),               // 51: v9.state.v1.Command
+	nil,                           // 52: v9.state.v1.ComponentSpec.EnvEntry
+	nil,                           // 53: v9.state.v1.UserSettings.EnvEntry
+	nil,                           // 54: v9.state.v1.TouchApiTokens.LastUsedEntry
+	(*timestamppb.Timestamp)(nil), // 55: google.protobuf.Timestamp
 }
 var file_v9_state_v1_state_proto_depIdxs = []int32{
-	51, // 0: v9.state.v1.ComponentSpec.env:type_name -> v9.state.v1.ComponentSpec.EnvEntry
+	52, // 0: v9.state.v1.ComponentSpec.env:type_name -> v9.state.v1.ComponentSpec.EnvEntry
 	7,  // 1: v9.state.v1.ComponentSpec.wasm:type_name -> v9.state.v1.WasmSpec
 	8,  // 2: v9.state.v1.ComponentSpec.container:type_name -> v9.state.v1.ContainerSpec
 	10, // 3: v9.state.v1.ComponentSpec.rollout:type_name -> v9.state.v1.RolloutSpec
@@ -4499,90 +4630,93 @@ var file_v9_state_v1_state_proto_depIdxs = []int32{
 	0,  // 5: v9.state.v1.Component.runtime:type_name -> v9.state.v1.Runtime
 	9,  // 6: v9.state.v1.Component.spec:type_name -> v9.state.v1.ComponentSpec
 	1,  // 7: v9.state.v1.Component.desired:type_name -> v9.state.v1.DesiredState
-	54, // 8: v9.state.v1.Component.create_time:type_name -> google.protobuf.Timestamp
-	54, // 9: v9.state.v1.Component.update_time:type_name -> google.protobuf.Timestamp
+	55, // 8: v9.state.v1.Component.create_time:type_name -> google.protobuf.Timestamp
+	55, // 9: v9.state.v1.Component.update_time:type_name -> google.protobuf.Timestamp
 	9,  // 10: v9.state.v1.Component.manifest_spec:type_name -> v9.state.v1.ComponentSpec
 	12, // 11: v9.state.v1.Component.user:type_name -> v9.state.v1.UserSettings
-	52, // 12: v9.state.v1.UserSettings.env:type_name -> v9.state.v1.UserSettings.EnvEntry
-	2,  // 13: v9.state.v1.Deployment.status:type_name -> v9.state.v1.DeploymentStatus
-	54, // 14: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
-	54, // 15: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
-	9,  // 16: v9.state.v1.Deployment.spec:type_name -> v9.state.v1.ComponentSpec
-	54, // 17: v9.state.v1.Deployment.canary_start:type_name -> google.protobuf.Timestamp
-	14, // 18: v9.state.v1.Node.capacity:type_name -> v9.state.v1.Resources
-	0,  // 19: v9.state.v1.Node.runtimes:type_name -> v9.state.v1.Runtime
-	3,  // 20: v9.state.v1.Node.status:type_name -> v9.state.v1.NodeStatus
-	54, // 21: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
-	4,  // 22: v9.state.v1.Placement.desired:type_name -> v9.state.v1.PlacementDesired
-	5,  // 23: v9.state.v1.Placement.observed:type_name -> v9.state.v1.PlacementObserved
-	54, // 24: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	54, // 25: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
-	54, // 26: v9.state.v1.ApiToken.expire_time:type_name -> google.protobuf.Timestamp
-	54, // 27: v9.state.v1.ApiToken.last_used_time:type_name -> google.protobuf.Timestamp
-	54, // 28: v9.state.v1.ApiToken.revoke_time:type_name -> google.protobuf.Timestamp
-	54, // 29: v9.state.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	11, // 30: v9.state.v1.State.components:type_name -> v9.state.v1.Component
-	13, // 31: v9.state.v1.State.deployments:type_name -> v9.state.v1.Deployment
-	15, // 32: v9.state.v1.State.nodes:type_name -> v9.state.v1.Node
-	16, // 33: v9.state.v1.State.placements:type_name -> v9.state.v1.Placement
-	17, // 34: v9.state.v1.State.users:type_name -> v9.state.v1.User
-	18, // 35: v9.state.v1.State.api_tokens:type_name -> v9.state.v1.ApiToken
-	20, // 36: v9.state.v1.State.github_links:type_name -> v9.state.v1.GithubLink
-	19, // 37: v9.state.v1.State.audit:type_name -> v9.state.v1.AuditEntry
-	22, // 38: v9.state.v1.State.secrets:type_name -> v9.state.v1.Secret
-	54, // 39: v9.state.v1.Secret.update_time:type_name -> google.protobuf.Timestamp
-	11, // 40: v9.state.v1.CreateComponent.component:type_name -> v9.state.v1.Component
-	11, // 41: v9.state.v1.CreateLinkedComponent.component:type_name -> v9.state.v1.Component
-	20, // 42: v9.state.v1.CreateLinkedComponent.link:type_name -> v9.state.v1.GithubLink
-	13, // 43: v9.state.v1.CreateLinkedComponent.deployment:type_name -> v9.state.v1.Deployment
-	9,  // 44: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
-	1,  // 45: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
-	15, // 46: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
-	3,  // 47: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
-	13, // 48: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
-	2,  // 49: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
-	9,  // 50: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
-	16, // 51: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
-	5,  // 52: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
-	17, // 53: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
-	18, // 54: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
-	18, // 55: v9.state.v1.AclBootstrap.token:type_name -> v9.state.v1.ApiToken
-	53, // 56: v9.state.v1.TouchApiTokens.last_used:type_name -> v9.state.v1.TouchApiTokens.LastUsedEntry
-	20, // 57: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
-	54, // 58: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
-	23, // 59: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
-	27, // 60: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
-	28, // 61: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
-	29, // 62: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
-	30, // 63: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
-	26, // 64: v9.state.v1.Command.create_linked_component:type_name -> v9.state.v1.CreateLinkedComponent
-	31, // 65: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
-	32, // 66: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
-	33, // 67: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
-	34, // 68: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
-	35, // 69: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
-	38, // 70: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
-	37, // 71: v9.state.v1.Command.end_canary:type_name -> v9.state.v1.EndCanary
-	36, // 72: v9.state.v1.Command.start_canary:type_name -> v9.state.v1.StartCanary
-	39, // 73: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
-	40, // 74: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
-	41, // 75: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
-	42, // 76: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
-	43, // 77: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
-	44, // 78: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
-	48, // 79: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
-	49, // 80: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
-	45, // 81: v9.state.v1.Command.acl_bootstrap:type_name -> v9.state.v1.AclBootstrap
-	46, // 82: v9.state.v1.Command.revoke_api_token:type_name -> v9.state.v1.RevokeApiToken
-	47, // 83: v9.state.v1.Command.touch_api_tokens:type_name -> v9.state.v1.TouchApiTokens
-	24, // 84: v9.state.v1.Command.put_secret:type_name -> v9.state.v1.PutSecret
-	25, // 85: v9.state.v1.Command.delete_secret:type_name -> v9.state.v1.DeleteSecret
-	54, // 86: v9.state.v1.TouchApiTokens.LastUsedEntry.value:type_name -> google.protobuf.Timestamp
-	87, // [87:87] is the sub-list for method output_type
-	87, // [87:87] is the sub-list for method input_type
-	87, // [87:87] is the sub-list for extension type_name
-	87, // [87:87] is the sub-list for extension extendee
-	0,  // [0:87] is the sub-list for field type_name
+	9,  // 12: v9.state.v1.Component.prev_spec:type_name -> v9.state.v1.ComponentSpec
+	12, // 13: v9.state.v1.Component.prev_user:type_name -> v9.state.v1.UserSettings
+	53, // 14: v9.state.v1.UserSettings.env:type_name -> v9.state.v1.UserSettings.EnvEntry
+	2,  // 15: v9.state.v1.Deployment.status:type_name -> v9.state.v1.DeploymentStatus
+	55, // 16: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
+	55, // 17: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
+	9,  // 18: v9.state.v1.Deployment.spec:type_name -> v9.state.v1.ComponentSpec
+	55, // 19: v9.state.v1.Deployment.canary_start:type_name -> google.protobuf.Timestamp
+	14, // 20: v9.state.v1.Node.capacity:type_name -> v9.state.v1.Resources
+	0,  // 21: v9.state.v1.Node.runtimes:type_name -> v9.state.v1.Runtime
+	3,  // 22: v9.state.v1.Node.status:type_name -> v9.state.v1.NodeStatus
+	55, // 23: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
+	4,  // 24: v9.state.v1.Placement.desired:type_name -> v9.state.v1.PlacementDesired
+	5,  // 25: v9.state.v1.Placement.observed:type_name -> v9.state.v1.PlacementObserved
+	55, // 26: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	55, // 27: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
+	55, // 28: v9.state.v1.ApiToken.expire_time:type_name -> google.protobuf.Timestamp
+	55, // 29: v9.state.v1.ApiToken.last_used_time:type_name -> google.protobuf.Timestamp
+	55, // 30: v9.state.v1.ApiToken.revoke_time:type_name -> google.protobuf.Timestamp
+	55, // 31: v9.state.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	11, // 32: v9.state.v1.State.components:type_name -> v9.state.v1.Component
+	13, // 33: v9.state.v1.State.deployments:type_name -> v9.state.v1.Deployment
+	15, // 34: v9.state.v1.State.nodes:type_name -> v9.state.v1.Node
+	16, // 35: v9.state.v1.State.placements:type_name -> v9.state.v1.Placement
+	17, // 36: v9.state.v1.State.users:type_name -> v9.state.v1.User
+	18, // 37: v9.state.v1.State.api_tokens:type_name -> v9.state.v1.ApiToken
+	20, // 38: v9.state.v1.State.github_links:type_name -> v9.state.v1.GithubLink
+	19, // 39: v9.state.v1.State.audit:type_name -> v9.state.v1.AuditEntry
+	22, // 40: v9.state.v1.State.secrets:type_name -> v9.state.v1.Secret
+	55, // 41: v9.state.v1.Secret.update_time:type_name -> google.protobuf.Timestamp
+	11, // 42: v9.state.v1.CreateComponent.component:type_name -> v9.state.v1.Component
+	11, // 43: v9.state.v1.CreateLinkedComponent.component:type_name -> v9.state.v1.Component
+	20, // 44: v9.state.v1.CreateLinkedComponent.link:type_name -> v9.state.v1.GithubLink
+	13, // 45: v9.state.v1.CreateLinkedComponent.deployment:type_name -> v9.state.v1.Deployment
+	9,  // 46: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
+	1,  // 47: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
+	15, // 48: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
+	3,  // 49: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
+	13, // 50: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
+	2,  // 51: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
+	9,  // 52: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
+	16, // 53: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
+	5,  // 54: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
+	17, // 55: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
+	18, // 56: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
+	18, // 57: v9.state.v1.AclBootstrap.token:type_name -> v9.state.v1.ApiToken
+	54, // 58: v9.state.v1.TouchApiTokens.last_used:type_name -> v9.state.v1.TouchApiTokens.LastUsedEntry
+	20, // 59: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
+	55, // 60: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
+	23, // 61: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
+	27, // 62: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
+	28, // 63: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
+	29, // 64: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
+	30, // 65: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
+	26, // 66: v9.state.v1.Command.create_linked_component:type_name -> v9.state.v1.CreateLinkedComponent
+	31, // 67: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
+	32, // 68: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
+	33, // 69: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
+	34, // 70: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
+	35, // 71: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
+	39, // 72: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
+	37, // 73: v9.state.v1.Command.end_canary:type_name -> v9.state.v1.EndCanary
+	36, // 74: v9.state.v1.Command.start_canary:type_name -> v9.state.v1.StartCanary
+	38, // 75: v9.state.v1.Command.fail_spec_roll:type_name -> v9.state.v1.FailSpecRoll
+	40, // 76: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
+	41, // 77: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
+	42, // 78: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
+	43, // 79: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
+	44, // 80: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
+	45, // 81: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
+	49, // 82: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
+	50, // 83: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
+	46, // 84: v9.state.v1.Command.acl_bootstrap:type_name -> v9.state.v1.AclBootstrap
+	47, // 85: v9.state.v1.Command.revoke_api_token:type_name -> v9.state.v1.RevokeApiToken
+	48, // 86: v9.state.v1.Command.touch_api_tokens:type_name -> v9.state.v1.TouchApiTokens
+	24, // 87: v9.state.v1.Command.put_secret:type_name -> v9.state.v1.PutSecret
+	25, // 88: v9.state.v1.Command.delete_secret:type_name -> v9.state.v1.DeleteSecret
+	55, // 89: v9.state.v1.TouchApiTokens.LastUsedEntry.value:type_name -> google.protobuf.Timestamp
+	90, // [90:90] is the sub-list for method output_type
+	90, // [90:90] is the sub-list for method input_type
+	90, // [90:90] is the sub-list for extension type_name
+	90, // [90:90] is the sub-list for extension extendee
+	0,  // [0:90] is the sub-list for field type_name
 }
 
 func init() { file_v9_state_v1_state_proto_init() }
@@ -4591,7 +4725,7 @@ func file_v9_state_v1_state_proto_init() {
 		return
 	}
 	file_v9_state_v1_state_proto_msgTypes[6].OneofWrappers = []any{}
-	file_v9_state_v1_state_proto_msgTypes[44].OneofWrappers = []any{
+	file_v9_state_v1_state_proto_msgTypes[45].OneofWrappers = []any{
 		(*Command_CreateComponent)(nil),
 		(*Command_UpdateComponentSpec)(nil),
 		(*Command_SetComponentDesired)(nil),
@@ -4606,6 +4740,7 @@ func file_v9_state_v1_state_proto_init() {
 		(*Command_ActivateDeployment)(nil),
 		(*Command_EndCanary)(nil),
 		(*Command_StartCanary)(nil),
+		(*Command_FailSpecRoll)(nil),
 		(*Command_PutPlacements)(nil),
 		(*Command_SetPlacementObserved)(nil),
 		(*Command_DeletePlacements)(nil),
@@ -4626,7 +4761,7 @@ func file_v9_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_state_v1_state_proto_rawDesc), len(file_v9_state_v1_state_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   48,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,64 @@
+package fsm
+
+import (
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+func cmdFailSpecRoll(id string, index uint64, msg string) *statev1.Command {
+	return &statev1.Command{Op: &statev1.Command_FailSpecRoll{FailSpecRoll: &statev1.FailSpecRoll{ComponentId: id, SpecIndex: index, Error: msg}}}
+}
+
+// A change that rolls the instances keeps what the component was before it; FailSpecRoll
+// returns to that (spec, user settings, spec_index) and records the error, which the next
+// rolling change clears; a FailSpecRoll of a change since superseded does nothing.
+func TestFailSpecRoll(t *testing.T) {
+	st := NewStore()
+	if err := st.Apply(1, cmdCreateComponent(webComponent())); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := st.Component("web")
+	s := proto.Clone(before.Spec).(*statev1.ComponentSpec)
+	s.Env = map[string]string{"BROKEN": "1"}
+	if err := st.Apply(5, cmdUpdateSpec("web", s)); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := st.Component("web")
+	if c.SpecIndex != 5 || c.PrevSpecIndex != before.SpecIndex || !proto.Equal(c.PrevSpec, before.Spec) || c.User.GetEnv()["BROKEN"] != "1" {
+		t.Fatalf("after the change: %v", c)
+	}
+	if err := st.Apply(6, cmdFailSpecRoll("c-web", 4, "stale")); err != nil { // not the current change
+		t.Fatal(err)
+	}
+	if c, _ := st.Component("web"); c.SpecIndex != 5 || c.SpecError != "" {
+		t.Fatalf("a stale FailSpecRoll changed the component: %v", c)
+	}
+	if err := st.Apply(7, cmdFailSpecRoll("c-web", 5, "every new instance failed")); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = st.Component("web")
+	if c.SpecIndex != before.SpecIndex || !proto.Equal(c.Spec, before.Spec) || len(c.User.GetEnv()) != 0 ||
+		c.SpecError != "every new instance failed" || c.PrevSpec != nil || c.ModifyIndex != 7 {
+		t.Fatalf("after FailSpecRoll: %v", c)
+	}
+	// Nothing left to undo.
+	if err := st.Apply(8, cmdFailSpecRoll("c-web", before.SpecIndex, "again")); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := st.Component("web"); c.SpecError != "every new instance failed" {
+		t.Fatalf("undone twice: %v", c)
+	}
+	// A secret change rolls the instances too, and clears the error.
+	if err := st.Apply(9, cmdPutSecret("web", "TOKEN", []byte("sealed"))); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := st.Component("web"); c.SpecIndex != 9 || c.SpecError != "" || c.PrevSpecIndex != before.SpecIndex || !proto.Equal(c.PrevSpec, before.Spec) {
+		t.Fatalf("after a secret change: %v", c)
+	}
+	if err := st.Apply(10, cmdFailSpecRoll("nosuch", 9, "x")); err == nil {
+		t.Fatal("FailSpecRoll of an unknown component applied")
+	}
+}
