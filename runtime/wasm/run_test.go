@@ -16,9 +16,9 @@ import (
 // than the Go scheduler's Ps, shared by the process's executors): while every place is taken, a fresh or warm request waits,
 // and past its deadline gets 504 saying so without running; once a place frees, both run.
 func TestRunningBound(t *testing.T) {
-	d1, d2 := newExecutor(t, Config{}), newExecutor(t, Config{})
-	if cap(d1.run) != max(1, runtime.GOMAXPROCS(0)-1) || d1.run != d2.run {
-		t.Fatalf("default bound %d with GOMAXPROCS %d, shared: %v", cap(d1.run), runtime.GOMAXPROCS(0), d1.run == d2.run)
+	d1, d2 := runSlots(0), runSlots(0)
+	if cap(d1) != max(1, runtime.GOMAXPROCS(0)-1) || d1 != d2 {
+		t.Fatalf("default bound %d with GOMAXPROCS %d, shared: %v", cap(d1), runtime.GOMAXPROCS(0), d1 == d2)
 	}
 	ex := newExecutor(t, Config{MaxRunning: 1})
 	fresh := startSpec(t, ex, v9rt.Spec{
