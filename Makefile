@@ -86,7 +86,7 @@ $(WEBUI_NPM): webui/package-lock.json webui/package.json
 	@touch $@
 
 # Sources the console's build depends on (its output, webui/dist, is embedded by webui/embed.go).
-WEBUI_SRC := $(shell find webui/src webui/index.html webui/vite.config.ts webui/tsconfig.json -type f 2>/dev/null)
+WEBUI_SRC := $(shell find webui/src webui/index.html webui/vite.config.ts webui/precompress.mjs webui/tsconfig.json -type f 2>/dev/null)
 
 .PHONY: help
 help: ## list the targets (the default)

@@ -19,8 +19,28 @@ type GrantOpener interface {
 	OpenSecret(ctx context.Context, s *statev1.Secret) ([]byte, error)
 }
 
+// KeepGitHubGrant is IssueUserToken's keep for a GitHub sign-in (the console's web flow or
+// `v9 login`'s device flow): it seals the user's GitHub token with the cluster keyring into
+// the new token's record, for the Start flow to list the user's repositories; no read API
+// returns it, and it goes with the token. Sealing that fails keeps none (signing in still
+// works; the Start flow asks to sign in again) and is reported to failed; a nil g keeps none.
+func KeepGitHubGrant(ctx context.Context, g GrantSealer, githubToken string, failed func(error)) func(*statev1.ApiToken) {
+	return func(k *statev1.ApiToken) {
+		if g == nil || githubToken == "" {
+			return
+		}
+		var err error
+		if k.GithubTokenKeyId, k.GithubTokenNonce, k.GithubToken, err = g.SealSecret(ctx, GrantOwner(k.Id), GitHubGrantName, []byte(githubToken)); err != nil {
+			k.GithubTokenKeyId, k.GithubTokenNonce, k.GithubToken = "", nil, nil
+			if failed != nil {
+				failed(err)
+			}
+		}
+	}
+}
+
 // ErrNoGrant: the caller's credentials keep no GitHub grant.
-var ErrNoGrant = errors.New("this sign-in keeps no GitHub grant: sign in to the console with GitHub (API tokens cannot list your repositories)")
+var ErrNoGrant = errors.New("this sign-in keeps no GitHub grant: sign in with GitHub (the console's sign-in, or `v9 login`); API tokens cannot list your repositories")
 
 // CallerGitHubToken returns the GitHub OAuth token kept, sealed, with the session the
 // request ctx came with (WebSignIn.Grants). A caller without one gets FailedPrecondition

@@ -78,6 +78,7 @@ var Procedures = map[string]Access{
 
 	componentv1connect.ComponentServiceGetProcedure:        viewer,
 	componentv1connect.ComponentServiceListProcedure:       viewer,
+	componentv1connect.ComponentServiceWatchProcedure:      viewer,
 	componentv1connect.ComponentServiceCreateProcedure:     developer,
 	componentv1connect.ComponentServiceUpdateSpecProcedure: developer,
 	componentv1connect.ComponentServicePauseProcedure:      developer,

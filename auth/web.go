@@ -221,17 +221,9 @@ func (s *WebSignIn) callback(w http.ResponseWriter, r *http.Request) {
 		page(w, http.StatusBadGateway, "GitHub did not say who you are", err.Error()+". Try again later.")
 		return
 	}
-	keep := func(k *statev1.ApiToken) {
-		if s.Grants == nil {
-			return
-		}
-		var err error
-		if k.GithubTokenKeyId, k.GithubTokenNonce, k.GithubToken, err = s.Grants.SealSecret(ctx, GrantOwner(k.Id), GitHubGrantName, []byte(tok.AccessToken)); err != nil {
-			// Signing in still works; only the Start page will ask to sign in again.
-			s.log().Warn("GitHub sign-in: sealing the user's GitHub grant failed; the session keeps none", "login", id.Login, "err", err)
-			k.GithubTokenKeyId, k.GithubTokenNonce, k.GithubToken = "", nil, nil
-		}
-	}
+	keep := KeepGitHubGrant(ctx, s.Grants, tok.AccessToken, func(err error) {
+		s.log().Warn("GitHub sign-in: sealing the user's GitHub grant failed; the session keeps none", "login", id.Login, "err", err)
+	})
 	secret, k, err := IssueUserToken(ctx, s.W, id, "console session", s.GitHub.sessionTTL(), true, keep)
 	if err != nil {
 		s.log().Error("GitHub sign-in: recording the session failed", "login", id.Login, "err", err)

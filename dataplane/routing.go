@@ -353,9 +353,7 @@ func (r *router) deriveSome(v fsm.View, dirty map[string]bool) []string {
 			names = append(names, name)
 		}
 	}
-	for _, name := range r.derive(v, dirty, state, ods) {
-		names = append(names, name)
-	}
+	names = append(names, r.derive(v, dirty, state, ods)...)
 	for _, name := range names {
 		if state[name] == nil {
 			delete(r.od, name)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/velocity9/v9/fsm"
@@ -168,30 +169,14 @@ func viewOf(st *fsm.Store) ([]byte, uint64, error) {
 	return b, idx, err
 }
 
-// writeFileAtomic writes b to path through a synced temporary file and a rename, then
-// syncs the directory: a crash leaves the old file or the new one, never a mix.
+// writeFileAtomic replaces path with b through a synced temporary file and a rename
+// (renameio), then syncs the directory so the rename itself survives a crash: a crash
+// leaves the old file or the new one, never a mix.
 func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := renameio.WriteFile(path, b, 0o644); err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name()) // after the rename: nothing
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
+	d, err := os.Open(filepath.Dir(path))
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/google/renameio/v2"
 )
 
 // KeySize is the size of a root key: AES-256.
@@ -161,27 +163,7 @@ func (k *Keyring) saveLocked() error {
 	if err := os.MkdirAll(filepath.Dir(k.path), 0o700); err != nil {
 		return fmt.Errorf("keyring: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(k.path), ".keyring-*")
-	if err != nil {
-		return fmt.Errorf("keyring: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("keyring: %w", err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("keyring: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("keyring: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("keyring: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), k.path); err != nil {
+	if err := renameio.WriteFile(k.path, b, 0o600); err != nil {
 		return fmt.Errorf("keyring: %w", err)
 	}
 	return nil

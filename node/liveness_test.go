@@ -47,6 +47,12 @@ type loadGen struct {
 }
 
 func startLoad(nodes []*Node, workers int) *loadGen {
+	return startLoadPath(nodes, workers, "/hello/", 2*time.Millisecond)
+}
+
+// startLoadPath is startLoad with the path asked and the pause between two requests of a
+// worker.
+func startLoadPath(nodes []*Node, workers int, path string, pause time.Duration) *loadGen {
 	g := &loadGen{stop: make(chan struct{})}
 	for i := range workers {
 		n := nodes[i%len(nodes)]
@@ -59,7 +65,7 @@ func startLoad(nodes []*Node, workers int) *loadGen {
 					return
 				default:
 				}
-				code, body, h, err := proxyGet(n, "", "/hello/")
+				code, body, h, err := proxyGet(n, "", path)
 				if err == nil && code == 429 && h.Get("Retry-After") != "" {
 					g.shed.Add(1)
 					time.Sleep(50 * time.Millisecond)
@@ -71,7 +77,7 @@ func startLoad(nodes []*Node, workers int) *loadGen {
 				} else {
 					g.ok.Add(1)
 				}
-				time.Sleep(2 * time.Millisecond)
+				time.Sleep(pause)
 			}
 		}()
 	}

@@ -64,53 +64,10 @@ func (h msgHandler) WithGroup(g string) slog.Handler {
 	return msgHandler{h.Handler.WithGroup(g), h.word, h.hits}
 }
 
-// traffic sends requests to the proxies of nodes until stopped, and counts the failures.
-type traffic struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	firstErr   string
-	stop       chan struct{}
-	wg         sync.WaitGroup
-}
-
-func startTraffic(nodes []*Node) *traffic {
-	tr := &traffic{stop: make(chan struct{})}
-	for _, n := range nodes {
-		tr.wg.Add(1)
-		go func() {
-			defer tr.wg.Done()
-			for {
-				select {
-				case <-tr.stop:
-					return
-				default:
-				}
-				code, body, _, err := proxyGet(n, "", "/hello/x")
-				if err != nil || code != 200 {
-					tr.failed.Add(1)
-					tr.mu.Lock()
-					if tr.firstErr == "" {
-						tr.firstErr = fmt.Sprintf("%s: %d %q %v", n.ID(), code, body, err)
-					}
-					tr.mu.Unlock()
-					continue
-				}
-				tr.ok.Add(1)
-				time.Sleep(5 * time.Millisecond) // a steady stream, not a flood on 2 cores
-			}
-		}()
-	}
-	return tr
-}
-
-func (tr *traffic) end(t *testing.T, what string) {
-	t.Helper()
-	close(tr.stop)
-	tr.wg.Wait()
-	t.Logf("%s: %d requests ok, %d failed", what, tr.ok.Load(), tr.failed.Load())
-	if tr.failed.Load() != 0 || tr.ok.Load() == 0 {
-		t.Fatalf("%s: %d failed requests (first: %s), %d ok", what, tr.failed.Load(), tr.firstErr, tr.ok.Load())
-	}
+// startTraffic sends a steady stream of requests to every node's proxy (one worker each,
+// a pause between requests: not a flood on 2 cores).
+func startTraffic(nodes []*Node) *loadGen {
+	return startLoadPath(nodes, len(nodes), "/hello/x", 5*time.Millisecond)
 }
 
 func runningOn(n *Node, members ...string) int {

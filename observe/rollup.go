@@ -12,6 +12,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/google/renameio/v2"
 )
 
 // Rollups keep one node's request statistics per component in two tiers of time buckets,
@@ -221,23 +223,7 @@ func (r *Rollups) Save() error {
 	if err := os.MkdirAll(filepath.Dir(r.path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(r.path), ".rollups-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), r.path); err != nil {
+	if err := renameio.WriteFile(r.path, b, 0o644); err != nil {
 		r.mu.Lock()
 		r.dirty = true
 		r.mu.Unlock()
@@ -268,6 +254,12 @@ func (r *Rollups) Run(ctx context.Context, logf func(msg string, args ...any)) {
 // Percentile estimates the q-quantile (0 < q <= 1) of the latencies a histogram counts (ms):
 // linear within the bucket it falls in, never above maxMs when maxMs > 0. 0 without counts.
 func Percentile(hist []uint64, q, maxMs float64) float64 {
+	return PercentileWith(LatencyBoundsMs, hist, q, maxMs)
+}
+
+// PercentileWith is Percentile for a histogram of the given bucket bounds (a client's, from a
+// SeriesResponse).
+func PercentileWith(bounds []float64, hist []uint64, q, maxMs float64) float64 {
 	var total uint64
 	for _, c := range hist {
 		total += c
@@ -283,12 +275,12 @@ func Percentile(hist []uint64, q, maxMs float64) float64 {
 		}
 		if cum+float64(c) >= rank {
 			lo := 0.0
-			if i > 0 {
-				lo = LatencyBoundsMs[i-1]
+			if i > 0 && i-1 < len(bounds) {
+				lo = bounds[i-1]
 			}
 			hi := maxMs
-			if i < len(LatencyBoundsMs) {
-				hi = LatencyBoundsMs[i]
+			if i < len(bounds) {
+				hi = bounds[i]
 			}
 			v := lo + (hi-lo)*math.Max(0, rank-cum)/float64(c)
 			if maxMs > 0 {

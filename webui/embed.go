@@ -1,9 +1,9 @@
 // Package webui serves the web console: the files Vite builds from this directory into dist/
 // (`make console`), embedded in the v9 binary. It owns static file serving only: the
 // single-page-app fallback to index.html for the console's own routes, caching (hashed assets
-// forever, index.html never) and gzip. It never calls the API; the console's code does, from
-// the browser, on the same origin. A binary built without the console serves a page that says
-// how to build it.
+// forever, index.html never) and gzip (the build's precompressed NAME.gz when present). It
+// never calls the API; the console's code does, from the browser, on the same origin. A binary
+// built without the console serves a page that says how to build it.
 package webui
 
 import (
@@ -92,8 +92,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 }
 
+// gzipped is body compressed: the build's NAME.gz (webui/precompress.mjs) when there is one,
+// else compressed here once.
 func (h *handler) gzipped(name string, body []byte) []byte {
 	if v, ok := h.gz.Load(name); ok {
+		return v.([]byte)
+	}
+	if gz, err := fs.ReadFile(h.files, name+".gz"); err == nil {
+		v, _ := h.gz.LoadOrStore(name, gz)
 		return v.([]byte)
 	}
 	var buf bytes.Buffer

@@ -84,6 +84,33 @@ func TestHandlerServesBuiltConsole(t *testing.T) {
 	}
 }
 
+// The build's precompressed NAME.gz is what goes out, not a compression made on the request.
+func TestHandlerServesPrecompressedAsset(t *testing.T) {
+	js := strings.Repeat("console.log(2);", 200)
+	var gz strings.Builder
+	zw := gzip.NewWriter(&gz)
+	zw.Header.Comment = "precompressed"
+	_, _ = zw.Write([]byte(js))
+	_ = zw.Close()
+	h := newHandler(fstest.MapFS{
+		"index.html":           {Data: []byte("<!doctype html>")},
+		"assets/app-abc.js":    {Data: []byte(js)},
+		"assets/app-abc.js.gz": {Data: []byte(gz.String())},
+	})
+	r := get(t, h, "/assets/app-abc.js", map[string]string{"Accept-Encoding": "gzip"})
+	zr, err := gzip.NewReader(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(zr)
+	if zr.Comment != "precompressed" || string(b) != js {
+		t.Fatalf("served a gzip with comment %q and %d bytes, want the precompressed file of %d bytes", zr.Comment, len(b), len(js))
+	}
+	if r := get(t, h, "/assets/app-abc.js", nil); body(t, r) != js || r.Header.Get("Content-Encoding") != "" {
+		t.Fatal("a client without gzip did not get the plain file")
+	}
+}
+
 func TestHandlerWithoutBuildSaysHowToBuild(t *testing.T) {
 	h := newHandler(fstest.MapFS{".gitkeep": {}})
 	r := get(t, h, "/components", nil)

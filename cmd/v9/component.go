@@ -32,6 +32,7 @@ func newComponentCmd(a *app) *cobra.Command {
 		newComponentScaleCmd(a),
 		newComponentDeleteCmd(a),
 		newComponentRollbackCmd(a),
+		newStatsCmd(a), // also `v9 stats`
 	)
 	return cmd
 }

@@ -172,9 +172,14 @@ wait:
 			t.Errorf("screenshot %s: %v", shot, err)
 		}
 	}
+	// The budgets, and the indented breakdown under the first page's.
+	breakdown := false
 	for _, line := range strings.Split(stdout.String(), "\n") {
-		if strings.HasPrefix(line, "measure ") {
+		if strings.HasPrefix(line, "measure ") || breakdown && strings.HasPrefix(line, "  ") {
 			t.Log(line)
+			breakdown = strings.HasPrefix(line, "measure first_page") || breakdown && strings.HasPrefix(line, "  ")
+		} else {
+			breakdown = false
 		}
 	}
 	t.Logf("screenshots in %s", out)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +184,18 @@ func TestCLIDeploy(t *testing.T) {
 	if st := mustCLI(t, cli("stats", "hello")...); !strings.Contains(st.stdout, "TOTAL") || !strings.Contains(st.stdout, "AVG ms") {
 		t.Errorf("stats table:\n%s", st.stdout)
 	}
+	// `v9 component stats` is the same table, with latency p50 and p99 (from the histograms).
+	st := mustCLI(t, cli("component", "stats", "hello")...)
+	if !strings.Contains(st.stdout, "P50 ms") || !strings.Contains(st.stdout, "P99 ms") {
+		t.Errorf("component stats has no p50/p99 columns:\n%s", st.stdout)
+	}
+	for _, line := range strings.Split(st.stdout, "\n") {
+		if f := strings.Fields(line); len(f) == 10 && f[0] == "TOTAL" {
+			if p50, err := strconv.ParseFloat(f[7], 64); err != nil || p50 <= 0 {
+				t.Errorf("component stats: TOTAL p50 %q, want > 0:\n%s", f[7], st.stdout)
+			}
+		}
+	}
 
 	// logs -f prints a new request's access line, and ends cleanly when its context does.
 	follow := startCLI(t, cli("logs", "hello", "-f", "-n", "1")...)
@@ -284,5 +298,29 @@ func TestCLIDeployOffline(t *testing.T) {
 	if err := printStats(&buf, &statsv1.SeriesResponse{Component: "x", BucketSeconds: 10, Nodes: []string{"n1"}}, 60, time.Now()); err != nil ||
 		!strings.Contains(buf.String(), "No requests to x") {
 		t.Errorf("empty stats: %q %v", buf.String(), err)
+	}
+
+	// p50 and p99: each bucket's as the server computed them, the total's from the buckets'
+	// histograms added up (bounds 1, 2, 5 ms: ten requests under 1 ms, ten in 2–5 ms).
+	buf.Reset()
+	now := time.Now().Unix()
+	series := &statsv1.SeriesResponse{Component: "x", BucketSeconds: 10, Nodes: []string{"n1"}, LatencyBoundsMs: []float64{1, 2, 5}, Buckets: []*statsv1.Bucket{
+		{StartUnix: now - 20, Requests: 10, Status_2Xx: 10, LatencySumMs: 5, LatencyMaxMs: 1, LatencyHistogram: []uint64{10, 0, 0, 0}, LatencyP50Ms: 0.5, LatencyP99Ms: 1},
+		{StartUnix: now - 10, Requests: 10, Status_2Xx: 10, LatencySumMs: 40, LatencyMaxMs: 4.5, LatencyHistogram: []uint64{0, 0, 10, 0}, LatencyP50Ms: 3.5, LatencyP99Ms: 4.5},
+	}}
+	if err := printStats(&buf, series, 60, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var total []string
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "TOTAL" {
+			total = f
+		}
+	}
+	if want := []string{"TOTAL", "20", "20", "0", "0", "0", "2.2", "1.0", "4.5", "4.5"}; !slices.Equal(total, want) {
+		t.Errorf("stats TOTAL = %v, want %v (p50 1.0, p99 capped at the max 4.5):\n%s", total, want, buf.String())
+	}
+	if !strings.Contains(buf.String(), "P50 ms") || !strings.Contains(buf.String(), "3.5") {
+		t.Errorf("stats rows lack the buckets' p50:\n%s", buf.String())
 	}
 }

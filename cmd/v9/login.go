@@ -78,6 +78,9 @@ func githubLogin(cmd *cobra.Command, a *app) error {
 	if et := res.Msg.Token.GetExpireTime(); et != nil {
 		expires = ", expires " + et.AsTime().Local().Format(time.DateTime)
 	}
+	if w := res.Msg.Warning; w != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+	}
 	_, err = fmt.Fprintf(cmd.OutOrStdout(), "logged in as GitHub user %s (role %s, token %s%s); token kept in %s\n",
 		res.Msg.Login, res.Msg.Token.GetRole(), res.Msg.Token.GetAccessorId(), expires, path)
 	return err

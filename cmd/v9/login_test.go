@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,10 +13,13 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/velocity9/v9/auth"
+	"github.com/velocity9/v9/ghub"
 	"github.com/velocity9/v9/internal/githubtest"
 	"github.com/velocity9/v9/node"
 	aclv1 "github.com/velocity9/v9/rpc/gen/v9/acl/v1"
 	"github.com/velocity9/v9/rpc/gen/v9/acl/v1/aclv1connect"
+	githubv1 "github.com/velocity9/v9/rpc/gen/v9/github/v1"
+	"github.com/velocity9/v9/rpc/gen/v9/github/v1/githubv1connect"
 )
 
 // loginFails runs `v9 login` and wants exit 1 with want in the error.
@@ -36,6 +40,7 @@ func TestCLIGitHubLogin(t *testing.T) {
 		id, secret := gh.OAuthApp()
 		cfg.SignIn = auth.GitHubConfig{ClientID: id, ClientSecret: secret, WebURL: gh.WebURL(), APIURL: gh.APIURL(),
 			AllowedUsers: []string{"octocat"}}
+		cfg.GitHub = ghub.Config{APIURL: gh.APIURL(), Token: gh.Token}
 	})
 	addr := c.Follower(t).APIAddr()
 	cli := func(args ...string) []string { return append([]string{"--addr", addr}, args...) }
@@ -58,6 +63,39 @@ func TestCLIGitHubLogin(t *testing.T) {
 		t.Fatalf("token file %s: %v, %v", path, st, err)
 	}
 	mustCLI(t, cli("component", "create", "gh", "--runtime", "wasm")...)
+
+	// The device flow's GitHub grant is kept, sealed, with the v9 token, as the console's
+	// sign-in keeps it with the session: the Start flow lists the user's repositories for a
+	// CLI-signed-in user too. An API token keeps none; no read returns the GitHub token.
+	gh.CreateRepo("octocat/hello-v9", "main")
+	secret, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repos := githubv1connect.NewGitHubServiceClient(http.DefaultClient, "http://"+addr)
+	listAs := func(token string) (*githubv1.ListRepositoriesResponse, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req := connect.NewRequest(&githubv1.ListRepositoriesRequest{})
+		req.Header().Set("Authorization", "Bearer "+token)
+		res, err := repos.ListRepositories(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return res.Msg, nil
+	}
+	listed, err := listAs(strings.TrimSpace(string(secret)))
+	if err != nil || !slices.ContainsFunc(listed.GetRepositories(), func(r *githubv1.Repository) bool { return r.GetFullName() == "octocat/hello-v9" }) {
+		t.Fatalf("a CLI-signed-in user lists repositories: %v, %v", listed, err)
+	}
+	if _, err := listAs(node.TestToken); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("an API token lists repositories: %v, want FailedPrecondition", err)
+	}
+	for _, args := range [][]string{{"--json", "token", "list"}, {"--json", "audit"}} {
+		if out := mustCLI(t, cli(append([]string{"--token", node.TestToken}, args...)...)...); strings.Contains(out.stdout, "gho_") {
+			t.Fatalf("%v shows the GitHub token:\n%s", args, out.stdout)
+		}
+	}
 	audit := mustCLI(t, cli("--token", node.TestToken, "audit")...)
 	if !strings.Contains(audit.stdout, "user:octocat") {
 		t.Fatalf("audit does not name the GitHub user:\n%s", audit)
@@ -76,7 +114,7 @@ func TestCLIGitHubLogin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	acl := aclv1connect.NewACLServiceClient(http.DefaultClient, "http://"+addr)
-	_, err := acl.GitHubLogin(ctx, connect.NewRequest(&aclv1.GitHubLoginRequest{GithubToken: "gho_forged"}))
+	_, err = acl.GitHubLogin(ctx, connect.NewRequest(&aclv1.GitHubLoginRequest{GithubToken: "gho_forged"}))
 	if connect.CodeOf(err) != connect.CodeUnauthenticated || !strings.Contains(err.Error(), "GitHub did not accept the token") {
 		t.Fatalf("forged GitHub token: %v", err)
 	}

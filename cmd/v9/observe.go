@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/velocity9/v9/observe"
 	logsv1 "github.com/velocity9/v9/rpc/gen/v9/logs/v1"
 	statsv1 "github.com/velocity9/v9/rpc/gen/v9/stats/v1"
 )
@@ -117,8 +118,9 @@ func newStatsCmd(a *app) *cobra.Command {
 		Use:   "stats COMPONENT",
 		Short: "Show a component's requests, status classes and latency, summed over every node",
 		Long: `Show a component's requests in 10-second buckets, summed over every node that answers:
-the buckets that saw requests, then the totals. With --json, print the whole series,
-empty buckets included.`,
+the buckets that saw requests, then the totals, with latency average, p50, p99 and maximum
+(p50 and p99 estimated from the nodes' latency histograms). With --json, print the whole
+series, empty buckets included. The same command is "v9 stats" and "v9 component stats".`,
 		Args: exactArgs("COMPONENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if minutes < 1 || minutes > 24*60 {
@@ -157,7 +159,18 @@ func printStats(w io.Writer, s *statsv1.SeriesResponse, minutes int, now time.Ti
 		total.Status_5Xx += b.GetStatus_5Xx()
 		total.LatencySumMs += b.GetLatencySumMs()
 		total.LatencyMaxMs = max(total.LatencyMaxMs, b.GetLatencyMaxMs())
+		// Histograms add up across buckets: the total's percentiles come from their sum.
+		if h := b.GetLatencyHistogram(); len(h) > 0 {
+			if len(total.LatencyHistogram) < len(h) {
+				total.LatencyHistogram = append(total.LatencyHistogram, make([]uint64, len(h)-len(total.LatencyHistogram))...)
+			}
+			for i, c := range h {
+				total.LatencyHistogram[i] += c
+			}
+		}
 	}
+	total.LatencyP50Ms = observe.PercentileWith(s.GetLatencyBoundsMs(), total.LatencyHistogram, 0.5, total.LatencyMaxMs)
+	total.LatencyP99Ms = observe.PercentileWith(s.GetLatencyBoundsMs(), total.LatencyHistogram, 0.99, total.LatencyMaxMs)
 	if len(buckets) == 0 {
 		_, err := fmt.Fprintf(w, "No requests to %s in the last %d minutes (%s).\n", s.GetComponent(), minutes, from)
 		return err
@@ -170,10 +183,10 @@ func printStats(w io.Writer, s *statsv1.SeriesResponse, minutes int, now time.Ti
 		layout = "01-02 15:04:05" // the series starts on another day
 	}
 	tw := newTable(w)
-	fmt.Fprintln(tw, "TIME\tREQ\t2xx\t3xx\t4xx\t5xx\tAVG ms\tMAX ms")
+	fmt.Fprintln(tw, "TIME\tREQ\t2xx\t3xx\t4xx\t5xx\tAVG ms\tP50 ms\tP99 ms\tMAX ms")
 	row := func(label string, b *statsv1.Bucket) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\n", label, b.GetRequests(), b.GetStatus_2Xx(), b.GetStatus_3Xx(),
-			b.GetStatus_4Xx(), b.GetStatus_5Xx(), b.GetLatencySumMs()/float64(max(b.GetRequests(), 1)), b.GetLatencyMaxMs())
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\n", label, b.GetRequests(), b.GetStatus_2Xx(), b.GetStatus_3Xx(),
+			b.GetStatus_4Xx(), b.GetStatus_5Xx(), b.GetLatencySumMs()/float64(max(b.GetRequests(), 1)), b.GetLatencyP50Ms(), b.GetLatencyP99Ms(), b.GetLatencyMaxMs())
 	}
 	for _, b := range buckets {
 		row(time.Unix(b.GetStartUnix(), 0).Local().Format(layout), b)

@@ -33,6 +33,8 @@ type ACLBackend interface {
 	// ClusterCA is the cluster CA certificate (PEM), which join tokens are bound to; an
 	// error when the cluster runs without TLS.
 	ClusterCA() ([]byte, error)
+	// SealSecret seals a GitHub sign-in's grant with the cluster keyring (auth.GrantSealer).
+	auth.GrantSealer
 }
 
 // ACL implements ACLService.
@@ -272,7 +274,11 @@ func (s *ACL) GitHubLogin(ctx context.Context, req *connect.Request[aclv1.GitHub
 	if err != nil {
 		return nil, connect.NewError(connect.CodeUnauthenticated, fmt.Errorf("GitHub did not accept the token: %w", err))
 	}
-	secret, k, err := auth.IssueUserToken(ctx, s.B, id, name, gh.UserTokenTTL(), false, nil)
+	// The GitHub token is kept, sealed, with the v9 token (as the console's sign-in keeps it
+	// with the session), so that the Start flow can list the user's repositories.
+	var sealErr error
+	keep := auth.KeepGitHubGrant(ctx, s.B, req.Msg.GithubToken, func(err error) { sealErr = err })
+	secret, k, err := auth.IssueUserToken(ctx, s.B, id, name, gh.UserTokenTTL(), false, keep)
 	if err != nil {
 		return nil, toConnect(err)
 	}
@@ -280,5 +286,9 @@ func (s *ACL) GitHubLogin(ctx context.Context, req *connect.Request[aclv1.GitHub
 	if got, err := s.B.Token(k.Id); err == nil {
 		out = publicToken(got)
 	}
-	return connect.NewResponse(&aclv1.GitHubLoginResponse{Token: out, Secret: secret, Login: id.Login}), nil
+	resp := &aclv1.GitHubLoginResponse{Token: out, Secret: secret, Login: id.Login}
+	if sealErr != nil {
+		resp.Warning = "signed in, but the cluster could not keep your GitHub grant (" + sealErr.Error() + "): listing your repositories to start a component will ask you to sign in again"
+	}
+	return connect.NewResponse(resp), nil
 }

@@ -1,14 +1,28 @@
-import { useEffect, useRef } from "react";
-import { Link, Route, Switch, useLocation } from "wouter";
+import { lazy, Suspense, useEffect, useRef } from "react";
+import { Link, useLocation } from "wouter";
 import { clearToken, getToken, signOutSession, tokenHint } from "./auth";
-import { useIdentity } from "./identity";
-import { ComponentPage } from "./pages/Component";
-import { ComponentsPage } from "./pages/Components";
-import { NodesPage } from "./pages/Nodes";
+import { useIdentityQuery } from "./identity";
 import { SignInPage } from "./pages/SignIn";
-import { StartPage } from "./pages/Start";
-import { AuditPage, TokensPage } from "./pages/Tokens";
-import { Empty } from "./ui/Notice";
+import { Loading } from "./ui/Notice";
+
+// The pages (and the generated code and Connect transport they use) load apart from this
+// shell, so that a signed-out visitor's sign-in page loads only what it needs (Routes.tsx).
+const Routes = lazy(() => import("./Routes"));
+
+// The pages' chunks (Routes.tsx loads the same ones, lazily).
+const loaders: [RegExp, () => Promise<unknown>][] = [
+  [/^\/$/, () => import("./pages/Components")],
+  [/^\/components\//, () => import("./pages/Component")],
+  [/^\/nodes/, () => import("./pages/Nodes")],
+  [/^\/start/, () => import("./pages/Start")],
+  [/^\/(tokens|audit)/, () => import("./pages/Tokens")],
+];
+
+/** Starts fetching the code of the page at path, with the routes', side by side. */
+export function preloadPage(path: string): void {
+  void import("./Routes");
+  void loaders.find(([re]) => re.test(path))?.[1]();
+}
 
 const titles: [RegExp, (m: RegExpMatchArray) => string][] = [
   [/^\/$/, () => "Components"],
@@ -24,7 +38,11 @@ export function App() {
   const [location] = useLocation();
   const main = useRef<HTMLElement>(null);
   const token = getToken();
-  const me = useIdentity();
+  const identity = useIdentityQuery();
+  const me = identity.data;
+  // A page shows once the caller is known: a signed-out caller goes to sign in (live.ts's
+  // onApiError) before any page's code or data is fetched for nothing.
+  const waiting = location !== "/signin" && identity.isPending;
 
   // Each page sets the document title and, after a client-side navigation, moves focus to the
   // main region so that screen readers announce the new page.
@@ -107,22 +125,13 @@ export function App() {
         </div>
       </header>
       <main id="main" ref={main} tabIndex={-1}>
-        <Switch>
-          <Route path="/" component={ComponentsPage} />
-          <Route path="/components/:name">{(p) => <ComponentPage key={p.name} name={decodeURIComponent(p.name)} />}</Route>
-          <Route path="/nodes" component={NodesPage} />
-          <Route path="/start" component={StartPage} />
-          <Route path="/signin" component={SignInPage} />
-          <Route path="/tokens" component={TokensPage} />
-          <Route path="/audit" component={AuditPage} />
-          <Route>
-            <Empty title="This page does not exist">
-              <p>
-                <Link href="/">Go to the components</Link>
-              </p>
-            </Empty>
-          </Route>
-        </Switch>
+        {waiting ? (
+          <Loading what="the console" />
+        ) : (
+          <Suspense fallback={<Loading what="the page" />}>
+            {location === "/signin" ? <SignInPage /> : <Routes />}
+          </Suspense>
+        )}
       </main>
     </>
   );

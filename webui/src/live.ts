@@ -12,6 +12,7 @@ export const waitMs = 25_000;
 export function toSignIn(): void {
   const here = window.location.pathname + window.location.search;
   if (window.location.pathname === "/signin") return;
+  performance.mark("v9:to-signin");
   navigate(`/signin?next=${encodeURIComponent(here)}`, { replace: true });
 }
 
@@ -29,28 +30,49 @@ export interface Live<T> {
 /**
  * Keeps data fresh with blocking reads. fetch(minIndex, signal) must return once the state
  * index reaches minIndex (or its wait ends) with the index it read at. deps restart the loop.
+ * A loop of blocking reads is a stream of answers: useStream retries it.
  */
 export function useBlocking<T extends { index: bigint }>(
   fetch: (minIndex: bigint, signal: AbortSignal) => Promise<T>,
   deps: unknown[],
 ): Live<T> {
-  const [state, setState] = useState<Live<T>>({ retrying: false });
+  return useStream<T, T>(
+    async function* (signal) {
+      let index = 0n;
+      while (!signal.aborted) {
+        const r = await fetch(index === 0n ? 0n : index + 1n, signal);
+        if (r.index > index || index === 0n) {
+          index = r.index;
+          yield r;
+        }
+      }
+    },
+    (_, r) => r,
+    deps,
+  );
+}
+
+/**
+ * Keeps data fresh from a server stream: open(signal) starts the stream, apply folds each
+ * message into the data (the stream's first message must stand alone). A stream that ends or
+ * fails is opened again, with backoff; errors are shown until the next message. deps restart it.
+ */
+export function useStream<S, M>(open: (signal: AbortSignal) => AsyncIterable<M>, apply: (data: S | undefined, msg: M) => S, deps: unknown[]): Live<S> {
+  const [state, setState] = useState<Live<S>>({ retrying: false });
   useEffect(() => {
     const ctl = new AbortController();
-    let index = 0n;
     let failures = 0;
     setState({ retrying: false });
     (async () => {
       while (!ctl.signal.aborted) {
         try {
-          const r = await fetch(index === 0n ? 0n : index + 1n, ctl.signal);
-          if (ctl.signal.aborted) return;
-          const recovered = failures > 0;
-          failures = 0;
-          if (r.index > index || index === 0n || recovered) {
-            index = r.index;
-            setState({ data: r, retrying: false });
+          for await (const msg of open(ctl.signal)) {
+            if (ctl.signal.aborted) return;
+            failures = 0;
+            setState((s) => ({ data: apply(s.data, msg), retrying: false }));
           }
+          if (ctl.signal.aborted) return;
+          failures++; // the stream ended (its node stopping): open it again
         } catch (err) {
           if (ctl.signal.aborted) return;
           onApiError(err);
@@ -60,8 +82,8 @@ export function useBlocking<T extends { index: bigint }>(
           }
           failures++;
           setState((s) => ({ ...s, error: err, retrying: true }));
-          await sleep(Math.min(500 * 2 ** (failures - 1), 8000), ctl.signal);
         }
+        await sleep(Math.min(500 * 2 ** (failures - 1), 8000), ctl.signal);
       }
     })();
     return () => ctl.abort();

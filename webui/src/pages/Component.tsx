@@ -3,10 +3,9 @@ import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link } from "wouter";
-import { api } from "../api";
+import { clients } from "../clients";
 import { explain } from "../errors";
 import { ago, absTime, bytes, componentHealth, enumName, millis, shortSha, sourceLabel, tsSeconds } from "../format";
-import { ClusterService } from "../gen/v9/cluster/v1/cluster_pb";
 import { ComponentService } from "../gen/v9/component/v1/component_pb";
 import type { ComponentStatus } from "../gen/v9/component/v1/component_pb";
 import { DeployService } from "../gen/v9/deploy/v1/deploy_pb";
@@ -25,13 +24,13 @@ import { Badge } from "../ui/Badge";
 import { Logs } from "../ui/Logs";
 import { Secrets } from "../ui/Secrets";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
-import { proxyURL } from "../start";
+import { ProxyLink } from "../ui/ProxyLink";
 import { Stats } from "../ui/Stats";
 import { firstLine } from "./Components";
 
 export function ComponentPage({ name }: { name: string }) {
   const live = useBlocking(
-    (minIndex, signal) => api.components.get({ name, read: { minIndex, waitMs } }, { signal, timeoutMs: waitMs + 10_000 }),
+    (minIndex, signal) => clients.components.get({ name, read: { minIndex, waitMs } }, { signal, timeoutMs: waitMs + 10_000 }),
     [name],
   );
   const c = live.data?.component;
@@ -151,22 +150,6 @@ function Actions({ c }: { c: Component }) {
 }
 
 /** The URL the component answers at through the proxy of the node serving this page. */
-export function useProxyURL(name: string): string {
-  const q = useQuery(ClusterService.method.status, {}, { staleTime: 60_000 });
-  const me = q.data?.members.find((m) => m.id === q.data?.nodeId);
-  return proxyURL(me?.proxyAddr ?? "", window.location, name);
-}
-
-function ProxyLink({ name }: { name: string }) {
-  const url = useProxyURL(name);
-  if (!url) return <span className="sub">—</span>;
-  return (
-    <a href={url} target="_blank" rel="noreferrer">
-      {url}
-    </a>
-  );
-}
-
 function Deployments({ c }: { c: Component }) {
   // Refetched whenever the component changes (its modify index moves with a new deployment).
   const q = useQuery(DeployService.method.list, { component: c.name }, { refetchInterval: 5_000 });

@@ -1,17 +1,18 @@
 import { useQuery } from "@connectrpc/connect-query";
 import { useEffect, useState } from "react";
 import { Link } from "wouter";
-import { api } from "../api";
+import { clients } from "../clients";
 import { ago, absTime, componentHealth, enumName, shortSha, sourceLabel, tsSeconds } from "../format";
 import { ComponentStatus } from "../gen/v9/component/v1/component_pb";
 import { StatsService } from "../gen/v9/stats/v1/stats_pb";
 import type { Component } from "../gen/v9/state/v1/state_pb";
 import { DesiredState, Runtime } from "../gen/v9/state/v1/state_pb";
-import { useBlocking, useNow, waitMs } from "../live";
+import { useNow, useStream } from "../live";
 import { Badge } from "../ui/Badge";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
 import { Pager } from "../ui/Pager";
 import { Sparkline } from "../ui/Sparkline";
+import { applyWatch } from "../watchlist";
 
 const pageSize = 50;
 
@@ -19,11 +20,11 @@ export function ComponentsPage() {
   const [filter, setFilter] = useState("");
   const [page, setPage] = useState(0);
   const query = useDebounced(filter.trim().toLowerCase(), 200);
-  // The server pages and filters: a change anywhere sends this page again, never the whole
-  // list (1,000 components stay responsive).
-  const live = useBlocking(
-    (minIndex, signal) =>
-      api.components.list({ read: { minIndex, waitMs }, limit: pageSize, offset: page * pageSize, filter: query }, { signal, timeoutMs: waitMs + 10_000 }),
+  // The server pages and filters, and streams the page: whole once, then only the rows that
+  // change, enter or leave it (1,000 components stay responsive; a change costs a row).
+  const live = useStream(
+    (signal) => clients.components.watch({ limit: pageSize, offset: page * pageSize, filter: query }, { signal }),
+    applyWatch,
     [page, query],
   );
   const now = useNow();

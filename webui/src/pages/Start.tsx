@@ -3,7 +3,7 @@ import { useMutation, useQuery } from "@connectrpc/connect-query";
 import { useInfiniteQuery } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { Link } from "wouter";
-import { api } from "../api";
+import { clients } from "../clients";
 import { githubSignInURL } from "../auth";
 import { explain } from "../errors";
 import { enumName } from "../format";
@@ -18,7 +18,7 @@ import { componentNameProblem, matchRepos, nameFromRepo } from "../start";
 import { Badge } from "../ui/Badge";
 import { Logs } from "../ui/Logs";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
-import { useProxyURL } from "./Component";
+import { useProxyURL } from "../ui/ProxyLink";
 
 /**
  * The seed's flow: pick one of your GitHub repositories (listed with your own GitHub grant)
@@ -50,7 +50,7 @@ export function StartPage() {
 function Picker({ onStarted }: { onStarted: (s: { name: string; repo: string; branch: string; deploymentId: string }) => void }) {
   const repos = useInfiniteQuery({
     queryKey: ["github-repos"],
-    queryFn: ({ pageParam }) => api.github.listRepositories({ page: pageParam }),
+    queryFn: ({ pageParam }) => clients.github.listRepositories({ page: pageParam }),
     initialPageParam: 1,
     getNextPageParam: (last, all) => (last.more ? all.length + 1 : undefined),
     retry: (n, err) => !(err instanceof ConnectError && [Code.FailedPrecondition, Code.Unauthenticated, Code.PermissionDenied].includes(err.code)) && n < 2,
@@ -239,7 +239,7 @@ function Progress({ name, repo, branch, deploymentId }: { name: string; repo: st
     (async () => {
       for (let failures = 0; !ctl.signal.aborted; ) {
         try {
-          for await (const m of api.deploy.watch({ deploymentId }, { signal: ctl.signal })) {
+          for await (const m of clients.deploy.watch({ deploymentId }, { signal: ctl.signal })) {
             setW(m);
             setErr(null);
             failures = 0;

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { useEffect, useMemo, useRef, useState } from "react";
-import { api } from "../api";
+import { clients } from "../clients";
 import { explain } from "../errors";
 import { tsSeconds } from "../format";
 import type { LogLine } from "../gen/v9/logs/v1/logs_pb";
@@ -38,7 +38,7 @@ export function Logs({ component, title = "Logs", only }: { component: string; t
       while (!ctl.signal.aborted) {
         setConn({ state: connectedBefore ? "retrying" : "connecting", note: connectedBefore ? "Reconnecting…" : undefined });
         try {
-          const res = api.logs.tail({ component, lines: 200, follow: true }, { signal: ctl.signal });
+          const res = clients.logs.tail({ component, lines: 200, follow: true }, { signal: ctl.signal });
           for await (const raw of res) {
             const msg = only ? { lines: raw.lines.filter((l) => only.includes(l.stream)) } : raw;
             if (failures > 0 || !connectedBefore) {

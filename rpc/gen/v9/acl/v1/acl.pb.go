@@ -871,9 +871,12 @@ func (x *GitHubAuth) GetScopes() []string {
 }
 
 type GitHubLoginRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	GithubToken   string                 `protobuf:"bytes,1,opt,name=github_token,json=githubToken,proto3" json:"github_token,omitempty"` // a GitHub user access token; used once, never stored
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`                                  // a name for the v9 token (default "v9 login")
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A GitHub user access token. The node asks GitHub whose it is, then keeps it with the new
+	// v9 token, sealed with the cluster keyring (never returned), so that the Start flow can list
+	// the user's repositories with it, as the console's GitHub sign-in does.
+	GithubToken   string `protobuf:"bytes,1,opt,name=github_token,json=githubToken,proto3" json:"github_token,omitempty"`
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"` // a name for the v9 token (default "v9 login")
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -925,8 +928,9 @@ func (x *GitHubLoginRequest) GetName() string {
 type GitHubLoginResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Token         *Token                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	Secret        string                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"` // shown once
-	Login         string                 `protobuf:"bytes,3,opt,name=login,proto3" json:"login,omitempty"`   // the GitHub user
+	Secret        string                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`   // shown once
+	Login         string                 `protobuf:"bytes,3,opt,name=login,proto3" json:"login,omitempty"`     // the GitHub user
+	Warning       string                 `protobuf:"bytes,4,opt,name=warning,proto3" json:"warning,omitempty"` // set when the GitHub token could not be kept (the Start flow will ask to sign in again)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -978,6 +982,13 @@ func (x *GitHubLoginResponse) GetSecret() string {
 func (x *GitHubLoginResponse) GetLogin() string {
 	if x != nil {
 		return x.Login
+	}
+	return ""
+}
+
+func (x *GitHubLoginResponse) GetWarning() string {
+	if x != nil {
+		return x.Warning
 	}
 	return ""
 }
@@ -1047,11 +1058,12 @@ const file_v9_acl_v1_acl_proto_rawDesc = "" +
 	"\x06scopes\x18\x04 \x03(\tR\x06scopes\"K\n" +
 	"\x12GitHubLoginRequest\x12!\n" +
 	"\fgithub_token\x18\x01 \x01(\tR\vgithubToken\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"k\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x85\x01\n" +
 	"\x13GitHubLoginResponse\x12&\n" +
 	"\x05token\x18\x01 \x01(\v2\x10.v9.acl.v1.TokenR\x05token\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x14\n" +
-	"\x05login\x18\x03 \x01(\tR\x05login2\xe6\x04\n" +
+	"\x05login\x18\x03 \x01(\tR\x05login\x12\x18\n" +
+	"\awarning\x18\x04 \x01(\tR\awarning2\xe6\x04\n" +
 	"\n" +
 	"ACLService\x12F\n" +
 	"\tBootstrap\x12\x1b.v9.acl.v1.BootstrapRequest\x1a\x1c.v9.acl.v1.BootstrapResponse\x12B\n" +

@@ -483,6 +483,197 @@ func (x *ListResponse) GetTotal() uint32 {
 	return 0
 }
 
+// WatchRequest chooses the page as ListRequest does.
+type WatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limit         uint32                 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	Offset        uint32                 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Filter        string                 `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_v9_component_v1_component_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_component_v1_component_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *WatchRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *WatchRequest) GetOffset() uint32 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *WatchRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+// WatchResponse is the first page (full) or a change to the page the stream sent before.
+type WatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`    // the state index the page was read at
+	Total         uint32                 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`    // components matching filter, all pages together
+	Full          bool                   `protobuf:"varint,3,opt,name=full,proto3" json:"full,omitempty"`      // rows is the whole page: drop what you hold
+	Rows          []*ListRow             `protobuf:"bytes,4,rep,name=rows,proto3" json:"rows,omitempty"`       // rows added to the page or changed (by component name)
+	Removed       []string               `protobuf:"bytes,5,rep,name=removed,proto3" json:"removed,omitempty"` // names of the components that left the page
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_v9_component_v1_component_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_component_v1_component_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *WatchResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *WatchResponse) GetTotal() uint32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *WatchResponse) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+func (x *WatchResponse) GetRows() []*ListRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetRemoved() []string {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+// ListRow is one component of a page with its status (without placements).
+type ListRow struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Component     *v1.Component          `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	Status        *ComponentStatus       `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRow) Reset() {
+	*x = ListRow{}
+	mi := &file_v9_component_v1_component_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRow) ProtoMessage() {}
+
+func (x *ListRow) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_component_v1_component_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRow.ProtoReflect.Descriptor instead.
+func (*ListRow) Descriptor() ([]byte, []int) {
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListRow) GetComponent() *v1.Component {
+	if x != nil {
+		return x.Component
+	}
+	return nil
+}
+
+func (x *ListRow) GetStatus() *ComponentStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 // ComponentStatus is what a component's placements and active deployment say about it, at
 // the same index as the component: what the console and `v9 component list` show.
 type ComponentStatus struct {
@@ -498,7 +689,7 @@ type ComponentStatus struct {
 
 func (x *ComponentStatus) Reset() {
 	*x = ComponentStatus{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[7]
+	mi := &file_v9_component_v1_component_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +701,7 @@ func (x *ComponentStatus) String() string {
 func (*ComponentStatus) ProtoMessage() {}
 
 func (x *ComponentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[7]
+	mi := &file_v9_component_v1_component_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +714,7 @@ func (x *ComponentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ComponentStatus.ProtoReflect.Descriptor instead.
 func (*ComponentStatus) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{7}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ComponentStatus) GetRunning() uint32 {
@@ -571,7 +762,7 @@ type UpdateSpecRequest struct {
 
 func (x *UpdateSpecRequest) Reset() {
 	*x = UpdateSpecRequest{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[8]
+	mi := &file_v9_component_v1_component_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +774,7 @@ func (x *UpdateSpecRequest) String() string {
 func (*UpdateSpecRequest) ProtoMessage() {}
 
 func (x *UpdateSpecRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[8]
+	mi := &file_v9_component_v1_component_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +787,7 @@ func (x *UpdateSpecRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSpecRequest.ProtoReflect.Descriptor instead.
 func (*UpdateSpecRequest) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{8}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpdateSpecRequest) GetName() string {
@@ -623,7 +814,7 @@ type UpdateSpecResponse struct {
 
 func (x *UpdateSpecResponse) Reset() {
 	*x = UpdateSpecResponse{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[9]
+	mi := &file_v9_component_v1_component_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +826,7 @@ func (x *UpdateSpecResponse) String() string {
 func (*UpdateSpecResponse) ProtoMessage() {}
 
 func (x *UpdateSpecResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[9]
+	mi := &file_v9_component_v1_component_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +839,7 @@ func (x *UpdateSpecResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateSpecResponse.ProtoReflect.Descriptor instead.
 func (*UpdateSpecResponse) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{9}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UpdateSpecResponse) GetComponent() *v1.Component {
@@ -674,7 +865,7 @@ type PauseRequest struct {
 
 func (x *PauseRequest) Reset() {
 	*x = PauseRequest{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[10]
+	mi := &file_v9_component_v1_component_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +877,7 @@ func (x *PauseRequest) String() string {
 func (*PauseRequest) ProtoMessage() {}
 
 func (x *PauseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[10]
+	mi := &file_v9_component_v1_component_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +890,7 @@ func (x *PauseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRequest.ProtoReflect.Descriptor instead.
 func (*PauseRequest) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{10}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PauseRequest) GetName() string {
@@ -719,7 +910,7 @@ type PauseResponse struct {
 
 func (x *PauseResponse) Reset() {
 	*x = PauseResponse{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[11]
+	mi := &file_v9_component_v1_component_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +922,7 @@ func (x *PauseResponse) String() string {
 func (*PauseResponse) ProtoMessage() {}
 
 func (x *PauseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[11]
+	mi := &file_v9_component_v1_component_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +935,7 @@ func (x *PauseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseResponse.ProtoReflect.Descriptor instead.
 func (*PauseResponse) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{11}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PauseResponse) GetComponent() *v1.Component {
@@ -770,7 +961,7 @@ type ResumeRequest struct {
 
 func (x *ResumeRequest) Reset() {
 	*x = ResumeRequest{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[12]
+	mi := &file_v9_component_v1_component_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +973,7 @@ func (x *ResumeRequest) String() string {
 func (*ResumeRequest) ProtoMessage() {}
 
 func (x *ResumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[12]
+	mi := &file_v9_component_v1_component_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +986,7 @@ func (x *ResumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRequest) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{12}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ResumeRequest) GetName() string {
@@ -815,7 +1006,7 @@ type ResumeResponse struct {
 
 func (x *ResumeResponse) Reset() {
 	*x = ResumeResponse{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[13]
+	mi := &file_v9_component_v1_component_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +1018,7 @@ func (x *ResumeResponse) String() string {
 func (*ResumeResponse) ProtoMessage() {}
 
 func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[13]
+	mi := &file_v9_component_v1_component_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +1031,7 @@ func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeResponse.ProtoReflect.Descriptor instead.
 func (*ResumeResponse) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{13}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ResumeResponse) GetComponent() *v1.Component {
@@ -867,7 +1058,7 @@ type ScaleRequest struct {
 
 func (x *ScaleRequest) Reset() {
 	*x = ScaleRequest{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[14]
+	mi := &file_v9_component_v1_component_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +1070,7 @@ func (x *ScaleRequest) String() string {
 func (*ScaleRequest) ProtoMessage() {}
 
 func (x *ScaleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[14]
+	mi := &file_v9_component_v1_component_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +1083,7 @@ func (x *ScaleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleRequest.ProtoReflect.Descriptor instead.
 func (*ScaleRequest) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{14}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ScaleRequest) GetName() string {
@@ -919,7 +1110,7 @@ type ScaleResponse struct {
 
 func (x *ScaleResponse) Reset() {
 	*x = ScaleResponse{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[15]
+	mi := &file_v9_component_v1_component_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1122,7 @@ func (x *ScaleResponse) String() string {
 func (*ScaleResponse) ProtoMessage() {}
 
 func (x *ScaleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[15]
+	mi := &file_v9_component_v1_component_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1135,7 @@ func (x *ScaleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleResponse.ProtoReflect.Descriptor instead.
 func (*ScaleResponse) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{15}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ScaleResponse) GetComponent() *v1.Component {
@@ -970,7 +1161,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[16]
+	mi := &file_v9_component_v1_component_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -982,7 +1173,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[16]
+	mi := &file_v9_component_v1_component_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -995,7 +1186,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{16}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteRequest) GetName() string {
@@ -1014,7 +1205,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_v9_component_v1_component_proto_msgTypes[17]
+	mi := &file_v9_component_v1_component_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1217,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_component_v1_component_proto_msgTypes[17]
+	mi := &file_v9_component_v1_component_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1230,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{17}
+	return file_v9_component_v1_component_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteResponse) GetIndex() uint64 {
@@ -1095,7 +1286,20 @@ const file_v9_component_v1_component_proto_rawDesc = "" +
 	"\x05total\x18\x04 \x01(\rR\x05total\x1a]\n" +
 	"\rStatusesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x126\n" +
-	"\x05value\x18\x02 \x01(\v2 .v9.component.v1.ComponentStatusR\x05value:\x028\x01\"\xd9\x01\n" +
+	"\x05value\x18\x02 \x01(\v2 .v9.component.v1.ComponentStatusR\x05value:\x028\x01\"T\n" +
+	"\fWatchRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\rR\x06offset\x12\x16\n" +
+	"\x06filter\x18\x03 \x01(\tR\x06filter\"\x97\x01\n" +
+	"\rWatchResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\rR\x05total\x12\x12\n" +
+	"\x04full\x18\x03 \x01(\bR\x04full\x12,\n" +
+	"\x04rows\x18\x04 \x03(\v2\x18.v9.component.v1.ListRowR\x04rows\x12\x18\n" +
+	"\aremoved\x18\x05 \x03(\tR\aremoved\"y\n" +
+	"\aListRow\x124\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\x128\n" +
+	"\x06status\x18\x02 \x01(\v2 .v9.component.v1.ComponentStatusR\x06status\"\xd9\x01\n" +
 	"\x0fComponentStatus\x12\x18\n" +
 	"\arunning\x18\x01 \x01(\rR\arunning\x12\x16\n" +
 	"\x06wanted\x18\x02 \x01(\rR\x06wanted\x12\x16\n" +
@@ -1129,11 +1333,12 @@ const file_v9_component_v1_component_proto_rawDesc = "" +
 	"\rDeleteRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"&\n" +
 	"\x0eDeleteResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index2\xeb\x04\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index2\xba\x05\n" +
 	"\x10ComponentService\x12I\n" +
 	"\x06Create\x12\x1e.v9.component.v1.CreateRequest\x1a\x1f.v9.component.v1.CreateResponse\x12E\n" +
 	"\x03Get\x12\x1b.v9.component.v1.GetRequest\x1a\x1c.v9.component.v1.GetResponse\"\x03\x90\x02\x01\x12H\n" +
-	"\x04List\x12\x1c.v9.component.v1.ListRequest\x1a\x1d.v9.component.v1.ListResponse\"\x03\x90\x02\x01\x12U\n" +
+	"\x04List\x12\x1c.v9.component.v1.ListRequest\x1a\x1d.v9.component.v1.ListResponse\"\x03\x90\x02\x01\x12M\n" +
+	"\x05Watch\x12\x1d.v9.component.v1.WatchRequest\x1a\x1e.v9.component.v1.WatchResponse\"\x03\x90\x02\x010\x01\x12U\n" +
 	"\n" +
 	"UpdateSpec\x12\".v9.component.v1.UpdateSpecRequest\x1a#.v9.component.v1.UpdateSpecResponse\x12F\n" +
 	"\x05Pause\x12\x1d.v9.component.v1.PauseRequest\x1a\x1e.v9.component.v1.PauseResponse\x12I\n" +
@@ -1153,7 +1358,7 @@ func file_v9_component_v1_component_proto_rawDescGZIP() []byte {
 	return file_v9_component_v1_component_proto_rawDescData
 }
 
-var file_v9_component_v1_component_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_v9_component_v1_component_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_v9_component_v1_component_proto_goTypes = []any{
 	(*ReadOptions)(nil),        // 0: v9.component.v1.ReadOptions
 	(*CreateRequest)(nil),      // 1: v9.component.v1.CreateRequest
@@ -1162,66 +1367,74 @@ var file_v9_component_v1_component_proto_goTypes = []any{
 	(*GetResponse)(nil),        // 4: v9.component.v1.GetResponse
 	(*ListRequest)(nil),        // 5: v9.component.v1.ListRequest
 	(*ListResponse)(nil),       // 6: v9.component.v1.ListResponse
-	(*ComponentStatus)(nil),    // 7: v9.component.v1.ComponentStatus
-	(*UpdateSpecRequest)(nil),  // 8: v9.component.v1.UpdateSpecRequest
-	(*UpdateSpecResponse)(nil), // 9: v9.component.v1.UpdateSpecResponse
-	(*PauseRequest)(nil),       // 10: v9.component.v1.PauseRequest
-	(*PauseResponse)(nil),      // 11: v9.component.v1.PauseResponse
-	(*ResumeRequest)(nil),      // 12: v9.component.v1.ResumeRequest
-	(*ResumeResponse)(nil),     // 13: v9.component.v1.ResumeResponse
-	(*ScaleRequest)(nil),       // 14: v9.component.v1.ScaleRequest
-	(*ScaleResponse)(nil),      // 15: v9.component.v1.ScaleResponse
-	(*DeleteRequest)(nil),      // 16: v9.component.v1.DeleteRequest
-	(*DeleteResponse)(nil),     // 17: v9.component.v1.DeleteResponse
-	nil,                        // 18: v9.component.v1.ListResponse.StatusesEntry
-	(v1.Runtime)(0),            // 19: v9.state.v1.Runtime
-	(*v1.Source)(nil),          // 20: v9.state.v1.Source
-	(*v1.ComponentSpec)(nil),   // 21: v9.state.v1.ComponentSpec
-	(*v1.Component)(nil),       // 22: v9.state.v1.Component
-	(*v1.Deployment)(nil),      // 23: v9.state.v1.Deployment
-	(*v1.Placement)(nil),       // 24: v9.state.v1.Placement
+	(*WatchRequest)(nil),       // 7: v9.component.v1.WatchRequest
+	(*WatchResponse)(nil),      // 8: v9.component.v1.WatchResponse
+	(*ListRow)(nil),            // 9: v9.component.v1.ListRow
+	(*ComponentStatus)(nil),    // 10: v9.component.v1.ComponentStatus
+	(*UpdateSpecRequest)(nil),  // 11: v9.component.v1.UpdateSpecRequest
+	(*UpdateSpecResponse)(nil), // 12: v9.component.v1.UpdateSpecResponse
+	(*PauseRequest)(nil),       // 13: v9.component.v1.PauseRequest
+	(*PauseResponse)(nil),      // 14: v9.component.v1.PauseResponse
+	(*ResumeRequest)(nil),      // 15: v9.component.v1.ResumeRequest
+	(*ResumeResponse)(nil),     // 16: v9.component.v1.ResumeResponse
+	(*ScaleRequest)(nil),       // 17: v9.component.v1.ScaleRequest
+	(*ScaleResponse)(nil),      // 18: v9.component.v1.ScaleResponse
+	(*DeleteRequest)(nil),      // 19: v9.component.v1.DeleteRequest
+	(*DeleteResponse)(nil),     // 20: v9.component.v1.DeleteResponse
+	nil,                        // 21: v9.component.v1.ListResponse.StatusesEntry
+	(v1.Runtime)(0),            // 22: v9.state.v1.Runtime
+	(*v1.Source)(nil),          // 23: v9.state.v1.Source
+	(*v1.ComponentSpec)(nil),   // 24: v9.state.v1.ComponentSpec
+	(*v1.Component)(nil),       // 25: v9.state.v1.Component
+	(*v1.Deployment)(nil),      // 26: v9.state.v1.Deployment
+	(*v1.Placement)(nil),       // 27: v9.state.v1.Placement
 }
 var file_v9_component_v1_component_proto_depIdxs = []int32{
-	19, // 0: v9.component.v1.CreateRequest.runtime:type_name -> v9.state.v1.Runtime
-	20, // 1: v9.component.v1.CreateRequest.source:type_name -> v9.state.v1.Source
-	21, // 2: v9.component.v1.CreateRequest.spec:type_name -> v9.state.v1.ComponentSpec
-	22, // 3: v9.component.v1.CreateResponse.component:type_name -> v9.state.v1.Component
-	23, // 4: v9.component.v1.CreateResponse.deployment:type_name -> v9.state.v1.Deployment
+	22, // 0: v9.component.v1.CreateRequest.runtime:type_name -> v9.state.v1.Runtime
+	23, // 1: v9.component.v1.CreateRequest.source:type_name -> v9.state.v1.Source
+	24, // 2: v9.component.v1.CreateRequest.spec:type_name -> v9.state.v1.ComponentSpec
+	25, // 3: v9.component.v1.CreateResponse.component:type_name -> v9.state.v1.Component
+	26, // 4: v9.component.v1.CreateResponse.deployment:type_name -> v9.state.v1.Deployment
 	0,  // 5: v9.component.v1.GetRequest.read:type_name -> v9.component.v1.ReadOptions
-	22, // 6: v9.component.v1.GetResponse.component:type_name -> v9.state.v1.Component
-	7,  // 7: v9.component.v1.GetResponse.status:type_name -> v9.component.v1.ComponentStatus
+	25, // 6: v9.component.v1.GetResponse.component:type_name -> v9.state.v1.Component
+	10, // 7: v9.component.v1.GetResponse.status:type_name -> v9.component.v1.ComponentStatus
 	0,  // 8: v9.component.v1.ListRequest.read:type_name -> v9.component.v1.ReadOptions
-	22, // 9: v9.component.v1.ListResponse.components:type_name -> v9.state.v1.Component
-	18, // 10: v9.component.v1.ListResponse.statuses:type_name -> v9.component.v1.ListResponse.StatusesEntry
-	23, // 11: v9.component.v1.ComponentStatus.active_deployment:type_name -> v9.state.v1.Deployment
-	24, // 12: v9.component.v1.ComponentStatus.placements:type_name -> v9.state.v1.Placement
-	21, // 13: v9.component.v1.UpdateSpecRequest.spec:type_name -> v9.state.v1.ComponentSpec
-	22, // 14: v9.component.v1.UpdateSpecResponse.component:type_name -> v9.state.v1.Component
-	22, // 15: v9.component.v1.PauseResponse.component:type_name -> v9.state.v1.Component
-	22, // 16: v9.component.v1.ResumeResponse.component:type_name -> v9.state.v1.Component
-	22, // 17: v9.component.v1.ScaleResponse.component:type_name -> v9.state.v1.Component
-	7,  // 18: v9.component.v1.ListResponse.StatusesEntry.value:type_name -> v9.component.v1.ComponentStatus
-	1,  // 19: v9.component.v1.ComponentService.Create:input_type -> v9.component.v1.CreateRequest
-	3,  // 20: v9.component.v1.ComponentService.Get:input_type -> v9.component.v1.GetRequest
-	5,  // 21: v9.component.v1.ComponentService.List:input_type -> v9.component.v1.ListRequest
-	8,  // 22: v9.component.v1.ComponentService.UpdateSpec:input_type -> v9.component.v1.UpdateSpecRequest
-	10, // 23: v9.component.v1.ComponentService.Pause:input_type -> v9.component.v1.PauseRequest
-	12, // 24: v9.component.v1.ComponentService.Resume:input_type -> v9.component.v1.ResumeRequest
-	14, // 25: v9.component.v1.ComponentService.Scale:input_type -> v9.component.v1.ScaleRequest
-	16, // 26: v9.component.v1.ComponentService.Delete:input_type -> v9.component.v1.DeleteRequest
-	2,  // 27: v9.component.v1.ComponentService.Create:output_type -> v9.component.v1.CreateResponse
-	4,  // 28: v9.component.v1.ComponentService.Get:output_type -> v9.component.v1.GetResponse
-	6,  // 29: v9.component.v1.ComponentService.List:output_type -> v9.component.v1.ListResponse
-	9,  // 30: v9.component.v1.ComponentService.UpdateSpec:output_type -> v9.component.v1.UpdateSpecResponse
-	11, // 31: v9.component.v1.ComponentService.Pause:output_type -> v9.component.v1.PauseResponse
-	13, // 32: v9.component.v1.ComponentService.Resume:output_type -> v9.component.v1.ResumeResponse
-	15, // 33: v9.component.v1.ComponentService.Scale:output_type -> v9.component.v1.ScaleResponse
-	17, // 34: v9.component.v1.ComponentService.Delete:output_type -> v9.component.v1.DeleteResponse
-	27, // [27:35] is the sub-list for method output_type
-	19, // [19:27] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	25, // 9: v9.component.v1.ListResponse.components:type_name -> v9.state.v1.Component
+	21, // 10: v9.component.v1.ListResponse.statuses:type_name -> v9.component.v1.ListResponse.StatusesEntry
+	9,  // 11: v9.component.v1.WatchResponse.rows:type_name -> v9.component.v1.ListRow
+	25, // 12: v9.component.v1.ListRow.component:type_name -> v9.state.v1.Component
+	10, // 13: v9.component.v1.ListRow.status:type_name -> v9.component.v1.ComponentStatus
+	26, // 14: v9.component.v1.ComponentStatus.active_deployment:type_name -> v9.state.v1.Deployment
+	27, // 15: v9.component.v1.ComponentStatus.placements:type_name -> v9.state.v1.Placement
+	24, // 16: v9.component.v1.UpdateSpecRequest.spec:type_name -> v9.state.v1.ComponentSpec
+	25, // 17: v9.component.v1.UpdateSpecResponse.component:type_name -> v9.state.v1.Component
+	25, // 18: v9.component.v1.PauseResponse.component:type_name -> v9.state.v1.Component
+	25, // 19: v9.component.v1.ResumeResponse.component:type_name -> v9.state.v1.Component
+	25, // 20: v9.component.v1.ScaleResponse.component:type_name -> v9.state.v1.Component
+	10, // 21: v9.component.v1.ListResponse.StatusesEntry.value:type_name -> v9.component.v1.ComponentStatus
+	1,  // 22: v9.component.v1.ComponentService.Create:input_type -> v9.component.v1.CreateRequest
+	3,  // 23: v9.component.v1.ComponentService.Get:input_type -> v9.component.v1.GetRequest
+	5,  // 24: v9.component.v1.ComponentService.List:input_type -> v9.component.v1.ListRequest
+	7,  // 25: v9.component.v1.ComponentService.Watch:input_type -> v9.component.v1.WatchRequest
+	11, // 26: v9.component.v1.ComponentService.UpdateSpec:input_type -> v9.component.v1.UpdateSpecRequest
+	13, // 27: v9.component.v1.ComponentService.Pause:input_type -> v9.component.v1.PauseRequest
+	15, // 28: v9.component.v1.ComponentService.Resume:input_type -> v9.component.v1.ResumeRequest
+	17, // 29: v9.component.v1.ComponentService.Scale:input_type -> v9.component.v1.ScaleRequest
+	19, // 30: v9.component.v1.ComponentService.Delete:input_type -> v9.component.v1.DeleteRequest
+	2,  // 31: v9.component.v1.ComponentService.Create:output_type -> v9.component.v1.CreateResponse
+	4,  // 32: v9.component.v1.ComponentService.Get:output_type -> v9.component.v1.GetResponse
+	6,  // 33: v9.component.v1.ComponentService.List:output_type -> v9.component.v1.ListResponse
+	8,  // 34: v9.component.v1.ComponentService.Watch:output_type -> v9.component.v1.WatchResponse
+	12, // 35: v9.component.v1.ComponentService.UpdateSpec:output_type -> v9.component.v1.UpdateSpecResponse
+	14, // 36: v9.component.v1.ComponentService.Pause:output_type -> v9.component.v1.PauseResponse
+	16, // 37: v9.component.v1.ComponentService.Resume:output_type -> v9.component.v1.ResumeResponse
+	18, // 38: v9.component.v1.ComponentService.Scale:output_type -> v9.component.v1.ScaleResponse
+	20, // 39: v9.component.v1.ComponentService.Delete:output_type -> v9.component.v1.DeleteResponse
+	31, // [31:40] is the sub-list for method output_type
+	22, // [22:31] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_v9_component_v1_component_proto_init() }
@@ -1235,7 +1448,7 @@ func file_v9_component_v1_component_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_component_v1_component_proto_rawDesc), len(file_v9_component_v1_component_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

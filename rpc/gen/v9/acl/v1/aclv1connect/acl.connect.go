@@ -74,7 +74,8 @@ type ACLServiceClient interface {
 	AuthMethods(context.Context, *connect.Request[v1.AuthMethodsRequest]) (*connect.Response[v1.AuthMethodsResponse], error)
 	// GitHubLogin exchanges a GitHub user access token (from GitHub's device flow, `v9
 	// login`) for a v9 token. Open: the node reads the user from GitHub's /user with that
-	// token itself and checks the cluster's allowed users and organizations.
+	// token itself and checks the cluster's allowed users and organizations. The GitHub token
+	// is kept with the v9 token, sealed (see GitHubLoginRequest).
 	GitHubLogin(context.Context, *connect.Request[v1.GitHubLoginRequest]) (*connect.Response[v1.GitHubLoginResponse], error)
 	// Audit lists the most recent writes by users and tokens, newest last.
 	Audit(context.Context, *connect.Request[v1.AuditRequest]) (*connect.Response[v1.AuditResponse], error)
@@ -219,7 +220,8 @@ type ACLServiceHandler interface {
 	AuthMethods(context.Context, *connect.Request[v1.AuthMethodsRequest]) (*connect.Response[v1.AuthMethodsResponse], error)
 	// GitHubLogin exchanges a GitHub user access token (from GitHub's device flow, `v9
 	// login`) for a v9 token. Open: the node reads the user from GitHub's /user with that
-	// token itself and checks the cluster's allowed users and organizations.
+	// token itself and checks the cluster's allowed users and organizations. The GitHub token
+	// is kept with the v9 token, sealed (see GitHubLoginRequest).
 	GitHubLogin(context.Context, *connect.Request[v1.GitHubLoginRequest]) (*connect.Response[v1.GitHubLoginResponse], error)
 	// Audit lists the most recent writes by users and tokens, newest last.
 	Audit(context.Context, *connect.Request[v1.AuditRequest]) (*connect.Response[v1.AuditResponse], error)

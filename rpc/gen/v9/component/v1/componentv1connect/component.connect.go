@@ -40,6 +40,8 @@ const (
 	ComponentServiceGetProcedure = "/v9.component.v1.ComponentService/Get"
 	// ComponentServiceListProcedure is the fully-qualified name of the ComponentService's List RPC.
 	ComponentServiceListProcedure = "/v9.component.v1.ComponentService/List"
+	// ComponentServiceWatchProcedure is the fully-qualified name of the ComponentService's Watch RPC.
+	ComponentServiceWatchProcedure = "/v9.component.v1.ComponentService/Watch"
 	// ComponentServiceUpdateSpecProcedure is the fully-qualified name of the ComponentService's
 	// UpdateSpec RPC.
 	ComponentServiceUpdateSpecProcedure = "/v9.component.v1.ComponentService/UpdateSpec"
@@ -58,6 +60,9 @@ type ComponentServiceClient interface {
 	Create(context.Context, *connect.Request[v1.CreateRequest]) (*connect.Response[v1.CreateResponse], error)
 	Get(context.Context, *connect.Request[v1.GetRequest]) (*connect.Response[v1.GetResponse], error)
 	List(context.Context, *connect.Request[v1.ListRequest]) (*connect.Response[v1.ListResponse], error)
+	// Watch streams one page of List, live: the whole page first, then, after each change to
+	// the page, only its rows that changed, were added or left it (the console's list).
+	Watch(context.Context, *connect.Request[v1.WatchRequest]) (*connect.ServerStreamForClient[v1.WatchResponse], error)
 	UpdateSpec(context.Context, *connect.Request[v1.UpdateSpecRequest]) (*connect.Response[v1.UpdateSpecResponse], error)
 	Pause(context.Context, *connect.Request[v1.PauseRequest]) (*connect.Response[v1.PauseResponse], error)
 	Resume(context.Context, *connect.Request[v1.ResumeRequest]) (*connect.Response[v1.ResumeResponse], error)
@@ -93,6 +98,13 @@ func NewComponentServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			httpClient,
 			baseURL+ComponentServiceListProcedure,
 			connect.WithSchema(componentServiceMethods.ByName("List")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		watch: connect.NewClient[v1.WatchRequest, v1.WatchResponse](
+			httpClient,
+			baseURL+ComponentServiceWatchProcedure,
+			connect.WithSchema(componentServiceMethods.ByName("Watch")),
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
@@ -134,6 +146,7 @@ type componentServiceClient struct {
 	create     *connect.Client[v1.CreateRequest, v1.CreateResponse]
 	get        *connect.Client[v1.GetRequest, v1.GetResponse]
 	list       *connect.Client[v1.ListRequest, v1.ListResponse]
+	watch      *connect.Client[v1.WatchRequest, v1.WatchResponse]
 	updateSpec *connect.Client[v1.UpdateSpecRequest, v1.UpdateSpecResponse]
 	pause      *connect.Client[v1.PauseRequest, v1.PauseResponse]
 	resume     *connect.Client[v1.ResumeRequest, v1.ResumeResponse]
@@ -154,6 +167,11 @@ func (c *componentServiceClient) Get(ctx context.Context, req *connect.Request[v
 // List calls v9.component.v1.ComponentService.List.
 func (c *componentServiceClient) List(ctx context.Context, req *connect.Request[v1.ListRequest]) (*connect.Response[v1.ListResponse], error) {
 	return c.list.CallUnary(ctx, req)
+}
+
+// Watch calls v9.component.v1.ComponentService.Watch.
+func (c *componentServiceClient) Watch(ctx context.Context, req *connect.Request[v1.WatchRequest]) (*connect.ServerStreamForClient[v1.WatchResponse], error) {
+	return c.watch.CallServerStream(ctx, req)
 }
 
 // UpdateSpec calls v9.component.v1.ComponentService.UpdateSpec.
@@ -186,6 +204,9 @@ type ComponentServiceHandler interface {
 	Create(context.Context, *connect.Request[v1.CreateRequest]) (*connect.Response[v1.CreateResponse], error)
 	Get(context.Context, *connect.Request[v1.GetRequest]) (*connect.Response[v1.GetResponse], error)
 	List(context.Context, *connect.Request[v1.ListRequest]) (*connect.Response[v1.ListResponse], error)
+	// Watch streams one page of List, live: the whole page first, then, after each change to
+	// the page, only its rows that changed, were added or left it (the console's list).
+	Watch(context.Context, *connect.Request[v1.WatchRequest], *connect.ServerStream[v1.WatchResponse]) error
 	UpdateSpec(context.Context, *connect.Request[v1.UpdateSpecRequest]) (*connect.Response[v1.UpdateSpecResponse], error)
 	Pause(context.Context, *connect.Request[v1.PauseRequest]) (*connect.Response[v1.PauseResponse], error)
 	Resume(context.Context, *connect.Request[v1.ResumeRequest]) (*connect.Response[v1.ResumeResponse], error)
@@ -217,6 +238,13 @@ func NewComponentServiceHandler(svc ComponentServiceHandler, opts ...connect.Han
 		ComponentServiceListProcedure,
 		svc.List,
 		connect.WithSchema(componentServiceMethods.ByName("List")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	componentServiceWatchHandler := connect.NewServerStreamHandler(
+		ComponentServiceWatchProcedure,
+		svc.Watch,
+		connect.WithSchema(componentServiceMethods.ByName("Watch")),
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
@@ -258,6 +286,8 @@ func NewComponentServiceHandler(svc ComponentServiceHandler, opts ...connect.Han
 			componentServiceGetHandler.ServeHTTP(w, r)
 		case ComponentServiceListProcedure:
 			componentServiceListHandler.ServeHTTP(w, r)
+		case ComponentServiceWatchProcedure:
+			componentServiceWatchHandler.ServeHTTP(w, r)
 		case ComponentServiceUpdateSpecProcedure:
 			componentServiceUpdateSpecHandler.ServeHTTP(w, r)
 		case ComponentServicePauseProcedure:
@@ -287,6 +317,10 @@ func (UnimplementedComponentServiceHandler) Get(context.Context, *connect.Reques
 
 func (UnimplementedComponentServiceHandler) List(context.Context, *connect.Request[v1.ListRequest]) (*connect.Response[v1.ListResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.component.v1.ComponentService.List is not implemented"))
+}
+
+func (UnimplementedComponentServiceHandler) Watch(context.Context, *connect.Request[v1.WatchRequest], *connect.ServerStream[v1.WatchResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("v9.component.v1.ComponentService.Watch is not implemented"))
 }
 
 func (UnimplementedComponentServiceHandler) UpdateSpec(context.Context, *connect.Request[v1.UpdateSpecRequest]) (*connect.Response[v1.UpdateSpecResponse], error) {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file v9/component/v1/component.proto.
  */
 export const file_v9_component_v1_component: GenFile = /*@__PURE__*/
-  fileDesc("Ch92OS9jb21wb25lbnQvdjEvY29tcG9uZW50LnByb3RvEg92OS5jb21wb25lbnQudjEiRQoLUmVhZE9wdGlvbnMSEgoKY29uc2lzdGVudBgBIAEoCBIRCgltaW5faW5kZXgYAiABKAQSDwoHd2FpdF9tcxgDIAEoDSK4AQoNQ3JlYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBW93bmVyGAIgASgJEiUKB3J1bnRpbWUYAyABKA4yFC52OS5zdGF0ZS52MS5SdW50aW1lEiMKBnNvdXJjZRgEIAEoCzITLnY5LnN0YXRlLnYxLlNvdXJjZRIoCgRzcGVjGAUgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIUCgxwb2xsX3NlY29uZHMYBiABKA0idwoOQ3JlYXRlUmVzcG9uc2USKQoJY29tcG9uZW50GAEgASgLMhYudjkuc3RhdGUudjEuQ29tcG9uZW50Eg0KBWluZGV4GAIgASgEEisKCmRlcGxveW1lbnQYAyABKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50IkYKCkdldFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIqCgRyZWFkGAIgASgLMhwudjkuY29tcG9uZW50LnYxLlJlYWRPcHRpb25zInkKC0dldFJlc3BvbnNlEikKCWNvbXBvbmVudBgBIAEoCzIWLnY5LnN0YXRlLnYxLkNvbXBvbmVudBINCgVpbmRleBgCIAEoBBIwCgZzdGF0dXMYAyABKAsyIC52OS5jb21wb25lbnQudjEuQ29tcG9uZW50U3RhdHVzImgKC0xpc3RSZXF1ZXN0EioKBHJlYWQYASABKAsyHC52OS5jb21wb25lbnQudjEuUmVhZE9wdGlvbnMSDQoFbGltaXQYAiABKA0SDgoGb2Zmc2V0GAMgASgNEg4KBmZpbHRlchgEIAEoCSLqAQoMTGlzdFJlc3BvbnNlEioKCmNvbXBvbmVudHMYASADKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSDQoFaW5kZXgYAiABKAQSPQoIc3RhdHVzZXMYAyADKAsyKy52OS5jb21wb25lbnQudjEuTGlzdFJlc3BvbnNlLlN0YXR1c2VzRW50cnkSDQoFdG90YWwYBCABKA0aUQoNU3RhdHVzZXNFbnRyeRILCgNrZXkYASABKAkSLwoFdmFsdWUYAiABKAsyIC52OS5jb21wb25lbnQudjEuQ29tcG9uZW50U3RhdHVzOgI4ASKiAQoPQ29tcG9uZW50U3RhdHVzEg8KB3J1bm5pbmcYASABKA0SDgoGd2FudGVkGAIgASgNEg4KBmZhaWxlZBgDIAEoDRIyChFhY3RpdmVfZGVwbG95bWVudBgEIAEoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQSKgoKcGxhY2VtZW50cxgFIAMoCzIWLnY5LnN0YXRlLnYxLlBsYWNlbWVudCJLChFVcGRhdGVTcGVjUmVxdWVzdBIMCgRuYW1lGAEgASgJEigKBHNwZWMYAiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjIk4KElVwZGF0ZVNwZWNSZXNwb25zZRIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSDQoFaW5kZXgYAiABKAQiHAoMUGF1c2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiSQoNUGF1c2VSZXNwb25zZRIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSDQoFaW5kZXgYAiABKAQiHQoNUmVzdW1lUmVxdWVzdBIMCgRuYW1lGAEgASgJIkoKDlJlc3VtZVJlc3BvbnNlEikKCWNvbXBvbmVudBgBIAEoCzIWLnY5LnN0YXRlLnYxLkNvbXBvbmVudBINCgVpbmRleBgCIAEoBCIuCgxTY2FsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghyZXBsaWNhcxgCIAEoDSJJCg1TY2FsZVJlc3BvbnNlEikKCWNvbXBvbmVudBgBIAEoCzIWLnY5LnN0YXRlLnYxLkNvbXBvbmVudBINCgVpbmRleBgCIAEoBCIdCg1EZWxldGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiHwoORGVsZXRlUmVzcG9uc2USDQoFaW5kZXgYASABKAQy6wQKEENvbXBvbmVudFNlcnZpY2USSQoGQ3JlYXRlEh4udjkuY29tcG9uZW50LnYxLkNyZWF0ZVJlcXVlc3QaHy52OS5jb21wb25lbnQudjEuQ3JlYXRlUmVzcG9uc2USRQoDR2V0EhsudjkuY29tcG9uZW50LnYxLkdldFJlcXVlc3QaHC52OS5jb21wb25lbnQudjEuR2V0UmVzcG9uc2UiA5ACARJICgRMaXN0EhwudjkuY29tcG9uZW50LnYxLkxpc3RSZXF1ZXN0Gh0udjkuY29tcG9uZW50LnYxLkxpc3RSZXNwb25zZSIDkAIBElUKClVwZGF0ZVNwZWMSIi52OS5jb21wb25lbnQudjEuVXBkYXRlU3BlY1JlcXVlc3QaIy52OS5jb21wb25lbnQudjEuVXBkYXRlU3BlY1Jlc3BvbnNlEkYKBVBhdXNlEh0udjkuY29tcG9uZW50LnYxLlBhdXNlUmVxdWVzdBoeLnY5LmNvbXBvbmVudC52MS5QYXVzZVJlc3BvbnNlEkkKBlJlc3VtZRIeLnY5LmNvbXBvbmVudC52MS5SZXN1bWVSZXF1ZXN0Gh8udjkuY29tcG9uZW50LnYxLlJlc3VtZVJlc3BvbnNlEkYKBVNjYWxlEh0udjkuY29tcG9uZW50LnYxLlNjYWxlUmVxdWVzdBoeLnY5LmNvbXBvbmVudC52MS5TY2FsZVJlc3BvbnNlEkkKBkRlbGV0ZRIeLnY5LmNvbXBvbmVudC52MS5EZWxldGVSZXF1ZXN0Gh8udjkuY29tcG9uZW50LnYxLkRlbGV0ZVJlc3BvbnNlQj1aO2dpdGh1Yi5jb20vdmVsb2NpdHk5L3Y5L3JwYy9nZW4vdjkvY29tcG9uZW50L3YxO2NvbXBvbmVudHYxYgZwcm90bzM", [file_v9_state_v1_state]);
+  fileDesc("Ch92OS9jb21wb25lbnQvdjEvY29tcG9uZW50LnByb3RvEg92OS5jb21wb25lbnQudjEiRQoLUmVhZE9wdGlvbnMSEgoKY29uc2lzdGVudBgBIAEoCBIRCgltaW5faW5kZXgYAiABKAQSDwoHd2FpdF9tcxgDIAEoDSK4AQoNQ3JlYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBW93bmVyGAIgASgJEiUKB3J1bnRpbWUYAyABKA4yFC52OS5zdGF0ZS52MS5SdW50aW1lEiMKBnNvdXJjZRgEIAEoCzITLnY5LnN0YXRlLnYxLlNvdXJjZRIoCgRzcGVjGAUgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIUCgxwb2xsX3NlY29uZHMYBiABKA0idwoOQ3JlYXRlUmVzcG9uc2USKQoJY29tcG9uZW50GAEgASgLMhYudjkuc3RhdGUudjEuQ29tcG9uZW50Eg0KBWluZGV4GAIgASgEEisKCmRlcGxveW1lbnQYAyABKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50IkYKCkdldFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIqCgRyZWFkGAIgASgLMhwudjkuY29tcG9uZW50LnYxLlJlYWRPcHRpb25zInkKC0dldFJlc3BvbnNlEikKCWNvbXBvbmVudBgBIAEoCzIWLnY5LnN0YXRlLnYxLkNvbXBvbmVudBINCgVpbmRleBgCIAEoBBIwCgZzdGF0dXMYAyABKAsyIC52OS5jb21wb25lbnQudjEuQ29tcG9uZW50U3RhdHVzImgKC0xpc3RSZXF1ZXN0EioKBHJlYWQYASABKAsyHC52OS5jb21wb25lbnQudjEuUmVhZE9wdGlvbnMSDQoFbGltaXQYAiABKA0SDgoGb2Zmc2V0GAMgASgNEg4KBmZpbHRlchgEIAEoCSLqAQoMTGlzdFJlc3BvbnNlEioKCmNvbXBvbmVudHMYASADKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSDQoFaW5kZXgYAiABKAQSPQoIc3RhdHVzZXMYAyADKAsyKy52OS5jb21wb25lbnQudjEuTGlzdFJlc3BvbnNlLlN0YXR1c2VzRW50cnkSDQoFdG90YWwYBCABKA0aUQoNU3RhdHVzZXNFbnRyeRILCgNrZXkYASABKAkSLwoFdmFsdWUYAiABKAsyIC52OS5jb21wb25lbnQudjEuQ29tcG9uZW50U3RhdHVzOgI4ASI9CgxXYXRjaFJlcXVlc3QSDQoFbGltaXQYASABKA0SDgoGb2Zmc2V0GAIgASgNEg4KBmZpbHRlchgDIAEoCSJ0Cg1XYXRjaFJlc3BvbnNlEg0KBWluZGV4GAEgASgEEg0KBXRvdGFsGAIgASgNEgwKBGZ1bGwYAyABKAgSJgoEcm93cxgEIAMoCzIYLnY5LmNvbXBvbmVudC52MS5MaXN0Um93Eg8KB3JlbW92ZWQYBSADKAkiZgoHTGlzdFJvdxIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSMAoGc3RhdHVzGAIgASgLMiAudjkuY29tcG9uZW50LnYxLkNvbXBvbmVudFN0YXR1cyKiAQoPQ29tcG9uZW50U3RhdHVzEg8KB3J1bm5pbmcYASABKA0SDgoGd2FudGVkGAIgASgNEg4KBmZhaWxlZBgDIAEoDRIyChFhY3RpdmVfZGVwbG95bWVudBgEIAEoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQSKgoKcGxhY2VtZW50cxgFIAMoCzIWLnY5LnN0YXRlLnYxLlBsYWNlbWVudCJLChFVcGRhdGVTcGVjUmVxdWVzdBIMCgRuYW1lGAEgASgJEigKBHNwZWMYAiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjIk4KElVwZGF0ZVNwZWNSZXNwb25zZRIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSDQoFaW5kZXgYAiABKAQiHAoMUGF1c2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiSQoNUGF1c2VSZXNwb25zZRIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSDQoFaW5kZXgYAiABKAQiHQoNUmVzdW1lUmVxdWVzdBIMCgRuYW1lGAEgASgJIkoKDlJlc3VtZVJlc3BvbnNlEikKCWNvbXBvbmVudBgBIAEoCzIWLnY5LnN0YXRlLnYxLkNvbXBvbmVudBINCgVpbmRleBgCIAEoBCIuCgxTY2FsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIQCghyZXBsaWNhcxgCIAEoDSJJCg1TY2FsZVJlc3BvbnNlEikKCWNvbXBvbmVudBgBIAEoCzIWLnY5LnN0YXRlLnYxLkNvbXBvbmVudBINCgVpbmRleBgCIAEoBCIdCg1EZWxldGVSZXF1ZXN0EgwKBG5hbWUYASABKAkiHwoORGVsZXRlUmVzcG9uc2USDQoFaW5kZXgYASABKAQyugUKEENvbXBvbmVudFNlcnZpY2USSQoGQ3JlYXRlEh4udjkuY29tcG9uZW50LnYxLkNyZWF0ZVJlcXVlc3QaHy52OS5jb21wb25lbnQudjEuQ3JlYXRlUmVzcG9uc2USRQoDR2V0EhsudjkuY29tcG9uZW50LnYxLkdldFJlcXVlc3QaHC52OS5jb21wb25lbnQudjEuR2V0UmVzcG9uc2UiA5ACARJICgRMaXN0EhwudjkuY29tcG9uZW50LnYxLkxpc3RSZXF1ZXN0Gh0udjkuY29tcG9uZW50LnYxLkxpc3RSZXNwb25zZSIDkAIBEk0KBVdhdGNoEh0udjkuY29tcG9uZW50LnYxLldhdGNoUmVxdWVzdBoeLnY5LmNvbXBvbmVudC52MS5XYXRjaFJlc3BvbnNlIgOQAgEwARJVCgpVcGRhdGVTcGVjEiIudjkuY29tcG9uZW50LnYxLlVwZGF0ZVNwZWNSZXF1ZXN0GiMudjkuY29tcG9uZW50LnYxLlVwZGF0ZVNwZWNSZXNwb25zZRJGCgVQYXVzZRIdLnY5LmNvbXBvbmVudC52MS5QYXVzZVJlcXVlc3QaHi52OS5jb21wb25lbnQudjEuUGF1c2VSZXNwb25zZRJJCgZSZXN1bWUSHi52OS5jb21wb25lbnQudjEuUmVzdW1lUmVxdWVzdBofLnY5LmNvbXBvbmVudC52MS5SZXN1bWVSZXNwb25zZRJGCgVTY2FsZRIdLnY5LmNvbXBvbmVudC52MS5TY2FsZVJlcXVlc3QaHi52OS5jb21wb25lbnQudjEuU2NhbGVSZXNwb25zZRJJCgZEZWxldGUSHi52OS5jb21wb25lbnQudjEuRGVsZXRlUmVxdWVzdBofLnY5LmNvbXBvbmVudC52MS5EZWxldGVSZXNwb25zZUI9WjtnaXRodWIuY29tL3ZlbG9jaXR5OS92OS9ycGMvZ2VuL3Y5L2NvbXBvbmVudC92MTtjb21wb25lbnR2MWIGcHJvdG8z", [file_v9_state_v1_state]);
 
 /**
  * ReadOptions choose between a fast local read (default) and a consistent one.
@@ -249,6 +249,108 @@ export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
   messageDesc(file_v9_component_v1_component, 6);
 
 /**
+ * WatchRequest chooses the page as ListRequest does.
+ *
+ * @generated from message v9.component.v1.WatchRequest
+ */
+export type WatchRequest = Message<"v9.component.v1.WatchRequest"> & {
+  /**
+   * @generated from field: uint32 limit = 1;
+   */
+  limit: number;
+
+  /**
+   * @generated from field: uint32 offset = 2;
+   */
+  offset: number;
+
+  /**
+   * @generated from field: string filter = 3;
+   */
+  filter: string;
+};
+
+/**
+ * Describes the message v9.component.v1.WatchRequest.
+ * Use `create(WatchRequestSchema)` to create a new message.
+ */
+export const WatchRequestSchema: GenMessage<WatchRequest> = /*@__PURE__*/
+  messageDesc(file_v9_component_v1_component, 7);
+
+/**
+ * WatchResponse is the first page (full) or a change to the page the stream sent before.
+ *
+ * @generated from message v9.component.v1.WatchResponse
+ */
+export type WatchResponse = Message<"v9.component.v1.WatchResponse"> & {
+  /**
+   * the state index the page was read at
+   *
+   * @generated from field: uint64 index = 1;
+   */
+  index: bigint;
+
+  /**
+   * components matching filter, all pages together
+   *
+   * @generated from field: uint32 total = 2;
+   */
+  total: number;
+
+  /**
+   * rows is the whole page: drop what you hold
+   *
+   * @generated from field: bool full = 3;
+   */
+  full: boolean;
+
+  /**
+   * rows added to the page or changed (by component name)
+   *
+   * @generated from field: repeated v9.component.v1.ListRow rows = 4;
+   */
+  rows: ListRow[];
+
+  /**
+   * names of the components that left the page
+   *
+   * @generated from field: repeated string removed = 5;
+   */
+  removed: string[];
+};
+
+/**
+ * Describes the message v9.component.v1.WatchResponse.
+ * Use `create(WatchResponseSchema)` to create a new message.
+ */
+export const WatchResponseSchema: GenMessage<WatchResponse> = /*@__PURE__*/
+  messageDesc(file_v9_component_v1_component, 8);
+
+/**
+ * ListRow is one component of a page with its status (without placements).
+ *
+ * @generated from message v9.component.v1.ListRow
+ */
+export type ListRow = Message<"v9.component.v1.ListRow"> & {
+  /**
+   * @generated from field: v9.state.v1.Component component = 1;
+   */
+  component?: Component | undefined;
+
+  /**
+   * @generated from field: v9.component.v1.ComponentStatus status = 2;
+   */
+  status?: ComponentStatus | undefined;
+};
+
+/**
+ * Describes the message v9.component.v1.ListRow.
+ * Use `create(ListRowSchema)` to create a new message.
+ */
+export const ListRowSchema: GenMessage<ListRow> = /*@__PURE__*/
+  messageDesc(file_v9_component_v1_component, 9);
+
+/**
  * ComponentStatus is what a component's placements and active deployment say about it, at
  * the same index as the component: what the console and `v9 component list` show.
  *
@@ -296,7 +398,7 @@ export type ComponentStatus = Message<"v9.component.v1.ComponentStatus"> & {
  * Use `create(ComponentStatusSchema)` to create a new message.
  */
 export const ComponentStatusSchema: GenMessage<ComponentStatus> = /*@__PURE__*/
-  messageDesc(file_v9_component_v1_component, 7);
+  messageDesc(file_v9_component_v1_component, 10);
 
 /**
  * @generated from message v9.component.v1.UpdateSpecRequest
@@ -318,7 +420,7 @@ export type UpdateSpecRequest = Message<"v9.component.v1.UpdateSpecRequest"> & {
  * Use `create(UpdateSpecRequestSchema)` to create a new message.
  */
 export const UpdateSpecRequestSchema: GenMessage<UpdateSpecRequest> = /*@__PURE__*/
-  messageDesc(file_v9_component_v1_component, 8);
+  messageDesc(file_v9_component_v1_component, 11);
 
 /**
  * @generated from message v9.component.v1.UpdateSpecResponse
@@ -340,7 +442,7 @@ export type UpdateSpecResponse = Message<"v9.component.v1.UpdateSpecResponse"> &
  * Use `create(UpdateSpecResponseSchema)` to create a new message.
  */
 export const UpdateSpecResponseSchema: GenMessage<UpdateSpecResponse> = /*@__PURE__*/
-  messageDesc(file_v9_component_v1_component, 9);
+  messageDesc(file_v9_component_v1_component, 12);
 
 /**
  * @generated from message v9.component.v1.PauseRequest
@@ -357,7 +459,7 @@ export type PauseRequest = Message<"v9.component.v1.PauseRequest"> & {
  * Use `create(PauseRequestSchema)` to create a new message.
  */
 export const PauseRequestSchema: GenMessage<PauseRequest> = /*@__PURE__*/
-  messageDesc(file_v9_component_v1_component, 10);
+  messageDesc(file_v9_component_v1_component, 13);
 
 /**
  * @generated from message v9.component.v1.PauseResponse
@@ -379,7 +481,7 @@ export type PauseResponse = Message<"v9.component.v1.PauseResponse"> & {
  * Use `create(PauseResponseSchema)` to create a new message.
  */
 export const PauseResponseSchema: GenMessage<PauseResponse> = /*@__PURE__*/
-  messageDesc(file_v9_component_v1_component, 11);
+  messageDesc(file_v9_component_v1_component, 14);
 
 /**
  * @generated from message v9.component.v1.ResumeRequest
@@ -396,7 +498,7 @@ export type ResumeRequest = Message<"v9.component.v1.ResumeRequest"> & {
  * Use `create(ResumeRequestSchema)` to create a new message.
  */
 export const ResumeRequestSchema: GenMessage<ResumeRequest> = /*@__PURE__*/
-  messageDesc(file_v9_component_v1_component, 12);
+  messageDesc(file_v9_component_v1_component, 15);
 
 /**
  * @generated from message v9.component.v1.ResumeResponse
@@ -418,7 +520,7 @@ export type ResumeResponse = Message<"v9.component.v1.ResumeResponse"> & {
  * Use `create(ResumeResponseSchema)` to create a new message.
  */
 export const ResumeResponseSchema: GenMessage<ResumeResponse> = /*@__PURE__*/
-  messageDesc(file_v9_component_v1_component, 13);
+  messageDesc(file_v9_component_v1_component, 16);
 
 /**
  * @generated from message v9.component.v1.ScaleRequest
@@ -440,7 +542,7 @@ export type ScaleRequest = Message<"v9.component.v1.ScaleRequest"> & {
  * Use `create(ScaleRequestSchema)` to create a new message.
  */
 export const ScaleRequestSchema: GenMessage<ScaleRequest> = /*@__PURE__*/
-  messageDesc(file_v9_component_v1_component, 14);
+  messageDesc(file_v9_component_v1_component, 17);
 
 /**
  * @generated from message v9.component.v1.ScaleResponse
@@ -462,7 +564,7 @@ export type ScaleResponse = Message<"v9.component.v1.ScaleResponse"> & {
  * Use `create(ScaleResponseSchema)` to create a new message.
  */
 export const ScaleResponseSchema: GenMessage<ScaleResponse> = /*@__PURE__*/
-  messageDesc(file_v9_component_v1_component, 15);
+  messageDesc(file_v9_component_v1_component, 18);
 
 /**
  * @generated from message v9.component.v1.DeleteRequest
@@ -479,7 +581,7 @@ export type DeleteRequest = Message<"v9.component.v1.DeleteRequest"> & {
  * Use `create(DeleteRequestSchema)` to create a new message.
  */
 export const DeleteRequestSchema: GenMessage<DeleteRequest> = /*@__PURE__*/
-  messageDesc(file_v9_component_v1_component, 16);
+  messageDesc(file_v9_component_v1_component, 19);
 
 /**
  * @generated from message v9.component.v1.DeleteResponse
@@ -496,7 +598,7 @@ export type DeleteResponse = Message<"v9.component.v1.DeleteResponse"> & {
  * Use `create(DeleteResponseSchema)` to create a new message.
  */
 export const DeleteResponseSchema: GenMessage<DeleteResponse> = /*@__PURE__*/
-  messageDesc(file_v9_component_v1_component, 17);
+  messageDesc(file_v9_component_v1_component, 20);
 
 /**
  * @generated from service v9.component.v1.ComponentService
@@ -525,6 +627,17 @@ export const ComponentService: GenService<{
     methodKind: "unary";
     input: typeof ListRequestSchema;
     output: typeof ListResponseSchema;
+  },
+  /**
+   * Watch streams one page of List, live: the whole page first, then, after each change to
+   * the page, only its rows that changed, were added or left it (the console's list).
+   *
+   * @generated from rpc v9.component.v1.ComponentService.Watch
+   */
+  watch: {
+    methodKind: "server_streaming";
+    input: typeof WatchRequestSchema;
+    output: typeof WatchResponseSchema;
   },
   /**
    * @generated from rpc v9.component.v1.ComponentService.UpdateSpec
