@@ -81,3 +81,25 @@ func (st *Store) Secrets(componentID string) []*statev1.Secret {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// KeyUses counts what each root key seals in the state: secrets, GitHub link secrets and
+// the GitHub grants kept with tokens, by key id.
+func (st *Store) KeyUses() map[string]int {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	uses := map[string]int{}
+	for _, s := range st.s.secrets {
+		uses[s.KeyId]++
+	}
+	for _, l := range st.s.links {
+		if l.SecretKeyId != "" {
+			uses[l.SecretKeyId]++
+		}
+	}
+	for _, k := range st.s.tokens {
+		if k.GithubTokenKeyId != "" {
+			uses[k.GithubTokenKeyId]++
+		}
+	}
+	return uses
+}

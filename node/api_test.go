@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/grpcreflect"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/velocity9/v9/internal/testkit"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	"github.com/velocity9/v9/rpc/gen/v9/component/v1/componentv1connect"
 )
@@ -19,7 +20,7 @@ import (
 func h2cClient() *http.Client {
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
-	return &http.Client{Transport: bearerTransport{token: TestToken, next: &http.Transport{Protocols: &p}}, Timeout: 10 * time.Second}
+	return &http.Client{Transport: testkit.BearerTransport(TestToken, &http.Transport{Protocols: &p}), Timeout: 10 * time.Second}
 }
 
 // TestGRPCReflectionAndProtocolOverH2C checks what grpcurl and buf curl rely on: gRPC

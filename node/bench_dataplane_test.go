@@ -113,19 +113,7 @@ func BenchmarkProxyRemoteHop(b *testing.B) {
 	if _, err := upload(context.Background(), c.Nodes[0], helloDirB(b)); err != nil {
 		b.Fatal(err)
 	}
-	var local, remote *Node
-	deadline := time.Now().Add(30 * time.Second)
-	for local == nil {
-		for _, n := range c.Nodes {
-			if n.dp.Running("hello") > 0 {
-				local = n
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("no instance started")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	local, remote := runningNode(b, c), (*Node)(nil)
 	for _, n := range c.Nodes {
 		if n != local {
 			remote = n
@@ -151,17 +139,27 @@ func BenchmarkProxyRemoteHop(b *testing.B) {
 func helloDirB(b *testing.B) string { return helloDirTB(b, "") }
 
 func waitServingB(b *testing.B, n *Node) {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		code, _, _, err := proxyGet(n, "", "/hello/x")
-		if err == nil && code == 200 {
-			return
+	Eventually(b, 60*time.Second, func() error {
+		if code, _, _, err := proxyGet(n, "", "/hello/x"); err != nil || code != 200 {
+			return fmt.Errorf("%s never served: %d %v", n.ID(), code, err)
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s never served: %d %v", n.ID(), code, err)
+		return nil
+	})
+}
+
+// runningNode waits for a node that runs an instance of "hello" and returns it.
+func runningNode(b *testing.B, c *TestCluster) *Node {
+	var local *Node
+	Eventually(b, 60*time.Second, func() error {
+		for _, n := range c.Nodes {
+			if n.dp.Running("hello") > 0 {
+				local = n
+				return nil
+			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("no instance of hello started")
+	})
+	return local
 }
 
 // BenchmarkProxyWarmVsNative (P1b, P0) serves examples/hello-http, an ordinary http.Handler
@@ -179,19 +177,7 @@ func BenchmarkProxyWarmVsNative(b *testing.B) {
 	if _, err := upload(context.Background(), c.Nodes[0], warmDirTB(b, "", "")); err != nil {
 		b.Fatal(err)
 	}
-	var local *Node
-	deadline := time.Now().Add(60 * time.Second)
-	for local == nil {
-		for _, n := range c.Nodes {
-			if n.dp.Running("hello") > 0 {
-				local = n
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("no instance started")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	local := runningNode(b, c)
 	waitServingB(b, local)
 	native := httptest.NewServer(http.HandlerFunc(hello.Handler))
 	defer native.Close()

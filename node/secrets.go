@@ -96,23 +96,7 @@ func (n *Node) KeyUses(ctx context.Context) (map[string]int, error) {
 	if err := n.ConsistentBarrier(ctx); err != nil {
 		return nil, err
 	}
-	uses := map[string]int{}
-	for _, c := range n.fsm.Store.Components() {
-		for _, s := range n.fsm.Store.Secrets(c.Id) {
-			uses[s.KeyId]++
-		}
-	}
-	for _, l := range n.fsm.Store.GithubLinks() {
-		if l.SecretKeyId != "" {
-			uses[l.SecretKeyId]++
-		}
-	}
-	for _, k := range n.fsm.Store.Tokens() {
-		if k.GithubTokenKeyId != "" {
-			uses[k.GithubTokenKeyId]++
-		}
-	}
-	return uses, nil
+	return n.fsm.Store.KeyUses(), nil
 }
 
 // CallNode calls path on another node's API with this node's certificate.

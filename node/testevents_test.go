@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/velocity9/v9/internal/testkit"
 )
 
 // Eventually wakes on a replicated write and on a leadership change, not on its fallback
@@ -12,8 +14,8 @@ import (
 // before Eventually's own deadline (where its last check would pass them).
 func TestEventuallyWakesOnEvents(t *testing.T) {
 	c := NewTestCluster(t, 3)
-	defer func(d time.Duration) { eventuallyPoll = d }(eventuallyPoll)
-	eventuallyPoll = time.Hour
+	defer func(d time.Duration) { testkit.Poll = d }(testkit.Poll)
+	testkit.Poll = time.Hour
 
 	f, l := c.Follower(t), c.Leader(t)
 	start := time.Now()

@@ -2,13 +2,13 @@ package node
 
 import (
 	"github.com/velocity9/v9/auth"
+	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/leader"
 	"github.com/velocity9/v9/sched"
 
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,26 +126,8 @@ const TestToken = "v9s_test-cluster-admin-token-0123456789abcdef"
 // TestHTTPClient is an HTTP client that sends TestToken with every request.
 var TestHTTPClient = TokenHTTPClient(TestToken)
 
-// TokenHTTPClient returns an HTTP client (HTTP/1.1 and h2c) that sends the token with every
-// request.
-func TokenHTTPClient(token string) *http.Client {
-	// Keep a connection per concurrent caller alive: the default keeps two per host, so
-	// tests and benchmarks with more concurrent writers would dial for nearly every call.
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 64
-	return &http.Client{Transport: bearerTransport{token: token, next: tr}}
-}
-
-type bearerTransport struct {
-	token string
-	next  http.RoundTripper
-}
-
-func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
-	return b.next.RoundTrip(r)
-}
+// TokenHTTPClient returns an HTTP client that sends the token with every request.
+var TokenHTTPClient = testkit.TokenHTTPClient
 
 // sharedWasmCache lets every test node in this process reuse compiled modules: compiling a
 // Go-built module takes seconds under -race.
@@ -170,7 +152,7 @@ func (c *TestCluster) config(i int) Config {
 		ContainerdSocket: c.opts.ContainerdSocket,
 		Liveness:         c.opts.Liveness,
 		Autoscale:        c.opts.Autoscale,
-		Logger:           slog.New(&testLogHandler{t: c.t, prefix: id, level: slog.LevelInfo}),
+		Logger:           slog.New(&testkit.LogHandler{T: c.t, Prefix: id, Level: slog.LevelInfo}),
 	}
 	if cfg.Liveness.CanaryWindowMax == 0 {
 		cfg.Liveness.CanaryWindowMax = TestCanaryWindowMax
@@ -334,39 +316,6 @@ func (c *TestCluster) stopAll() {
 		n.kill()
 	}
 }
-
-// testLogHandler sends slog records to t.Log until the test ends.
-type testLogHandler struct {
-	t      testing.TB
-	prefix string
-	level  slog.Level
-	attrs  []slog.Attr
-}
-
-func (h *testLogHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
-
-func (h *testLogHandler) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %s", r.Time.Format("15:04:05.000"), r.Level, r.Message)
-	for _, a := range h.attrs {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-	}
-	r.Attrs(func(a slog.Attr) bool {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		return true
-	})
-	defer func() { _ = recover() }() // t.Log after the test ended panics; drop the line
-	h.t.Log(b.String())
-	return nil
-}
-
-func (h *testLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	c := *h
-	c.attrs = append(append([]slog.Attr{}, h.attrs...), as...)
-	return &c
-}
-
-func (h *testLogHandler) WithGroup(string) slog.Handler { return h }
 
 // RaftSnapshot makes the node write a Raft snapshot of its state now (tests read the file).
 func (n *Node) RaftSnapshot() error { return n.raft.r.Snapshot().Error() }

@@ -27,6 +27,7 @@ import { Empty, ErrorNotice, Loading } from "../ui/Notice";
 import { ProxyLink } from "../ui/ProxyLink";
 import { Stats } from "../ui/Stats";
 import { firstLine } from "./Components";
+import { TableHead } from "../ui/TableHead";
 
 export function ComponentPage({ name }: { name: string }) {
   const live = useBlocking(
@@ -177,21 +178,7 @@ function Deployments({ c }: { c: Component }) {
       {list.length > 0 && (
         <div className="table-wrap">
           <table className="table">
-            <thead>
-              <tr>
-                <th scope="col">Commit</th>
-                <th scope="col">Status</th>
-                <th scope="col" className="hide-narrow">
-                  Author
-                </th>
-                <th scope="col" className="hide-narrow">
-                  Created
-                </th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={["Commit", "Status", { label: "Author", hideNarrow: true }, { label: "Created", hideNarrow: true }, { label: "Actions", srOnly: true }]} />
             <tbody>
               {list.slice(0, 50).map((d) => (
                 <DeploymentRow
@@ -283,16 +270,7 @@ function Placements({ s }: { s?: ComponentStatus }) {
       ) : (
         <div className="table-wrap">
           <table className="table">
-            <thead>
-              <tr>
-                <th scope="col">Node</th>
-                <th scope="col">Wanted</th>
-                <th scope="col">Observed</th>
-                <th scope="col" className="hide-narrow">
-                  Deployment
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={["Node", "Wanted", "Observed", { label: "Deployment", hideNarrow: true }]} />
             <tbody>
               {ps.map((p) => {
                 const obs = enumName(PlacementObserved, p.observed, "PLACEMENT_OBSERVED_");
@@ -368,17 +346,7 @@ function Settings({ c }: { c: Component }) {
       {rows.length === 0 && !editing && <p className="sub">No variables.</p>}
       {(rows.length > 0 || editing) && (
         <table className="table env-table">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Value</th>
-              {editing && (
-                <th scope="col">
-                  <span className="sr-only">Remove</span>
-                </th>
-              )}
-            </tr>
-          </thead>
+          <TableHead columns={["Name", "Value", ...(editing ? [{ label: "Remove", srOnly: true }] : [])]} />
           <tbody>
             {rows.map(([k, v], i) => (
               <tr key={i}>

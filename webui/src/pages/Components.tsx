@@ -13,6 +13,7 @@ import { Empty, ErrorNotice, Loading } from "../ui/Notice";
 import { Pager } from "../ui/Pager";
 import { Sparkline } from "../ui/Sparkline";
 import { applyWatch } from "../watchlist";
+import { TableHead } from "../ui/TableHead";
 
 const pageSize = 50;
 
@@ -73,20 +74,7 @@ export function ComponentsPage() {
       {shown.length > 0 && (
         <div className="table-wrap">
           <table className="table components-table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Status</th>
-                <th scope="col">Replicas</th>
-                <th scope="col" className="hide-narrow">
-                  Source
-                </th>
-                <th scope="col" className="hide-narrow">
-                  Active deployment
-                </th>
-                <th scope="col">Hits, last hour</th>
-              </tr>
-            </thead>
+            <TableHead columns={["Name", "Status", "Replicas", { label: "Source", hideNarrow: true }, { label: "Active deployment", hideNarrow: true }, "Hits, last hour"]} />
             <tbody>
               {shown.map((c) => (
                 <Row key={c.id} c={c} s={live.data!.statuses[c.name]} now={now} />

@@ -10,6 +10,7 @@ import { can, useIdentity } from "../identity";
 import { onApiError, useNow } from "../live";
 import { Badge } from "../ui/Badge";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
+import { TableHead } from "../ui/TableHead";
 
 /** Members of the Raft cluster and the nodes registered in the replicated state. */
 export function NodesPage() {
@@ -50,23 +51,7 @@ export function NodesPage() {
       {ids.length > 0 && (
         <div className="table-wrap">
           <table className="table nodes-table">
-            <thead>
-              <tr>
-                <th scope="col">Node</th>
-                <th scope="col">Status</th>
-                <th scope="col">Raft</th>
-                <th scope="col" className="hide-narrow">
-                  Runtimes
-                </th>
-                <th scope="col">Placements</th>
-                <th scope="col" className="hide-narrow">
-                  Last heartbeat
-                </th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={["Node", "Status", "Raft", { label: "Runtimes", hideNarrow: true }, "Placements", { label: "Last heartbeat", hideNarrow: true }, { label: "Actions", srOnly: true }]} />
             <tbody>
               {ids.map((id) => {
                 const m = byId.get(id);

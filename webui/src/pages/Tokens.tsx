@@ -7,6 +7,7 @@ import { can, useIdentity } from "../identity";
 import type { Role } from "../identity";
 import { useNow } from "../live";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
+import { TableHead } from "../ui/TableHead";
 
 const ttls = [
   { label: "never", seconds: 0 },
@@ -93,22 +94,7 @@ export function TokensPage() {
       {list.data && list.data.tokens.length > 0 && (
         <div className="table-wrap">
           <table className="table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Role</th>
-                <th scope="col" className="hide-narrow">
-                  Created
-                </th>
-                <th scope="col">Expires</th>
-                <th scope="col" className="hide-narrow">
-                  Last used
-                </th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={["Name", "Role", { label: "Created", hideNarrow: true }, "Expires", { label: "Last used", hideNarrow: true }, { label: "Actions", srOnly: true }]} />
             <tbody>
               {list.data.tokens.map((t) => {
                 const revoked = tsSeconds(t.revokeTime);
@@ -181,14 +167,7 @@ export function AuditPage() {
       {entries.length > 0 && (
         <div className="table-wrap">
           <table className="table">
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Who</th>
-                <th scope="col">What</th>
-                <th scope="col">Target</th>
-              </tr>
-            </thead>
+            <TableHead columns={["When", "Who", "What", "Target"]} />
             <tbody>
               {entries.slice(0, 200).map((e) => (
                 <tr key={String(e.index)}>

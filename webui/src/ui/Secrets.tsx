@@ -6,6 +6,7 @@ import { can, useIdentity } from "../identity";
 import { onApiError, useNow } from "../live";
 import { secretNameProblem } from "../secrets";
 import { Empty, ErrorNotice, Loading } from "./Notice";
+import { TableHead } from "./TableHead";
 
 /**
  * A component's secrets: names and update times only. Values are write-only: typed here,
@@ -40,15 +41,7 @@ export function Secrets({ component }: { component: string }) {
       {q.data && list.length === 0 && <Empty title="No secrets" />}
       {list.length > 0 && (
         <table className="table env-table">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Updated</th>
-              <th scope="col">
-                <span className="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={["Name", "Updated", { label: "Actions", srOnly: true }]} />
           <tbody>
             {list.map((s) => {
               const t = tsSeconds(s.updateTime);
