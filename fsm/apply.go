@@ -199,13 +199,18 @@ func (t *tables) updateComponentSpec(index uint64, now *timestamppb.Timestamp, o
 	if err := ValidSpec(c.Runtime, op.GetSpec()); err != nil {
 		return err
 	}
-	defer remember(c)(index)
 	if op.FromManifest {
+		// A rollback's spec: it comes with its deployment, and is not undone apart from it.
 		t.setManifestSpec(index, c, op.Spec, true)
+		if c.SpecIndex == index {
+			c.PrevSpec, c.PrevUser, c.PrevSpecIndex, c.SpecError = nil, nil, 0, ""
+		}
 	} else {
+		done := remember(c)
 		// What a user wants: its differences from the manifest are the user's settings.
 		c.User = spec.UserChanges(c.ManifestSpec, op.Spec)
 		t.setSpec(index, c, clone(op.Spec))
+		done(index)
 	}
 	c.UpdateTime, c.ModifyIndex = now, index
 	return nil

@@ -62,3 +62,34 @@ func TestFailSpecRoll(t *testing.T) {
 		t.Fatal("FailSpecRoll of an unknown component applied")
 	}
 }
+
+// A rollback's spec (from_manifest) is not undone apart from its deployment: it forgets
+// what came before.
+func TestFailSpecRollNotAfterRollback(t *testing.T) {
+	st := NewStore()
+	if err := st.Apply(1, cmdCreateComponent(webComponent())); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := st.Component("web")
+	s := proto.Clone(c.Spec).(*statev1.ComponentSpec)
+	s.Env = map[string]string{"A": "1"}
+	if err := st.Apply(2, cmdUpdateSpec("web", s)); err != nil {
+		t.Fatal(err)
+	}
+	m := proto.Clone(c.Spec).(*statev1.ComponentSpec)
+	m.MemoryBytes = 64 << 20
+	cmd := cmdUpdateSpec("web", m)
+	cmd.GetUpdateComponentSpec().FromManifest = true
+	if err := st.Apply(3, cmd); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := st.Component("web"); c.SpecIndex != 3 || c.PrevSpec != nil {
+		t.Fatalf("after a rollback's spec: spec_index %d, prev %v", c.SpecIndex, c.PrevSpec)
+	}
+	if err := st.Apply(4, cmdFailSpecRoll("c-web", 3, "x")); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := st.Component("web"); c.SpecIndex != 3 || c.SpecError != "" || c.Spec.MemoryBytes != 64<<20 {
+		t.Fatalf("a rollback's spec was undone: %v", c)
+	}
+}
