@@ -25,6 +25,8 @@ type ExecutorConfig struct {
 	DataDir string
 	// WasmCacheDir holds compiled wasm modules.
 	WasmCacheDir string
+	// WasmMaxRunning bounds the wasm guests executing at once (wasm.Config.MaxRunning).
+	WasmMaxRunning int
 	// ContainerdSocket, when set, adds the container executor (if containerd answers).
 	ContainerdSocket string
 	// ContainerNetwork is the containers' fenced network (container.Network; zero: its
@@ -72,7 +74,7 @@ func OpenExecutors(cfg ExecutorConfig) (map[statev1.Runtime]v9rt.Executor, *Reap
 		log = slog.New(slog.DiscardHandler)
 	}
 	execs := map[statev1.Runtime]v9rt.Executor{}
-	w, err := wasm.New(wasm.Config{CacheDir: cfg.WasmCacheDir, Logger: log, FailLogs: cfg.FailLogs})
+	w, err := wasm.New(wasm.Config{CacheDir: cfg.WasmCacheDir, MaxRunning: cfg.WasmMaxRunning, Logger: log, FailLogs: cfg.FailLogs})
 	if err != nil {
 		return nil, nil, fmt.Errorf("start wasm executor: %w", err)
 	}

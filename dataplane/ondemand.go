@@ -43,8 +43,12 @@ type odInstance struct {
 	failedAt time.Time
 }
 
-// odIdle is how long an on-demand instance stays without requests.
-const odIdle = 5 * time.Minute
+// odIdle is how long an on-demand instance stays without requests; odIdleReplaced, how
+// long an on-demand container does once its deployment runs placed somewhere.
+const (
+	odIdle         = 5 * time.Minute
+	odIdleReplaced = 30 * time.Second
+)
 
 // DefaultColdStartWait is how long a request waits for an on-demand start when
 // Config.ColdStartWait is zero.
@@ -237,6 +241,7 @@ func (o *onDemand) sweep(now time.Time) {
 		return
 	}
 	active := map[string]bool{} // active deployments, and older ones still placed (rollouts)
+	placed := map[string]bool{} // deployments with a placement running somewhere
 	o.dp.state().View(func(v fsm.View) {
 		v.Components(func(c *statev1.Component) {
 			active[c.ActiveDeploymentId] = c.Desired == statev1.DesiredState_DESIRED_STATE_RUNNING
@@ -244,6 +249,7 @@ func (o *onDemand) sweep(now time.Time) {
 		v.Placements(func(p *statev1.Placement) {
 			if p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
 				active[p.DeploymentId] = true
+				placed[p.DeploymentId] = placed[p.DeploymentId] || p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING
 			}
 		})
 	})
@@ -255,7 +261,13 @@ func (o *onDemand) sweep(now time.Time) {
 		default:
 			continue // still starting
 		}
-		if !active[dep] || now.Sub(od.used) > odIdle {
+		idle := odIdle
+		if od.in != nil && od.in.rt == statev1.Runtime_RUNTIME_CONTAINER && placed[dep] {
+			// The autoscaler brought a placement back: the container started on demand
+			// is a second one, kept only while requests still reach it.
+			idle = odIdleReplaced
+		}
+		if !active[dep] || now.Sub(od.used) > idle {
 			delete(o.m, dep)
 			if od.run != nil {
 				stop = append(stop, od)

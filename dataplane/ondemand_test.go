@@ -70,6 +70,21 @@ func TestOnDemandContainerHeldFromZero(t *testing.T) {
 		t.Fatalf("%d starts, want 1 (held requests share one start)", n)
 	}
 
+	// Once a placement of the deployment runs (the autoscaler brought one back), the
+	// container started on demand stops after a short idle time, not the usual one.
+	h.apply(registerNode("n2", "10.0.0.2:8080"))
+	h.place("p2", "d1", "n2", run, 1)
+	h.dp.od.sweep(time.Now().Add(odIdleReplaced + time.Second))
+	if !ex.isRunning("ondemand-d1") {
+		t.Fatal("on-demand container stopped while its deployment is not running placed yet")
+	}
+	h.apply(setObserved("p2", running))
+	h.dp.od.sweep(time.Now().Add(odIdleReplaced + time.Second))
+	if ex.isRunning("ondemand-d1") {
+		t.Fatal("on-demand container still runs, idle, beside a running placement")
+	}
+	h.apply(deletePlacements("p2"))
+
 	// A start that fails answers 503 with the reason, and is not retried per request.
 	ex.mu.Lock()
 	ex.failDeploy = "d2"

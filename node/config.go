@@ -65,6 +65,9 @@ type Config struct {
 	// exclusive containers if the agent dies (see container.Reap): cmd/v9 runs its own
 	// binary; without it, exclusive containers outlive a crashed agent unfenced.
 	ReaperCommand func(socket, namespace, nodeID string) *exec.Cmd
+	// WasmMaxRunning bounds the wasm guests executing at once on this node (0: GOMAXPROCS-1,
+	// at least 1), so that guests never hold every P from Raft (wasm.Config.MaxRunning).
+	WasmMaxRunning int
 	// WasmCacheDir holds compiled wasm modules (default DataDir/wasm-cache). Nodes on one
 	// machine may share it.
 	WasmCacheDir string

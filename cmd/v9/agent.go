@@ -97,6 +97,7 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 	f.DurationVar(&cfg.Raft.ElectionTimeout, "raft-election-timeout", node.DefaultElectionTimeout, "Raft: silence before a candidate starts a new election")
 	f.DurationVar(&cfg.Raft.LeaderLeaseTimeout, "raft-leader-lease", node.DefaultLeaderLeaseTimeout, "Raft: how long a leader stays without hearing from a quorum")
 	f.Uint64Var(&cfg.Raft.SnapshotThreshold, "raft-snapshot-threshold", 8192, "Raft: log entries between snapshots")
+	f.IntVar(&cfg.WasmMaxRunning, "wasm-max-running", 0, "wasm guests executing at once on this node (0: GOMAXPROCS-1, at least 1; the agent runs one P more than the CPUs, kept free of guests for Raft)")
 	f.StringVar(&cfg.ContainerdSocket, "containerd-socket", defaultContainerdSocket, "containerd to run container components with; empty or unreachable: this node runs wasm only")
 	f.StringVar(&cfg.ContainerRuntime, "container-runtime", "", "OCI runtime the containerd runc shim runs (its BinaryName), such as crun; empty: runc")
 	f.StringVar(&cfg.ContainerNetwork.Bridge, "container-bridge", container.DefaultBridge, "Linux bridge v9 creates for the containers' network namespaces")
@@ -214,6 +215,7 @@ func agentTLS(cfg *node.Config, dir string, files auth.TLSFiles) error {
 
 // runAgent starts one node, waits for SIGINT or SIGTERM, and shuts it down.
 func runAgent(ctx context.Context, a *app, stderr io.Writer, cfg node.Config) error {
+	reserveControlP()
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -208,6 +208,7 @@ func (l devLayout) save(dir string) error {
 }
 
 func runDev(cmd *cobra.Command, a *app, o devOptions) error {
+	reserveControlP()
 	ctx, out, progress := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
 	dataDir, l := o.dataDir, o.layout
 	if err := l.check(); err != nil {

@@ -22,7 +22,7 @@
 //
 // Each request is logged on stdout. SIGTERM shuts it down gracefully with status 0.
 // `hello -exit N` exits with status N at once after a line on stderr (an image that never
-// becomes ready).
+// becomes ready); `hello -hang` runs without ever listening (one that is never ready).
 package main
 
 import (
@@ -43,7 +43,11 @@ import (
 
 func main() {
 	exit := flag.Int("exit", -1, "exit with this status at once")
+	hang := flag.Bool("hang", false, "run without ever listening")
 	flag.Parse()
+	if *hang {
+		select {}
+	}
 	if *exit >= 0 {
 		fmt.Fprintf(os.Stderr, "hello: told to exit with status %d\n", *exit)
 		os.Exit(*exit)

@@ -97,7 +97,14 @@ type Executor struct {
 
 	importMu sync.Mutex // one import at a time: concurrent starts of one artifact import once
 
+	// closing ends with Close: starts under way are abandoned, and Close waits in starts
+	// for them to remove what they made while the connection to containerd is still open.
+	closing    context.Context
+	closeStart context.CancelFunc
+	starts     sync.WaitGroup
+
 	mu        sync.Mutex
+	closed    bool
 	instances map[string]*instance  // by placement id
 	starting  map[string]bool       // placement ids with a Start under way
 	images    map[string]readyImage // by image name
@@ -161,6 +168,7 @@ func New(cfg Config) (*Executor, error) {
 		client.Close()
 		return nil, fmt.Errorf("container executor: %w", err)
 	}
+	closing, closeStart := context.WithCancel(context.Background())
 	e := &Executor{
 		cfg:         cfg,
 		client:      client,
@@ -179,9 +187,11 @@ func New(cfg Config) (*Executor, error) {
 		},
 		instances: make(map[string]*instance),
 		starting:  make(map[string]bool),
-		images:    make(map[string]readyImage),
+		closing:   closing, closeStart: closeStart,
+		images: make(map[string]readyImage),
 	}
 	if err := e.collectNetNS(ctx); err != nil {
+		closeStart()
 		client.Close()
 		return nil, fmt.Errorf("container executor: %w", err)
 	}
@@ -227,6 +237,13 @@ func (e *Executor) Snapshotter() string { return e.snapshotter }
 // containers keep running, for the next agent to adopt; their instances' Done channels do
 // not close.
 func (e *Executor) Close() error {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	// A start cut short removes its container and network namespace: wait for that, or
+	// they would outlive the agent with nobody to adopt or remove them.
+	e.closeStart()
+	e.starts.Wait()
 	e.mu.Lock()
 	insts := make([]*instance, 0, len(e.instances))
 	for _, inst := range e.instances {

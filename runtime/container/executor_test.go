@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -384,5 +385,52 @@ func TestNewWithoutContainerd(t *testing.T) {
 	t.Logf("%v (in %s)", err, time.Since(start))
 	if _, err := New(Config{Socket: dead}); err == nil || !strings.Contains(err.Error(), "node id") {
 		t.Errorf("New without a node id: %v", err)
+	}
+}
+
+// TestCloseDuringStartRemovesContainer: an agent shutting down (Close) while a start is
+// under way abandons the start and waits for it to remove its container and network
+// namespace, instead of cutting the connection that removal needs and leaving both behind.
+func TestCloseDuringStartRemovesContainer(t *testing.T) {
+	ctx := context.Background()
+	e := newExecutor(t, "node-f")
+	spec := testSpec(t, "p-cut", nil)
+	spec.Container.Command = []string{"/hello", "-hang"} // never ready: Close cuts the start
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Start(ctx, spec)
+		done <- err
+	}()
+	var nsPath string
+	waitFor(t, 20*time.Second, "the container to be created", func() bool {
+		c, err := e.client.LoadContainer(e.ctx(ctx), e.containerID(spec.ID))
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(e.ctx(ctx), containerd.WithoutRefreshedMetadata)
+		nsPath = info.Labels[LabelNetNS]
+		return err == nil && nsPath != ""
+	})
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("Start succeeded though the executor closed during it")
+	}
+	// Checked before any other executor of the node starts (its New collects namespaces).
+	client, err := containerd.New(testSocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.LoadContainer(e.ctx(ctx), e.containerID(spec.ID)); !errdefs.IsNotFound(err) {
+		t.Errorf("container left by a start cut short at Close: %v", err)
+	}
+	if _, err := os.Stat(nsPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("network namespace %s left by a start cut short at Close: %v", nsPath, err)
+	}
+	// A later start says why it cannot, rather than blaming the artifact.
+	if _, err := e.Start(ctx, spec); err == nil || !strings.Contains(err.Error(), "executor is closed") {
+		t.Fatalf("Start after Close: %v", err)
 	}
 }

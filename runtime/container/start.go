@@ -44,6 +44,15 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	cid := e.containerID(spec.ID)
 
 	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, errors.New("start container: the executor is closed")
+	}
+	e.starts.Add(1)
+	defer e.starts.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(e.closing, cancel)()
 	old := e.instances[spec.ID]
 	switch {
 	case old != nil && !old.exited():
@@ -143,6 +152,15 @@ func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage,
 	}
 	if err != nil {
 		awaitNet()
+		if ctx.Err() != nil {
+			// Cut short (the agent closing): containerd may have created the container all
+			// the same, with the namespace in its label.
+			cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			if rerr := e.remove(cleanupCtx, cid, nil); rerr != nil {
+				e.log.Warn("remove a container whose create was cut short", "container", cid, "err", rerr)
+			}
+			cancel()
+		}
 		if derr := e.net.detach(context.WithoutCancel(ctx), nsPath); derr != nil {
 			e.log.Warn("tear down the network namespace of a container not created", "container", cid, "err", derr)
 		}

@@ -68,6 +68,10 @@ type Config struct {
 	// so more instances than cores add memory and garbage collection, not throughput, and
 	// requests past the cap wait for a free instance.
 	MaxWarm int
+	// MaxRunning bounds the guests executing at once, over every component (run.go).
+	// Zero: GOMAXPROCS-1, at least 1, shared by every executor of the process that leaves
+	// it zero (the nodes of `v9 dev` and of tests share the Ps). Requests past it wait.
+	MaxRunning int
 	// Logger receives the executor's own events; nil discards them.
 	Logger *slog.Logger
 	// FailLogs limits the node log's lines about failed requests (any client can make a
@@ -112,7 +116,8 @@ type Executor struct {
 	cfg   Config
 	log   *slog.Logger
 	cache wazero.CompilationCache
-	mem   *memoryPool // recycled linear memories
+	mem   *memoryPool   // recycled linear memories
+	run   chan struct{} // one token per guest executing (run.go)
 
 	mu        sync.Mutex
 	closed    bool
@@ -157,6 +162,7 @@ func New(cfg Config) (*Executor, error) {
 		log:       cfg.Logger.With("runtime", "wasm"),
 		cache:     cache,
 		mem:       &memoryPool{},
+		run:       runSlots(cfg.MaxRunning),
 		runtimes:  make(map[uint32]wazero.Runtime),
 		modules:   make(map[moduleKey]*module),
 		instances: make(map[string]*instance),

@@ -218,7 +218,13 @@ func (in *instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	c.start = time.Now()
+	release, err := in.ex.enter(ctx)
+	if err != nil {
+		in.waitFailed(w, c.start, "place to run")
+		return
+	}
 	mod, err := in.mod.rt.InstantiateModule(ictx, in.mod.compiled, c.cfg)
+	release()
 	if mod != nil {
 		_ = mod.Close(context.Background())
 	}

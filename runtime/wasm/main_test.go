@@ -168,7 +168,7 @@ func goTool() string {
 func sharedExecutor(t testing.TB) *Executor {
 	t.Helper()
 	sharedOnce.Do(func() {
-		shared, sharedErr = New(Config{CacheDir: cacheDir})
+		shared, sharedErr = New(Config{CacheDir: cacheDir, MaxRunning: testMaxRunning})
 	})
 	if sharedErr != nil {
 		t.Fatal(sharedErr)
@@ -176,11 +176,19 @@ func sharedExecutor(t testing.TB) *Executor {
 	return shared
 }
 
+// testMaxRunning is the tests' bound on guests executing at once, each executor its own:
+// the process-wide default (GOMAXPROCS-1) would make parallel tests wait on each other's
+// guests (an infinite loop holds its place until its timeout).
+const testMaxRunning = 4
+
 // newExecutor returns a private executor closed when the test ends.
 func newExecutor(t testing.TB, cfg Config) *Executor {
 	t.Helper()
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = cacheDir
+	}
+	if cfg.MaxRunning == 0 {
+		cfg.MaxRunning = testMaxRunning
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)

@@ -141,7 +141,12 @@ func (p *warmPool) start() (*warmInst, error) {
 	defer cancel()
 	c.ctx = ctx
 	ictx := experimental.WithMemoryAllocator(withEnviron(ctx, &c.env), in.ex.mem)
+	release, err := in.ex.enter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("initialize warm instance: no place to run: %w", err)
+	}
 	mod, err := in.mod.rt.InstantiateModule(ictx, in.mod.compiled, c.cfg)
+	release()
 	c.errw.flush()
 	c.ctx = nil
 	if err != nil {
@@ -209,19 +214,20 @@ func (in *instance) serveWarm(w http.ResponseWriter, r *http.Request, ctx contex
 	start := time.Now()
 	wi, err := p.get(ctx)
 	if err != nil {
-		if in.stopCtx.Err() != nil {
-			http.Error(w, "instance stopped", http.StatusServiceUnavailable)
-			return
-		}
-		if ctx.Err() != nil {
-			in.fail(w, http.StatusGatewayTimeout, "component timed out",
-				fmt.Sprintf("no warm instance free within %s", time.Since(start).Round(time.Millisecond)))
+		if in.stopCtx.Err() != nil || ctx.Err() != nil {
+			in.waitFailed(w, start, "warm instance free")
 			return
 		}
 		in.fail(w, http.StatusInternalServerError, "component failed", err.Error())
 		return
 	}
 	p.prewarm()
+	release, err := in.ex.enter(ctx)
+	if err != nil {
+		p.put(wi) // it never ran this request
+		in.waitFailed(w, start, "place to run")
+		return
+	}
 
 	c := wi.c
 	c.body = appendWireRequest(c.body[:0], r, body)
@@ -233,6 +239,7 @@ func (in *instance) serveWarm(w http.ResponseWriter, r *http.Request, ctx contex
 	c.ctx = ctx
 	c.start = time.Now()
 	res, err := wi.serve.Call(ctx)
+	release()
 	c.errw.flush()
 	c.ctx = nil
 	if err == nil && len(res) > 0 && uint32(res[0]) != 0 {
