@@ -90,6 +90,9 @@ func TestOnDemandContainerHeldFromZero(t *testing.T) {
 	ex.failDeploy = "d2"
 	ex.mu.Unlock()
 	h.apply(createDeployment("d2", "c1", h.artifact("unused")), activate("c1", "d2"))
+	// d2 served once (its readiness probe ran elsewhere), so it comes before d1.
+	h.place("p3", "d2", "n2", run, 1)
+	h.apply(setObserved("p3", running), deletePlacements("p3"))
 	waitFor(t, 5*time.Second, func() error {
 		if c := h.dp.router.onDemand("hello"); c == nil || c.candidates[0] != "d2" {
 			return fmt.Errorf("candidates %+v", c)
