@@ -38,16 +38,19 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	if testContainerd != "" {
-		// The test bridge outlives this process, and so can containers an earlier run left
-		// (a shim whose delete failed at shutdown): their addresses stay on the bridge
-		// while this run's address leases (testNetState, per process) start empty, so a
-		// new container could get an address a stale one still answers ARP for, and never
-		// be reached. A fresh bridge cuts the leftovers off; CNI creates it again.
+		// A bridge of the same name can outlive an earlier process of the same pid, and
+		// so can containers it left (a shim whose delete failed at shutdown): their
+		// addresses stay on the bridge while this run's address leases (testNetState)
+		// start empty, so a new container could get an address a stale one still answers
+		// ARP for. A fresh bridge cuts the leftovers off; CNI creates it again.
 		_ = exec.Command("ip", "link", "del", testNetwork.Bridge).Run()
 	}
 	code := m.Run()
 	if stop != nil {
 		stop()
+	}
+	if testContainerd != "" {
+		_ = exec.Command("ip", "link", "del", testNetwork.Bridge).Run()
 	}
 	ocitest.RemoveNetState(testNetState)
 	if ctrBin != "" {
@@ -83,10 +86,12 @@ func containerOptions() TestOptions {
 // shared by every node of a test cluster as the nodes of one machine share them.
 var testNetState = filepath.Join(os.TempDir(), fmt.Sprintf("v9-node-net-%d", os.Getpid()))
 
-// testNetwork is the tests' container network: a bridge and subnet of their own (the
-// container executor's tests use another pair), never v9br0.
+// testNetwork is the tests' container network: a bridge and subnet of this process's own
+// (10.220–235.x.0/24, by pid; the container executor's tests use 10.240–255), never v9br0.
+// Test binaries of other checkouts may run on the machine at once: when they shared one
+// bridge, one's start deleting it cut the other's containers off.
 var testNetwork = container.Network{
-	Bridge:   "v9t-node0",
-	Subnet:   netip.MustParsePrefix("10.210.2.0/24"),
+	Bridge:   fmt.Sprintf("v9tn%d", os.Getpid()%1000000),
+	Subnet:   netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(220 + os.Getpid()/256%16), byte(os.Getpid() % 256), 0}), 24),
 	StateDir: testNetState,
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -65,6 +66,9 @@ func TestMain(m *testing.M) {
 	}
 	ocitest.RemoveNetState(filepath.Join(tempRoot, "net"))
 	os.RemoveAll(tempRoot)
+	if testSocket != "" {
+		_ = exec.Command("ip", "link", "del", testNetwork().Bridge).Run() // this process's own
+	}
 	os.Exit(code)
 }
 
@@ -134,12 +138,13 @@ func newExecutor(t testing.TB, node string) *Executor {
 	return e
 }
 
-// testNetwork is the tests' container network: a bridge and subnet of their own (node's
-// tests use another pair), never v9br0, and leases and namespaces under tempRoot.
+// testNetwork is the tests' container network: a bridge and subnet of this process's own
+// (10.240–255.x.0/24 by pid; node's tests use 10.220–235), never v9br0, and leases and
+// namespaces under tempRoot.
 func testNetwork() Network {
 	return Network{
-		Bridge:   "v9t-rc0",
-		Subnet:   netip.MustParsePrefix("10.210.1.0/24"),
+		Bridge:   fmt.Sprintf("v9tr%d", os.Getpid()%1000000),
+		Subnet:   netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(240 + os.Getpid()/256%16), byte(os.Getpid() % 256), 0}), 24),
 		StateDir: filepath.Join(tempRoot, "net"),
 	}
 }
