@@ -71,8 +71,14 @@ func TestDataPlaneScaledToZeroTrappingDeployFails(t *testing.T) {
 	}
 
 	third := mustUpload(t, c.Leader(t), helloDir(t, scale+"[env]\nGREETING = \"v3\"\n"))
+	// The env is the component's, so an on-demand instance of v1 answers "v3" too: wait for
+	// the probe instance of the third deployment to be reported running (Served) first.
+	Eventually(t, 30*time.Second, func() error {
+		d, err := c.Nodes[0].Store().Deployment(third.Deployment.Id)
+		if err != nil || !d.Served || d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
+			return fmt.Errorf("good deployment: served=%v status=%s (%v)", d.GetServed(), d.GetStatus(), err)
+		}
+		return nil
+	})
 	waitServing(t, c.Nodes, "hello from wasm v3")
-	if d, err := c.Nodes[0].Store().Deployment(third.Deployment.Id); err != nil || !d.Served || d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
-		t.Fatalf("good deployment: %+v %v", d, err)
-	}
 }
