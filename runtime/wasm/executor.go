@@ -21,6 +21,7 @@ import (
 
 	"github.com/velocity9/v9/internal/loglimit"
 	"github.com/velocity9/v9/runtime"
+	"github.com/velocity9/v9/runtime/wasm/internal/interrupt"
 )
 
 // Defaults for the zero values of Config.
@@ -412,7 +413,7 @@ func (e *Executor) compile(ctx context.Context, m *module, key moduleKey, name s
 	t0 := time.Now()
 	var cm wazero.CompiledModule
 	if key.warm {
-		ib, err := interruptible(bin)
+		ib, err := interrupt.Rewrite(bin)
 		if err == nil {
 			m.rt, err = e.runtimeFor(runtimeKey{pages: key.pages, ownInterrupt: true})
 			if err != nil {
