@@ -3,7 +3,6 @@ package guest
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"io"
 	"net/http"
 	"net/textproto"
@@ -19,8 +18,6 @@ import (
 // map, one backing array for the values, the URL and the Request — and hands anything else to
 // http.ReadRequest, so that the handler sees what http.ReadRequest would have made of the same
 // bytes, less the Host header, which net/http's server moves to Request.Host as well.
-
-var errMalformed = errors.New("malformed request")
 
 // parseRequest reads one request from b, which holds it whole. The body it returns reads
 // from b: the caller keeps b until the handler has returned.
