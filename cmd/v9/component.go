@@ -15,13 +15,7 @@ import (
 )
 
 func newComponentCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "component",
-		Aliases: []string{"components", "c"},
-		Short:   "Create, inspect and change components",
-		Args:    cobra.ArbitraryArgs,
-		RunE:    groupRun,
-	}
+	cmd := group("component", "Create, inspect and change components", "components", "c")
 	cmd.AddCommand(
 		newComponentCreateCmd(a),
 		newComponentGetCmd(a),

@@ -15,12 +15,7 @@ import (
 )
 
 func newSecretCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "secret",
-		Short: "Set, list and delete a component's secrets (injected into its environment)",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRun,
-	}
+	cmd := group("secret", "Set, list and delete a component's secrets (injected into its environment)")
 	var fromFile string
 	set := &cobra.Command{
 		Use:   "set COMPONENT KEY",
