@@ -45,6 +45,35 @@ func (v View) RemovedSince(idx uint64, fn func(componentID string)) bool {
 	return v.t.removed.since(idx, fn)
 }
 
+// TouchedSince calls fn with the id of each component that a change above idx touched: its
+// row, one of its deployments or one of its placements carries a newer modify_index, or it
+// lost one of them (RemovedSince). A component may be named more than once. It reports
+// false, having called fn for none, when removals that old are no longer remembered (derive
+// everything again then). Readers that derive structures per component (the proxy's
+// routes, the leader's plan) derive again only what it names.
+func (v View) TouchedSince(idx uint64, fn func(componentID string)) bool {
+	if idx < v.t.removed.floor {
+		return false
+	}
+	v.t.removed.since(idx, fn)
+	for _, c := range v.t.components {
+		if c.ModifyIndex > idx {
+			fn(c.Id)
+		}
+	}
+	for _, d := range v.t.deployments {
+		if d.ModifyIndex > idx {
+			fn(d.ComponentId)
+		}
+	}
+	for _, p := range v.t.placements {
+		if p.ModifyIndex > idx {
+			fn(p.ComponentId)
+		}
+	}
+	return true
+}
+
 // NumComponents is the number of components, for callers that size what they build.
 func (v View) NumComponents() int { return len(v.t.components) }
 
