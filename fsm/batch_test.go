@@ -15,6 +15,7 @@ import (
 // FSM.Apply on one replica and in random batches through FSM.ApplyBatch on another (with
 // configuration entries and undecodable bytes mixed in): every entry must get the same
 // result, and after every batch both replicas must hold the same state and table indexes.
+// Each entry applied alone must also be named by View.TouchedSince (checkTouched).
 func TestApplyBatchMatchesApply(t *testing.T) {
 	for seed := int64(1); seed <= 30; seed++ {
 		r := rand.New(rand.NewSource(seed))
@@ -49,7 +50,11 @@ func TestApplyBatchMatchesApply(t *testing.T) {
 					}
 					continue
 				}
+				before := touchedRows(t, one.Store)
 				want := applyLog(t, one, l.Index, l.Data)
+				if cmd, err := DecodeCommand(l.Data); err == nil {
+					checkTouched(t, one.Store, before, cmd, l.Index)
+				}
 				res, ok := got[i].(*Result)
 				if !ok || res.Index != want.Index || errClass(res.Err) != errClass(want.Err) ||
 					!proto.Equal(res.Component, want.Component) {

@@ -41,9 +41,9 @@ type tables struct {
 	aclBootstrapped bool
 	auditLog        []*statev1.AuditEntry // oldest first, at most AuditSize
 
-	// removed remembers which components lost rows lately, for readers that derive
-	// structures incrementally (View.RemovedSince). Not part of the replicated state.
-	removed removals
+	// touched remembers which components writes touched lately, for readers that derive
+	// structures incrementally (View.TouchedSince). Not part of the replicated state.
+	touched touches
 	epoch   uint64 // moves when Restore replaces the tables
 }
 
@@ -118,6 +118,7 @@ func (st *Store) applyLocked(index uint64, cmd *statev1.Command) *Result {
 	}
 	if res.Err == nil { // a refused command changes nothing
 		st.markLocked(tablesOf(cmd), index)
+		st.s.noteTouched(index, cmd)
 	}
 	return res
 }
@@ -194,7 +195,7 @@ func (st *Store) Restore(s *statev1.State) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	t.epoch = st.s.epoch + 1
-	t.removed.floor = t.index // what was removed before the snapshot is not known
+	t.touched.floor = t.index // what changed before the snapshot is not known
 	st.s = t
 	st.markLocked(allTables, t.index)
 	st.wakeLocked()

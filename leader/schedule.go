@@ -176,11 +176,15 @@ func (s *Scheduler) plan(v fsm.View, h sched.Hints) sched.Plan {
 func scheduleState(v fsm.View, only map[string]bool) *statev1.State {
 	st := &statev1.State{Index: v.Index()}
 	v.Nodes(func(n *statev1.Node) { st.Nodes = append(st.Nodes, n) })
-	v.Components(func(c *statev1.Component) {
-		if only == nil || only[c.Id] {
-			st.Components = append(st.Components, c)
+	if only == nil {
+		v.Components(func(c *statev1.Component) { st.Components = append(st.Components, c) })
+	} else {
+		for id := range only {
+			if c := v.Component(id); c != nil {
+				st.Components = append(st.Components, c)
+			}
 		}
-	})
+	}
 	var others []*statev1.Placement
 	v.Placements(func(p *statev1.Placement) {
 		if only == nil || only[p.ComponentId] {

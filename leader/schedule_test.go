@@ -17,7 +17,7 @@ import (
 // TestSchedulerIncrementalMatchesFullPass: after every few writes of random histories, the
 // scheduler's pass (planning only the components touched since its last pass, and those
 // whose last plan was not empty) gives exactly the plan of sched.ScheduleWith over the
-// whole state. Histories create, scale, pause, change the spec of and delete components
+// whole state. Histories create, scale, pause, change the spec or secrets of and delete components
 // (some exclusive); create, activate, fail and canary deployments; observe placements
 // running, stopped, failed and lost; mark nodes down, draining and ready, and remove one.
 // Plans are committed, or sometimes dropped as if their commit failed; hints change.
@@ -86,6 +86,9 @@ func scheduleHistory(t *testing.T, seed uint64, steps int) {
 				sp.Env = map[string]string{"V": seq}
 				apply(&statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: name, Spec: sp}}})
 			}
+		case k == 6 && rng.IntN(2) == 0: // a secret moves the spec index: instances roll
+			apply(&statev1.Command{Op: &statev1.Command_PutSecret{PutSecret: &statev1.PutSecret{
+				Component: name, Name: "S", KeyId: "k", Nonce: []byte{1}, Ciphertext: []byte(seq)}}})
 		case k <= 7:
 			did := "d" + seq
 			apply(&statev1.Command{Op: &statev1.Command_CreateDeployment{CreateDeployment: &statev1.CreateDeployment{Deployment: &statev1.Deployment{
