@@ -81,6 +81,13 @@ func (v View) Placements(fn func(*statev1.Placement)) {
 	}
 }
 
+// Secrets calls fn for each secret (sealed, as the state holds it), in no particular order.
+func (v View) Secrets(fn func(*statev1.Secret)) {
+	for _, s := range v.t.secrets {
+		fn(s)
+	}
+}
+
 // ViewState calls f with the whole state, lists sorted by id as State returns them, but
 // holding the store's own objects instead of copies, under the read lock: for the leader's
 // scheduler, a pure function that only reads. The View rules apply, and f must be quick:
