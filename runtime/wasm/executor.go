@@ -116,8 +116,8 @@ type Executor struct {
 	cfg   Config
 	log   *slog.Logger
 	cache wazero.CompilationCache
-	mem   *memoryPool   // recycled linear memories
-	run   chan struct{} // one token per guest executing (run.go)
+	mem   *memoryPool // recycled linear memories
+	run   *bound      // the guests executing (run.go)
 
 	mu        sync.Mutex
 	closed    bool
@@ -141,7 +141,8 @@ type module struct {
 	compiled wazero.CompiledModule
 	rt       wazero.Runtime
 	err      error
-	refs     int // guarded by Executor.mu
+	refs     int  // guarded by Executor.mu
+	start    bool // instantiating it executes guest code: it has a start section
 }
 
 // New returns an executor. Close it to release its runtimes, compiled modules and cache.
@@ -346,7 +347,7 @@ func (e *Executor) acquireModule(ctx context.Context, key moduleKey, name string
 	e.modules[key] = m
 	e.mu.Unlock()
 
-	m.compiled, m.err = e.compile(ctx, rt, name, load)
+	m.compiled, m.start, m.err = e.compile(ctx, rt, name, load)
 	close(m.ready)
 	if m.err != nil {
 		e.releaseModule(key, m)
@@ -391,13 +392,13 @@ func (e *Executor) runtimeFor(pages uint32) (wazero.Runtime, error) {
 
 // compile compiles a module and checks that v9 can run it: a WASI command that imports
 // nothing but wasi_snapshot_preview1.
-func (e *Executor) compile(ctx context.Context, rt wazero.Runtime, name string, load func() ([]byte, error)) (wazero.CompiledModule, error) {
+func (e *Executor) compile(ctx context.Context, rt wazero.Runtime, name string, load func() ([]byte, error)) (_ wazero.CompiledModule, startSection bool, _ error) {
 	bin, err := load()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if len(bin) < 8 || string(bin[:4]) != "\x00asm" {
-		return nil, badArtifact(nil, "module %s is not a WebAssembly module: it does not start with the \\0asm magic number (first bytes %q)",
+		return nil, false, badArtifact(nil, "module %s is not a WebAssembly module: it does not start with the \\0asm magic number (first bytes %q)",
 			name, bin[:min(len(bin), 8)])
 	}
 	// Compilation ignores cancellation; one caller giving up must not fail the others waiting.
@@ -405,14 +406,14 @@ func (e *Executor) compile(ctx context.Context, rt wazero.Runtime, name string, 
 	t0 := time.Now()
 	cm, err := rt.CompileModule(cctx, bin)
 	if err != nil {
-		return nil, badArtifact(err, "module %s is not a valid WebAssembly module: %v", name, err)
+		return nil, false, badArtifact(err, "module %s is not a valid WebAssembly module: %v", name, err)
 	}
 	if err := checkImports(rt, cm, name); err != nil {
 		_ = cm.Close(ctx)
-		return nil, err
+		return nil, false, err
 	}
 	e.log.Info("wasm module compiled", "module", name, "bytes", len(bin), "took", time.Since(t0))
-	return cm, nil
+	return cm, hasStartSection(bin), nil
 }
 
 // checkImports rejects modules that need what v9 does not give: host functions other than
