@@ -269,8 +269,8 @@ func (r *router) rebuild() {
 			r.deriveAll(st, v)
 			return
 		}
-		dirty, ok := touchedSince(v, b.index)
-		if !ok {
+		dirty := map[string]bool{}
+		if !v.TouchedSince(b.index, func(id string) { dirty[id] = true }) {
 			r.deriveAll(st, v)
 			return
 		}
@@ -291,30 +291,6 @@ type builtFrom struct {
 	index, nodes uint64            // the state's and the nodes table's index then
 	proxyOf      map[string]string // proxy address of every other node up, by id
 	names        map[string]string // component id -> name, of the routes derived
-}
-
-// touchedSince lists the components a change above idx touched, by id.
-func touchedSince(v fsm.View, idx uint64) (map[string]bool, bool) {
-	dirty := map[string]bool{}
-	if !v.RemovedSince(idx, func(id string) { dirty[id] = true }) {
-		return nil, false
-	}
-	v.Components(func(c *statev1.Component) {
-		if c.ModifyIndex > idx {
-			dirty[c.Id] = true
-		}
-	})
-	v.Deployments(func(d *statev1.Deployment) {
-		if d.ModifyIndex > idx {
-			dirty[d.ComponentId] = true
-		}
-	})
-	v.Placements(func(p *statev1.Placement) {
-		if p.ModifyIndex > idx {
-			dirty[p.ComponentId] = true
-		}
-	})
-	return dirty, true
 }
 
 // deriveAll derives every route from scratch.
@@ -454,7 +430,7 @@ func (r *router) derive(v fsm.View, only map[string]bool, state map[string]*rout
 // served yet (its readiness probe has not run, sched.Schedule), the newest older version
 // that served: no on-demand request reaches the unproved version, which is tried only if
 // the older one cannot start. The route depends only on deployment rows of the component,
-// whose modify_index touches it (touchedSince).
+// whose modify_index touches it (fsm.View.TouchedSince).
 func unprovedLast(v fsm.View, odByID map[string]*onDemandTarget) {
 	fallback := map[string]*statev1.Deployment{} // by component id
 	for id, od := range odByID {

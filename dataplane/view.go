@@ -56,6 +56,11 @@ func encodeView(s *statev1.State) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return frameView(payload), nil
+}
+
+// frameView puts the header in front of an encoded statev1.State.
+func frameView(payload []byte) []byte {
 	var b bytes.Buffer
 	b.Grow(viewHeader + len(payload))
 	b.WriteString(viewMagic)
@@ -63,7 +68,7 @@ func encodeView(s *statev1.State) ([]byte, error) {
 	b.Write(binary.BigEndian.AppendUint64(nil, uint64(len(payload))))
 	b.Write(binary.BigEndian.AppendUint32(nil, crc32.Checksum(payload, crcTable)))
 	b.Write(payload)
-	return b.Bytes(), nil
+	return b.Bytes()
 }
 
 // decodeView checks a view file and returns its state, loaded into a store of its own.
@@ -256,10 +261,11 @@ func (dp *DataPlane) viewLoop(ctx context.Context) {
 		return
 	}
 	var written uint64
+	var enc viewEncoder
 	for {
 		idx := dp.cfg.Store.TableIndex(viewTables...)
 		if dp.src.onReplica() && idx != written {
-			b, at, err := viewOf(dp.cfg.Store)
+			b, at, err := enc.encode(dp.cfg.Store)
 			if err == nil {
 				err = writeFileAtomic(dp.cfg.ViewPath, b)
 			}

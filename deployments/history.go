@@ -13,18 +13,29 @@ import (
 	v9spec "github.com/velocity9/v9/spec"
 )
 
-// Deployments lists a component's deployments, newest first.
-func (s *Service) Deployments(_ context.Context, component string) ([]*statev1.Deployment, error) {
+// Deployments lists a component's deployments, newest first, with the deployments table's
+// index; with minIndex it first waits, at most wait, until that table reaches it (a
+// blocking query: the console's history follows builds and rollouts without polling).
+func (s *Service) Deployments(ctx context.Context, component string, minIndex uint64, wait time.Duration) ([]*statev1.Deployment, uint64, error) {
+	if minIndex > 0 {
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		_, _ = s.c.State.WaitTables(wctx, minIndex, fsm.TableDeployments) // what it has when the wait ends
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+	}
+	idx := s.c.State.TableIndex(fsm.TableDeployments)
 	c, err := s.c.State.Component(component)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	ds := s.c.State.Deployments(c.Id)
 	slices.Reverse(ds)
 	for _, d := range ds {
 		stripLog(d) // `v9 deployments logs ID` shows it
 	}
-	return ds, nil
+	return ds, idx, nil
 }
 
 // WatchDeployment streams a deployment's progress until it serves on all wanted replicas

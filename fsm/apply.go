@@ -314,7 +314,7 @@ func (t *tables) deleteComponent(index uint64, op *statev1.DeleteComponent) erro
 	if err != nil {
 		return err
 	}
-	t.removed.add(index, c.Id)
+	t.touched.add(index, c.Id)
 	for id, d := range t.deployments {
 		if d.ComponentId == c.Id {
 			delete(t.deployments, id)
@@ -741,7 +741,7 @@ func (t *tables) deletePlacements(index uint64, op *statev1.DeletePlacements) er
 	}
 	for _, id := range op.GetIds() {
 		if p := t.placements[id]; p != nil { // an id may be listed twice
-			t.removed.add(index, p.ComponentId)
+			t.touched.add(index, p.ComponentId)
 			delete(t.placements, id)
 		}
 	}

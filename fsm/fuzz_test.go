@@ -111,7 +111,7 @@ const maxProgram = 256
 // (which op, which id from a small pool, which number), so that the fuzzer composes
 // sequences of valid-but-wrong commands. Every command is applied through FSM.Apply and
 // through Store.Apply on a second replica; after each one the invariants must hold, a
-// failed command must change nothing, and at the end both replicas must agree and the
+// failed command must change nothing, View.TouchedSince must name every component it touched, and at the end both replicas must agree and the
 // state must round-trip through a snapshot.
 func FuzzApplySequence(f *testing.F) {
 	for seed := int64(1); seed <= 8; seed++ {
@@ -133,9 +133,11 @@ func FuzzApplySequence(f *testing.F) {
 			data := mustEncode(t, cmd)
 			before := stateBytes(t, fs.Store)
 			beforeTables := tableBytes(t, other)
+			beforeRows := touchedRows(t, other)
 			res := applyLog(t, fs, i, data)
 			otherErr := other.Apply(i, cmd)
 			checkTables(t, other, beforeTables, cmd, i, otherErr)
+			checkTouched(t, other, beforeRows, cmd, i)
 			if errClass(res.Err) != errClass(otherErr) {
 				t.Fatalf("command %d (%v): FSM.Apply %v, Store.Apply %v", i, cmd, res.Err, otherErr)
 			}

@@ -27,7 +27,10 @@ type FSM struct {
 	Store *Store
 }
 
-var _ raft.FSM = (*FSM)(nil)
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
 
 // New returns an FSM over a fresh Store.
 func New() *FSM { return &FSM{Store: NewStore()} }
@@ -55,6 +58,35 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return &Result{Index: l.Index, Err: err}
 	}
 	return f.Store.ApplyResult(l.Index, cmd)
+}
+
+// ApplyBatch implements raft.BatchingFSM: the command entries Raft committed together are
+// applied in one go (Store.ApplyBatch), each with the result Apply would give it, and wake
+// the state's watchers once. Entries of other types (configuration changes) get a nil
+// response and leave the store alone, as they do without batching.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	entries := make([]Entry, 0, len(logs))
+	at := make([]int, 0, len(logs)) // position in logs of each entry
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		cmd, err := DecodeCommand(l.Data)
+		if err != nil {
+			// Advance the index all the same, so every replica stays in step.
+			cmd = &statev1.Command{IgnoreIfUnknown: true}
+			out[i] = &Result{Index: l.Index, Err: err}
+		}
+		entries = append(entries, Entry{Index: l.Index, Cmd: cmd})
+		at = append(at, i)
+	}
+	for j, res := range f.Store.ApplyBatch(entries) {
+		if out[at[j]] == nil {
+			out[at[j]] = res
+		}
+	}
+	return out
 }
 
 // Snapshot captures the state; Persist does the encoding and I/O.

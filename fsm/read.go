@@ -3,6 +3,8 @@ package fsm
 import (
 	"sort"
 
+	"google.golang.org/protobuf/proto"
+
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -30,63 +32,32 @@ func (st *Store) Components() []*statev1.Component {
 
 // Node returns a copy of the node with id.
 func (st *Store) Node(id string) (*statev1.Node, error) {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	n, ok := st.s.nodes[id]
-	if !ok {
-		return nil, notFound("node", id)
-	}
-	return clone(n), nil
+	return one(st, "node", id, func(t *tables) map[string]*statev1.Node { return t.nodes })
 }
 
 // Nodes returns copies of all nodes, sorted by id.
 func (st *Store) Nodes() []*statev1.Node {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	out := make([]*statev1.Node, 0, len(st.s.nodes))
-	for _, id := range sortedKeys(st.s.nodes) {
-		out = append(out, clone(st.s.nodes[id]))
-	}
-	return out
+	return all(st, func(t *tables) map[string]*statev1.Node { return t.nodes }, nil)
 }
 
 // Deployments returns copies of a component's deployments, oldest first.
 func (st *Store) Deployments(componentID string) []*statev1.Deployment {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	var out []*statev1.Deployment
-	for _, id := range sortedKeys(st.s.deployments) {
-		if d := st.s.deployments[id]; d.ComponentId == componentID {
-			out = append(out, clone(d))
-		}
-	}
+	out := all(st, func(t *tables) map[string]*statev1.Deployment { return t.deployments },
+		func(d *statev1.Deployment) bool { return d.ComponentId == componentID })
 	sortByIndex(out)
 	return out
 }
 
 // Placements returns copies of the placements on a node ("" for every node), sorted by id.
 func (st *Store) Placements(nodeID string) []*statev1.Placement {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	var out []*statev1.Placement
-	for _, id := range sortedKeys(st.s.placements) {
-		if p := st.s.placements[id]; nodeID == "" || p.NodeId == nodeID {
-			out = append(out, clone(p))
-		}
-	}
-	return out
+	return all(st, func(t *tables) map[string]*statev1.Placement { return t.placements },
+		func(p *statev1.Placement) bool { return nodeID == "" || p.NodeId == nodeID })
 }
 
 // GithubLink returns the link of a component, secret included: for the webhook verifier
 // only, never for a read API.
 func (st *Store) GithubLink(componentID string) (*statev1.GithubLink, error) {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	l, ok := st.s.links[componentID]
-	if !ok {
-		return nil, notFound("github link", componentID)
-	}
-	return clone(l), nil
+	return one(st, "github link", componentID, func(t *tables) map[string]*statev1.GithubLink { return t.links })
 }
 
 // TokenBySHA256 finds the API token whose secret hashes to sum.
@@ -102,24 +73,12 @@ func (st *Store) TokenBySHA256(sum []byte) (*statev1.ApiToken, error) {
 // Token returns a copy of the token with accessor id (its hash included: never for a read
 // API as it is).
 func (st *Store) Token(id string) (*statev1.ApiToken, error) {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	k, ok := st.s.tokens[id]
-	if !ok {
-		return nil, notFound("token", id)
-	}
-	return clone(k), nil
+	return one(st, "token", id, func(t *tables) map[string]*statev1.ApiToken { return t.tokens })
 }
 
 // Tokens returns copies of every token, sorted by accessor id.
 func (st *Store) Tokens() []*statev1.ApiToken {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	out := make([]*statev1.ApiToken, 0, len(st.s.tokens))
-	for _, id := range sortedKeys(st.s.tokens) {
-		out = append(out, clone(st.s.tokens[id]))
-	}
-	return out
+	return all(st, func(t *tables) map[string]*statev1.ApiToken { return t.tokens }, nil)
 }
 
 // ACLBootstrapped reports whether the first management token was created.
@@ -151,34 +110,42 @@ func sortByIndex(ds []*statev1.Deployment) {
 
 // ComponentByID returns a copy of the component with id.
 func (st *Store) ComponentByID(id string) (*statev1.Component, error) {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	c, ok := st.s.components[id]
-	if !ok {
-		return nil, notFound("component id", id)
-	}
-	return clone(c), nil
+	return one(st, "component id", id, func(t *tables) map[string]*statev1.Component { return t.components })
 }
 
 // Deployment returns a copy of the deployment with id.
 func (st *Store) Deployment(id string) (*statev1.Deployment, error) {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	d, ok := st.s.deployments[id]
-	if !ok {
-		return nil, notFound("deployment", id)
-	}
-	return clone(d), nil
+	return one(st, "deployment", id, func(t *tables) map[string]*statev1.Deployment { return t.deployments })
 }
 
 // GithubLinks returns copies of every GitHub link, secrets included, sorted by component
 // id: for the webhook verifier and the leader's loops only, never for a read API.
 func (st *Store) GithubLinks() []*statev1.GithubLink {
+	return all(st, func(t *tables) map[string]*statev1.GithubLink { return t.links }, nil)
+}
+
+// one returns a copy of the row with key id of a table (named kind in the not-found error).
+func one[T proto.Message](st *Store, kind, id string, table func(*tables) map[string]T) (T, error) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	out := make([]*statev1.GithubLink, 0, len(st.s.links))
-	for _, id := range sortedKeys(st.s.links) {
-		out = append(out, clone(st.s.links[id]))
+	row, ok := table(st.s)[id]
+	if !ok {
+		var none T
+		return none, notFound(kind, id)
+	}
+	return clone(row), nil
+}
+
+// all returns copies of a table's rows that keep accepts (nil: every row), sorted by key.
+func all[T proto.Message](st *Store, table func(*tables) map[string]T, keep func(T) bool) []T {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	rows := table(st.s)
+	out := make([]T, 0, len(rows))
+	for _, k := range sortedKeys(rows) {
+		if keep == nil || keep(rows[k]) {
+			out = append(out, clone(rows[k]))
+		}
 	}
 	return out
 }

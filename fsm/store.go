@@ -41,9 +41,9 @@ type tables struct {
 	aclBootstrapped bool
 	auditLog        []*statev1.AuditEntry // oldest first, at most AuditSize
 
-	// removed remembers which components lost rows lately, for readers that derive
-	// structures incrementally (View.RemovedSince). Not part of the replicated state.
-	removed removals
+	// touched remembers which components writes touched lately, for readers that derive
+	// structures incrementally (View.TouchedSince). Not part of the replicated state.
+	touched touches
 	epoch   uint64 // moves when Restore replaces the tables
 }
 
@@ -79,6 +79,36 @@ func (st *Store) Apply(index uint64, cmd *statev1.Command) error {
 func (st *Store) ApplyResult(index uint64, cmd *statev1.Command) *Result {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	res := st.applyLocked(index, cmd)
+	st.wakeLocked()
+	st.closeChangedLocked()
+	return res
+}
+
+// Entry is one log entry for ApplyBatch: a command at its Raft index.
+type Entry struct {
+	Index uint64
+	Cmd   *statev1.Command
+}
+
+// ApplyBatch applies entries in order, exactly as ApplyResult would one by one, under one
+// lock, and wakes the watchers once at the end: a burst of writes committed together
+// costs the loops that watch the state one wake-up, not one per entry.
+func (st *Store) ApplyBatch(entries []Entry) []*Result {
+	out := make([]*Result, len(entries))
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for i, e := range entries {
+		out[i] = st.applyLocked(e.Index, e.Cmd)
+	}
+	st.wakeLocked()
+	st.closeChangedLocked()
+	return out
+}
+
+// applyLocked applies one command and records the tables it changed; the caller wakes the
+// watchers.
+func (st *Store) applyLocked(index uint64, cmd *statev1.Command) *Result {
 	res := &Result{Index: index, Err: apply(st.s, index, cmd)}
 	if res.Err == nil {
 		res.Component = st.s.written(cmd)
@@ -86,12 +116,10 @@ func (st *Store) ApplyResult(index uint64, cmd *statev1.Command) *Result {
 	if index > st.s.index {
 		st.s.index = index
 	}
-	var changed tableSet
 	if res.Err == nil { // a refused command changes nothing
-		changed = tablesOf(cmd)
+		st.markLocked(tablesOf(cmd), index)
+		st.s.noteTouched(index, cmd)
 	}
-	st.wakeLocked(changed, index)
-	st.closeChangedLocked()
 	return res
 }
 
@@ -167,9 +195,10 @@ func (st *Store) Restore(s *statev1.State) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	t.epoch = st.s.epoch + 1
-	t.removed.floor = t.index // what was removed before the snapshot is not known
+	t.touched.floor = t.index // what changed before the snapshot is not known
 	st.s = t
-	st.wakeLocked(allTables, t.index)
+	st.markLocked(allTables, t.index)
+	st.wakeLocked()
 	st.closeChangedLocked()
 	return nil
 }

@@ -37,12 +37,14 @@ func (v View) Epoch() uint64 { return v.t.epoch }
 // Component returns the component with id, nil if there is none.
 func (v View) Component(id string) *statev1.Component { return v.t.components[id] }
 
-// RemovedSince calls fn with the id of each component that lost its row or one of its
-// deployments or placements at an index above idx, and reports whether it could: false
-// when removals that old are no longer remembered (derive everything again then).
-// Everything else a change touches carries its index as modify_index.
-func (v View) RemovedSince(idx uint64, fn func(componentID string)) bool {
-	return v.t.removed.since(idx, fn)
+// TouchedSince calls fn with the id of each component that a change above idx touched: its
+// row, or one of its deployments or placements, changed, appeared or went away. A component
+// may be named more than once. It reports false, having called fn for none, when changes
+// that old are no longer remembered (derive everything again then). Readers that derive
+// structures per component (the proxy's routes, the leader's plan) derive again only what
+// it names, at a cost that grows with the changes, not with the state.
+func (v View) TouchedSince(idx uint64, fn func(componentID string)) bool {
+	return v.t.touched.since(idx, fn)
 }
 
 // NumComponents is the number of components, for callers that size what they build.
@@ -79,6 +81,13 @@ func (v View) Placements(fn func(*statev1.Placement)) {
 	}
 }
 
+// Secrets calls fn for each secret (sealed, as the state holds it), in no particular order.
+func (v View) Secrets(fn func(*statev1.Secret)) {
+	for _, s := range v.t.secrets {
+		fn(s)
+	}
+}
+
 // ViewState calls f with the whole state, lists sorted by id as State returns them, but
 // holding the store's own objects instead of copies, under the read lock: for the leader's
 // scheduler, a pure function that only reads. The View rules apply, and f must be quick:
@@ -87,37 +96,4 @@ func (st *Store) ViewState(f func(*statev1.State)) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	f(st.s.exportWith(func(m proto.Message) proto.Message { return m }))
-}
-
-// removalLog is how many removals a View remembers: more between two reads of an
-// incremental reader make it derive everything again.
-const removalLog = 4096
-
-// removals is a bounded log of (index, component id) for rows removed from the state.
-type removals struct {
-	log   []removal // oldest first
-	floor uint64    // removals at or below this index may be forgotten
-}
-
-type removal struct {
-	index       uint64
-	componentID string
-}
-
-func (r *removals) add(index uint64, componentID string) {
-	if len(r.log) == removalLog {
-		r.floor = r.log[len(r.log)/2].index
-		r.log = append(r.log[:0], r.log[len(r.log)/2+1:]...)
-	}
-	r.log = append(r.log, removal{index, componentID})
-}
-
-func (r *removals) since(idx uint64, fn func(string)) bool {
-	if idx < r.floor {
-		return false
-	}
-	for i := len(r.log) - 1; i >= 0 && r.log[i].index > idx; i-- {
-		fn(r.log[i].componentID)
-	}
-	return true
 }

@@ -204,13 +204,17 @@ func (st *Store) reachedOrIndexLocked(w *waiter) uint64 {
 	return st.tableIndexLocked(w.tables)
 }
 
-// wakeLocked records that tables changed at index and wakes the waiters it satisfies.
-func (st *Store) wakeLocked(changed tableSet, index uint64) {
+// markLocked records that tables changed at index; wakeLocked then wakes the waiters.
+func (st *Store) markLocked(changed tableSet, index uint64) {
 	for t := range numTables {
 		if changed&(1<<t) != 0 {
 			st.tableIdx[t] = index
 		}
 	}
+}
+
+// wakeLocked wakes the waiters that the store's indexes now satisfy.
+func (st *Store) wakeLocked() {
 	for w := range st.waiters {
 		if st.reachedLocked(w) > 0 {
 			close(w.ch)

@@ -241,38 +241,39 @@ func TestWatchTablesInSelect(t *testing.T) {
 	}
 }
 
-// RemovedSince names the components that lost rows after an index, forgets the oldest half
-// once its log is full (and says so), and knows nothing from before a restore.
-func TestViewRemovedSince(t *testing.T) {
-	var r removals
-	for i := uint64(1); i <= removalLog; i++ {
+// TouchedSince names the components touched after an index, forgets the oldest half of its
+// log once full (and says so), and knows nothing from before a restore.
+func TestViewTouchedSince(t *testing.T) {
+	var r touches
+	for i := uint64(1); i <= touchLog; i++ {
 		r.add(i, fmt.Sprintf("c%d", i))
 	}
 	var got []string
-	if !r.since(removalLog-2, func(id string) { got = append(got, id) }) || !slices.Equal(got, []string{fmt.Sprintf("c%d", removalLog), fmt.Sprintf("c%d", removalLog-1)}) {
-		t.Fatalf("since %d: %v", removalLog-2, got)
+	if !r.since(touchLog-2, func(id string) { got = append(got, id) }) || !slices.Equal(got, []string{fmt.Sprintf("c%d", touchLog), fmt.Sprintf("c%d", touchLog-1)}) {
+		t.Fatalf("since %d: %v", touchLog-2, got)
 	}
-	r.add(removalLog+1, "last")
+	r.add(touchLog+1, "last")
 	if r.since(10, func(string) {}) {
 		t.Fatal("a full log still claims to remember index 10")
 	}
-	if !r.since(removalLog, func(id string) { got = append(got, id) }) || got[len(got)-1] != "last" {
+	if !r.since(touchLog, func(id string) { got = append(got, id) }) || got[len(got)-1] != "last" {
 		t.Fatalf("after the log was cut: %v", got)
 	}
 
 	st := NewStore()
 	for i, c := range []*statev1.Command{
 		cmdCreateComponent(&statev1.Component{Id: "c1", Name: "a", Replicas: 1, Runtime: statev1.Runtime_RUNTIME_WASM, Spec: &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 1}}),
+		cmdCreateComponent(&statev1.Component{Id: "c2", Name: "b", Replicas: 1, Runtime: statev1.Runtime_RUNTIME_WASM, Spec: &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 1}}),
 		cmdDeleteComponent("a"),
 	} {
 		if err := st.Apply(uint64(i+1), c); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var removed []string
+	var touched []string
 	st.View(func(v View) {
-		if !v.RemovedSince(1, func(id string) { removed = append(removed, id) }) || !slices.Equal(removed, []string{"c1"}) {
-			t.Fatalf("removed since 1: %v", removed)
+		if !v.TouchedSince(1, func(id string) { touched = append(touched, id) }) || !slices.Equal(touched, []string{"c1", "c2"}) {
+			t.Fatalf("touched since 1: %v", touched)
 		}
 	})
 	epoch := uint64(0)
@@ -281,8 +282,96 @@ func TestViewRemovedSince(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.View(func(v View) {
-		if v.Epoch() == epoch || v.RemovedSince(1, func(string) {}) {
-			t.Fatal("a restored store claims to know removals from before the restore")
+		if v.Epoch() == epoch || v.TouchedSince(1, func(string) {}) {
+			t.Fatal("a restored store claims to know changes from before the restore")
 		}
 	})
+}
+
+// touchedRows maps every component, deployment and placement row to its component and its
+// encoding, to tell which components a command touched.
+func touchedRows(t testing.TB, st *Store) map[string][2]string {
+	t.Helper()
+	rows := map[string][2]string{}
+	s := st.State()
+	enc := func(m proto.Message) string {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, c := range s.Components {
+		rows["c/"+c.Id] = [2]string{c.Id, enc(c)}
+	}
+	for _, d := range s.Deployments {
+		rows["d/"+d.Id] = [2]string{d.ComponentId, enc(d)}
+	}
+	for _, p := range s.Placements {
+		rows["p/"+p.Id] = [2]string{p.ComponentId, enc(p)}
+	}
+	return rows
+}
+
+// checkTouched requires that TouchedSince(index-1) names every component whose row, or one
+// of whose deployments or placements, the command at index added, changed or removed.
+func checkTouched(t testing.TB, st *Store, before map[string][2]string, cmd *statev1.Command, index uint64) {
+	t.Helper()
+	after := touchedRows(t, st)
+	named := map[string]bool{}
+	known := true
+	st.View(func(v View) { known = v.TouchedSince(index-1, func(id string) { named[id] = true }) })
+	if !known {
+		return // derive everything: nothing can be missed
+	}
+	for k, a := range after {
+		if b, ok := before[k]; (!ok || b[1] != a[1]) && !named[a[0]] {
+			t.Fatalf("command %v at %d changed %s, but TouchedSince does not name component %s (named %v)", cmd, index, k, a[0], named)
+		}
+	}
+	for k, b := range before {
+		if _, ok := after[k]; !ok && !named[b[0]] {
+			t.Fatalf("command %v at %d removed %s, but TouchedSince does not name component %s (named %v)", cmd, index, k, b[0], named)
+		}
+	}
+}
+
+// TestTouchedSinceNamesWhatCommandsChange applies every kind of command that changes a
+// component, deployment or placement, each successfully, and checks after each that
+// View.TouchedSince names every component it touched (checkTouched).
+func TestTouchedSinceNamesWhatCommandsChange(t *testing.T) {
+	st := fixture(t)
+	idx := uint64(fixtureIndex)
+	run := statev1.PlacementDesired_PLACEMENT_DESIRED_RUN
+	spec := wasmSpec()
+	spec.Env = map[string]string{"NEW": "1"}
+	for _, c := range []*statev1.Command{
+		cmdCreateComponent(newComponent(nil)),
+		cmdUpdateSpec("web", spec),
+		cmdFailSpecRoll("c-web", fixtureIndex+2, "every new instance failed"),
+		cmdSetDesired("web", statev1.DesiredState_DESIRED_STATE_PAUSED),
+		cmdScale("web", 3),
+		cmdPutSecret("web", "API_KEY", []byte("sealed")),
+		{Op: &statev1.Command_DeleteSecret{DeleteSecret: &statev1.DeleteSecret{Component: "web", Name: "API_KEY"}}},
+		cmdPutPlacements(&statev1.Placement{Id: "p-api-9", ComponentId: "c-api", DeploymentId: "d-api-1", NodeId: "n2", Desired: run, Epoch: 1}),
+		cmdSetObserved("p-api-9", statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, "ok"),
+		cmdCreateDeployment(&statev1.Deployment{Id: "d-api-2", ComponentId: "c-api", Status: stReady, ArtifactDigest: "sha256:03"}),
+		cmdActivate("c-api", "d-api-2"), // a newer one replacing a running one: a canary
+		{Op: &statev1.Command_StartCanary{StartCanary: &statev1.StartCanary{DeploymentId: "d-api-2"}}},
+		{Op: &statev1.Command_EndCanary{EndCanary: &statev1.EndCanary{DeploymentId: "d-api-2"}}},
+		{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+			Id: "d-api-2", Status: stFailed, Error: "crashed", Fallback: "d-api-1"}}},
+		cmdSetNodeStatus("n2", statev1.NodeStatus_NODE_STATUS_DOWN),
+		cmdDeletePlacements("p-api-9"),
+		cmdRemoveNode("n1"),
+		cmdDeleteComponent("web"),
+	} {
+		idx++
+		c.Time = at(idx)
+		before := touchedRows(t, st)
+		if err := st.Apply(idx, c); err != nil {
+			t.Fatalf("command %v at %d: %v", c, idx, err)
+		}
+		checkTouched(t, st, before, c, idx)
+	}
 }

@@ -52,6 +52,7 @@ func (f *fakeStore) ApplyAsLeader(ctx context.Context, cmd *statev1.Command) (ui
 }
 
 func (f *fakeStore) ViewState(fn func(*statev1.State)) { f.st.ViewState(fn) }
+func (f *fakeStore) View(fn func(fsm.View))            { f.st.View(fn) }
 func (f *fakeStore) State() *statev1.State             { return f.st.State() }
 func (f *fakeStore) Nodes() []*statev1.Node            { return f.st.Nodes() }
 func (f *fakeStore) TableIndex(ts ...fsm.Table) uint64 { return f.st.TableIndex(ts...) }

@@ -3,6 +3,9 @@ package leader
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,9 +17,9 @@ import (
 
 // ScheduleStore is what the Scheduler reads and writes.
 type ScheduleStore interface {
-	// ViewState calls f with the live state under the store's read lock; f must not keep
-	// or change it.
-	ViewState(f func(*statev1.State))
+	// View calls f with the live state under the store's read lock (fsm.Store.View); f
+	// must not keep or change what it reads.
+	View(f func(fsm.View))
 	// TableIndex and WaitTables are the store's blocking query (fsm.Store).
 	TableIndex(tables ...fsm.Table) uint64
 	WaitTables(ctx context.Context, min uint64, tables ...fsm.Table) (uint64, error)
@@ -33,8 +36,10 @@ type ArtifactHinter interface {
 const schedulePause = 20 * time.Millisecond
 
 // Scheduler runs sched.ScheduleWith after every change of the state and commits its plan.
-// Scheduling is idempotent, so a plan applied once yields an empty plan next time; the
-// scheduler keeps no soft state.
+// Scheduling is idempotent, so a plan applied once yields an empty plan next time. Its only
+// soft state is what its last pass planned from (planBase), dropped at every term's start:
+// a pass plans again only the components a change touched since, which gives the plan of a
+// full pass (see plan).
 type Scheduler struct {
 	store ScheduleStore
 	hints ArtifactHinter
@@ -42,6 +47,17 @@ type Scheduler struct {
 	hold  atomic.Bool
 	// planTook is how long the last plan read the state (ns); Run spaces passes by it.
 	planTook atomic.Int64
+
+	mu   sync.Mutex // one pass at a time
+	base *planBase  // nil: the next pass plans every component
+}
+
+// planBase is what the last pass planned from.
+type planBase struct {
+	epoch, index, nodes uint64 // the state's epoch, index and nodes table index then
+	// pending are the components whose last plan was not empty (being committed, or its
+	// commit failed): they are planned again whether or not a change touched them.
+	pending map[string]bool
 }
 
 // NewScheduler returns the scheduling controller.
@@ -62,6 +78,9 @@ var scheduleTables = []fsm.Table{fsm.TableComponents, fsm.TableDeployments, fsm.
 // Run schedules after every change of the tables it reads, and at least once a second (the
 // artifact hints come from heartbeats, not from the state).
 func (s *Scheduler) Run(ctx context.Context) {
+	s.mu.Lock()
+	s.base = nil // a new term plans everything
+	s.mu.Unlock()
 	for {
 		idx := s.store.TableIndex(scheduleTables...)
 		if !s.hold.Load() {
@@ -86,11 +105,13 @@ func (s *Scheduler) Pass(ctx context.Context) {
 	if s.hints != nil {
 		h.Artifacts = s.hints.ArtifactHints()
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var plan sched.Plan
 	// The scheduler only reads, and its plan holds objects of its own: it runs on the live
 	// state under the read lock instead of on a deep copy per pass.
 	t0 := time.Now()
-	s.store.ViewState(func(st *statev1.State) { plan = sched.ScheduleWith(st, h) })
+	s.store.View(func(v fsm.View) { plan = s.plan(v, h) })
 	s.planTook.Store(int64(time.Since(t0)))
 	if plan.Empty() {
 		return
@@ -108,4 +129,79 @@ func (s *Scheduler) Pass(ctx context.Context) {
 			s.log.Warn("delete placements", "err", err)
 		}
 	}
+}
+
+// plan computes the plan of a full pass, sched.ScheduleWith over the whole state, while
+// planning only the components that may have a non-empty plan. A component's plan depends
+// on its own row, its active deployment, its placements, the nodes, the hints and the load
+// of every placement; the load and the hints only matter when its plan places or stops
+// something, and a component changes the load only together with its plan. So a
+// component whose last plan was empty, and that no change touched since (fsm's
+// View.TouchedSince), has an empty plan again and changes nothing for the others: planning
+// the touched and pending components, in id order over all the placements, gives the
+// plan of the full pass. A change of the nodes, a restored state or a new term plans
+// everything. TestSchedulerIncrementalMatchesFullPass checks this after every write of
+// random histories.
+func (s *Scheduler) plan(v fsm.View, h sched.Hints) sched.Plan {
+	var only map[string]bool // nil: every component
+	if b := s.base; b != nil && b.epoch == v.Epoch() && b.nodes == v.TableIndex(fsm.TableNodes) {
+		only = b.pending
+		if !v.TouchedSince(b.index, func(id string) { only[id] = true }) {
+			only = nil
+		}
+	}
+	st := scheduleState(v, only)
+	plan := sched.ScheduleWith(st, h)
+	b := &planBase{epoch: v.Epoch(), index: v.Index(), nodes: v.TableIndex(fsm.TableNodes), pending: map[string]bool{}}
+	for _, p := range plan.Put {
+		b.pending[p.ComponentId] = true
+	}
+	if len(plan.Delete) > 0 {
+		owner := make(map[string]string, len(st.Placements))
+		for _, p := range st.Placements {
+			owner[p.Id] = p.ComponentId
+		}
+		for _, id := range plan.Delete {
+			b.pending[owner[id]] = true
+		}
+	}
+	s.base = b
+	return plan
+}
+
+// scheduleState is the part of the state a plan of the components in only (nil: all)
+// reads, as sched.ScheduleWith reads it: the nodes and those components sorted by id,
+// their active deployments, and every placement, theirs first sorted by id (the others
+// count only in the load, where order does not matter).
+func scheduleState(v fsm.View, only map[string]bool) *statev1.State {
+	st := &statev1.State{Index: v.Index()}
+	v.Nodes(func(n *statev1.Node) { st.Nodes = append(st.Nodes, n) })
+	if only == nil {
+		v.Components(func(c *statev1.Component) { st.Components = append(st.Components, c) })
+	} else {
+		for id := range only {
+			if c := v.Component(id); c != nil {
+				st.Components = append(st.Components, c)
+			}
+		}
+	}
+	var others []*statev1.Placement
+	v.Placements(func(p *statev1.Placement) {
+		if only == nil || only[p.ComponentId] {
+			st.Placements = append(st.Placements, p)
+		} else {
+			others = append(others, p)
+		}
+	})
+	byID := func(a, b interface{ GetId() string }) int { return strings.Compare(a.GetId(), b.GetId()) }
+	slices.SortFunc(st.Nodes, func(a, b *statev1.Node) int { return byID(a, b) })
+	slices.SortFunc(st.Components, func(a, b *statev1.Component) int { return byID(a, b) })
+	slices.SortFunc(st.Placements, func(a, b *statev1.Placement) int { return byID(a, b) })
+	st.Placements = append(st.Placements, others...)
+	for _, c := range st.Components {
+		if d := v.Deployment(c.ActiveDeploymentId); d != nil {
+			st.Deployments = append(st.Deployments, d)
+		}
+	}
+	return st
 }

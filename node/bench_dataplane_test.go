@@ -19,30 +19,9 @@ import (
 )
 
 const (
-	loadConcurrency = benchWriters
-	loadRequests    = 3000
-	loadRounds      = 5
+	loadRequests = 3000
+	loadRounds   = 5
 )
-
-// load sends n GETs to url over benchWriters connections and returns req/s and latencies.
-func load(b *testing.B, client *http.Client, url string, n int) (float64, []time.Duration) {
-	return runWrites(b, n, func(int) error {
-		resp, err := client.Get(url)
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	})
-}
-
-func loadClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: loadConcurrency * 2}, Timeout: 10 * time.Second}
-}
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
@@ -85,24 +64,31 @@ func benchProxyVsPlain(b *testing.B, dir, body string) {
 }
 
 // compareLoad runs loadRounds interleaved rounds against a plain Go server and v9 and
-// reports rates, their ratio and latencies.
+// reports rates, their ratio and latencies: first with the load generated in this process,
+// then from a child process (metrics prefixed "proc-"; loadgen_test.go says why both).
 func compareLoad(b *testing.B, client *http.Client, goURL, v9URL string) {
+	compareRounds(b, "", func(url string, n int) (float64, []time.Duration) { return load(b, client, url, n) }, goURL, v9URL)
+	gen := newChildLoad(b)
+	compareRounds(b, "proc-", func(url string, n int) (float64, []time.Duration) { return gen.load(b, url, n) }, goURL, v9URL)
+}
+
+func compareRounds(b *testing.B, prefix string, load func(url string, n int) (float64, []time.Duration), goURL, v9URL string) {
 	var ratios, goRates, v9Rates []float64
 	var goLat, v9Lat []time.Duration
 	for i := 0; i < loadRounds; i++ {
-		g, gl := load(b, client, goURL, loadRequests)
-		v, vl := load(b, client, v9URL, loadRequests)
+		g, gl := load(goURL, loadRequests)
+		v, vl := load(v9URL, loadRequests)
 		goRates, v9Rates = append(goRates, g), append(v9Rates, v)
 		goLat, v9Lat = append(goLat, gl...), append(v9Lat, vl...)
 		ratios = append(ratios, v/g)
 	}
-	b.ReportMetric(median(goRates), "go-req/s")
-	b.ReportMetric(median(v9Rates), "v9-req/s")
-	b.ReportMetric(median(ratios), "v9/go")
-	b.ReportMetric(ms(pct(goLat, 0.5)), "go-p50-ms")
-	b.ReportMetric(ms(pct(goLat, 0.99)), "go-p99-ms")
-	b.ReportMetric(ms(pct(v9Lat, 0.5)), "v9-p50-ms")
-	b.ReportMetric(ms(pct(v9Lat, 0.99)), "v9-p99-ms")
+	b.ReportMetric(median(goRates), prefix+"go-req/s")
+	b.ReportMetric(median(v9Rates), prefix+"v9-req/s")
+	b.ReportMetric(median(ratios), prefix+"v9/go")
+	b.ReportMetric(ms(pct(goLat, 0.5)), prefix+"go-p50-ms")
+	b.ReportMetric(ms(pct(goLat, 0.99)), prefix+"go-p99-ms")
+	b.ReportMetric(ms(pct(v9Lat, 0.5)), prefix+"v9-p50-ms")
+	b.ReportMetric(ms(pct(v9Lat, 0.99)), prefix+"v9-p99-ms")
 }
 
 // BenchmarkProxyRemoteHop compares a request through a node without a local instance (one

@@ -97,6 +97,15 @@ func rawCluster(b testing.TB) (leader *raft.Raft, rc RaftConfig, stop func()) {
 
 // runWrites runs n writes over benchWriters goroutines and returns writes/s and latencies.
 func runWrites(b testing.TB, n int, write func(i int) error) (float64, []time.Duration) {
+	rate, lat, err := runN(n, write)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rate, lat
+}
+
+// runN is runWrites without a testing.TB: the first error, and how many failed, come back.
+func runN(n int, write func(i int) error) (float64, []time.Duration, error) {
 	var next atomic.Int64
 	lat := make([]time.Duration, n)
 	var wg sync.WaitGroup
@@ -124,9 +133,9 @@ func runWrites(b testing.TB, n int, write func(i int) error) (float64, []time.Du
 	wg.Wait()
 	el := time.Since(start)
 	if f := failed.Load(); f > 0 {
-		b.Fatalf("%d of %d writes failed; first: %v", f, n, firstErr.Load())
+		return 0, nil, fmt.Errorf("%d of %d writes failed; first: %v", f, n, firstErr.Load())
 	}
-	return float64(n) / el.Seconds(), lat
+	return float64(n) / el.Seconds(), lat, nil
 }
 
 func median(xs []float64) float64 {

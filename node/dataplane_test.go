@@ -180,7 +180,7 @@ func TestDataPlaneNewDeploymentReplacesOld(t *testing.T) {
 		return nil
 	})
 	g.end(t, "requests during the rollout")
-	ds, err := c.Nodes[1].Deployments(context.Background(), "hello")
+	ds, _, err := c.Nodes[1].Deployments(context.Background(), "hello", 0, 0)
 	if err != nil || len(ds) != 2 || ds[0].Id != second.Deployment.Id {
 		t.Fatalf("history: %v %v", ds, err)
 	}
@@ -223,7 +223,7 @@ func TestDataPlaneBadUploadsFailClearly(t *testing.T) {
 		t.Fatalf("non-wasm module: %v", err)
 	}
 	Eventually(t, 5*time.Second, func() error {
-		ds, err := n.Deployments(ctx, "hello")
+		ds, _, err := n.Deployments(ctx, "hello", 0, 0)
 		if err != nil || len(ds) != 1 || ds[0].Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED || !strings.Contains(ds[0].Error, "not a WebAssembly") {
 			return fmt.Errorf("deployment history: %v %v", ds, err)
 		}

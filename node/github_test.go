@@ -62,7 +62,7 @@ func createLinked(t testing.TB, n *Node, name string) *componentv1.CreateRespons
 // deploymentsOf reads a component's deployments on n, newest first.
 func deploymentsOf(t *testing.T, n *Node, name string) []*statev1.Deployment {
 	t.Helper()
-	ds, err := n.Deployments(context.Background(), name)
+	ds, _, err := n.Deployments(context.Background(), name, 0, 0)
 	if err != nil {
 		t.Fatalf("deployments of %s on %s: %v", name, n.ID(), err)
 	}

@@ -65,6 +65,7 @@ func (e leaderEnv) ApplyAsLeader(ctx context.Context, cmd *statev1.Command) (uin
 }
 
 func (e leaderEnv) ViewState(f func(*statev1.State)) { e.n.fsm.Store.ViewState(f) }
+func (e leaderEnv) View(f func(fsm.View))            { e.n.fsm.Store.View(f) }
 func (e leaderEnv) State() *statev1.State            { return e.n.fsm.Store.State() }
 func (e leaderEnv) Nodes() []*statev1.Node           { return e.n.fsm.Store.Nodes() }
 

@@ -26,6 +26,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if os.Getenv(envLoadGen) == "1" {
+		os.Exit(loadGenMain()) // this binary re-executed as a load generator (loadgen_test.go)
+	}
 	sock, stop, err := ocitest.Containerd()
 	switch {
 	case err == nil:

@@ -117,12 +117,7 @@ func writeTokenFile(secret string) (string, error) {
 }
 
 func newACLCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "acl",
-		Short: "Bootstrap the cluster's access control",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRun,
-	}
+	cmd := group("acl", "Bootstrap the cluster's access control")
 	var login bool
 	boot := &cobra.Command{
 		Use:   "bootstrap",
@@ -174,12 +169,7 @@ func when(t *timestamppb.Timestamp, none string) string {
 }
 
 func newTokenCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "token",
-		Short: "Create, list and revoke API tokens",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRun,
-	}
+	cmd := group("token", "Create, list and revoke API tokens")
 	var (
 		name, role string
 		ttl        time.Duration

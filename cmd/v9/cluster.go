@@ -13,12 +13,7 @@ import (
 )
 
 func newClusterCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "cluster",
-		Short: "Inspect and change the cluster's Raft membership",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRun,
-	}
+	cmd := group("cluster", "Inspect and change the cluster's Raft membership")
 	cmd.AddCommand(
 		newClusterStatusCmd(a),
 		newClusterMembersCmd(a),

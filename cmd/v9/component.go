@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -15,13 +16,7 @@ import (
 )
 
 func newComponentCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "component",
-		Aliases: []string{"components", "c"},
-		Short:   "Create, inspect and change components",
-		Args:    cobra.ArbitraryArgs,
-		RunE:    groupRun,
-	}
+	cmd := group("component", "Create, inspect and change components", "components", "c")
 	cmd.AddCommand(
 		newComponentCreateCmd(a),
 		newComponentGetCmd(a),
@@ -163,15 +158,23 @@ func newComponentListCmd(a *app) *cobra.Command {
 }
 
 func newComponentUpdateCmd(a *app) *cobra.Command {
-	var spec specFlags
+	var (
+		spec specFlags
+		roll rollFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "update NAME [flags]",
 		Short: "Change a component's spec; flags not given keep their value",
+		Long: `Change a component's spec; flags not given keep their value. A change of env, limits or
+the module rolls the component's instances (new ones first, then the old ones drain): the
+command waits until they run it (--no-wait returns at once). If every new instance fails,
+the leader undoes the change and the command fails with the reason; the old instances keep
+serving. A change of scale alone restarts nothing.`,
 		Example: `  v9 component update hello --max 3
   v9 component update hello --env GREETING=hello --unset-env DEBUG --timeout 10s`,
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !anyChanged(cmd.LocalNonPersistentFlags()) {
+			if !anyChanged(cmd.LocalNonPersistentFlags(), "no-wait", "rollout-timeout") {
 				return usageError{fmt.Errorf("nothing to update: give at least one spec flag")}
 			}
 			c := a.client()
@@ -194,10 +197,17 @@ func newComponentUpdateCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.report(cmd, res.Msg, "component %q updated", args[0])
+			if err := a.report(cmd, res.Msg, "component %q updated", args[0]); err != nil {
+				return err
+			}
+			if si := res.Msg.GetComponent().GetSpecIndex(); si == res.Msg.GetIndex() && !roll.noWait {
+				return a.waitRoll(cmd, roll, args[0], si, res.Msg.GetIndex())
+			}
+			return nil
 		},
 	}
 	spec.register(cmd.Flags())
+	roll.register(cmd.Flags())
 	return cmd
 }
 
@@ -304,9 +314,10 @@ func readOptions(consistent bool) *componentv1.ReadOptions {
 	return &componentv1.ReadOptions{Consistent: true}
 }
 
-// anyChanged reports whether any flag of fs was given on the command line.
-func anyChanged(fs *pflag.FlagSet) bool {
+// anyChanged reports whether any flag of fs but those named in except was given on the
+// command line.
+func anyChanged(fs *pflag.FlagSet, except ...string) bool {
 	changed := false
-	fs.VisitAll(func(f *pflag.Flag) { changed = changed || f.Changed })
+	fs.VisitAll(func(f *pflag.Flag) { changed = changed || (f.Changed && !slices.Contains(except, f.Name)) })
 	return changed
 }

@@ -338,13 +338,7 @@ func shortDigest(d string) string {
 }
 
 func newDeploymentsCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "deployments",
-		Aliases: []string{"deployment", "d"},
-		Short:   "Show a component's deployment history",
-		Args:    cobra.ArbitraryArgs,
-		RunE:    groupRun,
-	}
+	cmd := group("deployments", "Show a component's deployment history", "deployment", "d")
 	cmd.AddCommand(newDeploymentsListCmd(a), newDeploymentsLogsCmd(a))
 	return cmd
 }

@@ -15,12 +15,7 @@ import (
 )
 
 func newImageCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "image",
-		Short: "Make container images without Docker or a registry",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRun,
-	}
+	cmd := group("image", "Make container images without Docker or a registry")
 	cmd.AddCommand(newImageBuildCmd(a))
 	return cmd
 }

@@ -12,13 +12,7 @@ import (
 )
 
 func newNodesCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "nodes",
-		Aliases: []string{"node"},
-		Short:   "List nodes and drain them",
-		Args:    cobra.ArbitraryArgs,
-		RunE:    groupRun,
-	}
+	cmd := group("nodes", "List nodes and drain them", "node")
 	cmd.AddCommand(newNodesListCmd(a), newNodesDrainCmd(a))
 	return cmd
 }

@@ -18,12 +18,7 @@ import (
 )
 
 func newOperatorCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "operator",
-		Short: "Operate the cluster as a whole: snapshots for backup and disaster recovery",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRun,
-	}
+	cmd := group("operator", "Operate the cluster as a whole: snapshots for backup and disaster recovery")
 	snap := &cobra.Command{
 		Use:   "snapshot",
 		Short: "Save the whole replicated state with its artifacts to a file, or restore one",

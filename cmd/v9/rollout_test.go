@@ -392,7 +392,12 @@ func TestNoRaceRolloutConfigChangeFails(t *testing.T) {
 
 	stop := traffic(t, c, "/versions/x")
 	start := time.Now()
-	updateCLI(t, cli("component", "update", "versions", "--env", "BROKEN=1")...)
+	// The update waits for the roll's outcome: the leader undoes the change, and the
+	// command fails with the reason.
+	r := deployCLI(t, cli("component", "update", "versions", "--env", "BROKEN=1")...)
+	if r.code == 0 || !strings.Contains(r.stderr, "the change of versions was undone") || !strings.Contains(r.stderr, "every new instance failed") {
+		t.Fatalf("update of a broken env: want a failure with the reason, got %s", r)
+	}
 	var get cliResult
 	node.Eventually(t, 60*time.Second, func() error {
 		get = mustCLI(t, cli("component", "get", "versions")...)
@@ -428,7 +433,10 @@ func TestNoRaceRolloutConfigChangeFails(t *testing.T) {
 	everyProxy("version 1")
 
 	// A good change rolls and clears the failure.
-	updateCLI(t, cli("component", "update", "versions", "--env", "VERSION=2")...)
+	r = deployCLI(t, cli("component", "update", "versions", "--env", "VERSION=2")...)
+	if r.code != 0 || !strings.Contains(r.stderr, "rolled out: ") {
+		t.Fatalf("update of a good env: want it rolled out, got %s", r)
+	}
 	everyProxy("version 2")
 	if get := mustCLI(t, cli("component", "get", "versions")...); strings.Contains(get.stdout, "FAILED") {
 		t.Fatalf("a good change left the failure shown:\n%s", get.stdout)

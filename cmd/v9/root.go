@@ -122,6 +122,11 @@ replicate their control state with Raft.
 	return root
 }
 
+// group is a command that only groups others (its RunE is groupRun).
+func group(use, short string, aliases ...string) *cobra.Command {
+	return &cobra.Command{Use: use, Aliases: aliases, Short: short, Args: cobra.ArbitraryArgs, RunE: groupRun}
+}
+
 // groupRun is the RunE of commands that only group others: it shows help, and rejects an
 // unknown subcommand instead of silently showing help for it.
 func groupRun(cmd *cobra.Command, args []string) error {

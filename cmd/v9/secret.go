@@ -15,13 +15,11 @@ import (
 )
 
 func newSecretCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "secret",
-		Short: "Set, list and delete a component's secrets (injected into its environment)",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRun,
-	}
-	var fromFile string
+	cmd := group("secret", "Set, list and delete a component's secrets (injected into its environment)")
+	var (
+		fromFile string
+		roll     rollFlags
+	)
 	set := &cobra.Command{
 		Use:   "set COMPONENT KEY",
 		Short: "Set a secret from stdin (or --from-file); the component's instances restart with it",
@@ -50,10 +48,15 @@ func newSecretCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.report(cmd, res.Msg, "secret %s of %s set\n", args[1], args[0])
+			if err := a.report(cmd, res.Msg, "secret %s of %s set", args[1], args[0]); err != nil || roll.noWait {
+				return err
+			}
+			// The set restarts the instances (moves spec_index) when the component runs.
+			return a.waitRoll(cmd, roll, args[0], res.Msg.GetIndex(), res.Msg.GetIndex())
 		},
 	}
 	set.Flags().StringVar(&fromFile, "from-file", "", "read the value from this file instead of stdin")
+	roll.register(set.Flags())
 	list := &cobra.Command{
 		Use:   "list COMPONENT",
 		Short: "List a component's secrets: names and update times, never values",

@@ -11,19 +11,9 @@ import (
 )
 
 func newTLSCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "tls",
-		Short: "Create the cluster CA and node certificates (mutual TLS between nodes)",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRun,
-	}
+	cmd := group("tls", "Create the cluster CA and node certificates (mutual TLS between nodes)")
 	var dir string
-	ca := &cobra.Command{
-		Use:   "ca",
-		Short: "Manage the cluster CA",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRun,
-	}
+	ca := group("ca", "Manage the cluster CA")
 	caCreate := &cobra.Command{
 		Use:   "create",
 		Short: "Create the cluster CA (ECDSA P-256, 10 years) in --dir: ca.pem and ca-key.pem",
@@ -45,12 +35,7 @@ offline; it signs node certificates). It refuses to overwrite an existing CA.`,
 		dns []string
 		ips []net.IP
 	)
-	cert := &cobra.Command{
-		Use:   "cert",
-		Short: "Manage node certificates",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRun,
-	}
+	cert := group("cert", "Manage node certificates")
 	certCreate := &cobra.Command{
 		Use:   "create --node ID",
 		Short: "Create a node's certificate, signed by the CA in --dir",

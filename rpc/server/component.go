@@ -56,6 +56,14 @@ const (
 	maxWait     = 5 * time.Minute
 )
 
+// waitFor is how long a blocking query asking for ms may wait.
+func waitFor(ms uint32) time.Duration {
+	if ms == 0 {
+		return defaultWait
+	}
+	return min(time.Duration(ms)*time.Millisecond, maxWait)
+}
+
 // read applies the caller's read options before a local read.
 func (s *Components) read(ctx context.Context, o *componentv1.ReadOptions) error {
 	if o.GetConsistent() {
@@ -64,11 +72,7 @@ func (s *Components) read(ctx context.Context, o *componentv1.ReadOptions) error
 		}
 	}
 	if o.GetMinIndex() > 0 {
-		wait := defaultWait
-		if o.GetWaitMs() > 0 {
-			wait = min(time.Duration(o.GetWaitMs())*time.Millisecond, maxWait)
-		}
-		wctx, cancel := context.WithTimeout(ctx, wait)
+		wctx, cancel := context.WithTimeout(ctx, waitFor(o.GetWaitMs()))
 		defer cancel()
 		// A blocking query returns what it has when the wait ends, as Consul's do.
 		_, _ = s.B.Store().WaitForIndex(wctx, o.GetMinIndex())

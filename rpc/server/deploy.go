@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -18,8 +19,9 @@ type DeployBackend interface {
 	Upload(ctx context.Context, meta *deployv1.UploadMeta, body io.Reader) (*deployv1.UploadResponse, error)
 	// WatchDeployment calls send at every change of a deployment's progress until done.
 	WatchDeployment(ctx context.Context, id string, send func(*deployv1.WatchResponse) error) error
-	// Deployments lists a component's deployments, newest first.
-	Deployments(ctx context.Context, component string) ([]*statev1.Deployment, error)
+	// Deployments lists a component's deployments, newest first, with the deployments
+	// table's index; with minIndex it first waits (at most wait) for that table to reach it.
+	Deployments(ctx context.Context, component string, minIndex uint64, wait time.Duration) ([]*statev1.Deployment, uint64, error)
 	// OpenArtifact opens a stored artifact for a peer.
 	OpenArtifact(digest string) (io.ReadCloser, int64, error)
 	// BuildLog returns a deployment (without its log) and its build output.
@@ -85,11 +87,11 @@ func (s *Deploy) Watch(ctx context.Context, req *connect.Request[deployv1.WatchR
 }
 
 func (s *Deploy) List(ctx context.Context, req *connect.Request[deployv1.ListRequest]) (*connect.Response[deployv1.ListResponse], error) {
-	ds, err := s.B.Deployments(ctx, req.Msg.Component)
+	ds, idx, err := s.B.Deployments(ctx, req.Msg.Component, req.Msg.MinIndex, waitFor(req.Msg.WaitMs))
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	return connect.NewResponse(&deployv1.ListResponse{Deployments: ds}), nil
+	return connect.NewResponse(&deployv1.ListResponse{Deployments: ds, Index: idx}), nil
 }
 
 func (s *Deploy) BuildLog(ctx context.Context, req *connect.Request[deployv1.BuildLogRequest]) (*connect.Response[deployv1.BuildLogResponse], error) {

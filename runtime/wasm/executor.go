@@ -117,8 +117,8 @@ type Executor struct {
 	cfg   Config
 	log   *slog.Logger
 	cache wazero.CompilationCache
-	mem   *memoryPool   // recycled linear memories
-	run   chan struct{} // one token per guest executing (run.go)
+	mem   *memoryPool // recycled linear memories
+	run   *bound      // the guests executing (run.go)
 
 	mu        sync.Mutex
 	closed    bool
@@ -150,6 +150,7 @@ type module struct {
 	compiled  wazero.CompiledModule
 	rt        wazero.Runtime
 	interrupt bool // made interruptible (interrupt.go); its runtime does not check
+	start     bool // instantiating it executes guest code: it has a start section
 	err       error
 	refs      int // guarded by Executor.mu
 }
@@ -440,6 +441,7 @@ func (e *Executor) compile(ctx context.Context, m *module, key moduleKey, name s
 		return nil, err
 	}
 	e.log.Info("wasm module compiled", "module", name, "bytes", len(bin), "took", time.Since(t0), "own_interrupt", m.interrupt)
+	m.start = hasStartSection(bin)
 	return cm, nil
 }
 

@@ -83,7 +83,8 @@ func newInstance(e *Executor, spec runtime.Spec, modPath string, key moduleKey, 
 		WithFSConfig(artifactFS(root)).
 		WithSysWalltime().
 		WithSysNanotime().
-		WithRandSource(rand.Reader)
+		WithRandSource(rand.Reader).
+		WithStartFunctions() // runFresh calls _start itself, within the bound on guests
 
 	stopCtx, abort := context.WithCancel(context.Background())
 	in := &instance{
@@ -218,18 +219,59 @@ func (in *instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	c.start = time.Now()
-	release, err := in.ex.enter(ctx)
-	if err != nil {
+	err = in.runFresh(ctx, ictx, c)
+	if errors.Is(err, errNoPlace) {
 		in.waitFailed(w, c.start, "place to run")
 		return
 	}
-	mod, err := in.mod.rt.InstantiateModule(ictx, in.mod.compiled, c.cfg)
-	release()
-	if mod != nil {
-		_ = mod.Close(context.Background())
-	}
 	c.errw.flush()
 	in.respond(w, r, c, err)
+}
+
+// errNoPlace: the request's context ended while it waited for a place to run (run.go).
+var errNoPlace = errors.New("no place to run")
+
+// runFresh instantiates the module afresh and runs its _start, executing guest code within
+// the executor's bound: only _start, unless instantiating runs guest code too (a start
+// section), in which case all of it. ctx bounds the wait for a place; ictx carries the
+// request's environment and memory allocator to wazero.
+func (in *instance) runFresh(ctx, ictx context.Context, c *call) error {
+	rt, compiled := in.mod.rt, in.mod.compiled
+	if in.mod.start {
+		if in.ex.run.enter(ctx) != nil {
+			return errNoPlace
+		}
+		mod, err := rt.InstantiateModule(ictx, compiled, c.cfg.WithStartFunctions("_start"))
+		in.ex.run.leave()
+		if mod != nil {
+			_ = mod.Close(context.Background())
+		}
+		return err
+	}
+	mod, err := rt.InstantiateModule(ictx, compiled, c.cfg) // no start function: no guest code
+	if err != nil {
+		return err
+	}
+	defer mod.Close(context.Background())
+	if in.ex.run.enter(ctx) != nil {
+		return errNoPlace
+	}
+	_, err = mod.ExportedFunction("_start").Call(ictx)
+	in.ex.run.leave()
+	// As wazero's InstantiateModule words a start function's end: exit code 0 is success,
+	// another exit is returned as it is, and a trap names the function.
+	var exit *sys.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &exit):
+		if exit.ExitCode() == 0 {
+			return nil
+		}
+		return err
+	default:
+		return fmt.Errorf("module[%s] function[_start] failed: %w", mod.Name(), err)
+	}
 }
 
 // respond turns the guest's fate and output into the HTTP response.

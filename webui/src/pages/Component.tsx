@@ -1,5 +1,5 @@
 import { clone, create } from "@bufbuild/protobuf";
-import { useMutation, useQuery } from "@connectrpc/connect-query";
+import { useMutation } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link } from "wouter";
@@ -152,8 +152,12 @@ function Actions({ c }: { c: Component }) {
 
 /** The URL the component answers at through the proxy of the node serving this page. */
 function Deployments({ c }: { c: Component }) {
-  // Refetched whenever the component changes (its modify index moves with a new deployment).
-  const q = useQuery(DeployService.method.list, { component: c.name }, { refetchInterval: 5_000 });
+  // A blocking query on the deployments table: a build, a rollout or a rollback is on screen
+  // within a round trip of its commit, with no polling.
+  const q = useBlocking(
+    (minIndex, signal) => clients.deploy.list({ component: c.name, minIndex, waitMs }, { signal, timeoutMs: waitMs + 10_000 }),
+    [c.name],
+  );
   const rollback = useMutation(DeployService.method.rollback, { onError: onApiError });
   const qc = useQueryClient();
   const mayRollback = can(useIdentity(), "developer");
@@ -165,9 +169,9 @@ function Deployments({ c }: { c: Component }) {
       <div className="card-head">
         <h2 id="deployments-h">Deployments</h2>
       </div>
-      {q.error && <ErrorNotice error={q.error} />}
+      {q.error !== undefined && <ErrorNotice error={q.error} retrying={q.retrying} />}
       {rollback.error && <ErrorNotice error={rollback.error} />}
-      {!q.data && !q.error && <Loading what="deployments" />}
+      {!q.data && q.error === undefined && <Loading what="deployments" />}
       {q.data && list.length === 0 && (
         <Empty title="No deployments yet">
           <p>

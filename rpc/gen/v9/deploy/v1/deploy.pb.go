@@ -356,8 +356,12 @@ func (x *WatchResponse) GetMessage() string {
 }
 
 type ListRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Component     string                 `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Component string                 `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	// A blocking query (as Consul's): with min_index, answer once the deployments table has
+	// changed at or past it, or when wait_ms (default 5000, max 300000) has passed.
+	MinIndex      uint64 `protobuf:"varint,2,opt,name=min_index,json=minIndex,proto3" json:"min_index,omitempty"`
+	WaitMs        uint32 `protobuf:"varint,3,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -399,9 +403,24 @@ func (x *ListRequest) GetComponent() string {
 	return ""
 }
 
+func (x *ListRequest) GetMinIndex() uint64 {
+	if x != nil {
+		return x.MinIndex
+	}
+	return 0
+}
+
+func (x *ListRequest) GetWaitMs() uint32 {
+	if x != nil {
+		return x.WaitMs
+	}
+	return 0
+}
+
 type ListResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Deployments   []*v1.Deployment       `protobuf:"bytes,1,rep,name=deployments,proto3" json:"deployments,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"` // the deployments table's index at the read: the next min_index is index + 1
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -441,6 +460,13 @@ func (x *ListResponse) GetDeployments() []*v1.Deployment {
 		return x.Deployments
 	}
 	return nil
+}
+
+func (x *ListResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
 }
 
 type BuildLogRequest struct {
@@ -779,11 +805,14 @@ const file_v9_deploy_v1_deploy_proto_rawDesc = "" +
 	"\x06wanted\x18\x03 \x01(\rR\x06wanted\x12\x18\n" +
 	"\arunning\x18\x04 \x01(\rR\arunning\x12\x12\n" +
 	"\x04done\x18\x05 \x01(\bR\x04done\x12\x18\n" +
-	"\amessage\x18\x06 \x01(\tR\amessage\"+\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"a\n" +
 	"\vListRequest\x12\x1c\n" +
-	"\tcomponent\x18\x01 \x01(\tR\tcomponent\"I\n" +
+	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x1b\n" +
+	"\tmin_index\x18\x02 \x01(\x04R\bminIndex\x12\x17\n" +
+	"\await_ms\x18\x03 \x01(\rR\x06waitMs\"_\n" +
 	"\fListResponse\x129\n" +
-	"\vdeployments\x18\x01 \x03(\v2\x17.v9.state.v1.DeploymentR\vdeployments\"6\n" +
+	"\vdeployments\x18\x01 \x03(\v2\x17.v9.state.v1.DeploymentR\vdeployments\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"6\n" +
 	"\x0fBuildLogRequest\x12#\n" +
 	"\rdeployment_id\x18\x01 \x01(\tR\fdeploymentId\"]\n" +
 	"\x10BuildLogResponse\x127\n" +
