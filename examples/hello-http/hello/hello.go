@@ -14,8 +14,6 @@ import (
 // warm instance (with wasm.reuse = 1 every request sees 1).
 var served atomic.Int64
 
-var spins int
-
 // Handler answers "hello from wasm [GREETING] PATH". ?do=trap panics (a warm instance is then
 // discarded), ?do=log writes a line to stderr and ?do=spin computes until it is stopped.
 func Handler(w http.ResponseWriter, r *http.Request) {
@@ -25,8 +23,7 @@ func Handler(w http.ResponseWriter, r *http.Request) {
 	case "log":
 		fmt.Fprintln(os.Stderr, "hello-http: log line")
 	case "spin":
-		for served.Load() >= 0 {
-			spins++
+		for served.Load() >= 0 { // until v9 stops it
 		}
 	}
 	n := served.Add(1)
