@@ -2,11 +2,15 @@ package node
 
 import (
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -26,9 +30,11 @@ import (
 // BenchmarkContainerColdStart (P3) compares a container component's cold start through v9,
 // from the API call that resumes the paused component (the placement is committed right
 // after) to the first 200 through the node's proxy, with raw containerd client calls for the
-// same image on the same containerd: create a container and a task, start it, poll its port
-// until it answers 200. The image is imported beforehand for both; rounds alternate. Run
-// with -benchtime=1x.
+// same image on the same containerd with the same OCI spec (v9's, read from its container,
+// on the host's network): create a container and a task, start it, poll its port until it
+// answers 200. The image is imported beforehand for both; rounds alternate, each timed start
+// after the machine has been left idle for coldIdle. Run with -benchtime=1x;
+// -bench.coldold runs the earlier harness.
 func BenchmarkContainerColdStart(b *testing.B) {
 	r := newColdStartRig(b, "", sched.Policy{})
 	n, ctx, proxyURL, untilOK := r.n, context.Background(), r.proxyURL(), r.untilOK
@@ -43,6 +49,7 @@ func BenchmarkContainerColdStart(b *testing.B) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+		r.settle()
 		start := time.Now()
 		if _, err := cli.Resume(ctx, connect.NewRequest(&componentv1.ResumeRequest{Name: "hello"})); err != nil {
 			b.Fatal(err)
@@ -91,6 +98,7 @@ func BenchmarkContainerFromZero(b *testing.B) {
 				b.Fatal("resumed component not routed on demand")
 			}
 		}
+		r.settle()
 		start := time.Now()
 		resp, err := held.Get(r.proxyURL())
 		if err != nil {
@@ -116,6 +124,24 @@ type coldStartRig struct {
 	img    containerd.Image
 	ex     *container.Executor
 	hc     *http.Client
+	spec   *oci.Spec // the OCI spec of v9's container, for the raw baseline
+}
+
+var benchColdOld = flag.Bool("bench.coldold", false, "P3 benchmarks: the earlier harness (the raw baseline with "+
+	"containerd's default spec, v9 timed from a resume sent as soon as the pause is done)")
+
+// coldIdle is how long the machine is left idle before each timed start. A resume comes
+// when the component has been paused a while, not within milliseconds of the pause: the
+// pause's own aftermath is not part of a cold start — the scheduler's pacing after the pass
+// that removed the placement (leader.schedulePause), containerd collecting the removed
+// container and snapshot, the network namespace pool refilling after the last start.
+const coldIdle = 500 * time.Millisecond
+
+// settle leaves the machine idle before a timed start (none with -bench.coldold).
+func (r *coldStartRig) settle() {
+	if !*benchColdOld {
+		time.Sleep(coldIdle)
+	}
 }
 
 func newColdStartRig(b *testing.B, extra string, policy sched.Policy) *coldStartRig {
@@ -139,6 +165,13 @@ func newColdStartRig(b *testing.B, extra string, policy sched.Policy) *coldStart
 	b.Cleanup(func() { client.Close() })
 	r.client = client
 	if r.img, err = client.GetImage(ctx, "v9.local/hello-ctr:test"); err != nil {
+		b.Fatal(err)
+	}
+	ctrs, err := client.Containers(ctx, `labels."`+container.LabelComponent+`"==hello`)
+	if err != nil || len(ctrs) == 0 {
+		b.Fatalf("v9's container of hello: %d, %v", len(ctrs), err)
+	}
+	if r.spec, err = ctrs[0].Spec(ctx); err != nil {
 		b.Fatal(err)
 	}
 	return r
@@ -177,11 +210,12 @@ func (r *coldStartRig) compare(v9 func() time.Duration) {
 }
 
 // raw is the baseline: raw containerd client calls for the same image on the same
-// containerd (create a container and a task, start it, poll its port until it answers
-// 200), then the container removed.
+// containerd with v9's OCI spec (create a container and a task, start it, poll its port
+// until it answers 200), then the container removed.
 func (r *coldStartRig) raw(i int) time.Duration {
 	b, ctx, client, img, ex := r.b, context.Background(), r.client, r.img, r.ex
 	id := fmt.Sprintf("p3-raw-%d-%d", os.Getpid(), i)
+	r.settle()
 	start := time.Now()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -189,9 +223,13 @@ func (r *coldStartRig) raw(i int) time.Duration {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
+	spec := containerd.WithNewSpec(oci.WithImageConfig(img),
+		oci.WithEnv([]string{fmt.Sprintf("PORT=%d", port)}), oci.WithHostNamespace(specs.NetworkNamespace))
+	if !*benchColdOld {
+		spec = containerd.WithSpec(sameSpec(b, r.spec, id, port))
+	}
 	ctr, err := client.NewContainer(ctx, id, containerd.WithImage(img), containerd.WithSnapshotter(ex.Snapshotter()),
-		containerd.WithNewSnapshot(id, img), containerd.WithNewSpec(oci.WithImageConfig(img),
-			oci.WithEnv([]string{fmt.Sprintf("PORT=%d", port)}), oci.WithHostNamespace(specs.NetworkNamespace)))
+		containerd.WithNewSnapshot(id, img), spec)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -212,4 +250,26 @@ func (r *coldStartRig) raw(i int) time.Duration {
 	task.Delete(ctx)
 	ctr.Delete(ctx, containerd.WithSnapshotCleanup)
 	return d
+}
+
+// sameSpec is v9's OCI spec for raw container id: the same but for the network (the host's,
+// the container listening at port; v9 gives its containers a namespace connected ahead of
+// time, from a pool) and the cgroup (its own).
+func sameSpec(b *testing.B, v9 *oci.Spec, id string, port int) *oci.Spec {
+	data, err := json.Marshal(v9)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var s oci.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		b.Fatal(err)
+	}
+	s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.NetworkNamespace })
+	for i, e := range s.Process.Env {
+		if strings.HasPrefix(e, "PORT=") {
+			s.Process.Env[i] = fmt.Sprintf("PORT=%d", port)
+		}
+	}
+	s.Linux.CgroupsPath = "/" + container.DefaultNamespace + "/" + id
+	return &s
 }

@@ -59,7 +59,8 @@ type Config struct {
 	// the host and each other. Zero: container.Network's defaults. Without the CNI plugins
 	// or iptables, this node runs wasm only; containers never get the host's network.
 	ContainerNetwork container.Network
-	// ContainerRuntime is the OCI runtime the runc shim runs, such as crun; empty: runc.
+	// ContainerRuntime is the OCI runtime the runc shim runs, such as runc or crun; empty:
+	// crun where it can run, else runc (runtime/container/ociruntime.go).
 	ContainerRuntime string
 	// ReaperCommand, when set, builds the command of the process that fences this node's
 	// exclusive containers if the agent dies (see container.Reap): cmd/v9 runs its own

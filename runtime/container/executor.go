@@ -1,6 +1,7 @@
 package container
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -70,7 +71,8 @@ type Config struct {
 	// 32-bit binaries in images.
 	CompatSyscalls bool
 	// RuntimeBinary is the OCI runtime the runc shim runs (its BinaryName): "runc" or
-	// "crun", a name on the shim's PATH or a path. Default: the shim's own (runc).
+	// "crun", a name on the shim's PATH or a path. Default: crun where it can run, else
+	// the shim's own, runc (ociruntime.go).
 	RuntimeBinary string
 	// StopGrace is how long Stop waits after SIGTERM before SIGKILL. Default 10s.
 	StopGrace time.Duration
@@ -136,6 +138,10 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	runtimeWhy := "configured"
+	if cfg.RuntimeBinary == "" {
+		cfg.RuntimeBinary, runtimeWhy = defaultRuntime()
+	}
 	if _, err := os.Stat(cfg.Socket); err != nil {
 		return nil, fmt.Errorf("containerd socket: %w", err)
 	}
@@ -198,6 +204,7 @@ func New(cfg Config) (*Executor, error) {
 	nw.refill()
 	e.log.Info("containerd executor ready", "containerd", version.Version, "socket", cfg.Socket,
 		"namespace", cfg.Namespace, "snapshotter", snapshotter, "node", cfg.NodeID,
+		"oci_runtime", cmp.Or(cfg.RuntimeBinary, "runc"), "oci_runtime_why", runtimeWhy,
 		"bridge", nw.cfg.Bridge, "subnet", nw.cfg.Subnet)
 	return e, nil
 }
