@@ -41,7 +41,11 @@ type router struct {
 
 // snapshot is one immutable routing table. Nothing in it changes after it is stored.
 type snapshot struct {
-	targets  map[string]*proxy.Target
+	targets map[string]*proxy.Target // by component name
+	// recent holds targets newer than those in targets (nil: the component is gone): a
+	// rebuild copies the few it changed, not every target, and folds them into a new
+	// targets map once they grow past an eighth of it (recentShare).
+	recent   map[string]*proxy.Target
 	onDemand map[string]*onDemandTarget
 	// starting: the data plane has no view of the state yet (no persisted view, replica
 	// not caught up): a component it does not know may exist, so it is not "not found".
@@ -95,7 +99,7 @@ func (r *router) Lookup(name string) proxy.Target {
 	if s.refuse != "" {
 		return proxy.Target{Unavailable: s.refuse}
 	}
-	t, ok := s.targets[name]
+	t, ok := s.target(name)
 	if !ok {
 		if s.starting {
 			return starting
@@ -103,6 +107,15 @@ func (r *router) Lookup(name string) proxy.Target {
 		return proxy.Target{}
 	}
 	return *t
+}
+
+// target is the component's target in s: the recent one, else the one in targets.
+func (s *snapshot) target(name string) (*proxy.Target, bool) {
+	if t, ok := s.recent[name]; ok {
+		return t, t != nil
+	}
+	t, ok := s.targets[name]
+	return t, ok
 }
 
 // onDemand returns what an on-demand start of a component needs, nil if unknown.
@@ -147,8 +160,16 @@ func (r *router) publishLocked() {
 	for name := range r.state {
 		targets[name] = r.targetLocked(name)
 	}
-	r.storeLocked(targets)
+	r.storeLocked(targets, nil)
 }
+
+// recentMin and recentShare bound a snapshot's recent targets: past max(recentMin, an
+// eighth of its targets) they are folded into a new targets map. A rebuild then costs the
+// targets it changed and a copy of the recent ones, not a copy of every target.
+const (
+	recentMin   = 64
+	recentShare = 8
+)
 
 // republishLocked publishes a snapshot in which only the named components' targets are
 // made again; the others are shared with the previous snapshot (targets never change once
@@ -159,22 +180,30 @@ func (r *router) republishLocked(names []string) {
 		r.publishLocked()
 		return
 	}
-	targets := prev.targets
+	targets, recent := prev.targets, prev.recent
 	if len(names) > 0 {
-		targets = maps.Clone(prev.targets)
-	}
-	for _, name := range names {
-		if tg := r.targetLocked(name); tg != nil {
-			targets[name] = tg
-		} else {
-			delete(targets, name)
+		recent = make(map[string]*proxy.Target, len(prev.recent)+len(names))
+		maps.Copy(recent, prev.recent)
+		for _, name := range names {
+			recent[name] = r.targetLocked(name) // nil: gone
+		}
+		if len(recent) > max(recentMin, len(targets)/recentShare) {
+			targets = maps.Clone(targets)
+			for name, tg := range recent {
+				if tg != nil {
+					targets[name] = tg
+				} else {
+					delete(targets, name)
+				}
+			}
+			recent = nil
 		}
 	}
-	r.storeLocked(targets)
+	r.storeLocked(targets, recent)
 }
 
-func (r *router) storeLocked(targets map[string]*proxy.Target) {
-	s := &snapshot{targets: targets, onDemand: r.ods, starting: !r.dp.src.hasView()}
+func (r *router) storeLocked(targets, recent map[string]*proxy.Target) {
+	s := &snapshot{targets: targets, recent: recent, onDemand: r.ods, starting: !r.dp.src.hasView()}
 	if why := r.dp.removed.Load(); why != nil {
 		s.refuse = *why
 	}
@@ -314,14 +343,15 @@ func (r *router) deriveAll(st *fsm.Store, v fsm.View) {
 	r.state, r.ods = state, ods
 }
 
-// deriveSome derives again the routes of the components with the given ids into copies of
-// the route maps (a published snapshot holds the old ones) and returns the names changed.
+// deriveSome derives again the routes of the components with the given ids, in place in
+// the routes (only the router reads them, under mu) and into a copy of the on-demand map (a
+// published snapshot holds the old one), and returns the names changed.
 func (r *router) deriveSome(v fsm.View, dirty map[string]bool) []string {
 	if len(dirty) == 0 {
 		return []string{}
 	}
 	b := r.base
-	state, ods := maps.Clone(r.state), maps.Clone(r.ods)
+	state, ods := r.state, maps.Clone(r.ods)
 	var names []string
 	for id := range dirty {
 		if name, ok := b.names[id]; ok { // drop what the component had; derive puts back what it has

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -148,17 +149,21 @@ func incrementalHistory(t *testing.T, seed uint64, steps int) {
 		full.router.mu.Unlock()
 		full.router.rebuild()
 		want, got := full.router.snap.Load(), inc.router.snap.Load()
-		if !slices.Equal(sortedKeys(got.targets), sortedKeys(want.targets)) {
-			t.Fatalf("step %d: incremental routes %v, from scratch %v", step, sortedKeys(got.targets), sortedKeys(want.targets))
+		wantTargets, gotTargets := allTargets(want), allTargets(got)
+		if !slices.Equal(sortedKeys(gotTargets), sortedKeys(wantTargets)) {
+			t.Fatalf("step %d: incremental routes %v, from scratch %v", step, sortedKeys(gotTargets), sortedKeys(wantTargets))
 		}
-		for _, w := range want.targets {
+		for _, w := range wantTargets {
 			if len(w.Remote) > 0 {
 				remotes++
 			}
 		}
-		for name, w := range want.targets {
-			if g := got.targets[name]; !sameTarget(*g, *w) {
+		for name, w := range wantTargets {
+			if g := gotTargets[name]; !sameTarget(*g, *w) {
 				t.Fatalf("step %d: %s: incremental %+v, from scratch %+v", step, name, *g, *w)
+			}
+			if g := inc.router.Lookup(name); !sameTarget(g, *w) {
+				t.Fatalf("step %d: %s: Lookup %+v, from scratch %+v", step, name, g, *w)
 			}
 		}
 		if !slices.Equal(sortedKeys(got.onDemand), sortedKeys(want.onDemand)) {
@@ -170,6 +175,19 @@ func incrementalHistory(t *testing.T, seed uint64, steps int) {
 			}
 		}
 	}
+}
+
+// allTargets is every target of a snapshot, its recent ones over the others.
+func allTargets(s *snapshot) map[string]*proxy.Target {
+	out := maps.Clone(s.targets)
+	for name, tg := range s.recent {
+		if tg != nil {
+			out[name] = tg
+		} else {
+			delete(out, name)
+		}
+	}
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -193,4 +211,59 @@ func sameTarget(a, b proxy.Target) bool {
 	return a.Found == b.Found && a.Paused == b.Paused && len(a.Local) == len(b.Local) && a.InProcess == b.InProcess &&
 		slices.Equal(a.Remote, b.Remote) && (a.OnDemand == nil) == (b.OnDemand == nil) && canary(a.Canary) == canary(b.Canary) &&
 		a.Unavailable == b.Unavailable && a.MaxBody == b.MaxBody && a.Concurrency == b.Concurrency
+}
+
+// Rebuilds that each change a few routes publish them as recent targets over a shared map,
+// folded into a new map once they pass an eighth of it: Lookup answers for every component
+// created and none deleted, whichever side of a fold it is on, and the recent targets stay
+// bounded.
+func TestRoutingRecentTargetsFold(t *testing.T) {
+	st := fsm.NewStore()
+	arts, err := OpenArtifacts(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp, err := New(context.Background(), Config{NodeID: self, Store: st, Cluster: &harness{t: t, store: st}, Artifacts: arts, Logs: logring.New(10), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dp.Close)
+	var idx uint64
+	apply := func(cmd *statev1.Command) {
+		idx++
+		if err := st.Apply(idx, cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(registerNode(self, "127.0.0.1:1"))
+	dp.router.rebuild()
+	folds, live := 0, map[string]bool{}
+	for i := range 600 {
+		name := fmt.Sprintf("c%03d", i)
+		apply(createComponent("id-"+name, name, false))
+		live[name] = true
+		if i%7 == 3 {
+			gone := fmt.Sprintf("c%03d", i-3)
+			apply(&statev1.Command{Op: &statev1.Command_DeleteComponent{DeleteComponent: &statev1.DeleteComponent{Name: gone}}})
+			delete(live, gone)
+		}
+		before := dp.router.snap.Load()
+		dp.router.rebuild()
+		s := dp.router.snap.Load()
+		if len(s.recent) == 0 && len(before.recent) > 0 {
+			folds++
+		}
+		if len(s.recent) > max(recentMin, len(s.targets)/recentShare) {
+			t.Fatalf("step %d: %d recent targets over %d", i, len(s.recent), len(s.targets))
+		}
+		for j := 0; j <= i; j++ {
+			n := fmt.Sprintf("c%03d", j)
+			if got := dp.router.Lookup(n).Found; got != live[n] {
+				t.Fatalf("step %d: Lookup(%s).Found = %v, want %v", i, n, got, live[n])
+			}
+		}
+	}
+	if folds < 3 {
+		t.Fatalf("%d folds in 600 rebuilds", folds)
+	}
 }
