@@ -19,10 +19,11 @@
 // the request in HTTP/1.1 wire form (request line with the full original path, Host, the
 // headers, Content-Length and the body) and collects stdout, where the guest writes a CGI
 // response ("Status: 200" and the headers, a blank line, the body), which v9 parses exactly
-// as it parses a WAGI module's. The call returns 0; anything else, or a trap, is a failed
-// request and the instance is discarded. stderr goes to the component's log. Bodies are
-// buffered whole in both directions, under the limits v9 sets for WAGI; trailers are not
-// carried.
+// as it parses a WAGI module's. The handler sees what net/http's server would give it: the
+// Host header in Request.Host, not in Header. The call returns 0; anything else, or a trap,
+// is a failed request and the instance is discarded. stderr goes to the component's log.
+// Bodies are buffered whole in both directions, under the limits v9 sets for WAGI; trailers
+// are not carried.
 //
 // It must never import anything but the standard library, so any module can use it.
 package guest

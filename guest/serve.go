@@ -1,7 +1,6 @@
 package guest
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"net/http"
@@ -10,55 +9,71 @@ import (
 
 // conn is one request's scratch state, reused from call to call.
 type conn struct {
-	in  *bufio.Reader
-	out bytes.Buffer
+	in  []byte // the request as read
+	out []byte // the response as written
 	w   responseWriter
 }
 
+// Buffers that grew past this for one big request are not kept for the next.
+const maxKeptBytes = 1 << 20
+
 // serve reads one request from in, runs the handler and writes the CGI response to out.
 func (c *conn) serve(in io.Reader, out io.Writer) error {
-	if c.in == nil {
-		c.in = bufio.NewReaderSize(in, 16<<10)
-	} else {
-		c.in.Reset(in)
+	defer c.trim()
+	if err := c.read(in); err != nil {
+		return err
 	}
-	req, err := http.ReadRequest(c.in)
+	req, err := parseRequest(c.in)
 	if err != nil {
 		_, werr := io.WriteString(out, "Status: 400\r\nContent-Type: text/plain\r\n\r\nbad request\n")
-		if werr != nil {
-			return werr
-		}
-		return nil
+		return werr
 	}
-	req.RemoteAddr = req.Header.Get(remoteAddrHeader)
-	req.Header.Del(remoteAddrHeader)
+	if addr, ok := req.Header[remoteAddrHeader]; ok {
+		req.RemoteAddr = addr[0]
+		delete(req.Header, remoteAddrHeader)
+	}
 	c.w.reset()
 	current().ServeHTTP(&c.w, req) // a panic ends the instance; the host answers 500
 	_, _ = io.Copy(io.Discard, req.Body)
 
-	c.out.Reset()
-	status := c.w.status
-	if status == 0 {
-		status = http.StatusOK
+	c.out = c.w.encode(c.out[:0])
+	_, err = out.Write(c.out)
+	return err
+}
+
+// read reads in whole into c.in.
+func (c *conn) read(in io.Reader) error {
+	if c.in == nil {
+		c.in = make([]byte, 0, 16<<10)
 	}
-	c.out.WriteString("Status: ")
-	c.out.WriteString(strconv.Itoa(status))
-	c.out.WriteString("\r\n")
-	if c.w.header.Get("Content-Type") == "" && c.w.body.Len() > 0 {
-		c.w.header.Set("Content-Type", http.DetectContentType(c.w.body.Bytes()))
-	}
-	for k, vs := range c.w.header {
-		for _, v := range vs {
-			c.out.WriteString(k)
-			c.out.WriteString(": ")
-			c.out.WriteString(v)
-			c.out.WriteString("\r\n")
+	b := c.in[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := in.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			c.in = b
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 	}
-	c.out.WriteString("\r\n")
-	c.out.Write(c.w.body.Bytes())
-	_, err = out.Write(c.out.Bytes())
-	return err
+}
+
+// trim drops what one big request grew.
+func (c *conn) trim() {
+	if cap(c.in) > maxKeptBytes {
+		c.in = nil
+	}
+	if cap(c.out) > maxKeptBytes {
+		c.out = nil
+	}
+	if c.w.body.Cap() > maxKeptBytes {
+		c.w.body = bytes.Buffer{}
+	}
 }
 
 // remoteAddrHeader carries the client's address from the host; it never reaches the handler.
@@ -78,6 +93,30 @@ func (w *responseWriter) reset() {
 	clear(w.header)
 	w.status = 0
 	w.body.Reset()
+}
+
+// encode appends the response in CGI form to b.
+func (w *responseWriter) encode(b []byte) []byte {
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if _, ok := w.header["Content-Type"]; !ok && w.body.Len() > 0 {
+		w.header.Set("Content-Type", http.DetectContentType(w.body.Bytes()))
+	}
+	b = append(b, "Status: "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, "\r\n"...)
+	for k, vs := range w.header {
+		for _, v := range vs {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	b = append(b, "\r\n"...)
+	return append(b, w.body.Bytes()...)
 }
 
 func (w *responseWriter) Header() http.Header { return w.header }

@@ -77,7 +77,8 @@ func environFrom(ctx context.Context) *environ {
 // WASI preview1 errno for a guest pointer outside its memory.
 const errnoFault = 21
 
-// instantiateWASI instantiates wasi_snapshot_preview1 in rt with v9's environment functions.
+// instantiateWASI instantiates wasi_snapshot_preview1 in rt with v9's environment functions
+// and sched_yield (interrupt.go).
 func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 	b := rt.NewHostModuleBuilder(wasi_snapshot_preview1.ModuleName)
 	wasi_snapshot_preview1.NewFunctionExporter().ExportFunctions(b)
@@ -90,6 +91,9 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 		WithGoModuleFunction(api.GoModuleFunc(environGet), []api.ValueType{i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("environ", "environ_buf").
 		Export("environ_get")
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(schedYield), nil, []api.ValueType{i32}).
+		Export("sched_yield")
 	_, err := b.Instantiate(ctx)
 	return err
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/velocity9/v9/internal/loglimit"
 	"github.com/velocity9/v9/runtime"
+	"github.com/velocity9/v9/runtime/wasm/internal/interrupt"
 )
 
 // Defaults for the zero values of Config.
@@ -122,7 +123,7 @@ type Executor struct {
 	mu        sync.Mutex
 	closed    bool
 	starting  sync.WaitGroup // Starts in progress; Close waits for them
-	runtimes  map[uint32]wazero.Runtime
+	runtimes  map[runtimeKey]wazero.Runtime
 	modules   map[moduleKey]*module
 	instances map[string]*instance
 }
@@ -133,16 +134,25 @@ var _ runtime.Executor = (*Executor)(nil)
 type moduleKey struct {
 	pages uint32 // the memory limit of the runtime it was compiled in
 	id    string // artifact digest and module path, or the module's own sha256
+	warm  bool   // compiled for the "http" ABI: made interruptible if it can be (interrupt.go)
+}
+
+// runtimeKey names one runtime: its memory limit, and whether wazero itself stops guests
+// when their context ends (not for modules made interruptible, interrupt.go).
+type runtimeKey struct {
+	pages        uint32
+	ownInterrupt bool
 }
 
 // module is a compiled module shared by the instances started from it.
 type module struct {
-	ready    chan struct{} // closed once compiled or err is set
-	compiled wazero.CompiledModule
-	rt       wazero.Runtime
-	err      error
-	refs     int  // guarded by Executor.mu
-	start    bool // instantiating it executes guest code: it has a start section
+	ready     chan struct{} // closed once compiled or err is set
+	compiled  wazero.CompiledModule
+	rt        wazero.Runtime
+	interrupt bool // made interruptible (interrupt.go); its runtime does not check
+	start     bool // instantiating it executes guest code: it has a start section
+	err       error
+	refs      int // guarded by Executor.mu
 }
 
 // New returns an executor. Close it to release its runtimes, compiled modules and cache.
@@ -164,7 +174,7 @@ func New(cfg Config) (*Executor, error) {
 		cache:     cache,
 		mem:       &memoryPool{},
 		run:       runSlots(cfg.MaxRunning),
-		runtimes:  make(map[uint32]wazero.Runtime),
+		runtimes:  make(map[runtimeKey]wazero.Runtime),
 		modules:   make(map[moduleKey]*module),
 		instances: make(map[string]*instance),
 	}, nil
@@ -217,7 +227,7 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	pages := memoryPages(memBytes)
 
 	var bin []byte
-	key := moduleKey{pages: pages, id: spec.Digest + "\x00" + modPath}
+	key := moduleKey{pages: pages, id: spec.Digest + "\x00" + modPath, warm: spec.Wasm.ABI == ABIHTTP}
 	if spec.Digest == "" {
 		// Without a digest, the module's own content names it.
 		if bin, err = readModule(root, modPath); err != nil {
@@ -338,16 +348,11 @@ func (e *Executor) acquireModule(ctx context.Context, key moduleKey, name string
 		}
 		return m, nil
 	}
-	rt, err := e.runtimeFor(key.pages)
-	if err != nil {
-		e.mu.Unlock()
-		return nil, err
-	}
-	m := &module{ready: make(chan struct{}), rt: rt, refs: 1}
+	m := &module{ready: make(chan struct{}), refs: 1}
 	e.modules[key] = m
 	e.mu.Unlock()
 
-	m.compiled, m.start, m.err = e.compile(ctx, rt, name, load)
+	m.compiled, m.err = e.compile(ctx, m, key, name, load)
 	close(m.ready)
 	if m.err != nil {
 		e.releaseModule(key, m)
@@ -372,48 +377,72 @@ func (e *Executor) releaseModule(key moduleKey, m *module) {
 	}
 }
 
-// runtimeFor returns the runtime for a memory limit, creating it on first use. e.mu is held.
-func (e *Executor) runtimeFor(pages uint32) (wazero.Runtime, error) {
-	if rt, ok := e.runtimes[pages]; ok {
+// runtimeFor returns the runtime for k, creating it on first use.
+func (e *Executor) runtimeFor(k runtimeKey) (wazero.Runtime, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if rt, ok := e.runtimes[k]; ok {
 		return rt, nil
 	}
 	ctx := context.Background()
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
 		WithCompilationCache(e.cache).
-		WithCloseOnContextDone(true).
-		WithMemoryLimitPages(pages))
+		WithCloseOnContextDone(!k.ownInterrupt).
+		WithMemoryLimitPages(k.pages))
 	if err := instantiateWASI(ctx, rt); err != nil {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("instantiate wasi_snapshot_preview1: %w", err)
 	}
-	e.runtimes[pages] = rt
+	e.runtimes[k] = rt
 	return rt, nil
 }
 
-// compile compiles a module and checks that v9 can run it: a WASI command that imports
-// nothing but wasi_snapshot_preview1.
-func (e *Executor) compile(ctx context.Context, rt wazero.Runtime, name string, load func() ([]byte, error)) (_ wazero.CompiledModule, startSection bool, _ error) {
+// compile compiles a module into m and checks that v9 can run it: a WASI command that
+// imports nothing but wasi_snapshot_preview1. A warm module gets its own interrupt check
+// if it can (interrupt.go).
+func (e *Executor) compile(ctx context.Context, m *module, key moduleKey, name string, load func() ([]byte, error)) (wazero.CompiledModule, error) {
 	bin, err := load()
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if len(bin) < 8 || string(bin[:4]) != "\x00asm" {
-		return nil, false, badArtifact(nil, "module %s is not a WebAssembly module: it does not start with the \\0asm magic number (first bytes %q)",
+		return nil, badArtifact(nil, "module %s is not a WebAssembly module: it does not start with the \\0asm magic number (first bytes %q)",
 			name, bin[:min(len(bin), 8)])
 	}
 	// Compilation ignores cancellation; one caller giving up must not fail the others waiting.
 	cctx := experimental.WithCompilationWorkers(context.WithoutCancel(ctx), goruntime.GOMAXPROCS(0))
 	t0 := time.Now()
-	cm, err := rt.CompileModule(cctx, bin)
-	if err != nil {
-		return nil, false, badArtifact(err, "module %s is not a valid WebAssembly module: %v", name, err)
+	var cm wazero.CompiledModule
+	if key.warm {
+		ib, err := interrupt.Rewrite(bin)
+		if err == nil {
+			m.rt, err = e.runtimeFor(runtimeKey{pages: key.pages, ownInterrupt: true})
+			if err != nil {
+				return nil, err
+			}
+			if cm, err = m.rt.CompileModule(cctx, ib); err == nil {
+				m.interrupt = true
+			}
+		}
+		if err != nil {
+			e.log.Info("warm wasm module keeps wazero's interrupt check", "module", name, "reason", err)
+		}
 	}
-	if err := checkImports(rt, cm, name); err != nil {
+	if cm == nil {
+		if m.rt, err = e.runtimeFor(runtimeKey{pages: key.pages}); err != nil {
+			return nil, err
+		}
+		if cm, err = m.rt.CompileModule(cctx, bin); err != nil {
+			return nil, badArtifact(err, "module %s is not a valid WebAssembly module: %v", name, err)
+		}
+	}
+	if err := checkImports(m.rt, cm, name); err != nil {
 		_ = cm.Close(ctx)
-		return nil, false, err
+		return nil, err
 	}
-	e.log.Info("wasm module compiled", "module", name, "bytes", len(bin), "took", time.Since(t0))
-	return cm, hasStartSection(bin), nil
+	e.log.Info("wasm module compiled", "module", name, "bytes", len(bin), "took", time.Since(t0), "own_interrupt", m.interrupt)
+	m.start = hasStartSection(bin)
+	return cm, nil
 }
 
 // checkImports rejects modules that need what v9 does not give: host functions other than

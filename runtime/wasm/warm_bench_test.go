@@ -5,18 +5,21 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/velocity9/v9/runtime"
 )
 
 // BenchmarkWarm measures warm instances (wasm.abi = "http") with examples/hello-http:
 // "ratio" is P2 for warm mode, v9's per-request cost (Instance.ServeHTTP on a warm pool)
-// over a raw wazero call of the same export on an instance initialized once, with the same
-// request bytes on stdin; "at-zero" (P1c) is a request to a pool emptied first, so that it
+// over a raw wazero call of the same export of the same module, as built, on an instance
+// initialized once in a runtime of wazero's defaults, with the same request bytes on stdin; "at-zero" (P1c) is a request to a pool emptied first, so that it
 // waits for one initialization. Run with -benchtime 2s.
 func BenchmarkWarm(b *testing.B) {
 	ex := newExecutor(b, Config{Logger: nopLogger()})
@@ -34,7 +37,14 @@ func BenchmarkWarm(b *testing.B) {
 	var stdin bytes.Reader
 	var stdout bytes.Buffer
 	wire := appendWireRequest(nil, req, nil)
-	mod, err := in.mod.rt.InstantiateModule(ctx, in.mod.compiled, wazero.NewModuleConfig().WithName("").
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+	bin, err := os.ReadFile(filepath.Join(guestDir, "hellohttp.wasm"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	mod, err := rt.InstantiateWithConfig(ctx, bin, wazero.NewModuleConfig().WithName("").
 		WithStdin(&stdin).WithStdout(&stdout).WithStartFunctions("_initialize"))
 	if err != nil {
 		b.Fatal(err)

@@ -106,3 +106,32 @@ func TestWarmABIMismatch(t *testing.T) {
 		}
 	}
 }
+
+// A warm guest still computing when its timeout passes is stopped (504), with wazero's own
+// check off (the module checks its interrupt flag), and discarded: the next request is
+// served by a new instance.
+func TestWarmTimeoutInterrupts(t *testing.T) {
+	inst, _ := startGuest(t, sharedExecutor(t), "hellohttp", func(s *runtime.Spec) {
+		s.Wasm.ABI = ABIHTTP
+		s.Concurrency = 1
+		s.Timeout = 500 * time.Millisecond
+	})
+	in := inst.(*instance)
+	if !in.mod.interrupt {
+		t.Fatal("hello-http was not made interruptible: wazero checks at every branch")
+	}
+	if w := getWarm(t, in, "/x"); w.Code != 200 || w.Header().Get("X-Served") != "1" {
+		t.Fatalf("first: %d %s", w.Code, w.Header().Get("X-Served"))
+	}
+	t0 := time.Now()
+	if w := getWarm(t, in, "/x?do=spin"); w.Code != http.StatusGatewayTimeout {
+		t.Fatalf("spin: %d %q, want 504", w.Code, w.Body.String())
+	}
+	if d := time.Since(t0); d > 20*time.Second {
+		t.Fatalf("spin stopped after %s", d)
+	}
+	w := getWarm(t, in, "/x")
+	if w.Code != 200 || w.Header().Get("X-Served") != "1" {
+		t.Fatalf("after the timeout: %d, served %q; want 200 from a fresh instance (1)", w.Code, w.Header().Get("X-Served"))
+	}
+}

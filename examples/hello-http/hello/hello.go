@@ -15,13 +15,16 @@ import (
 var served atomic.Int64
 
 // Handler answers "hello from wasm [GREETING] PATH". ?do=trap panics (a warm instance is then
-// discarded) and ?do=log writes a line to stderr.
+// discarded), ?do=log writes a line to stderr and ?do=spin computes until it is stopped.
 func Handler(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Query().Get("do") {
 	case "trap":
 		panic("asked to trap")
 	case "log":
 		fmt.Fprintln(os.Stderr, "hello-http: log line")
+	case "spin":
+		for served.Load() >= 0 { // until v9 stops it
+		}
 	}
 	n := served.Add(1)
 	w.Header().Set("Content-Type", "text/plain")

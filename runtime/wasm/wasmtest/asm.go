@@ -42,3 +42,25 @@ func TinyCGI(out string) []byte {
 			[]byte{0x00, 0x41, 0x10, 0x0b}, Str(out))...),
 	)
 }
+
+// Spin is a module with one function of the given body, () -> i32, exported as "spin", and
+// one mutable i32 global; it imports WASI's sched_yield (the same type) first if yield is set.
+func Spin(yield bool, body ...byte) []byte {
+	imports, spin := []byte{}, byte(0)
+	if yield {
+		imports = Section(2, Cat([]byte{0x01}, Str("wasi_snapshot_preview1"), Str("sched_yield"), []byte{0x00, 0x00})...)
+		spin = 1
+	}
+	return Cat(
+		Header,
+		Section(1, 0x01, 0x60, 0x00, 0x01, 0x7f),
+		imports,
+		Section(3, 0x01, 0x00),
+		Section(6, 0x01, 0x7f, 0x01, 0x41, 0x00, 0x0b),
+		Section(7, Cat([]byte{0x01}, Str("spin"), []byte{0x00, spin})...),
+		Section(10, Cat([]byte{0x01, byte(len(body) + 1), 0x00}, body)...),
+	)
+}
+
+// SpinForever is a body for Spin that loops forever: loop br 0 end unreachable.
+var SpinForever = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x00, 0x0b}

@@ -1,0 +1,166 @@
+package guest
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+)
+
+// Reading the request is most of what the guest does for a small handler, and Go compiled to
+// wasm pays about a microsecond per allocation: http.ReadRequest's textproto reader, header
+// strings and value slices cost more than the handler itself. v9 writes the request in one
+// known shape (see the package doc), so parseRequest reads that shape with a handful of
+// allocations — one string for the whole header block, which every name and value slices, one
+// map, one backing array for the values, the URL and the Request — and hands anything else to
+// http.ReadRequest, so that the handler sees what http.ReadRequest would have made of the same
+// bytes, less the Host header, which net/http's server moves to Request.Host as well.
+
+// parseRequest reads one request from b, which holds it whole. The body it returns reads
+// from b: the caller keeps b until the handler has returned.
+func parseRequest(b []byte) (*http.Request, error) {
+	if r := parseLean(b); r != nil {
+		return r, nil
+	}
+	r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b)))
+	if err != nil {
+		return nil, err
+	}
+	delete(r.Header, "Host")
+	return r, nil
+}
+
+// parseLean parses the request v9 writes — the request line, headers with valid names and
+// values on one line each, one Host, Content-Length as digits and that many body bytes — and
+// returns nil for anything else.
+func parseLean(b []byte) *http.Request {
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		return nil
+	}
+	head := string(b[:end+2]) // each line with its CRLF
+	body := b[end+4:]
+
+	line, rest, _ := strings.Cut(head, "\r\n")
+	method, line, ok := strings.Cut(line, " ")
+	if !ok || !isToken(method) || method == "CONNECT" {
+		return nil
+	}
+	uri, proto, ok := strings.Cut(line, " ")
+	if !ok || proto != "HTTP/1.1" || uri == "" || uri[0] != '/' {
+		return nil
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return nil
+	}
+
+	n := strings.Count(rest, "\r\n")
+	h := make(http.Header, n)
+	vals := make([]string, 0, n)
+	host, hosts := "", 0
+	length, lengths := int64(0), 0
+	for rest != "" {
+		line, rest, _ = strings.Cut(rest, "\r\n")
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || !isToken(name) || !validValue(value) {
+			return nil
+		}
+		value = textproto.TrimString(value)
+		key := textproto.CanonicalMIMEHeaderKey(name)
+		switch key {
+		case "Host":
+			host, hosts = value, hosts+1
+			continue
+		case "Content-Length":
+			if length, ok = parseLength(value); !ok {
+				return nil
+			}
+			lengths++
+		case "Transfer-Encoding", "Pragma", "Connection":
+			return nil // http.ReadRequest gives these meaning
+		}
+		vals = append(vals, value)
+		if old, ok := h[key]; ok {
+			h[key] = append(old, value)
+		} else {
+			h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
+		}
+	}
+	if hosts != 1 || lengths > 1 || int64(len(body)) < length {
+		return nil
+	}
+	r := &http.Request{
+		Method:        method,
+		URL:           u,
+		Proto:         proto,
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          http.NoBody,
+		ContentLength: length,
+		Host:          host,
+		RequestURI:    uri,
+	}
+	if length > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(body[:length]))
+	}
+	return r
+}
+
+// parseLength reads a Content-Length of at most 18 digits.
+func parseLength(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110): a method or a header name.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || !tokenByte[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// validValue reports whether s is a header value with no control byte but tab.
+func validValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+var tokenByte = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
