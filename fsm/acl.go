@@ -138,10 +138,13 @@ func (t *tables) audit(index uint64, now *timestamppb.Timestamp, cmd *statev1.Co
 	t.auditLog = append(t.auditLog, e)
 }
 
+// opOneof is the Command's oneof of operations (looked up once: audit runs on every apply).
+var opOneof = (&statev1.Command{}).ProtoReflect().Descriptor().Oneofs().ByName("op")
+
 // opName is the name of the command's operation, e.g. "create_component".
 func commandOpName(cmd *statev1.Command) string {
 	m := cmd.ProtoReflect()
-	f := m.WhichOneof(m.Descriptor().Oneofs().ByName("op"))
+	f := m.WhichOneof(opOneof)
 	if f == nil {
 		return ""
 	}
@@ -151,7 +154,7 @@ func commandOpName(cmd *statev1.Command) string {
 // target names what a command changes: the first of a name, id or component id it holds.
 func target(cmd *statev1.Command) string {
 	m := cmd.ProtoReflect()
-	f := m.WhichOneof(m.Descriptor().Oneofs().ByName("op"))
+	f := m.WhichOneof(opOneof)
 	if f == nil || f.Kind() != protoreflect.MessageKind {
 		return ""
 	}

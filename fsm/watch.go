@@ -168,6 +168,14 @@ func (st *Store) unregister(w *waiter) {
 }
 
 func (st *Store) wait(ctx context.Context, w *waiter) (uint64, error) {
+	// Most waits are satisfied already (a writer waiting for its own write on the leader):
+	// they take the read lock only.
+	st.mu.RLock()
+	if idx := st.reachedLocked(w); idx > 0 {
+		st.mu.RUnlock()
+		return idx, nil
+	}
+	st.mu.RUnlock()
 	if st.register(w) {
 		select {
 		case <-w.ch:
