@@ -174,12 +174,20 @@ func (s *Cluster) SnapshotSave(ctx context.Context, _ *connect.Request[clusterv1
 }
 
 func (s *Cluster) SnapshotRestore(ctx context.Context, stream *connect.ClientStream[clusterv1.SnapshotRestoreRequest]) (*connect.Response[clusterv1.SnapshotRestoreResponse], error) {
-	resp, err := s.B.SnapshotRestore(ctx, &snapshotReader{stream: stream})
+	rd := &snapshotReader{stream: stream}
+	resp, err := s.B.SnapshotRestore(ctx, rd)
 	if err != nil {
+		// Refused before the whole archive was read (on a follower, or a bad archive): an
+		// HTTP/1.1 client still sending would see its connection reset instead of the
+		// error, so read what it sends, within a bound, first.
+		_, _ = io.Copy(io.Discard, io.LimitReader(rd, maxRestoreDrain))
 		return nil, toConnect(err)
 	}
 	return connect.NewResponse(resp), nil
 }
+
+// maxRestoreDrain bounds what a refused restore reads on so that its client gets the error.
+const maxRestoreDrain = 64 << 20
 
 // chunkWriter turns writes into stream messages of snapshotChunk bytes.
 type chunkWriter struct {
