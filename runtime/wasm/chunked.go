@@ -37,13 +37,13 @@ type chunkParser struct {
 type chunkState uint8
 
 const (
-	inHead      chunkState = iota // head lines, up to a blank line
-	inSize                        // a chunk-size line
-	inData                        // chunk data
-	inDataEnd                     // the CRLF after a chunk's data
-	inTrailer                     // trailer lines, up to a blank line
-	inDone                        // after the blank line that ends the trailers
-	inBroken                      // after a framing error
+	inHead    chunkState = iota // head lines, up to a blank line
+	inSize                      // a chunk-size line
+	inData                      // chunk data
+	inDataEnd                   // the CRLF after a chunk's data
+	inTrailer                   // trailer lines, up to a blank line
+	inDone                      // after the blank line that ends the trailers
+	inBroken                    // after a framing error
 )
 
 var errAfterLastChunk = errors.New("output after the last chunk")

@@ -139,7 +139,7 @@ type warmStdout struct {
 	fresh     bool           // nothing written yet for this request
 	streaming bool
 	headSent  bool
-	noBody    bool // the status allows no body: the guest's is dropped
+	noBody    bool  // the status allows no body: the guest's is dropped
 	sent      int   // bytes of streamed output
 	err       error // the stream failed: past the limit, a broken format, the client gone
 	p         chunkParser
