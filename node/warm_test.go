@@ -6,7 +6,11 @@
 package node
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,5 +87,75 @@ func TestDataPlaneWarmHandlerThroughEveryProxy(t *testing.T) {
 	}
 	if code, body, _, err := proxyGet(c.Nodes[1], "", "/hello/x"); code != 200 || !strings.Contains(body, "hello from wasm") {
 		t.Fatalf("after the trap: %d %q %v", code, body, err)
+	}
+}
+
+var (
+	streamOnce sync.Once
+	streamWasm []byte
+	streamErr  error
+)
+
+// A warm handler that streams (examples/stream-http), through every proxy of a three-node
+// cluster, those that serve it and those that forward to another node: each line the client
+// sends is answered before it sends the next, flushed events arrive, and trailers reach a Go
+// client.
+func TestDataPlaneWarmStreamThroughEveryProxy(t *testing.T) {
+	streamOnce.Do(func() {
+		streamWasm, streamErr = buildExample("../examples/stream-http", "-buildmode=c-shared")
+	})
+	if streamErr != nil {
+		t.Fatal(streamErr)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "stream.wasm"), streamWasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	manifest := "name = \"stream\"\nruntime = \"wasm\"\n\n[wasm]\nmodule = \"stream.wasm\"\nabi = \"http\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "v9.toml"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := NewTestCluster(t, 3)
+	mustUpload(t, c.Follower(t), dir)
+	Eventually(t, 60*time.Second, func() error {
+		for _, n := range c.Nodes {
+			code, body, _, err := proxyGet(n, "", "/stream/ticks?n=3")
+			if err != nil || code != 200 || body != "data: tick 0\n\ndata: tick 1\n\ndata: tick 2\n\n" {
+				return fmt.Errorf("%s proxy: %d %q %v", n.ID(), code, body, err)
+			}
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	for _, n := range c.Nodes {
+		pr, pw := io.Pipe()
+		context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) }) // a failed Do waits for its body
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+n.ProxyAddr()+"/stream/echo", pr)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", n.ID(), err)
+		}
+		lines := bufio.NewReader(resp.Body)
+		for _, word := range []string{"one", "two", "three"} {
+			if _, err := io.WriteString(pw, word+"\n"); err != nil {
+				t.Fatal(err)
+			}
+			if line, err := lines.ReadString('\n'); err != nil || line != "got "+word+"\n" {
+				t.Fatalf("%s (served by %s): answer to %q: %q %v", n.ID(), resp.Header.Get("X-V9-Served-By"), word, line, err)
+			}
+		}
+		pw.Close()
+		resp.Body.Close()
+
+		resp, err = plainHTTP.Get("http://" + n.ProxyAddr() + "/stream/trailer?flush=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(body) != "part 0\npart 1\npart 2\n" || resp.Trailer.Get("X-Late") != "late" || len(resp.Trailer.Get("X-Sum")) != 64 {
+			t.Fatalf("%s: trailers: %q %v, trailers %v", n.ID(), body, err, resp.Trailer)
+		}
 	}
 }
