@@ -21,32 +21,37 @@ import (
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
-var (
-	warmOnce sync.Once
-	warmWasm []byte
-	warmErr  error
-)
+// reactors holds the examples built as reactors, by directory, once per test binary.
+var reactors sync.Map // example dir → func() ([]byte, error)
 
-// warmDirTB returns a fresh copy of examples/hello-http, built as a reactor, with the given
-// extra manifest lines before its [wasm] table.
-func warmDirTB(t testing.TB, extra, wasmExtra string) string {
+// reactorDirTB returns a fresh directory holding the example at dir built as a reactor, as
+// name.wasm, and a manifest for a warm component name with the given extra lines before
+// and inside its [wasm] table.
+func reactorDirTB(t testing.TB, example, name, extra, wasmExtra string) string {
 	t.Helper()
-	warmOnce.Do(func() {
-		warmWasm, warmErr = buildExample("../examples/hello-http", "-buildmode=c-shared")
-	})
-	if warmErr != nil {
-		t.Fatal(warmErr)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "hello.wasm"), warmWasm, 0o644); err != nil {
+	build, _ := reactors.LoadOrStore(example, sync.OnceValues(func() ([]byte, error) {
+		return buildExample(example, "-buildmode=c-shared")
+	}))
+	bin, err := build.(func() ([]byte, error))()
+	if err != nil {
 		t.Fatal(err)
 	}
-	manifest := "name = \"hello\"\nruntime = \"wasm\"\n" + extra +
-		"\n[wasm]\nmodule = \"hello.wasm\"\nabi = \"http\"\n" + wasmExtra
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, name+".wasm"), bin, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	manifest := "name = \"" + name + "\"\nruntime = \"wasm\"\n" + extra +
+		"\n[wasm]\nmodule = \"" + name + ".wasm\"\nabi = \"http\"\n" + wasmExtra
 	if err := os.WriteFile(filepath.Join(dir, "v9.toml"), []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// warmDirTB returns a fresh copy of examples/hello-http, built as a reactor, with the given
+// extra manifest lines before its [wasm] table.
+func warmDirTB(t testing.TB, extra, wasmExtra string) string {
+	return reactorDirTB(t, "../examples/hello-http", "hello", extra, wasmExtra)
 }
 
 // The Go example written as a plain http.Handler, served warm through every proxy of a
@@ -90,31 +95,12 @@ func TestDataPlaneWarmHandlerThroughEveryProxy(t *testing.T) {
 	}
 }
 
-var (
-	streamOnce sync.Once
-	streamWasm []byte
-	streamErr  error
-)
-
 // A warm handler that streams (examples/stream-http), through every proxy of a three-node
 // cluster, those that serve it and those that forward to another node: each line the client
 // sends is answered before it sends the next, flushed events arrive, and trailers reach a Go
 // client.
 func TestDataPlaneWarmStreamThroughEveryProxy(t *testing.T) {
-	streamOnce.Do(func() {
-		streamWasm, streamErr = buildExample("../examples/stream-http", "-buildmode=c-shared")
-	})
-	if streamErr != nil {
-		t.Fatal(streamErr)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "stream.wasm"), streamWasm, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	manifest := "name = \"stream\"\nruntime = \"wasm\"\n\n[wasm]\nmodule = \"stream.wasm\"\nabi = \"http\"\n"
-	if err := os.WriteFile(filepath.Join(dir, "v9.toml"), []byte(manifest), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := reactorDirTB(t, "../examples/stream-http", "stream", "", "")
 	c := NewTestCluster(t, 3)
 	mustUpload(t, c.Follower(t), dir)
 	Eventually(t, 60*time.Second, func() error {

@@ -102,8 +102,11 @@ func (s *warmStdin) Read(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
-	if s.body == nil || len(p) == 0 {
+	if s.body == nil {
 		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
 	}
 	p = p[:min(int64(len(p)), s.limit-s.n+1)]
 	s.io.hold.leave()
