@@ -108,9 +108,6 @@ func (e *Executor) prepareStandby(spec runtime.Spec) {
 		if old != nil {
 			e.discard(e.ctx(context.Background()), old.inst)
 		}
-		if sb != nil {
-			sb.inst.log.Info("standby container prepared", "addr", sb.inst.addr)
-		}
 	}()
 }
 
@@ -131,6 +128,7 @@ func (e *Executor) newStandby(spec runtime.Spec, key string) (*standby, error) {
 	if err != nil {
 		return nil, err
 	}
+	inst.log.Info("standby container prepared", "addr", inst.addr)
 	return &standby{key: key, deployment: spec.DeploymentID, inst: inst}, nil
 }
 
