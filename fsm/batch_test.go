@@ -65,21 +65,28 @@ func TestApplyBatchMatchesApply(t *testing.T) {
 					t.Fatalf("seed %d entry %d: ApplyBatch gave %+v, Apply %+v", seed, l.Index, got[i], want)
 				}
 			}
-			if a, b := stateBytes(t, one.Store), stateBytes(t, batched.Store); !bytes.Equal(a, b) {
-				t.Fatalf("seed %d at %d: replicas diverged:\n%s", seed, idx, diffStates(a, b))
-			}
-			for tb := range numTables {
-				if a, b := one.Store.TableIndex(tb), batched.Store.TableIndex(tb); a != b {
-					t.Fatalf("seed %d at %d: table %s index %d one by one, %d batched", seed, idx, tb, a, b)
-				}
-			}
-			if one.Store.Index() != batched.Store.Index() {
-				t.Fatalf("seed %d: index %d one by one, %d batched", seed, one.Store.Index(), batched.Store.Index())
-			}
+			checkSameStores(t, seed, one.Store, batched.Store)
 		}
 		if err := checkInvariants(batched.Store); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
+	}
+}
+
+// checkSameStores requires that two replicas hold the same state, table indexes and index.
+func checkSameStores(t *testing.T, seed int64, one, batched *Store) {
+	t.Helper()
+	idx := one.Index()
+	if a, b := stateBytes(t, one), stateBytes(t, batched); !bytes.Equal(a, b) {
+		t.Fatalf("seed %d at %d: replicas diverged:\n%s", seed, idx, diffStates(a, b))
+	}
+	for tb := range numTables {
+		if a, b := one.TableIndex(tb), batched.TableIndex(tb); a != b {
+			t.Fatalf("seed %d at %d: table %s index %d one by one, %d batched", seed, idx, tb, a, b)
+		}
+	}
+	if idx != batched.Index() {
+		t.Fatalf("seed %d: index %d one by one, %d batched", seed, idx, batched.Index())
 	}
 }
 
@@ -190,17 +197,7 @@ func TestBatchEntryMatchesOneByOne(t *testing.T) {
 					}
 				}
 			}
-			if a, b := stateBytes(t, one.Store), stateBytes(t, batched.Store); !bytes.Equal(a, b) {
-				t.Fatalf("seed %d at %d: replicas diverged:\n%s", seed, idx, diffStates(a, b))
-			}
-			for tb := range numTables {
-				if a, b := one.Store.TableIndex(tb), batched.Store.TableIndex(tb); a != b {
-					t.Fatalf("seed %d at %d: table %s index %d one by one, %d batched", seed, idx, tb, a, b)
-				}
-			}
-			if one.Store.Index() != batched.Store.Index() {
-				t.Fatalf("seed %d: index %d one by one, %d batched", seed, one.Store.Index(), batched.Store.Index())
-			}
+			checkSameStores(t, seed, one.Store, batched.Store)
 			if a, b := one.Store.s.touched, batched.Store.s.touched; !reflect.DeepEqual(a, b) {
 				t.Fatalf("seed %d at %d: touched log one by one %v, batched %v", seed, idx, a, b)
 			}
