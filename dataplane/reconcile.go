@@ -77,6 +77,7 @@ func (r *reconciler) loop(ctx context.Context) {
 		st := r.dp.state() // watch the store read: the view wakes its waiters when left
 		idx := st.TableIndex(reconcileTables...)
 		r.reconcile(ctx)
+		r.pruneStandby(ctx)
 		if !r.dp.waitTables(ctx, st, idx, reconcileTables, t.C, r.kick) {
 			return
 		}

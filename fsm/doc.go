@@ -9,6 +9,9 @@
 // one of the tables they read changes (WaitTables over per-table indexes), so that a write
 // wakes only the watchers of the tables it changed.
 //
+// A log entry holds one command, or a batch of them (batch.go) that apply one after the
+// other at the entry's index, each with its own result.
+//
 // A component spec is checked by package spec (ValidSpec delegates to spec.Check), the same
 // rules the manifest, the CLI and the API use; spec is pure, so Apply stays deterministic.
 // fsm imports nothing else of v9's but the generated types.

@@ -5,6 +5,8 @@ import (
 	"math/rand"
 	"testing"
 
+	"github.com/hashicorp/raft"
+
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -47,8 +49,9 @@ func checkRoundTrip(t *testing.T, f *FSM) {
 }
 
 // FuzzApplyBytes feeds arbitrary bytes to FSM.Apply as a raft log entry, on top of the
-// fixture. Apply must not panic, must return a *Result, advance the index, leave the state
-// untouched when it fails, keep the invariants, and the state must still round-trip through
+// fixture: plain entries and batch entries (EncodeBatch). Apply must not panic, must return
+// a *Result (a []*Result for a batch), advance the index, leave the state untouched when
+// it fails (every command of a batch failed), keep the invariants, and the state must still round-trip through
 // a snapshot.
 func FuzzApplyBytes(f *testing.F) {
 	seeds := fixtureCommands()
@@ -78,6 +81,7 @@ func FuzzApplyBytes(f *testing.F) {
 	f.Add(futureCommand(f, false))
 	f.Add([]byte{})
 	f.Add([]byte{0xff})
+	f.Add(EncodeBatch([][]byte{mustEncode(f, seeds[len(seeds)-2]), {0xff}, mustEncode(f, cmdScale("web", 3))}))
 
 	base := encodeState(f, fixture(f).State())
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -86,17 +90,32 @@ func FuzzApplyBytes(f *testing.F) {
 			t.Fatal(err)
 		}
 		before := stateBytes(t, fs.Store)
-		res := applyLog(t, fs, 1000, data)
+		var results []*Result // one, or one per command of a batch entry
+		switch r := fs.Apply(&raft.Log{Index: 1000, Term: 1, Type: raft.LogCommand, Data: data}).(type) {
+		case *Result:
+			results = []*Result{r}
+		case []*Result:
+			results = r
+		default:
+			t.Fatalf("Apply(%x) returned %T", data, r)
+		}
 		if fs.Store.Index() != 1000 {
 			t.Fatalf("Index() = %d, want 1000", fs.Store.Index())
 		}
-		if res.Err != nil {
+		failed := true
+		for _, res := range results {
+			if res == nil || res.Index != 1000 {
+				t.Fatalf("Apply(%x): result %+v, want one at index 1000", data, res)
+			}
+			failed = failed && res.Err != nil
+		}
+		if failed {
 			if after := stateBytes(t, fs.Store); !bytes.Equal(before, after) {
-				t.Fatalf("failed entry (%v) changed the state:\n%s", res.Err, diffStates(before, after))
+				t.Fatalf("failed entry (%v) changed the state:\n%s", results[0].Err, diffStates(before, after))
 			}
 		}
 		if err := checkInvariants(fs.Store); err != nil {
-			t.Fatalf("entry %x (result %v): %v", data, res.Err, err)
+			t.Fatalf("entry %x (results %v): %v", data, results, err)
 		}
 		checkRoundTrip(t, fs)
 	})

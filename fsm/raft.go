@@ -13,7 +13,7 @@ import (
 // maxSnapshot bounds what Restore reads, so a corrupt snapshot cannot exhaust memory.
 const maxSnapshot = 1 << 30
 
-// Result is what FSM.Apply returns through raft's ApplyFuture.Response().
+// Result is what FSM.Apply returns through raft's ApplyFuture.Response() for each command.
 type Result struct {
 	Index uint64
 	Err   error // the domain error of a command that broke a rule
@@ -49,41 +49,40 @@ func DecodeCommand(b []byte) (*statev1.Command, error) {
 	return &cmd, nil
 }
 
-// Apply implements raft.FSM. It always returns a *Result.
+// Apply implements raft.FSM. It returns a *Result for a plain entry, and a []*Result, one
+// per command in order, for a batch entry (EncodeBatch).
 func (f *FSM) Apply(l *raft.Log) any {
-	cmd, err := DecodeCommand(l.Data)
-	if err != nil {
-		// Advance the index all the same, so every replica stays in step.
-		_ = f.Store.Apply(l.Index, &statev1.Command{IgnoreIfUnknown: true})
-		return &Result{Index: l.Index, Err: err}
-	}
-	return f.Store.ApplyResult(l.Index, cmd)
+	entries, out, batch := entriesOf(l)
+	fill(out, f.Store.ApplyBatch(entries))
+	return response(out, batch)
 }
 
 // ApplyBatch implements raft.BatchingFSM: the command entries Raft committed together are
-// applied in one go (Store.ApplyBatch), each with the result Apply would give it, and wake
+// applied in one go (Store.ApplyBatch), each with the response Apply would give it, and wake
 // the state's watchers once. Entries of other types (configuration changes) get a nil
 // response and leave the store alone, as they do without batching.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
-	out := make([]any, len(logs))
+	type span struct {
+		from, to int
+		batch    bool
+	}
+	spans := make([]span, len(logs))
 	entries := make([]Entry, 0, len(logs))
-	at := make([]int, 0, len(logs)) // position in logs of each entry
+	var results []*Result
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		cmd, err := DecodeCommand(l.Data)
-		if err != nil {
-			// Advance the index all the same, so every replica stays in step.
-			cmd = &statev1.Command{IgnoreIfUnknown: true}
-			out[i] = &Result{Index: l.Index, Err: err}
-		}
-		entries = append(entries, Entry{Index: l.Index, Cmd: cmd})
-		at = append(at, i)
+		es, out, batch := entriesOf(l)
+		spans[i] = span{len(entries), len(entries) + len(es), batch}
+		entries, results = append(entries, es...), append(results, out...)
 	}
-	for j, res := range f.Store.ApplyBatch(entries) {
-		if out[at[j]] == nil {
-			out[at[j]] = res
+	fill(results, f.Store.ApplyBatch(entries))
+	out := make([]any, len(logs))
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			s := spans[i]
+			out[i] = response(results[s.from:s.to:s.to], s.batch)
 		}
 	}
 	return out

@@ -20,6 +20,22 @@ func replicas(n *Node) (uint32, error) {
 	return comp.Replicas, nil
 }
 
+// waitAtZero waits until every node's replica of "hello" says zero replicas and no placements.
+func waitAtZero(t *testing.T, c *TestCluster) {
+	t.Helper()
+	Eventually(t, 30*time.Second, func() error {
+		for _, n := range c.Nodes {
+			if r, err := replicas(n); err != nil || r != 0 {
+				return fmt.Errorf("%s: %d replicas when idle (%v)", n.ID(), r, err)
+			}
+			if k := len(n.Store().Placements("")); k != 0 {
+				return fmt.Errorf("%s: %d placements left", n.ID(), k)
+			}
+		}
+		return nil
+	})
+}
+
 // wantReplicas checks the replica count the leader committed, as read on the leader.
 func wantReplicas(c *TestCluster, ok func(uint32) bool) error {
 	for _, n := range c.Live() {
@@ -67,17 +83,7 @@ func TestDataPlaneScaleToZero(t *testing.T) {
 	mustUpload(t, c.Leader(t), helloDir(t, "[scale]\nmin = 0\nmax = 2\n"))
 	// Every node must have seen the scale-down: the one asked below routes from its own
 	// replica.
-	Eventually(t, 30*time.Second, func() error {
-		for _, n := range c.Nodes {
-			if r, err := replicas(n); err != nil || r != 0 {
-				return fmt.Errorf("%s: %d replicas when idle (%v)", n.ID(), r, err)
-			}
-			if k := len(n.Store().Placements("")); k != 0 {
-				return fmt.Errorf("%s: %d placements left", n.ID(), k)
-			}
-		}
-		return nil
-	})
+	waitAtZero(t, c)
 	// Scaled to zero: the first request is served on demand by the node it reaches.
 	Eventually(t, 5*time.Second, func() error {
 		code, body, h, err := proxyGet(c.Nodes[1], "", "/hello/first")

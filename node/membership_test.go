@@ -95,14 +95,7 @@ func TestDataPlaneMembershipChangesUnderTraffic(t *testing.T) {
 		mu.Unlock()
 		cfg.Logger = slog.New(msgHandler{cfg.Logger.Handler(), "was removed from the cluster", k})
 	})
-	mustUpload(t, c.Leader(t), tinyHelloDir(t, "[scale]\nmin = 3\nmax = 3\n"))
-	waitServing(t, c.Nodes, "hello from wasm")
-	Eventually(t, 60*time.Second, func() error {
-		if k := runningOn(c.Nodes[0], "n1", "n2", "n3"); k != 3 {
-			return fmt.Errorf("%d of 3 replicas running", k)
-		}
-		return nil
-	})
+	deployOnAllThree(t, c)
 	steady := []*Node{c.Nodes[0], c.Nodes[1]}
 	remove := func(id string) {
 		t.Helper()
@@ -176,14 +169,7 @@ func TestDataPlaneMembershipChangesUnderTraffic(t *testing.T) {
 // cluster restarted) and no proxy ever answers 404 for the component.
 func TestDataPlaneLoneRestartServesFromView(t *testing.T) {
 	c := NewTestCluster(t, 3)
-	mustUpload(t, c.Leader(t), tinyHelloDir(t, "[scale]\nmin = 3\nmax = 3\n"))
-	waitServing(t, c.Nodes, "hello from wasm")
-	Eventually(t, 60*time.Second, func() error {
-		if k := runningOn(c.Nodes[0], "n1", "n2", "n3"); k != 3 {
-			return fmt.Errorf("%d of 3 replicas running", k)
-		}
-		return nil
-	})
+	deployOnAllThree(t, c)
 	// The view holds the running placements once written at or after the last change of the
 	// tables it keeps.
 	Eventually(t, 20*time.Second, func() error {
@@ -290,6 +276,20 @@ func TestRemoveLeaderThenRejoin(t *testing.T) {
 		}
 		if code, body, _, err := proxyGet(back, "", "/nope/x"); err != nil || code != 404 {
 			return fmt.Errorf("rejoined node's proxy: %d %q %v", code, body, err)
+		}
+		return nil
+	})
+}
+
+// deployOnAllThree uploads the tiny hello with three replicas and waits until every node
+// serves it and n1 sees it running on n1, n2 and n3.
+func deployOnAllThree(t *testing.T, c *TestCluster) {
+	t.Helper()
+	mustUpload(t, c.Leader(t), tinyHelloDir(t, "[scale]\nmin = 3\nmax = 3\n"))
+	waitServing(t, c.Nodes, "hello from wasm")
+	Eventually(t, 60*time.Second, func() error {
+		if k := runningOn(c.Nodes[0], "n1", "n2", "n3"); k != 3 {
+			return fmt.Errorf("%d of 3 replicas running", k)
 		}
 		return nil
 	})

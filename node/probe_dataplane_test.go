@@ -24,17 +24,7 @@ func TestDataPlaneScaledToZeroTrappingDeployFails(t *testing.T) {
 		Liveness: LivenessConfig{RolloutDeadline: 15 * time.Second}})
 	scale := "[scale]\nmin = 0\nmax = 2\n"
 	first := mustUpload(t, c.Leader(t), helloDir(t, scale+"[env]\nGREETING = \"v1\"\n"))
-	Eventually(t, 30*time.Second, func() error {
-		for _, n := range c.Nodes {
-			if r, err := replicas(n); err != nil || r != 0 {
-				return fmt.Errorf("%s: %d replicas when idle (%v)", n.ID(), r, err)
-			}
-			if k := len(n.Store().Placements("")); k != 0 {
-				return fmt.Errorf("%s: %d placements left", n.ID(), k)
-			}
-		}
-		return nil
-	})
+	waitAtZero(t, c)
 
 	bad := helloDir(t, scale+"[env]\nGREETING = \"v1\"\n") // env is the component's: v1 answers "v1"
 	if err := os.WriteFile(filepath.Join(bad, "hello.wasm"), wasmtest.Trap(), 0o644); err != nil {

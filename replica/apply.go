@@ -102,11 +102,15 @@ func (r *Replica) ApplyLocal(ctx context.Context, cmd *statev1.Command) (uint64,
 
 // applyLocal stamps cmd with the leader's clock and ids, commits it, and checks both the
 // future's error and the FSM's response (Consul and Nomad both shipped bugs checking one).
+// Commands that may share an entry go through the group commit (group.go).
 func (r *Replica) applyLocal(ctx context.Context, cmd *statev1.Command) (*fsm.Result, error) {
 	stamp(cmd)
 	b, err := fsm.EncodeCommand(cmd)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("encode command: %w; %s", err, NotApplied))
+	}
+	if key, ok := fsm.BatchKey(cmd); ok {
+		return r.applyGrouped(ctx, key, b)
 	}
 	f := r.Raft.Apply(b, timeoutFor(ctx, DefaultWriteTimeout, time.Millisecond))
 	if err := f.Error(); err != nil {
@@ -116,10 +120,7 @@ func (r *Replica) applyLocal(ctx context.Context, cmd *statev1.Command) (*fsm.Re
 	if !ok {
 		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("unexpected apply response %T", f.Response()))
 	}
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	return res, nil
+	return result(res)
 }
 
 func index(res *fsm.Result, err error) (uint64, error) {

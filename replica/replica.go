@@ -26,6 +26,8 @@ type Replica struct {
 	Raft  *raft.Raft // set once Raft is open, before any call
 	Store *fsm.Store // the replica's FSM state
 	Peers Peers
+
+	group group // writes queued for the next batch entry (group.go)
 }
 
 // IsLeader reports whether this node is the Raft leader.

@@ -61,6 +61,15 @@ func observe(s *statev1.State, o statev1.PlacementObserved) {
 	}
 }
 
+// setStatus sets the status of node id.
+func setStatus(s *statev1.State, id string, st statev1.NodeStatus) {
+	for _, n := range s.Nodes {
+		if n.Id == id {
+			n.Status = st
+		}
+	}
+}
+
 func wanted(s *statev1.State, dep string) map[string]int {
 	out := map[string]int{}
 	for _, p := range s.Placements {
@@ -136,11 +145,7 @@ func TestPauseStopsAndDownNodeIsReplaced(t *testing.T) {
 	s := world(1, node("a", wasm), node("b", wasm))
 	commit(s, Schedule(s))
 	first := s.Placements[0].NodeId
-	for _, n := range s.Nodes {
-		if n.Id == first {
-			n.Status = statev1.NodeStatus_NODE_STATUS_DOWN
-		}
-	}
+	setStatus(s, first, statev1.NodeStatus_NODE_STATUS_DOWN)
 	commit(s, Schedule(s))
 	got := wanted(s, "d1")
 	if got[first] != 0 || len(got) != 1 {
@@ -218,21 +223,13 @@ func TestExclusiveWaitsForLostBeforeReplacing(t *testing.T) {
 		on = p.NodeId
 	}
 	// A draining node: the exclusive placement stops first, no second one meanwhile.
-	for _, n := range s.Nodes {
-		if n.Id == on {
-			n.Status = statev1.NodeStatus_NODE_STATUS_DRAINING
-		}
-	}
+	setStatus(s, on, statev1.NodeStatus_NODE_STATUS_DRAINING)
 	commit(s, Schedule(s))
 	if got := runningOn(s); len(got) != 1 {
 		t.Fatalf("while the old one may run: %v", got)
 	}
 	// Down: the leader marks it lost; only then is a replacement placed elsewhere.
-	for _, n := range s.Nodes {
-		if n.Id == on {
-			n.Status = statev1.NodeStatus_NODE_STATUS_DOWN
-		}
-	}
+	setStatus(s, on, statev1.NodeStatus_NODE_STATUS_DOWN)
 	for _, p := range s.Placements {
 		p.Observed = lost
 	}
@@ -251,11 +248,7 @@ func TestDrainKeepsOldUntilReplacementRuns(t *testing.T) {
 	for _, p := range s.Placements {
 		on = p.NodeId
 	}
-	for _, n := range s.Nodes {
-		if n.Id == on {
-			n.Status = statev1.NodeStatus_NODE_STATUS_DRAINING
-		}
-	}
+	setStatus(s, on, statev1.NodeStatus_NODE_STATUS_DRAINING)
 	commit(s, Schedule(s))
 	if got := wanted(s, "d1"); len(got) != 2 || got[on] != 1 {
 		t.Fatalf("during the drain want old and new: %v", got)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -236,18 +237,10 @@ func newTokenCmd(a *app) *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	revoke := &cobra.Command{
-		Use:   "revoke ACCESSOR",
-		Short: "Revoke a token: it is refused from then on",
-		Args:  exactArgs("ACCESSOR"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := a.client().ACL.RevokeToken(cmd.Context(), connect.NewRequest(&aclv1.RevokeTokenRequest{AccessorId: args[0]}))
-			if err != nil {
-				return err
-			}
-			return a.report(cmd, res.Msg, "token %s revoked\n", args[0])
-		},
-	}
+	revoke := a.actionCmd("revoke", "Revoke a token: it is refused from then on", "ACCESSOR", "token %s revoked",
+		func(ctx context.Context, id string) (connect.AnyResponse, error) {
+			return a.client().ACL.RevokeToken(ctx, connect.NewRequest(&aclv1.RevokeTokenRequest{AccessorId: id}))
+		})
 	cmd.AddCommand(create, list, revoke)
 	return cmd
 }

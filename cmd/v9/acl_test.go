@@ -54,7 +54,9 @@ func TestCLITokens(t *testing.T) {
 	}
 
 	// Revoke the token in use: the next command fails and says why.
-	mustCLI(t, cli("token", "revoke", acc)...)
+	if out := mustCLI(t, cli("token", "revoke", acc)...).stdout; out != "token "+acc+" revoked\n" {
+		t.Fatalf("token revoke said %q", out)
+	}
 	r := failCLI(t, "was revoked", cli("component", "list")...)
 	if !strings.Contains(r.stderr, "v9 login") {
 		t.Fatalf("revoked token: no hint how to log in again:\n%s", r)

@@ -142,7 +142,9 @@ func TestCLIComponents(t *testing.T) {
 	}
 
 	// pause, resume
-	mustCLI(t, cli("component", "pause", "alpha")...)
+	if out := mustCLI(t, cli("component", "pause", "alpha")...).stdout; out != "component \"alpha\" paused\n" {
+		t.Fatalf("pause said %q", out)
+	}
 	if d := getComponent(t, addr, "alpha").GetDesired(); d != statev1.DesiredState_DESIRED_STATE_PAUSED {
 		t.Fatalf("after pause, desired = %v", d)
 	}
@@ -200,7 +202,9 @@ func TestCLIComponents(t *testing.T) {
 	}
 
 	// delete
-	mustCLI(t, cli("component", "delete", "beta")...)
+	if out := mustCLI(t, cli("component", "rm", "beta")...).stdout; out != "component \"beta\" deleted\n" {
+		t.Fatalf("delete said %q", out)
+	}
 	failCLI(t, "not found", cli("component", "get", "beta", "--consistent")...)
 	failCLI(t, "not found", cli("component", "delete", "beta")...)
 	decode(t, mustCLI(t, cli("--json", "component", "list", "--consistent")...), &listRes)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -212,33 +213,17 @@ serving. A change of scale alone restarts nothing.`,
 }
 
 func newComponentPauseCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "pause NAME",
-		Short: "Stop serving a component, keeping its spec and deployments",
-		Args:  exactArgs("NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := a.client().Components.Pause(cmd.Context(), connect.NewRequest(&componentv1.PauseRequest{Name: args[0]}))
-			if err != nil {
-				return err
-			}
-			return a.report(cmd, res.Msg, "component %q paused", args[0])
-		},
-	}
+	return a.actionCmd("pause", "Stop serving a component, keeping its spec and deployments", "NAME", "component %q paused",
+		func(ctx context.Context, name string) (connect.AnyResponse, error) {
+			return a.client().Components.Pause(ctx, connect.NewRequest(&componentv1.PauseRequest{Name: name}))
+		})
 }
 
 func newComponentResumeCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "resume NAME",
-		Short: "Serve a paused component again",
-		Args:  exactArgs("NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := a.client().Components.Resume(cmd.Context(), connect.NewRequest(&componentv1.ResumeRequest{Name: args[0]}))
-			if err != nil {
-				return err
-			}
-			return a.report(cmd, res.Msg, "component %q resumed", args[0])
-		},
-	}
+	return a.actionCmd("resume", "Serve a paused component again", "NAME", "component %q resumed",
+		func(ctx context.Context, name string) (connect.AnyResponse, error) {
+			return a.client().Components.Resume(ctx, connect.NewRequest(&componentv1.ResumeRequest{Name: name}))
+		})
 }
 
 func newComponentScaleCmd(a *app) *cobra.Command {
@@ -264,19 +249,12 @@ func newComponentScaleCmd(a *app) *cobra.Command {
 }
 
 func newComponentDeleteCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:     "delete NAME",
-		Aliases: []string{"rm"},
-		Short:   "Delete a component with its deployments and placements",
-		Args:    exactArgs("NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := a.client().Components.Delete(cmd.Context(), connect.NewRequest(&componentv1.DeleteRequest{Name: args[0]}))
-			if err != nil {
-				return err
-			}
-			return a.report(cmd, res.Msg, "component %q deleted", args[0])
-		},
-	}
+	cmd := a.actionCmd("delete", "Delete a component with its deployments and placements", "NAME", "component %q deleted",
+		func(ctx context.Context, name string) (connect.AnyResponse, error) {
+			return a.client().Components.Delete(ctx, connect.NewRequest(&componentv1.DeleteRequest{Name: name}))
+		})
+	cmd.Aliases = []string{"rm"}
+	return cmd
 }
 
 func newComponentRollbackCmd(a *app) *cobra.Command {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
@@ -229,4 +230,21 @@ func plural(n uint32, word string) string {
 		return fmt.Sprintf("%d %s", n, word)
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// actionCmd is a command of one argument that sends it to one procedure and says what was
+// done (did, with the argument for its verb), or prints the answer with --json.
+func (a *app) actionCmd(use, short, arg, did string, call func(ctx context.Context, arg string) (connect.AnyResponse, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " " + arg,
+		Short: short,
+		Args:  exactArgs(arg),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := call(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.report(cmd, res.Any().(proto.Message), did, args[0])
+		},
+	}
 }

@@ -83,7 +83,7 @@ func newSecretCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.report(cmd, res.Msg, "secret %s of %s deleted\n", args[1], args[0])
+			return a.report(cmd, res.Msg, "secret %s of %s deleted", args[1], args[0])
 		},
 	}
 	cmd.AddCommand(set, list, del)

@@ -190,7 +190,9 @@ func TestCLISecrets(t *testing.T) {
 	}
 
 	// Deleting it rolls the instances back to an environment without it.
-	mustCLI(t, cli("secret", "delete", "hello", "GREETING")...)
+	if out := mustCLI(t, cli("secret", "delete", "hello", "GREETING")...).stdout; out != "secret GREETING of hello deleted\n" {
+		t.Fatalf("secret delete said %q", out)
+	}
 	failCLI(t, "not found", cli("secret", "delete", "hello", "GREETING")...)
 	node.Eventually(t, 30*time.Second, func() error {
 		code, body, err := httpGet("http://" + f.ProxyAddr() + "/hello/")

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,6 +153,44 @@ func (e *env) healthy(t *testing.T, after string) {
 
 // dialFrom opens a TCP connection from a chosen loopback address, so that a flood from
 // 127.0.0.2 meets the per-address bound while the checks from 127.0.0.1 do not.
+// slowBodies opens n connections to addr from 40 loopback addresses (each under the
+// per-address bound), each announcing a 10 MiB POST to "sink" and sending one byte a second.
+// The returned func stops them and closes the connections.
+func slowBodies(t testing.TB, addr string, n int) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var conns []net.Conn
+	for i := range n {
+		c, err := dialFrom(fmt.Sprintf("127.0.0.%d", 2+i%40), addr)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		_, _ = io.WriteString(c, "POST /sink/ HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\nx")
+		wg.Add(1)
+		go func() { // one byte a second until the node gives up or stop
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(time.Second):
+					if _, err := c.Write([]byte("x")); err != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
+	return func() {
+		close(done)
+		for _, c := range conns {
+			c.Close()
+		}
+		wg.Wait()
+	}
+}
+
 func dialFrom(local, addr string) (net.Conn, error) {
 	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
 	return d.Dial("tcp", addr)

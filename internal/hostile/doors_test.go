@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -416,35 +415,7 @@ func TestHostileSlowBodyFlood(t *testing.T) {
 	fd0 := fds()
 	rss0, _ := rss("self")
 
-	var mu sync.Mutex
-	var conns []net.Conn
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		// From 40 addresses, each under the per-address bound: all are held.
-		c, err := dialFrom(fmt.Sprintf("127.0.0.%d", 2+i%40), e.n.ProxyAddr())
-		if err != nil {
-			t.Fatalf("dial %d: %v", i, err)
-		}
-		mu.Lock()
-		conns = append(conns, c)
-		mu.Unlock()
-		_, _ = io.WriteString(c, "POST /sink/ HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\nx")
-		wg.Add(1)
-		go func() { // one byte a second until the node gives up
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(time.Second):
-					if _, err := c.Write([]byte("x")); err != nil {
-						return
-					}
-				}
-			}
-		}()
-	}
+	stopFlood := slowBodies(t, e.n.ProxyAddr(), n)
 	under := latencies(t, e, "bystander", 200)
 	rss1, _ := rss("self")
 	fd1 := fds()
@@ -461,13 +432,7 @@ func TestHostileSlowBodyFlood(t *testing.T) {
 		t.Errorf("descriptors grew %d for %d connections", grow, n)
 	}
 	e.healthy(t, "slow-body flood")
-	close(stop)
-	mu.Lock()
-	for _, c := range conns {
-		c.Close()
-	}
-	mu.Unlock()
-	wg.Wait()
+	stopFlood()
 	node.Eventually(t, 30*time.Second, func() error {
 		if d := fds() - fd0; d > 16 {
 			return fmt.Errorf("%d descriptors still open after the flood", d)

@@ -2,12 +2,9 @@ package hostile
 
 import (
 	"flag"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"sync"
 	"testing"
 	"time"
 )
@@ -61,40 +58,12 @@ func TestFloodExternal(t *testing.T) {
 	fd0 := agentFDs()
 
 	n := *floodSize
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var conns []net.Conn
-	for i := range n {
-		c, err := dialFrom(fmt.Sprintf("127.0.0.%d", 2+i%40), *extProxy)
-		if err != nil {
-			t.Fatalf("dial %d: %v", i, err)
-		}
-		conns = append(conns, c)
-		_, _ = io.WriteString(c, "POST /sink/ HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\nx")
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(time.Second):
-					if _, err := c.Write([]byte("x")); err != nil {
-						return
-					}
-				}
-			}
-		}()
-	}
+	stopFlood := slowBodies(t, *extProxy, n)
 	time.Sleep(2 * time.Second) // let the agent accept and start reading every body
 	f50, f99 := sample(1000)
 	rss1, peak := rss(*extPid)
 	fd1 := agentFDs()
-	close(stop)
-	for _, c := range conns {
-		c.Close()
-	}
-	wg.Wait()
+	stopFlood()
 	t.Logf("bystander with no flood: p50 %s p99 %s", b50, b99)
 	t.Logf("bystander under %d slow-body connections: p50 %s p99 %s", n, f50, f99)
 	t.Logf("agent RSS %d MiB before, %d MiB under the flood, peak %d MiB; descriptors %d before, %d under the flood",

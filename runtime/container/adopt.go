@@ -29,7 +29,7 @@ func (e *Executor) Running(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("container %s: %w", c.ID(), err)
 		}
 		id := info.Labels[LabelPlacement]
-		if info.Labels[LabelNode] != e.cfg.NodeID || id == "" || c.ID() != e.containerID(id) {
+		if info.Labels[LabelNode] != e.cfg.NodeID || id == "" || (c.ID() != e.containerID(id) && !e.fromStandby(c.ID())) {
 			continue
 		}
 		running, err := taskRunning(ctx, c)
@@ -84,7 +84,13 @@ func (e *Executor) Adopt(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	}
 	e.mu.Unlock()
 
-	cid := e.containerID(spec.ID)
+	cid, err := e.placementContainer(ctx, spec.ID)
+	if err != nil {
+		return nil, fmt.Errorf("adopt %s: %w", spec.ID, err)
+	}
+	if cid == "" {
+		return nil, fmt.Errorf("adopt %s: %w", spec.ID, runtime.ErrNotFound)
+	}
 	c, err := e.client.LoadContainer(ctx, cid)
 	if errdefs.IsNotFound(err) {
 		return nil, fmt.Errorf("adopt %s: %w", spec.ID, runtime.ErrNotFound)

@@ -74,6 +74,9 @@ type Config struct {
 	// "crun", a name on the shim's PATH or a path. Default: crun where it can run, else
 	// the shim's own, runc (ociruntime.go).
 	RuntimeBinary string
+	// NoStandby turns standby containers off (standby.go): every start then creates its
+	// container from scratch, and nothing is kept at rest.
+	NoStandby bool
 	// StopGrace is how long Stop waits after SIGTERM before SIGKILL. Default 10s.
 	StopGrace time.Duration
 	// ReadyTimeout bounds how long Start waits for the port to answer. Default 30s.
@@ -110,6 +113,11 @@ type Executor struct {
 	instances map[string]*instance  // by placement id
 	starting  map[string]bool       // placement ids with a Start under way
 	images    map[string]readyImage // by image name
+	standbys  map[string]*standby   // by component (standby.go)
+	preparing map[string]bool       // components with a standby being prepared
+	// keepStandby is the last PruneStandby's keep: whether a component's deployment may
+	// have a standby (nil: any may).
+	keepStandby func(component, deploymentID string) bool
 }
 
 var (
@@ -194,7 +202,13 @@ func New(cfg Config) (*Executor, error) {
 		instances: make(map[string]*instance),
 		starting:  make(map[string]bool),
 		closing:   closing, closeStart: closeStart,
-		images: make(map[string]readyImage),
+		images:   make(map[string]readyImage),
+		standbys: make(map[string]*standby), preparing: make(map[string]bool),
+	}
+	if err := e.removeLeftStandbys(ctx); err != nil {
+		closeStart()
+		client.Close()
+		return nil, fmt.Errorf("container executor: %w", err)
 	}
 	if err := e.collectNetNS(ctx); err != nil {
 		closeStart()
@@ -251,6 +265,7 @@ func (e *Executor) Close() error {
 	// they would outlive the agent with nobody to adopt or remove them.
 	e.closeStart()
 	e.starts.Wait()
+	e.closeStandbys()
 	e.mu.Lock()
 	insts := make([]*instance, 0, len(e.instances))
 	for _, inst := range e.instances {

@@ -17,9 +17,10 @@ import (
 
 // instance is one container of a placement, running or exited.
 type instance struct {
-	id      string // placement id
-	cid     string // container id
-	addr    string // the container's address and port, on the bridge
+	id      string       // placement id ("" for a standby not claimed yet)
+	cid     string       // container id
+	spec    runtime.Spec // what it was started from, for a standby after it stops
+	addr    string       // the container's address and port, on the bridge
 	timeout time.Duration
 	proxy   *httputil.ReverseProxy
 	stdout  *lineWriter
@@ -43,6 +44,7 @@ func (e *Executor) newInstance(spec runtime.Spec, cid, addr string) *instance {
 	inst := &instance{
 		id:      spec.ID,
 		cid:     cid,
+		spec:    spec,
 		addr:    addr,
 		timeout: spec.Timeout,
 		stdout:  newLineWriter("stdout", spec.Log),
@@ -164,14 +166,14 @@ func (i *instance) watch(ctx context.Context, task containerd.Task) error {
 		default:
 			i.err = exitError(code)
 		}
-		stopping := i.stopping
+		stopping, log := i.stopping, i.log
 		i.mu.Unlock()
 		cancel()
 		close(i.done)
 		if stopping {
-			i.log.Info("container stopped", "status", code)
+			log.Info("container stopped", "status", code)
 		} else {
-			i.log.Warn("container exited", "status", code, "err", err)
+			log.Warn("container exited", "status", code, "err", err)
 		}
 	}()
 	return nil
@@ -193,6 +195,24 @@ func (i *instance) exited() bool {
 	default:
 		return false
 	}
+}
+
+// claim makes a standby instance the instance of spec's placement, before its task starts
+// (no request reaches it yet).
+func (i *instance) claim(spec runtime.Spec, log *slog.Logger) {
+	i.mu.Lock()
+	i.id, i.spec, i.timeout = spec.ID, spec, spec.Timeout
+	i.log = log.With("instance", spec.ID, "component", spec.Component, "container", i.cid)
+	i.mu.Unlock()
+	i.stdout.setFn(spec.Log)
+	i.stderr.setFn(spec.Log)
+}
+
+// specOf returns the spec the instance was started from.
+func (i *instance) specOf() runtime.Spec {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.spec
 }
 
 func (i *instance) setStopping() {

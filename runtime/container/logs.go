@@ -82,6 +82,13 @@ func (w *lineWriter) emit(b []byte) {
 	}
 }
 
+// setFn hands the lines written from now on to fn.
+func (w *lineWriter) setFn(fn runtime.LogFunc) {
+	w.mu.Lock()
+	w.fn = fn
+	w.mu.Unlock()
+}
+
 // Tail returns the last lines written, oldest first.
 func (w *lineWriter) Tail() []string {
 	w.mu.Lock()

@@ -74,11 +74,24 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 	}()
 	if old != nil {
 		old.setStopping()
-		if err := e.remove(ctx, cid, old); err != nil {
-			return nil, fmt.Errorf("remove the earlier container %s: %w", cid, err)
+		if err := e.remove(ctx, old.cid, old); err != nil {
+			return nil, fmt.Errorf("remove the earlier container %s: %w", old.cid, err)
 		}
 	}
 
+	if inst := e.claimStandby(ctx, spec); inst != nil {
+		err := e.run(ctx, inst)
+		if err == nil {
+			e.mu.Lock()
+			e.instances[spec.ID] = inst
+			e.mu.Unlock()
+			return inst, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		inst.log.Warn("the standby container did not start; creating a new one", "err", err)
+	}
 	ri, err := e.image(ctx, spec)
 	if err != nil {
 		return nil, err
@@ -98,10 +111,24 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 }
 
 // create gives the container its network namespace, creates the container and its task,
-// starts it and waits until it is ready. The namespace comes from the pool, connected
-// already; when the pool is empty it is connected to the bridge (CNI ADD) while containerd
-// creates the container and the task. The pool refills once the start is done.
-func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage, cid string) (_ *instance, err error) {
+// starts it and waits until it is ready.
+func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage, cid string) (*instance, error) {
+	inst, err := e.prepare(ctx, spec, ri, cid, e.labels(spec))
+	if err != nil {
+		return nil, err
+	}
+	if err := e.run(ctx, inst); err != nil {
+		return nil, err
+	}
+	return inst, nil
+}
+
+// prepare gives a container its network namespace and creates the container and its task,
+// not started: runc has set the container up and its init waits to run the process. The
+// namespace comes from the pool, connected already; when the pool is empty it is connected
+// to the bridge (CNI ADD) while containerd creates the container and the task. On error
+// nothing is left behind.
+func (e *Executor) prepare(ctx context.Context, spec runtime.Spec, ri readyImage, cid string, labels map[string]string) (_ *instance, err error) {
 	type netResult struct {
 		ip  netip.Addr
 		err error
@@ -131,7 +158,7 @@ func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage,
 		return *connected
 	}
 
-	container, err := e.newContainer(ctx, spec, ri.img, cid, nsPath)
+	container, err := e.newContainer(ctx, spec, ri.img, cid, nsPath, labels)
 	switch {
 	case errdefs.IsAlreadyExists(err):
 		// Left by an earlier agent or a failed start: replace it.
@@ -144,12 +171,12 @@ func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage,
 			err = fmt.Errorf("remove the earlier snapshot %s: %w", cid, err)
 			break
 		}
-		container, err = e.newContainer(ctx, spec, ri.img, cid, nsPath)
+		container, err = e.newContainer(ctx, spec, ri.img, cid, nsPath, labels)
 	case err != nil && ri.cached:
 		// The image may have been removed behind the executor's back: look again.
 		e.forgetImage(ri.img)
 		if ri, err = e.image(ctx, spec); err == nil {
-			container, err = e.newContainer(ctx, spec, ri.img, cid, nsPath)
+			container, err = e.newContainer(ctx, spec, ri.img, cid, nsPath, labels)
 		}
 	}
 	if err != nil {
@@ -173,12 +200,7 @@ func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage,
 	defer func() {
 		if err != nil {
 			awaitNet()
-			inst.setStopping()
-			cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if rerr := e.remove(cleanupCtx, cid, inst); rerr != nil {
-				inst.log.Warn("remove container after a failed start", "err", rerr)
-			}
+			e.discard(ctx, inst)
 		}
 	}()
 
@@ -197,22 +219,43 @@ func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage,
 		return inst, net.err
 	}
 	inst.addr = netip.AddrPortFrom(net.ip, Port).String()
-	if err := task.Start(ctx); err != nil {
-		return inst, fmt.Errorf("start task: %w", err)
-	}
-	if err := e.waitReady(ctx, inst); err != nil {
-		return inst, err
-	}
-	inst.log.Info("container ready", "addr", inst.addr, "pid", task.Pid())
 	return inst, nil
 }
 
-func (e *Executor) newContainer(ctx context.Context, spec runtime.Spec, img containerd.Image, cid, nsPath string) (containerd.Container, error) {
+// run starts a prepared instance's task and waits until it is ready; on error its
+// container is removed.
+func (e *Executor) run(ctx context.Context, inst *instance) (err error) {
+	defer func() {
+		if err != nil {
+			e.discard(ctx, inst)
+		}
+	}()
+	if err := inst.task.Start(ctx); err != nil {
+		return fmt.Errorf("start task: %w", err)
+	}
+	if err := e.waitReady(ctx, inst); err != nil {
+		return err
+	}
+	inst.log.Info("container ready", "addr", inst.addr, "pid", inst.task.Pid())
+	return nil
+}
+
+// discard removes the container of an instance that will not serve, even if ctx has ended.
+func (e *Executor) discard(ctx context.Context, inst *instance) {
+	inst.setStopping()
+	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if rerr := e.remove(cleanupCtx, inst.cid, inst); rerr != nil {
+		inst.log.Warn("remove a container that will not serve", "err", rerr)
+	}
+}
+
+func (e *Executor) newContainer(ctx context.Context, spec runtime.Spec, img containerd.Image, cid, nsPath string, labels map[string]string) (containerd.Container, error) {
 	opts, err := e.specOpts(spec, img, Port, nsPath)
 	if err != nil {
 		return nil, err
 	}
-	labels := e.labels(spec)
+	labels = maps.Clone(labels)
 	labels[LabelNetNS] = nsPath
 	return e.client.NewContainer(ctx, cid,
 		containerd.WithImage(img),

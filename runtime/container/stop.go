@@ -24,11 +24,25 @@ func (e *Executor) Stop(ctx context.Context, id string) error {
 	inst := e.instances[id]
 	delete(e.instances, id)
 	e.mu.Unlock()
+	serving := inst != nil && !inst.exited()
+	cid := ""
 	if inst != nil {
 		inst.setStopping()
+		cid = inst.cid
+	} else {
+		var err error
+		if cid, err = e.placementContainer(ctx, id); err != nil || cid == "" {
+			if err != nil {
+				return fmt.Errorf("stop container %s: %w", id, err)
+			}
+			return nil
+		}
 	}
-	if err := e.remove(ctx, e.containerID(id), inst); err != nil {
+	if err := e.remove(ctx, cid, inst); err != nil {
 		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	if serving {
+		e.prepareStandby(inst.specOf())
 	}
 	return nil
 }

@@ -292,6 +292,17 @@ try {
     const viewerSecret = (await page.getByTestId("new-secret").innerText()).trim();
     await page.locator('tr[data-token="e2e-viewer"]').waitFor();
     await page.screenshot({ path: join(out, "tokens.png"), fullPage: true });
+    step("revoking a token asks once more, then the list shows it revoked");
+    await page.getByLabel("Name").fill("e2e-revoke");
+    await page.getByRole("button", { name: "Create token" }).click();
+    const revokeRow = page.locator('tr[data-token="e2e-revoke"]');
+    await revokeRow.waitFor();
+    await revokeRow.getByRole("button", { name: "Revoke…" }).click();
+    await revokeRow.getByRole("button", { name: "Cancel" }).click();
+    await revokeRow.getByRole("button", { name: "Revoke…" }).click();
+    await revokeRow.getByRole("button", { name: "Revoke e2e-revoke" }).click();
+    await revokeRow.locator("td", { hasText: /^revoked$/ }).waitFor();
+    if ((await page.locator('tr[data-token="e2e-viewer"] td', { hasText: /^revoked$/ }).count()) > 0) throw new Error("revoking one token revoked another");
     await page.getByRole("link", { name: "Audit" }).click();
     await page.getByRole("heading", { level: 1, name: "Audit log" }).waitFor();
     await page.locator("td code", { hasText: "create_api_token" }).first().waitFor();

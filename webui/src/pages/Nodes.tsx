@@ -9,6 +9,7 @@ import { NodeStatus, Runtime } from "../gen/v9/state/v1/state_pb";
 import { can, useIdentity } from "../identity";
 import { onApiError, useNow } from "../live";
 import { Badge } from "../ui/Badge";
+import { ConfirmButton } from "../ui/Confirm";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
 import { TableHead } from "../ui/TableHead";
 
@@ -82,27 +83,17 @@ export function NodesPage() {
                     <td>
                       {n &&
                         mayDrain &&
-                        (confirm === id ? (
-                          <span className="confirm">
-                            <button
-                              type="button"
-                              className="btn btn-small btn-danger"
-                              onClick={() => {
-                                setConfirm("");
-                                drain.mutate({ nodeId: id, undo: draining }, { onSuccess: () => qc.invalidateQueries() });
-                              }}
-                            >
-                              {draining ? `Undrain ${id}` : `Drain ${id}`}
-                            </button>
-                            <button type="button" className="btn btn-small" onClick={() => setConfirm("")}>
-                              Cancel
-                            </button>
-                          </span>
-                        ) : (
-                          <button type="button" className="btn btn-small" onClick={() => setConfirm(id)} disabled={drain.isPending}>
-                            {draining ? "Undrain…" : "Drain…"}
-                          </button>
-                        ))}
+                        (
+                          <ConfirmButton
+                            id={id}
+                            open={confirm}
+                            setOpen={setConfirm}
+                            label={draining ? "Undrain" : "Drain"}
+                            confirmLabel={draining ? `Undrain ${id}` : `Drain ${id}`}
+                            disabled={drain.isPending}
+                            onConfirm={() => drain.mutate({ nodeId: id, undo: draining }, { onSuccess: () => qc.invalidateQueries() })}
+                          />
+                        )}
                     </td>
                   </tr>
                 );

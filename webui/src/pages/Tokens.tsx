@@ -6,6 +6,7 @@ import { ACLService } from "../gen/v9/acl/v1/acl_pb";
 import { can, useIdentity } from "../identity";
 import type { Role } from "../identity";
 import { useNow } from "../live";
+import { ConfirmButton } from "../ui/Confirm";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
 import { TableHead } from "../ui/TableHead";
 
@@ -115,27 +116,16 @@ export function TokensPage() {
                     <td className="hide-narrow">{ago(tsSeconds(t.lastUsedTime), now)}</td>
                     <td>
                       {!revoked &&
-                        (confirm === t.accessorId ? (
-                          <span className="confirm">
-                            <button
-                              type="button"
-                              className="btn btn-small btn-danger"
-                              onClick={() => {
-                                setConfirm("");
-                                revoke.mutate({ accessorId: t.accessorId }, { onSuccess: () => qc.invalidateQueries() });
-                              }}
-                            >
-                              Revoke {t.name}
-                            </button>
-                            <button type="button" className="btn btn-small" onClick={() => setConfirm("")}>
-                              Cancel
-                            </button>
-                          </span>
-                        ) : (
-                          <button type="button" className="btn btn-small" onClick={() => setConfirm(t.accessorId)}>
-                            Revoke…
-                          </button>
-                        ))}
+                        (
+                          <ConfirmButton
+                            id={t.accessorId}
+                            open={confirm}
+                            setOpen={setConfirm}
+                            label="Revoke"
+                            confirmLabel={`Revoke ${t.name}`}
+                            onConfirm={() => revoke.mutate({ accessorId: t.accessorId }, { onSuccess: () => qc.invalidateQueries() })}
+                          />
+                        )}
                     </td>
                   </tr>
                 );

@@ -1,0 +1,245 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/velocity9/v9/fsm"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+)
+
+// countingFSM is the real FSM, counting the command entries it applies.
+type countingFSM struct {
+	*fsm.FSM
+	mu      sync.Mutex
+	entries int
+	gate    chan struct{} // when set, applies wait for it to close
+}
+
+func (c *countingFSM) hold() { c.mu.Lock(); c.gate = make(chan struct{}); c.mu.Unlock() }
+
+func (c *countingFSM) release() { c.mu.Lock(); close(c.gate); c.gate = nil; c.mu.Unlock() }
+
+func (c *countingFSM) wait() {
+	c.mu.Lock()
+	g := c.gate
+	c.mu.Unlock()
+	if g != nil {
+		<-g
+	}
+}
+
+func (c *countingFSM) Apply(l *raft.Log) any {
+	c.mu.Lock()
+	c.entries++
+	c.mu.Unlock()
+	c.wait()
+	return c.FSM.Apply(l)
+}
+
+func (c *countingFSM) ApplyBatch(logs []*raft.Log) []any {
+	c.mu.Lock()
+	for _, l := range logs {
+		if l.Type == raft.LogCommand {
+			c.entries++
+		}
+	}
+	c.mu.Unlock()
+	c.wait()
+	return c.FSM.ApplyBatch(logs)
+}
+
+func (c *countingFSM) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.entries
+}
+
+// singleReplica is a one-voter hashicorp/raft cluster in memory over the real FSM.
+func singleReplica(t *testing.T) (*Replica, *countingFSM) {
+	t.Helper()
+	f := &countingFSM{FSM: fsm.New()}
+	cfg := raft.DefaultConfig()
+	cfg.LocalID = "r1"
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	cfg.LogOutput = io.Discard
+	addr, trans := raft.NewInmemTransport("")
+	store := raft.NewInmemStore()
+	r, err := raft.NewRaft(cfg, f, store, store, raft.NewInmemSnapshotStore(), trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Shutdown().Error() })
+	if err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: cfg.LocalID, Address: addr}}}).Error(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.LeaderCh():
+	case <-time.After(30 * time.Second):
+		t.Fatal("no leader")
+	}
+	return &Replica{Raft: r, Store: f.Store}, f
+}
+
+func createCmd(name string, scaleMax uint32) *statev1.Command {
+	return &statev1.Command{Actor: "test", Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: &statev1.Component{
+		Name: name, Runtime: statev1.Runtime_RUNTIME_WASM, Replicas: 1,
+		Spec: &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: scaleMax},
+	}}}}
+}
+
+func updateCmd(name string, scaleMax uint32) *statev1.Command {
+	return &statev1.Command{Actor: "test", Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{
+		Name: name, Spec: &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: scaleMax},
+	}}}
+}
+
+// TestGroupCommitAnswersEachWrite queues many writes behind one in flight: creates of
+// distinct names, creates that collide pairwise, and spec updates of one component. The
+// writes must share entries (one per round of the queue), yet each must get what it would
+// alone: one create of each colliding pair succeeds and the other gets AlreadyExists, and
+// every update succeeds with its own spec at an index of its own (two writes of one
+// component never share an entry, whose index they would share).
+func TestGroupCommitAnswersEachWrite(t *testing.T) {
+	r, f := singleReplica(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := r.ApplyResult(ctx, createCmd("shared", 100)); err != nil {
+		t.Fatal(err)
+	}
+	entriesBefore := f.count()
+
+	const distinct, pairs, updates = 40, 10, 20
+	type outcome struct {
+		name string
+		res  *fsm.Result
+		err  error
+	}
+	var cmds []*statev1.Command
+	for i := range distinct {
+		cmds = append(cmds, createCmd(fmt.Sprintf("d-%d", i), 3))
+	}
+	for i := range pairs {
+		cmds = append(cmds, createCmd(fmt.Sprintf("p-%d", i), 3), createCmd(fmt.Sprintf("p-%d", i), 4))
+	}
+	for i := range updates {
+		cmds = append(cmds, updateCmd("shared", uint32(10+i)))
+	}
+	// As many writes in flight as the group allows, held in the FSM, while all the others
+	// queue behind them.
+	f.hold()
+	first := make(chan error, maxInFlight)
+	for i := range maxInFlight {
+		go func() {
+			_, err := r.ApplyResult(ctx, createCmd(fmt.Sprintf("first-%d", i), 3))
+			first <- err
+		}()
+	}
+	waitFor(t, func() bool { r.group.mu.Lock(); defer r.group.mu.Unlock(); return r.group.inflight == maxInFlight })
+	out := make([]outcome, len(cmds))
+	var wg sync.WaitGroup
+	for i, cmd := range cmds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := r.ApplyResult(ctx, cmd)
+			out[i] = outcome{cmd.GetCreateComponent().GetComponent().GetName(), res, err}
+		}()
+	}
+	waitFor(t, func() bool { r.group.mu.Lock(); defer r.group.mu.Unlock(); return len(r.group.queue) == len(cmds) })
+	f.release()
+	wg.Wait()
+	for range maxInFlight {
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The first entries, then one per round of the queue: the updates of one component
+	// take a round each, everything else fits in the first two.
+	if n, want := f.count()-entriesBefore, maxInFlight+updates; n != want {
+		t.Fatalf("%d writes took %d entries, want %d", len(cmds)+maxInFlight, n, want)
+	}
+	for i := range distinct {
+		if o := out[i]; o.err != nil || o.res.Component.GetName() != o.name || o.res.Component.GetId() == "" {
+			t.Fatalf("create %s: %+v, %v", o.name, o.res, o.err)
+		}
+	}
+	for i := range pairs {
+		a, b := out[distinct+2*i], out[distinct+2*i+1]
+		if (a.err == nil) == (b.err == nil) {
+			t.Fatalf("creates of %s: %v and %v; want one success and one AlreadyExists", a.name, a.err, b.err)
+		}
+		won, lost := a, b
+		if a.err != nil {
+			won, lost = b, a
+		}
+		if !errors.Is(lost.err, fsm.ErrAlreadyExists) {
+			t.Fatalf("losing create of %s: %v, want AlreadyExists", lost.name, lost.err)
+		}
+		c, err := r.Store.Component(won.name)
+		if err != nil || c.Id != won.res.Component.Id || c.Spec.ScaleMax != won.res.Component.Spec.ScaleMax {
+			t.Fatalf("%s holds %v (%v); the winning write got %v", won.name, c, err, won.res.Component)
+		}
+	}
+	modified := map[uint64]bool{}
+	for i := range updates {
+		o := out[distinct+2*pairs+i]
+		if o.err != nil {
+			t.Fatalf("update %d: %v", i, o.err)
+		}
+		if got := o.res.Component.GetSpec().GetScaleMax(); got != uint32(10+i) {
+			t.Fatalf("update %d answered the component with scale max %d: not as it stood right after it", i, got)
+		}
+		if modified[o.res.Component.ModifyIndex] {
+			t.Fatalf("two updates of one component at index %d: they shared an entry", o.res.Component.ModifyIndex)
+		}
+		modified[o.res.Component.ModifyIndex] = true
+	}
+}
+
+// TestGroupCommitIdleWriteAlone: a write that finds nothing in flight is committed at
+// once as a plain entry of its own, and one whose caller has given up is not sent.
+func TestGroupCommitIdleWriteAlone(t *testing.T) {
+	r, f := singleReplica(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 3 {
+		before := f.count()
+		res, err := r.ApplyResult(ctx, createCmd(fmt.Sprintf("idle-%d", i), 3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.count() != before+1 || r.Raft.AppliedIndex() != res.Index {
+			t.Fatalf("write %d: %d entries applied, result index %d, applied index %d", i, f.count()-before, res.Index, r.Raft.AppliedIndex())
+		}
+	}
+	done, stop := context.WithCancel(ctx)
+	stop()
+	before := r.Raft.LastIndex()
+	if _, err := r.applyGrouped(done, "component/x", nil); err == nil || r.Raft.LastIndex() != before {
+		t.Fatalf("a write whose caller gave up: %v, last index %d → %d", err, before, r.Raft.LastIndex())
+	}
+	if _, err := r.ApplyResult(ctx, createCmd("after", 3)); err != nil {
+		t.Fatalf("the group is stuck after a dropped write: %v", err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 30 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 30 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
