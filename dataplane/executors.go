@@ -34,6 +34,8 @@ type ExecutorConfig struct {
 	ContainerNetwork container.Network
 	// ContainerRuntime is the OCI runtime of the runc shim (container.Config.RuntimeBinary).
 	ContainerRuntime string
+	// ContainerNoStandby keeps no standby containers at rest (container.Config.NoStandby).
+	ContainerNoStandby bool
 	// ReaperCommand builds the command of the process that fences this node's exclusive
 	// containers if the agent dies (see container.Reap); nil: no reaper.
 	ReaperCommand func(socket, namespace, nodeID string) *exec.Cmd
@@ -83,8 +85,8 @@ func OpenExecutors(cfg ExecutorConfig) (map[statev1.Runtime]v9rt.Executor, *Reap
 	if cfg.ContainerdSocket != "" {
 		c, err := container.New(container.Config{
 			Socket: cfg.ContainerdSocket, NodeID: cfg.NodeID, Network: cfg.ContainerNetwork,
-			RuntimeBinary: cfg.ContainerRuntime,
-			StateDir:      filepath.Join(cfg.DataDir, "containers"), Logger: log,
+			RuntimeBinary: cfg.ContainerRuntime, NoStandby: cfg.ContainerNoStandby,
+			StateDir: filepath.Join(cfg.DataDir, "containers"), Logger: log,
 		})
 		if err != nil {
 			log.Warn("container executor unavailable: this node runs wasm components only", "socket", cfg.ContainerdSocket, "err", err)

@@ -62,6 +62,8 @@ type Config struct {
 	// ContainerRuntime is the OCI runtime the runc shim runs, such as runc or crun; empty:
 	// crun where it can run, else runc (runtime/container/ociruntime.go).
 	ContainerRuntime string
+	// ContainerNoStandby keeps no standby containers at rest (container.Config.NoStandby).
+	ContainerNoStandby bool
 	// ReaperCommand, when set, builds the command of the process that fences this node's
 	// exclusive containers if the agent dies (see container.Reap): cmd/v9 runs its own
 	// binary; without it, exclusive containers outlive a crashed agent unfenced.

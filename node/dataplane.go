@@ -43,7 +43,7 @@ func (n *Node) openDataPlane() error {
 	execs, reaper, err := dataplane.OpenExecutors(dataplane.ExecutorConfig{
 		NodeID: n.cfg.ID, DataDir: n.cfg.DataDir, WasmCacheDir: n.cfg.WasmCacheDir,
 		ContainerdSocket: n.cfg.ContainerdSocket, ContainerNetwork: n.cfg.ContainerNetwork,
-		ContainerRuntime: n.cfg.ContainerRuntime, WasmMaxRunning: n.cfg.WasmMaxRunning,
+		ContainerRuntime: n.cfg.ContainerRuntime, ContainerNoStandby: n.cfg.ContainerNoStandby, WasmMaxRunning: n.cfg.WasmMaxRunning,
 		ReaperCommand: n.cfg.ReaperCommand, Logger: n.log, FailLogs: n.logDrops.Limiter("wasm", loglimit.DefaultEvery),
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -76,6 +77,12 @@ func (e *Executor) standbyID(component string) string {
 func (e *Executor) prepareStandby(spec runtime.Spec) {
 	if spec.Exclusive || e.cfg.NoStandby {
 		return
+	}
+	e.mu.Lock()
+	keep := e.keepStandby
+	e.mu.Unlock()
+	if keep != nil && !keep(spec.Component, spec.DeploymentID) {
+		return // a rollout or a move stopped it: nothing would claim the standby
 	}
 	key := specKey(spec)
 	e.mu.Lock()
@@ -163,17 +170,37 @@ func (e *Executor) claimStandby(ctx context.Context, spec runtime.Spec) *instanc
 	return inst
 }
 
+// StandbyOf returns the id of the component's standby container, "" when there is none.
+func (e *Executor) StandbyOf(component string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if sb := e.standbys[component]; sb != nil {
+		return sb.inst.cid
+	}
+	return ""
+}
+
 // PruneStandby removes the standby containers keep does not want: keep is asked for each,
-// with the component and the deployment it was prepared for.
+// with the component and the deployment it was prepared for. Until the next call, keep also
+// decides whether a stopped container leaves a standby at all.
 func (e *Executor) PruneStandby(ctx context.Context, keep func(component, deploymentID string) bool) {
+	e.mu.Lock()
+	e.keepStandby = keep
+	sbs := maps.Clone(e.standbys)
+	e.mu.Unlock()
+	for c, sb := range sbs {
+		if keep(c, sb.deployment) {
+			delete(sbs, c)
+		}
+	}
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		return // Close removes them
 	}
 	var drop []*standby
-	for c, sb := range e.standbys {
-		if !keep(c, sb.deployment) {
+	for c, sb := range sbs {
+		if e.standbys[c] == sb { // not claimed or replaced meanwhile
 			drop = append(drop, sb)
 			delete(e.standbys, c)
 		}

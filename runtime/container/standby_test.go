@@ -141,6 +141,18 @@ func TestStandby(t *testing.T) {
 	}
 	e2.PruneStandby(ctx, func(string, string) bool { return false })
 	waitGone(t, e2, sb3.inst.cid, "the pruned standby removed")
+	// Until the next prune, keep also says whether a stop leaves a standby.
+	inst35 := startInstance(t, e2, testSpec(t, "p-sb-35", nil))
+	if err := e2.Stop(ctx, inst35.ID()); err != nil {
+		t.Fatal(err)
+	}
+	e2.mu.Lock()
+	n := len(e2.standbys) + len(e2.preparing)
+	e2.mu.Unlock()
+	if n != 0 {
+		t.Errorf("a stop left a standby that keep does not want")
+	}
+	e2.PruneStandby(ctx, func(string, string) bool { return true })
 
 	// Close removes the standbys; a new executor removes those a dead agent left.
 	inst4 := startInstance(t, e2, testSpec(t, "p-sb-4", nil))
