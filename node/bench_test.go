@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,6 +139,16 @@ func runN(n int, write func(i int) error) (float64, []time.Duration, error) {
 	return float64(n) / el.Seconds(), lat, nil
 }
 
+// processCPU is the CPU time (user and system) this process has used: per write, it
+// measures a side's cost apart from how busy the shared machine is.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
@@ -168,6 +179,8 @@ func benchCommand(name string) *statev1.Command {
 // Connect with keep-alive connections (one per writer), the token check, stamping and
 // encoding, the FSM's decode, checks, indexes and audit entry, the wait for the local
 // applied index, and the CPU the nodes' own loops (routing, scheduling, builds) take.
+// cpu-us/write is the CPU time the whole process used per write while a side ran (both
+// clusters live in it): on a busy shared machine it is steadier than writes/s.
 func BenchmarkWriteThroughput(b *testing.B) {
 	// Both sides run the same Raft configuration, the production defaults (a zero
 	// RaftConfig would give the test cluster TestRaftConfig's shorter timings instead), the
@@ -186,14 +199,17 @@ func BenchmarkWriteThroughput(b *testing.B) {
 	cli := componentClient(leader)
 	payload, _ := fsm.EncodeCommand(benchCommand("bench-000000"))
 
-	var rawRates, v9Rates, ratios []float64
+	var rawRates, v9Rates, ratios, rawCPU, v9CPU []float64
 	var rawLat, v9Lat []time.Duration
 	seq := 0
 	for round := 0; round < benchRounds; round++ {
+		cpu0 := processCPU()
 		r, l := runWrites(b, benchWrites, func(int) error {
 			return rawLeader.Apply(payload, 10*time.Second).Error()
 		})
+		cpu1 := processCPU()
 		rawRates, rawLat = append(rawRates, r), append(rawLat, l...)
+		rawCPU = append(rawCPU, float64((cpu1-cpu0).Microseconds())/benchWrites)
 
 		base := seq
 		seq += benchWrites
@@ -205,6 +221,7 @@ func BenchmarkWriteThroughput(b *testing.B) {
 			return err
 		})
 		v9Rates, v9Lat = append(v9Rates, r), append(v9Lat, l...)
+		v9CPU = append(v9CPU, float64((processCPU()-cpu1).Microseconds())/benchWrites)
 		ratios = append(ratios, r/rawRates[len(rawRates)-1])
 	}
 	// Each round's ratio compares two runs taken seconds apart; the median of those ratios
@@ -212,6 +229,8 @@ func BenchmarkWriteThroughput(b *testing.B) {
 	b.ReportMetric(median(rawRates), "raw-writes/s")
 	b.ReportMetric(median(v9Rates), "v9-writes/s")
 	b.ReportMetric(median(ratios), "v9/raw")
+	b.ReportMetric(median(rawCPU), "raw-cpu-us/write")
+	b.ReportMetric(median(v9CPU), "v9-cpu-us/write")
 	b.ReportMetric(float64(pct(rawLat, 0.5).Microseconds())/1000, "raw-p50-ms")
 	b.ReportMetric(float64(pct(rawLat, 0.99).Microseconds())/1000, "raw-p99-ms")
 	b.ReportMetric(float64(pct(v9Lat, 0.5).Microseconds())/1000, "v9-p50-ms")

@@ -22,8 +22,12 @@ import (
 // per batch.
 
 // maxInFlight is how many entries of the group may be in flight at once: a write that finds
-// fewer commits at once, alone.
-const maxInFlight = 4
+// fewer commits at once, alone. Raft's cost is mostly per round (a log store transaction and
+// fsync, an AppendEntries on each follower), so fewer, larger entries cost less CPU; one in
+// flight leaves the commit pipeline idle while the answer travels back. Measured with
+// BenchmarkWriteThroughput (three runs each, shared machine): v9/raw 0.60 with one, 0.68
+// with two, 0.48 with four, 0.50 without group commit.
+const maxInFlight = 2
 
 // maxBatchBytes bounds the commands' bytes in one batch entry.
 const maxBatchBytes = 1 << 20

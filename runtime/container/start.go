@@ -79,8 +79,8 @@ func (e *Executor) Start(ctx context.Context, spec runtime.Spec) (runtime.Instan
 		}
 	}
 
-	if inst := e.claimStandby(ctx, spec); inst != nil {
-		err := e.run(ctx, inst)
+	if inst, relabeled := e.claimStandby(ctx, spec); inst != nil {
+		err := e.run(ctx, inst, relabeled)
 		if err == nil {
 			e.mu.Lock()
 			e.instances[spec.ID] = inst
@@ -117,7 +117,7 @@ func (e *Executor) create(ctx context.Context, spec runtime.Spec, ri readyImage,
 	if err != nil {
 		return nil, err
 	}
-	if err := e.run(ctx, inst); err != nil {
+	if err := e.run(ctx, inst, nil); err != nil {
 		return nil, err
 	}
 	return inst, nil
@@ -223,14 +223,21 @@ func (e *Executor) prepare(ctx context.Context, spec runtime.Spec, ri readyImage
 }
 
 // run starts a prepared instance's task and waits until it is ready; on error its
-// container is removed.
-func (e *Executor) run(ctx context.Context, inst *instance) (err error) {
+// container is removed. relabeled, when not nil, gives the result of relabelling a claimed
+// standby, done meanwhile.
+func (e *Executor) run(ctx context.Context, inst *instance, relabeled <-chan error) (err error) {
 	defer func() {
 		if err != nil {
 			e.discard(ctx, inst)
 		}
 	}()
-	if err := inst.task.Start(ctx); err != nil {
+	err = inst.task.Start(ctx)
+	if relabeled != nil {
+		if rerr := <-relabeled; rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("start task: %w", err)
 	}
 	if err := e.waitReady(ctx, inst); err != nil {
