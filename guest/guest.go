@@ -15,15 +15,32 @@
 //
 // The module is initialized once (_initialize: the Go runtime and the package initializers)
 // and then answers requests one at a time, each through one call of its export
-// v9_http_serve, until v9 discards it. For each call the host points the guest's stdin at
-// the request in HTTP/1.1 wire form (request line with the full original path, Host, the
-// headers, Content-Length and the body) and collects stdout, where the guest writes a CGI
-// response ("Status: 200" and the headers, a blank line, the body), which v9 parses exactly
-// as it parses a WAGI module's. The handler sees what net/http's server would give it: the
-// Host header in Request.Host, not in Header. The call returns 0; anything else, or a trap,
-// is a failed request and the instance is discarded. stderr goes to the component's log.
-// Bodies are buffered whole in both directions, under the limits v9 sets for WAGI; trailers
-// are not carried.
+// v9_http_serve, until v9 discards it. The call returns 0; anything else, or a trap, is a
+// failed request and the instance is discarded. stderr goes to the component's log.
+//
+// stdin carries the request: its head in HTTP/1.1 wire form (request line with the full
+// original path, Host, the headers, the client's address as V9-Remote-Addr, then
+// Content-Length, or "Transfer-Encoding: chunked" when the length is unknown), then the
+// body's bytes, unframed, as the client sends them, then EOF where the body ends. The
+// handler reads its body from there as it goes; what it leaves unread is dropped by v9.
+// The handler sees what net/http's server would give it: the Host header in Request.Host,
+// not in Header.
+//
+// stdout carries the response, in one of two forms:
+//
+//   - buffered, when the handler never flushed: a CGI response ("Status: 200" and the
+//     headers, a blank line, the body) in one write when the handler returns, which v9
+//     parses exactly as it parses a WAGI module's and sends with its length;
+//   - streamed, from the handler's first Flush (http.Flusher or http.ResponseController),
+//     or once its body passes 1 MiB, or when it set trailers: the line "V9-Stream: chunked",
+//     the CGI head, then the body in HTTP/1.1 chunked form, one chunk per flush, the last
+//     (empty) chunk followed by the trailers and a blank line. v9 sends each piece to the
+//     client as it arrives.
+//
+// Trailers are set as with net/http's server: named in the "Trailer" header before the
+// head is sent, or under http.TrailerPrefix at any time. v9's limits for WAGI hold for both:
+// a body past the request limit is answered 413, and a response past the size limit or the
+// timeout is cut (a streamed one is aborted, so the client sees it was cut short).
 //
 // It must never import anything but the standard library, so any module can use it.
 package guest

@@ -3,7 +3,6 @@ package guest
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -19,8 +18,9 @@ import (
 // http.ReadRequest, so that the handler sees what http.ReadRequest would have made of the same
 // bytes, less the Host header, which net/http's server moves to Request.Host as well.
 
-// parseRequest reads one request from b, which holds it whole. The body it returns reads
-// from b: the caller keeps b until the handler has returned.
+// parseRequest reads a request's head (the request line and the headers, through the blank
+// line) from b. The request it returns has no Body: the caller sets it, to the stream that
+// follows the head.
 func parseRequest(b []byte) (*http.Request, error) {
 	if r := parseLean(b); r != nil {
 		return r, nil
@@ -30,19 +30,19 @@ func parseRequest(b []byte) (*http.Request, error) {
 		return nil, err
 	}
 	delete(r.Header, "Host")
+	r.Body = nil
 	return r, nil
 }
 
 // parseLean parses the request v9 writes — the request line, headers with valid names and
-// values on one line each, one Host, Content-Length as digits and that many body bytes — and
-// returns nil for anything else.
+// values on one line each, one Host, at most one Content-Length as digits — and returns nil
+// for anything else. What follows the head in b is ignored.
 func parseLean(b []byte) *http.Request {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
 		return nil
 	}
 	head := string(b[:end+2]) // each line with its CRLF
-	body := b[end+4:]
 
 	line, rest, _ := strings.Cut(head, "\r\n")
 	method, line, ok := strings.Cut(line, " ")
@@ -90,7 +90,7 @@ func parseLean(b []byte) *http.Request {
 			h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
 		}
 	}
-	if hosts != 1 || lengths > 1 || int64(len(body)) < length {
+	if hosts != 1 || lengths > 1 {
 		return nil
 	}
 	r := &http.Request{
@@ -100,13 +100,9 @@ func parseLean(b []byte) *http.Request {
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        h,
-		Body:          http.NoBody,
 		ContentLength: length,
 		Host:          host,
 		RequestURI:    uri,
-	}
-	if length > 0 {
-		r.Body = io.NopCloser(bytes.NewReader(body[:length]))
 	}
 	return r
 }

@@ -2,28 +2,33 @@ package guest
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
-	"strconv"
 )
 
-// conn is one request's scratch state, reused from call to call.
+// conn is the scratch state of the requests an instance serves, one at a time, kept from one
+// to the next so that a request allocates little.
 type conn struct {
-	in  []byte // the request as read
-	out []byte // the response as written
-	w   responseWriter
+	in   []byte // the request head as read, and any body bytes read with it
+	body body
+	w    responseWriter
 }
 
-// Buffers that grew past this for one big request are not kept for the next.
+// maxKeptBytes bounds the buffers kept between requests.
 const maxKeptBytes = 1 << 20
 
-// serve reads one request from in, runs the handler and writes the CGI response to out.
+// maxHeadBytes bounds a request head (v9's proxy bounds it far lower).
+const maxHeadBytes = 1 << 20
+
+// serve answers one request: the head, then the body until EOF, from in; the response to out.
 func (c *conn) serve(in io.Reader, out io.Writer) error {
 	defer c.trim()
-	if err := c.read(in); err != nil {
+	head, rest, err := c.readHead(in)
+	if err != nil {
 		return err
 	}
-	req, err := parseRequest(c.in)
+	req, err := parseRequest(head)
 	if err != nil {
 		_, werr := io.WriteString(out, "Status: 400\r\nContent-Type: text/plain\r\n\r\nbad request\n")
 		return werr
@@ -32,17 +37,20 @@ func (c *conn) serve(in io.Reader, out io.Writer) error {
 		req.RemoteAddr = addr[0]
 		delete(req.Header, remoteAddrHeader)
 	}
-	c.w.reset()
+	req.Body = http.NoBody
+	if req.ContentLength != 0 {
+		c.body = body{buf: rest, in: in}
+		req.Body = &c.body
+	}
+	c.w.reset(out)
 	current().ServeHTTP(&c.w, req) // a panic ends the instance; the host answers 500
-	_, _ = io.Copy(io.Discard, req.Body)
-
-	c.out = c.w.encode(c.out[:0])
-	_, err = out.Write(c.out)
-	return err
+	c.body = body{closed: true}    // what the handler left unread is the host's to drop
+	return c.w.finish()
 }
 
-// read reads in whole into c.in.
-func (c *conn) read(in io.Reader) error {
+// readHead reads from in up to and including the blank line that ends the request head.
+// rest is what was read past it: the start of the body.
+func (c *conn) readHead(in io.Reader) (head, rest []byte, err error) {
 	if c.in == nil {
 		c.in = make([]byte, 0, 16<<10)
 	}
@@ -51,85 +59,64 @@ func (c *conn) read(in io.Reader) error {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
 		}
+		from := max(0, len(b)-3)
 		n, err := in.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
-		if err == io.EOF {
+		if i := bytes.Index(b[from:], []byte("\r\n\r\n")); i >= 0 {
 			c.in = b
-			return nil
+			end := from + i + 4
+			return b[:end], b[end:], nil
+		}
+		if err == io.EOF || len(b) > maxHeadBytes {
+			c.in = b
+			return b, nil, nil // not a request: parseRequest refuses it
 		}
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 }
 
-// trim drops what one big request grew.
 func (c *conn) trim() {
 	if cap(c.in) > maxKeptBytes {
 		c.in = nil
 	}
-	if cap(c.out) > maxKeptBytes {
-		c.out = nil
-	}
-	if c.w.body.Cap() > maxKeptBytes {
-		c.w.body = bytes.Buffer{}
-	}
+	c.w.trim()
 }
 
-// remoteAddrHeader carries the client's address from the host; it never reaches the handler.
+// body is a request's body: the bytes read with the head, then in until EOF (the host ends
+// the stream where the body ends).
+type body struct {
+	buf    []byte
+	in     io.Reader
+	eof    bool
+	closed bool
+}
+
+var errBodyClosed = errors.New("guest: read on a closed or finished request body")
+
+func (b *body) Read(p []byte) (int, error) {
+	switch {
+	case b.closed:
+		return 0, errBodyClosed
+	case len(b.buf) > 0:
+		n := copy(p, b.buf)
+		b.buf = b.buf[n:]
+		return n, nil
+	case b.eof:
+		return 0, io.EOF
+	}
+	n, err := b.in.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+// Close implements io.Closer: the handler is done with the body.
+func (b *body) Close() error {
+	b.closed = true
+	return nil
+}
+
 const remoteAddrHeader = "V9-Remote-Addr"
-
-// responseWriter buffers a handler's response.
-type responseWriter struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (w *responseWriter) reset() {
-	if w.header == nil {
-		w.header = make(http.Header)
-	}
-	clear(w.header)
-	w.status = 0
-	w.body.Reset()
-}
-
-// encode appends the response in CGI form to b.
-func (w *responseWriter) encode(b []byte) []byte {
-	status := w.status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	if _, ok := w.header["Content-Type"]; !ok && w.body.Len() > 0 {
-		w.header.Set("Content-Type", http.DetectContentType(w.body.Bytes()))
-	}
-	b = append(b, "Status: "...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, "\r\n"...)
-	for k, vs := range w.header {
-		for _, v := range vs {
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, v...)
-			b = append(b, "\r\n"...)
-		}
-	}
-	b = append(b, "\r\n"...)
-	return append(b, w.body.Bytes()...)
-}
-
-func (w *responseWriter) Header() http.Header { return w.header }
-
-func (w *responseWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-}
-
-func (w *responseWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.body.Write(p)
-}

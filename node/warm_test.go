@@ -6,7 +6,11 @@
 package node
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,32 +21,37 @@ import (
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
-var (
-	warmOnce sync.Once
-	warmWasm []byte
-	warmErr  error
-)
+// reactors holds the examples built as reactors, by directory, once per test binary.
+var reactors sync.Map // example dir → func() ([]byte, error)
 
-// warmDirTB returns a fresh copy of examples/hello-http, built as a reactor, with the given
-// extra manifest lines before its [wasm] table.
-func warmDirTB(t testing.TB, extra, wasmExtra string) string {
+// reactorDirTB returns a fresh directory holding the example at dir built as a reactor, as
+// name.wasm, and a manifest for a warm component name with the given extra lines before
+// and inside its [wasm] table.
+func reactorDirTB(t testing.TB, example, name, extra, wasmExtra string) string {
 	t.Helper()
-	warmOnce.Do(func() {
-		warmWasm, warmErr = buildExample("../examples/hello-http", "-buildmode=c-shared")
-	})
-	if warmErr != nil {
-		t.Fatal(warmErr)
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "hello.wasm"), warmWasm, 0o644); err != nil {
+	build, _ := reactors.LoadOrStore(example, sync.OnceValues(func() ([]byte, error) {
+		return buildExample(example, "-buildmode=c-shared")
+	}))
+	bin, err := build.(func() ([]byte, error))()
+	if err != nil {
 		t.Fatal(err)
 	}
-	manifest := "name = \"hello\"\nruntime = \"wasm\"\n" + extra +
-		"\n[wasm]\nmodule = \"hello.wasm\"\nabi = \"http\"\n" + wasmExtra
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, name+".wasm"), bin, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	manifest := "name = \"" + name + "\"\nruntime = \"wasm\"\n" + extra +
+		"\n[wasm]\nmodule = \"" + name + ".wasm\"\nabi = \"http\"\n" + wasmExtra
 	if err := os.WriteFile(filepath.Join(dir, "v9.toml"), []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// warmDirTB returns a fresh copy of examples/hello-http, built as a reactor, with the given
+// extra manifest lines before its [wasm] table.
+func warmDirTB(t testing.TB, extra, wasmExtra string) string {
+	return reactorDirTB(t, "../examples/hello-http", "hello", extra, wasmExtra)
 }
 
 // The Go example written as a plain http.Handler, served warm through every proxy of a
@@ -83,5 +92,56 @@ func TestDataPlaneWarmHandlerThroughEveryProxy(t *testing.T) {
 	}
 	if code, body, _, err := proxyGet(c.Nodes[1], "", "/hello/x"); code != 200 || !strings.Contains(body, "hello from wasm") {
 		t.Fatalf("after the trap: %d %q %v", code, body, err)
+	}
+}
+
+// A warm handler that streams (examples/stream-http), through every proxy of a three-node
+// cluster, those that serve it and those that forward to another node: each line the client
+// sends is answered before it sends the next, flushed events arrive, and trailers reach a Go
+// client.
+func TestDataPlaneWarmStreamThroughEveryProxy(t *testing.T) {
+	dir := reactorDirTB(t, "../examples/stream-http", "stream", "", "")
+	c := NewTestCluster(t, 3)
+	mustUpload(t, c.Follower(t), dir)
+	Eventually(t, 60*time.Second, func() error {
+		for _, n := range c.Nodes {
+			code, body, _, err := proxyGet(n, "", "/stream/ticks?n=3")
+			if err != nil || code != 200 || body != "data: tick 0\n\ndata: tick 1\n\ndata: tick 2\n\n" {
+				return fmt.Errorf("%s proxy: %d %q %v", n.ID(), code, body, err)
+			}
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	for _, n := range c.Nodes {
+		pr, pw := io.Pipe()
+		context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) }) // a failed Do waits for its body
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+n.ProxyAddr()+"/stream/echo", pr)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", n.ID(), err)
+		}
+		lines := bufio.NewReader(resp.Body)
+		for _, word := range []string{"one", "two", "three"} {
+			if _, err := io.WriteString(pw, word+"\n"); err != nil {
+				t.Fatal(err)
+			}
+			if line, err := lines.ReadString('\n'); err != nil || line != "got "+word+"\n" {
+				t.Fatalf("%s (served by %s): answer to %q: %q %v", n.ID(), resp.Header.Get("X-V9-Served-By"), word, line, err)
+			}
+		}
+		pw.Close()
+		resp.Body.Close()
+
+		resp, err = plainHTTP.Get("http://" + n.ProxyAddr() + "/stream/trailer?flush=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(body) != "part 0\npart 1\npart 2\n" || resp.Trailer.Get("X-Late") != "late" || len(resp.Trailer.Get("X-Sum")) != 64 {
+			t.Fatalf("%s: trailers: %q %v, trailers %v", n.ID(), body, err, resp.Trailer)
+		}
 	}
 }

@@ -422,9 +422,44 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, addr string) err
 	for k, vs := range resp.Header {
 		h[k] = vs
 	}
+	if resp.ContentLength >= 0 {
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+		return nil
+	}
+	// A streamed answer (a warm guest flushing, server-sent events) goes on as it comes,
+	// while the client may still be sending its body, and its trailers after it.
+	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex()
 	w.WriteHeader(resp.StatusCode)
-	_, _ = io.Copy(w, resp.Body)
+	_ = rc.Flush() // the head now: the answer may take its time
+	if err := copyFlushing(w, rc, resp.Body); err != nil {
+		panic(http.ErrAbortHandler) // cut upstream: the client must not see a proper end
+	}
+	for k, vs := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vs
+	}
 	return nil
+}
+
+// copyFlushing copies a streamed body, flushing after each read.
+func copyFlushing(w io.Writer, rc *http.ResponseController, body io.Reader) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil // the client is gone
+			}
+			_ = rc.Flush()
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // headerSize counts a request's header fields and the bytes of their names and values.

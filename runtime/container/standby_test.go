@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,6 +181,25 @@ func TestStandby(t *testing.T) {
 	if _, err := probe.client.LoadContainer(probe.ctx(ctx), sb5.inst.cid); err != nil {
 		t.Fatalf("the forgotten standby: %v", err)
 	}
-	newExecutor(t, "node-s")
+	e4 := newExecutor(t, "node-s")
 	waitGone(t, probe, sb5.inst.cid, "the standby a dead agent left, removed by New")
+
+	// A standby whose task died is not claimed: the start makes a container of its own.
+	inst6 := startInstance(t, e4, testSpec(t, "p-sb-6", nil))
+	if err := e4.Stop(ctx, inst6.ID()); err != nil {
+		t.Fatal(err)
+	}
+	sb6 := waitStandby(t, e4, spec.Component)
+	if err := sb6.inst.task.Kill(e4.ctx(ctx), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, sb6.inst, 10*time.Second)
+	inst7 := startInstance(t, e4, testSpec(t, "p-sb-7", nil))
+	if got := inst7.(*instance).cid; got != e4.containerID("p-sb-7") {
+		t.Errorf("Start used container %s after the standby died", got)
+	}
+	if code, _ := get(inst7, "/"); code != http.StatusOK {
+		t.Errorf("GET / after the standby died = %d", code)
+	}
+	waitGone(t, probe, sb6.inst.cid, "the dead standby removed")
 }

@@ -185,20 +185,16 @@ func (in *instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer in.finish()
+	if in.warm != nil {
+		in.serveWarm(w, r)
+		return
+	}
 
 	c := in.getCall()
 	defer in.putCall(c)
 
 	if err := c.readBody(r, in.maxBody); err != nil {
-		if errors.Is(err, errBodyTooLarge) {
-			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) { // the door's body deadline (internal/bounds)
-			http.Error(w, "request body not received in time", http.StatusRequestTimeout)
-			return
-		}
-		http.Error(w, "cannot read request body", http.StatusBadRequest)
+		in.bodyFailed(w, err)
 		return
 	}
 
@@ -206,10 +202,6 @@ func (in *instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stopAbort := context.AfterFunc(in.stopCtx, cancel)
 	defer stopAbort()
-	if in.warm != nil {
-		in.serveWarm(w, r, ctx, cancel, c.body)
-		return
-	}
 	c.out.onOverflow = cancel // stop a guest that writes past the limit right away
 
 	ictx, err := in.requestConfig(ctx, c, r)
@@ -226,6 +218,18 @@ func (in *instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.errw.flush()
 	in.respond(w, r, c, err)
+}
+
+// bodyFailed answers a request whose body v9 could not read.
+func (in *instance) bodyFailed(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+	case errors.Is(err, os.ErrDeadlineExceeded): // the door's body deadline (internal/bounds)
+		http.Error(w, "request body not received in time", http.StatusRequestTimeout)
+	default:
+		http.Error(w, "cannot read request body", http.StatusBadRequest)
+	}
 }
 
 // errNoPlace: the request's context ended while it waited for a place to run (run.go).

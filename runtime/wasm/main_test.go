@@ -36,7 +36,8 @@ var guestPkgs = map[string]string{
 
 // Reactors the tests build (GOOS=wasip1 -buildmode=c-shared) for the "http" ABI.
 var reactorPkgs = map[string]string{
-	"hellohttp": "../../examples/hello-http",
+	"hellohttp":  "../../examples/hello-http",
+	"streamhttp": "../../examples/stream-http",
 }
 
 var (

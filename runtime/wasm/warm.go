@@ -3,6 +3,7 @@ package wasm
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 // Warm instances (Spec.Wasm.ABI == "http"): a WASI reactor is initialized once and then
@@ -31,7 +33,8 @@ const DefaultReuse = 10000
 type warmInst struct {
 	mod   api.Module
 	serve api.Function
-	c     *call // its stdio, environment and module configuration
+	c     *call   // its output buffers, environment and module configuration
+	io    *warmIO // its stdin and stdout
 	uses  int
 	last  time.Time // when it last finished a request
 }
@@ -127,7 +130,9 @@ func (p *warmPool) discard(w *warmInst) {
 func (p *warmPool) start() (*warmInst, error) {
 	in := p.in
 	c := new(call)
-	c.cfg = in.base.WithStdin(&c.stdin).WithStdout(&c.out).WithStderr(&c.errw).
+	wio := &warmIO{}
+	wio.stdout.out = &c.out
+	c.cfg = in.base.WithStdin(&wio.stdin).WithStdout(&wio.stdout).WithStderr(&c.errw).
 		WithNanosleep(c.sleep).WithStartFunctions("_initialize")
 	c.out.limit = int(in.ex.cfg.MaxResponseBytes)
 	c.errw.log = in.logFn
@@ -156,7 +161,7 @@ func (p *warmPool) start() (*warmInst, error) {
 		return nil, fmt.Errorf("initialize warm instance: %w", err)
 	}
 	c.out.reset()
-	return &warmInst{mod: mod, serve: mod.ExportedFunction(serveExport), c: c}, nil
+	return &warmInst{mod: mod, serve: mod.ExportedFunction(serveExport), c: c, io: wio}, nil
 }
 
 // reaper shrinks the pool while the instance runs.
@@ -208,8 +213,18 @@ func (p *warmPool) close() {
 // size reports the instances alive or being initialized.
 func (p *warmPool) size() int { return len(p.slots) }
 
-// serveWarm answers one request on a warm instance. body is the request body, read whole.
-func (in *instance) serveWarm(w http.ResponseWriter, r *http.Request, ctx context.Context, cancel context.CancelFunc, body []byte) {
+// serveWarm answers one request on a warm instance. The guest reads the body from the
+// client as it arrives, and its response is buffered whole unless it streams it (stream.go).
+func (in *instance) serveWarm(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > in.maxBody {
+		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), in.timeout)
+	defer cancel()
+	stopAbort := context.AfterFunc(in.stopCtx, cancel)
+	defer stopAbort()
+
 	p := in.warm
 	start := time.Now()
 	wi, err := p.get(ctx)
@@ -222,30 +237,43 @@ func (in *instance) serveWarm(w http.ResponseWriter, r *http.Request, ctx contex
 		return
 	}
 	p.prewarm()
-	release, err := in.ex.enter(ctx)
-	if err != nil {
+	wio, c := wi.io, wi.c
+	wio.hold = runHold{b: in.ex.run, ctx: ctx}
+	if wio.hold.enter() != nil {
 		p.put(wi) // it never ran this request
 		in.waitFailed(w, start, "place to run")
 		return
 	}
 
-	c := wi.c
-	c.body = appendWireRequest(c.body[:0], r, body)
-	c.stdin.Reset(c.body)
+	c.body = appendWireRequest(c.body[:0], r)
 	c.out.reset()
 	c.out.limit = int(in.ex.cfg.MaxResponseBytes)
 	c.out.onOverflow = cancel
+	wio.begin(ctx, w, r, c.body, in.maxBody, &c.out)
 	c.errw.log = in.logFn
 	c.ctx = ctx
 	c.start = time.Now()
 	res, err := wi.serve.Call(ctx)
-	release()
+	wio.hold.leave()
 	c.errw.flush()
 	c.ctx = nil
 	if err == nil && len(res) > 0 && uint32(res[0]) != 0 {
 		err = fmt.Errorf("%s returned %d", serveExport, uint32(res[0]))
 	}
-	in.respond(w, r, c, err)
+	out, bodyErr := &wio.stdout, wio.stdin.err
+	abort := false
+	switch {
+	case out.streaming:
+		abort = in.endStream(w, r, c, out, err)
+		if abort && err == nil {
+			err = errStreamCut
+		}
+	case bodyErr != nil && !c.out.overflow:
+		in.bodyFailed(w, bodyErr) // v9 answers for the body it could not deliver
+	default:
+		in.respond(w, r, c, err)
+	}
+	wio.end()
 
 	wi.uses++
 	if err != nil || c.out.overflow || wi.uses >= p.reuse || wi.mod.IsClosed() {
@@ -253,15 +281,70 @@ func (in *instance) serveWarm(w http.ResponseWriter, r *http.Request, ctx contex
 	} else {
 		p.put(wi)
 	}
-	if len(c.body) > maxPooledBytes {
+	if cap(c.body) > maxPooledBytes {
 		c.body = nil
 	}
-	c.stdin.Reset(nil)
+	if abort {
+		// The response has begun: the client is told it is cut short by a connection
+		// closed (HTTP/1.1) or a stream reset (HTTP/2) instead of a proper end.
+		panic(http.ErrAbortHandler)
+	}
 }
 
-// appendWireRequest writes r in HTTP/1.1 form with body as its body: the request line with
-// the original path, Host, the headers but v9's own, the client's address and Content-Length.
-func appendWireRequest(b []byte, r *http.Request, body []byte) []byte {
+// errStreamCut: a streamed response did not end properly; the instance is not reused.
+var errStreamCut = errors.New("streamed response cut short")
+
+// endStream ends a streamed response after the guest's call returned with err: it sends the
+// trailers if the stream ended properly and reports false, or says why it did not in the
+// logs and reports true: the response must be aborted. A stream that failed before its head
+// went out is answered 502 (or as respond would) instead.
+func (in *instance) endStream(w http.ResponseWriter, r *http.Request, c *call, out *warmStdout, err error) (abort bool) {
+	if err == nil && out.err == nil && out.p.done() {
+		for k, vs := range out.p.trailer {
+			w.Header()[http.TrailerPrefix+k] = vs
+		}
+		return false
+	}
+	var reason string
+	var exit *sys.ExitError
+	switch {
+	case c.out.overflow:
+		reason = fmt.Sprintf("the component wrote more than %d bytes to stdout", in.ex.cfg.MaxResponseBytes)
+	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded:
+		reason = fmt.Sprintf("still running after %s; stopped", in.timeout)
+	case errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeContextCanceled:
+		reason = "cancelled (the client went away or the instance stopped)"
+	case out.err != nil:
+		reason = out.err.Error()
+	case err != nil:
+		reason = err.Error()
+	default:
+		reason = "the component returned before the last chunk"
+	}
+	if !out.headSent {
+		if c.out.overflow || err != nil {
+			in.respond(w, r, c, err)
+		} else {
+			in.fail(w, http.StatusBadGateway, "malformed streamed response", reason)
+		}
+		return false
+	}
+	in.fail(nopWriter{}, http.StatusBadGateway, "streamed response cut", reason)
+	return true
+}
+
+// nopWriter discards an answer that can no longer be sent (fail still logs why).
+type nopWriter struct{}
+
+func (nopWriter) Header() http.Header         { return http.Header{} }
+func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (nopWriter) WriteHeader(int)             {}
+
+// appendWireRequest writes r's head in HTTP/1.1 form: the request line with the original
+// path, Host, the headers but v9's own, the client's address, and Content-Length if it is
+// known, else "Transfer-Encoding: chunked" (the guest then reads the body to its end; it
+// gets it unframed either way).
+func appendWireRequest(b []byte, r *http.Request) []byte {
 	uri := r.URL.RequestURI()
 	b = append(b, r.Method...)
 	b = append(b, ' ')
@@ -285,10 +368,17 @@ func appendWireRequest(b []byte, r *http.Request, body []byte) []byte {
 		b = append(b, r.RemoteAddr...)
 		b = append(b, "\r\n"...)
 	}
-	b = append(b, "Content-Length: "...)
-	b = strconv.AppendInt(b, int64(len(body)), 10)
-	b = append(b, "\r\n\r\n"...)
-	return append(b, body...)
+	switch {
+	case r.Body == nil || r.Body == http.NoBody:
+		b = append(b, "Content-Length: 0\r\n\r\n"...)
+	case r.ContentLength >= 0:
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, r.ContentLength, 10)
+		b = append(b, "\r\n\r\n"...)
+	default:
+		b = append(b, "Transfer-Encoding: chunked\r\n\r\n"...)
+	}
+	return b
 }
 
 // forwardHeader reports whether a request header reaches a warm guest: not v9's own, not
