@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net/http"
@@ -162,4 +163,44 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += n
 	return n, err
+}
+
+// Whatever arrives on stdin, serve answers in one of the two forms the host reads and never
+// panics; a body the head announces reaches the handler as the bytes that follow the head.
+func FuzzServe(f *testing.F) {
+	f.Add([]byte("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nping"), uint8(1))
+	f.Add([]byte("POST /x?flush HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nabc"), uint8(2))
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: h\r\n\r"), uint8(0))
+	Handle(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Len", strconv.Itoa(len(b)))
+		if r.URL.Query().Has("flush") {
+			w.(http.Flusher).Flush()
+		}
+		w.Write(b)
+	}))
+	defer Handle(http.NotFoundHandler())
+	var c conn
+	f.Fuzz(func(t *testing.T, in []byte, step uint8) {
+		var out bytes.Buffer
+		var r io.Reader = bytes.NewReader(in)
+		if step > 0 {
+			r = iotest.HalfReader(r)
+		}
+		if err := c.serve(r, &out); err != nil {
+			t.Fatal(err)
+		}
+		got := out.String()
+		if !strings.HasPrefix(got, "Status: ") && !strings.HasPrefix(got, streamMarker+"Status: ") {
+			t.Fatalf("%q: answer %q", in, got)
+		}
+		end := bytes.Index(in, []byte("\r\n\r\n"))
+		if strings.HasPrefix(got, "Status: 200") && end >= 0 && bytes.Contains(in[:end], []byte("Content-Length: ")) {
+			req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(in)))
+			if err == nil && req.ContentLength > 0 && int64(len(in)-end-4) >= req.ContentLength &&
+				!strings.Contains(got, "X-Len: "+strconv.FormatInt(int64(len(in)-end-4), 10)+"\r\n") {
+				t.Fatalf("%q: the handler did not get the %d bytes after the head: %q", in, len(in)-end-4, got)
+			}
+		}
+	})
 }

@@ -189,6 +189,47 @@ func TestWarmStreamSlowClientFreesBound(t *testing.T) {
 	}
 }
 
+// A guest waiting for a slow upload gives up its place in the running bound too: with a
+// bound of one, a request on the other instance is served meanwhile. At the timeout the
+// wait ends with 504, and the instance serves again.
+func TestWarmStreamSlowUploadFreesBound(t *testing.T) {
+	ex := newExecutor(t, Config{MaxRunning: 1})
+	srv, _, sink := startStream(t, ex, 2, func(s *runtime.Spec) { s.Timeout = 3 * time.Second })
+	ctx := streamCtx(t)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/s/hash", pr)
+	slow := make(chan *http.Response, 1)
+	go func() {
+		resp, _ := http.DefaultClient.Do(req)
+		slow <- resp
+	}()
+	if _, err := pw.Write([]byte("some")); err != nil { // read by the guest: it is running
+		t.Fatal(err)
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/s/hash", strings.NewReader("abc"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("second request while the first upload stalls: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "3 ") {
+		t.Fatalf("second request: %d %q", resp.StatusCode, body)
+	}
+	select {
+	case r := <-slow:
+		t.Fatalf("the stalled upload was answered before its timeout: %v", r)
+	default:
+	}
+	r := <-slow
+	if r == nil || r.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("stalled upload: %v, want 504", r)
+	}
+	r.Body.Close()
+	sink.wantContains(t, "still waiting for the request body after 3s")
+}
+
 // A streamed answer past the response limit, or past the timeout, is cut: the client sees
 // the stream break rather than end, the log says why, and the next request is served.
 func TestWarmStreamLimitAndTimeout(t *testing.T) {

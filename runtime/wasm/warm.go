@@ -268,8 +268,16 @@ func (in *instance) serveWarm(w http.ResponseWriter, r *http.Request) {
 		if abort && err == nil {
 			err = errStreamCut
 		}
-	case bodyErr != nil && !c.out.overflow:
-		in.bodyFailed(w, bodyErr) // v9 answers for the body it could not deliver
+	case bodyErr != nil && err == nil && !c.out.overflow:
+		// v9 answers for the body it could not deliver, whatever the guest made of that.
+		// (Its own deadline, not the client's end: a read cut by a deadline cancels the
+		// request's context too.)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && in.stopCtx.Err() == nil {
+			in.fail(w, http.StatusGatewayTimeout, "component timed out",
+				fmt.Sprintf("still waiting for the request body after %s; stopped", in.timeout))
+		} else {
+			in.bodyFailed(w, bodyErr)
+		}
 	default:
 		in.respond(w, r, c, err)
 	}
