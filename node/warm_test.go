@@ -98,7 +98,7 @@ func TestDataPlaneWarmHandlerThroughEveryProxy(t *testing.T) {
 // A warm handler that streams (examples/stream-http), through every proxy of a three-node
 // cluster, those that serve it and those that forward to another node: each line the client
 // sends is answered before it sends the next, flushed events arrive, and trailers reach a Go
-// client.
+// client, over HTTP/1.1 and over HTTP/2 (h2c).
 func TestDataPlaneWarmStreamThroughEveryProxy(t *testing.T) {
 	dir := reactorDirTB(t, "../examples/stream-http", "stream", "", "")
 	c := NewTestCluster(t, 3)
@@ -114,34 +114,45 @@ func TestDataPlaneWarmStreamThroughEveryProxy(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	for _, n := range c.Nodes {
-		pr, pw := io.Pipe()
-		context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) }) // a failed Do waits for its body
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+n.ProxyAddr()+"/stream/echo", pr)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s: %v", n.ID(), err)
-		}
-		lines := bufio.NewReader(resp.Body)
-		for _, word := range []string{"one", "two", "three"} {
-			if _, err := io.WriteString(pw, word+"\n"); err != nil {
+	var h2c http.Protocols
+	h2c.SetUnencryptedHTTP2(true)
+	clients := map[string]*http.Client{
+		"HTTP/1.1": {Transport: &http.Transport{}},
+		"HTTP/2.0": {Transport: &http.Transport{Protocols: &h2c}},
+	}
+	for proto, client := range clients {
+		for _, n := range c.Nodes {
+			pr, pw := io.Pipe()
+			context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) }) // a failed Do waits for its body
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+n.ProxyAddr()+"/stream/echo", pr)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", proto, n.ID(), err)
+			}
+			if resp.Proto != proto {
+				t.Fatalf("%s %s: answered in %s", proto, n.ID(), resp.Proto)
+			}
+			lines := bufio.NewReader(resp.Body)
+			for _, word := range []string{"one", "two", "three"} {
+				if _, err := io.WriteString(pw, word+"\n"); err != nil {
+					t.Fatal(err)
+				}
+				if line, err := lines.ReadString('\n'); err != nil || line != "got "+word+"\n" {
+					t.Fatalf("%s %s (served by %s): answer to %q: %q %v", proto, n.ID(), resp.Header.Get("X-V9-Served-By"), word, line, err)
+				}
+			}
+			pw.Close()
+			resp.Body.Close()
+
+			req, _ = http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.ProxyAddr()+"/stream/trailer?flush=1", nil)
+			if resp, err = client.Do(req); err != nil {
 				t.Fatal(err)
 			}
-			if line, err := lines.ReadString('\n'); err != nil || line != "got "+word+"\n" {
-				t.Fatalf("%s (served by %s): answer to %q: %q %v", n.ID(), resp.Header.Get("X-V9-Served-By"), word, line, err)
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || string(body) != "part 0\npart 1\npart 2\n" || resp.Trailer.Get("X-Late") != "late" || len(resp.Trailer.Get("X-Sum")) != 64 {
+				t.Fatalf("%s %s: trailers: %q %v, trailers %v", proto, n.ID(), body, err, resp.Trailer)
 			}
-		}
-		pw.Close()
-		resp.Body.Close()
-
-		resp, err = plainHTTP.Get("http://" + n.ProxyAddr() + "/stream/trailer?flush=1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || string(body) != "part 0\npart 1\npart 2\n" || resp.Trailer.Get("X-Late") != "late" || len(resp.Trailer.Get("X-Sum")) != 64 {
-			t.Fatalf("%s: trailers: %q %v, trailers %v", n.ID(), body, err, resp.Trailer)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -60,6 +61,42 @@ func (o *warmIO) controller() *http.ResponseController {
 	return o.rc
 }
 
+// cutAtDone makes a wait on the client's connection, a body read (read) or a write, end
+// when ctx does, by a deadline in the past; stop, called once the wait is over, undoes it.
+// Once stop has returned the connection is never touched again on this account: after the
+// request ends, its ResponseController must not be used (HTTP/2's would crash).
+func (o *warmIO) cutAtDone(ctx context.Context, read bool) (stop func()) {
+	c := &ioCut{rc: o.controller(), read: read}
+	stopFunc := context.AfterFunc(ctx, c.cut)
+	return func() {
+		if !stopFunc() {
+			c.mu.Lock()
+			c.over = true
+			c.mu.Unlock()
+		}
+	}
+}
+
+// ioCut is one wait cutAtDone may cut.
+type ioCut struct {
+	mu   sync.Mutex
+	over bool
+	rc   *http.ResponseController
+	read bool
+}
+
+func (c *ioCut) cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.over:
+	case c.read:
+		_ = c.rc.SetReadDeadline(aLongTimeAgo)
+	default:
+		_ = c.rc.SetWriteDeadline(aLongTimeAgo)
+	}
+}
+
 // begin points the streams at a request: head is its wire form without the body.
 func (o *warmIO) begin(ctx context.Context, w http.ResponseWriter, r *http.Request, head []byte, maxBody int64, out *limitedBuffer) {
 	o.w, o.rc = w, nil
@@ -110,8 +147,7 @@ func (s *warmStdin) Read(p []byte) (int, error) {
 	}
 	p = p[:min(int64(len(p)), s.limit-s.n+1)]
 	s.io.hold.leave()
-	rc := s.io.controller()
-	stop := context.AfterFunc(s.ctx, func() { _ = rc.SetReadDeadline(aLongTimeAgo) })
+	stop := s.io.cutAtDone(s.ctx, true)
 	n, err := s.body.Read(p)
 	stop()
 	s.n += int64(n)
@@ -173,11 +209,10 @@ func (s *warmStdout) Write(p []byte) (int, error) {
 	}
 	s.sent += len(p)
 	s.io.hold.leave()
-	rc := s.io.controller()
-	stop := context.AfterFunc(s.ctx, func() { _ = rc.SetWriteDeadline(aLongTimeAgo) })
+	stop := s.io.cutAtDone(s.ctx, false)
 	err := s.p.feed(p)
 	if err == nil && s.headSent {
-		if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
+		if ferr := s.io.controller().Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
 			err = ferr
 		}
 	}
