@@ -33,10 +33,12 @@ func (r cliResult) String() string {
 	return fmt.Sprintf("v9 %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.args, " "), r.code, r.stdout, r.stderr)
 }
 
-// runCLI runs the v9 command tree in this process, built afresh for the call.
+// runCLI runs the v9 command tree in this process, built afresh for the call, within the
+// CLI's own default --timeout (a deploy waits that long for its rollout; under -race and
+// load, three nodes compiling the hello module can take over 30 s).
 func runCLI(t *testing.T, args ...string) cliResult {
 	t.Helper()
-	return runCLIWithin(t, 30*time.Second, args...)
+	return runCLIWithin(t, 2*time.Minute, args...)
 }
 
 // runCLIWithin is runCLI with a time limit of d.

@@ -240,6 +240,9 @@ func (d *deployer) watch(ctx context.Context, cmd *cobra.Command, name, id strin
 	}
 	if last == nil || !last.GetDone() {
 		msg := fmt.Sprintf("deployment %s of %s did not serve within --timeout %s", id, name, d.timeout)
+		if c := context.Cause(ctx); c != nil && !errors.Is(c, errDeployTimeout) { // stopped before --timeout (a signal, the caller)
+			msg = fmt.Sprintf("deployment %s of %s was still rolling out when the wait stopped: %v", id, name, c)
+		}
 		if last != nil {
 			msg += " (last: " + last.GetMessage() + ")"
 		}

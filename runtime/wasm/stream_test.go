@@ -39,11 +39,18 @@ func streamCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// One warm instance streams, in turn: both ways at once, flushed events, trailers.
+func TestWarmStream(t *testing.T) {
+	srv, _, _ := startStream(t, sharedExecutor(t), 1, nil)
+	t.Run("full-duplex", func(t *testing.T) { testStreamFullDuplex(t, srv) })
+	t.Run("ticks", func(t *testing.T) { testStreamTicks(t, srv) })
+	t.Run("trailers", func(t *testing.T) { testStreamTrailers(t, srv) })
+}
+
 // The response is streamed as the handler flushes and the request body as the client sends
 // it: each line the client sends is answered before the client sends the next, so the
 // handler is still running when the client reads each answer.
-func TestWarmStreamFullDuplex(t *testing.T) {
-	srv, _, _ := startStream(t, sharedExecutor(t), 1, nil)
+func testStreamFullDuplex(t *testing.T, srv *httptest.Server) {
 	pr, pw := io.Pipe()
 	req, _ := http.NewRequestWithContext(streamCtx(t), http.MethodPost, srv.URL+"/s/echo", pr)
 	resp, err := http.DefaultClient.Do(req)
@@ -71,8 +78,7 @@ func TestWarmStreamFullDuplex(t *testing.T) {
 }
 
 // A handler that flushes three events: each reaches the client as its own chunk.
-func TestWarmStreamTicks(t *testing.T) {
-	srv, _, _ := startStream(t, sharedExecutor(t), 1, nil)
+func testStreamTicks(t *testing.T, srv *httptest.Server) {
 	resp, err := http.Get(srv.URL + "/s/ticks?n=3")
 	if err != nil {
 		t.Fatal(err)
@@ -135,8 +141,7 @@ func TestWarmStreamUpload(t *testing.T) {
 
 // Trailers reach a Go client, declared ("Trailer: X-Sum") or set with http.TrailerPrefix,
 // from a streamed response and from one the handler never flushed.
-func TestWarmStreamTrailers(t *testing.T) {
-	srv, _, _ := startStream(t, sharedExecutor(t), 1, nil)
+func testStreamTrailers(t *testing.T, srv *httptest.Server) {
 	sum := sha256.Sum256([]byte("part 0\npart 1\npart 2\n"))
 	for _, q := range []string{"", "?flush=1"} {
 		resp, err := http.Get(srv.URL + "/s/trailer" + q)
