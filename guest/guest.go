@@ -47,23 +47,18 @@ package guest
 
 import (
 	"net/http"
-	"sync"
+	"sync/atomic"
 )
 
-var (
-	mu      sync.Mutex
-	handler http.Handler = http.NotFoundHandler()
-)
+// handler is the http.Handler that serves every request; nil until Handle.
+var handler atomic.Pointer[http.Handler]
 
 // Handle sets the handler that serves every request. Call it from an init function.
-func Handle(h http.Handler) {
-	mu.Lock()
-	defer mu.Unlock()
-	handler = h
-}
+func Handle(h http.Handler) { handler.Store(&h) }
 
 func current() http.Handler {
-	mu.Lock()
-	defer mu.Unlock()
-	return handler
+	if h := handler.Load(); h != nil {
+		return *h
+	}
+	return http.NotFoundHandler()
 }

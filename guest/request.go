@@ -44,7 +44,10 @@ func parseLean(b []byte) *http.Request {
 	}
 	head := string(b[:end+2]) // each line with its CRLF
 
-	line, rest, _ := strings.Cut(head, "\r\n")
+	line, rest, ok := cutLine(head)
+	if !ok {
+		return nil
+	}
 	method, line, ok := strings.Cut(line, " ")
 	if !ok || !isToken(method) || method == "CONNECT" {
 		return nil
@@ -53,20 +56,29 @@ func parseLean(b []byte) *http.Request {
 	if !ok || proto != "HTTP/1.1" || uri == "" || uri[0] != '/' {
 		return nil
 	}
-	u, err := url.ParseRequestURI(uri)
-	if err != nil {
-		return nil
+	u := plainURI(uri)
+	if u == nil {
+		var err error
+		if u, err = url.ParseRequestURI(uri); err != nil {
+			return nil
+		}
 	}
 
-	n := strings.Count(rest, "\r\n")
+	n := strings.Count(rest, "\n")
 	h := make(http.Header, n)
 	vals := make([]string, 0, n)
 	host, hosts := "", 0
 	length, lengths := int64(0), 0
 	for rest != "" {
-		line, rest, _ = strings.Cut(rest, "\r\n")
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || !isToken(name) || !validValue(value) {
+		if line, rest, ok = cutLine(rest); !ok {
+			return nil
+		}
+		colon := strings.IndexByte(line, ':')
+		if colon < 0 {
+			return nil
+		}
+		name, value := line[:colon], line[colon+1:]
+		if !isToken(name) || !validValue(value) {
 			return nil
 		}
 		value = textproto.TrimString(value)
@@ -106,6 +118,49 @@ func parseLean(b []byte) *http.Request {
 	}
 	return r
 }
+
+// cutLine splits s after its first line, which must end with CRLF; the line is returned
+// without it.
+func cutLine(s string) (line, rest string, ok bool) {
+	i := strings.IndexByte(s, '\n')
+	if i < 1 || s[i-1] != '\r' {
+		return "", "", false
+	}
+	return s[:i-1], s[i+1:], true
+}
+
+// plainURI is url.ParseRequestURI for the common request target that needs no decoding: a
+// path of characters a path never escapes, then an optional query without control bytes. It
+// returns nil for anything else.
+func plainURI(uri string) *url.URL {
+	path, query, hasQuery := strings.Cut(uri, "?")
+	for i := 0; i < len(path); i++ {
+		if c := path[i]; c >= 0x80 || !pathByte[c] {
+			return nil
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c < ' ' || c == 0x7f {
+			return nil
+		}
+	}
+	return &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+}
+
+// pathByte: the bytes url.URL keeps as they are in a path (url.PathEscape's unreserved and
+// the reserved characters a path allows).
+var pathByte = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "-_.~$&+,/:;=@" {
+		t[c] = true
+	}
+	return t
+}()
 
 // parseLength reads a Content-Length of at most 18 digits.
 func parseLength(s string) (int64, bool) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"net/http"
+	"net/url"
 	"reflect"
 	"testing"
 )
@@ -22,6 +23,8 @@ func FuzzParseRequest(f *testing.F) {
 		"GET / HTTP/1.0\r\nHost: a\r\nPragma: no-cache\r\n\r\n",
 		"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n",
 		"GET /\xff HTTP/1.1\r\nHost: a\r\nX: \x80\x01\r\n\r\n",
+		"GET /a? HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+		"GET //a/b?c?d#e HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -48,6 +51,29 @@ func FuzzParseRequest(f *testing.F) {
 		}
 		if !reflect.DeepEqual(lean.Header, ref.Header) {
 			t.Fatalf("%q: header %q, want %q", b, lean.Header, ref.Header)
+		}
+	})
+}
+
+// plainURI, whenever it accepts a request target, makes of it what url.ParseRequestURI makes.
+func FuzzPlainURI(f *testing.F) {
+	for _, s := range []string{"/hello/x", "/a?", "/a?b=1&c=%zz", "//a/b?c?d", "/a(b)", "/a#f", "/a%20b", "/a?\x01", "/$&+,:;=@-_.~"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, uri string) {
+		u := plainURI(uri)
+		if u == nil {
+			return
+		}
+		if uri == "" || uri[0] != '/' {
+			return // parseLean only asks about targets that start with "/"
+		}
+		ref, err := url.ParseRequestURI(uri)
+		if err != nil {
+			t.Fatalf("plainURI accepted what url.ParseRequestURI refuses (%v): %q", err, uri)
+		}
+		if !reflect.DeepEqual(u, ref) {
+			t.Fatalf("%q: %#v, want %#v", uri, u, ref)
 		}
 	})
 }
