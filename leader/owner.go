@@ -39,14 +39,38 @@ type Owner struct {
 	log     *slog.Logger
 	barrier Barrier
 
+	handovers chan handover
+
 	mu          sync.Mutex
 	controllers []Controller
 	leading     bool // the controllers run
 }
 
+// handover asks Run to stop the controllers and then transfer leadership.
+type handover struct {
+	transfer func() error
+	done     chan error
+}
+
 // NewOwner returns an Owner that establishes leadership through barrier.
 func NewOwner(log *slog.Logger, barrier Barrier) *Owner {
-	return &Owner{log: log, barrier: barrier}
+	return &Owner{log: log, barrier: barrier, handovers: make(chan handover)}
+}
+
+// Handover hands leadership over: every controller stops, and only then does transfer (a
+// Raft leadership transfer) run, so none of them runs beside the next leader's (Raft alone
+// lets the old leader lead on until it hears of the new term, after the new one has
+// committed). If transfer fails, the controllers start again should this node still lead
+// (after a barrier, as on any gain of leadership). It returns transfer's error, or ctx's if
+// Run does not take the handover in time.
+func (o *Owner) Handover(ctx context.Context, transfer func() error) error {
+	h := handover{transfer: transfer, done: make(chan error, 1)}
+	select {
+	case o.handovers <- h:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-h.done
 }
 
 // Register adds controllers. It must be called before Run.
@@ -82,6 +106,19 @@ func (o *Owner) Run(ctx context.Context, leaderCh <-chan bool) {
 			case <-ctx.Done():
 				return
 			case lead = <-leaderCh:
+			case h := <-o.handovers:
+				// The controllers stop before the transfer starts; a failed transfer
+				// re-establishes, and the barrier fails (then waits for leaderCh) if this
+				// node no longer leads.
+				leading := term != nil
+				o.revoke(term)
+				term = nil
+				err := h.transfer()
+				h.done <- err
+				if err == nil || !leading {
+					continue
+				}
+				lead = true
 			}
 		}
 		// Whatever happens next, the previous term ends first.

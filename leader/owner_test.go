@@ -171,6 +171,47 @@ func TestOwnerBarrierBeforeControllers(t *testing.T) {
 	}
 }
 
+// TestOwnerHandoverStopsControllersBeforeTransfer: a handover stops every controller before
+// the transfer runs; a failed transfer starts them again (still leading), a done one not.
+func TestOwnerHandoverStopsControllersBeforeTransfer(t *testing.T) {
+	ev := newEvents()
+	o, ch, _ := startOwner(t, &fakeBarrier{}, recorder{name: "a", ev: ev, exit: 20 * time.Millisecond})
+	ch <- true
+	if e := ev.next(t); e != "start a" {
+		t.Fatalf("event %q", e)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	failed := errors.New("transfer timed out")
+	for _, result := range []error{failed, nil} {
+		err := o.Handover(ctx, func() error {
+			if o.Leading() {
+				t.Error("transfer runs while the controllers run")
+			}
+			ev.add("transfer")
+			return result
+		})
+		if err != result {
+			t.Fatalf("handover: %v, want %v", err, result)
+		}
+		want := []string{"stop a", "transfer"}
+		if result != nil {
+			want = append(want, "start a")
+		}
+		for _, w := range want {
+			if e := ev.next(t); e != w {
+				t.Fatalf("event %q, want %q (transfer result %v)", e, w, result)
+			}
+		}
+	}
+	ch <- false // leadership moved: nothing left to stop or start
+	select {
+	case e := <-ev.ch:
+		t.Fatalf("controller event %q after a done handover", e)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
 func ExampleControllerFunc() {
 	c := ControllerFunc("poll", func(ctx context.Context) { <-ctx.Done() })
 	fmt.Println(c.Name())

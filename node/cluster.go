@@ -147,10 +147,10 @@ func (n *Node) removeAsLeader(id string) (uint64, error) {
 		return 0, connect.NewError(connect.CodeNotFound, fmt.Errorf("node %q is not a member of this cluster", id))
 	}
 	if id == n.cfg.ID && member && len(f.Configuration().Servers) > 1 {
-		// The leader leaves: it hands leadership over first, and the new leader removes
-		// it (leaderCall forwards there), so that no Raft is shut down under a live API.
+		// The leader leaves: it hands leadership over first (controllers stopped), the new
+		// leader removes it (leaderCall forwards there): no Raft shut down under a live API.
 		n.log.Info("removing this node, the leader: transferring leadership first")
-		if err := r.LeadershipTransfer().Error(); err != nil {
+		if err := n.owner.Handover(n.ctx, func() error { return r.LeadershipTransfer().Error() }); err != nil {
 			return 0, leaderErr(err)
 		}
 		return 0, raft.ErrNotLeader

@@ -19,7 +19,7 @@ import (
 type raftParts struct {
 	r         *raft.Raft
 	store     *raftboltdb.BoltStore
-	transport *raft.NetworkTransport
+	transport *transport.NetworkTransport
 	snaps     raft.SnapshotStore
 	stream    *transport.StreamLayer
 	hasState  bool
@@ -90,7 +90,7 @@ func openRaft(c *Config, fsm raft.FSM, f *transport.Faults) (*raftParts, error) 
 		ln = tls.NewListener(ln, c.TLS.ServerConfig(true, transport.RaftALPN))
 	}
 	p.stream = &transport.StreamLayer{Listener: ln, Advertise: adv, F: f, TLS: c.TLS, HandshakeTimeout: c.Doors.Raft.HandshakeTimeout}
-	p.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	p.transport = transport.NewNetworkTransport(&raft.NetworkTransportConfig{
 		Stream:  p.stream,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
