@@ -40,14 +40,17 @@ type warmInst struct {
 }
 
 // warmPool keeps the initialized instances of one component instance, at most size of them,
-// each serving one request at a time.
+// each serving one request at a time. Idle instances are taken last in, first out: the one
+// that served last still has its memory in the CPU's caches, and under load a few instances
+// serve everything instead of every request running on the coldest one.
 type warmPool struct {
 	in    *instance
 	reuse int
-	idle  chan *warmInst // initialized, not serving
-	slots chan struct{}  // one token per instance alive or being initialized
+	ready chan struct{} // one token per instance in idle
+	slots chan struct{} // one token per instance alive or being initialized
 
 	mu     sync.Mutex
+	idle   []*warmInst // initialized, not serving; the last put is the first taken
 	closed bool
 }
 
@@ -56,19 +59,41 @@ func newWarmPool(in *instance, size, reuse int) *warmPool {
 	if reuse <= 0 {
 		reuse = DefaultReuse
 	}
-	return &warmPool{in: in, reuse: reuse, idle: make(chan *warmInst, size), slots: make(chan struct{}, size)}
+	return &warmPool{in: in, reuse: reuse, ready: make(chan struct{}, size), slots: make(chan struct{}, size)}
+}
+
+// take removes an idle instance once a token of ready was received: the newest, or the
+// oldest if oldest.
+func (p *warmPool) take(oldest bool) *warmInst {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := len(p.idle) - 1
+	if oldest {
+		i = 0
+	}
+	w := p.idle[i]
+	p.idle = append(p.idle[:i], p.idle[i+1:]...)
+	return w
+}
+
+// tryGet returns the idle instance put back last, if there is one.
+func (p *warmPool) tryGet() (*warmInst, bool) {
+	select {
+	case <-p.ready:
+		return p.take(false), true
+	default:
+		return nil, false
+	}
 }
 
 // get returns an idle instance, initializes one if the pool has room, or waits for one.
 func (p *warmPool) get(ctx context.Context) (*warmInst, error) {
-	select {
-	case w := <-p.idle:
+	if w, ok := p.tryGet(); ok {
 		return w, nil
-	default:
 	}
 	select {
-	case w := <-p.idle:
-		return w, nil
+	case <-p.ready:
+		return p.take(false), nil
 	case p.slots <- struct{}{}:
 		w, err := p.start()
 		if err != nil {
@@ -83,7 +108,7 @@ func (p *warmPool) get(ctx context.Context) (*warmInst, error) {
 
 // prewarm initializes one more instance in the background if none is idle and there is room.
 func (p *warmPool) prewarm() {
-	if len(p.idle) > 0 {
+	if len(p.ready) > 0 {
 		return
 	}
 	if !p.in.acquire() { // counted as a request, so that Stop waits for it
@@ -110,14 +135,15 @@ func (p *warmPool) prewarm() {
 // put returns an instance that may serve again.
 func (p *warmPool) put(w *warmInst) {
 	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
+	if p.closed {
+		p.mu.Unlock()
 		p.discard(w)
 		return
 	}
 	w.last = time.Now()
-	p.idle <- w // never blocks: at most len(slots) instances exist
+	p.idle = append(p.idle, w)
+	p.ready <- struct{}{} // never blocks: at most len(slots) instances exist
+	p.mu.Unlock()
 }
 
 // discard closes an instance and frees its slot.
@@ -181,17 +207,20 @@ func (p *warmPool) reaper(idle time.Duration) {
 // reap closes the instances idle for longer than idle, so an unused pool shrinks to zero.
 func (p *warmPool) reap(idle time.Duration) {
 	now := time.Now()
-	for range len(p.idle) {
+	for {
 		select {
-		case w := <-p.idle:
-			if now.Sub(w.last) >= idle {
-				p.discard(w)
-			} else {
-				p.idle <- w
-			}
+		case <-p.ready:
 		default:
 			return
 		}
+		p.mu.Lock()
+		if w := p.idle[0]; now.Sub(w.last) < idle { // the oldest is recent: so are the rest
+			p.ready <- struct{}{}
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		p.discard(p.take(true))
 	}
 }
 
@@ -202,8 +231,8 @@ func (p *warmPool) close() {
 	p.mu.Unlock()
 	for {
 		select {
-		case w := <-p.idle:
-			p.discard(w)
+		case <-p.ready:
+			p.discard(p.take(false))
 		default:
 			return
 		}
@@ -225,25 +254,36 @@ func (in *instance) serveWarm(w http.ResponseWriter, r *http.Request) {
 	stopAbort := context.AfterFunc(in.stopCtx, cancel)
 	defer stopAbort()
 
+	// A place to run first, then the instance that served last: a request waiting for a
+	// place holds no instance, so that under load one or two hot instances serve it all.
 	p := in.warm
 	start := time.Now()
-	wi, err := p.get(ctx)
-	if err != nil {
-		if in.stopCtx.Err() != nil || ctx.Err() != nil {
-			in.waitFailed(w, start, "warm instance free")
-			return
-		}
-		in.fail(w, http.StatusInternalServerError, "component failed", err.Error())
-		return
-	}
-	p.prewarm()
-	wio, c := wi.io, wi.c
-	wio.hold = runHold{b: in.ex.run, ctx: ctx}
-	if wio.hold.enter() != nil {
-		p.put(wi) // it never ran this request
+	hold := runHold{b: in.ex.run, ctx: ctx}
+	if hold.enter() != nil {
 		in.waitFailed(w, start, "place to run")
 		return
 	}
+	wi, ok := p.tryGet()
+	if !ok {
+		hold.leave() // initializing takes a place of its own, and waiting needs none
+		var err error
+		if wi, err = p.get(ctx); err != nil {
+			if in.stopCtx.Err() != nil || ctx.Err() != nil {
+				in.waitFailed(w, start, "warm instance free")
+				return
+			}
+			in.fail(w, http.StatusInternalServerError, "component failed", err.Error())
+			return
+		}
+		if hold.enter() != nil {
+			p.put(wi) // it never ran this request
+			in.waitFailed(w, start, "place to run")
+			return
+		}
+	}
+	p.prewarm()
+	wio, c := wi.io, wi.c
+	wio.hold = hold
 
 	c.body = appendWireRequest(c.body[:0], r)
 	c.out.reset()

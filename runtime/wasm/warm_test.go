@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,5 +134,76 @@ func TestWarmTimeoutInterrupts(t *testing.T) {
 	w := getWarm(t, in, "/x")
 	if w.Code != 200 || w.Header().Get("X-Served") != "1" {
 		t.Fatalf("after the timeout: %d, served %q; want 200 from a fresh instance (1)", w.Code, w.Header().Get("X-Served"))
+	}
+}
+
+// A request takes a place to run before an instance: with the one place held elsewhere, 16
+// waiting requests hold no instance (the pool allows 16), and once the place is free they are
+// all served by the few instances that exist.
+func TestWarmWaitHoldsNoInstance(t *testing.T) {
+	ex := newExecutor(t, Config{MaxRunning: 1})
+	inst, _ := startGuest(t, ex, "hellohttp", func(s *runtime.Spec) {
+		s.Wasm.ABI = ABIHTTP
+		s.Concurrency = 16
+	})
+	in := inst.(*instance)
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !ok(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("never: %s", what)
+			}
+		}
+	}
+	waitFor("the first instance initialized", func() bool { return len(in.warm.ready) == 1 })
+	if err := ex.run.enter(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	codes := make(chan int, 16)
+	for range 16 {
+		wg.Go(func() {
+			w := httptest.NewRecorder()
+			in.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/x", nil))
+			codes <- w.Code
+		})
+	}
+	waitFor("16 requests waiting for a place", func() bool {
+		ex.run.mu.Lock()
+		defer ex.run.mu.Unlock()
+		return len(ex.run.waiters) >= 16
+	})
+	if n := in.warm.size(); n > 2 {
+		t.Errorf("%d instances held by requests waiting for a place to run; want at most 2", n)
+	}
+	ex.run.leave()
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		if code != http.StatusOK {
+			t.Fatalf("status %d", code)
+		}
+	}
+	if n := in.warm.size(); n > 8 {
+		t.Errorf("%d instances served 16 requests one at a time; want at most 8", n)
+	}
+}
+
+// The pool hands out the instance put back last.
+func TestWarmPoolLastInFirstOut(t *testing.T) {
+	p := newWarmPool(nil, 3, 0)
+	a, b, c := &warmInst{}, &warmInst{}, &warmInst{}
+	for _, w := range []*warmInst{a, b, c} {
+		p.slots <- struct{}{}
+		p.put(w)
+	}
+	for _, want := range []*warmInst{c, b} {
+		if w, ok := p.tryGet(); !ok || w != want {
+			t.Fatalf("got %p, want %p", w, want)
+		}
+	}
+	p.put(b)
+	if w, err := p.get(t.Context()); err != nil || w != b {
+		t.Fatalf("got %p %v, want %p", w, err, b)
 	}
 }
