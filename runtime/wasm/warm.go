@@ -323,14 +323,15 @@ func (in *instance) serveWarm(w http.ResponseWriter, r *http.Request) {
 	}
 	wio.end()
 
+	if cap(c.body) > maxPooledBytes {
+		c.body = nil
+	}
 	wi.uses++
+	// Nothing of wi is touched once it is back: another request may have it already.
 	if err != nil || c.out.overflow || wi.uses >= p.reuse || wi.mod.IsClosed() {
 		p.discard(wi) // a trap, a timeout, a failure or enough requests: never reused
 	} else {
 		p.put(wi)
-	}
-	if cap(c.body) > maxPooledBytes {
-		c.body = nil
 	}
 	if abort {
 		// The response has begun: the client is told it is cut short by a connection
