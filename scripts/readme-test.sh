@@ -95,6 +95,9 @@ while IFS= read -r line; do
 	"make run"*)
 		ran_make=1
 		say "$line  (PORTS=$ports DEV_DATA_DIR=$work/dev, in the background)"
+		# The log exists before the job starts: the background shell opens it in its own time,
+		# and the loop below reads it at once.
+		: >"$work/run.log"
 		# shellcheck disable=SC2086
 		XDG_CONFIG_HOME="$work/config" setsid ${line} PORTS="$ports" DEV_DATA_DIR="$work/dev" >"$work/run.log" 2>&1 </dev/null &
 		dev_pid=$!
