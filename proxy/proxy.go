@@ -190,7 +190,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.cfg.Access != nil {
 		p.cfg.Access(name, line)
 	}
-	p.cfg.Logger.Debug("request", "component", name, "method", r.Method, "path", r.URL.Path, "status", status, "dur", d)
+	if p.cfg.Logger.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost allocations
+		p.cfg.Logger.Debug("request", "component", name, "method", r.Method, "path", r.URL.Path, "status", status, "dur", d)
+	}
 }
 
 func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
