@@ -40,6 +40,7 @@ type warmInst struct {
 	io    *warmIO // its stdin and stdout
 	uses  int
 	last  time.Time // when it last finished a request
+	stack [1]uint64 // the serve call's result (CallWithStack: no allocation per call)
 }
 
 // warmPool keeps the initialized instances of one component instance, at most size of them,
@@ -296,12 +297,12 @@ func (in *instance) serveWarm(w http.ResponseWriter, r *http.Request) {
 	c.errw.log = in.logFn
 	c.ctx = ctx
 	c.start = time.Now()
-	res, err := wi.serve.Call(ctx)
+	err := wi.serve.CallWithStack(ctx, wi.stack[:])
 	wio.hold.leave()
 	c.errw.flush()
 	c.ctx = nil
-	if err == nil && len(res) > 0 && uint32(res[0]) != 0 {
-		err = fmt.Errorf("%s returned %d", serveExport, uint32(res[0]))
+	if err == nil && uint32(wi.stack[0]) != 0 {
+		err = fmt.Errorf("%s returned %d", serveExport, uint32(wi.stack[0]))
 	}
 	out, bodyErr := &wio.stdout, wio.stdin.err
 	abort := false
