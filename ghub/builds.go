@@ -629,23 +629,34 @@ func (s *Service) resumeReports(ctx context.Context) {
 	now := time.Now()
 	var ds, failed []*statev1.Deployment
 	s.state.View(func(v fsm.View) {
+		// The deployments first: the components are read only when a ready one may still
+		// need its report (this pass runs after every component write, and is rarely so).
+		var ready []*statev1.Deployment
+		v.Deployments(func(d *statev1.Deployment) {
+			if !FromGitHub(d) || now.Sub(d.GetUpdateTime().AsTime()) >= servingTimeout || s.reports.has(d.Id) {
+				return
+			}
+			switch d.Status {
+			case statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY:
+				ready = append(ready, d)
+			case statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED:
+				failed = append(failed, proto.Clone(d).(*statev1.Deployment))
+			}
+		})
+		if len(ready) == 0 {
+			return
+		}
 		active := map[string]bool{}
 		v.Components(func(c *statev1.Component) {
 			if c.ActiveDeploymentId != "" {
 				active[c.ActiveDeploymentId] = true
 			}
 		})
-		v.Deployments(func(d *statev1.Deployment) {
-			if !FromGitHub(d) || now.Sub(d.GetUpdateTime().AsTime()) >= servingTimeout || s.reports.has(d.Id) {
-				return
-			}
-			switch {
-			case active[d.Id] && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY:
+		for _, d := range ready {
+			if active[d.Id] {
 				ds = append(ds, proto.Clone(d).(*statev1.Deployment))
-			case d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED:
-				failed = append(failed, proto.Clone(d).(*statev1.Deployment))
 			}
-		})
+		}
 	})
 	for _, d := range failed {
 		if s.builds.claim(d.Id) {

@@ -171,19 +171,38 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	name, script := Route(r, p.cfg.Domain)
 	rec := &recorder{ResponseWriter: w, status: 0}
-	p.serve(rec, r, name, script)
 	if name == "" {
+		p.serve(rec, r, name, script)
 		return
 	}
+	served := false
+	defer func() {
+		if !served { // a stream cut with http.ErrAbortHandler (or any panic) is logged too
+			p.account(r, rec, name, start, true)
+		}
+	}()
+	p.serve(rec, r, name, script)
+	served = true
+	p.account(r, rec, name, start, false)
+}
+
+// account counts a request in the component's stats and writes its access-log line.
+func (p *Proxy) account(r *http.Request, rec *recorder, name string, start time.Time, aborted bool) {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK
+		if aborted {
+			status = http.StatusBadGateway // nothing reached the client but a cut connection
+		}
 	}
 	d := time.Since(start)
 	if p.cfg.Stats != nil {
 		p.cfg.Stats.Observe(name, status, d)
 	}
 	line := r.Method + " " + r.URL.RequestURI() + " " + strconv.Itoa(status) + " " + strconv.FormatInt(rec.bytes, 10) + "B " + d.Round(time.Microsecond).String()
+	if aborted {
+		line += " aborted"
+	}
 	if hop := r.Header.Get(HopHeader); hop != "" {
 		line += " via " + hop
 	}
@@ -191,7 +210,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.cfg.Access(name, line)
 	}
 	if p.cfg.Logger.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost allocations
-		p.cfg.Logger.Debug("request", "component", name, "method", r.Method, "path", r.URL.Path, "status", status, "dur", d)
+		p.cfg.Logger.Debug("request", "component", name, "method", r.Method, "path", r.URL.Path, "status", status, "dur", d, "aborted", aborted)
 	}
 }
 

@@ -231,3 +231,44 @@ func (r *recorded) Record(component string, status int, _ time.Duration) {
 	defer r.mu.Unlock()
 	r.got = append(r.got, fmt.Sprintf("%s %d", component, status))
 }
+
+// A stream the upstream cuts (http.ErrAbortHandler) still gets its access-log line and its
+// count, marked aborted, and the panic still reaches net/http so the client sees the cut.
+func TestAbortedStreamIsLogged(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	cut := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	})
+	p := New(Config{NodeID: "n1", Access: func(c, l string) { mu.Lock(); lines = append(lines, c+": "+l); mu.Unlock() },
+		Router: table{"cut": {Found: true, Local: []http.Handler{cut}, InProcess: true}}})
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/cut/x", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Fatal("the client saw a proper end of a cut stream")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		got := append([]string(nil), lines...)
+		mu.Unlock()
+		if len(got) == 1 {
+			if !strings.HasPrefix(got[0], "cut: GET /cut/x 200 7B ") || !strings.HasSuffix(got[0], " aborted") {
+				t.Fatalf("access line: %q", got[0])
+			}
+			return
+		}
+		if len(got) > 1 || time.Now().After(deadline) {
+			t.Fatalf("access lines: %q", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

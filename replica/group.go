@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/hashicorp/raft"
 
 	"github.com/velocity9/v9/fsm"
 )
@@ -14,8 +15,9 @@ import (
 // Group commit. The leader's writes that fsm.BatchKey lets share an entry are committed
 // through one Raft entry at a time: a write that finds none in flight commits at once,
 // alone (no timer, no added latency when idle); writes that arrive while one is in flight
-// queue, and when it commits, the queue becomes the next entry (fsm.EncodeBatch), committed
-// by the first queued writer's goroutine. Each write gets its own result or error, as if
+// queue, and when it commits, the queue becomes the next entry (fsm.EncodeBatch): the
+// goroutine that saw the commit hands it to Raft at once, before it wakes the writers it
+// answers, and the first queued writer's goroutine waits for it. Each write gets its own result or error, as if
 // applied alone. Two writes with one key never share an entry: the later waits for the next.
 // Forwarded writes from followers arrive here too (ApplyResultAsLeader). Raft's per-entry
 // costs (log encoding, the log store, replication, FSM dispatch on every node) are paid once
@@ -45,9 +47,17 @@ type proposal struct {
 	key  string // fsm.BatchKey
 	data []byte // fsm.EncodeCommand
 	done chan struct{}
-	lead []*proposal // set before done closes when this proposal's goroutine commits the next batch
+	lead *entry // set before done closes when this proposal's goroutine answers the next entry
 	res  *fsm.Result
 	err  error
+}
+
+// entry is one batch handed to Raft: the proposals taken together (batch[0] is the
+// proposal whose goroutine waits for it and answers them all), the ones still wanted when
+// it was sent, and Raft's future (nil when none was).
+type entry struct {
+	batch, live []*proposal
+	fut         raft.ApplyFuture
 }
 
 // applyGrouped commits an encoded command with key through the group, as applyLocal would.
@@ -58,65 +68,81 @@ func (r *Replica) applyGrouped(ctx context.Context, key string, data []byte) (*f
 	if g.inflight < maxInFlight {
 		g.inflight++
 		g.mu.Unlock()
-		r.commitBatch([]*proposal{p})
+		r.finish(r.send([]*proposal{p}))
 		return p.res, p.err
 	}
 	g.queue = append(g.queue, p)
 	g.mu.Unlock()
 	<-p.done
 	if p.lead != nil {
-		r.commitBatch(p.lead)
+		r.finish(p.lead)
 	}
 	return p.res, p.err
 }
 
-// commitBatch commits batch (batch[0] is the caller's own proposal) as one entry, answers
-// each proposal, and hands the turn to the next batch queued meanwhile, if any.
-func (r *Replica) commitBatch(batch []*proposal) {
-	live := make([]*proposal, 0, len(batch))
+// send hands batch to Raft as one entry (a plain one when alone), leaving out the
+// proposals whose callers gave up while they queued: those are never sent.
+func (r *Replica) send(batch []*proposal) *entry {
+	e := &entry{batch: batch, live: make([]*proposal, 0, len(batch))}
+	var timeout time.Duration
 	for _, p := range batch {
-		if err := p.ctx.Err(); err != nil { // its caller gave up while it queued: never sent
+		if err := p.ctx.Err(); err != nil {
 			p.err = connect.NewError(connect.CodeDeadlineExceeded, fmt.Errorf("%s: %w", NotApplied, err))
 			continue
 		}
-		live = append(live, p)
+		e.live = append(e.live, p)
+		timeout = max(timeout, timeoutFor(p.ctx, DefaultWriteTimeout, time.Millisecond))
 	}
-	if len(live) > 0 {
-		r.commitLive(live)
+	if len(e.live) == 0 {
+		return e
+	}
+	if r.onSend != nil {
+		r.onSend()
+	}
+	switch len(e.live) {
+	case 1:
+		e.fut = r.Raft.Apply(e.live[0].data, timeout)
+	default:
+		cmds := make([][]byte, len(e.live))
+		for i, p := range e.live {
+			cmds[i] = p.data
+		}
+		e.fut = r.Raft.Apply(fsm.EncodeBatch(cmds), timeout)
+	}
+	return e
+}
+
+// finish waits for e to commit, sends the batch queued meanwhile (if any) before answering
+// e's proposals, so that the next entry is on its way to Raft while these writers wake,
+// and hands that entry to its first proposal's goroutine.
+func (r *Replica) finish(e *entry) {
+	var err error
+	if e.fut != nil {
+		err = e.fut.Error()
 	}
 	g := &r.group
 	g.mu.Lock()
-	next := g.take()
-	if next == nil {
+	batch := g.take()
+	if batch == nil {
 		g.inflight--
 	}
 	g.mu.Unlock()
-	if next != nil {
-		next[0].lead = next
-		close(next[0].done)
+	if batch != nil {
+		next := r.send(batch)
+		batch[0].lead = next
+		close(batch[0].done)
 	}
-	for _, p := range batch[1:] {
+	if e.fut != nil {
+		answer(e.live, e.fut, err)
+	}
+	for _, p := range e.batch[1:] {
 		close(p.done)
 	}
 }
 
-// commitLive commits the proposals as one entry (a plain one when alone) and sets each
-// one's result.
-func (r *Replica) commitLive(live []*proposal) {
-	data := live[0].data
-	var timeout time.Duration
-	if len(live) > 1 {
-		cmds := make([][]byte, len(live))
-		for i, p := range live {
-			cmds[i] = p.data
-		}
-		data = fsm.EncodeBatch(cmds)
-	}
-	for _, p := range live {
-		timeout = max(timeout, timeoutFor(p.ctx, DefaultWriteTimeout, time.Millisecond))
-	}
-	f := r.Raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
+// answer sets each proposal's result from the entry's outcome (err is the future's error).
+func answer(live []*proposal, f raft.ApplyFuture, err error) {
+	if err != nil {
 		err = commitError(err)
 		for _, p := range live {
 			p.err = err
@@ -139,7 +165,7 @@ func (r *Replica) commitLive(live []*proposal) {
 			return
 		}
 	}
-	err := connect.NewError(connect.CodeInternal, fmt.Errorf("unexpected apply response %T for %d commands", f.Response(), len(live)))
+	err = connect.NewError(connect.CodeInternal, fmt.Errorf("unexpected apply response %T for %d commands", f.Response(), len(live)))
 	for _, p := range live {
 		p.err = err
 	}

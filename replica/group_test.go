@@ -205,6 +205,67 @@ func TestGroupCommitAnswersEachWrite(t *testing.T) {
 	}
 }
 
+// TestGroupCommitSendsNextBeforeAnswering: when an entry of the group commits, the batch
+// queued meanwhile goes to Raft before the writers of the committed entry are answered, so
+// the pipeline refills without waiting for another goroutine to wake. Updates of one
+// component take an entry each. Each send is slowed down, which leaves room for a writer
+// answered before the next entry is sent to return first. Two entries go out before any
+// answer, and every writer whose goroutine found a batch queued sends it before its own
+// answer: so the k-th answer comes after at least k+2 sends. (Only the writers that found
+// the queue empty, the last two, answer without sending; with at most two sends under way
+// at once, they come after at least 2+6 sends, so the check holds for k ≤ 6.)
+func TestGroupCommitSendsNextBeforeAnswering(t *testing.T) {
+	r, f := singleReplica(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := r.ApplyResult(ctx, createCmd("shared", 100)); err != nil {
+		t.Fatal(err)
+	}
+	const updates = 8
+	var mu sync.Mutex
+	var sends, answers int
+	var early []string
+	r.onSend = func() {
+		time.Sleep(10 * time.Millisecond)
+		mu.Lock()
+		sends++
+		mu.Unlock()
+	}
+	f.hold()
+	var wg sync.WaitGroup
+	write := func(cmd *statev1.Command) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := r.ApplyResult(ctx, cmd); err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			answers++
+			if answers <= updates-2 && sends < answers+2 {
+				early = append(early, fmt.Sprintf("answer %d after %d sends", answers, sends))
+			}
+			mu.Unlock()
+		}()
+	}
+	for i := range maxInFlight {
+		write(createCmd(fmt.Sprintf("first-%d", i), 3))
+	}
+	waitFor(t, func() bool { r.group.mu.Lock(); defer r.group.mu.Unlock(); return r.group.inflight == maxInFlight })
+	for i := range updates {
+		write(updateCmd("shared", uint32(10+i)))
+	}
+	waitFor(t, func() bool { r.group.mu.Lock(); defer r.group.mu.Unlock(); return len(r.group.queue) == updates })
+	f.release()
+	wg.Wait()
+	if sends != maxInFlight+updates || answers != maxInFlight+updates {
+		t.Fatalf("%d entries sent, %d writes answered; want %d", sends, answers, maxInFlight+updates)
+	}
+	if len(early) > 0 {
+		t.Fatalf("writers answered before the entry queued behind theirs went to Raft: %v", early)
+	}
+}
+
 // TestGroupCommitIdleWriteAlone: a write that finds nothing in flight is committed at
 // once as a plain entry of its own, and one whose caller has given up is not sent.
 func TestGroupCommitIdleWriteAlone(t *testing.T) {
@@ -217,8 +278,10 @@ func TestGroupCommitIdleWriteAlone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.count() != before+1 || r.Raft.AppliedIndex() != res.Index {
-			t.Fatalf("write %d: %d entries applied, result index %d, applied index %d", i, f.count()-before, res.Index, r.Raft.AppliedIndex())
+		// The FSM's index, not Raft's AppliedIndex: Raft sets that after it hands the entry
+		// to the FSM, which may answer first.
+		if f.count() != before+1 || r.Store.Index() != res.Index {
+			t.Fatalf("write %d: %d entries applied, result index %d, applied index %d", i, f.count()-before, res.Index, r.Store.Index())
 		}
 	}
 	done, stop := context.WithCancel(ctx)

@@ -27,7 +27,8 @@ type Replica struct {
 	Store *fsm.Store // the replica's FSM state
 	Peers Peers
 
-	group group // writes queued for the next batch entry (group.go)
+	group  group  // writes queued for the next batch entry (group.go)
+	onSend func() // tests: called as the group hands an entry to Raft
 }
 
 // IsLeader reports whether this node is the Raft leader.

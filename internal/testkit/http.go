@@ -1,6 +1,10 @@
 package testkit
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/velocity9/v9/rpc/client"
+)
 
 // TokenHTTPClient returns an HTTP client (HTTP/1.1 and h2c) that sends the token with every
 // request.
@@ -9,7 +13,8 @@ func TokenHTTPClient(token string) *http.Client {
 	// tests and benchmarks with more concurrent writers would dial for nearly every call.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	return &http.Client{Transport: BearerTransport(token, tr)}
+	// One write per unary call, as the v9 client sends it (client.OneWrite).
+	return &http.Client{Transport: BearerTransport(token, client.OneWrite(tr))}
 }
 
 // BearerTransport sends the token with every request it passes to next.

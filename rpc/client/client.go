@@ -186,7 +186,7 @@ func newHTTPClient(roots *x509.CertPool) *http.Client {
 		tc = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
 	return &http.Client{
-		Transport: &http.Transport{
+		Transport: OneWrite(&http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           dialer.DialContext,
 			TLSHandshakeTimeout:   5 * time.Second,
@@ -195,6 +195,6 @@ func newHTTPClient(roots *x509.CertPool) *http.Client {
 			IdleConnTimeout:       90 * time.Second,
 			ForceAttemptHTTP2:     true,
 			TLSClientConfig:       tc,
-		},
+		}),
 	}
 }

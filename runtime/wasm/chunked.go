@@ -84,14 +84,19 @@ func (c *chunkParser) feed(p []byte) error {
 		}
 		line, rest, ok := c.takeLine(p)
 		p = rest
+		// One bound whether a line comes whole or in pieces (measured without its "\n").
+		n := len(line)
 		if !ok {
-			if len(c.line) > c.lineBound() {
-				c.state = inBroken
-				return fmt.Errorf("stream line longer than %d bytes", c.lineBound())
-			}
+			n = len(c.line)
+		}
+		if n > c.lineBound() {
+			c.state = inBroken
+			return fmt.Errorf("stream line longer than %d bytes", c.lineBound())
+		}
+		if !ok {
 			return nil
 		}
-		if err := c.onLine(line); err != nil {
+		if err := c.onLine(bytes.TrimSuffix(line, []byte("\r"))); err != nil {
 			c.state = inBroken
 			return err
 		}
@@ -106,8 +111,7 @@ func (c *chunkParser) lineBound() int {
 	return maxChunkLineBytes
 }
 
-// takeLine returns the next whole line (without its "\n" and any "\r" before it) and what
-// follows it; false, with the piece kept in c.line, if p ends first.
+// takeLine returns the next whole line (without its "\n") and what follows it; false, with the piece kept in c.line, if p ends first.
 func (c *chunkParser) takeLine(p []byte) (line, rest []byte, ok bool) {
 	i := bytes.IndexByte(p, '\n')
 	if i < 0 {
@@ -120,7 +124,7 @@ func (c *chunkParser) takeLine(p []byte) (line, rest []byte, ok bool) {
 		line = c.line
 		c.line = c.line[:0] // line stays valid until the next append
 	}
-	return bytes.TrimSuffix(line, []byte("\r")), rest, true
+	return line, rest, true
 }
 
 func (c *chunkParser) onLine(line []byte) error {

@@ -1,0 +1,39 @@
+package client
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// maxOneWriteBody is the largest request body OneWrite reads ahead.
+const maxOneWriteBody = 64 << 10
+
+// OneWrite sends each small request of a known length (every unary Connect call) with its
+// headers and body in one write to the connection. net/http writes the headers on their own
+// first unless the body is a reader it knows holds its bytes in memory, and connect-go's
+// unary body is not one: two writes, two packets and two reads on the server per call.
+// OneWrite reads such a body ahead (it is in memory already) and hands net/http a
+// bytes.Reader. Streams (unknown length) and large bodies pass as they are.
+func OneWrite(next http.RoundTripper) http.RoundTripper { return oneWrite{next} }
+
+type oneWrite struct{ next http.RoundTripper }
+
+func (o oneWrite) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength <= 0 || r.ContentLength > maxOneWriteBody {
+		return o.next.RoundTrip(r)
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
+	r.Body.Close() // the round tripper owns the body: it closes it, even on errors
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != r.ContentLength {
+		return nil, fmt.Errorf("http: ContentLength=%d with Body length %d", r.ContentLength, len(b))
+	}
+	r = r.Clone(r.Context())
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	return o.next.RoundTrip(r)
+}
