@@ -11,7 +11,7 @@ var c conn
 
 // serve answers one request: stdin holds it, stdout gets the response (see the package doc).
 //
-//go:wasmexport v9_http_serve
+//go:wasmexport v9_http_serve2
 func serve() int32 {
 	if err := c.serve(stdin{}, stdout{}); err != nil {
 		return 1

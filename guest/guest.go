@@ -15,16 +15,18 @@
 //
 // The module is initialized once (_initialize: the Go runtime and the package initializers)
 // and then answers requests one at a time, each through one call of its export
-// v9_http_serve, until v9 discards it. The call returns 0; anything else, or a trap, is a
+// v9_http_serve2, until v9 discards it. The call returns 0; anything else, or a trap, is a
 // failed request and the instance is discarded. stderr goes to the component's log.
 //
-// stdin carries the request: its head in HTTP/1.1 wire form (request line with the full
-// original path, Host, the headers, the client's address as V9-Remote-Addr, then
-// Content-Length, or "Transfer-Encoding: chunked" when the length is unknown), then the
+// stdin carries the request: its head framed as length-prefixed fields (method, target,
+// Host, the client's address, the length or -1 when unknown, the headers; request.go has
+// the layout), which the guest slices into an http.Request without parsing HTTP, then the
 // body's bytes, unframed, as the client sends them, then EOF where the body ends. The
 // handler reads its body from there as it goes; what it leaves unread is dropped by v9.
 // The handler sees what net/http's server would give it: the Host header in Request.Host,
-// not in Header.
+// not in Header. (The ABI's first version, v9_http_serve, sent the head as HTTP/1.1 text,
+// which the guest spent most of a small handler's time parsing: v9 refuses a module built
+// with that guest package, which must be rebuilt.)
 //
 // stdout carries the response, in one of two forms:
 //

@@ -1,150 +1,212 @@
 package guest
 
 import (
-	"bufio"
-	"bytes"
+	"encoding/binary"
+	"errors"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"strings"
 )
 
-// Reading the request is most of what the guest does for a small handler, and Go compiled to
-// wasm pays about a microsecond per allocation: http.ReadRequest's textproto reader, header
-// strings and value slices cost more than the handler itself. v9 writes the request in one
-// known shape (see the package doc), so parseRequest reads that shape with a handful of
-// allocations — one string for the whole header block, which every name and value slices, one
-// map, one backing array for the values, the URL and the Request — and hands anything else to
-// http.ReadRequest, so that the handler sees what http.ReadRequest would have made of the same
-// bytes, less the Host header, which net/http's server moves to Request.Host as well.
+// The request head, framed (v9_http_serve2's stdin). Go compiled to wasm runs a scanning
+// loop or an allocation an order of magnitude slower than native Go, and reading an HTTP/1.1
+// head in the guest (finding lines, checking names and values, canonicalizing keys) cost
+// more than a small handler itself. v9 has parsed and checked the request already, so it
+// sends it as length-prefixed fields and the guest only slices them: one string holds the
+// whole head, one allocation the Request with its URL, two the header map and its values.
+//
+// All integers are little-endian; a string is a u32 length and its bytes.
+//
+//	u32  n        the length of the rest of the head
+//	i64  length   Content-Length, or -1 when unknown (the body then runs to EOF)
+//	u32  fields   the number of header names
+//	u32  values   the number of header values, all names together
+//	str  method
+//	str  target   the request target, as in the request line (origin form)
+//	str  host     Request.Host
+//	str  remote   the client's address (Request.RemoteAddr), or empty
+//	then for each header name: str name (canonical), u32 count, count × str value
+//
+// The Host header is not among the headers (net/http's server moves it to Request.Host),
+// nor are hop-by-hop ones, Content-Length or Transfer-Encoding. After the head comes the
+// body's bytes, unframed, then EOF where the body ends.
 
-// parseRequest reads a request's head (the request line and the headers, through the blank
-// line) from b. The request it returns has no Body: the caller sets it, to the stream that
-// follows the head.
+// frameFixed is the size of the head's fixed part after n: length, fields and values.
+const frameFixed = 8 + 4 + 4
+
+// AppendRequest appends r's head, framed as v9_http_serve2 reads it, to b: the headers keep
+// names for which keep reports true; remote is the client's address, or empty. It is the
+// host's half of the ABI, exported for v9's runtime (and tests); a guest never calls it.
+func AppendRequest(b []byte, r *http.Request, remote string, keep func(name string) bool) []byte {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0) // n, set at the end
+	length := r.ContentLength
+	switch {
+	case r.Body == nil || r.Body == http.NoBody:
+		length = 0
+	case length < 0:
+		length = -1
+	}
+	b = binary.LittleEndian.AppendUint64(b, uint64(length))
+	counts := len(b)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0) // fields and values, set below
+	b = appendString(b, r.Method)
+	b = appendString(b, r.URL.RequestURI())
+	b = appendString(b, r.Host)
+	b = appendString(b, remote)
+	h := r.Header
+	for name := range h {
+		if http.CanonicalHeaderKey(name) != name { // not from net/http: names may collide
+			h = canonical(h)
+			break
+		}
+	}
+	var fields, values uint32
+	for name, vs := range h {
+		if len(vs) == 0 || !keep(name) {
+			continue
+		}
+		b = appendString(b, name)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(vs)))
+		for _, v := range vs {
+			b = appendString(b, v)
+		}
+		fields++
+		values += uint32(len(vs))
+	}
+	binary.LittleEndian.PutUint32(b[counts:], fields)
+	binary.LittleEndian.PutUint32(b[counts+4:], values)
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(b)-start-4))
+	return b
+}
+
+// canonical returns h with its names canonical, the values of names that then collide
+// joined.
+func canonical(h http.Header) http.Header {
+	c := make(http.Header, len(h))
+	for name, vs := range h {
+		k := http.CanonicalHeaderKey(name)
+		c[k] = append(c[k], vs...)
+	}
+	return c
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+var errBadFrame = errors.New("guest: malformed request head")
+
+// request is a Request and its URL, allocated together.
+type request struct {
+	r http.Request
+	u url.URL
+}
+
+// parseRequest builds the Request a head describes (b: the bytes after n). The Request has
+// no Body: the caller sets it, to the stream that follows the head.
 func parseRequest(b []byte) (*http.Request, error) {
-	if r := parseLean(b); r != nil {
-		return r, nil
+	if len(b) < frameFixed {
+		return nil, errBadFrame
 	}
-	r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b)))
-	if err != nil {
-		return nil, err
+	f := frame{b: b, s: string(b), off: frameFixed}
+	length := int64(binary.LittleEndian.Uint64(b))
+	fields := binary.LittleEndian.Uint32(b[8:])
+	values := binary.LittleEndian.Uint32(b[12:])
+	method, target, host, remote := f.str(), f.str(), f.str(), f.str()
+	// Each name takes at least 8 bytes and each value 4: counts past that are not real.
+	if f.bad || length < -1 || method == "" || target == "" ||
+		uint64(fields)*8 > uint64(len(b)) || uint64(values)*4 > uint64(len(b)) {
+		return nil, errBadFrame
 	}
-	delete(r.Header, "Host")
-	r.Body = nil
+	rq := new(request)
+	r := &rq.r
+	if !plainURI(&rq.u, target) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			return nil, err
+		}
+		rq.u = *u
+	}
+	r.Method, r.URL, r.RequestURI, r.Host, r.RemoteAddr = method, &rq.u, target, host, remote
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	r.ContentLength = length
+	if length < 0 {
+		r.TransferEncoding = []string{"chunked"}
+	}
+	r.Header = make(http.Header, fields)
+	vals := make([]string, values)
+	used := uint32(0)
+	for range fields {
+		name := f.str()
+		n := f.u32()
+		if f.bad || n == 0 || n > values-used {
+			return nil, errBadFrame
+		}
+		vs := vals[used : used+n : used+n]
+		for i := range vs {
+			vs[i] = f.str()
+		}
+		used += n
+		r.Header[name] = vs
+	}
+	if f.bad || used != values || f.off != len(b) || len(r.Header) != int(fields) {
+		return nil, errBadFrame
+	}
 	return r, nil
 }
 
-// parseLean parses the request v9 writes — the request line, headers with valid names and
-// values on one line each, one Host, at most one Content-Length as digits — and returns nil
-// for anything else. What follows the head in b is ignored.
-func parseLean(b []byte) *http.Request {
-	end := bytes.Index(b, []byte("\r\n\r\n"))
-	if end < 0 {
-		return nil
-	}
-	head := string(b[:end+2]) // each line with its CRLF
-
-	line, rest, ok := cutLine(head)
-	if !ok {
-		return nil
-	}
-	method, line, ok := strings.Cut(line, " ")
-	if !ok || !isToken(method) || method == "CONNECT" {
-		return nil
-	}
-	uri, proto, ok := strings.Cut(line, " ")
-	if !ok || proto != "HTTP/1.1" || uri == "" || uri[0] != '/' {
-		return nil
-	}
-	u := plainURI(uri)
-	if u == nil {
-		var err error
-		if u, err = url.ParseRequestURI(uri); err != nil {
-			return nil
-		}
-	}
-
-	n := strings.Count(rest, "\n")
-	h := make(http.Header, n)
-	vals := make([]string, 0, n)
-	host, hosts := "", 0
-	length, lengths := int64(0), 0
-	for rest != "" {
-		if line, rest, ok = cutLine(rest); !ok {
-			return nil
-		}
-		colon := strings.IndexByte(line, ':')
-		if colon < 0 {
-			return nil
-		}
-		name, value := line[:colon], line[colon+1:]
-		if !isToken(name) || !validValue(value) {
-			return nil
-		}
-		value = textproto.TrimString(value)
-		key := textproto.CanonicalMIMEHeaderKey(name)
-		switch key {
-		case "Host":
-			host, hosts = value, hosts+1
-			continue
-		case "Content-Length":
-			if length, ok = parseLength(value); !ok {
-				return nil
-			}
-			lengths++
-		case "Transfer-Encoding", "Pragma", "Connection":
-			return nil // http.ReadRequest gives these meaning
-		}
-		vals = append(vals, value)
-		if old, ok := h[key]; ok {
-			h[key] = append(old, value)
-		} else {
-			h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
-		}
-	}
-	if hosts != 1 || lengths > 1 {
-		return nil
-	}
-	r := &http.Request{
-		Method:        method,
-		URL:           u,
-		Proto:         proto,
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		ContentLength: length,
-		Host:          host,
-		RequestURI:    uri,
-	}
-	return r
+// frame reads a head's fields: integers from b, strings sliced from s (b as one string).
+// Reading past the end sets bad and returns zeros.
+type frame struct {
+	b   []byte
+	s   string
+	off int
+	bad bool
 }
 
-// cutLine splits s after its first line, which must end with CRLF; the line is returned
-// without it.
-func cutLine(s string) (line, rest string, ok bool) {
-	i := strings.IndexByte(s, '\n')
-	if i < 1 || s[i-1] != '\r' {
-		return "", "", false
+func (f *frame) u32() uint32 {
+	if len(f.b)-f.off < 4 {
+		f.bad = true
+		return 0
 	}
-	return s[:i-1], s[i+1:], true
+	v := binary.LittleEndian.Uint32(f.b[f.off:])
+	f.off += 4
+	return v
+}
+
+func (f *frame) str() string {
+	n := f.u32()
+	if uint64(n) > uint64(len(f.b)-f.off) {
+		f.bad = true
+		return ""
+	}
+	s := f.s[f.off : f.off+int(n)]
+	f.off += int(n)
+	return s
 }
 
 // plainURI is url.ParseRequestURI for the common request target that needs no decoding: a
-// path of characters a path never escapes, then an optional query without control bytes. It
-// returns nil for anything else.
-func plainURI(uri string) *url.URL {
+// path of characters a path never escapes, then an optional query without control bytes.
+// It fills u and reports true, or reports false for anything else.
+func plainURI(u *url.URL, uri string) bool {
+	if uri == "" || uri[0] != '/' {
+		return false
+	}
 	path, query, hasQuery := strings.Cut(uri, "?")
 	for i := 0; i < len(path); i++ {
 		if c := path[i]; c >= 0x80 || !pathByte[c] {
-			return nil
+			return false
 		}
 	}
 	for i := 0; i < len(query); i++ {
 		if c := query[i]; c < ' ' || c == 0x7f {
-			return nil
+			return false
 		}
 	}
-	return &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	return true
 }
 
 // pathByte: the bytes url.URL keeps as they are in a path (url.PathEscape's unreserved and
@@ -161,22 +223,6 @@ var pathByte = func() (t [128]bool) {
 	}
 	return t
 }()
-
-// parseLength reads a Content-Length of at most 18 digits.
-func parseLength(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
 
 // isToken reports whether s is an HTTP token (RFC 9110): a method or a header name.
 func isToken(s string) bool {

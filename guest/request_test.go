@@ -2,97 +2,139 @@ package guest
 
 import (
 	"bufio"
-	"bytes"
+	"io"
 	"net/http"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 )
 
-// The lean parser, whenever it accepts a request, makes of it what http.ReadRequest makes of
-// the same bytes (less the Host header, as net/http's server does), and parseRequest never
-// panics, whatever it is given.
-func FuzzParseRequest(f *testing.F) {
-	for _, s := range []string{
-		"GET /hello/x HTTP/1.1\r\nHost: example\r\nUser-Agent: bench\r\nAccept: */*\r\nV9-Remote-Addr: 10.0.0.1:5\r\nContent-Length: 0\r\n\r\n",
-		"POST /a%20b/c?q=1&r=%zz HTTP/1.1\r\nHost: h:80\r\nX-A: 1\r\nX-A: 2\r\nx-lower: v \t\r\nContent-Length: 4\r\n\r\npingextra",
-		"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nshort",
-		"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Length: 0\r\n\r\n",
-		"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nping\r\n0\r\n\r\n",
-		"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n",
-		"GET / HTTP/1.0\r\nHost: a\r\nPragma: no-cache\r\n\r\n",
-		"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n",
-		"GET /\xff HTTP/1.1\r\nHost: a\r\nX: \x80\x01\r\n\r\n",
-		"GET /a? HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
-		"GET //a/b?c?d#e HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
-	} {
-		f.Add([]byte(s))
+// framed turns a request in HTTP/1.1 text form into what v9 writes on stdin: the framed head
+// (AppendRequest, every header kept) and then the bytes that follow the text's head.
+func framed(t testing.TB, text, remote string) string {
+	t.Helper()
+	i := strings.Index(text, "\r\n\r\n")
+	r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(text[:i+4])))
+	if err != nil {
+		t.Fatalf("%q: %v", text, err)
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = parseRequest(b)
-		lean := parseLean(b)
-		if lean == nil {
+	delete(r.Header, "Host")
+	return string(AppendRequest(nil, r, remote, func(string) bool { return true })) + text[i+4:]
+}
+
+var keepAll = func(string) bool { return true }
+
+// A request v9 frames reaches the handler as net/http's server made it: method, target,
+// URL, Host, the client's address, length and headers, whatever their bytes.
+func FuzzRequestRoundTrip(f *testing.F) {
+	f.Add("GET", "/hello/x?a=1", "example", "10.0.0.1:5", "User-Agent", "bench", "X-A", "1\x002", int64(0), true)
+	f.Add("POST", "/a%20b/c?q=1&r=%zz", "h:80", "", "X-Lower", " v \t", "Accept", "*/*", int64(-1), true)
+	f.Add("OPTIONS", "*", "h", "[::1]:9", "A", "", "B", "\xff\x01", int64(12), false)
+	f.Add("GET", "//a/b?c?d", "a", "x", "A", "1", "A", "2", int64(5), true)
+	f.Fuzz(func(t *testing.T, method, target, host, remote, k1, v1, k2, v2 string, length int64, body bool) {
+		if method == "" || target == "" {
+			return // net/http never makes such a request
+		}
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
 			return
 		}
-		ref, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b)))
+		if _, err := url.ParseRequestURI(u.RequestURI()); err != nil {
+			return // an opaque target ("a:0" sends "0"), refused as net/http refuses it
+		}
+		r := &http.Request{Method: method, URL: u, Host: host, Header: http.Header{}, ContentLength: max(length, -1)}
+		if body {
+			r.Body = http.NoBody
+			if length != 0 {
+				r.Body = io.NopCloser(strings.NewReader(""))
+			}
+		}
+		r.Header[http.CanonicalHeaderKey(k1)] = strings.Split(v1, "\x00")
+		r.Header.Add(k2, v2)
+		b := AppendRequest(nil, r, remote, keepAll)
+		got, err := parseRequest(b[4:])
 		if err != nil {
-			t.Fatalf("lean parser accepted what http.ReadRequest refuses (%v): %q", err, b)
+			t.Fatalf("%q: %v", b, err)
 		}
-		delete(ref.Header, "Host")
-		if lean.Method != ref.Method || lean.RequestURI != ref.RequestURI || lean.URL.String() != ref.URL.String() ||
-			lean.Proto != ref.Proto || lean.ProtoMajor != ref.ProtoMajor || lean.ProtoMinor != ref.ProtoMinor ||
-			lean.Host != ref.Host || lean.ContentLength != ref.ContentLength || lean.Close != ref.Close {
-			t.Fatalf("%q:\nlean %s %s %s %s %d %v\nref  %s %s %s %s %d %v", b,
-				lean.Method, lean.URL, lean.Proto, lean.Host, lean.ContentLength, lean.Close,
-				ref.Method, ref.URL, ref.Proto, ref.Host, ref.ContentLength, ref.Close)
+		want := int64(0)
+		if body && length != 0 {
+			want = max(length, -1)
 		}
-		if !reflect.DeepEqual(lean.URL, ref.URL) {
-			t.Fatalf("%q: URL %#v, want %#v", b, lean.URL, ref.URL)
+		if got.Method != method || got.RequestURI != u.RequestURI() || got.Host != host || got.RemoteAddr != remote ||
+			got.ContentLength != want || got.Proto != "HTTP/1.1" || (want < 0) != (len(got.TransferEncoding) == 1) {
+			t.Fatalf("%q: got %s %s %s %s %d %v", b, got.Method, got.RequestURI, got.Host, got.RemoteAddr, got.ContentLength, got.TransferEncoding)
 		}
-		if !reflect.DeepEqual(lean.Header, ref.Header) {
-			t.Fatalf("%q: header %q, want %q", b, lean.Header, ref.Header)
+		if ref, _ := url.ParseRequestURI(u.RequestURI()); !reflect.DeepEqual(got.URL, ref) {
+			t.Fatalf("URL %#v, want %#v", got.URL, ref)
+		}
+		if !reflect.DeepEqual(got.Header, r.Header) {
+			t.Fatalf("header %q, want %q", got.Header, r.Header)
+		}
+	})
+}
+
+// parseRequest never panics, whatever it is given, and what it accepts frames back to itself.
+func FuzzParseRequest(f *testing.F) {
+	f.Add([]byte(framed(f, "GET /hello/x HTTP/1.1\r\nHost: example\r\nUser-Agent: bench\r\nAccept: */*\r\nContent-Length: 0\r\n\r\n", "10.0.0.1:5"))[4:])
+	f.Add([]byte(framed(f, "POST /a%20b/c?q=1 HTTP/1.1\r\nHost: h:80\r\nX-A: 1\r\nX-A: 2\r\nTransfer-Encoding: chunked\r\n\r\n", ""))[4:])
+	f.Add([]byte{})
+	f.Add(make([]byte, 40))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := parseRequest(b)
+		if err != nil {
+			return
+		}
+		if r.ContentLength != 0 {
+			r.Body = io.NopCloser(strings.NewReader(""))
+		}
+		again, err := parseRequest(AppendRequest(nil, r, r.RemoteAddr, keepAll)[4:])
+		if err != nil {
+			t.Fatalf("%q: framed again: %v", b, err)
+		}
+		if again.Method != r.Method || again.RequestURI != r.RequestURI || again.Host != r.Host ||
+			again.ContentLength != r.ContentLength || !reflect.DeepEqual(again.Header, r.Header) || !reflect.DeepEqual(again.URL, r.URL) {
+			t.Fatalf("%q: framed again differs", b)
 		}
 	})
 }
 
 // plainURI, whenever it accepts a request target, makes of it what url.ParseRequestURI makes.
 func FuzzPlainURI(f *testing.F) {
-	for _, s := range []string{"/hello/x", "/a?", "/a?b=1&c=%zz", "//a/b?c?d", "/a(b)", "/a#f", "/a%20b", "/a?\x01", "/$&+,:;=@-_.~"} {
+	for _, s := range []string{"/hello/x", "/a?", "/a?b=1&c=%zz", "//a/b?c?d", "/a(b)", "/a#f", "/a%20b", "/a?\x01", "/$&+,:;=@-_.~", "*"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, uri string) {
-		u := plainURI(uri)
-		if u == nil {
+		var u url.URL
+		if !plainURI(&u, uri) {
 			return
-		}
-		if uri == "" || uri[0] != '/' {
-			return // parseLean only asks about targets that start with "/"
 		}
 		ref, err := url.ParseRequestURI(uri)
 		if err != nil {
 			t.Fatalf("plainURI accepted what url.ParseRequestURI refuses (%v): %q", err, uri)
 		}
-		if !reflect.DeepEqual(u, ref) {
+		if !reflect.DeepEqual(&u, ref) {
 			t.Fatalf("%q: %#v, want %#v", uri, u, ref)
 		}
 	})
 }
 
-// Requests v9 writes take the lean path; others still parse.
-func TestParseRequestPaths(t *testing.T) {
-	wire := "GET /hello/x?a=1 HTTP/1.1\r\nHost: example\r\nAccept: */*\r\nContent-Length: 0\r\n\r\n"
-	if parseLean([]byte(wire)) == nil {
-		t.Fatal("v9's own request shape did not take the lean path")
-	}
-	chunked := "POST /x HTTP/1.1\r\nHost: example\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nping\r\n0\r\n\r\n"
-	if parseLean([]byte(chunked)) != nil {
-		t.Fatal("a chunked request took the lean path")
-	}
-	r, err := parseRequest([]byte(chunked))
+// Header names that are not canonical (net/http's server never makes them) reach the guest
+// canonical, with the values of names that collide joined.
+func TestAppendRequestCanonical(t *testing.T) {
+	r := httptest("GET", "/")
+	r.Header["x-a"] = []string{"1"}
+	r.Header["X-A"] = []string{"2"}
+	got, err := parseRequest(AppendRequest(nil, r, "", keepAll)[4:])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.ContentLength != -1 || r.Body != nil || r.Host != "example" || r.Header["Host"] != nil {
-		t.Fatalf("chunked request: length %d, body %v, host %q, header %v", r.ContentLength, r.Body, r.Host, r.Header)
+	if vs := got.Header["X-A"]; len(vs) != 2 || len(got.Header) != 1 {
+		t.Fatalf("header %q", got.Header)
 	}
+}
+
+func httptest(method, target string) *http.Request {
+	u, _ := url.ParseRequestURI(target)
+	return &http.Request{Method: method, URL: u, Host: "h", Header: http.Header{}}
 }

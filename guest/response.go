@@ -99,7 +99,7 @@ func (w *responseWriter) FlushError() error {
 	}
 	b := w.enc[:0]
 	if !w.streaming {
-		b = w.appendHead(b, true)
+		b, _ = w.appendHead(b, true)
 	}
 	b = appendChunk(b, w.body.Bytes())
 	w.body.Reset()
@@ -113,13 +113,12 @@ func (w *responseWriter) finish() error {
 	}
 	b := w.enc[:0]
 	if !w.streaming {
-		if !w.hasTrailers() { // the fast path: the whole response in one write
-			b = w.appendHead(b, false)
-			b = append(b, w.body.Bytes()...)
+		if head, ok := w.appendHead(b, false); ok { // the fast path: the whole response in one write
+			b = append(head, w.body.Bytes()...)
 			w.body.Reset()
 			return w.send(b)
 		}
-		b = w.appendHead(b, true)
+		b, _ = w.appendHead(b, true) // trailers: streamed
 	}
 	b = appendChunk(b, w.body.Bytes())
 	w.body.Reset()
@@ -142,8 +141,10 @@ func (w *responseWriter) send(b []byte) error {
 }
 
 // appendHead appends the CGI head: the stream marker if stream, the status, the headers
-// (for a stream, less the trailers and their declaration) and the blank line.
-func (w *responseWriter) appendHead(b []byte, stream bool) []byte {
+// (for a stream, less the trailers and their declaration) and the blank line. Unless
+// stream, it gives up (ok false) on finding trailers, which only a stream can carry: one
+// pass over the headers, as Go on wasm pays for each.
+func (w *responseWriter) appendHead(b []byte, stream bool) (_ []byte, ok bool) {
 	status := w.status
 	if status == 0 {
 		status = http.StatusOK
@@ -166,27 +167,17 @@ func (w *responseWriter) appendHead(b []byte, stream bool) []byte {
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, "\r\n"...)
 	for k, vs := range w.header {
-		if stream && (k == "Trailer" || strings.HasPrefix(k, http.TrailerPrefix) || slices.Contains(w.declared, k)) {
+		if k == "Trailer" || strings.HasPrefix(k, http.TrailerPrefix) || stream && slices.Contains(w.declared, k) {
+			if !stream {
+				return b, false
+			}
 			continue
 		}
 		for _, v := range vs {
 			b = appendField(b, k, v)
 		}
 	}
-	return append(b, "\r\n"...)
-}
-
-// hasTrailers reports whether the handler set trailers or declared some.
-func (w *responseWriter) hasTrailers() bool {
-	if _, ok := w.header["Trailer"]; ok {
-		return true
-	}
-	for k := range w.header {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			return true
-		}
-	}
-	return false
+	return append(b, "\r\n"...), true
 }
 
 // appendTrailers appends the declared trailers with their values now, and those set with

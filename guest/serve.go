@@ -1,7 +1,7 @@
 package guest
 
 import (
-	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net/http"
@@ -33,10 +33,6 @@ func (c *conn) serve(in io.Reader, out io.Writer) error {
 		_, werr := io.WriteString(out, "Status: 400\r\nContent-Type: text/plain\r\n\r\nbad request\n")
 		return werr
 	}
-	if addr, ok := req.Header[remoteAddrHeader]; ok {
-		req.RemoteAddr = addr[0]
-		delete(req.Header, remoteAddrHeader)
-	}
 	req.Body = http.NoBody
 	if req.ContentLength != 0 {
 		c.body = body{buf: rest, in: in}
@@ -48,34 +44,44 @@ func (c *conn) serve(in io.Reader, out io.Writer) error {
 	return c.w.finish()
 }
 
-// readHead reads from in up to and including the blank line that ends the request head.
-// rest is what was read past it: the start of the body.
+// readHead reads the framed request head from in (see request.go): head is what follows its
+// length, rest what was read past it, the start of the body. A stream that ends first is
+// an error.
 func (c *conn) readHead(in io.Reader) (head, rest []byte, err error) {
 	if c.in == nil {
 		c.in = make([]byte, 0, 16<<10)
 	}
 	b := c.in[:0]
 	for {
+		if len(b) >= 4 {
+			n := int(binary.LittleEndian.Uint32(b))
+			if n > maxHeadBytes {
+				return nil, nil, errHeadTooLarge
+			}
+			if len(b) >= 4+n {
+				c.in = b
+				return b[4 : 4+n], b[4+n:], nil
+			}
+			if cap(b) < 4+n {
+				b = append(b, make([]byte, 4+n-len(b))...)[:len(b)]
+			}
+		}
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
 		}
-		from := max(0, len(b)-3)
 		n, err := in.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
-		if i := bytes.Index(b[from:], []byte("\r\n\r\n")); i >= 0 {
+		if err == io.EOF && n == 0 {
 			c.in = b
-			end := from + i + 4
-			return b[:end], b[end:], nil
+			return nil, nil, io.ErrUnexpectedEOF
 		}
-		if err == io.EOF || len(b) > maxHeadBytes {
-			c.in = b
-			return b, nil, nil // not a request: parseRequest refuses it
-		}
-		if err != nil {
+		if err != nil && err != io.EOF {
 			return nil, nil, err
 		}
 	}
 }
+
+var errHeadTooLarge = errors.New("guest: request head too large")
 
 func (c *conn) trim() {
 	if cap(c.in) > maxKeptBytes {
@@ -118,5 +124,3 @@ func (b *body) Close() error {
 	b.closed = true
 	return nil
 }
-
-const remoteAddrHeader = "V9-Remote-Addr"

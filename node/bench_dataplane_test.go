@@ -72,16 +72,28 @@ func compareLoad(b *testing.B, client *http.Client, goURL, v9URL string) {
 	compareRounds(b, "proc-", func(url string, n int) (float64, []time.Duration) { return gen.load(b, url, n) }, goURL, v9URL)
 }
 
+// compareRounds runs the interleaved rounds with one load generator. cpu-us/req is the CPU time this process used per request while a side ran: with the load in
+// a child process ("proc-"), the server's alone, which holds on a machine busy with other
+// work, when rates do not.
 func compareRounds(b *testing.B, prefix string, load func(url string, n int) (float64, []time.Duration), goURL, v9URL string) {
-	var ratios, goRates, v9Rates []float64
+	var ratios, goRates, v9Rates, goCPU, v9CPU []float64
 	var goLat, v9Lat []time.Duration
+	perReq := func(c0 time.Duration) float64 {
+		return float64((processCPU() - c0).Microseconds()) / loadRequests
+	}
 	for i := 0; i < loadRounds; i++ {
+		c0 := processCPU()
 		g, gl := load(goURL, loadRequests)
+		goCPU = append(goCPU, perReq(c0))
+		c0 = processCPU()
 		v, vl := load(v9URL, loadRequests)
+		v9CPU = append(v9CPU, perReq(c0))
 		goRates, v9Rates = append(goRates, g), append(v9Rates, v)
 		goLat, v9Lat = append(goLat, gl...), append(v9Lat, vl...)
 		ratios = append(ratios, v/g)
 	}
+	b.ReportMetric(median(goCPU), prefix+"go-cpu-us/req")
+	b.ReportMetric(median(v9CPU), prefix+"v9-cpu-us/req")
 	b.ReportMetric(median(goRates), prefix+"go-req/s")
 	b.ReportMetric(median(v9Rates), prefix+"v9-req/s")
 	b.ReportMetric(median(ratios), prefix+"v9/go")

@@ -209,7 +209,9 @@ func (p *Proxy) account(r *http.Request, rec *recorder, name string, start time.
 	if p.cfg.Access != nil {
 		p.cfg.Access(name, line)
 	}
-	p.cfg.Logger.Debug("request", "component", name, "method", r.Method, "path", r.URL.Path, "status", status, "dur", d, "aborted", aborted)
+	if p.cfg.Logger.Enabled(r.Context(), slog.LevelDebug) { // the arguments cost allocations
+		p.cfg.Logger.Debug("request", "component", name, "method", r.Method, "path", r.URL.Path, "status", status, "dur", d, "aborted", aborted)
+	}
 }
 
 func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +19,15 @@ type Stats struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	rec      Recorder
+	series   sync.Map // component name → *componentSeries
+}
+
+// componentSeries is a component's labelled metrics, looked up once: finding a series by its
+// label values hashes them and takes the vector's lock, on every request.
+// A class's counter is made on its first request, so that /metrics lists only classes seen.
+type componentSeries struct {
+	requests [len(classes)]atomic.Pointer[prometheus.Counter]
+	latency  prometheus.Observer
 }
 
 // NewStats registers the proxy's metrics with reg; rec (may be nil) gets every request.
@@ -45,10 +56,26 @@ func (s *Stats) Observe(component string, status int, d time.Duration) {
 	if class < 1 || class > 5 {
 		class = 5
 	}
-	s.requests.WithLabelValues(component, classes[class]).Inc()
-	s.latency.WithLabelValues(component).Observe(d.Seconds())
+	cs := s.seriesOf(component)
+	c := cs.requests[class].Load()
+	if c == nil {
+		counter := s.requests.WithLabelValues(component, classes[class])
+		c = &counter
+		cs.requests[class].Store(c)
+	}
+	(*c).Inc()
+	cs.latency.Observe(d.Seconds())
 
 	if s.rec != nil {
 		s.rec.Record(component, status, d)
 	}
+}
+
+func (s *Stats) seriesOf(component string) *componentSeries {
+	if cs, ok := s.series.Load(component); ok {
+		return cs.(*componentSeries)
+	}
+	cs := &componentSeries{latency: s.latency.WithLabelValues(component)}
+	got, _ := s.series.LoadOrStore(component, cs)
+	return got.(*componentSeries)
 }

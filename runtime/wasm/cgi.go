@@ -230,12 +230,13 @@ const maxReasonBytes = 64
 // parseCGI splits a guest's stdout into status, headers and body. The header block is one
 // or more "Name: value" lines ended by a blank line; lines end with "\n" or "\r\n". "Status"
 // sets the status (200-599), "Location" without Status makes it 302, otherwise it is 200.
+// The block is copied into one string that every name and value slices, and the values
+// share one array: a few allocations per response, whatever its headers.
 func parseCGI(out []byte) (cgiResponse, error) {
-	res := cgiResponse{header: make(http.Header)}
-	rest := out
-	lines := 0
+	end, lines := 0, 0 // the block's length with its blank line, and its header lines
+	unended := false   // no blank line: the lines are checked, then that is the error
 	for {
-		i := bytes.IndexByte(rest, '\n')
+		i := bytes.IndexByte(out[end:], '\n')
 		if i < 0 {
 			if lines == 0 {
 				if len(out) == 0 {
@@ -243,41 +244,57 @@ func parseCGI(out []byte) (cgiResponse, error) {
 				}
 				return cgiResponse{}, fmt.Errorf("no header block: output starts %q", truncate(out))
 			}
-			return cgiResponse{}, errors.New("header block not ended by a blank line")
+			unended = true
+			break
 		}
-		line := rest[:i]
-		rest = rest[i+1:]
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(line) == 0 {
+		line := out[end : end+i]
+		end += i + 1
+		if len(line) == 0 || len(line) == 1 && line[0] == '\r' {
 			break
 		}
 		lines++
-		colon := bytes.IndexByte(line, ':')
+	}
+	if lines == 0 {
+		return cgiResponse{}, errors.New("empty header block: output starts with a blank line")
+	}
+	res := cgiResponse{header: make(http.Header, lines), body: out[end:]}
+	vals := make([]string, 0, lines)
+	rest := string(out[:end])
+	for range lines {
+		i := strings.IndexByte(rest, '\n')
+		line := strings.TrimSuffix(rest[:i], "\r")
+		rest = rest[i+1:]
+		colon := strings.IndexByte(line, ':')
 		if colon <= 0 || !isToken(line[:colon]) {
-			return cgiResponse{}, fmt.Errorf("bad header line %q", truncate(line))
+			return cgiResponse{}, fmt.Errorf("bad header line %q", truncate([]byte(line)))
 		}
-		value := bytes.Trim(line[colon+1:], " \t")
+		value := strings.Trim(line[colon+1:], " \t")
 		if !validValue(value) {
-			return cgiResponse{}, fmt.Errorf("bad header value in line %q", truncate(line))
+			return cgiResponse{}, fmt.Errorf("bad header value in line %q", truncate([]byte(line)))
 		}
-		name := http.CanonicalHeaderKey(string(line[:colon]))
+		name := http.CanonicalHeaderKey(line[:colon])
 		switch {
 		case name == "Status":
 			if res.status != 0 {
 				return cgiResponse{}, errors.New("more than one Status header")
 			}
-			status, err := parseStatus(value)
+			status, err := parseStatus([]byte(value))
 			if err != nil {
 				return cgiResponse{}, err
 			}
 			res.status = status
 		case droppedHeaders[name]:
 		default:
-			res.header[name] = append(res.header[name], string(value))
+			vals = append(vals, value)
+			if old, ok := res.header[name]; ok {
+				res.header[name] = append(old, value)
+			} else {
+				res.header[name] = vals[len(vals)-1 : len(vals) : len(vals)]
+			}
 		}
 	}
-	if lines == 0 {
-		return cgiResponse{}, errors.New("empty header block: output starts with a blank line")
+	if unended {
+		return cgiResponse{}, errors.New("header block not ended by a blank line")
 	}
 	if res.status == 0 {
 		res.status = http.StatusOK
@@ -285,7 +302,6 @@ func parseCGI(out []byte) (cgiResponse, error) {
 			res.status = http.StatusFound
 		}
 	}
-	res.body = rest
 	return res, nil
 }
 
@@ -309,9 +325,9 @@ func parseStatus(v []byte) (int, error) {
 }
 
 // isToken reports whether b is an HTTP token (RFC 9110 field name).
-func isToken(b []byte) bool {
-	for _, ch := range b {
-		if ch >= 0x80 || !tokenChars[ch] {
+func isToken[T string | []byte](b T) bool {
+	for i := 0; i < len(b); i++ {
+		if ch := b[i]; ch >= 0x80 || !tokenChars[ch] {
 			return false
 		}
 	}
@@ -333,9 +349,9 @@ var tokenChars = func() (t [128]bool) {
 }()
 
 // validValue rejects control characters other than tab.
-func validValue(b []byte) bool {
-	for _, ch := range b {
-		if (ch < 0x20 && ch != '\t') || ch == 0x7f {
+func validValue[T string | []byte](b T) bool {
+	for i := 0; i < len(b); i++ {
+		if ch := b[i]; (ch < 0x20 && ch != '\t') || ch == 0x7f {
 			return false
 		}
 	}

@@ -97,7 +97,7 @@ func (c *ioCut) cut() {
 	}
 }
 
-// begin points the streams at a request: head is its wire form without the body.
+// begin points the streams at a request: head is its framed head (appendRequest).
 func (o *warmIO) begin(ctx context.Context, w http.ResponseWriter, r *http.Request, head []byte, maxBody int64, out *limitedBuffer) {
 	o.w, o.rc = w, nil
 	o.stdin = warmStdin{io: o, ctx: ctx, head: head, limit: maxBody}

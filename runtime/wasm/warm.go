@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,17 +13,21 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/velocity9/v9/guest"
 )
 
 // Warm instances (Spec.Wasm.ABI == "http"): a WASI reactor is initialized once and then
-// answers requests one at a time through its v9_http_serve export (the ABI is described in
+// answers requests one at a time through its v9_http_serve2 export (the ABI is described in
 // the guest package). A pool per component instance holds them.
 
 // ABIHTTP is the warm handler ABI's name in a spec.
 const ABIHTTP = "http"
 
-// serveExport is the function a warm module exports to answer one request.
-const serveExport = "v9_http_serve"
+// serveExport is the function a warm module exports to answer one request. (The ABI's
+// first version, v9_http_serve, read an HTTP/1.1 head; a module built with that guest
+// package is refused and must be rebuilt.)
+const serveExport = "v9_http_serve2"
 
 // DefaultReuse is how many requests a warm instance serves before it is replaced.
 const DefaultReuse = 10000
@@ -37,6 +40,7 @@ type warmInst struct {
 	io    *warmIO // its stdin and stdout
 	uses  int
 	last  time.Time // when it last finished a request
+	stack [1]uint64 // the serve call's result (CallWithStack: no allocation per call)
 }
 
 // warmPool keeps the initialized instances of one component instance, at most size of them,
@@ -285,7 +289,7 @@ func (in *instance) serveWarm(w http.ResponseWriter, r *http.Request) {
 	wio, c := wi.io, wi.c
 	wio.hold = hold
 
-	c.body = appendWireRequest(c.body[:0], r)
+	c.body = appendRequest(c.body[:0], r)
 	c.out.reset()
 	c.out.limit = int(in.ex.cfg.MaxResponseBytes)
 	c.out.onOverflow = cancel
@@ -293,12 +297,12 @@ func (in *instance) serveWarm(w http.ResponseWriter, r *http.Request) {
 	c.errw.log = in.logFn
 	c.ctx = ctx
 	c.start = time.Now()
-	res, err := wi.serve.Call(ctx)
+	err := wi.serve.CallWithStack(ctx, wi.stack[:])
 	wio.hold.leave()
 	c.errw.flush()
 	c.ctx = nil
-	if err == nil && len(res) > 0 && uint32(res[0]) != 0 {
-		err = fmt.Errorf("%s returned %d", serveExport, uint32(res[0]))
+	if err == nil && uint32(wi.stack[0]) != 0 {
+		err = fmt.Errorf("%s returned %d", serveExport, uint32(wi.stack[0]))
 	}
 	out, bodyErr := &wio.stdout, wio.stdin.err
 	abort := false
@@ -389,49 +393,18 @@ func (nopWriter) Header() http.Header         { return http.Header{} }
 func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (nopWriter) WriteHeader(int)             {}
 
-// appendWireRequest writes r's head in HTTP/1.1 form: the request line with the original
-// path, Host, the headers but v9's own, the client's address, and Content-Length if it is
-// known, else "Transfer-Encoding: chunked" (the guest then reads the body to its end; it
-// gets it unframed either way).
-func appendWireRequest(b []byte, r *http.Request) []byte {
-	uri := r.URL.RequestURI()
-	b = append(b, r.Method...)
-	b = append(b, ' ')
-	b = append(b, uri...)
-	b = append(b, " HTTP/1.1\r\nHost: "...)
-	b = append(b, r.Host...)
-	b = append(b, "\r\n"...)
-	for name, vals := range r.Header {
-		if !forwardHeader(name) {
-			continue
-		}
-		for _, v := range vals {
-			b = append(b, name...)
-			b = append(b, ": "...)
-			b = append(b, v...)
-			b = append(b, "\r\n"...)
-		}
-	}
+// appendRequest writes r's head as the guest reads it (guest.AppendRequest): the headers but
+// v9's own and hop-by-hop ones, and the client's address if it has one.
+func appendRequest(b []byte, r *http.Request) []byte {
+	remote := ""
 	if host, _ := splitHostPort(r.RemoteAddr, ""); host != "" {
-		b = append(b, "V9-Remote-Addr: "...)
-		b = append(b, r.RemoteAddr...)
-		b = append(b, "\r\n"...)
+		remote = r.RemoteAddr
 	}
-	switch {
-	case r.Body == nil || r.Body == http.NoBody:
-		b = append(b, "Content-Length: 0\r\n\r\n"...)
-	case r.ContentLength >= 0:
-		b = append(b, "Content-Length: "...)
-		b = strconv.AppendInt(b, r.ContentLength, 10)
-		b = append(b, "\r\n\r\n"...)
-	default:
-		b = append(b, "Transfer-Encoding: chunked\r\n\r\n"...)
-	}
-	return b
+	return guest.AppendRequest(b, r, remote, forwardHeader)
 }
 
 // forwardHeader reports whether a request header reaches a warm guest: not v9's own, not
-// the ones appendWireRequest writes itself, not hop-by-hop ones.
+// those the head carries in fields of their own, not hop-by-hop ones.
 func forwardHeader(name string) bool {
 	if len(name) >= len(v9HeaderPrefix) && strings.EqualFold(name[:len(v9HeaderPrefix)], v9HeaderPrefix) {
 		return false
@@ -452,6 +425,9 @@ func checkWarmExports(m *module, name string) error {
 	}
 	f := fns[serveExport]
 	if f == nil {
+		if fns["v9_http_serve"] != nil {
+			return badArtifact(nil, "module %s was built with an older v9 guest package (it exports v9_http_serve, not %s): rebuild it", name, serveExport)
+		}
 		return badArtifact(nil, "module %s exports no %s: wasm.abi = %q needs a handler registered with the v9 guest package", name, serveExport, ABIHTTP)
 	}
 	if len(f.ParamTypes()) != 0 || !bytes.Equal(f.ResultTypes(), []api.ValueType{api.ValueTypeI32}) {

@@ -36,7 +36,7 @@ func BenchmarkWarm(b *testing.B) {
 	ctx := context.Background()
 	var stdin bytes.Reader
 	var stdout bytes.Buffer
-	wire := appendWireRequest(nil, req)
+	wire := appendRequest(nil, req)
 	rt := wazero.NewRuntime(ctx)
 	defer rt.Close(ctx)
 	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
