@@ -23,6 +23,7 @@ type viewEncoder struct {
 	store        *fsm.Store
 	epoch, index uint64
 	parts        map[string][]byte // component id -> its rows, encoded
+	ids          []string          // parts' keys, sorted: kept as parts change, not sorted again each time
 }
 
 // State's fields, for the encoding by hand.
@@ -35,11 +36,16 @@ var viewFields = func() map[string]protowire.Number {
 	return out
 }()
 
-var viewMarshal = proto.MarshalOptions{Deterministic: true}
+var (
+	viewSize = proto.MarshalOptions{Deterministic: true}
+	// viewMarshal reuses the sizes viewSize just computed (the message cannot change in
+	// between: it is read under the store's read lock), instead of computing them again.
+	viewMarshal = proto.MarshalOptions{Deterministic: true, UseCachedSize: true}
+)
 
 func appendField(b []byte, field string, m proto.Message) ([]byte, error) {
 	b = protowire.AppendTag(b, viewFields[field], protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(viewMarshal.Size(m)))
+	b = protowire.AppendVarint(b, uint64(viewSize.Size(m)))
 	return viewMarshal.MarshalAppend(b, m)
 }
 
@@ -53,13 +59,16 @@ func (e *viewEncoder) encode(st *fsm.Store) ([]byte, uint64, error) {
 	st.View(func(v fsm.View) {
 		dirty := map[string]bool{}
 		if e.parts == nil || e.store != st || e.epoch != v.Epoch() || !v.TouchedSince(e.index, func(id string) { dirty[id] = true }) {
-			e.parts = map[string][]byte{}
+			e.parts, e.ids = map[string][]byte{}, nil
 			v.Components(func(c *statev1.Component) { dirty[c.Id] = true })
 		}
-		if err = e.encodeParts(v, dirty); err != nil {
-			e.parts = nil
+		var added []string
+		var removed bool
+		if added, removed, err = e.encodeParts(v, dirty); err != nil {
+			e.parts, e.ids = nil, nil
 			return
 		}
+		e.sortIDs(added, removed)
 		var ns []*statev1.Node
 		v.Nodes(func(n *statev1.Node) { ns = append(ns, n) })
 		slices.SortFunc(ns, func(a, b *statev1.Node) int { return cmp.Compare(a.Id, b.Id) })
@@ -76,24 +85,44 @@ func (e *viewEncoder) encode(st *fsm.Store) ([]byte, uint64, error) {
 	}
 	// Outside the lock: the parts are this encoder's own bytes.
 	size := len(nodes) + 16
-	ids := make([]string, 0, len(e.parts))
-	for id, p := range e.parts {
-		ids = append(ids, id)
+	for _, p := range e.parts {
 		size += len(p)
 	}
-	slices.Sort(ids)
 	payload := make([]byte, 0, size)
 	payload = protowire.AppendTag(payload, viewFields["index"], protowire.VarintType)
 	payload = protowire.AppendVarint(payload, idx)
 	payload = append(payload, nodes...)
-	for _, id := range ids {
+	for _, id := range e.ids {
 		payload = append(payload, e.parts[id]...)
 	}
 	return frameView(payload), idx, nil
 }
 
-// encodeParts encodes again the rows of the components in dirty (dropping those gone).
-func (e *viewEncoder) encodeParts(v fsm.View, dirty map[string]bool) error {
+// sortIDs brings ids up to date with parts, given the ids encodeParts added and whether it
+// removed any: the new ones sorted and merged in, the gone ones dropped.
+func (e *viewEncoder) sortIDs(added []string, removed bool) {
+	if removed {
+		e.ids = slices.DeleteFunc(e.ids, func(id string) bool { _, ok := e.parts[id]; return !ok })
+	}
+	if len(added) == 0 {
+		return
+	}
+	slices.Sort(added)
+	merged := make([]string, 0, len(e.ids)+len(added))
+	i, j := 0, 0
+	for i < len(e.ids) && j < len(added) {
+		if e.ids[i] < added[j] {
+			merged, i = append(merged, e.ids[i]), i+1
+		} else {
+			merged, j = append(merged, added[j]), j+1
+		}
+	}
+	e.ids = append(append(merged, e.ids[i:]...), added[j:]...)
+}
+
+// encodeParts encodes again the rows of the components in dirty (dropping those gone). It
+// returns the ids that had no part before, and whether it dropped any.
+func (e *viewEncoder) encodeParts(v fsm.View, dirty map[string]bool) (added []string, removed bool, err error) {
 	type rows struct {
 		c           *statev1.Component
 		deployments []*statev1.Deployment
@@ -104,12 +133,16 @@ func (e *viewEncoder) encodeParts(v fsm.View, dirty map[string]bool) error {
 	for id := range dirty {
 		if c := v.Component(id); c != nil {
 			of[id] = &rows{c: c}
-		} else {
+			if _, ok := e.parts[id]; !ok {
+				added = append(added, id)
+			}
+		} else if _, ok := e.parts[id]; ok {
 			delete(e.parts, id)
+			removed = true
 		}
 	}
 	if len(of) == 0 {
-		return nil
+		return added, removed, nil
 	}
 	placed := map[string]bool{} // deployments of these components still placed
 	v.Placements(func(p *statev1.Placement) {
@@ -149,9 +182,9 @@ func (e *viewEncoder) encodeParts(v fsm.View, dirty map[string]bool) error {
 			}
 		}
 		if err != nil {
-			return err
+			return nil, false, err
 		}
 		e.parts[id] = b
 	}
-	return nil
+	return added, removed, nil
 }
