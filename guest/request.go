@@ -35,9 +35,21 @@ import (
 const frameFixed = 8 + 4 + 4
 
 // AppendRequest appends r's head, framed as v9_http_serve2 reads it, to b: the headers keep
-// names for which keep reports true; remote is the client's address, or empty. It is the
-// host's half of the ABI, exported for v9's runtime (and tests); a guest never calls it.
+// reports true for (it is given canonical names); remote is the client's address, or empty.
+// It is the host's half of the ABI, exported for v9's runtime (and tests); a guest never
+// calls it.
 func AppendRequest(b []byte, r *http.Request, remote string, keep func(name string) bool) []byte {
+	if out, ok := appendRequest(b, r, r.Header, remote, keep); ok {
+		return out
+	}
+	// Names net/http's server never makes, which may collide once canonical.
+	out, _ := appendRequest(b, r, canonical(r.Header), remote, keep)
+	return out
+}
+
+// appendRequest is AppendRequest with the headers h; it gives up (ok false) at a name that is
+// not canonical.
+func appendRequest(b []byte, r *http.Request, h http.Header, remote string, keep func(name string) bool) (_ []byte, ok bool) {
 	start := len(b)
 	b = append(b, 0, 0, 0, 0) // n, set at the end
 	length := r.ContentLength
@@ -54,15 +66,11 @@ func AppendRequest(b []byte, r *http.Request, remote string, keep func(name stri
 	b = appendString(b, r.URL.RequestURI())
 	b = appendString(b, r.Host)
 	b = appendString(b, remote)
-	h := r.Header
-	for name := range h {
-		if http.CanonicalHeaderKey(name) != name { // not from net/http: names may collide
-			h = canonical(h)
-			break
-		}
-	}
 	var fields, values uint32
 	for name, vs := range h {
+		if http.CanonicalHeaderKey(name) != name {
+			return b[:start], false
+		}
 		if len(vs) == 0 || !keep(name) {
 			continue
 		}
@@ -77,7 +85,7 @@ func AppendRequest(b []byte, r *http.Request, remote string, keep func(name stri
 	binary.LittleEndian.PutUint32(b[counts:], fields)
 	binary.LittleEndian.PutUint32(b[counts+4:], values)
 	binary.LittleEndian.PutUint32(b[start:], uint32(len(b)-start-4))
-	return b
+	return b, true
 }
 
 // canonical returns h with its names canonical, the values of names that then collide

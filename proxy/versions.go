@@ -30,7 +30,12 @@ func (v *Versions) Count(deployment string, h http.Handler) http.Handler {
 	c, _ := v.m.LoadOrStore(deployment, &versionCount{})
 	vc := c.(*versionCount)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &recorder{ResponseWriter: w}
+		// The proxy's own recorder, with nothing written yet, records this answer already:
+		// no second layer around every write.
+		rec, ok := w.(*recorder)
+		if !ok || rec.status != 0 {
+			rec = &recorder{ResponseWriter: w}
+		}
 		h.ServeHTTP(rec, r)
 		vc.requests.Add(1)
 		if rec.status >= 500 {

@@ -403,13 +403,13 @@ func appendRequest(b []byte, r *http.Request) []byte {
 	return guest.AppendRequest(b, r, remote, forwardHeader)
 }
 
-// forwardHeader reports whether a request header reaches a warm guest: not v9's own, not
-// those the head carries in fields of their own, not hop-by-hop ones.
+// forwardHeader reports whether a request header, named canonically, reaches a warm guest:
+// not v9's own, not those the head carries in fields of their own, not hop-by-hop ones.
 func forwardHeader(name string) bool {
 	if len(name) >= len(v9HeaderPrefix) && strings.EqualFold(name[:len(v9HeaderPrefix)], v9HeaderPrefix) {
 		return false
 	}
-	switch http.CanonicalHeaderKey(name) {
+	switch name { // canonical (guest.AppendRequest)
 	case "Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Te",
 		"Trailer", "Upgrade", "Proxy-Connection", "V9-Remote-Addr":
 		return false
