@@ -128,7 +128,7 @@ func (t *tables) audit(index uint64, now *timestamppb.Timestamp, cmd *statev1.Co
 		return
 	}
 	if now != nil {
-		now = clone(now)
+		now = keep(t, now)
 	}
 	e := &statev1.AuditEntry{Index: index, Time: now, Actor: cmd.GetActor(), Op: commandOpName(cmd), Target: target(cmd)}
 	if len(t.auditLog) >= AuditSize {
