@@ -105,7 +105,7 @@ func (st *Store) ACLBootstrapped() bool {
 func (st *Store) Audit(limit int) []*statev1.AuditEntry {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	es := st.s.auditLog
+	es := st.s.audits()
 	if limit > 0 && len(es) > limit {
 		es = es[len(es)-limit:]
 	}

@@ -39,7 +39,7 @@ type tables struct {
 	secrets     map[string]*statev1.Secret     // by secretKey(component id, name)
 
 	aclBootstrapped bool
-	auditLog        []*statev1.AuditEntry // oldest first, at most AuditSize
+	auditLog        []*statev1.AuditEntry // oldest first; the state's are the last AuditSize (audits)
 
 	// owned is set while the commands being applied belong to the store (the FSM decoded
 	// them from the log): it may keep their parts instead of copies. Not replicated state.
@@ -230,7 +230,7 @@ func (t *tables) exportWith(cp func(proto.Message) proto.Message) *statev1.State
 	out.GithubLinks = exportTable(t.links, cp)
 	out.Secrets = exportTable(t.secrets, cp)
 	out.AclBootstrapped = t.aclBootstrapped
-	for _, e := range t.auditLog {
+	for _, e := range t.audits() {
 		out.Audit = append(out.Audit, cp(e).(*statev1.AuditEntry))
 	}
 	return out
