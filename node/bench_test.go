@@ -189,9 +189,10 @@ func benchCommand(name string) *statev1.Command {
 // same serialized command bytes (the raw side applies fsm.EncodeCommand of the command the
 // v9 side's request becomes). v9/raw is the median over rounds of v9 writes/s ÷ raw writes/s
 // taken seconds apart; it measures everything v9 adds to a bare Raft commit: HTTP and
-// Connect with keep-alive connections (one per writer), the token check, stamping and
-// encoding, the FSM's decode, checks, indexes and audit entry, the wait for the local
-// applied index, and the CPU the nodes' own loops (routing, scheduling, builds) take.
+// Connect with keep-alive connections (one per writer; each call in one write, as the v9
+// client sends it: client.OneWrite), the token check, stamping and encoding, the FSM's
+// decode, checks, indexes and audit entry, the wait for the local applied index, and the
+// CPU the nodes' own loops (routing, scheduling, builds) take.
 // cpu-us/write is the CPU time the whole process used per write while a side ran (both
 // clusters live in it): on a busy shared machine it is steadier than writes/s.
 func BenchmarkWriteThroughput(b *testing.B) {
