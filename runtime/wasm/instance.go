@@ -280,9 +280,9 @@ func (in *instance) runFresh(ctx, ictx context.Context, c *call) error {
 
 // respond turns the guest's fate and output into the HTTP response.
 func (in *instance) respond(w http.ResponseWriter, r *http.Request, c *call, err error) {
-	var exit *sys.ExitError
+	exit := exitError(err)
 	code := uint32(0)
-	if err != nil && errors.As(err, &exit) {
+	if exit != nil {
 		code = exit.ExitCode()
 	}
 	switch {
@@ -317,6 +317,19 @@ func (in *instance) respond(w http.ResponseWriter, r *http.Request, c *call, err
 			in.logFn("stderr", fmt.Sprintf("v9: component exited with code %d after writing its response", code))
 		}
 	}
+}
+
+// exitError is err's exit, if it has one. The variable errors.As is given escapes to the
+// heap: it is declared only once there is an error, not for every request.
+func exitError(err error) *sys.ExitError {
+	if err == nil {
+		return nil
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		return exit
+	}
+	return nil
 }
 
 // writeCGI answers with the guest's CGI output, or 502 if it is malformed; it reports which.
