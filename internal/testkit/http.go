@@ -13,8 +13,9 @@ func TokenHTTPClient(token string) *http.Client {
 	// tests and benchmarks with more concurrent writers would dial for nearly every call.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	// One write per unary call, as the v9 client sends it (client.OneWrite).
-	return &http.Client{Transport: BearerTransport(token, client.OneWrite(tr))}
+	// One write per unary call, as the v9 client sends it (client.OneWrite), and like it
+	// one copy of each request: the token is set in OneWrite's copy.
+	return &http.Client{Transport: client.OneWriteWithHeader(tr, "Authorization", "Bearer "+token)}
 }
 
 // BearerTransport sends the token with every request it passes to next.

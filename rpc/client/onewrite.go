@@ -16,12 +16,26 @@ const maxOneWriteBody = 64 << 10
 // unary body is not one: two writes, two packets and two reads on the server per call.
 // OneWrite reads such a body ahead (it is in memory already) and hands net/http a
 // bytes.Reader. Streams (unknown length) and large bodies pass as they are.
-func OneWrite(next http.RoundTripper) http.RoundTripper { return oneWrite{next} }
+func OneWrite(next http.RoundTripper) http.RoundTripper { return oneWrite{next: next} }
 
-type oneWrite struct{ next http.RoundTripper }
+// OneWriteWithHeader is OneWrite that also sets the header key to value on every request,
+// in the one copy of the request it makes (a RoundTripper that sets a header must not
+// change its caller's request: one that wraps OneWrite would copy each request twice).
+func OneWriteWithHeader(next http.RoundTripper, key, value string) http.RoundTripper {
+	return oneWrite{next: next, key: key, value: value}
+}
+
+type oneWrite struct {
+	next       http.RoundTripper
+	key, value string // a header to set, when key is not ""
+}
 
 func (o oneWrite) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength <= 0 || r.ContentLength > maxOneWriteBody {
+		if o.key != "" {
+			r = r.Clone(r.Context())
+			r.Header.Set(o.key, o.value)
+		}
 		return o.next.RoundTrip(r)
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
@@ -33,6 +47,9 @@ func (o oneWrite) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("http: ContentLength=%d with Body length %d", r.ContentLength, len(b))
 	}
 	r = r.Clone(r.Context())
+	if o.key != "" {
+		r.Header.Set(o.key, o.value)
+	}
 	r.Body = io.NopCloser(bytes.NewReader(b))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	return o.next.RoundTrip(r)

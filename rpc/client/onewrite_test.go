@@ -95,3 +95,31 @@ func TestOneWritePassesStreamsAndChecksLength(t *testing.T) {
 		t.Fatalf("a body shorter than its length: %v, want a ContentLength error", err)
 	}
 }
+
+// TestOneWriteWithHeaderSetsItOnBothPaths: the header arrives with a small body (sent in one
+// write) and with a stream (passed through), and the caller's request keeps its headers.
+func TestOneWriteWithHeaderSetsItOnBothPaths(t *testing.T) {
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		got <- r.Header.Get("Authorization")
+	}))
+	defer srv.Close()
+	rt := OneWriteWithHeader(http.DefaultTransport, "Authorization", "Bearer s3cret")
+	pr, pw := io.Pipe()
+	go func() { pw.Write([]byte("chunk")); pw.Close() }()
+	for name, body := range map[string]io.Reader{"small body": strings.NewReader("hello"), "stream": pr} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, body)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		resp.Body.Close()
+		if h := <-got; h != "Bearer s3cret" {
+			t.Errorf("%s: the server got Authorization %q", name, h)
+		}
+		if h := req.Header.Get("Authorization"); h != "" {
+			t.Errorf("%s: the caller's request was changed: Authorization %q", name, h)
+		}
+	}
+}
