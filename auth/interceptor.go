@@ -18,6 +18,13 @@ type TokenStore interface {
 	TokenBySHA256(sum []byte) (*statev1.ApiToken, error)
 }
 
+// TokenReader reads a token by the SHA-256 of its secret without copying it (fsm.Store
+// does): it calls f with the token, which f must not change or keep, and reports whether
+// there is one.
+type TokenReader interface {
+	ReadTokenBySHA256(sum []byte, f func(*statev1.ApiToken)) bool
+}
+
 // UseInterval is how stale a token's recorded last use may get before a use is reported.
 const UseInterval = time.Minute
 
@@ -26,7 +33,7 @@ const NoTokenHint = "run `v9 login` or set V9_TOKEN"
 
 // Authorizer checks every call against Procedures.
 type Authorizer struct {
-	Tokens TokenStore
+	Tokens TokenReader
 	// CatchUp, when set, brings the local replica up to date with the leader; it is tried
 	// once before a token is declared unknown (a token created a moment ago on another node).
 	CatchUp func(ctx context.Context) error
@@ -99,40 +106,56 @@ func (a *Authorizer) Authorize(ctx context.Context, procedure string, h http.Hea
 // tokenPrincipal checks a secret against the state: known, not revoked, not expired.
 func (a *Authorizer) tokenPrincipal(ctx context.Context, secret string) (*Principal, error) {
 	sum := Hash(secret)
-	k, err := a.Tokens.TokenBySHA256(sum)
-	if err != nil && a.CatchUp != nil {
+	var p *Principal
+	var err error
+	read := func(k *statev1.ApiToken) { p, err = a.principalOf(k) }
+	found := a.Tokens.ReadTokenBySHA256(sum, read)
+	if !found && a.CatchUp != nil {
 		if a.CatchUp(ctx) == nil {
-			k, err = a.Tokens.TokenBySHA256(sum)
+			found = a.Tokens.ReadTokenBySHA256(sum, read)
 		}
 	}
-	if err != nil {
+	if !found {
 		return nil, connect.NewError(connect.CodeUnauthenticated,
 			errors.New("this token or session is not known to the cluster (signed out?): "+NoTokenHint+" with a valid token, or sign in again"))
 	}
-	name := k.Id
-	if k.Name != "" {
-		name = fmt.Sprintf("%s (%s)", k.Id, k.Name)
+	return p, err
+}
+
+// principalOf checks a token read from the state (not revoked, not expired, an API role)
+// and returns who it makes the caller. It runs under the store's read lock and keeps
+// nothing of k; its messages are built only for a refusal.
+func (a *Authorizer) principalOf(k *statev1.ApiToken) (*Principal, error) {
+	name := func() string {
+		if k.Name != "" {
+			return k.Id + " (" + k.Name + ")"
+		}
+		return k.Id
 	}
-	what, again := "token "+name, NoTokenHint+" with another token"
-	if k.Session {
-		what, again = "the console session of "+k.GithubLogin, "sign in again"
+	refused := func() (what, again string) {
+		if k.Session {
+			return "the console session of " + k.GithubLogin, "sign in again"
+		}
+		return "token " + name(), NoTokenHint + " with another token"
 	}
 	if rt := k.GetRevokeTime(); rt != nil {
+		what, again := refused()
 		return nil, connect.NewError(connect.CodeUnauthenticated,
 			fmt.Errorf("%s was revoked at %s: %s", what, rt.AsTime().UTC().Format(time.RFC3339), again))
 	}
 	now := a.now()
 	if et := k.GetExpireTime(); et != nil && !now.Before(et.AsTime()) {
+		what, again := refused()
 		return nil, connect.NewError(connect.CodeUnauthenticated,
 			fmt.Errorf("%s expired at %s: %s", what, et.AsTime().UTC().Format(time.RFC3339), again))
 	}
 	if k.Role == JoinRole {
 		return nil, connect.NewError(connect.CodePermissionDenied,
-			fmt.Errorf("token %s is a join token: it only lets a new node get its certificate (v9 agent --join-token), never calls the API", name))
+			fmt.Errorf("token %s is a join token: it only lets a new node get its certificate (v9 agent --join-token), never calls the API", name()))
 	}
 	role, err := ParseRole(k.Role)
 	if err != nil {
-		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("token %s: %w", name, err))
+		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("token %s: %w", name(), err))
 	}
 	if lu := k.GetLastUsedTime(); lu == nil || now.Sub(lu.AsTime()) > UseInterval {
 		a.mu.Lock()

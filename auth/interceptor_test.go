@@ -32,6 +32,14 @@ func (f fakeTokens) TokenBySHA256(sum []byte) (*statev1.ApiToken, error) {
 	return nil, errors.New("not found")
 }
 
+func (f fakeTokens) ReadTokenBySHA256(sum []byte, fn func(*statev1.ApiToken)) bool {
+	k, ok := f[string(sum)]
+	if ok {
+		fn(k)
+	}
+	return ok
+}
+
 const (
 	getProc    = "/v9.component.v1.ComponentService/Get"
 	createProc = "/v9.component.v1.ComponentService/Create"

@@ -128,14 +128,23 @@ func (t *tables) audit(index uint64, now *timestamppb.Timestamp, cmd *statev1.Co
 		return
 	}
 	if now != nil {
-		now = clone(now)
+		now = keep(t, now)
 	}
 	e := &statev1.AuditEntry{Index: index, Time: now, Actor: cmd.GetActor(), Op: commandOpName(cmd), Target: target(cmd)}
-	if len(t.auditLog) >= AuditSize {
-		copy(t.auditLog, t.auditLog[len(t.auditLog)-AuditSize+1:])
-		t.auditLog = t.auditLog[:AuditSize-1]
+	if len(t.auditLog) >= 2*AuditSize {
+		// Drop the entries past the last AuditSize-1 in one move every AuditSize writes,
+		// not one move of the whole log at every write.
+		n := copy(t.auditLog, t.auditLog[len(t.auditLog)-AuditSize+1:])
+		clear(t.auditLog[n:])
+		t.auditLog = t.auditLog[:n]
 	}
 	t.auditLog = append(t.auditLog, e)
+}
+
+// audits is the audit log the state holds: its last AuditSize entries, oldest first (the
+// slice keeps up to twice as many between two trims).
+func (t *tables) audits() []*statev1.AuditEntry {
+	return t.auditLog[max(0, len(t.auditLog)-AuditSize):]
 }
 
 // opOneof is the Command's oneof of operations (looked up once: audit runs on every apply).

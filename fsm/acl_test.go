@@ -96,16 +96,24 @@ func TestAuditRecordsActorsBounded(t *testing.T) {
 	if len(es) != 2 || es[0].Op != "create_component" || es[0].Target != webComponent().Name || es[0].Time.GetSeconds() != at(5).Seconds || es[1].Op != "create_deployment" {
 		t.Fatalf("audit = %v", es)
 	}
-	for i := range AuditSize + 10 {
+	for i := range 2*AuditSize + 10 { // past a trim of the log (audit)
 		s := cmdScale(webComponent().Name, 1)
 		s.Actor = fmt.Sprintf("user:u%d", i)
 		if err := st.Apply(uint64(10+i), s); err != nil {
 			t.Fatal(err)
 		}
+		if i == AuditSize+5 {
+			if err := checkInvariants(st); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	es = st.Audit(0)
-	if len(es) != AuditSize || es[len(es)-1].Actor != fmt.Sprintf("user:u%d", AuditSize+9) {
-		t.Fatalf("audit holds %d entries, last %v", len(es), es[len(es)-1])
+	if len(es) != AuditSize || es[0].Actor != fmt.Sprintf("user:u%d", AuditSize+10) || es[len(es)-1].Actor != fmt.Sprintf("user:u%d", 2*AuditSize+9) {
+		t.Fatalf("audit holds %d entries, first %v, last %v", len(es), es[0], es[len(es)-1])
+	}
+	if got := st.State().GetAudit(); len(got) != AuditSize || got[0].Index != es[0].Index {
+		t.Fatalf("the snapshot holds %d audit entries, first %v", len(got), got[0])
 	}
 	if got := st.Audit(3); len(got) != 3 || got[2].Index != es[len(es)-1].Index {
 		t.Fatalf("audit(3) = %v", got)

@@ -24,7 +24,7 @@ func applyOp(t *tables, index uint64, cmd *statev1.Command) error {
 	}
 	now := cmd.GetTime()
 	if now != nil {
-		now = clone(now) // the state must not share memory with the caller's command
+		now = keep(t, now) // the state must not share memory with the caller's command
 	}
 	switch op := cmd.Op.(type) {
 	case *statev1.Command_CreateComponent:
@@ -144,7 +144,7 @@ func (t *tables) checkNewComponent(c *statev1.Component) error {
 
 // insertComponent records a component checkNewComponent accepted.
 func (t *tables) insertComponent(index uint64, now *timestamppb.Timestamp, c *statev1.Component) {
-	c = clone(c)
+	c = keep(t, c)
 	if c.Desired == statev1.DesiredState_DESIRED_STATE_UNSPECIFIED {
 		c.Desired = statev1.DesiredState_DESIRED_STATE_RUNNING
 	}

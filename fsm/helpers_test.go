@@ -331,8 +331,8 @@ func checkInvariants(st *Store) error {
 	if len(t.tokenByHash) != len(t.tokens) {
 		return fmt.Errorf("%d token hashes indexed for %d tokens", len(t.tokenByHash), len(t.tokens))
 	}
-	if len(t.auditLog) > AuditSize {
-		return fmt.Errorf("audit log holds %d entries", len(t.auditLog))
+	if len(t.audits()) > AuditSize || len(t.auditLog) >= 2*AuditSize+1 {
+		return fmt.Errorf("audit log holds %d entries (%d kept)", len(t.audits()), len(t.auditLog))
 	}
 	for id, l := range t.links {
 		if _, ok := t.components[id]; !ok {

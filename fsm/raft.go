@@ -3,6 +3,7 @@ package fsm
 import (
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -22,9 +23,25 @@ type Result struct {
 	Component *statev1.Component
 }
 
-// FSM adapts a Store to hashicorp/raft.
+// FSM adapts a Store to hashicorp/raft. The commands it decodes from the log belong to the
+// store (Store.applyBatch owned).
 type FSM struct {
 	Store *Store
+
+	answering atomic.Pointer[func() bool]
+}
+
+// AnswerWhile makes the FSM fill each result's Component only while answering() holds,
+// e.g. while this node leads: Raft hands a follower's results to nobody, and copying the
+// component is most of what building one costs. A write that commits across a change of
+// leadership may then get a result without its Component; its caller reads the component
+// back (rpc/server writeThenGet), as it does from a leader of an older version. Until it is
+// called, every result is filled.
+func (f *FSM) AnswerWhile(answering func() bool) { f.answering.Store(&answering) }
+
+func (f *FSM) answer() bool {
+	a := f.answering.Load()
+	return a == nil || (*a)()
 }
 
 var (
@@ -53,7 +70,7 @@ func DecodeCommand(b []byte) (*statev1.Command, error) {
 // per command in order, for a batch entry (EncodeBatch).
 func (f *FSM) Apply(l *raft.Log) any {
 	entries, out, batch := entriesOf(l)
-	fill(out, f.Store.ApplyBatch(entries))
+	fill(out, f.Store.applyBatch(entries, true, f.answer()))
 	return response(out, batch)
 }
 
@@ -77,7 +94,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		spans[i] = span{len(entries), len(entries) + len(es), batch}
 		entries, results = append(entries, es...), append(results, out...)
 	}
-	fill(results, f.Store.ApplyBatch(entries))
+	fill(results, f.Store.applyBatch(entries, true, f.answer()))
 	out := make([]any, len(logs))
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {

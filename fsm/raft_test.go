@@ -109,6 +109,57 @@ func TestFSMApplyResult(t *testing.T) {
 	}
 }
 
+// TestFSMAnswerWhile: while the FSM is told nobody reads its results (a follower), a write
+// applies all the same but its result carries no component; while it answers, the result
+// holds the component as the write left it, a copy the state does not share.
+func TestFSMAnswerWhile(t *testing.T) {
+	f := fixtureFSM(t)
+	leading := false
+	f.AnswerWhile(func() bool { return leading })
+	if res := applyLog(t, f, 20, mustEncode(t, cmdScale("web", 2))); res.Err != nil || res.Component != nil {
+		t.Fatalf("follower's result = %v, want applied without a component", res)
+	}
+	if c := getComponent(t, f.Store, "web"); c.Replicas != 2 {
+		t.Fatalf("the follower's write did not apply: %v", c)
+	}
+	leading = true
+	res := applyLog(t, f, 21, mustEncode(t, cmdScale("web", 3)))
+	if res.Err != nil || res.Component.GetReplicas() != 3 || res.Component.ModifyIndex != 21 {
+		t.Fatalf("leader's result = %v, want the component at index 21", res)
+	}
+	res.Component.Replicas = 99
+	if c := getComponent(t, f.Store, "web"); c.Replicas != 3 {
+		t.Fatalf("the result shares memory with the state: %v", c)
+	}
+}
+
+// TestStoreKeepsNoPartOfCallersCommand: a command handed to the Store (not decoded by the
+// FSM) stays the caller's: changing it after it applied changes nothing in the state. The
+// FSM's own decoded commands are kept as they are (Store.applyBatch owned).
+func TestStoreKeepsNoPartOfCallersCommand(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		st := NewStore()
+		cmd := cmdCreateComponent(webComponent())
+		cmd.Time, cmd.Actor = at(1), "user:a"
+		var err error
+		if batch {
+			err = st.ApplyBatch([]Entry{{Index: 1, Cmd: cmd}})[0].Err
+		} else {
+			err = st.Apply(1, cmd)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := stateBytes(t, st)
+		c := cmd.GetCreateComponent().GetComponent()
+		c.Replicas, c.Spec.ScaleMax = 42, 43
+		cmd.Time.Seconds = 999
+		if after := stateBytes(t, st); !bytes.Equal(before, after) {
+			t.Errorf("batch=%v: changing the caller's command changed the state:\n%s", batch, diffStates(before, after))
+		}
+	}
+}
+
 type trackedReader struct {
 	io.Reader
 	closed bool

@@ -62,12 +62,24 @@ func (st *Store) GithubLink(componentID string) (*statev1.GithubLink, error) {
 
 // TokenBySHA256 finds the API token whose secret hashes to sum.
 func (st *Store) TokenBySHA256(sum []byte) (*statev1.ApiToken, error) {
+	var k *statev1.ApiToken
+	if !st.ReadTokenBySHA256(sum, func(t *statev1.ApiToken) { k = clone(t) }) {
+		return nil, notFound("token", "")
+	}
+	return k, nil
+}
+
+// ReadTokenBySHA256 calls f with the API token whose secret hashes to sum, without copying
+// it, under the read lock, and reports whether there is one: the check of every API call
+// reads a few fields of it. f must not change or keep the token, nor call the Store.
+func (st *Store) ReadTokenBySHA256(sum []byte, f func(*statev1.ApiToken)) bool {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	if id, ok := st.s.tokenByHash[string(sum)]; ok {
-		return clone(st.s.tokens[id]), nil
+	id, ok := st.s.tokenByHash[string(sum)]
+	if ok {
+		f(st.s.tokens[id])
 	}
-	return nil, notFound("token", "")
+	return ok
 }
 
 // Token returns a copy of the token with accessor id (its hash included: never for a read
@@ -93,7 +105,7 @@ func (st *Store) ACLBootstrapped() bool {
 func (st *Store) Audit(limit int) []*statev1.AuditEntry {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	es := st.s.auditLog
+	es := st.s.audits()
 	if limit > 0 && len(es) > limit {
 		es = es[len(es)-limit:]
 	}

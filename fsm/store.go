@@ -39,7 +39,11 @@ type tables struct {
 	secrets     map[string]*statev1.Secret     // by secretKey(component id, name)
 
 	aclBootstrapped bool
-	auditLog        []*statev1.AuditEntry // oldest first, at most AuditSize
+	auditLog        []*statev1.AuditEntry // oldest first; the state's are the last AuditSize (audits)
+
+	// owned is set while the commands being applied belong to the store (the FSM decoded
+	// them from the log): it may keep their parts instead of copies. Not replicated state.
+	owned bool
 
 	// touched remembers which components writes touched lately, for readers that derive
 	// structures incrementally (View.TouchedSince). Not part of the replicated state.
@@ -79,7 +83,7 @@ func (st *Store) Apply(index uint64, cmd *statev1.Command) error {
 func (st *Store) ApplyResult(index uint64, cmd *statev1.Command) *Result {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	res := st.applyLocked(index, cmd)
+	res := st.applyLocked(index, cmd, true)
 	st.wakeLocked()
 	st.closeChangedLocked()
 	return res
@@ -95,22 +99,31 @@ type Entry struct {
 // lock, and wakes the watchers once at the end: a burst of writes committed together
 // costs the loops that watch the state one wake-up, not one per entry.
 func (st *Store) ApplyBatch(entries []Entry) []*Result {
+	return st.applyBatch(entries, false, true)
+}
+
+// applyBatch is ApplyBatch. owned says the commands belong to the store from now on (the FSM
+// decoded them: nobody else holds them), so it keeps their parts without copying them;
+// answer says someone reads the results' Component (a follower's Raft hands them to nobody).
+func (st *Store) applyBatch(entries []Entry, owned, answer bool) []*Result {
 	out := make([]*Result, len(entries))
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.s.owned = owned
 	for i, e := range entries {
-		out[i] = st.applyLocked(e.Index, e.Cmd)
+		out[i] = st.applyLocked(e.Index, e.Cmd, answer)
 	}
+	st.s.owned = false
 	st.wakeLocked()
 	st.closeChangedLocked()
 	return out
 }
 
 // applyLocked applies one command and records the tables it changed; the caller wakes the
-// watchers.
-func (st *Store) applyLocked(index uint64, cmd *statev1.Command) *Result {
+// watchers. answer: fill the result's Component.
+func (st *Store) applyLocked(index uint64, cmd *statev1.Command, answer bool) *Result {
 	res := &Result{Index: index, Err: apply(st.s, index, cmd)}
-	if res.Err == nil {
+	if res.Err == nil && answer {
 		res.Component = st.s.written(cmd)
 	}
 	if index > st.s.index {
@@ -217,7 +230,7 @@ func (t *tables) exportWith(cp func(proto.Message) proto.Message) *statev1.State
 	out.GithubLinks = exportTable(t.links, cp)
 	out.Secrets = exportTable(t.secrets, cp)
 	out.AclBootstrapped = t.aclBootstrapped
-	for _, e := range t.auditLog {
+	for _, e := range t.audits() {
 		out.Audit = append(out.Audit, cp(e).(*statev1.AuditEntry))
 	}
 	return out
@@ -301,6 +314,16 @@ func load[T proto.Message](m map[string]T, items []T, key func(T) string, kind s
 
 func clone[T proto.Message](m T) T {
 	return proto.Clone(m).(T)
+}
+
+// keep returns what the state may keep of a command's part m: m itself when the store owns
+// the command (tables.owned), else a copy, so that the state never shares memory with a
+// caller's command.
+func keep[T proto.Message](t *tables, m T) T {
+	if t.owned {
+		return m
+	}
+	return clone(m)
 }
 
 // exportTable lists m's objects sorted by key, each passed through cp.
