@@ -25,8 +25,8 @@
 // handler reads its body from there as it goes; what it leaves unread is dropped by v9.
 // The handler sees what net/http's server would give it: the Host header in Request.Host,
 // not in Header. (The ABI's first version, v9_http_serve, sent the head as HTTP/1.1 text,
-// which the guest spent most of a small handler's time parsing: v9 refuses a module built
-// with that guest package, which must be rebuilt.)
+// which the guest spent most of a small handler's time parsing. v9 still serves a module
+// built with that guest package, at the old cost; rebuild with this one to get the new.)
 //
 // stdout carries the response, in one of two forms:
 //

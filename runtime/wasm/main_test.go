@@ -38,6 +38,7 @@ var guestPkgs = map[string]string{
 var reactorPkgs = map[string]string{
 	"hellohttp":  "../../examples/hello-http",
 	"streamhttp": "../../examples/stream-http",
+	"httpv1":     "../../examples/wasm-guests/httpv1",
 }
 
 var (

@@ -24,9 +24,8 @@ import (
 // ABIHTTP is the warm handler ABI's name in a spec.
 const ABIHTTP = "http"
 
-// serveExport is the function a warm module exports to answer one request. (The ABI's
-// first version, v9_http_serve, read an HTTP/1.1 head; a module built with that guest
-// package is refused and must be rebuilt.)
+// serveExport is the function a warm module exports to answer one request. A module built
+// with an older guest package exports the ABI's first version instead (warm_v1.go).
 const serveExport = "v9_http_serve2"
 
 // DefaultReuse is how many requests a warm instance serves before it is replaced.
@@ -36,6 +35,7 @@ const DefaultReuse = 10000
 type warmInst struct {
 	mod   api.Module
 	serve api.Function
+	v1    bool    // serve is the ABI's first version: the head goes as HTTP/1.1 text
 	c     *call   // its output buffers, environment and module configuration
 	io    *warmIO // its stdin and stdout
 	uses  int
@@ -191,7 +191,11 @@ func (p *warmPool) start() (*warmInst, error) {
 		return nil, fmt.Errorf("initialize warm instance: %w", err)
 	}
 	c.out.reset()
-	return &warmInst{mod: mod, serve: mod.ExportedFunction(serveExport), c: c, io: wio}, nil
+	wi := &warmInst{mod: mod, serve: mod.ExportedFunction(serveExport), c: c, io: wio}
+	if wi.serve == nil { // checkWarmExports let it in: it exports the first version
+		wi.serve, wi.v1 = mod.ExportedFunction(serveExportV1), true
+	}
+	return wi, nil
 }
 
 // reaper shrinks the pool while the instance runs.
@@ -289,7 +293,11 @@ func (in *instance) serveWarm(w http.ResponseWriter, r *http.Request) {
 	wio, c := wi.io, wi.c
 	wio.hold = hold
 
-	c.body = appendRequest(c.body[:0], r)
+	if wi.v1 {
+		c.body = appendWireRequest(c.body[:0], r)
+	} else {
+		c.body = appendRequest(c.body[:0], r)
+	}
 	c.out.reset()
 	c.out.limit = int(in.ex.cfg.MaxResponseBytes)
 	c.out.onOverflow = cancel
@@ -302,7 +310,7 @@ func (in *instance) serveWarm(w http.ResponseWriter, r *http.Request) {
 	c.errw.flush()
 	c.ctx = nil
 	if err == nil && uint32(wi.stack[0]) != 0 {
-		err = fmt.Errorf("%s returned %d", serveExport, uint32(wi.stack[0]))
+		err = fmt.Errorf("%s returned %d", wi.serve.Definition().ExportNames()[0], uint32(wi.stack[0]))
 	}
 	out, bodyErr := &wio.stdout, wio.stdin.err
 	abort := false
@@ -423,15 +431,16 @@ func checkWarmExports(m *module, name string) error {
 	if fns["_initialize"] == nil {
 		return badArtifact(nil, "module %s exports no _initialize: wasm.abi = %q needs a WASI reactor (GOOS=wasip1 go build -buildmode=c-shared)", name, ABIHTTP)
 	}
-	f := fns[serveExport]
+	export := serveExport
+	f := fns[export]
+	if f == nil && fns[serveExportV1] != nil {
+		export, f = serveExportV1, fns[serveExportV1]
+	}
 	if f == nil {
-		if fns["v9_http_serve"] != nil {
-			return badArtifact(nil, "module %s was built with an older v9 guest package (it exports v9_http_serve, not %s): rebuild it", name, serveExport)
-		}
 		return badArtifact(nil, "module %s exports no %s: wasm.abi = %q needs a handler registered with the v9 guest package", name, serveExport, ABIHTTP)
 	}
 	if len(f.ParamTypes()) != 0 || !bytes.Equal(f.ResultTypes(), []api.ValueType{api.ValueTypeI32}) {
-		return badArtifact(nil, "module %s: %s must take nothing and return an i32", name, serveExport)
+		return badArtifact(nil, "module %s: %s must take nothing and return an i32", name, export)
 	}
 	return nil
 }

@@ -207,3 +207,34 @@ func TestWarmPoolLastInFirstOut(t *testing.T) {
 		t.Fatalf("got %p %v, want %p", w, err, b)
 	}
 }
+
+// A module built with a guest package older than v9_http_serve2 (it exports v9_http_serve)
+// still serves, warm, and gets the request head as HTTP/1.1 text: the headers v9 forwards,
+// the client's address, the body's length or chunked framing, then the body.
+func TestWarmFirstABIVersion(t *testing.T) {
+	in, _ := startGuest(t, sharedExecutor(t), "httpv1", func(s *runtime.Spec) {
+		s.Wasm.ABI = ABIHTTP
+		s.Concurrency = 1
+	})
+	for i, c := range []struct {
+		length int64
+		want   string
+	}{
+		{5, "Content-Length: 5\r\n\r\nhello"},
+		{-1, "Transfer-Encoding: chunked\r\n\r\nhello"},
+	} {
+		req := httptest.NewRequest(http.MethodPost, "http://example.com/v/x?q=1", strings.NewReader("hello"))
+		req.ContentLength = c.length
+		req.Header.Set("X-Test", "yes")
+		req.Header.Set("X-V9-Internal", "no")
+		req.Header.Set("V9-Remote-Addr", "6.6.6.6:1") // a client's claim is not passed on
+		w := httptest.NewRecorder()
+		in.ServeHTTP(w, req)
+		got := w.Body.String()
+		if w.Code != 200 || !strings.HasPrefix(got, "POST /v/x?q=1 HTTP/1.1\r\nHost: example.com\r\n") ||
+			!strings.Contains(got, "\r\nX-Test: yes\r\n") || !strings.Contains(got, "\r\nV9-Remote-Addr: 192.0.2.1:1234\r\n") ||
+			strings.Contains(got, "V9-Internal") || strings.Contains(got, "6.6.6.6") || !strings.HasSuffix(got, c.want) {
+			t.Fatalf("request %d: %d %q", i, w.Code, got)
+		}
+	}
+}
