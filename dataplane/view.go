@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -61,14 +60,18 @@ func encodeView(s *statev1.State) ([]byte, error) {
 
 // frameView puts the header in front of an encoded statev1.State.
 func frameView(payload []byte) []byte {
-	var b bytes.Buffer
-	b.Grow(viewHeader + len(payload))
-	b.WriteString(viewMagic)
-	b.Write(binary.BigEndian.AppendUint32(nil, viewVersion))
-	b.Write(binary.BigEndian.AppendUint64(nil, uint64(len(payload))))
-	b.Write(binary.BigEndian.AppendUint32(nil, crc32.Checksum(payload, crcTable)))
-	b.Write(payload)
-	return b.Bytes()
+	return frameHeaded(append(make([]byte, viewHeader, viewHeader+len(payload)), payload...))
+}
+
+// frameHeaded fills in the header of b, a view file whose first viewHeader bytes were left
+// for it in front of the payload (the encoder builds its payload so: no copy of it to frame).
+func frameHeaded(b []byte) []byte {
+	payload := b[viewHeader:]
+	h := append(b[:0], viewMagic...)
+	h = binary.BigEndian.AppendUint32(h, viewVersion)
+	h = binary.BigEndian.AppendUint64(h, uint64(len(payload)))
+	binary.BigEndian.AppendUint32(h, crc32.Checksum(payload, crcTable))
+	return b
 }
 
 // decodeView checks a view file and returns its state, loaded into a store of its own.

@@ -88,14 +88,14 @@ func (e *viewEncoder) encode(st *fsm.Store) ([]byte, uint64, error) {
 	for _, p := range e.parts {
 		size += len(p)
 	}
-	payload := make([]byte, 0, size)
+	payload := make([]byte, viewHeader, viewHeader+size) // the header is filled in last
 	payload = protowire.AppendTag(payload, viewFields["index"], protowire.VarintType)
 	payload = protowire.AppendVarint(payload, idx)
 	payload = append(payload, nodes...)
 	for _, id := range e.ids {
 		payload = append(payload, e.parts[id]...)
 	}
-	return frameView(payload), idx, nil
+	return frameHeaded(payload), idx, nil
 }
 
 // sortIDs brings ids up to date with parts, given the ids encodeParts added and whether it
