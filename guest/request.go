@@ -149,7 +149,7 @@ func parseRequest(b []byte) (*http.Request, error) {
 	for range fields {
 		name := f.str()
 		n := f.u32()
-		if f.bad || n == 0 || n > values-used {
+		if f.bad || n == 0 || n > values-used || !canonicalToken(name) {
 			return nil, errBadFrame
 		}
 		vs := vals[used : used+n : used+n]
@@ -219,18 +219,24 @@ func plainURI(u *url.URL, uri string) bool {
 
 // pathByte: the bytes url.URL keeps as they are in a path (url.PathEscape's unreserved and
 // the reserved characters a path allows).
-var pathByte = func() (t [128]bool) {
+var pathByte = alnumAnd("-_.~$&+,/:;=@")
+
+// tokenByte: the bytes of an HTTP token (RFC 9110 tchar).
+var tokenByte = alnumAnd("!#$%&'*+-.^_`|~")
+
+// alnumAnd returns the table of the ASCII letters and digits and the bytes of extra.
+func alnumAnd(extra string) (t [128]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
 	for c := 'a'; c <= 'z'; c++ {
 		t[c], t[c-'a'+'A'] = true, true
 	}
-	for _, c := range "-_.~$&+,/:;=@" {
+	for _, c := range extra {
 		t[c] = true
 	}
 	return t
-}()
+}
 
 // isToken reports whether s is an HTTP token (RFC 9110): a method or a header name.
 func isToken(s string) bool {
@@ -246,6 +252,23 @@ func isToken(s string) bool {
 	return true
 }
 
+// canonicalToken reports whether s is a header name in net/http's canonical form (what the
+// host sends), checked in one pass: a handler's Header.Get finds only canonical names.
+func canonicalToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	upper := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || !tokenByte[c] || upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			return false
+		}
+		upper = c == '-'
+	}
+	return true
+}
+
 // validValue reports whether s is a header value with no control byte but tab.
 func validValue(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -256,16 +279,3 @@ func validValue(s string) bool {
 	}
 	return true
 }
-
-var tokenByte = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()

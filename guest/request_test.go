@@ -33,8 +33,8 @@ func FuzzRequestRoundTrip(f *testing.F) {
 	f.Add("OPTIONS", "*", "h", "[::1]:9", "A", "", "B", "\xff\x01", int64(12), false)
 	f.Add("GET", "//a/b?c?d", "a", "x", "A", "1", "A", "2", int64(5), true)
 	f.Fuzz(func(t *testing.T, method, target, host, remote, k1, v1, k2, v2 string, length int64, body bool) {
-		if method == "" || target == "" {
-			return // net/http never makes such a request
+		if method == "" || target == "" || !isToken(k1) || !isToken(k2) {
+			return // net/http never makes such a request (the guest refuses such names)
 		}
 		u, err := url.ParseRequestURI(target)
 		if err != nil {
