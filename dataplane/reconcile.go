@@ -419,8 +419,8 @@ func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
 		return v9rt.Spec{Component: c.Name}, err
 	}
 	spec := v9rt.Spec{
-		ID: p.Id, Component: c.Name, ComponentID: c.Id, DeploymentID: dep.Id, Exclusive: c.GetSpec().GetExclusive(),
-		Dir: dir, Digest: dep.ArtifactDigest,
+		ID: p.Id, Component: c.Name, ComponentID: c.Id, DeploymentID: dep.Id, SpecIndex: c.GetSpecIndex(),
+		Exclusive: c.GetSpec().GetExclusive(), Dir: dir, Digest: dep.ArtifactDigest,
 		Env: env, MemoryBytes: s.GetMemoryBytes(), Timeout: time.Duration(s.GetTimeoutMs()) * time.Millisecond,
 		Concurrency: int(s.GetConcurrency()),
 		MaxBody:     int64(min(s.GetBodyBytes(), v9spec.MaxBody)),

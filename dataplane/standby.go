@@ -10,7 +10,7 @@ import (
 // a component on this node (the container executor's standby containers); the reconciler
 // tells it, after every pass, which it still wants.
 type standbyPruner interface {
-	PruneStandby(ctx context.Context, keep func(component, deploymentID string) bool)
+	PruneStandby(ctx context.Context, keep func(component, deploymentID string, specIndex uint64) bool)
 }
 
 // pruneStandby has the executors drop the standby instances this node no longer wants.
@@ -22,11 +22,14 @@ func (r *reconciler) pruneStandby(ctx context.Context) {
 	}
 }
 
-// wantStandby says whether this node keeps a standby instance of a component's deployment:
-// while the node is neither removed nor draining, the deployment is the component's active
-// one, the component is not exclusive, and it may start here next — it is paused, or at
-// zero, or runs here (a scale-up), but not when it runs only elsewhere (it moved).
-func (r *reconciler) wantStandby(component, deploymentID string) bool {
+// wantStandby says whether this node keeps a standby instance of a component's deployment,
+// prepared for the component's spec at specIndex: while the node is neither removed nor
+// draining, the deployment is the component's active one, its spec has not changed since
+// (a standby prepared with old variables or secrets is dropped at once, not left holding
+// them until the next start), the component is not exclusive, and it may start here next
+// — it is paused, or at zero, or runs here (a scale-up), but not when it runs only
+// elsewhere (it moved).
+func (r *reconciler) wantStandby(component, deploymentID string, specIndex uint64) bool {
 	st := r.dp.state()
 	if r.dp.IsRemoved() {
 		return false
@@ -35,7 +38,7 @@ func (r *reconciler) wantStandby(component, deploymentID string) bool {
 		return false
 	}
 	c, err := st.Component(component)
-	if err != nil || c.ActiveDeploymentId != deploymentID || c.GetSpec().GetExclusive() {
+	if err != nil || c.ActiveDeploymentId != deploymentID || c.SpecIndex != specIndex || c.GetSpec().GetExclusive() {
 		return false
 	}
 	if c.Desired == statev1.DesiredState_DESIRED_STATE_PAUSED {

@@ -28,6 +28,9 @@ type Spec struct {
 	Component    string // component name, for logs and labels
 	ComponentID  string
 	DeploymentID string
+	// SpecIndex is the component's spec_index when this spec was made: it changes with
+	// anything that goes into an instance (variables, secrets, limits, the module).
+	SpecIndex uint64
 	// Dir is the unpacked artifact on local disk: the component's files, read-only to the
 	// instance. Digest is its content address ("sha256:<hex>").
 	Dir    string

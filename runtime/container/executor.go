@@ -115,9 +115,9 @@ type Executor struct {
 	images    map[string]readyImage // by image name
 	standbys  map[string]*standby   // by component (standby.go)
 	preparing map[string]bool       // components with a standby being prepared
-	// keepStandby is the last PruneStandby's keep: whether a component's deployment may
-	// have a standby (nil: any may).
-	keepStandby func(component, deploymentID string) bool
+	// keepStandby is the last PruneStandby's keep: whether a component's deployment, at
+	// a spec_index, may have a standby (nil: any may).
+	keepStandby func(component, deploymentID string, specIndex uint64) bool
 }
 
 var (

@@ -30,7 +30,8 @@ import (
 // One standby per component at most, never for an exclusive component. It is removed when
 // a Start of the component asks for a different spec (a new deployment, other variables or
 // secrets, another memory limit), when PruneStandby's keep says the node no longer needs
-// it (the component deleted, moved, redeployed, the node draining or removed), and when
+// it (the component deleted, moved, redeployed, its spec_index moved on with new variables
+// or secrets, the node draining or removed), and when
 // the executor closes; a new executor removes those an earlier agent left.
 
 // LabelStandby marks a standby container (value "true"); Start removes it when it claims
@@ -44,6 +45,7 @@ const standbyPrepareTimeout = 2 * time.Minute
 type standby struct {
 	key        string // specKey of the spec it was prepared for
 	deployment string
+	specIndex  uint64    // the component's spec_index then
 	inst       *instance // its task created, not started; id "" until claimed
 }
 
@@ -81,7 +83,7 @@ func (e *Executor) prepareStandby(spec runtime.Spec) {
 	e.mu.Lock()
 	keep := e.keepStandby
 	e.mu.Unlock()
-	if keep != nil && !keep(spec.Component, spec.DeploymentID) {
+	if keep != nil && !keep(spec.Component, spec.DeploymentID, spec.SpecIndex) {
 		return // a rollout or a move stopped it: nothing would claim the standby
 	}
 	key := specKey(spec)
@@ -136,7 +138,7 @@ func (e *Executor) newStandby(spec runtime.Spec, key string) (*standby, error) {
 		return nil, err
 	}
 	inst.log.Info("standby container prepared", "addr", inst.addr)
-	return &standby{key: key, deployment: spec.DeploymentID, inst: inst}, nil
+	return &standby{key: key, deployment: spec.DeploymentID, specIndex: spec.SpecIndex, inst: inst}, nil
 }
 
 // claimStandby takes the component's standby container for spec when it was prepared for
@@ -187,15 +189,15 @@ func (e *Executor) StandbyOf(component string) string {
 }
 
 // PruneStandby removes the standby containers keep does not want: keep is asked for each,
-// with the component and the deployment it was prepared for. Until the next call, keep also
-// decides whether a stopped container leaves a standby at all.
-func (e *Executor) PruneStandby(ctx context.Context, keep func(component, deploymentID string) bool) {
+// with the component, the deployment and the component's spec_index it was prepared for.
+// Until the next call, keep also decides whether a stopped container leaves a standby at all.
+func (e *Executor) PruneStandby(ctx context.Context, keep func(component, deploymentID string, specIndex uint64) bool) {
 	e.mu.Lock()
 	e.keepStandby = keep
 	sbs := maps.Clone(e.standbys)
 	e.mu.Unlock()
 	for c, sb := range sbs {
-		if keep(c, sb.deployment) {
+		if keep(c, sb.deployment, sb.specIndex) {
 			delete(sbs, c)
 		}
 	}

@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"syscall"
@@ -115,6 +116,7 @@ func TestStandby(t *testing.T) {
 	// A start of another spec removes the standby and creates its own container.
 	spec3 := testSpec(t, "p-sb-3", nil)
 	spec3.Env["GREETING"] = "someone else"
+	spec3.SpecIndex = 7 // the variable changed the component's spec_index
 	inst3, err := e2.Start(ctx, spec3)
 	if err != nil {
 		t.Fatal(err)
@@ -133,14 +135,14 @@ func TestStandby(t *testing.T) {
 	}
 	sb3 := waitStandby(t, e2, spec.Component)
 	var asked []string
-	e2.PruneStandby(ctx, func(component, deployment string) bool {
-		asked = append(asked, component+"/"+deployment)
+	e2.PruneStandby(ctx, func(component, deployment string, specIndex uint64) bool {
+		asked = append(asked, fmt.Sprintf("%s/%s/%d", component, deployment, specIndex))
 		return true
 	})
-	if len(asked) != 1 || asked[0] != "hello-ctr/d-1" {
+	if len(asked) != 1 || asked[0] != "hello-ctr/d-1/7" {
 		t.Errorf("PruneStandby asked %v", asked)
 	}
-	e2.PruneStandby(ctx, func(string, string) bool { return false })
+	e2.PruneStandby(ctx, func(string, string, uint64) bool { return false })
 	waitGone(t, e2, sb3.inst.cid, "the pruned standby removed")
 	// Until the next prune, keep also says whether a stop leaves a standby.
 	inst35 := startInstance(t, e2, testSpec(t, "p-sb-35", nil))
@@ -153,7 +155,7 @@ func TestStandby(t *testing.T) {
 	if n != 0 {
 		t.Errorf("a stop left a standby that keep does not want")
 	}
-	e2.PruneStandby(ctx, func(string, string) bool { return true })
+	e2.PruneStandby(ctx, func(string, string, uint64) bool { return true })
 
 	// Close removes the standbys; a new executor removes those a dead agent left.
 	inst4 := startInstance(t, e2, testSpec(t, "p-sb-4", nil))
