@@ -16,9 +16,11 @@ import (
 // through one Raft entry at a time: a write that finds none in flight commits at once,
 // alone (no timer, no added latency when idle); writes that arrive while one is in flight
 // queue, and when it commits, the queue becomes the next entry (fsm.EncodeBatch): the
-// goroutine that saw the commit hands it to Raft at once, before it wakes the writers it
-// answers, and the first queued writer's goroutine waits for it. Each write gets its own result or error, as if
-// applied alone. Two writes with one key never share an entry: the later waits for the next.
+// goroutine that saw the commit answers the entry's other writers, then hands the queue to
+// Raft itself (no goroutine woken in between), and the first queued writer's goroutine
+// waits for it. Answering comes first because the hand-over can wait: Raft's apply channel
+// has no buffer, and its leader loop takes it only between log writes. Each write gets its
+// own result or error, as if applied alone. Two writes with one key never share an entry: the later waits for the next.
 // Forwarded writes from followers arrive here too (ApplyResultAsLeader). Raft's per-entry
 // costs (log encoding, the log store, replication, FSM dispatch on every node) are paid once
 // per batch.
@@ -112,9 +114,10 @@ func (r *Replica) send(batch []*proposal) *entry {
 	return e
 }
 
-// finish waits for e to commit, sends the batch queued meanwhile (if any) before answering
-// e's proposals, so that the next entry is on its way to Raft while these writers wake,
-// and hands that entry to its first proposal's goroutine.
+// finish waits for e to commit and answers its proposals (the calling goroutine's own,
+// e.batch[0], once finish returns); then it sends the batch queued meanwhile, if any, and
+// hands that entry to its first proposal's goroutine. Sending may wait for Raft's leader
+// loop, which must not hold the writers already committed.
 func (r *Replica) finish(e *entry) {
 	var err error
 	if e.fut != nil {
@@ -127,16 +130,16 @@ func (r *Replica) finish(e *entry) {
 		g.inflight--
 	}
 	g.mu.Unlock()
-	if batch != nil {
-		next := r.send(batch)
-		batch[0].lead = next
-		close(batch[0].done)
-	}
 	if e.fut != nil {
 		answer(e.live, e.fut, err)
 	}
 	for _, p := range e.batch[1:] {
 		close(p.done)
+	}
+	if batch != nil {
+		next := r.send(batch)
+		batch[0].lead = next
+		close(batch[0].done)
 	}
 }
 
