@@ -31,12 +31,12 @@ type FSM struct {
 	answering atomic.Pointer[func() bool]
 }
 
-// AnswerWhile makes the FSM fill each result's Component only while answering() holds,
-// e.g. while this node leads: Raft hands a follower's results to nobody, and copying the
-// component is most of what building one costs. A write that commits across a change of
-// leadership may then get a result without its Component; its caller reads the component
-// back (rpc/server writeThenGet), as it does from a leader of an older version. Until it is
-// called, every result is filled.
+// AnswerWhile makes the FSM fill each result's Component only while answering() holds:
+// while this node waits for an entry it proposed (replica.Replica.Waiting). Raft hands the
+// results of entries a node did not propose to nobody, so a follower builds none, and
+// copying the component is most of what building one costs. (Asking whether the node leads
+// instead would leave the writers of entries that commit while leadership moves on without
+// their component.) Until it is called, every result is filled.
 func (f *FSM) AnswerWhile(answering func() bool) { f.answering.Store(&answering) }
 
 func (f *FSM) answer() bool {

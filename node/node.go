@@ -114,7 +114,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	n.Replica.Raft = n.raft.r
-	n.fsm.AnswerWhile(n.Replica.IsLeader) // a follower's results go to nobody
+	n.fsm.AnswerWhile(n.Replica.Waiting) // results nobody here waits for go to nobody
 	if err := n.openKeyring(); err != nil {
 		return fail(err)
 	}

@@ -112,8 +112,11 @@ func (r *Replica) applyLocal(ctx context.Context, cmd *statev1.Command) (*fsm.Re
 	if key, ok := fsm.BatchKey(cmd); ok {
 		return r.applyGrouped(ctx, key, b)
 	}
+	r.waiting.Add(1)
 	f := r.Raft.Apply(b, timeoutFor(ctx, DefaultWriteTimeout, time.Millisecond))
-	if err := f.Error(); err != nil {
+	err = f.Error()
+	r.waiting.Add(-1)
+	if err != nil {
 		return nil, commitError(err)
 	}
 	res, ok := f.Response().(*fsm.Result)

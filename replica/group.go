@@ -101,6 +101,7 @@ func (r *Replica) send(batch []*proposal) *entry {
 	if r.onSend != nil {
 		r.onSend()
 	}
+	r.waiting.Add(1) // until finish has the future's answer
 	switch len(e.live) {
 	case 1:
 		e.fut = r.Raft.Apply(e.live[0].data, timeout)
@@ -122,6 +123,7 @@ func (r *Replica) finish(e *entry) {
 	var err error
 	if e.fut != nil {
 		err = e.fut.Error()
+		r.waiting.Add(-1)
 	}
 	g := &r.group
 	g.mu.Lock()

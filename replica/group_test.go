@@ -313,3 +313,43 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestReplicaWaiting: Waiting holds from the moment a write is handed to Raft until its
+// future answers, through the group and alone, so that an FSM answering while it holds
+// (fsm.FSM.AnswerWhile) fills every result a writer of this node waits for, whatever Raft's
+// role meanwhile; it is false once nothing is awaited.
+func TestReplicaWaiting(t *testing.T) {
+	r, f := singleReplica(t)
+	f.FSM.AnswerWhile(r.Waiting)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if r.Waiting() {
+		t.Fatal("waiting before any write")
+	}
+	grouped := createCmd("waited", 3)
+	alone := &statev1.Command{Op: &statev1.Command_RegisterNode{RegisterNode: &statev1.RegisterNode{
+		Node: &statev1.Node{Id: "n9", ApiAddr: "10.0.0.9:1", ProxyAddr: "10.0.0.9:2", RaftAddr: "10.0.0.9:3"}}}}
+	if _, ok := fsm.BatchKey(alone); ok {
+		t.Fatal("the test wants a command that goes alone")
+	}
+	for _, cmd := range []*statev1.Command{grouped, alone} {
+		f.hold()
+		res := make(chan *fsm.Result, 1)
+		go func() {
+			r, err := r.ApplyResult(ctx, cmd)
+			if err != nil {
+				t.Error(err)
+			}
+			res <- r
+		}()
+		waitFor(t, r.Waiting)
+		f.release()
+		got := <-res
+		if cmd == grouped && (got == nil || got.Component.GetName() != "waited") {
+			t.Errorf("the grouped write's result has no component: %v", got)
+		}
+		if r.Waiting() {
+			t.Errorf("still waiting after the write was answered")
+		}
+	}
+}

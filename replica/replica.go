@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -27,9 +28,17 @@ type Replica struct {
 	Store *fsm.Store // the replica's FSM state
 	Peers Peers
 
-	group  group  // writes queued for the next batch entry (group.go)
-	onSend func() // tests: called as the group hands an entry to Raft
+	group   group        // writes queued for the next batch entry (group.go)
+	onSend  func()       // tests: called as the group hands an entry to Raft
+	waiting atomic.Int64 // entries this node handed to Raft whose futures are unresolved
 }
+
+// Waiting reports whether this node waits for the result of an entry it handed to Raft:
+// only then does anyone read what its FSM answers for the entries it applies (Raft gives a
+// future only to the node that proposed the entry). Unlike IsLeader it stays true for
+// entries that commit while leadership moves on, so that their writers still get their
+// results.
+func (r *Replica) Waiting() bool { return r.waiting.Load() > 0 }
 
 // IsLeader reports whether this node is the Raft leader.
 func (r *Replica) IsLeader() bool { return r.Raft.State() == raft.Leader }
