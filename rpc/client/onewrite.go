@@ -38,12 +38,16 @@ func (o oneWrite) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		return o.next.RoundTrip(r)
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
+	// One byte past the length shows a body longer than it says, which net/http refuses.
+	b, err := io.ReadAll(io.LimitReader(r.Body, r.ContentLength+1))
 	r.Body.Close() // the round tripper owns the body: it closes it, even on errors
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(b)) != r.ContentLength {
+	if int64(len(b)) > r.ContentLength {
+		return nil, fmt.Errorf("http: ContentLength=%d with a longer Body", r.ContentLength)
+	}
+	if int64(len(b)) < r.ContentLength {
 		return nil, fmt.Errorf("http: ContentLength=%d with Body length %d", r.ContentLength, len(b))
 	}
 	r = r.Clone(r.Context())

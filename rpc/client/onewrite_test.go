@@ -70,7 +70,8 @@ func TestOneWriteSendsUnaryCallInOneWrite(t *testing.T) {
 }
 
 // TestOneWritePassesStreamsAndChecksLength: a body of unknown length passes untouched (read
-// by the transport as it comes), and a body shorter than its ContentLength is refused.
+// by the transport as it comes), and a body shorter or longer than its ContentLength is
+// refused, as net/http refuses it, instead of being sent cut.
 func TestOneWritePassesStreamsAndChecksLength(t *testing.T) {
 	var got atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -93,6 +94,11 @@ func TestOneWritePassesStreamsAndChecksLength(t *testing.T) {
 	req.ContentLength = 10
 	if _, err := rt.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "ContentLength=10") {
 		t.Fatalf("a body shorter than its length: %v, want a ContentLength error", err)
+	}
+	req, _ = http.NewRequest(http.MethodPost, srv.URL, io.NopCloser(strings.NewReader("longer")))
+	req.ContentLength = 3
+	if _, err := rt.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "ContentLength=3 with a longer Body") {
+		t.Fatalf("a body longer than its length: %v, want a ContentLength error", err)
 	}
 }
 
