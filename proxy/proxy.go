@@ -186,8 +186,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.account(r, rec, name, start, false)
 }
 
+// Unrouted is the name under which requests for names that route to no component are
+// counted and logged: anyone may send any Host or path, and a series, a log ring and
+// rollups per name would grow without bound.
+const Unrouted = "-"
+
 // account counts a request in the component's stats and writes its access-log line.
 func (p *Proxy) account(r *http.Request, rec *recorder, name string, start time.Time, aborted bool) {
+	if !rec.known {
+		name = Unrouted
+	}
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK
@@ -225,6 +233,7 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 		return
 	}
 	t := p.cfg.Router.Lookup(name)
+	w.known = t.Found
 	if t.Unavailable != "" {
 		w.Header().Set(noInstanceHeader, "1")
 		w.Header().Set("Retry-After", "1")
@@ -519,6 +528,7 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	known  bool // the name routed to a component this node knows
 }
 
 func (r *recorder) WriteHeader(code int) {

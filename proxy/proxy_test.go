@@ -272,3 +272,41 @@ func TestAbortedStreamIsLogged(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestUnroutedNamesShareOneName: requests for names that route to no component (any Host an
+// unauthenticated client makes up) are counted and logged under Unrouted, so that neither
+// the metrics nor the log rings nor the rollups grow a series per name.
+func TestUnroutedNamesShareOneName(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	rec := &recorded{}
+	var lines []string
+	p := New(Config{NodeID: "n1", Stats: NewStats(reg, rec), Access: func(c, l string) { lines = append(lines, c+": "+l) },
+		Router: table{"hello": {Found: true, Local: []http.Handler{echo("x")}, InProcess: true}}})
+	for i := range 50 {
+		if r, _ := get(t, p, fmt.Sprintf("made-up-%d.localhost", i), "/"); r.Code != http.StatusNotFound {
+			t.Fatalf("made-up name: %d", r.Code)
+		}
+	}
+	get(t, p, "hello.localhost", "/")
+	names := map[string]bool{}
+	for _, l := range lines {
+		names[strings.SplitN(l, ": ", 2)[0]] = true
+	}
+	if len(lines) != 51 || len(names) != 2 || !names[Unrouted] || !names["hello"] {
+		t.Fatalf("access lines under %v (%d lines)", names, len(lines))
+	}
+	if !strings.HasPrefix(lines[0], Unrouted+": GET / 404") {
+		t.Errorf("first line %q", lines[0])
+	}
+	series := 0
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		series += len(mf.GetMetric())
+	}
+	if series > 4 {
+		t.Errorf("%d metric series after 50 made-up names and one component", series)
+	}
+	if got := fmt.Sprint(rec.got[49:]); got != "["+Unrouted+" 404 hello 200]" {
+		t.Errorf("rollups recorded %s", got)
+	}
+}
