@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,12 +26,13 @@ func TestStatsHistorySurvivesRestart(t *testing.T) {
 	if _, err := componentClient(c.Nodes[0]).Create(ctx, connect.NewRequest(&componentv1.CreateRequest{Name: "quiet", Runtime: statev1.Runtime_RUNTIME_WASM})); err != nil {
 		t.Fatal(err)
 	}
-	// One 503 from each of two nodes (until its replica knows the component it answers 404,
-	// which is not a 5xx).
+	// One 503 "no running instance" from each of two nodes. Until a node's replica knows the
+	// component it answers 404, or 503 "starting", which are counted under proxy.Unrouted:
+	// a name the node does not know gets no series of its own.
 	for _, i := range []int{1, 2} {
 		Eventually(t, 20*time.Second, func() error {
-			if code, _, _, err := proxyGet(c.Nodes[i], "", "/quiet/"); err != nil || code != 503 {
-				return fmt.Errorf("node %d proxy: %d %v", i, code, err)
+			if code, body, _, err := proxyGet(c.Nodes[i], "", "/quiet/"); err != nil || code != 503 || !strings.Contains(body, "no running instance") {
+				return fmt.Errorf("node %d proxy: %d %q %v", i, code, body, err)
 			}
 			return nil
 		})
