@@ -54,6 +54,11 @@ func TestMain(m *testing.M) {
 	}
 	if testContainerd != "" {
 		_ = exec.Command("ip", "link", "del", testNetwork.Bridge).Run()
+		// The bridge's firewall outlives its agents by design; a test's bridge is never
+		// used again, and every run left a dozen rules that every packet is checked against.
+		if err := container.RemoveFirewall(testNetwork.Bridge); err != nil {
+			fmt.Fprintln(os.Stderr, "node tests: remove the test bridge's firewall:", err)
+		}
 	}
 	ocitest.RemoveNetState(testNetState)
 	if ctrBin != "" {

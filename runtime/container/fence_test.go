@@ -257,3 +257,62 @@ func TestNetworkFenceMembers(t *testing.T) {
 		t.Errorf("after the member left, its port answers %d", code)
 	}
 }
+
+// TestRemoveFirewall: RemoveFirewall takes away every rule and chain v9 installed for a
+// bridge (IPv4 and IPv6, the members' chain included), and nothing of another bridge's; a
+// second call finds nothing to do.
+func TestRemoveFirewall(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for iptables")
+	}
+	br, other := fmt.Sprintf("v9tx%d", os.Getpid()%1000000), fmt.Sprintf("v9ty%d", os.Getpid()%1000000)
+	for _, b := range []string{br, other} {
+		cfg := testNetwork()
+		cfg.Bridge = b
+		if err := installFirewall(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := fenceMembers(b, []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:7000")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { RemoveFirewall(other) })
+	dump := func(cmd string) string {
+		var all []string
+		for _, table := range []string{"filter", "nat"} {
+			out, err := exec.Command(cmd, "-t", table).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, string(out))
+		}
+		return strings.Join(all, "\n")
+	}
+	otherRules := grepLines(dump("iptables-save"), other)
+	if !strings.Contains(dump("iptables-save"), "V9-MBR-"+br) || !strings.Contains(otherRules, "-A V9-MBR-"+other) {
+		t.Fatal("the firewalls were not installed")
+	}
+	for range 2 {
+		if err := RemoveFirewall(br); err != nil {
+			t.Fatal(err)
+		}
+		for _, cmd := range []string{"iptables-save", "ip6tables-save"} {
+			if d := dump(cmd); strings.Contains(d, br) {
+				t.Fatalf("left after RemoveFirewall (%s):\n%s", cmd, grepLines(d, br))
+			}
+		}
+	}
+	if got := grepLines(dump("iptables-save"), other); got != otherRules {
+		t.Errorf("another bridge's rules changed:\n%s\nwere:\n%s", got, otherRules)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

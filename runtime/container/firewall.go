@@ -44,16 +44,30 @@ type rule struct {
 	spec         []string
 }
 
+// firewallJumps returns the rules of the built-in chains that jump into bridge br's chains.
+func firewallJumps(br string) []rule {
+	return []rule{
+		{"filter", "INPUT", []string{"-i", br, "-j", "V9-IN-" + br}},
+		{"filter", "FORWARD", []string{"-j", "V9-FWD-" + br}},
+		{"nat", "POSTROUTING", []string{"-j", "V9-NAT-" + br}},
+	}
+}
+
+// firewall6Rules returns the IPv6 rules of bridge br.
+func firewall6Rules(br string) []rule {
+	return []rule{
+		{"filter", "INPUT", []string{"-i", br, "-j", "DROP"}},
+		{"filter", "FORWARD", []string{"-i", br, "-j", "DROP"}},
+		{"filter", "FORWARD", []string{"-o", br, "-j", "DROP"}},
+	}
+}
+
 // firewallRules returns the jumps into v9's chains and the rules of those chains.
 func firewallRules(cfg Network) (jumps, rules []rule) {
 	br := cfg.Bridge
 	in, fwd, nat := "V9-IN-"+br, "V9-FWD-"+br, "V9-NAT-"+br
 	est := []string{"-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"}
-	jumps = []rule{
-		{"filter", "INPUT", []string{"-i", br, "-j", in}},
-		{"filter", "FORWARD", []string{"-j", fwd}},
-		{"nat", "POSTROUTING", []string{"-j", nat}},
-	}
+	jumps = firewallJumps(br)
 	rules = []rule{
 		{"filter", in, est},
 		{"filter", in, []string{"-j", "DROP"}},
@@ -149,11 +163,7 @@ func installFirewall6(br string) error {
 	if err != nil {
 		return nil // no ip6tables: no IPv6 firewall to add to; the bridge has IPv6 off
 	}
-	for _, r := range []rule{
-		{"filter", "INPUT", []string{"-i", br, "-j", "DROP"}},
-		{"filter", "FORWARD", []string{"-i", br, "-j", "DROP"}},
-		{"filter", "FORWARD", []string{"-o", br, "-j", "DROP"}},
-	} {
+	for _, r := range firewall6Rules(br) {
 		if err := ipt.InsertUnique(r.table, r.chain, 1, r.spec...); err != nil {
 			return fmt.Errorf("ip6tables: %s %s: %w", r.table, r.chain, err)
 		}
@@ -162,6 +172,50 @@ func installFirewall6(br string) error {
 }
 
 func membersChain(br string) string { return "V9-MBR-" + br }
+
+// RemoveFirewall deletes what v9 installed for bridge br: the jumps into its chains, the
+// chains (the members' chain included) and its IPv6 rules; what is already gone is
+// skipped. It is for a bridge no agent will use again (a test's, a decommissioned
+// machine's): an executor's Close leaves its firewall in place, so that a restarted agent
+// never opens a gap, and every rule a built-in chain holds costs each packet a check.
+func RemoveFirewall(br string) error {
+	firewallMu.Lock()
+	defer firewallMu.Unlock()
+	ipt, err := iptables.NewWithProtocol(iptables.ProtocolIPv4)
+	if err != nil {
+		return fmt.Errorf("iptables: %w", err)
+	}
+	var errs []error
+	for _, j := range firewallJumps(br) {
+		// No jump can lead to a chain that is gone (and iptables cannot even check for one).
+		target := j.spec[len(j.spec)-1]
+		ok, err := ipt.ChainExists(j.table, target)
+		if err == nil && ok {
+			err = ipt.DeleteIfExists(j.table, j.chain, j.spec...)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("iptables: %s %s: %w", j.table, j.chain, err))
+		}
+	}
+	// The forward chain jumps to the members' chain: it goes first.
+	for _, c := range []rule{{"filter", "V9-IN-" + br, nil}, {"filter", "V9-FWD-" + br, nil}, {"filter", membersChain(br), nil}, {"nat", "V9-NAT-" + br, nil}} {
+		ok, err := ipt.ChainExists(c.table, c.chain)
+		if err == nil && ok {
+			err = ipt.ClearAndDeleteChain(c.table, c.chain)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("iptables: %s %s: %w", c.table, c.chain, err))
+		}
+	}
+	if ipt6, err := iptables.NewWithProtocol(iptables.ProtocolIPv6); err == nil {
+		for _, r := range firewall6Rules(br) {
+			if err := ipt6.DeleteIfExists(r.table, r.chain, r.spec...); err != nil {
+				errs = append(errs, fmt.Errorf("ip6tables: %s %s: %w", r.table, r.chain, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // fenceMembers makes the members' chain drop exactly the TCP ports addrs (IPv4) from the
 // bridge; it is left alone when it already does.

@@ -68,6 +68,10 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(tempRoot)
 	if testSocket != "" {
 		_ = exec.Command("ip", "link", "del", testNetwork().Bridge).Run() // this process's own
+		// Its firewall too: every run left a dozen rules that every packet is checked against.
+		if err := RemoveFirewall(testNetwork().Bridge); err != nil {
+			fmt.Fprintln(os.Stderr, "runtime/container tests: remove the test bridge's firewall:", err)
+		}
 	}
 	os.Exit(code)
 }
