@@ -153,6 +153,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			NodeID: cfg.ID, Domain: cfg.Domain, Router: n.dp.Router(), Stats: n.stats, Load: n.dp.Load(), Logger: n.log,
 			Access: func(component, line string) { n.logs.Append(component, "proxy", "access", line) },
 			Bounds: cfg.Requests, Logs: n.logDrops.Limiter("proxy", loglimit.DefaultEvery),
+			// The console's session and v9's tokens never reach a component.
+			Private: proxy.Private{Cookies: []string{auth.SessionCookie, auth.PlainSessionCookie}, BearerPrefix: auth.SecretPrefix},
 		}))
 		n.serve(n.proxySrv, n.proxyLn, "proxy")
 	}

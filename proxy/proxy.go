@@ -109,6 +109,8 @@ type Config struct {
 	// Logs limits the log lines requests can trigger (nil: one per kind every
 	// loglimit.DefaultEvery, not counted).
 	Logs *loglimit.Limiter
+	// Private is what is removed from every request before it goes anywhere (private.go).
+	Private Private
 }
 
 // Proxy is an http.Handler for a node's proxy port.
@@ -169,6 +171,7 @@ func Route(r *http.Request, domain string) (name, scriptName string) {
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	p.cfg.Private.strip(r.Header)
 	name, script := Route(r, p.cfg.Domain)
 	rec := &recorder{ResponseWriter: w, status: 0}
 	if name == "" {
