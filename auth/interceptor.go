@@ -165,10 +165,14 @@ func (a *Authorizer) principalOf(k *statev1.ApiToken) (*Principal, error) {
 		a.used[k.Id] = now
 		a.mu.Unlock()
 	}
-	if k.GithubLogin != "" {
-		return &Principal{Kind: KindUser, ID: k.GithubLogin, Name: k.Name, Role: role, Token: k.Id, Session: k.Session}, nil
+	var expires time.Time
+	if et := k.GetExpireTime(); et != nil {
+		expires = et.AsTime()
 	}
-	return &Principal{Kind: KindToken, ID: k.Id, Name: k.Name, Role: role, Token: k.Id}, nil
+	if k.GithubLogin != "" {
+		return &Principal{Kind: KindUser, ID: k.GithubLogin, Name: k.Name, Role: role, Token: k.Id, Session: k.Session, Expires: expires}, nil
+	}
+	return &Principal{Kind: KindToken, ID: k.Id, Name: k.Name, Role: role, Token: k.Id, Expires: expires}, nil
 }
 
 // TakeUsed returns the tokens used since the last call whose recorded last use is stale,

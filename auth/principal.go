@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"connectrpc.com/connect"
 )
@@ -30,6 +31,8 @@ type Principal struct {
 	// node); Session says it is a console session.
 	Token   string
 	Session bool
+	// Expires is when the token or session the request came with expires (zero: never).
+	Expires time.Time
 }
 
 // Describe names the principal in an error message.

@@ -14,6 +14,8 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/velocity9/v9/auth"
+	aclv1 "github.com/velocity9/v9/rpc/gen/v9/acl/v1"
+	"github.com/velocity9/v9/rpc/gen/v9/acl/v1/aclv1connect"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
@@ -168,5 +170,38 @@ func TestMetricsNeedAViewerToken(t *testing.T) {
 	asNode := &http.Client{Transport: &http.Transport{TLSClientConfig: c.NodeTLS("n1").ClientConfig()}}
 	if code, _ := get(asNode, "https"); code != http.StatusOK {
 		t.Fatalf("node certificate: %d", code)
+	}
+}
+
+// TestTokenNeverOutlivesItsMaker: a token made with a token (or console session) that
+// expires expires at the latest when its maker does, whatever TTL it asked for; a token made
+// by one that never expires gets the TTL it asked for, or none.
+func TestTokenNeverOutlivesItsMaker(t *testing.T) {
+	c := NewTestCluster(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	api := "http://" + c.Nodes[0].APIAddr()
+	create := func(secret string, ttl time.Duration) *aclv1.CreateTokenResponse {
+		t.Helper()
+		res, err := aclv1connect.NewACLServiceClient(TokenHTTPClient(secret), api).CreateToken(ctx, connect.NewRequest(&aclv1.CreateTokenRequest{
+			Name: "t", Role: auth.RoleAdmin.String(), TtlSeconds: uint64(ttl / time.Second)}))
+		if err != nil {
+			t.Fatalf("create a token (ttl %s): %v", ttl, err)
+		}
+		return res.Msg
+	}
+	if forever := create(TestToken, 0); forever.Token.GetExpireTime() != nil {
+		t.Fatalf("a token without TTL from a token that never expires expires at %v", forever.Token.GetExpireTime().AsTime())
+	}
+	maker := create(TestToken, time.Hour)
+	limit := maker.Token.GetExpireTime().AsTime()
+	for _, c := range []struct {
+		ttl  time.Duration
+		want time.Time
+	}{{0, limit}, {2 * time.Hour, limit}, {10 * time.Minute, time.Now().Add(10 * time.Minute)}} {
+		got := create(maker.Secret, c.ttl).Token.GetExpireTime()
+		if got == nil || got.AsTime().Sub(c.want).Abs() > 5*time.Second {
+			t.Errorf("ttl %s from a maker expiring at %s: expires at %v, want %s", c.ttl, limit, got.AsTime(), c.want)
+		}
 	}
 }

@@ -112,11 +112,20 @@ func (s *ACL) CreateToken(ctx context.Context, req *connect.Request[aclv1.Create
 	}
 	secret := auth.NewSecret()
 	k := &statev1.ApiToken{Id: auth.NewAccessorID(), Name: name, Role: role.String(), Sha256: auth.Hash(secret), Creator: p.Actor()}
+	var expires time.Time
 	if m.TtlSeconds > 0 {
 		if m.TtlSeconds > uint64(100*365*24*time.Hour/time.Second) {
 			return nil, invalidArg(errors.New("ttl is too long"))
 		}
-		k.ExpireTime = timestamppb.New(time.Now().Add(time.Duration(m.TtlSeconds) * time.Second))
+		expires = time.Now().Add(time.Duration(m.TtlSeconds) * time.Second)
+	}
+	// A token never outlives the token or console session that made it: a short session
+	// must not mint a credential that lives forever.
+	if !p.Expires.IsZero() && (expires.IsZero() || expires.After(p.Expires)) {
+		expires = p.Expires
+	}
+	if !expires.IsZero() {
+		k.ExpireTime = timestamppb.New(expires)
 	}
 	return s.recordToken(ctx, k, secret)
 }
