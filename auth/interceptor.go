@@ -228,6 +228,12 @@ func (a *Authorizer) RequireHTTP(role Role, h http.Handler) http.Handler {
 				http.Error(w, "no token: "+NoTokenHint, http.StatusUnauthorized)
 				return
 			}
+			// A browser sends the session cookie with a form another site posts here; only
+			// a reading request may come with the cookie alone.
+			if safe := r.Method == http.MethodGet || r.Method == http.MethodHead; !safe && BearerSecret(r.Header.Get("Authorization")) == "" {
+				http.Error(w, r.Method+" "+r.URL.Path+" needs the token in an Authorization: Bearer header; a session cookie alone is not enough (another site could make a browser send it)", http.StatusUnauthorized)
+				return
+			}
 			p, err := a.tokenPrincipal(ctx, secret)
 			if err != nil {
 				http.Error(w, connect.CodeOf(err).String()+": "+errMessage(err), http.StatusUnauthorized)

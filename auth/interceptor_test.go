@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,40 @@ func TestAuthorizeSession(t *testing.T) {
 	h.Set("Cookie", PlainSessionCookie+"="+live)
 	if _, err := a.Authorize(context.Background(), createProc, h); connect.CodeOf(err) != connect.CodePermissionDenied {
 		t.Fatalf("bearer and cookie: the viewer token should decide: %v", err)
+	}
+}
+
+// TestRequireHTTPChangesNeedABearer: a plain HTTP handler guarded by RequireHTTP answers a
+// reading request that comes with the console's session cookie alone, but refuses a
+// changing one (a form another site posts would carry the cookie), which passes with the
+// same secret as a Bearer token.
+func TestRequireHTTPChangesNeedABearer(t *testing.T) {
+	now := time.Now()
+	a, _ := testAuthorizer(now)
+	live := NewSecret()
+	a.Tokens.(fakeTokens)[string(Hash(live))] = &statev1.ApiToken{Id: "s1", Role: "admin", GithubLogin: "octo", Session: true, ExpireTime: timestamppb.New(now.Add(time.Hour))}
+	h := a.RequireHTTP(RoleAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	for _, c := range []struct {
+		method, cookie, bearer string
+		want                   int
+	}{
+		{"GET", live, "", http.StatusNoContent},
+		{"POST", live, "", http.StatusUnauthorized},
+		{"DELETE", live, "", http.StatusUnauthorized},
+		{"POST", "", live, http.StatusNoContent},
+		{"POST", live, live, http.StatusNoContent},
+	} {
+		r := httptest.NewRequest(c.method, "/v9/keyring/rotate", nil)
+		if c.cookie != "" {
+			r.Header.Set("Cookie", PlainSessionCookie+"="+c.cookie)
+		}
+		if c.bearer != "" {
+			r.Header.Set("Authorization", "Bearer "+c.bearer)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != c.want {
+			t.Errorf("%s with cookie %v, bearer %v: %d %q, want %d", c.method, c.cookie != "", c.bearer != "", w.Code, w.Body, c.want)
+		}
 	}
 }
