@@ -153,20 +153,30 @@ func (e *RefusedError) Error() string {
 	return fmt.Sprintf("GitHub user %s may not sign in to this cluster: an admin can add the login to --github-allowed-users or the user to one of the organizations of --github-allowed-orgs", e.Login)
 }
 
+// ForeignTokenError: GitHub says a token was not issued to this cluster's OAuth app.
+type ForeignTokenError struct{ ClientID string }
+
+func (e *ForeignTokenError) Error() string {
+	return fmt.Sprintf("this GitHub token was not issued to this cluster's OAuth app (client id %s): a personal access token or another app's token signs nobody in here; use `v9 login --github` or the console's sign-in", e.ClientID)
+}
+
 // Identify reads who holds a GitHub user access token from GitHub itself (/user, and
 // /user/orgs when organizations are allowed) and checks that the cluster lets them in. It
-// never trusts a login it did not read from GitHub.
+// never trusts a login it did not read from GitHub, nor a token GitHub did not issue to
+// this cluster's OAuth app: a token the user gave some other app, or a personal access
+// token, would otherwise sign them in here (ForeignTokenError).
 func (c *GitHubConfig) Identify(ctx context.Context, token string) (*Identity, error) {
-	gh := github.NewClient(c.httpClient()).WithAuthToken(token)
-	if c.APIURL != "" {
-		var err error
-		if gh, err = gh.WithEnterpriseURLs(c.APIURL, c.APIURL); err != nil {
-			return nil, fmt.Errorf("--github-api-url: %w", err)
-		}
+	gh, err := c.client(c.httpClient())
+	if err != nil {
+		return nil, err
 	}
+	gh = gh.WithAuthToken(token)
 	u, _, err := gh.Users.Get(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("read the user from GitHub: %w", err)
+	}
+	if err := c.checkAppToken(ctx, token); err != nil {
+		return nil, err
 	}
 	login := u.GetLogin()
 	if login == "" {
@@ -202,6 +212,37 @@ func (c *GitHubConfig) Identify(ctx context.Context, token string) (*Identity, e
 		}
 	}
 	return nil, &RefusedError{Login: login}
+}
+
+// client returns a go-github client over hc, at --github-api-url when set.
+func (c *GitHubConfig) client(hc *http.Client) (*github.Client, error) {
+	gh := github.NewClient(hc)
+	if c.APIURL != "" {
+		var err error
+		if gh, err = gh.WithEnterpriseURLs(c.APIURL, c.APIURL); err != nil {
+			return nil, fmt.Errorf("--github-api-url: %w", err)
+		}
+	}
+	return gh, nil
+}
+
+// checkAppToken asks GitHub whether token was issued to this cluster's OAuth app
+// (POST /applications/{client_id}/token, with the app's id and secret).
+func (c *GitHubConfig) checkAppToken(ctx context.Context, token string) error {
+	hc := *c.httpClient()
+	hc.Transport = &github.BasicAuthTransport{Username: c.ClientID, Password: c.ClientSecret, Transport: hc.Transport}
+	app, err := c.client(&hc)
+	if err != nil {
+		return err
+	}
+	_, resp, err := app.Authorizations.Check(ctx, c.ClientID, token)
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return &ForeignTokenError{ClientID: c.ClientID}
+	}
+	if err != nil {
+		return fmt.Errorf("ask GitHub whether the token is this app's: %w", err)
+	}
+	return nil
 }
 
 func hasFold(list []string, s string) bool {

@@ -118,6 +118,12 @@ func TestCLIGitHubLogin(t *testing.T) {
 	if connect.CodeOf(err) != connect.CodeUnauthenticated || !strings.Contains(err.Error(), "GitHub did not accept the token") {
 		t.Fatalf("forged GitHub token: %v", err)
 	}
+	// Nor a token GitHub did issue, for a user the cluster lets in, but to another app (or
+	// a personal access token): an app the user once authorized must not sign them in here.
+	_, err = acl.GitHubLogin(ctx, connect.NewRequest(&aclv1.GitHubLoginRequest{GithubToken: gh.ForeignToken("octocat")}))
+	if connect.CodeOf(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), "not issued to this cluster's OAuth app") {
+		t.Fatalf("another app's GitHub token: %v", err)
+	}
 }
 
 // TestCLILoginWithoutGitHub: on a cluster without GitHub sign-in, `v9 login` says to use a

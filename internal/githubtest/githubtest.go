@@ -343,6 +343,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := strings.TrimPrefix(r.URL.Path, "/api/v3")
+	if rest, ok := strings.CutPrefix(p, "/applications/"); ok && r.Method == http.MethodPost {
+		if clientID, ok := strings.CutSuffix(rest, "/token"); ok {
+			s.checkToken(w, r, clientID)
+			return
+		}
+	}
 	if login, ok := s.userOfToken(r); ok && r.Method == http.MethodGet {
 		s.serveUser(w, r, strings.Trim(p, "/"), login)
 		return

@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -27,6 +29,7 @@ type oauthState struct {
 	codes        map[string]*grant
 	devices      map[string]*device // by device code
 	tokens       map[string]string  // access token -> login
+	foreign      map[string]bool    // tokens not issued to the fake's OAuth app
 	orgs         map[string][]string
 	authorizes   int
 	deviceOK     int
@@ -90,6 +93,47 @@ func (s *Server) UserToken(login string) string {
 	return s.issue(login)
 }
 
+// ForeignToken issues a token for login that GitHub's API takes (/user answers login) but
+// that the fake's OAuth app did not get: another app's token, or a personal access token.
+func (s *Server) ForeignToken(login string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tok := s.issue(login)
+	s.oauth.foreign[tok] = true
+	return tok
+}
+
+// checkToken answers POST /applications/{client_id}/token, as GitHub does: with the app's
+// client id and secret as basic auth, it says whether the token in the body was issued to
+// that app (200 and the authorization) or not (404).
+func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, clientID string) {
+	id, secret, ok := r.BasicAuth()
+	if !ok || subtle.ConstantTimeCompare([]byte(id+":"+secret), []byte(s.ClientID+":"+s.ClientSecret)) != 1 || clientID != s.ClientID {
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+		return
+	}
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&body); err != nil || body.AccessToken == "" {
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Invalid request: access_token wanted"})
+		return
+	}
+	s.mu.Lock()
+	login, ok := s.oauth.tokens[body.AccessToken]
+	foreign := s.oauth.foreign[body.AccessToken]
+	s.mu.Unlock()
+	if !ok || foreign {
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": 1, "token": body.AccessToken,
+		"app":  map[string]any{"client_id": s.ClientID, "name": "v9", "url": s.URL},
+		"user": map[string]any{"login": login, "id": idOf(login)},
+	})
+}
+
 // OAuthCounts reports how many web authorizations were granted, device tokens issued,
 // slow_down and authorization_pending answers given.
 func (s *Server) OAuthCounts() (authorizes, deviceTokens, slowDowns, pending int) {
@@ -102,6 +146,7 @@ func (s *Server) oauthInit() {
 	o := &s.oauth
 	if o.codes == nil {
 		o.codes, o.devices, o.tokens, o.orgs = map[string]*grant{}, map[string]*device{}, map[string]string{}, map[string][]string{}
+		o.foreign = map[string]bool{}
 	}
 }
 

@@ -277,7 +277,8 @@ func (s *ACL) GitHubLogin(ctx context.Context, req *connect.Request[aclv1.GitHub
 	}
 	id, err := gh.Identify(ctx, req.Msg.GithubToken)
 	var refused *auth.RefusedError
-	if errors.As(err, &refused) {
+	var foreign *auth.ForeignTokenError
+	if errors.As(err, &refused) || errors.As(err, &foreign) {
 		return nil, connect.NewError(connect.CodePermissionDenied, err)
 	}
 	if err != nil {
