@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -89,7 +90,8 @@ type DataPlane struct {
 	fetches  fetchLocks
 	lease    lease
 	load     *loadReporter
-	versions proxy.Versions // what each deployment's instances here answered (canary verdicts)
+	versions proxy.Versions                      // what each deployment's instances here answered (canary verdicts)
+	members  atomic.Pointer[map[netip.Addr]bool] // the IPs of every member's addresses (fence.go)
 }
 
 // New builds the data plane. ctx bounds the work it does in the background (starts, stops,

@@ -18,8 +18,17 @@ type MemberFencer interface {
 	FenceMembers(addrs []netip.AddrPort) error
 }
 
-// fenceLoop keeps the member fence of every executor that has one in step with the
-// replicated node list. A failed update is retried at the next change or tick.
+// IsMember reports whether addr is an address of a member of the cluster (its API, Raft
+// or proxy address, host names resolved): the proxy takes a forwarded request's choices
+// only from a member.
+func (dp *DataPlane) IsMember(addr netip.Addr) bool {
+	m := dp.members.Load()
+	return m != nil && (*m)[addr.Unmap()]
+}
+
+// fenceLoop keeps the members' addresses (IsMember) and the member fence of every executor
+// that has one in step with the replicated node list. A failed update is retried at the
+// next change or tick.
 func (dp *DataPlane) fenceLoop(ctx context.Context) {
 	var fencers []MemberFencer
 	for _, ex := range dp.rec.execs {
@@ -27,15 +36,17 @@ func (dp *DataPlane) fenceLoop(ctx context.Context) {
 			fencers = append(fencers, f)
 		}
 	}
-	if len(fencers) == 0 {
-		return
-	}
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
 	var last []netip.AddrPort
 	for {
 		idx := dp.cfg.Store.TableIndex(fsm.TableNodes)
 		addrs := MemberAddrs(ctx, dp.cfg.Store.Nodes())
+		ips := make(map[netip.Addr]bool, len(addrs))
+		for _, a := range addrs {
+			ips[a.Addr().Unmap()] = true
+		}
+		dp.members.Store(&ips)
 		if !slices.Equal(addrs, last) {
 			ok := true
 			for _, f := range fencers {
@@ -44,8 +55,10 @@ func (dp *DataPlane) fenceLoop(ctx context.Context) {
 					ok = false
 				}
 			}
-			if ok {
+			if ok && len(fencers) > 0 {
 				dp.log.Debug("members' ports fenced from containers", "addrs", len(addrs))
+			}
+			if ok {
 				last = addrs
 			}
 		}

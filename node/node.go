@@ -155,6 +155,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			Bounds: cfg.Requests, Logs: n.logDrops.Limiter("proxy", loglimit.DefaultEvery),
 			// The console's session and v9's tokens never reach a component.
 			Private: proxy.Private{Cookies: []string{auth.SessionCookie, auth.PlainSessionCookie}, BearerPrefix: auth.SecretPrefix},
+			Peer:    n.dp.IsMember,
 		}))
 		n.serve(n.proxySrv, n.proxyLn, "proxy")
 	}

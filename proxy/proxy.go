@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,6 +112,12 @@ type Config struct {
 	Logs *loglimit.Limiter
 	// Private is what is removed from every request before it goes anywhere (private.go).
 	Private Private
+	// Peer reports whether a request's source address is a member of the cluster, whose
+	// proxy forwards with HopHeader and VersionHeader (nil: every source is). A client can
+	// send those headers too: from anyone else they still keep the request from being
+	// forwarded again (so no loop can form), but they choose no version and the request is
+	// counted in the component's load as any entering request is.
+	Peer func(netip.Addr) bool
 }
 
 // Proxy is an http.Handler for a node's proxy port.
@@ -187,6 +194,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.serve(rec, r, name, script)
 	served = true
 	p.account(r, rec, name, start, false)
+}
+
+// fromPeer reports whether r came from a member of the cluster (Config.Peer).
+func (p *Proxy) fromPeer(r *http.Request) bool {
+	if p.cfg.Peer == nil {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && p.cfg.Peer(ap.Addr())
 }
 
 // Unrouted is the name under which requests for names that route to no component are
@@ -275,6 +291,12 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 	defer release()
 	r.Header.Set(ScriptNameHeader, script)
 	hop := r.Header.Get(HopHeader)
+	// entering: the request is this node's to count and to choose a version for, unless a
+	// member's proxy forwarded it.
+	entering := hop == "" || !p.fromPeer(r)
+	if hop != "" && entering {
+		r.Header.Del(VersionHeader)
+	}
 	// other is the other version's instances during a canary, and otherVersion its
 	// VersionHeader: a fallback when the chosen version has no instance left. The nodes'
 	// routing views move at slightly different times (a canary passing, an old instance
@@ -285,7 +307,7 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 		// The proxy a request enters chooses the version; the one it forwards to serves
 		// that version (VersionHeader).
 		canary := r.Header.Get(VersionHeader) == "canary"
-		if hop == "" {
+		if entering {
 			stable := len(t.Local) + len(t.Remote)
 			canary = len(c.Local)+len(c.Remote) > 0 && (stable == 0 || canaryTurn(p.next(name+"\x00canary"), c.Percent))
 			r.Header.Set(VersionHeader, map[bool]string{true: "canary", false: "stable"}[canary])
@@ -296,7 +318,7 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 			t.Local, t.Remote = c.Local, c.Remote
 		}
 	}
-	if p.cfg.Load != nil && hop == "" {
+	if p.cfg.Load != nil && entering {
 		defer p.cfg.Load.begin(name).end()
 	}
 	if hop != "" || (t.InProcess && len(t.Local) > 0) {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -308,5 +309,47 @@ func TestUnroutedNamesShareOneName(t *testing.T) {
 	}
 	if got := fmt.Sprint(rec.got[49:]); got != "["+Unrouted+" 404 hello 200]" {
 		t.Errorf("rollups recorded %s", got)
+	}
+}
+
+// TestHopFromAClientChoosesNothing: X-V9-Hop and X-V9-Version from a source that is no
+// member of the cluster still keep a request from being forwarded again, but choose no
+// version (a 1 % canary gets about 1 %, not every request) and do not take the request out
+// of the component's load; from a member they are followed.
+func TestHopFromAClientChoosesNothing(t *testing.T) {
+	served := ""
+	h := func(s string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served = s })
+	}
+	member := netip.MustParseAddr("10.0.0.2")
+	l := NewLoad()
+	p := New(Config{NodeID: "n1", Load: l, Peer: func(a netip.Addr) bool { return a == member },
+		Router: table{"app": {Found: true, Local: []http.Handler{h("stable")}, Canary: &Canary{Percent: 1, Local: []http.Handler{h("canary")}}}}})
+	send := func(from string) string {
+		r := httptest.NewRequest("GET", "http://127.0.0.1:8080/app/", nil)
+		r.RemoteAddr = from + ":40000"
+		r.Header.Set(HopHeader, "forged")
+		r.Header.Set(VersionHeader, "canary")
+		served = ""
+		p.ServeHTTP(httptest.NewRecorder(), r)
+		return served
+	}
+	canaries := 0
+	for range 20 {
+		if send("203.0.113.9") == "canary" {
+			canaries++
+		}
+	}
+	if canaries > 2 {
+		t.Errorf("%d of 20 requests with a client's own hop and version reached the 1%% canary", canaries)
+	}
+	if got := l.Take()["app"]; got.Requests != 20 {
+		t.Errorf("load counted %d of the 20 client requests", got.Requests)
+	}
+	if send(member.String()) != "canary" {
+		t.Error("a member's forwarded request for the canary was not served by it")
+	}
+	if got := l.Take()["app"]; got.Requests != 0 {
+		t.Errorf("a member's forwarded request was counted here too: %d", got.Requests)
 	}
 }
