@@ -269,6 +269,15 @@ func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 		return // deleted meanwhile
 	}
 	log := &buildLog{live: func(line string) { s.o.Logs.Append(c.Name, d.Id, "build", line) }}
+	if head, err := s.branchHead(ctx, c.GetSource().GetGithubRepo(), d.Branch); err != nil {
+		s.log.Warn("read the branch head before a build", "deployment", d.Id, "err", err)
+	} else if head != d.CommitSha {
+		// A push whose commit is no longer the branch's head is not built: a delivery
+		// replayed later (its signature still good, under a new delivery id) or one that
+		// arrived after a newer push would otherwise deploy an old commit over a newer one.
+		s.supersede(ctx, d, &statev1.Deployment{CommitSha: head})
+		return
+	}
 	s.log.Info("build started", "component", c.Name, "deployment", d.Id, "sha", shortSHA(d.CommitSha))
 	log.printf("v9 build of %s on %s: %s@%s (%s)", c.Name, s.o.NodeID, c.GetSource().GetGithubRepo(), d.CommitSha, d.Branch)
 	s.postStatus(ctx, d, "pending", "building on v9")
@@ -356,6 +365,25 @@ func (s *Service) failBuild(d *statev1.Deployment, msg, buildLog string) {
 	if s.builds.claim(d.Id) {
 		s.postStatus(ctx, d, "failure", msg)
 	}
+}
+
+// branchHead returns the commit at the head of a repository's branch, from GitHub.
+func (s *Service) branchHead(ctx context.Context, repo, branch string) (string, error) {
+	owner, name, err := SplitRepo(repo)
+	if err != nil {
+		return "", err
+	}
+	gh, err := NewClient(s.o.GitHub, nil)
+	if err != nil {
+		return "", err
+	}
+	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	b, _, err := gh.Repositories.GetBranch(hctx, owner, name, branch, 3)
+	if err != nil {
+		return "", err
+	}
+	return b.GetCommit().GetSHA(), nil
 }
 
 // buildArtifact downloads, checks and builds a commit and stores the artifact. The returned

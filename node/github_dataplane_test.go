@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -330,4 +331,42 @@ func TestDataPlaneGitHubTrappingPushFails(t *testing.T) {
 	if len(bad) > 0 || ok == 0 {
 		t.Fatalf("during the failed rollout: %d ok, bad: %v", ok, bad)
 	}
+}
+
+// TestDataPlaneGitHubReplayedPushIsNotBuilt: a push delivery captured and sent again later,
+// its signature still good and its delivery id made up, is recorded but never built: its
+// commit is no longer the branch's head, so it is superseded and the newer version keeps
+// serving.
+func TestDataPlaneGitHubReplayedPushIsNotBuilt(t *testing.T) {
+	c, gh := newGitHubCluster(t, 3, nil)
+	gh.Commit(testRepo, "main", "v1", helloRepo(t, "v1"))
+	createLinked(t, c.Follower(t), "hello")
+	waitServing(t, c.Nodes, "hello from wasm v1 /x")
+	v2, captured := gh.Push(testRepo, "main", "v2", helloRepo(t, "v2"))
+	waitServing(t, c.Nodes, "hello from wasm v2 /x")
+	gh.Push(testRepo, "main", "v3", helloRepo(t, "v3"))
+	waitServing(t, c.Nodes, "hello from wasm v3 /x")
+
+	replay := *captured[0]
+	replay.Header = captured[0].Header.Clone()
+	replay.ID = "replayed-" + v2[:7]
+	replay.Header.Set("X-GitHub-Delivery", replay.ID)
+	gh.Send(&replay, replay.URL)
+	if replay.Status != http.StatusAccepted {
+		t.Fatalf("replayed delivery: %d %s", replay.Status, replay.Answer)
+	}
+	leader := c.Leader(t)
+	Eventually(t, 60*time.Second, func() error {
+		for _, d := range deploymentsOf(t, leader, "hello") {
+			if d.DeliveryId != replay.ID {
+				continue
+			}
+			if d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED || !strings.Contains(d.Error, "superseded") {
+				return fmt.Errorf("the replayed push's deployment is %s (%q)", d.Status, d.Error)
+			}
+			return nil
+		}
+		return fmt.Errorf("the replayed push was not recorded")
+	})
+	waitServing(t, c.Nodes, "hello from wasm v3 /x")
 }
