@@ -245,6 +245,23 @@ func (c *GitHubConfig) checkAppToken(ctx context.Context, token string) error {
 	return nil
 }
 
+// stillAllowed says, from the lists alone, whether login is let in and with which role at
+// most: an admin, a listed user, or anyone when organizations are allowed (membership is
+// checked with GitHub at sign-in, not at every request).
+func (c *GitHubConfig) stillAllowed(login string) (Role, bool) {
+	def := c.DefaultRole
+	if def == RoleNone {
+		def = RoleDeveloper
+	}
+	switch {
+	case hasFold(c.Admins, login):
+		return RoleAdmin, true
+	case hasFold(c.AllowedUsers, login), len(c.AllowedOrgs) > 0:
+		return def, true
+	}
+	return RoleNone, false
+}
+
 func hasFold(list []string, s string) bool {
 	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(strings.TrimSpace(x), s) })
 }

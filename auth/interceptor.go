@@ -42,6 +42,10 @@ type Authorizer struct {
 	Insecure bool
 	// Now is the clock for expiry; nil means time.Now.
 	Now func() time.Time
+	// Users, when it signs users in with GitHub, is asked at every request whether the
+	// GitHub user a token or session belongs to is still let in, and with which role: a
+	// login taken off the lists loses its sessions and tokens at once, not when they expire.
+	Users *GitHubConfig
 
 	mu   sync.Mutex
 	used map[string]time.Time
@@ -156,6 +160,13 @@ func (a *Authorizer) principalOf(k *statev1.ApiToken) (*Principal, error) {
 	role, err := ParseRole(k.Role)
 	if err != nil {
 		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("token %s: %w", name(), err))
+	}
+	if k.GithubLogin != "" && a.Users.Enabled() {
+		allowed, ok := a.Users.stillAllowed(k.GithubLogin)
+		if !ok {
+			return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("GitHub user %s is no longer let in to this cluster (not in --admins or --github-allowed-users, and no organization is allowed): %s of theirs no longer works", k.GithubLogin, name()))
+		}
+		role = min(role, allowed)
 	}
 	if lu := k.GetLastUsedTime(); lu == nil || now.Sub(lu.AsTime()) > UseInterval {
 		a.mu.Lock()

@@ -179,3 +179,37 @@ func TestRequireHTTPChangesNeedABearer(t *testing.T) {
 		}
 	}
 }
+
+// TestUsersTakenOffTheListsLoseTheirTokens: a GitHub user's session and tokens follow the
+// sign-in lists at every request: an admin moved to the allowed users works on as a
+// developer, and a login taken off every list is refused at once, with the reason.
+func TestUsersTakenOffTheListsLoseTheirTokens(t *testing.T) {
+	now := time.Now()
+	a, _ := testAuthorizer(now)
+	live := NewSecret()
+	a.Tokens.(fakeTokens)[string(Hash(live))] = &statev1.ApiToken{Id: "s1", Role: "admin", GithubLogin: "octo", Session: true, ExpireTime: timestamppb.New(now.Add(time.Hour))}
+	a.Users = &GitHubConfig{ClientID: "app", Admins: []string{"Octo"}}
+	h := http.Header{"Cookie": {PlainSessionCookie + "=" + live}}
+	role := func() (Role, error) {
+		ctx, err := a.Authorize(context.Background(), createProc, h)
+		if err != nil {
+			return RoleNone, err
+		}
+		return FromContext(ctx).Role, nil
+	}
+	if r, err := role(); err != nil || r != RoleAdmin {
+		t.Fatalf("listed admin: %v %v", r, err)
+	}
+	a.Users = &GitHubConfig{ClientID: "app", AllowedUsers: []string{"octo"}}
+	if r, err := role(); err != nil || r != RoleDeveloper {
+		t.Fatalf("admin moved to the allowed users: %v %v, want developer", r, err)
+	}
+	a.Users = &GitHubConfig{ClientID: "app", AllowedUsers: []string{"someone-else"}}
+	if _, err := role(); connect.CodeOf(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), "no longer let in") {
+		t.Fatalf("a login taken off the lists: %v", err)
+	}
+	a.Users = &GitHubConfig{ClientID: "app", AllowedOrgs: []string{"acme"}}
+	if r, err := role(); err != nil || r != RoleDeveloper {
+		t.Fatalf("organizations allowed (membership checked at sign-in): %v %v", r, err)
+	}
+}
