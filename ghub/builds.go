@@ -275,7 +275,14 @@ func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 		// A push whose commit is no longer the branch's head is not built: a delivery
 		// replayed later (its signature still good, under a new delivery id) or one that
 		// arrived after a newer push would otherwise deploy an old commit over a newer one.
+		// The head is recorded instead unless it was already (as polling does), so that a
+		// branch that moved without a webhook reaching v9 still deploys its newest commit.
 		s.supersede(ctx, d, &statev1.Deployment{CommitSha: head})
+		for _, l := range s.state.GithubLinks() {
+			if l.ComponentId == d.ComponentId && l.Branch == d.Branch {
+				s.pollOnce(ctx, l)
+			}
+		}
 		return
 	}
 	s.log.Info("build started", "component", c.Name, "deployment", d.Id, "sha", shortSHA(d.CommitSha))

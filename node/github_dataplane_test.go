@@ -370,3 +370,27 @@ func TestDataPlaneGitHubReplayedPushIsNotBuilt(t *testing.T) {
 	})
 	waitServing(t, c.Nodes, "hello from wasm v3 /x")
 }
+
+// TestDataPlaneGitHubStaleDeliveryBuildsTheHead: a delivery that arrives once the branch has
+// moved on without a webhook reaching v9 (a commit GitHub never delivered) is superseded,
+// and the branch's head is recorded and built instead.
+func TestDataPlaneGitHubStaleDeliveryBuildsTheHead(t *testing.T) {
+	c, gh := newGitHubCluster(t, 3, nil)
+	gh.Commit(testRepo, "main", "v1", helloRepo(t, "v1"))
+	createLinked(t, c.Follower(t), "hello")
+	waitServing(t, c.Nodes, "hello from wasm v1 /x")
+	v2, captured := gh.Push(testRepo, "main", "v2", helloRepo(t, "v2"))
+	waitServing(t, c.Nodes, "hello from wasm v2 /x")
+	v3 := gh.Commit(testRepo, "main", "v3, never delivered", helloRepo(t, "v3"))
+
+	late := *captured[0]
+	late.Header = captured[0].Header.Clone()
+	late.ID = "late-" + v2[:7]
+	late.Header.Set("X-GitHub-Delivery", late.ID)
+	gh.Send(&late, late.URL)
+	if late.Status != http.StatusAccepted {
+		t.Fatalf("late delivery: %d %s", late.Status, late.Answer)
+	}
+	waitDeployment(t, c.Leader(t), "hello", v3, statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY)
+	waitServing(t, c.Nodes, "hello from wasm v3 /x")
+}
