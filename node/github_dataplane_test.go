@@ -338,23 +338,11 @@ func TestDataPlaneGitHubTrappingPushFails(t *testing.T) {
 // commit is no longer the branch's head, so it is superseded and the newer version keeps
 // serving.
 func TestDataPlaneGitHubReplayedPushIsNotBuilt(t *testing.T) {
-	c, gh := newGitHubCluster(t, 3, nil)
-	gh.Commit(testRepo, "main", "v1", helloRepo(t, "v1"))
-	createLinked(t, c.Follower(t), "hello")
-	waitServing(t, c.Nodes, "hello from wasm v1 /x")
-	v2, captured := gh.Push(testRepo, "main", "v2", helloRepo(t, "v2"))
-	waitServing(t, c.Nodes, "hello from wasm v2 /x")
+	c, gh, captured := clusterServingV2(t)
 	gh.Push(testRepo, "main", "v3", helloRepo(t, "v3"))
 	waitServing(t, c.Nodes, "hello from wasm v3 /x")
 
-	replay := *captured[0]
-	replay.Header = captured[0].Header.Clone()
-	replay.ID = "replayed-" + v2[:7]
-	replay.Header.Set("X-GitHub-Delivery", replay.ID)
-	gh.Send(&replay, replay.URL)
-	if replay.Status != http.StatusAccepted {
-		t.Fatalf("replayed delivery: %d %s", replay.Status, replay.Answer)
-	}
+	replay := resend(t, gh, captured, "replayed")
 	leader := c.Leader(t)
 	Eventually(t, 60*time.Second, func() error {
 		for _, d := range deploymentsOf(t, leader, "hello") {
@@ -375,22 +363,37 @@ func TestDataPlaneGitHubReplayedPushIsNotBuilt(t *testing.T) {
 // moved on without a webhook reaching v9 (a commit GitHub never delivered) is superseded,
 // and the branch's head is recorded and built instead.
 func TestDataPlaneGitHubStaleDeliveryBuildsTheHead(t *testing.T) {
+	c, gh, captured := clusterServingV2(t)
+	v3 := gh.Commit(testRepo, "main", "v3, never delivered", helloRepo(t, "v3"))
+	resend(t, gh, captured, "late")
+	waitDeployment(t, c.Leader(t), "hello", v3, statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY)
+	waitServing(t, c.Nodes, "hello from wasm v3 /x")
+}
+
+// clusterServingV2 is a three-node cluster serving a linked repository's second commit,
+// pushed through the webhook, and that push's delivery.
+func clusterServingV2(t *testing.T) (*TestCluster, *githubtest.Server, *githubtest.Delivery) {
+	t.Helper()
 	c, gh := newGitHubCluster(t, 3, nil)
 	gh.Commit(testRepo, "main", "v1", helloRepo(t, "v1"))
 	createLinked(t, c.Follower(t), "hello")
 	waitServing(t, c.Nodes, "hello from wasm v1 /x")
-	v2, captured := gh.Push(testRepo, "main", "v2", helloRepo(t, "v2"))
+	_, ds := gh.Push(testRepo, "main", "v2", helloRepo(t, "v2"))
 	waitServing(t, c.Nodes, "hello from wasm v2 /x")
-	v3 := gh.Commit(testRepo, "main", "v3, never delivered", helloRepo(t, "v3"))
+	return c, gh, ds[0]
+}
 
-	late := *captured[0]
-	late.Header = captured[0].Header.Clone()
-	late.ID = "late-" + v2[:7]
-	late.Header.Set("X-GitHub-Delivery", late.ID)
-	gh.Send(&late, late.URL)
-	if late.Status != http.StatusAccepted {
-		t.Fatalf("late delivery: %d %s", late.Status, late.Answer)
+// resend sends a captured delivery again under a made-up delivery id, its body and
+// signature as they were, and returns it once v9 accepted it.
+func resend(t *testing.T, gh *githubtest.Server, captured *githubtest.Delivery, prefix string) *githubtest.Delivery {
+	t.Helper()
+	d := *captured
+	d.Header = captured.Header.Clone()
+	d.ID = prefix + "-" + captured.ID
+	d.Header.Set("X-GitHub-Delivery", d.ID)
+	gh.Send(&d, d.URL)
+	if d.Status != http.StatusAccepted {
+		t.Fatalf("%s delivery: %d %s", prefix, d.Status, d.Answer)
 	}
-	waitDeployment(t, c.Leader(t), "hello", v3, statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY)
-	waitServing(t, c.Nodes, "hello from wasm v3 /x")
+	return &d
 }
