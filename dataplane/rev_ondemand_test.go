@@ -41,9 +41,9 @@ type envInstance struct {
 }
 
 func (f *envInstance) ServeHTTP(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, f.greeting) }
-func (f *envInstance) ID() string                                     { return f.id }
-func (f *envInstance) Done() <-chan struct{}                          { return f.done }
-func (f *envInstance) Err() error                                     { return nil }
+func (f *envInstance) ID() string                                       { return f.id }
+func (f *envInstance) Done() <-chan struct{}                            { return f.done }
+func (f *envInstance) Err() error                                       { return nil }
 
 // A wasm component scaled to zero is served by an on-demand instance. `v9 env set` (a
 // change of the spec's env, which moves spec_index) must reach the requests served after it,
