@@ -88,3 +88,103 @@ func TestRevOnDemandFollowsEnvChange(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// During a rollout (d2 active, its instances not yet running), the old version's
+// instances keep serving. When one of them crashes and restarts, it must restart as what
+// it is: d1's artifact with d1's manifest (env, module, image, limits). The reconciler
+// builds every instance's spec from the component's current spec, which the activation of
+// d2 already set to d2's manifest, so the old version restarts with the new version's
+// configuration (here its env; a changed wasm.module or container image makes it fail to
+// start at all), and the same for the on-demand fallback to an older version.
+func TestRevOldVersionRestartsWithItsOwnManifest(t *testing.T) {
+	ex := &recExec{}
+	h := newHarness(t, map[statev1.Runtime]v9rt.Executor{statev1.Runtime_RUNTIME_WASM: ex})
+	spec := func(greeting string) *statev1.ComponentSpec {
+		return &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 3, Wasm: &statev1.WasmSpec{Module: "hello.wasm"},
+			Env: map[string]string{"GREETING": greeting}}
+	}
+	art := h.artifact("unused")
+	h.apply(&statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: &statev1.Component{
+		Id: "c1", Name: "hello", Runtime: statev1.Runtime_RUNTIME_WASM, Replicas: 1,
+		Desired: statev1.DesiredState_DESIRED_STATE_RUNNING, Spec: spec("one"), ManifestSpec: spec("one"),
+	}}}})
+	ready := func(id, greeting string) []*statev1.Command {
+		return []*statev1.Command{
+			{Op: &statev1.Command_CreateDeployment{CreateDeployment: &statev1.CreateDeployment{Deployment: &statev1.Deployment{
+				Id: id, ComponentId: "c1", Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING}}}},
+			{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+				Id: id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ArtifactDigest: art, Spec: spec(greeting), Activate: true}}},
+		}
+	}
+	h.apply(ready("d1", "one")...)
+	h.place("p1", "d1", self, run, 1)
+	h.waitObserved("p1", running)
+	if g := ex.greeting("p1"); g != "one" {
+		t.Fatalf("d1 started with GREETING=%q", g)
+	}
+	// Push: d2 becomes active; its placement (on another node) has not run yet.
+	h.apply(registerNode("n2", "10.0.0.2:8080"))
+	h.apply(ready("d2", "two")...)
+	h.place("p2", "d2", "n2", run, 1)
+	// d1's instance crashes during the rollout and is restarted.
+	n := ex.starts()
+	ex.crashIt(t, "p1")
+	waitFor(t, 10*time.Second, func() error {
+		if ex.starts() == n {
+			return fmt.Errorf("p1 not restarted yet")
+		}
+		return nil
+	})
+	if dep, g := ex.deployment("p1"), ex.greeting("p1"); dep != "d1" || g != "one" {
+		t.Fatalf("the old version's instance restarted as deployment %s with GREETING=%q, want d1 with its own manifest's GREETING=\"one\"", dep, g)
+	}
+}
+
+// recExec records the spec each instance started with.
+type recExec struct {
+	mu    sync.Mutex
+	specs map[string]v9rt.Spec
+	inst  map[string]*envInstance
+	n     int
+}
+
+func (e *recExec) Runtime() string { return "wasm" }
+func (e *recExec) Start(_ context.Context, s v9rt.Spec) (v9rt.Instance, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.specs == nil {
+		e.specs, e.inst = map[string]v9rt.Spec{}, map[string]*envInstance{}
+	}
+	e.n++
+	e.specs[s.ID] = s
+	in := &envInstance{id: s.ID, greeting: s.Env["GREETING"], done: make(chan struct{})}
+	e.inst[s.ID] = in
+	return in, nil
+}
+func (e *recExec) Stop(_ context.Context, id string) error { return nil }
+func (e *recExec) starts() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.n
+}
+func (e *recExec) greeting(id string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.specs[id].Env["GREETING"]
+}
+func (e *recExec) deployment(id string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.specs[id].DeploymentID
+}
+func (e *recExec) crashIt(t *testing.T, id string) {
+	t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	in := e.inst[id]
+	if in == nil {
+		t.Fatalf("no instance %s", id)
+	}
+	delete(e.inst, id)
+	close(in.done)
+}
