@@ -76,14 +76,14 @@ func TestRevOnDemandFollowsEnvChange(t *testing.T) {
 	if c, _ := h.store.ComponentByID("c1"); c.GetSpec().GetEnv()["GREETING"] != "new" {
 		t.Fatalf("spec not changed: %v", c.GetSpec())
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(3 * time.Second)
 	for {
 		code, _, body := h.serveOnDemand()
 		if code == 200 && body == "new" {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("10s after the env change, the on-demand instance still answers %d %q (want the new env)", code, body)
+			t.Fatalf("3s after the env change, the on-demand instance still answers %d %q (want the new env)", code, body)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
