@@ -37,6 +37,9 @@ func tableBytes(t testing.TB, st *Store) [numTables][]byte {
 	for _, x := range s.ApiTokens {
 		lists[TableTokens] = append(lists[TableTokens], x)
 	}
+	for _, x := range s.GithubBindings {
+		lists[TableTokens] = append(lists[TableTokens], x)
+	}
 	for _, x := range s.GithubLinks {
 		lists[TableLinks] = append(lists[TableLinks], x)
 	}

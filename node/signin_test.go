@@ -144,7 +144,7 @@ func TestGitHubWebSignIn(t *testing.T) {
 	}
 	Eventually(t, 10*time.Second, func() error {
 		for _, e := range c.Nodes[0].Audit(0) {
-			if e.Actor == "user:octocat" && e.Op == "create_component" {
+			if e.Actor == auth.UserActor("octocat", gh.UserID("octocat")) && e.Op == "create_component" {
 				return nil
 			}
 		}
