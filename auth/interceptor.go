@@ -135,7 +135,13 @@ func (a *Authorizer) tokenPrincipal(ctx context.Context, secret string) (*Princi
 			if p.Session {
 				what = "the console session " + p.Token
 			}
-			return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%w: %s no longer works", err, what))
+			// A token too old to name its user's id just needs a new sign-in (the console
+			// sends the user to its sign-in page on Unauthenticated); the rest is the lists'.
+			code := connect.CodePermissionDenied
+			if old := (*OldTokenError)(nil); errors.As(err, &old) {
+				code = connect.CodeUnauthenticated
+			}
+			return nil, connect.NewError(code, fmt.Errorf("%w: %s no longer works", err, what))
 		}
 		p.Role = min(p.Role, allowed)
 	}

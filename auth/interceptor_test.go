@@ -201,11 +201,11 @@ func TestUsersTakenOffTheListsLoseTheirTokens(t *testing.T) {
 		}
 		return FromContext(ctx).Role, nil
 	}
-	refused := func(what string, want ...string) {
+	refusedAs := func(code connect.Code, what string, want ...string) {
 		t.Helper()
 		_, err := role()
-		if connect.CodeOf(err) != connect.CodePermissionDenied {
-			t.Fatalf("%s: %v, want PermissionDenied", what, err)
+		if connect.CodeOf(err) != code {
+			t.Fatalf("%s: %v, want %v", what, err, code)
 		}
 		for _, w := range want {
 			if !strings.Contains(err.Error(), w) {
@@ -221,6 +221,10 @@ func TestUsersTakenOffTheListsLoseTheirTokens(t *testing.T) {
 		t.Fatalf("admin moved to the allowed users: %v %v, want developer", r, err)
 	}
 	a.Users = &GitHubConfig{ClientID: "app", AllowedUsers: []string{"someone-else"}}
+	refused := func(what string, want ...string) {
+		t.Helper()
+		refusedAs(connect.CodePermissionDenied, what, want...)
+	}
 	refused("a login taken off the lists", "no longer let in")
 	a.Users = &GitHubConfig{ClientID: "app", Admins: []string{"octo:8"}}
 	refused("the login pinned to another id", "pinned to GitHub user id 8", "id 7 holds it")
@@ -237,7 +241,7 @@ func TestUsersTakenOffTheListsLoseTheirTokens(t *testing.T) {
 		t.Fatalf("organizations allowed (membership checked at sign-in): %v %v", r, err)
 	}
 	h = http.Header{"Cookie": {PlainSessionCookie + "=" + old}}
-	refused("a session made before ids were recorded", "before v9 recorded GitHub user ids", "sign in again")
+	refusedAs(connect.CodeUnauthenticated, "a session made before ids were recorded", "before v9 recorded GitHub user ids", "sign in again")
 }
 
 // fakeBindings binds logins (lower case) to GitHub user ids.

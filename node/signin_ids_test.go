@@ -14,6 +14,7 @@ import (
 	"github.com/velocity9/v9/internal/githubtest"
 	aclv1 "github.com/velocity9/v9/rpc/gen/v9/acl/v1"
 	"github.com/velocity9/v9/rpc/gen/v9/acl/v1/aclv1connect"
+	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
 // TestGitHubRenameInheritsNoRole: roles follow GitHub's numeric user ids, not logins. Alice
@@ -22,7 +23,8 @@ import (
 // while her token keeps its role as long as her id stays bound — across a leader change
 // and a restart from a snapshot. Carol, pinned by id, stays admin under her new login; the
 // new holder of hers is refused. An admin sees and drops the binding: Alice's token stops
-// working, and the new holder signs in and is bound.
+// working, and the new holder signs in and is bound. A token made before ids were recorded
+// is refused, saying to sign in again.
 func TestGitHubRenameInheritsNoRole(t *testing.T) {
 	gh := githubtest.New(t)
 	carolID := gh.UserID("carol")
@@ -148,5 +150,22 @@ func TestGitHubRenameInheritsNoRole(t *testing.T) {
 	_, err = acl(c.Nodes[0], TestToken).DeleteGitHubBinding(ctx, connect.NewRequest(&aclv1.DeleteGitHubBindingRequest{Login: "nobody"}))
 	if connect.CodeOf(err) != connect.CodeNotFound {
 		t.Fatalf("drop a binding that does not exist: %v", err)
+	}
+
+	// A token a sign-in made before v9 recorded ids (as an older version wrote it) cannot
+	// tell who holds its login now: it is refused, saying to sign in again (Unauthenticated:
+	// the console goes to its sign-in page).
+	old := auth.NewSecret()
+	k := &statev1.ApiToken{Id: auth.NewAccessorID(), Name: "v9 login", Role: "developer", Sha256: auth.Hash(old), GithubLogin: "octocat", Creator: "user:octocat"}
+	idx, err := c.Leader(t).Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: k}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Nodes[0].WaitIndex(ctx, idx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = roleOf(c.Nodes[0], old)
+	if connect.CodeOf(err) != connect.CodeUnauthenticated || !strings.Contains(err.Error(), "before v9 recorded GitHub user ids") || !strings.Contains(err.Error(), "sign in again") {
+		t.Fatalf("a token made before ids were recorded: %v", err)
 	}
 }
