@@ -239,22 +239,6 @@ func (h *harness) get() (int, string) {
 	return rec.Code, string(b)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // fakeExec is an Executor the test controls: starts fail while failStarts > 0, and
 // instances crash when told.
 type fakeExec struct {

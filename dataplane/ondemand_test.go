@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/internal/testkit"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
 )
@@ -48,7 +49,7 @@ func TestOnDemandContainerHeldFromZero(t *testing.T) {
 		c.ColdStartWait = 200 * time.Millisecond
 	})
 	h.containerAtZero(0)
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if tg := h.dp.Router().Lookup("hello"); tg.OnDemand == nil || tg.InProcess {
 			return fmt.Errorf("routing at zero: %+v", tg)
 		}
@@ -60,7 +61,7 @@ func TestOnDemandContainerHeldFromZero(t *testing.T) {
 		t.Fatalf("held past the cold-start wait: %d %q %q", code, retry, body)
 	}
 	close(ex.block)
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if code, _, body := h.serveOnDemand(); code != 200 || body != "fake d1" {
 			return fmt.Errorf("once started: %d %q", code, body)
 		}
@@ -93,7 +94,7 @@ func TestOnDemandContainerHeldFromZero(t *testing.T) {
 	// d2 served once (its readiness probe ran elsewhere), so it comes before d1.
 	h.place("p3", "d2", "n2", run, 1)
 	h.apply(setObserved("p3", running), deletePlacements("p3"))
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if c := h.dp.router.onDemand("hello"); c == nil || c.candidates[0] != "d2" {
 			return fmt.Errorf("candidates %+v", c)
 		}
@@ -110,7 +111,7 @@ func TestOnDemandContainerHeldFromZero(t *testing.T) {
 	// scale.min 1: the container must run placed; no on-demand instance.
 	h.apply(&statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: "hello",
 		Spec: &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 2, Container: &statev1.ContainerSpec{Image: "v9.local/x:1"}}}}})
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if tg := h.dp.Router().Lookup("hello"); tg.OnDemand != nil {
 			return fmt.Errorf("on demand for scale.min 1: %+v", tg)
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/internal/testkit"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
 )
@@ -36,7 +37,7 @@ func TestReconcilerFollowsPlacements(t *testing.T) {
 	if !ex.isRunning("p1") || ex.isRunning("p2") {
 		t.Fatalf("executor runs %v; want p1 only", ex.running)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if code, body := h.get(); code != 200 || body != "fake d1" {
 			return fmt.Errorf("local request: %d %q", code, body)
 		}
@@ -58,7 +59,7 @@ func TestReconcilerFollowsPlacements(t *testing.T) {
 	h.place("p3", "d1", self, run, 1)
 	h.waitObserved("p3", running)
 	h.apply(deletePlacements("p1", "p3"))
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if ex.isRunning("p3") || h.dp.Running("hello") != 0 {
 			return fmt.Errorf("p3 still runs after its placement was removed")
 		}
@@ -133,7 +134,7 @@ func TestReconcilerFencesExclusiveWhenLeaseLapses(t *testing.T) {
 	// for both to hold together rather than checking the executor once on the report.
 	h.unreachable.Store(false)
 	h.waitObserved("p1", running)
-	waitFor(t, 20*time.Second, func() error {
+	testkit.Eventually(t, 20*time.Second, func() error {
 		if p := h.placement("p1"); !ex.isRunning("p1") || p.GetObserved() != running {
 			return fmt.Errorf("exclusive instance not restarted once the lease came back: running %v, %v", ex.isRunning("p1"), p)
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/internal/testkit"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
 	"github.com/velocity9/v9/runtime/wasm"
@@ -27,7 +28,7 @@ func TestRoutingSnapshotWithWasm(t *testing.T) {
 	h.place("p3", "d1", "n3", run, 1)
 	h.apply(setObserved("p2", running))
 	h.waitObserved("p1", running)
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		tg := h.dp.Router().Lookup("hello")
 		if !tg.Found || len(tg.Local) != 1 || !tg.InProcess || !slices.Equal(tg.Remote, []string{"10.0.0.2:8080"}) {
 			return fmt.Errorf("target %+v", tg)
@@ -44,7 +45,7 @@ func TestRoutingSnapshotWithWasm(t *testing.T) {
 	h.apply(&statev1.Command{Op: &statev1.Command_SetComponentDesired{SetComponentDesired: &statev1.SetComponentDesired{
 		Name: "hello", Desired: statev1.DesiredState_DESIRED_STATE_PAUSED,
 	}}})
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if tg := h.dp.Router().Lookup("hello"); !tg.Paused || len(tg.Local) != 0 {
 			return fmt.Errorf("paused target %+v", tg)
 		}
@@ -58,7 +59,7 @@ func TestLookupAllocatesNothing(t *testing.T) {
 	h.component(false, "v1")
 	h.place("p1", "d1", self, run, 1)
 	h.waitObserved("p1", running)
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if tg := h.dp.Router().Lookup("hello"); len(tg.Local) != 1 {
 			return fmt.Errorf("target %+v", tg)
 		}
@@ -76,7 +77,7 @@ func TestLookupAllocatesNothing(t *testing.T) {
 func TestOnDemandFallsBackToPlacedDeployment(t *testing.T) {
 	h, ex := fakeHarness(t)
 	h.component(false, "v1")
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if code, body := h.get(); code != 200 || body != "fake d1" {
 			return fmt.Errorf("on demand at zero replicas: %d %q", code, body)
 		}
@@ -90,7 +91,7 @@ func TestOnDemandFallsBackToPlacedDeployment(t *testing.T) {
 	h.place("p2", "d1", "n2", run, 1) // the old version, still placed (not running yet)
 	h.deployment("d2", "v2")
 	h.apply(activate("c1", "d2"))
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if c := h.dp.router.onDemand("hello"); c == nil || !slices.Equal(c.candidates, []string{"d2", "d1"}) {
 			return fmt.Errorf("candidates %+v", c)
 		}
@@ -105,7 +106,7 @@ func TestOnDemandFallsBackToPlacedDeployment(t *testing.T) {
 		t.Fatal("no on-demand instance of d1")
 	}
 	h.apply(deletePlacements("p2"))
-	waitFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		if ex.isRunning("ondemand-d1") {
 			return fmt.Errorf("on-demand instance of d1 still runs")
 		}

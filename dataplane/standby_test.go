@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/internal/testkit"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
 )
@@ -35,7 +36,7 @@ func (e *pruneExec) PruneStandby(_ context.Context, keep func(component, deploym
 // waitKept waits until the last prune kept (or dropped) the standby sb.
 func (e *pruneExec) waitKept(t *testing.T, sb standbyOf, want bool) {
 	t.Helper()
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		if e.kept[sb] != want {

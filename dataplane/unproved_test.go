@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/velocity9/v9/internal/testkit"
 )
 
 // While a component served on demand has an active deployment that never served, on-demand
@@ -18,7 +20,7 @@ func TestOnDemandPrefersServedVersionOverUnproved(t *testing.T) {
 	h.apply(setObserved("p1", running), deletePlacements("p1")) // d1 served, then scaled to zero
 	h.deployment("d2", "v2")
 	h.apply(activate("c1", "d2"))
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if c := h.dp.router.onDemand("hello"); c == nil || !slices.Equal(c.candidates, []string{"d1", "d2"}) {
 			return fmt.Errorf("candidates %+v", c)
 		}
@@ -30,13 +32,13 @@ func TestOnDemandPrefersServedVersionOverUnproved(t *testing.T) {
 
 	h.place("p2", "d2", "n2", run, 1)
 	h.apply(setObserved("p2", running), deletePlacements("p2")) // d2's probe ran: served
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if c := h.dp.router.onDemand("hello"); c == nil || !slices.Equal(c.candidates, []string{"d2"}) {
 			return fmt.Errorf("candidates %+v", c)
 		}
 		return nil
 	})
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if code, body := h.get(); code != 200 || body != "fake d2" {
 			return fmt.Errorf("on demand once d2 served: %d %q", code, body)
 		}

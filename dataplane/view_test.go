@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/testkit"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
 )
@@ -128,7 +129,7 @@ func TestViewServesARestartWithoutLeader(t *testing.T) {
 	h.component(false, "hello\n")
 	h.place("p1", "d1", self, run, 1)
 	h.waitObserved("p1", running)
-	waitFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		if st := loadView(path, slog.New(slog.DiscardHandler)); st == nil || len(st.Placements(self)) != 1 {
 			return os.ErrNotExist
 		}
@@ -143,7 +144,7 @@ func TestViewServesARestartWithoutLeader(t *testing.T) {
 	if tg := h2.dp.Router().Lookup("hello"); !tg.Found || tg.Unavailable != "" {
 		t.Fatalf("restarted with a view: hello is %+v", tg)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if !ex2.isRunning("p1") {
 			return os.ErrNotExist
 		}
@@ -161,7 +162,7 @@ func TestViewServesARestartWithoutLeader(t *testing.T) {
 		t.Fatalf("no view: hello is %+v, want starting", tg)
 	}
 	h3.unreachable.Store(false)
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if tg := h3.dp.Router().Lookup("hello"); tg.Found || tg.Unavailable != "" {
 			return os.ErrExist
 		}

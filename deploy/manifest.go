@@ -631,17 +631,23 @@ func keyLines(data []byte) map[string]int {
 			lines[k] = l
 		}
 	}
-	var walkKV func(prefix []string, kv *unstable.Node)
-	walkKV = func(prefix []string, kv *unstable.Node) {
+	// recordKey records prefix followed by each leading part of a dotted key ("a", "a.b",
+	// ...) at the line of the key's first part, and returns the whole key.
+	recordKey := func(prefix []string, it unstable.Iterator) []string {
 		key := slices.Clone(prefix)
 		var first *unstable.Node
-		for it := kv.Key(); it.Next(); {
+		for it.Next() {
 			if first == nil {
 				first = it.Node()
 			}
 			key = append(key, string(it.Node().Data))
 			record(key, line(first))
 		}
+		return key
+	}
+	var walkKV func(prefix []string, kv *unstable.Node)
+	walkKV = func(prefix []string, kv *unstable.Node) {
+		key := recordKey(prefix, kv.Key())
 		if v := kv.Value(); v != nil && v.Kind == unstable.InlineTable {
 			for it := v.Children(); it.Next(); {
 				if c := it.Node(); c.Kind == unstable.KeyValue {
@@ -655,15 +661,7 @@ func keyLines(data []byte) map[string]int {
 		e := p.Expression()
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
-			table = table[:0]
-			var first *unstable.Node
-			for it := e.Key(); it.Next(); {
-				if first == nil {
-					first = it.Node()
-				}
-				table = append(table, string(it.Node().Data))
-				record(table, line(first))
-			}
+			table = recordKey(nil, e.Key())
 		case unstable.KeyValue:
 			walkKV(table, e)
 		}

@@ -18,27 +18,14 @@ import (
 func tableBytes(t testing.TB, st *Store) [numTables][]byte {
 	t.Helper()
 	s := st.State()
-	lists := [numTables][]proto.Message{}
-	for _, x := range s.Components {
-		lists[TableComponents] = append(lists[TableComponents], x)
-	}
-	for _, x := range s.Deployments {
-		lists[TableDeployments] = append(lists[TableDeployments], x)
-	}
-	for _, x := range s.Nodes {
-		lists[TableNodes] = append(lists[TableNodes], x)
-	}
-	for _, x := range s.Placements {
-		lists[TablePlacements] = append(lists[TablePlacements], x)
-	}
-	for _, x := range s.Users {
-		lists[TableUsers] = append(lists[TableUsers], x)
-	}
-	for _, x := range s.ApiTokens {
-		lists[TableTokens] = append(lists[TableTokens], x)
-	}
-	for _, x := range s.GithubLinks {
-		lists[TableLinks] = append(lists[TableLinks], x)
+	lists := [numTables][]proto.Message{
+		TableComponents:  messages(s.Components),
+		TableDeployments: messages(s.Deployments),
+		TableNodes:       messages(s.Nodes),
+		TablePlacements:  messages(s.Placements),
+		TableUsers:       messages(s.Users),
+		TableTokens:      append(messages(s.ApiTokens), messages(s.GithubBindings)...),
+		TableLinks:       messages(s.GithubLinks),
 	}
 	var out [numTables][]byte
 	for i, l := range lists {
@@ -49,6 +36,15 @@ func tableBytes(t testing.TB, st *Store) [numTables][]byte {
 			}
 			out[i] = append(append(out[i], b...), 0xff)
 		}
+	}
+	return out
+}
+
+// messages is xs as proto messages.
+func messages[M proto.Message](xs []M) []proto.Message {
+	out := make([]proto.Message, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, x)
 	}
 	return out
 }

@@ -1,9 +1,7 @@
 package ghub
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -151,9 +149,9 @@ func TestFetchTarball(t *testing.T) {
 		lim     deploy.Limits
 		want    error
 	}{
-		"dotdot":          {evilTar(t, "o-r-1/../../escaped", "", []byte("x")), deploy.Limits{}, deploy.ErrUnsafeArchive},
-		"absolute":        {evilTar(t, "/tmp/escaped", "", []byte("x")), deploy.Limits{}, deploy.ErrUnsafeArchive},
-		"escaping link":   {evilTar(t, "o-r-1/l", "../../../../etc", nil), deploy.Limits{}, deploy.ErrUnsafeArchive},
+		"dotdot":          {githubtest.HostileTarball("o-r-1", "o-r-1/../../escaped", "", []byte("x")), deploy.Limits{}, deploy.ErrUnsafeArchive},
+		"absolute":        {githubtest.HostileTarball("o-r-1", "/tmp/escaped", "", []byte("x")), deploy.Limits{}, deploy.ErrUnsafeArchive},
+		"escaping link":   {githubtest.HostileTarball("o-r-1", "o-r-1/l", "../../../../etc", nil), deploy.Limits{}, deploy.ErrUnsafeArchive},
 		"over size limit": {githubtest.Tarball("o-r-1", "1", map[string]string{"big": strings.Repeat("a", 5000)}), deploy.Limits{MaxBytes: 4096}, deploy.ErrArchiveTooLarge},
 		"too many files":  {githubtest.Tarball("o-r-1", "1", map[string]string{"a": "", "b": "", "c": ""}), deploy.Limits{MaxFiles: 3}, deploy.ErrArchiveTooLarge},
 	} {
@@ -170,24 +168,6 @@ func TestFetchTarball(t *testing.T) {
 			t.Errorf("%s written outside the build directories", e.Name())
 		}
 	}
-}
-
-// evilTar is a tar.gz with one entry: a file with content, or a symlink when link is set.
-func evilTar(t *testing.T, name, link string, content []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "o-r-1/", Mode: 0o755})
-	if link != "" {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: link, Mode: 0o777})
-	} else {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(content)), Mode: 0o644})
-		tw.Write(content)
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
 }
 
 func TestConfigToken(t *testing.T) {

@@ -8,42 +8,17 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/internal/githubtest"
 	"github.com/velocity9/v9/internal/loglimit"
+	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/internal/wasmtest"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
-
-// lockedBuffer collects log output written from the handler's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the log lines containing s.
-func (b *lockedBuffer) lines(s string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, l := range strings.Split(b.buf.String(), "\n") {
-		if strings.Contains(l, s) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
 
 // intakeFixture is a Service linked to octo/hello on the fake GitHub, with its webhook
 // handler on a real HTTP server and its log captured.
@@ -51,7 +26,7 @@ type intakeFixture struct {
 	gh   *githubtest.Server
 	hook githubtest.Hook
 	url  string
-	logs *lockedBuffer
+	logs *testkit.Buffer
 }
 
 func newIntakeFixture(t *testing.T) *intakeFixture {
@@ -61,7 +36,7 @@ func newIntakeFixture(t *testing.T) *intakeFixture {
 	gh.CreateRepo(repo, "main")
 	gh.Commit(repo, "main", "first", map[string]string{"v9.toml": "name = \"hello\"\nruntime = \"wasm\"\n[wasm]\nmodule = \"app.wasm\"\n", "app.wasm": string(wasmtest.Trap())})
 	st := fsm.NewStore()
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	var srv *httptest.Server
 	s := New(Options{
 		NodeID: "n1", DataDir: t.TempDir(), GitHub: Config{APIURL: gh.APIURL(), Token: gh.Token},
@@ -154,7 +129,7 @@ func TestWebhookRefusalsLogRateLimited(t *testing.T) {
 	// One line per kind per loglimit.DefaultEvery, plus the first.
 	bound := 1 + int(time.Since(start)/loglimit.DefaultEvery)
 	for _, kind := range []string{"bad signature", "no linked repository"} {
-		if got := len(f.logs.lines(kind)); got == 0 || got > bound {
+		if got := len(f.logs.Lines(kind)); got == 0 || got > bound {
 			t.Errorf("%d deliveries (%s) logged %d lines, want 1..%d", n, kind, got, bound)
 		}
 	}

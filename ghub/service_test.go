@@ -19,6 +19,7 @@ import (
 
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/internal/githubtest"
+	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/internal/wasmtest"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -65,18 +66,24 @@ type noLogs struct{}
 
 func (noLogs) Append(_, _, _, _ string) {}
 
+// eventually is testkit.Eventually with what the test waits for named in its failure.
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
+	testkit.Eventually(t, 20*time.Second, func() error {
+		if err := f(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
+		return nil
+	})
+}
+
+// lastStatus is a condition: the newest commit status of sha in repo is state.
+func lastStatus(gh *githubtest.Server, repo, sha, state string) func() error {
+	return func() error {
+		if sts := gh.Statuses(repo, sha); len(sts) == 0 || sts[len(sts)-1].State != state {
+			return fmt.Errorf("statuses %+v", sts)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
 	}
 }
 
@@ -171,13 +178,7 @@ func TestServiceWithoutRaft(t *testing.T) {
 		}
 		return fmt.Errorf("deployments %v", st.Deployments(id))
 	})
-	eventually(t, "the failure status is posted", func() error {
-		sts := gh.Statuses(repo, bad)
-		if len(sts) == 0 || sts[len(sts)-1].State != "failure" {
-			return fmt.Errorf("statuses %+v", sts)
-		}
-		return nil
-	})
+	eventually(t, "the failure status is posted", lastStatus(gh, repo, bad, "failure"))
 
 	// The term ends before the pushed version serves; the next term takes over its report
 	// (here it "serves" by being paused, which needs no instance).
@@ -188,13 +189,7 @@ func TestServiceWithoutRaft(t *testing.T) {
 	}}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the next term posts success", func() error {
-		sts := gh.Statuses(repo, second)
-		if len(sts) == 0 || sts[len(sts)-1].State != "success" {
-			return fmt.Errorf("statuses %+v", sts)
-		}
-		return nil
-	})
+	eventually(t, "the next term posts success", lastStatus(gh, repo, second, "success"))
 
 	// Another node's term (it never posted anything) takes over the final statuses of the
 	// recent deployments: the failure a term's end may have dropped from the queue is posted

@@ -53,7 +53,7 @@ func benchProxyVsPlain(b *testing.B, dir, body string) {
 	if _, err := upload(context.Background(), n, dir); err != nil {
 		b.Fatal(err)
 	}
-	waitServingB(b, n)
+	waitServing(b, []*Node{n}, "")
 	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, body)
@@ -117,7 +117,7 @@ func BenchmarkProxyRemoteHop(b *testing.B) {
 			remote = n
 		}
 	}
-	waitServingB(b, remote)
+	waitServing(b, []*Node{remote}, "")
 	client := loadClient()
 	var ratios []float64
 	var lLat, rLat []time.Duration
@@ -135,15 +135,6 @@ func BenchmarkProxyRemoteHop(b *testing.B) {
 }
 
 func helloDirB(b *testing.B) string { return helloDirTB(b, "") }
-
-func waitServingB(b *testing.B, n *Node) {
-	Eventually(b, 60*time.Second, func() error {
-		if code, _, _, err := proxyGet(n, "", "/hello/x"); err != nil || code != 200 {
-			return fmt.Errorf("%s never served: %d %v", n.ID(), code, err)
-		}
-		return nil
-	})
-}
 
 // runningNode waits for a node that runs an instance of "hello" and returns it.
 func runningNode(b *testing.B, c *TestCluster) *Node {
@@ -176,7 +167,7 @@ func BenchmarkProxyWarmVsNative(b *testing.B) {
 		b.Fatal(err)
 	}
 	local := runningNode(b, c)
-	waitServingB(b, local)
+	waitServing(b, []*Node{local}, "")
 	native := httptest.NewServer(http.HandlerFunc(hello.Handler))
 	defer native.Close()
 	client := loadClient()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -40,7 +39,7 @@ func BenchmarkGitHubPushToServe(b *testing.B) {
 			}
 			gh.Commit(testRepo, "main", "first", files(-1))
 			createLinked(b, c.Leader(b), "hello")
-			waitServingTB(b, c.Nodes, want(-1))
+			waitServing(b, c.Nodes, want(-1))
 			var intake, fetch, build, store, commit, rollout, total []time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -61,7 +60,7 @@ func BenchmarkGitHubPushToServe(b *testing.B) {
 					}
 					return fmt.Errorf("not active yet")
 				})
-				waitServingTB(b, c.Nodes, want(i))
+				waitServing(b, c.Nodes, want(i))
 				tServed := time.Now()
 				logs, err := deployClient(leader).BuildLog(context.Background(), connect.NewRequest(&deployv1.BuildLogRequest{DeploymentId: depID}))
 				if err != nil {
@@ -101,18 +100,4 @@ func medianDuration(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-// waitServingTB is waitServing for benchmarks.
-func waitServingTB(tb testing.TB, nodes []*Node, want string) {
-	tb.Helper()
-	Eventually(tb, 60*time.Second, func() error {
-		for _, n := range nodes {
-			code, body, _, err := proxyGet(n, "", "/hello/x")
-			if err != nil || code != 200 || !strings.Contains(body, want) {
-				return fmt.Errorf("%s proxy: %d %q %v", n.ID(), code, body, err)
-			}
-		}
-		return nil
-	})
 }

@@ -23,7 +23,7 @@ func BenchmarkWakeupsPerComponentWrite(b *testing.B) {
 	if _, err := upload(uctx, n, helloDirB(b)); err != nil {
 		b.Fatal(err)
 	}
-	waitServingB(b, n)
+	waitServing(b, []*Node{n}, "")
 	ctx := auth.AsCaller(context.Background(), TestToken)
 	const writes = 40
 	cmd := &statev1.Command{Op: &statev1.Command_SetComponentDesired{SetComponentDesired: &statev1.SetComponentDesired{

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/coreos/go-iptables/iptables"
+
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/runtime/container"
 	"github.com/velocity9/v9/runtime/container/ociimage"
@@ -220,9 +221,10 @@ func TestContainerServesRestartsAndRollsOver(t *testing.T) {
 
 // waitServingBody waits until every node's proxy answers 200 on path with a body holding
 // each of want.
-func waitServingBody(t *testing.T, nodes []*Node, path string, want ...string) {
+func waitServingBody(t testing.TB, nodes []*Node, path string, want ...string) {
 	t.Helper()
-	Eventually(t, 30*time.Second, func() error {
+	// Generous: compiling the Go-built module takes seconds per node on a busy machine.
+	Eventually(t, 60*time.Second, func() error {
 		for _, n := range nodes {
 			code, body, _, err := proxyGet(n, "", path)
 			if err != nil || code != 200 {

@@ -66,19 +66,11 @@ func buildExample(dir string, flags ...string) ([]byte, error) {
 	return os.ReadFile(out)
 }
 
-// waitServing waits until every node's proxy answers 200 with a body containing want.
-func waitServing(t *testing.T, nodes []*Node, want string) {
+// waitServing waits until every node's proxy answers 200 on /hello/x with a body containing
+// want.
+func waitServing(t testing.TB, nodes []*Node, want string) {
 	t.Helper()
-	// Generous: compiling the Go-built module takes seconds per node on a busy machine.
-	Eventually(t, 60*time.Second, func() error {
-		for _, n := range nodes {
-			code, body, _, err := proxyGet(n, "", "/hello/x")
-			if err != nil || code != 200 || !strings.Contains(body, want) {
-				return fmt.Errorf("%s proxy: %d %q %v", n.ID(), code, body, err)
-			}
-		}
-		return nil
-	})
+	waitServingBody(t, nodes, "/hello/x", want)
 }
 
 func TestDataPlaneWasmServesThroughEveryProxy(t *testing.T) {

@@ -6,9 +6,6 @@
 package node
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"io/fs"
@@ -137,8 +134,8 @@ func TestDataPlaneGitHubPushToDeploy(t *testing.T) {
 		{name: "bad manifest", files: badManifest, want: "colour"},
 		{name: "not wasm", files: notWasm, want: "not a WebAssembly module"},
 		{name: "go build error", files: brokenGo, want: "go build"},
-		{name: "dotdot tarball", tarball: evilTarball("octo-hello-x/../../../../escaped.txt", ""), want: "escapes the destination"},
-		{name: "escaping symlink", tarball: evilTarball("octo-hello-x/v9.toml", "../../../../../etc/passwd"), want: "escapes the destination"},
+		{name: "dotdot tarball", tarball: githubtest.HostileTarball("octo-hello-x", "octo-hello-x/../../../../escaped.txt", "", []byte("owned")), want: "escapes the destination"},
+		{name: "escaping symlink", tarball: githubtest.HostileTarball("octo-hello-x", "octo-hello-x/v9.toml", "../../../../../etc/passwd", []byte("owned")), want: "escapes the destination"},
 	} {
 		var sha string
 		if bad.tarball != nil {
@@ -198,24 +195,6 @@ func TestDataPlaneGitHubPushToDeploy(t *testing.T) {
 	if _, err := deployClient(c.Nodes[0]).Rollback(context.Background(), connect.NewRequest(&deployv1.RollbackRequest{Component: "hello", DeploymentId: failed})); connect.CodeOf(err) != connect.CodeFailedPrecondition {
 		t.Fatalf("rollback to a failed deployment: %v", err)
 	}
-}
-
-// evilTarball is a GitHub-style tarball whose one entry is hostile: a file named name, or
-// a symbolic link to link.
-func evilTarball(name, link string) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "octo-hello-x/", Mode: 0o755})
-	if link != "" {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: link, Mode: 0o777})
-	} else {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: 5, Mode: 0o644})
-		tw.Write([]byte("owned"))
-	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
 }
 
 // TestDataPlaneGitHubLeaderDiesMidBuild: the leader is killed while it builds; the new

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -29,17 +28,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envLoadGen) == "1" {
 		os.Exit(loadGenMain()) // this binary re-executed as a load generator (loadgen_test.go)
 	}
-	sock, stop, err := ocitest.Containerd()
-	switch {
-	case err == nil:
-		testContainerd = sock
-	case errors.Is(err, ocitest.ErrNoContainerd) && os.Getenv("CI") == "":
-		noContainerd = err.Error()
-	default:
-		// Under CI containerd must be there: a skipped test would hide a broken setup.
-		fmt.Fprintln(os.Stderr, "node tests:", err)
-		os.Exit(1)
-	}
+	var stop func()
+	testContainerd, noContainerd, stop = ocitest.ForTestMain("node")
 	if testContainerd != "" {
 		// A bridge of the same name can outlive an earlier process of the same pid, and
 		// so can containers it left (a shim whose delete failed at shutdown): their
@@ -49,9 +39,7 @@ func TestMain(m *testing.M) {
 		_ = exec.Command("ip", "link", "del", testNetwork.Bridge).Run()
 	}
 	code := m.Run()
-	if stop != nil {
-		stop()
-	}
+	stop()
 	if testContainerd != "" {
 		_ = exec.Command("ip", "link", "del", testNetwork.Bridge).Run()
 		// The bridge's firewall outlives its agents by design; a test's bridge is never

@@ -99,13 +99,7 @@ func TestComponentQueue(t *testing.T) {
 		"other":   {Found: true, Local: []http.Handler{echo("other")}, InProcess: true, Concurrency: 2},
 	}, Bounds: Bounds{QueueWait: 30 * time.Second}})
 	entered.Add(4)
-	done := make(chan int, 4)
-	for range 4 {
-		go func() {
-			rec, _ := get(t, p, "flooded.localhost", "/")
-			done <- rec.Code
-		}()
-	}
+	served := fill(t, p, "flooded.localhost", 4)
 	waitGate(t, p, "flooded", 2)
 	rec, _ := get(t, p, "flooded.localhost", "/")
 	if rec.Code != 429 || rec.Header().Get("Retry-After") == "" {
@@ -115,11 +109,7 @@ func TestComponentQueue(t *testing.T) {
 		t.Fatalf("other component: %d %q", rec.Code, body)
 	}
 	close(release)
-	for range 4 {
-		if code := <-done; code != 200 {
-			t.Fatalf("a queued request got %d", code)
-		}
-	}
+	served("a queued request")
 	entered.Wait()
 }
 
@@ -137,25 +127,35 @@ func TestHeldFromZeroBound(t *testing.T) {
 	p := New(Config{NodeID: "n1", Router: table{"zero": {Found: true, OnDemand: starting, Concurrency: 1}},
 		Bounds: Bounds{QueueWait: 30 * time.Second}})
 	entered.Add(2)
-	done := make(chan int, 2)
-	for range 2 {
-		go func() {
-			rec, _ := get(t, p, "zero.localhost", "/")
-			done <- rec.Code
-		}()
-	}
+	served := fill(t, p, "zero.localhost", 2)
 	waitGate(t, p, "zero", 1)
 	rec, body := get(t, p, "zero.localhost", "/")
 	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || !strings.Contains(body, "starting an instance and already holds 2 requests") {
 		t.Fatalf("third request at zero: %d %v %q", rec.Code, rec.Header(), body)
 	}
 	close(started)
-	for range 2 {
-		if code := <-done; code != 200 {
-			t.Fatalf("a held request got %d", code)
+	served("a held request")
+	entered.Wait()
+}
+
+// fill sends n requests to host at once, each from a goroutine of its own; the function it
+// returns waits for their answers and wants each to be 200.
+func fill(t *testing.T, p *Proxy, host string, n int) (served func(what string)) {
+	done := make(chan int, n)
+	for range n {
+		go func() {
+			rec, _ := get(t, p, host, "/")
+			done <- rec.Code
+		}()
+	}
+	return func(what string) {
+		t.Helper()
+		for range n {
+			if code := <-done; code != 200 {
+				t.Fatalf("%s got %d", what, code)
+			}
 		}
 	}
-	entered.Wait()
 }
 
 // waitGate waits until a component's gate of size has size requests in flight and as many

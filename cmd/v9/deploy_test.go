@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/node"
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
 	logsv1 "github.com/velocity9/v9/rpc/gen/v9/logs/v1"
@@ -245,14 +246,14 @@ func TestCLIDeploy(t *testing.T) {
 // runningCLI is an invocation of the CLI running in the background.
 type runningCLI struct {
 	cancel         context.CancelFunc
-	stdout, stderr *syncBuffer
+	stdout, stderr *testkit.Buffer
 	done           chan int
 }
 
 func startCLI(t *testing.T, args ...string) *runningCLI {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &runningCLI{cancel: cancel, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
+	r := &runningCLI{cancel: cancel, stdout: &testkit.Buffer{}, stderr: &testkit.Buffer{}, done: make(chan int, 1)}
 	go func() { r.done <- execute(ctx, args, r.stdout, r.stderr, false) }()
 	t.Cleanup(func() { r.stop(t) })
 	return r

@@ -11,13 +11,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/velocity9/v9/internal/testkit"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 )
 
@@ -107,14 +107,14 @@ func TestDevBinary(t *testing.T) {
 // devProcess is a running `v9 dev`.
 type devProcess struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testkit.Buffer
 	done           chan struct{}
 	err            error // of Wait, once done is closed
 }
 
 func startDev(t *testing.T, bin string, args []string) *devProcess {
 	t.Helper()
-	d := &devProcess{cmd: exec.Command(bin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	d := &devProcess{cmd: exec.Command(bin, args...), stdout: &testkit.Buffer{}, stderr: &testkit.Buffer{}, done: make(chan struct{})}
 	d.cmd.Stdout, d.cmd.Stderr = d.stdout, d.stderr
 	d.cmd.Env = append(os.Environ(), "V9_ADDR=", "V9_TOKEN=")
 	if err := d.cmd.Start(); err != nil {
@@ -248,22 +248,4 @@ func freePortRuns(t *testing.T, runs, n int) []int {
 		}
 	}
 	return firsts
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

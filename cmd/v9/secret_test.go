@@ -47,18 +47,7 @@ func TestCLISecrets(t *testing.T) {
 	outputs = append(outputs, mustCLI(t, cli("secret", "set", "hello", "GREETING", "--from-file", valueFile)...))
 
 	// Every replica, reached through every node's proxy, restarts with it in its environment.
-	for _, n := range c.Live() {
-		url := "http://" + n.ProxyAddr() + "/hello/"
-		node.Eventually(t, 30*time.Second, func() error {
-			for range 6 {
-				code, body, err := httpGet(url)
-				if err != nil || code != http.StatusOK || !strings.Contains(body, "hello from wasm "+value) {
-					return fmt.Errorf("GET %s: %d %q %v", url, code, body, err)
-				}
-			}
-			return nil
-		})
-	}
+	waitEveryReplicaGreets(t, c, value)
 	node.Eventually(t, 30*time.Second, func() error {
 		var running int
 		for _, p := range f.Store().Placements("") {
@@ -142,18 +131,7 @@ func TestCLISecrets(t *testing.T) {
 	if err := root.ExecuteContext(context.Background()); err != nil {
 		t.Fatalf("secret set from stdin: %v\n%s", err, out.String())
 	}
-	for _, n := range c.Live() {
-		url := "http://" + n.ProxyAddr() + "/hello/"
-		node.Eventually(t, 30*time.Second, func() error {
-			for range 6 {
-				code, body, err := httpGet(url)
-				if err != nil || code != http.StatusOK || !strings.Contains(body, "hello from wasm "+value2) {
-					return fmt.Errorf("GET %s: %d %q %v", url, code, body, err)
-				}
-			}
-			return nil
-		})
-	}
+	waitEveryReplicaGreets(t, c, value2)
 
 	// A tampered ciphertext: the new instances report the secret unreadable and never run;
 	// the instances with the last good value keep serving (new ones first, old ones stop
@@ -210,4 +188,22 @@ func mustComponentID(t *testing.T, n *node.Node, name string) string {
 		t.Fatal(err)
 	}
 	return comp.Id
+}
+
+// waitEveryReplicaGreets waits until six requests in a row through each live node's proxy
+// are answered "hello from wasm "+greeting: every replica runs with it.
+func waitEveryReplicaGreets(t *testing.T, c *node.TestCluster, greeting string) {
+	t.Helper()
+	for _, n := range c.Live() {
+		url := "http://" + n.ProxyAddr() + "/hello/"
+		node.Eventually(t, 30*time.Second, func() error {
+			for range 6 {
+				code, body, err := httpGet(url)
+				if err != nil || code != http.StatusOK || !strings.Contains(body, "hello from wasm "+greeting) {
+					return fmt.Errorf("GET %s: %d %q %v", url, code, body, err)
+				}
+			}
+			return nil
+		})
+	}
 }

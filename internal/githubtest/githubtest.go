@@ -644,6 +644,25 @@ func Tarball(top, sha string, files map[string]string) []byte {
 	return buf.Bytes()
 }
 
+// HostileTarball builds a tar.gz holding the directory top/ and one entry named name as
+// given (not put under top/, not cleaned): a file with content, or, when link is set, a
+// symbolic link to link. Extraction must refuse it where it would land outside.
+func HostileTarball(top, name, link string, content []byte) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: top + "/", Mode: 0o755})
+	if link != "" {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: link, Mode: 0o777})
+	} else {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(content)), Mode: 0o644})
+		tw.Write(content)
+	}
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(code)

@@ -39,13 +39,16 @@ func Fire() {
 	}
 }
 
-// Eventually checks f until it returns nil, again at every Fire (and at least every Poll),
-// and fails the test with f's last error once the timeout passes.
+// Eventually checks f until it returns nil, again at every Fire and at least every Poll
+// (sooner at first: after 5 ms, then twice as long each time up to Poll, for conditions no
+// event announces that hold soon), and fails the test with f's last error once the timeout
+// passes.
 func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	timer := time.NewTimer(Poll)
 	defer timer.Stop()
+	poll := minGap
 	for {
 		wake := wait() // taken before the check: an event during f is not missed
 		checked := time.Now()
@@ -57,7 +60,8 @@ func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 		if left <= 0 {
 			t.Fatalf("condition not met within %s: %v", timeout, err)
 		}
-		timer.Reset(min(left, Poll))
+		timer.Reset(min(left, poll))
+		poll = min(2*poll, Poll)
 		select {
 		case <-wake:
 		case <-timer.C:

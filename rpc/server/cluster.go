@@ -35,11 +35,7 @@ type Cluster struct {
 var _ clusterv1connect.ClusterServiceHandler = (*Cluster)(nil)
 
 func (s *Cluster) Status(ctx context.Context, _ *connect.Request[clusterv1.StatusRequest]) (*connect.Response[clusterv1.StatusResponse], error) {
-	st, err := s.B.Status(ctx)
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	return connect.NewResponse(st), nil
+	return respond(s.B.Status(ctx))
 }
 
 func (s *Cluster) Join(ctx context.Context, req *connect.Request[clusterv1.JoinRequest]) (*connect.Response[clusterv1.JoinResponse], error) {
@@ -66,11 +62,7 @@ func (s *Cluster) RemovePeer(ctx context.Context, req *connect.Request[clusterv1
 }
 
 func (s *Cluster) Nodes(ctx context.Context, _ *connect.Request[clusterv1.NodesRequest]) (*connect.Response[clusterv1.NodesResponse], error) {
-	resp, err := s.B.Nodes(ctx)
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	return connect.NewResponse(resp), nil
+	return respond(s.B.Nodes(ctx))
 }
 
 func (s *Cluster) Drain(ctx context.Context, req *connect.Request[clusterv1.DrainRequest]) (*connect.Response[clusterv1.DrainResponse], error) {
@@ -113,11 +105,7 @@ func (s *Internal) Discover(ctx context.Context, req *connect.Request[clusterv1.
 			return nil, err
 		}
 	}
-	resp, err := s.B.Discover(ctx, req.Msg)
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	return connect.NewResponse(resp), nil
+	return respond(s.B.Discover(ctx, req.Msg))
 }
 
 func (s *Internal) Apply(ctx context.Context, req *connect.Request[clusterv1.ApplyRequest]) (*connect.Response[clusterv1.ApplyResponse], error) {
@@ -147,26 +135,18 @@ func (s *Internal) Heartbeat(ctx context.Context, req *connect.Request[clusterv1
 	if err := auth.CallerIs(ctx, req.Msg.NodeId, "heartbeat"); err != nil {
 		return nil, err
 	}
-	resp, err := s.B.HeartbeatAsLeader(ctx, req.Msg)
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	return connect.NewResponse(resp), nil
+	return respond(s.B.HeartbeatAsLeader(ctx, req.Msg))
 }
 
 func (s *Internal) Keys(ctx context.Context, req *connect.Request[clusterv1.KeysRequest]) (*connect.Response[clusterv1.KeysResponse], error) {
-	resp, err := s.B.RootKeys(ctx, req.Msg.Create)
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	return connect.NewResponse(resp), nil
+	return respond(s.B.RootKeys(ctx, req.Msg.Create))
 }
 
 // snapshotChunk is the size of the chunks a snapshot is streamed in.
 const snapshotChunk = 256 << 10
 
 func (s *Cluster) SnapshotSave(ctx context.Context, _ *connect.Request[clusterv1.SnapshotSaveRequest], stream *connect.ServerStream[clusterv1.SnapshotSaveResponse]) error {
-	w := &chunkWriter{send: func(b []byte) error { return stream.Send(&clusterv1.SnapshotSaveResponse{Chunk: b}) }}
+	w := &chunkWriter{size: snapshotChunk, send: func(b []byte) error { return stream.Send(&clusterv1.SnapshotSaveResponse{Chunk: b}) }}
 	if err := s.B.SnapshotSave(ctx, w); err != nil {
 		return toConnect(err)
 	}
@@ -174,7 +154,8 @@ func (s *Cluster) SnapshotSave(ctx context.Context, _ *connect.Request[clusterv1
 }
 
 func (s *Cluster) SnapshotRestore(ctx context.Context, stream *connect.ClientStream[clusterv1.SnapshotRestoreRequest]) (*connect.Response[clusterv1.SnapshotRestoreResponse], error) {
-	rd := &snapshotReader{stream: stream}
+	rd := &chunkReader[clusterv1.SnapshotRestoreRequest]{stream: stream,
+		chunk: func(m *clusterv1.SnapshotRestoreRequest) ([]byte, error) { return m.Chunk, nil }}
 	resp, err := s.B.SnapshotRestore(ctx, rd)
 	if err != nil {
 		// Refused before the whole archive was read (on a follower, or a bad archive): an
@@ -188,50 +169,3 @@ func (s *Cluster) SnapshotRestore(ctx context.Context, stream *connect.ClientStr
 
 // maxRestoreDrain bounds what a refused restore reads on so that its client gets the error.
 const maxRestoreDrain = 64 << 20
-
-// chunkWriter turns writes into stream messages of snapshotChunk bytes.
-type chunkWriter struct {
-	buf  []byte
-	send func([]byte) error
-}
-
-func (w *chunkWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for len(w.buf) >= snapshotChunk {
-		if err := w.send(w.buf[:snapshotChunk]); err != nil {
-			return 0, err
-		}
-		w.buf = append([]byte(nil), w.buf[snapshotChunk:]...)
-	}
-	return len(p), nil
-}
-
-func (w *chunkWriter) flush() error {
-	if len(w.buf) == 0 {
-		return nil
-	}
-	err := w.send(w.buf)
-	w.buf = nil
-	return err
-}
-
-// snapshotReader reads the chunks of a restore stream as one byte stream.
-type snapshotReader struct {
-	stream *connect.ClientStream[clusterv1.SnapshotRestoreRequest]
-	buf    []byte
-}
-
-func (r *snapshotReader) Read(p []byte) (int, error) {
-	for len(r.buf) == 0 {
-		if !r.stream.Receive() {
-			if err := r.stream.Err(); err != nil {
-				return 0, err
-			}
-			return 0, io.EOF
-		}
-		r.buf = r.stream.Msg().Chunk
-	}
-	n := copy(p, r.buf)
-	r.buf = r.buf[n:]
-	return n, nil
-}

@@ -138,11 +138,7 @@ func (s *Components) Create(ctx context.Context, req *connect.Request[componentv
 		return nil, invalidArg(err)
 	}
 	if m.Source.GetGithubRepo() != "" {
-		resp, err := s.B.CreateLinked(ctx, m)
-		if err != nil {
-			return nil, toConnect(err)
-		}
-		return connect.NewResponse(resp), nil
+		return respond(s.B.CreateLinked(ctx, m))
 	}
 	if m.PollSeconds != 0 {
 		return nil, invalidArg(errors.New("poll_seconds needs source.github_repo"))

@@ -48,35 +48,15 @@ func (s *Deploy) Upload(ctx context.Context, stream *connect.ClientStream[deploy
 	if meta == nil {
 		return nil, invalidArg(errors.New("the first upload message must carry the metadata"))
 	}
-	resp, err := s.B.Upload(ctx, meta, &chunkReader{stream: stream})
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	return connect.NewResponse(resp), nil
+	return respond(s.B.Upload(ctx, meta, &chunkReader[deployv1.UploadRequest]{stream: stream, chunk: uploadChunk}))
 }
 
-// chunkReader reads the chunks of an upload stream as one byte stream.
-type chunkReader struct {
-	stream *connect.ClientStream[deployv1.UploadRequest]
-	buf    []byte
-}
-
-func (r *chunkReader) Read(p []byte) (int, error) {
-	for len(r.buf) == 0 {
-		if !r.stream.Receive() {
-			if err := r.stream.Err(); err != nil {
-				return 0, err
-			}
-			return 0, io.EOF
-		}
-		if r.stream.Msg().GetMeta() != nil {
-			return 0, errors.New("metadata sent twice in one upload")
-		}
-		r.buf = r.stream.Msg().GetChunk()
+// uploadChunk is the bytes of an upload message after the first.
+func uploadChunk(m *deployv1.UploadRequest) ([]byte, error) {
+	if m.GetMeta() != nil {
+		return nil, errors.New("metadata sent twice in one upload")
 	}
-	n := copy(p, r.buf)
-	r.buf = r.buf[n:]
-	return n, nil
+	return m.GetChunk(), nil
 }
 
 func (s *Deploy) Watch(ctx context.Context, req *connect.Request[deployv1.WatchRequest], stream *connect.ServerStream[deployv1.WatchResponse]) error {
@@ -109,11 +89,7 @@ func (s *Deploy) Rollback(ctx context.Context, req *connect.Request[deployv1.Rol
 	if req.Msg.Component == "" {
 		return nil, invalidArg(errors.New("rollback needs a component"))
 	}
-	resp, err := s.B.Rollback(ctx, req.Msg.Component, req.Msg.DeploymentId)
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	return connect.NewResponse(resp), nil
+	return respond(s.B.Rollback(ctx, req.Msg.Component, req.Msg.DeploymentId))
 }
 
 // Artifacts implements ArtifactService.

@@ -35,6 +35,15 @@ func toConnect(err error) error {
 	return connect.NewError(connect.CodeInternal, err)
 }
 
+// respond answers resp, or err as a Connect error (toConnect): a handler that only passes
+// its backend's answer on ends with return respond(s.B.Call(...)).
+func respond[T any](resp *T, err error) (*connect.Response[T], error) {
+	if err != nil {
+		return nil, toConnect(err)
+	}
+	return connect.NewResponse(resp), nil
+}
+
 func invalidArg(err error) error {
 	return connect.NewError(connect.CodeInvalidArgument, err)
 }

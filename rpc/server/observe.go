@@ -43,9 +43,5 @@ func (s *Stats) Series(ctx context.Context, req *connect.Request[statsv1.SeriesR
 	if req.Msg.Component == "" {
 		return nil, invalidArg(errors.New("series needs a component name"))
 	}
-	resp, err := s.B.Series(ctx, req.Msg)
-	if err != nil {
-		return nil, toConnect(err)
-	}
-	return connect.NewResponse(resp), nil
+	return respond(s.B.Series(ctx, req.Msg))
 }

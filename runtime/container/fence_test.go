@@ -43,16 +43,7 @@ func TestNetworkFence(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { l.Close() })
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				c.Write([]byte(what + "\n"))
-				c.Close()
-			}
-		}()
+		go serveLine(l, what)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	hostAddrs := []netip.Addr{e.net.gateway}
@@ -224,16 +215,7 @@ func TestNetworkFenceMembers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { other.Close() })
-	go func() {
-		for {
-			c, err := other.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("other\n"))
-			c.Close()
-		}
-	}()
+	go serveLine(other, "other")
 	dial := func(addr string) int {
 		code, _ := get(a, "/dial?addr="+url.QueryEscape(addr))
 		return code
@@ -315,4 +297,16 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// serveLine answers every connection to l with line and a newline, until l is closed.
+func serveLine(l net.Listener, line string) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c.Write([]byte(line + "\n"))
+		c.Close()
+	}
 }

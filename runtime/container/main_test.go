@@ -3,7 +3,6 @@ package container
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,26 +43,16 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	sock, stop, err := ocitest.Containerd()
-	switch {
-	case err == nil:
-		testSocket = sock
-	case errors.Is(err, ocitest.ErrNoContainerd) && os.Getenv("CI") == "":
-		skipReason = err.Error()
-	default:
-		// Under CI containerd must be there: a skipped test would hide a broken setup.
-		fmt.Fprintln(os.Stderr, "runtime/container tests:", err)
-		os.Exit(1)
-	}
+	var stop func()
+	testSocket, skipReason, stop = ocitest.ForTestMain("runtime/container")
+	var err error
 	tempRoot, err = os.MkdirTemp("", "v9-container-test")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
-	if stop != nil {
-		stop()
-	}
+	stop()
 	ocitest.RemoveNetState(filepath.Join(tempRoot, "net"))
 	os.RemoveAll(tempRoot)
 	if testSocket != "" {

@@ -51,32 +51,8 @@ func benchInstance(b *testing.B, in *instance) {
 		}
 	}
 
-	req := httptest.NewRequest(http.MethodGet, "/hello/bench", nil)
-	req.Header.Set(ScriptNameHeader, "/hello")
-	req.Header.Set("User-Agent", "bench")
-	req.Header.Set("Accept", "*/*")
-	w := &benchWriter{h: make(http.Header)}
-	v9 := func() {
-		w.reset()
-		in.ServeHTTP(w, req)
-		if w.code != http.StatusOK || w.n == 0 {
-			b.Fatalf("status %d, %d bytes", w.code, w.n)
-		}
-	}
-
-	b.Run("raw", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			raw()
-		}
-	})
-	b.Run("v9", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			v9()
-		}
-	})
-	b.Run("ratio", func(b *testing.B) { benchRatio(b, raw, v9) })
+	req := benchRequest()
+	benchVsRaw(b, in, req, raw)
 	b.Run("v9-parallel", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			w := &benchWriter{h: make(http.Header)}
@@ -90,6 +66,43 @@ func benchInstance(b *testing.B, in *instance) {
 			}
 		})
 	})
+}
+
+// benchRequest is the request the instance benchmarks send to the hello examples.
+func benchRequest() *http.Request {
+	req := httptest.NewRequest(http.MethodGet, "/hello/bench", nil)
+	req.Header.Set(ScriptNameHeader, "/hello")
+	req.Header.Set("User-Agent", "bench")
+	req.Header.Set("Accept", "*/*")
+	return req
+}
+
+// benchVsRaw runs the sub-benchmarks "raw" (the raw wazero call), "v9" (in.ServeHTTP(req),
+// which must answer 200 with a body) and "ratio" (benchRatio of the two), and returns the
+// v9 call for the caller's own sub-benchmarks.
+func benchVsRaw(b *testing.B, in *instance, req *http.Request, raw func()) (v9 func()) {
+	w := &benchWriter{h: make(http.Header)}
+	v9 = func() {
+		w.reset()
+		in.ServeHTTP(w, req)
+		if w.code != http.StatusOK || w.n == 0 {
+			b.Fatalf("status %d, %d bytes", w.code, w.n)
+		}
+	}
+	b.Run("raw", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			raw()
+		}
+	})
+	b.Run("v9", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v9()
+		}
+	})
+	b.Run("ratio", func(b *testing.B) { benchRatio(b, raw, v9) })
+	return v9
 }
 
 // benchRatio interleaves raw and v9 and reports their mean times and v9/raw.

@@ -3,8 +3,6 @@ package wasm
 import (
 	"bytes"
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -28,10 +26,7 @@ func BenchmarkWarm(b *testing.B) {
 		s.Concurrency = 1
 	})
 	in := inst.(*instance)
-	req := httptest.NewRequest(http.MethodGet, "/hello/bench", nil)
-	req.Header.Set(ScriptNameHeader, "/hello")
-	req.Header.Set("User-Agent", "bench")
-	req.Header.Set("Accept", "*/*")
+	req := benchRequest()
 
 	ctx := context.Background()
 	var stdin bytes.Reader
@@ -58,27 +53,7 @@ func BenchmarkWarm(b *testing.B) {
 			b.Fatalf("raw call: %v, %d bytes", err, stdout.Len())
 		}
 	}
-	w := &benchWriter{h: make(http.Header)}
-	v9 := func() {
-		w.reset()
-		in.ServeHTTP(w, req)
-		if w.code != http.StatusOK || w.n == 0 {
-			b.Fatalf("status %d, %d bytes", w.code, w.n)
-		}
-	}
-	b.Run("raw", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			raw()
-		}
-	})
-	b.Run("v9", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			v9()
-		}
-	})
-	b.Run("ratio", func(b *testing.B) { benchRatio(b, raw, v9) })
+	v9 := benchVsRaw(b, in, req, raw)
 	b.Run("at-zero", func(b *testing.B) {
 		var total time.Duration
 		n := 0

@@ -19,6 +19,23 @@ const EnvSocket = "V9_TEST_CONTAINERD"
 // ErrNoContainerd says that tests cannot get a containerd here; callers skip.
 var ErrNoContainerd = errors.New("no containerd for tests")
 
+// ForTestMain is Containerd for a package's TestMain: the socket, or else why the tests that
+// need it skip (no containerd here, outside CI). Any other failure, and none under CI,
+// ends the process with pkg named: a skipped test would hide a broken setup. stop is never
+// nil.
+func ForTestMain(pkg string) (socket, skip string, stop func()) {
+	socket, stop, err := Containerd()
+	switch {
+	case err == nil:
+		return socket, "", stop
+	case errors.Is(err, ErrNoContainerd) && os.Getenv("CI") == "":
+		return "", err.Error(), func() {}
+	}
+	fmt.Fprintln(os.Stderr, pkg+" tests:", err)
+	os.Exit(1)
+	return "", "", nil
+}
+
 // Containerd finds a containerd for a test binary, for TestMain: the socket in
 // $V9_TEST_CONTAINERD when set, or else, when running as root with containerd and runc
 // installed, a private daemon started in a new temporary directory by

@@ -21,6 +21,7 @@ import type { Component, Deployment } from "../gen/v9/state/v1/state_pb";
 import { can, useIdentity } from "../identity";
 import { onApiError, useBlocking, useNow, waitMs } from "../live";
 import { Badge } from "../ui/Badge";
+import { Card } from "../ui/Card";
 import { Logs } from "../ui/Logs";
 import { Secrets } from "../ui/Secrets";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
@@ -165,10 +166,7 @@ function Deployments({ c }: { c: Component }) {
   // Newest first, whatever order the API sends.
   const list = [...(q.data?.deployments ?? [])].sort((a, b) => (a.createIndex < b.createIndex ? 1 : a.createIndex > b.createIndex ? -1 : 0));
   return (
-    <section aria-labelledby="deployments-h" className="card" data-modify-index={String(c.modifyIndex)}>
-      <div className="card-head">
-        <h2 id="deployments-h">Deployments</h2>
-      </div>
+    <Card id="deployments-h" title="Deployments" data-modify-index={String(c.modifyIndex)}>
       {q.error !== undefined && <ErrorNotice error={q.error} retrying={q.retrying} />}
       {rollback.error && <ErrorNotice error={rollback.error} />}
       {!q.data && q.error === undefined && <Loading what="deployments" />}
@@ -201,7 +199,7 @@ function Deployments({ c }: { c: Component }) {
           </table>
         </div>
       )}
-    </section>
+    </Card>
   );
 }
 
@@ -263,10 +261,7 @@ function DeploymentRow({
 function Placements({ s }: { s?: ComponentStatus }) {
   const ps = s?.placements ?? [];
   return (
-    <section aria-labelledby="placements-h" className="card">
-      <div className="card-head">
-        <h2 id="placements-h">Placements</h2>
-      </div>
+    <Card id="placements-h" title="Placements">
       {ps.length === 0 ? (
         <Empty title="No placements">
           <p>Paused components, and wasm components scaled to zero, run nowhere until a request comes.</p>
@@ -298,7 +293,7 @@ function Placements({ s }: { s?: ComponentStatus }) {
           </table>
         </div>
       )}
-    </section>
+    </Card>
   );
 }
 
@@ -315,10 +310,7 @@ function Settings({ c }: { c: Component }) {
     update.mutate({ name: c.name, spec: next }, { onSuccess: () => setEnv(null) });
   };
   return (
-    <section aria-labelledby="settings-h" className="card">
-      <div className="card-head">
-        <h2 id="settings-h">Settings</h2>
-      </div>
+    <Card id="settings-h" title="Settings">
       <dl className="facts">
         <div>
           <dt>Scale</dt>
@@ -404,6 +396,6 @@ function Settings({ c }: { c: Component }) {
       <p className="sub">
         The CLI does the same: <code>v9 component update {c.name} --env NAME=value --unset-env NAME</code>.
       </p>
-    </section>
+    </Card>
   );
 }

@@ -16,6 +16,7 @@ import { can, useIdentity } from "../identity";
 import { onApiError, sleep } from "../live";
 import { componentNameProblem, matchRepos, nameFromRepo } from "../start";
 import { Badge } from "../ui/Badge";
+import { Card } from "../ui/Card";
 import { Logs } from "../ui/Logs";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
 import { useProxyURL } from "../ui/ProxyLink";
@@ -82,10 +83,7 @@ function Picker({ onStarted }: { onStarted: (s: { name: string; repo: string; br
   }
   return (
     <div className="start-grid">
-      <section aria-labelledby="repos-h" className="card">
-        <div className="card-head">
-          <h2 id="repos-h">1. Your repositories</h2>
-        </div>
+      <Card id="repos-h" title="1. Your repositories">
         <input
           type="search"
           className="input"
@@ -118,7 +116,7 @@ function Picker({ onStarted }: { onStarted: (s: { name: string; repo: string; br
             {repos.isFetchingNextPage ? "Loading…" : "More repositories"}
           </button>
         )}
-      </section>
+      </Card>
       {repo ? <Configure key={repo.fullName} repo={repo} onStarted={onStarted} /> : <UploadHint />}
     </div>
   );
@@ -135,10 +133,7 @@ function Configure({ repo, onStarted }: { repo: Repository; onStarted: (s: { nam
   const problem = componentNameProblem(effectiveName);
   const ok = !!m?.found && m.problems.length === 0 && !problem;
   return (
-    <section aria-labelledby="configure-h" className="card">
-      <div className="card-head">
-        <h2 id="configure-h">2. {repo.fullName}</h2>
-      </div>
+    <Card id="configure-h" title={`2. ${repo.fullName}`}>
       {branches.error && <ErrorNotice error={branches.error} />}
       <div className="form-row">
         <label htmlFor="branch">Branch</label>
@@ -213,7 +208,7 @@ function Configure({ repo, onStarted }: { repo: Repository; onStarted: (s: { nam
         </code>
         .
       </p>
-    </section>
+    </Card>
   );
 }
 

@@ -6,6 +6,7 @@ import { tsSeconds } from "../format";
 import type { LogLine } from "../gen/v9/logs/v1/logs_pb";
 import { onApiError, sleep } from "../live";
 import { mergeLines } from "../logs";
+import { Card } from "./Card";
 
 const keep = 2000;
 
@@ -90,35 +91,21 @@ export function Logs({ component, title = "Logs", only }: { component: string; t
   }, [shown.length, paused]);
 
   return (
-    <section aria-labelledby={`logs-h-${title.toLowerCase().replace(/\W+/g, "-")}`} className="card">
-      <div className="card-head">
-        <h2 id={`logs-h-${title.toLowerCase().replace(/\W+/g, "-")}`}>{title}</h2>
+    <Card
+      id={`logs-h-${title.toLowerCase().replace(/\W+/g, "-")}`}
+      title={title}
+      extra={
         <span className={`conn conn-${conn.state}`} role="status" aria-live="polite">
           {conn.state === "live" ? "● live" : conn.state === "connecting" ? "connecting…" : conn.state === "retrying" ? "reconnecting…" : "stopped"}
         </span>
-      </div>
+      }
+    >
       <div className="toolbar">
         <button type="button" className="btn btn-small" onClick={() => (paused ? resume() : setPaused(true))}>
           {paused ? `Follow logs (${pendingCount} new)` : "Pause logs"}
         </button>
-        <label>
-          Stream{" "}
-          <select className="input input-small" value={stream} onChange={(e) => setStream(e.target.value)}>
-            <option value="">all</option>
-            {streams.map((s) => (
-              <option key={s}>{s}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Node{" "}
-          <select className="input input-small" value={node} onChange={(e) => setNode(e.target.value)}>
-            <option value="">all</option>
-            {nodes.map((s) => (
-              <option key={s}>{s}</option>
-            ))}
-          </select>
-        </label>
+        <Filter label="Stream" value={stream} options={streams} onChange={setStream} />
+        <Filter label="Node" value={node} options={nodes} onChange={setNode} />
       </div>
       {conn.note && <p className="sub conn-note">{conn.note}</p>}
       <ol className="logs" ref={box} aria-label={`Log lines of ${component}`} tabIndex={0}>
@@ -130,7 +117,7 @@ export function Logs({ component, title = "Logs", only }: { component: string; t
           </li>
         ))}
       </ol>
-    </section>
+    </Card>
   );
 }
 
@@ -138,4 +125,19 @@ function fmtTime(s?: number): string {
   if (!s) return "";
   const d = new Date(s * 1000);
   return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
+}
+
+// Filter picks one of options, or "all" ("").
+function Filter({ label, value, options, onChange }: { label: string; value: string; options: string[]; onChange: (v: string) => void }) {
+  return (
+    <label>
+      {label}{" "}
+      <select className="input input-small" value={value} onChange={(e) => onChange(e.target.value)}>
+        <option value="">all</option>
+        {options.map((o) => (
+          <option key={o}>{o}</option>
+        ))}
+      </select>
+    </label>
+  );
 }

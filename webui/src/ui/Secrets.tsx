@@ -7,6 +7,7 @@ import { onApiError, useNow } from "../live";
 import { secretNameProblem } from "../secrets";
 import { Empty, ErrorNotice, Loading } from "./Notice";
 import { TableHead } from "./TableHead";
+import { Card } from "./Card";
 
 /**
  * A component's secrets: names and update times only. Values are write-only: typed here,
@@ -26,10 +27,7 @@ export function Secrets({ component }: { component: string }) {
   if (!mayEdit) return null;
   const list = q.data?.secrets ?? [];
   return (
-    <section aria-labelledby="secrets-h" className="card">
-      <div className="card-head">
-        <h2 id="secrets-h">Secrets</h2>
-      </div>
+    <Card id="secrets-h" title="Secrets">
       <p className="sub">
         Set as environment variables of the component's instances, which restart with them. Values are write-only: nobody can read
         them back, here or through the API.
@@ -108,6 +106,6 @@ export function Secrets({ component }: { component: string }) {
       <p className="sub">
         The CLI does the same: <code>v9 secret set {component} NAME</code>, <code>v9 secret list {component}</code>, <code>v9 secret delete {component} NAME</code>.
       </p>
-    </section>
+    </Card>
   );
 }

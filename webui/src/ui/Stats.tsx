@@ -5,6 +5,7 @@ import { StatsService } from "../gen/v9/stats/v1/stats_pb";
 import { figures, mergeHist, percentile, regroup, totals } from "../series";
 import { BarChart } from "./Chart";
 import { ErrorNotice, Loading } from "./Notice";
+import { Card } from "./Card";
 
 const windows = [
   { minutes: 60, label: "1 hour", bars: 120, refetch: 5_000 },
@@ -25,9 +26,10 @@ export function Stats({ component }: { component: string }) {
   const p = (f: { hist: number[]; maxMs: number }, x: number) => percentile(f.hist, bounds, x, f.maxMs);
   const all = { hist: mergeHist(fs.map((f) => f.hist)), maxMs: Math.max(0, ...fs.map((f) => f.maxMs)) };
   return (
-    <section aria-labelledby="stats-h" className="card">
-      <div className="card-head">
-        <h2 id="stats-h">Traffic</h2>
+    <Card
+      id="stats-h"
+      title="Traffic"
+      extra={
         <div role="group" aria-label="Time window" className="seg">
           {windows.map((x, i) => (
             <button key={x.minutes} type="button" className="btn btn-small" aria-pressed={i === w} onClick={() => setW(i)}>
@@ -35,7 +37,8 @@ export function Stats({ component }: { component: string }) {
             </button>
           ))}
         </div>
-      </div>
+      }
+    >
       {q.error && <ErrorNotice error={q.error} />}
       {!q.data && !q.error && <Loading what="traffic" />}
       {q.data && (
@@ -69,6 +72,6 @@ export function Stats({ component }: { component: string }) {
           </div>
         </>
       )}
-    </section>
+    </Card>
   );
 }
