@@ -389,7 +389,14 @@ func (r *reconciler) lost(id string) bool {
 }
 
 func (r *reconciler) healthPath(p *statev1.Placement) string {
-	c, _ := r.dp.state().ComponentByID(p.ComponentId)
+	st := r.dp.state()
+	c, err := st.ComponentByID(p.ComponentId)
+	if err != nil {
+		return ""
+	}
+	if dep, err := st.Deployment(p.DeploymentId); err == nil {
+		return specOf(c, dep).GetHealthPath()
+	}
 	return c.GetSpec().GetHealthPath()
 }
 
@@ -413,8 +420,8 @@ func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
 	if err != nil {
 		return v9rt.Spec{Component: c.Name}, err
 	}
-	s := c.GetSpec()
-	env, err := r.dp.env(r.dp.ctx, c)
+	s := specOf(c, dep)
+	env, err := r.dp.env(r.dp.ctx, c, s)
 	if err != nil {
 		return v9rt.Spec{Component: c.Name}, err
 	}
@@ -430,6 +437,22 @@ func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
 	comp, inst := c.Name, p.Id
 	spec.Log = func(stream, line string) { r.dp.cfg.Logs.Append(comp, inst, stream, line) }
 	return spec, nil
+}
+
+// specOf is what an instance of dep runs with: the component's spec for its active
+// deployment; for an older one (still serving during a rollout, restarted after a crash, or
+// an on-demand fallback), that deployment's own manifest with the user's settings over it,
+// as its activation gave it, so that an old version never starts with the new version's
+// module, image, environment or limits.
+func specOf(c *statev1.Component, dep *statev1.Deployment) *statev1.ComponentSpec {
+	if dep.Id == c.ActiveDeploymentId || dep.Spec == nil {
+		return c.GetSpec()
+	}
+	s := v9spec.WithUser(dep.Spec, c.User)
+	if fsm.ValidSpec(c.Runtime, s) != nil {
+		return dep.Spec // what the activation would have given it (fsm setManifestSpec)
+	}
+	return s
 }
 
 // drainWait bounds how long a stopping instance may finish the requests it is serving.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/internal/testkit"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
 )
@@ -70,7 +71,7 @@ func TestRevStopWaitsForRequestsUpToTheComponentTimeout(t *testing.T) {
 	h.apply(c, createDeployment("d1", "c1", h.artifact("unused")), activate("c1", "d1"))
 	h.place("p1", "d1", self, run, 1)
 	h.waitObserved("p1", running)
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if tg := h.dp.Router().Lookup("hello"); len(tg.Local) == 0 {
 			return fmt.Errorf("not routed: %+v", tg)
 		}
@@ -81,7 +82,7 @@ func TestRevStopWaitsForRequestsUpToTheComponentTimeout(t *testing.T) {
 		defer close(done)
 		h.get() // a request of the kind limits.timeout = 2m allows
 	}()
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if ex.inFlight.Load() == 0 {
 			return fmt.Errorf("request not in flight yet")
 		}

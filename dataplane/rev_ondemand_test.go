@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/internal/testkit"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
 )
@@ -60,13 +61,13 @@ func TestRevOnDemandFollowsEnvChange(t *testing.T) {
 		Id: "c1", Name: "hello", Runtime: statev1.Runtime_RUNTIME_WASM, Replicas: 0,
 		Desired: statev1.DesiredState_DESIRED_STATE_RUNNING, Spec: spec("old"),
 	}}}}, createDeployment("d1", "c1", h.artifact("unused")), activate("c1", "d1"))
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if tg := h.dp.Router().Lookup("hello"); tg.OnDemand == nil {
 			return fmt.Errorf("routing at zero: %+v", tg)
 		}
 		return nil
 	})
-	waitFor(t, 5*time.Second, func() error {
+	testkit.Eventually(t, 5*time.Second, func() error {
 		if code, _, body := h.serveOnDemand(); code != 200 || body != "old" {
 			return fmt.Errorf("%d %q", code, body)
 		}
@@ -129,7 +130,7 @@ func TestRevOldVersionRestartsWithItsOwnManifest(t *testing.T) {
 	// d1's instance crashes during the rollout and is restarted.
 	n := ex.starts()
 	ex.crashIt(t, "p1")
-	waitFor(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		if ex.starts() == n {
 			return fmt.Errorf("p1 not restarted yet")
 		}
