@@ -203,7 +203,7 @@ func (o *onDemand) start(od *odInstance, c *onDemandTarget, dep string) {
 		o.dp.cfg.Logs.Append(c.name, id, "system", "on-demand start failed: "+err.Error())
 		return
 	}
-	od.in = &instance{id: p.Id, component: c.name, deployment: dep, rt: c.rt, run: od.run}
+	od.in = &instance{id: p.Id, component: c.name, deployment: dep, rt: c.rt, run: od.run, timeout: spec.Timeout}
 	od.in.handler = r.wrap(od.in, od.run)
 	o.dp.log.Info("on-demand instance started", "component", c.name, "deployment", dep)
 }

@@ -28,6 +28,8 @@ type reconciler struct {
 	inst  map[string]*instance // by placement id
 	dirty bool                 // an instance became routable or stopped being so: publish
 	kick  chan struct{}
+	// drainMin is the least a stop drains (drainWait; tests shorten it).
+	drainMin time.Duration
 }
 
 type instance struct {
@@ -45,6 +47,7 @@ type instance struct {
 	fenced      bool // stopped because the lease ran out: reported FAILED, not STOPPED
 	cancelStart context.CancelFunc
 	inFlight    atomic.Int64 // requests being served by this instance
+	timeout     time.Duration // the component's request timeout it started with: how long a stop drains
 	failures    int
 	retryAt     time.Time
 	reportedAt  time.Time
@@ -58,7 +61,7 @@ const (
 )
 
 func newReconciler(dp *DataPlane, execs map[statev1.Runtime]v9rt.Executor) *reconciler {
-	return &reconciler{dp: dp, execs: execs, inst: map[string]*instance{}, kick: make(chan struct{}, 1)}
+	return &reconciler{dp: dp, execs: execs, inst: map[string]*instance{}, kick: make(chan struct{}, 1), drainMin: drainWait}
 }
 
 func (r *reconciler) poke() {
@@ -132,7 +135,7 @@ func (r *reconciler) adopt(ctx context.Context) {
 			}
 			r.mu.Lock()
 			in := &instance{id: id, component: spec.Component, deployment: p.DeploymentId, rt: rt, run: run,
-				observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING}
+				observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, timeout: spec.Timeout}
 			in.handler = r.wrap(in, run)
 			r.inst[id] = in
 			r.dirty = true
@@ -319,7 +322,7 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive 
 		r.poke()
 		return
 	}
-	in.run, in.handler = run, r.wrap(in, run)
+	in.run, in.handler, in.timeout = run, r.wrap(in, run), spec.Timeout
 	r.dirty = true
 	// The lease may have run out, or the placement been declared lost, while it started.
 	if exclusive && !in.stopping && (!r.dp.leaseHeld() || r.lost(p.Id)) {
@@ -455,13 +458,15 @@ func specOf(c *statev1.Component, dep *statev1.Deployment) *statev1.ComponentSpe
 	return s
 }
 
-// drainWait bounds how long a stopping instance may finish the requests it is serving.
+// drainWait is how long a stopping instance may at least finish the requests it is serving.
 const drainWait = 30 * time.Second
 
 // drain waits until the instance, already out of the routing table, has no request in
-// flight, so that nothing is scaled or rolled away mid-request.
+// flight, so that nothing is scaled or rolled away mid-request: for as long as its
+// requests may last (the component's limits.timeout, up to 15 minutes), at least
+// drainWait (Cloud Run and Knative drain the same way).
 func (r *reconciler) drain(in *instance) {
-	deadline := time.Now().Add(drainWait)
+	deadline := time.Now().Add(max(r.drainMin, in.timeout))
 	for in.inFlight.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
