@@ -46,7 +46,7 @@ type instance struct {
 	urgent      bool // stop without waiting for requests in flight (exclusive instances)
 	fenced      bool // stopped because the lease ran out: reported FAILED, not STOPPED
 	cancelStart context.CancelFunc
-	inFlight    atomic.Int64 // requests being served by this instance
+	inFlight    atomic.Int64  // requests being served by this instance
 	timeout     time.Duration // the component's request timeout it started with: how long a stop drains
 	failures    int
 	retryAt     time.Time

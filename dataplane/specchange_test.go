@@ -48,10 +48,9 @@ func (f *envInstance) Err() error                                       { return
 
 // A wasm component scaled to zero is served by an on-demand instance. `v9 env set` (a
 // change of the spec's env, which moves spec_index) must reach the requests served after it,
-// as it does for placed instances (they are rolled). The on-demand instance is keyed by
-// deployment and secrets_index only, so it keeps serving the old environment for as long
-// as requests keep it from idling (odIdle, 5 minutes after the last request).
-func TestRevOnDemandFollowsEnvChange(t *testing.T) {
+// as it does for placed instances (they are rolled), not wait until the on-demand instance
+// idles out (odIdle, 5 minutes after the last request).
+func TestOnDemandFollowsSpecChange(t *testing.T) {
 	h := newHarness(t, map[statev1.Runtime]v9rt.Executor{statev1.Runtime_RUNTIME_WASM: &envExec{}})
 	spec := func(greeting string) *statev1.ComponentSpec {
 		return &statev1.ComponentSpec{ScaleMin: 0, ScaleMax: 3, Wasm: &statev1.WasmSpec{Module: "hello.wasm"},
@@ -92,12 +91,9 @@ func TestRevOnDemandFollowsEnvChange(t *testing.T) {
 
 // During a rollout (d2 active, its instances not yet running), the old version's
 // instances keep serving. When one of them crashes and restarts, it must restart as what
-// it is: d1's artifact with d1's manifest (env, module, image, limits). The reconciler
-// builds every instance's spec from the component's current spec, which the activation of
-// d2 already set to d2's manifest, so the old version restarts with the new version's
-// configuration (here its env; a changed wasm.module or container image makes it fail to
-// start at all), and the same for the on-demand fallback to an older version.
-func TestRevOldVersionRestartsWithItsOwnManifest(t *testing.T) {
+// it is: d1's artifact with d1's manifest (env, module, image, limits), not with the
+// component's current spec, which the activation of d2 already set to d2's manifest.
+func TestOldVersionRestartsWithItsOwnManifest(t *testing.T) {
 	ex := &recExec{}
 	h := newHarness(t, map[statev1.Runtime]v9rt.Executor{statev1.Runtime_RUNTIME_WASM: ex})
 	spec := func(greeting string) *statev1.ComponentSpec {
