@@ -96,7 +96,7 @@ func commandRole(cmd *statev1.Command, p *Principal, tokens TokenByID) (Role, er
 		*statev1.Command_PutGithubLink, *statev1.Command_DeleteGithubLink, *statev1.Command_PutSecret, *statev1.Command_DeleteSecret:
 		return RoleDeveloper, nil
 	case *statev1.Command_SetNodeStatus, *statev1.Command_RemoveNode, *statev1.Command_CreateUser,
-		*statev1.Command_RegisterNode:
+		*statev1.Command_RegisterNode, *statev1.Command_DeleteGithubBinding:
 		return RoleAdmin, nil
 	case *statev1.Command_AclBootstrap, *statev1.Command_TouchApiTokens:
 		return RoleViewer, nil
@@ -126,10 +126,16 @@ func ownOrAdmin(id string, p *Principal, tokens TokenByID) Role {
 	if err != nil {
 		return RoleAdmin
 	}
-	if k.Id == p.Token || (k.Creator != "" && k.Creator == p.Actor()) || (p.Kind == KindUser && k.GithubLogin == p.ID) {
+	if k.Id == p.Token || (k.Creator != "" && k.Creator == p.Actor()) || SameGitHubUser(p, k) {
 		return RoleViewer
 	}
 	return RoleAdmin
+}
+
+// SameGitHubUser says whether a GitHub sign-in issued token k to the user p is: the same
+// GitHub user id (a login is only a name, and a freed one is someone else's).
+func SameGitHubUser(p *Principal, k *statev1.ApiToken) bool {
+	return p.Kind == KindUser && p.GitHubID != 0 && k.GetGithubUserId() == p.GitHubID
 }
 
 // commandName names a command's kind in an error ("CreateComponent").
@@ -142,8 +148,10 @@ func commandName(cmd *statev1.Command) string {
 
 // VouchSignIn checks, on the leader, a GitHub sign-in's token that another node forwarded
 // without a user's credentials: the GitHub access token it passed on (GitHubProofHeader)
-// must belong, by GitHub's own answer, to the login the token is for, who must be let in
-// with at least the token's role. A node certificate alone thus mints no session.
+// must belong, by GitHub's own answer, to the login and GitHub user id the token is for,
+// who must be let in with at least the token's role. Whether the sign-in binds the login
+// is decided here again, from the leader's state. A node certificate alone thus mints no
+// session.
 func (c *GitHubConfig) VouchSignIn(ctx context.Context, cmd *statev1.Command, peer string) error {
 	k := cmd.GetCreateApiToken().GetToken()
 	if k.GetGithubLogin() == "" {
@@ -161,8 +169,9 @@ func (c *GitHubConfig) VouchSignIn(ctx context.Context, cmd *statev1.Command, pe
 		return deny(err.Error())
 	}
 	role, err := ParseRole(k.Role)
-	if !strings.EqualFold(id.Login, k.GithubLogin) || err != nil || role > id.Role {
-		return deny(fmt.Sprintf("GitHub says the token is %s's, with the %s role here", id.Login, id.Role))
+	if !strings.EqualFold(id.Login, k.GithubLogin) || id.ID != k.GithubUserId || err != nil || role > id.Role {
+		return deny(fmt.Sprintf("GitHub says the token is %s's (id %d), with the %s role here", id.Login, id.ID, id.Role))
 	}
+	cmd.GetCreateApiToken().BindGithubLogin = id.bind
 	return nil
 }

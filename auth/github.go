@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -23,10 +22,11 @@ type GitHubConfig struct {
 	// https://github.com; APIURL its REST API, default https://api.github.com/ (GitHub
 	// Enterprise: https://HOST and https://HOST/api/v3/).
 	WebURL, APIURL string
-	// AllowedUsers and AllowedOrgs say who may sign in: a listed login, or a member of a
+	// AllowedUsers and AllowedOrgs say who may sign in: a listed user, or a member of a
 	// listed organization. Admins may always. With neither list, only Admins may sign in.
+	// Entries are LOGIN or LOGIN:ID (pinned to GitHub's numeric id; see ListEntry).
 	AllowedUsers, AllowedOrgs []string
-	// Admins are the logins that get the admin role; everyone else gets DefaultRole.
+	// Admins are the users that get the admin role; everyone else gets DefaultRole.
 	Admins []string
 	// DefaultRole is the role of a signed-in user who is not an admin (default developer).
 	DefaultRole Role
@@ -39,6 +39,9 @@ type GitHubConfig struct {
 	SessionTTL, TokenTTL time.Duration
 	// HTTPClient reaches GitHub (default: one with a 30 s timeout).
 	HTTPClient *http.Client
+	// Bindings are the logins of the lists bound to a GitHub user id at their first
+	// sign-in (the node's replicated state); nil: none is bound yet.
+	Bindings Bindings
 }
 
 // Defaults of GitHubConfig.
@@ -108,8 +111,25 @@ func (c *GitHubConfig) Check() error {
 	if len(c.AllowedUsers) == 0 && len(c.AllowedOrgs) == 0 && len(c.Admins) == 0 {
 		return errors.New("GitHub sign-in lets nobody in: give --github-allowed-users, --github-allowed-orgs or --admins")
 	}
+	if err := c.CheckLists(); err != nil {
+		return err
+	}
 	if c.DefaultRole == RoleNone {
 		c.DefaultRole = RoleDeveloper
+	}
+	return nil
+}
+
+// CheckLists reports a bad entry of --admins, --github-allowed-users or
+// --github-allowed-orgs (each LOGIN or LOGIN:ID).
+func (c *GitHubConfig) CheckLists() error {
+	for _, l := range []struct {
+		flag string
+		list []string
+	}{{"--admins", c.Admins}, {"--github-allowed-users", c.AllowedUsers}, {"--github-allowed-orgs", c.AllowedOrgs}} {
+		if err := checkList(l.flag, l.list); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -140,7 +160,11 @@ func GitHubOAuth2(clientID, clientSecret, web, redirect string) *oauth2.Config {
 // Identity is a GitHub user allowed to sign in, with the role they get.
 type Identity struct {
 	Login string
+	ID    int64 // GitHub's numeric user id: the identity (a login is only a name)
 	Role  Role
+	// bind: a list names the login without an id; the sign-in binds the login to ID
+	// unless it is bound already (CreateApiToken.bind_github_login).
+	bind bool
 	// token is the GitHub access token Identify read the login with: a follower passes it
 	// to the leader with the sign-in's write, so the leader checks it with GitHub itself.
 	token string
@@ -179,18 +203,18 @@ func (c *GitHubConfig) Identify(ctx context.Context, token string) (*Identity, e
 		return nil, err
 	}
 	login := u.GetLogin()
-	if login == "" {
-		return nil, errors.New("GitHub answered /user without a login")
+	if login == "" || u.GetID() <= 0 {
+		return nil, errors.New("GitHub answered /user without a login or a user id")
 	}
-	id := &Identity{Login: login, Role: c.DefaultRole, token: token}
-	if id.Role == RoleNone {
-		id.Role = RoleDeveloper
-	}
-	if hasFold(c.Admins, login) {
-		id.Role = RoleAdmin
+	id := &Identity{Login: login, ID: u.GetID(), Role: c.defaultRole(), token: token}
+	ok, bind, conflict := c.lookup(c.Admins, login, id.ID, true)
+	if ok {
+		id.Role, id.bind = RoleAdmin, bind
 		return id, nil
 	}
-	if hasFold(c.AllowedUsers, login) {
+	ok, bind, conflictUser := c.lookup(c.AllowedUsers, login, id.ID, true)
+	if ok {
+		id.bind = bind
 		return id, nil
 	}
 	if len(c.AllowedOrgs) > 0 {
@@ -201,7 +225,7 @@ func (c *GitHubConfig) Identify(ctx context.Context, token string) (*Identity, e
 				return nil, fmt.Errorf("read %s's organizations from GitHub: %w", login, err)
 			}
 			for _, o := range orgs {
-				if hasFold(c.AllowedOrgs, o.GetLogin()) {
+				if orgListed(c.AllowedOrgs, o.GetLogin(), o.GetID()) {
 					return id, nil
 				}
 			}
@@ -211,7 +235,20 @@ func (c *GitHubConfig) Identify(ctx context.Context, token string) (*Identity, e
 			opt.Page = resp.NextPage
 		}
 	}
+	if conflict != nil {
+		return nil, conflict
+	}
+	if conflictUser != nil {
+		return nil, conflictUser
+	}
 	return nil, &RefusedError{Login: login}
+}
+
+func (c *GitHubConfig) defaultRole() Role {
+	if c.DefaultRole == RoleNone {
+		return RoleDeveloper
+	}
+	return c.DefaultRole
 }
 
 // client returns a go-github client over hc, at --github-api-url when set.
@@ -245,23 +282,35 @@ func (c *GitHubConfig) checkAppToken(ctx context.Context, token string) error {
 	return nil
 }
 
-// stillAllowed says, from the lists alone, whether login is let in and with which role at
-// most: an admin, a listed user, or anyone when organizations are allowed (membership is
-// checked with GitHub at sign-in, not at every request).
-func (c *GitHubConfig) stillAllowed(login string) (Role, bool) {
-	def := c.DefaultRole
-	if def == RoleNone {
-		def = RoleDeveloper
-	}
-	switch {
-	case hasFold(c.Admins, login):
-		return RoleAdmin, true
-	case hasFold(c.AllowedUsers, login), len(c.AllowedOrgs) > 0:
-		return def, true
-	}
-	return RoleNone, false
+// OldTokenError: a token a GitHub sign-in made before v9 recorded GitHub user ids.
+type OldTokenError struct{ Login string }
+
+func (e *OldTokenError) Error() string {
+	return fmt.Sprintf("this token of GitHub user %s was made before v9 recorded GitHub user ids, so it cannot tell whether %s still holds the login: refused; sign in again (`v9 login --github`, or the console)", e.Login, e.Login)
 }
 
-func hasFold(list []string, s string) bool {
-	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(strings.TrimSpace(x), s) })
+// stillAllowed says, from the lists and bindings alone, whether the GitHub user (login, id)
+// a token was issued to is let in, and with which role at most: an admin, a listed user,
+// or anyone when organizations are allowed (membership is checked with GitHub at sign-in,
+// not at every request). A bare entry lets the token in only while its login is bound to
+// the token's id.
+func (c *GitHubConfig) stillAllowed(login string, id int64) (Role, error) {
+	if id == 0 {
+		return RoleNone, &OldTokenError{Login: login}
+	}
+	ok, _, conflict := c.lookup(c.Admins, login, id, false)
+	if ok {
+		return RoleAdmin, nil
+	}
+	ok, _, conflictUser := c.lookup(c.AllowedUsers, login, id, false)
+	if ok || len(c.AllowedOrgs) > 0 {
+		return c.defaultRole(), nil
+	}
+	if conflict != nil {
+		return RoleNone, conflict
+	}
+	if conflictUser != nil {
+		return RoleNone, conflictUser
+	}
+	return RoleNone, fmt.Errorf("GitHub user %s (id %d) is no longer let in to this cluster (not in --admins or --github-allowed-users, and no organization is allowed)", login, id)
 }

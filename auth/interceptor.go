@@ -111,8 +111,9 @@ func (a *Authorizer) Authorize(ctx context.Context, procedure string, h http.Hea
 func (a *Authorizer) tokenPrincipal(ctx context.Context, secret string) (*Principal, error) {
 	sum := Hash(secret)
 	var p *Principal
+	var stale bool
 	var err error
-	read := func(k *statev1.ApiToken) { p, err = a.principalOf(k) }
+	read := func(k *statev1.ApiToken) { p, stale, err = a.principalOf(k) }
 	found := a.Tokens.ReadTokenBySHA256(sum, read)
 	if !found && a.CatchUp != nil {
 		if a.CatchUp(ctx) == nil {
@@ -123,13 +124,43 @@ func (a *Authorizer) tokenPrincipal(ctx context.Context, secret string) (*Princi
 		return nil, connect.NewError(connect.CodeUnauthenticated,
 			errors.New("this token or session is not known to the cluster (signed out?): "+NoTokenHint+" with a valid token, or sign in again"))
 	}
-	return p, err
+	if err != nil {
+		return nil, err
+	}
+	// The lists are checked out of the store's read lock: the bindings read the store.
+	if p.Kind == KindUser && a.Users.Enabled() {
+		allowed, err := a.Users.stillAllowed(p.ID, p.GitHubID)
+		if err != nil {
+			what := "token " + p.Token
+			if p.Session {
+				what = "the console session " + p.Token
+			}
+			// A token too old to name its user's id just needs a new sign-in (the console
+			// sends the user to its sign-in page on Unauthenticated); the rest is the lists'.
+			code := connect.CodePermissionDenied
+			if old := (*OldTokenError)(nil); errors.As(err, &old) {
+				code = connect.CodeUnauthenticated
+			}
+			return nil, connect.NewError(code, fmt.Errorf("%w: %s no longer works", err, what))
+		}
+		p.Role = min(p.Role, allowed)
+	}
+	if stale {
+		a.mu.Lock()
+		if a.used == nil {
+			a.used = map[string]time.Time{}
+		}
+		a.used[p.Token] = a.now()
+		a.mu.Unlock()
+	}
+	return p, nil
 }
 
 // principalOf checks a token read from the state (not revoked, not expired, an API role)
-// and returns who it makes the caller. It runs under the store's read lock and keeps
-// nothing of k; its messages are built only for a refusal.
-func (a *Authorizer) principalOf(k *statev1.ApiToken) (*Principal, error) {
+// and returns who it makes the caller, and whether its recorded last use is stale. It runs
+// under the store's read lock and keeps nothing of k; its messages are built only for a
+// refusal.
+func (a *Authorizer) principalOf(k *statev1.ApiToken) (*Principal, bool, error) {
 	name := func() string {
 		if k.Name != "" {
 			return k.Id + " (" + k.Name + ")"
@@ -144,46 +175,33 @@ func (a *Authorizer) principalOf(k *statev1.ApiToken) (*Principal, error) {
 	}
 	if rt := k.GetRevokeTime(); rt != nil {
 		what, again := refused()
-		return nil, connect.NewError(connect.CodeUnauthenticated,
+		return nil, false, connect.NewError(connect.CodeUnauthenticated,
 			fmt.Errorf("%s was revoked at %s: %s", what, rt.AsTime().UTC().Format(time.RFC3339), again))
 	}
 	now := a.now()
 	if et := k.GetExpireTime(); et != nil && !now.Before(et.AsTime()) {
 		what, again := refused()
-		return nil, connect.NewError(connect.CodeUnauthenticated,
+		return nil, false, connect.NewError(connect.CodeUnauthenticated,
 			fmt.Errorf("%s expired at %s: %s", what, et.AsTime().UTC().Format(time.RFC3339), again))
 	}
 	if k.Role == JoinRole {
-		return nil, connect.NewError(connect.CodePermissionDenied,
+		return nil, false, connect.NewError(connect.CodePermissionDenied,
 			fmt.Errorf("token %s is a join token: it only lets a new node get its certificate (v9 agent --join-token), never calls the API", name()))
 	}
 	role, err := ParseRole(k.Role)
 	if err != nil {
-		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("token %s: %w", name(), err))
+		return nil, false, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("token %s: %w", name(), err))
 	}
-	if k.GithubLogin != "" && a.Users.Enabled() {
-		allowed, ok := a.Users.stillAllowed(k.GithubLogin)
-		if !ok {
-			return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("GitHub user %s is no longer let in to this cluster (not in --admins or --github-allowed-users, and no organization is allowed): %s of theirs no longer works", k.GithubLogin, name()))
-		}
-		role = min(role, allowed)
-	}
-	if lu := k.GetLastUsedTime(); lu == nil || now.Sub(lu.AsTime()) > UseInterval {
-		a.mu.Lock()
-		if a.used == nil {
-			a.used = map[string]time.Time{}
-		}
-		a.used[k.Id] = now
-		a.mu.Unlock()
-	}
+	lu := k.GetLastUsedTime()
+	stale := lu == nil || now.Sub(lu.AsTime()) > UseInterval
 	var expires time.Time
 	if et := k.GetExpireTime(); et != nil {
 		expires = et.AsTime()
 	}
 	if k.GithubLogin != "" {
-		return &Principal{Kind: KindUser, ID: k.GithubLogin, Name: k.Name, Role: role, Token: k.Id, Session: k.Session, Expires: expires}, nil
+		return &Principal{Kind: KindUser, ID: k.GithubLogin, GitHubID: k.GithubUserId, Name: k.Name, Role: role, Token: k.Id, Session: k.Session, Expires: expires}, stale, nil
 	}
-	return &Principal{Kind: KindToken, ID: k.Id, Name: k.Name, Role: role, Token: k.Id, Expires: expires}, nil
+	return &Principal{Kind: KindToken, ID: k.Id, Name: k.Name, Role: role, Token: k.Id, Expires: expires}, stale, nil
 }
 
 // TakeUsed returns the tokens used since the last call whose recorded last use is stale,

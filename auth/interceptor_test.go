@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -181,14 +182,17 @@ func TestRequireHTTPChangesNeedABearer(t *testing.T) {
 }
 
 // TestUsersTakenOffTheListsLoseTheirTokens: a GitHub user's session and tokens follow the
-// sign-in lists at every request: an admin moved to the allowed users works on as a
-// developer, and a login taken off every list is refused at once, with the reason.
+// sign-in lists at every request, by GitHub user id: an admin moved to the allowed users
+// works on as a developer, a user taken off every list is refused at once, with the
+// reason, and so is a token whose id no longer holds its login's entry (pinned to, or
+// bound to, another id), or that was made before ids were recorded.
 func TestUsersTakenOffTheListsLoseTheirTokens(t *testing.T) {
 	now := time.Now()
 	a, _ := testAuthorizer(now)
-	live := NewSecret()
-	a.Tokens.(fakeTokens)[string(Hash(live))] = &statev1.ApiToken{Id: "s1", Role: "admin", GithubLogin: "octo", Session: true, ExpireTime: timestamppb.New(now.Add(time.Hour))}
-	a.Users = &GitHubConfig{ClientID: "app", Admins: []string{"Octo"}}
+	live, old := NewSecret(), NewSecret()
+	a.Tokens.(fakeTokens)[string(Hash(live))] = &statev1.ApiToken{Id: "s1", Role: "admin", GithubLogin: "octo", GithubUserId: 7, Session: true, ExpireTime: timestamppb.New(now.Add(time.Hour))}
+	a.Tokens.(fakeTokens)[string(Hash(old))] = &statev1.ApiToken{Id: "s2", Role: "admin", GithubLogin: "octo", Session: true, ExpireTime: timestamppb.New(now.Add(time.Hour))}
+	a.Users = &GitHubConfig{ClientID: "app", Admins: []string{"Octo:7"}}
 	h := http.Header{"Cookie": {PlainSessionCookie + "=" + live}}
 	role := func() (Role, error) {
 		ctx, err := a.Authorize(context.Background(), createProc, h)
@@ -197,19 +201,104 @@ func TestUsersTakenOffTheListsLoseTheirTokens(t *testing.T) {
 		}
 		return FromContext(ctx).Role, nil
 	}
+	refusedAs := func(code connect.Code, what string, want ...string) {
+		t.Helper()
+		_, err := role()
+		if connect.CodeOf(err) != code {
+			t.Fatalf("%s: %v, want %v", what, err, code)
+		}
+		for _, w := range want {
+			if !strings.Contains(err.Error(), w) {
+				t.Fatalf("%s: %v, want it to say %q", what, err, w)
+			}
+		}
+	}
 	if r, err := role(); err != nil || r != RoleAdmin {
 		t.Fatalf("listed admin: %v %v", r, err)
 	}
-	a.Users = &GitHubConfig{ClientID: "app", AllowedUsers: []string{"octo"}}
+	a.Users = &GitHubConfig{ClientID: "app", AllowedUsers: []string{"octo:7"}}
 	if r, err := role(); err != nil || r != RoleDeveloper {
 		t.Fatalf("admin moved to the allowed users: %v %v, want developer", r, err)
 	}
 	a.Users = &GitHubConfig{ClientID: "app", AllowedUsers: []string{"someone-else"}}
-	if _, err := role(); connect.CodeOf(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), "no longer let in") {
-		t.Fatalf("a login taken off the lists: %v", err)
+	refused := func(what string, want ...string) {
+		t.Helper()
+		refusedAs(connect.CodePermissionDenied, what, want...)
 	}
+	refused("a login taken off the lists", "no longer let in")
+	a.Users = &GitHubConfig{ClientID: "app", Admins: []string{"octo:8"}}
+	refused("the login pinned to another id", "pinned to GitHub user id 8", "id 7 holds it")
+	a.Users = &GitHubConfig{ClientID: "app", Admins: []string{"octo"}, Bindings: fakeBindings{"octo": 7}}
+	if r, err := role(); err != nil || r != RoleAdmin {
+		t.Fatalf("a bare admin bound to the token's id: %v %v", r, err)
+	}
+	a.Users.Bindings = fakeBindings{"octo": 8}
+	refused("the login bound to another id", "bound to GitHub user id 8", "v9 acl unbind octo", "octo:7")
+	a.Users.Bindings = fakeBindings{}
+	refused("the binding dropped", "no longer let in")
 	a.Users = &GitHubConfig{ClientID: "app", AllowedOrgs: []string{"acme"}}
 	if r, err := role(); err != nil || r != RoleDeveloper {
 		t.Fatalf("organizations allowed (membership checked at sign-in): %v %v", r, err)
 	}
+	h = http.Header{"Cookie": {PlainSessionCookie + "=" + old}}
+	refusedAs(connect.CodeUnauthenticated, "a session made before ids were recorded", "before v9 recorded GitHub user ids", "sign in again")
+}
+
+// fakeBindings binds logins (lower case) to GitHub user ids.
+type fakeBindings map[string]int64
+
+func (f fakeBindings) GithubBinding(login string) (*statev1.GithubBinding, bool) {
+	id, ok := f[strings.ToLower(login)]
+	return &statev1.GithubBinding{Login: strings.ToLower(login), GithubUserId: id}, ok
+}
+
+func (f fakeBindings) GithubBindings() []*statev1.GithubBinding { return nil }
+
+// TestParseListEntry: LOGIN or LOGIN:ID, with clear errors for anything else.
+func TestParseListEntry(t *testing.T) {
+	for in, want := range map[string]ListEntry{
+		"alice": {Login: "alice"}, " Alice:583231 ": {Login: "Alice", ID: 583231}, "a-b_c:9223372036854775807": {Login: "a-b_c", ID: 1<<63 - 1},
+	} {
+		if got, err := ParseListEntry(in); err != nil || got != want {
+			t.Errorf("ParseListEntry(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"": "no login", ":12": "no login", "-al": "start with '-'", "al ice": "not in a GitHub login", "al.ice": "not in a GitHub login",
+		"alice:": "not a positive decimal", "alice:0": "not a positive decimal", "alice:+1": "not a positive decimal",
+		"alice:012": "not a positive decimal", "alice:1:2": "not a positive decimal", "alice:9223372036854775808": "too large",
+		strings.Repeat("a", MaxLoginLen+1): "at most",
+	} {
+		if _, err := ParseListEntry(in); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "LOGIN") && !strings.Contains(err.Error(), "api.github.com") {
+			t.Errorf("ParseListEntry(%q): %v, want an error saying %q", in, err, want)
+		}
+	}
+	c := &GitHubConfig{ClientID: "app", ClientSecret: "s", AllowedOrgs: []string{"acme"}, Admins: []string{"ok", "bad entry"}}
+	if err := c.Check(); err == nil || !strings.Contains(err.Error(), "--admins") || !strings.Contains(err.Error(), "bad entry") {
+		t.Fatalf("Check with a bad --admins entry: %v", err)
+	}
+}
+
+// FuzzParseListEntry: any input parses or errs without panicking; what parses prints back
+// to itself (login, and :id when pinned) and parses again to the same entry.
+func FuzzParseListEntry(f *testing.F) {
+	for _, s := range []string{"alice", "alice:1", "a:", ":1", "-a:1", "a:01", "a:99999999999999999999", "a b", "é:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		e, err := ParseListEntry(s)
+		if err != nil {
+			return
+		}
+		if e.Login == "" || e.ID < 0 || len(e.Login) > MaxLoginLen {
+			t.Fatalf("%q parsed to %+v", s, e)
+		}
+		back := e.Login
+		if e.ID != 0 {
+			back = fmt.Sprintf("%s:%d", e.Login, e.ID)
+		}
+		if again, err := ParseListEntry(back); err != nil || again != e || back != strings.TrimSpace(s) {
+			t.Fatalf("%q parsed to %+v, which prints as %q and parses to %+v, %v", s, e, back, again, err)
+		}
+	})
 }

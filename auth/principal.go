@@ -25,8 +25,10 @@ const (
 type Principal struct {
 	Kind Kind
 	ID   string // token accessor id, node id or user login
-	Name string // token name
-	Role Role
+	// GitHubID is a user's GitHub numeric id (0 on a token made before v9 recorded ids).
+	GitHubID int64
+	Name     string // token name
+	Role     Role
 	// Token is the accessor id of the token or session the request came with ("" for a
 	// node); Session says it is a console session.
 	Token   string
@@ -59,9 +61,18 @@ func (p *Principal) Actor() string {
 		}
 		return "token:" + p.ID
 	case KindUser:
-		return "user:" + p.ID
+		return UserActor(p.ID, p.GitHubID)
 	}
 	return ""
+}
+
+// UserActor names a GitHub user as an actor: "user:alice (id 583231)". With the id, a
+// later holder of a freed login is another actor (the creator of a token tells).
+func UserActor(login string, id int64) string {
+	if id == 0 {
+		return "user:" + login
+	}
+	return fmt.Sprintf("user:%s (id %d)", login, id)
 }
 
 type principalKey struct{}

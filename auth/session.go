@@ -30,7 +30,9 @@ type Writer interface {
 	WaitIndex(ctx context.Context, idx uint64) error
 }
 
-// IssueUserToken records a token for a signed-in GitHub user — a console session when
+// IssueUserToken records a token for a signed-in GitHub user — binding the login to the
+// user's id when a list names the login without one and it is bound to nobody yet (the
+// state machine refuses the write if another id won the race) — — a console session when
 // session is set — valid for ttl, and returns its secret. The local replica knows it when
 // this returns; other nodes find it through Authorizer.CatchUp.
 //
@@ -39,14 +41,14 @@ func IssueUserToken(ctx context.Context, w Writer, id *Identity, name string, tt
 	secret := NewSecret()
 	k := &statev1.ApiToken{
 		Id: NewAccessorID(), Name: name, Role: id.Role.String(), Sha256: Hash(secret),
-		Creator: "user:" + id.Login, GithubLogin: id.Login, Session: session,
+		Creator: UserActor(id.Login, id.ID), GithubLogin: id.Login, GithubUserId: id.ID, Session: session,
 		ExpireTime: timestamppb.New(time.Now().Add(ttl)),
 	}
 	if keep != nil {
 		keep(k)
 	}
-	cmd := &statev1.Command{Actor: "user:" + id.Login,
-		Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: k}}}
+	cmd := &statev1.Command{Actor: UserActor(id.Login, id.ID),
+		Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: k, BindGithubLogin: id.bind}}}
 	idx, err := w.Apply(withGitHubProof(ctx, id.token), cmd)
 	if err != nil {
 		return "", nil, fmt.Errorf("record the sign-in: %w", err)

@@ -54,6 +54,9 @@ var Procedures = map[string]Access{
 	aclv1connect.ACLServiceListTokensProcedure:  viewer, // others' tokens: admin only
 	aclv1connect.ACLServiceRevokeTokenProcedure: viewer, // others' tokens: admin only
 	aclv1connect.ACLServiceAuditProcedure:       admin,
+	// GitHub login bindings say who holds a listed login: an admin's business.
+	aclv1connect.ACLServiceListGitHubBindingsProcedure:  admin,
+	aclv1connect.ACLServiceDeleteGitHubBindingProcedure: admin,
 	// how to sign in, asked before anyone is signed in
 	aclv1connect.ACLServiceAuthMethodsProcedure: open,
 	// verifies the GitHub token with GitHub itself and checks the allowed users and orgs

@@ -211,8 +211,9 @@ func (s *WebSignIn) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := s.GitHub.Identify(ctx, tok.AccessToken)
 	var refused *RefusedError
-	if errors.As(err, &refused) {
-		s.log().Warn("GitHub sign-in refused", "login", refused.Login)
+	var bound *LoginBoundError
+	if errors.As(err, &refused) || errors.As(err, &bound) {
+		s.log().Warn("GitHub sign-in refused", "err", err)
 		page(w, http.StatusForbidden, "You may not sign in to this cluster", err.Error()+".")
 		return
 	}
@@ -231,20 +232,20 @@ func (s *WebSignIn) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log().Info("signed in with GitHub", "login", id.Login, "role", id.Role.String(), "session", k.Id)
-	s.pruneSessions(ctx, id.Login)
+	s.pruneSessions(ctx, id)
 	http.SetCookie(w, sessionCookie(s.secure(r), secret, k.ExpireTime.AsTime()))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 // pruneSessions deletes the user's expired sessions (best effort), so that the sessions
 // of a user who never signs out stay as few as the sign-ins of one session lifetime.
-func (s *WebSignIn) pruneSessions(ctx context.Context, login string) {
+func (s *WebSignIn) pruneSessions(ctx context.Context, id *Identity) {
 	now := time.Now()
 	for _, k := range s.Tokens.Tokens() {
-		if !k.Session || k.GithubLogin != login || k.ExpireTime == nil || now.Before(k.ExpireTime.AsTime()) {
+		if !k.Session || k.GithubUserId != id.ID || k.ExpireTime == nil || now.Before(k.ExpireTime.AsTime()) {
 			continue
 		}
-		cmd := &statev1.Command{Actor: "user:" + login,
+		cmd := &statev1.Command{Actor: UserActor(id.Login, id.ID),
 			Op: &statev1.Command_DeleteApiToken{DeleteApiToken: &statev1.DeleteApiToken{Id: k.Id}}}
 		if _, err := s.W.Apply(ctx, cmd); err != nil {
 			s.log().Debug("delete an expired session", "session", k.Id, "err", err)
@@ -258,7 +259,7 @@ func (s *WebSignIn) signOut(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, sessionCookie(false, "", time.Time{}))
 	if secret != "" {
 		if k, err := s.Tokens.TokenBySHA256(Hash(secret)); err == nil && k.Session {
-			cmd := &statev1.Command{Actor: "user:" + k.GithubLogin,
+			cmd := &statev1.Command{Actor: UserActor(k.GithubLogin, k.GithubUserId),
 				Op: &statev1.Command_DeleteApiToken{DeleteApiToken: &statev1.DeleteApiToken{Id: k.Id}}}
 			idx, err := s.W.Apply(r.Context(), cmd)
 			if err == nil {

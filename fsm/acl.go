@@ -22,7 +22,11 @@ func (t *tables) createAPIToken(now *timestamppb.Timestamp, op *statev1.CreateAp
 	if err := t.checkNewToken(k); err != nil {
 		return err
 	}
+	if err := t.checkBinding(op); err != nil {
+		return err
+	}
 	t.putToken(now, k)
+	t.bind(now, op)
 	return nil
 }
 

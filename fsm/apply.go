@@ -83,6 +83,8 @@ func applyOp(t *tables, index uint64, cmd *statev1.Command) error {
 		return t.deleteSecret(index, op.DeleteSecret)
 	case *statev1.Command_TouchApiTokens:
 		return t.touchAPITokens(op.TouchApiTokens)
+	case *statev1.Command_DeleteGithubBinding:
+		return t.deleteGithubBinding(op.DeleteGithubBinding)
 	case nil:
 		if cmd.GetIgnoreIfUnknown() {
 			return nil

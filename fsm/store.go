@@ -34,9 +34,10 @@ type tables struct {
 	placements  map[string]*statev1.Placement
 	users       map[string]*statev1.User
 	tokens      map[string]*statev1.ApiToken
-	tokenByHash map[string]string              // sha256 of the secret -> token id
-	links       map[string]*statev1.GithubLink // by component id
-	secrets     map[string]*statev1.Secret     // by secretKey(component id, name)
+	tokenByHash map[string]string                 // sha256 of the secret -> token id
+	links       map[string]*statev1.GithubLink    // by component id
+	secrets     map[string]*statev1.Secret        // by secretKey(component id, name)
+	bindings    map[string]*statev1.GithubBinding // by lower-case GitHub login
 
 	aclBootstrapped bool
 	auditLog        []*statev1.AuditEntry // oldest first; the state's are the last AuditSize (audits)
@@ -63,6 +64,7 @@ func newTables() *tables {
 		tokenByHash: map[string]string{},
 		links:       map[string]*statev1.GithubLink{},
 		secrets:     map[string]*statev1.Secret{},
+		bindings:    map[string]*statev1.GithubBinding{},
 	}
 }
 
@@ -229,6 +231,7 @@ func (t *tables) exportWith(cp func(proto.Message) proto.Message) *statev1.State
 	out.ApiTokens = exportTable(t.tokens, cp)
 	out.GithubLinks = exportTable(t.links, cp)
 	out.Secrets = exportTable(t.secrets, cp)
+	out.GithubBindings = exportTable(t.bindings, cp)
 	out.AclBootstrapped = t.aclBootstrapped
 	for _, e := range t.audits() {
 		out.Audit = append(out.Audit, cp(e).(*statev1.AuditEntry))
@@ -284,6 +287,14 @@ func importState(s *statev1.State) (*tables, error) {
 		t.auditLog = t.auditLog[len(t.auditLog)-AuditSize:]
 	}
 	if err := load(t.links, s.GetGithubLinks(), (*statev1.GithubLink).GetComponentId, "github link"); err != nil {
+		return nil, err
+	}
+	if err := load(t.bindings, s.GetGithubBindings(), func(b *statev1.GithubBinding) string {
+		if b.GetGithubUserId() <= 0 || b.GetLogin() != bindingKey(b.GetLogin()) {
+			return "" // refused as a binding without id
+		}
+		return b.GetLogin()
+	}, "GitHub login binding"); err != nil {
 		return nil, err
 	}
 	if err := load(t.secrets, s.GetSecrets(), func(s *statev1.Secret) string {

@@ -58,7 +58,8 @@ func (t *tables) noteTouched(index uint64, cmd *statev1.Command) {
 		// recorded as the rows go
 	case *statev1.Command_RegisterNode, *statev1.Command_CreateUser, *statev1.Command_CreateApiToken,
 		*statev1.Command_DeleteApiToken, *statev1.Command_AclBootstrap, *statev1.Command_RevokeApiToken,
-		*statev1.Command_TouchApiTokens, *statev1.Command_PutGithubLink, *statev1.Command_DeleteGithubLink, nil:
+		*statev1.Command_TouchApiTokens, *statev1.Command_PutGithubLink, *statev1.Command_DeleteGithubLink,
+		*statev1.Command_DeleteGithubBinding, nil:
 		// no component, deployment or placement
 	default:
 		t.touched.forget(index)

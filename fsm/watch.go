@@ -83,8 +83,8 @@ func tablesOf(cmd *statev1.Command) tableSet {
 	case *statev1.Command_CreateUser:
 		return setOf(TableUsers)
 	case *statev1.Command_CreateApiToken, *statev1.Command_DeleteApiToken, *statev1.Command_AclBootstrap,
-		*statev1.Command_RevokeApiToken, *statev1.Command_TouchApiTokens:
-		return setOf(TableTokens)
+		*statev1.Command_RevokeApiToken, *statev1.Command_TouchApiTokens, *statev1.Command_DeleteGithubBinding:
+		return setOf(TableTokens) // GitHub login bindings count as the tokens' table
 	case *statev1.Command_PutGithubLink, *statev1.Command_DeleteGithubLink:
 		return setOf(TableLinks)
 	}

@@ -24,7 +24,7 @@ func tableBytes(t testing.TB, st *Store) [numTables][]byte {
 		TableNodes:       messages(s.Nodes),
 		TablePlacements:  messages(s.Placements),
 		TableUsers:       messages(s.Users),
-		TableTokens:      messages(s.ApiTokens),
+		TableTokens:      append(messages(s.ApiTokens), messages(s.GithubBindings)...),
 		TableLinks:       messages(s.GithubLinks),
 	}
 	var out [numTables][]byte

@@ -93,7 +93,8 @@ func whoAmI(ctx context.Context, hc *http.Client, addr string) (*aclv1.WhoAmIRes
 // TestGitHubWebSignIn drives the console's sign-in as a browser does, against the fake
 // GitHub: the session works on every node, writes with it, is refused cross-origin, and is
 // gone after sign-out; a refused user, a refused organization, a forged and a replayed
-// state get a clear page and no session; an allowed organization and an admin get in.
+// state get a clear page and no session; an allowed organization and an admin get in, and
+// the new holder of the admin's login after a rename does not.
 func TestGitHubWebSignIn(t *testing.T) {
 	gh := githubtest.New(t)
 	c := NewTestClusterConfig(t, 3, signInConfig(gh, time.Hour))
@@ -144,7 +145,7 @@ func TestGitHubWebSignIn(t *testing.T) {
 	}
 	Eventually(t, 10*time.Second, func() error {
 		for _, e := range c.Nodes[0].Audit(0) {
-			if e.Actor == "user:octocat" && e.Op == "create_component" {
+			if e.Actor == auth.UserActor("octocat", gh.UserID("octocat")) && e.Op == "create_component" {
 				return nil
 			}
 		}
@@ -213,6 +214,16 @@ func TestGitHubWebSignIn(t *testing.T) {
 		if me, err := whoAmI(ctx, r.Client, n0); err != nil || me.Id != login || me.Role != role {
 			t.Fatalf("%s: WhoAmI %v %v", login, me, err)
 		}
+	}
+	// The admin renames; whoever registers the freed login gets a page naming both ids, and
+	// no session.
+	aliceID := gh.UserID("alice")
+	gh.Rename("alice", "alice-renamed")
+	gh.SignInAs("alice")
+	r := newBrowser(t)
+	code, _, body = r.signIn(t, n0, "/")
+	if want := fmt.Sprintf("bound to GitHub user id %d", aliceID); code != http.StatusForbidden || !strings.Contains(body, want) || !strings.Contains(body, fmt.Sprintf("id %d holds it", gh.UserID("alice"))) || r.sessionCookie(t, n0) != "" {
+		t.Fatalf("the new holder of alice's login: %d %s", code, body)
 	}
 
 	// Sign-out deletes the session: its cookie, sent again, is refused on every node.

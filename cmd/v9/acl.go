@@ -144,8 +144,53 @@ bootstraps by itself.`,
 		},
 	}
 	boot.Flags().BoolVar(&login, "login", false, "also keep the token where the CLI finds it (as v9 login does)")
-	cmd.AddCommand(boot)
+	cmd.AddCommand(boot, newBindingsCmd(a), newUnbindCmd(a))
 	return cmd
+}
+
+// newBindingsCmd lists which GitHub user id each login listed without one is bound to.
+func newBindingsCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "bindings",
+		Short: "List the GitHub logins of --admins and --github-allowed-users bound to a user id (admin)",
+		Long: `A login listed without an id (--admins alice) is bound to the GitHub user id that first
+signs in with it: after a rename, whoever takes the freed login is refused. This lists the
+bindings; ` + "`v9 acl unbind LOGIN`" + ` drops one. An entry pinned as LOGIN:ID needs no binding.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := a.client().ACL.ListGitHubBindings(cmd.Context(), connect.NewRequest(&aclv1.ListGitHubBindingsRequest{}))
+			if done, err := a.printed(cmd, res, err); done {
+				return err
+			}
+			tw := newTable(cmd.OutOrStdout())
+			fmt.Fprintln(tw, "LOGIN\tGITHUB USER ID\tSINCE")
+			for _, b := range res.Msg.Bindings {
+				fmt.Fprintf(tw, "%s\t%d\t%s\n", b.Login, b.GithubUserId, when(b.CreateTime, "-"))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+// newUnbindCmd drops a login's binding.
+func newUnbindCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unbind LOGIN",
+		Short: "Drop a GitHub login's binding: the next user to sign in with it is bound (admin)",
+		Long: `Drop the binding of a GitHub login listed without an id: tokens of the user id it was
+bound to lose what the login gave them at once, and the next GitHub user to sign in with
+the login is bound to it. Do this when the rightful holder of a login has a new id (a
+refused sign-in names both ids), or pin the id in the list instead (--admins LOGIN:ID).`,
+		Args: exactArgs("LOGIN"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := a.client().ACL.DeleteGitHubBinding(cmd.Context(), connect.NewRequest(&aclv1.DeleteGitHubBindingRequest{Login: args[0]}))
+			if done, err := a.printed(cmd, res, err); done {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "GitHub login %s is no longer bound to user id %d: the next GitHub user to sign in with it is bound to it\n", args[0], res.Msg.GithubUserId)
+			return err
+		},
+	}
 }
 
 func printNewToken(w io.Writer, k *aclv1.Token, secret string) error {

@@ -51,6 +51,9 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
       --join 10.0.0.2:7900,10.0.0.3:7900`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.SignIn.CheckLists(); err != nil {
+				return usageError{err}
+			}
 			if cfg.BootstrapExpect == 0 && len(cfg.Join) == 0 {
 				a.logger.Warn("neither --bootstrap-expect nor --join given: this node only works if --data-dir already holds its cluster state")
 			}
@@ -112,9 +115,9 @@ again. To add a node to a running cluster, give --join and no --bootstrap-expect
 	f.StringVar(&cfg.SignIn.ClientID, "github-client-id", "", "GitHub OAuth app client id: users sign in with GitHub (console and `v9 login`)")
 	f.StringVar(&cfg.SignIn.ClientSecret, "github-client-secret", "", "GitHub OAuth app client secret (default $V9_GITHUB_CLIENT_SECRET; prefer the variable)")
 	f.StringVar(&cfg.SignIn.WebURL, "github-url", auth.DefaultGitHubWebURL, "GitHub's web host for sign-in (GitHub Enterprise: https://HOST)")
-	f.StringSliceVar(&cfg.SignIn.AllowedUsers, "github-allowed-users", nil, "GitHub logins that may sign in (comma-separated or repeated)")
-	f.StringSliceVar(&cfg.SignIn.AllowedOrgs, "github-allowed-orgs", nil, "GitHub organizations whose members may sign in")
-	f.StringSliceVar(&cfg.SignIn.Admins, "admins", nil, "GitHub logins that get the admin role (and may always sign in)")
+	f.StringSliceVar(&cfg.SignIn.AllowedUsers, "github-allowed-users", nil, "GitHub users that may sign in: LOGIN, bound to the first user id that signs in with it, or LOGIN:ID, pinned to GitHub's numeric user id (comma-separated or repeated)")
+	f.StringSliceVar(&cfg.SignIn.AllowedOrgs, "github-allowed-orgs", nil, "GitHub organizations whose members may sign in: NAME, or NAME:ID pinned to the organization's numeric id")
+	f.StringSliceVar(&cfg.SignIn.Admins, "admins", nil, "GitHub users that get the admin role (and may always sign in): LOGIN or LOGIN:ID, as --github-allowed-users")
 	f.StringVar(&defaultRole, "github-default-role", "developer", "role of a signed-in user not in --admins: developer or viewer")
 	f.StringVar(&cfg.SignIn.PublicURL, "public-url", "", "base URL users reach the console at (https://v9.example.com); the OAuth callback is PUBLIC-URL/auth/github/callback (default: the request's host)")
 	f.DurationVar(&cfg.SignIn.SessionTTL, "session-ttl", auth.DefaultSessionTTL, "how long a console session lasts")

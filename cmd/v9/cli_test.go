@@ -310,6 +310,8 @@ func TestCLIUsageErrors(t *testing.T) {
 		{"nothing to update", []string{"component", "update", "x"}},
 		{"--log-level", []string{"--log-level", "loud", "component", "list"}},
 		{"data-dir", []string{"agent"}},
+		{`--admins: "al ice"`, []string{"agent", "--data-dir", "/nonexistent", "--admins", "al ice"}},
+		{`--github-allowed-users: "bob:x"`, []string{"agent", "--data-dir", "/nonexistent", "--github-allowed-users", "alice,bob:x"}},
 		{"overlap", []string{"dev", "--api-port", "7900", "--raft-port", "7901"}},
 	} {
 		r := failCLI(t, tc.want, append([]string{"--addr", "127.0.0.1:1"}, tc.args...)...)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -123,6 +124,25 @@ func TestCLIGitHubLogin(t *testing.T) {
 	_, err = acl.GitHubLogin(ctx, connect.NewRequest(&aclv1.GitHubLoginRequest{GithubToken: gh.ForeignToken("octocat")}))
 	if connect.CodeOf(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), "not issued to this cluster's OAuth app") {
 		t.Fatalf("another app's GitHub token: %v", err)
+	}
+	// octocat's login is bound to octocat's GitHub user id: after a rename, whoever takes
+	// the freed login is refused, naming both ids, until an admin drops the binding.
+	octoID := gh.UserID("octocat")
+	bindings := mustCLI(t, cli("--token", node.TestToken, "acl", "bindings")...)
+	if !strings.Contains(bindings.stdout, fmt.Sprintf("octocat  %d", octoID)) {
+		t.Fatalf("acl bindings:\n%s", bindings)
+	}
+	gh.Rename("octocat", "octocat-renamed")
+	gh.SetDeviceCodeTTL(time.Minute)
+	gh.ApproveDevicesAs("octocat")
+	loginFails(t, fmt.Sprintf("GitHub login octocat is bound to GitHub user id %d (the first to sign in with it here), but GitHub user id %d holds it now", octoID, gh.UserID("octocat")), cli("login")...)
+	failCLI(t, "admin role", cli("acl", "bindings")...) // the token file is octocat's (a developer)
+	unbound := mustCLI(t, cli("--token", node.TestToken, "acl", "unbind", "octocat")...)
+	if !strings.Contains(unbound.stdout, fmt.Sprintf("no longer bound to user id %d", octoID)) {
+		t.Fatalf("acl unbind:\n%s", unbound)
+	}
+	if r := mustCLI(t, cli("login")...); !strings.Contains(r.stdout, "logged in as GitHub user octocat") {
+		t.Fatalf("the new holder of octocat once unbound: %s", r)
 	}
 }
 

@@ -31,6 +31,8 @@ type oauthState struct {
 	tokens       map[string]string  // access token -> login
 	foreign      map[string]bool    // tokens not issued to the fake's OAuth app
 	orgs         map[string][]string
+	ids          map[string]int64 // user ids that differ from idOf (renamed accounts, new holders of freed logins)
+	nextID       int64
 	authorizes   int
 	deviceOK     int
 	slowDowns    int
@@ -122,6 +124,7 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, clientID str
 	s.mu.Lock()
 	login, ok := s.oauth.tokens[body.AccessToken]
 	foreign := s.oauth.foreign[body.AccessToken]
+	userID := s.userID(login)
 	s.mu.Unlock()
 	if !ok || foreign {
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
@@ -130,7 +133,7 @@ func (s *Server) checkToken(w http.ResponseWriter, r *http.Request, clientID str
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": 1, "token": body.AccessToken,
 		"app":  map[string]any{"client_id": s.ClientID, "name": "v9", "url": s.URL},
-		"user": map[string]any{"login": login, "id": idOf(login)},
+		"user": map[string]any{"login": login, "id": userID},
 	})
 }
 
@@ -146,7 +149,7 @@ func (s *Server) oauthInit() {
 	o := &s.oauth
 	if o.codes == nil {
 		o.codes, o.devices, o.tokens, o.orgs = map[string]*grant{}, map[string]*device{}, map[string]string{}, map[string][]string{}
-		o.foreign = map[string]bool{}
+		o.foreign, o.ids = map[string]bool{}, map[string]int64{}
 	}
 }
 
@@ -191,7 +194,10 @@ func (s *Server) serveUser(w http.ResponseWriter, r *http.Request, p, login stri
 	case "user/repos":
 		s.userRepos(w, r)
 	case "user":
-		writeJSON(w, http.StatusOK, map[string]any{"login": login, "id": idOf(login), "type": "User"})
+		s.mu.Lock()
+		id := s.userID(login)
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]any{"login": login, "id": id, "type": "User"})
 	case "user/orgs":
 		s.mu.Lock()
 		orgs := s.oauth.orgs[login]
@@ -204,6 +210,41 @@ func (s *Server) serveUser(w http.ResponseWriter, r *http.Request, p, login stri
 	default:
 		notFound(w)
 	}
+}
+
+// UserID is the numeric id of the account that holds login now.
+func (s *Server) UserID(login string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.userID(login)
+}
+
+// Rename renames the account holding login old to new, as GitHub's account settings do:
+// its id, tokens and organizations follow it, and old is free. Whoever signs in as old
+// from then on is another account, with another id (someone registered the freed login).
+func (s *Server) Rename(old, new string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.oauthInit()
+	id := s.userID(old)
+	s.oauth.ids[new] = id
+	for tok, l := range s.oauth.tokens {
+		if l == old {
+			s.oauth.tokens[tok] = new
+		}
+	}
+	s.oauth.orgs[new] = s.oauth.orgs[old]
+	delete(s.oauth.orgs, old)
+	s.oauth.nextID++
+	s.oauth.ids[old] = 1<<30 + s.oauth.nextID
+}
+
+// userID is UserID; s.mu held.
+func (s *Server) userID(login string) int64 {
+	if id, ok := s.oauth.ids[login]; ok {
+		return id
+	}
+	return idOf(login)
 }
 
 func idOf(login string) int64 {

@@ -200,7 +200,7 @@ func mayManage(p *auth.Principal, k *statev1.ApiToken) bool {
 	case auth.KindToken:
 		return k.Id == p.ID || (k.Creator != "" && k.Creator == p.Actor())
 	case auth.KindUser:
-		return k.GithubLogin == p.ID || (k.Creator != "" && k.Creator == p.Actor())
+		return auth.SameGitHubUser(p, k) || (k.Creator != "" && k.Creator == p.Actor())
 	}
 	return false
 }
@@ -248,7 +248,7 @@ func publicToken(k *statev1.ApiToken) *aclv1.Token {
 	return &aclv1.Token{
 		AccessorId: k.Id, Name: k.Name, Role: k.Role, CreateTime: k.CreateTime, ExpireTime: k.ExpireTime,
 		Creator: k.Creator, LastUsedTime: k.LastUsedTime, RevokeTime: k.RevokeTime,
-		GithubLogin: k.GithubLogin, Session: k.Session,
+		GithubLogin: k.GithubLogin, GithubUserId: k.GithubUserId, Session: k.Session,
 	}
 }
 
@@ -278,7 +278,8 @@ func (s *ACL) GitHubLogin(ctx context.Context, req *connect.Request[aclv1.GitHub
 	id, err := gh.Identify(ctx, req.Msg.GithubToken)
 	var refused *auth.RefusedError
 	var foreign *auth.ForeignTokenError
-	if errors.As(err, &refused) || errors.As(err, &foreign) {
+	var bound *auth.LoginBoundError
+	if errors.As(err, &refused) || errors.As(err, &foreign) || errors.As(err, &bound) {
 		return nil, connect.NewError(connect.CodePermissionDenied, err)
 	}
 	if err != nil {

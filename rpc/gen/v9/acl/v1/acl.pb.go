@@ -37,8 +37,9 @@ type Token struct {
 	Creator       string                 `protobuf:"bytes,6,opt,name=creator,proto3" json:"creator,omitempty"`
 	LastUsedTime  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_used_time,json=lastUsedTime,proto3" json:"last_used_time,omitempty"`
 	RevokeTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
-	GithubLogin   string                 `protobuf:"bytes,9,opt,name=github_login,json=githubLogin,proto3" json:"github_login,omitempty"` // the GitHub user it was issued to by a sign-in
-	Session       bool                   `protobuf:"varint,10,opt,name=session,proto3" json:"session,omitempty"`                          // a console session
+	GithubLogin   string                 `protobuf:"bytes,9,opt,name=github_login,json=githubLogin,proto3" json:"github_login,omitempty"`        // the GitHub user it was issued to by a sign-in
+	Session       bool                   `protobuf:"varint,10,opt,name=session,proto3" json:"session,omitempty"`                                 // a console session
+	GithubUserId  int64                  `protobuf:"varint,11,opt,name=github_user_id,json=githubUserId,proto3" json:"github_user_id,omitempty"` // GitHub's numeric id of that user (0: a token made before ids were recorded)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -141,6 +142,13 @@ func (x *Token) GetSession() bool {
 		return x.Session
 	}
 	return false
+}
+
+func (x *Token) GetGithubUserId() int64 {
+	if x != nil {
+		return x.GithubUserId
+	}
+	return 0
 }
 
 type BootstrapRequest struct {
@@ -993,11 +1001,247 @@ func (x *GitHubLoginResponse) GetWarning() string {
 	return ""
 }
 
+type GitHubBinding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Login         string                 `protobuf:"bytes,1,opt,name=login,proto3" json:"login,omitempty"` // lower case
+	GithubUserId  int64                  `protobuf:"varint,2,opt,name=github_user_id,json=githubUserId,proto3" json:"github_user_id,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"` // when that user first signed in with the login
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GitHubBinding) Reset() {
+	*x = GitHubBinding{}
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GitHubBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GitHubBinding) ProtoMessage() {}
+
+func (x *GitHubBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GitHubBinding.ProtoReflect.Descriptor instead.
+func (*GitHubBinding) Descriptor() ([]byte, []int) {
+	return file_v9_acl_v1_acl_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GitHubBinding) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *GitHubBinding) GetGithubUserId() int64 {
+	if x != nil {
+		return x.GithubUserId
+	}
+	return 0
+}
+
+func (x *GitHubBinding) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+type ListGitHubBindingsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGitHubBindingsRequest) Reset() {
+	*x = ListGitHubBindingsRequest{}
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGitHubBindingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGitHubBindingsRequest) ProtoMessage() {}
+
+func (x *ListGitHubBindingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGitHubBindingsRequest.ProtoReflect.Descriptor instead.
+func (*ListGitHubBindingsRequest) Descriptor() ([]byte, []int) {
+	return file_v9_acl_v1_acl_proto_rawDescGZIP(), []int{19}
+}
+
+type ListGitHubBindingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bindings      []*GitHubBinding       `protobuf:"bytes,1,rep,name=bindings,proto3" json:"bindings,omitempty"` // sorted by login
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGitHubBindingsResponse) Reset() {
+	*x = ListGitHubBindingsResponse{}
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGitHubBindingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGitHubBindingsResponse) ProtoMessage() {}
+
+func (x *ListGitHubBindingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGitHubBindingsResponse.ProtoReflect.Descriptor instead.
+func (*ListGitHubBindingsResponse) Descriptor() ([]byte, []int) {
+	return file_v9_acl_v1_acl_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListGitHubBindingsResponse) GetBindings() []*GitHubBinding {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
+type DeleteGitHubBindingRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Login         string                 `protobuf:"bytes,1,opt,name=login,proto3" json:"login,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGitHubBindingRequest) Reset() {
+	*x = DeleteGitHubBindingRequest{}
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGitHubBindingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGitHubBindingRequest) ProtoMessage() {}
+
+func (x *DeleteGitHubBindingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGitHubBindingRequest.ProtoReflect.Descriptor instead.
+func (*DeleteGitHubBindingRequest) Descriptor() ([]byte, []int) {
+	return file_v9_acl_v1_acl_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DeleteGitHubBindingRequest) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+type DeleteGitHubBindingResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`                                     // Raft index of the write
+	GithubUserId  int64                  `protobuf:"varint,2,opt,name=github_user_id,json=githubUserId,proto3" json:"github_user_id,omitempty"` // the id the login was bound to
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGitHubBindingResponse) Reset() {
+	*x = DeleteGitHubBindingResponse{}
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGitHubBindingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGitHubBindingResponse) ProtoMessage() {}
+
+func (x *DeleteGitHubBindingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_acl_v1_acl_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGitHubBindingResponse.ProtoReflect.Descriptor instead.
+func (*DeleteGitHubBindingResponse) Descriptor() ([]byte, []int) {
+	return file_v9_acl_v1_acl_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DeleteGitHubBindingResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *DeleteGitHubBindingResponse) GetGithubUserId() int64 {
+	if x != nil {
+		return x.GithubUserId
+	}
+	return 0
+}
+
 var File_v9_acl_v1_acl_proto protoreflect.FileDescriptor
 
 const file_v9_acl_v1_acl_proto_rawDesc = "" +
 	"\n" +
-	"\x13v9/acl/v1/acl.proto\x12\tv9.acl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17v9/state/v1/state.proto\"\xa0\x03\n" +
+	"\x13v9/acl/v1/acl.proto\x12\tv9.acl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17v9/state/v1/state.proto\"\xc6\x03\n" +
 	"\x05Token\x12\x1f\n" +
 	"\vaccessor_id\x18\x01 \x01(\tR\n" +
 	"accessorId\x12\x12\n" +
@@ -1013,7 +1257,8 @@ const file_v9_acl_v1_acl_proto_rawDesc = "" +
 	"revokeTime\x12!\n" +
 	"\fgithub_login\x18\t \x01(\tR\vgithubLogin\x12\x18\n" +
 	"\asession\x18\n" +
-	" \x01(\bR\asession\"*\n" +
+	" \x01(\bR\asession\x12$\n" +
+	"\x0egithub_user_id\x18\v \x01(\x03R\fgithubUserId\"*\n" +
 	"\x10BootstrapRequest\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\"S\n" +
 	"\x11BootstrapResponse\x12&\n" +
@@ -1063,7 +1308,20 @@ const file_v9_acl_v1_acl_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\v2\x10.v9.acl.v1.TokenR\x05token\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x14\n" +
 	"\x05login\x18\x03 \x01(\tR\x05login\x12\x18\n" +
-	"\awarning\x18\x04 \x01(\tR\awarning2\xe6\x04\n" +
+	"\awarning\x18\x04 \x01(\tR\awarning\"\x88\x01\n" +
+	"\rGitHubBinding\x12\x14\n" +
+	"\x05login\x18\x01 \x01(\tR\x05login\x12$\n" +
+	"\x0egithub_user_id\x18\x02 \x01(\x03R\fgithubUserId\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\x1b\n" +
+	"\x19ListGitHubBindingsRequest\"R\n" +
+	"\x1aListGitHubBindingsResponse\x124\n" +
+	"\bbindings\x18\x01 \x03(\v2\x18.v9.acl.v1.GitHubBindingR\bbindings\"2\n" +
+	"\x1aDeleteGitHubBindingRequest\x12\x14\n" +
+	"\x05login\x18\x01 \x01(\tR\x05login\"Y\n" +
+	"\x1bDeleteGitHubBindingResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12$\n" +
+	"\x0egithub_user_id\x18\x02 \x01(\x03R\fgithubUserId2\xb4\x06\n" +
 	"\n" +
 	"ACLService\x12F\n" +
 	"\tBootstrap\x12\x1b.v9.acl.v1.BootstrapRequest\x1a\x1c.v9.acl.v1.BootstrapResponse\x12B\n" +
@@ -1073,7 +1331,9 @@ const file_v9_acl_v1_acl_proto_rawDesc = "" +
 	"ListTokens\x12\x1c.v9.acl.v1.ListTokensRequest\x1a\x1d.v9.acl.v1.ListTokensResponse\"\x03\x90\x02\x01\x12L\n" +
 	"\vRevokeToken\x12\x1d.v9.acl.v1.RevokeTokenRequest\x1a\x1e.v9.acl.v1.RevokeTokenResponse\x12Q\n" +
 	"\vAuthMethods\x12\x1d.v9.acl.v1.AuthMethodsRequest\x1a\x1e.v9.acl.v1.AuthMethodsResponse\"\x03\x90\x02\x01\x12L\n" +
-	"\vGitHubLogin\x12\x1d.v9.acl.v1.GitHubLoginRequest\x1a\x1e.v9.acl.v1.GitHubLoginResponse\x12?\n" +
+	"\vGitHubLogin\x12\x1d.v9.acl.v1.GitHubLoginRequest\x1a\x1e.v9.acl.v1.GitHubLoginResponse\x12f\n" +
+	"\x12ListGitHubBindings\x12$.v9.acl.v1.ListGitHubBindingsRequest\x1a%.v9.acl.v1.ListGitHubBindingsResponse\"\x03\x90\x02\x01\x12d\n" +
+	"\x13DeleteGitHubBinding\x12%.v9.acl.v1.DeleteGitHubBindingRequest\x1a&.v9.acl.v1.DeleteGitHubBindingResponse\x12?\n" +
 	"\x05Audit\x12\x17.v9.acl.v1.AuditRequest\x1a\x18.v9.acl.v1.AuditResponse\"\x03\x90\x02\x01B1Z/github.com/velocity9/v9/rpc/gen/v9/acl/v1;aclv1b\x06proto3"
 
 var (
@@ -1088,62 +1348,73 @@ func file_v9_acl_v1_acl_proto_rawDescGZIP() []byte {
 	return file_v9_acl_v1_acl_proto_rawDescData
 }
 
-var file_v9_acl_v1_acl_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_v9_acl_v1_acl_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_v9_acl_v1_acl_proto_goTypes = []any{
-	(*Token)(nil),                 // 0: v9.acl.v1.Token
-	(*BootstrapRequest)(nil),      // 1: v9.acl.v1.BootstrapRequest
-	(*BootstrapResponse)(nil),     // 2: v9.acl.v1.BootstrapResponse
-	(*WhoAmIRequest)(nil),         // 3: v9.acl.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),        // 4: v9.acl.v1.WhoAmIResponse
-	(*CreateTokenRequest)(nil),    // 5: v9.acl.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),   // 6: v9.acl.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),     // 7: v9.acl.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),    // 8: v9.acl.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),    // 9: v9.acl.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),   // 10: v9.acl.v1.RevokeTokenResponse
-	(*AuditRequest)(nil),          // 11: v9.acl.v1.AuditRequest
-	(*AuditResponse)(nil),         // 12: v9.acl.v1.AuditResponse
-	(*AuthMethodsRequest)(nil),    // 13: v9.acl.v1.AuthMethodsRequest
-	(*AuthMethodsResponse)(nil),   // 14: v9.acl.v1.AuthMethodsResponse
-	(*GitHubAuth)(nil),            // 15: v9.acl.v1.GitHubAuth
-	(*GitHubLoginRequest)(nil),    // 16: v9.acl.v1.GitHubLoginRequest
-	(*GitHubLoginResponse)(nil),   // 17: v9.acl.v1.GitHubLoginResponse
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*v1.AuditEntry)(nil),         // 19: v9.state.v1.AuditEntry
+	(*Token)(nil),                       // 0: v9.acl.v1.Token
+	(*BootstrapRequest)(nil),            // 1: v9.acl.v1.BootstrapRequest
+	(*BootstrapResponse)(nil),           // 2: v9.acl.v1.BootstrapResponse
+	(*WhoAmIRequest)(nil),               // 3: v9.acl.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),              // 4: v9.acl.v1.WhoAmIResponse
+	(*CreateTokenRequest)(nil),          // 5: v9.acl.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),         // 6: v9.acl.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),           // 7: v9.acl.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),          // 8: v9.acl.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),          // 9: v9.acl.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),         // 10: v9.acl.v1.RevokeTokenResponse
+	(*AuditRequest)(nil),                // 11: v9.acl.v1.AuditRequest
+	(*AuditResponse)(nil),               // 12: v9.acl.v1.AuditResponse
+	(*AuthMethodsRequest)(nil),          // 13: v9.acl.v1.AuthMethodsRequest
+	(*AuthMethodsResponse)(nil),         // 14: v9.acl.v1.AuthMethodsResponse
+	(*GitHubAuth)(nil),                  // 15: v9.acl.v1.GitHubAuth
+	(*GitHubLoginRequest)(nil),          // 16: v9.acl.v1.GitHubLoginRequest
+	(*GitHubLoginResponse)(nil),         // 17: v9.acl.v1.GitHubLoginResponse
+	(*GitHubBinding)(nil),               // 18: v9.acl.v1.GitHubBinding
+	(*ListGitHubBindingsRequest)(nil),   // 19: v9.acl.v1.ListGitHubBindingsRequest
+	(*ListGitHubBindingsResponse)(nil),  // 20: v9.acl.v1.ListGitHubBindingsResponse
+	(*DeleteGitHubBindingRequest)(nil),  // 21: v9.acl.v1.DeleteGitHubBindingRequest
+	(*DeleteGitHubBindingResponse)(nil), // 22: v9.acl.v1.DeleteGitHubBindingResponse
+	(*timestamppb.Timestamp)(nil),       // 23: google.protobuf.Timestamp
+	(*v1.AuditEntry)(nil),               // 24: v9.state.v1.AuditEntry
 }
 var file_v9_acl_v1_acl_proto_depIdxs = []int32{
-	18, // 0: v9.acl.v1.Token.create_time:type_name -> google.protobuf.Timestamp
-	18, // 1: v9.acl.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
-	18, // 2: v9.acl.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
-	18, // 3: v9.acl.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
+	23, // 0: v9.acl.v1.Token.create_time:type_name -> google.protobuf.Timestamp
+	23, // 1: v9.acl.v1.Token.expire_time:type_name -> google.protobuf.Timestamp
+	23, // 2: v9.acl.v1.Token.last_used_time:type_name -> google.protobuf.Timestamp
+	23, // 3: v9.acl.v1.Token.revoke_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: v9.acl.v1.BootstrapResponse.token:type_name -> v9.acl.v1.Token
 	0,  // 5: v9.acl.v1.WhoAmIResponse.token:type_name -> v9.acl.v1.Token
 	0,  // 6: v9.acl.v1.CreateTokenResponse.token:type_name -> v9.acl.v1.Token
 	0,  // 7: v9.acl.v1.ListTokensResponse.tokens:type_name -> v9.acl.v1.Token
-	19, // 8: v9.acl.v1.AuditResponse.entries:type_name -> v9.state.v1.AuditEntry
+	24, // 8: v9.acl.v1.AuditResponse.entries:type_name -> v9.state.v1.AuditEntry
 	15, // 9: v9.acl.v1.AuthMethodsResponse.github:type_name -> v9.acl.v1.GitHubAuth
 	0,  // 10: v9.acl.v1.GitHubLoginResponse.token:type_name -> v9.acl.v1.Token
-	1,  // 11: v9.acl.v1.ACLService.Bootstrap:input_type -> v9.acl.v1.BootstrapRequest
-	3,  // 12: v9.acl.v1.ACLService.WhoAmI:input_type -> v9.acl.v1.WhoAmIRequest
-	5,  // 13: v9.acl.v1.ACLService.CreateToken:input_type -> v9.acl.v1.CreateTokenRequest
-	7,  // 14: v9.acl.v1.ACLService.ListTokens:input_type -> v9.acl.v1.ListTokensRequest
-	9,  // 15: v9.acl.v1.ACLService.RevokeToken:input_type -> v9.acl.v1.RevokeTokenRequest
-	13, // 16: v9.acl.v1.ACLService.AuthMethods:input_type -> v9.acl.v1.AuthMethodsRequest
-	16, // 17: v9.acl.v1.ACLService.GitHubLogin:input_type -> v9.acl.v1.GitHubLoginRequest
-	11, // 18: v9.acl.v1.ACLService.Audit:input_type -> v9.acl.v1.AuditRequest
-	2,  // 19: v9.acl.v1.ACLService.Bootstrap:output_type -> v9.acl.v1.BootstrapResponse
-	4,  // 20: v9.acl.v1.ACLService.WhoAmI:output_type -> v9.acl.v1.WhoAmIResponse
-	6,  // 21: v9.acl.v1.ACLService.CreateToken:output_type -> v9.acl.v1.CreateTokenResponse
-	8,  // 22: v9.acl.v1.ACLService.ListTokens:output_type -> v9.acl.v1.ListTokensResponse
-	10, // 23: v9.acl.v1.ACLService.RevokeToken:output_type -> v9.acl.v1.RevokeTokenResponse
-	14, // 24: v9.acl.v1.ACLService.AuthMethods:output_type -> v9.acl.v1.AuthMethodsResponse
-	17, // 25: v9.acl.v1.ACLService.GitHubLogin:output_type -> v9.acl.v1.GitHubLoginResponse
-	12, // 26: v9.acl.v1.ACLService.Audit:output_type -> v9.acl.v1.AuditResponse
-	19, // [19:27] is the sub-list for method output_type
-	11, // [11:19] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	23, // 11: v9.acl.v1.GitHubBinding.create_time:type_name -> google.protobuf.Timestamp
+	18, // 12: v9.acl.v1.ListGitHubBindingsResponse.bindings:type_name -> v9.acl.v1.GitHubBinding
+	1,  // 13: v9.acl.v1.ACLService.Bootstrap:input_type -> v9.acl.v1.BootstrapRequest
+	3,  // 14: v9.acl.v1.ACLService.WhoAmI:input_type -> v9.acl.v1.WhoAmIRequest
+	5,  // 15: v9.acl.v1.ACLService.CreateToken:input_type -> v9.acl.v1.CreateTokenRequest
+	7,  // 16: v9.acl.v1.ACLService.ListTokens:input_type -> v9.acl.v1.ListTokensRequest
+	9,  // 17: v9.acl.v1.ACLService.RevokeToken:input_type -> v9.acl.v1.RevokeTokenRequest
+	13, // 18: v9.acl.v1.ACLService.AuthMethods:input_type -> v9.acl.v1.AuthMethodsRequest
+	16, // 19: v9.acl.v1.ACLService.GitHubLogin:input_type -> v9.acl.v1.GitHubLoginRequest
+	19, // 20: v9.acl.v1.ACLService.ListGitHubBindings:input_type -> v9.acl.v1.ListGitHubBindingsRequest
+	21, // 21: v9.acl.v1.ACLService.DeleteGitHubBinding:input_type -> v9.acl.v1.DeleteGitHubBindingRequest
+	11, // 22: v9.acl.v1.ACLService.Audit:input_type -> v9.acl.v1.AuditRequest
+	2,  // 23: v9.acl.v1.ACLService.Bootstrap:output_type -> v9.acl.v1.BootstrapResponse
+	4,  // 24: v9.acl.v1.ACLService.WhoAmI:output_type -> v9.acl.v1.WhoAmIResponse
+	6,  // 25: v9.acl.v1.ACLService.CreateToken:output_type -> v9.acl.v1.CreateTokenResponse
+	8,  // 26: v9.acl.v1.ACLService.ListTokens:output_type -> v9.acl.v1.ListTokensResponse
+	10, // 27: v9.acl.v1.ACLService.RevokeToken:output_type -> v9.acl.v1.RevokeTokenResponse
+	14, // 28: v9.acl.v1.ACLService.AuthMethods:output_type -> v9.acl.v1.AuthMethodsResponse
+	17, // 29: v9.acl.v1.ACLService.GitHubLogin:output_type -> v9.acl.v1.GitHubLoginResponse
+	20, // 30: v9.acl.v1.ACLService.ListGitHubBindings:output_type -> v9.acl.v1.ListGitHubBindingsResponse
+	22, // 31: v9.acl.v1.ACLService.DeleteGitHubBinding:output_type -> v9.acl.v1.DeleteGitHubBindingResponse
+	12, // 32: v9.acl.v1.ACLService.Audit:output_type -> v9.acl.v1.AuditResponse
+	23, // [23:33] is the sub-list for method output_type
+	13, // [13:23] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_v9_acl_v1_acl_proto_init() }
@@ -1157,7 +1428,7 @@ func file_v9_acl_v1_acl_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_acl_v1_acl_proto_rawDesc), len(file_v9_acl_v1_acl_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1628,8 +1628,12 @@ type ApiToken struct {
 	GithubToken      []byte `protobuf:"bytes,13,opt,name=github_token,json=githubToken,proto3" json:"github_token,omitempty"`
 	GithubTokenKeyId string `protobuf:"bytes,14,opt,name=github_token_key_id,json=githubTokenKeyId,proto3" json:"github_token_key_id,omitempty"`
 	GithubTokenNonce []byte `protobuf:"bytes,15,opt,name=github_token_nonce,json=githubTokenNonce,proto3" json:"github_token_nonce,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// GitHub's numeric id of the user github_login names: the identity (a login is only a
+	// name, and GitHub frees it for anyone when its holder renames). 0 on a token made
+	// before v9 recorded ids: refused while GitHub sign-in is on (sign in again).
+	GithubUserId  int64 `protobuf:"varint,16,opt,name=github_user_id,json=githubUserId,proto3" json:"github_user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ApiToken) Reset() {
@@ -1767,13 +1771,83 @@ func (x *ApiToken) GetGithubTokenNonce() []byte {
 	return nil
 }
 
+func (x *ApiToken) GetGithubUserId() int64 {
+	if x != nil {
+		return x.GithubUserId
+	}
+	return 0
+}
+
+// GithubBinding binds a login listed without an id (--admins, --github-allowed-users) to
+// the GitHub user id that first signed in with it (trust on first use). Another id with
+// that login is refused until an admin drops the binding or pins the id in the list.
+type GithubBinding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Login         string                 `protobuf:"bytes,1,opt,name=login,proto3" json:"login,omitempty"` // lower case (GitHub logins are case-insensitive)
+	GithubUserId  int64                  `protobuf:"varint,2,opt,name=github_user_id,json=githubUserId,proto3" json:"github_user_id,omitempty"`
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GithubBinding) Reset() {
+	*x = GithubBinding{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GithubBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GithubBinding) ProtoMessage() {}
+
+func (x *GithubBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GithubBinding.ProtoReflect.Descriptor instead.
+func (*GithubBinding) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GithubBinding) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *GithubBinding) GetGithubUserId() int64 {
+	if x != nil {
+		return x.GithubUserId
+	}
+	return 0
+}
+
+func (x *GithubBinding) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
 // AuditEntry records one successful write made by a user or token (writes the nodes make by
 // themselves are not audited).
 type AuditEntry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"` // Raft index of the write
 	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
-	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`   // "token:<accessor> (<name>)" or "user:<login>"
+	Actor         string                 `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`   // "token:<accessor> (<name>)" or "user:<login> (id <GitHub user id>)"
 	Op            string                 `protobuf:"bytes,4,opt,name=op,proto3" json:"op,omitempty"`         // the command, e.g. "create_component"
 	Target        string                 `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"` // what it changed, e.g. the component name
 	unknownFields protoimpl.UnknownFields
@@ -1782,7 +1856,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[13]
+	mi := &file_v9_state_v1_state_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +1868,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[13]
+	mi := &file_v9_state_v1_state_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +1881,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{13}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AuditEntry) GetIndex() uint64 {
@@ -1864,7 +1938,7 @@ type GithubLink struct {
 
 func (x *GithubLink) Reset() {
 	*x = GithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[14]
+	mi := &file_v9_state_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +1950,7 @@ func (x *GithubLink) String() string {
 func (*GithubLink) ProtoMessage() {}
 
 func (x *GithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[14]
+	mi := &file_v9_state_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +1963,7 @@ func (x *GithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GithubLink.ProtoReflect.Descriptor instead.
 func (*GithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{14}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GithubLink) GetComponentId() string {
@@ -1962,13 +2036,14 @@ type State struct {
 	AclBootstrapped bool                   `protobuf:"varint,9,opt,name=acl_bootstrapped,json=aclBootstrapped,proto3" json:"acl_bootstrapped,omitempty"` // AclBootstrap happened; it never happens again
 	Audit           []*AuditEntry          `protobuf:"bytes,10,rep,name=audit,proto3" json:"audit,omitempty"`                                            // the last writes by users and tokens, oldest first (bounded)
 	Secrets         []*Secret              `protobuf:"bytes,11,rep,name=secrets,proto3" json:"secrets,omitempty"`                                        // sorted by component id, then name
+	GithubBindings  []*GithubBinding       `protobuf:"bytes,12,rep,name=github_bindings,json=githubBindings,proto3" json:"github_bindings,omitempty"`    // sorted by login
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
 
 func (x *State) Reset() {
 	*x = State{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[15]
+	mi := &file_v9_state_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1980,7 +2055,7 @@ func (x *State) String() string {
 func (*State) ProtoMessage() {}
 
 func (x *State) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[15]
+	mi := &file_v9_state_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1993,7 +2068,7 @@ func (x *State) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use State.ProtoReflect.Descriptor instead.
 func (*State) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *State) GetIndex() uint64 {
@@ -2073,6 +2148,13 @@ func (x *State) GetSecrets() []*Secret {
 	return nil
 }
 
+func (x *State) GetGithubBindings() []*GithubBinding {
+	if x != nil {
+		return x.GithubBindings
+	}
+	return nil
+}
+
 // Secret is one secret of a component, sealed with a root key of the cluster keyring
 // (AES-256-GCM) before its command entered Raft. The key itself never enters Raft; nodes
 // hold it on disk and fetch it from each other over mTLS. Never returned by a read API.
@@ -2091,7 +2173,7 @@ type Secret struct {
 
 func (x *Secret) Reset() {
 	*x = Secret{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[16]
+	mi := &file_v9_state_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2185,7 @@ func (x *Secret) String() string {
 func (*Secret) ProtoMessage() {}
 
 func (x *Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[16]
+	mi := &file_v9_state_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2198,7 @@ func (x *Secret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Secret.ProtoReflect.Descriptor instead.
 func (*Secret) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{16}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Secret) GetComponentId() string {
@@ -2177,7 +2259,7 @@ type CreateComponent struct {
 
 func (x *CreateComponent) Reset() {
 	*x = CreateComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[17]
+	mi := &file_v9_state_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2271,7 @@ func (x *CreateComponent) String() string {
 func (*CreateComponent) ProtoMessage() {}
 
 func (x *CreateComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[17]
+	mi := &file_v9_state_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2284,7 @@ func (x *CreateComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateComponent.ProtoReflect.Descriptor instead.
 func (*CreateComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{17}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateComponent) GetComponent() *Component {
@@ -2226,7 +2308,7 @@ type PutSecret struct {
 
 func (x *PutSecret) Reset() {
 	*x = PutSecret{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[18]
+	mi := &file_v9_state_v1_state_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2238,7 +2320,7 @@ func (x *PutSecret) String() string {
 func (*PutSecret) ProtoMessage() {}
 
 func (x *PutSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[18]
+	mi := &file_v9_state_v1_state_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2251,7 +2333,7 @@ func (x *PutSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutSecret.ProtoReflect.Descriptor instead.
 func (*PutSecret) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{18}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PutSecret) GetComponent() string {
@@ -2299,7 +2381,7 @@ type DeleteSecret struct {
 
 func (x *DeleteSecret) Reset() {
 	*x = DeleteSecret{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[19]
+	mi := &file_v9_state_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2311,7 +2393,7 @@ func (x *DeleteSecret) String() string {
 func (*DeleteSecret) ProtoMessage() {}
 
 func (x *DeleteSecret) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[19]
+	mi := &file_v9_state_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2324,7 +2406,7 @@ func (x *DeleteSecret) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSecret.ProtoReflect.Descriptor instead.
 func (*DeleteSecret) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteSecret) GetComponent() string {
@@ -2356,7 +2438,7 @@ type CreateLinkedComponent struct {
 
 func (x *CreateLinkedComponent) Reset() {
 	*x = CreateLinkedComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[20]
+	mi := &file_v9_state_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2450,7 @@ func (x *CreateLinkedComponent) String() string {
 func (*CreateLinkedComponent) ProtoMessage() {}
 
 func (x *CreateLinkedComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[20]
+	mi := &file_v9_state_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2463,7 @@ func (x *CreateLinkedComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLinkedComponent.ProtoReflect.Descriptor instead.
 func (*CreateLinkedComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateLinkedComponent) GetComponent() *Component {
@@ -2419,7 +2501,7 @@ type UpdateComponentSpec struct {
 
 func (x *UpdateComponentSpec) Reset() {
 	*x = UpdateComponentSpec{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[21]
+	mi := &file_v9_state_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2431,7 +2513,7 @@ func (x *UpdateComponentSpec) String() string {
 func (*UpdateComponentSpec) ProtoMessage() {}
 
 func (x *UpdateComponentSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[21]
+	mi := &file_v9_state_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2444,7 +2526,7 @@ func (x *UpdateComponentSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateComponentSpec.ProtoReflect.Descriptor instead.
 func (*UpdateComponentSpec) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateComponentSpec) GetName() string {
@@ -2478,7 +2560,7 @@ type SetComponentDesired struct {
 
 func (x *SetComponentDesired) Reset() {
 	*x = SetComponentDesired{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[22]
+	mi := &file_v9_state_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2572,7 @@ func (x *SetComponentDesired) String() string {
 func (*SetComponentDesired) ProtoMessage() {}
 
 func (x *SetComponentDesired) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[22]
+	mi := &file_v9_state_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2585,7 @@ func (x *SetComponentDesired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetComponentDesired.ProtoReflect.Descriptor instead.
 func (*SetComponentDesired) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SetComponentDesired) GetName() string {
@@ -2530,7 +2612,7 @@ type ScaleComponent struct {
 
 func (x *ScaleComponent) Reset() {
 	*x = ScaleComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[23]
+	mi := &file_v9_state_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2542,7 +2624,7 @@ func (x *ScaleComponent) String() string {
 func (*ScaleComponent) ProtoMessage() {}
 
 func (x *ScaleComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[23]
+	mi := &file_v9_state_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2555,7 +2637,7 @@ func (x *ScaleComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleComponent.ProtoReflect.Descriptor instead.
 func (*ScaleComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{23}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ScaleComponent) GetName() string {
@@ -2581,7 +2663,7 @@ type DeleteComponent struct {
 
 func (x *DeleteComponent) Reset() {
 	*x = DeleteComponent{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[24]
+	mi := &file_v9_state_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2593,7 +2675,7 @@ func (x *DeleteComponent) String() string {
 func (*DeleteComponent) ProtoMessage() {}
 
 func (x *DeleteComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[24]
+	mi := &file_v9_state_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2606,7 +2688,7 @@ func (x *DeleteComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteComponent.ProtoReflect.Descriptor instead.
 func (*DeleteComponent) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{24}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteComponent) GetName() string {
@@ -2625,7 +2707,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[25]
+	mi := &file_v9_state_v1_state_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2719,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[25]
+	mi := &file_v9_state_v1_state_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2650,7 +2732,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{25}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RegisterNode) GetNode() *Node {
@@ -2670,7 +2752,7 @@ type SetNodeStatus struct {
 
 func (x *SetNodeStatus) Reset() {
 	*x = SetNodeStatus{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[26]
+	mi := &file_v9_state_v1_state_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2682,7 +2764,7 @@ func (x *SetNodeStatus) String() string {
 func (*SetNodeStatus) ProtoMessage() {}
 
 func (x *SetNodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[26]
+	mi := &file_v9_state_v1_state_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2695,7 +2777,7 @@ func (x *SetNodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetNodeStatus.ProtoReflect.Descriptor instead.
 func (*SetNodeStatus) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{26}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetNodeStatus) GetId() string {
@@ -2721,7 +2803,7 @@ type RemoveNode struct {
 
 func (x *RemoveNode) Reset() {
 	*x = RemoveNode{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[27]
+	mi := &file_v9_state_v1_state_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +2815,7 @@ func (x *RemoveNode) String() string {
 func (*RemoveNode) ProtoMessage() {}
 
 func (x *RemoveNode) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[27]
+	mi := &file_v9_state_v1_state_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +2828,7 @@ func (x *RemoveNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNode.ProtoReflect.Descriptor instead.
 func (*RemoveNode) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{27}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RemoveNode) GetId() string {
@@ -2765,7 +2847,7 @@ type CreateDeployment struct {
 
 func (x *CreateDeployment) Reset() {
 	*x = CreateDeployment{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[28]
+	mi := &file_v9_state_v1_state_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +2859,7 @@ func (x *CreateDeployment) String() string {
 func (*CreateDeployment) ProtoMessage() {}
 
 func (x *CreateDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[28]
+	mi := &file_v9_state_v1_state_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +2872,7 @@ func (x *CreateDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateDeployment.ProtoReflect.Descriptor instead.
 func (*CreateDeployment) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{28}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateDeployment) GetDeployment() *Deployment {
@@ -2825,7 +2907,7 @@ type SetDeploymentStatus struct {
 
 func (x *SetDeploymentStatus) Reset() {
 	*x = SetDeploymentStatus{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[29]
+	mi := &file_v9_state_v1_state_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2837,7 +2919,7 @@ func (x *SetDeploymentStatus) String() string {
 func (*SetDeploymentStatus) ProtoMessage() {}
 
 func (x *SetDeploymentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[29]
+	mi := &file_v9_state_v1_state_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2850,7 +2932,7 @@ func (x *SetDeploymentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetDeploymentStatus.ProtoReflect.Descriptor instead.
 func (*SetDeploymentStatus) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{29}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetDeploymentStatus) GetId() string {
@@ -2933,7 +3015,7 @@ type StartCanary struct {
 
 func (x *StartCanary) Reset() {
 	*x = StartCanary{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[30]
+	mi := &file_v9_state_v1_state_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2945,7 +3027,7 @@ func (x *StartCanary) String() string {
 func (*StartCanary) ProtoMessage() {}
 
 func (x *StartCanary) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[30]
+	mi := &file_v9_state_v1_state_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2958,7 +3040,7 @@ func (x *StartCanary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartCanary.ProtoReflect.Descriptor instead.
 func (*StartCanary) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{30}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StartCanary) GetDeploymentId() string {
@@ -2978,7 +3060,7 @@ type EndCanary struct {
 
 func (x *EndCanary) Reset() {
 	*x = EndCanary{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	mi := &file_v9_state_v1_state_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2990,7 +3072,7 @@ func (x *EndCanary) String() string {
 func (*EndCanary) ProtoMessage() {}
 
 func (x *EndCanary) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[31]
+	mi := &file_v9_state_v1_state_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3003,7 +3085,7 @@ func (x *EndCanary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndCanary.ProtoReflect.Descriptor instead.
 func (*EndCanary) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{31}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *EndCanary) GetDeploymentId() string {
@@ -3029,7 +3111,7 @@ type FailSpecRoll struct {
 
 func (x *FailSpecRoll) Reset() {
 	*x = FailSpecRoll{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	mi := &file_v9_state_v1_state_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3041,7 +3123,7 @@ func (x *FailSpecRoll) String() string {
 func (*FailSpecRoll) ProtoMessage() {}
 
 func (x *FailSpecRoll) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[32]
+	mi := &file_v9_state_v1_state_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3054,7 +3136,7 @@ func (x *FailSpecRoll) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailSpecRoll.ProtoReflect.Descriptor instead.
 func (*FailSpecRoll) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{32}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *FailSpecRoll) GetComponentId() string {
@@ -3088,7 +3170,7 @@ type ActivateDeployment struct {
 
 func (x *ActivateDeployment) Reset() {
 	*x = ActivateDeployment{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[33]
+	mi := &file_v9_state_v1_state_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3100,7 +3182,7 @@ func (x *ActivateDeployment) String() string {
 func (*ActivateDeployment) ProtoMessage() {}
 
 func (x *ActivateDeployment) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[33]
+	mi := &file_v9_state_v1_state_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3113,7 +3195,7 @@ func (x *ActivateDeployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivateDeployment.ProtoReflect.Descriptor instead.
 func (*ActivateDeployment) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{33}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ActivateDeployment) GetComponentId() string {
@@ -3139,7 +3221,7 @@ type PutPlacements struct {
 
 func (x *PutPlacements) Reset() {
 	*x = PutPlacements{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[34]
+	mi := &file_v9_state_v1_state_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3151,7 +3233,7 @@ func (x *PutPlacements) String() string {
 func (*PutPlacements) ProtoMessage() {}
 
 func (x *PutPlacements) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[34]
+	mi := &file_v9_state_v1_state_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3164,7 +3246,7 @@ func (x *PutPlacements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPlacements.ProtoReflect.Descriptor instead.
 func (*PutPlacements) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{34}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PutPlacements) GetPlacements() []*Placement {
@@ -3185,7 +3267,7 @@ type SetPlacementObserved struct {
 
 func (x *SetPlacementObserved) Reset() {
 	*x = SetPlacementObserved{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[35]
+	mi := &file_v9_state_v1_state_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3197,7 +3279,7 @@ func (x *SetPlacementObserved) String() string {
 func (*SetPlacementObserved) ProtoMessage() {}
 
 func (x *SetPlacementObserved) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[35]
+	mi := &file_v9_state_v1_state_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3210,7 +3292,7 @@ func (x *SetPlacementObserved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPlacementObserved.ProtoReflect.Descriptor instead.
 func (*SetPlacementObserved) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{35}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SetPlacementObserved) GetId() string {
@@ -3243,7 +3325,7 @@ type DeletePlacements struct {
 
 func (x *DeletePlacements) Reset() {
 	*x = DeletePlacements{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[36]
+	mi := &file_v9_state_v1_state_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3255,7 +3337,7 @@ func (x *DeletePlacements) String() string {
 func (*DeletePlacements) ProtoMessage() {}
 
 func (x *DeletePlacements) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[36]
+	mi := &file_v9_state_v1_state_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3268,7 +3350,7 @@ func (x *DeletePlacements) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePlacements.ProtoReflect.Descriptor instead.
 func (*DeletePlacements) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{36}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeletePlacements) GetIds() []string {
@@ -3287,7 +3369,7 @@ type CreateUser struct {
 
 func (x *CreateUser) Reset() {
 	*x = CreateUser{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[37]
+	mi := &file_v9_state_v1_state_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3299,7 +3381,7 @@ func (x *CreateUser) String() string {
 func (*CreateUser) ProtoMessage() {}
 
 func (x *CreateUser) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[37]
+	mi := &file_v9_state_v1_state_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3312,7 +3394,7 @@ func (x *CreateUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUser.ProtoReflect.Descriptor instead.
 func (*CreateUser) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{37}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateUser) GetUser() *User {
@@ -3323,15 +3405,19 @@ func (x *CreateUser) GetUser() *User {
 }
 
 type CreateApiToken struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Token         *ApiToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token *ApiToken              `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// bind_github_login binds token.github_login to token.github_user_id unless it is bound
+	// already (a sign-in through a login listed without an id); the command fails when the
+	// login is bound to another id.
+	BindGithubLogin bool `protobuf:"varint,2,opt,name=bind_github_login,json=bindGithubLogin,proto3" json:"bind_github_login,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CreateApiToken) Reset() {
 	*x = CreateApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[38]
+	mi := &file_v9_state_v1_state_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3343,7 +3429,7 @@ func (x *CreateApiToken) String() string {
 func (*CreateApiToken) ProtoMessage() {}
 
 func (x *CreateApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[38]
+	mi := &file_v9_state_v1_state_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3356,7 +3442,7 @@ func (x *CreateApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateApiToken.ProtoReflect.Descriptor instead.
 func (*CreateApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{38}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateApiToken) GetToken() *ApiToken {
@@ -3364,6 +3450,59 @@ func (x *CreateApiToken) GetToken() *ApiToken {
 		return x.Token
 	}
 	return nil
+}
+
+func (x *CreateApiToken) GetBindGithubLogin() bool {
+	if x != nil {
+		return x.BindGithubLogin
+	}
+	return false
+}
+
+// DeleteGithubBinding drops a login's binding: the next GitHub user to sign in with the
+// login is bound instead (an admin's decision after a rename).
+type DeleteGithubBinding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Login         string                 `protobuf:"bytes,1,opt,name=login,proto3" json:"login,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGithubBinding) Reset() {
+	*x = DeleteGithubBinding{}
+	mi := &file_v9_state_v1_state_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGithubBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGithubBinding) ProtoMessage() {}
+
+func (x *DeleteGithubBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_v9_state_v1_state_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGithubBinding.ProtoReflect.Descriptor instead.
+func (*DeleteGithubBinding) Descriptor() ([]byte, []int) {
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *DeleteGithubBinding) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
 }
 
 type DeleteApiToken struct {
@@ -3375,7 +3514,7 @@ type DeleteApiToken struct {
 
 func (x *DeleteApiToken) Reset() {
 	*x = DeleteApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[39]
+	mi := &file_v9_state_v1_state_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3387,7 +3526,7 @@ func (x *DeleteApiToken) String() string {
 func (*DeleteApiToken) ProtoMessage() {}
 
 func (x *DeleteApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[39]
+	mi := &file_v9_state_v1_state_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3400,7 +3539,7 @@ func (x *DeleteApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteApiToken.ProtoReflect.Descriptor instead.
 func (*DeleteApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{39}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteApiToken) GetId() string {
@@ -3420,7 +3559,7 @@ type AclBootstrap struct {
 
 func (x *AclBootstrap) Reset() {
 	*x = AclBootstrap{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[40]
+	mi := &file_v9_state_v1_state_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3432,7 +3571,7 @@ func (x *AclBootstrap) String() string {
 func (*AclBootstrap) ProtoMessage() {}
 
 func (x *AclBootstrap) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[40]
+	mi := &file_v9_state_v1_state_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3445,7 +3584,7 @@ func (x *AclBootstrap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AclBootstrap.ProtoReflect.Descriptor instead.
 func (*AclBootstrap) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{40}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AclBootstrap) GetToken() *ApiToken {
@@ -3465,7 +3604,7 @@ type RevokeApiToken struct {
 
 func (x *RevokeApiToken) Reset() {
 	*x = RevokeApiToken{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[41]
+	mi := &file_v9_state_v1_state_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3477,7 +3616,7 @@ func (x *RevokeApiToken) String() string {
 func (*RevokeApiToken) ProtoMessage() {}
 
 func (x *RevokeApiToken) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[41]
+	mi := &file_v9_state_v1_state_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3490,7 +3629,7 @@ func (x *RevokeApiToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeApiToken.ProtoReflect.Descriptor instead.
 func (*RevokeApiToken) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{41}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RevokeApiToken) GetId() string {
@@ -3510,7 +3649,7 @@ type TouchApiTokens struct {
 
 func (x *TouchApiTokens) Reset() {
 	*x = TouchApiTokens{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[42]
+	mi := &file_v9_state_v1_state_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3522,7 +3661,7 @@ func (x *TouchApiTokens) String() string {
 func (*TouchApiTokens) ProtoMessage() {}
 
 func (x *TouchApiTokens) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[42]
+	mi := &file_v9_state_v1_state_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3535,7 +3674,7 @@ func (x *TouchApiTokens) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TouchApiTokens.ProtoReflect.Descriptor instead.
 func (*TouchApiTokens) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{42}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *TouchApiTokens) GetLastUsed() map[string]*timestamppb.Timestamp {
@@ -3554,7 +3693,7 @@ type PutGithubLink struct {
 
 func (x *PutGithubLink) Reset() {
 	*x = PutGithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[43]
+	mi := &file_v9_state_v1_state_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3566,7 +3705,7 @@ func (x *PutGithubLink) String() string {
 func (*PutGithubLink) ProtoMessage() {}
 
 func (x *PutGithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[43]
+	mi := &file_v9_state_v1_state_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3579,7 +3718,7 @@ func (x *PutGithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutGithubLink.ProtoReflect.Descriptor instead.
 func (*PutGithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{43}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PutGithubLink) GetLink() *GithubLink {
@@ -3598,7 +3737,7 @@ type DeleteGithubLink struct {
 
 func (x *DeleteGithubLink) Reset() {
 	*x = DeleteGithubLink{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[44]
+	mi := &file_v9_state_v1_state_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3610,7 +3749,7 @@ func (x *DeleteGithubLink) String() string {
 func (*DeleteGithubLink) ProtoMessage() {}
 
 func (x *DeleteGithubLink) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[44]
+	mi := &file_v9_state_v1_state_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3623,7 +3762,7 @@ func (x *DeleteGithubLink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGithubLink.ProtoReflect.Descriptor instead.
 func (*DeleteGithubLink) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{44}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DeleteGithubLink) GetComponentId() string {
@@ -3640,7 +3779,8 @@ type Command struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Time            *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
 	IgnoreIfUnknown bool                   `protobuf:"varint,2,opt,name=ignore_if_unknown,json=ignoreIfUnknown,proto3" json:"ignore_if_unknown,omitempty"`
-	// actor is who asked for the write ("token:<accessor> (<name>)", "user:<login>"), stamped
+	// actor is who asked for the write ("token:<accessor> (<name>)", "user:<login> (id
+	// <GitHub user id>)"), stamped
 	// by the API layer of the node that received the request; "" for the nodes' own writes.
 	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Types that are valid to be assigned to Op:
@@ -3673,6 +3813,7 @@ type Command struct {
 	//	*Command_TouchApiTokens
 	//	*Command_PutSecret
 	//	*Command_DeleteSecret
+	//	*Command_DeleteGithubBinding
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3680,7 +3821,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_v9_state_v1_state_proto_msgTypes[45]
+	mi := &file_v9_state_v1_state_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3692,7 +3833,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_v9_state_v1_state_proto_msgTypes[45]
+	mi := &file_v9_state_v1_state_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3705,7 +3846,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{45}
+	return file_v9_state_v1_state_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Command) GetTime() *timestamppb.Timestamp {
@@ -3988,6 +4129,15 @@ func (x *Command) GetDeleteSecret() *DeleteSecret {
 	return nil
 }
 
+func (x *Command) GetDeleteGithubBinding() *DeleteGithubBinding {
+	if x != nil {
+		if x, ok := x.Op.(*Command_DeleteGithubBinding); ok {
+			return x.DeleteGithubBinding
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -4104,6 +4254,10 @@ type Command_DeleteSecret struct {
 	DeleteSecret *DeleteSecret `protobuf:"bytes,59,opt,name=delete_secret,json=deleteSecret,proto3,oneof"`
 }
 
+type Command_DeleteGithubBinding struct {
+	DeleteGithubBinding *DeleteGithubBinding `protobuf:"bytes,60,opt,name=delete_github_binding,json=deleteGithubBinding,proto3,oneof"`
+}
+
 func (*Command_CreateComponent) isCommand_Op() {}
 
 func (*Command_UpdateComponentSpec) isCommand_Op() {}
@@ -4159,6 +4313,8 @@ func (*Command_TouchApiTokens) isCommand_Op() {}
 func (*Command_PutSecret) isCommand_Op() {}
 
 func (*Command_DeleteSecret) isCommand_Op() {}
+
+func (*Command_DeleteGithubBinding) isCommand_Op() {}
 
 var File_v9_state_v1_state_proto protoreflect.FileDescriptor
 
@@ -4313,7 +4469,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12;\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xc3\x04\n" +
+	"createTime\"\xe9\x04\n" +
 	"\bApiToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x12\n" +
@@ -4333,7 +4489,13 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\asession\x18\f \x01(\bR\asession\x12!\n" +
 	"\fgithub_token\x18\r \x01(\fR\vgithubToken\x12-\n" +
 	"\x13github_token_key_id\x18\x0e \x01(\tR\x10githubTokenKeyId\x12,\n" +
-	"\x12github_token_nonce\x18\x0f \x01(\fR\x10githubTokenNonce\"\x90\x01\n" +
+	"\x12github_token_nonce\x18\x0f \x01(\fR\x10githubTokenNonce\x12$\n" +
+	"\x0egithub_user_id\x18\x10 \x01(\x03R\fgithubUserId\"\x88\x01\n" +
+	"\rGithubBinding\x12\x14\n" +
+	"\x05login\x18\x01 \x01(\tR\x05login\x12$\n" +
+	"\x0egithub_user_id\x18\x02 \x01(\x03R\fgithubUserId\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\x90\x01\n" +
 	"\n" +
 	"AuditEntry\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12.\n" +
@@ -4350,7 +4512,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x06secret\x18\x05 \x01(\fR\x06secret\x12!\n" +
 	"\fpoll_seconds\x18\x06 \x01(\rR\vpollSeconds\x12\"\n" +
 	"\rsecret_key_id\x18\a \x01(\tR\vsecretKeyId\x12!\n" +
-	"\fsecret_nonce\x18\b \x01(\fR\vsecretNonce\"\x95\x04\n" +
+	"\fsecret_nonce\x18\b \x01(\fR\vsecretNonce\"\xda\x04\n" +
 	"\x05State\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x126\n" +
 	"\n" +
@@ -4368,7 +4530,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x10acl_bootstrapped\x18\t \x01(\bR\x0faclBootstrapped\x12-\n" +
 	"\x05audit\x18\n" +
 	" \x03(\v2\x17.v9.state.v1.AuditEntryR\x05audit\x12-\n" +
-	"\asecrets\x18\v \x03(\v2\x13.v9.state.v1.SecretR\asecrets\"\xec\x01\n" +
+	"\asecrets\x18\v \x03(\v2\x13.v9.state.v1.SecretR\asecrets\x12C\n" +
+	"\x0fgithub_bindings\x18\f \x03(\v2\x1a.v9.state.v1.GithubBindingR\x0egithubBindings\"\xec\x01\n" +
 	"\x06Secret\x12!\n" +
 	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -4461,9 +4624,12 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\"3\n" +
 	"\n" +
 	"CreateUser\x12%\n" +
-	"\x04user\x18\x01 \x01(\v2\x11.v9.state.v1.UserR\x04user\"=\n" +
+	"\x04user\x18\x01 \x01(\v2\x11.v9.state.v1.UserR\x04user\"i\n" +
 	"\x0eCreateApiToken\x12+\n" +
-	"\x05token\x18\x01 \x01(\v2\x15.v9.state.v1.ApiTokenR\x05token\" \n" +
+	"\x05token\x18\x01 \x01(\v2\x15.v9.state.v1.ApiTokenR\x05token\x12*\n" +
+	"\x11bind_github_login\x18\x02 \x01(\bR\x0fbindGithubLogin\"+\n" +
+	"\x13DeleteGithubBinding\x12\x14\n" +
+	"\x05login\x18\x01 \x01(\tR\x05login\" \n" +
 	"\x0eDeleteApiToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\";\n" +
 	"\fAclBootstrap\x12+\n" +
@@ -4478,7 +4644,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\rPutGithubLink\x12+\n" +
 	"\x04link\x18\x01 \x01(\v2\x17.v9.state.v1.GithubLinkR\x04link\"5\n" +
 	"\x10DeleteGithubLink\x12!\n" +
-	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\"\x86\x11\n" +
+	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\"\xde\x11\n" +
 	"\aCommand\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12*\n" +
 	"\x11ignore_if_unknown\x18\x02 \x01(\bR\x0fignoreIfUnknown\x12\x14\n" +
@@ -4515,7 +4681,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x10touch_api_tokens\x189 \x01(\v2\x1b.v9.state.v1.TouchApiTokensH\x00R\x0etouchApiTokens\x127\n" +
 	"\n" +
 	"put_secret\x18: \x01(\v2\x16.v9.state.v1.PutSecretH\x00R\tputSecret\x12@\n" +
-	"\rdelete_secret\x18; \x01(\v2\x19.v9.state.v1.DeleteSecretH\x00R\fdeleteSecretB\x04\n" +
+	"\rdelete_secret\x18; \x01(\v2\x19.v9.state.v1.DeleteSecretH\x00R\fdeleteSecret\x12V\n" +
+	"\x15delete_github_binding\x18< \x01(\v2 .v9.state.v1.DeleteGithubBindingH\x00R\x13deleteGithubBindingB\x04\n" +
 	"\x02op*K\n" +
 	"\aRuntime\x12\x17\n" +
 	"\x13RUNTIME_UNSPECIFIED\x10\x00\x12\x10\n" +
@@ -4562,7 +4729,7 @@ func file_v9_state_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_v9_state_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_v9_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_v9_state_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_v9_state_v1_state_proto_goTypes = []any{
 	(Runtime)(0),                  // 0: v9.state.v1.Runtime
 	(DesiredState)(0),             // 1: v9.state.v1.DesiredState
@@ -4583,46 +4750,48 @@ var file_v9_state_v1_state_proto_goTypes = []any{
 	(*Placement)(nil),             // 16: v9.state.v1.Placement
 	(*User)(nil),                  // 17: v9.state.v1.User
 	(*ApiToken)(nil),              // 18: v9.state.v1.ApiToken
-	(*AuditEntry)(nil),            // 19: v9.state.v1.AuditEntry
-	(*GithubLink)(nil),            // 20: v9.state.v1.GithubLink
-	(*State)(nil),                 // 21: v9.state.v1.State
-	(*Secret)(nil),                // 22: v9.state.v1.Secret
-	(*CreateComponent)(nil),       // 23: v9.state.v1.CreateComponent
-	(*PutSecret)(nil),             // 24: v9.state.v1.PutSecret
-	(*DeleteSecret)(nil),          // 25: v9.state.v1.DeleteSecret
-	(*CreateLinkedComponent)(nil), // 26: v9.state.v1.CreateLinkedComponent
-	(*UpdateComponentSpec)(nil),   // 27: v9.state.v1.UpdateComponentSpec
-	(*SetComponentDesired)(nil),   // 28: v9.state.v1.SetComponentDesired
-	(*ScaleComponent)(nil),        // 29: v9.state.v1.ScaleComponent
-	(*DeleteComponent)(nil),       // 30: v9.state.v1.DeleteComponent
-	(*RegisterNode)(nil),          // 31: v9.state.v1.RegisterNode
-	(*SetNodeStatus)(nil),         // 32: v9.state.v1.SetNodeStatus
-	(*RemoveNode)(nil),            // 33: v9.state.v1.RemoveNode
-	(*CreateDeployment)(nil),      // 34: v9.state.v1.CreateDeployment
-	(*SetDeploymentStatus)(nil),   // 35: v9.state.v1.SetDeploymentStatus
-	(*StartCanary)(nil),           // 36: v9.state.v1.StartCanary
-	(*EndCanary)(nil),             // 37: v9.state.v1.EndCanary
-	(*FailSpecRoll)(nil),          // 38: v9.state.v1.FailSpecRoll
-	(*ActivateDeployment)(nil),    // 39: v9.state.v1.ActivateDeployment
-	(*PutPlacements)(nil),         // 40: v9.state.v1.PutPlacements
-	(*SetPlacementObserved)(nil),  // 41: v9.state.v1.SetPlacementObserved
-	(*DeletePlacements)(nil),      // 42: v9.state.v1.DeletePlacements
-	(*CreateUser)(nil),            // 43: v9.state.v1.CreateUser
-	(*CreateApiToken)(nil),        // 44: v9.state.v1.CreateApiToken
-	(*DeleteApiToken)(nil),        // 45: v9.state.v1.DeleteApiToken
-	(*AclBootstrap)(nil),          // 46: v9.state.v1.AclBootstrap
-	(*RevokeApiToken)(nil),        // 47: v9.state.v1.RevokeApiToken
-	(*TouchApiTokens)(nil),        // 48: v9.state.v1.TouchApiTokens
-	(*PutGithubLink)(nil),         // 49: v9.state.v1.PutGithubLink
-	(*DeleteGithubLink)(nil),      // 50: v9.state.v1.DeleteGithubLink
-	(*Command)(nil),               // 51: v9.state.v1.Command
-	nil,                           // 52: v9.state.v1.ComponentSpec.EnvEntry
-	nil,                           // 53: v9.state.v1.UserSettings.EnvEntry
-	nil,                           // 54: v9.state.v1.TouchApiTokens.LastUsedEntry
-	(*timestamppb.Timestamp)(nil), // 55: google.protobuf.Timestamp
+	(*GithubBinding)(nil),         // 19: v9.state.v1.GithubBinding
+	(*AuditEntry)(nil),            // 20: v9.state.v1.AuditEntry
+	(*GithubLink)(nil),            // 21: v9.state.v1.GithubLink
+	(*State)(nil),                 // 22: v9.state.v1.State
+	(*Secret)(nil),                // 23: v9.state.v1.Secret
+	(*CreateComponent)(nil),       // 24: v9.state.v1.CreateComponent
+	(*PutSecret)(nil),             // 25: v9.state.v1.PutSecret
+	(*DeleteSecret)(nil),          // 26: v9.state.v1.DeleteSecret
+	(*CreateLinkedComponent)(nil), // 27: v9.state.v1.CreateLinkedComponent
+	(*UpdateComponentSpec)(nil),   // 28: v9.state.v1.UpdateComponentSpec
+	(*SetComponentDesired)(nil),   // 29: v9.state.v1.SetComponentDesired
+	(*ScaleComponent)(nil),        // 30: v9.state.v1.ScaleComponent
+	(*DeleteComponent)(nil),       // 31: v9.state.v1.DeleteComponent
+	(*RegisterNode)(nil),          // 32: v9.state.v1.RegisterNode
+	(*SetNodeStatus)(nil),         // 33: v9.state.v1.SetNodeStatus
+	(*RemoveNode)(nil),            // 34: v9.state.v1.RemoveNode
+	(*CreateDeployment)(nil),      // 35: v9.state.v1.CreateDeployment
+	(*SetDeploymentStatus)(nil),   // 36: v9.state.v1.SetDeploymentStatus
+	(*StartCanary)(nil),           // 37: v9.state.v1.StartCanary
+	(*EndCanary)(nil),             // 38: v9.state.v1.EndCanary
+	(*FailSpecRoll)(nil),          // 39: v9.state.v1.FailSpecRoll
+	(*ActivateDeployment)(nil),    // 40: v9.state.v1.ActivateDeployment
+	(*PutPlacements)(nil),         // 41: v9.state.v1.PutPlacements
+	(*SetPlacementObserved)(nil),  // 42: v9.state.v1.SetPlacementObserved
+	(*DeletePlacements)(nil),      // 43: v9.state.v1.DeletePlacements
+	(*CreateUser)(nil),            // 44: v9.state.v1.CreateUser
+	(*CreateApiToken)(nil),        // 45: v9.state.v1.CreateApiToken
+	(*DeleteGithubBinding)(nil),   // 46: v9.state.v1.DeleteGithubBinding
+	(*DeleteApiToken)(nil),        // 47: v9.state.v1.DeleteApiToken
+	(*AclBootstrap)(nil),          // 48: v9.state.v1.AclBootstrap
+	(*RevokeApiToken)(nil),        // 49: v9.state.v1.RevokeApiToken
+	(*TouchApiTokens)(nil),        // 50: v9.state.v1.TouchApiTokens
+	(*PutGithubLink)(nil),         // 51: v9.state.v1.PutGithubLink
+	(*DeleteGithubLink)(nil),      // 52: v9.state.v1.DeleteGithubLink
+	(*Command)(nil),               // 53: v9.state.v1.Command
+	nil,                           // 54: v9.state.v1.ComponentSpec.EnvEntry
+	nil,                           // 55: v9.state.v1.UserSettings.EnvEntry
+	nil,                           // 56: v9.state.v1.TouchApiTokens.LastUsedEntry
+	(*timestamppb.Timestamp)(nil), // 57: google.protobuf.Timestamp
 }
 var file_v9_state_v1_state_proto_depIdxs = []int32{
-	52, // 0: v9.state.v1.ComponentSpec.env:type_name -> v9.state.v1.ComponentSpec.EnvEntry
+	54, // 0: v9.state.v1.ComponentSpec.env:type_name -> v9.state.v1.ComponentSpec.EnvEntry
 	7,  // 1: v9.state.v1.ComponentSpec.wasm:type_name -> v9.state.v1.WasmSpec
 	8,  // 2: v9.state.v1.ComponentSpec.container:type_name -> v9.state.v1.ContainerSpec
 	10, // 3: v9.state.v1.ComponentSpec.rollout:type_name -> v9.state.v1.RolloutSpec
@@ -4630,93 +4799,96 @@ var file_v9_state_v1_state_proto_depIdxs = []int32{
 	0,  // 5: v9.state.v1.Component.runtime:type_name -> v9.state.v1.Runtime
 	9,  // 6: v9.state.v1.Component.spec:type_name -> v9.state.v1.ComponentSpec
 	1,  // 7: v9.state.v1.Component.desired:type_name -> v9.state.v1.DesiredState
-	55, // 8: v9.state.v1.Component.create_time:type_name -> google.protobuf.Timestamp
-	55, // 9: v9.state.v1.Component.update_time:type_name -> google.protobuf.Timestamp
+	57, // 8: v9.state.v1.Component.create_time:type_name -> google.protobuf.Timestamp
+	57, // 9: v9.state.v1.Component.update_time:type_name -> google.protobuf.Timestamp
 	9,  // 10: v9.state.v1.Component.manifest_spec:type_name -> v9.state.v1.ComponentSpec
 	12, // 11: v9.state.v1.Component.user:type_name -> v9.state.v1.UserSettings
 	9,  // 12: v9.state.v1.Component.prev_spec:type_name -> v9.state.v1.ComponentSpec
 	12, // 13: v9.state.v1.Component.prev_user:type_name -> v9.state.v1.UserSettings
-	53, // 14: v9.state.v1.UserSettings.env:type_name -> v9.state.v1.UserSettings.EnvEntry
+	55, // 14: v9.state.v1.UserSettings.env:type_name -> v9.state.v1.UserSettings.EnvEntry
 	2,  // 15: v9.state.v1.Deployment.status:type_name -> v9.state.v1.DeploymentStatus
-	55, // 16: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
-	55, // 17: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
+	57, // 16: v9.state.v1.Deployment.create_time:type_name -> google.protobuf.Timestamp
+	57, // 17: v9.state.v1.Deployment.update_time:type_name -> google.protobuf.Timestamp
 	9,  // 18: v9.state.v1.Deployment.spec:type_name -> v9.state.v1.ComponentSpec
-	55, // 19: v9.state.v1.Deployment.canary_start:type_name -> google.protobuf.Timestamp
+	57, // 19: v9.state.v1.Deployment.canary_start:type_name -> google.protobuf.Timestamp
 	14, // 20: v9.state.v1.Node.capacity:type_name -> v9.state.v1.Resources
 	0,  // 21: v9.state.v1.Node.runtimes:type_name -> v9.state.v1.Runtime
 	3,  // 22: v9.state.v1.Node.status:type_name -> v9.state.v1.NodeStatus
-	55, // 23: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
+	57, // 23: v9.state.v1.Node.register_time:type_name -> google.protobuf.Timestamp
 	4,  // 24: v9.state.v1.Placement.desired:type_name -> v9.state.v1.PlacementDesired
 	5,  // 25: v9.state.v1.Placement.observed:type_name -> v9.state.v1.PlacementObserved
-	55, // 26: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	55, // 27: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
-	55, // 28: v9.state.v1.ApiToken.expire_time:type_name -> google.protobuf.Timestamp
-	55, // 29: v9.state.v1.ApiToken.last_used_time:type_name -> google.protobuf.Timestamp
-	55, // 30: v9.state.v1.ApiToken.revoke_time:type_name -> google.protobuf.Timestamp
-	55, // 31: v9.state.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	11, // 32: v9.state.v1.State.components:type_name -> v9.state.v1.Component
-	13, // 33: v9.state.v1.State.deployments:type_name -> v9.state.v1.Deployment
-	15, // 34: v9.state.v1.State.nodes:type_name -> v9.state.v1.Node
-	16, // 35: v9.state.v1.State.placements:type_name -> v9.state.v1.Placement
-	17, // 36: v9.state.v1.State.users:type_name -> v9.state.v1.User
-	18, // 37: v9.state.v1.State.api_tokens:type_name -> v9.state.v1.ApiToken
-	20, // 38: v9.state.v1.State.github_links:type_name -> v9.state.v1.GithubLink
-	19, // 39: v9.state.v1.State.audit:type_name -> v9.state.v1.AuditEntry
-	22, // 40: v9.state.v1.State.secrets:type_name -> v9.state.v1.Secret
-	55, // 41: v9.state.v1.Secret.update_time:type_name -> google.protobuf.Timestamp
-	11, // 42: v9.state.v1.CreateComponent.component:type_name -> v9.state.v1.Component
-	11, // 43: v9.state.v1.CreateLinkedComponent.component:type_name -> v9.state.v1.Component
-	20, // 44: v9.state.v1.CreateLinkedComponent.link:type_name -> v9.state.v1.GithubLink
-	13, // 45: v9.state.v1.CreateLinkedComponent.deployment:type_name -> v9.state.v1.Deployment
-	9,  // 46: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
-	1,  // 47: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
-	15, // 48: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
-	3,  // 49: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
-	13, // 50: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
-	2,  // 51: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
-	9,  // 52: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
-	16, // 53: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
-	5,  // 54: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
-	17, // 55: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
-	18, // 56: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
-	18, // 57: v9.state.v1.AclBootstrap.token:type_name -> v9.state.v1.ApiToken
-	54, // 58: v9.state.v1.TouchApiTokens.last_used:type_name -> v9.state.v1.TouchApiTokens.LastUsedEntry
-	20, // 59: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
-	55, // 60: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
-	23, // 61: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
-	27, // 62: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
-	28, // 63: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
-	29, // 64: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
-	30, // 65: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
-	26, // 66: v9.state.v1.Command.create_linked_component:type_name -> v9.state.v1.CreateLinkedComponent
-	31, // 67: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
-	32, // 68: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
-	33, // 69: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
-	34, // 70: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
-	35, // 71: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
-	39, // 72: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
-	37, // 73: v9.state.v1.Command.end_canary:type_name -> v9.state.v1.EndCanary
-	36, // 74: v9.state.v1.Command.start_canary:type_name -> v9.state.v1.StartCanary
-	38, // 75: v9.state.v1.Command.fail_spec_roll:type_name -> v9.state.v1.FailSpecRoll
-	40, // 76: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
-	41, // 77: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
-	42, // 78: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
-	43, // 79: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
-	44, // 80: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
-	45, // 81: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
-	49, // 82: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
-	50, // 83: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
-	46, // 84: v9.state.v1.Command.acl_bootstrap:type_name -> v9.state.v1.AclBootstrap
-	47, // 85: v9.state.v1.Command.revoke_api_token:type_name -> v9.state.v1.RevokeApiToken
-	48, // 86: v9.state.v1.Command.touch_api_tokens:type_name -> v9.state.v1.TouchApiTokens
-	24, // 87: v9.state.v1.Command.put_secret:type_name -> v9.state.v1.PutSecret
-	25, // 88: v9.state.v1.Command.delete_secret:type_name -> v9.state.v1.DeleteSecret
-	55, // 89: v9.state.v1.TouchApiTokens.LastUsedEntry.value:type_name -> google.protobuf.Timestamp
-	90, // [90:90] is the sub-list for method output_type
-	90, // [90:90] is the sub-list for method input_type
-	90, // [90:90] is the sub-list for extension type_name
-	90, // [90:90] is the sub-list for extension extendee
-	0,  // [0:90] is the sub-list for field type_name
+	57, // 26: v9.state.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	57, // 27: v9.state.v1.ApiToken.create_time:type_name -> google.protobuf.Timestamp
+	57, // 28: v9.state.v1.ApiToken.expire_time:type_name -> google.protobuf.Timestamp
+	57, // 29: v9.state.v1.ApiToken.last_used_time:type_name -> google.protobuf.Timestamp
+	57, // 30: v9.state.v1.ApiToken.revoke_time:type_name -> google.protobuf.Timestamp
+	57, // 31: v9.state.v1.GithubBinding.create_time:type_name -> google.protobuf.Timestamp
+	57, // 32: v9.state.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	11, // 33: v9.state.v1.State.components:type_name -> v9.state.v1.Component
+	13, // 34: v9.state.v1.State.deployments:type_name -> v9.state.v1.Deployment
+	15, // 35: v9.state.v1.State.nodes:type_name -> v9.state.v1.Node
+	16, // 36: v9.state.v1.State.placements:type_name -> v9.state.v1.Placement
+	17, // 37: v9.state.v1.State.users:type_name -> v9.state.v1.User
+	18, // 38: v9.state.v1.State.api_tokens:type_name -> v9.state.v1.ApiToken
+	21, // 39: v9.state.v1.State.github_links:type_name -> v9.state.v1.GithubLink
+	20, // 40: v9.state.v1.State.audit:type_name -> v9.state.v1.AuditEntry
+	23, // 41: v9.state.v1.State.secrets:type_name -> v9.state.v1.Secret
+	19, // 42: v9.state.v1.State.github_bindings:type_name -> v9.state.v1.GithubBinding
+	57, // 43: v9.state.v1.Secret.update_time:type_name -> google.protobuf.Timestamp
+	11, // 44: v9.state.v1.CreateComponent.component:type_name -> v9.state.v1.Component
+	11, // 45: v9.state.v1.CreateLinkedComponent.component:type_name -> v9.state.v1.Component
+	21, // 46: v9.state.v1.CreateLinkedComponent.link:type_name -> v9.state.v1.GithubLink
+	13, // 47: v9.state.v1.CreateLinkedComponent.deployment:type_name -> v9.state.v1.Deployment
+	9,  // 48: v9.state.v1.UpdateComponentSpec.spec:type_name -> v9.state.v1.ComponentSpec
+	1,  // 49: v9.state.v1.SetComponentDesired.desired:type_name -> v9.state.v1.DesiredState
+	15, // 50: v9.state.v1.RegisterNode.node:type_name -> v9.state.v1.Node
+	3,  // 51: v9.state.v1.SetNodeStatus.status:type_name -> v9.state.v1.NodeStatus
+	13, // 52: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
+	2,  // 53: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
+	9,  // 54: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
+	16, // 55: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
+	5,  // 56: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
+	17, // 57: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
+	18, // 58: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
+	18, // 59: v9.state.v1.AclBootstrap.token:type_name -> v9.state.v1.ApiToken
+	56, // 60: v9.state.v1.TouchApiTokens.last_used:type_name -> v9.state.v1.TouchApiTokens.LastUsedEntry
+	21, // 61: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
+	57, // 62: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
+	24, // 63: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
+	28, // 64: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
+	29, // 65: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
+	30, // 66: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
+	31, // 67: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
+	27, // 68: v9.state.v1.Command.create_linked_component:type_name -> v9.state.v1.CreateLinkedComponent
+	32, // 69: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
+	33, // 70: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
+	34, // 71: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
+	35, // 72: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
+	36, // 73: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
+	40, // 74: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
+	38, // 75: v9.state.v1.Command.end_canary:type_name -> v9.state.v1.EndCanary
+	37, // 76: v9.state.v1.Command.start_canary:type_name -> v9.state.v1.StartCanary
+	39, // 77: v9.state.v1.Command.fail_spec_roll:type_name -> v9.state.v1.FailSpecRoll
+	41, // 78: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
+	42, // 79: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
+	43, // 80: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
+	44, // 81: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
+	45, // 82: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
+	47, // 83: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
+	51, // 84: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
+	52, // 85: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
+	48, // 86: v9.state.v1.Command.acl_bootstrap:type_name -> v9.state.v1.AclBootstrap
+	49, // 87: v9.state.v1.Command.revoke_api_token:type_name -> v9.state.v1.RevokeApiToken
+	50, // 88: v9.state.v1.Command.touch_api_tokens:type_name -> v9.state.v1.TouchApiTokens
+	25, // 89: v9.state.v1.Command.put_secret:type_name -> v9.state.v1.PutSecret
+	26, // 90: v9.state.v1.Command.delete_secret:type_name -> v9.state.v1.DeleteSecret
+	46, // 91: v9.state.v1.Command.delete_github_binding:type_name -> v9.state.v1.DeleteGithubBinding
+	57, // 92: v9.state.v1.TouchApiTokens.LastUsedEntry.value:type_name -> google.protobuf.Timestamp
+	93, // [93:93] is the sub-list for method output_type
+	93, // [93:93] is the sub-list for method input_type
+	93, // [93:93] is the sub-list for extension type_name
+	93, // [93:93] is the sub-list for extension extendee
+	0,  // [0:93] is the sub-list for field type_name
 }
 
 func init() { file_v9_state_v1_state_proto_init() }
@@ -4725,7 +4897,7 @@ func file_v9_state_v1_state_proto_init() {
 		return
 	}
 	file_v9_state_v1_state_proto_msgTypes[6].OneofWrappers = []any{}
-	file_v9_state_v1_state_proto_msgTypes[45].OneofWrappers = []any{
+	file_v9_state_v1_state_proto_msgTypes[47].OneofWrappers = []any{
 		(*Command_CreateComponent)(nil),
 		(*Command_UpdateComponentSpec)(nil),
 		(*Command_SetComponentDesired)(nil),
@@ -4754,6 +4926,7 @@ func file_v9_state_v1_state_proto_init() {
 		(*Command_TouchApiTokens)(nil),
 		(*Command_PutSecret)(nil),
 		(*Command_DeleteSecret)(nil),
+		(*Command_DeleteGithubBinding)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4761,7 +4934,7 @@ func file_v9_state_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_v9_state_v1_state_proto_rawDesc), len(file_v9_state_v1_state_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   49,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -49,6 +49,12 @@ const (
 	ACLServiceAuthMethodsProcedure = "/v9.acl.v1.ACLService/AuthMethods"
 	// ACLServiceGitHubLoginProcedure is the fully-qualified name of the ACLService's GitHubLogin RPC.
 	ACLServiceGitHubLoginProcedure = "/v9.acl.v1.ACLService/GitHubLogin"
+	// ACLServiceListGitHubBindingsProcedure is the fully-qualified name of the ACLService's
+	// ListGitHubBindings RPC.
+	ACLServiceListGitHubBindingsProcedure = "/v9.acl.v1.ACLService/ListGitHubBindings"
+	// ACLServiceDeleteGitHubBindingProcedure is the fully-qualified name of the ACLService's
+	// DeleteGitHubBinding RPC.
+	ACLServiceDeleteGitHubBindingProcedure = "/v9.acl.v1.ACLService/DeleteGitHubBinding"
 	// ACLServiceAuditProcedure is the fully-qualified name of the ACLService's Audit RPC.
 	ACLServiceAuditProcedure = "/v9.acl.v1.ACLService/Audit"
 )
@@ -77,6 +83,13 @@ type ACLServiceClient interface {
 	// token itself and checks the cluster's allowed users and organizations. The GitHub token
 	// is kept with the v9 token, sealed (see GitHubLoginRequest).
 	GitHubLogin(context.Context, *connect.Request[v1.GitHubLoginRequest]) (*connect.Response[v1.GitHubLoginResponse], error)
+	// ListGitHubBindings lists the logins listed without an id (--admins,
+	// --github-allowed-users) and the GitHub user id each is bound to: the first to sign in
+	// with it.
+	ListGitHubBindings(context.Context, *connect.Request[v1.ListGitHubBindingsRequest]) (*connect.Response[v1.ListGitHubBindingsResponse], error)
+	// DeleteGitHubBinding drops a login's binding: the next GitHub user to sign in with that
+	// login is bound to it, and tokens of the id it was bound to lose what the login gave.
+	DeleteGitHubBinding(context.Context, *connect.Request[v1.DeleteGitHubBindingRequest]) (*connect.Response[v1.DeleteGitHubBindingResponse], error)
 	// Audit lists the most recent writes by users and tokens, newest last.
 	Audit(context.Context, *connect.Request[v1.AuditRequest]) (*connect.Response[v1.AuditResponse], error)
 }
@@ -137,6 +150,19 @@ func NewACLServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(aCLServiceMethods.ByName("GitHubLogin")),
 			connect.WithClientOptions(opts...),
 		),
+		listGitHubBindings: connect.NewClient[v1.ListGitHubBindingsRequest, v1.ListGitHubBindingsResponse](
+			httpClient,
+			baseURL+ACLServiceListGitHubBindingsProcedure,
+			connect.WithSchema(aCLServiceMethods.ByName("ListGitHubBindings")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		deleteGitHubBinding: connect.NewClient[v1.DeleteGitHubBindingRequest, v1.DeleteGitHubBindingResponse](
+			httpClient,
+			baseURL+ACLServiceDeleteGitHubBindingProcedure,
+			connect.WithSchema(aCLServiceMethods.ByName("DeleteGitHubBinding")),
+			connect.WithClientOptions(opts...),
+		),
 		audit: connect.NewClient[v1.AuditRequest, v1.AuditResponse](
 			httpClient,
 			baseURL+ACLServiceAuditProcedure,
@@ -149,14 +175,16 @@ func NewACLServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 
 // aCLServiceClient implements ACLServiceClient.
 type aCLServiceClient struct {
-	bootstrap   *connect.Client[v1.BootstrapRequest, v1.BootstrapResponse]
-	whoAmI      *connect.Client[v1.WhoAmIRequest, v1.WhoAmIResponse]
-	createToken *connect.Client[v1.CreateTokenRequest, v1.CreateTokenResponse]
-	listTokens  *connect.Client[v1.ListTokensRequest, v1.ListTokensResponse]
-	revokeToken *connect.Client[v1.RevokeTokenRequest, v1.RevokeTokenResponse]
-	authMethods *connect.Client[v1.AuthMethodsRequest, v1.AuthMethodsResponse]
-	gitHubLogin *connect.Client[v1.GitHubLoginRequest, v1.GitHubLoginResponse]
-	audit       *connect.Client[v1.AuditRequest, v1.AuditResponse]
+	bootstrap           *connect.Client[v1.BootstrapRequest, v1.BootstrapResponse]
+	whoAmI              *connect.Client[v1.WhoAmIRequest, v1.WhoAmIResponse]
+	createToken         *connect.Client[v1.CreateTokenRequest, v1.CreateTokenResponse]
+	listTokens          *connect.Client[v1.ListTokensRequest, v1.ListTokensResponse]
+	revokeToken         *connect.Client[v1.RevokeTokenRequest, v1.RevokeTokenResponse]
+	authMethods         *connect.Client[v1.AuthMethodsRequest, v1.AuthMethodsResponse]
+	gitHubLogin         *connect.Client[v1.GitHubLoginRequest, v1.GitHubLoginResponse]
+	listGitHubBindings  *connect.Client[v1.ListGitHubBindingsRequest, v1.ListGitHubBindingsResponse]
+	deleteGitHubBinding *connect.Client[v1.DeleteGitHubBindingRequest, v1.DeleteGitHubBindingResponse]
+	audit               *connect.Client[v1.AuditRequest, v1.AuditResponse]
 }
 
 // Bootstrap calls v9.acl.v1.ACLService.Bootstrap.
@@ -194,6 +222,16 @@ func (c *aCLServiceClient) GitHubLogin(ctx context.Context, req *connect.Request
 	return c.gitHubLogin.CallUnary(ctx, req)
 }
 
+// ListGitHubBindings calls v9.acl.v1.ACLService.ListGitHubBindings.
+func (c *aCLServiceClient) ListGitHubBindings(ctx context.Context, req *connect.Request[v1.ListGitHubBindingsRequest]) (*connect.Response[v1.ListGitHubBindingsResponse], error) {
+	return c.listGitHubBindings.CallUnary(ctx, req)
+}
+
+// DeleteGitHubBinding calls v9.acl.v1.ACLService.DeleteGitHubBinding.
+func (c *aCLServiceClient) DeleteGitHubBinding(ctx context.Context, req *connect.Request[v1.DeleteGitHubBindingRequest]) (*connect.Response[v1.DeleteGitHubBindingResponse], error) {
+	return c.deleteGitHubBinding.CallUnary(ctx, req)
+}
+
 // Audit calls v9.acl.v1.ACLService.Audit.
 func (c *aCLServiceClient) Audit(ctx context.Context, req *connect.Request[v1.AuditRequest]) (*connect.Response[v1.AuditResponse], error) {
 	return c.audit.CallUnary(ctx, req)
@@ -223,6 +261,13 @@ type ACLServiceHandler interface {
 	// token itself and checks the cluster's allowed users and organizations. The GitHub token
 	// is kept with the v9 token, sealed (see GitHubLoginRequest).
 	GitHubLogin(context.Context, *connect.Request[v1.GitHubLoginRequest]) (*connect.Response[v1.GitHubLoginResponse], error)
+	// ListGitHubBindings lists the logins listed without an id (--admins,
+	// --github-allowed-users) and the GitHub user id each is bound to: the first to sign in
+	// with it.
+	ListGitHubBindings(context.Context, *connect.Request[v1.ListGitHubBindingsRequest]) (*connect.Response[v1.ListGitHubBindingsResponse], error)
+	// DeleteGitHubBinding drops a login's binding: the next GitHub user to sign in with that
+	// login is bound to it, and tokens of the id it was bound to lose what the login gave.
+	DeleteGitHubBinding(context.Context, *connect.Request[v1.DeleteGitHubBindingRequest]) (*connect.Response[v1.DeleteGitHubBindingResponse], error)
 	// Audit lists the most recent writes by users and tokens, newest last.
 	Audit(context.Context, *connect.Request[v1.AuditRequest]) (*connect.Response[v1.AuditResponse], error)
 }
@@ -279,6 +324,19 @@ func NewACLServiceHandler(svc ACLServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(aCLServiceMethods.ByName("GitHubLogin")),
 		connect.WithHandlerOptions(opts...),
 	)
+	aCLServiceListGitHubBindingsHandler := connect.NewUnaryHandler(
+		ACLServiceListGitHubBindingsProcedure,
+		svc.ListGitHubBindings,
+		connect.WithSchema(aCLServiceMethods.ByName("ListGitHubBindings")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	aCLServiceDeleteGitHubBindingHandler := connect.NewUnaryHandler(
+		ACLServiceDeleteGitHubBindingProcedure,
+		svc.DeleteGitHubBinding,
+		connect.WithSchema(aCLServiceMethods.ByName("DeleteGitHubBinding")),
+		connect.WithHandlerOptions(opts...),
+	)
 	aCLServiceAuditHandler := connect.NewUnaryHandler(
 		ACLServiceAuditProcedure,
 		svc.Audit,
@@ -302,6 +360,10 @@ func NewACLServiceHandler(svc ACLServiceHandler, opts ...connect.HandlerOption) 
 			aCLServiceAuthMethodsHandler.ServeHTTP(w, r)
 		case ACLServiceGitHubLoginProcedure:
 			aCLServiceGitHubLoginHandler.ServeHTTP(w, r)
+		case ACLServiceListGitHubBindingsProcedure:
+			aCLServiceListGitHubBindingsHandler.ServeHTTP(w, r)
+		case ACLServiceDeleteGitHubBindingProcedure:
+			aCLServiceDeleteGitHubBindingHandler.ServeHTTP(w, r)
 		case ACLServiceAuditProcedure:
 			aCLServiceAuditHandler.ServeHTTP(w, r)
 		default:
@@ -339,6 +401,14 @@ func (UnimplementedACLServiceHandler) AuthMethods(context.Context, *connect.Requ
 
 func (UnimplementedACLServiceHandler) GitHubLogin(context.Context, *connect.Request[v1.GitHubLoginRequest]) (*connect.Response[v1.GitHubLoginResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.acl.v1.ACLService.GitHubLogin is not implemented"))
+}
+
+func (UnimplementedACLServiceHandler) ListGitHubBindings(context.Context, *connect.Request[v1.ListGitHubBindingsRequest]) (*connect.Response[v1.ListGitHubBindingsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.acl.v1.ACLService.ListGitHubBindings is not implemented"))
+}
+
+func (UnimplementedACLServiceHandler) DeleteGitHubBinding(context.Context, *connect.Request[v1.DeleteGitHubBindingRequest]) (*connect.Response[v1.DeleteGitHubBindingResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("v9.acl.v1.ACLService.DeleteGitHubBinding is not implemented"))
 }
 
 func (UnimplementedACLServiceHandler) Audit(context.Context, *connect.Request[v1.AuditRequest]) (*connect.Response[v1.AuditResponse], error) {

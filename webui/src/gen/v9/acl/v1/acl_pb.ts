@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file v9/acl/v1/acl.proto.
  */
 export const file_v9_acl_v1_acl: GenFile = /*@__PURE__*/
-  fileDesc("ChN2OS9hY2wvdjEvYWNsLnByb3RvEgl2OS5hY2wudjEitwIKBVRva2VuEhMKC2FjY2Vzc29yX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEcm9sZRgDIAEoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2NyZWF0b3IYBiABKAkSMgoObGFzdF91c2VkX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxnaXRodWJfbG9naW4YCSABKAkSDwoHc2Vzc2lvbhgKIAEoCCIiChBCb290c3RyYXBSZXF1ZXN0Eg4KBnNlY3JldBgBIAEoCSJEChFCb290c3RyYXBSZXNwb25zZRIfCgV0b2tlbhgBIAEoCzIQLnY5LmFjbC52MS5Ub2tlbhIOCgZzZWNyZXQYAiABKAkiDwoNV2hvQW1JUmVxdWVzdCJnCg5XaG9BbUlSZXNwb25zZRIMCgRraW5kGAEgASgJEgoKAmlkGAIgASgJEgwKBG5hbWUYAyABKAkSDAoEcm9sZRgEIAEoCRIfCgV0b2tlbhgFIAEoCzIQLnY5LmFjbC52MS5Ub2tlbiJFChJDcmVhdGVUb2tlblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIMCgRyb2xlGAIgASgJEhMKC3R0bF9zZWNvbmRzGAMgASgEIkYKE0NyZWF0ZVRva2VuUmVzcG9uc2USHwoFdG9rZW4YASABKAsyEC52OS5hY2wudjEuVG9rZW4SDgoGc2VjcmV0GAIgASgJIhMKEUxpc3RUb2tlbnNSZXF1ZXN0IjYKEkxpc3RUb2tlbnNSZXNwb25zZRIgCgZ0b2tlbnMYASADKAsyEC52OS5hY2wudjEuVG9rZW4iKQoSUmV2b2tlVG9rZW5SZXF1ZXN0EhMKC2FjY2Vzc29yX2lkGAEgASgJIiQKE1Jldm9rZVRva2VuUmVzcG9uc2USDQoFaW5kZXgYASABKAQiHQoMQXVkaXRSZXF1ZXN0Eg0KBWxpbWl0GAEgASgNIjkKDUF1ZGl0UmVzcG9uc2USKAoHZW50cmllcxgBIAMoCzIXLnY5LnN0YXRlLnYxLkF1ZGl0RW50cnkiFAoSQXV0aE1ldGhvZHNSZXF1ZXN0IjwKE0F1dGhNZXRob2RzUmVzcG9uc2USJQoGZ2l0aHViGAEgASgLMhUudjkuYWNsLnYxLkdpdEh1YkF1dGgiVAoKR2l0SHViQXV0aBIRCgljbGllbnRfaWQYASABKAkSDwoHd2ViX3VybBgCIAEoCRISCgpsb2dpbl9wYXRoGAMgASgJEg4KBnNjb3BlcxgEIAMoCSI4ChJHaXRIdWJMb2dpblJlcXVlc3QSFAoMZ2l0aHViX3Rva2VuGAEgASgJEgwKBG5hbWUYAiABKAkiZgoTR2l0SHViTG9naW5SZXNwb25zZRIfCgV0b2tlbhgBIAEoCzIQLnY5LmFjbC52MS5Ub2tlbhIOCgZzZWNyZXQYAiABKAkSDQoFbG9naW4YAyABKAkSDwoHd2FybmluZxgEIAEoCTLmBAoKQUNMU2VydmljZRJGCglCb290c3RyYXASGy52OS5hY2wudjEuQm9vdHN0cmFwUmVxdWVzdBocLnY5LmFjbC52MS5Cb290c3RyYXBSZXNwb25zZRJCCgZXaG9BbUkSGC52OS5hY2wudjEuV2hvQW1JUmVxdWVzdBoZLnY5LmFjbC52MS5XaG9BbUlSZXNwb25zZSIDkAIBEkwKC0NyZWF0ZVRva2VuEh0udjkuYWNsLnYxLkNyZWF0ZVRva2VuUmVxdWVzdBoeLnY5LmFjbC52MS5DcmVhdGVUb2tlblJlc3BvbnNlEk4KCkxpc3RUb2tlbnMSHC52OS5hY2wudjEuTGlzdFRva2Vuc1JlcXVlc3QaHS52OS5hY2wudjEuTGlzdFRva2Vuc1Jlc3BvbnNlIgOQAgESTAoLUmV2b2tlVG9rZW4SHS52OS5hY2wudjEuUmV2b2tlVG9rZW5SZXF1ZXN0Gh4udjkuYWNsLnYxLlJldm9rZVRva2VuUmVzcG9uc2USUQoLQXV0aE1ldGhvZHMSHS52OS5hY2wudjEuQXV0aE1ldGhvZHNSZXF1ZXN0Gh4udjkuYWNsLnYxLkF1dGhNZXRob2RzUmVzcG9uc2UiA5ACARJMCgtHaXRIdWJMb2dpbhIdLnY5LmFjbC52MS5HaXRIdWJMb2dpblJlcXVlc3QaHi52OS5hY2wudjEuR2l0SHViTG9naW5SZXNwb25zZRI/CgVBdWRpdBIXLnY5LmFjbC52MS5BdWRpdFJlcXVlc3QaGC52OS5hY2wudjEuQXVkaXRSZXNwb25zZSIDkAIBQjFaL2dpdGh1Yi5jb20vdmVsb2NpdHk5L3Y5L3JwYy9nZW4vdjkvYWNsL3YxO2FjbHYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_v9_state_v1_state]);
+  fileDesc("ChN2OS9hY2wvdjEvYWNsLnByb3RvEgl2OS5hY2wudjEizwIKBVRva2VuEhMKC2FjY2Vzc29yX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEcm9sZRgDIAEoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2NyZWF0b3IYBiABKAkSMgoObGFzdF91c2VkX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxnaXRodWJfbG9naW4YCSABKAkSDwoHc2Vzc2lvbhgKIAEoCBIWCg5naXRodWJfdXNlcl9pZBgLIAEoAyIiChBCb290c3RyYXBSZXF1ZXN0Eg4KBnNlY3JldBgBIAEoCSJEChFCb290c3RyYXBSZXNwb25zZRIfCgV0b2tlbhgBIAEoCzIQLnY5LmFjbC52MS5Ub2tlbhIOCgZzZWNyZXQYAiABKAkiDwoNV2hvQW1JUmVxdWVzdCJnCg5XaG9BbUlSZXNwb25zZRIMCgRraW5kGAEgASgJEgoKAmlkGAIgASgJEgwKBG5hbWUYAyABKAkSDAoEcm9sZRgEIAEoCRIfCgV0b2tlbhgFIAEoCzIQLnY5LmFjbC52MS5Ub2tlbiJFChJDcmVhdGVUb2tlblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIMCgRyb2xlGAIgASgJEhMKC3R0bF9zZWNvbmRzGAMgASgEIkYKE0NyZWF0ZVRva2VuUmVzcG9uc2USHwoFdG9rZW4YASABKAsyEC52OS5hY2wudjEuVG9rZW4SDgoGc2VjcmV0GAIgASgJIhMKEUxpc3RUb2tlbnNSZXF1ZXN0IjYKEkxpc3RUb2tlbnNSZXNwb25zZRIgCgZ0b2tlbnMYASADKAsyEC52OS5hY2wudjEuVG9rZW4iKQoSUmV2b2tlVG9rZW5SZXF1ZXN0EhMKC2FjY2Vzc29yX2lkGAEgASgJIiQKE1Jldm9rZVRva2VuUmVzcG9uc2USDQoFaW5kZXgYASABKAQiHQoMQXVkaXRSZXF1ZXN0Eg0KBWxpbWl0GAEgASgNIjkKDUF1ZGl0UmVzcG9uc2USKAoHZW50cmllcxgBIAMoCzIXLnY5LnN0YXRlLnYxLkF1ZGl0RW50cnkiFAoSQXV0aE1ldGhvZHNSZXF1ZXN0IjwKE0F1dGhNZXRob2RzUmVzcG9uc2USJQoGZ2l0aHViGAEgASgLMhUudjkuYWNsLnYxLkdpdEh1YkF1dGgiVAoKR2l0SHViQXV0aBIRCgljbGllbnRfaWQYASABKAkSDwoHd2ViX3VybBgCIAEoCRISCgpsb2dpbl9wYXRoGAMgASgJEg4KBnNjb3BlcxgEIAMoCSI4ChJHaXRIdWJMb2dpblJlcXVlc3QSFAoMZ2l0aHViX3Rva2VuGAEgASgJEgwKBG5hbWUYAiABKAkiZgoTR2l0SHViTG9naW5SZXNwb25zZRIfCgV0b2tlbhgBIAEoCzIQLnY5LmFjbC52MS5Ub2tlbhIOCgZzZWNyZXQYAiABKAkSDQoFbG9naW4YAyABKAkSDwoHd2FybmluZxgEIAEoCSJnCg1HaXRIdWJCaW5kaW5nEg0KBWxvZ2luGAEgASgJEhYKDmdpdGh1Yl91c2VyX2lkGAIgASgDEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIbChlMaXN0R2l0SHViQmluZGluZ3NSZXF1ZXN0IkgKGkxpc3RHaXRIdWJCaW5kaW5nc1Jlc3BvbnNlEioKCGJpbmRpbmdzGAEgAygLMhgudjkuYWNsLnYxLkdpdEh1YkJpbmRpbmciKwoaRGVsZXRlR2l0SHViQmluZGluZ1JlcXVlc3QSDQoFbG9naW4YASABKAkiRAobRGVsZXRlR2l0SHViQmluZGluZ1Jlc3BvbnNlEg0KBWluZGV4GAEgASgEEhYKDmdpdGh1Yl91c2VyX2lkGAIgASgDMrQGCgpBQ0xTZXJ2aWNlEkYKCUJvb3RzdHJhcBIbLnY5LmFjbC52MS5Cb290c3RyYXBSZXF1ZXN0GhwudjkuYWNsLnYxLkJvb3RzdHJhcFJlc3BvbnNlEkIKBldob0FtSRIYLnY5LmFjbC52MS5XaG9BbUlSZXF1ZXN0GhkudjkuYWNsLnYxLldob0FtSVJlc3BvbnNlIgOQAgESTAoLQ3JlYXRlVG9rZW4SHS52OS5hY2wudjEuQ3JlYXRlVG9rZW5SZXF1ZXN0Gh4udjkuYWNsLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USTgoKTGlzdFRva2VucxIcLnY5LmFjbC52MS5MaXN0VG9rZW5zUmVxdWVzdBodLnY5LmFjbC52MS5MaXN0VG9rZW5zUmVzcG9uc2UiA5ACARJMCgtSZXZva2VUb2tlbhIdLnY5LmFjbC52MS5SZXZva2VUb2tlblJlcXVlc3QaHi52OS5hY2wudjEuUmV2b2tlVG9rZW5SZXNwb25zZRJRCgtBdXRoTWV0aG9kcxIdLnY5LmFjbC52MS5BdXRoTWV0aG9kc1JlcXVlc3QaHi52OS5hY2wudjEuQXV0aE1ldGhvZHNSZXNwb25zZSIDkAIBEkwKC0dpdEh1YkxvZ2luEh0udjkuYWNsLnYxLkdpdEh1YkxvZ2luUmVxdWVzdBoeLnY5LmFjbC52MS5HaXRIdWJMb2dpblJlc3BvbnNlEmYKEkxpc3RHaXRIdWJCaW5kaW5ncxIkLnY5LmFjbC52MS5MaXN0R2l0SHViQmluZGluZ3NSZXF1ZXN0GiUudjkuYWNsLnYxLkxpc3RHaXRIdWJCaW5kaW5nc1Jlc3BvbnNlIgOQAgESZAoTRGVsZXRlR2l0SHViQmluZGluZxIlLnY5LmFjbC52MS5EZWxldGVHaXRIdWJCaW5kaW5nUmVxdWVzdBomLnY5LmFjbC52MS5EZWxldGVHaXRIdWJCaW5kaW5nUmVzcG9uc2USPwoFQXVkaXQSFy52OS5hY2wudjEuQXVkaXRSZXF1ZXN0GhgudjkuYWNsLnYxLkF1ZGl0UmVzcG9uc2UiA5ACAUIxWi9naXRodWIuY29tL3ZlbG9jaXR5OS92OS9ycGMvZ2VuL3Y5L2FjbC92MTthY2x2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_v9_state_v1_state]);
 
 /**
  * Token is a token as read APIs show it: never its secret or hash.
@@ -78,6 +78,13 @@ export type Token = Message<"v9.acl.v1.Token"> & {
    * @generated from field: bool session = 10;
    */
   session: boolean;
+
+  /**
+   * GitHub's numeric id of that user (0: a token made before ids were recorded)
+   *
+   * @generated from field: int64 github_user_id = 11;
+   */
+  githubUserId: bigint;
 };
 
 /**
@@ -479,6 +486,112 @@ export const GitHubLoginResponseSchema: GenMessage<GitHubLoginResponse> = /*@__P
   messageDesc(file_v9_acl_v1_acl, 17);
 
 /**
+ * @generated from message v9.acl.v1.GitHubBinding
+ */
+export type GitHubBinding = Message<"v9.acl.v1.GitHubBinding"> & {
+  /**
+   * lower case
+   *
+   * @generated from field: string login = 1;
+   */
+  login: string;
+
+  /**
+   * @generated from field: int64 github_user_id = 2;
+   */
+  githubUserId: bigint;
+
+  /**
+   * when that user first signed in with the login
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 3;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message v9.acl.v1.GitHubBinding.
+ * Use `create(GitHubBindingSchema)` to create a new message.
+ */
+export const GitHubBindingSchema: GenMessage<GitHubBinding> = /*@__PURE__*/
+  messageDesc(file_v9_acl_v1_acl, 18);
+
+/**
+ * @generated from message v9.acl.v1.ListGitHubBindingsRequest
+ */
+export type ListGitHubBindingsRequest = Message<"v9.acl.v1.ListGitHubBindingsRequest"> & {
+};
+
+/**
+ * Describes the message v9.acl.v1.ListGitHubBindingsRequest.
+ * Use `create(ListGitHubBindingsRequestSchema)` to create a new message.
+ */
+export const ListGitHubBindingsRequestSchema: GenMessage<ListGitHubBindingsRequest> = /*@__PURE__*/
+  messageDesc(file_v9_acl_v1_acl, 19);
+
+/**
+ * @generated from message v9.acl.v1.ListGitHubBindingsResponse
+ */
+export type ListGitHubBindingsResponse = Message<"v9.acl.v1.ListGitHubBindingsResponse"> & {
+  /**
+   * sorted by login
+   *
+   * @generated from field: repeated v9.acl.v1.GitHubBinding bindings = 1;
+   */
+  bindings: GitHubBinding[];
+};
+
+/**
+ * Describes the message v9.acl.v1.ListGitHubBindingsResponse.
+ * Use `create(ListGitHubBindingsResponseSchema)` to create a new message.
+ */
+export const ListGitHubBindingsResponseSchema: GenMessage<ListGitHubBindingsResponse> = /*@__PURE__*/
+  messageDesc(file_v9_acl_v1_acl, 20);
+
+/**
+ * @generated from message v9.acl.v1.DeleteGitHubBindingRequest
+ */
+export type DeleteGitHubBindingRequest = Message<"v9.acl.v1.DeleteGitHubBindingRequest"> & {
+  /**
+   * @generated from field: string login = 1;
+   */
+  login: string;
+};
+
+/**
+ * Describes the message v9.acl.v1.DeleteGitHubBindingRequest.
+ * Use `create(DeleteGitHubBindingRequestSchema)` to create a new message.
+ */
+export const DeleteGitHubBindingRequestSchema: GenMessage<DeleteGitHubBindingRequest> = /*@__PURE__*/
+  messageDesc(file_v9_acl_v1_acl, 21);
+
+/**
+ * @generated from message v9.acl.v1.DeleteGitHubBindingResponse
+ */
+export type DeleteGitHubBindingResponse = Message<"v9.acl.v1.DeleteGitHubBindingResponse"> & {
+  /**
+   * Raft index of the write
+   *
+   * @generated from field: uint64 index = 1;
+   */
+  index: bigint;
+
+  /**
+   * the id the login was bound to
+   *
+   * @generated from field: int64 github_user_id = 2;
+   */
+  githubUserId: bigint;
+};
+
+/**
+ * Describes the message v9.acl.v1.DeleteGitHubBindingResponse.
+ * Use `create(DeleteGitHubBindingResponseSchema)` to create a new message.
+ */
+export const DeleteGitHubBindingResponseSchema: GenMessage<DeleteGitHubBindingResponse> = /*@__PURE__*/
+  messageDesc(file_v9_acl_v1_acl, 22);
+
+/**
  * @generated from service v9.acl.v1.ACLService
  */
 export const ACLService: GenService<{
@@ -559,6 +672,29 @@ export const ACLService: GenService<{
     methodKind: "unary";
     input: typeof GitHubLoginRequestSchema;
     output: typeof GitHubLoginResponseSchema;
+  },
+  /**
+   * ListGitHubBindings lists the logins listed without an id (--admins,
+   * --github-allowed-users) and the GitHub user id each is bound to: the first to sign in
+   * with it.
+   *
+   * @generated from rpc v9.acl.v1.ACLService.ListGitHubBindings
+   */
+  listGitHubBindings: {
+    methodKind: "unary";
+    input: typeof ListGitHubBindingsRequestSchema;
+    output: typeof ListGitHubBindingsResponseSchema;
+  },
+  /**
+   * DeleteGitHubBinding drops a login's binding: the next GitHub user to sign in with that
+   * login is bound to it, and tokens of the id it was bound to lose what the login gave.
+   *
+   * @generated from rpc v9.acl.v1.ACLService.DeleteGitHubBinding
+   */
+  deleteGitHubBinding: {
+    methodKind: "unary";
+    input: typeof DeleteGitHubBindingRequestSchema;
+    output: typeof DeleteGitHubBindingResponseSchema;
   },
   /**
    * Audit lists the most recent writes by users and tokens, newest last.

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file v9/state/v1/state.proto.
  */
 export const file_v9_state_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("Chd2OS9zdGF0ZS92MS9zdGF0ZS5wcm90bxILdjkuc3RhdGUudjEiLQoGU291cmNlEhMKC2dpdGh1Yl9yZXBvGAEgASgJEg4KBmJyYW5jaBgCIAEoCSJFCghXYXNtU3BlYxIOCgZtb2R1bGUYASABKAkSDQoFYnVpbGQYAiABKAkSCwoDYWJpGAMgASgJEg0KBXJldXNlGAQgASgNIkAKDUNvbnRhaW5lclNwZWMSDQoFaW1hZ2UYASABKAkSDwoHY29tbWFuZBgCIAMoCRIPCgdhcmNoaXZlGAMgASgJIo0DCg1Db21wb25lbnRTcGVjEjAKA2VudhgBIAMoCzIjLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMuRW52RW50cnkSEQoJc2NhbGVfbWluGAIgASgNEhEKCXNjYWxlX21heBgDIAEoDRIRCglleGNsdXNpdmUYBCABKAgSEwoLY29uY3VycmVuY3kYBSABKA0SFAoMbWVtb3J5X2J5dGVzGAYgASgEEhIKCnRpbWVvdXRfbXMYByABKA0SIwoEd2FzbRgIIAEoCzIVLnY5LnN0YXRlLnYxLldhc21TcGVjEi0KCWNvbnRhaW5lchgJIAEoCzIaLnY5LnN0YXRlLnYxLkNvbnRhaW5lclNwZWMSEgoKYm9keV9ieXRlcxgKIAEoBBITCgtoZWFsdGhfcGF0aBgLIAEoCRIpCgdyb2xsb3V0GAwgASgLMhgudjkuc3RhdGUudjEuUm9sbG91dFNwZWMaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI4CgtSb2xsb3V0U3BlYxIWCg5jYW5hcnlfcGVyY2VudBgBIAEoDRIRCgl3aW5kb3dfbXMYAiABKA0ipQUKCUNvbXBvbmVudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBW93bmVyGAMgASgJEiMKBnNvdXJjZRgEIAEoCzITLnY5LnN0YXRlLnYxLlNvdXJjZRIlCgdydW50aW1lGAUgASgOMhQudjkuc3RhdGUudjEuUnVudGltZRIoCgRzcGVjGAYgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIqCgdkZXNpcmVkGAcgASgOMhkudjkuc3RhdGUudjEuRGVzaXJlZFN0YXRlEhwKFGFjdGl2ZV9kZXBsb3ltZW50X2lkGAggASgJEhAKCHJlcGxpY2FzGAkgASgNEi8KC2NyZWF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY3JlYXRlX2luZGV4GAwgASgEEhQKDG1vZGlmeV9pbmRleBgNIAEoBBIVCg1zZWNyZXRzX2luZGV4GA4gASgEEjEKDW1hbmlmZXN0X3NwZWMYDyABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEicKBHVzZXIYECABKAsyGS52OS5zdGF0ZS52MS5Vc2VyU2V0dGluZ3MSEgoKc3BlY19pbmRleBgRIAEoBBItCglwcmV2X3NwZWMYEiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEiwKCXByZXZfdXNlchgTIAEoCzIZLnY5LnN0YXRlLnYxLlVzZXJTZXR0aW5ncxIXCg9wcmV2X3NwZWNfaW5kZXgYFCABKAQSEgoKc3BlY19lcnJvchgVIAEoCSLKAgoMVXNlclNldHRpbmdzEi8KA2VudhgBIAMoCzIiLnY5LnN0YXRlLnYxLlVzZXJTZXR0aW5ncy5FbnZFbnRyeRITCgtlbnZfcmVtb3ZlZBgCIAMoCRIWCglzY2FsZV9taW4YAyABKA1IAIgBARIWCglzY2FsZV9tYXgYBCABKA1IAYgBARIYCgtjb25jdXJyZW5jeRgFIAEoDUgCiAEBEhkKDG1lbW9yeV9ieXRlcxgGIAEoBEgDiAEBEhcKCnRpbWVvdXRfbXMYByABKA1IBIgBARoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9zY2FsZV9taW5CDAoKX3NjYWxlX21heEIOCgxfY29uY3VycmVuY3lCDwoNX21lbW9yeV9ieXRlc0INCgtfdGltZW91dF9tcyK7BAoKRGVwbG95bWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSEgoKY29tbWl0X3NoYRgDIAEoCRIWCg5jb21taXRfbWVzc2FnZRgEIAEoCRIOCgZhdXRob3IYBSABKAkSFwoPYXJ0aWZhY3RfZGlnZXN0GAYgASgJEi0KBnN0YXR1cxgHIAEoDjIdLnY5LnN0YXRlLnYxLkRlcGxveW1lbnRTdGF0dXMSDQoFZXJyb3IYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxjcmVhdGVfaW5kZXgYCyABKAQSFAoMbW9kaWZ5X2luZGV4GAwgASgEEhcKD2FydGlmYWN0X29yaWdpbhgNIAEoCRIOCgZwdXNoZXIYDiABKAkSEwoLZGVsaXZlcnlfaWQYDyABKAkSDgoGYnJhbmNoGBAgASgJEigKBHNwZWMYESABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEhEKCWJ1aWxkX2xvZxgSIAEoCRINCgVhY3RvchgTIAEoCRIOCgZjYW5hcnkYFCABKAgSDgoGc2VydmVkGBUgASgIEjAKDGNhbmFyeV9zdGFydBgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiNQoJUmVzb3VyY2VzEhQKDG1lbW9yeV9ieXRlcxgBIAEoBBISCgpjcHVfbWlsbGlzGAIgASgNIrQCCgROb2RlEgoKAmlkGAEgASgJEhAKCGFwaV9hZGRyGAIgASgJEhIKCnByb3h5X2FkZHIYAyABKAkSEQoJcmFmdF9hZGRyGAQgASgJEigKCGNhcGFjaXR5GAUgASgLMhYudjkuc3RhdGUudjEuUmVzb3VyY2VzEiYKCHJ1bnRpbWVzGAYgAygOMhQudjkuc3RhdGUudjEuUnVudGltZRInCgZzdGF0dXMYByABKA4yFy52OS5zdGF0ZS52MS5Ob2RlU3RhdHVzEjEKDXJlZ2lzdGVyX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQSDQoFZHJhaW4YCyABKAgilgIKCVBsYWNlbWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSFQoNZGVwbG95bWVudF9pZBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEi4KB2Rlc2lyZWQYBSABKA4yHS52OS5zdGF0ZS52MS5QbGFjZW1lbnREZXNpcmVkEjAKCG9ic2VydmVkGAYgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAcgASgJEg0KBWVwb2NoGAggASgEEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQSEgoKc3BlY19pbmRleBgLIAEoBCJRCgRVc2VyEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqEDCghBcGlUb2tlbhIKCgJpZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc2hhMjU2GAQgASgMEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRyb2xlGAYgASgJEi8KC2V4cGlyZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdjcmVhdG9yGAggASgJEjIKDmxhc3RfdXNlZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMZ2l0aHViX2xvZ2luGAsgASgJEg8KB3Nlc3Npb24YDCABKAgSFAoMZ2l0aHViX3Rva2VuGA0gASgMEhsKE2dpdGh1Yl90b2tlbl9rZXlfaWQYDiABKAkSGgoSZ2l0aHViX3Rva2VuX25vbmNlGA8gASgMInAKCkF1ZGl0RW50cnkSDQoFaW5kZXgYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSCgoCb3AYBCABKAkSDgoGdGFyZ2V0GAUgASgJIqQBCgpHaXRodWJMaW5rEhQKDGNvbXBvbmVudF9pZBgBIAEoCRIMCgRyZXBvGAIgASgJEg4KBmJyYW5jaBgDIAEoCRIPCgdob29rX2lkGAQgASgDEg4KBnNlY3JldBgFIAEoDBIUCgxwb2xsX3NlY29uZHMYBiABKA0SFQoNc2VjcmV0X2tleV9pZBgHIAEoCRIUCgxzZWNyZXRfbm9uY2UYCCABKAwiogMKBVN0YXRlEg0KBWluZGV4GAEgASgEEioKCmNvbXBvbmVudHMYAiADKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSLAoLZGVwbG95bWVudHMYAyADKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50EiAKBW5vZGVzGAQgAygLMhEudjkuc3RhdGUudjEuTm9kZRIqCgpwbGFjZW1lbnRzGAUgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50EiAKBXVzZXJzGAYgAygLMhEudjkuc3RhdGUudjEuVXNlchIpCgphcGlfdG9rZW5zGAcgAygLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4SLQoMZ2l0aHViX2xpbmtzGAggAygLMhcudjkuc3RhdGUudjEuR2l0aHViTGluaxIYChBhY2xfYm9vdHN0cmFwcGVkGAkgASgIEiYKBWF1ZGl0GAogAygLMhcudjkuc3RhdGUudjEuQXVkaXRFbnRyeRIkCgdzZWNyZXRzGAsgAygLMhMudjkuc3RhdGUudjEuU2VjcmV0IqYBCgZTZWNyZXQSFAoMY29tcG9uZW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGa2V5X2lkGAMgASgJEg0KBW5vbmNlGAQgASgMEhIKCmNpcGhlcnRleHQYBSABKAwSLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDG1vZGlmeV9pbmRleBgHIAEoBCI8Cg9DcmVhdGVDb21wb25lbnQSKQoJY29tcG9uZW50GAEgASgLMhYudjkuc3RhdGUudjEuQ29tcG9uZW50Il8KCVB1dFNlY3JldBIRCgljb21wb25lbnQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZrZXlfaWQYAyABKAkSDQoFbm9uY2UYBCABKAwSEgoKY2lwaGVydGV4dBgFIAEoDCIvCgxEZWxldGVTZWNyZXQSEQoJY29tcG9uZW50GAEgASgJEgwKBG5hbWUYAiABKAkilgEKFUNyZWF0ZUxpbmtlZENvbXBvbmVudBIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSJQoEbGluaxgCIAEoCzIXLnY5LnN0YXRlLnYxLkdpdGh1YkxpbmsSKwoKZGVwbG95bWVudBgDIAEoCzIXLnY5LnN0YXRlLnYxLkRlcGxveW1lbnQiZAoTVXBkYXRlQ29tcG9uZW50U3BlYxIMCgRuYW1lGAEgASgJEigKBHNwZWMYAiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEhUKDWZyb21fbWFuaWZlc3QYAyABKAgiTwoTU2V0Q29tcG9uZW50RGVzaXJlZBIMCgRuYW1lGAEgASgJEioKB2Rlc2lyZWQYAiABKA4yGS52OS5zdGF0ZS52MS5EZXNpcmVkU3RhdGUiMAoOU2NhbGVDb21wb25lbnQSDAoEbmFtZRgBIAEoCRIQCghyZXBsaWNhcxgCIAEoDSIfCg9EZWxldGVDb21wb25lbnQSDAoEbmFtZRgBIAEoCSIvCgxSZWdpc3Rlck5vZGUSHwoEbm9kZRgBIAEoCzIRLnY5LnN0YXRlLnYxLk5vZGUiRAoNU2V0Tm9kZVN0YXR1cxIKCgJpZBgBIAEoCRInCgZzdGF0dXMYAiABKA4yFy52OS5zdGF0ZS52MS5Ob2RlU3RhdHVzIhgKClJlbW92ZU5vZGUSCgoCaWQYASABKAkiPwoQQ3JlYXRlRGVwbG95bWVudBIrCgpkZXBsb3ltZW50GAEgASgLMhcudjkuc3RhdGUudjEuRGVwbG95bWVudCKGAgoTU2V0RGVwbG95bWVudFN0YXR1cxIKCgJpZBgBIAEoCRItCgZzdGF0dXMYAiABKA4yHS52OS5zdGF0ZS52MS5EZXBsb3ltZW50U3RhdHVzEg0KBWVycm9yGAMgASgJEhcKD2FydGlmYWN0X2RpZ2VzdBgEIAEoCRIRCglidWlsZF9sb2cYBSABKAkSKAoEc3BlYxgGIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSFwoPYXJ0aWZhY3Rfb3JpZ2luGAcgASgJEhAKCGFjdGl2YXRlGAggASgIEhIKCmRlYWN0aXZhdGUYCSABKAgSEAoIZmFsbGJhY2sYCiABKAkiJAoLU3RhcnRDYW5hcnkSFQoNZGVwbG95bWVudF9pZBgBIAEoCSIiCglFbmRDYW5hcnkSFQoNZGVwbG95bWVudF9pZBgBIAEoCSJHCgxGYWlsU3BlY1JvbGwSFAoMY29tcG9uZW50X2lkGAEgASgJEhIKCnNwZWNfaW5kZXgYAiABKAQSDQoFZXJyb3IYAyABKAkiQQoSQWN0aXZhdGVEZXBsb3ltZW50EhQKDGNvbXBvbmVudF9pZBgBIAEoCRIVCg1kZXBsb3ltZW50X2lkGAIgASgJIjsKDVB1dFBsYWNlbWVudHMSKgoKcGxhY2VtZW50cxgBIAMoCzIWLnY5LnN0YXRlLnYxLlBsYWNlbWVudCJkChRTZXRQbGFjZW1lbnRPYnNlcnZlZBIKCgJpZBgBIAEoCRIwCghvYnNlcnZlZBgCIAEoDjIeLnY5LnN0YXRlLnYxLlBsYWNlbWVudE9ic2VydmVkEg4KBnJlYXNvbhgDIAEoCSIfChBEZWxldGVQbGFjZW1lbnRzEgsKA2lkcxgBIAMoCSItCgpDcmVhdGVVc2VyEh8KBHVzZXIYASABKAsyES52OS5zdGF0ZS52MS5Vc2VyIjYKDkNyZWF0ZUFwaVRva2VuEiQKBXRva2VuGAEgASgLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4iHAoORGVsZXRlQXBpVG9rZW4SCgoCaWQYASABKAkiNAoMQWNsQm9vdHN0cmFwEiQKBXRva2VuGAEgASgLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4iHAoOUmV2b2tlQXBpVG9rZW4SCgoCaWQYASABKAkimwEKDlRvdWNoQXBpVG9rZW5zEjwKCWxhc3RfdXNlZBgBIAMoCzIpLnY5LnN0YXRlLnYxLlRvdWNoQXBpVG9rZW5zLkxhc3RVc2VkRW50cnkaSwoNTGFzdFVzZWRFbnRyeRILCgNrZXkYASABKAkSKQoFdmFsdWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wOgI4ASI2Cg1QdXRHaXRodWJMaW5rEiUKBGxpbmsYASABKAsyFy52OS5zdGF0ZS52MS5HaXRodWJMaW5rIigKEERlbGV0ZUdpdGh1YkxpbmsSFAoMY29tcG9uZW50X2lkGAEgASgJIqANCgdDb21tYW5kEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhkKEWlnbm9yZV9pZl91bmtub3duGAIgASgIEg0KBWFjdG9yGAMgASgJEjgKEGNyZWF0ZV9jb21wb25lbnQYCiABKAsyHC52OS5zdGF0ZS52MS5DcmVhdGVDb21wb25lbnRIABJBChV1cGRhdGVfY29tcG9uZW50X3NwZWMYCyABKAsyIC52OS5zdGF0ZS52MS5VcGRhdGVDb21wb25lbnRTcGVjSAASQQoVc2V0X2NvbXBvbmVudF9kZXNpcmVkGAwgASgLMiAudjkuc3RhdGUudjEuU2V0Q29tcG9uZW50RGVzaXJlZEgAEjYKD3NjYWxlX2NvbXBvbmVudBgNIAEoCzIbLnY5LnN0YXRlLnYxLlNjYWxlQ29tcG9uZW50SAASOAoQZGVsZXRlX2NvbXBvbmVudBgOIAEoCzIcLnY5LnN0YXRlLnYxLkRlbGV0ZUNvbXBvbmVudEgAEkUKF2NyZWF0ZV9saW5rZWRfY29tcG9uZW50GA8gASgLMiIudjkuc3RhdGUudjEuQ3JlYXRlTGlua2VkQ29tcG9uZW50SAASMgoNcmVnaXN0ZXJfbm9kZRgUIAEoCzIZLnY5LnN0YXRlLnYxLlJlZ2lzdGVyTm9kZUgAEjUKD3NldF9ub2RlX3N0YXR1cxgVIAEoCzIaLnY5LnN0YXRlLnYxLlNldE5vZGVTdGF0dXNIABIuCgtyZW1vdmVfbm9kZRgWIAEoCzIXLnY5LnN0YXRlLnYxLlJlbW92ZU5vZGVIABI6ChFjcmVhdGVfZGVwbG95bWVudBgeIAEoCzIdLnY5LnN0YXRlLnYxLkNyZWF0ZURlcGxveW1lbnRIABJBChVzZXRfZGVwbG95bWVudF9zdGF0dXMYHyABKAsyIC52OS5zdGF0ZS52MS5TZXREZXBsb3ltZW50U3RhdHVzSAASPgoTYWN0aXZhdGVfZGVwbG95bWVudBggIAEoCzIfLnY5LnN0YXRlLnYxLkFjdGl2YXRlRGVwbG95bWVudEgAEiwKCmVuZF9jYW5hcnkYISABKAsyFi52OS5zdGF0ZS52MS5FbmRDYW5hcnlIABIwCgxzdGFydF9jYW5hcnkYIiABKAsyGC52OS5zdGF0ZS52MS5TdGFydENhbmFyeUgAEjMKDmZhaWxfc3BlY19yb2xsGCMgASgLMhkudjkuc3RhdGUudjEuRmFpbFNwZWNSb2xsSAASNAoOcHV0X3BsYWNlbWVudHMYKCABKAsyGi52OS5zdGF0ZS52MS5QdXRQbGFjZW1lbnRzSAASQwoWc2V0X3BsYWNlbWVudF9vYnNlcnZlZBgpIAEoCzIhLnY5LnN0YXRlLnYxLlNldFBsYWNlbWVudE9ic2VydmVkSAASOgoRZGVsZXRlX3BsYWNlbWVudHMYKiABKAsyHS52OS5zdGF0ZS52MS5EZWxldGVQbGFjZW1lbnRzSAASLgoLY3JlYXRlX3VzZXIYMiABKAsyFy52OS5zdGF0ZS52MS5DcmVhdGVVc2VySAASNwoQY3JlYXRlX2FwaV90b2tlbhgzIAEoCzIbLnY5LnN0YXRlLnYxLkNyZWF0ZUFwaVRva2VuSAASNwoQZGVsZXRlX2FwaV90b2tlbhg0IAEoCzIbLnY5LnN0YXRlLnYxLkRlbGV0ZUFwaVRva2VuSAASNQoPcHV0X2dpdGh1Yl9saW5rGDUgASgLMhoudjkuc3RhdGUudjEuUHV0R2l0aHViTGlua0gAEjsKEmRlbGV0ZV9naXRodWJfbGluaxg2IAEoCzIdLnY5LnN0YXRlLnYxLkRlbGV0ZUdpdGh1YkxpbmtIABIyCg1hY2xfYm9vdHN0cmFwGDcgASgLMhkudjkuc3RhdGUudjEuQWNsQm9vdHN0cmFwSAASNwoQcmV2b2tlX2FwaV90b2tlbhg4IAEoCzIbLnY5LnN0YXRlLnYxLlJldm9rZUFwaVRva2VuSAASNwoQdG91Y2hfYXBpX3Rva2Vucxg5IAEoCzIbLnY5LnN0YXRlLnYxLlRvdWNoQXBpVG9rZW5zSAASLAoKcHV0X3NlY3JldBg6IAEoCzIWLnY5LnN0YXRlLnYxLlB1dFNlY3JldEgAEjIKDWRlbGV0ZV9zZWNyZXQYOyABKAsyGS52OS5zdGF0ZS52MS5EZWxldGVTZWNyZXRIAEIECgJvcCpLCgdSdW50aW1lEhcKE1JVTlRJTUVfVU5TUEVDSUZJRUQQABIQCgxSVU5USU1FX1dBU00QARIVChFSVU5USU1FX0NPTlRBSU5FUhACKmIKDERlc2lyZWRTdGF0ZRIdChlERVNJUkVEX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVREVTSVJFRF9TVEFURV9SVU5OSU5HEAESGAoUREVTSVJFRF9TVEFURV9QQVVTRUQQAiqvAQoQRGVwbG95bWVudFN0YXR1cxIhCh1ERVBMT1lNRU5UX1NUQVRVU19VTlNQRUNJRklFRBAAEh0KGURFUExPWU1FTlRfU1RBVFVTX1BFTkRJTkcQARIeChpERVBMT1lNRU5UX1NUQVRVU19CVUlMRElORxACEhsKF0RFUExPWU1FTlRfU1RBVFVTX1JFQURZEAMSHAoYREVQTE9ZTUVOVF9TVEFUVVNfRkFJTEVEEAQqcAoKTm9kZVN0YXR1cxIbChdOT0RFX1NUQVRVU19VTlNQRUNJRklFRBAAEhUKEU5PREVfU1RBVFVTX1JFQURZEAESFAoQTk9ERV9TVEFUVVNfRE9XThACEhgKFE5PREVfU1RBVFVTX0RSQUlOSU5HEAMqbAoQUGxhY2VtZW50RGVzaXJlZBIhCh1QTEFDRU1FTlRfREVTSVJFRF9VTlNQRUNJRklFRBAAEhkKFVBMQUNFTUVOVF9ERVNJUkVEX1JVThABEhoKFlBMQUNFTUVOVF9ERVNJUkVEX1NUT1AQAirUAQoRUGxhY2VtZW50T2JzZXJ2ZWQSIgoeUExBQ0VNRU5UX09CU0VSVkVEX1VOU1BFQ0lGSUVEEAASHwobUExBQ0VNRU5UX09CU0VSVkVEX1NUQVJUSU5HEAESHgoaUExBQ0VNRU5UX09CU0VSVkVEX1JVTk5JTkcQAhIdChlQTEFDRU1FTlRfT0JTRVJWRURfRkFJTEVEEAMSHgoaUExBQ0VNRU5UX09CU0VSVkVEX1NUT1BQRUQQBBIbChdQTEFDRU1FTlRfT0JTRVJWRURfTE9TVBAFQjVaM2dpdGh1Yi5jb20vdmVsb2NpdHk5L3Y5L3JwYy9nZW4vdjkvc3RhdGUvdjE7c3RhdGV2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Chd2OS9zdGF0ZS92MS9zdGF0ZS5wcm90bxILdjkuc3RhdGUudjEiLQoGU291cmNlEhMKC2dpdGh1Yl9yZXBvGAEgASgJEg4KBmJyYW5jaBgCIAEoCSJFCghXYXNtU3BlYxIOCgZtb2R1bGUYASABKAkSDQoFYnVpbGQYAiABKAkSCwoDYWJpGAMgASgJEg0KBXJldXNlGAQgASgNIkAKDUNvbnRhaW5lclNwZWMSDQoFaW1hZ2UYASABKAkSDwoHY29tbWFuZBgCIAMoCRIPCgdhcmNoaXZlGAMgASgJIo0DCg1Db21wb25lbnRTcGVjEjAKA2VudhgBIAMoCzIjLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMuRW52RW50cnkSEQoJc2NhbGVfbWluGAIgASgNEhEKCXNjYWxlX21heBgDIAEoDRIRCglleGNsdXNpdmUYBCABKAgSEwoLY29uY3VycmVuY3kYBSABKA0SFAoMbWVtb3J5X2J5dGVzGAYgASgEEhIKCnRpbWVvdXRfbXMYByABKA0SIwoEd2FzbRgIIAEoCzIVLnY5LnN0YXRlLnYxLldhc21TcGVjEi0KCWNvbnRhaW5lchgJIAEoCzIaLnY5LnN0YXRlLnYxLkNvbnRhaW5lclNwZWMSEgoKYm9keV9ieXRlcxgKIAEoBBITCgtoZWFsdGhfcGF0aBgLIAEoCRIpCgdyb2xsb3V0GAwgASgLMhgudjkuc3RhdGUudjEuUm9sbG91dFNwZWMaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI4CgtSb2xsb3V0U3BlYxIWCg5jYW5hcnlfcGVyY2VudBgBIAEoDRIRCgl3aW5kb3dfbXMYAiABKA0ipQUKCUNvbXBvbmVudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBW93bmVyGAMgASgJEiMKBnNvdXJjZRgEIAEoCzITLnY5LnN0YXRlLnYxLlNvdXJjZRIlCgdydW50aW1lGAUgASgOMhQudjkuc3RhdGUudjEuUnVudGltZRIoCgRzcGVjGAYgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIqCgdkZXNpcmVkGAcgASgOMhkudjkuc3RhdGUudjEuRGVzaXJlZFN0YXRlEhwKFGFjdGl2ZV9kZXBsb3ltZW50X2lkGAggASgJEhAKCHJlcGxpY2FzGAkgASgNEi8KC2NyZWF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY3JlYXRlX2luZGV4GAwgASgEEhQKDG1vZGlmeV9pbmRleBgNIAEoBBIVCg1zZWNyZXRzX2luZGV4GA4gASgEEjEKDW1hbmlmZXN0X3NwZWMYDyABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEicKBHVzZXIYECABKAsyGS52OS5zdGF0ZS52MS5Vc2VyU2V0dGluZ3MSEgoKc3BlY19pbmRleBgRIAEoBBItCglwcmV2X3NwZWMYEiABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEiwKCXByZXZfdXNlchgTIAEoCzIZLnY5LnN0YXRlLnYxLlVzZXJTZXR0aW5ncxIXCg9wcmV2X3NwZWNfaW5kZXgYFCABKAQSEgoKc3BlY19lcnJvchgVIAEoCSLKAgoMVXNlclNldHRpbmdzEi8KA2VudhgBIAMoCzIiLnY5LnN0YXRlLnYxLlVzZXJTZXR0aW5ncy5FbnZFbnRyeRITCgtlbnZfcmVtb3ZlZBgCIAMoCRIWCglzY2FsZV9taW4YAyABKA1IAIgBARIWCglzY2FsZV9tYXgYBCABKA1IAYgBARIYCgtjb25jdXJyZW5jeRgFIAEoDUgCiAEBEhkKDG1lbW9yeV9ieXRlcxgGIAEoBEgDiAEBEhcKCnRpbWVvdXRfbXMYByABKA1IBIgBARoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgwKCl9zY2FsZV9taW5CDAoKX3NjYWxlX21heEIOCgxfY29uY3VycmVuY3lCDwoNX21lbW9yeV9ieXRlc0INCgtfdGltZW91dF9tcyK7BAoKRGVwbG95bWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSEgoKY29tbWl0X3NoYRgDIAEoCRIWCg5jb21taXRfbWVzc2FnZRgEIAEoCRIOCgZhdXRob3IYBSABKAkSFwoPYXJ0aWZhY3RfZGlnZXN0GAYgASgJEi0KBnN0YXR1cxgHIAEoDjIdLnY5LnN0YXRlLnYxLkRlcGxveW1lbnRTdGF0dXMSDQoFZXJyb3IYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxjcmVhdGVfaW5kZXgYCyABKAQSFAoMbW9kaWZ5X2luZGV4GAwgASgEEhcKD2FydGlmYWN0X29yaWdpbhgNIAEoCRIOCgZwdXNoZXIYDiABKAkSEwoLZGVsaXZlcnlfaWQYDyABKAkSDgoGYnJhbmNoGBAgASgJEigKBHNwZWMYESABKAsyGi52OS5zdGF0ZS52MS5Db21wb25lbnRTcGVjEhEKCWJ1aWxkX2xvZxgSIAEoCRINCgVhY3RvchgTIAEoCRIOCgZjYW5hcnkYFCABKAgSDgoGc2VydmVkGBUgASgIEjAKDGNhbmFyeV9zdGFydBgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiNQoJUmVzb3VyY2VzEhQKDG1lbW9yeV9ieXRlcxgBIAEoBBISCgpjcHVfbWlsbGlzGAIgASgNIrQCCgROb2RlEgoKAmlkGAEgASgJEhAKCGFwaV9hZGRyGAIgASgJEhIKCnByb3h5X2FkZHIYAyABKAkSEQoJcmFmdF9hZGRyGAQgASgJEigKCGNhcGFjaXR5GAUgASgLMhYudjkuc3RhdGUudjEuUmVzb3VyY2VzEiYKCHJ1bnRpbWVzGAYgAygOMhQudjkuc3RhdGUudjEuUnVudGltZRInCgZzdGF0dXMYByABKA4yFy52OS5zdGF0ZS52MS5Ob2RlU3RhdHVzEjEKDXJlZ2lzdGVyX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQSDQoFZHJhaW4YCyABKAgilgIKCVBsYWNlbWVudBIKCgJpZBgBIAEoCRIUCgxjb21wb25lbnRfaWQYAiABKAkSFQoNZGVwbG95bWVudF9pZBgDIAEoCRIPCgdub2RlX2lkGAQgASgJEi4KB2Rlc2lyZWQYBSABKA4yHS52OS5zdGF0ZS52MS5QbGFjZW1lbnREZXNpcmVkEjAKCG9ic2VydmVkGAYgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAcgASgJEg0KBWVwb2NoGAggASgEEhQKDGNyZWF0ZV9pbmRleBgJIAEoBBIUCgxtb2RpZnlfaW5kZXgYCiABKAQSEgoKc3BlY19pbmRleBgLIAEoBCJRCgRVc2VyEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrkDCghBcGlUb2tlbhIKCgJpZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc2hhMjU2GAQgASgMEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRyb2xlGAYgASgJEi8KC2V4cGlyZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdjcmVhdG9yGAggASgJEjIKDmxhc3RfdXNlZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMZ2l0aHViX2xvZ2luGAsgASgJEg8KB3Nlc3Npb24YDCABKAgSFAoMZ2l0aHViX3Rva2VuGA0gASgMEhsKE2dpdGh1Yl90b2tlbl9rZXlfaWQYDiABKAkSGgoSZ2l0aHViX3Rva2VuX25vbmNlGA8gASgMEhYKDmdpdGh1Yl91c2VyX2lkGBAgASgDImcKDUdpdGh1YkJpbmRpbmcSDQoFbG9naW4YASABKAkSFgoOZ2l0aHViX3VzZXJfaWQYAiABKAMSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInAKCkF1ZGl0RW50cnkSDQoFaW5kZXgYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSCgoCb3AYBCABKAkSDgoGdGFyZ2V0GAUgASgJIqQBCgpHaXRodWJMaW5rEhQKDGNvbXBvbmVudF9pZBgBIAEoCRIMCgRyZXBvGAIgASgJEg4KBmJyYW5jaBgDIAEoCRIPCgdob29rX2lkGAQgASgDEg4KBnNlY3JldBgFIAEoDBIUCgxwb2xsX3NlY29uZHMYBiABKA0SFQoNc2VjcmV0X2tleV9pZBgHIAEoCRIUCgxzZWNyZXRfbm9uY2UYCCABKAwi1wMKBVN0YXRlEg0KBWluZGV4GAEgASgEEioKCmNvbXBvbmVudHMYAiADKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQSLAoLZGVwbG95bWVudHMYAyADKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50EiAKBW5vZGVzGAQgAygLMhEudjkuc3RhdGUudjEuTm9kZRIqCgpwbGFjZW1lbnRzGAUgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50EiAKBXVzZXJzGAYgAygLMhEudjkuc3RhdGUudjEuVXNlchIpCgphcGlfdG9rZW5zGAcgAygLMhUudjkuc3RhdGUudjEuQXBpVG9rZW4SLQoMZ2l0aHViX2xpbmtzGAggAygLMhcudjkuc3RhdGUudjEuR2l0aHViTGluaxIYChBhY2xfYm9vdHN0cmFwcGVkGAkgASgIEiYKBWF1ZGl0GAogAygLMhcudjkuc3RhdGUudjEuQXVkaXRFbnRyeRIkCgdzZWNyZXRzGAsgAygLMhMudjkuc3RhdGUudjEuU2VjcmV0EjMKD2dpdGh1Yl9iaW5kaW5ncxgMIAMoCzIaLnY5LnN0YXRlLnYxLkdpdGh1YkJpbmRpbmcipgEKBlNlY3JldBIUCgxjb21wb25lbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZrZXlfaWQYAyABKAkSDQoFbm9uY2UYBCABKAwSEgoKY2lwaGVydGV4dBgFIAEoDBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMbW9kaWZ5X2luZGV4GAcgASgEIjwKD0NyZWF0ZUNvbXBvbmVudBIpCgljb21wb25lbnQYASABKAsyFi52OS5zdGF0ZS52MS5Db21wb25lbnQiXwoJUHV0U2VjcmV0EhEKCWNvbXBvbmVudBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBmtleV9pZBgDIAEoCRINCgVub25jZRgEIAEoDBISCgpjaXBoZXJ0ZXh0GAUgASgMIi8KDERlbGV0ZVNlY3JldBIRCgljb21wb25lbnQYASABKAkSDAoEbmFtZRgCIAEoCSKWAQoVQ3JlYXRlTGlua2VkQ29tcG9uZW50EikKCWNvbXBvbmVudBgBIAEoCzIWLnY5LnN0YXRlLnYxLkNvbXBvbmVudBIlCgRsaW5rGAIgASgLMhcudjkuc3RhdGUudjEuR2l0aHViTGluaxIrCgpkZXBsb3ltZW50GAMgASgLMhcudjkuc3RhdGUudjEuRGVwbG95bWVudCJkChNVcGRhdGVDb21wb25lbnRTcGVjEgwKBG5hbWUYASABKAkSKAoEc3BlYxgCIAEoCzIaLnY5LnN0YXRlLnYxLkNvbXBvbmVudFNwZWMSFQoNZnJvbV9tYW5pZmVzdBgDIAEoCCJPChNTZXRDb21wb25lbnREZXNpcmVkEgwKBG5hbWUYASABKAkSKgoHZGVzaXJlZBgCIAEoDjIZLnY5LnN0YXRlLnYxLkRlc2lyZWRTdGF0ZSIwCg5TY2FsZUNvbXBvbmVudBIMCgRuYW1lGAEgASgJEhAKCHJlcGxpY2FzGAIgASgNIh8KD0RlbGV0ZUNvbXBvbmVudBIMCgRuYW1lGAEgASgJIi8KDFJlZ2lzdGVyTm9kZRIfCgRub2RlGAEgASgLMhEudjkuc3RhdGUudjEuTm9kZSJECg1TZXROb2RlU3RhdHVzEgoKAmlkGAEgASgJEicKBnN0YXR1cxgCIAEoDjIXLnY5LnN0YXRlLnYxLk5vZGVTdGF0dXMiGAoKUmVtb3ZlTm9kZRIKCgJpZBgBIAEoCSI/ChBDcmVhdGVEZXBsb3ltZW50EisKCmRlcGxveW1lbnQYASABKAsyFy52OS5zdGF0ZS52MS5EZXBsb3ltZW50IoYCChNTZXREZXBsb3ltZW50U3RhdHVzEgoKAmlkGAEgASgJEi0KBnN0YXR1cxgCIAEoDjIdLnY5LnN0YXRlLnYxLkRlcGxveW1lbnRTdGF0dXMSDQoFZXJyb3IYAyABKAkSFwoPYXJ0aWZhY3RfZGlnZXN0GAQgASgJEhEKCWJ1aWxkX2xvZxgFIAEoCRIoCgRzcGVjGAYgASgLMhoudjkuc3RhdGUudjEuQ29tcG9uZW50U3BlYxIXCg9hcnRpZmFjdF9vcmlnaW4YByABKAkSEAoIYWN0aXZhdGUYCCABKAgSEgoKZGVhY3RpdmF0ZRgJIAEoCBIQCghmYWxsYmFjaxgKIAEoCSIkCgtTdGFydENhbmFyeRIVCg1kZXBsb3ltZW50X2lkGAEgASgJIiIKCUVuZENhbmFyeRIVCg1kZXBsb3ltZW50X2lkGAEgASgJIkcKDEZhaWxTcGVjUm9sbBIUCgxjb21wb25lbnRfaWQYASABKAkSEgoKc3BlY19pbmRleBgCIAEoBBINCgVlcnJvchgDIAEoCSJBChJBY3RpdmF0ZURlcGxveW1lbnQSFAoMY29tcG9uZW50X2lkGAEgASgJEhUKDWRlcGxveW1lbnRfaWQYAiABKAkiOwoNUHV0UGxhY2VtZW50cxIqCgpwbGFjZW1lbnRzGAEgAygLMhYudjkuc3RhdGUudjEuUGxhY2VtZW50ImQKFFNldFBsYWNlbWVudE9ic2VydmVkEgoKAmlkGAEgASgJEjAKCG9ic2VydmVkGAIgASgOMh4udjkuc3RhdGUudjEuUGxhY2VtZW50T2JzZXJ2ZWQSDgoGcmVhc29uGAMgASgJIh8KEERlbGV0ZVBsYWNlbWVudHMSCwoDaWRzGAEgAygJIi0KCkNyZWF0ZVVzZXISHwoEdXNlchgBIAEoCzIRLnY5LnN0YXRlLnYxLlVzZXIiUQoOQ3JlYXRlQXBpVG9rZW4SJAoFdG9rZW4YASABKAsyFS52OS5zdGF0ZS52MS5BcGlUb2tlbhIZChFiaW5kX2dpdGh1Yl9sb2dpbhgCIAEoCCIkChNEZWxldGVHaXRodWJCaW5kaW5nEg0KBWxvZ2luGAEgASgJIhwKDkRlbGV0ZUFwaVRva2VuEgoKAmlkGAEgASgJIjQKDEFjbEJvb3RzdHJhcBIkCgV0b2tlbhgBIAEoCzIVLnY5LnN0YXRlLnYxLkFwaVRva2VuIhwKDlJldm9rZUFwaVRva2VuEgoKAmlkGAEgASgJIpsBCg5Ub3VjaEFwaVRva2VucxI8CglsYXN0X3VzZWQYASADKAsyKS52OS5zdGF0ZS52MS5Ub3VjaEFwaVRva2Vucy5MYXN0VXNlZEVudHJ5GksKDUxhc3RVc2VkRW50cnkSCwoDa2V5GAEgASgJEikKBXZhbHVlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDoCOAEiNgoNUHV0R2l0aHViTGluaxIlCgRsaW5rGAEgASgLMhcudjkuc3RhdGUudjEuR2l0aHViTGluayIoChBEZWxldGVHaXRodWJMaW5rEhQKDGNvbXBvbmVudF9pZBgBIAEoCSLjDQoHQ29tbWFuZBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFpZ25vcmVfaWZfdW5rbm93bhgCIAEoCBINCgVhY3RvchgDIAEoCRI4ChBjcmVhdGVfY29tcG9uZW50GAogASgLMhwudjkuc3RhdGUudjEuQ3JlYXRlQ29tcG9uZW50SAASQQoVdXBkYXRlX2NvbXBvbmVudF9zcGVjGAsgASgLMiAudjkuc3RhdGUudjEuVXBkYXRlQ29tcG9uZW50U3BlY0gAEkEKFXNldF9jb21wb25lbnRfZGVzaXJlZBgMIAEoCzIgLnY5LnN0YXRlLnYxLlNldENvbXBvbmVudERlc2lyZWRIABI2Cg9zY2FsZV9jb21wb25lbnQYDSABKAsyGy52OS5zdGF0ZS52MS5TY2FsZUNvbXBvbmVudEgAEjgKEGRlbGV0ZV9jb21wb25lbnQYDiABKAsyHC52OS5zdGF0ZS52MS5EZWxldGVDb21wb25lbnRIABJFChdjcmVhdGVfbGlua2VkX2NvbXBvbmVudBgPIAEoCzIiLnY5LnN0YXRlLnYxLkNyZWF0ZUxpbmtlZENvbXBvbmVudEgAEjIKDXJlZ2lzdGVyX25vZGUYFCABKAsyGS52OS5zdGF0ZS52MS5SZWdpc3Rlck5vZGVIABI1Cg9zZXRfbm9kZV9zdGF0dXMYFSABKAsyGi52OS5zdGF0ZS52MS5TZXROb2RlU3RhdHVzSAASLgoLcmVtb3ZlX25vZGUYFiABKAsyFy52OS5zdGF0ZS52MS5SZW1vdmVOb2RlSAASOgoRY3JlYXRlX2RlcGxveW1lbnQYHiABKAsyHS52OS5zdGF0ZS52MS5DcmVhdGVEZXBsb3ltZW50SAASQQoVc2V0X2RlcGxveW1lbnRfc3RhdHVzGB8gASgLMiAudjkuc3RhdGUudjEuU2V0RGVwbG95bWVudFN0YXR1c0gAEj4KE2FjdGl2YXRlX2RlcGxveW1lbnQYICABKAsyHy52OS5zdGF0ZS52MS5BY3RpdmF0ZURlcGxveW1lbnRIABIsCgplbmRfY2FuYXJ5GCEgASgLMhYudjkuc3RhdGUudjEuRW5kQ2FuYXJ5SAASMAoMc3RhcnRfY2FuYXJ5GCIgASgLMhgudjkuc3RhdGUudjEuU3RhcnRDYW5hcnlIABIzCg5mYWlsX3NwZWNfcm9sbBgjIAEoCzIZLnY5LnN0YXRlLnYxLkZhaWxTcGVjUm9sbEgAEjQKDnB1dF9wbGFjZW1lbnRzGCggASgLMhoudjkuc3RhdGUudjEuUHV0UGxhY2VtZW50c0gAEkMKFnNldF9wbGFjZW1lbnRfb2JzZXJ2ZWQYKSABKAsyIS52OS5zdGF0ZS52MS5TZXRQbGFjZW1lbnRPYnNlcnZlZEgAEjoKEWRlbGV0ZV9wbGFjZW1lbnRzGCogASgLMh0udjkuc3RhdGUudjEuRGVsZXRlUGxhY2VtZW50c0gAEi4KC2NyZWF0ZV91c2VyGDIgASgLMhcudjkuc3RhdGUudjEuQ3JlYXRlVXNlckgAEjcKEGNyZWF0ZV9hcGlfdG9rZW4YMyABKAsyGy52OS5zdGF0ZS52MS5DcmVhdGVBcGlUb2tlbkgAEjcKEGRlbGV0ZV9hcGlfdG9rZW4YNCABKAsyGy52OS5zdGF0ZS52MS5EZWxldGVBcGlUb2tlbkgAEjUKD3B1dF9naXRodWJfbGluaxg1IAEoCzIaLnY5LnN0YXRlLnYxLlB1dEdpdGh1YkxpbmtIABI7ChJkZWxldGVfZ2l0aHViX2xpbmsYNiABKAsyHS52OS5zdGF0ZS52MS5EZWxldGVHaXRodWJMaW5rSAASMgoNYWNsX2Jvb3RzdHJhcBg3IAEoCzIZLnY5LnN0YXRlLnYxLkFjbEJvb3RzdHJhcEgAEjcKEHJldm9rZV9hcGlfdG9rZW4YOCABKAsyGy52OS5zdGF0ZS52MS5SZXZva2VBcGlUb2tlbkgAEjcKEHRvdWNoX2FwaV90b2tlbnMYOSABKAsyGy52OS5zdGF0ZS52MS5Ub3VjaEFwaVRva2Vuc0gAEiwKCnB1dF9zZWNyZXQYOiABKAsyFi52OS5zdGF0ZS52MS5QdXRTZWNyZXRIABIyCg1kZWxldGVfc2VjcmV0GDsgASgLMhkudjkuc3RhdGUudjEuRGVsZXRlU2VjcmV0SAASQQoVZGVsZXRlX2dpdGh1Yl9iaW5kaW5nGDwgASgLMiAudjkuc3RhdGUudjEuRGVsZXRlR2l0aHViQmluZGluZ0gAQgQKAm9wKksKB1J1bnRpbWUSFwoTUlVOVElNRV9VTlNQRUNJRklFRBAAEhAKDFJVTlRJTUVfV0FTTRABEhUKEVJVTlRJTUVfQ09OVEFJTkVSEAIqYgoMRGVzaXJlZFN0YXRlEh0KGURFU0lSRURfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVERVNJUkVEX1NUQVRFX1JVTk5JTkcQARIYChRERVNJUkVEX1NUQVRFX1BBVVNFRBACKq8BChBEZXBsb3ltZW50U3RhdHVzEiEKHURFUExPWU1FTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHQoZREVQTE9ZTUVOVF9TVEFUVVNfUEVORElORxABEh4KGkRFUExPWU1FTlRfU1RBVFVTX0JVSUxESU5HEAISGwoXREVQTE9ZTUVOVF9TVEFUVVNfUkVBRFkQAxIcChhERVBMT1lNRU5UX1NUQVRVU19GQUlMRUQQBCpwCgpOb2RlU3RhdHVzEhsKF05PREVfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFQoRTk9ERV9TVEFUVVNfUkVBRFkQARIUChBOT0RFX1NUQVRVU19ET1dOEAISGAoUTk9ERV9TVEFUVVNfRFJBSU5JTkcQAypsChBQbGFjZW1lbnREZXNpcmVkEiEKHVBMQUNFTUVOVF9ERVNJUkVEX1VOU1BFQ0lGSUVEEAASGQoVUExBQ0VNRU5UX0RFU0lSRURfUlVOEAESGgoWUExBQ0VNRU5UX0RFU0lSRURfU1RPUBACKtQBChFQbGFjZW1lbnRPYnNlcnZlZBIiCh5QTEFDRU1FTlRfT0JTRVJWRURfVU5TUEVDSUZJRUQQABIfChtQTEFDRU1FTlRfT0JTRVJWRURfU1RBUlRJTkcQARIeChpQTEFDRU1FTlRfT0JTRVJWRURfUlVOTklORxACEh0KGVBMQUNFTUVOVF9PQlNFUlZFRF9GQUlMRUQQAxIeChpQTEFDRU1FTlRfT0JTRVJWRURfU1RPUFBFRBAEEhsKF1BMQUNFTUVOVF9PQlNFUlZFRF9MT1NUEAVCNVozZ2l0aHViLmNvbS92ZWxvY2l0eTkvdjkvcnBjL2dlbi92OS9zdGF0ZS92MTtzdGF0ZXYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Source says where a component's code comes from. An empty github_repo means "upload".
@@ -856,6 +856,15 @@ export type ApiToken = Message<"v9.state.v1.ApiToken"> & {
    * @generated from field: bytes github_token_nonce = 15;
    */
   githubTokenNonce: Uint8Array;
+
+  /**
+   * GitHub's numeric id of the user github_login names: the identity (a login is only a
+   * name, and GitHub frees it for anyone when its holder renames). 0 on a token made
+   * before v9 recorded ids: refused while GitHub sign-in is on (sign in again).
+   *
+   * @generated from field: int64 github_user_id = 16;
+   */
+  githubUserId: bigint;
 };
 
 /**
@@ -864,6 +873,39 @@ export type ApiToken = Message<"v9.state.v1.ApiToken"> & {
  */
 export const ApiTokenSchema: GenMessage<ApiToken> = /*@__PURE__*/
   messageDesc(file_v9_state_v1_state, 12);
+
+/**
+ * GithubBinding binds a login listed without an id (--admins, --github-allowed-users) to
+ * the GitHub user id that first signed in with it (trust on first use). Another id with
+ * that login is refused until an admin drops the binding or pins the id in the list.
+ *
+ * @generated from message v9.state.v1.GithubBinding
+ */
+export type GithubBinding = Message<"v9.state.v1.GithubBinding"> & {
+  /**
+   * lower case (GitHub logins are case-insensitive)
+   *
+   * @generated from field: string login = 1;
+   */
+  login: string;
+
+  /**
+   * @generated from field: int64 github_user_id = 2;
+   */
+  githubUserId: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 3;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message v9.state.v1.GithubBinding.
+ * Use `create(GithubBindingSchema)` to create a new message.
+ */
+export const GithubBindingSchema: GenMessage<GithubBinding> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 13);
 
 /**
  * AuditEntry records one successful write made by a user or token (writes the nodes make by
@@ -885,7 +927,7 @@ export type AuditEntry = Message<"v9.state.v1.AuditEntry"> & {
   time?: Timestamp | undefined;
 
   /**
-   * "token:<accessor> (<name>)" or "user:<login>"
+   * "token:<accessor> (<name>)" or "user:<login> (id <GitHub user id>)"
    *
    * @generated from field: string actor = 3;
    */
@@ -911,7 +953,7 @@ export type AuditEntry = Message<"v9.state.v1.AuditEntry"> & {
  * Use `create(AuditEntrySchema)` to create a new message.
  */
 export const AuditEntrySchema: GenMessage<AuditEntry> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 13);
+  messageDesc(file_v9_state_v1_state, 14);
 
 /**
  * GithubLink ties a component to a repository webhook. secret never leaves through read APIs.
@@ -972,7 +1014,7 @@ export type GithubLink = Message<"v9.state.v1.GithubLink"> & {
  * Use `create(GithubLinkSchema)` to create a new message.
  */
 export const GithubLinkSchema: GenMessage<GithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 14);
+  messageDesc(file_v9_state_v1_state, 15);
 
 /**
  * State is the whole replicated state; it is what a snapshot holds. Every list is sorted by id.
@@ -1042,6 +1084,13 @@ export type State = Message<"v9.state.v1.State"> & {
    * @generated from field: repeated v9.state.v1.Secret secrets = 11;
    */
   secrets: Secret[];
+
+  /**
+   * sorted by login
+   *
+   * @generated from field: repeated v9.state.v1.GithubBinding github_bindings = 12;
+   */
+  githubBindings: GithubBinding[];
 };
 
 /**
@@ -1049,7 +1098,7 @@ export type State = Message<"v9.state.v1.State"> & {
  * Use `create(StateSchema)` to create a new message.
  */
 export const StateSchema: GenMessage<State> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 15);
+  messageDesc(file_v9_state_v1_state, 16);
 
 /**
  * Secret is one secret of a component, sealed with a root key of the cluster keyring
@@ -1108,7 +1157,7 @@ export type Secret = Message<"v9.state.v1.Secret"> & {
  * Use `create(SecretSchema)` to create a new message.
  */
 export const SecretSchema: GenMessage<Secret> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 16);
+  messageDesc(file_v9_state_v1_state, 17);
 
 /**
  * @generated from message v9.state.v1.CreateComponent
@@ -1125,7 +1174,7 @@ export type CreateComponent = Message<"v9.state.v1.CreateComponent"> & {
  * Use `create(CreateComponentSchema)` to create a new message.
  */
 export const CreateComponentSchema: GenMessage<CreateComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 17);
+  messageDesc(file_v9_state_v1_state, 18);
 
 /**
  * PutSecret sets a component's secret, already sealed by the node that took the request.
@@ -1164,7 +1213,7 @@ export type PutSecret = Message<"v9.state.v1.PutSecret"> & {
  * Use `create(PutSecretSchema)` to create a new message.
  */
 export const PutSecretSchema: GenMessage<PutSecret> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 18);
+  messageDesc(file_v9_state_v1_state, 19);
 
 /**
  * @generated from message v9.state.v1.DeleteSecret
@@ -1186,7 +1235,7 @@ export type DeleteSecret = Message<"v9.state.v1.DeleteSecret"> & {
  * Use `create(DeleteSecretSchema)` to create a new message.
  */
 export const DeleteSecretSchema: GenMessage<DeleteSecret> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 19);
+  messageDesc(file_v9_state_v1_state, 20);
 
 /**
  * CreateLinkedComponent creates a component built from a GitHub repository in one entry:
@@ -1218,7 +1267,7 @@ export type CreateLinkedComponent = Message<"v9.state.v1.CreateLinkedComponent">
  * Use `create(CreateLinkedComponentSchema)` to create a new message.
  */
 export const CreateLinkedComponentSchema: GenMessage<CreateLinkedComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 20);
+  messageDesc(file_v9_state_v1_state, 21);
 
 /**
  * @generated from message v9.state.v1.UpdateComponentSpec
@@ -1249,7 +1298,7 @@ export type UpdateComponentSpec = Message<"v9.state.v1.UpdateComponentSpec"> & {
  * Use `create(UpdateComponentSpecSchema)` to create a new message.
  */
 export const UpdateComponentSpecSchema: GenMessage<UpdateComponentSpec> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 21);
+  messageDesc(file_v9_state_v1_state, 22);
 
 /**
  * @generated from message v9.state.v1.SetComponentDesired
@@ -1271,7 +1320,7 @@ export type SetComponentDesired = Message<"v9.state.v1.SetComponentDesired"> & {
  * Use `create(SetComponentDesiredSchema)` to create a new message.
  */
 export const SetComponentDesiredSchema: GenMessage<SetComponentDesired> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 22);
+  messageDesc(file_v9_state_v1_state, 23);
 
 /**
  * @generated from message v9.state.v1.ScaleComponent
@@ -1293,7 +1342,7 @@ export type ScaleComponent = Message<"v9.state.v1.ScaleComponent"> & {
  * Use `create(ScaleComponentSchema)` to create a new message.
  */
 export const ScaleComponentSchema: GenMessage<ScaleComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 23);
+  messageDesc(file_v9_state_v1_state, 24);
 
 /**
  * @generated from message v9.state.v1.DeleteComponent
@@ -1310,7 +1359,7 @@ export type DeleteComponent = Message<"v9.state.v1.DeleteComponent"> & {
  * Use `create(DeleteComponentSchema)` to create a new message.
  */
 export const DeleteComponentSchema: GenMessage<DeleteComponent> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 24);
+  messageDesc(file_v9_state_v1_state, 25);
 
 /**
  * @generated from message v9.state.v1.RegisterNode
@@ -1327,7 +1376,7 @@ export type RegisterNode = Message<"v9.state.v1.RegisterNode"> & {
  * Use `create(RegisterNodeSchema)` to create a new message.
  */
 export const RegisterNodeSchema: GenMessage<RegisterNode> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 25);
+  messageDesc(file_v9_state_v1_state, 26);
 
 /**
  * @generated from message v9.state.v1.SetNodeStatus
@@ -1349,7 +1398,7 @@ export type SetNodeStatus = Message<"v9.state.v1.SetNodeStatus"> & {
  * Use `create(SetNodeStatusSchema)` to create a new message.
  */
 export const SetNodeStatusSchema: GenMessage<SetNodeStatus> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 26);
+  messageDesc(file_v9_state_v1_state, 27);
 
 /**
  * @generated from message v9.state.v1.RemoveNode
@@ -1366,7 +1415,7 @@ export type RemoveNode = Message<"v9.state.v1.RemoveNode"> & {
  * Use `create(RemoveNodeSchema)` to create a new message.
  */
 export const RemoveNodeSchema: GenMessage<RemoveNode> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 27);
+  messageDesc(file_v9_state_v1_state, 28);
 
 /**
  * @generated from message v9.state.v1.CreateDeployment
@@ -1383,7 +1432,7 @@ export type CreateDeployment = Message<"v9.state.v1.CreateDeployment"> & {
  * Use `create(CreateDeploymentSchema)` to create a new message.
  */
 export const CreateDeploymentSchema: GenMessage<CreateDeployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 28);
+  messageDesc(file_v9_state_v1_state, 29);
 
 /**
  * @generated from message v9.state.v1.SetDeploymentStatus
@@ -1461,7 +1510,7 @@ export type SetDeploymentStatus = Message<"v9.state.v1.SetDeploymentStatus"> & {
  * Use `create(SetDeploymentStatusSchema)` to create a new message.
  */
 export const SetDeploymentStatusSchema: GenMessage<SetDeploymentStatus> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 29);
+  messageDesc(file_v9_state_v1_state, 30);
 
 /**
  * StartCanary starts the window of a deployment's canary, at the command's time.
@@ -1480,7 +1529,7 @@ export type StartCanary = Message<"v9.state.v1.StartCanary"> & {
  * Use `create(StartCanarySchema)` to create a new message.
  */
 export const StartCanarySchema: GenMessage<StartCanary> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 30);
+  messageDesc(file_v9_state_v1_state, 31);
 
 /**
  * EndCanary ends the canary phase of a deployment: it takes all the traffic.
@@ -1499,7 +1548,7 @@ export type EndCanary = Message<"v9.state.v1.EndCanary"> & {
  * Use `create(EndCanarySchema)` to create a new message.
  */
 export const EndCanarySchema: GenMessage<EndCanary> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 31);
+  messageDesc(file_v9_state_v1_state, 32);
 
 /**
  * FailSpecRoll undoes a change of env, secrets or limits whose new instances failed (the
@@ -1534,7 +1583,7 @@ export type FailSpecRoll = Message<"v9.state.v1.FailSpecRoll"> & {
  * Use `create(FailSpecRollSchema)` to create a new message.
  */
 export const FailSpecRollSchema: GenMessage<FailSpecRoll> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 32);
+  messageDesc(file_v9_state_v1_state, 33);
 
 /**
  * @generated from message v9.state.v1.ActivateDeployment
@@ -1556,7 +1605,7 @@ export type ActivateDeployment = Message<"v9.state.v1.ActivateDeployment"> & {
  * Use `create(ActivateDeploymentSchema)` to create a new message.
  */
 export const ActivateDeploymentSchema: GenMessage<ActivateDeployment> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 33);
+  messageDesc(file_v9_state_v1_state, 34);
 
 /**
  * @generated from message v9.state.v1.PutPlacements
@@ -1573,7 +1622,7 @@ export type PutPlacements = Message<"v9.state.v1.PutPlacements"> & {
  * Use `create(PutPlacementsSchema)` to create a new message.
  */
 export const PutPlacementsSchema: GenMessage<PutPlacements> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 34);
+  messageDesc(file_v9_state_v1_state, 35);
 
 /**
  * @generated from message v9.state.v1.SetPlacementObserved
@@ -1600,7 +1649,7 @@ export type SetPlacementObserved = Message<"v9.state.v1.SetPlacementObserved"> &
  * Use `create(SetPlacementObservedSchema)` to create a new message.
  */
 export const SetPlacementObservedSchema: GenMessage<SetPlacementObserved> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 35);
+  messageDesc(file_v9_state_v1_state, 36);
 
 /**
  * @generated from message v9.state.v1.DeletePlacements
@@ -1617,7 +1666,7 @@ export type DeletePlacements = Message<"v9.state.v1.DeletePlacements"> & {
  * Use `create(DeletePlacementsSchema)` to create a new message.
  */
 export const DeletePlacementsSchema: GenMessage<DeletePlacements> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 36);
+  messageDesc(file_v9_state_v1_state, 37);
 
 /**
  * @generated from message v9.state.v1.CreateUser
@@ -1634,7 +1683,7 @@ export type CreateUser = Message<"v9.state.v1.CreateUser"> & {
  * Use `create(CreateUserSchema)` to create a new message.
  */
 export const CreateUserSchema: GenMessage<CreateUser> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 37);
+  messageDesc(file_v9_state_v1_state, 38);
 
 /**
  * @generated from message v9.state.v1.CreateApiToken
@@ -1644,6 +1693,15 @@ export type CreateApiToken = Message<"v9.state.v1.CreateApiToken"> & {
    * @generated from field: v9.state.v1.ApiToken token = 1;
    */
   token?: ApiToken | undefined;
+
+  /**
+   * bind_github_login binds token.github_login to token.github_user_id unless it is bound
+   * already (a sign-in through a login listed without an id); the command fails when the
+   * login is bound to another id.
+   *
+   * @generated from field: bool bind_github_login = 2;
+   */
+  bindGithubLogin: boolean;
 };
 
 /**
@@ -1651,7 +1709,27 @@ export type CreateApiToken = Message<"v9.state.v1.CreateApiToken"> & {
  * Use `create(CreateApiTokenSchema)` to create a new message.
  */
 export const CreateApiTokenSchema: GenMessage<CreateApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 38);
+  messageDesc(file_v9_state_v1_state, 39);
+
+/**
+ * DeleteGithubBinding drops a login's binding: the next GitHub user to sign in with the
+ * login is bound instead (an admin's decision after a rename).
+ *
+ * @generated from message v9.state.v1.DeleteGithubBinding
+ */
+export type DeleteGithubBinding = Message<"v9.state.v1.DeleteGithubBinding"> & {
+  /**
+   * @generated from field: string login = 1;
+   */
+  login: string;
+};
+
+/**
+ * Describes the message v9.state.v1.DeleteGithubBinding.
+ * Use `create(DeleteGithubBindingSchema)` to create a new message.
+ */
+export const DeleteGithubBindingSchema: GenMessage<DeleteGithubBinding> = /*@__PURE__*/
+  messageDesc(file_v9_state_v1_state, 40);
 
 /**
  * @generated from message v9.state.v1.DeleteApiToken
@@ -1668,7 +1746,7 @@ export type DeleteApiToken = Message<"v9.state.v1.DeleteApiToken"> & {
  * Use `create(DeleteApiTokenSchema)` to create a new message.
  */
 export const DeleteApiTokenSchema: GenMessage<DeleteApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 39);
+  messageDesc(file_v9_state_v1_state, 41);
 
 /**
  * AclBootstrap creates the first management token; it fails once the cluster has one.
@@ -1687,7 +1765,7 @@ export type AclBootstrap = Message<"v9.state.v1.AclBootstrap"> & {
  * Use `create(AclBootstrapSchema)` to create a new message.
  */
 export const AclBootstrapSchema: GenMessage<AclBootstrap> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 40);
+  messageDesc(file_v9_state_v1_state, 42);
 
 /**
  * RevokeApiToken marks a token revoked (kept, so that its use is refused as "revoked").
@@ -1706,7 +1784,7 @@ export type RevokeApiToken = Message<"v9.state.v1.RevokeApiToken"> & {
  * Use `create(RevokeApiTokenSchema)` to create a new message.
  */
 export const RevokeApiTokenSchema: GenMessage<RevokeApiToken> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 41);
+  messageDesc(file_v9_state_v1_state, 43);
 
 /**
  * TouchApiTokens records when tokens were last used (approximate).
@@ -1725,7 +1803,7 @@ export type TouchApiTokens = Message<"v9.state.v1.TouchApiTokens"> & {
  * Use `create(TouchApiTokensSchema)` to create a new message.
  */
 export const TouchApiTokensSchema: GenMessage<TouchApiTokens> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 42);
+  messageDesc(file_v9_state_v1_state, 44);
 
 /**
  * @generated from message v9.state.v1.PutGithubLink
@@ -1742,7 +1820,7 @@ export type PutGithubLink = Message<"v9.state.v1.PutGithubLink"> & {
  * Use `create(PutGithubLinkSchema)` to create a new message.
  */
 export const PutGithubLinkSchema: GenMessage<PutGithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 43);
+  messageDesc(file_v9_state_v1_state, 45);
 
 /**
  * @generated from message v9.state.v1.DeleteGithubLink
@@ -1759,7 +1837,7 @@ export type DeleteGithubLink = Message<"v9.state.v1.DeleteGithubLink"> & {
  * Use `create(DeleteGithubLinkSchema)` to create a new message.
  */
 export const DeleteGithubLinkSchema: GenMessage<DeleteGithubLink> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 44);
+  messageDesc(file_v9_state_v1_state, 46);
 
 /**
  * Command is the one entry type of the Raft log. The leader stamps time (and ids inside the
@@ -1780,7 +1858,8 @@ export type Command = Message<"v9.state.v1.Command"> & {
   ignoreIfUnknown: boolean;
 
   /**
-   * actor is who asked for the write ("token:<accessor> (<name>)", "user:<login>"), stamped
+   * actor is who asked for the write ("token:<accessor> (<name>)", "user:<login> (id
+   * <GitHub user id>)"), stamped
    * by the API layer of the node that received the request; "" for the nodes' own writes.
    *
    * @generated from field: string actor = 3;
@@ -1958,6 +2037,12 @@ export type Command = Message<"v9.state.v1.Command"> & {
      */
     value: DeleteSecret;
     case: "deleteSecret";
+  } | {
+    /**
+     * @generated from field: v9.state.v1.DeleteGithubBinding delete_github_binding = 60;
+     */
+    value: DeleteGithubBinding;
+    case: "deleteGithubBinding";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1966,7 +2051,7 @@ export type Command = Message<"v9.state.v1.Command"> & {
  * Use `create(CommandSchema)` to create a new message.
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
-  messageDesc(file_v9_state_v1_state, 45);
+  messageDesc(file_v9_state_v1_state, 47);
 
 /**
  * Runtime is how a component's code runs.
