@@ -31,3 +31,23 @@ func TestRevScaleDownKeepsARunningInstance(t *testing.T) {
 		t.Fatalf("scaled from 3 to 1, no running instance is kept: plan %v", plan.Put)
 	}
 }
+
+// A placement whose instance keeps failing on its node (an artifact fetch that fails
+// there, a full disk, a broken containerd that still lists the runtime) is never placed
+// elsewhere: Schedule counts a FAILED placement as one of the replicas for as long as its
+// node is ready. A served component with one replica stays down while another node could
+// run it. Nomad reschedules failed allocations onto other nodes (reschedule policy).
+func TestRevFailingPlacementIsReplacedElsewhere(t *testing.T) {
+	s := world(1, node("a", wasm), node("b", wasm))
+	s.Deployments[0].Served = true
+	s.Placements = []*statev1.Placement{{Id: "d1-a-0", ComponentId: "c1", DeploymentId: "d1", NodeId: "a",
+		Desired: statev1.PlacementDesired_PLACEMENT_DESIRED_RUN, Observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED,
+		Reason: "artifact sha256:…: no space left on device"}}
+	plan := Schedule(s)
+	for _, p := range plan.Put {
+		if p.NodeId == "b" && p.Desired == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
+			return
+		}
+	}
+	t.Fatalf("the only instance fails on node a; the plan places nothing on node b: %+v", plan)
+}
