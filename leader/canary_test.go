@@ -2,6 +2,7 @@ package leader
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,13 +14,11 @@ type fixedCounts map[string]sched.Counts
 
 func (f fixedCounts) VersionCounts() map[string]sched.Counts { return f }
 
-// A canary is judged against "every older deployment of the component" (sched.Canary.Older),
-// failed ones included, and the proxies keep each deployment's counts for as long as the
-// node runs. So an earlier canary that failed for answering 5xx raises the baseline, and
-// the next canary passes with an error rate far above that of the version that serves:
-// here d1 answers 0% 5xx, the failed d2 answered 100%, and d3, answering 20% 5xx, is
-// promoted.
-func TestRevCanaryBaselineExcludesFailedVersions(t *testing.T) {
+// A canary is judged against its previous version only, on what that version answered
+// since the window began: neither an earlier failed canary's 5xx (d2, 100%) nor the
+// previous version's lifetime counts raise the baseline, so d3, answering 19% 5xx beside
+// d1's 0%, fails.
+func TestCanaryBaselineIsThePreviousVersionSinceTheWindow(t *testing.T) {
 	f := newFake(t, &statev1.State{})
 	ctx := context.Background()
 	apply := func(cmd *statev1.Command) {
@@ -63,7 +62,7 @@ func TestRevCanaryBaselineExcludesFailedVersions(t *testing.T) {
 		t.Fatal("d3 is not in a canary")
 	}
 	counts := fixedCounts{
-		"d1": {Requests: 1000, Errors: 0},
+		"d1": {Requests: 1000, Errors: 300}, // a bad spell of d1's, before d3's window
 		"d2": {Requests: 200, Errors: 200},
 		"d3": {Requests: 100, Errors: 19},
 	}
@@ -73,22 +72,26 @@ func TestRevCanaryBaselineExcludesFailedVersions(t *testing.T) {
 		t.Fatal("d3's canary window did not start")
 	}
 	f.commands()
-	r.Check(ctx, time.Now().Add(5*time.Second)) // after the window
+	counts["d1"] = sched.Counts{Requests: 1300, Errors: 300} // 300 requests, no 5xx in the window
+	r.Check(ctx, time.Now().Add(5*time.Second))              // after the window
 	d3, _ := f.st.Deployment("d3")
 	if d3.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
-		t.Fatalf("a canary answering 19%% 5xx beside a version answering 0%% ended %s (canary %v): the failed d2's counts were its baseline; commands %v",
+		t.Fatalf("a canary answering 19%% 5xx beside a version answering 0%% in its window ended %s (canary %v): commands %v",
 			d3.Status, d3.Canary, f.commands())
+	}
+	if c, _ := f.st.ComponentByID("c1"); c.ActiveDeploymentId != "d1" {
+		t.Fatalf("after d3's failed canary %s is active, want d1", c.ActiveDeploymentId)
+	}
+	if want := "the old one 0 of 300 (0.0%)"; !strings.Contains(d3.Error, want) {
+		t.Fatalf("d3's reason %q does not give the baseline of the window (%q)", d3.Error, want)
 	}
 }
 
-// Every component has a canary by default (spec.Canary: 10% for 30s). An exclusive
-// component's old instance is stopped before the new one starts (never two at once), so
-// when the canary is judged no older version "has an instance running" and
-// sched.Canary.Previous is empty; judgeCanaries then treats a Fail verdict like a pass
-// ("promoted (or failed with nothing older left to serve)"): the new version, answering
-// 100% 5xx, is promoted and the log says "canary passed". The previous version is still
-// a ready deployment that could be activated again, as a failed rollout does.
-func TestRevFailedCanaryWithoutRunningPreviousIsNotPromoted(t *testing.T) {
+// An exclusive component's old instance stops before the new one starts, so when its
+// canary is judged no older version runs: a failing canary then falls back on the newest
+// version that served (activated again, as a failed rollout does), never promoted nor
+// logged as passed.
+func TestFailedCanaryWithoutRunningPreviousFallsBack(t *testing.T) {
 	f := newFake(t, &statev1.State{})
 	ctx := context.Background()
 	apply := func(cmd *statev1.Command) {
@@ -141,5 +144,8 @@ func TestRevFailedCanaryWithoutRunningPreviousIsNotPromoted(t *testing.T) {
 	d2, _ := f.st.Deployment("d2")
 	if d2.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED || c.ActiveDeploymentId != "d1" {
 		t.Fatalf("a canary answering 100%% 5xx ended %s, canary %v, active %s; logs %q", d2.Status, d2.Canary, c.ActiveDeploymentId, f.logs)
+	}
+	if last := f.logs[len(f.logs)-1]; strings.Contains(last, "passed") || !strings.Contains(last, "canary failed") || !strings.Contains(last, "d1 serves again") {
+		t.Fatalf("the component's log says %q", last)
 	}
 }

@@ -12,12 +12,10 @@ import (
 )
 
 // A push (d3) that arrives while the previous push (d2) is still in its canary supersedes
-// d2's canary (fsm.activate clears it) and starts a canary of its own against "the newest
-// older version with an instance running", which is d2: a version that never passed its
-// canary. When d3 fails (its canary, or the rollout deadline), v9 falls back to d2 and gives
-// it all the traffic, never judged, instead of returning to d1, the last version that
-// passed. A user who pushed a broken d2 and a fix attempt d3 ends with d2 at 100%.
-func TestRevSupersededCanaryIsNotAFallback(t *testing.T) {
+// d2's canary: d2 never passed one, so it is marked canary_superseded (fsm.activate) and
+// is never the version d3's canary or rollout falls back on; d1, the last version that
+// passed, is.
+func TestSupersededCanaryIsNotAFallback(t *testing.T) {
 	st := fsm.NewStore()
 	var idx uint64
 	apply := func(cmd *statev1.Command) {
