@@ -86,8 +86,18 @@ func checkList(flag string, list []string) error {
 	return nil
 }
 
-// entries parses a list checked at start-up; a bad entry (never there after Check)
-// matches nobody.
+// parsedLists are the sign-in lists parsed once by Check.
+type parsedLists struct{ admins, users, orgs []ListEntry }
+
+// lists returns the parsed lists: Check's, or (a config Check never saw) parsed now.
+func (c *GitHubConfig) lists() *parsedLists {
+	if c.parsed != nil {
+		return c.parsed
+	}
+	return &parsedLists{entries(c.Admins), entries(c.AllowedUsers), entries(c.AllowedOrgs)}
+}
+
+// entries parses a checked list; a bad entry (never there after Check) matches nobody.
 func entries(list []string) []ListEntry {
 	out := make([]ListEntry, 0, len(list))
 	for _, s := range list {
@@ -126,8 +136,8 @@ func (e *LoginBoundError) Error() string {
 // bare entry matches the login when the login is bound to id — or, at sign-in, when it is
 // bound to nobody yet (bind: the sign-in binds it). conflict is set when the login is
 // listed for another id.
-func (c *GitHubConfig) lookup(list []string, login string, id int64, signIn bool) (ok, bind bool, conflict *LoginBoundError) {
-	for _, e := range entries(list) {
+func (c *GitHubConfig) lookup(list []ListEntry, login string, id int64, signIn bool) (ok, bind bool, conflict *LoginBoundError) {
+	for _, e := range list {
 		if e.ID != 0 {
 			if e.ID == id {
 				return true, false, nil
@@ -159,8 +169,8 @@ func (c *GitHubConfig) lookup(list []string, login string, id int64, signIn bool
 
 // orgListed says whether an organization (login, id) is in --github-allowed-orgs: a pinned
 // entry by id, a bare one by name.
-func orgListed(list []string, login string, id int64) bool {
-	for _, e := range entries(list) {
+func orgListed(list []ListEntry, login string, id int64) bool {
+	for _, e := range list {
 		if e.ID != 0 && e.ID == id || e.ID == 0 && strings.EqualFold(e.Login, login) {
 			return true
 		}

@@ -42,6 +42,8 @@ type GitHubConfig struct {
 	// Bindings are the logins of the lists bound to a GitHub user id at their first
 	// sign-in (the node's replicated state); nil: none is bound yet.
 	Bindings Bindings
+
+	parsed *parsedLists // by Check
 }
 
 // Defaults of GitHubConfig.
@@ -114,6 +116,8 @@ func (c *GitHubConfig) Check() error {
 	if err := c.CheckLists(); err != nil {
 		return err
 	}
+	c.parsed = nil
+	c.parsed = c.lists()
 	if c.DefaultRole == RoleNone {
 		c.DefaultRole = RoleDeveloper
 	}
@@ -207,12 +211,13 @@ func (c *GitHubConfig) Identify(ctx context.Context, token string) (*Identity, e
 		return nil, errors.New("GitHub answered /user without a login or a user id")
 	}
 	id := &Identity{Login: login, ID: u.GetID(), Role: c.defaultRole(), token: token}
-	ok, bind, conflict := c.lookup(c.Admins, login, id.ID, true)
+	lists := c.lists()
+	ok, bind, conflict := c.lookup(lists.admins, login, id.ID, true)
 	if ok {
 		id.Role, id.bind = RoleAdmin, bind
 		return id, nil
 	}
-	ok, bind, conflictUser := c.lookup(c.AllowedUsers, login, id.ID, true)
+	ok, bind, conflictUser := c.lookup(lists.users, login, id.ID, true)
 	if ok {
 		id.bind = bind
 		return id, nil
@@ -225,7 +230,7 @@ func (c *GitHubConfig) Identify(ctx context.Context, token string) (*Identity, e
 				return nil, fmt.Errorf("read %s's organizations from GitHub: %w", login, err)
 			}
 			for _, o := range orgs {
-				if orgListed(c.AllowedOrgs, o.GetLogin(), o.GetID()) {
+				if orgListed(lists.orgs, o.GetLogin(), o.GetID()) {
 					return id, nil
 				}
 			}
@@ -298,11 +303,12 @@ func (c *GitHubConfig) stillAllowed(login string, id int64) (Role, error) {
 	if id == 0 {
 		return RoleNone, &OldTokenError{Login: login}
 	}
-	ok, _, conflict := c.lookup(c.Admins, login, id, false)
+	lists := c.lists()
+	ok, _, conflict := c.lookup(lists.admins, login, id, false)
 	if ok {
 		return RoleAdmin, nil
 	}
-	ok, _, conflictUser := c.lookup(c.AllowedUsers, login, id, false)
+	ok, _, conflictUser := c.lookup(lists.users, login, id, false)
 	if ok || len(c.AllowedOrgs) > 0 {
 		return c.defaultRole(), nil
 	}

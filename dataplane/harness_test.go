@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/logring"
 	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
@@ -219,6 +221,17 @@ func (h *harness) waitObserved(id string, want statev1.PlacementObserved) *state
 			h.t.Fatalf("placement %s: %v, want %s", id, p, want)
 		}
 	}
+}
+
+// waitCandidates waits until hello's on-demand candidates are want, in order.
+func (h *harness) waitCandidates(want ...string) {
+	h.t.Helper()
+	testkit.Eventually(h.t, 5*time.Second, func() error {
+		if c := h.dp.router.onDemand("hello"); c == nil || !slices.Equal(c.candidates, want) {
+			return fmt.Errorf("candidates %+v, want %v", c, want)
+		}
+		return nil
+	})
 }
 
 // get serves one request through the routing snapshot, the way the proxy picks a handler.

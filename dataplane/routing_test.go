@@ -91,12 +91,7 @@ func TestOnDemandFallsBackToPlacedDeployment(t *testing.T) {
 	h.place("p2", "d1", "n2", run, 1) // the old version, still placed (not running yet)
 	h.deployment("d2", "v2")
 	h.apply(activate("c1", "d2"))
-	testkit.Eventually(t, 5*time.Second, func() error {
-		if c := h.dp.router.onDemand("hello"); c == nil || !slices.Equal(c.candidates, []string{"d2", "d1"}) {
-			return fmt.Errorf("candidates %+v", c)
-		}
-		return nil
-	})
+	h.waitCandidates("d2", "d1")
 	if code, body := h.get(); code != 200 || body != "fake d1" {
 		t.Fatalf("on demand during a broken rollout: %d %q", code, body)
 	}

@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -20,24 +19,14 @@ func TestOnDemandPrefersServedVersionOverUnproved(t *testing.T) {
 	h.apply(setObserved("p1", running), deletePlacements("p1")) // d1 served, then scaled to zero
 	h.deployment("d2", "v2")
 	h.apply(activate("c1", "d2"))
-	testkit.Eventually(t, 5*time.Second, func() error {
-		if c := h.dp.router.onDemand("hello"); c == nil || !slices.Equal(c.candidates, []string{"d1", "d2"}) {
-			return fmt.Errorf("candidates %+v", c)
-		}
-		return nil
-	})
+	h.waitCandidates("d1", "d2")
 	if code, body := h.get(); code != 200 || body != "fake d1" {
 		t.Fatalf("on demand while d2 is unproved: %d %q", code, body)
 	}
 
 	h.place("p2", "d2", "n2", run, 1)
 	h.apply(setObserved("p2", running), deletePlacements("p2")) // d2's probe ran: served
-	testkit.Eventually(t, 5*time.Second, func() error {
-		if c := h.dp.router.onDemand("hello"); c == nil || !slices.Equal(c.candidates, []string{"d2"}) {
-			return fmt.Errorf("candidates %+v", c)
-		}
-		return nil
-	})
+	h.waitCandidates("d2")
 	testkit.Eventually(t, 5*time.Second, func() error {
 		if code, body := h.get(); code != 200 || body != "fake d2" {
 			return fmt.Errorf("on demand once d2 served: %d %q", code, body)

@@ -17,6 +17,8 @@ var (
 	ErrUnknownCommand = errors.New("unknown command")
 	// ErrDecode: the log entry is not a Command.
 	ErrDecode = errors.New("cannot decode command")
+	// ErrLoginBound: a sign-in would bind a GitHub login that is bound to another user id.
+	ErrLoginBound = errors.New("GitHub login bound to another user id")
 )
 
 func notFound(kind, key string) error {
@@ -36,3 +38,9 @@ func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
 func invalid(format string, args ...any) error {
 	return &invalidError{msg: fmt.Sprintf(format, args...)}
 }
+
+// boundError reads as its message alone and matches ErrLoginBound.
+type boundError struct{ msg string }
+
+func (e *boundError) Error() string        { return e.msg }
+func (e *boundError) Is(target error) bool { return target == ErrLoginBound }

@@ -31,7 +31,7 @@ func TestGithubBindingFirstUseWins(t *testing.T) {
 		t.Fatalf("the same id again: %v", err)
 	}
 	err := st.Apply(3, cmdSignIn("k3", 3, "alice", 2, true))
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "bound to GitHub user id 1, not 2") {
+	if !errors.Is(err, ErrLoginBound) || !strings.Contains(err.Error(), "bound to GitHub user id 1 (an earlier sign-in), not 2") {
 		t.Fatalf("another id: %v", err)
 	}
 	if _, err := st.Token("k3"); err == nil {

@@ -120,7 +120,7 @@ func TestGitHubRenameInheritsNoRole(t *testing.T) {
 	}
 	_, err = acl(c.Nodes[0], octo.Secret).ListGitHubBindings(ctx, connect.NewRequest(&aclv1.ListGitHubBindingsRequest{}))
 	refused(err, "a developer lists the bindings", "admin")
-	list, err := acl(c.Nodes[li], TestToken).ListGitHubBindings(ctx, connect.NewRequest(&aclv1.ListGitHubBindingsRequest{}))
+	list, err := acl(c.Nodes[0], TestToken).ListGitHubBindings(ctx, connect.NewRequest(&aclv1.ListGitHubBindingsRequest{}))
 	if err != nil || len(list.Msg.Bindings) != 2 || list.Msg.Bindings[0].Login != "alice" || list.Msg.Bindings[0].GithubUserId != aliceID || list.Msg.Bindings[1].Login != "octocat" {
 		t.Fatalf("bindings: %v %v", list, err)
 	}

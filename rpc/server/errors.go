@@ -23,6 +23,8 @@ func toConnect(err error) error {
 		return connect.NewError(connect.CodeNotFound, err)
 	case errors.Is(err, fsm.ErrAlreadyExists):
 		return connect.NewError(connect.CodeAlreadyExists, err)
+	case errors.Is(err, fsm.ErrLoginBound):
+		return connect.NewError(connect.CodePermissionDenied, err)
 	case errors.Is(err, fsm.ErrInvalid):
 		return connect.NewError(connect.CodeInvalidArgument, err)
 	case errors.Is(err, fsm.ErrUnknownCommand), errors.Is(err, fsm.ErrDecode):

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -299,11 +300,19 @@ func (s *Store) Delete(digest string) error {
 	if err != nil {
 		return fmt.Errorf("delete artifact: %w", err)
 	}
-	if err := os.Remove(filepath.Join(s.blobDir(), hexPart)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := s.removeBlob(hexPart); err != nil {
 		return fmt.Errorf("delete artifact: %w", err)
 	}
 	if err := s.removeUnpacked(hexPart); err != nil {
 		return fmt.Errorf("delete artifact: %w", err)
+	}
+	return nil
+}
+
+// removeBlob removes a file of blobs/ (an artifact's bytes), if it is there.
+func (s *Store) removeBlob(name string) error {
+	if err := os.Remove(filepath.Join(s.blobDir(), name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	return nil
 }
@@ -328,43 +337,29 @@ func (s *Store) removeUnpacked(name string) error {
 // artifact Put while GC runs may be removed if keep does not name it: callers put keep
 // together with what they are fetching.
 func (s *Store) GC(keep map[string]bool) (removed []string, err error) {
-	kept := func(hexPart string) bool { return isHex64(hexPart) && keep[DigestPrefix+hexPart] }
+	gone := map[string]bool{}
 	var errs []error
-	blobs, err := os.ReadDir(s.blobDir())
-	if err != nil {
-		return nil, fmt.Errorf("gc artifacts: %w", err)
-	}
-	for _, e := range blobs {
-		name := e.Name()
-		if kept(name) {
-			continue
+	for _, part := range []struct {
+		dir    string
+		remove func(name string) error
+	}{{s.blobDir(), s.removeBlob}, {s.unpackedDir(), s.removeUnpacked}} {
+		entries, err := os.ReadDir(part.dir)
+		if err != nil {
+			return slices.Sorted(maps.Keys(gone)), fmt.Errorf("gc artifacts: %w", err)
 		}
-		if err := os.Remove(filepath.Join(s.blobDir(), name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-			continue
-		}
-		if isHex64(name) {
-			removed = append(removed, DigestPrefix+name)
-		}
-	}
-	trees, err := os.ReadDir(s.unpackedDir())
-	if err != nil {
-		return removed, fmt.Errorf("gc artifacts: %w", err)
-	}
-	for _, e := range trees {
-		name := e.Name()
-		if kept(name) {
-			continue
-		}
-		if err := s.removeUnpacked(name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if isHex64(name) && !slices.Contains(removed, DigestPrefix+name) {
-			removed = append(removed, DigestPrefix+name)
+		for _, e := range entries {
+			name := e.Name()
+			if isHex64(name) && keep[DigestPrefix+name] {
+				continue
+			}
+			if err := part.remove(name); err != nil {
+				errs = append(errs, err)
+			} else if isHex64(name) {
+				gone[DigestPrefix+name] = true
+			}
 		}
 	}
-	slices.Sort(removed)
+	removed = slices.Sorted(maps.Keys(gone))
 	if err := errors.Join(errs...); err != nil {
 		return removed, fmt.Errorf("gc artifacts: %w", err)
 	}

@@ -177,25 +177,27 @@ func TestPutReaderError(t *testing.T) {
 	assertEmptyDir(t, filepath.Join(dir, "tmp"))
 }
 
+// concurrently calls f from n goroutines at once and wants every call to return want.
+func concurrently(t *testing.T, n int, want string, f func() (string, error)) {
+	t.Helper()
+	got := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { got[i], errs[i] = f() })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil || got[i] != want {
+			t.Fatalf("goroutine %d: %s, %v", i, got[i], errs[i])
+		}
+	}
+}
+
 func TestConcurrentPut(t *testing.T) {
 	s, dir := openStore(t, nil)
 	content := bytes.Repeat([]byte("same bytes "), 100000)
-	var wg sync.WaitGroup
-	digests := make([]string, 10)
-	errs := make([]error, 10)
-	for i := range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			digests[i], errs[i] = s.Put(bytes.NewReader(content))
-		}()
-	}
-	wg.Wait()
-	for i := range 10 {
-		if errs[i] != nil || digests[i] != digestOf(content) {
-			t.Fatalf("goroutine %d: %s, %v", i, digests[i], errs[i])
-		}
-	}
+	concurrently(t, 10, digestOf(content), func() (string, error) { return s.Put(bytes.NewReader(content)) })
 	if list, _ := s.List(); !reflect.DeepEqual(list, []string{digestOf(content)}) {
 		t.Fatalf("List %v", list)
 	}
@@ -219,23 +221,8 @@ func TestDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	paths := make([]string, 10)
-	errs := make([]error, 10)
-	for i := range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			paths[i], errs[i] = s.Dir(d)
-		}()
-	}
-	wg.Wait()
 	want := filepath.Join(dir, "unpacked", strings.TrimPrefix(d, DigestPrefix))
-	for i := range 10 {
-		if errs[i] != nil || paths[i] != want {
-			t.Fatalf("goroutine %d: %s, %v", i, paths[i], errs[i])
-		}
-	}
+	concurrently(t, 10, want, func() (string, error) { return s.Dir(d) })
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("unpacked %d times, want once", n)
 	}

@@ -17,12 +17,13 @@ import (
 	"github.com/containerd/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/runtime"
 )
 
 func TestStartServeStop(t *testing.T) {
 	e := newExecutor(t, "node-a")
-	var l logs
+	var l testkit.Logs
 	spec := testSpec(t, "p-serve", &l)
 	spec.MemoryBytes = 64 << 20
 	ctx := context.Background()
@@ -51,7 +52,7 @@ func TestStartServeStop(t *testing.T) {
 		t.Errorf("GET /memory = %d %q; want %d", code, body, 64<<20)
 	}
 	// Output reaches the component's logs line by line.
-	waitFor(t, 5*time.Second, "the listening line in the logs", func() bool { return l.has("stdout: hello: listening on") })
+	waitFor(t, 5*time.Second, "the listening line in the logs", func() bool { return l.Contains("stdout: hello: listening on") })
 
 	// The spec has what the component contract asks for.
 	c, err := e.client.LoadContainer(e.ctx(ctx), e.containerID(spec.ID))
@@ -107,7 +108,7 @@ func TestStartServeStop(t *testing.T) {
 	if st := inst.(*instance).status; st != 0 {
 		t.Errorf("exit status after SIGTERM = %d, want 0", st)
 	}
-	if !l.has("stdout: hello: bye") {
+	if !l.Contains("stdout: hello: bye") {
 		t.Errorf("no graceful shutdown line in the logs:\n%s", l.String())
 	}
 	if _, err := e.client.LoadContainer(e.ctx(ctx), e.containerID(spec.ID)); !errdefs.IsNotFound(err) {
@@ -231,8 +232,8 @@ func TestAdoptAfterAgentRestart(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	var l logs
-	spec.Log = l.fn
+	var l testkit.Logs
+	spec.Log = l.Log
 	e2 := newExecutor(t, "node-b")
 	t.Cleanup(func() { e2.Stop(ctx, spec.ID) })
 	other := newExecutor(t, "node-c")
@@ -282,10 +283,10 @@ func TestAdoptAfterAgentRestart(t *testing.T) {
 	}
 	// Logs were reattached: the crash line came through the FIFOs the first agent made,
 	// and so did what the container wrote while no agent read.
-	if !l.has("stderr: hello: crashing on request") {
+	if !l.Contains("stderr: hello: crashing on request") {
 		t.Errorf("the adopted instance's output did not reach the logs:\n%s", l.String())
 	}
-	if !l.has("stdout: hello: GET /while-detached") {
+	if !l.Contains("stdout: hello: GET /while-detached") {
 		t.Errorf("output written while detached was lost:\n%s", l.String())
 	}
 	if err := e2.Stop(ctx, spec.ID); err != nil {

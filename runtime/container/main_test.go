@@ -13,11 +13,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/runtime"
 	"github.com/velocity9/v9/runtime/container/ociimage"
 	"github.com/velocity9/v9/runtime/container/ocitest"
@@ -142,37 +142,8 @@ func testNetwork() Network {
 	}
 }
 
-// logs collects an instance's output lines.
-type logs struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logs) fn(stream, line string) {
-	l.mu.Lock()
-	l.lines = append(l.lines, stream+": "+line)
-	l.mu.Unlock()
-}
-
-func (l *logs) has(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, line := range l.lines {
-		if strings.Contains(line, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func (l *logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
-
 // testSpec is a spec for the example, imported from the archive.
-func testSpec(t testing.TB, id string, l *logs) runtime.Spec {
+func testSpec(t testing.TB, id string, l *testkit.Logs) runtime.Spec {
 	dir := testApp(t)
 	s := runtime.Spec{
 		ID:           id,
@@ -185,7 +156,7 @@ func testSpec(t testing.TB, id string, l *logs) runtime.Spec {
 		Container:    runtime.ContainerSpec{Image: testImage, ImageArchive: "image.tar"},
 	}
 	if l != nil {
-		s.Log = l.fn
+		s.Log = l.Log
 	}
 	return s
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/errdefs"
+
+	"github.com/velocity9/v9/internal/testkit"
 )
 
 // waitStandby waits until e keeps a standby container for component and returns it.
@@ -73,7 +75,7 @@ func TestStandby(t *testing.T) {
 	}
 
 	// The next start of the same spec claims it.
-	var l logs
+	var l testkit.Logs
 	spec2 := testSpec(t, "p-sb-2", &l)
 	inst, err := e.Start(ctx, spec2)
 	if err != nil {
@@ -86,7 +88,7 @@ func TestStandby(t *testing.T) {
 	if code, body := get(inst, "/"); code != http.StatusOK || !strings.Contains(body, "hello from container hi there") {
 		t.Fatalf("GET / through the claimed standby = %d %q", code, body)
 	}
-	waitFor(t, 5*time.Second, "the claimed container's output in the new placement's logs", func() bool { return l.has("stdout: hello: listening on") })
+	waitFor(t, 5*time.Second, "the claimed container's output in the new placement's logs", func() bool { return l.Contains("stdout: hello: listening on") })
 	if labels, err = c.Labels(e.ctx(ctx)); err != nil || labels[LabelPlacement] != spec2.ID || labels[LabelStandby] != "" || labels[LabelDeployment] != "d-1" {
 		t.Errorf("claimed container's labels = %v, %v", labels, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/runtime"
 )
 
@@ -187,7 +188,7 @@ func TestSizeLimits(t *testing.T) {
 	wantStatus(t, get(t, cgi, "", "/big?n=4000"), http.StatusOK)
 	rec := get(t, cgi, "", "/big?n=5000")
 	wantStatus(t, rec, http.StatusBadGateway)
-	logs.wantContains(t, "response too large")
+	logs.WantContains(t, "response too large")
 }
 
 func TestInfiniteLoopTimesOut(t *testing.T) {
@@ -205,7 +206,7 @@ func TestInfiniteLoopTimesOut(t *testing.T) {
 			t.Errorf("timed out after %s, want about 500ms", took)
 		}
 	}
-	logs.wantContains(t, "v9: 504 component timed out: still running after 500ms")
+	logs.WantContains(t, "v9: 504 component timed out: still running after 500ms")
 	wantStatus(t, get(t, hello, "", "/"), http.StatusOK)
 
 	// A guest asleep in the host (WASI poll_oneoff) is woken by the deadline too.
@@ -225,9 +226,9 @@ func TestMemoryBomb(t *testing.T) {
 
 	rec := get(t, bomb, "", "/")
 	wantStatus(t, rec, http.StatusInternalServerError)
-	logs.wantContains(t, "out of memory")
-	logs.wantContains(t, "v9: 500 component failed: exited with code 2 without output")
-	got := maxAllocated(logs.all())
+	logs.WantContains(t, "out of memory")
+	logs.WantContains(t, "v9: 500 component failed: exited with code 2 without output")
+	got := maxAllocated(logs.String())
 	if got >= 16 || got < 8 {
 		t.Errorf("16 MiB limit: the guest allocated %d MiB", got)
 	}
@@ -275,23 +276,23 @@ func TestGarbageIs502(t *testing.T) {
 	if strings.Contains(rec.Body.String(), "<h1>") {
 		t.Errorf("garbage passed through: %q", rec.Body.String())
 	}
-	logs.wantContains(t, `v9: 502 malformed CGI response: bad header line "<h1>no headers here</h1>"`)
+	logs.WantContains(t, `v9: 502 malformed CGI response: bad header line "<h1>no headers here</h1>"`)
 }
 
 func TestTraps(t *testing.T) {
 	t.Parallel()
 	ex := sharedExecutor(t)
 	for name, bin := range map[string][]byte{"unreachable": trapUnreachable, "out of bounds memory access": trapOutOfBounds} {
-		sink := &logSink{}
+		sink := &testkit.Logs{}
 		in := startSpec(t, ex, runtime.Spec{
 			ID:   t.Name() + "/" + name,
 			Dir:  rawArtifact(t, "trap.wasm", bin),
 			Wasm: runtime.WasmSpec{Module: "trap.wasm"},
-			Log:  sink.log,
+			Log:  sink.Log,
 		})
 		wantStatus(t, get(t, in, "", "/"), http.StatusInternalServerError)
-		sink.wantContains(t, "v9: 500 component failed")
-		sink.wantContains(t, name)
+		sink.WantContains(t, "v9: 500 component failed")
+		sink.WantContains(t, name)
 	}
 }
 
@@ -304,20 +305,20 @@ func TestExitCodesAndPanics(t *testing.T) {
 	if rec.Body.String() != "partial but valid\n" {
 		t.Errorf("body %q", rec.Body.String())
 	}
-	logs.wantContains(t, "v9: component exited with code 3 after writing its response")
+	logs.WantContains(t, "v9: component exited with code 3 after writing its response")
 	wantStatus(t, get(t, in, "", "/exit3-silent"), http.StatusInternalServerError)
-	logs.wantContains(t, "exited with code 3 without output")
+	logs.WantContains(t, "exited with code 3 without output")
 
 	wantStatus(t, get(t, in, "", "/panic"), http.StatusInternalServerError)
-	logs.wantContains(t, "stderr: panic: boom")
-	logs.wantContains(t, "exited with code 2 without output")
+	logs.WantContains(t, "stderr: panic: boom")
+	logs.WantContains(t, "exited with code 2 without output")
 }
 
 func TestStderrGoesToLog(t *testing.T) {
 	t.Parallel()
 	in, logs := startGuest(t, sharedExecutor(t), "cgi", nil)
 	wantStatus(t, get(t, in, "", "/stderr"), http.StatusOK)
-	logs.wantContains(t, "stderr: first line to stderr\nstderr: second line")
+	logs.WantContains(t, "stderr: first line to stderr\nstderr: second line")
 }
 
 func TestSandbox(t *testing.T) {

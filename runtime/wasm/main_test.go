@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/runtime"
 	"github.com/velocity9/v9/runtime/wasm/wasmtest"
 )
@@ -244,42 +245,17 @@ func artifact(t testing.TB, guest string, extra map[string]string) string {
 	return dir
 }
 
-// logSink collects an instance's log lines.
-type logSink struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logSink) log(stream, line string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, stream+": "+line)
-}
-
-func (l *logSink) all() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
-}
-
-func (l *logSink) wantContains(t testing.TB, s string) {
-	t.Helper()
-	if all := l.all(); !strings.Contains(all, s) {
-		t.Errorf("logs lack %q; got:\n%s", s, all)
-	}
-}
-
 // startGuest starts an instance of a built guest; it is stopped when the test ends.
-func startGuest(t testing.TB, ex *Executor, guest string, mod func(*runtime.Spec)) (runtime.Instance, *logSink) {
+func startGuest(t testing.TB, ex *Executor, guest string, mod func(*runtime.Spec)) (runtime.Instance, *testkit.Logs) {
 	t.Helper()
-	sink := &logSink{}
+	sink := &testkit.Logs{}
 	spec := runtime.Spec{
 		ID:        t.Name() + "/" + guest,
 		Component: guest,
 		Dir:       artifact(t, guest, nil),
 		Digest:    guestDigests[guest],
 		Wasm:      runtime.WasmSpec{Module: guest + ".wasm"},
-		Log:       sink.log,
+		Log:       sink.Log,
 	}
 	if mod != nil {
 		mod(&spec)

@@ -15,11 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/runtime"
 )
 
 // startStream serves examples/stream-http warm, with a pool of size instances, over HTTP.
-func startStream(t *testing.T, ex *Executor, size int, mod func(*runtime.Spec)) (*httptest.Server, *instance, *logSink) {
+func startStream(t *testing.T, ex *Executor, size int, mod func(*runtime.Spec)) (*httptest.Server, *instance, *testkit.Logs) {
 	t.Helper()
 	inst, sink := startGuest(t, ex, "streamhttp", func(s *runtime.Spec) {
 		s.Wasm.ABI = ABIHTTP
@@ -229,7 +230,7 @@ func TestWarmStreamSlowUploadFreesBound(t *testing.T) {
 		t.Fatalf("stalled upload: %v, want 504", r)
 	}
 	r.Body.Close()
-	sink.wantContains(t, "still waiting for the request body after 3s")
+	sink.WantContains(t, "still waiting for the request body after 3s")
 }
 
 // A streamed answer past the response limit, or past the timeout, is cut: the client sees
@@ -251,8 +252,8 @@ func TestWarmStreamLimitAndTimeout(t *testing.T) {
 			t.Fatalf("%s: %d bytes before the cut", path, len(body))
 		}
 	}
-	sink.wantContains(t, "more than 1048576 bytes")
-	sink.wantContains(t, "still running after 1s")
+	sink.WantContains(t, "more than 1048576 bytes")
+	sink.WantContains(t, "still running after 1s")
 	resp, err := http.Get(srv.URL + "/s/ticks?n=1")
 	if err != nil {
 		t.Fatal(err)

@@ -10,11 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/runtime"
 )
 
 // startWarm starts hello-http with a pool of one instance, so that tests know which serves.
-func startWarm(t *testing.T, ex *Executor, reuse int) (*instance, *logSink) {
+func startWarm(t *testing.T, ex *Executor, reuse int) (*instance, *testkit.Logs) {
 	t.Helper()
 	in, sink := startGuest(t, ex, "hellohttp", func(s *runtime.Spec) {
 		s.Wasm.ABI = ABIHTTP
@@ -47,7 +48,7 @@ func TestWarmServesHandler(t *testing.T) {
 			t.Fatalf("request %d: served %s by this instance, want %d (not reused?)", i, got, i)
 		}
 	}
-	sink.wantContains(t, "stderr: hello-http: log line")
+	sink.WantContains(t, "stderr: hello-http: log line")
 }
 
 // A trap (the handler panics) discards the instance; the next request gets a new one.
