@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/velocity9/v9/internal/fsmtest"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/sched"
 )
@@ -14,50 +15,33 @@ type fixedCounts map[string]sched.Counts
 
 func (f fixedCounts) VersionCounts() map[string]sched.Counts { return f }
 
+// canaryHistory is a fake store holding component c1 (spec) on node n1, and the history
+// writing into it.
+func canaryHistory(t *testing.T, spec *statev1.ComponentSpec) (*fakeStore, *fsmtest.History) {
+	f := newFake(t, &statev1.State{})
+	return f, fsmtest.New(t, func(cmd *statev1.Command) error {
+		_, err := f.Apply(context.Background(), cmd)
+		return err
+	}, spec)
+}
+
 // A canary is judged against its previous version only, on what that version answered
 // since the window began: neither an earlier failed canary's 5xx (d2, 100%) nor the
 // previous version's lifetime counts raise the baseline, so d3, answering 19% 5xx beside
 // d1's 0%, fails.
 func TestCanaryBaselineIsThePreviousVersionSinceTheWindow(t *testing.T) {
-	f := newFake(t, &statev1.State{})
+	f, h := canaryHistory(t, &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 3, Wasm: &statev1.WasmSpec{Module: "hello.wasm"},
+		Rollout: &statev1.RolloutSpec{CanaryPercent: 25, WindowMs: 1000}})
 	ctx := context.Background()
-	apply := func(cmd *statev1.Command) {
-		t.Helper()
-		if _, err := f.Apply(ctx, cmd); err != nil {
-			t.Fatalf("apply %v: %v", cmd, err)
-		}
-	}
-	spec := &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 3, Wasm: &statev1.WasmSpec{Module: "hello.wasm"},
-		Rollout: &statev1.RolloutSpec{CanaryPercent: 25, WindowMs: 1000}}
-	apply(&statev1.Command{Op: &statev1.Command_RegisterNode{RegisterNode: &statev1.RegisterNode{Node: &statev1.Node{
-		Id: "n1", ApiAddr: "n1:7900", RaftAddr: "n1:7901", ProxyAddr: "n1:8080", Runtimes: []statev1.Runtime{wasm}}}}})
-	apply(&statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: &statev1.Component{
-		Id: "c1", Name: "hello", Runtime: wasm, Replicas: 1,
-		Desired: statev1.DesiredState_DESIRED_STATE_RUNNING, Spec: spec, ManifestSpec: spec}}}})
-	deploy := func(id string) {
-		apply(&statev1.Command{Op: &statev1.Command_CreateDeployment{CreateDeployment: &statev1.CreateDeployment{Deployment: &statev1.Deployment{
-			Id: id, ComponentId: "c1", Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING}}}})
-		apply(&statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
-			Id: id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ArtifactDigest: "sha256:" + id, Spec: spec, Activate: true}}})
-	}
-	place := func(p, dep string, d statev1.PlacementDesired, epoch uint64) {
-		apply(&statev1.Command{Op: &statev1.Command_PutPlacements{PutPlacements: &statev1.PutPlacements{Placements: []*statev1.Placement{{
-			Id: p, ComponentId: "c1", DeploymentId: dep, NodeId: "n1", Desired: d, Epoch: epoch}}}}})
-		if d == statev1.PlacementDesired_PLACEMENT_DESIRED_RUN {
-			apply(&statev1.Command{Op: &statev1.Command_SetPlacementObserved{SetPlacementObserved: &statev1.SetPlacementObserved{
-				Id: p, Observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING}}})
-		}
-	}
-	run, stop := statev1.PlacementDesired_PLACEMENT_DESIRED_RUN, statev1.PlacementDesired_PLACEMENT_DESIRED_STOP
-	deploy("d1")
-	place("p1", "d1", run, 1)
-	deploy("d2") // a canary that failed: all 5xx
-	place("p2", "d2", run, 1)
-	apply(&statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+	h.Deploy("d1")
+	h.Runs("p1", "d1")
+	h.Deploy("d2") // a canary that failed: all 5xx
+	h.Runs("p2", "d2")
+	h.Apply(&statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
 		Id: "d2", Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, Fallback: "d1", Error: "canary failed"}}})
-	place("p2", "d2", stop, 2)
-	deploy("d3")
-	place("p3", "d3", run, 1)
+	h.Place("p2", "d2", statev1.PlacementDesired_PLACEMENT_DESIRED_STOP, 2)
+	h.Deploy("d3")
+	h.Runs("p3", "d3")
 	if d, _ := f.st.Deployment("d3"); !d.Canary {
 		t.Fatal("d3 is not in a canary")
 	}
@@ -92,46 +76,18 @@ func TestCanaryBaselineIsThePreviousVersionSinceTheWindow(t *testing.T) {
 // version that served (activated again, as a failed rollout does), never promoted nor
 // logged as passed.
 func TestFailedCanaryWithoutRunningPreviousFallsBack(t *testing.T) {
-	f := newFake(t, &statev1.State{})
+	f, h := canaryHistory(t, &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 1, Exclusive: true, Wasm: &statev1.WasmSpec{Module: "hello.wasm"}})
 	ctx := context.Background()
-	apply := func(cmd *statev1.Command) {
-		t.Helper()
-		if _, err := f.Apply(ctx, cmd); err != nil {
-			t.Fatalf("apply %v: %v", cmd, err)
-		}
-	}
-	spec := &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 1, Exclusive: true, Wasm: &statev1.WasmSpec{Module: "hello.wasm"}}
-	apply(&statev1.Command{Op: &statev1.Command_RegisterNode{RegisterNode: &statev1.RegisterNode{Node: &statev1.Node{
-		Id: "n1", ApiAddr: "n1:7900", RaftAddr: "n1:7901", ProxyAddr: "n1:8080", Runtimes: []statev1.Runtime{wasm}}}}})
-	apply(&statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: &statev1.Component{
-		Id: "c1", Name: "hello", Runtime: wasm, Replicas: 1,
-		Desired: statev1.DesiredState_DESIRED_STATE_RUNNING, Spec: spec, ManifestSpec: spec}}}})
-	deploy := func(id string) {
-		apply(&statev1.Command{Op: &statev1.Command_CreateDeployment{CreateDeployment: &statev1.CreateDeployment{Deployment: &statev1.Deployment{
-			Id: id, ComponentId: "c1", Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING}}}})
-		apply(&statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
-			Id: id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ArtifactDigest: "sha256:" + id, Spec: spec, Activate: true}}})
-	}
-	observe := func(p string, o statev1.PlacementObserved) {
-		apply(&statev1.Command{Op: &statev1.Command_SetPlacementObserved{SetPlacementObserved: &statev1.SetPlacementObserved{Id: p, Observed: o}}})
-	}
-	place := func(p, dep string, d statev1.PlacementDesired, epoch uint64) {
-		apply(&statev1.Command{Op: &statev1.Command_PutPlacements{PutPlacements: &statev1.PutPlacements{Placements: []*statev1.Placement{{
-			Id: p, ComponentId: "c1", DeploymentId: dep, NodeId: "n1", Desired: d, Epoch: epoch}}}}})
-	}
-	run, stop := statev1.PlacementDesired_PLACEMENT_DESIRED_RUN, statev1.PlacementDesired_PLACEMENT_DESIRED_STOP
-	deploy("d1")
-	place("p1", "d1", run, 1)
-	observe("p1", statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING)
-	deploy("d2")
+	h.Deploy("d1")
+	h.Runs("p1", "d1")
+	h.Deploy("d2")
 	if d, _ := f.st.Deployment("d2"); !d.Canary {
 		t.Fatal("d2 is not in a canary")
 	}
 	// Exclusive: the old instance stops first, then the new one starts.
-	place("p1", "d1", stop, 2)
-	observe("p1", statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED)
-	place("p2", "d2", run, 1)
-	observe("p2", statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING)
+	h.Place("p1", "d1", statev1.PlacementDesired_PLACEMENT_DESIRED_STOP, 2)
+	h.Observe("p1", statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED)
+	h.Runs("p2", "d2")
 
 	counts := fixedCounts{"d1": {Requests: 1000}, "d2": {Requests: 100, Errors: 100}}
 	r := NewRollouts(f, counts, RolloutConfig{Every: time.Second, Deadline: time.Minute}, quiet())

@@ -4,9 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/fsmtest"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/sched"
 )
@@ -18,43 +17,18 @@ import (
 func TestSupersededCanaryIsNotAFallback(t *testing.T) {
 	st := fsm.NewStore()
 	var idx uint64
-	apply := func(cmd *statev1.Command) {
-		t.Helper()
-		idx++
-		cmd.Time = timestamppb.Now()
-		if err := st.Apply(idx, cmd); err != nil {
-			t.Fatalf("apply %v: %v", cmd, err)
-		}
-	}
-	run := statev1.PlacementDesired_PLACEMENT_DESIRED_RUN
-	spec := &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 3, Wasm: &statev1.WasmSpec{Module: "hello.wasm"},
-		Rollout: &statev1.RolloutSpec{CanaryPercent: 25, WindowMs: 60000}}
-	apply(&statev1.Command{Op: &statev1.Command_RegisterNode{RegisterNode: &statev1.RegisterNode{Node: &statev1.Node{
-		Id: "n1", ApiAddr: "n1:7900", RaftAddr: "n1:7901", ProxyAddr: "n1:8080", Runtimes: []statev1.Runtime{statev1.Runtime_RUNTIME_WASM}}}}})
-	apply(&statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: &statev1.Component{
-		Id: "c1", Name: "hello", Runtime: statev1.Runtime_RUNTIME_WASM, Replicas: 1,
-		Desired: statev1.DesiredState_DESIRED_STATE_RUNNING, Spec: spec, ManifestSpec: spec}}}})
-	deploy := func(id string) {
-		apply(&statev1.Command{Op: &statev1.Command_CreateDeployment{CreateDeployment: &statev1.CreateDeployment{Deployment: &statev1.Deployment{
-			Id: id, ComponentId: "c1", Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING}}}})
-		apply(&statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
-			Id: id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ArtifactDigest: "sha256:" + id, Spec: spec, Activate: true}}})
-	}
-	runs := func(p, dep string) {
-		apply(&statev1.Command{Op: &statev1.Command_PutPlacements{PutPlacements: &statev1.PutPlacements{Placements: []*statev1.Placement{{
-			Id: p, ComponentId: "c1", DeploymentId: dep, NodeId: "n1", Desired: run, Epoch: 1}}}}})
-		apply(&statev1.Command{Op: &statev1.Command_SetPlacementObserved{SetPlacementObserved: &statev1.SetPlacementObserved{
-			Id: p, Observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING}}})
-	}
-	deploy("d1")
-	runs("p1", "d1")
-	deploy("d2") // in its canary against d1
-	runs("p2", "d2")
-	apply(&statev1.Command{Op: &statev1.Command_StartCanary{StartCanary: &statev1.StartCanary{DeploymentId: "d2"}}})
+	h := fsmtest.New(t, func(cmd *statev1.Command) error { idx++; return st.Apply(idx, cmd) },
+		&statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 3, Wasm: &statev1.WasmSpec{Module: "hello.wasm"},
+			Rollout: &statev1.RolloutSpec{CanaryPercent: 25, WindowMs: 60000}})
+	h.Deploy("d1")
+	h.Runs("p1", "d1")
+	h.Deploy("d2") // in its canary against d1
+	h.Runs("p2", "d2")
+	h.Apply(&statev1.Command{Op: &statev1.Command_StartCanary{StartCanary: &statev1.StartCanary{DeploymentId: "d2"}}})
 	if d, _ := st.Deployment("d2"); !d.Canary {
 		t.Fatal("d2 is not in a canary")
 	}
-	deploy("d3") // pushed during d2's canary
+	h.Deploy("d3") // pushed during d2's canary
 	ks := sched.Canaries(st.State())
 	if len(ks) != 1 || ks[0].Deployment != "d3" {
 		t.Fatalf("canaries: %+v", ks)
