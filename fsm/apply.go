@@ -576,6 +576,9 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 		if active, ok := t.deployments[c.ActiveDeploymentId]; ok && active.CreateIndex > d.CreateIndex {
 			return nil // a newer deployment serves already: this one stays ready, inactive
 		}
+		if d.CreateIndex < c.RollbackIndex {
+			return nil // pushed before a rollback: it stays ready, inactive, until activated
+		}
 		if op.Spec != nil {
 			t.setManifestSpec(index, c, op.Spec, false)
 		}
@@ -596,6 +599,10 @@ func (t *tables) activate(index uint64, now *timestamppb.Timestamp, c *statev1.C
 	if prev == nil || prev.Id == d.Id {
 		return
 	}
+	// A configuration change being judged when another version takes over can no longer be
+	// undone (FailSpecRoll): what it returned to was the old version's manifest. The new
+	// version's rollout judges its instances instead.
+	c.PrevSpec, c.PrevUser, c.PrevSpecIndex = nil, nil, 0
 	if prev.Canary {
 		// Superseded in its canary: never a version to fall back on (sched).
 		prev.Canary, prev.CanaryStart, prev.CanarySuperseded = false, nil, true
@@ -663,6 +670,7 @@ func (t *tables) activateDeployment(index uint64, now *timestamppb.Timestamp, op
 		return invalid("deployment %q is %s, not ready", d.Id, d.Status)
 	}
 	t.activate(index, now, c, d)
+	c.RollbackIndex = index
 	return nil
 }
 

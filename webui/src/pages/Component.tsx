@@ -21,7 +21,7 @@ import type { Component, Deployment } from "../gen/v9/state/v1/state_pb";
 import { can, useIdentity } from "../identity";
 import { onApiError, useBlocking, useNow, waitMs } from "../live";
 import { Badge } from "../ui/Badge";
-import { Card } from "../ui/Card";
+import { Card } from "../ui/Section";
 import { Logs } from "../ui/Logs";
 import { Secrets } from "../ui/Secrets";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";

@@ -14,6 +14,7 @@ import { Pager } from "../ui/Pager";
 import { Sparkline } from "../ui/Sparkline";
 import { applyWatch } from "../watchlist";
 import { TableHead } from "../ui/TableHead";
+import { Page } from "../ui/Section";
 
 const pageSize = 50;
 
@@ -38,10 +39,11 @@ export function ComponentsPage() {
   }, [live.data, page, pages]);
 
   return (
-    <section aria-labelledby="components-h">
-      <div className="page-head">
-        <h1 id="components-h">Components</h1>
-        {(live.data || filter) && (
+    <Page
+      id="components-h"
+      title="Components"
+      extra={
+        (live.data || filter) && (
           <input
             type="search"
             className="input"
@@ -53,8 +55,9 @@ export function ComponentsPage() {
               setPage(0);
             }}
           />
-        )}
-      </div>
+        )
+      }
+    >
       {live.error !== undefined && <ErrorNotice error={live.error} retrying={live.retrying} />}
       {!live.data && live.error === undefined && <Loading what="components" />}
       {live.data && total === 0 && !query && (
@@ -90,7 +93,7 @@ export function ComponentsPage() {
           {query ? ` matching “${query}”` : ""}
         </p>
       )}
-    </section>
+    </Page>
   );
 }
 

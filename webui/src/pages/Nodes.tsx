@@ -12,6 +12,7 @@ import { Badge } from "../ui/Badge";
 import { ConfirmButton } from "../ui/Confirm";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
 import { TableHead } from "../ui/TableHead";
+import { Page } from "../ui/Section";
 
 /** Members of the Raft cluster and the nodes registered in the replicated state. */
 export function NodesPage() {
@@ -29,16 +30,18 @@ export function NodesPage() {
   const error = status.error ?? nodes.error;
 
   return (
-    <section aria-labelledby="nodes-h">
-      <div className="page-head">
-        <h1 id="nodes-h">Nodes</h1>
-        {status.data && (
+    <Page
+      id="nodes-h"
+      title="Nodes"
+      extra={
+        status.data && (
           <p className="sub">
             Answered by <strong>{status.data.nodeId}</strong> ({status.data.raftState.toLowerCase()}); leader{" "}
             <strong>{status.data.leaderId || "none"}</strong>; applied index {String(status.data.appliedIndex)}
           </p>
-        )}
-      </div>
+        )
+      }
+    >
       {error && <ErrorNotice error={error} retrying />}
       {drain.error && <ErrorNotice error={drain.error} />}
       {!status.data && !nodes.data && !error && <Loading what="nodes" />}
@@ -106,7 +109,7 @@ export function NodesPage() {
         Draining moves every placement off a node (replacements start first) and keeps new ones off it. CLI:{" "}
         <code>v9 nodes drain ID</code>, <code>v9 nodes drain ID --undo</code>.
       </p>
-    </section>
+    </Page>
   );
 }
 

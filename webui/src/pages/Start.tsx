@@ -16,7 +16,7 @@ import { can, useIdentity } from "../identity";
 import { onApiError, sleep } from "../live";
 import { componentNameProblem, matchRepos, nameFromRepo } from "../start";
 import { Badge } from "../ui/Badge";
-import { Card } from "../ui/Card";
+import { Card, Page } from "../ui/Section";
 import { Logs } from "../ui/Logs";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
 import { useProxyURL } from "../ui/ProxyLink";
@@ -39,12 +39,9 @@ export function StartPage() {
     );
   }
   return (
-    <section aria-labelledby="start-h">
-      <div className="page-head">
-        <h1 id="start-h">Start</h1>
-      </div>
+    <Page id="start-h" title="Start">
       {started ? <Progress {...started} /> : <Picker onStarted={setStarted} />}
-    </section>
+    </Page>
   );
 }
 

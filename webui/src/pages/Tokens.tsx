@@ -9,6 +9,7 @@ import { useNow } from "../live";
 import { ConfirmButton } from "../ui/Confirm";
 import { Empty, ErrorNotice, Loading } from "../ui/Notice";
 import { TableHead } from "../ui/TableHead";
+import { Page } from "../ui/Section";
 
 const ttls = [
   { label: "never", seconds: 0 },
@@ -33,10 +34,7 @@ export function TokensPage() {
   const roles: Role[] = (["viewer", "developer", "admin"] as Role[]).filter((r) => can(me, r));
 
   return (
-    <section aria-labelledby="tokens-h">
-      <div className="page-head">
-        <h1 id="tokens-h">API tokens</h1>
-      </div>
+    <Page id="tokens-h" title="API tokens">
       {secret && (
         <div className="notice notice-warn" role="alert">
           <strong>Copy the new token now: it is shown only once.</strong>
@@ -137,7 +135,7 @@ export function TokensPage() {
       <p className="sub">
         CLI: <code>v9 token create --name NAME --role viewer --ttl 720h</code>, <code>v9 token list</code>, <code>v9 token revoke ACCESSOR</code>.
       </p>
-    </section>
+    </Page>
   );
 }
 
@@ -147,10 +145,7 @@ export function AuditPage() {
   const now = useNow();
   const entries = [...(q.data?.entries ?? [])].reverse();
   return (
-    <section aria-labelledby="audit-h">
-      <div className="page-head">
-        <h1 id="audit-h">Audit log</h1>
-      </div>
+    <Page id="audit-h" title="Audit log">
       {q.error && <ErrorNotice error={q.error} />}
       {!q.data && !q.error && <Loading what="the audit log" />}
       {q.data && entries.length === 0 && <Empty title="No writes recorded yet" />}
@@ -176,6 +171,6 @@ export function AuditPage() {
       <p className="sub">
         CLI: <code>v9 audit</code>.
       </p>
-    </section>
+    </Page>
   );
 }

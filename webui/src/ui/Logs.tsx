@@ -6,7 +6,7 @@ import { tsSeconds } from "../format";
 import type { LogLine } from "../gen/v9/logs/v1/logs_pb";
 import { onApiError, sleep } from "../live";
 import { mergeLines } from "../logs";
-import { Card } from "./Card";
+import { Card } from "./Section";
 
 const keep = 2000;
 

@@ -7,7 +7,7 @@ import { onApiError, useNow } from "../live";
 import { secretNameProblem } from "../secrets";
 import { Empty, ErrorNotice, Loading } from "./Notice";
 import { TableHead } from "./TableHead";
-import { Card } from "./Card";
+import { Card } from "./Section";
 
 /**
  * A component's secrets: names and update times only. Values are write-only: typed here,

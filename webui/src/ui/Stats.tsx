@@ -5,7 +5,7 @@ import { StatsService } from "../gen/v9/stats/v1/stats_pb";
 import { figures, mergeHist, percentile, regroup, totals } from "../series";
 import { BarChart } from "./Chart";
 import { ErrorNotice, Loading } from "./Notice";
-import { Card } from "./Card";
+import { Card } from "./Section";
 
 const windows = [
   { minutes: 60, label: "1 hour", bars: 120, refetch: 5_000 },

@@ -750,7 +750,12 @@ type Component struct {
 	// instances failed their readiness check, or too few ran within the rollout deadline,
 	// while the instances of the previous configuration kept serving). The next change that
 	// rolls the instances clears it.
-	SpecError     string `protobuf:"bytes,21,opt,name=spec_error,json=specError,proto3" json:"spec_error,omitempty"`
+	SpecError string `protobuf:"bytes,21,opt,name=spec_error,json=specError,proto3" json:"spec_error,omitempty"`
+	// rollback_index is the index of the last explicit activation (`v9 component rollback`,
+	// with or without --to): a deployment created before it never activates itself when its
+	// build ends, so that a rollback is not undone by a push it could not see. Pushes after
+	// it deploy as usual.
+	RollbackIndex uint64 `protobuf:"varint,22,opt,name=rollback_index,json=rollbackIndex,proto3" json:"rollback_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -930,6 +935,13 @@ func (x *Component) GetSpecError() string {
 		return x.SpecError
 	}
 	return ""
+}
+
+func (x *Component) GetRollbackIndex() uint64 {
+	if x != nil {
+		return x.RollbackIndex
+	}
+	return 0
 }
 
 // UserSettings are the settings a user changed, each overriding the manifest's value.
@@ -4367,7 +4379,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
 	"\vRolloutSpec\x12%\n" +
 	"\x0ecanary_percent\x18\x01 \x01(\rR\rcanaryPercent\x12\x1b\n" +
-	"\twindow_ms\x18\x02 \x01(\rR\bwindowMs\"\x81\a\n" +
+	"\twindow_ms\x18\x02 \x01(\rR\bwindowMs\"\xa8\a\n" +
 	"\tComponent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -4394,7 +4406,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\tprev_user\x18\x13 \x01(\v2\x19.v9.state.v1.UserSettingsR\bprevUser\x12&\n" +
 	"\x0fprev_spec_index\x18\x14 \x01(\x04R\rprevSpecIndex\x12\x1d\n" +
 	"\n" +
-	"spec_error\x18\x15 \x01(\tR\tspecError\"\xa0\x03\n" +
+	"spec_error\x18\x15 \x01(\tR\tspecError\x12%\n" +
+	"\x0erollback_index\x18\x16 \x01(\x04R\rrollbackIndex\"\xa0\x03\n" +
 	"\fUserSettings\x124\n" +
 	"\x03env\x18\x01 \x03(\v2\".v9.state.v1.UserSettings.EnvEntryR\x03env\x12\x1f\n" +
 	"\venv_removed\x18\x02 \x03(\tR\n" +
