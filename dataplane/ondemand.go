@@ -37,8 +37,9 @@ type odInstance struct {
 	err   error
 	in    *instance // counts requests in flight, like a placement's instance
 	used  time.Time
-	// secrets is the component's secrets_index it started with: a newer one replaces it.
-	secrets uint64
+	// specIndex is the component's spec_index it started with (env, secrets, limits, the
+	// module): a newer one replaces it, as a rollout replaces placed instances.
+	specIndex uint64
 	// failedAt is when the start failed (under onDemand.mu); zero if it did not.
 	failedAt time.Time
 }
@@ -138,18 +139,18 @@ func (o *onDemand) instance(ctx context.Context, c *onDemandTarget, dep string) 
 	if o.m == nil {
 		o.m = map[string]*odInstance{}
 	}
-	secrets := o.secretsIndex(c.id)
+	specIndex := o.specIndex(c.id)
 	od, ok := o.m[dep]
 	if ok && od.failedAt != (time.Time{}) && time.Since(od.failedAt) > odRetry {
 		ok = false
 	}
-	if ok && od.secrets != secrets {
+	if ok && od.specIndex != specIndex {
 		// Its environment is out of date: it never serves again, and stops once started.
 		ok = false
 		go o.stopStale(od)
 	}
 	if !ok {
-		od = &odInstance{ready: make(chan struct{}), secrets: secrets}
+		od = &odInstance{ready: make(chan struct{}), specIndex: specIndex}
 		o.m[dep] = od
 		go o.start(od, c, dep)
 	}
@@ -169,8 +170,8 @@ func (o *onDemand) instance(ctx context.Context, c *onDemandTarget, dep string) 
 func (o *onDemand) start(od *odInstance, c *onDemandTarget, dep string) {
 	defer close(od.ready)
 	id := "ondemand-" + dep
-	if od.secrets != 0 { // one id per environment: stopping a stale one leaves its successor be
-		id = fmt.Sprintf("%s-s%d", id, od.secrets)
+	if od.specIndex != 0 { // one id per spec: stopping a stale one leaves its successor be
+		id = fmt.Sprintf("%s-s%d", id, od.specIndex)
 	}
 	p := &statev1.Placement{Id: id, ComponentId: c.id, DeploymentId: dep}
 	r := o.dp.rec
@@ -202,14 +203,14 @@ func (o *onDemand) start(od *odInstance, c *onDemandTarget, dep string) {
 		o.dp.cfg.Logs.Append(c.name, id, "system", "on-demand start failed: "+err.Error())
 		return
 	}
-	od.in = &instance{id: p.Id, component: c.name, deployment: dep, rt: c.rt, run: od.run}
+	od.in = &instance{id: p.Id, component: c.name, deployment: dep, rt: c.rt, run: od.run, timeout: spec.Timeout}
 	od.in.handler = r.wrap(od.in, od.run)
 	o.dp.log.Info("on-demand instance started", "component", c.name, "deployment", dep)
 }
 
-func (o *onDemand) secretsIndex(componentID string) uint64 {
+func (o *onDemand) specIndex(componentID string) uint64 {
 	c, _ := o.dp.state().ComponentByID(componentID)
-	return c.GetSecretsIndex()
+	return c.GetSpecIndex()
 }
 
 func (o *onDemand) stopStale(od *odInstance) {

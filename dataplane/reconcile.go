@@ -28,6 +28,8 @@ type reconciler struct {
 	inst  map[string]*instance // by placement id
 	dirty bool                 // an instance became routable or stopped being so: publish
 	kick  chan struct{}
+	// drainMin is the least a stop drains (drainWait; tests shorten it).
+	drainMin time.Duration
 }
 
 type instance struct {
@@ -44,7 +46,8 @@ type instance struct {
 	urgent      bool // stop without waiting for requests in flight (exclusive instances)
 	fenced      bool // stopped because the lease ran out: reported FAILED, not STOPPED
 	cancelStart context.CancelFunc
-	inFlight    atomic.Int64 // requests being served by this instance
+	inFlight    atomic.Int64  // requests being served by this instance
+	timeout     time.Duration // the component's request timeout it started with: how long a stop drains
 	failures    int
 	retryAt     time.Time
 	reportedAt  time.Time
@@ -58,7 +61,7 @@ const (
 )
 
 func newReconciler(dp *DataPlane, execs map[statev1.Runtime]v9rt.Executor) *reconciler {
-	return &reconciler{dp: dp, execs: execs, inst: map[string]*instance{}, kick: make(chan struct{}, 1)}
+	return &reconciler{dp: dp, execs: execs, inst: map[string]*instance{}, kick: make(chan struct{}, 1), drainMin: drainWait}
 }
 
 func (r *reconciler) poke() {
@@ -132,7 +135,7 @@ func (r *reconciler) adopt(ctx context.Context) {
 			}
 			r.mu.Lock()
 			in := &instance{id: id, component: spec.Component, deployment: p.DeploymentId, rt: rt, run: run,
-				observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING}
+				observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING, timeout: spec.Timeout}
 			in.handler = r.wrap(in, run)
 			r.inst[id] = in
 			r.dirty = true
@@ -319,7 +322,7 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive 
 		r.poke()
 		return
 	}
-	in.run, in.handler = run, r.wrap(in, run)
+	in.run, in.handler, in.timeout = run, r.wrap(in, run), spec.Timeout
 	r.dirty = true
 	// The lease may have run out, or the placement been declared lost, while it started.
 	if exclusive && !in.stopping && (!r.dp.leaseHeld() || r.lost(p.Id)) {
@@ -389,7 +392,14 @@ func (r *reconciler) lost(id string) bool {
 }
 
 func (r *reconciler) healthPath(p *statev1.Placement) string {
-	c, _ := r.dp.state().ComponentByID(p.ComponentId)
+	st := r.dp.state()
+	c, err := st.ComponentByID(p.ComponentId)
+	if err != nil {
+		return ""
+	}
+	if dep, err := st.Deployment(p.DeploymentId); err == nil {
+		return specOf(c, dep).GetHealthPath()
+	}
 	return c.GetSpec().GetHealthPath()
 }
 
@@ -413,8 +423,8 @@ func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
 	if err != nil {
 		return v9rt.Spec{Component: c.Name}, err
 	}
-	s := c.GetSpec()
-	env, err := r.dp.env(r.dp.ctx, c)
+	s := specOf(c, dep)
+	env, err := r.dp.env(r.dp.ctx, c, s)
 	if err != nil {
 		return v9rt.Spec{Component: c.Name}, err
 	}
@@ -432,13 +442,31 @@ func (r *reconciler) spec(p *statev1.Placement) (v9rt.Spec, error) {
 	return spec, nil
 }
 
-// drainWait bounds how long a stopping instance may finish the requests it is serving.
+// specOf is what an instance of dep runs with: the component's spec for its active
+// deployment; for an older one (still serving during a rollout, restarted after a crash, or
+// an on-demand fallback), that deployment's own manifest with the user's settings over it,
+// as its activation gave it, so that an old version never starts with the new version's
+// module, image, environment or limits.
+func specOf(c *statev1.Component, dep *statev1.Deployment) *statev1.ComponentSpec {
+	if dep.Id == c.ActiveDeploymentId || dep.Spec == nil {
+		return c.GetSpec()
+	}
+	s := v9spec.WithUser(dep.Spec, c.User)
+	if fsm.ValidSpec(c.Runtime, s) != nil {
+		return dep.Spec // what the activation would have given it (fsm setManifestSpec)
+	}
+	return s
+}
+
+// drainWait is how long a stopping instance may at least finish the requests it is serving.
 const drainWait = 30 * time.Second
 
 // drain waits until the instance, already out of the routing table, has no request in
-// flight, so that nothing is scaled or rolled away mid-request.
+// flight, so that nothing is scaled or rolled away mid-request: for as long as its
+// requests may last (the component's limits.timeout, up to 15 minutes), at least
+// drainWait (Cloud Run and Knative drain the same way).
 func (r *reconciler) drain(in *instance) {
-	deadline := time.Now().Add(drainWait)
+	deadline := time.Now().Add(max(r.drainMin, in.timeout))
 	for in.inFlight.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

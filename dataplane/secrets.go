@@ -14,16 +14,16 @@ type SecretOpener interface {
 	OpenSecret(ctx context.Context, s *statev1.Secret) ([]byte, error)
 }
 
-// env is the environment an instance of c starts with: the spec's env, then its secrets
+// env is the environment an instance of c with spec s starts with: the spec's env, then c's secrets
 // (a secret wins over a spec variable of the same name). A secret that does not open fails
 // the start: an instance never runs with a missing or garbled secret. The values are
 // never logged; errors name the secret, not its value.
-func (dp *DataPlane) env(ctx context.Context, c *statev1.Component) (map[string]string, error) {
+func (dp *DataPlane) env(ctx context.Context, c *statev1.Component, s *statev1.ComponentSpec) (map[string]string, error) {
 	secrets := dp.state().Secrets(c.Id)
 	if len(secrets) == 0 {
-		return c.GetSpec().GetEnv(), nil
+		return s.GetEnv(), nil
 	}
-	env := maps.Clone(c.GetSpec().GetEnv())
+	env := maps.Clone(s.GetEnv())
 	if env == nil {
 		env = map[string]string{}
 	}

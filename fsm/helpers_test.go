@@ -72,6 +72,27 @@ func cmdActivate(componentID, deploymentID string) *statev1.Command {
 	return &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: componentID, DeploymentId: deploymentID}}}
 }
 
+// cmdBecomeActive: a deployment becomes ready and active in one step, as a build or an
+// upload ends (cmdActivate is the explicit activation of a rollback).
+func cmdBecomeActive(deploymentID, digest string) *statev1.Command {
+	return &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: deploymentID, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ArtifactDigest: digest, Activate: true}}}
+}
+
+// applier returns a function that applies commands to st at the next index, stamped with
+// the time, failing the test on a refusal.
+func applier(t *testing.T, st *Store) func(*statev1.Command) {
+	var idx uint64
+	return func(cmd *statev1.Command) {
+		t.Helper()
+		idx++
+		cmd.Time = timestamppb.Now()
+		if err := st.Apply(idx, cmd); err != nil {
+			t.Fatalf("apply %v: %v", cmd, err)
+		}
+	}
+}
+
 func cmdPutPlacements(ps ...*statev1.Placement) *statev1.Command {
 	return &statev1.Command{Op: &statev1.Command_PutPlacements{PutPlacements: &statev1.PutPlacements{Placements: ps}}}
 }
@@ -156,18 +177,18 @@ func fixtureCommands() []*statev1.Command {
 		cmdCreateComponent(&statev1.Component{Id: "c-api", Name: "api", Runtime: rtContainer, Spec: containerSpec(), Replicas: 1}),
 		cmdRegisterNode(testNode("n1")),
 		cmdRegisterNode(testNode("n2")),
-		cmdCreateDeployment(&statev1.Deployment{Id: "d-web-1", ComponentId: "c-web", CommitSha: "aaa", Status: stReady, ArtifactDigest: "sha256:01"}),
+		cmdCreateDeployment(&statev1.Deployment{Id: "d-web-1", ComponentId: "c-web", CommitSha: "aaa"}),
 		cmdCreateDeployment(&statev1.Deployment{Id: "d-web-2", ComponentId: "c-web", CommitSha: "bbb"}),
-		cmdCreateDeployment(&statev1.Deployment{Id: "d-api-1", ComponentId: "c-api", Status: stReady, ArtifactDigest: "sha256:02"}),
+		cmdCreateDeployment(&statev1.Deployment{Id: "d-api-1", ComponentId: "c-api"}),
 		cmdCreateDeployment(&statev1.Deployment{Id: "d-web-3", ComponentId: "c-web", CommitSha: "ccc"}),
 		cmdSetDeploymentStatus("d-web-3", stFailed, "", "build failed"),
-		cmdActivate("c-web", "d-web-1"),
+		cmdBecomeActive("d-web-1", "sha256:01"),
 		cmdPutPlacements(
 			mkPlacement("p-web-1", "c-web", "d-web-1", "n1", 1),
 			mkPlacement("p-web-2", "c-web", "d-web-1", "n2", 1),
 			mkPlacement("p-api-1", "c-api", "d-api-1", "n1", 1),
 		),
-		cmdActivate("c-api", "d-api-1"),
+		cmdBecomeActive("d-api-1", "sha256:02"),
 		cmdCreateUser(&statev1.User{Id: "u1", Name: "alice"}),
 		cmdCreateToken(&statev1.ApiToken{Id: "k1", UserId: "u1", Name: "ci", Sha256: sha(1)}),
 		cmdPutLink(&statev1.GithubLink{ComponentId: "c-web", Repo: "acme/web", Branch: "main", HookId: 7, Secret: []byte("s3cret")}),

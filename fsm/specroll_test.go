@@ -93,3 +93,34 @@ func TestFailSpecRollNotAfterRollback(t *testing.T) {
 		t.Fatalf("a rollback's spec was undone: %v", c)
 	}
 }
+
+// A FailSpecRoll decided by the rollout controller just before a push activates a new
+// deployment, and committed just after, still applies (it checks only spec_index, which an
+// activation does not move): the component returns to prev_spec, the old deployment's
+// manifest with the old settings, while the new deployment is active. The new version's
+// instances then start with the old manifest (its wasm.module, container image, env).
+func TestFailSpecRollAfterActivationKeepsTheNewManifest(t *testing.T) {
+	st := NewStore()
+	apply := applier(t, st)
+	spec := func(module, greeting string) *statev1.ComponentSpec {
+		return &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 3, Wasm: &statev1.WasmSpec{Module: module}, Env: map[string]string{"GREETING": greeting}}
+	}
+	apply(cmdCreateComponent(&statev1.Component{Id: "c1", Name: "hello", Runtime: statev1.Runtime_RUNTIME_WASM, Replicas: 1,
+		Desired: statev1.DesiredState_DESIRED_STATE_RUNNING, Spec: spec("v1.wasm", "hi"), ManifestSpec: spec("v1.wasm", "hi")}))
+	deploy := func(id string, s *statev1.ComponentSpec) {
+		apply(cmdCreateDeployment(&statev1.Deployment{Id: id, ComponentId: "c1", Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING}))
+		apply(&statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+			Id: id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ArtifactDigest: "sha256:" + id, Spec: s, Activate: true}}})
+	}
+	deploy("d1", spec("v1.wasm", "hi"))
+	apply(cmdUpdateSpec("hello", spec("v1.wasm", "broken"))) // v9 component update --env: a roll
+	c, _ := st.ComponentByID("c1")
+	rolled := c.SpecIndex
+	deploy("d2", spec("v2.wasm", "hi")) // a push lands while the roll is judged
+	apply(&statev1.Command{Op: &statev1.Command_FailSpecRoll{FailSpecRoll: &statev1.FailSpecRoll{ComponentId: "c1", SpecIndex: rolled, Error: "configuration change undone"}}})
+	c, _ = st.ComponentByID("c1")
+	if c.ActiveDeploymentId != "d2" || c.GetSpec().GetWasm().GetModule() != "v2.wasm" {
+		t.Fatalf("active %s runs module %q (manifest %q): the undone roll put back d1's manifest over d2's",
+			c.ActiveDeploymentId, c.GetSpec().GetWasm().GetModule(), c.GetManifestSpec().GetWasm().GetModule())
+	}
+}

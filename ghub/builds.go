@@ -337,7 +337,12 @@ func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 		return
 	}
 	if cur, err := s.state.ComponentByID(c.Id); err != nil || cur.ActiveDeploymentId != d.Id {
-		if err == nil {
+		switch {
+		case err == nil && cur.RollbackIndex > d.CreateIndex:
+			msg := fmt.Sprintf("built, not activated: rolled back after this push (v9 component rollback %s --to %s)", c.Name, d.Id)
+			s.o.Logs.Append(c.Name, "", "system", fmt.Sprintf("deployment %s (%s) %s", d.Id, shortSHA(d.CommitSha), msg))
+			s.postStatus(ctx, d, "error", msg)
+		case err == nil:
 			s.postStatus(ctx, d, "error", "built, but a newer deployment is active")
 		}
 		return

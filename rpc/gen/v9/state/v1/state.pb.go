@@ -750,7 +750,12 @@ type Component struct {
 	// instances failed their readiness check, or too few ran within the rollout deadline,
 	// while the instances of the previous configuration kept serving). The next change that
 	// rolls the instances clears it.
-	SpecError     string `protobuf:"bytes,21,opt,name=spec_error,json=specError,proto3" json:"spec_error,omitempty"`
+	SpecError string `protobuf:"bytes,21,opt,name=spec_error,json=specError,proto3" json:"spec_error,omitempty"`
+	// rollback_index is the index of the last explicit activation (`v9 component rollback`,
+	// with or without --to): a deployment created before it never activates itself when its
+	// build ends, so that a rollback is not undone by a push it could not see. Pushes after
+	// it deploy as usual.
+	RollbackIndex uint64 `protobuf:"varint,22,opt,name=rollback_index,json=rollbackIndex,proto3" json:"rollback_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -932,6 +937,13 @@ func (x *Component) GetSpecError() string {
 	return ""
 }
 
+func (x *Component) GetRollbackIndex() uint64 {
+	if x != nil {
+		return x.RollbackIndex
+	}
+	return 0
+}
+
 // UserSettings are the settings a user changed, each overriding the manifest's value.
 type UserSettings struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1055,9 +1067,13 @@ type Deployment struct {
 	Served bool `protobuf:"varint,21,opt,name=served,proto3" json:"served,omitempty"`
 	// canary_start is when the canary's window began (StartCanary, stamped by the leader once
 	// every wanted instance of it runs), so that a new leader continues the same window.
-	CanaryStart   *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=canary_start,json=canaryStart,proto3" json:"canary_start,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CanaryStart *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=canary_start,json=canaryStart,proto3" json:"canary_start,omitempty"`
+	// canary_superseded is set when a newer version replaced it while it was in its canary:
+	// it never passed one nor took all the traffic, so it is never chosen as the version to
+	// fall back on (sched). Activating it without a canary (a rollback to it) clears it.
+	CanarySuperseded bool `protobuf:"varint,23,opt,name=canary_superseded,json=canarySuperseded,proto3" json:"canary_superseded,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Deployment) Reset() {
@@ -1242,6 +1258,13 @@ func (x *Deployment) GetCanaryStart() *timestamppb.Timestamp {
 		return x.CanaryStart
 	}
 	return nil
+}
+
+func (x *Deployment) GetCanarySuperseded() bool {
+	if x != nil {
+		return x.CanarySuperseded
+	}
+	return false
 }
 
 type Resources struct {
@@ -4356,7 +4379,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"Q\n" +
 	"\vRolloutSpec\x12%\n" +
 	"\x0ecanary_percent\x18\x01 \x01(\rR\rcanaryPercent\x12\x1b\n" +
-	"\twindow_ms\x18\x02 \x01(\rR\bwindowMs\"\x81\a\n" +
+	"\twindow_ms\x18\x02 \x01(\rR\bwindowMs\"\xa8\a\n" +
 	"\tComponent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -4383,7 +4406,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\tprev_user\x18\x13 \x01(\v2\x19.v9.state.v1.UserSettingsR\bprevUser\x12&\n" +
 	"\x0fprev_spec_index\x18\x14 \x01(\x04R\rprevSpecIndex\x12\x1d\n" +
 	"\n" +
-	"spec_error\x18\x15 \x01(\tR\tspecError\"\xa0\x03\n" +
+	"spec_error\x18\x15 \x01(\tR\tspecError\x12%\n" +
+	"\x0erollback_index\x18\x16 \x01(\x04R\rrollbackIndex\"\xa0\x03\n" +
 	"\fUserSettings\x124\n" +
 	"\x03env\x18\x01 \x03(\v2\".v9.state.v1.UserSettings.EnvEntryR\x03env\x12\x1f\n" +
 	"\venv_removed\x18\x02 \x03(\tR\n" +
@@ -4403,7 +4427,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"_scale_maxB\x0e\n" +
 	"\f_concurrencyB\x0f\n" +
 	"\r_memory_bytesB\r\n" +
-	"\v_timeout_ms\"\x9f\x06\n" +
+	"\v_timeout_ms\"\xcc\x06\n" +
 	"\n" +
 	"Deployment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
@@ -4432,7 +4456,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x05actor\x18\x13 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06canary\x18\x14 \x01(\bR\x06canary\x12\x16\n" +
 	"\x06served\x18\x15 \x01(\bR\x06served\x12=\n" +
-	"\fcanary_start\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\vcanaryStart\"M\n" +
+	"\fcanary_start\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\vcanaryStart\x12+\n" +
+	"\x11canary_superseded\x18\x17 \x01(\bR\x10canarySuperseded\"M\n" +
 	"\tResources\x12!\n" +
 	"\fmemory_bytes\x18\x01 \x01(\x04R\vmemoryBytes\x12\x1d\n" +
 	"\n" +
