@@ -590,7 +590,8 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 // activate makes d its component's active deployment. A new version (created after the one
 // it replaces) starts in its canary phase when the component has a canary and the version
 // it replaces has an instance running; a rollback, a re-activation or a first deployment
-// takes all the traffic at once. A version superseded during its own canary leaves it.
+// takes all the traffic at once. A version superseded during its own canary leaves it and
+// is marked canary_superseded (cleared when it is activated again without a canary).
 func (t *tables) activate(index uint64, now *timestamppb.Timestamp, c *statev1.Component, d *statev1.Deployment) {
 	prev := t.deployments[c.ActiveDeploymentId]
 	c.ActiveDeploymentId = d.Id
@@ -603,7 +604,8 @@ func (t *tables) activate(index uint64, now *timestamppb.Timestamp, c *statev1.C
 	// version's rollout judges its instances instead.
 	c.PrevSpec, c.PrevUser, c.PrevSpecIndex = nil, nil, 0
 	if prev.Canary {
-		prev.Canary, prev.CanaryStart = false, nil
+		// Superseded in its canary: never a version to fall back on (sched).
+		prev.Canary, prev.CanaryStart, prev.CanarySuperseded = false, nil, true
 		prev.UpdateTime, prev.ModifyIndex = now, index
 	}
 	canary := false
@@ -616,8 +618,9 @@ func (t *tables) activate(index uint64, now *timestamppb.Timestamp, c *statev1.C
 			}
 		}
 	}
-	if d.Canary != canary || d.CanaryStart != nil {
+	if d.Canary != canary || d.CanaryStart != nil || (!canary && d.CanarySuperseded) {
 		d.Canary, d.CanaryStart = canary, nil
+		d.CanarySuperseded = d.CanarySuperseded && canary // all the traffic at once: chosen by hand
 		d.UpdateTime, d.ModifyIndex = now, index
 	}
 }
@@ -646,7 +649,7 @@ func (t *tables) endCanary(index uint64, now *timestamppb.Timestamp, op *statev1
 	if !d.Canary {
 		return invalid("deployment %q is not in a canary", d.Id)
 	}
-	d.Canary, d.CanaryStart = false, nil
+	d.Canary, d.CanaryStart, d.CanarySuperseded = false, nil, false
 	d.UpdateTime, d.ModifyIndex = now, index
 	return nil
 }

@@ -1048,6 +1048,23 @@ func TestCanaryAndFallback(t *testing.T) {
 	if getDeployment(t, st, "d1").Canary {
 		t.Fatal("a rollback started a canary")
 	}
+	// A version superseded in its canary is marked (never a fallback, sched); activated
+	// again without a canary (a rollback to it) it is not any more.
+	ready("d5")
+	must(cmdActivate("c-api", "d5"))
+	ready("d6")
+	must(cmdActivate("c-api", "d6"))
+	if d5 := getDeployment(t, st, "d5"); d5.Canary || !d5.CanarySuperseded {
+		t.Fatalf("superseded in its canary: %v", d5)
+	}
+	if d6 := getDeployment(t, st, "d6"); d6.CanarySuperseded {
+		t.Fatalf("superseding: %v", d6)
+	}
+	must(cmdActivate("c-api", "d5"))
+	if d5 := getDeployment(t, st, "d5"); d5.Canary || d5.CanarySuperseded {
+		t.Fatalf("rolled back to: %v", d5)
+	}
+	must(cmdActivate("c-api", "d1"))
 	// 0%: no canary.
 	c := getComponent(t, st, "api")
 	sp := c.Spec

@@ -34,8 +34,9 @@ type VersionCounter interface {
 // sched.JudgeCanary): once a canary's instances are all ready its window starts
 // (StartCanary, in the state, so a new leader continues it), and at its end (or at once
 // when it errs badly) it is promoted (EndCanary) or failed like a rollout, with the
-// proxies' figures as the reason. Its soft state is the clock of each rollout under way; a
-// new term starts it again. A change of env, secrets or limits that rolls the instances is
+// proxies' figures as the reason. Its soft state is the clock of each rollout under way and
+// the previous version's counts when each canary's window started; a new term starts both
+// again. A change of env, secrets or limits that rolls the instances is
 // judged the same way, and a failed one is undone (FailSpecRoll), the instances made before
 // it serving on.
 type Rollouts struct {
@@ -49,7 +50,15 @@ type Rollouts struct {
 
 	// Only Run's goroutine touches these.
 	termStart time.Time
-	began     map[string]time.Time // by deployment id
+	began     map[string]time.Time  // by deployment id
+	bases     map[string]canaryBase // by canary deployment id
+}
+
+// canaryBase is what the proxies had counted for a canary's previous version when this
+// term started its window: the baseline is what that version answered since.
+type canaryBase struct {
+	previous string
+	counts   sched.Counts
 }
 
 // RolloutConfig tunes Rollouts.
@@ -70,8 +79,8 @@ func (r *Rollouts) Name() string { return "rollouts" }
 
 // Run checks the rollouts every interval for the term.
 func (r *Rollouts) Run(ctx context.Context) {
-	r.began, r.termStart = nil, r.now()
-	defer func() { r.began = nil }()
+	r.began, r.bases, r.termStart = nil, nil, r.now()
+	defer func() { r.began, r.bases = nil, nil }()
 	tick.Every(ctx, r.every, func() { r.Check(ctx, r.now()) })
 }
 
@@ -102,6 +111,13 @@ func (r *Rollouts) judgeCanaries(ctx context.Context, canaries []sched.Canary, n
 	if r.counts != nil {
 		counts = r.counts.VersionCounts()
 	}
+	bases := map[string]canaryBase{} // those of the canaries under way only
+	for _, k := range canaries {
+		if b, ok := r.bases[k.Deployment]; ok {
+			bases[k.Deployment] = b
+		}
+	}
+	r.bases = bases
 	for _, k := range canaries {
 		if r.maxWin > 0 {
 			k.Window = min(k.Window, r.maxWin)
@@ -115,32 +131,54 @@ func (r *Rollouts) judgeCanaries(ctx context.Context, canaries []sched.Canary, n
 				r.log.Warn("start canary", "component", k.Component, "deployment", k.Deployment, "err", err)
 				continue
 			}
+			bases[k.Deployment] = canaryBase{previous: k.Previous, counts: counts[k.Previous]}
 			r.log.Info("canary started", "component", k.Component, "deployment", k.Deployment, "percent", k.Percent, "window", k.Window)
 			r.store.SystemLog(k.Component, fmt.Sprintf("canary: deployment %s takes %d%% of the requests for %s", k.Deployment, k.Percent, k.Window))
 			continue
 		}
 		// The new version's counts are all from its canary (readiness requests are not
-		// counted); the older versions' cover their lifetime, the baseline.
-		fresh, old := counts[k.Deployment], sched.Counts{}
-		for _, o := range k.Older {
-			old = old.Add(counts[o])
+		// counted); the baseline is what the previous version answered since the window
+		// began, or, when this term did not see it begin (a new leader) or the previous
+		// version changed since, over its lifetime. Failed versions never count.
+		fresh, old := counts[k.Deployment], counts[k.Previous]
+		if b, ok := bases[k.Deployment]; ok && b.previous == k.Previous {
+			old = old.Since(b.counts)
 		}
 		verdict, figures := sched.JudgeCanary(k, fresh, old, now.Sub(k.Start))
 		switch {
 		case verdict == sched.Wait:
 		case verdict == sched.Fail && k.Previous != "":
+			keeps := "keeps serving"
+			if !k.PreviousRuns {
+				keeps = "serves again"
+			}
 			r.fail(ctx, sched.RolloutFailure{ComponentID: k.ComponentID, Component: k.Component, Deployment: k.Deployment,
 				Previous: k.Previous, Reason: figures,
-				Message: fmt.Sprintf("canary failed: %s; deployment %s keeps serving", figures, k.Previous)})
-		default: // promoted (or failed with nothing older left to serve)
-			if err := r.apply(ctx, &statev1.Command{Op: &statev1.Command_EndCanary{EndCanary: &statev1.EndCanary{DeploymentId: k.Deployment}}}); err != nil {
-				r.log.Warn("end canary", "component", k.Component, "deployment", k.Deployment, "err", err)
-				continue // the next pass tries again
+				Message: fmt.Sprintf("canary failed: %s; deployment %s %s", figures, k.Previous, keeps)})
+		case verdict == sched.Fail:
+			// Nothing older to fall back on (every older version failed or is gone): the
+			// new version keeps all the traffic rather than none, and says so.
+			if r.endCanary(ctx, k) {
+				r.log.Warn("canary failed; nothing older to fall back on", "component", k.Component, "deployment", k.Deployment, "figures", figures)
+				r.store.SystemLog(k.Component, "canary failed: "+figures+"; no older version to fall back on: deployment "+k.Deployment+" keeps serving")
 			}
-			r.log.Info("canary passed", "component", k.Component, "deployment", k.Deployment, "figures", figures)
-			r.store.SystemLog(k.Component, "canary passed: "+figures)
+		default:
+			if r.endCanary(ctx, k) {
+				r.log.Info("canary passed", "component", k.Component, "deployment", k.Deployment, "figures", figures)
+				r.store.SystemLog(k.Component, "canary passed: "+figures)
+			}
 		}
 	}
+}
+
+// endCanary gives k's new version all the traffic (EndCanary); false when the write failed
+// (the next pass tries again).
+func (r *Rollouts) endCanary(ctx context.Context, k sched.Canary) bool {
+	if err := r.apply(ctx, &statev1.Command{Op: &statev1.Command_EndCanary{EndCanary: &statev1.EndCanary{DeploymentId: k.Deployment}}}); err != nil {
+		r.log.Warn("end canary", "component", k.Component, "deployment", k.Deployment, "err", err)
+		return false
+	}
+	return true
 }
 
 func (r *Rollouts) apply(ctx context.Context, cmd *statev1.Command) error {

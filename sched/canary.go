@@ -50,11 +50,16 @@ const (
 // Canary is a component whose active deployment is in its canary phase.
 type Canary struct {
 	ComponentID, Component string
-	Deployment             string   // the new version
-	Previous               string   // the newest older version with an instance running
-	Older                  []string // every older deployment of the component: the baseline
-	Percent                uint32
-	Window                 time.Duration
+	Deployment             string // the new version
+	// Previous is the version the canary is judged against and falls back on: the newest
+	// older proved one (ready, not itself superseded in a canary) with an instance running,
+	// else the newest proved one that served (an exclusive component's old instance stops
+	// before the new one starts); "" when there is none.
+	Previous string
+	// PreviousRuns: an instance of Previous runs (it keeps serving if the canary fails).
+	PreviousRuns bool
+	Percent      uint32
+	Window       time.Duration
 	// Ready: every wanted instance of the new version runs (passed its readiness check);
 	// the window counts from then.
 	Ready bool
@@ -70,29 +75,24 @@ func Canaries(s *statev1.State) []Canary {
 			nRunning[p.DeploymentId]++
 		}
 	}
+	deps := map[string]*statev1.Deployment{}
+	for _, d := range s.Deployments {
+		deps[d.Id] = d
+	}
 	var out []Canary
 	for _, c := range s.Components {
-		var active, prev *statev1.Deployment
-		var older []string
-		for _, d := range s.Deployments {
-			if d.ComponentId != c.Id {
-				continue
-			}
-			if d.Id == c.ActiveDeploymentId {
-				active = d
-				continue
-			}
-			older = append(older, d.Id)
-			if nRunning[d.Id] > 0 && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY && (prev == nil || d.CreateIndex > prev.CreateIndex) {
-				prev = d
-			}
-		}
+		active := deps[c.ActiveDeploymentId]
 		if active == nil || !active.Canary || c.Desired != statev1.DesiredState_DESIRED_STATE_RUNNING {
 			continue
 		}
 		pct, window := spec.Canary(c.Spec)
-		k := Canary{ComponentID: c.Id, Component: c.Name, Deployment: active.Id, Older: older, Percent: pct, Window: window,
+		k := Canary{ComponentID: c.Id, Component: c.Name, Deployment: active.Id, Percent: pct, Window: window,
 			Ready: nRunning[active.Id] >= int(c.Replicas)}
+		prev := previous(s.Deployments, c.Id, active.Id, func(id string) bool { return nRunning[id] > 0 })
+		k.PreviousRuns = prev != nil
+		if prev == nil {
+			prev = lastServed(s.Deployments, c.Id, active.Id)
+		}
 		if prev != nil {
 			k.Previous = prev.Id
 		}
@@ -114,8 +114,8 @@ const (
 	Fail                   // the new version is failed; the old one keeps serving
 )
 
-// JudgeCanary decides a canary from what the proxies counted since its window began: the
-// new version's counts against the older versions'. It fails the new version as soon as
+// JudgeCanary decides a canary from what the proxies counted: the new version's counts
+// (all from its canary) against its previous version's since the window began. It fails the new version as soon as
 // it has CanaryEarlyErrors errors beyond the margin, and otherwise at the end of the window
 // when its rate exceeds the old one's by CanaryMargin with at least CanaryMinErrors
 // errors; else it promotes it at the end of the window. The message gives the figures.

@@ -50,10 +50,14 @@ type tally struct {
 // rollouts no longer under way are forgotten. It is pure: began is not changed.
 //
 // A rollout is under way while a running component's active deployment runs fewer than its
-// replicas and an older ready deployment still has an instance running; it fails once it
-// has been under way for deadline. A component scaled to zero (replicas 0) whose active
-// deployment never served is judged against one instance, the readiness probe Schedule
-// places, its older version being the newest that served (on-demand starts run it). A deployment that never served fails at once, whether
+// replicas and an older proved deployment (ready, not superseded in its canary) still has an
+// instance running, or, while the active one never served, one served before (its
+// instances all stopped: an exclusive component, a pause, lost nodes; a component scaled to
+// zero, whose on-demand starts run it); it fails once it has been under way for deadline,
+// that older version being activated again. A component scaled to zero (replicas 0) whose
+// active deployment never served is judged against one instance, the readiness probe
+// Schedule places. Only a deployment with no proved older version to fall back on is
+// deactivated when it fails. A deployment that never served fails at once, whether
 // or not an older one serves, when ready nodes exist and none can run its runtime, or when
 // every one of its placements has failed its readiness check and none runs or starts: the
 // nodes' own verdicts are the outcome, not a deadline. Other start failures (an artifact
@@ -101,18 +105,14 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 			active.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
 			continue
 		}
-		// The previous version: the newest older deployment with an instance running.
-		var prev *statev1.Deployment
-		for _, d := range s.Deployments {
-			if d.ComponentId == c.Id && d.Id != active.Id && byDep[d.Id] != nil && byDep[d.Id].running > 0 &&
-				d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY && (prev == nil || d.CreateIndex > prev.CreateIndex) {
-				prev = d
-			}
-		}
+		// The previous version: the newest older proved deployment with an instance running.
+		prev := previous(s.Deployments, c.Id, active.Id, func(id string) bool { return byDep[id] != nil && byDep[id].running > 0 })
 		want := int(Wanted(c, active))
-		if !active.Served && c.GetSpec().GetScaleMin() == 0 && prev == nil {
-			// A component that scales to zero may have no instance of its older version
-			// running: on-demand starts run the newest one that served (dataplane).
+		if !active.Served && prev == nil {
+			// No instance of an older version runs (a component that scales to zero, an
+			// exclusive one whose old instance stopped first, old instances all lost or
+			// crashed): the newest one that served is activated again if this one fails.
+			// On-demand starts run it meanwhile (dataplane).
 			prev = lastServed(s.Deployments, c.Id, active.Id)
 		}
 		cur := byDep[active.Id]
@@ -172,8 +172,27 @@ func Rollouts(s *statev1.State, began map[string]time.Time, now time.Time, deadl
 	return out, next
 }
 
-// lastServed is the newest ready deployment of a component, other than active, that served:
-// the version a component scaled to zero runs on demand while active is not yet proved.
+// proved reports whether d may be fallen back on: ready, and not superseded during its
+// canary (such a version never passed one nor took all the traffic).
+func proved(d *statev1.Deployment) bool {
+	return d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY && !d.CanarySuperseded
+}
+
+// previous is the newest proved deployment of a component, other than active, that runs
+// (an instance of it running): the version a rollout or a canary falls back on.
+func previous(deps []*statev1.Deployment, component, active string, runs func(id string) bool) *statev1.Deployment {
+	var prev *statev1.Deployment
+	for _, d := range deps {
+		if d.ComponentId == component && d.Id != active && proved(d) && runs(d.Id) && (prev == nil || d.CreateIndex > prev.CreateIndex) {
+			prev = d
+		}
+	}
+	return prev
+}
+
+// lastServed is the newest proved deployment of a component, other than active, that
+// served: the version to fall back on when none runs, and the one a component scaled to
+// zero runs on demand while active is not yet proved.
 func lastServed(deps []*statev1.Deployment, component, active string) *statev1.Deployment {
 	var last *statev1.Deployment
 	for _, d := range deps {
@@ -186,9 +205,9 @@ func lastServed(deps []*statev1.Deployment, component, active string) *statev1.D
 
 // BetterFallback reports whether d, a deployment, is a better version than last (nil: none
 // yet) to serve component on demand while its active deployment has not served: one that
-// served and is ready, the newest.
+// served and is proved, the newest.
 func BetterFallback(d, last *statev1.Deployment, component, active string) bool {
-	return d.ComponentId == component && d.Id != active && d.Served && d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY &&
+	return d.ComponentId == component && d.Id != active && d.Served && proved(d) &&
 		(last == nil || d.CreateIndex > last.CreateIndex)
 }
 

@@ -146,3 +146,26 @@ func TestRolloutsSpecRoll(t *testing.T) {
 		t.Fatalf("after the undo the plan stops %v", stopped)
 	}
 }
+
+// A new version that fails its readiness check while no instance of the previous one runs
+// (a component paused during a rollout, an exclusive one whose old instance stopped first,
+// old instances lost or crashed) falls back to the newest version that served, whatever
+// the component's scale: only a deployment with nothing older to fall back on is
+// deactivated.
+func TestRolloutsFallBackToLastServedWhenNothingRuns(t *testing.T) {
+	s := world(1, node("a", wasm))
+	s.Components[0].Spec.ScaleMin = 1
+	s.Components[0].ActiveDeploymentId = "d2"
+	s.Deployments[0].Served, s.Deployments[0].CreateIndex = true, 1
+	s.Deployments = append(s.Deployments, &statev1.Deployment{Id: "d2", ComponentId: "c1", Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, CreateIndex: 2})
+	s.Placements = []*statev1.Placement{{Id: "d2-a-0", ComponentId: "c1", DeploymentId: "d2", NodeId: "a",
+		Desired: statev1.PlacementDesired_PLACEMENT_DESIRED_RUN, Observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED,
+		Reason: ReadinessFailure + ": GET / answered 500"}}
+	failed, _ := Rollouts(s, nil, time.Unix(1000, 0), time.Minute)
+	if len(failed) != 1 {
+		t.Fatalf("failures: %+v", failed)
+	}
+	if f := failed[0]; f.Deactivate || f.Previous != "d1" {
+		t.Fatalf("d2 failed with d1 (ready, served) available: deactivate=%v previous=%q (%s)", f.Deactivate, f.Previous, f.Message)
+	}
+}

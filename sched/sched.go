@@ -169,9 +169,13 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 		want = min(want, 1)
 	}
 
-	// Too many: stop the extras on the busiest nodes.
+	// Too many: stop the extras that do not serve (failed, starting) first, then those on
+	// the busiest nodes: a scale-down never keeps a crash-looping instance over a running one.
 	if len(cur) > want {
 		sort.SliceStable(cur, func(i, j int) bool {
+			if (cur[i].Observed == running) != (cur[j].Observed == running) {
+				return cur[i].Observed != running
+			}
 			if load[cur[i].NodeId] != load[cur[j].NodeId] {
 				return load[cur[i].NodeId] > load[cur[j].NodeId]
 			}

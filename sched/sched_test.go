@@ -337,3 +337,28 @@ func TestRemovedNodeIsNeverWrittenAndIsReplaced(t *testing.T) {
 		}
 	}
 }
+
+// A scale-down (by hand or by the autoscaler) stops the instances that do not serve
+// (failed, starting) first, then by node load and id: from three instances, one
+// crash-looping (FAILED) and two running, a scale to one keeps a running one (as Nomad and
+// Kubernetes stop unhealthy instances first).
+func TestScaleDownStopsNotRunningFirst(t *testing.T) {
+	s := world(1, node("a", wasm), node("b", wasm), node("c", wasm))
+	run := statev1.PlacementDesired_PLACEMENT_DESIRED_RUN
+	s.Placements = []*statev1.Placement{
+		{Id: "d1-a-0", ComponentId: "c1", DeploymentId: "d1", NodeId: "a", Desired: run, Observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED, Reason: "instance stopped"},
+		{Id: "d1-b-0", ComponentId: "c1", DeploymentId: "d1", NodeId: "b", Desired: run, Observed: running},
+		{Id: "d1-c-0", ComponentId: "c1", DeploymentId: "d1", NodeId: "c", Desired: run, Observed: running},
+	}
+	plan := Schedule(s)
+	commit(s, plan)
+	var kept []string
+	for _, p := range s.Placements {
+		if p.Desired == run {
+			kept = append(kept, p.Id)
+		}
+	}
+	if len(kept) != 1 || kept[0] == "d1-a-0" {
+		t.Fatalf("scaled from 3 to 1 keeps %v, want one running instance: plan %v", kept, plan.Put)
+	}
+}

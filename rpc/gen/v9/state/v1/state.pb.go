@@ -1067,9 +1067,13 @@ type Deployment struct {
 	Served bool `protobuf:"varint,21,opt,name=served,proto3" json:"served,omitempty"`
 	// canary_start is when the canary's window began (StartCanary, stamped by the leader once
 	// every wanted instance of it runs), so that a new leader continues the same window.
-	CanaryStart   *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=canary_start,json=canaryStart,proto3" json:"canary_start,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CanaryStart *timestamppb.Timestamp `protobuf:"bytes,22,opt,name=canary_start,json=canaryStart,proto3" json:"canary_start,omitempty"`
+	// canary_superseded is set when a newer version replaced it while it was in its canary:
+	// it never passed one nor took all the traffic, so it is never chosen as the version to
+	// fall back on (sched). Activating it without a canary (a rollback to it) clears it.
+	CanarySuperseded bool `protobuf:"varint,23,opt,name=canary_superseded,json=canarySuperseded,proto3" json:"canary_superseded,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Deployment) Reset() {
@@ -1254,6 +1258,13 @@ func (x *Deployment) GetCanaryStart() *timestamppb.Timestamp {
 		return x.CanaryStart
 	}
 	return nil
+}
+
+func (x *Deployment) GetCanarySuperseded() bool {
+	if x != nil {
+		return x.CanarySuperseded
+	}
+	return false
 }
 
 type Resources struct {
@@ -4416,7 +4427,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"_scale_maxB\x0e\n" +
 	"\f_concurrencyB\x0f\n" +
 	"\r_memory_bytesB\r\n" +
-	"\v_timeout_ms\"\x9f\x06\n" +
+	"\v_timeout_ms\"\xcc\x06\n" +
 	"\n" +
 	"Deployment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
@@ -4445,7 +4456,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x05actor\x18\x13 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06canary\x18\x14 \x01(\bR\x06canary\x12\x16\n" +
 	"\x06served\x18\x15 \x01(\bR\x06served\x12=\n" +
-	"\fcanary_start\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\vcanaryStart\"M\n" +
+	"\fcanary_start\x18\x16 \x01(\v2\x1a.google.protobuf.TimestampR\vcanaryStart\x12+\n" +
+	"\x11canary_superseded\x18\x17 \x01(\bR\x10canarySuperseded\"M\n" +
 	"\tResources\x12!\n" +
 	"\fmemory_bytes\x18\x01 \x01(\x04R\vmemoryBytes\x12\x1d\n" +
 	"\n" +
