@@ -62,13 +62,10 @@ func (s *Service) Rollback(ctx context.Context, component, to string) (*deployv1
 	// One entry: the target becomes active with its own manifest's spec (the user's settings
 	// kept over it). As two writes, the scheduler could roll the current version's instances
 	// with the target's spec in between, and a failed second write would leave it so.
-	idx, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{
+	idx, err := s.applyHere(ctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{
 		ComponentId: c.Id, DeploymentId: target.Id, Spec: target.Spec,
 	}}})
 	if err != nil {
-		return nil, err
-	}
-	if _, err := s.c.State.WaitForIndex(ctx, idx); err != nil {
 		return nil, err
 	}
 	c, _ = s.c.State.Component(component)
