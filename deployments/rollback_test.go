@@ -17,7 +17,7 @@ import (
 
 // storeWriter commits commands to an fsm.Store, as a one-node leader would (no Raft). Those
 // refuse matches fail as a write lost with its leader, changing nothing; after runs after
-// every committed write.
+// every committed write (a write whose ctx ends meanwhile fails with it all the same).
 type storeWriter struct {
 	st *fsm.Store
 
@@ -38,6 +38,9 @@ func (w *storeWriter) Apply(ctx context.Context, cmd *statev1.Command) (uint64, 
 	}
 	cmd = proto.Clone(cmd).(*statev1.Command)
 	cmd.Time = timestamppb.Now()
+	if c := cmd.GetCreateComponent().GetComponent(); c != nil && c.Id == "" {
+		c.Id = "c-" + c.Name // the leader's stamp
+	}
 	w.index++
 	idx := w.index
 	err := w.st.Apply(idx, cmd)
@@ -48,6 +51,9 @@ func (w *storeWriter) Apply(ctx context.Context, cmd *statev1.Command) (uint64, 
 	}
 	if after != nil {
 		after(cmd)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err // committed, but the caller is gone before the answer
 	}
 	return idx, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -64,7 +65,7 @@ func invalidArg(format string, args ...any) error {
 // Upload stores an uploaded bundle on this node, creates or updates the component its
 // manifest names, and commits a Deployment that becomes active once it checks out. Peers
 // fetch the artifact from this node (the deployment records it as the origin).
-func (s *Service) Upload(ctx context.Context, meta *deployv1.UploadMeta, body io.Reader) (*deployv1.UploadResponse, error) {
+func (s *Service) Upload(ctx context.Context, meta *deployv1.UploadMeta, body io.Reader) (_ *deployv1.UploadResponse, err error) {
 	lr := &io.LimitedReader{R: body, N: MaxUploadBytes + 1}
 	digest, err := s.c.Artifacts.Put(lr)
 	if err != nil {
@@ -110,12 +111,21 @@ func (s *Service) Upload(ctx context.Context, meta *deployv1.UploadMeta, body io
 		CommitMessage: meta.GetCommitMessage(), Author: meta.GetAuthor(), Spec: spec,
 		Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING,
 	}
+	// From its creation on (a write that failed may have committed all the same), an upload
+	// that ends before the deployment is ready (a deployment that cannot run, the client
+	// gone, a lost leader) fails it with the reason: nothing else would, and it would stay
+	// pending for ever. The running version stays.
+	reason, ready := "", false
+	defer func() {
+		if !ready {
+			s.failUnfinished(ctx, m.Name, d.Id, reason, err)
+		}
+	}()
 	if _, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateDeployment{CreateDeployment: &statev1.CreateDeployment{Deployment: d}}}); err != nil {
 		return nil, err
 	}
-	// A deployment that cannot run fails here, with the reason, and the running version stays.
 	if verr := deploy.CheckRunnable(m, dir); verr != nil {
-		s.setDeploymentStatus(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, verr.Error())
+		reason = verr.Error()
 		return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("deployment %s failed: %v", d.Id, verr))
 	}
 	// Ready and active in one step, with the manifest's spec (the user's settings kept over
@@ -126,6 +136,7 @@ func (s *Service) Upload(ctx context.Context, meta *deployv1.UploadMeta, body io
 	if err != nil {
 		return nil, err
 	}
+	ready = true
 	c, _ = s.c.State.Component(m.Name)
 	d, _ = s.c.State.Deployment(d.Id)
 	s.c.Logs.Append(m.Name, "", "system", fmt.Sprintf("deployment %s (%s) activated", d.Id, digest))
@@ -143,12 +154,36 @@ func (s *Service) applyHere(ctx context.Context, cmd *statev1.Command) (uint64, 
 	return idx, err
 }
 
-func (s *Service) setDeploymentStatus(ctx context.Context, id string, st statev1.DeploymentStatus, msg string) error {
-	_, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
-		Id: id, Status: st, Error: msg,
-	}}})
-	return err
+// failUnfinished fails the deployment of an upload that ended (with err) before it was
+// ready, with reason or else what ended it. The write outlives the upload's ctx, and applies
+// only to a deployment still pending (if_unfinished): its ready write may have committed
+// although the upload did not hear of it, and that stands.
+func (s *Service) failUnfinished(ctx context.Context, component, id, reason string, err error) {
+	switch {
+	case reason != "":
+	case ctx.Err() != nil:
+		reason = fmt.Sprintf("the upload ended before the deployment was ready: the client went away (%v)", context.Cause(ctx))
+	default:
+		reason = fmt.Sprintf("the upload ended before the deployment was ready: %v", err)
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failWriteTimeout)
+	defer cancel()
+	if _, ferr := s.applyHere(fctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, Error: reason, IfUnfinished: true,
+	}}}); ferr != nil {
+		if !errors.Is(ferr, fsm.ErrNotFound) { // else its creation never committed: nothing to fail
+			s.c.Logger.Warn("fail the deployment of an unfinished upload", "deployment", id, "reason", reason, "err", ferr)
+		}
+		return
+	}
+	if d, _ := s.c.State.Deployment(id); d.GetStatus() == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
+		s.c.Logger.Info("upload's deployment failed", "component", component, "deployment", id, "reason", reason)
+		s.c.Logs.Append(component, "", "system", fmt.Sprintf("deployment %s failed: %s", id, reason))
+	}
 }
+
+// failWriteTimeout bounds the write that fails an unfinished upload's deployment.
+const failWriteTimeout = 30 * time.Second
 
 // ensureComponent creates the component a manifest names, or updates its spec.
 func (s *Service) ensureComponent(ctx context.Context, name string, rt statev1.Runtime, spec *statev1.ComponentSpec) (*statev1.Component, error) {

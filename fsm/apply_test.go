@@ -336,6 +336,11 @@ func TestApplyComponents(t *testing.T) {
 		{name: "scale above max", cmd: cmdScale("web", 4), want: ErrInvalid},
 		{name: "scale far above max", cmd: cmdScale("web", 1<<32-1), want: ErrInvalid},
 		{name: "scale below min", cmd: cmdScale("api", 0), want: ErrInvalid},
+		{name: "scale conditional on a stale read", cmd: func() *statev1.Command {
+			cmd := cmdScale("web", 2)
+			cmd.GetScaleComponent().IfModifyIndex = 1 << 40 // not the component's modify_index
+			return cmd
+		}(), want: ErrConflict},
 
 		{
 			name: "delete cascades to deployments, placements and link",
@@ -566,6 +571,24 @@ func TestApplyDeployments(t *testing.T) {
 			cmd:  cmdSetDeploymentStatus("d-web-2", stFailed, "", "no v9.toml"),
 			check: func(t *testing.T, st *Store, _ []byte) {
 				if d := getDeployment(t, st, "d-web-2"); d.Status != stFailed || d.Error != "no v9.toml" {
+					t.Errorf("deployment = %v", d)
+				}
+			},
+		},
+		{
+			name: "an unfinished upload fails its pending deployment",
+			cmd:  cmdFailUnfinished("d-web-2", "client went away"),
+			check: func(t *testing.T, st *Store, _ []byte) {
+				if d := getDeployment(t, st, "d-web-2"); d.Status != stFailed || d.Error != "client went away" {
+					t.Errorf("deployment = %v", d)
+				}
+			},
+		},
+		{
+			name: "an unfinished upload's failure leaves a ready deployment ready",
+			cmd:  cmdFailUnfinished("d-web-1", "client went away"),
+			check: func(t *testing.T, st *Store, _ []byte) {
+				if d := getDeployment(t, st, "d-web-1"); d.Status != stReady || d.Error != "" {
 					t.Errorf("deployment = %v", d)
 				}
 			},
@@ -1083,5 +1106,32 @@ func TestCanaryAndFallback(t *testing.T) {
 	}
 	if err := checkInvariants(st); err != nil {
 		t.Error(err)
+	}
+}
+
+// The autoscaler's scale applies only while the component is as it read it.
+func TestScaleConditionalOnModifyIndex(t *testing.T) {
+	st := NewStore()
+	apply := applier(t, st)
+	apply(cmdCreateComponent(webComponent()))
+	c, _ := st.Component("web")
+	read := c.ModifyIndex
+	apply(cmdScale("web", 2)) // a user's scale: unconditional
+	stale := cmdScale("web", 3)
+	stale.GetScaleComponent().IfModifyIndex = read
+	if err := st.Apply(st.Index()+1, stale); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a scale decided before a user's: %v, want ErrConflict", err)
+	}
+	c, _ = st.Component("web")
+	if c.Replicas != 2 {
+		t.Fatalf("replicas %d after a refused conditional scale", c.Replicas)
+	}
+	fresh := cmdScale("web", 3)
+	fresh.GetScaleComponent().IfModifyIndex = c.ModifyIndex
+	if err := st.Apply(st.Index()+1, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := st.Component("web"); c.Replicas != 3 {
+		t.Fatalf("replicas %d after a current conditional scale", c.Replicas)
 	}
 }

@@ -68,6 +68,13 @@ func cmdSetDeploymentStatus(id string, s statev1.DeploymentStatus, digest, msg s
 	return &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{Id: id, Status: s, ArtifactDigest: digest, Error: msg}}}
 }
 
+// cmdFailUnfinished is the failure an upload that ended unfinished writes.
+func cmdFailUnfinished(id, msg string) *statev1.Command {
+	return &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+		Id: id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED, Error: msg, IfUnfinished: true,
+	}}}
+}
+
 func cmdActivate(componentID, deploymentID string) *statev1.Command {
 	return &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: componentID, DeploymentId: deploymentID}}}
 }
@@ -249,7 +256,7 @@ func diffStates(a, b []byte) string {
 // errClass names the sentinel an Apply error wraps, so that replicas can be compared on the
 // outcome of a command even where the text of the error may differ.
 func errClass(err error) string {
-	for _, s := range []error{ErrNotFound, ErrAlreadyExists, ErrInvalid, ErrUnknownCommand, ErrDecode} {
+	for _, s := range []error{ErrNotFound, ErrAlreadyExists, ErrInvalid, ErrConflict, ErrUnknownCommand, ErrDecode} {
 		if errors.Is(err, s) {
 			return s.Error()
 		}
