@@ -72,9 +72,13 @@ func (b *builder) kick() {
 
 type runningBuild struct {
 	deployment string
-	cancel     context.CancelFunc
+	cancel     context.CancelCauseFunc // with errComponentDeleted when its deployment is gone
 	done       chan struct{}
 }
+
+// errComponentDeleted is why a build stops when its deployment is gone from the state
+// (deleting a component deletes its deployments).
+var errComponentDeleted = errors.New("component deleted")
 
 // FromGitHub reports whether the leader builds d: deployments from pushes carry a branch,
 // uploads do not.
@@ -135,13 +139,15 @@ func (b *builder) cancelAll() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, r := range b.running {
-		r.cancel()
+		r.cancel(nil)
 	}
 }
 
-// startBuilds starts the newest waiting deployment of every component that has no build
-// running, and marks older waiting ones superseded.
+// startBuilds stops the builds whose deployment is gone, starts the newest waiting
+// deployment of every component that has no build running, and marks older waiting ones
+// superseded.
 func (s *Service) startBuilds(ctx context.Context) {
+	s.stopOrphanBuilds()
 	// This runs at every change: read through a View and copy only the few waiting ones,
 	// not the whole state.
 	waiting := map[string][]*statev1.Deployment{}
@@ -170,8 +176,9 @@ func (s *Service) startBuilds(ctx context.Context) {
 		if run != nil {
 			continue
 		}
-		bctx, cancel := context.WithTimeout(ctx, buildTimeout)
-		rb := &runningBuild{deployment: newest.Id, cancel: cancel, done: make(chan struct{})}
+		cctx, stop := context.WithCancelCause(ctx)
+		bctx, cancel := context.WithTimeout(cctx, buildTimeout)
+		rb := &runningBuild{deployment: newest.Id, cancel: stop, done: make(chan struct{})}
 		s.builds.mu.Lock()
 		s.builds.running[comp] = rb
 		s.builds.mu.Unlock()
@@ -180,6 +187,7 @@ func (s *Service) startBuilds(ctx context.Context) {
 			defer s.builds.wg.Done()
 			defer func() {
 				cancel()
+				stop(nil)
 				s.builds.mu.Lock()
 				if s.builds.running[comp] == rb {
 					delete(s.builds.running, comp)
@@ -190,6 +198,22 @@ func (s *Service) startBuilds(ctx context.Context) {
 			}()
 			s.build(bctx, newest)
 		}()
+	}
+}
+
+// stopOrphanBuilds cancels the builds whose deployment is gone (its component was
+// deleted): nothing would take their result, and a build may run for buildTimeout.
+func (s *Service) stopOrphanBuilds() {
+	s.builds.mu.Lock()
+	running := make([]*runningBuild, 0, len(s.builds.running))
+	for _, rb := range s.builds.running {
+		running = append(running, rb)
+	}
+	s.builds.mu.Unlock()
+	for _, rb := range running {
+		if _, err := s.state.Deployment(rb.deployment); errors.Is(err, fsm.ErrNotFound) {
+			rb.cancel(errComponentDeleted)
+		}
 	}
 }
 
@@ -266,7 +290,8 @@ func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 	start := time.Now()
 	c, err := s.state.ComponentByID(d.ComponentId)
 	if err != nil {
-		return // deleted meanwhile
+		s.log.Info("build not started: component deleted", "deployment", d.Id)
+		return
 	}
 	log := &buildLog{live: func(line string) { s.o.Logs.Append(c.Name, d.Id, "build", line) }}
 	if head, err := s.branchHead(ctx, c.GetSource().GetGithubRepo(), d.Branch); err != nil {
@@ -289,7 +314,10 @@ func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 	log.printf("v9 build of %s on %s: %s@%s (%s)", c.Name, s.o.NodeID, c.GetSource().GetGithubRepo(), d.CommitSha, d.Branch)
 	s.postStatus(ctx, d, "pending", "building on v9")
 	if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING {
-		if err := s.finishDeployment(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING, "", ""); err != nil {
+		if err := s.finishDeployment(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING, "", ""); errors.Is(err, fsm.ErrNotFound) {
+			s.buildDiscarded(c, d)
+			return
+		} else if err != nil {
 			s.log.Warn("mark building", "deployment", d.Id, "err", err)
 			return
 		}
@@ -299,6 +327,10 @@ func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 	digest, spec, unpin, err := s.buildArtifact(ctx, c, d, log)
 	if unpin != nil {
 		defer unpin()
+	}
+	if errors.Is(context.Cause(ctx), errComponentDeleted) {
+		s.buildDiscarded(c, d)
+		return
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {
 		s.log.Info("build stopped: leadership ended", "deployment", d.Id)
@@ -323,12 +355,16 @@ func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 		BuildLog: log.String(), Spec: spec, ArtifactOrigin: s.o.NodeID, Activate: true,
 	}}})
 	if err != nil {
-		if errors.Is(err, fsm.ErrInvalid) || connect.CodeOf(err) == connect.CodeInvalidArgument {
+		switch {
+		case errors.Is(err, fsm.ErrInvalid) || connect.CodeOf(err) == connect.CodeInvalidArgument:
 			log.printf("FAILED: %v", err)
 			s.failBuild(d, "v9.toml: "+err.Error(), log.String())
-			return
+		case errors.Is(err, fsm.ErrNotFound) || connect.CodeOf(err) == connect.CodeNotFound:
+			s.buildDiscarded(c, d)
+		default:
+			// It stays building: the build loop (this leader's, or the next one's) builds it again.
+			s.log.Warn("commit the built deployment; it stays building and is built again", "deployment", d.Id, "err", err)
 		}
-		s.log.Warn("commit the built deployment; the leader retries it", "deployment", d.Id, "err", err)
 		return
 	}
 	if _, err := s.state.WaitForIndex(cctx, idx); err != nil {
@@ -364,6 +400,15 @@ func (s *Service) startReport(ctx context.Context, d *statev1.Deployment, idx ui
 		defer s.builds.wg.Done()
 		s.reportServing(ctx, d, idx)
 	}()
+}
+
+// buildDiscarded reports the end of a build whose deployment is gone with its component c:
+// the commit, "pending" so far, gets an error status that says so.
+func (s *Service) buildDiscarded(c *statev1.Component, d *statev1.Deployment) {
+	s.log.Info("build stopped: component deleted", "component", c.Name, "deployment", d.Id, "sha", shortSHA(d.CommitSha))
+	if s.builds.claim(d.Id) {
+		s.queueStatus(c, d, "error", "not deployed: component deleted")
+	}
 }
 
 func (s *Service) failBuild(d *statev1.Deployment, msg, buildLog string) {
@@ -554,8 +599,15 @@ type statusPost struct {
 // by StatusLoop, so a build never waits for GitHub and "pending" never overtakes "success".
 // Reporting is best effort: GitHub being unreachable never fails a deployment.
 func (s *Service) postStatus(_ context.Context, d *statev1.Deployment, state, desc string) {
-	c, err := s.state.ComponentByID(d.ComponentId)
-	if err != nil || c.GetSource().GetGithubRepo() == "" || d.CommitSha == "" {
+	if c, err := s.state.ComponentByID(d.ComponentId); err == nil {
+		s.queueStatus(c, d, state, desc)
+	}
+}
+
+// queueStatus is postStatus for a deployment of component c (which may be gone from the
+// state by now).
+func (s *Service) queueStatus(c *statev1.Component, d *statev1.Deployment, state, desc string) {
+	if c.GetSource().GetGithubRepo() == "" || d.CommitSha == "" {
 		return
 	}
 	p := statusPost{repo: c.Source.GithubRepo, sha: d.CommitSha, deployment: d.Id,
