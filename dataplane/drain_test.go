@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -128,4 +129,40 @@ func TestStopDrainsUpToTheComponentTimeout(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A request that took an instance from the routing table before the instance was stopped
+// (it waited at the proxy's gate meanwhile) is answered "no instance here" (503, marked so
+// that a forwarding node tries another), never served by the stopped instance; the same
+// placement started again serves.
+func TestStaleHandlerOfAStoppedInstanceAnswersNoInstance(t *testing.T) {
+	ex := &envExec{}
+	h := newHarness(t, map[statev1.Runtime]v9rt.Executor{statev1.Runtime_RUNTIME_WASM: ex})
+	h.dp.rec.drainMin = 0
+	h.apply(createComponent("c1", "hello", false), createDeployment("d1", "c1", h.artifact("unused")), activate("c1", "d1"))
+	h.place("p1", "d1", self, run, 1)
+	h.waitObserved("p1", running)
+	var stale http.Handler
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if tg := h.dp.Router().Lookup("hello"); len(tg.Local) > 0 {
+			stale = tg.Local[0]
+			return nil
+		}
+		return fmt.Errorf("not routed yet")
+	})
+	h.place("p1", "d1", self, statev1.PlacementDesired_PLACEMENT_DESIRED_STOP, 2)
+	h.waitObserved("p1", statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED)
+	rec := httptest.NewRecorder()
+	stale.ServeHTTP(rec, httptest.NewRequest("GET", "/hello/x", nil))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("X-V9-No-Instance") == "" {
+		t.Fatalf("a stopped instance's handler answered %d %q, want 503 marked no instance", rec.Code, rec.Body.String())
+	}
+	h.place("p1", "d1", self, run, 3)
+	h.waitObserved("p1", running)
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if code, body := h.get(); code != http.StatusOK {
+			return fmt.Errorf("after a restart: %d %q", code, body)
+		}
+		return nil
+	})
 }

@@ -46,12 +46,18 @@ type instance struct {
 	urgent      bool // stop without waiting for requests in flight (exclusive instances)
 	fenced      bool // stopped because the lease ran out: reported FAILED, not STOPPED
 	cancelStart context.CancelFunc
-	inFlight    atomic.Int64  // requests being served by this instance
-	timeout     time.Duration // the component's request timeout it started with: how long a stop drains
-	failures    int           // failures in all: the restart backoff
-	streak      int           // starts failed in a row (a crash after a good start counts): reported with FAILED
-	retryAt     time.Time
-	reportedAt  time.Time
+	inFlight    atomic.Int64 // requests being served by this instance
+	// closed is set by a stop as it starts draining: a request that took the instance from
+	// an older routing snapshot (it may have queued at the proxy's gate since) is then
+	// answered NoInstance, never served by a stopped instance. Set before inFlight is read,
+	// and read after inFlight is raised (both sequentially consistent), so a request and a
+	// drain cannot both miss each other. One per run (wrap), so a restart starts open.
+	closed     *atomic.Bool
+	timeout    time.Duration // the component's request timeout it started with: how long a stop drains
+	failures   int           // failures in all: the restart backoff
+	streak     int           // starts failed in a row (a crash after a good start counts): reported with FAILED
+	retryAt    time.Time
+	reportedAt time.Time
 }
 
 const (
@@ -372,6 +378,7 @@ func (r *reconciler) stop(ctx context.Context, in *instance) {
 		if in.urgent {
 			// Fencing: the instance must be gone well before the leader's TTL runs out.
 			timeout = r.dp.cfg.FenceBudget / 2
+			in.close()
 		} else {
 			r.drain(in)
 		}
@@ -486,8 +493,16 @@ const drainWait = 30 * time.Second
 // drainWait (Cloud Run and Knative drain the same way).
 func (r *reconciler) drain(in *instance) {
 	deadline := time.Now().Add(max(r.drainMin, in.timeout))
+	in.close()
 	for in.inFlight.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// close makes the instance's handler answer NoInstance from now on (see closed).
+func (in *instance) close() {
+	if in.closed != nil {
+		in.closed.Store(true)
 	}
 }
 
@@ -496,9 +511,15 @@ func (r *reconciler) drain(in *instance) {
 // SCRIPT_NAME and PATH_INFO instead).
 func (r *reconciler) wrap(in *instance, run v9rt.Instance) http.Handler {
 	strip := in.rt == statev1.Runtime_RUNTIME_CONTAINER
+	closed := new(atomic.Bool)
+	in.closed = closed
 	return r.dp.versions.Count(in.deployment, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		in.inFlight.Add(1)
 		defer in.inFlight.Add(-1)
+		if closed.Load() {
+			proxy.NoInstance(w, in.component)
+			return
+		}
 		if prefix := req.Header.Get(proxy.ScriptNameHeader); strip && prefix != "" {
 			req.Header.Set("X-Forwarded-Prefix", prefix)
 			p := strings.TrimPrefix(req.URL.Path, prefix)

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"cmp"
 	"context"
+	"hash/fnv"
 	"maps"
 	"net/http"
 	"slices"
@@ -67,6 +68,7 @@ type route struct {
 	older    []string        // the same, for older deployments
 	failed   map[string]bool // deployments failed: their instances never serve, even here
 	onDemand http.Handler    // serve here when no instance is reachable (ondemand.go)
+	relay    string          // a container at zero this node cannot start: the node that starts it
 	maxBody  int64           // limits.body (0: the proxy's default)
 	conc     int             // limits.concurrency (0: the proxy's default)
 }
@@ -222,6 +224,9 @@ func (r *router) targetLocked(name string) *proxy.Target {
 		// Once the active deployment runs somewhere, older ones get no more traffic.
 		tg.Remote = rt.older
 	}
+	if len(tg.Remote) == 0 && rt.relay != "" {
+		tg.Remote = []string{rt.relay}
+	}
 	if !rt.paused {
 		cur, old := splitLocal(r.local[name], rt.active, rt.failed)
 		tg.Local = cur
@@ -320,6 +325,8 @@ type builtFrom struct {
 	index, nodes uint64            // the state's and the nodes table's index then
 	proxyOf      map[string]string // proxy address of every other node up, by id
 	names        map[string]string // component id -> name, of the routes derived
+	// containers: the other nodes up, not draining, that run containers (relayTo).
+	containers []*statev1.Node
 }
 
 // deriveAll derives every route from scratch.
@@ -330,6 +337,9 @@ func (r *router) deriveAll(st *fsm.Store, v fsm.View) {
 	v.Nodes(func(nd *statev1.Node) {
 		if nd.Id != self && nd.Status != statev1.NodeStatus_NODE_STATUS_DOWN && nd.ProxyAddr != "" {
 			b.proxyOf[nd.Id] = nd.ProxyAddr
+			if !nd.Drain && slices.Contains(nd.Runtimes, statev1.Runtime_RUNTIME_CONTAINER) {
+				b.containers = append(b.containers, nd)
+			}
 		}
 	})
 	r.base = b
@@ -392,6 +402,8 @@ func (r *router) derive(v fsm.View, only map[string]bool, state map[string]*rout
 			}
 			od := &onDemandTarget{id: c.Id, name: c.Name, rt: c.Runtime, candidates: []string{c.ActiveDeploymentId}}
 			ods[c.Name], odByID[c.Id] = od, od
+		} else if onDemandContainer(c) {
+			rt.relay = relayTo(b.containers, c.Id)
 		}
 		byID[c.Id], state[c.Name], b.names[c.Id] = rt, rt, c.Name
 		names = append(names, c.Name)
@@ -454,6 +466,35 @@ func (r *router) derive(v fsm.View, only map[string]bool, state map[string]*rout
 		slices.Sort(rt.older)
 	}
 	return names
+}
+
+// onDemandContainer reports whether a container component may start on demand somewhere:
+// it may scale to zero, has an active deployment and is not exclusive.
+func onDemandContainer(c *statev1.Component) bool {
+	return c.Runtime == statev1.Runtime_RUNTIME_CONTAINER && c.ActiveDeploymentId != "" &&
+		c.GetSpec().GetScaleMin() == 0 && !c.GetSpec().GetExclusive()
+}
+
+// relayTo picks, for a container component at zero that this node cannot start (it runs
+// no containers), the node whose proxy starts it on demand: the same on every node
+// (rendezvous hashing of the component id over the nodes that run containers), so that one
+// container starts, not one per entry node; a node joining or leaving moves few components.
+func relayTo(nodes []*statev1.Node, componentID string) string {
+	var best *statev1.Node
+	var top uint64
+	for _, n := range nodes {
+		h := fnv.New64a()
+		h.Write([]byte(componentID))
+		h.Write([]byte{0})
+		h.Write([]byte(n.Id))
+		if w := h.Sum64(); best == nil || w > top || w == top && n.Id < best.Id {
+			best, top = n, w
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.ProxyAddr
 }
 
 // unprovedLast puts first, for each on-demand component whose active deployment has not

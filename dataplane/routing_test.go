@@ -108,3 +108,51 @@ func TestOnDemandFallsBackToPlacedDeployment(t *testing.T) {
 		return nil
 	})
 }
+
+// A container component at zero, reached through a node that runs no containers, is
+// forwarded to the one node that starts it on demand, the same whichever node it enters by,
+// instead of a 503; a draining node starts none, and once an instance runs, requests go
+// to it.
+func TestContainerAtZeroRelaysToANodeThatRunsContainers(t *testing.T) {
+	h := newHarness(t, map[statev1.Runtime]v9rt.Executor{statev1.Runtime_RUNTIME_WASM: &envExec{}})
+	node := func(id, addr string, runtimes ...statev1.Runtime) *statev1.Command {
+		return &statev1.Command{Op: &statev1.Command_RegisterNode{RegisterNode: &statev1.RegisterNode{Node: &statev1.Node{
+			Id: id, ApiAddr: id + ":7900", RaftAddr: id + ":7901", ProxyAddr: addr, Runtimes: runtimes,
+		}}}}
+	}
+	h.apply(node("n2", "10.0.0.2:8080", statev1.Runtime_RUNTIME_WASM),
+		node("n3", "10.0.0.3:8080", statev1.Runtime_RUNTIME_WASM, statev1.Runtime_RUNTIME_CONTAINER),
+		node("n4", "10.0.0.4:8080", statev1.Runtime_RUNTIME_WASM, statev1.Runtime_RUNTIME_CONTAINER))
+	c := createComponent("c1", "box", false)
+	cc := c.GetCreateComponent().Component
+	cc.Runtime, cc.Replicas = statev1.Runtime_RUNTIME_CONTAINER, 0
+	cc.Spec = &statev1.ComponentSpec{ScaleMin: 0, ScaleMax: 3, Container: &statev1.ContainerSpec{Image: "example/box"}}
+	h.apply(c, createDeployment("d1", "c1", h.artifact("unused")), activate("c1", "d1"))
+	want := relayTo([]*statev1.Node{{Id: "n3", ProxyAddr: "10.0.0.3:8080"}, {Id: "n4", ProxyAddr: "10.0.0.4:8080"}}, "c1")
+	remote := func(want string) {
+		t.Helper()
+		testkit.Eventually(t, 5*time.Second, func() error {
+			tg := h.dp.Router().Lookup("box")
+			if tg.OnDemand != nil || len(tg.Remote) != 1 || tg.Remote[0] != want {
+				return fmt.Errorf("target %+v, want only remote %s", tg, want)
+			}
+			return nil
+		})
+	}
+	remote(want)
+	// The choice is the nodes', not the order they registered in.
+	if other := relayTo([]*statev1.Node{{Id: "n4", ProxyAddr: "10.0.0.4:8080"}, {Id: "n3", ProxyAddr: "10.0.0.3:8080"}}, "c1"); other != want {
+		t.Fatalf("relayTo depends on the nodes' order: %s, then %s", want, other)
+	}
+	// The chosen node drains: the other one starts it.
+	chosen, rest := "n3", "10.0.0.4:8080"
+	if want == "10.0.0.4:8080" {
+		chosen, rest = "n4", "10.0.0.3:8080"
+	}
+	h.apply(&statev1.Command{Op: &statev1.Command_SetNodeStatus{SetNodeStatus: &statev1.SetNodeStatus{Id: chosen, Status: statev1.NodeStatus_NODE_STATUS_DRAINING}}})
+	remote(rest)
+	// An instance runs on n2 (placed there by hand): it takes the requests.
+	h.place("p2", "d1", "n2", run, 1)
+	h.apply(setObserved("p2", running))
+	remote("10.0.0.2:8080")
+}

@@ -327,9 +327,7 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 			t.Local = other.Local // the version asked for has no instance here (any more)
 		}
 		if len(t.Local) == 0 {
-			w.Header().Set(noInstanceHeader, "1")
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, "v9: no instance of \""+name+"\" on this node", http.StatusServiceUnavailable)
+			NoInstance(w, name)
 			return
 		}
 		w.Header().Set(ServedByHeader, p.cfg.NodeID)
@@ -411,6 +409,14 @@ func (p *Proxy) serve(w *recorder, r *http.Request, name, script string) {
 	}
 	w.Header().Set("Retry-After", "1")
 	http.Error(w, "v9: no instance of \""+name+"\" answered", http.StatusBadGateway)
+}
+
+// NoInstance answers that this node has no instance of the component (any more): 503 with
+// Retry-After, marked so that a forwarding node tries another.
+func NoInstance(w http.ResponseWriter, name string) {
+	w.Header().Set(noInstanceHeader, "1")
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "v9: no instance of \""+name+"\" on this node", http.StatusServiceUnavailable)
 }
 
 func (p *Proxy) next(name string) uint64 {
