@@ -65,11 +65,8 @@ func (s *Service) Rollback(ctx context.Context, component, to string) (*deployv1
 			return nil, err
 		}
 	}
-	idx, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: c.Id, DeploymentId: target.Id}}})
+	idx, err := s.applyHere(ctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: c.Id, DeploymentId: target.Id}}})
 	if err != nil {
-		return nil, err
-	}
-	if _, err := s.c.State.WaitForIndex(ctx, idx); err != nil {
 		return nil, err
 	}
 	c, _ = s.c.State.Component(component)

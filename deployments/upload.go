@@ -120,19 +120,27 @@ func (s *Service) Upload(ctx context.Context, meta *deployv1.UploadMeta, body io
 	}
 	// Ready and active in one step, with the manifest's spec (the user's settings kept over
 	// it): the running version's instances keep theirs until the new ones replace them.
-	idx, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+	idx, err := s.applyHere(ctx, &statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
 		Id: d.Id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, Spec: spec, Activate: true,
 	}}})
 	if err != nil {
-		return nil, err
-	}
-	if _, err := s.c.State.WaitForIndex(ctx, idx); err != nil {
 		return nil, err
 	}
 	c, _ = s.c.State.Component(m.Name)
 	d, _ = s.c.State.Deployment(d.Id)
 	s.c.Logs.Append(m.Name, "", "system", fmt.Sprintf("deployment %s (%s) activated", d.Id, digest))
 	return &deployv1.UploadResponse{Component: c, Deployment: d, Index: idx}, nil
+}
+
+// applyHere commits cmd and waits until this node's replica has applied it, so that what
+// the service reads next (and answers with) includes it.
+func (s *Service) applyHere(ctx context.Context, cmd *statev1.Command) (uint64, error) {
+	idx, err := s.c.Writer.Apply(ctx, cmd)
+	if err != nil {
+		return 0, err
+	}
+	_, err = s.c.State.WaitForIndex(ctx, idx)
+	return idx, err
 }
 
 func (s *Service) setDeploymentStatus(ctx context.Context, id string, st statev1.DeploymentStatus, msg string) error {
@@ -152,11 +160,7 @@ func (s *Service) ensureComponent(ctx context.Context, name string, rt statev1.R
 			Name: name, Runtime: rt, Spec: spec, ManifestSpec: spec, Replicas: replicas, Source: &statev1.Source{},
 			Desired: statev1.DesiredState_DESIRED_STATE_RUNNING,
 		}}}}
-		idx, err := s.c.Writer.Apply(ctx, cmd)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := s.c.State.WaitForIndex(ctx, idx); err != nil {
+		if _, err := s.applyHere(ctx, cmd); err != nil {
 			return nil, err
 		}
 		return s.c.State.Component(name)

@@ -599,13 +599,8 @@ func (s *Service) dropStatuses() {
 }
 
 func (s *Service) sendStatus(ctx context.Context, p statusPost) {
-	owner, repo, err := SplitRepo(p.repo)
-	if err != nil {
-		return
-	}
-	gh, err := NewClient(s.o.GitHub, nil)
-	if err != nil {
-		s.log.Warn("commit status", "err", err)
+	gh, owner, repo, ok := s.repoClient(p.repo, "commit status")
+	if !ok {
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)

@@ -73,3 +73,18 @@ func SplitRepo(full string) (owner, repo string, err error) {
 	}
 	return owner, repo, nil
 }
+
+// repoClient is the installation's client for the repository fullName ("owner/repo"), with
+// its owner and name; ok is false, and the reason logged as msg with attrs, when it cannot
+// be made (a malformed name is not logged: links are checked when made).
+func (s *Service) repoClient(fullName, msg string, attrs ...any) (gh *github.Client, owner, repo string, ok bool) {
+	owner, repo, err := SplitRepo(fullName)
+	if err != nil {
+		return nil, "", "", false
+	}
+	if gh, err = NewClient(s.o.GitHub, nil); err != nil {
+		s.log.Warn(msg, append(append([]any{"repo", fullName}, attrs...), "err", err)...)
+		return nil, "", "", false
+	}
+	return gh, owner, repo, true
+}

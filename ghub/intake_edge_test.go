@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -37,15 +36,7 @@ func newIntakeFixture(t *testing.T) *intakeFixture {
 	gh.Commit(repo, "main", "first", map[string]string{"v9.toml": "name = \"hello\"\nruntime = \"wasm\"\n[wasm]\nmodule = \"app.wasm\"\n", "app.wasm": string(wasmtest.Trap())})
 	st := fsm.NewStore()
 	logs := &testkit.Buffer{}
-	var srv *httptest.Server
-	s := New(Options{
-		NodeID: "n1", DataDir: t.TempDir(), GitHub: Config{APIURL: gh.APIURL(), Token: gh.Token},
-		MaxArtifactBytes: 1 << 20, APIAddr: func() string { return srv.Listener.Addr().String() },
-		State: st, Cluster: &storeCluster{st: st}, Artifacts: memArtifacts{}, Logs: noLogs{},
-		Logger: slog.New(slog.NewTextHandler(logs, nil)),
-	})
-	srv = httptest.NewServer(http.HandlerFunc(s.ServeWebhook))
-	t.Cleanup(srv.Close)
+	s := newStoreService(t, gh, &storeCluster{st: st}, slog.New(slog.NewTextHandler(logs, nil)))
 	if _, err := s.CreateLinked(context.Background(), &componentv1.CreateRequest{Name: "hello", Source: &statev1.Source{GithubRepo: repo, Branch: "main"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +44,7 @@ func newIntakeFixture(t *testing.T) *intakeFixture {
 	if len(hooks) != 1 || hooks[0].Secret == "" {
 		t.Fatalf("hooks %+v", hooks)
 	}
-	return &intakeFixture{gh: gh, hook: hooks[0], url: srv.URL + WebhookPath, logs: logs}
+	return &intakeFixture{gh: gh, hook: hooks[0], url: hooks[0].URL, logs: logs} // the handler, where GitHub delivers
 }
 
 // send delivers body as event, signed with the hook's secret as GitHub does, through the

@@ -136,13 +136,8 @@ func (s *Service) deleteHook(ctx context.Context, l *statev1.GithubLink) {
 	if l.HookId == 0 {
 		return
 	}
-	owner, repo, err := SplitRepo(l.Repo)
-	if err != nil {
-		return
-	}
-	gh, err := NewClient(s.o.GitHub, nil)
-	if err != nil {
-		s.log.Warn("delete webhook", "repo", l.Repo, "hook", l.HookId, "err", err)
+	gh, owner, repo, ok := s.repoClient(l.Repo, "delete webhook", "hook", l.HookId)
+	if !ok {
 		return
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)

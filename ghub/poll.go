@@ -31,13 +31,8 @@ func (s *Service) PollLoop(ctx context.Context) {
 }
 
 func (s *Service) pollOnce(ctx context.Context, l *statev1.GithubLink) {
-	owner, repo, err := SplitRepo(l.Repo)
-	if err != nil {
-		return
-	}
-	gh, err := NewClient(s.o.GitHub, nil)
-	if err != nil {
-		s.log.Warn("poll github", "repo", l.Repo, "err", err)
+	gh, owner, repo, ok := s.repoClient(l.Repo, "poll github")
+	if !ok {
 		return
 	}
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -48,6 +49,22 @@ func (c *storeCluster) count() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.entries)
+}
+
+// newStoreService is a Service on cl's store and the fake GitHub gh, with no Raft, serving
+// its webhook on a real HTTP server (the address it registers hooks with); logger may be
+// nil.
+func newStoreService(t *testing.T, gh *githubtest.Server, cl *storeCluster, logger *slog.Logger) *Service {
+	t.Helper()
+	var srv *httptest.Server
+	s := New(Options{
+		NodeID: "n1", DataDir: t.TempDir(), GitHub: Config{APIURL: gh.APIURL(), Token: gh.Token},
+		MaxArtifactBytes: 1 << 20, APIAddr: func() string { return srv.Listener.Addr().String() },
+		State: cl.st, Cluster: cl, Artifacts: memArtifacts{}, Logs: noLogs{}, Logger: logger,
+	})
+	srv = httptest.NewServer(http.HandlerFunc(s.ServeWebhook))
+	t.Cleanup(srv.Close)
+	return s
 }
 
 // memArtifacts keeps artifacts' digests only.
@@ -103,14 +120,7 @@ func TestServiceWithoutRaft(t *testing.T) {
 
 	st := fsm.NewStore()
 	cl := &storeCluster{st: st}
-	var srv *httptest.Server
-	s := New(Options{
-		NodeID: "n1", DataDir: t.TempDir(), GitHub: Config{APIURL: gh.APIURL(), Token: gh.Token},
-		MaxArtifactBytes: 1 << 20, APIAddr: func() string { return srv.Listener.Addr().String() },
-		State: st, Cluster: cl, Artifacts: memArtifacts{}, Logs: noLogs{},
-	})
-	srv = httptest.NewServer(http.HandlerFunc(s.ServeWebhook))
-	defer srv.Close()
+	s := newStoreService(t, gh, cl, nil)
 	// startTerm runs the leader controllers for one term of leadership, as leader.Owner does.
 	startTerm := func() (stop func()) {
 		tctx, cancel := context.WithCancel(context.Background())

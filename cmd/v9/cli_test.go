@@ -219,7 +219,8 @@ func TestCLIComponents(t *testing.T) {
 	failCLI(t, "--runtime", cli("component", "create", "gamma")...)
 }
 
-// TestCLIEmptyList checks that an empty list still has a "components" array in JSON.
+// TestCLIEmptyList checks that an empty list still has its array in JSON ("components",
+// "deployments") and says it is empty without --json.
 func TestCLIEmptyList(t *testing.T) {
 	c := node.NewTestCluster(t, 1)
 	addr := c.Leader(t).APIAddr()
@@ -230,6 +231,15 @@ func TestCLIEmptyList(t *testing.T) {
 	}
 	if r := mustCLI(t, "--addr", addr, "component", "list"); !strings.Contains(r.stdout, "No components") {
 		t.Fatalf("empty list: %s", r)
+	}
+	// The same for a component's deployments.
+	mustCLI(t, "--addr", addr, "component", "create", "fresh", "--runtime", "wasm")
+	r = mustCLI(t, "--addr", addr, "--json", "deployments", "list", "fresh")
+	if err := json.Unmarshal([]byte(r.stdout), &plain); err != nil || string(plain["deployments"]) != "[]" {
+		t.Fatalf("empty deployments --json: %v\n%s", err, r)
+	}
+	if r := mustCLI(t, "--addr", addr, "deployments", "list", "fresh"); !strings.Contains(r.stdout, "No deployments of fresh yet") {
+		t.Fatalf("no deployments: %s", r)
 	}
 }
 

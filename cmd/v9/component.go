@@ -143,12 +143,7 @@ func newComponentListCmd(a *app) *cobra.Command {
 				return err
 			}
 			cs := res.Msg.GetComponents()
-			if a.json {
-				// An empty list still prints "components": [] so scripts can iterate it.
-				return printJSONWith(cmd.OutOrStdout(), res.Msg, len(cs) == 0)
-			}
-			if len(cs) == 0 {
-				_, err := fmt.Fprintln(cmd.OutOrStdout(), "No components. Create one with `v9 component create NAME --runtime wasm`.")
+			if done, err := a.printedList(cmd, res.Msg, len(cs), "No components. Create one with `v9 component create NAME --runtime wasm`."); done {
 				return err
 			}
 			return printComponentTable(cmd.OutOrStdout(), cs, time.Now())

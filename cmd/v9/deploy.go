@@ -393,11 +393,7 @@ func newDeploymentsListCmd(a *app) *cobra.Command {
 				return err
 			}
 			ds := res.Msg.GetDeployments()
-			if a.json {
-				return printJSONWith(cmd.OutOrStdout(), res.Msg, len(ds) == 0)
-			}
-			if len(ds) == 0 {
-				_, err := fmt.Fprintf(cmd.OutOrStdout(), "No deployments of %s yet. Deploy one with `v9 deploy DIR` or a push to its repository.\n", args[0])
+			if done, err := a.printedList(cmd, res.Msg, len(ds), "No deployments of "+args[0]+" yet. Deploy one with `v9 deploy DIR` or a push to its repository."); done {
 				return err
 			}
 			comp, err := c.Components.Get(cmd.Context(), connect.NewRequest(&componentv1.GetRequest{Name: args[0]}))

@@ -36,6 +36,20 @@ func (a *app) printed(cmd *cobra.Command, res connect.AnyResponse, err error) (d
 	return false, nil
 }
 
+// printedList is printed for a response listing n items: its JSON keeps an empty list
+// ("components": []) so that scripts can iterate it, and an empty list prints the line
+// empty instead of a table.
+func (a *app) printedList(cmd *cobra.Command, m proto.Message, n int, empty string) (done bool, _ error) {
+	switch {
+	case a.json:
+		return true, printJSONWith(cmd.OutOrStdout(), m, n == 0)
+	case n == 0:
+		_, err := fmt.Fprintln(cmd.OutOrStdout(), empty)
+		return true, err
+	}
+	return false, nil
+}
+
 func printJSONWith(w io.Writer, m proto.Message, emitUnpopulated bool) error {
 	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: emitUnpopulated}.Marshal(m)
 	if err != nil {

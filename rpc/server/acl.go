@@ -58,22 +58,28 @@ func (s *ACL) Bootstrap(ctx context.Context, req *connect.Request[aclv1.Bootstra
 		return nil, invalidArg(err)
 	}
 	k := &statev1.ApiToken{Id: auth.NewAccessorID(), Name: "bootstrap", Role: auth.RoleAdmin.String(), Sha256: auth.Hash(secret)}
-	idx, err := s.B.Apply(ctx, &statev1.Command{Op: &statev1.Command_AclBootstrap{AclBootstrap: &statev1.AclBootstrap{Token: k}}})
+	_, err := s.applyHere(ctx, &statev1.Command{Op: &statev1.Command_AclBootstrap{AclBootstrap: &statev1.AclBootstrap{Token: k}}})
 	if errors.Is(err, fsm.ErrAlreadyExists) || connect.CodeOf(err) == connect.CodeAlreadyExists {
 		return nil, errBootstrapped // raced another bootstrap, or this replica was behind
 	}
 	if err != nil {
 		return nil, toConnect(err)
 	}
-	// Read it back once this node (perhaps a follower) has applied it.
-	if err := s.B.WaitIndex(ctx, idx); err != nil {
-		return nil, toConnect(err)
-	}
-	k, err = s.B.Token(k.Id)
+	k, err = s.B.Token(k.Id) // read back from this node's state, which has it now
 	if err != nil {
 		return nil, toConnect(err)
 	}
 	return connect.NewResponse(&aclv1.BootstrapResponse{Token: publicToken(k), Secret: secret}), nil
+}
+
+// applyHere commits cmd and waits until this node (perhaps a follower) has applied it, so
+// that the change holds on this node from the answer on. Apply's error comes back as it is.
+func (s *ACL) applyHere(ctx context.Context, cmd *statev1.Command) (uint64, error) {
+	idx, err := s.B.Apply(ctx, cmd)
+	if err != nil {
+		return 0, err
+	}
+	return idx, s.B.WaitIndex(ctx, idx)
 }
 
 var errBootstrapped = connect.NewError(connect.CodeFailedPrecondition,
@@ -165,12 +171,8 @@ func (s *ACL) createJoinToken(ctx context.Context, p *auth.Principal, m *aclv1.C
 
 // recordToken writes a new token and answers with it once this node knows it.
 func (s *ACL) recordToken(ctx context.Context, k *statev1.ApiToken, secret string) (*connect.Response[aclv1.CreateTokenResponse], error) {
-	idx, err := s.B.Apply(ctx, &statev1.Command{Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: k}}})
-	if err != nil {
-		return nil, toConnect(err)
-	}
 	// The token works on this node from the answer on.
-	if err := s.B.WaitIndex(ctx, idx); err != nil {
+	if _, err := s.applyHere(ctx, &statev1.Command{Op: &statev1.Command_CreateApiToken{CreateApiToken: &statev1.CreateApiToken{Token: k}}}); err != nil {
 		return nil, toConnect(err)
 	}
 	out := publicToken(k)
@@ -228,12 +230,9 @@ func (s *ACL) RevokeToken(ctx context.Context, req *connect.Request[aclv1.Revoke
 	if !mayManage(auth.FromContext(ctx), k) {
 		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("token %s is not yours: revoking others' tokens needs the admin role", id))
 	}
-	idx, err := s.B.Apply(ctx, &statev1.Command{Op: &statev1.Command_RevokeApiToken{RevokeApiToken: &statev1.RevokeApiToken{Id: id}}})
-	if err != nil {
-		return nil, toConnect(err)
-	}
 	// This node refuses the token from the answer on (others as soon as they apply it).
-	if err := s.B.WaitIndex(ctx, idx); err != nil {
+	idx, err := s.applyHere(ctx, &statev1.Command{Op: &statev1.Command_RevokeApiToken{RevokeApiToken: &statev1.RevokeApiToken{Id: id}}})
+	if err != nil {
 		return nil, toConnect(err)
 	}
 	return connect.NewResponse(&aclv1.RevokeTokenResponse{Index: idx}), nil

@@ -46,12 +46,9 @@ func (s *ACL) DeleteGitHubBinding(ctx context.Context, req *connect.Request[aclv
 	if !ok {
 		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("GitHub login %s is bound to no user id (see `v9 acl bindings`)", e.Login))
 	}
-	idx, err := s.B.Apply(ctx, &statev1.Command{Op: &statev1.Command_DeleteGithubBinding{DeleteGithubBinding: &statev1.DeleteGithubBinding{Login: e.Login}}})
-	if err != nil {
-		return nil, toConnect(err)
-	}
 	// This node lets the next user of the login sign in from the answer on.
-	if err := s.B.WaitIndex(ctx, idx); err != nil {
+	idx, err := s.applyHere(ctx, &statev1.Command{Op: &statev1.Command_DeleteGithubBinding{DeleteGithubBinding: &statev1.DeleteGithubBinding{Login: e.Login}}})
+	if err != nil {
 		return nil, toConnect(err)
 	}
 	return connect.NewResponse(&aclv1.DeleteGitHubBindingResponse{Index: idx, GithubUserId: old.GithubUserId}), nil
