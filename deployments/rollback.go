@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/velocity9/v9/ghub"
 	deployv1 "github.com/velocity9/v9/rpc/gen/v9/deploy/v1"
@@ -60,12 +59,12 @@ func (s *Service) Rollback(ctx context.Context, component, to string) (*deployv1
 			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("component %q has no ready deployment older than the active one (%s)", component, active.Id))
 		}
 	}
-	if target.Spec != nil && !proto.Equal(target.Spec, c.ManifestSpec) {
-		if _, err := s.c.Writer.Apply(ctx, &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: c.Name, Spec: target.Spec, FromManifest: true}}}); err != nil {
-			return nil, err
-		}
-	}
-	idx, err := s.applyHere(ctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{ComponentId: c.Id, DeploymentId: target.Id}}})
+	// One entry: the target becomes active with its own manifest's spec (the user's settings
+	// kept over it). As two writes, the scheduler could roll the current version's instances
+	// with the target's spec in between, and a failed second write would leave it so.
+	idx, err := s.applyHere(ctx, &statev1.Command{Op: &statev1.Command_ActivateDeployment{ActivateDeployment: &statev1.ActivateDeployment{
+		ComponentId: c.Id, DeploymentId: target.Id, Spec: target.Spec,
+	}}})
 	if err != nil {
 		return nil, err
 	}

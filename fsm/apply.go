@@ -202,7 +202,8 @@ func (t *tables) updateComponentSpec(index uint64, now *timestamppb.Timestamp, o
 		return err
 	}
 	if op.FromManifest {
-		// A rollback's spec: it comes with its deployment, and is not undone apart from it.
+		// A rollback's spec, as versions before ActivateDeployment carried it wrote it (entries
+		// still in the log): it comes with its deployment, and is not undone apart from it.
 		t.setManifestSpec(index, c, op.Spec, true)
 		if c.SpecIndex == index {
 			c.PrevSpec, c.PrevUser, c.PrevSpecIndex, c.SpecError = nil, nil, 0, ""
@@ -301,6 +302,9 @@ func (t *tables) scaleComponent(index uint64, now *timestamppb.Timestamp, op *st
 	c, err := t.component(op.GetName())
 	if err != nil {
 		return err
+	}
+	if op.IfModifyIndex != 0 && op.IfModifyIndex != c.ModifyIndex {
+		return conflict("component %q changed at index %d, after the read at %d this scale was decided from", c.Name, c.ModifyIndex, op.IfModifyIndex)
 	}
 	if op.Replicas < c.Spec.GetScaleMin() || op.Replicas > c.Spec.GetScaleMax() {
 		return invalid("replicas %d outside scale.min..scale.max (%d..%d) of %q", op.Replicas, c.Spec.GetScaleMin(), c.Spec.GetScaleMax(), c.Name)
@@ -513,6 +517,9 @@ func (t *tables) setDeploymentStatus(index uint64, now *timestamppb.Timestamp, o
 			return invalid("deployment %q is already %s", d.Id, d.Status)
 		}
 	case statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED:
+		if op.IfUnfinished && terminal(d.Status) {
+			return nil // it became ready (or failed) meanwhile: that stands
+		}
 		if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_FAILED {
 			return invalid("deployment %q has already failed", d.Id)
 		}
@@ -668,6 +675,14 @@ func (t *tables) activateDeployment(index uint64, now *timestamppb.Timestamp, op
 	}
 	if d.Status != statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY {
 		return invalid("deployment %q is %s, not ready", d.Id, d.Status)
+	}
+	if op.Spec != nil {
+		if err := ValidSpec(c.Runtime, op.Spec); err != nil {
+			return err
+		}
+		// The spec comes with the activation, in this one entry: nobody ever sees it with
+		// the version it does not belong to (whose instances it would roll).
+		t.setManifestSpec(index, c, op.Spec, false)
 	}
 	t.activate(index, now, c, d)
 	c.RollbackIndex = index

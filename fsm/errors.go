@@ -19,6 +19,9 @@ var (
 	ErrDecode = errors.New("cannot decode command")
 	// ErrLoginBound: a sign-in would bind a GitHub login that is bound to another user id.
 	ErrLoginBound = errors.New("GitHub login bound to another user id")
+	// ErrConflict: a conditional command's condition no longer holds (the entity changed
+	// since the read it was decided from); decide again from a fresh read.
+	ErrConflict = errors.New("changed since read")
 )
 
 func notFound(kind, key string) error {
@@ -29,18 +32,20 @@ func exists(kind, key string) error {
 	return fmt.Errorf("%s %q: %w", kind, key, ErrAlreadyExists)
 }
 
-// invalidError reads as its message alone and matches ErrInvalid.
-type invalidError struct{ msg string }
-
-func (e *invalidError) Error() string        { return e.msg }
-func (e *invalidError) Is(target error) bool { return target == ErrInvalid }
-
-func invalid(format string, args ...any) error {
-	return &invalidError{msg: fmt.Sprintf(format, args...)}
+// kindError reads as its message alone and matches its kind (ErrInvalid, ErrLoginBound,
+// ErrConflict).
+type kindError struct {
+	msg  string
+	kind error
 }
 
-// boundError reads as its message alone and matches ErrLoginBound.
-type boundError struct{ msg string }
+func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Is(target error) bool { return target == e.kind }
 
-func (e *boundError) Error() string        { return e.msg }
-func (e *boundError) Is(target error) bool { return target == ErrLoginBound }
+func invalid(format string, args ...any) error {
+	return &kindError{msg: fmt.Sprintf(format, args...), kind: ErrInvalid}
+}
+
+func conflict(format string, args ...any) error {
+	return &kindError{msg: fmt.Sprintf(format, args...), kind: ErrConflict}
+}

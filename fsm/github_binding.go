@@ -30,7 +30,7 @@ func (t *tables) checkBinding(op *statev1.CreateApiToken) error {
 		return invalid("binding a GitHub login needs the token's login and GitHub user id")
 	}
 	if b, ok := t.bindings[bindingKey(k.GithubLogin)]; ok && b.GithubUserId != k.GithubUserId {
-		return &boundError{msg: fmt.Sprintf("GitHub login %s is bound to GitHub user id %d (an earlier sign-in), not %d: refused; an admin can drop the binding (`v9 acl unbind %s`) or pin the id in the lists (%s:%d)",
+		return &kindError{kind: ErrLoginBound, msg: fmt.Sprintf("GitHub login %s is bound to GitHub user id %d (an earlier sign-in), not %d: refused; an admin can drop the binding (`v9 acl unbind %s`) or pin the id in the lists (%s:%d)",
 			b.Login, b.GithubUserId, k.GithubUserId, b.Login, b.Login, k.GithubUserId)}
 	}
 	return nil

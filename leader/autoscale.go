@@ -2,11 +2,13 @@ package leader
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"github.com/velocity9/v9/internal/tick"
 	"log/slog"
 	"time"
 
+	"github.com/velocity9/v9/fsm"
+	"github.com/velocity9/v9/internal/tick"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	"github.com/velocity9/v9/sched"
 )
@@ -76,12 +78,26 @@ func (a *Autoscaler) Pass(ctx context.Context, now time.Time) {
 	window := max(1, int(a.cfg.Policy.DownCooldownOrDefault()/a.cfg.Every))
 	load := a.win.add(a.load.ComponentLoad(now), window)
 	var decisions []sched.Decision
+	read := map[string]uint64{} // the modify_index each decision was made from
 	// A pure read of the live state (no deep copy per tick): decisions hold no pointer into it.
-	a.store.ViewState(func(st *statev1.State) { decisions = sched.Autoscale(st, load, a.scaled, now, a.cfg.Policy) })
+	a.store.ViewState(func(st *statev1.State) {
+		decisions = sched.Autoscale(st, load, a.scaled, now, a.cfg.Policy)
+		for _, c := range st.Components {
+			read[c.Name] = c.ModifyIndex
+		}
+	})
 	for _, d := range decisions {
+		// Conditional on that read: a change committed since (a user's scale) is not
+		// overwritten with a count decided without it; the next pass decides again.
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := a.store.Apply(cctx, &statev1.Command{Op: &statev1.Command_ScaleComponent{ScaleComponent: &statev1.ScaleComponent{Name: d.Component, Replicas: d.To}}})
+		_, err := a.store.Apply(cctx, &statev1.Command{Op: &statev1.Command_ScaleComponent{ScaleComponent: &statev1.ScaleComponent{
+			Name: d.Component, Replicas: d.To, IfModifyIndex: read[d.Component],
+		}}})
 		cancel()
+		if errors.Is(err, fsm.ErrConflict) {
+			a.log.Debug("autoscale: changed since read; deciding again next pass", "component", d.Component, "to", d.To)
+			continue
+		}
 		if err != nil {
 			a.log.Warn("autoscale", "component", d.Component, "to", d.To, "err", err)
 			continue

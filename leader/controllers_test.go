@@ -275,3 +275,49 @@ func TestRolloutsFailFinishesAcrossTermEnd(t *testing.T) {
 		t.Fatalf("the new deployment is %v", d.GetStatus())
 	}
 }
+
+// userScalesStore is a fakeStore on which a user's `v9 component scale` commits right after
+// the autoscaler has read the state, before its decision is written.
+type userScalesStore struct {
+	*fakeStore
+	t        *testing.T
+	replicas uint32 // what the user scales to, once
+}
+
+func (s *userScalesStore) ViewState(fn func(*statev1.State)) {
+	s.fakeStore.ViewState(fn)
+	if s.replicas == 0 {
+		return
+	}
+	if _, err := s.fakeStore.Apply(context.Background(), &statev1.Command{Op: &statev1.Command_ScaleComponent{ScaleComponent: &statev1.ScaleComponent{
+		Name: "hello", Replicas: s.replicas,
+	}}}); err != nil {
+		s.t.Error(err)
+	}
+	s.replicas = 0
+}
+
+// TestAutoscalerKeepsUserScaleCommittedMeanwhile: a scale a user commits between the
+// autoscaler's read and its write is not overwritten by a decision made from that read; the
+// next pass decides again from the state that has it.
+func TestAutoscalerKeepsUserScaleCommittedMeanwhile(t *testing.T) {
+	s := oneComponent(1, readyNode("a"))
+	s.Components[0].ModifyIndex = 9 // as every written component has
+	f := &userScalesStore{fakeStore: newFake(t, s), t: t, replicas: 2}
+	clk := newClock()
+	a := NewAutoscaler(f, loads{"hello": {InFlight: 3}}, AutoscaleConfig{Every: time.Second}, quiet())
+	a.begin(clk.now())
+	a.Pass(context.Background(), clk.now())
+	if c, _ := f.st.Component("hello"); c.Replicas != 2 {
+		t.Fatalf("replicas %d after a user scaled to 2 while the autoscaler decided from 1: the user's scale was overwritten", c.Replicas)
+	}
+	if len(f.logs) != 0 {
+		t.Fatalf("system log %v for a decision that was not applied", f.logs)
+	}
+	// The user's scale restarted the cool-down (at the fake's real clock); past it, the load
+	// scales from what the user set.
+	a.Pass(context.Background(), time.Now().Add(time.Hour))
+	if c, _ := f.st.Component("hello"); c.Replicas != 3 || len(f.logs) != 1 || !strings.Contains(f.logs[0], "from 2 to 3") {
+		t.Fatalf("the next pass: replicas %d, logs %v", c.Replicas, f.logs)
+	}
+}

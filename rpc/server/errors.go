@@ -27,6 +27,8 @@ func toConnect(err error) error {
 		return connect.NewError(connect.CodePermissionDenied, err)
 	case errors.Is(err, fsm.ErrInvalid):
 		return connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.Is(err, fsm.ErrConflict):
+		return connect.NewError(connect.CodeAborted, err)
 	case errors.Is(err, fsm.ErrUnknownCommand), errors.Is(err, fsm.ErrDecode):
 		return connect.NewError(connect.CodeFailedPrecondition, errors.New("the leader does not know this command: upgrade the cluster's nodes"))
 	case errors.Is(err, context.DeadlineExceeded):

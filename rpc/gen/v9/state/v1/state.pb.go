@@ -2526,7 +2526,8 @@ type UpdateComponentSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Spec  *ComponentSpec         `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
-	// from_manifest: spec is a manifest's (a deploy, a rollback), recorded as manifest_spec
+	// from_manifest: spec is a manifest's (a rollback before ActivateDeployment carried its
+	// spec; such entries stay in logs and snapshots' tails), recorded as manifest_spec
 	// with the user's settings kept over it; otherwise it is what a user wants now, and the
 	// user's settings become its differences from manifest_spec.
 	FromManifest  bool `protobuf:"varint,3,opt,name=from_manifest,json=fromManifest,proto3" json:"from_manifest,omitempty"`
@@ -2638,9 +2639,14 @@ func (x *SetComponentDesired) GetDesired() DesiredState {
 }
 
 type ScaleComponent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Replicas      uint32                 `protobuf:"varint,2,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Replicas uint32                 `protobuf:"varint,2,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	// if_modify_index, when set, makes the scale conditional: it is refused (fsm.ErrConflict)
+	// unless the component's modify_index is still this, so that a decision made from an
+	// earlier read (the autoscaler's) never overwrites a change committed since, such as a
+	// user's scale. A user's scale leaves it unset and is unconditional.
+	IfModifyIndex uint64 `protobuf:"varint,3,opt,name=if_modify_index,json=ifModifyIndex,proto3" json:"if_modify_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2685,6 +2691,13 @@ func (x *ScaleComponent) GetName() string {
 func (x *ScaleComponent) GetReplicas() uint32 {
 	if x != nil {
 		return x.Replicas
+	}
+	return 0
+}
+
+func (x *ScaleComponent) GetIfModifyIndex() uint64 {
+	if x != nil {
+		return x.IfModifyIndex
 	}
 	return 0
 }
@@ -2935,7 +2948,11 @@ type SetDeploymentStatus struct {
 	// With status FAILED on the component's active deployment: in the same step make this
 	// older ready deployment active again (a failed rollout or canary: the old version keeps
 	// serving, and nobody ever sees the failed one inactive but not failed).
-	Fallback      string `protobuf:"bytes,10,opt,name=fallback,proto3" json:"fallback,omitempty"`
+	Fallback string `protobuf:"bytes,10,opt,name=fallback,proto3" json:"fallback,omitempty"`
+	// With status FAILED: applied only while the deployment is pending or building, and
+	// otherwise nothing happens (an upload that ended before its deployment became ready:
+	// its ready write may have committed all the same, and is not undone).
+	IfUnfinished  bool `protobuf:"varint,11,opt,name=if_unfinished,json=ifUnfinished,proto3" json:"if_unfinished,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3038,6 +3055,13 @@ func (x *SetDeploymentStatus) GetFallback() string {
 		return x.Fallback
 	}
 	return ""
+}
+
+func (x *SetDeploymentStatus) GetIfUnfinished() bool {
+	if x != nil {
+		return x.IfUnfinished
+	}
+	return false
 }
 
 // StartCanary starts the window of a deployment's canary, at the command's time.
@@ -3196,9 +3220,13 @@ func (x *FailSpecRoll) GetError() string {
 }
 
 type ActivateDeployment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ComponentId   string                 `protobuf:"bytes,1,opt,name=component_id,json=componentId,proto3" json:"component_id,omitempty"`
-	DeploymentId  string                 `protobuf:"bytes,2,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ComponentId  string                 `protobuf:"bytes,1,opt,name=component_id,json=componentId,proto3" json:"component_id,omitempty"`
+	DeploymentId string                 `protobuf:"bytes,2,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	// spec, when set, is the deployment's manifest spec: the component takes it (the user's
+	// settings kept over it) in the same step, without rolling, as an activation with
+	// SetDeploymentStatus does. A rollback is this one entry.
+	Spec          *ComponentSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3245,6 +3273,13 @@ func (x *ActivateDeployment) GetDeploymentId() string {
 		return x.DeploymentId
 	}
 	return ""
+}
+
+func (x *ActivateDeployment) GetSpec() *ComponentSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
 }
 
 type PutPlacements struct {
@@ -4614,10 +4649,11 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\rfrom_manifest\x18\x03 \x01(\bR\ffromManifest\"^\n" +
 	"\x13SetComponentDesired\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
-	"\adesired\x18\x02 \x01(\x0e2\x19.v9.state.v1.DesiredStateR\adesired\"@\n" +
+	"\adesired\x18\x02 \x01(\x0e2\x19.v9.state.v1.DesiredStateR\adesired\"h\n" +
 	"\x0eScaleComponent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
-	"\breplicas\x18\x02 \x01(\rR\breplicas\"%\n" +
+	"\breplicas\x18\x02 \x01(\rR\breplicas\x12&\n" +
+	"\x0fif_modify_index\x18\x03 \x01(\x04R\rifModifyIndex\"%\n" +
 	"\x0fDeleteComponent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"5\n" +
 	"\fRegisterNode\x12%\n" +
@@ -4631,7 +4667,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x10CreateDeployment\x127\n" +
 	"\n" +
 	"deployment\x18\x01 \x01(\v2\x17.v9.state.v1.DeploymentR\n" +
-	"deployment\"\xe9\x02\n" +
+	"deployment\"\x8e\x03\n" +
 	"\x13SetDeploymentStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x1d.v9.state.v1.DeploymentStatusR\x06status\x12\x14\n" +
@@ -4645,7 +4681,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"deactivate\x18\t \x01(\bR\n" +
 	"deactivate\x12\x1a\n" +
 	"\bfallback\x18\n" +
-	" \x01(\tR\bfallback\"2\n" +
+	" \x01(\tR\bfallback\x12#\n" +
+	"\rif_unfinished\x18\v \x01(\bR\fifUnfinished\"2\n" +
 	"\vStartCanary\x12#\n" +
 	"\rdeployment_id\x18\x01 \x01(\tR\fdeploymentId\"0\n" +
 	"\tEndCanary\x12#\n" +
@@ -4654,10 +4691,11 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\x12\x1d\n" +
 	"\n" +
 	"spec_index\x18\x02 \x01(\x04R\tspecIndex\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\\\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\x8c\x01\n" +
 	"\x12ActivateDeployment\x12!\n" +
 	"\fcomponent_id\x18\x01 \x01(\tR\vcomponentId\x12#\n" +
-	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\"G\n" +
+	"\rdeployment_id\x18\x02 \x01(\tR\fdeploymentId\x12.\n" +
+	"\x04spec\x18\x03 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\"G\n" +
 	"\rPutPlacements\x126\n" +
 	"\n" +
 	"placements\x18\x01 \x03(\v2\x16.v9.state.v1.PlacementR\n" +
@@ -4893,49 +4931,50 @@ var file_v9_state_v1_state_proto_depIdxs = []int32{
 	13, // 52: v9.state.v1.CreateDeployment.deployment:type_name -> v9.state.v1.Deployment
 	2,  // 53: v9.state.v1.SetDeploymentStatus.status:type_name -> v9.state.v1.DeploymentStatus
 	9,  // 54: v9.state.v1.SetDeploymentStatus.spec:type_name -> v9.state.v1.ComponentSpec
-	16, // 55: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
-	5,  // 56: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
-	17, // 57: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
-	18, // 58: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
-	18, // 59: v9.state.v1.AclBootstrap.token:type_name -> v9.state.v1.ApiToken
-	56, // 60: v9.state.v1.TouchApiTokens.last_used:type_name -> v9.state.v1.TouchApiTokens.LastUsedEntry
-	21, // 61: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
-	57, // 62: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
-	24, // 63: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
-	28, // 64: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
-	29, // 65: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
-	30, // 66: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
-	31, // 67: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
-	27, // 68: v9.state.v1.Command.create_linked_component:type_name -> v9.state.v1.CreateLinkedComponent
-	32, // 69: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
-	33, // 70: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
-	34, // 71: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
-	35, // 72: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
-	36, // 73: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
-	40, // 74: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
-	38, // 75: v9.state.v1.Command.end_canary:type_name -> v9.state.v1.EndCanary
-	37, // 76: v9.state.v1.Command.start_canary:type_name -> v9.state.v1.StartCanary
-	39, // 77: v9.state.v1.Command.fail_spec_roll:type_name -> v9.state.v1.FailSpecRoll
-	41, // 78: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
-	42, // 79: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
-	43, // 80: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
-	44, // 81: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
-	45, // 82: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
-	47, // 83: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
-	51, // 84: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
-	52, // 85: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
-	48, // 86: v9.state.v1.Command.acl_bootstrap:type_name -> v9.state.v1.AclBootstrap
-	49, // 87: v9.state.v1.Command.revoke_api_token:type_name -> v9.state.v1.RevokeApiToken
-	50, // 88: v9.state.v1.Command.touch_api_tokens:type_name -> v9.state.v1.TouchApiTokens
-	25, // 89: v9.state.v1.Command.put_secret:type_name -> v9.state.v1.PutSecret
-	26, // 90: v9.state.v1.Command.delete_secret:type_name -> v9.state.v1.DeleteSecret
-	46, // 91: v9.state.v1.Command.delete_github_binding:type_name -> v9.state.v1.DeleteGithubBinding
-	57, // 92: v9.state.v1.TouchApiTokens.LastUsedEntry.value:type_name -> google.protobuf.Timestamp
-	93, // [93:93] is the sub-list for method output_type
-	93, // [93:93] is the sub-list for method input_type
-	93, // [93:93] is the sub-list for extension type_name
-	93, // [93:93] is the sub-list for extension extendee
-	0,  // [0:93] is the sub-list for field type_name
+	9,  // 55: v9.state.v1.ActivateDeployment.spec:type_name -> v9.state.v1.ComponentSpec
+	16, // 56: v9.state.v1.PutPlacements.placements:type_name -> v9.state.v1.Placement
+	5,  // 57: v9.state.v1.SetPlacementObserved.observed:type_name -> v9.state.v1.PlacementObserved
+	17, // 58: v9.state.v1.CreateUser.user:type_name -> v9.state.v1.User
+	18, // 59: v9.state.v1.CreateApiToken.token:type_name -> v9.state.v1.ApiToken
+	18, // 60: v9.state.v1.AclBootstrap.token:type_name -> v9.state.v1.ApiToken
+	56, // 61: v9.state.v1.TouchApiTokens.last_used:type_name -> v9.state.v1.TouchApiTokens.LastUsedEntry
+	21, // 62: v9.state.v1.PutGithubLink.link:type_name -> v9.state.v1.GithubLink
+	57, // 63: v9.state.v1.Command.time:type_name -> google.protobuf.Timestamp
+	24, // 64: v9.state.v1.Command.create_component:type_name -> v9.state.v1.CreateComponent
+	28, // 65: v9.state.v1.Command.update_component_spec:type_name -> v9.state.v1.UpdateComponentSpec
+	29, // 66: v9.state.v1.Command.set_component_desired:type_name -> v9.state.v1.SetComponentDesired
+	30, // 67: v9.state.v1.Command.scale_component:type_name -> v9.state.v1.ScaleComponent
+	31, // 68: v9.state.v1.Command.delete_component:type_name -> v9.state.v1.DeleteComponent
+	27, // 69: v9.state.v1.Command.create_linked_component:type_name -> v9.state.v1.CreateLinkedComponent
+	32, // 70: v9.state.v1.Command.register_node:type_name -> v9.state.v1.RegisterNode
+	33, // 71: v9.state.v1.Command.set_node_status:type_name -> v9.state.v1.SetNodeStatus
+	34, // 72: v9.state.v1.Command.remove_node:type_name -> v9.state.v1.RemoveNode
+	35, // 73: v9.state.v1.Command.create_deployment:type_name -> v9.state.v1.CreateDeployment
+	36, // 74: v9.state.v1.Command.set_deployment_status:type_name -> v9.state.v1.SetDeploymentStatus
+	40, // 75: v9.state.v1.Command.activate_deployment:type_name -> v9.state.v1.ActivateDeployment
+	38, // 76: v9.state.v1.Command.end_canary:type_name -> v9.state.v1.EndCanary
+	37, // 77: v9.state.v1.Command.start_canary:type_name -> v9.state.v1.StartCanary
+	39, // 78: v9.state.v1.Command.fail_spec_roll:type_name -> v9.state.v1.FailSpecRoll
+	41, // 79: v9.state.v1.Command.put_placements:type_name -> v9.state.v1.PutPlacements
+	42, // 80: v9.state.v1.Command.set_placement_observed:type_name -> v9.state.v1.SetPlacementObserved
+	43, // 81: v9.state.v1.Command.delete_placements:type_name -> v9.state.v1.DeletePlacements
+	44, // 82: v9.state.v1.Command.create_user:type_name -> v9.state.v1.CreateUser
+	45, // 83: v9.state.v1.Command.create_api_token:type_name -> v9.state.v1.CreateApiToken
+	47, // 84: v9.state.v1.Command.delete_api_token:type_name -> v9.state.v1.DeleteApiToken
+	51, // 85: v9.state.v1.Command.put_github_link:type_name -> v9.state.v1.PutGithubLink
+	52, // 86: v9.state.v1.Command.delete_github_link:type_name -> v9.state.v1.DeleteGithubLink
+	48, // 87: v9.state.v1.Command.acl_bootstrap:type_name -> v9.state.v1.AclBootstrap
+	49, // 88: v9.state.v1.Command.revoke_api_token:type_name -> v9.state.v1.RevokeApiToken
+	50, // 89: v9.state.v1.Command.touch_api_tokens:type_name -> v9.state.v1.TouchApiTokens
+	25, // 90: v9.state.v1.Command.put_secret:type_name -> v9.state.v1.PutSecret
+	26, // 91: v9.state.v1.Command.delete_secret:type_name -> v9.state.v1.DeleteSecret
+	46, // 92: v9.state.v1.Command.delete_github_binding:type_name -> v9.state.v1.DeleteGithubBinding
+	57, // 93: v9.state.v1.TouchApiTokens.LastUsedEntry.value:type_name -> google.protobuf.Timestamp
+	94, // [94:94] is the sub-list for method output_type
+	94, // [94:94] is the sub-list for method input_type
+	94, // [94:94] is the sub-list for extension type_name
+	94, // [94:94] is the sub-list for extension extendee
+	0,  // [0:94] is the sub-list for field type_name
 }
 
 func init() { file_v9_state_v1_state_proto_init() }
