@@ -54,7 +54,8 @@ type instance struct {
 	// drain cannot both miss each other. One per run (wrap), so a restart starts open.
 	closed     *atomic.Bool
 	timeout    time.Duration // the component's request timeout it started with: how long a stop drains
-	failures   int
+	failures   int           // failures in all: the restart backoff
+	streak     int           // starts failed in a row (a crash after a good start counts): reported with FAILED
 	retryAt    time.Time
 	reportedAt time.Time
 }
@@ -64,6 +65,9 @@ const (
 	restartBackoffMax = 30 * time.Second
 	reconcileTick     = 500 * time.Millisecond
 	reportEvery       = time.Second // resend a report the state has not taken yet
+	// maxReportedFailures caps the failures in a row a node reports (Placement.failures):
+	// enough for the scheduler's RescheduleAfter and for a backoff at its longest.
+	maxReportedFailures = 8
 )
 
 func newReconciler(dp *DataPlane, execs map[statev1.Runtime]v9rt.Executor) *reconciler {
@@ -174,6 +178,13 @@ func (r *reconciler) reconcile(ctx context.Context) {
 			c, _ := store.ComponentByID(p.ComponentId)
 			if in == nil {
 				in = &instance{id: p.Id, rt: c.GetRuntime(), component: c.GetName(), deployment: p.DeploymentId}
+				if p.Failures > 0 {
+					// A replacement of a placement that kept failing elsewhere (sched
+					// reschedules it): it backs off before its first start as a restart there
+					// would have.
+					in.failures, in.streak = int(p.Failures), int(p.Failures)
+					in.retryAt = now.Add(backoff(in.failures))
+				}
 				r.inst[p.Id] = in
 			}
 			// A placement the leader declared lost is not ours any more; an exclusive one
@@ -201,6 +212,7 @@ func (r *reconciler) reconcile(ctx context.Context) {
 				select {
 				case <-in.run.Done():
 					in.failures++
+					in.streak++
 					in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED, errString(in.run.Err(), "instance stopped")
 					in.run, in.handler = nil, nil
 					r.dirty = true
@@ -268,13 +280,18 @@ func errString(err error, def string) string {
 // report sends the observed state of a placement to the leader when the committed state
 // does not hold it yet. Called with r.mu held.
 func (r *reconciler) report(ctx context.Context, p *statev1.Placement, in *instance, now time.Time) {
+	var failures uint32
+	if in.observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED {
+		failures = uint32(min(in.streak, maxReportedFailures))
+	}
 	if in.observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_UNSPECIFIED ||
-		(p.Observed == in.observed && p.Reason == in.reason) || now.Sub(in.reportedAt) < reportEvery/4 {
+		(p.Observed == in.observed && p.Reason == in.reason && (failures == 0 || p.Failures == failures)) ||
+		now.Sub(in.reportedAt) < reportEvery/4 {
 		return
 	}
 	in.reportedAt = now
 	cmd := &statev1.Command{Op: &statev1.Command_SetPlacementObserved{SetPlacementObserved: &statev1.SetPlacementObserved{
-		Id: p.Id, Observed: in.observed, Reason: in.reason,
+		Id: p.Id, Observed: in.observed, Reason: in.reason, Failures: failures,
 	}}}
 	go func() {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -321,6 +338,7 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive 
 	if err != nil {
 		in.stopping = false
 		in.failures++
+		in.streak++
 		in.observed, in.reason = statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED, err.Error()
 		in.retryAt = time.Now().Add(backoff(in.failures))
 		r.dp.log.Warn("instance failed to start", "placement", p.Id, "component", spec.Component, "err", err)
@@ -329,6 +347,7 @@ func (r *reconciler) start(ctx context.Context, p *statev1.Placement, exclusive 
 		return
 	}
 	in.run, in.handler, in.timeout = run, r.wrap(in, run), spec.Timeout
+	in.streak = 0
 	r.dirty = true
 	// The lease may have run out, or the placement been declared lost, while it started.
 	if exclusive && !in.stopping && (!r.dp.leaseHeld() || r.lost(p.Id)) {

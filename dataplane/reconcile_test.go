@@ -9,6 +9,7 @@ import (
 	"github.com/velocity9/v9/internal/testkit"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 	v9rt "github.com/velocity9/v9/runtime"
+	"github.com/velocity9/v9/sched"
 )
 
 const (
@@ -98,6 +99,36 @@ func TestReconcilerRestartsWithBackoff(t *testing.T) {
 	h.waitObserved("p1", running)
 	if got := len(ex.startTimes()); got != 4 {
 		t.Fatalf("%d starts after the crash, want 4", got)
+	}
+}
+
+// The node reports how many starts failed in a row with FAILED (Placement.failures, which
+// the scheduler reads to place the instance elsewhere) and RUNNING resets it; a replacement
+// placed with the count of the one it replaces waits the backoff of that count before its
+// first start.
+func TestReconcilerReportsFailuresInARow(t *testing.T) {
+	h, ex := fakeHarness(t)
+	ex.failStarts = sched.RescheduleAfter
+	h.component(false, "v1")
+	h.place("p1", "d1", self, run, 1)
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if p := h.placement("p1"); p.Failures != sched.RescheduleAfter {
+			return fmt.Errorf("p1: %v", p)
+		}
+		return nil
+	})
+	if p := h.waitObserved("p1", running); p.Failures != 0 {
+		t.Fatalf("running, failures %d", p.Failures)
+	}
+	h.apply(deletePlacements("p1"))
+
+	n := len(ex.startTimes())
+	placed := time.Now()
+	h.apply(&statev1.Command{Op: &statev1.Command_PutPlacements{PutPlacements: &statev1.PutPlacements{Placements: []*statev1.Placement{{
+		Id: "p2", ComponentId: "c1", DeploymentId: "d1", NodeId: self, Desired: run, Epoch: 1, Failures: sched.RescheduleAfter}}}}})
+	h.waitObserved("p2", running)
+	if st := ex.startTimes(); len(st) != n+1 || st[n].Sub(placed) < backoff(sched.RescheduleAfter) {
+		t.Fatalf("the replacement started %s after it was placed, want after %s", st[len(st)-1].Sub(placed), backoff(sched.RescheduleAfter))
 	}
 }
 

@@ -734,7 +734,7 @@ func (t *tables) putPlacements(index uint64, op *statev1.PutPlacements) error {
 		if old, ok := t.placements[p.Id]; ok {
 			// What a node observed (or the leader declared LOST) is not the scheduler's to
 			// change: a plan made from an older view must not undo a later report.
-			p.CreateIndex, p.Observed, p.Reason = old.CreateIndex, old.Observed, old.Reason
+			p.CreateIndex, p.Observed, p.Reason, p.Failures = old.CreateIndex, old.Observed, old.Reason, old.Failures
 		}
 		t.placements[p.Id] = p
 	}
@@ -755,6 +755,12 @@ func (t *tables) setPlacementObserved(index uint64, op *statev1.SetPlacementObse
 		return invalid("placement %q was declared lost; it can only be reported stopped", p.Id)
 	}
 	p.Observed, p.Reason, p.ModifyIndex = op.Observed, op.Reason, index
+	switch op.Observed {
+	case statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED:
+		p.Failures = op.Failures
+	case statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING:
+		p.Failures = 0
+	}
 	if d := t.deployments[p.DeploymentId]; d != nil && !d.Served && op.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
 		d.Served, d.ModifyIndex = true, index
 	}

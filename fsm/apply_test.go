@@ -727,6 +727,28 @@ func TestApplyPlacements(t *testing.T) {
 				wantIndexes(t, "placement", p.CreateIndex, p.ModifyIndex, 11, applyIndex)
 			},
 		},
+		{
+			// A node's count of failed starts in a row: set with FAILED, kept while the
+			// placement is stopped and when the scheduler rewrites it, reset by RUNNING.
+			name: "failures in a row",
+			pre: []*statev1.Command{
+				{Op: &statev1.Command_SetPlacementObserved{SetPlacementObserved: &statev1.SetPlacementObserved{
+					Id: "p-web-1", Observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED, Reason: "disk full", Failures: 3}}},
+				cmdPutPlacements(&statev1.Placement{Id: "p-web-1", ComponentId: "c-web", DeploymentId: "d-web-1", NodeId: "n1", Desired: stop, Epoch: 2}),
+			},
+			cmd: cmdSetObserved("p-web-1", statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED, ""),
+			check: func(t *testing.T, st *Store, _ []byte) {
+				if p := getPlacement(t, st, "p-web-1"); p.Failures != 3 {
+					t.Errorf("stopped after failing: %v", p)
+				}
+				if err := st.Apply(applyIndex+1, cmdSetObserved("p-web-1", running, "")); err != nil {
+					t.Fatal(err)
+				}
+				if p := getPlacement(t, st, "p-web-1"); p.Failures != 0 {
+					t.Errorf("running: %v", p)
+				}
+			},
+		},
 		{name: "set observed of unknown placement", cmd: cmdSetObserved("p-nope", running, ""), want: ErrNotFound},
 		{name: "set observed unspecified", cmd: cmdSetObserved("p-web-1", 0, ""), want: ErrInvalid},
 		{name: "set observed out of range", cmd: cmdSetObserved("p-web-1", 6, ""), want: ErrInvalid},

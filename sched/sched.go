@@ -53,6 +53,10 @@ type Hints struct {
 //   - placements that are lost or on nodes that are down or unable to run them are stopped
 //     and replaced elsewhere; those on nodes removed from the state are deleted (no write
 //     may name a removed node) and replaced;
+//   - a placement whose starts failed RescheduleAfter times in a row on its node is
+//     stopped and replaced on another node that can run it (none where the component keeps
+//     failing), the replacement inheriting the count; with no such node it stays;
+//   - a scale-down stops the placements that do not serve (failed, starting) first;
 //   - stopped placements that the node reports stopped (or lost) are deleted.
 func Schedule(s *statev1.State) Plan { return ScheduleWith(s, Hints{}) }
 
@@ -116,13 +120,38 @@ func settled(p *statev1.Placement) bool {
 	return p.Observed == lost || (p.Desired == stop && p.Observed == statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED)
 }
 
+// RescheduleAfter is how many starts in a row a placement may fail on its node (the node's
+// count, Placement.failures) before it is stopped there and placed on another node, as
+// Nomad reschedules a failed allocation: an artifact that cannot be fetched or stored
+// there, a full disk, a broken runtime. Its replacement inherits the count, so it moves
+// again at its first failure, and its node first waits the restart backoff of that count:
+// a version that fails everywhere is tried ever more slowly, never in a storm of writes.
+const RescheduleAfter = 3
+
+// failing reports whether p keeps failing on its node.
+func failing(p *statev1.Placement) bool { return p.Failures >= RescheduleAfter }
+
+// reschedule reports whether p, a placement wanted running that keeps failing, should move:
+// another node can run it where no placement of its component keeps failing.
+func reschedule(p *statev1.Placement, c *statev1.Component, allNodes []*statev1.Node, avoid map[string]bool) bool {
+	if p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED || !failing(p) {
+		return false
+	}
+	for _, n := range allNodes {
+		if n.Id != p.NodeId && !avoid[n.Id] && eligible(n, c.Runtime) {
+			return true
+		}
+	}
+	return false
+}
+
 func setDesired(plan *Plan, p *statev1.Placement, d statev1.PlacementDesired) {
 	if p.Desired == d {
 		return
 	}
 	q := &statev1.Placement{
 		Id: p.Id, ComponentId: p.ComponentId, DeploymentId: p.DeploymentId, NodeId: p.NodeId,
-		Desired: d, Observed: p.Observed, Reason: p.Reason, Epoch: p.Epoch + 1, SpecIndex: p.SpecIndex,
+		Desired: d, Observed: p.Observed, Reason: p.Reason, Epoch: p.Epoch + 1, SpecIndex: p.SpecIndex, Failures: p.Failures,
 	}
 	plan.Put = append(plan.Put, q)
 }
@@ -133,6 +162,20 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 	wantRunning := c.Desired == statev1.DesiredState_DESIRED_STATE_RUNNING && active != nil &&
 		active.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY
 	exclusive := c.GetSpec().GetExclusive()
+	// Nodes where a placement of the component keeps failing: new ones go elsewhere first.
+	// The new ones inherit the failures of the active deployment's placements moved away
+	// (an exclusive component's replacement is placed once the failing one has stopped).
+	avoid := map[string]bool{}
+	var inherit uint32
+	for _, p := range ps {
+		if !failing(p) || (p.Desired != stop && p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED) {
+			continue
+		}
+		avoid[p.NodeId] = true
+		if p.Desired == stop && p.DeploymentId == c.ActiveDeploymentId {
+			inherit = max(inherit, p.Failures)
+		}
+	}
 	var cur, old []*statev1.Placement // wanted-running placements of the active deployment / to replace
 	for _, p := range ps {
 		switch {
@@ -152,6 +195,11 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 		case p.Observed == lost || (!eligible(nodes[p.NodeId], c.Runtime) && !draining(nodes[p.NodeId], c.Runtime)):
 			setDesired(plan, p, stop)
 			load[p.NodeId]--
+		case p.DeploymentId == active.Id && p.SpecIndex == c.SpecIndex && reschedule(p, c, allNodes, avoid):
+			// It keeps failing on its node: stopped there, replaced on another below.
+			setDesired(plan, p, stop)
+			load[p.NodeId]--
+			inherit = max(inherit, p.Failures)
 		case p.DeploymentId == active.Id && p.SpecIndex == c.SpecIndex && eligible(nodes[p.NodeId], c.Runtime):
 			// Made for the current spec (spec_index only grows, except when FailSpecRoll
 			// returns a component to its previous one: the failed change's placements,
@@ -199,11 +247,11 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 				return
 			}
 		}
-		place(plan, c, active, ps, cur, want, allNodes, load, h)
+		place(plan, c, active, ps, cur, want, allNodes, load, h, avoid, inherit)
 		return
 	}
 
-	cur = place(plan, c, active, ps, cur, want, allNodes, load, h)
+	cur = place(plan, c, active, ps, cur, want, allNodes, load, h, avoid, inherit)
 
 	// Rollout or drain: old placements stop only once as many new ones run.
 	newRunning := 0
@@ -233,10 +281,12 @@ func scheduleComponent(plan *Plan, c *statev1.Component, active *statev1.Deploym
 }
 
 // place adds placements of the active deployment on eligible nodes until there are want:
-// nodes with the fewest of this component first, then nodes holding the artifact, then the
-// least loaded. It returns cur with the new placements.
+// nodes where no placement of the component keeps failing (avoid) first, then those with
+// the fewest of this component, then nodes holding the artifact, then the least loaded.
+// The new placements start with failures (those of the placements they replace). It
+// returns cur with the new placements.
 func place(plan *Plan, c *statev1.Component, active *statev1.Deployment, ps, cur []*statev1.Placement, want int,
-	allNodes []*statev1.Node, load map[string]int, h Hints) []*statev1.Placement {
+	allNodes []*statev1.Node, load map[string]int, h Hints, avoid map[string]bool, failures uint32) []*statev1.Placement {
 	perNode := map[string]int{}
 	slots := map[string]bool{}
 	for _, p := range ps {
@@ -255,6 +305,9 @@ func place(plan *Plan, c *statev1.Component, active *statev1.Deployment, ps, cur
 		return n.Id == active.ArtifactOrigin || h.Artifacts[n.Id][active.ArtifactDigest]
 	}
 	better := func(n, best *statev1.Node) bool {
+		if avoid[n.Id] != avoid[best.Id] {
+			return !avoid[n.Id]
+		}
 		if perNode[n.Id] != perNode[best.Id] {
 			return perNode[n.Id] < perNode[best.Id]
 		}
@@ -272,7 +325,7 @@ func place(plan *Plan, c *statev1.Component, active *statev1.Deployment, ps, cur
 		}
 		id := placementID(active.Id, best.Id, slots)
 		slots[id] = true
-		p := &statev1.Placement{Id: id, ComponentId: c.Id, DeploymentId: active.Id, NodeId: best.Id, Desired: run, Epoch: 1, SpecIndex: c.SpecIndex}
+		p := &statev1.Placement{Id: id, ComponentId: c.Id, DeploymentId: active.Id, NodeId: best.Id, Desired: run, Epoch: 1, SpecIndex: c.SpecIndex, Failures: failures}
 		plan.Put = append(plan.Put, p)
 		cur = append(cur, p)
 		perNode[best.Id]++

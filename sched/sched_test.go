@@ -362,3 +362,62 @@ func TestScaleDownStopsNotRunningFirst(t *testing.T) {
 		t.Fatalf("scaled from 3 to 1 keeps %v, want one running instance: plan %v", kept, plan.Put)
 	}
 }
+
+// A placement whose starts keep failing on its node (an artifact fetch that fails there, a
+// full disk, a broken runtime) is stopped there after RescheduleAfter failures in a row and
+// placed on another node, which inherits the count (its node backs off before starting);
+// with fewer failures, or with no other node to go to, it stays and its node retries. An
+// exclusive one moves once the failing instance has stopped.
+func TestFailingPlacementIsReplacedElsewhere(t *testing.T) {
+	failingOnA := func(failures uint32, nodes ...*statev1.Node) *statev1.State {
+		s := world(1, nodes...)
+		s.Deployments[0].Served = true
+		s.Placements = []*statev1.Placement{{Id: "d1-a-0", ComponentId: "c1", DeploymentId: "d1", NodeId: "a",
+			Desired: run, Observed: statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED,
+			Reason: "artifact sha256:…: no space left on device", Failures: failures, Epoch: 1}}
+		return s
+	}
+	s := failingOnA(RescheduleAfter, node("a", wasm), node("b", wasm))
+	plan := Schedule(s)
+	commit(s, plan)
+	if w := wanted(s, "d1"); w["a"] != 0 || w["b"] != 1 {
+		t.Fatalf("the only instance fails on node a %d times: wanted %v, plan %+v", RescheduleAfter, w, plan)
+	}
+	for _, p := range s.Placements {
+		if p.NodeId == "b" && p.Failures != RescheduleAfter {
+			t.Fatalf("the replacement does not inherit the failures: %v", p)
+		}
+	}
+	// The replacement fails too: it moves back to a (the failing one there is gone).
+	observe(s, statev1.PlacementObserved_PLACEMENT_OBSERVED_FAILED)
+	commit(s, Schedule(s)) // a's stopped placement is deleted
+	for _, p := range s.Placements {
+		p.Failures++
+	}
+	commit(s, Schedule(s))
+	if w := wanted(s, "d1"); w["a"] != 1 || w["b"] != 0 {
+		t.Fatalf("failing on b after a: wanted %v", w)
+	}
+
+	for _, s := range []*statev1.State{
+		failingOnA(RescheduleAfter-1, node("a", wasm), node("b", wasm)), // not yet
+		failingOnA(RescheduleAfter, node("a", wasm)),                    // nowhere else
+		failingOnA(RescheduleAfter, node("a", wasm), node("b")),         // b cannot run wasm
+	} {
+		if plan := Schedule(s); !plan.Empty() {
+			t.Fatalf("nodes %v, %d failures: %+v", s.Nodes, s.Placements[0].Failures, plan)
+		}
+	}
+
+	s = failingOnA(RescheduleAfter, node("a", wasm), node("b", wasm))
+	s.Components[0].Spec.Exclusive = true
+	commit(s, Schedule(s))
+	if w := wanted(s, "d1"); len(w) != 0 {
+		t.Fatalf("exclusive: a replacement runs before the failing one stopped: %v", w)
+	}
+	observe(s, statev1.PlacementObserved_PLACEMENT_OBSERVED_STOPPED)
+	commit(s, Schedule(s))
+	if w := wanted(s, "d1"); w["b"] != 1 || len(s.Placements) != 1 || s.Placements[0].Failures != RescheduleAfter {
+		t.Fatalf("exclusive: after the failing one stopped: wanted %v, placements %v", w, s.Placements)
+	}
+}

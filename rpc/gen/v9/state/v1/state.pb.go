@@ -1446,18 +1446,23 @@ func (x *Node) GetDrain() bool {
 }
 
 type Placement struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	ComponentId   string                 `protobuf:"bytes,2,opt,name=component_id,json=componentId,proto3" json:"component_id,omitempty"`
-	DeploymentId  string                 `protobuf:"bytes,3,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
-	NodeId        string                 `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Desired       PlacementDesired       `protobuf:"varint,5,opt,name=desired,proto3,enum=v9.state.v1.PlacementDesired" json:"desired,omitempty"`
-	Observed      PlacementObserved      `protobuf:"varint,6,opt,name=observed,proto3,enum=v9.state.v1.PlacementObserved" json:"observed,omitempty"`
-	Reason        string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"` // why observed is what it is (failure message)
-	Epoch         uint64                 `protobuf:"varint,8,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	CreateIndex   uint64                 `protobuf:"varint,9,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
-	ModifyIndex   uint64                 `protobuf:"varint,10,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
-	SpecIndex     uint64                 `protobuf:"varint,11,opt,name=spec_index,json=specIndex,proto3" json:"spec_index,omitempty"` // the component's spec_index it was made for
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	ComponentId  string                 `protobuf:"bytes,2,opt,name=component_id,json=componentId,proto3" json:"component_id,omitempty"`
+	DeploymentId string                 `protobuf:"bytes,3,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	NodeId       string                 `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Desired      PlacementDesired       `protobuf:"varint,5,opt,name=desired,proto3,enum=v9.state.v1.PlacementDesired" json:"desired,omitempty"`
+	Observed     PlacementObserved      `protobuf:"varint,6,opt,name=observed,proto3,enum=v9.state.v1.PlacementObserved" json:"observed,omitempty"`
+	Reason       string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"` // why observed is what it is (failure message)
+	Epoch        uint64                 `protobuf:"varint,8,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	CreateIndex  uint64                 `protobuf:"varint,9,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
+	ModifyIndex  uint64                 `protobuf:"varint,10,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	SpecIndex    uint64                 `protobuf:"varint,11,opt,name=spec_index,json=specIndex,proto3" json:"spec_index,omitempty"` // the component's spec_index it was made for
+	// failures counts the starts that failed in a row (a start or readiness check that
+	// failed, or a crash since the last good start), as its node reports them with FAILED;
+	// a RUNNING report resets it. A replacement placed elsewhere inherits it, and its node
+	// waits the restart backoff of that count before its first start (sched reschedules).
+	Failures      uint32 `protobuf:"varint,12,opt,name=failures,proto3" json:"failures,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1565,6 +1570,13 @@ func (x *Placement) GetModifyIndex() uint64 {
 func (x *Placement) GetSpecIndex() uint64 {
 	if x != nil {
 		return x.SpecIndex
+	}
+	return 0
+}
+
+func (x *Placement) GetFailures() uint32 {
+	if x != nil {
+		return x.Failures
 	}
 	return 0
 }
@@ -3319,6 +3331,7 @@ type SetPlacementObserved struct {
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Observed      PlacementObserved      `protobuf:"varint,2,opt,name=observed,proto3,enum=v9.state.v1.PlacementObserved" json:"observed,omitempty"`
 	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Failures      uint32                 `protobuf:"varint,4,opt,name=failures,proto3" json:"failures,omitempty"` // with FAILED: Placement.failures
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3372,6 +3385,13 @@ func (x *SetPlacementObserved) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *SetPlacementObserved) GetFailures() uint32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
 }
 
 type DeletePlacements struct {
@@ -4510,7 +4530,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\fcreate_index\x18\t \x01(\x04R\vcreateIndex\x12!\n" +
 	"\fmodify_index\x18\n" +
 	" \x01(\x04R\vmodifyIndex\x12\x14\n" +
-	"\x05drain\x18\v \x01(\bR\x05drain\"\x84\x03\n" +
+	"\x05drain\x18\v \x01(\bR\x05drain\"\xa0\x03\n" +
 	"\tPlacement\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fcomponent_id\x18\x02 \x01(\tR\vcomponentId\x12#\n" +
@@ -4524,7 +4544,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\fmodify_index\x18\n" +
 	" \x01(\x04R\vmodifyIndex\x12\x1d\n" +
 	"\n" +
-	"spec_index\x18\v \x01(\x04R\tspecIndex\"g\n" +
+	"spec_index\x18\v \x01(\x04R\tspecIndex\x12\x1a\n" +
+	"\bfailures\x18\f \x01(\rR\bfailures\"g\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12;\n" +
@@ -4678,11 +4699,12 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\rPutPlacements\x126\n" +
 	"\n" +
 	"placements\x18\x01 \x03(\v2\x16.v9.state.v1.PlacementR\n" +
-	"placements\"z\n" +
+	"placements\"\x96\x01\n" +
 	"\x14SetPlacementObserved\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12:\n" +
 	"\bobserved\x18\x02 \x01(\x0e2\x1e.v9.state.v1.PlacementObservedR\bobserved\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"$\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1a\n" +
+	"\bfailures\x18\x04 \x01(\rR\bfailures\"$\n" +
 	"\x10DeletePlacements\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\tR\x03ids\"3\n" +
 	"\n" +
