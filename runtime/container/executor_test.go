@@ -17,13 +17,13 @@ import (
 	"github.com/containerd/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/runtime"
+	"github.com/velocity9/v9/runtime/runtimetest"
 )
 
 func TestStartServeStop(t *testing.T) {
 	e := newExecutor(t, "node-a")
-	var l testkit.Logs
+	var l runtimetest.Logs
 	spec := testSpec(t, "p-serve", &l)
 	spec.MemoryBytes = 64 << 20
 	ctx := context.Background()
@@ -232,7 +232,7 @@ func TestAdoptAfterAgentRestart(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	var l testkit.Logs
+	var l runtimetest.Logs
 	spec.Log = l.Log
 	e2 := newExecutor(t, "node-b")
 	t.Cleanup(func() { e2.Stop(ctx, spec.ID) })

@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/runtime"
 	"github.com/velocity9/v9/runtime/container/ociimage"
 	"github.com/velocity9/v9/runtime/container/ocitest"
+	"github.com/velocity9/v9/runtime/runtimetest"
 )
 
 const testImage = "v9.local/hello-ctr:test"
@@ -143,7 +143,7 @@ func testNetwork() Network {
 }
 
 // testSpec is a spec for the example, imported from the archive.
-func testSpec(t testing.TB, id string, l *testkit.Logs) runtime.Spec {
+func testSpec(t testing.TB, id string, l *runtimetest.Logs) runtime.Spec {
 	dir := testApp(t)
 	s := runtime.Spec{
 		ID:           id,

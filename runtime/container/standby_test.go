@@ -12,7 +12,7 @@ import (
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/errdefs"
 
-	"github.com/velocity9/v9/internal/testkit"
+	"github.com/velocity9/v9/runtime/runtimetest"
 )
 
 // waitStandby waits until e keeps a standby container for component and returns it.
@@ -75,7 +75,7 @@ func TestStandby(t *testing.T) {
 	}
 
 	// The next start of the same spec claims it.
-	var l testkit.Logs
+	var l runtimetest.Logs
 	spec2 := testSpec(t, "p-sb-2", &l)
 	inst, err := e.Start(ctx, spec2)
 	if err != nil {

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/runtime"
+	"github.com/velocity9/v9/runtime/runtimetest"
 )
 
 func TestHello(t *testing.T) {
@@ -283,7 +283,7 @@ func TestTraps(t *testing.T) {
 	t.Parallel()
 	ex := sharedExecutor(t)
 	for name, bin := range map[string][]byte{"unreachable": trapUnreachable, "out of bounds memory access": trapOutOfBounds} {
-		sink := &testkit.Logs{}
+		sink := &runtimetest.Logs{}
 		in := startSpec(t, ex, runtime.Spec{
 			ID:   t.Name() + "/" + name,
 			Dir:  rawArtifact(t, "trap.wasm", bin),

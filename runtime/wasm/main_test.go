@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/runtime"
+	"github.com/velocity9/v9/runtime/runtimetest"
 	"github.com/velocity9/v9/runtime/wasm/wasmtest"
 )
 
@@ -246,9 +246,9 @@ func artifact(t testing.TB, guest string, extra map[string]string) string {
 }
 
 // startGuest starts an instance of a built guest; it is stopped when the test ends.
-func startGuest(t testing.TB, ex *Executor, guest string, mod func(*runtime.Spec)) (runtime.Instance, *testkit.Logs) {
+func startGuest(t testing.TB, ex *Executor, guest string, mod func(*runtime.Spec)) (runtime.Instance, *runtimetest.Logs) {
 	t.Helper()
-	sink := &testkit.Logs{}
+	sink := &runtimetest.Logs{}
 	spec := runtime.Spec{
 		ID:        t.Name() + "/" + guest,
 		Component: guest,

@@ -15,12 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/runtime"
+	"github.com/velocity9/v9/runtime/runtimetest"
 )
 
 // startStream serves examples/stream-http warm, with a pool of size instances, over HTTP.
-func startStream(t *testing.T, ex *Executor, size int, mod func(*runtime.Spec)) (*httptest.Server, *instance, *testkit.Logs) {
+func startStream(t *testing.T, ex *Executor, size int, mod func(*runtime.Spec)) (*httptest.Server, *instance, *runtimetest.Logs) {
 	t.Helper()
 	inst, sink := startGuest(t, ex, "streamhttp", func(s *runtime.Spec) {
 		s.Wasm.ABI = ABIHTTP

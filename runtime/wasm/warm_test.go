@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/velocity9/v9/internal/testkit"
 	"github.com/velocity9/v9/runtime"
+	"github.com/velocity9/v9/runtime/runtimetest"
 )
 
 // startWarm starts hello-http with a pool of one instance, so that tests know which serves.
-func startWarm(t *testing.T, ex *Executor, reuse int) (*instance, *testkit.Logs) {
+func startWarm(t *testing.T, ex *Executor, reuse int) (*instance, *runtimetest.Logs) {
 	t.Helper()
 	in, sink := startGuest(t, ex, "hellohttp", func(s *runtime.Spec) {
 		s.Wasm.ABI = ABIHTTP
