@@ -60,17 +60,21 @@ var starting = proxy.Target{Unavailable: "node starting: it has not learned the 
 
 // route is the part of a component's routing that comes from the replicated state.
 type route struct {
-	paused   bool
-	rt       statev1.Runtime
-	active   string          // the active deployment
-	canary   uint32          // the active deployment's share of requests while in its canary, else 0
-	remote   []string        // proxy addresses of other nodes running an instance
-	older    []string        // the same, for older deployments
-	failed   map[string]bool // deployments failed: their instances never serve, even here
-	onDemand http.Handler    // serve here when no instance is reachable (ondemand.go)
-	relay    string          // a container at zero this node cannot start: the node that starts it
-	maxBody  int64           // limits.body (0: the proxy's default)
-	conc     int             // limits.concurrency (0: the proxy's default)
+	paused bool
+	rt     statev1.Runtime
+	active string   // the active deployment
+	canary uint32   // the active deployment's share of requests while in its canary, else 0
+	remote []string // proxy addresses of other nodes running an instance
+	older  []string // the same, for older deployments
+	// olderSup: the same, for older deployments superseded during their canary (never
+	// proved): they serve only when no other older version runs (sched.BetterFallback).
+	olderSup   []string
+	failed     map[string]bool // deployments failed: their instances never serve, even here
+	superseded map[string]bool // deployments superseded during their canary
+	onDemand   http.Handler    // serve here when no instance is reachable (ondemand.go)
+	relay      string          // a container at zero this node cannot start: the node that starts it
+	maxBody    int64           // limits.body (0: the proxy's default)
+	conc       int             // limits.concurrency (0: the proxy's default)
 }
 
 // onDemandTarget is what an on-demand start needs of a component, taken from the state at
@@ -220,23 +224,27 @@ func (r *router) targetLocked(name string) *proxy.Target {
 		return nil
 	}
 	tg := &proxy.Target{Found: true, Paused: rt.paused, Remote: rt.remote, OnDemand: rt.onDemand, MaxBody: rt.maxBody, Concurrency: rt.conc}
+	cur, old, oldSup := splitLocal(r.local[name], rt.active, rt.failed, rt.superseded)
+	older := rt.older
+	if len(old)+len(older) == 0 {
+		old, older = oldSup, rt.olderSup
+	}
 	if len(tg.Remote) == 0 {
 		// Once the active deployment runs somewhere, older ones get no more traffic.
-		tg.Remote = rt.older
+		tg.Remote = older
 	}
 	if len(tg.Remote) == 0 && rt.relay != "" {
 		tg.Remote = []string{rt.relay}
 	}
 	if !rt.paused {
-		cur, old := splitLocal(r.local[name], rt.active, rt.failed)
 		tg.Local = cur
 		if len(cur) == 0 {
 			tg.Local = old
 		}
 		tg.InProcess = rt.rt == statev1.Runtime_RUNTIME_WASM
-		if rt.canary > 0 && len(old)+len(rt.older) > 0 {
+		if rt.canary > 0 && len(old)+len(older) > 0 {
 			// In its canary: the older versions keep the traffic the canary does not get.
-			tg.Local, tg.Remote = old, rt.older
+			tg.Local, tg.Remote = old, older
 			tg.Canary = &proxy.Canary{Percent: rt.canary, Local: cur, Remote: rt.remote}
 		}
 	}
@@ -247,15 +255,19 @@ func (r *router) targetLocked(name string) *proxy.Target {
 // older version still serving during a rollout). Outside a canary the active ones serve
 // when there are any, so that once the new version answers here the old one never does
 // again.
-func splitLocal(ins []localInstance, active string, failed map[string]bool) (cur, old []http.Handler) {
+func splitLocal(ins []localInstance, active string, failed, superseded map[string]bool) (cur, old, oldSup []http.Handler) {
 	for _, in := range ins {
-		if in.deployment == active {
+		switch {
+		case in.deployment == active:
 			cur = append(cur, in.handler)
-		} else if !failed[in.deployment] { // a failed version (a failed canary) never answers again
+		case failed[in.deployment]: // a failed version (a failed canary) never answers again
+		case superseded[in.deployment]:
+			oldSup = append(oldSup, in.handler)
+		default:
 			old = append(old, in.handler)
 		}
 	}
-	return cur, old
+	return cur, old, oldSup
 }
 
 // routePause is the least time between two rebuilds of the routing table.
@@ -436,13 +448,23 @@ func (r *router) derive(v fsm.View, only map[string]bool, state map[string]*rout
 			rt.failed[p.DeploymentId] = true
 			return
 		}
+		sup := false
+		if d := v.Deployment(p.DeploymentId); d != nil && d.CanarySuperseded && p.DeploymentId != rt.active {
+			if rt.superseded == nil {
+				rt.superseded = map[string]bool{}
+			}
+			rt.superseded[p.DeploymentId], sup = true, true // this node's instances too
+		}
 		addr := b.proxyOf[p.NodeId]
 		if addr == "" || p.Observed != statev1.PlacementObserved_PLACEMENT_OBSERVED_RUNNING {
 			return
 		}
-		if p.DeploymentId == rt.active {
+		switch {
+		case p.DeploymentId == rt.active:
 			rt.remote = append(rt.remote, addr)
-		} else {
+		case sup:
+			rt.olderSup = append(rt.olderSup, addr)
+		default:
 			rt.older = append(rt.older, addr)
 		}
 	})
@@ -464,6 +486,7 @@ func (r *router) derive(v fsm.View, only map[string]bool, state map[string]*rout
 	for _, rt := range byID {
 		slices.Sort(rt.remote) // a stable order for round robin
 		slices.Sort(rt.older)
+		slices.Sort(rt.olderSup)
 	}
 	return names
 }

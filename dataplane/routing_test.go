@@ -2,6 +2,8 @@ package dataplane
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -155,4 +157,64 @@ func TestContainerAtZeroRelaysToANodeThatRunsContainers(t *testing.T) {
 	h.place("p2", "d1", "n2", run, 1)
 	h.apply(setObserved("p2", running))
 	remote("10.0.0.2:8080")
+}
+
+// A version superseded during its canary (d2, never proved) takes none of the traffic the
+// next canary (d3) leaves to the older versions while a proved one (d1) still runs.
+func TestSupersededCanaryServesOnlyWithoutAProvedVersion(t *testing.T) {
+	h := newHarness(t, map[statev1.Runtime]v9rt.Executor{statev1.Runtime_RUNTIME_WASM: &recExec{}})
+	spec := func(greeting string) *statev1.ComponentSpec {
+		return &statev1.ComponentSpec{ScaleMin: 1, ScaleMax: 3, Wasm: &statev1.WasmSpec{Module: "hello.wasm"},
+			Env: map[string]string{"GREETING": greeting}, Rollout: &statev1.RolloutSpec{CanaryPercent: 10}}
+	}
+	art := h.artifact("unused")
+	h.apply(&statev1.Command{Op: &statev1.Command_CreateComponent{CreateComponent: &statev1.CreateComponent{Component: &statev1.Component{
+		Id: "c1", Name: "hello", Runtime: statev1.Runtime_RUNTIME_WASM, Replicas: 1,
+		Desired: statev1.DesiredState_DESIRED_STATE_RUNNING, Spec: spec("one"), ManifestSpec: spec("one"),
+	}}}})
+	deploy := func(id, greeting, placement string, epoch uint64) {
+		h.apply(&statev1.Command{Op: &statev1.Command_CreateDeployment{CreateDeployment: &statev1.CreateDeployment{Deployment: &statev1.Deployment{
+			Id: id, ComponentId: "c1", Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING}}}},
+			&statev1.Command{Op: &statev1.Command_SetDeploymentStatus{SetDeploymentStatus: &statev1.SetDeploymentStatus{
+				Id: id, Status: statev1.DeploymentStatus_DEPLOYMENT_STATUS_READY, ArtifactDigest: art, Spec: spec(greeting), Activate: true}}})
+		h.place(placement, id, self, run, epoch)
+		h.waitObserved(placement, running)
+	}
+	answers := func(hs []http.Handler) (out []string) {
+		for _, hd := range hs {
+			rec := httptest.NewRecorder()
+			hd.ServeHTTP(rec, httptest.NewRequest("GET", "/hello/x", nil))
+			out = append(out, rec.Body.String())
+		}
+		slices.Sort(out)
+		return out
+	}
+	deploy("d1", "one", "p1", 1)
+	deploy("d2", "two", "p2", 2) // in its canary beside d1
+	deploy("d3", "three", "p3", 3)
+	if d, _ := h.store.Deployment("d2"); !d.CanarySuperseded {
+		t.Fatalf("d2 not marked superseded: %v", d)
+	}
+	testkit.Eventually(t, 5*time.Second, func() error {
+		tg := h.dp.Router().Lookup("hello")
+		if tg.Canary == nil {
+			return fmt.Errorf("d3 not in its canary: %+v", tg)
+		}
+		if got := answers(tg.Local); !slices.Equal(got, []string{"one"}) {
+			return fmt.Errorf("the older versions' share goes to %q, want d1's only", got)
+		}
+		if got := answers(tg.Canary.Local); !slices.Equal(got, []string{"three"}) {
+			return fmt.Errorf("the canary's share goes to %q", got)
+		}
+		return nil
+	})
+	// d1 stops: the superseded d2 is all that is left of the older versions, and serves.
+	h.place("p1", "d1", self, statev1.PlacementDesired_PLACEMENT_DESIRED_STOP, 4)
+	testkit.Eventually(t, 5*time.Second, func() error {
+		tg := h.dp.Router().Lookup("hello")
+		if tg.Canary == nil || !slices.Equal(answers(tg.Local), []string{"two"}) {
+			return fmt.Errorf("after d1 stopped: %+v", tg)
+		}
+		return nil
+	})
 }
