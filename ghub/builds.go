@@ -528,12 +528,17 @@ func (s *Service) reportServing(ctx context.Context, d *statev1.Deployment, idx 
 	defer cancel()
 	s.state.WaitForIndex(ctx, idx)
 	var reason string
+	var last *statev1.Component // as last read: its commit's status outlives it
 	for {
 		idx := s.state.TableIndex(servingTables...)
 		c, err := s.state.ComponentByID(d.ComponentId)
 		if err != nil {
+			if last != nil {
+				s.queueStatus(last, d, "error", "not serving: component deleted")
+			}
 			return
 		}
+		last = c
 		if c.ActiveDeploymentId != d.Id {
 			// Rolled back or superseded: whoever did that reports. A rollout the leader
 			// failed is reported here, as its failure.

@@ -14,13 +14,15 @@ import (
 	"github.com/velocity9/v9/deploy"
 	"github.com/velocity9/v9/fsm"
 	"github.com/velocity9/v9/internal/githubtest"
+	"github.com/velocity9/v9/internal/wasmtest"
 	componentv1 "github.com/velocity9/v9/rpc/gen/v9/component/v1"
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
 )
 
 // TestDeletingComponentCancelsItsBuild: a component deleted while its push builds stops the
 // build at once (not after the build's own timeout, on the leader's CPU), and its commit
-// gets an error status that says why, instead of staying "pending".
+// gets an error status that says why, instead of staying "pending"; so does the commit of a
+// build that waits to serve.
 func TestDeletingComponentCancelsItsBuild(t *testing.T) {
 	gh := githubtest.New(t)
 	const repo = "octo/slow"
@@ -87,11 +89,38 @@ func TestDeletingComponentCancelsItsBuild(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "the commit says why", func() error {
+	eventually(t, "the commit says why", deletedStatus(gh, repo, sha))
+
+	// Built and active, waiting to serve (no node runs it here): deleted, its commit says so
+	// too, rather than "pending" until the wait ends.
+	const fast = "octo/fast"
+	gh.CreateRepo(fast, "main")
+	sha = gh.Commit(fast, "main", "first", map[string]string{
+		"v9.toml": "name = \"fast\"\nruntime = \"wasm\"\n[wasm]\nmodule = \"app.wasm\"\n", "app.wasm": string(wasmtest.Trap())})
+	_, err = s.CreateLinked(ctx, &componentv1.CreateRequest{Name: "fast", Source: &statev1.Source{GithubRepo: fast, Branch: "main"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the build is active, not serving", func() error {
+		if c, err := st.Component("fast"); err != nil || c.ActiveDeploymentId == "" {
+			return fmt.Errorf("component %v (%v)", c, err)
+		}
+		return lastStatus(gh, fast, sha, "pending")()
+	})
+	if _, err := s.DeleteComponent(ctx, "fast"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the commit says why", deletedStatus(gh, fast, sha))
+}
+
+// deletedStatus is a condition: the newest commit status of sha says its component was
+// deleted.
+func deletedStatus(gh *githubtest.Server, repo, sha string) func() error {
+	return func() error {
 		sts := gh.Statuses(repo, sha)
 		if len(sts) == 0 || sts[len(sts)-1].State != "error" || !strings.Contains(sts[len(sts)-1].Description, "component deleted") {
 			return fmt.Errorf("statuses %+v", sts)
 		}
 		return nil
-	})
+	}
 }

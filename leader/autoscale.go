@@ -78,10 +78,14 @@ func (a *Autoscaler) Pass(ctx context.Context, now time.Time) {
 	window := max(1, int(a.cfg.Policy.DownCooldownOrDefault()/a.cfg.Every))
 	load := a.win.add(a.load.ComponentLoad(now), window)
 	var decisions []sched.Decision
-	read := map[string]uint64{} // the modify_index each decision was made from
+	var read map[string]uint64 // the modify_index each decision was made from
 	// A pure read of the live state (no deep copy per tick): decisions hold no pointer into it.
 	a.store.ViewState(func(st *statev1.State) {
 		decisions = sched.Autoscale(st, load, a.scaled, now, a.cfg.Policy)
+		if len(decisions) == 0 {
+			return
+		}
+		read = make(map[string]uint64, len(st.Components))
 		for _, c := range st.Components {
 			read[c.Name] = c.ModifyIndex
 		}
