@@ -314,7 +314,7 @@ func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 	log.printf("v9 build of %s on %s: %s@%s (%s)", c.Name, s.o.NodeID, c.GetSource().GetGithubRepo(), d.CommitSha, d.Branch)
 	s.postStatus(ctx, d, "pending", "building on v9")
 	if d.Status == statev1.DeploymentStatus_DEPLOYMENT_STATUS_PENDING {
-		if err := s.finishDeployment(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING, "", ""); errors.Is(err, fsm.ErrNotFound) {
+		if err := s.finishDeployment(ctx, d.Id, statev1.DeploymentStatus_DEPLOYMENT_STATUS_BUILDING, "", ""); notFound(err) {
 			s.buildDiscarded(c, d)
 			return
 		} else if err != nil {
@@ -359,7 +359,7 @@ func (s *Service) build(ctx context.Context, d *statev1.Deployment) {
 		case errors.Is(err, fsm.ErrInvalid) || connect.CodeOf(err) == connect.CodeInvalidArgument:
 			log.printf("FAILED: %v", err)
 			s.failBuild(d, "v9.toml: "+err.Error(), log.String())
-		case errors.Is(err, fsm.ErrNotFound) || connect.CodeOf(err) == connect.CodeNotFound:
+		case notFound(err):
 			s.buildDiscarded(c, d)
 		default:
 			// It stays building: the build loop (this leader's, or the next one's) builds it again.
@@ -400,6 +400,12 @@ func (s *Service) startReport(ctx context.Context, d *statev1.Deployment, idx ui
 		defer s.builds.wg.Done()
 		s.reportServing(ctx, d, idx)
 	}()
+}
+
+// notFound reports whether a write failed because what it names is gone (a state machine's
+// refusal, or the same through a forwarded call).
+func notFound(err error) bool {
+	return errors.Is(err, fsm.ErrNotFound) || connect.CodeOf(err) == connect.CodeNotFound
 }
 
 // buildDiscarded reports the end of a build whose deployment is gone with its component c:
