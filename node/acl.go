@@ -74,7 +74,7 @@ func (n *Node) ClusterCA() ([]byte, error) {
 // joinIssuer signs node certificates for join tokens when this node holds the CA key.
 func (n *Node) joinIssuer() *auth.JoinIssuer {
 	return &auth.JoinIssuer{
-		Tokens: n.fsm.Store, CatchUp: n.ConsistentBarrier, CADir: n.cfg.TLS.CADir(), Node: n.cfg.ID, Log: n.log,
+		Tokens: n.fsm.Store, CatchUp: n.authz.CatchUp, CADir: n.cfg.TLS.CADir(), Node: n.cfg.ID, Log: n.log,
 		Consume: func(ctx context.Context, id string) error {
 			_, err := n.Apply(ctx, &statev1.Command{Op: &statev1.Command_RevokeApiToken{RevokeApiToken: &statev1.RevokeApiToken{Id: id}}})
 			return err
