@@ -30,9 +30,8 @@ func (p *peerRings) OtherAPIs() []string {
 	}
 	return out
 }
-func (p *peerRings) FetchKeys(_ context.Context, addr string, _ bool) ([]Key, string, error) {
-	keys, active := p.rings[addr].Keys()
-	return keys, active, nil
+func (p *peerRings) FetchKeys(_ context.Context, addr string, _ bool) (Set, error) {
+	return p.rings[addr].Share(), nil
 }
 
 func openRing(t *testing.T, name string) *Keyring {
@@ -44,12 +43,10 @@ func openRing(t *testing.T, name string) *Keyring {
 	return k
 }
 
-// A node whose clock is behind the node that made the current key rotates: Rotate reports
-// a new active key, but the keyring keeps sealing with the old one (Add moves the active key
-// only to a key with a later Created, read from each node's own wall clock), on that node
-// and on every node that pulls. An operator rotating after a suspected compromise is told
-// the rotation happened while new secrets are still sealed with the old key.
-func TestRev3RotateOnNodeWithSlowClockChangesActiveKey(t *testing.T) {
+// A rotation on a node whose clock is behind the node that made the current key makes the
+// new key active there and on every node that pulls it: a new key is always later than every
+// key its node held (NewActive), not stamped by the wall clock alone.
+func TestRotateOnNodeWithSlowClockChangesActiveKey(t *testing.T) {
 	leader, follower := openRing(t, "leader"), openRing(t, "follower")
 	// The leader's clock runs 10 minutes ahead of the follower's.
 	first, err := Generate(time.Now().Add(10 * time.Minute))
@@ -85,11 +82,9 @@ func TestRev3RotateOnNodeWithSlowClockChangesActiveKey(t *testing.T) {
 	}
 }
 
-// `v9 keyring remove` forgets a key on every node it reaches and reports the rest as
-// unreachable; but a node that missed it still holds the key, and the next time any node
-// pulls keys from it (a later rotation, a follower refreshing before it seals, a node
-// opening a secret) the removed key comes back: there is no record that it was removed.
-func TestRev3RemovedKeyDoesNotComeBackFromNodeThatMissedRemove(t *testing.T) {
+// A removed key is not taken again from a node that missed the removal (a follower
+// refreshing its keys from the leader before it seals): the keyring keeps the removed ids.
+func TestRemovedKeyDoesNotComeBackFromNodeThatMissedRemove(t *testing.T) {
 	a, b := openRing(t, "a"), openRing(t, "b")
 	old, err := Generate(time.Now().Add(-time.Hour))
 	if err != nil {
@@ -116,5 +111,78 @@ func TestRev3RemovedKeyDoesNotComeBackFromNodeThatMissedRemove(t *testing.T) {
 	}
 	if a.Has(old.ID) {
 		t.Errorf("node a holds removed key %s again after pulling keys from node b, which missed the removal", old.ID)
+	}
+}
+
+// A node that missed a removal forgets the key when it next takes another node's keys, and
+// the removal survives a restart; a removal record never takes a node's active key.
+func TestRemovalSpreadsToNodeThatMissedIt(t *testing.T) {
+	a, b := openRing(t, "a"), openRing(t, "b")
+	old, err := Generate(time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []*Keyring{a, b} {
+		if err := k.Add([]Key{old}, old.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur, err := a.NewActive(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Remove(old.ID); err != nil {
+		t.Fatal(err)
+	}
+	// b missed both; it takes a's keys through the wire format.
+	if err := b.Merge(SetFromProto(a.Share().Proto())); err != nil {
+		t.Fatal(err)
+	}
+	if b.Has(old.ID) || b.Active() != cur.ID {
+		t.Fatalf("b after taking a's keys: holds removed key %v, active %s (want %s)", b.Has(old.ID), b.Active(), cur.ID)
+	}
+	b2, err := Open(b.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b2.Add([]Key{old}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if b2.Has(old.ID) {
+		t.Fatal("a removed key came back after a restart")
+	}
+	// A removal record naming a node's active key leaves that key in place.
+	if err := b2.Merge(Set{Removed: []string{cur.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if !b2.Has(cur.ID) || b2.Active() != cur.ID {
+		t.Fatal("a removal record took the active key")
+	}
+}
+
+// The sync loop's step takes the leader's keys, then each other node's in turn: a key made on
+// one node reaches a node that never asked for it.
+func TestSyncTakesKeysOfLeaderAndEachPeer(t *testing.T) {
+	rings := map[string]*Keyring{"l": openRing(t, "l"), "f1": openRing(t, "f1"), "f2": openRing(t, "f2")}
+	first, err := rings["l"].NewActive(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// f2 rotated while the leader was away: only f2 holds the newest key.
+	if err := rings["f2"].Add([]Key{first}, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	second, err := rings["f2"].NewActive(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{Keys: rings["f1"], Peers: &peerRings{self: "f1", leader: "l", rings: rings}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	next := 0
+	for range 2 {
+		next = c.syncOnce(context.Background(), next)
+	}
+	if !rings["f1"].Has(first.ID) || !rings["f1"].Has(second.ID) || rings["f1"].Active() != second.ID {
+		keys, active := rings["f1"].Keys()
+		t.Fatalf("f1 after two syncs: %d keys, active %s; want %s and %s, active %s", len(keys), active, first.ID, second.ID, second.ID)
 	}
 }

@@ -13,7 +13,7 @@ import (
 // a secret committed to a three-node Raft log may be readable with a key that exists on one
 // machine only: losing that machine's data dir loses every secret, though the state that
 // holds them survives on the others.
-func TestRev3FirstRootKeyReachesEveryNode(t *testing.T) {
+func TestFirstRootKeyReachesEveryNode(t *testing.T) {
 	c := NewTestCluster(t, 3)
 	leader := c.Leader(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
