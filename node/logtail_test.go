@@ -16,8 +16,8 @@ import (
 
 // TestLogTailOfADeletedComponentEnds: `v9 logs -f NAME` (and the console's Logs card) on a
 // component that someone deletes must end and say so (NotFound), as the Watch of its
-// deployment does. Today the follow stream stays open forever, silent, on a name that is
-// gone: the user waits on logs that can never come.
+// deployment does. Before, the follow stream stayed open forever, silent, on a name that was
+// gone: the user waited on logs that could never come.
 func TestLogTailOfADeletedComponentEnds(t *testing.T) {
 	c := NewTestCluster(t, 1)
 	api := "http://" + c.Nodes[0].APIAddr()
@@ -59,7 +59,7 @@ func TestLogTailOfADeletedComponentEnds(t *testing.T) {
 // TestLogTailFollowsANodeThatRestarts: `v9 logs -f` (and the console's Logs tab) follows a
 // component's lines on every node. When one node restarts mid-tail, its lines must show
 // again once it is back (or the stream must end with an error the client retries on).
-// Today that node's part of the fan-out ends silently and never resumes: the tail goes on,
+// Before, that node's part of the fan-out ended silently and never resumed: the tail went on,
 // healthy-looking, without that node's lines.
 func TestLogTailFollowsANodeThatRestarts(t *testing.T) {
 	c := NewTestCluster(t, 3)

@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,19 @@ func (r *Replica) Waiting() bool { return r.waiting.Load() > 0 }
 
 // IsLeader reports whether this node is the Raft leader.
 func (r *Replica) IsLeader() bool { return r.Raft.State() == raft.Leader }
+
+// SinceLeaderContact is how long ago this node last heard from a leader: 0 while it leads, and
+// the longest duration when it never has. A follower cut off from the cluster sees it grow.
+func (r *Replica) SinceLeaderContact() time.Duration {
+	if r.IsLeader() {
+		return 0
+	}
+	lc := r.Raft.LastContact()
+	if lc.IsZero() {
+		return math.MaxInt64
+	}
+	return time.Since(lc)
+}
 
 // WaitLeader blocks until this node knows a leader.
 func (r *Replica) WaitLeader(ctx context.Context) error {

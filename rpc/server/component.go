@@ -42,6 +42,9 @@ type ComponentBackend interface {
 	CreateLinked(ctx context.Context, req *componentv1.CreateRequest) (*componentv1.CreateResponse, error)
 	// DeleteComponent deletes a component and the webhook of its repository, if any.
 	DeleteComponent(ctx context.Context, name string) (uint64, error)
+	// SinceLeaderContact is how long ago this node last heard from a Raft leader (0 on the
+	// leader): a Watch on a node cut off from the cluster ends rather than look live.
+	SinceLeaderContact() time.Duration
 }
 
 // Components implements ComponentService.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -16,13 +17,27 @@ import (
 // index only), so that the client and the proxies between see the stream is alive.
 const watchKeepalive = 30 * time.Second
 
+// A Watch on a node that has not heard from a leader for more than watchStaleAfter (it is
+// cut off from the cluster: its copy of the state no longer moves) ends with Unavailable, so
+// that the console says "reconnecting" and opens it again, perhaps on another node, instead
+// of showing a frozen copy as live. It checks every watchStaleCheck.
+const (
+	watchStaleAfter = 5 * time.Second
+	watchStaleCheck = time.Second
+)
+
 // Watch streams one page of List: the whole page first (full), then, each time the
 // components, deployments or placements tables change, only the rows of the page that changed,
 // were added or left it. A change that leaves the page as it was sends nothing.
 func (s *Components) Watch(ctx context.Context, req *connect.Request[componentv1.WatchRequest], stream *connect.ServerStream[componentv1.WatchResponse]) error {
 	st := s.B.Store()
+	check := time.NewTicker(watchStaleCheck)
+	defer check.Stop()
 	var page watchPage
 	for first := true; ; first = false {
+		if err := s.staleWatch(); err != nil {
+			return err
+		}
 		idx, comps, statuses := componentStatuses(st, "", false)
 		comps, total := pageComponents(comps, req.Msg.Filter, req.Msg.Offset, req.Msg.Limit)
 		rows := make([]*componentv1.ListRow, len(comps))
@@ -34,19 +49,42 @@ func (s *Components) Watch(ctx context.Context, req *connect.Request[componentv1
 				return err
 			}
 		}
-		wctx, cancel := context.WithTimeout(ctx, watchKeepalive)
-		_, err := st.WaitTables(wctx, idx, fsm.TableComponents, fsm.TableDeployments, fsm.TablePlacements)
-		cancel()
+		changed, stop := st.WatchTables(idx, fsm.TableComponents, fsm.TableDeployments, fsm.TablePlacements)
+		keepalive := time.NewTimer(watchKeepalive)
+		err := func() error {
+			defer stop()
+			defer keepalive.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return ctx.Err() // the client went away
+				case <-changed:
+					return nil
+				case <-check.C:
+					if err := s.staleWatch(); err != nil {
+						return err
+					}
+				case <-keepalive.C:
+					// Nothing changed for a while: say the stream is alive.
+					return stream.Send(&componentv1.WatchResponse{Index: st.Index(), Total: page.total})
+				}
+			}
+		}()
 		if ctx.Err() != nil {
-			return nil // the client went away
+			return nil
 		}
 		if err != nil {
-			// Nothing changed for a while: say the stream is alive.
-			if err := stream.Send(&componentv1.WatchResponse{Index: st.Index(), Total: page.total}); err != nil {
-				return err
-			}
+			return err
 		}
 	}
+}
+
+// staleWatch is the error that ends a Watch on a node cut off from its leader, or nil.
+func (s *Components) staleWatch() error {
+	if since := s.B.SinceLeaderContact(); since > watchStaleAfter {
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("this node has not heard from a cluster leader for more than %s: its copy of the state may be stale; reconnect (another node may be reachable)", watchStaleAfter))
+	}
+	return nil
 }
 
 // watchPage is what a Watch stream has sent: the rows the client holds, by component name.

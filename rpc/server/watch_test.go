@@ -1,11 +1,14 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -19,9 +22,56 @@ import (
 type storeBackend struct {
 	ComponentBackend
 	store *fsm.Store
+	since *atomic.Int64 // SinceLeaderContact, nil for 0
 }
 
 func (b storeBackend) Store() *fsm.Store { return b.store }
+
+func (b storeBackend) SinceLeaderContact() time.Duration {
+	if b.since == nil {
+		return 0
+	}
+	return time.Duration(b.since.Load())
+}
+
+// TestWatchEndsWhenCutOffFromTheLeader: a Watch on a node that stops hearing from a leader
+// (cut off: its copy no longer moves) ends with Unavailable within the check period, and a
+// Watch opened there meanwhile is refused at once, rather than show a frozen copy as live.
+func TestWatchEndsWhenCutOffFromTheLeader(t *testing.T) {
+	since := new(atomic.Int64)
+	mux := http.NewServeMux()
+	mux.Handle(componentv1connect.NewComponentServiceHandler(&Components{B: storeBackend{store: fsm.NewStore(), since: since}}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	client := componentv1connect.NewComponentServiceClient(srv.Client(), srv.URL)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	stream, err := client.Watch(ctx, connect.NewRequest(&componentv1.WatchRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	if !stream.Receive() {
+		t.Fatalf("first page: %v", stream.Err())
+	}
+	since.Store(int64(time.Hour))
+	for stream.Receive() {
+	}
+	if code := connect.CodeOf(stream.Err()); code != connect.CodeUnavailable {
+		t.Fatalf("a Watch on a node cut off from its leader ended with %v, want Unavailable", stream.Err())
+	}
+	again, err := client.Watch(ctx, connect.NewRequest(&componentv1.WatchRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if again.Receive() {
+		t.Fatal("a Watch opened on a node cut off from its leader sent a page")
+	}
+	if code := connect.CodeOf(again.Err()); code != connect.CodeUnavailable {
+		t.Fatalf("a Watch opened on a cut-off node: %v, want Unavailable", again.Err())
+	}
+}
 
 // TestWatchSendsDeltas: a Watch stream sends its page whole once, then only the rows that
 // changed, entered or left the page (a component paused; one created that shifts the page;
