@@ -1,0 +1,50 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	clusterv1 "github.com/velocity9/v9/rpc/gen/v9/cluster/v1"
+	"github.com/velocity9/v9/rpc/gen/v9/cluster/v1/clusterv1connect"
+)
+
+// A node removed from the cluster (`v9 cluster remove-peer`, `v9 cluster leave`) keeps its
+// certificate of the cluster CA, and InternalService.Keys answers any node certificate:
+// the removed machine (decommissioned, sold, or removed because it was compromised) can
+// still fetch every root key of the cluster, and so open every secret in the state.
+// Only a member should be handed key material.
+func TestRev3RemovedNodeCannotFetchRootKeys(t *testing.T) {
+	c := NewTestCluster(t, 3)
+	leader := c.Leader(t)
+	// The first secret makes the first root key.
+	if _, _, err := leader.keys.Share(true); err != nil {
+		t.Fatal(err)
+	}
+	victim := c.Follower(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := leader.RemovePeer(ctx, victim.ID()); err != nil {
+		t.Fatalf("remove %s: %v", victim.ID(), err)
+	}
+	Eventually(t, 30*time.Second, func() error {
+		if leader.isVoter(victim.ID()) {
+			return errors.New("still a voter")
+		}
+		return nil
+	})
+	// The removed machine, with the certificate it kept.
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: c.NodeTLS(victim.ID()).ClientConfig()}}
+	cli := clusterv1connect.NewInternalServiceClient(hc, "https://"+leader.APIAddr())
+	resp, err := cli.Keys(ctx, connect.NewRequest(&clusterv1.KeysRequest{}))
+	if err == nil {
+		t.Fatalf("removed node %s fetched %d root key(s) from the leader after its removal (active %s)", victim.ID(), len(resp.Msg.Keys), resp.Msg.ActiveId)
+	}
+	if code := connect.CodeOf(err); code != connect.CodePermissionDenied {
+		t.Fatalf("removed node's key fetch: %v, want permission denied", err)
+	}
+}
