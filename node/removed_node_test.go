@@ -19,7 +19,7 @@ import (
 // the removed machine (decommissioned, sold, or removed because it was compromised) can
 // still fetch every root key of the cluster, and so open every secret in the state.
 // Only a member should be handed key material.
-func TestRev3RemovedNodeCannotFetchRootKeys(t *testing.T) {
+func TestRemovedNodeCannotFetchRootKeys(t *testing.T) {
 	c := NewTestCluster(t, 3)
 	leader := c.Leader(t)
 	// The first secret makes the first root key.
@@ -33,7 +33,7 @@ func TestRev3RemovedNodeCannotFetchRootKeys(t *testing.T) {
 		t.Fatalf("remove %s: %v", victim.ID(), err)
 	}
 	Eventually(t, 30*time.Second, func() error {
-		if leader.isVoter(victim.ID()) {
+		if leader.IsMember(victim.ID()) {
 			return errors.New("still a voter")
 		}
 		return nil
@@ -54,7 +54,7 @@ func TestRev3RemovedNodeCannotFetchRootKeys(t *testing.T) {
 // registers itself again through InternalService.Apply, and the leader puts a node that is
 // not in the Raft configuration back into the node table, where the scheduler places
 // instances on it (registerSelf refuses this locally; the leader does not check).
-func TestRev3RemovedNodeCannotRegisterAgain(t *testing.T) {
+func TestRemovedNodeCannotRegisterAgain(t *testing.T) {
 	c := NewTestCluster(t, 3)
 	leader := c.Leader(t)
 	victim := c.Follower(t)
@@ -69,6 +69,6 @@ func TestRev3RemovedNodeCannotRegisterAgain(t *testing.T) {
 		Id: victim.ID(), ApiAddr: victim.APIAddr(), RaftAddr: victim.RaftAddr(), ProxyAddr: victim.ProxyAddr(), Runtimes: []statev1.Runtime{statev1.Runtime_RUNTIME_WASM},
 	}}}}}))
 	if _, nerr := leader.Store().Node(victim.ID()); nerr == nil {
-		t.Fatalf("removed node %s registered itself again (apply err %v): it is in the node table but not in the Raft configuration (voter %v)", victim.ID(), err, leader.isVoter(victim.ID()))
+		t.Fatalf("removed node %s registered itself again (apply err %v): it is in the node table but not in the Raft configuration (voter %v)", victim.ID(), err, leader.IsMember(victim.ID()))
 	}
 }

@@ -13,7 +13,7 @@ import (
 // renewed with the wrong CA (a second `v9 tls ca create`, another cluster's) is taken on the
 // next handshake, and the node, presenting a certificate no peer trusts, drops out of the
 // cluster while it ran fine before the change.
-func TestRev3ReloadKeepsLastGoodOnCertificateOfAnotherCA(t *testing.T) {
+func TestReloadKeepsLastGoodOnCertificateOfAnotherCA(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "tls")
 	if err := CreateCA(dir); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 // The node never hears a leader again and never serves: it must be re-added at its new
 // address (what Join does for "same id at a new address"), as Consul does when a server's
 // address changes.
-func TestRev3RestartAtNewRaftAddressRejoins(t *testing.T) {
+func TestRestartAtNewRaftAddressRejoins(t *testing.T) {
 	c := NewTestCluster(t, 3)
 	leader := c.Leader(t)
 	i := 0
