@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	statev1 "github.com/velocity9/v9/rpc/gen/v9/state/v1"
+	"github.com/velocity9/v9/spec"
 )
 
 // Secrets are stored sealed: the node that took the request encrypted them with the cluster
@@ -15,10 +16,14 @@ import (
 func secretKey(componentID, name string) string { return componentID + "/" + name }
 
 // ValidSecretName reports whether name can be an environment variable: a letter or '_',
-// then letters, digits or '_', at most 128 bytes.
+// then letters, digits or '_', at most 128 bytes, and not in v9's reserved prefix (a secret
+// must never shadow what v9 sets in the environment).
 func ValidSecretName(name string) error {
 	if name == "" || len(name) > 128 {
 		return invalid("secret name must be 1..128 characters")
+	}
+	if spec.Reserved(name) {
+		return invalid("secret name %q is reserved: names starting with %s belong to v9", name, spec.ReservedEnvPrefix)
 	}
 	for i, r := range name {
 		ok := r == '_' || (r >= 'A' && r <= 'Z') || (r >= 'a' && r <= 'z') || (i > 0 && r >= '0' && r <= '9')
@@ -33,6 +38,9 @@ func (t *tables) putSecret(index uint64, now *timestamppb.Timestamp, op *statev1
 	c, err := t.component(op.GetComponent())
 	if err != nil {
 		return err
+	}
+	if id := op.GetComponentId(); id != "" && id != c.Id {
+		return conflict("component %s was deleted and created again since the secret %s was sealed for it: set the secret again", op.GetComponent(), op.GetName())
 	}
 	if err := ValidSecretName(op.GetName()); err != nil {
 		return err

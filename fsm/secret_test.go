@@ -31,10 +31,19 @@ func TestSecrets(t *testing.T) {
 		cmdPutSecret("web", "", []byte("ct")),
 		cmdPutSecret("web", "OK", nil), // not sealed
 		cmdPutSecret("nosuch", "OK", []byte("ct")),
+		cmdPutSecret("web", "V9_NODE", []byte("ct")), // v9's reserved prefix
+		cmdPutSecret("web", "v9_x", []byte("ct")),
 	} {
 		if err := st.Apply(2, bad); err == nil {
 			t.Fatalf("applied %v", bad)
 		}
+	}
+	// A value sealed for another component of the same name (deleted and created again
+	// since) is refused.
+	other := cmdPutSecret("web", "DB_PASSWORD", []byte("ct"))
+	other.GetPutSecret().ComponentId = "c-web-before"
+	if err := st.Apply(2, other); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a secret sealed for another component id: %v, want ErrConflict", err)
 	}
 	if err := st.Apply(3, cmdPutSecret("web", "DB_PASSWORD", []byte("sealed-1"))); err != nil {
 		t.Fatal(err)

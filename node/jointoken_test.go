@@ -107,3 +107,21 @@ func mustCADER(t *testing.T, c *TestCluster) []byte {
 	}
 	return der
 }
+
+// TestJoinTokenRefusesAnOverlongTTL: `v9 token create --role join --ttl` with a TTL past the
+// join token's limit must be refused. A TTL of 9,223,372,037 seconds overflows
+// time.Duration(ttl)*time.Second to a negative duration, which passes the "at most" check:
+// the call succeeds and hands out a join token that expired centuries ago.
+func TestJoinTokenRefusesAnOverlongTTL(t *testing.T) {
+	c := NewTestCluster(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	acl := aclv1connect.NewACLServiceClient(TestHTTPClient, "http://"+c.Nodes[0].APIAddr())
+	res, err := acl.CreateToken(ctx, connect.NewRequest(&aclv1.CreateTokenRequest{Role: auth.JoinRole, TtlSeconds: 9_223_372_037}))
+	if err == nil {
+		t.Fatalf("an overlong join-token TTL was accepted: the token expires at %v", res.Msg.Token.GetExpireTime().AsTime())
+	}
+	if connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("an overlong join-token TTL: %v, want InvalidArgument", err)
+	}
+}

@@ -197,7 +197,7 @@ func printNewToken(w io.Writer, k *aclv1.Token, secret string) error {
 	tw := newTable(w)
 	fmt.Fprintf(tw, "Accessor ID:\t%s\n", k.GetAccessorId())
 	fmt.Fprintf(tw, "Secret:\t%s\n", secret)
-	fmt.Fprintf(tw, "Name:\t%s\n", k.GetName())
+	fmt.Fprintf(tw, "Name:\t%s\n", cell(k.GetName()))
 	fmt.Fprintf(tw, "Role:\t%s\n", k.GetRole())
 	fmt.Fprintf(tw, "Expires:\t%s\n", when(k.GetExpireTime(), "never"))
 	if err := tw.Flush(); err != nil {
@@ -228,6 +228,10 @@ func newTokenCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ttl < 0 {
 				return usageError{errors.New("--ttl cannot be negative")}
+			}
+			if ttl > 0 && ttl < time.Second {
+				// Sent in whole seconds, it would be 0: a token that never expires.
+				return usageError{fmt.Errorf("--ttl %s is under a second, the least a token lives (0 means never expires)", ttl)}
 			}
 			if join {
 				if cmd.Flags().Changed("role") {
@@ -276,7 +280,7 @@ func newTokenCmd(a *app) *cobra.Command {
 				case k.ExpireTime != nil && !k.ExpireTime.AsTime().After(time.Now()):
 					status = "expired"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.AccessorId, k.Name, k.Role,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.AccessorId, cell(k.Name), k.Role,
 					when(k.CreateTime, "-"), when(k.ExpireTime, "never"), when(k.LastUsedTime, "-"), status)
 			}
 			return tw.Flush()
@@ -339,7 +343,7 @@ func newAuditCmd(a *app) *cobra.Command {
 			tw := newTable(cmd.OutOrStdout())
 			fmt.Fprintln(tw, "TIME\tINDEX\tACTOR\tOPERATION\tTARGET")
 			for _, e := range res.Msg.Entries {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", when(e.Time, "-"), e.Index, e.Actor, e.Op, orDash(e.Target))
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", when(e.Time, "-"), e.Index, cell(e.Actor), e.Op, cell(orDash(e.Target)))
 			}
 			return tw.Flush()
 		},

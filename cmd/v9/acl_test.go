@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"connectrpc.com/connect"
 
 	"github.com/velocity9/v9/node"
 	aclv1 "github.com/velocity9/v9/rpc/gen/v9/acl/v1"
+	"github.com/velocity9/v9/rpc/gen/v9/acl/v1/aclv1connect"
 )
 
 // TestCLITokens walks the token life cycle through the CLI against a three-node cluster: a
@@ -99,5 +104,67 @@ func TestCLIOverTLS(t *testing.T) {
 	out := mustCLI(t, "--addr", "https://"+addr, "token", "create", "--join")
 	if !strings.Contains(out.stdout, "v9j_") || !strings.Contains(out.stdout, "--join-token") {
 		t.Fatalf("token create --join printed:\n%s", out)
+	}
+}
+
+// TestCLITokenListShowsNamesAsText: any token holder, a viewer included, names the tokens it
+// creates, and an admin's `v9 token list` (and `v9 audit`, whose actor names the token)
+// prints every name. A name is free text today (only trimmed and bounded in length): a
+// viewer's token named with a newline and terminal escapes forges rows in the admin's table
+// and rewrites the admin's terminal. The name must be refused at creation, or printed
+// escaped.
+func TestCLITokenListShowsNamesAsText(t *testing.T) {
+	c := node.NewTestCluster(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	api := "http://" + c.Nodes[0].APIAddr()
+	admin := aclv1connect.NewACLServiceClient(node.TestHTTPClient, api)
+	v, err := admin.CreateToken(ctx, connect.NewRequest(&aclv1.CreateTokenRequest{Name: "viewer", Role: "viewer"}))
+	if err != nil {
+		t.Fatalf("create a viewer token: %v", err)
+	}
+	viewer := aclv1connect.NewACLServiceClient(node.TokenHTTPClient(v.Msg.Secret), api)
+	forged := "ci\nFORGEDACCESSOR  root  admin  -  never  -  active\x1b[2K\x1b]0;pwned\x07"
+	if _, err := viewer.CreateToken(ctx, connect.NewRequest(&aclv1.CreateTokenRequest{Name: forged, Role: "viewer"})); err != nil {
+		return // refused at creation: fine
+	}
+	out := mustCLI(t, "--addr", c.Nodes[0].APIAddr(), "token", "list").stdout
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "FORGEDACCESSOR") {
+			t.Errorf("a viewer's token name forged a row of the admin's token list:\n%s", out)
+		}
+	}
+	if strings.ContainsRune(out, '\x1b') || strings.ContainsRune(out, '\a') {
+		t.Errorf("the admin's token list prints a viewer's terminal escapes raw: %q", out)
+	}
+}
+
+// TestCLITokenCreateShortTTLIsNotForever: `v9 token create --ttl D` asks for a token that
+// expires after D; 0 means never. A D under a second (--ttl 500ms) is sent as 0 seconds and
+// makes a token that never expires: the opposite of what was asked, reported as success.
+// It must expire (within a second) or be refused.
+func TestCLITokenCreateShortTTLIsNotForever(t *testing.T) {
+	c := node.NewTestCluster(t, 1)
+	r := runCLIWithin(t, 30*time.Second, "--addr", c.Nodes[0].APIAddr(), "--json", "token", "create", "--name", "brief", "--role", "viewer", "--ttl", "500ms")
+	if r.code != 0 {
+		return // refused: fine
+	}
+	var res aclv1.CreateTokenResponse
+	decode(t, r, &res)
+	if res.GetToken().GetExpireTime() == nil {
+		t.Fatalf("--ttl 500ms made a token that never expires: %s", r)
+	}
+}
+
+// TestCellEscapesControlCharacters: free text printed in a table cell keeps printable text
+// as it is and quotes text with control characters, so that it cannot forge rows or send
+// terminal escapes.
+func TestCellEscapesControlCharacters(t *testing.T) {
+	if got := cell("ci token é"); got != "ci token é" {
+		t.Errorf("printable text changed: %q", got)
+	}
+	got := cell("ci\nFORGED\x1b[2K\a")
+	if strings.ContainsAny(got, "\n\x1b\a") {
+		t.Errorf("control characters printed raw: %q", got)
 	}
 }

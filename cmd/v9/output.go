@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
@@ -66,6 +67,18 @@ func (a *app) report(cmd *cobra.Command, res proto.Message, format string, args 
 	}
 	_, err := fmt.Fprintf(cmd.OutOrStdout(), format+"\n", args...)
 	return err
+}
+
+// cell is free text (a name, an actor) as a table cell shows it: as it is when printable,
+// else quoted with its control characters escaped, so that it can neither forge rows nor
+// send the terminal escapes.
+func cell(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.QuoteToGraphic(s)
+		}
+	}
+	return s
 }
 
 func newTable(w io.Writer) *tabwriter.Writer {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -112,12 +113,17 @@ func (s *ACL) CreateToken(ctx context.Context, req *connect.Request[aclv1.Create
 	if p == nil || p.Role < role {
 		return nil, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("a token with the %s role needs a caller with that role; you have %s", role, callerRole(p)))
 	}
-	name := strings.TrimSpace(m.Name)
-	if name == "" || len(name) > MaxTokenNameLen {
-		return nil, invalidArg(fmt.Errorf("a token needs a name of 1 to %d characters", MaxTokenNameLen))
+	name, err := tokenName(m.Name, "")
+	if err != nil {
+		return nil, invalidArg(err)
 	}
 	secret := auth.NewSecret()
 	k := &statev1.ApiToken{Id: auth.NewAccessorID(), Name: name, Role: role.String(), Sha256: auth.Hash(secret), Creator: p.Actor()}
+	if p.Kind == auth.KindUser {
+		// A GitHub user's token is the user's: it is checked against the lists on every
+		// request, as the user's sessions are, and loses its access with the user's.
+		k.GithubLogin, k.GithubUserId = p.ID, p.GitHubID
+	}
 	var expires time.Time
 	if m.TtlSeconds > 0 {
 		if m.TtlSeconds > uint64(100*365*24*time.Hour/time.Second) {
@@ -151,22 +157,39 @@ func (s *ACL) createJoinToken(ctx context.Context, p *auth.Principal, m *aclv1.C
 	}
 	ttl := auth.DefaultJoinTokenTTL
 	if m.TtlSeconds > 0 {
+		// Seconds are compared first: a huge count overflows a time.Duration.
+		if m.TtlSeconds > uint64(auth.MaxJoinTokenTTL/time.Second) {
+			return nil, invalidArg(fmt.Errorf("a join token lives at most %s", auth.MaxJoinTokenTTL))
+		}
 		ttl = time.Duration(m.TtlSeconds) * time.Second
 	}
-	if ttl > auth.MaxJoinTokenTTL {
-		return nil, invalidArg(fmt.Errorf("a join token lives at most %s", auth.MaxJoinTokenTTL))
-	}
-	name := strings.TrimSpace(m.Name)
-	if name == "" {
-		name = "join"
-	}
-	if len(name) > MaxTokenNameLen {
-		return nil, invalidArg(fmt.Errorf("a token needs a name of 1 to %d characters", MaxTokenNameLen))
+	name, err := tokenName(m.Name, "join")
+	if err != nil {
+		return nil, invalidArg(err)
 	}
 	secret := auth.NewJoinSecret(der)
 	k := &statev1.ApiToken{Id: auth.NewAccessorID(), Name: name, Role: auth.JoinRole, Sha256: auth.Hash(secret), Creator: p.Actor(),
 		ExpireTime: timestamppb.New(time.Now().Add(ttl))}
 	return s.recordToken(ctx, k, secret)
+}
+
+// tokenName checks a new token's name (dflt when it has none): 1 to MaxTokenNameLen bytes
+// of printable text. Any token holder names the tokens it makes and an admin's token list
+// and audit print them: a control character could forge rows or drive the admin's terminal.
+func tokenName(raw, dflt string) (string, error) {
+	name := strings.TrimSpace(raw)
+	if name == "" {
+		name = dflt
+	}
+	if name == "" || len(name) > MaxTokenNameLen {
+		return "", fmt.Errorf("a token needs a name of 1 to %d characters", MaxTokenNameLen)
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return "", fmt.Errorf("a token's name is printable text: %q has the control or non-printing character %U", name, r)
+		}
+	}
+	return name, nil
 }
 
 // recordToken writes a new token and answers with it once this node knows it.

@@ -38,6 +38,12 @@ func (s *Secrets) Set(ctx context.Context, req *connect.Request[secretv1.SetRequ
 	if len(req.Msg.Value) > MaxSecretBytes {
 		return nil, invalidArg(errors.New("a secret value is at most 64 KiB"))
 	}
+	// The value is sealed for the component's id, so this node must know the component as
+	// the cluster does (a node that is behind would answer "not found"); the write names
+	// the id, so a name deleted and created again meanwhile is refused, not given the secret.
+	if err := s.B.ConsistentBarrier(ctx); err != nil {
+		return nil, toConnect(err)
+	}
 	c, err := s.B.Store().Component(req.Msg.Component)
 	if err != nil {
 		return nil, toConnect(err)
@@ -47,7 +53,7 @@ func (s *Secrets) Set(ctx context.Context, req *connect.Request[secretv1.SetRequ
 		return nil, connect.NewError(connect.CodeUnavailable, err)
 	}
 	idx, err := s.B.Apply(ctx, &statev1.Command{Op: &statev1.Command_PutSecret{PutSecret: &statev1.PutSecret{
-		Component: req.Msg.Component, Name: req.Msg.Name, KeyId: keyID, Nonce: nonce, Ciphertext: ct,
+		Component: req.Msg.Component, ComponentId: c.Id, Name: req.Msg.Name, KeyId: keyID, Nonce: nonce, Ciphertext: ct,
 	}}})
 	if err != nil {
 		return nil, toConnect(err)

@@ -11,15 +11,24 @@ function t(l: Keyed): number {
 }
 
 /**
- * Adds incoming lines to old ones: lines already held (same node and sequence number) are
- * dropped, the result is ordered by time (then node and sequence), and only the newest keep
+ * A line's identity: its node, sequence number and time. A node numbers its lines from 1
+ * again when it restarts, so the number alone would take a restarted node's new lines for
+ * ones already held; a line sent again (a reconnect) keeps its time.
+ */
+function key(l: Keyed): string {
+  return `${l.nodeId}/${l.seq}/${l.time?.seconds ?? ""}.${l.time?.nanos ?? ""}`;
+}
+
+/**
+ * Adds incoming lines to old ones: lines already held (same node, sequence number and time)
+ * are dropped, the result is ordered by time (then node and sequence), and only the newest keep
  * lines remain.
  */
 export function mergeLines<T extends Keyed>(old: T[], incoming: T[], keep: number): T[] {
   if (incoming.length === 0) return old;
-  const seen = new Set(old.map((l) => `${l.nodeId}/${l.seq}`));
+  const seen = new Set(old.map(key));
   const add = incoming.filter((l) => {
-    const k = `${l.nodeId}/${l.seq}`;
+    const k = key(l);
     if (seen.has(k)) return false;
     seen.add(k);
     return true;

@@ -2331,12 +2331,16 @@ func (x *CreateComponent) GetComponent() *Component {
 
 // PutSecret sets a component's secret, already sealed by the node that took the request.
 type PutSecret struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Component     string                 `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	KeyId         string                 `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	Nonce         []byte                 `protobuf:"bytes,4,opt,name=nonce,proto3" json:"nonce,omitempty"`
-	Ciphertext    []byte                 `protobuf:"bytes,5,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Component  string                 `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	KeyId      string                 `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Nonce      []byte                 `protobuf:"bytes,4,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Ciphertext []byte                 `protobuf:"bytes,5,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	// component_id is the id of the component the value was sealed for (its additional data
+	// names it); when set, the write is refused unless the component is still that one (a
+	// name deleted and created again is another component).
+	ComponentId   string `protobuf:"bytes,6,opt,name=component_id,json=componentId,proto3" json:"component_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2404,6 +2408,13 @@ func (x *PutSecret) GetCiphertext() []byte {
 		return x.Ciphertext
 	}
 	return nil
+}
+
+func (x *PutSecret) GetComponentId() string {
+	if x != nil {
+		return x.ComponentId
+	}
+	return ""
 }
 
 type DeleteSecret struct {
@@ -4625,7 +4636,7 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"updateTime\x12!\n" +
 	"\fmodify_index\x18\a \x01(\x04R\vmodifyIndex\"G\n" +
 	"\x0fCreateComponent\x124\n" +
-	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\"\x8a\x01\n" +
+	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\"\xad\x01\n" +
 	"\tPutSecret\x12\x1c\n" +
 	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
@@ -4633,7 +4644,8 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x05nonce\x18\x04 \x01(\fR\x05nonce\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x05 \x01(\fR\n" +
-	"ciphertext\"@\n" +
+	"ciphertext\x12!\n" +
+	"\fcomponent_id\x18\x06 \x01(\tR\vcomponentId\"@\n" +
 	"\fDeleteSecret\x12\x1c\n" +
 	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"\xb3\x01\n" +
