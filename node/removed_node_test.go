@@ -23,7 +23,7 @@ func TestRemovedNodeCannotFetchRootKeys(t *testing.T) {
 	c := NewTestCluster(t, 3)
 	leader := c.Leader(t)
 	// The first secret makes the first root key.
-	if _, _, err := leader.keys.Share(true); err != nil {
+	if _, err := leader.keys.Share(true); err != nil {
 		t.Fatal(err)
 	}
 	victim := c.Follower(t)
