@@ -18,9 +18,9 @@ type Peers interface {
 	LeaderAPI() (string, error)
 	// OtherAPIs returns the API addresses of the other nodes, the leader's first.
 	OtherAPIs() []string
-	// FetchKeys asks the node at addr for the root keys it holds; with create, the leader
-	// makes the first key if it has none.
-	FetchKeys(ctx context.Context, addr string, create bool) (keys []Key, active string, err error)
+	// FetchKeys asks the node at addr for what it shares of its keyring (Cluster.Share);
+	// with create, the leader makes the first key if it has none.
+	FetchKeys(ctx context.Context, addr string, create bool) (Set, error)
 }
 
 // ErrNotLeader is Share's answer on a follower asked to create the first key.
@@ -37,19 +37,18 @@ type Cluster struct {
 	mu sync.Mutex // serialises root key creation
 }
 
-// Share returns the keys this node holds, for a peer that asks (InternalService.Keys). With
-// create, the leader first makes a key if the cluster has none.
-func (c *Cluster) Share(create bool) ([]Key, string, error) {
+// Share returns the keys this node holds and the removed keys' ids, for a peer that asks
+// (InternalService.Keys). With create, the leader first makes a key if the cluster has none.
+func (c *Cluster) Share(create bool) (Set, error) {
 	if create && c.Keys.Active() == "" {
 		if !c.Peers.IsLeader() {
-			return nil, "", ErrNotLeader
+			return Set{}, ErrNotLeader
 		}
 		if err := c.create(); err != nil {
-			return nil, "", err
+			return Set{}, err
 		}
 	}
-	keys, active := c.Keys.Keys()
-	return keys, active, nil
+	return c.Keys.Share(), nil
 }
 
 func (c *Cluster) create() error {
@@ -58,23 +57,21 @@ func (c *Cluster) create() error {
 	if c.Keys.Active() != "" {
 		return nil
 	}
-	k, err := Generate(time.Now())
+	k, err := c.Keys.NewActive(time.Now())
 	if err != nil {
 		return err
 	}
-	if err := c.Keys.Add([]Key{k}, k.ID); err != nil {
-		return err
-	}
+	// The other nodes take it at their next sync (Run).
 	c.Log.Info("keyring: created root key", "key_id", k.ID)
 	return nil
 }
 
 func (c *Cluster) fetch(ctx context.Context, addr string, create bool) error {
-	keys, active, err := c.Peers.FetchKeys(ctx, addr, create)
+	s, err := c.Peers.FetchKeys(ctx, addr, create)
 	if err != nil {
 		return err
 	}
-	return c.Keys.Add(keys, active)
+	return c.Keys.Merge(s)
 }
 
 // ensureSealKey makes sure this node holds the cluster's active key. A follower asks the
@@ -137,7 +134,7 @@ func (c *Cluster) OpenSecret(ctx context.Context, s *statev1.Secret) ([]byte, er
 }
 
 func (c *Cluster) find(ctx context.Context, id string) {
-	for _, a := range c.Peers.OtherAPIs() {
+	for _, a := range others(c.Peers) {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := c.fetch(cctx, a, false)
 		cancel()

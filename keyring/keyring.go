@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -45,19 +47,39 @@ type Sealed struct {
 type Keyring struct {
 	path string
 
-	mu     sync.RWMutex
-	keys   map[string]Key
-	active string // the newest key: Seal uses it
+	mu      sync.RWMutex
+	keys    map[string]Key
+	active  string          // the newest key: Seal uses it
+	removed map[string]bool // ids of removed keys (tombstones): never taken again
 }
 
 type file struct {
-	Active string `json:"active"`
-	Keys   []Key  `json:"keys"`
+	Active  string   `json:"active"`
+	Keys    []Key    `json:"keys"`
+	Removed []string `json:"removed,omitempty"`
+}
+
+// Set is what a node shares of its keyring with another node: its keys, its active key's
+// id and the ids of the keys removed from the cluster.
+type Set struct {
+	Keys    []Key
+	Active  string
+	Removed []string
+}
+
+// newer reports whether a is newer than b. Created is a hybrid logical clock (a new key's
+// is later than every key its node held, whatever that node's wall clock says: see
+// NewActive), the id breaks ties: every node orders the same keys the same way.
+func newer(a, b Key) bool {
+	if !a.Created.Equal(b.Created) {
+		return a.Created.After(b.Created)
+	}
+	return a.ID > b.ID
 }
 
 // Open loads the keyring kept at path, or returns an empty one when the file does not exist.
 func Open(path string) (*Keyring, error) {
-	k := &Keyring{path: path, keys: map[string]Key{}}
+	k := &Keyring{path: path, keys: map[string]Key{}, removed: map[string]bool{}}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return k, nil
@@ -74,6 +96,9 @@ func Open(path string) (*Keyring, error) {
 			return nil, fmt.Errorf("keyring: %s holds a malformed key", path)
 		}
 		k.keys[key.ID] = key
+	}
+	for _, id := range f.Removed {
+		k.removed[id] = true
 	}
 	if _, ok := k.keys[f.Active]; f.Active != "" && !ok {
 		return nil, fmt.Errorf("keyring: %s names an active key it does not hold", path)
@@ -123,18 +148,26 @@ func (k *Keyring) Keys() ([]Key, string) {
 	return out, k.active
 }
 
-// Add stores keys (those it already holds are kept as they are) and makes active the
-// active key, if given, held and newer than the current one; it saves the file when
-// anything changed.
+// Add stores keys (those it already holds, and removed ones, are left as they are) and
+// makes active the active key, if given, held and newer than the current one; it saves the
+// file when anything changed.
 func (k *Keyring) Add(keys []Key, active string) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	changed := false
-	for _, key := range keys {
+	return k.Merge(Set{Keys: keys, Active: active})
+}
+
+// Merge takes what a peer shares: it adds the peer's keys and active key as Add does, then
+// forgets the keys the peer knows were removed (never the active key).
+func (k *Keyring) Merge(s Set) error {
+	for _, key := range s.Keys {
 		if len(key.Key) != KeySize || key.ID == "" {
 			return errors.New("keyring: malformed key")
 		}
-		if _, ok := k.keys[key.ID]; !ok {
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	changed := false
+	for _, key := range s.Keys {
+		if _, ok := k.keys[key.ID]; !ok && !k.removed[key.ID] && !slices.Contains(s.Removed, key.ID) {
 			key.Key = append([]byte(nil), key.Key...)
 			k.keys[key.ID] = key
 			changed = true
@@ -142,8 +175,15 @@ func (k *Keyring) Add(keys []Key, active string) error {
 	}
 	// The active key only moves forward: a node that pulls from a peer that missed a
 	// rotation keeps the newer key it has.
-	if a, ok := k.keys[active]; ok && active != k.active && (k.active == "" || a.Created.After(k.keys[k.active].Created)) {
-		k.active, changed = active, true
+	if a, ok := k.keys[s.Active]; ok && s.Active != k.active && (k.active == "" || newer(a, k.keys[k.active])) {
+		k.active, changed = s.Active, true
+	}
+	for _, id := range s.Removed {
+		if id != "" && id != k.active && !k.removed[id] {
+			k.removed[id] = true
+			delete(k.keys, id)
+			changed = true
+		}
 	}
 	if !changed {
 		return nil
@@ -151,11 +191,58 @@ func (k *Keyring) Add(keys []Key, active string) error {
 	return k.saveLocked()
 }
 
+// Share returns copies of every key, the active key's id and the removed keys' ids.
+func (k *Keyring) Share() Set {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	s := Set{Active: k.active}
+	for _, key := range k.keys {
+		key.Key = append([]byte(nil), key.Key...)
+		s.Keys = append(s.Keys, key)
+	}
+	for id := range k.removed {
+		s.Removed = append(s.Removed, id)
+	}
+	sort.Strings(s.Removed)
+	return s
+}
+
+// NewActive makes a new key from crypto/rand and makes it the active key. Its Created is
+// now, or just after the newest key held when that is later (a node whose clock is behind
+// the node that made the current key): so the new key is the newest on every node that
+// compares them, and the active key everywhere once they have it.
+func (k *Keyring) NewActive(now time.Time) (Key, error) {
+	key, err := Generate(now)
+	if err != nil {
+		return Key{}, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, h := range k.keys {
+		if !key.Created.After(h.Created) {
+			key.Created = h.Created.Add(time.Millisecond)
+		}
+	}
+	k.keys[key.ID] = key
+	prev := k.active
+	k.active = key.ID
+	if err := k.saveLocked(); err != nil {
+		delete(k.keys, key.ID)
+		k.active = prev
+		return Key{}, err
+	}
+	return key, nil
+}
+
 func (k *Keyring) saveLocked() error {
 	f := file{Active: k.active}
 	for _, key := range k.keys {
 		f.Keys = append(f.Keys, key)
 	}
+	for id := range k.removed {
+		f.Removed = append(f.Removed, id)
+	}
+	sort.Strings(f.Removed)
 	b, err := json.Marshal(f)
 	if err != nil {
 		return err
@@ -222,17 +309,23 @@ func (k *Keyring) Open(s Sealed, aad []byte) ([]byte, error) {
 // ErrActive refuses to remove the key Seal uses.
 var ErrActive = errors.New("keyring: the active key cannot be removed (rotate first)")
 
-// Remove forgets key id (never the active one) and saves the file; removing a key not
-// held is no error.
+// Remove forgets key id (never the active one) and keeps its id, so that the key is not
+// taken again from a node that missed the removal (Merge), and saves the file. Removing a
+// key not held is no error: its id is kept all the same.
 func (k *Keyring) Remove(id string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if id == k.active {
 		return ErrActive
 	}
-	if _, ok := k.keys[id]; !ok {
+	if id == "" {
+		return errors.New("keyring: no key id")
+	}
+	_, held := k.keys[id]
+	if !held && k.removed[id] {
 		return nil
 	}
 	delete(k.keys, id)
+	k.removed[id] = true
 	return k.saveLocked()
 }

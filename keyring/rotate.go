@@ -11,19 +11,27 @@ import (
 // for reading what they sealed (a secret is sealed again with the new key when it is next
 // written). It returns the new key's id and the nodes that could not be reached: they
 // take the key the next time they fetch keys (before sealing, and for any key they lack).
+//
+// It first takes the keys of every node it reaches, so that the new key is later than every
+// key of the cluster (NewActive) and becomes the active key on every node, whatever their
+// clocks say.
 func (c *Cluster) Rotate(ctx context.Context, sync func(ctx context.Context, addr string) error) (string, []string, error) {
-	c.mu.Lock()
-	k, err := Generate(time.Now())
-	if err == nil {
-		err = c.Keys.Add([]Key{k}, k.ID)
+	for _, addr := range others(c.Peers) {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := c.fetch(cctx, addr, false); err != nil {
+			c.Log.Debug("keyring: take keys before rotating", "peer", addr, "err", err)
+		}
+		cancel()
 	}
+	c.mu.Lock()
+	k, err := c.Keys.NewActive(time.Now())
 	c.mu.Unlock()
 	if err != nil {
 		return "", nil, err
 	}
 	c.Log.Info("keyring: rotated: new active root key", "key_id", k.ID)
 	var missed []string
-	for _, addr := range c.Peers.OtherAPIs() {
+	for _, addr := range others(c.Peers) {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := sync(cctx, addr)
 		cancel()

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/velocity9/v9/keyring"
 	"github.com/velocity9/v9/replica"
@@ -25,6 +24,9 @@ import (
 func (n *Node) openKeyring() error {
 	keys, err := keyring.Open(filepath.Join(n.cfg.DataDir, "keyring.json"))
 	n.keys = &keyring.Cluster{Keys: keys, Peers: keyPeers{n}, Log: n.log}
+	if err == nil && n.cfg.TLS != nil { // without mTLS, keys stay home (RootKeys)
+		n.goLoop(n.keys.Run)
+	}
 	return err
 }
 
@@ -34,17 +36,13 @@ func (n *Node) RootKeys(_ context.Context, create bool) (*clusterv1.KeysResponse
 		// Without mTLS anyone reaching the port would pass as a node: keys stay home.
 		return nil, connect.NewError(connect.CodePermissionDenied, errors.New("root keys move only between nodes over mutual TLS; this cluster runs --insecure-no-tls"))
 	}
-	keys, active, err := n.keys.Share(create)
+	set, err := n.keys.Share(create)
 	if errors.Is(err, keyring.ErrNotLeader) {
 		return nil, replica.NotLeader()
 	} else if err != nil {
 		return nil, err
 	}
-	resp := &clusterv1.KeysResponse{ActiveId: active}
-	for _, k := range keys {
-		resp.Keys = append(resp.Keys, &clusterv1.RootKey{Id: k.ID, Key: k.Key, CreateTime: timestamppb.New(k.Created)})
-	}
-	return resp, nil
+	return set.Proto(), nil
 }
 
 // SealSecret implements server.SecretBackend.
@@ -76,16 +74,12 @@ func (p keyPeers) OtherAPIs() []string {
 	return addrs
 }
 
-func (p keyPeers) FetchKeys(ctx context.Context, addr string, create bool) ([]keyring.Key, string, error) {
+func (p keyPeers) FetchKeys(ctx context.Context, addr string, create bool) (keyring.Set, error) {
 	resp, err := p.n.peers.get(addr).internal.Keys(ctx, connect.NewRequest(&clusterv1.KeysRequest{Create: create}))
 	if err != nil {
-		return nil, "", err
+		return keyring.Set{}, err
 	}
-	var keys []keyring.Key
-	for _, k := range resp.Msg.Keys {
-		keys = append(keys, keyring.Key{ID: k.Id, Key: k.Key, Created: k.CreateTime.AsTime()})
-	}
-	return keys, resp.Msg.ActiveId, nil
+	return keyring.SetFromProto(resp.Msg), nil
 }
 
 // Keyring is this node's part of the cluster keyring (server.KeyringBackend).
