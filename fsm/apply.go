@@ -198,6 +198,9 @@ func (t *tables) updateComponentSpec(index uint64, now *timestamppb.Timestamp, o
 	if err != nil {
 		return err
 	}
+	if op.IfModifyIndex != 0 && op.IfModifyIndex != c.ModifyIndex {
+		return conflict("component %q changed at index %d, after the read at %d this spec was edited from", c.Name, c.ModifyIndex, op.IfModifyIndex)
+	}
 	if err := ValidSpec(c.Runtime, op.GetSpec()); err != nil {
 		return err
 	}

@@ -1157,3 +1157,35 @@ func TestScaleConditionalOnModifyIndex(t *testing.T) {
 		t.Fatalf("replicas %d after a current conditional scale", c.Replicas)
 	}
 }
+
+// A spec read, edited and sent back whole applies only while the component is as it was read:
+// it never erases a change committed since (another user's edit).
+func TestUpdateSpecConditionalOnModifyIndex(t *testing.T) {
+	st := NewStore()
+	apply := applier(t, st)
+	apply(cmdCreateComponent(webComponent()))
+	c, _ := st.Component("web")
+	read := c.ModifyIndex
+	other := clone(c.Spec)
+	other.ScaleMax++
+	apply(cmdUpdateSpec("web", other)) // another user's edit: unconditional
+	mine := clone(c.Spec)
+	mine.Env = map[string]string{"MINE": "1"}
+	stale := cmdUpdateSpec("web", mine)
+	stale.GetUpdateComponentSpec().IfModifyIndex = read
+	if err := st.Apply(st.Index()+1, stale); !errors.Is(err, ErrConflict) {
+		t.Fatalf("an edit of a spec read before another user's edit: %v, want ErrConflict", err)
+	}
+	c, _ = st.Component("web")
+	if c.Spec.ScaleMax != other.ScaleMax || c.Spec.Env["MINE"] != "" {
+		t.Fatalf("spec %v after a refused conditional update", c.Spec)
+	}
+	fresh := cmdUpdateSpec("web", mine)
+	fresh.GetUpdateComponentSpec().IfModifyIndex = c.ModifyIndex
+	if err := st.Apply(st.Index()+1, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := st.Component("web"); c.Spec.Env["MINE"] != "1" {
+		t.Fatalf("spec %v after a current conditional update", c.Spec)
+	}
+}

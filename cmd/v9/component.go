@@ -153,6 +153,10 @@ func newComponentListCmd(a *app) *cobra.Command {
 	return cmd
 }
 
+// updateTries is how many times `component update` reads and edits a spec that others keep
+// changing before it gives up.
+const updateTries = 3
+
 func newComponentUpdateCmd(a *app) *cobra.Command {
 	var (
 		spec specFlags
@@ -174,24 +178,37 @@ serving. A change of scale alone restarts nothing.`,
 				return usageError{fmt.Errorf("nothing to update: give at least one spec flag")}
 			}
 			c := a.client()
-			cur, err := c.Components.Get(cmd.Context(), connect.NewRequest(&componentv1.GetRequest{
-				Name: args[0],
-				Read: readOptions(true),
-			}))
-			if err != nil {
-				return err
-			}
-			comp := cur.Msg.GetComponent()
-			s := comp.GetSpec()
-			if s == nil {
-				s = &statev1.ComponentSpec{}
-			}
-			if err := spec.apply(cmd.Flags(), comp.GetRuntime(), s); err != nil {
-				return err
-			}
-			res, err := c.Components.UpdateSpec(cmd.Context(), connect.NewRequest(&componentv1.UpdateSpecRequest{Name: args[0], Spec: s}))
-			if err != nil {
-				return err
+			// Read, edit, write back only if nobody changed the component meanwhile (another
+			// user's edit would be erased); if someone did, read again and redo the edit.
+			var res *connect.Response[componentv1.UpdateSpecResponse]
+			for try := 1; ; try++ {
+				cur, err := c.Components.Get(cmd.Context(), connect.NewRequest(&componentv1.GetRequest{
+					Name: args[0],
+					Read: readOptions(true),
+				}))
+				if err != nil {
+					return err
+				}
+				comp := cur.Msg.GetComponent()
+				s := comp.GetSpec()
+				if s == nil {
+					s = &statev1.ComponentSpec{}
+				}
+				if err := spec.apply(cmd.Flags(), comp.GetRuntime(), s); err != nil {
+					return err
+				}
+				res, err = c.Components.UpdateSpec(cmd.Context(), connect.NewRequest(&componentv1.UpdateSpecRequest{
+					Name: args[0], Spec: s, IfModifyIndex: comp.GetModifyIndex(),
+				}))
+				if err == nil {
+					break
+				}
+				if connect.CodeOf(err) != connect.CodeAborted || try == updateTries {
+					if connect.CodeOf(err) == connect.CodeAborted {
+						return fmt.Errorf("component %q was changed by someone else %d times while this update was made: nothing was written, run it again", args[0], try)
+					}
+					return err
+				}
 			}
 			if err := a.report(cmd, res.Msg, "component %q updated", args[0]); err != nil {
 				return err

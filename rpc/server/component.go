@@ -183,7 +183,7 @@ func (s *Components) writeThenGet(ctx context.Context, cmd *statev1.Command, nam
 }
 
 func (s *Components) UpdateSpec(ctx context.Context, req *connect.Request[componentv1.UpdateSpecRequest]) (*connect.Response[componentv1.UpdateSpecResponse], error) {
-	cmd := &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: req.Msg.Name, Spec: req.Msg.Spec}}}
+	cmd := &statev1.Command{Op: &statev1.Command_UpdateComponentSpec{UpdateComponentSpec: &statev1.UpdateComponentSpec{Name: req.Msg.Name, Spec: req.Msg.Spec, IfModifyIndex: req.Msg.IfModifyIndex}}}
 	idx, c, err := s.writeThenGet(ctx, cmd, req.Msg.Name)
 	if err != nil {
 		return nil, err

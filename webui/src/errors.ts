@@ -29,9 +29,11 @@ export function explain(err: unknown): Explained {
     case Code.InvalidArgument:
     case Code.OutOfRange:
       return { code: e.code, title: "Not accepted", detail, action: "Change the value and try again." };
+    case Code.Aborted:
+      // A conditional write (if_modify_index) refused: what it was edited from changed.
+      return { code: e.code, title: "Changed by someone else", detail, action: "Nothing was saved. Reload, then make your change again." };
     case Code.FailedPrecondition:
     case Code.AlreadyExists:
-    case Code.Aborted:
       return { code: e.code, title: "Cannot do that now", detail, action: "The component or cluster is in another state; reload and try again." };
     case Code.Unavailable:
       return {

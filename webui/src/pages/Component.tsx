@@ -302,12 +302,15 @@ function Settings({ c }: { c: Component }) {
   const update = useMutation(ComponentService.method.updateSpec, { onError: onApiError });
   const mayEdit = can(useIdentity(), "developer");
   const [env, setEnv] = useState<[string, string][] | null>(null);
+  // The component's modify index when editing began: the save applies only if nobody changed
+  // the component since (else it would erase their change), and says "changed by someone else".
+  const [editedFrom, setEditedFrom] = useState(0n);
   const rows = env ?? Object.entries(spec?.env ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
   const editing = env !== null;
   const save = () => {
     const next = spec ? clone(ComponentSpecSchema, spec) : create(ComponentSpecSchema);
     next.env = Object.fromEntries(rows.filter(([k]) => k.trim() !== "").map(([k, v]) => [k.trim(), v]));
-    update.mutate({ name: c.name, spec: next }, { onSuccess: () => setEnv(null) });
+    update.mutate({ name: c.name, spec: next, ifModifyIndex: editedFrom }, { onSuccess: () => setEnv(null) });
   };
   return (
     <Card id="settings-h" title="Settings">
@@ -387,7 +390,14 @@ function Settings({ c }: { c: Component }) {
           </>
         ) : (
           mayEdit && (
-            <button type="button" className="btn btn-small" onClick={() => setEnv(rows)}>
+            <button
+              type="button"
+              className="btn btn-small"
+              onClick={() => {
+                setEditedFrom(c.modifyIndex);
+                setEnv(rows);
+              }}
+            >
               Edit environment
             </button>
           )

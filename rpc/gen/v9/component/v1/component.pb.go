@@ -753,9 +753,13 @@ func (x *ComponentStatus) GetPlacements() []*v1.Placement {
 }
 
 type UpdateSpecRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Spec          *v1.ComponentSpec      `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Spec  *v1.ComponentSpec      `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	// if_modify_index, when set, makes the update conditional: it is refused with Aborted
+	// unless the component's modify_index is still this, so that a spec read, edited and sent
+	// back whole never erases a change committed since (another user's). Unset: unconditional.
+	IfModifyIndex uint64 `protobuf:"varint,3,opt,name=if_modify_index,json=ifModifyIndex,proto3" json:"if_modify_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -802,6 +806,13 @@ func (x *UpdateSpecRequest) GetSpec() *v1.ComponentSpec {
 		return x.Spec
 	}
 	return nil
+}
+
+func (x *UpdateSpecRequest) GetIfModifyIndex() uint64 {
+	if x != nil {
+		return x.IfModifyIndex
+	}
+	return 0
 }
 
 type UpdateSpecResponse struct {
@@ -1307,10 +1318,11 @@ const file_v9_component_v1_component_proto_rawDesc = "" +
 	"\x11active_deployment\x18\x04 \x01(\v2\x17.v9.state.v1.DeploymentR\x10activeDeployment\x126\n" +
 	"\n" +
 	"placements\x18\x05 \x03(\v2\x16.v9.state.v1.PlacementR\n" +
-	"placements\"W\n" +
+	"placements\"\x7f\n" +
 	"\x11UpdateSpecRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
-	"\x04spec\x18\x02 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\"`\n" +
+	"\x04spec\x18\x02 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\x12&\n" +
+	"\x0fif_modify_index\x18\x03 \x01(\x04R\rifModifyIndex\"`\n" +
 	"\x12UpdateSpecResponse\x124\n" +
 	"\tcomponent\x18\x01 \x01(\v2\x16.v9.state.v1.ComponentR\tcomponent\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x04R\x05index\"\"\n" +

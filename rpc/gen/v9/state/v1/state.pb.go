@@ -2541,7 +2541,10 @@ type UpdateComponentSpec struct {
 	// spec; such entries stay in logs and snapshots' tails), recorded as manifest_spec
 	// with the user's settings kept over it; otherwise it is what a user wants now, and the
 	// user's settings become its differences from manifest_spec.
-	FromManifest  bool `protobuf:"varint,3,opt,name=from_manifest,json=fromManifest,proto3" json:"from_manifest,omitempty"`
+	FromManifest bool `protobuf:"varint,3,opt,name=from_manifest,json=fromManifest,proto3" json:"from_manifest,omitempty"`
+	// if_modify_index, when set, makes the update conditional (as ScaleComponent's): refused
+	// (fsm.ErrConflict) unless the component's modify_index is still this.
+	IfModifyIndex uint64 `protobuf:"varint,4,opt,name=if_modify_index,json=ifModifyIndex,proto3" json:"if_modify_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2595,6 +2598,13 @@ func (x *UpdateComponentSpec) GetFromManifest() bool {
 		return x.FromManifest
 	}
 	return false
+}
+
+func (x *UpdateComponentSpec) GetIfModifyIndex() uint64 {
+	if x != nil {
+		return x.IfModifyIndex
+	}
+	return 0
 }
 
 type SetComponentDesired struct {
@@ -4654,11 +4664,12 @@ const file_v9_state_v1_state_proto_rawDesc = "" +
 	"\x04link\x18\x02 \x01(\v2\x17.v9.state.v1.GithubLinkR\x04link\x127\n" +
 	"\n" +
 	"deployment\x18\x03 \x01(\v2\x17.v9.state.v1.DeploymentR\n" +
-	"deployment\"~\n" +
+	"deployment\"\xa6\x01\n" +
 	"\x13UpdateComponentSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x04spec\x18\x02 \x01(\v2\x1a.v9.state.v1.ComponentSpecR\x04spec\x12#\n" +
-	"\rfrom_manifest\x18\x03 \x01(\bR\ffromManifest\"^\n" +
+	"\rfrom_manifest\x18\x03 \x01(\bR\ffromManifest\x12&\n" +
+	"\x0fif_modify_index\x18\x04 \x01(\x04R\rifModifyIndex\"^\n" +
 	"\x13SetComponentDesired\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
 	"\adesired\x18\x02 \x01(\x0e2\x19.v9.state.v1.DesiredStateR\adesired\"h\n" +
