@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +55,7 @@ nothing sealed with it is left ('list' shows each key's uses).`,
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		printMissingKeys(cmd.OutOrStdout(), ans.Missing)
 		if len(ans.Unreachable) > 0 {
 			fmt.Fprintf(cmd.OutOrStdout(), "not reached (they take the change when they next fetch keys): %s\n", strings.Join(ans.Unreachable, ", "))
 		}
@@ -71,4 +74,25 @@ nothing sealed with it is left ('list' shows each key's uses).`,
 			}},
 	)
 	return cmd
+}
+
+// printMissingKeys says which sealed values no node can open, and how to bring their keys back.
+func printMissingKeys(w io.Writer, missing map[string]int) {
+	for _, id := range slices.Sorted(maps.Keys(missing)) {
+		fmt.Fprintf(w, "key %s, which seals %d value(s), is held by no node: put the keyring.json of a node of the cluster that made it into a node's data dir (see docs/operating.md, Backup and restore)\n", id, missing[id])
+	}
+}
+
+// warnMissingKeys tells, after a restore, of the restored secrets no node can open.
+func warnMissingKeys(cmd *cobra.Command, a *app) {
+	resp, err := a.client().Do(cmd.Context(), http.MethodGet, server.KeyringPath)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	var ans server.KeyringAnswer
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ans) != nil {
+		return
+	}
+	printMissingKeys(cmd.ErrOrStderr(), ans.Missing)
 }

@@ -99,6 +99,7 @@ func newSnapshotRestoreCmd(a *app) *cobra.Command {
 				res, err := restoreOnce(cmd.Context(), a, f)
 				if err == nil {
 					m := res.Msg
+					warnMissingKeys(cmd, a)
 					return a.report(cmd, m, "restored %d components, %d deployments and %d artifacts (saved at index %d) at index %d",
 						m.GetComponents(), m.GetDeployments(), m.GetArtifacts(), m.GetSavedIndex(), m.GetIndex())
 				}

@@ -49,6 +49,9 @@ type KeyringAnswer struct {
 	Active      string    `json:"active"`
 	Keys        []KeyInfo `json:"keys"`
 	Unreachable []string  `json:"unreachable,omitempty"`
+	// Missing counts, per key id, the sealed values whose key no node holds (after a
+	// restore into a new cluster without the old keyring): they cannot be opened.
+	Missing map[string]int `json:"missing,omitempty"`
 }
 
 // KeyringHandler serves the keyring's administration.
@@ -136,7 +139,7 @@ func keyringAnswer(ctx context.Context, b KeyringBackend) (*KeyringAnswer, error
 		return nil, err
 	}
 	keys, active := b.Keyring().Keys.Keys()
-	a := &KeyringAnswer{Active: active}
+	a := &KeyringAnswer{Active: active, Missing: b.Keyring().Missing(ctx, uses)}
 	for _, k := range keys {
 		a.Keys = append(a.Keys, KeyInfo{ID: k.ID, Created: k.Created, Active: k.ID == active, Uses: uses[k.ID]})
 	}
