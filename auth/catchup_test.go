@@ -31,22 +31,27 @@ func (b *blockingBarrier) barrier(ctx context.Context) error {
 }
 
 // A flood of callers with unknown tokens shares catch-ups: a hundred callers asking while
-// one is under way cost two (the one under way began before some of them asked).
+// one is under way cost two (the one under way began before some of them asked), three if
+// the scheduler holds one back past the second.
 func TestCatchUpIsSharedByConcurrentCallers(t *testing.T) {
 	b := &blockingBarrier{release: make(chan struct{})}
 	c := &CatchUp{Barrier: b.barrier}
-	var wg sync.WaitGroup
+	var wg, started sync.WaitGroup
 	errs := make(chan error, 100)
 	for range 100 {
 		wg.Add(1)
+		started.Add(1)
 		go func() {
 			defer wg.Done()
+			started.Done()
 			errs <- c.Do(context.Background())
 		}()
 	}
+	started.Wait()
 	for b.calls.Load() == 0 { // the first has begun
 		time.Sleep(time.Millisecond)
 	}
+	time.Sleep(20 * time.Millisecond) // the callers reach Do while the first is under way
 	close(b.release)
 	wg.Wait()
 	close(errs)
@@ -55,8 +60,8 @@ func TestCatchUpIsSharedByConcurrentCallers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := b.calls.Load(); n > 2 {
-		t.Fatalf("%d catch-ups for 100 callers, want at most 2", n)
+	if n := b.calls.Load(); n > 3 {
+		t.Fatalf("%d catch-ups for 100 callers, want at most 3", n)
 	}
 }
 

@@ -24,6 +24,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"connectrpc.com/connect"
 )
 
 // A join token lets one new node receive a certificate of the cluster CA. Its secret
@@ -203,6 +205,9 @@ func (j *JoinIssuer) issue(ctx context.Context, req *JoinRequest) (*JoinAnswer, 
 		return nil, &joinError{http.StatusServiceUnavailable, fmt.Sprintf("node %s does not hold the CA key (%s in its TLS directory): join through a node that does (docs/security.md)", j.Node, CAKeyFile)}
 	}
 	if err := j.Consume(ctx, k.Id); err != nil {
+		if connect.CodeOf(err) == connect.CodeAlreadyExists { // used through another node meanwhile
+			return nil, forbid("join token %s was already used (or revoked): make a new one", k.Id)
+		}
 		return nil, forbid("join token %s could not be used: %v", k.Id, err)
 	}
 	der, err := signNode(caCert, caKey, req.NodeID, csr.PublicKey, NodeCertOptions{DNSNames: csr.DNSNames, IPs: csr.IPAddresses})

@@ -52,9 +52,6 @@ func LoadNodeTLS(f TLSFiles) (*NodeTLS, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := verifyNode(m.cert.Leaf, m.pool, x509.ExtKeyUsageServerAuth); err != nil {
-		return nil, fmt.Errorf("%s: %w", f.Cert, err)
-	}
 	t.cur, t.stamp, t.checked = m, stamp, time.Now()
 	return t, nil
 }
@@ -79,6 +76,15 @@ func (t *NodeTLS) load() (*material, [3]time.Time, error) {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(ca) {
 		return nil, stamp, fmt.Errorf("%s holds no PEM certificate", t.files.CA)
+	}
+	// At start and at every reload: a node certificate of this CA, for the same node (a
+	// renewal signed by another CA, or for another id, is refused and the last good kept).
+	id, err := verifyNode(cert.Leaf, pool, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return nil, stamp, fmt.Errorf("%s: %w", t.files.Cert, err)
+	}
+	if t.cur != nil && t.cur.cert.Leaf.Subject.CommonName != id {
+		return nil, stamp, fmt.Errorf("%s: a certificate for node %q, not %q: refused", t.files.Cert, id, t.cur.cert.Leaf.Subject.CommonName)
 	}
 	return &material{cert: &cert, pool: pool}, stamp, nil
 }

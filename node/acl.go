@@ -81,13 +81,13 @@ func (n *Node) joinIssuer() *auth.JoinIssuer {
 		},
 		Member: func(id string) bool {
 			_, err := n.fsm.Store.Node(id)
-			return err == nil || n.isVoter(id)
+			return err == nil || n.IsMember(id)
 		},
 	}
 }
 
-// isVoter reports whether id is in this node's Raft configuration.
-func (n *Node) isVoter(id string) bool {
+// IsMember reports whether id is in this node's Raft configuration (any suffrage).
+func (n *Node) IsMember(id string) bool {
 	f := n.raft.r.GetConfiguration()
 	if f.Error() != nil {
 		return false

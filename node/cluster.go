@@ -168,20 +168,21 @@ func (n *Node) removeAsLeader(id string) (uint64, error) {
 		}
 		defer done()
 	}
-	if nodeErr == nil {
-		cmd := &statev1.Command{Op: &statev1.Command_RemoveNode{RemoveNode: &statev1.RemoveNode{Id: id}}}
-		var err error
-		if idx, err = n.ApplyLocal(context.Background(), cmd); err != nil && !errors.Is(err, fsm.ErrNotFound) {
-			return 0, err
-		}
-	}
+	// Out of Raft first: the leader then refuses its writes (it would register again).
 	if member {
 		rf := r.RemoveServer(raft.ServerID(id), 0, 10*time.Second)
 		if err := rf.Error(); err != nil {
 			return 0, leaderErr(err)
 		}
-		idx = max(idx, rf.Index())
+		idx = rf.Index()
 		n.log.Info("removed peer", "id", id)
+	}
+	if nodeErr == nil {
+		cmd := &statev1.Command{Op: &statev1.Command_RemoveNode{RemoveNode: &statev1.RemoveNode{Id: id}}}
+		i, err := n.ApplyLocal(context.Background(), cmd)
+		if idx = max(idx, i); err != nil && !errors.Is(err, fsm.ErrNotFound) {
+			return 0, err
+		}
 	}
 	return idx, nil
 }

@@ -83,8 +83,8 @@ func (n *Node) watchMembership(ctx context.Context) {
 }
 
 // leaderless reports whether this node has known no leader for 10 s while a node at one of
-// its --join addresses follows a leader whose configuration does not list this node: it
-// was removed while it was down and never received the entry that says so.
+// its --join addresses follows a leader whose configuration does not list this node (or at
+// another Raft address): it was removed, or moved, while down; it must join (again).
 func (n *Node) leaderless(ctx context.Context, since *time.Time) bool {
 	if _, id := n.raft.r.LeaderWithID(); id != "" {
 		*since = time.Time{}
@@ -104,7 +104,7 @@ func (n *Node) leaderless(ctx context.Context, since *time.Time) bool {
 			continue
 		}
 		for _, m := range st.Msg.GetMembers() {
-			if m.GetId() == n.cfg.ID {
+			if m.GetId() == n.cfg.ID && m.GetRaftAddr() == n.RaftAddr() { // listed elsewhere: rejoin here
 				return false
 			}
 		}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"connectrpc.com/connect"
@@ -90,6 +91,8 @@ type InternalBackend interface {
 	// RootKeys returns the keyring's root keys this node holds; with create, the leader
 	// makes the first one if the cluster has none.
 	RootKeys(ctx context.Context, create bool) (*clusterv1.KeysResponse, error)
+	// IsMember reports whether node id is in this node's Raft configuration.
+	IsMember(id string) bool
 }
 
 // Internal implements InternalService.
@@ -108,7 +111,22 @@ func (s *Internal) Discover(ctx context.Context, req *connect.Request[clusterv1.
 	return respond(s.B.Discover(ctx, req.Msg))
 }
 
+// member refuses a node that is not in the Raft configuration (removed, or never joined):
+// its certificate of the cluster CA outlives its membership, so it alone must not let a
+// machine write to the state, take part in reads or heartbeats, or fetch root keys. Calls
+// without a peer certificate (a dev cluster without TLS) are not checked here.
+func (s *Internal) member(ctx context.Context, what string) error {
+	if id := auth.PeerNode(ctx); id != "" && !s.B.IsMember(id) {
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
+			"%s refused: node %q is not a member of this cluster (removed?); it must join again (v9 agent --join) before it takes part", what, id))
+	}
+	return nil
+}
+
 func (s *Internal) Apply(ctx context.Context, req *connect.Request[clusterv1.ApplyRequest]) (*connect.Response[clusterv1.ApplyResponse], error) {
+	if err := s.member(ctx, "apply"); err != nil {
+		return nil, err
+	}
 	if req.Msg.Command == nil {
 		return nil, invalidArg(errors.New("apply needs a command"))
 	}
@@ -120,6 +138,9 @@ func (s *Internal) Apply(ctx context.Context, req *connect.Request[clusterv1.App
 }
 
 func (s *Internal) ReadIndex(ctx context.Context, _ *connect.Request[clusterv1.ReadIndexRequest]) (*connect.Response[clusterv1.ReadIndexResponse], error) {
+	if err := s.member(ctx, "read index"); err != nil {
+		return nil, err
+	}
 	idx, err := s.B.ReadIndex(ctx)
 	if err != nil {
 		return nil, toConnect(err)
@@ -135,10 +156,16 @@ func (s *Internal) Heartbeat(ctx context.Context, req *connect.Request[clusterv1
 	if err := auth.CallerIs(ctx, req.Msg.NodeId, "heartbeat"); err != nil {
 		return nil, err
 	}
+	if err := s.member(ctx, "heartbeat"); err != nil {
+		return nil, err
+	}
 	return respond(s.B.HeartbeatAsLeader(ctx, req.Msg))
 }
 
 func (s *Internal) Keys(ctx context.Context, req *connect.Request[clusterv1.KeysRequest]) (*connect.Response[clusterv1.KeysResponse], error) {
+	if err := s.member(ctx, "root keys"); err != nil {
+		return nil, err
+	}
 	return respond(s.B.RootKeys(ctx, req.Msg.Create))
 }
 
