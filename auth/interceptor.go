@@ -46,6 +46,10 @@ type Authorizer struct {
 	// GitHub user a token or session belongs to is still let in, and with which role: a
 	// login taken off the lists loses its sessions and tokens at once, not when they expire.
 	Users *GitHubConfig
+	// Changes, when set, tells when the tokens change: a stream a token opened is checked
+	// again then, and ends (Unauthenticated, PermissionDenied) once its token no longer
+	// passes. Without it a stream ends only when its token expires.
+	Changes TokenChanges
 
 	mu   sync.Mutex
 	used map[string]time.Time
@@ -238,11 +242,22 @@ func (i interceptor) WrapStreamingClient(next connect.StreamingClientFunc) conne
 
 func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		ctx, err := i.a.Authorize(ctx, conn.Spec().Procedure, conn.RequestHeader())
+		procedure := conn.Spec().Procedure
+		ctx, err := i.a.Authorize(ctx, procedure, conn.RequestHeader())
 		if err != nil {
 			return err
 		}
-		return next(ctx, conn)
+		// A stream lasts: its token is checked again while it does (streamGuard).
+		ctx, g, stop := i.a.guardStream(ctx, procedure, requestSecret(conn.RequestHeader()), FromContext(ctx))
+		defer stop()
+		if g == nil {
+			return next(ctx, conn)
+		}
+		err = next(ctx, guardedConn{StreamingHandlerConn: conn, ctx: ctx, g: g})
+		if r := g.refusal(); r != nil {
+			return r
+		}
+		return err
 	}
 }
 

@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"context"
+
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -16,6 +18,15 @@ const AuditSize = 1000
 var validRoles = map[string]bool{"viewer": true, "developer": true, "admin": true, "join": true}
 
 // ---- tokens ----
+
+// TokensIndex is the index of the tokens' last change, GitHub login bindings included
+// (auth.TokenChanges).
+func (st *Store) TokensIndex() uint64 { return st.TableIndex(TableTokens) }
+
+// WaitTokens returns once the tokens changed above min (auth.TokenChanges; WaitTables).
+func (st *Store) WaitTokens(ctx context.Context, min uint64) (uint64, error) {
+	return st.WaitTables(ctx, min, TableTokens)
+}
 
 func (t *tables) createAPIToken(now *timestamppb.Timestamp, op *statev1.CreateApiToken) error {
 	k := op.GetToken()

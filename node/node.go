@@ -88,7 +88,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.peers = newPeerClients(n.faults, cfg.TLS)
 	n.Replica = &replica.Replica{Store: n.fsm.Store, Peers: replicaPeers{n}}
 	n.cfg.SignIn.Bindings = n.fsm.Store // the GitHub logins bound to user ids
-	n.authz = &auth.Authorizer{Tokens: n.fsm.Store, CatchUp: (&auth.CatchUp{Barrier: n.ConsistentBarrier, MinGap: auth.CatchUpGap}).Do, Insecure: cfg.TLS == nil, Users: &n.cfg.SignIn}
+	n.authz = &auth.Authorizer{Tokens: n.fsm.Store, CatchUp: (&auth.CatchUp{Barrier: n.ConsistentBarrier, MinGap: auth.CatchUpGap}).Do, Insecure: cfg.TLS == nil, Users: &n.cfg.SignIn,
+		Changes: n.fsm.Store}
 	n.disc.known = map[string]peer{}
 	n.setupLeadership()
 
