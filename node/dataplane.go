@@ -61,7 +61,8 @@ func (n *Node) openDataPlane() error {
 		return err
 	}
 	n.runtimes = n.dp.Runtimes()
-	n.observe = observe.New(observe.Config{NodeID: n.cfg.ID, Store: n.fsm.Store, Logs: n.logs, Rollups: rollups, Peers: observePeers{n}})
+	n.observe = observe.New(observe.Config{NodeID: n.cfg.ID, Store: n.fsm.Store, Logs: n.logs, Rollups: rollups, Peers: observePeers{n},
+		Stopping: n.ctx.Done()})
 	return nil
 }
 

@@ -30,6 +30,9 @@ type Config struct {
 	// Rollups are this node's request statistics, which its proxy records into.
 	Rollups *Rollups
 	Peers   Peers
+	// Stopping is closed when the node begins to stop: follow tails end then (Unavailable,
+	// which clients retry, elsewhere or once it is back) instead of holding its shutdown.
+	Stopping <-chan struct{}
 }
 
 // Service answers LogService.Tail and StatsService.Series for one node.

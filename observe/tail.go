@@ -2,11 +2,13 @@ package observe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
 	"time"
 
+	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/velocity9/v9/fsm"
@@ -107,6 +109,9 @@ collect:
 		case <-ctx.Done():
 			stop()
 			return nil
+		case <-s.cfg.Stopping:
+			stop()
+			return errStopping
 		case b := <-ch:
 			stop()
 			if len(b.lines) > 0 {
@@ -125,8 +130,11 @@ collect:
 	}
 }
 
+// errStopping ends the follow tails of a node that stops.
+var errStopping = connect.NewError(connect.CodeUnavailable, errors.New("this node is stopping: follow the logs through another node, or again once it is back"))
+
 // nodeBatch is a batch of one node's lines; first marks the first batch of its tail (its
-// recent lines), done a node that ended its tail before it sent any.
+// recent lines), done a node whose first attempt ended before it sent any.
 type nodeBatch struct {
 	lines []*logsv1.LogLine
 	first bool
@@ -165,14 +173,23 @@ func (s *Service) tailNode(ctx context.Context, id string, req *logsv1.TailReque
 	wait := retryMin
 	for {
 		began := time.Now()
-		if nd, err := s.cfg.Store.Node(id); err != nil {
-			break // the node left the cluster
-		} else if id == s.cfg.NodeID {
+		nd, left := s.cfg.Store.Node(id) // left: the node left the cluster
+		switch {
+		case left != nil:
+		case id == s.cfg.NodeID:
 			_ = s.TailLogs(ctx, req, emit)
-		} else {
+		default:
 			_ = s.cfg.Peers.TailLogs(ctx, nd.ApiAddr, req, emit)
 		}
-		if !req.Follow || ctx.Err() != nil {
+		if first {
+			// No answer: the tail's first batch does not wait for this node.
+			first = false
+			select {
+			case ch <- nodeBatch{done: true}:
+			case <-ctx.Done():
+			}
+		}
+		if left != nil || !req.Follow || ctx.Err() != nil {
 			break
 		}
 		if time.Since(began) > retryMax {
@@ -183,12 +200,6 @@ func (s *Service) tailNode(ctx context.Context, id string, req *logsv1.TailReque
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, retryMax)
-	}
-	if first {
-		select {
-		case ch <- nodeBatch{done: true}:
-		case <-ctx.Done():
-		}
 	}
 }
 
@@ -217,6 +228,8 @@ func (s *Service) tailLocal(ctx context.Context, req *logsv1.TailRequest, lines 
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.cfg.Stopping:
+			return errStopping
 		case l := <-sub.C:
 			batch := &logsv1.TailResponse{Lines: []*logsv1.LogLine{s.toProto(l)}}
 			for more := true; more && len(batch.Lines) < 256; {
