@@ -35,7 +35,7 @@ func (b *blockingBarrier) barrier(ctx context.Context) error {
 // the scheduler holds one back past the second.
 func TestCatchUpIsSharedByConcurrentCallers(t *testing.T) {
 	b := &blockingBarrier{release: make(chan struct{})}
-	c := &CatchUp{Barrier: b.barrier}
+	c := &CatchUp{Barrier: b.barrier, MinGap: 100 * time.Millisecond} // stragglers share one more
 	var wg, started sync.WaitGroup
 	errs := make(chan error, 100)
 	for range 100 {
