@@ -63,7 +63,6 @@ func TestLogTailOfADeletedComponentEnds(t *testing.T) {
 // healthy-looking, without that node's lines.
 func TestLogTailFollowsANodeThatRestarts(t *testing.T) {
 	c := NewTestCluster(t, 3)
-	quiet(c)
 	api := "http://" + c.Nodes[0].APIAddr()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

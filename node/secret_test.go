@@ -22,7 +22,6 @@ import (
 // do: Unavailable (no leader), or succeed once it reaches one.
 func TestSecretSetThroughABehindNodeIsNotNotFound(t *testing.T) {
 	c := NewTestCluster(t, 3)
-	quiet(c)
 	leader := c.Leader(t)
 	var f *Node
 	var fi int

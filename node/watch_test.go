@@ -20,7 +20,6 @@ import (
 // forever, and a component created meanwhile never showed.
 func TestWatchOnACutOffNodeSaysSo(t *testing.T) {
 	c := NewTestCluster(t, 3)
-	quiet(c)
 	leader := c.Leader(t)
 	var f *Node
 	var fi int
