@@ -23,16 +23,7 @@ func TestLogTailOfADeletedComponentEnds(t *testing.T) {
 	api := "http://" + c.Nodes[0].APIAddr()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	comps := componentv1connect.NewComponentServiceClient(TestHTTPClient, api)
-	if _, err := comps.Create(ctx, connect.NewRequest(&componentv1.CreateRequest{
-		Name: "doomed", Runtime: statev1.Runtime_RUNTIME_WASM, Spec: &statev1.ComponentSpec{ScaleMin: 0, ScaleMax: 1},
-	})); err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	stream, err := logsv1connect.NewLogServiceClient(TestHTTPClient, api).Tail(ctx, connect.NewRequest(&logsv1.TailRequest{Component: "doomed", Follow: true}))
-	if err != nil {
-		t.Fatalf("tail: %v", err)
-	}
+	comps, stream := createAndFollow(ctx, t, api, "doomed")
 	defer stream.Close()
 	if !stream.Receive() {
 		t.Fatalf("first batch: %v", stream.Err())
@@ -66,17 +57,7 @@ func TestLogTailFollowsANodeThatRestarts(t *testing.T) {
 	api := "http://" + c.Nodes[0].APIAddr()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	comps := componentv1connect.NewComponentServiceClient(TestHTTPClient, api)
-	if _, err := comps.Create(ctx, connect.NewRequest(&componentv1.CreateRequest{
-		Name: "tailed", Runtime: statev1.Runtime_RUNTIME_WASM, Spec: &statev1.ComponentSpec{ScaleMin: 0, ScaleMax: 1},
-	})); err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	logs := logsv1connect.NewLogServiceClient(TestHTTPClient, api)
-	stream, err := logs.Tail(ctx, connect.NewRequest(&logsv1.TailRequest{Component: "tailed", Follow: true}))
-	if err != nil {
-		t.Fatalf("tail: %v", err)
-	}
+	_, stream := createAndFollow(ctx, t, api, "tailed")
 	defer stream.Close()
 	lines := make(chan string, 64)
 	go func() {
@@ -117,4 +98,20 @@ func TestLogTailFollowsANodeThatRestarts(t *testing.T) {
 	if !waitLine(2, "after restart", 20*time.Second) {
 		t.Fatal("after n3 restarted, the follow tail never showed its lines again, and did not end with an error either")
 	}
+}
+
+// createAndFollow creates a wasm component at zero through api and opens a follow tail of it.
+func createAndFollow(ctx context.Context, t *testing.T, api, name string) (componentv1connect.ComponentServiceClient, *connect.ServerStreamForClient[logsv1.TailResponse]) {
+	t.Helper()
+	comps := componentv1connect.NewComponentServiceClient(TestHTTPClient, api)
+	if _, err := comps.Create(ctx, connect.NewRequest(&componentv1.CreateRequest{
+		Name: name, Runtime: statev1.Runtime_RUNTIME_WASM, Spec: &statev1.ComponentSpec{ScaleMin: 0, ScaleMax: 1},
+	})); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	stream, err := logsv1connect.NewLogServiceClient(TestHTTPClient, api).Tail(ctx, connect.NewRequest(&logsv1.TailRequest{Component: name, Follow: true}))
+	if err != nil {
+		t.Fatalf("tail: %v", err)
+	}
+	return comps, stream
 }
