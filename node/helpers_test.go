@@ -74,6 +74,19 @@ func quiet(c *TestCluster) {
 	}
 }
 
+// follower returns a live node that does not lead, and its index in c.Nodes.
+func follower(t *testing.T, c *TestCluster) (*Node, int) {
+	t.Helper()
+	f := c.Follower(t)
+	for i, n := range c.Nodes {
+		if n == f {
+			return f, i
+		}
+	}
+	t.Fatal("the follower is not in the cluster's nodes")
+	return nil, 0
+}
+
 // others returns the cluster's nodes but the one at index skip.
 func others(c *TestCluster, skip int) []*Node {
 	var out []*Node

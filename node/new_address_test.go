@@ -18,13 +18,7 @@ import (
 func TestRestartAtNewRaftAddressRejoins(t *testing.T) {
 	c := NewTestCluster(t, 3)
 	leader := c.Leader(t)
-	i := 0
-	for j, n := range c.Nodes {
-		if n != leader {
-			i = j
-			break
-		}
-	}
+	_, i := follower(t, c)
 	id := c.Nodes[i].ID()
 	old := c.Nodes[i].RaftAddr()
 	c.Stop(i)

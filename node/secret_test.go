@@ -23,14 +23,7 @@ import (
 func TestSecretSetThroughABehindNodeIsNotNotFound(t *testing.T) {
 	c := NewTestCluster(t, 3)
 	leader := c.Leader(t)
-	var f *Node
-	var fi int
-	for i, n := range c.Nodes {
-		if n != leader {
-			f, fi = n, i
-			break
-		}
-	}
+	f, fi := follower(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c.Partition(fi)

@@ -21,14 +21,7 @@ import (
 func TestWatchOnACutOffNodeSaysSo(t *testing.T) {
 	c := NewTestCluster(t, 3)
 	leader := c.Leader(t)
-	var f *Node
-	var fi int
-	for i, n := range c.Nodes {
-		if n != leader {
-			f, fi = n, i
-			break
-		}
-	}
+	f, fi := follower(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	stream, err := componentv1connect.NewComponentServiceClient(TestHTTPClient, "http://"+f.APIAddr()).Watch(ctx, connect.NewRequest(&componentv1.WatchRequest{}))
